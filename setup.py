@@ -1,0 +1,26 @@
+"""Ship the top-level firmware/ and boards/ folders inside the wheel.
+
+Users asked for firmware/ and boards/ at the top of the repo; an installed tinyface finds
+them as tinyface/_firmware and tinyface/_boards (see tinyface/resources.py).
+"""
+import shutil
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+
+HERE = Path(__file__).resolve().parent
+SHIPPED = {"firmware": "_firmware", "boards": "_boards"}
+
+
+class BuildPyWithData(build_py):
+    def run(self):
+        super().run()
+        for src, dst in SHIPPED.items():
+            target = Path(self.build_lib) / "tinyface" / dst
+            if target.exists():
+                shutil.rmtree(target)
+            shutil.copytree(HERE / src, target, ignore=shutil.ignore_patterns("__pycache__", ".pio"))
+
+
+setup(cmdclass={"build_py": BuildPyWithData})

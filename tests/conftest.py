@@ -1,0 +1,74 @@
+"""Shared fixtures. Models here are real int8 TFLite flatbuffers built with TensorFlow."""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+LFW_DIR = Path(os.environ.get("TINYFACE_DATA", REPO.parent / "shared" / "datasets" / "lfw"))
+
+
+def lfw_available() -> bool:
+    return (LFW_DIR / "images").is_dir() and (LFW_DIR / "pairs.txt").is_file()
+
+
+needs_lfw = pytest.mark.skipif(not lfw_available(), reason=f"LFW not found at {LFW_DIR} (set TINYFACE_DATA)")
+
+
+@pytest.fixture(scope="session")
+def lfw_dir() -> Path:
+    if not lfw_available():
+        pytest.skip(f"LFW not found at {LFW_DIR} (set TINYFACE_DATA)")
+    return LFW_DIR
+
+
+def build_tiny_int8_bundle(directory: Path, size: int = 48, channels: int = 1, embedding_dim: int = 32, seed: int = 0):
+    """A small real student-shaped int8 model (CONV_2D, DEPTHWISE_CONV_2D, MEAN, FULLY_CONNECTED),
+    quantized with random calibration data, saved as a bundle. Returns the Bundle."""
+    import numpy as np
+    import tensorflow as tf
+    import tf_keras as keras
+
+    from tinyface.bundle import ModelMeta, save_bundle
+
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((size, size, channels))
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(inp)
+    x = keras.layers.DepthwiseConv2D(3, strides=2, padding="same", activation="relu")(x)
+    x = keras.layers.Conv2D(16, 1, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    out = keras.layers.Dense(embedding_dim)(x)
+    model = keras.Model(inp, out)
+    rng = np.random.default_rng(seed)
+
+    def representative():
+        for _ in range(16):
+            yield [rng.uniform(-1, 1, (1, size, size, channels)).astype(np.float32)]
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = representative
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    flat = conv.convert()
+    interp = tf.lite.Interpreter(model_content=flat)
+    i, o = interp.get_input_details()[0], interp.get_output_details()[0]
+    meta = ModelMeta(
+        input_shape=[int(v) for v in i["shape"]],
+        input_scale=float(i["quantization"][0]), input_zero_point=int(i["quantization"][1]),
+        output_scale=float(o["quantization"][0]), output_zero_point=int(o["quantization"][1]),
+        embedding_dim=embedding_dim, threshold=0.5, name="tiny-test-model",
+    )
+    return save_bundle(directory, flat, meta)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory):
+    """A real int8 bundle (48x48x1 -> 32) in a session temp folder."""
+    return build_tiny_int8_bundle(tmp_path_factory.mktemp("tiny_model"))

@@ -1,0 +1,110 @@
+"""`tinyface data`: fetch a dataset, show its statistics."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from tinyface.cli.common import json_option, load_settings
+
+
+@click.group()
+def data():
+    """Fetch a dataset, or show its statistics."""
+
+
+@data.command()
+@click.argument("name", type=click.Choice(["lfw"]))
+@click.option("--url", default=None, help="Base URL of the files (default: $TINYFACE_LFW_URL, else LFW's site).")
+@click.option("--dest", type=click.Path(file_okay=False), default=None,
+              help="Where to unpack (default: the default dataset folder).")
+@click.option("--manifest", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="A JSON manifest of files and sha256s to use instead of the built-in one.")
+@click.option("--force", is_flag=True, help="Replace an existing dataset folder.")
+@click.option("--timeout", "timeout_s", type=float, default=60.0, show_default=True, help="Seconds per network read.")
+@click.pass_context
+def fetch(ctx, name, url, dest, manifest, force, timeout_s):
+    """Download NAME (LFW deep-funneled + protocol files), verify sha256, unpack atomically.
+
+    Nothing is kept unless every checksum matches.
+    """
+    from tinyface.config import default_data_dir
+    from tinyface.console import err_console, info
+    from tinyface.data.fetch import DEFAULT_LFW_URL, Manifest, builtin_manifest
+    from tinyface.data.fetch import fetch as fetch_dataset
+
+    spec = Manifest.load(manifest) if manifest else builtin_manifest(name)
+    base = url or os.environ.get("TINYFACE_LFW_URL") or DEFAULT_LFW_URL
+    target = dest or default_data_dir()
+    with err_console().status(f"downloading {name} from {base}") as status:
+        received = [0]
+
+        def progress(n):
+            received[0] += n
+            status.update(f"downloading {name} from {base}: {received[0] / 1e6:.1f} MB")
+
+        path = fetch_dataset(spec, base, target, progress=progress, timeout_s=timeout_s, force=force)
+    info(f"{name} is ready in {path}")
+
+
+@data.command()
+@click.option("--data", "data_dir", type=click.Path(), default=None,
+              help="Dataset folder (default: $TINYFACE_DATA, else ~/.cache/tinyface/datasets/lfw).")
+@click.option("--check/--no-check", default=True, show_default=True, help="Decode every image to find unreadable ones.")
+@click.option("--align", is_flag=True, help="Also run face detection (cached) and count images with no face found.")
+@json_option
+@click.pass_context
+def stats(ctx, data_dir, check, align, as_json):
+    """Identities, images, images-per-person histogram, unreadable files, faces not found."""
+    from tinyface.console import print_json, progress_bar
+    from tinyface.data.dataset import load_dataset
+
+    settings = load_settings(ctx, {"data": {"dir": data_dir}})
+    dataset = load_dataset(settings.data.data_path())
+    align_result = None
+    if align:
+        from tinyface.data.cache import FaceCache
+        from tinyface.data.faces import FaceSpec, prepare_faces
+
+        with FaceCache(settings.data.cache_path()) as cache, progress_bar("align", len(dataset.images)) as advance:
+            align_result = prepare_faces([im.path for im in dataset.images], FaceSpec.from_settings(settings), cache,
+                                         workers=settings.data.workers, progress=advance)
+    from tinyface.data.stats import dataset_stats
+
+    with progress_bar("check", len(dataset.images) if check and not align else 0) as advance:
+        result = dataset_stats(dataset, check=check, align_result=align_result, progress=advance)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    _print_stats(result)
+
+
+def _print_stats(s) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    out = Console(highlight=False)
+    out.print(f"dataset: {s.root}")
+    out.print(f"identities: {s.identities:,}   images: {s.images:,}")
+    out.print("people with >= 2 / 5 / 10 images: "
+              + " / ".join(f"{s.people_with_at_least[k]:,}" for k in (2, 5, 10)))
+    table = Table(title="images per person", title_justify="left")
+    table.add_column("images", justify="right")
+    table.add_column("people", justify="right")
+    table.add_column("")
+    peak = max(s.images_per_person.values()) or 1
+    for label, n in s.images_per_person.items():
+        table.add_row(label, f"{n:,}", "█" * max(1 if n else 0, round(30 * n / peak)))
+    out.print(table)
+    if not s.checked:
+        out.print("images were not decoded (--no-check)")
+    out.print(f"skipped files: {len(s.skipped)}")
+    for item in s.skipped[:20]:
+        out.print(f"  {item['path']}: {item['reason']}")
+    if len(s.skipped) > 20:
+        out.print(f"  ... and {len(s.skipped) - 20} more (use --json for all)")
+    if s.aligned:
+        out.print(f"no face found (centered-crop fallback): {len(s.no_face)}")
+        for path in s.no_face[:10]:
+            out.print(f"  {path}")

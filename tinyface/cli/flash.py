@@ -1,0 +1,12 @@
+"""`tinyface flash` (placeholder until its issue lands)."""
+
+import click
+
+from tinyface.cli.common import not_implemented
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def flash(args):
+    """Not implemented yet: exits 2."""
+    not_implemented("flash", "issue: boards and firmware")

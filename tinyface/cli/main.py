@@ -1,0 +1,105 @@
+"""Entry point: the lazy command group and the one place where errors become exit codes."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from tinyface import __version__
+from tinyface.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, TinyfaceError
+
+# command name -> (module, attribute, one-line help). Help text lives here so that
+# `tinyface --help` lists the commands without importing any of them.
+COMMANDS = {
+    "build": ("tinyface.cli.build", "build", "Train, distill, prune and int8-quantize a model; evaluate every stage; write a report."),
+    "evaluate": ("tinyface.cli.evaluate", "evaluate", "Evaluate a model (Keras, TFLite or TFLM) on any folder-per-person dataset."),
+    "data": ("tinyface.cli.data", "data", "Fetch a dataset, or show its statistics."),
+    "boards": ("tinyface.cli.boards", "boards", "List the supported boards and their memory and compute budgets."),
+    "profile": ("tinyface.cli.profile", "profile", "Per-layer MACs, parameters and estimated latency of a model on a board."),
+    "emulate": ("tinyface.cli.emulate", "emulate", "Run an emulated board on a pseudo-terminal (real TFLM kernels)."),
+    "bench": ("tinyface.cli.bench", "bench", "Benchmark a board over serial: latency, accuracy, parity with the host."),
+    "flash": ("tinyface.cli.flash", "flash", "Generate the firmware project, build it with PlatformIO and flash a board."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return list(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[name]
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, help_text) for name, (_, _, help_text) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+EPILOG = """\b
+Typical session:
+  tinyface data stats                 # what is in the default dataset
+  tinyface build --preset esp32       # train -> distill -> prune -> int8, report in build/
+  tinyface emulate --once &           # an emulated board on a pseudo-terminal
+  tinyface bench --port /dev/pts/N    # benchmark it (or a real board) over serial
+  tinyface flash --board esp32        # generate firmware, build and flash
+
+Settings come from defaults < tinyface.toml < command-line options. The default dataset
+is $TINYFACE_DATA, else ~/.cache/tinyface/datasets/lfw (`tinyface data fetch lfw`).
+"""
+
+
+@click.group(cls=LazyGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("-v", "--verbose", count=True, help="More output; -vv also shows tracebacks of internal errors.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="Settings file (default: ./tinyface.toml if present).")
+@click.version_option(__version__, prog_name="tinyface")
+@click.pass_context
+def cli(ctx, verbose, config_path):
+    """tinyface: face recognition for the ESP32, from photos to a flashed board.
+
+    Each step is one command; run `tinyface COMMAND --help` for its options.
+    """
+    from tinyface.console import set_verbosity
+
+    set_verbosity(verbose)
+    ctx.ensure_object(dict)
+    ctx.obj["config_path"] = config_path
+    ctx.obj["verbose"] = verbose
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; every error ends as one line on stderr and a distinct exit code."""
+    verbose = any(a in ("-v", "-vv", "--verbose") for a in (argv if argv is not None else sys.argv[1:]))
+    try:
+        rc = cli.main(args=argv, prog_name="tinyface", standalone_mode=False)
+        sys.exit(rc if isinstance(rc, int) else 0)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (click.Abort, KeyboardInterrupt):
+        click.echo("tinyface: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except TinyfaceError as exc:
+        click.echo(f"tinyface: error: {exc.one_line()}", err=True)
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        sys.exit(0)
+    except Exception as exc:  # a bug: still one line, the traceback only on request
+        if verbose:
+            import traceback
+
+            traceback.print_exc()
+        first = " ".join(str(exc).split())[:300]
+        click.echo(f"tinyface: internal error: {type(exc).__name__}: {first} (run with -v for the traceback)", err=True)
+        sys.exit(EXIT_INTERNAL)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""Terminal output: one rich console on stderr for progress and messages, plain stdout for
+results (so ``--json`` output can be piped)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from typing import Iterator
+
+_verbosity = 0
+
+
+def set_verbosity(level: int) -> None:
+    global _verbosity
+    _verbosity = level
+
+
+def verbosity() -> int:
+    return _verbosity
+
+
+def err_console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def info(message: str) -> None:
+    err_console().print(message)
+
+
+def debug(message: str) -> None:
+    if _verbosity > 0:
+        err_console().print(f"[dim]{message}[/dim]")
+
+
+def print_json(obj) -> None:
+    from tinyface.fsutil import _json_default
+
+    sys.stdout.write(json.dumps(obj, indent=2, default=_json_default) + "\n")
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, total: int | None, enabled: bool = True) -> Iterator:
+    """Yield ``advance(n=1)``; draws a rich progress bar on stderr when it is a terminal."""
+    if not enabled or total == 0:
+        yield lambda n=1: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("eta"), TimeRemainingColumn()]
+    with Progress(*columns, console=err_console(), transient=False, disable=not sys.stderr.isatty()) as prog:
+        task = prog.add_task(description, total=total)
+        yield lambda n=1: prog.advance(task, n)

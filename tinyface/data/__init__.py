@@ -1,0 +1,1 @@
+"""Face data: folder-per-person datasets, the LFW protocol, alignment, caching, splits."""

@@ -1,0 +1,171 @@
+"""Folder-per-person datasets, LFW's included.
+
+A dataset root is either an LFW-style folder (``images/<person>/*.jpg`` beside the
+protocol files) or a plain folder with one sub-folder of photos per person. Listing a
+dataset only looks at names; ``check_images`` opens every file and sorts out the bad ones.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tinyface.errors import DataError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".pgm", ".bmp")
+MIN_IMAGE_SIDE = 32  # pixels; smaller images cannot hold a face worth aligning
+
+
+@dataclass(frozen=True)
+class FaceImage:
+    path: Path
+    identity: str
+
+
+@dataclass
+class Skipped:
+    path: Path
+    reason: str
+
+
+@dataclass
+class Dataset:
+    """The images of a dataset, grouped by identity, plus what was skipped and why."""
+
+    root: Path
+    images_dir: Path
+    images: list[FaceImage]
+    skipped: list[Skipped] = field(default_factory=list)
+
+    @property
+    def identities(self) -> list[str]:
+        return sorted({im.identity for im in self.images})
+
+    def by_identity(self) -> dict[str, list[FaceImage]]:
+        groups: dict[str, list[FaceImage]] = {}
+        for im in self.images:
+            groups.setdefault(im.identity, []).append(im)
+        return groups
+
+    def counts(self) -> Counter:
+        return Counter(im.identity for im in self.images)
+
+    def is_lfw(self) -> bool:
+        return self.images_dir != self.root and (self.root / "pairs.txt").is_file()
+
+    def subset(self, identities) -> "Dataset":
+        keep = set(identities)
+        return Dataset(self.root, self.images_dir, [im for im in self.images if im.identity in keep], [])
+
+
+def resolve_images_dir(root: Path) -> Path:
+    """LFW keeps its people under ``images/``; a user's folder has them at the top."""
+    candidate = root / "images"
+    return candidate if candidate.is_dir() else root
+
+
+def load_dataset(root: str | os.PathLike, min_identities: int = 2) -> Dataset:
+    """List a folder-per-person dataset.
+
+    Non-image files are skipped and named; so are unreadable folders.
+
+    Raises:
+        DataError: the folder does not exist, holds no images, or fewer than
+            ``min_identities`` people.
+    """
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise DataError(f"dataset folder not found: {root}")
+    if not root.is_dir():
+        raise DataError(f"dataset path is not a folder: {root}")
+    images_dir = resolve_images_dir(root)
+    images: list[FaceImage] = []
+    skipped: list[Skipped] = []
+    try:
+        people = sorted(p for p in images_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except PermissionError:
+        raise DataError(f"cannot read dataset folder (permission denied): {images_dir}") from None
+    for person_dir in people:
+        try:
+            entries = sorted(person_dir.iterdir())
+        except PermissionError:
+            skipped.append(Skipped(person_dir, "folder not readable (permission denied)"))
+            continue
+        for entry in entries:
+            if entry.name.startswith(".") or entry.is_dir():
+                continue
+            if entry.suffix.lower() not in IMAGE_EXTENSIONS:
+                skipped.append(Skipped(entry, f"not an image file (extension {entry.suffix or 'none'})"))
+                continue
+            images.append(FaceImage(entry, person_dir.name))
+    if not images:
+        loose = [p for p in images_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+        if loose:
+            raise DataError(f"no person folders in {images_dir}: found {len(loose)} loose images",
+                            hint="put each person's photos in a sub-folder named after the person")
+        raise DataError(f"no images found in {images_dir}",
+                        hint=f"expected one sub-folder per person holding {', '.join(IMAGE_EXTENSIONS)} files")
+    dataset = Dataset(root, images_dir, images, skipped)
+    n_people = len(dataset.identities)
+    if n_people < min_identities:
+        raise DataError(f"{images_dir} has {n_people} person folder(s); face recognition needs at least {min_identities}")
+    return dataset
+
+
+def read_image(path: str | os.PathLike, mode: str = "RGB"):
+    """Decode one image fully (truncation is an error) as a uint8 array (H, W, 3) or (H, W).
+
+    Raises:
+        DataError: unreadable, corrupt, truncated or too small.
+    """
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if min(img.size) < MIN_IMAGE_SIDE:
+                raise DataError(f"image too small ({img.size[0]}x{img.size[1]} px, need >= {MIN_IMAGE_SIDE}): {path}")
+            return np.asarray(img.convert(mode))
+    except PermissionError:
+        raise DataError(f"permission denied: {path}") from None
+    except FileNotFoundError:
+        raise DataError(f"image not found: {path}") from None
+    except UnidentifiedImageError:
+        raise DataError(f"not a readable image: {path}") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"corrupt or truncated image ({exc}): {path}") from None
+
+
+def check_images(dataset: Dataset, progress=None) -> Dataset:
+    """Open every image; move unreadable, corrupt, truncated and tiny ones to ``skipped``.
+
+    Raises:
+        DataError: fewer than 2 identities keep at least one good image.
+    """
+    good, skipped = [], list(dataset.skipped)
+    for im in dataset.images:
+        try:
+            read_image(im.path)
+            good.append(im)
+        except DataError as exc:
+            skipped.append(Skipped(im.path, str(exc).split(": ")[0]))
+        if progress:
+            progress(1)
+    checked = Dataset(dataset.root, dataset.images_dir, good, skipped)
+    if len(checked.identities) < 2:
+        raise DataError(f"{dataset.images_dir}: fewer than 2 people have a readable image "
+                        f"({len(skipped)} file(s) skipped)")
+    return checked
+
+
+def require_dataset(root: Path) -> None:
+    """Fail with one line that says exactly what to do when the default dataset is absent."""
+    root = Path(root)
+    if not root.exists():
+        raise DataError(f"no dataset at {root}",
+                        hint="run `tinyface data fetch lfw`, or set TINYFACE_DATA / pass --data DIR "
+                             "to a folder with one sub-folder of photos per person")

@@ -1,0 +1,218 @@
+"""Prepare faces for training and evaluation: decode, align, crop, embed with the teacher.
+
+Everything is cached per image content (see cache.py): a second run over the same data
+and settings reads the cache and never calls the aligner or the teacher. Work on cache
+misses runs in worker processes; results are committed in batches so an interrupted
+run keeps what it finished.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from tinyface.data.align import ALIGNER_VERSION, Aligner, Alignment, cut_chip
+from tinyface.data.cache import FaceCache, content_hash, settings_digest
+from tinyface.data.dataset import Skipped, read_image
+from tinyface.errors import DataError
+
+COMMIT_EVERY = 256
+
+
+@dataclass(frozen=True)
+class FaceSpec:
+    """What to produce for each image."""
+
+    crop_size: int = 48
+    channels: int = 1
+    padding: float = 0.25
+    detector_upsample: int = 1
+    teacher: bool = False  # also compute the teacher embedding
+    teacher_chip_size: int = 150
+    teacher_padding: float = 0.25
+    teacher_flip_average: bool = False
+
+    @classmethod
+    def from_settings(cls, settings, teacher: bool = False) -> "FaceSpec":
+        d, t = settings.data, settings.teacher
+        return cls(d.crop_size, d.channels, d.padding, d.detector_upsample, teacher,
+                   t.chip_size, t.chip_padding, t.flip_average)
+
+    def landmark_digest(self) -> str:
+        return settings_digest(aligner=ALIGNER_VERSION, upsample=self.detector_upsample)
+
+    def crop_digest(self) -> str:
+        return settings_digest(aligner=ALIGNER_VERSION, upsample=self.detector_upsample,
+                               size=self.crop_size, channels=self.channels, padding=self.padding)
+
+    def teacher_digest(self) -> str:
+        from tinyface.train.teacher import TEACHER_VERSION
+
+        return settings_digest(aligner=ALIGNER_VERSION, upsample=self.detector_upsample, teacher=TEACHER_VERSION,
+                               size=self.teacher_chip_size, padding=self.teacher_padding,
+                               flip=self.teacher_flip_average)
+
+
+@dataclass
+class PreparedFaces:
+    """Per-input results; ``ok[i]`` is False for images that were skipped."""
+
+    paths: list[Path]
+    ok: np.ndarray  # bool (N,)
+    crops: np.ndarray  # uint8 (N, S, S, C); zeros where not ok
+    detected: np.ndarray  # bool (N,): a face was found (else the centered fallback was used)
+    teacher: np.ndarray | None  # float32 (N, 128) or None
+    skipped: list[Skipped] = field(default_factory=list)
+    computed: int = 0  # images that missed the cache and were processed
+
+    @property
+    def n_fallback(self) -> int:
+        return int(np.sum(self.ok & ~self.detected))
+
+
+# --- worker side -------------------------------------------------------------------------
+
+_worker_aligner: Aligner | None = None
+
+
+def _worker_init(upsample: int, aligner_factory) -> None:
+    global _worker_aligner
+    _worker_aligner = aligner_factory(upsample)
+
+
+def _process(job) -> tuple[int, dict | str]:
+    """Compute what ``job`` asks for one image; returns (index, results) or (index, error)."""
+    index, path, spec, landmarks, need_crop, need_teacher = job
+    try:
+        rgb = read_image(path)
+    except DataError as exc:
+        return index, str(exc)
+    out: dict[str, np.ndarray] = {}
+    alignment = Alignment.from_array(landmarks) if landmarks is not None else _worker_aligner.detect(rgb)
+    if landmarks is None:
+        out["lmk"] = alignment.to_array()
+    if need_crop:
+        out["crop"] = cut_chip(rgb, alignment, spec.crop_size, spec.padding, spec.channels)
+    if need_teacher:
+        from tinyface.train.teacher import embed_chips
+
+        chip = cut_chip(rgb, alignment, spec.teacher_chip_size, spec.teacher_padding, 3)
+        chips = [chip, chip[:, ::-1]] if spec.teacher_flip_average else [chip]
+        emb = embed_chips(chips).mean(axis=0)
+        out["teacher"] = (emb / np.linalg.norm(emb)).astype(np.float32)
+    return index, out
+
+
+# --- main side ---------------------------------------------------------------------------
+
+def prepare_faces(
+    paths: Sequence[str | os.PathLike],
+    spec: FaceSpec,
+    cache: FaceCache,
+    workers: int = 0,
+    progress: Callable[[int], None] | None = None,
+    aligner_factory: Callable[[int], Aligner] = Aligner,
+) -> PreparedFaces:
+    """Aligned crops (and teacher embeddings) for ``paths``, from the cache where possible.
+
+    Args:
+        paths: image files.
+        spec: crop and teacher settings.
+        cache: where results are looked up and stored.
+        workers: processes for cache misses (0: one per core; 1: in this process).
+        progress: called with the number of images finished, as they finish.
+        aligner_factory: builds the aligner (tests substitute one that must not be called).
+
+    Returns:
+        PreparedFaces; unreadable images are listed in ``skipped`` with the reason.
+    """
+    paths = [Path(p) for p in paths]
+    n = len(paths)
+    s = spec.crop_size
+    crops = np.zeros((n, s, s, spec.channels), np.uint8)
+    detected = np.zeros(n, bool)
+    ok = np.zeros(n, bool)
+    teacher = np.zeros((n, 128), np.float32) if spec.teacher else None
+    skipped: list[Skipped] = []
+
+    hashes: list[str | None] = []
+    for p in paths:
+        try:
+            hashes.append(content_hash(p.read_bytes()))
+        except OSError as exc:
+            hashes.append(None)
+            skipped.append(Skipped(p, f"cannot read file ({exc.strerror or exc})"))
+    lmk_d, crop_d, teach_d = spec.landmark_digest(), spec.crop_digest(), spec.teacher_digest()
+
+    def keys(h):
+        return (FaceCache.key("lmk", lmk_d, h), FaceCache.key("crop", crop_d, h), FaceCache.key("teacher", teach_d, h))
+
+    wanted = [k for h in hashes if h for k in keys(h)]
+    found = cache.get_many(wanted)
+
+    jobs = []
+    done_from_cache = 0
+    for i, h in enumerate(hashes):
+        if h is None:
+            continue
+        k_lmk, k_crop, k_teach = keys(h)
+        lmk = found.get(k_lmk)
+        need_crop = k_crop not in found
+        need_teacher = spec.teacher and k_teach not in found
+        if lmk is not None and not need_crop and not need_teacher:
+            _store(i, lmk, found[k_crop], found.get(k_teach), crops, detected, ok, teacher)
+            done_from_cache += 1
+            continue
+        jobs.append((i, paths[i], spec, lmk, need_crop, need_teacher))
+    if progress and done_from_cache:
+        progress(done_from_cache)
+
+    pending: dict[str, np.ndarray] = {}
+
+    def collect(index: int, result) -> None:
+        if isinstance(result, str):
+            skipped.append(Skipped(paths[index], result))
+        else:
+            h = hashes[index]
+            k_lmk, k_crop, k_teach = keys(h)
+            for name, key in (("lmk", k_lmk), ("crop", k_crop), ("teacher", k_teach)):
+                if name in result:
+                    pending[key] = result[name]
+                    found[key] = result[name]
+            _store(index, found[k_lmk], found[k_crop], found.get(k_teach), crops, detected, ok, teacher)
+        if len(pending) >= COMMIT_EVERY:
+            cache.put_many(pending)
+            pending.clear()
+        if progress:
+            progress(1)
+
+    try:
+        if workers == 0:
+            workers = os.cpu_count() or 1
+        if len(jobs) <= 8 or workers == 1:
+            _worker_init(spec.detector_upsample, aligner_factory)
+            for job in jobs:
+                collect(*_process(job))
+        else:
+            import multiprocessing as mp
+
+            ctx = mp.get_context("fork")
+            with ctx.Pool(workers, initializer=_worker_init, initargs=(spec.detector_upsample, aligner_factory)) as pool:
+                for index, result in pool.imap_unordered(_process, jobs, chunksize=8):
+                    collect(index, result)
+    finally:
+        if pending:
+            cache.put_many(pending)
+    return PreparedFaces(paths, ok, crops, detected, teacher, skipped, computed=len(jobs))
+
+
+def _store(i, lmk, crop, emb, crops, detected, ok, teacher) -> None:
+    crops[i] = crop
+    detected[i] = bool(np.asarray(lmk)[-1] > 0.5)
+    ok[i] = True
+    if teacher is not None and emb is not None:
+        teacher[i] = emb

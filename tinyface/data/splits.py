@@ -1,0 +1,100 @@
+"""Who is used for what.
+
+LFW (View 1): training and validation people come only from ``peopleDevTrain.txt``;
+verification is tested on ``pairsDevTest.txt`` with the threshold chosen on
+``pairsDevTrain.txt``; identification by enrollment uses ``peopleDevTest.txt`` people.
+The test people and pairs are never used for training, calibration or model selection.
+
+A user's folder-per-person dataset has no protocol files: its people are split by a
+seeded shuffle into train / validation / test people in the same roles.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tinyface.data import lfw
+from tinyface.data.dataset import Dataset, FaceImage
+from tinyface.errors import DataError
+
+
+@dataclass
+class Split:
+    train: list[FaceImage]
+    val: list[FaceImage]
+    test_people: list[str]  # identification / verification test identities (never trained on)
+    source: str  # "lfw-view1" or "folders"
+
+
+def train_val_test(dataset: Dataset, val_fraction: float, seed: int, test_fraction: float = 0.3) -> Split:
+    """Split a dataset's people into train / validation / test roles (see module docstring)."""
+    groups = dataset.by_identity()
+    rng = random.Random(seed)
+    if dataset.is_lfw() and (dataset.root / lfw.PEOPLE_DEV_TRAIN).is_file():
+        dev_train = [name for name, _ in lfw.read_people(dataset.root / lfw.PEOPLE_DEV_TRAIN)]
+        dev_test = [name for name, _ in lfw.read_people(dataset.root / lfw.PEOPLE_DEV_TEST)]
+        overlap = set(dev_train) & set(dev_test)
+        if overlap:
+            raise DataError(f"peopleDevTrain and peopleDevTest share {len(overlap)} people")
+        train_people = [p for p in dev_train if p in groups]
+        test_people = [p for p in dev_test if p in groups]
+        source = "lfw-view1"
+    else:
+        people = sorted(groups)
+        rng.shuffle(people)
+        n_test = max(1, round(len(people) * test_fraction))
+        test_people, train_people = sorted(people[:n_test]), people[n_test:]
+        source = "folders"
+    if len(train_people) < 2:
+        raise DataError(f"only {len(train_people)} training people; need at least 2")
+    people = sorted(train_people)
+    rng.shuffle(people)
+    n_val = max(1, round(len(people) * val_fraction))
+    val_people = set(people[:n_val])
+    train = [im for p in sorted(train_people) if p not in val_people for im in groups[p]]
+    val = [im for p in sorted(val_people) for im in groups[p]]
+    return Split(train, val, sorted(test_people), source)
+
+
+@dataclass
+class IdentificationSplit:
+    """Enrollment images per person, probes of enrolled people, and probes of strangers."""
+
+    enroll: dict[str, list[FaceImage]]
+    probes: list[FaceImage]  # of enrolled people
+    strangers: list[FaceImage] = field(default_factory=list)  # of people not enrolled: must be rejected
+
+
+def identification(dataset: Dataset, people: list[str], min_images: int, enroll_images: int, seed: int,
+                   max_strangers: int = 500) -> IdentificationSplit:
+    """Among ``people``, those with >= ``min_images`` are enrolled with ``enroll_images``
+    seeded-random images each (the rest are probes); one image of each other person is a
+    stranger probe (at most ``max_strangers``).
+
+    Raises:
+        DataError: fewer than 2 people have enough images.
+    """
+    groups = dataset.by_identity()
+    rng = random.Random(seed)
+    enroll, probes, strangers = {}, [], []
+    for person in sorted(people):
+        images = sorted(groups.get(person, []), key=lambda im: im.path.name)
+        if len(images) >= min_images:
+            order = images[:]
+            rng.shuffle(order)
+            enroll[person] = sorted(order[:enroll_images], key=lambda im: im.path.name)
+            probes.extend(sorted(order[enroll_images:], key=lambda im: im.path.name))
+        elif images:
+            strangers.append(images[0])
+    if len(enroll) < 2:
+        raise DataError(f"identification needs at least 2 people with >= {min_images} images; found {len(enroll)}",
+                        hint="lower data.identify_min_images or add photos")
+    rng.shuffle(strangers)
+    return IdentificationSplit(enroll, probes, sorted(strangers[:max_strangers], key=lambda im: str(im.path)))
+
+
+def lfw_pairs(root: Path, name: str) -> list[lfw.Pair]:
+    """Read a pairs file of an LFW-style dataset root."""
+    return lfw.read_pairs(Path(root) / name)

@@ -1,0 +1,93 @@
+"""Dataset statistics: identities, images, images per person, and what is wrong with it."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from tinyface.data.dataset import Dataset, Skipped, read_image
+from tinyface.errors import DataError
+
+HISTOGRAM_BINS = [(1, 1), (2, 2), (3, 4), (5, 9), (10, 19), (20, 49), (50, None)]
+
+
+@dataclass
+class DatasetStats:
+    root: str
+    identities: int
+    images: int
+    images_per_person: dict[str, int]  # bin label -> number of people
+    people_with_at_least: dict[int, int]
+    skipped: list[dict] = field(default_factory=list)  # {"path", "reason"}
+    checked: bool = False  # images were decoded
+    aligned: bool = False
+    no_face: list[str] = field(default_factory=list)  # images where the detector found no face
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _label(lo: int, hi: int | None) -> str:
+    return f"{lo}+" if hi is None else (str(lo) if lo == hi else f"{lo}-{hi}")
+
+
+def histogram(counts: Counter) -> dict[str, int]:
+    out = {}
+    for lo, hi in HISTOGRAM_BINS:
+        out[_label(lo, hi)] = sum(1 for c in counts.values() if c >= lo and (hi is None or c <= hi))
+    return out
+
+
+def decode_all(dataset: Dataset, progress: Callable[[int], None] | None = None) -> list[Skipped]:
+    """Decode every image (threads: PIL releases the GIL); return the ones that fail."""
+    def check(path: Path):
+        try:
+            read_image(path)
+            return None
+        except DataError as exc:
+            return Skipped(path, str(exc).rsplit(": ", 1)[0])
+
+    bad = []
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        for result in pool.map(check, [im.path for im in dataset.images], chunksize=64):
+            if result:
+                bad.append(result)
+            if progress:
+                progress(1)
+    return bad
+
+
+def dataset_stats(dataset: Dataset, check: bool = True, align_result=None,
+                  progress: Callable[[int], None] | None = None) -> DatasetStats:
+    """Count a dataset; with ``check`` decode every image; with ``align_result`` (a
+    PreparedFaces over ``dataset.images``) also list the images with no detected face."""
+    skipped = list(dataset.skipped)
+    bad_paths: set[Path] = set()
+    if align_result is not None:
+        skipped += align_result.skipped
+        bad_paths = {s.path for s in align_result.skipped}
+    elif check:
+        bad = decode_all(dataset, progress)
+        skipped += bad
+        bad_paths = {s.path for s in bad}
+    good = [im for im in dataset.images if im.path not in bad_paths]
+    counts = Counter(im.identity for im in good)
+    no_face = []
+    if align_result is not None:
+        no_face = [str(p) for p, ok, det in zip(align_result.paths, align_result.ok, align_result.detected)
+                   if ok and not det]
+    return DatasetStats(
+        root=str(dataset.root),
+        identities=len(counts),
+        images=len(good),
+        images_per_person=histogram(counts),
+        people_with_at_least={k: sum(1 for c in counts.values() if c >= k) for k in (2, 5, 10)},
+        skipped=[{"path": str(s.path), "reason": s.reason} for s in skipped],
+        checked=check or align_result is not None,
+        aligned=align_result is not None,
+        no_face=no_face,
+    )

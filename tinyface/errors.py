@@ -1,0 +1,79 @@
+"""The error hierarchy. The CLI turns each class into one line on stderr and its exit code.
+
+Raise these for anything a user can cause or fix (bad input, missing data, no board);
+everything else is a bug and reaches the CLI as an internal error.
+"""
+
+
+class TinyfaceError(Exception):
+    """Base class of user-facing errors. ``exit_code`` is what the CLI exits with."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.hint = hint
+
+    def one_line(self) -> str:
+        text = str(self)
+        if self.hint:
+            text = f"{text} ({self.hint})"
+        return " ".join(text.split())
+
+
+class NotImplementedYet(TinyfaceError):
+    """A command that a later issue implements."""
+
+    exit_code = 2
+
+
+class ConfigError(TinyfaceError):
+    """tinyface.toml or a command-line override is invalid."""
+
+    exit_code = 3
+
+
+class DataError(TinyfaceError):
+    """The dataset is missing, unreadable or unusable."""
+
+    exit_code = 4
+
+
+class DownloadError(DataError):
+    """A download failed or its checksum did not match."""
+
+    exit_code = 5
+
+
+class ModelError(TinyfaceError):
+    """A model file is missing, corrupt or not what the command needs."""
+
+    exit_code = 6
+
+
+class DeviceError(TinyfaceError):
+    """A serial port, board or protocol problem."""
+
+    exit_code = 7
+
+
+class ProtocolError(DeviceError):
+    """The peer spoke the protocol wrongly (bad frame, version or model mismatch)."""
+
+    exit_code = 8
+
+
+class ToolchainError(TinyfaceError):
+    """PlatformIO, a compiler or a platform package is missing or failed."""
+
+    exit_code = 9
+
+
+class BudgetError(TinyfaceError):
+    """The model does not fit the board's flash or SRAM."""
+
+    exit_code = 10
+
+
+EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 70

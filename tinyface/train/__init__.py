@@ -1,0 +1,1 @@
+"""Models: the teacher, student architectures, distillation, pruning, quantization."""
