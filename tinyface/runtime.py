@@ -1,0 +1,95 @@
+"""Run an int8 model on the host: in the TFLite interpreter, or in the real TensorFlow Lite
+Micro kernels (PyPI ``tflite-micro``), which is what the firmware runs.
+
+Only TfliteRunner imports TensorFlow; TflmRunner does not, so the emulator starts fast.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tempfile
+import threading
+
+import numpy as np
+
+from tinyface.errors import ModelError
+
+DEFAULT_ARENA_BYTES = 512 * 1024
+_ARENA_TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
+_fd_lock = threading.Lock()
+
+
+class TflmRunner:
+    """The TFLM interpreter over one model; ``run`` takes and returns int8 batches."""
+
+    def __init__(self, model_bytes: bytes, arena_bytes: int = DEFAULT_ARENA_BYTES):
+        from tflite_micro.python.tflite_micro import runtime
+
+        try:
+            self._interp = runtime.Interpreter.from_bytes(bytes(model_bytes), arena_size=arena_bytes)
+        except (RuntimeError, ValueError) as exc:
+            raise ModelError(f"TFLM cannot load the model: {exc}") from None
+        self.input_details = self._interp.get_input_details(0)
+        self.output_details = self._interp.get_output_details(0)
+        self.input_shape = tuple(int(v) for v in self.input_details["shape"])
+
+    def run_one(self, x_int8: np.ndarray) -> np.ndarray:
+        """One int8 input (H, W, C) or (1, H, W, C) -> int8 output (D,)."""
+        x = np.asarray(x_int8, dtype=np.int8).reshape(self.input_shape)
+        self._interp.set_input(x, 0)
+        self._interp.invoke()
+        return np.array(self._interp.get_output(0)).reshape(-1)
+
+    def run(self, x_int8: np.ndarray) -> np.ndarray:
+        return np.stack([self.run_one(x) for x in x_int8]) if len(x_int8) else np.zeros((0,), np.int8)
+
+    def arena_used_bytes(self) -> int:
+        """The arena TFLM actually allocated, as recorded by its RecordingMicroAllocator."""
+        text = _capture_stdout(self._interp.print_allocations)
+        match = _ARENA_TOTAL.search(text)
+        if not match:
+            raise ModelError("TFLM did not report its arena use")
+        return int(match.group(1))
+
+
+class TfliteRunner:
+    """The TFLite interpreter (float or int8 model); ``run`` maps a batch to outputs."""
+
+    def __init__(self, model_bytes: bytes):
+        import tensorflow as tf
+
+        try:
+            self._interp = tf.lite.Interpreter(model_content=bytes(model_bytes), num_threads=1)
+        except ValueError as exc:
+            raise ModelError(f"TFLite cannot load the model: {exc}") from None
+        self.input_details = self._interp.get_input_details()[0]
+        self.output_details = self._interp.get_output_details()[0]
+        self._interp.resize_tensor_input(self.input_details["index"], [1, *self.input_details["shape"][1:]])
+        self._interp.allocate_tensors()
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        outs = []
+        for item in x:
+            self._interp.set_tensor(self.input_details["index"], item[None].astype(self.input_details["dtype"]))
+            self._interp.invoke()
+            outs.append(self._interp.get_tensor(self.output_details["index"])[0].copy())
+        return np.stack(outs) if outs else np.zeros((0,))
+
+
+def _capture_stdout(fn) -> str:
+    """Run ``fn`` with the process's fd 1 redirected (TFLM prints from C++)."""
+    with _fd_lock:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        with tempfile.TemporaryFile() as tmp:
+            os.dup2(tmp.fileno(), 1)
+            try:
+                fn()
+            finally:
+                sys.stdout.flush()
+                os.dup2(saved, 1)
+                os.close(saved)
+            tmp.seek(0)
+            return tmp.read().decode(errors="replace")
