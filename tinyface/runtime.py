@@ -47,7 +47,7 @@ class TflmRunner:
 
     def arena_used_bytes(self) -> int:
         """The arena TFLM actually allocated, as recorded by its RecordingMicroAllocator."""
-        text = _capture_stdout(self._interp.print_allocations)
+        text = _capture_fd(2, self._interp.print_allocations)
         match = _ARENA_TOTAL.search(text)
         if not match:
             raise ModelError("TFLM did not report its arena use")
@@ -78,18 +78,26 @@ class TfliteRunner:
         return np.stack(outs) if outs else np.zeros((0,))
 
 
-def _capture_stdout(fn) -> str:
-    """Run ``fn`` with the process's fd 1 redirected (TFLM prints from C++)."""
+def _libc_fflush() -> None:
+    """Flush C stdio buffers: TFLM's printf output sits there until then."""
+    import ctypes
+
+    ctypes.CDLL(None).fflush(None)
+
+
+def _capture_fd(fd: int, fn) -> str:
+    """Run ``fn`` with the process's file descriptor ``fd`` redirected (TFLM prints from C++)."""
     with _fd_lock:
         sys.stdout.flush()
-        saved = os.dup(1)
+        sys.stderr.flush()
+        saved = os.dup(fd)
         with tempfile.TemporaryFile() as tmp:
-            os.dup2(tmp.fileno(), 1)
+            os.dup2(tmp.fileno(), fd)
             try:
                 fn()
             finally:
-                sys.stdout.flush()
-                os.dup2(saved, 1)
+                _libc_fflush()
+                os.dup2(saved, fd)
                 os.close(saved)
             tmp.seek(0)
             return tmp.read().decode(errors="replace")
