@@ -75,5 +75,6 @@ class BudgetError(TinyfaceError):
     exit_code = 10
 
 
+EXIT_USAGE = 2  # a bad option or argument (click's convention; shared with NotImplementedYet)
 EXIT_INTERRUPTED = 130
-EXIT_INTERNAL = 70
+EXIT_INTERNAL = 70  # a bug in tinyface (EX_SOFTWARE): never a user error

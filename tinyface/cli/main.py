@@ -8,7 +8,7 @@ import sys
 import click
 
 from tinyface import __version__
-from tinyface.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, TinyfaceError
+from tinyface.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, TinyfaceError
 
 # command name -> (module, attribute, one-line help). Help text lives here so that
 # `tinyface --help` lists the commands without importing any of them.
@@ -54,7 +54,7 @@ is $TINYFACE_DATA, else ~/.cache/tinyface/datasets/lfw (`tinyface data fetch lfw
 
 
 @click.group(cls=LazyGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("-v", "--verbose", count=True, help="More output; -vv also shows tracebacks of internal errors.")
+@click.option("-v", "--verbose", count=True, help="More output (repeatable); an internal error then also prints its traceback.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="Settings file (default: ./tinyface.toml if present).")
 @click.version_option(__version__, prog_name="tinyface")
@@ -80,8 +80,15 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(rc if isinstance(rc, int) else 0)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
+    except click.exceptions.NoArgsIsHelpError as exc:  # bare `tinyface`: the help is the answer
         exc.show()
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:  # bad option or argument: one line, and where to look
+        where = exc.ctx.command_path if exc.ctx else "tinyface"
+        click.echo(f"tinyface: error: {_one_line(exc.format_message())} (see `{where} --help`)", err=True)
+        sys.exit(EXIT_USAGE)
+    except click.ClickException as exc:
+        click.echo(f"tinyface: error: {_one_line(exc.format_message())}", err=True)
         sys.exit(exc.exit_code)
     except (click.Abort, KeyboardInterrupt):
         click.echo("tinyface: interrupted", err=True)
@@ -96,9 +103,13 @@ def main(argv: list[str] | None = None) -> None:
             import traceback
 
             traceback.print_exc()
-        first = " ".join(str(exc).split())[:300]
+        first = _one_line(str(exc))[:300]
         click.echo(f"tinyface: internal error: {type(exc).__name__}: {first} (run with -v for the traceback)", err=True)
         sys.exit(EXIT_INTERNAL)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":
