@@ -1,0 +1,187 @@
+"""The metrics every stage reports: verification (pairs) and identification (enrollment).
+
+Everything here works on L2-normalised embeddings and index arrays, so the same
+functions score the teacher, a Keras model, TFLite, TFLM and a real board.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+FARS = (1e-2, 1e-3)
+
+
+def l2n(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float64)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def pair_scores(emb: np.ndarray, idx_a: np.ndarray, idx_b: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each pair (embeddings need not be normalised)."""
+    e = l2n(emb)
+    return np.sum(e[idx_a] * e[idx_b], axis=1)
+
+
+def best_threshold(scores: np.ndarray, same: np.ndarray) -> float:
+    """The threshold (midpoint between sorted scores) that maximises accuracy."""
+    order = np.sort(np.unique(scores))
+    candidates = np.concatenate([[order[0] - 1e-6], (order[:-1] + order[1:]) / 2, [order[-1] + 1e-6]])
+    accs = [np.mean((scores >= c) == same) for c in candidates]
+    return float(candidates[int(np.argmax(accs))])
+
+
+def roc_curve(scores: np.ndarray, same: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(false accept rate, true accept rate) at every threshold, from strict to lax."""
+    order = np.argsort(-scores, kind="mergesort")
+    s = same[order].astype(bool)
+    tp = np.concatenate([[0], np.cumsum(s)])
+    fp = np.concatenate([[0], np.cumsum(~s)])
+    return fp / max(1, (~s).sum()), tp / max(1, s.sum())
+
+
+def auc(fpr: np.ndarray, tpr: np.ndarray) -> float:
+    return float(np.trapezoid(tpr, fpr))
+
+
+def tar_at_far(fpr: np.ndarray, tpr: np.ndarray, far: float) -> float:
+    """Highest true accept rate with false accept rate <= ``far``."""
+    ok = fpr <= far + 1e-12
+    return float(tpr[ok].max()) if ok.any() else 0.0
+
+
+@dataclass
+class Verification:
+    accuracy: float
+    threshold: float
+    auc: float
+    tar_at_far: dict[str, float]
+    n_pairs: int
+    n_negative: int
+    roc: dict[str, list[float]] = field(default_factory=dict)
+
+    def to_dict(self, with_roc: bool = False) -> dict:
+        d = asdict(self)
+        if not with_roc:
+            d.pop("roc")
+        return d
+
+
+def verification(test_scores: np.ndarray, test_same: np.ndarray, threshold: float) -> Verification:
+    """Accuracy at a threshold chosen elsewhere, ROC AUC and TAR at fixed FARs on the test pairs.
+
+    With N negative pairs a FAR below 1/N is measured as "no false accept at all".
+    """
+    test_same = np.asarray(test_same, bool)
+    fpr, tpr = roc_curve(test_scores, test_same)
+    step = max(1, len(fpr) // 400)
+    return Verification(
+        accuracy=float(np.mean((test_scores >= threshold) == test_same)),
+        threshold=float(threshold),
+        auc=auc(fpr, tpr),
+        tar_at_far={f"{far:g}": tar_at_far(fpr, tpr, far) for far in FARS},
+        n_pairs=int(len(test_same)),
+        n_negative=int((~test_same).sum()),
+        roc={"far": fpr[::step].tolist() + [1.0], "tar": tpr[::step].tolist() + [1.0]},
+    )
+
+
+@dataclass
+class Identification:
+    accuracy: float  # probe of an enrolled person: right person and accepted
+    closed_set_accuracy: float  # right person ranked first, threshold ignored
+    macro_precision: float
+    macro_recall: float
+    macro_f1: float
+    stranger_false_accept_rate: float
+    threshold: float
+    n_people: int
+    n_probes: int
+    n_strangers: int
+    people: list[str] = field(default_factory=list)
+    confusion: list[list[int]] = field(default_factory=list)  # rows: true person, cols: predicted (+ "unknown")
+
+    def to_dict(self, with_confusion: bool = False) -> dict:
+        d = asdict(self)
+        if not with_confusion:
+            d.pop("confusion")
+            d.pop("people")
+        return d
+
+
+def identification(emb: np.ndarray, enroll: dict[str, list[int]], probes: list[tuple[int, str]],
+                   strangers: list[int], threshold: float) -> Identification:
+    """Enroll each person as the centroid of their enrollment embeddings; each probe goes to
+    the most similar centroid and is accepted when the similarity reaches ``threshold``.
+
+    Macro precision/recall/F1 are over the enrolled people, with rejected probes counted
+    as misses (recall) and stranger probes accepted as someone counted as false positives.
+    """
+    e = l2n(emb)
+    people = sorted(enroll)
+    cents = l2n(np.stack([e[enroll[p]].mean(axis=0) for p in people]))
+    k = len(people)
+    index = {p: i for i, p in enumerate(people)}
+    confusion = np.zeros((k, k + 1), int)
+    correct = closed = 0
+    for i, person in probes:
+        sims = cents @ e[i]
+        best = int(np.argmax(sims))
+        closed += best == index[person]
+        predicted = best if sims[best] >= threshold else k
+        confusion[index[person], predicted] += 1
+        correct += predicted == index[person]
+    stranger_fp = np.zeros(k, int)
+    accepted = 0
+    for i in strangers:
+        sims = cents @ e[i]
+        best = int(np.argmax(sims))
+        if sims[best] >= threshold:
+            accepted += 1
+            stranger_fp[best] += 1
+    tp = np.diag(confusion[:, :k]).astype(float)
+    predicted_as = confusion[:, :k].sum(axis=0) + stranger_fp
+    precision = np.divide(tp, predicted_as, out=np.zeros(k), where=predicted_as > 0)
+    recall = np.divide(tp, confusion.sum(axis=1), out=np.zeros(k), where=confusion.sum(axis=1) > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(k), where=(precision + recall) > 0)
+    n = max(1, len(probes))
+    return Identification(
+        accuracy=correct / n, closed_set_accuracy=closed / n,
+        macro_precision=float(precision.mean()), macro_recall=float(recall.mean()), macro_f1=float(f1.mean()),
+        stranger_false_accept_rate=accepted / max(1, len(strangers)), threshold=float(threshold),
+        n_people=k, n_probes=len(probes), n_strangers=len(strangers),
+        people=people, confusion=confusion.tolist(),
+    )
+
+
+def sample_pairs(labels: list[str], n_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Balanced same / different pairs (index arrays and the same flag) among ``labels``,
+    for validation people (model selection without touching the test pairs)."""
+    rng = random.Random(seed)
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(labels):
+        groups.setdefault(name, []).append(i)
+    multi = [g for g in groups.values() if len(g) >= 2]
+    names = list(groups)
+    same, diff = set(), set()
+    tries = 0
+    while len(same) < n_per_class and multi and tries < 50 * n_per_class:
+        g = rng.choice(multi)
+        a, b = rng.sample(g, 2)
+        same.add((min(a, b), max(a, b)))
+        tries += 1
+    while len(diff) < n_per_class and len(names) >= 2:
+        pa, pb = rng.sample(names, 2)
+        diff.add((rng.choice(groups[pa]), rng.choice(groups[pb])))
+    pairs = sorted(same) + sorted(diff)
+    a = np.array([p[0] for p in pairs], int)
+    b = np.array([p[1] for p in pairs], int)
+    flags = np.array([True] * len(same) + [False] * len(diff))
+    return a, b, flags
+
+
+def decision_agreement(scores_a: np.ndarray, scores_b: np.ndarray, threshold: float) -> float:
+    """Share of pairs on which two models make the same same/different decision."""
+    return float(np.mean((scores_a >= threshold) == (scores_b >= threshold)))

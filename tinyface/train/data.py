@@ -1,0 +1,169 @@
+"""Assemble the arrays a build needs, from the face cache.
+
+Roles (see tinyface/data/splits.py): training and validation images come from training
+people only; ``eval`` holds the images of the verification pairs (DevTrain pairs for the
+threshold, DevTest pairs for the test) and of the identification split (test people).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tinyface.data import lfw
+from tinyface.data.cache import FaceCache
+from tinyface.data.dataset import FaceImage, load_dataset
+from tinyface.data.faces import FaceSpec, prepare_faces
+from tinyface.data.splits import identification, train_val_test
+from tinyface.errors import DataError
+
+
+@dataclass
+class Faces:
+    crops: np.ndarray  # uint8 (N, S, S, C)
+    teacher: np.ndarray  # float32 (N, 128)
+    labels: list[str]
+    paths: list[Path]
+
+
+@dataclass
+class PairSet:
+    a: np.ndarray  # indices into EvalSet.faces
+    b: np.ndarray
+    same: np.ndarray
+
+
+@dataclass
+class BuildData:
+    train: Faces
+    val: Faces
+    eval: Faces  # every image the evaluation needs, once
+    threshold_pairs: PairSet  # choose the threshold here (DevTrain pairs, or validation pairs)
+    test_pairs: PairSet  # held-out verification test (pairsDevTest)
+    enroll: dict[str, list[int]]  # identification: person -> indices into eval
+    probes: list[tuple[int, str]]
+    strangers: list[int]
+    source: str
+    stats: dict = field(default_factory=dict)
+
+
+def _prepare(images: list[FaceImage], spec: FaceSpec, cache: FaceCache, workers: int, progress) -> Faces:
+    res = prepare_faces([im.path for im in images], spec, cache, workers=workers, progress=progress)
+    keep = np.flatnonzero(res.ok)
+    return Faces(res.crops[keep], res.teacher[keep], [images[i].identity for i in keep],
+                 [images[i].path for i in keep])
+
+
+def load_build_data(settings, quick: bool = False, progress=None) -> BuildData:
+    """Everything a build trains and evaluates on. ``quick`` takes a tiny seeded subset
+    (for smoke tests and CI) with the same roles.
+
+    Raises:
+        DataError: the dataset is missing or unusable.
+    """
+    d = settings.data
+    dataset = load_dataset(d.data_path())
+    split = train_val_test(dataset, d.val_fraction, d.seed)
+    rng = random.Random(d.seed)
+    train_images, val_images = split.train, split.val
+    if quick:
+        train_images = rng.sample(train_images, min(len(train_images), 600))
+        val_images = rng.sample(val_images, min(len(val_images), 200))
+    spec = FaceSpec.from_settings(settings, teacher=True)
+    groups = dataset.by_identity()
+
+    # evaluation images: pairs files (LFW) or sampled pairs of test people (own folders)
+    eval_images: list[FaceImage] = []
+    index: dict[Path, int] = {}
+
+    def idx(image: FaceImage) -> int:
+        if image.path not in index:
+            index[image.path] = len(eval_images)
+            eval_images.append(image)
+        return index[image.path]
+
+    def pairset(pairs: list[lfw.Pair]) -> PairSet:
+        a, b, same = [], [], []
+        for p in pairs:
+            pa, pb = p.paths(dataset.images_dir)
+            if not (pa.is_file() and pb.is_file()):
+                continue
+            a.append(idx(FaceImage(pa, p.name_a)))
+            b.append(idx(FaceImage(pb, p.name_b)))
+            same.append(p.same)
+        return PairSet(np.array(a, int), np.array(b, int), np.array(same, bool))
+
+    if split.source == "lfw-view1":
+        dev_train = lfw.read_pairs(dataset.root / lfw.PAIRS_DEV_TRAIN)
+        dev_test = lfw.read_pairs(dataset.root / lfw.PAIRS_DEV_TEST)
+        if quick:
+            dev_train = _balanced_subset(dev_train, 100, rng)
+            dev_test = _balanced_subset(dev_test, 100, rng)
+        threshold_pairs, test_pairs = pairset(dev_train), pairset(dev_test)
+    else:  # own folders: threshold from pairs of validation people, test from test people
+        val_people = sorted({im.identity for im in val_images})
+        threshold_pairs = _sampled_pairs(val_people, groups, 300 if not quick else 50, rng, idx)
+        test_pairs = _sampled_pairs(split.test_people, groups, 300 if not quick else 50, rng, idx)
+
+    ident = identification(dataset, split.test_people, d.identify_min_images, d.enroll_images, d.seed,
+                           max_strangers=500 if not quick else 40)
+    if quick:
+        keep = sorted(ident.enroll)[:8]
+        ident.enroll = {p: ident.enroll[p] for p in keep}
+        ident.probes = [im for im in ident.probes if im.identity in keep][:80]
+    enroll = {p: [idx(im) for im in ims] for p, ims in ident.enroll.items()}
+    probes = [(idx(im), im.identity) for im in ident.probes]
+    strangers = [idx(im) for im in ident.strangers]
+
+    all_count = len(train_images) + len(val_images) + len(eval_images)
+    train = _prepare(train_images, spec, _cache(settings), d.workers, progress)
+    val = _prepare(val_images, spec, _cache(settings), d.workers, progress)
+    res = prepare_faces([im.path for im in eval_images], spec, _cache(settings), workers=d.workers, progress=progress)
+    if not res.ok.all():
+        bad = [str(p) for p, ok in zip(res.paths, res.ok) if not ok]
+        raise DataError(f"{len(bad)} evaluation image(s) are unreadable, e.g. {bad[0]}")
+    eval_faces = Faces(res.crops, res.teacher, [im.identity for im in eval_images], [im.path for im in eval_images])
+    data = BuildData(train, val, eval_faces, threshold_pairs, test_pairs, enroll, probes, strangers, split.source)
+    data.stats = {
+        "train_images": len(train.labels), "train_people": len(set(train.labels)),
+        "val_images": len(val.labels), "val_people": len(set(val.labels)),
+        "eval_images": len(eval_images), "images_total": all_count,
+        "test_pairs": int(len(test_pairs.same)), "identify_people": len(enroll),
+        "identify_probes": len(probes), "identify_strangers": len(strangers),
+    }
+    data.stats["threshold_from"] = "pairsDevTrain.txt" if split.source == "lfw-view1" else "pairs of validation people"
+    return data
+
+
+_caches: dict[str, FaceCache] = {}
+
+
+def _cache(settings) -> FaceCache:
+    key = str(settings.data.cache_path())
+    if key not in _caches:
+        _caches[key] = FaceCache(settings.data.cache_path())
+    return _caches[key]
+
+
+def _balanced_subset(pairs: list[lfw.Pair], n_per_class: int, rng: random.Random) -> list[lfw.Pair]:
+    same = [p for p in pairs if p.same]
+    diff = [p for p in pairs if not p.same]
+    return rng.sample(same, min(n_per_class, len(same))) + rng.sample(diff, min(n_per_class, len(diff)))
+
+
+def _sampled_pairs(people, groups, n_per_class, rng, idx) -> PairSet:
+    a, b, same = [], [], []
+    multi = [p for p in people if len(groups.get(p, [])) >= 2]
+    for _ in range(n_per_class):
+        if multi:
+            p = rng.choice(multi)
+            x, y = rng.sample(groups[p], 2)
+            a.append(idx(x)); b.append(idx(y)); same.append(True)
+    for _ in range(n_per_class):
+        if len(people) >= 2:
+            p, q = rng.sample(list(people), 2)
+            a.append(idx(rng.choice(groups[p]))); b.append(idx(rng.choice(groups[q]))); same.append(False)
+    return PairSet(np.array(a, int), np.array(b, int), np.array(same, bool))

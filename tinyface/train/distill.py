@@ -1,0 +1,162 @@
+"""Distillation: train the student to reproduce the teacher's embeddings.
+
+Loss on L2-normalised embeddings s (student) and t (teacher), per batch:
+- cosine: mean(1 - <s, t>), the direct target;
+- relation: mean((S S^T - T T^T)^2), the batch's pairwise similarities — verification
+  only cares about these, so the student is asked to keep the teacher's geometry;
+- identity KD (Hinton, optional, ``alpha`` > 0): the teacher's soft identity
+  distribution, softmax(<t, c_k> / T) over per-identity centroids c_k of teacher
+  embeddings, matched by the student's softmax(<s, c_k> / T); weighted alpha vs (1 - alpha)
+  for the embedding terms, scaled by T^2.
+
+Augmentation (training only): horizontal flip, shifts of up to 8% and rotations of up to
+8 degrees, brightness and contrast. The teacher target is the embedding of the original
+crop: these changes are ones a face embedding should be invariant to.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class LossWeights:
+    cosine: float = 1.0
+    relation: float = 1.0
+    alpha: float = 0.0
+    temperature: float = 4.0
+
+
+def make_loss(weights: LossWeights, centroids: np.ndarray | None = None):
+    """The distillation loss as a Keras loss ``(y_true=teacher, y_pred=student)``."""
+    import tensorflow as tf
+
+    c = tf.constant(centroids, tf.float32) if centroids is not None and weights.alpha > 0 else None
+
+    def loss(y_true, y_pred):
+        t = tf.math.l2_normalize(tf.cast(y_true, tf.float32), axis=1)
+        s = tf.math.l2_normalize(tf.cast(y_pred, tf.float32), axis=1)
+        cos = tf.reduce_mean(1.0 - tf.reduce_sum(s * t, axis=1))
+        rel = tf.reduce_mean(tf.square(tf.matmul(s, s, transpose_b=True) - tf.matmul(t, t, transpose_b=True)))
+        embed = weights.cosine * cos + weights.relation * rel
+        if c is None:
+            return embed
+        temp = weights.temperature
+        p_teacher = tf.nn.softmax(tf.matmul(t, c, transpose_b=True) / temp)
+        log_p_student = tf.nn.log_softmax(tf.matmul(s, c, transpose_b=True) / temp)
+        kd = tf.reduce_mean(tf.reduce_sum(p_teacher * (tf.math.log(p_teacher + 1e-9) - log_p_student), axis=1))
+        return (1.0 - weights.alpha) * embed + weights.alpha * kd * temp * temp
+
+    return loss
+
+
+def identity_centroids(teacher: np.ndarray, labels: list[str], min_images: int = 2) -> np.ndarray:
+    """L2-normalised mean teacher embedding of every identity with >= ``min_images`` images."""
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(labels):
+        groups.setdefault(name, []).append(i)
+    cents = [teacher[idx].mean(axis=0) for idx in groups.values() if len(idx) >= min_images]
+    cents = np.array(cents, np.float32)
+    return cents / np.linalg.norm(cents, axis=1, keepdims=True)
+
+
+def normalize_images(crops_uint8: np.ndarray) -> np.ndarray:
+    from tinyface.bundle import normalize
+
+    return normalize(crops_uint8)
+
+
+def make_dataset(x_uint8: np.ndarray, targets: np.ndarray, batch_size: int, augment: bool, seed: int, shuffle: bool):
+    """A tf.data pipeline: uint8 crops -> [-1, 1) floats (augmented), teacher targets."""
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((x_uint8, targets.astype(np.float32)))
+    if shuffle:
+        ds = ds.shuffle(len(x_uint8), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=shuffle)
+
+    size = x_uint8.shape[1]
+
+    def prep(x, t):
+        x = (tf.cast(x, tf.float32) - 128.0) / 128.0
+        if augment:
+            x = _augment(x, size, seed)
+        return x, t
+
+    return ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _augment(x, size, seed):
+    import tensorflow as tf
+
+    n = tf.shape(x)[0]
+    flip = tf.random.uniform([n, 1, 1, 1]) < 0.5
+    x = tf.where(flip, tf.reverse(x, axis=[2]), x)
+    # random similarity transform: rotation +-8 deg, shift +-8%, scale 0.95..1.05
+    angle = tf.random.uniform([n], -8.0, 8.0) * math.pi / 180.0
+    scale = tf.random.uniform([n], 0.95, 1.05)
+    shift = tf.random.uniform([n, 2], -0.08, 0.08) * size
+    cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
+    c = (size - 1) / 2.0
+    # output pixel (x, y) samples input (a0 x + a1 y + a2, b0 x + b1 y + b2)
+    a2 = c - cos * c + sin * c + shift[:, 0]
+    b2 = c - sin * c - cos * c + shift[:, 1]
+    zeros = tf.zeros([n])
+    transforms = tf.stack([cos, -sin, a2, sin, cos, b2, zeros, zeros], axis=1)
+    x = tf.raw_ops.ImageProjectiveTransformV3(images=x, transforms=transforms, output_shape=[size, size],
+                                              interpolation="BILINEAR", fill_mode="REFLECT", fill_value=0.0)
+    brightness = tf.random.uniform([n, 1, 1, 1], -0.15, 0.15)
+    contrast = tf.random.uniform([n, 1, 1, 1], 0.75, 1.25)
+    mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
+    x = (x - mean) * contrast + mean + brightness
+    return tf.clip_by_value(x, -1.0, 127.0 / 128.0)
+
+
+@dataclass
+class TrainResult:
+    history: dict[str, list[float]] = field(default_factory=dict)
+    epochs: int = 0
+
+
+def fit(model, x_train, t_train, x_val, t_val, epochs: int, batch_size: int, learning_rate: float, loss,
+        augment: bool = True, seed: int = 0, callbacks=(), on_epoch=None, warmup_epochs: int = 1) -> TrainResult:
+    """Train ``model`` (embedding output) on teacher targets with cosine-decayed Adam.
+
+    ``on_epoch(epoch, logs)`` is called after every epoch (progress display).
+    """
+    import tensorflow as tf
+    import tf_keras as keras
+
+    steps = max(1, len(x_train) // batch_size)
+    total = steps * epochs
+    warm = min(total // 2, steps * warmup_epochs)
+    decay = keras.optimizers.schedules.CosineDecay(learning_rate, max(1, total - warm), alpha=0.01)
+
+    class Schedule(keras.optimizers.schedules.LearningRateSchedule):
+        def __call__(self, step):
+            step = tf.cast(step, tf.float32)
+            warm_lr = learning_rate * (step + 1) / max(1, warm)
+            return tf.where(step < warm, warm_lr, decay(step - warm))
+
+        def get_config(self):
+            return {}
+
+    model.compile(optimizer=keras.optimizers.Adam(Schedule()), loss=loss)
+    train = make_dataset(x_train, t_train, batch_size, augment, seed, shuffle=True)
+    val = make_dataset(x_val, t_val, 256, False, seed, shuffle=False) if x_val is not None and len(x_val) else None
+    cbs = list(callbacks)
+    if on_epoch:
+        cbs.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: on_epoch(e, logs)))
+    hist = model.fit(train, validation_data=val, epochs=epochs, verbose=0, callbacks=cbs)
+    return TrainResult({k: [float(v) for v in vals] for k, vals in hist.history.items()}, epochs)
+
+
+def embed(model, x_uint8: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Float embeddings (L2-normalised) of uint8 crops with a Keras model."""
+    x = normalize_images(x_uint8)
+    out = model.predict(x, batch_size=batch_size, verbose=0)
+    out = out[0] if isinstance(out, (list, tuple)) else out
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)

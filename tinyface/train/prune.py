@@ -1,0 +1,62 @@
+"""Magnitude pruning with tensorflow-model-optimization.
+
+Dense TFLM kernels do not skip zeros: pruning buys a smaller *compressed* model (what an
+OTA update or a compressed flash image would carry), not a faster or smaller-in-RAM one.
+The report states both.
+"""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+
+
+def prunable(layer) -> bool:
+    """Prune convolutions and dense layers; depthwise kernels are tiny and sensitive."""
+    from tf_keras import layers
+
+    return isinstance(layer, (layers.Conv2D, layers.Dense)) and not isinstance(layer, layers.DepthwiseConv2D)
+
+
+def wrap_for_pruning(model, target_sparsity: float, begin_step: int, end_step: int):
+    """Clone ``model`` with prune_low_magnitude on prunable layers (polynomial decay 0 -> target)."""
+    import tensorflow_model_optimization as tfmot
+    import tf_keras as keras
+
+    schedule = tfmot.sparsity.keras.PolynomialDecay(initial_sparsity=0.0, final_sparsity=target_sparsity,
+                                                    begin_step=begin_step, end_step=end_step, frequency=20)
+
+    def clone(layer):
+        if prunable(layer):
+            return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule)
+        return layer
+
+    return keras.models.clone_model(model, clone_function=clone)
+
+
+def pruning_callbacks():
+    import tensorflow_model_optimization as tfmot
+
+    return [tfmot.sparsity.keras.UpdatePruningStep()]
+
+
+def strip(model):
+    import tensorflow_model_optimization as tfmot
+
+    return tfmot.sparsity.keras.strip_pruning(model)
+
+
+def sparsity_per_layer(model) -> dict[str, float]:
+    """Share of exactly-zero weights in each prunable layer's kernel."""
+    out = {}
+    for layer in model.layers:
+        if prunable(layer):
+            w = layer.get_weights()[0]
+            out[layer.name] = float(np.mean(w == 0))
+    return out
+
+
+def gzip_size(data: bytes) -> int:
+    """What a compressed flash image / OTA update of the model would take."""
+    return len(gzip.compress(data, compresslevel=9))

@@ -1,0 +1,141 @@
+"""Student architectures: small CNNs built only from ops TFLM supports and ESP-NN
+accelerates (CONV_2D, DEPTHWISE_CONV_2D, ADD, FULLY_CONNECTED, MEAN, RESHAPE).
+
+``dsnet`` is a MobileFaceNet-style network: a strided stem, depthwise-separable blocks
+(inverted residuals where shapes allow an ADD), and a global depthwise convolution (GDC)
+head instead of global average pooling: faces are aligned, so *where* a feature is
+matters, and GDC learns a per-position weighting at almost no cost. ``tinycnn`` is the
+plain baseline (conv blocks + global average pooling).
+
+Architectures are selected by name; width scales every channel count. Batch norm is
+folded into the convolutions by the TFLite converter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# dsnet stages: (out_channels, repeats). Each stage halves the resolution with a
+# depthwise-separable block, then repeats residual depthwise-separable blocks. Expansion
+# layers (MobileNetV2) are left out: at 24x24 and 12x12 they cost more MACs than the
+# whole 2 M budget allows.
+DSNET_STAGES = [(32, 3), (64, 3), (128, 2)]
+DSNET_STEM = 16
+DSNET_HEAD = 256
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A board preset: input and architecture chosen to fit the board's MAC budget."""
+
+    name: str
+    mac_budget: int
+    crop_size: int
+    channels: int
+    arch: str
+    width: float
+    embedding_dim: int
+
+
+PRESETS = {
+    "esp32": Preset("esp32", 2_000_000, 48, 1, "dsnet", 1.0, 128),
+    "esp32s3": Preset("esp32s3", 14_000_000, 64, 1, "dsnet", 2.0, 128),
+}
+
+
+def _ch(c: float, width: float) -> int:
+    return max(8, int(round(c * width / 8.0)) * 8)
+
+
+def build_student(arch: str, input_shape: tuple[int, int, int], embedding_dim: int = 128, width: float = 1.0,
+                  n_classes: int = 0):
+    """Build a Keras (tf_keras) student.
+
+    Returns:
+        (embedding_model, train_model): the first maps an image in [-1, 1) to the embedding;
+        the second adds an identity-classification head (when ``n_classes``), used only in training.
+    """
+    import tf_keras as keras
+    from tf_keras import layers
+
+    builders = {"dsnet": _dsnet, "tinycnn": _tinycnn}
+    if arch not in builders:
+        from tinyface.errors import ConfigError
+
+        raise ConfigError(f"unknown student architecture {arch!r}", hint=f"known: {', '.join(builders)}")
+    inp = keras.Input(input_shape, name="face")
+    emb = builders[arch](inp, embedding_dim, width, layers)
+    model = keras.Model(inp, emb, name=f"{arch}_w{width:g}_{input_shape[0]}x{input_shape[1]}x{input_shape[2]}")
+    if not n_classes:
+        return model, model
+    logits = layers.Dense(n_classes, use_bias=False, name="identity_logits")(emb)
+    return model, keras.Model(inp, [emb, logits], name=model.name + "_train")
+
+
+def _conv_bn(x, filters, kernel, stride, layers, name, act=True):
+    x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.ReLU(6.0, name=f"{name}_relu")(x) if act else x
+
+
+def _dw_bn(x, stride, layers, name, kernel=3):
+    x = layers.DepthwiseConv2D(kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_dw")(x)
+    x = layers.BatchNormalization(name=f"{name}_dwbn")(x)
+    return layers.ReLU(6.0, name=f"{name}_dwrelu")(x)
+
+
+def _dsnet(inp, embedding_dim, width, layers):
+    x = _conv_bn(inp, _ch(DSNET_STEM, width), 3, 2, layers, "stem")
+    in_ch = _ch(DSNET_STEM, width)
+    block = 0
+    for out, repeats in DSNET_STAGES:
+        out_ch = _ch(out, width)
+        for r in range(repeats):
+            stride = 2 if r == 0 else 1
+            name = f"b{block}"
+            y = _dw_bn(x, stride, layers, name)
+            y = _conv_bn(y, out_ch, 1, 1, layers, f"{name}_pw", act=stride == 1 and in_ch == out_ch)
+            if stride == 1 and in_ch == out_ch:
+                x = layers.Add(name=f"{name}_add")([x, y])
+            else:
+                x = layers.ReLU(6.0, name=f"{name}_relu")(y)
+            in_ch = out_ch
+            block += 1
+    x = _conv_bn(x, _ch(DSNET_HEAD, width), 1, 1, layers, "head")
+    # global depthwise conv: one learned weight per position and channel
+    h, w = x.shape[1], x.shape[2]
+    x = layers.DepthwiseConv2D((h, w), padding="valid", use_bias=False, name="gdc")(x)
+    x = layers.BatchNormalization(name="gdc_bn")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(embedding_dim, use_bias=False, name="embedding")(x)
+    return layers.BatchNormalization(name="embedding_bn")(x)
+
+
+def _tinycnn(inp, embedding_dim, width, layers):
+    x = inp
+    for i, c in enumerate((16, 32, 64, 128)):
+        x = _conv_bn(x, _ch(c, width), 3, 2, layers, f"c{i}")
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    return layers.Dense(embedding_dim, name="embedding")(x)
+
+
+def keras_macs(model) -> int:
+    """Multiply-accumulates of one inference, counted from the Keras layers (the int8 graph
+    count in tinyface.graph is authoritative; this one is for design and search)."""
+    from tf_keras import layers
+
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, layers.DepthwiseConv2D):
+            _, h, w, c = layer.output_shape
+            kh, kw = layer.kernel_size
+            total += h * w * c * kh * kw
+        elif isinstance(layer, layers.Conv2D):
+            _, h, w, c = layer.output_shape
+            kh, kw = layer.kernel_size
+            total += h * w * c * kh * kw * layer.input_shape[-1]
+        elif isinstance(layer, layers.Dense):
+            total += layer.input_shape[-1] * layer.units
+        elif isinstance(layer, layers.Add):
+            total += int(layer.output_shape[1] * layer.output_shape[2] * layer.output_shape[3])
+    return int(total)
