@@ -29,6 +29,27 @@ class CostModel:
         work = macs if macs else elements
         return (work * cpm / (self.cpu_mhz * 1e3)) + self.per_op_overhead.get(op, self.overhead_us_per_op) / 1e3
 
+    @classmethod
+    def calibrated(cls, cpu_mhz: float, macs: int, ops: int, measured_ms: float,
+                   overhead_us_per_op: float = 20.0, source: str = "") -> "CostModel":
+        """The cost model that reproduces one published measurement: a model of ``macs``
+        multiply-accumulates in ``ops`` ops that ran in ``measured_ms`` at ``cpu_mhz``.
+
+        The fixed per-op overhead is taken off first, the rest is spread evenly over the
+        MACs (one average figure cannot separate op kinds, so every op gets it).
+
+        Raises:
+            ValueError: non-positive inputs, or a measurement smaller than the overhead alone.
+        """
+        if cpu_mhz <= 0 or macs <= 0 or ops <= 0 or measured_ms <= 0:
+            raise ValueError("cpu_mhz, macs, ops and measured_ms must be > 0")
+        compute_ms = measured_ms - ops * overhead_us_per_op / 1e3
+        if compute_ms <= 0:
+            raise ValueError(f"{measured_ms} ms is less than the per-op overhead of {ops} ops")
+        cycles_per_mac = compute_ms * cpu_mhz * 1e3 / macs
+        return cls(cpu_mhz=float(cpu_mhz), cycles_per_mac={"default": cycles_per_mac},
+                   overhead_us_per_op=overhead_us_per_op, source=source)
+
 
 DEFAULT = CostModel(
     cpu_mhz=240.0,

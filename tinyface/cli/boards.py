@@ -1,12 +1,58 @@
-"""`tinyface boards` (placeholder until its issue lands)."""
+"""`tinyface boards`: the supported boards and their budgets (read from boards/*.toml)."""
+
+from __future__ import annotations
 
 import click
 
-from tinyface.cli.common import not_implemented
+from tinyface.cli.common import json_option
 
 
-@click.command(context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def boards(args):
-    """Not implemented yet: exits 2."""
-    not_implemented("boards", "issue: boards and firmware")
+@click.command()
+@click.argument("name", required=False)
+@json_option
+def boards(name, as_json):
+    """List the supported boards: PlatformIO board, CPU clock, flash, SRAM for the arena,
+    PSRAM, ESP-NN, the MAC budget of the model preset, and the calibrated cost model.
+
+    Give NAME to show one board. Boards are data: add a file to boards/ (docs/boards.md).
+    """
+    from tinyface.boards import list_boards, load_board
+    from tinyface.console import print_json
+
+    selected = [load_board(name)] if name else list_boards()
+    if as_json:
+        print_json([b.to_dict() for b in selected])
+        return
+    _print_table(selected)
+
+
+def _size(n: int) -> str:
+    if n == 0:
+        return "-"
+    return f"{n / 1024:.0f}K" if n < 1 << 20 else f"{n / (1 << 20):.0f}M"
+
+
+def _print_table(selected) -> None:
+    import sys
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="tinyface boards (sizes in bytes: K = KiB, M = MiB)", title_justify="left")
+    headers = ("board", "PlatformIO board", "MHz", "flash", "SRAM arena", "PSRAM", "ESP-NN", "MAC budget", "ms/M MAC")
+    for header in headers:
+        table.add_column(header, justify="left" if header in ("board", "PlatformIO board", "ESP-NN") else "right")
+    for b in selected:
+        cm = b.cost_model
+        table.add_row(
+            b.name, b.pio_board, f"{b.cpu_mhz:.0f}", _size(b.flash_bytes), _size(b.sram_arena_bytes),
+            _size(b.psram_bytes), "yes" if b.esp_nn else "no", f"{b.mac_budget / 1e6:.1f}M",
+            f"{cm.estimate_ms('CONV_2D', 1_000_000) - cm.overhead_us_per_op / 1e3:.1f}",
+        )
+    # Piped output keeps full rows instead of wrapping at 80 columns.
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    console.print(table)
+    console.print("ms/M MAC: estimated milliseconds per million MACs (the board's cost model), calibrated on:",
+                  style="dim")
+    for b in selected:
+        console.print(f"  {b.name} ({b.title}): {b.cost_source}", style="dim", soft_wrap=True)

@@ -1,0 +1,129 @@
+"""Board files: the shipped ones load and match their published calibrations; bad files are
+rejected with a message naming the file and the key."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tinyface.boards import list_boards, load_board
+from tinyface.errors import ConfigError
+from tinyface.resources import boards_dir
+
+# Published invoke() times of the 7.2 M-MAC person-detection MobileNet (esp-tflite-micro README).
+PUBLISHED_MS = {"esp32": (380, 4084), "esp32s3": (54, 2300), "esp32c3": (426, 3355), "esp32cam": (380, 4084)}
+PIO_BOARDS = {"esp32": "esp32dev", "esp32s3": "esp32-s3-devkitc-1", "esp32c3": "esp32-c3-devkitm-1",
+              "esp32cam": "esp32cam"}
+
+
+def test_the_four_boards_are_shipped():
+    assert sorted(b.name for b in list_boards()) == sorted(PUBLISHED_MS)
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_MS))
+def test_cost_model_reproduces_the_published_person_detection_time(name):
+    board = load_board(name)
+    with_nn, without_nn = PUBLISHED_MS[name]
+    for model, expected_ms in ((board.esp_nn_cost_model, with_nn), (board.reference_cost_model, without_nn)):
+        per_op_macs = 7_200_000 / 31
+        estimate = sum(model.estimate_ms("CONV_2D", per_op_macs) for _ in range(31))
+        assert estimate == pytest.approx(expected_ms, rel=1e-3)
+    assert board.cost_model is not None and str(with_nn) in board.cost_model.source
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_MS))
+def test_board_fields(name):
+    board = load_board(name)
+    assert board.pio_board == PIO_BOARDS[name]
+    assert board.pio_platform.startswith("espressif32")
+    assert board.baud > 0 and board.cpu_mhz in (160, 240)
+    assert all(0 < vid <= 0xFFFF and 0 < pid <= 0xFFFF for vid, pid in board.usb_ids)
+    assert board.sram_arena_bytes < board.flash_bytes
+
+
+def test_esp32cam_is_an_esp32_with_psram():
+    cam, esp32 = load_board("esp32cam"), load_board("esp32")
+    assert cam.psram_bytes == 4 * 1024 * 1024 and esp32.psram_bytes == 0
+    assert cam.cpu_mhz == esp32.cpu_mhz and cam.cost_model.cycles_per_mac == esp32.cost_model.cycles_per_mac
+
+
+def test_mac_budgets_match_the_presets():
+    assert load_board("esp32").mac_budget == 2_000_000
+    assert load_board("esp32s3").mac_budget == 14_000_000
+
+
+def test_native_usb_ids_on_s3_and_c3_only():
+    assert (0x303A, 0x1001) in load_board("esp32s3").usb_ids
+    assert (0x303A, 0x1001) in load_board("esp32c3").usb_ids
+    assert (0x303A, 0x1001) not in load_board("esp32").usb_ids
+    assert (0x10C4, 0xEA60) in load_board("esp32").usb_ids
+
+
+def _copy_board(tmp_path, edit):
+    text = (boards_dir() / "esp32.toml").read_text()
+    path = tmp_path / "esp32.toml"
+    path.write_text(edit(text))
+    return path
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace("cpu_mhz = 240\n", ""), "missing 'cpu_mhz' in [chip]"),
+    (lambda t: t.replace("cpu_mhz = 240\n", "cpu_mhz = 240\ncpu_mhx = 1\n"), "unknown key 'chip.cpu_mhx'"),
+    (lambda t: t.replace('name = "esp32"', 'name = "esp32"\ncolour = "red"'), "unknown key 'colour'"),
+    (lambda t: t.replace("esp_nn = true", 'esp_nn = "yes"'), "'chip.esp_nn' must be bool"),
+    (lambda t: t.replace("baud = 921_600", "baud = true"), "'serial.baud' must be int"),
+    (lambda t: t.replace('"10C4:EA60"', '"10C4-EA60"'), "USB id '10C4-EA60'"),
+    (lambda t: t.replace("sram_arena_bytes = 131_072", "sram_arena_bytes = 0"), "'chip.sram_arena_bytes' must be > 0"),
+    (lambda t: t.replace('name = "esp32"', 'name = "esp33"'), "must match the file name"),
+    (lambda t: t.replace("[budget]", "[budget"), "not valid TOML"),
+    (lambda t: t.replace("calibration_ms_esp_nn = 380.0", "calibration_ms_esp_nn = 0.1"), "bad [cost_model]"),
+])
+def test_invalid_board_files_are_rejected(tmp_path, edit, message):
+    path = _copy_board(tmp_path, edit)
+    with pytest.raises(ConfigError) as info:
+        load_board("esp32", directory=tmp_path)
+    assert message in info.value.one_line()
+    assert str(path) in info.value.one_line()
+
+
+def test_unknown_board_lists_known_ones():
+    with pytest.raises(ConfigError) as info:
+        load_board("esp8266")
+    assert "known boards: esp32, esp32c3, esp32cam, esp32s3" in info.value.one_line()
+
+
+def test_a_board_file_can_be_given_by_path(tmp_path):
+    path = _copy_board(tmp_path, lambda t: t)
+    assert load_board(str(path)).name == "esp32"
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "tinyface.cli.main", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_cli_boards_json_lists_every_board_with_budgets():
+    result = _cli("boards", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [r["name"] for r in rows] == ["esp32", "esp32c3", "esp32cam", "esp32s3"]
+    esp32 = rows[0]
+    assert esp32["platformio"]["board"] == "esp32dev" and esp32["mac_budget"] == 2_000_000
+    assert esp32["sram_arena_bytes"] == 131_072 and esp32["usb_ids"][0] == "10C4:EA60"
+
+
+def test_cli_boards_table_and_unknown_board():
+    table = _cli("boards")
+    assert table.returncode == 0 and "esp32-s3-devkitc-1" in table.stdout and "380 ms" in table.stdout
+    bad = _cli("boards", "nope")
+    assert bad.returncode == 3 and bad.stderr.strip().startswith("tinyface: error: unknown board 'nope'")
+    assert "Traceback" not in bad.stderr
+
+
+def test_cli_boards_does_not_import_tensorflow():
+    code = ("import sys; from tinyface.cli.main import main\n"
+            "try:\n    main(['boards', '--json'])\nexcept SystemExit:\n    pass\n"
+            "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

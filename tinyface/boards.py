@@ -1,0 +1,227 @@
+"""Boards as data: one ``boards/<name>.toml`` per board, validated when it is loaded.
+
+A board file says how to build for the board (PlatformIO platform, board id, framework),
+what it has (CPU clock, flash, SRAM for the arena, PSRAM, ESP-NN), how to talk to it (baud,
+USB VID:PIDs for auto-detection), what the model pipeline may spend on it (``mac_budget``)
+and the published measurement its latency cost model is calibrated on. Every key is
+required and an unknown key is an error, so a typo never silently becomes a default.
+docs/boards.md documents the fields.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from tinyface.costmodel import CostModel
+from tinyface.errors import ConfigError
+from tinyface.resources import boards_dir
+
+# section -> key -> accepted Python types. Every key is required.
+_INT = (int,)
+_NUM = (int, float)
+SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
+    "": {"name": (str,), "title": (str,)},
+    "platformio": {"platform": (str,), "board": (str,), "framework": (str,)},
+    "chip": {"cpu_mhz": _NUM, "flash_bytes": _INT, "sram_arena_bytes": _INT, "psram_bytes": _INT, "esp_nn": (bool,)},
+    "serial": {"baud": _INT, "usb_ids": (list,)},
+    "budget": {"mac_budget": _INT, "firmware_flash_bytes": _INT},
+    "cost_model": {
+        "calibration_macs": _INT, "calibration_ops": _INT, "calibration_ms_esp_nn": _NUM,
+        "calibration_ms_reference": _NUM, "overhead_us_per_op": _NUM, "source": (str,),
+    },
+}
+
+# The generated partition table keeps the first 64 KiB for the bootloader, the partition
+# table, NVS (the gallery) and PHY data; the factory app gets the rest of the flash.
+APP_OFFSET_BYTES = 0x10000
+
+
+@dataclass(frozen=True)
+class Board:
+    """One supported board (see docs/boards.md for the meaning of each field)."""
+
+    name: str
+    title: str
+    pio_platform: str
+    pio_board: str
+    pio_framework: str
+    cpu_mhz: float
+    flash_bytes: int
+    sram_arena_bytes: int
+    psram_bytes: int
+    esp_nn: bool
+    baud: int
+    usb_ids: tuple[tuple[int, int], ...]
+    mac_budget: int
+    firmware_flash_bytes: int
+    calibration_macs: int
+    calibration_ops: int
+    calibration_ms_esp_nn: float
+    calibration_ms_reference: float
+    overhead_us_per_op: float
+    cost_source: str
+    path: Path
+
+    @property
+    def cost_model(self) -> CostModel:
+        """Latency estimate for this board as built by tinyface (ESP-NN kernels if it has them)."""
+        return self.esp_nn_cost_model if self.esp_nn else self.reference_cost_model
+
+    @property
+    def esp_nn_cost_model(self) -> CostModel:
+        return CostModel.calibrated(self.cpu_mhz, self.calibration_macs, self.calibration_ops,
+                                    self.calibration_ms_esp_nn, self.overhead_us_per_op,
+                                    source=f"{self.name} with ESP-NN: {self.cost_source}")
+
+    @property
+    def reference_cost_model(self) -> CostModel:
+        """The same chip with TFLM's portable reference kernels only."""
+        return CostModel.calibrated(self.cpu_mhz, self.calibration_macs, self.calibration_ops,
+                                    self.calibration_ms_reference, self.overhead_us_per_op,
+                                    source=f"{self.name} reference kernels: {self.cost_source}")
+
+    @property
+    def app_flash_bytes(self) -> int:
+        """Flash the factory app partition (firmware + model + compiled-in gallery) can use."""
+        return self.flash_bytes - APP_OFFSET_BYTES
+
+    @property
+    def usb_ids_hex(self) -> list[str]:
+        return [f"{vid:04X}:{pid:04X}" for vid, pid in self.usb_ids]
+
+    def to_dict(self) -> dict:
+        """A JSON-friendly summary (what `tinyface boards --json` prints)."""
+        cm = self.cost_model
+        return {
+            "name": self.name, "title": self.title,
+            "platformio": {"platform": self.pio_platform, "board": self.pio_board, "framework": self.pio_framework},
+            "cpu_mhz": self.cpu_mhz, "flash_bytes": self.flash_bytes, "app_flash_bytes": self.app_flash_bytes,
+            "sram_arena_bytes": self.sram_arena_bytes, "psram_bytes": self.psram_bytes, "esp_nn": self.esp_nn,
+            "baud": self.baud, "usb_ids": self.usb_ids_hex, "mac_budget": self.mac_budget,
+            "firmware_flash_bytes": self.firmware_flash_bytes,
+            "cycles_per_mac": cm.cycles_per_mac["default"], "overhead_us_per_op": cm.overhead_us_per_op,
+            "cost_source": cm.source,
+        }
+
+
+def list_boards(directory: str | Path | None = None) -> list[Board]:
+    """Every board in ``directory`` (default: the shipped boards/), sorted by name.
+
+    Raises:
+        ConfigError: a board file is invalid (the message names the file and the key).
+    """
+    directory = Path(directory) if directory else boards_dir()
+    return [load_board_file(p) for p in sorted(directory.glob("*.toml"))]
+
+
+def board_names(directory: str | Path | None = None) -> list[str]:
+    directory = Path(directory) if directory else boards_dir()
+    return sorted(p.stem for p in directory.glob("*.toml"))
+
+
+def load_board(name: str, directory: str | Path | None = None) -> Board:
+    """The board called ``name`` (``boards/<name>.toml``), or a board file given by path.
+
+    Raises:
+        ConfigError: no such board (the message lists the known ones), or its file is invalid.
+    """
+    candidate = Path(name)
+    if candidate.suffix == ".toml" and candidate.is_file():
+        return load_board_file(candidate)
+    directory = Path(directory) if directory else boards_dir()
+    path = directory / f"{name}.toml"
+    if not path.is_file():
+        known = ", ".join(board_names(directory)) or "none"
+        raise ConfigError(f"unknown board '{name}'", hint=f"known boards: {known}; `tinyface boards` lists them")
+    return load_board_file(path)
+
+
+def load_board_file(path: str | Path) -> Board:
+    """Parse and validate one board file.
+
+    Raises:
+        ConfigError: not TOML, a missing or unknown key, a value of the wrong type or out of
+            range, or a ``name`` that differs from the file name.
+    """
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"board file {path} is not valid TOML: {exc}") from None
+
+    values: dict[str, object] = {}
+    for section, keys in SCHEMA.items():
+        table = raw if section == "" else raw.get(section)
+        where = f"[{section}]" if section else "the top level"
+        if table is None:
+            raise ConfigError(f"board file {path} has no [{section}] section")
+        if not isinstance(table, dict):
+            raise ConfigError(f"board file {path}: [{section}] must be a table")
+        for key, types in keys.items():
+            if key not in table:
+                raise ConfigError(f"board file {path} is missing '{key}' in {where}",
+                                  hint="docs/boards.md lists the required keys")
+            value = table[key]
+            if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+                kind = " or ".join(t.__name__ for t in types)
+                raise ConfigError(f"board file {path}: '{_dotted(section, key)}' must be {kind}, got {value!r}")
+            values[_dotted(section, key)] = value
+        allowed = set(keys) | ((set(SCHEMA) - {""}) if section == "" else set())
+        unknown = sorted(set(table) - allowed)
+        if unknown:
+            raise ConfigError(f"board file {path} has unknown key '{_dotted(section, unknown[0])}'",
+                              hint=f"known keys of {where}: {', '.join(keys)}")
+
+    name = values["name"]
+    if name != path.stem:
+        raise ConfigError(f"board file {path} says name = '{name}'; it must match the file name '{path.stem}'")
+    for key in ("chip.cpu_mhz", "chip.flash_bytes", "chip.sram_arena_bytes", "serial.baud", "budget.mac_budget",
+                "cost_model.calibration_macs", "cost_model.calibration_ops", "cost_model.calibration_ms_esp_nn",
+                "cost_model.calibration_ms_reference"):
+        if values[key] <= 0:
+            raise ConfigError(f"board file {path}: '{key}' must be > 0, got {values[key]!r}")
+    for key in ("chip.psram_bytes", "budget.firmware_flash_bytes", "cost_model.overhead_us_per_op"):
+        if values[key] < 0:
+            raise ConfigError(f"board file {path}: '{key}' must be >= 0, got {values[key]!r}")
+    if values["chip.flash_bytes"] <= APP_OFFSET_BYTES:
+        raise ConfigError(f"board file {path}: 'chip.flash_bytes' must exceed {APP_OFFSET_BYTES}")
+
+    board = Board(
+        name=name, title=values["title"],
+        pio_platform=values["platformio.platform"], pio_board=values["platformio.board"],
+        pio_framework=values["platformio.framework"],
+        cpu_mhz=float(values["chip.cpu_mhz"]), flash_bytes=values["chip.flash_bytes"],
+        sram_arena_bytes=values["chip.sram_arena_bytes"], psram_bytes=values["chip.psram_bytes"],
+        esp_nn=values["chip.esp_nn"], baud=values["serial.baud"],
+        usb_ids=tuple(_parse_usb_id(item, path) for item in values["serial.usb_ids"]),
+        mac_budget=values["budget.mac_budget"], firmware_flash_bytes=values["budget.firmware_flash_bytes"],
+        calibration_macs=values["cost_model.calibration_macs"], calibration_ops=values["cost_model.calibration_ops"],
+        calibration_ms_esp_nn=float(values["cost_model.calibration_ms_esp_nn"]),
+        calibration_ms_reference=float(values["cost_model.calibration_ms_reference"]),
+        overhead_us_per_op=float(values["cost_model.overhead_us_per_op"]),
+        cost_source=values["cost_model.source"], path=path,
+    )
+    if not board.usb_ids:
+        raise ConfigError(f"board file {path}: 'serial.usb_ids' must list at least one VID:PID")
+    try:
+        board.esp_nn_cost_model, board.reference_cost_model  # noqa: B018 - validates the calibration
+    except ValueError as exc:
+        raise ConfigError(f"board file {path}: bad [cost_model] calibration: {exc}") from None
+    return board
+
+
+def _dotted(section: str, key: str) -> str:
+    return f"{section}.{key}" if section else key
+
+
+def _parse_usb_id(item: object, path: Path) -> tuple[int, int]:
+    text = str(item)
+    vid, sep, pid = text.partition(":")
+    try:
+        if not sep or len(vid) != 4 or len(pid) != 4:
+            raise ValueError
+        return int(vid, 16), int(pid, 16)
+    except ValueError:
+        raise ConfigError(f"board file {path}: USB id {text!r} must look like '10C4:EA60' (hex VID:PID)") from None
