@@ -37,28 +37,49 @@ def default_cache_dir() -> Path:
 
 @dataclass
 class DataSettings:
-    dir: str = ""  # empty: default_data_dir()
-    cache_dir: str = ""  # empty: default_cache_dir()
-    crop_size: int = 48  # student input, pixels per side
-    channels: int = 1  # 1 = gray, 3 = RGB
-    padding: float = 0.25  # face-chip padding around the 5-point template (dlib's convention)
-    detector_upsample: int = 1  # retry with this many upsamplings when the first pass finds no face
-    val_fraction: float = 0.1  # share of peopleDevTrain people held out for validation
-    identify_min_images: int = 10  # identification: peopleDevTest people with at least this many
-    enroll_images: int = 5  # identification: images enrolled per person (centroid)
+    """Where the images are, how faces are cut, and who is used for what.
+
+    Attributes:
+        dir: dataset folder; empty means $TINYFACE_DATA, else ~/.cache/tinyface/datasets/lfw.
+        cache_dir: cache of aligned crops and teacher embeddings; empty means $TINYFACE_CACHE,
+            else ~/.cache/tinyface/cache.
+        crop_size: side of the aligned face crop the student sees, in pixels.
+        channels: 1 = gray, 3 = RGB.
+        padding: margin around dlib's 5-point face template, as a share of the face (dlib's
+            convention; 0.25 is what its ResNet was trained on).
+        detector_upsample: when the first detector pass finds no face, retry on an image
+            upsampled this many times (0 = no retry).
+        val_fraction: share of the training people (peopleDevTrain) held out for validation.
+        identify_min_images: identification: peopleDevTest people with at least this many
+            images are enrolled (47 people at 10).
+        enroll_images: identification: images enrolled per person (their centroid is the
+            template); the rest are probes.
+        seed: seed of every split and shuffle.
+        workers: processes for alignment and teacher embeddings; 0 = one per CPU core.
+    """
+
+    dir: str = ""
+    cache_dir: str = ""
+    crop_size: int = 48
+    channels: int = 1
+    padding: float = 0.25
+    detector_upsample: int = 1
+    val_fraction: float = 0.1
+    identify_min_images: int = 10
+    enroll_images: int = 5
     seed: int = 0
-    workers: int = 0  # 0: one per CPU core
+    workers: int = 0
 
     def validate(self) -> None:
-        _check(self.crop_size >= 16, "data.crop_size must be >= 16")
-        _check(self.channels in (1, 3), "data.channels must be 1 (gray) or 3 (RGB)")
-        _check(0.0 <= self.padding <= 1.0, "data.padding must be in [0, 1]")
-        _check(0 <= self.detector_upsample <= 2, "data.detector_upsample must be 0, 1 or 2")
-        _check(0.0 < self.val_fraction < 0.5, "data.val_fraction must be in (0, 0.5)")
-        _check(self.identify_min_images >= 2, "data.identify_min_images must be >= 2")
+        _check(self.crop_size >= 16, "data.crop_size must be >= 16", self.crop_size)
+        _check(self.channels in (1, 3), "data.channels must be 1 (gray) or 3 (RGB)", self.channels)
+        _check(0.0 <= self.padding <= 1.0, "data.padding must be in [0, 1]", self.padding)
+        _check(0 <= self.detector_upsample <= 2, "data.detector_upsample must be 0, 1 or 2", self.detector_upsample)
+        _check(0.0 < self.val_fraction < 0.5, "data.val_fraction must be in (0, 0.5)", self.val_fraction)
+        _check(self.identify_min_images >= 2, "data.identify_min_images must be >= 2", self.identify_min_images)
         _check(1 <= self.enroll_images < self.identify_min_images,
-               "data.enroll_images must be >= 1 and < data.identify_min_images")
-        _check(self.workers >= 0, "data.workers must be >= 0")
+               "data.enroll_images must be >= 1 and < data.identify_min_images", self.enroll_images)
+        _check(self.workers >= 0, "data.workers must be >= 0", self.workers)
 
     def data_path(self) -> Path:
         return Path(self.dir).expanduser() if self.dir else default_data_dir()
@@ -69,91 +90,160 @@ class DataSettings:
 
 @dataclass
 class TeacherSettings:
+    """The teacher whose embeddings the student learns to reproduce.
+
+    Attributes:
+        name: the teacher model; only dlib_resnet (dlib's 128-D ResNet) exists.
+        chip_size: side of the teacher's face chip, in pixels (dlib's ResNet expects 150).
+        chip_padding: margin around the face template for the teacher's chip (dlib's 0.25).
+        flip_average: also embed the mirrored chip and average the two (2x the teacher time).
+    """
+
     name: str = "dlib_resnet"
-    chip_size: int = 150  # dlib's ResNet is trained on 150x150 chips
+    chip_size: int = 150
     chip_padding: float = 0.25
-    flip_average: bool = False  # also embed the mirrored chip and average (2x the teacher time)
+    flip_average: bool = False
 
     def validate(self) -> None:
-        _check(self.name == "dlib_resnet", "teacher.name must be 'dlib_resnet' (the only teacher)")
-        _check(self.chip_size == 150, "teacher.chip_size must be 150 (what dlib's ResNet expects)")
+        _check(self.name == "dlib_resnet", "teacher.name must be 'dlib_resnet' (the only teacher)", self.name)
+        _check(self.chip_size == 150, "teacher.chip_size must be 150 (what dlib's ResNet expects)", self.chip_size)
+        _check(0.0 <= self.chip_padding <= 1.0, "teacher.chip_padding must be in [0, 1]", self.chip_padding)
 
 
 @dataclass
 class StudentSettings:
+    """The small CNN that runs on the board.
+
+    Attributes:
+        arch: architecture name (see docs/ for the list).
+        width: channel-width multiplier of the architecture.
+        embedding_dim: length of the face embedding the student outputs.
+    """
+
     arch: str = "dsnet"
     width: float = 1.0
     embedding_dim: int = 128
 
     def validate(self) -> None:
-        _check(self.width > 0, "student.width must be > 0")
-        _check(8 <= self.embedding_dim <= 512, "student.embedding_dim must be in [8, 512]")
+        _check(self.width > 0, "student.width must be > 0", self.width)
+        _check(8 <= self.embedding_dim <= 512, "student.embedding_dim must be in [8, 512]", self.embedding_dim)
 
 
 @dataclass
 class DistillSettings:
+    """Training the student on the teacher's embeddings.
+
+    Attributes:
+        epochs: training epochs.
+        batch_size: images per training step.
+        learning_rate: initial learning rate.
+        cosine_weight: weight of the cosine loss between student and teacher embeddings.
+        mse_weight: weight of the mean-squared-error loss between the embeddings.
+        alpha: weight of identity-classification distillation (Hinton); 0 = off.
+        temperature: softmax temperature of that classification distillation.
+        augment: flip, small shifts and rotations, brightness and contrast during training.
+        search_trials: Optuna TPE trials over alpha, temperature and learning rate, on
+            validation data only; 0 = off.
+    """
+
     epochs: int = 30
     batch_size: int = 128
     learning_rate: float = 3e-3
     cosine_weight: float = 1.0
     mse_weight: float = 1.0
-    alpha: float = 0.0  # weight of identity-classification distillation (Hinton); 0 = off
+    alpha: float = 0.0
     temperature: float = 4.0
     augment: bool = True
-    search_trials: int = 0  # Optuna TPE trials over alpha, temperature, learning rate; 0 = off
+    search_trials: int = 0
 
     def validate(self) -> None:
-        _check(self.epochs >= 1, "distill.epochs must be >= 1")
-        _check(self.batch_size >= 1, "distill.batch_size must be >= 1")
-        _check(self.learning_rate > 0, "distill.learning_rate must be > 0")
-        _check(0.0 <= self.alpha <= 1.0, "distill.alpha must be in [0, 1]")
-        _check(self.temperature > 0, "distill.temperature must be > 0")
-        _check(self.search_trials >= 0, "distill.search_trials must be >= 0")
+        _check(self.epochs >= 1, "distill.epochs must be >= 1", self.epochs)
+        _check(self.batch_size >= 1, "distill.batch_size must be >= 1", self.batch_size)
+        _check(self.learning_rate > 0, "distill.learning_rate must be > 0", self.learning_rate)
+        _check(self.cosine_weight >= 0, "distill.cosine_weight must be >= 0", self.cosine_weight)
+        _check(self.mse_weight >= 0, "distill.mse_weight must be >= 0", self.mse_weight)
+        _check(0.0 <= self.alpha <= 1.0, "distill.alpha must be in [0, 1]", self.alpha)
+        _check(self.temperature > 0, "distill.temperature must be > 0", self.temperature)
+        _check(self.search_trials >= 0, "distill.search_trials must be >= 0", self.search_trials)
 
 
 @dataclass
 class PruneSettings:
+    """Magnitude pruning (tfmot) with a polynomial-decay schedule, then fine-tuning.
+
+    Attributes:
+        enabled: prune at all.
+        target_sparsity: share of weights set to zero at the end of the schedule.
+        epochs: fine-tuning epochs while pruning.
+    """
+
     enabled: bool = True
     target_sparsity: float = 0.5
     epochs: int = 4
 
     def validate(self) -> None:
-        _check(0.0 <= self.target_sparsity < 1.0, "prune.target_sparsity must be in [0, 1)")
-        _check(self.epochs >= 1, "prune.epochs must be >= 1")
+        _check(0.0 <= self.target_sparsity < 1.0, "prune.target_sparsity must be in [0, 1)", self.target_sparsity)
+        _check(self.epochs >= 1, "prune.epochs must be >= 1", self.epochs)
 
 
 @dataclass
 class QuantizeSettings:
+    """Full-integer int8 quantization.
+
+    Attributes:
+        calibration_images: training images used as representative data (never test images).
+        qat: also try quantization-aware training; the build keeps the better model by
+            validation accuracy.
+        qat_epochs: epochs of quantization-aware training.
+    """
+
     calibration_images: int = 500
-    qat: bool = False  # also try quantization-aware training; the build keeps the better by validation
+    qat: bool = False
     qat_epochs: int = 2
 
     def validate(self) -> None:
-        _check(self.calibration_images >= 1, "quantize.calibration_images must be >= 1")
-        _check(self.qat_epochs >= 1, "quantize.qat_epochs must be >= 1")
+        _check(self.calibration_images >= 1, "quantize.calibration_images must be >= 1", self.calibration_images)
+        _check(self.qat_epochs >= 1, "quantize.qat_epochs must be >= 1", self.qat_epochs)
 
 
 @dataclass
 class FirmwareSettings:
+    """The generated firmware project.
+
+    Attributes:
+        board: board name, one of the files in boards/ (`tinyface boards` lists them).
+        arena_margin: extra tensor arena on top of the usage TFLM recorded, as a share of it
+            (scratch buffers of optimized kernels).
+    """
+
     board: str = "esp32"
-    arena_margin: float = 0.15  # extra arena on top of the TFLM-recorded usage (optimized-kernel scratch)
+    arena_margin: float = 0.15
 
     def validate(self) -> None:
-        _check(0.0 <= self.arena_margin <= 2.0, "firmware.arena_margin must be in [0, 2]")
+        _check(0.0 <= self.arena_margin <= 2.0, "firmware.arena_margin must be in [0, 2]", self.arena_margin)
 
 
 @dataclass
 class BenchSettings:
+    """Benchmarking a board (or the emulator) over serial.
+
+    Attributes:
+        images: held-out aligned faces streamed to the board.
+        baud: serial speed, in bits per second.
+        timeout_s: seconds to wait for each reply.
+        retries: times a request is re-sent after a timeout or a corrupted reply.
+    """
+
     images: int = 1000
     baud: int = 921600
     timeout_s: float = 5.0
     retries: int = 3
 
     def validate(self) -> None:
-        _check(self.images >= 1, "bench.images must be >= 1")
-        _check(self.baud > 0, "bench.baud must be > 0")
-        _check(self.timeout_s > 0, "bench.timeout_s must be > 0")
-        _check(self.retries >= 0, "bench.retries must be >= 0")
+        _check(self.images >= 1, "bench.images must be >= 1", self.images)
+        _check(self.baud > 0, "bench.baud must be > 0", self.baud)
+        _check(self.timeout_s > 0, "bench.timeout_s must be > 0", self.timeout_s)
+        _check(self.retries >= 0, "bench.retries must be >= 0", self.retries)
 
 
 @dataclass
@@ -193,9 +283,9 @@ def _toml_value(value: Any) -> str:
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _check(ok: bool, message: str) -> None:
+def _check(ok: bool, message: str, value: Any = None) -> None:
     if not ok:
-        raise ConfigError(message)
+        raise ConfigError(message if value is None else f"{message}, got {value!r}")
 
 
 def apply(settings: Settings, values: dict[str, Any], source: str) -> Settings:
@@ -218,29 +308,24 @@ def apply(settings: Settings, values: dict[str, Any], source: str) -> Settings:
 
 
 def _coerce(value: Any, type_name: Any, name: str, source: str) -> Any:
+    """Check ``value`` against the field's type; no silent conversions from strings
+    (``crop_size = "48"`` is an error), but an int is a fine float and vice versa when whole."""
     expected = type_name if isinstance(type_name, str) else type_name.__name__
-    try:
-        if expected == "bool":
-            if isinstance(value, bool):
-                return value
-            if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-                return value.lower() in ("true", "1", "yes")
-            raise ValueError
-        if expected == "int":
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError
+    if expected == "bool" and isinstance(value, bool):
+        return value
+    if expected == "int" and not isinstance(value, bool):
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
             return int(value)
-        if expected == "float":
-            if isinstance(value, bool):
-                raise ValueError
-            return float(value)
-        if expected == "str":
-            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-                raise ValueError
-            return str(value)
-    except (TypeError, ValueError):
-        pass
-    raise ConfigError(f"'{name}' in {source} must be {expected}, got {value!r}")
+    if expected == "float" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if expected == "str" and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)  # --set data.dir=2024 arrives as an int
+    raise ConfigError(f"'{name}' in {source} must be {_TYPE_WORDS.get(expected, expected)}, got {value!r}")
+
+
+_TYPE_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}
 
 
 def load(path: str | os.PathLike | None = None, overrides: dict[str, dict[str, Any]] | None = None) -> Settings:
@@ -281,3 +366,72 @@ def parse_set_option(items: tuple[str, ...]) -> dict[str, dict[str, Any]]:
             value = raw.strip()
         overrides.setdefault(section, {})[key] = value
     return overrides
+
+
+# --- reference documentation (docs/config.md is generated from the docstrings above) -------
+
+DOCS_BEGIN = "<!-- BEGIN settings reference: generated by `python -m tinyface.config docs/config.md`; do not edit -->"
+DOCS_END = "<!-- END settings reference -->"
+
+
+def field_docs(section_cls: type) -> tuple[str, dict[str, str]]:
+    """The summary line and the ``Attributes:`` entries of a settings class's docstring."""
+    import inspect
+
+    doc = inspect.cleandoc(section_cls.__doc__ or "")
+    summary = doc.split("\n\n", 1)[0].replace("\n", " ")
+    entries: dict[str, str] = {}
+    current = None
+    in_attrs = False
+    for line in doc.splitlines():
+        if line.strip() == "Attributes:":
+            in_attrs = True
+            continue
+        if not in_attrs or not line.strip():
+            continue
+        indent = len(line) - len(line.lstrip())
+        name, sep, text = line.strip().partition(":")
+        if indent <= 4 and sep and name.isidentifier():
+            current = name
+            entries[name] = text.strip()
+        elif current:
+            entries[current] += " " + line.strip()
+    return summary, entries
+
+
+def reference_markdown() -> str:
+    """One table per section: key, type, default and meaning of every setting."""
+    out = []
+    for section in fields(Settings):
+        cls = section.default_factory
+        summary, docs = field_docs(cls)
+        out.append(f"### [{section.name}]\n\n{summary}\n")
+        out.append("| key | type | default | meaning |")
+        out.append("| --- | --- | --- | --- |")
+        for f in fields(cls):
+            type_name = f.type if isinstance(f.type, str) else f.type.__name__
+            default = _toml_value(getattr(cls(), f.name))
+            meaning = docs.get(f.name, "").replace("|", r"\|")
+            out.append(f"| `{f.name}` | {type_name} | `{default}` | {meaning} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def write_reference(path: str | os.PathLike) -> bool:
+    """Replace the generated block of ``path`` (docs/config.md) with :func:`reference_markdown`."""
+    from tinyface.fsutil import write_if_changed
+
+    text = Path(path).read_text(encoding="utf-8")
+    head, _, rest = text.partition(DOCS_BEGIN)
+    _, _, tail = rest.partition(DOCS_END)
+    new = f"{head}{DOCS_BEGIN}\n\n{reference_markdown()}\n{DOCS_END}{tail}"
+    return write_if_changed(path, new.encode("utf-8"))
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) > 1:
+        print("updated" if write_reference(sys.argv[1]) else "up to date", sys.argv[1])
+    else:
+        print(reference_markdown())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import click
 
@@ -27,7 +28,8 @@ def data():
 def fetch(ctx, name, url, dest, manifest, force, timeout_s):
     """Download NAME (LFW deep-funneled + protocol files), verify sha256, unpack atomically.
 
-    Nothing is kept unless every checksum matches.
+    Nothing is kept unless every checksum matches. If the destination already holds the
+    verified dataset, nothing is downloaded (so running it twice is harmless).
     """
     from tinyface.config import default_data_dir
     from tinyface.console import err_console, info
@@ -36,7 +38,12 @@ def fetch(ctx, name, url, dest, manifest, force, timeout_s):
 
     spec = Manifest.load(manifest) if manifest else builtin_manifest(name)
     base = url or os.environ.get("TINYFACE_LFW_URL") or DEFAULT_LFW_URL
-    target = dest or default_data_dir()
+    target = Path(dest).expanduser() if dest else default_data_dir()
+    if target.is_dir() and any(target.iterdir()) and not force:  # fetch() verifies it and downloads nothing, or says why not
+        with err_console().status(f"verifying {target}"):
+            fetch_dataset(spec, base, target, force=False)
+        info(f"{name} is already in {target} (every checksum verified); nothing to download")
+        return
     with err_console().status(f"downloading {name} from {base}") as status:
         received = [0]
 

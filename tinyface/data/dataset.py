@@ -99,6 +99,11 @@ def load_dataset(root: str | os.PathLike, min_identities: int = 2) -> Dataset:
             if entry.suffix.lower() not in IMAGE_EXTENSIONS:
                 skipped.append(Skipped(entry, f"not an image file (extension {entry.suffix or 'none'})"))
                 continue
+            if not entry.is_file():
+                # a FIFO or device would block or stream forever when opened; a dangling link has no data
+                reason = "broken symbolic link" if entry.is_symlink() and not entry.exists() else "not a regular file"
+                skipped.append(Skipped(entry, reason))
+                continue
             images.append(FaceImage(entry, person_dir.name))
     if not images:
         loose = [p for p in images_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
@@ -114,30 +119,41 @@ def load_dataset(root: str | os.PathLike, min_identities: int = 2) -> Dataset:
     return dataset
 
 
+class ImageError(DataError):
+    """One image cannot be used; ``reason`` says why without the path (for skip lists)."""
+
+    def __init__(self, reason: str, path: Path):
+        super().__init__(f"{reason}: {path}")
+        self.reason = reason
+        self.path = path
+
+
 def read_image(path: str | os.PathLike, mode: str = "RGB"):
     """Decode one image fully (truncation is an error) as a uint8 array (H, W, 3) or (H, W).
 
     Raises:
-        DataError: unreadable, corrupt, truncated or too small.
+        ImageError: unreadable, not a regular file, corrupt, truncated or too small.
     """
     import numpy as np
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
+    if path.exists() and not path.is_file():  # opening a FIFO would block forever
+        raise ImageError("not a regular file", path)
     try:
         with Image.open(path) as img:
             img.load()
             if min(img.size) < MIN_IMAGE_SIDE:
-                raise DataError(f"image too small ({img.size[0]}x{img.size[1]} px, need >= {MIN_IMAGE_SIDE}): {path}")
+                raise ImageError(f"image too small ({img.size[0]}x{img.size[1]} px, need >= {MIN_IMAGE_SIDE})", path)
             return np.asarray(img.convert(mode))
     except PermissionError:
-        raise DataError(f"permission denied: {path}") from None
+        raise ImageError("permission denied", path) from None
     except FileNotFoundError:
-        raise DataError(f"image not found: {path}") from None
+        raise ImageError("image not found", path) from None
     except UnidentifiedImageError:
-        raise DataError(f"not a readable image: {path}") from None
+        raise ImageError("not a readable image", path) from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"corrupt or truncated image ({exc}): {path}") from None
+        raise ImageError(f"corrupt or truncated image ({exc})", path) from None
 
 
 def check_images(dataset: Dataset, progress=None) -> Dataset:
@@ -151,8 +167,8 @@ def check_images(dataset: Dataset, progress=None) -> Dataset:
         try:
             read_image(im.path)
             good.append(im)
-        except DataError as exc:
-            skipped.append(Skipped(im.path, str(exc).split(": ")[0]))
+        except ImageError as exc:
+            skipped.append(Skipped(im.path, exc.reason))
         if progress:
             progress(1)
     checked = Dataset(dataset.root, dataset.images_dir, good, skipped)

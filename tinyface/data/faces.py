@@ -17,8 +17,7 @@ import numpy as np
 
 from tinyface.data.align import ALIGNER_VERSION, Aligner, Alignment, cut_chip
 from tinyface.data.cache import FaceCache, content_hash, settings_digest
-from tinyface.data.dataset import Skipped, read_image
-from tinyface.errors import DataError
+from tinyface.data.dataset import ImageError, Skipped, read_image
 
 COMMIT_EVERY = 256
 
@@ -89,8 +88,8 @@ def _process(job) -> tuple[int, dict | str]:
     index, path, spec, landmarks, need_crop, need_teacher = job
     try:
         rgb = read_image(path)
-    except DataError as exc:
-        return index, str(exc)
+    except ImageError as exc:
+        return index, exc.reason
     out: dict[str, np.ndarray] = {}
     alignment = Alignment.from_array(landmarks) if landmarks is not None else _worker_aligner.detect(rgb)
     if landmarks is None:
@@ -141,12 +140,18 @@ def prepare_faces(
 
     hashes: list[str | None] = []
     for p in paths:
+        if p.exists() and not p.is_file():  # reading a FIFO would block forever
+            hashes.append(None)
+            skipped.append(Skipped(p, "not a regular file"))
+            continue
         try:
             hashes.append(content_hash(p.read_bytes()))
         except OSError as exc:
             hashes.append(None)
             skipped.append(Skipped(p, f"cannot read file ({exc.strerror or exc})"))
-    lmk_d, crop_d, teach_d = spec.landmark_digest(), spec.crop_digest(), spec.teacher_digest()
+    # the teacher's digest imports tinyface.train: only when embeddings are wanted
+    lmk_d, crop_d = spec.landmark_digest(), spec.crop_digest()
+    teach_d = spec.teacher_digest() if spec.teacher else ""
 
     def keys(h):
         return (FaceCache.key("lmk", lmk_d, h), FaceCache.key("crop", crop_d, h), FaceCache.key("teacher", teach_d, h))

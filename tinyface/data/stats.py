@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from tinyface.data.dataset import Dataset, Skipped, read_image
-from tinyface.errors import DataError
+from tinyface.data.dataset import Dataset, ImageError, Skipped, read_image
 
 HISTOGRAM_BINS = [(1, 1), (2, 2), (3, 4), (5, 9), (10, 19), (20, 49), (50, None)]
 
@@ -48,8 +47,8 @@ def decode_all(dataset: Dataset, progress: Callable[[int], None] | None = None) 
         try:
             read_image(path)
             return None
-        except DataError as exc:
-            return Skipped(path, str(exc).rsplit(": ", 1)[0])
+        except ImageError as exc:
+            return Skipped(path, exc.reason)
 
     bad = []
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
