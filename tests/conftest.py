@@ -72,3 +72,32 @@ def build_tiny_int8_bundle(directory: Path, size: int = 48, channels: int = 1, e
 def tiny_bundle(tmp_path_factory):
     """A real int8 bundle (48x48x1 -> 32) in a session temp folder."""
     return build_tiny_int8_bundle(tmp_path_factory.mktemp("tiny_model"))
+
+
+# --- small real datasets for the data and CLI tests (copies of a few LFW images) -----------
+
+LFW_PROTOCOL_FILES = ("pairs.txt", "pairsDevTrain.txt", "pairsDevTest.txt", "people.txt",
+                      "peopleDevTrain.txt", "peopleDevTest.txt", "lfw-names.txt", "README.txt")
+# People with several images each; every image has a face the detector finds.
+SMALL_PEOPLE = {"Aaron_Peirsol": 3, "Abdullah_Gul": 3, "Adrien_Brody": 3, "Alejandro_Toledo": 3}
+
+
+def copy_people(lfw: Path, dest: Path, people: dict[str, int], protocol: bool = False) -> Path:
+    """Copy the first ``n`` images of each person (``images/<name>/...``) into ``dest``;
+    with ``protocol``, the LFW protocol files too. Returns ``dest``."""
+    import shutil
+
+    for name, n in people.items():
+        (dest / "images" / name).mkdir(parents=True, exist_ok=True)
+        for src in sorted((lfw / "images" / name).glob("*.jpg"))[:n]:
+            shutil.copy2(src, dest / "images" / name / src.name)
+    if protocol:
+        for f in LFW_PROTOCOL_FILES:
+            shutil.copy2(lfw / f, dest / f)
+    return dest
+
+
+@pytest.fixture
+def small_dataset(lfw_dir, tmp_path) -> Path:
+    """A fresh 4-person, 12-image folder-per-person dataset of real LFW images (per test)."""
+    return copy_people(lfw_dir, tmp_path / "small", SMALL_PEOPLE)
