@@ -1,0 +1,1 @@
+"""Transports to a board: pseudo-terminals, the emulated board, the native host build."""

@@ -1,0 +1,1 @@
+"""The tinyface serial protocol: spec (the one definition), frame codec, C header, host client."""

@@ -1,0 +1,294 @@
+"""The tinyface serial protocol, specified once.
+
+Everything a peer needs is in this module: the frame layout, the message types, the error
+codes, every payload as a fixed little-endian struct, the size limits and the CRC. The
+firmware's C header ``tinyface_protocol.h`` is rendered from these tables
+(:mod:`tinyface.protocol.cheader`) and a test fails if the two drift apart; the prose
+version is ``docs/protocol.md``.
+
+Frame (all integers little-endian)::
+
+    offset  size  field
+    0       1     sync0        0xA5
+    1       1     sync1        0x5A
+    2       1     version      PROTOCOL_VERSION
+    3       1     type         message type (requests < 0x80, replies = request | 0x80, 0xFF error)
+    4       2     seq          sequence number chosen by the host; a reply carries its request's
+    6       2     length       payload bytes, 0 .. MAX_PAYLOAD
+    8       2     header_crc   crc32(bytes 0..7) & 0xFFFF: a corrupted length is caught before
+                               the receiver waits for (or stores) a payload that is not coming
+    10      n     payload
+    10+n    4     crc          crc32(bytes 0 .. 10+n-1), i.e. header (with header_crc) + payload
+
+CRC-32 is the IEEE 802.3 one (zlib.crc32): reflected polynomial 0xEDB88320, initial value
+0xFFFFFFFF, final XOR 0xFFFFFFFF; crc32(b"123456789") == 0xCBF43926.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+from enum import IntEnum
+
+PROTOCOL_VERSION = 1
+
+SYNC0 = 0xA5
+SYNC1 = 0x5A
+HEADER_FORMAT = "<BBBBHHH"  # sync0, sync1, version, type, seq, length, header_crc
+HEADER_SIZE = struct.calcsize(HEADER_FORMAT)  # 10
+HEADER_CRC_SPAN = 8  # the header bytes covered by header_crc
+CRC_SIZE = 4
+FRAME_OVERHEAD = HEADER_SIZE + CRC_SIZE  # 14
+MAX_PAYLOAD = 16384  # bytes; the largest int8 input a frame can carry (e.g. 128x128x1 or 73x73x3)
+MAX_FRAME = FRAME_OVERHEAD + MAX_PAYLOAD
+REPLY_FLAG = 0x80
+
+# The host may have this many requests in flight (sent, reply not yet received). The device
+# handles them strictly in order; its UART receive buffer must hold at least one MAX_FRAME
+# while it computes, so the next request streams in during inference (see docs/protocol.md).
+PIPELINE_DEPTH = 2
+
+MAX_NAME_BYTES = 16  # gallery names: UTF-8, NUL-padded, at most 15 bytes + a NUL
+GALLERY_CAPACITY = 16  # people the device can hold
+MODEL_HASH_BYTES = 32  # sha256 of the model .tflite
+BOARD_NAME_BYTES = 16
+FIRMWARE_VERSION_BYTES = 16
+
+CRC32_CHECK = 0xCBF43926  # crc32(b"123456789"): a known-answer test for implementations
+
+# Host defaults (not part of the wire format).
+DEFAULT_TIMEOUT_S = 2.0
+DEFAULT_RETRIES = 3
+
+
+def crc32(data: bytes, crc: int = 0) -> int:
+    """IEEE CRC-32 (zlib), optionally continuing from a previous ``crc``."""
+    return zlib.crc32(data, crc) & 0xFFFFFFFF
+
+
+class MsgType(IntEnum):
+    """Message types. A reply's type is the request's type | REPLY_FLAG; ERROR answers any request."""
+
+    PING = 0x01  # payload: 0..MAX_PAYLOAD arbitrary bytes; reply echoes them
+    INFO = 0x02  # payload: empty, or the expected model sha256 (32 bytes); reply: InfoReply
+    INFER = 0x03  # payload: the int8 input tensor; reply: InferReply + int8 output
+    ENROLL = 0x04  # payload: EnrollRequest + int8 input; reply: EnrollReply
+    LIST = 0x05  # payload: empty; reply: ListReply + count x ListEntry
+    DELETE = 0x06  # payload: DeleteRequest; reply: DeleteReply
+    IDENTIFY = 0x07  # payload: the int8 input tensor; reply: IdentifyReply
+    ERROR = 0xFF  # device -> host only; payload: ErrorReply
+
+    @property
+    def reply(self) -> int:
+        return self.value | REPLY_FLAG
+
+
+REQUEST_TYPES = tuple(t for t in MsgType if t is not MsgType.ERROR)
+# Requests that change device state: a retry of one of these (same seq and type as the previous
+# request) must not be executed twice; the device answers it with the stored reply.
+NON_IDEMPOTENT = (MsgType.ENROLL, MsgType.DELETE)
+
+
+class ErrorCode(IntEnum):
+    """Typed error replies (ErrorReply.code). ``detail`` meaning in brackets."""
+
+    BAD_CRC = 1  # the frame's CRC-32 did not match [0]
+    FRAME_TOO_LARGE = 2  # header length > MAX_PAYLOAD [the device's MAX_PAYLOAD]
+    WRONG_INPUT_SHAPE = 3  # input payload size != H*W*C [the expected input bytes]
+    UNKNOWN_MESSAGE = 4  # a type the device does not know [the type]
+    MODEL_MISMATCH = 5  # INFO carried a model sha256 different from the device's [0]
+    GALLERY_FULL = 6  # ENROLL of a new name with GALLERY_CAPACITY people enrolled [capacity]
+    BAD_VERSION = 7  # header version != the device's [the device's PROTOCOL_VERSION]
+    BAD_PAYLOAD = 8  # a malformed fixed-size payload or name [the expected payload bytes, or 0]
+    INTERNAL = 9  # inference failed on the device [implementation status code]
+
+
+class Flag(IntEnum):
+    """Bits of InfoReply.flags."""
+
+    EMULATED = 0x1  # cycles/latency are estimated from a cost model, not measured on a chip
+    NATIVE = 0x2  # the firmware sources built natively on a host (timings are host timings)
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    code: str  # struct code: B H I b h i f, or Ns for a byte array
+    doc: str
+
+
+@dataclass(frozen=True)
+class Struct:
+    """A fixed-size little-endian payload struct; fields are ordered so that natural C
+    alignment adds no padding (the header still declares them packed and asserts sizes)."""
+
+    name: str  # CamelCase; C name: tf_<snake>_t
+    fields: tuple[Field, ...]
+    doc: str
+
+    @property
+    def format(self) -> str:
+        return "<" + "".join(f.code for f in self.fields)
+
+    @property
+    def size(self) -> int:
+        return struct.calcsize(self.format)
+
+    def pack(self, **values) -> bytes:
+        """Pack keyword values (bytes fields are NUL-padded by struct); missing names are errors."""
+        missing = [f.name for f in self.fields if f.name not in values]
+        extra = set(values) - {f.name for f in self.fields}
+        if missing or extra:
+            raise TypeError(f"{self.name}.pack: missing {missing}, unexpected {sorted(extra)}")
+        return struct.pack(self.format, *(values[f.name] for f in self.fields))
+
+    def unpack(self, data: bytes, offset: int = 0) -> dict:
+        """Unpack ``self.size`` bytes at ``offset`` into a dict (raises struct.error if short)."""
+        return dict(zip((f.name for f in self.fields), struct.unpack_from(self.format, data, offset)))
+
+
+def _s(name: str, doc: str, *fields: tuple[str, str, str]) -> Struct:
+    return Struct(name, tuple(Field(*f) for f in fields), doc)
+
+
+INFO_REPLY = _s(
+    "InfoReply", "Reply to INFO: what the device runs.",
+    ("board", f"{BOARD_NAME_BYTES}s", "board name, ASCII, NUL-padded"),
+    ("firmware_version", f"{FIRMWARE_VERSION_BYTES}s", "firmware version, ASCII, NUL-padded"),
+    ("model_sha256", f"{MODEL_HASH_BYTES}s", "sha256 of the model .tflite (raw bytes)"),
+    ("input_scale", "f", "input quantization scale"),
+    ("input_zero_point", "i", "input quantization zero point"),
+    ("output_scale", "f", "output quantization scale"),
+    ("output_zero_point", "i", "output quantization zero point"),
+    ("threshold", "f", "cosine-similarity threshold IDENTIFY accepts at (>=)"),
+    ("arena_used_bytes", "I", "tensor arena bytes TFLM allocated"),
+    ("free_heap_bytes", "I", "free heap after setup (0: not measured, e.g. emulated)"),
+    ("cpu_hz", "I", "CPU clock that cycle counts refer to"),
+    ("flags", "I", "Flag bits (EMULATED, NATIVE)"),
+    ("input_h", "H", "input height"),
+    ("input_w", "H", "input width"),
+    ("input_c", "H", "input channels"),
+    ("output_size", "H", "int8 output values (embedding dimension)"),
+    ("max_payload", "H", "the device's MAX_PAYLOAD"),
+    ("gallery_capacity", "H", "people the gallery can hold"),
+    ("gallery_count", "H", "people enrolled now"),
+    ("max_name_bytes", "H", "MAX_NAME_BYTES"),
+)
+
+INFER_REPLY = _s(
+    "InferReply", "Reply to INFER; followed by output_size int8 output values.",
+    ("cycles", "I", "CPU cycles of the invoke (estimated when Flag.EMULATED)"),
+    ("latency_us", "I", "microseconds of the invoke (estimated when Flag.EMULATED)"),
+    ("host_wall_us", "I", "emulator/native: host wall-clock microseconds of the invoke; board: 0"),
+)
+
+ENROLL_REQUEST = _s(
+    "EnrollRequest", "ENROLL payload head; followed by the int8 input tensor.",
+    ("name", f"{MAX_NAME_BYTES}s", "person name, UTF-8, 1..15 bytes, NUL-padded"),
+)
+
+ENROLL_REPLY = _s(
+    "EnrollReply", "Reply to ENROLL.",
+    ("index", "H", "gallery slot of the person"),
+    ("samples", "H", "samples now averaged into the person's centroid"),
+    ("count", "H", "people enrolled now"),
+    ("reserved", "H", "0"),
+)
+
+LIST_REPLY = _s(
+    "ListReply", "Reply to LIST; followed by count ListEntry structs in slot order.",
+    ("count", "H", "people enrolled"),
+    ("capacity", "H", "gallery capacity"),
+)
+
+LIST_ENTRY = _s(
+    "ListEntry", "One enrolled person.",
+    ("name", f"{MAX_NAME_BYTES}s", "person name, NUL-padded"),
+    ("index", "H", "gallery slot"),
+    ("samples", "H", "samples in the centroid"),
+)
+
+DELETE_REQUEST = _s(
+    "DeleteRequest", "DELETE payload: a name, or all NUL bytes to clear the gallery.",
+    ("name", f"{MAX_NAME_BYTES}s", "person name, NUL-padded; empty = everyone"),
+)
+
+DELETE_REPLY = _s(
+    "DeleteReply", "Reply to DELETE (removed == 0: the name was not enrolled).",
+    ("removed", "H", "people removed"),
+    ("count", "H", "people enrolled now"),
+)
+
+IDENTIFY_REPLY = _s(
+    "IdentifyReply", "Reply to IDENTIFY: the best match in the gallery.",
+    ("similarity", "f", "cosine similarity to the best centroid (-1 if the gallery is empty)"),
+    ("cycles", "I", "CPU cycles of the invoke (estimated when Flag.EMULATED)"),
+    ("latency_us", "I", "microseconds of the invoke (estimated when Flag.EMULATED)"),
+    ("host_wall_us", "I", "emulator/native: host wall-clock microseconds; board: 0"),
+    ("index", "h", "gallery slot of the best match, -1 if the gallery is empty"),
+    ("accepted", "B", "1 if similarity >= threshold, else 0"),
+    ("reserved", "B", "0"),
+    ("name", f"{MAX_NAME_BYTES}s", "best match's name, NUL-padded (empty if none)"),
+)
+
+ERROR_REPLY = _s(
+    "ErrorReply", "Payload of an ERROR frame.",
+    ("code", "B", "ErrorCode"),
+    ("request_type", "B", "type of the request that failed (0 if unknown)"),
+    ("reserved", "H", "0"),
+    ("detail", "I", "code-specific detail (see ErrorCode)"),
+)
+
+STRUCTS = (INFO_REPLY, INFER_REPLY, ENROLL_REQUEST, ENROLL_REPLY, LIST_REPLY, LIST_ENTRY,
+           DELETE_REQUEST, DELETE_REPLY, IDENTIFY_REPLY, ERROR_REPLY)
+
+# Every scalar constant the C header carries, with its C name (the drift test walks this).
+C_CONSTANTS = {
+    "TF_PROTO_VERSION": PROTOCOL_VERSION,
+    "TF_PROTO_SYNC0": SYNC0,
+    "TF_PROTO_SYNC1": SYNC1,
+    "TF_HEADER_SIZE": HEADER_SIZE,
+    "TF_HEADER_CRC_SPAN": HEADER_CRC_SPAN,
+    "TF_CRC_SIZE": CRC_SIZE,
+    "TF_FRAME_OVERHEAD": FRAME_OVERHEAD,
+    "TF_MAX_PAYLOAD": MAX_PAYLOAD,
+    "TF_MAX_FRAME": MAX_FRAME,
+    "TF_REPLY_FLAG": REPLY_FLAG,
+    "TF_PIPELINE_DEPTH": PIPELINE_DEPTH,
+    "TF_MAX_NAME_BYTES": MAX_NAME_BYTES,
+    "TF_GALLERY_CAPACITY": GALLERY_CAPACITY,
+    "TF_MODEL_HASH_BYTES": MODEL_HASH_BYTES,
+    "TF_BOARD_NAME_BYTES": BOARD_NAME_BYTES,
+    "TF_FIRMWARE_VERSION_BYTES": FIRMWARE_VERSION_BYTES,
+    "TF_CRC32_CHECK": CRC32_CHECK,
+    **{f"TF_MSG_{t.name}": t.value for t in MsgType},
+    **{f"TF_ERR_{e.name}": e.value for e in ErrorCode},
+    **{f"TF_FLAG_{f.name}": f.value for f in Flag},
+}
+
+
+def encode_name(name: str) -> bytes:
+    """A gallery name as its NUL-padded MAX_NAME_BYTES field.
+
+    Raises:
+        ValueError: empty, contains NUL, or longer than MAX_NAME_BYTES - 1 bytes in UTF-8.
+    """
+    raw = name.encode("utf-8")
+    if not raw or b"\0" in raw or len(raw) > MAX_NAME_BYTES - 1:
+        raise ValueError(f"a gallery name must be 1..{MAX_NAME_BYTES - 1} UTF-8 bytes without NUL: {name!r}")
+    return raw.ljust(MAX_NAME_BYTES, b"\0")
+
+
+def decode_name(field: bytes) -> str:
+    """A NUL-padded name field back to text (stops at the first NUL)."""
+    return bytes(field).split(b"\0", 1)[0].decode("utf-8", errors="replace")
+
+
+def valid_name_field(field: bytes) -> bool:
+    """What a device accepts: 1..15 bytes of name, then only NUL bytes up to the field's end."""
+    field = bytes(field)
+    if len(field) != MAX_NAME_BYTES or field[0] == 0 or field[-1] != 0:
+        return False
+    name, _, rest = field.partition(b"\0")
+    return not rest.strip(b"\0")
