@@ -328,14 +328,18 @@ def _coerce(value: Any, type_name: Any, name: str, source: str) -> Any:
 _TYPE_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}
 
 
-def load(path: str | os.PathLike | None = None, overrides: dict[str, dict[str, Any]] | None = None) -> Settings:
-    """Load settings: defaults, then ``path`` (or ./tinyface.toml if present), then ``overrides``.
+def load(path: str | os.PathLike | None = None, overrides: dict[str, dict[str, Any]] | None = None,
+         base: dict[str, dict[str, Any]] | None = None) -> Settings:
+    """Load settings: defaults, then ``base`` (a preset), then ``path`` (or ./tinyface.toml
+    if present), then ``overrides``.
 
     Raises:
         ConfigError: the file is missing (when named explicitly), not valid TOML, has an
             unknown key, a value of the wrong type or out of range.
     """
     settings = Settings()
+    if base:
+        apply(settings, base, "the preset")
     if path is None and Path(CONFIG_FILENAME).is_file():
         path = CONFIG_FILENAME
     if path is not None:

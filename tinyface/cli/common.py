@@ -11,8 +11,9 @@ set_option = click.option("--set", "set_items", multiple=True, metavar="SECTION.
                           help="Override one setting, e.g. --set distill.epochs=5 (repeatable).")
 
 
-def load_settings(ctx: click.Context, overrides: dict | None = None, set_items: tuple[str, ...] = ()):
-    """Effective settings: defaults < tinyface.toml (or --config) < --set < explicit options."""
+def load_settings(ctx: click.Context, overrides: dict | None = None, set_items: tuple[str, ...] = (),
+                  base: dict | None = None):
+    """Effective settings: defaults < ``base`` (a preset) < tinyface.toml (or --config) < --set < explicit options."""
     from tinyface import config
 
     merged: dict = {}
@@ -20,7 +21,7 @@ def load_settings(ctx: click.Context, overrides: dict | None = None, set_items: 
         for section, values in source.items():
             merged.setdefault(section, {}).update({k: v for k, v in values.items() if v is not None})
     root = ctx.find_root()
-    return config.load(root.obj.get("config_path") if root.obj else None, merged)
+    return config.load(root.obj.get("config_path") if root.obj else None, merged, base=base)
 
 
 def not_implemented(command: str, issue: str) -> None:
