@@ -1,0 +1,227 @@
+"""The `tinyface` entry point: help, exit codes, one-line errors, and no TensorFlow at start-up."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+
+from tinyface import errors
+from tinyface.cli import main as cli_main
+from tinyface.cli.common import not_implemented
+
+REQUIRED_COMMANDS = ["build", "evaluate", "data", "boards", "profile", "emulate", "bench", "flash"]
+# Commands whose *run* may import TensorFlow (they train or convert); their --help must not.
+TRAINING_COMMANDS = {"build", "evaluate"}
+
+
+def run_cli(*args, cwd=None, env=None, timeout=120):
+    """Run the installed entry point in a fresh interpreter, as a user would."""
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, "-m", "tinyface.cli.main", *args], capture_output=True, text=True,
+                          cwd=cwd, env=full_env, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def imported_modules(*args, cwd=None, env=None):
+    """(result, set of top-level modules imported) for one CLI run, from ``python -X importtime``."""
+    full_env = dict(os.environ, **(env or {}))
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "tinyface.cli.main", *args],
+                          capture_output=True, text=True, cwd=cwd, env=full_env, timeout=120, stdin=subprocess.DEVNULL)
+    modules = set()
+    for line in proc.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            name = line.rsplit("|", 1)[1].strip()
+            if name and name != "imported package":
+                modules.add(name.split(".")[0])
+    return proc, modules
+
+
+def assert_one_error_line(proc, code: int, *needles: str) -> str:
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("tinyface: error: "), lines[0]
+    assert "Traceback" not in proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+# --- help -------------------------------------------------------------------------------
+
+def test_help_lists_every_required_command():
+    proc = run_cli("--help")
+    assert proc.returncode == 0, proc.stderr
+    listed = proc.stdout.split("Commands:", 1)[1]
+    for name in REQUIRED_COMMANDS:
+        assert f"\n  {name} " in listed, name
+    assert set(REQUIRED_COMMANDS) <= set(cli_main.COMMANDS)
+
+
+@pytest.mark.parametrize("name", sorted(cli_main.COMMANDS))
+def test_every_command_has_help_without_tensorflow(name):
+    proc, modules = imported_modules(name, "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "Usage: tinyface " + name in proc.stdout
+    assert "tensorflow" not in modules and "tf_keras" not in modules, f"`tinyface {name} --help` imports TensorFlow"
+
+
+def test_top_level_help_imports_no_tensorflow_and_no_command_module():
+    proc, modules = imported_modules("--help")
+    assert proc.returncode == 0
+    assert "tensorflow" not in modules
+    # lazy commands: none of the command modules is imported to list them
+    proc2 = subprocess.run([sys.executable, "-c", "import sys\nfrom tinyface.cli.main import main\n"
+                            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+                            "print(sorted(m for m in sys.modules if m.startswith('tinyface.cli.') and m != 'tinyface.cli.main'))"],
+                           capture_output=True, text=True, timeout=60)
+    assert proc2.stdout.strip().splitlines()[-1] in ("[]", "['tinyface.cli.common']"), proc2.stdout
+
+
+def test_version_and_bare_invocation():
+    proc = run_cli("--version")
+    assert proc.returncode == 0 and "tinyface, version" in proc.stdout
+    bare = run_cli()
+    assert "Usage: tinyface" in bare.stdout + bare.stderr  # the help, not an error line
+    assert "tinyface: error" not in bare.stderr
+
+
+def test_global_verbose_option_is_accepted(small_dataset):
+    proc = run_cli("-v", "data", "stats", "--data", str(small_dataset), "--no-check")
+    assert proc.returncode == 0, proc.stderr
+
+
+# --- placeholders (the mechanism, not a fixed list: later issues replace them) -------------
+
+@click.command()
+def _placeholder_cmd():
+    not_implemented("demo", "issue: later")
+
+
+def _commands_that_are_placeholders():
+    """Commands that say they are placeholders (help "Not implemented yet...")."""
+    out = []
+    for name in cli_main.COMMANDS:
+        cmd = cli_main.cli.get_command(None, name)
+        if (cmd.help or "").startswith("Not implemented yet"):
+            out.append(name)
+    return out
+
+
+def test_placeholder_mechanism_exits_2_with_not_implemented_yet(monkeypatch, capsys):
+    monkeypatch.setitem(cli_main.COMMANDS, "demo", (__name__, "_placeholder_cmd", "a placeholder"))
+    with pytest.raises(SystemExit) as exc:
+        cli_main.main(["demo"])
+    assert exc.value.code == 2 == errors.NotImplementedYet.exit_code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["tinyface: error: `tinyface demo` is not implemented yet (issue: later)"]
+
+
+@pytest.mark.parametrize("name", _commands_that_are_placeholders())
+def test_current_placeholders_exit_2(name):
+    proc = run_cli(name)
+    assert_one_error_line(proc, 2, "not implemented yet")
+
+
+def test_data_is_not_a_placeholder():
+    assert "data" not in _commands_that_are_placeholders()
+
+
+# --- errors: one line, the class's exit code, never a traceback ----------------------------
+
+def _all_error_classes():
+    seen, todo = [], [errors.TinyfaceError]
+    while todo:
+        cls = todo.pop()
+        seen.append(cls)
+        todo.extend(cls.__subclasses__())
+    return [c for c in seen if c.__module__ == "tinyface.errors"]
+
+
+def test_exit_codes_are_distinct_and_not_reserved():
+    codes = {cls.__name__: cls.exit_code for cls in _all_error_classes() if cls is not errors.TinyfaceError}
+    assert len(set(codes.values())) == len(codes), codes
+    assert errors.NotImplementedYet.exit_code == 2
+    assert all(code not in (0, errors.EXIT_INTERNAL, errors.EXIT_INTERRUPTED) for code in codes.values())
+
+
+@pytest.mark.parametrize("cls", _all_error_classes(), ids=lambda c: c.__name__)
+def test_each_error_class_becomes_one_line_and_its_exit_code(cls, monkeypatch, capsys):
+    @click.command()
+    def raiser():
+        raise cls("something is wrong\nacross two lines", hint="do this")
+
+    monkeypatch.setattr(sys.modules[__name__], "_raiser", raiser, raising=False)
+    monkeypatch.setitem(cli_main.COMMANDS, "raiser", (__name__, "_raiser", "raises"))
+    with pytest.raises(SystemExit) as exc:
+        cli_main.main(["raiser"])
+    assert exc.value.code == cls.exit_code
+    err = capsys.readouterr().err
+    assert err == "tinyface: error: something is wrong across two lines (do this)\n"
+
+
+def test_internal_error_is_one_line_without_traceback_unless_verbose(monkeypatch, capsys):
+    @click.command()
+    def boom():
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(sys.modules[__name__], "_boom", boom, raising=False)
+    monkeypatch.setitem(cli_main.COMMANDS, "boom", (__name__, "_boom", "a bug"))
+    with pytest.raises(SystemExit) as exc:
+        cli_main.main(["boom"])
+    assert exc.value.code == errors.EXIT_INTERNAL
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error: RuntimeError: a bug" in err and "Traceback" not in err
+    with pytest.raises(SystemExit):
+        cli_main.main(["-v", "boom"])
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_interrupt_exits_130(monkeypatch, capsys):
+    @click.command()
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sys.modules[__name__], "_interrupted", interrupted, raising=False)
+    monkeypatch.setitem(cli_main.COMMANDS, "interrupted", (__name__, "_interrupted", ""))
+    with pytest.raises(SystemExit) as exc:
+        cli_main.main(["interrupted"])
+    assert exc.value.code == errors.EXIT_INTERRUPTED
+    assert capsys.readouterr().err.strip() == "tinyface: interrupted"  # click ends the ^C line first
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["no-such-command"], "No such command"),
+    (["data", "stats", "--no-such-option"], "No such option"),
+    (["data", "fetch", "not-a-dataset"], "not-a-dataset"),
+])
+def test_usage_errors_are_one_line_exit_2(args, needle):
+    line = assert_one_error_line(run_cli(*args), 2, needle)
+    assert "--help" in line
+
+
+def test_real_errors_through_the_installed_script(tmp_path):
+    """The console script itself (not just main()) turns errors into one line and a code."""
+    exe = Path(sys.executable).parent / "tinyface"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "tinyface.cli.main"]
+    proc = subprocess.run(cmd + ["data", "stats", "--data", str(tmp_path / "missing")], capture_output=True,
+                          text=True, timeout=60)
+    assert_one_error_line(proc, errors.DataError.exit_code, "dataset folder not found", str(tmp_path / "missing"))
+    (tmp_path / "tinyface.toml").write_text("[data]\ncrop_sise = 48\n")
+    proc = subprocess.run(cmd + ["build", "--print-config"], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert_one_error_line(proc, errors.ConfigError.exit_code, "data.crop_sise")
+
+
+def test_build_without_dataset_says_what_to_do(tmp_path):
+    proc = run_cli("build", env={"TINYFACE_DATA": str(tmp_path / "nothing-here")}, cwd=tmp_path)
+    line = assert_one_error_line(proc, errors.DataError.exit_code, "tinyface data fetch lfw", "--data")
+    assert str(tmp_path / "nothing-here") in line
+
+
+def test_data_stats_runs_without_tensorflow(small_dataset, tmp_path):
+    proc, modules = imported_modules("data", "stats", "--data", str(small_dataset), "--json",
+                                     env={"TINYFACE_CACHE": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stderr
+    assert "tensorflow" not in modules and "tf_keras" not in modules

@@ -1,0 +1,167 @@
+"""Settings: defaults < tinyface.toml < --set < explicit options; every bad value is a
+ConfigError that names the setting."""
+
+import json
+import os
+import subprocess
+import sys
+import tomllib
+from dataclasses import fields
+
+import pytest
+
+from tinyface import config
+from tinyface.errors import ConfigError
+
+SECTIONS = ["data", "teacher", "student", "distill", "prune", "quantize", "firmware", "bench"]
+
+
+def cli(*args, cwd, env=None):
+    return subprocess.run([sys.executable, "-m", "tinyface.cli.main", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=60, env=dict(os.environ, **(env or {})))
+
+
+def test_sections_follow_the_pipeline_and_defaults_validate():
+    settings = config.Settings()
+    assert [f.name for f in fields(settings)] == SECTIONS
+    assert settings.validate() is settings
+    assert settings.data.crop_size == 48 and settings.data.identify_min_images == 10 and settings.data.enroll_images == 5
+
+
+def test_file_values_are_applied(tmp_path):
+    path = tmp_path / "t.toml"
+    path.write_text("[data]\ncrop_size = 64\nchannels = 3\n[distill]\nlearning_rate = 1\naugment = false\n")
+    s = config.load(path)
+    assert (s.data.crop_size, s.data.channels) == (64, 3)
+    assert s.distill.learning_rate == 1.0 and isinstance(s.distill.learning_rate, float)
+    assert s.distill.augment is False
+    assert s.student.embedding_dim == config.StudentSettings().embedding_dim  # untouched sections keep defaults
+
+
+@pytest.mark.parametrize("text, needles", [
+    ("[dataa]\ncrop_size = 48\n", ["unknown section [dataa]", "known sections: data"]),
+    ("[data]\ncrop_sise = 48\n", ["unknown key 'data.crop_sise'", "crop_size"]),
+    ("[distill]\nepochs = 3\nfoo = 1\n", ["unknown key 'distill.foo'"]),
+    ("[data.extra]\nx = 1\n", ["unknown key 'data.extra'"]),
+    ("data = 5\n", ["[data]", "must be a table"]),
+])
+def test_unknown_names_are_errors_that_name_them(tmp_path, text, needles):
+    path = tmp_path / "t.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as exc:
+        config.load(path)
+    for needle in needles:
+        assert needle in exc.value.one_line()
+    assert str(path) in exc.value.one_line()
+
+
+@pytest.mark.parametrize("line, needle", [
+    ("[data]\ncrop_size = \"48\"", "'data.crop_size' in"),
+    ("[data]\ncrop_size = 48.5", "'data.crop_size'"),
+    ("[data]\ncrop_size = true", "'data.crop_size'"),
+    ("[data]\npadding = \"wide\"", "'data.padding'"),
+    ("[prune]\nenabled = \"yes\"", "'prune.enabled'"),
+    ("[firmware]\nboard = false", "'firmware.board'"),
+    ("[bench]\nbaud = [1, 2]", "'bench.baud'"),
+])
+def test_wrong_types_are_errors(tmp_path, line, needle):
+    path = tmp_path / "t.toml"
+    path.write_text(line + "\n")
+    with pytest.raises(ConfigError, match="must be") as exc:
+        config.load(path)
+    assert needle in str(exc.value)
+
+
+@pytest.mark.parametrize("section, key, value", [
+    ("data", "crop_size", 8), ("data", "channels", 2), ("data", "padding", 1.5), ("data", "val_fraction", 0.0),
+    ("data", "enroll_images", 10), ("data", "workers", -1), ("distill", "epochs", 0), ("distill", "alpha", 1.5),
+    ("prune", "target_sparsity", 1.0), ("quantize", "calibration_images", 0), ("firmware", "arena_margin", -0.1),
+    ("bench", "timeout_s", 0), ("teacher", "chip_size", 112), ("student", "embedding_dim", 4),
+])
+def test_out_of_range_values_are_errors_naming_the_key_and_value(section, key, value):
+    with pytest.raises(ConfigError) as exc:
+        config.load(None, {section: {key: value}})
+    assert f"{section}.{key}" in str(exc.value) and repr(value) in str(exc.value)
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        config.load(tmp_path / "absent.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[data\ncrop_size = 48\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        config.load(bad)
+
+
+def test_set_option_parsing():
+    assert config.parse_set_option(("distill.epochs=5", "data.dir=/x/y z", "prune.enabled=false",
+                                    "distill.learning_rate=1e-3", 'firmware.board="esp32s3"')) == {
+        "distill": {"epochs": 5, "learning_rate": 1e-3}, "data": {"dir": "/x/y z"},
+        "prune": {"enabled": False}, "firmware": {"board": "esp32s3"}}
+    for bad in ("epochs=5", "distill.epochs", ".epochs=5", "distill.=5"):
+        with pytest.raises(ConfigError, match="--set expects section.key=value"):
+            config.parse_set_option((bad,))
+
+
+def test_precedence_defaults_file_set_option(tmp_path):
+    (tmp_path / "tinyface.toml").write_text("[data]\ncrop_size = 64\ndir = \"/from/file\"\n[distill]\nepochs = 7\n")
+    proc = cli("build", "--print-config", "--json", "--set", "distill.epochs=9", "--set", "data.dir=/from/set",
+               "--data", "/from/option", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    eff = json.loads(proc.stdout)
+    assert eff["data"]["crop_size"] == 64  # file over default
+    assert eff["distill"]["epochs"] == 9  # --set over file
+    assert eff["data"]["dir"] == "/from/option"  # an explicit option over --set
+
+
+def test_print_config_round_trips(tmp_path):
+    (tmp_path / "tinyface.toml").write_text("[student]\nwidth = 0.75\n[quantize]\nqat = true\n[data]\ndir = 'C:\\x \"y\"'\n")
+    proc = cli("build", "--print-config", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    printed = proc.stdout
+    parsed = tomllib.loads(printed)
+    assert parsed["student"]["width"] == 0.75 and parsed["quantize"]["qat"] is True
+    assert parsed["data"]["dir"] == 'C:\\x "y"'
+    # the printed TOML is itself a valid config that means the same settings
+    again = tmp_path / "again"
+    again.mkdir()
+    (again / "tinyface.toml").write_text(printed)
+    proc2 = cli("build", "--print-config", cwd=again)
+    assert proc2.returncode == 0 and proc2.stdout == printed
+    assert config.load(again / "tinyface.toml").to_dict() == parsed
+
+
+def test_tinyface_toml_is_discovered_in_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert config.load().data.crop_size == 48
+    (tmp_path / "tinyface.toml").write_text("[data]\ncrop_size = 96\n")
+    assert config.load().data.crop_size == 96
+    other = tmp_path / "other.toml"
+    other.write_text("[data]\ncrop_size = 32\n")
+    assert config.load(other).data.crop_size == 32  # --config wins over the discovered file
+    proc = cli("--config", str(other), "build", "--print-config", "--json", cwd=tmp_path)
+    assert json.loads(proc.stdout)["data"]["crop_size"] == 32
+
+
+@pytest.mark.parametrize("args, code, needle", [
+    (["--set", "nosection.key=1"], 3, "unknown section [nosection]"),
+    (["--set", "data.nokey=1"], 3, "unknown key 'data.nokey' in command-line options"),
+    (["--set", "data.crop_size=abc"], 3, "'data.crop_size'"),
+    (["--set", "data.crop_size=8"], 3, "data.crop_size must be >= 16, got 8"),
+    (["--set", "data.crop_size"], 3, "--set expects"),
+])
+def test_cli_config_errors_are_one_line_exit_3(tmp_path, args, code, needle):
+    proc = cli("build", "--print-config", *args, cwd=tmp_path)
+    assert proc.returncode == code, proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("tinyface: error: ") and needle in proc.stderr
+
+
+def test_default_dirs_follow_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("TINYFACE_DATA", str(tmp_path / "d"))
+    monkeypatch.setenv("TINYFACE_CACHE", str(tmp_path / "c"))
+    s = config.load(None)
+    assert s.data.data_path() == tmp_path / "d" and s.data.cache_path() == tmp_path / "c"
+    monkeypatch.delenv("TINYFACE_DATA")
+    monkeypatch.delenv("TINYFACE_CACHE")
+    assert config.default_data_dir() == config.Path("~/.cache/tinyface/datasets/lfw").expanduser()
+    assert config.default_cache_dir() == config.Path("~/.cache/tinyface/cache").expanduser()
