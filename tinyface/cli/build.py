@@ -1,21 +1,59 @@
-"""`tinyface build`: the whole pipeline (the model-pipeline issue fills in the stages)."""
+"""`tinyface build`: distill -> prune -> int8 -> evaluate every stage -> report."""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import click
 
-from tinyface.cli.common import json_option, load_settings, not_implemented, set_option
+from tinyface.cli.common import json_option, load_settings, set_option
+
+PRESET_NAMES = ["esp32", "esp32s3"]
+QUICK = {"distill": {"epochs": 2, "batch_size": 64}, "prune": {"epochs": 1}, "quantize": {"calibration_images": 64}}
 
 
 @click.command()
-@click.option("--data", "data_dir", type=click.Path(), default=None, help="Dataset folder (default: $TINYFACE_DATA or ~/.cache/tinyface/datasets/lfw).")
-@click.option("--print-config", is_flag=True, help="Print the effective settings as TOML and exit.")
+@click.option("--preset", type=click.Choice(PRESET_NAMES), default="esp32", show_default=True,
+              help="Board preset: input size, architecture and MAC budget (see `tinyface boards`).")
+@click.option("--data", "data_dir", type=click.Path(), default=None,
+              help="Dataset folder (default: $TINYFACE_DATA, else ~/.cache/tinyface/datasets/lfw).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Run folder for artifacts and the report (default: build/<preset>, build/<preset>-quick).")
+@click.option("--epochs", type=click.IntRange(1), default=None, help="Distillation epochs (default: distill.epochs).")
+@click.option("--quick", is_flag=True, help="A tiny subset and 2 epochs: a smoke test in a few minutes.")
+@click.option("--force", is_flag=True, help="Redo every stage, even those whose inputs did not change.")
+@click.option("--print-config", is_flag=True, help="Print the effective settings as TOML (or JSON with --json) and exit.")
 @set_option
 @json_option
 @click.pass_context
-def build(ctx, data_dir, print_config, set_items, as_json):
-    """Train, distill, prune and int8-quantize a face model; evaluate every stage; write a report."""
-    settings = load_settings(ctx, {"data": {"dir": data_dir}}, set_items)
+def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, set_items, as_json):
+    """Train, distill, prune and int8-quantize a face model; evaluate every stage; write a report.
+
+    \b
+    Stages (each skipped on a re-run when its inputs did not change):
+      data      align faces, embed them with the teacher (cached per image)
+      distill   train the student to reproduce the teacher's embeddings
+      prune     magnitude pruning to prune.target_sparsity, fine-tuned
+      quantize  full int8 (PTQ; QAT too with --set quantize.qat=true)
+      evaluate  LFW verification + identification for every stage, TFLite and TFLM
+      report    report.md, report.json, plots; model.tflite + model.json bundle
+
+    \b
+    Examples:
+      tinyface build                         # esp32 preset on the default data
+      tinyface build --preset esp32s3 --epochs 60
+      tinyface build --quick --out /tmp/smoke
+      tinyface build --set prune.enabled=false --set quantize.qat=true
+    """
+    from tinyface.train.student import get_preset
+
+    p = get_preset(preset)
+    overrides = {"data": {"dir": data_dir}, "distill": {"epochs": epochs}}
+    if quick:
+        for section, values in QUICK.items():
+            overrides.setdefault(section, {}).update({k: v for k, v in values.items() if overrides.get(section, {}).get(k) is None})
+    settings = load_settings(ctx, overrides, set_items, base=p.settings())
     if print_config:
         if as_json:
             from tinyface.console import print_json
@@ -27,4 +65,90 @@ def build(ctx, data_dir, print_config, set_items, as_json):
     from tinyface.data.dataset import require_dataset
 
     require_dataset(settings.data.data_path())
-    not_implemented("build", "issue: model pipeline")
+    out = Path(out_dir) if out_dir else Path("build") / (preset + ("-quick" if quick else ""))
+    if force:
+        for record in out.glob("*/stage.json"):
+            record.unlink()
+
+    import os
+
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from tinyface.train.pipeline import run_build
+
+    started = time.perf_counter()
+    with BuildProgress(settings, enabled=not as_json) as ui:
+        result = run_build(settings, p, out, quick=quick, report_progress=ui.notify)
+    wall_s = time.perf_counter() - started
+    tflm = result.metrics["stages"]["tflm_int8"]
+    summary = {
+        "out_dir": str(out), "report": str(out / "report.md"), "model": str(out / "model.tflite"),
+        "wall_s": round(wall_s, 1),
+        "stages": [{"name": s.name, "skipped": s.skipped, "seconds": round(s.seconds, 1)} for s in result.stages],
+        "lfw_accuracy": {name: st["verification"]["accuracy"] for name, st in result.metrics["stages"].items()},
+        "macs": tflm["macs"], "mac_budget": p.mac_budget, "arena_bytes": tflm["arena_bytes"],
+        "model_bytes": tflm["model_bytes"], "threshold": tflm["verification"]["threshold"],
+        "parity": result.metrics["parity"],
+    }
+    if as_json:
+        from tinyface.console import print_json
+
+        print_json(summary)
+        return
+    click.echo(f"TFLM int8 on LFW pairsDevTest: {100 * tflm['verification']['accuracy']:.2f}%  "
+               f"(teacher {100 * result.metrics['stages']['teacher']['verification']['accuracy']:.2f}%, "
+               f"float student {100 * result.metrics['stages']['float']['verification']['accuracy']:.2f}%)")
+    click.echo(f"{tflm['macs']:,} MACs (budget {p.mac_budget:,}), {tflm['model_bytes'] / 1024:.1f} KiB model, "
+               f"{tflm['arena_bytes'] / 1024:.1f} KiB arena, threshold {tflm['verification']['threshold']:.3f}")
+    click.echo(f"report: {out / 'report.md'}   model: {out / 'model.tflite'}   ({wall_s:.0f} s)")
+
+
+class BuildProgress:
+    """Draws the build: one line per finished stage, a bar for epochs and image batches."""
+
+    def __init__(self, settings, enabled: bool = True):
+        self.settings = settings
+        self.enabled = enabled
+        self._progress = None
+        self._task = None
+        self._stage_started = 0.0
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            from tinyface.console import err_console
+
+            self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                      TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=err_console())
+            self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self._progress:
+            self._progress.__exit__(*exc)
+
+    def _new_task(self, description: str, total):
+        if self._progress:
+            if self._task is not None:
+                self._progress.remove_task(self._task)
+            self._task = self._progress.add_task(description, total=total, info="")
+
+    def notify(self, event: str, info: dict) -> None:
+        if not self._progress:
+            return
+        if event == "stage":
+            self._stage_started = time.perf_counter()
+            self._new_task(f"[bold]{info['name']}[/bold]", info.get("epochs"))
+        elif event == "epoch" and self._task is not None:
+            logs = info.get("logs") or {}
+            text = " ".join(f"{k}={v:.4f}" for k, v in logs.items() if "loss" in k)
+            self._progress.update(self._task, completed=info["epoch"], info=text)
+        elif event == "advance" and self._task is not None:
+            self._progress.advance(self._task, info.get("n", 1))
+        elif event == "metric" and self._task is not None:
+            self._progress.update(self._task, info=f"{info['stage']}: {100 * info['accuracy']:.2f}%")
+        elif event == "done":
+            took = time.perf_counter() - self._stage_started
+            status = "skipped (unchanged)" if info.get("skipped") else f"{took:.1f} s"
+            self._progress.console.print(f"  ✓ {info['name']}: {status}")

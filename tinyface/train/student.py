@@ -26,21 +26,42 @@ DSNET_HEAD = 256
 
 @dataclass(frozen=True)
 class Preset:
-    """A board preset: input and architecture chosen to fit the board's MAC budget."""
+    """A board preset: input and architecture chosen to fit the board's MAC budget
+    (``mac_budget`` in boards/<board>.toml). docs/model.md says how each was chosen."""
 
     name: str
-    mac_budget: int
+    board: str
     crop_size: int
     channels: int
     arch: str
     width: float
     embedding_dim: int
 
+    @property
+    def mac_budget(self) -> int:
+        from tinyface.boards import load_board
+
+        return load_board(self.board).mac_budget
+
+    def settings(self) -> dict:
+        """The settings this preset fixes (a base layer under tinyface.toml and the CLI)."""
+        return {"data": {"crop_size": self.crop_size, "channels": self.channels},
+                "student": {"arch": self.arch, "width": self.width, "embedding_dim": self.embedding_dim},
+                "firmware": {"board": self.board}}
+
 
 PRESETS = {
-    "esp32": Preset("esp32", 2_000_000, 48, 1, "dsnet", 1.0, 128),
-    "esp32s3": Preset("esp32s3", 14_000_000, 64, 1, "dsnet", 2.0, 128),
+    "esp32": Preset("esp32", "esp32", 48, 1, "dsnet", 1.0, 128),
+    "esp32s3": Preset("esp32s3", "esp32s3", 64, 1, "dsnet", 2.0, 128),
 }
+
+
+def get_preset(name: str) -> Preset:
+    if name not in PRESETS:
+        from tinyface.errors import ConfigError
+
+        raise ConfigError(f"unknown preset {name!r}", hint=f"known: {', '.join(PRESETS)}")
+    return PRESETS[name]
 
 
 def _ch(c: float, width: float) -> int:

@@ -1,0 +1,202 @@
+"""Evaluate one model on any folder-per-person dataset (``tinyface evaluate``).
+
+Identification by enrollment (K images per person enrolled as a centroid, the rest as
+probes; people with too few images become strangers that must be rejected) and
+verification over a pairs file (LFW format) or over all pairs of the dataset, with the
+same metrics as the build.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tinyface import evaluate
+from tinyface.errors import DataError, ModelError
+
+MAX_PAIRS = 200_000
+
+
+@dataclass
+class LoadedModel:
+    kind: str  # "keras", "tflite", "tflm"
+    input_shape: tuple[int, int, int]
+    threshold: float | None
+    padding: float
+    embed: object  # callable uint8 crops -> embeddings
+    model_bytes: int
+    name: str
+
+
+def load_model(path: str | Path, runtime: str = "auto") -> LoadedModel:
+    """Open a bundle folder, a .tflite (float or int8) or a .keras model.
+
+    ``runtime``: auto (TFLite for .tflite), tflite, or tflm (int8 only: the firmware's kernels).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"model not found: {path}")
+    meta = None
+    meta_path = (path if path.is_dir() else path.parent) / "model.json"
+    if meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+    if path.is_dir():
+        path = path / "model.tflite"
+        if not path.is_file():
+            raise ModelError(f"no model.tflite in {path.parent}")
+    threshold = meta.get("threshold") if meta else None
+    padding = meta.get("crop_padding", 0.25) if meta else 0.25
+    if path.suffix == ".keras":
+        import os
+
+        os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+        from tinyface.train.distill import embed
+        from tinyface.train.pipeline import load_keras
+
+        model = load_keras(path)
+        shape = tuple(int(v) for v in model.input_shape[1:])
+        return LoadedModel("keras", shape, threshold, padding, lambda crops: embed(model, crops),
+                           path.stat().st_size, path.name)
+    if path.suffix != ".tflite":
+        raise ModelError(f"unsupported model file {path.name}", hint="expected a bundle folder, .tflite or .keras")
+    flat = path.read_bytes()
+    from tinyface.train.quantize import io_quantization
+
+    try:
+        io = io_quantization(flat)
+    except Exception:
+        raise ModelError(f"{path} is not a valid TFLite model") from None
+    int8 = io["input_scale"] > 0
+    shape = tuple(io["input_shape"][1:])
+    if runtime == "tflm" and not int8:
+        raise ModelError("--runtime tflm needs an int8 model (TFLM runs the firmware's int8 kernels)")
+    from tinyface.bundle import normalize
+
+    class Q:
+        input_scale, input_zero_point = io["input_scale"], io["input_zero_point"]
+
+    def prepare(crops):
+        if not int8:
+            return normalize(crops)
+        from tinyface.bundle import quantize_input
+
+        return quantize_input(crops, Q)
+
+    if runtime == "tflm":
+        from tinyface.runtime import TflmRunner
+
+        runner = TflmRunner(flat)
+    else:
+        from tinyface.runtime import TfliteRunner
+
+        runner = TfliteRunner(flat)
+        runtime = "tflite"
+
+    def run(crops):
+        out = runner.run(prepare(crops)).astype(np.float32)
+        return out - io["output_zero_point"] if int8 else out
+
+    return LoadedModel(runtime, shape, threshold, padding, run, len(flat), path.name)
+
+
+def _all_pairs(labels: list[str], rng: random.Random):
+    n = len(labels)
+    total = n * (n - 1) // 2
+    if total <= MAX_PAIRS:
+        pairs = list(itertools.combinations(range(n), 2))
+    else:
+        pairs = set()
+        while len(pairs) < MAX_PAIRS:
+            a, b = rng.sample(range(n), 2)
+            pairs.add((min(a, b), max(a, b)))
+        pairs = sorted(pairs)
+    a = np.array([p[0] for p in pairs], int)
+    b = np.array([p[1] for p in pairs], int)
+    return a, b, np.array([labels[i] == labels[j] for i, j in pairs], bool)
+
+
+def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: str | Path | None = None,
+                   enroll_images: int = 5, seed: int = 0, workers: int = 0, progress=None) -> dict:
+    """Metrics of ``model`` on the dataset at ``data_dir`` (see module docstring).
+
+    The threshold is the model's shipped one (model.json); without one it is chosen on the
+    verification pairs themselves, which is optimistic, and the result says so.
+    """
+    from tinyface.data import lfw
+    from tinyface.data.dataset import FaceImage, load_dataset
+    from tinyface.data.faces import FaceSpec, prepare_faces
+
+    dataset = load_dataset(data_dir)
+    images = list(dataset.images)
+    index = {im.path: i for i, im in enumerate(images)}
+    pair_rows = None
+    if pairs_file:
+        pair_rows = lfw.read_pairs(pairs_file)
+        for p in pair_rows:
+            for path, name in zip(p.paths(dataset.images_dir), (p.name_a, p.name_b)):
+                if path not in index:
+                    if not path.is_file():
+                        raise DataError(f"{pairs_file} names an image that is not in the dataset: {path}")
+                    index[path] = len(images)
+                    images.append(FaceImage(path, name))
+    h, w, c = model.input_shape
+    spec = FaceSpec(crop_size=h, channels=c, padding=model.padding)
+    faces = prepare_faces([im.path for im in images], spec, cache, workers=workers, progress=progress)
+    ok = faces.ok
+    emb = model.embed(faces.crops)
+    labels = [im.identity for im in images]
+    rng = random.Random(seed)
+
+    if pair_rows is not None:
+        a, b, same = [], [], []
+        for p in pair_rows:
+            pa, pb = (index[x] for x in p.paths(dataset.images_dir))
+            if ok[pa] and ok[pb]:
+                a.append(pa), b.append(pb), same.append(p.same)
+        a, b, same = np.array(a, int), np.array(b, int), np.array(same, bool)
+        pairs_source = str(pairs_file)
+    else:
+        good = np.flatnonzero(ok)
+        a, b, same = _all_pairs([labels[i] for i in good], rng)
+        a, b = good[a], good[b]
+        pairs_source = "all pairs of the dataset" + (f" (sampled {MAX_PAIRS:,})" if len(a) >= MAX_PAIRS else "")
+    if len(same) == 0 or same.all() or not same.any():
+        raise DataError("verification needs both same-person and different-person pairs")
+    scores = evaluate.pair_scores(emb, a, b)
+    threshold = model.threshold
+    threshold_source = "the model's shipped threshold (model.json)"
+    if threshold is None:
+        threshold = evaluate.best_threshold(scores, same)
+        threshold_source = "best threshold on these same pairs (optimistic: the model has no model.json)"
+    ver = evaluate.verification(scores, same, threshold)
+
+    groups: dict[str, list[int]] = {}
+    for i, im in enumerate(images):
+        if ok[i] and i < len(dataset.images):
+            groups.setdefault(im.identity, []).append(i)
+    enroll, probes, strangers = {}, [], []
+    for person in sorted(groups):
+        idx = groups[person][:]
+        if len(idx) > enroll_images:
+            rng.shuffle(idx)
+            enroll[person] = sorted(idx[:enroll_images])
+            probes += [(i, person) for i in sorted(idx[enroll_images:])]
+        else:
+            strangers += idx
+    ident = None
+    if len(enroll) >= 2:
+        ident = evaluate.identification(emb, enroll, probes, strangers, threshold).to_dict(with_confusion=True)
+    return {
+        "model": model.name, "runtime": model.kind, "data": str(data_dir), "images": int(ok.sum()),
+        "skipped": [{"path": str(s.path), "reason": s.reason} for s in faces.skipped],
+        "no_face": int((ok & ~faces.detected).sum()), "people": len(groups),
+        "threshold": threshold, "threshold_source": threshold_source, "pairs": pairs_source,
+        "verification": ver.to_dict(with_roc=True), "identification": ident,
+        "enroll_images": enroll_images,
+        "note": None if ident else f"identification needs >= 2 people with more than {enroll_images} images",
+    }

@@ -1,0 +1,254 @@
+"""The build report: ``report.md``, ``report.json`` and plots in ``<out>/``.
+
+The main table follows the seed thesis (model, accuracy, memory footprint), extended with
+MACs, TFLM arena and estimated on-board latency.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tinyface.fsutil import atomic_path, write_json, write_text
+
+STAGE_ORDER = ["teacher", "float", "pruned", "tflite_float", "tflite_int8", "tflm_int8"]
+STAGE_LABEL = {
+    "teacher": "teacher (dlib ResNet)", "float": "student float32", "pruned": "student pruned",
+    "tflite_float": "TFLite float32", "tflite_int8": "TFLite int8", "tflm_int8": "TFLM int8 (on-device kernels)",
+}
+
+
+def _pct(x) -> str:
+    return "—" if x is None else f"{100 * x:.2f}%"
+
+
+def _num(x, unit="") -> str:
+    if x is None:
+        return "—"
+    if isinstance(x, float):
+        return f"{x:.2f}{unit}"
+    return f"{x:,}{unit}"
+
+
+def _kib(x) -> str:
+    return "—" if x is None else f"{x / 1024:.1f} KiB"
+
+
+def stage_table(metrics: dict) -> list[str]:
+    rows = ["| stage | LFW pairsDevTest acc. | ROC AUC | TAR@FAR=1e-2 | ident. acc. | macro F1 | stranger FAR | "
+            "model size | MACs | arena | host ms/img | est. board ms |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name in STAGE_ORDER:
+        st = metrics["stages"].get(name)
+        if not st:
+            continue
+        v, i = st["verification"], st["identification"]
+        rows.append(
+            f"| {STAGE_LABEL[name]} | {_pct(v['accuracy'])} | {v['auc']:.4f} | {_pct(v['tar_at_far']['0.01'])} | "
+            f"{_pct(i['accuracy'])} | {i['macro_f1']:.3f} | {_pct(i['stranger_false_accept_rate'])} | "
+            f"{_kib(st.get('model_bytes'))} | {_num(st.get('macs'))} | {_kib(st.get('arena_bytes'))} | "
+            f"{_num(st.get('latency_ms_host'))} | {_num(st.get('estimated_ms_on_board'))} |")
+    return rows
+
+
+def write_report(out_dir: Path, metrics: dict, settings, preset, result=None) -> Path:
+    """Write report.md, report.json and the plots; returns the report.md path."""
+    out_dir = Path(out_dir)
+    plots = write_plots(out_dir, metrics)
+    stages = metrics["stages"]
+    tflm, student = stages["tflm_int8"], stages["float"]
+    parity = metrics["parity"]
+    lines = [
+        f"# tinyface build report — preset `{preset.name}`",
+        "",
+        f"Data: {metrics['data']['train_images']:,} training images of {metrics['data']['train_people']:,} people "
+        f"(validation: {metrics['data']['val_images']:,} images of {metrics['data']['val_people']:,} other people). "
+        f"Verification tested on {metrics['data']['test_pairs']:,} held-out pairs (`pairsDevTest.txt` for LFW), "
+        f"threshold chosen on {metrics.get('threshold_from')}. Identification: "
+        f"{metrics['data']['identify_people']} enrolled people, {metrics['data']['identify_probes']} probes, "
+        f"{metrics['data']['identify_strangers']} strangers.",
+        "",
+        "## Stages",
+        "",
+        *stage_table(metrics),
+        "",
+        f"MAC budget of `{preset.name}`: {preset.mac_budget:,}; the int8 graph has {tflm['macs']:,} MACs "
+        f"({'within' if tflm['macs'] <= preset.mac_budget else 'OVER'} budget). Estimated board latency uses the "
+        f"cost model of board `{tflm.get('board')}` ({tflm.get('cost_model_source')}): an estimate, not a measurement.",
+        "",
+        "## Compression losses (percentage points of LFW accuracy vs the float student)",
+        "",
+    ]
+    for name in STAGE_ORDER[2:]:
+        if name in stages:
+            delta = 100 * (stages[name]["verification"]["accuracy"] - student["verification"]["accuracy"])
+            lines.append(f"- {STAGE_LABEL[name]}: {delta:+.2f} pp")
+    lines += [
+        "",
+        "## TFLM vs TFLite int8",
+        "",
+        f"- largest output difference: {parity['max_lsb_diff']} LSB (mean {parity['mean_lsb_diff']:.4f}); "
+        f"identical output vectors: {_pct(parity['outputs_identical_share'])} of {parity['n_images']:,} images",
+        f"- identical same/different decisions on the test pairs: {_pct(parity['identical_decisions_test_pairs'])}",
+        "",
+    ]
+    if "pruned" in stages:
+        p = stages["pruned"]
+        lines += ["## Pruning", "",
+                  f"Overall sparsity of pruned layers: {100 * p['sparsity_overall']:.1f}%. "
+                  f"The int8 model is {_kib(tflm['model_bytes'])} raw and {_kib(tflm.get('model_bytes_gzip'))} gzip-compressed. "
+                  "Dense TFLM kernels do not skip zeros: pruning makes the model compress better (OTA, compressed "
+                  "flash images), it does not make it faster or smaller in RAM.", ""]
+    lines += ["## Plots", ""] + [f"![{name}]({path.name})" for name, path in plots.items()] + [""]
+    if result is not None:
+        lines += ["## Stages run", "", "| stage | fingerprint | skipped | seconds |", "|---|---|---|---|"]
+        lines += [f"| {s.name} | `{s.fingerprint}` | {'yes' if s.skipped else 'no'} | {s.seconds:.1f} |" for s in result.stages]
+        lines.append("")
+    lines += ["## Settings", "", "```toml", settings.to_toml().rstrip(), "```", ""]
+    write_text(out_dir / "report.md", "\n".join(lines))
+    public = json.loads(json.dumps(metrics))
+    for st in public["stages"].values():
+        st["verification"].pop("roc", None)
+    public["plots"] = {k: v.name for k, v in plots.items()}
+    public["settings"] = settings.to_dict()
+    if result is not None:
+        public["stages_run"] = [{"name": s.name, "fingerprint": s.fingerprint, "skipped": s.skipped,
+                                 "seconds": s.seconds} for s in result.stages]
+    write_json(out_dir / "report.json", public)
+    return out_dir / "report.md"
+
+
+def _save(fig, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path
+
+
+def write_plots(out_dir: Path, metrics: dict) -> dict[str, Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plots: dict[str, Path] = {}
+    stages = metrics["stages"]
+
+    fig, ax = plt.subplots(figsize=(6, 5))
+    for name in STAGE_ORDER:
+        if name in stages and stages[name]["verification"].get("roc"):
+            roc = stages[name]["verification"]["roc"]
+            ax.plot(roc["far"], roc["tar"], label=f"{STAGE_LABEL[name]} (AUC {stages[name]['verification']['auc']:.3f})")
+    ax.set_xscale("log")
+    ax.set_xlim(1e-3, 1)
+    ax.set_xlabel("false accept rate")
+    ax.set_ylabel("true accept rate")
+    ax.set_title("ROC on LFW pairsDevTest")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    plots["roc"] = _save(fig, out_dir / "roc.png")
+
+    history = _training_history(out_dir)
+    if history:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        offset = 0
+        for label, hist in history:
+            n = len(hist.get("loss", []))
+            ax.plot(range(offset + 1, offset + n + 1), hist["loss"], label=f"{label} train")
+            if "val_loss" in hist:
+                ax.plot(range(offset + 1, offset + n + 1), hist["val_loss"], "--", label=f"{label} validation")
+            offset += n
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("distillation loss")
+        ax.set_title("training curves")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+        plots["training"] = _save(fig, out_dir / "training.png")
+
+    ident = stages["tflm_int8"]["identification"]
+    if ident.get("confusion"):
+        import numpy as np
+
+        cm = np.array(ident["confusion"])
+        fig, ax = plt.subplots(figsize=(7, 6))
+        im = ax.imshow(cm, cmap="Blues", aspect="auto")
+        ax.set_xlabel("predicted person (last column: rejected as unknown)")
+        ax.set_ylabel("true person")
+        ax.set_title(f"identification confusion, TFLM int8 (acc. {100 * ident['accuracy']:.1f}%)")
+        fig.colorbar(im, ax=ax)
+        plots["confusion"] = _save(fig, out_dir / "confusion.png")
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name in STAGE_ORDER:
+        st = stages.get(name)
+        if st and st.get("model_bytes"):
+            ax.scatter(st["model_bytes"] / 1024, 100 * st["verification"]["accuracy"], s=40)
+            ax.annotate(STAGE_LABEL[name], (st["model_bytes"] / 1024, 100 * st["verification"]["accuracy"]),
+                        fontsize=7, xytext=(4, 2), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("model size (KiB, log)")
+    ax.set_ylabel("LFW pairsDevTest accuracy (%)")
+    ax.set_title("accuracy vs size per stage")
+    ax.grid(True, alpha=0.3)
+    plots["size_accuracy"] = _save(fig, out_dir / "size_accuracy.png")
+    return plots
+
+
+def _training_history(out_dir: Path) -> list[tuple[str, dict]]:
+    out = []
+    for label, path, key in (("distill", out_dir / "distill" / "history.json", "history"),
+                             ("prune", out_dir / "prune" / "sparsity.json", "history")):
+        if path.is_file():
+            hist = json.loads(path.read_text()).get(key) or {}
+            if hist.get("loss"):
+                out.append((label, hist))
+    return out
+
+
+def write_evaluation_report(out_dir: Path, result: dict) -> Path:
+    """report.md / report.json / roc.png (and confusion.png) for ``tinyface evaluate``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    v, i = result["verification"], result["identification"]
+    fig, ax = plt.subplots(figsize=(6, 5))
+    ax.plot(v["roc"]["far"], v["roc"]["tar"], label=f"{result['model']} (AUC {v['auc']:.3f})")
+    ax.set_xscale("log")
+    ax.set_xlim(max(1e-4, 1 / max(1, v["n_negative"])), 1)
+    ax.set_xlabel("false accept rate")
+    ax.set_ylabel("true accept rate")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right")
+    _save(fig, out_dir / "roc.png")
+    lines = [f"# tinyface evaluation — {result['model']} ({result['runtime']})", "",
+             f"Dataset `{result['data']}`: {result['images']:,} images of {result['people']:,} people; "
+             f"{len(result['skipped'])} skipped, {result['no_face']} without a detected face (centered crop).", "",
+             f"Threshold {result['threshold']:.4f}: {result['threshold_source']}.", "",
+             "| metric | value |", "|---|---|",
+             f"| verification accuracy ({v['n_pairs']:,} pairs: {result['pairs']}) | {_pct(v['accuracy'])} |",
+             f"| ROC AUC | {v['auc']:.4f} |",
+             f"| TAR @ FAR=1e-2 / 1e-3 | {_pct(v['tar_at_far']['0.01'])} / {_pct(v['tar_at_far']['0.001'])} |"]
+    if i:
+        lines += [f"| identification accuracy ({i['n_people']} people, {i['n_probes']} probes) | {_pct(i['accuracy'])} |",
+                  f"| closed-set accuracy (threshold ignored) | {_pct(i['closed_set_accuracy'])} |",
+                  f"| macro precision / recall / F1 | {i['macro_precision']:.3f} / {i['macro_recall']:.3f} / {i['macro_f1']:.3f} |",
+                  f"| strangers accepted ({i['n_strangers']}) | {_pct(i['stranger_false_accept_rate'])} |"]
+        import numpy as np
+
+        fig, ax = plt.subplots(figsize=(7, 6))
+        im = ax.imshow(np.array(i["confusion"]), cmap="Blues", aspect="auto")
+        ax.set_xlabel("predicted person (last column: rejected)")
+        ax.set_ylabel("true person")
+        fig.colorbar(im, ax=ax)
+        _save(fig, out_dir / "confusion.png")
+    lines += ["", "![roc](roc.png)"] + (["![confusion](confusion.png)"] if i else []) + [""]
+    write_text(out_dir / "report.md", "\n".join(lines))
+    public = json.loads(json.dumps(result))
+    public["verification"].pop("roc", None)
+    write_json(out_dir / "report.json", public)
+    return out_dir / "report.md"

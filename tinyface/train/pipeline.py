@@ -1,0 +1,291 @@
+"""`tinyface build`: distill -> prune -> quantize -> evaluate -> report, as stages.
+
+Each stage writes its artifacts into ``<out>/<stage>/`` atomically and, last, a
+``stage.json`` holding the fingerprint of everything it was made from (its settings and
+the fingerprints of the stages before it). A re-run skips a stage whose fingerprint is
+unchanged and whose artifacts are all present; an interrupted stage has no stage.json
+and is redone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from tinyface.fsutil import atomic_path, write_bytes, write_json
+
+CODE_VERSION = "pipeline-v1"  # bump when a stage's behaviour changes, to invalidate old artifacts
+
+
+@dataclass
+class StageInfo:
+    name: str
+    fingerprint: str
+    skipped: bool
+    seconds: float
+
+
+@dataclass
+class BuildResult:
+    out_dir: Path
+    stages: list[StageInfo] = field(default_factory=list)
+    metrics: dict = field(default_factory=dict)
+    bundle_dir: Path | None = None
+
+
+def fingerprint(*parts) -> str:
+    blob = json.dumps([CODE_VERSION, *parts], sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+class Stage:
+    """A stage folder with its fingerprint record."""
+
+    def __init__(self, out_dir: Path, name: str, fp: str, artifacts: list[str]):
+        self.dir = out_dir / name
+        self.name = name
+        self.fp = fp
+        self.artifacts = artifacts
+
+    def done(self) -> bool:
+        record = self.dir / "stage.json"
+        if not record.is_file():
+            return False
+        try:
+            saved = json.loads(record.read_text())
+        except json.JSONDecodeError:
+            return False
+        return saved.get("fingerprint") == self.fp and all((self.dir / a).exists() for a in self.artifacts)
+
+    def path(self, artifact: str) -> Path:
+        return self.dir / artifact
+
+    def finish(self, extra: dict | None = None) -> None:
+        write_json(self.dir / "stage.json", {"stage": self.name, "fingerprint": self.fp, **(extra or {})})
+
+    def invalidate(self) -> None:
+        (self.dir / "stage.json").unlink(missing_ok=True)
+
+
+def save_keras(model, path: Path) -> None:
+    """Save a tf_keras model atomically (.keras)."""
+    with atomic_path(path) as tmp:
+        target = tmp.with_suffix(".keras")
+        model.save(target)
+        os.replace(target, tmp)
+
+
+def load_keras(path: Path):
+    import tf_keras as keras
+
+    from tinyface.train.distill import make_loss
+
+    return keras.models.load_model(path, compile=False, custom_objects={"loss": make_loss})
+
+
+Progress = Callable[[str, dict], None]
+
+
+def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progress: Progress | None = None,
+              ui=None) -> BuildResult:
+    """Run the whole chain; see the module docstring for skipping and atomicity."""
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    from tinyface.train import distill, prune, quantize, student
+    from tinyface.train.data import load_build_data
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = BuildResult(out_dir)
+    notify = report_progress or (lambda event, info: None)
+    d, s, ds, pr, q = settings.data, settings.student, settings.distill, settings.prune, settings.quantize
+    input_shape = (d.crop_size, d.crop_size, d.channels)
+
+    t0 = time.perf_counter()
+    notify("stage", {"name": "data"})
+    data = load_build_data(settings, quick=quick, progress=lambda n: notify("advance", {"n": n}))
+    data_fp = fingerprint(asdict(d), quick, data.stats)
+    result.stages.append(StageInfo("data", data_fp, False, time.perf_counter() - t0))
+    notify("done", {"name": "data", "stats": data.stats})
+
+    # --- distill -------------------------------------------------------------------------
+    st = Stage(out_dir, "distill", fingerprint(data_fp, asdict(s), asdict(ds), asdict(settings.teacher)),
+               ["student.keras", "history.json"])
+    t0 = time.perf_counter()
+    notify("stage", {"name": "distill", "epochs": ds.epochs})
+    skipped = st.done()
+    if skipped:
+        model = load_keras(st.path("student.keras"))
+    else:
+        st.invalidate()
+        centroids = distill.identity_centroids(data.train.teacher, data.train.labels) if ds.alpha > 0 else None
+        weights = distill.LossWeights(ds.cosine_weight, ds.mse_weight, ds.alpha, ds.temperature)
+        lr = ds.learning_rate
+        search = None
+        if ds.search_trials > 0:
+            from tinyface.train.search import search_hyperparameters
+
+            search = search_hyperparameters(settings, data, input_shape, ds.search_trials, notify)
+            weights.alpha, weights.temperature, lr = search["alpha"], search["temperature"], search["learning_rate"]
+            if weights.alpha > 0 and centroids is None:
+                centroids = distill.identity_centroids(data.train.teacher, data.train.labels)
+        model, _ = student.build_student(s.arch, input_shape, s.embedding_dim, s.width)
+        hist = distill.fit(model, data.train.crops, data.train.teacher, data.val.crops, data.val.teacher,
+                           ds.epochs, ds.batch_size, lr, distill.make_loss(weights, centroids),
+                           augment=ds.augment, seed=d.seed,
+                           on_epoch=lambda e, logs: notify("epoch", {"epoch": e + 1, "logs": logs}))
+        save_keras(model, st.path("student.keras"))
+        write_json(st.path("history.json"), {"history": hist.history, "search": search,
+                                             "learning_rate": lr, "alpha": weights.alpha,
+                                             "temperature": weights.temperature})
+        st.finish()
+    result.stages.append(StageInfo("distill", st.fp, skipped, time.perf_counter() - t0))
+    notify("done", {"name": "distill", "skipped": skipped})
+    float_model = model
+
+    # --- prune ---------------------------------------------------------------------------
+    pruned_model = None
+    if pr.enabled:
+        st = Stage(out_dir, "prune", fingerprint(st.fp, asdict(pr)), ["pruned.keras", "sparsity.json"])
+        t0 = time.perf_counter()
+        notify("stage", {"name": "prune", "epochs": pr.epochs})
+        skipped = st.done()
+        if skipped:
+            pruned_model = load_keras(st.path("pruned.keras"))
+        else:
+            st.invalidate()
+            steps = max(1, len(data.train.crops) // ds.batch_size)
+            end = max(1, int(steps * pr.epochs * 0.7))
+            wrapped = prune.wrap_for_pruning(float_model, pr.target_sparsity, 0, end)
+            weights = distill.LossWeights(ds.cosine_weight, ds.mse_weight, 0.0, ds.temperature)
+            hist = distill.fit(wrapped, data.train.crops, data.train.teacher, data.val.crops, data.val.teacher,
+                               pr.epochs, ds.batch_size, ds.learning_rate * 0.1, distill.make_loss(weights),
+                               augment=ds.augment, seed=d.seed + 1, callbacks=prune.pruning_callbacks(),
+                               warmup_epochs=0,
+                               on_epoch=lambda e, logs: notify("epoch", {"epoch": e + 1, "logs": logs}))
+            pruned_model = prune.strip(wrapped)
+            save_keras(pruned_model, st.path("pruned.keras"))
+            write_json(st.path("sparsity.json"), {"target": pr.target_sparsity,
+                                                  "per_layer": prune.sparsity_per_layer(pruned_model),
+                                                  "history": hist.history})
+            st.finish()
+        result.stages.append(StageInfo("prune", st.fp, skipped, time.perf_counter() - t0))
+        notify("done", {"name": "prune", "skipped": skipped})
+    to_quantize = pruned_model if pruned_model is not None else float_model
+
+    # --- quantize ------------------------------------------------------------------------
+    st = Stage(out_dir, "quantize", fingerprint(st.fp, asdict(q)), ["float.tflite", "int8.tflite", "choice.json"])
+    t0 = time.perf_counter()
+    notify("stage", {"name": "quantize"})
+    skipped = st.done()
+    if not skipped:
+        st.invalidate()
+        rng = np.random.default_rng(d.seed)
+        calib = data.train.crops[rng.permutation(len(data.train.crops))[: q.calibration_images]]
+        write_bytes(st.path("float.tflite"), quantize.convert_float(to_quantize))
+        ptq = quantize.convert_int8(to_quantize, calib)
+        candidates = {"ptq": ptq}
+        if q.qat:
+            candidates["qat"] = _qat(to_quantize, data, settings, calib, prune_preserving=pruned_model is not None,
+                                     notify=notify)
+        scores = {name: _val_accuracy_int8(flat, data) for name, flat in candidates.items()}
+        best = max(scores, key=scores.get)
+        write_bytes(st.path("int8.tflite"), candidates[best])
+        for name, flat in candidates.items():
+            write_bytes(st.path(f"int8_{name}.tflite"), flat)
+        write_json(st.path("choice.json"), {"chosen": best, "val_accuracy": scores,
+                                            "rule": "highest accuracy on pairs of validation people"})
+        st.finish()
+    result.stages.append(StageInfo("quantize", st.fp, skipped, time.perf_counter() - t0))
+    notify("done", {"name": "quantize", "skipped": skipped})
+    quant_fp = st.fp
+
+    # --- evaluate + report + bundle --------------------------------------------------------
+    st = Stage(out_dir, "evaluate", fingerprint(quant_fp, data_fp, settings.firmware.board), ["metrics.json"])
+    t0 = time.perf_counter()
+    notify("stage", {"name": "evaluate"})
+    skipped = st.done()
+    if skipped:
+        metrics = json.loads(st.path("metrics.json").read_text())
+    else:
+        st.invalidate()
+        from tinyface.train.stages_eval import evaluate_all
+
+        metrics = evaluate_all(data, float_model, pruned_model, out_dir / "quantize", settings, preset,
+                               notify=notify)
+        write_json(st.path("metrics.json"), metrics)
+        st.finish()
+    result.stages.append(StageInfo("evaluate", st.fp, skipped, time.perf_counter() - t0))
+    notify("done", {"name": "evaluate", "skipped": skipped})
+    result.metrics = metrics
+
+    notify("stage", {"name": "report"})
+    t0 = time.perf_counter()
+    from tinyface.report import write_report
+
+    result.bundle_dir = _write_bundle(out_dir, metrics, settings, preset)
+    write_report(out_dir, metrics, settings, preset, result)
+    result.stages.append(StageInfo("report", st.fp, False, time.perf_counter() - t0))
+    notify("done", {"name": "report"})
+    return result
+
+
+def _val_accuracy_int8(flat: bytes, data) -> float:
+    """Accuracy on pairs of validation people at their best threshold (model selection only)."""
+    from tinyface import evaluate
+    from tinyface.bundle import quantize_input
+    from tinyface.runtime import TfliteRunner
+    from tinyface.train.quantize import io_quantization
+
+    meta = io_quantization(flat)
+    a, b, same = evaluate.sample_pairs(data.val.labels, 1000, seed=1)
+    x = quantize_input(data.val.crops, _Q(meta))
+    out = TfliteRunner(flat).run(x).astype(np.float32) - meta["output_zero_point"]
+    scores = evaluate.pair_scores(out, a, b)
+    return float(np.mean((scores >= evaluate.best_threshold(scores, same)) == same))
+
+
+class _Q:
+    """The input-quantization fields of ModelMeta, from io_quantization()."""
+
+    def __init__(self, meta: dict):
+        self.input_scale, self.input_zero_point = meta["input_scale"], meta["input_zero_point"]
+
+
+def _qat(model, data, settings, calib, prune_preserving: bool, notify) -> bytes:
+    from tinyface.train import distill, quantize
+
+    ds = settings.distill
+    qat_model = quantize.quantize_aware(model, prune_preserving=prune_preserving)
+    weights = distill.LossWeights(ds.cosine_weight, ds.mse_weight, 0.0, ds.temperature)
+    distill.fit(qat_model, data.train.crops, data.train.teacher, None, None, settings.quantize.qat_epochs,
+                ds.batch_size, ds.learning_rate * 0.05, distill.make_loss(weights), augment=ds.augment,
+                seed=settings.data.seed + 2, warmup_epochs=0,
+                on_epoch=lambda e, logs: notify("epoch", {"epoch": e + 1, "logs": logs}))
+    return quantize.convert_int8(qat_model, calib)
+
+
+def _write_bundle(out_dir: Path, metrics: dict, settings, preset) -> Path:
+    from tinyface.bundle import ModelMeta, save_bundle
+    from tinyface.train.quantize import io_quantization
+
+    flat = (out_dir / "quantize" / "int8.tflite").read_bytes()
+    io = io_quantization(flat)
+    tflm = metrics["stages"]["tflm_int8"]
+    meta = ModelMeta(
+        input_shape=io["input_shape"], input_scale=io["input_scale"], input_zero_point=io["input_zero_point"],
+        output_scale=io["output_scale"], output_zero_point=io["output_zero_point"],
+        embedding_dim=int(io["output_shape"][-1]), threshold=float(tflm["verification"]["threshold"]),
+        arena_bytes=int(tflm["arena_bytes"]), macs=int(tflm["macs"]), name=f"tinyface-{preset.name}",
+        preset=preset.name, crop_padding=settings.data.padding,
+        extra={"arch": settings.student.arch, "width": settings.student.width,
+               "lfw_pairs_dev_test_accuracy": tflm["verification"]["accuracy"]},
+    )
+    save_bundle(out_dir, flat, meta)
+    return out_dir

@@ -1,0 +1,46 @@
+"""Optional hyperparameter search (Optuna TPE) over the distillation's alpha, temperature
+and learning rate. Off by default (distill.search_trials = 0). Every trial trains a
+student for a third of the epochs and is scored on pairs of *validation* people only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def search_hyperparameters(settings, data, input_shape, trials: int, notify=lambda e, i: None) -> dict:
+    """Returns the best {"alpha", "temperature", "learning_rate", "val_auc", "trials"}."""
+    try:
+        import optuna
+    except ImportError:
+        from tinyface.errors import ConfigError
+
+        raise ConfigError("distill.search_trials > 0 needs Optuna", hint='pip install "tinyface[search]"') from None
+    from tinyface import evaluate
+    from tinyface.train import distill, student
+
+    s, ds = settings.student, settings.distill
+    a, b, same = evaluate.sample_pairs(data.val.labels, 1000, seed=2)
+    epochs = max(1, ds.epochs // 3)
+    centroids = distill.identity_centroids(data.train.teacher, data.train.labels)
+
+    def objective(trial):
+        alpha = trial.suggest_float("alpha", 0.0, 0.9)
+        temperature = trial.suggest_float("temperature", 1.0, 10.0, log=True)
+        lr = trial.suggest_float("learning_rate", 3e-4, 1e-2, log=True)
+        model, _ = student.build_student(s.arch, input_shape, s.embedding_dim, s.width)
+        weights = distill.LossWeights(ds.cosine_weight, ds.mse_weight, alpha, temperature)
+        distill.fit(model, data.train.crops, data.train.teacher, None, None, epochs, ds.batch_size, lr,
+                    distill.make_loss(weights, centroids), augment=ds.augment, seed=settings.data.seed)
+        scores = evaluate.pair_scores(distill.embed(model, data.val.crops), a, b)
+        auc = evaluate.auc(*evaluate.roc_curve(scores, same))
+        notify("metric", {"stage": f"search trial {trial.number + 1}/{trials}", "accuracy": auc})
+        return auc
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=settings.data.seed))
+    study.optimize(objective, n_trials=trials)
+    best = dict(study.best_params)
+    best.update(val_auc=float(study.best_value),
+                trials=[{"params": t.params, "val_auc": t.value} for t in study.trials if t.value is not None])
+    return best

@@ -1,0 +1,150 @@
+"""Evaluate every stage of a build with the same metrics (tinyface.evaluate).
+
+Stages: the teacher, the float student (Keras), the pruned student (Keras), TFLite float,
+TFLite int8 and TFLM int8 (the real TFLM kernels, i.e. what the firmware runs). Each
+stage's threshold is chosen on the threshold pairs (DevTrain) with its own embeddings,
+then applied unchanged to the test pairs and to identification.
+"""
+
+from __future__ import annotations
+
+import gzip
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tinyface import evaluate
+from tinyface.bundle import quantize_input
+
+
+def _score_stage(emb: np.ndarray, data) -> dict:
+    tp, te = data.threshold_pairs, data.test_pairs
+    threshold = evaluate.best_threshold(evaluate.pair_scores(emb, tp.a, tp.b), tp.same)
+    test_scores = evaluate.pair_scores(emb, te.a, te.b)
+    ver = evaluate.verification(test_scores, te.same, threshold)
+    ident = evaluate.identification(emb, data.enroll, data.probes, data.strangers, threshold)
+    return {"verification": ver.to_dict(with_roc=True), "identification": ident.to_dict(with_confusion=True),
+            "_test_scores": test_scores}
+
+
+def _timed(fn, items, limit=200):
+    sample = items[:limit]
+    t0 = time.perf_counter()
+    fn(sample)
+    return 1000 * (time.perf_counter() - t0) / max(1, len(sample))
+
+
+def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, preset, notify=lambda e, i: None) -> dict:
+    """Metrics of every stage plus TFLM-vs-TFLite int8 parity, as one JSON-able dict."""
+    from tinyface.costmodel import DEFAULT
+    from tinyface.graph import analyze
+    from tinyface.runtime import TfliteRunner, TflmRunner
+    from tinyface.train.distill import embed, normalize_images
+    from tinyface.train.prune import gzip_size, sparsity_per_layer
+    from tinyface.train.quantize import io_quantization
+    from tinyface.train.student import keras_macs
+
+    crops = data.eval.crops
+    stages: dict[str, dict] = {}
+    scores: dict[str, np.ndarray] = {}
+
+    def add(name, emb, **info):
+        result = _score_stage(emb, data)
+        scores[name] = result.pop("_test_scores")
+        stages[name] = {**result, **info}
+        notify("metric", {"stage": name, "accuracy": result["verification"]["accuracy"]})
+
+    # teacher: embeddings come from the cache
+    add("teacher", data.eval.teacher, kind="dlib ResNet (teacher)", params=None, macs=None,
+        model_bytes=_teacher_bytes(), latency_ms_host=_teacher_latency_ms(data))
+
+    float_flat = (quant_dir / "float.tflite").read_bytes()
+    int8_flat = (quant_dir / "int8.tflite").read_bytes()
+    add("float", embed(float_model, crops), kind="Keras float32", params=int(float_model.count_params()),
+        macs=keras_macs(float_model), model_bytes=len(float_flat), latency_ms_host=None)
+    if pruned_model is not None:
+        sparsity = sparsity_per_layer(pruned_model)
+        add("pruned", embed(pruned_model, crops), kind="Keras float32, pruned", params=int(pruned_model.count_params()),
+            macs=keras_macs(pruned_model), model_bytes=len(float_flat), model_bytes_gzip=gzip_size(float_flat),
+            sparsity_per_layer=sparsity,
+            sparsity_overall=float(np.mean(list(sparsity.values()))) if sparsity else 0.0, latency_ms_host=None)
+
+    x_float = normalize_images(crops)
+    tfl_float = TfliteRunner(float_flat)
+    add("tflite_float", tfl_float.run(x_float), kind="TFLite float32", params=None, macs=None,
+        model_bytes=len(float_flat), latency_ms_host=_timed(tfl_float.run, x_float))
+
+    io = io_quantization(int8_flat)
+
+    class Meta:
+        input_scale, input_zero_point = io["input_scale"], io["input_zero_point"]
+
+    x_int8 = quantize_input(crops, Meta)
+    tfl_int8 = TfliteRunner(int8_flat)
+    out_tflite = tfl_int8.run(x_int8)
+    graph = analyze(int8_flat)
+    common = dict(params=int(graph.total_params), macs=int(graph.total_macs), model_bytes=len(int8_flat),
+                  model_bytes_gzip=len(gzip.compress(int8_flat, 9)))
+    add("tflite_int8", out_tflite.astype(np.float32) - io["output_zero_point"], kind="TFLite int8",
+        latency_ms_host=_timed(tfl_int8.run, x_int8), **common)
+
+    tflm = TflmRunner(int8_flat)
+    out_tflm = np.zeros_like(out_tflite)
+    t0 = time.perf_counter()
+    for i in range(len(x_int8)):
+        out_tflm[i] = tflm.run_one(x_int8[i])
+        if i % 256 == 255:
+            notify("advance", {"n": 256})
+    tflm_ms = 1000 * (time.perf_counter() - t0) / max(1, len(x_int8))
+    board, cost = _board_cost_model(settings.firmware.board, DEFAULT)
+    est_ms = sum(cost.estimate_ms(layer.op, layer.macs) for layer in graph.layers)
+    add("tflm_int8", out_tflm.astype(np.float32) - io["output_zero_point"], kind="TFLM int8 (firmware kernels)",
+        latency_ms_host=tflm_ms, arena_bytes=tflm.arena_used_bytes(), estimated_ms_on_board=est_ms,
+        board=board, cost_model_source=cost.source, **common)
+
+    thr = stages["tflite_int8"]["verification"]["threshold"]
+    diff = np.abs(out_tflm.astype(int) - out_tflite.astype(int))
+    parity = {
+        "max_lsb_diff": int(diff.max()),
+        "mean_lsb_diff": float(diff.mean()),
+        "outputs_identical_share": float(np.mean(np.all(diff == 0, axis=1))),
+        "identical_decisions_test_pairs": evaluate.decision_agreement(scores["tflm_int8"], scores["tflite_int8"], thr),
+        "n_images": int(len(x_int8)),
+    }
+    return {
+        "preset": preset.name, "mac_budget": preset.mac_budget, "data": data.stats,
+        "threshold_from": data.stats.get("threshold_from"), "stages": stages, "parity": parity,
+        "ops": sorted(graph.op_names),
+    }
+
+
+def _board_cost_model(name: str, default):
+    try:
+        from tinyface.boards import load_board
+
+        board = load_board(name)
+        return board.name, board.cost_model
+    except Exception:  # boards are optional for the estimate; the default is labelled as such
+        return "default", default
+
+
+def _teacher_bytes() -> int:
+    import face_recognition_models as frm
+
+    return Path(frm.face_recognition_model_location()).stat().st_size
+
+
+def _teacher_latency_ms(data, n: int = 8) -> float:
+    """Host time of one teacher embedding (align + 150x150 chip + ResNet), on a few eval images."""
+    from tinyface.data.align import Aligner, cut_chip
+    from tinyface.data.dataset import read_image
+    from tinyface.train.teacher import embed_chips
+
+    paths = data.eval.paths[:n]
+    aligner = Aligner()
+    t0 = time.perf_counter()
+    for p in paths:
+        rgb = read_image(p)
+        embed_chips([cut_chip(rgb, aligner.detect(rgb), 150, 0.25, 3)])
+    return 1000 * (time.perf_counter() - t0) / max(1, len(paths))
