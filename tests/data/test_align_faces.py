@@ -1,0 +1,148 @@
+"""Face alignment and the crop cache, on a few real LFW images."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from tinyface.data.align import (FALLBACK_CENTER_Y, FALLBACK_SIDE, Aligner, Alignment, chip_affine, cut_chip,
+                                 map_points)
+from tinyface.data.cache import FaceCache
+from tinyface.data.dataset import load_dataset, read_image
+from tinyface.data.faces import FaceSpec, prepare_faces
+
+# One of the 36 LFW images in which dlib's HOG detector finds no face (even upsampled).
+NO_FACE_IMAGE = "Abdoulaye_Wade/Abdoulaye_Wade_0003.jpg"
+
+
+class MustNotAlign(Aligner):
+    """An aligner that fails the test if it is used: proves the cache answered."""
+
+    def detect(self, rgb):
+        raise AssertionError("the aligner was called although the cache holds this image")
+
+
+@pytest.fixture
+def images(small_dataset):
+    return [im.path for im in load_dataset(small_dataset).images]
+
+
+def test_aligned_crops_shape_dtype_and_content(images, tmp_path):
+    with FaceCache(tmp_path / "cache") as cache:
+        gray = prepare_faces(images, FaceSpec(crop_size=48, channels=1), cache, workers=1)
+        rgb = prepare_faces(images, FaceSpec(crop_size=64, channels=3), cache, workers=1)
+    assert gray.crops.shape == (len(images), 48, 48, 1) and gray.crops.dtype == np.uint8
+    assert rgb.crops.shape == (len(images), 64, 64, 3) and rgb.crops.dtype == np.uint8
+    assert gray.ok.all() and gray.detected.all() and gray.n_fallback == 0 and not gray.skipped
+    assert gray.computed == len(images)
+    for crop in gray.crops:
+        assert crop.std() > 10  # a face, not a blank or saturated chip
+    # the gray crop is the luminance of the RGB one at the same geometry
+    same = prepare_faces(images[:1], FaceSpec(crop_size=64, channels=1), FaceCache(tmp_path / "cache"), workers=1)
+    lum = rgb.crops[0].astype(float) @ np.array([0.299, 0.587, 0.114])
+    assert np.abs(lum - same.crops[0, :, :, 0]).mean() < 2.0
+
+
+def test_landmarks_land_inside_the_crop_where_a_face_has_them(images):
+    size, padding = 48, 0.25
+    aligner = Aligner(upsample=1)
+    for path in images:
+        rgb = read_image(path)
+        alignment = aligner.detect(rgb)
+        assert alignment.detected, path
+        assert alignment.landmarks.shape == (5, 2)
+        matrix = chip_affine(alignment, rgb.shape[:2], size, padding)
+        pts = map_points(matrix, alignment.landmarks)
+        assert ((pts >= 0) & (pts <= size - 1)).all(), (path, pts)
+        # dlib's 5 points: two corners of each eye, then the nose below them, centered
+        eyes_y = pts[:4, 1].mean()
+        assert pts[4, 1] > eyes_y + 0.1 * size
+        assert abs(pts[4, 0] - (size - 1) / 2) < 0.15 * size
+        # a similarity transform: the eyes end up level after alignment
+        left_eye, right_eye = pts[2:4].mean(axis=0), pts[0:2].mean(axis=0)
+        assert abs(left_eye[1] - right_eye[1]) < 0.05 * size
+        # the chip really is that transform of the photo
+        assert cut_chip(rgb, alignment, size, padding, 3).shape == (size, size, 3)
+
+
+def test_no_face_found_uses_the_documented_centered_crop_and_is_counted(lfw_dir, images, tmp_path):
+    src = lfw_dir / "images" / NO_FACE_IMAGE
+    rgb = read_image(src)
+    h, w = rgb.shape[:2]
+    assert not Aligner(upsample=1).detect(rgb).detected
+    with FaceCache(tmp_path / "cache") as cache:
+        faces = prepare_faces([src, *images[:2]], FaceSpec(crop_size=48), cache, workers=1)
+    assert faces.ok.all()
+    assert list(faces.detected) == [False, True, True]
+    assert faces.n_fallback == 1
+    # the fallback geometry: a square of FALLBACK_SIDE x the shorter side (at padding 0.25),
+    # centered at (w/2, FALLBACK_CENTER_Y h), mapped onto the whole chip
+    none = Alignment(np.zeros((5, 2), np.float32), False)
+    matrix = chip_affine(none, (h, w), 48, 0.25)
+    center = map_points(matrix, [[0.5 * w, FALLBACK_CENTER_Y * h]])[0]
+    assert np.allclose(center, [23.5, 23.5])
+    side = FALLBACK_SIDE * min(h, w)
+    corners = map_points(matrix, [[0.5 * w - side / 2, FALLBACK_CENTER_Y * h - side / 2],
+                                  [0.5 * w + side / 2, FALLBACK_CENTER_Y * h + side / 2]])
+    assert np.allclose(corners, [[0, 0], [47, 47]], atol=1e-6)
+    # and the crop is that region of the photo, not something else
+    box = (0.5 * w - side / 2, FALLBACK_CENTER_Y * h - side / 2, 0.5 * w + side / 2, FALLBACK_CENTER_Y * h + side / 2)
+    from PIL import Image
+
+    expected = np.asarray(Image.fromarray(rgb).convert("L").crop(tuple(round(v) for v in box)).resize((48, 48)), float)
+    got = faces.crops[0, :, :, 0].astype(float)
+    assert np.corrcoef(expected.ravel(), got.ravel())[0, 1] > 0.9
+
+
+def test_second_run_reads_the_cache_and_never_calls_the_aligner(images, tmp_path):
+    spec = FaceSpec(crop_size=48, channels=1)
+    with FaceCache(tmp_path / "cache") as cache:
+        first = prepare_faces(images, spec, cache, workers=1)
+    with FaceCache(tmp_path / "cache") as cache:  # a new process would reopen it the same way
+        second = prepare_faces(images, spec, cache, workers=1, aligner_factory=MustNotAlign)
+    assert second.computed == 0
+    assert np.array_equal(first.crops, second.crops) and np.array_equal(first.detected, second.detected)
+    # keyed by content: a renamed copy is a hit too
+    moved = tmp_path / "moved.jpg"
+    shutil.copy2(images[0], moved)
+    with FaceCache(tmp_path / "cache") as cache:
+        again = prepare_faces([moved], spec, cache, workers=1, aligner_factory=MustNotAlign)
+    assert again.computed == 0 and np.array_equal(again.crops[0], first.crops[0])
+    # a new crop size re-cuts the crops from the cached landmarks, still without the detector
+    with FaceCache(tmp_path / "cache") as cache:
+        bigger = prepare_faces(images, FaceSpec(crop_size=64, channels=1), cache, workers=1,
+                               aligner_factory=MustNotAlign)
+    assert bigger.computed == len(images) and bigger.crops.shape[1:] == (64, 64, 1) and bigger.ok.all()
+
+
+def test_a_changed_detector_setting_is_a_cache_miss(images, tmp_path):
+    with FaceCache(tmp_path / "cache") as cache:
+        prepare_faces(images[:1], FaceSpec(detector_upsample=1), cache, workers=1)
+        with pytest.raises(AssertionError, match="aligner was called"):
+            prepare_faces(images[:1], FaceSpec(detector_upsample=0), cache, workers=1, aligner_factory=MustNotAlign)
+
+
+def test_unreadable_images_are_skipped_named_and_not_cached(images, tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(images[0].read_bytes()[:2000])  # truncated JPEG
+    with FaceCache(tmp_path / "cache") as cache:
+        faces = prepare_faces([images[0], bad, tmp_path / "absent.jpg"], FaceSpec(), cache, workers=1)
+        assert list(faces.ok) == [True, False, False]
+        reasons = {s.path.name: s.reason for s in faces.skipped}
+        assert "truncated" in reasons["bad.jpg"] and "cannot read file" in reasons["absent.jpg"]
+        assert not faces.crops[1].any()
+        assert cache.count("crop/") == 1
+
+
+def test_worker_processes_give_the_same_crops(lfw_dir, tmp_path):
+    from conftest import copy_people
+
+    root = copy_people(lfw_dir, tmp_path / "ten", {"Adrien_Brody": 6, "Alejandro_Toledo": 6})
+    paths = [im.path for im in load_dataset(root).images]
+    with FaceCache(tmp_path / "c1") as c1, FaceCache(tmp_path / "c2") as c2:
+        done = []
+        pooled = prepare_faces(paths, FaceSpec(), c1, workers=2, progress=done.append)
+        serial = prepare_faces(paths, FaceSpec(), c2, workers=1)
+    assert len(paths) > 8  # more than the in-process threshold, so a pool really ran
+    assert sum(done) == len(paths)
+    assert np.array_equal(pooled.crops, serial.crops) and pooled.ok.all()

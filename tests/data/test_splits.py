@@ -1,0 +1,84 @@
+"""Who is used for what: training people only from peopleDevTrain; the DevTest people are
+held out; identification is a seeded enrollment split of the 47 DevTest people with >= 10 images."""
+
+import pytest
+
+from tinyface.data import lfw, splits
+from tinyface.data.dataset import load_dataset
+from tinyface.errors import DataError
+
+
+@pytest.fixture(scope="module")
+def lfw_dataset(lfw_dir):
+    return load_dataset(lfw_dir)
+
+
+def test_train_and_validation_come_only_from_dev_train(lfw_dataset, lfw_dir):
+    split = splits.train_val_test(lfw_dataset, val_fraction=0.1, seed=0)
+    dev_train = {n for n, _ in lfw.read_people(lfw_dir / lfw.PEOPLE_DEV_TRAIN)}
+    dev_test = {n for n, _ in lfw.read_people(lfw_dir / lfw.PEOPLE_DEV_TEST)}
+    train_people = {im.identity for im in split.train}
+    val_people = {im.identity for im in split.val}
+    assert split.source == "lfw-view1"
+    assert train_people | val_people == dev_train
+    assert not train_people & val_people
+    assert not (train_people | val_people) & dev_test  # the held-out rule
+    assert set(split.test_people) == dev_test
+    assert len(val_people) == round(0.1 * len(dev_train))
+    # every image of the DevTrain people is used exactly once
+    assert len(split.train) + len(split.val) == sum(c for _, c in lfw.read_people(lfw_dir / lfw.PEOPLE_DEV_TRAIN))
+
+
+def test_train_val_split_is_seeded(lfw_dataset):
+    a = splits.train_val_test(lfw_dataset, 0.1, seed=0)
+    b = splits.train_val_test(lfw_dataset, 0.1, seed=0)
+    c = splits.train_val_test(lfw_dataset, 0.1, seed=1)
+    assert [im.path for im in a.val] == [im.path for im in b.val]
+    assert {im.identity for im in a.val} != {im.identity for im in c.val}
+
+
+def test_identification_split_of_dev_test(lfw_dataset, lfw_dir):
+    dev_test = [n for n, _ in lfw.read_people(lfw_dir / lfw.PEOPLE_DEV_TEST)]
+    ident = splits.identification(lfw_dataset, dev_test, min_images=10, enroll_images=5, seed=0)
+    assert len(ident.enroll) == 47
+    assert all(len(images) == 5 for images in ident.enroll.values())
+    groups = lfw_dataset.by_identity()
+    for person, enrolled in ident.enroll.items():
+        probes = [im for im in ident.probes if im.identity == person]
+        assert len(probes) == len(groups[person]) - 5
+        assert not {im.path for im in enrolled} & {im.path for im in probes}
+    assert set(ident.enroll) <= set(dev_test)
+    assert {im.identity for im in ident.strangers}.isdisjoint(ident.enroll)
+    assert all(im.identity in dev_test for im in ident.strangers)
+    # seeded: the same seed gives the same enrollment, another seed another one
+    again = splits.identification(lfw_dataset, dev_test, 10, 5, seed=0)
+    other = splits.identification(lfw_dataset, dev_test, 10, 5, seed=1)
+    assert {p: [im.path for im in v] for p, v in again.enroll.items()} == \
+           {p: [im.path for im in v] for p, v in ident.enroll.items()}
+    assert {p: [im.path for im in v] for p, v in other.enroll.items()} != \
+           {p: [im.path for im in v] for p, v in ident.enroll.items()}
+
+
+def test_identification_needs_two_people(small_dataset):
+    ds = load_dataset(small_dataset)
+    with pytest.raises(DataError, match="at least 2 people with >= 10 images"):
+        splits.identification(ds, ds.identities, min_images=10, enroll_images=5, seed=0)
+    ident = splits.identification(ds, ds.identities, min_images=3, enroll_images=2, seed=0)
+    assert len(ident.enroll) == 4 and len(ident.probes) == 4
+
+
+def test_a_plain_folder_dataset_is_split_by_people(lfw_dir, tmp_path):
+    from conftest import copy_people
+
+    people = {name: 2 for name in ["Aaron_Peirsol", "Abdullah_Gul", "Adrien_Brody", "Alejandro_Toledo",
+                                   "Ari_Fleischer", "Alvaro_Uribe", "Amelie_Mauresmo", "Andre_Agassi",
+                                   "Andy_Roddick", "Angelina_Jolie"]}
+    root = copy_people(lfw_dir, tmp_path / "mine", people)
+    ds = load_dataset(root)
+    assert not ds.is_lfw()
+    split = splits.train_val_test(ds, val_fraction=0.2, seed=3)
+    train, val = {im.identity for im in split.train}, {im.identity for im in split.val}
+    test = set(split.test_people)
+    assert split.source == "folders"
+    assert len(test) == 3 and not (train | val) & test and not train & val
+    assert train | val | test == set(people)
