@@ -69,13 +69,20 @@ def tree_digest(root: str | os.PathLike) -> str:
 def _download(url: str, dest: Path, expected_sha256: str | None, progress: Callable[[int], None] | None,
               timeout_s: float) -> None:
     digest = hashlib.sha256()
+    received = 0
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as resp, open(dest, "wb") as out:
+            announced = resp.headers.get("Content-Length")
             while chunk := resp.read(1 << 16):
                 out.write(chunk)
                 digest.update(chunk)
+                received += len(chunk)
                 if progress:
                     progress(len(chunk))
+        # read(n) returns b"" when the server hangs up early instead of raising: count the bytes
+        if announced and announced.isdigit() and received < int(announced):
+            raise DownloadError(f"download failed: {url}: the server closed the connection after "
+                                f"{received:,} of {int(announced):,} bytes", hint="try again; nothing was kept")
     except urllib.error.HTTPError as exc:
         raise DownloadError(f"download failed: {url}: HTTP {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as exc:

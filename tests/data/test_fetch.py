@@ -1,0 +1,213 @@
+"""`tinyface data fetch` against a loopback HTTP server (never the internet), serving a small
+tar.gz of real LFW images and a manifest built for them."""
+
+import filecmp
+import http.server
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import threading
+from pathlib import Path
+
+import pytest
+
+from tinyface.data.dataset import load_dataset
+from tinyface.data.fetch import Manifest, builtin_manifest, make_manifest, missing_or_changed
+
+PEOPLE = {"Aaron_Peirsol": 2, "Abdullah_Gul": 2, "Adrien_Brody": 2}
+PROTOCOL = ["pairsDevTest.txt", "peopleDevTest.txt"]
+ARCHIVE = "lfw-deepfunneled.tgz"
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    """/ok/NAME serves a file; /drop/NAME sends half of it and hangs up; /corrupt/NAME flips
+    bytes of the archive; /html/NAME answers with a web page; anything else is a 404."""
+
+    root: Path
+    requests: list
+
+    def do_GET(self):
+        self.requests.append(self.path)
+        mode, _, name = self.path.strip("/").partition("/")
+        path = self.root / name
+        if not path.is_file() or mode not in ("ok", "drop", "corrupt", "html"):
+            self.send_error(404, "Not Found")
+            return
+        data = path.read_bytes()
+        if mode == "html" and name == ARCHIVE:
+            data = b"<html>moved</html>"
+        if mode == "corrupt" and name == ARCHIVE:
+            data = data[:100] + bytes(b ^ 0xFF for b in data[100:200]) + data[200:]
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if mode == "drop" and name == ARCHIVE:
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(data)
+
+    def log_message(self, *args):  # keep the test output clean
+        pass
+
+
+@pytest.fixture
+def served(lfw_dir, tmp_path):
+    """A loopback server over a folder with the protocol files and the archive, and a manifest."""
+    from conftest import copy_people
+
+    src = copy_people(lfw_dir, tmp_path / "src", PEOPLE)
+    site = tmp_path / "site"
+    site.mkdir()
+    for name in PROTOCOL:
+        (site / name).write_bytes((lfw_dir / name).read_bytes())
+    with tarfile.open(site / ARCHIVE, "w:gz") as tar:
+        tar.add(src / "images", arcname="lfw-deepfunneled")
+    manifest = make_manifest("lfw", site, PROTOCOL, site / ARCHIVE, "lfw-deepfunneled")
+    manifest_path = tmp_path / "manifest.json"
+    manifest_path.write_text(json.dumps(manifest.__dict__))
+
+    handler = type("H", (Handler,), {"root": site, "requests": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield {"url": f"http://127.0.0.1:{server.server_address[1]}", "manifest": manifest_path, "src": src,
+               "site": site, "requests": handler.requests, "tmp": tmp_path}
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def fetch_cli(served, mode, dest, *extra, manifest=None):
+    return subprocess.run([sys.executable, "-m", "tinyface.cli.main", "data", "fetch", "lfw",
+                           "--url", f"{served['url']}/{mode}/", "--dest", str(dest),
+                           "--manifest", str(manifest or served["manifest"]), "--timeout", "10", *extra],
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def assert_nothing_left(dest: Path, created_parent: Path):
+    assert not dest.exists()
+    assert not created_parent.exists(), "a folder created for the download was left behind"
+    leftovers = [p for p in created_parent.parent.rglob("*") if ".fetch-" in p.name]
+    assert not leftovers, leftovers
+
+
+def one_line(proc, code=5):
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tinyface: error: ") and "Traceback" not in proc.stderr
+    return lines[0]
+
+
+def test_fetch_downloads_verifies_and_unpacks(served):
+    dest = served["tmp"] / "data" / "lfw"
+    proc = fetch_cli(served, "ok", dest)
+    assert proc.returncode == 0, proc.stderr
+    for name in PROTOCOL:
+        assert filecmp.cmp(dest / name, served["site"] / name, shallow=False)
+    for img in (served["src"] / "images").rglob("*.jpg"):
+        assert filecmp.cmp(img, dest / "images" / img.parent.name / img.name, shallow=False)
+    ds = load_dataset(dest)
+    assert ds.is_lfw() is False  # no pairs.txt in this small manifest; a dataset nonetheless
+    assert len(ds.images) == 6 and len(ds.identities) == 3
+    assert not [p for p in dest.parent.iterdir() if p.name.startswith(".")]  # no temp folders
+
+    # fetching again verifies what is there and downloads nothing
+    before = len(served["requests"])
+    again = fetch_cli(served, "ok", dest)
+    assert again.returncode == 0, again.stderr
+    assert "already" in again.stderr and len(served["requests"]) == before
+    # --force downloads again and replaces it
+    forced = fetch_cli(served, "ok", dest, "--force")
+    assert forced.returncode == 0 and len(served["requests"]) > before
+    assert not missing_or_changed(Manifest.load(served["manifest"]), dest)
+
+
+def test_wrong_checksum_keeps_nothing_and_says_why(served):
+    manifest = Manifest.load(served["manifest"])
+    manifest.files["peopleDevTest.txt"] = "0" * 64
+    bad = served["tmp"] / "bad-manifest.json"
+    bad.write_text(json.dumps(manifest.__dict__))
+    dest = served["tmp"] / "new" / "lfw"
+    line = one_line(fetch_cli(served, "ok", dest, manifest=bad))
+    assert "checksum mismatch for peopleDevTest.txt" in line and "nothing was kept" in line
+    assert_nothing_left(dest, dest.parent)
+
+
+def test_corrupted_archive_keeps_nothing(served):
+    dest = served["tmp"] / "new" / "lfw"
+    line = one_line(fetch_cli(served, "corrupt", dest))
+    assert f"checksum mismatch for {ARCHIVE}" in line
+    assert_nothing_left(dest, dest.parent)
+
+
+def test_images_that_differ_from_the_manifest_keep_nothing(served):
+    """With no archive checksum pinned (as for LFW's own tgz), the unpacked tree is still verified."""
+    manifest = Manifest.load(served["manifest"])
+    manifest.archive_sha256 = None
+    manifest.images_tree_sha256 = "f" * 64
+    bad = served["tmp"] / "tree-manifest.json"
+    bad.write_text(json.dumps(manifest.__dict__))
+    dest = served["tmp"] / "new" / "lfw"
+    line = one_line(fetch_cli(served, "ok", dest, manifest=bad))
+    assert "do not match the manifest" in line
+    assert_nothing_left(dest, dest.parent)
+    # a page instead of an archive is not unpacked either
+    line = one_line(fetch_cli(served, "html", dest, manifest=bad))
+    assert f"cannot unpack {ARCHIVE}" in line
+    assert_nothing_left(dest, dest.parent)
+
+
+def test_a_server_that_hangs_up_keeps_nothing(served):
+    dest = served["tmp"] / "new" / "lfw"
+    line = one_line(fetch_cli(served, "drop", dest))
+    assert "download failed" in line and ARCHIVE in line
+    assert_nothing_left(dest, dest.parent)
+
+
+def test_a_404_keeps_nothing(served):
+    dest = served["tmp"] / "new" / "lfw"
+    line = one_line(fetch_cli(served, "nothing-here", dest))
+    assert "HTTP 404" in line and "pairsDevTest.txt" in line
+    assert_nothing_left(dest, dest.parent)
+
+
+def test_a_refused_connection_says_so(served, tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dest = tmp_path / "new" / "lfw"
+    proc = subprocess.run([sys.executable, "-m", "tinyface.cli.main", "data", "fetch", "lfw", "--url",
+                           f"http://127.0.0.1:{port}/", "--dest", str(dest), "--manifest", str(served["manifest"])],
+                          capture_output=True, text=True, timeout=60)
+    assert "refused" in one_line(proc).lower()
+    assert_nothing_left(dest, dest.parent)
+
+
+def test_an_existing_folder_that_is_not_the_dataset_is_not_replaced(served):
+    dest = served["tmp"] / "mine"
+    dest.mkdir()
+    (dest / "precious.txt").write_text("keep me")
+    line = one_line(fetch_cli(served, "ok", dest))
+    assert "already exists but is not the lfw dataset" in line and "--force" in line
+    assert (dest / "precious.txt").read_text() == "keep me"
+    # an empty folder is a fine place to fetch into
+    empty = served["tmp"] / "empty"
+    empty.mkdir()
+    assert fetch_cli(served, "ok", empty).returncode == 0 and (empty / "images").is_dir()
+
+
+def test_builtin_lfw_manifest_matches_the_shared_copy(lfw_dir):
+    """The built-in manifest describes exactly the LFW that tinyface's results are measured on."""
+    manifest = builtin_manifest("lfw")
+    assert manifest.archive == "lfw-deepfunneled.tgz" and manifest.archive_root == "lfw-deepfunneled"
+    assert set(manifest.files) >= {"pairs.txt", "pairsDevTrain.txt", "pairsDevTest.txt", "peopleDevTrain.txt",
+                                   "peopleDevTest.txt", "people.txt"}
+    assert missing_or_changed(manifest, lfw_dir, verify_images=os.environ.get("TINYFACE_VERIFY_LFW") == "1") == []
