@@ -1,0 +1,61 @@
+"""`tinyface data stats`: identities, images, the images-per-person histogram, unreadable
+files and faces not found."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+from tinyface.data.dataset import load_dataset
+from tinyface.data.stats import dataset_stats
+
+
+def stats_cli(*args, env=None):
+    import os
+
+    return subprocess.run([sys.executable, "-m", "tinyface.cli.main", "data", "stats", *args], capture_output=True,
+                          text=True, timeout=120, env=dict(os.environ, **(env or {})), stdin=subprocess.DEVNULL)
+
+
+def test_all_of_lfw_is_listed(lfw_dir):
+    ds = load_dataset(lfw_dir)
+    assert ds.is_lfw()
+    stats = dataset_stats(ds, check=False)
+    assert (stats.identities, stats.images) == (5749, 13233)
+    assert sum(stats.images_per_person.values()) == 5749
+    assert stats.images_per_person["1"] == 4069
+    assert stats.people_with_at_least == {2: 1680, 5: 423, 10: 158}
+    assert not stats.skipped and not stats.checked
+
+
+def test_cli_on_lfw_without_decoding(lfw_dir):
+    proc = stats_cli("--data", str(lfw_dir), "--no-check")
+    assert proc.returncode == 0, proc.stderr
+    assert "identities: 5,749   images: 13,233" in proc.stdout
+    assert "images per person" in proc.stdout
+
+
+def test_json_and_text_agree_on_a_checked_dataset(small_dataset):
+    result = json.loads(stats_cli("--data", str(small_dataset), "--json").stdout)
+    assert (result["identities"], result["images"], result["checked"]) == (4, 12, True)
+    assert result["images_per_person"]["3-4"] == 4
+    assert result["skipped"] == [] and result["aligned"] is False
+    text = stats_cli("--data", str(small_dataset)).stdout
+    assert "identities: 4   images: 12" in text and "skipped files: 0" in text
+
+
+def test_align_counts_and_names_images_with_no_face(small_dataset, lfw_dir, tmp_path):
+    from test_align_faces import NO_FACE_IMAGE
+
+    person = NO_FACE_IMAGE.split("/")[0]
+    (small_dataset / "images" / person).mkdir()
+    shutil.copy2(lfw_dir / "images" / NO_FACE_IMAGE, small_dataset / "images" / NO_FACE_IMAGE)
+    env = {"TINYFACE_CACHE": str(tmp_path / "cache")}
+    proc = stats_cli("--data", str(small_dataset), "--align", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["aligned"] is True and (result["identities"], result["images"]) == (5, 13)
+    assert result["no_face"] == [str(small_dataset / "images" / NO_FACE_IMAGE)]
+    assert (tmp_path / "cache" / "faces.sqlite").is_file()  # the alignment went to the cache named
+    text = stats_cli("--data", str(small_dataset), "--align", env=env).stdout
+    assert "no face found (centered-crop fallback): 1" in text and NO_FACE_IMAGE.split("/")[1] in text
