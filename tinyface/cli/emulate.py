@@ -1,12 +1,90 @@
-"""`tinyface emulate` (placeholder until its issue lands)."""
+"""`tinyface emulate`: an emulated board on a pseudo-terminal."""
+
+from __future__ import annotations
 
 import click
 
-from tinyface.cli.common import not_implemented
+
+@click.command()
+@click.option("--board", default="esp32", show_default=True, help="Board to emulate (boards/*.toml): name, clock, cost model.")
+@click.option("--model", "model_path", type=click.Path(), default=None,
+              help="Model bundle folder or .tflite (default: the released models/<board>/ or models/esp32/).")
+@click.option("--baud", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Throttle the link to this UART speed (baud/10 bytes per second each way); 0 = as fast as the pty. "
+                   "Use the board's baud (esp32: 921600) for realistic transfer times.")
+@click.option("--once", is_flag=True, help="Exit when the first host that connects closes the port.")
+@click.option("--native", is_flag=True,
+              help="Serve with the natively built firmware (needs TFLM_DIR) instead of the Python emulation.")
+@click.option("--drop-reply", "drop_replies", type=click.IntRange(min=1), multiple=True, metavar="N",
+              help="TEST ONLY (fault injection): do not send the N-th reply (counted from 1). Repeatable.")
+@click.option("--corrupt-reply", "corrupt_replies", type=click.IntRange(min=1), multiple=True, metavar="N",
+              help="TEST ONLY (fault injection): send the N-th reply with a broken CRC. Repeatable.")
+def emulate(board, model_path, baud, once, native, drop_replies, corrupt_replies):
+    """Run an emulated board on a pseudo-terminal and print its port path on stdout.
+
+    The emulation answers every protocol message (docs/protocol.md) exactly as the firmware
+    must, running the int8 model in the real TFLM kernels. Reported latency is ESTIMATED
+    from the board's cost model (the same figure as `tinyface profile`); the host wall time
+    of each invoke is reported next to it. Runs until Ctrl-C (or, with --once, until the
+    first host disconnects).
+
+    \b
+    Examples:
+      tinyface emulate                         # prints e.g. /dev/pts/3
+      tinyface bench --port /dev/pts/3         # in another terminal
+      tinyface emulate --baud 921600 --once &  # realistic link speed, one session
+    """
+    import sys
+
+    from tinyface.boards import load_board
+    from tinyface.bundle import load_bundle
+    from tinyface.console import info
+    from tinyface.profile import default_model_dir
+
+    b = load_board(board)
+    bundle = load_bundle(model_path or default_model_dir(b.name))
+    if native:
+        from tinyface.device.native import run_native_emulator
+
+        run_native_emulator(bundle, b, baud=baud, once=once,
+                            on_ready=lambda path, _: _announce(sys, info, path, f"native firmware build, {b.name}", baud))
+        return
+    from tinyface.device.emulator import Faults, run_emulator
+
+    faults = Faults(frozenset(drop_replies), frozenset(corrupt_replies))
+    stop = _stop_on_sigterm()
+
+    def ready(path, emu):
+        what = (f"emulated {b.name}: {bundle.meta.name} {emu.input_shape} -> {emu.output_size}, "
+                f"sha256 {bundle.model_hash[:16]}, arena {emu.arena_used_bytes:,} B; latency ESTIMATED "
+                f"{emu.profile.total_est_ms:.2f} ms ({b.cost_model.source})")
+        if faults.drop_replies or faults.corrupt_replies:
+            what += f"; FAULT INJECTION drop={sorted(faults.drop_replies)} corrupt={sorted(faults.corrupt_replies)}"
+        _announce(sys, info, path, what, baud)
+
+    try:
+        emu = run_emulator(bundle, b.name, b.cost_model, baud=baud, once=once, faults=faults, on_ready=ready,
+                           stop=stop)
+    except KeyboardInterrupt:
+        info("emulator stopped")
+        return
+    s = emu.stats
+    wall_ms = s.host_wall_us_total / max(s.invokes, 1) / 1e3
+    info(f"served {s.requests} requests ({s.invokes} inferences): estimated {emu.profile.total_est_ms:.2f} ms per "
+         f"inference on {b.name}, host wall time {wall_ms:.2f} ms; errors {s.errors or 'none'}")
 
 
-@click.command(context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def emulate(args):
-    """Not implemented yet: exits 2."""
-    not_implemented("emulate", "issue: serial protocol and bench")
+def _stop_on_sigterm():
+    """SIGTERM (kill, timeout, a test's finalizer) ends serving like Ctrl-C: cleanly, with the summary."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    return stop
+
+
+def _announce(sys, info, path: str, what: str, baud: int) -> None:
+    sys.stdout.write(path + "\n")
+    sys.stdout.flush()
+    info(f"{what}; link {'unthrottled' if not baud else f'{baud} baud'}; Ctrl-C to stop")

@@ -1,0 +1,411 @@
+"""The emulated board: the firmware's protocol behaviour on a pseudo-terminal, running the
+int8 model in the real TFLM kernels (PyPI ``tflite-micro``).
+
+:class:`EmulatedBoard` is the device logic (transport-free: frame in, reply frame out);
+:func:`serve` runs it on a pty master with a UART model: a receive thread that delivers
+bytes no faster than ``baud / 10`` per second (the hardware receives while the CPU
+computes, as a real UART does) and paced transmission.
+
+Latency in replies is *estimated* from the board's cost model (INFO sets
+``Flag.EMULATED``); ``host_wall_us`` carries what the TFLM kernels really took on this host.
+
+Fault injection (tests only): ``Faults.drop_replies`` / ``corrupt_replies`` name replies,
+counted from 1 over the emulator's lifetime, that are not sent / sent with a flipped byte.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import queue
+import select
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tinyface import __version__
+from tinyface.bundle import Bundle
+from tinyface.costmodel import CostModel
+from tinyface.protocol import spec
+from tinyface.protocol.codec import Fault, Frame, StreamDecoder, encode_frame
+
+FIRMWARE_VERSION = f"emu-{__version__}"
+_HANGUP = object()
+
+
+@dataclass
+class Faults:
+    """Test-only fault injection (replies counted from 1 over the emulator's lifetime)."""
+
+    drop_replies: frozenset[int] = frozenset()
+    corrupt_replies: frozenset[int] = frozenset()
+
+
+class Gallery:
+    """Enrolled people: per person the sum of its samples' L2-normalised embeddings."""
+
+    def __init__(self, capacity: int, dim: int):
+        self.capacity = capacity
+        self.names: list[str | None] = [None] * capacity
+        self.samples = np.zeros(capacity, np.int64)
+        self.sums = np.zeros((capacity, dim), np.float32)
+
+    @property
+    def count(self) -> int:
+        return sum(n is not None for n in self.names)
+
+    def enroll(self, name: str, embedding: np.ndarray) -> int | None:
+        """Add one sample; returns the slot, or None when a new name finds the gallery full."""
+        if name in self.names:
+            slot = self.names.index(name)
+        else:
+            free = [i for i, n in enumerate(self.names) if n is None]
+            if not free:
+                return None
+            slot = free[0]
+            self.names[slot] = name
+            self.samples[slot] = 0
+            self.sums[slot] = 0
+        self.sums[slot] += _unit(embedding)
+        self.samples[slot] += 1
+        return slot
+
+    def delete(self, name: str | None) -> int:
+        slots = [i for i, n in enumerate(self.names) if n is not None and (name is None or n == name)]
+        for i in slots:
+            self.names[i] = None
+            self.samples[i] = 0
+            self.sums[i] = 0
+        return len(slots)
+
+    def identify(self, embedding: np.ndarray) -> tuple[int, float]:
+        """(best slot, cosine similarity), or (-1, -1.0) when empty; lowest slot wins ties."""
+        best, best_sim = -1, -1.0
+        e = _unit(embedding)
+        for i, n in enumerate(self.names):
+            if n is None:
+                continue
+            sim = float(np.dot(e, _unit(self.sums[i])))
+            if best < 0 or sim > best_sim:
+                best, best_sim = i, sim
+        return best, best_sim
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, np.float32)
+    norm = float(np.linalg.norm(v))
+    return v / norm if norm > 0 else v
+
+
+@dataclass
+class BoardStats:
+    requests: int = 0
+    replies: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    dropped: int = 0
+    corrupted: int = 0
+    retries_answered: int = 0
+    invokes: int = 0
+    host_wall_us_total: int = 0
+
+
+class EmulatedBoard:
+    """The device side of the protocol for one model (what the firmware must do)."""
+
+    def __init__(self, bundle: Bundle, board_name: str, cost_model: CostModel, faults: Faults | None = None,
+                 firmware_version: str = FIRMWARE_VERSION, arena_bytes: int = 0, flags: int = spec.Flag.EMULATED):
+        from tinyface.profile import profile_model
+        from tinyface.runtime import DEFAULT_ARENA_BYTES, TflmRunner
+
+        self.bundle = bundle
+        self.meta = bundle.meta
+        model_bytes = bundle.model_bytes
+        self.model_sha256 = bytes.fromhex(bundle.model_hash)
+        self.runner = TflmRunner(model_bytes, arena_bytes or max(DEFAULT_ARENA_BYTES, 2 * self.meta.arena_bytes))
+        self.arena_used_bytes = self.runner.arena_used_bytes()
+        self.input_shape = tuple(self.runner.input_shape)
+        self.input_bytes = int(np.prod(self.input_shape))
+        self.output_size = int(np.prod(self.runner.output_details["shape"]))
+        self.profile = profile_model(model_bytes, cost_model, board=board_name)
+        self.cpu_hz = int(round(cost_model.cpu_mhz * 1e6))
+        self.est_cycles = self.profile.total_est_cycles
+        self.est_us = int(round(self.profile.total_est_ms * 1e3))
+        self.board_name = board_name
+        self.firmware_version = firmware_version
+        self.flags = int(flags)
+        self.faults = faults or Faults()
+        self.gallery = Gallery(spec.GALLERY_CAPACITY, self.output_size)
+        self.stats = BoardStats()
+        self._last: tuple[int, int, bytes] | None = None  # (seq, type, frame bytes) of the last request
+        self._last_reply: bytes | None = None
+        self._reply_count = 0
+
+    # --- replies --------------------------------------------------------------------------
+
+    def reset_session(self) -> None:
+        """The host closed the port: forget the retry state (the gallery stays)."""
+        self._last = None
+        self._last_reply = None
+
+    def handle(self, event: Frame | Fault) -> bytes | None:
+        """The reply frame for one decoded event (None: nothing is sent)."""
+        if isinstance(event, Fault):
+            detail = spec.MAX_PAYLOAD if event.kind == spec.ErrorCode.FRAME_TOO_LARGE else 0
+            return self._emit(self._error(event.seq, event.kind, event.type, detail))
+        self.stats.requests += 1
+        if event.version != spec.PROTOCOL_VERSION:
+            return self._emit(self._error(event.seq, spec.ErrorCode.BAD_VERSION, event.type, spec.PROTOCOL_VERSION))
+        key = (event.seq, event.type, event.payload)
+        if self._last == key and self._last_reply is not None:
+            # A retry of the request we just answered: resend, do not execute twice.
+            self.stats.retries_answered += 1
+            return self._emit(self._last_reply)
+        reply = self._execute(event)
+        self._last, self._last_reply = key, reply
+        return self._emit(reply)
+
+    def _emit(self, reply: bytes) -> bytes | None:
+        self._reply_count += 1
+        self.stats.replies += 1
+        if self._reply_count in self.faults.drop_replies:
+            self.stats.dropped += 1
+            return None
+        if self._reply_count in self.faults.corrupt_replies:
+            self.stats.corrupted += 1
+            damaged = bytearray(reply)
+            damaged[-1] ^= 0xFF  # the CRC no longer matches
+            return bytes(damaged)
+        return reply
+
+    def _error(self, seq: int, code: spec.ErrorCode, request_type: int, detail: int = 0) -> bytes:
+        self.stats.errors[code.name] = self.stats.errors.get(code.name, 0) + 1
+        payload = spec.ERROR_REPLY.pack(code=int(code), request_type=request_type & 0xFF, reserved=0, detail=detail)
+        return encode_frame(spec.MsgType.ERROR, seq, payload)
+
+    def _ok(self, frame: Frame, payload: bytes) -> bytes:
+        return encode_frame(frame.type | spec.REPLY_FLAG, frame.seq, payload)
+
+    def _execute(self, frame: Frame) -> bytes:
+        t = frame.type
+        p = frame.payload
+        if t == spec.MsgType.PING:
+            return self._ok(frame, p)
+        if t == spec.MsgType.INFO:
+            if len(p) not in (0, spec.MODEL_HASH_BYTES):
+                return self._error(frame.seq, spec.ErrorCode.BAD_PAYLOAD, t, spec.MODEL_HASH_BYTES)
+            if p and p != self.model_sha256:
+                return self._error(frame.seq, spec.ErrorCode.MODEL_MISMATCH, t)
+            return self._ok(frame, self.info_payload())
+        if t == spec.MsgType.INFER:
+            if len(p) != self.input_bytes:
+                return self._error(frame.seq, spec.ErrorCode.WRONG_INPUT_SHAPE, t, self.input_bytes)
+            out, wall_us = self._invoke(p)
+            head = spec.INFER_REPLY.pack(cycles=self.est_cycles, latency_us=self.est_us, host_wall_us=wall_us)
+            return self._ok(frame, head + out.tobytes())
+        if t == spec.MsgType.ENROLL:
+            head = spec.ENROLL_REQUEST.size
+            if len(p) < head or not spec.valid_name_field(p[:head]):
+                return self._error(frame.seq, spec.ErrorCode.BAD_PAYLOAD, t, 0)
+            if len(p) - head != self.input_bytes:
+                return self._error(frame.seq, spec.ErrorCode.WRONG_INPUT_SHAPE, t, self.input_bytes)
+            name = spec.decode_name(p[:head])
+            if name not in self.gallery.names and self.gallery.count >= self.gallery.capacity:
+                return self._error(frame.seq, spec.ErrorCode.GALLERY_FULL, t, self.gallery.capacity)
+            out, _ = self._invoke(p[head:])
+            slot = self.gallery.enroll(name, self._embedding(out))
+            return self._ok(frame, spec.ENROLL_REPLY.pack(index=slot, samples=int(self.gallery.samples[slot]),
+                                                          count=self.gallery.count, reserved=0))
+        if t == spec.MsgType.LIST:
+            if p:
+                return self._error(frame.seq, spec.ErrorCode.BAD_PAYLOAD, t, 0)
+            entries = [spec.LIST_ENTRY.pack(name=n.encode("utf-8"), index=i, samples=int(self.gallery.samples[i]))
+                       for i, n in enumerate(self.gallery.names) if n is not None]
+            head = spec.LIST_REPLY.pack(count=len(entries), capacity=self.gallery.capacity)
+            return self._ok(frame, head + b"".join(entries))
+        if t == spec.MsgType.DELETE:
+            if len(p) != spec.DELETE_REQUEST.size or not (p == bytes(len(p)) or spec.valid_name_field(p)):
+                return self._error(frame.seq, spec.ErrorCode.BAD_PAYLOAD, t, spec.DELETE_REQUEST.size)
+            removed = self.gallery.delete(spec.decode_name(p) or None)
+            return self._ok(frame, spec.DELETE_REPLY.pack(removed=removed, count=self.gallery.count))
+        if t == spec.MsgType.IDENTIFY:
+            if len(p) != self.input_bytes:
+                return self._error(frame.seq, spec.ErrorCode.WRONG_INPUT_SHAPE, t, self.input_bytes)
+            out, wall_us = self._invoke(p)
+            slot, sim = self.gallery.identify(self._embedding(out))
+            name = self.gallery.names[slot] if slot >= 0 else ""
+            return self._ok(frame, spec.IDENTIFY_REPLY.pack(
+                similarity=sim, cycles=self.est_cycles, latency_us=self.est_us, host_wall_us=wall_us, index=slot,
+                accepted=int(slot >= 0 and sim >= self.meta.threshold), reserved=0, name=name.encode("utf-8")))
+        return self._error(frame.seq, spec.ErrorCode.UNKNOWN_MESSAGE, t, t)
+
+    def _invoke(self, payload: bytes) -> tuple[np.ndarray, int]:
+        x = np.frombuffer(payload, dtype=np.int8).reshape(self.input_shape)
+        start = time.perf_counter_ns()
+        out = self.runner.run_one(x).astype(np.int8)
+        wall_us = (time.perf_counter_ns() - start) // 1000
+        self.stats.invokes += 1
+        self.stats.host_wall_us_total += wall_us
+        return out, int(wall_us)
+
+    def _embedding(self, out_int8: np.ndarray) -> np.ndarray:
+        return (out_int8.astype(np.float32) - self.meta.output_zero_point) * np.float32(self.meta.output_scale)
+
+    def info_payload(self) -> bytes:
+        _, h, w, c = self.input_shape
+        return spec.INFO_REPLY.pack(
+            board=self.board_name.encode("ascii", "replace")[:spec.BOARD_NAME_BYTES],
+            firmware_version=self.firmware_version.encode("ascii", "replace")[:spec.FIRMWARE_VERSION_BYTES],
+            model_sha256=self.model_sha256, input_scale=self.meta.input_scale,
+            input_zero_point=self.meta.input_zero_point, output_scale=self.meta.output_scale,
+            output_zero_point=self.meta.output_zero_point, threshold=self.meta.threshold,
+            arena_used_bytes=self.arena_used_bytes, free_heap_bytes=0, cpu_hz=self.cpu_hz, flags=self.flags,
+            input_h=h, input_w=w, input_c=c, output_size=self.output_size, max_payload=spec.MAX_PAYLOAD,
+            gallery_capacity=self.gallery.capacity, gallery_count=self.gallery.count,
+            max_name_bytes=spec.MAX_NAME_BYTES,
+        )
+
+
+# --- the link ---------------------------------------------------------------------------------
+
+@dataclass
+class LinkCounters:
+    bytes_received: int = 0
+    bytes_sent: int = 0
+    sessions: int = 0
+    garbage_bytes: int = 0
+
+
+def _reader(fd: int, out: queue.Queue, stop: threading.Event, baud: int, counters: LinkCounters) -> None:
+    """The UART receiver: moves bytes from the pty into ``out`` no faster than the wire allows."""
+    connected = False
+    wire_t = 0.0
+    slice_bytes = 64 if baud else 1 << 16
+    while not stop.is_set():
+        try:
+            ready, _, _ = select.select([fd], [], [], 0.1)
+        except (OSError, ValueError):
+            break
+        if not ready:
+            continue
+        try:
+            data = os.read(fd, 4096)
+        except BlockingIOError:
+            continue
+        except OSError as exc:
+            if exc.errno != errno.EIO:
+                break
+            data = b""
+        if not data:  # no slave open: nobody connected, or the host just closed the port
+            if connected:
+                connected = False
+                out.put(_HANGUP)
+            time.sleep(0.02)
+            continue
+        if not connected:
+            connected = True
+            counters.sessions += 1
+        counters.bytes_received += len(data)
+        for i in range(0, len(data), slice_bytes):
+            piece = data[i:i + slice_bytes]
+            if baud:
+                now = time.monotonic()
+                wire_t = max(wire_t, now) + len(piece) * 10.0 / baud
+                if wire_t > now:
+                    time.sleep(wire_t - now)
+            out.put(piece)
+    out.put(None)
+
+
+class _Writer:
+    """The UART transmitter: writes replies, at most ``baud / 10`` bytes per second."""
+
+    def __init__(self, fd: int, baud: int, counters: LinkCounters):
+        self.fd, self.baud, self.counters = fd, baud, counters
+        self._wire_t = 0.0
+
+    def send(self, data: bytes) -> None:
+        if self.baud:
+            now = time.monotonic()
+            self._wire_t = max(self._wire_t, now) + len(data) * 10.0 / self.baud
+            if self._wire_t > now:
+                time.sleep(self._wire_t - now)
+        view = memoryview(data)
+        deadline = time.monotonic() + 5.0
+        while view:
+            try:
+                n = os.write(self.fd, view)
+                view = view[n:]
+                self.counters.bytes_sent += n
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return  # the host stopped reading; a real UART would drop too
+                select.select([], [self.fd], [], 0.05)
+            except OSError:
+                return  # no host on the other end: the bytes go nowhere, as on a real wire
+
+
+def serve(master_fd: int, board: EmulatedBoard, baud: int = 0, once: bool = False,
+          stop: threading.Event | None = None) -> LinkCounters:
+    """Serve the protocol on ``master_fd`` until ``stop`` is set, or (``once``) the first host
+    session ends. ``baud`` > 0 limits each direction to ``baud / 10`` bytes per second.
+
+    Returns the link counters.
+    """
+    stop = stop or threading.Event()
+    counters = LinkCounters()
+    inbox: queue.Queue = queue.Queue()
+    reader = threading.Thread(target=_reader, args=(master_fd, inbox, stop, baud, counters), daemon=True,
+                              name="uart-rx")
+    reader.start()
+    writer = _Writer(master_fd, baud, counters)
+    decoder = StreamDecoder()
+    try:
+        while not stop.is_set():
+            try:
+                item = inbox.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if item is None:
+                break
+            if item is _HANGUP:
+                board.reset_session()
+                decoder = StreamDecoder()  # a half frame from the old session is not resumed
+                if once:
+                    break
+                continue
+            before = decoder.garbage_bytes
+            for event in decoder.feed(item):
+                reply = board.handle(event)
+                if reply is not None:
+                    writer.send(reply)
+            counters.garbage_bytes += decoder.garbage_bytes - before
+    finally:
+        stop.set()
+        reader.join(timeout=1.0)
+    return counters
+
+
+def run_emulator(bundle: Bundle, board_name: str, cost_model: CostModel, baud: int = 0, once: bool = False,
+                 faults: Faults | None = None, on_ready=None, stop: threading.Event | None = None) -> EmulatedBoard:
+    """Open a pseudo-terminal and serve ``bundle`` on it as board ``board_name``.
+
+    Args:
+        on_ready: called with (port_path, board) once the port accepts connections.
+        stop: set it to end serving (Ctrl-C does too).
+
+    Returns:
+        The board (its ``stats`` say what was served).
+    """
+    from tinyface.device.pty import open_pty
+
+    board = EmulatedBoard(bundle, board_name, cost_model, faults)
+    master_fd, path = open_pty()
+    try:
+        if on_ready:
+            on_ready(path, board)
+        board.link = serve(master_fd, board, baud=baud, once=once, stop=stop)
+    finally:
+        os.close(master_fd)
+    return board

@@ -1,0 +1,81 @@
+"""Per-layer MACs, parameters and estimated latency of a model on a board.
+
+The estimate is the board's cost model (boards/*.toml, calibrated on a published TFLM
+timing) applied op by op to the MAC counts from :mod:`tinyface.graph`; it is an estimate and
+is labelled as one wherever it is shown. The emulated board reports the same total.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tinyface.costmodel import CostModel
+from tinyface.errors import ModelError
+from tinyface.graph import analyze
+from tinyface.resources import models_dir
+
+DEFAULT_PRESET = "esp32"
+
+
+@dataclass(frozen=True)
+class LayerEstimate:
+    index: int
+    op: str
+    output_shape: tuple[int, ...]
+    macs: int
+    params: int
+    est_ms: float
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    model: str
+    board: str
+    layers: list[LayerEstimate]
+    total_macs: int
+    total_params: int
+    total_param_bytes: int
+    total_est_ms: float
+    cpu_mhz: float
+    cost_source: str
+
+    @property
+    def total_est_cycles(self) -> int:
+        return int(round(self.total_est_ms * self.cpu_mhz * 1e3))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["total_est_cycles"] = self.total_est_cycles
+        d["estimated"] = True
+        return d
+
+
+def profile_model(model_bytes: bytes, cost_model: CostModel, board: str = "", model: str = "") -> ModelProfile:
+    """Estimate every layer of ``model_bytes`` with ``cost_model``.
+
+    Raises:
+        ModelError: the model cannot be parsed.
+    """
+    graph = analyze(model_bytes)
+    layers = [LayerEstimate(layer.index, layer.op, layer.output_shape, layer.macs, layer.params,
+                            cost_model.estimate_ms(layer.op, layer.macs, layer.elements))
+              for layer in graph.layers]
+    return ModelProfile(model=model, board=board, layers=layers, total_macs=graph.total_macs,
+                        total_params=graph.total_params, total_param_bytes=graph.total_param_bytes,
+                        total_est_ms=sum(layer.est_ms for layer in layers), cpu_mhz=cost_model.cpu_mhz,
+                        cost_source=cost_model.source)
+
+
+def default_model_dir(board: str = DEFAULT_PRESET) -> Path:
+    """The released bundle for ``board``: models/<board>/, else models/esp32/.
+
+    Raises:
+        ModelError: no released model exists (the user must pass --model).
+    """
+    candidates = [models_dir() / name for name in dict.fromkeys((board, DEFAULT_PRESET))]
+    for candidate in candidates:
+        if (candidate / "model.tflite").is_file():
+            return candidate
+    raise ModelError(f"no released model in {' or '.join(str(c) for c in candidates)}",
+                     hint="pass --model PATH (a bundle folder or model.tflite, e.g. from `tinyface build`)")

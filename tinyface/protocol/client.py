@@ -1,0 +1,449 @@
+"""The host side of the protocol: requests with timeouts and bounded retries, pipelining.
+
+A :class:`Client` talks over any *transport*: an object with ``write(bytes)``,
+``read(n) -> bytes`` (returning early with what arrived within ``transport.timeout``
+seconds) and a settable ``timeout``; a ``pyserial`` ``Serial`` is one (a real port, or the
+pseudo-terminal of ``tinyface emulate``). Lost links, silent devices and typed error
+replies all end as :class:`~tinyface.errors.DeviceError` / ``ProtocolError`` with one
+clear message.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from tinyface.errors import DeviceError, ProtocolError
+from tinyface.protocol import spec
+from tinyface.protocol.codec import Fault, Frame, StreamDecoder, encode_frame
+
+PIPELINABLE = (spec.MsgType.PING, spec.MsgType.INFER, spec.MsgType.IDENTIFY)
+
+
+class RemoteError(ProtocolError):
+    """The device answered with an ERROR frame."""
+
+    def __init__(self, code: int, request_type: int, detail: int):
+        self.code = code
+        self.request_type = request_type
+        self.detail = detail
+        try:
+            code_name = spec.ErrorCode(code).name
+        except ValueError:
+            code_name = f"code {code}"
+        try:
+            req = spec.MsgType(request_type).name
+        except ValueError:
+            req = f"type 0x{request_type:02X}"
+        super().__init__(f"device rejected {req}: {code_name} (detail {detail})")
+
+
+class LinkLost(DeviceError):
+    """The port went away (board reset or unplugged, emulator killed)."""
+
+
+@dataclass
+class LinkStats:
+    """Counters of what happened on the link (bench reports them)."""
+
+    requests: int = 0
+    frames_sent: int = 0
+    frames_received: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    retries: int = 0
+    timeouts: int = 0
+    bad_crc_replies: int = 0  # the device said our frame arrived corrupted
+    stale_replies: int = 0  # replies to a seq no longer awaited (after a retry)
+    garbage_bytes: int = 0
+    corrupt_frames: int = 0  # frames from the device that failed their CRC
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    version: int
+    board: str
+    firmware_version: str
+    model_sha256: str
+    input_shape: tuple[int, int, int, int]
+    input_scale: float
+    input_zero_point: int
+    output_scale: float
+    output_zero_point: int
+    output_size: int
+    threshold: float
+    arena_used_bytes: int
+    free_heap_bytes: int
+    cpu_hz: int
+    flags: int
+    max_payload: int
+    gallery_capacity: int
+    gallery_count: int
+    max_name_bytes: int
+
+    @property
+    def emulated(self) -> bool:
+        return bool(self.flags & spec.Flag.EMULATED)
+
+    @property
+    def native(self) -> bool:
+        return bool(self.flags & spec.Flag.NATIVE)
+
+    @property
+    def input_bytes(self) -> int:
+        _, h, w, c = self.input_shape
+        return h * w * c
+
+    @classmethod
+    def from_payload(cls, payload: bytes, version: int) -> "DeviceInfo":
+        if len(payload) != spec.INFO_REPLY.size:
+            raise ProtocolError(f"INFO reply of {len(payload)} bytes, expected {spec.INFO_REPLY.size}")
+        v = spec.INFO_REPLY.unpack(payload)
+        return cls(
+            version=version, board=spec.decode_name(v["board"]),
+            firmware_version=spec.decode_name(v["firmware_version"]), model_sha256=v["model_sha256"].hex(),
+            input_shape=(1, v["input_h"], v["input_w"], v["input_c"]),
+            input_scale=v["input_scale"], input_zero_point=v["input_zero_point"],
+            output_scale=v["output_scale"], output_zero_point=v["output_zero_point"],
+            output_size=v["output_size"], threshold=v["threshold"], arena_used_bytes=v["arena_used_bytes"],
+            free_heap_bytes=v["free_heap_bytes"], cpu_hz=v["cpu_hz"], flags=v["flags"],
+            max_payload=v["max_payload"], gallery_capacity=v["gallery_capacity"],
+            gallery_count=v["gallery_count"], max_name_bytes=v["max_name_bytes"],
+        )
+
+
+@dataclass(frozen=True)
+class InferResult:
+    output: np.ndarray  # int8 (output_size,)
+    cycles: int
+    latency_us: int
+    host_wall_us: int
+
+
+@dataclass(frozen=True)
+class IdentifyResult:
+    name: str
+    index: int
+    similarity: float
+    accepted: bool
+    cycles: int
+    latency_us: int
+    host_wall_us: int
+
+
+@dataclass(frozen=True)
+class GalleryEntry:
+    name: str
+    index: int
+    samples: int
+
+
+@dataclass
+class _Pending:
+    seq: int
+    msg_type: int
+    frame: bytes
+    attempts: int = 1
+    deadline: float = 0.0
+    reply: Frame | None = None
+
+
+@dataclass
+class Client:
+    """Requests over ``transport`` with a per-request timeout and bounded retries.
+
+    Args:
+        transport: pyserial-like object (write, read, timeout).
+        timeout_s: how long to wait for a reply before resending (the wire time of the bytes
+            in flight at ``baud`` is added, so slow links do not time out spuriously).
+        retries: resends per request before giving up.
+        baud: the link's nominal speed (0: unknown, no wire-time allowance).
+        port: a name for messages.
+    """
+
+    transport: object
+    timeout_s: float = spec.DEFAULT_TIMEOUT_S
+    retries: int = spec.DEFAULT_RETRIES
+    baud: int = 0
+    port: str = "the device"
+    stats: LinkStats = field(default_factory=LinkStats)
+
+    def __post_init__(self):
+        self._decoder = StreamDecoder()
+        # A random start: a retry is recognised by the device as "the same frame again", and a
+        # new session must not happen to repeat the previous session's last frame.
+        self._seq = int.from_bytes(os.urandom(2), "little")
+        self._inbox: deque[Frame | Fault] = deque()
+
+    # --- low level ------------------------------------------------------------------------
+
+    def _next_seq(self) -> int:
+        self._seq = (self._seq + 1) & 0xFFFF
+        return self._seq
+
+    def _wire_s(self, n_bytes: int) -> float:
+        return n_bytes * 10.0 / self.baud if self.baud else 0.0
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self.transport.write(data)
+            flush = getattr(self.transport, "flush", None)
+            if flush:
+                flush()
+        except Exception as exc:  # serial.SerialException, OSError: the port is gone
+            raise LinkLost(f"lost the connection to {self.port} while sending: {_reason(exc)}") from None
+        self.stats.frames_sent += 1
+        self.stats.bytes_sent += len(data)
+
+    def _receive(self, deadline: float) -> Frame | Fault | None:
+        """The next frame (or fault) from the device, or None at ``deadline``."""
+        while not self._inbox:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            try:
+                self.transport.timeout = min(remaining, 0.5)
+                waiting = getattr(self.transport, "in_waiting", 0) or 1
+                data = self.transport.read(waiting)
+            except Exception as exc:
+                raise LinkLost(f"lost the connection to {self.port}: {_reason(exc)}") from None
+            if data:
+                self.stats.bytes_received += len(data)
+                before = self._decoder.garbage_bytes
+                self._inbox.extend(self._decoder.feed(data))
+                self.stats.garbage_bytes += self._decoder.garbage_bytes - before
+        return self._inbox.popleft()
+
+    def send_raw(self, data: bytes) -> None:
+        """Write arbitrary bytes (fault-injection tests: garbage, corrupted frames)."""
+        self._write(data)
+
+    def receive_frame(self, timeout_s: float | None = None) -> Frame | None:
+        """The next intact frame from the device, or None after ``timeout_s``."""
+        deadline = time.monotonic() + (self.timeout_s if timeout_s is None else timeout_s)
+        while True:
+            event = self._receive(deadline)
+            if event is None or isinstance(event, Frame):
+                return event
+            self.stats.corrupt_frames += 1
+
+    def request(self, msg_type: int, payload: bytes = b"") -> Frame:
+        """Send one request and return its reply frame (retrying on timeout or BAD_CRC).
+
+        Raises:
+            RemoteError: the device answered with a typed error (other than BAD_CRC).
+            DeviceError: no reply after all retries, or the link was lost.
+        """
+        return next(self.pipeline(msg_type, [payload], depth=1))
+
+    def pipeline(self, msg_type: int, payloads: Iterable[bytes], depth: int = spec.PIPELINE_DEPTH) -> Iterator[Frame]:
+        """Send requests of one type with up to ``depth`` in flight; yield replies in order.
+
+        Only idempotent types may be pipelined (a resend after a lost reply may execute a
+        later request twice on the device).
+        """
+        if depth > 1 and msg_type not in PIPELINABLE:
+            raise ValueError(f"{spec.MsgType(msg_type).name} cannot be pipelined")
+        depth = max(1, min(depth, spec.PIPELINE_DEPTH))
+        source = iter(payloads)
+        in_flight: deque[_Pending] = deque()
+        exhausted = False
+        while True:
+            while not exhausted and len(in_flight) < depth:
+                try:
+                    payload = next(source)
+                except StopIteration:
+                    exhausted = True
+                    break
+                seq = self._next_seq()
+                frame = encode_frame(msg_type, seq, payload)
+                self.stats.requests += 1
+                self._write(frame)
+                in_flight.append(_Pending(seq, msg_type, frame))
+                self._arm(in_flight)
+            if not in_flight:
+                return
+            head = in_flight[0]
+            if head.reply is not None:
+                in_flight.popleft()
+                if in_flight:
+                    self._arm(in_flight, restart=True)
+                yield self._check(head)
+                continue
+            event = self._receive(head.deadline)
+            if event is None:
+                self.stats.timeouts += 1
+                self._resend(in_flight, f"no reply within {self.timeout_s:g} s")
+                continue
+            if isinstance(event, Fault):
+                self.stats.corrupt_frames += 1
+                continue
+            match = next((p for p in in_flight if p.seq == event.seq and p.reply is None), None)
+            if match is None:
+                self.stats.stale_replies += 1
+                continue
+            if event.type == spec.MsgType.ERROR and _error_code(event) == spec.ErrorCode.BAD_CRC:
+                self.stats.bad_crc_replies += 1
+                self._resend(in_flight, "the device received a corrupted frame")
+                continue
+            match.reply = event
+
+    def _arm(self, in_flight: deque[_Pending], restart: bool = False) -> None:
+        """Set the head's deadline: the timeout plus the wire time of everything in flight
+        (the device answers in order, so the head's reply waits behind nothing else)."""
+        now = time.monotonic()
+        wire = self._wire_s(sum(len(p.frame) for p in in_flight) + spec.MAX_FRAME // 8)
+        head = in_flight[0]
+        if restart or head.deadline == 0.0:
+            head.deadline = now + self.timeout_s + wire
+
+    def _resend(self, in_flight: deque[_Pending], why: str) -> None:
+        head = in_flight[0]
+        if head.attempts > self.retries:
+            name = _type_name(head.msg_type)
+            raise DeviceError(f"{self.port} did not answer {name} (seq {head.seq}) after {head.attempts} attempts: {why}",
+                              hint="is the board running tinyface firmware at this baud rate?")
+        for pending in in_flight:
+            if pending.reply is None:
+                pending.attempts += 1
+                self.stats.retries += 1
+                self._write(pending.frame)
+        self._arm(in_flight, restart=True)
+
+    def _check(self, pending: _Pending) -> Frame:
+        reply = pending.reply
+        if reply.type == spec.MsgType.ERROR:
+            if len(reply.payload) != spec.ERROR_REPLY.size:
+                raise ProtocolError(f"malformed ERROR reply of {len(reply.payload)} bytes")
+            e = spec.ERROR_REPLY.unpack(reply.payload)
+            raise RemoteError(e["code"], e["request_type"], e["detail"])
+        if reply.type != pending.msg_type | spec.REPLY_FLAG:
+            raise ProtocolError(f"expected a reply to {_type_name(pending.msg_type)}, got type 0x{reply.type:02X}")
+        if reply.version != spec.PROTOCOL_VERSION:
+            raise ProtocolError(f"{self.port} speaks protocol version {reply.version}, this tinyface speaks "
+                                f"{spec.PROTOCOL_VERSION}", hint="flash firmware built by this tinyface version")
+        self.stats.frames_received += 1
+        return reply
+
+    # --- messages -------------------------------------------------------------------------
+
+    def ping(self, payload: bytes = b"") -> bytes:
+        reply = self.request(spec.MsgType.PING, payload)
+        if reply.payload != payload:
+            raise ProtocolError("PING reply does not echo the request")
+        return reply.payload
+
+    def info(self, expected_sha256: str | None = None) -> DeviceInfo:
+        """The device's INFO; with ``expected_sha256`` the device itself checks the model."""
+        payload = bytes.fromhex(expected_sha256) if expected_sha256 else b""
+        try:
+            reply = self.request(spec.MsgType.INFO, payload)
+        except RemoteError as exc:
+            if exc.code == spec.ErrorCode.BAD_VERSION:
+                raise ProtocolError(f"{self.port} speaks protocol version {exc.detail}, this tinyface speaks "
+                                    f"{spec.PROTOCOL_VERSION}", hint="flash firmware built by this tinyface") from None
+            raise
+        return DeviceInfo.from_payload(reply.payload, reply.version)
+
+    def infer(self, x_int8: np.ndarray) -> InferResult:
+        return next(self.infer_many([x_int8], depth=1))
+
+    def infer_many(self, inputs: Iterable[np.ndarray], depth: int = spec.PIPELINE_DEPTH) -> Iterator[InferResult]:
+        """INFER each input (pipelined); yields results in order."""
+        payloads = (np.ascontiguousarray(x, dtype=np.int8).tobytes() for x in inputs)
+        for reply in self.pipeline(spec.MsgType.INFER, payloads, depth):
+            head = spec.INFER_REPLY
+            if len(reply.payload) < head.size:
+                raise ProtocolError(f"INFER reply of {len(reply.payload)} bytes is too short")
+            v = head.unpack(reply.payload)
+            yield InferResult(np.frombuffer(reply.payload[head.size:], dtype=np.int8).copy(),
+                              v["cycles"], v["latency_us"], v["host_wall_us"])
+
+    def enroll(self, name: str, x_int8: np.ndarray) -> dict:
+        payload = spec.ENROLL_REQUEST.pack(name=spec.encode_name(name)) + np.ascontiguousarray(x_int8, np.int8).tobytes()
+        return spec.ENROLL_REPLY.unpack(self._fixed(spec.MsgType.ENROLL, payload, spec.ENROLL_REPLY))
+
+    def list(self) -> list[GalleryEntry]:
+        reply = self.request(spec.MsgType.LIST).payload
+        head = spec.LIST_REPLY.unpack(reply) if len(reply) >= spec.LIST_REPLY.size else None
+        if head is None or len(reply) != spec.LIST_REPLY.size + head["count"] * spec.LIST_ENTRY.size:
+            raise ProtocolError(f"malformed LIST reply of {len(reply)} bytes")
+        entries = []
+        for i in range(head["count"]):
+            e = spec.LIST_ENTRY.unpack(reply, spec.LIST_REPLY.size + i * spec.LIST_ENTRY.size)
+            entries.append(GalleryEntry(spec.decode_name(e["name"]), e["index"], e["samples"]))
+        return entries
+
+    def delete(self, name: str | None = None) -> dict:
+        """Remove ``name`` (None: everyone). Returns {removed, count}."""
+        field_bytes = spec.encode_name(name) if name else bytes(spec.MAX_NAME_BYTES)
+        payload = spec.DELETE_REQUEST.pack(name=field_bytes)
+        return spec.DELETE_REPLY.unpack(self._fixed(spec.MsgType.DELETE, payload, spec.DELETE_REPLY))
+
+    def identify(self, x_int8: np.ndarray) -> IdentifyResult:
+        reply = self._fixed(spec.MsgType.IDENTIFY, np.ascontiguousarray(x_int8, np.int8).tobytes(), spec.IDENTIFY_REPLY)
+        v = spec.IDENTIFY_REPLY.unpack(reply)
+        return IdentifyResult(spec.decode_name(v["name"]), v["index"], v["similarity"], bool(v["accepted"]),
+                              v["cycles"], v["latency_us"], v["host_wall_us"])
+
+    def _fixed(self, msg_type: int, payload: bytes, reply_struct: spec.Struct) -> bytes:
+        reply = self.request(msg_type, payload).payload
+        if len(reply) != reply_struct.size:
+            raise ProtocolError(f"{_type_name(msg_type)} reply of {len(reply)} bytes, expected {reply_struct.size}")
+        return reply
+
+
+def _error_code(frame: Frame) -> int | None:
+    return frame.payload[0] if len(frame.payload) == spec.ERROR_REPLY.size else None
+
+
+def _type_name(msg_type: int) -> str:
+    try:
+        return spec.MsgType(msg_type).name
+    except ValueError:
+        return f"type 0x{msg_type:02X}"
+
+
+def _reason(exc: Exception) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def open_serial(port: str, baud: int, timeout_s: float = 0.1):
+    """Open ``port`` with pyserial (raw 8N1, no flow control).
+
+    Raises:
+        DeviceError: the port does not exist or cannot be opened.
+    """
+    import serial
+
+    try:
+        return serial.Serial(port, baudrate=baud, timeout=timeout_s, write_timeout=None)
+    except (serial.SerialException, OSError, ValueError) as exc:
+        raise DeviceError(f"cannot open {port}: {_reason(exc)}",
+                          hint="check the path; `tinyface bench --port auto` finds a connected board") from None
+
+
+def find_port(usb_ids: Iterable[tuple[int, int]], board: str = "") -> str:
+    """The serial port of the one connected device whose USB VID:PID is in ``usb_ids``.
+
+    Raises:
+        DeviceError: none or several match (the message lists the ports seen).
+    """
+    from serial.tools import list_ports
+
+    wanted = {(int(v), int(p)) for v, p in usb_ids}
+    ports = list(list_ports.comports())
+    matches = [p.device for p in ports if p.vid is not None and (p.vid, p.pid) in wanted]
+    if len(matches) == 1:
+        return matches[0]
+    seen = ", ".join(f"{p.device} ({p.vid:04X}:{p.pid:04X})" if p.vid is not None else p.device for p in ports) or "none"
+    ids = ", ".join(f"{v:04X}:{p:04X}" for v, p in sorted(wanted))
+    if not matches:
+        raise DeviceError(f"no {board or 'board'} found by USB id ({ids}); ports seen: {seen}",
+                          hint="connect the board, or pass --port PATH")
+    raise DeviceError(f"several ports match {board or 'the board'}: {', '.join(matches)}", hint="pass --port PATH")
