@@ -115,7 +115,7 @@ class StudentSettings:
     """The small CNN that runs on the board.
 
     Attributes:
-        arch: architecture name (see docs/ for the list).
+        arch: architecture name: dsnet (depthwise-separable blocks) or tinycnn (plain convolutions).
         width: channel-width multiplier of the architecture.
         embedding_dim: length of the face embedding the student outputs.
     """
