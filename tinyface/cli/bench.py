@@ -1,12 +1,114 @@
-"""`tinyface bench` (placeholder until its issue lands)."""
+"""`tinyface bench`: benchmark a board (or the emulator) over serial."""
+
+from __future__ import annotations
 
 import click
 
-from tinyface.cli.common import not_implemented
+from tinyface.cli.common import json_option, load_settings, set_option
 
 
-@click.command(context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def bench(args):
-    """Not implemented yet: exits 2."""
-    not_implemented("bench", "issue: serial protocol and bench")
+@click.command()
+@click.option("--port", required=True, help="Serial port (e.g. /dev/ttyUSB0, or the path `tinyface emulate` "
+                                            "printed), or 'auto' to find the board by its USB VID:PID.")
+@click.option("--board", default="esp32", show_default=True, help="Board data (boards/*.toml): baud, USB ids.")
+@click.option("--images", type=click.IntRange(min=1), default=None,
+              help="Held-out pairsDevTest images to stream [default: bench.images = 1000].")
+@click.option("--model", "model_path", type=click.Path(), default=None,
+              help="The model the board runs (bundle folder or .tflite) [default: models/<board>/ or models/esp32/].")
+@click.option("--data", "data_dir", type=click.Path(), default=None,
+              help="LFW folder with images/ and pairsDevTest.txt [default: data.dir or $TINYFACE_DATA].")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
+              help="Write results (JSON) here as they come; a lost link keeps what was measured.")
+@click.option("--baud", type=click.IntRange(min=1), default=None, help="Serial speed [default: the board's].")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.01), default=None,
+              help="Seconds to wait for a reply before resending [default: bench.timeout_s].")
+@click.option("--retries", type=click.IntRange(min=0), default=None, help="Resends per request [default: bench.retries].")
+@click.option("--pipeline/--no-pipeline", default=True, show_default=True,
+              help="Keep two requests in flight so the next image streams in while the board computes.")
+@click.option("--host-check/--no-host-check", default=True, show_default=True,
+              help="Compare with the host TFLite int8 model (LSB difference, identical decisions).")
+@json_option
+@set_option
+@click.pass_context
+def bench(ctx, port, board, images, model_path, data_dir, out_path, baud, timeout_s, retries, pipeline, host_check,
+          as_json, set_items):
+    """Benchmark a board over the serial protocol (docs/protocol.md).
+
+    Checks that the board speaks this protocol version and runs the same model (sha256)
+    as the local bundle, streams held-out LFW pairsDevTest faces and prints latency
+    (mean/p50/p95/max from the board's cycle counter; ESTIMATED on the emulator),
+    throughput, on-device verification accuracy and agreement with the host TFLite int8
+    model (largest LSB difference, share of identical same/different decisions).
+
+    \b
+    Examples:
+      tinyface bench --port /dev/ttyUSB0 --images 1000 --out results.json
+      tinyface bench --port auto --board esp32s3 --json
+      tinyface emulate --once & tinyface bench --port /dev/pts/N --images 200
+    """
+    from tinyface.boards import load_board
+    from tinyface.bundle import load_bundle
+    from tinyface.console import info, print_json, progress_bar
+    from tinyface.profile import default_model_dir
+    from tinyface.protocol.client import Client, find_port, open_serial
+    from tinyface import bench as api
+
+    settings = load_settings(ctx, {"bench": {"images": images, "timeout_s": timeout_s, "retries": retries},
+                                   "data": {"dir": data_dir}}, set_items)
+    b = load_board(board)
+    bundle = load_bundle(model_path or default_model_dir(b.name))
+    if port == "auto":
+        port = find_port(b.usb_ids, b.name)
+    baud = baud or b.baud
+    transport = open_serial(port, baud)
+    try:
+        client = Client(transport, timeout_s=settings.bench.timeout_s, retries=settings.bench.retries, baud=baud,
+                        port=port)
+        device = api.handshake(client, bundle)
+        kind = "emulated " if device.emulated else ("native build " if device.native else "")
+        info(f"{port}: {kind}{device.board} firmware {device.firmware_version}, model {device.model_sha256[:16]} "
+             f"matches {bundle.model_path}")
+        n = settings.bench.images
+        with progress_bar("aligning faces", n, enabled=not as_json) as advance:
+            inputs = api.prepare_inputs(settings.data.data_path(), bundle, n, settings.data.cache_path(),
+                                        workers=settings.data.workers, progress=advance)
+        with progress_bar("benchmarking", len(inputs.paths), enabled=not as_json) as advance:
+            result = api.run_bench(client, bundle, inputs, port=port, board=b.name, out=out_path, progress=advance,
+                                   pipeline=pipeline, host_check=host_check, info=device)
+    finally:
+        transport.close()
+    if as_json:
+        d = result.to_dict()
+        d.pop("records")
+        d.pop("pairs")
+        d.pop("paths")
+        print_json(d)
+    else:
+        _print(result, out_path)
+
+
+def _print(result, out_path) -> None:
+    import click as _click
+
+    s = result.summary
+    est = " (ESTIMATED by the emulator's cost model)" if s.get("estimated_timings") else ""
+    lat = s["latency_ms"]
+    lines = [
+        f"images        {s['images']} ({s['pairs']} pairs with both images sent), board {result.board}",
+        f"latency ms    mean {lat['mean']:.2f}  p50 {lat['p50']:.2f}  p95 {lat['p95']:.2f}  max {lat['max']:.2f}{est}",
+    ]
+    if "host_wall_ms_mean" in s:
+        lines.append(f"host wall ms  mean {s['host_wall_ms_mean']:.2f} (TFLM kernels on this host)")
+    link = result.link
+    lines.append(f"throughput    {s['throughput_images_per_s']:.1f} images/s over the link "
+                 f"({link.get('bytes_sent', 0):,} B sent, {link.get('bytes_received', 0):,} B received, "
+                 f"{link.get('retries', 0)} retries)")
+    if "device_accuracy" in s:
+        lines.append(f"verification  device accuracy {s['device_accuracy']:.4f} at threshold {s['threshold']:.4f}"
+                     + (f", host TFLite int8 {s['host_accuracy']:.4f}" if "host_accuracy" in s else ""))
+    if "identical_decisions" in s:
+        lines.append(f"agreement     {s['identical_decisions'] * 100:.2f}% identical decisions, largest difference "
+                     f"{s['max_lsb_diff']} LSB, {s['identical_outputs'] * 100:.1f}% identical outputs")
+    if out_path:
+        lines.append(f"results       {out_path}")
+    _click.echo("\n".join(lines))

@@ -1,0 +1,126 @@
+"""Fixtures that start a real device process on a real pseudo-terminal and clean up after it.
+
+``start_device(model_dir, *args)`` launches ``tinyface emulate`` (or, for the ``native``
+kind, ``tinyface emulate --native``: the firmware sources built on the host) in its own
+process group, waits for the port path it prints, and returns a :class:`DeviceProcess`.
+At teardown every process group is killed and reaped, and the test fails if a pty is left.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+STARTUP_TIMEOUT_S = 60.0
+
+
+@dataclass
+class DeviceProcess:
+    port: str
+    proc: subprocess.Popen
+    stderr_path: Path
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group (the board dies mid-whatever)."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(encoding="utf-8", errors="replace")
+
+
+def cli_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "tinyface.cli.main", *args]
+
+
+def wait_gone(path: str, timeout_s: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while os.path.exists(path):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@pytest.fixture(params=["emulator", pytest.param("native", marks=pytest.mark.native)])
+def device_kind(request):
+    """The device implementations every protocol/bench test runs against."""
+    if request.param == "native" and not os.environ.get("TFLM_DIR"):
+        pytest.skip("the native firmware build needs TFLM_DIR (a tflite-micro checkout)")
+    return request.param
+
+
+@pytest.fixture
+def start_device(tmp_path, device_kind):
+    """Factory: start a device serving ``model_dir``; extra args go to `tinyface emulate`."""
+    started: list[DeviceProcess] = []
+
+    def start(model_dir, *args: str) -> DeviceProcess:
+        extra = ["--native"] if device_kind == "native" else []
+        err = tmp_path / f"device{len(started)}.stderr"
+        with open(err, "wb") as err_file:
+            proc = subprocess.Popen(cli_cmd("emulate", "--model", str(model_dir), *extra, *args),
+                                    stdout=subprocess.PIPE, stderr=err_file, start_new_session=True)
+        dev = DeviceProcess("", proc, err)
+        started.append(dev)
+        ready, _, _ = select.select([proc.stdout], [], [], STARTUP_TIMEOUT_S)
+        line = proc.stdout.readline().decode().strip() if ready else ""
+        if not line.startswith("/dev/"):
+            dev.kill()
+            pytest.fail(f"the device did not start (stdout {line!r}): {dev.stderr()[-2000:]}")
+        dev.port = line
+        return dev
+
+    yield start
+    leaks = []
+    for dev in started:
+        dev.kill()
+        dev.proc.stdout.close()
+        if dev.port and not wait_gone(dev.port):
+            leaks.append(dev.port)
+    assert not leaks, f"pseudo-terminals left behind: {leaks}"
+
+
+@pytest.fixture
+def emulator_only(device_kind):
+    """For tests of the emulator's test-only options (fault injection, --baud)."""
+    if device_kind != "emulator":
+        pytest.skip("fault injection is an option of the Python emulator")
+
+
+@pytest.fixture
+def connect():
+    """Factory: a protocol Client on a real pyserial port; closed at teardown."""
+    from tinyface.protocol.client import Client, open_serial
+
+    opened = []
+
+    def make(port: str, timeout_s: float = 2.0, retries: int = 3, baud: int = 921600, transport=None) -> Client:
+        serial_port = open_serial(port, baud)
+        opened.append(serial_port)
+        return Client(transport or serial_port, timeout_s=timeout_s, retries=retries, port=port)
+
+    yield make
+    for s in opened:
+        s.close()
+
+
+@pytest.fixture(scope="session")
+def other_tiny_bundle(tmp_path_factory):
+    """A second real int8 bundle (different weights, so a different sha256)."""
+    import importlib.util
+
+    # The root conftest by path: "conftest" as a module name is ambiguous between folders.
+    spec = importlib.util.spec_from_file_location("_tinyface_root_conftest", Path(__file__).parents[1] / "conftest.py")
+    root = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(root)
+    return root.build_tiny_int8_bundle(tmp_path_factory.mktemp("other_tiny_model"), seed=1)

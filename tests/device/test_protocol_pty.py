@@ -1,0 +1,217 @@
+"""The device side of the protocol over a real pseudo-terminal with pyserial: every message,
+every typed error, resynchronisation after garbage, corrupted frames, lost replies."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+
+from tinyface.protocol import spec
+from tinyface.protocol.client import RemoteError
+from tinyface.protocol.codec import encode_frame, encode_oversized_header
+
+
+def _input(seed: int, shape=(1, 48, 48, 1)) -> np.ndarray:
+    return np.random.default_rng(seed).integers(-128, 128, size=shape, dtype=np.int8)
+
+
+@pytest.fixture
+def device(start_device, tiny_bundle):
+    return start_device(tiny_bundle.model_path.parent)
+
+
+def _expect_error(client, seq: int, code: spec.ErrorCode, timeout_s: float = 2.0) -> dict:
+    frame = client.receive_frame(timeout_s)
+    assert frame is not None, f"no reply (expected ERROR {code.name})"
+    assert frame.type == spec.MsgType.ERROR and frame.seq == seq, frame
+    err = spec.ERROR_REPLY.unpack(frame.payload)
+    assert err["code"] == code, spec.ErrorCode(err["code"]).name
+    return err
+
+
+def test_info_ping_infer_match_the_model(device, connect, tiny_bundle):
+    from tinyface.runtime import TflmRunner
+
+    client = connect(device.port)
+    info = client.info()
+    assert info.version == spec.PROTOCOL_VERSION
+    assert info.model_sha256 == tiny_bundle.model_hash
+    assert list(info.input_shape) == tiny_bundle.meta.input_shape
+    assert info.output_size == tiny_bundle.meta.embedding_dim
+    assert info.input_zero_point == tiny_bundle.meta.input_zero_point
+    assert info.threshold == pytest.approx(tiny_bundle.meta.threshold)
+    assert info.arena_used_bytes > 0 and info.cpu_hz > 0
+    assert info.max_payload == spec.MAX_PAYLOAD
+    for payload in (b"", b"x", os.urandom(spec.MAX_PAYLOAD)):
+        assert client.ping(payload) == payload
+    runner = TflmRunner(tiny_bundle.model_bytes)
+    for seed in range(3):
+        x = _input(seed)
+        r = client.infer(x)
+        assert np.array_equal(r.output, runner.run_one(x))  # the same TFLM kernels, bit for bit
+        assert r.cycles > 0 and r.latency_us > 0
+
+
+def test_info_with_the_wrong_model_hash_is_model_mismatch(device, connect, other_tiny_bundle, tiny_bundle):
+    client = connect(device.port)
+    assert client.info(expected_sha256=tiny_bundle.model_hash).model_sha256 == tiny_bundle.model_hash
+    with pytest.raises(RemoteError) as exc:
+        client.info(expected_sha256=other_tiny_bundle.model_hash)
+    assert exc.value.code == spec.ErrorCode.MODEL_MISMATCH
+
+
+def test_garbage_between_frames_is_skipped(device, connect):
+    client = connect(device.port)
+    rng = np.random.default_rng(1)
+    noise = [rng.integers(0, 256, 300, dtype=np.uint8).tobytes(),
+             bytes([spec.SYNC0, spec.SYNC1]) * 20,  # false syncs
+             bytes([spec.SYNC0, spec.SYNC1, 1, 3, 9, 0, 0, 2, 0xFF, 0xFF]),  # a header with a bad header CRC
+             encode_frame(spec.MsgType.PING, 7, b"cut short")[:-3]]  # a frame that never completes...
+    for chunk in noise:
+        client.send_raw(chunk)
+    # ...until the next frame's bytes complete it and its CRC fails: the device rescans and
+    # finds the real frame inside (it may also report BAD_CRC for the cut-short one, seq 7).
+    assert client.ping(b"after garbage") == b"after garbage"
+    for chunk in noise[:3]:
+        client.send_raw(chunk)
+        assert client.receive_frame(0.3) is None  # noise alone gets no answer
+        assert client.ping(b"still here") == b"still here"
+    x = _input(5)
+    assert client.infer(x).output.shape == (32,)
+
+
+def test_corrupted_crc_gets_bad_crc_then_the_device_keeps_serving(device, connect):
+    client = connect(device.port)
+    frame = bytearray(encode_frame(spec.MsgType.PING, 1234, b"payload"))
+    frame[spec.HEADER_SIZE + 2] ^= 0x40  # one payload bit
+    client.send_raw(bytes(frame))
+    _expect_error(client, 1234, spec.ErrorCode.BAD_CRC)
+    frame = bytearray(encode_frame(spec.MsgType.PING, 1235, b"payload"))
+    frame[-1] ^= 0x01  # the CRC itself
+    client.send_raw(bytes(frame))
+    _expect_error(client, 1235, spec.ErrorCode.BAD_CRC)
+    assert client.ping(b"ok") == b"ok"
+
+
+class CorruptingTransport:
+    """A real pyserial port whose N-th write has one bit flipped (fault injection on the wire)."""
+
+    def __init__(self, port, corrupt_writes):
+        self._port, self._corrupt, self._writes = port, set(corrupt_writes), 0
+
+    def write(self, data):
+        self._writes += 1
+        if self._writes in self._corrupt:
+            data = bytearray(data)
+            data[len(data) // 2] ^= 0x10
+        return self._port.write(bytes(data))
+
+    def __getattr__(self, name):
+        return getattr(self._port, name)
+
+    def __setattr__(self, name, value):
+        if name == "timeout":
+            self._port.timeout = value
+        else:
+            super().__setattr__(name, value)
+
+
+def test_client_resends_after_bad_crc(device, connect):
+    from tinyface.protocol.client import open_serial
+
+    port = open_serial(device.port, 921600)
+    try:
+        client = connect(device.port, transport=CorruptingTransport(port, corrupt_writes=[2]))
+        client.info()
+        x = _input(3)
+        assert client.infer(x).output.shape == (32,)
+        assert client.stats.bad_crc_replies == 1 and client.stats.retries == 1
+    finally:
+        port.close()
+
+
+def test_oversized_frame_is_rejected_and_the_device_keeps_serving(device, connect):
+    client = connect(device.port)
+    client.send_raw(encode_oversized_header(spec.MsgType.INFER, 77, spec.MAX_PAYLOAD + 1) + os.urandom(4000))
+    err = _expect_error(client, 77, spec.ErrorCode.FRAME_TOO_LARGE)
+    assert err["detail"] == spec.MAX_PAYLOAD
+    client.send_raw(encode_oversized_header(spec.MsgType.PING, 78, 0xFFFF))
+    _expect_error(client, 78, spec.ErrorCode.FRAME_TOO_LARGE)
+    assert client.ping(b"alive") == b"alive"
+    assert client.infer(_input(0)).output.shape == (32,)
+
+
+def test_typed_errors_for_bad_requests(device, connect):
+    client = connect(device.port)
+    with pytest.raises(RemoteError) as exc:
+        client.request(spec.MsgType.INFER, bytes(100))
+    assert exc.value.code == spec.ErrorCode.WRONG_INPUT_SHAPE and exc.value.detail == 48 * 48
+    with pytest.raises(RemoteError) as exc:
+        client.request(spec.MsgType.IDENTIFY, bytes(48 * 48 + 1))
+    assert exc.value.code == spec.ErrorCode.WRONG_INPUT_SHAPE
+    with pytest.raises(RemoteError) as exc:
+        client.request(0x42)
+    assert exc.value.code == spec.ErrorCode.UNKNOWN_MESSAGE and exc.value.detail == 0x42
+    with pytest.raises(RemoteError) as exc:
+        client.request(spec.MsgType.ENROLL, b"\0" * 16 + bytes(48 * 48))  # empty name
+    assert exc.value.code == spec.ErrorCode.BAD_PAYLOAD
+    with pytest.raises(RemoteError) as exc:
+        client.request(spec.MsgType.ENROLL, b"x" * 16 + bytes(48 * 48))  # no NUL terminator
+    assert exc.value.code == spec.ErrorCode.BAD_PAYLOAD
+    client.send_raw(encode_frame(spec.MsgType.PING, 900, b"v2", version=spec.PROTOCOL_VERSION + 1))
+    err = _expect_error(client, 900, spec.ErrorCode.BAD_VERSION)
+    assert err["detail"] == spec.PROTOCOL_VERSION
+    assert client.ping(b"fine") == b"fine"
+
+
+def test_dropped_reply_times_out_retries_and_succeeds_once(start_device, emulator_only, tiny_bundle, connect):
+    # reply 1: INFO; reply 2 (INFER) and reply 4 (ENROLL, state-changing) are lost on the way back
+    dev = start_device(tiny_bundle.model_path.parent, "--drop-reply", "2", "--drop-reply", "4")
+    client = connect(dev.port, timeout_s=0.4, retries=2)
+    client.info()
+    start = time.monotonic()
+    assert client.infer(_input(1)).output.shape == (32,)
+    assert time.monotonic() - start >= 0.4  # it did wait for the timeout
+    assert client.stats.timeouts == 1 and client.stats.retries == 1
+    reply = client.enroll("alice", _input(2))
+    assert client.stats.timeouts == 2
+    assert reply["samples"] == 1  # the retry was answered from the stored reply, not enrolled twice
+    assert [(e.name, e.samples) for e in client.list()] == [("alice", 1)]
+
+
+def test_corrupted_reply_is_detected_and_retried(start_device, emulator_only, tiny_bundle, connect):
+    dev = start_device(tiny_bundle.model_path.parent, "--corrupt-reply", "1")
+    client = connect(dev.port, timeout_s=0.4)
+    assert client.ping(b"abc") == b"abc"
+    assert client.stats.corrupt_frames == 1 and client.stats.retries == 1
+
+
+def test_silent_device_is_a_clear_error_after_bounded_retries(start_device, emulator_only, tiny_bundle, connect):
+    from tinyface.errors import DeviceError
+
+    dev = start_device(tiny_bundle.model_path.parent, *[a for n in (1, 2, 3) for a in ("--drop-reply", str(n))])
+    client = connect(dev.port, timeout_s=0.2, retries=2)
+    with pytest.raises(DeviceError, match="after 3 attempts"):
+        client.ping(b"anyone?")
+    assert client.stats.retries == 2
+
+
+def test_baud_throttles_the_link(start_device, emulator_only, tiny_bundle, connect):
+    dev = start_device(tiny_bundle.model_path.parent, "--baud", "115200")
+    client = connect(dev.port, baud=115200)
+    payload = os.urandom(4000)
+    start = time.monotonic()
+    for _ in range(3):
+        client.ping(payload)
+    elapsed = time.monotonic() - start
+    # each PING moves 4014 bytes each way; 12 bits... at 115200 baud that is >= 0.348 s per PING
+    assert elapsed >= 3 * (4000 + spec.FRAME_OVERHEAD) * 10 / 115200
+
+
+def test_pipelined_replies_come_back_in_order(device, connect):
+    client = connect(device.port)
+    payloads = [bytes([i]) * (i + 1) for i in range(40)]
+    assert [f.payload for f in client.pipeline(spec.MsgType.PING, payloads)] == payloads
