@@ -44,7 +44,8 @@ def main() -> None:
         a, b, same = evaluate.sample_pairs(data.val.labels, 1000, seed=1)
         model, _ = student.build_student(args.arch, (size, size, args.channels), 128, width)
         t0 = time.perf_counter()
-        distill.fit(model, data.train.crops, data.train.teacher, None, None, args.epochs, 128, 3e-3,
+        targets = distill.center_targets(data.train.teacher, distill.teacher_center(data.train.teacher))
+        distill.fit(model, data.train.crops, targets, None, None, args.epochs, 128, 3e-3,
                     distill.make_loss(distill.LossWeights()))
         train_s = time.perf_counter() - t0
         e_float = distill.embed(model, data.val.crops)

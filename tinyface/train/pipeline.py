@@ -114,6 +114,10 @@ def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progr
     result.stages.append(StageInfo("data", data_fp, False, time.perf_counter() - t0))
     notify("done", {"name": "data", "stats": data.stats})
 
+    center = distill.teacher_center(data.train.teacher)
+    t_train = distill.center_targets(data.train.teacher, center)
+    t_val = distill.center_targets(data.val.teacher, center)
+
     # --- distill -------------------------------------------------------------------------
     st = Stage(out_dir, "distill", fingerprint(data_fp, asdict(s), asdict(ds), asdict(settings.teacher)),
                ["student.keras", "history.json"])
@@ -124,19 +128,19 @@ def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progr
         model = load_keras(st.path("student.keras"))
     else:
         st.invalidate()
-        centroids = distill.identity_centroids(data.train.teacher, data.train.labels) if ds.alpha > 0 else None
+        centroids = distill.identity_centroids(t_train, data.train.labels) if ds.alpha > 0 else None
         weights = distill.LossWeights(ds.cosine_weight, ds.mse_weight, ds.alpha, ds.temperature)
         lr = ds.learning_rate
         search = None
         if ds.search_trials > 0:
             from tinyface.train.search import search_hyperparameters
 
-            search = search_hyperparameters(settings, data, input_shape, ds.search_trials, notify)
+            search = search_hyperparameters(settings, data, t_train, input_shape, ds.search_trials, notify)
             weights.alpha, weights.temperature, lr = search["alpha"], search["temperature"], search["learning_rate"]
             if weights.alpha > 0 and centroids is None:
-                centroids = distill.identity_centroids(data.train.teacher, data.train.labels)
+                centroids = distill.identity_centroids(t_train, data.train.labels)
         model, _ = student.build_student(s.arch, input_shape, s.embedding_dim, s.width)
-        hist = distill.fit(model, data.train.crops, data.train.teacher, data.val.crops, data.val.teacher,
+        hist = distill.fit(model, data.train.crops, t_train, data.val.crops, t_val,
                            ds.epochs, ds.batch_size, lr, distill.make_loss(weights, centroids),
                            augment=ds.augment, seed=d.seed,
                            on_epoch=lambda e, logs: notify("epoch", {"epoch": e + 1, "logs": logs}))
@@ -164,7 +168,7 @@ def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progr
             end = max(1, int(steps * pr.epochs * 0.7))
             wrapped = prune.wrap_for_pruning(float_model, pr.target_sparsity, 0, end)
             weights = distill.LossWeights(ds.cosine_weight, ds.mse_weight, 0.0, ds.temperature)
-            hist = distill.fit(wrapped, data.train.crops, data.train.teacher, data.val.crops, data.val.teacher,
+            hist = distill.fit(wrapped, data.train.crops, t_train, data.val.crops, t_val,
                                pr.epochs, ds.batch_size, ds.learning_rate * 0.1, distill.make_loss(weights),
                                augment=ds.augment, seed=d.seed + 1, callbacks=prune.pruning_callbacks(),
                                warmup_epochs=0,
@@ -192,8 +196,8 @@ def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progr
         ptq = quantize.convert_int8(to_quantize, calib)
         candidates = {"ptq": ptq}
         if q.qat:
-            candidates["qat"] = _qat(to_quantize, data, settings, calib, prune_preserving=pruned_model is not None,
-                                     notify=notify)
+            candidates["qat"] = _qat(to_quantize, data, t_train, settings, calib,
+                                     prune_preserving=pruned_model is not None, notify=notify)
         scores = {name: _val_accuracy_int8(flat, data) for name, flat in candidates.items()}
         best = max(scores, key=scores.get)
         write_bytes(st.path("int8.tflite"), candidates[best])
@@ -258,13 +262,13 @@ class _Q:
         self.input_scale, self.input_zero_point = meta["input_scale"], meta["input_zero_point"]
 
 
-def _qat(model, data, settings, calib, prune_preserving: bool, notify) -> bytes:
+def _qat(model, data, t_train, settings, calib, prune_preserving: bool, notify) -> bytes:
     from tinyface.train import distill, quantize
 
     ds = settings.distill
     qat_model = quantize.quantize_aware(model, prune_preserving=prune_preserving)
     weights = distill.LossWeights(ds.cosine_weight, ds.mse_weight, 0.0, ds.temperature)
-    distill.fit(qat_model, data.train.crops, data.train.teacher, None, None, settings.quantize.qat_epochs,
+    distill.fit(qat_model, data.train.crops, t_train, None, None, settings.quantize.qat_epochs,
                 ds.batch_size, ds.learning_rate * 0.05, distill.make_loss(weights), augment=ds.augment,
                 seed=settings.data.seed + 2, warmup_epochs=0,
                 on_epoch=lambda e, logs: notify("epoch", {"epoch": e + 1, "logs": logs}))

@@ -8,8 +8,10 @@ from __future__ import annotations
 import numpy as np
 
 
-def search_hyperparameters(settings, data, input_shape, trials: int, notify=lambda e, i: None) -> dict:
-    """Returns the best {"alpha", "temperature", "learning_rate", "val_auc", "trials"}."""
+def search_hyperparameters(settings, data, targets, input_shape, trials: int, notify=lambda e, i: None) -> dict:
+    """``targets``: the centered teacher embeddings of the training images.
+
+    Returns the best {"alpha", "temperature", "learning_rate", "val_auc", "trials"}."""
     try:
         import optuna
     except ImportError:
@@ -22,7 +24,7 @@ def search_hyperparameters(settings, data, input_shape, trials: int, notify=lamb
     s, ds = settings.student, settings.distill
     a, b, same = evaluate.sample_pairs(data.val.labels, 1000, seed=2)
     epochs = max(1, ds.epochs // 3)
-    centroids = distill.identity_centroids(data.train.teacher, data.train.labels)
+    centroids = distill.identity_centroids(targets, data.train.labels)
 
     def objective(trial):
         alpha = trial.suggest_float("alpha", 0.0, 0.9)
@@ -30,7 +32,7 @@ def search_hyperparameters(settings, data, input_shape, trials: int, notify=lamb
         lr = trial.suggest_float("learning_rate", 3e-4, 1e-2, log=True)
         model, _ = student.build_student(s.arch, input_shape, s.embedding_dim, s.width)
         weights = distill.LossWeights(ds.cosine_weight, ds.mse_weight, alpha, temperature)
-        distill.fit(model, data.train.crops, data.train.teacher, None, None, epochs, ds.batch_size, lr,
+        distill.fit(model, data.train.crops, targets, None, None, epochs, ds.batch_size, lr,
                     distill.make_loss(weights, centroids), augment=ds.augment, seed=settings.data.seed)
         scores = evaluate.pair_scores(distill.embed(model, data.val.crops), a, b)
         auc = evaluate.auc(*evaluate.roc_curve(scores, same))
