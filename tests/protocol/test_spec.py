@@ -1,0 +1,68 @@
+"""spec.py: payload structs, names, and docs/protocol.md describing exactly these."""
+
+import re
+import struct
+from pathlib import Path
+
+import pytest
+
+from tinyface.protocol import spec
+
+DOC = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text(encoding="utf-8")
+
+
+def test_struct_sizes_are_natural_and_documented():
+    for st in spec.STRUCTS:
+        offset = 0
+        for f in st.fields:  # no field would need padding in C (the header is packed anyway)
+            size = struct.calcsize("<" + f.code)
+            align = 1 if f.code.endswith("s") else size
+            assert offset % align == 0, (st.name, f.name)
+            offset += size
+        assert offset == st.size
+        assert re.search(rf"`{st.name}` \({st.size} bytes", DOC), f"docs/protocol.md: `{st.name}` ({st.size} bytes"
+
+
+def test_every_error_code_and_message_is_documented():
+    for code in spec.ErrorCode:
+        assert f"| {code.value} | `TF_ERR_{code.name}` |" in DOC, code.name
+    for msg in spec.MsgType:
+        assert f"| `0x{msg.value:02X}` | {msg.name} |" in DOC, msg.name
+
+
+def test_every_info_field_is_documented_at_its_offset():
+    offset = 0
+    for f in spec.INFO_REPLY.fields:
+        assert re.search(rf"\| {offset} \| [^|]+ \| {f.name} \|", DOC), (f.name, offset)
+        offset += struct.calcsize("<" + f.code)
+
+
+@pytest.mark.parametrize("name", ["a", "alice", "Zoë", "x" * 15])
+def test_names_round_trip(name):
+    field = spec.encode_name(name)
+    assert len(field) == spec.MAX_NAME_BYTES and spec.valid_name_field(field)
+    assert spec.decode_name(field) == name
+
+
+@pytest.mark.parametrize("name", ["", "x" * 16, "a\0b", "é" * 8])
+def test_bad_names_are_refused(name):
+    with pytest.raises(ValueError):
+        spec.encode_name(name)
+
+
+@pytest.mark.parametrize("field", [bytes(16), b"x" * 16, b"ab\0c" + bytes(12), b"ab" + bytes(13)])
+def test_device_rejects_malformed_name_fields(field):
+    assert not spec.valid_name_field(field)
+
+
+def test_pack_demands_every_field():
+    with pytest.raises(TypeError):
+        spec.DELETE_REPLY.pack(removed=1)
+    with pytest.raises(TypeError):
+        spec.DELETE_REPLY.pack(removed=1, count=2, extra=3)
+    assert spec.DELETE_REPLY.unpack(spec.DELETE_REPLY.pack(removed=1, count=2)) == {"removed": 1, "count": 2}
+
+
+def test_crc_known_answer():
+    assert spec.crc32(b"123456789") == spec.CRC32_CHECK == 0xCBF43926
+    assert spec.crc32(b"6789", spec.crc32(b"12345")) == spec.CRC32_CHECK
