@@ -24,7 +24,8 @@ _NUM = (int, float)
 SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     "": {"name": (str,), "title": (str,)},
     "platformio": {"platform": (str,), "board": (str,), "framework": (str,)},
-    "chip": {"cpu_mhz": _NUM, "flash_bytes": _INT, "sram_arena_bytes": _INT, "psram_bytes": _INT, "esp_nn": (bool,)},
+    "chip": {"cpu_mhz": _NUM, "flash_bytes": _INT, "sram_arena_bytes": _INT, "sram_heap_bytes": _INT,
+             "psram_bytes": _INT, "esp_nn": (bool,)},
     "serial": {"baud": _INT, "usb_ids": (list,)},
     "budget": {"mac_budget": _INT, "firmware_flash_bytes": _INT},
     "cost_model": {
@@ -33,9 +34,11 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     },
 }
 
-# The generated partition table keeps the first 64 KiB for the bootloader, the partition
-# table, NVS (the gallery) and PHY data; the factory app gets the rest of the flash.
-APP_OFFSET_BYTES = 0x10000
+# The generated partition table (firmware/partitions.csv.j2) keeps the first 128 KiB for
+# the bootloader, the partition table, NVS (84 KiB: the gallery blob is rewritten
+# copy-before-erase, so NVS needs room for two copies plus a spare page) and PHY data; the
+# factory app gets the rest of the flash.
+APP_OFFSET_BYTES = 0x20000
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class Board:
     cpu_mhz: float
     flash_bytes: int
     sram_arena_bytes: int
+    sram_heap_bytes: int
     psram_bytes: int
     esp_nn: bool
     baud: int
@@ -98,7 +102,8 @@ class Board:
             "name": self.name, "title": self.title,
             "platformio": {"platform": self.pio_platform, "board": self.pio_board, "framework": self.pio_framework},
             "cpu_mhz": self.cpu_mhz, "flash_bytes": self.flash_bytes, "app_flash_bytes": self.app_flash_bytes,
-            "sram_arena_bytes": self.sram_arena_bytes, "psram_bytes": self.psram_bytes, "esp_nn": self.esp_nn,
+            "sram_arena_bytes": self.sram_arena_bytes, "sram_heap_bytes": self.sram_heap_bytes,
+            "psram_bytes": self.psram_bytes, "esp_nn": self.esp_nn,
             "baud": self.baud, "usb_ids": self.usb_ids_hex, "mac_budget": self.mac_budget,
             "firmware_flash_bytes": self.firmware_flash_bytes,
             "cycles_per_mac": cm.cycles_per_mac["default"], "overhead_us_per_op": cm.overhead_us_per_op,
@@ -177,7 +182,7 @@ def load_board_file(path: str | Path) -> Board:
     name = values["name"]
     if name != path.stem:
         raise ConfigError(f"board file {path} says name = '{name}'; it must match the file name '{path.stem}'")
-    for key in ("chip.cpu_mhz", "chip.flash_bytes", "chip.sram_arena_bytes", "serial.baud", "budget.mac_budget",
+    for key in ("chip.cpu_mhz", "chip.flash_bytes", "chip.sram_arena_bytes", "chip.sram_heap_bytes", "serial.baud", "budget.mac_budget",
                 "cost_model.calibration_macs", "cost_model.calibration_ops", "cost_model.calibration_ms_esp_nn",
                 "cost_model.calibration_ms_reference"):
         if values[key] <= 0:
@@ -185,6 +190,8 @@ def load_board_file(path: str | Path) -> Board:
     for key in ("chip.psram_bytes", "budget.firmware_flash_bytes", "cost_model.overhead_us_per_op"):
         if values[key] < 0:
             raise ConfigError(f"board file {path}: '{key}' must be >= 0, got {values[key]!r}")
+    if values["chip.sram_arena_bytes"] > values["chip.sram_heap_bytes"]:
+        raise ConfigError(f"board file {path}: 'chip.sram_arena_bytes' cannot exceed 'chip.sram_heap_bytes'")
     if values["chip.flash_bytes"] <= APP_OFFSET_BYTES:
         raise ConfigError(f"board file {path}: 'chip.flash_bytes' must exceed {APP_OFFSET_BYTES}")
 
@@ -193,7 +200,8 @@ def load_board_file(path: str | Path) -> Board:
         pio_platform=values["platformio.platform"], pio_board=values["platformio.board"],
         pio_framework=values["platformio.framework"],
         cpu_mhz=float(values["chip.cpu_mhz"]), flash_bytes=values["chip.flash_bytes"],
-        sram_arena_bytes=values["chip.sram_arena_bytes"], psram_bytes=values["chip.psram_bytes"],
+        sram_arena_bytes=values["chip.sram_arena_bytes"], sram_heap_bytes=values["chip.sram_heap_bytes"],
+        psram_bytes=values["chip.psram_bytes"],
         esp_nn=values["chip.esp_nn"], baud=values["serial.baud"],
         usb_ids=tuple(_parse_usb_id(item, path) for item in values["serial.usb_ids"]),
         mac_budget=values["budget.mac_budget"], firmware_flash_bytes=values["budget.firmware_flash_bytes"],

@@ -1,0 +1,74 @@
+"""A gallery compiled into the firmware (``tinyface flash --enroll DIR``): one folder per
+person, each image aligned like the training data, embedded by the int8 model in TFLM, and
+summed as the device does it (sum of L2-normalised dequantized embeddings; see
+docs/protocol.md, "Gallery"), so IDENTIFY behaves the same for people enrolled at build
+time and people enrolled over serial."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tinyface.errors import DataError
+from tinyface.protocol import spec
+
+
+@dataclass(frozen=True)
+class GalleryPerson:
+    name: str
+    samples: int
+    sum: tuple[float, ...]  # float32 values, embedding_dim of them
+
+
+def enroll_folder(directory: str | Path, bundle, settings, progress=None) -> list[GalleryPerson]:
+    """Embed every person folder in ``directory`` with ``bundle``'s model.
+
+    Args:
+        directory: one sub-folder per person (the folder name is the person's name).
+        bundle: the model bundle the firmware runs.
+        settings: tinyface settings (face detection upsampling, workers, cache folder).
+        progress: called with the number of images done, as they finish.
+
+    Raises:
+        DataError: no people, too many for the device's gallery, a name longer than the
+            protocol allows, or a person with no usable image.
+    """
+    import numpy as np
+
+    from tinyface.bundle import dequantize_output, quantize_input
+    from tinyface.data.cache import FaceCache
+    from tinyface.data.dataset import load_dataset
+    from tinyface.data.faces import FaceSpec, prepare_faces
+    from tinyface.runtime import TflmRunner
+
+    dataset = load_dataset(directory, min_identities=1)
+    people = dataset.identities
+    if len(people) > spec.GALLERY_CAPACITY:
+        raise DataError(f"{directory} has {len(people)} people; the device gallery holds {spec.GALLERY_CAPACITY}")
+    for name in people:
+        try:
+            spec.encode_name(name)
+        except ValueError:
+            raise DataError(f"person folder name {name!r} must be 1..{spec.MAX_NAME_BYTES - 1} bytes of UTF-8",
+                            hint="rename the folder") from None
+    meta = bundle.meta
+    _, height, width, channels = meta.input_shape
+    face_spec = FaceSpec(crop_size=height, channels=channels, padding=meta.crop_padding,
+                         detector_upsample=settings.data.detector_upsample)
+    images = dataset.images
+    with FaceCache(settings.data.cache_path()) as cache:
+        faces = prepare_faces([im.path for im in images], face_spec, cache, workers=settings.data.workers,
+                              progress=progress)
+    runner = TflmRunner(bundle.model_bytes)
+    result = []
+    for name in people:
+        idx = [i for i, im in enumerate(images) if im.identity == name and faces.ok[i]]
+        if not idx:
+            raise DataError(f"no usable image of {name!r} in {directory}")
+        out = runner.run(quantize_input(faces.crops[idx], meta))
+        emb = dequantize_output(out, meta).astype(np.float32)
+        norms = np.linalg.norm(emb, axis=1, keepdims=True)
+        unit = emb / np.where(norms > 0, norms, 1.0)
+        total = unit.sum(axis=0, dtype=np.float32)
+        result.append(GalleryPerson(name, len(idx), tuple(float(v) for v in total)))
+    return result
