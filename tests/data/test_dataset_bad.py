@@ -38,7 +38,7 @@ def spoiled(small_dataset, tmp_path):
     """The small dataset plus one of each kind of bad file; returns (root, {name: reason fragment})."""
     people = sorted(p for p in (small_dataset / "images").iterdir())
     real = sorted(people[0].glob("*.jpg"))[0]
-    (people[0] / "corrupt.jpg").write_bytes(os.urandom(3000))
+    (people[0] / "corrupt[1].jpg").write_bytes(os.urandom(3000))
     (people[0] / "truncated.jpg").write_bytes(real.read_bytes()[: real.stat().st_size // 2])
     (people[1] / "notes.txt").write_text("not a photo")
     (people[1] / "Thumbs.db").write_bytes(b"\0" * 64)
@@ -46,8 +46,11 @@ def spoiled(small_dataset, tmp_path):
     (people[2] / "empty.png").write_bytes(b"")
     os.mkfifo(people[3] / "fifo.jpg")
     (people[3] / "dangling.jpg").symlink_to(tmp_path / "gone.jpg")
+    (people[3] / "2019").mkdir()
+    shutil.copy2(real, people[3] / "2019" / "nested.jpg")
+    shutil.copy2(real, small_dataset / "images" / "loose.jpg")
     expected = {
-        "corrupt.jpg": "not a readable image",
+        "corrupt[1].jpg": "not a readable image",  # brackets: not rich markup
         "truncated.jpg": "truncated",
         "notes.txt": "not an image file",
         "Thumbs.db": "not an image file",
@@ -55,6 +58,8 @@ def spoiled(small_dataset, tmp_path):
         "empty.png": "not a readable image",
         "fifo.jpg": "not a regular file",
         "dangling.jpg": "broken symbolic link",
+        "2019": "a folder inside a person folder",
+        "loose.jpg": "outside a person folder",
     }
     return small_dataset, expected
 
@@ -120,6 +125,7 @@ def test_data_stats_reports_the_bad_files(spoiled):
     # without decoding, only what the names reveal is skipped
     quick = json.loads(stats_cli(root, "--json", "--no-check").stdout)
     assert quick["checked"] is False and quick["images"] == 12 + 4  # corrupt, truncated, tiny, empty not yet known
+    assert len(quick["skipped"]) == len(expected) - 4
 
 
 def test_a_person_with_only_bad_images_is_not_counted(small_dataset):

@@ -91,7 +91,16 @@ def _print_stats(s) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    out = Console(highlight=False)
+    # soft_wrap: paths are never broken across lines (a terminal wraps them itself); markup
+    # off: a file named "photo[1].jpg" is printed as it is
+    console = Console(highlight=False, soft_wrap=True)
+
+    class _Out:
+        @staticmethod
+        def print(obj):
+            console.print(obj, markup=False)
+
+    out = _Out()
     out.print(f"dataset: {s.root}")
     out.print(f"identities: {s.identities:,}   images: {s.images:,}")
     out.print("people with >= 2 / 5 / 10 images: "

@@ -74,7 +74,8 @@ def cli(ctx, verbose, config_path):
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; every error ends as one line on stderr and a distinct exit code."""
-    verbose = any(a in ("-v", "-vv", "--verbose") for a in (argv if argv is not None else sys.argv[1:]))
+    args = argv if argv is not None else sys.argv[1:]
+    verbose = any(a == "--verbose" or (len(a) > 1 and a[0] == "-" and set(a[1:]) == {"v"}) for a in args)
     try:
         rc = cli.main(args=argv, prog_name="tinyface", standalone_mode=False)
         sys.exit(rc if isinstance(rc, int) else 0)

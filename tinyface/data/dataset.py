@@ -94,7 +94,10 @@ def load_dataset(root: str | os.PathLike, min_identities: int = 2) -> Dataset:
             skipped.append(Skipped(person_dir, "folder not readable (permission denied)"))
             continue
         for entry in entries:
-            if entry.name.startswith(".") or entry.is_dir():
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir():  # one level only: say so rather than silently ignoring photos
+                skipped.append(Skipped(entry, "a folder inside a person folder (not searched)"))
                 continue
             if entry.suffix.lower() not in IMAGE_EXTENSIONS:
                 skipped.append(Skipped(entry, f"not an image file (extension {entry.suffix or 'none'})"))
@@ -105,13 +108,14 @@ def load_dataset(root: str | os.PathLike, min_identities: int = 2) -> Dataset:
                 skipped.append(Skipped(entry, reason))
                 continue
             images.append(FaceImage(entry, person_dir.name))
+    loose = sorted(p for p in images_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
     if not images:
-        loose = [p for p in images_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
         if loose:
             raise DataError(f"no person folders in {images_dir}: found {len(loose)} loose images",
                             hint="put each person's photos in a sub-folder named after the person")
         raise DataError(f"no images found in {images_dir}",
                         hint=f"expected one sub-folder per person holding {', '.join(IMAGE_EXTENSIONS)} files")
+    skipped += [Skipped(p, "image outside a person folder (whose photo is it?)") for p in loose]
     dataset = Dataset(root, images_dir, images, skipped)
     n_people = len(dataset.identities)
     if n_people < min_identities:
