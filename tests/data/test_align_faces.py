@@ -146,3 +146,15 @@ def test_worker_processes_give_the_same_crops(lfw_dir, tmp_path):
     assert len(paths) > 8  # more than the in-process threshold, so a pool really ran
     assert sum(done) == len(paths)
     assert np.array_equal(pooled.crops, serial.crops) and pooled.ok.all()
+
+
+def test_an_unusable_cache_is_a_data_error_that_says_what_to_do(tmp_path):
+    from tinyface.errors import DataError
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DataError, match="cannot open the face cache .* TINYFACE_CACHE"):
+        FaceCache(tmp_path / "file" / "cache")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "faces.sqlite").write_bytes(b"not sqlite" * 100)
+    with pytest.raises(DataError, match="not a database"):
+        FaceCache(tmp_path / "bad")

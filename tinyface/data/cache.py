@@ -17,6 +17,8 @@ from typing import Iterable
 
 import numpy as np
 
+from tinyface.errors import DataError
+
 CACHE_FILENAME = "faces.sqlite"
 
 
@@ -45,12 +47,16 @@ class FaceCache:
 
     def __init__(self, directory: str | Path):
         self.directory = Path(directory).expanduser()
-        self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / CACHE_FILENAME
-        self._db = sqlite3.connect(self.path, timeout=60)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
-        self._db.commit()
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=60)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
+            self._db.commit()
+        except (OSError, sqlite3.Error) as exc:
+            raise DataError(f"cannot open the face cache {self.path}: {exc}",
+                            hint="set TINYFACE_CACHE or data.cache_dir to a writable folder") from None
 
     @staticmethod
     def key(kind: str, digest: str, image_hash: str) -> str:
