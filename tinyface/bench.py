@@ -141,7 +141,7 @@ def handshake(client: Client, bundle: Bundle) -> DeviceInfo:
         raise ProtocolError(
             f"model mismatch: the device runs sha256 {info.model_sha256[:16]}…, the local model "
             f"{bundle.model_path} is {bundle.model_hash[:16]}…",
-            hint="pass the --model the board was flashed with, or flash this one (`tinyface flash`)")
+            hint="pass the --model the board was flashed with, or flash this one with `tinyface flash`")
     if list(info.input_shape) != list(bundle.meta.input_shape):
         raise ProtocolError(f"the device's input shape {list(info.input_shape)} differs from the model's "
                             f"{bundle.meta.input_shape}")

@@ -124,3 +124,46 @@ def other_tiny_bundle(tmp_path_factory):
     root = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(root)
     return root.build_tiny_int8_bundle(tmp_path_factory.mktemp("other_tiny_model"), seed=1)
+
+
+@pytest.fixture(scope="session")
+def pooling_bundle(tmp_path_factory):
+    """A real int8 model that embeds an image as its 4x4 average-pooled, centred pixels.
+
+    Unlike the random tiny model (whose embeddings of any two inputs are ~0.99 similar), it
+    separates different images, so gallery tests can expect matches and rejections.
+    Threshold 0.5. Ops: AVERAGE_POOL_2D, RESHAPE, FULLY_CONNECTED.
+    """
+    import numpy as np
+    import tensorflow as tf
+    import tf_keras as keras
+
+    from tinyface.bundle import ModelMeta, save_bundle
+
+    inp = keras.Input((48, 48, 1))
+    x = keras.layers.AveragePooling2D(12)(inp)
+    x = keras.layers.Flatten()(x)
+    dense = keras.layers.Dense(16, use_bias=False)
+    out = dense(x)
+    model = keras.Model(inp, out)
+    dense.set_weights([np.eye(16, dtype=np.float32)])
+    rng = np.random.default_rng(0)
+
+    def representative():
+        for _ in range(32):
+            yield [rng.uniform(-1, 1, (1, 48, 48, 1)).astype(np.float32)]
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = representative
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    flat = conv.convert()
+    interp = tf.lite.Interpreter(model_content=flat)
+    i, o = interp.get_input_details()[0], interp.get_output_details()[0]
+    meta = ModelMeta(input_shape=[int(v) for v in i["shape"]],
+                     input_scale=float(i["quantization"][0]), input_zero_point=int(i["quantization"][1]),
+                     output_scale=float(o["quantization"][0]), output_zero_point=int(o["quantization"][1]),
+                     embedding_dim=16, threshold=0.5, name="pooling-test-model")
+    return save_bundle(tmp_path_factory.mktemp("pooling_model"), flat, meta)

@@ -1,0 +1,104 @@
+"""`tinyface bench` against a device process over a real pty: end to end, the device killed
+mid-run (partial results kept), model mismatch, bad ports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tinyface.bench import load_result, select_pairs
+from tinyface.data.lfw import Pair
+
+
+def cli_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "tinyface.cli.main", *args]
+
+
+def _bench(port, model_dir, *args, data=None):
+    cmd = cli_cmd("bench", "--port", port, "--model", str(model_dir), *args)
+    if data is not None:
+        cmd += ["--data", str(data)]
+    return cmd
+
+
+def test_bench_end_to_end(start_device, tiny_bundle, lfw_dir, tmp_path):
+    dev = start_device(tiny_bundle.model_path.parent, "--once")
+    out = tmp_path / "results.json"
+    proc = subprocess.run(_bench(dev.port, tiny_bundle.model_path.parent, "--images", "24", "--out", str(out),
+                                 "--json", data=lfw_dir), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    printed = json.loads(proc.stdout)
+    s = printed["summary"]
+    assert printed["complete"] and printed["images_done"] == 24 and s["images"] == 24
+    assert s["estimated_timings"] == bool(printed["device"]["flags"] & 1)  # the emulator says it estimates
+    assert 0 < s["latency_ms"]["p50"] <= s["latency_ms"]["p95"] <= s["latency_ms"]["max"]
+    assert s["throughput_images_per_s"] > 0
+    assert s["pairs"] >= 10 and 0.0 <= s["device_accuracy"] <= 1.0
+    assert s["max_lsb_diff"] <= 1  # TFLM on the device vs TFLite on the host: same int8 model
+    assert s["identical_decisions"] >= 0.9
+    saved = load_result(out)  # the file has everything, including the raw outputs
+    assert saved.complete and saved.summary == s and saved.outputs().shape == (24, 32)
+    assert dev.proc.wait(timeout=20) == 0  # --once: the emulator exits when bench closes the port
+
+
+def test_bench_keeps_partial_results_when_the_device_is_killed(start_device, emulator_only, tiny_bundle, lfw_dir,
+                                                               tmp_path):
+    # 115200 baud: about 0.2 s per image, so the kill lands mid-run
+    dev = start_device(tiny_bundle.model_path.parent, "--baud", "115200")
+    out = tmp_path / "partial.json"
+    bench = subprocess.Popen(_bench(dev.port, tiny_bundle.model_path.parent, "--images", "80", "--out", str(out),
+                                    "--no-host-check", data=lfw_dir),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out.exists() and json.loads(out.read_text())["images_done"] >= 3):
+            assert bench.poll() is None, bench.communicate()
+            assert time.monotonic() < deadline, "bench made no progress"
+            time.sleep(0.1)
+        dev.kill()
+        stdout, stderr = bench.communicate(timeout=60)
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+            bench.wait()
+    assert bench.returncode == 7, stderr  # DeviceError
+    lines = [line for line in stderr.splitlines() if line.startswith("tinyface:")]
+    assert len(lines) == 1 and "Traceback" not in stderr
+    assert "lost the connection" in lines[0] and "/80 images" in lines[0] and str(out) in lines[0]
+    partial = load_result(out)
+    assert not partial.complete and partial.error
+    assert 3 <= partial.images_done < 80
+    assert len(partial.records) == partial.images_done == partial.summary["images"]
+    assert partial.outputs().shape == (partial.images_done, 32)
+    assert f"{partial.images_done}/80" in lines[0]
+
+
+def test_bench_refuses_a_different_model(start_device, tiny_bundle, other_tiny_bundle):
+    dev = start_device(tiny_bundle.model_path.parent)
+    proc = subprocess.run(_bench(dev.port, other_tiny_bundle.model_path.parent), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 8, proc.stderr  # ProtocolError
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[-1].startswith("tinyface: error: model mismatch"), proc.stderr
+    assert tiny_bundle.model_hash[:16] in lines[-1] and other_tiny_bundle.model_hash[:16] in lines[-1]
+
+
+@pytest.mark.parametrize("port,needle", [("/dev/does-not-exist", "cannot open"), ("auto", "no esp32 found")])
+def test_bench_bad_port_is_one_line(tiny_bundle, port, needle):
+    proc = subprocess.run(_bench(port, tiny_bundle.model_path.parent), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 7
+    assert proc.stderr.strip().count("\n") == 0 and needle in proc.stderr, proc.stderr
+
+
+def test_select_pairs_alternates_same_and_different_until_n_images():
+    pairs = [Pair("a", 1, "a", 2), Pair("b", 1, "b", 2), Pair("c", 1, "d", 1), Pair("a", 1, "e", 1)]
+    keys, used = select_pairs(pairs, 5)
+    # b1-b2 needs two new images with one slot left: skipped; a1-e1 needs one and fits
+    assert used == [(("a", 1), ("a", 2), True), (("c", 1), ("d", 1), False), (("a", 1), ("e", 1), False)]
+    assert keys == [("a", 1), ("a", 2), ("c", 1), ("d", 1), ("e", 1)]
+    keys, used = select_pairs(pairs, 6)
+    assert len(keys) == 6 and len(used) == 3

@@ -1,0 +1,94 @@
+"""ENROLL / LIST / DELETE / IDENTIFY over a real pty: the device's gallery against the same
+computation done on the host (TFLM outputs, per-person centroid, cosine, threshold)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tinyface.bundle import quantize_input
+from tinyface.protocol import spec
+from tinyface.protocol.client import RemoteError
+
+
+def _face(seed: int) -> np.ndarray:
+    """A 48x48 gray 'person': a random 4x4 pattern of 12-pixel blocks."""
+    low = np.random.default_rng(seed).uniform(0, 255, (4, 4))
+    return np.kron(low, np.ones((12, 12)))
+
+
+def _sample(person: np.ndarray, seed: int, meta) -> np.ndarray:
+    noisy = person + np.random.default_rng(1000 + seed).normal(0, 10, person.shape)
+    return quantize_input(noisy.clip(0, 255).astype(np.uint8).reshape(1, 48, 48, 1), meta)
+
+
+def _unit(v):
+    return v / np.linalg.norm(v)
+
+
+@pytest.fixture
+def gallery_device(start_device, pooling_bundle, connect):
+    dev = start_device(pooling_bundle.model_path.parent)
+    return connect(dev.port)
+
+
+def test_enroll_three_people_identify_probes_and_reject_a_stranger(gallery_device, pooling_bundle):
+    from tinyface.runtime import TflmRunner
+
+    client, meta = gallery_device, pooling_bundle.meta
+    runner = TflmRunner(pooling_bundle.model_bytes)
+
+    def embedding(x):
+        return (runner.run_one(x).astype(np.float32) - meta.output_zero_point) * meta.output_scale
+
+    people = {"alice": _face(1), "bob": _face(2), "Zoë": _face(3)}
+    centroids = {}
+    for k, (name, face) in enumerate(people.items()):
+        for s in range(2):
+            reply = client.enroll(name, _sample(face, 10 * k + s, meta))
+            assert reply["samples"] == s + 1 and reply["index"] == k
+        centroids[name] = _unit(sum(_unit(embedding(_sample(face, 10 * k + s, meta))) for s in range(2)))
+    assert reply["count"] == 3
+    assert [(e.name, e.index, e.samples) for e in client.list()] == [("alice", 0, 2), ("bob", 1, 2), ("Zoë", 2, 2)]
+    assert client.info().gallery_count == 3
+
+    for k, (name, face) in enumerate(people.items()):
+        probe = _sample(face, 500 + k, meta)  # a new picture of an enrolled person
+        result = client.identify(probe)
+        expected = {n: float(_unit(embedding(probe)) @ c) for n, c in centroids.items()}
+        assert result.name == name == max(expected, key=expected.get)
+        assert result.similarity == pytest.approx(expected[name], abs=1e-5)
+        assert result.accepted and result.similarity >= meta.threshold
+        assert result.cycles > 0
+
+    stranger = _sample(_face(99), 999, meta)
+    result = client.identify(stranger)
+    best = max(float(_unit(embedding(stranger)) @ c) for c in centroids.values())
+    assert result.similarity == pytest.approx(best, abs=1e-5)
+    assert best < meta.threshold and not result.accepted  # the stranger is rejected
+
+
+def test_delete_and_empty_gallery(gallery_device, pooling_bundle):
+    client, meta = gallery_device, pooling_bundle.meta
+    for k, name in enumerate(["ann", "ben"]):
+        client.enroll(name, _sample(_face(k), k, meta))
+    assert client.delete("nobody") == {"removed": 0, "count": 2}
+    assert client.delete("ann") == {"removed": 1, "count": 1}
+    assert [e.name for e in client.list()] == ["ben"]
+    assert client.identify(_sample(_face(0), 7, meta)).name == "ben"  # ann is gone
+    assert client.enroll("cat", _sample(_face(5), 5, meta))["index"] == 0  # the freed slot is reused
+    assert client.delete() == {"removed": 2, "count": 0}
+    result = client.identify(_sample(_face(0), 8, meta))
+    assert (result.index, result.name, result.accepted, result.similarity) == (-1, "", False, -1.0)
+
+
+def test_gallery_full(gallery_device, pooling_bundle):
+    client, meta = gallery_device, pooling_bundle.meta
+    x = _sample(_face(1), 1, meta)
+    for k in range(spec.GALLERY_CAPACITY):
+        client.enroll(f"p{k}", x)
+    with pytest.raises(RemoteError) as exc:
+        client.enroll("one-too-many", x)
+    assert exc.value.code == spec.ErrorCode.GALLERY_FULL and exc.value.detail == spec.GALLERY_CAPACITY
+    assert client.enroll("p3", x)["samples"] == 2  # an enrolled person can still add samples
+    assert len(client.list()) == spec.GALLERY_CAPACITY
