@@ -208,7 +208,7 @@ def test_real_errors_through_the_installed_script(tmp_path):
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "tinyface.cli.main"]
     proc = subprocess.run(cmd + ["data", "stats", "--data", str(tmp_path / "missing")], capture_output=True,
                           text=True, timeout=60)
-    assert_one_error_line(proc, errors.DataError.exit_code, "dataset folder not found", str(tmp_path / "missing"))
+    assert_one_error_line(proc, errors.DataError.exit_code, "no dataset at", str(tmp_path / "missing"), "tinyface data fetch lfw")
     (tmp_path / "tinyface.toml").write_text("[data]\ncrop_sise = 48\n")
     proc = subprocess.run(cmd + ["build", "--print-config"], capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert_one_error_line(proc, errors.ConfigError.exit_code, "data.crop_sise")

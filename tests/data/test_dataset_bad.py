@@ -72,7 +72,7 @@ def test_empty_folder_fails_with_the_reason(tmp_path):
 
 
 def test_missing_folder_and_a_file_instead_of_a_folder(tmp_path):
-    assert "dataset folder not found" in one_error_line(stats_cli(tmp_path / "absent"))
+    assert "no dataset at" in one_error_line(stats_cli(tmp_path / "absent"))
     (tmp_path / "file").write_text("x")
     assert "not a folder" in one_error_line(stats_cli(tmp_path / "file"))
 

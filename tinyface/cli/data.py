@@ -65,9 +65,10 @@ def fetch(ctx, name, url, dest, manifest, force, timeout_s):
 def stats(ctx, data_dir, check, align, as_json):
     """Identities, images, images-per-person histogram, unreadable files, faces not found."""
     from tinyface.console import print_json, progress_bar
-    from tinyface.data.dataset import load_dataset
+    from tinyface.data.dataset import load_dataset, require_dataset
 
     settings = load_settings(ctx, {"data": {"dir": data_dir}})
+    require_dataset(settings.data.data_path())  # absent: say how to get one
     dataset = load_dataset(settings.data.data_path())
     align_result = None
     if align:
