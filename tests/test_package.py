@@ -52,8 +52,8 @@ def test_wheel_carries_firmware_boards_and_package_data(wheel):
             assert f"{inside}/{rel}" in names, f"{top}/{rel} is not in the wheel"
     boards = [n for n in names if n.startswith("tinyface/_boards/") and n.endswith(".toml")]
     assert boards, "no board files in the wheel"
-    if (REPO / "firmware").is_dir():
-        assert [n for n in names if n.startswith("tinyface/_firmware/")], "firmware/ exists but none of it shipped"
+    templates = [n for n in names if n.startswith("tinyface/_firmware/") and n.endswith(".j2")]
+    assert "tinyface/_firmware/platformio.ini.j2" in templates, "no firmware templates in the wheel"
     assert not [n for n in names if "__pycache__" in n or n.startswith("tests/")]
 
 
@@ -80,8 +80,7 @@ def test_an_unpacked_wheel_finds_its_templates_and_boards(wheel, tmp_path):
     assert proc.returncode == 0, proc.stderr
     boards_dir, firmware_dir = (Path(line) for line in proc.stdout.split())
     assert boards_dir == site / "tinyface" / "_boards" and list(boards_dir.glob("*.toml"))
-    if (REPO / "firmware").is_dir():
-        assert firmware_dir == site / "tinyface" / "_firmware" and firmware_dir.is_dir()
+    assert firmware_dir == site / "tinyface" / "_firmware" and (firmware_dir / "platformio.ini.j2").is_file()
     proc = subprocess.run([sys.executable, "-m", "tinyface.cli.main", "--help"], capture_output=True, text=True,
                           cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(site)), timeout=60)
     assert proc.returncode == 0 and "Commands:" in proc.stdout
