@@ -225,3 +225,18 @@ def test_data_stats_runs_without_tensorflow(small_dataset, tmp_path):
                                      env={"TINYFACE_CACHE": str(tmp_path / "cache")})
     assert proc.returncode == 0, proc.stderr
     assert "tensorflow" not in modules and "tf_keras" not in modules
+
+
+def test_device_side_commands_run_without_tensorflow(tiny_bundle, tmp_path):
+    """Not only their --help: boards, profile and bench (up to its port error) never import TF."""
+    model_dir = str(tiny_bundle.model_path.parent)
+    runs = {
+        "boards": (["boards", "--json"], {0}),
+        "profile": (["profile", "--board", "esp32", "--model", model_dir, "--json"], {0}),
+        "bench": (["bench", "--port", str(tmp_path / "no-such-port"), "--model", model_dir, "--images", "2"],
+                  {errors.DeviceError.exit_code}),
+    }
+    for name, (args, codes) in runs.items():
+        proc, modules = imported_modules(*args, cwd=tmp_path)
+        assert proc.returncode in codes, (name, proc.returncode, proc.stderr[-2000:])
+        assert "tensorflow" not in modules and "tf_keras" not in modules, f"`tinyface {' '.join(args)}` imports TF"
