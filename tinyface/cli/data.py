@@ -32,7 +32,7 @@ def fetch(ctx, name, url, dest, manifest, force, timeout_s):
     verified dataset, nothing is downloaded (so running it twice is harmless).
     """
     from tinyface.config import default_data_dir
-    from tinyface.console import err_console, info
+    from tinyface.console import err_console
     from tinyface.data.fetch import DEFAULT_LFW_URL, Manifest, builtin_manifest
     from tinyface.data.fetch import fetch as fetch_dataset
 
@@ -42,7 +42,8 @@ def fetch(ctx, name, url, dest, manifest, force, timeout_s):
     if target.is_dir() and any(target.iterdir()) and not force:  # fetch() verifies it and downloads nothing, or says why not
         with err_console().status(f"verifying {target}"):
             fetch_dataset(spec, base, target, force=False)
-        info(f"{name} is already in {target} (every checksum verified); nothing to download")
+        # plain echo: a path is neither wrapped nor read as rich markup
+        click.echo(f"{name} is already in {target} (every checksum verified); nothing to download", err=True)
         return
     with err_console().status(f"downloading {name} from {base}") as status:
         received = [0]
@@ -52,7 +53,7 @@ def fetch(ctx, name, url, dest, manifest, force, timeout_s):
             status.update(f"downloading {name} from {base}: {received[0] / 1e6:.1f} MB")
 
         path = fetch_dataset(spec, base, target, progress=progress, timeout_s=timeout_s, force=force)
-    info(f"{name} is ready in {path}")
+    click.echo(f"{name} is ready in {path}", err=True)
 
 
 @data.command()
