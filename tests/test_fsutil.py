@@ -1,0 +1,54 @@
+"""Atomic writes: a failed write never leaves a half-written file or a temp file behind."""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinyface import fsutil
+
+
+def test_a_failed_write_keeps_the_old_file_and_no_temp(tmp_path):
+    target = tmp_path / "sub" / "model.json"
+    fsutil.write_text(target, "old")
+    with pytest.raises(RuntimeError):
+        with fsutil.atomic_path(target) as tmp:
+            tmp.write_text("half of the new cont")
+            raise RuntimeError("killed mid-write")
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["model.json"]
+
+
+def test_a_write_creates_parents_and_replaces_whole(tmp_path):
+    target = tmp_path / "a" / "b" / "c.bin"
+    fsutil.write_bytes(target, b"\x00" * 1000)
+    fsutil.write_bytes(target, b"new")
+    assert target.read_bytes() == b"new"
+    assert [p.name for p in target.parent.iterdir()] == ["c.bin"]
+
+
+def test_write_if_changed_leaves_an_identical_file_alone(tmp_path):
+    target = tmp_path / "gen.h"
+    assert fsutil.write_if_changed(target, b"same") is True
+    os.utime(target, (1_000_000, 1_000_000))
+    assert fsutil.write_if_changed(target, b"same") is False
+    assert target.stat().st_mtime == 1_000_000
+    assert fsutil.write_if_changed(target, b"other") is True and target.read_bytes() == b"other"
+
+
+def test_write_json_handles_numpy_and_paths(tmp_path):
+    target = fsutil.write_json(tmp_path / "r.json", {"a": np.float32(0.5), "b": np.arange(3), "p": Path("/x")})
+    assert json.loads(target.read_text()) == {"a": 0.5, "b": [0, 1, 2], "p": "/x"}
+    with pytest.raises(TypeError, match="not JSON serialisable"):
+        fsutil.write_json(tmp_path / "bad.json", {"x": object()})
+    assert not (tmp_path / "bad.json").exists() and len(list(tmp_path.iterdir())) == 1
+
+
+def test_sha256_file(tmp_path):
+    import hashlib
+
+    data = os.urandom(3 << 20)  # more than one read chunk
+    (tmp_path / "f").write_bytes(data)
+    assert fsutil.sha256_file(tmp_path / "f") == hashlib.sha256(data).hexdigest()
