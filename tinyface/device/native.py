@@ -1,0 +1,290 @@
+"""The native host build of the firmware: the generated project's own sources (protocol
+server, gallery, inference glue) compiled with g++ against a tflite-micro source tree and
+its reference kernels, into a program that serves the protocol on a pseudo-terminal.
+
+Where things come from (environment):
+    TFLM_DIR              a tflite-micro checkout (required)
+    TFLM_THIRD_PARTY_DIR  a folder with flatbuffers/ (the version TFLM pins), gemmlowp/ and
+                          ruy/ (default: TFLM's own tools/make/downloads, where TFLM's
+                          Makefile puts them)
+    TINYFACE_NATIVE_CACHE where builds are cached (default ~/.cache/tinyface/native)
+    TINYFACE_NATIVE_JOBS  parallel compile jobs (default 2)
+
+Builds are cached: TFLM's objects once per TFLM tree and flags, the program once per
+generated source tree, so only the first build takes minutes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from tinyface.errors import ToolchainError
+
+PROGRAM_NAME = "tinyface_native"
+# Bump when the way the native build compiles TFLM changes (invalidates cached objects).
+NATIVE_BUILD_VERSION = 1
+_THIRD_PARTY = {"flatbuffers": "flatbuffers/include/flatbuffers/flatbuffers.h",
+                "gemmlowp": "gemmlowp/fixedpoint/fixedpoint.h",
+                "ruy": "ruy/ruy/profiler/instrumentation.h"}
+
+
+@dataclass(frozen=True)
+class NativeToolchain:
+    tflm_dir: Path
+    third_party_dir: Path
+    cxx: str
+    make: str
+
+    def key(self) -> str:
+        """Identifies the TFLM objects: the TFLM tree (and its git commit), deps and compiler."""
+        parts = [str(NATIVE_BUILD_VERSION), str(self.tflm_dir), _git_head(self.tflm_dir),
+                 str(self.third_party_dir), self.cxx, _compiler_version(self.cxx)]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("TINYFACE_NATIVE_CACHE")
+    return Path(env).expanduser() if env else Path("~/.cache/tinyface/native").expanduser()
+
+
+def find_toolchain() -> NativeToolchain:
+    """The TFLM tree, third-party headers, g++ and make for the native build.
+
+    Raises:
+        ToolchainError: one clear line naming what is missing and how to provide it.
+    """
+    tflm = os.environ.get("TFLM_DIR")
+    if not tflm:
+        raise ToolchainError("TFLM_DIR is not set; the native build needs a tflite-micro checkout",
+                             hint="export TFLM_DIR=/path/to/tflite-micro (docs/firmware.md)")
+    tflm_dir = Path(tflm).expanduser().resolve()
+    if not (tflm_dir / "tensorflow/lite/micro/micro_interpreter.h").is_file():
+        raise ToolchainError(f"TFLM_DIR={tflm} is not a tflite-micro checkout (no tensorflow/lite/micro)")
+    third = os.environ.get("TFLM_THIRD_PARTY_DIR")
+    third_dir = (Path(third).expanduser() if third
+                 else tflm_dir / "tensorflow/lite/micro/tools/make/downloads").resolve()
+    missing = [name for name, probe in _THIRD_PARTY.items() if not (third_dir / probe).is_file()]
+    if missing:
+        raise ToolchainError(f"TFLM's third-party headers ({', '.join(missing)}) are not in {third_dir}",
+                             hint="set TFLM_THIRD_PARTY_DIR to a folder with flatbuffers/, gemmlowp/ and ruy/ "
+                                  "(docs/firmware.md)")
+    cxx = os.environ.get("CXX") or "g++"
+    for tool in (cxx, "make"):
+        if shutil.which(tool) is None:
+            raise ToolchainError(f"{tool} not found on PATH; the native build needs g++ and make")
+    return NativeToolchain(tflm_dir, third_dir, cxx, "make")
+
+
+def unavailable_reason() -> str | None:
+    """Why the native build cannot run here (for test skips), or None if it can."""
+    try:
+        find_toolchain()
+    except ToolchainError as exc:
+        return exc.one_line()
+    return None
+
+
+def build_native(project_dir: str | Path, toolchain: NativeToolchain | None = None, jobs: int | None = None,
+                 log=None) -> Path:
+    """Compile the generated project's native build; returns the program's path (cached).
+
+    Args:
+        project_dir: a project from tinyface.codegen.generate_project.
+        toolchain: from find_toolchain() (default: found from the environment).
+        jobs: parallel compile jobs (default $TINYFACE_NATIVE_JOBS or 2).
+        log: called with each line of the compiler's output (default: kept for errors only).
+
+    Raises:
+        ToolchainError: no toolchain, or the build failed (the message has the first error).
+    """
+    toolchain = toolchain or find_toolchain()
+    project_dir = Path(project_dir).resolve()
+    makefile = project_dir / "native" / "Makefile"
+    if not makefile.is_file():
+        raise ToolchainError(f"{project_dir} is not a generated firmware project (no native/Makefile)")
+    app_key = _tree_hash(project_dir, ("src", "native"), toolchain.key())
+    root = cache_dir()
+    out_dir = root / "bin" / app_key
+    program = out_dir / PROGRAM_NAME
+    if program.is_file():
+        return program
+    jobs = jobs or int(os.environ.get("TINYFACE_NATIVE_JOBS", "2"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp_program = out_dir / f".{PROGRAM_NAME}.{os.getpid()}.tmp"
+    cmd = [toolchain.make, "-C", str(project_dir / "native"), f"-j{jobs}",
+           f"TFLM_DIR={toolchain.tflm_dir}", f"TFLM_THIRD_PARTY_DIR={toolchain.third_party_dir}",
+           f"CXX={toolchain.cxx}", f"BUILD_DIR={out_dir / 'obj'}",
+           f"TFLM_OBJ_DIR={root / ('tflm-' + toolchain.key())}", f"PROGRAM={tmp_program}"]
+    with _build_lock(root):
+        if program.is_file():  # another process built it while we waited
+            return program
+        lines: list[str] = []
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env={**os.environ, "LC_ALL": "C"})
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+            if log:
+                log(line.rstrip("\n"))
+        if proc.wait() != 0 or not tmp_program.is_file():
+            tmp_program.unlink(missing_ok=True)
+            log_path = out_dir / "build.log"
+            log_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            first = next((ln for ln in lines if "error" in ln.lower()), lines[-1] if lines else "no output")
+            raise ToolchainError(f"native build failed: {first.strip()[:300]}", hint=f"full log: {log_path}")
+        os.replace(tmp_program, program)
+    return program
+
+
+def prepare_native(bundle, board, arena_margin: float = 0.15, project_dir: str | Path | None = None,
+                   log=None) -> Path:
+    """Generate the firmware project for ``bundle`` on ``board`` and build it natively.
+
+    The project goes to ``project_dir`` (default: a folder in the native cache named after
+    the board and the model hash). Returns the program's path.
+    """
+    from tinyface.codegen import generate_project
+
+    toolchain = find_toolchain()
+    if project_dir is None:
+        project_dir = cache_dir() / "projects" / f"{board.name}-{bundle.model_hash[:16]}"
+    generate_project(bundle, board, project_dir, arena_margin=arena_margin)
+    return build_native(project_dir, toolchain, log=log)
+
+
+def spawn_native(program: str | Path, master_fd: int | None = None, baud: int = 0, once: bool = False,
+                 storage_dir: str | Path | None = None, own_pty: bool = False) -> subprocess.Popen:
+    """Start the native firmware serving the protocol.
+
+    Args:
+        program: from build_native / prepare_native.
+        master_fd: the master side of a pseudo-terminal (tinyface.device.pty.open_pty) the
+            program reads and writes; None with ``own_pty``.
+        baud: pace each direction like a UART at this speed (0: unthrottled).
+        once: exit when the first host session on the pty ends.
+        storage_dir: where the gallery is persisted (the board's NVS); None: memory only.
+        own_pty: the program opens its own pty and prints "PORT <path>" first.
+
+    Returns:
+        The process (it dies with its parent; terminate() it to stop).
+    """
+    args = [str(program), "--baud", str(int(baud))]
+    if once:
+        args.append("--once")
+    if storage_dir is not None:
+        Path(storage_dir).mkdir(parents=True, exist_ok=True)
+        args += ["--storage", str(storage_dir)]
+    if own_pty:
+        return subprocess.Popen(args + ["--pty"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+    if master_fd is None:
+        raise ValueError("spawn_native needs master_fd, or own_pty=True")
+    return subprocess.Popen(args, stdin=master_fd, stdout=master_fd, close_fds=True)
+
+
+def run_native_emulator(bundle, board, baud: int = 0, once: bool = False, on_ready=None,
+                        stop: threading.Event | None = None, storage_dir: str | Path | None = None) -> int:
+    """`tinyface emulate --native`: build (cached) and serve the real firmware sources on a pty.
+
+    Args:
+        on_ready: called with (port_path, process) once the port accepts connections.
+        stop: set it to stop serving (Ctrl-C and SIGTERM do too).
+
+    Returns:
+        The program's exit status.
+
+    Raises:
+        ToolchainError: no TFLM_DIR or a failed build (one line).
+    """
+    import signal
+
+    from tinyface.device.pty import open_pty
+
+    program = _build_with_status(bundle, board)
+    master_fd, path = open_pty()
+    stop = stop or threading.Event()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    proc = spawn_native(program, master_fd, baud=baud, once=once, storage_dir=storage_dir)
+    try:
+        if on_ready:
+            on_ready(path, proc)
+        while proc.poll() is None and not stop.wait(0.1):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        os.close(master_fd)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    return proc.returncode
+
+
+def _build_with_status(bundle, board) -> Path:
+    """prepare_native with a spinner: a cached build returns in a fraction of a second."""
+    from tinyface.console import err_console
+
+    with err_console().status(f"building the native firmware for {board.name} (first time: a few minutes)"):
+        return prepare_native(bundle, board)
+
+
+@contextlib.contextmanager
+def _build_lock(root: Path):
+    import fcntl
+
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".build.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _tree_hash(project_dir: Path, folders: tuple[str, ...], salt: str) -> str:
+    digest = hashlib.sha256(salt.encode())
+    for folder in folders:
+        for path in sorted((project_dir / folder).rglob("*")):
+            if path.is_file() and "build" not in path.relative_to(project_dir).parts:
+                digest.update(str(path.relative_to(project_dir)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:20]
+
+
+def _git_head(directory: Path) -> str:
+    head = directory / ".git" / "HEAD"
+    try:
+        ref = head.read_text().strip()
+        if ref.startswith("ref: "):
+            ref_path = directory / ".git" / ref[5:]
+            if ref_path.is_file():
+                return ref_path.read_text().strip()
+            packed = directory / ".git" / "packed-refs"
+            for line in packed.read_text().splitlines() if packed.is_file() else []:
+                if line.endswith(ref[5:]):
+                    return line.split()[0]
+        return ref
+    except OSError:
+        # not a git checkout: the interpreter's mtime stands in for a version
+        probe = directory / "tensorflow/lite/micro/micro_interpreter.cc"
+        return str(probe.stat().st_mtime_ns) if probe.exists() else "unknown"
+
+
+def _compiler_version(cxx: str) -> str:
+    try:
+        return subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=10).stdout.splitlines()[0]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return "unknown"
