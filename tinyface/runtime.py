@@ -55,13 +55,23 @@ class TflmRunner:
 
 
 class TfliteRunner:
-    """The TFLite interpreter (float or int8 model); ``run`` maps a batch to outputs."""
+    """The TFLite interpreter (float or int8 model); ``run`` maps a batch to outputs.
 
-    def __init__(self, model_bytes: bytes):
+    ``kernels="reference"`` (the default) uses TFLite's builtin reference kernels, the ones
+    TFLM's kernels are ported from: the host int8 model every parity check compares
+    against. ``kernels="optimized"`` uses the default resolver with the XNNPACK delegate,
+    which is faster but requantizes with different rounding (measured: up to 3 LSB from
+    TFLM on a dsnet student, against 1 LSB for the reference kernels); use it for timing.
+    """
+
+    def __init__(self, model_bytes: bytes, kernels: str = "reference"):
         import tensorflow as tf
 
+        resolver = {"reference": tf.lite.experimental.OpResolverType.BUILTIN_REF,
+                    "optimized": tf.lite.experimental.OpResolverType.AUTO}[kernels]
         try:
-            self._interp = tf.lite.Interpreter(model_content=bytes(model_bytes), num_threads=1)
+            self._interp = tf.lite.Interpreter(model_content=bytes(model_bytes), num_threads=1,
+                                               experimental_op_resolver_type=resolver)
         except ValueError as exc:
             raise ModelError(f"TFLite cannot load the model: {exc}") from None
         self.input_details = self._interp.get_input_details()[0]

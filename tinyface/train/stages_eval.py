@@ -71,7 +71,7 @@ def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, pre
             sparsity_overall=float(np.mean(list(sparsity.values()))) if sparsity else 0.0, latency_ms_host=None)
 
     x_float = normalize_images(crops)
-    tfl_float = TfliteRunner(float_flat)
+    tfl_float = TfliteRunner(float_flat, kernels="optimized")
     add("tflite_float", tfl_float.run(x_float), kind="TFLite float32", params=None, macs=None,
         model_bytes=len(float_flat), latency_ms_host=_timed(tfl_float.run, x_float))
 
@@ -87,7 +87,7 @@ def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, pre
     common = dict(params=int(graph.total_params), macs=int(graph.total_macs), model_bytes=len(int8_flat),
                   model_bytes_gzip=len(gzip.compress(int8_flat, 9)))
     add("tflite_int8", out_tflite.astype(np.float32) - io["output_zero_point"], kind="TFLite int8",
-        latency_ms_host=_timed(tfl_int8.run, x_int8), **common)
+        latency_ms_host=_timed(TfliteRunner(int8_flat, kernels="optimized").run, x_int8), **common)
 
     tflm = TflmRunner(int8_flat)
     out_tflm = np.zeros_like(out_tflite)

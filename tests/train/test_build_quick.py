@@ -1,0 +1,141 @@
+"""`tinyface build --quick` end to end on a small real LFW subset: the artifacts, the
+report's structure, sane metrics, re-runs that skip unchanged stages, and a failed stage
+that leaves nothing a later run would trust."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+STAGES = ["teacher", "float", "pruned", "tflite_float", "tflite_int8", "tflm_int8"]
+
+
+def run_cli(*args, env_extra=None, timeout=900):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "tinyface.cli.main", *args], capture_output=True, text=True,
+                          env=env, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def quick_build(lfw_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("quick") / "run"
+    started = time.perf_counter()
+    proc = run_cli("build", "--quick", "--data", str(lfw_dir), "--out", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, json.loads(proc.stdout), time.perf_counter() - started
+
+
+def test_quick_build_writes_every_artifact(quick_build):
+    out, summary, _ = quick_build
+    for name in ["model.tflite", "model.json", "report.md", "report.json", "roc.png", "training.png",
+                 "confusion.png", "size_accuracy.png", "distill/student.keras", "prune/pruned.keras",
+                 "prune/sparsity.json", "quantize/float.tflite", "quantize/int8.tflite", "quantize/choice.json",
+                 "evaluate/metrics.json"]:
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    for stage in ["distill", "prune", "quantize", "evaluate"]:
+        assert json.loads((out / stage / "stage.json").read_text())["fingerprint"]
+    assert not list(out.rglob("*.tmp")), "temporary files left behind"
+    assert summary["model"] == str(out / "model.tflite")
+
+
+def test_quick_build_bundle_is_a_full_int8_model_within_budget(quick_build):
+    from tinyface.bundle import load_bundle
+    from tinyface.train.quantize import io_quantization
+
+    out, summary, _ = quick_build
+    bundle = load_bundle(out)
+    io = io_quantization(bundle.model_bytes)
+    assert io["input_type"] == io["output_type"] == 9  # TensorType.INT8
+    assert bundle.meta.input_shape == [1, 48, 48, 1]
+    assert bundle.meta.input_scale == pytest.approx(1 / 128) and bundle.meta.input_zero_point == 0
+    assert 0 < bundle.meta.macs <= 2_000_000 and bundle.meta.arena_bytes > 0
+    assert -1.0 <= bundle.meta.threshold <= 1.0
+    assert summary["macs"] == bundle.meta.macs
+
+
+def test_quick_build_report_structure_and_sane_metrics(quick_build):
+    out, _, _ = quick_build
+    report = json.loads((out / "report.json").read_text())
+    assert set(STAGES) <= set(report["stages"])
+    for name in STAGES:
+        st = report["stages"][name]
+        v, i = st["verification"], st["identification"]
+        assert 0.0 <= v["accuracy"] <= 1.0 and 0.0 <= v["auc"] <= 1.0
+        assert v["n_pairs"] == 200 and v["n_negative"] == 100
+        assert 0.0 <= i["accuracy"] <= i["closed_set_accuracy"] <= 1.0
+        assert 0.0 <= i["macro_f1"] <= 1.0 and 0.0 <= i["stranger_false_accept_rate"] <= 1.0
+    # the teacher is strong even on 200 pairs; a 2-epoch student is at least better than chance
+    assert report["stages"]["teacher"]["verification"]["accuracy"] >= 0.93
+    assert report["stages"]["float"]["verification"]["auc"] > 0.55
+    # TFLM runs the same int8 model as TFLite: at most 1 LSB apart, nearly the same decisions
+    assert report["parity"]["max_lsb_diff"] <= 1
+    assert report["parity"]["identical_decisions_test_pairs"] >= 0.95
+    assert report["stages"]["tflm_int8"]["arena_bytes"] > 0
+    assert report["stages"]["tflm_int8"]["estimated_ms_on_board"] > 0
+    sparsity = report["stages"]["pruned"]["sparsity_overall"]
+    assert 0.3 <= sparsity <= 0.6  # target 0.5, reached by the end of the schedule
+    md = (out / "report.md").read_text()
+    for heading in ["## Stages", "## Compression losses", "## TFLM vs TFLite int8", "## Pruning", "## Plots"]:
+        assert heading in md
+    assert "TFLM int8" in md and "![roc](roc.png)" in md
+
+
+def test_rerun_skips_unchanged_stages(quick_build, lfw_dir):
+    out, _, first_s = quick_build
+    proc = run_cli("build", "--quick", "--data", str(lfw_dir), "--out", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    stages = {s["name"]: s["skipped"] for s in json.loads(proc.stdout)["stages"]}
+    assert stages == {"data": False, "distill": True, "prune": True, "quantize": True, "evaluate": True,
+                      "report": False}
+
+
+def test_a_failed_stage_leaves_no_trusted_artifact(quick_build, lfw_dir, monkeypatch, tmp_path):
+    """Quantization that dies half-way: no stage.json and no int8 model for that stage,
+    and the next run redoes it instead of trusting leftovers."""
+    import shutil
+
+    from tinyface import config
+    from tinyface.train import pipeline, quantize
+    from tinyface.train.student import get_preset
+
+    out = tmp_path / "run"
+    shutil.copytree(quick_build[0], out)
+    for stale in (out / "quantize").iterdir():
+        stale.unlink()  # as if quantize had never run
+
+    def dies(*args, **kwargs):
+        raise RuntimeError("killed during conversion")
+
+    monkeypatch.setattr(quantize, "convert_int8", dies)
+    from tinyface.cli.build import QUICK
+
+    settings = config.load(None, {**QUICK, "data": {"dir": str(lfw_dir)}}, base=get_preset("esp32").settings())
+    with pytest.raises(RuntimeError):
+        pipeline.run_build(settings, get_preset("esp32"), out, quick=True)
+    assert not (out / "quantize" / "stage.json").exists()
+    assert not (out / "quantize" / "int8.tflite").exists()
+    assert not list(out.rglob("*.tmp"))
+    monkeypatch.undo()
+    result = pipeline.run_build(settings, get_preset("esp32"), out, quick=True)
+    ran = {s.name: s.skipped for s in result.stages}
+    assert ran["distill"] and ran["prune"] and not ran["quantize"]
+    assert (out / "quantize" / "int8.tflite").is_file()
+
+
+def test_build_without_data_says_what_to_do(tmp_path):
+    proc = run_cli("build", "--quick", "--out", str(tmp_path / "x"), env_extra={"TINYFACE_DATA": str(tmp_path / "none")})
+    assert proc.returncode == 4
+    assert "tinyface data fetch lfw" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_print_config_applies_the_preset_and_overrides():
+    proc = run_cli("build", "--preset", "esp32s3", "--epochs", "7", "--print-config", "--json")
+    assert proc.returncode == 0, proc.stderr
+    cfg = json.loads(proc.stdout)
+    assert cfg["data"]["crop_size"] == 64 and cfg["student"]["width"] == 2.0 and cfg["distill"]["epochs"] == 7
+    assert cfg["firmware"]["board"] == "esp32s3"

@@ -1,0 +1,72 @@
+"""tinyface.evaluate: the metrics every stage reports, on hand-checked inputs."""
+
+import numpy as np
+import pytest
+
+from tinyface import evaluate
+
+
+def test_best_threshold_separates_perfectly_separable_scores():
+    scores = np.array([0.9, 0.8, 0.7, 0.3, 0.2, 0.1])
+    same = np.array([1, 1, 1, 0, 0, 0], bool)
+    thr = evaluate.best_threshold(scores, same)
+    assert 0.3 < thr < 0.7
+    assert np.all((scores >= thr) == same)
+
+
+def test_roc_auc_and_tar_at_far():
+    scores = np.array([0.9, 0.8, 0.6, 0.5, 0.4, 0.1])
+    same = np.array([1, 0, 1, 1, 0, 0], bool)
+    fpr, tpr = evaluate.roc_curve(scores, same)
+    # ranks: positives at 1, 3, 4 of 6; AUC = P(pos > neg) = (3 + 2 + 2) / 9
+    assert evaluate.auc(fpr, tpr) == pytest.approx(7 / 9)
+    assert evaluate.tar_at_far(fpr, tpr, 0.0) == pytest.approx(1 / 3)
+    assert evaluate.tar_at_far(fpr, tpr, 1 / 3) == pytest.approx(1.0)
+
+
+def test_verification_reports_accuracy_at_the_given_threshold():
+    scores = np.array([0.9, 0.6, 0.4, 0.2])
+    same = np.array([1, 1, 0, 0], bool)
+    assert evaluate.verification(scores, same, 0.5).accuracy == 1.0
+    assert evaluate.verification(scores, same, 0.7).accuracy == 0.75
+
+
+def _clusters(rng, people, per_person, dim=16, noise=0.05):
+    centers = evaluate.l2n(rng.normal(size=(people, dim)))
+    emb, labels = [], []
+    for p in range(people):
+        for _ in range(per_person):
+            emb.append(centers[p] + noise * rng.normal(size=dim))
+            labels.append(f"p{p}")
+    return np.array(emb), labels
+
+
+def test_identification_enrolls_centroids_and_rejects_strangers():
+    rng = np.random.default_rng(0)
+    emb, labels = _clusters(rng, 6, 8)
+    enroll = {f"p{p}": [p * 8 + i for i in range(3)] for p in range(4)}
+    probes = [(p * 8 + i, f"p{p}") for p in range(4) for i in range(3, 8)]
+    strangers = [p * 8 + i for p in (4, 5) for i in range(8)]  # people 4 and 5 are never enrolled
+    result = evaluate.identification(emb, enroll, probes, strangers, threshold=0.8)
+    assert result.accuracy == 1.0 and result.macro_f1 == 1.0
+    assert result.stranger_false_accept_rate == 0.0
+    assert np.array(result.confusion).shape == (4, 5)
+    # with a threshold nobody reaches, every probe is rejected: recall and F1 drop to 0
+    none = evaluate.identification(emb, enroll, probes, strangers, threshold=1.01)
+    assert none.accuracy == 0.0 and none.macro_recall == 0.0 and none.closed_set_accuracy == 1.0
+    # with a threshold everybody reaches, strangers are accepted
+    lax = evaluate.identification(emb, enroll, probes, strangers, threshold=-1.0)
+    assert lax.stranger_false_accept_rate == 1.0 and lax.macro_precision < 1.0
+
+
+def test_sample_pairs_are_balanced_and_labelled_correctly():
+    labels = ["a"] * 4 + ["b"] * 3 + ["c"] * 1
+    a, b, same = evaluate.sample_pairs(labels, 5, seed=0)
+    assert same.sum() == 5 and (~same).sum() == 5
+    for i, j, s in zip(a, b, same):
+        assert (labels[i] == labels[j]) == s and i != j
+
+
+def test_decision_agreement():
+    assert evaluate.decision_agreement(np.array([0.1, 0.9]), np.array([0.2, 0.8]), 0.5) == 1.0
+    assert evaluate.decision_agreement(np.array([0.49, 0.9]), np.array([0.51, 0.8]), 0.5) == 0.5

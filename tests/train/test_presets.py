@@ -1,0 +1,36 @@
+"""Board presets: the student of each preset fits its board's MAC budget, counted on the
+real int8 graph (not on the Keras model)."""
+
+import numpy as np
+import pytest
+
+from tinyface.graph import analyze
+from tinyface.train.student import PRESETS, build_student, keras_macs
+
+ESP_NN_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MEAN", "RESHAPE", "AVERAGE_POOL_2D",
+              "MAX_POOL_2D", "QUANTIZE", "DEQUANTIZE", "SOFTMAX", "MUL"}
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_preset_student_fits_the_board_mac_budget_in_int8(name):
+    from tinyface.train.quantize import convert_int8
+
+    preset = PRESETS[name]
+    model, _ = build_student(preset.arch, (preset.crop_size, preset.crop_size, preset.channels),
+                             preset.embedding_dim, preset.width)
+    rng = np.random.default_rng(0)
+    calib = rng.integers(0, 256, (8, preset.crop_size, preset.crop_size, preset.channels), dtype=np.uint8)
+    flat = convert_int8(model, calib)
+    graph = analyze(flat)
+    assert graph.total_macs <= preset.mac_budget, f"{name}: {graph.total_macs:,} MACs > {preset.mac_budget:,}"
+    assert graph.total_macs > 0.5 * preset.mac_budget, f"{name} leaves most of its budget unused"
+    # the Keras estimate and the int8 graph agree within 5% (both count the same convolutions)
+    assert abs(keras_macs(model) - graph.total_macs) <= 0.05 * graph.total_macs
+    assert set(graph.op_names) <= ESP_NN_OPS, f"ops outside the TFLM/ESP-NN set: {set(graph.op_names) - ESP_NN_OPS}"
+
+
+def test_unknown_architecture_is_a_config_error():
+    from tinyface.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown student architecture"):
+        build_student("resnet9000", (48, 48, 1))
