@@ -277,11 +277,10 @@ class LinkCounters:
     garbage_bytes: int = 0
 
 
-def _reader(fd: int, out: queue.Queue, stop: threading.Event, baud: int, counters: LinkCounters) -> None:
-    """The UART receiver: moves bytes from the pty into ``out`` no faster than the wire allows."""
+def _reader(fd: int, out: queue.Queue, stop: threading.Event, counters: LinkCounters) -> None:
+    """Drain the pty as bytes arrive and timestamp them (always waiting in select, so the
+    timestamp is the true arrival time to within scheduling jitter)."""
     connected = False
-    wire_t = 0.0
-    slice_bytes = 64 if baud else 1 << 16
     while not stop.is_set():
         try:
             ready, _, _ = select.select([fd], [], [], 0.1)
@@ -290,32 +289,69 @@ def _reader(fd: int, out: queue.Queue, stop: threading.Event, baud: int, counter
         if not ready:
             continue
         try:
-            data = os.read(fd, 4096)
+            data = os.read(fd, 1 << 16)
         except BlockingIOError:
             continue
         except OSError as exc:
             if exc.errno != errno.EIO:
                 break
             data = b""
+        now = time.monotonic()
         if not data:  # no slave open: nobody connected, or the host just closed the port
             if connected:
                 connected = False
-                out.put(_HANGUP)
+                out.put((now, _HANGUP))
             time.sleep(0.02)
             continue
         if not connected:
             connected = True
             counters.sessions += 1
         counters.bytes_received += len(data)
+        out.put((now, data))
+    out.put((time.monotonic(), None))
+
+
+def _uart_rx(arrivals: queue.Queue, out: queue.Queue, stop: threading.Event, baud: int) -> None:
+    """The UART receiver: hands bytes on no earlier than the wire could have carried them.
+
+    A byte that arrived at ``t`` starts on the wire at max(t, end of the previous byte) and
+    takes 10 bits; pieces of about 2 ms are delivered when their last byte is through. The
+    schedule is kept in absolute time, so a sleep that overshoots costs nothing later, and
+    an idle wire earns no credit (arrival times are real).
+    """
+    wire_t = 0.0  # when the last byte handed over finished arriving on the emulated wire
+    slice_bytes = max(16, int(baud / 10 * 0.002))
+    byte_s = 10.0 / baud
+    while True:
+        try:
+            t_arrival, data = arrivals.get(timeout=0.1)
+        except queue.Empty:
+            if stop.is_set():
+                break
+            continue
+        if data is None or data is _HANGUP:
+            out.put(data)
+            if data is None:
+                break
+            continue
+        wire_t = max(wire_t, t_arrival)
         for i in range(0, len(data), slice_bytes):
             piece = data[i:i + slice_bytes]
-            if baud:
-                now = time.monotonic()
-                wire_t = max(wire_t, now) + len(piece) * 10.0 / baud
-                if wire_t > now:
-                    time.sleep(wire_t - now)
+            wire_t += len(piece) * byte_s
+            delay = wire_t - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
             out.put(piece)
-    out.put(None)
+
+
+class _Untimed:
+    """Unthrottled link: pass the reader's items straight through without their timestamps."""
+
+    def __init__(self, out: queue.Queue):
+        self._out = out
+
+    def put(self, item) -> None:
+        self._out.put(item[1])
 
 
 class _Writer:
@@ -356,9 +392,19 @@ def serve(master_fd: int, board: EmulatedBoard, baud: int = 0, once: bool = Fals
     stop = stop or threading.Event()
     counters = LinkCounters()
     inbox: queue.Queue = queue.Queue()
-    reader = threading.Thread(target=_reader, args=(master_fd, inbox, stop, baud, counters), daemon=True,
-                              name="uart-rx")
-    reader.start()
+    threads = []
+    if baud:
+        arrivals: queue.Queue = queue.Queue()
+        threads.append(threading.Thread(target=_reader, args=(master_fd, arrivals, stop, counters), daemon=True,
+                                        name="pty-rx"))
+        threads.append(threading.Thread(target=_uart_rx, args=(arrivals, inbox, stop, baud), daemon=True,
+                                        name="uart-rx"))
+    else:
+        unpaced: queue.Queue = inbox
+        threads.append(threading.Thread(target=_reader, args=(master_fd, _Untimed(unpaced), stop, counters),
+                                        daemon=True, name="pty-rx"))
+    for t in threads:
+        t.start()
     writer = _Writer(master_fd, baud, counters)
     decoder = StreamDecoder()
     try:
@@ -383,7 +429,8 @@ def serve(master_fd: int, board: EmulatedBoard, baud: int = 0, once: bool = Fals
             counters.garbage_bytes += decoder.garbage_bytes - before
     finally:
         stop.set()
-        reader.join(timeout=1.0)
+        for t in threads:
+            t.join(timeout=1.0)
     return counters
 
 

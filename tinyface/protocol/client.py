@@ -22,6 +22,7 @@ from tinyface.errors import DeviceError, ProtocolError
 from tinyface.protocol import spec
 from tinyface.protocol.codec import Fault, Frame, StreamDecoder, encode_frame
 
+READ_POLL_S = 0.02
 PIPELINABLE = (spec.MsgType.PING, spec.MsgType.INFER, spec.MsgType.IDENTIFY)
 
 
@@ -207,7 +208,10 @@ class Client:
             if remaining <= 0:
                 return None
             try:
-                self.transport.timeout = min(remaining, 0.5)
+                # A short fixed poll (set once): pyserial reconfigures the port (tcsetattr)
+                # on every timeout change, which costs more than polling.
+                if self.transport.timeout != READ_POLL_S:
+                    self.transport.timeout = READ_POLL_S
                 waiting = getattr(self.transport, "in_waiting", 0) or 1
                 data = self.transport.read(waiting)
             except Exception as exc:
