@@ -98,6 +98,17 @@ def copy_people(lfw: Path, dest: Path, people: dict[str, int], protocol: bool = 
 
 
 @pytest.fixture
+def make_dataset(lfw_dir, tmp_path):
+    """``make_dataset({"Name": n_images, ...}, name="ds", protocol=False) -> Path``: a fresh
+    folder-per-person dataset of real LFW images under this test's tmp_path. (A fixture rather
+    than an import: several tests/*/conftest.py make ``import conftest`` ambiguous.)"""
+    def make(people: dict[str, int], name: str = "ds", protocol: bool = False) -> Path:
+        return copy_people(lfw_dir, tmp_path / name, people, protocol)
+
+    return make
+
+
+@pytest.fixture
 def small_dataset(lfw_dir, tmp_path) -> Path:
     """A fresh 4-person, 12-image folder-per-person dataset of real LFW images (per test)."""
     return copy_people(lfw_dir, tmp_path / "small", SMALL_PEOPLE)

@@ -134,10 +134,8 @@ def test_unreadable_images_are_skipped_named_and_not_cached(images, tmp_path):
         assert cache.count("crop/") == 1
 
 
-def test_worker_processes_give_the_same_crops(lfw_dir, tmp_path):
-    from conftest import copy_people
-
-    root = copy_people(lfw_dir, tmp_path / "ten", {"Adrien_Brody": 6, "Alejandro_Toledo": 6})
+def test_worker_processes_give_the_same_crops(make_dataset, tmp_path):
+    root = make_dataset({"Adrien_Brody": 6, "Alejandro_Toledo": 6})
     paths = [im.path for im in load_dataset(root).images]
     with FaceCache(tmp_path / "c1") as c1, FaceCache(tmp_path / "c2") as c2:
         done = []

@@ -77,10 +77,8 @@ def test_missing_folder_and_a_file_instead_of_a_folder(tmp_path):
     assert "not a folder" in one_error_line(stats_cli(tmp_path / "file"))
 
 
-def test_a_single_person_is_not_a_face_recognition_dataset(lfw_dir, tmp_path):
-    from conftest import copy_people
-
-    root = copy_people(lfw_dir, tmp_path / "one", {"Adrien_Brody": 3})
+def test_a_single_person_is_not_a_face_recognition_dataset(make_dataset):
+    root = make_dataset({"Adrien_Brody": 3})
     with pytest.raises(DataError, match="1 person folder"):
         load_dataset(root)
     assert "needs at least 2" in one_error_line(stats_cli(root))

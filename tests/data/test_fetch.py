@@ -55,11 +55,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def served(lfw_dir, tmp_path):
+def served(lfw_dir, make_dataset, tmp_path):
     """A loopback server over a folder with the protocol files and the archive, and a manifest."""
-    from conftest import copy_people
-
-    src = copy_people(lfw_dir, tmp_path / "src", PEOPLE)
+    src = make_dataset(PEOPLE, name="src")
     site = tmp_path / "site"
     site.mkdir()
     for name in PROTOCOL:

@@ -67,13 +67,11 @@ def test_identification_needs_two_people(small_dataset):
     assert len(ident.enroll) == 4 and len(ident.probes) == 4
 
 
-def test_a_plain_folder_dataset_is_split_by_people(lfw_dir, tmp_path):
-    from conftest import copy_people
-
+def test_a_plain_folder_dataset_is_split_by_people(make_dataset):
     people = {name: 2 for name in ["Aaron_Peirsol", "Abdullah_Gul", "Adrien_Brody", "Alejandro_Toledo",
                                    "Ari_Fleischer", "Alvaro_Uribe", "Amelie_Mauresmo", "Andre_Agassi",
                                    "Andy_Roddick", "Angelina_Jolie"]}
-    root = copy_people(lfw_dir, tmp_path / "mine", people)
+    root = make_dataset(people)
     ds = load_dataset(root)
     assert not ds.is_lfw()
     split = splits.train_val_test(ds, val_fraction=0.2, seed=3)

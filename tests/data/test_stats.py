@@ -9,6 +9,8 @@ import sys
 from tinyface.data.dataset import load_dataset
 from tinyface.data.stats import dataset_stats
 
+NO_FACE_IMAGE = "Abdoulaye_Wade/Abdoulaye_Wade_0003.jpg"  # dlib finds no face in it (see test_align_faces.py)
+
 
 def stats_cli(*args, env=None):
     import os
@@ -45,8 +47,6 @@ def test_json_and_text_agree_on_a_checked_dataset(small_dataset):
 
 
 def test_align_counts_and_names_images_with_no_face(small_dataset, lfw_dir, tmp_path):
-    from test_align_faces import NO_FACE_IMAGE
-
     person = NO_FACE_IMAGE.split("/")[0]
     (small_dataset / "images" / person).mkdir()
     shutil.copy2(lfw_dir / "images" / NO_FACE_IMAGE, small_dataset / "images" / NO_FACE_IMAGE)
