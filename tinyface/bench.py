@@ -211,9 +211,15 @@ def run_bench(client: Client, bundle: Bundle, inputs: BenchInputs, *, port: str,
 
 def host_outputs(bundle: Bundle, x_int8: np.ndarray) -> np.ndarray:
     """The host TFLite interpreter's int8 outputs for the same inputs (imports TensorFlow)."""
+    import os
+    import warnings
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter is not a result
     from tinyface.runtime import TfliteRunner
 
-    runner = TfliteRunner(bundle.model_bytes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
+        runner = TfliteRunner(bundle.model_bytes)
     return runner.run(x_int8).reshape(len(x_int8), -1).astype(np.int8)
 
 
