@@ -45,7 +45,7 @@ def test_bench_end_to_end(start_device, tiny_bundle, lfw_dir, tmp_path):
     assert dev.proc.wait(timeout=20) == 0  # --once: the emulator exits when bench closes the port
 
 
-def test_bench_keeps_partial_results_when_the_device_is_killed(start_device, emulator_only, tiny_bundle, lfw_dir,
+def test_bench_keeps_partial_results_when_the_device_is_killed(start_device, tiny_bundle, lfw_dir,
                                                                tmp_path):
     # 115200 baud: about 0.2 s per image, so the kill lands mid-run
     dev = start_device(tiny_bundle.model_path.parent, "--baud", "115200")
