@@ -1,12 +1,71 @@
-"""`tinyface flash` (placeholder until its issue lands)."""
+"""`tinyface flash`: generate the firmware project, build it with PlatformIO and flash a board."""
+
+from __future__ import annotations
 
 import click
 
-from tinyface.cli.common import not_implemented
+from tinyface.cli.common import json_option, load_settings, set_option
 
 
-@click.command(context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def flash(args):
-    """Not implemented yet: exits 2."""
-    not_implemented("flash", "issue: boards and firmware")
+@click.command()
+@click.option("--board", default=None, help="Target board (boards/*.toml; default: firmware.board, esp32).")
+@click.option("--model", "model_path", type=click.Path(), default=None,
+              help="Model bundle folder or model.tflite (default: build/<board>/ if built, else the released "
+                   "models/<board>/ or models/esp32/).")
+@click.option("--port", default=None, help="Serial port (default: detected by the board's USB VID:PIDs).")
+@click.option("--project-dir", type=click.Path(file_okay=False), default=None,
+              help="Where the PlatformIO project is generated (default: build/firmware/<board>).")
+@click.option("--enroll", "enroll_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Compile in a gallery: one sub-folder of photos per person (at most 16 people).")
+@click.option("--dry-run", is_flag=True, help="Check the budget and render the project only: no PlatformIO, no board.")
+@set_option
+@json_option
+@click.pass_context
+def flash(ctx, board, model_path, port, project_dir, enroll_dir, dry_run, set_items, as_json):
+    """Generate the TFLM firmware for a board, build it with PlatformIO and flash it.
+
+    Before anything is written the model is checked against the board's flash and SRAM
+    (boards/<board>.toml); over budget, the command fails with the numbers. Then the
+    project is rendered from the firmware/ templates (files that did not change are not
+    touched), PlatformIO builds it and uploads it to the board, found by its USB ids.
+
+    \b
+    Examples:
+      tinyface flash --board esp32 --dry-run          # render and check, no hardware
+      tinyface flash --board esp32                    # build, detect the port, upload
+      tinyface flash --board esp32s3 --port /dev/ttyACM0 --model build/esp32s3
+      tinyface flash --board esp32 --enroll photos/   # with a compiled-in gallery
+    Then: tinyface bench --port auto --board esp32
+    """
+    from tinyface.boards import load_board
+    from tinyface.console import debug, err_console, info, print_json
+    from tinyface.flash import flash as flash_board
+
+    settings = load_settings(ctx, {"firmware": {"board": board}}, set_items)
+    b = load_board(settings.firmware.board)
+    console = err_console()
+    result = flash_board(
+        b, model=model_path, project_dir=project_dir, port=port, dry_run=dry_run,
+        arena_margin=settings.firmware.arena_margin, enroll_dir=enroll_dir, settings=settings,
+        on_line=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True),
+        on_step=None if as_json else lambda text: _step(text, info, debug),
+    )
+    project = result.project
+    if as_json:
+        print_json(result.to_dict())
+        return
+    changed = len(project.written)
+    info(f"project: {project.directory} ({len(project.files)} files, {changed} written"
+         f"{', ' + str(len(project.removed)) + ' removed' if project.removed else ''})")
+    info(f"model: {result.model_dir} (sha256 {project.model_sha256[:16]}), ops: {', '.join(op for op, _ in project.ops)}")
+    info(f"budget: {project.budget.summary()}")
+    info(f"arena: {project.arena.bytes:,} B = TFLM {project.arena.used_bytes:,} B + {project.arena.margin_percent}% margin")
+    if dry_run:
+        info("dry run: nothing built or flashed")
+    else:
+        info(f"flashed {b.name} on {result.port}; benchmark it: tinyface bench --port {result.port} --board {b.name}")
+
+
+def _step(text: str, info, debug) -> None:
+    # Quiet checks (a failure is one line); the long PlatformIO run is announced.
+    (info if text.startswith("building") else debug)(text)

@@ -1,0 +1,77 @@
+"""The budget check: over-budget models fail before anything is written, with the numbers."""
+
+import subprocess
+import sys
+
+import pytest
+
+from tinyface.boards import load_board
+from tinyface.codegen import generate_project
+from tinyface.codegen.arena import ArenaPlan
+from tinyface.codegen.budget import check_budget, firmware_ram_bytes
+from tinyface.errors import BudgetError
+from tinyface.resources import boards_dir
+
+
+def _board(tmp_path, name="esp32", **replace):
+    text = (boards_dir() / f"{name}.toml").read_text()
+    for old, new in replace.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text)
+    return load_board(str(path))
+
+
+def test_arena_over_sram_fails_with_the_numbers_and_nothing_is_written(tiny_bundle, tmp_path):
+    board = _board(tmp_path, **{"sram_arena_bytes = 131_072": "sram_arena_bytes = 4_096"})
+    out = tmp_path / "project"
+    with pytest.raises(BudgetError) as info:
+        generate_project(tiny_bundle, board, out)
+    line = info.value.one_line()
+    assert "tensor arena" in line and "4,096" in line and "margin" in line and "esp32s3" in line
+    assert not out.exists()
+
+
+def test_model_over_flash_fails(tiny_bundle, tmp_path):
+    board = _board(tmp_path, **{"firmware_flash_bytes = 524_288": "firmware_flash_bytes = 4_060_000"})
+    with pytest.raises(BudgetError) as info:
+        generate_project(tiny_bundle, board, tmp_path / "project")
+    line = info.value.one_line()
+    assert f"model {len(tiny_bundle.model_bytes):,} B" in line and "app partition" in line and "prune" in line
+
+
+def test_psram_takes_an_arena_that_sram_cannot(tiny_bundle, tmp_path):
+    board = _board(tmp_path, "esp32cam", **{"sram_arena_bytes = 131_072": "sram_arena_bytes = 4_096"})
+    project = generate_project(tiny_bundle, board, tmp_path / "project")
+    assert project.arena.in_psram and project.budget.arena_in_psram
+    assert "#define TF_ARENA_IN_PSRAM 1" in (tmp_path / "project/src/model_settings.h").read_text()
+
+
+def test_input_larger_than_a_frame_fails():
+    board = load_board("esp32")
+    with pytest.raises(BudgetError, match="does not fit one protocol frame"):
+        check_budget(board, 10_000, ArenaPlan(1000, 0.15, 1152), input_bytes=128 * 128 * 3, embedding_dim=128)
+
+
+def test_heap_counts_the_firmware_buffers(tmp_path):
+    """An arena that fits one SRAM block still fails when it and tinyface's buffers overflow the heap."""
+    board = _board(tmp_path, **{"sram_heap_bytes = 262_144": "sram_heap_bytes = 140_000"})
+    fw = firmware_ram_bytes(128)
+    fits = ArenaPlan(140_000 - fw, 0.0, 140_000 - fw)
+    ok, _ = check_budget(board, 10_000, fits, input_bytes=2304, embedding_dim=128)
+    assert ok.ram_used_bytes == 140_000 and ok.ram_free_bytes == 0
+    over = ArenaPlan(140_000 - fw + 16, 0.0, 140_000 - fw + 16)
+    with pytest.raises(BudgetError) as info:
+        check_budget(board, 10_000, over, input_bytes=2304, embedding_dim=128)
+    assert f"firmware buffers {fw:,} B" in info.value.one_line() and "140,000 B of heap" in info.value.one_line()
+
+
+def test_cli_over_budget_is_one_line_exit_10(tiny_bundle, tmp_path):
+    board = _board(tmp_path, **{"sram_arena_bytes = 131_072": "sram_arena_bytes = 4_096"})
+    result = subprocess.run([sys.executable, "-m", "tinyface.cli.main", "flash", "--board", str(board.path),
+                             "--model", str(tiny_bundle.model_path.parent), "--dry-run",
+                             "--project-dir", str(tmp_path / "p")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 10, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tinyface: error: esp32: tensor arena")

@@ -1,0 +1,243 @@
+"""The generated PlatformIO project: its files, their contents against the model, and
+regeneration that touches nothing."""
+
+import re
+import shutil
+import struct
+import subprocess
+
+import numpy as np
+import pytest
+
+from tests.codegen.conftest import defines
+from tinyface.boards import load_board
+from tinyface.codegen import BANNER, generate_project
+from tinyface.codegen.project import template_names
+from tinyface.graph import analyze
+
+EXPECTED_FILES = {
+    "platformio.ini", "CMakeLists.txt", "sdkconfig.defaults", "partitions.csv",
+    "src/CMakeLists.txt", "src/idf_component.yml", "src/tinyface_protocol.h", "src/platform.h",
+    "src/platform_esp.cc", "src/tinyface_app.h", "src/tinyface_app.cc", "src/frame_decoder.h",
+    "src/frame_decoder.cc", "src/gallery.h", "src/gallery.cc", "src/gallery_data.h", "src/model_data.h",
+    "src/model_data.cc", "src/model_settings.h", "src/op_resolver.h",
+    "native/Makefile", "native/platform_host.cc",
+}
+
+
+def _f32(value: float) -> float:
+    return struct.unpack("<f", struct.pack("<f", value))[0]
+
+
+def _c_float(text: str) -> float:
+    assert text.endswith("f"), text
+    return _f32(float(text[:-1]))
+
+
+def test_file_set(esp32_project):
+    assert set(esp32_project.files) == EXPECTED_FILES
+    on_disk = {str(p.relative_to(esp32_project.directory)) for p in esp32_project.directory.rglob("*") if p.is_file()}
+    assert on_disk == EXPECTED_FILES | {"tinyface-project.json"}
+
+
+def test_every_template_is_rendered_and_every_file_has_the_banner(esp32_project):
+    assert {name[:-3] for name in template_names()} == EXPECTED_FILES - {"src/tinyface_protocol.h"}
+    for rel in esp32_project.files:
+        head = (esp32_project.directory / rel).read_text(encoding="utf-8").splitlines()[0]
+        assert BANNER in head, rel
+
+
+def test_protocol_header_is_the_generated_one(esp32_project):
+    from tinyface.protocol.cheader import render_c_header
+
+    assert (esp32_project.directory / "src/tinyface_protocol.h").read_text(encoding="utf-8") == render_c_header()
+
+
+def test_model_settings_match_the_bundle(esp32_project, tiny_bundle):
+    d = defines((esp32_project.directory / "src/model_settings.h").read_text(encoding="utf-8"))
+    meta = tiny_bundle.meta
+    _, h, w, c = meta.input_shape
+    assert (int(d["TF_MODEL_INPUT_H"]), int(d["TF_MODEL_INPUT_W"]), int(d["TF_MODEL_INPUT_C"])) == (h, w, c)
+    assert int(d["TF_MODEL_INPUT_BYTES"]) == h * w * c
+    assert _c_float(d["TF_MODEL_INPUT_SCALE"]) == _f32(meta.input_scale)
+    assert int(d["TF_MODEL_INPUT_ZERO_POINT"]) == meta.input_zero_point
+    assert _c_float(d["TF_MODEL_OUTPUT_SCALE"]) == _f32(meta.output_scale)
+    assert int(d["TF_MODEL_OUTPUT_ZERO_POINT"]) == meta.output_zero_point
+    assert int(d["TF_MODEL_OUTPUT_SIZE"]) == meta.embedding_dim
+    assert _c_float(d["TF_MODEL_THRESHOLD"]) == _f32(meta.threshold)
+    assert d["TF_MODEL_SHA256_HEX"] == f'"{tiny_bundle.model_hash}"'
+    digest = bytes(int(v, 16) for v in re.findall(r"0x([0-9a-f]{2})", d["TF_MODEL_SHA256_INIT"]))
+    assert digest.hex() == tiny_bundle.model_hash
+    assert int(d["TF_MODEL_BYTES"]) == len(tiny_bundle.model_bytes)
+    assert int(d["TF_MODEL_PROTOCOL_VERSION"]) == 1
+    assert d["TF_BOARD_NAME"] == '"esp32"' and int(d["TF_BOARD_BAUD"]) == load_board("esp32").baud
+
+
+def test_arena_is_tflm_recorded_usage_plus_the_margin(esp32_project, tiny_bundle):
+    from tinyface.runtime import TflmRunner
+
+    d = defines((esp32_project.directory / "src/model_settings.h").read_text(encoding="utf-8"))
+    used = TflmRunner(tiny_bundle.model_bytes).arena_used_bytes()
+    assert int(d["TF_ARENA_USED_BYTES"]) == used
+    arena = int(d["TF_ARENA_BYTES"])
+    assert arena % 16 == 0 and used * 1.15 <= arena < used * 1.15 + 16
+    assert int(d["TF_ARENA_MARGIN_PERCENT"]) == 15 and d["TF_ARENA_IN_PSRAM"] == "0"
+
+
+def test_arena_margin_comes_from_the_setting(tiny_bundle, tmp_path):
+    project = generate_project(tiny_bundle, load_board("esp32"), tmp_path, arena_margin=0.5)
+    d = defines((tmp_path / "src/model_settings.h").read_text(encoding="utf-8"))
+    assert int(d["TF_ARENA_BYTES"]) >= int(d["TF_ARENA_USED_BYTES"]) * 1.5
+    assert project.arena.margin_percent == 50
+
+
+def test_op_resolver_lists_exactly_the_models_ops(esp32_project, tiny_bundle):
+    from tinyface.codegen.ops import RESOLVER_METHODS
+
+    text = (esp32_project.directory / "src/op_resolver.h").read_text(encoding="utf-8")
+    methods = re.findall(r"resolver\.(Add\w+)\(\)", text)
+    by_method = {m: op for op, m in RESOLVER_METHODS.items()}
+    ops = {by_method[m] for m in methods}
+    assert len(methods) == len(ops)  # each op registered once
+    assert ops == set(analyze(tiny_bundle.model_bytes).op_names) == {"CONV_2D", "DEPTHWISE_CONV_2D", "MEAN",
+                                                                      "FULLY_CONNECTED"}
+    assert defines(text)["TF_OP_COUNT"] == str(len(ops))
+    assert "MicroMutableOpResolver<TF_OP_COUNT>" in text
+    makefile = (esp32_project.directory / "native/Makefile").read_text(encoding="utf-8")
+    assert re.search(r"^TFLM_OPS := (.*)$", makefile, re.M).group(1).split() == sorted(ops)
+
+
+def test_an_op_tflm_lacks_is_a_model_error():
+    from tinyface.codegen.ops import resolver_entries
+    from tinyface.errors import ModelError
+
+    with pytest.raises(ModelError, match="FLEX_MAGIC"):
+        resolver_entries(["CONV_2D", "FLEX_MAGIC"])
+
+
+def test_model_array_is_the_tflite_bytes_aligned_16(esp32_project, tiny_bundle):
+    source = (esp32_project.directory / "src/model_data.cc").read_text(encoding="utf-8")
+    assert "alignas(16) const unsigned char g_model_data[] = {" in source
+    body = source.split("= {", 1)[1].split("};", 1)[0]
+    data = bytes(int(v, 16) for v in re.findall(r"0x([0-9a-f]{2})", body))
+    assert data == tiny_bundle.model_bytes
+    assert f"g_model_data_len = {len(data)};" in source
+    header = (esp32_project.directory / "src/model_data.h").read_text(encoding="utf-8")
+    assert "extern const unsigned char g_model_data[];" in header and "extern const unsigned int g_model_data_len;" in header
+
+
+def test_standalone_c_array_pair():
+    from tinyface.codegen.carray import render_c_array
+
+    header, source = render_c_array("blob", bytes(range(30)), "banner")
+    assert "extern const unsigned char blob[];" in header and "alignas(16) const unsigned char blob[]" in source
+    assert source.count("0x") == 30 and "blob_len = 30;" in source
+
+
+def test_regenerating_is_a_no_op(tiny_bundle, tmp_path):
+    board = load_board("esp32")
+    first = generate_project(tiny_bundle, board, tmp_path)
+    assert set(first.written) == set(first.files) | {"tinyface-project.json"}
+    stamps = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
+    second = generate_project(tiny_bundle, board, tmp_path)
+    assert second.written == [] and second.removed == []
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()} == stamps
+
+
+def test_a_new_model_rewrites_only_what_depends_on_it(tiny_bundle, tmp_path, tmp_path_factory):
+    from tests.conftest import build_tiny_int8_bundle
+
+    board = load_board("esp32")
+    generate_project(tiny_bundle, board, tmp_path)
+    other = build_tiny_int8_bundle(tmp_path_factory.mktemp("other"), seed=3)
+    second = generate_project(other, board, tmp_path)
+    assert "src/model_data.cc" in second.written and "src/model_settings.h" in second.written
+    for untouched in ("src/platform.h", "src/tinyface_app.cc", "src/frame_decoder.cc", "src/tinyface_protocol.h"):
+        assert untouched not in second.written
+
+
+def test_a_user_file_in_the_project_is_left_alone(tiny_bundle, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    generate_project(tiny_bundle, load_board("esp32"), tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_templates_use_strict_undefined(tiny_bundle, tmp_path, monkeypatch):
+    import jinja2
+
+    from tinyface.codegen import project as project_module
+    from tinyface.resources import firmware_dir
+
+    templates = tmp_path / "firmware"
+    shutil.copytree(firmware_dir(), templates)
+    (templates / "src" / "extra.h.j2").write_text("// {{ banner }}\n#define X {{ no_such_value }}\n")
+    monkeypatch.setattr(project_module, "firmware_dir", lambda: templates)
+    with pytest.raises(jinja2.UndefinedError, match="no_such_value"):
+        generate_project(tiny_bundle, load_board("esp32"), tmp_path / "out")
+
+
+@pytest.mark.parametrize("name", ["esp32", "esp32s3", "esp32c3", "esp32cam"])
+def test_each_board_gets_a_consistent_platformio_project(name, tiny_bundle, tmp_path):
+    """PlatformIO itself (the real `pio`) reads the generated platformio.ini."""
+    from tinyface.device.platformio import project_config
+
+    board = load_board(name)
+    project = generate_project(tiny_bundle, board, tmp_path)
+    config = project_config(tmp_path)
+    env = config[f"env:{name}"]
+    assert config["platformio"]["default_envs"] == [name]
+    assert env["platform"] == board.pio_platform and env["board"] == board.pio_board
+    assert env["framework"] == [board.pio_framework]
+    assert env["upload_speed"] == board.baud and env["board_build.partitions"] == "partitions.csv"
+    assert "esp-tflite-micro" in env["custom_tflm"]
+    assert ("custom_esp_nn" in env) == board.esp_nn
+    # partition table: the factory app gets exactly what the budget check counted
+    rows = [r.split(",") for r in (tmp_path / "partitions.csv").read_text().splitlines() if r and not r.startswith("#")]
+    factory = [r for r in rows if r[0].strip() == "factory"][0]
+    offset, size = int(factory[3], 16), int(factory[4], 16)
+    assert size == board.app_flash_bytes == project.budget.app_flash_bytes and offset + size == board.flash_bytes
+    sdk = (tmp_path / "sdkconfig.defaults").read_text()
+    assert (f"CONFIG_ESPTOOLPY_FLASHSIZE_{board.flash_bytes >> 20}MB=y") in sdk
+    assert ("CONFIG_SPIRAM=y" in sdk) == bool(board.psram_bytes)
+    assert f"CONFIG_ESP_DEFAULT_CPU_FREQ_MHZ_{int(board.cpu_mhz)}=y" in sdk
+    manifest = (tmp_path / "src/idf_component.yml").read_text()
+    assert "espressif/esp-tflite-micro" in manifest and ("espressif/esp-nn" in manifest) == board.esp_nn
+    settings = defines((tmp_path / "src/model_settings.h").read_text())
+    assert settings["TF_BOARD_NAME"] == f'"{name}"' and int(settings["TF_BOARD_CPU_MHZ"]) == int(board.cpu_mhz)
+
+
+def test_budget_constants_match_the_firmware_sources(esp32_project):
+    from tinyface.codegen import budget
+
+    esp = (esp32_project.directory / "src/platform_esp.cc").read_text()
+    assert f"constexpr int kUartTxBytes = {budget.UART_TX_BYTES};" in esp
+    assert "constexpr int kUartRxBytes = ((TF_MAX_FRAME + 1 + 127) / 128) * 128 + 128;" in esp
+
+
+def test_sources_without_tflm_compile(esp32_project, tmp_path):
+    """The decoder and the gallery need only the generated headers: compile them for real."""
+    if shutil.which("g++") is None:
+        pytest.skip("g++ not installed")
+    src = esp32_project.directory / "src"
+    for name in ("frame_decoder.cc", "gallery.cc"):
+        result = subprocess.run(["g++", "-std=c++17", "-Wall", "-Werror", "-c", str(src / name), "-I", str(src),
+                                 "-o", str(tmp_path / (name + ".o"))], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+
+
+def test_compiled_in_gallery(tiny_bundle, tmp_path):
+    from tinyface.codegen.gallery import GalleryPerson
+
+    dim = tiny_bundle.meta.embedding_dim
+    people = [GalleryPerson("Ana", 3, tuple(np.linspace(-1, 1, dim, dtype=np.float32).tolist())),
+              GalleryPerson('Zoë "Z"', 1, tuple([0.5] * dim))]
+    project = generate_project(tiny_bundle, load_board("esp32"), tmp_path, gallery=people)
+    text = (tmp_path / "src/gallery_data.h").read_text(encoding="utf-8")
+    assert defines(text)["TF_GALLERY_BUILTIN_COUNT"] == "2"
+    assert '{"Ana", 3, {' in text and r'"Zo\303\253 \042Z\042"' in text
+    assert project.budget.gallery_flash_bytes > 0
+    if shutil.which("g++"):
+        result = subprocess.run(["g++", "-std=c++17", "-Wall", "-Werror", "-c", str(tmp_path / "src/gallery.cc"),
+                                 "-I", str(tmp_path / "src"), "-o", str(tmp_path / "gallery.o")],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr

@@ -1,0 +1,197 @@
+"""PlatformIO: the real `pio` executable builds and uploads the generated project.
+
+Everything that can fail without a board or a network is checked first, in seconds, with
+one clear line: `pio` missing, the espressif32 platform neither installed nor downloadable
+(PlatformIO itself would retry its registry for about a minute and then print an empty
+``HTTPClientError:``), no board with the board file's USB ids connected (the ports seen are
+listed). Only then does `pio run` build and upload, its output streamed as it comes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from tinyface.errors import DeviceError, ToolchainError
+
+REGISTRY_HOST = "api.registry.platformio.org"
+REGISTRY_TIMEOUT_S = 3.0
+
+
+def pio_command() -> list[str]:
+    """How to run PlatformIO: `pio` on PATH, else this Python's platformio module.
+
+    Raises:
+        ToolchainError: PlatformIO is not installed.
+    """
+    exe = shutil.which("pio") or shutil.which("platformio")
+    if exe:
+        return [exe]
+    try:
+        import platformio  # noqa: F401
+    except ImportError:
+        raise ToolchainError("PlatformIO is not installed", hint="pip install platformio") from None
+    return [sys.executable, "-m", "platformio"]
+
+
+def core_dir() -> Path:
+    """PlatformIO's home ($PLATFORMIO_CORE_DIR, else ~/.platformio)."""
+    env = os.environ.get("PLATFORMIO_CORE_DIR")
+    return Path(env).expanduser() if env else Path("~/.platformio").expanduser()
+
+
+def platform_name(spec: str) -> str:
+    """``espressif32@6.9.0`` -> ``espressif32`` (also for owner/name and URLs)."""
+    name = spec.split("@", 1)[0].rstrip("/")
+    return name.rsplit("/", 1)[-1]
+
+
+def platform_installed(spec: str) -> bool:
+    """Whether PlatformIO has the platform in its platforms folder (any version)."""
+    root = core_dir() / "platforms"
+    name = platform_name(spec)
+    return root.is_dir() and any(p.is_dir() and (p.name == name or p.name.startswith(name + "@"))
+                                 for p in root.iterdir())
+
+
+def registry_reachable(timeout_s: float = REGISTRY_TIMEOUT_S) -> bool:
+    """Can PlatformIO's registry be reached (DNS + TCP) within ``timeout_s``?"""
+    result: list[bool] = []
+
+    def probe():
+        try:
+            with socket.create_connection((REGISTRY_HOST, 443), timeout=timeout_s):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    # getaddrinfo has no timeout of its own; a thread bounds it.
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout_s + 0.5)
+    return bool(result and result[0])
+
+
+def check_platform(board) -> None:
+    """Fail fast when the board's platform is missing and PlatformIO could not download it.
+
+    Raises:
+        ToolchainError: one line saying what to do.
+    """
+    if platform_installed(board.pio_platform):
+        return
+    if registry_reachable():
+        return  # `pio run` installs it on first use (a few minutes, once)
+    name = platform_name(board.pio_platform)
+    raise ToolchainError(
+        f"PlatformIO platform '{name}' is not installed ({core_dir() / 'platforms'} has no {name}) "
+        f"and its registry ({REGISTRY_HOST}) cannot be reached",
+        hint=f"with internet access run `pio pkg install -g -p {board.pio_platform}` once (check with "
+             f"`pio pkg list -g`), or try the firmware without a board: `tinyface emulate --native`")
+
+
+@dataclass(frozen=True)
+class SerialPort:
+    device: str
+    vid: int | None
+    pid: int | None
+    description: str
+
+    def label(self) -> str:
+        ids = f" {self.vid:04X}:{self.pid:04X}" if self.vid is not None and self.pid is not None else ""
+        return f"{self.device}{ids}"
+
+
+def list_serial_ports() -> list[SerialPort]:
+    """Serial ports pyserial sees, with their USB ids where they have them."""
+    from serial.tools import list_ports
+
+    return [SerialPort(p.device, p.vid, p.pid, p.description or "") for p in list_ports.comports()]
+
+
+def detect_port(board, ports: list[SerialPort] | None = None) -> str:
+    """The first serial port whose USB VID:PID is one of the board's (boards/<name>.toml).
+
+    Raises:
+        DeviceError: no such port; the message lists the ports seen.
+    """
+    ports = list_serial_ports() if ports is None else ports
+    wanted = set(board.usb_ids)
+    matches = [p for p in ports if (p.vid, p.pid) in wanted]
+    if matches:
+        return matches[0].device
+    seen = ", ".join(p.label() for p in ports) or "none"
+    raise DeviceError(f"no {board.name} board connected: no serial port with USB id {', '.join(board.usb_ids_hex)}; "
+                      f"ports seen: {seen}", hint="connect the board, or pass --port")
+
+
+def run_pio(args: list[str], cwd: str | Path | None = None, on_line=None) -> tuple[int, list[str]]:
+    """Run PlatformIO, passing each output line to ``on_line`` as it comes.
+
+    Returns:
+        (exit status, the output lines).
+    """
+    cmd = [*pio_command(), *args]
+    lines: list[str] = []
+    env = {**os.environ, "PLATFORMIO_NO_ANSI": "true", "PYTHONUNBUFFERED": "1"}
+    try:
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                errors="replace", env=env)
+    except OSError as exc:
+        raise ToolchainError(f"cannot run PlatformIO ({' '.join(cmd)}): {exc.strerror or exc}") from None
+    assert proc.stdout is not None
+    try:
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            lines.append(line)
+            if on_line:
+                on_line(line)
+    except KeyboardInterrupt:
+        proc.terminate()
+        proc.wait()
+        raise
+    return proc.wait(), lines
+
+
+def project_config(project_dir: str | Path) -> dict[str, dict]:
+    """PlatformIO's own reading of the project's platformio.ini (``pio project config``)."""
+    import json
+
+    rc, lines = run_pio(["project", "config", "-d", str(project_dir), "--json-output"])
+    if rc != 0:
+        raise ToolchainError(f"PlatformIO rejects {project_dir}/platformio.ini: {_last_error(lines)}")
+    sections = json.loads("\n".join(lines[-1:]) or "[]")
+    return {name: dict(items) for name, items in sections}
+
+
+def build_and_upload(project_dir: str | Path, env_name: str, port: str | None, upload: bool = True,
+                     on_line=None) -> None:
+    """`pio run` (and upload to ``port``) for ``env_name``, streaming its output.
+
+    Raises:
+        ToolchainError: PlatformIO failed (its last error line in the message).
+    """
+    args = ["run", "-d", str(project_dir), "-e", env_name]
+    if upload:
+        args += ["-t", "upload"]
+        if port:
+            args += ["--upload-port", port]
+    rc, lines = run_pio(args, on_line=on_line)
+    if rc != 0:
+        what = "build and upload" if upload else "build"
+        raise ToolchainError(f"PlatformIO {what} failed (exit {rc}): {_last_error(lines)}",
+                             hint=f"the project is in {project_dir}; `pio run -d {project_dir} -v` shows more")
+
+
+def _last_error(lines: list[str]) -> str:
+    for line in reversed(lines):
+        text = line.strip()
+        if text and ("error" in text.lower() or "failed" in text.lower()):
+            return text[:300]
+    return (lines[-1].strip()[:300] if lines else "no output")

@@ -1,0 +1,104 @@
+"""`tinyface flash` as a function: pick the model, check the budget, render the project,
+then (unless a dry run) check PlatformIO and the board, build and upload."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tinyface.errors import ModelError
+
+
+@dataclass
+class FlashResult:
+    board: str
+    model_dir: Path
+    project: object  # tinyface.codegen.FirmwareProject
+    port: str | None = None
+    uploaded: bool = False
+    steps: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"board": self.board, "model": str(self.model_dir), "port": self.port, "uploaded": self.uploaded,
+                "project": self.project.to_dict(), "steps": self.steps}
+
+
+def default_project_dir(board_name: str) -> Path:
+    return Path("build") / "firmware" / board_name
+
+
+def resolve_model(model: str | Path | None, board) -> Path:
+    """The bundle to flash: ``model`` if given; else the latest `tinyface build` for the
+    board's preset (build/<board>/, build/esp32/); else the released models/<board>/ or
+    models/esp32/.
+
+    Raises:
+        ModelError: nothing found (the message says where it looked).
+    """
+    if model:
+        return Path(model)
+    from tinyface.profile import DEFAULT_PRESET, default_model_dir
+
+    for preset in dict.fromkeys((board.name, DEFAULT_PRESET)):
+        candidate = Path("build") / preset
+        if (candidate / "model.tflite").is_file() and (candidate / "model.json").is_file():
+            return candidate
+    try:
+        return default_model_dir(board.name)
+    except ModelError as exc:
+        raise ModelError(f"{exc} and no build in build/{board.name}/", hint=exc.hint) from None
+
+
+def flash(board, model: str | Path | None = None, project_dir: str | Path | None = None, port: str | None = None,
+          dry_run: bool = False, arena_margin: float = 0.15, enroll_dir: str | Path | None = None, settings=None,
+          on_line=None, on_step=None) -> FlashResult:
+    """Generate the firmware project for ``board`` and (unless ``dry_run``) build and flash it.
+
+    Args:
+        board: a tinyface.boards.Board.
+        model: a bundle folder or model.tflite (default: see resolve_model).
+        project_dir: where the PlatformIO project goes (default build/firmware/<board>).
+        port: serial port (default: detected by the board's USB ids).
+        dry_run: render and check only; no PlatformIO, no board.
+        arena_margin: firmware.arena_margin.
+        enroll_dir: one folder per person, compiled in as the initial gallery.
+        settings: tinyface settings (needed with enroll_dir: face detection, cache).
+        on_line: called with each line PlatformIO prints.
+        on_step: called with a one-line description of each step as it starts.
+
+    Raises:
+        ModelError, BudgetError, DataError: before anything is written.
+        ToolchainError: PlatformIO or the espressif32 platform missing, or the build failed.
+        DeviceError: no board connected (the ports seen are listed).
+    """
+    from tinyface.bundle import load_bundle
+    from tinyface.codegen import generate_project
+    from tinyface.device import platformio
+
+    def step(text: str) -> None:
+        result.steps.append(text)
+        if on_step:
+            on_step(text)
+
+    model_dir = resolve_model(model, board)
+    bundle = load_bundle(model_dir)
+    gallery = ()
+    project_dir = Path(project_dir) if project_dir else default_project_dir(board.name)
+    result = FlashResult(board.name, model_dir, None)
+    if enroll_dir:
+        from tinyface.codegen.gallery import enroll_folder
+
+        step(f"enrolling the people in {enroll_dir}")
+        gallery = enroll_folder(enroll_dir, bundle, settings)
+    step(f"generating the firmware project in {project_dir}")
+    result.project = generate_project(bundle, board, project_dir, arena_margin=arena_margin, gallery=gallery)
+    if dry_run:
+        return result
+    step("checking PlatformIO and the espressif32 platform")
+    platformio.pio_command()
+    platformio.check_platform(board)
+    result.port = port or platformio.detect_port(board)
+    step(f"building and uploading with PlatformIO to {result.port}")
+    platformio.build_and_upload(project_dir, board.name, result.port, on_line=on_line)
+    result.uploaded = True
+    return result
