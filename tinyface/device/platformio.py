@@ -53,11 +53,35 @@ def platform_name(spec: str) -> str:
 
 
 def platform_installed(spec: str) -> bool:
-    """Whether PlatformIO has the platform in its platforms folder (any version)."""
+    """Whether PlatformIO has a version of the platform that satisfies ``spec``
+    (``espressif32@6.9.0``, ``espressif32@^6``, ``espressif32``) in its platforms folder;
+    otherwise `pio run` would try to download one."""
+    import json
+
     root = core_dir() / "platforms"
     name = platform_name(spec)
-    return root.is_dir() and any(p.is_dir() and (p.name == name or p.name.startswith(name + "@"))
-                                 for p in root.iterdir())
+    requirement = spec.split("@", 1)[1].strip() if "@" in spec else ""
+    if not root.is_dir():
+        return False
+    for manifest in root.glob("*/platform.json"):
+        try:
+            data = json.loads(manifest.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if data.get("name") == name and _version_matches(str(data.get("version", "")), requirement):
+            return True
+    return False
+
+
+def _version_matches(version: str, requirement: str) -> bool:
+    if not requirement:
+        return True
+    try:
+        import semantic_version  # a PlatformIO dependency
+
+        return semantic_version.SimpleSpec(requirement).match(semantic_version.Version.coerce(version))
+    except (ImportError, ValueError):
+        return version == requirement
 
 
 def registry_reachable(timeout_s: float = REGISTRY_TIMEOUT_S) -> bool:
