@@ -252,3 +252,66 @@ def write_evaluation_report(out_dir: Path, result: dict) -> Path:
     public["verification"].pop("roc", None)
     write_json(out_dir / "report.json", public)
     return out_dir / "report.md"
+
+
+def write_model_card(out_dir: Path, metrics: dict, settings, preset, meta) -> Path:
+    """MODEL_CARD.md beside model.tflite: data, metrics, cost, threshold and how it was built."""
+    st = metrics["stages"]
+    tflm, teacher = st["tflm_int8"], st["teacher"]
+    v, i = tflm["verification"], tflm["identification"]
+    d, ds, pr, q = settings.data, settings.distill, settings.prune, settings.quantize
+    lines = [
+        f"# Model card: {meta.name}",
+        "",
+        f"A {meta.input_shape[1]}x{meta.input_shape[2]}x{meta.input_shape[3]} "
+        f"{'grayscale' if meta.input_shape[3] == 1 else 'RGB'} face -> {meta.embedding_dim}-value embedding; two faces "
+        f"are the same person when the cosine similarity of their embeddings is >= **{meta.threshold:.4f}**. "
+        f"Fully int8 (weights, activations, input, output) for TensorFlow Lite Micro; board preset `{preset.name}`.",
+        "",
+        "## Intended use",
+        "",
+        "Face verification and identification of a few enrolled people on an ESP32-class microcontroller, on "
+        "faces already detected and aligned the way `tinyface` aligns them (dlib 5-point landmarks, "
+        f"face-chip padding {d.padding}). Not for surveillance or any decision with legal or safety consequences; "
+        "accuracy on people unlike LFW's (mostly adult public figures in news photos) is not measured here.",
+        "",
+        "## Metrics (held-out: LFW `pairsDevTest.txt` and `peopleDevTest.txt`, never used for training or selection)",
+        "",
+        "| metric | this model (TFLM int8) | teacher (dlib ResNet) |",
+        "|---|---|---|",
+        f"| LFW pairsDevTest verification accuracy ({v['n_pairs']} pairs) | {_pct(v['accuracy'])} | "
+        f"{_pct(teacher['verification']['accuracy'])} |",
+        f"| ROC AUC | {v['auc']:.4f} | {teacher['verification']['auc']:.4f} |",
+        f"| TAR @ FAR = 1e-2 | {_pct(v['tar_at_far']['0.01'])} | {_pct(teacher['verification']['tar_at_far']['0.01'])} |",
+        f"| identification accuracy ({i['n_people']} people x {d.enroll_images} enrolled, {i['n_probes']} probes) | "
+        f"{_pct(i['accuracy'])} | {_pct(teacher['identification']['accuracy'])} |",
+        f"| identification macro F1 | {i['macro_f1']:.3f} | {teacher['identification']['macro_f1']:.3f} |",
+        f"| strangers accepted ({i['n_strangers']}) | {_pct(i['stranger_false_accept_rate'])} | "
+        f"{_pct(teacher['identification']['stranger_false_accept_rate'])} |",
+        "",
+        "## Cost",
+        "",
+        f"- model: {tflm['model_bytes']:,} bytes ({tflm['model_bytes_gzip']:,} gzip-compressed); "
+        f"{tflm['params']:,} parameters; {tflm['macs']:,} MACs per face (budget {preset.mac_budget:,})",
+        f"- tensor arena: {tflm['arena_bytes']:,} bytes, recorded by TFLM (the firmware adds a margin for "
+        "optimized-kernel scratch)",
+        f"- estimated latency on `{tflm['board']}`: {tflm['estimated_ms_on_board']:.1f} ms "
+        f"(cost model, not a measurement: {tflm['cost_model_source']})",
+        f"- ops: {', '.join(metrics.get('ops', []))}",
+        "",
+        "## How it was built",
+        "",
+        f"- data: LFW deep-funneled, {metrics['data']['train_images']:,} images of {metrics['data']['train_people']:,} "
+        f"`peopleDevTrain` people for training, {metrics['data']['val_images']:,} images of "
+        f"{metrics['data']['val_people']:,} other `peopleDevTrain` people for validation; the threshold was chosen "
+        "on `pairsDevTrain.txt`",
+        f"- student: `{settings.student.arch}` width {settings.student.width}, distilled for {ds.epochs} epochs "
+        f"(batch {ds.batch_size}, Adam, lr {ds.learning_rate}, cosine decay) toward the centered dlib ResNet "
+        f"embeddings (cosine + relation loss, alpha {ds.alpha}), with flip/shift/rotation/brightness/contrast augmentation",
+        f"- pruning: {'magnitude pruning to ' + format(pr.target_sparsity, '.0%') + ' sparsity, ' + str(pr.epochs) + ' fine-tuning epochs' if pr.enabled else 'off'}",
+        f"- quantization: full int8 ({'PTQ and QAT, the better on validation kept' if q.qat else 'post-training'}), "
+        f"calibrated on {q.calibration_images} training images",
+        f"- reproduce: `tinyface build --preset {preset.name}` (settings in report.json)",
+        "",
+    ]
+    return write_text(Path(out_dir) / "MODEL_CARD.md", "\n".join(lines))

@@ -31,7 +31,7 @@ def quick_build(lfw_dir, tmp_path_factory):
 
 def test_quick_build_writes_every_artifact(quick_build):
     out, summary, _ = quick_build
-    for name in ["model.tflite", "model.json", "report.md", "report.json", "roc.png", "training.png",
+    for name in ["model.tflite", "model.json", "MODEL_CARD.md", "report.md", "report.json", "roc.png", "training.png",
                  "confusion.png", "size_accuracy.png", "distill/student.keras", "prune/pruned.keras",
                  "prune/sparsity.json", "quantize/float.tflite", "quantize/int8.tflite", "quantize/choice.json",
                  "evaluate/metrics.json"]:

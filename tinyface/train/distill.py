@@ -69,6 +69,22 @@ def center_targets(teacher: np.ndarray, center: np.ndarray) -> np.ndarray:
     return t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
 
 
+def smooth_targets(targets: np.ndarray, labels: list[str], beta: float) -> np.ndarray:
+    """Pull each target toward its identity's centroid: l2n((1 - beta) t + beta c). People
+    with one image keep their own target. Less per-photo noise for the student to imitate."""
+    if beta <= 0:
+        return targets
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(labels):
+        groups.setdefault(name, []).append(i)
+    out = np.array(targets, np.float32)
+    for idx in groups.values():
+        if len(idx) > 1:
+            c = out[idx].mean(axis=0)
+            out[idx] = (1 - beta) * out[idx] + beta * c / np.linalg.norm(c)
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+
 def identity_centroids(teacher: np.ndarray, labels: list[str], min_images: int = 2) -> np.ndarray:
     """L2-normalised mean teacher embedding of every identity with >= ``min_images`` images."""
     groups: dict[str, list[int]] = {}

@@ -235,6 +235,10 @@ def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progr
 
     result.bundle_dir = _write_bundle(out_dir, metrics, settings, preset)
     write_report(out_dir, metrics, settings, preset, result)
+    from tinyface.bundle import load_bundle
+    from tinyface.report import write_model_card
+
+    write_model_card(out_dir, metrics, settings, preset, load_bundle(out_dir).meta)
     result.stages.append(StageInfo("report", st.fp, False, time.perf_counter() - t0))
     notify("done", {"name": "report"})
     return result

@@ -37,7 +37,6 @@ def _timed(fn, items, limit=200):
 
 def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, preset, notify=lambda e, i: None) -> dict:
     """Metrics of every stage plus TFLM-vs-TFLite int8 parity, as one JSON-able dict."""
-    from tinyface.costmodel import DEFAULT
     from tinyface.graph import analyze
     from tinyface.runtime import TfliteRunner, TflmRunner
     from tinyface.train.distill import embed, normalize_images
@@ -97,7 +96,7 @@ def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, pre
         if i % 256 == 255:
             notify("advance", {"n": 256})
     tflm_ms = 1000 * (time.perf_counter() - t0) / max(1, len(x_int8))
-    board, cost = _board_cost_model(settings.firmware.board, DEFAULT)
+    board, cost = _board_cost_model(settings.firmware.board)
     est_ms = sum(cost.estimate_ms(layer.op, layer.macs) for layer in graph.layers)
     add("tflm_int8", out_tflm.astype(np.float32) - io["output_zero_point"], kind="TFLM int8 (firmware kernels)",
         latency_ms_host=tflm_ms, arena_bytes=tflm.arena_used_bytes(), estimated_ms_on_board=est_ms,
@@ -119,14 +118,11 @@ def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, pre
     }
 
 
-def _board_cost_model(name: str, default):
-    try:
-        from tinyface.boards import load_board
+def _board_cost_model(name: str):
+    from tinyface.boards import load_board
 
-        board = load_board(name)
-        return board.name, board.cost_model
-    except Exception:  # boards are optional for the estimate; the default is labelled as such
-        return "default", default
+    board = load_board(name)
+    return board.name, board.cost_model
 
 
 def _teacher_bytes() -> int:

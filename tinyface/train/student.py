@@ -79,7 +79,7 @@ def build_student(arch: str, input_shape: tuple[int, int, int], embedding_dim: i
     import tf_keras as keras
     from tf_keras import layers
 
-    builders = {"dsnet": _dsnet, "tinycnn": _tinycnn}
+    builders = {"dsnet": _dsnet, "dsnet_mlp": _dsnet_mlp, "tinycnn": _tinycnn}
     if arch not in builders:
         from tinyface.errors import ConfigError
 
@@ -105,7 +105,11 @@ def _dw_bn(x, stride, layers, name, kernel=3):
     return layers.ReLU(6.0, name=f"{name}_dwrelu")(x)
 
 
-def _dsnet(inp, embedding_dim, width, layers):
+def _dsnet_mlp(inp, embedding_dim, width, layers):
+    return _dsnet(inp, embedding_dim, width, layers, mlp_units=_ch(512, width))
+
+
+def _dsnet(inp, embedding_dim, width, layers, mlp_units: int = 0):
     x = _conv_bn(inp, _ch(DSNET_STEM, width), 3, 2, layers, "stem")
     in_ch = _ch(DSNET_STEM, width)
     block = 0
@@ -128,6 +132,11 @@ def _dsnet(inp, embedding_dim, width, layers):
     x = layers.DepthwiseConv2D((h, w), padding="valid", use_bias=False, name="gdc")(x)
     x = layers.BatchNormalization(name="gdc_bn")(x)
     x = layers.Flatten(name="flatten")(x)
+    if mlp_units:
+        # capacity is cheap in MACs at 1x1: this hidden layer costs 2 x 512 x 256 MACs (~0.2 M)
+        x = layers.Dense(mlp_units, use_bias=False, name="mlp")(x)
+        x = layers.BatchNormalization(name="mlp_bn")(x)
+        x = layers.ReLU(6.0, name="mlp_relu")(x)
     x = layers.Dense(embedding_dim, use_bias=False, name="embedding")(x)
     return layers.BatchNormalization(name="embedding_bn")(x)
 
