@@ -138,7 +138,10 @@ class DistillSettings:
         batch_size: images per training step.
         learning_rate: initial learning rate.
         cosine_weight: weight of the cosine loss between student and teacher embeddings.
-        mse_weight: weight of the mean-squared-error loss between the embeddings.
+        relation_weight: weight of the relation loss: the squared difference between the
+            student's and the teacher's pairwise similarities within a batch.
+        target_smoothing: pull each teacher target toward its identity's centroid by this
+            share (training people with several images); 0 = the image's own embedding.
         alpha: weight of identity-classification distillation (Hinton); 0 = off.
         temperature: softmax temperature of that classification distillation.
         augment: flip, small shifts and rotations, brightness and contrast during training.
@@ -150,7 +153,8 @@ class DistillSettings:
     batch_size: int = 128
     learning_rate: float = 3e-3
     cosine_weight: float = 1.0
-    mse_weight: float = 1.0
+    relation_weight: float = 1.0
+    target_smoothing: float = 0.0
     alpha: float = 0.0
     temperature: float = 4.0
     augment: bool = True
@@ -161,7 +165,8 @@ class DistillSettings:
         _check(self.batch_size >= 1, "distill.batch_size must be >= 1", self.batch_size)
         _check(self.learning_rate > 0, "distill.learning_rate must be > 0", self.learning_rate)
         _check(self.cosine_weight >= 0, "distill.cosine_weight must be >= 0", self.cosine_weight)
-        _check(self.mse_weight >= 0, "distill.mse_weight must be >= 0", self.mse_weight)
+        _check(self.relation_weight >= 0, "distill.relation_weight must be >= 0", self.relation_weight)
+        _check(0.0 <= self.target_smoothing <= 1.0, "distill.target_smoothing must be in [0, 1]", self.target_smoothing)
         _check(0.0 <= self.alpha <= 1.0, "distill.alpha must be in [0, 1]", self.alpha)
         _check(self.temperature > 0, "distill.temperature must be > 0", self.temperature)
         _check(self.search_trials >= 0, "distill.search_trials must be >= 0", self.search_trials)

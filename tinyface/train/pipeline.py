@@ -115,7 +115,8 @@ def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progr
     notify("done", {"name": "data", "stats": data.stats})
 
     center = distill.teacher_center(data.train.teacher)
-    t_train = distill.center_targets(data.train.teacher, center)
+    t_train = distill.smooth_targets(distill.center_targets(data.train.teacher, center), data.train.labels,
+                                     ds.target_smoothing)
     t_val = distill.center_targets(data.val.teacher, center)
 
     # --- distill -------------------------------------------------------------------------
@@ -129,7 +130,7 @@ def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progr
     else:
         st.invalidate()
         centroids = distill.identity_centroids(t_train, data.train.labels) if ds.alpha > 0 else None
-        weights = distill.LossWeights(ds.cosine_weight, ds.mse_weight, ds.alpha, ds.temperature)
+        weights = distill.LossWeights(ds.cosine_weight, ds.relation_weight, ds.alpha, ds.temperature)
         lr = ds.learning_rate
         search = None
         if ds.search_trials > 0:
@@ -167,7 +168,7 @@ def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progr
             steps = max(1, len(data.train.crops) // ds.batch_size)
             end = max(1, int(steps * pr.epochs * 0.7))
             wrapped = prune.wrap_for_pruning(float_model, pr.target_sparsity, 0, end)
-            weights = distill.LossWeights(ds.cosine_weight, ds.mse_weight, 0.0, ds.temperature)
+            weights = distill.LossWeights(ds.cosine_weight, ds.relation_weight, 0.0, ds.temperature)
             hist = distill.fit(wrapped, data.train.crops, t_train, data.val.crops, t_val,
                                pr.epochs, ds.batch_size, ds.learning_rate * 0.1, distill.make_loss(weights),
                                augment=ds.augment, seed=d.seed + 1, callbacks=prune.pruning_callbacks(),
@@ -271,7 +272,7 @@ def _qat(model, data, t_train, settings, calib, prune_preserving: bool, notify) 
 
     ds = settings.distill
     qat_model = quantize.quantize_aware(model, prune_preserving=prune_preserving)
-    weights = distill.LossWeights(ds.cosine_weight, ds.mse_weight, 0.0, ds.temperature)
+    weights = distill.LossWeights(ds.cosine_weight, ds.relation_weight, 0.0, ds.temperature)
     distill.fit(qat_model, data.train.crops, t_train, None, None, settings.quantize.qat_epochs,
                 ds.batch_size, ds.learning_rate * 0.05, distill.make_loss(weights), augment=ds.augment,
                 seed=settings.data.seed + 2, warmup_epochs=0,

@@ -31,7 +31,7 @@ def search_hyperparameters(settings, data, targets, input_shape, trials: int, no
         temperature = trial.suggest_float("temperature", 1.0, 10.0, log=True)
         lr = trial.suggest_float("learning_rate", 3e-4, 1e-2, log=True)
         model, _ = student.build_student(s.arch, input_shape, s.embedding_dim, s.width)
-        weights = distill.LossWeights(ds.cosine_weight, ds.mse_weight, alpha, temperature)
+        weights = distill.LossWeights(ds.cosine_weight, ds.relation_weight, alpha, temperature)
         distill.fit(model, data.train.crops, targets, None, None, epochs, ds.batch_size, lr,
                     distill.make_loss(weights, centroids), augment=ds.augment, seed=settings.data.seed)
         scores = evaluate.pair_scores(distill.embed(model, data.val.crops), a, b)
