@@ -1,0 +1,166 @@
+"""The firmware sources built natively (TFLM_DIR) answer the protocol on a real pty, match
+TFLite int8 within 1 LSB, keep their gallery in storage across a restart (the board's NVS)
+and load a compiled-in gallery. The bench, gallery and fault tests of tests/device run
+against this build too (their `device_kind` fixture has a "native" kind)."""
+
+import os
+import select
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+from tinyface.boards import load_board
+from tinyface.protocol import spec
+
+pytestmark = pytest.mark.native
+
+
+@pytest.fixture(scope="session")
+def native_toolchain():
+    from tinyface.device.native import unavailable_reason
+
+    if not os.environ.get("TFLM_DIR"):
+        pytest.skip("the native firmware build needs TFLM_DIR (a tflite-micro checkout)")
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(f"native build impossible here: {reason}")
+
+
+@pytest.fixture(scope="session")
+def native_program(native_toolchain, tiny_bundle):
+    from tinyface.device.native import prepare_native
+
+    return prepare_native(tiny_bundle, load_board("esp32"))
+
+
+@pytest.fixture
+def serve(connect):
+    """Factory: start a native program on its own pty; returns a Client. Killed at teardown."""
+    from tinyface.device.native import spawn_native
+
+    procs = []
+
+    def start(program, **kwargs):
+        proc = spawn_native(program, own_pty=True, **kwargs)
+        procs.append(proc)
+        ready, _, _ = select.select([proc.stdout], [], [], 30)
+        line = proc.stdout.readline().strip() if ready else ""
+        assert line.startswith("PORT /dev/"), line
+        return proc, connect(line.split(" ", 1)[1])
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        proc.stdout.close()
+
+
+def _inputs(n, shape, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(-128, 128, size=(n, *shape[1:]), dtype=np.int8)
+
+
+def test_ping_info_infer_within_one_lsb_of_tflite(native_program, serve, tiny_bundle):
+    from tinyface.runtime import TfliteRunner, TflmRunner
+
+    _, client = serve(native_program)
+    assert client.ping(b"tinyface") == b"tinyface"
+    info = client.info()
+    assert info.native and not info.emulated
+    assert info.model_sha256 == tiny_bundle.model_hash and info.board == "esp32"
+    assert info.arena_used_bytes > 0 and info.cpu_hz == 1_000_000_000
+    assert list(info.input_shape) == tiny_bundle.meta.input_shape
+    x = _inputs(24, tiny_bundle.meta.input_shape)
+    device = np.stack([client.infer(item).output for item in x]).astype(np.int16)
+    host_tflite = TfliteRunner(tiny_bundle.model_bytes).run(x).astype(np.int16)
+    host_tflm = TflmRunner(tiny_bundle.model_bytes).run(x).astype(np.int16)
+    assert np.abs(device - host_tflite).max() <= 1
+    assert np.array_equal(device, host_tflm)  # the same kernels, bit for bit
+
+
+def test_timings_are_measured(native_program, serve, tiny_bundle):
+    _, client = serve(native_program)
+    result = client.infer(_inputs(1, tiny_bundle.meta.input_shape)[0])
+    assert result.cycles > 0 and result.latency_us > 0
+    assert abs(result.cycles / 1e3 - result.latency_us) <= 2  # ns counter vs us clock of the same invoke
+
+
+def test_gallery_survives_a_restart_with_storage(native_program, serve, tiny_bundle, tmp_path):
+    storage = tmp_path / "nvs"
+    proc, client = serve(native_program, storage_dir=storage)
+    x = _inputs(3, tiny_bundle.meta.input_shape, seed=5)
+    client.enroll("ana", x[0])
+    client.enroll("ana", x[1])
+    client.enroll("ben", x[2])
+    before = [(e.name, e.samples) for e in client.list()]
+    assert before == [("ana", 2), ("ben", 1)]
+    assert (storage / "gallery.bin").is_file()
+    proc.send_signal(signal.SIGKILL)  # a reset, not a clean shutdown
+    proc.wait(timeout=10)
+    _, client2 = serve(native_program, storage_dir=storage)
+    assert [(e.name, e.samples) for e in client2.list()] == before
+    assert client2.identify(x[2]).name == "ben"
+    client2.delete("ana")
+    _, client3 = serve(native_program, storage_dir=storage)
+    assert [e.name for e in client3.list()] == ["ben"]
+
+
+def test_without_storage_the_gallery_is_memory_only(native_program, serve, tiny_bundle):
+    proc, client = serve(native_program)
+    client.enroll("ana", _inputs(1, tiny_bundle.meta.input_shape)[0])
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    _, client2 = serve(native_program)
+    assert client2.list() == []
+
+
+def test_compiled_in_gallery_is_loaded_at_boot(native_toolchain, serve, tiny_bundle, tmp_path):
+    from tinyface.bundle import dequantize_output
+    from tinyface.codegen import generate_project
+    from tinyface.codegen.gallery import GalleryPerson
+    from tinyface.device.native import build_native
+    from tinyface.runtime import TflmRunner
+
+    x = _inputs(2, tiny_bundle.meta.input_shape, seed=9)
+    emb = dequantize_output(TflmRunner(tiny_bundle.model_bytes).run(x), tiny_bundle.meta)
+    unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    people = [GalleryPerson("cara", 1, tuple(unit[0].tolist())), GalleryPerson("dan", 1, tuple(unit[1].tolist()))]
+    generate_project(tiny_bundle, load_board("esp32"), tmp_path / "project", gallery=people)
+    program = build_native(tmp_path / "project")
+    _, client = serve(program)
+    assert [(e.name, e.samples) for e in client.list()] == [("cara", 1), ("dan", 1)]
+    assert client.info().gallery_count == 2
+    match = client.identify(x[1])
+    assert match.name == "dan" and match.similarity == pytest.approx(1.0, abs=1e-5)
+
+
+def test_pipe_transport_and_exit_when_the_link_closes(native_program):
+    """On plain pipes (no pty) the program serves and exits when its input closes."""
+    from tinyface.protocol.codec import StreamDecoder, encode_frame
+
+    proc = subprocess.Popen([str(native_program)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    proc.stdin.write(b"\x00garbage\xa5" + encode_frame(spec.MsgType.PING, 7, b"abc"))
+    proc.stdin.flush()
+    decoder, events, deadline = StreamDecoder(), [], time.monotonic() + 10
+    while not events and time.monotonic() < deadline:
+        events = decoder.feed(os.read(proc.stdout.fileno(), 4096))
+    assert events[0].seq == 7 and events[0].payload == b"abc" and events[0].type == spec.MsgType.PING.reply
+    proc.stdin.close()
+    assert proc.wait(timeout=10) == 0
+    proc.stdout.close()
+
+
+def test_missing_tflm_dir_is_one_clear_error(monkeypatch):
+    from tinyface.device.native import find_toolchain
+    from tinyface.errors import ToolchainError
+
+    monkeypatch.delenv("TFLM_DIR", raising=False)
+    with pytest.raises(ToolchainError, match="TFLM_DIR is not set"):
+        find_toolchain()
+    monkeypatch.setenv("TFLM_DIR", "/nonexistent")
+    with pytest.raises(ToolchainError, match="not a tflite-micro checkout"):
+        find_toolchain()
