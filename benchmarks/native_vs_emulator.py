@@ -1,0 +1,83 @@
+"""Bench the natively built firmware and the Python emulator on the same pairsDevTest images
+and print how far they agree (outputs, same/different decisions) and their host timings.
+
+    TFLM_DIR=... TFLM_THIRD_PARTY_DIR=... python benchmarks/native_vs_emulator.py \
+        --model models/esp32 --images 1000
+
+Needs LFW ($TINYFACE_DATA) and a tflite-micro checkout (docs/firmware.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import select
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "tinyface.cli.main", *args]
+
+
+def bench(kind: str, model: str, board: str, images: int, out: Path) -> dict:
+    extra = ["--native"] if kind == "native" else []
+    device = subprocess.Popen(_cli("emulate", "--board", board, "--model", model, "--once", *extra),
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        ready, _, _ = select.select([device.stdout], [], [], 600)
+        port = device.stdout.readline().strip() if ready else ""
+        if not port.startswith("/dev/"):
+            raise SystemExit(f"{kind}: the device did not start")
+        subprocess.run(_cli("bench", "--port", port, "--board", board, "--model", model, "--images", str(images),
+                            "--out", str(out)), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    finally:
+        device.terminate()
+        device.wait(timeout=30)
+    return json.loads(out.read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="bundle folder")
+    parser.add_argument("--board", default="esp32")
+    parser.add_argument("--images", type=int, default=1000)
+    args = parser.parse_args()
+
+    from tinyface.bundle import dequantize_output, load_bundle
+
+    meta = load_bundle(args.model).meta
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = {kind: bench(kind, args.model, args.board, args.images, Path(tmp) / f"{kind}.json")
+                for kind in ("emulator", "native")}
+    outputs = {kind: {r["index"]: np.frombuffer(bytes.fromhex(r["output_hex"]), np.int8) for r in run["records"]}
+               for kind, run in runs.items()}
+    pairs = runs["native"]["pairs"]
+    assert pairs == runs["emulator"]["pairs"], "the two runs streamed different pairs"
+
+    def decisions(out):
+        result = []
+        for a, b, _same in pairs:
+            ea, eb = dequantize_output(out[a], meta), dequantize_output(out[b], meta)
+            result.append(float(ea @ eb / (np.linalg.norm(ea) * np.linalg.norm(eb) + 1e-12)) >= meta.threshold)
+        return np.array(result)
+
+    common = sorted(set(outputs["native"]) & set(outputs["emulator"]))
+    same_outputs = sum(np.array_equal(outputs["native"][i], outputs["emulator"][i]) for i in common)
+    same_decisions = float(np.mean(decisions(outputs["native"]) == decisions(outputs["emulator"])))
+    print(f"model {args.model} ({meta.name}), board {args.board}, {len(common)} images, {len(pairs)} pairs")
+    print(f"native vs emulator: identical outputs {same_outputs}/{len(common)}, "
+          f"identical decisions {100 * same_decisions:.2f}%")
+    for kind, run in runs.items():
+        s = run["summary"]
+        print(f"{kind:9s} vs host TFLite int8: identical decisions {100 * s['identical_decisions']:.2f}%, "
+              f"max {s['max_lsb_diff']} LSB; device accuracy {s['device_accuracy']:.4f}; "
+              f"host wall {s['host_wall_ms_mean']:.2f} ms/inference")
+
+
+if __name__ == "__main__":
+    main()
