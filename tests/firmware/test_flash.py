@@ -149,3 +149,23 @@ def test_unknown_board_and_help():
     assert set(board_names()) >= set(BOARDS)
     help_result, _ = _flash("--help")
     assert help_result.returncode == 0 and "--dry-run" in help_result.stdout and "--enroll" in help_result.stdout
+
+
+@pytest.mark.slow
+def test_enroll_folder_compiles_a_gallery(tiny_bundle, lfw_dir, tmp_path):
+    """--enroll: real LFW photos, aligned and embedded by the int8 model, end up in gallery_data.h."""
+    import shutil
+
+    people = tmp_path / "people"
+    for name in ("Alvaro_Uribe", "Amelie_Mauresmo"):
+        (people / name[:15]).mkdir(parents=True)
+        for photo in sorted((lfw_dir / "images" / name).glob("*.jpg"))[:2]:
+            shutil.copy(photo, people / name[:15] / photo.name)
+    result, _ = _flash("--board", "esp32", "--model", str(tiny_bundle.model_path.parent), "--dry-run", "--json",
+                       "--enroll", str(people), "--project-dir", str(tmp_path / "p"),
+                       env={"TINYFACE_DATA": str(lfw_dir)}, timeout=600)
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "p/src/gallery_data.h").read_text()
+    assert "#define TF_GALLERY_BUILTIN_COUNT 2" in text
+    assert '{"Alvaro_Uribe", 2, {' in text and '{"Amelie_Mauresmo", 2, {' in text
+    assert json.loads(result.stdout)["project"]["budget"]["gallery_flash_bytes"] > 0
