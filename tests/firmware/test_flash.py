@@ -151,7 +151,6 @@ def test_unknown_board_and_help():
     assert help_result.returncode == 0 and "--dry-run" in help_result.stdout and "--enroll" in help_result.stdout
 
 
-@pytest.mark.slow
 def test_enroll_folder_compiles_a_gallery(tiny_bundle, lfw_dir, tmp_path):
     """--enroll: real LFW photos, aligned and embedded by the int8 model, end up in gallery_data.h."""
     import shutil
