@@ -10,7 +10,7 @@ import click
 from tinyface.cli.common import json_option, load_settings, set_option
 
 PRESET_NAMES = ["esp32", "esp32s3"]
-QUICK = {"distill": {"epochs": 6, "batch_size": 64}, "prune": {"epochs": 1}, "quantize": {"calibration_images": 64}}
+QUICK = {"distill": {"epochs": 8, "batch_size": 32}, "prune": {"epochs": 1}, "quantize": {"calibration_images": 64}}
 
 
 @click.command()
@@ -21,7 +21,7 @@ QUICK = {"distill": {"epochs": 6, "batch_size": 64}, "prune": {"epochs": 1}, "qu
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Run folder for artifacts and the report (default: build/<preset>, build/<preset>-quick).")
 @click.option("--epochs", type=click.IntRange(1), default=None, help="Distillation epochs (default: distill.epochs).")
-@click.option("--quick", is_flag=True, help="A small subset (1,500 training images, 200 test pairs) and 6 epochs: a smoke test in a few minutes.")
+@click.option("--quick", is_flag=True, help="A small subset (1,000 training images, 200 test pairs) and 8 epochs: a smoke test in a few minutes.")
 @click.option("--force", is_flag=True, help="Redo every stage, even those whose inputs did not change.")
 @click.option("--print-config", is_flag=True, help="Print the effective settings as TOML (or JSON with --json) and exit.")
 @set_option

@@ -70,8 +70,8 @@ def load_build_data(settings, quick: bool = False, progress=None) -> BuildData:
     rng = random.Random(d.seed)
     train_images, val_images = split.train, split.val
     if quick:
-        train_images = rng.sample(train_images, min(len(train_images), 1500))
-        val_images = rng.sample(val_images, min(len(val_images), 200))
+        train_images = rng.sample(train_images, min(len(train_images), 1000))
+        val_images = rng.sample(val_images, min(len(val_images), 150))
     spec = FaceSpec.from_settings(settings, teacher=True)
     groups = dataset.by_identity()
 

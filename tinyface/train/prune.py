@@ -24,8 +24,12 @@ def wrap_for_pruning(model, target_sparsity: float, begin_step: int, end_step: i
     import tensorflow_model_optimization as tfmot
     import tf_keras as keras
 
+    # tfmot prunes only on steps where (step - begin) % frequency == 0: pick a frequency
+    # that divides the schedule, so short runs (--quick) still reach the target
+    frequency = max(1, min(20, (end_step - begin_step) // 5))
+    end_step = begin_step + max(frequency, (end_step - begin_step) // frequency * frequency)
     schedule = tfmot.sparsity.keras.PolynomialDecay(initial_sparsity=0.0, final_sparsity=target_sparsity,
-                                                    begin_step=begin_step, end_step=end_step, frequency=20)
+                                                    begin_step=begin_step, end_step=end_step, frequency=frequency)
 
     def clone(layer):
         if prunable(layer):

@@ -64,6 +64,12 @@ def get_preset(name: str) -> Preset:
     return PRESETS[name]
 
 
+# Batch-norm moving statistics converge in ~1/(1 - momentum) steps; Keras' 0.99 needs
+# hundreds, more than a --quick build takes, and an unconverged final BN collapses every
+# embedding onto one direction (thresholds of 0.9998 were seen). 0.9 converges in tens.
+BN_MOMENTUM = 0.9
+
+
 def _ch(c: float, width: float) -> int:
     return max(8, int(round(c * width / 8.0)) * 8)
 
@@ -95,13 +101,13 @@ def build_student(arch: str, input_shape: tuple[int, int, int], embedding_dim: i
 
 def _conv_bn(x, filters, kernel, stride, layers, name, act=True):
     x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return layers.ReLU(6.0, name=f"{name}_relu")(x) if act else x
 
 
 def _dw_bn(x, stride, layers, name, kernel=3):
     x = layers.DepthwiseConv2D(kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_dw")(x)
-    x = layers.BatchNormalization(name=f"{name}_dwbn")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_dwbn")(x)
     return layers.ReLU(6.0, name=f"{name}_dwrelu")(x)
 
 
@@ -130,15 +136,15 @@ def _dsnet(inp, embedding_dim, width, layers, mlp_units: int = 0):
     # global depthwise conv: one learned weight per position and channel
     h, w = x.shape[1], x.shape[2]
     x = layers.DepthwiseConv2D((h, w), padding="valid", use_bias=False, name="gdc")(x)
-    x = layers.BatchNormalization(name="gdc_bn")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="gdc_bn")(x)
     x = layers.Flatten(name="flatten")(x)
     if mlp_units:
         # capacity is cheap in MACs at 1x1: this hidden layer costs 2 x 512 x 256 MACs (~0.2 M)
         x = layers.Dense(mlp_units, use_bias=False, name="mlp")(x)
-        x = layers.BatchNormalization(name="mlp_bn")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="mlp_bn")(x)
         x = layers.ReLU(6.0, name="mlp_relu")(x)
     x = layers.Dense(embedding_dim, use_bias=False, name="embedding")(x)
-    return layers.BatchNormalization(name="embedding_bn")(x)
+    return layers.BatchNormalization(momentum=BN_MOMENTUM, name="embedding_bn")(x)
 
 
 def _tinycnn(inp, embedding_dim, width, layers):
