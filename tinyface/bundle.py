@@ -48,7 +48,7 @@ class Bundle:
 
     @property
     def model_hash(self) -> str:
-        """sha256 of the .tflite bytes (the firmware and the host compare its first 8 bytes)."""
+        """sha256 of the .tflite bytes (INFO carries all 32 bytes; bench compares them with the local model's)."""
         return hashlib.sha256(self.model_bytes).hexdigest()
 
 

@@ -234,19 +234,16 @@ class BenchSettings:
 
     Attributes:
         images: held-out aligned faces streamed to the board.
-        baud: serial speed, in bits per second.
         timeout_s: seconds to wait for each reply.
         retries: times a request is re-sent after a timeout or a corrupted reply.
     """
 
     images: int = 1000
-    baud: int = 921600
     timeout_s: float = 5.0
     retries: int = 3
 
     def validate(self) -> None:
         _check(self.images >= 1, "bench.images must be >= 1", self.images)
-        _check(self.baud > 0, "bench.baud must be > 0", self.baud)
         _check(self.timeout_s > 0, "bench.timeout_s must be > 0", self.timeout_s)
         _check(self.retries >= 0, "bench.retries must be >= 0", self.retries)
 
