@@ -62,7 +62,7 @@ def test_unknown_names_are_errors_that_name_them(tmp_path, text, needles):
     ("[data]\npadding = \"wide\"", "'data.padding'"),
     ("[prune]\nenabled = \"yes\"", "'prune.enabled'"),
     ("[firmware]\nboard = false", "'firmware.board'"),
-    ("[bench]\nbaud = [1, 2]", "'bench.baud'"),
+    ("[bench]\nimages = [1, 2]", "'bench.images'"),
 ])
 def test_wrong_types_are_errors(tmp_path, line, needle):
     path = tmp_path / "t.toml"
