@@ -36,8 +36,8 @@ def _kib(x) -> str:
 
 def stage_table(metrics: dict) -> list[str]:
     rows = ["| stage | LFW pairsDevTest acc. | ROC AUC | TAR@FAR=1e-2 | ident. acc. | macro F1 | stranger FAR | "
-            "model size | MACs | arena | host ms/img | est. board ms |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            "model size | MACs | arena | host ms/img | est. board ms | validation acc. |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in STAGE_ORDER:
         st = metrics["stages"].get(name)
         if not st:
@@ -47,7 +47,8 @@ def stage_table(metrics: dict) -> list[str]:
             f"| {STAGE_LABEL[name]} | {_pct(v['accuracy'])} | {v['auc']:.4f} | {_pct(v['tar_at_far']['0.01'])} | "
             f"{_pct(i['accuracy'])} | {i['macro_f1']:.3f} | {_pct(i['stranger_false_accept_rate'])} | "
             f"{_kib(st.get('model_bytes'))} | {_num(st.get('macs'))} | {_kib(st.get('arena_bytes'))} | "
-            f"{_num(st.get('latency_ms_host'))} | {_num(st.get('estimated_ms_on_board'))} |")
+            f"{_num(st.get('latency_ms_host'))} | {_num(st.get('estimated_ms_on_board'))} | "
+            f"{_pct(st.get('validation', {}).get('accuracy'))} |")
     return rows
 
 
@@ -71,6 +72,9 @@ def write_report(out_dir: Path, metrics: dict, settings, preset, result=None) ->
         "## Stages",
         "",
         *stage_table(metrics),
+        "",
+        "Validation accuracy: pairs of validation people (training-set people held out), at each stage's best "
+        "threshold on those pairs; the only accuracy any choice in the build (QAT vs PTQ, presets, search) may look at.",
         "",
         f"MAC budget of `{preset.name}`: {preset.mac_budget:,}; the int8 graph has {tflm['macs']:,} MACs "
         f"({'within' if tflm['macs'] <= preset.mac_budget else 'OVER'} budget). Estimated board latency uses the "

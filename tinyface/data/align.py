@@ -115,7 +115,39 @@ def map_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     return pts @ matrix[:, :2].T + matrix[:, 2]
 
 
-def cut_chip(rgb: np.ndarray, alignment: Alignment, size: int, padding: float, channels: int = 3) -> np.ndarray:
+@dataclass(frozen=True)
+class Perturbation:
+    """A view of an aligned face: a mirror, then a rotation/scale about the chip's center and
+    a shift (a fraction of the chip's side). Defined in chip coordinates, so the same view
+    can be cut at any size: the student's crop and the teacher's chip see the same face."""
+
+    angle_deg: float = 0.0
+    scale: float = 1.0
+    shift_x: float = 0.0
+    shift_y: float = 0.0
+    flip: bool = False
+
+    @classmethod
+    def sample(cls, seed: int, max_angle_deg: float = 10.0, max_scale: float = 0.08, max_shift: float = 0.06):
+        rng = np.random.default_rng(seed)
+        return cls(float(rng.uniform(-max_angle_deg, max_angle_deg)), float(rng.uniform(1 - max_scale, 1 + max_scale)),
+                   float(rng.uniform(-max_shift, max_shift)), float(rng.uniform(-max_shift, max_shift)),
+                   bool(rng.random() < 0.5))
+
+    def matrix(self, size: int) -> np.ndarray:
+        """3x3 map from chip pixel coordinates to the perturbed chip's."""
+        c = (size - 1) / 2.0
+        flip = np.array([[-1.0, 0, size - 1], [0, 1, 0], [0, 0, 1]]) if self.flip else np.eye(3)
+        a = math.radians(self.angle_deg)
+        rot = self.scale * np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+        sim = np.eye(3)
+        sim[:2, :2] = rot
+        sim[:2, 2] = np.array([c, c]) - rot @ np.array([c, c]) + np.array([self.shift_x, self.shift_y]) * size
+        return sim @ flip
+
+
+def cut_chip(rgb: np.ndarray, alignment: Alignment, size: int, padding: float, channels: int = 3,
+             perturbation: Perturbation | None = None) -> np.ndarray:
     """Warp the face onto a ``size`` x ``size`` chip: uint8 (size, size, channels).
 
     Downscaling is done in two steps (an area-averaged resize, then a bilinear warp) so a
@@ -124,6 +156,8 @@ def cut_chip(rgb: np.ndarray, alignment: Alignment, size: int, padding: float, c
     from PIL import Image
 
     matrix = chip_affine(alignment, rgb.shape[:2], size, padding)
+    if perturbation is not None:
+        matrix = (perturbation.matrix(size) @ np.vstack([matrix, [0, 0, 1]]))[:2]
     scale = math.sqrt(abs(np.linalg.det(matrix[:, :2])))  # chip pixels per source pixel
     img = Image.fromarray(rgb)
     pre = 1.0

@@ -221,3 +221,98 @@ def _store(i, lmk, crop, emb, crops, detected, ok, teacher) -> None:
     ok[i] = True
     if teacher is not None and emb is not None:
         teacher[i] = emb
+
+
+# --- teacher views: the same perturbed view for the student crop and the teacher chip -------
+
+def view_seed(image_hash: str, view: int) -> int:
+    return int(image_hash[:12], 16) * 1000 + view
+
+
+def _process_views(job) -> tuple[int, dict | str]:
+    from tinyface.data.align import Perturbation
+    from tinyface.train.teacher import embed_chips
+
+    index, path, spec, landmarks, image_hash, views, teacher_views = job
+    try:
+        rgb = read_image(path)
+    except DataError as exc:
+        return index, str(exc)
+    alignment = Alignment.from_array(landmarks)
+    crops, chips = {}, {}
+    for v in views:
+        p = Perturbation.sample(view_seed(image_hash, v))
+        crops[v] = cut_chip(rgb, alignment, spec.crop_size, spec.padding, spec.channels, p)
+        if v in teacher_views:
+            chips[v] = cut_chip(rgb, alignment, spec.teacher_chip_size, spec.teacher_padding, 3, p)
+    embs = dict(zip(chips, embed_chips(list(chips.values()))))
+    return index, {"crops": crops, "teacher": embs}
+
+
+def prepare_views(paths: Sequence[str | os.PathLike], spec: FaceSpec, cache: FaceCache, views: int,
+                  workers: int = 0, progress: Callable[[int], None] | None = None):
+    """``views`` perturbed views of each image (see align.Perturbation), each with the
+    teacher's embedding *of that view*: uint8 crops (N, V, S, S, C), float32 (N, V, 128).
+
+    Needs the landmarks in the cache (run prepare_faces first); images without them are
+    returned with ``ok`` False. Cached per image and view like everything else.
+    """
+    paths = [Path(p) for p in paths]
+    n, s = len(paths), spec.crop_size
+    crops = np.zeros((n, views, s, s, spec.channels), np.uint8)
+    teacher = np.zeros((n, views, 128), np.float32)
+    ok = np.zeros(n, bool)
+    hashes = [content_hash(p.read_bytes()) for p in paths]
+    lmk_d = spec.landmark_digest()
+    crop_digests = [settings_digest(base=spec.crop_digest(), view=v) for v in range(views)]
+    teacher_digests = [settings_digest(base=spec.teacher_digest(), view=v) for v in range(views)]
+
+    def keys(h, v):  # the teacher's view does not depend on the student's crop settings
+        return FaceCache.key("vcrop", crop_digests[v], h), FaceCache.key("vteacher", teacher_digests[v], h)
+
+    lmks = cache.get_many([FaceCache.key("lmk", lmk_d, h) for h in hashes])
+    found = cache.get_many([k for h in hashes for v in range(views) for k in keys(h, v)])
+    jobs = []
+    for i, h in enumerate(hashes):
+        lmk = lmks.get(FaceCache.key("lmk", lmk_d, h))
+        if lmk is None:
+            continue
+        missing = [v for v in range(views) if any(k not in found for k in keys(h, v))]
+        if missing:
+            jobs.append((i, paths[i], spec, lmk, h, missing, [v for v in missing if keys(h, v)[1] not in found]))
+    pending: dict[str, np.ndarray] = {}
+
+    def collect(index, result):
+        if not isinstance(result, str):
+            for v, crop in result["crops"].items():
+                kc, kt = keys(hashes[index], v)
+                pending[kc] = found[kc] = crop
+                if v in result["teacher"]:
+                    pending[kt] = found[kt] = result["teacher"][v]
+        if len(pending) >= COMMIT_EVERY:
+            cache.put_many(pending)
+            pending.clear()
+        if progress:
+            progress(1)
+
+    try:
+        workers = workers or os.cpu_count() or 1
+        if workers == 1 or len(jobs) <= 8:
+            for job in jobs:
+                collect(*_process_views(job))
+        else:
+            import multiprocessing as mp
+
+            with mp.get_context("fork").Pool(workers) as pool:
+                for index, result in pool.imap_unordered(_process_views, jobs, chunksize=4):
+                    collect(index, result)
+    finally:
+        if pending:
+            cache.put_many(pending)
+    for i, h in enumerate(hashes):
+        ks = [keys(h, v) for v in range(views)]
+        if all(kc in found and kt in found for kc, kt in ks):
+            crops[i] = np.stack([found[kc] for kc, _ in ks])
+            teacher[i] = np.stack([found[kt] for _, kt in ks])
+            ok[i] = True
+    return ok, crops, teacher

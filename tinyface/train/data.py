@@ -48,6 +48,7 @@ class BuildData:
     strangers: list[int]
     source: str
     stats: dict = field(default_factory=dict)
+    train_views: tuple[np.ndarray, np.ndarray] | None = None  # crops (N, V, S, S, C), teacher (N, V, 128)
 
 
 def _prepare(images: list[FaceImage], spec: FaceSpec, cache: FaceCache, workers: int, progress) -> Faces:
@@ -127,6 +128,13 @@ def load_build_data(settings, quick: bool = False, progress=None) -> BuildData:
         raise DataError(f"{len(bad)} evaluation image(s) are unreadable, e.g. {bad[0]}")
     eval_faces = Faces(res.crops, res.teacher, [im.identity for im in eval_images], [im.path for im in eval_images])
     data = BuildData(train, val, eval_faces, threshold_pairs, test_pairs, enroll, probes, strangers, split.source)
+    views = settings.distill.teacher_views
+    if views:
+        from tinyface.data.faces import prepare_views
+
+        ok, view_crops, view_teacher = prepare_views(train.paths, spec, _cache(settings), views, d.workers, progress)
+        data.train_views = (view_crops[ok], view_teacher[ok])
+        data.train_views_labels = [label for label, good in zip(train.labels, ok) if good]
     data.stats = {
         "train_images": len(train.labels), "train_people": len(set(train.labels)),
         "val_images": len(val.labels), "val_people": len(set(val.labels)),

@@ -16,7 +16,10 @@ about identity (measured: 64% validation accuracy without, see docs/model.md).
 
 Augmentation (training only): horizontal flip, shifts of up to 8% and rotations of up to
 8 degrees, brightness and contrast. The teacher target is the embedding of the original
-crop: these changes are ones a face embedding should be invariant to.
+crop: these changes are ones a face embedding should be invariant to. With teacher views
+(``distill.teacher_views``) the geometric changes come from the views instead, each with
+the teacher's embedding of that very view, and only brightness and contrast are added on
+the fly ("consistent teaching", Beyer et al. 2022).
 """
 
 from __future__ import annotations
@@ -101,7 +104,8 @@ def normalize_images(crops_uint8: np.ndarray) -> np.ndarray:
     return normalize(crops_uint8)
 
 
-def make_dataset(x_uint8: np.ndarray, targets: np.ndarray, batch_size: int, augment: bool, seed: int, shuffle: bool):
+def make_dataset(x_uint8: np.ndarray, targets: np.ndarray, batch_size: int, augment: bool | str, seed: int,
+                 shuffle: bool):
     """A tf.data pipeline: uint8 crops -> [-1, 1) floats (augmented), teacher targets."""
     import tensorflow as tf
 
@@ -115,13 +119,26 @@ def make_dataset(x_uint8: np.ndarray, targets: np.ndarray, batch_size: int, augm
     def prep(x, t):
         x = (tf.cast(x, tf.float32) - 128.0) / 128.0
         if augment:
-            x = _augment(x, size, seed)
+            x = _augment(x, size, seed, geometric=augment != "photometric")
         return x, t
 
     return ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def _augment(x, size, seed):
+def _augment(x, size, seed, geometric: bool = True):
+    import tensorflow as tf
+
+    n = tf.shape(x)[0]
+    if geometric:
+        x = _geometric(x, size)
+    brightness = tf.random.uniform([n, 1, 1, 1], -0.15, 0.15)
+    contrast = tf.random.uniform([n, 1, 1, 1], 0.75, 1.25)
+    mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
+    x = (x - mean) * contrast + mean + brightness
+    return tf.clip_by_value(x, -1.0, 127.0 / 128.0)
+
+
+def _geometric(x, size):
     import tensorflow as tf
 
     n = tf.shape(x)[0]
@@ -138,13 +155,8 @@ def _augment(x, size, seed):
     b2 = c - sin * c - cos * c + shift[:, 1]
     zeros = tf.zeros([n])
     transforms = tf.stack([cos, -sin, a2, sin, cos, b2, zeros, zeros], axis=1)
-    x = tf.raw_ops.ImageProjectiveTransformV3(images=x, transforms=transforms, output_shape=[size, size],
-                                              interpolation="BILINEAR", fill_mode="REFLECT", fill_value=0.0)
-    brightness = tf.random.uniform([n, 1, 1, 1], -0.15, 0.15)
-    contrast = tf.random.uniform([n, 1, 1, 1], 0.75, 1.25)
-    mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
-    x = (x - mean) * contrast + mean + brightness
-    return tf.clip_by_value(x, -1.0, 127.0 / 128.0)
+    return tf.raw_ops.ImageProjectiveTransformV3(images=x, transforms=transforms, output_shape=[size, size],
+                                                 interpolation="BILINEAR", fill_mode="REFLECT", fill_value=0.0)
 
 
 @dataclass
@@ -154,7 +166,7 @@ class TrainResult:
 
 
 def fit(model, x_train, t_train, x_val, t_val, epochs: int, batch_size: int, learning_rate: float, loss,
-        augment: bool = True, seed: int = 0, callbacks=(), on_epoch=None, warmup_epochs: int = 1) -> TrainResult:
+        augment: bool | str = True, seed: int = 0, callbacks=(), on_epoch=None, warmup_epochs: int = 1) -> TrainResult:
     """Train ``model`` (embedding output) on teacher targets with cosine-decayed Adam.
 
     ``on_epoch(epoch, logs)`` is called after every epoch (progress display).
@@ -192,3 +204,18 @@ def embed(model, x_uint8: np.ndarray, batch_size: int = 256) -> np.ndarray:
     out = model.predict(x, batch_size=batch_size, verbose=0)
     out = out[0] if isinstance(out, (list, tuple)) else out
     return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+
+def training_set(data, center: np.ndarray, smoothing: float = 0.0):
+    """Training crops, centered targets and the augmentation mode: the original images,
+    plus every teacher view when the build made them."""
+    x = data.train.crops
+    t = smooth_targets(center_targets(data.train.teacher, center), data.train.labels, smoothing)
+    if data.train_views is None:
+        return x, t, True
+    view_crops, view_teacher = data.train_views
+    v = view_crops.shape[1]
+    xv = view_crops.reshape(-1, *view_crops.shape[2:])
+    labels = [label for label in data.train_views_labels for _ in range(v)]
+    tv = smooth_targets(center_targets(view_teacher.reshape(-1, view_teacher.shape[-1]), center), labels, smoothing)
+    return np.concatenate([x, xv]), np.concatenate([t, tv]), "photometric"

@@ -115,8 +115,8 @@ def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progr
     notify("done", {"name": "data", "stats": data.stats})
 
     center = distill.teacher_center(data.train.teacher)
-    t_train = distill.smooth_targets(distill.center_targets(data.train.teacher, center), data.train.labels,
-                                     ds.target_smoothing)
+    x_train, t_train, augment = distill.training_set(data, center, ds.target_smoothing)
+    augment = augment if ds.augment else False
     t_val = distill.center_targets(data.val.teacher, center)
 
     # --- distill -------------------------------------------------------------------------
@@ -129,7 +129,8 @@ def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progr
         model = load_keras(st.path("student.keras"))
     else:
         st.invalidate()
-        centroids = distill.identity_centroids(t_train, data.train.labels) if ds.alpha > 0 else None
+        labels = data.train.labels
+        centroids = distill.identity_centroids(t_train[: len(labels)], labels) if ds.alpha > 0 else None
         weights = distill.LossWeights(ds.cosine_weight, ds.relation_weight, ds.alpha, ds.temperature)
         lr = ds.learning_rate
         search = None
@@ -139,11 +140,11 @@ def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progr
             search = search_hyperparameters(settings, data, t_train, input_shape, ds.search_trials, notify)
             weights.alpha, weights.temperature, lr = search["alpha"], search["temperature"], search["learning_rate"]
             if weights.alpha > 0 and centroids is None:
-                centroids = distill.identity_centroids(t_train, data.train.labels)
+                centroids = distill.identity_centroids(t_train[: len(labels)], labels)
         model, _ = student.build_student(s.arch, input_shape, s.embedding_dim, s.width)
-        hist = distill.fit(model, data.train.crops, t_train, data.val.crops, t_val,
+        hist = distill.fit(model, x_train, t_train, data.val.crops, t_val,
                            ds.epochs, ds.batch_size, lr, distill.make_loss(weights, centroids),
-                           augment=ds.augment, seed=d.seed,
+                           augment=augment, seed=d.seed,
                            on_epoch=lambda e, logs: notify("epoch", {"epoch": e + 1, "logs": logs}))
         save_keras(model, st.path("student.keras"))
         write_json(st.path("history.json"), {"history": hist.history, "search": search,
@@ -165,13 +166,13 @@ def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progr
             pruned_model = load_keras(st.path("pruned.keras"))
         else:
             st.invalidate()
-            steps = max(1, len(data.train.crops) // ds.batch_size)
+            steps = max(1, len(x_train) // ds.batch_size)
             end = max(1, int(steps * pr.epochs * 0.7))
             wrapped = prune.wrap_for_pruning(float_model, pr.target_sparsity, 0, end)
             weights = distill.LossWeights(ds.cosine_weight, ds.relation_weight, 0.0, ds.temperature)
-            hist = distill.fit(wrapped, data.train.crops, t_train, data.val.crops, t_val,
+            hist = distill.fit(wrapped, x_train, t_train, data.val.crops, t_val,
                                pr.epochs, ds.batch_size, ds.learning_rate * 0.1, distill.make_loss(weights),
-                               augment=ds.augment, seed=d.seed + 1, callbacks=prune.pruning_callbacks(),
+                               augment=augment, seed=d.seed + 1, callbacks=prune.pruning_callbacks(),
                                warmup_epochs=0,
                                on_epoch=lambda e, logs: notify("epoch", {"epoch": e + 1, "logs": logs}))
             pruned_model = prune.strip(wrapped)
@@ -197,7 +198,7 @@ def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progr
         ptq = quantize.convert_int8(to_quantize, calib)
         candidates = {"ptq": ptq}
         if q.qat:
-            candidates["qat"] = _qat(to_quantize, data, t_train, settings, calib,
+            candidates["qat"] = _qat(to_quantize, x_train, t_train, augment, settings, calib,
                                      prune_preserving=pruned_model is not None, notify=notify)
         scores = {name: _val_accuracy_int8(flat, data) for name, flat in candidates.items()}
         best = max(scores, key=scores.get)
@@ -267,14 +268,14 @@ class _Q:
         self.input_scale, self.input_zero_point = meta["input_scale"], meta["input_zero_point"]
 
 
-def _qat(model, data, t_train, settings, calib, prune_preserving: bool, notify) -> bytes:
+def _qat(model, x_train, t_train, augment, settings, calib, prune_preserving: bool, notify) -> bytes:
     from tinyface.train import distill, quantize
 
     ds = settings.distill
     qat_model = quantize.quantize_aware(model, prune_preserving=prune_preserving)
     weights = distill.LossWeights(ds.cosine_weight, ds.relation_weight, 0.0, ds.temperature)
-    distill.fit(qat_model, data.train.crops, t_train, None, None, settings.quantize.qat_epochs,
-                ds.batch_size, ds.learning_rate * 0.05, distill.make_loss(weights), augment=ds.augment,
+    distill.fit(qat_model, x_train, t_train, None, None, settings.quantize.qat_epochs,
+                ds.batch_size, ds.learning_rate * 0.05, distill.make_loss(weights), augment=augment,
                 seed=settings.data.seed + 2, warmup_epochs=0,
                 on_epoch=lambda e, logs: notify("epoch", {"epoch": e + 1, "logs": logs}))
     return quantize.convert_int8(qat_model, calib)

@@ -47,16 +47,24 @@ def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, pre
     crops = data.eval.crops
     stages: dict[str, dict] = {}
     scores: dict[str, np.ndarray] = {}
+    val_a, val_b, val_same = evaluate.sample_pairs(data.val.labels, 1000, seed=1)
+    n_eval = len(crops)
+    both = np.concatenate([crops, data.val.crops])  # every model runs once over eval + validation images
 
-    def add(name, emb, **info):
+    def add(name, emb_both, **info):
+        emb, emb_val = emb_both[:n_eval], emb_both[n_eval:]
         result = _score_stage(emb, data)
         scores[name] = result.pop("_test_scores")
-        stages[name] = {**result, **info}
+        val_scores = evaluate.pair_scores(emb_val, val_a, val_b)
+        validation = {"accuracy": float(np.mean((val_scores >= evaluate.best_threshold(val_scores, val_same)) == val_same)),
+                      "auc": evaluate.auc(*evaluate.roc_curve(val_scores, val_same)), "n_pairs": int(len(val_same))}
+        stages[name] = {**result, "validation": validation, **info}
         notify("metric", {"stage": name, "accuracy": result["verification"]["accuracy"]})
 
     # teacher: embeddings come from the cache
-    add("teacher", data.eval.teacher, kind="dlib ResNet (teacher)", params=None, macs=None,
-        model_bytes=_teacher_bytes(), latency_ms_host=_teacher_latency_ms(data))
+    add("teacher", np.concatenate([data.eval.teacher, data.val.teacher]), kind="dlib ResNet (teacher)", params=None,
+        macs=None, model_bytes=_teacher_bytes(), latency_ms_host=_teacher_latency_ms(data))
+    crops = both
 
     float_flat = (quant_dir / "float.tflite").read_bytes()
     int8_flat = (quant_dir / "int8.tflite").read_bytes()
@@ -96,9 +104,11 @@ def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, pre
         if i % 256 == 255:
             notify("advance", {"n": 256})
     tflm_ms = 1000 * (time.perf_counter() - t0) / max(1, len(x_int8))
+    tflm_out_both = out_tflm
+    out_tflite, out_tflm = out_tflite[:n_eval], out_tflm[:n_eval]
     board, cost = _board_cost_model(settings.firmware.board)
     est_ms = sum(cost.estimate_ms(layer.op, layer.macs) for layer in graph.layers)
-    add("tflm_int8", out_tflm.astype(np.float32) - io["output_zero_point"], kind="TFLM int8 (firmware kernels)",
+    add("tflm_int8", tflm_out_both.astype(np.float32) - io["output_zero_point"], kind="TFLM int8 (firmware kernels)",
         latency_ms_host=tflm_ms, arena_bytes=tflm.arena_used_bytes(), estimated_ms_on_board=est_ms,
         board=board, cost_model_source=cost.source, **common)
 
@@ -109,7 +119,7 @@ def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, pre
         "mean_lsb_diff": float(diff.mean()),
         "outputs_identical_share": float(np.mean(np.all(diff == 0, axis=1))),
         "identical_decisions_test_pairs": evaluate.decision_agreement(scores["tflm_int8"], scores["tflite_int8"], thr),
-        "n_images": int(len(x_int8)),
+        "n_images": int(n_eval),
     }
     return {
         "preset": preset.name, "mac_budget": preset.mac_budget, "data": data.stats,
