@@ -37,7 +37,8 @@ class Preset:
     arch: str
     width: float
     embedding_dim: int
-    epochs: int
+    epochs: int  # over the training images plus their teacher views
+    teacher_views: int
 
     @property
     def mac_budget(self) -> int:
@@ -49,14 +50,14 @@ class Preset:
         """The settings this preset fixes (a base layer under tinyface.toml and the CLI)."""
         return {"data": {"crop_size": self.crop_size, "channels": self.channels, "padding": self.padding},
                 "student": {"arch": self.arch, "width": self.width, "embedding_dim": self.embedding_dim},
-                "distill": {"epochs": self.epochs},
+                "distill": {"epochs": self.epochs, "teacher_views": self.teacher_views},
                 "firmware": {"board": self.board}}
 
 
 PRESETS = {
     # chosen on validation pairs with benchmarks/pareto.py and the runs in docs/model.md
-    "esp32": Preset("esp32", "esp32", 64, 1, 0.1, "dsnet_mlp", 0.75, 128, 80),
-    "esp32s3": Preset("esp32s3", "esp32s3", 80, 1, 0.1, "dsnet_mlp", 1.75, 128, 60),
+    "esp32": Preset("esp32", "esp32", 64, 1, 0.1, "dsnet_mlp", 0.75, 128, 20, 3),
+    "esp32s3": Preset("esp32s3", "esp32s3", 80, 1, 0.1, "dsnet_mlp", 1.75, 128, 10, 3),
 }
 
 
