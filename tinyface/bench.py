@@ -220,10 +220,11 @@ def run_bench(client: Client, bundle: Bundle, inputs: BenchInputs, *, port: str,
 
 def host_outputs(bundle: Bundle, x_int8: np.ndarray) -> np.ndarray:
     """The host TFLite interpreter's int8 outputs for the same inputs (imports TensorFlow)."""
-    import os
     import warnings
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter is not a result
+    from tinyface.console import quiet_tensorflow
+
+    quiet_tensorflow()  # the host check imports TensorFlow later
     from tinyface.runtime import TfliteRunner
 
     with warnings.catch_warnings():

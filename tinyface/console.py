@@ -54,3 +54,12 @@ def progress_bar(description: str, total: int | None, enabled: bool = True) -> I
     with Progress(*columns, console=err_console(), transient=False, disable=not sys.stderr.isatty()) as prog:
         task = prog.add_task(description, total=total)
         yield lambda n=1: prog.advance(task, n)
+
+
+def quiet_tensorflow() -> None:
+    """Silence TensorFlow's C++ start-up chatter (oneDNN notes, a CUDA probe that 'fails' on
+    every machine without a GPU) unless -v was given. Call before TensorFlow is imported."""
+    import os
+
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if _verbosity > 0 else "3")

@@ -46,9 +46,9 @@ def bench(ctx, port, board, images, model_path, data_dir, out_path, baud, timeou
       tinyface bench --port auto --board esp32s3 --json
       tinyface emulate --once & tinyface bench --port /dev/pts/N --images 200
     """
-    import os
+    from tinyface.console import quiet_tensorflow
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the host check imports TensorFlow later
+    quiet_tensorflow()  # the host check imports TensorFlow later
     from tinyface.boards import load_board
     from tinyface.bundle import load_bundle
     from tinyface.console import info, print_json, progress_bar

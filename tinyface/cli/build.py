@@ -70,10 +70,9 @@ def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, se
         for record in out.glob("*/stage.json"):
             record.unlink()
 
-    import os
+    from tinyface.console import quiet_tensorflow
 
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow()
     from tinyface.train.pipeline import run_build
 
     started = time.perf_counter()

@@ -33,9 +33,9 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
       tinyface evaluate --model build/esp32/quantize/float.tflite --pairs lfw/pairsDevTest.txt
       tinyface evaluate --model models/esp32 --runtime tflm --json
     """
-    import os
+    from tinyface.console import quiet_tensorflow
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow()
     from tinyface.console import print_json, progress_bar
     from tinyface.data.cache import FaceCache
     from tinyface.data.dataset import require_dataset

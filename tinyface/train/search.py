@@ -5,8 +5,6 @@ student for a third of the epochs and is scored on pairs of *validation* people 
 
 from __future__ import annotations
 
-import numpy as np
-
 
 def search_hyperparameters(settings, data, targets, input_shape, trials: int, notify=lambda e, i: None) -> dict:
     """``targets``: the centered teacher embeddings of the training images.
