@@ -236,7 +236,7 @@ def _process_views(job) -> tuple[int, dict | str]:
     index, path, spec, landmarks, image_hash, views, teacher_views = job
     try:
         rgb = read_image(path)
-    except DataError as exc:
+    except ImageError as exc:
         return index, str(exc)
     alignment = Alignment.from_array(landmarks)
     crops, chips = {}, {}
