@@ -61,8 +61,6 @@ class Aligner:
         self.upsample = upsample
 
     def detect(self, rgb: np.ndarray) -> Alignment:
-        import dlib
-
         detector, predictor = _dlib_models()
         rects = detector(rgb, 0)
         if len(rects) == 0 and self.upsample > 0:
