@@ -20,9 +20,18 @@ def prunable(layer) -> bool:
 
 
 def wrap_for_pruning(model, target_sparsity: float, begin_step: int, end_step: int):
-    """Clone ``model`` with prune_low_magnitude on prunable layers (polynomial decay 0 -> target)."""
+    """A copy of ``model`` with prune_low_magnitude on prunable layers (polynomial decay 0 -> target).
+
+    ``model`` itself is left untouched: tfmot's wrappers share the layers they wrap, so
+    wrapping ``model`` directly would prune the float student in place (seen: the float
+    and pruned stages reported identical metrics).
+    """
     import tensorflow_model_optimization as tfmot
     import tf_keras as keras
+
+    copy = keras.models.clone_model(model)  # fresh layers
+    copy.set_weights(model.get_weights())
+    model = copy
 
     # tfmot prunes only on steps where (step - begin) % frequency == 0: pick a frequency
     # that divides the schedule, so short runs (--quick) still reach the target

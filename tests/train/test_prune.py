@@ -1,0 +1,22 @@
+"""Pruning reaches its target sparsity on the pruned copy and leaves the float model untouched."""
+
+import numpy as np
+
+from tinyface.train import distill, prune
+from tinyface.train.student import build_student
+
+
+def test_pruning_a_copy_leaves_the_float_student_intact():
+    model, _ = build_student("dsnet", (32, 32, 1), 16, 0.5)
+    before = [w.copy() for w in model.get_weights()]
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (64, 32, 32, 1), dtype=np.uint8)
+    t = distill.center_targets(rng.normal(size=(64, 16)).astype(np.float32), np.zeros(16, np.float32))
+    wrapped = prune.wrap_for_pruning(model, 0.5, 0, 8)
+    distill.fit(wrapped, x, t, None, None, 2, 8, 1e-3, distill.make_loss(distill.LossWeights()), augment=False,
+                callbacks=prune.pruning_callbacks(), warmup_epochs=0)
+    pruned = prune.strip(wrapped)
+    sparsity = prune.sparsity_per_layer(pruned)
+    assert sparsity and all(abs(s - 0.5) < 0.02 for s in sparsity.values()), sparsity
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights())), "the float student was modified"
+    assert max(prune.sparsity_per_layer(model).values()) < 0.05
