@@ -311,7 +311,10 @@ def write_model_card(out_dir: Path, metrics: dict, settings, preset, meta) -> Pa
         "on `pairsDevTrain.txt`",
         f"- student: `{settings.student.arch}` width {settings.student.width}, distilled for {ds.epochs} epochs "
         f"(batch {ds.batch_size}, Adam, lr {ds.learning_rate}, cosine decay) toward the centered dlib ResNet "
-        f"embeddings (cosine + relation loss, alpha {ds.alpha}), with flip/shift/rotation/brightness/contrast augmentation",
+        f"embeddings (cosine + relation loss, alpha {ds.alpha}), "
+        + (f"over the training images plus {ds.teacher_views} perturbed views of each (mirror, rotation, scale, "
+           "shift), every view with the teacher's embedding of that view, and brightness/contrast augmentation"
+           if ds.teacher_views else "with flip/shift/rotation/brightness/contrast augmentation"),
         f"- pruning: {'magnitude pruning to ' + format(pr.target_sparsity, '.0%') + ' sparsity, ' + str(pr.epochs) + ' fine-tuning epochs' if pr.enabled else 'off'}",
         f"- quantization: full int8 ({'PTQ and QAT, the better on validation kept' if q.qat else 'post-training'}), "
         f"calibrated on {q.calibration_images} training images",
