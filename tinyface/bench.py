@@ -224,7 +224,7 @@ def host_outputs(bundle: Bundle, x_int8: np.ndarray) -> np.ndarray:
 
     from tinyface.console import quiet_tensorflow
 
-    quiet_tensorflow()  # the host check imports TensorFlow later
+    quiet_tensorflow(import_now=True)  # the host check imports TensorFlow later
     from tinyface.runtime import TfliteRunner
 
     with warnings.catch_warnings():

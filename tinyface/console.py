@@ -56,10 +56,25 @@ def progress_bar(description: str, total: int | None, enabled: bool = True) -> I
         yield lambda n=1: prog.advance(task, n)
 
 
-def quiet_tensorflow() -> None:
+def quiet_tensorflow(import_now: bool = False) -> None:
     """Silence TensorFlow's C++ start-up chatter (oneDNN notes, a CUDA probe that 'fails' on
-    every machine without a GPU) unless -v was given. Call before TensorFlow is imported."""
+    every machine without a GPU) unless -v was given. Call before TensorFlow is imported;
+    with ``import_now`` it is imported here with stderr muted, since absl writes some lines
+    before any log level applies."""
     import os
+    import sys
 
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if _verbosity > 0 else "3")
+    if not import_now or _verbosity > 0 or "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

@@ -72,7 +72,7 @@ def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, se
 
     from tinyface.console import quiet_tensorflow
 
-    quiet_tensorflow()
+    quiet_tensorflow(import_now=True)
     from tinyface.train.pipeline import run_build
 
     started = time.perf_counter()

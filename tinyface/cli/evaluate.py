@@ -33,16 +33,18 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
       tinyface evaluate --model build/esp32/quantize/float.tflite --pairs lfw/pairsDevTest.txt
       tinyface evaluate --model models/esp32 --runtime tflm --json
     """
-    from tinyface.console import quiet_tensorflow
-
-    quiet_tensorflow()
-    from tinyface.console import print_json, progress_bar
+    from tinyface.console import print_json, progress_bar, quiet_tensorflow
     from tinyface.data.cache import FaceCache
     from tinyface.data.dataset import require_dataset
     from tinyface.model_eval import evaluate_model, load_model
 
     settings = load_settings(ctx, {"data": {"dir": data_dir}})
     require_dataset(settings.data.data_path())
+    if not Path(model_path).exists():
+        from tinyface.errors import ModelError
+
+        raise ModelError(f"model not found: {model_path}")
+    quiet_tensorflow(import_now=runtime != "tflm")
     model = load_model(model_path, runtime)
     with FaceCache(settings.data.cache_path()) as cache, progress_bar("faces", None) as advance:
         result = evaluate_model(model, settings.data.data_path(), cache, pairs_file, enroll_images,
