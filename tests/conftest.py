@@ -1,7 +1,6 @@
 """Shared fixtures. Models here are real int8 TFLite flatbuffers built with TensorFlow."""
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -31,10 +30,10 @@ def build_tiny_int8_bundle(directory: Path, size: int = 48, channels: int = 1, e
     """A small real student-shaped int8 model (CONV_2D, DEPTHWISE_CONV_2D, MEAN, FULLY_CONNECTED),
     quantized with random calibration data, saved as a bundle. Returns the Bundle."""
     import numpy as np
-    import tensorflow as tf
     import tf_keras as keras
 
-    from tinyface.bundle import ModelMeta, save_bundle
+    from tinyface.bundle import save_bundle
+    from tinyface.train.quantize import bundle_meta, convert_int8
 
     keras.utils.set_random_seed(seed)
     inp = keras.Input((size, size, channels))
@@ -44,27 +43,9 @@ def build_tiny_int8_bundle(directory: Path, size: int = 48, channels: int = 1, e
     x = keras.layers.GlobalAveragePooling2D()(x)
     out = keras.layers.Dense(embedding_dim)(x)
     model = keras.Model(inp, out)
-    rng = np.random.default_rng(seed)
-
-    def representative():
-        for _ in range(16):
-            yield [rng.uniform(-1, 1, (1, size, size, channels)).astype(np.float32)]
-
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = representative
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    flat = conv.convert()
-    interp = tf.lite.Interpreter(model_content=flat)
-    i, o = interp.get_input_details()[0], interp.get_output_details()[0]
-    meta = ModelMeta(
-        input_shape=[int(v) for v in i["shape"]],
-        input_scale=float(i["quantization"][0]), input_zero_point=int(i["quantization"][1]),
-        output_scale=float(o["quantization"][0]), output_zero_point=int(o["quantization"][1]),
-        embedding_dim=embedding_dim, threshold=0.5, name="tiny-test-model",
-    )
+    calib = np.random.default_rng(seed).integers(0, 256, (16, size, size, channels), dtype=np.uint8)
+    flat = convert_int8(model, calib)
+    meta = bundle_meta(flat, embedding_dim=embedding_dim, threshold=0.5, name="tiny-test-model")
     return save_bundle(directory, flat, meta)
 
 

@@ -135,10 +135,10 @@ def pooling_bundle(tmp_path_factory):
     Threshold 0.5. Ops: AVERAGE_POOL_2D, RESHAPE, FULLY_CONNECTED.
     """
     import numpy as np
-    import tensorflow as tf
     import tf_keras as keras
 
-    from tinyface.bundle import ModelMeta, save_bundle
+    from tinyface.bundle import save_bundle
+    from tinyface.train.quantize import bundle_meta, convert_int8
 
     inp = keras.Input((48, 48, 1))
     x = keras.layers.AveragePooling2D(12)(inp)
@@ -147,23 +147,7 @@ def pooling_bundle(tmp_path_factory):
     out = dense(x)
     model = keras.Model(inp, out)
     dense.set_weights([np.eye(16, dtype=np.float32)])
-    rng = np.random.default_rng(0)
-
-    def representative():
-        for _ in range(32):
-            yield [rng.uniform(-1, 1, (1, 48, 48, 1)).astype(np.float32)]
-
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = representative
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    flat = conv.convert()
-    interp = tf.lite.Interpreter(model_content=flat)
-    i, o = interp.get_input_details()[0], interp.get_output_details()[0]
-    meta = ModelMeta(input_shape=[int(v) for v in i["shape"]],
-                     input_scale=float(i["quantization"][0]), input_zero_point=int(i["quantization"][1]),
-                     output_scale=float(o["quantization"][0]), output_zero_point=int(o["quantization"][1]),
-                     embedding_dim=16, threshold=0.5, name="pooling-test-model")
+    calib = np.random.default_rng(0).integers(0, 256, (32, 48, 48, 1), dtype=np.uint8)
+    flat = convert_int8(model, calib)
+    meta = bundle_meta(flat, threshold=0.5, name="pooling-test-model")
     return save_bundle(tmp_path_factory.mktemp("pooling_model"), flat, meta)

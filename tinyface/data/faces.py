@@ -108,6 +108,41 @@ def _process(job) -> tuple[int, dict | str]:
 
 # --- main side ---------------------------------------------------------------------------
 
+class _PendingWrites:
+    """Cache entries waiting to be committed, flushed every COMMIT_EVERY (and at the end),
+    so an interrupted run keeps what it finished."""
+
+    def __init__(self, cache: FaceCache):
+        self.cache = cache
+        self.items: dict[str, np.ndarray] = {}
+
+    def add(self, key: str, value: np.ndarray) -> None:
+        self.items[key] = value
+        if len(self.items) >= COMMIT_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.items:
+            self.cache.put_many(self.items)
+            self.items.clear()
+
+
+def _run_jobs(jobs: list, process, collect, workers: int, initializer=None, initargs=(), chunksize: int = 8) -> None:
+    """Run ``process`` over ``jobs`` (in this process when few or ``workers`` == 1, else in a
+    fork pool) and hand each ``(index, result)`` to ``collect`` as it finishes."""
+    workers = workers or os.cpu_count() or 1
+    if workers == 1 or len(jobs) <= 8:
+        if initializer:
+            initializer(*initargs)
+        for job in jobs:
+            collect(*process(job))
+        return
+    import multiprocessing as mp
+
+    with mp.get_context("fork").Pool(workers, initializer=initializer, initargs=initargs) as pool:
+        for index, result in pool.imap_unordered(process, jobs, chunksize=chunksize):
+            collect(index, result)
+
 def prepare_faces(
     paths: Sequence[str | os.PathLike],
     spec: FaceSpec,
@@ -176,42 +211,25 @@ def prepare_faces(
     if progress and done_from_cache:
         progress(done_from_cache)
 
-    pending: dict[str, np.ndarray] = {}
+    pending = _PendingWrites(cache)
 
     def collect(index: int, result) -> None:
         if isinstance(result, str):
             skipped.append(Skipped(paths[index], result))
         else:
-            h = hashes[index]
-            k_lmk, k_crop, k_teach = keys(h)
+            k_lmk, k_crop, k_teach = keys(hashes[index])
             for name, key in (("lmk", k_lmk), ("crop", k_crop), ("teacher", k_teach)):
                 if name in result:
-                    pending[key] = result[name]
+                    pending.add(key, result[name])
                     found[key] = result[name]
             _store(index, found[k_lmk], found[k_crop], found.get(k_teach), crops, detected, ok, teacher)
-        if len(pending) >= COMMIT_EVERY:
-            cache.put_many(pending)
-            pending.clear()
         if progress:
             progress(1)
 
     try:
-        if workers == 0:
-            workers = os.cpu_count() or 1
-        if len(jobs) <= 8 or workers == 1:
-            _worker_init(spec.detector_upsample, aligner_factory)
-            for job in jobs:
-                collect(*_process(job))
-        else:
-            import multiprocessing as mp
-
-            ctx = mp.get_context("fork")
-            with ctx.Pool(workers, initializer=_worker_init, initargs=(spec.detector_upsample, aligner_factory)) as pool:
-                for index, result in pool.imap_unordered(_process, jobs, chunksize=8):
-                    collect(index, result)
+        _run_jobs(jobs, _process, collect, workers, _worker_init, (spec.detector_upsample, aligner_factory))
     finally:
-        if pending:
-            cache.put_many(pending)
+        pending.flush()
     return PreparedFaces(paths, ok, crops, detected, teacher, skipped, computed=len(jobs))
 
 
@@ -280,35 +298,24 @@ def prepare_views(paths: Sequence[str | os.PathLike], spec: FaceSpec, cache: Fac
         missing = [v for v in range(views) if any(k not in found for k in keys(h, v))]
         if missing:
             jobs.append((i, paths[i], spec, lmk, h, missing, [v for v in missing if keys(h, v)[1] not in found]))
-    pending: dict[str, np.ndarray] = {}
+    pending = _PendingWrites(cache)
 
     def collect(index, result):
         if not isinstance(result, str):
             for v, crop in result["crops"].items():
                 kc, kt = keys(hashes[index], v)
-                pending[kc] = found[kc] = crop
+                pending.add(kc, crop)
+                found[kc] = crop
                 if v in result["teacher"]:
-                    pending[kt] = found[kt] = result["teacher"][v]
-        if len(pending) >= COMMIT_EVERY:
-            cache.put_many(pending)
-            pending.clear()
+                    pending.add(kt, result["teacher"][v])
+                    found[kt] = result["teacher"][v]
         if progress:
             progress(1)
 
     try:
-        workers = workers or os.cpu_count() or 1
-        if workers == 1 or len(jobs) <= 8:
-            for job in jobs:
-                collect(*_process_views(job))
-        else:
-            import multiprocessing as mp
-
-            with mp.get_context("fork").Pool(workers) as pool:
-                for index, result in pool.imap_unordered(_process_views, jobs, chunksize=4):
-                    collect(index, result)
+        _run_jobs(jobs, _process_views, collect, workers, chunksize=4)
     finally:
-        if pending:
-            cache.put_many(pending)
+        pending.flush()
     for i, h in enumerate(hashes):
         ks = [keys(h, v) for v in range(views)]
         if all(kc in found and kt in found for kc, kt in ks):

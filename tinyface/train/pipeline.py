@@ -282,18 +282,14 @@ def _qat(model, x_train, t_train, augment, settings, calib, prune_preserving: bo
 
 
 def _write_bundle(out_dir: Path, metrics: dict, settings, preset) -> Path:
-    from tinyface.bundle import ModelMeta, save_bundle
-    from tinyface.train.quantize import io_quantization
+    from tinyface.bundle import save_bundle
+    from tinyface.train.quantize import bundle_meta
 
     flat = (out_dir / "quantize" / "int8.tflite").read_bytes()
-    io = io_quantization(flat)
     tflm = metrics["stages"]["tflm_int8"]
-    meta = ModelMeta(
-        input_shape=io["input_shape"], input_scale=io["input_scale"], input_zero_point=io["input_zero_point"],
-        output_scale=io["output_scale"], output_zero_point=io["output_zero_point"],
-        embedding_dim=int(io["output_shape"][-1]), threshold=float(tflm["verification"]["threshold"]),
-        arena_bytes=int(tflm["arena_bytes"]), macs=int(tflm["macs"]), name=f"tinyface-{preset.name}",
-        preset=preset.name, crop_padding=settings.data.padding,
+    meta = bundle_meta(
+        flat, threshold=float(tflm["verification"]["threshold"]), arena_bytes=int(tflm["arena_bytes"]),
+        macs=int(tflm["macs"]), name=f"tinyface-{preset.name}", preset=preset.name, crop_padding=settings.data.padding,
         extra={"arch": settings.student.arch, "width": settings.student.width,
                "lfw_pairs_dev_test_accuracy": tflm["verification"]["accuracy"]},
     )

@@ -45,6 +45,18 @@ def convert_int8(model, calibration_uint8: np.ndarray) -> bytes:
     return conv.convert()
 
 
+def bundle_meta(model_bytes: bytes, embedding_dim: int | None = None, **fields):
+    """The ModelMeta of an int8 model: shapes and quantization read from the flatbuffer
+    itself, the rest (threshold, name, ...) from ``fields``."""
+    from tinyface.bundle import ModelMeta
+
+    io = io_quantization(model_bytes)
+    return ModelMeta(input_shape=io["input_shape"], input_scale=io["input_scale"],
+                     input_zero_point=io["input_zero_point"], output_scale=io["output_scale"],
+                     output_zero_point=io["output_zero_point"],
+                     embedding_dim=int(embedding_dim or io["output_shape"][-1]), **fields)
+
+
 def quantize_aware(model, prune_preserving: bool = False):
     """Wrap a float Keras model for quantization-aware training (optionally keeping sparsity)."""
     import tensorflow_model_optimization as tfmot
