@@ -50,7 +50,7 @@ def test_quick_build_bundle_is_a_full_int8_model_within_budget(quick_build):
     bundle = load_bundle(out)
     io = io_quantization(bundle.model_bytes)
     assert io["input_type"] == io["output_type"] == 9  # TensorType.INT8
-    assert bundle.meta.input_shape == [1, 48, 48, 1]
+    assert bundle.meta.input_shape == [1, 64, 64, 1]
     assert bundle.meta.input_scale == pytest.approx(1 / 128) and bundle.meta.input_zero_point == 0
     assert 0 < bundle.meta.macs <= 2_000_000 and bundle.meta.arena_bytes > 0
     assert -1.0 <= bundle.meta.threshold <= 1.0
@@ -137,5 +137,5 @@ def test_print_config_applies_the_preset_and_overrides():
     proc = run_cli("build", "--preset", "esp32s3", "--epochs", "7", "--print-config", "--json")
     assert proc.returncode == 0, proc.stderr
     cfg = json.loads(proc.stdout)
-    assert cfg["data"]["crop_size"] == 64 and cfg["student"]["width"] == 2.0 and cfg["distill"]["epochs"] == 7
+    assert cfg["data"]["crop_size"] == 80 and cfg["student"]["width"] == 1.75 and cfg["distill"]["epochs"] == 7
     assert cfg["firmware"]["board"] == "esp32s3"
