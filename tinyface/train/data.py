@@ -49,6 +49,7 @@ class BuildData:
     source: str
     stats: dict = field(default_factory=dict)
     train_views: tuple[np.ndarray, np.ndarray] | None = None  # crops (N, V, S, S, C), teacher (N, V, 128)
+    train_views_labels: list[str] = field(default_factory=list)  # identity of each of those N images
 
 
 def _prepare(images: list[FaceImage], spec: FaceSpec, cache: FaceCache, workers: int, progress) -> Faces:
