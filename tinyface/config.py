@@ -115,9 +115,11 @@ class StudentSettings:
     """The small CNN that runs on the board.
 
     Attributes:
-        arch: architecture name: dsnet (depthwise-separable blocks) or tinycnn (plain convolutions).
+        arch: architecture name: dsnet (depthwise-separable blocks), dsnet_mlp (the same with a
+            hidden fully-connected layer before the embedding) or tinycnn (plain convolutions).
         width: channel-width multiplier of the architecture.
-        embedding_dim: length of the face embedding the student outputs.
+        embedding_dim: length of the face embedding the student outputs; the student imitates
+            the teacher's embedding directly, so it is the teacher's 128.
     """
 
     arch: str = "dsnet"
@@ -126,7 +128,8 @@ class StudentSettings:
 
     def validate(self) -> None:
         _check(self.width > 0, "student.width must be > 0", self.width)
-        _check(8 <= self.embedding_dim <= 512, "student.embedding_dim must be in [8, 512]", self.embedding_dim)
+        _check(self.embedding_dim == 128, "student.embedding_dim must be 128, the teacher's embedding size",
+               self.embedding_dim)
 
 
 @dataclass

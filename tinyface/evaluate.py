@@ -157,8 +157,9 @@ def identification(emb: np.ndarray, enroll: dict[str, list[int]], probes: list[t
 
 
 def sample_pairs(labels: list[str], n_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Balanced same / different pairs (index arrays and the same flag) among ``labels``,
-    for validation people (model selection without touching the test pairs)."""
+    """Up to ``n_per_class`` distinct same and different pairs (index arrays and the same
+    flag) among ``labels``, for validation people (model selection without touching the
+    test pairs). Fewer when the labels do not have that many distinct pairs."""
     rng = random.Random(seed)
     groups: dict[str, list[int]] = {}
     for i, name in enumerate(labels):
@@ -172,9 +173,12 @@ def sample_pairs(labels: list[str], n_per_class: int, seed: int) -> tuple[np.nda
         a, b = rng.sample(g, 2)
         same.add((min(a, b), max(a, b)))
         tries += 1
-    while len(diff) < n_per_class and len(names) >= 2:
+    tries = 0
+    while len(diff) < n_per_class and len(names) >= 2 and tries < 50 * n_per_class:
         pa, pb = rng.sample(names, 2)
-        diff.add((rng.choice(groups[pa]), rng.choice(groups[pb])))
+        i, j = rng.choice(groups[pa]), rng.choice(groups[pb])
+        diff.add((min(i, j), max(i, j)))
+        tries += 1
     pairs = sorted(same) + sorted(diff)
     a = np.array([p[0] for p in pairs], int)
     b = np.array([p[1] for p in pairs], int)

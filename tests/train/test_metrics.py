@@ -70,3 +70,9 @@ def test_sample_pairs_are_balanced_and_labelled_correctly():
 def test_decision_agreement():
     assert evaluate.decision_agreement(np.array([0.1, 0.9]), np.array([0.2, 0.8]), 0.5) == 1.0
     assert evaluate.decision_agreement(np.array([0.49, 0.9]), np.array([0.51, 0.8]), 0.5) == 0.5
+
+
+def test_sample_pairs_stops_when_there_are_fewer_pairs_than_asked():
+    labels = ["a", "a", "b", "b"]  # 2 same pairs and 4 different pairs exist
+    a, b, same = evaluate.sample_pairs(labels, 1000, seed=0)
+    assert same.sum() == 2 and (~same).sum() == 4

@@ -137,7 +137,8 @@ def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progr
         if ds.search_trials > 0:
             from tinyface.train.search import search_hyperparameters
 
-            search = search_hyperparameters(settings, data, t_train, input_shape, ds.search_trials, notify)
+            search = search_hyperparameters(settings, data, x_train, t_train, augment, input_shape, ds.search_trials,
+                                            notify)
             weights.alpha, weights.temperature, lr = search["alpha"], search["temperature"], search["learning_rate"]
             if weights.alpha > 0 and centroids is None:
                 centroids = distill.identity_centroids(t_train[: len(labels)], labels)

@@ -6,8 +6,10 @@ student for a third of the epochs and is scored on pairs of *validation* people 
 from __future__ import annotations
 
 
-def search_hyperparameters(settings, data, targets, input_shape, trials: int, notify=lambda e, i: None) -> dict:
-    """``targets``: the centered teacher embeddings of the training images.
+def search_hyperparameters(settings, data, x_train, targets, augment, input_shape, trials: int,
+                          notify=lambda e, i: None) -> dict:
+    """``x_train``, ``targets``, ``augment``: the training set as distill.training_set() made it
+    (originals first, then any teacher views).
 
     Returns the best {"alpha", "temperature", "learning_rate", "val_auc", "trials"}."""
     try:
@@ -22,7 +24,7 @@ def search_hyperparameters(settings, data, targets, input_shape, trials: int, no
     s, ds = settings.student, settings.distill
     a, b, same = evaluate.sample_pairs(data.val.labels, 1000, seed=2)
     epochs = max(1, ds.epochs // 3)
-    centroids = distill.identity_centroids(targets, data.train.labels)
+    centroids = distill.identity_centroids(targets[: len(data.train.labels)], data.train.labels)
 
     def objective(trial):
         alpha = trial.suggest_float("alpha", 0.0, 0.9)
@@ -30,8 +32,8 @@ def search_hyperparameters(settings, data, targets, input_shape, trials: int, no
         lr = trial.suggest_float("learning_rate", 3e-4, 1e-2, log=True)
         model, _ = student.build_student(s.arch, input_shape, s.embedding_dim, s.width)
         weights = distill.LossWeights(ds.cosine_weight, ds.relation_weight, alpha, temperature)
-        distill.fit(model, data.train.crops, targets, None, None, epochs, ds.batch_size, lr,
-                    distill.make_loss(weights, centroids), augment=ds.augment, seed=settings.data.seed)
+        distill.fit(model, x_train, targets, None, None, epochs, ds.batch_size, lr,
+                    distill.make_loss(weights, centroids), augment=augment, seed=settings.data.seed)
         scores = evaluate.pair_scores(distill.embed(model, data.val.crops), a, b)
         auc = evaluate.auc(*evaluate.roc_curve(scores, same))
         notify("metric", {"stage": f"search trial {trial.number + 1}/{trials}", "accuracy": auc})

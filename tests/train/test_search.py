@@ -1,0 +1,29 @@
+"""The optional Optuna search runs on a view-expanded training set and returns its choice."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from tinyface import config
+from tinyface.train import distill
+from tinyface.train.search import search_hyperparameters
+
+
+def test_search_trials_on_originals_plus_views():
+    pytest.importorskip("optuna")
+    rng = np.random.default_rng(0)
+    labels = [f"p{i % 6}" for i in range(48)]
+    teacher = rng.normal(size=(48, 128)).astype(np.float32)
+    train = SimpleNamespace(crops=rng.integers(0, 256, (48, 32, 32, 1), dtype=np.uint8), teacher=teacher, labels=labels)
+    val = SimpleNamespace(crops=rng.integers(0, 256, (24, 32, 32, 1), dtype=np.uint8), labels=[f"v{i % 4}" for i in range(24)])
+    views = (rng.integers(0, 256, (48, 2, 32, 32, 1), dtype=np.uint8), rng.normal(size=(48, 2, 128)).astype(np.float32))
+    data = SimpleNamespace(train=train, val=val, train_views=views, train_views_labels=labels)
+    x, t, augment = distill.training_set(data, distill.teacher_center(teacher))
+    assert len(x) == len(t) == 48 * 3 and augment == "photometric"
+    settings = config.load(None, {"student": {"arch": "tinycnn", "width": 0.5},
+                                  "distill": {"epochs": 3, "batch_size": 16}})
+    best = search_hyperparameters(settings, data, x, t, augment, (32, 32, 1), trials=2)
+    assert set(best) >= {"alpha", "temperature", "learning_rate", "val_auc", "trials"}
+    assert len(best["trials"]) == 2 and 0.0 <= best["val_auc"] <= 1.0
+    assert 0.0 <= best["alpha"] <= 0.9 and 3e-4 <= best["learning_rate"] <= 1e-2
