@@ -31,12 +31,11 @@ def main() -> None:
     import numpy as np
 
     from tinyface import config, evaluate
-    from tinyface.bundle import quantize_input
+    from tinyface.bundle import quantize_pixels
     from tinyface.graph import analyze
     from tinyface.runtime import TfliteRunner, TflmRunner
     from tinyface.train import distill, quantize, student
     from tinyface.train.data import load_build_data
-    from tinyface.train.pipeline import _Q
     from tinyface.train.quantize import io_quantization
 
     rows = []
@@ -55,7 +54,7 @@ def main() -> None:
         s_float = evaluate.pair_scores(distill.embed(model, data.val.crops), a, b)
         flat = quantize.convert_int8(model, data.train.crops[:500])
         meta = io_quantization(flat)
-        x_val = quantize_input(data.val.crops, _Q(meta))
+        x_val = quantize_pixels(data.val.crops, meta["input_scale"], meta["input_zero_point"])
         s_int8 = evaluate.pair_scores(TfliteRunner(flat).run(x_val).astype(np.float32) - meta["output_zero_point"], a, b)
         tflm = TflmRunner(flat)
         tflm.run_one(x_val[0])

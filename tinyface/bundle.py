@@ -100,12 +100,17 @@ def normalize(crops_uint8):
     return (np.asarray(crops_uint8, dtype=np.float32) - 128.0) / 128.0
 
 
-def quantize_input(crops_uint8, meta: ModelMeta):
-    """uint8 aligned crops (N, H, W, C) -> the int8 input tensor the model and firmware take."""
+def quantize_pixels(crops_uint8, scale: float, zero_point: int):
+    """uint8 aligned crops (N, H, W, C) -> int8 input of a model with this input quantization."""
     import numpy as np
 
-    q = np.round(normalize(crops_uint8) / meta.input_scale) + meta.input_zero_point
+    q = np.round(normalize(crops_uint8) / scale) + zero_point
     return np.clip(q, -128, 127).astype(np.int8)
+
+
+def quantize_input(crops_uint8, meta: ModelMeta):
+    """uint8 aligned crops (N, H, W, C) -> the int8 input tensor the model and firmware take."""
+    return quantize_pixels(crops_uint8, meta.input_scale, meta.input_zero_point)
 
 
 def dequantize_output(out_int8, meta: ModelMeta):

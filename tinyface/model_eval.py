@@ -75,17 +75,12 @@ def load_model(path: str | Path, runtime: str = "auto") -> LoadedModel:
     shape = tuple(io["input_shape"][1:])
     if runtime == "tflm" and not int8:
         raise ModelError("--runtime tflm needs an int8 model (TFLM runs the firmware's int8 kernels)")
-    from tinyface.bundle import normalize
-
-    class Q:
-        input_scale, input_zero_point = io["input_scale"], io["input_zero_point"]
+    from tinyface.bundle import normalize, quantize_pixels
 
     def prepare(crops):
         if not int8:
             return normalize(crops)
-        from tinyface.bundle import quantize_input
-
-        return quantize_input(crops, Q)
+        return quantize_pixels(crops, io["input_scale"], io["input_zero_point"])
 
     if runtime == "tflm":
         from tinyface.runtime import TflmRunner

@@ -250,23 +250,16 @@ def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progr
 def _val_accuracy_int8(flat: bytes, data) -> float:
     """Accuracy on pairs of validation people at their best threshold (model selection only)."""
     from tinyface import evaluate
-    from tinyface.bundle import quantize_input
+    from tinyface.bundle import quantize_pixels
     from tinyface.runtime import TfliteRunner
     from tinyface.train.quantize import io_quantization
 
     meta = io_quantization(flat)
     a, b, same = evaluate.sample_pairs(data.val.labels, 1000, seed=1)
-    x = quantize_input(data.val.crops, _Q(meta))
+    x = quantize_pixels(data.val.crops, meta["input_scale"], meta["input_zero_point"])
     out = TfliteRunner(flat).run(x).astype(np.float32) - meta["output_zero_point"]
     scores = evaluate.pair_scores(out, a, b)
     return float(np.mean((scores >= evaluate.best_threshold(scores, same)) == same))
-
-
-class _Q:
-    """The input-quantization fields of ModelMeta, from io_quantization()."""
-
-    def __init__(self, meta: dict):
-        self.input_scale, self.input_zero_point = meta["input_scale"], meta["input_zero_point"]
 
 
 def _qat(model, x_train, t_train, augment, settings, calib, prune_preserving: bool, notify) -> bytes:

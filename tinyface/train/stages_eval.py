@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyface import evaluate
-from tinyface.bundle import quantize_input
+from tinyface.bundle import quantize_pixels
 
 
 def _score_stage(emb: np.ndarray, data) -> dict:
@@ -83,11 +83,7 @@ def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, pre
         model_bytes=len(float_flat), latency_ms_host=_timed(tfl_float.run, x_float))
 
     io = io_quantization(int8_flat)
-
-    class Meta:
-        input_scale, input_zero_point = io["input_scale"], io["input_zero_point"]
-
-    x_int8 = quantize_input(crops, Meta)
+    x_int8 = quantize_pixels(crops, io["input_scale"], io["input_zero_point"])
     tfl_int8 = TfliteRunner(int8_flat)
     out_tflite = tfl_int8.run(x_int8)
     graph = analyze(int8_flat)
