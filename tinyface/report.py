@@ -312,9 +312,7 @@ def write_model_card(out_dir: Path, metrics: dict, settings, preset, meta) -> Pa
         f"- student: `{settings.student.arch}` width {settings.student.width}, distilled for {ds.epochs} epochs "
         f"(batch {ds.batch_size}, Adam, lr {ds.learning_rate}, cosine decay) toward the centered dlib ResNet "
         f"embeddings (cosine + relation loss, alpha {ds.alpha}), "
-        + (f"over the training images plus {ds.teacher_views} perturbed views of each (mirror, rotation, scale, "
-           "shift), every view with the teacher's embedding of that view, and brightness/contrast augmentation"
-           if ds.teacher_views else "with flip/shift/rotation/brightness/contrast augmentation"),
+        + _training_data_line(ds),
         f"- pruning: {'magnitude pruning to ' + format(pr.target_sparsity, '.0%') + ' sparsity, ' + str(pr.epochs) + ' fine-tuning epochs' if pr.enabled else 'off'}",
         f"- quantization: full int8 ({'PTQ and QAT, the better on validation kept' if q.qat else 'post-training'}), "
         f"calibrated on {q.calibration_images} training images",
@@ -322,3 +320,16 @@ def write_model_card(out_dir: Path, metrics: dict, settings, preset, meta) -> Pa
         "",
     ]
     return write_text(Path(out_dir) / "MODEL_CARD.md", "\n".join(lines))
+
+
+def _training_data_line(ds) -> str:
+    """What the student was trained on, in words (model card)."""
+    extra = []
+    if ds.teacher_views:
+        extra.append(f"{ds.teacher_views} perturbed views of each (mirror, rotation, scale, shift)")
+    if ds.teacher_mixes:
+        extra.append(f"{ds.teacher_mixes} blend(s) of each with a face of another person")
+    if not extra:
+        return "with flip/shift/rotation/brightness/contrast augmentation"
+    return ("over the training images plus " + " and ".join(extra) + ", each with the teacher's embedding of "
+            "that very image, and brightness/contrast augmentation")

@@ -10,7 +10,7 @@ import click
 from tinyface.cli.common import json_option, load_settings, set_option
 
 PRESET_NAMES = ["esp32", "esp32s3"]
-QUICK = {"distill": {"epochs": 8, "batch_size": 32, "teacher_views": 0}, "prune": {"epochs": 1}, "quantize": {"calibration_images": 64}}
+QUICK = {"distill": {"epochs": 8, "batch_size": 32, "teacher_views": 0, "teacher_mixes": 0}, "prune": {"epochs": 1}, "quantize": {"calibration_images": 64}}
 
 
 @click.command()

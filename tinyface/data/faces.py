@@ -323,3 +323,93 @@ def prepare_views(paths: Sequence[str | os.PathLike], spec: FaceSpec, cache: Fac
             teacher[i] = np.stack([found[kt] for _, kt in ks])
             ok[i] = True
     return ok, crops, teacher
+
+
+# --- teacher mixes -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Mix:
+    """A blend of two aligned faces, ``lam * a + (1 - lam) * b``: a face of no one in
+    the data, so a new point where the student can imitate the teacher."""
+
+    a: int  # indices into the image list
+    b: int
+    lam: float
+
+
+def plan_mixes(labels: Sequence[str], mixes_per_image: int, seed: int) -> list[Mix]:
+    """``mixes_per_image`` blends for every image, each with a random image of another person;
+    ``lam`` uniform in [0.2, 0.8]. Seeded: the same list gives the same plan."""
+    n = len(labels)
+    rng = np.random.default_rng(seed)
+    plan = []
+    for _ in range(mixes_per_image):
+        partners = rng.integers(0, n, n)
+        lams = rng.uniform(0.2, 0.8, n)
+        for i in range(n):
+            j = int(partners[i])
+            while n > 1 and labels[j] == labels[i]:
+                j = int(rng.integers(0, n))
+            plan.append(Mix(i, j, round(float(lams[i]), 3)))
+    return plan
+
+
+def blend(a: np.ndarray, b: np.ndarray, lam: float) -> np.ndarray:
+    """uint8 blend of two aligned crops or chips (warping is linear, so blending crops is
+    the same as cutting the crop of a blended image)."""
+    return np.clip(np.rint(lam * a.astype(np.float32) + (1.0 - lam) * b.astype(np.float32)), 0, 255).astype(np.uint8)
+
+
+def _process_mix(job) -> tuple[int, dict | str]:
+    from tinyface.train.teacher import embed_chips
+
+    index, (path_a, lmk_a), (path_b, lmk_b), lam, spec = job
+    chips = []
+    for path, lmk in ((path_a, lmk_a), (path_b, lmk_b)):
+        try:
+            rgb = read_image(path)
+        except ImageError as exc:
+            return index, str(exc)
+        chips.append(cut_chip(rgb, Alignment.from_array(lmk), spec.teacher_chip_size, spec.teacher_padding, 3))
+    return index, {"teacher": embed_chips([blend(chips[0], chips[1], lam)])[0]}
+
+
+def prepare_mixes(paths: Sequence[str | os.PathLike], plan: Sequence[Mix], spec: FaceSpec, cache: FaceCache,
+                  workers: int = 0, progress: Callable[[int], None] | None = None):
+    """The teacher's embedding of every blend in ``plan``: ok (K,), float32 (K, 128).
+
+    Needs the landmarks in the cache (run prepare_faces first). Cached per pair and ratio.
+    """
+    paths = [Path(p) for p in paths]
+    hashes = [content_hash(p.read_bytes()) for p in paths]
+    lmk_d = spec.landmark_digest()
+    digest = settings_digest(base=spec.teacher_digest(), kind="mix")
+    keys = [FaceCache.key("mteacher", digest, f"{hashes[m.a]}-{hashes[m.b]}-{m.lam:.3f}") for m in plan]
+    lmks = cache.get_many([FaceCache.key("lmk", lmk_d, h) for h in hashes])
+    found = cache.get_many(keys)
+    jobs = []
+    for k, (m, key) in enumerate(zip(plan, keys)):
+        if key in found:
+            continue
+        la, lb = lmks.get(FaceCache.key("lmk", lmk_d, hashes[m.a])), lmks.get(FaceCache.key("lmk", lmk_d, hashes[m.b]))
+        if la is not None and lb is not None:
+            jobs.append((k, (paths[m.a], la), (paths[m.b], lb), m.lam, spec))
+    pending = _PendingWrites(cache)
+
+    def collect(index, result):
+        if not isinstance(result, str):
+            pending.add(keys[index], result["teacher"])
+            found[keys[index]] = result["teacher"]
+        if progress:
+            progress(1)
+
+    try:
+        _run_jobs(jobs, _process_mix, collect, workers, chunksize=8)
+    finally:
+        pending.flush()
+    ok = np.array([key in found for key in keys], bool)
+    teacher = np.zeros((len(plan), 128), np.float32)
+    for k, key in enumerate(keys):
+        if key in found:
+            teacher[k] = found[key]
+    return ok, teacher

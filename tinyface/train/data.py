@@ -50,6 +50,7 @@ class BuildData:
     stats: dict = field(default_factory=dict)
     train_views: tuple[np.ndarray, np.ndarray] | None = None  # crops (N, V, S, S, C), teacher (N, V, 128)
     train_views_labels: list[str] = field(default_factory=list)  # identity of each of those N images
+    train_mixes: tuple[np.ndarray, np.ndarray] | None = None  # blended crops (K, S, S, C), teacher (K, 128)
 
 
 def _prepare(images: list[FaceImage], spec: FaceSpec, cache: FaceCache, workers: int, progress) -> Faces:
@@ -136,6 +137,13 @@ def load_build_data(settings, quick: bool = False, progress=None) -> BuildData:
         ok, view_crops, view_teacher = prepare_views(train.paths, spec, _cache(settings), views, d.workers, progress)
         data.train_views = (view_crops[ok], view_teacher[ok])
         data.train_views_labels = [label for label, good in zip(train.labels, ok) if good]
+    if settings.distill.teacher_mixes:
+        from tinyface.data.faces import blend, plan_mixes, prepare_mixes
+
+        plan = plan_mixes(train.labels, settings.distill.teacher_mixes, d.seed)
+        ok, mix_teacher = prepare_mixes(train.paths, plan, spec, _cache(settings), d.workers, progress)
+        mix_crops = np.stack([blend(train.crops[m.a], train.crops[m.b], m.lam) for m in plan]) if plan else None
+        data.train_mixes = (mix_crops[ok], mix_teacher[ok]) if plan else None
     data.stats = {
         "train_images": len(train.labels), "train_people": len(set(train.labels)),
         "val_images": len(val.labels), "val_people": len(set(val.labels)),

@@ -208,14 +208,21 @@ def embed(model, x_uint8: np.ndarray, batch_size: int = 256) -> np.ndarray:
 
 def training_set(data, center: np.ndarray, smoothing: float = 0.0):
     """Training crops, centered targets and the augmentation mode: the original images,
-    plus every teacher view when the build made them."""
-    x = data.train.crops
-    t = smooth_targets(center_targets(data.train.teacher, center), data.train.labels, smoothing)
-    if data.train_views is None:
-        return x, t, True
-    view_crops, view_teacher = data.train_views
-    v = view_crops.shape[1]
-    xv = view_crops.reshape(-1, *view_crops.shape[2:])
-    labels = [label for label in data.train_views_labels for _ in range(v)]
-    tv = smooth_targets(center_targets(view_teacher.reshape(-1, view_teacher.shape[-1]), center), labels, smoothing)
-    return np.concatenate([x, xv]), np.concatenate([t, tv]), "photometric"
+    plus every teacher view and mix when the build made them."""
+    xs = [data.train.crops]
+    ts = [smooth_targets(center_targets(data.train.teacher, center), data.train.labels, smoothing)]
+    augment = True
+    if data.train_views is not None:
+        view_crops, view_teacher = data.train_views
+        v = view_crops.shape[1]
+        xs.append(view_crops.reshape(-1, *view_crops.shape[2:]))
+        labels = [label for label in data.train_views_labels for _ in range(v)]
+        ts.append(smooth_targets(center_targets(view_teacher.reshape(-1, view_teacher.shape[-1]), center), labels,
+                                 smoothing))
+        augment = "photometric"
+    if data.train_mixes is not None:
+        xs.append(data.train_mixes[0])
+        ts.append(center_targets(data.train_mixes[1], center))
+    if len(xs) == 1:
+        return xs[0], ts[0], augment
+    return np.concatenate(xs), np.concatenate(ts), augment

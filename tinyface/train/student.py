@@ -37,8 +37,9 @@ class Preset:
     arch: str
     width: float
     embedding_dim: int
-    epochs: int  # over the training images plus their teacher views
+    epochs: int  # over the training images plus their teacher views and mixes
     teacher_views: int
+    teacher_mixes: int
 
     @property
     def mac_budget(self) -> int:
@@ -50,14 +51,15 @@ class Preset:
         """The settings this preset fixes (a base layer under tinyface.toml and the CLI)."""
         return {"data": {"crop_size": self.crop_size, "channels": self.channels, "padding": self.padding},
                 "student": {"arch": self.arch, "width": self.width, "embedding_dim": self.embedding_dim},
-                "distill": {"epochs": self.epochs, "teacher_views": self.teacher_views},
+                "distill": {"epochs": self.epochs, "teacher_views": self.teacher_views,
+                            "teacher_mixes": self.teacher_mixes},
                 "firmware": {"board": self.board}}
 
 
 PRESETS = {
     # chosen on validation pairs with benchmarks/pareto.py and the runs in docs/model.md
-    "esp32": Preset("esp32", "esp32", 64, 1, 0.1, "dsnet_mlp", 0.75, 128, 20, 3),
-    "esp32s3": Preset("esp32s3", "esp32s3", 80, 1, 0.1, "dsnet_mlp", 1.75, 128, 10, 3),
+    "esp32": Preset("esp32", "esp32", 64, 1, 0.1, "dsnet_mlp", 0.75, 128, 20, 3, 0),
+    "esp32s3": Preset("esp32s3", "esp32s3", 80, 1, 0.1, "dsnet_mlp", 1.75, 128, 10, 3, 0),
 }
 
 
