@@ -1,10 +1,10 @@
 """Accuracy vs MACs vs arena for several student sizes, so presets are chosen by evidence.
 
     python benchmarks/pareto.py [--epochs 60] [--configs 48:1.0,64:0.75] [--arch dsnet_mlp]
-                                [--padding 0.1] [--views 0] [--quick]
+                                [--padding 0.1] [--views 0] [--mixes 0] [--quick]
 
-Each config (input size : width) is distilled for --epochs (with --views, epochs run over
-the originals plus every teacher view), converted to full int8 and scored on 2,000 pairs of
+Each config (input size : width) is distilled for --epochs (with --views and --mixes, epochs
+run over the originals plus every teacher view and mix), converted to full int8 and scored on 2,000 pairs of
 *validation* people (never the test pairs): ROC AUC and accuracy at the best threshold,
 float and int8. MACs are counted on the int8 graph; the arena is the one TFLM records.
 """
@@ -25,6 +25,7 @@ def main() -> None:
     ap.add_argument("--channels", type=int, default=1)
     ap.add_argument("--padding", type=float, default=0.1)
     ap.add_argument("--views", type=int, default=0, help="teacher views per training image (consistent teaching)")
+    ap.add_argument("--mixes", type=int, default=0, help="teacher mixes per training image (blends of two people)")
     ap.add_argument("--quick", action="store_true", help="tiny subset (smoke test)")
     args = ap.parse_args()
 
@@ -42,7 +43,7 @@ def main() -> None:
     for item in args.configs.split(","):
         size, width = int(item.split(":")[0]), float(item.split(":")[1])
         settings = config.load(None, {"data": {"crop_size": size, "channels": args.channels, "padding": args.padding},
-                                      "distill": {"teacher_views": args.views}})
+                                      "distill": {"teacher_views": args.views, "teacher_mixes": args.mixes}})
         data = load_build_data(settings, quick=args.quick)
         a, b, same = evaluate.sample_pairs(data.val.labels, 1000, seed=1)
         model, _ = student.build_student(args.arch, (size, size, args.channels), 128, width)
@@ -63,7 +64,7 @@ def main() -> None:
         def acc(scores):
             return float(np.mean((scores >= evaluate.best_threshold(scores, same)) == same))
 
-        row = dict(config=f"{args.arch} {size}x{size}x{args.channels} w{width:g} pad{args.padding:g} v{args.views}",
+        row = dict(config=f"{args.arch} {size}x{size}x{args.channels} w{width:g} pad{args.padding:g} v{args.views} m{args.mixes}",
                    macs=graph.total_macs, params=graph.total_params, model_bytes=len(flat),
                    arena_bytes=tflm.arena_used_bytes(), val_acc_float=acc(s_float), val_acc_int8=acc(s_int8),
                    val_auc_int8=evaluate.auc(*evaluate.roc_curve(s_int8, same)), train_s=train_s)
