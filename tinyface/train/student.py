@@ -58,8 +58,8 @@ class Preset:
 
 PRESETS = {
     # chosen on validation pairs with benchmarks/pareto.py and the runs in docs/model.md
-    "esp32": Preset("esp32", "esp32", 64, 1, 0.1, "dsnet_mlp", 0.75, 128, 20, 3, 0),
-    "esp32s3": Preset("esp32s3", "esp32s3", 80, 1, 0.1, "dsnet_mlp", 1.75, 128, 10, 3, 0),
+    "esp32": Preset("esp32", "esp32", 64, 1, 0.1, "dsnet_mlp", 0.75, 128, 18, 3, 3),
+    "esp32s3": Preset("esp32s3", "esp32s3", 80, 1, 0.1, "dsnet_mlp", 1.75, 128, 8, 3, 3),
 }
 
 
