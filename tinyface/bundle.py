@@ -34,7 +34,15 @@ class ModelMeta:
     name: str = "tinyface"
     preset: str = ""
     crop_padding: float = 0.25
+    # IDENTIFY's threshold (best enrolled match vs everyone): stricter than ``threshold``, chosen
+    # for a target stranger-accept rate on validation people; 0 = not chosen, use ``threshold``
+    identify_threshold: float = 0.0
     extra: dict = field(default_factory=dict)
+
+    @property
+    def identify_at(self) -> float:
+        """The similarity at or above which IDENTIFY accepts its best match."""
+        return self.identify_threshold or self.threshold
 
 
 @dataclass

@@ -54,6 +54,10 @@ class DataSettings:
             images are enrolled (47 people at 10).
         enroll_images: identification: images enrolled per person (their centroid is the
             template); the rest are probes.
+        identify_stranger_rate: the share of strangers (people not enrolled) that IDENTIFY may
+            accept as someone. The shipped identification threshold is chosen for it on
+            validation people (enrolled like the test people); stricter than the pair
+            verification threshold, because a stranger is compared with every enrolled person.
         seed: seed of every split and shuffle.
         workers: processes for alignment and teacher embeddings; 0 = one per CPU core.
     """
@@ -67,6 +71,7 @@ class DataSettings:
     val_fraction: float = 0.1
     identify_min_images: int = 10
     enroll_images: int = 5
+    identify_stranger_rate: float = 0.05
     seed: int = 0
     workers: int = 0
 
@@ -79,6 +84,8 @@ class DataSettings:
         _check(self.identify_min_images >= 2, "data.identify_min_images must be >= 2", self.identify_min_images)
         _check(1 <= self.enroll_images < self.identify_min_images,
                "data.enroll_images must be >= 1 and < data.identify_min_images", self.enroll_images)
+        _check(0.0 < self.identify_stranger_rate < 1.0, "data.identify_stranger_rate must be in (0, 1)",
+               self.identify_stranger_rate)
         _check(self.workers >= 0, "data.workers must be >= 0", self.workers)
 
     def data_path(self) -> Path:

@@ -156,6 +156,34 @@ def identification(emb: np.ndarray, enroll: dict[str, list[int]], probes: list[t
     )
 
 
+def open_set_threshold(emb: np.ndarray, labels: list[str], enroll_images: int, stranger_rate: float,
+                       seed: int = 0) -> dict | None:
+    """The identification threshold for a target stranger-accept rate, chosen on held-out
+    (validation) people enrolled the way the device enrolls: people with more than
+    ``enroll_images`` images are enrolled (centroid of ``enroll_images`` seeded images);
+    one image of every other person is a stranger, compared with every centroid. The
+    threshold is the lowest at which at most ``stranger_rate`` of those strangers reach it.
+
+    Returns ``{"threshold", "stranger_rate", "enrolled", "strangers"}``, or None when there
+    are fewer than 2 people to enroll or 10 strangers (then ship the verification threshold).
+    """
+    rng = random.Random(seed)
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(labels):
+        groups.setdefault(name, []).append(i)
+    gallery = {p: rng.sample(g, enroll_images) for p, g in sorted(groups.items()) if len(g) > enroll_images}
+    strangers = [g[0] for p, g in sorted(groups.items()) if p not in gallery]
+    if len(gallery) < 2 or len(strangers) < 10:
+        return None
+    e = l2n(emb)
+    cents = l2n(np.stack([e[idx].mean(axis=0) for idx in gallery.values()]))
+    best = np.sort((e[strangers] @ cents.T).max(axis=1))[::-1]
+    allowed = int(np.floor(stranger_rate * len(best)))  # strangers that may still be accepted
+    threshold = float(np.nextafter(best[allowed], np.inf)) if allowed < len(best) else float(best[-1])
+    return {"threshold": threshold, "stranger_rate": float(np.mean(best >= threshold)),
+            "enrolled": len(gallery), "strangers": len(strangers)}
+
+
 def sample_pairs(labels: list[str], n_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Up to ``n_per_class`` distinct same and different pairs (index arrays and the same
     flag) among ``labels``, for validation people (model selection without touching the

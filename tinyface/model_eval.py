@@ -31,6 +31,7 @@ class LoadedModel:
     embed: object  # callable uint8 crops -> embeddings
     model_bytes: int
     name: str
+    identify_threshold: float | None = None  # model.json's identification threshold (else ``threshold``)
 
 
 def load_model(path: str | Path, runtime: str = "auto") -> LoadedModel:
@@ -50,6 +51,7 @@ def load_model(path: str | Path, runtime: str = "auto") -> LoadedModel:
         if not path.is_file():
             raise ModelError(f"no model.tflite in {path.parent}")
     threshold = meta.get("threshold") if meta else None
+    identify_threshold = (meta.get("identify_threshold") or threshold) if meta else None
     padding = meta.get("crop_padding", 0.25) if meta else 0.25
     if path.suffix == ".keras":
         import os
@@ -61,7 +63,7 @@ def load_model(path: str | Path, runtime: str = "auto") -> LoadedModel:
         model = load_keras(path)
         shape = tuple(int(v) for v in model.input_shape[1:])
         return LoadedModel("keras", shape, threshold, padding, lambda crops: embed(model, crops),
-                           path.stat().st_size, path.name)
+                           path.stat().st_size, path.name, identify_threshold)
     if path.suffix != ".tflite":
         raise ModelError(f"unsupported model file {path.name}", hint="expected a bundle folder, .tflite or .keras")
     flat = path.read_bytes()
@@ -96,7 +98,7 @@ def load_model(path: str | Path, runtime: str = "auto") -> LoadedModel:
         out = runner.run(prepare(crops)).astype(np.float32)
         return out - io["output_zero_point"] if int8 else out
 
-    return LoadedModel(runtime, shape, threshold, padding, run, len(flat), path.name)
+    return LoadedModel(runtime, shape, threshold, padding, run, len(flat), path.name, identify_threshold)
 
 
 def _all_pairs(labels: list[str], rng: random.Random):
@@ -119,8 +121,9 @@ def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: 
                    enroll_images: int = 5, seed: int = 0, workers: int = 0, progress=None) -> dict:
     """Metrics of ``model`` on the dataset at ``data_dir`` (see module docstring).
 
-    The threshold is the model's shipped one (model.json); without one it is chosen on the
-    verification pairs themselves, which is optimistic, and the result says so.
+    The thresholds are the model's shipped ones (model.json: ``threshold`` for verification,
+    ``identify_threshold`` for identification); without them the verification threshold is
+    chosen on the verification pairs themselves, which is optimistic, and the result says so.
     """
     from tinyface.data import lfw
     from tinyface.data.dataset import FaceImage, load_dataset
@@ -185,7 +188,10 @@ def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: 
             strangers += idx
     ident = None
     if len(enroll) >= 2:
-        ident = evaluate.identification(emb, enroll, probes, strangers, threshold).to_dict(with_confusion=True)
+        # identification accepts at the model's identification threshold (the one IDENTIFY uses on
+        # the device); a model without model.json has none, and the verification one stands in
+        ident_threshold = model.identify_threshold if model.identify_threshold is not None else threshold
+        ident = evaluate.identification(emb, enroll, probes, strangers, ident_threshold).to_dict(with_confusion=True)
     return {
         "model": model.name, "runtime": model.kind, "data": str(data_dir), "images": int(ok.sum()),
         "skipped": [{"path": str(s.path), "reason": s.reason} for s in faces.skipped],

@@ -64,7 +64,7 @@ def test_model_settings_match_the_bundle(esp32_project, tiny_bundle):
     assert _c_float(d["TF_MODEL_OUTPUT_SCALE"]) == _f32(meta.output_scale)
     assert int(d["TF_MODEL_OUTPUT_ZERO_POINT"]) == meta.output_zero_point
     assert int(d["TF_MODEL_OUTPUT_SIZE"]) == meta.embedding_dim
-    assert _c_float(d["TF_MODEL_THRESHOLD"]) == _f32(meta.threshold)
+    assert _c_float(d["TF_MODEL_THRESHOLD"]) == _f32(meta.identify_at)
     assert d["TF_MODEL_SHA256_HEX"] == f'"{tiny_bundle.model_hash}"'
     digest = bytes(int(v, 16) for v in re.findall(r"0x([0-9a-f]{2})", d["TF_MODEL_SHA256_INIT"]))
     assert digest.hex() == tiny_bundle.model_hash

@@ -58,14 +58,14 @@ def test_enroll_three_people_identify_probes_and_reject_a_stranger(gallery_devic
         expected = {n: float(_unit(embedding(probe)) @ c) for n, c in centroids.items()}
         assert result.name == name == max(expected, key=expected.get)
         assert result.similarity == pytest.approx(expected[name], abs=1e-5)
-        assert result.accepted and result.similarity >= meta.threshold
+        assert result.accepted and result.similarity >= meta.identify_at
         assert result.cycles > 0
 
     stranger = _sample(_face(99), 999, meta)
     result = client.identify(stranger)
     best = max(float(_unit(embedding(stranger)) @ c) for c in centroids.values())
     assert result.similarity == pytest.approx(best, abs=1e-5)
-    assert best < meta.threshold and not result.accepted  # the stranger is rejected
+    assert best < meta.identify_at and not result.accepted  # the stranger is rejected
 
 
 def test_delete_and_empty_gallery(gallery_device, pooling_bundle):
@@ -92,3 +92,30 @@ def test_gallery_full(gallery_device, pooling_bundle):
     assert exc.value.code == spec.ErrorCode.GALLERY_FULL and exc.value.detail == spec.GALLERY_CAPACITY
     assert client.enroll("p3", x)["samples"] == 2  # an enrolled person can still add samples
     assert len(client.list()) == spec.GALLERY_CAPACITY
+
+
+def test_identify_accepts_at_the_identification_threshold_not_the_pair_one(start_device, pooling_bundle, connect,
+                                                                           tmp_path):
+    import dataclasses
+
+    from tinyface.bundle import save_bundle
+    from tinyface.runtime import TflmRunner
+
+    meta = pooling_bundle.meta
+    runner = TflmRunner(pooling_bundle.model_bytes)
+
+    def embedding(x):
+        return _unit((runner.run_one(x).astype(np.float32) - meta.output_zero_point) * meta.output_scale)
+
+    enrolled, probe = [_sample(_face(1), s, meta) for s in range(2)], _sample(_face(1), 500, meta)
+    similarity = float(embedding(probe) @ _unit(sum(embedding(x) for x in enrolled)))
+    assert similarity > meta.threshold  # the pair threshold alone would accept this probe
+    strict = dataclasses.replace(meta, identify_threshold=(similarity + 1.0) / 2)
+    bundle = save_bundle(tmp_path / "strict", pooling_bundle.model_bytes, strict)
+    client = connect(start_device(bundle.model_path.parent).port)
+    assert client.info().threshold == pytest.approx(strict.identify_threshold)
+    for x in enrolled:
+        client.enroll("alice", x)
+    result = client.identify(probe)
+    assert result.name == "alice" and result.similarity == pytest.approx(similarity, abs=1e-5)
+    assert not result.accepted  # below the identification threshold: rejected

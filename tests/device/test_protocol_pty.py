@@ -42,7 +42,7 @@ def test_info_ping_infer_match_the_model(device, connect, tiny_bundle):
     assert list(info.input_shape) == tiny_bundle.meta.input_shape
     assert info.output_size == tiny_bundle.meta.embedding_dim
     assert info.input_zero_point == tiny_bundle.meta.input_zero_point
-    assert info.threshold == pytest.approx(tiny_bundle.meta.threshold)
+    assert info.threshold == pytest.approx(tiny_bundle.meta.identify_at)
     assert info.arena_used_bytes > 0 and info.cpu_hz > 0
     assert info.max_payload == spec.MAX_PAYLOAD
     for payload in (b"", b"x", os.urandom(spec.MAX_PAYLOAD)):

@@ -55,6 +55,9 @@ def test_quick_build_bundle_is_a_full_int8_model_within_budget(quick_build):
     assert 0 < bundle.meta.macs <= 2_000_000 and bundle.meta.arena_bytes > 0
     assert -1.0 <= bundle.meta.threshold <= 1.0
     assert summary["macs"] == bundle.meta.macs
+    # IDENTIFY's threshold is the one the TFLM stage was scored at
+    report = json.loads((out / "report.json").read_text())
+    assert bundle.meta.identify_at == pytest.approx(report["stages"]["tflm_int8"]["identification"]["threshold"])
 
 
 def test_quick_build_report_structure_and_sane_metrics(quick_build):
@@ -68,6 +71,7 @@ def test_quick_build_report_structure_and_sane_metrics(quick_build):
         assert v["n_pairs"] == 200 and v["n_negative"] == 100
         assert 0.0 <= i["accuracy"] <= i["closed_set_accuracy"] <= 1.0
         assert 0.0 <= i["macro_f1"] <= 1.0 and 0.0 <= i["stranger_false_accept_rate"] <= 1.0
+        assert i["threshold_from"] and 0.0 <= i["at_verification_threshold"]["stranger_false_accept_rate"] <= 1.0
     # the teacher is strong even on 200 pairs; a 2-epoch student is at least better than chance
     assert report["stages"]["teacher"]["verification"]["accuracy"] >= 0.93
     assert report["stages"]["float"]["verification"]["auc"] > 0.55

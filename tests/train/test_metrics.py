@@ -76,3 +76,33 @@ def test_sample_pairs_stops_when_there_are_fewer_pairs_than_asked():
     labels = ["a", "a", "b", "b"]  # 2 same pairs and 4 different pairs exist
     a, b, same = evaluate.sample_pairs(labels, 1000, seed=0)
     assert same.sum() == 2 and (~same).sum() == 4
+
+
+def test_open_set_threshold_accepts_at_most_the_target_share_of_validation_strangers():
+    rng = np.random.default_rng(0)
+    people = [rng.normal(size=16) for _ in range(6)]
+    emb, labels = [], []
+    for k, p in enumerate(people):  # 3 people with 8 photos (enrolled), 3 with 1 (strangers)
+        for _ in range(8 if k < 3 else 1):
+            emb.append(p + 0.3 * rng.normal(size=16))
+            labels.append(f"p{k}")
+    for k in range(40):  # more strangers, one photo each
+        emb.append(rng.normal(size=16))
+        labels.append(f"s{k}")
+    emb = np.array(emb)
+    chosen = evaluate.open_set_threshold(emb, labels, enroll_images=5, stranger_rate=0.1)
+    assert chosen["enrolled"] == 3 and chosen["strangers"] == 43
+    assert chosen["stranger_rate"] <= 0.1
+    stricter = evaluate.open_set_threshold(emb, labels, enroll_images=5, stranger_rate=0.02)
+    assert stricter["threshold"] > chosen["threshold"] and stricter["stranger_rate"] <= 0.02
+    # tight: the strangers' best similarities just below it would let in more than the target share
+    rng_enroll = __import__("random").Random(0)
+    e = evaluate.l2n(emb)
+    groups = {p: [i for i, n in enumerate(labels) if n == p] for p in dict.fromkeys(labels)}
+    gallery = {p: rng_enroll.sample(g, 5) for p, g in sorted(groups.items()) if len(g) > 5}
+    cents = evaluate.l2n(np.stack([e[idx].mean(axis=0) for idx in gallery.values()]))
+    best = (e[[g[0] for p, g in sorted(groups.items()) if p not in gallery]] @ cents.T).max(axis=1)
+    assert np.mean(best >= chosen["threshold"]) == chosen["stranger_rate"]
+    assert np.mean(best >= np.nextafter(chosen["threshold"], -np.inf)) > 0.1
+    assert evaluate.open_set_threshold(emb, labels, 5, 0.1, seed=0) == chosen  # seeded
+    assert evaluate.open_set_threshold(emb[:10], labels[:10], 5, 0.1) is None  # too few people to choose on

@@ -68,7 +68,8 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
                f"AUC {v['auc']:.4f}  TAR@FAR=1e-2 {100 * v['tar_at_far']['0.01']:.1f}%")
     click.echo(f"threshold {result['threshold']:.3f}: {result['threshold_source']}")
     if i:
-        click.echo(f"identification ({i['n_people']} people x {result['enroll_images']} enrolled, {i['n_probes']} probes, "
+        click.echo(f"identification at threshold {i['threshold']:.3f} ({i['n_people']} people x "
+                   f"{result['enroll_images']} enrolled, {i['n_probes']} probes, "
                    f"{i['n_strangers']} strangers): accuracy {100 * i['accuracy']:.2f}%  macro F1 {i['macro_f1']:.3f}  "
                    f"strangers accepted {100 * i['stranger_false_accept_rate']:.1f}%")
     else:

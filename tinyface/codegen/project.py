@@ -102,7 +102,7 @@ def _model_context(bundle, model_bytes: bytes, graph) -> dict:
         "name": c_string(meta.name), "input_h": h, "input_w": w, "input_c": c, "input_bytes": h * w * c,
         "input_scale": c_float(meta.input_scale), "input_zero_point": int(meta.input_zero_point),
         "output_size": output_size, "output_scale": c_float(meta.output_scale),
-        "output_zero_point": int(meta.output_zero_point), "threshold": c_float(meta.threshold),
+        "output_zero_point": int(meta.output_zero_point), "threshold": c_float(meta.identify_at),
         "model_bytes": len(model_bytes), "macs": int(graph.total_macs), "sha256": digest,
         "sha256_bytes": c_bytes_initializer(bytes.fromhex(digest)),
     }

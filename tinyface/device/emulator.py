@@ -237,7 +237,7 @@ class EmulatedBoard:
             name = self.gallery.names[slot] if slot >= 0 else ""
             return self._ok(frame, spec.IDENTIFY_REPLY.pack(
                 similarity=sim, cycles=self.est_cycles, latency_us=self.est_us, host_wall_us=wall_us, index=slot,
-                accepted=int(slot >= 0 and sim >= self.meta.threshold), reserved=0, name=name.encode("utf-8")))
+                accepted=int(slot >= 0 and sim >= self.meta.identify_at), reserved=0, name=name.encode("utf-8")))
         return self._error(frame.seq, spec.ErrorCode.UNKNOWN_MESSAGE, t, t)
 
     def _invoke(self, payload: bytes) -> tuple[np.ndarray, int]:
@@ -259,7 +259,7 @@ class EmulatedBoard:
             firmware_version=self.firmware_version.encode("ascii", "replace")[:spec.FIRMWARE_VERSION_BYTES],
             model_sha256=self.model_sha256, input_scale=self.meta.input_scale,
             input_zero_point=self.meta.input_zero_point, output_scale=self.meta.output_scale,
-            output_zero_point=self.meta.output_zero_point, threshold=self.meta.threshold,
+            output_zero_point=self.meta.output_zero_point, threshold=self.meta.identify_at,
             arena_used_bytes=self.arena_used_bytes, free_heap_bytes=0, cpu_hz=self.cpu_hz, flags=self.flags,
             input_h=h, input_w=w, input_c=c, output_size=self.output_size, max_payload=spec.MAX_PAYLOAD,
             gallery_capacity=self.gallery.capacity, gallery_count=self.gallery.count,

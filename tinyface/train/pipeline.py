@@ -21,6 +21,7 @@ import numpy as np
 
 from tinyface.fsutil import atomic_path, write_bytes, write_json
 
+EVALUATE_ONLY = ("identify_stranger_rate",)  # data settings that only the evaluation reads
 CODE_VERSION = "pipeline-v1"  # bump when a stage's behaviour changes, to invalidate old artifacts
 
 
@@ -110,7 +111,9 @@ def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progr
     t0 = time.perf_counter()
     notify("stage", {"name": "data"})
     data = load_build_data(settings, quick=quick, progress=lambda n: notify("advance", {"n": n}))
-    data_fp = fingerprint(asdict(d), quick, data.stats)
+    # settings only the evaluate stage reads are left out here (they go into its fingerprint),
+    # so changing them re-runs the evaluation, not the training
+    data_fp = fingerprint({k: v for k, v in asdict(d).items() if k not in EVALUATE_ONLY}, quick, data.stats)
     result.stages.append(StageInfo("data", data_fp, False, time.perf_counter() - t0))
     notify("done", {"name": "data", "stats": data.stats})
 
@@ -214,7 +217,8 @@ def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progr
     quant_fp = st.fp
 
     # --- evaluate + report + bundle --------------------------------------------------------
-    st = Stage(out_dir, "evaluate", fingerprint(quant_fp, data_fp, settings.firmware.board), ["metrics.json"])
+    st = Stage(out_dir, "evaluate", fingerprint(quant_fp, data_fp, settings.firmware.board,
+                                                {k: getattr(d, k) for k in EVALUATE_ONLY}), ["metrics.json"])
     t0 = time.perf_counter()
     notify("stage", {"name": "evaluate"})
     skipped = st.done()
@@ -282,7 +286,8 @@ def _write_bundle(out_dir: Path, metrics: dict, settings, preset) -> Path:
     flat = (out_dir / "quantize" / "int8.tflite").read_bytes()
     tflm = metrics["stages"]["tflm_int8"]
     meta = bundle_meta(
-        flat, threshold=float(tflm["verification"]["threshold"]), arena_bytes=int(tflm["arena_bytes"]),
+        flat, threshold=float(tflm["verification"]["threshold"]),
+        identify_threshold=float(tflm["identification"]["threshold"]), arena_bytes=int(tflm["arena_bytes"]),
         macs=int(tflm["macs"]), name=f"tinyface-{preset.name}", preset=preset.name, crop_padding=settings.data.padding,
         extra={"arch": settings.student.arch, "width": settings.student.width,
                "lfw_pairs_dev_test_accuracy": tflm["verification"]["accuracy"]},

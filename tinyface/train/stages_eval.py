@@ -2,8 +2,9 @@
 
 Stages: the teacher, the float student (Keras), the pruned student (Keras), TFLite float,
 TFLite int8 and TFLM int8 (the real TFLM kernels, i.e. what the firmware runs). Each
-stage's threshold is chosen on the threshold pairs (DevTrain) with its own embeddings,
-then applied unchanged to the test pairs and to identification.
+stage's verification threshold is chosen on the threshold pairs (DevTrain) with its own
+embeddings and applied unchanged to the test pairs; its identification threshold is chosen
+on validation people for a target stranger-accept rate (evaluate.open_set_threshold).
 """
 
 from __future__ import annotations
@@ -18,14 +19,22 @@ from tinyface import evaluate
 from tinyface.bundle import quantize_pixels
 
 
-def _score_stage(emb: np.ndarray, data) -> dict:
+def _score_stage(emb: np.ndarray, emb_val: np.ndarray, data, d) -> dict:
     tp, te = data.threshold_pairs, data.test_pairs
     threshold = evaluate.best_threshold(evaluate.pair_scores(emb, tp.a, tp.b), tp.same)
     test_scores = evaluate.pair_scores(emb, te.a, te.b)
     ver = evaluate.verification(test_scores, te.same, threshold)
-    ident = evaluate.identification(emb, data.enroll, data.probes, data.strangers, threshold)
-    return {"verification": ver.to_dict(with_roc=True), "identification": ident.to_dict(with_confusion=True),
-            "_test_scores": test_scores}
+    chosen = evaluate.open_set_threshold(emb_val, data.val.labels, d.enroll_images, d.identify_stranger_rate, d.seed)
+    ident_threshold = chosen["threshold"] if chosen else threshold
+    ident = evaluate.identification(emb, data.enroll, data.probes, data.strangers, ident_threshold).to_dict(
+        with_confusion=True)
+    ident["threshold_from"] = (f"validation people: {chosen['enrolled']} enrolled, {chosen['strangers']} strangers, "
+                               f"{chosen['stranger_rate']:.1%} of them accepted" if chosen
+                               else "the verification threshold (too few validation people to choose one)")
+    at_verification = evaluate.identification(emb, data.enroll, data.probes, data.strangers, threshold)
+    ident["at_verification_threshold"] = {"accuracy": at_verification.accuracy,
+                                          "stranger_false_accept_rate": at_verification.stranger_false_accept_rate}
+    return {"verification": ver.to_dict(with_roc=True), "identification": ident, "_test_scores": test_scores}
 
 
 def _timed(fn, items, limit=200):
@@ -53,7 +62,7 @@ def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, pre
 
     def add(name, emb_both, **info):
         emb, emb_val = emb_both[:n_eval], emb_both[n_eval:]
-        result = _score_stage(emb, data)
+        result = _score_stage(emb, emb_val, data, settings.data)
         scores[name] = result.pop("_test_scores")
         val_scores = evaluate.pair_scores(emb_val, val_a, val_b)
         validation = {"accuracy": float(np.mean((val_scores >= evaluate.best_threshold(val_scores, val_same)) == val_same)),
