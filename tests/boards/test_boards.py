@@ -2,7 +2,6 @@
 rejected with a message naming the file and the key."""
 
 import json
-import shutil
 import subprocess
 import sys
 

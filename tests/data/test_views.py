@@ -3,7 +3,7 @@ embeds that very view, and views are deterministic and cached."""
 
 import numpy as np
 
-from tinyface.data.align import Aligner, Perturbation, chip_affine, cut_chip, map_points
+from tinyface.data.align import Aligner, Perturbation, chip_affine, map_points
 from tinyface.data.cache import FaceCache
 from tinyface.data.dataset import read_image
 from tinyface.data.faces import FaceSpec, prepare_faces, prepare_views
