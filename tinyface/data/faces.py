@@ -243,6 +243,29 @@ def _store(i, lmk, crop, emb, crops, detected, ok, teacher) -> None:
 
 # --- teacher views: the same perturbed view for the student crop and the teacher chip -------
 
+def _run_and_store(cache: FaceCache, found: dict, jobs: list, process, store, workers: int, progress,
+                   chunksize: int) -> None:
+    """Run ``jobs``; ``store(index, result, put)`` files each successful result with
+    ``put(key, value)``, which records it in ``found`` and commits it to the cache in batches
+    (also when interrupted). Failed jobs (an error string) are only counted."""
+    pending = _PendingWrites(cache)
+
+    def put(key, value):
+        pending.add(key, value)
+        found[key] = value
+
+    def collect(index, result):
+        if not isinstance(result, str):
+            store(index, result, put)
+        if progress:
+            progress(1)
+
+    try:
+        _run_jobs(jobs, process, collect, workers, chunksize=chunksize)
+    finally:
+        pending.flush()
+
+
 def view_seed(image_hash: str, view: int) -> int:
     return int(image_hash[:12], 16) * 1000 + view
 
@@ -298,24 +321,14 @@ def prepare_views(paths: Sequence[str | os.PathLike], spec: FaceSpec, cache: Fac
         missing = [v for v in range(views) if any(k not in found for k in keys(h, v))]
         if missing:
             jobs.append((i, paths[i], spec, lmk, h, missing, [v for v in missing if keys(h, v)[1] not in found]))
-    pending = _PendingWrites(cache)
+    def store(index, result, put):
+        for v, crop in result["crops"].items():
+            kc, kt = keys(hashes[index], v)
+            put(kc, crop)
+            if v in result["teacher"]:
+                put(kt, result["teacher"][v])
 
-    def collect(index, result):
-        if not isinstance(result, str):
-            for v, crop in result["crops"].items():
-                kc, kt = keys(hashes[index], v)
-                pending.add(kc, crop)
-                found[kc] = crop
-                if v in result["teacher"]:
-                    pending.add(kt, result["teacher"][v])
-                    found[kt] = result["teacher"][v]
-        if progress:
-            progress(1)
-
-    try:
-        _run_jobs(jobs, _process_views, collect, workers, chunksize=4)
-    finally:
-        pending.flush()
+    _run_and_store(cache, found, jobs, _process_views, store, workers, progress, chunksize=4)
     for i, h in enumerate(hashes):
         ks = [keys(h, v) for v in range(views)]
         if all(kc in found and kt in found for kc, kt in ks):
@@ -394,19 +407,8 @@ def prepare_mixes(paths: Sequence[str | os.PathLike], plan: Sequence[Mix], spec:
         la, lb = lmks.get(FaceCache.key("lmk", lmk_d, hashes[m.a])), lmks.get(FaceCache.key("lmk", lmk_d, hashes[m.b]))
         if la is not None and lb is not None:
             jobs.append((k, (paths[m.a], la), (paths[m.b], lb), m.lam, spec))
-    pending = _PendingWrites(cache)
-
-    def collect(index, result):
-        if not isinstance(result, str):
-            pending.add(keys[index], result["teacher"])
-            found[keys[index]] = result["teacher"]
-        if progress:
-            progress(1)
-
-    try:
-        _run_jobs(jobs, _process_mix, collect, workers, chunksize=8)
-    finally:
-        pending.flush()
+    _run_and_store(cache, found, jobs, _process_mix, lambda index, result, put: put(keys[index], result["teacher"]),
+                   workers, progress, chunksize=8)
     ok = np.array([key in found for key in keys], bool)
     teacher = np.zeros((len(plan), 128), np.float32)
     for k, key in enumerate(keys):
