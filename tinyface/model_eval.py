@@ -31,7 +31,7 @@ class LoadedModel:
     embed: object  # callable uint8 crops -> embeddings
     model_bytes: int
     name: str
-    identify_threshold: float | None = None  # model.json's identification threshold (else ``threshold``)
+    identify_threshold: float | None = None  # model.json's identification threshold, if it has one
 
 
 def load_model(path: str | Path, runtime: str = "auto") -> LoadedModel:
@@ -51,7 +51,7 @@ def load_model(path: str | Path, runtime: str = "auto") -> LoadedModel:
         if not path.is_file():
             raise ModelError(f"no model.tflite in {path.parent}")
     threshold = meta.get("threshold") if meta else None
-    identify_threshold = (meta.get("identify_threshold") or threshold) if meta else None
+    identify_threshold = meta.get("identify_threshold") if meta else None
     padding = meta.get("crop_padding", 0.25) if meta else 0.25
     if path.suffix == ".keras":
         import os
@@ -188,9 +188,9 @@ def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: 
             strangers += idx
     ident = None
     if len(enroll) >= 2:
-        # identification accepts at the model's identification threshold (the one IDENTIFY uses on
-        # the device); a model without model.json has none, and the verification one stands in
-        ident_threshold = model.identify_threshold if model.identify_threshold is not None else threshold
+        # the threshold IDENTIFY uses on the device (as ModelMeta.identify_at): the identification
+        # one, else the verification one
+        ident_threshold = model.identify_threshold or threshold
         ident = evaluate.identification(emb, enroll, probes, strangers, ident_threshold).to_dict(with_confusion=True)
     return {
         "model": model.name, "runtime": model.kind, "data": str(data_dir), "images": int(ok.sum()),
