@@ -41,6 +41,16 @@ def test_quick_build_writes_every_artifact(quick_build):
     assert summary["model"] == str(out / "model.tflite")
 
 
+def test_quick_build_keeps_the_better_of_ptq_and_qat_on_validation(quick_build):
+    out, _, _ = quick_build
+    choice = json.loads((out / "quantize" / "choice.json").read_text())
+    scores = choice["val_accuracy"]
+    assert set(scores) == {"ptq", "qat"}, "the esp32 preset tries QAT next to PTQ"
+    assert choice["chosen"] == max(scores, key=scores.get)
+    kept = (out / "quantize" / f"int8_{choice['chosen']}.tflite").read_bytes()
+    assert (out / "quantize" / "int8.tflite").read_bytes() == kept == (out / "model.tflite").read_bytes()
+
+
 def test_quick_build_bundle_is_a_full_int8_model_within_budget(quick_build):
     from tinyface.bundle import load_bundle
     from tinyface.train.quantize import io_quantization
