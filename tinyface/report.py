@@ -327,13 +327,31 @@ def write_model_card(out_dir: Path, metrics: dict, settings, preset, meta) -> Pa
         f"(batch {ds.batch_size}, Adam, lr {ds.learning_rate}, cosine decay) toward the centered dlib ResNet "
         f"embeddings (cosine + relation loss, alpha {ds.alpha}), "
         + _training_data_line(ds),
-        f"- pruning: {'magnitude pruning to ' + format(pr.target_sparsity, '.0%') + ' sparsity, ' + str(pr.epochs) + ' fine-tuning epochs' if pr.enabled else 'off'}",
+        f"- pruning: {'magnitude pruning to ' + format(pr.target_sparsity, '.0%') + ' sparsity, ' + str(pr.epochs) + ' fine-tuning epoch' + ('s' if pr.epochs != 1 else '') if pr.enabled else 'off'}",
         f"- quantization: full int8 ({'PTQ and QAT, the better on validation kept' if q.qat else 'post-training'}), "
         f"calibrated on {q.calibration_images} training images",
-        f"- reproduce: `tinyface build --preset {preset.name}` (settings in report.json)",
+        f"- reproduce: `{reproduce_command(settings, preset)}` (every setting in report.json)",
         "",
     ]
     return write_text(Path(out_dir) / "MODEL_CARD.md", "\n".join(lines))
+
+
+# machine-specific settings: where the data and the cache are, how many processes
+_LOCAL_SETTINGS = {("data", "dir"), ("data", "cache_dir"), ("data", "workers")}
+
+
+def reproduce_command(settings, preset) -> str:
+    """The `tinyface build` command that makes this model again: the preset plus a ``--set``
+    for every setting that differs from it (paths and process counts aside)."""
+    from tinyface import config
+
+    base = config.Settings()
+    config.apply(base, preset.settings(), "the preset")
+    want, have = settings.to_dict(), base.to_dict()
+    sets = [f"--set {section}.{key}={config._toml_value(value)}"
+            for section, values in want.items() for key, value in values.items()
+            if (section, key) not in _LOCAL_SETTINGS and value != have[section][key]]
+    return " ".join([f"tinyface build --preset {preset.name}", *sets])
 
 
 def _training_data_line(ds) -> str:

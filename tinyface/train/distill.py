@@ -104,50 +104,71 @@ def normalize_images(crops_uint8: np.ndarray) -> np.ndarray:
     return normalize(crops_uint8)
 
 
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and TensorFlow (weight initialisation) so a re-run trains the same model."""
+    import tf_keras as keras
+
+    keras.utils.set_random_seed(int(seed))
+
+
 def make_dataset(x_uint8: np.ndarray, targets: np.ndarray, batch_size: int, augment: bool | str, seed: int,
                  shuffle: bool):
-    """A tf.data pipeline: uint8 crops -> [-1, 1) floats (augmented), teacher targets."""
+    """A tf.data pipeline: uint8 crops -> [-1, 1) floats (augmented), teacher targets.
+
+    Reproducible for a given ``seed``: the shuffle is seeded, and every batch's augmentation is
+    drawn by stateless random ops from its own seed, taken from a seeded random stream that
+    is zipped with the batches (stateful random ops in a parallel map would race).
+    """
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices((x_uint8, targets.astype(np.float32)))
     if shuffle:
         ds = ds.shuffle(len(x_uint8), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=shuffle)
+    ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)))
 
     size = x_uint8.shape[1]
 
-    def prep(x, t):
+    def prep(batch, batch_seed):
+        x, t = batch
         x = (tf.cast(x, tf.float32) - 128.0) / 128.0
         if augment:
-            x = _augment(x, size, seed, geometric=augment != "photometric")
+            x = _augment(x, size, batch_seed, geometric=augment != "photometric")
         return x, t
 
     return ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def _augment(x, size, seed, geometric: bool = True):
+def _uniform(shape, low, high, batch_seed, k: int):
+    """The ``k``-th independent uniform draw of a batch, from the batch's seed."""
+    import tensorflow as tf
+
+    return tf.random.stateless_uniform(shape, tf.stack([batch_seed, tf.constant(k, tf.int64)]), low, high)
+
+
+def _augment(x, size, batch_seed, geometric: bool = True):
     import tensorflow as tf
 
     n = tf.shape(x)[0]
     if geometric:
-        x = _geometric(x, size)
-    brightness = tf.random.uniform([n, 1, 1, 1], -0.15, 0.15)
-    contrast = tf.random.uniform([n, 1, 1, 1], 0.75, 1.25)
+        x = _geometric(x, size, batch_seed)
+    brightness = _uniform([n, 1, 1, 1], -0.15, 0.15, batch_seed, 0)
+    contrast = _uniform([n, 1, 1, 1], 0.75, 1.25, batch_seed, 1)
     mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
     x = (x - mean) * contrast + mean + brightness
     return tf.clip_by_value(x, -1.0, 127.0 / 128.0)
 
 
-def _geometric(x, size):
+def _geometric(x, size, batch_seed):
     import tensorflow as tf
 
     n = tf.shape(x)[0]
-    flip = tf.random.uniform([n, 1, 1, 1]) < 0.5
+    flip = _uniform([n, 1, 1, 1], 0.0, 1.0, batch_seed, 2) < 0.5
     x = tf.where(flip, tf.reverse(x, axis=[2]), x)
     # random similarity transform: rotation +-8 deg, shift +-8%, scale 0.95..1.05
-    angle = tf.random.uniform([n], -8.0, 8.0) * math.pi / 180.0
-    scale = tf.random.uniform([n], 0.95, 1.05)
-    shift = tf.random.uniform([n, 2], -0.08, 0.08) * size
+    angle = _uniform([n], -8.0, 8.0, batch_seed, 3) * math.pi / 180.0
+    scale = _uniform([n], 0.95, 1.05, batch_seed, 4)
+    shift = _uniform([n, 2], -0.08, 0.08, batch_seed, 5) * size
     cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
     c = (size - 1) / 2.0
     # output pixel (x, y) samples input (a0 x + a1 y + a2, b0 x + b1 y + b2)
@@ -188,6 +209,7 @@ def fit(model, x_train, t_train, x_val, t_val, epochs: int, batch_size: int, lea
         def get_config(self):
             return {}
 
+    seed_everything(seed)
     model.compile(optimizer=keras.optimizers.Adam(Schedule()), loss=loss)
     train = make_dataset(x_train, t_train, batch_size, augment, seed, shuffle=True)
     val = make_dataset(x_val, t_val, 256, False, seed, shuffle=False) if x_val is not None and len(x_val) else None

@@ -145,6 +145,7 @@ def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progr
             weights.alpha, weights.temperature, lr = search["alpha"], search["temperature"], search["learning_rate"]
             if weights.alpha > 0 and centroids is None:
                 centroids = distill.identity_centroids(t_train[: len(labels)], labels)
+        distill.seed_everything(d.seed)  # the initial weights
         model, _ = student.build_student(s.arch, input_shape, s.embedding_dim, s.width)
         hist = distill.fit(model, x_train, t_train, data.val.crops, t_val,
                            ds.epochs, ds.batch_size, lr, distill.make_loss(weights, centroids),
