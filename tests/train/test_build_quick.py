@@ -95,6 +95,11 @@ def test_quick_build_report_structure_and_sane_metrics(quick_build):
     for heading in ["## Stages", "## Compression losses", "## TFLM vs TFLite int8", "## Pruning", "## Plots"]:
         assert heading in md
     assert "TFLM int8" in md and "![roc](roc.png)" in md
+    # every stage is also scored at a threshold chosen on validation pairs, and the report shows it
+    for name, stage in report["stages"].items():
+        assert 0.0 <= stage["verification"]["accuracy_at_validation_threshold"] <= 1.0, name
+        assert -1.0 <= stage["validation"]["threshold"] <= 1.0, name
+    assert "accuracy (validation threshold)" in md
 
 
 def test_rerun_skips_unchanged_stages(quick_build, lfw_dir):
