@@ -64,6 +64,13 @@ def test_quick_build_bundle_is_a_full_int8_model_within_budget(quick_build):
     assert 0 < bundle.meta.macs <= 2_000_000 and bundle.meta.arena_bytes > 0
     assert -1.0 <= bundle.meta.threshold <= 1.0
     assert summary["macs"] == bundle.meta.macs
+    # the report's board estimate is the one `tinyface profile` and the emulator give
+    from tinyface.boards import load_board
+    from tinyface.profile import profile_model
+
+    tflm = json.loads((out / "report.json").read_text())["stages"]["tflm_int8"]
+    assert tflm["estimated_ms_on_board"] == pytest.approx(
+        profile_model(bundle.model_bytes, load_board("esp32").cost_model).total_est_ms)
     # IDENTIFY's threshold is the one the TFLM stage was scored at
     report = json.loads((out / "report.json").read_text())
     assert bundle.meta.identify_at == pytest.approx(report["stages"]["tflm_int8"]["identification"]["threshold"])

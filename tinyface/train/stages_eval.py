@@ -47,6 +47,7 @@ def _timed(fn, items, limit=200):
 def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, preset, notify=lambda e, i: None) -> dict:
     """Metrics of every stage plus TFLM-vs-TFLite int8 parity, as one JSON-able dict."""
     from tinyface.graph import analyze
+    from tinyface.profile import profile_model
     from tinyface.runtime import TfliteRunner, TflmRunner
     from tinyface.train.distill import embed, normalize_images
     from tinyface.train.prune import gzip_size, sparsity_per_layer
@@ -118,7 +119,7 @@ def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, pre
     tflm_out_both = out_tflm
     out_tflite, out_tflm = out_tflite[:n_eval], out_tflm[:n_eval]
     board, cost = _board_cost_model(settings.firmware.board)
-    est_ms = sum(cost.estimate_ms(layer.op, layer.macs) for layer in graph.layers)
+    est_ms = profile_model(int8_flat, cost).total_est_ms  # the figure `tinyface profile` and the emulator give
     add("tflm_int8", tflm_out_both.astype(np.float32) - io["output_zero_point"], kind="TFLM int8 (firmware kernels)",
         latency_ms_host=tflm_ms, arena_bytes=tflm.arena_used_bytes(), estimated_ms_on_board=est_ms,
         board=board, cost_model_source=cost.source, **common)
