@@ -50,12 +50,14 @@ class Preset:
 
     def settings(self) -> dict:
         """The settings this preset fixes (a base layer under tinyface.toml and the CLI)."""
-        return {"data": {"crop_size": self.crop_size, "channels": self.channels, "padding": self.padding},
-                "student": {"arch": self.arch, "width": self.width, "embedding_dim": self.embedding_dim},
-                "distill": {"epochs": self.epochs, "teacher_views": self.teacher_views,
-                            "teacher_mixes": self.teacher_mixes},
-                "quantize": {"qat": self.qat_epochs > 0, "qat_epochs": max(1, self.qat_epochs)},
-                "firmware": {"board": self.board}}
+        settings = {"data": {"crop_size": self.crop_size, "channels": self.channels, "padding": self.padding},
+                    "student": {"arch": self.arch, "width": self.width, "embedding_dim": self.embedding_dim},
+                    "distill": {"epochs": self.epochs, "teacher_views": self.teacher_views,
+                                "teacher_mixes": self.teacher_mixes},
+                    "firmware": {"board": self.board}}
+        if self.qat_epochs:
+            settings["quantize"] = {"qat": True, "qat_epochs": self.qat_epochs}
+        return settings
 
 
 PRESETS = {
