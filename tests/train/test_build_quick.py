@@ -102,11 +102,17 @@ def test_quick_build_report_structure_and_sane_metrics(quick_build):
     for heading in ["## Stages", "## Compression losses", "## TFLM vs TFLite int8", "## Pruning", "## Plots"]:
         assert heading in md
     assert "TFLM int8" in md and "![roc](roc.png)" in md
-    # every stage is also scored at a threshold chosen on validation pairs, and the report shows it
+    # the shipped threshold is chosen on validation people; every stage is also scored at the
+    # protocol's (pairsDevTrain) threshold, and the report shows both
+    assert report["threshold_source"] == "validation"
     for name, stage in report["stages"].items():
-        assert 0.0 <= stage["verification"]["accuracy_at_validation_threshold"] <= 1.0, name
-        assert -1.0 <= stage["validation"]["threshold"] <= 1.0, name
-    assert "accuracy (validation threshold)" in md
+        v = stage["verification"]
+        assert v["threshold"] == v["validation_threshold"] == stage["validation"]["threshold"], name
+        assert v["accuracy"] == v["accuracy_at_validation_threshold"], name
+        assert 0.0 <= v["accuracy_at_protocol_threshold"] <= 1.0 and -1.0 <= v["protocol_threshold"] <= 1.0, name
+    assert "accuracy (validation threshold, shipped)" in md and "accuracy (protocol threshold)" in md
+    assert json.loads((out / "model.json").read_text())["threshold"] == pytest.approx(
+        report["stages"]["tflm_int8"]["verification"]["validation_threshold"])
 
 
 def test_rerun_skips_unchanged_stages(quick_build, lfw_dir):
@@ -116,6 +122,26 @@ def test_rerun_skips_unchanged_stages(quick_build, lfw_dir):
     stages = {s["name"]: s["skipped"] for s in json.loads(proc.stdout)["stages"]}
     assert stages == {"data": False, "distill": True, "prune": True, "quantize": True, "evaluate": True,
                       "report": False}
+
+
+def test_protocol_threshold_source_reruns_only_the_evaluation(quick_build, lfw_dir, tmp_path):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(quick_build[0], out)
+    proc = run_cli("build", "--quick", "--data", str(lfw_dir), "--out", str(out), "--json",
+                   "--set", "data.threshold_from=protocol")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    stages = {s["name"]: s["skipped"] for s in json.loads(proc.stdout)["stages"]}
+    assert stages == {"data": False, "distill": True, "prune": True, "quantize": True, "evaluate": False,
+                      "report": False}
+    report = json.loads((out / "report.json").read_text())
+    assert report["threshold_source"] == "protocol" and "pairsDevTrain" in report["threshold_from"]
+    v = report["stages"]["tflm_int8"]["verification"]
+    assert v["threshold"] == v["protocol_threshold"] and v["accuracy"] == v["accuracy_at_protocol_threshold"]
+    assert json.loads((out / "model.json").read_text())["threshold"] == pytest.approx(v["protocol_threshold"])
+    assert "accuracy (protocol threshold, shipped)" in (out / "report.md").read_text()
+    assert 'data.threshold_from="protocol"' in (out / "MODEL_CARD.md").read_text()
 
 
 def test_a_failed_stage_leaves_no_trusted_artifact(quick_build, lfw_dir, monkeypatch, tmp_path):

@@ -21,7 +21,7 @@ import numpy as np
 
 from tinyface.fsutil import atomic_path, write_bytes, write_json
 
-EVALUATE_ONLY = ("identify_stranger_rate",)  # data settings that only the evaluation reads
+EVALUATE_ONLY = ("identify_stranger_rate", "threshold_from")  # data settings only the evaluation reads
 CODE_VERSION = "pipeline-v1"  # bump when a stage's behaviour changes, to invalidate old artifacts
 
 
