@@ -1,8 +1,9 @@
 """Who is used for what.
 
 LFW (View 1): training and validation people come only from ``peopleDevTrain.txt``;
-verification is tested on ``pairsDevTest.txt`` with the threshold chosen on
-``pairsDevTrain.txt``; identification by enrollment uses ``peopleDevTest.txt`` people.
+verification is tested on ``pairsDevTest.txt`` with the threshold chosen on pairs of
+validation people (or on ``pairsDevTrain.txt``: ``data.threshold_from``); identification by
+enrollment uses ``peopleDevTest.txt`` people.
 The test people and pairs are never used for training, calibration or model selection.
 
 A user's folder-per-person dataset has no protocol files: its people are split by a

@@ -1,7 +1,7 @@
 """Assemble the arrays a build needs, from the face cache.
 
 Roles (see tinyface/data/splits.py): training and validation images come from training
-people only; ``eval`` holds the images of the verification pairs (DevTrain pairs for the
+people only; ``eval`` holds the images of the verification pairs (DevTrain pairs for the protocol's
 threshold, DevTest pairs for the test) and of the identification split (test people).
 """
 
@@ -41,7 +41,7 @@ class BuildData:
     train: Faces
     val: Faces
     eval: Faces  # every image the evaluation needs, once
-    threshold_pairs: PairSet  # choose the threshold here (DevTrain pairs, or validation pairs)
+    threshold_pairs: PairSet  # the protocol's threshold pairs (LFW: pairsDevTrain; folders: validation people)
     test_pairs: PairSet  # held-out verification test (pairsDevTest)
     enroll: dict[str, list[int]]  # identification: person -> indices into eval
     probes: list[tuple[int, str]]
