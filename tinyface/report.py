@@ -52,6 +52,12 @@ def stage_table(metrics: dict) -> list[str]:
     return rows
 
 
+def _threshold_sources(metrics: dict) -> tuple[str, str]:
+    """(the shipped threshold's source, the other one); reports from before the setting: protocol."""
+    source = metrics.get("threshold_source", "protocol")
+    return source, "protocol" if source == "validation" else "validation"
+
+
 _OTHER_WORDS = {"validation": "pairs of validation people (never trained on)",
                 "protocol": "the protocol's pairs (`pairsDevTrain.txt` for LFW)"}
 
@@ -63,8 +69,7 @@ def write_report(out_dir: Path, metrics: dict, settings, preset, result=None) ->
     stages = metrics["stages"]
     tflm, student = stages["tflm_int8"], stages["float"]
     parity = metrics["parity"]
-    source = metrics.get("threshold_source", "protocol")  # reports written before the setting: protocol
-    other = "protocol" if source == "validation" else "validation"
+    source, other = _threshold_sources(metrics)
     lines = [
         f"# tinyface build report — preset `{preset.name}`",
         "",
@@ -359,7 +364,7 @@ def write_model_card(out_dir: Path, metrics: dict, settings, preset, meta) -> Pa
 
 
 def _other_threshold_row(metrics: dict, v: dict, teacher: dict) -> list[str]:
-    other = "protocol" if metrics.get("threshold_source", "protocol") == "validation" else "validation"
+    other = _threshold_sources(metrics)[1]
     key = f"accuracy_at_{other}_threshold"
     if key not in v or key not in teacher:
         return []
