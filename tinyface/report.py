@@ -368,9 +368,8 @@ def _other_threshold_row(metrics: dict, v: dict, teacher: dict) -> list[str]:
     key = f"accuracy_at_{other}_threshold"
     if key not in v or key not in teacher:
         return []
-    words = {"protocol": "at the protocol's threshold (chosen on `pairsDevTrain.txt`, mostly training images)",
-             "validation": "at a threshold chosen on validation people"}[other]
-    return [f"| the same pairs, {words} | {_pct(v[key])} | {_pct(teacher[key])} |"]
+    return [f"| the same pairs, at a threshold chosen on {_OTHER_WORDS[other]} | {_pct(v[key])} | "
+            f"{_pct(teacher[key])} |"]
 
 
 # machine-specific settings: where the data and the cache are, how many processes
