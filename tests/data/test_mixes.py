@@ -15,6 +15,11 @@ def test_a_plan_is_seeded_and_always_pairs_two_different_people():
     assert [m.a for m in plan[:6]] == list(range(6))  # every image gets each of its mixes
 
 
+def test_more_mixes_extend_the_plan_so_the_cached_ones_are_reused():
+    labels = ["a", "b", "b", "c", "d"] * 3
+    assert plan_mixes(labels, 5, seed=1)[:2 * len(labels)] == plan_mixes(labels, 2, seed=1)
+
+
 def test_blend_is_the_rounded_weighted_sum():
     a, b = np.full((2, 2, 1), 200, np.uint8), np.full((2, 2, 1), 11, np.uint8)
     assert blend(a, b, 0.25).flat[0] == round(0.25 * 200 + 0.75 * 11)
