@@ -63,7 +63,7 @@ class Preset:
 PRESETS = {
     # chosen on validation pairs with benchmarks/pareto.py and the runs in docs/model.md
     "esp32": Preset("esp32", "esp32", 64, 1, 0.1, "dsnet_mlp", 0.75, 128, 13, 3, 6, qat_epochs=1),
-    "esp32s3": Preset("esp32s3", "esp32s3", 80, 1, 0.1, "dsnet_mlp", 1.75, 128, 12, 3, 6, qat_epochs=2),
+    "esp32s3": Preset("esp32s3", "esp32s3", 80, 1, 0.1, "dsnet_mlp", 1.75, 128, 10, 3, 12, qat_epochs=2),
 }
 
 
