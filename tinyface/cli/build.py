@@ -151,3 +151,6 @@ class BuildProgress:
             took = time.perf_counter() - self._stage_started
             status = "skipped (unchanged)" if info.get("skipped") else f"{took:.1f} s"
             self._progress.console.print(f"  ✓ {info['name']}: {status}")
+            if self._task is not None:  # its ✓ line replaces the bar (no 0/? bar left behind at the end)
+                self._progress.remove_task(self._task)
+                self._task = None
