@@ -206,12 +206,12 @@ def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progr
             candidates["qat"] = _qat(to_quantize, x_train, t_train, augment, settings, calib,
                                      prune_preserving=pruned_model is not None, notify=notify)
         scores = {name: _val_accuracy_int8(flat, data) for name, flat in candidates.items()}
-        best = max(scores, key=scores.get)
+        best = max(scores, key=scores.get)  # on a tie the first, PTQ: the simpler recipe
         write_bytes(st.path("int8.tflite"), candidates[best])
         for name, flat in candidates.items():
             write_bytes(st.path(f"int8_{name}.tflite"), flat)
         write_json(st.path("choice.json"), {"chosen": best, "val_accuracy": scores,
-                                            "rule": "highest accuracy on pairs of validation people"})
+                                            "rule": "highest accuracy on pairs of validation people; a tie keeps PTQ"})
         st.finish()
     result.stages.append(StageInfo("quantize", st.fp, skipped, time.perf_counter() - t0))
     notify("done", {"name": "quantize", "skipped": skipped})
