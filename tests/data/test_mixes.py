@@ -42,10 +42,31 @@ def test_the_teacher_embeds_the_blend_once_and_later_runs_read_the_cache(lfw_dir
 
         import tinyface.data.faces as faces_module
 
-        original = faces_module._process_mix
-        faces_module._process_mix = lambda job: (_ for _ in ()).throw(AssertionError("must come from the cache"))
+        original = faces_module._process_chip
+        faces_module._process_chip = lambda job: (_ for _ in ()).throw(AssertionError("must come from the cache"))
         try:
             ok2, teacher2 = prepare_mixes(paths, plan, spec, cache, workers=1)
         finally:
-            faces_module._process_mix = original
+            faces_module._process_chip = original
         assert ok2.all() and np.array_equal(teacher, teacher2)
+
+
+def test_mixes_over_more_images_than_fit_in_memory_come_in_chunks_with_the_same_result(lfw_dir, tmp_path, monkeypatch):
+    import tinyface.data.faces as faces_module
+
+    names = ("Abdullah_Gul", "Aaron_Eckhart", "Adrien_Brody")
+    paths = [sorted((lfw_dir / "images" / name).glob("*.jpg"))[0] for name in names]
+    spec = FaceSpec(crop_size=32, channels=1, padding=0.1, teacher=True)
+    plan = plan_mixes(list(names), 2, seed=3)
+    with FaceCache(tmp_path / "all") as cache:
+        prepare_faces(paths, spec, cache, workers=1)
+        ok, teacher = prepare_mixes(paths, plan, spec, cache, workers=1)
+    # two images at a time: each chunk is the mixes of one pair, all of them in order
+    chunks = list(faces_module._chunks_by_images(list(range(len(plan))), plan, 2))
+    assert len(chunks) > 1 and sum(chunks, []) == list(range(len(plan)))
+    assert all(len({i for k in c for i in (plan[k].a, plan[k].b)}) == 2 for c in chunks)
+    monkeypatch.setattr(faces_module, "MIX_CHIPS_IN_MEMORY", 2)
+    with FaceCache(tmp_path / "chunked") as cache:
+        prepare_faces(paths, spec, cache, workers=1)
+        ok2, teacher2 = prepare_mixes(paths, plan, spec, cache, workers=1)
+    assert ok.all() and ok2.all() and np.allclose(teacher, teacher2, atol=1e-6)

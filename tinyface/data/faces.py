@@ -2,8 +2,10 @@
 
 Everything is cached per image content (see cache.py): a second run over the same data
 and settings reads the cache and never calls the aligner or the teacher. Work on cache
-misses runs in worker processes; results are committed in batches so an interrupted
-run keeps what it finished.
+misses runs in worker processes (decoding, alignment, cutting crops and teacher chips);
+the teacher embeds the workers' chips in this process, in batches (it is fast per batch and
+slow per chip). Results are committed in batches so an interrupted run keeps what it
+finished.
 """
 
 from __future__ import annotations
@@ -97,12 +99,8 @@ def _process(job) -> tuple[int, dict | str]:
     if need_crop:
         out["crop"] = cut_chip(rgb, alignment, spec.crop_size, spec.padding, spec.channels)
     if need_teacher:
-        from tinyface.train.teacher import embed_chips
-
         chip = cut_chip(rgb, alignment, spec.teacher_chip_size, spec.teacher_padding, 3)
-        chips = [chip, chip[:, ::-1]] if spec.teacher_flip_average else [chip]
-        emb = embed_chips(chips).mean(axis=0)
-        out["teacher"] = (emb / np.linalg.norm(emb)).astype(np.float32)
+        out["chips"] = {"plain": chip, "flip": chip[:, ::-1]} if spec.teacher_flip_average else {"plain": chip}
     return index, out
 
 
@@ -127,21 +125,56 @@ class _PendingWrites:
             self.items.clear()
 
 
+class _TeacherQueue:
+    """Results waiting for the teacher: a result with ``chips`` ({name: RGB chip}) is held
+    until enough chips are waiting for a batch, then handed on with ``teacher``
+    ({name: embedding}) in their place; other results pass straight through."""
+
+    def __init__(self, collect, batch_chips: int = 256):
+        self.collect, self.batch_chips = collect, batch_chips
+        self.waiting: list[tuple[int, dict]] = []
+        self.n_chips = 0
+
+    def __call__(self, index: int, result) -> None:
+        if isinstance(result, str) or "chips" not in result:
+            self.collect(index, result)
+            return
+        self.waiting.append((index, result))
+        self.n_chips += len(result["chips"])
+        if self.n_chips >= self.batch_chips:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.waiting:
+            return
+        from tinyface.train.teacher import embed_chips
+
+        embeddings = iter(embed_chips([c for _, r in self.waiting for c in r["chips"].values()]))
+        waiting, self.waiting, self.n_chips = self.waiting, [], 0
+        for index, result in waiting:
+            result["teacher"] = {name: next(embeddings) for name in result.pop("chips")}
+            self.collect(index, result)
+
+
 def _run_jobs(jobs: list, process, collect, workers: int, initializer=None, initargs=(), chunksize: int = 8) -> None:
     """Run ``process`` over ``jobs`` (in this process when few or ``workers`` == 1, else in a
-    fork pool) and hand each ``(index, result)`` to ``collect`` as it finishes."""
+    fork pool) and hand each ``(index, result)`` to ``collect`` as it finishes, after the
+    teacher embedded the chips it asks for (see _TeacherQueue)."""
     workers = workers or os.cpu_count() or 1
+    queue = _TeacherQueue(collect)
     if workers == 1 or len(jobs) <= 8:
         if initializer:
             initializer(*initargs)
         for job in jobs:
-            collect(*process(job))
+            queue(*process(job))
+        queue.flush()
         return
     import multiprocessing as mp
 
     with mp.get_context("fork").Pool(workers, initializer=initializer, initargs=initargs) as pool:
         for index, result in pool.imap_unordered(process, jobs, chunksize=chunksize):
-            collect(index, result)
+            queue(index, result)
+    queue.flush()
 
 def prepare_faces(
     paths: Sequence[str | os.PathLike],
@@ -218,6 +251,9 @@ def prepare_faces(
             skipped.append(Skipped(paths[index], result))
         else:
             k_lmk, k_crop, k_teach = keys(hashes[index])
+            if "teacher" in result:  # the mean of the chip's (and its mirror's) embeddings
+                emb = np.mean(list(result["teacher"].values()), axis=0)
+                result["teacher"] = (emb / np.linalg.norm(emb)).astype(np.float32)
             for name, key in (("lmk", k_lmk), ("crop", k_crop), ("teacher", k_teach)):
                 if name in result:
                     pending.add(key, result[name])
@@ -272,7 +308,6 @@ def view_seed(image_hash: str, view: int) -> int:
 
 def _process_views(job) -> tuple[int, dict | str]:
     from tinyface.data.align import Perturbation
-    from tinyface.train.teacher import embed_chips
 
     index, path, spec, landmarks, image_hash, views, teacher_views = job
     try:
@@ -286,8 +321,7 @@ def _process_views(job) -> tuple[int, dict | str]:
         crops[v] = cut_chip(rgb, alignment, spec.crop_size, spec.padding, spec.channels, p)
         if v in teacher_views:
             chips[v] = cut_chip(rgb, alignment, spec.teacher_chip_size, spec.teacher_padding, 3, p)
-    embs = dict(zip(chips, embed_chips(list(chips.values()))))
-    return index, {"crops": crops, "teacher": embs}
+    return index, {"crops": crops, "chips": chips}
 
 
 def prepare_views(paths: Sequence[str | os.PathLike], spec: FaceSpec, cache: FaceCache, views: int,
@@ -373,18 +407,32 @@ def blend(a: np.ndarray, b: np.ndarray, lam: float) -> np.ndarray:
     return np.clip(np.rint(lam * a.astype(np.float32) + (1.0 - lam) * b.astype(np.float32)), 0, 255).astype(np.uint8)
 
 
-def _process_mix(job) -> tuple[int, dict | str]:
-    from tinyface.train.teacher import embed_chips
+# Teacher chips held in memory at once while blending (67.5 KB each: about 1.1 GB).
+MIX_CHIPS_IN_MEMORY = 16384
 
-    index, (path_a, lmk_a), (path_b, lmk_b), lam, spec = job
-    chips = []
-    for path, lmk in ((path_a, lmk_a), (path_b, lmk_b)):
-        try:
-            rgb = read_image(path)
-        except ImageError as exc:
-            return index, str(exc)
-        chips.append(cut_chip(rgb, Alignment.from_array(lmk), spec.teacher_chip_size, spec.teacher_padding, 3))
-    return index, {"teacher": embed_chips([blend(chips[0], chips[1], lam)])[0]}
+
+def _process_chip(job) -> tuple[int, dict | str]:
+    index, path, lmk, spec = job
+    try:
+        rgb = read_image(path)
+    except ImageError as exc:
+        return index, str(exc)
+    return index, {"chip": cut_chip(rgb, Alignment.from_array(lmk), spec.teacher_chip_size, spec.teacher_padding, 3)}
+
+
+def _chunks_by_images(todo: list[int], plan: Sequence[Mix], limit: int):
+    """Split the mixes ``todo`` into runs that need at most ``limit`` distinct images."""
+    chunk: list[int] = []
+    images: set[int] = set()
+    for k in todo:
+        pair = {plan[k].a, plan[k].b}
+        if chunk and len(images | pair) > limit:
+            yield chunk
+            chunk, images = [], set()
+        chunk.append(k)
+        images |= pair
+    if chunk:
+        yield chunk
 
 
 def prepare_mixes(paths: Sequence[str | os.PathLike], plan: Sequence[Mix], spec: FaceSpec, cache: FaceCache,
@@ -392,23 +440,37 @@ def prepare_mixes(paths: Sequence[str | os.PathLike], plan: Sequence[Mix], spec:
     """The teacher's embedding of every blend in ``plan``: ok (K,), float32 (K, 128).
 
     Needs the landmarks in the cache (run prepare_faces first). Cached per pair and ratio.
+    Each image's teacher chip is cut once (in worker processes) and blended with its
+    partners in memory, so the teacher's batches are the only per-mix cost.
     """
     paths = [Path(p) for p in paths]
     hashes = [content_hash(p.read_bytes()) for p in paths]
     lmk_d = spec.landmark_digest()
     digest = settings_digest(base=spec.teacher_digest(), kind="mix")
     keys = [FaceCache.key("mteacher", digest, f"{hashes[m.a]}-{hashes[m.b]}-{m.lam:.3f}") for m in plan]
-    lmks = cache.get_many([FaceCache.key("lmk", lmk_d, h) for h in hashes])
+    found_lmks = cache.get_many([FaceCache.key("lmk", lmk_d, h) for h in hashes])
+    lmks = {i: found_lmks[FaceCache.key("lmk", lmk_d, h)] for i, h in enumerate(hashes)
+            if FaceCache.key("lmk", lmk_d, h) in found_lmks}
     found = cache.get_many(keys)
-    jobs = []
-    for k, (m, key) in enumerate(zip(plan, keys)):
-        if key in found:
-            continue
-        la, lb = lmks.get(FaceCache.key("lmk", lmk_d, hashes[m.a])), lmks.get(FaceCache.key("lmk", lmk_d, hashes[m.b]))
-        if la is not None and lb is not None:
-            jobs.append((k, (paths[m.a], la), (paths[m.b], lb), m.lam, spec))
-    _run_and_store(cache, found, jobs, _process_mix, lambda index, result, put: put(keys[index], result["teacher"]),
-                   workers, progress, chunksize=8)
+    todo = [k for k, (m, key) in enumerate(zip(plan, keys)) if key not in found and m.a in lmks and m.b in lmks]
+    for chunk in _chunks_by_images(todo, plan, MIX_CHIPS_IN_MEMORY):
+        chips: dict[int, np.ndarray] = {}
+
+        def keep_chip(index, result):
+            if not isinstance(result, str):
+                chips[index] = result["chip"]
+
+        need = sorted({i for k in chunk for i in (plan[k].a, plan[k].b)})
+        _run_jobs([(i, paths[i], lmks[i], spec) for i in need], _process_chip, keep_chip, workers, chunksize=16)
+
+        def mix(k):
+            m = plan[k]
+            if m.a not in chips or m.b not in chips:
+                return k, "unreadable image"
+            return k, {"chips": {"mix": blend(chips[m.a], chips[m.b], m.lam)}}
+
+        _run_and_store(cache, found, chunk, mix, lambda index, result, put: put(keys[index], result["teacher"]["mix"]),
+                       1, progress, chunksize=1)
     ok = np.array([key in found for key in keys], bool)
     teacher = np.zeros((len(plan), 128), np.float32)
     for k, key in enumerate(keys):
