@@ -167,11 +167,11 @@ class DistillSettings:
         teacher_views: perturbed views of every training image (mirror, rotation, scale,
             shift), each with the teacher's embedding *of that view*, so the student and the
             teacher always see the same image (consistent teaching). One-time cost: about
-            5 ms of teacher time per view on 2 cores, cached. 0 = off.
+            10 ms per view on 2 cores, cached. 0 = off.
         teacher_mixes: blends of every training image with an image of another person
             (``lam * a + (1 - lam) * b``, lam in [0.2, 0.8]), each with the teacher's embedding
             of the blend: faces of no one in the data, where the student imitates the teacher
-            too. Same one-time cost per mix as per view, cached. 0 = off.
+            too. One-time cost: about 5 ms per mix on 2 cores, cached. 0 = off.
         search_trials: Optuna TPE trials over alpha, temperature and learning rate, on
             validation data only; 0 = off.
     """

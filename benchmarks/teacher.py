@@ -1,0 +1,51 @@
+"""The teacher's speed and agreement: dlib's ResNet run by dlib-bin and by TensorFlow.
+
+    python benchmarks/teacher.py [--data DIR] [--chips N] [--dlib-chips N]
+
+Cuts N aligned 150x150 chips from LFW, embeds them with each backend (TensorFlow: the
+batched path `tinyface build` uses; dlib: one process, as dlib-bin runs), and prints
+milliseconds per chip and the largest difference between the two embeddings. Run it on
+idle cores: the figures are wall time.
+"""
+
+import argparse
+import time
+
+import numpy as np
+
+from tinyface.config import default_data_dir
+from tinyface.data.align import Aligner, cut_chip
+from tinyface.data.dataset import load_dataset, read_image
+from tinyface.train.teacher import embed_chips
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(default_data_dir()))
+    ap.add_argument("--chips", type=int, default=512, help="chips for the TensorFlow timing")
+    ap.add_argument("--dlib-chips", type=int, default=32, help="chips for the (slow) dlib timing")
+    args = ap.parse_args()
+
+    aligner = Aligner()
+    images = load_dataset(args.data).images[: max(args.chips, args.dlib_chips)]
+    chips = []
+    for im in images:
+        rgb = read_image(im.path)
+        chips.append(cut_chip(rgb, aligner.detect(rgb), 150, 0.25, 3))
+
+    embed_chips(chips[:1])  # load and trace once, outside the timing
+    t0 = time.perf_counter()
+    ours = embed_chips(chips[: args.chips])
+    tf_ms = 1000 * (time.perf_counter() - t0) / args.chips
+    embed_chips(chips[:1], backend="dlib")
+    t0 = time.perf_counter()
+    ref = embed_chips(chips[: args.dlib_chips], backend="dlib")
+    dlib_ms = 1000 * (time.perf_counter() - t0) / args.dlib_chips
+    diff = float(np.abs(ours[: args.dlib_chips] - ref).max())
+    print(f"tensorflow: {tf_ms:.1f} ms/chip over {args.chips} chips")
+    print(f"dlib:       {dlib_ms:.1f} ms/chip over {args.dlib_chips} chips (one process)")
+    print(f"speed-up: {dlib_ms / tf_ms:.1f}x   largest embedding difference: {diff:.2e}")
+
+
+if __name__ == "__main__":
+    main()
