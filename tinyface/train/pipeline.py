@@ -22,6 +22,17 @@ import numpy as np
 from tinyface.fsutil import atomic_path, write_bytes, write_json
 
 EVALUATE_ONLY = ("identify_stranger_rate", "threshold_from")  # data settings only the evaluation reads
+# Every tinyface module a build's stages import, loaded when the build starts: a build runs
+# for up to an hour, and a module first imported at its end (the evaluation, the report)
+# would otherwise come from whatever version of tinyface is installed *then* (an edit or an
+# upgrade meanwhile crashed a build once). tests/train/test_pipeline_imports.py checks the list.
+STAGE_MODULES = (
+    "tinyface.boards", "tinyface.bundle", "tinyface.config", "tinyface.evaluate", "tinyface.graph",
+    "tinyface.profile", "tinyface.report", "tinyface.runtime", "tinyface.data.align", "tinyface.data.dataset",
+    "tinyface.data.faces", "tinyface.train.data", "tinyface.train.distill", "tinyface.train.dlib_net",
+    "tinyface.train.prune", "tinyface.train.quantize", "tinyface.train.search", "tinyface.train.stages_eval",
+    "tinyface.train.student", "tinyface.train.teacher",
+)
 CODE_VERSION = "pipeline-v1"  # bump when a stage's behaviour changes, to invalidate old artifacts
 
 
@@ -94,10 +105,19 @@ def load_keras(path: Path):
 Progress = Callable[[str, dict], None]
 
 
+def load_stage_modules() -> None:
+    """Import STAGE_MODULES now (see there why)."""
+    import importlib
+
+    for name in STAGE_MODULES:
+        importlib.import_module(name)
+
+
 def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progress: Progress | None = None,
               ui=None) -> BuildResult:
     """Run the whole chain; see the module docstring for skipping and atomicity."""
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    load_stage_modules()
     from tinyface.train import distill, prune, quantize, student
     from tinyface.train.data import load_build_data
 
