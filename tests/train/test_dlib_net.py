@@ -1,6 +1,8 @@
 """The teacher in TensorFlow is dlib's network: read from dlib's own model file, it gives
 dlib's embeddings to float round-off on real aligned LFW faces."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -42,7 +44,16 @@ def test_an_embedding_does_not_depend_on_its_batch(chips):
 
 
 def test_a_file_that_is_not_dlibs_face_resnet_is_refused(tmp_path):
+    import face_recognition_models as frm
+
+    from tinyface.errors import ModelError
+
     bad = tmp_path / "model.dat"
     bad.write_bytes(b"\x01\x15input_rgb_image_sized" + bytes(64))
     with pytest.raises(dlib_net.DlibFormatError):
         dlib_net.read_weights(bad)
+    # a cut-short copy of the real file: a user error with a fix, not a crash
+    cut = tmp_path / "cut.dat"
+    cut.write_bytes(Path(frm.face_recognition_model_location()).read_bytes()[:5_000_000])
+    with pytest.raises(ModelError, match="ends early"):
+        dlib_net.read_weights(cut)

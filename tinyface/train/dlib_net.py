@@ -22,13 +22,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tinyface.errors import ModelError
+
 # anet_type: (filters, residual blocks, first block halves the resolution), input side first.
 STAGES = ((32, 3, False), (64, 4, True), (128, 3, True), (256, 3, True), (256, 1, True))
 CHIP_SIZE = 150
 
 
-class DlibFormatError(ValueError):
+class DlibFormatError(ModelError):
     """The model file is not the dlib face ResNet this module knows."""
+
+    def __init__(self, message: str):
+        super().__init__(f"the teacher's model file is unusable: {message}",
+                         hint="reinstall it: pip install --force-reinstall face-recognition-models")
 
 
 class _Reader:
@@ -78,7 +84,14 @@ class DlibWeights:
 def read_weights(path) -> DlibWeights:
     """Read dlib_face_recognition_resnet_model_v1.dat. Raises DlibFormatError."""
     with open(path, "rb") as f:
-        r = _Reader(f.read())
+        data = f.read()
+    try:
+        return _parse(_Reader(data))
+    except (IndexError, ValueError) as exc:  # cut short: a read ran past the end
+        raise DlibFormatError(f"it ends early ({exc})") from None
+
+
+def _parse(r: _Reader) -> DlibWeights:
     r.seek_name("input_rgb_image_sized")
     mean_rgb = (r.float(), r.float(), r.float())
     if (r.int(), r.int()) != (CHIP_SIZE, CHIP_SIZE):
