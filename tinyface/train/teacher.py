@@ -2,7 +2,7 @@
 ``face-recognition-models`` package. It runs on dlib's own 150x150 face chips.
 
 The network is read from dlib's model file and run in TensorFlow (see dlib_net.py: the
-same embeddings as dlib to float round-off, about 40x faster on this project's machines);
+same embeddings as dlib to float round-off, about 20x faster on this project's machines);
 ``backend="dlib"`` runs dlib itself, the reference the tests compare against.
 """
 
