@@ -165,3 +165,15 @@ def test_default_dirs_follow_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("TINYFACE_CACHE")
     assert config.default_data_dir() == config.Path("~/.cache/tinyface/datasets/lfw").expanduser()
     assert config.default_cache_dir() == config.Path("~/.cache/tinyface/cache").expanduser()
+
+
+def test_a_preset_can_set_its_pruning_epochs_and_set_options_still_win():
+    from dataclasses import replace
+
+    from tinyface.train.student import PRESETS
+
+    preset = replace(PRESETS["esp32s3"], prune_epochs=2)
+    assert preset.settings()["prune"] == {"epochs": 2} and "prune" not in PRESETS["esp32"].settings()
+    eff = config.load(None, {"prune": {"epochs": 5}}, base=preset.settings())
+    assert eff.prune.epochs == 5 and eff.distill.teacher_mixes == preset.teacher_mixes
+    assert config.load(None, None, base=preset.settings()).prune.epochs == 2

@@ -41,6 +41,7 @@ class Preset:
     teacher_views: int
     teacher_mixes: int
     qat_epochs: int = 0  # quantization-aware training tried next to PTQ (the better on validation kept); 0 = PTQ only
+    prune_epochs: int = 0  # fine-tuning epochs while pruning; 0 = the setting's default
 
     @property
     def mac_budget(self) -> int:
@@ -57,6 +58,8 @@ class Preset:
                     "firmware": {"board": self.board}}
         if self.qat_epochs:
             settings["quantize"] = {"qat": True, "qat_epochs": self.qat_epochs}
+        if self.prune_epochs:
+            settings["prune"] = {"epochs": self.prune_epochs}
         return settings
 
 
