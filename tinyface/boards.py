@@ -1,8 +1,10 @@
 """Boards as data: one ``boards/<name>.toml`` per board, validated when it is loaded.
 
 A board file says how to build for the board (PlatformIO platform, board id, framework),
-what it has (CPU clock, flash, SRAM for the arena, PSRAM, ESP-NN), how to talk to it (baud,
-USB VID:PIDs for auto-detection), what the model pipeline may spend on it (``mac_budget``)
+what it has (CPU clock, flash and its SPI mode, SRAM for the arena, PSRAM, a USB-Serial/JTAG
+port, which ESP-NN kernels it runs), how to talk to it (baud, upload baud, whether the
+serial adapter's RTS/DTR lines must stay released, USB VID:PIDs for auto-detection), what
+the model pipeline may spend on it (``mac_budget``)
 and the published measurement its latency cost model is calibrated on. Every key is
 required and an unknown key is an error, so a typo never silently becomes a default.
 docs/boards.md documents the fields.
@@ -25,8 +27,9 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     "": {"name": (str,), "title": (str,)},
     "platformio": {"platform": (str,), "board": (str,), "framework": (str,)},
     "chip": {"cpu_mhz": _NUM, "flash_bytes": _INT, "sram_arena_bytes": _INT, "sram_heap_bytes": _INT,
-             "psram_bytes": _INT, "esp_nn": (bool,)},
-    "serial": {"baud": _INT, "usb_ids": (list,)},
+             "psram_bytes": _INT, "esp_nn": (bool,), "esp_nn_kernels": (str,), "flash_mode": (str,),
+             "usb_serial_jtag": (bool,)},
+    "serial": {"baud": _INT, "upload_baud": _INT, "release_rts_dtr": (bool,), "usb_ids": (list,)},
     "budget": {"mac_budget": _INT, "firmware_flash_bytes": _INT},
     "cost_model": {
         "calibration_macs": _INT, "calibration_ops": _INT, "calibration_ms_esp_nn": _NUM,
@@ -39,6 +42,14 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
 # copy-before-erase, so NVS needs room for two copies plus a spare page) and PHY data; the
 # factory app gets the rest of the flash.
 APP_OFFSET_BYTES = 0x20000
+
+# ESP-NN's kernel sets (esp-nn/CMakeLists.txt): its assembly for the ESP32-S3 (PIE SIMD) and
+# the ESP32-P4; every other chip (the ESP32 and the ESP32-C3 included) compiles its generic
+# C code (the *_ansi.c and *_opt.c files).
+ESP_NN_KERNELS = {"generic": "generic C", "esp32s3": "ESP32-S3 assembly (PIE SIMD)",
+                  "esp32p4": "ESP32-P4 assembly"}
+# SPI flash modes esptool and ESP-IDF (CONFIG_ESPTOOLPY_FLASHMODE_*) accept.
+FLASH_MODES = ("qio", "qout", "dio", "dout")
 
 
 @dataclass(frozen=True)
@@ -56,7 +67,12 @@ class Board:
     sram_heap_bytes: int
     psram_bytes: int
     esp_nn: bool
+    esp_nn_kernels: str
+    flash_mode: str
+    usb_serial_jtag: bool
     baud: int
+    upload_baud: int
+    release_rts_dtr: bool
     usb_ids: tuple[tuple[int, int], ...]
     mac_budget: int
     firmware_flash_bytes: int
@@ -103,8 +119,9 @@ class Board:
             "platformio": {"platform": self.pio_platform, "board": self.pio_board, "framework": self.pio_framework},
             "cpu_mhz": self.cpu_mhz, "flash_bytes": self.flash_bytes, "app_flash_bytes": self.app_flash_bytes,
             "sram_arena_bytes": self.sram_arena_bytes, "sram_heap_bytes": self.sram_heap_bytes,
-            "psram_bytes": self.psram_bytes, "esp_nn": self.esp_nn,
-            "baud": self.baud, "usb_ids": self.usb_ids_hex, "mac_budget": self.mac_budget,
+            "psram_bytes": self.psram_bytes, "esp_nn": self.esp_nn, "esp_nn_kernels": self.esp_nn_kernels,
+            "flash_mode": self.flash_mode, "usb_serial_jtag": self.usb_serial_jtag,
+            "baud": self.baud, "upload_baud": self.upload_baud, "release_rts_dtr": self.release_rts_dtr, "usb_ids": self.usb_ids_hex, "mac_budget": self.mac_budget,
             "firmware_flash_bytes": self.firmware_flash_bytes,
             "cycles_per_mac": cm.cycles_per_mac["default"], "overhead_us_per_op": cm.overhead_us_per_op,
             "cost_source": cm.source,
@@ -182,7 +199,8 @@ def load_board_file(path: str | Path) -> Board:
     name = values["name"]
     if name != path.stem:
         raise ConfigError(f"board file {path} says name = '{name}'; it must match the file name '{path.stem}'")
-    for key in ("chip.cpu_mhz", "chip.flash_bytes", "chip.sram_arena_bytes", "chip.sram_heap_bytes", "serial.baud", "budget.mac_budget",
+    for key in ("chip.cpu_mhz", "chip.flash_bytes", "chip.sram_arena_bytes", "chip.sram_heap_bytes", "serial.baud",
+                "serial.upload_baud", "budget.mac_budget",
                 "cost_model.calibration_macs", "cost_model.calibration_ops", "cost_model.calibration_ms_esp_nn",
                 "cost_model.calibration_ms_reference"):
         if values[key] <= 0:
@@ -192,6 +210,12 @@ def load_board_file(path: str | Path) -> Board:
             raise ConfigError(f"board file {path}: '{key}' must be >= 0, got {values[key]!r}")
     if values["chip.sram_arena_bytes"] > values["chip.sram_heap_bytes"]:
         raise ConfigError(f"board file {path}: 'chip.sram_arena_bytes' cannot exceed 'chip.sram_heap_bytes'")
+    if values["chip.esp_nn_kernels"] not in ESP_NN_KERNELS:
+        raise ConfigError(f"board file {path}: 'chip.esp_nn_kernels' must be one of {', '.join(ESP_NN_KERNELS)}, "
+                          f"got {values['chip.esp_nn_kernels']!r}")
+    if values["chip.flash_mode"] not in FLASH_MODES:
+        raise ConfigError(f"board file {path}: 'chip.flash_mode' must be one of {', '.join(FLASH_MODES)}, "
+                          f"got {values['chip.flash_mode']!r}")
     if values["chip.flash_bytes"] <= APP_OFFSET_BYTES:
         raise ConfigError(f"board file {path}: 'chip.flash_bytes' must exceed {APP_OFFSET_BYTES}")
 
@@ -202,7 +226,10 @@ def load_board_file(path: str | Path) -> Board:
         cpu_mhz=float(values["chip.cpu_mhz"]), flash_bytes=values["chip.flash_bytes"],
         sram_arena_bytes=values["chip.sram_arena_bytes"], sram_heap_bytes=values["chip.sram_heap_bytes"],
         psram_bytes=values["chip.psram_bytes"],
-        esp_nn=values["chip.esp_nn"], baud=values["serial.baud"],
+        esp_nn=values["chip.esp_nn"], esp_nn_kernels=values["chip.esp_nn_kernels"],
+        flash_mode=values["chip.flash_mode"], usb_serial_jtag=values["chip.usb_serial_jtag"],
+        baud=values["serial.baud"], upload_baud=values["serial.upload_baud"],
+        release_rts_dtr=values["serial.release_rts_dtr"],
         usb_ids=tuple(_parse_usb_id(item, path) for item in values["serial.usb_ids"]),
         mac_budget=values["budget.mac_budget"], firmware_flash_bytes=values["budget.firmware_flash_bytes"],
         calibration_macs=values["cost_model.calibration_macs"], calibration_ops=values["cost_model.calibration_ops"],

@@ -75,6 +75,12 @@ class BudgetError(TinyfaceError):
     exit_code = 10
 
 
+class ProjectDirError(TinyfaceError):
+    """A folder tinyface would generate into holds files tinyface did not generate."""
+
+    exit_code = 11
+
+
 EXIT_USAGE = 2  # a bad option or argument (click's convention; shared with NotImplementedYet)
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70  # a bug in tinyface (EX_SOFTWARE): never a user error

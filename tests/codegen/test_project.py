@@ -14,6 +14,7 @@ from tinyface.boards import load_board
 from tinyface.codegen import BANNER, generate_project
 from tinyface.codegen.project import template_names
 from tinyface.graph import analyze
+from tinyface.protocol import spec
 
 EXPECTED_FILES = {
     "platformio.ini", "CMakeLists.txt", "sdkconfig.defaults", "partitions.csv",
@@ -69,7 +70,7 @@ def test_model_settings_match_the_bundle(esp32_project, tiny_bundle):
     digest = bytes(int(v, 16) for v in re.findall(r"0x([0-9a-f]{2})", d["TF_MODEL_SHA256_INIT"]))
     assert digest.hex() == tiny_bundle.model_hash
     assert int(d["TF_MODEL_BYTES"]) == len(tiny_bundle.model_bytes)
-    assert int(d["TF_MODEL_PROTOCOL_VERSION"]) == 1
+    assert int(d["TF_MODEL_PROTOCOL_VERSION"]) == spec.PROTOCOL_VERSION == 2
     assert d["TF_BOARD_NAME"] == '"esp32"' and int(d["TF_BOARD_BAUD"]) == load_board("esp32").baud
 
 
@@ -188,9 +189,12 @@ def test_each_board_gets_a_consistent_platformio_project(name, tiny_bundle, tmp_
     assert config["platformio"]["default_envs"] == [name]
     assert env["platform"] == board.pio_platform and env["board"] == board.pio_board
     assert env["framework"] == [board.pio_framework]
-    assert env["upload_speed"] == board.baud and env["board_build.partitions"] == "partitions.csv"
-    assert "esp-tflite-micro" in env["custom_tflm"]
-    assert ("custom_esp_nn" in env) == board.esp_nn
+    assert env["upload_speed"] == board.upload_baud and env["board_build.partitions"] == "partitions.csv"
+    assert env["monitor_speed"] == board.baud and env["board_build.flash_mode"] == board.flash_mode
+    # no keys PlatformIO ignores: every library comes from src/idf_component.yml
+    assert not [key for key in env if key.startswith("custom_")]
+    # the monitor releases RTS/DTR exactly where the board file says they hold the chip in reset
+    assert (env.get("monitor_rts"), env.get("monitor_dtr")) == ((0, 0) if board.release_rts_dtr else (None, None))
     # partition table: the factory app gets exactly what the budget check counted
     rows = [r.split(",") for r in (tmp_path / "partitions.csv").read_text().splitlines() if r and not r.startswith("#")]
     factory = [r for r in rows if r[0].strip() == "factory"][0]

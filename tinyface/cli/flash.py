@@ -18,16 +18,20 @@ from tinyface.cli.common import json_option, load_settings, set_option
 @click.option("--enroll", "enroll_dir", type=click.Path(exists=True, file_okay=False), default=None,
               help="Compile in a gallery: one sub-folder of photos per person (at most 16 people).")
 @click.option("--dry-run", is_flag=True, help="Check the budget and render the project only: no PlatformIO, no board.")
+@click.option("--force", is_flag=True,
+              help="Overwrite files in --project-dir that tinyface did not generate (without it such a folder is "
+                   "refused, exit 11). Example: tinyface flash --board esp32 --project-dir fw/ --force")
 @set_option
 @json_option
 @click.pass_context
-def flash(ctx, board, model_path, port, project_dir, enroll_dir, dry_run, set_items, as_json):
+def flash(ctx, board, model_path, port, project_dir, enroll_dir, dry_run, force, set_items, as_json):
     """Generate the TFLM firmware for a board, build it with PlatformIO and flash it.
 
     Before anything is written the model is checked against the board's flash and SRAM
     (boards/<board>.toml); over budget, the command fails with the numbers. Then the
     project is rendered from the firmware/ templates (files that did not change are not
-    touched), PlatformIO builds it and uploads it to the board, found by its USB ids.
+    touched; a folder whose files tinyface did not generate is refused unless --force),
+    PlatformIO builds it and uploads it to the board, found by its USB ids.
 
     \b
     Examples:
@@ -48,7 +52,7 @@ def flash(ctx, board, model_path, port, project_dir, enroll_dir, dry_run, set_it
         b, model=model_path, project_dir=project_dir, port=port, dry_run=dry_run,
         arena_margin=settings.firmware.arena_margin, enroll_dir=enroll_dir, settings=settings,
         on_line=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True),
-        on_step=None if as_json else lambda text: _step(text, info, debug),
+        on_step=None if as_json else lambda text: _step(text, info, debug), force=force,
     )
     project = result.project
     if as_json:

@@ -79,7 +79,8 @@ class DeviceInfo:
     output_size: int
     threshold: float
     arena_used_bytes: int
-    free_heap_bytes: int
+    free_sram_bytes: int
+    free_psram_bytes: int
     cpu_hz: int
     flags: int
     max_payload: int
@@ -112,7 +113,7 @@ class DeviceInfo:
             input_scale=v["input_scale"], input_zero_point=v["input_zero_point"],
             output_scale=v["output_scale"], output_zero_point=v["output_zero_point"],
             output_size=v["output_size"], threshold=v["threshold"], arena_used_bytes=v["arena_used_bytes"],
-            free_heap_bytes=v["free_heap_bytes"], cpu_hz=v["cpu_hz"], flags=v["flags"],
+            free_sram_bytes=v["free_sram_bytes"], free_psram_bytes=v["free_psram_bytes"], cpu_hz=v["cpu_hz"], flags=v["flags"],
             max_payload=v["max_payload"], gallery_capacity=v["gallery_capacity"],
             gallery_count=v["gallery_count"], max_name_bytes=v["max_name_bytes"],
         )

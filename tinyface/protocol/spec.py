@@ -31,7 +31,8 @@ import zlib
 from dataclasses import dataclass
 from enum import IntEnum
 
-PROTOCOL_VERSION = 1
+# 2: INFO reports internal SRAM and PSRAM apart (free_sram_bytes, free_psram_bytes).
+PROTOCOL_VERSION = 2
 
 SYNC0 = 0xA5
 SYNC1 = 0x5A
@@ -163,7 +164,8 @@ INFO_REPLY = _s(
     ("output_zero_point", "i", "output quantization zero point"),
     ("threshold", "f", "cosine-similarity threshold IDENTIFY accepts at (>=)"),
     ("arena_used_bytes", "I", "tensor arena bytes TFLM allocated"),
-    ("free_heap_bytes", "I", "free heap after setup (0: not measured, e.g. emulated)"),
+    ("free_sram_bytes", "I", "free internal-SRAM heap after setup (0: not measured, e.g. emulated)"),
+    ("free_psram_bytes", "I", "free PSRAM heap after setup (0: no PSRAM, or not measured)"),
     ("cpu_hz", "I", "CPU clock that cycle counts refer to"),
     ("flags", "I", "Flag bits (EMULATED, NATIVE)"),
     ("input_h", "H", "input height"),
