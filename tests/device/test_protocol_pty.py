@@ -45,6 +45,8 @@ def test_info_ping_infer_match_the_model(device, connect, tiny_bundle):
     assert info.threshold == pytest.approx(tiny_bundle.meta.identify_at)
     assert info.arena_used_bytes > 0 and info.cpu_hz > 0
     assert info.max_payload == spec.MAX_PAYLOAD
+    # no heap to measure here; a board reports its internal SRAM and its PSRAM apart
+    assert (info.free_sram_bytes, info.free_psram_bytes) == (0, 0)
     for payload in (b"", b"x", os.urandom(spec.MAX_PAYLOAD)):
         assert client.ping(payload) == payload
     runner = TflmRunner(tiny_bundle.model_bytes)
@@ -53,6 +55,27 @@ def test_info_ping_infer_match_the_model(device, connect, tiny_bundle):
         r = client.infer(x)
         assert np.array_equal(r.output, runner.run_one(x))  # the same TFLM kernels, bit for bit
         assert r.cycles > 0 and r.latency_us > 0
+
+
+def test_a_port_opened_with_rts_dtr_released_waits_then_answers_info(device, tiny_bundle):
+    """The ESP32-CAM rule (board file serial.release_rts_dtr) on a real pty: pyserial opens
+    with both lines released, waits for the boot, then INFO works. (A pty has no modem lines,
+    so what a board's reset circuit would see is pyserial's state, checked here.)"""
+    from tinyface.protocol.client import Client, open_serial
+
+    start = time.monotonic()
+    port = open_serial(device.port, 921600, release_rts_dtr=True, boot_wait_s=0.3)
+    try:
+        assert time.monotonic() - start >= 0.3
+        assert port.rts is False and port.dtr is False
+        assert Client(port, port=device.port).info().model_sha256 == tiny_bundle.model_hash
+    finally:
+        port.close()
+    default = open_serial(device.port, 921600)
+    try:
+        assert default.rts is True and default.dtr is True  # what holds an ESP32-CAM-MB in reset
+    finally:
+        default.close()
 
 
 def test_info_with_the_wrong_model_hash_is_model_mismatch(device, connect, other_tiny_bundle, tiny_bundle):

@@ -63,7 +63,7 @@ def bench(ctx, port, board, images, model_path, data_dir, out_path, baud, timeou
     if port == "auto":
         port = find_port(b.usb_ids, b.name)
     baud = baud or b.baud
-    transport = open_serial(port, baud)
+    transport = open_serial(port, baud, release_rts_dtr=b.release_rts_dtr)
     try:
         client = Client(transport, timeout_s=settings.bench.timeout_s, retries=settings.bench.retries, baud=baud,
                         port=port)

@@ -418,8 +418,25 @@ def _reason(exc: Exception) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def open_serial(port: str, baud: int, timeout_s: float = 0.1):
+# After a port is opened with RTS/DTR released: long enough for an ESP32 to boot and set up
+# its model (about a second) after the reset the open itself may cause.
+BOOT_WAIT_S = 2.0
+
+
+def open_serial(port: str, baud: int, timeout_s: float = 0.1, release_rts_dtr: bool = False,
+                boot_wait_s: float = BOOT_WAIT_S):
     """Open ``port`` with pyserial (raw 8N1, no flow control).
+
+    Args:
+        port: the device path (or a pyserial URL).
+        baud: the link speed.
+        timeout_s: pyserial's read timeout.
+        release_rts_dtr: open with RTS and DTR released (board file ``serial.release_rts_dtr``):
+            on an ESP32-CAM-MB adapter pyserial's default, both asserted, holds the chip in
+            reset. The OS itself raises both for a moment when the port opens, which may reset
+            the chip: then wait ``boot_wait_s`` for it to boot and drop what it printed, and
+            the client's INFO retries cover a slower boot.
+        boot_wait_s: how long to wait after such an open.
 
     Raises:
         DeviceError: the port does not exist or cannot be opened.
@@ -427,10 +444,20 @@ def open_serial(port: str, baud: int, timeout_s: float = 0.1):
     import serial
 
     try:
-        return serial.Serial(port, baudrate=baud, timeout=timeout_s, write_timeout=None)
+        if not release_rts_dtr:
+            return serial.Serial(port, baudrate=baud, timeout=timeout_s, write_timeout=None)
+        # Set before open(): pyserial applies them as the port opens (ignored on a pty).
+        transport = serial.Serial(baudrate=baud, timeout=timeout_s, write_timeout=None)
+        transport.port = port
+        transport.rts = False
+        transport.dtr = False
+        transport.open()
     except (serial.SerialException, OSError, ValueError) as exc:
         raise DeviceError(f"cannot open {port}: {_reason(exc)}",
                           hint="check the path; `tinyface bench --port auto` finds a connected board") from None
+    time.sleep(boot_wait_s)
+    transport.reset_input_buffer()  # the boot ROM's messages, at another baud rate
+    return transport
 
 
 def find_port(usb_ids: Iterable[tuple[int, int]], board: str = "") -> str:
