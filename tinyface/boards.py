@@ -46,8 +46,8 @@ APP_OFFSET_BYTES = 0x20000
 # ESP-NN's kernel sets (esp-nn/CMakeLists.txt): its assembly for the ESP32-S3 (PIE SIMD) and
 # the ESP32-P4; every other chip (the ESP32 and the ESP32-C3 included) compiles its generic
 # C code (the *_ansi.c and *_opt.c files).
-ESP_NN_KERNELS = {"generic": "generic C", "esp32s3": "ESP32-S3 assembly (PIE SIMD)",
-                  "esp32p4": "ESP32-P4 assembly"}
+ESP_NN_KERNELS = {"generic": "generic C", "esp32s3": "S3 assembly (SIMD)",
+                  "esp32p4": "P4 assembly"}
 # SPI flash modes esptool and ESP-IDF (CONFIG_ESPTOOLPY_FLASHMODE_*) accept.
 FLASH_MODES = ("qio", "qout", "dio", "dout")
 

@@ -48,6 +48,23 @@ def test_esp32cam_is_an_esp32_with_psram():
     assert cam.cpu_mhz == esp32.cpu_mhz and cam.cost_model.cycles_per_mac == esp32.cost_model.cycles_per_mac
 
 
+def test_only_the_s3_runs_chip_specific_esp_nn_kernels():
+    """ESP-NN's assembly is for the S3 (and P4); the ESP32, the CAM and the C3 compile its generic C."""
+    kernels = {b.name: b.esp_nn_kernels for b in list_boards()}
+    assert kernels == {"esp32": "generic", "esp32c3": "generic", "esp32cam": "generic", "esp32s3": "esp32s3"}
+
+
+def test_serial_and_flash_settings_per_board():
+    cam = load_board("esp32cam")
+    assert cam.release_rts_dtr and cam.upload_baud == 460_800 < cam.baud
+    for name in ("esp32", "esp32s3", "esp32c3"):
+        board = load_board(name)
+        assert not board.release_rts_dtr and board.upload_baud == board.baud
+    assert {b.name for b in list_boards() if b.flash_mode == "qio"} == {"esp32s3", "esp32c3"}
+    assert {b.name for b in list_boards() if b.usb_serial_jtag} == {"esp32s3", "esp32c3"}
+    assert load_board("esp32cam").to_dict()["upload_baud"] == 460_800
+
+
 def test_mac_budgets_match_the_presets():
     assert load_board("esp32").mac_budget == 2_000_000
     assert load_board("esp32s3").mac_budget == 14_000_000
@@ -78,6 +95,10 @@ def _copy_board(tmp_path, edit):
     (lambda t: t.replace('name = "esp32"', 'name = "esp33"'), "must match the file name"),
     (lambda t: t.replace("[budget]", "[budget"), "not valid TOML"),
     (lambda t: t.replace("calibration_ms_esp_nn = 380.0", "calibration_ms_esp_nn = 0.1"), "bad [cost_model]"),
+    (lambda t: t.replace('flash_mode = "dio"', 'flash_mode = "quad"'), "'chip.flash_mode' must be one of qio"),
+    (lambda t: t.replace('esp_nn_kernels = "generic"', 'esp_nn_kernels = "lx6"'), "'chip.esp_nn_kernels' must be one of"),
+    (lambda t: t.replace("upload_baud = 921_600", "upload_baud = 0"), "'serial.upload_baud' must be > 0"),
+    (lambda t: t.replace("release_rts_dtr = false\n", ""), "missing 'release_rts_dtr' in [serial]"),
 ])
 def test_invalid_board_files_are_rejected(tmp_path, edit, message):
     path = _copy_board(tmp_path, edit)

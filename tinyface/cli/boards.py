@@ -12,7 +12,7 @@ from tinyface.cli.common import json_option
 @json_option
 def boards(name, as_json):
     """List the supported boards: PlatformIO board, CPU clock, flash, SRAM for the arena,
-    PSRAM, ESP-NN, the MAC budget of the model preset, and the calibrated cost model.
+    PSRAM, which ESP-NN kernels the chip runs, the MAC budget of the model preset, and the calibrated cost model.
 
     Give NAME to show one board. Boards are data: add a file to boards/ (docs/boards.md).
     """
@@ -36,6 +36,8 @@ def _print_table(selected) -> None:
     import sys
 
     from rich.console import Console
+
+    from tinyface.boards import ESP_NN_KERNELS
     from rich.table import Table
 
     table = Table(title="tinyface boards (sizes in bytes: K = KiB, M = MiB)", title_justify="left")
@@ -46,7 +48,7 @@ def _print_table(selected) -> None:
         cm = b.cost_model
         table.add_row(
             b.name, b.pio_board, f"{b.cpu_mhz:.0f}", _size(b.flash_bytes), _size(b.sram_arena_bytes),
-            _size(b.psram_bytes), "yes" if b.esp_nn else "no", f"{b.mac_budget / 1e6:.1f}M",
+            _size(b.psram_bytes), ESP_NN_KERNELS[b.esp_nn_kernels] if b.esp_nn else "no", f"{b.mac_budget / 1e6:.1f}M",
             f"{cm.estimate_ms('CONV_2D', 1_000_000) - cm.overhead_us_per_op / 1e3:.1f}",
         )
     # Piped output keeps full rows instead of wrapping at 80 columns.
