@@ -75,6 +75,18 @@ class BudgetError(TinyfaceError):
     exit_code = 10
 
 
+class GalleryError(TinyfaceError):
+    """The board's gallery cannot do what was asked (no such person, nobody enrolled)."""
+
+    exit_code = 11
+
+
+class GalleryFullError(GalleryError):
+    """The board's gallery holds as many people as it can; a new person does not fit."""
+
+    exit_code = 12
+
+
 EXIT_USAGE = 2  # a bad option or argument (click's convention; shared with NotImplementedYet)
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70  # a bug in tinyface (EX_SOFTWARE): never a user error
