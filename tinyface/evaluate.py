@@ -161,13 +161,9 @@ def identification(emb: np.ndarray, enroll: dict[str, list[int]], probes: list[t
         confusion[index[person], predicted] += 1
         correct += predicted == index[person]
     stranger_fp = np.zeros(k, int)
-    accepted = 0
-    for i in strangers:
-        sims = cents @ e[i]
-        best = int(np.argmax(sims))
-        if sims[best] >= threshold:
-            accepted += 1
-            stranger_fp[best] += 1
+    best_index, best_sims = _best_matches(emb, cents, strangers)  # as stranger_scores computes them
+    accepted = int(np.sum(best_sims >= threshold))
+    np.add.at(stranger_fp, best_index[best_sims >= threshold], 1)
     tp = np.diag(confusion[:, :k]).astype(float)
     predicted_as = confusion[:, :k].sum(axis=0) + stranger_fp
     precision = np.divide(tp, predicted_as, out=np.zeros(k), where=predicted_as > 0)
@@ -195,7 +191,17 @@ def stranger_scores(emb: np.ndarray, enroll: dict[str, list[int]], strangers: li
     """Each stranger's similarity to its best match among the enrolled centroids (what
     IDENTIFY compares with its threshold)."""
     _, cents = centroids(emb, enroll)
-    return (l2n(emb)[list(strangers)] @ cents.T).max(axis=1) if len(strangers) else np.zeros(0)
+    return _best_matches(emb, cents, strangers)[1]
+
+
+def _best_matches(emb: np.ndarray, cents: np.ndarray, idx) -> tuple[np.ndarray, np.ndarray]:
+    """(index of the best centroid, its similarity) for the embeddings ``idx``: one computation,
+    so that a threshold chosen on these similarities splits them exactly as identification does."""
+    if len(idx) == 0:
+        return np.zeros(0, int), np.zeros(0)
+    sims = l2n(emb)[list(idx)] @ cents.T
+    best = np.argmax(sims, axis=1)
+    return best, sims[np.arange(len(best)), best]
 
 
 def open_set_threshold(emb: np.ndarray, labels: list[str], enroll_images: int, stranger_rate: float,

@@ -60,6 +60,10 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
     if out_dir:
         _writable_folder(Path(out_dir))  # before minutes of evaluation, not after
     require_dataset(settings.data.data_path())
+    if pairs_file:
+        from tinyface.model_eval import read_pairs_file
+
+        read_pairs_file(pairs_file)  # a wrong file is one line now, not after loading the model
     if not Path(model_path).exists():
         from tinyface.errors import ModelError
 
