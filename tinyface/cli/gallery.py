@@ -105,7 +105,7 @@ def enroll(ctx, port, board, baud, timeout_s, retries, name, photos, model_path,
             click.echo(f"skipped {Path(p.path).name}: {p.reason}", err=True)
     click.echo(f"enrolled {result.enrolled} photo{'s' * (result.enrolled != 1)} of {result.name} on {result.port}: "
                f"{result.samples} sample{'s' * (result.samples != 1)} in slot {result.slot}, "
-               f"{result.people} of {result.capacity} people enrolled")
+               f"{result.people} of {_people(result.capacity)} enrolled")
 
 
 @click.group()
@@ -141,7 +141,7 @@ def list_command(ctx, port, board, baud, timeout_s, retries, as_json, set_items)
     if as_json:
         print_json(result)
         return
-    click.echo(f"{result['count']} of {result['capacity']} people enrolled on {result['port']}")
+    click.echo(f"{result['count']} of {_people(result['capacity'])} enrolled on {result['port']}")
     for p in result["people"]:
         click.echo(f"  {p['slot']:>3}  {p['name']:<16} {p['samples']} sample{'s' * (p['samples'] != 1)}")
 
@@ -172,8 +172,8 @@ def delete_command(ctx, port, board, baud, timeout_s, retries, name, everyone, a
     if as_json:
         print_json(result)
         return
-    who = name if name else f"everyone ({result['removed']} people)"
-    click.echo(f"removed {who} from {result['port']}; {result['count']} people enrolled")
+    who = name if name else f"everyone ({_people(result['removed'])})"
+    click.echo(f"removed {who} from {result['port']}; {_people(result['count'])} enrolled")
 
 
 @click.command()
@@ -221,3 +221,7 @@ def identify(ctx, port, board, baud, timeout_s, retries, photos, model_path, ski
         else:
             click.echo(f"{r.path}: unknown (best {r.best or 'nobody'}, similarity {r.similarity:.3f} "
                        f"< {r.threshold:.3f})")
+
+
+def _people(n: int) -> str:
+    return f"{n} {'person' if n == 1 else 'people'}"
