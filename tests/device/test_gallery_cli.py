@@ -122,6 +122,10 @@ def test_enroll_refuses_bad_photos_by_name_and_changes_nothing(board, lfw_dir, t
     run_cli("gallery", "delete", "--port", board, "--name", "Colin")
     assert run_cli("enroll", "--port", board, "--name", "Colin", colin[0]).returncode == 0
     one_line_error(run_cli("enroll", "--port", board, "--name", "Colin", colin[0]), 4, "already enrolled for Colin")
+    # a photo of someone else, added to Colin: unlike the photo the board holds of him
+    gore = photos(lfw_dir, "Al_Gore", 0, 1)
+    one_line_error(run_cli("enroll", "--port", board, "--name", "Colin", *gore), 4,
+                   "does not look like the enrolled photos of Colin")
     # a photo the board identifies as someone else enrolled is refused
     one_line_error(run_cli("enroll", "--port", board, "--name", "Someone", colin[1]), 4,
                    "the board identifies it as Colin")

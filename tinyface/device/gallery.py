@@ -10,7 +10,8 @@ quality check, using the board's own INFER embeddings:
   (cosine >= :data:`DUPLICATE_SIMILARITY`) to another photo of this enrollment, and not
   the photo already enrolled for the person (when the person has one sample on the board);
 - it is consistent: similar to the person's other photos of this enrollment (cosine to their
-  centroid >= the model's verification threshold), and not identified by the board as a
+  centroid >= the model's verification threshold) and to the person's centroid on the board
+  when the board names the person as the best match, and not identified by the board as a
   different enrolled person.
 
 An enrollment is all or nothing unless ``skip_bad`` is set: a refused photo stops it before
@@ -302,6 +303,11 @@ def _check_duplicates_and_consistency(client, info, bundle, name, photos: Aligne
             if r.name == name and gallery[name].samples == 1 and r.similarity >= DUPLICATE_SIMILARITY:
                 photos.photos[i].status = "refused"
                 photos.photos[i].reason = f"already enrolled for {name} (similarity {r.similarity:.3f})"
+                kept.remove(i)
+            elif r.name == name and r.similarity < bundle.meta.threshold:
+                photos.photos[i].status = "refused"
+                photos.photos[i].reason = (f"does not look like the enrolled photos of {name} "
+                                           f"(similarity {r.similarity:.3f} < {bundle.meta.threshold:.3f})")
                 kept.remove(i)
             elif r.name and r.name != name and r.accepted:
                 photos.photos[i].status = "refused"
