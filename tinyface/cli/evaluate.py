@@ -88,7 +88,8 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
         return
     v, i, t = result["verification"], result["identification"], result["target_far"]
     click.echo(f"{result['model']} ({result['runtime']}) on {result['data']}: {result['images']:,} images, "
-               f"{result['people']:,} people, {len(result['skipped'])} skipped, {result['no_face']} without a detected face")
+               f"{result['people']:,} people, {len(result['skipped'])} skipped, "
+               f"{result['no_face']} without a detected face")
     negatives = v["n_negative"]
     click.echo(f"verification ({result['pairs']}, {v['n_pairs']:,} pairs, {negatives:,} of them different people): "
                f"balanced accuracy {100 * v['balanced_accuracy']:.2f}% (accepts {100 * v['true_accept_rate']:.1f}% of "
@@ -101,8 +102,8 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
     if i:
         click.echo(f"identification at threshold {i['threshold']:.3f} ({i['n_people']} people x "
                    f"{result['enroll_images']} enrolled, {i['n_probes']} probes; {i['n_strangers']} photos of "
-                   f"{i['stranger_people']} strangers): accuracy {100 * i['accuracy']:.2f}%  macro F1 {i['macro_f1']:.3f}  "
-                   f"false-accept rate {100 * i['stranger_false_accept_rate']:.1f}% of strangers")
+                   f"{i['stranger_people']} strangers): accuracy {100 * i['accuracy']:.2f}%  "
+                   f"macro F1 {i['macro_f1']:.3f}  false-accept rate {100 * i['stranger_false_accept_rate']:.1f}% of strangers")
     else:
         click.echo(f"identification: skipped ({result['note']})")
     tv = t["verification"]
