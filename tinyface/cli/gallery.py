@@ -17,12 +17,15 @@ def port_options(f):
         click.option("--port", required=True,
                      help="Serial port (e.g. /dev/ttyUSB0, or the path `tinyface emulate` printed), or 'auto' to "
                           "find the board by its USB VID:PID."),
-        click.option("--board", default="esp32", show_default=True, help="Board data (boards/*.toml): baud, USB ids."),
-        click.option("--baud", type=click.IntRange(min=1), default=None, help="Serial speed [default: the board's]."),
+        click.option("--board", default="esp32", show_default=True,
+                     help="Board data (boards/*.toml): baud, USB ids. Example: --board esp32s3"),
+        click.option("--baud", type=click.IntRange(min=1), default=None,
+                     help="Serial speed [default: the board's]. Example: --baud 115200"),
         click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.01), default=None,
-                     help="Seconds to wait for a reply before resending [default: bench.timeout_s]."),
+                     help="Seconds to wait for a reply before resending [default: bench.timeout_s]. "
+                          "Example: --timeout 5"),
         click.option("--retries", type=click.IntRange(min=0), default=None,
-                     help="Resends per request [default: bench.retries]."),
+                     help="Resends per request [default: bench.retries]. Example: --retries 5"),
     ]
     for option in reversed(options):
         f = option(f)
@@ -32,10 +35,11 @@ def port_options(f):
 model_option = click.option(
     "--model", "model_path", type=click.Path(), default=None,
     help="The bundle the board runs (folder or model.tflite), for faces cut as its model.json says "
-         "[default: the released model whose sha256 the board reports].")
+         "[default: the released model whose sha256 the board reports]. Example: --model build/esp32")
 skip_bad_option = click.option(
     "--skip-bad", is_flag=True,
-    help="Go on with the photos that pass the checks and report the others (default: refuse them all).")
+    help="Go on with the photos that pass the checks and report the others (default: refuse them all). "
+         "Example: tinyface enroll --port P --name Bob --skip-bad bob/*.jpg")
 
 
 def _name(ctx, param, value):
@@ -148,8 +152,9 @@ def list_command(ctx, port, board, baud, timeout_s, retries, as_json, set_items)
 
 @gallery.command("delete")
 @port_options
-@click.option("--name", default=None, callback=_name, help="The person to remove (e.g. Alice).")
-@click.option("--all", "everyone", is_flag=True, help="Remove everyone (instead of --name).")
+@click.option("--name", default=None, callback=_name, help="The person to remove. Example: --name Alice")
+@click.option("--all", "everyone", is_flag=True,
+              help="Remove everyone (instead of --name). Example: tinyface gallery delete --port P --all")
 @json_option
 @set_option
 @click.pass_context
