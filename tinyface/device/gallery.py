@@ -84,7 +84,10 @@ def open_board(port: str, board: str = "esp32", baud: int | None = None, timeout
     if port == "auto":
         port = find_port(b.usb_ids, b.name)
     baud = baud or b.baud
-    transport = open_serial(port, baud)
+    # boards whose adapter holds the chip in reset with RTS/DTR asserted (ESP32-CAM) say so
+    # in their board file, where this tinyface knows that setting
+    extra = {"release_rts_dtr": True} if getattr(b, "release_rts_dtr", False) else {}
+    transport = open_serial(port, baud, **extra)
     try:
         yield Client(transport, timeout_s=timeout_s, retries=retries, baud=baud, port=port)
     finally:
