@@ -143,8 +143,8 @@ def test_bad_inputs_are_one_line_with_their_exit_code(board, lfw_dir, tmp_path):
                            board.encode(), b"--name", b"Zo\xeb", colin[0].encode()],
                           capture_output=True, timeout=120)
     assert proc.returncode == 2 and b"not valid UTF-8" in proc.stderr, proc.stderr
-    one_line_error(run_cli("identify", "--port", board, *colin), 11, "nobody is enrolled")
-    one_line_error(run_cli("gallery", "delete", "--port", board, "--name", "Nobody"), 11, "'Nobody' is not enrolled")
+    one_line_error(run_cli("identify", "--port", board, *colin), 12, "nobody is enrolled")
+    one_line_error(run_cli("gallery", "delete", "--port", board, "--name", "Nobody"), 12, "'Nobody' is not enrolled")
     one_line_error(run_cli("gallery", "delete", "--port", board), 2, "--name NAME or --all")
     one_line_error(run_cli("enroll", "--port", board, "--name", "Colin", str(tmp_path / "missing.jpg")), 2,
                    "does not exist")
@@ -166,6 +166,6 @@ def test_gallery_full_is_its_own_exit_code(start_device, lfw_dir, emulator_only)
         enrolled += proc.returncode == 0
     assert enrolled == spec.GALLERY_CAPACITY
     proc = run_cli("enroll", "--port", port, "--name", "Colin", photos(lfw_dir, "Colin_Powell", 0, 1)[0])
-    one_line_error(proc, 12, "gallery", "is full", "gallery delete")
+    one_line_error(proc, 13, "gallery", "is full", "gallery delete")
     proc = run_cli("gallery", "delete", "--port", port, "--all", "--json")
     assert proc.returncode == 0 and json.loads(proc.stdout)["removed"] == spec.GALLERY_CAPACITY
