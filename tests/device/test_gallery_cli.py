@@ -56,7 +56,7 @@ def test_enroll_five_people_identify_probes_and_reject_strangers(board, lfw_dir,
         assert proc.returncode == 0, proc.stderr[-2000:]
         result = json.loads(proc.stdout)
         assert result["enrolled"] == result["samples"] == ENROLL_PHOTOS
-        assert all(p["status"] == "enrolled" and p["face"] == "detected" for p in result["photos"])
+        assert all(p["status"] == "enrolled" and p["face"] not in ("", "fallback") for p in result["photos"])
 
     listed = json.loads(run_cli("gallery", "list", "--port", board, "--json").stdout)
     assert [(p["name"], p["samples"]) for p in listed["people"]] == [(n, ENROLL_PHOTOS) for n in PEOPLE]

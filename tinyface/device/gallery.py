@@ -147,7 +147,7 @@ class Photo:
     path: str
     status: str = "pending"  # enrolled | refused | identified
     reason: str = ""  # why it was refused
-    face: str = ""  # how its face was found: "detected", or "fallback" (none found)
+    face: str = ""  # how its face was found ("detected", or the face pipeline's method); "fallback": none
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v != ""}
@@ -176,6 +176,8 @@ def align_photos(paths: Sequence[str | Path], bundle: Bundle, cache_dir: str | P
         prepared = prepare_faces(list(paths), fs, cache, workers=workers, progress=progress)
     photos = [Photo(str(p)) for p in paths]
     reasons = {str(s.path): s.reason for s in prepared.skipped}
+    # how each face was found, where the face pipeline records it (else detector or not)
+    methods = list(getattr(prepared, "methods", None) or [])
     hashes: list[str | None] = []
     for i, photo in enumerate(photos):
         try:
@@ -188,7 +190,7 @@ def align_photos(paths: Sequence[str | Path], bundle: Bundle, cache_dir: str | P
             photo.status, photo.face = "refused", "fallback"
             photo.reason = "no face found (alignment would fall back to a centred crop)"
         else:
-            photo.face = "detected"
+            photo.face = (methods[i] if i < len(methods) else "") or "detected"
     return AlignedPhotos(photos, quantize_input(prepared.crops, bundle.meta), hashes)
 
 
