@@ -63,6 +63,18 @@ class ProtocolError(DeviceError):
     exit_code = 8
 
 
+class GalleryError(TinyfaceError):
+    """The board's gallery cannot do what was asked (no such person, nobody enrolled)."""
+
+    exit_code = 12  # 11 is ProjectDirError (flash --project-dir)
+
+
+class GalleryFullError(GalleryError):
+    """The board's gallery holds as many people as it can; a new person does not fit."""
+
+    exit_code = 13
+
+
 class ToolchainError(TinyfaceError):
     """PlatformIO, a compiler or a platform package is missing or failed."""
 

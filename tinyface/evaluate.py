@@ -52,15 +52,41 @@ def tar_at_far(fpr: np.ndarray, tpr: np.ndarray, far: float) -> float:
     return float(tpr[ok].max()) if ok.any() else 0.0
 
 
+def threshold_for_rate(negative_scores: np.ndarray, rate: float) -> float:
+    """The lowest threshold at which at most ``rate`` of ``negative_scores`` (impostor pairs,
+    or strangers' best matches) reach it (>=): the threshold for a target false-accept rate.
+    With N scores a rate below 1/N means "none accepted"."""
+    ranked = np.sort(np.asarray(negative_scores, np.float64))[::-1]
+    allowed = int(np.floor(rate * len(ranked)))  # scores that may still be accepted
+    return float(np.nextafter(ranked[allowed], np.inf)) if allowed < len(ranked) else float(ranked[-1])
+
+
+def threshold_at_far(scores: np.ndarray, same: np.ndarray, far: float) -> float:
+    """The verification threshold whose false accept rate on these pairs is at most ``far``."""
+    return threshold_for_rate(np.asarray(scores)[~np.asarray(same, bool)], far)
+
+
+def rates_at(scores: np.ndarray, same: np.ndarray, threshold: float) -> tuple[float, float]:
+    """(true accept rate, false accept rate) of the pairs at ``threshold`` (accept when >=)."""
+    same = np.asarray(same, bool)
+    accept = np.asarray(scores) >= threshold
+    tar = float(accept[same].mean()) if same.any() else 0.0
+    far = float(accept[~same].mean()) if (~same).any() else 0.0
+    return tar, far
+
+
 @dataclass
 class Verification:
-    accuracy: float
+    accuracy: float  # over all pairs: with mostly negative pairs, read balanced_accuracy
     threshold: float
     auc: float
     tar_at_far: dict[str, float]
     n_pairs: int
     n_negative: int
     roc: dict[str, list[float]] = field(default_factory=dict)
+    balanced_accuracy: float = 0.0  # (true accept rate + true reject rate) / 2 at ``threshold``
+    true_accept_rate: float = 0.0  # at ``threshold``
+    false_accept_rate: float = 0.0  # at ``threshold``
 
     def to_dict(self, with_roc: bool = False) -> dict:
         d = asdict(self)
@@ -77,6 +103,7 @@ def verification(test_scores: np.ndarray, test_same: np.ndarray, threshold: floa
     test_same = np.asarray(test_same, bool)
     fpr, tpr = roc_curve(test_scores, test_same)
     step = max(1, len(fpr) // 400)
+    tar, far = rates_at(test_scores, test_same, threshold)
     return Verification(
         accuracy=float(np.mean((test_scores >= threshold) == test_same)),
         threshold=float(threshold),
@@ -85,6 +112,7 @@ def verification(test_scores: np.ndarray, test_same: np.ndarray, threshold: floa
         n_pairs=int(len(test_same)),
         n_negative=int((~test_same).sum()),
         roc={"far": fpr[::step].tolist() + [1.0], "tar": tpr[::step].tolist() + [1.0]},
+        balanced_accuracy=(tar + 1.0 - far) / 2, true_accept_rate=tar, false_accept_rate=far,
     )
 
 
@@ -120,8 +148,7 @@ def identification(emb: np.ndarray, enroll: dict[str, list[int]], probes: list[t
     as misses (recall) and stranger probes accepted as someone counted as false positives.
     """
     e = l2n(emb)
-    people = sorted(enroll)
-    cents = l2n(np.stack([e[enroll[p]].mean(axis=0) for p in people]))
+    people, cents = centroids(emb, enroll)
     k = len(people)
     index = {p: i for i, p in enumerate(people)}
     confusion = np.zeros((k, k + 1), int)
@@ -134,13 +161,9 @@ def identification(emb: np.ndarray, enroll: dict[str, list[int]], probes: list[t
         confusion[index[person], predicted] += 1
         correct += predicted == index[person]
     stranger_fp = np.zeros(k, int)
-    accepted = 0
-    for i in strangers:
-        sims = cents @ e[i]
-        best = int(np.argmax(sims))
-        if sims[best] >= threshold:
-            accepted += 1
-            stranger_fp[best] += 1
+    best_index, best_sims = _best_matches(emb, cents, strangers)  # as stranger_scores computes them
+    accepted = int(np.sum(best_sims >= threshold))
+    np.add.at(stranger_fp, best_index[best_sims >= threshold], 1)
     tp = np.diag(confusion[:, :k]).astype(float)
     predicted_as = confusion[:, :k].sum(axis=0) + stranger_fp
     precision = np.divide(tp, predicted_as, out=np.zeros(k), where=predicted_as > 0)
@@ -154,6 +177,31 @@ def identification(emb: np.ndarray, enroll: dict[str, list[int]], probes: list[t
         n_people=k, n_probes=len(probes), n_strangers=len(strangers),
         people=people, confusion=confusion.tolist(),
     )
+
+
+def centroids(emb: np.ndarray, enroll: dict[str, list[int]]) -> tuple[list[str], np.ndarray]:
+    """(people in sorted order, their unit centroids): each person enrolled as the normalised
+    mean of their enrollment embeddings, as the device's gallery does."""
+    e = l2n(emb)
+    people = sorted(enroll)
+    return people, l2n(np.stack([e[enroll[p]].mean(axis=0) for p in people]))
+
+
+def stranger_scores(emb: np.ndarray, enroll: dict[str, list[int]], strangers: list[int]) -> np.ndarray:
+    """Each stranger's similarity to its best match among the enrolled centroids (what
+    IDENTIFY compares with its threshold)."""
+    _, cents = centroids(emb, enroll)
+    return _best_matches(emb, cents, strangers)[1]
+
+
+def _best_matches(emb: np.ndarray, cents: np.ndarray, idx) -> tuple[np.ndarray, np.ndarray]:
+    """(index of the best centroid, its similarity) for the embeddings ``idx``: one computation,
+    so that a threshold chosen on these similarities splits them exactly as identification does."""
+    if len(idx) == 0:
+        return np.zeros(0, int), np.zeros(0)
+    sims = l2n(emb)[list(idx)] @ cents.T
+    best = np.argmax(sims, axis=1)
+    return best, sims[np.arange(len(best)), best]
 
 
 def open_set_threshold(emb: np.ndarray, labels: list[str], enroll_images: int, stranger_rate: float,
@@ -175,11 +223,8 @@ def open_set_threshold(emb: np.ndarray, labels: list[str], enroll_images: int, s
     strangers = [g[0] for p, g in sorted(groups.items()) if p not in gallery]
     if len(gallery) < 2 or len(strangers) < 10:
         return None
-    e = l2n(emb)
-    cents = l2n(np.stack([e[idx].mean(axis=0) for idx in gallery.values()]))
-    best = np.sort((e[strangers] @ cents.T).max(axis=1))[::-1]
-    allowed = int(np.floor(stranger_rate * len(best)))  # strangers that may still be accepted
-    threshold = float(np.nextafter(best[allowed], np.inf)) if allowed < len(best) else float(best[-1])
+    best = stranger_scores(emb, gallery, strangers)
+    threshold = threshold_for_rate(best, stranger_rate)
     return {"threshold": threshold, "stranger_rate": float(np.mean(best >= threshold)),
             "enrolled": len(gallery), "strangers": len(strangers)}
 

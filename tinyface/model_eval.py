@@ -20,6 +20,8 @@ from tinyface import evaluate
 from tinyface.errors import DataError, ModelError
 
 MAX_PAIRS = 200_000
+STRANGER_SHARE = 0.25  # of the people with enough images to enroll, held out as strangers
+TARGET_FAR = 1e-2
 
 
 @dataclass
@@ -117,15 +119,43 @@ def _all_pairs(labels: list[str], rng: random.Random):
     return a, b, np.array([labels[i] == labels[j] for i, j in pairs], bool)
 
 
+def read_pairs_file(pairs_file: str | Path):
+    """The rows of an LFW-format pairs file.
+
+    Raises:
+        DataError: unreadable, not text, or not in the LFW pairs format.
+    """
+    from tinyface.data import lfw
+
+    try:
+        return lfw.read_pairs(pairs_file)
+    except UnicodeDecodeError:
+        raise DataError(f"{pairs_file} is not a text file", hint="--pairs takes an LFW-format pairs file "
+                        "(a count, then lines 'name i j' or 'name_a i name_b j')") from None
+    except IsADirectoryError:
+        raise DataError(f"{pairs_file} is a folder, not a pairs file") from None
+    except OSError as exc:
+        raise DataError(f"cannot read {pairs_file}: {exc.strerror or exc}") from None
+
+
 def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: str | Path | None = None,
-                   enroll_images: int = 5, seed: int = 0, workers: int = 0, progress=None) -> dict:
+                   enroll_images: int = 5, seed: int = 0, workers: int = 0, progress=None,
+                   stranger_share: float = STRANGER_SHARE, target_far: float = TARGET_FAR) -> dict:
     """Metrics of ``model`` on the dataset at ``data_dir`` (see module docstring).
 
     The thresholds are the model's shipped ones (model.json: ``threshold`` for verification,
     ``identify_threshold`` for identification); without them the verification threshold is
     chosen on the verification pairs themselves, which is optimistic, and the result says so.
+
+    Identification holds ``stranger_share`` of the people who have enough images out as
+    strangers (seeded), besides the people with too few images: all their images must be
+    rejected, and the share accepted is the false-accept rate at the shipped threshold.
+    ``target_far``: also report the thresholds that would give this false-accept rate on these
+    people (verification pairs and strangers), and what they would cost.
+
+    Raises:
+        DataError: the dataset or the pairs file is unusable.
     """
-    from tinyface.data import lfw
     from tinyface.data.dataset import FaceImage, load_dataset
     from tinyface.data.faces import FaceSpec, prepare_faces
 
@@ -134,7 +164,7 @@ def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: 
     index = {im.path: i for i, im in enumerate(images)}
     pair_rows = None
     if pairs_file:
-        pair_rows = lfw.read_pairs(pairs_file)
+        pair_rows = read_pairs_file(pairs_file)
         for p in pair_rows:
             for path, name in zip(p.paths(dataset.images_dir), (p.name_a, p.name_b)):
                 if path not in index:
@@ -177,27 +207,60 @@ def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: 
     for i, im in enumerate(images):
         if ok[i] and i < len(dataset.images):
             groups.setdefault(im.identity, []).append(i)
+    eligible = [p for p in sorted(groups) if len(groups[p]) > enroll_images]
+    held_out = hold_out(eligible, stranger_share, seed)
     enroll, probes, strangers = {}, [], []
     for person in sorted(groups):
         idx = groups[person][:]
-        if len(idx) > enroll_images:
+        if person in eligible and person not in held_out:
             rng.shuffle(idx)
             enroll[person] = sorted(idx[:enroll_images])
             probes += [(i, person) for i in sorted(idx[enroll_images:])]
         else:
             strangers += idx
     ident = None
+    # the threshold IDENTIFY uses on the device (as ModelMeta.identify_at): the identification
+    # one, else the verification one
+    ident_threshold = model.identify_threshold or threshold
     if len(enroll) >= 2:
-        # the threshold IDENTIFY uses on the device (as ModelMeta.identify_at): the identification
-        # one, else the verification one
-        ident_threshold = model.identify_threshold or threshold
         ident = evaluate.identification(emb, enroll, probes, strangers, ident_threshold).to_dict(with_confusion=True)
+        ident["stranger_people"] = len(groups) - len(enroll)
+        ident["held_out_people"] = sorted(held_out)
+    target = _at_target_far(emb, scores, same, enroll, probes, strangers, target_far, ident_threshold)
     return {
         "model": model.name, "runtime": model.kind, "data": str(data_dir), "images": int(ok.sum()),
         "skipped": [{"path": str(s.path), "reason": s.reason} for s in faces.skipped],
         "no_face": int((ok & ~faces.detected).sum()), "people": len(groups),
         "threshold": threshold, "threshold_source": threshold_source, "pairs": pairs_source,
         "verification": ver.to_dict(with_roc=True), "identification": ident,
-        "enroll_images": enroll_images,
-        "note": None if ident else f"identification needs >= 2 people with more than {enroll_images} images",
+        "enroll_images": enroll_images, "stranger_share": stranger_share, "target_far": target,
+        "note": None if ident else (f"identification needs >= 2 enrolled people (people with more than "
+                                    f"{enroll_images} images, less the {stranger_share:.0%} held out as strangers)"),
     }
+
+
+def hold_out(people: list[str], share: float, seed: int) -> set[str]:
+    """``share`` of ``people`` (rounded, seeded) to hold out as strangers, never leaving fewer
+    than 2 to enroll; at least one when share > 0 and 3 or more people could be enrolled."""
+    if share <= 0 or len(people) < 3:
+        return set()
+    n = min(max(1, round(share * len(people))), len(people) - 2)
+    return set(random.Random(f"strangers:{seed}").sample(sorted(people), n))
+
+
+def _at_target_far(emb, scores, same, enroll, probes, strangers, far: float, ident_threshold: float) -> dict:
+    """The thresholds that would give false-accept rate ``far`` on these people, and their cost."""
+    neg = int((~same).sum())
+    ver_t = evaluate.threshold_at_far(scores, same, far)
+    tar, got = evaluate.rates_at(scores, same, ver_t)
+    out = {"far": far,
+           "verification": {"threshold": ver_t, "true_accept_rate": tar, "false_accept_rate": got,
+                            "negative_pairs": neg, "measurable": far * neg >= 1}}
+    if len(enroll) >= 2 and strangers:
+        ident_t = evaluate.threshold_for_rate(evaluate.stranger_scores(emb, enroll, strangers), far)
+        at = evaluate.identification(emb, enroll, probes, strangers, ident_t)
+        out["identification"] = {"threshold": ident_t, "accuracy": at.accuracy,
+                                 "stranger_false_accept_rate": at.stranger_false_accept_rate,
+                                 "strangers": len(strangers), "measurable": far * len(strangers) >= 1,
+                                 "shipped_threshold": ident_threshold}
+    return out

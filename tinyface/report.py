@@ -268,7 +268,10 @@ def write_evaluation_report(out_dir: Path, result: dict) -> Path:
              f"{len(result['skipped'])} skipped, {result['no_face']} without a detected face (centered crop).", "",
              f"Threshold {result['threshold']:.4f}: {result['threshold_source']}.", "",
              "| metric | value |", "|---|---|",
-             f"| verification accuracy ({v['n_pairs']:,} pairs: {result['pairs']}) | {_pct(v['accuracy'])} |",
+             f"| verification balanced accuracy ({v['n_pairs']:,} pairs: {result['pairs']}) | "
+             f"{_pct(v['balanced_accuracy'])} |",
+             f"| same-person pairs accepted / different-person pairs accepted ({v['n_negative']:,}) | "
+             f"{_pct(v['true_accept_rate'])} / {_pct(v['false_accept_rate'])} |",
              f"| ROC AUC | {v['auc']:.4f} |",
              f"| TAR @ FAR=1e-2 / 1e-3 | {_pct(v['tar_at_far']['0.01'])} / {_pct(v['tar_at_far']['0.001'])} |"]
     if i:
@@ -276,7 +279,14 @@ def write_evaluation_report(out_dir: Path, result: dict) -> Path:
                   f"{i['threshold']:.4f}) | {_pct(i['accuracy'])} |",
                   f"| closed-set accuracy (threshold ignored) | {_pct(i['closed_set_accuracy'])} |",
                   f"| macro precision / recall / F1 | {i['macro_precision']:.3f} / {i['macro_recall']:.3f} / {i['macro_f1']:.3f} |",
-                  f"| strangers accepted ({i['n_strangers']}) | {_pct(i['stranger_false_accept_rate'])} |"]
+                  f"| strangers accepted ({i['n_strangers']} photos) | {_pct(i['stranger_false_accept_rate'])} |"]
+    t = result.get("target_far")
+    if t:
+        lines.append(f"| verification threshold for FAR {t['far']:g} on these people (TAR) | "
+                     f"{t['verification']['threshold']:.4f} ({_pct(t['verification']['true_accept_rate'])}) |")
+        if "identification" in t:
+            lines.append(f"| identification threshold for FAR {t['far']:g} on these strangers (accuracy) | "
+                         f"{t['identification']['threshold']:.4f} ({_pct(t['identification']['accuracy'])}) |")
         import numpy as np
 
         fig, ax = plt.subplots(figsize=(7, 6))

@@ -40,9 +40,12 @@ def test_evaluate_released_model_on_own_people(people, tmp_path, runtime):
     v = result["verification"]
     assert v["n_pairs"] == n * (n - 1) // 2 and 0.5 < v["auc"] <= 1.0
     assert "shipped threshold" in result["threshold_source"]
+    assert v["balanced_accuracy"] == pytest.approx((v["true_accept_rate"] + 1 - v["false_accept_rate"]) / 2)
     i = result["identification"]
-    # 4 people have more than 4 images: enrolled; the 2 with 3 images are strangers
-    assert i["n_people"] == 4 and i["n_probes"] == 4 * 4 and i["n_strangers"] == 6
+    # 4 people have more than 4 images: a quarter of them (1) is held out as a stranger, 3 are
+    # enrolled; the 2 with 3 images are strangers too
+    assert i["n_people"] == 3 and i["n_probes"] == 3 * 4 and i["n_strangers"] == 6 + 8
+    assert i["stranger_people"] == 3 and len(i["held_out_people"]) == 1
     assert 0.0 <= i["accuracy"] <= i["closed_set_accuracy"] <= 1.0
     for name in ("report.md", "report.json", "roc.png", "confusion.png"):
         assert (out / name).is_file()
@@ -58,3 +61,67 @@ def test_evaluate_rejects_a_file_that_is_not_a_model(people, tmp_path):
     bogus.write_bytes(b"not a flatbuffer at all")
     proc = run_cli("evaluate", "--model", str(bogus), "--data", str(people))
     assert proc.returncode == 6 and "Traceback" not in proc.stderr, proc.stderr
+
+
+# Training people (peopleDevTrain.txt): 6 with 8 photos, 4 with 3
+OWN_PEOPLE = {"Colin_Powell": 8, "Tony_Blair": 8, "Ariel_Sharon": 8, "Hugo_Chavez": 8, "Jean_Chretien": 8,
+              "Serena_Williams": 8, "Al_Gore": 3, "Bob_Hope": 3, "Yao_Ming": 3, "Kevin_Costner": 3}
+
+
+@pytest.mark.skipif(not (RELEASED / "model.tflite").is_file(), reason="no released model in models/esp32")
+def test_evaluate_holds_strangers_out_and_reports_false_accepts_and_target_thresholds(make_dataset, tmp_path):
+    data = make_dataset(OWN_PEOPLE, name="own")
+    meta = json.loads((RELEASED / "model.json").read_text())
+    results = {}
+    for far in ("0.05", "0.001"):
+        proc = run_cli("evaluate", "--model", str(RELEASED), "--data", str(data), "--enroll", "3", "--strangers", "0.5",
+                       "--target-far", far, "--json")
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        results[far] = json.loads(proc.stdout)
+    r = results["0.05"]
+    i, v, t = r["identification"], r["verification"], r["target_far"]
+    # half of the 6 people with enough photos are strangers, with the 4 who have too few
+    assert i["n_people"] == 3 and len(i["held_out_people"]) == 3 and i["stranger_people"] == 7
+    assert i["n_strangers"] == 3 * 8 + 4 * 3 and i["n_probes"] == 3 * 5
+    assert not set(i["held_out_people"]) & set(i["people"] if "people" in i else [])
+    # the false-accept rate is measured at the shipped identification threshold (model.json)
+    assert i["threshold"] == pytest.approx(meta["identify_threshold"])
+    assert 0.0 <= i["stranger_false_accept_rate"] <= 1.0
+    # balanced accuracy, not the accuracy over all pairs (here ~85% of them are negative)
+    assert v["n_negative"] / v["n_pairs"] > 0.8
+    assert v["balanced_accuracy"] == pytest.approx((v["true_accept_rate"] + 1 - v["false_accept_rate"]) / 2)
+    assert set(v["tar_at_far"]) == {"0.01", "0.001"}
+    # the thresholds for the target rate hold it on these people, and a stricter rate is stricter
+    assert t["far"] == 0.05 and t["verification"]["false_accept_rate"] <= 0.05
+    assert t["identification"]["stranger_false_accept_rate"] <= 0.05 and t["identification"]["measurable"]
+    strict = results["0.001"]["target_far"]
+    assert strict["verification"]["threshold"] >= t["verification"]["threshold"]
+    assert strict["identification"]["threshold"] >= t["identification"]["threshold"]
+    assert not strict["identification"]["measurable"]  # 36 stranger photos cannot measure 1 in 1000
+    assert strict["identification"]["stranger_false_accept_rate"] == 0.0
+    # the same seed holds the same people out; the printed summary says what was measured
+    proc = run_cli("evaluate", "--model", str(RELEASED), "--data", str(data), "--enroll", "3", "--strangers", "0.5")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "balanced accuracy" in proc.stdout and "false-accept rate" in proc.stdout and "for FAR 0.01" in proc.stdout
+
+
+def test_evaluate_out_that_cannot_be_created_fails_before_the_evaluation(make_dataset, tmp_path):
+    data = make_dataset({"Colin_Powell": 3, "Tony_Blair": 3}, name="two")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    cache = tmp_path / "cache"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TINYFACE_CACHE": str(cache)}
+    proc = subprocess.run([sys.executable, "-m", "tinyface.cli.main", "evaluate", "--model", str(RELEASED),
+                           "--data", str(data), "--out", str(blocker / "report")], capture_output=True, text=True,
+                          env=env, timeout=600)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 3 and len(lines) == 1 and "cannot write the report to --out" in lines[0], proc.stderr
+    assert not cache.exists()  # no face was aligned: it stopped before the evaluation
+
+
+def test_evaluate_binary_pairs_file_is_one_line(people, tmp_path):
+    pairs = tmp_path / "pairs.bin"
+    pairs.write_bytes(bytes(range(256)) * 4)
+    proc = run_cli("evaluate", "--model", str(RELEASED), "--data", str(people), "--pairs", str(pairs))
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 4 and len(lines) == 1 and "is not a text file" in lines[0], proc.stderr

@@ -106,3 +106,54 @@ def test_open_set_threshold_accepts_at_most_the_target_share_of_validation_stran
     assert np.mean(best >= np.nextafter(chosen["threshold"], -np.inf)) > 0.1
     assert evaluate.open_set_threshold(emb, labels, 5, 0.1, seed=0) == chosen  # seeded
     assert evaluate.open_set_threshold(emb[:10], labels[:10], 5, 0.1) is None  # too few people to choose on
+
+
+def test_balanced_accuracy_sees_through_mostly_negative_pairs():
+    # a model that knows nothing (random embeddings) on 10 people x 10 photos, all pairs: 90% of
+    # the pairs are different people, so rejecting (nearly) everything scores ~90% accuracy
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(10), 10)
+    emb = rng.normal(size=(100, 32))
+    a, b = np.triu_indices(100, k=1)
+    same = labels[a] == labels[b]
+    scores = evaluate.pair_scores(emb, a, b)
+    v = evaluate.verification(scores, same, threshold=0.5)
+    assert v.accuracy > 0.88  # the misleading figure
+    assert v.balanced_accuracy == pytest.approx(0.5, abs=0.02)  # the honest one: a coin
+    assert v.balanced_accuracy == pytest.approx((v.true_accept_rate + 1 - v.false_accept_rate) / 2)
+    assert v.tar_at_far["0.01"] < 0.05
+
+
+def test_rates_and_balanced_accuracy_on_hand_checked_pairs():
+    scores = np.array([0.9, 0.6, 0.4, 0.7, 0.3, 0.2, 0.1, 0.05])
+    same = np.array([1, 1, 1, 0, 0, 0, 0, 0], bool)
+    assert evaluate.rates_at(scores, same, 0.5) == (pytest.approx(2 / 3), pytest.approx(1 / 5))
+    v = evaluate.verification(scores, same, 0.5)
+    assert v.balanced_accuracy == pytest.approx((2 / 3 + 4 / 5) / 2)
+    assert v.accuracy == pytest.approx(6 / 8)
+
+
+def test_threshold_for_a_target_false_accept_rate():
+    scores = np.array([0.95, 0.9, 0.6, 0.8, 0.7, 0.5, 0.3, 0.2, 0.1, 0.0, -0.1, -0.2])
+    same = np.array([1, 1, 1] + [0] * 9, bool)
+    # 9 negatives; at most 1/9 may be accepted at FAR 0.12: the threshold sits just above the
+    # second-highest negative (0.7), so 0.8 is accepted and 0.7 is not
+    t = evaluate.threshold_at_far(scores, same, 0.12)
+    assert 0.7 < t <= 0.7 + 1e-12
+    assert evaluate.rates_at(scores, same, t) == (pytest.approx(2 / 3), pytest.approx(1 / 9))
+    # a rate below 1/9: nobody accepted, just above the highest negative
+    t0 = evaluate.threshold_at_far(scores, same, 0.05)
+    assert 0.8 < t0 <= 0.8 + 1e-12 and evaluate.rates_at(scores, same, t0)[1] == 0.0
+    assert evaluate.threshold_at_far(scores, same, 1.0) == pytest.approx(-0.2)  # everyone may pass
+
+
+def test_stranger_scores_are_the_best_match_identification_compares():
+    rng = np.random.default_rng(1)
+    emb, labels = _clusters(rng, people=4, per_person=6, noise=0.3)
+    enroll = {f"p{p}": [6 * p + k for k in range(3)] for p in range(3)}  # p3 is the stranger
+    strangers = list(range(18, 24))
+    best = evaluate.stranger_scores(emb, enroll, strangers)
+    t = evaluate.threshold_for_rate(best, 0.34)  # at most 2 of the 6
+    ident = evaluate.identification(emb, enroll, [], strangers, t)
+    assert ident.stranger_false_accept_rate == pytest.approx(np.mean(best >= t)) and np.sum(best >= t) == 2
+    assert evaluate.identification(emb, enroll, [], strangers, np.nextafter(t, -1)).stranger_false_accept_rate > 0.34

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from tinyface.cli.common import json_option, load_settings
+from tinyface.model_eval import STRANGER_SHARE, TARGET_FAR
 
 
 @click.command()
@@ -21,17 +22,34 @@ from tinyface.cli.common import json_option, load_settings
 @click.option("--runtime", type=click.Choice(["auto", "tflite", "tflm"]), default="auto", show_default=True,
               help="Interpreter for .tflite models: TFLite, or TFLM (the firmware's int8 kernels).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Where to write report.md / report.json / plots (default: no files).")
+              help="Where to write report.md / report.json / plots (default: no files). Created (and checked) "
+                   "before the evaluation starts. Example: --out reports/family")
+@click.option("--strangers", "stranger_share", type=click.FloatRange(0, 1, max_open=True), default=STRANGER_SHARE,
+              show_default=True,
+              help="Share of the people with enough photos held out as strangers (seeded by data.seed), besides "
+                   "the people with too few photos; their photos must all be rejected. Example: --strangers 0.5")
+@click.option("--target-far", "target_far", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=TARGET_FAR, show_default=True,
+              help="Also report the thresholds that would give this false-accept rate on these people (pairs and "
+                   "strangers) and what they cost. Example: --target-far 0.001")
 @json_option
 @click.pass_context
-def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_dir, as_json):
+def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_dir, stranger_share, target_far,
+             as_json):
     """Evaluate a model on any folder-per-person dataset: verification and identification.
+
+    Verification is reported as balanced accuracy (the mean of the true-accept and
+    true-reject rates at the shipped threshold: a dataset's pairs are mostly different
+    people, so plain accuracy rewards rejecting everyone) and as TAR at FAR 1e-2 and 1e-3.
+    Identification enrolls each person with enough photos (some held out as strangers) and
+    reports how many strangers the shipped identification threshold accepts.
 
     \b
     Examples:
       tinyface evaluate --model build/esp32 --data ~/photos/family --enroll 3
       tinyface evaluate --model build/esp32/quantize/float.tflite --pairs lfw/pairsDevTest.txt
       tinyface evaluate --model models/esp32 --runtime tflm --json
+      tinyface evaluate --model models/esp32 --data ~/photos/family --strangers 0.5 --target-far 0.001
     """
     from tinyface.console import print_json, progress_bar, quiet_tensorflow
     from tinyface.data.cache import FaceCache
@@ -39,7 +57,13 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
     from tinyface.model_eval import evaluate_model, load_model
 
     settings = load_settings(ctx, {"data": {"dir": data_dir}})
+    if out_dir:
+        _writable_folder(Path(out_dir))  # before minutes of evaluation, not after
     require_dataset(settings.data.data_path())
+    if pairs_file:
+        from tinyface.model_eval import read_pairs_file
+
+        read_pairs_file(pairs_file)  # a wrong file is one line now, not after loading the model
     if not Path(model_path).exists():
         from tinyface.errors import ModelError
 
@@ -48,7 +72,8 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
     model = load_model(model_path, runtime)
     with FaceCache(settings.data.cache_path()) as cache, progress_bar("faces", None) as advance:
         result = evaluate_model(model, settings.data.data_path(), cache, pairs_file, enroll_images,
-                                settings.data.seed, settings.data.workers, progress=advance)
+                                settings.data.seed, settings.data.workers, progress=advance,
+                                stranger_share=stranger_share, target_far=target_far)
     if out_dir:
         from tinyface.report import write_evaluation_report
 
@@ -61,18 +86,59 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
                                         if k not in ("confusion", "people")}
         print_json(result)
         return
-    v, i = result["verification"], result["identification"]
+    v, i, t = result["verification"], result["identification"], result["target_far"]
     click.echo(f"{result['model']} ({result['runtime']}) on {result['data']}: {result['images']:,} images, "
-               f"{result['people']:,} people, {len(result['skipped'])} skipped, {result['no_face']} without a detected face")
-    click.echo(f"verification ({result['pairs']}, {v['n_pairs']:,} pairs): accuracy {100 * v['accuracy']:.2f}%  "
-               f"AUC {v['auc']:.4f}  TAR@FAR=1e-2 {100 * v['tar_at_far']['0.01']:.1f}%")
+               f"{result['people']:,} people, {len(result['skipped'])} skipped, "
+               f"{result['no_face']} without a detected face")
+    negatives = v["n_negative"]
+    click.echo(f"verification ({result['pairs']}, {v['n_pairs']:,} pairs, {negatives:,} of them different people): "
+               f"balanced accuracy {100 * v['balanced_accuracy']:.2f}% (accepts {100 * v['true_accept_rate']:.1f}% of "
+               f"same-person pairs, {100 * v['false_accept_rate']:.2f}% of different-person pairs)  AUC {v['auc']:.4f}")
+    click.echo("TAR at fixed FAR: " + "  ".join(
+        f"FAR={far} {100 * tar:.1f}%" + ("" if float(far) * negatives >= 1 else f" (not measurable with {negatives:,} "
+                                                                             "negative pairs)")
+        for far, tar in v["tar_at_far"].items()))
     click.echo(f"threshold {result['threshold']:.3f}: {result['threshold_source']}")
     if i:
         click.echo(f"identification at threshold {i['threshold']:.3f} ({i['n_people']} people x "
-                   f"{result['enroll_images']} enrolled, {i['n_probes']} probes, "
-                   f"{i['n_strangers']} strangers): accuracy {100 * i['accuracy']:.2f}%  macro F1 {i['macro_f1']:.3f}  "
-                   f"strangers accepted {100 * i['stranger_false_accept_rate']:.1f}%")
+                   f"{result['enroll_images']} enrolled, {i['n_probes']} probes; {i['n_strangers']} photos of "
+                   f"{i['stranger_people']} strangers): accuracy {100 * i['accuracy']:.2f}%  "
+                   f"macro F1 {i['macro_f1']:.3f}  false-accept rate {100 * i['stranger_false_accept_rate']:.1f}% of strangers")
     else:
         click.echo(f"identification: skipped ({result['note']})")
+    tv = t["verification"]
+    line = (f"for FAR {t['far']:g} on these people: verification threshold {tv['threshold']:.3f} (accepts "
+            f"{100 * tv['true_accept_rate']:.1f}% of same-person pairs)")
+    if "identification" in t:
+        ti = t["identification"]
+        line += (f", identification threshold {ti['threshold']:.3f} (identifies {100 * ti['accuracy']:.1f}% of probes, "
+                 f"accepts {100 * ti['stranger_false_accept_rate']:.1f}% of strangers)")
+    click.echo(line)
+    unmeasurable = [f"{tv['negative_pairs']:,} different-person pairs"] if not tv["measurable"] else []
+    if not t.get("identification", {"measurable": True})["measurable"]:
+        unmeasurable.append(f"{t['identification']['strangers']:,} stranger photos")
+    if unmeasurable:
+        click.echo(f"  (a rate of {t['far']:g} is below one in {' and one in '.join(unmeasurable)}: those thresholds "
+                   "accept none of them; add people for a measured rate)")
     if out_dir:
         click.echo(f"report: {Path(out_dir) / 'report.md'}")
+
+
+def _writable_folder(out: Path) -> None:
+    """Create ``out`` and check that files can be written there.
+
+    Raises:
+        ConfigError: it cannot be created or written to.
+    """
+    import tempfile
+
+    from tinyface.errors import ConfigError
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigError(f"cannot write the report to --out {out}: {reason}",
+                          hint="pass a folder you can create and write to") from None

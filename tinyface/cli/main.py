@@ -21,6 +21,9 @@ COMMANDS = {
     "emulate": ("tinyface.cli.emulate", "emulate", "Run an emulated board on a pseudo-terminal (real TFLM kernels)."),
     "bench": ("tinyface.cli.bench", "bench", "Benchmark a board over serial: latency, accuracy, parity with the host."),
     "flash": ("tinyface.cli.flash", "flash", "Generate the firmware project, build it with PlatformIO and flash a board."),
+    "enroll": ("tinyface.cli.gallery", "enroll", "Enroll a person on a board from photos (faces checked, aligned on the host)."),
+    "gallery": ("tinyface.cli.gallery", "gallery", "List or delete the people enrolled on a board."),
+    "identify": ("tinyface.cli.gallery", "identify", "Identify the person in photos with the board's gallery."),
 }
 
 

@@ -1,0 +1,232 @@
+"""`tinyface enroll`, `tinyface gallery list|delete`, `tinyface identify`: the board's gallery.
+
+The work is in :mod:`tinyface.device.gallery`; these commands parse options, open the port
+the way `bench` does and print the results (or JSON with --json).
+"""
+
+from __future__ import annotations
+
+import click
+
+from tinyface.cli.common import json_option, load_settings, set_option
+
+
+def port_options(f):
+    """--port, --board, --baud, --timeout, --retries: the port handling of `bench`."""
+    options = [
+        click.option("--port", required=True,
+                     help="Serial port (e.g. /dev/ttyUSB0, or the path `tinyface emulate` printed), or 'auto' to "
+                          "find the board by its USB VID:PID."),
+        click.option("--board", default="esp32", show_default=True,
+                     help="Board data (boards/*.toml): baud, USB ids. Example: --board esp32s3"),
+        click.option("--baud", type=click.IntRange(min=1), default=None,
+                     help="Serial speed [default: the board's]. Example: --baud 115200"),
+        click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.01), default=None,
+                     help="Seconds to wait for a reply before resending [default: bench.timeout_s]. "
+                          "Example: --timeout 5"),
+        click.option("--retries", type=click.IntRange(min=0), default=None,
+                     help="Resends per request [default: bench.retries]. Example: --retries 5"),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+model_option = click.option(
+    "--model", "model_path", type=click.Path(), default=None,
+    help="The bundle the board runs (folder or model.tflite), for faces cut as its model.json says "
+         "[default: the released model whose sha256 the board reports]. Example: --model build/esp32")
+skip_bad_option = click.option(
+    "--skip-bad", is_flag=True,
+    help="Go on with the photos that pass the checks and report the others (default: refuse them all). "
+         "Example: tinyface enroll --port P --name Bob --skip-bad bob/*.jpg")
+
+
+def _name(ctx, param, value):
+    if value is None:
+        return value
+    from tinyface.device.gallery import check_name
+
+    try:
+        return check_name(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _open(ctx, port, board, baud, timeout_s, retries, set_items=()):
+    from tinyface.device.gallery import open_board
+
+    settings = load_settings(ctx, {"bench": {"timeout_s": timeout_s, "retries": retries}}, set_items)
+    return open_board(port, board, baud, settings.bench.timeout_s, settings.bench.retries), settings
+
+
+@click.command()
+@port_options
+@click.option("--name", required=True, callback=_name,
+              help="The person's name: UTF-8, 1 to 15 bytes (e.g. Alice, or Zoë: 4 bytes).")
+@click.argument("photos", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@model_option
+@skip_bad_option
+@json_option
+@set_option
+@click.pass_context
+def enroll(ctx, port, board, baud, timeout_s, retries, name, photos, model_path, skip_bad, as_json, set_items):
+    """Enroll a person on the board from one or more photos.
+
+    The host finds and aligns each face (as for the model the board runs); the board embeds
+    them and adds them to the person's centroid. Every photo is checked first: a face was
+    found, it is not a duplicate (of another photo, or of the person's enrolled one), and it
+    looks like the person's other photos and not like someone else enrolled. A refused photo
+    stops the enrollment (nothing changes on the board) unless --skip-bad is given.
+
+    \b
+    Examples:
+      tinyface enroll --port /dev/ttyUSB0 --name Alice photos/alice/*.jpg
+      tinyface enroll --port auto --name Bob --skip-bad bob1.jpg bob2.jpg bob3.jpg
+      tinyface emulate & tinyface enroll --port /dev/pts/N --name Zoë zoe.jpg --json
+    """
+    from tinyface.console import print_json, progress_bar
+    from tinyface.device import gallery as api
+
+    opened, settings = _open(ctx, port, board, baud, timeout_s, retries, set_items)
+    with opened as client:
+        info, bundle = api.board_bundle(client, model_path)
+        try:
+            name = api.check_name(name, info.max_name_bytes)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--name'") from None
+        with progress_bar("aligning faces", len(photos), enabled=not as_json) as advance:
+            aligned = api.align_photos(photos, bundle, settings.data.cache_path(), settings.data.workers,
+                                       progress=advance)
+        result = api.enroll(client, info, bundle, name, aligned, skip_bad=skip_bad)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    from pathlib import Path
+
+    for p in result.photos:
+        if p.status == "refused":
+            click.echo(f"skipped {Path(p.path).name}: {p.reason}", err=True)
+    click.echo(f"enrolled {result.enrolled} photo{'s' * (result.enrolled != 1)} of {result.name} on {result.port}: "
+               f"{result.samples} sample{'s' * (result.samples != 1)} in slot {result.slot}, "
+               f"{result.people} of {_people(result.capacity)} enrolled")
+
+
+@click.group()
+def gallery():
+    """List or delete the people enrolled on a board.
+
+    \b
+    Examples:
+      tinyface gallery list --port /dev/ttyUSB0
+      tinyface gallery delete --port /dev/ttyUSB0 --name Alice
+    """
+
+
+@gallery.command("list")
+@port_options
+@json_option
+@set_option
+@click.pass_context
+def list_command(ctx, port, board, baud, timeout_s, retries, as_json, set_items):
+    """The people enrolled on the board, with their slot and number of samples.
+
+    \b
+    Examples:
+      tinyface gallery list --port /dev/ttyUSB0
+      tinyface gallery list --port auto --json
+    """
+    from tinyface.console import print_json
+    from tinyface.device import gallery as api
+
+    opened, _ = _open(ctx, port, board, baud, timeout_s, retries, set_items)
+    with opened as client:
+        result = api.list_gallery(client)
+    if as_json:
+        print_json(result)
+        return
+    click.echo(f"{result['count']} of {_people(result['capacity'])} enrolled on {result['port']}")
+    for p in result["people"]:
+        click.echo(f"  {p['slot']:>3}  {p['name']:<16} {p['samples']} sample{'s' * (p['samples'] != 1)}")
+
+
+@gallery.command("delete")
+@port_options
+@click.option("--name", default=None, callback=_name, help="The person to remove. Example: --name Alice")
+@click.option("--all", "everyone", is_flag=True,
+              help="Remove everyone (instead of --name). Example: tinyface gallery delete --port P --all")
+@json_option
+@set_option
+@click.pass_context
+def delete_command(ctx, port, board, baud, timeout_s, retries, name, everyone, as_json, set_items):
+    """Remove a person (or, with --all, everyone) from the board's gallery.
+
+    \b
+    Examples:
+      tinyface gallery delete --port /dev/ttyUSB0 --name Alice
+      tinyface gallery delete --port /dev/ttyUSB0 --all --json
+    """
+    from tinyface.console import print_json
+    from tinyface.device import gallery as api
+
+    if (name is None) == (not everyone):
+        raise click.UsageError("give --name NAME or --all (one of them)")
+    opened, _ = _open(ctx, port, board, baud, timeout_s, retries, set_items)
+    with opened as client:
+        result = api.delete(client, name)
+    if as_json:
+        print_json(result)
+        return
+    who = name if name else f"everyone ({_people(result['removed'])})"
+    click.echo(f"removed {who} from {result['port']}; {_people(result['count'])} enrolled")
+
+
+@click.command()
+@port_options
+@click.argument("photos", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@model_option
+@skip_bad_option
+@json_option
+@set_option
+@click.pass_context
+def identify(ctx, port, board, baud, timeout_s, retries, photos, model_path, skip_bad, as_json, set_items):
+    """Who is in each photo: the board's best match in its gallery, accepted at its threshold.
+
+    The host finds and aligns each face; the board embeds it and compares it with every
+    enrolled person's centroid. A photo without a found face is refused (nothing is
+    identified) unless --skip-bad is given.
+
+    \b
+    Examples:
+      tinyface identify --port /dev/ttyUSB0 photo.jpg
+      tinyface identify --port auto --json door/*.jpg
+    """
+    from tinyface.console import print_json, progress_bar
+    from tinyface.device import gallery as api
+
+    opened, settings = _open(ctx, port, board, baud, timeout_s, retries, set_items)
+    with opened as client:
+        info, bundle = api.board_bundle(client, model_path)
+        with progress_bar("aligning faces", len(photos), enabled=not as_json) as advance:
+            aligned = api.align_photos(photos, bundle, settings.data.cache_path(), settings.data.workers,
+                                       progress=advance)
+        results = api.identify(client, info, aligned, skip_bad=skip_bad)
+    refused = [p.to_dict() for p in aligned.photos if p.status == "refused"]
+    if as_json:
+        from dataclasses import asdict
+
+        print_json({"port": client.port, "threshold": float(info.threshold),
+                    "results": [asdict(r) for r in results], "refused": refused})
+        return
+    for p in refused:
+        click.echo(f"skipped {p['path']}: {p['reason']}", err=True)
+    for r in results:
+        if r.accepted:
+            click.echo(f"{r.path}: {r.name} (similarity {r.similarity:.3f} >= {r.threshold:.3f})")
+        else:
+            click.echo(f"{r.path}: unknown (best {r.best or 'nobody'}, similarity {r.similarity:.3f} "
+                       f"< {r.threshold:.3f})")
+
+
+def _people(n: int) -> str:
+    return f"{n} {'person' if n == 1 else 'people'}"

@@ -1,0 +1,402 @@
+"""The board's gallery from the host: enroll people from photos, list, delete, identify.
+
+The host finds and aligns each face exactly as ``bench`` does (the face spec comes from the
+model the board runs, recognised by the sha256 its INFO reports); the board embeds the
+faces and keeps one centroid per person. Before anything is enrolled every photo passes a
+quality check, using the board's own INFER embeddings:
+
+- a face was found (a photo where alignment fell back to the centred crop is refused);
+- it is not a duplicate: not the same file as another photo, not near-identical
+  (cosine >= :data:`DUPLICATE_SIMILARITY`) to another photo of this enrollment, and not
+  the photo already enrolled for the person (when the person has one sample on the board);
+- it is consistent: similar to the person's other photos of this enrollment (cosine to their
+  centroid >= the model's verification threshold) and to the person's centroid on the board
+  when the board names the person as the best match, and not identified by the board as a
+  different enrolled person.
+
+An enrollment is all or nothing unless ``skip_bad`` is set: a refused photo stops it before
+the board's gallery changes, and the error names every refused photo with its reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import unicodedata
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+
+from tinyface.bundle import Bundle, load_bundle, quantize_input
+from tinyface.errors import DataError, GalleryError, GalleryFullError, ModelError
+from tinyface.protocol import spec
+from tinyface.protocol.client import Client, DeviceInfo, RemoteError
+
+# Two photos whose board embeddings are at least this similar are the same picture (a copy,
+# a resized or re-encoded version, a burst shot): a second copy adds nothing to a centroid.
+DUPLICATE_SIMILARITY = 0.98
+
+
+# --- names --------------------------------------------------------------------------------
+
+def check_name(name: str, max_bytes: int = spec.MAX_NAME_BYTES) -> str:
+    """A gallery name as the protocol allows it: UTF-8, 1..max_bytes-1 bytes, no NUL; also
+    printable and without surrounding spaces, so that LIST shows what was typed.
+
+    Raises:
+        ValueError: the name breaks a rule (the message says which).
+    """
+    try:
+        raw = name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{name!r} is not valid UTF-8 text") from None
+    limit = min(max_bytes, spec.MAX_NAME_BYTES) - 1
+    if not raw:
+        raise ValueError("the name is empty")
+    if len(raw) > limit:
+        raise ValueError(f"{name!r} is {len(raw)} bytes in UTF-8; the board stores at most {limit}")
+    if name != name.strip():
+        raise ValueError(f"{name!r} starts or ends with white space")
+    bad = [c for c in name if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn")]
+    if bad:
+        raise ValueError(f"{name!r} contains a control or unassigned character ({ascii(bad[0])})")
+    spec.encode_name(name)  # the wire format's own rule, checked once more
+    return name
+
+
+# --- the board and its model --------------------------------------------------------------
+
+@contextlib.contextmanager
+def open_board(port: str, board: str = "esp32", baud: int | None = None, timeout_s: float = spec.DEFAULT_TIMEOUT_S,
+               retries: int = spec.DEFAULT_RETRIES) -> Iterator[Client]:
+    """A protocol client on ``port`` (``auto``: the one board found by its USB id), as bench opens it.
+
+    Raises:
+        ConfigError: unknown board.
+        DeviceError: the port cannot be opened, or ``auto`` found none or several boards.
+    """
+    from tinyface.boards import load_board
+    from tinyface.protocol.client import find_port, open_serial
+
+    b = load_board(board)
+    if port == "auto":
+        port = find_port(b.usb_ids, b.name)
+    baud = baud or b.baud
+    # boards whose adapter holds the chip in reset with RTS/DTR asserted (ESP32-CAM) say so
+    # in their board file, where this tinyface knows that setting
+    extra = {"release_rts_dtr": True} if getattr(b, "release_rts_dtr", False) else {}
+    transport = open_serial(port, baud, **extra)
+    try:
+        yield Client(transport, timeout_s=timeout_s, retries=retries, baud=baud, port=port)
+    finally:
+        transport.close()
+
+
+def board_bundle(client: Client, model_path: str | Path | None = None) -> tuple[DeviceInfo, Bundle]:
+    """INFO, and the local bundle of the model the board runs.
+
+    With ``model_path`` that bundle must be the board's (bench's handshake); without it the
+    released models are searched for the sha256 the board reports.
+
+    Raises:
+        ProtocolError: ``model_path`` is not the board's model, or the board answers wrongly.
+        ModelError: no released model matches the board's.
+        DeviceError: no answer.
+    """
+    from tinyface.bench import handshake
+
+    if model_path is not None:
+        bundle = load_bundle(model_path)
+        return handshake(client, bundle), bundle
+    info = client.info()
+    bundle = find_bundle(info.model_sha256)
+    if bundle is None:
+        raise ModelError(f"{client.port} runs a model (sha256 {info.model_sha256[:16]}…) that is not one of the "
+                         "released models", hint="pass --model with the bundle the board was flashed with")
+    return handshake(client, bundle), bundle
+
+
+def find_bundle(sha256: str, roots: Sequence[Path] | None = None) -> Bundle | None:
+    """The released bundle (``models/<name>/``) whose model.tflite has ``sha256``, or None."""
+    from tinyface.resources import models_dir
+
+    for root in roots if roots is not None else [models_dir()]:
+        for meta in sorted(Path(root).glob("*/model.json")):
+            try:
+                recorded = json.loads(meta.read_text(encoding="utf-8")).get("sha256")
+            except (OSError, ValueError, AttributeError):
+                continue
+            if recorded == sha256:
+                try:
+                    bundle = load_bundle(meta.parent)
+                except ModelError:
+                    continue
+                if bundle.model_hash == sha256:
+                    return bundle
+    return None
+
+
+# --- photos -------------------------------------------------------------------------------
+
+@dataclass
+class Photo:
+    """One photo given on the command line and what became of it."""
+
+    path: str
+    status: str = "pending"  # enrolled | refused | identified
+    reason: str = ""  # why it was refused
+    face: str = ""  # how its face was found ("detected", or the face pipeline's method); "fallback": none
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v != ""}
+
+
+@dataclass
+class AlignedPhotos:
+    photos: list[Photo]
+    x_int8: np.ndarray  # (N, H, W, C); zeros for refused photos
+    hashes: list[str | None]
+
+    def usable(self) -> list[int]:
+        return [i for i, p in enumerate(self.photos) if p.status == "pending"]
+
+
+def align_photos(paths: Sequence[str | Path], bundle: Bundle, cache_dir: str | Path, workers: int = 1,
+                 progress: Callable[[int], None] | None = None) -> AlignedPhotos:
+    """Find, align and quantize the face in each photo for ``bundle``; photos without a
+    usable face (unreadable, or the detector found none) are marked refused with the reason."""
+    from tinyface.bench import face_spec
+    from tinyface.data.cache import FaceCache, content_hash
+    from tinyface.data.faces import prepare_faces
+
+    fs = face_spec(bundle)
+    with FaceCache(cache_dir) as cache:
+        prepared = prepare_faces(list(paths), fs, cache, workers=workers, progress=progress)
+    photos = [Photo(str(p)) for p in paths]
+    reasons = {str(s.path): s.reason for s in prepared.skipped}
+    # how each face was found, where the face pipeline records it (else detector or not)
+    methods = list(getattr(prepared, "methods", None) or [])
+    hashes: list[str | None] = []
+    for i, photo in enumerate(photos):
+        try:
+            hashes.append(content_hash(Path(photo.path).read_bytes()) if prepared.ok[i] else None)
+        except OSError:
+            hashes.append(None)
+        if not prepared.ok[i]:
+            photo.status, photo.reason = "refused", reasons.get(photo.path, "cannot read the image")
+        elif not prepared.detected[i]:
+            photo.status, photo.face = "refused", "fallback"
+            photo.reason = "no face found (alignment would fall back to a centred crop)"
+        else:
+            photo.face = (methods[i] if i < len(methods) else "") or "detected"
+    return AlignedPhotos(photos, quantize_input(prepared.crops, bundle.meta), hashes)
+
+
+def embeddings(client: Client, info: DeviceInfo, x_int8: np.ndarray) -> np.ndarray:
+    """The board's embeddings (INFER, dequantized and L2-normalised) of ``x_int8``."""
+    from tinyface.evaluate import l2n
+
+    if len(x_int8) == 0:
+        return np.zeros((0, info.output_size))
+    out = np.stack([r.output for r in client.infer_many(x_int8)])
+    return l2n((out.astype(np.float32) - info.output_zero_point) * info.output_scale)
+
+
+# --- enroll -------------------------------------------------------------------------------
+
+@dataclass
+class EnrollResult:
+    name: str
+    port: str
+    photos: list[Photo]
+    enrolled: int = 0
+    samples: int = 0  # the person's samples on the board now
+    slot: int = -1
+    people: int = 0  # people enrolled on the board now
+    capacity: int = spec.GALLERY_CAPACITY
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["photos"] = [p.to_dict() for p in self.photos]
+        return d
+
+
+def enroll(client: Client, info: DeviceInfo, bundle: Bundle, name: str, photos: AlignedPhotos,
+           skip_bad: bool = False) -> EnrollResult:
+    """Check ``photos`` (see the module docstring) and ENROLL the good ones as ``name``.
+
+    Args:
+        skip_bad: enroll the photos that pass and report the others, instead of refusing all.
+
+    Returns:
+        What was enrolled, and each photo's status.
+
+    Raises:
+        ValueError: a name the protocol does not allow (see :func:`check_name`).
+        DataError: a photo was refused (without ``skip_bad``), or none is left to enroll;
+            the board's gallery is unchanged.
+        GalleryFullError: ``name`` is new and the gallery is full.
+        DeviceError: the link failed.
+    """
+    check_name(name, info.max_name_bytes)
+    gallery = {e.name: e for e in client.list()}
+    capacity = info.gallery_capacity
+    if name not in gallery and len(gallery) >= capacity:
+        raise GalleryFullError(f"the gallery on {client.port} is full ({len(gallery)} of {capacity} people); "
+                               f"{name!r} is not one of them", hint="`tinyface gallery delete` someone first")
+    _check_duplicates_and_consistency(client, info, bundle, name, photos, gallery)
+    result = EnrollResult(name, client.port, photos.photos, capacity=capacity)
+    refused = [p for p in photos.photos if p.status == "refused"]
+    good = photos.usable()
+    if refused and not skip_bad:
+        raise DataError(f"refused {len(refused)} of {len(photos.photos)} photos of {name}: {_reasons(refused)}; "
+                        "nothing was enrolled",
+                        hint=f"remove them, or pass --skip-bad to enroll the other {len(good)}" if good
+                        else "use photos where one face is clearly visible")
+    if not good:
+        raise DataError(f"no photo of {name} is usable: {_reasons(refused)}; nothing was enrolled",
+                        hint="use photos where one face is clearly visible")
+    for i in good:
+        try:
+            reply = client.enroll(name, photos.x_int8[i])
+        except RemoteError as exc:
+            if exc.code == spec.ErrorCode.GALLERY_FULL:
+                raise GalleryFullError(f"the gallery on {client.port} is full ({exc.detail} people)",
+                                       hint="`tinyface gallery delete` someone first") from None
+            raise
+        photos.photos[i].status = "enrolled"
+        result.enrolled += 1
+        result.samples, result.slot, result.people = reply["samples"], reply["index"], reply["count"]
+    return result
+
+
+def _reasons(photos: list[Photo]) -> str:
+    return "; ".join(f"{Path(p.path).name}: {p.reason}" for p in photos)
+
+
+def _check_duplicates_and_consistency(client, info, bundle, name, photos: AlignedPhotos, gallery: dict) -> None:
+    """Mark the photos that are duplicates or inconsistent as refused (in place)."""
+    from tinyface.evaluate import l2n
+
+    seen: dict[str, int] = {}
+    for i in photos.usable():
+        h = photos.hashes[i]
+        if h in seen:
+            photos.photos[i].status = "refused"
+            photos.photos[i].reason = f"the same file as {Path(photos.photos[seen[h]].path).name}"
+        else:
+            seen[h] = i
+    good = photos.usable()
+    if not good:
+        return
+    emb = dict(zip(good, embeddings(client, info, photos.x_int8[good])))
+    kept: list[int] = []
+    for i in good:
+        twin = next((j for j in kept if float(emb[i] @ emb[j]) >= DUPLICATE_SIMILARITY), None)
+        if twin is not None:
+            photos.photos[i].status = "refused"
+            photos.photos[i].reason = (f"a duplicate of {Path(photos.photos[twin].path).name} "
+                                       f"(similarity {float(emb[i] @ emb[twin]):.3f})")
+        else:
+            kept.append(i)
+    # Against the gallery as it is now: the person's own single enrolled photo, or someone else.
+    if gallery:
+        for i in list(kept):
+            r = client.identify(photos.x_int8[i])
+            if r.name == name and gallery[name].samples == 1 and r.similarity >= DUPLICATE_SIMILARITY:
+                photos.photos[i].status = "refused"
+                photos.photos[i].reason = f"already enrolled for {name} (similarity {r.similarity:.3f})"
+                kept.remove(i)
+            elif r.name == name and r.similarity < bundle.meta.threshold:
+                photos.photos[i].status = "refused"
+                photos.photos[i].reason = (f"does not look like the enrolled photos of {name} "
+                                           f"(similarity {r.similarity:.3f} < {bundle.meta.threshold:.3f})")
+                kept.remove(i)
+            elif r.name and r.name != name and r.accepted:
+                photos.photos[i].status = "refused"
+                photos.photos[i].reason = (f"the board identifies it as {r.name} (similarity {r.similarity:.3f} >= "
+                                           f"{info.threshold:.3f})")
+                kept.remove(i)
+    # Among this enrollment's photos: each must match the centroid of the others. The worst
+    # is dropped first and the others are checked again; two that disagree are both dropped
+    # (which of them is the wrong person cannot be told).
+    threshold = bundle.meta.threshold
+    while len(kept) >= 2:
+        sims = {}
+        for i in kept:
+            others = l2n(np.sum([emb[j] for j in kept if j != i], axis=0)[None])[0]
+            sims[i] = float(emb[i] @ others)
+        worst = min(sims, key=sims.get)
+        if sims[worst] >= threshold:
+            break
+        drop = kept if len(kept) == 2 else [worst]
+        for i in drop:
+            photos.photos[i].status = "refused"
+            photos.photos[i].reason = (f"does not look like the other photos of {name} "
+                                       f"(similarity {sims[i]:.3f} < {threshold:.3f})")
+        kept = [i for i in kept if i not in drop]
+
+
+# --- list, delete, identify -----------------------------------------------------------------
+
+def list_gallery(client: Client) -> dict:
+    """``{"people": [{"name", "slot", "samples"}], "count", "capacity"}`` from LIST and INFO."""
+    info = client.info()
+    entries = client.list()
+    return {"port": client.port, "people": [{"name": e.name, "slot": e.index, "samples": e.samples} for e in entries],
+            "count": len(entries), "capacity": info.gallery_capacity}
+
+
+def delete(client: Client, name: str | None) -> dict:
+    """DELETE ``name`` (None: everyone). Returns ``{"removed", "count"}``.
+
+    Raises:
+        ValueError: a name the protocol does not allow.
+        GalleryError: ``name`` is not enrolled (the message lists who is).
+    """
+    if name is not None:
+        check_name(name)
+    reply = client.delete(name)
+    if name is not None and reply["removed"] == 0:
+        people = [e.name for e in client.list()]
+        raise GalleryError(f"{name!r} is not enrolled on {client.port}",
+                           hint=f"enrolled: {', '.join(people)}" if people else "the gallery is empty")
+    return {"port": client.port, "name": name, **reply}
+
+
+@dataclass
+class Identification:
+    path: str
+    name: str  # the accepted match, or "" (unknown)
+    best: str  # the best match whatever its similarity
+    similarity: float
+    accepted: bool
+    threshold: float
+    face: str = "detected"
+
+
+def identify(client: Client, info: DeviceInfo, photos: AlignedPhotos, skip_bad: bool = False) -> list[Identification]:
+    """IDENTIFY each photo's face on the board.
+
+    Raises:
+        GalleryError: nobody is enrolled.
+        DataError: a photo has no usable face (without ``skip_bad``; nothing is identified).
+    """
+    if info.gallery_count == 0:
+        raise GalleryError(f"nobody is enrolled on {client.port}", hint="enroll people first with `tinyface enroll`")
+    refused = [p for p in photos.photos if p.status == "refused"]
+    if refused and not skip_bad:
+        raise DataError(f"refused {len(refused)} of {len(photos.photos)} photos: {_reasons(refused)}",
+                        hint="remove them, or pass --skip-bad to identify the others")
+    if not photos.usable():
+        raise DataError(f"no photo has a usable face: {_reasons(refused)}",
+                        hint="use photos where one face is clearly visible")
+    results = []
+    for i in photos.usable():
+        r = client.identify(photos.x_int8[i])
+        photos.photos[i].status = "identified"
+        results.append(Identification(photos.photos[i].path, r.name if r.accepted else "", r.name,
+                                      float(r.similarity), r.accepted, float(info.threshold)))
+    return results
