@@ -52,3 +52,15 @@ def test_sha256_file(tmp_path):
     data = os.urandom(3 << 20)  # more than one read chunk
     (tmp_path / "f").write_bytes(data)
     assert fsutil.sha256_file(tmp_path / "f") == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_artifacts_get_the_mode_the_umask_gives(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        fsutil.write_text(tmp_path / "report.md", "x")
+        fsutil.write_json(tmp_path / "sub" / "model.json", {})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "report.md").stat().st_mode & 0o777 == mode
+    assert (tmp_path / "sub" / "model.json").stat().st_mode & 0o777 == mode
