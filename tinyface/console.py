@@ -20,10 +20,27 @@ def verbosity() -> int:
     return _verbosity
 
 
-def err_console():
+def _console_class():
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False)
+    class TinyfaceConsole(Console):
+        def on_broken_pipe(self) -> None:
+            # rich exits 1 on its own; let the CLI's one handler (cli/main.py) end it quietly with 0
+            self.quiet = True
+            raise BrokenPipeError()
+
+    return TinyfaceConsole
+
+
+def err_console():
+    """The console for messages and progress on stderr. When stderr is not a terminal (a CI log,
+    a file), lines are never hard-wrapped at rich's default 80 columns."""
+    return _console_class()(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty())
+
+
+def out_console(**kwargs):
+    """A rich console on stdout (tables); a closed pipe (`| head`) ends the command quietly."""
+    return _console_class()(**kwargs)
 
 
 def info(message: str) -> None:

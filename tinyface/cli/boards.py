@@ -35,7 +35,7 @@ def _size(n: int) -> str:
 def _print_table(selected) -> None:
     import sys
 
-    from rich.console import Console
+    from tinyface.console import out_console
     from rich.table import Table
 
     table = Table(title="tinyface boards (sizes in bytes: K = KiB, M = MiB)", title_justify="left")
@@ -50,7 +50,7 @@ def _print_table(selected) -> None:
             f"{cm.estimate_ms('CONV_2D', 1_000_000) - cm.overhead_us_per_op / 1e3:.1f}",
         )
     # Piped output keeps full rows instead of wrapping at 80 columns.
-    console = Console(width=None if sys.stdout.isatty() else 120)
+    console = out_console(width=None if sys.stdout.isatty() else 120)
     console.print(table)
     console.print("ms/M MAC: estimated milliseconds per million MACs (the board's cost model), calibrated on:",
                   style="dim")

@@ -24,7 +24,24 @@ COMMANDS = {
 }
 
 
+class StdoutClosed(Exception):
+    """Whoever read our stdout went away (`tinyface boards | head`). Not an OSError, so that
+    click's own EPIPE handling (exit 1) lets it through to :func:`main`."""
+
+
 class LazyGroup(click.Group):
+    def make_context(self, *args, **kwargs):  # `tinyface --help | head` prints here
+        try:
+            return super().make_context(*args, **kwargs)
+        except BrokenPipeError:
+            raise StdoutClosed() from None
+
+    def invoke(self, ctx):  # every command runs in here
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            raise StdoutClosed() from None
+
     def list_commands(self, ctx):
         return list(COMMANDS)
 
@@ -97,8 +114,8 @@ def main(argv: list[str] | None = None) -> None:
     except TinyfaceError as exc:
         click.echo(f"tinyface: error: {exc.one_line()}", err=True)
         sys.exit(exc.exit_code)
-    except BrokenPipeError:
-        sys.exit(0)
+    except (BrokenPipeError, StdoutClosed):
+        _stdout_closed()
     except Exception as exc:  # a bug: still one line, the traceback only on request
         if verbose:
             import traceback
@@ -107,6 +124,19 @@ def main(argv: list[str] | None = None) -> None:
         first = _one_line(str(exc))[:300]
         click.echo(f"tinyface: internal error: {type(exc).__name__}: {first} (run with -v for the traceback)", err=True)
         sys.exit(EXIT_INTERNAL)
+
+
+def _stdout_closed() -> None:
+    """The reader of our output has gone: that is how a pipe ends, not an error. Point stdout at
+    /dev/null so the interpreter's final flush cannot fail again, and exit 0, silently."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    sys.exit(0)
 
 
 def _one_line(text: str) -> str:

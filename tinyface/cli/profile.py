@@ -48,7 +48,7 @@ def profile(board, model_path, as_json):
 def _print(result) -> None:
     import sys
 
-    from rich.console import Console
+    from tinyface.console import out_console
     from rich.table import Table
 
     table = Table(title=f"{result.model} on {result.board} (latency ESTIMATED from the board's cost model)",
@@ -60,7 +60,7 @@ def _print(result) -> None:
                       f"{layer.params:,}", f"{layer.est_ms:.3f}")
     table.add_section()
     table.add_row("", "total", "", f"{result.total_macs:,}", f"{result.total_params:,}", f"{result.total_est_ms:.2f}")
-    console = Console(width=None if sys.stdout.isatty() else 120)
+    console = out_console(width=None if sys.stdout.isatty() else 120)
     console.print(table)
     console.print(f"estimated {result.total_est_ms:.2f} ms = {result.total_est_cycles:,} cycles at "
                   f"{result.cpu_mhz:.0f} MHz; parameters {result.total_param_bytes:,} bytes", soft_wrap=True)
