@@ -111,19 +111,26 @@ class BuildProgress:
         self._progress = None
         self._task = None
         self._stage_started = 0.0
+        self._plain_mode = False
+        self._plain = None
 
     def __enter__(self):
-        if self.enabled:
+        from tinyface.console import err_console
+
+        console = err_console() if self.enabled else None
+        if console is not None and not console.is_terminal:  # a CI log: plain lines every few seconds, no bar
+            self._plain_mode = True
+        elif console is not None:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-            from tinyface.console import err_console
-
             self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                      TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=err_console())
+                                      TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=console)
             self._progress.__enter__()
         return self
 
     def __exit__(self, *exc):
+        if self._plain:
+            self._plain.finish()
         if self._progress:
             self._progress.__exit__(*exc)
 
@@ -134,6 +141,9 @@ class BuildProgress:
             self._task = self._progress.add_task(description, total=total, info="")
 
     def notify(self, event: str, info: dict) -> None:
+        if self._plain_mode:
+            self._notify_plain(event, info)
+            return
         if not self._progress:
             return
         if event == "stage":
@@ -154,3 +164,28 @@ class BuildProgress:
             if self._task is not None:  # its ✓ line replaces the bar (no 0/? bar left behind at the end)
                 self._progress.remove_task(self._task)
                 self._task = None
+
+    def _notify_plain(self, event: str, info: dict) -> None:
+        from tinyface.console import PlainProgress, info as say
+
+        if event == "stage":
+            if self._plain:
+                self._plain.finish()
+            self._stage_started = time.perf_counter()
+            say(f"{info['name']}: started")
+            unit = " epochs" if info.get("epochs") else ""
+            self._plain = PlainProgress(f"  {info['name']}{unit}", info.get("epochs")).start_heartbeat()
+        elif self._plain is None:
+            return
+        elif event == "epoch":
+            logs = info.get("logs") or {}
+            self._plain.update(info["epoch"], " ".join(f"{k}={v:.4f}" for k, v in logs.items() if "loss" in k))
+        elif event == "advance":
+            self._plain.advance(info.get("n", 1))
+        elif event == "metric":
+            self._plain.note = f"{info['stage']}: {100 * info['accuracy']:.2f}%"
+        elif event == "done":
+            self._plain.finish()
+            self._plain = None
+            took = time.perf_counter() - self._stage_started
+            say(f"  ✓ {info['name']}: {'skipped (unchanged)' if info.get('skipped') else f'{took:.1f} s'}")
