@@ -21,7 +21,8 @@ QUICK = {"distill": {"epochs": 8, "batch_size": 32, "teacher_views": 0, "teacher
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Run folder for artifacts and the report (default: build/<preset>, build/<preset>-quick).")
 @click.option("--epochs", type=click.IntRange(1), default=None, help="Distillation epochs (default: distill.epochs).")
-@click.option("--quick", is_flag=True, help="A small subset (1,000 training images, 200 test pairs) and 8 epochs: a smoke test in a few minutes.")
+@click.option("--quick", is_flag=True, help="A small subset (1,000 training images, 200 test pairs) and 8 epochs: a smoke test in a few minutes. "
+                   "--set and --epochs still win: --quick --set distill.epochs=3 trains 3.")
 @click.option("--force", is_flag=True, help="Redo every stage, even those whose inputs did not change.")
 @click.option("--print-config", is_flag=True, help="Print the effective settings as TOML (or JSON with --json) and exit.")
 @set_option
@@ -50,10 +51,8 @@ def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, se
 
     p = get_preset(preset)
     overrides = {"data": {"dir": data_dir}, "distill": {"epochs": epochs}}
-    if quick:
-        for section, values in QUICK.items():
-            overrides.setdefault(section, {}).update({k: v for k, v in values.items() if overrides.get(section, {}).get(k) is None})
-    settings = load_settings(ctx, overrides, set_items, base=p.settings())
+    # --quick is a layer of settings: above the preset and tinyface.toml, below --set and --epochs
+    settings = load_settings(ctx, overrides, set_items, base=p.settings(), quick=QUICK if quick else None)
     if print_config:
         if as_json:
             from tinyface.console import print_json
