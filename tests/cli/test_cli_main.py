@@ -258,3 +258,18 @@ def test_messages_are_not_hard_wrapped_when_stderr_is_not_a_terminal(capfd):
 
     info("word " * 40)  # 200 characters: rich would wrap this at 80 columns
     assert ("word " * 40).strip() in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("args", [
+    ("build", "--out", "{blocker}/run"),
+    ("build", "--out", "/proc/tinyface-run"),
+    ("bench", "--port", "/dev/null", "--out", "{blocker}/results.json"),
+    ("data", "fetch", "lfw", "--dest", "{blocker}/sub/lfw", "--url", "file:///nowhere"),
+])
+def test_an_output_that_cannot_be_created_is_one_line_exit_11(tmp_path, small_dataset, args):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("in the way")
+    proc = run_cli(*(a.format(blocker=blocker) for a in args), env={"TINYFACE_DATA": str(small_dataset)})
+    assert proc.returncode == errors.OutputError.exit_code == 11, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tinyface: error: cannot ")

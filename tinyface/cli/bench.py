@@ -60,6 +60,10 @@ def bench(ctx, port, board, images, model_path, data_dir, out_path, baud, timeou
                                    "data": {"dir": data_dir}}, set_items)
     b = load_board(board)
     bundle = load_bundle(model_path or default_model_dir(b.name))
+    if out_path:
+        from tinyface.fsutil import check_writable
+
+        check_writable(out_path, "--out")  # before the port is opened and the board is busy
     if port == "auto":
         port = find_port(b.usb_ids, b.name)
     baud = baud or b.baud

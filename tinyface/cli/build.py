@@ -65,6 +65,9 @@ def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, se
 
     require_dataset(settings.data.data_path())
     out = Path(out_dir) if out_dir else Path("build") / (preset + ("-quick" if quick else ""))
+    from tinyface.fsutil import ensure_dir
+
+    ensure_dir(out, "--out")  # before the training, not after it
     if force:
         for record in out.glob("*/stage.json"):
             record.unlink()
