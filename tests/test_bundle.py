@@ -127,3 +127,61 @@ def test_every_command_answers_a_bad_model_json_with_one_line_and_exit_6(bundle_
     assert proc.returncode == 6, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("tinyface: error: bad ") and "model.json" in lines[0]
+
+
+def test_the_model_for_a_board_is_a_build_then_the_released_one(tiny_bundle, tmp_path, monkeypatch):
+    import tinyface.resources
+    from tinyface.bundle import resolve_model
+
+    released = tmp_path / "released"
+    monkeypatch.setattr(tinyface.resources, "models_dir", lambda: released)
+    monkeypatch.chdir(tmp_path)
+
+    def put(folder):
+        shutil.copytree(tiny_bundle.model_path.parent, folder)
+
+    with pytest.raises(ModelError, match="no model for esp32s3"):
+        resolve_model(None, "esp32s3")
+    put(released / "esp32")
+    assert resolve_model(None, "esp32s3") == released / "esp32"
+    put(tmp_path / "build" / "esp32")
+    assert resolve_model(None, "esp32s3").as_posix() == "build/esp32"
+    put(released / "esp32s3")
+    assert resolve_model(None, "esp32s3") == released / "esp32s3"  # the board's own model before the esp32 preset's
+    put(tmp_path / "build" / "esp32s3")
+    assert resolve_model(None, "esp32s3").as_posix() == "build/esp32s3"
+    (tmp_path / "build" / "esp32s3" / "model.json").unlink()  # an unfinished build is not a model
+    assert resolve_model(None, "esp32s3") == released / "esp32s3"
+    assert resolve_model("x/y", "esp32s3").as_posix() == "x/y"
+
+
+def test_flash_bench_emulate_and_profile_pick_the_same_model(tiny_bundle, tmp_path):
+    """Issue #14: flash flashed build/esp32/, then bench/emulate/profile defaulted to models/esp32/."""
+    import os
+    import select
+    import signal
+
+    from tinyface.bundle import load_bundle
+
+    shutil.copytree(tiny_bundle.model_path.parent, tmp_path / "build" / "esp32")  # not the released model
+    built = load_bundle(tmp_path / "build" / "esp32")
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "tinyface.cli.main", *args], capture_output=True, text=True,
+                              cwd=tmp_path, timeout=120, stdin=subprocess.DEVNULL)
+
+    flashed = run("flash", "--board", "esp32", "--dry-run", "--json")
+    assert flashed.returncode == 0, flashed.stderr
+    assert json.loads(flashed.stdout)["model"] == "build/esp32"
+    profiled = run("profile", "--board", "esp32", "--json")
+    assert profiled.returncode == 0, profiled.stderr
+    assert json.loads(profiled.stdout)["model"] == "build/esp32/model.tflite"
+    emu = subprocess.Popen([sys.executable, "-m", "tinyface.cli.main", "emulate", "--board", "esp32"], cwd=tmp_path,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        ready, _, _ = select.select([emu.stdout], [], [], 60)
+        assert ready and emu.stdout.readline().startswith("/dev/")
+    finally:
+        os.killpg(emu.pid, signal.SIGTERM)
+        _, stderr = emu.communicate(timeout=30)
+    assert f"sha256 {built.model_hash[:16]}" in stderr

@@ -19,6 +19,7 @@ from tinyface.fsutil import write_bytes, write_json
 
 MODEL_FILE = "model.tflite"
 META_FILE = "model.json"
+DEFAULT_PRESET = "esp32"  # the model preset that fits every board (boards/*.toml mac_budget)
 
 
 @dataclass
@@ -72,6 +73,31 @@ def save_bundle(directory: str | Path, model_bytes: bytes, meta: ModelMeta) -> B
     write_bytes(directory / MODEL_FILE, model_bytes)
     write_json(directory / META_FILE, {**asdict(meta), "sha256": model_hash(model_bytes)})
     return Bundle(directory / MODEL_FILE, meta)
+
+
+def resolve_model(model: str | Path | None, board: str) -> Path:
+    """The model for a board: the one rule that flash, bench, emulate and profile share, so
+    that `tinyface flash` and the `tinyface bench` it suggests talk about the same model.
+
+    ``model`` if given; else the first complete bundle of build/<board>/ (the latest
+    `tinyface build --preset <board>`), the released models/<board>/, build/esp32/, models/esp32/
+    (the esp32 preset fits every board).
+
+    Raises:
+        ModelError: nothing found (the message says where it looked).
+    """
+    if model:
+        return Path(model)
+    from tinyface.resources import models_dir
+
+    looked = []
+    for preset in dict.fromkeys((board, DEFAULT_PRESET)):
+        for candidate in (Path("build") / preset, models_dir() / preset):
+            if (candidate / MODEL_FILE).is_file() and (candidate / META_FILE).is_file():
+                return candidate
+            looked.append(str(candidate))
+    raise ModelError(f"no model for {board}: nothing in {', '.join(looked)}",
+                     hint="pass --model PATH (a bundle folder, e.g. from `tinyface build`)")
 
 
 def read_meta(meta_path: str | Path) -> tuple[ModelMeta, str | None]:

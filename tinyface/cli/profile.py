@@ -10,7 +10,7 @@ from tinyface.cli.common import json_option
 @click.command()
 @click.option("--board", default="esp32", show_default=True, help="Board whose cost model prices the layers (boards/*.toml).")
 @click.option("--model", "model_path", type=click.Path(), default=None,
-              help="Model bundle folder or .tflite (default: the released models/<board>/ or models/esp32/).")
+              help="Model bundle folder or .tflite (default: as `tinyface flash`: build/<board>/ if built, else the released models/<board>/, then build/esp32/, models/esp32/).")
 @json_option
 def profile(board, model_path, as_json):
     """Per-layer op, output shape, MACs, parameters and ESTIMATED milliseconds on a board.
@@ -28,10 +28,11 @@ def profile(board, model_path, as_json):
 
     from tinyface.boards import load_board
     from tinyface.errors import ModelError
-    from tinyface.profile import default_model_dir, profile_model
+    from tinyface.bundle import resolve_model
+    from tinyface.profile import profile_model
 
     b = load_board(board)
-    path = Path(model_path) if model_path else default_model_dir(b.name)
+    path = resolve_model(model_path, b.name)
     if path.is_dir():
         path = path / "model.tflite"
     if not path.is_file():
