@@ -1,8 +1,7 @@
 """Where the shipped data lives: firmware templates, board files, released models.
 
 In a source checkout they sit at the top of the repo (firmware/, boards/, models/); in an
-installed wheel setup.py copies firmware/ and boards/ into the package as _firmware/ and
-_boards/.
+installed wheel setup.py copies them into the package as _firmware/, _boards/ and _models/.
 """
 
 from pathlib import Path
@@ -29,5 +28,5 @@ def boards_dir() -> Path:
 
 
 def models_dir() -> Path:
-    """Released models (only in a source checkout)."""
-    return REPO_DIR / "models"
+    """The released models (one bundle folder per preset, with its model card)."""
+    return _first_existing(REPO_DIR / "models", PACKAGE_DIR / "_models")
