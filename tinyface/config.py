@@ -38,6 +38,12 @@ def default_cache_dir() -> Path:
     return Path("~/.cache/tinyface/cache").expanduser()
 
 
+def user_boards_dir() -> Path | None:
+    """``$TINYFACE_BOARDS_DIR``: a folder of board files of one's own (`tinyface --boards-dir` wins)."""
+    env = os.environ.get("TINYFACE_BOARDS_DIR")
+    return Path(env).expanduser() if env else None
+
+
 @dataclass
 class DataSettings:
     """Where the images are, how faces are cut, and who is used for what.

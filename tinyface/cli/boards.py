@@ -14,7 +14,13 @@ def boards(name, as_json):
     """List the supported boards: PlatformIO board, CPU clock, flash, SRAM for the arena,
     PSRAM, ESP-NN, the MAC budget of the model preset, and the calibrated cost model.
 
-    Give NAME to show one board. Boards are data: add a file to boards/ (docs/boards.md).
+    Give NAME to show one board. Boards are data (docs/boards.md): a board of your own is a
+    file in a folder you name with the global option --boards-dir (or $TINYFACE_BOARDS_DIR).
+
+    \b
+    Examples:
+      tinyface boards esp32s3 --json
+      tinyface --boards-dir ~/my-boards boards
     """
     from tinyface.boards import list_boards, load_board
     from tinyface.console import print_json

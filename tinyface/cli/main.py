@@ -74,9 +74,13 @@ is $TINYFACE_DATA, else ~/.cache/tinyface/datasets/lfw (`tinyface data fetch lfw
 @click.option("-v", "--verbose", count=True, help="More output (repeatable); an internal error then also prints its traceback.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="Settings file (default: ./tinyface.toml if present).")
+@click.option("--boards-dir", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Also read board files (<name>.toml) from this folder, before the shipped ones: a board of "
+                   "your own without editing the installed package (default: $TINYFACE_BOARDS_DIR). "
+                   "Example: tinyface --boards-dir my-boards flash --board myboard --dry-run")
 @click.version_option(__version__, prog_name="tinyface")
 @click.pass_context
-def cli(ctx, verbose, config_path):
+def cli(ctx, verbose, config_path, boards_dir):
     """tinyface: face recognition for the ESP32, from photos to a flashed board.
 
     Each step is one command; run `tinyface COMMAND --help` for its options.
@@ -84,6 +88,9 @@ def cli(ctx, verbose, config_path):
     from tinyface.console import set_verbosity
 
     set_verbosity(verbose)
+    from tinyface import config, resources
+
+    resources.use_boards_dir(boards_dir or config.user_boards_dir())
     ctx.ensure_object(dict)
     ctx.obj["config_path"] = config_path
     ctx.obj["verbose"] = verbose
