@@ -168,25 +168,58 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
+# Libraries whose Python warnings are noise to a tinyface user (deprecations of APIs we pin, the
+# converter's notes on choices we made on purpose); shown again with -v.
+NOISY_MODULES = r"(tensorflow|tf_keras|keras|tensorflow_model_optimization|absl|PIL|tflite_micro)(\..*)?"
+
+
 def quiet_tensorflow(import_now: bool = False) -> None:
-    """Silence TensorFlow's C++ start-up chatter (oneDNN notes, a CUDA probe that 'fails' on
-    every machine without a GPU) unless -v was given. Call before TensorFlow is imported;
-    with ``import_now`` it is imported here with stderr muted, since absl writes some lines
+    """Silence TensorFlow, its converter and PIL on stderr unless -v was given: the C++ start-up
+    chatter (oneDNN notes, a CUDA probe that 'fails' on every machine without a GPU), the Python
+    loggers of TensorFlow and absl below ERROR, and the warnings those libraries raise
+    (tf.lite.Interpreter's deprecation, the converter's 'statistics for quantized inputs').
+
+    Every module that imports TensorFlow calls this first (tinyface/runtime.py,
+    tinyface/train/__init__.py), so the library API is quiet too, not only the CLI. With
+    ``import_now`` TensorFlow is imported here with stderr muted, since absl writes some lines
     before any log level applies."""
+    import logging
     import os
     import sys
+    import warnings
 
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if _verbosity > 0 else "3")
-    if not import_now or _verbosity > 0 or "tensorflow" in sys.modules:
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    if _verbosity > 0:
+        return
+    warnings.filterwarnings("ignore", module=NOISY_MODULES)
+    for name in ("tensorflow", "absl", "h5py", "PIL"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    if not import_now or "tensorflow" in sys.modules:
+        return
+    with muted_stderr():
+        import tensorflow  # noqa: F401
+
+
+@contextlib.contextmanager
+def muted_stderr() -> Iterator[None]:
+    """Send what C/C++ code writes to file descriptor 2 to /dev/null for the block (TensorFlow's
+    and the converter's logs bypass every Python setting); nothing is muted with -v. Python
+    exceptions are unaffected: they carry their own messages."""
+    import os
+
+    if _verbosity > 0:
+        yield
         return
     sys.stderr.flush()
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 2)
-        import tensorflow  # noqa: F401
+        yield
     finally:
+        sys.stderr.flush()
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
