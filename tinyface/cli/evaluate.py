@@ -11,7 +11,9 @@ from tinyface.cli.common import json_option, load_settings
 
 @click.command()
 @click.option("--model", "model_path", type=click.Path(), required=True,
-              help="A build's bundle folder (build/esp32), a .tflite (float or int8) or a .keras model.")
+              help="A model with its model.json (the face crop it was trained on): a bundle folder "
+                   "(build/esp32, models/esp32), or a .tflite (float or int8) or .keras inside a `tinyface build` "
+                   "run folder (build/esp32/quantize/float.tflite). A lone file without one is refused.")
 @click.option("--data", "data_dir", type=click.Path(), default=None,
               help="Folder with one sub-folder of photos per person (default: the default dataset).")
 @click.option("--pairs", "pairs_file", type=click.Path(dir_okay=False, exists=True), default=None,
