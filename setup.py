@@ -1,7 +1,8 @@
-"""Ship the top-level firmware/ and boards/ folders inside the wheel.
+"""Ship the top-level firmware/, boards/ and models/ folders inside the wheel.
 
-Users asked for firmware/ and boards/ at the top of the repo; an installed tinyface finds
-them as tinyface/_firmware and tinyface/_boards (see tinyface/resources.py).
+Users asked for firmware/, boards/ and the released models/ at the top of the repo; an
+installed tinyface finds them as tinyface/_firmware, tinyface/_boards and tinyface/_models
+(see tinyface/resources.py).
 """
 import shutil
 from pathlib import Path
@@ -10,7 +11,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
-SHIPPED = {"firmware": "_firmware", "boards": "_boards"}
+SHIPPED = {"firmware": "_firmware", "boards": "_boards", "models": "_models"}
 
 
 class BuildPyWithData(build_py):

@@ -177,3 +177,42 @@ def test_a_preset_can_set_its_pruning_epochs_and_set_options_still_win():
     eff = config.load(None, {"prune": {"epochs": 5}}, base=preset.settings())
     assert eff.prune.epochs == 5 and eff.distill.teacher_mixes == preset.teacher_mixes
     assert config.load(None, None, base=preset.settings()).prune.epochs == 2
+
+
+@pytest.mark.parametrize("section, key, value", [
+    ("student", "arch", "resnet9000"), ("distill", "epochs", 3_000_000), ("prune", "epochs", 100_000),
+    ("quantize", "qat_epochs", 5000), ("distill", "batch_size", 10**9), ("bench", "retries", 10**6),
+])
+def test_unknown_arch_and_huge_counts_fail_at_load(section, key, value):
+    with pytest.raises(ConfigError) as exc:
+        config.load(None, {section: {key: value}})
+    assert f"{section}.{key}" in str(exc.value) and repr(value) in str(exc.value)
+
+
+def test_an_unknown_arch_fails_print_config_with_exit_3(tmp_path):
+    proc = cli("build", "--print-config", "--set", "student.arch=resnet9000", cwd=tmp_path)
+    assert proc.returncode == 3 and "student.arch must be one of dsnet, dsnet_mlp, tinycnn" in proc.stderr
+
+
+def test_student_archs_are_the_builders():
+    import inspect
+
+    from tinyface.train import student
+
+    source = inspect.getsource(student.build_student)
+    assert all(f'"{arch}": _{arch}' in source for arch in config.STUDENT_ARCHS)
+
+
+def test_quick_is_a_layer_below_set_and_explicit_options(tmp_path):
+    (tmp_path / "tinyface.toml").write_text("[distill]\nepochs = 30\nbatch_size = 64\n")
+
+    def effective(*args):
+        proc = cli("build", "--print-config", "--json", *args, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    eff = effective("--quick", "--set", "distill.epochs=3")
+    assert eff["distill"]["epochs"] == 3  # --set over --quick
+    assert eff["distill"]["batch_size"] == 32 and eff["prune"]["epochs"] == 1  # --quick over the file
+    assert effective("--quick", "--epochs", "4", "--set", "distill.epochs=3")["distill"]["epochs"] == 4
+    assert effective("--quick")["distill"]["epochs"] == 8

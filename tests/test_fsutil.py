@@ -52,3 +52,33 @@ def test_sha256_file(tmp_path):
     data = os.urandom(3 << 20)  # more than one read chunk
     (tmp_path / "f").write_bytes(data)
     assert fsutil.sha256_file(tmp_path / "f") == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_artifacts_get_the_mode_the_umask_gives(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        fsutil.write_text(tmp_path / "report.md", "x")
+        fsutil.write_json(tmp_path / "sub" / "model.json", {})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "report.md").stat().st_mode & 0o777 == mode
+    assert (tmp_path / "sub" / "model.json").stat().st_mode & 0o777 == mode
+
+
+def test_an_output_that_cannot_be_created_is_an_output_error(tmp_path):
+    from tinyface.errors import OutputError
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    for call in (lambda: fsutil.ensure_dir(blocker / "out", "--out"),
+                 lambda: fsutil.check_writable(blocker / "r.json", "--out"),
+                 lambda: fsutil.write_text(blocker / "sub" / "report.md", "x"),
+                 lambda: fsutil.check_writable(tmp_path, "--out")):
+        with pytest.raises(OutputError):
+            call()
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(OutputError, match="cannot write"):  # os.replace onto a folder
+        fsutil.write_text(tmp_path / "folder", "x")
+    assert fsutil.check_writable(tmp_path / "new" / "r.json") == tmp_path / "new" / "r.json"
+    assert not list((tmp_path / "new").iterdir())  # the probe leaves nothing behind

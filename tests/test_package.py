@@ -1,5 +1,6 @@
-"""The package: pinned dependencies, a console script, and a wheel that carries firmware/ and boards/."""
+"""The package: pinned dependencies, a console script, and a wheel that carries firmware/, boards/ and models/."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -13,8 +14,8 @@ import pytest
 import tinyface
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = {"firmware": "tinyface/_firmware", "boards": "tinyface/_boards"}
-IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pio", "*.egg-info", "_firmware", "_boards")
+SHIPPED = {"firmware": "tinyface/_firmware", "boards": "tinyface/_boards", "models": "tinyface/_models"}
+IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pio", "*.egg-info", "_firmware", "_boards", "_models")
 
 
 def _files(folder: Path) -> list[str]:
@@ -30,7 +31,7 @@ def wheel(tmp_path_factory) -> Path:
     src = tmp_path_factory.mktemp("src")
     for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md"):
         shutil.copy2(REPO / name, src / name)
-    for name in ("tinyface", "firmware", "boards"):
+    for name in ("tinyface", "firmware", "boards", "models"):
         if (REPO / name).is_dir():
             shutil.copytree(REPO / name, src / name, ignore=IGNORED)
     out = tmp_path_factory.mktemp("dist")
@@ -54,6 +55,9 @@ def test_wheel_carries_firmware_boards_and_package_data(wheel):
     assert boards, "no board files in the wheel"
     templates = [n for n in names if n.startswith("tinyface/_firmware/") and n.endswith(".j2")]
     assert "tinyface/_firmware/platformio.ini.j2" in templates, "no firmware templates in the wheel"
+    for preset in ("esp32", "esp32s3"):
+        for name in ("model.tflite", "model.json", "MODEL_CARD.md"):
+            assert f"tinyface/_models/{preset}/{name}" in names, f"models/{preset}/{name} is not in the wheel"
     assert not [n for n in names if "__pycache__" in n or n.startswith("tests/")]
 
 
@@ -84,6 +88,12 @@ def test_an_unpacked_wheel_finds_its_templates_and_boards(wheel, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "tinyface.cli.main", "--help"], capture_output=True, text=True,
                           cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(site)), timeout=60)
     assert proc.returncode == 0 and "Commands:" in proc.stdout
+    # the released models: `tinyface profile` (and emulate, bench) find them without a checkout
+    proc = subprocess.run([sys.executable, "-m", "tinyface.cli.main", "profile", "--board", "esp32s3", "--json"],
+                          capture_output=True, text=True, cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(site)),
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert Path(json.loads(proc.stdout)["model"]) == site / "tinyface" / "_models" / "esp32s3" / "model.tflite"
 
 
 def test_dependencies_are_pinned():

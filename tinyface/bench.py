@@ -187,9 +187,9 @@ def run_bench(client: Client, bundle: Bundle, inputs: BenchInputs, *, port: str,
 
     def save(force: bool = False) -> None:
         nonlocal next_write
+        result.link = asdict(client.stats)  # with or without --out: the printed result reports the link too
         if out and (force or time.monotonic() >= next_write):
             began = time.monotonic()
-            result.link = asdict(client.stats)
             # Compact JSON: json's C encoder only runs without indent, and the indented
             # (pure-Python) one held the stream up for a tenth of a second per write.
             write_text(out, json.dumps(result.to_dict(), separators=(",", ":")) + "\n")

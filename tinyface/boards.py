@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tinyface.costmodel import CostModel
 from tinyface.errors import ConfigError
-from tinyface.resources import boards_dir
+from tinyface.resources import boards_dirs
 
 # section -> key -> accepted Python types. Every key is required.
 _INT = (int,)
@@ -128,23 +128,31 @@ class Board:
         }
 
 
+def _board_files(directory: str | Path | None = None) -> dict[str, Path]:
+    """name -> file: of ``directory``, else of the user's boards folder (if any) over the shipped ones."""
+    folders = [Path(directory)] if directory else boards_dirs()
+    files: dict[str, Path] = {}
+    for folder in reversed(folders):  # the first folder wins
+        files.update({p.stem: p for p in folder.glob("*.toml")})
+    return dict(sorted(files.items()))
+
+
 def list_boards(directory: str | Path | None = None) -> list[Board]:
-    """Every board in ``directory`` (default: the shipped boards/), sorted by name.
+    """Every board in ``directory`` (default: --boards-dir's folder, then the shipped boards/), sorted by name.
 
     Raises:
         ConfigError: a board file is invalid (the message names the file and the key).
     """
-    directory = Path(directory) if directory else boards_dir()
-    return [load_board_file(p) for p in sorted(directory.glob("*.toml"))]
+    return [load_board_file(p) for p in _board_files(directory).values()]
 
 
 def board_names(directory: str | Path | None = None) -> list[str]:
-    directory = Path(directory) if directory else boards_dir()
-    return sorted(p.stem for p in directory.glob("*.toml"))
+    return list(_board_files(directory))
 
 
 def load_board(name: str, directory: str | Path | None = None) -> Board:
-    """The board called ``name`` (``boards/<name>.toml``), or a board file given by path.
+    """The board called ``name`` (``<name>.toml`` in --boards-dir's folder or the shipped boards/), or a
+    board file given by path.
 
     Raises:
         ConfigError: no such board (the message lists the known ones), or its file is invalid.
@@ -152,12 +160,11 @@ def load_board(name: str, directory: str | Path | None = None) -> Board:
     candidate = Path(name)
     if candidate.suffix == ".toml" and candidate.is_file():
         return load_board_file(candidate)
-    directory = Path(directory) if directory else boards_dir()
-    path = directory / f"{name}.toml"
-    if not path.is_file():
-        known = ", ".join(board_names(directory)) or "none"
+    files = _board_files(directory)
+    if name not in files:
+        known = ", ".join(files) or "none"
         raise ConfigError(f"unknown board '{name}'", hint=f"known boards: {known}; `tinyface boards` lists them")
-    return load_board_file(path)
+    return load_board_file(files[name])
 
 
 def load_board_file(path: str | Path) -> Board:

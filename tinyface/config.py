@@ -18,6 +18,8 @@ from tinyface.errors import ConfigError
 
 CONFIG_FILENAME = "tinyface.toml"
 THRESHOLD_SOURCES = ("validation", "protocol")  # data.threshold_from: see DataSettings
+STUDENT_ARCHS = ("dsnet", "dsnet_mlp", "tinycnn")  # student.arch: the builders in tinyface/train/student.py
+MAX_EPOCHS = 1000  # upper bound of every epoch count: a typo (epochs=3000000) fails now, not after days
 
 
 def default_data_dir() -> Path:
@@ -34,6 +36,12 @@ def default_cache_dir() -> Path:
     if env:
         return Path(env).expanduser()
     return Path("~/.cache/tinyface/cache").expanduser()
+
+
+def user_boards_dir() -> Path | None:
+    """``$TINYFACE_BOARDS_DIR``: a folder of board files of one's own (`tinyface --boards-dir` wins)."""
+    env = os.environ.get("TINYFACE_BOARDS_DIR")
+    return Path(env).expanduser() if env else None
 
 
 @dataclass
@@ -84,6 +92,7 @@ class DataSettings:
 
     def validate(self) -> None:
         _check(self.crop_size >= 16, "data.crop_size must be >= 16", self.crop_size)
+        _check(self.crop_size <= 256, "data.crop_size must be <= 256", self.crop_size)
         _check(self.channels in (1, 3), "data.channels must be 1 (gray) or 3 (RGB)", self.channels)
         _check(0.0 <= self.padding <= 1.0, "data.padding must be in [0, 1]", self.padding)
         _check(0 <= self.detector_upsample <= 2, "data.detector_upsample must be 0, 1 or 2", self.detector_upsample)
@@ -95,7 +104,7 @@ class DataSettings:
                self.identify_stranger_rate)
         _check(self.threshold_from in THRESHOLD_SOURCES,
                f"data.threshold_from must be one of {', '.join(THRESHOLD_SOURCES)}", self.threshold_from)
-        _check(self.workers >= 0, "data.workers must be >= 0", self.workers)
+        _check(0 <= self.workers <= 256, "data.workers must be in [0, 256]", self.workers)
 
     def data_path(self) -> Path:
         return Path(self.dir).expanduser() if self.dir else default_data_dir()
@@ -143,7 +152,8 @@ class StudentSettings:
     embedding_dim: int = 128
 
     def validate(self) -> None:
-        _check(self.width > 0, "student.width must be > 0", self.width)
+        _check(self.arch in STUDENT_ARCHS, f"student.arch must be one of {', '.join(STUDENT_ARCHS)}", self.arch)
+        _check(0 < self.width <= 8, "student.width must be in (0, 8]", self.width)
         _check(self.embedding_dim == 128, "student.embedding_dim must be 128, the teacher's embedding size",
                self.embedding_dim)
 
@@ -190,17 +200,17 @@ class DistillSettings:
     teacher_mixes: int = 0
 
     def validate(self) -> None:
-        _check(self.epochs >= 1, "distill.epochs must be >= 1", self.epochs)
+        _check(1 <= self.epochs <= MAX_EPOCHS, f"distill.epochs must be in [1, {MAX_EPOCHS}]", self.epochs)
         _check(0 <= self.teacher_views <= 16, "distill.teacher_views must be in [0, 16]", self.teacher_views)
         _check(0 <= self.teacher_mixes <= 64, "distill.teacher_mixes must be in [0, 64]", self.teacher_mixes)
-        _check(self.batch_size >= 1, "distill.batch_size must be >= 1", self.batch_size)
+        _check(1 <= self.batch_size <= 8192, "distill.batch_size must be in [1, 8192]", self.batch_size)
         _check(self.learning_rate > 0, "distill.learning_rate must be > 0", self.learning_rate)
         _check(self.cosine_weight >= 0, "distill.cosine_weight must be >= 0", self.cosine_weight)
         _check(self.relation_weight >= 0, "distill.relation_weight must be >= 0", self.relation_weight)
         _check(0.0 <= self.target_smoothing <= 1.0, "distill.target_smoothing must be in [0, 1]", self.target_smoothing)
         _check(0.0 <= self.alpha <= 1.0, "distill.alpha must be in [0, 1]", self.alpha)
         _check(self.temperature > 0, "distill.temperature must be > 0", self.temperature)
-        _check(self.search_trials >= 0, "distill.search_trials must be >= 0", self.search_trials)
+        _check(0 <= self.search_trials <= 1000, "distill.search_trials must be in [0, 1000]", self.search_trials)
 
 
 @dataclass
@@ -219,7 +229,7 @@ class PruneSettings:
 
     def validate(self) -> None:
         _check(0.0 <= self.target_sparsity < 1.0, "prune.target_sparsity must be in [0, 1)", self.target_sparsity)
-        _check(self.epochs >= 1, "prune.epochs must be >= 1", self.epochs)
+        _check(1 <= self.epochs <= MAX_EPOCHS, f"prune.epochs must be in [1, {MAX_EPOCHS}]", self.epochs)
 
 
 @dataclass
@@ -238,8 +248,9 @@ class QuantizeSettings:
     qat_epochs: int = 2
 
     def validate(self) -> None:
-        _check(self.calibration_images >= 1, "quantize.calibration_images must be >= 1", self.calibration_images)
-        _check(self.qat_epochs >= 1, "quantize.qat_epochs must be >= 1", self.qat_epochs)
+        _check(1 <= self.calibration_images <= 100_000, "quantize.calibration_images must be in [1, 100000]",
+               self.calibration_images)
+        _check(1 <= self.qat_epochs <= MAX_EPOCHS, f"quantize.qat_epochs must be in [1, {MAX_EPOCHS}]", self.qat_epochs)
 
 
 @dataclass
@@ -274,9 +285,9 @@ class BenchSettings:
     retries: int = 3
 
     def validate(self) -> None:
-        _check(self.images >= 1, "bench.images must be >= 1", self.images)
-        _check(self.timeout_s > 0, "bench.timeout_s must be > 0", self.timeout_s)
-        _check(self.retries >= 0, "bench.retries must be >= 0", self.retries)
+        _check(1 <= self.images <= 1_000_000, "bench.images must be in [1, 1000000]", self.images)
+        _check(0 < self.timeout_s <= 3600, "bench.timeout_s must be in (0, 3600]", self.timeout_s)
+        _check(0 <= self.retries <= 100, "bench.retries must be in [0, 100]", self.retries)
 
 
 @dataclass
@@ -362,9 +373,10 @@ _TYPE_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false"
 
 
 def load(path: str | os.PathLike | None = None, overrides: dict[str, dict[str, Any]] | None = None,
-         base: dict[str, dict[str, Any]] | None = None) -> Settings:
+         base: dict[str, dict[str, Any]] | None = None, quick: dict[str, dict[str, Any]] | None = None) -> Settings:
     """Load settings: defaults, then ``base`` (a preset), then ``path`` (or ./tinyface.toml
-    if present), then ``overrides``.
+    if present), then ``quick`` (`build --quick`'s smoke-test values), then ``overrides``
+    (--set, then explicit options).
 
     Raises:
         ConfigError: the file is missing (when named explicitly), not valid TOML, has an
@@ -384,6 +396,8 @@ def load(path: str | os.PathLike | None = None, overrides: dict[str, dict[str, A
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path} is not valid TOML: {exc}") from None
         apply(settings, values, str(path))
+    if quick:
+        apply(settings, quick, "--quick")
     if overrides:
         apply(settings, {k: v for k, v in overrides.items() if v}, "command-line options")
     return settings.validate()

@@ -20,10 +20,27 @@ def verbosity() -> int:
     return _verbosity
 
 
-def err_console():
+def _console_class():
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False)
+    class TinyfaceConsole(Console):
+        def on_broken_pipe(self) -> None:
+            # rich exits 1 on its own; let the CLI's one handler (cli/main.py) end it quietly with 0
+            self.quiet = True
+            raise BrokenPipeError()
+
+    return TinyfaceConsole
+
+
+def err_console():
+    """The console for messages and progress on stderr. When stderr is not a terminal (a CI log,
+    a file), lines are never hard-wrapped at rich's default 80 columns."""
+    return _console_class()(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty())
+
+
+def out_console(**kwargs):
+    """A rich console on stdout (tables); a closed pipe (`| head`) ends the command quietly."""
+    return _console_class()(**kwargs)
 
 
 def info(message: str) -> None:
@@ -49,32 +66,160 @@ def progress_bar(description: str, total: int | None, enabled: bool = True) -> I
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    console = err_console()
+    if not console.is_terminal:  # a CI log or a file: a plain line every few seconds instead of a bar
+        plain = PlainProgress(description, total)
+        yield plain.advance
+        plain.finish()
+        return
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("eta"), TimeRemainingColumn()]
-    with Progress(*columns, console=err_console(), transient=False, disable=not sys.stderr.isatty()) as prog:
+    with Progress(*columns, console=console, transient=False) as prog:
         task = prog.add_task(description, total=total)
         yield lambda n=1: prog.advance(task, n)
 
 
+PLAIN_PROGRESS_EVERY_S = 10.0
+
+
+class PlainProgress:
+    """Progress for output that is not a terminal: one plain line at most every ``every_s``
+    seconds, with the count, the share done, the time so far and the estimated time left.
+
+    Args:
+        description: what is counted ("faces", "distill epochs").
+        total: the count at the end (None: unknown, no share or ETA).
+        every_s: the shortest interval between two lines.
+        write: where a line goes (default: stderr).
+        clock: monotonic seconds (tests pass a fake one).
+    """
+
+    def __init__(self, description: str, total: int | None, every_s: float = PLAIN_PROGRESS_EVERY_S,
+                 write=None, clock=None):
+        import time
+
+        self.description = description
+        self.total = total
+        self.every_s = every_s
+        self.write = write or (lambda line: (sys.stderr.write(line + "\n"), sys.stderr.flush()))
+        self.clock = clock or time.monotonic
+        self.started = self.clock()
+        self.last_line = self.started
+        self.completed = 0
+        self.note = ""
+        self._printed_at = -1
+        self._stop = None
+
+    def start_heartbeat(self) -> "PlainProgress":
+        """Also print a line every ``every_s`` while nothing advances (an epoch of several minutes)."""
+        import threading
+
+        self._stop = threading.Event()
+
+        def beat():
+            while not self._stop.wait(self.every_s / 2):
+                if self.clock() - self.last_line >= self.every_s:
+                    self._line()
+
+        threading.Thread(target=beat, name="tinyface-progress", daemon=True).start()
+        return self
+
+    def advance(self, n: int = 1) -> None:
+        self.update(self.completed + n)
+
+    def update(self, completed: int, note: str | None = None) -> None:
+        self.completed = completed
+        if note is not None:
+            self.note = note
+        if self.clock() - self.last_line >= self.every_s:
+            self._line()
+
+    def finish(self) -> None:
+        """A last line, if anything happened since the previous one (and the work took long enough to show)."""
+        if self._stop is not None:
+            self._stop.set()
+        if self.completed != self._printed_at and self.clock() - self.started >= self.every_s:
+            self._line()
+
+    def line(self) -> str:
+        elapsed = self.clock() - self.started
+        text = f"{self.description}: {self.completed:,}"
+        if self.total:
+            text += f"/{self.total:,} ({100 * self.completed / self.total:.0f}%)"
+        text += f", {_duration(elapsed)} elapsed"
+        if self.total and 0 < self.completed < self.total:
+            text += f", eta {_duration(elapsed / self.completed * (self.total - self.completed))}"
+        if self.note:
+            text += f"  {self.note}"
+        return text
+
+    def _line(self) -> None:
+        self.last_line = self.clock()
+        self._printed_at = self.completed
+        self.write(self.line())
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+# Libraries whose Python warnings are noise to a tinyface user (deprecations of APIs we pin, the
+# converter's notes on choices we made on purpose); shown again with -v.
+NOISY_MODULES = r"(tensorflow|tf_keras|keras|tensorflow_model_optimization|absl|PIL|tflite_micro)(\..*)?"
+
+
 def quiet_tensorflow(import_now: bool = False) -> None:
-    """Silence TensorFlow's C++ start-up chatter (oneDNN notes, a CUDA probe that 'fails' on
-    every machine without a GPU) unless -v was given. Call before TensorFlow is imported;
-    with ``import_now`` it is imported here with stderr muted, since absl writes some lines
+    """Silence TensorFlow, its converter and PIL on stderr unless -v was given: the C++ start-up
+    chatter (oneDNN notes, a CUDA probe that 'fails' on every machine without a GPU), the Python
+    loggers of TensorFlow and absl below ERROR, and the warnings those libraries raise
+    (tf.lite.Interpreter's deprecation, the converter's 'statistics for quantized inputs').
+
+    Every module that imports TensorFlow calls this first (tinyface/runtime.py,
+    tinyface/train/__init__.py), so the library API is quiet too, not only the CLI. With
+    ``import_now`` TensorFlow is imported here with stderr muted, since absl writes some lines
     before any log level applies."""
+    import logging
     import os
     import sys
+    import warnings
 
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if _verbosity > 0 else "3")
-    if not import_now or _verbosity > 0 or "tensorflow" in sys.modules:
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    if _verbosity > 0:
+        return
+    warnings.filterwarnings("ignore", module=NOISY_MODULES)
+    for name in ("tensorflow", "absl", "h5py", "PIL"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    if not import_now or "tensorflow" in sys.modules:
+        return
+    with muted_stderr():
+        import tensorflow  # noqa: F401
+
+
+@contextlib.contextmanager
+def muted_stderr() -> Iterator[None]:
+    """Send what C/C++ code writes to file descriptor 2 to /dev/null for the block (TensorFlow's
+    and the converter's logs bypass every Python setting); nothing is muted with -v. Python
+    exceptions are unaffected: they carry their own messages."""
+    import os
+
+    if _verbosity > 0:
+        yield
         return
     sys.stderr.flush()
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 2)
-        import tensorflow  # noqa: F401
+        yield
     finally:
+        sys.stderr.flush()
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)

@@ -93,6 +93,12 @@ class ProjectDirError(TinyfaceError):
     exit_code = 11
 
 
+class OutputError(TinyfaceError):
+    """An output folder or file (--out, --dest, an artifact) cannot be created or written."""
+
+    exit_code = 14
+
+
 EXIT_USAGE = 2  # a bad option or argument (click's convention; shared with NotImplementedYet)
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70  # a bug in tinyface (EX_SOFTWARE): never a user error

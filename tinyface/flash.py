@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tinyface.errors import ModelError
 
 
 @dataclass
@@ -28,25 +27,14 @@ def default_project_dir(board_name: str) -> Path:
 
 
 def resolve_model(model: str | Path | None, board) -> Path:
-    """The bundle to flash: ``model`` if given; else the latest `tinyface build` for the
-    board's preset (build/<board>/, build/esp32/); else the released models/<board>/ or
-    models/esp32/.
+    """The bundle to flash: :func:`tinyface.bundle.resolve_model` (bench, emulate and profile use it too).
 
     Raises:
         ModelError: nothing found (the message says where it looked).
     """
-    if model:
-        return Path(model)
-    from tinyface.profile import DEFAULT_PRESET, default_model_dir
+    from tinyface.bundle import resolve_model as model_for_board
 
-    for preset in dict.fromkeys((board.name, DEFAULT_PRESET)):
-        candidate = Path("build") / preset
-        if (candidate / "model.tflite").is_file() and (candidate / "model.json").is_file():
-            return candidate
-    try:
-        return default_model_dir(board.name)
-    except ModelError as exc:
-        raise ModelError(f"{exc} and no build in build/{board.name}/", hint=exc.hint) from None
+    return model_for_board(model, board.name)
 
 
 def flash(board, model: str | Path | None = None, project_dir: str | Path | None = None, port: str | None = None,

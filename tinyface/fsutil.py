@@ -9,21 +9,79 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from tinyface.errors import OutputError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp path beside ``path``; rename it onto ``path`` only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    ensure_dir(path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.replace(tmp_path, path)
+        # mkstemp creates the file 0600; an artifact gets the mode any new file would (0644 under umask 022)
+        os.chmod(tmp_path, 0o666 & ~_umask())
+        try:
+            os.replace(tmp_path, path)
+        except OSError as exc:  # e.g. the target is a folder
+            raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def ensure_dir(path: str | os.PathLike, what: str = "folder") -> Path:
+    """Create the folder ``path`` (and its parents) unless it exists; check that files can be made in it.
+
+    Args:
+        what: how the user named it, for the message ("--out", "--dest").
+
+    Raises:
+        OutputError: it cannot be created (a file in the way, no permission, a read-only disk)
+            or written to.
+    """
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OutputError(f"cannot create {what} {path}: a file of that name (or of a parent's) is in the way") from None
+    except OSError as exc:
+        raise OutputError(f"cannot create {what} {path}: {exc.strerror or exc}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write into {what} {path}: permission denied")
+    return path
+
+
+def check_writable(path: str | os.PathLike, what: str = "file") -> Path:
+    """Fail early, before hours of work, if the file ``path`` could not be written later.
+
+    Raises:
+        OutputError: its folder cannot be created or written, or ``path`` is a folder.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"cannot write {what} {path}: it is a folder")
+    ensure_dir(path.parent, f"the folder of {what}")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
+    os.close(fd)
+    os.unlink(probe)
+    return path
+
+
+def _umask() -> int:
+    """The process's umask (read by setting and restoring it: there is no getter before Python 3.13's os)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:

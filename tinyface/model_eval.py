@@ -9,7 +9,6 @@ same metrics as the build.
 from __future__ import annotations
 
 import itertools
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,24 +36,18 @@ class LoadedModel:
 
 
 def load_model(path: str | Path, runtime: str = "auto") -> LoadedModel:
-    """Open a bundle folder, a .tflite (float or int8) or a .keras model.
+    """Open a bundle folder, a .tflite (float or int8) or a .keras model, with its model.json
+    (see :func:`tinyface.bundle.model_file_meta`: a lone file without one is refused).
 
     ``runtime``: auto (TFLite for .tflite), tflite, or tflm (int8 only: the firmware's kernels).
     """
-    path = Path(path)
-    if not path.exists():
-        raise ModelError(f"model not found: {path}")
-    meta = None
-    meta_path = (path if path.is_dir() else path.parent) / "model.json"
-    if meta_path.is_file():
-        meta = json.loads(meta_path.read_text())
-    if path.is_dir():
-        path = path / "model.tflite"
-        if not path.is_file():
-            raise ModelError(f"no model.tflite in {path.parent}")
-    threshold = meta.get("threshold") if meta else None
-    identify_threshold = meta.get("identify_threshold") if meta else None
-    padding = meta.get("crop_padding", 0.25) if meta else 0.25
+    from tinyface.bundle import model_file_meta
+
+    found = model_file_meta(path)  # the one model.json reader: validated, sha256 checked, lone files refused
+    path, meta = found.model_path, found.meta
+    threshold = meta.threshold if found.thresholds_apply else None
+    identify_threshold = (meta.identify_threshold or None) if found.thresholds_apply else None
+    padding = meta.crop_padding
     if path.suffix == ".keras":
         import os
 

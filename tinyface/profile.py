@@ -11,11 +11,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tinyface.costmodel import CostModel
-from tinyface.errors import ModelError
 from tinyface.graph import analyze
-from tinyface.resources import models_dir
+from tinyface.bundle import DEFAULT_PRESET
 
-DEFAULT_PRESET = "esp32"
 
 
 @dataclass(frozen=True)
@@ -68,14 +66,11 @@ def profile_model(model_bytes: bytes, cost_model: CostModel, board: str = "", mo
 
 
 def default_model_dir(board: str = DEFAULT_PRESET) -> Path:
-    """The released bundle for ``board``: models/<board>/, else models/esp32/.
+    """The model for ``board`` when none is named: :func:`tinyface.bundle.resolve_model`.
 
     Raises:
-        ModelError: no released model exists (the user must pass --model).
+        ModelError: none found (the user must pass --model).
     """
-    candidates = [models_dir() / name for name in dict.fromkeys((board, DEFAULT_PRESET))]
-    for candidate in candidates:
-        if (candidate / "model.tflite").is_file():
-            return candidate
-    raise ModelError(f"no released model in {' or '.join(str(c) for c in candidates)}",
-                     hint="pass --model PATH (a bundle folder or model.tflite, e.g. from `tinyface build`)")
+    from tinyface.bundle import resolve_model
+
+    return resolve_model(None, board)

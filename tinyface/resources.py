@@ -1,8 +1,7 @@
 """Where the shipped data lives: firmware templates, board files, released models.
 
 In a source checkout they sit at the top of the repo (firmware/, boards/, models/); in an
-installed wheel setup.py copies firmware/ and boards/ into the package as _firmware/ and
-_boards/.
+installed wheel setup.py copies them into the package as _firmware/, _boards/ and _models/.
 """
 
 from pathlib import Path
@@ -23,11 +22,27 @@ def firmware_dir() -> Path:
     return _first_existing(REPO_DIR / "firmware", PACKAGE_DIR / "_firmware")
 
 
+_user_boards_dir: Path | None = None
+
+
 def boards_dir() -> Path:
-    """The folder of board data files (one ``<name>.toml`` per board)."""
+    """The folder of the shipped board data files (one ``<name>.toml`` per board)."""
     return _first_existing(REPO_DIR / "boards", PACKAGE_DIR / "_boards")
 
 
+def use_boards_dir(path: str | Path | None) -> None:
+    """Also read board files from ``path`` (`tinyface --boards-dir`, $TINYFACE_BOARDS_DIR), before
+    the shipped ones: a board of one's own, or a changed copy of a shipped one, without editing
+    site-packages."""
+    global _user_boards_dir
+    _user_boards_dir = Path(path).expanduser() if path else None
+
+
+def boards_dirs() -> list[Path]:
+    """Where board files are looked up, first match wins: the user's folder, then the shipped one."""
+    return ([_user_boards_dir] if _user_boards_dir else []) + [boards_dir()]
+
+
 def models_dir() -> Path:
-    """Released models (only in a source checkout)."""
-    return REPO_DIR / "models"
+    """The released models (one bundle folder per preset, with its model card)."""
+    return _first_existing(REPO_DIR / "models", PACKAGE_DIR / "_models")

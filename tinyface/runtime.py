@@ -65,13 +65,19 @@ class TfliteRunner:
     """
 
     def __init__(self, model_bytes: bytes, kernels: str = "reference"):
+        from tinyface.console import quiet_tensorflow
+
+        quiet_tensorflow(import_now=True)  # no C++ start-up lines, no interpreter deprecation notice
         import tensorflow as tf
 
         resolver = {"reference": tf.lite.experimental.OpResolverType.BUILTIN_REF,
                     "optimized": tf.lite.experimental.OpResolverType.AUTO}[kernels]
+        from tinyface.console import muted_stderr
+
         try:
-            self._interp = tf.lite.Interpreter(model_content=bytes(model_bytes), num_threads=1,
-                                               experimental_op_resolver_type=resolver)
+            with muted_stderr():  # its wrapper library's start-up lines
+                self._interp = tf.lite.Interpreter(model_content=bytes(model_bytes), num_threads=1,
+                                                   experimental_op_resolver_type=resolver)
         except ValueError as exc:
             raise ModelError(f"TFLite cannot load the model: {exc}") from None
         self.input_details = self._interp.get_input_details()[0]

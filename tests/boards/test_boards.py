@@ -147,3 +147,44 @@ def test_cli_boards_does_not_import_tensorflow():
             "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def _own_board(folder, name="myboard", mhz=None):
+    folder.mkdir(exist_ok=True)
+    text = (boards_dir() / "esp32.toml").read_text()
+    text = text.replace('name = "esp32"', f'name = "{name}"', 1)
+    if mhz:
+        text = text.replace("cpu_mhz = 240", f"cpu_mhz = {mhz}", 1)
+    (folder / f"{name}.toml").write_text(text)
+    return folder
+
+
+def test_a_boards_dir_adds_boards_and_overrides_shipped_ones(tmp_path, monkeypatch):
+    from tinyface import resources
+
+    own = _own_board(tmp_path / "mine")
+    _own_board(own, "esp32", mhz=160)
+    monkeypatch.setattr(resources, "_user_boards_dir", None)
+    with pytest.raises(ConfigError, match="unknown board 'myboard'"):
+        load_board("myboard")
+    resources.use_boards_dir(own)
+    assert load_board("myboard").name == "myboard"
+    assert load_board("esp32").cpu_mhz == 160  # the user's file wins
+    assert [b.name for b in list_boards()] == ["esp32", "esp32c3", "esp32cam", "esp32s3", "myboard"]
+
+
+@pytest.mark.parametrize("how", ["option", "env"])
+def test_a_board_of_ones_own_from_the_cli(tmp_path, how):
+    own = _own_board(tmp_path / "mine")
+    args = ["--boards-dir", str(own)] if how == "option" else []
+    env = None if how == "option" else {"TINYFACE_BOARDS_DIR": str(own)}
+    import os
+
+    run = lambda *a: subprocess.run([sys.executable, "-m", "tinyface.cli.main", *args, *a], capture_output=True,  # noqa: E731
+                                    text=True, timeout=120, cwd=tmp_path, env=dict(os.environ, **(env or {})))
+    listed = run("boards", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert "myboard" in [b["name"] for b in json.loads(listed.stdout)]
+    flashed = run("flash", "--board", "myboard", "--dry-run", "--json", "--project-dir", str(tmp_path / "fw"))
+    assert flashed.returncode == 0, flashed.stderr
+    assert json.loads(flashed.stdout)["board"] == "myboard" and (tmp_path / "fw" / "platformio.ini").is_file()

@@ -21,3 +21,71 @@ def test_each_finished_stage_leaves_its_line_and_no_bar(monkeypatch):
     final = out.getvalue().rsplit("\r", 1)[-1]  # what the terminal shows once the live display stops
     assert "✓ distill:" in out.getvalue() and "✓ report:" in out.getvalue()
     assert "0/?" not in final and "━" not in final
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_plain_progress_prints_count_and_eta_every_few_seconds():
+    from tinyface.console import PlainProgress
+
+    clock, lines = FakeClock(), []
+    p = PlainProgress("faces", 1000, every_s=10, write=lines.append, clock=clock)
+    for _ in range(100):  # 100 images in 5 s: too soon for a line
+        clock.now += 0.05
+        p.advance()
+    assert lines == []
+    for _ in range(150):  # 150 more in 7.5 s: one line at 10 s
+        clock.now += 0.05
+        p.advance()
+    assert len(lines) == 1
+    assert lines[0] == "faces: 200/1,000 (20%), 10 s elapsed, eta 40 s"
+    clock.now = 125.0
+    p.update(1000)
+    p.finish()
+    assert lines[-1] == "faces: 1,000/1,000 (100%), 2 min 05 s elapsed" and len(lines) == 2
+
+
+def test_build_progress_is_plain_lines_when_stderr_is_not_a_terminal(monkeypatch):
+    import tinyface.console as console_module
+
+    out = io.StringIO()
+    monkeypatch.setattr(console_module, "err_console",
+                        lambda: Console(file=out, force_terminal=False, width=80, color_system=None, soft_wrap=True))
+    clock = FakeClock()
+    monkeypatch.setattr(console_module.PlainProgress, "start_heartbeat", lambda self: self)
+    real_init = console_module.PlainProgress.__init__
+
+    def init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs, clock=clock)
+    monkeypatch.setattr(console_module.PlainProgress, "__init__", init)
+    written = io.StringIO()
+    monkeypatch.setattr("sys.stderr", written)
+    with BuildProgress(settings=None) as ui:
+        ui.notify("stage", {"name": "distill", "epochs": 8})
+        for epoch in range(1, 9):
+            clock.now += 60
+            ui.notify("epoch", {"epoch": epoch, "logs": {"loss": 1 / epoch}})
+        ui.notify("done", {"name": "distill"})
+    lines = written.getvalue().splitlines()
+    assert "\r" not in written.getvalue() and "━" not in written.getvalue()
+    assert lines[0] == "  distill epochs: 1/8 (12%), 1 min 00 s elapsed, eta 7 min 00 s  loss=1.0000"
+    assert len(lines) == 8 and lines[-1].startswith("  distill epochs: 8/8 (100%), 8 min 00 s elapsed")
+    assert "distill: started" in out.getvalue() and "✓ distill:" in out.getvalue()
+
+
+def test_the_heartbeat_prints_while_nothing_advances():
+    import time
+
+    from tinyface.console import PlainProgress
+
+    lines = []
+    p = PlainProgress("distill epochs", 8, every_s=0.2, write=lines.append).start_heartbeat()
+    time.sleep(0.9)  # a long first epoch: no event at all
+    p.finish()
+    assert len(lines) >= 2 and all(line.startswith("distill epochs: 0/8 (0%)") for line in lines)

@@ -240,3 +240,36 @@ def test_device_side_commands_run_without_tensorflow(tiny_bundle, tmp_path):
         proc, modules = imported_modules(*args, cwd=tmp_path)
         assert proc.returncode in codes, (name, proc.returncode, proc.stderr[-2000:])
         assert "tensorflow" not in modules and "tf_keras" not in modules, f"`tinyface {' '.join(args)}` imports TF"
+
+
+@pytest.mark.parametrize("args", [("boards",), ("boards", "--json"), ("profile",), ("--help",), ("boards", "--help")])
+def test_a_closed_stdout_ends_quietly_with_0(args):
+    # `tinyface boards | head -1`: the reader is gone before the command writes its table
+    proc = subprocess.Popen([sys.executable, "-m", "tinyface.cli.main", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    proc.stdout.close()
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    assert stderr == b""
+
+
+def test_messages_are_not_hard_wrapped_when_stderr_is_not_a_terminal(capfd):
+    from tinyface.console import info
+
+    info("word " * 40)  # 200 characters: rich would wrap this at 80 columns
+    assert ("word " * 40).strip() in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("args", [
+    ("build", "--out", "{blocker}/run"),
+    ("build", "--out", "/proc/tinyface-run"),
+    ("bench", "--port", "/dev/null", "--out", "{blocker}/results.json"),
+    ("data", "fetch", "lfw", "--dest", "{blocker}/sub/lfw", "--url", "file:///nowhere"),
+])
+def test_an_output_that_cannot_be_created_is_one_line_exit_11(tmp_path, small_dataset, args):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("in the way")
+    proc = run_cli(*(a.format(blocker=blocker) for a in args), env={"TINYFACE_DATA": str(small_dataset)})
+    assert proc.returncode == errors.OutputError.exit_code == 14, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tinyface: error: cannot ")

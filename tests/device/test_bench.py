@@ -45,6 +45,22 @@ def test_bench_end_to_end(start_device, tiny_bundle, lfw_dir, tmp_path):
     assert dev.proc.wait(timeout=20) == 0  # --once: the emulator exits when bench closes the port
 
 
+def test_bench_without_out_reports_the_real_link_statistics(start_device, device_kind, tiny_bundle, lfw_dir):
+    emulator = device_kind == "emulator"  # fault injection exists in the emulator only
+    dev = start_device(tiny_bundle.model_path.parent, *(["--drop-reply", "3"] if emulator else []))
+    cmd = _bench(dev.port, tiny_bundle.model_path.parent, "--images", "8", "--no-host-check", "--timeout", "0.5",
+                 data=lfw_dir)
+    as_json = subprocess.run(cmd + ["--json"], capture_output=True, text=True, timeout=300)
+    assert as_json.returncode == 0, as_json.stderr[-3000:]
+    link = json.loads(as_json.stdout)["link"]
+    assert link["bytes_sent"] > 8 * 48 * 48 and link["bytes_received"] > 0  # 8 images went over the link
+    if emulator:
+        assert link["retries"] >= 1 and link["timeouts"] >= 1  # the dropped reply is not hidden
+    text = subprocess.run(cmd, capture_output=True, text=True, timeout=300)  # the same device, a second session
+    assert text.returncode == 0, text.stderr[-3000:]
+    assert " 0 B sent" not in text.stdout and " B sent" in text.stdout
+
+
 def test_bench_keeps_partial_results_when_the_device_is_killed(start_device, tiny_bundle, lfw_dir,
                                                                tmp_path):
     # 115200 baud: about 0.2 s per image, so the kill lands mid-run

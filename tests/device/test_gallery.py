@@ -119,3 +119,21 @@ def test_identify_accepts_at_the_identification_threshold_not_the_pair_one(start
     result = client.identify(probe)
     assert result.name == "alice" and result.similarity == pytest.approx(similarity, abs=1e-5)
     assert not result.accepted  # below the identification threshold: rejected
+
+
+NOT_UTF8 = [b"\xff\xfe", b"caf\xe9", b"\xc0\xaf", b"\xed\xa0\x80", b"ab\xe2\x82", b"\xf4\x90\x80\x80"]
+
+
+@pytest.mark.parametrize("name", NOT_UTF8, ids=["ff-fe", "latin-1", "overlong", "surrogate", "truncated", "past-10ffff"])
+def test_names_that_are_not_utf8_are_refused(gallery_device, pooling_bundle, name):
+    client, meta = gallery_device, pooling_bundle.meta
+    field = name + bytes(spec.MAX_NAME_BYTES - len(name))
+    x = np.ascontiguousarray(_sample(_face(1), 1, meta), np.int8).tobytes()
+    with pytest.raises(RemoteError) as exc:
+        client.request(spec.MsgType.ENROLL, spec.ENROLL_REQUEST.pack(name=field) + x)
+    assert exc.value.code == spec.ErrorCode.BAD_PAYLOAD
+    with pytest.raises(RemoteError) as exc:
+        client.request(spec.MsgType.DELETE, spec.DELETE_REQUEST.pack(name=field))
+    assert exc.value.code == spec.ErrorCode.BAD_PAYLOAD
+    assert client.list() == []  # nothing was stored
+    assert client.enroll("Zoë", _sample(_face(1), 1, meta))["count"] == 1  # well-formed UTF-8 still is

@@ -50,7 +50,8 @@ def test_bad_names_are_refused(name):
         spec.encode_name(name)
 
 
-@pytest.mark.parametrize("field", [bytes(16), b"x" * 16, b"ab\0c" + bytes(12), b"ab" + bytes(13)])
+@pytest.mark.parametrize("field", [bytes(16), b"x" * 16, b"ab\0c" + bytes(12), b"ab" + bytes(13),
+                                   b"caf\xe9" + bytes(12), b"\xc0\xaf" + bytes(14), b"\xed\xa0\x80" + bytes(13)])
 def test_device_rejects_malformed_name_fields(field):
     assert not spec.valid_name_field(field)
 

@@ -115,7 +115,7 @@ def test_evaluate_out_that_cannot_be_created_fails_before_the_evaluation(make_da
                            "--data", str(data), "--out", str(blocker / "report")], capture_output=True, text=True,
                           env=env, timeout=600)
     lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 3 and len(lines) == 1 and "cannot write the report to --out" in lines[0], proc.stderr
+    assert proc.returncode == 14 and len(lines) == 1 and "cannot create --out" in lines[0], proc.stderr
     assert not cache.exists()  # no face was aligned: it stopped before the evaluation
 
 

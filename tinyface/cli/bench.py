@@ -14,7 +14,7 @@ from tinyface.cli.common import json_option, load_settings, set_option
 @click.option("--images", type=click.IntRange(min=1), default=None,
               help="Held-out pairsDevTest images to stream [default: bench.images = 1000].")
 @click.option("--model", "model_path", type=click.Path(), default=None,
-              help="The model the board runs (bundle folder or .tflite) [default: models/<board>/ or models/esp32/].")
+              help="The model the board runs (bundle folder or .tflite) [default: as `tinyface flash`: build/<board>/ if built, else models/<board>/, then build/esp32/, models/esp32/].")
 @click.option("--data", "data_dir", type=click.Path(), default=None,
               help="LFW folder with images/ and pairsDevTest.txt [default: data.dir or $TINYFACE_DATA].")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
@@ -52,14 +52,18 @@ def bench(ctx, port, board, images, model_path, data_dir, out_path, baud, timeou
     from tinyface.boards import load_board
     from tinyface.bundle import load_bundle
     from tinyface.console import info, print_json, progress_bar
-    from tinyface.profile import default_model_dir
+    from tinyface.bundle import resolve_model
     from tinyface.protocol.client import Client, find_port, open_serial
     from tinyface import bench as api
 
     settings = load_settings(ctx, {"bench": {"images": images, "timeout_s": timeout_s, "retries": retries},
                                    "data": {"dir": data_dir}}, set_items)
     b = load_board(board)
-    bundle = load_bundle(model_path or default_model_dir(b.name))
+    bundle = load_bundle(resolve_model(model_path, b.name))
+    if out_path:
+        from tinyface.fsutil import check_writable
+
+        check_writable(out_path, "--out")  # before the port is opened and the board is busy
     if port == "auto":
         port = find_port(b.usb_ids, b.name)
     baud = baud or b.baud

@@ -14,7 +14,13 @@ def boards(name, as_json):
     """List the supported boards: PlatformIO board, CPU clock, flash, SRAM for the arena,
     PSRAM, which ESP-NN kernels the chip runs, the MAC budget of the model preset, and the calibrated cost model.
 
-    Give NAME to show one board. Boards are data: add a file to boards/ (docs/boards.md).
+    Give NAME to show one board. Boards are data (docs/boards.md): a board of your own is a
+    file in a folder you name with the global option --boards-dir (or $TINYFACE_BOARDS_DIR).
+
+    \b
+    Examples:
+      tinyface boards esp32s3 --json
+      tinyface --boards-dir ~/my-boards boards
     """
     from tinyface.boards import list_boards, load_board
     from tinyface.console import print_json
@@ -35,9 +41,8 @@ def _size(n: int) -> str:
 def _print_table(selected) -> None:
     import sys
 
-    from rich.console import Console
-
     from tinyface.boards import ESP_NN_KERNELS
+    from tinyface.console import out_console
     from rich.table import Table
 
     table = Table(title="tinyface boards (sizes in bytes: K = KiB, M = MiB)", title_justify="left")
@@ -52,7 +57,7 @@ def _print_table(selected) -> None:
             f"{cm.estimate_ms('CONV_2D', 1_000_000) - cm.overhead_us_per_op / 1e3:.1f}",
         )
     # Piped output keeps full rows instead of wrapping at 80 columns.
-    console = Console(width=None if sys.stdout.isatty() else 120)
+    console = out_console(width=None if sys.stdout.isatty() else 120)
     console.print(table)
     console.print("ms/M MAC: estimated milliseconds per million MACs (the board's cost model), calibrated on:",
                   style="dim")

@@ -21,7 +21,8 @@ QUICK = {"distill": {"epochs": 8, "batch_size": 32, "teacher_views": 0, "teacher
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Run folder for artifacts and the report (default: build/<preset>, build/<preset>-quick).")
 @click.option("--epochs", type=click.IntRange(1), default=None, help="Distillation epochs (default: distill.epochs).")
-@click.option("--quick", is_flag=True, help="A small subset (1,000 training images, 200 test pairs) and 8 epochs: a smoke test in a few minutes.")
+@click.option("--quick", is_flag=True, help="A small subset (1,000 training images, 200 test pairs) and 8 epochs: a smoke test in a few minutes. "
+                   "--set and --epochs still win: --quick --set distill.epochs=3 trains 3.")
 @click.option("--force", is_flag=True, help="Redo every stage, even those whose inputs did not change.")
 @click.option("--print-config", is_flag=True, help="Print the effective settings as TOML (or JSON with --json) and exit.")
 @set_option
@@ -50,10 +51,8 @@ def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, se
 
     p = get_preset(preset)
     overrides = {"data": {"dir": data_dir}, "distill": {"epochs": epochs}}
-    if quick:
-        for section, values in QUICK.items():
-            overrides.setdefault(section, {}).update({k: v for k, v in values.items() if overrides.get(section, {}).get(k) is None})
-    settings = load_settings(ctx, overrides, set_items, base=p.settings())
+    # --quick is a layer of settings: above the preset and tinyface.toml, below --set and --epochs
+    settings = load_settings(ctx, overrides, set_items, base=p.settings(), quick=QUICK if quick else None)
     if print_config:
         if as_json:
             from tinyface.console import print_json
@@ -66,6 +65,9 @@ def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, se
 
     require_dataset(settings.data.data_path())
     out = Path(out_dir) if out_dir else Path("build") / (preset + ("-quick" if quick else ""))
+    from tinyface.fsutil import ensure_dir
+
+    ensure_dir(out, "--out")  # before the training, not after it
     if force:
         for record in out.glob("*/stage.json"):
             record.unlink()
@@ -111,19 +113,26 @@ class BuildProgress:
         self._progress = None
         self._task = None
         self._stage_started = 0.0
+        self._plain_mode = False
+        self._plain = None
 
     def __enter__(self):
-        if self.enabled:
+        from tinyface.console import err_console
+
+        console = err_console() if self.enabled else None
+        if console is not None and not console.is_terminal:  # a CI log: plain lines every few seconds, no bar
+            self._plain_mode = True
+        elif console is not None:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-            from tinyface.console import err_console
-
             self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                      TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=err_console())
+                                      TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=console)
             self._progress.__enter__()
         return self
 
     def __exit__(self, *exc):
+        if self._plain:
+            self._plain.finish()
         if self._progress:
             self._progress.__exit__(*exc)
 
@@ -134,6 +143,9 @@ class BuildProgress:
             self._task = self._progress.add_task(description, total=total, info="")
 
     def notify(self, event: str, info: dict) -> None:
+        if self._plain_mode:
+            self._notify_plain(event, info)
+            return
         if not self._progress:
             return
         if event == "stage":
@@ -154,3 +166,28 @@ class BuildProgress:
             if self._task is not None:  # its ✓ line replaces the bar (no 0/? bar left behind at the end)
                 self._progress.remove_task(self._task)
                 self._task = None
+
+    def _notify_plain(self, event: str, info: dict) -> None:
+        from tinyface.console import PlainProgress, info as say
+
+        if event == "stage":
+            if self._plain:
+                self._plain.finish()
+            self._stage_started = time.perf_counter()
+            say(f"{info['name']}: started")
+            unit = " epochs" if info.get("epochs") else ""
+            self._plain = PlainProgress(f"  {info['name']}{unit}", info.get("epochs")).start_heartbeat()
+        elif self._plain is None:
+            return
+        elif event == "epoch":
+            logs = info.get("logs") or {}
+            self._plain.update(info["epoch"], " ".join(f"{k}={v:.4f}" for k, v in logs.items() if "loss" in k))
+        elif event == "advance":
+            self._plain.advance(info.get("n", 1))
+        elif event == "metric":
+            self._plain.note = f"{info['stage']}: {100 * info['accuracy']:.2f}%"
+        elif event == "done":
+            self._plain.finish()
+            self._plain = None
+            took = time.perf_counter() - self._stage_started
+            say(f"  ✓ {info['name']}: {'skipped (unchanged)' if info.get('skipped') else f'{took:.1f} s'}")

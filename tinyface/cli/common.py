@@ -12,8 +12,9 @@ set_option = click.option("--set", "set_items", multiple=True, metavar="SECTION.
 
 
 def load_settings(ctx: click.Context, overrides: dict | None = None, set_items: tuple[str, ...] = (),
-                  base: dict | None = None):
-    """Effective settings: defaults < ``base`` (a preset) < tinyface.toml (or --config) < --set < explicit options."""
+                  base: dict | None = None, quick: dict | None = None):
+    """Effective settings: defaults < ``base`` (a preset) < tinyface.toml (or --config) < ``quick``
+    (`build --quick`) < --set < explicit options."""
     from tinyface import config
 
     merged: dict = {}
@@ -21,7 +22,7 @@ def load_settings(ctx: click.Context, overrides: dict | None = None, set_items: 
         for section, values in source.items():
             merged.setdefault(section, {}).update({k: v for k, v in values.items() if v is not None})
     root = ctx.find_root()
-    return config.load(root.obj.get("config_path") if root.obj else None, merged, base=base)
+    return config.load(root.obj.get("config_path") if root.obj else None, merged, base=base, quick=quick)
 
 
 def not_implemented(command: str, issue: str) -> None:

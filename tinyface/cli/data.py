@@ -90,12 +90,12 @@ def stats(ctx, data_dir, check, align, as_json):
 
 
 def _print_stats(s) -> None:
-    from rich.console import Console
+    from tinyface.console import out_console
     from rich.table import Table
 
     # soft_wrap: paths are never broken across lines (a terminal wraps them itself); markup
     # off: a file named "photo[1].jpg" is printed as it is
-    console = Console(highlight=False, soft_wrap=True)
+    console = out_console(highlight=False, soft_wrap=True)
 
     class _Out:
         @staticmethod

@@ -8,7 +8,7 @@ import click
 @click.command()
 @click.option("--board", default="esp32", show_default=True, help="Board to emulate (boards/*.toml): name, clock, cost model.")
 @click.option("--model", "model_path", type=click.Path(), default=None,
-              help="Model bundle folder or .tflite (default: the released models/<board>/ or models/esp32/).")
+              help="Model bundle folder or .tflite (default: as `tinyface flash`: build/<board>/ if built, else the released models/<board>/, then build/esp32/, models/esp32/).")
 @click.option("--baud", type=click.IntRange(min=0), default=0, show_default=True,
               help="Throttle the link to this UART speed (baud/10 bytes per second each way); 0 = as fast as the pty. "
                    "Use the board's baud (esp32: 921600) for realistic transfer times.")
@@ -39,10 +39,10 @@ def emulate(board, model_path, baud, once, native, drop_replies, corrupt_replies
     from tinyface.boards import load_board
     from tinyface.bundle import load_bundle
     from tinyface.console import info
-    from tinyface.profile import default_model_dir
+    from tinyface.bundle import resolve_model
 
     b = load_board(board)
-    bundle = load_bundle(model_path or default_model_dir(b.name))
+    bundle = load_bundle(resolve_model(model_path, b.name))
     if native:
         from tinyface.device.native import run_native_emulator
 

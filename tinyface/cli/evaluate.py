@@ -12,7 +12,9 @@ from tinyface.model_eval import STRANGER_SHARE, TARGET_FAR
 
 @click.command()
 @click.option("--model", "model_path", type=click.Path(), required=True,
-              help="A build's bundle folder (build/esp32), a .tflite (float or int8) or a .keras model.")
+              help="A model with its model.json (the face crop it was trained on): a bundle folder "
+                   "(build/esp32, models/esp32), or a .tflite (float or int8) or .keras inside a `tinyface build` "
+                   "run folder (build/esp32/quantize/float.tflite). A lone file without one is refused.")
 @click.option("--data", "data_dir", type=click.Path(), default=None,
               help="Folder with one sub-folder of photos per person (default: the default dataset).")
 @click.option("--pairs", "pairs_file", type=click.Path(dir_okay=False, exists=True), default=None,
@@ -125,20 +127,11 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
 
 
 def _writable_folder(out: Path) -> None:
-    """Create ``out`` and check that files can be written there.
+    """Create ``out`` and check that files can be written there (before the evaluation runs).
 
     Raises:
-        ConfigError: it cannot be created or written to.
+        OutputError: it cannot be created or written to.
     """
-    import tempfile
+    from tinyface.fsutil import ensure_dir
 
-    from tinyface.errors import ConfigError
-
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):
-            pass
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise ConfigError(f"cannot write the report to --out {out}: {reason}",
-                          hint="pass a folder you can create and write to") from None
+    ensure_dir(out, "--out")

@@ -11,7 +11,7 @@ from tinyface.cli.common import json_option, load_settings, set_option
 @click.option("--board", default=None, help="Target board (boards/*.toml; default: firmware.board, esp32).")
 @click.option("--model", "model_path", type=click.Path(), default=None,
               help="Model bundle folder or model.tflite (default: build/<board>/ if built, else the released "
-                   "models/<board>/ or models/esp32/).")
+                   "models/<board>/, then build/esp32/, models/esp32/; bench, emulate and profile pick the same).")
 @click.option("--port", default=None, help="Serial port (default: detected by the board's USB VID:PIDs).")
 @click.option("--project-dir", type=click.Path(file_okay=False), default=None,
               help="Where the PlatformIO project is generated (default: build/firmware/<board>).")

@@ -27,7 +27,24 @@ COMMANDS = {
 }
 
 
+class StdoutClosed(Exception):
+    """Whoever read our stdout went away (`tinyface boards | head`). Not an OSError, so that
+    click's own EPIPE handling (exit 1) lets it through to :func:`main`."""
+
+
 class LazyGroup(click.Group):
+    def make_context(self, *args, **kwargs):  # `tinyface --help | head` prints here
+        try:
+            return super().make_context(*args, **kwargs)
+        except BrokenPipeError:
+            raise StdoutClosed() from None
+
+    def invoke(self, ctx):  # every command runs in here
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            raise StdoutClosed() from None
+
     def list_commands(self, ctx):
         return list(COMMANDS)
 
@@ -60,9 +77,13 @@ is $TINYFACE_DATA, else ~/.cache/tinyface/datasets/lfw (`tinyface data fetch lfw
 @click.option("-v", "--verbose", count=True, help="More output (repeatable); an internal error then also prints its traceback.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="Settings file (default: ./tinyface.toml if present).")
+@click.option("--boards-dir", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Also read board files (<name>.toml) from this folder, before the shipped ones: a board of "
+                   "your own without editing the installed package (default: $TINYFACE_BOARDS_DIR). "
+                   "Example: tinyface --boards-dir my-boards flash --board myboard --dry-run")
 @click.version_option(__version__, prog_name="tinyface")
 @click.pass_context
-def cli(ctx, verbose, config_path):
+def cli(ctx, verbose, config_path, boards_dir):
     """tinyface: face recognition for the ESP32, from photos to a flashed board.
 
     Each step is one command; run `tinyface COMMAND --help` for its options.
@@ -70,6 +91,9 @@ def cli(ctx, verbose, config_path):
     from tinyface.console import set_verbosity
 
     set_verbosity(verbose)
+    from tinyface import config, resources
+
+    resources.use_boards_dir(boards_dir or config.user_boards_dir())
     ctx.ensure_object(dict)
     ctx.obj["config_path"] = config_path
     ctx.obj["verbose"] = verbose
@@ -100,8 +124,8 @@ def main(argv: list[str] | None = None) -> None:
     except TinyfaceError as exc:
         click.echo(f"tinyface: error: {exc.one_line()}", err=True)
         sys.exit(exc.exit_code)
-    except BrokenPipeError:
-        sys.exit(0)
+    except (BrokenPipeError, StdoutClosed):
+        _stdout_closed()
     except Exception as exc:  # a bug: still one line, the traceback only on request
         if verbose:
             import traceback
@@ -110,6 +134,19 @@ def main(argv: list[str] | None = None) -> None:
         first = _one_line(str(exc))[:300]
         click.echo(f"tinyface: internal error: {type(exc).__name__}: {first} (run with -v for the traceback)", err=True)
         sys.exit(EXIT_INTERNAL)
+
+
+def _stdout_closed() -> None:
+    """The reader of our output has gone: that is how a pipe ends, not an error. Point stdout at
+    /dev/null so the interpreter's final flush cannot fail again, and exit 0, silently."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    sys.exit(0)
 
 
 def _one_line(text: str) -> str:

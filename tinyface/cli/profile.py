@@ -10,7 +10,7 @@ from tinyface.cli.common import json_option
 @click.command()
 @click.option("--board", default="esp32", show_default=True, help="Board whose cost model prices the layers (boards/*.toml).")
 @click.option("--model", "model_path", type=click.Path(), default=None,
-              help="Model bundle folder or .tflite (default: the released models/<board>/ or models/esp32/).")
+              help="Model bundle folder or .tflite (default: as `tinyface flash`: build/<board>/ if built, else the released models/<board>/, then build/esp32/, models/esp32/).")
 @json_option
 def profile(board, model_path, as_json):
     """Per-layer op, output shape, MACs, parameters and ESTIMATED milliseconds on a board.
@@ -28,10 +28,11 @@ def profile(board, model_path, as_json):
 
     from tinyface.boards import load_board
     from tinyface.errors import ModelError
-    from tinyface.profile import default_model_dir, profile_model
+    from tinyface.bundle import resolve_model
+    from tinyface.profile import profile_model
 
     b = load_board(board)
-    path = Path(model_path) if model_path else default_model_dir(b.name)
+    path = resolve_model(model_path, b.name)
     if path.is_dir():
         path = path / "model.tflite"
     if not path.is_file():
@@ -48,7 +49,7 @@ def profile(board, model_path, as_json):
 def _print(result) -> None:
     import sys
 
-    from rich.console import Console
+    from tinyface.console import out_console
     from rich.table import Table
 
     table = Table(title=f"{result.model} on {result.board} (latency ESTIMATED from the board's cost model)",
@@ -60,7 +61,7 @@ def _print(result) -> None:
                       f"{layer.params:,}", f"{layer.est_ms:.3f}")
     table.add_section()
     table.add_row("", "total", "", f"{result.total_macs:,}", f"{result.total_params:,}", f"{result.total_est_ms:.2f}")
-    console = Console(width=None if sys.stdout.isatty() else 120)
+    console = out_console(width=None if sys.stdout.isatty() else 120)
     console.print(table)
     console.print(f"estimated {result.total_est_ms:.2f} ms = {result.total_est_cycles:,} cycles at "
                   f"{result.cpu_mhz:.0f} MHz; parameters {result.total_param_bytes:,} bytes", soft_wrap=True)

@@ -172,7 +172,9 @@ def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: 
                                 hint="use --force to replace it, or --dest to choose another place")
         return dest
     created = [p for p in reversed(dest.parents) if not p.exists()]
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    from tinyface.fsutil import ensure_dir
+
+    ensure_dir(dest.parent, "the folder of --dest")  # OutputError (one line), not a traceback
     base_url = base_url if base_url.endswith("/") else base_url + "/"
     work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.fetch-", dir=dest.parent))
     ok = False

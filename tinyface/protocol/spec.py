@@ -288,9 +288,16 @@ def decode_name(field: bytes) -> str:
 
 
 def valid_name_field(field: bytes) -> bool:
-    """What a device accepts: 1..15 bytes of name, then only NUL bytes up to the field's end."""
+    """What a device accepts: 1..15 bytes of well-formed UTF-8 (no overlong forms, surrogates or
+    code points past U+10FFFF: Python's strict decoder), then only NUL bytes up to the field's end."""
     field = bytes(field)
     if len(field) != MAX_NAME_BYTES or field[0] == 0 or field[-1] != 0:
         return False
     name, _, rest = field.partition(b"\0")
-    return not rest.strip(b"\0")
+    if rest.strip(b"\0"):
+        return False
+    try:
+        name.decode("utf-8", errors="strict")
+    except UnicodeDecodeError:
+        return False
+    return True

@@ -14,7 +14,10 @@ def convert_float(model) -> bytes:
     """A float32 TFLite flatbuffer of a Keras model."""
     import tensorflow as tf
 
-    return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    from tinyface.console import muted_stderr
+
+    with muted_stderr():  # the converter's C++ notes ("fully_quantize: 0, ...") and absl's start-up lines
+        return tf.lite.TFLiteConverter.from_keras_model(model).convert()
 
 
 def convert_int8(model, calibration_uint8: np.ndarray) -> bytes:
@@ -42,7 +45,10 @@ def convert_int8(model, calibration_uint8: np.ndarray) -> bytes:
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
-    return conv.convert()
+    from tinyface.console import muted_stderr
+
+    with muted_stderr():  # the converter's C++ notes ("fully_quantize: 0, ...") and absl's start-up lines
+        return conv.convert()
 
 
 def bundle_meta(model_bytes: bytes, embedding_dim: int | None = None, **fields):

@@ -1,0 +1,48 @@
+"""Terminal output: no library noise on stderr (TensorFlow, its converter, PIL)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+CONVERT_AND_RUN = """
+from tinyface.train.quantize import convert_int8  # a library user: no CLI set-up ran
+from tinyface.runtime import TfliteRunner
+import sys
+import numpy as np
+import tf_keras as keras  # the user's own import of TensorFlow (its noise is not tinyface's)
+
+inp = keras.Input((16, 16, 1))
+x = keras.layers.Conv2D(4, 3, strides=2, padding="same", activation="relu")(inp)
+out = keras.layers.Dense(8)(keras.layers.GlobalAveragePooling2D()(x))
+calib = np.random.default_rng(0).integers(0, 256, (8, 16, 16, 1), dtype=np.uint8)
+sys.stderr.write("MARK\\n"); sys.stderr.flush()
+flat = convert_int8(keras.Model(inp, out), calib)
+print(TfliteRunner(flat).run(np.zeros((1, 16, 16, 1), np.int8)).shape)
+"""
+
+
+def test_converting_and_running_a_model_writes_nothing_to_stderr(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_CPP", "TF_ENABLE"))}
+    env["PYTHONPATH"] = str(REPO)
+    proc = subprocess.run([sys.executable, "-c", CONVERT_AND_RUN], capture_output=True, text=True, cwd=tmp_path,
+                          env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == "(1, 8)"
+    assert proc.stderr.split("MARK\n", 1)[1] == "", proc.stderr[-3000:]  # converting and running: silent
+
+
+NOISE = ("I0000", "W0000", "E0000", "warn", "deprecat", "absl", "oneDNN", "cuda")
+
+
+def test_evaluate_prints_no_library_noise(small_dataset, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_CPP", "TF_ENABLE"))}
+    env.update(PYTHONPATH=str(REPO), TINYFACE_CACHE=str(tmp_path / "cache"))
+    proc = subprocess.run([sys.executable, "-m", "tinyface.cli.main", "evaluate", "--model", str(REPO / "models" / "esp32"),
+                           "--data", str(small_dataset)], capture_output=True, text=True, cwd=tmp_path, env=env,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    noisy = [line for line in proc.stderr.splitlines() if any(n.lower() in line.lower() for n in NOISE)]
+    assert not noisy, proc.stderr[-3000:]
