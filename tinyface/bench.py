@@ -26,6 +26,8 @@ from tinyface.protocol import spec
 from tinyface.protocol.client import Client, DeviceInfo
 
 WRITE_EVERY_S = 0.5
+# What the cycle field means on an instruction-set emulator (spec.Flag.INSTRUCTIONS).
+INSTRUCTIONS_LABEL = "instructions (a lower bound on cycles)"
 
 
 @dataclass
@@ -253,9 +255,16 @@ def summarize(result: BenchResult, inputs: BenchInputs, info: DeviceInfo, bundle
     """Latency, throughput, verification accuracy and host agreement over the images done."""
     n = result.images_done
     summary: dict = {"images": n, "estimated_timings": info.emulated, "threshold": bundle.meta.threshold}
+    if info.flags & spec.Flag.INSTRUCTIONS:
+        summary["cycles_are"] = INSTRUCTIONS_LABEL
     if n == 0:
         return summary
     cycles = np.array([r["cycles"] for r in result.records], np.float64)
+    if info.flags & spec.Flag.INSTRUCTIONS:
+        # An instruction-set emulator: each INFER's cycle field is the exact instruction count.
+        summary["instructions_per_inference"] = {
+            "mean": float(cycles.mean()), "min": int(cycles.min()), "max": int(cycles.max()),
+            "spread": float((cycles.max() - cycles.min()) / cycles.mean()) if cycles.mean() else 0.0}
     latency_ms = cycles / info.cpu_hz * 1e3 if info.cpu_hz else np.array([r["latency_us"] for r in result.records]) / 1e3
     summary["latency_ms"] = {"mean": float(latency_ms.mean()), "p50": float(np.percentile(latency_ms, 50)),
                              "p95": float(np.percentile(latency_ms, 95)), "max": float(latency_ms.max())}

@@ -68,7 +68,8 @@ def bench(ctx, port, board, images, model_path, data_dir, out_path, baud, timeou
         client = Client(transport, timeout_s=settings.bench.timeout_s, retries=settings.bench.retries, baud=baud,
                         port=port)
         device = api.handshake(client, bundle)
-        kind = "emulated " if device.emulated else ("native build " if device.native else "")
+        kind = ("emulated " if device.emulated else "native build " if device.native
+                else "instruction-set emulator, " if device.instructions else "")
         info(f"{port}: {kind}{device.board} firmware {device.firmware_version}, model {device.model_sha256[:16]} "
              f"matches {bundle.model_path}")
         n = settings.bench.images
@@ -95,11 +96,17 @@ def _print(result, out_path) -> None:
 
     s = result.summary
     est = " (ESTIMATED by the emulator's cost model)" if s.get("estimated_timings") else ""
+    if "cycles_are" in s:
+        est = " (a LOWER BOUND: instructions at the board's clock, one cycle each)"
     lat = s["latency_ms"]
     lines = [
         f"images        {s['images']} ({s['pairs']} pairs with both images sent), board {result.board}",
         f"latency ms    mean {lat['mean']:.2f}  p50 {lat['p50']:.2f}  p95 {lat['p95']:.2f}  max {lat['max']:.2f}{est}",
     ]
+    if "instructions_per_inference" in s:
+        ins = s["instructions_per_inference"]
+        lines.append(f"instructions  {ins['mean']:,.0f} per inference (min {ins['min']:,}, max {ins['max']:,}): "
+                     f"{s['cycles_are']}, counted on the instruction-set emulator")
     if "host_wall_ms_mean" in s:
         lines.append(f"host wall ms  mean {s['host_wall_ms_mean']:.2f} (TFLM kernels on this host)")
     link = result.link
