@@ -214,7 +214,8 @@ def run_bench(client: Client, bundle: Bundle, inputs: BenchInputs, *, port: str,
                   hint=exc.hint) from None
     result.elapsed_s = time.monotonic() - start
     host = host_outputs(bundle, inputs.x_int8) if host_check else None
-    result.summary = summarize(result, inputs, info, bundle, host)
+    host_tflm = host_tflm_outputs(bundle, inputs.x_int8) if host_check else None
+    result.summary = summarize(result, inputs, info, bundle, host, host_tflm)
     result.complete = True
     save(force=True)
     return result
@@ -235,6 +236,14 @@ def host_outputs(bundle: Bundle, x_int8: np.ndarray) -> np.ndarray:
     return runner.run(x_int8).reshape(len(x_int8), -1).astype(np.int8)
 
 
+def host_tflm_outputs(bundle: Bundle, x_int8: np.ndarray) -> np.ndarray:
+    """The host TFLM interpreter's (pip tflite-micro) int8 outputs: the firmware runs TFLM,
+    so a correct device matches these bit for bit (TFLite may differ by 1 LSB)."""
+    from tinyface.runtime import TflmRunner
+
+    return TflmRunner(bundle.model_bytes).run(x_int8).reshape(len(x_int8), -1).astype(np.int8)
+
+
 def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     na = np.linalg.norm(a, axis=1)
     nb = np.linalg.norm(b, axis=1)
@@ -251,7 +260,7 @@ def verification(outputs_int8: np.ndarray, pairs: list, meta) -> tuple[np.ndarra
 
 
 def summarize(result: BenchResult, inputs: BenchInputs, info: DeviceInfo, bundle: Bundle,
-              host_outputs: np.ndarray | None) -> dict:
+              host_outputs: np.ndarray | None, host_tflm: np.ndarray | None = None) -> dict:
     """Latency, throughput, verification accuracy and host agreement over the images done."""
     n = result.images_done
     summary: dict = {"images": n, "estimated_timings": info.emulated, "threshold": bundle.meta.threshold}
@@ -289,4 +298,8 @@ def summarize(result: BenchResult, inputs: BenchInputs, info: DeviceInfo, bundle
             _, host_decisions = verification(host, done_pairs, bundle.meta)
             summary["host_accuracy"] = float(np.mean(host_decisions == same))
             summary["identical_decisions"] = float(np.mean(host_decisions == device_decisions))
+    if host_tflm is not None:
+        diff = np.abs(host_tflm[:n].astype(np.int16) - outputs.astype(np.int16))
+        summary["max_lsb_diff_tflm"] = int(diff.max()) if diff.size else 0
+        summary["identical_outputs_tflm"] = float(np.mean(np.all(diff == 0, axis=1)))
     return summary
