@@ -82,7 +82,8 @@ def agreement(bundle, prog, n: int, seed: int = 1) -> dict:
             "max_lsb_vs_tflm": int(np.abs(chip - tflm).max()),
             "identical_to_tflite": float(np.mean(np.all(chip == tflite, axis=1))),
             "max_lsb_vs_tflite": int(np.abs(chip - tflite).max()),
-            "infer_instructions_mean": float(counts.mean()), "infer_instructions_spread": float(np.ptp(counts) / counts.mean())}
+            "infer_instructions_mean": float(counts.mean()),
+            "infer_instructions_spread": float(np.ptp(counts) / counts.mean())}
 
 
 def main() -> None:

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 def cost_key(op: str, input_shapes: tuple = ()) -> str:
     """The cost model's name for an op: its TFLite builtin name, except a convolution with a
     1x1 kernel, ``CONV_2D_1x1`` (ESP-NN runs it through a different, cheaper loop)."""
-    if op == "CONV_2D" and len(input_shapes) > 1 and len(input_shapes[1]) == 4 and tuple(input_shapes[1][1:3]) == (1, 1):
+    weights = input_shapes[1] if len(input_shapes) > 1 else ()
+    if op == "CONV_2D" and len(weights) == 4 and tuple(weights[1:3]) == (1, 1):
         return "CONV_2D_1x1"
     return op
 

@@ -70,9 +70,10 @@ def test_plugin_counts_a_loop_exactly(tmp_path, plugin):
 
 
 # Reads the counter (8 bytes from COUNTER_FD) before and after a loop of n iterations and
-# writes both readings to stdout (no linker relaxation: gp is not set up). Between the two ecalls of the reads run: the rest of the
-# first read's code (none), the loop setup li (lui+addi: 2), 2n loop instructions, and the
-# second read's setup (li a0, la a1 = auipc+addi, li a2, li a7: 5) plus its ecall (1).
+# writes both readings to stdout (no linker relaxation: gp is not set up). Between the two
+# ecalls of the reads run: the rest of the first read's code (none), the loop setup li
+# (lui+addi: 2), 2n loop instructions, and the second read's setup (li a0, la a1 =
+# auipc+addi, li a2, li a7: 5) plus its ecall (1).
 READ_AROUND_LOOP = """
 .option norelax
 .global _start

@@ -120,8 +120,8 @@ def _print(result, out_path) -> None:
         lines.append(f"agreement     {s['identical_decisions'] * 100:.2f}% identical decisions, largest difference "
                      f"{s['max_lsb_diff']} LSB, {s['identical_outputs'] * 100:.1f}% identical outputs")
     if "identical_outputs_tflm" in s:
-        lines.append(f"host TFLM     {s['identical_outputs_tflm'] * 100:.1f}% identical outputs to the host's TFLM int8 "
-                     f"(largest difference {s['max_lsb_diff_tflm']} LSB)")
+        lines.append(f"host TFLM     {s['identical_outputs_tflm'] * 100:.1f}% identical outputs to the host's "
+                     f"TFLM int8 (largest difference {s['max_lsb_diff_tflm']} LSB)")
     if out_path:
         lines.append(f"results       {out_path}")
     _click.echo("\n".join(lines))

@@ -113,6 +113,7 @@ def _print_measured(result) -> None:
     console.print(table)
     console.print(f"MEASURED: {result.total_instructions:,} instructions (a lower bound on cycles) = at least "
                   f"{result.lower_bound_ms:.2f} ms at {result.cpu_mhz:.0f} MHz; meas. ms = instructions x stall factor "
-                  f"{result.stall_factor:g} (cycles per instruction assumed, docs/boards.md) = {result.measured_ms:.2f} ms",
+                  f"{result.stall_factor:g} (cycles per instruction assumed, docs/boards.md) = "
+                  f"{result.measured_ms:.2f} ms",
                   soft_wrap=True)
     console.print(f"ESTIMATED: {result.total_est_ms:.2f} ms by the cost model: {result.cost_source}", soft_wrap=True)
