@@ -189,3 +189,19 @@ def test_emulate_isa_refuses_an_xtensa_board():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and proc.returncode != 70
     assert "esp32c3" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_without_the_plugin_the_firmware_claims_no_instruction_count(isa_program, tiny_bundle, connect):
+    from tinyface.device.pty import open_pty
+
+    master, path = open_pty()
+    proc = subprocess.Popen(["qemu-riscv32", str(isa_program.program)], stdin=master, stdout=master, close_fds=True)
+    try:
+        client = connect(path, timeout_s=20.0)
+        assert not client.info().instructions
+        reply = client.infer(np.zeros(tiny_bundle.meta.input_shape[1:], np.int8))
+        assert reply.cycles == 0 and reply.output.size == tiny_bundle.meta.embedding_dim
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        os.close(master)
