@@ -200,6 +200,7 @@ class IsaProgram:
 
     program: Path
     plugin: Path
+    kernels: str = "esp_nn"  # ESP-NN's C kernels, or TFLM's "reference" ones
 
     def command(self, *args: str) -> list[str]:
         return [QEMU, "-plugin", f"{self.plugin},fd={COUNTER_FD}", str(self.program), *args]
@@ -223,7 +224,7 @@ def prepare_isa(bundle, board=None, arena_margin: float = 0.15, project_dir: str
         project_dir = cache_dir() / "projects" / f"{board.name}-{bundle.model_hash[:16]}"
     generate_project(bundle, board, project_dir, arena_margin=arena_margin)
     plugin = build_plugin(toolchain)
-    return IsaProgram(build_rv32(project_dir, toolchain, log=log), plugin)
+    return IsaProgram(build_rv32(project_dir, toolchain, log=log), plugin, kernels)
 
 
 def check_board(name: str) -> None:
@@ -321,7 +322,7 @@ def measure_profile(prog: IsaProgram, input_int8: bytes, timeout_s: float = 300.
             total = int(count)
         else:
             ops.append(MeasuredOp(int(index), op, int(count)))
-    return MeasuredProfile(ops, total, "esp_nn")
+    return MeasuredProfile(ops, total, prog.kernels)
 
 
 def _mtime(path: Path) -> str:
