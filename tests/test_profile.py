@@ -58,6 +58,19 @@ def test_profile_bad_inputs_are_one_line(tmp_path):
     assert proc.returncode == 6 and "not a TFLite model" in proc.stderr
 
 
+def test_profile_refuses_a_float_model(tmp_path):
+    # issue #17: a float model was priced as if it ran the int8 kernels
+    import tensorflow as tf
+    import tf_keras as keras
+
+    inp = keras.Input((16, 16, 1))
+    model = keras.Model(inp, keras.layers.Dense(4)(keras.layers.Flatten()(keras.layers.Conv2D(4, 3)(inp))))
+    (tmp_path / "float.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    proc = _cli("--model", str(tmp_path / "float.tflite"))
+    assert proc.returncode == 6 and proc.stderr.count("\n") == 1
+    assert "FLOAT32" in proc.stderr and "int8" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_default_model_is_the_released_one_or_a_clear_error():
     if (models_dir() / "esp32" / "model.tflite").is_file():
         assert default_model_dir("esp32") == models_dir() / "esp32"

@@ -26,6 +26,8 @@ from tinyface.protocol import spec
 from tinyface.protocol.client import Client, DeviceInfo
 
 WRITE_EVERY_S = 0.5
+# What the cycle field means on an instruction-set emulator (spec.Flag.INSTRUCTIONS).
+INSTRUCTIONS_LABEL = "instructions (a lower bound on cycles)"
 
 
 @dataclass
@@ -224,7 +226,8 @@ def run_bench(client: Client, bundle: Bundle, inputs: BenchInputs, *, port: str,
                   hint=exc.hint) from None
     result.elapsed_s = time.monotonic() - start
     host = host_outputs(bundle, inputs.x_int8) if host_check else None
-    result.summary = summarize(result, inputs, info, bundle, host)
+    host_tflm = host_tflm_outputs(bundle, inputs.x_int8) if host_check else None
+    result.summary = summarize(result, inputs, info, bundle, host, host_tflm)
     result.complete = True
     save(force=True)
     return result
@@ -245,6 +248,14 @@ def host_outputs(bundle: Bundle, x_int8: np.ndarray) -> np.ndarray:
     return runner.run(x_int8).reshape(len(x_int8), -1).astype(np.int8)
 
 
+def host_tflm_outputs(bundle: Bundle, x_int8: np.ndarray) -> np.ndarray:
+    """The host TFLM interpreter's (pip tflite-micro) int8 outputs: the firmware runs TFLM,
+    so a correct device matches these bit for bit (TFLite may differ by 1 LSB)."""
+    from tinyface.runtime import TflmRunner
+
+    return TflmRunner(bundle.model_bytes).run(x_int8).reshape(len(x_int8), -1).astype(np.int8)
+
+
 def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     na = np.linalg.norm(a, axis=1)
     nb = np.linalg.norm(b, axis=1)
@@ -261,13 +272,20 @@ def verification(outputs_int8: np.ndarray, pairs: list, meta) -> tuple[np.ndarra
 
 
 def summarize(result: BenchResult, inputs: BenchInputs, info: DeviceInfo, bundle: Bundle,
-              host_outputs: np.ndarray | None) -> dict:
+              host_outputs: np.ndarray | None, host_tflm: np.ndarray | None = None) -> dict:
     """Latency, throughput, verification accuracy and host agreement over the images done."""
     n = result.images_done
     summary: dict = {"images": n, "estimated_timings": info.emulated, "threshold": bundle.meta.threshold}
+    if info.flags & spec.Flag.INSTRUCTIONS:
+        summary["cycles_are"] = INSTRUCTIONS_LABEL
     if n == 0:
         return summary
     cycles = np.array([r["cycles"] for r in result.records], np.float64)
+    if info.flags & spec.Flag.INSTRUCTIONS:
+        # An instruction-set emulator: each INFER's cycle field is the exact instruction count.
+        summary["instructions_per_inference"] = {
+            "mean": float(cycles.mean()), "min": int(cycles.min()), "max": int(cycles.max()),
+            "spread": float((cycles.max() - cycles.min()) / cycles.mean()) if cycles.mean() else 0.0}
     latency_ms = cycles / info.cpu_hz * 1e3 if info.cpu_hz else np.array([r["latency_us"] for r in result.records]) / 1e3
     summary["latency_ms"] = {"mean": float(latency_ms.mean()), "p50": float(np.percentile(latency_ms, 50)),
                              "p95": float(np.percentile(latency_ms, 95)), "max": float(latency_ms.max())}
@@ -292,4 +310,8 @@ def summarize(result: BenchResult, inputs: BenchInputs, info: DeviceInfo, bundle
             _, host_decisions = verification(host, done_pairs, bundle.meta)
             summary["host_accuracy"] = float(np.mean(host_decisions == same))
             summary["identical_decisions"] = float(np.mean(host_decisions == device_decisions))
+    if host_tflm is not None:
+        diff = np.abs(host_tflm[:n].astype(np.int16) - outputs.astype(np.int16))
+        summary["max_lsb_diff_tflm"] = int(diff.max()) if diff.size else 0
+        summary["identical_outputs_tflm"] = float(np.mean(np.all(diff == 0, axis=1)))
     return summary

@@ -37,6 +37,13 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     },
 }
 
+# Optional sections: absent, or present with every key. [measured] is a cost model measured
+# on the chip's instruction set (tinyface profile --measured; docs/boards.md).
+OPTIONAL_SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
+    "measured": {"stall_factor": _NUM, "instructions_per_mac": (dict,), "instructions_per_output": (dict,),
+                 "source": (str,)},
+}
+
 # The generated partition table (firmware/partitions.csv.j2) keeps the first 128 KiB for
 # the bootloader, the partition table, NVS (84 KiB: the gallery blob is rewritten
 # copy-before-erase, so NVS needs room for two copies plus a spare page) and PHY data; the
@@ -83,11 +90,25 @@ class Board:
     overhead_us_per_op: float
     cost_source: str
     path: Path
+    measured: dict | None = None  # the [measured] section, if any
 
     @property
     def cost_model(self) -> CostModel:
-        """Latency estimate for this board as built by tinyface (ESP-NN kernels if it has them)."""
+        """Latency estimate for this board as built by tinyface (ESP-NN kernels if it has them):
+        the instruction-set measurement where the board has one, else the published figure."""
+        if self.measured and self.esp_nn:
+            return self.measured_cost_model
         return self.esp_nn_cost_model if self.esp_nn else self.reference_cost_model
+
+    @property
+    def measured_cost_model(self) -> CostModel:
+        """Instructions counted on the instruction-set emulator x the stall factor ([measured])."""
+        m = self.measured or {}
+        return CostModel.from_instructions(
+            self.cpu_mhz, {k: float(v) for k, v in m["instructions_per_mac"].items()},
+            {k: float(v) for k, v in m["instructions_per_output"].items()}, float(m["stall_factor"]),
+            source=f"{self.name} with ESP-NN, MEASURED instructions x stall factor {float(m['stall_factor']):g}: "
+                   f"{m['source']}")
 
     @property
     def esp_nn_cost_model(self) -> CostModel:
@@ -123,7 +144,7 @@ class Board:
             "flash_mode": self.flash_mode, "usb_serial_jtag": self.usb_serial_jtag,
             "baud": self.baud, "upload_baud": self.upload_baud, "release_rts_dtr": self.release_rts_dtr, "usb_ids": self.usb_ids_hex, "mac_budget": self.mac_budget,
             "firmware_flash_bytes": self.firmware_flash_bytes,
-            "cycles_per_mac": cm.cycles_per_mac["default"], "overhead_us_per_op": cm.overhead_us_per_op,
+            "cycles_per_mac": cm.cycles_per_mac.get("default", 0.0), "overhead_us_per_op": cm.overhead_us_per_op,
             "cost_source": cm.source,
         }
 
@@ -197,12 +218,13 @@ def load_board_file(path: str | Path) -> Board:
                 kind = " or ".join(t.__name__ for t in types)
                 raise ConfigError(f"board file {path}: '{_dotted(section, key)}' must be {kind}, got {value!r}")
             values[_dotted(section, key)] = value
-        allowed = set(keys) | ((set(SCHEMA) - {""}) if section == "" else set())
+        allowed = set(keys) | ((set(SCHEMA) - {""}) | set(OPTIONAL_SCHEMA) if section == "" else set())
         unknown = sorted(set(table) - allowed)
         if unknown:
             raise ConfigError(f"board file {path} has unknown key '{_dotted(section, unknown[0])}'",
                               hint=f"known keys of {where}: {', '.join(keys)}")
 
+    measured = _optional_section(raw, "measured", path)
     name = values["name"]
     if name != path.stem:
         raise ConfigError(f"board file {path} says name = '{name}'; it must match the file name '{path.stem}'")
@@ -243,7 +265,7 @@ def load_board_file(path: str | Path) -> Board:
         calibration_ms_esp_nn=float(values["cost_model.calibration_ms_esp_nn"]),
         calibration_ms_reference=float(values["cost_model.calibration_ms_reference"]),
         overhead_us_per_op=float(values["cost_model.overhead_us_per_op"]),
-        cost_source=values["cost_model.source"], path=path,
+        cost_source=values["cost_model.source"], path=path, measured=measured,
     )
     if not board.usb_ids:
         raise ConfigError(f"board file {path}: 'serial.usb_ids' must list at least one VID:PID")
@@ -251,7 +273,41 @@ def load_board_file(path: str | Path) -> Board:
         board.esp_nn_cost_model, board.reference_cost_model  # noqa: B018 - validates the calibration
     except ValueError as exc:
         raise ConfigError(f"board file {path}: bad [cost_model] calibration: {exc}") from None
+    if measured:
+        try:
+            board.measured_cost_model  # noqa: B018 - validates the coefficients
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"board file {path}: bad [measured] cost model: {exc}") from None
     return board
+
+
+def _optional_section(raw: dict, section: str, path: Path) -> dict | None:
+    """An OPTIONAL_SCHEMA section: None when absent; all keys, of the right types, when present."""
+    table = raw.get(section)
+    if table is None:
+        return None
+    keys = OPTIONAL_SCHEMA[section]
+    if not isinstance(table, dict):
+        raise ConfigError(f"board file {path}: [{section}] must be a table")
+    for key, types in keys.items():
+        if key not in table:
+            raise ConfigError(f"board file {path} is missing '{key}' in [{section}]",
+                              hint="docs/boards.md lists the keys")
+        if isinstance(table[key], bool) or not isinstance(table[key], types):
+            kind = " or ".join(t.__name__ for t in types)
+            raise ConfigError(f"board file {path}: '{section}.{key}' must be {kind}, got {table[key]!r}")
+    unknown = sorted(set(table) - set(keys))
+    if unknown:
+        raise ConfigError(f"board file {path} has unknown key '{section}.{unknown[0]}'",
+                          hint=f"known keys of [{section}]: {', '.join(keys)}")
+    for key in ("instructions_per_mac", "instructions_per_output"):
+        for op, value in table[key].items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ConfigError(f"board file {path}: '{section}.{key}.{op}' must be a number >= 0, got {value!r}")
+    if table["stall_factor"] < 1:
+        raise ConfigError(f"board file {path}: '{section}.stall_factor' must be >= 1 (an instruction takes at least "
+                          f"one cycle), got {table['stall_factor']!r}")
+    return dict(table)
 
 
 def _dotted(section: str, key: str) -> str:

@@ -7,6 +7,11 @@ int8) runs in 380 ms on an ESP32 at 240 MHz with ESP-NN, i.e. 240e6 * 0.380 / 7.
 12.7 cycles per MAC averaged over its conv and depthwise layers (4084 ms, 136 cycles per
 MAC, without ESP-NN). One average figure cannot separate op kinds, so every conv-like op
 gets it; this is an estimate, labelled as such wherever it is shown.
+
+A board can instead carry a model measured on its instruction set (boards/esp32c3.toml
+[measured]: instructions per MAC and per output value by op kind, counted on the
+ESP32-C3 instruction-set emulator, times a documented stall factor): see
+CostModel.from_instructions and docs/boards.md.
 """
 
 from __future__ import annotations
@@ -14,20 +19,68 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+def cost_key(op: str, input_shapes: tuple = ()) -> str:
+    """The cost model's name for an op: its TFLite builtin name, except a convolution with a
+    1x1 kernel, ``CONV_2D_1x1`` (ESP-NN runs it through a different, cheaper loop)."""
+    weights = input_shapes[1] if len(input_shapes) > 1 else ()
+    if op == "CONV_2D" and len(weights) == 4 and tuple(weights[1:3]) == (1, 1):
+        return "CONV_2D_1x1"
+    return op
+
+
+def _lookup(table: dict[str, float], key: str) -> float:
+    for candidate in (key, key.removesuffix("_1x1"), "default"):
+        if candidate in table:
+            return table[candidate]
+    return 0.0
+
+
 @dataclass(frozen=True)
 class CostModel:
     cpu_mhz: float
-    cycles_per_mac: dict[str, float]  # op name (TFLite builtin, e.g. CONV_2D) or "default"
+    cycles_per_mac: dict[str, float]  # cost key (cost_key(): CONV_2D, CONV_2D_1x1, ...) or "default"
     overhead_us_per_op: float = 20.0
     source: str = ""
     per_op_overhead: dict[str, float] = field(default_factory=dict)
+    # Measured models (boards/*.toml [measured]): cycles per output value on top of the
+    # cycles per MAC, for every op. Empty: the published-figure model (ops without MACs are
+    # costed at one MAC per element).
+    cycles_per_output: dict[str, float] = field(default_factory=dict)
+    stall_factor: float = 0.0  # measured models: the cycles per instruction assumed (>= 1)
 
-    def estimate_ms(self, op: str, macs: int, elements: int = 0) -> float:
-        """Milliseconds for one op with ``macs`` multiply-accumulates (``elements`` output
-        values for ops without MACs, costed at one MAC each)."""
-        cpm = self.cycles_per_mac.get(op, self.cycles_per_mac.get("default", 0.0))
-        work = macs if macs else elements
-        return (work * cpm / (self.cpu_mhz * 1e3)) + self.per_op_overhead.get(op, self.overhead_us_per_op) / 1e3
+    @property
+    def measured(self) -> bool:
+        return bool(self.cycles_per_output)
+
+    def estimate_ms(self, op: str, macs: int, elements: int = 0, outputs: int = 0) -> float:
+        """Milliseconds for one op (a cost key, see cost_key) with ``macs`` multiply-accumulates,
+        ``elements`` values touched and ``outputs`` output values."""
+        cpm = _lookup(self.cycles_per_mac, op)
+        if self.measured:
+            cycles = macs * cpm + (outputs or elements) * _lookup(self.cycles_per_output, op)
+        else:
+            cycles = (macs if macs else elements) * cpm
+        return cycles / (self.cpu_mhz * 1e3) + self.per_op_overhead.get(op, self.overhead_us_per_op) / 1e3
+
+    @classmethod
+    def from_instructions(cls, cpu_mhz: float, instructions_per_mac: dict[str, float],
+                          instructions_per_output: dict[str, float], stall_factor: float,
+                          source: str = "") -> "CostModel":
+        """A cost model from instruction counts measured on the instruction-set emulator:
+        cycles = instructions x ``stall_factor`` (the cycles per instruction assumed, >= 1).
+
+        Raises:
+            ValueError: a stall factor below 1 or a negative coefficient.
+        """
+        if stall_factor < 1:
+            raise ValueError(f"stall_factor {stall_factor} < 1: an instruction takes at least one cycle")
+        if any(v < 0 for v in [*instructions_per_mac.values(), *instructions_per_output.values()]):
+            raise ValueError("instruction coefficients must be >= 0")
+        return cls(cpu_mhz=float(cpu_mhz),
+                   cycles_per_mac={k: v * stall_factor for k, v in instructions_per_mac.items()},
+                   overhead_us_per_op=0.0, source=source,
+                   cycles_per_output={k: v * stall_factor for k, v in instructions_per_output.items()},
+                   stall_factor=float(stall_factor))
 
     @classmethod
     def calibrated(cls, cpu_mhz: float, macs: int, ops: int, measured_ms: float,

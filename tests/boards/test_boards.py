@@ -108,6 +108,31 @@ def test_invalid_board_files_are_rejected(tmp_path, edit, message):
     assert str(path) in info.value.one_line()
 
 
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace("stall_factor = 1.09", "stall_factor = 0.9"), "'measured.stall_factor' must be >= 1"),
+    (lambda t: t.replace("stall_factor = 1.09\n", ""), "missing 'stall_factor' in [measured]"),
+    (lambda t: t.replace("ADD = 94.10", "ADD = -1"), "'measured.instructions_per_output.ADD' must be a number >= 0"),
+    (lambda t: t.replace("[measured]", "[measured]\nfudge = 2"), "unknown key 'measured.fudge'"),
+])
+def test_invalid_measured_sections_are_rejected(tmp_path, edit, message):
+    (tmp_path / "esp32c3.toml").write_text(edit((boards_dir() / "esp32c3.toml").read_text()))
+    with pytest.raises(ConfigError) as info:
+        load_board("esp32c3", directory=tmp_path)
+    assert message in info.value.one_line()
+
+
+def test_the_c3_estimate_is_its_measured_instruction_model():
+    c3 = load_board("esp32c3")
+    cm = c3.cost_model
+    assert cm.measured and cm.stall_factor >= 1 and "MEASURED" in cm.source
+    # cycles = instructions x stall: a 1x1 convolution of 1 M MACs and 10 k outputs
+    ipm, ipo = c3.measured["instructions_per_mac"]["CONV_2D_1x1"], c3.measured["instructions_per_output"]["CONV_2D_1x1"]
+    expected_ms = (1_000_000 * ipm + 10_000 * ipo) * cm.stall_factor / (c3.cpu_mhz * 1e3)
+    assert cm.estimate_ms("CONV_2D_1x1", 1_000_000, 0, 10_000) == pytest.approx(expected_ms)
+    # boards without a measurement keep the published-figure model
+    assert not load_board("esp32").cost_model.measured
+
+
 def test_unknown_board_lists_known_ones():
     with pytest.raises(ConfigError) as info:
         load_board("esp8266")

@@ -23,6 +23,10 @@ EXPECTED_FILES = {
     "src/frame_decoder.cc", "src/gallery.h", "src/gallery.cc", "src/gallery_data.h", "src/model_data.h",
     "src/model_data.cc", "src/model_settings.h", "src/op_resolver.h",
     "native/Makefile", "native/platform_host.cc",
+    # the ESP32-C3 instruction-set build (rv32imc under qemu-riscv32)
+    "rv32/Makefile", "rv32/platform_rv32.cc", "rv32/runtime_rv32.c", "rv32/runtime_rv32.h",
+    "rv32/include/esp_timer.h", "rv32/include/bits/c++config.h", "rv32/include/bits/c++locale.h",
+    "rv32/include/bits/ctype_base.h", "rv32/include/bits/gthr-default.h", "rv32/include/bits/os_defines.h",
 }
 
 

@@ -1,9 +1,13 @@
 """Fixtures that start a real device process on a real pseudo-terminal and clean up after it.
 
 ``start_device(model_dir, *args)`` launches ``tinyface emulate`` (or, for the ``native``
-kind, ``tinyface emulate --native``: the firmware sources built on the host) in its own
-process group, waits for the port path it prints, and returns a :class:`DeviceProcess`.
+kind, ``tinyface emulate --native``: the firmware sources built on the host; for the ``isa``
+kind, ``tinyface emulate --isa``: the ESP32-C3 build for rv32imc under qemu-riscv32) in its
+own process group, waits for the port path it prints, and returns a :class:`DeviceProcess`.
+The firmware builds (minutes when cold) run here, before the startup timer starts.
 At teardown every process group is killed and reaped, and the test fails if a pty is left.
+
+In CI (CI=true) a firmware kind whose toolchain is missing fails instead of skipping.
 """
 
 from __future__ import annotations
@@ -51,12 +55,47 @@ def wait_gone(path: str, timeout_s: float = 5.0) -> bool:
     return True
 
 
-@pytest.fixture(params=["emulator", pytest.param("native", marks=pytest.mark.native)])
+def firmware_unavailable(kind: str) -> str | None:
+    """Why the ``native`` or ``isa`` firmware build cannot run here, or None."""
+    if kind == "native":
+        from tinyface.device.native import unavailable_reason
+    else:
+        from tinyface.device.isa import unavailable_reason
+    return unavailable_reason()
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip a firmware test on a machine without its toolchain; in CI, fail (none may skip there)."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"CI must run this test: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(params=["emulator", pytest.param("native", marks=pytest.mark.native),
+                        pytest.param("isa", marks=pytest.mark.isa)])
 def device_kind(request):
     """The device implementations every protocol/bench test runs against."""
-    if request.param == "native" and not os.environ.get("TFLM_DIR"):
-        pytest.skip("the native firmware build needs TFLM_DIR (a tflite-micro checkout)")
+    if request.param != "emulator":
+        reason = firmware_unavailable(request.param)
+        if reason:
+            skip_or_fail(f"the {request.param} firmware build is impossible here: {reason}")
     return request.param
+
+
+def prebuild(kind: str, model_dir) -> None:
+    """Build (or find cached) the firmware for ``model_dir`` before any startup timer runs."""
+    from tinyface.bundle import load_bundle
+
+    bundle = load_bundle(model_dir)
+    if kind == "native":
+        from tinyface.boards import load_board
+        from tinyface.device.native import prepare_native
+
+        prepare_native(bundle, load_board("esp32"))
+    else:
+        from tinyface.device.isa import prepare_isa
+
+        prepare_isa(bundle)
 
 
 @pytest.fixture
@@ -65,7 +104,9 @@ def start_device(tmp_path, device_kind):
     started: list[DeviceProcess] = []
 
     def start(model_dir, *args: str) -> DeviceProcess:
-        extra = ["--native"] if device_kind == "native" else []
+        extra = {"native": ["--native"], "isa": ["--isa"]}.get(device_kind, [])
+        if extra:
+            prebuild(device_kind, model_dir)
         err = tmp_path / f"device{len(started)}.stderr"
         with open(err, "wb") as err_file:
             proc = subprocess.Popen(cli_cmd("emulate", "--model", str(model_dir), *extra, *args),
@@ -92,9 +133,24 @@ def start_device(tmp_path, device_kind):
 
 @pytest.fixture
 def emulator_only(device_kind):
-    """For tests of the emulator's test-only options (fault injection, --baud)."""
+    """For tests of the emulator's test-only options (fault injection, --baud). Their firmware
+    kinds are deselected at collection (below), so CI shows no skipped firmware tests."""
     if device_kind != "emulator":
         pytest.skip("fault injection is an option of the Python emulator")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Drop the native/isa variants of emulator-only tests: they do not exist, rather than skip."""
+    keep, drop = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "emulator_only" in getattr(item, "fixturenames", ()) and params.get("device_kind", "emulator") != "emulator":
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.fixture

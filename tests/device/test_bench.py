@@ -40,6 +40,11 @@ def test_bench_end_to_end(start_device, tiny_bundle, lfw_dir, tmp_path):
     assert s["pairs"] >= 10 and 0.0 <= s["device_accuracy"] <= 1.0
     assert s["max_lsb_diff"] <= 1  # TFLM on the device vs TFLite on the host: same int8 model
     assert s["identical_decisions"] >= 0.9
+    assert s["identical_outputs_tflm"] == 1.0  # every device runs TFLM's int8 kernels: bit-exact with the host's
+    if printed["device"]["flags"] & 4:  # the instruction-set emulator: cycles are exact instruction counts
+        assert s["cycles_are"] == "instructions (a lower bound on cycles)"
+        counts = s["instructions_per_inference"]
+        assert counts["min"] > 10_000 and counts["spread"] < 0.01
     saved = load_result(out)  # the file has everything, including the raw outputs
     assert saved.complete and saved.summary == s and saved.outputs().shape == (24, 32)
     assert dev.proc.wait(timeout=20) == 0  # --once: the emulator exits when bench closes the port

@@ -72,7 +72,8 @@ def bench(ctx, port, board, images, model_path, data_dir, out_path, baud, timeou
         client = Client(transport, timeout_s=settings.bench.timeout_s, retries=settings.bench.retries, baud=baud,
                         port=port)
         device = api.handshake(client, bundle)
-        kind = "emulated " if device.emulated else ("native build " if device.native else "")
+        kind = ("emulated " if device.emulated else "native build " if device.native
+                else "instruction-set emulator, " if device.instructions else "")
         info(f"{port}: {kind}{device.board} firmware {device.firmware_version}, model {device.model_sha256[:16]} "
              f"matches {bundle.model_path}")
         n = settings.bench.images
@@ -99,11 +100,17 @@ def _print(result, out_path) -> None:
 
     s = result.summary
     est = " (ESTIMATED by the emulator's cost model)" if s.get("estimated_timings") else ""
+    if "cycles_are" in s:
+        est = " (a LOWER BOUND: instructions at the board's clock, one cycle each)"
     lat = s["latency_ms"]
     lines = [
         f"images        {s['images']} ({s['pairs']} pairs with both images sent), board {result.board}",
         f"latency ms    mean {lat['mean']:.2f}  p50 {lat['p50']:.2f}  p95 {lat['p95']:.2f}  max {lat['max']:.2f}{est}",
     ]
+    if "instructions_per_inference" in s:
+        ins = s["instructions_per_inference"]
+        lines.append(f"instructions  {ins['mean']:,.0f} per inference (min {ins['min']:,}, max {ins['max']:,}): "
+                     f"{s['cycles_are']}, counted on the instruction-set emulator")
     if "host_wall_ms_mean" in s:
         lines.append(f"host wall ms  mean {s['host_wall_ms_mean']:.2f} (TFLM kernels on this host)")
     link = result.link
@@ -116,6 +123,9 @@ def _print(result, out_path) -> None:
     if "identical_decisions" in s:
         lines.append(f"agreement     {s['identical_decisions'] * 100:.2f}% identical decisions, largest difference "
                      f"{s['max_lsb_diff']} LSB, {s['identical_outputs'] * 100:.1f}% identical outputs")
+    if "identical_outputs_tflm" in s:
+        lines.append(f"host TFLM     {s['identical_outputs_tflm'] * 100:.1f}% identical outputs to the host's "
+                     f"TFLM int8 (largest difference {s['max_lsb_diff_tflm']} LSB)")
     if out_path:
         lines.append(f"results       {out_path}")
     _click.echo("\n".join(lines))

@@ -54,7 +54,7 @@ def _print_table(selected) -> None:
         table.add_row(
             b.name, b.pio_board, f"{b.cpu_mhz:.0f}", _size(b.flash_bytes), _size(b.sram_arena_bytes),
             _size(b.psram_bytes), ESP_NN_KERNELS[b.esp_nn_kernels] if b.esp_nn else "no", f"{b.mac_budget / 1e6:.1f}M",
-            f"{cm.estimate_ms('CONV_2D', 1_000_000) - cm.overhead_us_per_op / 1e3:.1f}",
+            f"{cm.estimate_ms('CONV_2D_1x1', 1_000_000) - cm.overhead_us_per_op / 1e3:.1f}",
         )
     # Piped output keeps full rows instead of wrapping at 80 columns.
     console = out_console(width=None if sys.stdout.isatty() else 120)

@@ -6,7 +6,8 @@ import click
 
 
 @click.command()
-@click.option("--board", default="esp32", show_default=True, help="Board to emulate (boards/*.toml): name, clock, cost model.")
+@click.option("--board", default=None,
+              help="Board to emulate (boards/*.toml): name, clock, cost model [default: esp32; esp32c3 with --isa].")
 @click.option("--model", "model_path", type=click.Path(), default=None,
               help="Model bundle folder or .tflite (default: as `tinyface flash`: build/<board>/ if built, else the released models/<board>/, then build/esp32/, models/esp32/).")
 @click.option("--baud", type=click.IntRange(min=0), default=0, show_default=True,
@@ -15,11 +16,16 @@ import click
 @click.option("--once", is_flag=True, help="Exit when the first host that connects closes the port.")
 @click.option("--native", is_flag=True,
               help="Serve with the natively built firmware (needs TFLM_DIR) instead of the Python emulation.")
+@click.option("--isa", is_flag=True,
+              help="Serve with the firmware built for the ESP32-C3's instruction set (rv32imc) and run under "
+                   "qemu-riscv32 (needs TFLM_DIR=esp-tflite-micro and the Debian packages gcc-riscv64-unknown-elf "
+                   "picolibc-riscv64-unknown-elf qemu-user); cycles are instructions (a lower bound on cycles). "
+                   "Example: tinyface emulate --isa --once")
 @click.option("--drop-reply", "drop_replies", type=click.IntRange(min=1), multiple=True, metavar="N",
               help="TEST ONLY (fault injection): do not send the N-th reply (counted from 1). Repeatable.")
 @click.option("--corrupt-reply", "corrupt_replies", type=click.IntRange(min=1), multiple=True, metavar="N",
               help="TEST ONLY (fault injection): send the N-th reply with a broken CRC. Repeatable.")
-def emulate(board, model_path, baud, once, native, drop_replies, corrupt_replies):
+def emulate(board, model_path, baud, once, native, isa, drop_replies, corrupt_replies):
     """Run an emulated board on a pseudo-terminal and print its port path on stdout.
 
     The emulation answers every protocol message (docs/protocol.md) exactly as the firmware
@@ -33,6 +39,7 @@ def emulate(board, model_path, baud, once, native, drop_replies, corrupt_replies
       tinyface emulate                         # prints e.g. /dev/pts/3
       tinyface bench --port /dev/pts/3         # in another terminal
       tinyface emulate --baud 921600 --once &  # realistic link speed, one session
+      tinyface emulate --isa                   # the ESP32-C3 firmware on its instruction set (QEMU)
     """
     import sys
 
@@ -41,8 +48,20 @@ def emulate(board, model_path, baud, once, native, drop_replies, corrupt_replies
     from tinyface.console import info
     from tinyface.bundle import resolve_model
 
-    b = load_board(board)
+    if native and isa:
+        raise click.UsageError("--native and --isa are two different builds; choose one")
+    b = load_board(board or ("esp32c3" if isa else "esp32"))
     bundle = load_bundle(resolve_model(model_path, b.name))
+    if isa and (drop_replies or corrupt_replies):
+        raise click.UsageError("fault injection (--drop-reply, --corrupt-reply) is an option of the Python emulation")
+    if isa:
+        from tinyface.device.isa import COUNT_LABEL, check_board, run_isa_emulator
+
+        check_board(b.name)
+        run_isa_emulator(bundle, b, baud=baud, once=once,
+                         on_ready=lambda path, _: _announce(sys, info, path, f"{b.name} firmware on its instruction "
+                                                            f"set (qemu-riscv32), cycles = {COUNT_LABEL}", baud))
+        return
     if native:
         from tinyface.device.native import run_native_emulator
 

@@ -11,18 +11,25 @@ from tinyface.cli.common import json_option
 @click.option("--board", default="esp32", show_default=True, help="Board whose cost model prices the layers (boards/*.toml).")
 @click.option("--model", "model_path", type=click.Path(), default=None,
               help="Model bundle folder or .tflite (default: as `tinyface flash`: build/<board>/ if built, else the released models/<board>/, then build/esp32/, models/esp32/).")
+@click.option("--measured", is_flag=True,
+              help="Also MEASURE: count each op's instructions on the ESP32-C3 instruction-set emulator "
+                   "(the firmware built for rv32imc under qemu-riscv32; esp32c3 only; needs TFLM_DIR and "
+                   "the packages of `tinyface emulate --isa`). Example: tinyface profile --board esp32c3 --measured")
 @json_option
-def profile(board, model_path, as_json):
+def profile(board, model_path, measured, as_json):
     """Per-layer op, output shape, MACs, parameters and ESTIMATED milliseconds on a board.
 
     Estimates come from the board's cost model (cycles per MAC calibrated on a published
     TFLM timing, plus a fixed cost per op); the source of the coefficients is printed.
-    Measure the real figure with `tinyface bench --port PORT` on a flashed board.
+    Measure the real figure with `tinyface bench --port PORT` on a flashed board, or, for
+    the ESP32-C3, with --measured: instructions per op counted on its instruction set (a
+    lower bound on cycles), shown beside the estimate.
 
     \b
     Examples:
       tinyface profile --board esp32
       tinyface profile --board esp32s3 --model build/run1 --json
+      tinyface profile --board esp32c3 --measured
     """
     from pathlib import Path
 
@@ -37,6 +44,20 @@ def profile(board, model_path, as_json):
         path = path / "model.tflite"
     if not path.is_file():
         raise ModelError(f"no model at {path}", hint="pass --model PATH (a bundle folder or a .tflite)")
+    if measured:
+        from tinyface.bundle import load_bundle
+        from tinyface.console import err_console
+        from tinyface.profile import profile_measured
+
+        with err_console().status("building the ESP32-C3 (rv32imc) firmware and counting instructions"):
+            result = profile_measured(load_bundle(path), b)
+        if as_json:
+            from tinyface.console import print_json
+
+            print_json(result.to_dict())
+            return
+        _print_measured(result)
+        return
     result = profile_model(path.read_bytes(), b.cost_model, board=b.name, model=str(path))
     if as_json:
         from tinyface.console import print_json
@@ -66,3 +87,34 @@ def _print(result) -> None:
     console.print(f"estimated {result.total_est_ms:.2f} ms = {result.total_est_cycles:,} cycles at "
                   f"{result.cpu_mhz:.0f} MHz; parameters {result.total_param_bytes:,} bytes", soft_wrap=True)
     console.print(f"cost model: {result.cost_source}", style="dim", soft_wrap=True)
+
+
+def _print_measured(result) -> None:
+    import sys
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{result.model} on {result.board}: instructions MEASURED on the instruction-set emulator, "
+                        f"latency ESTIMATED by the cost model", title_justify="left")
+    for header in ("#", "op", "output shape", "MACs", "instructions", "instr/MAC", "meas. ms", "est. ms", "est/meas"):
+        table.add_column(header, justify="left" if header in ("op", "output shape") else "right")
+    mhz = result.cpu_mhz * 1e3
+    for layer in result.layers:
+        meas_ms = layer.instructions * result.stall_factor / mhz
+        table.add_row(str(layer.index), layer.op, "x".join(map(str, layer.output_shape)), f"{layer.macs:,}",
+                      f"{layer.instructions:,}", f"{layer.instructions / layer.macs:.2f}" if layer.macs else "-",
+                      f"{meas_ms:.3f}", f"{layer.est_ms:.3f}",
+                      f"{layer.est_ms / meas_ms - 1:+.0%}" if meas_ms else "-")
+    table.add_section()
+    table.add_row("", "Invoke()", "", f"{sum(x.macs for x in result.layers):,}", f"{result.total_instructions:,}", "",
+                  f"{result.measured_ms:.2f}", f"{result.total_est_ms:.2f}",
+                  f"{result.total_est_ms / result.measured_ms - 1:+.1%}")
+    console = Console(width=None if sys.stdout.isatty() else 140)
+    console.print(table)
+    console.print(f"MEASURED: {result.total_instructions:,} instructions (a lower bound on cycles) = at least "
+                  f"{result.lower_bound_ms:.2f} ms at {result.cpu_mhz:.0f} MHz; meas. ms = instructions x stall factor "
+                  f"{result.stall_factor:g} (cycles per instruction assumed, docs/boards.md) = "
+                  f"{result.measured_ms:.2f} ms",
+                  soft_wrap=True)
+    console.print(f"ESTIMATED: {result.total_est_ms:.2f} ms by the cost model: {result.cost_source}", soft_wrap=True)

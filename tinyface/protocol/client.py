@@ -97,6 +97,11 @@ class DeviceInfo:
         return bool(self.flags & spec.Flag.NATIVE)
 
     @property
+    def instructions(self) -> bool:
+        """Cycles are executed instructions (an instruction-set emulator): a lower bound on cycles."""
+        return bool(self.flags & spec.Flag.INSTRUCTIONS)
+
+    @property
     def input_bytes(self) -> int:
         _, h, w, c = self.input_shape
         return h * w * c

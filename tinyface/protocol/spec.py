@@ -110,6 +110,7 @@ class Flag(IntEnum):
 
     EMULATED = 0x1  # cycles/latency are estimated from a cost model, not measured on a chip
     NATIVE = 0x2  # the firmware sources built natively on a host (timings are host timings)
+    INSTRUCTIONS = 0x4  # cycles are instructions executed on an instruction-set emulator (a lower bound on cycles)
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,7 @@ INFO_REPLY = _s(
     ("free_sram_bytes", "I", "free internal-SRAM heap after setup (0: not measured, e.g. emulated)"),
     ("free_psram_bytes", "I", "free PSRAM heap after setup (0: no PSRAM, or not measured)"),
     ("cpu_hz", "I", "CPU clock that cycle counts refer to"),
-    ("flags", "I", "Flag bits (EMULATED, NATIVE)"),
+    ("flags", "I", "Flag bits (EMULATED, NATIVE, INSTRUCTIONS)"),
     ("input_h", "H", "input height"),
     ("input_w", "H", "input width"),
     ("input_c", "H", "input channels"),

@@ -1,0 +1,207 @@
+"""tinyface.device.isa: the ESP32-C3 firmware built for rv32imc and run under qemu-riscv32
+with the instruction-counting plugin (real cross compiler, real QEMU, real pty). The
+protocol, bench and gallery tests of tests/device run on it too (the ``isa`` device kind)."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tinyface.errors import ToolchainError
+
+pytestmark = pytest.mark.isa
+
+COUNTER_FD = 987
+
+
+@pytest.fixture(scope="session")
+def isa_toolchain():
+    from tinyface.device.isa import find_toolchain, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"CI must run the rv32 tests: {reason}")
+        pytest.skip(f"the rv32 build is impossible here: {reason}")
+    return find_toolchain()
+
+
+@pytest.fixture(scope="session")
+def plugin(isa_toolchain):
+    from tinyface.device.isa import build_plugin
+
+    return build_plugin(isa_toolchain)
+
+
+def _assemble(tmp_path, source: str):
+    src = tmp_path / "guest.S"
+    src.write_text(source)
+    exe = tmp_path / "guest"
+    subprocess.run(["riscv64-unknown-elf-gcc", "-march=rv32imc", "-mabi=ilp32", "-nostdlib", "-static",
+                    "-o", str(exe), str(src)], check=True)
+    return exe
+
+
+LOOP = """
+.global _start
+_start:
+  li t0, {n}
+1: addi t0, t0, -1
+  bnez t0, 1b
+  li a0, 0
+  li a7, 93
+  ecall
+"""
+
+
+def test_plugin_counts_a_loop_exactly(tmp_path, plugin):
+    # li of a large constant is lui+addi (2), the loop 2 per iteration, then li, li, ecall (3)
+    exe = _assemble(tmp_path, LOOP.format(n=1_000_000))
+    proc = subprocess.run(["qemu-riscv32", "-plugin", f"{plugin},total=on", str(exe)], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "insn_count: 2000005 instructions" in proc.stderr
+
+
+# Reads the counter (8 bytes from COUNTER_FD) before and after a loop of n iterations and
+# writes both readings to stdout (no linker relaxation: gp is not set up). Between the two
+# ecalls of the reads run: the rest of the first read's code (none), the loop setup li
+# (lui+addi: 2), 2n loop instructions, and the second read's setup (li a0, la a1 =
+# auipc+addi, li a2, li a7: 5) plus its ecall (1).
+READ_AROUND_LOOP = """
+.option norelax
+.global _start
+_start:
+  li a0, {fd}
+  la a1, buf
+  li a2, 8
+  li a7, 63
+  ecall
+  li t0, {n}
+1: addi t0, t0, -1
+  bnez t0, 1b
+  li a0, {fd}
+  la a1, buf + 8
+  li a2, 8
+  li a7, 63
+  ecall
+  li a0, 1
+  la a1, buf
+  li a2, 16
+  li a7, 64
+  ecall
+  li a0, 0
+  li a7, 93
+  ecall
+.data
+buf: .space 16
+"""
+
+
+def test_the_guest_reads_the_exact_count_through_the_counter_fd(tmp_path, plugin):
+    n = 300_000
+    exe = _assemble(tmp_path, READ_AROUND_LOOP.format(fd=COUNTER_FD, n=n))
+    proc = subprocess.run(["qemu-riscv32", "-plugin", f"{plugin},fd={COUNTER_FD}", str(exe)], capture_output=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    before, after = struct.unpack("<QQ", proc.stdout)
+    assert before > 0
+    assert after - before == 2 + 2 * n + 5 + 1
+
+
+def test_without_the_plugin_the_counter_reads_nothing(tmp_path, isa_toolchain):
+    exe = _assemble(tmp_path, READ_AROUND_LOOP.format(fd=COUNTER_FD, n=10))
+    proc = subprocess.run(["qemu-riscv32", str(exe)], capture_output=True, timeout=60)
+    assert proc.returncode == 0
+    assert proc.stdout == bytes(16)  # both reads failed (EBADF): the buffer stays zero
+
+
+@pytest.fixture(scope="session")
+def isa_program(isa_toolchain, tiny_bundle):
+    from tinyface.device.isa import prepare_isa
+
+    return prepare_isa(tiny_bundle)
+
+
+def test_rv32_firmware_counts_instructions_and_matches_host_tflm(isa_program, tiny_bundle, connect):
+    from tinyface.device.isa import spawn_isa
+    from tinyface.device.pty import open_pty
+    from tinyface.runtime import TflmRunner
+
+    master, path = open_pty()
+    proc = spawn_isa(isa_program, master)
+    try:
+        client = connect(path, timeout_s=20.0)
+        info = client.info()
+        assert info.instructions and not info.native and not info.emulated
+        assert info.board == "esp32c3" and info.cpu_hz == 160_000_000
+        x = np.random.default_rng(3).integers(-128, 128, (6, *tiny_bundle.meta.input_shape[1:]), dtype=np.int8)
+        replies = [client.infer(item) for item in x] + [client.infer(x[0])]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        os.close(master)
+    chip = np.stack([r.output for r in replies[:-1]])
+    assert np.array_equal(chip, TflmRunner(tiny_bundle.model_bytes).run(x).reshape(len(x), -1))
+    counts = [r.cycles for r in replies]
+    assert min(counts) > 10_000  # a real model's instructions, not a clock
+    assert replies[-1].cycles == replies[0].cycles  # the same input: the same exact count
+    assert max(counts) / min(counts) < 1.01  # int8 kernels barely depend on the data
+    # latency is the count at the board's clock: the least time the chip can take
+    assert abs(replies[0].latency_us - replies[0].cycles / 160) <= 1
+
+
+def test_profile_measured_per_op_and_the_estimate_within_15_percent(isa_toolchain):
+    proc = subprocess.run([sys.executable, "-m", "tinyface.cli.main", "profile", "--board", "esp32c3", "--measured",
+                           "--json"], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)
+    assert "MEASURED" in result["instructions_are"] and "ESTIMATED" in result["est_ms_is"]
+    from tinyface.graph import analyze
+    from tinyface.profile import default_model_dir
+
+    layers = analyze((default_model_dir("esp32c3") / "model.tflite").read_bytes()).layers
+    assert [x["op"] for x in result["layers"]] == [x.op for x in layers]
+    assert all(layer["instructions"] > 0 for layer in result["layers"])
+    assert sum(layer["instructions"] for layer in result["layers"]) < result["total_instructions"]
+    assert result["stall_factor"] >= 1
+    assert abs(result["est_vs_measured"]) < 0.15
+
+
+def test_a_missing_cross_compiler_is_one_line_naming_the_packages(tmp_path):
+    env = {**os.environ, "PATH": str(tmp_path)}  # nothing on PATH: no riscv64-unknown-elf-gcc, no qemu
+    proc = subprocess.run([sys.executable, "-m", "tinyface.cli.main", "emulate", "--isa"], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert proc.returncode == ToolchainError.exit_code
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tinyface: error:")
+    assert "gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-user" in lines[0]
+
+
+def test_emulate_isa_refuses_an_xtensa_board():
+    proc = subprocess.run([sys.executable, "-m", "tinyface.cli.main", "emulate", "--isa", "--board", "esp32"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and proc.returncode != 70
+    assert "esp32c3" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_without_the_plugin_the_firmware_claims_no_instruction_count(isa_program, tiny_bundle, connect):
+    from tinyface.device.pty import open_pty
+
+    master, path = open_pty()
+    proc = subprocess.Popen(["qemu-riscv32", str(isa_program.program)], stdin=master, stdout=master, close_fds=True)
+    try:
+        client = connect(path, timeout_s=20.0)
+        assert not client.info().instructions
+        reply = client.infer(np.zeros(tiny_bundle.meta.input_shape[1:], np.int8))
+        assert reply.cycles == 0 and reply.output.size == tiny_bundle.meta.embedding_dim
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        os.close(master)

@@ -1,0 +1,332 @@
+"""The ESP32-C3 instruction-set build of the firmware: the generated project's own sources
+compiled for rv32imc (the C3's RISC-V core) against esp-tflite-micro with ESP-NN's C
+kernels, linked with picolibc, and run as a Linux user program under ``qemu-riscv32`` with
+an instruction-counting TCG plugin (firmware/qemu/insn_count.c). It serves the protocol on
+a pseudo-terminal exactly as the board does; INFER's cycle field is the exact number of
+instructions ``Invoke()`` executed: a lower bound on the chip's cycles.
+
+Where things come from (environment):
+    TFLM_DIR              esp-tflite-micro (needs tensorflow/lite/micro/kernels/esp_nn/)
+    TFLM_THIRD_PARTY_DIR  flatbuffers/, gemmlowp/, ruy/ (default: $TFLM_DIR/third_party)
+    ESP_NN_DIR            esp-nn (default: esp-nn beside $TFLM_DIR, as in ../shared/vendor)
+    TINYFACE_ISA_CACHE    where builds are cached (default ~/.cache/tinyface/isa)
+    TINYFACE_NATIVE_JOBS  parallel compile jobs (default 2)
+
+Debian packages: gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-user (and the
+host's gcc/g++ 12 for the plugin and libstdc++'s headers). Builds are cached by content:
+TFLM and ESP-NN objects once per tree and flags, the program once per generated source tree,
+the plugin once per source.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from tinyface.device.native import _build_lock, _compiler_version, _git_head, _tree_hash
+from tinyface.errors import DeviceError, ToolchainError
+from tinyface.resources import firmware_dir
+
+ISA_BOARD = "esp32c3"  # the one RISC-V board: the ESP32 and ESP32-S3 are Xtensa
+PROGRAM_NAME = "tinyface_rv32"
+APT_PACKAGES = "gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-user"
+CROSS = "riscv64-unknown-elf-"
+QEMU = "qemu-riscv32"
+PICOLIBC_DIR = Path("/usr/lib/picolibc/riscv64-unknown-elf")
+LIBSTDCXX_DIR = Path("/usr/include/c++/12")
+LIBSTDCXX_TARGET_DIR = Path("/usr/include/x86_64-linux-gnu/c++/12")
+COUNTER_FD = 987  # platform_rv32.cc's TF_RV32_COUNTER_FD
+KERNELS = ("esp_nn", "reference")
+# Bump when the way the rv32 build compiles TFLM changes (invalidates cached objects).
+ISA_BUILD_VERSION = 1
+COUNT_LABEL = "instructions (a lower bound on cycles)"
+
+
+@dataclass(frozen=True)
+class IsaToolchain:
+    tflm_dir: Path
+    third_party_dir: Path
+    esp_nn_dir: Path
+    qemu: str
+    host_cc: str
+    kernels: str = "esp_nn"
+
+    def key(self) -> str:
+        """Identifies the TFLM/ESP-NN objects: the trees, the compilers and the kernels."""
+        parts = [str(ISA_BUILD_VERSION), str(self.tflm_dir), _git_head(self.tflm_dir), str(self.third_party_dir),
+                 str(self.esp_nn_dir), _mtime(self.esp_nn_dir / "include/esp_nn.h"), self.kernels,
+                 _compiler_version(CROSS + "g++"), _mtime(PICOLIBC_DIR / "lib/rv32im/ilp32/libc.a"),
+                 str(LIBSTDCXX_DIR)]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("TINYFACE_ISA_CACHE")
+    return Path(env).expanduser() if env else Path("~/.cache/tinyface/isa").expanduser()
+
+
+def _missing_packages() -> ToolchainError:
+    return ToolchainError("the ESP32-C3 instruction-set emulator needs the RISC-V compiler, picolibc and QEMU",
+                          hint=f"apt-get install {APT_PACKAGES}")
+
+
+def find_toolchain(kernels: str = "esp_nn") -> IsaToolchain:
+    """The trees and tools of the rv32 build.
+
+    Raises:
+        ToolchainError: one line naming what is missing (the apt packages, or the variable to set).
+    """
+    if kernels not in KERNELS:
+        raise ToolchainError(f"unknown kernels {kernels!r} (one of {', '.join(KERNELS)})")
+    for tool in (CROSS + "gcc", CROSS + "g++", QEMU):
+        if shutil.which(tool) is None:
+            raise _missing_packages()
+    if not (PICOLIBC_DIR / "lib/rv32im/ilp32/libc.a").is_file():
+        raise _missing_packages()
+    if not (LIBSTDCXX_DIR / "cstdint").is_file() or not (LIBSTDCXX_TARGET_DIR / "bits/c++config.h").is_file():
+        raise ToolchainError(f"libstdc++'s GCC 12 headers are not in {LIBSTDCXX_DIR}", hint="apt-get install g++-12")
+    host_cc = os.environ.get("CC") or "gcc"
+    if shutil.which(host_cc) is None:
+        raise ToolchainError(f"{host_cc} not found on PATH; the QEMU plugin is built with the host's C compiler",
+                             hint="apt-get install gcc")
+    tflm = os.environ.get("TFLM_DIR")
+    if not tflm:
+        raise ToolchainError("TFLM_DIR is not set; the ESP32-C3 build needs esp-tflite-micro",
+                             hint="export TFLM_DIR=/path/to/esp-tflite-micro (docs/firmware.md)")
+    tflm_dir = Path(tflm).expanduser().resolve()
+    if not (tflm_dir / "tensorflow/lite/micro/micro_interpreter.h").is_file():
+        raise ToolchainError(f"TFLM_DIR={tflm} is not a tflite-micro tree (no tensorflow/lite/micro)")
+    third = os.environ.get("TFLM_THIRD_PARTY_DIR")
+    third_dir = Path(third).expanduser().resolve() if third else tflm_dir / "third_party"
+    if not (third_dir / "flatbuffers/include/flatbuffers/flatbuffers.h").is_file():
+        raise ToolchainError(f"TFLM's third-party headers are not in {third_dir}",
+                             hint="set TFLM_THIRD_PARTY_DIR to a folder with flatbuffers/, gemmlowp/ and ruy/")
+    nn = os.environ.get("ESP_NN_DIR")
+    nn_dir = Path(nn).expanduser().resolve() if nn else tflm_dir.parent / "esp-nn"
+    if kernels == "esp_nn":
+        if not (tflm_dir / "tensorflow/lite/micro/kernels/esp_nn").is_dir():
+            raise ToolchainError(f"TFLM_DIR={tflm} has no kernels/esp_nn/ (an esp-tflite-micro tree is needed)",
+                                 hint="or build TFLM's reference kernels (--kernels reference)")
+        if not (nn_dir / "include/esp_nn.h").is_file():
+            raise ToolchainError(f"ESP-NN not found at {nn_dir}", hint="export ESP_NN_DIR=/path/to/esp-nn")
+    return IsaToolchain(tflm_dir, third_dir, nn_dir, QEMU, host_cc, kernels)
+
+
+def unavailable_reason() -> str | None:
+    """Why the rv32 build cannot run here (for test skips), or None if it can."""
+    try:
+        find_toolchain()
+    except ToolchainError as exc:
+        return exc.one_line()
+    return None
+
+
+def build_plugin(toolchain: IsaToolchain | None = None) -> Path:
+    """Compile the instruction-counting QEMU plugin (cached by its source); returns the .so."""
+    host_cc = toolchain.host_cc if toolchain else (os.environ.get("CC") or "gcc")
+    source = firmware_dir() / "qemu" / "insn_count.c"
+    digest = hashlib.sha256(source.read_bytes() + host_cc.encode()).hexdigest()[:16]
+    root = cache_dir()
+    plugin = root / "plugin" / f"insn_count-{digest}.so"
+    if plugin.is_file():
+        return plugin
+    plugin.parent.mkdir(parents=True, exist_ok=True)
+    tmp = plugin.with_name(f".{plugin.name}.{os.getpid()}.tmp")
+    proc = subprocess.run([host_cc, "-shared", "-fPIC", "-O2", "-Wall", "-o", str(tmp), str(source)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0 or not tmp.is_file():
+        tmp.unlink(missing_ok=True)
+        first = next((ln for ln in proc.stderr.splitlines() if "error" in ln), proc.stderr.strip()[:300])
+        raise ToolchainError(f"building the QEMU plugin failed: {first}")
+    os.replace(tmp, plugin)
+    return plugin
+
+
+def build_rv32(project_dir: str | Path, toolchain: IsaToolchain | None = None, jobs: int | None = None,
+               log=None) -> Path:
+    """Compile the generated project's rv32 build; returns the program's path (cached).
+
+    Raises:
+        ToolchainError: no toolchain, or the build failed (the message has the first error).
+    """
+    toolchain = toolchain or find_toolchain()
+    project_dir = Path(project_dir).resolve()
+    if not (project_dir / "rv32" / "Makefile").is_file():
+        raise ToolchainError(f"{project_dir} is not a generated firmware project (no rv32/Makefile)")
+    app_key = _tree_hash(project_dir, ("src", "rv32"), toolchain.key())
+    root = cache_dir()
+    out_dir = root / "bin" / app_key
+    program = out_dir / PROGRAM_NAME
+    if program.is_file():
+        return program
+    jobs = jobs or int(os.environ.get("TINYFACE_NATIVE_JOBS", "2"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp_program = out_dir / f".{PROGRAM_NAME}.{os.getpid()}.tmp"
+    cmd = ["make", "-C", str(project_dir / "rv32"), f"-j{jobs}", f"TFLM_DIR={toolchain.tflm_dir}",
+           f"TFLM_THIRD_PARTY_DIR={toolchain.third_party_dir}", f"ESP_NN_DIR={toolchain.esp_nn_dir}",
+           f"KERNELS={toolchain.kernels}", f"CROSS={CROSS}", f"PICOLIBC_DIR={PICOLIBC_DIR}",
+           f"LIBSTDCXX_DIR={LIBSTDCXX_DIR}", f"LIBSTDCXX_TARGET_DIR={LIBSTDCXX_TARGET_DIR}",
+           f"BUILD_DIR={out_dir / 'obj'}", f"TFLM_OBJ_DIR={root / ('tflm-' + toolchain.key())}",
+           f"PROGRAM={tmp_program}"]
+    with _build_lock(root):
+        if program.is_file():  # another process built it while we waited
+            return program
+        lines: list[str] = []
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env={**os.environ, "LC_ALL": "C"})
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+            if log:
+                log(line.rstrip("\n"))
+        if proc.wait() != 0 or not tmp_program.is_file():
+            tmp_program.unlink(missing_ok=True)
+            log_path = out_dir / "build.log"
+            log_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            first = next((ln for ln in lines if "error" in ln.lower()), lines[-1] if lines else "no output")
+            raise ToolchainError(f"rv32 build failed: {first.strip()[:300]}", hint=f"full log: {log_path}")
+        os.replace(tmp_program, program)
+    return program
+
+
+@dataclass(frozen=True)
+class IsaProgram:
+    """A built rv32 firmware and the plugin that counts its instructions."""
+
+    program: Path
+    plugin: Path
+    kernels: str = "esp_nn"  # ESP-NN's C kernels, or TFLM's "reference" ones
+
+    def command(self, *args: str) -> list[str]:
+        return [QEMU, "-plugin", f"{self.plugin},fd={COUNTER_FD}", str(self.program), *args]
+
+
+def prepare_isa(bundle, board=None, arena_margin: float = 0.15, project_dir: str | Path | None = None,
+                kernels: str = "esp_nn", log=None) -> IsaProgram:
+    """Generate the esp32c3 firmware project for ``bundle`` and build it for rv32imc (cached).
+
+    Raises:
+        ToolchainError: missing packages or trees, or a failed build.
+        DeviceError: ``board`` is not the ESP32-C3.
+    """
+    from tinyface.boards import load_board
+    from tinyface.codegen import generate_project
+
+    board = board or load_board(ISA_BOARD)
+    check_board(board.name)
+    toolchain = find_toolchain(kernels)
+    if project_dir is None:
+        project_dir = cache_dir() / "projects" / f"{board.name}-{bundle.model_hash[:16]}"
+    generate_project(bundle, board, project_dir, arena_margin=arena_margin)
+    plugin = build_plugin(toolchain)
+    return IsaProgram(build_rv32(project_dir, toolchain, log=log), plugin, kernels)
+
+
+def check_board(name: str) -> None:
+    if name != ISA_BOARD:
+        raise DeviceError(f"the instruction-set emulator runs the ESP32-C3 (rv32imc); {name} is not a RISC-V chip",
+                          hint=f"use --board {ISA_BOARD}")
+
+
+def spawn_isa(prog: IsaProgram, master_fd: int, baud: int = 0, once: bool = False,
+              storage_dir: str | Path | None = None) -> subprocess.Popen:
+    """Start the rv32 firmware under qemu-riscv32, serving the protocol on ``master_fd``."""
+    args = ["--baud", str(int(baud))]
+    if once:
+        args.append("--once")
+    if storage_dir is not None:
+        Path(storage_dir).mkdir(parents=True, exist_ok=True)
+        args += ["--storage", str(storage_dir)]
+    return subprocess.Popen(prog.command(*args), stdin=master_fd, stdout=master_fd, close_fds=True)
+
+
+def run_isa_emulator(bundle, board=None, baud: int = 0, once: bool = False, on_ready=None,
+                     stop: threading.Event | None = None, storage_dir: str | Path | None = None,
+                     kernels: str = "esp_nn") -> int:
+    """`tinyface emulate --isa`: build (cached) and serve the rv32 firmware under QEMU on a pty.
+
+    Returns:
+        qemu's exit status.
+    """
+    import signal
+
+    from tinyface.console import err_console
+    from tinyface.device.pty import open_pty
+
+    with err_console().status("building the ESP32-C3 (rv32imc) firmware (first time: a few minutes)"):
+        prog = prepare_isa(bundle, board, kernels=kernels)
+    master_fd, path = open_pty()
+    stop = stop or threading.Event()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    proc = spawn_isa(prog, master_fd, baud=baud, once=once, storage_dir=storage_dir)
+    try:
+        if on_ready:
+            on_ready(path, proc)
+        while proc.poll() is None and not stop.wait(0.1):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        os.close(master_fd)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    return proc.returncode
+
+
+@dataclass
+class MeasuredOp:
+    index: int
+    op: str
+    instructions: int
+
+
+@dataclass
+class MeasuredProfile:
+    """Instructions per operator of one inference on the emulated ESP32-C3 (TFLM's profiler)."""
+
+    ops: list[MeasuredOp]
+    total_instructions: int  # all of Invoke(), including the interpreter between operators
+    kernels: str
+
+
+def measure_profile(prog: IsaProgram, input_int8: bytes, timeout_s: float = 300.0) -> MeasuredProfile:
+    """Run one inference of ``input_int8`` with the rv32 program's --profile mode.
+
+    Raises:
+        DeviceError: the program failed (no counter, a bad model, a crash).
+    """
+    proc = subprocess.run(prog.command("--profile"), input=input_int8, capture_output=True, timeout=timeout_s)
+    if proc.returncode != 0:
+        why = {7: "the instruction counter did not answer"}.get(proc.returncode, f"exit status {proc.returncode}")
+        raise DeviceError(f"profiling on the emulated ESP32-C3 failed: {why}",
+                          hint=proc.stderr.decode(errors="replace").strip()[-300:] or None)
+    ops: list[MeasuredOp] = []
+    total = 0
+    for line in proc.stdout.decode().splitlines():
+        index, op, count = line.split("\t")
+        if index == "total":
+            total = int(count)
+        else:
+            ops.append(MeasuredOp(int(index), op, int(count)))
+    return MeasuredProfile(ops, total, prog.kernels)
+
+
+def _mtime(path: Path) -> str:
+    try:
+        return str(path.stat().st_mtime_ns)
+    except OSError:
+        return "missing"
