@@ -212,6 +212,23 @@ def is_dark(rgb: np.ndarray) -> bool:
     return float(np.percentile(_luminance(rgb), 99)) < DARK_P99
 
 
+def brighten(rgb: np.ndarray) -> np.ndarray:
+    """A dark photo made viewable for the embedders (colour kept): a 3x3 median against the
+    sensor noise, then each pixel's luminance stretched (1st-99.5th percentile to 0-255,
+    gamma to a mid-grey median) by scaling its R, G and B alike."""
+    from PIL import Image, ImageFilter
+
+    smooth = np.asarray(Image.fromarray(rgb).filter(ImageFilter.MedianFilter(3)), np.float32)
+    lum = smooth @ np.array([0.299, 0.587, 0.114], np.float32) if smooth.ndim == 3 else smooth
+    lo, hi = np.percentile(lum, [1, 99.5])
+    y = np.clip((lum - lo) / max(hi - lo, 1.0), 0, 1)
+    median = float(np.median(y))
+    gamma = math.log(0.45) / math.log(min(max(median, 0.02), 0.9))
+    ratio = 255 * y ** gamma / np.maximum(lum, 1.0)
+    out = smooth * (ratio[:, :, None] if smooth.ndim == 3 else ratio)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
 def equalise(rgb: np.ndarray, denoise: bool = False) -> np.ndarray:
     """Histogram-equalised luminance (uint8, H x W): contrast normalisation for dark,
     low-contrast or unevenly lit photos. ``denoise`` first smooths (3x3 median) the sensor
@@ -259,12 +276,7 @@ class Aligner:
             rect = max(rects, key=lambda r: r.area())
             if scale != 1.0:
                 rect = _scale_rect(rect, 1 / scale)
-            found = Alignment(_points(predictor(rgb, rect)), True, "detector")
-            # implausible landmarks (none in LFW: 0 of 1,015 sampled) get a second look
-            if not self.rescue or implausible(found.landmarks, (h, w)) is None:
-                return found
-            rescued = self._rescue(work, scale, (h, w))
-            return rescued if rescued.detected else found
+            return Alignment(_points(predictor(rgb, rect)), True, "detector")
         if not self.rescue:
             return Alignment(np.zeros((N_LANDMARKS, 2), np.float32), False)
         return self._rescue(work, scale, (h, w))
@@ -449,10 +461,13 @@ def cut_chip(rgb: np.ndarray, alignment: Alignment, size: int, padding: float, c
     """Warp the face onto a ``size`` x ``size`` chip: uint8 (size, size, channels).
 
     Downscaling is done in two steps (an area-averaged resize, then a bilinear warp) so a
-    48-pixel chip from a 120-pixel face does not alias.
+    48-pixel chip from a 120-pixel face does not alias. A dark photo (``is_dark``) is
+    brightened first (``brighten``): the embedders were trained on well-exposed faces.
     """
     from PIL import Image
 
+    if rgb.ndim == 3 and is_dark(rgb):  # never true of an LFW photo: their chips are unchanged
+        rgb = brighten(rgb)
     matrix = chip_affine(alignment, rgb.shape[:2], size, padding)
     if perturbation is not None:
         matrix = (perturbation.matrix(size) @ np.vstack([matrix, [0, 0, 1]]))[:2]
