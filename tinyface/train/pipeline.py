@@ -255,6 +255,8 @@ def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progr
         st.finish()
     result.stages.append(StageInfo("evaluate", st.fp, skipped, time.perf_counter() - t0))
     notify("done", {"name": "evaluate", "skipped": skipped})
+    metrics["dataset"] = describe_dataset(d.data_path())
+    metrics["smoke_test"] = bool(quick)
     result.metrics = metrics
 
     notify("stage", {"name": "report"})
@@ -300,6 +302,22 @@ def _qat(model, x_train, t_train, augment, settings, calib, prune_preserving: bo
     return quantize.convert_int8(qat_model, calib)
 
 
+def describe_dataset(root: Path) -> dict:
+    """Which data a build used, in the words its report, model card and summary print:
+    ``name``, ``kind`` ("lfw-view1" or "folders"), ``test`` (what the test pairs are) and
+    ``root``. LFW is recognised as the splits recognise it (tinyface.data.splits)."""
+    from tinyface.data import lfw
+    from tinyface.data.dataset import resolve_images_dir
+
+    root = Path(root).expanduser()
+    is_lfw = (resolve_images_dir(root) != root and (root / "pairs.txt").is_file()
+              and (root / lfw.PEOPLE_DEV_TRAIN).is_file())
+    if is_lfw:
+        return {"name": "LFW", "kind": "lfw-view1", "test": "LFW pairsDevTest", "root": str(root)}
+    name = root.resolve().name or str(root)
+    return {"name": name, "kind": "folders", "test": f"pairs of held-out people of {name}", "root": str(root)}
+
+
 def _write_bundle(out_dir: Path, metrics: dict, settings, preset) -> Path:
     from tinyface.bundle import save_bundle
     from tinyface.train.quantize import bundle_meta
@@ -310,8 +328,18 @@ def _write_bundle(out_dir: Path, metrics: dict, settings, preset) -> Path:
         flat, threshold=float(tflm["verification"]["threshold"]),
         identify_threshold=float(tflm["identification"]["threshold"]), arena_bytes=int(tflm["arena_bytes"]),
         macs=int(tflm["macs"]), name=f"tinyface-{preset.name}", preset=preset.name, crop_padding=settings.data.padding,
-        extra={"arch": settings.student.arch, "width": settings.student.width,
-               "lfw_pairs_dev_test_accuracy": tflm["verification"]["accuracy"]},
+        extra={"arch": settings.student.arch, "width": settings.student.width, **_accuracy_fields(metrics)},
     )
     save_bundle(out_dir, flat, meta)
     return out_dir
+
+
+def _accuracy_fields(metrics: dict) -> dict:
+    """model.json's record of the test accuracy: which data it is on, and whether the model is
+    a `--quick` smoke test (whose accuracy says nothing about a real model)."""
+    dataset = metrics.get("dataset") or {"kind": "lfw-view1", "test": "LFW pairsDevTest"}
+    accuracy = metrics["stages"]["tflm_int8"]["verification"]["accuracy"]
+    fields = {"test_data": dataset["test"], "test_accuracy": accuracy, "smoke_test": bool(metrics.get("smoke_test"))}
+    if dataset["kind"] == "lfw-view1":
+        fields["lfw_pairs_dev_test_accuracy"] = accuracy
+    return fields
