@@ -106,3 +106,21 @@ def test_report_and_model_card_name_the_data_used_and_flag_a_smoke_test(lfw_dir,
     assert "lfw_pairs_dev_test_accuracy" not in fields
     lfw = _accuracy_fields(_metrics(describe_dataset(lfw_dir), smoke))
     assert lfw["lfw_pairs_dev_test_accuracy"] == lfw["test_accuracy"] == 0.9
+
+
+def test_flash_warns_before_flashing_a_smoke_test_model(tiny_bundle, tmp_path):
+    from tinyface.bundle import load_bundle, save_bundle
+
+    for smoke in (True, False):
+        meta = load_bundle(tiny_bundle.model_path.parent).meta
+        meta.extra = {**meta.extra, "smoke_test": smoke}
+        model = tmp_path / f"model-{smoke}"
+        save_bundle(model, tiny_bundle.model_bytes, meta)
+        proc = subprocess.run([sys.executable, "-m", "tinyface.cli.main", "flash", "--board", "esp32", "--dry-run",
+                               "--model", str(model), "--project-dir", str(tmp_path / f"project-{smoke}")],
+                              capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+        assert proc.returncode == 0, proc.stderr
+        warned = "tinyface: warning:" in proc.stderr and "smoke-test model" in proc.stderr
+        assert warned == smoke, proc.stderr
+        if smoke:  # before anything else is said
+            assert proc.stderr.lstrip().startswith("tinyface: warning:"), proc.stderr
