@@ -5,7 +5,7 @@ crops, dark photos and one-sided light, made from LFW *training* people, vs the 
                                     [--images 4] [--baseline] [--json]
 
 Writes the test sets under --out (outside the repository; never committed):
-``untouched/``, ``tight/``, ``dark/`` and ``side/``, one folder per person, the same images in
+``untouched/``, ``tight/``, ``dim/`` (underexposed), ``dark/`` (very dark) and ``side/``, one folder per person, the same images in
 each, plus a face cache. People come from ``peopleDevTrain.txt`` only (never DevTest), each
 with at least 2 images in which dlib's detector finds a face on the untouched photo (the tight
 crop is cut from that face box). Then, per set:
@@ -31,9 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-SETS = ("untouched", "tight", "dark", "side")
+SETS = ("untouched", "tight", "dim", "dark", "side")
 TIGHT_BOX = 0.7  # the crop's side / the detector's box side: the face fills the frame
 DARK_GAIN, DARK_GAMMA, DARK_NOISE = 0.1, 2.2, 2.0  # brightest pixel ~25/255, with sensor noise
+DIM_GAIN, DIM_GAMMA, DIM_NOISE = 0.25, 1.8, 1.5  # underexposed: brightest pixel ~64/255
 SIDE_FLOOR, SIDE_GAMMA, SIDE_NOISE = 0.03, 1.5, 1.5  # light falls to 3% across the face
 
 
@@ -48,10 +49,12 @@ def tight_crop(rgb: np.ndarray, box: tuple[int, int, int, int], factor: float = 
     return np.ascontiguousarray(rgb[y0:y1, x0:x1])
 
 
-def darken(rgb: np.ndarray, seed: int) -> np.ndarray:
-    """An underexposed photo: gain and gamma crush the light, then sensor noise."""
+def darken(rgb: np.ndarray, seed: int, gain: float = DARK_GAIN, gamma: float = DARK_GAMMA,
+           noise: float = DARK_NOISE) -> np.ndarray:
+    """An underexposed photo: gain and gamma crush the light, then sensor noise (the default:
+    very dark, ~25 grey levels left; ``dim``: DIM_GAIN, DIM_GAMMA, DIM_NOISE)."""
     rng = np.random.default_rng(seed)
-    x = 255 * DARK_GAIN * (rgb / 255.0) ** DARK_GAMMA + rng.normal(0, DARK_NOISE, rgb.shape)
+    x = 255 * gain * (rgb / 255.0) ** gamma + rng.normal(0, noise, rgb.shape)
     return np.clip(np.rint(x), 0, 255).astype(np.uint8)
 
 
@@ -111,7 +114,8 @@ def make_sets(data: Path, out: Path, people: int, images: int, seed: int) -> dic
         used += 1
         for src, rgb, box in kept:
             seed_i = int.from_bytes(src.name.encode()[-8:], "little") ^ seed
-            views = {"untouched": None, "tight": tight_crop(rgb, box), "dark": darken(rgb, seed_i),
+            views = {"untouched": None, "tight": tight_crop(rgb, box),
+                     "dim": darken(rgb, seed_i, DIM_GAIN, DIM_GAMMA, DIM_NOISE), "dark": darken(rgb, seed_i),
                      "side": side_light(rgb, seed_i)}
             for set_name, arr in views.items():
                 folder = out / set_name / name

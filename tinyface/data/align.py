@@ -12,7 +12,7 @@ How a face is found, in order (the first that succeeds wins; ``Alignment.method`
    which needs some context, finds nothing): the 5-point model run on boxes around the whole
    frame, refined from its own landmarks, then confirmed by the detector on the aligned chip.
 4. ``cnn``: dlib's CNN (MMOD) face detector, on a copy at most ``CNN_MAX_SIDE`` pixels wide
-   (it runs without BLAS here: about 0.3 s for a 120-pixel crop).
+   (it runs without BLAS here: about 0.4 s for a 250x250 photo, 10x the HOG detector).
 5. ``fallback``: nothing found; a centered crop (below). ``Alignment.usable`` is False: the
    gallery and ``flash --enroll`` refuse such images; training counts and reports them.
 
@@ -213,20 +213,19 @@ def is_dark(rgb: np.ndarray) -> bool:
 
 
 def brighten(rgb: np.ndarray) -> np.ndarray:
-    """A dark photo made viewable for the embedders (colour kept): a 3x3 median against the
-    sensor noise, then each pixel's luminance stretched (1st-99.5th percentile to 0-255,
-    gamma to a mid-grey median) by scaling its R, G and B alike."""
+    """A dark photo made usable for the embedders: the luminance, smoothed (5x5 median: a dark
+    photo is mostly sensor noise, strongest in its colour) and stretched (1st-99.5th
+    percentile to 0-255, then a gamma to a mid-grey median), as grey RGB. Measured on the
+    darkened LFW training set (benchmarks/hard_faces.py, true landmarks): the teacher's
+    accuracy 92.6% on the raw pixels, 93.1% brightened in colour, 94.8% this way."""
     from PIL import Image, ImageFilter
 
-    smooth = np.asarray(Image.fromarray(rgb).filter(ImageFilter.MedianFilter(3)), np.float32)
-    lum = smooth @ np.array([0.299, 0.587, 0.114], np.float32) if smooth.ndim == 3 else smooth
-    lo, hi = np.percentile(lum, [1, 99.5])
-    y = np.clip((lum - lo) / max(hi - lo, 1.0), 0, 1)
-    median = float(np.median(y))
-    gamma = math.log(0.45) / math.log(min(max(median, 0.02), 0.9))
-    ratio = 255 * y ** gamma / np.maximum(lum, 1.0)
-    out = smooth * (ratio[:, :, None] if smooth.ndim == 3 else ratio)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    gray = np.asarray(Image.fromarray(_luminance(rgb)).filter(ImageFilter.MedianFilter(5)), np.float32)
+    lo, hi = np.percentile(gray, [1, 99.5])
+    y = np.clip((gray - lo) / max(hi - lo, 1.0), 0, 1)
+    gamma = math.log(0.45) / math.log(min(max(float(np.median(y)), 0.02), 0.9))
+    out = np.clip(np.rint(255 * y ** gamma), 0, 255).astype(np.uint8)
+    return np.repeat(out[:, :, None], 3, axis=2) if rgb.ndim == 3 else out
 
 
 def equalise(rgb: np.ndarray, denoise: bool = False) -> np.ndarray:
