@@ -5,6 +5,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -283,3 +284,30 @@ print(json.dumps({{"s": time.perf_counter() - t0, "shape": rgb.shape, "method": 
     cx, cy = (np.array(out["center"]) * factor)
     assert x0 + 600 < cx < x0 + 1400 and y0 + 600 < cy < y0 + 1400  # on the pasted face
     assert out["s"] < 20 and out["rss_mb"] < 2500, out
+
+
+def test_evaluate_and_flash_enroll_name_the_huge_image(bomb, lfw_dir, tiny_bundle, tmp_path):
+    """`evaluate` skips it with its size; `flash --enroll` refuses it by name (exit 11)."""
+    from tests.conftest import copy_people
+
+    env = dict(os.environ, TINYFACE_CACHE=str(tmp_path / "cache"))
+    data = copy_people(lfw_dir, tmp_path / "data", {"Aaron_Peirsol": 4, "Alejandro_Toledo": 4})
+    os.symlink(bomb, data / "images" / "Aaron_Peirsol" / "scan.png")
+    proc = subprocess.run([sys.executable, "-m", "tinyface.cli.main", "evaluate", "--model",
+                           str(tiny_bundle.model_path.parent), "--data", str(data), "--enroll", "2", "--json"],
+                          capture_output=True, text=True, timeout=300, env=env, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)
+    assert result["images"] == 8 and [s["reason"] for s in result["skipped"]] == [
+        "image too large (20000x20000 px = 400 megapixels; the limit is 200)"]
+    people = tmp_path / "people"
+    (people / "Aaron").mkdir(parents=True)
+    for src in sorted((data / "images" / "Aaron_Peirsol").glob("*.jpg")):
+        shutil.copy2(src, people / "Aaron" / src.name)
+    os.symlink(bomb, people / "Aaron" / "scan.png")
+    proc = subprocess.run([sys.executable, "-m", "tinyface.cli.main", "flash", "--board", "esp32", "--dry-run",
+                           "--model", str(tiny_bundle.model_path.parent), "--enroll", str(people), "--project-dir",
+                           str(tmp_path / "project")], capture_output=True, text=True, timeout=300, env=env,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 11, proc.stderr[-2000:]
+    assert "Aaron/scan.png (image too large (20000x20000 px = 400 megapixels; the limit is 200))" in proc.stderr
