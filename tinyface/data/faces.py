@@ -82,11 +82,13 @@ class PreparedFaces:
 
     def method_counts(self) -> dict[str, int]:
         """How many readable images each method found (``fallback``: none found)."""
-        counts: dict[str, int] = {}
+        from tinyface.data.align import METHODS
+
+        counts = {method: 0 for method in METHODS}
         for ok, method in zip(self.ok, self.methods):
             if ok:
-                counts[method] = counts.get(method, 0) + 1
-        return counts
+                counts[method] += 1
+        return {method: n for method, n in counts.items() if n}
 
     def unusable(self) -> list[tuple[Path, str]]:
         """(path, reason) of every image that must not be enrolled or trained on: unreadable
