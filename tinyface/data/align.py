@@ -212,20 +212,28 @@ def is_dark(rgb: np.ndarray) -> bool:
     return float(np.percentile(_luminance(rgb), 99)) < DARK_P99
 
 
+VERY_DARK_P995 = 40  # below this, a dark photo is mostly noise: smooth it before the gain
+BRIGHTEN_TO = 230
+
+
 def brighten(rgb: np.ndarray) -> np.ndarray:
-    """A dark photo made usable for the embedders: the luminance, smoothed (5x5 median: a dark
-    photo is mostly sensor noise, strongest in its colour) and stretched (1st-99.5th
-    percentile to 0-255, then a gamma to a mid-grey median), as grey RGB. Measured on the
-    darkened LFW training set (benchmarks/hard_faces.py, true landmarks): the teacher's
-    accuracy 92.6% on the raw pixels, 93.1% brightened in colour, 94.8% this way."""
+    """A dark photo made usable for the embedders: one gain on all channels that brings the
+    brightest 0.5% of the luminance to ``BRIGHTEN_TO`` (colour and contrast kept: a linear
+    gain is what a longer exposure gives); a very dark photo is first smoothed (3x3 median)
+    against the sensor noise the gain would amplify.
+
+    Measured with the true landmarks on the darkened LFW training sets of
+    benchmarks/hard_faces.py (teacher accuracy, untouched photos 99.27%): underexposed 98.02%
+    as they are, 98.75% with this gain; very dark 92.6% as they are, 95.83% smoothed and
+    gained (a gamma stretch in colour 93.1%, in grey 94.8%)."""
     from PIL import Image, ImageFilter
 
-    gray = np.asarray(Image.fromarray(_luminance(rgb)).filter(ImageFilter.MedianFilter(5)), np.float32)
-    lo, hi = np.percentile(gray, [1, 99.5])
-    y = np.clip((gray - lo) / max(hi - lo, 1.0), 0, 1)
-    gamma = math.log(0.45) / math.log(min(max(float(np.median(y)), 0.02), 0.9))
-    out = np.clip(np.rint(255 * y ** gamma), 0, 255).astype(np.uint8)
-    return np.repeat(out[:, :, None], 3, axis=2) if rgb.ndim == 3 else out
+    hi = float(np.percentile(_luminance(rgb), 99.5))
+    if hi < VERY_DARK_P995:
+        rgb = np.asarray(Image.fromarray(rgb).filter(ImageFilter.MedianFilter(3)))
+        hi = float(np.percentile(_luminance(rgb), 99.5))
+    gain = BRIGHTEN_TO / max(hi, 1.0)
+    return np.clip(np.rint(rgb.astype(np.float32) * gain), 0, 255).astype(np.uint8)
 
 
 def equalise(rgb: np.ndarray, denoise: bool = False) -> np.ndarray:
