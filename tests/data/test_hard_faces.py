@@ -113,6 +113,15 @@ def test_a_dark_photo_is_found_equalised_and_aligned_like_the_photo(lfw_dir, rel
     assert _error(alignment.landmarks, truth) < 0.3, (rel, alignment.method)
 
 
+@pytest.mark.parametrize("rel", TRAIN_IMAGES[:3])
+def test_a_photo_lit_from_one_side_is_found_and_aligned_like_the_photo(lfw_dir, rel):
+    rgb = read_image(lfw_dir / "images" / rel)
+    _, truth = _truth(rgb)
+    alignment = Aligner(upsample=1).detect(hard_faces.side_light(rgb, seed=2))
+    assert alignment.usable, rel
+    assert _error(alignment.landmarks, truth) < 0.3, (rel, alignment.method)
+
+
 def test_the_rescue_steps_matter_the_detector_alone_misses_these(lfw_dir):
     """Without this the tests above could pass on sets the detector handles anyway."""
     missed = 0
