@@ -17,7 +17,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from tinyface.data.align import ALIGNER_VERSION, FALLBACK, Aligner, Alignment, cut_chip, is_legacy_not_found, method_of_array
+from tinyface.data.align import (ALIGNER_VERSION, FALLBACK, Aligner, Alignment, cut_chip, is_legacy_not_found,
+                                 method_of_array)
 from tinyface.data.cache import FaceCache, content_hash, settings_digest
 from tinyface.data.dataset import ImageError, Skipped, read_image
 
