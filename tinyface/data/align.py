@@ -195,9 +195,10 @@ def _box_from_landmarks(landmarks: np.ndarray):
                           int(round(c[0] + half)), int(round(c[1] + half)))
 
 
-# A photo is "dark" when the brightest 1% of its luminance is below this (no LFW image comes
-# near: its darkest is 106 in the face region). Dark photos are searched equalised only: the
-# detector often fires on them, but the 5-point model misplaces landmarks on the raw pixels.
+# A photo is "dark" when the brightest 1% of its luminance is below this. No LFW training photo
+# comes near (peopleDevTrain, 9,525 photos: the darkest reaches 124 over the whole photo, 106 in
+# its face region), so LFW's alignment is untouched. Dark photos are searched equalised first:
+# the detector often fires on the raw pixels, but the 5-point model misplaces the landmarks.
 DARK_P99 = 80
 
 
