@@ -338,7 +338,8 @@ def write_model_card(out_dir: Path, metrics: dict, settings, preset, meta) -> Pa
         "Face verification and identification of a few enrolled people on an ESP32-class microcontroller, on "
         "faces already detected and aligned the way `tinyface` aligns them (dlib 5-point landmarks, "
         f"face-chip padding {d.padding}). Not for surveillance or any decision with legal or safety consequences; "
-        "accuracy on people unlike LFW's (mostly adult public figures in news photos) is not measured here.",
+        + ("accuracy on people unlike LFW's (mostly adult public figures in news photos) is not measured here."
+           if lfw else f"accuracy on people unlike those in {dataset['name']} is not measured here."),
         "",
         f"## Metrics (held-out: {held_out}, never used for training or selection)",
         "",
