@@ -1,4 +1,5 @@
-"""Wall time to align all of LFW on this machine, and the share of images with a detected face.
+"""Wall time to align all of LFW on this machine, the share of images with a face found, and
+how each was found (the images found other than by the detector are listed).
 
     python benchmarks/align_lfw.py [--data DIR] [--workers N] [--teacher] [--cache DIR]
 
@@ -42,8 +43,12 @@ def main() -> None:
         print(f"images: {len(paths)}  readable: {n_ok}  workers: {args.workers}  cpus: {os.cpu_count()}")
         print(f"align wall time: {align_s:.1f} s  ({1000 * align_s / max(1, len(paths)):.1f} ms/image, "
               f"{faces.computed} computed, {len(paths) - faces.computed} from cache)")
-        print(f"face detected: {n_det}/{n_ok} = {100 * n_det / max(1, n_ok):.2f}%  "
+        print(f"face found: {n_det}/{n_ok} = {100 * n_det / max(1, n_ok):.2f}%  "
               f"(centered fallback: {n_ok - n_det})")
+        print("found by: " + ", ".join(f"{m} {n}" for m, n in faces.method_counts().items()))
+        for path, method in zip(faces.paths, faces.methods):
+            if method not in ("detector", ""):
+                print(f"  {method}: {path}")
         if args.teacher:
             t0 = time.perf_counter()
             with progress_bar("teacher", len(paths)) as advance:

@@ -45,6 +45,13 @@ class DownloadError(DataError):
     exit_code = 5
 
 
+class NoFaceError(DataError):
+    """Images with no usable face (none found, or unreadable) where every image must be a face:
+    a gallery is never enrolled from them."""
+
+    exit_code = 15
+
+
 class ModelError(TinyfaceError):
     """A model file is missing, corrupt or not what the command needs."""
 

@@ -39,7 +39,7 @@ def resolve_model(model: str | Path | None, board) -> Path:
 
 def flash(board, model: str | Path | None = None, project_dir: str | Path | None = None, port: str | None = None,
           dry_run: bool = False, arena_margin: float = 0.15, enroll_dir: str | Path | None = None, settings=None,
-          on_line=None, on_step=None, force: bool = False) -> FlashResult:
+          on_line=None, on_step=None, force: bool = False, on_warning=None) -> FlashResult:
     """Generate the firmware project for ``board`` and (unless ``dry_run``) build and flash it.
 
     Args:
@@ -54,6 +54,7 @@ def flash(board, model: str | Path | None = None, project_dir: str | Path | None
         on_line: called with each line PlatformIO prints.
         on_step: called with a one-line description of each step as it starts.
         force: overwrite files in ``project_dir`` that tinyface did not generate.
+        on_warning: called with a one-line warning before anything is done (a smoke-test model).
 
     Raises:
         ModelError, BudgetError, DataError: before anything is written.
@@ -73,6 +74,11 @@ def flash(board, model: str | Path | None = None, project_dir: str | Path | None
 
     model_dir = resolve_model(model, board)
     bundle = load_bundle(model_dir)
+    if isinstance(bundle.meta.extra, dict) and bundle.meta.extra.get("smoke_test"):
+        result_warning = (f"{model_dir} is a smoke-test model (`tinyface build --quick`): it checks that the "
+                          "pipeline runs and will not recognise faces well; build without --quick for a real model")
+        if on_warning:
+            on_warning(result_warning)
     gallery = ()
     project_dir = Path(project_dir) if project_dir else default_project_dir(board.name)
     result = FlashResult(board.name, model_dir, None)

@@ -34,8 +34,23 @@ def _kib(x) -> str:
     return "—" if x is None else f"{x / 1024:.1f} KiB"
 
 
+def test_name(metrics: dict) -> str:
+    """What the test pairs are ("LFW pairsDevTest", or pairs of a folder's held-out people);
+    reports from before ``metrics["dataset"]`` existed were LFW builds."""
+    return (metrics.get("dataset") or {}).get("test", "LFW pairsDevTest")
+
+
+SMOKE_TEST = ("SMOKE TEST (`tinyface build --quick`): trained on a small subset for a few epochs to check that "
+              "the pipeline runs. Its accuracy says nothing about a real model; do not deploy it.")
+
+
+def smoke_test_lines(metrics: dict) -> list[str]:
+    """The warning a `--quick` model's report and model card open with (none otherwise)."""
+    return [f"> **{SMOKE_TEST}**", ""] if metrics.get("smoke_test") else []
+
+
 def stage_table(metrics: dict) -> list[str]:
-    rows = ["| stage | LFW pairsDevTest acc. | ROC AUC | TAR@FAR=1e-2 | ident. acc. | macro F1 | stranger FAR | "
+    rows = [f"| stage | {test_name(metrics)} acc. | ROC AUC | TAR@FAR=1e-2 | ident. acc. | macro F1 | stranger FAR | "
             "model size | MACs | arena | host ms/img | est. board ms | validation acc. |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in STAGE_ORDER:
@@ -70,12 +85,15 @@ def write_report(out_dir: Path, metrics: dict, settings, preset, result=None) ->
     tflm, student = stages["tflm_int8"], stages["float"]
     parity = metrics["parity"]
     source, other = _threshold_sources(metrics)
+    dataset = metrics.get("dataset") or {"name": "LFW", "kind": "lfw-view1"}
     lines = [
-        f"# tinyface build report — preset `{preset.name}`",
+        f"# tinyface build report — preset `{preset.name}`" + (" — SMOKE TEST" if metrics.get("smoke_test") else ""),
         "",
-        f"Data: {metrics['data']['train_images']:,} training images of {metrics['data']['train_people']:,} people "
+        *smoke_test_lines(metrics),
+        f"Data: {dataset['name']}" + (f" (`{dataset['root']}`)" if dataset.get("root") else "") + ". "
+        f"{metrics['data']['train_images']:,} training images of {metrics['data']['train_people']:,} people "
         f"(validation: {metrics['data']['val_images']:,} images of {metrics['data']['val_people']:,} other people). "
-        f"Verification tested on {metrics['data']['test_pairs']:,} held-out pairs (`pairsDevTest.txt` for LFW), "
+        f"Verification tested on {metrics['data']['test_pairs']:,} held-out pairs ({test_name(metrics)}), "
         f"threshold chosen on {metrics.get('threshold_from')}. Identification: "
         f"{metrics['data']['identify_people']} enrolled people, {metrics['data']['identify_probes']} probes, "
         f"{metrics['data']['identify_strangers']} strangers.",
@@ -183,7 +201,7 @@ def write_plots(out_dir: Path, metrics: dict) -> dict[str, Path]:
     ax.set_xlim(1e-3, 1)
     ax.set_xlabel("false accept rate")
     ax.set_ylabel("true accept rate")
-    ax.set_title("ROC on LFW pairsDevTest")
+    ax.set_title(f"ROC on {test_name(metrics)}" + (" (smoke test)" if metrics.get("smoke_test") else ""))
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     plots["roc"] = _save(fig, out_dir / "roc.png")
@@ -227,7 +245,7 @@ def write_plots(out_dir: Path, metrics: dict) -> dict[str, Path]:
                         fontsize=7, xytext=(4, 2), textcoords="offset points")
     ax.set_xscale("log")
     ax.set_xlabel("model size (KiB, log)")
-    ax.set_ylabel("LFW pairsDevTest accuracy (%)")
+    ax.set_ylabel(f"{test_name(metrics)} accuracy (%)")
     ax.set_title("accuracy vs size per stage")
     ax.grid(True, alpha=0.3)
     plots["size_accuracy"] = _save(fig, out_dir / "size_accuracy.png")
@@ -309,9 +327,14 @@ def write_model_card(out_dir: Path, metrics: dict, settings, preset, meta) -> Pa
     tflm, teacher = st["tflm_int8"], st["teacher"]
     v, i = tflm["verification"], tflm["identification"]
     d, ds, pr, q = settings.data, settings.distill, settings.prune, settings.quantize
+    dataset = metrics.get("dataset") or {"name": "LFW", "kind": "lfw-view1"}
+    lfw = dataset["kind"] == "lfw-view1"
+    held_out = ("LFW `pairsDevTest.txt` and `peopleDevTest.txt`" if lfw
+                else f"{test_name(metrics)}, people never trained on")
     lines = [
-        f"# Model card: {meta.name}",
+        f"# Model card: {meta.name}" + (" — SMOKE TEST" if metrics.get("smoke_test") else ""),
         "",
+        *smoke_test_lines(metrics),
         f"A {meta.input_shape[1]}x{meta.input_shape[2]}x{meta.input_shape[3]} "
         f"{'grayscale' if meta.input_shape[3] == 1 else 'RGB'} face -> {meta.embedding_dim}-value embedding; two faces "
         f"are the same person when the cosine similarity of their embeddings is >= **{meta.threshold:.4f}**; "
@@ -325,13 +348,15 @@ def write_model_card(out_dir: Path, metrics: dict, settings, preset, meta) -> Pa
         "Face verification and identification of a few enrolled people on an ESP32-class microcontroller, on "
         "faces already detected and aligned the way `tinyface` aligns them (dlib 5-point landmarks, "
         f"face-chip padding {d.padding}). Not for surveillance or any decision with legal or safety consequences; "
-        "accuracy on people unlike LFW's (mostly adult public figures in news photos) is not measured here.",
+        + ("accuracy on people unlike LFW's (mostly adult public figures in news photos) is not measured here."
+           if lfw else f"accuracy on people unlike those in {dataset['name']} is not measured here."),
         "",
-        "## Metrics (held-out: LFW `pairsDevTest.txt` and `peopleDevTest.txt`, never used for training or selection)",
+        f"## Metrics (held-out: {held_out}, never used for training or selection)",
         "",
         "| metric | this model (TFLM int8) | teacher (dlib ResNet) |",
         "|---|---|---|",
-        f"| LFW pairsDevTest verification accuracy ({v['n_pairs']} pairs) | {_pct(v['accuracy'])} | "
+        f"| {test_name(metrics)} verification accuracy ({v['n_pairs']} pairs)"
+        f"{' (smoke test)' if metrics.get('smoke_test') else ''} | {_pct(v['accuracy'])} | "
         f"{_pct(teacher['verification']['accuracy'])} |",
         *_other_threshold_row(metrics, v, teacher["verification"]),
         f"| ROC AUC | {v['auc']:.4f} | {teacher['verification']['auc']:.4f} |",
@@ -356,10 +381,14 @@ def write_model_card(out_dir: Path, metrics: dict, settings, preset, meta) -> Pa
         "",
         "## How it was built",
         "",
-        f"- data: LFW deep-funneled, {metrics['data']['train_images']:,} images of {metrics['data']['train_people']:,} "
-        f"`peopleDevTrain` people for training, {metrics['data']['val_images']:,} images of "
-        f"{metrics['data']['val_people']:,} other `peopleDevTrain` people for validation; the threshold was chosen "
-        f"on {metrics.get('threshold_from')}",
+        (f"- data: LFW deep-funneled, {metrics['data']['train_images']:,} images of {metrics['data']['train_people']:,} "
+         f"`peopleDevTrain` people for training, {metrics['data']['val_images']:,} images of "
+         f"{metrics['data']['val_people']:,} other `peopleDevTrain` people for validation; the threshold was chosen "
+         f"on {metrics.get('threshold_from')}" if lfw else
+         f"- data: {dataset['name']} (one folder per person), {metrics['data']['train_images']:,} images of "
+         f"{metrics['data']['train_people']:,} people for training, {metrics['data']['val_images']:,} images of "
+         f"{metrics['data']['val_people']:,} other people for validation, the rest held out for the test; the "
+         f"threshold was chosen on {metrics.get('threshold_from')}"),
         f"- student: `{settings.student.arch}` width {settings.student.width}, distilled for {ds.epochs} epochs "
         f"(batch {ds.batch_size}, Adam, lr {ds.learning_rate}, cosine decay) toward the centered dlib ResNet "
         f"embeddings (cosine + relation loss, alpha {ds.alpha}), "

@@ -9,7 +9,7 @@ import sys
 from tinyface.data.dataset import load_dataset
 from tinyface.data.stats import dataset_stats
 
-NO_FACE_IMAGE = "Abdoulaye_Wade/Abdoulaye_Wade_0003.jpg"  # dlib finds no face in it (see test_align_faces.py)
+NO_FACE_IMAGE = "Abdoulaye_Wade/Abdoulaye_Wade_0003.jpg"  # the detector misses it; equalised, it is found
 
 
 def stats_cli(*args, env=None):
@@ -46,16 +46,26 @@ def test_json_and_text_agree_on_a_checked_dataset(small_dataset):
     assert "identities: 4   images: 12" in text and "skipped files: 0" in text
 
 
-def test_align_counts_and_names_images_with_no_face(small_dataset, lfw_dir, tmp_path):
+def test_align_counts_how_faces_were_found_and_names_images_with_no_face(small_dataset, lfw_dir, tmp_path):
+    from PIL import Image
+
+    from tinyface.data.dataset import read_image
+
     person = NO_FACE_IMAGE.split("/")[0]
     (small_dataset / "images" / person).mkdir()
-    shutil.copy2(lfw_dir / "images" / NO_FACE_IMAGE, small_dataset / "images" / NO_FACE_IMAGE)
+    shutil.copy2(lfw_dir / "images" / NO_FACE_IMAGE, small_dataset / "images" / NO_FACE_IMAGE)  # found equalised
+    no_face = small_dataset / "images" / person / "upside_down.png"  # no upright face at all
+    Image.fromarray(read_image(lfw_dir / "images" / "Aaron_Peirsol/Aaron_Peirsol_0001.jpg")[::-1]).save(no_face)
     env = {"TINYFACE_CACHE": str(tmp_path / "cache")}
     proc = stats_cli("--data", str(small_dataset), "--align", "--json", env=env)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
-    assert result["aligned"] is True and (result["identities"], result["images"]) == (5, 13)
-    assert result["no_face"] == [str(small_dataset / "images" / NO_FACE_IMAGE)]
+    assert result["aligned"] is True and (result["identities"], result["images"]) == (5, 14)
+    assert result["no_face"] == [str(no_face)]
+    assert result["face_methods"] == {"detector": 12, "detector+equalised": 1, "fallback": 1}
+    assert result["rescued"] == {str(small_dataset / "images" / NO_FACE_IMAGE): "detector+equalised"}
     assert (tmp_path / "cache" / "faces.sqlite").is_file()  # the alignment went to the cache named
     text = stats_cli("--data", str(small_dataset), "--align", env=env).stdout
-    assert "no face found (centered-crop fallback): 1" in text and NO_FACE_IMAGE.split("/")[1] in text
+    assert "faces found: 12 by detector, 1 by detector+equalised" in text
+    assert f"{small_dataset / 'images' / NO_FACE_IMAGE}: detector+equalised" in text
+    assert "no face found (centered-crop fallback): 1" in text and "upside_down.png" in text

@@ -190,3 +190,15 @@ def test_print_config_applies_the_preset_and_overrides():
     cfg = json.loads(proc.stdout)
     assert cfg["data"]["crop_size"] == 80 and cfg["student"]["width"] == 1.75 and cfg["distill"]["epochs"] == 7
     assert cfg["firmware"]["board"] == "esp32s3"
+
+
+def test_a_quick_build_says_it_is_a_smoke_test_wherever_its_accuracy_is_printed(quick_build):
+    out, summary, _ = quick_build
+    assert summary["smoke_test"] is True and summary["test_data"] == "LFW pairsDevTest"
+    assert summary["lfw_accuracy"] == summary["test_accuracy"]
+    for name in ("report.md", "MODEL_CARD.md"):
+        text = (out / name).read_text()
+        assert "SMOKE TEST" in text.splitlines()[0] and "do not deploy it" in text, name
+    extra = json.loads((out / "model.json").read_text())["extra"]
+    assert extra["smoke_test"] is True and extra["test_data"] == "LFW pairsDevTest"
+    assert extra["lfw_pairs_dev_test_accuracy"] == extra["test_accuracy"]

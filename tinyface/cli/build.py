@@ -75,6 +75,7 @@ def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, se
     from tinyface.console import quiet_tensorflow
 
     quiet_tensorflow(import_now=True)
+    from tinyface.report import test_name
     from tinyface.train.pipeline import run_build
 
     started = time.perf_counter()
@@ -86,17 +87,23 @@ def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, se
         "out_dir": str(out), "report": str(out / "report.md"), "model": str(out / "model.tflite"),
         "wall_s": round(wall_s, 1),
         "stages": [{"name": s.name, "skipped": s.skipped, "seconds": round(s.seconds, 1)} for s in result.stages],
-        "lfw_accuracy": {name: st["verification"]["accuracy"] for name, st in result.metrics["stages"].items()},
+        "test_data": test_name(result.metrics), "smoke_test": bool(result.metrics.get("smoke_test")),
+        "test_accuracy": {name: st["verification"]["accuracy"] for name, st in result.metrics["stages"].items()},
         "macs": tflm["macs"], "mac_budget": p.mac_budget, "arena_bytes": tflm["arena_bytes"],
         "model_bytes": tflm["model_bytes"], "threshold": tflm["verification"]["threshold"],
         "parity": result.metrics["parity"],
     }
+    if (result.metrics.get("dataset") or {}).get("kind", "lfw-view1") == "lfw-view1":
+        summary["lfw_accuracy"] = summary["test_accuracy"]
     if as_json:
         from tinyface.console import print_json
 
         print_json(summary)
         return
-    click.echo(f"TFLM int8 on LFW pairsDevTest: {100 * tflm['verification']['accuracy']:.2f}%  "
+    if summary["smoke_test"]:
+        click.echo("SMOKE TEST (--quick): a pipeline check, not a model to deploy; its accuracy means nothing")
+    click.echo(f"TFLM int8 on {test_name(result.metrics)}{' (smoke test)' if summary['smoke_test'] else ''}: "
+               f"{100 * tflm['verification']['accuracy']:.2f}%  "
                f"(teacher {100 * result.metrics['stages']['teacher']['verification']['accuracy']:.2f}%, "
                f"float student {100 * result.metrics['stages']['float']['verification']['accuracy']:.2f}%)")
     click.echo(f"{tflm['macs']:,} MACs (budget {p.mac_budget:,}), {tflm['model_bytes'] / 1024:.1f} KiB model, "

@@ -60,7 +60,9 @@ def fetch(ctx, name, url, dest, manifest, force, timeout_s):
 @click.option("--data", "data_dir", type=click.Path(), default=None,
               help="Dataset folder (default: $TINYFACE_DATA, else ~/.cache/tinyface/datasets/lfw).")
 @click.option("--check/--no-check", default=True, show_default=True, help="Decode every image to find unreadable ones.")
-@click.option("--align", is_flag=True, help="Also run face detection (cached) and count images with no face found.")
+@click.option("--align", is_flag=True,
+              help="Also find the faces (cached): how each was found (detector, detector+equalised, "
+                   "landmarks-whole-frame, cnn) and which have none. Example: tinyface data stats --data photos/ --align")
 @json_option
 @click.pass_context
 def stats(ctx, data_dir, check, align, as_json):
@@ -123,6 +125,12 @@ def _print_stats(s) -> None:
     if len(s.skipped) > 20:
         out.print(f"  ... and {len(s.skipped) - 20} more (use --json for all)")
     if s.aligned:
+        found = {m: n for m, n in s.face_methods.items() if m != "fallback"}
+        out.print("faces found: " + (", ".join(f"{n:,} by {m}" for m, n in found.items()) or "none"))
+        for path, method in list(s.rescued.items())[:10]:
+            out.print(f"  {path}: {method}")
+        if len(s.rescued) > 10:
+            out.print(f"  ... and {len(s.rescued) - 10} more found other than by the detector (use --json for all)")
         out.print(f"no face found (centered-crop fallback): {len(s.no_face)}")
         for path in s.no_face[:10]:
             out.print(f"  {path}")

@@ -53,6 +53,8 @@ def flash(ctx, board, model_path, port, project_dir, enroll_dir, dry_run, force,
         arena_margin=settings.firmware.arena_margin, enroll_dir=enroll_dir, settings=settings,
         on_line=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True),
         on_step=None if as_json else lambda text: _step(text, info, debug), force=force,
+        on_warning=lambda text: console.print(f"tinyface: warning: {text}", markup=False, highlight=False,
+                                              soft_wrap=True),
     )
     project = result.project
     if as_json:

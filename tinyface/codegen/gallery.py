@@ -32,6 +32,8 @@ def enroll_folder(directory: str | Path, bundle, settings, progress=None) -> lis
     Raises:
         DataError: no people, too many for the device's gallery, a name longer than the
             protocol allows, or a person with no usable image.
+        NoFaceError: images in which no face was found (or that cannot be read): every one
+            is named; nothing is enrolled.
     """
     import numpy as np
 
@@ -59,6 +61,7 @@ def enroll_folder(directory: str | Path, bundle, settings, progress=None) -> lis
     with FaceCache(settings.data.cache_path()) as cache:
         faces = prepare_faces([im.path for im in images], face_spec, cache, workers=settings.data.workers,
                               progress=progress)
+    refuse_unusable(faces, directory)
     runner = TflmRunner(bundle.model_bytes)
     result = []
     for name in people:
@@ -72,3 +75,27 @@ def enroll_folder(directory: str | Path, bundle, settings, progress=None) -> lis
         total = unit.sum(axis=0, dtype=np.float32)
         result.append(GalleryPerson(name, len(idx), tuple(float(v) for v in total)))
     return result
+
+
+def refuse_unusable(faces, directory) -> None:
+    """Raise NoFaceError naming every image of ``faces`` (a PreparedFaces) with no usable face.
+
+    A centered-crop fallback is not a face: enrolling it would store an embedding of whatever
+    the middle of the photo holds.
+    """
+    from tinyface.errors import NoFaceError
+
+    bad = faces.unusable()
+    if bad:
+        root = Path(directory)
+        named = "; ".join(f"{_relative(p, root)} ({why})" for p, why in bad)
+        raise NoFaceError(f"{len(bad)} image(s) in {directory} have no usable face: {named}",
+                          hint="remove or replace them; `tinyface data stats --data DIR --align` shows how each "
+                               "face was found")
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(Path(path).relative_to(root))
+    except ValueError:
+        return str(path)

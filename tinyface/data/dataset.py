@@ -16,6 +16,10 @@ from tinyface.errors import DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".pgm", ".bmp")
 MIN_IMAGE_SIDE = 32  # pixels; smaller images cannot hold a face worth aligning
+# Larger images are refused before decoding (a decompression bomb, or a 20000x20000 scan:
+# 1.2 GB decoded); smaller ones that are still large are decoded at a reduced size.
+MAX_IMAGE_PIXELS = 200_000_000
+LARGE_IMAGE_PIXELS = 24_000_000  # above this an image is reduced by an integer factor when decoded
 
 
 @dataclass(frozen=True)
@@ -135,9 +139,17 @@ class ImageError(DataError):
 def read_image(path: str | os.PathLike, mode: str = "RGB"):
     """Decode one image fully (truncation is an error) as a uint8 array (H, W, 3) or (H, W).
 
+    Images over ``LARGE_IMAGE_PIXELS`` come back reduced by the smallest integer factor that
+    brings them under it (JPEGs are decoded at that scale, so a 144-megapixel photo never
+    exists in memory at full size); the same file always gives the same array.
+
     Raises:
-        ImageError: unreadable, not a regular file, corrupt, truncated or too small.
+        ImageError: unreadable, not a regular file, corrupt, truncated, too small, or over
+            ``MAX_IMAGE_PIXELS`` (refused from its header, before decoding).
     """
+    import math
+    import warnings
+
     import numpy as np
     from PIL import Image, UnidentifiedImageError
 
@@ -145,8 +157,25 @@ def read_image(path: str | os.PathLike, mode: str = "RGB"):
     if path.exists() and not path.is_file():  # opening a FIFO would block forever
         raise ImageError("not a regular file", path)
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings():
+            # the size check is ours (below), with a message that names the limit
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            Image.MAX_IMAGE_PIXELS = None
+            img = Image.open(path)
+        with img:
+            w, h = img.size
+            if w * h > MAX_IMAGE_PIXELS:
+                raise ImageError(f"image too large ({w}x{h} px = {w * h / 1e6:.0f} megapixels; "
+                                 f"the limit is {MAX_IMAGE_PIXELS / 1e6:.0f})", path)
+            factor = math.ceil(math.sqrt(w * h / LARGE_IMAGE_PIXELS)) if w * h > LARGE_IMAGE_PIXELS else 1
+            if factor > 1:
+                img.draft("RGB" if mode == "RGB" else mode, (math.ceil(w / factor), math.ceil(h / factor)))
             img.load()
+            if factor > 1 and img.size != (math.ceil(w / factor), math.ceil(h / factor)):
+                # draft() only scales JPEGs, by powers of two: finish with a box reduction
+                if img.mode not in ("L", "RGB", "RGBA"):
+                    img = img.convert("RGB")
+                img = img.reduce(max(1, round(img.size[0] / math.ceil(w / factor))))
             if min(img.size) < MIN_IMAGE_SIDE:
                 raise ImageError(f"image too small ({img.size[0]}x{img.size[1]} px, need >= {MIN_IMAGE_SIDE})", path)
             return np.asarray(img.convert(mode))

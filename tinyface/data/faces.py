@@ -17,7 +17,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from tinyface.data.align import ALIGNER_VERSION, Aligner, Alignment, cut_chip
+from tinyface.data.align import (ALIGNER_VERSION, FALLBACK, Aligner, Alignment, cut_chip, is_legacy_not_found,
+                                 method_of_array)
 from tinyface.data.cache import FaceCache, content_hash, settings_digest
 from tinyface.data.dataset import ImageError, Skipped, read_image
 
@@ -69,10 +70,38 @@ class PreparedFaces:
     teacher: np.ndarray | None  # float32 (N, 128) or None
     skipped: list[Skipped] = field(default_factory=list)
     computed: int = 0  # images that missed the cache and were processed
+    methods: list[str] = field(default_factory=list)  # per image: how its face was found (align.METHODS), "" if skipped
 
     @property
     def n_fallback(self) -> int:
         return int(np.sum(self.ok & ~self.detected))
+
+    @property
+    def usable(self) -> np.ndarray:
+        """bool (N,): readable and a face was found (by any method), so the crop is a face."""
+        return self.ok & self.detected
+
+    def method_counts(self) -> dict[str, int]:
+        """How many readable images each method found (``fallback``: none found)."""
+        from tinyface.data.align import METHODS
+
+        counts = {method: 0 for method in METHODS}
+        for ok, method in zip(self.ok, self.methods):
+            if ok:
+                counts[method] += 1
+        return {method: n for method, n in counts.items() if n}
+
+    def unusable(self) -> list[tuple[Path, str]]:
+        """(path, reason) of every image that must not be enrolled or trained on: unreadable
+        ones (the reason from ``skipped``) and those with no face found."""
+        reasons = {s.path: s.reason for s in self.skipped}
+        out = []
+        for path, ok, det in zip(self.paths, self.ok, self.detected):
+            if not ok:
+                out.append((path, reasons.get(path, "unreadable")))
+            elif not det:
+                out.append((path, "no face found"))
+        return out
 
 
 # --- worker side -------------------------------------------------------------------------
@@ -205,6 +234,7 @@ def prepare_faces(
     ok = np.zeros(n, bool)
     teacher = np.zeros((n, 128), np.float32) if spec.teacher else None
     skipped: list[Skipped] = []
+    methods = [""] * n
 
     hashes: list[str | None] = []
     for p in paths:
@@ -234,10 +264,15 @@ def prepare_faces(
             continue
         k_lmk, k_crop, k_teach = keys(h)
         lmk = found.get(k_lmk)
+        if lmk is not None and is_legacy_not_found(lmk):
+            # cached before the rescue steps existed: look again, and re-cut what came from it
+            lmk = None
+            for k in (k_lmk, k_crop, k_teach):
+                found.pop(k, None)
         need_crop = k_crop not in found
         need_teacher = spec.teacher and k_teach not in found
         if lmk is not None and not need_crop and not need_teacher:
-            _store(i, lmk, found[k_crop], found.get(k_teach), crops, detected, ok, teacher)
+            _store(i, lmk, found[k_crop], found.get(k_teach), crops, detected, ok, teacher, methods)
             done_from_cache += 1
             continue
         jobs.append((i, paths[i], spec, lmk, need_crop, need_teacher))
@@ -258,7 +293,7 @@ def prepare_faces(
                 if name in result:
                     pending.add(key, result[name])
                     found[key] = result[name]
-            _store(index, found[k_lmk], found[k_crop], found.get(k_teach), crops, detected, ok, teacher)
+            _store(index, found[k_lmk], found[k_crop], found.get(k_teach), crops, detected, ok, teacher, methods)
         if progress:
             progress(1)
 
@@ -266,12 +301,13 @@ def prepare_faces(
         _run_jobs(jobs, _process, collect, workers, _worker_init, (spec.detector_upsample, aligner_factory))
     finally:
         pending.flush()
-    return PreparedFaces(paths, ok, crops, detected, teacher, skipped, computed=len(jobs))
+    return PreparedFaces(paths, ok, crops, detected, teacher, skipped, computed=len(jobs), methods=methods)
 
 
-def _store(i, lmk, crop, emb, crops, detected, ok, teacher) -> None:
+def _store(i, lmk, crop, emb, crops, detected, ok, teacher, methods) -> None:
     crops[i] = crop
-    detected[i] = bool(np.asarray(lmk)[-1] > 0.5)
+    methods[i] = method_of_array(lmk)
+    detected[i] = methods[i] != FALLBACK
     ok[i] = True
     if teacher is not None and emb is not None:
         teacher[i] = emb

@@ -24,7 +24,11 @@ class DatasetStats:
     skipped: list[dict] = field(default_factory=list)  # {"path", "reason"}
     checked: bool = False  # images were decoded
     aligned: bool = False
-    no_face: list[str] = field(default_factory=list)  # images where the detector found no face
+    no_face: list[str] = field(default_factory=list)  # images where no face was found (centered fallback)
+    # how the faces were found (tinyface.data.align.METHODS -> images), and each image found
+    # other than by the plain detector (path -> method)
+    face_methods: dict[str, int] = field(default_factory=dict)
+    rescued: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -63,7 +67,8 @@ def decode_all(dataset: Dataset, progress: Callable[[int], None] | None = None) 
 def dataset_stats(dataset: Dataset, check: bool = True, align_result=None,
                   progress: Callable[[int], None] | None = None) -> DatasetStats:
     """Count a dataset; with ``check`` decode every image; with ``align_result`` (a
-    PreparedFaces over ``dataset.images``) also list the images with no detected face."""
+    PreparedFaces over ``dataset.images``) also count how each face was found and list the
+    images with no face found."""
     skipped = list(dataset.skipped)
     bad_paths: set[Path] = set()
     if align_result is not None:
@@ -75,10 +80,13 @@ def dataset_stats(dataset: Dataset, check: bool = True, align_result=None,
         bad_paths = {s.path for s in bad}
     good = [im for im in dataset.images if im.path not in bad_paths]
     counts = Counter(im.identity for im in good)
-    no_face = []
+    no_face, face_methods, rescued = [], {}, {}
     if align_result is not None:
         no_face = [str(p) for p, ok, det in zip(align_result.paths, align_result.ok, align_result.detected)
                    if ok and not det]
+        face_methods = align_result.method_counts()
+        rescued = {str(p): m for p, ok, m in zip(align_result.paths, align_result.ok, align_result.methods)
+                   if ok and m not in ("detector", "fallback")}
     return DatasetStats(
         root=str(dataset.root),
         identities=len(counts),
@@ -89,4 +97,6 @@ def dataset_stats(dataset: Dataset, check: bool = True, align_result=None,
         checked=check or align_result is not None,
         aligned=align_result is not None,
         no_face=no_face,
+        face_methods=face_methods,
+        rescued=rescued,
     )

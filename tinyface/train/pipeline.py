@@ -128,6 +128,7 @@ def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progr
     d, s, ds, pr, q = settings.data, settings.student, settings.distill, settings.prune, settings.quantize
     input_shape = (d.crop_size, d.crop_size, d.channels)
 
+    check_dataset_size(d)  # in seconds, before the faces are aligned and anything is trained
     t0 = time.perf_counter()
     notify("stage", {"name": "data"})
     data = load_build_data(settings, quick=quick, progress=lambda n: notify("advance", {"n": n}))
@@ -255,6 +256,8 @@ def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progr
         st.finish()
     result.stages.append(StageInfo("evaluate", st.fp, skipped, time.perf_counter() - t0))
     notify("done", {"name": "evaluate", "skipped": skipped})
+    metrics["dataset"] = describe_dataset(d.data_path())
+    metrics["smoke_test"] = bool(quick)
     result.metrics = metrics
 
     notify("stage", {"name": "report"})
@@ -300,6 +303,68 @@ def _qat(model, x_train, t_train, augment, settings, calib, prune_preserving: bo
     return quantize.convert_int8(qat_model, calib)
 
 
+def _role_counts(n_people: int, val_fraction: float, test_fraction: float = 0.3) -> tuple[int, int, int]:
+    """(training, validation, test) people of a folder dataset of ``n_people``, as
+    tinyface.data.splits.train_val_test divides them."""
+    n_test = max(1, round(n_people * test_fraction))
+    n_train = n_people - n_test
+    n_val = max(1, round(n_train * val_fraction))
+    return n_train - n_val, n_val, n_test
+
+
+def check_dataset_size(data_settings) -> None:
+    """Refuse, before any work, a dataset too small for the build's splits.
+
+    A build needs at least 2 training people, 2 validation people (pairs of different
+    validation people choose the threshold and the QAT/PTQ model) with one of them having 2
+    images, and 2 test people with ``data.identify_min_images`` images (identification).
+
+    Raises:
+        DataError: one line with the counts found and the counts needed.
+    """
+    from tinyface.data.dataset import load_dataset
+    from tinyface.data.splits import train_val_test
+    from tinyface.errors import DataError
+
+    dataset = load_dataset(data_settings.data_path())
+    split = train_val_test(dataset, data_settings.val_fraction, data_settings.seed)
+    groups = dataset.by_identity()
+    train_people = {im.identity for im in split.train}
+    val_people = {im.identity for im in split.val}
+    val_multi = [p for p in val_people if len(groups[p]) >= 2]
+    k = data_settings.identify_min_images
+    test_ok = [p for p in split.test_people if len(groups.get(p, [])) >= k]
+    if len(train_people) >= 2 and len(val_people) >= 2 and val_multi and len(test_ok) >= 2:
+        return
+    vf = data_settings.val_fraction
+    need = next(n for n in range(3, 100000) if min(_role_counts(n, vf)) >= 2)
+    found = (f"{len(dataset.identities)} people split into {len(train_people)} training, {len(val_people)} "
+             f"validation ({len(val_multi)} with 2+ images) and {len(split.test_people)} test people "
+             f"({len(test_ok)} with {k}+ images)")
+    wanted = "2 training and 2 validation people (one with 2+ images) and 2 test people with " \
+             f"{k}+ images"
+    if split.source == "folders":
+        wanted += f": at least {need} people at data.val_fraction={vf}, about 30% of them with {k}+ images"
+    raise DataError(f"{dataset.images_dir} is too small to build a model: {found}; a build needs {wanted}",
+                    hint="add people or photos (or raise data.val_fraction, lower data.identify_min_images)")
+
+
+def describe_dataset(root: Path) -> dict:
+    """Which data a build used, in the words its report, model card and summary print:
+    ``name``, ``kind`` ("lfw-view1" or "folders"), ``test`` (what the test pairs are) and
+    ``root``. LFW is recognised as the splits recognise it (tinyface.data.splits)."""
+    from tinyface.data import lfw
+    from tinyface.data.dataset import resolve_images_dir
+
+    root = Path(root).expanduser()
+    is_lfw = (resolve_images_dir(root) != root and (root / "pairs.txt").is_file()
+              and (root / lfw.PEOPLE_DEV_TRAIN).is_file())
+    if is_lfw:
+        return {"name": "LFW", "kind": "lfw-view1", "test": "LFW pairsDevTest", "root": str(root)}
+    name = root.resolve().name or str(root)
+    return {"name": name, "kind": "folders", "test": f"pairs of held-out people of {name}", "root": str(root)}
+
+
 def _write_bundle(out_dir: Path, metrics: dict, settings, preset) -> Path:
     from tinyface.bundle import save_bundle
     from tinyface.train.quantize import bundle_meta
@@ -310,8 +375,18 @@ def _write_bundle(out_dir: Path, metrics: dict, settings, preset) -> Path:
         flat, threshold=float(tflm["verification"]["threshold"]),
         identify_threshold=float(tflm["identification"]["threshold"]), arena_bytes=int(tflm["arena_bytes"]),
         macs=int(tflm["macs"]), name=f"tinyface-{preset.name}", preset=preset.name, crop_padding=settings.data.padding,
-        extra={"arch": settings.student.arch, "width": settings.student.width,
-               "lfw_pairs_dev_test_accuracy": tflm["verification"]["accuracy"]},
+        extra={"arch": settings.student.arch, "width": settings.student.width, **_accuracy_fields(metrics)},
     )
     save_bundle(out_dir, flat, meta)
     return out_dir
+
+
+def _accuracy_fields(metrics: dict) -> dict:
+    """model.json's record of the test accuracy: which data it is on, and whether the model is
+    a `--quick` smoke test (whose accuracy says nothing about a real model)."""
+    dataset = metrics.get("dataset") or {"kind": "lfw-view1", "test": "LFW pairsDevTest"}
+    accuracy = metrics["stages"]["tflm_int8"]["verification"]["accuracy"]
+    fields = {"test_data": dataset["test"], "test_accuracy": accuracy, "smoke_test": bool(metrics.get("smoke_test"))}
+    if dataset["kind"] == "lfw-view1":
+        fields["lfw_pairs_dev_test_accuracy"] = accuracy
+    return fields

@@ -1,0 +1,229 @@
+"""Faces that are hard to find: found-rate and the teacher's verification accuracy on tight
+crops, dark photos and one-sided light, made from LFW *training* people, vs the untouched images.
+
+    python benchmarks/hard_faces.py --out /tmp/hard-faces [--data DIR] [--people 150]
+                                    [--images 4] [--baseline] [--json]
+
+Writes the test sets under --out (outside the repository; never committed):
+``untouched/``, ``tight/`` (0.7 x the detector's box), ``tight85/`` (0.85 x), ``dim/`` (underexposed), ``dark/`` (very dark) and ``side/``, one folder per person, the same images in
+each, plus a face cache. People come from ``peopleDevTrain.txt`` only (never DevTest), each
+with at least 2 images in which dlib's detector finds a face on the untouched photo (the tight
+crop is cut from that face box). Then, per set:
+
+- found: images whose face was found by any method but the centered fallback, and how;
+- teacher accuracy: dlib's ResNet on balanced pairs of these images (every same-person pair,
+  as many different-person pairs; the same pairs in every set), at the threshold that is
+  best on the untouched set (one threshold, as a deployed model has) and best per set.
+
+``--baseline`` also runs the detector alone (as before the rescue steps), in its own cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+SETS = ("untouched", "tight", "tight85", "dim", "dark", "side")
+TIGHT_BOX = 0.7  # the crop's side / the detector's box side: the face fills the frame (forehead, chin cut)
+TIGHT85_BOX = 0.85  # a looser tight crop: the face box cut out as many cameras deliver it
+DARK_GAIN, DARK_GAMMA, DARK_NOISE = 0.1, 2.2, 2.0  # brightest pixel ~25/255, with sensor noise
+DIM_GAIN, DIM_GAMMA, DIM_NOISE = 0.25, 1.8, 1.5  # underexposed: brightest pixel ~64/255
+SIDE_FLOOR, SIDE_GAMMA, SIDE_NOISE = 0.03, 1.5, 1.5  # light falls to 3% across the face
+
+
+def tight_crop(rgb: np.ndarray, box: tuple[int, int, int, int], factor: float = TIGHT_BOX) -> np.ndarray:
+    """A square of ``factor`` x the detector's box (left, top, right, bottom), same center:
+    the face fills the frame, as tight crops from cameras and face datasets do."""
+    left, top, right, bottom = box
+    cx, cy, side = (left + right) / 2, (top + bottom) / 2, factor * (right - left)
+    h, w = rgb.shape[:2]
+    x0, y0 = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
+    x1, y1 = int(min(w, cx + side / 2)), int(min(h, cy + side / 2))
+    return np.ascontiguousarray(rgb[y0:y1, x0:x1])
+
+
+def darken(rgb: np.ndarray, seed: int, gain: float = DARK_GAIN, gamma: float = DARK_GAMMA,
+           noise: float = DARK_NOISE) -> np.ndarray:
+    """An underexposed photo: gain and gamma crush the light, then sensor noise (the default:
+    very dark, ~25 grey levels left; ``dim``: DIM_GAIN, DIM_GAMMA, DIM_NOISE)."""
+    rng = np.random.default_rng(seed)
+    x = 255 * gain * (rgb / 255.0) ** gamma + rng.normal(0, noise, rgb.shape)
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def side_light(rgb: np.ndarray, seed: int) -> np.ndarray:
+    """Light from one side: brightness falls across the image to ``SIDE_FLOOR`` (the side is
+    chosen by the seed), then sensor noise."""
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(1.0, SIDE_FLOOR, rgb.shape[1]) ** SIDE_GAMMA
+    if rng.random() < 0.5:
+        ramp = ramp[::-1]
+    x = 255 * (rgb / 255.0) ** SIDE_GAMMA * ramp[None, :, None] + rng.normal(0, SIDE_NOISE, rgb.shape)
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def detector_box(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The largest face box of dlib's detector (upsampled retry), or None."""
+    from tinyface.data.align import _dlib_models
+
+    detector, _ = _dlib_models()
+    rects = detector(rgb, 0) or detector(rgb, 1)
+    if not rects:
+        return None
+    r = max(rects, key=lambda r: r.area())
+    return r.left(), r.top(), r.right(), r.bottom()
+
+
+def training_people(data: Path, min_images: int = 2) -> list[tuple[str, int]]:
+    """LFW's peopleDevTrain.txt people with at least ``min_images`` images (never DevTest)."""
+    from tinyface.data.lfw import PEOPLE_DEV_TRAIN, read_people
+
+    return [(name, n) for name, n in read_people(data / PEOPLE_DEV_TRAIN) if n >= min_images]
+
+
+def make_sets(data: Path, out: Path, people: int, images: int, seed: int) -> dict[str, list[tuple[Path, str]]]:
+    """Write the four sets; returns set -> [(path, person)] in the same order in every set."""
+    from PIL import Image
+
+    from tinyface.data.dataset import read_image
+
+    rng = random.Random(seed)
+    chosen = training_people(data)
+    rng.shuffle(chosen)
+    listing: dict[str, list[tuple[Path, str]]] = {s: [] for s in SETS}
+    used = 0
+    for name, n in chosen:
+        if used >= people:
+            break
+        srcs = sorted((data / "images" / name).glob("*.jpg"))[:images]
+        kept = []
+        for src in srcs:
+            rgb = read_image(src)
+            box = detector_box(rgb)
+            if box is not None:
+                kept.append((src, rgb, box))
+        if len(kept) < 2:
+            continue
+        used += 1
+        for src, rgb, box in kept:
+            seed_i = int.from_bytes(src.name.encode()[-8:], "little") ^ seed
+            views = {"untouched": None, "tight": tight_crop(rgb, box), "tight85": tight_crop(rgb, box, TIGHT85_BOX),
+                     "dim": darken(rgb, seed_i, DIM_GAIN, DIM_GAMMA, DIM_NOISE), "dark": darken(rgb, seed_i),
+                     "side": side_light(rgb, seed_i)}
+            for set_name, arr in views.items():
+                folder = out / set_name / name
+                folder.mkdir(parents=True, exist_ok=True)
+                if arr is None:
+                    dest = folder / src.name
+                    shutil.copy2(src, dest)
+                else:
+                    dest = folder / (src.stem + ".png")
+                    Image.fromarray(arr).save(dest)
+                listing[set_name].append((dest, name))
+    return listing
+
+
+def balanced_pairs(labels: list[str], seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every same-person pair, and as many different-person pairs (seeded)."""
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(labels):
+        groups.setdefault(name, []).append(i)
+    same = [(a, b) for g in groups.values() for k, a in enumerate(g) for b in g[k + 1:]]
+    rng = random.Random(seed)
+    names = list(groups)
+    diff: set[tuple[int, int]] = set()
+    while len(diff) < len(same):
+        pa, pb = rng.sample(names, 2)
+        i, j = rng.choice(groups[pa]), rng.choice(groups[pb])
+        diff.add((min(i, j), max(i, j)))
+    pairs = same + sorted(diff)
+    flags = np.array([True] * len(same) + [False] * len(diff))
+    return np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]), flags
+
+
+def measure(listing, cache_dir: Path, workers: int, rescue: bool, seed: int) -> dict:
+    from tinyface.data.align import Aligner
+    from tinyface.data.cache import FaceCache
+    from tinyface.data.faces import FaceSpec, prepare_faces
+    from tinyface.evaluate import best_threshold, pair_scores
+
+    labels = [name for _, name in listing["untouched"]]
+    a, b, same = balanced_pairs(labels, seed)
+    results, scores = {}, {}
+    with FaceCache(cache_dir) as cache:
+        for set_name in SETS:
+            paths = [p for p, _ in listing[set_name]]
+            faces = prepare_faces(paths, FaceSpec(teacher=True), cache, workers=workers,
+                                  aligner_factory=lambda up: Aligner(up, rescue=rescue))
+            n = int(faces.ok.sum())
+            found = int(faces.usable.sum())
+            scores[set_name] = pair_scores(faces.teacher, a, b)
+            results[set_name] = {"images": n, "found": found, "found_percent": round(100 * found / max(n, 1), 2),
+                                 "methods": faces.method_counts()}
+    threshold = best_threshold(scores["untouched"], same)
+    for set_name in SETS:
+        s = scores[set_name]
+        results[set_name]["teacher_accuracy_percent"] = round(100 * float(np.mean((s >= threshold) == same)), 2)
+        own = best_threshold(s, same)
+        results[set_name]["teacher_accuracy_own_threshold_percent"] = round(100 * float(np.mean((s >= own) == same)), 2)
+    return {"pairs": int(len(same)), "same_pairs": int(same.sum()), "threshold": round(threshold, 4), "sets": results}
+
+
+def print_table(title: str, result: dict) -> None:
+    print(f"{title}: {result['pairs']} pairs ({result['same_pairs']} same), threshold {result['threshold']} "
+          "(best on untouched)")
+    print(f"{'set':<10} {'images':>6} {'found':>8} {'teacher acc':>11} {'(own thr.)':>10}  methods")
+    base = result["sets"]["untouched"]["teacher_accuracy_percent"]
+    for set_name, r in result["sets"].items():
+        delta = r["teacher_accuracy_percent"] - base
+        methods = ", ".join(f"{m} {n}" for m, n in sorted(r["methods"].items(), key=lambda kv: -kv[1]))
+        print(f"{set_name:<10} {r['images']:>6} {r['found_percent']:>7.2f}% {r['teacher_accuracy_percent']:>6.2f}% "
+              f"({delta:+.2f}) {r['teacher_accuracy_own_threshold_percent']:>9.2f}%  {methods}")
+
+
+def main() -> None:
+    from tinyface.config import default_data_dir
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(default_data_dir()), help="LFW folder (with peopleDevTrain.txt)")
+    ap.add_argument("--out", required=True, help="where the sets and their cache go (outside the repository)")
+    ap.add_argument("--people", type=int, default=150)
+    ap.add_argument("--images", type=int, default=4, help="at most this many images per person")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=os.cpu_count())
+    ap.add_argument("--baseline", action="store_true", help="also the detector alone (before the rescue steps)")
+    ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = ap.parse_args()
+
+    out = Path(args.out).expanduser().resolve()
+    repo = Path(__file__).resolve().parents[1]
+    if out == repo or repo in out.parents:
+        sys.exit("hard_faces.py: --out must be outside the repository (the sets are never committed)")
+    data = Path(args.data)
+    for set_name in SETS:
+        shutil.rmtree(out / set_name, ignore_errors=True)
+    listing = make_sets(data, out, args.people, args.images, args.seed)
+    report = {"people": len({n for _, n in listing["untouched"]}), "rescue": measure(
+        listing, out / "cache", args.workers, True, args.seed)}
+    if args.baseline:
+        with tempfile.TemporaryDirectory(prefix="hard-faces-baseline-") as tmp:
+            report["detector_only"] = measure(listing, Path(tmp), args.workers, False, args.seed)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    print(f"{report['people']} LFW training people (peopleDevTrain.txt), sets in {out}")
+    print_table("with the rescue steps", report["rescue"])
+    if "detector_only" in report:
+        print_table("detector alone", report["detector_only"])
+
+
+if __name__ == "__main__":
+    main()
