@@ -94,7 +94,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from tinyface.device.isa import COUNT_LABEL, prepare_isa
-    from tinyface.profile import profile_measured
+    from tinyface.device.isa_profile import profile_measured
 
     board = load_board("esp32c3")
     work = Path(tempfile.mkdtemp(prefix="tinyface-isa-"))

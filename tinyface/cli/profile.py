@@ -47,7 +47,7 @@ def profile(board, model_path, measured, as_json):
     if measured:
         from tinyface.bundle import load_bundle
         from tinyface.console import err_console
-        from tinyface.profile import profile_measured
+        from tinyface.device.isa_profile import profile_measured
 
         with err_console().status("building the ESP32-C3 (rv32imc) firmware and counting instructions"):
             result = profile_measured(load_bundle(path), b)

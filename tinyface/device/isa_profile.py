@@ -1,0 +1,85 @@
+"""`tinyface profile --measured`: each op's instructions counted on the ESP32-C3
+instruction-set emulator (tinyface.device.isa) beside the board's cost-model estimate
+(tinyface.profile). It lives with the devices so that the estimate, which a build uses, never
+imports the emulator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from tinyface.device.isa import check_board, measure_profile, prepare_isa
+from tinyface.errors import ModelError
+from tinyface.profile import _count, profile_model
+
+
+@dataclass(frozen=True)
+class MeasuredLayer:
+    index: int
+    op: str
+    output_shape: tuple[int, ...]
+    macs: int
+    instructions: int  # MEASURED on the instruction-set emulator: a lower bound on cycles
+    est_ms: float  # ESTIMATED by the board's cost model
+
+
+@dataclass(frozen=True)
+class MeasuredModelProfile:
+    """`tinyface profile --measured`: instructions per op counted on the ESP32-C3 instruction-set
+    emulator beside the cost model's estimate."""
+
+    model: str
+    board: str
+    layers: list[MeasuredLayer]
+    total_instructions: int  # all of Invoke()
+    total_est_ms: float
+    cpu_mhz: float
+    stall_factor: float  # the board's documented cycles per instruction (1.0 if it has none)
+    cost_source: str
+
+    @property
+    def lower_bound_ms(self) -> float:
+        """Instructions at one cycle each: the chip cannot be faster."""
+        return self.total_instructions / (self.cpu_mhz * 1e3)
+
+    @property
+    def measured_ms(self) -> float:
+        """Instructions x the stall factor: the figure the estimate is checked against."""
+        return self.lower_bound_ms * self.stall_factor
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.update(lower_bound_ms=self.lower_bound_ms, measured_ms=self.measured_ms,
+                 instructions_are="instructions (a lower bound on cycles), MEASURED on the instruction-set emulator",
+                 est_ms_is="ESTIMATED by the board's cost model",
+                 est_vs_measured=self.total_est_ms / self.measured_ms - 1 if self.measured_ms else None)
+        return d
+
+
+def profile_measured(bundle, board, seed: int = 0, log=None) -> MeasuredModelProfile:
+    """Build the firmware for the ESP32-C3's instruction set, run one inference of a seeded
+    random int8 input under QEMU with TFLM's profiler counting instructions, and set each
+    op's count beside the board's estimate.
+
+    Raises:
+        ToolchainError: the rv32 toolchain or trees are missing (tinyface.device.isa).
+        DeviceError: ``board`` is not the ESP32-C3, or the emulated run failed.
+        ModelError: not an int8 model.
+    """
+    import numpy as np
+
+
+    check_board(board.name)
+    estimate = profile_model(bundle.model_bytes, board.cost_model, board=board.name, model=str(bundle.model_path))
+    prog = prepare_isa(bundle, board, log=log)
+    size = _count(bundle.meta.input_shape)
+    x = np.random.default_rng(seed).integers(-128, 128, size, dtype=np.int8).tobytes()
+    measured = measure_profile(prog, x)
+    if len(measured.ops) != len(estimate.layers):
+        raise ModelError(f"the emulated chip ran {len(measured.ops)} ops, the model has {len(estimate.layers)}")
+    layers = [MeasuredLayer(e.index, e.op, e.output_shape, e.macs, m.instructions, e.est_ms)
+              for e, m in zip(estimate.layers, measured.ops)]
+    stall = board.cost_model.stall_factor or 1.0
+    return MeasuredModelProfile(model=str(bundle.model_path), board=board.name, layers=layers,
+                           total_instructions=measured.total_instructions, total_est_ms=estimate.total_est_ms,
+                           cpu_mhz=board.cpu_mhz, stall_factor=stall, cost_source=board.cost_model.source)
