@@ -51,7 +51,7 @@ def resolve_model(model: str | Path | None, board) -> Path:
 
 def flash(board, model: str | Path | None = None, project_dir: str | Path | None = None, port: str | None = None,
           dry_run: bool = False, arena_margin: float = 0.15, enroll_dir: str | Path | None = None, settings=None,
-          on_line=None, on_step=None) -> FlashResult:
+          on_line=None, on_step=None, kernels: str = "esp-nn") -> FlashResult:
     """Generate the firmware project for ``board`` and (unless ``dry_run``) build and flash it.
 
     Args:
@@ -65,6 +65,7 @@ def flash(board, model: str | Path | None = None, project_dir: str | Path | None
         settings: tinyface settings (needed with enroll_dir: face detection, cache).
         on_line: called with each line PlatformIO prints.
         on_step: called with a one-line description of each step as it starts.
+        kernels: firmware.kernels ("esp-nn" or "generated").
 
     Raises:
         ModelError, BudgetError, DataError: before anything is written.
@@ -91,7 +92,8 @@ def flash(board, model: str | Path | None = None, project_dir: str | Path | None
         step(f"enrolling the people in {enroll_dir}")
         gallery = enroll_folder(enroll_dir, bundle, settings)
     step(f"generating the firmware project in {project_dir}")
-    result.project = generate_project(bundle, board, project_dir, arena_margin=arena_margin, gallery=gallery)
+    result.project = generate_project(bundle, board, project_dir, arena_margin=arena_margin, gallery=gallery,
+                                      kernels=kernels)
     if dry_run:
         return result
     step("checking PlatformIO and the espressif32 platform")

@@ -283,3 +283,65 @@ def test_add_and_fully_connected_are_bit_exact(tmp_path, tflm_objects):
              _random_case(rng, 3, "FULLY_CONNECTED", units=13, depth=8, per_tensor=True),
              _random_case(rng, 4, "FULLY_CONNECTED", units=3, depth=32)]
     _assert_identical(run_cases(cases, tmp_path, tflm_objects), cases)
+
+
+def lfw_faces(lfw_dir: Path, meta, n: int) -> np.ndarray:
+    """``n`` LFW test-split photos, centre-cropped, resized to the model input and quantized
+    as the firmware's input (tinyface.bundle.quantize_input)."""
+    from PIL import Image
+
+    from tinyface.bundle import quantize_input
+
+    shape = meta.input_shape
+
+    _, h, w, c = shape
+    names = [line.split("\t")[0] for line in (lfw_dir / "peopleDevTest.txt").read_text().splitlines()[1:]]
+    paths = [p for name in names for p in sorted((lfw_dir / "images" / name).glob("*.jpg"))][:n]
+    out = []
+    for p in paths:
+        img = Image.open(p).convert("L" if c == 1 else "RGB").crop((70, 70, 180, 180)).resize((w, h))
+        out.append(np.asarray(img, dtype=np.uint8).reshape(h, w, c))
+    return quantize_input(np.stack(out), meta)
+
+
+@pytest.mark.native
+@pytest.mark.skipif(not os.environ.get("TFLM_DIR"), reason="the native firmware build needs TFLM_DIR")
+def test_native_firmware_with_generated_kernels_matches_tflm(lfw_dir):
+    """The released esp32 model in the native firmware build with every conv, depthwise, FC and
+    ADD generated gives the pip TFLM interpreter's int8 outputs on LFW test faces (held-out
+    faces, used only to compare two implementations of the same model)."""
+    from tinyface.boards import load_board
+    from tinyface.bundle import load_bundle
+    from tinyface.device.native import prepare_native, spawn_native
+    from tinyface.protocol.client import Client, open_serial
+    from tinyface.runtime import TflmRunner
+
+    bundle = load_bundle(REPO / "models" / "esp32")
+    program = prepare_native(bundle, load_board("esp32"), kernels="generated")
+    faces = lfw_faces(lfw_dir, bundle.meta, 24)
+    expected = TflmRunner(bundle.model_bytes).run(faces)
+    proc = spawn_native(program, own_pty=True)
+    try:
+        port = proc.stdout.readline().split()[-1]
+        with open_serial(port, 0) as transport:
+            got = np.stack([r.output for r in Client(transport, port=port).infer_many(faces)])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert got.shape == expected.shape
+    assert np.array_equal(got, expected), f"{int((got != expected).sum())} of {got.size} outputs differ"
+
+
+def test_generated_project_registers_the_kernels_in_the_op_resolver(tiny_bundle, tmp_path):
+    from tinyface.boards import load_board
+    from tinyface.codegen import generate_project
+
+    project = generate_project(tiny_bundle, load_board("esp32"), tmp_path / "gen", kernels="generated")
+    resolver = (tmp_path / "gen/src/op_resolver.h").read_text()
+    assert project.generated_ops == ["CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"]
+    assert "resolver.AddConv2D(tfk::Register_CONV_2D())" in resolver
+    assert "resolver.AddFullyConnected(tfk::Register_FULLY_CONNECTED())" in resolver
+    assert "resolver.AddMean()" in resolver  # not generated: TFLM's own kernel
+    default = generate_project(tiny_bundle, load_board("esp32"), tmp_path / "esp", kernels="esp-nn")
+    assert default.generated_ops == [] and "tfk::" not in (tmp_path / "esp/src/op_resolver.h").read_text()
+    assert "#define TF_GENERATED_KERNEL_COUNT 0" in (tmp_path / "esp/src/tf_kernels.h").read_text()

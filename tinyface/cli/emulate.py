@@ -15,11 +15,14 @@ import click
 @click.option("--once", is_flag=True, help="Exit when the first host that connects closes the port.")
 @click.option("--native", is_flag=True,
               help="Serve with the natively built firmware (needs TFLM_DIR) instead of the Python emulation.")
+@click.option("--kernels", type=click.Choice(["esp-nn", "generated"]), default="esp-nn", show_default=True,
+              help="With --native: the firmware's int8 kernels, TFLM's or those generated for this model "
+                   "(bit-exact with TFLM's reference kernels). Example: --native --kernels generated")
 @click.option("--drop-reply", "drop_replies", type=click.IntRange(min=1), multiple=True, metavar="N",
               help="TEST ONLY (fault injection): do not send the N-th reply (counted from 1). Repeatable.")
 @click.option("--corrupt-reply", "corrupt_replies", type=click.IntRange(min=1), multiple=True, metavar="N",
               help="TEST ONLY (fault injection): send the N-th reply with a broken CRC. Repeatable.")
-def emulate(board, model_path, baud, once, native, drop_replies, corrupt_replies):
+def emulate(board, model_path, baud, once, native, kernels, drop_replies, corrupt_replies):
     """Run an emulated board on a pseudo-terminal and print its port path on stdout.
 
     The emulation answers every protocol message (docs/protocol.md) exactly as the firmware
@@ -33,6 +36,7 @@ def emulate(board, model_path, baud, once, native, drop_replies, corrupt_replies
       tinyface emulate                         # prints e.g. /dev/pts/3
       tinyface bench --port /dev/pts/3         # in another terminal
       tinyface emulate --baud 921600 --once &  # realistic link speed, one session
+      tinyface emulate --native --kernels generated
     """
     import sys
 
@@ -46,7 +50,7 @@ def emulate(board, model_path, baud, once, native, drop_replies, corrupt_replies
     if native:
         from tinyface.device.native import run_native_emulator
 
-        run_native_emulator(bundle, b, baud=baud, once=once,
+        run_native_emulator(bundle, b, baud=baud, once=once, kernels=kernels,
                             on_ready=lambda path, _: _announce(sys, info, path, f"native firmware build, {b.name}", baud))
         return
     from tinyface.device.emulator import Faults, run_emulator

@@ -39,7 +39,7 @@ DEPENDENCIES = {
     "esp_nn_version": "^1.1.0",
 }
 # Sources shared by the board and the native build, then the board's platform file.
-APP_SOURCES = ("tinyface_app.cc", "frame_decoder.cc", "gallery.cc", "model_data.cc")
+APP_SOURCES = ("tinyface_app.cc", "frame_decoder.cc", "gallery.cc", "model_data.cc", "tf_kernels.cc")
 ESP_SOURCES = (*APP_SOURCES, "platform_esp.cc")
 
 
@@ -53,6 +53,8 @@ class FirmwareProject:
     ops: list[tuple[str, str]]
     arena: ArenaPlan
     budget: Budget
+    kernels: str = "esp-nn"  # firmware.kernels
+    generated_ops: list[str] = field(default_factory=list)  # op types running generated kernels
     files: list[str] = field(default_factory=list)  # relative paths, sorted
     written: list[str] = field(default_factory=list)  # rewritten by this call
     removed: list[str] = field(default_factory=list)  # stale generated files deleted
@@ -63,7 +65,8 @@ class FirmwareProject:
             "model_sha256": self.model_sha256, "ops": [op for op, _ in self.ops],
             "arena": {"used_bytes": self.arena.used_bytes, "margin": self.arena.margin, "bytes": self.arena.bytes,
                       "in_psram": self.arena.in_psram},
-            "budget": self.budget.to_dict(), "files": self.files,
+            "budget": self.budget.to_dict(), "kernels": self.kernels, "generated_ops": self.generated_ops,
+            "files": self.files,
         }
 
 
@@ -109,7 +112,8 @@ def _model_context(bundle, model_bytes: bytes, graph) -> dict:
 
 
 def generate_project(bundle, board: Board, directory: str | Path, arena_margin: float = 0.15,
-                     gallery: list[GalleryPerson] | tuple = (), arena_used_bytes: int | None = None) -> FirmwareProject:
+                     gallery: list[GalleryPerson] | tuple = (), arena_used_bytes: int | None = None,
+                     kernels: str = "esp-nn") -> FirmwareProject:
     """Check the budget, then render the PlatformIO project for ``board`` running ``bundle``.
 
     Args:
@@ -119,6 +123,8 @@ def generate_project(bundle, board: Board, directory: str | Path, arena_margin: 
         arena_margin: fraction added to TFLM's recorded arena (config firmware.arena_margin).
         gallery: people compiled in (tinyface.codegen.gallery.enroll_folder).
         arena_used_bytes: TFLM's recorded arena, if already measured (else measured here).
+        kernels: firmware.kernels: "esp-nn", or "generated" for kernels specialised for this
+            model (tinyface.codegen.kernels; ops it cannot specialise keep TFLM's kernel).
 
     Returns:
         The FirmwareProject, listing the files and the ones this call (re)wrote.
@@ -143,9 +149,20 @@ def generate_project(bundle, board: Board, directory: str | Path, arena_margin: 
             raise ModelError(f"gallery entry {person.name!r} has {len(person.sum)} values, the model outputs "
                              f"{model['output_size']}")
 
+    from tinyface.codegen import kernels as kernel_gen
+
+    if kernels not in kernel_gen.KERNEL_CHOICES:
+        raise ModelError(f"unknown kernels {kernels!r}", hint='firmware.kernels is "esp-nn" or "generated"')
+    specs, op_types = [], set()
+    if kernels == "generated":
+        specs, skipped = kernel_gen.model_kernel_specs(model_bytes)
+        op_types = kernel_gen.generated_op_types(specs, skipped)
+    kernel_context = kernel_gen.render_context(specs, op_types)
     root = firmware_dir()
     env = _environment(root)
     context = {
+        **kernel_context,
+        "op_registrations": {op: f"tfk::{function}()" for op, function in kernel_context["registrations"]},
         "model": model,
         "model_rows": hex_rows(model_bytes),
         "ops": ops,
@@ -173,7 +190,8 @@ def generate_project(bundle, board: Board, directory: str | Path, arena_margin: 
     rendered[f"src/{HEADER_NAME}"] = render_c_header()
 
     project = FirmwareProject(directory=directory.resolve(), board=board, model_sha256=model["sha256"], ops=ops,
-                              arena=arena, budget=budget, files=sorted(rendered))
+                              arena=arena, budget=budget, kernels=kernels, generated_ops=sorted(op_types),
+                              files=sorted(rendered))
     previous = _read_manifest(directory)
     for rel, text in sorted(rendered.items()):
         if write_if_changed(directory / rel, text.encode("utf-8")):

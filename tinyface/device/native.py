@@ -144,18 +144,19 @@ def build_native(project_dir: str | Path, toolchain: NativeToolchain | None = No
 
 
 def prepare_native(bundle, board, arena_margin: float = 0.15, project_dir: str | Path | None = None,
-                   log=None) -> Path:
+                   log=None, kernels: str = "esp-nn") -> Path:
     """Generate the firmware project for ``bundle`` on ``board`` and build it natively.
 
     The project goes to ``project_dir`` (default: a folder in the native cache named after
-    the board and the model hash). Returns the program's path.
+    the board, the model hash and the kernels, firmware.kernels). Returns the program's path.
     """
     from tinyface.codegen import generate_project
 
     toolchain = find_toolchain()
     if project_dir is None:
-        project_dir = cache_dir() / "projects" / f"{board.name}-{bundle.model_hash[:16]}"
-    generate_project(bundle, board, project_dir, arena_margin=arena_margin)
+        suffix = "" if kernels == "esp-nn" else f"-{kernels}"
+        project_dir = cache_dir() / "projects" / f"{board.name}-{bundle.model_hash[:16]}{suffix}"
+    generate_project(bundle, board, project_dir, arena_margin=arena_margin, kernels=kernels)
     return build_native(project_dir, toolchain, log=log)
 
 
@@ -189,7 +190,8 @@ def spawn_native(program: str | Path, master_fd: int | None = None, baud: int = 
 
 
 def run_native_emulator(bundle, board, baud: int = 0, once: bool = False, on_ready=None,
-                        stop: threading.Event | None = None, storage_dir: str | Path | None = None) -> int:
+                        stop: threading.Event | None = None, storage_dir: str | Path | None = None,
+                        kernels: str = "esp-nn") -> int:
     """`tinyface emulate --native`: build (cached) and serve the real firmware sources on a pty.
 
     Args:
@@ -206,7 +208,7 @@ def run_native_emulator(bundle, board, baud: int = 0, once: bool = False, on_rea
 
     from tinyface.device.pty import open_pty
 
-    program = _build_with_status(bundle, board)
+    program = _build_with_status(bundle, board, kernels)
     master_fd, path = open_pty()
     stop = stop or threading.Event()
     previous = None
@@ -234,12 +236,12 @@ def run_native_emulator(bundle, board, baud: int = 0, once: bool = False, on_rea
     return proc.returncode
 
 
-def _build_with_status(bundle, board) -> Path:
+def _build_with_status(bundle, board, kernels: str = "esp-nn") -> Path:
     """prepare_native with a spinner: a cached build returns in a fraction of a second."""
     from tinyface.console import err_console
 
     with err_console().status(f"building the native firmware for {board.name} (first time: a few minutes)"):
-        return prepare_native(bundle, board)
+        return prepare_native(bundle, board, kernels=kernels)
 
 
 @contextlib.contextmanager
