@@ -63,6 +63,8 @@ def _random_case(rng, index: int, op: str, **shape) -> tuple[K.KernelSpec, dict]
     """A random op config; returns the spec and what the reference call needs."""
     in_scale = float(np.float32(rng.uniform(0.005, 0.1)))
     out_scale = float(np.float32(rng.uniform(0.01, 0.2)))
+    if shape.get("large_multiplier"):  # multipliers above 1/2: shifts >= 0, the general requantization
+        in_scale, out_scale = float(np.float32(rng.uniform(2.0, 8.0))), float(np.float32(0.01))
     in_zp, out_zp = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
     act = int(rng.choice([0, 1, 3]))
     if op == "ADD":
@@ -273,6 +275,9 @@ def test_conv_3x3_and_strided_is_bit_exact(tmp_path, tflm_objects):
                (4, 4, 5, 3, 3, 1, "VALID")]
     cases = [_random_case(rng, i, "CONV_2D", h=h, w=w, cin=cin, cout=cout, k=k, stride=s, padding=p)
              for i, (h, w, cin, cout, k, s, p) in enumerate(configs)]
+    cases.append(_random_case(rng, len(cases), "CONV_2D", h=5, w=4, cin=3, cout=6, k=3, stride=1, padding="SAME",
+                              large_multiplier=True))
+    assert not cases[-1][0].fast and all(spec.fast for spec, _ in cases[:-1])
     _assert_identical(run_cases(cases, tmp_path, tflm_objects), cases)
 
 
@@ -345,3 +350,58 @@ def test_generated_project_registers_the_kernels_in_the_op_resolver(tiny_bundle,
     default = generate_project(tiny_bundle, load_board("esp32"), tmp_path / "esp", kernels="esp-nn")
     assert default.generated_ops == [] and "tfk::" not in (tmp_path / "esp/src/op_resolver.h").read_text()
     assert "#define TF_GENERATED_KERNEL_COUNT 0" in (tmp_path / "esp/src/tf_kernels.h").read_text()
+
+
+def test_requantize_matches_multiply_by_quantized_multiplier(tmp_path, tflm_objects):
+    """tfk::requantize on the whole int32 range, and tfk::requantize_fast within the bound
+    codegen proves, against TFLM's MultiplyByQuantizedMultiplier (2 million draws, rounding ties
+    included)."""
+    (tmp_path / "tf_kernels_impl.h").write_text(K.render_sources([])["tf_kernels_impl.h"])
+    (tmp_path / "main.cc").write_text(r"""
+#include <cstdio>
+#include <random>
+#include "tensorflow/lite/kernels/internal/common.h"
+#include "tf_kernels_impl.h"
+int main() {
+  std::mt19937_64 rng(18);
+  long bad = 0, fast_checked = 0;
+  for (int i = 0; i < 2000000; ++i) {
+    const int32_t m = static_cast<int32_t>((1u << 30) + rng() % (1u << 30));  // [2^30, 2^31)
+    const int shift = -static_cast<int>(rng() % 31) + (i % 7 == 0 ? static_cast<int>(rng() % 4) : 0);
+    int32_t x = static_cast<int32_t>(rng());
+    if (i % 3 == 0) x = static_cast<int32_t>(rng() % 4096) - 2048;   // near zero: rounding ties
+    if (i % 5 == 0) x = (x >> (rng() % 31)) << (rng() % 8);
+    if (shift > 0 && (x > (INT32_MAX >> shift) || x < (INT32_MIN >> shift))) x >>= shift;
+    const int32_t want = tflite::MultiplyByQuantizedMultiplier(x, m, shift);
+    if (tfk::requantize(x, m, shift) != want) ++bad;
+    if (shift <= -1) {
+      const int64_t bound = (x < 0 ? -static_cast<int64_t>(x) : x) + (static_cast<int64_t>(1) << (-shift - 1));
+      if (bound < (static_cast<int64_t>(1) << 31)) {
+        ++fast_checked;
+        if (tfk::requantize_fast(x, m, shift) != want) ++bad;
+      }
+    }
+  }
+  std::printf("%ld %ld\n", bad, fast_checked);
+  return 0;
+}
+""")
+    exe = tmp_path / "requant"
+    subprocess.run(["g++", *FLAGS, f"-I{tmp_path}", str(tmp_path / "main.cc"), *tflm_objects, "-o", str(exe)],
+                   check=True)
+    bad, fast_checked = (int(v) for v in subprocess.run([str(exe)], capture_output=True, text=True,
+                                                        check=True).stdout.split())
+    assert fast_checked > 1_000_000
+    assert bad == 0
+
+
+def test_model_kernels_use_the_fast_requantization_where_proven():
+    specs, skipped = K.model_kernel_specs((REPO / "models/esp32/model.tflite").read_bytes())
+    assert not skipped and {s.op for s in specs} == {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD"}
+    assert all(s.fast for s in specs if s.op != "ADD")
+    # A multiplier above 1/2 (shift 0) is outside the proof: the general path is generated.
+    rng = np.random.default_rng(3)
+    spec, _ = _random_case(rng, 0, "CONV_2D", h=3, w=3, cin=2, cout=4, k=1, stride=1, padding="VALID")
+    big = K.conv_spec(0, (1, 3, 3, 2), np.ones((4, 1, 1, 2), np.int8), np.zeros(4, np.int32), (1, 1), "VALID",
+                      1.0, 0, np.float32([0.9] * 4), 1.0, 0)
+    assert spec.fast and not big.fast and big.template.endswith("false>")

@@ -109,6 +109,7 @@ class KernelSpec:
     act_min: int = -128
     act_max: int = 127
     add: dict | None = None  # ADD's AddParams
+    fast: bool = False  # requantize_fast is exact for every channel (see _channel_arrays)
     macs: int = 0
 
     @property
@@ -123,7 +124,7 @@ def _ceil4(n: int) -> int:
 
 
 def _channel_arrays(spec: KernelSpec, bias: np.ndarray, wsum: np.ndarray, in_offset: int,
-                    mults: list[tuple[int, int]], padded: int) -> None:
+                    mults: list[tuple[int, int]], padded: int, wabs: np.ndarray | None = None) -> None:
     n = len(bias)
     b = np.zeros(padded, dtype=np.int64)
     b[:n] = bias
@@ -135,8 +136,13 @@ def _channel_arrays(spec: KernelSpec, bias: np.ndarray, wsum: np.ndarray, in_off
     spec.bias = [int(v) for v in b]
     spec.bias_folded = [int(v) for v in folded]
     spec.multiplier = [m for m, _ in mults] + [0] * (padded - n)
-    spec.shift = [s_ for _, s_ in mults] + [0] * (padded - n)
+    spec.shift = [s_ for _, s_ in mults] + [-1] * (padded - n)
     spec.channels = n
+    # tfk::requantize_fast holds when every shift is <= -1 and the largest |accumulator|
+    # (|bias| + 255 * sum|w|, |x + input_offset| <= 255) plus 2^(right shift - 1) fits int32.
+    abs_bound = np.abs(b[:n]) + 255 * wabs[:n] if wabs is not None else None
+    spec.fast = bool(abs_bound is not None and all(
+        sh <= -1 and int(bound) + (1 << (-sh - 1)) < 2**31 for (_, sh), bound in zip(mults, abs_bound)))
 
 
 def conv_spec(index: int, input_shape, weights: np.ndarray, bias: np.ndarray, stride: tuple[int, int],
@@ -158,13 +164,14 @@ def conv_spec(index: int, input_shape, weights: np.ndarray, bias: np.ndarray, st
     spec.weights = w.reshape(padded // 4, 4, kh, kw, cin).transpose(0, 2, 3, 4, 1).copy()
     wsum = weights.astype(np.int64).reshape(cout, -1).sum(axis=1)
     mults = _multipliers(input_scale, filter_scales, output_scale, cout)
-    _channel_arrays(spec, bias.astype(np.int64), wsum, -input_zp, mults, padded)
+    wabs = np.abs(weights.astype(np.int64)).reshape(cout, -1).sum(axis=1)
+    _channel_arrays(spec, bias.astype(np.int64), wsum, -input_zp, mults, padded, wabs)
     spec.act_min, spec.act_max = activation_range(activation, output_scale, output_zp)
     if kh == kw == 1 and sh == sw == 1:
         # A 1x1 stride-1 convolution is a matrix product: one long row pairs every pixel.
         ih, iw, oh, ow = 1, ih * iw, 1, oh * ow
     spec.template = (f"tfk::Conv<{ih}, {iw}, {cin}, {oh}, {ow}, {cout}, {kh}, {kw}, {sh}, {sw}, {pt}, {pl}, "
-                     f"{-input_zp}, {output_zp}, {spec.act_min}, {spec.act_max}>")
+                     f"{-input_zp}, {output_zp}, {spec.act_min}, {spec.act_max}, {str(spec.fast).lower()}>")
     spec.in_bytes, spec.out_bytes = ih * iw * cin, oh * ow * cout
     spec.macs = oh * ow * cout * kh * kw * cin
     spec.weights_hash = fnv1a32(weights.tobytes())
@@ -189,10 +196,11 @@ def depthwise_spec(index: int, input_shape, weights: np.ndarray, bias: np.ndarra
     spec.weights = np.concatenate([full, rest]).astype(np.int8)
     wsum = w.astype(np.int64).reshape(-1, c).sum(axis=0)
     mults = _multipliers(input_scale, filter_scales, output_scale, c)
-    _channel_arrays(spec, bias.astype(np.int64), wsum, -input_zp, mults, _ceil4(c))
+    wabs = np.abs(w.astype(np.int64)).reshape(-1, c).sum(axis=0)
+    _channel_arrays(spec, bias.astype(np.int64), wsum, -input_zp, mults, _ceil4(c), wabs)
     spec.act_min, spec.act_max = activation_range(activation, output_scale, output_zp)
     spec.template = (f"tfk::Depthwise<{ih}, {iw}, {c}, {oh}, {ow}, {kh}, {kw}, {sh}, {sw}, {pt}, {pl}, "
-                     f"{-input_zp}, {output_zp}, {spec.act_min}, {spec.act_max}>")
+                     f"{-input_zp}, {output_zp}, {spec.act_min}, {spec.act_max}, {str(spec.fast).lower()}>")
     spec.in_bytes, spec.out_bytes = ih * iw * c, oh * ow * c
     spec.macs = oh * ow * c * kh * kw
     spec.weights_hash = fnv1a32(weights.tobytes())
@@ -216,9 +224,11 @@ def fully_connected_spec(index: int, weights: np.ndarray, bias: np.ndarray, inpu
         mults = [quantize_multiplier(real)] * units
     else:
         mults = _multipliers(input_scale, scales, output_scale, units)
-    _channel_arrays(spec, bias.astype(np.int64), wsum, -input_zp, mults, padded)
+    wabs = np.abs(weights.astype(np.int64)).sum(axis=1)
+    _channel_arrays(spec, bias.astype(np.int64), wsum, -input_zp, mults, padded, wabs)
     spec.act_min, spec.act_max = activation_range(activation, output_scale, output_zp)
-    spec.template = f"tfk::FullyConnected<{depth}, {units}, {output_zp}, {spec.act_min}, {spec.act_max}>"
+    spec.template = (f"tfk::FullyConnected<{depth}, {units}, {output_zp}, {spec.act_min}, {spec.act_max}, "
+                     f"{str(spec.fast).lower()}>")
     spec.in_bytes, spec.out_bytes = depth, units
     spec.macs = depth * units
     spec.weights_hash = fnv1a32(weights.tobytes())
