@@ -353,7 +353,8 @@ def test_generated_project_registers_the_kernels_in_the_op_resolver(tiny_bundle,
 
 
 def test_requantize_matches_multiply_by_quantized_multiplier(tmp_path, tflm_objects):
-    """tfk::requantize on the whole int32 range, and tfk::requantize_fast within the bound
+    """tfk::requantize (and ADD's requantize_smaller_than_one) on the whole int32 range, and
+    tfk::requantize_fast within the bound
     codegen proves, against TFLM's MultiplyByQuantizedMultiplier (2 million draws, rounding ties
     included)."""
     (tmp_path / "tf_kernels_impl.h").write_text(K.render_sources([])["tf_kernels_impl.h"])
@@ -374,6 +375,8 @@ int main() {
     if (shift > 0 && (x > (INT32_MAX >> shift) || x < (INT32_MIN >> shift))) x >>= shift;
     const int32_t want = tflite::MultiplyByQuantizedMultiplier(x, m, shift);
     if (tfk::requantize(x, m, shift) != want) ++bad;
+    if (shift <= 0 && tfk::requantize_smaller_than_one(x, m, shift) !=
+                          tflite::MultiplyByQuantizedMultiplierSmallerThanOneExp(x, m, shift)) ++bad;
     if (shift <= -1) {
       const int64_t bound = (x < 0 ? -static_cast<int64_t>(x) : x) + (static_cast<int64_t>(1) << (-shift - 1));
       if (bound < (static_cast<int64_t>(1) << 31)) {

@@ -56,6 +56,33 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     return int(q_fixed), int(shift)
 
 
+def _srdhm(a: int, b: int) -> int:
+    """gemmlowp::SaturatingRoundingDoublingHighMul on int32 values."""
+    if a == b == -(2**31):
+        return 2**31 - 1
+    ab = a * b
+    v = ab + (1 << 30 if ab >= 0 else 1 - (1 << 30))
+    q = abs(v) >> 31
+    return q if v >= 0 else -q
+
+
+def _rounding_divide_by_pot(x: int, exponent: int) -> int:
+    """gemmlowp::RoundingDivideByPOT."""
+    mask = (1 << exponent) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (1 if x < 0 else 0)
+    return (x >> exponent) + (1 if remainder > threshold else 0)
+
+
+def multiply_smaller_than_one(x: int, multiplier: int, left_shift: int) -> int:
+    """tflite::MultiplyByQuantizedMultiplierSmallerThanOneExp (double rounding build)."""
+    return _rounding_divide_by_pot(_srdhm(x, multiplier), -left_shift)
+
+
+def _to_int32(v: int) -> int:
+    return (v + 2**31) % 2**32 - 2**31
+
+
 def activation_range(activation: int, scale: float, zero_point: int) -> tuple[int, int]:
     """tflite::CalculateActivationRangeQuantized for int8 (float32 ``f / scale``)."""
     qmin, qmax = -128, 127
@@ -109,6 +136,7 @@ class KernelSpec:
     act_min: int = -128
     act_max: int = 127
     add: dict | None = None  # ADD's AddParams
+    add_tables: list | None = None  # ADD: each input's rescaled value for int8 -128..127
     fast: bool = False  # requantize_fast is exact for every channel (see _channel_arrays)
     macs: int = 0
 
@@ -116,6 +144,7 @@ class KernelSpec:
     def repacked_bytes(self) -> int:
         """Flash the generated constants take (weights + four int32 arrays)."""
         n = 0 if self.weights is None else int(self.weights.size)
+        n += 4 * 256 * len(self.add_tables or [])
         return n + 4 * (len(self.bias) + len(self.bias_folded) + len(self.multiplier) + len(self.shift))
 
 
@@ -250,7 +279,13 @@ def add_spec(index: int, size: int, scale1: float, zp1: int, scale2: float, zp2:
                 "input1_multiplier": m1[0], "input1_shift": m1[1], "input2_multiplier": m2[0],
                 "input2_shift": m2[1], "output_multiplier": mo[0], "output_shift": mo[1],
                 "output_offset": output_zp, "act_min": act_min, "act_max": act_max}
-    spec.template = f"tfk::add<{size}>"
+    spec.add_tables = [[multiply_smaller_than_one(_to_int32((v + off) * (1 << left_shift)), m, sh)
+                        for v in range(-128, 128)] for off, (m, sh) in ((-zp1, m1), (-zp2, m2))]
+    # requantize_fast is exact for the output rescaling when the shift is <= -1 and the largest
+    # |table1 + table2| plus 2^(right shift - 1) fits int32 (as for the convolutions).
+    bound = max(abs(v) for v in spec.add_tables[0]) + max(abs(v) for v in spec.add_tables[1])
+    spec.fast = mo[1] <= -1 and bound + (1 << (-mo[1] - 1)) < 2**31
+    spec.template = f"tfk::add<{size}, {str(spec.fast).lower()}>"
     spec.in_bytes = spec.out_bytes = size
     return spec
 
@@ -409,7 +444,7 @@ def render_context(specs: list[KernelSpec], op_types: set[str]) -> dict:
             "bias": ints(s.bias), "bias_folded": ints(s.bias_folded), "multiplier": ints(s.multiplier),
             "shift": ints(s.shift), "channels": s.channels, "hash": f"0x{s.weights_hash:08x}u",
             "in_bytes": s.in_bytes, "out_bytes": s.out_bytes, "act_min": s.act_min, "act_max": s.act_max,
-            "add": s.add,
+            "add": s.add, "add_tables": [ints(t) for t in s.add_tables] if s.add_tables else None,
         })
     return {"kernels": kernels, "op_types": sorted(op_types),
             "registrations": [(op, GENERATED_OPS[op]) for op in sorted(op_types)]}
