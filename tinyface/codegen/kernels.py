@@ -376,8 +376,9 @@ def model_kernel_specs(model_bytes: bytes) -> tuple[list[KernelSpec], list[str]]
         try:
             if any(tensor(i).Type() != 9 for i in (ins[0], out)):  # INT8
                 raise ModelError("not int8")
-            (si,), zi = quant(ins[0])[0][:1], quant(ins[0])[1]
-            so, zo = float(quant(out)[0][0]), quant(out)[1]
+            scales_in, zi = quant(ins[0])
+            scales_out, zo = quant(out)
+            si, so = float(scales_in[0]), float(scales_out[0])
             if name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
                 cls = schema.Conv2DOptions if name == "CONV_2D" else schema.DepthwiseConv2DOptions
                 o = options(op, cls)
