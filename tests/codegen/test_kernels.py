@@ -408,3 +408,23 @@ def test_model_kernels_use_the_fast_requantization_where_proven():
     big = K.conv_spec(0, (1, 3, 3, 2), np.ones((4, 1, 1, 2), np.int8), np.zeros(4, np.int32), (1, 1), "VALID",
                       1.0, 0, np.float32([0.9] * 4), 1.0, 0)
     assert spec.fast and not big.fast and big.template.endswith("false>")
+
+
+def test_flash_dry_run_with_generated_kernels(tmp_path):
+    """`tinyface flash --kernels generated --dry-run`: the project registers the generated kernels
+    and the budget counts their repacked weights."""
+    import json
+    import sys
+
+    cmd = [sys.executable, "-m", "tinyface.cli.main", "flash", "--board", "esp32", "--model", str(REPO / "models/esp32"),
+           "--project-dir", str(tmp_path / "p"), "--dry-run", "--json"]
+    generated = json.loads(subprocess.run([*cmd, "--kernels", "generated"], capture_output=True, text=True,
+                                          check=True, cwd=tmp_path).stdout)
+    default = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=tmp_path).stdout)
+    assert generated["project"]["kernels"] == "generated" and default["project"]["kernels"] == "esp-nn"
+    assert generated["project"]["generated_ops"] == ["ADD", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"]
+    specs, _ = K.model_kernel_specs((REPO / "models/esp32/model.tflite").read_bytes())
+    extra = generated["project"]["budget"]["model_bytes"] - default["project"]["budget"]["model_bytes"]
+    assert extra == sum(s.repacked_bytes for s in specs) > 0
+    bad = subprocess.run([*cmd, "--set", "firmware.kernels=fast"], capture_output=True, text=True, cwd=tmp_path)
+    assert bad.returncode == 3 and bad.stderr.startswith("tinyface: error: firmware.kernels")
