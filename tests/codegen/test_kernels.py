@@ -122,7 +122,11 @@ def _reference_call(spec: K.KernelSpec, ref: dict) -> str:
     static const int32_t bias[] = {{ {_c_ints(ref['bias'])} }};
     static const float fs[] = {{ {fs} }};
     static int32_t mult[{spec.channels}]; static int32_t shift_[{spec.channels}];
-    for (int c = 0; c < {spec.channels}; ++c) {{ mult[c] = kKernels[{i}].multiplier[c]; shift_[c] = kKernels[{i}].shift[c]; }}
+    for (int c = 0; c < {spec.channels}; ++c) {{
+      const tfk::Kernel& k = kKernels[{i}];  // fast kernels hold 2m and -shift
+      mult[c] = k.fast ? static_cast<int32_t>(static_cast<uint32_t>(k.multiplier[c]) >> 1) : k.multiplier[c];
+      shift_[c] = k.fast ? -k.shift[c] : k.shift[c];
+    }}
     check_mult({i}, {float.hex(ref['scales'][0])}f, fs, {len(ref['fs'])}, {float.hex(ref['scales'][1])}f, {int(spec.op == 'FULLY_CONNECTED')});"""
     in_zp, out_zp = ref["zp"]
     if spec.op == "FULLY_CONNECTED":
@@ -182,7 +186,10 @@ static void check_mult(int op, float in_scale, const float* fs, int n, float out
         : static_cast<double>(in_scale) * static_cast<double>(f) / static_cast<double>(out_scale);
     int32_t m; int s;
     tflite::QuantizeMultiplier(real, &m, &s);
-    if (m != kKernels[op].multiplier[c] || s != kKernels[op].shift[c]) {
+    const tfk::Kernel& k = kKernels[op];
+    const int32_t baked_m = k.fast ? static_cast<int32_t>(static_cast<uint32_t>(k.multiplier[c]) >> 1) : k.multiplier[c];
+    const int32_t baked_s = k.fast ? -k.shift[c] : k.shift[c];
+    if (m != baked_m || s != baked_s || (k.fast && (static_cast<uint32_t>(k.multiplier[c]) & 1u))) {
       std::printf("MULT op %d channel %d: baked %d/%d, TFLM %d/%d\n", op, c, kKernels[op].multiplier[c],
                   kKernels[op].shift[c], m, s);
       ++failures;
