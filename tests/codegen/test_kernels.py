@@ -123,9 +123,9 @@ def _reference_call(spec: K.KernelSpec, ref: dict) -> str:
     static const float fs[] = {{ {fs} }};
     static int32_t mult[{spec.channels}]; static int32_t shift_[{spec.channels}];
     for (int c = 0; c < {spec.channels}; ++c) {{
-      const tfk::Kernel& k = kKernels[{i}];  // fast kernels hold 2m and -shift
-      mult[c] = k.fast ? static_cast<int32_t>(static_cast<uint32_t>(k.multiplier[c]) >> 1) : k.multiplier[c];
-      shift_[c] = k.fast ? -k.shift[c] : k.shift[c];
+      const tfk::Kernel& k = kKernels[{i}];  // fast kernels hold {{2m, -shift, rounding}}
+      mult[c] = k.requant ? static_cast<int32_t>(static_cast<uint32_t>(k.requant[3 * c]) >> 1) : k.multiplier[c];
+      shift_[c] = k.requant ? -k.requant[3 * c + 1] : k.shift[c];
     }}
     check_mult({i}, {float.hex(ref['scales'][0])}f, fs, {len(ref['fs'])}, {float.hex(ref['scales'][1])}f, {int(spec.op == 'FULLY_CONNECTED')});"""
     in_zp, out_zp = ref["zp"]
@@ -187,11 +187,11 @@ static void check_mult(int op, float in_scale, const float* fs, int n, float out
     int32_t m; int s;
     tflite::QuantizeMultiplier(real, &m, &s);
     const tfk::Kernel& k = kKernels[op];
-    const int32_t baked_m = k.fast ? static_cast<int32_t>(static_cast<uint32_t>(k.multiplier[c]) >> 1) : k.multiplier[c];
-    const int32_t baked_s = k.fast ? -k.shift[c] : k.shift[c];
-    if (m != baked_m || s != baked_s || (k.fast && (static_cast<uint32_t>(k.multiplier[c]) & 1u))) {
-      std::printf("MULT op %d channel %d: baked %d/%d, TFLM %d/%d\n", op, c, kKernels[op].multiplier[c],
-                  kKernels[op].shift[c], m, s);
+    const int32_t* q = k.requant ? k.requant + 3 * c : nullptr;
+    const int32_t baked_m = q ? static_cast<int32_t>(static_cast<uint32_t>(q[0]) >> 1) : k.multiplier[c];
+    const int32_t baked_s = q ? -q[1] : k.shift[c];
+    if (m != baked_m || s != baked_s || (q && ((static_cast<uint32_t>(q[0]) & 1u) || q[2] != (1 << (q[1] - 1))))) {
+      std::printf("MULT op %d channel %d: baked %d/%d, TFLM %d/%d\n", op, c, baked_m, baked_s, m, s);
       ++failures;
     }
   }

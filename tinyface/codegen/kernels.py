@@ -138,7 +138,7 @@ class KernelSpec:
     add: dict | None = None  # ADD's AddParams
     add_tables: list | None = None  # ADD: each input's rescaled value for int8 -128..127
     fast: bool = False  # requantize_fast is exact for every channel (see _channel_arrays)
-    round: list[int] = field(default_factory=list)  # fast only: 2^(right shift - 1) per channel
+    requant: list[int] = field(default_factory=list)  # fast only: {2m, -shift, 2^(-shift-1)} per channel
     macs: int = 0
 
     @property
@@ -147,7 +147,7 @@ class KernelSpec:
         n = 0 if self.weights is None else int(self.weights.size)
         n += 4 * 256 * len(self.add_tables or [])
         return n + 4 * (len(self.bias) + len(self.bias_folded) + len(self.multiplier) + len(self.shift)
-                        + len(self.round))
+                        + len(self.requant))
 
 
 def _ceil4(n: int) -> int:
@@ -174,10 +174,10 @@ def _channel_arrays(spec: KernelSpec, bias: np.ndarray, wsum: np.ndarray, in_off
     abs_bound = np.abs(b[:n]) + 255 * wabs[:n] if wabs is not None else None
     spec.fast = bool(abs_bound is not None and all(
         sh <= -1 and int(bound) + (1 << (-sh - 1)) < 2**31 for (_, sh), bound in zip(mults, abs_bound)))
-    if spec.fast:  # the operands of the fast path: 2m (as an int32 bit pattern), -shift, rounding
-        spec.multiplier = [_to_int32(2 * m) for m in spec.multiplier]
-        spec.shift = [-v for v in spec.shift]
-        spec.round = [1 << (v - 1) for v in spec.shift]
+    if spec.fast:  # the operands of the fast path, per channel: 2m (int32 bit pattern), -shift, rounding
+        spec.requant = [v for m, sh in zip(spec.multiplier, spec.shift) for v in (_to_int32(2 * m), -sh,
+                                                                                    1 << (-sh - 1))]
+        spec.multiplier, spec.shift = [], []
 
 
 def conv_spec(index: int, input_shape, weights: np.ndarray, bias: np.ndarray, stride: tuple[int, int],
@@ -449,7 +449,7 @@ def render_context(specs: list[KernelSpec], op_types: set[str]) -> dict:
             "weight_rows": rows(s.weights.reshape(-1)) if s.weights is not None else [],
             "weight_bytes": 0 if s.weights is None else int(s.weights.size),
             "bias": ints(s.bias), "bias_folded": ints(s.bias_folded), "multiplier": ints(s.multiplier),
-            "shift": ints(s.shift), "round": ints(s.round), "fast": int(s.fast), "channels": s.channels, "hash": f"0x{s.weights_hash:08x}u",
+            "shift": ints(s.shift), "requant": ints(s.requant), "fast": int(s.fast), "channels": s.channels, "hash": f"0x{s.weights_hash:08x}u",
             "in_bytes": s.in_bytes, "out_bytes": s.out_bytes, "act_min": s.act_min, "act_max": s.act_max,
             "add": s.add, "add_tables": [ints(t) for t in s.add_tables] if s.add_tables else None,
         })
