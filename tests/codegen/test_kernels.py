@@ -24,11 +24,12 @@ REPO = Path(__file__).resolve().parents[2]
 TFLM = Path(os.environ.get("TFLM_DIR", REPO.parent / "shared" / "vendor" / "esp-tflite-micro"))
 THIRD = Path(os.environ.get("TFLM_THIRD_PARTY_DIR", TFLM / "third_party"))
 
-pytestmark = [
-    pytest.mark.skipif(shutil.which("g++") is None, reason="g++ not found"),
-    pytest.mark.skipif(not (TFLM / "tensorflow/lite/kernels/internal/common.h").is_file(),
-                       reason=f"no tflite-micro sources at {TFLM} (set TFLM_DIR)"),
-]
+
+def needs_compiler(test):
+    """The tests that compile C++: g++ and the tflite-micro sources (../shared/vendor or TFLM_DIR)."""
+    test = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ not found")(test)
+    return pytest.mark.skipif(not (TFLM / "tensorflow/lite/kernels/internal/common.h").is_file(),
+                              reason=f"no tflite-micro sources at {TFLM} (set TFLM_DIR)")(test)
 
 FLAGS = ["-std=c++17", "-O1", "-DTF_LITE_STATIC_MEMORY", "-DTFK_KERNELS_ONLY", f"-I{TFLM}",
          f"-I{THIRD / 'gemmlowp'}", f"-I{THIRD / 'flatbuffers' / 'include'}", f"-I{THIRD / 'ruy'}"]
@@ -83,7 +84,7 @@ def _random_case(rng, index: int, op: str, **shape) -> tuple[K.KernelSpec, dict]
     h, w_, c = shape["h"], shape["w"], shape["cin"]
     k, s, pad = shape["k"], shape["stride"], shape["padding"]
     kh, kw = (k, k) if isinstance(k, int) else k
-    cout = shape.get("cout", c)
+    cout = shape.get("cout", c) if op == "CONV_2D" else c
     if op == "CONV_2D":
         w = _extreme_int8(rng, (cout, kh, kw, c))
     else:
@@ -258,6 +259,7 @@ def _assert_identical(results, cases):
                                 f"first at {diff[0]}: generated {gen[diff[0]]}, reference {ref[diff[0]]}")
 
 
+@needs_compiler
 def test_conv_1x1_is_bit_exact(tmp_path, tflm_objects):
     rng = np.random.default_rng(18)
     cases = [_random_case(rng, i, "CONV_2D", h=h, w=w, cin=cin, cout=cout, k=1, stride=1, padding="VALID")
@@ -266,6 +268,7 @@ def test_conv_1x1_is_bit_exact(tmp_path, tflm_objects):
     _assert_identical(run_cases(cases, tmp_path, tflm_objects), cases)
 
 
+@needs_compiler
 def test_depthwise_is_bit_exact(tmp_path, tflm_objects):
     rng = np.random.default_rng(19)
     configs = [(8, 8, 16, 3, 2, "SAME"), (8, 8, 24, 3, 1, "SAME"), (7, 6, 5, 3, 1, "SAME"), (7, 7, 7, 3, 2, "SAME"),
@@ -275,6 +278,7 @@ def test_depthwise_is_bit_exact(tmp_path, tflm_objects):
     _assert_identical(run_cases(cases, tmp_path, tflm_objects), cases)
 
 
+@needs_compiler
 def test_conv_3x3_and_strided_is_bit_exact(tmp_path, tflm_objects):
     rng = np.random.default_rng(20)
     configs = [(9, 9, 1, 16, 3, 2, "SAME"), (8, 8, 1, 16, 3, 2, "SAME"), (6, 7, 3, 5, 3, 1, "SAME"),
@@ -288,6 +292,7 @@ def test_conv_3x3_and_strided_is_bit_exact(tmp_path, tflm_objects):
     _assert_identical(run_cases(cases, tmp_path, tflm_objects), cases)
 
 
+@needs_compiler
 def test_add_and_fully_connected_are_bit_exact(tmp_path, tflm_objects):
     rng = np.random.default_rng(21)
     cases = [_random_case(rng, 0, "ADD", n=384), _random_case(rng, 1, "ADD", n=7),
@@ -318,6 +323,7 @@ def lfw_faces(lfw_dir: Path, meta, n: int) -> np.ndarray:
 
 @pytest.mark.native
 @pytest.mark.skipif(not os.environ.get("TFLM_DIR"), reason="the native firmware build needs TFLM_DIR")
+@needs_compiler
 def test_native_firmware_with_generated_kernels_matches_tflm(lfw_dir):
     """The released esp32 model in the native firmware build with every conv, depthwise, FC and
     ADD generated gives the pip TFLM interpreter's int8 outputs on LFW test faces (held-out
@@ -359,6 +365,7 @@ def test_generated_project_registers_the_kernels_in_the_op_resolver(tiny_bundle,
     assert "#define TF_GENERATED_KERNEL_COUNT 0" in (tmp_path / "esp/src/tf_kernels.h").read_text()
 
 
+@needs_compiler
 def test_requantize_matches_multiply_by_quantized_multiplier(tmp_path, tflm_objects):
     """tfk::requantize (and ADD's requantize_smaller_than_one) on the whole int32 range, and
     tfk::requantize_fast within the bound
@@ -435,3 +442,40 @@ def test_flash_dry_run_with_generated_kernels(tmp_path):
     assert extra == sum(s.repacked_bytes for s in specs) > 0
     bad = subprocess.run([*cmd, "--set", "firmware.kernels=fast"], capture_output=True, text=True, cwd=tmp_path)
     assert bad.returncode == 3 and bad.stderr.startswith("tinyface: error: firmware.kernels")
+
+
+def _op_configs():
+    from hypothesis import strategies as st
+
+    @st.composite
+    def config(draw):
+        op = draw(st.sampled_from(["CONV_2D", "DEPTHWISE_CONV_2D"]))
+        h, w = draw(st.integers(1, 7)), draw(st.integers(1, 7))
+        padding = draw(st.sampled_from(["SAME", "VALID"]))
+        kh = draw(st.integers(1, 5 if padding == "SAME" else h))
+        kw = draw(st.integers(1, 5 if padding == "SAME" else w))
+        return {"op": op, "h": h, "w": w, "cin": draw(st.integers(1, 9)), "cout": draw(st.integers(1, 9)),
+                "k": (kh, kw), "stride": draw(st.integers(1, 2)), "padding": padding,
+                "seed": draw(st.integers(0, 2**32 - 1)), "large_multiplier": draw(st.booleans())}
+
+    return st.lists(config(), min_size=6, max_size=6)
+
+
+@needs_compiler
+def test_random_op_configurations_are_bit_exact(tmp_path_factory, tflm_objects):
+    """Property: for any small conv/depthwise configuration (shape, kernel, stride, padding,
+    channel counts, multipliers) the generated kernel equals TFLM's reference kernel. Each
+    example compiles one program of six ops."""
+    from hypothesis import HealthCheck, given, settings
+
+    @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(_op_configs())
+    def check(configs):
+        cases = []
+        for i, c in enumerate(configs):
+            c = dict(c)
+            rng = np.random.default_rng(c.pop("seed"))
+            cases.append(_random_case(rng, i, c.pop("op"), **c))
+        _assert_identical(run_cases(cases, tmp_path_factory.mktemp("prop"), tflm_objects), cases)
+
+    check()
