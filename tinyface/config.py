@@ -261,13 +261,19 @@ class FirmwareSettings:
         board: board name, one of the files in boards/ (`tinyface boards` lists them).
         arena_margin: extra tensor arena on top of the usage TFLM recorded, as a share of it
             (scratch buffers of optimized kernels).
+        kernels: "esp-nn" (TFLM's kernels, ESP-NN's where esp-tflite-micro has them) or
+            "generated" (int8 kernels specialised for the model's shapes, bit-exact with TFLM's
+            reference kernels; docs/firmware.md).
     """
 
     board: str = "esp32"
     arena_margin: float = 0.15
+    kernels: str = "esp-nn"
 
     def validate(self) -> None:
         _check(0.0 <= self.arena_margin <= 2.0, "firmware.arena_margin must be in [0, 2]", self.arena_margin)
+        _check(self.kernels in ("esp-nn", "generated"), 'firmware.kernels must be "esp-nn" or "generated"',
+               self.kernels)
 
 
 @dataclass

@@ -39,7 +39,8 @@ def resolve_model(model: str | Path | None, board) -> Path:
 
 def flash(board, model: str | Path | None = None, project_dir: str | Path | None = None, port: str | None = None,
           dry_run: bool = False, arena_margin: float = 0.15, enroll_dir: str | Path | None = None, settings=None,
-          on_line=None, on_step=None, force: bool = False, on_warning=None) -> FlashResult:
+          on_line=None, on_step=None, force: bool = False, on_warning=None,
+          kernels: str = "esp-nn") -> FlashResult:
     """Generate the firmware project for ``board`` and (unless ``dry_run``) build and flash it.
 
     Args:
@@ -55,6 +56,7 @@ def flash(board, model: str | Path | None = None, project_dir: str | Path | None
         on_step: called with a one-line description of each step as it starts.
         force: overwrite files in ``project_dir`` that tinyface did not generate.
         on_warning: called with a one-line warning before anything is done (a smoke-test model).
+        kernels: firmware.kernels ("esp-nn" or "generated").
 
     Raises:
         ModelError, BudgetError, DataError: before anything is written.
@@ -89,7 +91,7 @@ def flash(board, model: str | Path | None = None, project_dir: str | Path | None
         gallery = enroll_folder(enroll_dir, bundle, settings)
     step(f"generating the firmware project in {project_dir}")
     result.project = generate_project(bundle, board, project_dir, arena_margin=arena_margin, gallery=gallery,
-                                      force=force)
+                                      force=force, kernels=kernels)
     if dry_run:
         return result
     step("checking PlatformIO and the espressif32 platform")

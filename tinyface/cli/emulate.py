@@ -21,11 +21,14 @@ import click
                    "qemu-riscv32 (needs TFLM_DIR=esp-tflite-micro and the Debian packages gcc-riscv64-unknown-elf "
                    "picolibc-riscv64-unknown-elf qemu-user); cycles are instructions (a lower bound on cycles). "
                    "Example: tinyface emulate --isa --once")
+@click.option("--kernels", type=click.Choice(["esp-nn", "generated"]), default="esp-nn", show_default=True,
+              help="With --native or --isa: the firmware's int8 kernels, TFLM's or those generated for this model "
+                   "(bit-exact with TFLM's reference kernels). Example: --native --kernels generated")
 @click.option("--drop-reply", "drop_replies", type=click.IntRange(min=1), multiple=True, metavar="N",
               help="TEST ONLY (fault injection): do not send the N-th reply (counted from 1). Repeatable.")
 @click.option("--corrupt-reply", "corrupt_replies", type=click.IntRange(min=1), multiple=True, metavar="N",
               help="TEST ONLY (fault injection): send the N-th reply with a broken CRC. Repeatable.")
-def emulate(board, model_path, baud, once, native, isa, drop_replies, corrupt_replies):
+def emulate(board, model_path, baud, once, native, isa, kernels, drop_replies, corrupt_replies):
     """Run an emulated board on a pseudo-terminal and print its port path on stdout.
 
     The emulation answers every protocol message (docs/protocol.md) exactly as the firmware
@@ -40,6 +43,7 @@ def emulate(board, model_path, baud, once, native, isa, drop_replies, corrupt_re
       tinyface bench --port /dev/pts/3         # in another terminal
       tinyface emulate --baud 921600 --once &  # realistic link speed, one session
       tinyface emulate --isa                   # the ESP32-C3 firmware on its instruction set (QEMU)
+      tinyface emulate --native --kernels generated
     """
     import sys
 
@@ -58,14 +62,14 @@ def emulate(board, model_path, baud, once, native, isa, drop_replies, corrupt_re
         from tinyface.device.isa import COUNT_LABEL, check_board, run_isa_emulator
 
         check_board(b.name)
-        run_isa_emulator(bundle, b, baud=baud, once=once,
+        run_isa_emulator(bundle, b, baud=baud, once=once, firmware_kernels=kernels,
                          on_ready=lambda path, _: _announce(sys, info, path, f"{b.name} firmware on its instruction "
                                                             f"set (qemu-riscv32), cycles = {COUNT_LABEL}", baud))
         return
     if native:
         from tinyface.device.native import run_native_emulator
 
-        run_native_emulator(bundle, b, baud=baud, once=once,
+        run_native_emulator(bundle, b, baud=baud, once=once, kernels=kernels,
                             on_ready=lambda path, _: _announce(sys, info, path, f"native firmware build, {b.name}", baud))
         return
     from tinyface.device.emulator import Faults, run_emulator

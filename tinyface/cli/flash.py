@@ -17,6 +17,9 @@ from tinyface.cli.common import json_option, load_settings, set_option
               help="Where the PlatformIO project is generated (default: build/firmware/<board>).")
 @click.option("--enroll", "enroll_dir", type=click.Path(exists=True, file_okay=False), default=None,
               help="Compile in a gallery: one sub-folder of photos per person (at most 16 people).")
+@click.option("--kernels", type=click.Choice(["esp-nn", "generated"]), default=None,
+              help="Int8 kernels: TFLM's with ESP-NN, or generated for this model (bit-exact with TFLM's "
+                   "reference kernels; default: firmware.kernels, esp-nn). Example: --kernels generated")
 @click.option("--dry-run", is_flag=True, help="Check the budget and render the project only: no PlatformIO, no board.")
 @click.option("--force", is_flag=True,
               help="Overwrite files in --project-dir that tinyface did not generate (without it such a folder is "
@@ -24,7 +27,7 @@ from tinyface.cli.common import json_option, load_settings, set_option
 @set_option
 @json_option
 @click.pass_context
-def flash(ctx, board, model_path, port, project_dir, enroll_dir, dry_run, force, set_items, as_json):
+def flash(ctx, board, model_path, port, project_dir, enroll_dir, kernels, dry_run, force, set_items, as_json):
     """Generate the TFLM firmware for a board, build it with PlatformIO and flash it.
 
     Before anything is written the model is checked against the board's flash and SRAM
@@ -39,18 +42,20 @@ def flash(ctx, board, model_path, port, project_dir, enroll_dir, dry_run, force,
       tinyface flash --board esp32                    # build, detect the port, upload
       tinyface flash --board esp32s3 --port /dev/ttyACM0 --model build/esp32s3
       tinyface flash --board esp32 --enroll photos/   # with a compiled-in gallery
+      tinyface flash --board esp32 --kernels generated --dry-run
     Then: tinyface bench --port auto --board esp32
     """
     from tinyface.boards import load_board
     from tinyface.console import debug, err_console, info, print_json
     from tinyface.flash import flash as flash_board
 
-    settings = load_settings(ctx, {"firmware": {"board": board}}, set_items)
+    settings = load_settings(ctx, {"firmware": {"board": board, "kernels": kernels}}, set_items)
     b = load_board(settings.firmware.board)
     console = err_console()
     result = flash_board(
         b, model=model_path, project_dir=project_dir, port=port, dry_run=dry_run,
         arena_margin=settings.firmware.arena_margin, enroll_dir=enroll_dir, settings=settings,
+        kernels=settings.firmware.kernels,
         on_line=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True),
         on_step=None if as_json else lambda text: _step(text, info, debug), force=force,
         on_warning=lambda text: console.print(f"tinyface: warning: {text}", markup=False, highlight=False,

@@ -42,7 +42,7 @@ YIELD_INTERVAL_US = 1_000_000
 # How many leading bytes of a file are searched for the banner (or the manifest's marker).
 _BANNER_SEARCH_BYTES = 512
 # Sources shared by the board and the native build, then the board's platform file.
-APP_SOURCES = ("tinyface_app.cc", "frame_decoder.cc", "gallery.cc", "model_data.cc")
+APP_SOURCES = ("tinyface_app.cc", "frame_decoder.cc", "gallery.cc", "model_data.cc", "tf_kernels.cc")
 ESP_SOURCES = (*APP_SOURCES, "platform_esp.cc")
 
 
@@ -56,6 +56,8 @@ class FirmwareProject:
     ops: list[tuple[str, str]]
     arena: ArenaPlan
     budget: Budget
+    kernels: str = "esp-nn"  # firmware.kernels
+    generated_ops: list[str] = field(default_factory=list)  # op types running generated kernels
     files: list[str] = field(default_factory=list)  # relative paths, sorted
     written: list[str] = field(default_factory=list)  # rewritten by this call
     removed: list[str] = field(default_factory=list)  # stale generated files deleted
@@ -66,7 +68,8 @@ class FirmwareProject:
             "model_sha256": self.model_sha256, "ops": [op for op, _ in self.ops],
             "arena": {"used_bytes": self.arena.used_bytes, "margin": self.arena.margin, "bytes": self.arena.bytes,
                       "in_psram": self.arena.in_psram},
-            "budget": self.budget.to_dict(), "files": self.files,
+            "budget": self.budget.to_dict(), "kernels": self.kernels, "generated_ops": self.generated_ops,
+            "files": self.files,
         }
 
 
@@ -113,7 +116,7 @@ def _model_context(bundle, model_bytes: bytes, graph) -> dict:
 
 def generate_project(bundle, board: Board, directory: str | Path, arena_margin: float = 0.15,
                      gallery: list[GalleryPerson] | tuple = (), arena_used_bytes: int | None = None,
-                     force: bool = False) -> FirmwareProject:
+                     force: bool = False, kernels: str = "esp-nn") -> FirmwareProject:
     """Check the budget, then render the PlatformIO project for ``board`` running ``bundle``.
 
     Args:
@@ -124,6 +127,8 @@ def generate_project(bundle, board: Board, directory: str | Path, arena_margin: 
         gallery: people compiled in (tinyface.codegen.gallery.enroll_folder).
         arena_used_bytes: TFLM's recorded arena, if already measured (else measured here).
         force: overwrite files at the project's paths that tinyface did not generate.
+        kernels: firmware.kernels: "esp-nn", or "generated" for kernels specialised for this
+            model (tinyface.codegen.kernels; ops it cannot specialise keep TFLM's kernel).
 
     Returns:
         The FirmwareProject, listing the files and the ones this call (re)wrote or removed
@@ -145,16 +150,29 @@ def generate_project(bundle, board: Board, directory: str | Path, arena_margin: 
     model = _model_context(bundle, model_bytes, graph)
     ops = resolver_entries(graph.op_names)
     arena = plan_arena(model_bytes, arena_margin, arena_used_bytes)
-    budget, arena = check_budget(board, len(model_bytes), arena, model["input_bytes"], model["output_size"],
-                                 macs=model["macs"], gallery_people=len(gallery))
+    from tinyface.codegen import kernels as kernel_gen
+
+    if kernels not in kernel_gen.KERNEL_CHOICES:
+        raise ModelError(f"unknown kernels {kernels!r}", hint='firmware.kernels is "esp-nn" or "generated"')
+    specs, op_types = [], set()
+    if kernels == "generated":
+        specs, skipped = kernel_gen.model_kernel_specs(model_bytes)
+        op_types = kernel_gen.generated_op_types(specs, skipped)
+    # The generated kernels' repacked weights and constants are flash next to the model's own.
+    kernel_flash = sum(s.repacked_bytes for s in specs if s.op in op_types)
+    budget, arena = check_budget(board, len(model_bytes) + kernel_flash, arena, model["input_bytes"],
+                                 model["output_size"], macs=model["macs"], gallery_people=len(gallery))
     for person in gallery:
         if len(person.sum) != model["output_size"]:
             raise ModelError(f"gallery entry {person.name!r} has {len(person.sum)} values, the model outputs "
                              f"{model['output_size']}")
 
+    kernel_context = kernel_gen.render_context(specs, op_types)
     root = firmware_dir()
     env = _environment(root)
     context = {
+        **kernel_context,
+        "op_registrations": {op: f"tfk::{function}()" for op, function in kernel_context["registrations"]},
         "model": model,
         "model_rows": hex_rows(model_bytes),
         "ops": ops,
@@ -187,7 +205,8 @@ def generate_project(bundle, board: Board, directory: str | Path, arena_margin: 
     rendered[f"src/{HEADER_NAME}"] = render_c_header()
 
     project = FirmwareProject(directory=directory.resolve(), board=board, model_sha256=model["sha256"], ops=ops,
-                              arena=arena, budget=budget, files=sorted(rendered))
+                              arena=arena, budget=budget, kernels=kernels, generated_ops=sorted(op_types),
+                              files=sorted(rendered))
     foreign = [rel for rel in [*sorted(rendered), MANIFEST] if not _ours_or_absent(directory / rel)]
     if foreign and not force:
         raise ProjectDirError(

@@ -207,8 +207,12 @@ class IsaProgram:
 
 
 def prepare_isa(bundle, board=None, arena_margin: float = 0.15, project_dir: str | Path | None = None,
-                kernels: str = "esp_nn", log=None) -> IsaProgram:
+                kernels: str = "esp_nn", log=None, firmware_kernels: str = "esp-nn") -> IsaProgram:
     """Generate the esp32c3 firmware project for ``bundle`` and build it for rv32imc (cached).
+
+    ``kernels`` picks TFLM's library kernels (ESP-NN's C, or TFLM's "reference" ones);
+    ``firmware_kernels`` is the setting firmware.kernels ("generated": the model's own kernels,
+    tinyface.codegen.kernels, registered in place of the library's for the ops they cover).
 
     Raises:
         ToolchainError: missing packages or trees, or a failed build.
@@ -221,8 +225,9 @@ def prepare_isa(bundle, board=None, arena_margin: float = 0.15, project_dir: str
     check_board(board.name)
     toolchain = find_toolchain(kernels)
     if project_dir is None:
-        project_dir = cache_dir() / "projects" / f"{board.name}-{bundle.model_hash[:16]}"
-    generate_project(bundle, board, project_dir, arena_margin=arena_margin)
+        suffix = "" if firmware_kernels == "esp-nn" else f"-{firmware_kernels}"
+        project_dir = cache_dir() / "projects" / f"{board.name}-{bundle.model_hash[:16]}{suffix}"
+    generate_project(bundle, board, project_dir, arena_margin=arena_margin, kernels=firmware_kernels)
     plugin = build_plugin(toolchain)
     return IsaProgram(build_rv32(project_dir, toolchain, log=log), plugin, kernels)
 
@@ -247,44 +252,20 @@ def spawn_isa(prog: IsaProgram, master_fd: int, baud: int = 0, once: bool = Fals
 
 def run_isa_emulator(bundle, board=None, baud: int = 0, once: bool = False, on_ready=None,
                      stop: threading.Event | None = None, storage_dir: str | Path | None = None,
-                     kernels: str = "esp_nn") -> int:
+                     kernels: str = "esp_nn", firmware_kernels: str = "esp-nn") -> int:
     """`tinyface emulate --isa`: build (cached) and serve the rv32 firmware under QEMU on a pty.
 
     Returns:
         qemu's exit status.
     """
-    import signal
-
     from tinyface.console import err_console
-    from tinyface.device.pty import open_pty
+    from tinyface.device.pty import serve_process_on_pty
 
     with err_console().status("building the ESP32-C3 (rv32imc) firmware (first time: a few minutes)"):
-        prog = prepare_isa(bundle, board, kernels=kernels)
-    master_fd, path = open_pty()
-    stop = stop or threading.Event()
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    proc = spawn_isa(prog, master_fd, baud=baud, once=once, storage_dir=storage_dir)
-    try:
-        if on_ready:
-            on_ready(path, proc)
-        while proc.poll() is None and not stop.wait(0.1):
-            pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        os.close(master_fd)
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-    return proc.returncode
+        prog = prepare_isa(bundle, board, kernels=kernels, firmware_kernels=firmware_kernels)
+    return serve_process_on_pty(
+        lambda master_fd: spawn_isa(prog, master_fd, baud=baud, once=once, storage_dir=storage_dir),
+        on_ready=on_ready, stop=stop)
 
 
 @dataclass

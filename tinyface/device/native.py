@@ -144,18 +144,19 @@ def build_native(project_dir: str | Path, toolchain: NativeToolchain | None = No
 
 
 def prepare_native(bundle, board, arena_margin: float = 0.15, project_dir: str | Path | None = None,
-                   log=None) -> Path:
+                   log=None, kernels: str = "esp-nn") -> Path:
     """Generate the firmware project for ``bundle`` on ``board`` and build it natively.
 
     The project goes to ``project_dir`` (default: a folder in the native cache named after
-    the board and the model hash). Returns the program's path.
+    the board, the model hash and the kernels, firmware.kernels). Returns the program's path.
     """
     from tinyface.codegen import generate_project
 
     toolchain = find_toolchain()
     if project_dir is None:
-        project_dir = cache_dir() / "projects" / f"{board.name}-{bundle.model_hash[:16]}"
-    generate_project(bundle, board, project_dir, arena_margin=arena_margin)
+        suffix = "" if kernels == "esp-nn" else f"-{kernels}"
+        project_dir = cache_dir() / "projects" / f"{board.name}-{bundle.model_hash[:16]}{suffix}"
+    generate_project(bundle, board, project_dir, arena_margin=arena_margin, kernels=kernels)
     return build_native(project_dir, toolchain, log=log)
 
 
@@ -189,7 +190,8 @@ def spawn_native(program: str | Path, master_fd: int | None = None, baud: int = 
 
 
 def run_native_emulator(bundle, board, baud: int = 0, once: bool = False, on_ready=None,
-                        stop: threading.Event | None = None, storage_dir: str | Path | None = None) -> int:
+                        stop: threading.Event | None = None, storage_dir: str | Path | None = None,
+                        kernels: str = "esp-nn") -> int:
     """`tinyface emulate --native`: build (cached) and serve the real firmware sources on a pty.
 
     Args:
@@ -202,44 +204,20 @@ def run_native_emulator(bundle, board, baud: int = 0, once: bool = False, on_rea
     Raises:
         ToolchainError: no TFLM_DIR or a failed build (one line).
     """
-    import signal
+    from tinyface.device.pty import serve_process_on_pty
 
-    from tinyface.device.pty import open_pty
-
-    program = _build_with_status(bundle, board)
-    master_fd, path = open_pty()
-    stop = stop or threading.Event()
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    proc = spawn_native(program, master_fd, baud=baud, once=once, storage_dir=storage_dir)
-    try:
-        if on_ready:
-            on_ready(path, proc)
-        while proc.poll() is None and not stop.wait(0.1):
-            pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        os.close(master_fd)
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-    return proc.returncode
+    program = _build_with_status(bundle, board, kernels)
+    return serve_process_on_pty(
+        lambda master_fd: spawn_native(program, master_fd, baud=baud, once=once, storage_dir=storage_dir),
+        on_ready=on_ready, stop=stop)
 
 
-def _build_with_status(bundle, board) -> Path:
+def _build_with_status(bundle, board, kernels: str = "esp-nn") -> Path:
     """prepare_native with a spinner: a cached build returns in a fraction of a second."""
     from tinyface.console import err_console
 
     with err_console().status(f"building the native firmware for {board.name} (first time: a few minutes)"):
-        return prepare_native(bundle, board)
+        return prepare_native(bundle, board, kernels=kernels)
 
 
 @contextlib.contextmanager

@@ -43,3 +43,46 @@ def open_pty() -> tuple[int, str]:
         os.close(slave_fd)
     os.set_blocking(master_fd, False)
     return master_fd, path
+
+
+def serve_process_on_pty(spawn, on_ready=None, stop=None) -> int:
+    """Serve a board program on a new pseudo-terminal until it exits, ``stop`` is set, SIGTERM
+    or Ctrl-C: the one serving loop of the native and the instruction-set builds.
+
+    Args:
+        spawn: called with the pty's master fd; starts the program on it and returns its Popen.
+        on_ready: called with (port_path, process) once the port accepts connections.
+        stop: a threading.Event; set it to stop serving.
+
+    Returns:
+        The program's exit status.
+    """
+    import signal
+    import subprocess
+    import threading
+
+    master_fd, path = open_pty()
+    stop = stop or threading.Event()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    proc = spawn(master_fd)
+    try:
+        if on_ready:
+            on_ready(path, proc)
+        while proc.poll() is None and not stop.wait(0.1):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        os.close(master_fd)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    return proc.returncode

@@ -1,0 +1,141 @@
+"""ESP-NN's kernels against the kernels tinyface generates for the model (firmware.kernels),
+side by side on the emulated ESP32-C3: instructions per op and per inference (the rv32imc
+firmware under qemu-riscv32 with its exact instruction counter, tinyface.device.isa), the
+arena the firmware reports, the flash of the program and of the generated code + repacked
+weights, and whether both builds give the pip TFLM interpreter's int8 outputs on LFW faces.
+
+    python benchmarks/kernels.py [--model models/esp32] [--faces 1000] [--json]
+
+Needs TFLM_DIR (esp-tflite-micro; ESP_NN_DIR defaults to esp-nn beside it), the packages of
+benchmarks/isa.py (gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-user) and LFW
+(TINYFACE_DATA). Counts are instructions measured on an emulator (a lower bound on cycles),
+not on a chip. The faces are LFW test-split photos (peopleDevTest), used only to compare two
+builds of the same model, never to choose anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+KERNEL_SETS = ("esp-nn", "generated")
+
+
+def lfw_faces(lfw_dir: Path, meta, n: int) -> np.ndarray:
+    """``n`` peopleDevTest photos, centre-cropped to the face, resized and quantized."""
+    from PIL import Image
+
+    from tinyface.bundle import quantize_input
+
+    _, h, w, c = meta.input_shape
+    names = [line.split("\t")[0] for line in (lfw_dir / "peopleDevTest.txt").read_text().splitlines()[1:]]
+    paths = [p for name in names for p in sorted((lfw_dir / "images" / name).glob("*.jpg"))][:n]
+    crops = [np.asarray(Image.open(p).convert("L" if c == 1 else "RGB").crop((70, 70, 180, 180)).resize((w, h)),
+                        dtype=np.uint8).reshape(h, w, c) for p in paths]
+    return quantize_input(np.stack(crops), meta)
+
+
+def build(bundle, kernels: str, work: Path):
+    """Generate the esp32c3 project with ``kernels`` and build it for rv32imc; (project, program)."""
+    from tinyface.boards import load_board
+    from tinyface.codegen import generate_project
+    from tinyface.device import isa
+
+    toolchain = isa.find_toolchain("esp_nn")
+    project = generate_project(bundle, load_board("esp32c3"), work / kernels, kernels=kernels)
+    program = isa.IsaProgram(isa.build_rv32(project.directory, toolchain), isa.build_plugin(toolchain), "esp_nn")
+    return project, program
+
+
+def serve(bundle, program, faces: np.ndarray) -> tuple[int, np.ndarray]:
+    """INFO's arena and the outputs for ``faces``, from the emulated chip over a real pty."""
+    from tinyface.device.isa import spawn_isa
+    from tinyface.device.pty import open_pty
+    from tinyface.protocol.client import Client, open_serial
+
+    master, path = open_pty()
+    proc = spawn_isa(program, master)
+    port = open_serial(path, 921600)
+    try:
+        client = Client(port, timeout_s=60.0, retries=1, port=path)
+        arena = client.info(bundle.model_hash).arena_used_bytes
+        outputs = np.stack([r.output for r in client.infer_many(faces)]) if len(faces) else np.zeros((0,))
+    finally:
+        port.close()
+        proc.terminate()
+        proc.wait(timeout=10)
+        os.close(master)
+    return arena, outputs
+
+
+def flash_bytes(program_path: Path) -> int:
+    """text + data of the rv32 program (what a flash image holds)."""
+    out = subprocess.run(["riscv64-unknown-elf-size", str(program_path)], capture_output=True, text=True,
+                         check=True).stdout.splitlines()[1].split()
+    return int(out[0]) + int(out[1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=str(REPO / "models" / "esp32"), help="model bundle folder")
+    ap.add_argument("--faces", type=int, default=1000, help="LFW test faces compared with the pip TFLM interpreter")
+    ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = ap.parse_args()
+
+    from tinyface.bundle import load_bundle
+    from tinyface.codegen.kernels import model_kernel_specs
+    from tinyface.device.isa import measure_profile
+    from tinyface.runtime import TflmRunner
+
+    bundle = load_bundle(args.model)
+    lfw = Path(os.environ.get("TINYFACE_DATA", REPO.parent / "shared" / "datasets" / "lfw"))
+    faces = lfw_faces(lfw, bundle.meta, args.faces) if args.faces else np.zeros((0,), np.int8)
+    expected = TflmRunner(bundle.model_bytes).run(faces) if len(faces) else None
+    probe = faces[0].tobytes() if len(faces) else bytes(int(np.prod(bundle.meta.input_shape)))
+    work = Path(tempfile.mkdtemp(prefix="tinyface-kernels-"))
+    results = {}
+    for kernels in KERNEL_SETS:
+        project, program = build(bundle, kernels, work)
+        profile = measure_profile(program, probe)
+        arena, outputs = serve(bundle, program, faces)
+        results[kernels] = {
+            "instructions": profile.total_instructions,
+            "ops": [{"index": op.index, "op": op.op, "instructions": op.instructions} for op in profile.ops],
+            "arena_used_bytes": arena, "flash_bytes": flash_bytes(program.program),
+            "identical_to_tflm": None if expected is None else float(np.mean(np.all(outputs == expected, axis=1))),
+            "faces": int(len(faces)),
+        }
+    specs, _ = model_kernel_specs(bundle.model_bytes)
+    results["generated"]["repacked_bytes"] = sum(s.repacked_bytes for s in specs)
+    results["model"] = bundle.meta.name
+    results["label"] = "instructions on the emulated ESP32-C3 (qemu-riscv32, rv32imc), not cycles on a chip"
+    if args.json:
+        json.dump(results, sys.stdout, indent=2)
+        print()
+        return
+    a, b = results["esp-nn"], results["generated"]
+    print(f"{bundle.meta.name}: {results['label']}")
+    print(f"{'op':>3} {'kind':<18} {'ESP-NN':>11} {'generated':>11} {'speed-up':>8}")
+    for x, y in zip(a["ops"], b["ops"]):
+        print(f"{x['index']:>3} {x['op']:<18} {x['instructions']:>11,} {y['instructions']:>11,} "
+              f"{x['instructions'] / max(y['instructions'], 1):>7.2f}x")
+    print(f"{'':>3} {'inference':<18} {a['instructions']:>11,} {b['instructions']:>11,} "
+          f"{a['instructions'] / b['instructions']:>7.2f}x")
+    print(f"arena (firmware INFO): ESP-NN {a['arena_used_bytes']:,} B, generated {b['arena_used_bytes']:,} B")
+    print(f"flash (rv32 program text+data): ESP-NN {a['flash_bytes']:,} B, generated {b['flash_bytes']:,} B "
+          f"(repacked weights and per-channel constants {b['repacked_bytes']:,} B)")
+    if expected is not None:
+        print(f"identical to the pip TFLM interpreter on {len(faces)} LFW test faces: "
+              f"ESP-NN {a['identical_to_tflm']:.1%}, generated {b['identical_to_tflm']:.1%}")
+
+
+if __name__ == "__main__":
+    main()
