@@ -205,3 +205,29 @@ def test_without_the_plugin_the_firmware_claims_no_instruction_count(isa_program
         proc.terminate()
         proc.wait(timeout=10)
         os.close(master)
+
+
+def test_generated_kernels_on_rv32_equal_host_tflm_in_fewer_instructions(isa_program, tiny_bundle, connect):
+    """firmware.kernels = "generated" built for the C3's instruction set: TFLM's outputs, fewer instructions."""
+    from tinyface.device.isa import prepare_isa, spawn_isa
+    from tinyface.device.pty import open_pty
+    from tinyface.runtime import TflmRunner
+
+    generated = prepare_isa(tiny_bundle, firmware_kernels="generated")
+    x = np.random.default_rng(5).integers(-128, 128, (4, *tiny_bundle.meta.input_shape[1:]), dtype=np.int8)
+    outputs, counts = {}, {}
+    for name, program in (("esp-nn", isa_program), ("generated", generated)):
+        master, path = open_pty()
+        proc = spawn_isa(program, master)
+        try:
+            client = connect(path, timeout_s=20.0)
+            replies = [client.infer(item) for item in x]
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+            os.close(master)
+        outputs[name] = np.stack([r.output for r in replies])
+        counts[name] = replies[0].cycles
+    host = TflmRunner(tiny_bundle.model_bytes).run(x).reshape(len(x), -1)
+    assert np.array_equal(outputs["generated"], host) and np.array_equal(outputs["esp-nn"], host)
+    assert counts["generated"] < counts["esp-nn"], counts
