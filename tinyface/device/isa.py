@@ -28,7 +28,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinyface.device.native import _build_lock, _compiler_version, _git_head, _tree_hash
+from tinyface.device.native import _compiler_version, _git_head, _tree_hash, make_program
 from tinyface.errors import DeviceError, ToolchainError
 from tinyface.resources import firmware_dir
 
@@ -173,25 +173,7 @@ def build_rv32(project_dir: str | Path, toolchain: IsaToolchain | None = None, j
            f"LIBSTDCXX_DIR={LIBSTDCXX_DIR}", f"LIBSTDCXX_TARGET_DIR={LIBSTDCXX_TARGET_DIR}",
            f"BUILD_DIR={out_dir / 'obj'}", f"TFLM_OBJ_DIR={root / ('tflm-' + toolchain.key())}",
            f"PROGRAM={tmp_program}"]
-    with _build_lock(root):
-        if program.is_file():  # another process built it while we waited
-            return program
-        lines: list[str] = []
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env={**os.environ, "LC_ALL": "C"})
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line.rstrip("\n"))
-            if log:
-                log(line.rstrip("\n"))
-        if proc.wait() != 0 or not tmp_program.is_file():
-            tmp_program.unlink(missing_ok=True)
-            log_path = out_dir / "build.log"
-            log_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-            first = next((ln for ln in lines if "error" in ln.lower()), lines[-1] if lines else "no output")
-            raise ToolchainError(f"rv32 build failed: {first.strip()[:300]}", hint=f"full log: {log_path}")
-        os.replace(tmp_program, program)
-    return program
+    return make_program(cmd, root, program, tmp_program, "rv32", log)
 
 
 @dataclass(frozen=True)

@@ -122,6 +122,16 @@ def build_native(project_dir: str | Path, toolchain: NativeToolchain | None = No
            f"TFLM_DIR={toolchain.tflm_dir}", f"TFLM_THIRD_PARTY_DIR={toolchain.third_party_dir}",
            f"CXX={toolchain.cxx}", f"BUILD_DIR={out_dir / 'obj'}",
            f"TFLM_OBJ_DIR={root / ('tflm-' + toolchain.key())}", f"PROGRAM={tmp_program}"]
+    return make_program(cmd, root, program, tmp_program, "native", log)
+
+
+def make_program(cmd: list[str], root: Path, program: Path, tmp_program: Path, what: str, log=None) -> Path:
+    """Run ``cmd`` (a make that writes ``tmp_program``) under the cache's build lock and move
+    the result to ``program`` atomically: the one build step of the native and rv32 builds.
+
+    Raises:
+        ToolchainError: the build failed (the message has the first error; the log is kept).
+    """
     with _build_lock(root):
         if program.is_file():  # another process built it while we waited
             return program
@@ -135,10 +145,10 @@ def build_native(project_dir: str | Path, toolchain: NativeToolchain | None = No
                 log(line.rstrip("\n"))
         if proc.wait() != 0 or not tmp_program.is_file():
             tmp_program.unlink(missing_ok=True)
-            log_path = out_dir / "build.log"
+            log_path = program.parent / "build.log"
             log_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
             first = next((ln for ln in lines if "error" in ln.lower()), lines[-1] if lines else "no output")
-            raise ToolchainError(f"native build failed: {first.strip()[:300]}", hint=f"full log: {log_path}")
+            raise ToolchainError(f"{what} build failed: {first.strip()[:300]}", hint=f"full log: {log_path}")
         os.replace(tmp_program, program)
     return program
 
