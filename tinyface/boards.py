@@ -204,25 +204,10 @@ def load_board_file(path: str | Path) -> Board:
     values: dict[str, object] = {}
     for section, keys in SCHEMA.items():
         table = raw if section == "" else raw.get(section)
-        where = f"[{section}]" if section else "the top level"
         if table is None:
             raise ConfigError(f"board file {path} has no [{section}] section")
-        if not isinstance(table, dict):
-            raise ConfigError(f"board file {path}: [{section}] must be a table")
-        for key, types in keys.items():
-            if key not in table:
-                raise ConfigError(f"board file {path} is missing '{key}' in {where}",
-                                  hint="docs/boards.md lists the required keys")
-            value = table[key]
-            if isinstance(value, bool) and bool not in types or not isinstance(value, types):
-                kind = " or ".join(t.__name__ for t in types)
-                raise ConfigError(f"board file {path}: '{_dotted(section, key)}' must be {kind}, got {value!r}")
-            values[_dotted(section, key)] = value
-        allowed = set(keys) | ((set(SCHEMA) - {""}) | set(OPTIONAL_SCHEMA) if section == "" else set())
-        unknown = sorted(set(table) - allowed)
-        if unknown:
-            raise ConfigError(f"board file {path} has unknown key '{_dotted(section, unknown[0])}'",
-                              hint=f"known keys of {where}: {', '.join(keys)}")
+        extra = (set(SCHEMA) - {""}) | set(OPTIONAL_SCHEMA) if section == "" else set()
+        values.update(_checked_table(table, section, keys, path, extra))
 
     measured = _optional_section(raw, "measured", path)
     name = values["name"]
@@ -281,25 +266,39 @@ def load_board_file(path: str | Path) -> Board:
     return board
 
 
+def _checked_table(table, section: str, keys: dict, path: Path, extra: set = frozenset()) -> dict:
+    """The values of one section of a board file, by dotted key, once every key of ``keys`` is
+    there with a type it allows and nothing else is (but the ``extra`` names).
+
+    Raises:
+        ConfigError: not a table, a missing, unknown or wrongly typed key.
+    """
+    where = f"[{section}]" if section else "the top level"
+    if not isinstance(table, dict):
+        raise ConfigError(f"board file {path}: [{section}] must be a table")
+    values = {}
+    for key, types in keys.items():
+        if key not in table:
+            raise ConfigError(f"board file {path} is missing '{key}' in {where}",
+                              hint="docs/boards.md lists the keys")
+        value = table[key]
+        if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+            kind = " or ".join(t.__name__ for t in types)
+            raise ConfigError(f"board file {path}: '{_dotted(section, key)}' must be {kind}, got {value!r}")
+        values[_dotted(section, key)] = value
+    unknown = sorted(set(table) - set(keys) - set(extra))
+    if unknown:
+        raise ConfigError(f"board file {path} has unknown key '{_dotted(section, unknown[0])}'",
+                          hint=f"known keys of {where}: {', '.join(keys)}")
+    return values
+
+
 def _optional_section(raw: dict, section: str, path: Path) -> dict | None:
     """An OPTIONAL_SCHEMA section: None when absent; all keys, of the right types, when present."""
     table = raw.get(section)
     if table is None:
         return None
-    keys = OPTIONAL_SCHEMA[section]
-    if not isinstance(table, dict):
-        raise ConfigError(f"board file {path}: [{section}] must be a table")
-    for key, types in keys.items():
-        if key not in table:
-            raise ConfigError(f"board file {path} is missing '{key}' in [{section}]",
-                              hint="docs/boards.md lists the keys")
-        if isinstance(table[key], bool) or not isinstance(table[key], types):
-            kind = " or ".join(t.__name__ for t in types)
-            raise ConfigError(f"board file {path}: '{section}.{key}' must be {kind}, got {table[key]!r}")
-    unknown = sorted(set(table) - set(keys))
-    if unknown:
-        raise ConfigError(f"board file {path} has unknown key '{section}.{unknown[0]}'",
-                          hint=f"known keys of [{section}]: {', '.join(keys)}")
+    _checked_table(table, section, OPTIONAL_SCHEMA[section], path)
     for key in ("instructions_per_mac", "instructions_per_output"):
         for op, value in table[key].items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
