@@ -28,7 +28,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinyface.device.native import _compiler_version, _git_head, _tree_hash, make_program
+from tinyface.device.native import _compiler_version, _git_head, make_program
 from tinyface.errors import DeviceError, ToolchainError
 from tinyface.resources import firmware_dir
 
@@ -156,24 +156,12 @@ def build_rv32(project_dir: str | Path, toolchain: IsaToolchain | None = None, j
     """
     toolchain = toolchain or find_toolchain()
     project_dir = Path(project_dir).resolve()
-    if not (project_dir / "rv32" / "Makefile").is_file():
-        raise ToolchainError(f"{project_dir} is not a generated firmware project (no rv32/Makefile)")
-    app_key = _tree_hash(project_dir, ("src", "rv32"), toolchain.key())
-    root = cache_dir()
-    out_dir = root / "bin" / app_key
-    program = out_dir / PROGRAM_NAME
-    if program.is_file():
-        return program
-    jobs = jobs or int(os.environ.get("TINYFACE_NATIVE_JOBS", "2"))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp_program = out_dir / f".{PROGRAM_NAME}.{os.getpid()}.tmp"
-    cmd = ["make", "-C", str(project_dir / "rv32"), f"-j{jobs}", f"TFLM_DIR={toolchain.tflm_dir}",
-           f"TFLM_THIRD_PARTY_DIR={toolchain.third_party_dir}", f"ESP_NN_DIR={toolchain.esp_nn_dir}",
-           f"KERNELS={toolchain.kernels}", f"CROSS={CROSS}", f"PICOLIBC_DIR={PICOLIBC_DIR}",
-           f"LIBSTDCXX_DIR={LIBSTDCXX_DIR}", f"LIBSTDCXX_TARGET_DIR={LIBSTDCXX_TARGET_DIR}",
-           f"BUILD_DIR={out_dir / 'obj'}", f"TFLM_OBJ_DIR={root / ('tflm-' + toolchain.key())}",
-           f"PROGRAM={tmp_program}"]
-    return make_program(cmd, root, program, tmp_program, "rv32", log)
+    return make_program(project_dir, "rv32", "make",
+                        [f"TFLM_DIR={toolchain.tflm_dir}", f"TFLM_THIRD_PARTY_DIR={toolchain.third_party_dir}",
+                         f"ESP_NN_DIR={toolchain.esp_nn_dir}", f"KERNELS={toolchain.kernels}", f"CROSS={CROSS}",
+                         f"PICOLIBC_DIR={PICOLIBC_DIR}", f"LIBSTDCXX_DIR={LIBSTDCXX_DIR}",
+                         f"LIBSTDCXX_TARGET_DIR={LIBSTDCXX_TARGET_DIR}"],
+                        toolchain.key(), cache_dir(), PROGRAM_NAME, "rv32", jobs, log)
 
 
 @dataclass(frozen=True)

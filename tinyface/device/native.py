@@ -106,32 +106,36 @@ def build_native(project_dir: str | Path, toolchain: NativeToolchain | None = No
     """
     toolchain = toolchain or find_toolchain()
     project_dir = Path(project_dir).resolve()
-    makefile = project_dir / "native" / "Makefile"
-    if not makefile.is_file():
-        raise ToolchainError(f"{project_dir} is not a generated firmware project (no native/Makefile)")
-    app_key = _tree_hash(project_dir, ("src", "native"), toolchain.key())
-    root = cache_dir()
-    out_dir = root / "bin" / app_key
-    program = out_dir / PROGRAM_NAME
+    return make_program(project_dir, "native", toolchain.make,
+                        [f"TFLM_DIR={toolchain.tflm_dir}", f"TFLM_THIRD_PARTY_DIR={toolchain.third_party_dir}",
+                         f"CXX={toolchain.cxx}"],
+                        toolchain.key(), cache_dir(), PROGRAM_NAME, "native", jobs, log)
+
+
+def make_program(project_dir: Path, folder: str, make: str, make_vars: list[str], key: str, root: Path,
+                 program_name: str, what: str, jobs: int | None = None, log=None) -> Path:
+    """Build ``project_dir/folder`` with its Makefile into the cache ``root`` (the one cached
+    build of the native and rv32 programs) and return the program's path.
+
+    The program is cached by the content of ``src/`` and ``folder/`` and ``key`` (the toolchain);
+    TFLM's objects once per ``key``. The make runs under the cache's build lock and its program
+    is moved into place atomically.
+
+    Raises:
+        ToolchainError: not a generated project, or the build failed (the message has the first
+            error; the log is kept).
+    """
+    if not (project_dir / folder / "Makefile").is_file():
+        raise ToolchainError(f"{project_dir} is not a generated firmware project (no {folder}/Makefile)")
+    out_dir = root / "bin" / _tree_hash(project_dir, ("src", folder), key)
+    program = out_dir / program_name
     if program.is_file():
         return program
     jobs = jobs or int(os.environ.get("TINYFACE_NATIVE_JOBS", "2"))
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp_program = out_dir / f".{PROGRAM_NAME}.{os.getpid()}.tmp"
-    cmd = [toolchain.make, "-C", str(project_dir / "native"), f"-j{jobs}",
-           f"TFLM_DIR={toolchain.tflm_dir}", f"TFLM_THIRD_PARTY_DIR={toolchain.third_party_dir}",
-           f"CXX={toolchain.cxx}", f"BUILD_DIR={out_dir / 'obj'}",
-           f"TFLM_OBJ_DIR={root / ('tflm-' + toolchain.key())}", f"PROGRAM={tmp_program}"]
-    return make_program(cmd, root, program, tmp_program, "native", log)
-
-
-def make_program(cmd: list[str], root: Path, program: Path, tmp_program: Path, what: str, log=None) -> Path:
-    """Run ``cmd`` (a make that writes ``tmp_program``) under the cache's build lock and move
-    the result to ``program`` atomically: the one build step of the native and rv32 builds.
-
-    Raises:
-        ToolchainError: the build failed (the message has the first error; the log is kept).
-    """
+    tmp_program = out_dir / f".{program_name}.{os.getpid()}.tmp"
+    cmd = [make, "-C", str(project_dir / folder), f"-j{jobs}", *make_vars, f"BUILD_DIR={out_dir / 'obj'}",
+           f"TFLM_OBJ_DIR={root / ('tflm-' + key)}", f"PROGRAM={tmp_program}"]
     with _build_lock(root):
         if program.is_file():  # another process built it while we waited
             return program
@@ -145,7 +149,7 @@ def make_program(cmd: list[str], root: Path, program: Path, tmp_program: Path, w
                 log(line.rstrip("\n"))
         if proc.wait() != 0 or not tmp_program.is_file():
             tmp_program.unlink(missing_ok=True)
-            log_path = program.parent / "build.log"
+            log_path = out_dir / "build.log"
             log_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
             first = next((ln for ln in lines if "error" in ln.lower()), lines[-1] if lines else "no output")
             raise ToolchainError(f"{what} build failed: {first.strip()[:300]}", hint=f"full log: {log_path}")
