@@ -13,7 +13,7 @@ import pytest
 from tinyface import config
 from tinyface.errors import ConfigError
 
-SECTIONS = ["data", "teacher", "student", "distill", "prune", "quantize", "firmware", "bench"]
+SECTIONS = ["data", "extra", "teacher", "student", "distill", "prune", "quantize", "firmware", "bench"]
 
 
 def cli(*args, cwd, env=None):

@@ -1,6 +1,6 @@
 """Typed, validated settings: defaults < tinyface.toml < command-line overrides.
 
-The sections follow the pipeline (data, teacher, student, distill, prune, quantize,
+The sections follow the pipeline (data, extra, teacher, student, distill, prune, quantize,
 firmware, bench). An unknown section or key is an error that names it, so a typo never
 silently falls back to a default.
 """
@@ -36,6 +36,33 @@ def default_cache_dir() -> Path:
     if env:
         return Path(env).expanduser()
     return Path("~/.cache/tinyface/cache").expanduser()
+
+
+def default_datasets_dir() -> Path:
+    """Where `tinyface data fetch NAME` puts a dataset by default: ``$TINYFACE_DATASETS`` if
+    set, else ``~/.cache/tinyface/datasets``."""
+    env = os.environ.get("TINYFACE_DATASETS")
+    if env:
+        return Path(env).expanduser()
+    return Path("~/.cache/tinyface/datasets").expanduser()
+
+
+DATASET_URLS = {  # where `tinyface data fetch NAME` downloads from, unless --url or $TINYFACE_<NAME>_URL
+    "lfw": "http://vis-www.cs.umass.edu/lfw/",
+    # FairFace's 224x224 face chips (CC BY 4.0) as one public repository holds them, pinned to a commit
+    "fairface": "https://github.com/sumanvithaeadala/EthnicityDetection/archive/",
+}
+
+
+def dataset_url(name: str) -> str:
+    """The base URL of dataset ``name``: ``$TINYFACE_<NAME>_URL`` if set, else DATASET_URLS."""
+    return os.environ.get(f"TINYFACE_{name.upper()}_URL") or DATASET_URLS[name]
+
+
+def dataset_dir(name: str) -> Path:
+    """Where `tinyface data fetch NAME` puts a dataset: LFW in default_data_dir(), the others
+    in default_datasets_dir() / NAME."""
+    return default_data_dir() if name == "lfw" else default_datasets_dir() / name
 
 
 def user_boards_dir() -> Path | None:
@@ -111,6 +138,56 @@ class DataSettings:
 
     def cache_path(self) -> Path:
         return Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir()
+
+
+EXTRA_KINDS = ("chips", "photos")  # extra.kind: see ExtraSettings
+FETCHABLE_EXTRA = ("fairface",)  # names in extra.dirs that mean default_datasets_dir() / name
+
+
+@dataclass
+class ExtraSettings:
+    """Extra faces without identities, used only for distillation: the teacher labels them and
+    the student imitates it (docs/model.md, "Extra faces"). Never used for validation, the
+    threshold or the test.
+
+    Attributes:
+        dirs: folders of face images (searched recursively for .jpg/.jpeg/.png). A bare name
+            that `tinyface data fetch` knows ("fairface") means that dataset in its default
+            place ($TINYFACE_DATASETS, else ~/.cache/tinyface/datasets). Empty: no extra faces.
+        kind: "chips" = already dlib face chips (the 5-point template at ``chip_padding``, as
+            FairFace's are: no detector runs), "photos" = find and align the face like LFW's.
+        chip_padding: the padding the chips were cut with (dlib's convention; FairFace: 0.25).
+        limit: use at most this many extra faces (a seeded sample); 0 = all.
+        views: perturbed teacher views of every extra face (as distill.teacher_views).
+        mixes: teacher mixes of every extra face with another extra face (as distill.teacher_mixes).
+        max_test_distance: contamination filter: an extra face whose teacher embedding lies
+            closer than this (Euclidean, dlib's scale: 0.6 is its same-person threshold) to any
+            image of a test person is dropped. The one use of test images before the final
+            evaluation; it steers nothing else.
+    """
+
+    dirs: list = field(default_factory=list)
+    kind: str = "chips"
+    chip_padding: float = 0.25
+    limit: int = 0
+    views: int = 0
+    mixes: int = 0
+    max_test_distance: float = 0.5
+
+    def validate(self) -> None:
+        _check(all(isinstance(d, str) and d for d in self.dirs), "extra.dirs must be a list of folder names",
+               self.dirs)
+        _check(self.kind in EXTRA_KINDS, f"extra.kind must be one of {', '.join(EXTRA_KINDS)}", self.kind)
+        _check(0.0 <= self.chip_padding <= 1.0, "extra.chip_padding must be in [0, 1]", self.chip_padding)
+        _check(self.limit >= 0, "extra.limit must be >= 0", self.limit)
+        _check(0 <= self.views <= 16, "extra.views must be in [0, 16]", self.views)
+        _check(0 <= self.mixes <= 64, "extra.mixes must be in [0, 64]", self.mixes)
+        _check(0.0 <= self.max_test_distance <= 2.0, "extra.max_test_distance must be in [0, 2]",
+               self.max_test_distance)
+
+    def paths(self) -> list[Path]:
+        """The folders of ``dirs``, with fetchable names resolved to their default place."""
+        return [default_datasets_dir() / d if d in FETCHABLE_EXTRA else Path(d).expanduser() for d in self.dirs]
 
 
 @dataclass
@@ -299,6 +376,7 @@ class BenchSettings:
 @dataclass
 class Settings:
     data: DataSettings = field(default_factory=DataSettings)
+    extra: ExtraSettings = field(default_factory=ExtraSettings)
     teacher: TeacherSettings = field(default_factory=TeacherSettings)
     student: StudentSettings = field(default_factory=StudentSettings)
     distill: DistillSettings = field(default_factory=DistillSettings)
@@ -326,6 +404,8 @@ class Settings:
 
 
 def _toml_value(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
@@ -370,12 +450,16 @@ def _coerce(value: Any, type_name: Any, name: str, source: str) -> Any:
             return int(value)
     if expected == "float" and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    if expected == "list" and isinstance(value, list):
+        return list(value)  # the section's validate() checks the items
+    if expected == "list" and isinstance(value, str):  # --set extra.dirs=fairface: one folder
+        return [value] if value else []
     if expected == "str" and isinstance(value, (str, int, float)) and not isinstance(value, bool):
         return str(value)  # --set data.dir=2024 arrives as an int
     raise ConfigError(f"'{name}' in {source} must be {_TYPE_WORDS.get(expected, expected)}, got {value!r}")
 
 
-_TYPE_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}
+_TYPE_WORDS = {"list": "a list", "int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}
 
 
 def load(path: str | os.PathLike | None = None, overrides: dict[str, dict[str, Any]] | None = None,

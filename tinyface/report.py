@@ -67,6 +67,39 @@ def stage_table(metrics: dict) -> list[str]:
     return rows
 
 
+def validation_table(metrics: dict) -> list[str]:
+    """The device's job measured on validation people (what presets are chosen on; never the test)."""
+    rows = []
+    for name in STAGE_ORDER:
+        v = (metrics["stages"].get(name) or {}).get("validation") or {}
+        if "tar_at_far_1e-3" not in v:
+            continue
+        ident = v.get("identification") or {}
+        rows.append(f"| {STAGE_LABEL[name]} | {_pct(v['accuracy'])} | {v['auc']:.4f} | {_pct(v['tar_at_far_1e-3'])} | "
+                    f"{_pct(ident.get('probe_accuracy'))} | {_pct(ident.get('stranger_rate'))} |")
+    if not rows:
+        return []
+    ident = (metrics["stages"]["tflm_int8"].get("validation") or {}).get("identification") or {}
+    return ["### On validation people (the device's job; presets are chosen on these)", "",
+            "| stage | pairs acc. | ROC AUC | TAR@FAR=1e-3 (every pair) | identification: probes accepted and right | "
+            "strangers accepted |", "|---|---|---|---|---|---|", *rows, "",
+            f"Identification on validation: {ident.get('enrolled', '?')} validation people enrolled, "
+            f"{ident.get('probes', '?')} probes, {ident.get('strangers', '?')} strangers, at the threshold that "
+            "accepts the target share of those strangers.", ""]
+
+
+def extra_faces_lines(metrics: dict) -> list[str]:
+    """What the build did with the extra faces (extra.dirs), in one paragraph."""
+    x = (metrics.get("data") or {}).get("extra")
+    if not x:
+        return []
+    more = "".join(f", {x[k]:,} teacher {k}" for k in ("views", "mixes") if x.get(k))
+    return [f"Extra faces (no identities, distillation only; {x['kind']}): {x['found']:,} found, "
+            f"{x['sampled']:,} taken, {x['unreadable']:,} unreadable, {x['no_face']:,} without a face found, "
+            f"{x['too_close_to_test']:,} dropped by the contamination filter (teacher distance < "
+            f"{x['max_test_distance']} to an image of a test person), **{x['used']:,} used**{more}.", ""]
+
+
 def _threshold_sources(metrics: dict) -> tuple[str, str]:
     """(the shipped threshold's source, the other one); reports from before the setting: protocol."""
     source = metrics.get("threshold_source", "protocol")
@@ -105,6 +138,8 @@ def write_report(out_dir: Path, metrics: dict, settings, preset, result=None) ->
         "Validation accuracy: pairs of validation people (training-set people held out), at each stage's best "
         "threshold on those pairs; the only accuracy any choice in the build (QAT vs PTQ, presets, search) may look at.",
         "",
+        *validation_table(metrics),
+        *extra_faces_lines(metrics),
         f"Identification (ident. acc., macro F1, stranger FAR) is measured at each stage's identification threshold "
         f"(TFLM int8: {tflm['identification']['threshold']:.4f}, chosen on "
         f"{tflm['identification'].get('threshold_from', 'the verification threshold')}; target "
@@ -389,6 +424,7 @@ def write_model_card(out_dir: Path, metrics: dict, settings, preset, meta) -> Pa
          f"{metrics['data']['train_people']:,} people for training, {metrics['data']['val_images']:,} images of "
          f"{metrics['data']['val_people']:,} other people for validation, the rest held out for the test; the "
          f"threshold was chosen on {metrics.get('threshold_from')}"),
+        *[line for line in [_extra_card_line(metrics, settings)] if line],
         f"- student: `{settings.student.arch}` width {settings.student.width}, distilled for {ds.epochs} epochs "
         f"(batch {ds.batch_size}, Adam, lr {ds.learning_rate}, cosine decay) toward the centered dlib ResNet "
         f"embeddings (cosine + relation loss, alpha {ds.alpha}), "
@@ -427,6 +463,22 @@ def reproduce_command(settings, preset) -> str:
             for section, values in want.items() for key, value in values.items()
             if (section, key) not in _LOCAL_SETTINGS and value != have[section][key]]
     return " ".join([f"tinyface build --preset {preset.name}", *sets])
+
+
+EXTRA_CREDITS = {
+    "fairface": "FairFace (Karkkainen and Joo, \"FairFace: Face Attribute Dataset for Balanced Race, Gender, and "
+                "Age\", WACV 2021; CC BY 4.0)",
+}
+
+
+def _extra_card_line(metrics: dict, settings) -> str:
+    """The model card's line on extra faces, crediting the sets that need it."""
+    x = (metrics.get("data") or {}).get("extra")
+    if not x:
+        return ""
+    credits = [EXTRA_CREDITS.get(d, f"`{d}`") for d in settings.extra.dirs]
+    return (f"- extra faces for distillation (no identities): {x['used']:,} of {x['found']:,} images from "
+            f"{', '.join(credits)}; {x['too_close_to_test']:,} dropped as too close to a test person")
 
 
 def _training_data_line(ds) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
@@ -16,29 +15,44 @@ def data():
 
 
 @data.command()
-@click.argument("name", type=click.Choice(["lfw"]))
-@click.option("--url", default=None, help="Base URL of the files (default: $TINYFACE_LFW_URL, else LFW's site).")
+@click.argument("name", type=click.Choice(["lfw", "fairface"]))
+@click.option("--url", default=None,
+              help="Base URL of the files (default: $TINYFACE_LFW_URL or $TINYFACE_FAIRFACE_URL, else the "
+                   "dataset's public home).")
 @click.option("--dest", type=click.Path(file_okay=False), default=None,
-              help="Where to unpack (default: the default dataset folder).")
+              help="Where to unpack (default: lfw: the default dataset folder; fairface: "
+                   "$TINYFACE_DATASETS/fairface, else ~/.cache/tinyface/datasets/fairface, where "
+                   "extra.dirs = [\"fairface\"] finds it).")
 @click.option("--manifest", type=click.Path(dir_okay=False, exists=True), default=None,
               help="A JSON manifest of files and sha256s to use instead of the built-in one.")
 @click.option("--force", is_flag=True, help="Replace an existing dataset folder.")
 @click.option("--timeout", "timeout_s", type=float, default=60.0, show_default=True, help="Seconds per network read.")
 @click.pass_context
 def fetch(ctx, name, url, dest, manifest, force, timeout_s):
-    """Download NAME (LFW deep-funneled + protocol files), verify sha256, unpack atomically.
+    """Download NAME, verify every file's sha256, unpack atomically.
+
+    \b
+    lfw       LFW deep-funneled + its protocol files: the data every build trains and tests on
+    fairface  FairFace's 45,000 face chips (Karkkainen and Joo, 2021; CC BY 4.0), extra faces
+              without identities that the presets distill from (extra.dirs; docs/data.md)
 
     Nothing is kept unless every checksum matches. If the destination already holds the
     verified dataset, nothing is downloaded (so running it twice is harmless).
+
+    \b
+    Examples:
+      tinyface data fetch lfw
+      tinyface data fetch fairface
+      tinyface data fetch fairface --url http://mirror.example/fairface/ --dest /data/fairface
     """
-    from tinyface.config import default_data_dir
+    from tinyface.config import dataset_dir, dataset_url
     from tinyface.console import err_console
-    from tinyface.data.fetch import DEFAULT_LFW_URL, Manifest, builtin_manifest
+    from tinyface.data.fetch import Manifest, builtin_manifest
     from tinyface.data.fetch import fetch as fetch_dataset
 
     spec = Manifest.load(manifest) if manifest else builtin_manifest(name)
-    base = url or os.environ.get("TINYFACE_LFW_URL") or DEFAULT_LFW_URL
-    target = Path(dest).expanduser() if dest else default_data_dir()
+    base = url or dataset_url(name)
+    target = Path(dest).expanduser() if dest else dataset_dir(name)
     if target.is_dir() and any(target.iterdir()) and not force:  # fetch() verifies it and downloads nothing, or says why not
         with err_console().status(f"verifying {target}"):
             fetch_dataset(spec, base, target, force=False)

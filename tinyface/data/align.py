@@ -50,7 +50,8 @@ CNN_BOX_WIDEN, CNN_BOX_DROP = 1.135, 0.06
 # How a face was found; the code is the last value of Alignment.to_array(). "detector" is 1.0,
 # as before this list existed, so cached landmarks of found faces are byte-identical. A cached
 # 0.0 (the old "not found") is re-examined by the rescue steps (see faces.prepare_faces).
-METHODS = {"detector": 1.0, "detector+equalised": 2.0, "landmarks-whole-frame": 3.0, "cnn": 4.0, "fallback": -1.0}
+METHODS = {"detector": 1.0, "detector+equalised": 2.0, "landmarks-whole-frame": 3.0, "cnn": 4.0, "chip": 5.0,
+           "fallback": -1.0}
 _METHOD_OF_CODE = {v: k for k, v in METHODS.items()}
 LEGACY_NOT_FOUND = 0.0
 FALLBACK = "fallback"
@@ -87,6 +88,33 @@ class Alignment:
         code = float(arr[-1])
         method = _METHOD_OF_CODE.get(code, FALLBACK)
         return cls(arr[: 2 * N_LANDMARKS].reshape(N_LANDMARKS, 2), method != FALLBACK, method)
+
+
+# dlib's 5-point face template on the unit square (get_face_chip_details in
+# dlib/image_transforms/interpolation.h), in the 5-point predictor's landmark order.
+TEMPLATE_5PT = np.array([[0.8595674595992, 0.2134981538014], [0.6460604764104, 0.2289674387677],
+                         [0.1205750620789, 0.2137274526848], [0.3340850613712, 0.2290642403242],
+                         [0.4901123135679, 0.6277975316475]])
+
+
+def chip_landmarks(width: int, height: int, padding: float) -> np.ndarray:
+    """Where the 5 landmarks lie in a dlib face chip of ``width`` x ``height`` pixels cut
+    with ``padding``: the template, as get_face_chip_details places it."""
+    unit = (padding + TEMPLATE_5PT) / (1 + 2 * padding)
+    return (unit * np.array([width, height])).astype(np.float32)
+
+
+class ChipAligner:
+    """The "aligner" of images that are already dlib face chips (FairFace's are, at padding
+    0.25): the landmarks are the template's, so no detector runs and every image is a face.
+    Constructed like Aligner (the upsample argument is ignored)."""
+
+    def __init__(self, padding: float, upsample: int = 0):
+        self.padding = padding
+
+    def detect(self, rgb: np.ndarray) -> Alignment:
+        h, w = rgb.shape[:2]
+        return Alignment(chip_landmarks(w, h, self.padding), True, "chip")
 
 
 def method_of_array(arr: np.ndarray) -> str:

@@ -10,6 +10,7 @@ finished.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +18,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from tinyface.data.align import (ALIGNER_VERSION, FALLBACK, Aligner, Alignment, cut_chip, is_legacy_not_found,
-                                 method_of_array)
+from tinyface.data.align import (ALIGNER_VERSION, FALLBACK, Aligner, Alignment, ChipAligner, cut_chip,
+                                 is_legacy_not_found, method_of_array)
 from tinyface.data.cache import FaceCache, content_hash, settings_digest
 from tinyface.data.dataset import ImageError, Skipped, read_image
 
@@ -37,6 +38,19 @@ class FaceSpec:
     teacher_chip_size: int = 150
     teacher_padding: float = 0.25
     teacher_flip_average: bool = False
+    source_chip_padding: float | None = None  # the images are dlib face chips cut with this padding (no detector)
+
+    @property
+    def aligner_id(self) -> str:
+        """What found the landmarks, in every cache digest (chips and photos never share entries)."""
+        if self.source_chip_padding is None:
+            return ALIGNER_VERSION
+        return f"chip-template-v1-padding-{self.source_chip_padding:g}"
+
+    def aligner_factory(self) -> Callable[[int], Aligner]:
+        if self.source_chip_padding is None:
+            return Aligner
+        return functools.partial(ChipAligner, self.source_chip_padding)
 
     @classmethod
     def from_settings(cls, settings, teacher: bool = False) -> "FaceSpec":
@@ -45,16 +59,16 @@ class FaceSpec:
                    t.chip_size, t.chip_padding, t.flip_average)
 
     def landmark_digest(self) -> str:
-        return settings_digest(aligner=ALIGNER_VERSION, upsample=self.detector_upsample)
+        return settings_digest(aligner=self.aligner_id, upsample=self.detector_upsample)
 
     def crop_digest(self) -> str:
-        return settings_digest(aligner=ALIGNER_VERSION, upsample=self.detector_upsample,
+        return settings_digest(aligner=self.aligner_id, upsample=self.detector_upsample,
                                size=self.crop_size, channels=self.channels, padding=self.padding)
 
     def teacher_digest(self) -> str:
         from tinyface.train.teacher import TEACHER_VERSION
 
-        return settings_digest(aligner=ALIGNER_VERSION, upsample=self.detector_upsample, teacher=TEACHER_VERSION,
+        return settings_digest(aligner=self.aligner_id, upsample=self.detector_upsample, teacher=TEACHER_VERSION,
                                size=self.teacher_chip_size, padding=self.teacher_padding,
                                flip=self.teacher_flip_average)
 
@@ -211,7 +225,7 @@ def prepare_faces(
     cache: FaceCache,
     workers: int = 0,
     progress: Callable[[int], None] | None = None,
-    aligner_factory: Callable[[int], Aligner] = Aligner,
+    aligner_factory: Callable[[int], Aligner] | None = None,
 ) -> PreparedFaces:
     """Aligned crops (and teacher embeddings) for ``paths``, from the cache where possible.
 
@@ -221,7 +235,7 @@ def prepare_faces(
         cache: where results are looked up and stored.
         workers: processes for cache misses (0: one per core; 1: in this process).
         progress: called with the number of images finished, as they finish.
-        aligner_factory: builds the aligner (tests substitute one that must not be called).
+        aligner_factory: builds the aligner (default: the spec's; tests substitute one that must not be called).
 
     Returns:
         PreparedFaces; unreadable images are listed in ``skipped`` with the reason.
@@ -298,7 +312,8 @@ def prepare_faces(
             progress(1)
 
     try:
-        _run_jobs(jobs, _process, collect, workers, _worker_init, (spec.detector_upsample, aligner_factory))
+        _run_jobs(jobs, _process, collect, workers, _worker_init,
+                  (spec.detector_upsample, aligner_factory or spec.aligner_factory()))
     finally:
         pending.flush()
     return PreparedFaces(paths, ok, crops, detected, teacher, skipped, computed=len(jobs), methods=methods)

@@ -25,7 +25,6 @@ from typing import Callable
 from tinyface.errors import DownloadError
 
 MANIFEST_DIR = Path(__file__).resolve().parent
-DEFAULT_LFW_URL = "http://vis-www.cs.umass.edu/lfw/"
 
 
 @dataclass
@@ -51,7 +50,7 @@ class Manifest:
 def builtin_manifest(name: str) -> Manifest:
     path = MANIFEST_DIR / f"{name}_manifest.json"
     if not path.is_file():
-        raise DownloadError(f"unknown dataset {name!r}", hint="known: lfw")
+        raise DownloadError(f"unknown dataset {name!r}", hint="known: lfw, fairface")
     return Manifest.load(path)
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from tinyface.data import lfw
 from tinyface.data.cache import FaceCache
 from tinyface.data.dataset import FaceImage, load_dataset
+from tinyface.data.extra import ExtraFaces, load_extra_faces
 from tinyface.data.faces import FaceSpec, prepare_faces
 from tinyface.data.splits import identification, train_val_test
 from tinyface.errors import DataError
@@ -51,6 +52,7 @@ class BuildData:
     train_views: tuple[np.ndarray, np.ndarray] | None = None  # crops (N, V, S, S, C), teacher (N, V, 128)
     train_views_labels: list[str] = field(default_factory=list)  # identity of each of those N images
     train_mixes: tuple[np.ndarray, np.ndarray] | None = None  # blended crops (K, S, S, C), teacher (K, 128)
+    extra: ExtraFaces | None = None  # faces without identities, for distillation only (tinyface/data/extra.py)
 
 
 def _prepare(images: list[FaceImage], spec: FaceSpec, cache: FaceCache, workers: int, progress) -> Faces:
@@ -144,6 +146,10 @@ def load_build_data(settings, quick: bool = False, progress=None) -> BuildData:
         ok, mix_teacher = prepare_mixes(train.paths, plan, spec, _cache(settings), d.workers, progress)
         mix_crops = np.stack([blend(train.crops[m.a], train.crops[m.b], m.lam) for m in plan]) if plan else None
         data.train_mixes = (mix_crops[ok], mix_teacher[ok]) if plan else None
+    if settings.extra.dirs:
+        data.extra = load_extra_faces(settings, spec, _cache(settings),
+                                      _test_people_teacher(dataset, split.test_people, spec, settings, progress),
+                                      progress)
     data.stats = {
         "train_images": len(train.labels), "train_people": len(set(train.labels)),
         "val_images": len(val.labels), "val_people": len(set(val.labels)),
@@ -151,8 +157,19 @@ def load_build_data(settings, quick: bool = False, progress=None) -> BuildData:
         "test_pairs": int(len(test_pairs.same)), "identify_people": len(enroll),
         "identify_probes": len(probes), "identify_strangers": len(strangers),
     }
+    if data.extra is not None:
+        data.stats["extra"] = {k: v for k, v in data.extra.counts.items() if k != "dirs"}
     data.stats["threshold_from"] = "pairsDevTrain.txt" if split.source == "lfw-view1" else "pairs of validation people"
     return data
+
+
+def _test_people_teacher(dataset, test_people, spec: FaceSpec, settings, progress) -> np.ndarray:
+    """Teacher embeddings of every image of the test people: the contamination filter's
+    reference (the one use of test images before the evaluation; see tinyface/data/extra.py)."""
+    people = set(test_people)
+    paths = [im.path for im in dataset.images if im.identity in people]
+    res = prepare_faces(paths, spec, _cache(settings), workers=settings.data.workers, progress=progress)
+    return res.teacher[res.usable]
 
 
 _caches: dict[str, FaceCache] = {}

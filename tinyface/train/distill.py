@@ -230,7 +230,8 @@ def embed(model, x_uint8: np.ndarray, batch_size: int = 256) -> np.ndarray:
 
 def training_set(data, center: np.ndarray, smoothing: float = 0.0):
     """Training crops, centered targets and the augmentation mode: the original images,
-    plus every teacher view and mix when the build made them."""
+    plus every teacher view and mix when the build made them, plus the extra faces (and
+    their views and mixes)."""
     xs = [data.train.crops]
     ts = [smooth_targets(center_targets(data.train.teacher, center), data.train.labels, smoothing)]
     augment = True
@@ -245,6 +246,15 @@ def training_set(data, center: np.ndarray, smoothing: float = 0.0):
     if data.train_mixes is not None:
         xs.append(data.train_mixes[0])
         ts.append(center_targets(data.train_mixes[1], center))
+    extra = getattr(data, "extra", None)
+    if extra is not None and len(extra.crops):  # faces of no one: the teacher's embedding is the whole target
+        xs.append(extra.crops)
+        ts.append(center_targets(extra.teacher, center))
+        for part in (extra.views, extra.mixes):
+            if part is not None and len(part[0]):
+                crops, teacher = part
+                xs.append(crops.reshape(-1, *crops.shape[-3:]))
+                ts.append(center_targets(teacher.reshape(-1, teacher.shape[-1]), center))
     if len(xs) == 1:
         return xs[0], ts[0], augment
     return np.concatenate(xs), np.concatenate(ts), augment

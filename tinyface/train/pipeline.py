@@ -29,7 +29,7 @@ EVALUATE_ONLY = ("identify_stranger_rate", "threshold_from")  # data settings on
 STAGE_MODULES = (
     "tinyface.boards", "tinyface.bundle", "tinyface.config", "tinyface.evaluate", "tinyface.graph",
     "tinyface.profile", "tinyface.report", "tinyface.runtime", "tinyface.data.align", "tinyface.data.dataset",
-    "tinyface.data.faces", "tinyface.train.data", "tinyface.train.distill", "tinyface.train.dlib_net",
+    "tinyface.data.extra", "tinyface.data.faces", "tinyface.train.data", "tinyface.train.distill", "tinyface.train.dlib_net",
     "tinyface.train.prune", "tinyface.train.quantize", "tinyface.train.search", "tinyface.train.stages_eval",
     "tinyface.train.student", "tinyface.train.teacher",
 )
@@ -129,12 +129,17 @@ def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progr
     input_shape = (d.crop_size, d.crop_size, d.channels)
 
     check_dataset_size(d)  # in seconds, before the faces are aligned and anything is trained
+    if settings.extra.dirs:
+        from tinyface.data.extra import require_extra
+
+        require_extra(settings.extra)  # missing extra faces: one line naming the command that gets them
     t0 = time.perf_counter()
     notify("stage", {"name": "data"})
     data = load_build_data(settings, quick=quick, progress=lambda n: notify("advance", {"n": n}))
     # settings only the evaluate stage reads are left out here (they go into its fingerprint),
     # so changing them re-runs the evaluation, not the training
-    data_fp = fingerprint({k: v for k, v in asdict(d).items() if k not in EVALUATE_ONLY}, quick, data.stats)
+    extra = [{k: v for k, v in asdict(settings.extra).items() if k != "dirs"}] if settings.extra.dirs else []
+    data_fp = fingerprint({k: v for k, v in asdict(d).items() if k not in EVALUATE_ONLY}, quick, data.stats, *extra)
     result.stages.append(StageInfo("data", data_fp, False, time.perf_counter() - t0))
     notify("done", {"name": "data", "stats": data.stats})
 

@@ -47,7 +47,11 @@ def _score_stage(emb: np.ndarray, emb_val: np.ndarray, val_pairs, data, d) -> di
                                           "stranger_false_accept_rate": at_verification.stranger_false_accept_rate}
     validation = {"accuracy": float(np.mean((val_scores >= thresholds["validation"]) == val_same)),
                   "auc": evaluate.auc(*evaluate.roc_curve(val_scores, val_same)), "n_pairs": int(len(val_same)),
-                  "threshold": float(thresholds["validation"])}
+                  "threshold": float(thresholds["validation"]),
+                  # the device's job, on validation people (model choice may read these; the test never)
+                  "tar_at_far_1e-3": evaluate.all_pairs_tar_at_far(emb_val, data.val.labels, 1e-3)["tar"],
+                  "identification": ({k: chosen[k] for k in ("probe_accuracy", "stranger_rate", "enrolled", "probes",
+                                                              "strangers")} if chosen else None)}
     return {"verification": ver, "identification": ident, "validation": validation, "_test_scores": test_scores}
 
 

@@ -1,0 +1,139 @@
+"""Extra faces (tinyface/data/extra.py): face chips and photos without identities, labelled by
+the real teacher, with the contamination filter, on small folders made from LFW training
+images (CI has no FairFace)."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tinyface import config
+from tinyface.data.align import Aligner, ChipAligner, chip_landmarks, cut_chip
+from tinyface.data.cache import FaceCache
+from tinyface.data.dataset import read_image
+from tinyface.data.extra import load_extra_faces, nearest_distances, require_extra
+from tinyface.data.faces import FaceSpec, prepare_faces
+from tinyface.errors import DataError
+
+# training people (peopleDevTrain.txt), each image with a face the detector finds
+PEOPLE = ("Aaron_Peirsol", "Abdullah_Gul", "Adrien_Brody")
+
+
+def _photos(lfw_dir, n_per_person=2):
+    return [p for name in PEOPLE for p in sorted((lfw_dir / "images" / name).glob("*.jpg"))[:n_per_person]]
+
+
+def _write_chips(photos, folder, padding=0.25, size=224):
+    """dlib face chips of ``photos``, as FairFace's are made (get_face_chip, padding 0.25)."""
+    folder.mkdir(parents=True)
+    aligner = Aligner(1)
+    out = []
+    for i, path in enumerate(photos):
+        rgb = read_image(path)
+        chip = cut_chip(rgb, aligner.detect(rgb), size, padding, 3)
+        target = folder / f"sub{i % 2}" / f"{i}.jpg"  # nested: the folder is searched recursively
+        target.parent.mkdir(exist_ok=True)
+        Image.fromarray(chip).save(target, quality=95)
+        out.append(target)
+    return out
+
+
+def _settings(tmp_path, **extra):
+    s = config.load(overrides={"data": {"cache_dir": str(tmp_path / "cache"), "crop_size": 48, "padding": 0.1,
+                                        "workers": 1}})
+    s.extra = dataclasses.replace(s.extra, **extra)
+    return s.validate()
+
+
+def test_chip_template_recovers_the_alignment(lfw_dir):
+    """A crop cut from a 224-pixel chip through the template equals the crop cut from the
+    photo itself (the same face, the same pixels up to resampling)."""
+    rgb = read_image(_photos(lfw_dir, 1)[0])
+    alignment = Aligner(1).detect(rgb)
+    direct = cut_chip(rgb, alignment, 64, 0.1, 1).astype(float)
+    chip = cut_chip(rgb, alignment, 224, 0.25, 3)
+    via_chip = cut_chip(chip, ChipAligner(0.25).detect(chip), 64, 0.1, 1).astype(float)
+    assert np.mean(np.abs(direct - via_chip)) < 4.0
+    # the template's eyes and nose land where dlib's detector finds them in the chip
+    found = Aligner(1).detect(chip)
+    assert found.detected
+    assert np.max(np.abs(found.landmarks - chip_landmarks(224, 224, 0.25))) < 8.0
+
+
+def test_require_extra_names_the_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("TINYFACE_DATASETS", str(tmp_path))
+    s = _settings(tmp_path, dirs=["fairface"])
+    with pytest.raises(DataError, match="tinyface data fetch fairface"):
+        require_extra(s.extra)
+    (tmp_path / "fairface").mkdir()
+    with pytest.raises(DataError, match="holds no .jpg/.png images.*tinyface data fetch fairface"):
+        require_extra(s.extra)
+    s = _settings(tmp_path, dirs=[str(tmp_path / "mine")])
+    with pytest.raises(DataError, match="extra.dirs"):
+        require_extra(s.extra)
+
+
+def test_settings_accept_one_folder_or_a_list(tmp_path):
+    assert config.load(overrides=config.parse_set_option(("extra.dirs=fairface",))).extra.dirs == ["fairface"]
+    assert config.load(overrides=config.parse_set_option(('extra.dirs=["a", "b"]',))).extra.dirs == ["a", "b"]
+    with pytest.raises(config.ConfigError, match="extra.kind"):
+        config.load(overrides={"extra": {"kind": "videos"}})
+    with pytest.raises(config.ConfigError, match="extra.dirs"):
+        config.load(overrides={"extra": {"dirs": [1, 2]}})
+    assert 'dirs = ["a"]' in config.load(overrides={"extra": {"dirs": ["a"]}}).to_toml()
+
+
+def test_nearest_distances():
+    q = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
+    r = np.array([[1.0, 0.0], [0.6, 0.8]], np.float32)
+    np.testing.assert_allclose(nearest_distances(q, r, chunk=1), [0.0, np.sqrt(0.36 + 0.04)], atol=1e-6)
+    assert np.isinf(nearest_distances(q, r[:0])).all()
+
+
+def test_chips_are_labelled_and_the_filter_drops_a_test_face(lfw_dir, tmp_path):
+    """Six chips: the teacher labels each; the one whose photo is declared a test image (and any
+    other face within 0.5 of it, such as the same person's other photo) is dropped by the
+    contamination filter, and counted."""
+    photos = _photos(lfw_dir)
+    _write_chips(photos, tmp_path / "chips")
+    s = _settings(tmp_path, dirs=[str(tmp_path / "chips")], kind="chips")
+    spec = FaceSpec.from_settings(s, teacher=True)
+    with FaceCache(s.data.cache_path()) as cache:
+        test = prepare_faces(photos[:1], spec, cache, workers=1)  # "a test person's photo"
+        got = load_extra_faces(s, spec, cache, test.teacher)
+        kept = got.counts["used"]
+        assert got.counts["found"] == 6 and got.counts["too_close_to_test"] == 6 - kept >= 1
+        assert got.counts["no_face"] == 0 and got.counts["unreadable"] == 0
+        assert "0.jpg" not in {p.name for p in got.paths}  # the test photo's own chip
+        assert (nearest_distances(got.teacher, test.teacher) >= 0.5).all()
+        assert got.crops.shape == (kept, 48, 48, 1) and got.teacher.shape == (kept, 128)
+        # the teacher on a chip of a photo agrees with the teacher on the photo
+        photo_emb = prepare_faces(photos, spec, cache, workers=1).teacher
+        for path, emb in zip(got.paths, got.teacher):  # chip i.jpg is photos[i]
+            assert float(emb @ photo_emb[int(path.stem)]) > 0.95
+        # nothing close to the test images: all six are used; views and mixes come on top
+        s2 = _settings(tmp_path, dirs=[str(tmp_path / "chips")], views=1, mixes=1)
+        more = load_extra_faces(s2, spec, cache, np.zeros((0, 128), np.float32))
+        assert more.counts["used"] == 6 and more.views[0].shape == (6, 1, 48, 48, 1)
+        assert more.mixes[0].shape == (6, 48, 48, 1) and more.counts["mixes"] == 6
+        # a limit takes a seeded sample
+        few = load_extra_faces(_settings(tmp_path, dirs=[str(tmp_path / "chips")], limit=4), spec, cache,
+                               np.zeros((0, 128), np.float32))
+        assert few.counts == {**few.counts, "found": 6, "sampled": 4, "used": 4}
+
+
+def test_photos_are_aligned_and_faceless_ones_counted(lfw_dir, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for p in _photos(lfw_dir, 1):
+        (folder / p.name).write_bytes(p.read_bytes())
+    noise = np.random.default_rng(0).integers(0, 256, (120, 120, 3), dtype=np.uint8)
+    Image.fromarray(np.full_like(noise, 128)).save(folder / "blank.png")
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    s = _settings(tmp_path, dirs=[str(folder)], kind="photos")
+    spec = FaceSpec.from_settings(s, teacher=True)
+    with FaceCache(s.data.cache_path()) as cache:
+        got = load_extra_faces(s, spec, cache, np.zeros((0, 128), np.float32))
+    assert got.counts["found"] == 5 and got.counts["used"] == 3
+    assert got.counts["no_face"] == 1 and got.counts["unreadable"] == 1

@@ -1,0 +1,130 @@
+"""Extra faces: images without identities, used only for distillation.
+
+The teacher labels them and the student imitates it on them, next to the training people's
+images: more distinct faces for a student that is short of data (docs/model.md, "Extra
+faces"). They never serve validation, a threshold or the test.
+
+The contamination filter is the one use of the test people's images before the final
+evaluation: an extra face whose teacher embedding lies closer than
+``extra.max_test_distance`` to any image of a test person is dropped, so a test person's
+photo (or a near copy) is never trained on. It steers nothing else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from tinyface.errors import DataError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+@dataclass
+class ExtraFaces:
+    """The extra faces a build trains on, after the filters, and what happened to the rest."""
+
+    crops: np.ndarray  # uint8 (N, S, S, C)
+    teacher: np.ndarray  # float32 (N, 128)
+    paths: list[Path]
+    views: tuple[np.ndarray, np.ndarray] | None = None  # crops (M, V, S, S, C), teacher (M, V, 128)
+    mixes: tuple[np.ndarray, np.ndarray] | None = None  # blended crops (K, S, S, C), teacher (K, 128)
+    counts: dict = field(default_factory=dict)
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Every image file under ``folder`` (recursively), sorted: the same list on every machine."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def require_extra(extra_settings) -> list[Path]:
+    """The images of ``extra.dirs``, or one line saying which folder is missing and how to get it.
+
+    Runs before any work (a build checks it before aligning or training anything).
+
+    Raises:
+        DataError: a folder is missing or holds no images.
+    """
+    from tinyface.config import FETCHABLE_EXTRA
+
+    images: list[Path] = []
+    for name, folder in zip(extra_settings.dirs, extra_settings.paths()):
+        how = (f"get it with `tinyface data fetch {name}`" if name in FETCHABLE_EXTRA
+               else "put face images there, or remove it from extra.dirs (--set extra.dirs=[])")
+        if not folder.is_dir():
+            raise DataError(f"extra faces folder {folder} ({name}) not found: {how}")
+        found = list_images(folder)
+        if not found:
+            raise DataError(f"extra faces folder {folder} ({name}) holds no .jpg/.png images: {how}")
+        images.extend(found)
+    return images
+
+
+def nearest_distances(queries: np.ndarray, references: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """Euclidean distance from every row of ``queries`` to its nearest row of ``references``."""
+    q = np.asarray(queries, np.float32)
+    r = np.asarray(references, np.float32)
+    if len(r) == 0:
+        return np.full(len(q), np.inf, np.float32)
+    r_sq = np.sum(r * r, axis=1)
+    out = np.empty(len(q), np.float32)
+    for start in range(0, len(q), chunk):
+        block = q[start:start + chunk]
+        d2 = np.sum(block * block, axis=1)[:, None] + r_sq[None, :] - 2.0 * block @ r.T
+        out[start:start + chunk] = np.sqrt(np.maximum(d2.min(axis=1), 0.0))
+    return out
+
+
+def load_extra_faces(settings, spec, cache, test_teacher: np.ndarray,
+                     progress: Callable[[int], None] | None = None) -> ExtraFaces | None:
+    """Prepare ``settings.extra``'s faces for distillation: cut the student's crops and the
+    teacher's embeddings (cached like LFW's), drop the unreadable ones, those with no face
+    and those too close to a test person (``test_teacher``: teacher embeddings of every image
+    of the test people), then make the views and mixes the settings ask for.
+
+    Returns None when ``extra.dirs`` is empty.
+
+    Raises:
+        DataError: a folder is missing or empty (see require_extra).
+    """
+    from tinyface.data.faces import blend, plan_mixes, prepare_faces, prepare_mixes, prepare_views
+
+    x = settings.extra
+    if not x.dirs:
+        return None
+    images = require_extra(x)
+    found = len(images)
+    if x.limit and found > x.limit:
+        images = sorted(random.Random(settings.data.seed).sample(images, x.limit))
+    spec = dataclasses.replace(spec, teacher=True,
+                               source_chip_padding=x.chip_padding if x.kind == "chips" else None)
+    workers = settings.data.workers
+    res = prepare_faces(images, spec, cache, workers=workers, progress=progress)
+    usable = res.usable
+    distances = nearest_distances(res.teacher[usable], test_teacher)
+    clean = distances >= x.max_test_distance
+    keep = np.flatnonzero(usable)[clean]
+    counts = {
+        "found": found, "sampled": len(images), "unreadable": int((~res.ok).sum()),
+        "no_face": int((res.ok & ~res.detected).sum()), "too_close_to_test": int((~clean).sum()),
+        "used": int(len(keep)), "max_test_distance": x.max_test_distance, "kind": x.kind,
+        "dirs": [str(p) for p in x.paths()],
+    }
+    out = ExtraFaces(res.crops[keep], res.teacher[keep], [images[i] for i in keep], counts=counts)
+    if x.views and len(keep):
+        ok, view_crops, view_teacher = prepare_views(out.paths, spec, cache, x.views, workers, progress)
+        out.views = (view_crops[ok], view_teacher[ok])
+        counts["views"] = int(ok.sum()) * x.views
+    if x.mixes and len(keep) > 1:
+        plan = plan_mixes([str(p) for p in out.paths], x.mixes, settings.data.seed + 7)
+        ok, mix_teacher = prepare_mixes(out.paths, plan, spec, cache, workers, progress)
+        mix_crops = np.stack([blend(out.crops[m.a], out.crops[m.b], m.lam) for m in plan])
+        out.mixes = (mix_crops[ok], mix_teacher[ok])
+        counts["mixes"] = int(ok.sum())
+    return out
+
