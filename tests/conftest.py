@@ -93,3 +93,22 @@ def make_dataset(lfw_dir, tmp_path):
 def small_dataset(lfw_dir, tmp_path) -> Path:
     """A fresh 4-person, 12-image folder-per-person dataset of real LFW images (per test)."""
     return copy_people(lfw_dir, tmp_path / "small", SMALL_PEOPLE)
+
+
+def write_face_chips(photos, folder: Path, padding: float = 0.25, size: int = 224) -> list[Path]:
+    """dlib face chips of ``photos`` saved as JPEGs under ``folder`` (``sub0/0.jpg``, ``sub1/1.jpg``,
+    ...: nested, chip ``i`` from ``photos[i]``), as FairFace's are made (get_face_chip, padding 0.25)."""
+    from PIL import Image
+
+    from tinyface.data.align import Aligner, cut_chip
+    from tinyface.data.dataset import read_image
+
+    aligner = Aligner(1)
+    out = []
+    for i, path in enumerate(photos):
+        rgb = read_image(path)
+        target = folder / f"sub{i % 2}" / f"{i}.jpg"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(cut_chip(rgb, aligner.detect(rgb), size, padding, 3)).save(target, quality=95)
+        out.append(target)
+    return out

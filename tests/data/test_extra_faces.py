@@ -16,27 +16,14 @@ from tinyface.data.extra import load_extra_faces, nearest_distances, require_ext
 from tinyface.data.faces import FaceSpec, prepare_faces
 from tinyface.errors import DataError
 
+from tests.conftest import write_face_chips
+
 # training people (peopleDevTrain.txt), each image with a face the detector finds
 PEOPLE = ("Aaron_Peirsol", "Abdullah_Gul", "Adrien_Brody")
 
 
 def _photos(lfw_dir, n_per_person=2):
     return [p for name in PEOPLE for p in sorted((lfw_dir / "images" / name).glob("*.jpg"))[:n_per_person]]
-
-
-def _write_chips(photos, folder, padding=0.25, size=224):
-    """dlib face chips of ``photos``, as FairFace's are made (get_face_chip, padding 0.25)."""
-    folder.mkdir(parents=True)
-    aligner = Aligner(1)
-    out = []
-    for i, path in enumerate(photos):
-        rgb = read_image(path)
-        chip = cut_chip(rgb, aligner.detect(rgb), size, padding, 3)
-        target = folder / f"sub{i % 2}" / f"{i}.jpg"  # nested: the folder is searched recursively
-        target.parent.mkdir(exist_ok=True)
-        Image.fromarray(chip).save(target, quality=95)
-        out.append(target)
-    return out
 
 
 def _settings(tmp_path, **extra):
@@ -96,7 +83,7 @@ def test_chips_are_labelled_and_the_filter_drops_a_test_face(lfw_dir, tmp_path):
     other face within 0.5 of it, such as the same person's other photo) is dropped by the
     contamination filter, and counted."""
     photos = _photos(lfw_dir)
-    _write_chips(photos, tmp_path / "chips")
+    write_face_chips(photos, tmp_path / "chips")
     s = _settings(tmp_path, dirs=[str(tmp_path / "chips")], kind="chips")
     spec = FaceSpec.from_settings(s, teacher=True)
     with FaceCache(s.data.cache_path()) as cache:

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+EXTRA_PEOPLE = ("Aaron_Peirsol", "Abdullah_Gul", "AJ_Lamas")  # two training people, one test person (peopleDevTest)
 STAGES = ["teacher", "float", "pruned", "tflite_float", "tflite_int8", "tflm_int8"]
 
 
@@ -22,8 +23,16 @@ def run_cli(*args, env_extra=None, timeout=900):
 @pytest.fixture(scope="session")
 def quick_build(lfw_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("quick") / "run"
+    # extra faces: face chips of a few LFW training images (CI has no FairFace), one of them a
+    # test person's, which the contamination filter must drop
+    from tests.conftest import write_face_chips
+
+    photos = [p for name in EXTRA_PEOPLE for p in sorted((lfw_dir / "images" / name).glob("*.jpg"))[:4]]
+    extra = out.parent / "extra"
+    write_face_chips(photos, extra)
     started = time.perf_counter()
-    proc = run_cli("build", "--quick", "--data", str(lfw_dir), "--out", str(out), "--json")
+    proc = run_cli("build", "--quick", "--data", str(lfw_dir), "--out", str(out), "--json",
+                   "--set", f"extra.dirs=[{json.dumps(str(extra))}]")
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, json.loads(proc.stdout), time.perf_counter() - started
 
@@ -202,3 +211,12 @@ def test_a_quick_build_says_it_is_a_smoke_test_wherever_its_accuracy_is_printed(
     extra = json.loads((out / "model.json").read_text())["extra"]
     assert extra["smoke_test"] is True and extra["test_data"] == "LFW pairsDevTest"
     assert extra["lfw_pairs_dev_test_accuracy"] == extra["test_accuracy"]
+
+
+def test_quick_build_distils_from_extra_faces_and_filters_test_people(quick_build):
+    out, _, _ = quick_build
+    extra = json.loads((out / "report.json").read_text())["data"]["extra"]
+    assert extra["found"] == 9 and extra["kind"] == "chips"
+    assert extra["too_close_to_test"] >= 1  # AJ_Lamas is a peopleDevTest person
+    assert extra["used"] == 9 - extra["too_close_to_test"] >= 7
+    assert "Extra faces (no identities" in (out / "report.md").read_text()
