@@ -1,7 +1,7 @@
-"""Ship the top-level firmware/, boards/ and models/ folders inside the wheel.
+"""Ship the top-level firmware/, boards/, presets/ and models/ folders inside the wheel.
 
 Users asked for firmware/, boards/ and the released models/ at the top of the repo; an
-installed tinyface finds them as tinyface/_firmware, tinyface/_boards and tinyface/_models
+installed tinyface finds them as tinyface/_firmware, tinyface/_boards, tinyface/_presets and tinyface/_models
 (see tinyface/resources.py).
 """
 import shutil
@@ -11,7 +11,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
-SHIPPED = {"firmware": "_firmware", "boards": "_boards", "models": "_models"}
+SHIPPED = {"firmware": "_firmware", "boards": "_boards", "presets": "_presets", "models": "_models"}
 
 
 class BuildPyWithData(build_py):

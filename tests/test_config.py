@@ -168,15 +168,25 @@ def test_default_dirs_follow_the_environment(monkeypatch, tmp_path):
 
 
 def test_a_preset_can_set_its_pruning_epochs_and_set_options_still_win():
-    from dataclasses import replace
-
-    from tinyface.train.student import PRESETS
-
-    preset = replace(PRESETS["esp32s3"], prune_epochs=2)
-    assert preset.settings()["prune"] == {"epochs": 2} and "prune" not in PRESETS["esp32"].settings()
+    preset = config.load_preset("esp32s3")
+    assert preset.settings()["prune"] == {"epochs": 2} and "prune" not in config.load_preset("esp32").settings()
     eff = config.load(None, {"prune": {"epochs": 5}}, base=preset.settings())
-    assert eff.prune.epochs == 5 and eff.distill.teacher_mixes == preset.teacher_mixes
+    assert eff.prune.epochs == 5 and eff.distill.teacher_mixes == preset.values["distill"]["teacher_mixes"]
     assert config.load(None, None, base=preset.settings()).prune.epochs == 2
+
+
+def test_presets_are_settings_files_checked_like_tinyface_toml(tmp_path, monkeypatch):
+    assert config.preset_names() == ["esp32", "esp32s3"]
+    assert config.load_preset("esp32").board == "esp32" and config.load_preset("esp32s3").mac_budget > 10_000_000
+    with pytest.raises(config.ConfigError, match="unknown preset 'esp64'") as err:
+        config.load_preset("esp64")
+    assert err.value.hint == "known: esp32, esp32s3"
+    from tinyface import resources
+
+    (tmp_path / "typo.toml").write_text("[distill]\nepoch = 3\n")
+    monkeypatch.setattr(resources, "presets_dir", lambda: tmp_path)
+    with pytest.raises(config.ConfigError, match="unknown key 'distill.epoch' in .*typo.toml"):
+        config.load_preset("typo")
 
 
 @pytest.mark.parametrize("section, key, value", [

@@ -14,8 +14,10 @@ import pytest
 import tinyface
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = {"firmware": "tinyface/_firmware", "boards": "tinyface/_boards", "models": "tinyface/_models"}
-IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pio", "*.egg-info", "_firmware", "_boards", "_models")
+SHIPPED = {"firmware": "tinyface/_firmware", "boards": "tinyface/_boards", "presets": "tinyface/_presets",
+           "models": "tinyface/_models"}
+IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pio", "*.egg-info", "_firmware", "_boards", "_presets",
+                                 "_models")
 
 
 def _files(folder: Path) -> list[str]:
@@ -31,7 +33,7 @@ def wheel(tmp_path_factory) -> Path:
     src = tmp_path_factory.mktemp("src")
     for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md"):
         shutil.copy2(REPO / name, src / name)
-    for name in ("tinyface", "firmware", "boards", "models"):
+    for name in ("tinyface", "firmware", "boards", "presets", "models"):
         if (REPO / name).is_dir():
             shutil.copytree(REPO / name, src / name, ignore=IGNORED)
     out = tmp_path_factory.mktemp("dist")
@@ -46,7 +48,7 @@ def wheel(tmp_path_factory) -> Path:
 def test_wheel_carries_firmware_boards_and_package_data(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for required in ("tinyface/__init__.py", "tinyface/cli/main.py", "tinyface/data/lfw_manifest.json",
-                     "tinyface/py.typed"):
+                     "tinyface/data/fairface_manifest.json", "tinyface/_presets/esp32.toml", "tinyface/py.typed"):
         assert required in names, required
     for top, inside in SHIPPED.items():
         for rel in _files(REPO / top):
@@ -78,11 +80,12 @@ def test_an_unpacked_wheel_finds_its_templates_and_boards(wheel, tmp_path):
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     code = ("from tinyface import resources as r\n"
-            "print(r.boards_dir()); print(r.firmware_dir())\n")
+            "print(r.boards_dir()); print(r.firmware_dir()); print(r.presets_dir())\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
                           env=dict(os.environ, PYTHONPATH=str(site)), timeout=60)
     assert proc.returncode == 0, proc.stderr
-    boards_dir, firmware_dir = (Path(line) for line in proc.stdout.split())
+    boards_dir, firmware_dir, presets_dir = (Path(line) for line in proc.stdout.split())
+    assert presets_dir == site / "tinyface" / "_presets" and (presets_dir / "esp32.toml").is_file()
     assert boards_dir == site / "tinyface" / "_boards" and list(boards_dir.glob("*.toml"))
     assert firmware_dir == site / "tinyface" / "_firmware" and (firmware_dir / "platformio.ini.j2").is_file()
     proc = subprocess.run([sys.executable, "-m", "tinyface.cli.main", "--help"], capture_output=True, text=True,

@@ -493,6 +493,57 @@ def load(path: str | os.PathLike | None = None, overrides: dict[str, dict[str, A
     return settings.validate()
 
 
+@dataclass(frozen=True)
+class Preset:
+    """A board preset: a settings file in presets/ (the tinyface.toml schema), applied as a
+    layer under tinyface.toml, --quick and --set. docs/model.md says how each was chosen."""
+
+    name: str
+    values: dict  # {section: {key: value}}, as in the file
+    path: Path
+
+    def settings(self) -> dict[str, dict[str, Any]]:
+        """The settings this preset fixes (a copy: callers may change it)."""
+        return {section: dict(entries) for section, entries in self.values.items()}
+
+    @property
+    def board(self) -> str:
+        return self.values.get("firmware", {}).get("board", FirmwareSettings.board)
+
+    @property
+    def mac_budget(self) -> int:
+        from tinyface.boards import load_board
+
+        return load_board(self.board).mac_budget
+
+
+def preset_names() -> list[str]:
+    """The shipped presets, by file name (presets/<name>.toml)."""
+    from tinyface.resources import presets_dir
+
+    return sorted(p.stem for p in presets_dir().glob("*.toml"))
+
+
+def load_preset(name: str) -> Preset:
+    """The preset ``name``, checked against the settings schema (an unknown key or a bad value
+    in a preset file fails as it would in tinyface.toml).
+
+    Raises:
+        ConfigError: no such preset, or the file is not valid.
+    """
+    from tinyface.resources import presets_dir
+
+    path = presets_dir() / f"{name}.toml"
+    if not path.is_file():
+        raise ConfigError(f"unknown preset {name!r}", hint=f"known: {', '.join(preset_names())}")
+    try:
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    apply(Settings(), values, str(path)).validate()
+    return Preset(name, values, path)
+
+
 def parse_set_option(items: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     """Turn ``--set section.key=value`` items into an overrides dict (values parsed as TOML)."""
     overrides: dict[str, dict[str, Any]] = {}

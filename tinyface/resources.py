@@ -1,7 +1,8 @@
-"""Where the shipped data lives: firmware templates, board files, released models.
+"""Where the shipped data lives: firmware templates, board files, presets, released models.
 
-In a source checkout they sit at the top of the repo (firmware/, boards/, models/); in an
-installed wheel setup.py copies them into the package as _firmware/, _boards/ and _models/.
+In a source checkout they sit at the top of the repo (firmware/, boards/, presets/, models/); in
+an installed wheel setup.py copies them into the package as _firmware/, _boards/, _presets/ and
+_models/.
 """
 
 from pathlib import Path
@@ -41,6 +42,11 @@ def use_boards_dir(path: str | Path | None) -> None:
 def boards_dirs() -> list[Path]:
     """Where board files are looked up, first match wins: the user's folder, then the shipped one."""
     return ([_user_boards_dir] if _user_boards_dir else []) + [boards_dir()]
+
+
+def presets_dir() -> Path:
+    """The shipped presets: one settings file per preset, in the tinyface.toml schema."""
+    return _first_existing(REPO_DIR / "presets", PACKAGE_DIR / "_presets")
 
 
 def models_dir() -> Path:

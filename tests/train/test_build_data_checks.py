@@ -88,7 +88,7 @@ def _metrics(dataset, smoke):
 def test_report_and_model_card_name_the_data_used_and_flag_a_smoke_test(lfw_dir, tmp_path, smoke, tiny_bundle):
     from tinyface import config
     from tinyface.report import write_model_card, write_report
-    from tinyface.train.student import get_preset
+    from tinyface.config import load_preset as get_preset
 
     own = _folder(lfw_dir, tmp_path / "office", PEOPLE[:2], n=2)
     metrics = _metrics(describe_dataset(own), smoke)

@@ -160,7 +160,7 @@ def test_a_failed_stage_leaves_no_trusted_artifact(quick_build, lfw_dir, monkeyp
 
     from tinyface import config
     from tinyface.train import pipeline, quantize
-    from tinyface.train.student import get_preset
+    from tinyface.config import load_preset as get_preset
 
     out = tmp_path / "run"
     shutil.copytree(quick_build[0], out)

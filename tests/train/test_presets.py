@@ -5,21 +5,23 @@ import numpy as np
 import pytest
 
 from tinyface.graph import analyze
-from tinyface.train.student import PRESETS, build_student, keras_macs
+from tinyface import config
+from tinyface.train.student import build_student, keras_macs
 
 ESP_NN_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MEAN", "RESHAPE", "AVERAGE_POOL_2D",
               "MAX_POOL_2D", "QUANTIZE", "DEQUANTIZE", "SOFTMAX", "MUL"}
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("name", config.preset_names())
 def test_preset_student_fits_the_board_mac_budget_in_int8(name):
     from tinyface.train.quantize import convert_int8
 
-    preset = PRESETS[name]
-    model, _ = build_student(preset.arch, (preset.crop_size, preset.crop_size, preset.channels),
-                             preset.embedding_dim, preset.width)
+    preset = config.load_preset(name)
+    s = config.load(None, None, base=preset.settings())
+    size, channels = s.data.crop_size, s.data.channels
+    model, _ = build_student(s.student.arch, (size, size, channels), s.student.embedding_dim, s.student.width)
     rng = np.random.default_rng(0)
-    calib = rng.integers(0, 256, (8, preset.crop_size, preset.crop_size, preset.channels), dtype=np.uint8)
+    calib = rng.integers(0, 256, (8, size, size, channels), dtype=np.uint8)
     flat = convert_int8(model, calib)
     graph = analyze(flat)
     assert graph.total_macs <= preset.mac_budget, f"{name}: {graph.total_macs:,} MACs > {preset.mac_budget:,}"

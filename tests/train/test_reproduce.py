@@ -5,7 +5,7 @@ import shlex
 
 from tinyface import config
 from tinyface.report import reproduce_command
-from tinyface.train.student import get_preset
+from tinyface.config import load_preset as get_preset
 
 
 def _settings(preset, *sets):

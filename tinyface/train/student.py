@@ -24,62 +24,6 @@ DSNET_STEM = 16
 DSNET_HEAD = 256
 
 
-@dataclass(frozen=True)
-class Preset:
-    """A board preset: input and architecture chosen to fit the board's MAC budget
-    (``mac_budget`` in boards/<board>.toml). docs/model.md says how each was chosen."""
-
-    name: str
-    board: str
-    crop_size: int
-    channels: int
-    padding: float
-    arch: str
-    width: float
-    embedding_dim: int
-    epochs: int  # over the training images plus their teacher views and mixes
-    teacher_views: int
-    teacher_mixes: int
-    qat_epochs: int = 0  # quantization-aware training tried next to PTQ (the better on validation kept); 0 = PTQ only
-    prune_epochs: int = 0  # fine-tuning epochs while pruning; 0 = the setting's default
-
-    @property
-    def mac_budget(self) -> int:
-        from tinyface.boards import load_board
-
-        return load_board(self.board).mac_budget
-
-    def settings(self) -> dict:
-        """The settings this preset fixes (a base layer under tinyface.toml and the CLI)."""
-        settings = {"data": {"crop_size": self.crop_size, "channels": self.channels, "padding": self.padding},
-                    "student": {"arch": self.arch, "width": self.width, "embedding_dim": self.embedding_dim},
-                    "distill": {"epochs": self.epochs, "teacher_views": self.teacher_views,
-                                "teacher_mixes": self.teacher_mixes},
-                    "firmware": {"board": self.board}}
-        if self.qat_epochs:
-            settings["quantize"] = {"qat": True, "qat_epochs": self.qat_epochs}
-        if self.prune_epochs:
-            settings["prune"] = {"epochs": self.prune_epochs}
-        return settings
-
-
-PRESETS = {
-    # chosen on validation pairs with benchmarks/pareto.py and the runs in docs/model.md
-    "esp32": Preset("esp32", "esp32", 64, 1, 0.1, "dsnet_mlp", 0.75, 128, 13, 3, 6, qat_epochs=1),
-    # 24 mixes at the compute of 12 mixes x 10 epochs (pruning and QAT too): better on validation
-    "esp32s3": Preset("esp32s3", "esp32s3", 80, 1, 0.1, "dsnet_mlp", 1.75, 128, 6, 3, 24, qat_epochs=1,
-                      prune_epochs=2),
-}
-
-
-def get_preset(name: str) -> Preset:
-    if name not in PRESETS:
-        from tinyface.errors import ConfigError
-
-        raise ConfigError(f"unknown preset {name!r}", hint=f"known: {', '.join(PRESETS)}")
-    return PRESETS[name]
-
-
 # Batch-norm moving statistics converge in ~1/(1 - momentum) steps; Keras' 0.99 needs
 # hundreds, more than a --quick build takes, and an unconverged final BN collapses every
 # embedding onto one direction (thresholds of 0.9998 were seen). 0.9 converges in tens.
