@@ -80,7 +80,7 @@ def test_nearest_distances():
 
 def test_chips_are_labelled_and_the_filter_drops_a_test_face(lfw_dir, tmp_path):
     """Six chips: the teacher labels each; the one whose photo is declared a test image (and any
-    other face within 0.5 of it, such as the same person's other photo) is dropped by the
+    other face within extra.max_test_distance of it, such as the same person's other photo) is dropped by the
     contamination filter, and counted."""
     photos = _photos(lfw_dir)
     write_face_chips(photos, tmp_path / "chips")
@@ -93,7 +93,7 @@ def test_chips_are_labelled_and_the_filter_drops_a_test_face(lfw_dir, tmp_path):
         assert got.counts["found"] == 6 and got.counts["too_close_to_test"] == 6 - kept >= 1
         assert got.counts["no_face"] == 0 and got.counts["unreadable"] == 0
         assert "0.jpg" not in {p.name for p in got.paths}  # the test photo's own chip
-        assert (nearest_distances(got.teacher, test.teacher) >= 0.5).all()
+        assert (nearest_distances(got.teacher, test.teacher) >= s.extra.max_test_distance).all()
         assert got.crops.shape == (kept, 48, 48, 1) and got.teacher.shape == (kept, 128)
         # the teacher on a chip of a photo agrees with the teacher on the photo
         photo_emb = prepare_faces(photos, spec, cache, workers=1).teacher
