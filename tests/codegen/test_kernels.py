@@ -301,7 +301,9 @@ def test_conv_3x3_and_strided_is_bit_exact(tmp_path, tflm_objects):
     rng = np.random.default_rng(20)
     configs = [(9, 9, 1, 16, 3, 2, "SAME"), (8, 8, 1, 16, 3, 2, "SAME"), (6, 7, 3, 5, 3, 1, "SAME"),
                (7, 7, 2, 6, 3, 2, "VALID"), (6, 6, 4, 8, 1, 2, "VALID"), (5, 6, 3, 7, (2, 3), 1, "SAME"),
-               (4, 4, 5, 3, 3, 1, "VALID")]
+               (4, 4, 5, 3, 3, 1, "VALID"),
+               # rows with four inside pixels at stride 2 (the 4-pixel tile with taps), one input channel too
+               (5, 12, 2, 6, 3, 2, "SAME"), (6, 11, 1, 16, 3, 2, "VALID")]
     cases = [_random_case(rng, i, "CONV_2D", h=h, w=w, cin=cin, cout=cout, k=k, stride=s, padding=p)
              for i, (h, w, cin, cout, k, s, p) in enumerate(configs)]
     cases.append(_random_case(rng, len(cases), "CONV_2D", h=5, w=4, cin=3, cout=6, k=3, stride=1, padding="SAME",

@@ -308,10 +308,10 @@ def fully_connected_spec(index: int, weights: np.ndarray, bias: np.ndarray, inpu
     """A FULLY_CONNECTED kernel (batch 1, weights zero point 0); ``weights`` is ``[OUT, IN]``."""
     units, depth = weights.shape
     spec = KernelSpec(index, "FULLY_CONNECTED", channels=units)
-    padded = _ceil4(units)
+    padded = (units + 7) // 8 * 8  # blocks of 8 units (tfk::FullyConnected)
     w = np.zeros((padded, depth), dtype=np.int8)
     w[:units] = weights
-    spec.weights = w.reshape(padded // 4, 4, depth).transpose(0, 2, 1).copy()
+    spec.weights = w.reshape(padded // 8, 8, depth).transpose(0, 2, 1).copy()
     wsum = weights.astype(np.int64).sum(axis=1)
     scales = np.asarray(filter_scales, dtype=np.float32).reshape(-1)
     if scales.size == 1:
