@@ -290,7 +290,9 @@ def test_conv_1x1_is_bit_exact(tmp_path, tflm_objects):
 def test_depthwise_is_bit_exact(tmp_path, tflm_objects):
     rng = np.random.default_rng(19)
     configs = [(8, 8, 16, 3, 2, "SAME"), (8, 8, 24, 3, 1, "SAME"), (7, 6, 5, 3, 1, "SAME"), (7, 7, 7, 3, 2, "SAME"),
-               (6, 5, 9, 3, 2, "VALID"), (4, 4, 12, 4, 1, "VALID"), (5, 5, 3, 3, 1, "VALID"), (3, 3, 4, 5, 1, "SAME")]
+               (6, 5, 9, 3, 2, "VALID"), (4, 4, 12, 4, 1, "VALID"), (5, 5, 3, 3, 1, "VALID"), (3, 3, 4, 5, 1, "SAME"),
+               # border rows and columns of odd length (pixels paired across a row, down a column, one alone)
+               (9, 7, 8, 3, 1, "SAME"), (10, 9, 6, 3, 2, "SAME"), (8, 9, 12, 5, 1, "SAME")]
     cases = [_random_case(rng, i, "DEPTHWISE_CONV_2D", h=h, w=w, cin=c, k=k, stride=s, padding=p)
              for i, (h, w, c, k, s, p) in enumerate(configs)]
     _assert_identical(run_cases(cases, tmp_path, tflm_objects), cases)
