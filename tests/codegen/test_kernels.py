@@ -131,7 +131,8 @@ def _reference_call(spec: K.KernelSpec, ref: dict) -> str:
     for (int c = 0; c < {spec.channels}; ++c) {{
       baked({i}, c, &mult[c], &shift_[c]);
     }}
-    check_mult({i}, {float.hex(ref['scales'][0])}f, fs, {len(ref['fs'])}, {float.hex(ref['scales'][1])}f, {int(spec.op == 'FULLY_CONNECTED')}, {ref['zp'][1]});"""
+    check_mult({i}, {float.hex(ref['scales'][0])}f, fs, {len(ref['fs'])}, {float.hex(ref['scales'][1])}f,
+               {int(spec.op == 'FULLY_CONNECTED')}, {ref['zp'][1]});"""
     in_zp, out_zp = ref["zp"]
     if spec.op == "FULLY_CONNECTED":
         units, depth = ref["w"].shape
@@ -445,7 +446,8 @@ int main() {
       const int32_t offset = static_cast<int32_t>(rng() % 256) - 128;
       const int64_t b_bound = (static_cast<int64_t>(offset < 0 ? -offset : offset) << (1 - shift)) +
                               (static_cast<int64_t>(1) << -shift) + 1;
-      if (shift >= -30 && x < (1 << 29) && x > -(1 << 29) && 2 * (x < 0 ? -static_cast<int64_t>(x) : x) + b_bound + 3 < (static_cast<int64_t>(1) << 31)) {
+      const int64_t x_abs = x < 0 ? -static_cast<int64_t>(x) : x;
+      if (shift >= -30 && x_abs < (1 << 29) && 2 * x_abs + b_bound + 3 < (static_cast<int64_t>(1) << 31)) {
         const int32_t b = static_cast<int32_t>(static_cast<uint32_t>(offset) << (1 - shift)) + (1 << -shift) + 1;
         ++mulh_checked;
         if (m > (1 << 30) && tfk::requantize_mulh<true>(x, m, b, 1 - shift) != want + offset) ++bad;

@@ -511,7 +511,8 @@ def render_context(specs: list[KernelSpec], op_types: set[str]) -> dict:
             "weight_rows": rows(s.weights.reshape(-1)) if s.weights is not None else [],
             "weight_bytes": 0 if s.weights is None else int(s.weights.size),
             "bias": ints(s.bias), "bias_folded": ints(s.bias_folded), "multiplier": ints(s.multiplier),
-            "shift": ints(s.shift), "requant": ints(s.requant), "fast": int(s.fast), "requant_mode": s.requant_mode, "channels": s.channels, "hash": f"0x{s.weights_hash:08x}u",
+            "shift": ints(s.shift), "requant": ints(s.requant), "fast": int(s.fast),
+            "requant_mode": s.requant_mode, "channels": s.channels, "hash": f"0x{s.weights_hash:08x}u",
             "in_bytes": s.in_bytes, "out_bytes": s.out_bytes, "act_min": s.act_min, "act_max": s.act_max,
             "add": s.add, "add_tables": [ints(t) for t in s.add_tables] if s.add_tables else None,
         })
