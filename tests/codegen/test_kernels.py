@@ -66,8 +66,10 @@ def _random_case(rng, index: int, op: str, **shape) -> tuple[K.KernelSpec, dict]
     out_scale = float(np.float32(rng.uniform(0.01, 0.2)))
     if shape.get("large_multiplier"):  # multipliers above 1/2: shifts >= 0, the general requantization
         in_scale, out_scale = float(np.float32(rng.uniform(2.0, 8.0))), float(np.float32(0.01))
+    if shape.get("power_of_two_multiplier"):  # in * filter / out = 2^-8: TFLM's multiplier is exactly 2^30
+        in_scale, out_scale = 2.0**-6, 2.0**-4
     in_zp, out_zp = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
-    act = int(rng.choice([0, 1, 3]))
+    act = int(shape["act"]) if "act" in shape else int(rng.choice([0, 1, 3]))
     if op == "ADD":
         n = shape["n"]
         s2, z2 = float(np.float32(rng.uniform(0.005, 0.1))), int(rng.integers(-128, 128))
@@ -89,8 +91,11 @@ def _random_case(rng, index: int, op: str, **shape) -> tuple[K.KernelSpec, dict]
         w = _extreme_int8(rng, (cout, kh, kw, c))
     else:
         w = _extreme_int8(rng, (1, kh, kw, c))
-    bias = rng.integers(-20000, 20000, size=cout).astype(np.int32)
+    bias_max = shape.get("bias_max", 20000)
+    bias = rng.integers(-bias_max, bias_max, size=cout).astype(np.int32)
     fs = np.float32(rng.uniform(0.001, 0.02, size=cout))
+    if shape.get("power_of_two_multiplier"):
+        fs = np.full(cout, 2.0**-6, np.float32)
     make = K.conv_spec if op == "CONV_2D" else K.depthwise_spec
     spec = make(index, (1, h, w_, c), w, bias, (s, s), pad, in_scale, in_zp, fs, out_scale, out_zp, act)
     oh, ow, pt, pl = K._output_geometry(h, w_, kh, kw, s, s, pad)
@@ -124,11 +129,10 @@ def _reference_call(spec: K.KernelSpec, ref: dict) -> str:
     static const float fs[] = {{ {fs} }};
     static int32_t mult[{spec.channels}]; static int32_t shift_[{spec.channels}];
     for (int c = 0; c < {spec.channels}; ++c) {{
-      const tfk::Kernel& k = kKernels[{i}];  // fast kernels hold {{2m, -shift, rounding}}
-      mult[c] = k.requant ? static_cast<int32_t>(static_cast<uint32_t>(k.requant[3 * c]) >> 1) : k.multiplier[c];
-      shift_[c] = k.requant ? -k.requant[3 * c + 1] : k.shift[c];
+      baked({i}, c, &mult[c], &shift_[c]);
     }}
-    check_mult({i}, {float.hex(ref['scales'][0])}f, fs, {len(ref['fs'])}, {float.hex(ref['scales'][1])}f, {int(spec.op == 'FULLY_CONNECTED')});"""
+    check_mult({i}, {float.hex(ref['scales'][0])}f, fs, {len(ref['fs'])}, {float.hex(ref['scales'][1])}f,
+               {int(spec.op == 'FULLY_CONNECTED')}, {ref['zp'][1]});"""
     in_zp, out_zp = ref["zp"]
     if spec.op == "FULLY_CONNECTED":
         units, depth = ref["w"].shape
@@ -170,6 +174,7 @@ MAIN_HEAD = r"""
 #include "tensorflow/lite/kernels/internal/reference/integer_ops/depthwise_conv.h"
 #include "tensorflow/lite/kernels/internal/reference/integer_ops/fully_connected.h"
 #include "tf_kernels.h"
+#include "tf_kernels_impl.h"
 #include <initializer_list>
 using tfk::kKernels;
 static tflite::RuntimeShape S(std::initializer_list<int32_t> dims) {
@@ -178,8 +183,18 @@ static tflite::RuntimeShape S(std::initializer_list<int32_t> dims) {
   return tflite::RuntimeShape(n, d);
 }
 static int failures = 0;
+// TFLM's multiplier and shift of channel c as baked in the kernel's requantization form:
+// kRequantFast {2m, -shift, 2^(-shift-1)}, kRequantMulh {m, B, 1 - shift}, else the plain arrays.
+static void baked(int op, int c, int32_t* m, int32_t* s) {
+  const tfk::Kernel& k = kKernels[op];
+  const int32_t* q = k.requant ? k.requant + 3 * c : nullptr;
+  *m = k.requant_mode == tfk::kRequantFast ? static_cast<int32_t>(static_cast<uint32_t>(q[0]) >> 1)
+       : k.requant_mode == tfk::kRequantMulh ? q[0] : k.multiplier[c];
+  *s = k.requant_mode == tfk::kRequantFast ? -q[1] : k.requant_mode == tfk::kRequantMulh ? 1 - q[2] : k.shift[c];
+}
 // The baked multipliers must equal TFLM's QuantizeMultiplier on the same scales.
-static void check_mult(int op, float in_scale, const float* fs, int n, float out_scale, int fc_per_tensor) {
+static void check_mult(int op, float in_scale, const float* fs, int n, float out_scale, int fc_per_tensor,
+                       int32_t out_zp) {
   for (int c = 0; c < kKernels[op].channels; ++c) {
     const float f = n > 1 ? fs[c] : fs[0];
     double real = (fc_per_tensor && n == 1)
@@ -189,9 +204,13 @@ static void check_mult(int op, float in_scale, const float* fs, int n, float out
     tflite::QuantizeMultiplier(real, &m, &s);
     const tfk::Kernel& k = kKernels[op];
     const int32_t* q = k.requant ? k.requant + 3 * c : nullptr;
-    const int32_t baked_m = q ? static_cast<int32_t>(static_cast<uint32_t>(q[0]) >> 1) : k.multiplier[c];
-    const int32_t baked_s = q ? -q[1] : k.shift[c];
-    if (m != baked_m || s != baked_s || (q && ((static_cast<uint32_t>(q[0]) & 1u) || q[2] != (1 << (q[1] - 1))))) {
+    int32_t baked_m, baked_s;
+    baked(op, c, &baked_m, &baked_s);
+    const bool fast_bad = k.requant_mode == tfk::kRequantFast &&
+                          ((static_cast<uint32_t>(q[0]) & 1u) || q[2] != (1 << (q[1] - 1)));
+    const bool mulh_bad = k.requant_mode == tfk::kRequantMulh &&
+                          q[1] != static_cast<int32_t>(static_cast<uint32_t>(out_zp) << q[2]) + (1 << (q[2] - 1)) + 1;
+    if (m != baked_m || s != baked_s || fast_bad || mulh_bad) {
       std::printf("MULT op %d channel %d: baked %d/%d, TFLM %d/%d\n", op, c, baked_m, baked_s, m, s);
       ++failures;
     }
@@ -272,7 +291,9 @@ def test_conv_1x1_is_bit_exact(tmp_path, tflm_objects):
 def test_depthwise_is_bit_exact(tmp_path, tflm_objects):
     rng = np.random.default_rng(19)
     configs = [(8, 8, 16, 3, 2, "SAME"), (8, 8, 24, 3, 1, "SAME"), (7, 6, 5, 3, 1, "SAME"), (7, 7, 7, 3, 2, "SAME"),
-               (6, 5, 9, 3, 2, "VALID"), (4, 4, 12, 4, 1, "VALID"), (5, 5, 3, 3, 1, "VALID"), (3, 3, 4, 5, 1, "SAME")]
+               (6, 5, 9, 3, 2, "VALID"), (4, 4, 12, 4, 1, "VALID"), (5, 5, 3, 3, 1, "VALID"), (3, 3, 4, 5, 1, "SAME"),
+               # border rows and columns of odd length (pixels paired across a row, down a column, one alone)
+               (9, 7, 8, 3, 1, "SAME"), (10, 9, 6, 3, 2, "SAME"), (8, 9, 12, 5, 1, "SAME")]
     cases = [_random_case(rng, i, "DEPTHWISE_CONV_2D", h=h, w=w, cin=c, k=k, stride=s, padding=p)
              for i, (h, w, c, k, s, p) in enumerate(configs)]
     _assert_identical(run_cases(cases, tmp_path, tflm_objects), cases)
@@ -283,7 +304,9 @@ def test_conv_3x3_and_strided_is_bit_exact(tmp_path, tflm_objects):
     rng = np.random.default_rng(20)
     configs = [(9, 9, 1, 16, 3, 2, "SAME"), (8, 8, 1, 16, 3, 2, "SAME"), (6, 7, 3, 5, 3, 1, "SAME"),
                (7, 7, 2, 6, 3, 2, "VALID"), (6, 6, 4, 8, 1, 2, "VALID"), (5, 6, 3, 7, (2, 3), 1, "SAME"),
-               (4, 4, 5, 3, 3, 1, "VALID")]
+               (4, 4, 5, 3, 3, 1, "VALID"),
+               # rows with four inside pixels at stride 2 (the 4-pixel tile with taps), one input channel too
+               (5, 12, 2, 6, 3, 2, "SAME"), (6, 11, 1, 16, 3, 2, "VALID")]
     cases = [_random_case(rng, i, "CONV_2D", h=h, w=w, cin=cin, cout=cout, k=k, stride=s, padding=p)
              for i, (h, w, cin, cout, k, s, p) in enumerate(configs)]
     cases.append(_random_case(rng, len(cases), "CONV_2D", h=5, w=4, cin=3, cout=6, k=3, stride=1, padding="SAME",
@@ -299,6 +322,26 @@ def test_add_and_fully_connected_are_bit_exact(tmp_path, tflm_objects):
              _random_case(rng, 2, "FULLY_CONNECTED", units=24, depth=19),
              _random_case(rng, 3, "FULLY_CONNECTED", units=13, depth=8, per_tensor=True),
              _random_case(rng, 4, "FULLY_CONNECTED", units=3, depth=32)]
+    _assert_identical(run_cases(cases, tmp_path, tflm_objects), cases)
+
+
+@needs_compiler
+def test_each_requantization_form_is_bit_exact(tmp_path, tflm_objects):
+    """Ops that codegen gives each requantization form: kRequantMulh with and without the sign
+    term (activation NONE, RELU), kRequantFast where the mulh proof fails (a bias near 2^30; a
+    multiplier of exactly 2^30 under an activation that keeps negative values) and
+    kRequantMulh again for that multiplier under RELU; odd channel counts, extreme values."""
+    rng = np.random.default_rng(22)
+    conv = {"h": 5, "w": 6, "cin": 7, "cout": 5, "k": 3, "stride": 1, "padding": "SAME"}
+    configs = [("CONV_2D", dict(conv, act=0), K.REQUANT_MULH), ("CONV_2D", dict(conv, act=1), K.REQUANT_MULH),
+               ("DEPTHWISE_CONV_2D", dict(conv, cin=11, act=0), K.REQUANT_MULH),
+               ("CONV_2D", dict(conv, act=0, bias_max=2**30), K.REQUANT_FAST),
+               ("DEPTHWISE_CONV_2D", dict(conv, cin=6, act=1, bias_max=2**30), K.REQUANT_FAST),
+               ("CONV_2D", dict(conv, k=1, act=0, power_of_two_multiplier=True), K.REQUANT_FAST),
+               ("CONV_2D", dict(conv, k=1, act=1, power_of_two_multiplier=True), K.REQUANT_MULH),
+               ("FULLY_CONNECTED", {"units": 9, "depth": 33, "act": 0}, K.REQUANT_MULH)]
+    cases = [_random_case(rng, i, op, **shape) for i, (op, shape, _) in enumerate(configs)]
+    assert [spec.requant_mode for spec, _ in cases] == [mode for _, _, mode in configs]
     _assert_identical(run_cases(cases, tmp_path, tflm_objects), cases)
 
 
@@ -368,7 +411,7 @@ def test_generated_project_registers_the_kernels_in_the_op_resolver(tiny_bundle,
 @needs_compiler
 def test_requantize_matches_multiply_by_quantized_multiplier(tmp_path, tflm_objects):
     """tfk::requantize (and ADD's requantize_smaller_than_one) on the whole int32 range, and
-    tfk::requantize_fast within the bound
+    tfk::requantize_fast and requantize_mulh (with and without its sign term) within the bounds
     codegen proves, against TFLM's MultiplyByQuantizedMultiplier (2 million draws, rounding ties
     included)."""
     (tmp_path / "tf_kernels_impl.h").write_text(K.render_sources([])["tf_kernels_impl.h"])
@@ -379,7 +422,7 @@ def test_requantize_matches_multiply_by_quantized_multiplier(tmp_path, tflm_obje
 #include "tf_kernels_impl.h"
 int main() {
   std::mt19937_64 rng(18);
-  long bad = 0, fast_checked = 0;
+  long bad = 0, fast_checked = 0, mulh_checked = 0;
   for (int i = 0; i < 2000000; ++i) {
     const int32_t m = static_cast<int32_t>((1u << 30) + rng() % (1u << 30));  // [2^30, 2^31)
     const int shift = -static_cast<int>(rng() % 31) + (i % 7 == 0 ? static_cast<int>(rng() % 4) : 0);
@@ -397,31 +440,49 @@ int main() {
         ++fast_checked;
         if (tfk::requantize_fast(x, m, shift) != want) ++bad;
       }
+      // kRequantMulh where codegen allows it (4|x| and 2|x| + |B| inside int32, shift >= -30),
+      // offset included; without the sign term it must agree wherever TFLM's value is positive
+      // and be <= 0 elsewhere.
+      const int32_t offset = static_cast<int32_t>(rng() % 256) - 128;
+      const int64_t b_bound = (static_cast<int64_t>(offset < 0 ? -offset : offset) << (1 - shift)) +
+                              (static_cast<int64_t>(1) << -shift) + 1;
+      const int64_t x_abs = x < 0 ? -static_cast<int64_t>(x) : x;
+      if (shift >= -30 && x_abs < (1 << 29) && 2 * x_abs + b_bound + 3 < (static_cast<int64_t>(1) << 31)) {
+        const int32_t b = static_cast<int32_t>(static_cast<uint32_t>(offset) << (1 - shift)) + (1 << -shift) + 1;
+        ++mulh_checked;
+        if (m > (1 << 30) && tfk::requantize_mulh<true>(x, m, b, 1 - shift) != want + offset) ++bad;
+        const int32_t unsigned_form = tfk::requantize_mulh<false>(x, m, b, 1 - shift) - offset;
+        if (want > 0 ? unsigned_form != want : unsigned_form > 0) ++bad;
+      }
     }
   }
-  std::printf("%ld %ld\n", bad, fast_checked);
+  std::printf("%ld %ld %ld\n", bad, fast_checked, mulh_checked);
   return 0;
 }
 """)
     exe = tmp_path / "requant"
     subprocess.run(["g++", *FLAGS, f"-I{tmp_path}", str(tmp_path / "main.cc"), *tflm_objects, "-o", str(exe)],
                    check=True)
-    bad, fast_checked = (int(v) for v in subprocess.run([str(exe)], capture_output=True, text=True,
-                                                        check=True).stdout.split())
-    assert fast_checked > 1_000_000
+    bad, fast_checked, mulh_checked = (int(v) for v in subprocess.run([str(exe)], capture_output=True, text=True,
+                                                                      check=True).stdout.split())
+    assert fast_checked > 1_000_000 and mulh_checked > 500_000
     assert bad == 0
 
 
 def test_model_kernels_use_the_fast_requantization_where_proven():
     specs, skipped = K.model_kernel_specs((REPO / "models/esp32/model.tflite").read_bytes())
     assert not skipped and {s.op for s in specs} == {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD"}
-    assert all(s.fast for s in specs if s.op != "ADD")
-    # A multiplier above 1/2 (shift 0) is outside the proof: the general path is generated.
+    assert all(s.requant_mode == K.REQUANT_MULH for s in specs)
+    # A multiplier above 1/2 (shift 0) is outside the proofs: the general path is generated.
     rng = np.random.default_rng(3)
     spec, _ = _random_case(rng, 0, "CONV_2D", h=3, w=3, cin=2, cout=4, k=1, stride=1, padding="VALID")
     big = K.conv_spec(0, (1, 3, 3, 2), np.ones((4, 1, 1, 2), np.int8), np.zeros(4, np.int32), (1, 1), "VALID",
                       1.0, 0, np.float32([0.9] * 4), 1.0, 0)
-    assert spec.fast and not big.fast and big.template.endswith("false>")
+    assert spec.fast and not big.fast and big.template.endswith(f"{K.REQUANT_EXACT}>")
+    # 4 * |acc| past int32 (127 * 255 * 17,000 input channels): requantize_fast, not mulh.
+    wide = K.conv_spec(0, (1, 1, 1, 17000), np.full((4, 1, 1, 17000), 127, np.int8), np.zeros(4, np.int32),
+                       (1, 1), "VALID", 0.01, 0, np.float32([0.001] * 4), 1.0, 0)
+    assert wide.requant_mode == K.REQUANT_FAST
 
 
 def test_flash_dry_run_with_generated_kernels(tmp_path):

@@ -137,9 +137,17 @@ class KernelSpec:
     act_max: int = 127
     add: dict | None = None  # ADD's AddParams
     add_tables: list | None = None  # ADD: each input's rescaled value for int8 -128..127
-    fast: bool = False  # requantize_fast is exact for every channel (see _channel_arrays)
-    requant: list[int] = field(default_factory=list)  # fast only: {2m, -shift, 2^(-shift-1)} per channel
+    # How outputs are requantized (tf_kernels_impl.h): REQUANT_EXACT (TFLM's form), REQUANT_FAST
+    # (requant = {2m, -shift, 2^(-shift-1)} per channel) or REQUANT_MULH (requant = {m, B, S}: one
+    # mulh, an add and a shift); the shorter forms only where _requant_mode proves them exact.
+    requant_mode: int = 0
+    requant: list[int] = field(default_factory=list)  # the per-channel operands of requant_mode
     macs: int = 0
+
+    @property
+    def fast(self) -> bool:
+        """A shorter requantization than TFLM's written-out form is used."""
+        return self.requant_mode != REQUANT_EXACT
 
     @property
     def repacked_bytes(self) -> int:
@@ -155,7 +163,8 @@ def _ceil4(n: int) -> int:
 
 
 def _channel_arrays(spec: KernelSpec, bias: np.ndarray, wsum: np.ndarray, in_offset: int,
-                    mults: list[tuple[int, int]], padded: int, wabs: np.ndarray | None = None) -> None:
+                    mults: list[tuple[int, int]], padded: int, wabs: np.ndarray, out_offset: int) -> None:
+    """Fill ``spec``'s per-channel arrays (``spec.act_min`` must be set first)."""
     n = len(bias)
     b = np.zeros(padded, dtype=np.int64)
     b[:n] = bias
@@ -169,15 +178,67 @@ def _channel_arrays(spec: KernelSpec, bias: np.ndarray, wsum: np.ndarray, in_off
     spec.multiplier = [m for m, _ in mults] + [0] * (padded - n)
     spec.shift = [s_ for _, s_ in mults] + [-1] * (padded - n)
     spec.channels = n
-    # tfk::requantize_fast holds when every shift is <= -1 and the largest |accumulator|
-    # (|bias| + 255 * sum|w|, |x + input_offset| <= 255) plus 2^(right shift - 1) fits int32.
-    abs_bound = np.abs(b[:n]) + 255 * wabs[:n] if wabs is not None else None
-    spec.fast = bool(abs_bound is not None and all(
-        sh <= -1 and int(bound) + (1 << (-sh - 1)) < 2**31 for (_, sh), bound in zip(mults, abs_bound)))
-    if spec.fast:  # the operands of the fast path, per channel: 2m (int32 bit pattern), -shift, rounding
-        spec.requant = [v for m, sh in zip(spec.multiplier, spec.shift) for v in (_to_int32(2 * m), -sh,
-                                                                                    1 << (-sh - 1))]
+    # The largest |accumulator|: |bias| + 255 * sum|w| (|x + input_offset| <= 255), for inside
+    # pixels (folded bias) and border pixels (raw bias, fewer taps) alike.
+    abs_bound = [int(v) for v in np.abs(b[:n]) + 255 * wabs[:n]]
+    spec.requant_mode = _requant_mode(mults, abs_bound, spec.act_min, out_offset)
+    spec.requant = requant_operands(spec.requant_mode, mults, out_offset)
+    spec.requant += spec.requant[-3:] * (padded - n) if spec.requant else []
+    if spec.requant:
         spec.multiplier, spec.shift = [], []
+
+
+# The requantization forms of tf_kernels_impl.h (its tfk::kRequant* constants).
+REQUANT_EXACT, REQUANT_FAST, REQUANT_MULH = 0, 1, 2
+
+
+def mulh_operands(multiplier: int, shift: int, out_offset: int) -> tuple[int, int, int]:
+    """``(m, B, S)`` of tfk's kRequantMulh form for one channel: the output (with the output
+    offset added) is ``(mulh(4 * acc, m) + B + 2 * (acc >> 31)) >> S``.
+
+    Why it is TFLM's MultiplyByQuantizedMultiplier (double rounding), for a right shift r =
+    -shift >= 1: with h = SaturatingRoundingDoublingHighMul(acc, m) = floor((acc*m + 2^30) /
+    2^31), RoundingDivideByPOT(h, r) = floor((h + 2^(r-1) - [h < 0]) / 2^r), and as floors
+    nest, that is floor((acc*m + 2^30 + 2^(30+r) - [h < 0] 2^31) / 2^(31+r)). mulh(4 acc, m) =
+    floor(acc*m / 2^30), so with S = r + 1 and B = offset 2^S + 2^r + 1 the form gives the same
+    floor plus the offset. h < 0 exactly when acc < 0 if m > 2^30; the sign term can be left
+    out when the activation's lower bound is at least the output offset (every value <= 0 then
+    clamps to that bound either way). Valid while 4 |acc| fits int32 (``_requant_mode``).
+    """
+    r = -shift
+    return multiplier, out_offset * (1 << (r + 1)) + (1 << r) + 1, r + 1
+
+
+def _requant_mode(mults: list[tuple[int, int]], abs_bound: list[int], act_min: int, out_offset: int) -> int:
+    """The shortest requantization form proven exact for every channel of an op.
+
+    REQUANT_MULH: every right shift in 1..30, 4 * max|acc| inside int32, mulh's result (below
+    2 |acc| in size) plus B and the sign term inside int32, and, if values below the output
+    offset survive the activation, every multiplier above 2^30 (see mulh_operands). REQUANT_FAST (requantize_fast):
+    every shift <= -1 and max|acc| + 2^(right shift - 1) inside int32. Otherwise REQUANT_EXACT.
+    """
+    if not mults or any(sh > -1 for _, sh in mults):
+        return REQUANT_EXACT
+    signed = act_min < out_offset
+    mulh = all(
+        -sh <= 30 and 4 * bound < 2**31 and (not signed or m > 2**30)
+        and 2 * bound + 1 + abs(mulh_operands(m, sh, out_offset)[1]) + 2 < 2**31
+        for (m, sh), bound in zip(mults, abs_bound))
+    if mulh:
+        return REQUANT_MULH
+    if all(bound + (1 << (-sh - 1)) < 2**31 for (_, sh), bound in zip(mults, abs_bound)):
+        return REQUANT_FAST
+    return REQUANT_EXACT
+
+
+def requant_operands(mode: int, mults: list[tuple[int, int]], out_offset: int) -> list[int]:
+    """The per-channel triples of ``mode`` (empty for REQUANT_EXACT): REQUANT_FAST {2m (int32 bit
+    pattern), right shift, 2^(right shift - 1)}, REQUANT_MULH {m, B, S} (mulh_operands)."""
+    if mode == REQUANT_FAST:
+        return [v for m, sh in mults for v in (_to_int32(2 * m), -sh, 1 << (-sh - 1))]
+    if mode == REQUANT_MULH:
+        return [v for m, sh in mults for v in mulh_operands(m, sh, out_offset)]
+    return []
 
 
 def conv_spec(index: int, input_shape, weights: np.ndarray, bias: np.ndarray, stride: tuple[int, int],
@@ -200,13 +261,13 @@ def conv_spec(index: int, input_shape, weights: np.ndarray, bias: np.ndarray, st
     wsum = weights.astype(np.int64).reshape(cout, -1).sum(axis=1)
     mults = _multipliers(input_scale, filter_scales, output_scale, cout)
     wabs = np.abs(weights.astype(np.int64)).reshape(cout, -1).sum(axis=1)
-    _channel_arrays(spec, bias.astype(np.int64), wsum, -input_zp, mults, padded, wabs)
     spec.act_min, spec.act_max = activation_range(activation, output_scale, output_zp)
+    _channel_arrays(spec, bias.astype(np.int64), wsum, -input_zp, mults, padded, wabs, output_zp)
     if kh == kw == 1 and sh == sw == 1:
         # A 1x1 stride-1 convolution is a matrix product: one long row pairs every pixel.
         ih, iw, oh, ow = 1, ih * iw, 1, oh * ow
     spec.template = (f"tfk::Conv<{ih}, {iw}, {cin}, {oh}, {ow}, {cout}, {kh}, {kw}, {sh}, {sw}, {pt}, {pl}, "
-                     f"{-input_zp}, {output_zp}, {spec.act_min}, {spec.act_max}, {str(spec.fast).lower()}>")
+                     f"{-input_zp}, {output_zp}, {spec.act_min}, {spec.act_max}, {spec.requant_mode}>")
     spec.in_bytes, spec.out_bytes = ih * iw * cin, oh * ow * cout
     spec.macs = oh * ow * cout * kh * kw * cin
     spec.weights_hash = fnv1a32(weights.tobytes())
@@ -232,10 +293,10 @@ def depthwise_spec(index: int, input_shape, weights: np.ndarray, bias: np.ndarra
     wsum = w.astype(np.int64).reshape(-1, c).sum(axis=0)
     mults = _multipliers(input_scale, filter_scales, output_scale, c)
     wabs = np.abs(w.astype(np.int64)).reshape(-1, c).sum(axis=0)
-    _channel_arrays(spec, bias.astype(np.int64), wsum, -input_zp, mults, _ceil4(c), wabs)
     spec.act_min, spec.act_max = activation_range(activation, output_scale, output_zp)
+    _channel_arrays(spec, bias.astype(np.int64), wsum, -input_zp, mults, _ceil4(c), wabs, output_zp)
     spec.template = (f"tfk::Depthwise<{ih}, {iw}, {c}, {oh}, {ow}, {kh}, {kw}, {sh}, {sw}, {pt}, {pl}, "
-                     f"{-input_zp}, {output_zp}, {spec.act_min}, {spec.act_max}, {str(spec.fast).lower()}>")
+                     f"{-input_zp}, {output_zp}, {spec.act_min}, {spec.act_max}, {spec.requant_mode}>")
     spec.in_bytes, spec.out_bytes = ih * iw * c, oh * ow * c
     spec.macs = oh * ow * c * kh * kw
     spec.weights_hash = fnv1a32(weights.tobytes())
@@ -247,10 +308,10 @@ def fully_connected_spec(index: int, weights: np.ndarray, bias: np.ndarray, inpu
     """A FULLY_CONNECTED kernel (batch 1, weights zero point 0); ``weights`` is ``[OUT, IN]``."""
     units, depth = weights.shape
     spec = KernelSpec(index, "FULLY_CONNECTED", channels=units)
-    padded = _ceil4(units)
+    padded = (units + 7) // 8 * 8  # blocks of 8 units (tfk::FullyConnected)
     w = np.zeros((padded, depth), dtype=np.int8)
     w[:units] = weights
-    spec.weights = w.reshape(padded // 4, 4, depth).transpose(0, 2, 1).copy()
+    spec.weights = w.reshape(padded // 8, 8, depth).transpose(0, 2, 1).copy()
     wsum = weights.astype(np.int64).sum(axis=1)
     scales = np.asarray(filter_scales, dtype=np.float32).reshape(-1)
     if scales.size == 1:
@@ -260,10 +321,10 @@ def fully_connected_spec(index: int, weights: np.ndarray, bias: np.ndarray, inpu
     else:
         mults = _multipliers(input_scale, scales, output_scale, units)
     wabs = np.abs(weights.astype(np.int64)).sum(axis=1)
-    _channel_arrays(spec, bias.astype(np.int64), wsum, -input_zp, mults, padded, wabs)
     spec.act_min, spec.act_max = activation_range(activation, output_scale, output_zp)
+    _channel_arrays(spec, bias.astype(np.int64), wsum, -input_zp, mults, padded, wabs, output_zp)
     spec.template = (f"tfk::FullyConnected<{depth}, {units}, {output_zp}, {spec.act_min}, {spec.act_max}, "
-                     f"{str(spec.fast).lower()}>")
+                     f"{spec.requant_mode}>")
     spec.in_bytes, spec.out_bytes = depth, units
     spec.macs = depth * units
     spec.weights_hash = fnv1a32(weights.tobytes())
@@ -287,11 +348,12 @@ def add_spec(index: int, size: int, scale1: float, zp1: int, scale2: float, zp2:
                 "output_offset": output_zp, "act_min": act_min, "act_max": act_max}
     spec.add_tables = [[multiply_smaller_than_one(_to_int32((v + off) * (1 << left_shift)), m, sh)
                         for v in range(-128, 128)] for off, (m, sh) in ((-zp1, m1), (-zp2, m2))]
-    # requantize_fast is exact for the output rescaling when the shift is <= -1 and the largest
-    # |table1 + table2| plus 2^(right shift - 1) fits int32 (as for the convolutions).
+    # The output rescaling's shorter forms, proven as for the convolutions with the largest
+    # |table1 + table2| as the accumulator bound.
     bound = max(abs(v) for v in spec.add_tables[0]) + max(abs(v) for v in spec.add_tables[1])
-    spec.fast = mo[1] <= -1 and bound + (1 << (-mo[1] - 1)) < 2**31
-    spec.template = f"tfk::add<{size}, {str(spec.fast).lower()}>"
+    spec.requant_mode = _requant_mode([mo], [bound], act_min, output_zp)
+    spec.add["requant_bias"] = mulh_operands(mo[0], mo[1], output_zp)[1] if spec.requant_mode == REQUANT_MULH else 0
+    spec.template = f"tfk::add<{size}, {spec.requant_mode}, {str(act_min < output_zp).lower()}>"
     spec.in_bytes = spec.out_bytes = size
     return spec
 
@@ -449,7 +511,8 @@ def render_context(specs: list[KernelSpec], op_types: set[str]) -> dict:
             "weight_rows": rows(s.weights.reshape(-1)) if s.weights is not None else [],
             "weight_bytes": 0 if s.weights is None else int(s.weights.size),
             "bias": ints(s.bias), "bias_folded": ints(s.bias_folded), "multiplier": ints(s.multiplier),
-            "shift": ints(s.shift), "requant": ints(s.requant), "fast": int(s.fast), "channels": s.channels, "hash": f"0x{s.weights_hash:08x}u",
+            "shift": ints(s.shift), "requant": ints(s.requant), "fast": int(s.fast),
+            "requant_mode": s.requant_mode, "channels": s.channels, "hash": f"0x{s.weights_hash:08x}u",
             "in_bytes": s.in_bytes, "out_bytes": s.out_bytes, "act_min": s.act_min, "act_max": s.act_max,
             "add": s.add, "add_tables": [ints(t) for t in s.add_tables] if s.add_tables else None,
         })
