@@ -1,5 +1,3 @@
-// {{ banner }}
-//
 // libstdc++'s ctype classification masks for newlib/picolibc (after GCC's
 // config/os/newlib/ctype_base.h): the host's version uses glibc's table bits.
 namespace std _GLIBCXX_VISIBILITY(default) {

@@ -1,5 +1,3 @@
-// {{ banner }}
-//
 // libstdc++'s OS settings for a newlib-like C library (picolibc), after GCC's
 // config/os/newlib/os_defines.h: nothing glibc-specific (the host's version includes
 // <features.h> and tests glibc versions).

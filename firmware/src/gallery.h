@@ -1,5 +1,3 @@
-// {{ banner }}
-//
 // gallery.h: the people enrolled on the device (docs/protocol.md, "Gallery"). Each person
 // keeps the sum of the L2-normalised float embeddings of its samples; IDENTIFY takes the
 // cosine similarity to each sum. The gallery is saved through tf_storage_save (NVS on the

@@ -1,5 +1,3 @@
-// {{ banner }}
-//
 // tinyface_app.h: the firmware's application: set up TFLM, load the gallery, then serve the
 // tinyface serial protocol forever (docs/protocol.md). The platform's entry point
 // (app_main in platform_esp.cc, main() in native/platform_host.cc) calls tf_app_main().

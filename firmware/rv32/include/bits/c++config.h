@@ -1,5 +1,3 @@
-// {{ banner }}
-//
 // libstdc++'s configuration for the rv32 build. Debian ships no libstdc++ for
 // riscv64-unknown-elf, so the build uses the host's GCC 12 headers (the same GCC release as
 // the cross compiler) with this wrapper in front of the host's bits/c++config.h: it takes

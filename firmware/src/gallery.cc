@@ -1,4 +1,3 @@
-// {{ banner }}
 #include "gallery.h"
 
 #include <math.h>

@@ -1,5 +1,3 @@
-// {{ banner }}
-//
 // platform.h on a POSIX host, for the native build (native/Makefile): the same protocol,
 // gallery and inference sources, linked against TFLM's reference kernels, serving the
 // protocol on

@@ -1,5 +1,3 @@
-// {{ banner }}
-//
 // Linux syscalls for the rv32 build under qemu-riscv32 (runtime_rv32.c). Numbers from the
 // generic syscall table (include/uapi/asm-generic/unistd.h) that riscv32 uses.
 #ifndef TINYFACE_RUNTIME_RV32_H

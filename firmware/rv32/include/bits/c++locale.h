@@ -1,5 +1,3 @@
-// {{ banner }}
-//
 // libstdc++'s locale model for the rv32 build: the generic "C"-only model (GCC's
 // config/locale/generic/c++locale.h); the host's version needs glibc's uselocale.
 #pragma GCC system_header

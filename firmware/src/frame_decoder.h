@@ -1,5 +1,3 @@
-// {{ banner }}
-//
 // frame_decoder.h: the receiving half of the tinyface protocol (docs/protocol.md,
 // "Receiving"); behaves exactly like tinyface.protocol.codec.StreamDecoder: hunt for the
 // sync bytes, check the header CRC (wrong: drop one byte), reject a length over

@@ -1,5 +1,3 @@
-// {{ banner }}
-//
 // The smallest runtime that runs this firmware as a Linux user program under
 // qemu-riscv32: _start (stack, gp, tp, constructors), the Linux syscalls the rv32 platform
 // needs (ecall with the syscall number in a7; riscv32 has only the 64-bit-time calls),

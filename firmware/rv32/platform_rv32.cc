@@ -1,5 +1,3 @@
-// {{ banner }}
-//
 // platform.h for the rv32 build (rv32/Makefile) running as a Linux user program under
 // qemu-riscv32: the ESP32-C3's instruction set, executing the firmware's own sources.
 //   - The protocol runs on file descriptors 0/1 (`tinyface emulate --isa` hands qemu the

@@ -1,4 +1,3 @@
-// {{ banner }}
 #include "frame_decoder.h"
 
 #include <string.h>

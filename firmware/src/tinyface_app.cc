@@ -1,5 +1,3 @@
-// {{ banner }}
-//
 // The protocol server: one request at a time, strictly in arrival order, one reply frame
 // each (docs/protocol.md). Replies are streamed in three writes (header, payload pieces,
 // CRC), so no transmit buffer is needed; the only frame-sized buffer is the decoder's.

@@ -1,5 +1,3 @@
-// {{ banner }}
-//
 // platform.h: everything the firmware needs from the hardware, in one small interface.
 // platform_esp.cc implements it with ESP-IDF (UART, CPU cycle counter, NVS, heap_caps);
 // native/platform_host.cc implements it on a POSIX host (a pseudo-terminal or pipe, a
