@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from tinyface.boards import load_board
-from tinyface.graph import analyze
+from tinyface.model.graph import analyze
 from tinyface.profile import default_model_dir, profile_model
 from tinyface.resources import models_dir
 

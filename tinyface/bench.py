@@ -20,7 +20,8 @@ from typing import Callable
 
 import numpy as np
 
-from tinyface.bundle import Bundle, quantize_input
+from tinyface.model.bundle import Bundle
+from tinyface.model.embedder import dequantize_output, l2_normalize, quantize_input
 from tinyface.errors import DataError, DeviceError, ProtocolError
 from tinyface.protocol import spec
 from tinyface.protocol.client import Client, DeviceInfo
@@ -240,34 +241,28 @@ def host_outputs(bundle: Bundle, x_int8: np.ndarray) -> np.ndarray:
     from tinyface.console import quiet_tensorflow
 
     quiet_tensorflow(import_now=True)  # the host check imports TensorFlow later
-    from tinyface.runtime import TfliteRunner
+    from tinyface.model.embedder import Embedder
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
-        runner = TfliteRunner(bundle.model_bytes)
-    return runner.run(x_int8).reshape(len(x_int8), -1).astype(np.int8)
+        embedder = Embedder.for_bundle(bundle, "tflite")
+    return embedder.run(x_int8).astype(np.int8)
 
 
 def host_tflm_outputs(bundle: Bundle, x_int8: np.ndarray) -> np.ndarray:
     """The host TFLM interpreter's (pip tflite-micro) int8 outputs: the firmware runs TFLM,
     so a correct device matches these bit for bit (TFLite may differ by 1 LSB)."""
-    from tinyface.runtime import TflmRunner
+    from tinyface.model.embedder import Embedder
 
-    return TflmRunner(bundle.model_bytes).run(x_int8).reshape(len(x_int8), -1).astype(np.int8)
-
-
-def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    na = np.linalg.norm(a, axis=1)
-    nb = np.linalg.norm(b, axis=1)
-    return np.sum(a * b, axis=1) / np.maximum(na * nb, 1e-12)
+    return Embedder.for_bundle(bundle, "tflm").run(x_int8).astype(np.int8)
 
 
 def verification(outputs_int8: np.ndarray, pairs: list, meta) -> tuple[np.ndarray, np.ndarray]:
     """(similarities, same-person decisions) of ``pairs`` from int8 outputs, by model.json's threshold."""
-    emb = (outputs_int8.astype(np.float32) - meta.output_zero_point) * meta.output_scale
+    emb = l2_normalize(dequantize_output(outputs_int8, meta))
     ia = np.array([p[0] for p in pairs], int)
     ib = np.array([p[1] for p in pairs], int)
-    sims = _cosine(emb[ia], emb[ib]) if len(pairs) else np.zeros(0)
+    sims = np.sum(emb[ia] * emb[ib], axis=1) if len(pairs) else np.zeros(0)
     return sims, sims >= meta.threshold
 
 

@@ -27,12 +27,12 @@ def default_project_dir(board_name: str) -> Path:
 
 
 def resolve_model(model: str | Path | None, board) -> Path:
-    """The bundle to flash: :func:`tinyface.bundle.resolve_model` (bench, emulate and profile use it too).
+    """The bundle to flash: :func:`tinyface.model.bundle.resolve_model` (bench, emulate and profile use it too).
 
     Raises:
         ModelError: nothing found (the message says where it looked).
     """
-    from tinyface.bundle import resolve_model as model_for_board
+    from tinyface.model.bundle import resolve_model as model_for_board
 
     return model_for_board(model, board.name)
 
@@ -65,7 +65,7 @@ def flash(board, model: str | Path | None = None, project_dir: str | Path | None
         ToolchainError: PlatformIO or the espressif32 platform missing, or the build failed.
         DeviceError: no board connected (the ports seen are listed).
     """
-    from tinyface.bundle import load_bundle
+    from tinyface.model.bundle import load_bundle
     from tinyface.codegen import generate_project
     from tinyface.device import platformio
 

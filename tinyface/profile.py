@@ -1,7 +1,7 @@
 """Per-layer MACs, parameters and estimated latency of a model on a board.
 
 The estimate is the board's cost model (boards/*.toml, calibrated on a published TFLM
-timing) applied op by op to the MAC counts from :mod:`tinyface.graph`; it is an estimate and
+timing) applied op by op to the MAC counts from :mod:`tinyface.model.graph`; it is an estimate and
 is labelled as one wherever it is shown. The emulated board reports the same total.
 """
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 from tinyface.costmodel import CostModel, cost_key
 from tinyface.errors import ModelError
-from tinyface.graph import analyze
-from tinyface.bundle import DEFAULT_PRESET
+from tinyface.model.graph import analyze
+from tinyface.model.bundle import DEFAULT_PRESET
 
 
 
@@ -79,11 +79,11 @@ def _count(shape) -> int:
 
 
 def default_model_dir(board: str = DEFAULT_PRESET) -> Path:
-    """The model for ``board`` when none is named: :func:`tinyface.bundle.resolve_model`.
+    """The model for ``board`` when none is named: :func:`tinyface.model.bundle.resolve_model`.
 
     Raises:
         ModelError: none found (the user must pass --model).
     """
-    from tinyface.bundle import resolve_model
+    from tinyface.model.bundle import resolve_model
 
     return resolve_model(None, board)

@@ -13,7 +13,7 @@ from tests.codegen.conftest import defines
 from tinyface.boards import load_board
 from tinyface.codegen import BANNER, generate_project
 from tinyface.codegen.project import project_sources
-from tinyface.graph import analyze
+from tinyface.model.graph import analyze
 from tinyface.protocol import spec
 
 EXPECTED_FILES = {
@@ -121,7 +121,7 @@ def test_model_settings_match_the_bundle(esp32_project, tiny_bundle):
 
 
 def test_arena_is_tflm_recorded_usage_plus_the_margin(esp32_project, tiny_bundle):
-    from tinyface.runtime import TflmRunner
+    from tinyface.model.runtime import TflmRunner
 
     d = defines((esp32_project.directory / "src/model_settings.h").read_text(encoding="utf-8"))
     used = TflmRunner(tiny_bundle.model_bytes).arena_used_bytes()

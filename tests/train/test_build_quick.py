@@ -52,7 +52,7 @@ def test_quick_build_keeps_the_better_of_ptq_and_qat_on_validation(quick_build):
 
 
 def test_quick_build_bundle_is_a_full_int8_model_within_budget(quick_build):
-    from tinyface.bundle import load_bundle
+    from tinyface.model.bundle import load_bundle
     from tinyface.train.quantize import io_quantization
 
     out, summary, _ = quick_build

@@ -50,9 +50,9 @@ def bench(ctx, port, board, images, model_path, data_dir, out_path, baud, timeou
 
     quiet_tensorflow()  # the host check imports TensorFlow later
     from tinyface.boards import load_board
-    from tinyface.bundle import load_bundle
+    from tinyface.model.bundle import load_bundle
     from tinyface.console import info, print_json, progress_bar
-    from tinyface.bundle import resolve_model
+    from tinyface.model.bundle import resolve_model
     from tinyface.protocol.client import Client, find_port, open_serial
     from tinyface import bench as api
 

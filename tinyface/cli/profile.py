@@ -35,7 +35,7 @@ def profile(board, model_path, measured, as_json):
 
     from tinyface.boards import load_board
     from tinyface.errors import ModelError
-    from tinyface.bundle import resolve_model
+    from tinyface.model.bundle import resolve_model
     from tinyface.profile import profile_model
 
     b = load_board(board)
@@ -45,7 +45,7 @@ def profile(board, model_path, measured, as_json):
     if not path.is_file():
         raise ModelError(f"no model at {path}", hint="pass --model PATH (a bundle folder or a .tflite)")
     if measured:
-        from tinyface.bundle import load_bundle
+        from tinyface.model.bundle import load_bundle
         from tinyface.console import err_console
         from tinyface.device.isa_profile import profile_measured
 

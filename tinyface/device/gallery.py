@@ -21,7 +21,6 @@ the board's gallery changes, and the error names every refused photo with its re
 from __future__ import annotations
 
 import contextlib
-import json
 import unicodedata
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,7 +28,8 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from tinyface.bundle import Bundle, load_bundle, quantize_input
+from tinyface.model.bundle import Bundle, load_bundle, read_meta
+from tinyface.model.embedder import quantize_input
 from tinyface.errors import DataError, GalleryError, GalleryFullError, ModelError
 from tinyface.protocol import spec
 from tinyface.protocol.client import Client, DeviceInfo, RemoteError
@@ -125,8 +125,8 @@ def find_bundle(sha256: str, roots: Sequence[Path] | None = None) -> Bundle | No
     for root in roots if roots is not None else [models_dir()]:
         for meta in sorted(Path(root).glob("*/model.json")):
             try:
-                recorded = json.loads(meta.read_text(encoding="utf-8")).get("sha256")
-            except (OSError, ValueError, AttributeError):
+                recorded = read_meta(meta)[1]
+            except ModelError:
                 continue
             if recorded == sha256:
                 try:
@@ -196,12 +196,12 @@ def align_photos(paths: Sequence[str | Path], bundle: Bundle, cache_dir: str | P
 
 def embeddings(client: Client, info: DeviceInfo, x_int8: np.ndarray) -> np.ndarray:
     """The board's embeddings (INFER, dequantized and L2-normalised) of ``x_int8``."""
-    from tinyface.evaluate import l2n
+    from tinyface.model.embedder import dequantize_output, l2_normalize
 
     if len(x_int8) == 0:
-        return np.zeros((0, info.output_size))
+        return np.zeros((0, info.output_size), np.float32)
     out = np.stack([r.output for r in client.infer_many(x_int8)])
-    return l2n((out.astype(np.float32) - info.output_zero_point) * info.output_scale)
+    return l2_normalize(dequantize_output(out, info))
 
 
 # --- enroll -------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""tinyface.graph reads .tflite files without TensorFlow; checked against TFLite's own view."""
+"""tinyface.model.graph reads .tflite files without TensorFlow; checked against TFLite's own view."""
 
 import subprocess
 import sys
@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from tinyface.errors import ModelError
-from tinyface.graph import analyze
+from tinyface.model.graph import analyze
 
 
 def test_layers_match_the_tflite_interpreter(tiny_bundle):
@@ -59,7 +59,7 @@ def test_truncated_model_is_a_model_error(tiny_bundle):
 
 
 def test_analyze_does_not_import_tensorflow(tiny_bundle):
-    code = ("import sys; from tinyface.graph import analyze; "
+    code = ("import sys; from tinyface.model.graph import analyze; "
             f"g = analyze(open({str(tiny_bundle.model_path)!r}, 'rb').read()); "
             "assert g.total_macs > 0; assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,4 +1,4 @@
-"""model.json: one validating reader (tinyface.bundle) behind every command; a model file is never
+"""model.json: one validating reader (tinyface.model.bundle) behind every command; a model file is never
 run without the metadata it was built with."""
 
 import json
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tinyface.bundle import load_bundle, model_file_meta, read_meta
+from tinyface.model.bundle import load_bundle, model_file_meta, read_meta
 from tinyface.errors import ModelError
 
 
@@ -131,7 +131,7 @@ def test_every_command_answers_a_bad_model_json_with_one_line_and_exit_6(bundle_
 
 def test_the_model_for_a_board_is_a_build_then_the_released_one(tiny_bundle, tmp_path, monkeypatch):
     import tinyface.resources
-    from tinyface.bundle import resolve_model
+    from tinyface.model.bundle import resolve_model
 
     released = tmp_path / "released"
     monkeypatch.setattr(tinyface.resources, "models_dir", lambda: released)
@@ -161,7 +161,7 @@ def test_flash_bench_emulate_and_profile_pick_the_same_model(tiny_bundle, tmp_pa
     import select
     import signal
 
-    from tinyface.bundle import load_bundle
+    from tinyface.model.bundle import load_bundle
 
     shutil.copytree(tiny_bundle.model_path.parent, tmp_path / "build" / "esp32")  # not the released model
     built = load_bundle(tmp_path / "build" / "esp32")
