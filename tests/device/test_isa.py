@@ -164,7 +164,7 @@ def test_profile_measured_per_op_and_the_estimate_within_15_percent(isa_toolchai
     result = json.loads(proc.stdout)
     assert "MEASURED" in result["instructions_are"] and "ESTIMATED" in result["est_ms_is"]
     from tinyface.model.graph import analyze
-    from tinyface.profile import default_model_dir
+    from tinyface.boards.profile import default_model_dir
 
     layers = analyze((default_model_dir("esp32c3") / "model.tflite").read_bytes()).layers
     assert [x["op"] for x in result["layers"]] == [x.op for x in layers]

@@ -66,7 +66,7 @@ def test_quick_build_bundle_is_a_full_int8_model_within_budget(quick_build):
     assert summary["macs"] == bundle.meta.macs
     # the report's board estimate is the one `tinyface profile` and the emulator give
     from tinyface.boards import load_board
-    from tinyface.profile import profile_model
+    from tinyface.boards.profile import profile_model
 
     tflm = json.loads((out / "report.json").read_text())["stages"]["tflm_int8"]
     assert tflm["estimated_ms_on_board"] == pytest.approx(

@@ -48,8 +48,8 @@ def emulate(board, model_path, baud, once, native, isa, kernels, drop_replies, c
     import sys
 
     from tinyface.boards import load_board
-    from tinyface.model.bundle import load_bundle
     from tinyface.console import info
+    from tinyface.model.bundle import load_bundle
     from tinyface.model.bundle import resolve_model
 
     if native and isa:

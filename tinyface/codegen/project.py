@@ -23,8 +23,8 @@ from tinyface import __version__
 from tinyface.boards import ESP_NN_KERNELS, Board
 from tinyface.codegen.arena import ArenaPlan, plan_arena
 from tinyface.codegen.budget import Budget, check_budget
-from tinyface.codegen.components import IDF_VERSION_RANGE, components_for
 from tinyface.codegen.carray import c_bytes_initializer, c_float, c_string, hex_rows
+from tinyface.codegen.components import IDF_VERSION_RANGE, components_for
 from tinyface.codegen.gallery import GalleryPerson
 from tinyface.codegen.ops import resolver_entries
 from tinyface.errors import ModelError, ProjectDirError

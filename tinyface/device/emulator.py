@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tinyface import __version__
+from tinyface.boards.costmodel import CostModel
 from tinyface.model.bundle import Bundle
 from tinyface.model.embedder import l2_normalize
-from tinyface.costmodel import CostModel
 from tinyface.protocol import spec
 from tinyface.protocol.codec import Fault, Frame, StreamDecoder, encode_frame
 
@@ -111,7 +111,7 @@ class EmulatedBoard:
 
     def __init__(self, bundle: Bundle, board_name: str, cost_model: CostModel, faults: Faults | None = None,
                  firmware_version: str = FIRMWARE_VERSION, arena_bytes: int = 0, flags: int = spec.Flag.EMULATED):
-        from tinyface.profile import profile_model
+        from tinyface.boards.profile import profile_model
         from tinyface.model.embedder import Embedder
         from tinyface.model.runtime import DEFAULT_ARENA_BYTES
 

@@ -8,7 +8,7 @@ import pytest
 
 from tinyface.boards import load_board
 from tinyface.model.graph import analyze
-from tinyface.profile import default_model_dir, profile_model
+from tinyface.boards.profile import default_model_dir, profile_model
 from tinyface.resources import models_dir
 
 

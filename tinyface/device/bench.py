@@ -20,9 +20,9 @@ from typing import Callable
 
 import numpy as np
 
+from tinyface.errors import DataError, DeviceError, ProtocolError
 from tinyface.model.bundle import Bundle
 from tinyface.model.embedder import dequantize_output, l2_normalize, quantize_input
-from tinyface.errors import DataError, DeviceError, ProtocolError
 from tinyface.protocol import spec
 from tinyface.protocol.client import Client, DeviceInfo
 
@@ -257,7 +257,7 @@ def host_tflm_outputs(bundle: Bundle, x_int8: np.ndarray) -> np.ndarray:
     return Embedder.for_bundle(bundle, "tflm").run(x_int8).astype(np.int8)
 
 
-def verification(outputs_int8: np.ndarray, pairs: list, meta) -> tuple[np.ndarray, np.ndarray]:
+def pair_decisions(outputs_int8: np.ndarray, pairs: list, meta) -> tuple[np.ndarray, np.ndarray]:
     """(similarities, same-person decisions) of ``pairs`` from int8 outputs, by model.json's threshold."""
     emb = l2_normalize(dequantize_output(outputs_int8, meta))
     ia = np.array([p[0] for p in pairs], int)
@@ -294,7 +294,7 @@ def summarize(result: BenchResult, inputs: BenchInputs, info: DeviceInfo, bundle
     summary["pairs"] = len(done_pairs)
     if done_pairs:
         same = np.array([p[2] for p in done_pairs])
-        _, device_decisions = verification(outputs, done_pairs, bundle.meta)
+        _, device_decisions = pair_decisions(outputs, done_pairs, bundle.meta)
         summary["device_accuracy"] = float(np.mean(device_decisions == same))
     if host_outputs is not None:
         host = host_outputs[:n]
@@ -302,7 +302,7 @@ def summarize(result: BenchResult, inputs: BenchInputs, info: DeviceInfo, bundle
         summary["max_lsb_diff"] = int(diff.max()) if diff.size else 0
         summary["identical_outputs"] = float(np.mean(np.all(diff == 0, axis=1)))
         if done_pairs:
-            _, host_decisions = verification(host, done_pairs, bundle.meta)
+            _, host_decisions = pair_decisions(host, done_pairs, bundle.meta)
             summary["host_accuracy"] = float(np.mean(host_decisions == same))
             summary["identical_decisions"] = float(np.mean(host_decisions == device_decisions))
     if host_tflm is not None:

@@ -8,7 +8,8 @@ import pytest
 
 from tinyface.data.align import Aligner, cut_chip
 from tinyface.data.dataset import read_image
-from tinyface.train import dlib_net, teacher
+import tinyface.teacher as teacher
+from tinyface.teacher import dlib_net
 
 
 @pytest.fixture(scope="module")

@@ -65,9 +65,10 @@ def flash(board, model: str | Path | None = None, project_dir: str | Path | None
         ToolchainError: PlatformIO or the espressif32 platform missing, or the build failed.
         DeviceError: no board connected (the ports seen are listed).
     """
-    from tinyface.model.bundle import load_bundle
     from tinyface.codegen import generate_project
     from tinyface.device import platformio
+    from tinyface.device.ports import find_port
+    from tinyface.model.bundle import load_bundle
 
     def step(text: str) -> None:
         result.steps.append(text)
@@ -97,7 +98,7 @@ def flash(board, model: str | Path | None = None, project_dir: str | Path | None
     step("checking PlatformIO and the espressif32 platform")
     platformio.pio_command()
     platformio.check_platform(board)
-    result.port = port or platformio.detect_port(board)
+    result.port = port or find_port(board)
     step(f"building and uploading with PlatformIO to {result.port}")
     platformio.build_and_upload(project_dir, board.name, result.port, on_line=on_line)
     result.uploaded = True

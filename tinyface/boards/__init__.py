@@ -16,7 +16,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinyface.costmodel import CostModel
+from tinyface.boards.costmodel import CostModel
 from tinyface.errors import ConfigError
 from tinyface.resources import boards_dirs
 

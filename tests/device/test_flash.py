@@ -78,7 +78,7 @@ def test_no_platform_and_no_registry_fails_in_seconds_with_one_line(tiny_bundle,
 
 
 def test_no_board_connected_lists_the_ports_seen(tiny_bundle, pio_home_with_platform, tmp_path):
-    from tinyface.device.platformio import list_serial_ports
+    from tinyface.device.ports import list_serial_ports
 
     board = load_board("esp32")
     if any((p.vid, p.pid) in board.usb_ids for p in list_serial_ports()):
@@ -91,18 +91,6 @@ def test_no_board_connected_lists_the_ports_seen(tiny_bundle, pio_home_with_plat
     assert len(lines) == 1 and "no esp32 board connected" in lines[0] and "ports seen:" in lines[0]
     assert "10C4:EA60" in lines[0]
     assert elapsed_s < 10
-
-
-def test_detect_port_matches_usb_ids():
-    from tinyface.device.platformio import SerialPort, detect_port
-    from tinyface.errors import DeviceError
-
-    board = load_board("esp32s3")
-    ports = [SerialPort("/dev/ttyS0", None, None, "n/a"), SerialPort("/dev/ttyACM0", 0x303A, 0x1001, "USB JTAG")]
-    assert detect_port(board, ports) == "/dev/ttyACM0"
-    with pytest.raises(DeviceError) as info:
-        detect_port(load_board("esp32"), ports)
-    assert "ports seen: /dev/ttyS0, /dev/ttyACM0 303A:1001" in info.value.one_line()
 
 
 def test_platform_check_reads_platformio_manifests(pio_home_with_platform, monkeypatch):
@@ -134,7 +122,7 @@ def test_real_pio_failure_is_one_line(tiny_bundle, tmp_path):
 def test_default_model_prefers_a_build(tiny_bundle, tmp_path, monkeypatch):
     import shutil
 
-    from tinyface.flash import resolve_model
+    from tinyface.device.flash import resolve_model
 
     monkeypatch.chdir(tmp_path)
     shutil.copytree(tiny_bundle.model_path.parent, tmp_path / "build" / "esp32")
