@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyface.boards import load_board
-from tinyface.bundle import load_bundle
+from tinyface.model.bundle import load_bundle
 from tinyface.resources import models_dir
 
 # esp-tflite-micro README, "Performance Comparison": person detection on an ESP32-C3 at 160 MHz, ESP-NN.
@@ -33,7 +33,7 @@ def mobilenet_v1_025(directory: Path):
     weights, int8; without the final 2-way softmax (random weights give it a scale TFLM rejects)."""
     import tf_keras as keras
 
-    from tinyface.bundle import save_bundle
+    from tinyface.model.bundle import save_bundle
     from tinyface.train.quantize import bundle_meta, convert_int8
 
     layers = keras.layers
@@ -59,7 +59,7 @@ def agreement(bundle, prog, n: int, seed: int = 1) -> dict:
     from tinyface.device.isa import spawn_isa
     from tinyface.device.pty import open_pty
     from tinyface.protocol.client import Client, open_serial
-    from tinyface.runtime import TfliteRunner, TflmRunner
+    from tinyface.model.runtime import TfliteRunner, TflmRunner
 
     shape = bundle.meta.input_shape
     x = np.random.default_rng(seed).integers(-128, 128, (n, *shape[1:]), dtype=np.int8)

@@ -33,7 +33,7 @@ def lfw_faces(lfw_dir: Path, meta, n: int) -> np.ndarray:
     """``n`` peopleDevTest photos, centre-cropped to the face, resized and quantized."""
     from PIL import Image
 
-    from tinyface.bundle import quantize_input
+    from tinyface.model.embedder import quantize_input
 
     _, h, w, c = meta.input_shape
     names = [line.split("\t")[0] for line in (lfw_dir / "peopleDevTest.txt").read_text().splitlines()[1:]]
@@ -90,10 +90,10 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     args = ap.parse_args()
 
-    from tinyface.bundle import load_bundle
+    from tinyface.model.bundle import load_bundle
     from tinyface.codegen.kernels import model_kernel_specs
     from tinyface.device.isa import measure_profile
-    from tinyface.runtime import TflmRunner
+    from tinyface.model.runtime import TflmRunner
 
     bundle = load_bundle(args.model)
     lfw = Path(os.environ.get("TINYFACE_DATA", REPO.parent / "shared" / "datasets" / "lfw"))

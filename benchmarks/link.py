@@ -75,7 +75,7 @@ def _measure(client, run, up_bytes_fn, payload_bytes: int, baud: int) -> dict:
 
 
 def bench_baud(model_dir: Path, baud: int, seconds: float) -> dict:
-    from tinyface.bundle import load_bundle
+    from tinyface.model.bundle import load_bundle
     from tinyface.protocol.client import Client, open_serial
 
     bundle = load_bundle(model_dir)

@@ -48,7 +48,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=1000)
     args = parser.parse_args()
 
-    from tinyface.bundle import dequantize_output, load_bundle
+    from tinyface.model.bundle import load_bundle
+    from tinyface.model.embedder import dequantize_output
 
     meta = load_bundle(args.model).meta
     with tempfile.TemporaryDirectory() as tmp:

@@ -32,9 +32,9 @@ def main() -> None:
     import numpy as np
 
     from tinyface import config, evaluate
-    from tinyface.bundle import quantize_pixels
-    from tinyface.graph import analyze
-    from tinyface.runtime import TfliteRunner, TflmRunner
+    from tinyface.model.embedder import quantize_pixels
+    from tinyface.model.graph import analyze
+    from tinyface.model.runtime import TfliteRunner, TflmRunner
     from tinyface.train import distill, quantize, student
     from tinyface.train.data import load_build_data
     from tinyface.train.quantize import io_quantization

@@ -16,7 +16,7 @@ import numpy as np
 from tinyface.config import default_data_dir
 from tinyface.data.align import Aligner, cut_chip
 from tinyface.data.dataset import load_dataset, read_image
-from tinyface.train.teacher import embed_chips
+from tinyface.teacher import embed_chips
 
 
 def main() -> None:

@@ -32,7 +32,7 @@ def build_tiny_int8_bundle(directory: Path, size: int = 48, channels: int = 1, e
     import numpy as np
     import tf_keras as keras
 
-    from tinyface.bundle import save_bundle
+    from tinyface.model.bundle import save_bundle
     from tinyface.train.quantize import bundle_meta, convert_int8
 
     keras.utils.set_random_seed(seed)

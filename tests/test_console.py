@@ -9,7 +9,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 CONVERT_AND_RUN = """
 from tinyface.train.quantize import convert_int8  # a library user: no CLI set-up ran
-from tinyface.runtime import TfliteRunner
+from tinyface.model.runtime import TfliteRunner
 import sys
 import numpy as np
 import tf_keras as keras  # the user's own import of TensorFlow (its noise is not tinyface's)

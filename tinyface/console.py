@@ -179,7 +179,7 @@ def quiet_tensorflow(import_now: bool = False) -> None:
     loggers of TensorFlow and absl below ERROR, and the warnings those libraries raise
     (tf.lite.Interpreter's deprecation, the converter's 'statistics for quantized inputs').
 
-    Every module that imports TensorFlow calls this first (tinyface/runtime.py,
+    Every module that imports TensorFlow calls this first (tinyface/model/runtime.py,
     tinyface/train/__init__.py), so the library API is quiet too, not only the CLI. With
     ``import_now`` TensorFlow is imported here with stderr muted, since absl writes some lines
     before any log level applies."""

@@ -37,11 +37,11 @@ class LoadedModel:
 
 def load_model(path: str | Path, runtime: str = "auto") -> LoadedModel:
     """Open a bundle folder, a .tflite (float or int8) or a .keras model, with its model.json
-    (see :func:`tinyface.bundle.model_file_meta`: a lone file without one is refused).
+    (see :func:`tinyface.model.bundle.model_file_meta`: a lone file without one is refused).
 
     ``runtime``: auto (TFLite for .tflite), tflite, or tflm (int8 only: the firmware's kernels).
     """
-    from tinyface.bundle import model_file_meta
+    from tinyface.model.bundle import model_file_meta
 
     found = model_file_meta(path)  # the one model.json reader: validated, sha256 checked, lone files refused
     path, meta = found.model_path, found.meta
@@ -61,39 +61,17 @@ def load_model(path: str | Path, runtime: str = "auto") -> LoadedModel:
                            path.stat().st_size, path.name, identify_threshold)
     if path.suffix != ".tflite":
         raise ModelError(f"unsupported model file {path.name}", hint="expected a bundle folder, .tflite or .keras")
+    from tinyface.model.embedder import Embedder
+
     flat = path.read_bytes()
-    from tinyface.train.quantize import io_quantization
-
+    # the quantization the .tflite itself carries: a stage model of a build run (float.tflite)
+    # has none, and the bundle's model.json describes the same numbers for its own .tflite
     try:
-        io = io_quantization(flat)
-    except Exception:
-        raise ModelError(f"{path} is not a valid TFLite model") from None
-    int8 = io["input_scale"] > 0
-    shape = tuple(io["input_shape"][1:])
-    if runtime == "tflm" and not int8:
-        raise ModelError("--runtime tflm needs an int8 model (TFLM runs the firmware's int8 kernels)")
-    from tinyface.bundle import normalize, quantize_pixels
-
-    def prepare(crops):
-        if not int8:
-            return normalize(crops)
-        return quantize_pixels(crops, io["input_scale"], io["input_zero_point"])
-
-    if runtime == "tflm":
-        from tinyface.runtime import TflmRunner
-
-        runner = TflmRunner(flat)
-    else:
-        from tinyface.runtime import TfliteRunner
-
-        runner = TfliteRunner(flat)
-        runtime = "tflite"
-
-    def run(crops):
-        out = runner.run(prepare(crops)).astype(np.float32)
-        return out - io["output_zero_point"] if int8 else out
-
-    return LoadedModel(runtime, shape, threshold, padding, run, len(flat), path.name, identify_threshold)
+        embedder = Embedder(flat, "tflm" if runtime == "tflm" else "tflite")
+    except ModelError as exc:
+        raise ModelError(f"{path}: {exc}", hint=exc.hint) from None
+    return LoadedModel(embedder.runtime, embedder.input_shape[1:], threshold, padding, embedder.embed, len(flat),
+                       path.name, identify_threshold)
 
 
 def _all_pairs(labels: list[str], rng: random.Random):

@@ -347,10 +347,10 @@ def test_each_requantization_form_is_bit_exact(tmp_path, tflm_objects):
 
 def lfw_faces(lfw_dir: Path, meta, n: int) -> np.ndarray:
     """``n`` LFW test-split photos, centre-cropped, resized to the model input and quantized
-    as the firmware's input (tinyface.bundle.quantize_input)."""
+    as the firmware's input (tinyface.model.bundle.quantize_input)."""
     from PIL import Image
 
-    from tinyface.bundle import quantize_input
+    from tinyface.model.embedder import quantize_input
 
     shape = meta.input_shape
 
@@ -372,10 +372,10 @@ def test_native_firmware_with_generated_kernels_matches_tflm(lfw_dir):
     ADD generated gives the pip TFLM interpreter's int8 outputs on LFW test faces (held-out
     faces, used only to compare two implementations of the same model)."""
     from tinyface.boards import load_board
-    from tinyface.bundle import load_bundle
+    from tinyface.model.bundle import load_bundle
     from tinyface.device.native import prepare_native, spawn_native
     from tinyface.protocol.client import Client, open_serial
-    from tinyface.runtime import TflmRunner
+    from tinyface.model.runtime import TflmRunner
 
     bundle = load_bundle(REPO / "models" / "esp32")
     program = prepare_native(bundle, load_board("esp32"), kernels="generated")

@@ -12,8 +12,8 @@ import pytest
 from tests.codegen.conftest import defines
 from tinyface.boards import load_board
 from tinyface.codegen import BANNER, generate_project
-from tinyface.codegen.project import template_names
-from tinyface.graph import analyze
+from tinyface.codegen.project import project_sources
+from tinyface.model.graph import analyze
 from tinyface.protocol import spec
 
 EXPECTED_FILES = {
@@ -47,11 +47,51 @@ def test_file_set(esp32_project):
     assert on_disk == EXPECTED_FILES | {"tinyface-project.json"}
 
 
-def test_every_template_is_rendered_and_every_file_has_the_banner(esp32_project):
-    assert {name[:-3] for name in template_names()} == EXPECTED_FILES - {"src/tinyface_protocol.h"}
+def test_every_firmware_file_is_in_the_project_and_every_file_has_the_banner(esp32_project):
+    assert set(project_sources()) == EXPECTED_FILES - {"src/tinyface_protocol.h"}
     for rel in esp32_project.files:
         head = (esp32_project.directory / rel).read_text(encoding="utf-8").splitlines()[0]
         assert BANNER in head, rel
+
+
+def test_hand_written_sources_are_copied_behind_the_banner(esp32_project):
+    """Sources with nothing to fill in are plain C/C++ in firmware/, copied byte for byte."""
+    from tinyface.resources import firmware_dir
+
+    copied = {out: src for out, src in project_sources().items() if not src.endswith(".j2")}
+    assert {"src/tinyface_app.cc", "src/platform.h", "native/platform_host.cc", "rv32/runtime_rv32.c"} <= set(copied)
+    for out, src in copied.items():
+        assert out == src
+        first, rest = (esp32_project.directory / out).read_text(encoding="utf-8").split("\n", 1)
+        assert first == f"// {BANNER} (copied from firmware/{src})"
+        assert rest == (firmware_dir() / src).read_text(encoding="utf-8")
+
+
+def test_firmware_readme_says_where_every_project_file_comes_from():
+    """firmware/README.md has a row for each project file (by name or by a glob such as
+    `rv32/include/bits/*.h`) saying whether it is a template or copied."""
+    import fnmatch
+
+    from tinyface.resources import firmware_dir
+
+    table = (firmware_dir() / "README.md").read_text(encoding="utf-8").split("| project file |", 1)[1]
+    rows = [(re.findall(r"`([^`]+)`", line.split("|")[1]), line) for line in table.splitlines()
+            if line.startswith("| `")]
+    for out, src in {**project_sources(), "src/tinyface_protocol.h": "tinyface/protocol/cheader.py"}.items():
+        row = next((line for names, line in rows if any(fnmatch.fnmatch(out, name) for name in names)), None)
+        assert row is not None, f"firmware/README.md does not say where {out} comes from"
+        what = "template" if src.endswith(".j2") else "copied" if src == out else "cheader.py"
+        assert what in row, (out, row)
+
+
+def test_a_stray_file_in_firmware_is_refused(tmp_path):
+    from tinyface.resources import firmware_dir
+
+    copy = tmp_path / "firmware"
+    shutil.copytree(firmware_dir(), copy)
+    (copy / "src" / "notes.txt").write_text("not a source")
+    with pytest.raises(ValueError, match="notes.txt"):
+        project_sources(copy)
 
 
 def test_protocol_header_is_the_generated_one(esp32_project):
@@ -81,7 +121,7 @@ def test_model_settings_match_the_bundle(esp32_project, tiny_bundle):
 
 
 def test_arena_is_tflm_recorded_usage_plus_the_margin(esp32_project, tiny_bundle):
-    from tinyface.runtime import TflmRunner
+    from tinyface.model.runtime import TflmRunner
 
     d = defines((esp32_project.directory / "src/model_settings.h").read_text(encoding="utf-8"))
     used = TflmRunner(tiny_bundle.model_bytes).arena_used_bytes()

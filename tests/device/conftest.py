@@ -84,7 +84,7 @@ def device_kind(request):
 
 def prebuild(kind: str, model_dir) -> None:
     """Build (or find cached) the firmware for ``model_dir`` before any startup timer runs."""
-    from tinyface.bundle import load_bundle
+    from tinyface.model.bundle import load_bundle
 
     bundle = load_bundle(model_dir)
     if kind == "native":
@@ -193,7 +193,7 @@ def pooling_bundle(tmp_path_factory):
     import numpy as np
     import tf_keras as keras
 
-    from tinyface.bundle import save_bundle
+    from tinyface.model.bundle import save_bundle
     from tinyface.train.quantize import bundle_meta, convert_int8
 
     inp = keras.Input((48, 48, 1))

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tinyface.bench import load_result, select_pairs
+from tinyface.device.bench import load_result, select_pairs
 from tinyface.data.lfw import Pair
 
 
@@ -108,7 +108,7 @@ def test_bench_refuses_a_different_model(start_device, tiny_bundle, other_tiny_b
     assert tiny_bundle.model_hash[:16] in lines[-1] and other_tiny_bundle.model_hash[:16] in lines[-1]
 
 
-@pytest.mark.parametrize("port,needle", [("/dev/does-not-exist", "cannot open"), ("auto", "no esp32 found")])
+@pytest.mark.parametrize("port,needle", [("/dev/does-not-exist", "cannot open"), ("auto", "no esp32 board connected")])
 def test_bench_bad_port_is_one_line(tiny_bundle, port, needle):
     proc = subprocess.run(_bench(port, tiny_bundle.model_path.parent), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 7

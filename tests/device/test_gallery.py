@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tinyface.bundle import quantize_input
+from tinyface.model.embedder import quantize_input
 from tinyface.protocol import spec
 from tinyface.protocol.client import RemoteError
 
@@ -33,7 +33,7 @@ def gallery_device(start_device, pooling_bundle, connect):
 
 
 def test_enroll_three_people_identify_probes_and_reject_a_stranger(gallery_device, pooling_bundle):
-    from tinyface.runtime import TflmRunner
+    from tinyface.model.runtime import TflmRunner
 
     client, meta = gallery_device, pooling_bundle.meta
     runner = TflmRunner(pooling_bundle.model_bytes)
@@ -98,8 +98,8 @@ def test_identify_accepts_at_the_identification_threshold_not_the_pair_one(start
                                                                            tmp_path):
     import dataclasses
 
-    from tinyface.bundle import save_bundle
-    from tinyface.runtime import TflmRunner
+    from tinyface.model.bundle import save_bundle
+    from tinyface.model.runtime import TflmRunner
 
     meta = pooling_bundle.meta
     runner = TflmRunner(pooling_bundle.model_bytes)

@@ -132,7 +132,7 @@ def isa_program(isa_toolchain, tiny_bundle):
 def test_rv32_firmware_counts_instructions_and_matches_host_tflm(isa_program, tiny_bundle, connect):
     from tinyface.device.isa import spawn_isa
     from tinyface.device.pty import open_pty
-    from tinyface.runtime import TflmRunner
+    from tinyface.model.runtime import TflmRunner
 
     master, path = open_pty()
     proc = spawn_isa(isa_program, master)
@@ -163,8 +163,8 @@ def test_profile_measured_per_op_and_the_estimate_within_15_percent(isa_toolchai
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout)
     assert "MEASURED" in result["instructions_are"] and "ESTIMATED" in result["est_ms_is"]
-    from tinyface.graph import analyze
-    from tinyface.profile import default_model_dir
+    from tinyface.model.graph import analyze
+    from tinyface.boards.profile import default_model_dir
 
     layers = analyze((default_model_dir("esp32c3") / "model.tflite").read_bytes()).layers
     assert [x["op"] for x in result["layers"]] == [x.op for x in layers]
@@ -211,7 +211,7 @@ def test_generated_kernels_on_rv32_equal_host_tflm_in_fewer_instructions(isa_pro
     """firmware.kernels = "generated" built for the C3's instruction set: TFLM's outputs, fewer instructions."""
     from tinyface.device.isa import prepare_isa, spawn_isa
     from tinyface.device.pty import open_pty
-    from tinyface.runtime import TflmRunner
+    from tinyface.model.runtime import TflmRunner
 
     generated = prepare_isa(tiny_bundle, firmware_kernels="generated")
     x = np.random.default_rng(5).integers(-128, 128, (4, *tiny_bundle.meta.input_shape[1:]), dtype=np.int8)

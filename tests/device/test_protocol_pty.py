@@ -33,7 +33,7 @@ def _expect_error(client, seq: int, code: spec.ErrorCode, timeout_s: float = 2.0
 
 
 def test_info_ping_infer_match_the_model(device, connect, tiny_bundle):
-    from tinyface.runtime import TflmRunner
+    from tinyface.model.runtime import TflmRunner
 
     client = connect(device.port)
     info = client.info()

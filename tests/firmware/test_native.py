@@ -65,7 +65,7 @@ def _inputs(n, shape, seed=0):
 
 
 def test_ping_info_infer_within_one_lsb_of_tflite(native_program, serve, tiny_bundle):
-    from tinyface.runtime import TfliteRunner, TflmRunner
+    from tinyface.model.runtime import TfliteRunner, TflmRunner
 
     _, client = serve(native_program)
     assert client.ping(b"tinyface") == b"tinyface"
@@ -119,11 +119,11 @@ def test_without_storage_the_gallery_is_memory_only(native_program, serve, tiny_
 
 
 def test_compiled_in_gallery_is_loaded_at_boot(native_toolchain, serve, tiny_bundle, tmp_path):
-    from tinyface.bundle import dequantize_output
+    from tinyface.model.embedder import dequantize_output
     from tinyface.codegen import generate_project
     from tinyface.codegen.gallery import GalleryPerson
     from tinyface.device.native import build_native
-    from tinyface.runtime import TflmRunner
+    from tinyface.model.runtime import TflmRunner
 
     x = _inputs(2, tiny_bundle.meta.input_shape, seed=9)
     emb = dequantize_output(TflmRunner(tiny_bundle.model_bytes).run(x), tiny_bundle.meta)

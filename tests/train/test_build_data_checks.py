@@ -109,7 +109,7 @@ def test_report_and_model_card_name_the_data_used_and_flag_a_smoke_test(lfw_dir,
 
 
 def test_flash_warns_before_flashing_a_smoke_test_model(tiny_bundle, tmp_path):
-    from tinyface.bundle import load_bundle, save_bundle
+    from tinyface.model.bundle import load_bundle, save_bundle
 
     for smoke in (True, False):
         meta = load_bundle(tiny_bundle.model_path.parent).meta

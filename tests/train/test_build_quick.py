@@ -61,7 +61,7 @@ def test_quick_build_keeps_the_better_of_ptq_and_qat_on_validation(quick_build):
 
 
 def test_quick_build_bundle_is_a_full_int8_model_within_budget(quick_build):
-    from tinyface.bundle import load_bundle
+    from tinyface.model.bundle import load_bundle
     from tinyface.train.quantize import io_quantization
 
     out, summary, _ = quick_build
@@ -75,7 +75,7 @@ def test_quick_build_bundle_is_a_full_int8_model_within_budget(quick_build):
     assert summary["macs"] == bundle.meta.macs
     # the report's board estimate is the one `tinyface profile` and the emulator give
     from tinyface.boards import load_board
-    from tinyface.profile import profile_model
+    from tinyface.boards.profile import profile_model
 
     tflm = json.loads((out / "report.json").read_text())["stages"]["tflm_int8"]
     assert tflm["estimated_ms_on_board"] == pytest.approx(

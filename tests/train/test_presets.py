@@ -4,8 +4,8 @@ real int8 graph (not on the Keras model)."""
 import numpy as np
 import pytest
 
-from tinyface.graph import analyze
 from tinyface import config
+from tinyface.model.graph import analyze
 from tinyface.train.student import build_student, keras_macs
 
 ESP_NN_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MEAN", "RESHAPE", "AVERAGE_POOL_2D",

@@ -50,11 +50,12 @@ def bench(ctx, port, board, images, model_path, data_dir, out_path, baud, timeou
 
     quiet_tensorflow()  # the host check imports TensorFlow later
     from tinyface.boards import load_board
-    from tinyface.bundle import load_bundle
     from tinyface.console import info, print_json, progress_bar
-    from tinyface.bundle import resolve_model
-    from tinyface.protocol.client import Client, find_port, open_serial
-    from tinyface import bench as api
+    from tinyface.device import bench as api
+    from tinyface.device.ports import find_port
+    from tinyface.model.bundle import load_bundle
+    from tinyface.model.bundle import resolve_model
+    from tinyface.protocol.client import Client, open_serial
 
     settings = load_settings(ctx, {"bench": {"images": images, "timeout_s": timeout_s, "retries": retries},
                                    "data": {"dir": data_dir}}, set_items)
@@ -65,7 +66,7 @@ def bench(ctx, port, board, images, model_path, data_dir, out_path, baud, timeou
 
         check_writable(out_path, "--out")  # before the port is opened and the board is busy
     if port == "auto":
-        port = find_port(b.usb_ids, b.name)
+        port = find_port(b)
     baud = baud or b.baud
     transport = open_serial(port, baud, release_rts_dtr=b.release_rts_dtr)
     try:

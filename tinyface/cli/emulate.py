@@ -48,9 +48,9 @@ def emulate(board, model_path, baud, once, native, isa, kernels, drop_replies, c
     import sys
 
     from tinyface.boards import load_board
-    from tinyface.bundle import load_bundle
     from tinyface.console import info
-    from tinyface.bundle import resolve_model
+    from tinyface.model.bundle import load_bundle
+    from tinyface.model.bundle import resolve_model
 
     if native and isa:
         raise click.UsageError("--native and --isa are two different builds; choose one")

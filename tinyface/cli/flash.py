@@ -47,7 +47,7 @@ def flash(ctx, board, model_path, port, project_dir, enroll_dir, kernels, dry_ru
     """
     from tinyface.boards import load_board
     from tinyface.console import debug, err_console, info, print_json
-    from tinyface.flash import flash as flash_board
+    from tinyface.device.flash import flash as flash_board
 
     settings = load_settings(ctx, {"firmware": {"board": board, "kernels": kernels}}, set_items)
     b = load_board(settings.firmware.board)

@@ -34,9 +34,9 @@ def profile(board, model_path, measured, as_json):
     from pathlib import Path
 
     from tinyface.boards import load_board
+    from tinyface.boards.profile import profile_model
     from tinyface.errors import ModelError
-    from tinyface.bundle import resolve_model
-    from tinyface.profile import profile_model
+    from tinyface.model.bundle import resolve_model
 
     b = load_board(board)
     path = resolve_model(model_path, b.name)
@@ -45,9 +45,9 @@ def profile(board, model_path, measured, as_json):
     if not path.is_file():
         raise ModelError(f"no model at {path}", hint="pass --model PATH (a bundle folder or a .tflite)")
     if measured:
-        from tinyface.bundle import load_bundle
         from tinyface.console import err_console
         from tinyface.device.isa_profile import profile_measured
+        from tinyface.model.bundle import load_bundle
 
         with err_console().status("building the ESP32-C3 (rv32imc) firmware and counting instructions"):
             result = profile_measured(load_bundle(path), b)

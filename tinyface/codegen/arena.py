@@ -36,7 +36,7 @@ def measure_arena_bytes(model_bytes: bytes) -> int:
     Raises:
         ModelError: TFLM cannot load the model even with a 16 MiB arena.
     """
-    from tinyface.runtime import TflmRunner
+    from tinyface.model.runtime import TflmRunner
 
     last: Exception | None = None
     for probe in _PROBE_ARENAS:

@@ -17,7 +17,7 @@ from tinyface.codegen.arena import ArenaPlan
 from tinyface.errors import BudgetError
 from tinyface.protocol import spec
 
-# These mirror firmware/src/platform_esp.cc.j2 and tinyface_app.cc.j2 (a test keeps them equal).
+# These mirror firmware/src/platform_esp.cc.j2 and tinyface_app.cc (a test keeps them equal).
 UART_RX_BYTES = ((spec.MAX_FRAME + 1 + 127) // 128) * 128 + 128
 UART_TX_BYTES = 2048
 GALLERY_HEADER_BYTES = 4 + 2 + 2 + spec.MODEL_HASH_BYTES

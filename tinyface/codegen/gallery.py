@@ -37,11 +37,10 @@ def enroll_folder(directory: str | Path, bundle, settings, progress=None) -> lis
     """
     import numpy as np
 
-    from tinyface.bundle import dequantize_output, quantize_input
     from tinyface.data.cache import FaceCache
     from tinyface.data.dataset import load_dataset
     from tinyface.data.faces import FaceSpec, prepare_faces
-    from tinyface.runtime import TflmRunner
+    from tinyface.model.embedder import Embedder
 
     dataset = load_dataset(directory, min_identities=1)
     people = dataset.identities
@@ -62,17 +61,13 @@ def enroll_folder(directory: str | Path, bundle, settings, progress=None) -> lis
         faces = prepare_faces([im.path for im in images], face_spec, cache, workers=settings.data.workers,
                               progress=progress)
     refuse_unusable(faces, directory)
-    runner = TflmRunner(bundle.model_bytes)
+    embedder = Embedder.for_bundle(bundle, "tflm")  # the firmware's kernels and its quantization
     result = []
     for name in people:
         idx = [i for i, im in enumerate(images) if im.identity == name and faces.ok[i]]
         if not idx:
             raise DataError(f"no usable image of {name!r} in {directory}")
-        out = runner.run(quantize_input(faces.crops[idx], meta))
-        emb = dequantize_output(out, meta).astype(np.float32)
-        norms = np.linalg.norm(emb, axis=1, keepdims=True)
-        unit = emb / np.where(norms > 0, norms, 1.0)
-        total = unit.sum(axis=0, dtype=np.float32)
+        total = embedder.embed(faces.crops[idx]).sum(axis=0, dtype=np.float32)
         result.append(GalleryPerson(name, len(idx), tuple(float(v) for v in total)))
     return result
 

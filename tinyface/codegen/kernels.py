@@ -391,7 +391,7 @@ def model_kernel_specs(model_bytes: bytes) -> tuple[list[KernelSpec], list[str]]
     Raises:
         ModelError: the flatbuffer cannot be read.
     """
-    from tinyface.graph import _enum_names, _schema
+    from tinyface.model.graph import _enum_names, _schema
 
     schema = _schema()
     data = bytes(model_bytes)

@@ -115,8 +115,8 @@ RESOLVER_METHODS: dict[str, str] = {
 
 
 def model_op_names(model_bytes: bytes) -> list[str]:
-    """The builtin op names a .tflite model uses, in order of first use (see tinyface.graph)."""
-    from tinyface.graph import analyze
+    """The builtin op names a .tflite model uses, in order of first use (see tinyface.model.graph)."""
+    from tinyface.model.graph import analyze
 
     return list(analyze(model_bytes).op_names)
 

@@ -66,7 +66,7 @@ class FaceSpec:
                                size=self.crop_size, channels=self.channels, padding=self.padding)
 
     def teacher_digest(self) -> str:
-        from tinyface.train.teacher import TEACHER_VERSION
+        from tinyface.teacher import TEACHER_VERSION
 
         return settings_digest(aligner=self.aligner_id, upsample=self.detector_upsample, teacher=TEACHER_VERSION,
                                size=self.teacher_chip_size, padding=self.teacher_padding,
@@ -190,7 +190,7 @@ class _TeacherQueue:
     def flush(self) -> None:
         if not self.waiting:
             return
-        from tinyface.train.teacher import embed_chips
+        from tinyface.teacher import embed_chips
 
         embeddings = iter(embed_chips([c for _, r in self.waiting for c in r["chips"].values()]))
         waiting, self.waiting, self.n_chips = self.waiting, [], 0

@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tinyface import __version__
-from tinyface.bundle import Bundle
-from tinyface.costmodel import CostModel
+from tinyface.boards.costmodel import CostModel
+from tinyface.model.bundle import Bundle
+from tinyface.model.embedder import l2_normalize
 from tinyface.protocol import spec
 from tinyface.protocol.codec import Fault, Frame, StreamDecoder, encode_frame
 
@@ -68,7 +69,7 @@ class Gallery:
             self.names[slot] = name
             self.samples[slot] = 0
             self.sums[slot] = 0
-        self.sums[slot] += _unit(embedding)
+        self.sums[slot] += l2_normalize(embedding)
         self.samples[slot] += 1
         return slot
 
@@ -83,20 +84,14 @@ class Gallery:
     def identify(self, embedding: np.ndarray) -> tuple[int, float]:
         """(best slot, cosine similarity), or (-1, -1.0) when empty; lowest slot wins ties."""
         best, best_sim = -1, -1.0
-        e = _unit(embedding)
+        e = l2_normalize(embedding)
         for i, n in enumerate(self.names):
             if n is None:
                 continue
-            sim = float(np.dot(e, _unit(self.sums[i])))
+            sim = float(np.dot(e, l2_normalize(self.sums[i])))
             if best < 0 or sim > best_sim:
                 best, best_sim = i, sim
         return best, best_sim
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    v = np.asarray(v, np.float32)
-    norm = float(np.linalg.norm(v))
-    return v / norm if norm > 0 else v
 
 
 @dataclass
@@ -116,18 +111,21 @@ class EmulatedBoard:
 
     def __init__(self, bundle: Bundle, board_name: str, cost_model: CostModel, faults: Faults | None = None,
                  firmware_version: str = FIRMWARE_VERSION, arena_bytes: int = 0, flags: int = spec.Flag.EMULATED):
-        from tinyface.profile import profile_model
-        from tinyface.runtime import DEFAULT_ARENA_BYTES, TflmRunner
+        from tinyface.boards.profile import profile_model
+        from tinyface.model.embedder import Embedder
+        from tinyface.model.runtime import DEFAULT_ARENA_BYTES
 
         self.bundle = bundle
         self.meta = bundle.meta
         model_bytes = bundle.model_bytes
         self.model_sha256 = bytes.fromhex(bundle.model_hash)
-        self.runner = TflmRunner(model_bytes, arena_bytes or max(DEFAULT_ARENA_BYTES, 2 * self.meta.arena_bytes))
-        self.arena_used_bytes = self.runner.arena_used_bytes()
-        self.input_shape = tuple(self.runner.input_shape)
+        # the firmware's kernels, and model.json's quantization as the firmware has it compiled in
+        self.embedder = Embedder.for_bundle(bundle, "tflm",
+                                            arena_bytes or max(DEFAULT_ARENA_BYTES, 2 * self.meta.arena_bytes))
+        self.arena_used_bytes = self.embedder.runner.arena_used_bytes()
+        self.input_shape = self.embedder.input_shape
         self.input_bytes = int(np.prod(self.input_shape))
-        self.output_size = int(np.prod(self.runner.output_details["shape"]))
+        self.output_size = self.embedder.output_size
         self.profile = profile_model(model_bytes, cost_model, board=board_name)
         self.cpu_hz = int(round(cost_model.cpu_mhz * 1e6))
         self.est_cycles = self.profile.total_est_cycles
@@ -243,14 +241,14 @@ class EmulatedBoard:
     def _invoke(self, payload: bytes) -> tuple[np.ndarray, int]:
         x = np.frombuffer(payload, dtype=np.int8).reshape(self.input_shape)
         start = time.perf_counter_ns()
-        out = self.runner.run_one(x).astype(np.int8)
+        out = self.embedder.run(x)[0].astype(np.int8)
         wall_us = (time.perf_counter_ns() - start) // 1000
         self.stats.invokes += 1
         self.stats.host_wall_us_total += wall_us
         return out, int(wall_us)
 
     def _embedding(self, out_int8: np.ndarray) -> np.ndarray:
-        return (out_int8.astype(np.float32) - self.meta.output_zero_point) * np.float32(self.meta.output_scale)
+        return self.embedder.dequantize(out_int8)
 
     def info_payload(self) -> bytes:
         _, h, w, c = self.input_shape

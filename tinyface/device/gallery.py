@@ -21,7 +21,6 @@ the board's gallery changes, and the error names every refused photo with its re
 from __future__ import annotations
 
 import contextlib
-import json
 import unicodedata
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,8 +28,9 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from tinyface.bundle import Bundle, load_bundle, quantize_input
 from tinyface.errors import DataError, GalleryError, GalleryFullError, ModelError
+from tinyface.model.bundle import Bundle, load_bundle, read_meta
+from tinyface.model.embedder import quantize_input
 from tinyface.protocol import spec
 from tinyface.protocol.client import Client, DeviceInfo, RemoteError
 
@@ -78,11 +78,12 @@ def open_board(port: str, board: str = "esp32", baud: int | None = None, timeout
         DeviceError: the port cannot be opened, or ``auto`` found none or several boards.
     """
     from tinyface.boards import load_board
-    from tinyface.protocol.client import find_port, open_serial
+    from tinyface.device.ports import find_port
+    from tinyface.protocol.client import open_serial
 
     b = load_board(board)
     if port == "auto":
-        port = find_port(b.usb_ids, b.name)
+        port = find_port(b)
     baud = baud or b.baud
     # boards whose adapter holds the chip in reset with RTS/DTR asserted (ESP32-CAM) say so
     # in their board file, where this tinyface knows that setting
@@ -105,7 +106,7 @@ def board_bundle(client: Client, model_path: str | Path | None = None) -> tuple[
         ModelError: no released model matches the board's.
         DeviceError: no answer.
     """
-    from tinyface.bench import handshake
+    from tinyface.device.bench import handshake
 
     if model_path is not None:
         bundle = load_bundle(model_path)
@@ -125,8 +126,8 @@ def find_bundle(sha256: str, roots: Sequence[Path] | None = None) -> Bundle | No
     for root in roots if roots is not None else [models_dir()]:
         for meta in sorted(Path(root).glob("*/model.json")):
             try:
-                recorded = json.loads(meta.read_text(encoding="utf-8")).get("sha256")
-            except (OSError, ValueError, AttributeError):
+                recorded = read_meta(meta)[1]
+            except ModelError:
                 continue
             if recorded == sha256:
                 try:
@@ -167,9 +168,9 @@ def align_photos(paths: Sequence[str | Path], bundle: Bundle, cache_dir: str | P
                  progress: Callable[[int], None] | None = None) -> AlignedPhotos:
     """Find, align and quantize the face in each photo for ``bundle``; photos without a
     usable face (unreadable, or the detector found none) are marked refused with the reason."""
-    from tinyface.bench import face_spec
     from tinyface.data.cache import FaceCache, content_hash
     from tinyface.data.faces import prepare_faces
+    from tinyface.device.bench import face_spec
 
     fs = face_spec(bundle)
     with FaceCache(cache_dir) as cache:
@@ -196,12 +197,12 @@ def align_photos(paths: Sequence[str | Path], bundle: Bundle, cache_dir: str | P
 
 def embeddings(client: Client, info: DeviceInfo, x_int8: np.ndarray) -> np.ndarray:
     """The board's embeddings (INFER, dequantized and L2-normalised) of ``x_int8``."""
-    from tinyface.evaluate import l2n
+    from tinyface.model.embedder import dequantize_output, l2_normalize
 
     if len(x_int8) == 0:
-        return np.zeros((0, info.output_size))
+        return np.zeros((0, info.output_size), np.float32)
     out = np.stack([r.output for r in client.infer_many(x_int8)])
-    return l2n((out.astype(np.float32) - info.output_zero_point) * info.output_scale)
+    return l2_normalize(dequantize_output(out, info))
 
 
 # --- enroll -------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """`tinyface profile --measured`: each op's instructions counted on the ESP32-C3
 instruction-set emulator (tinyface.device.isa) beside the board's cost-model estimate
-(tinyface.profile). It lives with the devices so that the estimate, which a build uses, never
+(tinyface.boards.profile). It lives with the devices so that the estimate, which a build uses, never
 imports the emulator.
 """
 
@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from tinyface.boards.profile import _count, profile_model
 from tinyface.device.isa import check_board, measure_profile, prepare_isa
 from tinyface.errors import ModelError
-from tinyface.profile import _count, profile_model
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,9 @@ import socket
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
-from tinyface.errors import DeviceError, ToolchainError
+from tinyface.errors import ToolchainError
 
 REGISTRY_HOST = "api.registry.platformio.org"
 REGISTRY_TIMEOUT_S = 3.0
@@ -118,41 +117,6 @@ def check_platform(board) -> None:
         f"and its registry ({REGISTRY_HOST}) cannot be reached",
         hint=f"with internet access run `pio pkg install -g -p {board.pio_platform}` once (check with "
              f"`pio pkg list -g`), or try the firmware without a board: `tinyface emulate --native`")
-
-
-@dataclass(frozen=True)
-class SerialPort:
-    device: str
-    vid: int | None
-    pid: int | None
-    description: str
-
-    def label(self) -> str:
-        ids = f" {self.vid:04X}:{self.pid:04X}" if self.vid is not None and self.pid is not None else ""
-        return f"{self.device}{ids}"
-
-
-def list_serial_ports() -> list[SerialPort]:
-    """Serial ports pyserial sees, with their USB ids where they have them."""
-    from serial.tools import list_ports
-
-    return [SerialPort(p.device, p.vid, p.pid, p.description or "") for p in list_ports.comports()]
-
-
-def detect_port(board, ports: list[SerialPort] | None = None) -> str:
-    """The first serial port whose USB VID:PID is one of the board's (boards/<name>.toml).
-
-    Raises:
-        DeviceError: no such port; the message lists the ports seen.
-    """
-    ports = list_serial_ports() if ports is None else ports
-    wanted = set(board.usb_ids)
-    matches = [p for p in ports if (p.vid, p.pid) in wanted]
-    if matches:
-        return matches[0].device
-    seen = ", ".join(p.label() for p in ports) or "none"
-    raise DeviceError(f"no {board.name} board connected: no serial port with USB id {', '.join(board.usb_ids_hex)}; "
-                      f"ports seen: {seen}", hint="connect the board, or pass --port")
 
 
 def run_pio(args: list[str], cwd: str | Path | None = None, on_line=None) -> tuple[int, list[str]]:

@@ -463,24 +463,3 @@ def open_serial(port: str, baud: int, timeout_s: float = 0.1, release_rts_dtr: b
     time.sleep(boot_wait_s)
     transport.reset_input_buffer()  # the boot ROM's messages, at another baud rate
     return transport
-
-
-def find_port(usb_ids: Iterable[tuple[int, int]], board: str = "") -> str:
-    """The serial port of the one connected device whose USB VID:PID is in ``usb_ids``.
-
-    Raises:
-        DeviceError: none or several match (the message lists the ports seen).
-    """
-    from serial.tools import list_ports
-
-    wanted = {(int(v), int(p)) for v, p in usb_ids}
-    ports = list(list_ports.comports())
-    matches = [p.device for p in ports if p.vid is not None and (p.vid, p.pid) in wanted]
-    if len(matches) == 1:
-        return matches[0]
-    seen = ", ".join(f"{p.device} ({p.vid:04X}:{p.pid:04X})" if p.vid is not None else p.device for p in ports) or "none"
-    ids = ", ".join(f"{v:04X}:{p:04X}" for v, p in sorted(wanted))
-    if not matches:
-        raise DeviceError(f"no {board or 'board'} found by USB id ({ids}); ports seen: {seen}",
-                          hint="connect the board, or pass --port PATH")
-    raise DeviceError(f"several ports match {board or 'the board'}: {', '.join(matches)}", hint="pass --port PATH")

@@ -29,7 +29,7 @@ def convert_int8(model, calibration_uint8: np.ndarray) -> bytes:
     """
     import tensorflow as tf
 
-    from tinyface.bundle import normalize
+    from tinyface.model.embedder import normalize
 
     calib = normalize(calibration_uint8)
     span = np.linspace(-1.0, 127.0 / 128.0, calib[0].size, dtype=np.float32).reshape(calib[0].shape)
@@ -54,7 +54,7 @@ def convert_int8(model, calibration_uint8: np.ndarray) -> bytes:
 def bundle_meta(model_bytes: bytes, embedding_dim: int | None = None, **fields):
     """The ModelMeta of an int8 model: shapes and quantization read from the flatbuffer
     itself, the rest (threshold, name, ...) from ``fields``."""
-    from tinyface.bundle import ModelMeta
+    from tinyface.model.bundle import ModelMeta
 
     io = io_quantization(model_bytes)
     return ModelMeta(input_shape=io["input_shape"], input_scale=io["input_scale"],
@@ -75,19 +75,16 @@ def quantize_aware(model, prune_preserving: bool = False):
 
 
 def io_quantization(model_bytes: bytes) -> dict:
-    """Input/output shapes and (scale, zero point) of a TFLite model, read without TensorFlow."""
-    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
+    """Input/output shapes, (scale, zero point) and element types of a TFLite model, read
+    without TensorFlow by the one flatbuffer reader (:func:`tinyface.model.graph.analyze`).
 
-    m = fb.ModelT.InitFromObj(fb.Model.GetRootAsModel(bytearray(model_bytes), 0))
-    g = m.subgraphs[0]
+    Raises:
+        ModelError: not a TFLite flatbuffer.
+    """
+    from tinyface.model.graph import analyze
 
-    def q(t):
-        tensor = g.tensors[t]
-        qp = tensor.quantization
-        scale = float(qp.scale[0]) if qp is not None and qp.scale is not None and len(qp.scale) else 0.0
-        zp = int(qp.zeroPoint[0]) if qp is not None and qp.zeroPoint is not None and len(qp.zeroPoint) else 0
-        return [int(v) for v in tensor.shape], scale, zp, int(tensor.type)
-
-    (in_shape, in_scale, in_zp, in_type), (out_shape, out_scale, out_zp, out_type) = q(g.inputs[0]), q(g.outputs[0])
-    return dict(input_shape=in_shape, input_scale=in_scale, input_zero_point=in_zp, input_type=in_type,
-                output_shape=out_shape, output_scale=out_scale, output_zero_point=out_zp, output_type=out_type)
+    graph = analyze(model_bytes)
+    i, o = graph.input, graph.output
+    return dict(input_shape=list(i.shape), input_scale=i.scale, input_zero_point=i.zero_point,
+                input_type=i.type_code, output_shape=list(o.shape), output_scale=o.scale,
+                output_zero_point=o.zero_point, output_type=o.type_code)

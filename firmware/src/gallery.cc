@@ -1,0 +1,149 @@
+#include "gallery.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "gallery_data.h"
+#include "platform.h"
+
+namespace {
+
+constexpr uint32_t kMagic = 0x31474654u;  // "TFG1"
+constexpr uint16_t kFormat = 1;
+constexpr const char* kStorageKey = "gallery";
+
+float Dot(const float* a, const float* b) {
+  float s = 0.0f;
+  for (int i = 0; i < TF_MODEL_OUTPUT_SIZE; i++) s += a[i] * b[i];
+  return s;
+}
+
+// Well-formed UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing past U+10FFFF.
+bool ValidUtf8(const unsigned char* s, int n) {
+  int i = 0;
+  while (i < n) {
+    unsigned char c = s[i];
+    int len;
+    unsigned char lo = 0x80, hi = 0xBF;  // the allowed range of the second byte
+    if (c < 0x80) len = 1;
+    else if (c >= 0xC2 && c <= 0xDF) len = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+      if (c == 0xE0) lo = 0xA0;       // overlong
+      else if (c == 0xED) hi = 0x9F;  // surrogates
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+      if (c == 0xF0) lo = 0x90;       // overlong
+      else if (c == 0xF4) hi = 0x8F;  // past U+10FFFF
+    } else {
+      return false;
+    }
+    if (i + len > n) return false;
+    for (int k = 1; k < len; k++) {
+      unsigned char b = s[i + k];
+      if (k == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xBF)) return false;
+    }
+    i += len;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool tf_valid_name_field(const char* field) {
+  if (field[0] == 0 || field[TF_MAX_NAME_BYTES - 1] != 0) return false;
+  bool ended = false;
+  int length = 0;
+  for (int i = 0; i < TF_MAX_NAME_BYTES; i++) {
+    if (field[i] == 0) ended = true;
+    else if (ended) return false;
+    else length = i + 1;
+  }
+  return ValidUtf8(reinterpret_cast<const unsigned char*>(field), length);
+}
+
+void Gallery::Load() {
+  int got = tf_storage_load(kStorageKey, &blob_, sizeof(blob_));
+  if (got == (int)sizeof(blob_) && blob_.magic == kMagic && blob_.format == kFormat &&
+      blob_.embedding_dim == TF_MODEL_OUTPUT_SIZE &&
+      memcmp(blob_.model_sha256, kTfModelSha256, TF_MODEL_HASH_BYTES) == 0) {
+    return;
+  }
+  memset(&blob_, 0, sizeof(blob_));
+  blob_.magic = kMagic;
+  blob_.format = kFormat;
+  blob_.embedding_dim = TF_MODEL_OUTPUT_SIZE;
+  memcpy(blob_.model_sha256, kTfModelSha256, TF_MODEL_HASH_BYTES);
+#if TF_GALLERY_BUILTIN_COUNT > 0
+  for (int p = 0; p < TF_GALLERY_BUILTIN_COUNT && p < TF_GALLERY_CAPACITY; p++) {
+    TfPerson& person = blob_.people[p];
+    strncpy(person.name, kTfBuiltinGallery[p].name, TF_MAX_NAME_BYTES - 1);
+    person.samples = kTfBuiltinGallery[p].samples;
+    memcpy(person.sum, kTfBuiltinGallery[p].sum, sizeof(person.sum));
+  }
+#endif
+}
+
+bool Gallery::Save() { return tf_storage_save(kStorageKey, &blob_, sizeof(blob_)) == 0; }
+
+uint16_t Gallery::count() const {
+  uint16_t n = 0;
+  for (const TfPerson& p : blob_.people) n += p.name[0] != 0;
+  return n;
+}
+
+int Gallery::Find(const char* name_field) const {
+  for (int i = 0; i < TF_GALLERY_CAPACITY; i++) {
+    if (blob_.people[i].name[0] != 0 && memcmp(blob_.people[i].name, name_field, TF_MAX_NAME_BYTES) == 0) return i;
+  }
+  return -1;
+}
+
+int Gallery::Enroll(const char* name_field, const float* unit_embedding) {
+  int slot = Find(name_field);
+  if (slot < 0) {
+    for (int i = 0; i < TF_GALLERY_CAPACITY && slot < 0; i++) {
+      if (blob_.people[i].name[0] == 0) slot = i;
+    }
+    if (slot < 0) return -1;
+    TfPerson& fresh = blob_.people[slot];
+    memset(&fresh, 0, sizeof(fresh));
+    memcpy(fresh.name, name_field, TF_MAX_NAME_BYTES);
+  }
+  TfPerson& person = blob_.people[slot];
+  for (int i = 0; i < TF_MODEL_OUTPUT_SIZE; i++) person.sum[i] += unit_embedding[i];
+  person.samples += 1;
+  return slot;
+}
+
+uint16_t Gallery::Delete(const char* name_field) {
+  bool everyone = true;
+  for (int i = 0; i < TF_MAX_NAME_BYTES; i++) everyone = everyone && name_field[i] == 0;
+  if (everyone) {
+    uint16_t removed = count();
+    memset(blob_.people, 0, sizeof(blob_.people));
+    return removed;
+  }
+  int slot = Find(name_field);
+  if (slot < 0) return 0;
+  memset(&blob_.people[slot], 0, sizeof(TfPerson));
+  return 1;
+}
+
+int Gallery::Identify(const float* embedding, float* similarity) const {
+  int best = -1;
+  float best_sim = -1.0f;
+  const float norm = sqrtf(Dot(embedding, embedding));
+  for (int i = 0; i < TF_GALLERY_CAPACITY; i++) {
+    const TfPerson& p = blob_.people[i];
+    if (p.name[0] == 0) continue;
+    const float denom = norm * sqrtf(Dot(p.sum, p.sum));
+    const float sim = denom > 0.0f ? Dot(embedding, p.sum) / denom : 0.0f;
+    if (best < 0 || sim > best_sim) {
+      best = i;
+      best_sim = sim;
+    }
+  }
+  *similarity = best < 0 ? -1.0f : best_sim;
+  return best;
+}

@@ -1,0 +1,79 @@
+"""`tinyface profile`: per-layer estimates from the board's cost model, totals, --json, errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tinyface.boards import load_board
+from tinyface.model.graph import analyze
+from tinyface.boards.profile import default_model_dir, profile_model
+from tinyface.resources import models_dir
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "tinyface.cli.main", "profile", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_profile_prices_every_layer_with_the_board_cost_model(tiny_bundle):
+    board = load_board("esp32")
+    result = profile_model(tiny_bundle.model_bytes, board.cost_model, board="esp32")
+    graph = analyze(tiny_bundle.model_bytes)
+    assert [layer.op for layer in result.layers] == [layer.op for layer in graph.layers]
+    for est, layer in zip(result.layers, graph.layers):
+        assert est.est_ms == pytest.approx(board.cost_model.estimate_ms(layer.op, layer.macs, layer.elements))
+    assert result.total_est_ms == pytest.approx(sum(layer.est_ms for layer in result.layers))
+    assert result.total_macs == graph.total_macs and result.total_params == graph.total_params
+    assert result.total_est_cycles == round(result.total_est_ms * board.cpu_mhz * 1e3)
+    faster = profile_model(tiny_bundle.model_bytes, load_board("esp32s3").cost_model)
+    assert faster.total_est_ms < result.total_est_ms  # the S3's vector unit: fewer cycles per MAC
+
+
+def test_profile_json(tiny_bundle):
+    proc = _cli("--board", "esp32c3", "--model", str(tiny_bundle.model_path.parent), "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["board"] == "esp32c3" and data["estimated"] is True
+    assert data["total_macs"] == analyze(tiny_bundle.model_bytes).total_macs
+    assert len(data["layers"]) == 5 and data["layers"][0]["op"] == "CONV_2D"
+    assert data["cost_source"] == load_board("esp32c3").cost_model.source
+
+
+def test_profile_table_names_the_estimate_and_its_source(tiny_bundle):
+    proc = _cli("--model", str(tiny_bundle.model_path))
+    assert proc.returncode == 0, proc.stderr
+    assert "ESTIMATED" in proc.stdout and "DEPTHWISE_CONV_2D" in proc.stdout
+    assert "cost model: " in proc.stdout and "esp-tflite-micro" in proc.stdout
+
+
+def test_profile_bad_inputs_are_one_line(tmp_path):
+    proc = _cli("--board", "nope", "--model", str(tmp_path))
+    assert proc.returncode == 3 and proc.stderr.count("\n") == 1 and "unknown board" in proc.stderr
+    proc = _cli("--model", str(tmp_path / "missing"))
+    assert proc.returncode == 6 and proc.stderr.count("\n") == 1 and "no model" in proc.stderr
+    (tmp_path / "bad.tflite").write_bytes(b"not a model at all")
+    proc = _cli("--model", str(tmp_path / "bad.tflite"))
+    assert proc.returncode == 6 and "not a TFLite model" in proc.stderr
+
+
+def test_profile_refuses_a_float_model(tmp_path):
+    # issue #17: a float model was priced as if it ran the int8 kernels
+    import tensorflow as tf
+    import tf_keras as keras
+
+    inp = keras.Input((16, 16, 1))
+    model = keras.Model(inp, keras.layers.Dense(4)(keras.layers.Flatten()(keras.layers.Conv2D(4, 3)(inp))))
+    (tmp_path / "float.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    proc = _cli("--model", str(tmp_path / "float.tflite"))
+    assert proc.returncode == 6 and proc.stderr.count("\n") == 1
+    assert "FLOAT32" in proc.stderr and "int8" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_default_model_is_the_released_one_or_a_clear_error():
+    if (models_dir() / "esp32" / "model.tflite").is_file():
+        assert default_model_dir("esp32") == models_dir() / "esp32"
+        return
+    proc = _cli()
+    assert proc.returncode == 6 and "--model" in proc.stderr and proc.stderr.count("\n") == 1

@@ -1,0 +1,185 @@
+"""`tinyface flash`: dry runs for every board, and the error paths with the real `pio`
+executable, which must end in seconds with one line (PlatformIO alone would retry its
+registry for about a minute)."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tinyface.boards import board_names, load_board
+
+BOARDS = ["esp32", "esp32s3", "esp32c3", "esp32cam"]
+
+
+def _flash(*args, env=None, cwd=None, timeout=120):
+    start = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "tinyface.cli.main", "flash", *args], capture_output=True,
+                            text=True, timeout=timeout, env={**os.environ, **(env or {})}, cwd=cwd)
+    return result, time.monotonic() - start
+
+
+@pytest.fixture
+def pio_home(tmp_path):
+    """An empty PlatformIO home: the espressif32 platform is not installed."""
+    home = tmp_path / "pio-home"
+    home.mkdir()
+    return home
+
+
+@pytest.fixture
+def pio_home_with_platform(tmp_path):
+    """A PlatformIO home whose platforms/ lists espressif32 6.9.0 (a real package manifest;
+    the boundary faked is the toolchain download, which cannot happen offline)."""
+    home = tmp_path / "pio-home-installed"
+    (home / "platforms" / "espressif32").mkdir(parents=True)
+    (home / "platforms" / "espressif32" / "platform.json").write_text(json.dumps({"name": "espressif32",
+                                                                                  "version": "6.9.0"}))
+    return home
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_dry_run_renders_a_project_for_each_board(board, tiny_bundle, tmp_path):
+    result, _ = _flash("--board", board, "--model", str(tiny_bundle.model_path.parent), "--dry-run",
+                       "--project-dir", str(tmp_path / board), "--json")
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["board"] == board and out["uploaded"] is False and out["port"] is None
+    project = out["project"]
+    assert project["model_sha256"] == tiny_bundle.model_hash
+    assert sorted(project["ops"]) == ["CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MEAN"]
+    assert project["budget"]["mac_budget"] == load_board(board).mac_budget
+    assert f"board = {load_board(board).pio_board}" in (tmp_path / board / "platformio.ini").read_text()
+
+
+def test_dry_run_default_project_dir_and_summary(tiny_bundle, tmp_path):
+    result, _ = _flash("--board", "esp32", "--model", str(tiny_bundle.model_path.parent), "--dry-run", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "build/firmware/esp32/platformio.ini").is_file()
+    assert "dry run: nothing built or flashed" in result.stderr and "arena:" in result.stderr
+
+
+def test_no_platform_and_no_registry_fails_in_seconds_with_one_line(tiny_bundle, pio_home, tmp_path):
+    from tinyface.device.platformio import registry_reachable
+
+    if registry_reachable():
+        pytest.skip("PlatformIO's registry is reachable here: `pio run` would download the platform")
+    result, elapsed_s = _flash("--board", "esp32", "--model", str(tiny_bundle.model_path.parent),
+                               "--project-dir", str(tmp_path / "p"), env={"PLATFORMIO_CORE_DIR": str(pio_home)})
+    assert result.returncode == 9, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "platform 'espressif32' is not installed" in lines[0] and "pio pkg install" in lines[0]
+    assert elapsed_s < 10, f"took {elapsed_s:.1f} s"
+    assert (tmp_path / "p/platformio.ini").is_file()  # the project is still rendered
+
+
+def test_no_board_connected_lists_the_ports_seen(tiny_bundle, pio_home_with_platform, tmp_path):
+    from tinyface.device.ports import list_serial_ports
+
+    board = load_board("esp32")
+    if any((p.vid, p.pid) in board.usb_ids for p in list_serial_ports()):
+        pytest.skip("a board with ESP32 USB ids is connected")
+    result, elapsed_s = _flash("--board", "esp32", "--model", str(tiny_bundle.model_path.parent),
+                               "--project-dir", str(tmp_path / "p"),
+                               env={"PLATFORMIO_CORE_DIR": str(pio_home_with_platform)})
+    assert result.returncode == 7, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no esp32 board connected" in lines[0] and "ports seen:" in lines[0]
+    assert "10C4:EA60" in lines[0]
+    assert elapsed_s < 10
+
+
+def test_platform_check_reads_platformio_manifests(pio_home_with_platform, monkeypatch):
+    from tinyface.device.platformio import platform_installed
+
+    monkeypatch.setenv("PLATFORMIO_CORE_DIR", str(pio_home_with_platform))
+    assert platform_installed("espressif32@6.9.0") and platform_installed("espressif32@^6.0.0")
+    assert not platform_installed("espressif32@6.8.0") and not platform_installed("atmelavr")
+
+
+def test_real_pio_failure_is_one_line(tiny_bundle, tmp_path):
+    """The real `pio` fails on the generated project (asked for an environment it does not
+    have): its output is streamed and the failure becomes one line with its error."""
+    from tinyface.codegen import generate_project
+    from tinyface.device.platformio import build_and_upload
+    from tinyface.errors import ToolchainError
+
+    generate_project(tiny_bundle, load_board("esp32"), tmp_path)
+    lines = []
+    start = time.monotonic()
+    with pytest.raises(ToolchainError) as info:
+        build_and_upload(tmp_path, "esp32s3", port=None, upload=False, on_line=lines.append)
+    assert time.monotonic() - start < 30
+    assert any("Unknown environment names 'esp32s3'" in line for line in lines)
+    line = info.value.one_line()
+    assert line.startswith("PlatformIO build failed (exit 1):") and "Unknown environment names" in line
+
+
+def test_default_model_prefers_a_build(tiny_bundle, tmp_path, monkeypatch):
+    import shutil
+
+    from tinyface.device.flash import resolve_model
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(tiny_bundle.model_path.parent, tmp_path / "build" / "esp32")
+    assert resolve_model(None, load_board("esp32")) == tmp_path.joinpath("build", "esp32").relative_to(tmp_path)
+    assert resolve_model(None, load_board("esp32c3")).as_posix() == "build/esp32"  # the esp32 preset fits it
+    assert resolve_model("x/y", load_board("esp32")).as_posix() == "x/y"
+
+
+def test_unknown_board_and_help():
+    result, _ = _flash("--board", "esp8266", "--dry-run")
+    assert result.returncode == 3 and "unknown board 'esp8266'" in result.stderr
+    assert set(board_names()) >= set(BOARDS)
+    help_result, _ = _flash("--help")
+    assert help_result.returncode == 0 and "--dry-run" in help_result.stdout and "--enroll" in help_result.stdout
+
+
+def test_enroll_folder_compiles_a_gallery(tiny_bundle, lfw_dir, tmp_path):
+    """--enroll: real LFW photos, aligned and embedded by the int8 model, end up in gallery_data.h."""
+    import shutil
+
+    people = tmp_path / "people"
+    for name in ("Alvaro_Uribe", "Amelie_Mauresmo"):
+        (people / name[:15]).mkdir(parents=True)
+        for photo in sorted((lfw_dir / "images" / name).glob("*.jpg"))[:2]:
+            shutil.copy(photo, people / name[:15] / photo.name)
+    result, _ = _flash("--board", "esp32", "--model", str(tiny_bundle.model_path.parent), "--dry-run", "--json",
+                       "--enroll", str(people), "--project-dir", str(tmp_path / "p"),
+                       env={"TINYFACE_DATA": str(lfw_dir)}, timeout=600)
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "p/src/gallery_data.h").read_text()
+    assert "#define TF_GALLERY_BUILTIN_COUNT 2" in text
+    assert '{"Alvaro_Uribe", 2, {' in text and '{"Amelie_Mauresmo", 2, {' in text
+    assert json.loads(result.stdout)["project"]["budget"]["gallery_flash_bytes"] > 0
+
+
+def test_a_folder_with_the_users_own_platformio_ini_is_refused_unless_forced(tiny_bundle, tmp_path):
+    project = tmp_path / "mine"
+    project.mkdir()
+    mine = "[env:mine]\nplatform = espressif32\nboard = esp32dev\n"
+    (project / "platformio.ini").write_text(mine)
+    args = ("--board", "esp32", "--model", str(tiny_bundle.model_path.parent), "--dry-run", "--project-dir", str(project))
+    result, _ = _flash(*args)
+    assert result.returncode == 11, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tinyface: error: ") and "Traceback" not in result.stderr
+    assert "platformio.ini is not generated by tinyface" in lines[0] and "--force" in lines[0]
+    assert (project / "platformio.ini").read_text() == mine and sorted(p.name for p in project.iterdir()) == [
+        "platformio.ini"]
+    forced, _ = _flash(*args, "--force", "--json")
+    assert forced.returncode == 0, forced.stderr
+    assert "platformio.ini" in json.loads(forced.stdout)["project"]["files"]
+    assert "generated by tinyface" in (project / "platformio.ini").read_text().splitlines()[0]
+    again, _ = _flash(*args)  # now a tinyface project: regenerating it needs no --force
+    assert again.returncode == 0, again.stderr
+
+
+def test_force_is_documented_with_an_example():
+    result, _ = _flash("--help")
+    assert result.returncode == 0
+    assert "--force" in result.stdout and "--project-dir fw/ --force" in " ".join(result.stdout.split())

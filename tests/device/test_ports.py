@@ -1,0 +1,29 @@
+"""The one serial-port finder (tinyface.device.ports) that flash, bench and the gallery commands share."""
+
+import pytest
+
+from tinyface.boards import load_board
+
+
+def test_find_port_matches_usb_ids():
+    from tinyface.device.ports import SerialPort, find_port
+    from tinyface.errors import DeviceError
+
+    board = load_board("esp32s3")
+    ports = [SerialPort("/dev/ttyS0", None, None, "n/a"), SerialPort("/dev/ttyACM0", 0x303A, 0x1001, "USB JTAG")]
+    assert find_port(board, ports) == "/dev/ttyACM0"
+    with pytest.raises(DeviceError) as info:
+        find_port(load_board("esp32"), ports)
+    assert "ports seen: /dev/ttyS0, /dev/ttyACM0 303A:1001" in info.value.one_line()
+
+
+def test_find_port_refuses_several_matching_boards():
+    """Two boards of the kind connected: neither is chosen (flash and bench share this rule)."""
+    from tinyface.device.ports import SerialPort, find_port
+    from tinyface.errors import DeviceError
+
+    ports = [SerialPort("/dev/ttyACM0", 0x303A, 0x1001, "USB JTAG"), SerialPort("/dev/ttyACM1", 0x303A, 0x1001, "USB JTAG")]
+    with pytest.raises(DeviceError) as info:
+        find_port(load_board("esp32s3"), ports)
+    line = info.value.one_line()
+    assert "several ports" in line and "/dev/ttyACM0 303A:1001, /dev/ttyACM1 303A:1001" in line and "--port" in line

@@ -1,0 +1,187 @@
+"""model.json: one validating reader (tinyface.model.bundle) behind every command; a model file is never
+run without the metadata it was built with."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tinyface.model.bundle import load_bundle, model_file_meta, read_meta
+from tinyface.errors import ModelError
+
+
+@pytest.fixture
+def bundle_copy(tiny_bundle, tmp_path):
+    """A writable copy of the tiny int8 bundle."""
+    folder = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle.model_path.parent, folder)
+    return folder
+
+
+def _meta(folder):
+    return json.loads((folder / "model.json").read_text())
+
+
+def _edit(folder, **changes):
+    meta = _meta(folder)
+    meta.update(changes)
+    (folder / "model.json").write_text(json.dumps(meta))
+
+
+BAD_VALUES = [
+    ({"threshold": "high"}, "'threshold' must be a cosine similarity"),
+    ({"threshold": 3.0}, "'threshold' must be a cosine similarity"),
+    ({"crop_padding": None}, "'crop_padding' must be a number in [0, 1]"),
+    ({"input_scale": 0}, "'input_scale' must be a number > 0"),
+    ({"input_shape": [1, 48, 48]}, "'input_shape' must be [1, height, width, channels]"),
+    ({"embedding_dim": True}, "'embedding_dim' must be an integer > 0"),
+    ({"output_zero_point": 300}, "'output_zero_point' must be an int8 zero point"),
+    ({"extra": []}, "'extra' must be a JSON object"),
+    ({"colour": "red"}, "unknown key 'colour'"),
+    ({"sha256": 5}, "'sha256' must be 64 hex digits"),
+]
+
+
+@pytest.mark.parametrize("changes, needle", BAD_VALUES)
+def test_wrongly_typed_values_are_model_errors_naming_the_key(bundle_copy, changes, needle):
+    _edit(bundle_copy, **changes)
+    with pytest.raises(ModelError) as exc:
+        load_bundle(bundle_copy)
+    assert needle in exc.value.one_line() and "model.json" in exc.value.one_line()
+
+
+@pytest.mark.parametrize("text, needle", [("", "empty"), ("{not json", "not valid JSON"), ("[1, 2]", "expected a JSON object"),
+                                          ('{"threshold": 0.5}', "missing key 'input_shape'")])
+def test_empty_corrupt_or_incomplete_files_are_model_errors(bundle_copy, text, needle):
+    (bundle_copy / "model.json").write_text(text)
+    with pytest.raises(ModelError, match=needle):
+        read_meta(bundle_copy / "model.json")
+    (bundle_copy / "model.json").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ModelError, match="not UTF-8"):
+        read_meta(bundle_copy / "model.json")
+
+
+def test_a_changed_model_fails_the_hash_check_in_every_reader(bundle_copy):
+    with open(bundle_copy / "model.tflite", "ab") as f:
+        f.write(b"\0")
+    for reader in (load_bundle, model_file_meta):
+        with pytest.raises(ModelError, match="sha256 differs"):
+            reader(bundle_copy)
+
+
+def test_a_lone_model_file_is_refused_saying_what_to_pass(tiny_bundle, tmp_path):
+    for name in ("float.tflite", "student.keras"):
+        lone = tmp_path / "elsewhere" / name
+        lone.parent.mkdir(exist_ok=True)
+        lone.write_bytes(tiny_bundle.model_bytes)
+        with pytest.raises(ModelError) as exc:
+            model_file_meta(lone)
+        assert "has no model.json" in exc.value.one_line() and "bundle folder" in exc.value.one_line()
+
+
+def test_a_stage_model_of_a_build_run_gets_the_runs_crop_but_not_its_thresholds(bundle_copy):
+    _edit(bundle_copy, crop_padding=0.1)
+    stage = bundle_copy / "quantize"
+    stage.mkdir()
+    (stage / "stage.json").write_text("{}")
+    (stage / "float.tflite").write_bytes(b"float model")
+    found = model_file_meta(stage / "float.tflite")
+    assert found.meta.crop_padding == 0.1 and not found.thresholds_apply
+    assert found.meta_path == bundle_copy / "model.json"
+    bundle = model_file_meta(bundle_copy)
+    assert bundle.thresholds_apply and bundle.model_path == bundle_copy / "model.tflite"
+
+
+def test_the_evaluator_reads_model_json_through_the_bundle_reader(bundle_copy, tiny_bundle, tmp_path):
+    from tinyface.model_eval import load_model
+
+    _edit(bundle_copy, crop_padding=0.1, threshold="high")
+    with pytest.raises(ModelError, match="'threshold' must be"):
+        load_model(bundle_copy)
+    lone = tmp_path / "lone.tflite"
+    lone.write_bytes(tiny_bundle.model_bytes)
+    with pytest.raises(ModelError, match="has no model.json"):  # it used to run with padding 0.25
+        load_model(lone)
+
+
+def _cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "tinyface.cli.main", *args], capture_output=True, text=True,
+                          timeout=120, stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize("command", [
+    ("evaluate", "--model", "{m}"),
+    ("bench", "--port", "/dev/null", "--model", "{m}"),
+    ("emulate", "--once", "--model", "{m}"),
+    ("flash", "--dry-run", "--model", "{m}", "--project-dir", "{tmp}/fw"),
+])
+@pytest.mark.parametrize("text", ["", "[]", '{"threshold": "high"}', None])
+def test_every_command_answers_a_bad_model_json_with_one_line_and_exit_6(bundle_copy, tmp_path, command, text):
+    if text is None:
+        _edit(bundle_copy, threshold="high")
+    else:
+        (bundle_copy / "model.json").write_text(text)
+    proc = _cli(*(a.format(m=bundle_copy, tmp=tmp_path) for a in command))
+    assert proc.returncode == 6, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tinyface: error: bad ") and "model.json" in lines[0]
+
+
+def test_the_model_for_a_board_is_a_build_then_the_released_one(tiny_bundle, tmp_path, monkeypatch):
+    import tinyface.resources
+    from tinyface.model.bundle import resolve_model
+
+    released = tmp_path / "released"
+    monkeypatch.setattr(tinyface.resources, "models_dir", lambda: released)
+    monkeypatch.chdir(tmp_path)
+
+    def put(folder):
+        shutil.copytree(tiny_bundle.model_path.parent, folder)
+
+    with pytest.raises(ModelError, match="no model for esp32s3"):
+        resolve_model(None, "esp32s3")
+    put(released / "esp32")
+    assert resolve_model(None, "esp32s3") == released / "esp32"
+    put(tmp_path / "build" / "esp32")
+    assert resolve_model(None, "esp32s3").as_posix() == "build/esp32"
+    put(released / "esp32s3")
+    assert resolve_model(None, "esp32s3") == released / "esp32s3"  # the board's own model before the esp32 preset's
+    put(tmp_path / "build" / "esp32s3")
+    assert resolve_model(None, "esp32s3").as_posix() == "build/esp32s3"
+    (tmp_path / "build" / "esp32s3" / "model.json").unlink()  # an unfinished build is not a model
+    assert resolve_model(None, "esp32s3") == released / "esp32s3"
+    assert resolve_model("x/y", "esp32s3").as_posix() == "x/y"
+
+
+def test_flash_bench_emulate_and_profile_pick_the_same_model(tiny_bundle, tmp_path):
+    """Issue #14: flash flashed build/esp32/, then bench/emulate/profile defaulted to models/esp32/."""
+    import os
+    import select
+    import signal
+
+    from tinyface.model.bundle import load_bundle
+
+    shutil.copytree(tiny_bundle.model_path.parent, tmp_path / "build" / "esp32")  # not the released model
+    built = load_bundle(tmp_path / "build" / "esp32")
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "tinyface.cli.main", *args], capture_output=True, text=True,
+                              cwd=tmp_path, timeout=120, stdin=subprocess.DEVNULL)
+
+    flashed = run("flash", "--board", "esp32", "--dry-run", "--json")
+    assert flashed.returncode == 0, flashed.stderr
+    assert json.loads(flashed.stdout)["model"] == "build/esp32"
+    profiled = run("profile", "--board", "esp32", "--json")
+    assert profiled.returncode == 0, profiled.stderr
+    assert json.loads(profiled.stdout)["model"] == "build/esp32/model.tflite"
+    emu = subprocess.Popen([sys.executable, "-m", "tinyface.cli.main", "emulate", "--board", "esp32"], cwd=tmp_path,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        ready, _, _ = select.select([emu.stdout], [], [], 60)
+        assert ready and emu.stdout.readline().startswith("/dev/")
+    finally:
+        os.killpg(emu.pid, signal.SIGTERM)
+        _, stderr = emu.communicate(timeout=30)
+    assert f"sha256 {built.model_hash[:16]}" in stderr

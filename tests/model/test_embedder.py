@@ -1,0 +1,67 @@
+"""The one int8 embedder: quantize, run (TFLite or TFLM), dequantize, normalise."""
+
+import numpy as np
+import pytest
+
+from tinyface.errors import ModelError
+from tinyface.model.embedder import Embedder, dequantize_output, l2_normalize, quantize_input
+from tinyface.model.graph import analyze
+
+
+def _crops(bundle, n=4, seed=1):
+    _, h, w, c = bundle.meta.input_shape
+    return np.random.default_rng(seed).integers(0, 256, (n, h, w, c), dtype=np.uint8)
+
+
+def test_the_flatbuffer_reader_and_model_json_agree_on_the_quantization(tiny_bundle):
+    graph, meta = analyze(tiny_bundle.model_bytes), tiny_bundle.meta
+    assert graph.input.type_name == graph.output.type_name == "INT8" and graph.input.quantized
+    assert (graph.input.scale, graph.input.zero_point) == (meta.input_scale, meta.input_zero_point)
+    assert (graph.output.scale, graph.output.zero_point) == (meta.output_scale, meta.output_zero_point)
+    assert list(graph.input.shape) == meta.input_shape
+
+
+@pytest.mark.parametrize("runtime", ["tflite", "tflm"])
+def test_embed_is_the_chain_written_out(tiny_bundle, runtime):
+    from tinyface.model.runtime import TfliteRunner, TflmRunner
+
+    crops = _crops(tiny_bundle)
+    embedder = Embedder.for_bundle(tiny_bundle, runtime)
+    runner = (TflmRunner if runtime == "tflm" else TfliteRunner)(tiny_bundle.model_bytes)
+    raw = runner.run(quantize_input(crops, tiny_bundle.meta)).reshape(len(crops), -1)
+    by_hand = dequantize_output(raw, tiny_bundle.meta)
+    by_hand = by_hand / np.linalg.norm(by_hand, axis=1, keepdims=True)
+    got = embedder.embed(crops)
+    assert got.dtype == np.float32 and got.shape == (len(crops), tiny_bundle.meta.embedding_dim)
+    np.testing.assert_allclose(got, by_hand, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+
+
+def test_tflm_and_tflite_embedders_agree_within_one_lsb(tiny_bundle):
+    crops = _crops(tiny_bundle, n=6)
+    x = Embedder.for_bundle(tiny_bundle, "tflm").quantize(crops)
+    tflm = Embedder.for_bundle(tiny_bundle, "tflm").run(x).astype(np.int16)
+    tflite = Embedder.for_bundle(tiny_bundle, "tflite").run(x).astype(np.int16)
+    assert np.abs(tflm - tflite).max() <= 1
+
+
+def test_quantization_read_from_the_flatbuffer_equals_the_bundles(tiny_bundle):
+    crops = _crops(tiny_bundle, n=2)
+    from_file = Embedder(tiny_bundle.model_bytes, "tflm")
+    from_json = Embedder.for_bundle(tiny_bundle, "tflm")
+    assert from_file.quantization == from_json.quantization
+    np.testing.assert_array_equal(from_file.embed(crops), from_json.embed(crops))
+
+
+def test_an_empty_batch_and_a_zero_row(tiny_bundle):
+    embedder = Embedder.for_bundle(tiny_bundle, "tflm")
+    empty = embedder.embed(_crops(tiny_bundle, n=0))
+    assert empty.shape == (0, tiny_bundle.meta.embedding_dim)
+    assert np.array_equal(l2_normalize(np.zeros((2, 3))), np.zeros((2, 3), np.float32))
+
+
+def test_bad_models_and_runtimes_are_model_errors(tiny_bundle):
+    with pytest.raises(ModelError, match="not a TFLite model"):
+        Embedder(b"not a model at all", "tflite")
+    with pytest.raises(ModelError, match="unknown runtime"):
+        Embedder(tiny_bundle.model_bytes, "onnx")

@@ -1,0 +1,324 @@
+"""Boards as data: one ``boards/<name>.toml`` per board, validated when it is loaded.
+
+A board file says how to build for the board (PlatformIO platform, board id, framework),
+what it has (CPU clock, flash and its SPI mode, SRAM for the arena, PSRAM, a USB-Serial/JTAG
+port, which ESP-NN kernels it runs), how to talk to it (baud, upload baud, whether the
+serial adapter's RTS/DTR lines must stay released, USB VID:PIDs for auto-detection), what
+the model pipeline may spend on it (``mac_budget``)
+and the published measurement its latency cost model is calibrated on. Every key is
+required and an unknown key is an error, so a typo never silently becomes a default.
+docs/boards.md documents the fields.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from tinyface.boards.costmodel import CostModel
+from tinyface.errors import ConfigError
+from tinyface.resources import boards_dirs
+
+# section -> key -> accepted Python types. Every key is required.
+_INT = (int,)
+_NUM = (int, float)
+SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
+    "": {"name": (str,), "title": (str,)},
+    "platformio": {"platform": (str,), "board": (str,), "framework": (str,)},
+    "chip": {"cpu_mhz": _NUM, "flash_bytes": _INT, "sram_arena_bytes": _INT, "sram_heap_bytes": _INT,
+             "psram_bytes": _INT, "esp_nn": (bool,), "esp_nn_kernels": (str,), "flash_mode": (str,),
+             "usb_serial_jtag": (bool,)},
+    "serial": {"baud": _INT, "upload_baud": _INT, "release_rts_dtr": (bool,), "usb_ids": (list,)},
+    "budget": {"mac_budget": _INT, "firmware_flash_bytes": _INT},
+    "cost_model": {
+        "calibration_macs": _INT, "calibration_ops": _INT, "calibration_ms_esp_nn": _NUM,
+        "calibration_ms_reference": _NUM, "overhead_us_per_op": _NUM, "source": (str,),
+    },
+}
+
+# Optional sections: absent, or present with every key. [measured] is a cost model measured
+# on the chip's instruction set (tinyface profile --measured; docs/boards.md).
+OPTIONAL_SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
+    "measured": {"stall_factor": _NUM, "instructions_per_mac": (dict,), "instructions_per_output": (dict,),
+                 "source": (str,)},
+}
+
+# The generated partition table (firmware/partitions.csv.j2) keeps the first 128 KiB for
+# the bootloader, the partition table, NVS (84 KiB: the gallery blob is rewritten
+# copy-before-erase, so NVS needs room for two copies plus a spare page) and PHY data; the
+# factory app gets the rest of the flash.
+APP_OFFSET_BYTES = 0x20000
+
+# ESP-NN's kernel sets (esp-nn/CMakeLists.txt): its assembly for the ESP32-S3 (PIE SIMD) and
+# the ESP32-P4; every other chip (the ESP32 and the ESP32-C3 included) compiles its generic
+# C code (the *_ansi.c and *_opt.c files).
+ESP_NN_KERNELS = {"generic": "generic C", "esp32s3": "S3 assembly (SIMD)",
+                  "esp32p4": "P4 assembly"}
+# SPI flash modes esptool and ESP-IDF (CONFIG_ESPTOOLPY_FLASHMODE_*) accept.
+FLASH_MODES = ("qio", "qout", "dio", "dout")
+
+
+@dataclass(frozen=True)
+class Board:
+    """One supported board (see docs/boards.md for the meaning of each field)."""
+
+    name: str
+    title: str
+    pio_platform: str
+    pio_board: str
+    pio_framework: str
+    cpu_mhz: float
+    flash_bytes: int
+    sram_arena_bytes: int
+    sram_heap_bytes: int
+    psram_bytes: int
+    esp_nn: bool
+    esp_nn_kernels: str
+    flash_mode: str
+    usb_serial_jtag: bool
+    baud: int
+    upload_baud: int
+    release_rts_dtr: bool
+    usb_ids: tuple[tuple[int, int], ...]
+    mac_budget: int
+    firmware_flash_bytes: int
+    calibration_macs: int
+    calibration_ops: int
+    calibration_ms_esp_nn: float
+    calibration_ms_reference: float
+    overhead_us_per_op: float
+    cost_source: str
+    path: Path
+    measured: dict | None = None  # the [measured] section, if any
+
+    @property
+    def cost_model(self) -> CostModel:
+        """Latency estimate for this board as built by tinyface (ESP-NN kernels if it has them):
+        the instruction-set measurement where the board has one, else the published figure."""
+        if self.measured and self.esp_nn:
+            return self.measured_cost_model
+        return self.esp_nn_cost_model if self.esp_nn else self.reference_cost_model
+
+    @property
+    def measured_cost_model(self) -> CostModel:
+        """Instructions counted on the instruction-set emulator x the stall factor ([measured])."""
+        m = self.measured or {}
+        return CostModel.from_instructions(
+            self.cpu_mhz, {k: float(v) for k, v in m["instructions_per_mac"].items()},
+            {k: float(v) for k, v in m["instructions_per_output"].items()}, float(m["stall_factor"]),
+            source=f"{self.name} with ESP-NN, MEASURED instructions x stall factor {float(m['stall_factor']):g}: "
+                   f"{m['source']}")
+
+    @property
+    def esp_nn_cost_model(self) -> CostModel:
+        return CostModel.calibrated(self.cpu_mhz, self.calibration_macs, self.calibration_ops,
+                                    self.calibration_ms_esp_nn, self.overhead_us_per_op,
+                                    source=f"{self.name} with ESP-NN: {self.cost_source}")
+
+    @property
+    def reference_cost_model(self) -> CostModel:
+        """The same chip with TFLM's portable reference kernels only."""
+        return CostModel.calibrated(self.cpu_mhz, self.calibration_macs, self.calibration_ops,
+                                    self.calibration_ms_reference, self.overhead_us_per_op,
+                                    source=f"{self.name} reference kernels: {self.cost_source}")
+
+    @property
+    def app_flash_bytes(self) -> int:
+        """Flash the factory app partition (firmware + model + compiled-in gallery) can use."""
+        return self.flash_bytes - APP_OFFSET_BYTES
+
+    @property
+    def usb_ids_hex(self) -> list[str]:
+        return [f"{vid:04X}:{pid:04X}" for vid, pid in self.usb_ids]
+
+    def to_dict(self) -> dict:
+        """A JSON-friendly summary (what `tinyface boards --json` prints)."""
+        cm = self.cost_model
+        return {
+            "name": self.name, "title": self.title,
+            "platformio": {"platform": self.pio_platform, "board": self.pio_board, "framework": self.pio_framework},
+            "cpu_mhz": self.cpu_mhz, "flash_bytes": self.flash_bytes, "app_flash_bytes": self.app_flash_bytes,
+            "sram_arena_bytes": self.sram_arena_bytes, "sram_heap_bytes": self.sram_heap_bytes,
+            "psram_bytes": self.psram_bytes, "esp_nn": self.esp_nn, "esp_nn_kernels": self.esp_nn_kernels,
+            "flash_mode": self.flash_mode, "usb_serial_jtag": self.usb_serial_jtag,
+            "baud": self.baud, "upload_baud": self.upload_baud, "release_rts_dtr": self.release_rts_dtr, "usb_ids": self.usb_ids_hex, "mac_budget": self.mac_budget,
+            "firmware_flash_bytes": self.firmware_flash_bytes,
+            "cycles_per_mac": cm.cycles_per_mac.get("default", 0.0), "overhead_us_per_op": cm.overhead_us_per_op,
+            "cost_source": cm.source,
+        }
+
+
+def _board_files(directory: str | Path | None = None) -> dict[str, Path]:
+    """name -> file: of ``directory``, else of the user's boards folder (if any) over the shipped ones."""
+    folders = [Path(directory)] if directory else boards_dirs()
+    files: dict[str, Path] = {}
+    for folder in reversed(folders):  # the first folder wins
+        files.update({p.stem: p for p in folder.glob("*.toml")})
+    return dict(sorted(files.items()))
+
+
+def list_boards(directory: str | Path | None = None) -> list[Board]:
+    """Every board in ``directory`` (default: --boards-dir's folder, then the shipped boards/), sorted by name.
+
+    Raises:
+        ConfigError: a board file is invalid (the message names the file and the key).
+    """
+    return [load_board_file(p) for p in _board_files(directory).values()]
+
+
+def board_names(directory: str | Path | None = None) -> list[str]:
+    return list(_board_files(directory))
+
+
+def load_board(name: str, directory: str | Path | None = None) -> Board:
+    """The board called ``name`` (``<name>.toml`` in --boards-dir's folder or the shipped boards/), or a
+    board file given by path.
+
+    Raises:
+        ConfigError: no such board (the message lists the known ones), or its file is invalid.
+    """
+    candidate = Path(name)
+    if candidate.suffix == ".toml" and candidate.is_file():
+        return load_board_file(candidate)
+    files = _board_files(directory)
+    if name not in files:
+        known = ", ".join(files) or "none"
+        raise ConfigError(f"unknown board '{name}'", hint=f"known boards: {known}; `tinyface boards` lists them")
+    return load_board_file(files[name])
+
+
+def load_board_file(path: str | Path) -> Board:
+    """Parse and validate one board file.
+
+    Raises:
+        ConfigError: not TOML, a missing or unknown key, a value of the wrong type or out of
+            range, or a ``name`` that differs from the file name.
+    """
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"board file {path} is not valid TOML: {exc}") from None
+
+    values: dict[str, object] = {}
+    for section, keys in SCHEMA.items():
+        table = raw if section == "" else raw.get(section)
+        if table is None:
+            raise ConfigError(f"board file {path} has no [{section}] section")
+        extra = (set(SCHEMA) - {""}) | set(OPTIONAL_SCHEMA) if section == "" else set()
+        values.update(_checked_table(table, section, keys, path, extra))
+
+    measured = _optional_section(raw, "measured", path)
+    name = values["name"]
+    if name != path.stem:
+        raise ConfigError(f"board file {path} says name = '{name}'; it must match the file name '{path.stem}'")
+    for key in ("chip.cpu_mhz", "chip.flash_bytes", "chip.sram_arena_bytes", "chip.sram_heap_bytes", "serial.baud",
+                "serial.upload_baud", "budget.mac_budget",
+                "cost_model.calibration_macs", "cost_model.calibration_ops", "cost_model.calibration_ms_esp_nn",
+                "cost_model.calibration_ms_reference"):
+        if values[key] <= 0:
+            raise ConfigError(f"board file {path}: '{key}' must be > 0, got {values[key]!r}")
+    for key in ("chip.psram_bytes", "budget.firmware_flash_bytes", "cost_model.overhead_us_per_op"):
+        if values[key] < 0:
+            raise ConfigError(f"board file {path}: '{key}' must be >= 0, got {values[key]!r}")
+    if values["chip.sram_arena_bytes"] > values["chip.sram_heap_bytes"]:
+        raise ConfigError(f"board file {path}: 'chip.sram_arena_bytes' cannot exceed 'chip.sram_heap_bytes'")
+    if values["chip.esp_nn_kernels"] not in ESP_NN_KERNELS:
+        raise ConfigError(f"board file {path}: 'chip.esp_nn_kernels' must be one of {', '.join(ESP_NN_KERNELS)}, "
+                          f"got {values['chip.esp_nn_kernels']!r}")
+    if values["chip.flash_mode"] not in FLASH_MODES:
+        raise ConfigError(f"board file {path}: 'chip.flash_mode' must be one of {', '.join(FLASH_MODES)}, "
+                          f"got {values['chip.flash_mode']!r}")
+    if values["chip.flash_bytes"] <= APP_OFFSET_BYTES:
+        raise ConfigError(f"board file {path}: 'chip.flash_bytes' must exceed {APP_OFFSET_BYTES}")
+
+    board = Board(
+        name=name, title=values["title"],
+        pio_platform=values["platformio.platform"], pio_board=values["platformio.board"],
+        pio_framework=values["platformio.framework"],
+        cpu_mhz=float(values["chip.cpu_mhz"]), flash_bytes=values["chip.flash_bytes"],
+        sram_arena_bytes=values["chip.sram_arena_bytes"], sram_heap_bytes=values["chip.sram_heap_bytes"],
+        psram_bytes=values["chip.psram_bytes"],
+        esp_nn=values["chip.esp_nn"], esp_nn_kernels=values["chip.esp_nn_kernels"],
+        flash_mode=values["chip.flash_mode"], usb_serial_jtag=values["chip.usb_serial_jtag"],
+        baud=values["serial.baud"], upload_baud=values["serial.upload_baud"],
+        release_rts_dtr=values["serial.release_rts_dtr"],
+        usb_ids=tuple(_parse_usb_id(item, path) for item in values["serial.usb_ids"]),
+        mac_budget=values["budget.mac_budget"], firmware_flash_bytes=values["budget.firmware_flash_bytes"],
+        calibration_macs=values["cost_model.calibration_macs"], calibration_ops=values["cost_model.calibration_ops"],
+        calibration_ms_esp_nn=float(values["cost_model.calibration_ms_esp_nn"]),
+        calibration_ms_reference=float(values["cost_model.calibration_ms_reference"]),
+        overhead_us_per_op=float(values["cost_model.overhead_us_per_op"]),
+        cost_source=values["cost_model.source"], path=path, measured=measured,
+    )
+    if not board.usb_ids:
+        raise ConfigError(f"board file {path}: 'serial.usb_ids' must list at least one VID:PID")
+    try:
+        board.esp_nn_cost_model, board.reference_cost_model  # noqa: B018 - validates the calibration
+    except ValueError as exc:
+        raise ConfigError(f"board file {path}: bad [cost_model] calibration: {exc}") from None
+    if measured:
+        try:
+            board.measured_cost_model  # noqa: B018 - validates the coefficients
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"board file {path}: bad [measured] cost model: {exc}") from None
+    return board
+
+
+def _checked_table(table, section: str, keys: dict, path: Path, extra: set = frozenset()) -> dict:
+    """The values of one section of a board file, by dotted key, once every key of ``keys`` is
+    there with a type it allows and nothing else is (but the ``extra`` names).
+
+    Raises:
+        ConfigError: not a table, a missing, unknown or wrongly typed key.
+    """
+    where = f"[{section}]" if section else "the top level"
+    if not isinstance(table, dict):
+        raise ConfigError(f"board file {path}: [{section}] must be a table")
+    values = {}
+    for key, types in keys.items():
+        if key not in table:
+            raise ConfigError(f"board file {path} is missing '{key}' in {where}",
+                              hint="docs/boards.md lists the keys")
+        value = table[key]
+        if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+            kind = " or ".join(t.__name__ for t in types)
+            raise ConfigError(f"board file {path}: '{_dotted(section, key)}' must be {kind}, got {value!r}")
+        values[_dotted(section, key)] = value
+    unknown = sorted(set(table) - set(keys) - set(extra))
+    if unknown:
+        raise ConfigError(f"board file {path} has unknown key '{_dotted(section, unknown[0])}'",
+                          hint=f"known keys of {where}: {', '.join(keys)}")
+    return values
+
+
+def _optional_section(raw: dict, section: str, path: Path) -> dict | None:
+    """An OPTIONAL_SCHEMA section: None when absent; all keys, of the right types, when present."""
+    table = raw.get(section)
+    if table is None:
+        return None
+    _checked_table(table, section, OPTIONAL_SCHEMA[section], path)
+    for key in ("instructions_per_mac", "instructions_per_output"):
+        for op, value in table[key].items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ConfigError(f"board file {path}: '{section}.{key}.{op}' must be a number >= 0, got {value!r}")
+    if table["stall_factor"] < 1:
+        raise ConfigError(f"board file {path}: '{section}.stall_factor' must be >= 1 (an instruction takes at least "
+                          f"one cycle), got {table['stall_factor']!r}")
+    return dict(table)
+
+
+def _dotted(section: str, key: str) -> str:
+    return f"{section}.{key}" if section else key
+
+
+def _parse_usb_id(item: object, path: Path) -> tuple[int, int]:
+    text = str(item)
+    vid, sep, pid = text.partition(":")
+    try:
+        if not sep or len(vid) != 4 or len(pid) != 4:
+            raise ValueError
+        return int(vid, 16), int(pid, 16)
+    except ValueError:
+        raise ConfigError(f"board file {path}: USB id {text!r} must look like '10C4:EA60' (hex VID:PID)") from None

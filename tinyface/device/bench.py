@@ -1,0 +1,312 @@
+"""Benchmark a device over the serial protocol: latency, throughput, on-device LFW
+verification accuracy and agreement with the host's TFLite int8 model.
+
+Works over any transport the :class:`~tinyface.protocol.client.Client` accepts (a board's
+USB serial port, the emulator's or the native build's pseudo-terminal) and always returns
+one :class:`BenchResult`. Results are written to ``out`` as they come (atomically, after
+the first image, then every half second or less often while the file grows, and at the end), so a lost link keeps what was measured and says how far it got.
+
+The images are held out: ``pairsDevTest`` pairs, taken alternately from its same-person and
+different-person halves (file order) until ``n`` distinct images, so that the verification
+accuracy is measured on a balanced set of the pairs whose both images were sent.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from tinyface.errors import DataError, DeviceError, ProtocolError
+from tinyface.model.bundle import Bundle
+from tinyface.model.embedder import dequantize_output, l2_normalize, quantize_input
+from tinyface.protocol import spec
+from tinyface.protocol.client import Client, DeviceInfo
+
+WRITE_EVERY_S = 0.5
+# What the cycle field means on an instruction-set emulator (spec.Flag.INSTRUCTIONS).
+INSTRUCTIONS_LABEL = "instructions (a lower bound on cycles)"
+
+
+@dataclass
+class BenchInputs:
+    paths: list[Path]
+    x_int8: np.ndarray  # (N, H, W, C)
+    pairs: list[tuple[int, int, bool]]  # (index a, index b, same person) into paths
+    skipped: int = 0  # images that could not be read
+
+
+@dataclass
+class BenchResult:
+    """Everything one bench run measured (also the JSON written to --out)."""
+
+    complete: bool
+    port: str
+    board: str
+    model: dict
+    device: dict
+    images_requested: int
+    images_done: int = 0
+    error: str | None = None
+    elapsed_s: float = 0.0
+    records: list[dict] = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
+    link: dict = field(default_factory=dict)
+    pairs: list[list] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def outputs(self) -> np.ndarray:
+        """The device's int8 outputs of the images done, (images_done, D)."""
+        return np.stack([np.frombuffer(bytes.fromhex(r["output_hex"]), np.int8) for r in self.records]) \
+            if self.records else np.zeros((0, 0), np.int8)
+
+
+def load_result(path: str | Path) -> BenchResult:
+    """Read a results file written by :func:`run_bench` (complete or partial)."""
+    import json
+
+    raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    return BenchResult(**raw)
+
+
+# --- inputs ---------------------------------------------------------------------------------
+
+def select_pairs(pairs, n_images: int):
+    """Pairs alternately from the same and different halves (file order) until ``n_images``
+    distinct images. Returns (image keys in first-seen order, [(key a, key b, same)])."""
+    same = [p for p in pairs if p.same]
+    diff = [p for p in pairs if not p.same]
+    order = [p for duo in zip(same, diff) for p in duo] + same[len(diff):] + diff[len(same):]
+    keys: dict[tuple[str, int], int] = {}
+    used = []
+    for p in order:
+        a, b = (p.name_a, p.index_a), (p.name_b, p.index_b)
+        new = [k for k in dict.fromkeys((a, b)) if k not in keys]
+        if len(keys) + len(new) > n_images:
+            if len(keys) >= n_images:
+                break
+            continue  # this pair needs two new images but only one slot is left; try the next
+        for k in new:
+            keys[k] = len(keys)
+        used.append((a, b, p.same))
+        if len(keys) >= n_images:
+            break
+    return list(keys), used
+
+
+def face_spec(bundle: Bundle):
+    """How to cut faces for ``bundle`` (crop size, channels and padding from its model.json):
+    the one construction for every command that feeds a board (bench, enroll, identify).
+
+    Raises:
+        DataError: the model's input is not square.
+    """
+    from tinyface.data.faces import FaceSpec
+
+    _, h, w, c = bundle.meta.input_shape
+    if h != w:
+        raise DataError(f"the model's input is {h}x{w}; the face pipeline makes square crops")
+    return FaceSpec(crop_size=h, channels=c, padding=bundle.meta.crop_padding)
+
+
+def prepare_inputs(data_dir: str | Path, bundle: Bundle, n_images: int, cache_dir: str | Path,
+                   workers: int = 0, progress: Callable[[int], None] | None = None) -> BenchInputs:
+    """The first ``n_images`` held-out pairsDevTest images, aligned and int8-quantized for ``bundle``.
+
+    Raises:
+        DataError: the dataset or its pairsDevTest.txt is missing, or no image was usable.
+    """
+    from tinyface.data.cache import FaceCache
+    from tinyface.data.faces import prepare_faces
+    from tinyface.data.lfw import PAIRS_DEV_TEST, image_path, read_pairs
+
+    data_dir = Path(data_dir)
+    pairs = read_pairs(data_dir / PAIRS_DEV_TEST)
+    keys, used = select_pairs(pairs, n_images)
+    paths = [image_path(data_dir / "images", name, index) for name, index in keys]
+    spec_ = face_spec(bundle)
+    prepared = prepare_faces(paths, spec_, FaceCache(cache_dir), workers=workers, progress=progress)
+    keep = np.flatnonzero(prepared.ok)
+    if keep.size == 0:
+        raise DataError(f"none of the {len(paths)} images under {data_dir} could be read")
+    remap = {int(old): new for new, old in enumerate(keep)}
+    index_of = {k: i for i, k in enumerate(keys)}
+    bench_pairs = [(remap[index_of[a]], remap[index_of[b]], same) for a, b, same in used
+                   if index_of[a] in remap and index_of[b] in remap]
+    return BenchInputs([paths[i] for i in keep], quantize_input(prepared.crops[keep], bundle.meta), bench_pairs,
+                       skipped=len(paths) - keep.size)
+
+
+# --- the run --------------------------------------------------------------------------------
+
+def handshake(client: Client, bundle: Bundle) -> DeviceInfo:
+    """INFO, then check protocol version, model hash and input/output shapes.
+
+    Raises:
+        ProtocolError: any mismatch (one line naming both sides).
+    """
+    info = client.info()
+    if info.model_sha256 != bundle.model_hash:
+        raise ProtocolError(
+            f"model mismatch: the device runs sha256 {info.model_sha256[:16]}…, the local model "
+            f"{bundle.model_path} is {bundle.model_hash[:16]}…",
+            hint="pass the --model the board was flashed with, or flash this one with `tinyface flash`")
+    if list(info.input_shape) != list(bundle.meta.input_shape):
+        raise ProtocolError(f"the device's input shape {list(info.input_shape)} differs from the model's "
+                            f"{bundle.meta.input_shape}")
+    return info
+
+
+def run_bench(client: Client, bundle: Bundle, inputs: BenchInputs, *, port: str, board: str,
+              out: str | Path | None = None, progress: Callable[[int], None] | None = None,
+              pipeline: bool = True, host_check: bool = True, info: DeviceInfo | None = None) -> BenchResult:
+    """Stream ``inputs`` through INFER and measure.
+
+    Returns:
+        The complete result (also written to ``out``).
+
+    Raises:
+        DeviceError: the link was lost or the device stopped answering; the partial result
+            is written to ``out`` first and the message says how far the run got.
+    """
+    import json
+
+    from tinyface.fsutil import write_text
+
+    info = info or handshake(client, bundle)
+    result = BenchResult(
+        complete=False, port=port, board=board,
+        model={"path": str(bundle.model_path), "sha256": bundle.model_hash, "name": bundle.meta.name},
+        device=asdict(info), images_requested=len(inputs.paths),
+        pairs=[list(p) for p in inputs.pairs], paths=[str(p) for p in inputs.paths],
+    )
+    next_write = 0.0
+
+    def save(force: bool = False) -> None:
+        nonlocal next_write
+        result.link = asdict(client.stats)  # with or without --out: the printed result reports the link too
+        if out and (force or time.monotonic() >= next_write):
+            began = time.monotonic()
+            # Compact JSON: json's C encoder only runs without indent, and the indented
+            # (pure-Python) one held the stream up for a tenth of a second per write.
+            write_text(out, json.dumps(result.to_dict(), separators=(",", ":")) + "\n")
+            # The file grows with every image; rewriting it must not stall the stream, so
+            # writes are spaced to keep them under ~2% of the time (and at least WRITE_EVERY_S).
+            took = time.monotonic() - began
+            next_write = time.monotonic() + max(WRITE_EVERY_S, 50 * took)
+
+    start = time.monotonic()
+    try:
+        for i, r in enumerate(client.infer_many(inputs.x_int8, depth=spec.PIPELINE_DEPTH if pipeline else 1)):
+            if r.output.size != info.output_size:
+                raise ProtocolError(f"INFER returned {r.output.size} values, INFO said {info.output_size}")
+            result.records.append({"index": i, "t_s": round(time.monotonic() - start, 6), "cycles": r.cycles,
+                                   "latency_us": r.latency_us,
+                                   "host_wall_us": r.host_wall_us, "output_hex": r.output.tobytes().hex()})
+            result.images_done = i + 1
+            result.elapsed_s = time.monotonic() - start
+            if progress:
+                progress(1)
+            save(force=i == 0)
+    except (DeviceError, KeyboardInterrupt) as exc:
+        result.elapsed_s = time.monotonic() - start
+        result.error = exc.one_line() if isinstance(exc, DeviceError) else "interrupted"
+        result.summary = summarize(result, inputs, info, bundle, host_outputs=None)
+        save(force=True)
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        where = f"; partial results in {out}" if out else ""
+        cls = ProtocolError if isinstance(exc, ProtocolError) else DeviceError
+        raise cls(f"{exc} (after {result.images_done}/{result.images_requested} images{where})",
+                  hint=exc.hint) from None
+    result.elapsed_s = time.monotonic() - start
+    host = host_outputs(bundle, inputs.x_int8) if host_check else None
+    host_tflm = host_tflm_outputs(bundle, inputs.x_int8) if host_check else None
+    result.summary = summarize(result, inputs, info, bundle, host, host_tflm)
+    result.complete = True
+    save(force=True)
+    return result
+
+
+def host_outputs(bundle: Bundle, x_int8: np.ndarray) -> np.ndarray:
+    """The host TFLite interpreter's int8 outputs for the same inputs (imports TensorFlow)."""
+    import warnings
+
+    from tinyface.console import quiet_tensorflow
+
+    quiet_tensorflow(import_now=True)  # the host check imports TensorFlow later
+    from tinyface.model.embedder import Embedder
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
+        embedder = Embedder.for_bundle(bundle, "tflite")
+    return embedder.run(x_int8).astype(np.int8)
+
+
+def host_tflm_outputs(bundle: Bundle, x_int8: np.ndarray) -> np.ndarray:
+    """The host TFLM interpreter's (pip tflite-micro) int8 outputs: the firmware runs TFLM,
+    so a correct device matches these bit for bit (TFLite may differ by 1 LSB)."""
+    from tinyface.model.embedder import Embedder
+
+    return Embedder.for_bundle(bundle, "tflm").run(x_int8).astype(np.int8)
+
+
+def pair_decisions(outputs_int8: np.ndarray, pairs: list, meta) -> tuple[np.ndarray, np.ndarray]:
+    """(similarities, same-person decisions) of ``pairs`` from int8 outputs, by model.json's threshold."""
+    emb = l2_normalize(dequantize_output(outputs_int8, meta))
+    ia = np.array([p[0] for p in pairs], int)
+    ib = np.array([p[1] for p in pairs], int)
+    sims = np.sum(emb[ia] * emb[ib], axis=1) if len(pairs) else np.zeros(0)
+    return sims, sims >= meta.threshold
+
+
+def summarize(result: BenchResult, inputs: BenchInputs, info: DeviceInfo, bundle: Bundle,
+              host_outputs: np.ndarray | None, host_tflm: np.ndarray | None = None) -> dict:
+    """Latency, throughput, verification accuracy and host agreement over the images done."""
+    n = result.images_done
+    summary: dict = {"images": n, "estimated_timings": info.emulated, "threshold": bundle.meta.threshold}
+    if info.flags & spec.Flag.INSTRUCTIONS:
+        summary["cycles_are"] = INSTRUCTIONS_LABEL
+    if n == 0:
+        return summary
+    cycles = np.array([r["cycles"] for r in result.records], np.float64)
+    if info.flags & spec.Flag.INSTRUCTIONS:
+        # An instruction-set emulator: each INFER's cycle field is the exact instruction count.
+        summary["instructions_per_inference"] = {
+            "mean": float(cycles.mean()), "min": int(cycles.min()), "max": int(cycles.max()),
+            "spread": float((cycles.max() - cycles.min()) / cycles.mean()) if cycles.mean() else 0.0}
+    latency_ms = cycles / info.cpu_hz * 1e3 if info.cpu_hz else np.array([r["latency_us"] for r in result.records]) / 1e3
+    summary["latency_ms"] = {"mean": float(latency_ms.mean()), "p50": float(np.percentile(latency_ms, 50)),
+                             "p95": float(np.percentile(latency_ms, 95)), "max": float(latency_ms.max())}
+    wall = np.array([r["host_wall_us"] for r in result.records], np.float64)
+    if wall.any():
+        summary["host_wall_ms_mean"] = float(wall.mean() / 1e3)
+    summary["throughput_images_per_s"] = n / result.elapsed_s if result.elapsed_s > 0 else 0.0
+    summary["elapsed_s"] = result.elapsed_s
+    outputs = result.outputs()
+    done_pairs = [p for p in inputs.pairs if p[0] < n and p[1] < n]
+    summary["pairs"] = len(done_pairs)
+    if done_pairs:
+        same = np.array([p[2] for p in done_pairs])
+        _, device_decisions = pair_decisions(outputs, done_pairs, bundle.meta)
+        summary["device_accuracy"] = float(np.mean(device_decisions == same))
+    if host_outputs is not None:
+        host = host_outputs[:n]
+        diff = np.abs(host.astype(np.int16) - outputs.astype(np.int16))
+        summary["max_lsb_diff"] = int(diff.max()) if diff.size else 0
+        summary["identical_outputs"] = float(np.mean(np.all(diff == 0, axis=1)))
+        if done_pairs:
+            _, host_decisions = pair_decisions(host, done_pairs, bundle.meta)
+            summary["host_accuracy"] = float(np.mean(host_decisions == same))
+            summary["identical_decisions"] = float(np.mean(host_decisions == device_decisions))
+    if host_tflm is not None:
+        diff = np.abs(host_tflm[:n].astype(np.int16) - outputs.astype(np.int16))
+        summary["max_lsb_diff_tflm"] = int(diff.max()) if diff.size else 0
+        summary["identical_outputs_tflm"] = float(np.mean(np.all(diff == 0, axis=1)))
+    return summary

@@ -1,0 +1,105 @@
+"""`tinyface flash` as a function: pick the model, check the budget, render the project,
+then (unless a dry run) check PlatformIO and the board, build and upload."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+
+@dataclass
+class FlashResult:
+    board: str
+    model_dir: Path
+    project: object  # tinyface.codegen.FirmwareProject
+    port: str | None = None
+    uploaded: bool = False
+    steps: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"board": self.board, "model": str(self.model_dir), "port": self.port, "uploaded": self.uploaded,
+                "project": self.project.to_dict(), "steps": self.steps}
+
+
+def default_project_dir(board_name: str) -> Path:
+    return Path("build") / "firmware" / board_name
+
+
+def resolve_model(model: str | Path | None, board) -> Path:
+    """The bundle to flash: :func:`tinyface.model.bundle.resolve_model` (bench, emulate and profile use it too).
+
+    Raises:
+        ModelError: nothing found (the message says where it looked).
+    """
+    from tinyface.model.bundle import resolve_model as model_for_board
+
+    return model_for_board(model, board.name)
+
+
+def flash(board, model: str | Path | None = None, project_dir: str | Path | None = None, port: str | None = None,
+          dry_run: bool = False, arena_margin: float = 0.15, enroll_dir: str | Path | None = None, settings=None,
+          on_line=None, on_step=None, force: bool = False, on_warning=None,
+          kernels: str = "esp-nn") -> FlashResult:
+    """Generate the firmware project for ``board`` and (unless ``dry_run``) build and flash it.
+
+    Args:
+        board: a tinyface.boards.Board.
+        model: a bundle folder or model.tflite (default: see resolve_model).
+        project_dir: where the PlatformIO project goes (default build/firmware/<board>).
+        port: serial port (default: detected by the board's USB ids).
+        dry_run: render and check only; no PlatformIO, no board.
+        arena_margin: firmware.arena_margin.
+        enroll_dir: one folder per person, compiled in as the initial gallery.
+        settings: tinyface settings (needed with enroll_dir: face detection, cache).
+        on_line: called with each line PlatformIO prints.
+        on_step: called with a one-line description of each step as it starts.
+        force: overwrite files in ``project_dir`` that tinyface did not generate.
+        on_warning: called with a one-line warning before anything is done (a smoke-test model).
+        kernels: firmware.kernels ("esp-nn" or "generated").
+
+    Raises:
+        ModelError, BudgetError, DataError: before anything is written.
+        ProjectDirError: ``project_dir`` holds files tinyface did not generate where the
+            project's files go (without ``force``; nothing is written then).
+        ToolchainError: PlatformIO or the espressif32 platform missing, or the build failed.
+        DeviceError: no board connected (the ports seen are listed).
+    """
+    from tinyface.codegen import generate_project
+    from tinyface.device import platformio
+    from tinyface.device.ports import find_port
+    from tinyface.model.bundle import load_bundle
+
+    def step(text: str) -> None:
+        result.steps.append(text)
+        if on_step:
+            on_step(text)
+
+    model_dir = resolve_model(model, board)
+    bundle = load_bundle(model_dir)
+    if isinstance(bundle.meta.extra, dict) and bundle.meta.extra.get("smoke_test"):
+        result_warning = (f"{model_dir} is a smoke-test model (`tinyface build --quick`): it checks that the "
+                          "pipeline runs and will not recognise faces well; build without --quick for a real model")
+        if on_warning:
+            on_warning(result_warning)
+    gallery = ()
+    project_dir = Path(project_dir) if project_dir else default_project_dir(board.name)
+    result = FlashResult(board.name, model_dir, None)
+    if enroll_dir:
+        from tinyface.codegen.gallery import enroll_folder
+
+        step(f"enrolling the people in {enroll_dir}")
+        gallery = enroll_folder(enroll_dir, bundle, settings)
+    step(f"generating the firmware project in {project_dir}")
+    result.project = generate_project(bundle, board, project_dir, arena_margin=arena_margin, gallery=gallery,
+                                      force=force, kernels=kernels)
+    if dry_run:
+        return result
+    step("checking PlatformIO and the espressif32 platform")
+    platformio.pio_command()
+    platformio.check_platform(board)
+    result.port = port or find_port(board)
+    step(f"building and uploading with PlatformIO to {result.port}")
+    platformio.build_and_upload(project_dir, board.name, result.port, on_line=on_line)
+    result.uploaded = True
+    return result

@@ -1,0 +1,273 @@
+"""A model bundle: the int8 ``model.tflite`` plus ``model.json`` describing it.
+
+Every consumer (emulator, bench, codegen, flash, evaluate) reads a model through
+``load_bundle``, so the input quantization, embedding size and shipped threshold have one
+definition. ``tinyface build`` writes one into ``build/<run>/``; released ones live in
+``models/<preset>/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+
+from tinyface.errors import ModelError
+from tinyface.fsutil import write_bytes, write_json
+# The pixel mapping and the I/O quantization are defined in the embedder; the training
+# pipeline still imports them from here (tinyface.bundle) until it moves to the embedder.
+from tinyface.model.embedder import dequantize_output, normalize, quantize_input, quantize_pixels  # noqa: F401
+
+MODEL_FILE = "model.tflite"
+META_FILE = "model.json"
+DEFAULT_PRESET = "esp32"  # the model preset that fits every board (boards/*.toml mac_budget)
+
+
+@dataclass
+class ModelMeta:
+    input_shape: list[int]  # [1, H, W, C]
+    input_scale: float
+    input_zero_point: int
+    output_scale: float
+    output_zero_point: int
+    embedding_dim: int
+    threshold: float  # cosine similarity at or above which two faces are the same person
+    arena_bytes: int = 0  # TFLM-recorded arena use (0: not measured yet)
+    macs: int = 0
+    name: str = "tinyface"
+    preset: str = ""
+    crop_padding: float = 0.25
+    # IDENTIFY's threshold (best enrolled match vs everyone): stricter than ``threshold``, chosen
+    # for a target stranger-accept rate on validation people; 0 = not chosen, use ``threshold``
+    identify_threshold: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def identify_at(self) -> float:
+        """The similarity at or above which IDENTIFY accepts its best match."""
+        return self.identify_threshold or self.threshold
+
+
+@dataclass
+class Bundle:
+    model_path: Path
+    meta: ModelMeta
+
+    @property
+    def model_bytes(self) -> bytes:
+        return self.model_path.read_bytes()
+
+    @property
+    def model_hash(self) -> str:
+        """sha256 of the .tflite bytes (INFO carries all 32 bytes; bench compares them with the local model's)."""
+        return hashlib.sha256(self.model_bytes).hexdigest()
+
+
+def model_hash(model_bytes: bytes) -> str:
+    return hashlib.sha256(model_bytes).hexdigest()
+
+
+def save_bundle(directory: str | Path, model_bytes: bytes, meta: ModelMeta) -> Bundle:
+    """Write ``model.tflite`` and ``model.json`` atomically (the JSON last, so a bundle with
+    a JSON is always complete)."""
+    directory = Path(directory)
+    write_bytes(directory / MODEL_FILE, model_bytes)
+    write_json(directory / META_FILE, {**asdict(meta), "sha256": model_hash(model_bytes)})
+    return Bundle(directory / MODEL_FILE, meta)
+
+
+def resolve_model(model: str | Path | None, board: str) -> Path:
+    """The model for a board: the one rule that flash, bench, emulate and profile share, so
+    that `tinyface flash` and the `tinyface bench` it suggests talk about the same model.
+
+    ``model`` if given; else the first complete bundle of build/<board>/ (the latest
+    `tinyface build --preset <board>`), the released models/<board>/, build/esp32/, models/esp32/
+    (the esp32 preset fits every board).
+
+    Raises:
+        ModelError: nothing found (the message says where it looked).
+    """
+    if model:
+        return Path(model)
+    from tinyface.resources import models_dir
+
+    looked = []
+    for preset in dict.fromkeys((board, DEFAULT_PRESET)):
+        for candidate in (Path("build") / preset, models_dir() / preset):
+            if (candidate / MODEL_FILE).is_file() and (candidate / META_FILE).is_file():
+                return candidate
+            looked.append(str(candidate))
+    raise ModelError(f"no model for {board}: nothing in {', '.join(looked)}",
+                     hint="pass --model PATH (a bundle folder, e.g. from `tinyface build`)")
+
+
+def read_meta(meta_path: str | Path) -> tuple[ModelMeta, str | None]:
+    """Read and check a ``model.json``: the one reader every consumer goes through.
+
+    Returns:
+        (the metadata, the sha256 of the .tflite it describes, or None if it names none).
+
+    Raises:
+        ModelError: unreadable, empty, not JSON, not an object, an unknown or missing key, or
+            a value of the wrong type or out of range (the message names the key).
+    """
+    meta_path = Path(meta_path)
+    try:
+        text = meta_path.read_text(encoding="utf-8")
+        raw = json.loads(text)
+    except OSError as exc:
+        raise ModelError(f"cannot read {meta_path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ModelError(f"bad {meta_path}: not UTF-8 text", hint=_REBUILD) from None
+    except json.JSONDecodeError as exc:
+        what = "empty" if not text.strip() else f"not valid JSON ({exc.msg} at line {exc.lineno})"
+        raise ModelError(f"bad {meta_path}: {what}", hint=_REBUILD) from None
+    if not isinstance(raw, dict):
+        raise ModelError(f"bad {meta_path}: expected a JSON object, got {type(raw).__name__}", hint=_REBUILD)
+    expected = raw.pop("sha256", None)
+    if expected is not None and not (isinstance(expected, str) and len(expected) == 64):
+        raise ModelError(f"bad {meta_path}: 'sha256' must be 64 hex digits, got {expected!r}", hint=_REBUILD)
+    known = {f.name: f for f in fields(ModelMeta)}
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise ModelError(f"bad {meta_path}: unknown key {unknown[0]!r}", hint=f"known keys: {', '.join(known)}")
+    missing = [name for name, f in known.items()
+               if name not in raw and f.default is MISSING and f.default_factory is MISSING]
+    if missing:
+        raise ModelError(f"bad {meta_path}: missing key {missing[0]!r}", hint=_REBUILD)
+    for name, value in raw.items():
+        problem = _META_CHECKS[name](value)
+        if problem:
+            raise ModelError(f"bad {meta_path}: {name!r} must be {problem}, got {value!r}", hint=_REBUILD)
+    raw = {k: (float(v) if _META_CHECKS[k] in (_number, _similarity, _positive, _padding) else v) for k, v in raw.items()}
+    return ModelMeta(**raw), expected
+
+
+_REBUILD = "rebuild the model with `tinyface build`, or restore the model.json it came with"
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+def _number(value):
+    return None if _is_number(value) else "a number"
+
+
+def _positive(value):
+    return None if _is_number(value) and value > 0 else "a number > 0"
+
+
+def _similarity(value):
+    return None if _is_number(value) and -1.0 <= value <= 1.0 else "a cosine similarity in [-1, 1]"
+
+
+def _padding(value):
+    return None if _is_number(value) and 0.0 <= value <= 1.0 else "a number in [0, 1]"
+
+
+def _zero_point(value):
+    return None if _is_int(value) and -128 <= value <= 127 else "an int8 zero point in [-128, 127]"
+
+
+def _count(value):
+    return None if _is_int(value) and value >= 0 else "an integer >= 0"
+
+
+def _dim(value):
+    return None if _is_int(value) and value > 0 else "an integer > 0"
+
+
+def _text(value):
+    return None if isinstance(value, str) else "a string"
+
+
+def _shape(value):
+    ok = isinstance(value, list) and len(value) == 4 and all(_is_int(v) and v > 0 for v in value) \
+        and value[0] == 1 and value[3] in (1, 3)
+    return None if ok else "[1, height, width, channels] with channels 1 or 3"
+
+
+def _object(value):
+    return None if isinstance(value, dict) else "a JSON object"
+
+
+_META_CHECKS = {
+    "input_shape": _shape, "input_scale": _positive, "input_zero_point": _zero_point, "output_scale": _positive,
+    "output_zero_point": _zero_point, "embedding_dim": _dim, "threshold": _similarity, "arena_bytes": _count,
+    "macs": _count, "name": _text, "preset": _text, "crop_padding": _padding, "identify_threshold": _similarity,
+    "extra": _object,
+}
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    """Load a bundle from its folder, its ``model.tflite`` or its ``model.json``.
+
+    Raises:
+        ModelError: missing files, a bad JSON (see :func:`read_meta`), or a .tflite whose hash
+            differs from the JSON's.
+    """
+    path = Path(path)
+    directory = path if path.is_dir() else path.parent
+    model_path, meta_path = directory / MODEL_FILE, directory / META_FILE
+    if path.is_file() and path.suffix == ".tflite":
+        model_path = path
+    if not model_path.is_file():
+        raise ModelError(f"no model at {path}", hint="run `tinyface build` or pass --model DIR")
+    if not meta_path.is_file():
+        raise ModelError(f"{model_path} has no {META_FILE} beside it", hint="models come from `tinyface build`")
+    meta, expected = read_meta(meta_path)
+    bundle = Bundle(model_path, meta)
+    if expected and bundle.model_hash != expected:
+        raise ModelError(f"{model_path} does not match {meta_path} (sha256 differs)",
+                         hint="the model was changed after it was built; rebuild it")
+    return bundle
+
+
+@dataclass
+class ModelFileMeta:
+    """What a model file (bundle folder, .tflite or .keras) was made with, and where that was read."""
+
+    model_path: Path
+    meta: ModelMeta
+    meta_path: Path
+    # the thresholds describe this very file (the bundle's own .tflite, sha256 checked); a stage
+    # model of a build run (float.tflite, student.keras) shares only the run's preprocessing
+    thresholds_apply: bool
+
+
+STAGE_RECORD = "stage.json"  # each stage folder of a `tinyface build` run has one (train/pipeline.py)
+
+
+def model_file_meta(path: str | Path) -> ModelFileMeta:
+    """The metadata of any model file, so that it is never run with another crop than it was trained on.
+
+    A bundle folder or its ``model.tflite``: its ``model.json`` (sha256 checked). A file inside a
+    `tinyface build` run (``build/esp32/quantize/float.tflite``, ``build/esp32/distill/student.keras``):
+    the run's ``model.json`` (crop padding, input; not the thresholds, which belong to the int8
+    bundle). A ``.keras`` beside a ``model.json``: that one, likewise. Anything else is refused.
+
+    Raises:
+        ModelError: missing, a bad model.json, a hash mismatch, or a lone file with no metadata.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"model not found: {path}")
+    if path.is_dir() or path.suffix == ".tflite" and (path.parent / META_FILE).is_file():
+        bundle = load_bundle(path)
+        return ModelFileMeta(bundle.model_path, bundle.meta, bundle.model_path.parent / META_FILE, True)
+    for candidate in (path.parent / META_FILE, path.parent.parent / META_FILE):
+        in_run = candidate.parent == path.parent or (path.parent / STAGE_RECORD).is_file()
+        if in_run and candidate.is_file():
+            return ModelFileMeta(path, read_meta(candidate)[0], candidate, False)
+    raise ModelError(
+        f"{path} has no {META_FILE}: the face crop it was trained on (padding, size) is unknown, "
+        f"and a wrong one costs accuracy silently",
+        hint=f"pass the model's bundle folder (e.g. build/esp32 or models/esp32), a file inside a `tinyface build` "
+             f"run folder, or put the run's {META_FILE} beside it")

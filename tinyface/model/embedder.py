@@ -1,0 +1,136 @@
+"""From aligned face crops to embeddings with a TFLite model: the one chain
+
+    uint8 crops -> [-1, 1) floats -> int8 input -> TFLite or TFLM -> int8 output
+    -> dequantized floats -> L2-normalised embeddings
+
+that ``tinyface evaluate``, the gallery compiled into the firmware (``flash --enroll``),
+``tinyface bench``'s host check and the emulator share, so the pixel mapping, the rounding
+and the normalisation are written once. A float .tflite runs the same chain without the
+quantization steps.
+
+Only ``runtime="tflite"`` imports TensorFlow, and only when the embedder is made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+RUNTIMES = ("tflite", "tflm")
+
+
+def normalize(crops_uint8) -> np.ndarray:
+    """The student's float input: pixels mapped to [-1, 1) as (p - 128) / 128 (one definition)."""
+    return (np.asarray(crops_uint8, dtype=np.float32) - 128.0) / 128.0
+
+
+def quantize_pixels(crops_uint8, scale: float, zero_point: int) -> np.ndarray:
+    """uint8 aligned crops (N, H, W, C) -> int8 input of a model with this input quantization."""
+    q = np.round(normalize(crops_uint8) / scale) + zero_point
+    return np.clip(q, -128, 127).astype(np.int8)
+
+
+def quantize_input(crops_uint8, meta) -> np.ndarray:
+    """uint8 aligned crops (N, H, W, C) -> the int8 input tensor the model and firmware take
+    (``meta``: a ModelMeta, or anything with ``input_scale`` and ``input_zero_point``)."""
+    return quantize_pixels(crops_uint8, meta.input_scale, meta.input_zero_point)
+
+
+def dequantize_output(out_int8, meta) -> np.ndarray:
+    """int8 outputs -> float32 embeddings (not normalised), by ``meta``'s output quantization."""
+    return (np.asarray(out_int8, dtype=np.float32) - meta.output_zero_point) * np.float32(meta.output_scale)
+
+
+def l2_normalize(embeddings) -> np.ndarray:
+    """Rows scaled to unit length, in float32 as the firmware computes them (all-zero rows stay zero)."""
+    e = np.asarray(embeddings, dtype=np.float32)
+    norms = np.linalg.norm(e, axis=-1, keepdims=True)
+    return e / np.where(norms > 0, norms, np.float32(1.0))
+
+
+@dataclass(frozen=True)
+class Quantization:
+    """The input and output quantization of a model (scales 0.0: a float model)."""
+
+    input_scale: float
+    input_zero_point: int
+    output_scale: float
+    output_zero_point: int
+
+    @property
+    def int8(self) -> bool:
+        return self.input_scale > 0
+
+
+class Embedder:
+    """One model in one interpreter, mapping uint8 crops to L2-normalised embeddings.
+
+    Args:
+        model_bytes: the .tflite flatbuffer.
+        runtime: "tflite" (TFLite's reference kernels, the host reference) or "tflm" (the
+            TFLM kernels the firmware runs; int8 models only).
+        quantization: the model's I/O quantization (default: read from the flatbuffer; a
+            bundle passes its model.json's, which the firmware also uses).
+        arena_bytes: TFLM's arena (default: the runtime's).
+
+    Raises:
+        ModelError: not a TFLite model, an unknown runtime, TFLM with a float model, or an
+            interpreter that cannot load it.
+    """
+
+    def __init__(self, model_bytes: bytes, runtime: str = "tflite", quantization: Quantization | None = None,
+                 arena_bytes: int | None = None):
+        from tinyface.errors import ModelError
+        from tinyface.model.graph import analyze
+
+        if runtime not in RUNTIMES:
+            raise ModelError(f"unknown runtime {runtime!r}", hint=f"one of {', '.join(RUNTIMES)}")
+        graph = analyze(model_bytes)
+        if quantization is None:
+            quantization = Quantization(graph.input.scale, graph.input.zero_point, graph.output.scale,
+                                        graph.output.zero_point)
+        if runtime == "tflm" and not quantization.int8:
+            raise ModelError("--runtime tflm needs an int8 model (TFLM runs the firmware's int8 kernels)")
+        self.runtime = runtime
+        self.quantization = quantization
+        self.input_shape = tuple(int(v) for v in graph.input_shape)
+        self.output_size = int(np.prod(graph.output_shape))
+        self.model_size = len(model_bytes)
+        if runtime == "tflm":
+            from tinyface.model.runtime import DEFAULT_ARENA_BYTES, TflmRunner
+
+            self.runner = TflmRunner(model_bytes, arena_bytes or DEFAULT_ARENA_BYTES)
+        else:
+            from tinyface.model.runtime import TfliteRunner
+
+            self.runner = TfliteRunner(model_bytes)
+
+    @classmethod
+    def for_bundle(cls, bundle, runtime: str = "tflite", arena_bytes: int | None = None) -> "Embedder":
+        """The embedder of a model bundle, with its model.json's quantization."""
+        m = bundle.meta
+        q = Quantization(m.input_scale, m.input_zero_point, m.output_scale, m.output_zero_point)
+        return cls(bundle.model_bytes, runtime, q, arena_bytes)
+
+    def quantize(self, crops_uint8) -> np.ndarray:
+        """The model's input for uint8 crops: int8, or [-1, 1) floats for a float model."""
+        q = self.quantization
+        return quantize_pixels(crops_uint8, q.input_scale, q.input_zero_point) if q.int8 else normalize(crops_uint8)
+
+    def run(self, x) -> np.ndarray:
+        """The interpreter's raw outputs (int8 for an int8 model), (N, D)."""
+        if len(x) == 0:
+            return np.zeros((0, self.output_size), np.int8 if self.quantization.int8 else np.float32)
+        return np.asarray(self.runner.run(x)).reshape(len(x), -1)
+
+    def dequantize(self, outputs) -> np.ndarray:
+        """Raw outputs -> float32 embeddings (not normalised)."""
+        q = self.quantization
+        return dequantize_output(outputs, q) if q.int8 else np.asarray(outputs, dtype=np.float32)
+
+    def embed(self, crops_uint8) -> np.ndarray:
+        """uint8 crops (N, H, W, C) -> L2-normalised float32 embeddings (N, D)."""
+        return l2_normalize(self.dequantize(self.run(self.quantize(crops_uint8))))
+
+    __call__ = embed

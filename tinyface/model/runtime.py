@@ -1,0 +1,119 @@
+"""Run an int8 model on the host: in the TFLite interpreter, or in the real TensorFlow Lite
+Micro kernels (PyPI ``tflite-micro``), which is what the firmware runs.
+
+Only TfliteRunner imports TensorFlow; TflmRunner does not, so the emulator starts fast.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tempfile
+import threading
+
+import numpy as np
+
+from tinyface.errors import ModelError
+
+DEFAULT_ARENA_BYTES = 512 * 1024
+_ARENA_TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
+_fd_lock = threading.Lock()
+
+
+class TflmRunner:
+    """The TFLM interpreter over one model; ``run`` takes and returns int8 batches."""
+
+    def __init__(self, model_bytes: bytes, arena_bytes: int = DEFAULT_ARENA_BYTES):
+        from tflite_micro.python.tflite_micro import runtime
+
+        try:
+            self._interp = runtime.Interpreter.from_bytes(bytes(model_bytes), arena_size=arena_bytes)
+        except (RuntimeError, ValueError) as exc:
+            raise ModelError(f"TFLM cannot load the model: {exc}") from None
+        self.input_details = self._interp.get_input_details(0)
+        self.output_details = self._interp.get_output_details(0)
+        self.input_shape = tuple(int(v) for v in self.input_details["shape"])
+
+    def run_one(self, x_int8: np.ndarray) -> np.ndarray:
+        """One int8 input (H, W, C) or (1, H, W, C) -> int8 output (D,)."""
+        x = np.asarray(x_int8, dtype=np.int8).reshape(self.input_shape)
+        self._interp.set_input(x, 0)
+        self._interp.invoke()
+        return np.array(self._interp.get_output(0)).reshape(-1)
+
+    def run(self, x_int8: np.ndarray) -> np.ndarray:
+        return np.stack([self.run_one(x) for x in x_int8]) if len(x_int8) else np.zeros((0,), np.int8)
+
+    def arena_used_bytes(self) -> int:
+        """The arena TFLM actually allocated, as recorded by its RecordingMicroAllocator."""
+        text = _capture_fd(2, self._interp.print_allocations)
+        match = _ARENA_TOTAL.search(text)
+        if not match:
+            raise ModelError("TFLM did not report its arena use")
+        return int(match.group(1))
+
+
+class TfliteRunner:
+    """The TFLite interpreter (float or int8 model); ``run`` maps a batch to outputs.
+
+    ``kernels="reference"`` (the default) uses TFLite's builtin reference kernels, the ones
+    TFLM's kernels are ported from: the host int8 model every parity check compares
+    against. ``kernels="optimized"`` uses the default resolver with the XNNPACK delegate,
+    which is faster but requantizes with different rounding (measured: up to 3 LSB from
+    TFLM on a dsnet student, against 1 LSB for the reference kernels); use it for timing.
+    """
+
+    def __init__(self, model_bytes: bytes, kernels: str = "reference"):
+        from tinyface.console import quiet_tensorflow
+
+        quiet_tensorflow(import_now=True)  # no C++ start-up lines, no interpreter deprecation notice
+        import tensorflow as tf
+
+        resolver = {"reference": tf.lite.experimental.OpResolverType.BUILTIN_REF,
+                    "optimized": tf.lite.experimental.OpResolverType.AUTO}[kernels]
+        from tinyface.console import muted_stderr
+
+        try:
+            with muted_stderr():  # its wrapper library's start-up lines
+                self._interp = tf.lite.Interpreter(model_content=bytes(model_bytes), num_threads=1,
+                                                   experimental_op_resolver_type=resolver)
+        except ValueError as exc:
+            raise ModelError(f"TFLite cannot load the model: {exc}") from None
+        self.input_details = self._interp.get_input_details()[0]
+        self.output_details = self._interp.get_output_details()[0]
+        self._interp.resize_tensor_input(self.input_details["index"], [1, *self.input_details["shape"][1:]])
+        self._interp.allocate_tensors()
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        outs = []
+        for item in x:
+            self._interp.set_tensor(self.input_details["index"], item[None].astype(self.input_details["dtype"]))
+            self._interp.invoke()
+            outs.append(self._interp.get_tensor(self.output_details["index"])[0].copy())
+        return np.stack(outs) if outs else np.zeros((0,))
+
+
+def _libc_fflush() -> None:
+    """Flush C stdio buffers: TFLM's printf output sits there until then."""
+    import ctypes
+
+    ctypes.CDLL(None).fflush(None)
+
+
+def _capture_fd(fd: int, fn) -> str:
+    """Run ``fn`` with the process's file descriptor ``fd`` redirected (TFLM prints from C++)."""
+    with _fd_lock:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = os.dup(fd)
+        with tempfile.TemporaryFile() as tmp:
+            os.dup2(tmp.fileno(), fd)
+            try:
+                fn()
+            finally:
+                _libc_fflush()
+                os.dup2(saved, fd)
+                os.close(saved)
+            tmp.seek(0)
+            return tmp.read().decode(errors="replace")
