@@ -35,10 +35,6 @@ PLACES = {
     "tinyface.device": "device",
     "tinyface.train": "train",
     "tinyface.cli": "cli",
-    # Old names of moved modules, aliases of the new ones until the training pipeline imports
-    # the new names (docs/architecture.md, "Old names"): placed with what they alias.
-    "tinyface.bundle": "model", "tinyface.graph": "model", "tinyface.runtime": "model",
-    "tinyface.profile": "boards", "tinyface.train.teacher": "teacher", "tinyface.train.dlib_net": "teacher",
 }
 # Imports that break the layering today, each with the change that removes it. The test
 # fails when one of them disappears, so that it is taken off this list.

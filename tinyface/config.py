@@ -512,12 +512,6 @@ class Preset:
     def board(self) -> str:
         return self.values.get("firmware", {}).get("board", FirmwareSettings.board)
 
-    @property
-    def mac_budget(self) -> int:
-        from tinyface.boards import load_board
-
-        return load_board(self.board).mac_budget
-
 
 def preset_names() -> list[str]:
     """The shipped presets, by file name (presets/<name>.toml)."""

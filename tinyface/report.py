@@ -148,8 +148,8 @@ def write_report(out_dir: Path, metrics: dict, settings, preset, result=None) ->
         f"TFLM int8 model would accept {_pct(tflm['identification'].get('at_verification_threshold', {}).get('stranger_false_accept_rate'))} "
         "of strangers.",
         "",
-        f"MAC budget of `{preset.name}`: {preset.mac_budget:,}; the int8 graph has {tflm['macs']:,} MACs "
-        f"({'within' if tflm['macs'] <= preset.mac_budget else 'OVER'} budget). Estimated board latency uses the "
+        f"MAC budget of `{preset.name}`: {metrics['mac_budget']:,}; the int8 graph has {tflm['macs']:,} MACs "
+        f"({'within' if tflm['macs'] <= metrics['mac_budget'] else 'OVER'} budget). Estimated board latency uses the "
         f"cost model of board `{tflm.get('board')}` ({tflm.get('cost_model_source')}): an estimate, not a measurement.",
         "",
         "## Compression losses (vs the float student, on the test pairs)",
@@ -407,7 +407,7 @@ def write_model_card(out_dir: Path, metrics: dict, settings, preset, meta) -> Pa
         "## Cost",
         "",
         f"- model: {tflm['model_bytes']:,} bytes ({tflm['model_bytes_gzip']:,} gzip-compressed); "
-        f"{tflm['params']:,} parameters; {tflm['macs']:,} MACs per face (budget {preset.mac_budget:,})",
+        f"{tflm['params']:,} parameters; {tflm['macs']:,} MACs per face (budget {metrics['mac_budget']:,})",
         f"- tensor arena: {tflm['arena_bytes']:,} bytes, recorded by TFLM (the firmware adds a margin for "
         "optimized-kernel scratch)",
         f"- estimated latency on `{tflm['board']}`: {tflm['estimated_ms_on_board']:.1f} ms "

@@ -347,7 +347,7 @@ def test_each_requantization_form_is_bit_exact(tmp_path, tflm_objects):
 
 def lfw_faces(lfw_dir: Path, meta, n: int) -> np.ndarray:
     """``n`` LFW test-split photos, centre-cropped, resized to the model input and quantized
-    as the firmware's input (tinyface.model.bundle.quantize_input)."""
+    as the firmware's input (tinyface.model.embedder.quantize_input)."""
     from PIL import Image
 
     from tinyface.model.embedder import quantize_input

@@ -97,7 +97,7 @@ def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, se
         "stages": [{"name": s.name, "skipped": s.skipped, "seconds": round(s.seconds, 1)} for s in result.stages],
         "test_data": test_name(result.metrics), "smoke_test": bool(result.metrics.get("smoke_test")),
         "test_accuracy": {name: st["verification"]["accuracy"] for name, st in result.metrics["stages"].items()},
-        "macs": tflm["macs"], "mac_budget": p.mac_budget, "arena_bytes": tflm["arena_bytes"],
+        "macs": tflm["macs"], "mac_budget": result.metrics["mac_budget"], "arena_bytes": tflm["arena_bytes"],
         "model_bytes": tflm["model_bytes"], "threshold": tflm["verification"]["threshold"],
         "parity": result.metrics["parity"],
     }
@@ -114,7 +114,7 @@ def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, se
                f"{100 * tflm['verification']['accuracy']:.2f}%  "
                f"(teacher {100 * result.metrics['stages']['teacher']['verification']['accuracy']:.2f}%, "
                f"float student {100 * result.metrics['stages']['float']['verification']['accuracy']:.2f}%)")
-    click.echo(f"{tflm['macs']:,} MACs (budget {p.mac_budget:,}), {tflm['model_bytes'] / 1024:.1f} KiB model, "
+    click.echo(f"{tflm['macs']:,} MACs (budget {summary['mac_budget']:,}), {tflm['model_bytes'] / 1024:.1f} KiB model, "
                f"{tflm['arena_bytes'] / 1024:.1f} KiB arena, threshold {tflm['verification']['threshold']:.3f}")
     click.echo(f"report: {out / 'report.md'}   model: {out / 'model.tflite'}   ({wall_s:.0f} s)")
 

@@ -16,9 +16,6 @@ from pathlib import Path
 
 from tinyface.errors import ModelError
 from tinyface.fsutil import write_bytes, write_json
-# The pixel mapping and the I/O quantization are defined in the embedder; the training
-# pipeline still imports them from here (tinyface.bundle) until it moves to the embedder.
-from tinyface.model.embedder import dequantize_output, normalize, quantize_input, quantize_pixels  # noqa: F401
 
 MODEL_FILE = "model.tflite"
 META_FILE = "model.json"

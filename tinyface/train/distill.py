@@ -99,7 +99,7 @@ def identity_centroids(teacher: np.ndarray, labels: list[str], min_images: int =
 
 
 def normalize_images(crops_uint8: np.ndarray) -> np.ndarray:
-    from tinyface.bundle import normalize
+    from tinyface.model.embedder import normalize
 
     return normalize(crops_uint8)
 

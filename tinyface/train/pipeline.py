@@ -27,11 +27,11 @@ EVALUATE_ONLY = ("identify_stranger_rate", "threshold_from")  # data settings on
 # would otherwise come from whatever version of tinyface is installed *then* (an edit or an
 # upgrade meanwhile crashed a build once). tests/train/test_pipeline_imports.py checks the list.
 STAGE_MODULES = (
-    "tinyface.boards", "tinyface.bundle", "tinyface.config", "tinyface.evaluate", "tinyface.graph",
-    "tinyface.profile", "tinyface.report", "tinyface.runtime", "tinyface.data.align", "tinyface.data.dataset",
-    "tinyface.data.extra", "tinyface.data.faces", "tinyface.train.data", "tinyface.train.distill", "tinyface.train.dlib_net",
-    "tinyface.train.prune", "tinyface.train.quantize", "tinyface.train.search", "tinyface.train.stages_eval",
-    "tinyface.train.student", "tinyface.train.teacher",
+    "tinyface.boards", "tinyface.boards.profile", "tinyface.config", "tinyface.evaluate", "tinyface.model.bundle",
+    "tinyface.model.graph", "tinyface.model.runtime", "tinyface.report", "tinyface.data.align",
+    "tinyface.data.dataset", "tinyface.data.extra", "tinyface.data.faces", "tinyface.teacher",
+    "tinyface.teacher.dlib_net", "tinyface.train.data", "tinyface.train.distill", "tinyface.train.prune",
+    "tinyface.train.quantize", "tinyface.train.search", "tinyface.train.stages_eval", "tinyface.train.student",
 )
 CODE_VERSION = "pipeline-v1"  # bump when a stage's behaviour changes, to invalidate old artifacts
 
@@ -271,7 +271,7 @@ def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progr
 
     result.bundle_dir = _write_bundle(out_dir, metrics, settings, preset)
     write_report(out_dir, metrics, settings, preset, result)
-    from tinyface.bundle import load_bundle
+    from tinyface.model.bundle import load_bundle
     from tinyface.report import write_model_card
 
     write_model_card(out_dir, metrics, settings, preset, load_bundle(out_dir).meta)
@@ -283,8 +283,8 @@ def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progr
 def _val_accuracy_int8(flat: bytes, data) -> float:
     """Accuracy on pairs of validation people at their best threshold (model selection only)."""
     from tinyface import evaluate
-    from tinyface.bundle import quantize_pixels
-    from tinyface.runtime import TfliteRunner
+    from tinyface.model.embedder import quantize_pixels
+    from tinyface.model.runtime import TfliteRunner
     from tinyface.train.quantize import io_quantization
 
     meta = io_quantization(flat)
@@ -371,7 +371,7 @@ def describe_dataset(root: Path) -> dict:
 
 
 def _write_bundle(out_dir: Path, metrics: dict, settings, preset) -> Path:
-    from tinyface.bundle import save_bundle
+    from tinyface.model.bundle import save_bundle
     from tinyface.train.quantize import bundle_meta
 
     flat = (out_dir / "quantize" / "int8.tflite").read_bytes()

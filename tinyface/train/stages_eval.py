@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyface import evaluate
-from tinyface.bundle import quantize_pixels
+from tinyface.model.embedder import quantize_pixels
 
 
 def _score_stage(emb: np.ndarray, emb_val: np.ndarray, val_pairs, data, d) -> dict:
@@ -71,9 +71,9 @@ def _timed(fn, items, limit=200):
 
 def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, preset, notify=lambda e, i: None) -> dict:
     """Metrics of every stage plus TFLM-vs-TFLite int8 parity, as one JSON-able dict."""
-    from tinyface.graph import analyze
-    from tinyface.profile import profile_model
-    from tinyface.runtime import TfliteRunner, TflmRunner
+    from tinyface.model.graph import analyze
+    from tinyface.boards.profile import profile_model
+    from tinyface.model.runtime import TfliteRunner, TflmRunner
     from tinyface.train.distill import embed, normalize_images
     from tinyface.train.prune import gzip_size, sparsity_per_layer
     from tinyface.train.quantize import io_quantization
@@ -149,11 +149,17 @@ def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, pre
         "n_images": int(n_eval),
     }
     return {
-        "preset": preset.name, "mac_budget": preset.mac_budget, "data": data.stats,
+        "preset": preset.name, "mac_budget": _mac_budget(preset.board), "data": data.stats,
         "threshold_from": threshold_source(data, settings.data), "threshold_source": settings.data.threshold_from,
         "stages": stages, "parity": parity,
         "ops": sorted(graph.op_names),
     }
+
+
+def _mac_budget(name: str) -> int:
+    from tinyface.boards import load_board
+
+    return load_board(name).mac_budget
 
 
 def _board_cost_model(name: str):
@@ -173,7 +179,7 @@ def _teacher_latency_ms(data, n: int = 8) -> float:
     """Host time of one teacher embedding (align + 150x150 chip + ResNet), on a few eval images."""
     from tinyface.data.align import Aligner, cut_chip
     from tinyface.data.dataset import read_image
-    from tinyface.train.teacher import embed_chips
+    from tinyface.teacher import embed_chips
 
     paths = data.eval.paths[:n]
     aligner = Aligner()

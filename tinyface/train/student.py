@@ -117,7 +117,7 @@ def _tinycnn(inp, embedding_dim, width, layers):
 
 def keras_macs(model) -> int:
     """Multiply-accumulates of one inference, counted from the Keras layers (the int8 graph
-    count in tinyface.graph is authoritative; this one is for design and search)."""
+    count in tinyface.model.graph is authoritative; this one is for design and search)."""
     from tf_keras import layers
 
     total = 0
