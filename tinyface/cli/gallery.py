@@ -17,8 +17,9 @@ def port_options(f):
         click.option("--port", required=True,
                      help="Serial port (e.g. /dev/ttyUSB0, or the path `tinyface emulate` printed), or 'auto' to "
                           "find the board by its USB VID:PID."),
-        click.option("--board", default="esp32", show_default=True,
-                     help="Board data (boards/*.toml): baud, USB ids. Example: --board esp32s3"),
+        click.option("--board", default=None,
+                     help="Board data (boards/*.toml): baud, USB ids [default: firmware.board]. "
+                          "Example: --board esp32s3"),
         click.option("--baud", type=click.IntRange(min=1), default=None,
                      help="Serial speed [default: the board's]. Example: --baud 115200"),
         click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.01), default=None,
@@ -56,8 +57,9 @@ def _name(ctx, param, value):
 def _open(ctx, port, board, baud, timeout_s, retries, set_items=()):
     from tinyface.device.gallery import open_board
 
-    settings = load_settings(ctx, {"bench": {"timeout_s": timeout_s, "retries": retries}}, set_items)
-    return open_board(port, board, baud, settings.bench.timeout_s, settings.bench.retries), settings
+    settings = load_settings(ctx, {"bench": {"timeout_s": timeout_s, "retries": retries},
+                                   "firmware": {"board": board}}, set_items)
+    return open_board(port, settings.firmware.board, baud, settings.bench.timeout_s, settings.bench.retries), settings
 
 
 @click.command()

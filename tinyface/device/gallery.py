@@ -69,7 +69,7 @@ def check_name(name: str, max_bytes: int = spec.MAX_NAME_BYTES) -> str:
 # --- the board and its model --------------------------------------------------------------
 
 @contextlib.contextmanager
-def open_board(port: str, board: str = "esp32", baud: int | None = None, timeout_s: float = spec.DEFAULT_TIMEOUT_S,
+def open_board(port: str, board: str, baud: int | None = None, timeout_s: float = spec.DEFAULT_TIMEOUT_S,
                retries: int = spec.DEFAULT_RETRIES) -> Iterator[Client]:
     """A protocol client on ``port`` (``auto``: the one board found by its USB id), as bench opens it.
 
