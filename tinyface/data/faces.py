@@ -58,6 +58,32 @@ class FaceSpec:
         return cls(d.crop_size, d.channels, d.padding, d.detector_upsample, teacher,
                    t.chip_size, t.chip_padding, t.flip_average)
 
+    @classmethod
+    def for_model(cls, meta, settings=None) -> "FaceSpec":
+        """How to cut faces for a model: crop size and channels from its input shape, padding
+        from its model.json (``crop_padding``), the detector's retry from the settings
+        (``data.detector_upsample``), so a board's faces are cut as the build cut its test faces.
+        The one construction for `tinyface evaluate`, `bench`, `flash --enroll`, `enroll` and
+        `identify`.
+
+        Args:
+            meta: the model's description (a tinyface.model.bundle.ModelMeta: ``input_shape``
+                ``[1, H, W, C]`` and ``crop_padding``).
+            settings: tinyface.config.Settings (default: the defaults).
+
+        Raises:
+            DataError: the model's input is not square.
+        """
+        from tinyface.config import DataSettings
+        from tinyface.errors import DataError
+
+        _, h, w, c = (int(v) for v in meta.input_shape)
+        if h != w:
+            raise DataError(f"the model's input is {h}x{w}; the face pipeline makes square crops")
+        data = settings.data if settings is not None else DataSettings()
+        return cls(crop_size=h, channels=c, padding=float(meta.crop_padding),
+                   detector_upsample=data.detector_upsample)
+
     def landmark_digest(self) -> str:
         return settings_digest(aligner=self.aligner_id, upsample=self.detector_upsample)
 

@@ -100,38 +100,25 @@ def select_pairs(pairs, n_images: int):
     return list(keys), used
 
 
-def face_spec(bundle: Bundle):
-    """How to cut faces for ``bundle`` (crop size, channels and padding from its model.json):
-    the one construction for every command that feeds a board (bench, enroll, identify).
-
-    Raises:
-        DataError: the model's input is not square.
-    """
-    from tinyface.data.faces import FaceSpec
-
-    _, h, w, c = bundle.meta.input_shape
-    if h != w:
-        raise DataError(f"the model's input is {h}x{w}; the face pipeline makes square crops")
-    return FaceSpec(crop_size=h, channels=c, padding=bundle.meta.crop_padding)
-
-
-def prepare_inputs(data_dir: str | Path, bundle: Bundle, n_images: int, cache_dir: str | Path,
-                   workers: int = 0, progress: Callable[[int], None] | None = None) -> BenchInputs:
-    """The first ``n_images`` held-out pairsDevTest images, aligned and int8-quantized for ``bundle``.
+def prepare_inputs(bundle: Bundle, n_images: int, settings,
+                   progress: Callable[[int], None] | None = None) -> BenchInputs:
+    """The first ``n_images`` held-out pairsDevTest images of ``settings.data`` (its folder, crop
+    cache, workers and detector retry), aligned as the model's model.json says and
+    int8-quantized for ``bundle``.
 
     Raises:
         DataError: the dataset or its pairsDevTest.txt is missing, or no image was usable.
     """
     from tinyface.data.cache import FaceCache
-    from tinyface.data.faces import prepare_faces
+    from tinyface.data.faces import FaceSpec, prepare_faces
     from tinyface.data.lfw import PAIRS_DEV_TEST, image_path, read_pairs
 
-    data_dir = Path(data_dir)
+    data_dir = settings.data.data_path()
     pairs = read_pairs(data_dir / PAIRS_DEV_TEST)
     keys, used = select_pairs(pairs, n_images)
     paths = [image_path(data_dir / "images", name, index) for name, index in keys]
-    spec_ = face_spec(bundle)
-    prepared = prepare_faces(paths, spec_, FaceCache(cache_dir), workers=workers, progress=progress)
+    prepared = prepare_faces(paths, FaceSpec.for_model(bundle.meta, settings), FaceCache(settings.data.cache_path()),
+                             workers=settings.data.workers, progress=progress)
     keep = np.flatnonzero(prepared.ok)
     if keep.size == 0:
         raise DataError(f"none of the {len(paths)} images under {data_dir} could be read")

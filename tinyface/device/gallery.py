@@ -164,17 +164,17 @@ class AlignedPhotos:
         return [i for i, p in enumerate(self.photos) if p.status == "pending"]
 
 
-def align_photos(paths: Sequence[str | Path], bundle: Bundle, cache_dir: str | Path, workers: int = 1,
+def align_photos(paths: Sequence[str | Path], bundle: Bundle, settings,
                  progress: Callable[[int], None] | None = None) -> AlignedPhotos:
-    """Find, align and quantize the face in each photo for ``bundle``; photos without a
-    usable face (unreadable, or the detector found none) are marked refused with the reason."""
+    """Find, align and quantize the face in each photo for ``bundle`` (cut as its model.json
+    and ``settings.data`` say; the crop cache and workers of ``settings.data``); photos without
+    a usable face (unreadable, or the detector found none) are marked refused with the reason."""
     from tinyface.data.cache import FaceCache, content_hash
-    from tinyface.data.faces import prepare_faces
-    from tinyface.device.bench import face_spec
+    from tinyface.data.faces import FaceSpec, prepare_faces
 
-    fs = face_spec(bundle)
-    with FaceCache(cache_dir) as cache:
-        prepared = prepare_faces(list(paths), fs, cache, workers=workers, progress=progress)
+    fs = FaceSpec.for_model(bundle.meta, settings)
+    with FaceCache(settings.data.cache_path()) as cache:
+        prepared = prepare_faces(list(paths), fs, cache, workers=settings.data.workers, progress=progress)
     photos = [Photo(str(p)) for p in paths]
     reasons = {str(s.path): s.reason for s in prepared.skipped}
     # how each face was found, where the face pipeline records it (else detector or not)
