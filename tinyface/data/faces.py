@@ -22,6 +22,7 @@ from tinyface.data.align import (ALIGNER_VERSION, FALLBACK, Aligner, Alignment, 
                                  is_legacy_not_found, method_of_array)
 from tinyface.data.cache import FaceCache, content_hash, settings_digest
 from tinyface.data.dataset import ImageError, Skipped, read_image
+from tinyface.vectors import l2_normalize
 
 COMMIT_EVERY = 256
 
@@ -328,7 +329,7 @@ def prepare_faces(
             k_lmk, k_crop, k_teach = keys(hashes[index])
             if "teacher" in result:  # the mean of the chip's (and its mirror's) embeddings
                 emb = np.mean(list(result["teacher"].values()), axis=0)
-                result["teacher"] = (emb / np.linalg.norm(emb)).astype(np.float32)
+                result["teacher"] = l2_normalize(emb)
             for name, key in (("lmk", k_lmk), ("crop", k_crop), ("teacher", k_teach)):
                 if name in result:
                     pending.add(key, result[name])

@@ -197,7 +197,8 @@ def align_photos(paths: Sequence[str | Path], bundle: Bundle, settings,
 
 def embeddings(client: Client, info: DeviceInfo, x_int8: np.ndarray) -> np.ndarray:
     """The board's embeddings (INFER, dequantized and L2-normalised) of ``x_int8``."""
-    from tinyface.model.embedder import dequantize_output, l2_normalize
+    from tinyface.model.embedder import dequantize_output
+    from tinyface.vectors import l2_normalize
 
     if len(x_int8) == 0:
         return np.zeros((0, info.output_size), np.float32)
