@@ -41,8 +41,8 @@ def test_bench_and_identify_look_for_the_firmware_board(tmp_path):
 
 def test_emulate_defaults_to_firmware_board(tmp_path):
     (tmp_path / "tinyface.toml").write_text(S3_SETTINGS)
-    proc = subprocess.Popen([sys.executable, "-m", "tinyface.cli.main", "emulate", "--once"], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", "tinyface.cli.main", "emulate", "--once"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
     try:
         port = proc.stdout.readline().strip()
         assert port, proc.stderr.read() if proc.poll() is not None else "no port printed"

@@ -9,7 +9,8 @@ from tinyface.cli.common import load_settings, set_option
 
 @click.command()
 @click.option("--board", default=None,
-              help="Board to emulate (boards/*.toml): name, clock, cost model [default: firmware.board; esp32c3 with --isa].")
+              help="Board to emulate (boards/*.toml): name, clock, cost model "
+                   "[default: firmware.board; esp32c3 with --isa].")
 @click.option("--model", "model_path", type=click.Path(), default=None,
               help="Model bundle folder or .tflite (default: as `tinyface flash`: build/<board>/ if built, else the released models/<board>/, then build/esp32/, models/esp32/).")
 @click.option("--baud", type=click.IntRange(min=0), default=0, show_default=True,
