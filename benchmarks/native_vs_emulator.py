@@ -49,7 +49,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from tinyface.model.bundle import load_bundle
-    from tinyface.model.embedder import dequantize_output
+    from tinyface.device.bench import pair_decisions
 
     meta = load_bundle(args.model).meta
     with tempfile.TemporaryDirectory() as tmp:
@@ -61,11 +61,9 @@ def main() -> None:
     assert pairs == runs["emulator"]["pairs"], "the two runs streamed different pairs"
 
     def decisions(out):
-        result = []
-        for a, b, _same in pairs:
-            ea, eb = dequantize_output(out[a], meta), dequantize_output(out[b], meta)
-            result.append(float(ea @ eb / (np.linalg.norm(ea) * np.linalg.norm(eb) + 1e-12)) >= meta.threshold)
-        return np.array(result)
+        keys = sorted(out)
+        row = {k: n for n, k in enumerate(keys)}
+        return pair_decisions(np.stack([out[k] for k in keys]), [(row[a], row[b], s) for a, b, s in pairs], meta)[1]
 
     common = sorted(set(outputs["native"]) & set(outputs["emulator"]))
     same_outputs = sum(np.array_equal(outputs["native"][i], outputs["emulator"][i]) for i in common)

@@ -2,11 +2,13 @@
 ConfigError that names the setting."""
 
 import json
+import re
 import os
 import subprocess
 import sys
 import tomllib
 from dataclasses import fields
+from pathlib import Path
 
 import pytest
 
@@ -226,3 +228,39 @@ def test_quick_is_a_layer_below_set_and_explicit_options(tmp_path):
     assert eff["distill"]["batch_size"] == 32 and eff["prune"]["epochs"] == 1  # --quick over the file
     assert effective("--quick", "--epochs", "4", "--set", "distill.epochs=3")["distill"]["epochs"] == 4
     assert effective("--quick")["distill"]["epochs"] == 8
+
+
+# --- the environment -------------------------------------------------------------------
+
+def test_environment_is_read_in_config_only():
+    # platformio's habit: each option declared once, with its environment variable; a module
+    # that reads os.environ itself hides a setting from docs/cli.md's table.
+    package = Path(config.__file__).parent
+    readers = re.compile(r"os\.environ\.get|os\.environ\[|getenv\(|environ\.copy\(\)\[")
+    offenders = [f"{path.relative_to(package.parent)}:{n}" for path in sorted(package.rglob("*.py"))
+                 if path.name != "config.py" or path.parent != package
+                 for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if readers.search(line)]
+    assert not offenders, f"environment read outside tinyface/config.py: {offenders}"
+
+
+def test_every_environment_variable_is_in_the_docs_table():
+    table = (Path(__file__).resolve().parents[1] / "docs/cli.md").read_text(encoding="utf-8")
+    table = table.split("## Environment", 1)[1].split("\n## ", 1)[0]
+    source = Path(config.__file__).read_text(encoding="utf-8")
+    for name in config.ENVIRONMENT:
+        assert f"`{name}`" in table, name
+    named = set(re.findall(r'(?:environ\.get|_env_path)\(f?"([^"]+)"', source))
+    named = {"TINYFACE_<NAME>_URL" if "{" in n else n for n in named}
+    assert named == set(config.ENVIRONMENT), named ^ set(config.ENVIRONMENT)
+
+
+def test_environment_values(monkeypatch, tmp_path):
+    monkeypatch.setenv("TINYFACE_NATIVE_JOBS", "3")
+    monkeypatch.setenv("TINYFACE_ISA_CACHE", str(tmp_path / "isa"))
+    monkeypatch.delenv("CXX", raising=False)
+    assert config.native_jobs() == 3
+    assert config.isa_cache_dir() == tmp_path / "isa"
+    assert config.host_cxx() == "g++"
+    monkeypatch.setenv("TINYFACE_NATIVE_JOBS", "many")
+    with pytest.raises(ConfigError, match="TINYFACE_NATIVE_JOBS must be a whole number >= 1, got 'many'"):
+        config.native_jobs()

@@ -24,7 +24,7 @@ ROWS = [
 PLACES = {
     "tinyface": "foundation",  # __version__
     "tinyface.errors": "foundation", "tinyface.fsutil": "foundation", "tinyface.resources": "foundation",
-    "tinyface.console": "foundation", "tinyface.config": "foundation",
+    "tinyface.console": "foundation", "tinyface.config": "foundation", "tinyface.vectors": "foundation",
     "tinyface.protocol": "protocol",
     "tinyface.model": "model",
     "tinyface.teacher": "teacher",

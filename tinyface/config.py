@@ -71,6 +71,76 @@ def user_boards_dir() -> Path | None:
     return Path(env).expanduser() if env else None
 
 
+# --- the environment: every variable tinyface reads is read here, nowhere else --------------
+# (docs/cli.md's "Environment" table lists them; tests/test_config.py checks both)
+
+ENVIRONMENT = ("TINYFACE_DATA", "TINYFACE_CACHE", "TINYFACE_DATASETS", "TINYFACE_<NAME>_URL", "TINYFACE_BOARDS_DIR",
+               "TFLM_DIR", "TFLM_THIRD_PARTY_DIR", "ESP_NN_DIR", "CC", "CXX", "TINYFACE_NATIVE_JOBS",
+               "TINYFACE_NATIVE_CACHE", "TINYFACE_ISA_CACHE", "PLATFORMIO_CORE_DIR")
+
+
+def _env_path(name: str, default: str) -> Path:
+    env = os.environ.get(name)
+    return Path(env).expanduser() if env else Path(default).expanduser()
+
+
+def tflm_dir() -> str | None:
+    """``$TFLM_DIR``: the tflite-micro (esp-tflite-micro) tree the native and rv32 builds
+    compile, as given (the builds check it and say what is wrong); None if unset."""
+    return os.environ.get("TFLM_DIR") or None
+
+
+def tflm_third_party_dir() -> str | None:
+    """``$TFLM_THIRD_PARTY_DIR``: TFLM's flatbuffers/, gemmlowp/ and ruy/; None if unset (each
+    build then looks in its tree's usual place)."""
+    return os.environ.get("TFLM_THIRD_PARTY_DIR") or None
+
+
+def esp_nn_dir() -> str | None:
+    """``$ESP_NN_DIR``: the ESP-NN tree of the rv32 build; None if unset (next to TFLM_DIR)."""
+    return os.environ.get("ESP_NN_DIR") or None
+
+
+def host_cc() -> str:
+    """``$CC``, else ``gcc``: the host C compiler (the QEMU instruction-counting plugin)."""
+    return os.environ.get("CC") or "gcc"
+
+
+def host_cxx() -> str:
+    """``$CXX``, else ``g++``: the host C++ compiler of the native firmware build."""
+    return os.environ.get("CXX") or "g++"
+
+
+def native_jobs() -> int:
+    """``$TINYFACE_NATIVE_JOBS``, else 2: parallel compile jobs of the native and rv32 builds.
+
+    Raises:
+        ConfigError: not a whole number >= 1.
+    """
+    raw = os.environ.get("TINYFACE_NATIVE_JOBS") or "2"
+    try:
+        jobs = int(raw)
+    except ValueError:
+        jobs = 0
+    _check(jobs >= 1, "TINYFACE_NATIVE_JOBS must be a whole number >= 1", raw)
+    return jobs
+
+
+def native_cache_dir() -> Path:
+    """``$TINYFACE_NATIVE_CACHE`` if set, else ``~/.cache/tinyface/native``: the native build's cache."""
+    return _env_path("TINYFACE_NATIVE_CACHE", "~/.cache/tinyface/native")
+
+
+def isa_cache_dir() -> Path:
+    """``$TINYFACE_ISA_CACHE`` if set, else ``~/.cache/tinyface/isa``: the rv32 build's cache."""
+    return _env_path("TINYFACE_ISA_CACHE", "~/.cache/tinyface/isa")
+
+
+def platformio_core_dir() -> Path:
+    """PlatformIO's home: ``$PLATFORMIO_CORE_DIR`` if set (PlatformIO's own variable), else ``~/.platformio``."""
+    return _env_path("PLATFORMIO_CORE_DIR", "~/.platformio")
+
+
 @dataclass
 class DataSettings:
     """Where the images are, how faces are cut, and who is used for what.
@@ -84,7 +154,8 @@ class DataSettings:
         padding: margin around dlib's 5-point face template, as a share of the face (dlib's
             convention; 0.25 is what its ResNet was trained on).
         detector_upsample: when the first detector pass finds no face, retry on an image
-            upsampled this many times (0 = no retry).
+            upsampled this many times (0 = no retry). The same for the build and for the
+            faces cut for a model (`bench`, `flash --enroll`, `enroll`, `identify`).
         val_fraction: share of the training people (peopleDevTrain) held out for validation.
         identify_min_images: identification: peopleDevTest people with at least this many
             images are enrolled (47 people at 10).

@@ -1,7 +1,10 @@
 """The metrics every stage reports: verification (pairs) and identification (enrollment).
 
 Everything here works on L2-normalised embeddings and index arrays, so the same
-functions score the teacher, a Keras model, TFLite, TFLM and a real board.
+functions score the teacher, a Keras model, TFLite, TFLM and a real board. The pairs and
+the enrollment they are computed on come from here too: one pair sampler family
+(:func:`sample_pairs`, :func:`all_pairs`, :func:`pairs_within_images`) and one
+enrolled/probe/stranger split (:func:`enrollment_split`).
 """
 
 from __future__ import annotations
@@ -11,12 +14,14 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from tinyface.vectors import l2_normalize
+
 FARS = (1e-2, 1e-3)
 
 
 def l2n(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, np.float64)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    """Rows scaled to unit length in float64, the metrics' precision (tinyface.vectors)."""
+    return l2_normalize(x, np.float64)
 
 
 def pair_scores(emb: np.ndarray, idx_a: np.ndarray, idx_b: np.ndarray) -> np.ndarray:
@@ -217,18 +222,12 @@ def open_set_threshold(emb: np.ndarray, labels: list[str], enroll_images: int, s
     that threshold, the device's job measured on validation people), or None when there
     are fewer than 2 people to enroll or 10 strangers (then ship the verification threshold).
     """
-    rng = random.Random(seed)
-    groups: dict[str, list[int]] = {}
-    for i, name in enumerate(labels):
-        groups.setdefault(name, []).append(i)
-    gallery = {p: rng.sample(g, enroll_images) for p, g in sorted(groups.items()) if len(g) > enroll_images}
-    strangers = [g[0] for p, g in sorted(groups.items()) if p not in gallery]
+    split = enrollment_split(labels, enroll_images, seed)
+    gallery, strangers, probes = split.enroll, split.strangers, split.probes
     if len(gallery) < 2 or len(strangers) < 10:
         return None
     best = stranger_scores(emb, gallery, strangers)
     threshold = threshold_for_rate(best, stranger_rate)
-    enrolled = {i for g in gallery.values() for i in g}
-    probes = [(i, p) for p in gallery for i in groups[p] if i not in enrolled]
     probe_accuracy = identification(emb, gallery, probes, strangers, threshold).accuracy if probes else 0.0
     return {"threshold": threshold, "stranger_rate": float(np.mean(best >= threshold)),
             "enrolled": len(gallery), "strangers": len(strangers), "probes": len(probes),
@@ -240,15 +239,122 @@ def all_pairs_tar_at_far(emb: np.ndarray, labels: list[str], far: float) -> dict
     genuine pairs and hundreds of thousands of impostor pairs, enough to resolve a FAR of 1e-3,
     which 1,000 sampled pairs cannot)."""
     e = l2n(emb)
-    sims = e @ e.T
-    upper = np.triu_indices(len(labels), k=1)
-    codes = {name: k for k, name in enumerate(sorted(set(labels)))}
-    lab = np.array([codes[name] for name in labels])
-    same = lab[upper[0]] == lab[upper[1]]
-    scores = sims[upper]
+    a, b, same = all_pairs(labels)
+    scores = (e @ e.T)[a, b]
     fpr, tpr = roc_curve(scores, same)
     return {"tar": tar_at_far(fpr, tpr, far), "far": far, "genuine_pairs": int(same.sum()),
             "impostor_pairs": int((~same).sum())}
+
+
+# --- the pairs and the enrollment the metrics are computed on ---------------------------------
+
+def all_pairs(labels: list[str], max_pairs: int | None = None,
+              rng: random.Random | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every pair (i < j) of ``labels`` as index arrays and the same-person flag, in row order;
+    with more than ``max_pairs`` of them, ``max_pairs`` distinct pairs drawn with ``rng``
+    (sorted)."""
+    n = len(labels)
+    codes = {name: k for k, name in enumerate(sorted(set(labels)))}
+    lab = np.array([codes[name] for name in labels], int)
+    if max_pairs is None or n * (n - 1) // 2 <= max_pairs:
+        a, b = np.triu_indices(n, k=1)
+    else:
+        rng = rng or random.Random(0)
+        drawn: set[tuple[int, int]] = set()
+        while len(drawn) < max_pairs:
+            i, j = rng.sample(range(n), 2)
+            drawn.add((min(i, j), max(i, j)))
+        a, b = (np.array(v, int) for v in zip(*sorted(drawn)))
+    a, b = a.astype(int), b.astype(int)
+    return a, b, lab[a] == lab[b]
+
+
+def pairs_within_images(pairs, n_images: int):
+    """Protocol pairs (objects with ``name_a, index_a, name_b, index_b, same``, as LFW's) taken
+    alternately from the same and different halves (file order) until they use ``n_images``
+    distinct images: what `tinyface bench` streams. Returns (image keys ``(name, index)`` in
+    first-seen order, [(key a, key b, same)])."""
+    same = [p for p in pairs if p.same]
+    diff = [p for p in pairs if not p.same]
+    order = [p for duo in zip(same, diff) for p in duo] + same[len(diff):] + diff[len(same):]
+    keys: dict[tuple[str, int], int] = {}
+    used = []
+    for p in order:
+        a, b = (p.name_a, p.index_a), (p.name_b, p.index_b)
+        new = [k for k in dict.fromkeys((a, b)) if k not in keys]
+        if len(keys) + len(new) > n_images:
+            if len(keys) >= n_images:
+                break
+            continue  # this pair needs two new images but only one slot is left; try the next
+        for k in new:
+            keys[k] = len(keys)
+        used.append((a, b, p.same))
+        if len(keys) >= n_images:
+            break
+    return list(keys), used
+
+
+@dataclass
+class Enrollment:
+    """Who is enrolled with which images, the probes of enrolled people, and the strangers
+    (images of people not enrolled, who must be rejected); indices into the labels."""
+
+    enroll: dict[str, list[int]]
+    probes: list[tuple[int, str]]
+    strangers: list[int]
+    held_out: list[str] = field(default_factory=list)  # people who could be enrolled, held out as strangers
+
+
+def hold_out(people: list[str], share: float, seed: int) -> set[str]:
+    """``share`` of ``people`` (rounded, seeded) to hold out as strangers, never leaving fewer
+    than 2 to enroll; at least one when share > 0 and 3 or more people could be enrolled."""
+    if share <= 0 or len(people) < 3:
+        return set()
+    n = min(max(1, round(share * len(people))), len(people) - 2)
+    return set(random.Random(f"strangers:{seed}").sample(sorted(people), n))
+
+
+def enrollment_split(labels: list[str], enroll_images: int, seed: int, *, min_images: int | None = None,
+                     stranger_images: str = "first", max_strangers: int | None = None,
+                     held_out_share: float = 0.0, rng: random.Random | None = None) -> Enrollment:
+    """The one enrolled/probe/stranger split, as the device is used: people with at least
+    ``min_images`` images (default ``enroll_images + 1``: one probe at least) are enrolled with
+    ``enroll_images`` seeded-random images each (their centroid is the template), the rest of
+    their images are probes; the others are strangers.
+
+    Args:
+        labels: the person of each image (images of a person in a stable order, e.g. by file name).
+        stranger_images: "first" = one image (the first) of each stranger, "all" = every image.
+        max_strangers: keep at most this many stranger images (a seeded sample).
+        held_out_share: also hold this share of the people who could be enrolled out as
+            strangers (:func:`hold_out`): strangers who look like the enrolled people's kind.
+        rng: the generator of the enrollment draws (default ``random.Random(seed)``).
+    """
+    if stranger_images not in ("first", "all"):
+        raise ValueError(f"stranger_images must be 'first' or 'all', got {stranger_images!r}")
+    min_images = enroll_images + 1 if min_images is None else min_images
+    rng = rng or random.Random(seed)
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(labels):
+        groups.setdefault(name, []).append(i)
+    eligible = [p for p in sorted(groups) if len(groups[p]) >= min_images]
+    held = hold_out(eligible, held_out_share, seed)
+    enroll: dict[str, list[int]] = {}
+    probes: list[tuple[int, str]] = []
+    strangers: list[int] = []
+    for person in sorted(groups):
+        idx = groups[person]
+        if len(idx) >= min_images and person not in held:
+            order = idx[:]
+            rng.shuffle(order)
+            enroll[person] = sorted(order[:enroll_images])
+            probes += [(i, person) for i in sorted(order[enroll_images:])]
+        else:
+            strangers += idx if stranger_images == "all" else idx[:1]
+    if max_strangers is not None:
+        rng.shuffle(strangers)
+        strangers = strangers[:max_strangers]
+    return Enrollment(enroll, probes, sorted(strangers), sorted(held))
 
 
 def sample_pairs(labels: list[str], n_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from tinyface.device.bench import load_result, select_pairs
+from tinyface.device.bench import load_result
+from tinyface.evaluate import pairs_within_images
 from tinyface.data.lfw import Pair
 
 
@@ -115,11 +116,11 @@ def test_bench_bad_port_is_one_line(tiny_bundle, port, needle):
     assert proc.stderr.strip().count("\n") == 0 and needle in proc.stderr, proc.stderr
 
 
-def test_select_pairs_alternates_same_and_different_until_n_images():
+def test_pairs_within_images_alternates_same_and_different_until_n_images():
     pairs = [Pair("a", 1, "a", 2), Pair("b", 1, "b", 2), Pair("c", 1, "d", 1), Pair("a", 1, "e", 1)]
-    keys, used = select_pairs(pairs, 5)
+    keys, used = pairs_within_images(pairs, 5)
     # b1-b2 needs two new images with one slot left: skipped; a1-e1 needs one and fits
     assert used == [(("a", 1), ("a", 2), True), (("c", 1), ("d", 1), False), (("a", 1), ("e", 1), False)]
     assert keys == [("a", 1), ("a", 2), ("c", 1), ("d", 1), ("e", 1)]
-    keys, used = select_pairs(pairs, 6)
+    keys, used = pairs_within_images(pairs, 6)
     assert len(keys) == 6 and len(used) == 3

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from tinyface.errors import ModelError
-from tinyface.model.embedder import Embedder, dequantize_output, l2_normalize, quantize_input
+from tinyface.model.embedder import Embedder, dequantize_output, quantize_input
+from tinyface.vectors import l2_normalize
 from tinyface.model.graph import analyze
 
 

@@ -96,12 +96,10 @@ def test_open_set_threshold_accepts_at_most_the_target_share_of_validation_stran
     stricter = evaluate.open_set_threshold(emb, labels, enroll_images=5, stranger_rate=0.02)
     assert stricter["threshold"] > chosen["threshold"] and stricter["stranger_rate"] <= 0.02
     # tight: the strangers' best similarities just below it would let in more than the target share
-    rng_enroll = __import__("random").Random(0)
+    split = evaluate.enrollment_split(labels, 5, seed=0)  # the split open_set_threshold enrolls by
     e = evaluate.l2n(emb)
-    groups = {p: [i for i, n in enumerate(labels) if n == p] for p in dict.fromkeys(labels)}
-    gallery = {p: rng_enroll.sample(g, 5) for p, g in sorted(groups.items()) if len(g) > 5}
-    cents = evaluate.l2n(np.stack([e[idx].mean(axis=0) for idx in gallery.values()]))
-    best = (e[[g[0] for p, g in sorted(groups.items()) if p not in gallery]] @ cents.T).max(axis=1)
+    cents = evaluate.l2n(np.stack([e[idx].mean(axis=0) for idx in split.enroll.values()]))
+    best = (e[split.strangers] @ cents.T).max(axis=1)
     assert np.mean(best >= chosen["threshold"]) == chosen["stranger_rate"]
     assert np.mean(best >= np.nextafter(chosen["threshold"], -np.inf)) > 0.1
     assert evaluate.open_set_threshold(emb, labels, 5, 0.1, seed=0) == chosen  # seeded

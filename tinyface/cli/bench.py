@@ -10,7 +10,7 @@ from tinyface.cli.common import json_option, load_settings, set_option
 @click.command()
 @click.option("--port", required=True, help="Serial port (e.g. /dev/ttyUSB0, or the path `tinyface emulate` "
                                             "printed), or 'auto' to find the board by its USB VID:PID.")
-@click.option("--board", default="esp32", show_default=True, help="Board data (boards/*.toml): baud, USB ids.")
+@click.option("--board", default=None, help="Board data (boards/*.toml): baud, USB ids [default: firmware.board].")
 @click.option("--images", type=click.IntRange(min=1), default=None,
               help="Held-out pairsDevTest images to stream [default: bench.images = 1000].")
 @click.option("--model", "model_path", type=click.Path(), default=None,
@@ -58,8 +58,8 @@ def bench(ctx, port, board, images, model_path, data_dir, out_path, baud, timeou
     from tinyface.protocol.client import Client, open_serial
 
     settings = load_settings(ctx, {"bench": {"images": images, "timeout_s": timeout_s, "retries": retries},
-                                   "data": {"dir": data_dir}}, set_items)
-    b = load_board(board)
+                                   "data": {"dir": data_dir}, "firmware": {"board": board}}, set_items)
+    b = load_board(settings.firmware.board)
     bundle = load_bundle(resolve_model(model_path, b.name))
     if out_path:
         from tinyface.fsutil import check_writable
@@ -79,8 +79,7 @@ def bench(ctx, port, board, images, model_path, data_dir, out_path, baud, timeou
              f"matches {bundle.model_path}")
         n = settings.bench.images
         with progress_bar("aligning faces", n, enabled=not as_json) as advance:
-            inputs = api.prepare_inputs(settings.data.data_path(), bundle, n, settings.data.cache_path(),
-                                        workers=settings.data.workers, progress=advance)
+            inputs = api.prepare_inputs(bundle, n, settings, progress=advance)
         with progress_bar("benchmarking", len(inputs.paths), enabled=not as_json) as advance:
             result = api.run_bench(client, bundle, inputs, port=port, board=b.name, out=out_path, progress=advance,
                                    pipeline=pipeline, host_check=host_check, info=device)

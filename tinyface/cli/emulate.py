@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import click
 
+from tinyface.cli.common import load_settings, set_option
+
 
 @click.command()
 @click.option("--board", default=None,
-              help="Board to emulate (boards/*.toml): name, clock, cost model [default: esp32; esp32c3 with --isa].")
+              help="Board to emulate (boards/*.toml): name, clock, cost model "
+                   "[default: firmware.board; esp32c3 with --isa].")
 @click.option("--model", "model_path", type=click.Path(), default=None,
               help="Model bundle folder or .tflite (default: as `tinyface flash`: build/<board>/ if built, else the released models/<board>/, then build/esp32/, models/esp32/).")
 @click.option("--baud", type=click.IntRange(min=0), default=0, show_default=True,
@@ -21,14 +24,17 @@ import click
                    "qemu-riscv32 (needs TFLM_DIR=esp-tflite-micro and the Debian packages gcc-riscv64-unknown-elf "
                    "picolibc-riscv64-unknown-elf qemu-user); cycles are instructions (a lower bound on cycles). "
                    "Example: tinyface emulate --isa --once")
-@click.option("--kernels", type=click.Choice(["esp-nn", "generated"]), default="esp-nn", show_default=True,
+@click.option("--kernels", type=click.Choice(["esp-nn", "generated"]), default=None,
               help="With --native or --isa: the firmware's int8 kernels, TFLM's or those generated for this model "
-                   "(bit-exact with TFLM's reference kernels). Example: --native --kernels generated")
+                   "(bit-exact with TFLM's reference kernels) [default: firmware.kernels]. "
+                   "Example: --native --kernels generated")
 @click.option("--drop-reply", "drop_replies", type=click.IntRange(min=1), multiple=True, metavar="N",
               help="TEST ONLY (fault injection): do not send the N-th reply (counted from 1). Repeatable.")
 @click.option("--corrupt-reply", "corrupt_replies", type=click.IntRange(min=1), multiple=True, metavar="N",
               help="TEST ONLY (fault injection): send the N-th reply with a broken CRC. Repeatable.")
-def emulate(board, model_path, baud, once, native, isa, kernels, drop_replies, corrupt_replies):
+@set_option
+@click.pass_context
+def emulate(ctx, board, model_path, baud, once, native, isa, kernels, drop_replies, corrupt_replies, set_items):
     """Run an emulated board on a pseudo-terminal and print its port path on stdout.
 
     The emulation answers every protocol message (docs/protocol.md) exactly as the firmware
@@ -54,7 +60,13 @@ def emulate(board, model_path, baud, once, native, isa, kernels, drop_replies, c
 
     if native and isa:
         raise click.UsageError("--native and --isa are two different builds; choose one")
-    b = load_board(board or ("esp32c3" if isa else "esp32"))
+    settings = load_settings(ctx, {"firmware": {"board": board, "kernels": kernels}}, set_items)
+    if isa and not board:
+        from tinyface.device.isa import ISA_BOARD
+
+        board = ISA_BOARD  # the one board the instruction-set build runs
+    b = load_board(board or settings.firmware.board)
+    kernels = settings.firmware.kernels
     bundle = load_bundle(resolve_model(model_path, b.name))
     if isa and (drop_replies or corrupt_replies):
         raise click.UsageError("fault injection (--drop-reply, --corrupt-reply) is an option of the Python emulation")

@@ -17,8 +17,9 @@ def port_options(f):
         click.option("--port", required=True,
                      help="Serial port (e.g. /dev/ttyUSB0, or the path `tinyface emulate` printed), or 'auto' to "
                           "find the board by its USB VID:PID."),
-        click.option("--board", default="esp32", show_default=True,
-                     help="Board data (boards/*.toml): baud, USB ids. Example: --board esp32s3"),
+        click.option("--board", default=None,
+                     help="Board data (boards/*.toml): baud, USB ids [default: firmware.board]. "
+                          "Example: --board esp32s3"),
         click.option("--baud", type=click.IntRange(min=1), default=None,
                      help="Serial speed [default: the board's]. Example: --baud 115200"),
         click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.01), default=None,
@@ -56,8 +57,9 @@ def _name(ctx, param, value):
 def _open(ctx, port, board, baud, timeout_s, retries, set_items=()):
     from tinyface.device.gallery import open_board
 
-    settings = load_settings(ctx, {"bench": {"timeout_s": timeout_s, "retries": retries}}, set_items)
-    return open_board(port, board, baud, settings.bench.timeout_s, settings.bench.retries), settings
+    settings = load_settings(ctx, {"bench": {"timeout_s": timeout_s, "retries": retries},
+                                   "firmware": {"board": board}}, set_items)
+    return open_board(port, settings.firmware.board, baud, settings.bench.timeout_s, settings.bench.retries), settings
 
 
 @click.command()
@@ -96,8 +98,7 @@ def enroll(ctx, port, board, baud, timeout_s, retries, name, photos, model_path,
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="'--name'") from None
         with progress_bar("aligning faces", len(photos), enabled=not as_json) as advance:
-            aligned = api.align_photos(photos, bundle, settings.data.cache_path(), settings.data.workers,
-                                       progress=advance)
+            aligned = api.align_photos(photos, bundle, settings, progress=advance)
         result = api.enroll(client, info, bundle, name, aligned, skip_bad=skip_bad)
     if as_json:
         print_json(result.to_dict())
@@ -208,8 +209,7 @@ def identify(ctx, port, board, baud, timeout_s, retries, photos, model_path, ski
     with opened as client:
         info, bundle = api.board_bundle(client, model_path)
         with progress_bar("aligning faces", len(photos), enabled=not as_json) as advance:
-            aligned = api.align_photos(photos, bundle, settings.data.cache_path(), settings.data.workers,
-                                       progress=advance)
+            aligned = api.align_photos(photos, bundle, settings, progress=advance)
         results = api.identify(client, info, aligned, skip_bad=skip_bad)
     refused = [p.to_dict() for p in aligned.photos if p.status == "refused"]
     if as_json:

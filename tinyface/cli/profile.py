@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 
-from tinyface.cli.common import json_option
+from tinyface.cli.common import json_option, load_settings, set_option
 
 
 @click.command()
-@click.option("--board", default="esp32", show_default=True, help="Board whose cost model prices the layers (boards/*.toml).")
+@click.option("--board", default=None,
+              help="Board whose cost model prices the layers (boards/*.toml) [default: firmware.board].")
 @click.option("--model", "model_path", type=click.Path(), default=None,
               help="Model bundle folder or .tflite (default: as `tinyface flash`: build/<board>/ if built, else the released models/<board>/, then build/esp32/, models/esp32/).")
 @click.option("--measured", is_flag=True,
@@ -16,7 +17,9 @@ from tinyface.cli.common import json_option
                    "(the firmware built for rv32imc under qemu-riscv32; esp32c3 only; needs TFLM_DIR and "
                    "the packages of `tinyface emulate --isa`). Example: tinyface profile --board esp32c3 --measured")
 @json_option
-def profile(board, model_path, measured, as_json):
+@set_option
+@click.pass_context
+def profile(ctx, board, model_path, measured, as_json, set_items):
     """Per-layer op, output shape, MACs, parameters and ESTIMATED milliseconds on a board.
 
     Estimates come from the board's cost model (cycles per MAC calibrated on a published
@@ -38,7 +41,7 @@ def profile(board, model_path, measured, as_json):
     from tinyface.errors import ModelError
     from tinyface.model.bundle import resolve_model
 
-    b = load_board(board)
+    b = load_board(load_settings(ctx, {"firmware": {"board": board}}, set_items).firmware.board)
     path = resolve_model(model_path, b.name)
     if path.is_dir():
         path = path / "model.tflite"

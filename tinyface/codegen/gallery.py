@@ -52,10 +52,7 @@ def enroll_folder(directory: str | Path, bundle, settings, progress=None) -> lis
         except ValueError:
             raise DataError(f"person folder name {name!r} must be 1..{spec.MAX_NAME_BYTES - 1} bytes of UTF-8",
                             hint="rename the folder") from None
-    meta = bundle.meta
-    _, height, width, channels = meta.input_shape
-    face_spec = FaceSpec(crop_size=height, channels=channels, padding=meta.crop_padding,
-                         detector_upsample=settings.data.detector_upsample)
+    face_spec = FaceSpec.for_model(bundle.meta, settings)
     images = dataset.images
     with FaceCache(settings.data.cache_path()) as cache:
         faces = prepare_faces([im.path for im in images], face_spec, cache, workers=settings.data.workers,

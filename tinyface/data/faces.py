@@ -22,6 +22,7 @@ from tinyface.data.align import (ALIGNER_VERSION, FALLBACK, Aligner, Alignment, 
                                  is_legacy_not_found, method_of_array)
 from tinyface.data.cache import FaceCache, content_hash, settings_digest
 from tinyface.data.dataset import ImageError, Skipped, read_image
+from tinyface.vectors import l2_normalize
 
 COMMIT_EVERY = 256
 
@@ -57,6 +58,32 @@ class FaceSpec:
         d, t = settings.data, settings.teacher
         return cls(d.crop_size, d.channels, d.padding, d.detector_upsample, teacher,
                    t.chip_size, t.chip_padding, t.flip_average)
+
+    @classmethod
+    def for_model(cls, meta, settings=None) -> "FaceSpec":
+        """How to cut faces for a model: crop size and channels from its input shape, padding
+        from its model.json (``crop_padding``), the detector's retry from the settings
+        (``data.detector_upsample``), so a board's faces are cut as the build cut its test faces.
+        The one construction for `bench`, `flash --enroll`, `enroll` and `identify` (and for
+        `tinyface evaluate` once model_eval.py uses it).
+
+        Args:
+            meta: the model's description (a tinyface.model.bundle.ModelMeta: ``input_shape``
+                ``[1, H, W, C]`` and ``crop_padding``).
+            settings: tinyface.config.Settings (default: the defaults).
+
+        Raises:
+            DataError: the model's input is not square.
+        """
+        from tinyface.config import DataSettings
+        from tinyface.errors import DataError
+
+        _, h, w, c = (int(v) for v in meta.input_shape)
+        if h != w:
+            raise DataError(f"the model's input is {h}x{w}; the face pipeline makes square crops")
+        data = settings.data if settings is not None else DataSettings()
+        return cls(crop_size=h, channels=c, padding=float(meta.crop_padding),
+                   detector_upsample=data.detector_upsample)
 
     def landmark_digest(self) -> str:
         return settings_digest(aligner=self.aligner_id, upsample=self.detector_upsample)
@@ -302,7 +329,7 @@ def prepare_faces(
             k_lmk, k_crop, k_teach = keys(hashes[index])
             if "teacher" in result:  # the mean of the chip's (and its mirror's) embeddings
                 emb = np.mean(list(result["teacher"].values()), axis=0)
-                result["teacher"] = (emb / np.linalg.norm(emb)).astype(np.float32)
+                result["teacher"] = l2_normalize(emb)
             for name, key in (("lmk", k_lmk), ("crop", k_crop), ("teacher", k_teach)):
                 if name in result:
                     pending.add(key, result[name])

@@ -20,9 +20,10 @@ from typing import Callable
 
 import numpy as np
 
+from tinyface import evaluate
 from tinyface.errors import DataError, DeviceError, ProtocolError
 from tinyface.model.bundle import Bundle
-from tinyface.model.embedder import dequantize_output, l2_normalize, quantize_input
+from tinyface.model.embedder import dequantize_output, quantize_input
 from tinyface.protocol import spec
 from tinyface.protocol.client import Client, DeviceInfo
 
@@ -77,61 +78,25 @@ def load_result(path: str | Path) -> BenchResult:
 
 # --- inputs ---------------------------------------------------------------------------------
 
-def select_pairs(pairs, n_images: int):
-    """Pairs alternately from the same and different halves (file order) until ``n_images``
-    distinct images. Returns (image keys in first-seen order, [(key a, key b, same)])."""
-    same = [p for p in pairs if p.same]
-    diff = [p for p in pairs if not p.same]
-    order = [p for duo in zip(same, diff) for p in duo] + same[len(diff):] + diff[len(same):]
-    keys: dict[tuple[str, int], int] = {}
-    used = []
-    for p in order:
-        a, b = (p.name_a, p.index_a), (p.name_b, p.index_b)
-        new = [k for k in dict.fromkeys((a, b)) if k not in keys]
-        if len(keys) + len(new) > n_images:
-            if len(keys) >= n_images:
-                break
-            continue  # this pair needs two new images but only one slot is left; try the next
-        for k in new:
-            keys[k] = len(keys)
-        used.append((a, b, p.same))
-        if len(keys) >= n_images:
-            break
-    return list(keys), used
-
-
-def face_spec(bundle: Bundle):
-    """How to cut faces for ``bundle`` (crop size, channels and padding from its model.json):
-    the one construction for every command that feeds a board (bench, enroll, identify).
-
-    Raises:
-        DataError: the model's input is not square.
-    """
-    from tinyface.data.faces import FaceSpec
-
-    _, h, w, c = bundle.meta.input_shape
-    if h != w:
-        raise DataError(f"the model's input is {h}x{w}; the face pipeline makes square crops")
-    return FaceSpec(crop_size=h, channels=c, padding=bundle.meta.crop_padding)
-
-
-def prepare_inputs(data_dir: str | Path, bundle: Bundle, n_images: int, cache_dir: str | Path,
-                   workers: int = 0, progress: Callable[[int], None] | None = None) -> BenchInputs:
-    """The first ``n_images`` held-out pairsDevTest images, aligned and int8-quantized for ``bundle``.
+def prepare_inputs(bundle: Bundle, n_images: int, settings,
+                   progress: Callable[[int], None] | None = None) -> BenchInputs:
+    """The first ``n_images`` held-out pairsDevTest images of ``settings.data`` (its folder, crop
+    cache, workers and detector retry), aligned as the model's model.json says and
+    int8-quantized for ``bundle``.
 
     Raises:
         DataError: the dataset or its pairsDevTest.txt is missing, or no image was usable.
     """
     from tinyface.data.cache import FaceCache
-    from tinyface.data.faces import prepare_faces
+    from tinyface.data.faces import FaceSpec, prepare_faces
     from tinyface.data.lfw import PAIRS_DEV_TEST, image_path, read_pairs
 
-    data_dir = Path(data_dir)
+    data_dir = settings.data.data_path()
     pairs = read_pairs(data_dir / PAIRS_DEV_TEST)
-    keys, used = select_pairs(pairs, n_images)
+    keys, used = evaluate.pairs_within_images(pairs, n_images)
     paths = [image_path(data_dir / "images", name, index) for name, index in keys]
-    spec_ = face_spec(bundle)
-    prepared = prepare_faces(paths, spec_, FaceCache(cache_dir), workers=workers, progress=progress)
+    prepared = prepare_faces(paths, FaceSpec.for_model(bundle.meta, settings), FaceCache(settings.data.cache_path()),
+                             workers=settings.data.workers, progress=progress)
     keep = np.flatnonzero(prepared.ok)
     if keep.size == 0:
         raise DataError(f"none of the {len(paths)} images under {data_dir} could be read")
@@ -258,11 +223,12 @@ def host_tflm_outputs(bundle: Bundle, x_int8: np.ndarray) -> np.ndarray:
 
 
 def pair_decisions(outputs_int8: np.ndarray, pairs: list, meta) -> tuple[np.ndarray, np.ndarray]:
-    """(similarities, same-person decisions) of ``pairs`` from int8 outputs, by model.json's threshold."""
-    emb = l2_normalize(dequantize_output(outputs_int8, meta))
-    ia = np.array([p[0] for p in pairs], int)
-    ib = np.array([p[1] for p in pairs], int)
-    sims = np.sum(emb[ia] * emb[ib], axis=1) if len(pairs) else np.zeros(0)
+    """(similarities, same-person decisions) of ``pairs`` ((index a, index b, same) rows) from
+    int8 outputs, by model.json's threshold: the build's metric (evaluate.pair_scores)."""
+    if not len(pairs):
+        return np.zeros(0), np.zeros(0, bool)
+    emb = dequantize_output(outputs_int8, meta)
+    sims = evaluate.pair_scores(emb, np.array([p[0] for p in pairs], int), np.array([p[1] for p in pairs], int))
     return sims, sims >= meta.threshold
 
 
@@ -292,19 +258,20 @@ def summarize(result: BenchResult, inputs: BenchInputs, info: DeviceInfo, bundle
     outputs = result.outputs()
     done_pairs = [p for p in inputs.pairs if p[0] < n and p[1] < n]
     summary["pairs"] = len(done_pairs)
+    threshold = bundle.meta.threshold
     if done_pairs:
-        same = np.array([p[2] for p in done_pairs])
-        _, device_decisions = pair_decisions(outputs, done_pairs, bundle.meta)
-        summary["device_accuracy"] = float(np.mean(device_decisions == same))
+        same = np.array([p[2] for p in done_pairs], bool)
+        device_scores, _ = pair_decisions(outputs, done_pairs, bundle.meta)
+        summary["device_accuracy"] = evaluate.verification(device_scores, same, threshold).accuracy
     if host_outputs is not None:
         host = host_outputs[:n]
         diff = np.abs(host.astype(np.int16) - outputs.astype(np.int16))
         summary["max_lsb_diff"] = int(diff.max()) if diff.size else 0
         summary["identical_outputs"] = float(np.mean(np.all(diff == 0, axis=1)))
         if done_pairs:
-            _, host_decisions = pair_decisions(host, done_pairs, bundle.meta)
-            summary["host_accuracy"] = float(np.mean(host_decisions == same))
-            summary["identical_decisions"] = float(np.mean(host_decisions == device_decisions))
+            host_scores, _ = pair_decisions(host, done_pairs, bundle.meta)
+            summary["host_accuracy"] = evaluate.verification(host_scores, same, threshold).accuracy
+            summary["identical_decisions"] = evaluate.decision_agreement(host_scores, device_scores, threshold)
     if host_tflm is not None:
         diff = np.abs(host_tflm[:n].astype(np.int16) - outputs.astype(np.int16))
         summary["max_lsb_diff_tflm"] = int(diff.max()) if diff.size else 0

@@ -28,7 +28,7 @@ import numpy as np
 from tinyface import __version__
 from tinyface.boards.costmodel import CostModel
 from tinyface.model.bundle import Bundle
-from tinyface.model.embedder import l2_normalize
+from tinyface.vectors import l2_normalize
 from tinyface.protocol import spec
 from tinyface.protocol.codec import Fault, Frame, StreamDecoder, encode_frame
 

@@ -69,7 +69,7 @@ def check_name(name: str, max_bytes: int = spec.MAX_NAME_BYTES) -> str:
 # --- the board and its model --------------------------------------------------------------
 
 @contextlib.contextmanager
-def open_board(port: str, board: str = "esp32", baud: int | None = None, timeout_s: float = spec.DEFAULT_TIMEOUT_S,
+def open_board(port: str, board: str, baud: int | None = None, timeout_s: float = spec.DEFAULT_TIMEOUT_S,
                retries: int = spec.DEFAULT_RETRIES) -> Iterator[Client]:
     """A protocol client on ``port`` (``auto``: the one board found by its USB id), as bench opens it.
 
@@ -164,17 +164,17 @@ class AlignedPhotos:
         return [i for i, p in enumerate(self.photos) if p.status == "pending"]
 
 
-def align_photos(paths: Sequence[str | Path], bundle: Bundle, cache_dir: str | Path, workers: int = 1,
+def align_photos(paths: Sequence[str | Path], bundle: Bundle, settings,
                  progress: Callable[[int], None] | None = None) -> AlignedPhotos:
-    """Find, align and quantize the face in each photo for ``bundle``; photos without a
-    usable face (unreadable, or the detector found none) are marked refused with the reason."""
+    """Find, align and quantize the face in each photo for ``bundle`` (cut as its model.json
+    and ``settings.data`` say; the crop cache and workers of ``settings.data``); photos without
+    a usable face (unreadable, or the detector found none) are marked refused with the reason."""
     from tinyface.data.cache import FaceCache, content_hash
-    from tinyface.data.faces import prepare_faces
-    from tinyface.device.bench import face_spec
+    from tinyface.data.faces import FaceSpec, prepare_faces
 
-    fs = face_spec(bundle)
-    with FaceCache(cache_dir) as cache:
-        prepared = prepare_faces(list(paths), fs, cache, workers=workers, progress=progress)
+    fs = FaceSpec.for_model(bundle.meta, settings)
+    with FaceCache(settings.data.cache_path()) as cache:
+        prepared = prepare_faces(list(paths), fs, cache, workers=settings.data.workers, progress=progress)
     photos = [Photo(str(p)) for p in paths]
     reasons = {str(s.path): s.reason for s in prepared.skipped}
     # how each face was found, where the face pipeline records it (else detector or not)
@@ -197,7 +197,8 @@ def align_photos(paths: Sequence[str | Path], bundle: Bundle, cache_dir: str | P
 
 def embeddings(client: Client, info: DeviceInfo, x_int8: np.ndarray) -> np.ndarray:
     """The board's embeddings (INFER, dequantized and L2-normalised) of ``x_int8``."""
-    from tinyface.model.embedder import dequantize_output, l2_normalize
+    from tinyface.model.embedder import dequantize_output
+    from tinyface.vectors import l2_normalize
 
     if len(x_int8) == 0:
         return np.zeros((0, info.output_size), np.float32)

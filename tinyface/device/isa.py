@@ -5,12 +5,13 @@ an instruction-counting TCG plugin (firmware/qemu/insn_count.c). It serves the p
 a pseudo-terminal exactly as the board does; INFER's cycle field is the exact number of
 instructions ``Invoke()`` executed: a lower bound on the chip's cycles.
 
-Where things come from (environment):
+Where things come from (environment, read by tinyface.config):
     TFLM_DIR              esp-tflite-micro (needs tensorflow/lite/micro/kernels/esp_nn/)
     TFLM_THIRD_PARTY_DIR  flatbuffers/, gemmlowp/, ruy/ (default: $TFLM_DIR/third_party)
     ESP_NN_DIR            esp-nn (default: esp-nn beside $TFLM_DIR, as in ../shared/vendor)
     TINYFACE_ISA_CACHE    where builds are cached (default ~/.cache/tinyface/isa)
     TINYFACE_NATIVE_JOBS  parallel compile jobs (default 2)
+    CC                    the host C compiler of the QEMU plugin (default gcc)
 
 Debian packages: gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-user (and the
 host's gcc/g++ 12 for the plugin and libstdc++'s headers). Builds are cached by content:
@@ -28,6 +29,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from tinyface import config
 from tinyface.device.native import _compiler_version, _git_head, make_program
 from tinyface.errors import DeviceError, ToolchainError
 from tinyface.resources import firmware_dir
@@ -66,8 +68,7 @@ class IsaToolchain:
 
 
 def cache_dir() -> Path:
-    env = os.environ.get("TINYFACE_ISA_CACHE")
-    return Path(env).expanduser() if env else Path("~/.cache/tinyface/isa").expanduser()
+    return config.isa_cache_dir()
 
 
 def _missing_packages() -> ToolchainError:
@@ -90,23 +91,23 @@ def find_toolchain(kernels: str = "esp_nn") -> IsaToolchain:
         raise _missing_packages()
     if not (LIBSTDCXX_DIR / "cstdint").is_file() or not (LIBSTDCXX_TARGET_DIR / "bits/c++config.h").is_file():
         raise ToolchainError(f"libstdc++'s GCC 12 headers are not in {LIBSTDCXX_DIR}", hint="apt-get install g++-12")
-    host_cc = os.environ.get("CC") or "gcc"
+    host_cc = config.host_cc()
     if shutil.which(host_cc) is None:
         raise ToolchainError(f"{host_cc} not found on PATH; the QEMU plugin is built with the host's C compiler",
                              hint="apt-get install gcc")
-    tflm = os.environ.get("TFLM_DIR")
+    tflm = config.tflm_dir()
     if not tflm:
         raise ToolchainError("TFLM_DIR is not set; the ESP32-C3 build needs esp-tflite-micro",
                              hint="export TFLM_DIR=/path/to/esp-tflite-micro (docs/firmware.md)")
     tflm_dir = Path(tflm).expanduser().resolve()
     if not (tflm_dir / "tensorflow/lite/micro/micro_interpreter.h").is_file():
         raise ToolchainError(f"TFLM_DIR={tflm} is not a tflite-micro tree (no tensorflow/lite/micro)")
-    third = os.environ.get("TFLM_THIRD_PARTY_DIR")
+    third = config.tflm_third_party_dir()
     third_dir = Path(third).expanduser().resolve() if third else tflm_dir / "third_party"
     if not (third_dir / "flatbuffers/include/flatbuffers/flatbuffers.h").is_file():
         raise ToolchainError(f"TFLM's third-party headers are not in {third_dir}",
                              hint="set TFLM_THIRD_PARTY_DIR to a folder with flatbuffers/, gemmlowp/ and ruy/")
-    nn = os.environ.get("ESP_NN_DIR")
+    nn = config.esp_nn_dir()
     nn_dir = Path(nn).expanduser().resolve() if nn else tflm_dir.parent / "esp-nn"
     if kernels == "esp_nn":
         if not (tflm_dir / "tensorflow/lite/micro/kernels/esp_nn").is_dir():
@@ -128,7 +129,7 @@ def unavailable_reason() -> str | None:
 
 def build_plugin(toolchain: IsaToolchain | None = None) -> Path:
     """Compile the instruction-counting QEMU plugin (cached by its source); returns the .so."""
-    host_cc = toolchain.host_cc if toolchain else (os.environ.get("CC") or "gcc")
+    host_cc = toolchain.host_cc if toolchain else config.host_cc()
     source = firmware_dir() / "qemu" / "insn_count.c"
     digest = hashlib.sha256(source.read_bytes() + host_cc.encode()).hexdigest()[:16]
     root = cache_dir()

@@ -2,13 +2,14 @@
 server, gallery, inference glue) compiled with g++ against a tflite-micro source tree and
 its reference kernels, into a program that serves the protocol on a pseudo-terminal.
 
-Where things come from (environment):
+Where things come from (environment, read by tinyface.config):
     TFLM_DIR              a tflite-micro checkout (required)
     TFLM_THIRD_PARTY_DIR  a folder with flatbuffers/ (the version TFLM pins), gemmlowp/ and
                           ruy/ (default: TFLM's own tools/make/downloads, where TFLM's
                           Makefile puts them)
     TINYFACE_NATIVE_CACHE where builds are cached (default ~/.cache/tinyface/native)
     TINYFACE_NATIVE_JOBS  parallel compile jobs (default 2)
+    CXX                   the host C++ compiler (default g++)
 
 Builds are cached: TFLM's objects once per TFLM tree and flags, the program once per
 generated source tree, so only the first build takes minutes.
@@ -25,6 +26,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from tinyface import config
 from tinyface.errors import ToolchainError
 
 PROGRAM_NAME = "tinyface_native"
@@ -50,8 +52,7 @@ class NativeToolchain:
 
 
 def cache_dir() -> Path:
-    env = os.environ.get("TINYFACE_NATIVE_CACHE")
-    return Path(env).expanduser() if env else Path("~/.cache/tinyface/native").expanduser()
+    return config.native_cache_dir()
 
 
 def find_toolchain() -> NativeToolchain:
@@ -60,14 +61,14 @@ def find_toolchain() -> NativeToolchain:
     Raises:
         ToolchainError: one clear line naming what is missing and how to provide it.
     """
-    tflm = os.environ.get("TFLM_DIR")
+    tflm = config.tflm_dir()
     if not tflm:
         raise ToolchainError("TFLM_DIR is not set; the native build needs a tflite-micro checkout",
                              hint="export TFLM_DIR=/path/to/tflite-micro (docs/firmware.md)")
     tflm_dir = Path(tflm).expanduser().resolve()
     if not (tflm_dir / "tensorflow/lite/micro/micro_interpreter.h").is_file():
         raise ToolchainError(f"TFLM_DIR={tflm} is not a tflite-micro checkout (no tensorflow/lite/micro)")
-    third = os.environ.get("TFLM_THIRD_PARTY_DIR")
+    third = config.tflm_third_party_dir()
     third_dir = (Path(third).expanduser() if third
                  else tflm_dir / "tensorflow/lite/micro/tools/make/downloads").resolve()
     missing = [name for name, probe in _THIRD_PARTY.items() if not (third_dir / probe).is_file()]
@@ -75,7 +76,7 @@ def find_toolchain() -> NativeToolchain:
         raise ToolchainError(f"TFLM's third-party headers ({', '.join(missing)}) are not in {third_dir}",
                              hint="set TFLM_THIRD_PARTY_DIR to a folder with flatbuffers/, gemmlowp/ and ruy/ "
                                   "(docs/firmware.md)")
-    cxx = os.environ.get("CXX") or "g++"
+    cxx = config.host_cxx()
     for tool in (cxx, "make"):
         if shutil.which(tool) is None:
             raise ToolchainError(f"{tool} not found on PATH; the native build needs g++ and make")
@@ -131,7 +132,7 @@ def make_program(project_dir: Path, folder: str, make: str, make_vars: list[str]
     program = out_dir / program_name
     if program.is_file():
         return program
-    jobs = jobs or int(os.environ.get("TINYFACE_NATIVE_JOBS", "2"))
+    jobs = jobs or config.native_jobs()
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp_program = out_dir / f".{program_name}.{os.getpid()}.tmp"
     cmd = [make, "-C", str(project_dir / folder), f"-j{jobs}", *make_vars, f"BUILD_DIR={out_dir / 'obj'}",

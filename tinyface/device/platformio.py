@@ -41,8 +41,9 @@ def pio_command() -> list[str]:
 
 def core_dir() -> Path:
     """PlatformIO's home ($PLATFORMIO_CORE_DIR, else ~/.platformio)."""
-    env = os.environ.get("PLATFORMIO_CORE_DIR")
-    return Path(env).expanduser() if env else Path("~/.platformio").expanduser()
+    from tinyface import config
+
+    return config.platformio_core_dir()
 
 
 def platform_name(spec: str) -> str:

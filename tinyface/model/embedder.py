@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tinyface.vectors import l2_normalize
+
 RUNTIMES = ("tflite", "tflm")
 
 
@@ -40,13 +42,6 @@ def quantize_input(crops_uint8, meta) -> np.ndarray:
 def dequantize_output(out_int8, meta) -> np.ndarray:
     """int8 outputs -> float32 embeddings (not normalised), by ``meta``'s output quantization."""
     return (np.asarray(out_int8, dtype=np.float32) - meta.output_zero_point) * np.float32(meta.output_scale)
-
-
-def l2_normalize(embeddings) -> np.ndarray:
-    """Rows scaled to unit length, in float32 as the firmware computes them (all-zero rows stay zero)."""
-    e = np.asarray(embeddings, dtype=np.float32)
-    norms = np.linalg.norm(e, axis=-1, keepdims=True)
-    return e / np.where(norms > 0, norms, np.float32(1.0))
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ import threading
 
 import numpy as np
 
+from tinyface.vectors import l2_normalize
+
 TEACHER_VERSION = "dlib_resnet_v1"
 EMBEDDING_DIM = 128
 # Chips go through the network in batches of this size (the last one zero-padded), so a
@@ -63,4 +65,4 @@ def embed_chips(chips: list[np.ndarray], backend: str = "tf") -> np.ndarray:
             batch[len(part):] = 0
             parts.append(model(batch).numpy()[:len(part)])
         out = np.concatenate(parts).astype(np.float32)
-    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+    return l2_normalize(out)

@@ -1,0 +1,52 @@
+"""`bench`, `emulate`, `profile` and the gallery commands take their default board from the
+settings' ``firmware.board``, as `flash` does (issue 14: `flash` then suggests a `bench`
+command that talks about the same board and model)."""
+
+import json
+import subprocess
+import sys
+
+from tests.cli.test_cli_main import assert_one_error_line, run_cli
+
+
+S3_SETTINGS = '[firmware]\nboard = "esp32s3"\n'
+
+
+def test_profile_defaults_to_firmware_board(tmp_path):
+    (tmp_path / "tinyface.toml").write_text(S3_SETTINGS)
+    proc = run_cli("profile", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["board"] == "esp32s3"
+    assert "models/esp32s3" in result["model"].replace("\\", "/")
+
+
+def test_profile_board_option_and_set_win_over_the_file(tmp_path):
+    (tmp_path / "tinyface.toml").write_text(S3_SETTINGS)
+    assert json.loads(run_cli("profile", "--json", "--board", "esp32", cwd=tmp_path).stdout)["board"] == "esp32"
+    proc = run_cli("profile", "--json", "--set", "firmware.board=esp32c3", cwd=tmp_path)
+    assert json.loads(proc.stdout)["board"] == "esp32c3"
+
+
+def test_bench_and_identify_look_for_the_firmware_board(tmp_path):
+    # --port auto resolves the board before any port is opened; there is no board on this
+    # host, so the one error line names the board that was looked for.
+    (tmp_path / "tinyface.toml").write_text(S3_SETTINGS)
+    assert_one_error_line(run_cli("bench", "--port", "auto", cwd=tmp_path), 7, "no esp32s3 board connected")
+    photo = tmp_path / "a.jpg"
+    photo.write_bytes(b"")
+    assert_one_error_line(run_cli("identify", "--port", "auto", str(photo), cwd=tmp_path), 7,
+                          "no esp32s3 board connected")
+
+
+def test_emulate_defaults_to_firmware_board(tmp_path):
+    (tmp_path / "tinyface.toml").write_text(S3_SETTINGS)
+    proc = subprocess.Popen([sys.executable, "-m", "tinyface.cli.main", "emulate", "--once"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    try:
+        port = proc.stdout.readline().strip()
+        assert port, proc.stderr.read() if proc.poll() is not None else "no port printed"
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert "emulated esp32s3:" in err, err
