@@ -80,7 +80,7 @@ class Input:
     """How a face is fed to a second model: the chip and the pixel scaling."""
 
     model: str
-    padding: float
+    padding: float | None = None  # dlib's chip at this padding (then ``view``); None: ArcFace's alignment
     view: Perturbation = Perturbation()
     mean: float | None = None  # None: the model's own (mfn.MODELS)
     scale: float | None = None
@@ -92,16 +92,26 @@ class Input:
         mean = spec.mean if self.mean is None else self.mean
         scale = spec.scale if self.scale is None else self.scale
         lo, hi = (0 - mean) / scale, (255 - mean) / scale
-        geo = f"dlib chip padding {self.padding:g}"
-        if self.view != Perturbation():
+        if self.padding is None:
+            geo = "ArcFace 5-point alignment"
+        elif self.view == Perturbation():
+            geo = f"dlib chip padding {self.padding:g}"
+        else:
             geo = f"padding {self.padding:.3f} view scale {self.view.scale:g} shift {self.view.shift_x:+.3f},{self.view.shift_y:+.3f}"
         return (f"{self.model}{' (PReLU repaired)' if self.repair else ''}: {geo}, "
-                f"[{lo:.3g},{hi:.3g}] {'BGR' if self.bgr else 'RGB'}")
+                f"[{round(lo, 2):g},{round(hi, 2):g}] {'BGR' if self.bgr else 'RGB'}")
 
 
 def default_input(model: str, repair: bool = False) -> Input:
-    padding, view = mfn.chip_geometry(model)
-    return Input(model, padding, view, repair=repair)
+    """The input ``mfn.cut`` gives model ``model``."""
+    spec = mfn.MODELS[model]
+    return Input(model, None if spec.arcface else spec.padding, repair=repair)
+
+
+def _chip(rgb: np.ndarray, alignment: Alignment, inp: Input) -> np.ndarray:
+    if inp.padding is None:
+        return mfn.cut_arcface(rgb, alignment)
+    return cut_chip(rgb, alignment, mfn.INPUT_SIZE, inp.padding, 3, inp.view)
 
 
 def embed(paths: list[Path], alignments: list[Alignment], model_dir: Path, inp: Input,
@@ -109,8 +119,7 @@ def embed(paths: list[Path], alignments: list[Alignment], model_dir: Path, inp: 
     """Embeddings of the images by a second model (zeros except at ``only`` when given)."""
     spec = mfn.MODELS[inp.model]
     idx = np.arange(len(paths)) if only is None else only
-    chips = np.stack([cut_chip(read_image(paths[i]), alignments[i], mfn.INPUT_SIZE, inp.padding, 3, inp.view)
-                      for i in idx])
+    chips = np.stack([_chip(read_image(paths[i]), alignments[i], inp) for i in idx])
     if inp.bgr:
         chips = chips[..., ::-1]
     if inp.mean is not None:  # feed float pixels that the model's own scaling turns into the wanted range
@@ -146,22 +155,20 @@ def halves(same: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def sweep_inputs() -> list[Input]:
-    """The inputs tried: crop geometries around dlib's chip and ArcFace's eye placement, pixel
-    ranges and channel orders."""
+    """The inputs tried: ArcFace's alignment, dlib's chip, dlib's chip moved to ArcFace's eye
+    placement (and around it), pixel ranges and channel orders."""
     pad, view = mfn.arcface_view()
     out = []
     for model in ("mobileface", "mobilefacenet"):
-        own = mfn.MODELS[model]
-        out += [Input(model, p) for p in (0.25, 0.5)]
-        out += [Input(model, pad, view)]
-        if model == "mobileface":  # around the ArcFace placement
+        out += [Input(model), Input(model, 0.25), Input(model, 0.5), Input(model, pad, view)]
+        if model == "mobileface":  # around the eye placement
             out += [Input(model, pad, Perturbation(scale=z, shift_x=view.shift_x, shift_y=view.shift_y + dy))
                     for z, dy in ((1.0, -0.03), (1.0, 0.03), (0.92, 0.0), (1.08, 0.0))]
-        own_geo = (pad, view) if own.arcface else (own.padding, Perturbation())
-        out += [Input(model, *own_geo, bgr=True)]
-        out += [Input(model, *own_geo, mean=m, scale=s) for m, s in ((0.0, 255.0), (0.0, 1.0))
-                if (m, s) != (own.mean, own.scale)]
-    out += [Input("mobilefacenet", 0.25, repair=True), Input("mobilefacenet", pad, view, repair=True)]
+        own = default_input(model)
+        out += [Input(model, own.padding, bgr=True)]
+        out += [Input(model, own.padding, mean=m, scale=s) for m, s in ((0.0, 255.0), (0.0, 1.0))
+                if (m, s) != (mfn.MODELS[model].mean, mfn.MODELS[model].scale)]
+    out += [Input("mobilefacenet", 0.25, repair=True), Input("mobilefacenet", repair=True)]
     return out
 
 
@@ -269,9 +276,13 @@ def main() -> None:
         t0 = time.perf_counter()
         models[name] = embed(paths, alignments, args.mfn_dir, inp)
         ms[name] = 1000 * (time.perf_counter() - t0) / len(paths)
-        say(f"{name}: {inp.label()}; {ms[name]:.0f} ms/image incl. reading and cutting, on this machine")
+        say(f"{name}: {inp.label()}; {ms[name]:.0f} ms/image incl. reading, landmarks and cutting, on this machine")
     models["dlib+mobileface"] = combine(faces.teacher, models["mobileface"])
     models["dlib+mobilefacenet"] = combine(faces.teacher, models["mobilefacenet"])
+    # centered, as the student's targets are (docs/model.md): the mean over these images taken out
+    models["dlib centered"] = l2n(faces.teacher - faces.teacher.mean(0))
+    models["mobileface centered"] = l2n(models["mobileface"] - models["mobileface"].mean(0))
+    models["dlib+mobileface centered"] = combine(models["dlib centered"], models["mobileface centered"])
     report["lfw"] = {part: {name: verify(e, a[mask], b[mask], same[mask]) for name, e in models.items()}
                      for part, mask in (("all", np.ones(len(same), bool)), ("second_half", second))}
     say(f"\nVerification on {PAIRS_DEV_TRAIN} (best-accuracy threshold on the same pairs):")

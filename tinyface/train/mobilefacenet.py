@@ -9,7 +9,9 @@ Two 112x112 RGB models ship there (``MODELS``):
   crop, pixel range and channel order tried, also with ``repair_prelu`` (below).
 - ``mobileface`` (``models/mobileface.{json,bin}``; 256-D): an insightface MXNet MobileFace
   (its graph subtracts 127.5 and scales by 1/128 itself, so it takes 0-255 pixels). It works
-  when the face sits where insightface's ArcFace template puts it (``arcface_view``).
+  on insightface's ArcFace alignment (``cut``: 5 points from dlib's 68-point model, a
+  similarity onto ``ARCFACE_TEMPLATE``); ``arcface_view`` (dlib's chip moved so its eyes sit
+  where the template's are) is a cheaper, less accurate approximation.
 
 Measured in benchmarks/second_teacher.py; figures in docs/second_teacher.md.
 
@@ -42,8 +44,14 @@ INPUT_SIZE = 112
 # Chips go through the network in batches of this size (the last one zero-padded), so a
 # chip's embedding does not depend on how many others were embedded with it.
 BATCH = 64
-# insightface's ArcFace 112x112 template: the eye centers, in pixels (image-left eye first).
-ARCFACE_EYES = np.array([[38.2946, 51.6963], [73.5318, 51.5014]])
+# insightface's ArcFace 112x112 template, in pixels: the eye centers (image-left eye first),
+# the nose tip, the mouth corners.
+ARCFACE_TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
+                             [41.5493, 92.3655], [70.7299, 92.2041]])
+ARCFACE_EYES = ARCFACE_TEMPLATE[:2]
+# Those 5 points from dlib's 68 landmarks (iBUG numbering): the mean of each eye's 6 points,
+# the nose tip, the mouth corners.
+_LEFT_EYE, _RIGHT_EYE, _NOSE_TIP, _MOUTH_LEFT, _MOUTH_RIGHT = range(36, 42), range(42, 48), 30, 48, 54
 
 
 @dataclass(frozen=True)
@@ -54,7 +62,7 @@ class Embedder:
     dim: int
     mean: float  # network input = (RGB pixel - mean) / scale
     scale: float
-    arcface: bool  # the chip: ArcFace eye placement (arcface_view), else dlib's chip at ``padding``
+    arcface: bool  # the chip: ArcFace's 5-point alignment (arcface_points), else dlib's chip at ``padding``
     padding: float = 0.25
 
 
@@ -79,16 +87,59 @@ def arcface_view(size: int = INPUT_SIZE) -> tuple[float, Perturbation]:
     return float(padding), Perturbation(shift_x=float(shift[0]), shift_y=float(shift[1]))
 
 
-def chip_geometry(name: str = DEFAULT_MODEL) -> tuple[float, Perturbation]:
-    """(padding, view) of the chip model ``name`` is fed."""
-    spec = MODELS[name]
-    return arcface_view() if spec.arcface else (spec.padding, Perturbation())
+_predictor_lock = threading.Lock()
+_predictor: list = []
+
+
+def arcface_points(rgb: np.ndarray, alignment: Alignment) -> np.ndarray:
+    """ArcFace's 5 points (``ARCFACE_TEMPLATE`` order) of the face that dlib's 5 landmarks
+    locate: dlib's 68-point model (from ``face-recognition-models``) run on the face box those
+    landmarks give (as align.py's rescue steps derive it). float64 (5, 2), source pixels."""
+    import dlib
+
+    from tinyface.data.align import _box_from_landmarks
+
+    with _predictor_lock:
+        if not _predictor:
+            import face_recognition_models as frm
+
+            _predictor.append(dlib.shape_predictor(frm.pose_predictor_model_location()))
+    shape = _predictor[0](np.ascontiguousarray(rgb), _box_from_landmarks(alignment.landmarks))
+    p = np.array([[q.x, q.y] for q in shape.parts()], np.float64)
+    return np.array([p[_LEFT_EYE].mean(0), p[_RIGHT_EYE].mean(0), p[_NOSE_TIP], p[_MOUTH_LEFT], p[_MOUTH_RIGHT]])
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The 2x3 least-squares similarity (rotation, one scale, shift; no mirror) taking the
+    points ``src`` onto ``dst`` (Umeyama's method, as insightface aligns)."""
+    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    ms, md = src.mean(0), dst.mean(0)
+    s0, d0 = src - ms, dst - md
+    u, sv, vt = np.linalg.svd(d0.T @ s0 / len(src))
+    d = np.diag([1.0, -1.0 if np.linalg.det(u) * np.linalg.det(vt) < 0 else 1.0])
+    rot = u @ d @ vt
+    scale = np.trace(np.diag(sv) @ d) / s0.var(0).sum()
+    return np.hstack([scale * rot, (md - scale * rot @ ms)[:, None]])
 
 
 def cut(rgb: np.ndarray, alignment: Alignment, name: str = DEFAULT_MODEL) -> np.ndarray:
-    """The uint8 112x112 RGB chip of a face with dlib's 5 landmarks, as model ``name`` wants it."""
-    padding, view = chip_geometry(name)
-    return cut_chip(rgb, alignment, INPUT_SIZE, padding, 3, view)
+    """The uint8 112x112 RGB chip of a face with dlib's 5 landmarks, as model ``name`` wants
+    it: ``cut_arcface``, or dlib's chip at the model's padding."""
+    spec = MODELS[name]
+    if spec.arcface:
+        return cut_arcface(rgb, alignment)
+    return cut_chip(rgb, alignment, INPUT_SIZE, spec.padding, 3)
+
+
+def cut_arcface(rgb: np.ndarray, alignment: Alignment) -> np.ndarray:
+    """insightface's 112x112 ArcFace alignment: ``arcface_points`` mapped onto
+    ``ARCFACE_TEMPLATE`` by ``similarity_transform``. uint8 RGB."""
+    from PIL import Image
+
+    matrix = similarity_transform(arcface_points(rgb, alignment), ARCFACE_TEMPLATE)
+    inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]  # chip -> source, as PIL wants
+    return np.asarray(Image.fromarray(rgb).transform((INPUT_SIZE, INPUT_SIZE), Image.AFFINE,
+                                                     inverse.reshape(-1).tolist(), resample=Image.BILINEAR))
 
 
 def model_files(path: str | Path, name: str = DEFAULT_MODEL) -> tuple[Path, Path]:
