@@ -11,17 +11,21 @@ repository; --mfn-dir is that folder (or its ``package/models``). Nothing is dow
 1. LFW ``pairsDevTrain.txt`` (2,200 pairs; never DevTest): best-threshold accuracy, that
    threshold, ROC AUC and TAR at FAR 1e-2 for each model and for dlib combined with each
    (both L2-normalised embeddings, each / sqrt(2), concatenated: the cosine is the mean of the
-   two cosines), all on the same images and dlib's landmarks. Also for the second half of the
-   pairs (550 same + 550 different), which the --sweep choice below does not see.
+   two cosines), all on the same images and dlib's landmarks. Also centered (each model's mean
+   embedding over these images taken out, as the student's targets are) and a weighted
+   centered combination (dlib's weight w: cosine = w x dlib's + (1 - w) x the other's, w
+   chosen on the first half of the pairs). Every figure is also given for the second half of
+   the pairs (550 same + 550 different), which neither the weight nor the --sweep sees.
 2. ``--sweep``: how each model wants its face (crop geometry, pixel range, channel order),
    scored on the first half of the pairs only.
 3. ``--fairface``: FairFace chips (dlib chips at padding 0.25, 224x224), grouped by the
    labels CSV's ``race``. FairFace has no identities: two different images are taken as two
    different people. For every pair of images within a group: dlib's Euclidean distance
-   (between L2-normalised embeddings; dlib's raw descriptors are about 1.45 long, so its
-   usual 0.6 is about 0.41 here), each model's cosine similarity (mean, 99th percentile) and
-   the share each model accepts at its own same-person threshold from pairsDevTrain (the
-   best-accuracy one of step 1).
+   (between L2-normalised embeddings; dlib's raw descriptors are about 1.44 long, printed, so
+   its usual 0.6 is about 0.42 here), each model's cosine similarity (mean, 95th and 99th
+   percentiles) and the share each model accepts at its own same-person thresholds from
+   pairsDevTrain (the best-accuracy one and the FAR 1e-2 one of step 1), also relative to
+   the White group's share. The centered combination is centered with the LFW means.
 
 Uses a face cache like ``tinyface build`` (--cache, default the settings' cache): landmarks
 and dlib embeddings already there are reused; the second models' embeddings are not cached.
@@ -47,7 +51,7 @@ from tinyface.data.dataset import read_image
 from tinyface.data.faces import FaceSpec, prepare_faces
 from tinyface.data.lfw import PAIRS_DEV_TRAIN, read_pairs
 from tinyface.errors import DataError
-from tinyface.evaluate import auc, best_threshold, l2n, pair_scores, roc_curve, tar_at_far
+from tinyface.evaluate import auc, best_threshold, l2n, pair_scores, roc_curve, tar_at_far, threshold_at_far
 from tinyface.train import mobilefacenet as mfn
 
 FAIRFACE_PADDING = 0.25
@@ -60,12 +64,18 @@ def verify(emb: np.ndarray, a: np.ndarray, b: np.ndarray, same: np.ndarray) -> d
     thr = best_threshold(scores, same)
     fpr, tpr = roc_curve(scores, same)
     return {"accuracy": float(np.mean((scores >= thr) == same)), "threshold": thr, "auc": auc(fpr, tpr),
-            "tar_at_far_1e-2": tar_at_far(fpr, tpr, 1e-2), "pairs": int(len(same))}
+            "tar_at_far_1e-2": tar_at_far(fpr, tpr, 1e-2), "threshold_far_1e-2": threshold_at_far(scores, same, 1e-2),
+            "pairs": int(len(same))}
 
 
-def combine(*embs: np.ndarray) -> np.ndarray:
-    """Concatenated L2-normalised embeddings, each / sqrt(k): unit length, cosine = mean cosine."""
-    return np.concatenate([l2n(e) / math.sqrt(len(embs)) for e in embs], axis=1).astype(np.float32)
+def combine(first: np.ndarray, second: np.ndarray, weight: float = 0.5) -> np.ndarray:
+    """Concatenated L2-normalised embeddings times sqrt(weight) and sqrt(1 - weight): unit
+    length, cosine = weight x the first's cosine + (1 - weight) x the second's."""
+    return np.concatenate([l2n(first) * math.sqrt(weight), l2n(second) * math.sqrt(1 - weight)],
+                          axis=1).astype(np.float32)
+
+
+WEIGHTS = np.round(np.arange(0.3, 1.0001, 0.05), 2)  # dlib's weight in the weighted combination
 
 
 def cached_alignments(paths: list[Path], spec: FaceSpec, cache: FaceCache) -> list[Alignment]:
@@ -190,26 +200,30 @@ def fairface_listing(folder: Path, labels_csv: Path) -> list[tuple[Path, str]]:
     return out
 
 
-def group_pairs(emb_by_model: dict[str, np.ndarray], groups: list[str], thresholds: dict[str, float]) -> dict:
-    """Per group, all pairs of its images: similarity distribution and accepted share per model."""
-    out = {}
+def group_pairs(emb_by_model: dict[str, np.ndarray], groups: list[str], thresholds: dict[str, dict]) -> dict:
+    """Per model and group, all pairs of the group's images: the cosine's mean and 95th/99th
+    percentiles, the share accepted at the model's best-accuracy and FAR 1e-2 thresholds
+    (``thresholds[model]``: its pairsDevTrain verify() result), and for dlib the Euclidean
+    distance's mean and 1st/5th percentiles."""
+    out: dict = {}
     groups = np.array(groups)
-    for g in [*FAIRFACE_GROUPS, "all"]:
-        idx = np.flatnonzero(groups == g) if g != "all" else np.arange(len(groups))
-        if len(idx) < 2:
-            continue
-        iu = np.triu_indices(len(idx), 1)
-        row = {"images": int(len(idx)), "pairs": int(len(iu[0]))}
-        for name, emb in emb_by_model.items():
+    for name, emb in emb_by_model.items():
+        out[name] = {}
+        for g in [*FAIRFACE_GROUPS, "all"]:
+            idx = np.flatnonzero(groups == g) if g != "all" else np.arange(len(groups))
+            if len(idx) < 2:
+                continue
             e = l2n(emb[idx])
-            cos = (e @ e.T)[iu]
-            row[name] = {"cos_mean": float(cos.mean()), "cos_p99": float(np.percentile(cos, 99)),
-                         "accepted": float(np.mean(cos >= thresholds[name]))}
+            cos = (e @ e.T)[np.triu_indices(len(idx), 1)]
+            row = {"pairs": int(len(cos)), "cos_mean": float(cos.mean()), "cos_p95": float(np.percentile(cos, 95)),
+                   "cos_p99": float(np.percentile(cos, 99)),
+                   "accepted": float(np.mean(cos >= thresholds[name]["threshold"])),
+                   "accepted_far_1e-2": float(np.mean(cos >= thresholds[name]["threshold_far_1e-2"]))}
             if name == "dlib":
                 dist = np.sqrt(np.maximum(0, 2 - 2 * cos))
-                row[name].update(dist_mean=float(dist.mean()), dist_p1=float(np.percentile(dist, 1)),
-                                 dist_p5=float(np.percentile(dist, 5)))
-        out[g] = row
+                row.update(dist_mean=float(dist.mean()), dist_p1=float(np.percentile(dist, 1)),
+                           dist_p5=float(np.percentile(dist, 5)))
+            out[name][g] = row
     return out
 
 
@@ -276,13 +290,22 @@ def main() -> None:
         t0 = time.perf_counter()
         models[name] = embed(paths, alignments, args.mfn_dir, inp)
         ms[name] = 1000 * (time.perf_counter() - t0) / len(paths)
-        say(f"{name}: {inp.label()}; {ms[name]:.0f} ms/image incl. reading, landmarks and cutting, on this machine")
-    models["dlib+mobileface"] = combine(faces.teacher, models["mobileface"])
+        say(f"{inp.label()}; {ms[name]:.0f} ms/image incl. reading, landmarks and cutting, on this machine")
+    models["dlib+mobileface"] = combine(faces.teacher, models[SECOND])
     models["dlib+mobilefacenet"] = combine(faces.teacher, models["mobilefacenet"])
     # centered, as the student's targets are (docs/model.md): the mean over these images taken out
-    models["dlib centered"] = l2n(faces.teacher - faces.teacher.mean(0))
-    models["mobileface centered"] = l2n(models["mobileface"] - models["mobileface"].mean(0))
-    models["dlib+mobileface centered"] = combine(models["dlib centered"], models["mobileface centered"])
+    means = {"dlib": faces.teacher.mean(0), SECOND: models[SECOND].mean(0)}
+    models["dlib centered"] = l2n(faces.teacher - means["dlib"])
+    models[f"{SECOND} centered"] = l2n(models[SECOND] - means[SECOND])
+    models[f"dlib+{SECOND} centered"] = combine(models["dlib centered"], models[f"{SECOND} centered"])
+    # dlib's weight in the centered combination, chosen on the first half of the pairs
+    on_first = [verify(combine(models["dlib centered"], models[f"{SECOND} centered"], w), a[first], b[first],
+                       same[first])["accuracy"] for w in WEIGHTS]
+    report["weights_first_half"] = dict(zip(map(float, WEIGHTS), on_first))
+    weight = float(WEIGHTS[int(np.argmax(on_first))])
+    report["weight"] = weight
+    weighted = f"dlib+{SECOND} centered w={weight:g}"
+    models[weighted] = combine(models["dlib centered"], models[f"{SECOND} centered"], weight)
     report["lfw"] = {part: {name: verify(e, a[mask], b[mask], same[mask]) for name, e in models.items()}
                      for part, mask in (("all", np.ones(len(same), bool)), ("second_half", second))}
     say(f"\nVerification on {PAIRS_DEV_TRAIN} (best-accuracy threshold on the same pairs):")
@@ -300,6 +323,9 @@ def main() -> None:
     e = report["lfw_errors"]
     say(f"  errors: dlib {e['dlib']}, {SECOND} {e[SECOND]}, both {e['both']}; "
         f"correlation of the pair scores {e['score_correlation']:.3f}")
+    say(f"  dlib's weight w in the centered combination, accuracy on the first half: "
+        + ", ".join(f"{w:g} {100 * acc:.2f}%" for w, acc in report["weights_first_half"].items())
+        + f"; chosen w={weight:g}")
 
     if args.fairface:
         listing = fairface_listing(args.fairface, args.fairface_labels)
@@ -310,21 +336,29 @@ def main() -> None:
         keep = np.flatnonzero(ff.ok)
         ff_align = [Alignment(chip_landmarks(*_size(p), FAIRFACE_PADDING), True, "chip") for p in ff_paths]
         ff_second = embed(ff_paths, ff_align, args.mfn_dir, default_input(SECOND), keep)[keep]
-        ff_models = {"dlib": ff.teacher[keep], SECOND: ff_second, f"dlib+{SECOND}": combine(ff.teacher[keep], ff_second)}
-        thresholds = {name: report["lfw"]["all"][name]["threshold"] for name in ff_models}
+        ff_d = ff.teacher[keep]
+        ff_models = {"dlib": ff_d, SECOND: ff_second, f"dlib+{SECOND}": combine(ff_d, ff_second),
+                     weighted: combine(l2n(ff_d - means["dlib"]), l2n(ff_second - means[SECOND]), weight)}
+        thresholds = {name: report["lfw"]["all"][name] for name in ff_models}
         report["fairface"] = group_pairs(ff_models, [listing[i][1] for i in keep], thresholds)
         say(f"\nFairFace ({len(keep)} chips from {args.fairface}): all pairs of different images within a"
-            " group, taken as different people.")
-        say("  accepted: the share at or above each model's pairsDevTrain threshold (cosine): "
-            + ", ".join(f"{n} {t:.3f}" for n, t in thresholds.items()))
-        say(f"  {'group':<16} {'pairs':>7} | {'dlib dist mean':>14} {'p1':>5} {'p5':>5} {'cos':>5} {'accepted':>8} | "
-            f"{SECOND + ' cos':>14} {'p99':>5} {'accepted':>8} | {'both cos':>8} {'accepted':>8}")
-        for g, r in report["fairface"].items():
-            d, m, c = r["dlib"], r[SECOND], r[f"dlib+{SECOND}"]
-            say(f"  {g:<16} {r['pairs']:>7} | {d['dist_mean']:14.3f} {d['dist_p1']:5.3f} {d['dist_p5']:5.3f} "
-                f"{d['cos_mean']:5.3f} {100 * d['accepted']:7.2f}% | "
-                f"{m['cos_mean']:14.3f} {m['cos_p99']:5.3f} {100 * m['accepted']:7.2f}% | "
-                f"{c['cos_mean']:8.3f} {100 * c['accepted']:7.2f}%")
+            " group, taken as different people. accepted: the share at or above the model's pairsDevTrain"
+            " threshold (best accuracy / FAR 1e-2); x White: that share over White's")
+        for name, rows in report["fairface"].items():
+            t = thresholds[name]
+            say(f"  {name} (thresholds: cosine {t['threshold']:.3f} / {t['threshold_far_1e-2']:.3f}"
+                + (f"; distance {math.sqrt(2 - 2 * t['threshold']):.3f} / "
+                   f"{math.sqrt(max(0.0, 2 - 2 * t['threshold_far_1e-2'])):.3f})" if name == "dlib" else ")"))
+            dist_head = f" {'dist mean':>9} {'p1':>5} {'p5':>5}" if name == "dlib" else ""
+            say(f"    {'group':<16} {'pairs':>8}{dist_head} {'cos mean':>8} {'p95':>5} {'p99':>5} "
+                f"{'accepted':>8} {'x White':>7} {'at FAR1e-2':>10} {'x White':>7}")
+            white = rows["White"]
+            for g, r in rows.items():
+                dist = f" {r['dist_mean']:9.3f} {r['dist_p1']:5.3f} {r['dist_p5']:5.3f}" if name == "dlib" else ""
+                say(f"    {g:<16} {r['pairs']:>8}{dist} {r['cos_mean']:8.3f} {r['cos_p95']:5.3f} {r['cos_p99']:5.3f} "
+                    f"{100 * r['accepted']:7.2f}% {r['accepted'] / max(white['accepted'], 1e-12):6.1f}x "
+                    f"{100 * r['accepted_far_1e-2']:9.2f}% "
+                    f"{r['accepted_far_1e-2'] / max(white['accepted_far_1e-2'], 1e-12):6.1f}x")
     if args.json:
         print(json.dumps(report, indent=1))
 

@@ -62,6 +62,24 @@ def test_the_arcface_view_puts_the_eyes_where_arcfaces_template_has_them():
     assert abs(np.linalg.norm(placed[1] - placed[0]) - np.linalg.norm(mfn.ARCFACE_EYES[1] - mfn.ARCFACE_EYES[0])) < 1.0
 
 
+def test_the_similarity_fit_recovers_a_similarity_and_maps_the_template_home():
+    angle, scale, shift = 0.3, 1.7, np.array([12.0, -5.0])
+    rot = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    src = mfn.ARCFACE_TEMPLATE * 2.1 + 40
+    dst = src @ rot.T + shift
+    assert np.allclose(mfn.similarity_transform(src, dst), np.hstack([rot, shift[:, None]]))
+    assert np.allclose(mfn.similarity_transform(mfn.ARCFACE_TEMPLATE, mfn.ARCFACE_TEMPLATE), np.eye(2, 3))
+
+
+def test_the_arcface_points_of_a_devtrain_face_land_on_the_template_after_the_cut(faces):
+    _, rgb, alignment = faces[0]
+    points = mfn.arcface_points(rgb, alignment)
+    matrix = mfn.similarity_transform(points, mfn.ARCFACE_TEMPLATE)
+    placed = points @ matrix[:, :2].T + matrix[:, 2]
+    assert np.abs(placed - mfn.ARCFACE_TEMPLATE).max() < 6  # pixels of 112: a face, not a fit of noise
+    assert mfn.cut(rgb, alignment).shape == (mfn.INPUT_SIZE, mfn.INPUT_SIZE, 3)
+
+
 @needs_models
 @pytest.mark.parametrize("name", list(mfn.MODELS))
 def test_the_graph_runs_and_gives_unit_embeddings_of_its_size(name):
