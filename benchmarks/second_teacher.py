@@ -25,7 +25,8 @@ repository; --mfn-dir is that folder (or its ``package/models``). Nothing is dow
    its usual 0.6 is about 0.42 here), each model's cosine similarity (mean, 95th and 99th
    percentiles) and the share each model accepts at its own same-person thresholds from
    pairsDevTrain (the best-accuracy one and the FAR 1e-2 one of step 1), also relative to
-   the White group's share. Centered models are centered with the LFW means; "dlib centered (FairFace mean)" with the mean of these FairFace images (thresholds: the LFW centered ones).
+   the White group's share. Centered models are centered with the LFW means; "dlib centered
+   (FairFace mean)" with the mean of these FairFace images (thresholds: the LFW centered ones).
 
 Uses a face cache like ``tinyface build`` (--cache, default the settings' cache): landmarks
 and dlib embeddings already there are reused; the second models' embeddings are not cached.
@@ -107,7 +108,8 @@ class Input:
         elif self.view == Perturbation():
             geo = f"dlib chip padding {self.padding:g}"
         else:
-            geo = f"padding {self.padding:.3f} view scale {self.view.scale:g} shift {self.view.shift_x:+.3f},{self.view.shift_y:+.3f}"
+            v = self.view
+            geo = f"padding {self.padding:.3f} view scale {v.scale:g} shift {v.shift_x:+.3f},{v.shift_y:+.3f}"
         return (f"{self.model}{' (PReLU repaired)' if self.repair else ''}: {geo}, "
                 f"[{round(lo, 2):g},{round(hi, 2):g}] {'BGR' if self.bgr else 'RGB'}")
 
