@@ -334,6 +334,10 @@ class DistillSettings:
             too. One-time cost: about 5 ms per mix on 2 cores, cached. 0 = off.
         search_trials: Optuna TPE trials over alpha, temperature and learning rate, on
             validation data only; 0 = off.
+        center: the mean teacher embedding subtracted from every target: "training" = of the
+            training people's images; "all" = of those and the extra faces (extra.dirs) together.
+            dlib separates some groups of faces less well once LFW's mean is subtracted
+            (docs/second_teacher.md); "all" centers on the faces the student actually sees.
     """
 
     epochs: int = 30
@@ -348,8 +352,10 @@ class DistillSettings:
     search_trials: int = 0
     teacher_views: int = 0
     teacher_mixes: int = 0
+    center: str = "training"
 
     def validate(self) -> None:
+        _check(self.center in ("training", "all"), 'distill.center must be "training" or "all"', self.center)
         _check(1 <= self.epochs <= MAX_EPOCHS, f"distill.epochs must be in [1, {MAX_EPOCHS}]", self.epochs)
         _check(0 <= self.teacher_views <= 16, "distill.teacher_views must be in [0, 16]", self.teacher_views)
         _check(0 <= self.teacher_mixes <= 64, "distill.teacher_mixes must be in [0, 64]", self.teacher_mixes)

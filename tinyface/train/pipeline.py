@@ -143,7 +143,10 @@ def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progr
     result.stages.append(StageInfo("data", data_fp, False, time.perf_counter() - t0))
     notify("done", {"name": "data", "stats": data.stats})
 
-    center = distill.teacher_center(data.train.teacher)
+    centered_on = [data.train.teacher]
+    if ds.center == "all" and data.extra is not None:
+        centered_on.append(data.extra.teacher)
+    center = distill.teacher_center(np.concatenate(centered_on))
     x_train, t_train, augment = distill.training_set(data, center, ds.target_smoothing)
     augment = augment if ds.augment else False
     t_val = distill.center_targets(data.val.teacher, center)
