@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from tinyface.fsutil import atomic_path, write_bytes, write_json
+from tinyface.fsutil import write_bytes, write_json
 
 EVALUATE_ONLY = ("identify_stranger_rate", "threshold_from")  # data settings only the evaluation reads
 # Every tinyface module a build's stages import, loaded when the build starts: a build runs
@@ -28,6 +28,7 @@ EVALUATE_ONLY = ("identify_stranger_rate", "threshold_from")  # data settings on
 # upgrade meanwhile crashed a build once). tests/train/test_pipeline_imports.py checks the list.
 STAGE_MODULES = (
     "tinyface.boards", "tinyface.boards.profile", "tinyface.config", "tinyface.evaluate", "tinyface.model.bundle",
+    "tinyface.model.embedder", "tinyface.model.keras_io",
     "tinyface.model.graph", "tinyface.model.runtime", "tinyface.report", "tinyface.data.align",
     "tinyface.data.dataset", "tinyface.data.extra", "tinyface.data.faces", "tinyface.teacher",
     "tinyface.teacher.dlib_net", "tinyface.train.data", "tinyface.train.distill", "tinyface.train.prune",
@@ -86,22 +87,6 @@ class Stage:
         (self.dir / "stage.json").unlink(missing_ok=True)
 
 
-def save_keras(model, path: Path) -> None:
-    """Save a tf_keras model atomically (.keras)."""
-    with atomic_path(path) as tmp:
-        target = tmp.with_suffix(".keras")
-        model.save(target)
-        os.replace(target, tmp)
-
-
-def load_keras(path: Path):
-    import tf_keras as keras
-
-    from tinyface.train.distill import make_loss
-
-    return keras.models.load_model(path, compile=False, custom_objects={"loss": make_loss})
-
-
 Progress = Callable[[str, dict], None]
 
 
@@ -118,6 +103,7 @@ def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progr
     """Run the whole chain; see the module docstring for skipping and atomicity."""
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     load_stage_modules()
+    from tinyface.model.keras_io import load_keras, save_keras
     from tinyface.train import distill, prune, quantize, student
     from tinyface.train.data import load_build_data
 

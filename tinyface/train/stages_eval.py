@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyface import evaluate
-from tinyface.model.embedder import quantize_pixels
+from tinyface.model.embedder import normalize, quantize_pixels
 
 
 def _score_stage(emb: np.ndarray, emb_val: np.ndarray, val_pairs, data, d) -> dict:
@@ -74,7 +74,7 @@ def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, pre
     from tinyface.model.graph import analyze
     from tinyface.boards.profile import profile_model
     from tinyface.model.runtime import TfliteRunner, TflmRunner
-    from tinyface.train.distill import embed, normalize_images
+    from tinyface.model.keras_io import embed
     from tinyface.train.prune import gzip_size, sparsity_per_layer
     from tinyface.train.quantize import io_quantization
     from tinyface.train.student import keras_macs
@@ -108,7 +108,7 @@ def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, pre
             sparsity_per_layer=sparsity,
             sparsity_overall=float(np.mean(list(sparsity.values()))) if sparsity else 0.0, latency_ms_host=None)
 
-    x_float = normalize_images(crops)
+    x_float = normalize(crops)
     tfl_float = TfliteRunner(float_flat, kernels="optimized")
     add("tflite_float", tfl_float.run(x_float), kind="TFLite float32", params=None, macs=None,
         model_bytes=len(float_flat), latency_ms_host=_timed(tfl_float.run, x_float))
