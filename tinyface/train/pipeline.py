@@ -269,15 +269,10 @@ def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progr
 def _val_accuracy_int8(flat: bytes, data) -> float:
     """Accuracy on pairs of validation people at their best threshold (model selection only)."""
     from tinyface import evaluate
-    from tinyface.model.embedder import quantize_pixels
-    from tinyface.model.runtime import TfliteRunner
-    from tinyface.train.quantize import io_quantization
+    from tinyface.model.embedder import Embedder
 
-    meta = io_quantization(flat)
     a, b, same = evaluate.sample_pairs(data.val.labels, 1000, seed=1)
-    x = quantize_pixels(data.val.crops, meta["input_scale"], meta["input_zero_point"])
-    out = TfliteRunner(flat).run(x).astype(np.float32) - meta["output_zero_point"]
-    scores = evaluate.pair_scores(out, a, b)
+    scores = evaluate.pair_scores(Embedder(flat, "tflite").embed(data.val.crops), a, b)
     return float(np.mean((scores >= evaluate.best_threshold(scores, same)) == same))
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyface import evaluate
-from tinyface.model.embedder import normalize, quantize_pixels
+from tinyface.model.embedder import l2_normalize, normalize
 
 
 def _score_stage(emb: np.ndarray, emb_val: np.ndarray, val_pairs, data, d) -> dict:
@@ -73,10 +73,10 @@ def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, pre
     """Metrics of every stage plus TFLM-vs-TFLite int8 parity, as one JSON-able dict."""
     from tinyface.model.graph import analyze
     from tinyface.boards.profile import profile_model
-    from tinyface.model.runtime import TfliteRunner, TflmRunner
+    from tinyface.model.embedder import Embedder
+    from tinyface.model.runtime import TfliteRunner
     from tinyface.model.keras_io import embed
     from tinyface.train.prune import gzip_size, sparsity_per_layer
-    from tinyface.train.quantize import io_quantization
     from tinyface.train.student import keras_macs
 
     crops = data.eval.crops
@@ -113,30 +113,30 @@ def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, pre
     add("tflite_float", tfl_float.run(x_float), kind="TFLite float32", params=None, macs=None,
         model_bytes=len(float_flat), latency_ms_host=_timed(tfl_float.run, x_float))
 
-    io = io_quantization(int8_flat)
-    x_int8 = quantize_pixels(crops, io["input_scale"], io["input_zero_point"])
-    tfl_int8 = TfliteRunner(int8_flat)
+    # the one int8 embedder (tinyface.model.embedder), in TFLite and in TFLM: the raw int8
+    # outputs are kept for the parity check, the embeddings are its dequantized, normalised ones
+    tfl_int8 = Embedder(int8_flat, "tflite")
+    x_int8 = tfl_int8.quantize(crops)
     out_tflite = tfl_int8.run(x_int8)
     graph = analyze(int8_flat)
     common = dict(params=int(graph.total_params), macs=int(graph.total_macs), model_bytes=len(int8_flat),
                   model_bytes_gzip=len(gzip.compress(int8_flat, 9)))
-    add("tflite_int8", out_tflite.astype(np.float32) - io["output_zero_point"], kind="TFLite int8",
+    add("tflite_int8", l2_normalize(tfl_int8.dequantize(out_tflite)), kind="TFLite int8",
         latency_ms_host=_timed(TfliteRunner(int8_flat, kernels="optimized").run, x_int8), **common)
 
-    tflm = TflmRunner(int8_flat)
-    out_tflm = np.zeros_like(out_tflite)
+    tflm = Embedder(int8_flat, "tflm")
+    chunks = []
     t0 = time.perf_counter()
-    for i in range(len(x_int8)):
-        out_tflm[i] = tflm.run_one(x_int8[i])
-        if i % 256 == 255:
-            notify("advance", {"n": 256})
+    for start in range(0, len(x_int8), 256):
+        chunks.append(tflm.run(x_int8[start:start + 256]))
+        notify("advance", {"n": len(chunks[-1])})
     tflm_ms = 1000 * (time.perf_counter() - t0) / max(1, len(x_int8))
-    tflm_out_both = out_tflm
-    out_tflite, out_tflm = out_tflite[:n_eval], out_tflm[:n_eval]
+    tflm_out_both = np.concatenate(chunks) if chunks else np.zeros_like(out_tflite)
+    out_tflite, out_tflm = out_tflite[:n_eval], tflm_out_both[:n_eval]
     board, cost = _board_cost_model(settings.firmware.board)
     est_ms = profile_model(int8_flat, cost).total_est_ms  # the figure `tinyface profile` and the emulator give
-    add("tflm_int8", tflm_out_both.astype(np.float32) - io["output_zero_point"], kind="TFLM int8 (firmware kernels)",
-        latency_ms_host=tflm_ms, arena_bytes=tflm.arena_used_bytes(), estimated_ms_on_board=est_ms,
+    add("tflm_int8", l2_normalize(tflm.dequantize(tflm_out_both)), kind="TFLM int8 (firmware kernels)",
+        latency_ms_host=tflm_ms, arena_bytes=tflm.runner.arena_used_bytes(), estimated_ms_on_board=est_ms,
         board=board, cost_model_source=cost.source, **common)
 
     thr = stages["tflite_int8"]["verification"]["threshold"]
