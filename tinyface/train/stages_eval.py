@@ -19,6 +19,7 @@ import numpy as np
 
 from tinyface import evaluate
 from tinyface.model.embedder import l2_normalize, normalize
+from tinyface.report import BuildMetrics, Parity, StageMetrics
 
 
 def _score_stage(emb: np.ndarray, emb_val: np.ndarray, val_pairs, data, d) -> dict:
@@ -69,8 +70,9 @@ def _timed(fn, items, limit=200):
     return 1000 * (time.perf_counter() - t0) / max(1, len(sample))
 
 
-def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, preset, notify=lambda e, i: None) -> dict:
-    """Metrics of every stage plus TFLM-vs-TFLite int8 parity, as one JSON-able dict."""
+def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, preset,
+                 notify=lambda e, i: None) -> BuildMetrics:
+    """Metrics of every stage plus TFLM-vs-TFLite int8 parity."""
     from tinyface.model.graph import analyze
     from tinyface.boards.profile import profile_model
     from tinyface.model.embedder import Embedder
@@ -80,7 +82,7 @@ def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, pre
     from tinyface.train.student import keras_macs
 
     crops = data.eval.crops
-    stages: dict[str, dict] = {}
+    stages: dict[str, StageMetrics] = {}
     scores: dict[str, np.ndarray] = {}
     val_pairs = evaluate.sample_pairs(data.val.labels, 1000, seed=1)
     n_eval = len(crops)
@@ -89,7 +91,7 @@ def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, pre
     def add(name, emb_both, **info):
         result = _score_stage(emb_both[:n_eval], emb_both[n_eval:], val_pairs, data, settings.data)
         scores[name] = result.pop("_test_scores")
-        stages[name] = {**result, **info}
+        stages[name] = StageMetrics(**result, **info)
         notify("metric", {"stage": name, "accuracy": result["verification"]["accuracy"]})
 
     # teacher: embeddings come from the cache
@@ -139,21 +141,19 @@ def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, pre
         latency_ms_host=tflm_ms, arena_bytes=tflm.runner.arena_used_bytes(), estimated_ms_on_board=est_ms,
         board=board, cost_model_source=cost.source, **common)
 
-    thr = stages["tflite_int8"]["verification"]["threshold"]
+    thr = stages["tflite_int8"].verification["threshold"]
     diff = np.abs(out_tflm.astype(int) - out_tflite.astype(int))
-    parity = {
-        "max_lsb_diff": int(diff.max()),
-        "mean_lsb_diff": float(diff.mean()),
-        "outputs_identical_share": float(np.mean(np.all(diff == 0, axis=1))),
-        "identical_decisions_test_pairs": evaluate.decision_agreement(scores["tflm_int8"], scores["tflite_int8"], thr),
-        "n_images": int(n_eval),
-    }
-    return {
-        "preset": preset.name, "mac_budget": _mac_budget(preset.board), "data": data.stats,
-        "threshold_from": threshold_source(data, settings.data), "threshold_source": settings.data.threshold_from,
-        "stages": stages, "parity": parity,
-        "ops": sorted(graph.op_names),
-    }
+    parity = Parity(
+        max_lsb_diff=int(diff.max()),
+        mean_lsb_diff=float(diff.mean()),
+        outputs_identical_share=float(np.mean(np.all(diff == 0, axis=1))),
+        identical_decisions_test_pairs=evaluate.decision_agreement(scores["tflm_int8"], scores["tflite_int8"], thr),
+        n_images=int(n_eval),
+    )
+    return BuildMetrics(preset=preset.name, mac_budget=_mac_budget(preset.board), data=data.stats,
+                        threshold_from=threshold_source(data, settings.data),
+                        threshold_source=settings.data.threshold_from, stages=stages, parity=parity,
+                        ops=sorted(graph.op_names))
 
 
 def _mac_budget(name: str) -> int:
