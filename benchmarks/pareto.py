@@ -34,6 +34,7 @@ def main() -> None:
     from tinyface import config, evaluate
     from tinyface.model.embedder import quantize_pixels
     from tinyface.model.graph import analyze
+    from tinyface.model.keras_io import embed as keras_embed
     from tinyface.model.runtime import TfliteRunner, TflmRunner
     from tinyface.train import distill, quantize, student
     from tinyface.train.data import load_build_data
@@ -52,7 +53,7 @@ def main() -> None:
         distill.fit(model, x, t, None, None, args.epochs, 128, 3e-3, distill.make_loss(distill.LossWeights()),
                     augment=augment)
         train_s = time.perf_counter() - t0
-        s_float = evaluate.pair_scores(distill.embed(model, data.val.crops), a, b)
+        s_float = evaluate.pair_scores(keras_embed(model, data.val.crops), a, b)
         flat = quantize.convert_int8(model, data.train.crops[:500])
         meta = io_quantization(flat)
         x_val = quantize_pixels(data.val.crops, meta["input_scale"], meta["input_zero_point"])

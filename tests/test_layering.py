@@ -38,12 +38,7 @@ PLACES = {
 }
 # Imports that break the layering today, each with the change that removes it. The test
 # fails when one of them disappears, so that it is taken off this list.
-KNOWN_EXCEPTIONS = {
-    # `tinyface evaluate` loads a .keras model with the training pipeline's loader and embeds
-    # with distill.embed: Keras model I/O moves out of train/ (issue 14, item 1).
-    ("tinyface.model_eval", "tinyface.train.distill"),
-    ("tinyface.model_eval", "tinyface.train.pipeline"),
-}
+KNOWN_EXCEPTIONS: set[tuple[str, str]] = set()
 
 
 def _place(module: str) -> str:

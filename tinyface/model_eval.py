@@ -49,11 +49,7 @@ def load_model(path: str | Path, runtime: str = "auto") -> LoadedModel:
     identify_threshold = (meta.identify_threshold or None) if found.thresholds_apply else None
     padding = meta.crop_padding
     if path.suffix == ".keras":
-        import os
-
-        os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-        from tinyface.train.distill import embed
-        from tinyface.train.pipeline import load_keras
+        from tinyface.model.keras_io import embed, load_keras
 
         model = load_keras(path)
         shape = tuple(int(v) for v in model.input_shape[1:])

@@ -7,9 +7,103 @@ MACs, TFLM arena and estimated on-board latency.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from tinyface.fsutil import atomic_path, write_json, write_text
+
+
+@dataclass
+class StageMetrics:
+    """One stage's figures (``report.json``'s ``stages.<name>``): the test verification
+    (tinyface.evaluate's Verification dict, with the accuracy and threshold at each threshold
+    source), the identification, the validation figures, and the stage's cost."""
+
+    verification: dict
+    identification: dict
+    validation: dict
+    kind: str | None
+    params: int | None
+    macs: int | None
+    model_bytes: int | None
+    latency_ms_host: float | None
+    # only where they apply (left out of the JSON otherwise)
+    model_bytes_gzip: int | None = None
+    sparsity_per_layer: dict | None = None
+    sparsity_overall: float | None = None
+    arena_bytes: int | None = None
+    estimated_ms_on_board: float | None = None
+    board: str | None = None
+    cost_model_source: str | None = None
+
+    _OPTIONAL = ("model_bytes_gzip", "sparsity_per_layer", "sparsity_overall", "arena_bytes",
+                 "estimated_ms_on_board", "board", "cost_model_source")
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if not (f.name in self._OPTIONAL and getattr(self, f.name) is None)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "StageMetrics":
+        return cls(**{f.name: d.get(f.name) for f in fields(cls)})
+
+
+@dataclass
+class Parity:
+    """TFLM against TFLite on the same int8 inputs (``report.json``'s ``parity``)."""
+
+    max_lsb_diff: int
+    mean_lsb_diff: float
+    outputs_identical_share: float
+    identical_decisions_test_pairs: float
+    n_images: int
+
+
+@dataclass
+class BuildMetrics:
+    """Every figure of a build (``evaluate/metrics.json``; ``report.json`` adds the plots, the
+    settings and the stages run). ``dataset`` and ``smoke_test`` are the build's, added after
+    the evaluation (metrics.json has neither)."""
+
+    preset: str
+    mac_budget: int
+    data: dict  # tinyface.train.data's stats: images and people of each split, extra faces
+    threshold_from: str  # where the shipped threshold was chosen, in words
+    threshold_source: str  # data.threshold_from: "validation" or "protocol"
+    stages: dict[str, StageMetrics]
+    parity: Parity
+    ops: list[str] = field(default_factory=list)
+    dataset: dict | None = None  # pipeline.describe_dataset: name, kind, test, root
+    smoke_test: bool | None = None
+
+    def to_dict(self) -> dict:
+        out = {"preset": self.preset, "mac_budget": self.mac_budget, "data": self.data,
+               "threshold_from": self.threshold_from, "threshold_source": self.threshold_source,
+               "stages": {name: st.to_dict() for name, st in self.stages.items()}, "parity": asdict(self.parity),
+               "ops": self.ops}
+        if self.dataset is not None:
+            out["dataset"] = self.dataset
+        if self.smoke_test is not None:
+            out["smoke_test"] = self.smoke_test
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "BuildMetrics":
+        return cls(preset=d.get("preset"), mac_budget=d.get("mac_budget"), data=d.get("data") or {},
+                   threshold_from=d.get("threshold_from"), threshold_source=d.get("threshold_source", "protocol"),
+                   stages={name: StageMetrics.from_dict(st) for name, st in d["stages"].items()},
+                   parity=Parity(**d["parity"]), ops=list(d.get("ops", [])), dataset=d.get("dataset"),
+                   smoke_test=d.get("smoke_test"))
+
+    @property
+    def tflm(self) -> StageMetrics:
+        """The shipped model's stage: TFLM int8, the firmware's kernels."""
+        return self.stages["tflm_int8"]
+
+    @property
+    def dataset_or_lfw(self) -> dict:
+        """``dataset``; builds from before it existed were LFW builds."""
+        return self.dataset or {"name": "LFW", "kind": "lfw-view1", "test": "LFW pairsDevTest"}
 
 STAGE_ORDER = ["teacher", "float", "pruned", "tflite_float", "tflite_int8", "tflm_int8"]
 STAGE_LABEL = {
@@ -34,44 +128,45 @@ def _kib(x) -> str:
     return "—" if x is None else f"{x / 1024:.1f} KiB"
 
 
-def test_name(metrics: dict) -> str:
+def test_name(metrics: BuildMetrics) -> str:
     """What the test pairs are ("LFW pairsDevTest", or pairs of a folder's held-out people);
-    reports from before ``metrics["dataset"]`` existed were LFW builds."""
-    return (metrics.get("dataset") or {}).get("test", "LFW pairsDevTest")
+    reports from before ``dataset`` existed were LFW builds."""
+    return metrics.dataset_or_lfw.get("test", "LFW pairsDevTest")
 
 
 SMOKE_TEST = ("SMOKE TEST (`tinyface build --quick`): trained on a small subset for a few epochs to check that "
               "the pipeline runs. Its accuracy says nothing about a real model; do not deploy it.")
 
 
-def smoke_test_lines(metrics: dict) -> list[str]:
+def smoke_test_lines(metrics: BuildMetrics) -> list[str]:
     """The warning a `--quick` model's report and model card open with (none otherwise)."""
-    return [f"> **{SMOKE_TEST}**", ""] if metrics.get("smoke_test") else []
+    return [f"> **{SMOKE_TEST}**", ""] if metrics.smoke_test else []
 
 
-def stage_table(metrics: dict) -> list[str]:
+def stage_table(metrics: BuildMetrics) -> list[str]:
     rows = [f"| stage | {test_name(metrics)} acc. | ROC AUC | TAR@FAR=1e-2 | ident. acc. | macro F1 | stranger FAR | "
             "model size | MACs | arena | host ms/img | est. board ms | validation acc. |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in STAGE_ORDER:
-        st = metrics["stages"].get(name)
+        st = metrics.stages.get(name)
         if not st:
             continue
-        v, i = st["verification"], st["identification"]
+        v, i = st.verification, st.identification
         rows.append(
             f"| {STAGE_LABEL[name]} | {_pct(v['accuracy'])} | {v['auc']:.4f} | {_pct(v['tar_at_far']['0.01'])} | "
             f"{_pct(i['accuracy'])} | {i['macro_f1']:.3f} | {_pct(i['stranger_false_accept_rate'])} | "
-            f"{_kib(st.get('model_bytes'))} | {_num(st.get('macs'))} | {_kib(st.get('arena_bytes'))} | "
-            f"{_num(st.get('latency_ms_host'))} | {_num(st.get('estimated_ms_on_board'))} | "
-            f"{_pct(st.get('validation', {}).get('accuracy'))} |")
+            f"{_kib(st.model_bytes)} | {_num(st.macs)} | {_kib(st.arena_bytes)} | "
+            f"{_num(st.latency_ms_host)} | {_num(st.estimated_ms_on_board)} | "
+            f"{_pct((st.validation or {}).get('accuracy'))} |")
     return rows
 
 
-def validation_table(metrics: dict) -> list[str]:
+def validation_table(metrics: BuildMetrics) -> list[str]:
     """The device's job measured on validation people (what presets are chosen on; never the test)."""
     rows = []
     for name in STAGE_ORDER:
-        v = (metrics["stages"].get(name) or {}).get("validation") or {}
+        st = metrics.stages.get(name)
+        v = (st.validation if st else None) or {}
         if "tar_at_far_1e-3" not in v:
             continue
         ident = v.get("identification") or {}
@@ -79,7 +174,7 @@ def validation_table(metrics: dict) -> list[str]:
                     f"{_pct(ident.get('probe_accuracy'))} | {_pct(ident.get('stranger_rate'))} |")
     if not rows:
         return []
-    ident = (metrics["stages"]["tflm_int8"].get("validation") or {}).get("identification") or {}
+    ident = (metrics.tflm.validation or {}).get("identification") or {}
     return ["### On validation people (the device's job; presets are chosen on these)", "",
             "| stage | pairs acc. | ROC AUC | TAR@FAR=1e-3 (every pair) | identification: probes accepted and right | "
             "strangers accepted |", "|---|---|---|---|---|---|", *rows, "",
@@ -88,9 +183,9 @@ def validation_table(metrics: dict) -> list[str]:
             "accepts the target share of those strangers.", ""]
 
 
-def extra_faces_lines(metrics: dict) -> list[str]:
+def extra_faces_lines(metrics: BuildMetrics) -> list[str]:
     """What the build did with the extra faces (extra.dirs), in one paragraph."""
-    x = (metrics.get("data") or {}).get("extra")
+    x = (metrics.data or {}).get("extra")
     if not x:
         return []
     more = "".join(f", {x[k]:,} teacher {k}" for k in ("views", "mixes") if x.get(k))
@@ -100,9 +195,9 @@ def extra_faces_lines(metrics: dict) -> list[str]:
             f"{x['max_test_distance']} to an image of a test person), **{x['used']:,} used**{more}.", ""]
 
 
-def _threshold_sources(metrics: dict) -> tuple[str, str]:
+def _threshold_sources(metrics: BuildMetrics) -> tuple[str, str]:
     """(the shipped threshold's source, the other one); reports from before the setting: protocol."""
-    source = metrics.get("threshold_source", "protocol")
+    source = metrics.threshold_source or "protocol"
     return source, "protocol" if source == "validation" else "validation"
 
 
@@ -110,26 +205,34 @@ _OTHER_WORDS = {"validation": "pairs of validation people (never trained on)",
                 "protocol": "the protocol's pairs (`pairsDevTrain.txt` for LFW)"}
 
 
-def write_report(out_dir: Path, metrics: dict, settings, preset, result=None) -> Path:
-    """Write report.md, report.json and the plots; returns the report.md path."""
+def write_report(out_dir: Path, metrics: BuildMetrics, settings, preset, stages_run=(),
+                 histories: dict[str, dict] | None = None) -> Path:
+    """Write report.md, report.json and the plots; returns the report.md path.
+
+    Args:
+        metrics: the build's figures.
+        stages_run: the pipeline's StageInfo records (name, fingerprint, skipped, seconds).
+        histories: the training curves by stage ("distill", "prune"): Keras histories.
+    """
     out_dir = Path(out_dir)
-    plots = write_plots(out_dir, metrics)
-    stages = metrics["stages"]
-    tflm, student = stages["tflm_int8"], stages["float"]
-    parity = metrics["parity"]
+    plots = write_plots(out_dir, metrics, histories or {})
+    stages = metrics.stages
+    tflm, student = metrics.tflm, stages["float"]
+    parity = metrics.parity
     source, other = _threshold_sources(metrics)
-    dataset = metrics.get("dataset") or {"name": "LFW", "kind": "lfw-view1"}
+    dataset = metrics.dataset_or_lfw
+    data = metrics.data
     lines = [
-        f"# tinyface build report — preset `{preset.name}`" + (" — SMOKE TEST" if metrics.get("smoke_test") else ""),
+        f"# tinyface build report — preset `{preset.name}`" + (" — SMOKE TEST" if metrics.smoke_test else ""),
         "",
         *smoke_test_lines(metrics),
         f"Data: {dataset['name']}" + (f" (`{dataset['root']}`)" if dataset.get("root") else "") + ". "
-        f"{metrics['data']['train_images']:,} training images of {metrics['data']['train_people']:,} people "
-        f"(validation: {metrics['data']['val_images']:,} images of {metrics['data']['val_people']:,} other people). "
-        f"Verification tested on {metrics['data']['test_pairs']:,} held-out pairs ({test_name(metrics)}), "
-        f"threshold chosen on {metrics.get('threshold_from')}. Identification: "
-        f"{metrics['data']['identify_people']} enrolled people, {metrics['data']['identify_probes']} probes, "
-        f"{metrics['data']['identify_strangers']} strangers.",
+        f"{data['train_images']:,} training images of {data['train_people']:,} people "
+        f"(validation: {data['val_images']:,} images of {data['val_people']:,} other people). "
+        f"Verification tested on {data['test_pairs']:,} held-out pairs ({test_name(metrics)}), "
+        f"threshold chosen on {metrics.threshold_from}. Identification: "
+        f"{data['identify_people']} enrolled people, {data['identify_probes']} probes, "
+        f"{data['identify_strangers']} strangers.",
         "",
         "## Stages",
         "",
@@ -141,20 +244,20 @@ def write_report(out_dir: Path, metrics: dict, settings, preset, result=None) ->
         *validation_table(metrics),
         *extra_faces_lines(metrics),
         f"Identification (ident. acc., macro F1, stranger FAR) is measured at each stage's identification threshold "
-        f"(TFLM int8: {tflm['identification']['threshold']:.4f}, chosen on "
-        f"{tflm['identification'].get('threshold_from', 'the verification threshold')}; target "
+        f"(TFLM int8: {tflm.identification['threshold']:.4f}, chosen on "
+        f"{tflm.identification.get('threshold_from', 'the verification threshold')}; target "
         f"{settings.data.identify_stranger_rate:.0%} of strangers accepted): IDENTIFY compares a stranger with every "
         "enrolled person, so it needs a stricter threshold than a pair does. At the pair-verification threshold the "
-        f"TFLM int8 model would accept {_pct(tflm['identification'].get('at_verification_threshold', {}).get('stranger_false_accept_rate'))} "
+        f"TFLM int8 model would accept {_pct(tflm.identification.get('at_verification_threshold', {}).get('stranger_false_accept_rate'))} "
         "of strangers.",
         "",
-        f"MAC budget of `{preset.name}`: {metrics['mac_budget']:,}; the int8 graph has {tflm['macs']:,} MACs "
-        f"({'within' if tflm['macs'] <= metrics['mac_budget'] else 'OVER'} budget). Estimated board latency uses the "
-        f"cost model of board `{tflm.get('board')}` ({tflm.get('cost_model_source')}): an estimate, not a measurement.",
+        f"MAC budget of `{preset.name}`: {metrics.mac_budget:,}; the int8 graph has {tflm.macs:,} MACs "
+        f"({'within' if tflm.macs <= metrics.mac_budget else 'OVER'} budget). Estimated board latency uses the "
+        f"cost model of board `{tflm.board}` ({tflm.cost_model_source}): an estimate, not a measurement.",
         "",
         "## Compression losses (vs the float student, on the test pairs)",
         "",
-        f"Accuracy in percentage points at each stage's shipped threshold, chosen on {metrics.get('threshold_from')}, "
+        f"Accuracy in percentage points at each stage's shipped threshold, chosen on {metrics.threshold_from}, "
         f"and at its threshold chosen on {_OTHER_WORDS[other]}. LFW's protocol pairs (`pairsDevTrain.txt`) are mostly "
         "training images, so their threshold fits the people the student learned; validation people are people it "
         "never saw, as on the device (docs/model.md). ROC AUC needs no threshold.",
@@ -164,47 +267,47 @@ def write_report(out_dir: Path, metrics: dict, settings, preset, result=None) ->
     ]
     for name in STAGE_ORDER[2:]:
         if name in stages:
-            v, ref = stages[name]["verification"], student["verification"]
+            v, ref = stages[name].verification, student.verification
             at, ref_at = v.get(f"accuracy_at_{other}_threshold"), ref.get(f"accuracy_at_{other}_threshold")
             other_delta = f"{100 * (at - ref_at):+.2f} pp" if at is not None and ref_at is not None else "—"
             lines.append(f"| {STAGE_LABEL[name]} | {100 * (v['accuracy'] - ref['accuracy']):+.2f} pp | {other_delta} | "
                          f"{v['auc'] - ref['auc']:+.4f} |")
-    at = tflm["verification"].get(f"accuracy_at_{other}_threshold")
+    at = tflm.verification.get(f"accuracy_at_{other}_threshold")
     if at is not None:
-        lines += ["", f"TFLM int8 on the test pairs: {_pct(tflm['verification']['accuracy'])} at the {source} "
-                  f"threshold ({tflm['verification']['threshold']:.4f}, shipped in model.json), {_pct(at)} at the "
-                  f"{other} threshold ({tflm['verification'].get(f'{other}_threshold', float('nan')):.4f})."]
+        lines += ["", f"TFLM int8 on the test pairs: {_pct(tflm.verification['accuracy'])} at the {source} "
+                  f"threshold ({tflm.verification['threshold']:.4f}, shipped in model.json), {_pct(at)} at the "
+                  f"{other} threshold ({tflm.verification.get(f'{other}_threshold', float('nan')):.4f})."]
     lines += [
         "",
         "## TFLM vs TFLite int8",
         "",
-        f"- largest output difference: {parity['max_lsb_diff']} LSB (mean {parity['mean_lsb_diff']:.4f}); "
-        f"identical output vectors: {_pct(parity['outputs_identical_share'])} of {parity['n_images']:,} images",
-        f"- identical same/different decisions on the test pairs: {_pct(parity['identical_decisions_test_pairs'])}",
+        f"- largest output difference: {parity.max_lsb_diff} LSB (mean {parity.mean_lsb_diff:.4f}); "
+        f"identical output vectors: {_pct(parity.outputs_identical_share)} of {parity.n_images:,} images",
+        f"- identical same/different decisions on the test pairs: {_pct(parity.identical_decisions_test_pairs)}",
         "",
     ]
     if "pruned" in stages:
         p = stages["pruned"]
         lines += ["## Pruning", "",
-                  f"Overall sparsity of pruned layers: {100 * p['sparsity_overall']:.1f}%. "
-                  f"The int8 model is {_kib(tflm['model_bytes'])} raw and {_kib(tflm.get('model_bytes_gzip'))} gzip-compressed. "
+                  f"Overall sparsity of pruned layers: {100 * p.sparsity_overall:.1f}%. "
+                  f"The int8 model is {_kib(tflm.model_bytes)} raw and {_kib(tflm.model_bytes_gzip)} gzip-compressed. "
                   "Dense TFLM kernels do not skip zeros: pruning makes the model compress better (OTA, compressed "
                   "flash images), it does not make it faster or smaller in RAM.", ""]
     lines += ["## Plots", ""] + [f"![{name}]({path.name})" for name, path in plots.items()] + [""]
-    if result is not None:
+    if stages_run:
         lines += ["## Stages run", "", "| stage | fingerprint | skipped | seconds |", "|---|---|---|---|"]
-        lines += [f"| {s.name} | `{s.fingerprint}` | {'yes' if s.skipped else 'no'} | {s.seconds:.1f} |" for s in result.stages]
+        lines += [f"| {s.name} | `{s.fingerprint}` | {'yes' if s.skipped else 'no'} | {s.seconds:.1f} |" for s in stages_run]
         lines.append("")
     lines += ["## Settings", "", "```toml", settings.to_toml().rstrip(), "```", ""]
     write_text(out_dir / "report.md", "\n".join(lines))
-    public = json.loads(json.dumps(metrics))
+    public = json.loads(json.dumps(metrics.to_dict()))
     for st in public["stages"].values():
         st["verification"].pop("roc", None)
     public["plots"] = {k: v.name for k, v in plots.items()}
     public["settings"] = settings.to_dict()
-    if result is not None:
+    if stages_run:
         public["stages_run"] = [{"name": s.name, "fingerprint": s.fingerprint, "skipped": s.skipped,
-                                 "seconds": s.seconds} for s in result.stages]
+                                 "seconds": s.seconds} for s in stages_run]
     write_json(out_dir / "report.json", public)
     return out_dir / "report.md"
 
@@ -218,30 +321,32 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def write_plots(out_dir: Path, metrics: dict) -> dict[str, Path]:
+def write_plots(out_dir: Path, metrics: BuildMetrics, histories: dict[str, dict]) -> dict[str, Path]:
+    """roc.png, training.png (from ``histories``: Keras histories by stage), confusion.png and
+    size_accuracy.png in ``out_dir``; returns them by name."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     plots: dict[str, Path] = {}
-    stages = metrics["stages"]
+    stages = metrics.stages
 
     fig, ax = plt.subplots(figsize=(6, 5))
     for name in STAGE_ORDER:
-        if name in stages and stages[name]["verification"].get("roc"):
-            roc = stages[name]["verification"]["roc"]
-            ax.plot(roc["far"], roc["tar"], label=f"{STAGE_LABEL[name]} (AUC {stages[name]['verification']['auc']:.3f})")
+        if name in stages and stages[name].verification.get("roc"):
+            roc = stages[name].verification["roc"]
+            ax.plot(roc["far"], roc["tar"], label=f"{STAGE_LABEL[name]} (AUC {stages[name].verification['auc']:.3f})")
     ax.set_xscale("log")
     ax.set_xlim(1e-3, 1)
     ax.set_xlabel("false accept rate")
     ax.set_ylabel("true accept rate")
-    ax.set_title(f"ROC on {test_name(metrics)}" + (" (smoke test)" if metrics.get("smoke_test") else ""))
+    ax.set_title(f"ROC on {test_name(metrics)}" + (" (smoke test)" if metrics.smoke_test else ""))
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     plots["roc"] = _save(fig, out_dir / "roc.png")
 
-    history = _training_history(out_dir)
+    history = [(label, hist) for label, hist in histories.items() if hist and hist.get("loss")]
     if history:
         fig, ax = plt.subplots(figsize=(6, 4))
         offset = 0
@@ -258,7 +363,7 @@ def write_plots(out_dir: Path, metrics: dict) -> dict[str, Path]:
         ax.legend(fontsize=8)
         plots["training"] = _save(fig, out_dir / "training.png")
 
-    ident = stages["tflm_int8"]["identification"]
+    ident = metrics.tflm.identification
     if ident.get("confusion"):
         import numpy as np
 
@@ -274,9 +379,9 @@ def write_plots(out_dir: Path, metrics: dict) -> dict[str, Path]:
     fig, ax = plt.subplots(figsize=(6, 4))
     for name in STAGE_ORDER:
         st = stages.get(name)
-        if st and st.get("model_bytes"):
-            ax.scatter(st["model_bytes"] / 1024, 100 * st["verification"]["accuracy"], s=40)
-            ax.annotate(STAGE_LABEL[name], (st["model_bytes"] / 1024, 100 * st["verification"]["accuracy"]),
+        if st and st.model_bytes:
+            ax.scatter(st.model_bytes / 1024, 100 * st.verification["accuracy"], s=40)
+            ax.annotate(STAGE_LABEL[name], (st.model_bytes / 1024, 100 * st.verification["accuracy"]),
                         fontsize=7, xytext=(4, 2), textcoords="offset points")
     ax.set_xscale("log")
     ax.set_xlabel("model size (KiB, log)")
@@ -285,17 +390,6 @@ def write_plots(out_dir: Path, metrics: dict) -> dict[str, Path]:
     ax.grid(True, alpha=0.3)
     plots["size_accuracy"] = _save(fig, out_dir / "size_accuracy.png")
     return plots
-
-
-def _training_history(out_dir: Path) -> list[tuple[str, dict]]:
-    out = []
-    for label, path, key in (("distill", out_dir / "distill" / "history.json", "history"),
-                             ("prune", out_dir / "prune" / "sparsity.json", "history")):
-        if path.is_file():
-            hist = json.loads(path.read_text()).get(key) or {}
-            if hist.get("loss"):
-                out.append((label, hist))
-    return out
 
 
 def write_evaluation_report(out_dir: Path, result: dict) -> Path:
@@ -356,18 +450,18 @@ def write_evaluation_report(out_dir: Path, result: dict) -> Path:
     return out_dir / "report.md"
 
 
-def write_model_card(out_dir: Path, metrics: dict, settings, preset, meta) -> Path:
+def write_model_card(out_dir: Path, metrics: BuildMetrics, settings, preset, meta) -> Path:
     """MODEL_CARD.md beside model.tflite: data, metrics, cost, threshold and how it was built."""
-    st = metrics["stages"]
-    tflm, teacher = st["tflm_int8"], st["teacher"]
-    v, i = tflm["verification"], tflm["identification"]
+    tflm, teacher = metrics.tflm, metrics.stages["teacher"]
+    v, i = tflm.verification, tflm.identification
     d, ds, pr, q = settings.data, settings.distill, settings.prune, settings.quantize
-    dataset = metrics.get("dataset") or {"name": "LFW", "kind": "lfw-view1"}
+    dataset = metrics.dataset_or_lfw
+    data = metrics.data
     lfw = dataset["kind"] == "lfw-view1"
     held_out = ("LFW `pairsDevTest.txt` and `peopleDevTest.txt`" if lfw
                 else f"{test_name(metrics)}, people never trained on")
     lines = [
-        f"# Model card: {meta.name}" + (" — SMOKE TEST" if metrics.get("smoke_test") else ""),
+        f"# Model card: {meta.name}" + (" — SMOKE TEST" if metrics.smoke_test else ""),
         "",
         *smoke_test_lines(metrics),
         f"A {meta.input_shape[1]}x{meta.input_shape[2]}x{meta.input_shape[3]} "
@@ -391,39 +485,39 @@ def write_model_card(out_dir: Path, metrics: dict, settings, preset, meta) -> Pa
         "| metric | this model (TFLM int8) | teacher (dlib ResNet) |",
         "|---|---|---|",
         f"| {test_name(metrics)} verification accuracy ({v['n_pairs']} pairs)"
-        f"{' (smoke test)' if metrics.get('smoke_test') else ''} | {_pct(v['accuracy'])} | "
-        f"{_pct(teacher['verification']['accuracy'])} |",
-        *_other_threshold_row(metrics, v, teacher["verification"]),
-        f"| ROC AUC | {v['auc']:.4f} | {teacher['verification']['auc']:.4f} |",
-        f"| TAR @ FAR = 1e-2 | {_pct(v['tar_at_far']['0.01'])} | {_pct(teacher['verification']['tar_at_far']['0.01'])} |",
+        f"{' (smoke test)' if metrics.smoke_test else ''} | {_pct(v['accuracy'])} | "
+        f"{_pct(teacher.verification['accuracy'])} |",
+        *_other_threshold_row(metrics, v, teacher.verification),
+        f"| ROC AUC | {v['auc']:.4f} | {teacher.verification['auc']:.4f} |",
+        f"| TAR @ FAR = 1e-2 | {_pct(v['tar_at_far']['0.01'])} | {_pct(teacher.verification['tar_at_far']['0.01'])} |",
         f"| identification accuracy ({i['n_people']} people x {d.enroll_images} enrolled, {i['n_probes']} probes) | "
-        f"{_pct(i['accuracy'])} | {_pct(teacher['identification']['accuracy'])} |",
-        f"| identification macro F1 | {i['macro_f1']:.3f} | {teacher['identification']['macro_f1']:.3f} |",
+        f"{_pct(i['accuracy'])} | {_pct(teacher.identification['accuracy'])} |",
+        f"| identification macro F1 | {i['macro_f1']:.3f} | {teacher.identification['macro_f1']:.3f} |",
         f"| closed-set identification (best match, no threshold) | {_pct(i['closed_set_accuracy'])} | "
-        f"{_pct(teacher['identification']['closed_set_accuracy'])} |",
+        f"{_pct(teacher.identification['closed_set_accuracy'])} |",
         f"| strangers accepted ({i['n_strangers']}, at the identification threshold) | "
-        f"{_pct(i['stranger_false_accept_rate'])} | {_pct(teacher['identification']['stranger_false_accept_rate'])} |",
+        f"{_pct(i['stranger_false_accept_rate'])} | {_pct(teacher.identification['stranger_false_accept_rate'])} |",
         "",
         "## Cost",
         "",
-        f"- model: {tflm['model_bytes']:,} bytes ({tflm['model_bytes_gzip']:,} gzip-compressed); "
-        f"{tflm['params']:,} parameters; {tflm['macs']:,} MACs per face (budget {metrics['mac_budget']:,})",
-        f"- tensor arena: {tflm['arena_bytes']:,} bytes, recorded by TFLM (the firmware adds a margin for "
+        f"- model: {tflm.model_bytes:,} bytes ({tflm.model_bytes_gzip:,} gzip-compressed); "
+        f"{tflm.params:,} parameters; {tflm.macs:,} MACs per face (budget {metrics.mac_budget:,})",
+        f"- tensor arena: {tflm.arena_bytes:,} bytes, recorded by TFLM (the firmware adds a margin for "
         "optimized-kernel scratch)",
-        f"- estimated latency on `{tflm['board']}`: {tflm['estimated_ms_on_board']:.1f} ms "
-        f"(cost model, not a measurement: {tflm['cost_model_source']})",
-        f"- ops: {', '.join(metrics.get('ops', []))}",
+        f"- estimated latency on `{tflm.board}`: {tflm.estimated_ms_on_board:.1f} ms "
+        f"(cost model, not a measurement: {tflm.cost_model_source})",
+        f"- ops: {', '.join(metrics.ops)}",
         "",
         "## How it was built",
         "",
-        (f"- data: LFW deep-funneled, {metrics['data']['train_images']:,} images of {metrics['data']['train_people']:,} "
-         f"`peopleDevTrain` people for training, {metrics['data']['val_images']:,} images of "
-         f"{metrics['data']['val_people']:,} other `peopleDevTrain` people for validation; the threshold was chosen "
-         f"on {metrics.get('threshold_from')}" if lfw else
-         f"- data: {dataset['name']} (one folder per person), {metrics['data']['train_images']:,} images of "
-         f"{metrics['data']['train_people']:,} people for training, {metrics['data']['val_images']:,} images of "
-         f"{metrics['data']['val_people']:,} other people for validation, the rest held out for the test; the "
-         f"threshold was chosen on {metrics.get('threshold_from')}"),
+        (f"- data: LFW deep-funneled, {data['train_images']:,} images of {data['train_people']:,} "
+         f"`peopleDevTrain` people for training, {data['val_images']:,} images of "
+         f"{data['val_people']:,} other `peopleDevTrain` people for validation; the threshold was chosen "
+         f"on {metrics.threshold_from}" if lfw else
+         f"- data: {dataset['name']} (one folder per person), {data['train_images']:,} images of "
+         f"{data['train_people']:,} people for training, {data['val_images']:,} images of "
+         f"{data['val_people']:,} other people for validation, the rest held out for the test; the "
+         f"threshold was chosen on {metrics.threshold_from}"),
         *[line for line in [_extra_card_line(metrics, settings)] if line],
         f"- student: `{settings.student.arch}` width {settings.student.width}, distilled for {ds.epochs} epochs "
         f"(batch {ds.batch_size}, Adam, lr {ds.learning_rate}, cosine decay) toward the centered dlib ResNet "
@@ -438,7 +532,7 @@ def write_model_card(out_dir: Path, metrics: dict, settings, preset, meta) -> Pa
     return write_text(Path(out_dir) / "MODEL_CARD.md", "\n".join(lines))
 
 
-def _other_threshold_row(metrics: dict, v: dict, teacher: dict) -> list[str]:
+def _other_threshold_row(metrics: BuildMetrics, v: dict, teacher: dict) -> list[str]:
     other = _threshold_sources(metrics)[1]
     key = f"accuracy_at_{other}_threshold"
     if key not in v or key not in teacher:
@@ -471,9 +565,9 @@ EXTRA_CREDITS = {
 }
 
 
-def _extra_card_line(metrics: dict, settings) -> str:
+def _extra_card_line(metrics: BuildMetrics, settings) -> str:
     """The model card's line on extra faces, crediting the sets that need it."""
-    x = (metrics.get("data") or {}).get("extra")
+    x = (metrics.data or {}).get("extra")
     if not x:
         return ""
     credits = [EXTRA_CREDITS.get(d, f"`{d}`") for d in settings.extra.dirs]

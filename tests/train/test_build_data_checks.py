@@ -74,14 +74,18 @@ def _metrics(dataset, smoke):
              "arena_bytes": 2000, "params": 100, "board": "esp32", "estimated_ms_on_board": 5.0,
              "cost_model_source": "test", "latency_ms_host": 1.0, "validation": {"accuracy": 0.9},
              "sparsity_overall": 0.5}
-    return {"stages": {name: json.loads(json.dumps(stage)) for name in
-                       ("teacher", "float", "pruned", "tflite_float", "tflite_int8", "tflm_int8")},
-            "parity": {"max_lsb_diff": 1, "mean_lsb_diff": 0.01, "outputs_identical_share": 0.9, "n_images": 10,
-                       "identical_decisions_test_pairs": 1.0},
-            "data": {"train_images": 10, "train_people": 5, "val_images": 4, "val_people": 2, "test_pairs": 100,
-                     "identify_people": 4, "identify_probes": 20, "identify_strangers": 10},
-            "threshold_from": "pairs of validation people", "threshold_source": "validation", "ops": ["CONV_2D"],
-            "dataset": dataset, "smoke_test": smoke}
+    from tinyface.report import BuildMetrics
+
+    return BuildMetrics.from_dict({
+        "stages": {name: json.loads(json.dumps(stage)) for name in
+                   ("teacher", "float", "pruned", "tflite_float", "tflite_int8", "tflm_int8")},
+        "parity": {"max_lsb_diff": 1, "mean_lsb_diff": 0.01, "outputs_identical_share": 0.9, "n_images": 10,
+                   "identical_decisions_test_pairs": 1.0},
+        "data": {"train_images": 10, "train_people": 5, "val_images": 4, "val_people": 2, "test_pairs": 100,
+                 "identify_people": 4, "identify_probes": 20, "identify_strangers": 10},
+        "threshold_from": "pairs of validation people", "threshold_source": "validation", "ops": ["CONV_2D"],
+        "preset": "esp32", "mac_budget": 2_000_000,
+        "dataset": dataset, "smoke_test": smoke})
 
 
 @pytest.mark.parametrize("smoke", [False, True])

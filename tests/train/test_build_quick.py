@@ -14,6 +14,12 @@ EXTRA_PEOPLE = ("Aaron_Peirsol", "Abdullah_Gul", "AJ_Lamas")  # two training peo
 STAGES = ["teacher", "float", "pruned", "tflite_float", "tflite_int8", "tflm_int8"]
 
 
+def extra_dirs(out) -> str:
+    """The quick build's extra.dirs setting: its folder of face chips beside the run folder (every
+    re-run passes it too, or the data, and with it every stage, would change)."""
+    return f"extra.dirs=[{json.dumps(str(out.parent / 'extra'))}]"
+
+
 def run_cli(*args, env_extra=None, timeout=900):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env_extra or {})}
     return subprocess.run([sys.executable, "-m", "tinyface.cli.main", *args], capture_output=True, text=True,
@@ -31,8 +37,7 @@ def quick_build(lfw_dir, tmp_path_factory):
     extra = out.parent / "extra"
     write_face_chips(photos, extra)
     started = time.perf_counter()
-    proc = run_cli("build", "--quick", "--data", str(lfw_dir), "--out", str(out), "--json",
-                   "--set", f"extra.dirs=[{json.dumps(str(extra))}]")
+    proc = run_cli("build", "--quick", "--data", str(lfw_dir), "--out", str(out), "--json", "--set", extra_dirs(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, json.loads(proc.stdout), time.perf_counter() - started
 
@@ -126,7 +131,7 @@ def test_quick_build_report_structure_and_sane_metrics(quick_build):
 
 def test_rerun_skips_unchanged_stages(quick_build, lfw_dir):
     out, _, first_s = quick_build
-    proc = run_cli("build", "--quick", "--data", str(lfw_dir), "--out", str(out), "--json")
+    proc = run_cli("build", "--quick", "--data", str(lfw_dir), "--out", str(out), "--json", "--set", extra_dirs(out))
     assert proc.returncode == 0, proc.stderr[-2000:]
     stages = {s["name"]: s["skipped"] for s in json.loads(proc.stdout)["stages"]}
     assert stages == {"data": False, "distill": True, "prune": True, "quantize": True, "evaluate": True,
@@ -139,7 +144,7 @@ def test_protocol_threshold_source_reruns_only_the_evaluation(quick_build, lfw_d
     out = tmp_path / "run"
     shutil.copytree(quick_build[0], out)
     proc = run_cli("build", "--quick", "--data", str(lfw_dir), "--out", str(out), "--json",
-                   "--set", "data.threshold_from=protocol")
+                   "--set", "data.threshold_from=protocol", "--set", extra_dirs(quick_build[0]))
     assert proc.returncode == 0, proc.stderr[-2000:]
     stages = {s["name"]: s["skipped"] for s in json.loads(proc.stdout)["stages"]}
     assert stages == {"data": False, "distill": True, "prune": True, "quantize": True, "evaluate": False,
@@ -173,7 +178,9 @@ def test_a_failed_stage_leaves_no_trusted_artifact(quick_build, lfw_dir, monkeyp
     monkeypatch.setattr(quantize, "convert_int8", dies)
     from tinyface.cli.build import QUICK
 
-    settings = config.load(None, {**QUICK, "data": {"dir": str(lfw_dir)}}, base=get_preset("esp32").settings())
+    extra = {"dirs": [str(quick_build[0].parent / "extra")]}  # as the quick build had them
+    settings = config.load(None, {**QUICK, "data": {"dir": str(lfw_dir)}, "extra": extra},
+                           base=get_preset("esp32").settings())
     with pytest.raises(RuntimeError):
         pipeline.run_build(settings, get_preset("esp32"), out, quick=True)
     assert not (out / "quantize" / "stage.json").exists()

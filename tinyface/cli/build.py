@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import click
@@ -76,10 +77,6 @@ def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, se
     from tinyface.fsutil import ensure_dir
 
     ensure_dir(out, "--out")  # before the training, not after it
-    if force:
-        for record in out.glob("*/stage.json"):
-            record.unlink()
-
     from tinyface.console import quiet_tensorflow
 
     quiet_tensorflow(import_now=True)
@@ -88,20 +85,21 @@ def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, se
 
     started = time.perf_counter()
     with BuildProgress(settings, enabled=not as_json) as ui:
-        result = run_build(settings, p, out, quick=quick, report_progress=ui.notify)
+        result = run_build(settings, p, out, quick=quick, report_progress=ui.notify, force=force)
     wall_s = time.perf_counter() - started
-    tflm = result.metrics["stages"]["tflm_int8"]
+    metrics = result.metrics
+    tflm = metrics.tflm
     summary = {
         "out_dir": str(out), "report": str(out / "report.md"), "model": str(out / "model.tflite"),
         "wall_s": round(wall_s, 1),
         "stages": [{"name": s.name, "skipped": s.skipped, "seconds": round(s.seconds, 1)} for s in result.stages],
-        "test_data": test_name(result.metrics), "smoke_test": bool(result.metrics.get("smoke_test")),
-        "test_accuracy": {name: st["verification"]["accuracy"] for name, st in result.metrics["stages"].items()},
-        "macs": tflm["macs"], "mac_budget": result.metrics["mac_budget"], "arena_bytes": tflm["arena_bytes"],
-        "model_bytes": tflm["model_bytes"], "threshold": tflm["verification"]["threshold"],
-        "parity": result.metrics["parity"],
+        "test_data": test_name(metrics), "smoke_test": bool(metrics.smoke_test),
+        "test_accuracy": {name: st.verification["accuracy"] for name, st in metrics.stages.items()},
+        "macs": tflm.macs, "mac_budget": metrics.mac_budget, "arena_bytes": tflm.arena_bytes,
+        "model_bytes": tflm.model_bytes, "threshold": tflm.verification["threshold"],
+        "parity": asdict(metrics.parity),
     }
-    if (result.metrics.get("dataset") or {}).get("kind", "lfw-view1") == "lfw-view1":
+    if metrics.dataset_or_lfw.get("kind", "lfw-view1") == "lfw-view1":
         summary["lfw_accuracy"] = summary["test_accuracy"]
     if as_json:
         from tinyface.console import print_json
@@ -110,12 +108,12 @@ def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, se
         return
     if summary["smoke_test"]:
         click.echo("SMOKE TEST (--quick): a pipeline check, not a model to deploy; its accuracy means nothing")
-    click.echo(f"TFLM int8 on {test_name(result.metrics)}{' (smoke test)' if summary['smoke_test'] else ''}: "
-               f"{100 * tflm['verification']['accuracy']:.2f}%  "
-               f"(teacher {100 * result.metrics['stages']['teacher']['verification']['accuracy']:.2f}%, "
-               f"float student {100 * result.metrics['stages']['float']['verification']['accuracy']:.2f}%)")
-    click.echo(f"{tflm['macs']:,} MACs (budget {summary['mac_budget']:,}), {tflm['model_bytes'] / 1024:.1f} KiB model, "
-               f"{tflm['arena_bytes'] / 1024:.1f} KiB arena, threshold {tflm['verification']['threshold']:.3f}")
+    acc = summary["test_accuracy"]
+    click.echo(f"TFLM int8 on {test_name(metrics)}{' (smoke test)' if summary['smoke_test'] else ''}: "
+               f"{100 * acc['tflm_int8']:.2f}%  (teacher {100 * acc['teacher']:.2f}%, "
+               f"float student {100 * acc['float']:.2f}%)")
+    click.echo(f"{tflm.macs:,} MACs (budget {metrics.mac_budget:,}), {tflm.model_bytes / 1024:.1f} KiB model, "
+               f"{tflm.arena_bytes / 1024:.1f} KiB arena, threshold {tflm.verification['threshold']:.3f}")
     click.echo(f"report: {out / 'report.md'}   model: {out / 'model.tflite'}   ({wall_s:.0f} s)")
 
 

@@ -5,4 +5,5 @@
 - :mod:`tinyface.model.graph`: the one flatbuffer reader (ops, shapes, MACs, I/O quantization).
 - :mod:`tinyface.model.runtime`: the TFLite and TFLM interpreters.
 - :mod:`tinyface.model.embedder`: the one int8 embedder (quantize, run, dequantize, normalise).
+- :mod:`tinyface.model.keras_io`: the float student's ``.keras`` file (save, load, embed).
 """

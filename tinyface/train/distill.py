@@ -98,12 +98,6 @@ def identity_centroids(teacher: np.ndarray, labels: list[str], min_images: int =
     return cents / np.linalg.norm(cents, axis=1, keepdims=True)
 
 
-def normalize_images(crops_uint8: np.ndarray) -> np.ndarray:
-    from tinyface.model.embedder import normalize
-
-    return normalize(crops_uint8)
-
-
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and TensorFlow (weight initialisation) so a re-run trains the same model."""
     import tf_keras as keras
@@ -218,14 +212,6 @@ def fit(model, x_train, t_train, x_val, t_val, epochs: int, batch_size: int, lea
         cbs.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: on_epoch(e, logs)))
     hist = model.fit(train, validation_data=val, epochs=epochs, verbose=0, callbacks=cbs)
     return TrainResult({k: [float(v) for v in vals] for k, vals in hist.history.items()}, epochs)
-
-
-def embed(model, x_uint8: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Float embeddings (L2-normalised) of uint8 crops with a Keras model."""
-    x = normalize_images(x_uint8)
-    out = model.predict(x, batch_size=batch_size, verbose=0)
-    out = out[0] if isinstance(out, (list, tuple)) else out
-    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
 
 def training_set(data, center: np.ndarray, smoothing: float = 0.0):

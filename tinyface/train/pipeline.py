@@ -15,11 +15,12 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 
 import numpy as np
 
-from tinyface.fsutil import atomic_path, write_bytes, write_json
+from tinyface.fsutil import write_bytes, write_json
+from tinyface.report import BuildMetrics
 
 EVALUATE_ONLY = ("identify_stranger_rate", "threshold_from")  # data settings only the evaluation reads
 # Every tinyface module a build's stages import, loaded when the build starts: a build runs
@@ -28,6 +29,7 @@ EVALUATE_ONLY = ("identify_stranger_rate", "threshold_from")  # data settings on
 # upgrade meanwhile crashed a build once). tests/train/test_pipeline_imports.py checks the list.
 STAGE_MODULES = (
     "tinyface.boards", "tinyface.boards.profile", "tinyface.config", "tinyface.evaluate", "tinyface.model.bundle",
+    "tinyface.model.embedder", "tinyface.model.keras_io",
     "tinyface.model.graph", "tinyface.model.runtime", "tinyface.report", "tinyface.data.align",
     "tinyface.data.dataset", "tinyface.data.extra", "tinyface.data.faces", "tinyface.teacher",
     "tinyface.teacher.dlib_net", "tinyface.train.data", "tinyface.train.distill", "tinyface.train.prune",
@@ -48,8 +50,9 @@ class StageInfo:
 class BuildResult:
     out_dir: Path
     stages: list[StageInfo] = field(default_factory=list)
-    metrics: dict = field(default_factory=dict)
+    metrics: BuildMetrics | None = None
     bundle_dir: Path | None = None
+    histories: dict[str, dict] = field(default_factory=dict)  # training curves by stage (Keras histories)
 
 
 def fingerprint(*parts) -> str:
@@ -86,23 +89,68 @@ class Stage:
         (self.dir / "stage.json").unlink(missing_ok=True)
 
 
-def save_keras(model, path: Path) -> None:
-    """Save a tf_keras model atomically (.keras)."""
-    with atomic_path(path) as tmp:
-        target = tmp.with_suffix(".keras")
-        model.save(target)
-        os.replace(target, tmp)
-
-
-def load_keras(path: Path):
-    import tf_keras as keras
-
-    from tinyface.train.distill import make_loss
-
-    return keras.models.load_model(path, compile=False, custom_objects={"loss": make_loss})
-
-
 Progress = Callable[[str, dict], None]
+T = TypeVar("T")
+
+
+class Stages:
+    """The bookkeeping every stage shares: its fingerprint record (skip when done, invalidate
+    before redoing, record when finished), its timing (a StageInfo), and the progress events
+    ("stage" when it starts, "done" when it ends).
+
+    Args:
+        out_dir: the run folder; a stage's artifacts go to ``<out_dir>/<name>/``.
+        notify: the progress callback, ``notify(event, info)``.
+        force: redo every stage, even one whose fingerprint and artifacts are all there.
+    """
+
+    def __init__(self, out_dir: Path, notify: Progress, force: bool = False):
+        self.out_dir = out_dir
+        self.notify = notify
+        self.force = force
+        self.ran: list[StageInfo] = []
+
+    def run(self, name: str, fp: str, artifacts: list[str], make: Callable[[Stage], T],
+            load: Callable[[Stage], T] | None = None, **start) -> T:
+        """Skip the stage when its record matches ``fp`` and its artifacts exist (``load(stage)``
+        then returns its value from them); else ``make(stage)`` writes the artifacts and
+        returns the value, and the record is written last (an interrupted stage has none)."""
+        st = Stage(self.out_dir, name, fp, artifacts)
+        t0 = time.perf_counter()
+        self.notify("stage", {"name": name, **start})
+        skipped = not self.force and st.done()
+        if skipped:
+            value = load(st) if load else None
+        else:
+            st.invalidate()
+            value = make(st)
+            st.finish()
+        self.ran.append(StageInfo(name, fp, skipped, time.perf_counter() - t0))
+        self.notify("done", {"name": name, "skipped": skipped})
+        return value
+
+    def always(self, name: str, make: Callable[[], T], fp: Callable[[T], str], done: Callable[[T], dict] | None = None
+               ) -> T:
+        """A step with no record of its own, run every time (the data, whose images are cached
+        per file, and the report): timed and announced like a stage; ``fp(value)`` is its
+        fingerprint, ``done(value)`` extra information for the "done" event."""
+        t0 = time.perf_counter()
+        self.notify("stage", {"name": name})
+        value = make()
+        self.ran.append(StageInfo(name, fp(value), False, time.perf_counter() - t0))
+        self.notify("done", {"name": name, **(done(value) if done else {})})
+        return value
+
+
+@dataclass
+class _TrainingSet:
+    """What every training stage fits on: crops, centered (smoothed) teacher targets, the
+    augmentation mode, and the validation targets."""
+
+    x: np.ndarray
+    targets: np.ndarray
+    augment: bool | str
+    val_targets: np.ndarray
 
 
 def load_stage_modules() -> None:
@@ -114,54 +162,85 @@ def load_stage_modules() -> None:
 
 
 def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progress: Progress | None = None,
-              ui=None) -> BuildResult:
-    """Run the whole chain; see the module docstring for skipping and atomicity."""
+              ui=None, force: bool = False) -> BuildResult:
+    """Run the whole chain; see the module docstring for skipping and atomicity.
+
+    Args:
+        force: redo every stage, even those whose inputs did not change.
+    """
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     load_stage_modules()
-    from tinyface.train import distill, prune, quantize, student
     from tinyface.train.data import load_build_data
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    result = BuildResult(out_dir)
     notify = report_progress or (lambda event, info: None)
-    d, s, ds, pr, q = settings.data, settings.student, settings.distill, settings.prune, settings.quantize
-    input_shape = (d.crop_size, d.crop_size, d.channels)
+    d = settings.data
 
     check_dataset_size(d)  # in seconds, before the faces are aligned and anything is trained
     if settings.extra.dirs:
         from tinyface.data.extra import require_extra
 
         require_extra(settings.extra)  # missing extra faces: one line naming the command that gets them
-    t0 = time.perf_counter()
-    notify("stage", {"name": "data"})
-    data = load_build_data(settings, quick=quick, progress=lambda n: notify("advance", {"n": n}))
-    # settings only the evaluate stage reads are left out here (they go into its fingerprint),
-    # so changing them re-runs the evaluation, not the training
+    stages = Stages(out_dir, notify, force)
+    data = stages.always("data", lambda: load_build_data(settings, quick=quick,
+                                                         progress=lambda n: notify("advance", {"n": n})),
+                         fp=lambda data: _data_fingerprint(settings, quick, data),
+                         done=lambda data: {"stats": data.stats})
+    data_fp = stages.ran[-1].fingerprint
+    training = _training_set(data, settings.distill)
+
+    histories: dict[str, dict] = {}
+    float_model, histories["distill"], distill_fp = _distill(stages, settings, data, training, data_fp)
+    pruned_model, prune_fp = None, distill_fp
+    if settings.prune.enabled:
+        pruned_model, histories["prune"], prune_fp = _prune(stages, settings, data, training, float_model, distill_fp)
+    to_quantize = pruned_model if pruned_model is not None else float_model
+    quant_fp = _quantize(stages, settings, data, training, to_quantize, pruned_model is not None, prune_fp)
+    metrics, eval_fp = _evaluate(stages, settings, preset, data, float_model, pruned_model, quant_fp, data_fp)
+    metrics.dataset = describe_dataset(d.data_path())
+    metrics.smoke_test = bool(quick)
+    result = BuildResult(out_dir, stages.ran, metrics, histories=histories)
+    stages.always("report", lambda: _report(out_dir, result, settings, preset), fp=lambda _: eval_fp)
+    return result
+
+
+def _data_fingerprint(settings, quick: bool, data) -> str:
+    """The data's fingerprint: every data setting but those only the evaluate stage reads (they
+    go into its fingerprint, so changing them re-runs the evaluation, not the training)."""
     extra = [{k: v for k, v in asdict(settings.extra).items() if k != "dirs"}] if settings.extra.dirs else []
-    data_fp = fingerprint({k: v for k, v in asdict(d).items() if k not in EVALUATE_ONLY}, quick, data.stats, *extra)
-    result.stages.append(StageInfo("data", data_fp, False, time.perf_counter() - t0))
-    notify("done", {"name": "data", "stats": data.stats})
+    return fingerprint({k: v for k, v in asdict(settings.data).items() if k not in EVALUATE_ONLY}, quick, data.stats,
+                       *extra)
+
+
+def _training_set(data, ds) -> _TrainingSet:
+    from tinyface.train import distill
 
     centered_on = [data.train.teacher]
     if ds.center == "all" and data.extra is not None:
         centered_on.append(data.extra.teacher)
     center = distill.teacher_center(np.concatenate(centered_on))
     x_train, t_train, augment = distill.training_set(data, center, ds.target_smoothing)
-    augment = augment if ds.augment else False
-    t_val = distill.center_targets(data.val.teacher, center)
+    return _TrainingSet(x_train, t_train, augment if ds.augment else False,
+                        distill.center_targets(data.val.teacher, center))
 
-    # --- distill -------------------------------------------------------------------------
-    st = Stage(out_dir, "distill", fingerprint(data_fp, asdict(s), asdict(ds), asdict(settings.teacher)),
-               ["student.keras", "history.json"])
-    t0 = time.perf_counter()
-    notify("stage", {"name": "distill", "epochs": ds.epochs})
-    skipped = st.done()
-    if skipped:
-        model = load_keras(st.path("student.keras"))
-    else:
-        st.invalidate()
+
+def _epoch_events(notify: Progress):
+    return lambda e, logs: notify("epoch", {"epoch": e + 1, "logs": logs})
+
+
+def _distill(stages: Stages, settings, data, training: _TrainingSet, data_fp: str):
+    """The float student distilled from the teacher: (model, Keras history, fingerprint)."""
+    from tinyface.model.keras_io import load_keras, save_keras
+    from tinyface.train import distill, student
+
+    d, s, ds = settings.data, settings.student, settings.distill
+    fp = fingerprint(data_fp, asdict(s), asdict(ds), asdict(settings.teacher))
+
+    def make(st: Stage):
+        input_shape = (d.crop_size, d.crop_size, d.channels)
         labels = data.train.labels
+        t_train = training.targets
         centroids = distill.identity_centroids(t_train[: len(labels)], labels) if ds.alpha > 0 else None
         weights = distill.LossWeights(ds.cosine_weight, ds.relation_weight, ds.alpha, ds.temperature)
         lr = ds.learning_rate
@@ -169,71 +248,81 @@ def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progr
         if ds.search_trials > 0:
             from tinyface.train.search import search_hyperparameters
 
-            search = search_hyperparameters(settings, data, x_train, t_train, augment, input_shape, ds.search_trials,
-                                            notify)
+            search = search_hyperparameters(settings, data, training.x, t_train, training.augment, input_shape,
+                                            ds.search_trials, stages.notify)
             weights.alpha, weights.temperature, lr = search["alpha"], search["temperature"], search["learning_rate"]
             if weights.alpha > 0 and centroids is None:
                 centroids = distill.identity_centroids(t_train[: len(labels)], labels)
         distill.seed_everything(d.seed)  # the initial weights
         model, _ = student.build_student(s.arch, input_shape, s.embedding_dim, s.width)
-        hist = distill.fit(model, x_train, t_train, data.val.crops, t_val,
+        hist = distill.fit(model, training.x, t_train, data.val.crops, training.val_targets,
                            ds.epochs, ds.batch_size, lr, distill.make_loss(weights, centroids),
-                           augment=augment, seed=d.seed,
-                           on_epoch=lambda e, logs: notify("epoch", {"epoch": e + 1, "logs": logs}))
+                           augment=training.augment, seed=d.seed, on_epoch=_epoch_events(stages.notify))
         save_keras(model, st.path("student.keras"))
         write_json(st.path("history.json"), {"history": hist.history, "search": search,
                                              "learning_rate": lr, "alpha": weights.alpha,
                                              "temperature": weights.temperature})
-        st.finish()
-    result.stages.append(StageInfo("distill", st.fp, skipped, time.perf_counter() - t0))
-    notify("done", {"name": "distill", "skipped": skipped})
-    float_model = model
+        return model, hist.history
 
-    # --- prune ---------------------------------------------------------------------------
-    pruned_model = None
-    if pr.enabled:
-        st = Stage(out_dir, "prune", fingerprint(st.fp, asdict(pr)), ["pruned.keras", "sparsity.json"])
-        t0 = time.perf_counter()
-        notify("stage", {"name": "prune", "epochs": pr.epochs})
-        skipped = st.done()
-        if skipped:
-            pruned_model = load_keras(st.path("pruned.keras"))
-        else:
-            st.invalidate()
-            steps = max(1, len(x_train) // ds.batch_size)
-            end = max(1, int(steps * pr.epochs * 0.7))
-            wrapped = prune.wrap_for_pruning(float_model, pr.target_sparsity, 0, end)
-            weights = distill.LossWeights(ds.cosine_weight, ds.relation_weight, 0.0, ds.temperature)
-            hist = distill.fit(wrapped, x_train, t_train, data.val.crops, t_val,
-                               pr.epochs, ds.batch_size, ds.learning_rate * 0.1, distill.make_loss(weights),
-                               augment=augment, seed=d.seed + 1, callbacks=prune.pruning_callbacks(),
-                               warmup_epochs=0,
-                               on_epoch=lambda e, logs: notify("epoch", {"epoch": e + 1, "logs": logs}))
-            pruned_model = prune.strip(wrapped)
-            save_keras(pruned_model, st.path("pruned.keras"))
-            write_json(st.path("sparsity.json"), {"target": pr.target_sparsity,
-                                                  "per_layer": prune.sparsity_per_layer(pruned_model),
-                                                  "history": hist.history})
-            st.finish()
-        result.stages.append(StageInfo("prune", st.fp, skipped, time.perf_counter() - t0))
-        notify("done", {"name": "prune", "skipped": skipped})
-    to_quantize = pruned_model if pruned_model is not None else float_model
+    def load(st: Stage):
+        return load_keras(st.path("student.keras")), _read_history(st.path("history.json"))
 
-    # --- quantize ------------------------------------------------------------------------
-    st = Stage(out_dir, "quantize", fingerprint(st.fp, asdict(q)), ["float.tflite", "int8.tflite", "choice.json"])
-    t0 = time.perf_counter()
-    notify("stage", {"name": "quantize"})
-    skipped = st.done()
-    if not skipped:
-        st.invalidate()
-        rng = np.random.default_rng(d.seed)
+    model, history = stages.run("distill", fp, ["student.keras", "history.json"], make, load, epochs=ds.epochs)
+    return model, history, fp
+
+
+def _prune(stages: Stages, settings, data, training: _TrainingSet, float_model, distill_fp: str):
+    """The float student pruned to prune.target_sparsity and fine-tuned: (model, history, fingerprint)."""
+    from tinyface.model.keras_io import load_keras, save_keras
+    from tinyface.train import distill, prune
+
+    d, ds, pr = settings.data, settings.distill, settings.prune
+    fp = fingerprint(distill_fp, asdict(pr))
+
+    def make(st: Stage):
+        steps = max(1, len(training.x) // ds.batch_size)
+        end = max(1, int(steps * pr.epochs * 0.7))
+        wrapped = prune.wrap_for_pruning(float_model, pr.target_sparsity, 0, end)
+        weights = distill.LossWeights(ds.cosine_weight, ds.relation_weight, 0.0, ds.temperature)
+        hist = distill.fit(wrapped, training.x, training.targets, data.val.crops, training.val_targets,
+                           pr.epochs, ds.batch_size, ds.learning_rate * 0.1, distill.make_loss(weights),
+                           augment=training.augment, seed=d.seed + 1, callbacks=prune.pruning_callbacks(),
+                           warmup_epochs=0, on_epoch=_epoch_events(stages.notify))
+        pruned = prune.strip(wrapped)
+        save_keras(pruned, st.path("pruned.keras"))
+        write_json(st.path("sparsity.json"), {"target": pr.target_sparsity,
+                                              "per_layer": prune.sparsity_per_layer(pruned),
+                                              "history": hist.history})
+        return pruned, hist.history
+
+    def load(st: Stage):
+        return load_keras(st.path("pruned.keras")), _read_history(st.path("sparsity.json"))
+
+    model, history = stages.run("prune", fp, ["pruned.keras", "sparsity.json"], make, load, epochs=pr.epochs)
+    return model, history, fp
+
+
+def _read_history(path: Path) -> dict:
+    return json.loads(path.read_text()).get("history") or {}
+
+
+def _quantize(stages: Stages, settings, data, training: _TrainingSet, model, pruned: bool, prev_fp: str) -> str:
+    """Full int8: PTQ, and QAT too when quantize.qat is set; the better on validation people
+    is kept as quantize/int8.tflite. Returns the stage's fingerprint."""
+    from tinyface.train import quantize
+
+    q = settings.quantize
+    fp = fingerprint(prev_fp, asdict(q))
+
+    def make(st: Stage):
+        rng = np.random.default_rng(settings.data.seed)
         calib = data.train.crops[rng.permutation(len(data.train.crops))[: q.calibration_images]]
-        write_bytes(st.path("float.tflite"), quantize.convert_float(to_quantize))
-        ptq = quantize.convert_int8(to_quantize, calib)
+        write_bytes(st.path("float.tflite"), quantize.convert_float(model))
+        ptq = quantize.convert_int8(model, calib)
         candidates = {"ptq": ptq}
         if q.qat:
-            candidates["qat"] = _qat(to_quantize, x_train, t_train, augment, settings, calib,
-                                     prune_preserving=pruned_model is not None, notify=notify)
+            candidates["qat"] = _qat(model, training.x, training.targets, training.augment, settings, calib,
+                                     prune_preserving=pruned, notify=stages.notify)
         scores = {name: _val_accuracy_int8(flat, data) for name, flat in candidates.items()}
         best = max(scores, key=scores.get)  # on a tie the first, PTQ: the simpler recipe
         write_bytes(st.path("int8.tflite"), candidates[best])
@@ -241,60 +330,47 @@ def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progr
             write_bytes(st.path(f"int8_{name}.tflite"), flat)
         write_json(st.path("choice.json"), {"chosen": best, "val_accuracy": scores,
                                             "rule": "highest accuracy on pairs of validation people; a tie keeps PTQ"})
-        st.finish()
-    result.stages.append(StageInfo("quantize", st.fp, skipped, time.perf_counter() - t0))
-    notify("done", {"name": "quantize", "skipped": skipped})
-    quant_fp = st.fp
 
-    # --- evaluate + report + bundle --------------------------------------------------------
-    st = Stage(out_dir, "evaluate", fingerprint(quant_fp, data_fp, settings.firmware.board,
-                                                {k: getattr(d, k) for k in EVALUATE_ONLY}), ["metrics.json"])
-    t0 = time.perf_counter()
-    notify("stage", {"name": "evaluate"})
-    skipped = st.done()
-    if skipped:
-        metrics = json.loads(st.path("metrics.json").read_text())
-    else:
-        st.invalidate()
+    stages.run("quantize", fp, ["float.tflite", "int8.tflite", "choice.json"], make)
+    return fp
+
+
+def _evaluate(stages: Stages, settings, preset, data, float_model, pruned_model, quant_fp: str, data_fp: str):
+    """Every stage scored with the same metrics: (BuildMetrics, fingerprint)."""
+    d = settings.data
+    fp = fingerprint(quant_fp, data_fp, settings.firmware.board, {k: getattr(d, k) for k in EVALUATE_ONLY})
+
+    def make(st: Stage) -> BuildMetrics:
         from tinyface.train.stages_eval import evaluate_all
 
-        metrics = evaluate_all(data, float_model, pruned_model, out_dir / "quantize", settings, preset,
-                               notify=notify)
-        write_json(st.path("metrics.json"), metrics)
-        st.finish()
-    result.stages.append(StageInfo("evaluate", st.fp, skipped, time.perf_counter() - t0))
-    notify("done", {"name": "evaluate", "skipped": skipped})
-    metrics["dataset"] = describe_dataset(d.data_path())
-    metrics["smoke_test"] = bool(quick)
-    result.metrics = metrics
+        metrics = evaluate_all(data, float_model, pruned_model, stages.out_dir / "quantize", settings, preset,
+                               notify=stages.notify)
+        write_json(st.path("metrics.json"), metrics.to_dict())
+        return metrics
 
-    notify("stage", {"name": "report"})
-    t0 = time.perf_counter()
-    from tinyface.report import write_report
+    def load(st: Stage) -> BuildMetrics:
+        return BuildMetrics.from_dict(json.loads(st.path("metrics.json").read_text()))
 
-    result.bundle_dir = _write_bundle(out_dir, metrics, settings, preset)
-    write_report(out_dir, metrics, settings, preset, result)
+    return stages.run("evaluate", fp, ["metrics.json"], make, load), fp
+
+
+def _report(out_dir: Path, result: BuildResult, settings, preset) -> None:
+    """The bundle (model.tflite + model.json), report.md / report.json / plots and the model card."""
     from tinyface.model.bundle import load_bundle
-    from tinyface.report import write_model_card
+    from tinyface.report import write_model_card, write_report
 
-    write_model_card(out_dir, metrics, settings, preset, load_bundle(out_dir).meta)
-    result.stages.append(StageInfo("report", st.fp, False, time.perf_counter() - t0))
-    notify("done", {"name": "report"})
-    return result
+    result.bundle_dir = _write_bundle(out_dir, result.metrics, settings, preset)
+    write_report(out_dir, result.metrics, settings, preset, stages_run=result.stages, histories=result.histories)
+    write_model_card(out_dir, result.metrics, settings, preset, load_bundle(out_dir).meta)
 
 
 def _val_accuracy_int8(flat: bytes, data) -> float:
     """Accuracy on pairs of validation people at their best threshold (model selection only)."""
     from tinyface import evaluate
-    from tinyface.model.embedder import quantize_pixels
-    from tinyface.model.runtime import TfliteRunner
-    from tinyface.train.quantize import io_quantization
+    from tinyface.model.embedder import Embedder
 
-    meta = io_quantization(flat)
     a, b, same = evaluate.sample_pairs(data.val.labels, 1000, seed=1)
-    x = quantize_pixels(data.val.crops, meta["input_scale"], meta["input_zero_point"])
-    out = TfliteRunner(flat).run(x).astype(np.float32) - meta["output_zero_point"]
-    scores = evaluate.pair_scores(out, a, b)
+    scores = evaluate.pair_scores(Embedder(flat, "tflite").embed(data.val.crops), a, b)
     return float(np.mean((scores >= evaluate.best_threshold(scores, same)) == same))
 
 
@@ -373,28 +449,28 @@ def describe_dataset(root: Path) -> dict:
     return {"name": name, "kind": "folders", "test": f"pairs of held-out people of {name}", "root": str(root)}
 
 
-def _write_bundle(out_dir: Path, metrics: dict, settings, preset) -> Path:
+def _write_bundle(out_dir: Path, metrics: BuildMetrics, settings, preset) -> Path:
     from tinyface.model.bundle import save_bundle
     from tinyface.train.quantize import bundle_meta
 
     flat = (out_dir / "quantize" / "int8.tflite").read_bytes()
-    tflm = metrics["stages"]["tflm_int8"]
+    tflm = metrics.tflm
     meta = bundle_meta(
-        flat, threshold=float(tflm["verification"]["threshold"]),
-        identify_threshold=float(tflm["identification"]["threshold"]), arena_bytes=int(tflm["arena_bytes"]),
-        macs=int(tflm["macs"]), name=f"tinyface-{preset.name}", preset=preset.name, crop_padding=settings.data.padding,
+        flat, threshold=float(tflm.verification["threshold"]),
+        identify_threshold=float(tflm.identification["threshold"]), arena_bytes=int(tflm.arena_bytes),
+        macs=int(tflm.macs), name=f"tinyface-{preset.name}", preset=preset.name, crop_padding=settings.data.padding,
         extra={"arch": settings.student.arch, "width": settings.student.width, **_accuracy_fields(metrics)},
     )
     save_bundle(out_dir, flat, meta)
     return out_dir
 
 
-def _accuracy_fields(metrics: dict) -> dict:
+def _accuracy_fields(metrics: BuildMetrics) -> dict:
     """model.json's record of the test accuracy: which data it is on, and whether the model is
     a `--quick` smoke test (whose accuracy says nothing about a real model)."""
-    dataset = metrics.get("dataset") or {"kind": "lfw-view1", "test": "LFW pairsDevTest"}
-    accuracy = metrics["stages"]["tflm_int8"]["verification"]["accuracy"]
-    fields = {"test_data": dataset["test"], "test_accuracy": accuracy, "smoke_test": bool(metrics.get("smoke_test"))}
+    dataset = metrics.dataset_or_lfw
+    accuracy = metrics.tflm.verification["accuracy"]
+    fields = {"test_data": dataset["test"], "test_accuracy": accuracy, "smoke_test": bool(metrics.smoke_test)}
     if dataset["kind"] == "lfw-view1":
         fields["lfw_pairs_dev_test_accuracy"] = accuracy
     return fields

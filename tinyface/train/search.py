@@ -19,6 +19,7 @@ def search_hyperparameters(settings, data, x_train, targets, augment, input_shap
 
         raise ConfigError("distill.search_trials > 0 needs Optuna", hint='pip install "tinyface[search]"') from None
     from tinyface import evaluate
+    from tinyface.model.keras_io import embed
     from tinyface.train import distill, student
 
     s, ds = settings.student, settings.distill
@@ -34,7 +35,7 @@ def search_hyperparameters(settings, data, x_train, targets, augment, input_shap
         weights = distill.LossWeights(ds.cosine_weight, ds.relation_weight, alpha, temperature)
         distill.fit(model, x_train, targets, None, None, epochs, ds.batch_size, lr,
                     distill.make_loss(weights, centroids), augment=augment, seed=settings.data.seed)
-        scores = evaluate.pair_scores(distill.embed(model, data.val.crops), a, b)
+        scores = evaluate.pair_scores(embed(model, data.val.crops), a, b)
         auc = evaluate.auc(*evaluate.roc_curve(scores, same))
         notify("metric", {"stage": f"search trial {trial.number + 1}/{trials}", "accuracy": auc})
         return auc

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from tinyface import evaluate
-from tinyface.model.embedder import quantize_pixels
+from tinyface.model.embedder import l2_normalize, normalize
+from tinyface.report import BuildMetrics, Parity, StageMetrics
 
 
 def _score_stage(emb: np.ndarray, emb_val: np.ndarray, val_pairs, data, d) -> dict:
@@ -69,18 +70,19 @@ def _timed(fn, items, limit=200):
     return 1000 * (time.perf_counter() - t0) / max(1, len(sample))
 
 
-def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, preset, notify=lambda e, i: None) -> dict:
-    """Metrics of every stage plus TFLM-vs-TFLite int8 parity, as one JSON-able dict."""
+def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, preset,
+                 notify=lambda e, i: None) -> BuildMetrics:
+    """Metrics of every stage plus TFLM-vs-TFLite int8 parity."""
     from tinyface.model.graph import analyze
     from tinyface.boards.profile import profile_model
-    from tinyface.model.runtime import TfliteRunner, TflmRunner
-    from tinyface.train.distill import embed, normalize_images
+    from tinyface.model.embedder import Embedder
+    from tinyface.model.runtime import TfliteRunner
+    from tinyface.model.keras_io import embed
     from tinyface.train.prune import gzip_size, sparsity_per_layer
-    from tinyface.train.quantize import io_quantization
     from tinyface.train.student import keras_macs
 
     crops = data.eval.crops
-    stages: dict[str, dict] = {}
+    stages: dict[str, StageMetrics] = {}
     scores: dict[str, np.ndarray] = {}
     val_pairs = evaluate.sample_pairs(data.val.labels, 1000, seed=1)
     n_eval = len(crops)
@@ -89,7 +91,7 @@ def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, pre
     def add(name, emb_both, **info):
         result = _score_stage(emb_both[:n_eval], emb_both[n_eval:], val_pairs, data, settings.data)
         scores[name] = result.pop("_test_scores")
-        stages[name] = {**result, **info}
+        stages[name] = StageMetrics(**result, **info)
         notify("metric", {"stage": name, "accuracy": result["verification"]["accuracy"]})
 
     # teacher: embeddings come from the cache
@@ -108,52 +110,50 @@ def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, pre
             sparsity_per_layer=sparsity,
             sparsity_overall=float(np.mean(list(sparsity.values()))) if sparsity else 0.0, latency_ms_host=None)
 
-    x_float = normalize_images(crops)
+    x_float = normalize(crops)
     tfl_float = TfliteRunner(float_flat, kernels="optimized")
     add("tflite_float", tfl_float.run(x_float), kind="TFLite float32", params=None, macs=None,
         model_bytes=len(float_flat), latency_ms_host=_timed(tfl_float.run, x_float))
 
-    io = io_quantization(int8_flat)
-    x_int8 = quantize_pixels(crops, io["input_scale"], io["input_zero_point"])
-    tfl_int8 = TfliteRunner(int8_flat)
+    # the one int8 embedder (tinyface.model.embedder), in TFLite and in TFLM: the raw int8
+    # outputs are kept for the parity check, the embeddings are its dequantized, normalised ones
+    tfl_int8 = Embedder(int8_flat, "tflite")
+    x_int8 = tfl_int8.quantize(crops)
     out_tflite = tfl_int8.run(x_int8)
     graph = analyze(int8_flat)
     common = dict(params=int(graph.total_params), macs=int(graph.total_macs), model_bytes=len(int8_flat),
                   model_bytes_gzip=len(gzip.compress(int8_flat, 9)))
-    add("tflite_int8", out_tflite.astype(np.float32) - io["output_zero_point"], kind="TFLite int8",
+    add("tflite_int8", l2_normalize(tfl_int8.dequantize(out_tflite)), kind="TFLite int8",
         latency_ms_host=_timed(TfliteRunner(int8_flat, kernels="optimized").run, x_int8), **common)
 
-    tflm = TflmRunner(int8_flat)
-    out_tflm = np.zeros_like(out_tflite)
+    tflm = Embedder(int8_flat, "tflm")
+    chunks = []
     t0 = time.perf_counter()
-    for i in range(len(x_int8)):
-        out_tflm[i] = tflm.run_one(x_int8[i])
-        if i % 256 == 255:
-            notify("advance", {"n": 256})
+    for start in range(0, len(x_int8), 256):
+        chunks.append(tflm.run(x_int8[start:start + 256]))
+        notify("advance", {"n": len(chunks[-1])})
     tflm_ms = 1000 * (time.perf_counter() - t0) / max(1, len(x_int8))
-    tflm_out_both = out_tflm
-    out_tflite, out_tflm = out_tflite[:n_eval], out_tflm[:n_eval]
+    tflm_out_both = np.concatenate(chunks) if chunks else np.zeros_like(out_tflite)
+    out_tflite, out_tflm = out_tflite[:n_eval], tflm_out_both[:n_eval]
     board, cost = _board_cost_model(settings.firmware.board)
     est_ms = profile_model(int8_flat, cost).total_est_ms  # the figure `tinyface profile` and the emulator give
-    add("tflm_int8", tflm_out_both.astype(np.float32) - io["output_zero_point"], kind="TFLM int8 (firmware kernels)",
-        latency_ms_host=tflm_ms, arena_bytes=tflm.arena_used_bytes(), estimated_ms_on_board=est_ms,
+    add("tflm_int8", l2_normalize(tflm.dequantize(tflm_out_both)), kind="TFLM int8 (firmware kernels)",
+        latency_ms_host=tflm_ms, arena_bytes=tflm.runner.arena_used_bytes(), estimated_ms_on_board=est_ms,
         board=board, cost_model_source=cost.source, **common)
 
-    thr = stages["tflite_int8"]["verification"]["threshold"]
+    thr = stages["tflite_int8"].verification["threshold"]
     diff = np.abs(out_tflm.astype(int) - out_tflite.astype(int))
-    parity = {
-        "max_lsb_diff": int(diff.max()),
-        "mean_lsb_diff": float(diff.mean()),
-        "outputs_identical_share": float(np.mean(np.all(diff == 0, axis=1))),
-        "identical_decisions_test_pairs": evaluate.decision_agreement(scores["tflm_int8"], scores["tflite_int8"], thr),
-        "n_images": int(n_eval),
-    }
-    return {
-        "preset": preset.name, "mac_budget": _mac_budget(preset.board), "data": data.stats,
-        "threshold_from": threshold_source(data, settings.data), "threshold_source": settings.data.threshold_from,
-        "stages": stages, "parity": parity,
-        "ops": sorted(graph.op_names),
-    }
+    parity = Parity(
+        max_lsb_diff=int(diff.max()),
+        mean_lsb_diff=float(diff.mean()),
+        outputs_identical_share=float(np.mean(np.all(diff == 0, axis=1))),
+        identical_decisions_test_pairs=evaluate.decision_agreement(scores["tflm_int8"], scores["tflite_int8"], thr),
+        n_images=int(n_eval),
+    )
+    return BuildMetrics(preset=preset.name, mac_budget=_mac_budget(preset.board), data=data.stats,
+                        threshold_from=threshold_source(data, settings.data),
+                        threshold_source=settings.data.threshold_from, stages=stages, parity=parity,
+                        ops=sorted(graph.op_names))
 
 
 def _mac_budget(name: str) -> int:
