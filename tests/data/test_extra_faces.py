@@ -18,7 +18,8 @@ from tinyface.errors import DataError
 
 from tests.conftest import write_face_chips
 
-# training people (peopleDevTrain.txt), each image with a face the detector finds
+# each image with a face the detector finds (which role the people have does not matter here:
+# the tests name the "test" embeddings themselves)
 PEOPLE = ("Aaron_Peirsol", "Abdullah_Gul", "Adrien_Brody")
 
 
