@@ -7,6 +7,7 @@ MACs, TFLM arena and estimated on-board latency.
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -553,7 +554,7 @@ def reproduce_command(settings, preset) -> str:
     base = config.Settings()
     config.apply(base, preset.settings(), "the preset")
     want, have = settings.to_dict(), base.to_dict()
-    sets = [f"--set {section}.{key}={config._toml_value(value)}"
+    sets = [f"--set {shlex.quote(f'{section}.{key}={config._toml_value(value)}')}"
             for section, values in want.items() for key, value in values.items()
             if (section, key) not in _LOCAL_SETTINGS and value != have[section][key]]
     return " ".join([f"tinyface build --preset {preset.name}", *sets])

@@ -69,14 +69,14 @@ def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, se
     from tinyface.data.dataset import require_dataset
 
     require_dataset(settings.data.data_path())
-    if settings.extra.dirs:
-        from tinyface.data.extra import require_extra
-
-        require_extra(settings.extra)  # before any training: one line naming the command that gets them
     out = Path(out_dir) if out_dir else Path("build") / (preset + ("-quick" if quick else ""))
     from tinyface.fsutil import ensure_dir
 
     ensure_dir(out, "--out")  # before the training, not after it
+    if settings.extra.dirs:
+        from tinyface.data.extra import require_extra
+
+        require_extra(settings.extra)  # before any training: one line naming the command that gets them
     from tinyface.console import quiet_tensorflow
 
     quiet_tensorflow(import_now=True)
