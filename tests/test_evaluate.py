@@ -88,21 +88,3 @@ def test_enrollment_split_reproduces_the_builds_identification_split(lfw_dir):
         {p: [im.path for im in ims] for p, ims in old.enroll.items()}
     assert [images[i].path for i, _ in new.probes] == [im.path for im in old.probes]
     assert sorted(images[i].path for i in new.strangers) == sorted(im.path for im in old.strangers)
-
-
-def test_all_pairs_and_hold_out_reproduce_tinyface_evaluates_own():
-    # model_eval.py (tinyface evaluate) still has its own copies; switching it to these keeps
-    # its pairs and its held-out strangers.
-    from tinyface import model_eval
-
-    labels = [f"p{i % 9}" for i in range(40)]
-    for max_pairs in (10_000, 300):
-        saved, model_eval.MAX_PAIRS = model_eval.MAX_PAIRS, max_pairs
-        try:
-            old = model_eval._all_pairs(labels, random.Random(5))
-        finally:
-            model_eval.MAX_PAIRS = saved
-        new = evaluate.all_pairs(labels, max_pairs, random.Random(5))
-        assert all(np.array_equal(o, n) for o, n in zip(old, new))
-    people = [f"p{i}" for i in range(12)]
-    assert evaluate.hold_out(people, 0.25, 3) == model_eval.hold_out(people, 0.25, 3)

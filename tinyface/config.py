@@ -155,7 +155,7 @@ class DataSettings:
             convention; 0.25 is what its ResNet was trained on).
         detector_upsample: when the first detector pass finds no face, retry on an image
             upsampled this many times (0 = no retry). The same for the build and for the
-            faces cut for a model (`bench`, `flash --enroll`, `enroll`, `identify`).
+            faces cut for a model (`bench`, `flash --enroll`, `enroll`, `identify`, `evaluate`).
         val_fraction: share of the training people (peopleDevTrain) held out for validation.
         identify_min_images: identification: peopleDevTest people with at least this many
             images are enrolled (47 people at 10).

@@ -8,10 +8,10 @@ same metrics as the build.
 
 from __future__ import annotations
 
-import itertools
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -70,22 +70,6 @@ def load_model(path: str | Path, runtime: str = "auto") -> LoadedModel:
                        path.name, identify_threshold)
 
 
-def _all_pairs(labels: list[str], rng: random.Random):
-    n = len(labels)
-    total = n * (n - 1) // 2
-    if total <= MAX_PAIRS:
-        pairs = list(itertools.combinations(range(n), 2))
-    else:
-        pairs = set()
-        while len(pairs) < MAX_PAIRS:
-            a, b = rng.sample(range(n), 2)
-            pairs.add((min(a, b), max(a, b)))
-        pairs = sorted(pairs)
-    a = np.array([p[0] for p in pairs], int)
-    b = np.array([p[1] for p in pairs], int)
-    return a, b, np.array([labels[i] == labels[j] for i, j in pairs], bool)
-
-
 def read_pairs_file(pairs_file: str | Path):
     """The rows of an LFW-format pairs file.
 
@@ -107,7 +91,7 @@ def read_pairs_file(pairs_file: str | Path):
 
 def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: str | Path | None = None,
                    enroll_images: int = 5, seed: int = 0, workers: int = 0, progress=None,
-                   stranger_share: float = STRANGER_SHARE, target_far: float = TARGET_FAR) -> dict:
+                   stranger_share: float = STRANGER_SHARE, target_far: float = TARGET_FAR, settings=None) -> dict:
     """Metrics of ``model`` on the dataset at ``data_dir`` (see module docstring).
 
     The thresholds are the model's shipped ones (model.json: ``threshold`` for verification,
@@ -139,8 +123,9 @@ def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: 
                         raise DataError(f"{pairs_file} names an image that is not in the dataset: {path}")
                     index[path] = len(images)
                     images.append(FaceImage(path, name))
+    # the one face spec of a model (its input and padding, the settings' detector retry)
     h, w, c = model.input_shape
-    spec = FaceSpec(crop_size=h, channels=c, padding=model.padding)
+    spec = FaceSpec.for_model(SimpleNamespace(input_shape=(1, h, w, c), crop_padding=model.padding), settings)
     faces = prepare_faces([im.path for im in images], spec, cache, workers=workers, progress=progress)
     ok = faces.ok
     emb = model.embed(faces.crops)
@@ -157,7 +142,7 @@ def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: 
         pairs_source = str(pairs_file)
     else:
         good = np.flatnonzero(ok)
-        a, b, same = _all_pairs([labels[i] for i in good], rng)
+        a, b, same = evaluate.all_pairs([labels[i] for i in good], MAX_PAIRS, rng)
         a, b = good[a], good[b]
         pairs_source = "all pairs of the dataset" + (f" (sampled {MAX_PAIRS:,})" if len(a) >= MAX_PAIRS else "")
     if len(same) == 0 or same.all() or not same.any():
@@ -170,49 +155,35 @@ def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: 
         threshold_source = "best threshold on these same pairs (optimistic: the model has no model.json)"
     ver = evaluate.verification(scores, same, threshold)
 
-    groups: dict[str, list[int]] = {}
-    for i, im in enumerate(images):
-        if ok[i] and i < len(dataset.images):
-            groups.setdefault(im.identity, []).append(i)
-    eligible = [p for p in sorted(groups) if len(groups[p]) > enroll_images]
-    held_out = hold_out(eligible, stranger_share, seed)
-    enroll, probes, strangers = {}, [], []
-    for person in sorted(groups):
-        idx = groups[person][:]
-        if person in eligible and person not in held_out:
-            rng.shuffle(idx)
-            enroll[person] = sorted(idx[:enroll_images])
-            probes += [(i, person) for i in sorted(idx[enroll_images:])]
-        else:
-            strangers += idx
+    # the dataset's own images (not those a pairs file added) with a face: the one split of
+    # tinyface.evaluate, drawn with the same generator after the pairs
+    people_images = np.array([i for i in range(len(dataset.images)) if ok[i]], int)
+    split = evaluate.enrollment_split([labels[i] for i in people_images], enroll_images, seed,
+                                      stranger_images="all", held_out_share=stranger_share, rng=rng)
+    enroll = {p: [int(people_images[k]) for k in ks] for p, ks in split.enroll.items()}
+    probes = [(int(people_images[k]), p) for k, p in split.probes]
+    strangers = [int(people_images[k]) for k in split.strangers]
+    held_out = split.held_out
+    n_people = len({labels[i] for i in people_images})
     ident = None
     # the threshold IDENTIFY uses on the device (as ModelMeta.identify_at): the identification
     # one, else the verification one
     ident_threshold = model.identify_threshold or threshold
     if len(enroll) >= 2:
         ident = evaluate.identification(emb, enroll, probes, strangers, ident_threshold).to_dict(with_confusion=True)
-        ident["stranger_people"] = len(groups) - len(enroll)
+        ident["stranger_people"] = n_people - len(enroll)
         ident["held_out_people"] = sorted(held_out)
     target = _at_target_far(emb, scores, same, enroll, probes, strangers, target_far, ident_threshold)
     return {
         "model": model.name, "runtime": model.kind, "data": str(data_dir), "images": int(ok.sum()),
         "skipped": [{"path": str(s.path), "reason": s.reason} for s in faces.skipped],
-        "no_face": int((ok & ~faces.detected).sum()), "people": len(groups),
+        "no_face": int((ok & ~faces.detected).sum()), "people": n_people,
         "threshold": threshold, "threshold_source": threshold_source, "pairs": pairs_source,
         "verification": ver.to_dict(with_roc=True), "identification": ident,
         "enroll_images": enroll_images, "stranger_share": stranger_share, "target_far": target,
         "note": None if ident else (f"identification needs >= 2 enrolled people (people with more than "
                                     f"{enroll_images} images, less the {stranger_share:.0%} held out as strangers)"),
     }
-
-
-def hold_out(people: list[str], share: float, seed: int) -> set[str]:
-    """``share`` of ``people`` (rounded, seeded) to hold out as strangers, never leaving fewer
-    than 2 to enroll; at least one when share > 0 and 3 or more people could be enrolled."""
-    if share <= 0 or len(people) < 3:
-        return set()
-    n = min(max(1, round(share * len(people))), len(people) - 2)
-    return set(random.Random(f"strangers:{seed}").sample(sorted(people), n))
 
 
 def _at_target_far(emb, scores, same, enroll, probes, strangers, far: float, ident_threshold: float) -> dict:

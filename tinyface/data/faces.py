@@ -64,8 +64,7 @@ class FaceSpec:
         """How to cut faces for a model: crop size and channels from its input shape, padding
         from its model.json (``crop_padding``), the detector's retry from the settings
         (``data.detector_upsample``), so a board's faces are cut as the build cut its test faces.
-        The one construction for `bench`, `flash --enroll`, `enroll` and `identify` (and for
-        `tinyface evaluate` once model_eval.py uses it).
+        The one construction for `bench`, `flash --enroll`, `enroll`, `identify` and `evaluate`.
 
         Args:
             meta: the model's description (a tinyface.model.bundle.ModelMeta: ``input_shape``
