@@ -70,21 +70,3 @@ def test_enrollment_split():
     assert {labels[i] for i in held.strangers} == {"p0", "p1", held.held_out[0]}
     with pytest.raises(ValueError):
         evaluate.enrollment_split(labels, 2, seed=0, stranger_images="some")
-
-
-def test_enrollment_split_reproduces_the_builds_identification_split(lfw_dir):
-    # train/data.py still splits with data/splits.identification; switching it to
-    # evaluate.enrollment_split keeps the build's test split, image for image.
-    from tinyface.data import lfw, splits
-    from tinyface.data.dataset import load_dataset
-
-    dataset = load_dataset(lfw_dir)
-    dev_test = [n for n, _ in lfw.read_people(lfw_dir / lfw.PEOPLE_DEV_TEST)]
-    old = splits.identification(dataset, dev_test, min_images=10, enroll_images=5, seed=0, max_strangers=500)
-    groups = dataset.by_identity()
-    images = [im for person in sorted(dev_test) for im in sorted(groups.get(person, []), key=lambda im: im.path.name)]
-    new = evaluate.enrollment_split([im.identity for im in images], 5, seed=0, min_images=10, max_strangers=500)
-    assert {p: [images[i].path for i in idx] for p, idx in new.enroll.items()} == \
-        {p: [im.path for im in ims] for p, ims in old.enroll.items()}
-    assert [images[i].path for i, _ in new.probes] == [im.path for im in old.probes]
-    assert sorted(images[i].path for i in new.strangers) == sorted(im.path for im in old.strangers)

@@ -37,34 +37,42 @@ def test_train_val_split_is_seeded(lfw_dataset):
     assert {im.identity for im in a.val} != {im.identity for im in c.val}
 
 
+def _dev_test_split(lfw_dataset, dev_test, seed=0):
+    """The build's identification split of the test people (train/data.py's call)."""
+    from tinyface import evaluate
+
+    groups = lfw_dataset.by_identity()
+    images = [im for person in sorted(dev_test) for im in sorted(groups.get(person, []), key=lambda im: im.path.name)]
+    split = evaluate.enrollment_split([im.identity for im in images], 5, seed, min_images=10, max_strangers=500)
+    return images, split
+
+
 def test_identification_split_of_dev_test(lfw_dataset, lfw_dir):
     dev_test = [n for n, _ in lfw.read_people(lfw_dir / lfw.PEOPLE_DEV_TEST)]
-    ident = splits.identification(lfw_dataset, dev_test, min_images=10, enroll_images=5, seed=0)
+    images, ident = _dev_test_split(lfw_dataset, dev_test)
     assert len(ident.enroll) == 47
-    assert all(len(images) == 5 for images in ident.enroll.values())
+    assert all(len(idx) == 5 for idx in ident.enroll.values())
     groups = lfw_dataset.by_identity()
     for person, enrolled in ident.enroll.items():
-        probes = [im for im in ident.probes if im.identity == person]
+        probes = [i for i, p in ident.probes if p == person]
         assert len(probes) == len(groups[person]) - 5
-        assert not {im.path for im in enrolled} & {im.path for im in probes}
+        assert not set(enrolled) & set(probes)
     assert set(ident.enroll) <= set(dev_test)
-    assert {im.identity for im in ident.strangers}.isdisjoint(ident.enroll)
-    assert all(im.identity in dev_test for im in ident.strangers)
+    assert {images[i].identity for i in ident.strangers}.isdisjoint(ident.enroll)
+    assert len(ident.strangers) == 500
     # seeded: the same seed gives the same enrollment, another seed another one
-    again = splits.identification(lfw_dataset, dev_test, 10, 5, seed=0)
-    other = splits.identification(lfw_dataset, dev_test, 10, 5, seed=1)
-    assert {p: [im.path for im in v] for p, v in again.enroll.items()} == \
-           {p: [im.path for im in v] for p, v in ident.enroll.items()}
-    assert {p: [im.path for im in v] for p, v in other.enroll.items()} != \
-           {p: [im.path for im in v] for p, v in ident.enroll.items()}
+    assert _dev_test_split(lfw_dataset, dev_test)[1].enroll == ident.enroll
+    assert _dev_test_split(lfw_dataset, dev_test, seed=1)[1].enroll != ident.enroll
 
 
-def test_identification_needs_two_people(small_dataset):
-    ds = load_dataset(small_dataset)
+def test_a_build_needs_two_people_to_identify(small_dataset, tmp_path):
+    from tinyface import config
+    from tinyface.train.data import load_build_data
+
+    s = config.load(overrides={"data": {"dir": str(small_dataset), "identify_min_images": 10, "enroll_images": 5,
+                                        "cache_dir": str(tmp_path / "cache")}})
     with pytest.raises(DataError, match="at least 2 people with >= 10 images"):
-        splits.identification(ds, ds.identities, min_images=10, enroll_images=5, seed=0)
-    ident = splits.identification(ds, ds.identities, min_images=3, enroll_images=2, seed=0)
-    assert len(ident.enroll) == 4 and len(ident.probes) == 4
+        load_build_data(s)
 
 
 def test_a_plain_folder_dataset_is_split_by_people(make_dataset):

