@@ -529,5 +529,8 @@ def render_sources(specs: list[KernelSpec], op_types: set[str] | None = None, ba
     env = _environment(firmware_dir())
     types = {s.op for s in specs} if op_types is None else op_types
     context = render_context(specs, types)
-    return {name: env.get_template(f"src/{name}.j2").render(banner=banner, **context)
-            for name in ("tf_kernels_impl.h", "tf_kernels.h", "tf_kernels.cc")}
+    sources = {name: env.get_template(f"src/{name}.j2").render(banner=banner, **context)
+               for name in ("tf_kernels.h", "tf_kernels.cc")}
+    # the kernel templates themselves are plain C++ (their shapes are C++ template arguments)
+    sources["tf_kernels_impl.h"] = f"// {banner}\n" + (firmware_dir() / "src" / "tf_kernels_impl.h").read_text()
+    return sources

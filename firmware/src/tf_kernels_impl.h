@@ -1,4 +1,3 @@
-// {{ banner }}
 //
 // tf_kernels_impl.h: the int8 kernels tinyface generates for one model (firmware.kernels =
 // "generated"). Every shape, stride, padding and quantisation offset is a template argument,
