@@ -153,7 +153,7 @@ def measure(listing, cache_dir: Path, workers: int, rescue: bool, seed: int) -> 
     from tinyface.data.align import Aligner
     from tinyface.data.cache import FaceCache
     from tinyface.data.faces import FaceSpec, prepare_faces
-    from tinyface.evaluate import best_threshold, pair_scores
+    from tinyface.evaluation.metrics import best_threshold, pair_scores
 
     labels = [name for _, name in listing["untouched"]]
     a, b, same = balanced_pairs(labels, seed)

@@ -31,13 +31,14 @@ def main() -> None:
 
     import numpy as np
 
-    from tinyface import config, evaluate
+    from tinyface import config
+    from tinyface.evaluation import metrics
     from tinyface.model.embedder import quantize_pixels
     from tinyface.model.graph import analyze
     from tinyface.model.keras_io import embed as keras_embed
     from tinyface.model.runtime import TfliteRunner, TflmRunner
     from tinyface.train import distill, quantize, student
-    from tinyface.train.data import load_build_data
+    from tinyface.train.build_data import load_build_data
     from tinyface.train.quantize import io_quantization
 
     rows = []
@@ -46,29 +47,29 @@ def main() -> None:
         settings = config.load(None, {"data": {"crop_size": size, "channels": args.channels, "padding": args.padding},
                                       "distill": {"teacher_views": args.views, "teacher_mixes": args.mixes}})
         data = load_build_data(settings, quick=args.quick)
-        a, b, same = evaluate.sample_pairs(data.val.labels, 1000, seed=1)
+        a, b, same = metrics.sample_pairs(data.val.labels, 1000, seed=1)
         model, _ = student.build_student(args.arch, (size, size, args.channels), 128, width)
         x, t, augment = distill.training_set(data, distill.teacher_center(data.train.teacher))
         t0 = time.perf_counter()
         distill.fit(model, x, t, None, None, args.epochs, 128, 3e-3, distill.make_loss(distill.LossWeights()),
                     augment=augment)
         train_s = time.perf_counter() - t0
-        s_float = evaluate.pair_scores(keras_embed(model, data.val.crops), a, b)
+        s_float = metrics.pair_scores(keras_embed(model, data.val.crops), a, b)
         flat = quantize.convert_int8(model, data.train.crops[:500])
         meta = io_quantization(flat)
         x_val = quantize_pixels(data.val.crops, meta["input_scale"], meta["input_zero_point"])
-        s_int8 = evaluate.pair_scores(TfliteRunner(flat).run(x_val).astype(np.float32) - meta["output_zero_point"], a, b)
+        s_int8 = metrics.pair_scores(TfliteRunner(flat).run(x_val).astype(np.float32) - meta["output_zero_point"], a, b)
         tflm = TflmRunner(flat)
         tflm.run_one(x_val[0])
         graph = analyze(flat)
 
         def acc(scores):
-            return float(np.mean((scores >= evaluate.best_threshold(scores, same)) == same))
+            return float(np.mean((scores >= metrics.best_threshold(scores, same)) == same))
 
         row = dict(config=f"{args.arch} {size}x{size}x{args.channels} w{width:g} pad{args.padding:g} v{args.views} m{args.mixes}",
                    macs=graph.total_macs, params=graph.total_params, model_bytes=len(flat),
                    arena_bytes=tflm.arena_used_bytes(), val_acc_float=acc(s_float), val_acc_int8=acc(s_int8),
-                   val_auc_int8=evaluate.auc(*evaluate.roc_curve(s_int8, same)), train_s=train_s)
+                   val_auc_int8=metrics.auc(*metrics.roc_curve(s_int8, same)), train_s=train_s)
         rows.append(row)
         print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
     print()

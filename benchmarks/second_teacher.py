@@ -52,7 +52,7 @@ from tinyface.data.dataset import read_image
 from tinyface.data.faces import FaceSpec, prepare_faces
 from tinyface.data.lfw import PAIRS_DEV_TRAIN, read_pairs
 from tinyface.errors import DataError
-from tinyface.evaluate import auc, best_threshold, l2n, pair_scores, roc_curve, tar_at_far, threshold_at_far
+from tinyface.evaluation.metrics import auc, best_threshold, l2n, pair_scores, roc_curve, tar_at_far, threshold_at_far
 from tinyface.train import mobilefacenet as mfn
 
 FAIRFACE_PADDING = 0.25

@@ -31,7 +31,7 @@ PLACES = {
     "tinyface.data": "data",
     "tinyface.boards": "boards",
     "tinyface.codegen": "codegen",
-    "tinyface.evaluate": "evaluation", "tinyface.model_eval": "evaluation", "tinyface.report": "evaluation",
+    "tinyface.evaluation": "evaluation",
     "tinyface.device": "device",
     "tinyface.train": "train",
     "tinyface.cli": "cli",

@@ -16,7 +16,7 @@ def l2_normalize(embeddings, dtype=np.float32) -> np.ndarray:
     Args:
         embeddings: an array of shape (..., D).
         dtype: the precision of the result and of the arithmetic: float32 (the default) as the
-            firmware computes it; the metrics (tinyface.evaluate) ask for float64.
+            firmware computes it; the metrics (tinyface.evaluation.metrics) ask for float64.
     """
     e = np.asarray(embeddings, dtype=dtype)
     norms = np.linalg.norm(e, axis=-1, keepdims=True)

@@ -38,12 +38,12 @@ def test_train_val_split_is_seeded(lfw_dataset):
 
 
 def _dev_test_split(lfw_dataset, dev_test, seed=0):
-    """The build's identification split of the test people (train/data.py's call)."""
-    from tinyface import evaluate
+    """The build's identification split of the test people (train/build_data.py's call)."""
+    from tinyface.evaluation import metrics
 
     groups = lfw_dataset.by_identity()
     images = [im for person in sorted(dev_test) for im in sorted(groups.get(person, []), key=lambda im: im.path.name)]
-    split = evaluate.enrollment_split([im.identity for im in images], 5, seed, min_images=10, max_strangers=500)
+    split = metrics.enrollment_split([im.identity for im in images], 5, seed, min_images=10, max_strangers=500)
     return images, split
 
 
@@ -67,7 +67,7 @@ def test_identification_split_of_dev_test(lfw_dataset, lfw_dir):
 
 def test_a_build_needs_two_people_to_identify(small_dataset, tmp_path):
     from tinyface import config
-    from tinyface.train.data import load_build_data
+    from tinyface.train.build_data import load_build_data
 
     s = config.load(overrides={"data": {"dir": str(small_dataset), "identify_min_images": 10, "enroll_images": 5,
                                         "cache_dir": str(tmp_path / "cache")}})

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tinyface.device.bench import load_result
-from tinyface.evaluate import pairs_within_images
+from tinyface.evaluation.metrics import pairs_within_images
 from tinyface.data.lfw import Pair
 
 

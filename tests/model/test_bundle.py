@@ -95,7 +95,7 @@ def test_a_stage_model_of_a_build_run_gets_the_runs_crop_but_not_its_thresholds(
 
 
 def test_the_evaluator_reads_model_json_through_the_bundle_reader(bundle_copy, tiny_bundle, tmp_path):
-    from tinyface.model_eval import load_model
+    from tinyface.evaluation.model_eval import load_model
 
     _edit(bundle_copy, crop_padding=0.1, threshold="high")
     with pytest.raises(ModelError, match="'threshold' must be"):

@@ -74,7 +74,7 @@ def _metrics(dataset, smoke):
              "arena_bytes": 2000, "params": 100, "board": "esp32", "estimated_ms_on_board": 5.0,
              "cost_model_source": "test", "latency_ms_host": 1.0, "validation": {"accuracy": 0.9},
              "sparsity_overall": 0.5}
-    from tinyface.report import BuildMetrics
+    from tinyface.evaluation.report import BuildMetrics
 
     return BuildMetrics.from_dict({
         "stages": {name: json.loads(json.dumps(stage)) for name in
@@ -91,7 +91,7 @@ def _metrics(dataset, smoke):
 @pytest.mark.parametrize("smoke", [False, True])
 def test_report_and_model_card_name_the_data_used_and_flag_a_smoke_test(lfw_dir, tmp_path, smoke, tiny_bundle):
     from tinyface import config
-    from tinyface.report import write_model_card, write_report
+    from tinyface.evaluation.report import write_model_card, write_report
     from tinyface.config import load_preset as get_preset
 
     own = _folder(lfw_dir, tmp_path / "office", PEOPLE[:2], n=2)

@@ -4,7 +4,7 @@ every setting that differs from it."""
 import shlex
 
 from tinyface import config
-from tinyface.report import reproduce_command
+from tinyface.evaluation.report import reproduce_command
 from tinyface.config import load_preset as get_preset
 
 

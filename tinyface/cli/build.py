@@ -80,7 +80,7 @@ def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, se
     from tinyface.console import quiet_tensorflow
 
     quiet_tensorflow(import_now=True)
-    from tinyface.report import test_name
+    from tinyface.evaluation.report import test_name
     from tinyface.train.pipeline import run_build
 
     started = time.perf_counter()

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from tinyface.cli.common import json_option, load_settings
-from tinyface.model_eval import STRANGER_SHARE, TARGET_FAR
+from tinyface.evaluation.model_eval import STRANGER_SHARE, TARGET_FAR
 
 
 @click.command()
@@ -56,14 +56,14 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
     from tinyface.console import print_json, progress_bar, quiet_tensorflow
     from tinyface.data.cache import FaceCache
     from tinyface.data.dataset import require_dataset
-    from tinyface.model_eval import evaluate_model, load_model
+    from tinyface.evaluation.model_eval import evaluate_model, load_model
 
     settings = load_settings(ctx, {"data": {"dir": data_dir}})
     if out_dir:
         _writable_folder(Path(out_dir))  # before minutes of evaluation, not after
     require_dataset(settings.data.data_path())
     if pairs_file:
-        from tinyface.model_eval import read_pairs_file
+        from tinyface.evaluation.model_eval import read_pairs_file
 
         read_pairs_file(pairs_file)  # a wrong file is one line now, not after loading the model
     if not Path(model_path).exists():
@@ -77,7 +77,7 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
                                 settings.data.seed, settings.data.workers, progress=advance,
                                 stranger_share=stranger_share, target_far=target_far, settings=settings)
     if out_dir:
-        from tinyface.report import write_evaluation_report
+        from tinyface.evaluation.report import write_evaluation_report
 
         write_evaluation_report(Path(out_dir), result)
     if as_json:

@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from tinyface import evaluate
+from tinyface.evaluation import metrics
 from tinyface.errors import DataError, DeviceError, ProtocolError
 from tinyface.model.bundle import Bundle
 from tinyface.model.embedder import dequantize_output, quantize_input
@@ -93,7 +93,7 @@ def prepare_inputs(bundle: Bundle, n_images: int, settings,
 
     data_dir = settings.data.data_path()
     pairs = read_pairs(data_dir / PAIRS_DEV_TEST)
-    keys, used = evaluate.pairs_within_images(pairs, n_images)
+    keys, used = metrics.pairs_within_images(pairs, n_images)
     paths = [image_path(data_dir / "images", name, index) for name, index in keys]
     prepared = prepare_faces(paths, FaceSpec.for_model(bundle.meta, settings), FaceCache(settings.data.cache_path()),
                              workers=settings.data.workers, progress=progress)
@@ -224,11 +224,11 @@ def host_tflm_outputs(bundle: Bundle, x_int8: np.ndarray) -> np.ndarray:
 
 def pair_decisions(outputs_int8: np.ndarray, pairs: list, meta) -> tuple[np.ndarray, np.ndarray]:
     """(similarities, same-person decisions) of ``pairs`` ((index a, index b, same) rows) from
-    int8 outputs, by model.json's threshold: the build's metric (evaluate.pair_scores)."""
+    int8 outputs, by model.json's threshold: the build's metric (metrics.pair_scores)."""
     if not len(pairs):
         return np.zeros(0), np.zeros(0, bool)
     emb = dequantize_output(outputs_int8, meta)
-    sims = evaluate.pair_scores(emb, np.array([p[0] for p in pairs], int), np.array([p[1] for p in pairs], int))
+    sims = metrics.pair_scores(emb, np.array([p[0] for p in pairs], int), np.array([p[1] for p in pairs], int))
     return sims, sims >= meta.threshold
 
 
@@ -262,7 +262,7 @@ def summarize(result: BenchResult, inputs: BenchInputs, info: DeviceInfo, bundle
     if done_pairs:
         same = np.array([p[2] for p in done_pairs], bool)
         device_scores, _ = pair_decisions(outputs, done_pairs, bundle.meta)
-        summary["device_accuracy"] = evaluate.verification(device_scores, same, threshold).accuracy
+        summary["device_accuracy"] = metrics.verification(device_scores, same, threshold).accuracy
     if host_outputs is not None:
         host = host_outputs[:n]
         diff = np.abs(host.astype(np.int16) - outputs.astype(np.int16))
@@ -270,8 +270,8 @@ def summarize(result: BenchResult, inputs: BenchInputs, info: DeviceInfo, bundle
         summary["identical_outputs"] = float(np.mean(np.all(diff == 0, axis=1)))
         if done_pairs:
             host_scores, _ = pair_decisions(host, done_pairs, bundle.meta)
-            summary["host_accuracy"] = evaluate.verification(host_scores, same, threshold).accuracy
-            summary["identical_decisions"] = evaluate.decision_agreement(host_scores, device_scores, threshold)
+            summary["host_accuracy"] = metrics.verification(host_scores, same, threshold).accuracy
+            summary["identical_decisions"] = metrics.decision_agreement(host_scores, device_scores, threshold)
     if host_tflm is not None:
         diff = np.abs(host_tflm[:n].astype(np.int16) - outputs.astype(np.int16))
         summary["max_lsb_diff_tflm"] = int(diff.max()) if diff.size else 0

@@ -280,7 +280,7 @@ def _reasons(photos: list[Photo]) -> str:
 
 def _check_duplicates_and_consistency(client, info, bundle, name, photos: AlignedPhotos, gallery: dict) -> None:
     """Mark the photos that are duplicates or inconsistent as refused (in place)."""
-    from tinyface.evaluate import l2n
+    from tinyface.evaluation.metrics import l2n
 
     seen: dict[str, int] = {}
     for i in photos.usable():

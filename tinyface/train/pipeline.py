@@ -20,7 +20,7 @@ from typing import Callable, TypeVar
 import numpy as np
 
 from tinyface.fsutil import write_bytes, write_json
-from tinyface.report import BuildMetrics
+from tinyface.evaluation.report import BuildMetrics
 
 EVALUATE_ONLY = ("identify_stranger_rate", "threshold_from")  # data settings only the evaluation reads
 # Every tinyface module a build's stages import, loaded when the build starts: a build runs
@@ -28,11 +28,11 @@ EVALUATE_ONLY = ("identify_stranger_rate", "threshold_from")  # data settings on
 # would otherwise come from whatever version of tinyface is installed *then* (an edit or an
 # upgrade meanwhile crashed a build once). tests/train/test_pipeline_imports.py checks the list.
 STAGE_MODULES = (
-    "tinyface.boards", "tinyface.boards.profile", "tinyface.config", "tinyface.evaluate", "tinyface.model.bundle",
+    "tinyface.boards", "tinyface.boards.profile", "tinyface.config", "tinyface.evaluation.metrics", "tinyface.model.bundle",
     "tinyface.model.embedder", "tinyface.model.keras_io",
-    "tinyface.model.graph", "tinyface.model.runtime", "tinyface.report", "tinyface.data.align",
+    "tinyface.model.graph", "tinyface.model.runtime", "tinyface.evaluation.report", "tinyface.data.align",
     "tinyface.data.dataset", "tinyface.data.extra", "tinyface.data.faces", "tinyface.teacher",
-    "tinyface.teacher.dlib_net", "tinyface.train.data", "tinyface.train.distill", "tinyface.train.prune",
+    "tinyface.teacher.dlib_net", "tinyface.train.build_data", "tinyface.train.distill", "tinyface.train.prune",
     "tinyface.train.quantize", "tinyface.train.search", "tinyface.train.stages_eval", "tinyface.train.student",
 )
 CODE_VERSION = "pipeline-v1"  # bump when a stage's behaviour changes, to invalidate old artifacts
@@ -170,7 +170,7 @@ def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progr
     """
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     load_stage_modules()
-    from tinyface.train.data import load_build_data
+    from tinyface.train.build_data import load_build_data
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -357,7 +357,7 @@ def _evaluate(stages: Stages, settings, preset, data, float_model, pruned_model,
 def _report(out_dir: Path, result: BuildResult, settings, preset) -> None:
     """The bundle (model.tflite + model.json), report.md / report.json / plots and the model card."""
     from tinyface.model.bundle import load_bundle
-    from tinyface.report import write_model_card, write_report
+    from tinyface.evaluation.report import write_model_card, write_report
 
     result.bundle_dir = _write_bundle(out_dir, result.metrics, settings, preset)
     write_report(out_dir, result.metrics, settings, preset, stages_run=result.stages, histories=result.histories)
@@ -366,12 +366,12 @@ def _report(out_dir: Path, result: BuildResult, settings, preset) -> None:
 
 def _val_accuracy_int8(flat: bytes, data) -> float:
     """Accuracy on pairs of validation people at their best threshold (model selection only)."""
-    from tinyface import evaluate
+    from tinyface.evaluation import metrics
     from tinyface.model.embedder import Embedder
 
-    a, b, same = evaluate.sample_pairs(data.val.labels, 1000, seed=1)
-    scores = evaluate.pair_scores(Embedder(flat, "tflite").embed(data.val.crops), a, b)
-    return float(np.mean((scores >= evaluate.best_threshold(scores, same)) == same))
+    a, b, same = metrics.sample_pairs(data.val.labels, 1000, seed=1)
+    scores = metrics.pair_scores(Embedder(flat, "tflite").embed(data.val.crops), a, b)
+    return float(np.mean((scores >= metrics.best_threshold(scores, same)) == same))
 
 
 def _qat(model, x_train, t_train, augment, settings, calib, prune_preserving: bool, notify) -> bytes:

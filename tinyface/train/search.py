@@ -18,12 +18,12 @@ def search_hyperparameters(settings, data, x_train, targets, augment, input_shap
         from tinyface.errors import ConfigError
 
         raise ConfigError("distill.search_trials > 0 needs Optuna", hint='pip install "tinyface[search]"') from None
-    from tinyface import evaluate
+    from tinyface.evaluation import metrics
     from tinyface.model.keras_io import embed
     from tinyface.train import distill, student
 
     s, ds = settings.student, settings.distill
-    a, b, same = evaluate.sample_pairs(data.val.labels, 1000, seed=2)
+    a, b, same = metrics.sample_pairs(data.val.labels, 1000, seed=2)
     epochs = max(1, ds.epochs // 3)
     centroids = distill.identity_centroids(targets[: len(data.train.labels)], data.train.labels)
 
@@ -35,8 +35,8 @@ def search_hyperparameters(settings, data, x_train, targets, augment, input_shap
         weights = distill.LossWeights(ds.cosine_weight, ds.relation_weight, alpha, temperature)
         distill.fit(model, x_train, targets, None, None, epochs, ds.batch_size, lr,
                     distill.make_loss(weights, centroids), augment=augment, seed=settings.data.seed)
-        scores = evaluate.pair_scores(embed(model, data.val.crops), a, b)
-        auc = evaluate.auc(*evaluate.roc_curve(scores, same))
+        scores = metrics.pair_scores(embed(model, data.val.crops), a, b)
+        auc = metrics.auc(*metrics.roc_curve(scores, same))
         notify("metric", {"stage": f"search trial {trial.number + 1}/{trials}", "accuracy": auc})
         return auc
 

@@ -1,4 +1,4 @@
-"""Evaluate every stage of a build with the same metrics (tinyface.evaluate).
+"""Evaluate every stage of a build with the same metrics (tinyface.evaluation.metrics).
 
 Stages: the teacher, the float student (Keras), the pruned student (Keras), TFLite float,
 TFLite int8 and TFLM int8 (the real TFLM kernels, i.e. what the firmware runs). Each
@@ -6,7 +6,7 @@ stage's verification threshold is chosen with its own embeddings, on pairs of va
 people (default) or on the protocol's pairs (LFW's pairsDevTrain.txt; ``data.threshold_from``),
 and applied unchanged to the test pairs; the test accuracy at the other source's threshold is
 recorded too. Its identification threshold is chosen on validation people for a target
-stranger-accept rate (evaluate.open_set_threshold).
+stranger-accept rate (metrics.open_set_threshold).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyface import evaluate
+from tinyface.evaluation import metrics
 from tinyface.model.embedder import l2_normalize, normalize
-from tinyface.report import BuildMetrics, Parity, StageMetrics
+from tinyface.evaluation.report import BuildMetrics, Parity, StageMetrics
 
 
 def _score_stage(emb: np.ndarray, emb_val: np.ndarray, val_pairs, data, d) -> dict:
@@ -27,30 +27,30 @@ def _score_stage(emb: np.ndarray, emb_val: np.ndarray, val_pairs, data, d) -> di
     identification, and validation accuracy of one stage's embeddings."""
     tp, te = data.threshold_pairs, data.test_pairs
     val_a, val_b, val_same = val_pairs
-    val_scores = evaluate.pair_scores(emb_val, val_a, val_b)
-    thresholds = {"validation": evaluate.best_threshold(val_scores, val_same),
-                  "protocol": evaluate.best_threshold(evaluate.pair_scores(emb, tp.a, tp.b), tp.same)}
+    val_scores = metrics.pair_scores(emb_val, val_a, val_b)
+    thresholds = {"validation": metrics.best_threshold(val_scores, val_same),
+                  "protocol": metrics.best_threshold(metrics.pair_scores(emb, tp.a, tp.b), tp.same)}
     threshold = thresholds[d.threshold_from]
-    test_scores = evaluate.pair_scores(emb, te.a, te.b)
-    ver = evaluate.verification(test_scores, te.same, threshold).to_dict(with_roc=True)
+    test_scores = metrics.pair_scores(emb, te.a, te.b)
+    ver = metrics.verification(test_scores, te.same, threshold).to_dict(with_roc=True)
     for source, t in thresholds.items():
         ver[f"accuracy_at_{source}_threshold"] = float(np.mean((test_scores >= t) == te.same))
         ver[f"{source}_threshold"] = float(t)
-    chosen = evaluate.open_set_threshold(emb_val, data.val.labels, d.enroll_images, d.identify_stranger_rate, d.seed)
+    chosen = metrics.open_set_threshold(emb_val, data.val.labels, d.enroll_images, d.identify_stranger_rate, d.seed)
     ident_threshold = chosen["threshold"] if chosen else threshold
-    ident = evaluate.identification(emb, data.enroll, data.probes, data.strangers, ident_threshold).to_dict(
+    ident = metrics.identification(emb, data.enroll, data.probes, data.strangers, ident_threshold).to_dict(
         with_confusion=True)
     ident["threshold_from"] = (f"validation people: {chosen['enrolled']} enrolled, {chosen['strangers']} strangers, "
                                f"{chosen['stranger_rate']:.1%} of them accepted" if chosen
                                else "the verification threshold (too few validation people to choose one)")
-    at_verification = evaluate.identification(emb, data.enroll, data.probes, data.strangers, threshold)
+    at_verification = metrics.identification(emb, data.enroll, data.probes, data.strangers, threshold)
     ident["at_verification_threshold"] = {"accuracy": at_verification.accuracy,
                                           "stranger_false_accept_rate": at_verification.stranger_false_accept_rate}
     validation = {"accuracy": float(np.mean((val_scores >= thresholds["validation"]) == val_same)),
-                  "auc": evaluate.auc(*evaluate.roc_curve(val_scores, val_same)), "n_pairs": int(len(val_same)),
+                  "auc": metrics.auc(*metrics.roc_curve(val_scores, val_same)), "n_pairs": int(len(val_same)),
                   "threshold": float(thresholds["validation"]),
                   # the device's job, on validation people (model choice may read these; the test never)
-                  "tar_at_far_1e-3": evaluate.all_pairs_tar_at_far(emb_val, data.val.labels, 1e-3)["tar"],
+                  "tar_at_far_1e-3": metrics.all_pairs_tar_at_far(emb_val, data.val.labels, 1e-3)["tar"],
                   "identification": ({k: chosen[k] for k in ("probe_accuracy", "stranger_rate", "enrolled", "probes",
                                                               "strangers")} if chosen else None)}
     return {"verification": ver, "identification": ident, "validation": validation, "_test_scores": test_scores}
@@ -84,7 +84,7 @@ def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, pre
     crops = data.eval.crops
     stages: dict[str, StageMetrics] = {}
     scores: dict[str, np.ndarray] = {}
-    val_pairs = evaluate.sample_pairs(data.val.labels, 1000, seed=1)
+    val_pairs = metrics.sample_pairs(data.val.labels, 1000, seed=1)
     n_eval = len(crops)
     both = np.concatenate([crops, data.val.crops])  # every model runs once over eval + validation images
 
@@ -147,7 +147,7 @@ def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, pre
         max_lsb_diff=int(diff.max()),
         mean_lsb_diff=float(diff.mean()),
         outputs_identical_share=float(np.mean(np.all(diff == 0, axis=1))),
-        identical_decisions_test_pairs=evaluate.decision_agreement(scores["tflm_int8"], scores["tflite_int8"], thr),
+        identical_decisions_test_pairs=metrics.decision_agreement(scores["tflm_int8"], scores["tflite_int8"], thr),
         n_images=int(n_eval),
     )
     return BuildMetrics(preset=preset.name, mac_budget=_mac_budget(preset.board), data=data.stats,

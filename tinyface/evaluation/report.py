@@ -17,7 +17,7 @@ from tinyface.fsutil import atomic_path, write_json, write_text
 @dataclass
 class StageMetrics:
     """One stage's figures (``report.json``'s ``stages.<name>``): the test verification
-    (tinyface.evaluate's Verification dict, with the accuracy and threshold at each threshold
+    (tinyface.evaluation.metrics's Verification dict, with the accuracy and threshold at each threshold
     source), the identification, the validation figures, and the stage's cost."""
 
     verification: dict
@@ -68,7 +68,7 @@ class BuildMetrics:
 
     preset: str
     mac_budget: int
-    data: dict  # tinyface.train.data's stats: images and people of each split, extra faces
+    data: dict  # tinyface.train.build_data's stats: images and people of each split, extra faces
     threshold_from: str  # where the shipped threshold was chosen, in words
     threshold_source: str  # data.threshold_from: "validation" or "protocol"
     stages: dict[str, StageMetrics]

@@ -1,15 +1,15 @@
-"""tinyface.evaluate: the metrics every stage reports, on hand-checked inputs."""
+"""tinyface.evaluation.metrics: the metrics every stage reports, on hand-checked inputs."""
 
 import numpy as np
 import pytest
 
-from tinyface import evaluate
+from tinyface.evaluation import metrics
 
 
 def test_best_threshold_separates_perfectly_separable_scores():
     scores = np.array([0.9, 0.8, 0.7, 0.3, 0.2, 0.1])
     same = np.array([1, 1, 1, 0, 0, 0], bool)
-    thr = evaluate.best_threshold(scores, same)
+    thr = metrics.best_threshold(scores, same)
     assert 0.3 < thr < 0.7
     assert np.all((scores >= thr) == same)
 
@@ -17,22 +17,22 @@ def test_best_threshold_separates_perfectly_separable_scores():
 def test_roc_auc_and_tar_at_far():
     scores = np.array([0.9, 0.8, 0.6, 0.5, 0.4, 0.1])
     same = np.array([1, 0, 1, 1, 0, 0], bool)
-    fpr, tpr = evaluate.roc_curve(scores, same)
+    fpr, tpr = metrics.roc_curve(scores, same)
     # ranks: positives at 1, 3, 4 of 6; AUC = P(pos > neg) = (3 + 2 + 2) / 9
-    assert evaluate.auc(fpr, tpr) == pytest.approx(7 / 9)
-    assert evaluate.tar_at_far(fpr, tpr, 0.0) == pytest.approx(1 / 3)
-    assert evaluate.tar_at_far(fpr, tpr, 1 / 3) == pytest.approx(1.0)
+    assert metrics.auc(fpr, tpr) == pytest.approx(7 / 9)
+    assert metrics.tar_at_far(fpr, tpr, 0.0) == pytest.approx(1 / 3)
+    assert metrics.tar_at_far(fpr, tpr, 1 / 3) == pytest.approx(1.0)
 
 
 def test_verification_reports_accuracy_at_the_given_threshold():
     scores = np.array([0.9, 0.6, 0.4, 0.2])
     same = np.array([1, 1, 0, 0], bool)
-    assert evaluate.verification(scores, same, 0.5).accuracy == 1.0
-    assert evaluate.verification(scores, same, 0.7).accuracy == 0.75
+    assert metrics.verification(scores, same, 0.5).accuracy == 1.0
+    assert metrics.verification(scores, same, 0.7).accuracy == 0.75
 
 
 def _clusters(rng, people, per_person, dim=16, noise=0.05):
-    centers = evaluate.l2n(rng.normal(size=(people, dim)))
+    centers = metrics.l2n(rng.normal(size=(people, dim)))
     emb, labels = [], []
     for p in range(people):
         for _ in range(per_person):
@@ -47,34 +47,34 @@ def test_identification_enrolls_centroids_and_rejects_strangers():
     enroll = {f"p{p}": [p * 8 + i for i in range(3)] for p in range(4)}
     probes = [(p * 8 + i, f"p{p}") for p in range(4) for i in range(3, 8)]
     strangers = [p * 8 + i for p in (4, 5) for i in range(8)]  # people 4 and 5 are never enrolled
-    result = evaluate.identification(emb, enroll, probes, strangers, threshold=0.8)
+    result = metrics.identification(emb, enroll, probes, strangers, threshold=0.8)
     assert result.accuracy == 1.0 and result.macro_f1 == 1.0
     assert result.stranger_false_accept_rate == 0.0
     assert np.array(result.confusion).shape == (4, 5)
     # with a threshold nobody reaches, every probe is rejected: recall and F1 drop to 0
-    none = evaluate.identification(emb, enroll, probes, strangers, threshold=1.01)
+    none = metrics.identification(emb, enroll, probes, strangers, threshold=1.01)
     assert none.accuracy == 0.0 and none.macro_recall == 0.0 and none.closed_set_accuracy == 1.0
     # with a threshold everybody reaches, strangers are accepted
-    lax = evaluate.identification(emb, enroll, probes, strangers, threshold=-1.0)
+    lax = metrics.identification(emb, enroll, probes, strangers, threshold=-1.0)
     assert lax.stranger_false_accept_rate == 1.0 and lax.macro_precision < 1.0
 
 
 def test_sample_pairs_are_balanced_and_labelled_correctly():
     labels = ["a"] * 4 + ["b"] * 3 + ["c"] * 1
-    a, b, same = evaluate.sample_pairs(labels, 5, seed=0)
+    a, b, same = metrics.sample_pairs(labels, 5, seed=0)
     assert same.sum() == 5 and (~same).sum() == 5
     for i, j, s in zip(a, b, same):
         assert (labels[i] == labels[j]) == s and i != j
 
 
 def test_decision_agreement():
-    assert evaluate.decision_agreement(np.array([0.1, 0.9]), np.array([0.2, 0.8]), 0.5) == 1.0
-    assert evaluate.decision_agreement(np.array([0.49, 0.9]), np.array([0.51, 0.8]), 0.5) == 0.5
+    assert metrics.decision_agreement(np.array([0.1, 0.9]), np.array([0.2, 0.8]), 0.5) == 1.0
+    assert metrics.decision_agreement(np.array([0.49, 0.9]), np.array([0.51, 0.8]), 0.5) == 0.5
 
 
 def test_sample_pairs_stops_when_there_are_fewer_pairs_than_asked():
     labels = ["a", "a", "b", "b"]  # 2 same pairs and 4 different pairs exist
-    a, b, same = evaluate.sample_pairs(labels, 1000, seed=0)
+    a, b, same = metrics.sample_pairs(labels, 1000, seed=0)
     assert same.sum() == 2 and (~same).sum() == 4
 
 
@@ -90,20 +90,20 @@ def test_open_set_threshold_accepts_at_most_the_target_share_of_validation_stran
         emb.append(rng.normal(size=16))
         labels.append(f"s{k}")
     emb = np.array(emb)
-    chosen = evaluate.open_set_threshold(emb, labels, enroll_images=5, stranger_rate=0.1)
+    chosen = metrics.open_set_threshold(emb, labels, enroll_images=5, stranger_rate=0.1)
     assert chosen["enrolled"] == 3 and chosen["strangers"] == 43
     assert chosen["stranger_rate"] <= 0.1
-    stricter = evaluate.open_set_threshold(emb, labels, enroll_images=5, stranger_rate=0.02)
+    stricter = metrics.open_set_threshold(emb, labels, enroll_images=5, stranger_rate=0.02)
     assert stricter["threshold"] > chosen["threshold"] and stricter["stranger_rate"] <= 0.02
     # tight: the strangers' best similarities just below it would let in more than the target share
-    split = evaluate.enrollment_split(labels, 5, seed=0)  # the split open_set_threshold enrolls by
-    e = evaluate.l2n(emb)
-    cents = evaluate.l2n(np.stack([e[idx].mean(axis=0) for idx in split.enroll.values()]))
+    split = metrics.enrollment_split(labels, 5, seed=0)  # the split open_set_threshold enrolls by
+    e = metrics.l2n(emb)
+    cents = metrics.l2n(np.stack([e[idx].mean(axis=0) for idx in split.enroll.values()]))
     best = (e[split.strangers] @ cents.T).max(axis=1)
     assert np.mean(best >= chosen["threshold"]) == chosen["stranger_rate"]
     assert np.mean(best >= np.nextafter(chosen["threshold"], -np.inf)) > 0.1
-    assert evaluate.open_set_threshold(emb, labels, 5, 0.1, seed=0) == chosen  # seeded
-    assert evaluate.open_set_threshold(emb[:10], labels[:10], 5, 0.1) is None  # too few people to choose on
+    assert metrics.open_set_threshold(emb, labels, 5, 0.1, seed=0) == chosen  # seeded
+    assert metrics.open_set_threshold(emb[:10], labels[:10], 5, 0.1) is None  # too few people to choose on
 
 
 def test_balanced_accuracy_sees_through_mostly_negative_pairs():
@@ -114,8 +114,8 @@ def test_balanced_accuracy_sees_through_mostly_negative_pairs():
     emb = rng.normal(size=(100, 32))
     a, b = np.triu_indices(100, k=1)
     same = labels[a] == labels[b]
-    scores = evaluate.pair_scores(emb, a, b)
-    v = evaluate.verification(scores, same, threshold=0.5)
+    scores = metrics.pair_scores(emb, a, b)
+    v = metrics.verification(scores, same, threshold=0.5)
     assert v.accuracy > 0.88  # the misleading figure
     assert v.balanced_accuracy == pytest.approx(0.5, abs=0.02)  # the honest one: a coin
     assert v.balanced_accuracy == pytest.approx((v.true_accept_rate + 1 - v.false_accept_rate) / 2)
@@ -125,8 +125,8 @@ def test_balanced_accuracy_sees_through_mostly_negative_pairs():
 def test_rates_and_balanced_accuracy_on_hand_checked_pairs():
     scores = np.array([0.9, 0.6, 0.4, 0.7, 0.3, 0.2, 0.1, 0.05])
     same = np.array([1, 1, 1, 0, 0, 0, 0, 0], bool)
-    assert evaluate.rates_at(scores, same, 0.5) == (pytest.approx(2 / 3), pytest.approx(1 / 5))
-    v = evaluate.verification(scores, same, 0.5)
+    assert metrics.rates_at(scores, same, 0.5) == (pytest.approx(2 / 3), pytest.approx(1 / 5))
+    v = metrics.verification(scores, same, 0.5)
     assert v.balanced_accuracy == pytest.approx((2 / 3 + 4 / 5) / 2)
     assert v.accuracy == pytest.approx(6 / 8)
 
@@ -136,13 +136,13 @@ def test_threshold_for_a_target_false_accept_rate():
     same = np.array([1, 1, 1] + [0] * 9, bool)
     # 9 negatives; at most 1/9 may be accepted at FAR 0.12: the threshold sits just above the
     # second-highest negative (0.7), so 0.8 is accepted and 0.7 is not
-    t = evaluate.threshold_at_far(scores, same, 0.12)
+    t = metrics.threshold_at_far(scores, same, 0.12)
     assert 0.7 < t <= 0.7 + 1e-12
-    assert evaluate.rates_at(scores, same, t) == (pytest.approx(2 / 3), pytest.approx(1 / 9))
+    assert metrics.rates_at(scores, same, t) == (pytest.approx(2 / 3), pytest.approx(1 / 9))
     # a rate below 1/9: nobody accepted, just above the highest negative
-    t0 = evaluate.threshold_at_far(scores, same, 0.05)
-    assert 0.8 < t0 <= 0.8 + 1e-12 and evaluate.rates_at(scores, same, t0)[1] == 0.0
-    assert evaluate.threshold_at_far(scores, same, 1.0) == pytest.approx(-0.2)  # everyone may pass
+    t0 = metrics.threshold_at_far(scores, same, 0.05)
+    assert 0.8 < t0 <= 0.8 + 1e-12 and metrics.rates_at(scores, same, t0)[1] == 0.0
+    assert metrics.threshold_at_far(scores, same, 1.0) == pytest.approx(-0.2)  # everyone may pass
 
 
 def test_stranger_scores_are_the_best_match_identification_compares():
@@ -150,8 +150,8 @@ def test_stranger_scores_are_the_best_match_identification_compares():
     emb, labels = _clusters(rng, people=4, per_person=6, noise=0.3)
     enroll = {f"p{p}": [6 * p + k for k in range(3)] for p in range(3)}  # p3 is the stranger
     strangers = list(range(18, 24))
-    best = evaluate.stranger_scores(emb, enroll, strangers)
-    t = evaluate.threshold_for_rate(best, 0.34)  # at most 2 of the 6
-    ident = evaluate.identification(emb, enroll, [], strangers, t)
+    best = metrics.stranger_scores(emb, enroll, strangers)
+    t = metrics.threshold_for_rate(best, 0.34)  # at most 2 of the 6
+    ident = metrics.identification(emb, enroll, [], strangers, t)
     assert ident.stranger_false_accept_rate == pytest.approx(np.mean(best >= t)) and np.sum(best >= t) == 2
-    assert evaluate.identification(emb, enroll, [], strangers, np.nextafter(t, -1)).stranger_false_accept_rate > 0.34
+    assert metrics.identification(emb, enroll, [], strangers, np.nextafter(t, -1)).stranger_false_accept_rate > 0.34

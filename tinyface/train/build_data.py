@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyface import evaluate
+from tinyface.evaluation import metrics
 from tinyface.data import lfw
 from tinyface.data.cache import FaceCache
 from tinyface.data.dataset import FaceImage, load_dataset
@@ -114,11 +114,11 @@ def load_build_data(settings, quick: bool = False, progress=None) -> BuildData:
         threshold_pairs = _sampled_pairs(val_people, groups, 300 if not quick else 50, rng, idx)
         test_pairs = _sampled_pairs(split.test_people, groups, 300 if not quick else 50, rng, idx)
 
-    # identification: the one enrolled/probe/stranger split (tinyface.evaluate), over the test
+    # identification: the one enrolled/probe/stranger split (tinyface.evaluation.metrics), over the test
     # people's images in a stable order (person, then file name)
     people_images = [im for person in sorted(split.test_people)
                      for im in sorted(groups.get(person, []), key=lambda im: im.path.name)]
-    ident = evaluate.enrollment_split([im.identity for im in people_images], d.enroll_images, d.seed,
+    ident = metrics.enrollment_split([im.identity for im in people_images], d.enroll_images, d.seed,
                                       min_images=d.identify_min_images, max_strangers=500 if not quick else 40)
     if len(ident.enroll) < 2:
         raise DataError(f"identification needs at least 2 people with >= {d.identify_min_images} images; "

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from tinyface import evaluate
+from tinyface.evaluation import metrics
 from tinyface.errors import DataError, ModelError
 
 MAX_PAIRS = 200_000
@@ -142,23 +142,23 @@ def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: 
         pairs_source = str(pairs_file)
     else:
         good = np.flatnonzero(ok)
-        a, b, same = evaluate.all_pairs([labels[i] for i in good], MAX_PAIRS, rng)
+        a, b, same = metrics.all_pairs([labels[i] for i in good], MAX_PAIRS, rng)
         a, b = good[a], good[b]
         pairs_source = "all pairs of the dataset" + (f" (sampled {MAX_PAIRS:,})" if len(a) >= MAX_PAIRS else "")
     if len(same) == 0 or same.all() or not same.any():
         raise DataError("verification needs both same-person and different-person pairs")
-    scores = evaluate.pair_scores(emb, a, b)
+    scores = metrics.pair_scores(emb, a, b)
     threshold = model.threshold
     threshold_source = "the model's shipped threshold (model.json)"
     if threshold is None:
-        threshold = evaluate.best_threshold(scores, same)
+        threshold = metrics.best_threshold(scores, same)
         threshold_source = "best threshold on these same pairs (optimistic: the model has no model.json)"
-    ver = evaluate.verification(scores, same, threshold)
+    ver = metrics.verification(scores, same, threshold)
 
     # the dataset's own images (not those a pairs file added) with a face: the one split of
-    # tinyface.evaluate, drawn with the same generator after the pairs
+    # tinyface.evaluation.metrics, drawn with the same generator after the pairs
     people_images = np.array([i for i in range(len(dataset.images)) if ok[i]], int)
-    split = evaluate.enrollment_split([labels[i] for i in people_images], enroll_images, seed,
+    split = metrics.enrollment_split([labels[i] for i in people_images], enroll_images, seed,
                                       stranger_images="all", held_out_share=stranger_share, rng=rng)
     enroll = {p: [int(people_images[k]) for k in ks] for p, ks in split.enroll.items()}
     probes = [(int(people_images[k]), p) for k, p in split.probes]
@@ -170,7 +170,7 @@ def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: 
     # one, else the verification one
     ident_threshold = model.identify_threshold or threshold
     if len(enroll) >= 2:
-        ident = evaluate.identification(emb, enroll, probes, strangers, ident_threshold).to_dict(with_confusion=True)
+        ident = metrics.identification(emb, enroll, probes, strangers, ident_threshold).to_dict(with_confusion=True)
         ident["stranger_people"] = n_people - len(enroll)
         ident["held_out_people"] = sorted(held_out)
     target = _at_target_far(emb, scores, same, enroll, probes, strangers, target_far, ident_threshold)
@@ -189,14 +189,14 @@ def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: 
 def _at_target_far(emb, scores, same, enroll, probes, strangers, far: float, ident_threshold: float) -> dict:
     """The thresholds that would give false-accept rate ``far`` on these people, and their cost."""
     neg = int((~same).sum())
-    ver_t = evaluate.threshold_at_far(scores, same, far)
-    tar, got = evaluate.rates_at(scores, same, ver_t)
+    ver_t = metrics.threshold_at_far(scores, same, far)
+    tar, got = metrics.rates_at(scores, same, ver_t)
     out = {"far": far,
            "verification": {"threshold": ver_t, "true_accept_rate": tar, "false_accept_rate": got,
                             "negative_pairs": neg, "measurable": far * neg >= 1}}
     if len(enroll) >= 2 and strangers:
-        ident_t = evaluate.threshold_for_rate(evaluate.stranger_scores(emb, enroll, strangers), far)
-        at = evaluate.identification(emb, enroll, probes, strangers, ident_t)
+        ident_t = metrics.threshold_for_rate(metrics.stranger_scores(emb, enroll, strangers), far)
+        at = metrics.identification(emb, enroll, probes, strangers, ident_t)
         out["identification"] = {"threshold": ident_t, "accuracy": at.accuracy,
                                  "stranger_false_accept_rate": at.stranger_false_accept_rate,
                                  "strangers": len(strangers), "measurable": far * len(strangers) >= 1,
