@@ -111,8 +111,8 @@ def load_build_data(settings, quick: bool = False, progress=None) -> BuildData:
         threshold_pairs, test_pairs = pairset(dev_train), pairset(dev_test)
     else:  # own folders: threshold from pairs of validation people, test from test people
         val_people = sorted({im.identity for im in val_images})
-        threshold_pairs = _sampled_pairs(val_people, groups, 300 if not quick else 50, rng, idx)
-        test_pairs = _sampled_pairs(split.test_people, groups, 300 if not quick else 50, rng, idx)
+        threshold_pairs = _sampled_pairs(val_people, groups, 300 if not quick else 50, d.seed, idx)
+        test_pairs = _sampled_pairs(split.test_people, groups, 300 if not quick else 50, d.seed + 1, idx)
 
     # identification: the one enrolled/probe/stranger split (tinyface.evaluation.metrics), over the test
     # people's images in a stable order (person, then file name)
@@ -196,16 +196,10 @@ def _balanced_subset(pairs: list[lfw.Pair], n_per_class: int, rng: random.Random
     return rng.sample(same, min(n_per_class, len(same))) + rng.sample(diff, min(n_per_class, len(diff)))
 
 
-def _sampled_pairs(people, groups, n_per_class, rng, idx) -> PairSet:
-    a, b, same = [], [], []
-    multi = [p for p in people if len(groups.get(p, [])) >= 2]
-    for _ in range(n_per_class):
-        if multi:
-            p = rng.choice(multi)
-            x, y = rng.sample(groups[p], 2)
-            a.append(idx(x)); b.append(idx(y)); same.append(True)
-    for _ in range(n_per_class):
-        if len(people) >= 2:
-            p, q = rng.sample(list(people), 2)
-            a.append(idx(rng.choice(groups[p]))); b.append(idx(rng.choice(groups[q]))); same.append(False)
-    return PairSet(np.array(a, int), np.array(b, int), np.array(same, bool))
+def _sampled_pairs(people, groups, n_per_class, seed, idx) -> PairSet:
+    """Up to ``n_per_class`` same and different pairs of ``people``'s images, drawn by the one
+    pair sampler (metrics.sample_pairs), as indices into the evaluation images (``idx``)."""
+    images = [im for person in sorted(people) for im in groups.get(person, [])]
+    a, b, same = metrics.sample_pairs([im.identity for im in images], n_per_class, seed)
+    return PairSet(np.array([idx(images[i]) for i in a], int), np.array([idx(images[j]) for j in b], int),
+                   np.asarray(same, bool))
