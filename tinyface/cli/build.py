@@ -38,7 +38,7 @@ def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, se
 
     \b
     Stages (each skipped on a re-run when its inputs did not change):
-      data      align faces, embed them with the teacher (cached per image)
+      data      align faces (and extra.dirs faces), embed them with the teacher (cached per image)
       distill   train the student to reproduce the teacher's embeddings
       prune     magnitude pruning to prune.target_sparsity, fine-tuned
       quantize  full int8 (PTQ; QAT too with --set quantize.qat=true)

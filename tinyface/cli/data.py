@@ -34,7 +34,7 @@ def fetch(ctx, name, url, dest, manifest, force, timeout_s):
     \b
     lfw       LFW deep-funneled + its protocol files: the data every build trains and tests on
     fairface  FairFace's 45,000 face chips (Karkkainen and Joo, 2021; CC BY 4.0), extra faces
-              without identities that the presets distill from (extra.dirs; docs/data.md)
+              without identities that the esp32 preset distils from (extra.dirs; docs/data.md)
 
     Nothing is kept unless every checksum matches. If the destination already holds the
     verified dataset, nothing is downloaded (so running it twice is harmless).
