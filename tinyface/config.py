@@ -212,7 +212,7 @@ class DataSettings:
 
 
 EXTRA_KINDS = ("chips", "photos")  # extra.kind: see ExtraSettings
-FETCHABLE_EXTRA = ("fairface",)  # names in extra.dirs that mean default_datasets_dir() / name
+FETCHABLE_EXTRA = tuple(n for n in DATASET_URLS if n != "lfw")  # names in extra.dirs meaning dataset_dir(name)
 
 
 @dataclass
@@ -260,7 +260,7 @@ class ExtraSettings:
 
     def paths(self) -> list[Path]:
         """The folders of ``dirs``, with fetchable names resolved to their default place."""
-        return [default_datasets_dir() / d if d in FETCHABLE_EXTRA else Path(d).expanduser() for d in self.dirs]
+        return [dataset_dir(d) if d in FETCHABLE_EXTRA else Path(d).expanduser() for d in self.dirs]
 
 
 @dataclass

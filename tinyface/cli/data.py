@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from tinyface.cli.common import json_option, load_settings
+from tinyface.config import DATASET_URLS
 
 
 @click.group()
@@ -15,7 +16,7 @@ def data():
 
 
 @data.command()
-@click.argument("name", type=click.Choice(["lfw", "fairface"]))
+@click.argument("name", type=click.Choice(list(DATASET_URLS)))
 @click.option("--url", default=None,
               help="Base URL of the files (default: $TINYFACE_LFW_URL or $TINYFACE_FAIRFACE_URL, else the "
                    "dataset's public home).")

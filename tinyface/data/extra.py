@@ -113,7 +113,6 @@ def load_extra_faces(settings, spec, cache, test_teacher: np.ndarray,
         "found": found, "sampled": len(images), "unreadable": int((~res.ok).sum()),
         "no_face": int((res.ok & ~res.detected).sum()), "too_close_to_test": int((~clean).sum()),
         "used": int(len(keep)), "max_test_distance": x.max_test_distance, "kind": x.kind,
-        "dirs": [str(p) for p in x.paths()],
     }
     out = ExtraFaces(res.crops[keep], res.teacher[keep], [images[i] for i in keep], counts=counts)
     if x.views and len(keep):

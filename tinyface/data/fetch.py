@@ -50,7 +50,9 @@ class Manifest:
 def builtin_manifest(name: str) -> Manifest:
     path = MANIFEST_DIR / f"{name}_manifest.json"
     if not path.is_file():
-        raise DownloadError(f"unknown dataset {name!r}", hint="known: lfw, fairface")
+        from tinyface.config import DATASET_URLS
+
+        raise DownloadError(f"unknown dataset {name!r}", hint=f"known: {', '.join(DATASET_URLS)}")
     return Manifest.load(path)
 
 

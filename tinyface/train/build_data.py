@@ -166,7 +166,7 @@ def load_build_data(settings, quick: bool = False, progress=None) -> BuildData:
         "identify_probes": len(probes), "identify_strangers": len(strangers),
     }
     if data.extra is not None:
-        data.stats["extra"] = {k: v for k, v in data.extra.counts.items() if k != "dirs"}
+        data.stats["extra"] = data.extra.counts
     data.stats["threshold_from"] = "pairsDevTrain.txt" if split.source == "lfw-view1" else "pairs of validation people"
     return data
 

@@ -234,7 +234,7 @@ def training_set(data, center: np.ndarray, smoothing: float = 0.0):
     if data.train_mixes is not None:
         xs.append(data.train_mixes[0])
         ts.append(center_targets(data.train_mixes[1], center))
-    extra = getattr(data, "extra", None)
+    extra = data.extra
     if extra is not None and len(extra.crops):  # faces of no one: the teacher's embedding is the whole target
         xs.append(extra.crops)
         ts.append(center_targets(extra.teacher, center))
