@@ -178,7 +178,7 @@ def test_a_preset_can_set_its_pruning_epochs_and_set_options_still_win():
 
 
 def test_presets_are_settings_files_checked_like_tinyface_toml(tmp_path, monkeypatch):
-    assert config.preset_names() == ["esp32", "esp32s3"]
+    assert config.preset_names() == ["esp32", "esp32c3", "esp32s3"]
     assert config.load_preset("esp32").board == "esp32" and config.load_preset("esp32s3").board == "esp32s3"
     with pytest.raises(config.ConfigError, match="unknown preset 'esp64'") as err:
         config.load_preset("esp64")
