@@ -89,3 +89,47 @@ def test_the_heartbeat_prints_while_nothing_advances():
     time.sleep(0.9)  # a long first epoch: no event at all
     p.finish()
     assert len(lines) >= 2 and all(line.startswith("distill epochs: 0/8 (0%)") for line in lines)
+
+
+def test_each_pass_of_the_data_stage_gets_its_own_count_total_and_eta(monkeypatch):
+    import tinyface.console as console_module
+
+    out = io.StringIO()
+    monkeypatch.setattr(console_module, "err_console",
+                        lambda: Console(file=out, force_terminal=False, width=80, color_system=None, soft_wrap=True))
+    clock = FakeClock()
+    monkeypatch.setattr(console_module.PlainProgress, "start_heartbeat", lambda self: self)
+    real_init = console_module.PlainProgress.__init__
+
+    def init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs, clock=clock)
+    monkeypatch.setattr(console_module.PlainProgress, "__init__", init)
+    written = io.StringIO()
+    monkeypatch.setattr("sys.stderr", written)
+    with BuildProgress(settings=None) as ui:
+        ui.notify("stage", {"name": "data"})
+        ui.notify("step", {"name": "training faces", "total": 400})
+        for _ in range(4):
+            clock.now += 10
+            ui.notify("advance", {"n": 50})
+        ui.notify("step", {"name": "teacher mixes", "total": 1000})
+        clock.now += 20
+        ui.notify("advance", {"n": 250})
+        ui.notify("done", {"name": "data"})
+    lines = written.getvalue().splitlines()
+    assert lines[0] == "  data: training faces: 50/400 (12%), 10 s elapsed, eta 1 min 10 s"
+    assert "  data: training faces: 200/400 (50%), 40 s elapsed, eta 40 s" in lines
+    assert "  data: teacher mixes: 250/1,000 (25%), 20 s elapsed, eta 1 min 00 s" in lines
+
+
+def test_the_rich_bar_takes_each_pass_name_and_total(monkeypatch):
+    out = io.StringIO()
+    monkeypatch.setattr(tinyface.console, "err_console",
+                        lambda: Console(file=out, force_terminal=True, width=120, color_system=None))
+    with BuildProgress(settings=None) as ui:
+        ui.notify("stage", {"name": "data"})
+        ui.notify("step", {"name": "teacher views", "total": 300})
+        ui.notify("advance", {"n": 120})
+        task = ui._progress.tasks[0]
+        assert task.total == 300 and task.completed == 120 and "teacher views" in task.description
+        ui.notify("done", {"name": "data"})

@@ -68,5 +68,10 @@ def test_mixes_over_more_images_than_fit_in_memory_come_in_chunks_with_the_same_
     monkeypatch.setattr(faces_module, "MIX_CHIPS_IN_MEMORY", 2)
     with FaceCache(tmp_path / "chunked") as cache:
         prepare_faces(paths, spec, cache, workers=1)
-        ok2, teacher2 = prepare_mixes(paths, plan, spec, cache, workers=1)
+        done = []
+        ok2, teacher2 = prepare_mixes(paths, plan, spec, cache, workers=1, progress=done.append)
+        assert sum(done) == len(plan)
+        done = []
+        prepare_mixes(paths, plan, spec, cache, workers=1, progress=done.append)
+        assert sum(done) == len(plan)  # all cached: the pass still reaches its total
     assert ok.all() and ok2.all() and np.allclose(teacher, teacher2, atol=1e-6)

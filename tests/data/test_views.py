@@ -28,7 +28,9 @@ def test_views_are_deterministic_cached_and_embedded_per_view(lfw_dir, tmp_path)
     spec = FaceSpec(crop_size=32, channels=1, padding=0.1, teacher=True)
     with FaceCache(tmp_path / "cache") as cache:
         faces = prepare_faces(paths, spec, cache, workers=1)
-        ok, crops, teacher = prepare_views(paths, spec, cache, 2, workers=1)
+        done = []
+        ok, crops, teacher = prepare_views(paths, spec, cache, 2, workers=1, progress=done.append)
+        assert sum(done) == 3  # one per image
         assert ok.all() and crops.shape == (3, 2, 32, 32, 1) and teacher.shape == (3, 2, 128)
         # each view differs from the original crop and from the other view
         assert not np.array_equal(crops[0, 0], faces.crops[0]) and not np.array_equal(crops[0, 0], crops[0, 1])
@@ -47,7 +49,9 @@ def test_views_are_deterministic_cached_and_embedded_per_view(lfw_dir, tmp_path)
         original = faces_module._process_views
         faces_module._process_views = forbidden
         try:
-            ok2, crops2, teacher2 = prepare_views(paths, spec, cache, 2, workers=1)
+            done = []
+            ok2, crops2, teacher2 = prepare_views(paths, spec, cache, 2, workers=1, progress=done.append)
         finally:
             faces_module._process_views = original
         assert not calls and np.array_equal(crops, crops2) and np.array_equal(teacher, teacher2)
+        assert sum(done) == 3  # cached images count too: the pass's progress reaches its total

@@ -126,6 +126,7 @@ class BuildProgress:
         self._progress = None
         self._task = None
         self._stage_started = 0.0
+        self._stage_name = ""
         self._plain_mode = False
         self._plain = None
 
@@ -163,7 +164,11 @@ class BuildProgress:
             return
         if event == "stage":
             self._stage_started = time.perf_counter()
+            self._stage_name = info["name"]
             self._new_task(f"[bold]{info['name']}[/bold]", info.get("epochs"))
+        elif event == "step" and self._task is not None:  # a pass of a stage, e.g. the data's teacher views
+            self._progress.update(self._task, description=f"[bold]{self._stage_name}[/bold]: {info['name']}",
+                                  total=info.get("total"), completed=0)
         elif event == "epoch" and self._task is not None:
             logs = info.get("logs") or {}
             text = " ".join(f"{k}={v:.4f}" for k, v in logs.items() if "loss" in k)
@@ -189,9 +194,13 @@ class BuildProgress:
             self._stage_started = time.perf_counter()
             say(f"{info['name']}: started")
             unit = " epochs" if info.get("epochs") else ""
+            self._stage_name = info["name"]
             self._plain = PlainProgress(f"  {info['name']}{unit}", info.get("epochs")).start_heartbeat()
         elif self._plain is None:
             return
+        elif event == "step":  # a pass of a stage: its own count out of a total, and an ETA
+            self._plain.finish()
+            self._plain = PlainProgress(f"  {self._stage_name}: {info['name']}", info.get("total")).start_heartbeat()
         elif event == "epoch":
             logs = info.get("logs") or {}
             self._plain.update(info["epoch"], " ".join(f"{k}={v:.4f}" for k, v in logs.items() if "loss" in k))

@@ -81,7 +81,8 @@ def nearest_distances(queries: np.ndarray, references: np.ndarray, chunk: int = 
 
 
 def load_extra_faces(settings, spec, cache, test_teacher: np.ndarray,
-                     progress: Callable[[int], None] | None = None) -> ExtraFaces | None:
+                     progress: Callable[[int], None] | None = None,
+                     step: Callable[[str, int], None] | None = None) -> ExtraFaces | None:
     """Prepare ``settings.extra``'s faces for distillation: cut the student's crops and the
     teacher's embeddings (cached like LFW's), drop the unreadable ones, those with no face
     and those too close to a test person (``test_teacher``: teacher embeddings of every image
@@ -104,6 +105,8 @@ def load_extra_faces(settings, spec, cache, test_teacher: np.ndarray,
     spec = dataclasses.replace(spec, teacher=True,
                                source_chip_padding=x.chip_padding if x.kind == "chips" else None)
     workers = settings.data.workers
+    step = step or (lambda name, total: None)
+    step("extra faces", len(images))
     res = prepare_faces(images, spec, cache, workers=workers, progress=progress)
     usable = res.usable
     distances = nearest_distances(res.teacher[usable], test_teacher)
@@ -116,11 +119,13 @@ def load_extra_faces(settings, spec, cache, test_teacher: np.ndarray,
     }
     out = ExtraFaces(res.crops[keep], res.teacher[keep], [images[i] for i in keep], counts=counts)
     if x.views and len(keep):
+        step("extra faces' views", len(out.paths))
         ok, view_crops, view_teacher = prepare_views(out.paths, spec, cache, x.views, workers, progress)
         out.views = (view_crops[ok], view_teacher[ok])
         counts["views"] = int(ok.sum()) * x.views
     if x.mixes and len(keep) > 1:
         plan = plan_mixes([str(p) for p in out.paths], x.mixes, settings.data.seed + 7)
+        step("extra faces' mixes", len(plan))
         ok, mix_teacher = prepare_mixes(out.paths, plan, spec, cache, workers, progress)
         mix_crops = np.stack([blend(out.crops[m.a], out.crops[m.b], m.lam) for m in plan])
         out.mixes = (mix_crops[ok], mix_teacher[ok])

@@ -432,6 +432,8 @@ def prepare_views(paths: Sequence[str | os.PathLike], spec: FaceSpec, cache: Fac
         missing = [v for v in range(views) if any(k not in found for k in keys(h, v))]
         if missing:
             jobs.append((i, paths[i], spec, lmk, h, missing, [v for v in missing if keys(h, v)[1] not in found]))
+    if progress and n > len(jobs):
+        progress(n - len(jobs))  # images whose views are all cached (or have no landmarks)
     def store(index, result, put):
         for v, crop in result["crops"].items():
             kc, kt = keys(hashes[index], v)
@@ -530,6 +532,8 @@ def prepare_mixes(paths: Sequence[str | os.PathLike], plan: Sequence[Mix], spec:
             if FaceCache.key("lmk", lmk_d, h) in found_lmks}
     found = cache.get_many(keys)
     todo = [k for k, (m, key) in enumerate(zip(plan, keys)) if key not in found and m.a in lmks and m.b in lmks]
+    if progress and len(plan) > len(todo):
+        progress(len(plan) - len(todo))  # cached, or impossible (an image without landmarks)
     for chunk in _chunks_by_images(todo, plan, MIX_CHIPS_IN_MEMORY):
         chips: dict[int, np.ndarray] = {}
 

@@ -63,9 +63,13 @@ def _prepare(images: list[FaceImage], spec: FaceSpec, cache: FaceCache, workers:
                  [images[i].path for i in keep])
 
 
-def load_build_data(settings, quick: bool = False, progress=None) -> BuildData:
+def load_build_data(settings, quick: bool = False, progress=None, step=None) -> BuildData:
     """Everything a build trains and evaluates on. ``quick`` takes a tiny seeded subset
     (for smoke tests and CI) with the same roles.
+
+    ``progress(n)`` is called as images (or views, or mixes) are done, cached ones included;
+    ``step(name, total)`` before each pass over them, so a progress display can give counts
+    out of a total and an ETA per pass.
 
     Raises:
         DataError: the dataset is missing or unusable.
@@ -132,8 +136,12 @@ def load_build_data(settings, quick: bool = False, progress=None) -> BuildData:
     strangers = [idx(people_images[i]) for i in ident.strangers]
 
     all_count = len(train_images) + len(val_images) + len(eval_images)
+    step = step or (lambda name, total: None)
+    step("training faces", len(train_images))
     train = _prepare(train_images, spec, _cache(settings), d.workers, progress)
+    step("validation faces", len(val_images))
     val = _prepare(val_images, spec, _cache(settings), d.workers, progress)
+    step("test faces", len(eval_images))
     res = prepare_faces([im.path for im in eval_images], spec, _cache(settings), workers=d.workers, progress=progress)
     if not res.ok.all():
         bad = [str(p) for p, ok in zip(res.paths, res.ok) if not ok]
@@ -144,6 +152,7 @@ def load_build_data(settings, quick: bool = False, progress=None) -> BuildData:
     if views:
         from tinyface.data.faces import prepare_views
 
+        step(f"teacher views ({views} per training face)", len(train.paths))
         ok, view_crops, view_teacher = prepare_views(train.paths, spec, _cache(settings), views, d.workers, progress)
         data.train_views = (view_crops[ok], view_teacher[ok])
         data.train_views_labels = [label for label, good in zip(train.labels, ok) if good]
@@ -151,13 +160,15 @@ def load_build_data(settings, quick: bool = False, progress=None) -> BuildData:
         from tinyface.data.faces import blend, plan_mixes, prepare_mixes
 
         plan = plan_mixes(train.labels, settings.distill.teacher_mixes, d.seed)
+        step("teacher mixes", len(plan))
         ok, mix_teacher = prepare_mixes(train.paths, plan, spec, _cache(settings), d.workers, progress)
         mix_crops = np.stack([blend(train.crops[m.a], train.crops[m.b], m.lam) for m in plan]) if plan else None
         data.train_mixes = (mix_crops[ok], mix_teacher[ok]) if plan else None
     if settings.extra.dirs:
         data.extra = load_extra_faces(settings, spec, _cache(settings),
-                                      _test_people_teacher(dataset, split.test_people, spec, settings, progress),
-                                      progress)
+                                      _test_people_teacher(dataset, split.test_people, spec, settings, progress,
+                                                           step),
+                                      progress, step)
     data.stats = {
         "train_images": len(train.labels), "train_people": len(set(train.labels)),
         "val_images": len(val.labels), "val_people": len(set(val.labels)),
@@ -171,11 +182,12 @@ def load_build_data(settings, quick: bool = False, progress=None) -> BuildData:
     return data
 
 
-def _test_people_teacher(dataset, test_people, spec: FaceSpec, settings, progress) -> np.ndarray:
+def _test_people_teacher(dataset, test_people, spec: FaceSpec, settings, progress, step) -> np.ndarray:
     """Teacher embeddings of every image of the test people: the contamination filter's
     reference (the one use of test images before the evaluation; see tinyface/data/extra.py)."""
     people = set(test_people)
     paths = [im.path for im in dataset.images if im.identity in people]
+    step("test people's faces (the contamination filter)", len(paths))
     res = prepare_faces(paths, spec, _cache(settings), workers=settings.data.workers, progress=progress)
     return res.teacher[res.usable]
 

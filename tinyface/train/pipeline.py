@@ -183,8 +183,9 @@ def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progr
 
         require_extra(settings.extra)  # missing extra faces: one line naming the command that gets them
     stages = Stages(out_dir, notify, force)
-    data = stages.always("data", lambda: load_build_data(settings, quick=quick,
-                                                         progress=lambda n: notify("advance", {"n": n})),
+    data = stages.always("data", lambda: load_build_data(
+                             settings, quick=quick, progress=lambda n: notify("advance", {"n": n}),
+                             step=lambda name, total: notify("step", {"name": name, "total": total})),
                          fp=lambda data: _data_fingerprint(settings, quick, data),
                          done=lambda data: {"stats": data.stats})
     data_fp = stages.ran[-1].fingerprint
