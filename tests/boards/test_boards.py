@@ -204,12 +204,17 @@ def test_cli_boards_json_lists_every_board_with_budgets():
     assert [r["name"] for r in rows] == ["esp32", "esp32c3", "esp32cam", "esp32s3"]
     esp32 = rows[0]
     assert esp32["platformio"]["board"] == "esp32dev" and esp32["mac_budget"] == 2_000_000
+    assert esp32["mac_budget_generated"] is None and not esp32["generated_kernels_measured"]
+    assert rows[1]["mac_budget_generated"] == 3_700_000 and rows[1]["generated_kernels_measured"]
     assert esp32["sram_arena_bytes"] == 131_072 and esp32["usb_ids"][0] == "10C4:EA60"
 
 
 def test_cli_boards_table_and_unknown_board():
     table = _cli("boards")
     assert table.returncode == 0 and "esp32-s3-devkitc-1" in table.stdout and "380 ms" in table.stdout
+    c3_row = next(line for line in table.stdout.splitlines() if "esp32-c3-devkitm-1" in line)
+    assert "2.0M" in c3_row and "3.7M" in c3_row  # ESP-NN's budget and the generated kernels'
+    assert "esp32c3 with generated kernels, MEASURED" in " ".join(table.stdout.split())
     bad = _cli("boards", "nope")
     assert bad.returncode == 3 and bad.stderr.strip().startswith("tinyface: error: unknown board 'nope'")
     assert "Traceback" not in bad.stderr

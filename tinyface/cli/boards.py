@@ -70,3 +70,7 @@ def _print_table(selected) -> None:
                   "calibrated on:", style="dim")
     for b in selected:
         console.print(f"  {b.name} ({b.title}): {b.cost_source}", style="dim", soft_wrap=True)
+    for b in selected:
+        if b.measured_generated:
+            console.print(f"  {b.cost_model_for('generated').source}", style="dim",
+                          soft_wrap=True)
