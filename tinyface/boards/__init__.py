@@ -379,7 +379,8 @@ def _optional_section(raw: dict, section: str, path: Path) -> dict | None:
 
 def _check_kernels(kernels: str) -> None:
     if kernels not in FIRMWARE_KERNELS:
-        raise ConfigError(f"unknown kernel set {kernels!r}", hint=f"firmware.kernels is one of {', '.join(FIRMWARE_KERNELS)}")
+        raise ConfigError(f"unknown kernel set {kernels!r}",
+                          hint=f"firmware.kernels is one of {', '.join(FIRMWARE_KERNELS)}")
 
 
 def _dotted(section: str, key: str) -> str:

@@ -72,5 +72,4 @@ def _print_table(selected) -> None:
         console.print(f"  {b.name} ({b.title}): {b.cost_source}", style="dim", soft_wrap=True)
     for b in selected:
         if b.measured_generated:
-            console.print(f"  {b.cost_model_for('generated').source}", style="dim",
-                          soft_wrap=True)
+            console.print(f"  {b.cost_model_for('generated').source}", style="dim", soft_wrap=True)

@@ -75,7 +75,8 @@ class Budget:
         return (f"{self.board}: flash {self.flash_used_bytes:,} of {self.app_flash_bytes:,} B "
                 f"(model {self.model_bytes:,}); arena {self.arena_bytes:,} B in {where}; "
                 f"SRAM {self.ram_used_bytes:,} of {self.sram_heap_bytes:,} B; "
-                f"{self.macs / 1e6:.2f} M MACs (board budget {self.mac_budget / 1e6:.1f} M with {self.kernels} kernels)")
+                f"{self.macs / 1e6:.2f} M MACs "
+                f"(board budget {self.mac_budget / 1e6:.1f} M with {self.kernels} kernels)")
 
 
 def check_budget(board: Board, model_bytes: int, arena: ArenaPlan, input_bytes: int, embedding_dim: int,
