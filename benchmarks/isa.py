@@ -1,11 +1,18 @@
 """Instructions per inference and per op kind of each released model on the emulated
-ESP32-C3 (the firmware built for rv32imc, ESP-NN's C kernels, run under qemu-riscv32 with an
-exact instruction counter), and the agreement of the chip's int8 outputs with the host's TFLM
-and TFLite, as tables. Also measures a MobileNet v1 0.25 96x96x1 (the architecture of
-esp-tflite-micro's person-detection example, random weights) and derives the esp32c3 cost
-model's stall factor from its published ESP32-C3 time.
+ESP32-C3 (the firmware built for rv32imc, ESP-NN's C kernels or the kernels generated for the
+model, run under qemu-riscv32 with an exact instruction counter), and the agreement of the
+chip's int8 outputs with the host's TFLM and TFLite, as tables. Also measures a MobileNet v1
+0.25 96x96x1 (the architecture of esp-tflite-micro's person-detection example, random
+weights) and derives the esp32c3 cost model's stall factor from its published ESP32-C3 time
+(with ESP-NN's kernels, which that figure was measured with).
 
-    python benchmarks/isa.py [--inputs N] [--per-op] [--json]
+It also fits the cost model of boards/esp32c3.toml from these counts, per op kind,
+instructions = per_mac x MACs + per_output x output values
+(tinyface.boards.costmodel.fit_instructions), prints it as the board file's
+``[measured]`` (--kernels esp-nn) or ``[measured_generated]`` (--kernels generated) tables,
+and sets the fitted totals beside the measured ones.
+
+    python benchmarks/isa.py [--kernels esp-nn|generated] [--inputs N] [--per-op] [--json]
 
 Needs TFLM_DIR (esp-tflite-micro; ESP_NN_DIR defaults to esp-nn beside it) and the Debian
 packages gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-user. Counts are
@@ -20,12 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyface.boards import load_board
+from tinyface.boards import MEASURED_SECTION, load_board
+from tinyface.boards.costmodel import cost_key, fit_instructions
 from tinyface.model.bundle import load_bundle
 from tinyface.resources import models_dir
 
 # esp-tflite-micro README, "Performance Comparison": person detection on an ESP32-C3 at 160 MHz, ESP-NN.
 PERSON_DETECTION_C3_MS = 426.0
+WORST_LAYER_MIN_INSTRUCTIONS = 10_000
 
 
 def mobilenet_v1_025(directory: Path):
@@ -50,6 +59,33 @@ def mobilenet_v1_025(directory: Path):
     calib = np.random.default_rng(0).integers(0, 256, (16, 96, 96, 1), dtype=np.uint8)
     flat = convert_int8(model, calib)
     return save_bundle(directory, flat, bundle_meta(flat, threshold=0.5, name="mobilenet-v1-0.25-96x96x1"))
+
+
+def fitted(samples) -> dict:
+    """The per-op-kind fit of ``samples`` ((model, cost key, MACs, outputs, instructions) per
+    layer), and each model's fitted total beside its measured sum of ops."""
+    per_mac, per_output = fit_instructions([x[1:] for x in samples])
+    totals = defaultdict(lambda: [0.0, 0])
+    for model, key, macs, outputs, instructions in samples:
+        totals[model][0] += per_mac.get(key, 0.0) * macs + per_output[key] * outputs
+        totals[model][1] += instructions
+    # tiny layers (a 2-value RESHAPE) are off by large shares of almost nothing: the worst layer
+    # is reported over those of at least WORST_LAYER_MIN_INSTRUCTIONS
+    worst = max(abs((per_mac.get(k, 0.0) * m + per_output[k] * o) / i - 1)
+                for _, k, m, o, i in samples if i >= WORST_LAYER_MIN_INSTRUCTIONS)
+    return {"instructions_per_mac": per_mac, "instructions_per_output": per_output,
+            "fitted_vs_measured_ops": {m: {"fitted": f, "measured": n, "error": f / n - 1}
+                                       for m, (f, n) in totals.items()},
+            "worst_layer_error": worst}
+
+
+def toml_table(table: dict[str, float]) -> str:
+    """An inline TOML table of 4-digit floats, as the board file has them."""
+    def number(v: float) -> str:
+        text = f"{v:.4g}"
+        return text if any(c in text for c in ".e") else text + ".0"
+
+    return "{ " + ", ".join(f"{k} = {number(v)}" for k, v in table.items()) + " }"
 
 
 def agreement(bundle, prog, n: int, seed: int = 1) -> dict:
@@ -86,41 +122,57 @@ def agreement(bundle, prog, n: int, seed: int = 1) -> dict:
             "infer_instructions_spread": float(np.ptp(counts) / counts.mean())}
 
 
+def _count(shape) -> int:
+    return int(np.prod(shape)) if len(shape) else 1
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--inputs", type=int, default=50, help="random inputs for the host-vs-chip agreement")
+    ap.add_argument("--kernels", choices=tuple(MEASURED_SECTION), default="esp-nn",
+                    help="the firmware's int8 kernels (firmware.kernels): ESP-NN's C or those generated for each model")
+    ap.add_argument("--inputs", type=int, default=50, help="random inputs for the host-vs-chip agreement (0: none)")
     ap.add_argument("--per-op", action="store_true", help="also print every op's instructions")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     args = ap.parse_args()
 
     from tinyface.device.isa import COUNT_LABEL, prepare_isa
     from tinyface.device.isa_profile import profile_measured
+    from tinyface.model.graph import analyze
 
     board = load_board("esp32c3")
     work = Path(tempfile.mkdtemp(prefix="tinyface-isa-"))
     bundles = {name: load_bundle(models_dir() / name) for name in ("esp32", "esp32s3")}
     bundles["mobilenet-v1-0.25 (person detection)"] = mobilenet_v1_025(work / "mobilenet")
     results = {}
+    samples = []
     for name, bundle in bundles.items():
-        measured = profile_measured(bundle, board)
+        measured = profile_measured(bundle, board, kernels=args.kernels)
         by_kind = defaultdict(int)
-        for layer in measured.layers:
+        graph_layers = analyze(bundle.model_bytes).layers
+        for layer, graph_layer in zip(measured.layers, graph_layers):
             by_kind[layer.op] += layer.instructions
+            samples.append((name, cost_key(graph_layer.op, graph_layer.input_shapes), layer.macs,
+                            _count(layer.output_shape), layer.instructions))
         entry = {"macs": sum(x.macs for x in measured.layers), "instructions": measured.total_instructions,
                  "lower_bound_ms": measured.lower_bound_ms, "measured_ms": measured.measured_ms,
                  "est_ms": measured.total_est_ms, "share_by_op": {k: v / measured.total_instructions
                                                                   for k, v in sorted(by_kind.items())},
                  "per_op": [(x.index, x.op, x.instructions) for x in measured.layers]}
-        if not name.startswith("mobilenet"):
-            entry["agreement"] = agreement(bundle, prepare_isa(bundle, board), args.inputs)
+        if not name.startswith("mobilenet") and args.inputs:
+            entry["agreement"] = agreement(bundle, prepare_isa(bundle, board, firmware_kernels=args.kernels),
+                                           args.inputs)
         results[name] = entry
     pd = results["mobilenet-v1-0.25 (person detection)"]
     stall = PERSON_DETECTION_C3_MS * board.cpu_mhz * 1e3 / pd["instructions"]
+    fit = fitted(samples)
     if args.json:
-        print(json.dumps({"stall_factor_from_person_detection": stall, "models": results}, indent=2))
+        print(json.dumps({"kernels": args.kernels, "stall_factor_from_person_detection": stall, "fit": fit,
+                          "models": results, "layers": samples}, indent=2))
         return
-    print(f"ESP32-C3 instruction-set emulator (rv32imc, ESP-NN C kernels, qemu-riscv32): {COUNT_LABEL}, "
-          f"MEASURED on an emulator; stall factor of boards/esp32c3.toml {board.cost_model.stall_factor:g}\n")
+    kernel_label = "ESP-NN C kernels" if args.kernels == "esp-nn" else "kernels generated for each model"
+    print(f"ESP32-C3 instruction-set emulator (rv32imc, {kernel_label}, qemu-riscv32): {COUNT_LABEL}, "
+          f"MEASURED on an emulator; stall factor of boards/esp32c3.toml "
+          f"{board.cost_model_for(args.kernels).stall_factor:g}\n")
     print(f"{'model':38s} {'MACs':>11s} {'instructions':>13s} {'instr/MAC':>9s} {'>= ms':>8s} "
           f"{'x stall ms':>10s} {'est. ms':>8s} {'est/meas':>8s}")
     for name, r in results.items():
@@ -140,8 +192,18 @@ def main() -> None:
                   f"(max {a['max_lsb_vs_tflm']} LSB), {a['identical_to_tflite']:.1%} identical to host TFLite "
                   f"(max {a['max_lsb_vs_tflite']} LSB); INFER {a['infer_instructions_mean']:,.0f} instructions, "
                   f"spread {a['infer_instructions_spread']:.3%}")
-    print(f"\nstall factor: person detection's published {PERSON_DETECTION_C3_MS:.0f} ms at {board.cpu_mhz:.0f} MHz / "
-          f"{pd['instructions']:,} instructions = {stall:.3f} cycles per instruction")
+    if args.kernels == "esp-nn":
+        print(f"\nstall factor: person detection's published {PERSON_DETECTION_C3_MS:.0f} ms at {board.cpu_mhz:.0f} MHz"
+              f" / {pd['instructions']:,} instructions = {stall:.3f} cycles per instruction")
+    print(f"\nfit per op kind (instructions = per_mac x MACs + per_output x output values), "
+          f"[{MEASURED_SECTION[args.kernels]}] of boards/esp32c3.toml:")
+    print(f"instructions_per_mac = {toml_table(fit['instructions_per_mac'])}")
+    print(f"instructions_per_output = {toml_table(fit['instructions_per_output'])}")
+    for name, t in fit["fitted_vs_measured_ops"].items():
+        print(f"  {name:38s} fitted {t['fitted']:>13,.0f}  measured (sum of ops) {t['measured']:>13,}  "
+              f"{t['error']:+.2%}")
+    print(f"  worst single layer of at least {WORST_LAYER_MIN_INSTRUCTIONS:,} instructions: "
+          f"{fit['worst_layer_error']:.1%} off")
     if args.per_op:
         for name, r in results.items():
             print(f"\n{name}")

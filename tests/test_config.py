@@ -182,7 +182,7 @@ def test_presets_are_settings_files_checked_like_tinyface_toml(tmp_path, monkeyp
     assert config.load_preset("esp32").board == "esp32" and config.load_preset("esp32s3").board == "esp32s3"
     with pytest.raises(config.ConfigError, match="unknown preset 'esp64'") as err:
         config.load_preset("esp64")
-    assert err.value.hint == "known: esp32, esp32s3"
+    assert err.value.hint == "known: esp32, esp32c3, esp32s3"
     from tinyface import resources
 
     (tmp_path / "typo.toml").write_text("[distill]\nepoch = 3\n")

@@ -409,6 +409,11 @@ class QuantizeSettings:
         _check(1 <= self.qat_epochs <= MAX_EPOCHS, f"quantize.qat_epochs must be in [1, {MAX_EPOCHS}]", self.qat_epochs)
 
 
+# The firmware's int8 kernel sets (firmware.kernels): TFLM's with ESP-NN, or those generated for
+# the model (tinyface.codegen.kernels). Board files carry a MAC budget and a cost model per set.
+FIRMWARE_KERNELS = ("esp-nn", "generated")
+
+
 @dataclass
 class FirmwareSettings:
     """The generated firmware project.
@@ -428,7 +433,7 @@ class FirmwareSettings:
 
     def validate(self) -> None:
         _check(0.0 <= self.arena_margin <= 2.0, "firmware.arena_margin must be in [0, 2]", self.arena_margin)
-        _check(self.kernels in ("esp-nn", "generated"), 'firmware.kernels must be "esp-nn" or "generated"',
+        _check(self.kernels in FIRMWARE_KERNELS, f"firmware.kernels must be one of {', '.join(FIRMWARE_KERNELS)}",
                self.kernels)
 
 
@@ -588,6 +593,11 @@ class Preset:
     @property
     def board(self) -> str:
         return self.values.get("firmware", {}).get("board", FirmwareSettings.board)
+
+    @property
+    def kernels(self) -> str:
+        """The preset's firmware.kernels: its board's MAC budget is the one of this kernel set."""
+        return self.values.get("firmware", {}).get("kernels", FirmwareSettings.kernels)
 
 
 def preset_names() -> list[str]:

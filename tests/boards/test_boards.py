@@ -70,6 +70,37 @@ def test_mac_budgets_match_the_presets():
     assert load_board("esp32s3").mac_budget == 14_000_000
 
 
+def test_a_mac_budget_per_kernel_set_only_where_the_generated_kernels_were_measured():
+    c3 = load_board("esp32c3")
+    assert c3.mac_budget_for("esp-nn") == c3.mac_budget == 2_000_000
+    assert c3.mac_budget_for("generated") == c3.mac_budget_generated == 3_700_000
+    for board in list_boards():
+        if board.name != "esp32c3":  # no measured figure of the generated kernels: ESP-NN's budget
+            assert board.mac_budget_generated is None and board.measured_generated is None
+            assert board.mac_budget_for("generated") == board.mac_budget
+    with pytest.raises(ConfigError, match="unknown kernel set 'cmsis'"):
+        c3.mac_budget_for("cmsis")
+
+
+def test_a_cost_model_per_kernel_set():
+    c3 = load_board("esp32c3")
+    assert c3.cost_model_for("esp-nn") == c3.cost_model
+    generated = c3.cost_model_for("generated")
+    assert generated.measured and "generated kernels, MEASURED" in generated.source
+    assert generated.stall_factor == c3.cost_model.stall_factor
+    # the generated kernels' measured 1x1 convolution takes fewer instructions per MAC than ESP-NN's
+    ipm = c3.measured_generated["instructions_per_mac"]["CONV_2D_1x1"]
+    assert ipm < c3.measured["instructions_per_mac"]["CONV_2D_1x1"]
+    assert generated.estimate_ms("CONV_2D_1x1", 1_000_000, 0, 10_000) < c3.cost_model.estimate_ms(
+        "CONV_2D_1x1", 1_000_000, 0, 10_000)
+    esp32 = load_board("esp32")  # not measured: ESP-NN's estimate, and its source says so
+    fallback = esp32.cost_model_for("generated")
+    assert fallback.cycles_per_mac == esp32.cost_model.cycles_per_mac
+    assert "not measured on this chip" in fallback.source
+    with pytest.raises(ConfigError, match="unknown kernel set"):
+        esp32.cost_model_for("reference")
+
+
 def test_native_usb_ids_on_s3_and_c3_only():
     assert (0x303A, 0x1001) in load_board("esp32s3").usb_ids
     assert (0x303A, 0x1001) in load_board("esp32c3").usb_ids
@@ -108,11 +139,29 @@ def test_invalid_board_files_are_rejected(tmp_path, edit, message):
     assert str(path) in info.value.one_line()
 
 
+def _in_section(section, old, new):
+    """An edit of the first ``old`` after the header of ``[section]``."""
+    def edit(text):
+        head, header, tail = text.partition(f"[{section}]\n")
+        assert header and old in tail
+        return head + header + tail.replace(old, new, 1)
+    return edit
+
+
 @pytest.mark.parametrize("edit, message", [
     (lambda t: t.replace("stall_factor = 1.09", "stall_factor = 0.9"), "'measured.stall_factor' must be >= 1"),
     (lambda t: t.replace("stall_factor = 1.09\n", ""), "missing 'stall_factor' in [measured]"),
     (lambda t: t.replace("ADD = 94.10", "ADD = -1"), "'measured.instructions_per_output.ADD' must be a number >= 0"),
     (lambda t: t.replace("[measured]", "[measured]\nfudge = 2"), "unknown key 'measured.fudge'"),
+    (_in_section("measured_generated", "stall_factor = 1.09", "stall_factor = 0.9"),
+     "'measured_generated.stall_factor' must be >= 1"),
+    (_in_section("measured_generated", "stall_factor = 1.09\n", ""), "missing 'stall_factor' in [measured_generated]"),
+    (lambda t: t.replace("mac_budget_generated = 3_700_000", "mac_budget_generated = 0"),
+     "'budget.mac_budget_generated' must be > 0"),
+    (lambda t: t.replace("mac_budget_generated = 3_700_000", "mac_budget_generated = 3.7e6"),
+     "'budget.mac_budget_generated' must be int"),
+    (lambda t: t.replace("mac_budget_generated = 3_700_000", "mac_budget_genrated = 3_700_000"),
+     "unknown key 'budget.mac_budget_genrated'"),
 ])
 def test_invalid_measured_sections_are_rejected(tmp_path, edit, message):
     (tmp_path / "esp32c3.toml").write_text(edit((boards_dir() / "esp32c3.toml").read_text()))
@@ -155,12 +204,17 @@ def test_cli_boards_json_lists_every_board_with_budgets():
     assert [r["name"] for r in rows] == ["esp32", "esp32c3", "esp32cam", "esp32s3"]
     esp32 = rows[0]
     assert esp32["platformio"]["board"] == "esp32dev" and esp32["mac_budget"] == 2_000_000
+    assert esp32["mac_budget_generated"] is None and not esp32["generated_kernels_measured"]
+    assert rows[1]["mac_budget_generated"] == 3_700_000 and rows[1]["generated_kernels_measured"]
     assert esp32["sram_arena_bytes"] == 131_072 and esp32["usb_ids"][0] == "10C4:EA60"
 
 
 def test_cli_boards_table_and_unknown_board():
     table = _cli("boards")
     assert table.returncode == 0 and "esp32-s3-devkitc-1" in table.stdout and "380 ms" in table.stdout
+    c3_row = next(line for line in table.stdout.splitlines() if "esp32-c3-devkitm-1" in line)
+    assert "2.0M" in c3_row and "3.7M" in c3_row  # ESP-NN's budget and the generated kernels'
+    assert "esp32c3 with generated kernels, MEASURED" in " ".join(table.stdout.split())
     bad = _cli("boards", "nope")
     assert bad.returncode == 3 and bad.stderr.strip().startswith("tinyface: error: unknown board 'nope'")
     assert "Traceback" not in bad.stderr

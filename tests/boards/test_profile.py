@@ -77,3 +77,23 @@ def test_default_model_is_the_released_one_or_a_clear_error():
         return
     proc = _cli()
     assert proc.returncode == 6 and "--model" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_profile_prices_the_kernel_set(tiny_bundle):
+    """--kernels picks the board's cost model of that kernel set (default: firmware.kernels)."""
+    c3 = load_board("esp32c3")
+    results = {}
+    for kernels in ("esp-nn", "generated"):
+        proc = _cli("--board", "esp32c3", "--kernels", kernels, "--model", str(tiny_bundle.model_path), "--json")
+        assert proc.returncode == 0, proc.stderr
+        results[kernels] = json.loads(proc.stdout)
+        assert results[kernels]["kernels"] == kernels
+        assert results[kernels]["cost_source"] == c3.cost_model_for(kernels).source
+        expected = profile_model(tiny_bundle.model_bytes, c3.cost_model_for(kernels)).total_est_ms
+        assert results[kernels]["total_est_ms"] == pytest.approx(expected)
+    assert results["generated"]["total_est_ms"] < results["esp-nn"]["total_est_ms"]
+    default = _cli("--board", "esp32c3", "--model", str(tiny_bundle.model_path), "--json",
+                   "--set", 'firmware.kernels="generated"')
+    assert default.returncode == 0 and json.loads(default.stdout)["kernels"] == "generated"
+    bad = _cli("--kernels", "cmsis", "--model", str(tiny_bundle.model_path))
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr

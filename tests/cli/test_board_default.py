@@ -50,3 +50,19 @@ def test_emulate_defaults_to_firmware_board(tmp_path):
         proc.terminate()
         _, err = proc.communicate(timeout=30)
     assert "emulated esp32s3:" in err, err
+
+
+def test_emulate_estimates_with_the_cost_model_of_firmware_kernels(tmp_path):
+    """The Python emulation's latency estimate prices the kernel set of firmware.kernels."""
+    from tinyface.boards import load_board
+
+    (tmp_path / "tinyface.toml").write_text('[firmware]\nboard = "esp32c3"\nkernels = "generated"\n')
+    proc = subprocess.Popen([sys.executable, "-m", "tinyface.cli.main", "emulate", "--once"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    try:
+        port = proc.stdout.readline().strip()
+        assert port, proc.stderr.read() if proc.poll() is not None else "no port printed"
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert load_board("esp32c3").cost_model_for("generated").source[:60] in " ".join(err.split()), err

@@ -75,3 +75,20 @@ def test_cli_over_budget_is_one_line_exit_10(tiny_bundle, tmp_path):
     assert result.returncode == 10, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("tinyface: error: esp32: tensor arena")
+
+
+@pytest.mark.parametrize("kernels, expected", [("esp-nn", 2_000_000), ("generated", 3_700_000)])
+def test_the_mac_budget_is_the_boards_for_the_kernel_set(kernels, expected):
+    budget, _ = check_budget(load_board("esp32c3"), 10_000, ArenaPlan(1000, 0.15, 1152), input_bytes=2304,
+                             embedding_dim=128, macs=3_260_000, kernels=kernels)
+    assert budget.mac_budget == expected and budget.kernels == kernels
+    assert f"board budget {expected / 1e6:.1f} M with {kernels} kernels" in budget.summary()
+    # a board without a figure of the generated kernels keeps ESP-NN's budget for them
+    esp32, _ = check_budget(load_board("esp32"), 10_000, ArenaPlan(1000, 0.15, 1152), input_bytes=2304,
+                            embedding_dim=128, kernels=kernels)
+    assert esp32.mac_budget == 2_000_000
+
+
+def test_a_generated_kernels_project_reports_the_generated_budget(tiny_bundle, tmp_path):
+    project = generate_project(tiny_bundle, load_board("esp32c3"), tmp_path / "p", kernels="generated")
+    assert project.budget.mac_budget == 3_700_000 and project.to_dict()["budget"]["kernels"] == "generated"

@@ -13,6 +13,7 @@ import sys
 import numpy as np
 import pytest
 
+from tinyface.boards import load_board
 from tinyface.errors import ToolchainError
 
 pytestmark = pytest.mark.isa
@@ -157,11 +158,15 @@ def test_rv32_firmware_counts_instructions_and_matches_host_tflm(isa_program, ti
     assert abs(replies[0].latency_us - replies[0].cycles / 160) <= 1
 
 
-def test_profile_measured_per_op_and_the_estimate_within_15_percent(isa_toolchain):
+@pytest.mark.parametrize("kernels", ["esp-nn", "generated"])
+def test_profile_measured_per_op_and_the_estimate_within_15_percent(isa_toolchain, kernels):
+    """Each kernel set's instructions, counted, against the board's cost model of that set."""
     proc = subprocess.run([sys.executable, "-m", "tinyface.cli.main", "profile", "--board", "esp32c3", "--measured",
-                           "--json"], capture_output=True, text=True, timeout=900)
+                           "--kernels", kernels, "--json"], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout)
+    assert result["kernels"] == kernels
+    assert result["cost_source"] == load_board("esp32c3").cost_model_for(kernels).source
     assert "MEASURED" in result["instructions_are"] and "ESTIMATED" in result["est_ms_is"]
     from tinyface.model.graph import analyze
     from tinyface.boards.profile import default_model_dir

@@ -1,5 +1,5 @@
-"""Board presets: the student of each preset fits its board's MAC budget, counted on the
-real int8 graph (not on the Keras model)."""
+"""Board presets: the student of each preset fits its board's MAC budget for the preset's
+kernel set (firmware.kernels), counted on the real int8 graph (not on the Keras model)."""
 
 import numpy as np
 import pytest
@@ -19,7 +19,7 @@ def test_preset_student_fits_the_board_mac_budget_in_int8(name):
     from tinyface.boards import load_board
 
     preset = config.load_preset(name)
-    budget = load_board(preset.board).mac_budget
+    budget = load_board(preset.board).mac_budget_for(preset.kernels)  # the budget of the preset's kernel set
     s = config.load(None, None, base=preset.settings())
     size, channels = s.data.crop_size, s.data.channels
     model, _ = build_student(s.student.arch, (size, size, channels), s.student.embedding_dim, s.student.width)
@@ -39,3 +39,12 @@ def test_unknown_architecture_is_a_config_error():
 
     with pytest.raises(ConfigError, match="unknown student architecture"):
         build_student("resnet9000", (48, 48, 1))
+
+
+def test_the_esp32c3_preset_uses_the_generated_kernels_budget():
+    from tinyface.boards import load_board
+
+    preset = config.load_preset("esp32c3")
+    assert preset.board == "esp32c3" and preset.kernels == "generated"
+    assert load_board(preset.board).mac_budget_for(preset.kernels) == 3_700_000
+    assert config.load_preset("esp32").kernels == "esp-nn"

@@ -4,19 +4,22 @@ A board file says how to build for the board (PlatformIO platform, board id, fra
 what it has (CPU clock, flash and its SPI mode, SRAM for the arena, PSRAM, a USB-Serial/JTAG
 port, which ESP-NN kernels it runs), how to talk to it (baud, upload baud, whether the
 serial adapter's RTS/DTR lines must stay released, USB VID:PIDs for auto-detection), what
-the model pipeline may spend on it (``mac_budget``)
-and the published measurement its latency cost model is calibrated on. Every key is
-required and an unknown key is an error, so a typo never silently becomes a default.
-docs/boards.md documents the fields.
+the model pipeline may spend on it (``mac_budget``, and ``mac_budget_generated`` where the
+kernels generated for the model were measured on the chip) and the published measurement its
+latency cost model is calibrated on (optionally, ``[measured]`` and ``[measured_generated]``:
+cost models counted on the chip's instruction set, one per kernel set). Every key is required
+but those marked optional, and an unknown key is an error, so a typo never silently becomes a
+default. docs/boards.md documents the fields.
 """
 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tinyface.boards.costmodel import CostModel
+from tinyface.config import FIRMWARE_KERNELS
 from tinyface.errors import ConfigError
 from tinyface.resources import boards_dirs
 
@@ -37,12 +40,22 @@ SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     },
 }
 
-# Optional sections: absent, or present with every key. [measured] is a cost model measured
-# on the chip's instruction set (tinyface profile --measured; docs/boards.md).
-OPTIONAL_SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
-    "measured": {"stall_factor": _NUM, "instructions_per_mac": (dict,), "instructions_per_output": (dict,),
-                 "source": (str,)},
+# Optional keys of required sections. [budget] mac_budget_generated: the MAC budget with the
+# kernels generated for the model (firmware.kernels = "generated"); absent: mac_budget.
+OPTIONAL_KEYS: dict[str, dict[str, tuple[type, ...]]] = {
+    "budget": {"mac_budget_generated": _INT},
 }
+_MEASURED_KEYS = {"stall_factor": _NUM, "instructions_per_mac": (dict,), "instructions_per_output": (dict,),
+                  "source": (str,)}
+# Optional sections: absent, or present with every key. [measured] is a cost model of ESP-NN's
+# kernels measured on the chip's instruction set (tinyface profile --measured; docs/boards.md),
+# [measured_generated] the same for the kernels generated for the model.
+OPTIONAL_SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
+    "measured": _MEASURED_KEYS,
+    "measured_generated": _MEASURED_KEYS,
+}
+# firmware.kernels -> the [measured]-like section of its instruction-set cost model.
+MEASURED_SECTION = {"esp-nn": "measured", "generated": "measured_generated"}
 
 # The generated partition table (firmware/partitions.csv.j2) keeps the first 128 KiB for
 # the bootloader, the partition table, NVS (84 KiB: the gallery blob is rewritten
@@ -90,7 +103,40 @@ class Board:
     overhead_us_per_op: float
     cost_source: str
     path: Path
-    measured: dict | None = None  # the [measured] section, if any
+    measured: dict | None = None  # the [measured] section (ESP-NN's kernels), if any
+    mac_budget_generated: int | None = None  # [budget] mac_budget_generated, if any
+    measured_generated: dict | None = None  # the [measured_generated] section, if any
+
+    def mac_budget_for(self, kernels: str = "esp-nn") -> int:
+        """The MAC budget of a model running ``kernels`` (firmware.kernels): ``mac_budget_generated``
+        for "generated" where the board has one, else ``mac_budget``.
+
+        Raises:
+            ConfigError: an unknown kernel set.
+        """
+        _check_kernels(kernels)
+        if kernels == "generated" and self.mac_budget_generated:
+            return self.mac_budget_generated
+        return self.mac_budget
+
+    def cost_model_for(self, kernels: str = "esp-nn") -> CostModel:
+        """The latency estimate of a model running ``kernels`` (firmware.kernels).
+
+        "esp-nn" is ``cost_model``. "generated" is ``[measured_generated]`` where the board has
+        it; elsewhere no figure of the generated kernels exists, and the estimate is
+        ``cost_model``'s, its source saying so.
+
+        Raises:
+            ConfigError: an unknown kernel set.
+        """
+        _check_kernels(kernels)
+        if kernels == "esp-nn":
+            return self.cost_model
+        if self.measured_generated:
+            return self.measured_cost_model_for(kernels)
+        cm = self.cost_model
+        return replace(cm, source=f"{self.name} with generated kernels: not measured on this chip, so ESP-NN's "
+                                  f"estimate: {cm.source}")
 
     @property
     def cost_model(self) -> CostModel:
@@ -103,11 +149,23 @@ class Board:
     @property
     def measured_cost_model(self) -> CostModel:
         """Instructions counted on the instruction-set emulator x the stall factor ([measured])."""
-        m = self.measured or {}
+        return self.measured_cost_model_for("esp-nn")
+
+    def measured_cost_model_for(self, kernels: str) -> CostModel:
+        """The ``[measured]`` (ESP-NN) or ``[measured_generated]`` cost model: instructions counted
+        on the instruction-set emulator x the stall factor.
+
+        Raises:
+            KeyError: the board has no such section.
+        """
+        m = self.measured if kernels == "esp-nn" else self.measured_generated
+        if not m:
+            raise KeyError(f"{self.name} has no [{MEASURED_SECTION[kernels]}] section")
+        what = "ESP-NN" if kernels == "esp-nn" else "generated kernels"
         return CostModel.from_instructions(
             self.cpu_mhz, {k: float(v) for k, v in m["instructions_per_mac"].items()},
             {k: float(v) for k, v in m["instructions_per_output"].items()}, float(m["stall_factor"]),
-            source=f"{self.name} with ESP-NN, MEASURED instructions x stall factor {float(m['stall_factor']):g}: "
+            source=f"{self.name} with {what}, MEASURED instructions x stall factor {float(m['stall_factor']):g}: "
                    f"{m['source']}")
 
     @property
@@ -143,6 +201,10 @@ class Board:
             "psram_bytes": self.psram_bytes, "esp_nn": self.esp_nn, "esp_nn_kernels": self.esp_nn_kernels,
             "flash_mode": self.flash_mode, "usb_serial_jtag": self.usb_serial_jtag,
             "baud": self.baud, "upload_baud": self.upload_baud, "release_rts_dtr": self.release_rts_dtr, "usb_ids": self.usb_ids_hex, "mac_budget": self.mac_budget,
+            # with the kernels generated for the model: None where the board file has no figure
+            # of them (mac_budget_for("generated") is then mac_budget)
+            "mac_budget_generated": self.mac_budget_generated,
+            "generated_kernels_measured": self.measured_generated is not None,
             "firmware_flash_bytes": self.firmware_flash_bytes,
             "cycles_per_mac": cm.cycles_per_mac.get("default", 0.0), "overhead_us_per_op": cm.overhead_us_per_op,
             "cost_source": cm.source,
@@ -207,17 +269,18 @@ def load_board_file(path: str | Path) -> Board:
         if table is None:
             raise ConfigError(f"board file {path} has no [{section}] section")
         extra = (set(SCHEMA) - {""}) | set(OPTIONAL_SCHEMA) if section == "" else set()
-        values.update(_checked_table(table, section, keys, path, extra))
+        values.update(_checked_table(table, section, keys, path, extra, OPTIONAL_KEYS.get(section)))
 
     measured = _optional_section(raw, "measured", path)
+    measured_generated = _optional_section(raw, "measured_generated", path)
     name = values["name"]
     if name != path.stem:
         raise ConfigError(f"board file {path} says name = '{name}'; it must match the file name '{path.stem}'")
     for key in ("chip.cpu_mhz", "chip.flash_bytes", "chip.sram_arena_bytes", "chip.sram_heap_bytes", "serial.baud",
-                "serial.upload_baud", "budget.mac_budget",
+                "serial.upload_baud", "budget.mac_budget", "budget.mac_budget_generated",
                 "cost_model.calibration_macs", "cost_model.calibration_ops", "cost_model.calibration_ms_esp_nn",
                 "cost_model.calibration_ms_reference"):
-        if values[key] <= 0:
+        if key in values and values[key] <= 0:
             raise ConfigError(f"board file {path}: '{key}' must be > 0, got {values[key]!r}")
     for key in ("chip.psram_bytes", "budget.firmware_flash_bytes", "cost_model.overhead_us_per_op"):
         if values[key] < 0:
@@ -251,6 +314,7 @@ def load_board_file(path: str | Path) -> Board:
         calibration_ms_reference=float(values["cost_model.calibration_ms_reference"]),
         overhead_us_per_op=float(values["cost_model.overhead_us_per_op"]),
         cost_source=values["cost_model.source"], path=path, measured=measured,
+        mac_budget_generated=values.get("budget.mac_budget_generated"), measured_generated=measured_generated,
     )
     if not board.usb_ids:
         raise ConfigError(f"board file {path}: 'serial.usb_ids' must list at least one VID:PID")
@@ -258,17 +322,20 @@ def load_board_file(path: str | Path) -> Board:
         board.esp_nn_cost_model, board.reference_cost_model  # noqa: B018 - validates the calibration
     except ValueError as exc:
         raise ConfigError(f"board file {path}: bad [cost_model] calibration: {exc}") from None
-    if measured:
-        try:
-            board.measured_cost_model  # noqa: B018 - validates the coefficients
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(f"board file {path}: bad [measured] cost model: {exc}") from None
+    for kernels, section in MEASURED_SECTION.items():
+        if raw.get(section) is not None:
+            try:
+                board.measured_cost_model_for(kernels)
+            except (ValueError, TypeError) as exc:
+                raise ConfigError(f"board file {path}: bad [{section}] cost model: {exc}") from None
     return board
 
 
-def _checked_table(table, section: str, keys: dict, path: Path, extra: set = frozenset()) -> dict:
+def _checked_table(table, section: str, keys: dict, path: Path, extra: set = frozenset(),
+                   optional: dict | None = None) -> dict:
     """The values of one section of a board file, by dotted key, once every key of ``keys`` is
-    there with a type it allows and nothing else is (but the ``extra`` names).
+    there with a type it allows and nothing else is (but the ``extra`` names); the ``optional``
+    keys (name -> types) present are type-checked as well.
 
     Raises:
         ConfigError: not a table, a missing, unknown or wrongly typed key.
@@ -277,7 +344,8 @@ def _checked_table(table, section: str, keys: dict, path: Path, extra: set = fro
     if not isinstance(table, dict):
         raise ConfigError(f"board file {path}: [{section}] must be a table")
     values = {}
-    for key, types in keys.items():
+    present_optional = {k: t for k, t in (optional or {}).items() if k in table}
+    for key, types in {**keys, **present_optional}.items():
         if key not in table:
             raise ConfigError(f"board file {path} is missing '{key}' in {where}",
                               hint="docs/boards.md lists the keys")
@@ -286,10 +354,10 @@ def _checked_table(table, section: str, keys: dict, path: Path, extra: set = fro
             kind = " or ".join(t.__name__ for t in types)
             raise ConfigError(f"board file {path}: '{_dotted(section, key)}' must be {kind}, got {value!r}")
         values[_dotted(section, key)] = value
-    unknown = sorted(set(table) - set(keys) - set(extra))
+    unknown = sorted(set(table) - set(keys) - set(extra) - set(optional or {}))
     if unknown:
         raise ConfigError(f"board file {path} has unknown key '{_dotted(section, unknown[0])}'",
-                          hint=f"known keys of {where}: {', '.join(keys)}")
+                          hint=f"known keys of {where}: {', '.join([*keys, *(optional or {})])}")
     return values
 
 
@@ -307,6 +375,12 @@ def _optional_section(raw: dict, section: str, path: Path) -> dict | None:
         raise ConfigError(f"board file {path}: '{section}.stall_factor' must be >= 1 (an instruction takes at least "
                           f"one cycle), got {table['stall_factor']!r}")
     return dict(table)
+
+
+def _check_kernels(kernels: str) -> None:
+    if kernels not in FIRMWARE_KERNELS:
+        raise ConfigError(f"unknown kernel set {kernels!r}",
+                          hint=f"firmware.kernels is one of {', '.join(FIRMWARE_KERNELS)}")
 
 
 def _dotted(section: str, key: str) -> str:

@@ -16,6 +16,7 @@ CostModel.from_instructions and docs/boards.md.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 
@@ -102,6 +103,60 @@ class CostModel:
         cycles_per_mac = compute_ms * cpu_mhz * 1e3 / macs
         return cls(cpu_mhz=float(cpu_mhz), cycles_per_mac={"default": cycles_per_mac},
                    overhead_us_per_op=overhead_us_per_op, source=source)
+
+
+def fit_instructions(layers) -> tuple[dict[str, float], dict[str, float]]:
+    """Instructions per MAC and per output value, by cost key, fitted to measured layers.
+
+    For each cost key, ``instructions = per_mac x MACs + per_output x output values`` is
+    fitted by least squares with both coefficients >= 0, each layer weighted by
+    1/sqrt(its instructions) (a middle way: plain least squares ignores small layers, relative
+    errors ignore the large ones that make up the total). Keys whose layers have no MACs get
+    per_output only.
+
+    Args:
+        layers: (cost key, MACs, output values, instructions measured) for every layer.
+
+    Returns:
+        (instructions_per_mac, instructions_per_output), the tables of a board file's
+        ``[measured]`` section (without ``default``).
+    """
+    import numpy as np
+
+    groups: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
+    for key, macs, outputs, instructions in layers:
+        groups[key].append((float(macs), float(outputs), float(instructions)))
+    per_mac: dict[str, float] = {}
+    per_output: dict[str, float] = {}
+    for key, rows in sorted(groups.items()):
+        a = np.array([r[:2] for r in rows])
+        y = np.array([r[2] for r in rows])
+        w = 1.0 / np.sqrt(np.maximum(y, 1.0))
+        has_macs = bool(a[:, 0].any())
+        columns = a if has_macs else a[:, 1:]
+        coef = _nnls(columns * w[:, None], y * w)
+        if has_macs:
+            per_mac[key] = float(coef[0])
+        per_output[key] = float(coef[-1])
+    return per_mac, per_output
+
+
+def _nnls(a, y):
+    """Least squares with non-negative coefficients, for one or two columns: the unconstrained
+    solution if it is non-negative, else the best solution with one coefficient at zero."""
+    import numpy as np
+
+    coef = np.linalg.lstsq(a, y, rcond=None)[0]
+    if (coef >= 0).all():
+        return coef
+    best, best_err = np.zeros(a.shape[1]), float(np.sum(y ** 2))
+    for j in range(a.shape[1]):
+        col = a[:, j]
+        c = max(float(col @ y) / float(col @ col), 0.0) if col.any() else 0.0
+        err = float(np.sum((y - c * col) ** 2))
+        if err < best_err:
+            best, best_err = np.eye(a.shape[1])[j] * c, err
+    return best
 
 
 DEFAULT = CostModel(

@@ -38,6 +38,7 @@ class ModelProfile:
     total_est_ms: float
     cpu_mhz: float
     cost_source: str
+    kernels: str = "esp-nn"  # firmware.kernels: the kernel set the cost model prices
 
     @property
     def total_est_cycles(self) -> int:
@@ -50,8 +51,10 @@ class ModelProfile:
         return d
 
 
-def profile_model(model_bytes: bytes, cost_model: CostModel, board: str = "", model: str = "") -> ModelProfile:
-    """Estimate every layer of ``model_bytes`` with ``cost_model``.
+def profile_model(model_bytes: bytes, cost_model: CostModel, board: str = "", model: str = "",
+                  kernels: str = "esp-nn") -> ModelProfile:
+    """Estimate every layer of ``model_bytes`` with ``cost_model`` (the board's for ``kernels``,
+    ``Board.cost_model_for``; ``kernels`` only labels the result).
 
     Raises:
         ModelError: the model cannot be parsed.
@@ -68,7 +71,7 @@ def profile_model(model_bytes: bytes, cost_model: CostModel, board: str = "", mo
     return ModelProfile(model=model, board=board, layers=layers, total_macs=graph.total_macs,
                         total_params=graph.total_params, total_param_bytes=graph.total_param_bytes,
                         total_est_ms=sum(layer.est_ms for layer in layers), cpu_mhz=cost_model.cpu_mhz,
-                        cost_source=cost_model.source)
+                        cost_source=cost_model.source, kernels=kernels)
 
 
 def _count(shape) -> int:

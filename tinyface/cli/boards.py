@@ -12,7 +12,9 @@ from tinyface.cli.common import json_option
 @json_option
 def boards(name, as_json):
     """List the supported boards: PlatformIO board, CPU clock, flash, SRAM for the arena,
-    PSRAM, which ESP-NN kernels the chip runs, the MAC budget of the model preset, and the calibrated cost model.
+    PSRAM, which ESP-NN kernels the chip runs, the MAC budget of the model preset (with ESP-NN's
+    kernels, and with the kernels generated for the model where the board has a measured figure
+    for them, firmware.kernels = "generated"), and the calibrated cost model.
 
     Give NAME to show one board. Boards are data (docs/boards.md): a board of your own is a
     file in a folder you name with the global option --boards-dir (or $TINYFACE_BOARDS_DIR).
@@ -46,7 +48,8 @@ def _print_table(selected) -> None:
     from rich.table import Table
 
     table = Table(title="tinyface boards (sizes in bytes: K = KiB, M = MiB)", title_justify="left")
-    headers = ("board", "PlatformIO board", "MHz", "flash", "SRAM arena", "PSRAM", "ESP-NN", "MAC budget", "ms/M MAC")
+    headers = ("board", "PlatformIO board", "MHz", "flash", "SRAM arena", "PSRAM", "ESP-NN", "MAC budget",
+               "generated", "ms/M MAC")
     for header in headers:
         table.add_column(header, justify="left" if header in ("board", "PlatformIO board", "ESP-NN") else "right")
     for b in selected:
@@ -54,12 +57,19 @@ def _print_table(selected) -> None:
         table.add_row(
             b.name, b.pio_board, f"{b.cpu_mhz:.0f}", _size(b.flash_bytes), _size(b.sram_arena_bytes),
             _size(b.psram_bytes), ESP_NN_KERNELS[b.esp_nn_kernels] if b.esp_nn else "no", f"{b.mac_budget / 1e6:.1f}M",
+            f"{b.mac_budget_generated / 1e6:.1f}M" if b.mac_budget_generated else "-",
             f"{cm.estimate_ms('CONV_2D_1x1', 1_000_000) - cm.overhead_us_per_op / 1e3:.1f}",
         )
     # Piped output keeps full rows instead of wrapping at 80 columns.
-    console = out_console(width=None if sys.stdout.isatty() else 120)
+    console = out_console(width=None if sys.stdout.isatty() else 132)
     console.print(table)
-    console.print("ms/M MAC: estimated milliseconds per million MACs (the board's cost model), calibrated on:",
+    console.print("MAC budget: with ESP-NN's kernels; generated: with the kernels generated for the model "
+                  "(firmware.kernels = \"generated\"), where measured (-: none, the ESP-NN budget applies)",
                   style="dim")
+    console.print("ms/M MAC: estimated milliseconds per million MACs (the board's cost model, ESP-NN), "
+                  "calibrated on:", style="dim")
     for b in selected:
         console.print(f"  {b.name} ({b.title}): {b.cost_source}", style="dim", soft_wrap=True)
+    for b in selected:
+        if b.measured_generated:
+            console.print(f"  {b.cost_model_for('generated').source}", style="dim", soft_wrap=True)

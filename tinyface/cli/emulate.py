@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from tinyface.cli.common import load_settings, set_option
+from tinyface.config import FIRMWARE_KERNELS
 
 
 @click.command()
@@ -24,9 +25,10 @@ from tinyface.cli.common import load_settings, set_option
                    "qemu-riscv32 (needs TFLM_DIR=esp-tflite-micro and the Debian packages gcc-riscv64-unknown-elf "
                    "picolibc-riscv64-unknown-elf qemu-user); cycles are instructions (a lower bound on cycles). "
                    "Example: tinyface emulate --isa --once")
-@click.option("--kernels", type=click.Choice(["esp-nn", "generated"]), default=None,
+@click.option("--kernels", type=click.Choice(FIRMWARE_KERNELS), default=None,
               help="With --native or --isa: the firmware's int8 kernels, TFLM's or those generated for this model "
-                   "(bit-exact with TFLM's reference kernels) [default: firmware.kernels]. "
+                   "(bit-exact with TFLM's reference kernels); without: the kernel set whose latency the estimate "
+                   "prices (the board's cost model for it) [default: firmware.kernels]. "
                    "Example: --native --kernels generated")
 @click.option("--drop-reply", "drop_replies", type=click.IntRange(min=1), multiple=True, metavar="N",
               help="TEST ONLY (fault injection): do not send the N-th reply (counted from 1). Repeatable.")
@@ -89,16 +91,18 @@ def emulate(ctx, board, model_path, baud, once, native, isa, kernels, drop_repli
     faults = Faults(frozenset(drop_replies), frozenset(corrupt_replies))
     stop = _stop_on_sigterm()
 
+    cost = b.cost_model_for(kernels)
+
     def ready(path, emu):
         what = (f"emulated {b.name}: {bundle.meta.name} {emu.input_shape} -> {emu.output_size}, "
                 f"sha256 {bundle.model_hash[:16]}, arena {emu.arena_used_bytes:,} B; latency ESTIMATED "
-                f"{emu.profile.total_est_ms:.2f} ms ({b.cost_model.source})")
+                f"{emu.profile.total_est_ms:.2f} ms ({cost.source})")
         if faults.drop_replies or faults.corrupt_replies:
             what += f"; FAULT INJECTION drop={sorted(faults.drop_replies)} corrupt={sorted(faults.corrupt_replies)}"
         _announce(sys, info, path, what, baud)
 
     try:
-        emu = run_emulator(bundle, b.name, b.cost_model, baud=baud, once=once, faults=faults, on_ready=ready,
+        emu = run_emulator(bundle, b.name, cost, baud=baud, once=once, faults=faults, on_ready=ready,
                            stop=stop)
     except KeyboardInterrupt:
         info("emulator stopped")

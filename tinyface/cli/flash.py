@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from tinyface.cli.common import json_option, load_settings, set_option
+from tinyface.config import FIRMWARE_KERNELS
 
 
 @click.command()
@@ -17,7 +18,7 @@ from tinyface.cli.common import json_option, load_settings, set_option
               help="Where the PlatformIO project is generated (default: build/firmware/<board>).")
 @click.option("--enroll", "enroll_dir", type=click.Path(exists=True, file_okay=False), default=None,
               help="Compile in a gallery: one sub-folder of photos per person (at most 16 people).")
-@click.option("--kernels", type=click.Choice(["esp-nn", "generated"]), default=None,
+@click.option("--kernels", type=click.Choice(FIRMWARE_KERNELS), default=None,
               help="Int8 kernels: TFLM's with ESP-NN, or generated for this model (bit-exact with TFLM's "
                    "reference kernels; default: firmware.kernels, esp-nn). Example: --kernels generated")
 @click.option("--dry-run", is_flag=True, help="Check the budget and render the project only: no PlatformIO, no board.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from tinyface.cli.common import json_option, load_settings, set_option
+from tinyface.config import FIRMWARE_KERNELS
 
 
 @click.command()
@@ -12,6 +13,10 @@ from tinyface.cli.common import json_option, load_settings, set_option
               help="Board whose cost model prices the layers (boards/*.toml) [default: firmware.board].")
 @click.option("--model", "model_path", type=click.Path(), default=None,
               help="Model bundle folder or .tflite (default: as `tinyface flash`: build/<board>/ if built, else the released models/<board>/, then build/esp32/, models/esp32/).")
+@click.option("--kernels", type=click.Choice(FIRMWARE_KERNELS), default=None,
+              help="The firmware's int8 kernels to price (and, with --measured, to count): TFLM's with ESP-NN, or "
+                   "those generated for this model; each has its own cost model in the board file "
+                   "[default: firmware.kernels]. Example: tinyface profile --board esp32c3 --kernels generated")
 @click.option("--measured", is_flag=True,
               help="Also MEASURE: count each op's instructions on the ESP32-C3 instruction-set emulator "
                    "(the firmware built for rv32imc under qemu-riscv32; esp32c3 only; needs TFLM_DIR and "
@@ -19,11 +24,12 @@ from tinyface.cli.common import json_option, load_settings, set_option
 @json_option
 @set_option
 @click.pass_context
-def profile(ctx, board, model_path, measured, as_json, set_items):
+def profile(ctx, board, model_path, kernels, measured, as_json, set_items):
     """Per-layer op, output shape, MACs, parameters and ESTIMATED milliseconds on a board.
 
-    Estimates come from the board's cost model (cycles per MAC calibrated on a published
-    TFLM timing, plus a fixed cost per op); the source of the coefficients is printed.
+    Estimates come from the board's cost model for the kernel set (--kernels): cycles per MAC
+    calibrated on a published TFLM timing plus a fixed cost per op, or, where the board file
+    has one, instructions counted on its instruction set; the source is printed.
     Measure the real figure with `tinyface bench --port PORT` on a flashed board, or, for
     the ESP32-C3, with --measured: instructions per op counted on its instruction set (a
     lower bound on cycles), shown beside the estimate.
@@ -33,6 +39,7 @@ def profile(ctx, board, model_path, measured, as_json, set_items):
       tinyface profile --board esp32
       tinyface profile --board esp32s3 --model build/run1 --json
       tinyface profile --board esp32c3 --measured
+      tinyface profile --board esp32c3 --kernels generated --measured
     """
     from pathlib import Path
 
@@ -41,7 +48,9 @@ def profile(ctx, board, model_path, measured, as_json, set_items):
     from tinyface.errors import ModelError
     from tinyface.model.bundle import resolve_model
 
-    b = load_board(load_settings(ctx, {"firmware": {"board": board}}, set_items).firmware.board)
+    settings = load_settings(ctx, {"firmware": {"board": board, "kernels": kernels}}, set_items)
+    b = load_board(settings.firmware.board)
+    kernels = settings.firmware.kernels
     path = resolve_model(model_path, b.name)
     if path.is_dir():
         path = path / "model.tflite"
@@ -53,7 +62,7 @@ def profile(ctx, board, model_path, measured, as_json, set_items):
         from tinyface.model.bundle import load_bundle
 
         with err_console().status("building the ESP32-C3 (rv32imc) firmware and counting instructions"):
-            result = profile_measured(load_bundle(path), b)
+            result = profile_measured(load_bundle(path), b, kernels=kernels)
         if as_json:
             from tinyface.console import print_json
 
@@ -61,7 +70,8 @@ def profile(ctx, board, model_path, measured, as_json, set_items):
             return
         _print_measured(result)
         return
-    result = profile_model(path.read_bytes(), b.cost_model, board=b.name, model=str(path))
+    result = profile_model(path.read_bytes(), b.cost_model_for(kernels), board=b.name, model=str(path),
+                           kernels=kernels)
     if as_json:
         from tinyface.console import print_json
 
@@ -76,7 +86,8 @@ def _print(result) -> None:
     from tinyface.console import out_console
     from rich.table import Table
 
-    table = Table(title=f"{result.model} on {result.board} (latency ESTIMATED from the board's cost model)",
+    table = Table(title=f"{result.model} on {result.board} with {result.kernels} kernels (latency ESTIMATED from "
+                        f"the board's cost model)",
                   title_justify="left")
     for header in ("#", "op", "output shape", "MACs", "params", "est. ms"):
         table.add_column(header, justify="left" if header in ("op", "output shape") else "right")
@@ -98,8 +109,8 @@ def _print_measured(result) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{result.model} on {result.board}: instructions MEASURED on the instruction-set emulator, "
-                        f"latency ESTIMATED by the cost model", title_justify="left")
+    table = Table(title=f"{result.model} on {result.board} with {result.kernels} kernels: instructions MEASURED on "
+                        f"the instruction-set emulator, latency ESTIMATED by the cost model", title_justify="left")
     for header in ("#", "op", "output shape", "MACs", "instructions", "instr/MAC", "meas. ms", "est. ms", "est/meas"):
         table.add_column(header, justify="left" if header in ("op", "output shape") else "right")
     mhz = result.cpu_mhz * 1e3

@@ -56,7 +56,8 @@ class Budget:
     ram_used_bytes: int  # internal SRAM: arena (unless in PSRAM) + firmware buffers
     input_bytes: int
     macs: int
-    mac_budget: int
+    mac_budget: int  # the board's, for the kernel set below (Board.mac_budget_for)
+    kernels: str = "esp-nn"  # firmware.kernels
 
     @property
     def flash_free_bytes(self) -> int:
@@ -74,13 +75,16 @@ class Budget:
         return (f"{self.board}: flash {self.flash_used_bytes:,} of {self.app_flash_bytes:,} B "
                 f"(model {self.model_bytes:,}); arena {self.arena_bytes:,} B in {where}; "
                 f"SRAM {self.ram_used_bytes:,} of {self.sram_heap_bytes:,} B; "
-                f"{self.macs / 1e6:.2f} M MACs (board budget {self.mac_budget / 1e6:.1f} M)")
+                f"{self.macs / 1e6:.2f} M MACs "
+                f"(board budget {self.mac_budget / 1e6:.1f} M with {self.kernels} kernels)")
 
 
 def check_budget(board: Board, model_bytes: int, arena: ArenaPlan, input_bytes: int, embedding_dim: int,
-                 macs: int = 0, gallery_people: int = 0) -> tuple[Budget, ArenaPlan]:
+                 macs: int = 0, gallery_people: int = 0, kernels: str = "esp-nn") -> tuple[Budget, ArenaPlan]:
     """Check the model against ``board``; returns the budget and the arena plan with its
-    placement (PSRAM only when internal SRAM cannot hold it and the board has PSRAM).
+    placement (PSRAM only when internal SRAM cannot hold it and the board has PSRAM). The
+    MAC budget reported is the board's for ``kernels`` (firmware.kernels; a model over it
+    still builds, slower than the preset targets).
 
     Raises:
         BudgetError: over a limit; the message has the numbers and what to try.
@@ -118,6 +122,6 @@ def check_budget(board: Board, model_bytes: int, arena: ArenaPlan, input_bytes: 
         arena_bytes=arena.bytes, arena_in_psram=in_psram, firmware_ram_bytes=fw_ram,
         sram_arena_bytes=board.sram_arena_bytes, sram_heap_bytes=board.sram_heap_bytes,
         psram_bytes=board.psram_bytes, ram_used_bytes=ram_used, input_bytes=input_bytes, macs=macs,
-        mac_budget=board.mac_budget,
+        mac_budget=board.mac_budget_for(kernels), kernels=kernels,
     )
     return budget, arena

@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tinyface.config import FIRMWARE_KERNELS
 from tinyface.errors import ModelError
 
-KERNEL_CHOICES = ("esp-nn", "generated")
+KERNEL_CHOICES = FIRMWARE_KERNELS  # one list: tinyface.config
 # Ops the generator specialises, and the tf_kernels.cc registration function of each.
 GENERATED_OPS = {
     "CONV_2D": "Register_CONV_2D",

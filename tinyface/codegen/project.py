@@ -191,7 +191,8 @@ def generate_project(bundle, board: Board, directory: str | Path, arena_margin: 
     # The generated kernels' repacked weights and constants are flash next to the model's own.
     kernel_flash = sum(s.repacked_bytes for s in specs if s.op in op_types)
     budget, arena = check_budget(board, len(model_bytes) + kernel_flash, arena, model["input_bytes"],
-                                 model["output_size"], macs=model["macs"], gallery_people=len(gallery))
+                                 model["output_size"], macs=model["macs"], gallery_people=len(gallery),
+                                 kernels=kernels)
     for person in gallery:
         if len(person.sum) != model["output_size"]:
             raise ModelError(f"gallery entry {person.name!r} has {len(person.sum)} values, the model outputs "

@@ -36,6 +36,7 @@ class MeasuredModelProfile:
     cpu_mhz: float
     stall_factor: float  # the board's documented cycles per instruction (1.0 if it has none)
     cost_source: str
+    kernels: str = "esp-nn"  # firmware.kernels: the kernel set counted and estimated
 
     @property
     def lower_bound_ms(self) -> float:
@@ -56,10 +57,15 @@ class MeasuredModelProfile:
         return d
 
 
-def profile_measured(bundle, board, seed: int = 0, log=None) -> MeasuredModelProfile:
+def profile_measured(bundle, board, seed: int = 0, log=None, kernels: str = "esp-nn") -> MeasuredModelProfile:
     """Build the firmware for the ESP32-C3's instruction set, run one inference of a seeded
     random int8 input under QEMU with TFLM's profiler counting instructions, and set each
-    op's count beside the board's estimate.
+    op's count beside the board's estimate for the same kernel set.
+
+    Args:
+        kernels: firmware.kernels, "esp-nn" or "generated" (the kernels generated for the
+            model run in place of TFLM's for the ops they cover; the estimate is then
+            ``board.cost_model_for("generated")``).
 
     Raises:
         ToolchainError: the rv32 toolchain or trees are missing (tinyface.device.isa).
@@ -68,10 +74,11 @@ def profile_measured(bundle, board, seed: int = 0, log=None) -> MeasuredModelPro
     """
     import numpy as np
 
-
     check_board(board.name)
-    estimate = profile_model(bundle.model_bytes, board.cost_model, board=board.name, model=str(bundle.model_path))
-    prog = prepare_isa(bundle, board, log=log)
+    cost = board.cost_model_for(kernels)
+    estimate = profile_model(bundle.model_bytes, cost, board=board.name, model=str(bundle.model_path),
+                             kernels=kernels)
+    prog = prepare_isa(bundle, board, log=log, firmware_kernels=kernels)
     size = _count(bundle.meta.input_shape)
     x = np.random.default_rng(seed).integers(-128, 128, size, dtype=np.int8).tobytes()
     measured = measure_profile(prog, x)
@@ -79,7 +86,7 @@ def profile_measured(bundle, board, seed: int = 0, log=None) -> MeasuredModelPro
         raise ModelError(f"the emulated chip ran {len(measured.ops)} ops, the model has {len(estimate.layers)}")
     layers = [MeasuredLayer(e.index, e.op, e.output_shape, e.macs, m.instructions, e.est_ms)
               for e, m in zip(estimate.layers, measured.ops)]
-    stall = board.cost_model.stall_factor or 1.0
+    stall = cost.stall_factor or 1.0
     return MeasuredModelProfile(model=str(bundle.model_path), board=board.name, layers=layers,
-                           total_instructions=measured.total_instructions, total_est_ms=estimate.total_est_ms,
-                           cpu_mhz=board.cpu_mhz, stall_factor=stall, cost_source=board.cost_model.source)
+                                total_instructions=measured.total_instructions, total_est_ms=estimate.total_est_ms,
+                                cpu_mhz=board.cpu_mhz, stall_factor=stall, cost_source=cost.source, kernels=kernels)

@@ -135,7 +135,7 @@ def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, pre
     tflm_ms = 1000 * (time.perf_counter() - t0) / max(1, len(x_int8))
     tflm_out_both = np.concatenate(chunks) if chunks else np.zeros_like(out_tflite)
     out_tflite, out_tflm = out_tflite[:n_eval], tflm_out_both[:n_eval]
-    board, cost = _board_cost_model(settings.firmware.board)
+    board, cost = _board_cost_model(settings.firmware.board, settings.firmware.kernels)
     est_ms = profile_model(int8_flat, cost).total_est_ms  # the figure `tinyface profile` and the emulator give
     add("tflm_int8", l2_normalize(tflm.dequantize(tflm_out_both)), kind="TFLM int8 (firmware kernels)",
         latency_ms_host=tflm_ms, arena_bytes=tflm.runner.arena_used_bytes(), estimated_ms_on_board=est_ms,
@@ -150,23 +150,25 @@ def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, pre
         identical_decisions_test_pairs=metrics.decision_agreement(scores["tflm_int8"], scores["tflite_int8"], thr),
         n_images=int(n_eval),
     )
-    return BuildMetrics(preset=preset.name, mac_budget=_mac_budget(preset.board), data=data.stats,
+    return BuildMetrics(preset=preset.name, mac_budget=_mac_budget(preset.board, preset.kernels), data=data.stats,
                         threshold_from=threshold_source(data, settings.data),
                         threshold_source=settings.data.threshold_from, stages=stages, parity=parity,
                         ops=sorted(graph.op_names))
 
 
-def _mac_budget(name: str) -> int:
+def _mac_budget(name: str, kernels: str) -> int:
+    """The preset's budget: its board's, for its kernel set (boards/*.toml [budget])."""
     from tinyface.boards import load_board
 
-    return load_board(name).mac_budget
+    return load_board(name).mac_budget_for(kernels)
 
 
-def _board_cost_model(name: str):
+def _board_cost_model(name: str, kernels: str):
+    """The board's latency estimate for the kernels the firmware will run (firmware.kernels)."""
     from tinyface.boards import load_board
 
     board = load_board(name)
-    return board.name, board.cost_model
+    return board.name, board.cost_model_for(kernels)
 
 
 def _teacher_bytes() -> int:
