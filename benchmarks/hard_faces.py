@@ -7,9 +7,9 @@ crops, dark photos and one-sided light, made from LFW *training* people, vs the 
 Writes the test sets under --out (outside the repository; never committed):
 ``untouched/``, ``tight100/`` (the detector's box cut out exactly), ``tight85/`` (0.85 x the box),
 ``tight/`` (0.7 x the box), ``dim/`` (underexposed), ``dark/`` (very dark) and ``side/``, one
-folder per person, the same images in each, plus a face cache. People come from ``peopleDevTrain.txt`` only (never DevTest), each
-with at least 2 images in which dlib's detector finds a face on the untouched photo (the tight
-crop is cut from that face box). Then, per set:
+folder per person, the same images in each, plus a face cache. People come from
+``peopleDevTrain.txt`` only (never DevTest), each with at least 2 images in which dlib's detector
+finds a face on the untouched photo (the tight crops are cut from that face box). Then, per set:
 
 - found: images whose face was found by any method but the centered fallback, and how;
 - teacher accuracy: dlib's ResNet on balanced pairs of these images (every same-person pair,

@@ -102,6 +102,23 @@ def test_a_tight_crop_is_found_and_aligned_like_the_photo(lfw_dir, rel):
     assert _error(alignment.landmarks, truth - [x0, y0]) < 0.3, (rel, alignment.method)
 
 
+def test_the_tight100_set_is_the_detector_box_cut_out_and_its_face_is_found(lfw_dir):
+    assert hard_faces.SETS == ("untouched", "tight100", "tight85", "tight", "dim", "dark", "side")
+    rgb = read_image(lfw_dir / "images" / TRAIN_IMAGES[2])
+    box, truth = _truth(rgb)
+    crop = hard_faces.tight_crop(rgb, box, hard_faces.TIGHT100_BOX)
+    left, top = max(0, box[0]), max(0, box[1])
+    right, bottom = min(rgb.shape[1], box[2]), min(rgb.shape[0], box[3])
+    assert abs(crop.shape[0] - (bottom - top)) <= 1 and abs(crop.shape[1] - (right - left)) <= 1
+    # the box's pixels, to within a pixel's rounding of its corner
+    h, w = crop.shape[:2]
+    at = [(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)
+          if np.array_equal(crop, rgb[top + dy:top + dy + h, left + dx:left + dx + w])]
+    assert at
+    alignment = Aligner(upsample=1).detect(crop)
+    assert alignment.usable and _error(alignment.landmarks, truth - [left + at[0][0], top + at[0][1]]) < 0.3
+
+
 @pytest.mark.parametrize("rel", TRAIN_IMAGES)
 def test_a_dark_photo_is_found_equalised_and_aligned_like_the_photo(lfw_dir, rel):
     rgb = read_image(lfw_dir / "images" / rel)
