@@ -111,7 +111,7 @@ class PreparedFaces:
     skipped: list[Skipped] = field(default_factory=list)
     computed: int = 0  # images that missed the cache and were processed
     methods: list[str] = field(default_factory=list)  # per image: how its face was found (align.METHODS), "" if skipped
-    # per image: its face was underexposed, so its crops and chips were cut normalised (align.underexposed)
+    # per image: its face was underexposed, so its crops and chips were cut brightened (align.underexposed)
     normalised: list[bool] = field(default_factory=list)
 
     @property
