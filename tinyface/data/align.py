@@ -365,9 +365,9 @@ class Aligner:
     def _refine_brightened(rgb: np.ndarray, alignment: Alignment) -> Alignment:
         """The 5-point model once more, on the brightened photo the chips are cut from, in
         the box its landmarks imply: the rescue steps found them on the equalised luminance,
-        where noise moves them (on the very dark set of benchmarks/hard_faces.py, with the
-        chips' teacher accuracy: 96.04% as found, 96.77% refined, 96.98% with the true
-        landmarks). Kept only if plausible."""
+        where noise moves them (on the very dark set of benchmarks/hard_faces.py, the teacher's
+        accuracy: 96.04% with the landmarks as found, 96.77% refined, 96.98% with the true
+        ones). Kept only if plausible."""
         _, predictor = _dlib_models()
         pts = _points(predictor(brighten(rgb), _box_from_landmarks(alignment.landmarks)))
         if implausible(pts, rgb.shape[:2]) is not None:
