@@ -298,12 +298,10 @@ def brighten(rgb: np.ndarray) -> np.ndarray:
     exposure gives); a very dark photo (below ``VERY_DARK_P995``) is first smoothed (a Gaussian
     of ``DENOISE_SIGMA_PX``) against the sensor noise the gain would amplify.
 
-    Measured with the true landmarks on the very dark set of benchmarks/hard_faces.py
-    (--people 150, teacher accuracy; the untouched photos 99.17% on those pairs): 95.83% with
-    the 3x3 median this replaced, 96.98% with the Gaussian; the alternatives tried (other
-    smoothing, an inverse gamma, a gain from the face region) are in docs/data.md. Smoothing
-    costs the underexposed but not very dark photos accuracy (98.75% -> 97.92%), so they get
-    the gain alone."""
+    On the very dark set of benchmarks/hard_faces.py with the true landmarks (teacher
+    accuracy, benchmarks/dark_chips.py): 96.04% with the 3x3 median this replaced, 96.56% with
+    the Gaussian; the alternatives tried are in docs/data.md. Smoothing costs the underexposed
+    but not very dark photos accuracy, so they get the gain alone."""
     hi = float(np.percentile(_luminance_sample(rgb), 99.5))
     light = rgb.astype(np.float32)
     if hi < VERY_DARK_P995:  # smoothed in floats: the few grey levels left average to finer ones
@@ -366,8 +364,8 @@ class Aligner:
         """The 5-point model once more, on the brightened photo the chips are cut from, in
         the box its landmarks imply: the rescue steps found them on the equalised luminance,
         where noise moves them (on the very dark set of benchmarks/hard_faces.py, the teacher's
-        accuracy: 96.04% with the landmarks as found, 96.77% refined, 96.98% with the true
-        ones). Kept only if plausible."""
+        accuracy: 96.46% with the landmarks as found, 97.19% refined; benchmarks/dark_chips.py).
+        Kept only if plausible."""
         _, predictor = _dlib_models()
         pts = _points(predictor(brighten(rgb), _box_from_landmarks(alignment.landmarks)))
         if implausible(pts, rgb.shape[:2]) is not None:
