@@ -5,10 +5,11 @@ crops, dark photos and one-sided light, made from LFW *training* people, vs the 
                                     [--images 4] [--baseline] [--json]
 
 Writes the test sets under --out (outside the repository; never committed):
-``untouched/``, ``tight/`` (0.7 x the detector's box), ``tight85/`` (0.85 x), ``dim/`` (underexposed), ``dark/`` (very dark) and ``side/``, one folder per person, the same images in
-each, plus a face cache. People come from ``peopleDevTrain.txt`` only (never DevTest), each
-with at least 2 images in which dlib's detector finds a face on the untouched photo (the tight
-crop is cut from that face box). Then, per set:
+``untouched/``, ``tight100/`` (the detector's box cut out exactly), ``tight85/`` (0.85 x the box),
+``tight/`` (0.7 x the box), ``dim/`` (underexposed), ``dark/`` (very dark) and ``side/``, one
+folder per person, the same images in each, plus a face cache. People come from
+``peopleDevTrain.txt`` only (never DevTest), each with at least 2 images in which dlib's detector
+finds a face on the untouched photo (the tight crops are cut from that face box). Then, per set:
 
 - found: images whose face was found by any method but the centered fallback, and how;
 - teacher accuracy: dlib's ResNet on balanced pairs of these images (every same-person pair,
@@ -31,9 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-SETS = ("untouched", "tight", "tight85", "dim", "dark", "side")
+SETS = ("untouched", "tight100", "tight85", "tight", "dim", "dark", "side")
 TIGHT_BOX = 0.7  # the crop's side / the detector's box side: the face fills the frame (forehead, chin cut)
-TIGHT85_BOX = 0.85  # a looser tight crop: the face box cut out as many cameras deliver it
+TIGHT85_BOX = 0.85  # a looser tight crop
+TIGHT100_BOX = 1.0  # the detector's face box cut out exactly, as many cameras and face datasets deliver it
 DARK_GAIN, DARK_GAMMA, DARK_NOISE = 0.1, 2.2, 2.0  # brightest pixel ~25/255, with sensor noise
 DIM_GAIN, DIM_GAMMA, DIM_NOISE = 0.25, 1.8, 1.5  # underexposed: brightest pixel ~64/255
 SIDE_FLOOR, SIDE_GAMMA, SIDE_NOISE = 0.03, 1.5, 1.5  # light falls to 3% across the face
@@ -90,7 +92,7 @@ def training_people(data: Path, min_images: int = 2) -> list[tuple[str, int]]:
 
 
 def make_sets(data: Path, out: Path, people: int, images: int, seed: int) -> dict[str, list[tuple[Path, str]]]:
-    """Write the four sets; returns set -> [(path, person)] in the same order in every set."""
+    """Write the sets; returns set -> [(path, person)] in the same order in every set."""
     from PIL import Image
 
     from tinyface.data.dataset import read_image
@@ -115,7 +117,8 @@ def make_sets(data: Path, out: Path, people: int, images: int, seed: int) -> dic
         used += 1
         for src, rgb, box in kept:
             seed_i = int.from_bytes(src.name.encode()[-8:], "little") ^ seed
-            views = {"untouched": None, "tight": tight_crop(rgb, box), "tight85": tight_crop(rgb, box, TIGHT85_BOX),
+            views = {"untouched": None, "tight100": tight_crop(rgb, box, TIGHT100_BOX),
+                     "tight85": tight_crop(rgb, box, TIGHT85_BOX), "tight": tight_crop(rgb, box),
                      "dim": darken(rgb, seed_i, DIM_GAIN, DIM_GAMMA, DIM_NOISE), "dark": darken(rgb, seed_i),
                      "side": side_light(rgb, seed_i)}
             for set_name, arr in views.items():

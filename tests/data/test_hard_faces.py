@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinyface.data.align import (METHODS, Aligner, Alignment, _dlib_models, _points, cut_chip, implausible)
+from tinyface.data.align import (METHODS, Aligner, Alignment, _dlib_models, _points, cut_chip, implausible,
+                                 underexposed)
 from tinyface.data.cache import FaceCache
 from tinyface.data.dataset import ImageError, read_image
 from tinyface.data.faces import FaceSpec, prepare_faces
@@ -101,6 +102,23 @@ def test_a_tight_crop_is_found_and_aligned_like_the_photo(lfw_dir, rel):
     assert _error(alignment.landmarks, truth - [x0, y0]) < 0.3, (rel, alignment.method)
 
 
+def test_the_tight100_set_is_the_detector_box_cut_out_and_its_face_is_found(lfw_dir):
+    assert hard_faces.SETS == ("untouched", "tight100", "tight85", "tight", "dim", "dark", "side")
+    rgb = read_image(lfw_dir / "images" / TRAIN_IMAGES[2])
+    box, truth = _truth(rgb)
+    crop = hard_faces.tight_crop(rgb, box, hard_faces.TIGHT100_BOX)
+    left, top = max(0, box[0]), max(0, box[1])
+    right, bottom = min(rgb.shape[1], box[2]), min(rgb.shape[0], box[3])
+    assert abs(crop.shape[0] - (bottom - top)) <= 1 and abs(crop.shape[1] - (right - left)) <= 1
+    # the box's pixels, to within a pixel's rounding of its corner
+    h, w = crop.shape[:2]
+    at = [(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)
+          if np.array_equal(crop, rgb[top + dy:top + dy + h, left + dx:left + dx + w])]
+    assert at
+    alignment = Aligner(upsample=1).detect(crop)
+    assert alignment.usable and _error(alignment.landmarks, truth - [left + at[0][0], top + at[0][1]]) < 0.3
+
+
 @pytest.mark.parametrize("rel", TRAIN_IMAGES)
 def test_a_dark_photo_is_found_equalised_and_aligned_like_the_photo(lfw_dir, rel):
     rgb = read_image(lfw_dir / "images" / rel)
@@ -120,6 +138,27 @@ def test_a_photo_lit_from_one_side_is_found_and_aligned_like_the_photo(lfw_dir, 
     alignment = Aligner(upsample=1).detect(hard_faces.side_light(rgb, seed=2))
     assert alignment.usable, rel
     assert _error(alignment.landmarks, truth) < 0.3, (rel, alignment.method)
+
+
+def test_a_dark_face_is_cut_brightened_and_recorded_a_normal_one_is_not(lfw_dir):
+    for rel in TRAIN_IMAGES[:3]:
+        rgb = read_image(lfw_dir / "images" / rel)
+        normal = Aligner(upsample=1).detect(rgb)
+        assert not normal.normalised and not underexposed(rgb, normal)
+        assert normal.to_array().size == 11  # the array the cache has always held
+        dark = hard_faces.darken(rgb, seed=1)
+        alignment = Aligner(upsample=1).detect(dark)
+        assert alignment.normalised and underexposed(dark, alignment), rel
+        again = Alignment.from_array(alignment.to_array())
+        assert (again.normalised, again.method, again.detected) == (True, alignment.method, True)
+        assert np.array_equal(again.landmarks, alignment.landmarks)
+        chip = cut_chip(dark, alignment, 150, 0.25, 3).astype(np.float32)
+        # the gain alone, without the smoothing: as bright, but noisier from pixel to pixel
+        gain = 230 / np.percentile(np.asarray(dark, np.float32) @ [0.299, 0.587, 0.114], 99.5)
+        gained = cut_chip(np.clip(np.rint(dark * gain), 0, 255).astype(np.uint8), alignment, 150, 0.25, 3)
+        assert np.percentile(chip, 99) > 150 and np.percentile(dark, 99) < 30
+        noise = [np.abs(np.diff(c.astype(np.float32), axis=1)).mean() / c.mean() for c in (chip, gained)]
+        assert noise[0] < 0.8 * noise[1], (rel, noise)
 
 
 def test_the_rescue_steps_matter_the_detector_alone_misses_these(lfw_dir):

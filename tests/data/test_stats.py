@@ -69,3 +69,26 @@ def test_align_counts_how_faces_were_found_and_names_images_with_no_face(small_d
     assert "faces found: 12 by detector, 1 by detector+equalised" in text
     assert f"{small_dataset / 'images' / NO_FACE_IMAGE}: detector+equalised" in text
     assert "no face found (centered-crop fallback): 1" in text and "upside_down.png" in text
+
+
+def test_align_names_the_underexposed_faces_whose_chips_are_brightened(small_dataset, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    from PIL import Image
+
+    from tinyface.data.dataset import read_image
+
+    spec = importlib.util.spec_from_file_location(
+        "hard_faces_for_stats", Path(__file__).resolve().parents[2] / "benchmarks" / "hard_faces.py")
+    hard_faces = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hard_faces)
+    photo = sorted((small_dataset / "images").glob("*/*.jpg"))[0]
+    dark = photo.with_name(photo.stem + "_dark.png")
+    Image.fromarray(hard_faces.darken(read_image(photo), seed=1)).save(dark)
+    env = {"TINYFACE_CACHE": str(tmp_path / "cache")}
+    proc = stats_cli("--data", str(small_dataset), "--align", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["normalised"] == [str(dark)]
+    text = stats_cli("--data", str(small_dataset), "--align", env=env).stdout  # from the cache
+    assert "underexposed faces (chips cut brightened): 1" in text and f"  {dark}" in text

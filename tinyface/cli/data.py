@@ -146,6 +146,11 @@ def _print_stats(s) -> None:
             out.print(f"  {path}: {method}")
         if len(s.rescued) > 10:
             out.print(f"  ... and {len(s.rescued) - 10} more found other than by the detector (use --json for all)")
+        out.print(f"underexposed faces (chips cut brightened): {len(s.normalised)}")
+        for path in s.normalised[:10]:
+            out.print(f"  {path}")
+        if len(s.normalised) > 10:
+            out.print(f"  ... and {len(s.normalised) - 10} more (use --json for all)")
         out.print(f"no face found (centered-crop fallback): {len(s.no_face)}")
         for path in s.no_face[:10]:
             out.print(f"  {path}")

@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from tinyface.data.align import (ALIGNER_VERSION, FALLBACK, Aligner, Alignment, ChipAligner, cut_chip,
-                                 is_legacy_not_found, method_of_array)
+                                 is_legacy_not_found)
 from tinyface.data.cache import FaceCache, content_hash, settings_digest
 from tinyface.data.dataset import ImageError, Skipped, read_image
 from tinyface.vectors import l2_normalize
@@ -111,6 +111,8 @@ class PreparedFaces:
     skipped: list[Skipped] = field(default_factory=list)
     computed: int = 0  # images that missed the cache and were processed
     methods: list[str] = field(default_factory=list)  # per image: how its face was found (align.METHODS), "" if skipped
+    # per image: its face was underexposed, so its crops and chips were cut brightened (align.underexposed)
+    normalised: list[bool] = field(default_factory=list)
 
     @property
     def n_fallback(self) -> int:
@@ -275,6 +277,7 @@ def prepare_faces(
     teacher = np.zeros((n, 128), np.float32) if spec.teacher else None
     skipped: list[Skipped] = []
     methods = [""] * n
+    normalised = [False] * n
 
     hashes: list[str | None] = []
     for p in paths:
@@ -312,7 +315,7 @@ def prepare_faces(
         need_crop = k_crop not in found
         need_teacher = spec.teacher and k_teach not in found
         if lmk is not None and not need_crop and not need_teacher:
-            _store(i, lmk, found[k_crop], found.get(k_teach), crops, detected, ok, teacher, methods)
+            _store(i, lmk, found[k_crop], found.get(k_teach), crops, detected, ok, teacher, methods, normalised)
             done_from_cache += 1
             continue
         jobs.append((i, paths[i], spec, lmk, need_crop, need_teacher))
@@ -333,7 +336,8 @@ def prepare_faces(
                 if name in result:
                     pending.add(key, result[name])
                     found[key] = result[name]
-            _store(index, found[k_lmk], found[k_crop], found.get(k_teach), crops, detected, ok, teacher, methods)
+            _store(index, found[k_lmk], found[k_crop], found.get(k_teach), crops, detected, ok, teacher, methods,
+                   normalised)
         if progress:
             progress(1)
 
@@ -342,12 +346,15 @@ def prepare_faces(
                   (spec.detector_upsample, aligner_factory or spec.aligner_factory()))
     finally:
         pending.flush()
-    return PreparedFaces(paths, ok, crops, detected, teacher, skipped, computed=len(jobs), methods=methods)
+    return PreparedFaces(paths, ok, crops, detected, teacher, skipped, computed=len(jobs), methods=methods,
+                         normalised=normalised)
 
 
-def _store(i, lmk, crop, emb, crops, detected, ok, teacher, methods) -> None:
+def _store(i, lmk, crop, emb, crops, detected, ok, teacher, methods, normalised) -> None:
     crops[i] = crop
-    methods[i] = method_of_array(lmk)
+    alignment = Alignment.from_array(lmk)
+    methods[i] = alignment.method
+    normalised[i] = alignment.normalised
     detected[i] = methods[i] != FALLBACK
     ok[i] = True
     if teacher is not None and emb is not None:

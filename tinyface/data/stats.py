@@ -29,6 +29,8 @@ class DatasetStats:
     # other than by the plain detector (path -> method)
     face_methods: dict[str, int] = field(default_factory=dict)
     rescued: dict[str, str] = field(default_factory=dict)
+    # images whose face was underexposed: their chips are cut from a normalised copy
+    normalised: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -80,13 +82,15 @@ def dataset_stats(dataset: Dataset, check: bool = True, align_result=None,
         bad_paths = {s.path for s in bad}
     good = [im for im in dataset.images if im.path not in bad_paths]
     counts = Counter(im.identity for im in good)
-    no_face, face_methods, rescued = [], {}, {}
+    no_face, face_methods, rescued, normalised = [], {}, {}, []
     if align_result is not None:
         no_face = [str(p) for p, ok, det in zip(align_result.paths, align_result.ok, align_result.detected)
                    if ok and not det]
         face_methods = align_result.method_counts()
         rescued = {str(p): m for p, ok, m in zip(align_result.paths, align_result.ok, align_result.methods)
                    if ok and m not in ("detector", "fallback")}
+        normalised = [str(p) for p, ok, norm in zip(align_result.paths, align_result.ok, align_result.normalised)
+                      if ok and norm]
     return DatasetStats(
         root=str(dataset.root),
         identities=len(counts),
@@ -99,4 +103,5 @@ def dataset_stats(dataset: Dataset, check: bool = True, align_result=None,
         no_face=no_face,
         face_methods=face_methods,
         rescued=rescued,
+        normalised=normalised,
     )

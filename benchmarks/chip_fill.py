@@ -1,0 +1,124 @@
+"""What a chip shows outside the photo: the teacher's accuracy on the tight-crop sets of
+benchmarks/hard_faces.py when the part of a rescued face's chip that lies outside the image is
+filled black (what cut_chip does), from the image border (replicated or mirrored) or with the
+image's mean colour.
+
+    python benchmarks/hard_faces.py --out /tmp/hard-faces --people 150
+    python benchmarks/chip_fill.py --out /tmp/hard-faces [--sets tight100,tight85,tight]
+
+Reads the sets and the landmarks hard_faces.py cached under --out (run it first). Only faces
+not found by the plain detector are filled (the detector's faces keep their chips, so caches
+stay valid); the pairs and the threshold (best on the untouched set) are hard_faces.py's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import random
+from pathlib import Path
+
+import numpy as np
+
+FILLS = ("black", "edge", "symmetric", "mean")
+
+
+def _hard_faces():
+    spec = importlib.util.spec_from_file_location("hard_faces", Path(__file__).with_name("hard_faces.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def listing(out: Path, data: Path, seed: int, hard_faces) -> list[tuple[str, str]]:
+    """(person, image stem) in hard_faces.make_sets' order (its shuffled training people)."""
+    chosen = hard_faces.training_people(data)
+    random.Random(seed).shuffle(chosen)
+    items = []
+    for name, _ in chosen:
+        folder = out / "untouched" / name
+        if folder.is_dir():
+            items += [(name, p.stem) for p in sorted(folder.iterdir())]
+    return items
+
+
+def cut_filled(rgb: np.ndarray, alignment, fill: str, size: int = 150, padding: float = 0.25):
+    """The teacher's chip, the photo first padded by ``fill`` far enough that the chip lies
+    inside it; returns (chip, whether the chip reached outside the photo)."""
+    from tinyface.data.align import Alignment, chip_affine, cut_chip
+
+    matrix = chip_affine(alignment, rgb.shape[:2], size, padding)
+    inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]
+    corners = np.array([[0, 0], [size - 1, 0], [0, size - 1], [size - 1, size - 1]], float)
+    src = corners @ inverse[:, :2].T + inverse[:, 2]
+    h, w = rgb.shape[:2]
+    reach = max(0.0, -src.min(), (src[:, 0] - (w - 1)).max(), (src[:, 1] - (h - 1)).max())
+    if reach == 0 or fill == "black":
+        return cut_chip(rgb, alignment, size, padding, 3), reach > 0
+    margin = int(np.ceil(reach)) + 2
+    pad = ((margin, margin), (margin, margin), (0, 0))
+    if fill == "mean":
+        padded = np.pad(rgb, pad, mode="constant")
+        padded[:margin], padded[-margin:] = rgb.reshape(-1, 3).mean(0), rgb.reshape(-1, 3).mean(0)
+        padded[:, :margin], padded[:, -margin:] = rgb.reshape(-1, 3).mean(0), rgb.reshape(-1, 3).mean(0)
+    else:
+        padded = np.pad(rgb, pad, mode=fill)
+    moved = Alignment(alignment.landmarks + margin, True, alignment.method)
+    return cut_chip(padded, moved, size, padding, 3), True
+
+
+def main() -> None:
+    from tinyface.config import default_data_dir
+    from tinyface.data.align import Alignment, cut_chip
+    from tinyface.data.cache import FaceCache, content_hash
+    from tinyface.data.dataset import read_image
+    from tinyface.data.faces import FaceSpec
+    from tinyface.evaluation.metrics import best_threshold, pair_scores
+    from tinyface.teacher import embed_chips
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", required=True, help="hard_faces.py's --out (its sets and cache)")
+    ap.add_argument("--data", default=str(default_data_dir()))
+    ap.add_argument("--sets", default="tight100,tight85,tight")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    hard_faces = _hard_faces()
+    out = Path(args.out)
+    items = listing(out, Path(args.data), args.seed, hard_faces)
+    a, b, same = hard_faces.balanced_pairs([name for name, _ in items], args.seed)
+    digest = FaceSpec().landmark_digest()
+
+    def alignments(cache, paths):
+        keys = [FaceCache.key("lmk", digest, content_hash(p.read_bytes())) for p in paths]
+        found = cache.get_many(keys)
+        if len(found) < len(keys):
+            raise SystemExit(f"chip_fill.py: {len(keys) - len(found)} images of {paths[0].parent.parent} have no "
+                             "cached landmarks; run hard_faces.py with this --out first")
+        return [Alignment.from_array(found[k]) for k in keys]
+
+    with FaceCache(out / "cache") as cache:
+        paths = [next((out / "untouched" / name).glob(stem + ".*")) for name, stem in items]
+        chips = [cut_chip(read_image(p), al, 150, 0.25, 3) for p, al in zip(paths, alignments(cache, paths))]
+        threshold = best_threshold(pair_scores(embed_chips(chips), a, b), same)
+        print(f"{len(items)} images, {len(same)} pairs; threshold {threshold:.4f} (best on untouched)")
+        print(f"{'set':<9} {'rescued':>7} {'filled':>6}  " + "  ".join(f"{f:>9}" for f in FILLS))
+        for set_name in args.sets.split(","):
+            paths = [out / set_name / name / (stem + ".png") for name, stem in items]
+            found = alignments(cache, paths)
+            images = [read_image(p) for p in paths]
+            rescued = [al.detected and al.method != "detector" for al in found]
+            row, filled = [], 0
+            for fill in FILLS:
+                chips, reached = [], []
+                for rgb, al, r in zip(images, found, rescued):
+                    chip, outside = cut_filled(rgb, al, fill) if r else (cut_chip(rgb, al, 150, 0.25, 3), False)
+                    chips.append(chip)
+                    reached.append(outside)
+                scores = pair_scores(embed_chips(chips), a, b)
+                row.append(100 * float(np.mean((scores >= threshold) == same)))
+                filled = sum(reached)
+            print(f"{set_name:<9} {sum(rescued):>7} {filled:>6}  " + "  ".join(f"{x:>8.2f}%" for x in row))
+
+
+if __name__ == "__main__":
+    main()
