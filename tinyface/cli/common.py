@@ -25,5 +25,26 @@ def load_settings(ctx: click.Context, overrides: dict | None = None, set_items: 
     return config.load(root.obj.get("config_path") if root.obj else None, merged, base=base, quick=quick)
 
 
+def settings_for_model(ctx: click.Context, settings, model_path: str | None, board: str,
+                       overrides: dict | None = None, set_items: tuple[str, ...] = ()):
+    """For a command that runs a model on a board (flash, emulate, profile): the model
+    (resolve_model) and ``settings`` (from load_settings with the same ``overrides`` and
+    ``set_items``) redone with the model's own kernel set (model.json ``kernels``, the set it was
+    sized for) as the default under tinyface.toml, --set and --kernels, the way a preset is.
+
+    Returns:
+        (settings, the resolved model path).
+    """
+    from tinyface.model.bundle import META_FILE, read_meta, resolve_model
+
+    path = resolve_model(model_path, board)
+    meta_path = path / META_FILE if path.is_dir() else path.with_name(META_FILE)
+    if meta_path.is_file():
+        meta, _ = read_meta(meta_path)
+        if meta.kernels:
+            settings = load_settings(ctx, overrides, set_items, base={"firmware": {"kernels": meta.kernels}})
+    return settings, path
+
+
 def not_implemented(command: str, issue: str) -> None:
     raise NotImplementedYet(f"`tinyface {command}` is not implemented yet ({issue})")

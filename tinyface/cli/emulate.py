@@ -28,7 +28,7 @@ from tinyface.config import FIRMWARE_KERNELS
 @click.option("--kernels", type=click.Choice(FIRMWARE_KERNELS), default=None,
               help="With --native or --isa: the firmware's int8 kernels, TFLM's or those generated for this model "
                    "(bit-exact with TFLM's reference kernels); without: the kernel set whose latency the estimate "
-                   "prices (the board's cost model for it) [default: firmware.kernels]. "
+                   "prices (the board's cost model for it) [default: the model's own, model.json kernels, else firmware.kernels]. "
                    "Example: --native --kernels generated")
 @click.option("--drop-reply", "drop_replies", type=click.IntRange(min=1), multiple=True, metavar="N",
               help="TEST ONLY (fault injection): do not send the N-th reply (counted from 1). Repeatable.")
@@ -58,18 +58,20 @@ def emulate(ctx, board, model_path, baud, once, native, isa, kernels, drop_repli
     from tinyface.boards import load_board
     from tinyface.console import info
     from tinyface.model.bundle import load_bundle
-    from tinyface.model.bundle import resolve_model
+    from tinyface.cli.common import settings_for_model
 
     if native and isa:
         raise click.UsageError("--native and --isa are two different builds; choose one")
-    settings = load_settings(ctx, {"firmware": {"board": board, "kernels": kernels}}, set_items)
+    overrides = {"firmware": {"board": board, "kernels": kernels}}
+    settings = load_settings(ctx, overrides, set_items)
     if isa and not board:
         from tinyface.device.isa import ISA_BOARD
 
         board = ISA_BOARD  # the one board the instruction-set build runs
     b = load_board(board or settings.firmware.board)
+    settings, path = settings_for_model(ctx, settings, model_path, b.name, overrides, set_items)
     kernels = settings.firmware.kernels
-    bundle = load_bundle(resolve_model(model_path, b.name))
+    bundle = load_bundle(path)
     if isa and (drop_replies or corrupt_replies):
         raise click.UsageError("fault injection (--drop-reply, --corrupt-reply) is an option of the Python emulation")
     if isa:

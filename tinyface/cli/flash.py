@@ -20,7 +20,7 @@ from tinyface.config import FIRMWARE_KERNELS
               help="Compile in a gallery: one sub-folder of photos per person (at most 16 people).")
 @click.option("--kernels", type=click.Choice(FIRMWARE_KERNELS), default=None,
               help="Int8 kernels: TFLM's with ESP-NN, or generated for this model (bit-exact with TFLM's "
-                   "reference kernels; default: firmware.kernels, esp-nn). Example: --kernels generated")
+                   "reference kernels; default: the set the model was built for, model.json kernels, else firmware.kernels). Example: --kernels generated")
 @click.option("--dry-run", is_flag=True, help="Check the budget and render the project only: no PlatformIO, no board.")
 @click.option("--force", is_flag=True,
               help="Overwrite files in --project-dir that tinyface did not generate (without it such a folder is "
@@ -47,11 +47,14 @@ def flash(ctx, board, model_path, port, project_dir, enroll_dir, kernels, dry_ru
     Then: tinyface bench --port auto --board esp32
     """
     from tinyface.boards import load_board
+    from tinyface.cli.common import settings_for_model
     from tinyface.console import debug, err_console, info, print_json
     from tinyface.device.flash import flash as flash_board
 
-    settings = load_settings(ctx, {"firmware": {"board": board, "kernels": kernels}}, set_items)
+    overrides = {"firmware": {"board": board, "kernels": kernels}}
+    settings = load_settings(ctx, overrides, set_items)
     b = load_board(settings.firmware.board)
+    settings, model_path = settings_for_model(ctx, settings, model_path, b.name, overrides, set_items)
     console = err_console()
     result = flash_board(
         b, model=model_path, project_dir=project_dir, port=port, dry_run=dry_run,

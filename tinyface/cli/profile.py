@@ -16,7 +16,7 @@ from tinyface.config import FIRMWARE_KERNELS
 @click.option("--kernels", type=click.Choice(FIRMWARE_KERNELS), default=None,
               help="The firmware's int8 kernels to price (and, with --measured, to count): TFLM's with ESP-NN, or "
                    "those generated for this model; each has its own cost model in the board file "
-                   "[default: firmware.kernels]. Example: tinyface profile --board esp32c3 --kernels generated")
+                   "[default: the model's own, model.json kernels, else firmware.kernels]. Example: tinyface profile --board esp32c3 --kernels generated")
 @click.option("--measured", is_flag=True,
               help="Also MEASURE: count each op's instructions on the ESP32-C3 instruction-set emulator "
                    "(the firmware built for rv32imc under qemu-riscv32; esp32c3 only; needs TFLM_DIR and "
@@ -46,12 +46,13 @@ def profile(ctx, board, model_path, kernels, measured, as_json, set_items):
     from tinyface.boards import load_board
     from tinyface.boards.profile import profile_model
     from tinyface.errors import ModelError
-    from tinyface.model.bundle import resolve_model
+    from tinyface.cli.common import settings_for_model
 
-    settings = load_settings(ctx, {"firmware": {"board": board, "kernels": kernels}}, set_items)
+    overrides = {"firmware": {"board": board, "kernels": kernels}}
+    settings = load_settings(ctx, overrides, set_items)
     b = load_board(settings.firmware.board)
+    settings, path = settings_for_model(ctx, settings, model_path, b.name, overrides, set_items)
     kernels = settings.firmware.kernels
-    path = resolve_model(model_path, b.name)
     if path.is_dir():
         path = path / "model.tflite"
     if not path.is_file():

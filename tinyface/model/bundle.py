@@ -39,6 +39,9 @@ class ModelMeta:
     # IDENTIFY's threshold (best enrolled match vs everyone): stricter than ``threshold``, chosen
     # for a target stranger-accept rate on validation people; 0 = not chosen, use ``threshold``
     identify_threshold: float = 0.0
+    # the firmware kernel set the model was sized for (its build's firmware.kernels); flash,
+    # emulate and profile default to it. "" = not recorded (models built before it: ESP-NN)
+    kernels: str = ""
     extra: dict = field(default_factory=dict)
 
     @property
@@ -191,6 +194,12 @@ def _shape(value):
     return None if ok else "[1, height, width, channels] with channels 1 or 3"
 
 
+def _kernels(value):
+    from tinyface.config import FIRMWARE_KERNELS
+
+    return None if value == "" or value in FIRMWARE_KERNELS else f"one of {', '.join(FIRMWARE_KERNELS)}"
+
+
 def _object(value):
     return None if isinstance(value, dict) else "a JSON object"
 
@@ -199,7 +208,7 @@ _META_CHECKS = {
     "input_shape": _shape, "input_scale": _positive, "input_zero_point": _zero_point, "output_scale": _positive,
     "output_zero_point": _zero_point, "embedding_dim": _dim, "threshold": _similarity, "arena_bytes": _count,
     "macs": _count, "name": _text, "preset": _text, "crop_padding": _padding, "identify_threshold": _similarity,
-    "extra": _object,
+    "kernels": _kernels, "extra": _object,
 }
 
 

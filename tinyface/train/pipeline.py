@@ -460,7 +460,7 @@ def _write_bundle(out_dir: Path, metrics: BuildMetrics, settings, preset) -> Pat
         flat, threshold=float(tflm.verification["threshold"]),
         identify_threshold=float(tflm.identification["threshold"]), arena_bytes=int(tflm.arena_bytes),
         macs=int(tflm.macs), name=f"tinyface-{preset.name}", preset=preset.name, crop_padding=settings.data.padding,
-        extra={"arch": settings.student.arch, "width": settings.student.width, **_accuracy_fields(metrics)},
+        kernels=settings.firmware.kernels, extra={"arch": settings.student.arch, "width": settings.student.width, **_accuracy_fields(metrics)},
     )
     save_bundle(out_dir, flat, meta)
     return out_dir
