@@ -58,7 +58,7 @@ def test_wheel_carries_firmware_boards_and_package_data(wheel):
     templates = [n for n in names if n.startswith("tinyface/_firmware/") and n.endswith(".j2")]
     assert "tinyface/_firmware/platformio.ini.j2" in templates, "no firmware templates in the wheel"
     assert "tinyface/_firmware/src/tinyface_app.cc" in names, "no hand-written firmware sources in the wheel"
-    for preset in ("esp32", "esp32s3"):
+    for preset in ("esp32", "esp32c3", "esp32s3"):
         for name in ("model.tflite", "model.json", "MODEL_CARD.md"):
             assert f"tinyface/_models/{preset}/{name}" in names, f"models/{preset}/{name} is not in the wheel"
     assert not [n for n in names if "__pycache__" in n or n.startswith("tests/")]

@@ -66,3 +66,36 @@ def test_emulate_estimates_with_the_cost_model_of_firmware_kernels(tmp_path):
         proc.terminate()
         _, err = proc.communicate(timeout=30)
     assert load_board("esp32c3").cost_model_for("generated").source[:60] in " ".join(err.split()), err
+
+
+def test_a_model_brings_the_kernel_set_it_was_built_for(tmp_path):
+    """models/esp32c3 was sized for the generated kernels (model.json "kernels"): profile prices
+    them by default; --kernels and --set still win, and a model without the key gets ESP-NN's."""
+    def profiled(*args):
+        proc = run_cli("profile", "--json", *args, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    own = profiled("--board", "esp32c3")
+    assert "models/esp32c3" in own["model"].replace("\\", "/") and own["kernels"] == "generated"
+    assert profiled("--board", "esp32c3", "--kernels", "esp-nn")["kernels"] == "esp-nn"
+    assert profiled("--board", "esp32c3", "--set", 'firmware.kernels="esp-nn"')["kernels"] == "esp-nn"
+    esp32 = profiled("--board", "esp32c3", "--model", json.loads(run_cli("profile", "--json", "--board", "esp32",
+                                                                         cwd=tmp_path).stdout)["model"])
+    assert esp32["kernels"] == "esp-nn"
+    # the generated kernels' estimate is about a third of ESP-NN's for the same model
+    assert own["total_est_ms"] < 0.5 * profiled("--board", "esp32c3", "--kernels", "esp-nn")["total_est_ms"]
+
+
+def test_a_model_json_with_an_unknown_kernel_set_is_refused_in_one_line(tmp_path):
+    import shutil
+
+    from tinyface.resources import models_dir
+
+    bundle = tmp_path / "m"
+    shutil.copytree(models_dir() / "esp32c3", bundle)
+    meta = json.loads((bundle / "model.json").read_text())
+    meta["kernels"] = "fast"
+    (bundle / "model.json").write_text(json.dumps(meta))
+    assert_one_error_line(run_cli("profile", "--board", "esp32c3", "--model", str(bundle), cwd=tmp_path), 6,
+                          "'kernels' must be one of esp-nn, generated")
