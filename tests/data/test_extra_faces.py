@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from tinyface import config
-from tinyface.data.align import Aligner, ChipAligner, chip_landmarks, cut_chip
+from tinyface.data.align import Aligner, Alignment, ChipAligner, chip_landmarks, cut_chip
 from tinyface.data.cache import FaceCache
 from tinyface.data.dataset import read_image
 from tinyface.data.extra import load_extra_faces, nearest_distances, require_extra
@@ -47,6 +47,18 @@ def test_chip_template_recovers_the_alignment(lfw_dir):
     found = Aligner(1).detect(chip)
     assert found.detected
     assert np.max(np.abs(found.landmarks - chip_landmarks(224, 224, 0.25))) < 8.0
+
+
+def test_a_dark_dataset_chip_is_taken_as_it_is_where_a_dark_photo_is_brightened(lfw_dir):
+    """Extra faces that are already chips (FairFace) keep their pixels: brightening them would
+    change the released models' training data on a machine with a fresh cache."""
+    rgb = read_image(_photos(lfw_dir, 1)[0])
+    alignment = Aligner(1).detect(rgb)
+    dark = (cut_chip(rgb, alignment, 224, 0.25, 3) // 10).astype(np.uint8)  # brightest ~25/255
+    as_chip = cut_chip(dark, ChipAligner(0.25).detect(dark), 64, 0.1, 1)
+    assert as_chip.max() <= 30
+    as_photo = cut_chip(dark, Alignment(chip_landmarks(224, 224, 0.25), True, "detector"), 64, 0.1, 1)
+    assert as_photo.max() > 150
 
 
 def test_require_extra_names_the_command(tmp_path, monkeypatch):

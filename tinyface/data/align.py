@@ -124,9 +124,7 @@ class ChipAligner:
 
     def detect(self, rgb: np.ndarray) -> Alignment:
         h, w = rgb.shape[:2]
-        alignment = Alignment(chip_landmarks(w, h, self.padding), True, "chip")
-        alignment.normalised = underexposed(rgb, alignment)
-        return alignment
+        return Alignment(chip_landmarks(w, h, self.padding), True, "chip")  # never brightened (cut_chip)
 
 
 def is_legacy_not_found(arr: np.ndarray) -> bool:
@@ -583,11 +581,14 @@ def cut_chip(rgb: np.ndarray, alignment: Alignment, size: int, padding: float, c
     Downscaling is done in two steps (an area-averaged resize, then a bilinear warp) so a
     48-pixel chip from a 120-pixel face does not alias. An underexposed face
     (``underexposed``) is cut from a brightened copy (``brighten``): the embedders were trained
-    on well-exposed faces.
+    on well-exposed faces. A dataset's own face chip (``ChipAligner``: FairFace's extra faces) is
+    taken as it is: 601 of FairFace's 45,000 would count as underexposed, and brightening them
+    would change the training data of the released models (built before this rule) on every
+    machine whose cache does not already hold them.
     """
     from PIL import Image
 
-    if underexposed(rgb, alignment):  # never true of an LFW photo: their chips are unchanged
+    if alignment.method != "chip" and underexposed(rgb, alignment):  # never true of an LFW photo
         rgb = brighten(rgb)
     matrix = chip_affine(alignment, rgb.shape[:2], size, padding)
     if perturbation is not None:
