@@ -19,7 +19,8 @@ QUICK = {"distill": {"epochs": 8, "batch_size": 32, "teacher_views": 0, "teacher
 
 @click.command()
 @click.option("--preset", type=click.Choice(preset_names()), default="esp32", show_default=True,
-              help="Board preset: input size, architecture and MAC budget (see `tinyface boards`).")
+              help="Board preset (presets/*.toml): input size, student, training recipe and the board and kernel "
+                   "set it is sized for (MAC budgets: `tinyface boards`).")
 @click.option("--data", "data_dir", type=click.Path(), default=None,
               help="Dataset folder (default: $TINYFACE_DATA, else ~/.cache/tinyface/datasets/lfw).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
@@ -48,6 +49,7 @@ def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, se
     \b
     Examples:
       tinyface build                         # esp32 preset on the default data
+      tinyface build --preset esp32c3             # 3.2 M MACs for the ESP32-C3's generated kernels
       tinyface build --preset esp32s3 --epochs 60
       tinyface build --quick --out /tmp/smoke
       tinyface build --set prune.enabled=false --set quantize.qat=true
