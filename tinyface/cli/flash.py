@@ -69,8 +69,10 @@ def flash(ctx, board, model_path, port, project_dir, enroll_dir, kernels, dry_ru
     if as_json:
         print_json(result.to_dict())
         return
-    changed = len(project.written)
-    info(f"project: {project.directory} ({len(project.files)} files, {changed} written"
+    from tinyface.codegen.project import MANIFEST
+
+    changed = len(project.written)  # the manifest counts when it changed
+    info(f"project: {project.directory} ({len(project.files)} files and {MANIFEST}, {changed} written"
          f"{', ' + str(len(project.removed)) + ' removed' if project.removed else ''})")
     info(f"model: {result.model_dir} (sha256 {project.model_sha256[:16]}), ops: {', '.join(op for op, _ in project.ops)}")
     info(f"budget: {project.budget.summary()}")
