@@ -67,9 +67,9 @@ def _print_table(selected) -> None:
                   "(firmware.kernels = \"generated\"), where measured (-: none, the ESP-NN budget applies)",
                   style="dim")
     console.print("ms/M MAC: estimated milliseconds per million MACs (the board's cost model, ESP-NN), "
-                  "calibrated on:", style="dim")
-    for b in selected:
-        console.print(f"  {b.name} ({b.title}): {b.cost_source}", style="dim", soft_wrap=True)
+                  "from:", style="dim")
+    for b in selected:  # the source of the estimate the table shows (a measured one where the board has it)
+        console.print(f"  {b.name} ({b.title}): {b.cost_model.source}", style="dim", soft_wrap=True)
     for b in selected:
         if b.measured_generated:
             console.print(f"  {b.cost_model_for('generated').source}", style="dim", soft_wrap=True)
