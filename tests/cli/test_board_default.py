@@ -39,9 +39,9 @@ def test_bench_and_identify_look_for_the_firmware_board(tmp_path):
                           "no esp32s3 board connected")
 
 
-def test_emulate_defaults_to_firmware_board(tmp_path):
-    (tmp_path / "tinyface.toml").write_text(S3_SETTINGS)
-    proc = subprocess.Popen([sys.executable, "-m", "tinyface.cli.main", "emulate", "--once"], cwd=tmp_path,
+def _emulate_stderr(cwd) -> str:
+    """Start `tinyface emulate --once` in ``cwd``, wait for its port, stop it: its stderr."""
+    proc = subprocess.Popen([sys.executable, "-m", "tinyface.cli.main", "emulate", "--once"], cwd=cwd,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
     try:
         port = proc.stdout.readline().strip()
@@ -49,6 +49,12 @@ def test_emulate_defaults_to_firmware_board(tmp_path):
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=30)
+    return err
+
+
+def test_emulate_defaults_to_firmware_board(tmp_path):
+    (tmp_path / "tinyface.toml").write_text(S3_SETTINGS)
+    err = _emulate_stderr(tmp_path)
     assert "emulated esp32s3:" in err, err
 
 
@@ -57,14 +63,7 @@ def test_emulate_estimates_with_the_cost_model_of_firmware_kernels(tmp_path):
     from tinyface.boards import load_board
 
     (tmp_path / "tinyface.toml").write_text('[firmware]\nboard = "esp32c3"\nkernels = "generated"\n')
-    proc = subprocess.Popen([sys.executable, "-m", "tinyface.cli.main", "emulate", "--once"], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
-    try:
-        port = proc.stdout.readline().strip()
-        assert port, proc.stderr.read() if proc.poll() is not None else "no port printed"
-    finally:
-        proc.terminate()
-        _, err = proc.communicate(timeout=30)
+    err = _emulate_stderr(tmp_path)
     assert load_board("esp32c3").cost_model_for("generated").source[:60] in " ".join(err.split()), err
 
 

@@ -51,7 +51,9 @@ def test_plain_progress_prints_count_and_eta_every_few_seconds():
     assert lines[-1] == "faces: 1,000/1,000 (100%), 2 min 05 s elapsed" and len(lines) == 2
 
 
-def test_build_progress_is_plain_lines_when_stderr_is_not_a_terminal(monkeypatch):
+def _plain_mode(monkeypatch):
+    """stderr is not a terminal, PlainProgress runs on a fake clock with no heartbeat thread:
+    (the console's output, the clock, what was written to stderr)."""
     import tinyface.console as console_module
 
     out = io.StringIO()
@@ -66,6 +68,11 @@ def test_build_progress_is_plain_lines_when_stderr_is_not_a_terminal(monkeypatch
     monkeypatch.setattr(console_module.PlainProgress, "__init__", init)
     written = io.StringIO()
     monkeypatch.setattr("sys.stderr", written)
+    return out, clock, written
+
+
+def test_build_progress_is_plain_lines_when_stderr_is_not_a_terminal(monkeypatch):
+    out, clock, written = _plain_mode(monkeypatch)
     with BuildProgress(settings=None) as ui:
         ui.notify("stage", {"name": "distill", "epochs": 8})
         for epoch in range(1, 9):
@@ -92,20 +99,7 @@ def test_the_heartbeat_prints_while_nothing_advances():
 
 
 def test_each_pass_of_the_data_stage_gets_its_own_count_total_and_eta(monkeypatch):
-    import tinyface.console as console_module
-
-    out = io.StringIO()
-    monkeypatch.setattr(console_module, "err_console",
-                        lambda: Console(file=out, force_terminal=False, width=80, color_system=None, soft_wrap=True))
-    clock = FakeClock()
-    monkeypatch.setattr(console_module.PlainProgress, "start_heartbeat", lambda self: self)
-    real_init = console_module.PlainProgress.__init__
-
-    def init(self, *args, **kwargs):
-        real_init(self, *args, **kwargs, clock=clock)
-    monkeypatch.setattr(console_module.PlainProgress, "__init__", init)
-    written = io.StringIO()
-    monkeypatch.setattr("sys.stderr", written)
+    out, clock, written = _plain_mode(monkeypatch)
     with BuildProgress(settings=None) as ui:
         ui.notify("stage", {"name": "data"})
         ui.notify("step", {"name": "training faces", "total": 400})
