@@ -143,7 +143,8 @@ class PlainProgress:
 
     def line(self) -> str:
         elapsed = self.clock() - self.started
-        text = f"{self.description}: {self.completed:,}"
+        done = self.completed
+        text = f"{self.description}: {done:,}" if float(done).is_integer() else f"{self.description}: {done:,.2f}"
         if self.total:
             text += f"/{self.total:,} ({100 * self.completed / self.total:.0f}%)"
         text += f", {_duration(elapsed)} elapsed"

@@ -86,6 +86,20 @@ def test_build_progress_is_plain_lines_when_stderr_is_not_a_terminal(monkeypatch
     assert "distill: started" in out.getvalue() and "✓ distill:" in out.getvalue()
 
 
+def test_a_long_epoch_shows_its_share_done_and_an_eta_before_it_ends(monkeypatch):
+    out, clock, written = _plain_mode(monkeypatch)
+    with BuildProgress(settings=None) as ui:
+        ui.notify("stage", {"name": "distill", "epochs": 6})
+        for step in range(1, 101):  # the first epoch, 100 batches in 5 minutes
+            clock.now += 3
+            ui.notify("epoch_progress", {"epoch": step / 100})
+        ui.notify("epoch", {"epoch": 1, "logs": {"loss": 0.5}})
+    lines = written.getvalue().splitlines()
+    assert lines[0] == "  distill epochs: 0.04/6 (1%), 12 s elapsed, eta 29 min 48 s"
+    assert len(lines) == 25  # a line every 12 s over 5 minutes (10 s apart at least, on 3 s steps)
+    assert "  distill epochs: 0.80/6 (13%), 4 min 00 s elapsed, eta 26 min 00 s" in lines
+
+
 def test_the_heartbeat_prints_while_nothing_advances():
     import time
 

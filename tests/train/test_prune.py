@@ -20,3 +20,14 @@ def test_pruning_a_copy_leaves_the_float_student_intact():
     assert sparsity and all(abs(s - 0.5) < 0.02 for s in sparsity.values()), sparsity
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights())), "the float student was modified"
     assert max(prune.sparsity_per_layer(model).values()) < 0.05
+
+
+def test_training_reports_the_epochs_done_after_every_batch():
+    model, _ = build_student("dsnet", (32, 32, 1), 16, 0.5)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (64, 32, 32, 1), dtype=np.uint8)
+    t = distill.center_targets(rng.normal(size=(64, 16)).astype(np.float32), np.zeros(16, np.float32))
+    seen = []
+    distill.fit(model, x, t, None, None, 2, 16, 1e-3, distill.make_loss(distill.LossWeights()), augment=False,
+                warmup_epochs=0, on_progress=seen.append)
+    assert seen == [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0]

@@ -175,6 +175,8 @@ class BuildProgress:
             logs = info.get("logs") or {}
             text = " ".join(f"{k}={v:.4f}" for k, v in logs.items() if "loss" in k)
             self._progress.update(self._task, completed=info["epoch"], info=text)
+        elif event == "epoch_progress" and self._task is not None:
+            self._progress.update(self._task, completed=info["epoch"])
         elif event == "advance" and self._task is not None:
             self._progress.advance(self._task, info.get("n", 1))
         elif event == "metric" and self._task is not None:
@@ -206,6 +208,8 @@ class BuildProgress:
         elif event == "epoch":
             logs = info.get("logs") or {}
             self._plain.update(info["epoch"], " ".join(f"{k}={v:.4f}" for k, v in logs.items() if "loss" in k))
+        elif event == "epoch_progress":
+            self._plain.update(info["epoch"])
         elif event == "advance":
             self._plain.advance(info.get("n", 1))
         elif event == "metric":

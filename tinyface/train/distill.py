@@ -183,10 +183,12 @@ class TrainResult:
 
 
 def fit(model, x_train, t_train, x_val, t_val, epochs: int, batch_size: int, learning_rate: float, loss,
-        augment: bool | str = True, seed: int = 0, callbacks=(), on_epoch=None, warmup_epochs: int = 1) -> TrainResult:
+        augment: bool | str = True, seed: int = 0, callbacks=(), on_epoch=None, warmup_epochs: int = 1,
+        on_progress=None) -> TrainResult:
     """Train ``model`` (embedding output) on teacher targets with cosine-decayed Adam.
 
-    ``on_epoch(epoch, logs)`` is called after every epoch (progress display).
+    ``on_epoch(epoch, logs)`` is called after every epoch, ``on_progress(epochs)`` after every
+    batch with the epochs done so far as a float (progress display: an epoch can take minutes).
     """
     import tensorflow as tf
     import tf_keras as keras
@@ -212,6 +214,11 @@ def fit(model, x_train, t_train, x_val, t_val, epochs: int, batch_size: int, lea
     cbs = list(callbacks)
     if on_epoch:
         cbs.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: on_epoch(e, logs)))
+    if on_progress:
+        current = {"epoch": 0}
+        cbs.append(keras.callbacks.LambdaCallback(
+            on_epoch_begin=lambda e, logs: current.update(epoch=e),
+            on_train_batch_end=lambda b, logs: on_progress(current["epoch"] + (b + 1) / steps)))
     hist = model.fit(train, validation_data=val, epochs=epochs, verbose=0, callbacks=cbs)
     return TrainResult({k: [float(v) for v in vals] for k, vals in hist.history.items()}, epochs)
 

@@ -230,6 +230,11 @@ def _epoch_events(notify: Progress):
     return lambda e, logs: notify("epoch", {"epoch": e + 1, "logs": logs})
 
 
+def _batch_events(notify: Progress):
+    """Within an epoch: the epochs done so far, as a float (an epoch can take minutes)."""
+    return lambda epochs: notify("epoch_progress", {"epoch": epochs})
+
+
 def _distill(stages: Stages, settings, data, training: _TrainingSet, data_fp: str):
     """The float student distilled from the teacher: (model, Keras history, fingerprint)."""
     from tinyface.model.keras_io import load_keras, save_keras
@@ -258,7 +263,8 @@ def _distill(stages: Stages, settings, data, training: _TrainingSet, data_fp: st
         model, _ = student.build_student(s.arch, input_shape, s.embedding_dim, s.width)
         hist = distill.fit(model, training.x, t_train, data.val.crops, training.val_targets,
                            ds.epochs, ds.batch_size, lr, distill.make_loss(weights, centroids),
-                           augment=training.augment, seed=d.seed, on_epoch=_epoch_events(stages.notify))
+                           augment=training.augment, seed=d.seed, on_epoch=_epoch_events(stages.notify),
+                           on_progress=_batch_events(stages.notify))
         save_keras(model, st.path("student.keras"))
         write_json(st.path("history.json"), {"history": hist.history, "search": search,
                                              "learning_rate": lr, "alpha": weights.alpha,
@@ -288,7 +294,8 @@ def _prune(stages: Stages, settings, data, training: _TrainingSet, float_model, 
         hist = distill.fit(wrapped, training.x, training.targets, data.val.crops, training.val_targets,
                            pr.epochs, ds.batch_size, ds.learning_rate * 0.1, distill.make_loss(weights),
                            augment=training.augment, seed=d.seed + 1, callbacks=prune.pruning_callbacks(),
-                           warmup_epochs=0, on_epoch=_epoch_events(stages.notify))
+                           warmup_epochs=0, on_epoch=_epoch_events(stages.notify),
+                           on_progress=_batch_events(stages.notify))
         pruned = prune.strip(wrapped)
         save_keras(pruned, st.path("pruned.keras"))
         write_json(st.path("sparsity.json"), {"target": pr.target_sparsity,
@@ -384,7 +391,7 @@ def _qat(model, x_train, t_train, augment, settings, calib, prune_preserving: bo
     distill.fit(qat_model, x_train, t_train, None, None, settings.quantize.qat_epochs,
                 ds.batch_size, ds.learning_rate * 0.05, distill.make_loss(weights), augment=augment,
                 seed=settings.data.seed + 2, warmup_epochs=0,
-                on_epoch=lambda e, logs: notify("epoch", {"epoch": e + 1, "logs": logs}))
+                on_epoch=_epoch_events(notify), on_progress=_batch_events(notify))
     return quantize.convert_int8(qat_model, calib)
 
 
