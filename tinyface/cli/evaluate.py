@@ -106,6 +106,7 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
                    f"{result['enroll_images']} enrolled, {i['n_probes']} probes; {i['n_strangers']} photos of "
                    f"{i['stranger_people']} strangers): accuracy {100 * i['accuracy']:.2f}%  "
                    f"macro F1 {i['macro_f1']:.3f}  false-accept rate {100 * i['stranger_false_accept_rate']:.1f}% of strangers")
+        click.echo(_device_gallery_line(result))
     else:
         click.echo(f"identification: skipped ({result['note']})")
     tv = t["verification"]
@@ -124,6 +125,20 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
                    "accept none of them; add people for a measured rate)")
     if out_dir:
         click.echo(f"report: {Path(out_dir) / 'report.md'}")
+
+
+def _device_gallery_line(result: dict) -> str:
+    """Identification by a gallery of data.identify_gallery people (default the device's
+    capacity), in one line."""
+    from tinyface.protocol.spec import GALLERY_CAPACITY
+
+    i, size = result["identification"], result["identify_gallery"]
+    dg = i["device_gallery"]
+    head = f"  by a gallery of {size} people (data.identify_gallery; the device holds up to {GALLERY_CAPACITY})"
+    if dg["draws"] == 1:
+        return f"{head}: all {dg['gallery']} enrolled people fit, the figures above"
+    return (f"{head}, mean of {dg['draws']} random galleries of {dg['gallery']} of the {i['n_people']}: accuracy "
+            f"{100 * dg['accuracy']:.2f}%  false-accept rate {100 * dg['stranger_false_accept_rate']:.1f}% of strangers")
 
 
 def _writable_folder(out: Path) -> None:

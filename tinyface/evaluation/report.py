@@ -464,6 +464,11 @@ def write_evaluation_report(out_dir: Path, result: dict) -> Path:
                   f"| closed-set accuracy (threshold ignored) | {_pct(i['closed_set_accuracy'])} |",
                   f"| macro precision / recall / F1 | {i['macro_precision']:.3f} / {i['macro_recall']:.3f} / {i['macro_f1']:.3f} |",
                   f"| strangers accepted ({i['n_strangers']} photos) | {_pct(i['stranger_false_accept_rate'])} |"]
+        dg = _device_gallery(i)
+        if dg:
+            words = _gallery_words(dg, i["n_people"])
+            lines += [f"| identification accuracy, {words} | {_pct(dg['accuracy'])} |",
+                      f"| strangers accepted, {words} | {_pct(dg['stranger_false_accept_rate'])} |"]
     t = result.get("target_far")
     if t:
         lines.append(f"| verification threshold for FAR {t['far']:g} on these people (TAR) | "
