@@ -163,9 +163,10 @@ class DataSettings:
         enroll_images: identification: images enrolled per person (their centroid is the
             template); the rest are probes.
         identify_stranger_rate: the share of strangers (people not enrolled) that IDENTIFY may
-            accept as someone. The shipped identification threshold is chosen for it on
-            validation people (enrolled like the test people); stricter than the pair
-            verification threshold, because a stranger is compared with every enrolled person.
+            accept as someone, by a gallery of identify_gallery people. The shipped
+            identification threshold is chosen for it on validation people (enrolled like the
+            test people); stricter than the pair verification threshold, because a stranger is
+            compared with every enrolled person.
         identify_gallery: identification: the gallery size (people enrolled) the identification
             threshold is chosen for and identification is reported at; default the device's
             capacity (tinyface.protocol.spec.GALLERY_CAPACITY). A stranger is compared with every
