@@ -76,7 +76,8 @@ def test_wrong_types_are_errors(tmp_path, line, needle):
 
 @pytest.mark.parametrize("section, key, value", [
     ("data", "crop_size", 8), ("data", "channels", 2), ("data", "padding", 1.5), ("data", "val_fraction", 0.0),
-    ("data", "enroll_images", 10), ("data", "workers", -1), ("data", "identify_gallery", 0), ("distill", "epochs", 0), ("distill", "alpha", 1.5),
+    ("data", "enroll_images", 10), ("data", "workers", -1), ("data", "identify_gallery", 0),
+    ("distill", "epochs", 0), ("distill", "alpha", 1.5),
     ("prune", "target_sparsity", 1.0), ("quantize", "calibration_images", 0), ("firmware", "arena_margin", -0.1),
     ("bench", "timeout_s", 0), ("teacher", "chip_size", 112), ("student", "embedding_dim", 4),
 ])

@@ -36,7 +36,8 @@ def test_write_replaces_the_threshold_and_the_card_sentence_only(bundle):
     assert after == {**before, "identify_threshold": 0.654321} and list(after) == list(before)
     assert load_bundle(bundle).meta.identify_at == pytest.approx(0.654321)  # sha256 of the .tflite still holds
     new_card = (bundle / "MODEL_CARD.md").read_text()
-    assert "accepts at >= **0.6543**" in sentence and "by a gallery of 16 people (fewer when fewer are enrolled)" in sentence
+    assert "accepts at >= **0.6543**" in sentence
+    assert "by a gallery of 16 people (fewer when fewer are enrolled)" in sentence
     assert sentence in new_card and f"**{before['identify_threshold']:.4f}**" not in new_card
     old_start = card.index("identification (IDENTIFY")
     old_end = card.index(".", card.index("strangers are accepted", old_start)) + 1

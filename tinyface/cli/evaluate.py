@@ -139,7 +139,8 @@ def _device_gallery_line(result: dict) -> str:
     if dg["draws"] == 1:
         return f"{head}: all {dg['gallery']} enrolled people fit, the figures above"
     return (f"{head}, mean of {dg['draws']} random galleries of {dg['gallery']} of the {i['n_people']}: accuracy "
-            f"{100 * dg['accuracy']:.2f}%  false-accept rate {100 * dg['stranger_false_accept_rate']:.1f}% of strangers")
+            f"{100 * dg['accuracy']:.2f}%  false-accept rate "
+            f"{100 * dg['stranger_false_accept_rate']:.1f}% of strangers")
 
 
 def _writable_folder(out: Path) -> None:

@@ -267,8 +267,8 @@ def open_set_threshold(emb: np.ndarray, labels: list[str], enroll_images: int, s
     for, at most ``enrolled``; ``stranger_rate`` and ``probe_accuracy``: the mean over the same
     draws of the strangers accepted and of the gallery's people's other images accepted under
     the right name, the device's job measured on validation people; ``..._all``: the same by
-    the gallery of all ``enrolled`` people), or None when there are fewer than 2 people to enroll or 10 strangers
-    (then ship the verification threshold).
+    the gallery of all ``enrolled`` people), or None when there are fewer than 2 people to
+    enroll or 10 strangers (then ship the verification threshold).
     """
     split = enrollment_split(labels, enroll_images, seed)
     enrolled, strangers, probes = split.enroll, split.strangers, split.probes

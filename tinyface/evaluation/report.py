@@ -228,6 +228,22 @@ def extra_faces_lines(metrics: BuildMetrics) -> list[str]:
             f"{x['max_test_distance']} to an image of a test person), **{x['used']:,} used**{more}.", ""]
 
 
+def _identification_words(metrics: BuildMetrics, settings) -> str:
+    """The report's paragraph on the identification threshold and the gallery sizes."""
+    i = metrics.tflm.identification
+    n_people = i.get("n_people", "?")
+    at_verification = i.get("at_verification_threshold", {}).get("stranger_false_accept_rate")
+    chosen_on = i.get("threshold_from", "the verification threshold")
+    return (f"Identification (ident. acc., macro F1, stranger FAR) is measured at each stage's identification "
+            f"threshold (TFLM int8: {i['threshold']:.4f}, chosen on {chosen_on}; "
+            f"target {settings.data.identify_stranger_rate:.0%} of strangers accepted by a gallery of "
+            f"{_chosen_gallery(metrics, settings)} people) by the gallery of all {n_people} enrolled test people, and "
+            f"by {_gallery_words(_device_gallery(i), n_people)}; the device holds at most {GALLERY_CAPACITY}. "
+            "IDENTIFY compares a stranger with every enrolled person, so it needs a stricter threshold than a pair "
+            "does, and a larger gallery accepts more strangers. At the pair-verification threshold the TFLM int8 "
+            f"model would accept {_pct(at_verification)} of strangers.")
+
+
 def _threshold_sources(metrics: BuildMetrics) -> tuple[str, str]:
     """(the shipped threshold's source, the other one); reports from before the setting: protocol."""
     source = metrics.threshold_source or "protocol"
@@ -276,17 +292,7 @@ def write_report(out_dir: Path, metrics: BuildMetrics, settings, preset, stages_
         "",
         *validation_table(metrics),
         *extra_faces_lines(metrics),
-        f"Identification (ident. acc., macro F1, stranger FAR) is measured at each stage's identification threshold "
-        f"(TFLM int8: {tflm.identification['threshold']:.4f}, chosen on "
-        f"{tflm.identification.get('threshold_from', 'the verification threshold')}; target "
-        f"{settings.data.identify_stranger_rate:.0%} of strangers accepted by a gallery of "
-        f"{_chosen_gallery(metrics, settings)} people) by the gallery of all {tflm.identification.get('n_people', '?')} "
-        f"enrolled test people, and by {_gallery_words(_device_gallery(tflm.identification), tflm.identification.get('n_people', '?'))} "
-        f"(the device holds at most {GALLERY_CAPACITY}): IDENTIFY compares a stranger with every "
-        "enrolled person, so it needs a stricter threshold than a pair does, and a larger gallery accepts more "
-        "strangers. At the pair-verification threshold the "
-        f"TFLM int8 model would accept {_pct(tflm.identification.get('at_verification_threshold', {}).get('stranger_false_accept_rate'))} "
-        "of strangers.",
+        _identification_words(metrics, settings),
         "",
         f"MAC budget of `{preset.name}`: {metrics.mac_budget:,}; the int8 graph has {tflm.macs:,} MACs "
         f"({'within' if tflm.macs <= metrics.mac_budget else 'OVER'} budget). Estimated board latency uses the "
