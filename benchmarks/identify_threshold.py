@@ -65,7 +65,7 @@ def main() -> None:
 
     old = metrics.open_set_threshold(emb, val.labels, d.enroll_images, d.identify_stranger_rate, d.seed)
     new = metrics.open_set_threshold(emb, val.labels, d.enroll_images, d.identify_stranger_rate, d.seed,
-                                     gallery=d.identify_gallery)
+                                     gallery=metrics.gallery_for(d.identify_gallery))
     if new is None:
         sys.exit("error: too few validation people to choose an identification threshold on")
     split = metrics.enrollment_split(val.labels, d.enroll_images, d.seed)  # the split open_set_threshold enrolls by
@@ -76,7 +76,7 @@ def main() -> None:
     print(f"model.json identify_threshold: {meta.identify_threshold:.4f}")
     print(f"old rule (a gallery of all {old['enrolled']}): {old['threshold']:.4f}")
     print(f"new rule (galleries of {new['gallery']}, {new['draws']} draws, data.identify_gallery="
-          f"{d.identify_gallery}): {new['threshold']:.4f}")
+          f"{d.identify_gallery or 'the device capacity'}): {new['threshold']:.4f}")
     print()
     print(f"validation, at the old threshold {old['threshold']:.4f} / the new {new['threshold']:.4f}:")
     print("gallery  draws  strangers accepted (old / new)  probes accepted and right (old / new)")

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from tinyface.errors import ConfigError
-from tinyface.protocol.spec import GALLERY_CAPACITY
 
 CONFIG_FILENAME = "tinyface.toml"
 THRESHOLD_SOURCES = ("validation", "protocol")  # data.threshold_from: see DataSettings
@@ -168,8 +167,8 @@ class DataSettings:
             test people); stricter than the pair verification threshold, because a stranger is
             compared with every enrolled person.
         identify_gallery: identification: the gallery size (people enrolled) the identification
-            threshold is chosen for and identification is reported at; default the device's
-            capacity (tinyface.protocol.spec.GALLERY_CAPACITY). A stranger is compared with every
+            threshold is chosen for and identification is reported at; 0 (the default) = the
+            device's capacity, tinyface.protocol.spec.GALLERY_CAPACITY (16). A stranger is compared with every
             enrolled person, so the share of strangers accepted grows about linearly with the
             gallery: with more validation people than this, the threshold is chosen on random
             galleries of this many (accepting identify_stranger_rate of strangers on average).
@@ -193,7 +192,7 @@ class DataSettings:
     identify_min_images: int = 10
     enroll_images: int = 5
     identify_stranger_rate: float = 0.05
-    identify_gallery: int = GALLERY_CAPACITY
+    identify_gallery: int = 0
     threshold_from: str = "validation"
     seed: int = 0
     workers: int = 0
@@ -210,7 +209,8 @@ class DataSettings:
                "data.enroll_images must be >= 1 and < data.identify_min_images", self.enroll_images)
         _check(0.0 < self.identify_stranger_rate < 1.0, "data.identify_stranger_rate must be in (0, 1)",
                self.identify_stranger_rate)
-        _check(self.identify_gallery >= 1, "data.identify_gallery must be >= 1 (people in the gallery)",
+        _check(self.identify_gallery >= 0,
+               "data.identify_gallery must be >= 0 (people in the gallery; 0 = the device's capacity)",
                self.identify_gallery)
         _check(self.threshold_from in THRESHOLD_SOURCES,
                f"data.threshold_from must be one of {', '.join(THRESHOLD_SOURCES)}", self.threshold_from)

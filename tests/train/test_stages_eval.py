@@ -30,7 +30,11 @@ def test_the_gallery_size_is_read_only_by_the_evaluation():
     from tinyface.protocol import spec
     from tinyface.train import pipeline
 
-    assert config.Settings().data.identify_gallery == spec.GALLERY_CAPACITY
+    from tinyface.evaluation import metrics
+
+    # 0, the default: the device's capacity (one definition, in the protocol; config may not import it)
+    assert config.Settings().data.identify_gallery == 0 and metrics.gallery_for(0) == spec.GALLERY_CAPACITY == 16
+    assert metrics.gallery_for(4) == 4
     assert "identify_gallery" in pipeline.EVALUATE_ONLY
     data = SimpleNamespace(stats={"train_images": 10})
     base = config.load(None)

@@ -45,7 +45,7 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
     people, so plain accuracy rewards rejecting everyone) and as TAR at FAR 1e-2 and 1e-3.
     Identification enrolls each person with enough photos (some held out as strangers) and
     reports how many strangers the shipped identification threshold accepts, by all of them
-    and by galleries of data.identify_gallery people (default 16, what the device holds).
+    and by galleries of data.identify_gallery people (default: 16, what the device holds).
 
     \b
     Examples:

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from tinyface.protocol.spec import GALLERY_CAPACITY
 from tinyface.vectors import l2_normalize
 
 FARS = (1e-2, 1e-3)
@@ -210,6 +211,12 @@ def _best_matches(emb: np.ndarray, cents: np.ndarray, idx) -> tuple[np.ndarray, 
 
 
 GALLERY_DRAWS = 100  # random galleries a gallery-size figure is the mean over
+
+
+def gallery_for(identify_gallery: int) -> int:
+    """The gallery size of the setting ``data.identify_gallery``: itself, or for 0 the device's
+    capacity (``GALLERY_CAPACITY``; the settings cannot import the protocol, docs/architecture.md)."""
+    return identify_gallery or GALLERY_CAPACITY
 
 
 def gallery_draws(people, gallery: int, seed: int = 0, draws: int = GALLERY_DRAWS) -> list[list[str]]:

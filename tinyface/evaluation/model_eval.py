@@ -17,7 +17,6 @@ import numpy as np
 
 from tinyface.evaluation import metrics
 from tinyface.errors import DataError, ModelError
-from tinyface.protocol.spec import GALLERY_CAPACITY
 
 MAX_PAIRS = 200_000
 STRANGER_SHARE = 0.25  # of the people with enough images to enroll, held out as strangers
@@ -170,9 +169,9 @@ def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: 
     held_out = split.held_out
     n_people = len({labels[i] for i in people_images})
     ident = None
-    # the device holds at most data.identify_gallery people (GALLERY_CAPACITY): with more
+    # the device holds at most data.identify_gallery people (0: GALLERY_CAPACITY): with more
     # enrolled here, identification is also the mean over random galleries of that size
-    gallery = settings.data.identify_gallery if settings is not None else GALLERY_CAPACITY
+    gallery = metrics.gallery_for(settings.data.identify_gallery if settings is not None else 0)
     # the threshold IDENTIFY uses on the device (as ModelMeta.identify_at): the identification
     # one, else the verification one
     ident_threshold = model.identify_threshold or threshold

@@ -598,7 +598,9 @@ def _chosen_gallery(metrics: BuildMetrics, settings) -> int:
     """The gallery size the shipped identification threshold was chosen for: the validation
     record's (fewer than ``data.identify_gallery`` when fewer validation people could be enrolled)."""
     ident = (metrics.tflm.validation or {}).get("identification") or {}
-    return ident.get("gallery") or ident.get("enrolled") or settings.data.identify_gallery
+    from tinyface.evaluation.metrics import gallery_for
+
+    return ident.get("gallery") or ident.get("enrolled") or gallery_for(settings.data.identify_gallery)
 
 
 def _card_gallery_rows(i: dict, teacher: dict) -> list[str]:

@@ -39,7 +39,7 @@ def _score_stage(emb: np.ndarray, emb_val: np.ndarray, val_pairs, data, d) -> di
         ver[f"accuracy_at_{source}_threshold"] = float(np.mean((test_scores >= t) == te.same))
         ver[f"{source}_threshold"] = float(t)
     chosen = metrics.open_set_threshold(emb_val, data.val.labels, d.enroll_images, d.identify_stranger_rate, d.seed,
-                                        gallery=d.identify_gallery)
+                                        gallery=metrics.gallery_for(d.identify_gallery))
     ident_threshold = chosen["threshold"] if chosen else threshold
     ident = metrics.identification(emb, data.enroll, data.probes, data.strangers, ident_threshold).to_dict(
         with_confusion=True)
@@ -48,7 +48,8 @@ def _score_stage(emb: np.ndarray, emb_val: np.ndarray, val_pairs, data, d) -> di
     # the device holds at most GALLERY_CAPACITY people: identification by random galleries of
     # that size (the figures above are by the gallery of every enrolled test person)
     ident["device_gallery"] = metrics.identification_at_gallery(emb, data.enroll, data.probes, data.strangers,
-                                                                ident_threshold, d.identify_gallery, d.seed)
+                                                                ident_threshold,
+                                                                metrics.gallery_for(d.identify_gallery), d.seed)
     at_verification = metrics.identification(emb, data.enroll, data.probes, data.strangers, threshold)
     ident["at_verification_threshold"] = {"accuracy": at_verification.accuracy,
                                           "stranger_false_accept_rate": at_verification.stranger_false_accept_rate}
