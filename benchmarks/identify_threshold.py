@@ -76,7 +76,7 @@ def main() -> None:
     print(f"model.json identify_threshold: {meta.identify_threshold:.4f}")
     print(f"old rule (a gallery of all {old['enrolled']}): {old['threshold']:.4f}")
     print(f"new rule (galleries of {new['gallery']}, {new['draws']} draws, data.identify_gallery="
-          f"{d.identify_gallery or 'the device capacity'}): {new['threshold']:.4f}")
+          f"{d.identify_gallery}{', the device capacity' if not d.identify_gallery else ''}): {new['threshold']:.4f}")
     print()
     print(f"validation, at the old threshold {old['threshold']:.4f} / the new {new['threshold']:.4f}:")
     print("gallery  draws  strangers accepted (old / new)  probes accepted and right (old / new)")
