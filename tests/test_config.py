@@ -76,7 +76,8 @@ def test_wrong_types_are_errors(tmp_path, line, needle):
 
 @pytest.mark.parametrize("section, key, value", [
     ("data", "crop_size", 8), ("data", "channels", 2), ("data", "padding", 1.5), ("data", "val_fraction", 0.0),
-    ("data", "enroll_images", 10), ("data", "workers", -1), ("distill", "epochs", 0), ("distill", "alpha", 1.5),
+    ("data", "enroll_images", 10), ("data", "workers", -1), ("data", "identify_gallery", -1),
+    ("distill", "epochs", 0), ("distill", "alpha", 1.5),
     ("prune", "target_sparsity", 1.0), ("quantize", "calibration_images", 0), ("firmware", "arena_margin", -0.1),
     ("bench", "timeout_s", 0), ("teacher", "chip_size", 112), ("student", "embedding_dim", 4),
 ])
@@ -150,6 +151,7 @@ def test_tinyface_toml_is_discovered_in_the_working_directory(tmp_path, monkeypa
     (["--set", "data.nokey=1"], 3, "unknown key 'data.nokey' in command-line options"),
     (["--set", "data.crop_size=abc"], 3, "'data.crop_size'"),
     (["--set", "data.crop_size=8"], 3, "data.crop_size must be >= 16, got 8"),
+    (["--set", "data.identify_gallery=-1"], 3, "data.identify_gallery must be >= 0"),
     (["--set", "data.crop_size"], 3, "--set expects"),
 ])
 def test_cli_config_errors_are_one_line_exit_3(tmp_path, args, code, needle):

@@ -162,9 +162,17 @@ class DataSettings:
         enroll_images: identification: images enrolled per person (their centroid is the
             template); the rest are probes.
         identify_stranger_rate: the share of strangers (people not enrolled) that IDENTIFY may
-            accept as someone. The shipped identification threshold is chosen for it on
-            validation people (enrolled like the test people); stricter than the pair
-            verification threshold, because a stranger is compared with every enrolled person.
+            accept as someone, by a gallery of identify_gallery people. The shipped
+            identification threshold is chosen for it on validation people (enrolled like the
+            test people); stricter than the pair verification threshold, because a stranger is
+            compared with every enrolled person.
+        identify_gallery: identification: the gallery size (people enrolled) the identification
+            threshold is chosen for and identification is reported at; 0 (the default) = the
+            device's capacity, tinyface.protocol.spec.GALLERY_CAPACITY (16). A stranger is compared with every
+            enrolled person, so the share of strangers accepted grows about linearly with the
+            gallery: with more validation people than this, the threshold is chosen on random
+            galleries of this many (accepting identify_stranger_rate of strangers on average).
+            Read only by the evaluation (changing it retrains nothing).
         threshold_from: where the pair-verification threshold (shipped in model.json) is
             chosen: "validation" = pairs of validation people, whom the student never trained
             on, as the device never saw the people it meets; "protocol" = LFW's
@@ -184,6 +192,7 @@ class DataSettings:
     identify_min_images: int = 10
     enroll_images: int = 5
     identify_stranger_rate: float = 0.05
+    identify_gallery: int = 0
     threshold_from: str = "validation"
     seed: int = 0
     workers: int = 0
@@ -200,6 +209,9 @@ class DataSettings:
                "data.enroll_images must be >= 1 and < data.identify_min_images", self.enroll_images)
         _check(0.0 < self.identify_stranger_rate < 1.0, "data.identify_stranger_rate must be in (0, 1)",
                self.identify_stranger_rate)
+        _check(self.identify_gallery >= 0,
+               "data.identify_gallery must be >= 0 (people in the gallery; 0 = the device's capacity)",
+               self.identify_gallery)
         _check(self.threshold_from in THRESHOLD_SOURCES,
                f"data.threshold_from must be one of {', '.join(THRESHOLD_SOURCES)}", self.threshold_from)
         _check(0 <= self.workers <= 256, "data.workers must be in [0, 256]", self.workers)

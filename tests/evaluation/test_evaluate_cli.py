@@ -103,6 +103,32 @@ def test_evaluate_holds_strangers_out_and_reports_false_accepts_and_target_thres
     proc = run_cli("evaluate", "--model", str(RELEASED), "--data", str(data), "--enroll", "3", "--strangers", "0.5")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "balanced accuracy" in proc.stdout and "false-accept rate" in proc.stdout and "for FAR 0.01" in proc.stdout
+    # identification by a gallery of the device's size (16): the 3 enrolled people fit, so the same figures
+    assert r["identify_gallery"] == 16
+    assert i["device_gallery"] == {"gallery": 3, "draws": 1, "accuracy": i["accuracy"],
+                                   "stranger_false_accept_rate": i["stranger_false_accept_rate"]}
+    assert "by a gallery of 16 people (data.identify_gallery; the device holds up to 16): all 3 enrolled" in proc.stdout
+
+
+@pytest.mark.skipif(not (RELEASED / "model.tflite").is_file(), reason="no released model in models/esp32")
+def test_evaluate_names_the_gallery_size_it_reports_identification_at(make_dataset, tmp_path):
+    data = make_dataset(OWN_PEOPLE, name="own")
+    cfg = tmp_path / "gallery.toml"
+    cfg.write_text("[data]\nidentify_gallery = 2\n")
+    args = ("--config", str(cfg), "evaluate", "--model", str(RELEASED), "--data", str(data), "--enroll", "3",
+            "--strangers", "0.5")
+    proc = run_cli(*args, "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    r = json.loads(proc.stdout)
+    i = r["identification"]
+    dg = i["device_gallery"]
+    assert r["identify_gallery"] == 2 and (dg["gallery"], dg["draws"]) == (2, 100) and i["n_people"] == 3
+    # two people to be mistaken for instead of three: no more strangers accepted than by all three
+    assert dg["stranger_false_accept_rate"] <= i["stranger_false_accept_rate"]
+    proc = run_cli(*args)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "by a gallery of 2 people (data.identify_gallery; the device holds up to 16), mean of 100 random " \
+           "galleries of 2 of the 3: accuracy" in proc.stdout
 
 
 def test_evaluate_out_that_cannot_be_created_fails_before_the_evaluation(make_dataset, tmp_path):

@@ -106,6 +106,89 @@ def test_open_set_threshold_accepts_at_most_the_target_share_of_validation_stran
     assert metrics.open_set_threshold(emb[:10], labels[:10], 5, 0.1) is None  # too few people to choose on
 
 
+def _people_and_strangers(n_people=20, n_strangers=200, seed=0):
+    """Synthetic validation people: ``n_people`` with 8 photos each (enrollable), ``n_strangers``
+    with one photo (strangers), 16-value embeddings."""
+    rng = np.random.default_rng(seed)
+    emb, labels = [], []
+    for k in range(n_people):
+        centre = rng.normal(size=16)
+        for _ in range(8):
+            emb.append(centre + 0.6 * rng.normal(size=16))
+            labels.append(f"p{k:02d}")
+    for k in range(n_strangers):
+        emb.append(rng.normal(size=16))
+        labels.append(f"s{k:03d}")
+    return np.array(emb), labels
+
+
+def test_gallery_draws_are_seeded_and_the_whole_gallery_when_it_fits():
+    people = [f"p{k}" for k in range(10)]
+    draws = metrics.gallery_draws(people, 4, seed=3, draws=50)
+    assert len(draws) == 50 and all(len(g) == 4 and len(set(g)) == 4 and set(g) <= set(people) for g in draws)
+    assert len({tuple(g) for g in draws}) > 1  # different galleries
+    assert draws == metrics.gallery_draws(people, 4, seed=3, draws=50)
+    assert draws != metrics.gallery_draws(people, 4, seed=4, draws=50)
+    assert metrics.gallery_draws(people, 10) == [people] == metrics.gallery_draws(people[::-1], 16)
+
+
+def test_open_set_threshold_for_a_smaller_gallery_is_lower_and_meets_the_rate_on_average():
+    emb, labels = _people_and_strangers()
+    whole = metrics.open_set_threshold(emb, labels, enroll_images=5, stranger_rate=0.05)
+    small = metrics.open_set_threshold(emb, labels, enroll_images=5, stranger_rate=0.05, gallery=4)
+    assert (whole["gallery"], whole["draws"]) == (20, 1)
+    assert (small["gallery"], small["draws"]) == (4, metrics.GALLERY_DRAWS) and small["enrolled"] == 20
+    # fewer people to be mistaken for: a stranger's best match is lower, and so is the threshold
+    assert small["threshold"] < whole["threshold"]
+    # pooled over the draws, the share of strangers accepted meets the target, and tightly
+    split = metrics.enrollment_split(labels, 5, seed=0)
+    pooled = np.concatenate([metrics.stranger_scores(emb, {p: split.enroll[p] for p in g}, split.strangers)
+                             for g in metrics.gallery_draws(split.enroll, 4, seed=0)])
+    assert np.mean(pooled >= small["threshold"]) == pytest.approx(small["stranger_rate"])
+    assert small["stranger_rate"] <= 0.05
+    assert np.mean(pooled >= np.nextafter(small["threshold"], -np.inf)) > 0.05
+    # the whole gallery at the smaller gallery's threshold accepts more than the target
+    assert small["stranger_rate_all"] > 0.05 and whole["stranger_rate_all"] == whole["stranger_rate"]
+    # probe accuracy: the mean over the same draws of identification by those people
+    at = metrics.identification_at_gallery(emb, split.enroll, split.probes, split.strangers, small["threshold"], 4)
+    assert small["probe_accuracy"] == at["accuracy"] and small["stranger_rate"] == at["stranger_false_accept_rate"]
+
+
+def test_open_set_threshold_with_a_gallery_of_everyone_is_the_whole_gallery_rule():
+    emb, labels = _people_and_strangers(n_people=6)
+    whole = metrics.open_set_threshold(emb, labels, 5, 0.05)
+    for gallery in (6, 16, 1000):
+        assert metrics.open_set_threshold(emb, labels, 5, 0.05, gallery=gallery) == whole
+    # the rule before gallery sizes: every stranger's best match over all enrolled people
+    split = metrics.enrollment_split(labels, 5, seed=0)
+    best = metrics.stranger_scores(emb, split.enroll, split.strangers)
+    assert whole["threshold"] == metrics.threshold_for_rate(best, 0.05)
+    ident = metrics.identification(emb, split.enroll, split.probes, split.strangers, whole["threshold"])
+    assert whole["probe_accuracy"] == ident.accuracy
+    assert whole["stranger_rate"] == float(np.mean(best >= whole["threshold"]))
+
+
+def test_identification_at_gallery_is_the_mean_over_draws_of_the_drawn_peoples_identification():
+    emb, labels = _people_and_strangers(n_people=10, n_strangers=60, seed=1)
+    split = metrics.enrollment_split(labels, 5, seed=0)
+    t = 0.6
+    at = metrics.identification_at_gallery(emb, split.enroll, split.probes, split.strangers, t, 3, seed=2, draws=20)
+    assert (at["gallery"], at["draws"]) == (3, 20)
+    acc, far = [], []
+    for g in metrics.gallery_draws(split.enroll, 3, seed=2, draws=20):
+        sub = {p: split.enroll[p] for p in g}
+        r = metrics.identification(emb, sub, [(i, p) for i, p in split.probes if p in sub], split.strangers, t)
+        acc.append(r.accuracy)
+        far.append(r.stranger_false_accept_rate)
+    assert at["accuracy"] == pytest.approx(np.mean(acc))
+    assert at["stranger_false_accept_rate"] == pytest.approx(np.mean(far))
+    whole = metrics.identification(emb, split.enroll, split.probes, split.strangers, t)
+    assert at["stranger_false_accept_rate"] < whole.stranger_false_accept_rate  # fewer people to be mistaken for
+    big = metrics.identification_at_gallery(emb, split.enroll, split.probes, split.strangers, t, 16)
+    assert big == {"gallery": 10, "draws": 1, "accuracy": whole.accuracy,
+                   "stranger_false_accept_rate": whole.stranger_false_accept_rate}
+
+
 def test_balanced_accuracy_sees_through_mostly_negative_pairs():
     # a model that knows nothing (random embeddings) on 10 people x 10 photos, all pairs: 90% of
     # the pairs are different people, so rejecting (nearly) everything scores ~90% accuracy

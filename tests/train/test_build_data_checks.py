@@ -112,6 +112,34 @@ def test_report_and_model_card_name_the_data_used_and_flag_a_smoke_test(lfw_dir,
     assert lfw["lfw_pairs_dev_test_accuracy"] == lfw["test_accuracy"] == 0.9
 
 
+def test_report_and_model_card_name_both_gallery_sizes(lfw_dir, tmp_path, tiny_bundle):
+    from tinyface import config
+    from tinyface.evaluation.report import write_model_card, write_report
+
+    metrics = _metrics(describe_dataset(lfw_dir), False)
+    for st in metrics.stages.values():
+        st.identification["device_gallery"] = {"gallery": 3, "draws": 100, "accuracy": 0.8125,
+                                               "stranger_false_accept_rate": 0.0375}
+        st.validation.update({"auc": 0.9, "tar_at_far_1e-3": 0.4, "identification": {
+            "probe_accuracy": 0.7125, "stranger_rate": 0.05, "enrolled": 7, "gallery": 5, "draws": 100, "probes": 30,
+            "strangers": 40, "probe_accuracy_all": 0.6875, "stranger_rate_all": 0.075}})
+    preset = config.load_preset("esp32")
+    settings = config.apply(config.Settings(), preset.settings(), "the preset")
+    out = tmp_path / "run"
+    out.mkdir()
+    report = write_report(out, metrics, settings, preset).read_text()
+    card = write_model_card(out, metrics, settings, preset, tiny_bundle.meta).read_text()
+    # the stage table: the full test gallery (4 people) and the device-size galleries (3 people)
+    assert "ident. acc. (4 people)" in report and "stranger FAR (3 people)" in report
+    assert "| 80.00% | 0.700 | 10.00% | 81.25% | 3.75% |" in report
+    # the validation table: galleries of 5 (what the threshold is chosen for) and all 7
+    assert "strangers accepted (5 people)" in report and "strangers accepted (7 people)" in report
+    assert "| 71.25% | 5.00% | 68.75% | 7.50% |" in report
+    assert "random galleries of 3 of the 4 enrolled people (100 draws)" in report
+    assert "about 5% of strangers are accepted by a gallery of 5 people (fewer when fewer are enrolled)" in card
+    assert "strangers accepted, random galleries of 3 of the 4 enrolled people (100 draws) | 3.75% |" in card
+
+
 def test_flash_warns_before_flashing_a_smoke_test_model(tiny_bundle, tmp_path):
     from tinyface.model.bundle import load_bundle, save_bundle
 

@@ -103,6 +103,9 @@ def test_quick_build_report_structure_and_sane_metrics(quick_build):
         assert 0.0 <= i["accuracy"] <= i["closed_set_accuracy"] <= 1.0
         assert 0.0 <= i["macro_f1"] <= 1.0 and 0.0 <= i["stranger_false_accept_rate"] <= 1.0
         assert i["threshold_from"] and 0.0 <= i["at_verification_threshold"]["stranger_false_accept_rate"] <= 1.0
+        # identification by galleries of the device's size (16): the quick build enrolls 8, who all fit
+        assert i["device_gallery"] == {"gallery": i["n_people"], "draws": 1, "accuracy": i["accuracy"],
+                                       "stranger_false_accept_rate": i["stranger_false_accept_rate"]}, name
     # the teacher is strong even on 200 pairs; a 2-epoch student is at least better than chance
     assert report["stages"]["teacher"]["verification"]["accuracy"] >= 0.93
     assert report["stages"]["float"]["verification"]["auc"] > 0.55
@@ -145,7 +148,8 @@ def test_protocol_threshold_source_reruns_only_the_evaluation(quick_build, lfw_d
     out = tmp_path / "run"
     shutil.copytree(quick_build[0], out)
     proc = run_cli("build", "--quick", "--data", str(lfw_dir), "--out", str(out), "--json",
-                   "--set", "data.threshold_from=protocol", "--set", extra_dirs(quick_build[0]))
+                   "--set", "data.threshold_from=protocol", "--set", "data.identify_gallery=4",
+                   "--set", extra_dirs(quick_build[0]))
     assert proc.returncode == 0, proc.stderr[-2000:]
     stages = {s["name"]: s["skipped"] for s in json.loads(proc.stdout)["stages"]}
     assert stages == {"data": False, "distill": True, "prune": True, "quantize": True, "evaluate": False,
@@ -157,6 +161,10 @@ def test_protocol_threshold_source_reruns_only_the_evaluation(quick_build, lfw_d
     assert json.loads((out / "model.json").read_text())["threshold"] == pytest.approx(v["protocol_threshold"])
     assert "accuracy (protocol threshold, shipped)" in (out / "report.md").read_text()
     assert 'data.threshold_from="protocol"' in (out / "MODEL_CARD.md").read_text()
+    # identification by galleries of 4 of the 8 enrolled test people, named in the report
+    i = report["stages"]["tflm_int8"]["identification"]
+    assert i["n_people"] == 8 and (i["device_gallery"]["gallery"], i["device_gallery"]["draws"]) == (4, 100)
+    assert "stranger FAR (4 people)" in (out / "report.md").read_text()
 
 
 def test_a_failed_stage_leaves_no_trusted_artifact(quick_build, lfw_dir, monkeypatch, tmp_path):

@@ -44,7 +44,8 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
     true-reject rates at the shipped threshold: a dataset's pairs are mostly different
     people, so plain accuracy rewards rejecting everyone) and as TAR at FAR 1e-2 and 1e-3.
     Identification enrolls each person with enough photos (some held out as strangers) and
-    reports how many strangers the shipped identification threshold accepts.
+    reports how many strangers the shipped identification threshold accepts, by all of them
+    and by galleries of data.identify_gallery people (default: 16, what the device holds).
 
     \b
     Examples:
@@ -106,6 +107,7 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
                    f"{result['enroll_images']} enrolled, {i['n_probes']} probes; {i['n_strangers']} photos of "
                    f"{i['stranger_people']} strangers): accuracy {100 * i['accuracy']:.2f}%  "
                    f"macro F1 {i['macro_f1']:.3f}  false-accept rate {100 * i['stranger_false_accept_rate']:.1f}% of strangers")
+        click.echo(_device_gallery_line(result))
     else:
         click.echo(f"identification: skipped ({result['note']})")
     tv = t["verification"]
@@ -124,6 +126,21 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
                    "accept none of them; add people for a measured rate)")
     if out_dir:
         click.echo(f"report: {Path(out_dir) / 'report.md'}")
+
+
+def _device_gallery_line(result: dict) -> str:
+    """Identification by a gallery of data.identify_gallery people (default the device's
+    capacity), in one line."""
+    from tinyface.protocol.spec import GALLERY_CAPACITY
+
+    i, size = result["identification"], result["identify_gallery"]
+    dg = i["device_gallery"]
+    head = f"  by a gallery of {size} people (data.identify_gallery; the device holds up to {GALLERY_CAPACITY})"
+    if dg["draws"] == 1:
+        return f"{head}: all {dg['gallery']} enrolled people fit, the figures above"
+    return (f"{head}, mean of {dg['draws']} random galleries of {dg['gallery']} of the {i['n_people']}: accuracy "
+            f"{100 * dg['accuracy']:.2f}%  false-accept rate "
+            f"{100 * dg['stranger_false_accept_rate']:.1f}% of strangers")
 
 
 def _writable_folder(out: Path) -> None:

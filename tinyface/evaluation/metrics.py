@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from tinyface.protocol.spec import GALLERY_CAPACITY
 from tinyface.vectors import l2_normalize
 
 FARS = (1e-2, 1e-3)
@@ -209,29 +210,90 @@ def _best_matches(emb: np.ndarray, cents: np.ndarray, idx) -> tuple[np.ndarray, 
     return best, sims[np.arange(len(best)), best]
 
 
-def open_set_threshold(emb: np.ndarray, labels: list[str], enroll_images: int, stranger_rate: float,
-                       seed: int = 0) -> dict | None:
-    """The identification threshold for a target stranger-accept rate, chosen on held-out
-    (validation) people enrolled the way the device enrolls: people with more than
-    ``enroll_images`` images are enrolled (centroid of ``enroll_images`` seeded images);
-    one image of every other person is a stranger, compared with every centroid. The
-    threshold is the lowest at which at most ``stranger_rate`` of those strangers reach it.
+GALLERY_DRAWS = 100  # random galleries a gallery-size figure is the mean over
 
-    Returns ``{"threshold", "stranger_rate", "enrolled", "strangers", "probes", "probe_accuracy"}``
-    (``probe_accuracy``: the enrolled people's other images accepted under the right name at
-    that threshold, the device's job measured on validation people), or None when there
-    are fewer than 2 people to enroll or 10 strangers (then ship the verification threshold).
+
+def gallery_for(identify_gallery: int) -> int:
+    """The gallery size of the setting ``data.identify_gallery``: itself, or for 0 the device's
+    capacity (``GALLERY_CAPACITY``; the settings cannot import the protocol, docs/architecture.md)."""
+    return identify_gallery or GALLERY_CAPACITY
+
+
+def gallery_draws(people, gallery: int, seed: int = 0, draws: int = GALLERY_DRAWS) -> list[list[str]]:
+    """The galleries identification at a gallery size is measured on: with more than ``gallery``
+    people, ``draws`` seeded random galleries of ``gallery`` of them (sorted); otherwise the one
+    gallery of all of them. The same ``seed`` gives the same draws (the threshold is chosen and
+    the probes are scored on the same galleries)."""
+    people = sorted(people)
+    if gallery >= len(people):
+        return [people]
+    rng = random.Random(f"gallery:{seed}")
+    return [sorted(rng.sample(people, gallery)) for _ in range(draws)]
+
+
+def identification_at_gallery(emb: np.ndarray, enroll: dict[str, list[int]], probes: list[tuple[int, str]],
+                              strangers: list[int], threshold: float, gallery: int, seed: int = 0,
+                              draws: int = GALLERY_DRAWS) -> dict:
+    """Identification by a gallery of ``gallery`` people (the device holds at most
+    ``GALLERY_CAPACITY``): the mean over :func:`gallery_draws` of the enrolled people of
+    :func:`identification` with only the drawn people enrolled, scored on their probes (probes
+    of people not drawn are left out: they are neither the gallery's people nor the protocol's
+    strangers) and on every stranger. With ``gallery`` >= the enrolled people, the whole gallery.
+
+    Returns ``{"gallery", "draws", "accuracy", "stranger_false_accept_rate"}`` (``gallery``: the
+    size measured, at most the enrolled people).
+    """
+    galleries = gallery_draws(enroll, gallery, seed, draws)
+    accuracy, accepted = [], []
+    for people in galleries:
+        sub = {p: enroll[p] for p in people}
+        result = identification(emb, sub, [(i, p) for i, p in probes if p in sub], strangers, threshold)
+        accuracy.append(result.accuracy)
+        accepted.append(result.stranger_false_accept_rate)
+    return {"gallery": len(galleries[0]), "draws": len(galleries), "accuracy": float(np.mean(accuracy)),
+            "stranger_false_accept_rate": float(np.mean(accepted))}
+
+
+def open_set_threshold(emb: np.ndarray, labels: list[str], enroll_images: int, stranger_rate: float,
+                       seed: int = 0, gallery: int | None = None, draws: int = GALLERY_DRAWS) -> dict | None:
+    """The identification threshold for a target stranger-accept rate by a gallery of
+    ``gallery`` people, chosen on held-out (validation) people enrolled the way the device
+    enrolls: people with more than ``enroll_images`` images can be enrolled (centroid of
+    ``enroll_images`` seeded images); one image of every other person is a stranger.
+
+    With more enrollable people than ``gallery``, ``draws`` seeded random galleries of
+    ``gallery`` of them (:func:`gallery_draws`) are enrolled in turn and every stranger's best
+    match in each is pooled: the threshold is the lowest at which at most ``stranger_rate`` of
+    the pooled scores reach it, so a random gallery of that size accepts that share of strangers
+    on average. (A stranger is compared with every enrolled person, so the share accepted grows
+    about linearly with the gallery: a threshold chosen for one size holds for that size only.)
+    With ``gallery`` None or >= the enrollable people, the one gallery of all of them.
+
+    Returns ``{"threshold", "stranger_rate", "enrolled", "gallery", "draws", "strangers", "probes",
+    "probe_accuracy", "stranger_rate_all", "probe_accuracy_all"}`` (``gallery``: the size chosen
+    for, at most ``enrolled``; ``stranger_rate`` and ``probe_accuracy``: the mean over the same
+    draws of the strangers accepted and of the gallery's people's other images accepted under
+    the right name, the device's job measured on validation people; ``..._all``: the same by
+    the gallery of all ``enrolled`` people), or None when there are fewer than 2 people to
+    enroll or 10 strangers (then ship the verification threshold).
     """
     split = enrollment_split(labels, enroll_images, seed)
-    gallery, strangers, probes = split.enroll, split.strangers, split.probes
-    if len(gallery) < 2 or len(strangers) < 10:
+    enrolled, strangers, probes = split.enroll, split.strangers, split.probes
+    if len(enrolled) < 2 or len(strangers) < 10:
         return None
-    best = stranger_scores(emb, gallery, strangers)
-    threshold = threshold_for_rate(best, stranger_rate)
-    probe_accuracy = identification(emb, gallery, probes, strangers, threshold).accuracy if probes else 0.0
-    return {"threshold": threshold, "stranger_rate": float(np.mean(best >= threshold)),
-            "enrolled": len(gallery), "strangers": len(strangers), "probes": len(probes),
-            "probe_accuracy": float(probe_accuracy)}
+    size = len(enrolled) if gallery is None else gallery
+    galleries = gallery_draws(enrolled, size, seed, draws)
+    pooled = np.concatenate([stranger_scores(emb, {p: enrolled[p] for p in people}, strangers)
+                             for people in galleries])
+    threshold = threshold_for_rate(pooled, stranger_rate)
+    at = identification_at_gallery(emb, enrolled, probes, strangers, threshold, size, seed, draws)
+    whole = identification(emb, enrolled, probes, strangers, threshold)
+    return {"threshold": threshold, "stranger_rate": at["stranger_false_accept_rate"],
+            "enrolled": len(enrolled), "gallery": at["gallery"], "draws": at["draws"],
+            "strangers": len(strangers), "probes": len(probes),
+            "probe_accuracy": at["accuracy"] if probes else 0.0,
+            "stranger_rate_all": whole.stranger_false_accept_rate,
+            "probe_accuracy_all": whole.accuracy if probes else 0.0}
 
 
 def all_pairs_tar_at_far(emb: np.ndarray, labels: list[str], far: float) -> dict:

@@ -100,7 +100,10 @@ def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: 
 
     Identification holds ``stranger_share`` of the people who have enough images out as
     strangers (seeded), besides the people with too few images: all their images must be
-    rejected, and the share accepted is the false-accept rate at the shipped threshold.
+    rejected, and the share accepted is the false-accept rate at the shipped threshold. It is
+    reported by the gallery of every enrolled person and, as ``identification["device_gallery"]``,
+    by galleries of ``settings.data.identify_gallery`` people (default the device's capacity;
+    :func:`tinyface.evaluation.metrics.identification_at_gallery`).
     ``target_far``: also report the thresholds that would give this false-accept rate on these
     people (verification pairs and strangers), and what they would cost.
 
@@ -166,6 +169,9 @@ def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: 
     held_out = split.held_out
     n_people = len({labels[i] for i in people_images})
     ident = None
+    # the device holds at most data.identify_gallery people (0: GALLERY_CAPACITY): with more
+    # enrolled here, identification is also the mean over random galleries of that size
+    gallery = metrics.gallery_for(settings.data.identify_gallery if settings is not None else 0)
     # the threshold IDENTIFY uses on the device (as ModelMeta.identify_at): the identification
     # one, else the verification one
     ident_threshold = model.identify_threshold or threshold
@@ -173,6 +179,8 @@ def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: 
         ident = metrics.identification(emb, enroll, probes, strangers, ident_threshold).to_dict(with_confusion=True)
         ident["stranger_people"] = n_people - len(enroll)
         ident["held_out_people"] = sorted(held_out)
+        ident["device_gallery"] = metrics.identification_at_gallery(emb, enroll, probes, strangers, ident_threshold,
+                                                                    gallery, seed)
     target = _at_target_far(emb, scores, same, enroll, probes, strangers, target_far, ident_threshold)
     return {
         "model": model.name, "runtime": model.kind, "data": str(data_dir), "images": int(ok.sum()),
@@ -180,7 +188,8 @@ def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: 
         "no_face": int((ok & ~faces.detected).sum()), "people": n_people,
         "threshold": threshold, "threshold_source": threshold_source, "pairs": pairs_source,
         "verification": ver.to_dict(with_roc=True), "identification": ident,
-        "enroll_images": enroll_images, "stranger_share": stranger_share, "target_far": target,
+        "enroll_images": enroll_images, "stranger_share": stranger_share, "identify_gallery": gallery,
+        "target_far": target,
         "note": None if ident else (f"identification needs >= 2 enrolled people (people with more than "
                                     f"{enroll_images} images, less the {stranger_share:.0%} held out as strangers)"),
     }

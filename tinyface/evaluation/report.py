@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from tinyface.fsutil import atomic_path, write_json, write_text
+from tinyface.protocol.spec import GALLERY_CAPACITY
 
 
 @dataclass
@@ -144,18 +145,39 @@ def smoke_test_lines(metrics: BuildMetrics) -> list[str]:
     return [f"> **{SMOKE_TEST}**", ""] if metrics.smoke_test else []
 
 
+def _device_gallery(ident: dict | None) -> dict:
+    """A stage's identification by random galleries of the device's size (``device_gallery``;
+    empty for builds from before it was recorded)."""
+    return (ident or {}).get("device_gallery") or {}
+
+
+def _gallery_words(dg: dict, n_people) -> str:
+    """How a gallery-size figure was measured, in words: "random galleries of 16 of the 47
+    enrolled people (100 draws)", or the whole gallery when it fits."""
+    if dg.get("draws", 1) > 1:
+        return f"random galleries of {dg['gallery']} of the {n_people} enrolled people ({dg['draws']} draws)"
+    return f"all {dg.get('gallery', n_people)} enrolled people (within the gallery size)"
+
+
 def stage_table(metrics: BuildMetrics) -> list[str]:
-    rows = [f"| stage | {test_name(metrics)} acc. | ROC AUC | TAR@FAR=1e-2 | ident. acc. | macro F1 | stranger FAR | "
+    """The stages' figures; identification by the gallery of every enrolled test person and by
+    galleries of the device's size (``data.identify_gallery``), each named by its size."""
+    i_tflm = metrics.tflm.identification
+    n_all, n_dev = i_tflm.get("n_people", "?"), _device_gallery(i_tflm).get("gallery", "?")
+    rows = [f"| stage | {test_name(metrics)} acc. | ROC AUC | TAR@FAR=1e-2 | ident. acc. ({n_all} people) | macro F1 | "
+            f"stranger FAR ({n_all} people) | ident. acc. ({n_dev} people) | stranger FAR ({n_dev} people) | "
             "model size | MACs | arena | host ms/img | est. board ms | validation acc. |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in STAGE_ORDER:
         st = metrics.stages.get(name)
         if not st:
             continue
         v, i = st.verification, st.identification
+        dg = _device_gallery(i)
         rows.append(
             f"| {STAGE_LABEL[name]} | {_pct(v['accuracy'])} | {v['auc']:.4f} | {_pct(v['tar_at_far']['0.01'])} | "
             f"{_pct(i['accuracy'])} | {i['macro_f1']:.3f} | {_pct(i['stranger_false_accept_rate'])} | "
+            f"{_pct(dg.get('accuracy'))} | {_pct(dg.get('stranger_false_accept_rate'))} | "
             f"{_kib(st.model_bytes)} | {_num(st.macs)} | {_kib(st.arena_bytes)} | "
             f"{_num(st.latency_ms_host)} | {_num(st.estimated_ms_on_board)} | "
             f"{_pct((st.validation or {}).get('accuracy'))} |")
@@ -163,7 +185,8 @@ def stage_table(metrics: BuildMetrics) -> list[str]:
 
 
 def validation_table(metrics: BuildMetrics) -> list[str]:
-    """The device's job measured on validation people (what presets are chosen on; never the test)."""
+    """The device's job measured on validation people (what presets are chosen on; never the test):
+    identification by galleries of the size the threshold is chosen for, and by all of them."""
     rows = []
     for name in STAGE_ORDER:
         st = metrics.stages.get(name)
@@ -172,16 +195,25 @@ def validation_table(metrics: BuildMetrics) -> list[str]:
             continue
         ident = v.get("identification") or {}
         rows.append(f"| {STAGE_LABEL[name]} | {_pct(v['accuracy'])} | {v['auc']:.4f} | {_pct(v['tar_at_far_1e-3'])} | "
-                    f"{_pct(ident.get('probe_accuracy'))} | {_pct(ident.get('stranger_rate'))} |")
+                    f"{_pct(ident.get('probe_accuracy'))} | {_pct(ident.get('stranger_rate'))} | "
+                    f"{_pct(ident.get('probe_accuracy_all'))} | {_pct(ident.get('stranger_rate_all'))} |")
     if not rows:
         return []
     ident = (metrics.tflm.validation or {}).get("identification") or {}
+    enrolled = ident.get("enrolled", "?")
+    gallery = ident.get("gallery", enrolled)
+    drawn = (f"random galleries of {gallery} of them ({ident['draws']} draws), the threshold chosen so that such a "
+             "gallery accepts the target share of those strangers on average"
+             if ident.get("draws", 1) > 1 else
+             "a gallery of all of them, the threshold chosen so that it accepts the target share of those strangers")
     return ["### On validation people (the device's job; presets are chosen on these)", "",
-            "| stage | pairs acc. | ROC AUC | TAR@FAR=1e-3 (every pair) | identification: probes accepted and right | "
-            "strangers accepted |", "|---|---|---|---|---|---|", *rows, "",
-            f"Identification on validation: {ident.get('enrolled', '?')} validation people enrolled, "
-            f"{ident.get('probes', '?')} probes, {ident.get('strangers', '?')} strangers, at the threshold that "
-            "accepts the target share of those strangers.", ""]
+            f"| stage | pairs acc. | ROC AUC | TAR@FAR=1e-3 (every pair) | identification ({gallery} people): probes "
+            f"accepted and right | strangers accepted ({gallery} people) | probes accepted and right ({enrolled} "
+            f"people) | strangers accepted ({enrolled} people) |", "|---|---|---|---|---|---|---|---|", *rows, "",
+            f"Identification on validation: {enrolled} validation people can be enrolled, "
+            f"{ident.get('probes', '?')} probes, {ident.get('strangers', '?')} strangers; {drawn}. The last two "
+            f"columns: the same threshold by a gallery of all {enrolled} (a stranger is compared with every enrolled "
+            "person, so a larger gallery accepts more strangers).", ""]
 
 
 def extra_faces_lines(metrics: BuildMetrics) -> list[str]:
@@ -194,6 +226,22 @@ def extra_faces_lines(metrics: BuildMetrics) -> list[str]:
             f"{x['sampled']:,} taken, {x['unreadable']:,} unreadable, {x['no_face']:,} without a face found, "
             f"{x['too_close_to_test']:,} dropped by the contamination filter (teacher distance < "
             f"{x['max_test_distance']} to an image of a test person), **{x['used']:,} used**{more}.", ""]
+
+
+def _identification_words(metrics: BuildMetrics, settings) -> str:
+    """The report's paragraph on the identification threshold and the gallery sizes."""
+    i = metrics.tflm.identification
+    n_people = i.get("n_people", "?")
+    at_verification = i.get("at_verification_threshold", {}).get("stranger_false_accept_rate")
+    chosen_on = i.get("threshold_from", "the verification threshold")
+    return (f"Identification (ident. acc., macro F1, stranger FAR) is measured at each stage's identification "
+            f"threshold (TFLM int8: {i['threshold']:.4f}, chosen on {chosen_on}; "
+            f"target {settings.data.identify_stranger_rate:.0%} of strangers accepted by a gallery of "
+            f"{_chosen_gallery(metrics, settings)} people) by the gallery of all {n_people} enrolled test people, and "
+            f"by {_gallery_words(_device_gallery(i), n_people)}; the device holds at most {GALLERY_CAPACITY}. "
+            "IDENTIFY compares a stranger with every enrolled person, so it needs a stricter threshold than a pair "
+            "does, and a larger gallery accepts more strangers. At the pair-verification threshold the TFLM int8 "
+            f"model would accept {_pct(at_verification)} of strangers.")
 
 
 def _threshold_sources(metrics: BuildMetrics) -> tuple[str, str]:
@@ -244,13 +292,7 @@ def write_report(out_dir: Path, metrics: BuildMetrics, settings, preset, stages_
         "",
         *validation_table(metrics),
         *extra_faces_lines(metrics),
-        f"Identification (ident. acc., macro F1, stranger FAR) is measured at each stage's identification threshold "
-        f"(TFLM int8: {tflm.identification['threshold']:.4f}, chosen on "
-        f"{tflm.identification.get('threshold_from', 'the verification threshold')}; target "
-        f"{settings.data.identify_stranger_rate:.0%} of strangers accepted): IDENTIFY compares a stranger with every "
-        "enrolled person, so it needs a stricter threshold than a pair does. At the pair-verification threshold the "
-        f"TFLM int8 model would accept {_pct(tflm.identification.get('at_verification_threshold', {}).get('stranger_false_accept_rate'))} "
-        "of strangers.",
+        _identification_words(metrics, settings),
         "",
         f"MAC budget of `{preset.name}`: {metrics.mac_budget:,}; the int8 graph has {tflm.macs:,} MACs "
         f"({'within' if tflm.macs <= metrics.mac_budget else 'OVER'} budget). Estimated board latency uses the "
@@ -428,6 +470,11 @@ def write_evaluation_report(out_dir: Path, result: dict) -> Path:
                   f"| closed-set accuracy (threshold ignored) | {_pct(i['closed_set_accuracy'])} |",
                   f"| macro precision / recall / F1 | {i['macro_precision']:.3f} / {i['macro_recall']:.3f} / {i['macro_f1']:.3f} |",
                   f"| strangers accepted ({i['n_strangers']} photos) | {_pct(i['stranger_false_accept_rate'])} |"]
+        dg = _device_gallery(i)
+        if dg:
+            words = _gallery_words(dg, i["n_people"])
+            lines += [f"| identification accuracy, {words} | {_pct(dg['accuracy'])} |",
+                      f"| strangers accepted, {words} | {_pct(dg['stranger_false_accept_rate'])} |"]
     t = result.get("target_far")
     if t:
         lines.append(f"| verification threshold for FAR {t['far']:g} on these people (TAR) | "
@@ -468,9 +515,7 @@ def write_model_card(out_dir: Path, metrics: BuildMetrics, settings, preset, met
         f"A {meta.input_shape[1]}x{meta.input_shape[2]}x{meta.input_shape[3]} "
         f"{'grayscale' if meta.input_shape[3] == 1 else 'RGB'} face -> {meta.embedding_dim}-value embedding; two faces "
         f"are the same person when the cosine similarity of their embeddings is >= **{meta.threshold:.4f}**; "
-        f"identification (IDENTIFY on the device: the best of the enrolled people) accepts at >= "
-        f"**{meta.identify_at:.4f}**, chosen on validation people so that about "
-        f"{d.identify_stranger_rate:.0%} of strangers are accepted. "
+        f"{identify_sentence(meta.identify_at, d.identify_stranger_rate, _chosen_gallery(metrics, settings))} "
         f"Fully int8 (weights, activations, input, output) for TensorFlow Lite Micro; board preset `{preset.name}`.",
         "",
         "## Intended use",
@@ -498,6 +543,7 @@ def write_model_card(out_dir: Path, metrics: BuildMetrics, settings, preset, met
         f"{_pct(teacher.identification['closed_set_accuracy'])} |",
         f"| strangers accepted ({i['n_strangers']}, at the identification threshold) | "
         f"{_pct(i['stranger_false_accept_rate'])} | {_pct(teacher.identification['stranger_false_accept_rate'])} |",
+        *_card_gallery_rows(i, teacher.identification),
         "",
         "## Cost",
         "",
@@ -531,6 +577,42 @@ def write_model_card(out_dir: Path, metrics: BuildMetrics, settings, preset, met
         "",
     ]
     return write_text(Path(out_dir) / "MODEL_CARD.md", "\n".join(lines))
+
+
+# the model card's identification sentence: one function writes it, and
+# benchmarks/identify_threshold.py --write finds it (this or its earlier wording) to replace it
+IDENTIFY_SENTENCE_RE = (r"identification \(IDENTIFY on the device: the best of the enrolled people\) accepts at >= "
+                        r"\*\*\d+\.\d+\*\*, chosen on validation people so that about \d+% of strangers are "
+                        r"accepted( by a gallery of \d+ people \(fewer when fewer are enrolled\))?\.")
+
+
+def identify_sentence(threshold: float, stranger_rate: float, gallery: int) -> str:
+    """The model card's sentence on the identification threshold (``gallery``: the gallery size
+    it was chosen for, :func:`tinyface.evaluation.metrics.open_set_threshold`)."""
+    return (f"identification (IDENTIFY on the device: the best of the enrolled people) accepts at >= "
+            f"**{threshold:.4f}**, chosen on validation people so that about {stranger_rate:.0%} of strangers are "
+            f"accepted by a gallery of {gallery} people (fewer when fewer are enrolled).")
+
+
+def _chosen_gallery(metrics: BuildMetrics, settings) -> int:
+    """The gallery size the shipped identification threshold was chosen for: the validation
+    record's (fewer than ``data.identify_gallery`` when fewer validation people could be enrolled)."""
+    ident = (metrics.tflm.validation or {}).get("identification") or {}
+    from tinyface.evaluation.metrics import gallery_for
+
+    return ident.get("gallery") or ident.get("enrolled") or gallery_for(settings.data.identify_gallery)
+
+
+def _card_gallery_rows(i: dict, teacher: dict) -> list[str]:
+    """The model card's identification by galleries of the device's size (none for builds
+    from before it was recorded)."""
+    dg, dt = _device_gallery(i), _device_gallery(teacher)
+    if not dg:
+        return []
+    words = _gallery_words(dg, i["n_people"])
+    return [f"| identification accuracy, {words} | {_pct(dg['accuracy'])} | {_pct(dt.get('accuracy'))} |",
+            f"| strangers accepted, {words} | {_pct(dg['stranger_false_accept_rate'])} | "
+            f"{_pct(dt.get('stranger_false_accept_rate'))} |"]
 
 
 def _other_threshold_row(metrics: BuildMetrics, v: dict, teacher: dict) -> list[str]:

@@ -22,7 +22,8 @@ import numpy as np
 from tinyface.fsutil import write_bytes, write_json
 from tinyface.evaluation.report import BuildMetrics
 
-EVALUATE_ONLY = ("identify_stranger_rate", "threshold_from")  # data settings only the evaluation reads
+# data settings only the evaluation reads
+EVALUATE_ONLY = ("identify_stranger_rate", "identify_gallery", "threshold_from")
 # Every tinyface module a build's stages import, loaded when the build starts: a build runs
 # for up to an hour, and a module first imported at its end (the evaluation, the report)
 # would otherwise come from whatever version of tinyface is installed *then* (an edit or an

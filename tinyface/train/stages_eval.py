@@ -6,7 +6,9 @@ stage's verification threshold is chosen with its own embeddings, on pairs of va
 people (default) or on the protocol's pairs (LFW's pairsDevTrain.txt; ``data.threshold_from``),
 and applied unchanged to the test pairs; the test accuracy at the other source's threshold is
 recorded too. Its identification threshold is chosen on validation people for a target
-stranger-accept rate (metrics.open_set_threshold).
+stranger-accept rate by a gallery of ``data.identify_gallery`` people (metrics.open_set_threshold);
+identification is recorded by the gallery of every enrolled test person and by random galleries
+of ``data.identify_gallery`` of them (``identification["device_gallery"]``).
 """
 
 from __future__ import annotations
@@ -36,13 +38,18 @@ def _score_stage(emb: np.ndarray, emb_val: np.ndarray, val_pairs, data, d) -> di
     for source, t in thresholds.items():
         ver[f"accuracy_at_{source}_threshold"] = float(np.mean((test_scores >= t) == te.same))
         ver[f"{source}_threshold"] = float(t)
-    chosen = metrics.open_set_threshold(emb_val, data.val.labels, d.enroll_images, d.identify_stranger_rate, d.seed)
+    chosen = metrics.open_set_threshold(emb_val, data.val.labels, d.enroll_images, d.identify_stranger_rate, d.seed,
+                                        gallery=metrics.gallery_for(d.identify_gallery))
     ident_threshold = chosen["threshold"] if chosen else threshold
     ident = metrics.identification(emb, data.enroll, data.probes, data.strangers, ident_threshold).to_dict(
         with_confusion=True)
-    ident["threshold_from"] = (f"validation people: {chosen['enrolled']} enrolled, {chosen['strangers']} strangers, "
-                               f"{chosen['stranger_rate']:.1%} of them accepted" if chosen
+    ident["threshold_from"] = (_chosen_words(chosen) if chosen
                                else "the verification threshold (too few validation people to choose one)")
+    # the device holds at most GALLERY_CAPACITY people: identification by random galleries of
+    # that size (the figures above are by the gallery of every enrolled test person)
+    ident["device_gallery"] = metrics.identification_at_gallery(emb, data.enroll, data.probes, data.strangers,
+                                                                ident_threshold,
+                                                                metrics.gallery_for(d.identify_gallery), d.seed)
     at_verification = metrics.identification(emb, data.enroll, data.probes, data.strangers, threshold)
     ident["at_verification_threshold"] = {"accuracy": at_verification.accuracy,
                                           "stranger_false_accept_rate": at_verification.stranger_false_accept_rate}
@@ -51,9 +58,20 @@ def _score_stage(emb: np.ndarray, emb_val: np.ndarray, val_pairs, data, d) -> di
                   "threshold": float(thresholds["validation"]),
                   # the device's job, on validation people (model choice may read these; the test never)
                   "tar_at_far_1e-3": metrics.all_pairs_tar_at_far(emb_val, data.val.labels, 1e-3)["tar"],
-                  "identification": ({k: chosen[k] for k in ("probe_accuracy", "stranger_rate", "enrolled", "probes",
-                                                              "strangers")} if chosen else None)}
+                  "identification": ({k: chosen[k] for k in ("probe_accuracy", "stranger_rate", "enrolled", "gallery",
+                                                              "draws", "probes", "strangers", "probe_accuracy_all",
+                                                              "stranger_rate_all")} if chosen else None)}
     return {"verification": ver, "identification": ident, "validation": validation, "_test_scores": test_scores}
+
+
+def _chosen_words(chosen: dict) -> str:
+    """Where a stage's identification threshold was chosen, in words (the report prints it)."""
+    if chosen["draws"] > 1:
+        return (f"{chosen['draws']} random galleries of {chosen['gallery']} of {chosen['enrolled']} enrollable "
+                f"validation people, {chosen['strangers']} strangers, {chosen['stranger_rate']:.1%} of them accepted "
+                "on average")
+    return (f"a gallery of all {chosen['enrolled']} enrollable validation people, {chosen['strangers']} strangers, "
+            f"{chosen['stranger_rate']:.1%} of them accepted")
 
 
 def threshold_source(data, d) -> str:

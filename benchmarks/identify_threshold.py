@@ -1,0 +1,125 @@
+"""A bundle's identification threshold chosen for the device's gallery size, on validation people.
+
+    python benchmarks/identify_threshold.py --model models/esp32 --preset esp32 [--write]
+
+Loads the *validation* people exactly as `tinyface build --preset P` does
+(tinyface.train.build_data.load_build_data with the preset's settings, but no teacher views or
+mixes and no extra faces, which only training reads), embeds them with the bundle's int8 model
+in TFLM (the firmware's kernels), and chooses the identification threshold by the build's rule
+(tinyface.evaluation.metrics.open_set_threshold: data.identify_stranger_rate of strangers
+accepted on average by random galleries of data.identify_gallery people). No test (DevTest)
+image is used. Prints the bundle's threshold and the new one, each re-derived by its rule
+(the old rule: the gallery of every enrollable validation person), and for galleries of 4, 8,
+16 and all of them the validation strangers accepted and the probes accepted and right at each
+(mean over seeded random galleries).
+
+--write replaces model.json's ``identify_threshold`` (atomically; every other key kept; the
+sha256 is of the .tflite, unchanged) and the threshold sentence of MODEL_CARD.md (written by
+tinyface.evaluation.report.identify_sentence; the script stops before writing anything if the
+card has no such sentence).
+"""
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+from tinyface import config
+from tinyface.evaluation import metrics
+from tinyface.evaluation.report import IDENTIFY_SENTENCE_RE, identify_sentence
+from tinyface.fsutil import write_json, write_text
+from tinyface.model.bundle import META_FILE, load_bundle
+from tinyface.model.embedder import Embedder
+from tinyface.train.build_data import load_build_data
+
+GALLERIES = (4, 8, 16, None)  # None: every enrollable validation person
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True, help="bundle folder (model.tflite + model.json), e.g. models/esp32")
+    ap.add_argument("--preset", required=True, help="the preset the bundle was built with, e.g. esp32")
+    ap.add_argument("--write", action="store_true",
+                    help="update the bundle's model.json identify_threshold and MODEL_CARD.md sentence")
+    args = ap.parse_args()
+
+    folder = Path(args.model)
+    bundle = load_bundle(folder)  # model.json validated, sha256 checked
+    meta = bundle.meta
+    preset = config.load_preset(args.preset)
+    settings = config.load(None, {"distill": {"teacher_views": 0, "teacher_mixes": 0}, "extra": {"dirs": []}},
+                           base=preset.settings())
+    d = settings.data
+    shape = [1, d.crop_size, d.crop_size, d.channels]
+    if list(meta.input_shape) != shape or meta.crop_padding != d.padding:
+        sys.exit(f"error: {folder} takes {meta.input_shape} crops at padding {meta.crop_padding}, preset "
+                 f"{args.preset} cuts {shape} at {d.padding}: not this bundle's preset")
+    card_path = folder / "MODEL_CARD.md"
+    if args.write:
+        check_card(card_path)  # before minutes of work, not after
+
+    data = load_build_data(settings)
+    val = data.val
+    emb = Embedder(bundle.model_bytes, "tflm").embed(val.crops)
+
+    old = metrics.open_set_threshold(emb, val.labels, d.enroll_images, d.identify_stranger_rate, d.seed)
+    new = metrics.open_set_threshold(emb, val.labels, d.enroll_images, d.identify_stranger_rate, d.seed,
+                                     gallery=metrics.gallery_for(d.identify_gallery))
+    if new is None:
+        sys.exit("error: too few validation people to choose an identification threshold on")
+    split = metrics.enrollment_split(val.labels, d.enroll_images, d.seed)  # the split open_set_threshold enrolls by
+    print(f"{folder} (TFLM int8) on the validation people of preset {args.preset}: {len(val.labels)} images of "
+          f"{len(set(val.labels))} people; {new['enrolled']} enrollable ({d.enroll_images} images enrolled each, "
+          f"{new['probes']} probes), {new['strangers']} strangers (one image each)")
+    print(f"target: {d.identify_stranger_rate:.0%} of strangers accepted")
+    print(f"model.json identify_threshold: {meta.identify_threshold:.4f}")
+    print(f"old rule (a gallery of all {old['enrolled']}): {old['threshold']:.4f}")
+    print(f"new rule (galleries of {new['gallery']}, {new['draws']} draws, data.identify_gallery="
+          f"{d.identify_gallery}{', the device capacity' if not d.identify_gallery else ''}): {new['threshold']:.4f}")
+    print()
+    print(f"validation, at the old threshold {old['threshold']:.4f} / the new {new['threshold']:.4f}:")
+    print("gallery  draws  strangers accepted (old / new)  probes accepted and right (old / new)")
+    for gallery in GALLERIES:
+        size = len(split.enroll) if gallery is None else gallery
+        at = {name: metrics.identification_at_gallery(emb, split.enroll, split.probes, split.strangers, t, size,
+                                                      d.seed)
+              for name, t in (("old", old["threshold"]), ("new", new["threshold"]))}
+        o, n = at["old"], at["new"]
+        print(f"{o['gallery']:7d}  {o['draws']:5d}  {100 * o['stranger_false_accept_rate']:6.2f}% / "
+              f"{100 * n['stranger_false_accept_rate']:6.2f}%{'':15s}  {100 * o['accuracy']:6.2f}% / "
+              f"{100 * n['accuracy']:6.2f}%")
+
+    if args.write:
+        sentence = write_threshold(folder, new["threshold"], d.identify_stranger_rate, new["gallery"])
+        print(f"\nwrote {folder / META_FILE} identify_threshold {new['threshold']:.4f} and {card_path}: {sentence}")
+
+
+def check_card(card_path: Path) -> str:
+    """MODEL_CARD.md's text; exits with one line if it has no (or more than one) identification-threshold
+    sentence to replace."""
+    card = card_path.read_text(encoding="utf-8") if card_path.is_file() else ""
+    if len(re.findall(IDENTIFY_SENTENCE_RE, card)) != 1:
+        sys.exit(f"error: {card_path} has no identification-threshold sentence to replace (or more than one); "
+                 "nothing written")
+    return card
+
+
+def write_threshold(folder: Path, threshold: float, stranger_rate: float, gallery: int) -> str:
+    """Set the bundle's model.json ``identify_threshold`` (every other key kept, atomically) and its
+    MODEL_CARD.md threshold sentence; returns the sentence. Nothing is written if the card has no
+    such sentence."""
+    card_path = folder / "MODEL_CARD.md"
+    card = check_card(card_path)
+    meta_path = folder / META_FILE
+    raw = json.loads(meta_path.read_text(encoding="utf-8"))
+    raw["identify_threshold"] = threshold
+    sentence = identify_sentence(threshold, stranger_rate, gallery)
+    write_json(meta_path, raw)
+    write_text(card_path, re.sub(IDENTIFY_SENTENCE_RE, lambda _: sentence, card))
+    load_bundle(folder)  # still a valid bundle
+    return sentence
+
+
+if __name__ == "__main__":
+    main()
