@@ -78,3 +78,9 @@ def test_every_stage_records_identification_at_the_gallery_size():
         emb, split.enroll, split.probes, split.strangers, chosen["threshold"], 4, 0)
     assert ident["device_gallery"]["gallery"] == 4 and ident["n_people"] == 10  # the full gallery's figures stay
     assert "random galleries of 4 of 12" in ident["threshold_from"]
+
+
+def test_the_progress_line_shows_validation_accuracy_never_the_tests():
+    result = {"verification": {"accuracy": 0.943}, "validation": {"accuracy": 0.948}}
+    event = stages_eval.metric_event("tflite_float", result)
+    assert event == {"stage": "tflite_float on validation pairs", "accuracy": 0.948}
