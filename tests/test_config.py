@@ -173,7 +173,7 @@ def test_default_dirs_follow_the_environment(monkeypatch, tmp_path):
 
 def test_a_preset_can_set_its_pruning_epochs_and_set_options_still_win():
     preset = config.load_preset("esp32s3")
-    assert preset.settings()["prune"] == {"epochs": 2} and "prune" not in config.load_preset("esp32").settings()
+    assert preset.settings()["prune"] == {"epochs": 2} and "prune" not in config.load_preset("esp32c3").settings()
     eff = config.load(None, {"prune": {"epochs": 5}}, base=preset.settings())
     assert eff.prune.epochs == 5 and eff.distill.teacher_mixes == preset.values["distill"]["teacher_mixes"]
     assert config.load(None, None, base=preset.settings()).prune.epochs == 2

@@ -567,8 +567,9 @@ def write_model_card(out_dir: Path, metrics: BuildMetrics, settings, preset, met
          f"threshold was chosen on {metrics.threshold_from}"),
         *[line for line in [_extra_card_line(metrics, settings)] if line],
         f"- student: `{settings.student.arch}` width {settings.student.width}, distilled for {ds.epochs} epochs "
-        f"(batch {ds.batch_size}, Adam, lr {ds.learning_rate}, cosine decay) toward the centered dlib ResNet "
-        f"embeddings (cosine + relation loss, alpha {ds.alpha}), "
+        f"(batch {ds.batch_size}, Adam, lr {ds.learning_rate}, cosine decay) toward the dlib ResNet embeddings "
+        f"centered on {'the training images and the extra faces together' if ds.center == 'all' else 'the training images'} "
+        f"(cosine + relation loss, alpha {ds.alpha}), "
         + _training_data_line(ds),
         f"- pruning: {'magnitude pruning to ' + format(pr.target_sparsity, '.0%') + ' sparsity, ' + str(pr.epochs) + ' fine-tuning epoch' + ('s' if pr.epochs != 1 else '') if pr.enabled else 'off'}",
         f"- quantization: full int8 ({'PTQ and QAT, the better on validation kept' if q.qat else 'post-training'}), "
