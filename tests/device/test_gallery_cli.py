@@ -106,9 +106,11 @@ def test_enroll_refuses_bad_photos_by_name_and_changes_nothing(board, lfw_dir, t
     proc = run_cli("enroll", "--port", board, "--name", "Colin", *colin, str(copy))
     one_line_error(proc, 4, "copy.jpg", "the same file as")
 
-    tony = photos(lfw_dir, "Tony_Blair", 0, 1)
-    proc = run_cli("enroll", "--port", board, "--name", "Colin", *colin, *tony)
-    one_line_error(proc, 4, tony[0].rsplit("/", 1)[1], "does not look like the other photos of Colin")
+    # a clearly different person among Colin's photos (a check at the verification threshold lets
+    # through about 9% of other people's photos, measured by benchmarks/enroll_check.py: not every one)
+    kwan = photos(lfw_dir, "Michelle_Kwan", 0, 1)
+    proc = run_cli("enroll", "--port", board, "--name", "Colin", *colin, *kwan)
+    one_line_error(proc, 4, kwan[0].rsplit("/", 1)[1], "does not look like the other photos of Colin")
     assert json.loads(run_cli("gallery", "list", "--port", board, "--json").stdout)["count"] == 0
 
     # --skip-bad enrolls the good ones and names the others

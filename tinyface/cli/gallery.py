@@ -78,7 +78,8 @@ def enroll(ctx, port, board, baud, timeout_s, retries, name, photos, model_path,
     The host finds and aligns each face (as for the model the board runs); the board embeds
     them and adds them to the person's centroid. Every photo is checked first: a face was
     found, it is not a duplicate (of another photo, or of the person's enrolled one), and it
-    looks like the person's other photos and not like someone else enrolled. A refused photo
+    looks like the person's other photos and not more like someone else enrolled (a lone
+    photo: not like anyone else enrolled, at the identification threshold). A refused photo
     stops the enrollment (nothing changes on the board) unless --skip-bad is given.
 
     \b

@@ -12,7 +12,8 @@ quality check, using the board's own INFER embeddings:
 - it is consistent: similar to the person's other photos of this enrollment (cosine to their
   centroid >= the model's verification threshold) and to the person's centroid on the board
   when the board names the person as the best match, and not identified by the board as a
-  different enrolled person.
+  different enrolled person unless it looks more like the person's other photos of this
+  enrollment than like that one (a lookalike is enrolled; a lone photo is refused).
 
 An enrollment is all or nothing unless ``skip_bad`` is set: a refused photo stops it before
 the board's gallery changes, and the error names every refused photo with its reason.
@@ -304,8 +305,15 @@ def _check_duplicates_and_consistency(client, info, bundle, name, photos: Aligne
         else:
             kept.append(i)
     # Against the gallery as it is now: the person's own single enrolled photo, or someone else.
+    # Someone else enrolled refuses a photo only if it looks at least as much like them as like
+    # this enrollment's other photos: a lookalike (a sibling, or two people the model confuses:
+    # about identify_stranger_rate of strangers pass the threshold) who is closer to their own
+    # photos is identified as themselves once enrolled. A lone photo cannot be told apart.
     if gallery:
+        snapshot = list(kept)
         for i in list(kept):
+            others = [j for j in snapshot if j != i]
+            own = float(emb[i] @ l2n(np.sum([emb[j] for j in others], axis=0)[None])[0]) if others else None
             r = client.identify(photos.x_int8[i])
             if r.name == name and gallery[name].samples == 1 and r.similarity >= DUPLICATE_SIMILARITY:
                 photos.photos[i].status = "refused"
@@ -316,10 +324,12 @@ def _check_duplicates_and_consistency(client, info, bundle, name, photos: Aligne
                 photos.photos[i].reason = (f"does not look like the enrolled photos of {name} "
                                            f"(similarity {r.similarity:.3f} < {bundle.meta.threshold:.3f})")
                 kept.remove(i)
-            elif r.name and r.name != name and r.accepted:
+            elif r.name and r.name != name and r.accepted and (own is None or r.similarity >= own):
                 photos.photos[i].status = "refused"
                 photos.photos[i].reason = (f"the board identifies it as {r.name} (similarity {r.similarity:.3f} >= "
-                                           f"{info.threshold:.3f})")
+                                           f"{info.threshold:.3f})"
+                                           + (f", no less like {r.name} than like the other photos of {name} "
+                                              f"({own:.3f})" if own is not None else ""))
                 kept.remove(i)
     # Among this enrollment's photos: each must match the centroid of the others. The worst
     # is dropped first and the others are checked again; two that disagree are both dropped

@@ -1,0 +1,90 @@
+"""How well `tinyface enroll`'s consistency check catches a wrong person, on validation people.
+
+    python benchmarks/enroll_check.py --model models/esp32 --preset esp32 [--model OTHER ...]
+
+The check (tinyface.device.gallery): every photo of an enrollment must reach the model's pair
+verification threshold (model.json ``threshold``) against the centroid of the enrollment's other
+photos. Here, with the validation people of `tinyface build --preset P` (loaded as the build
+does, without views, mixes or extra faces; no test image) embedded by each bundle's int8 model
+in TFLM:
+
+- genuine: for every validation person with >= 4 images, each of their first 3 images against
+  the centroid of the other two, and the 4th against the centroid of the first two;
+- impostor: 20 seeded images of other validation people, each against the centroid of the
+  person's first 3 images (a wrong photo slipped into a 3-photo enrollment).
+
+Prints the share of genuine photos refused and of impostor photos let through at the pair
+threshold and at the identification threshold, and the threshold that would let through 1%,
+2% and 5% of impostor photos with the genuine photos it would refuse.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from tinyface import config
+from tinyface.evaluation.metrics import l2n
+from tinyface.model.bundle import load_bundle
+from tinyface.model.embedder import Embedder
+from tinyface.train.build_data import load_build_data
+
+ENROLLED = 3
+IMPOSTORS_PER_PERSON = 20
+
+
+def check_scores(emb: np.ndarray, labels: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(genuine, impostor) similarities of a photo to the centroid of an enrollment's other photos."""
+    rng = np.random.default_rng(seed)
+    genuine, impostor = [], []
+    for person in sorted(set(labels.tolist())):
+        idx = np.flatnonzero(labels == person)
+        if len(idx) < ENROLLED + 1:
+            continue
+        idx = idx[:ENROLLED + 1]
+        for k, i in enumerate(idx):
+            others = [j for j in idx[:ENROLLED] if j != i] if k < ENROLLED else list(idx[:ENROLLED - 1])
+            genuine.append(float(emb[i] @ l2n(emb[others].sum(0)[None])[0]))
+        centroid = l2n(emb[idx[:ENROLLED]].sum(0)[None])[0]
+        strangers = np.flatnonzero(labels != person)
+        for q in rng.choice(strangers, min(IMPOSTORS_PER_PERSON, len(strangers)), replace=False):
+            impostor.append(float(emb[q] @ centroid))
+    return np.array(genuine), np.array(impostor)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", action="append", required=True, help="bundle folder, e.g. models/esp32 (repeatable)")
+    ap.add_argument("--preset", required=True, help="the preset whose validation people to use, e.g. esp32")
+    args = ap.parse_args()
+
+    bundles = [load_bundle(Path(m)) for m in args.model]
+    preset = config.load_preset(args.preset)
+    settings = config.load(None, {"distill": {"teacher_views": 0, "teacher_mixes": 0}, "extra": {"dirs": []}},
+                           base=preset.settings())
+    d = settings.data
+    for folder, bundle in zip(args.model, bundles):
+        if list(bundle.meta.input_shape) != [1, d.crop_size, d.crop_size, d.channels] or \
+                bundle.meta.crop_padding != d.padding:
+            sys.exit(f"error: {folder} takes other crops than preset {args.preset} cuts: not this preset's bundle")
+    val = load_build_data(settings).val
+    labels = np.array(val.labels)
+    for folder, bundle in zip(args.model, bundles):
+        meta = bundle.meta
+        emb = l2n(Embedder(bundle.model_bytes, "tflm").embed(val.crops))
+        genuine, impostor = check_scores(emb, labels, d.seed)
+        print(f"{folder} (TFLM int8), validation people of preset {args.preset}: {len(genuine)} genuine and "
+              f"{len(impostor)} impostor photos against {ENROLLED}-photo enrollments")
+        for name, t in (("pair threshold (the check's)", meta.threshold),
+                        ("identification threshold", meta.identify_threshold)):
+            print(f"  {name} {t:.3f}: genuine photos refused {np.mean(genuine < t):.1%}, "
+                  f"impostor photos let through {np.mean(impostor >= t):.1%}")
+        for rate in (0.01, 0.02, 0.05):
+            t = float(np.quantile(impostor, 1 - rate))
+            print(f"  for {rate:.0%} of impostor photos let through: threshold {t:.3f}, "
+                  f"genuine photos refused {np.mean(genuine < t):.1%}")
+
+
+if __name__ == "__main__":
+    main()
