@@ -19,12 +19,12 @@ threshold and at the identification threshold, and the threshold that would let 
 """
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from tinyface import config
+from identify_threshold import validation_settings  # benchmarks/, beside this script
+from tinyface.device.gallery import centroid_similarity
 from tinyface.evaluation.metrics import l2n
 from tinyface.model.bundle import load_bundle
 from tinyface.model.embedder import Embedder
@@ -45,11 +45,10 @@ def check_scores(emb: np.ndarray, labels: np.ndarray, seed: int = 0) -> tuple[np
         idx = idx[:ENROLLED + 1]
         for k, i in enumerate(idx):
             others = [j for j in idx[:ENROLLED] if j != i] if k < ENROLLED else list(idx[:ENROLLED - 1])
-            genuine.append(float(emb[i] @ l2n(emb[others].sum(0)[None])[0]))
-        centroid = l2n(emb[idx[:ENROLLED]].sum(0)[None])[0]
+            genuine.append(centroid_similarity(emb[i], emb[others]))
         strangers = np.flatnonzero(labels != person)
         for q in rng.choice(strangers, min(IMPOSTORS_PER_PERSON, len(strangers)), replace=False):
-            impostor.append(float(emb[q] @ centroid))
+            impostor.append(centroid_similarity(emb[q], emb[idx[:ENROLLED]]))
     return np.array(genuine), np.array(impostor)
 
 
@@ -59,21 +58,14 @@ def main() -> None:
     ap.add_argument("--preset", required=True, help="the preset whose validation people to use, e.g. esp32")
     args = ap.parse_args()
 
-    bundles = [load_bundle(Path(m)) for m in args.model]
-    preset = config.load_preset(args.preset)
-    settings = config.load(None, {"distill": {"teacher_views": 0, "teacher_mixes": 0}, "extra": {"dirs": []}},
-                           base=preset.settings())
-    d = settings.data
-    for folder, bundle in zip(args.model, bundles):
-        if list(bundle.meta.input_shape) != [1, d.crop_size, d.crop_size, d.channels] or \
-                bundle.meta.crop_padding != d.padding:
-            sys.exit(f"error: {folder} takes other crops than preset {args.preset} cuts: not this preset's bundle")
+    bundles = {folder: load_bundle(Path(folder)) for folder in args.model}
+    settings = validation_settings(args.preset, bundles)
     val = load_build_data(settings).val
     labels = np.array(val.labels)
-    for folder, bundle in zip(args.model, bundles):
+    for folder, bundle in bundles.items():
         meta = bundle.meta
         emb = l2n(Embedder(bundle.model_bytes, "tflm").embed(val.crops))
-        genuine, impostor = check_scores(emb, labels, d.seed)
+        genuine, impostor = check_scores(emb, labels, settings.data.seed)
         print(f"{folder} (TFLM int8), validation people of preset {args.preset}: {len(genuine)} genuine and "
               f"{len(impostor)} impostor photos against {ENROLLED}-photo enrollments")
         for name, t in (("pair threshold (the check's)", meta.threshold),

@@ -47,20 +47,13 @@ def main() -> None:
     folder = Path(args.model)
     bundle = load_bundle(folder)  # model.json validated, sha256 checked
     meta = bundle.meta
-    preset = config.load_preset(args.preset)
-    settings = config.load(None, {"distill": {"teacher_views": 0, "teacher_mixes": 0}, "extra": {"dirs": []}},
-                           base=preset.settings())
+    settings = validation_settings(args.preset, {folder: bundle})
     d = settings.data
-    shape = [1, d.crop_size, d.crop_size, d.channels]
-    if list(meta.input_shape) != shape or meta.crop_padding != d.padding:
-        sys.exit(f"error: {folder} takes {meta.input_shape} crops at padding {meta.crop_padding}, preset "
-                 f"{args.preset} cuts {shape} at {d.padding}: not this bundle's preset")
     card_path = folder / "MODEL_CARD.md"
     if args.write:
         check_card(card_path)  # before minutes of work, not after
 
-    data = load_build_data(settings)
-    val = data.val
+    val = load_build_data(settings).val
     emb = Embedder(bundle.model_bytes, "tflm").embed(val.crops)
 
     old = metrics.open_set_threshold(emb, val.labels, d.enroll_images, d.identify_stranger_rate, d.seed)
@@ -93,6 +86,22 @@ def main() -> None:
     if args.write:
         sentence = write_threshold(folder, new["threshold"], d.identify_stranger_rate, new["gallery"])
         print(f"\nwrote {folder / META_FILE} identify_threshold {new['threshold']:.4f} and {card_path}: {sentence}")
+
+
+def validation_settings(preset_name: str, bundles: dict) -> config.Settings:
+    """The preset's settings for loading its validation people only (no teacher views, mixes or
+    extra faces, which only training reads); exits with one line if a bundle of ``{folder: bundle}``
+    takes other crops than the preset cuts."""
+    settings = config.load(None, {"distill": {"teacher_views": 0, "teacher_mixes": 0}, "extra": {"dirs": []}},
+                           base=config.load_preset(preset_name).settings())
+    d = settings.data
+    shape = [1, d.crop_size, d.crop_size, d.channels]
+    for folder, bundle in bundles.items():
+        meta = bundle.meta
+        if list(meta.input_shape) != shape or meta.crop_padding != d.padding:
+            sys.exit(f"error: {folder} takes {meta.input_shape} crops at padding {meta.crop_padding}, preset "
+                     f"{preset_name} cuts {shape} at {d.padding}: not this bundle's preset")
+    return settings
 
 
 def check_card(card_path: Path) -> str:

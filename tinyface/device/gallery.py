@@ -279,10 +279,16 @@ def _reasons(photos: list[Photo]) -> str:
     return "; ".join(f"{Path(p.path).name}: {p.reason}" for p in photos)
 
 
-def _check_duplicates_and_consistency(client, info, bundle, name, photos: AlignedPhotos, gallery: dict) -> None:
-    """Mark the photos that are duplicates or inconsistent as refused (in place)."""
+def centroid_similarity(x: np.ndarray, group: Sequence[np.ndarray]) -> float:
+    """Cosine of the L2-normalised embedding ``x`` to the centroid of ``group`` (what the board keeps
+    per person: the normalised sum of the person's embeddings)."""
     from tinyface.evaluation.metrics import l2n
 
+    return float(x @ l2n(np.sum(group, axis=0)[None])[0])
+
+
+def _check_duplicates_and_consistency(client, info, bundle, name, photos: AlignedPhotos, gallery: dict) -> None:
+    """Mark the photos that are duplicates or inconsistent as refused (in place)."""
     seen: dict[str, int] = {}
     for i in photos.usable():
         h = photos.hashes[i]
@@ -313,7 +319,7 @@ def _check_duplicates_and_consistency(client, info, bundle, name, photos: Aligne
         snapshot = list(kept)
         for i in list(kept):
             others = [j for j in snapshot if j != i]
-            own = float(emb[i] @ l2n(np.sum([emb[j] for j in others], axis=0)[None])[0]) if others else None
+            own = centroid_similarity(emb[i], [emb[j] for j in others]) if others else None
             r = client.identify(photos.x_int8[i])
             if r.name == name and gallery[name].samples == 1 and r.similarity >= DUPLICATE_SIMILARITY:
                 photos.photos[i].status = "refused"
@@ -338,8 +344,7 @@ def _check_duplicates_and_consistency(client, info, bundle, name, photos: Aligne
     while len(kept) >= 2:
         sims = {}
         for i in kept:
-            others = l2n(np.sum([emb[j] for j in kept if j != i], axis=0)[None])[0]
-            sims[i] = float(emb[i] @ others)
+            sims[i] = centroid_similarity(emb[i], [emb[j] for j in kept if j != i])
         worst = min(sims, key=sims.get)
         if sims[worst] >= threshold:
             break
