@@ -171,12 +171,20 @@ def test_default_dirs_follow_the_environment(monkeypatch, tmp_path):
     assert config.default_cache_dir() == config.Path("~/.cache/tinyface/cache").expanduser()
 
 
-def test_a_preset_can_set_its_pruning_epochs_and_set_options_still_win():
+def test_a_preset_can_set_its_pruning_epochs_and_set_options_still_win(tmp_path, monkeypatch):
     preset = config.load_preset("esp32s3")
-    assert preset.settings()["prune"] == {"epochs": 2} and "prune" not in config.load_preset("esp32c3").settings()
+    assert preset.settings()["prune"] == {"epochs": 2}
     eff = config.load(None, {"prune": {"epochs": 5}}, base=preset.settings())
     assert eff.prune.epochs == 5 and eff.distill.teacher_mixes == preset.values["distill"]["teacher_mixes"]
     assert config.load(None, None, base=preset.settings()).prune.epochs == 2
+    # a preset without a [prune] section prunes as the defaults say
+    from tinyface import resources
+
+    (tmp_path / "noprune.toml").write_text("[distill]\nepochs = 3\n")
+    monkeypatch.setattr(resources, "presets_dir", lambda: tmp_path)
+    bare = config.load_preset("noprune")
+    assert "prune" not in bare.settings()
+    assert config.load(None, None, base=bare.settings()).prune == config.PruneSettings()
 
 
 def test_presets_are_settings_files_checked_like_tinyface_toml(tmp_path, monkeypatch):
