@@ -18,17 +18,12 @@ threshold and at the identification threshold, and the threshold that would let 
 2% and 5% of impostor photos with the genuine photos it would refuse.
 """
 
-import argparse
-from pathlib import Path
-
 import numpy as np
 
-from identify_threshold import validation_settings  # benchmarks/, beside this script
+from identify_threshold import models_on_validation  # benchmarks/, beside this script
 from tinyface.device.gallery import centroid_similarity
 from tinyface.evaluation.metrics import l2n
-from tinyface.model.bundle import load_bundle
 from tinyface.model.embedder import Embedder
-from tinyface.train.build_data import load_build_data
 
 ENROLLED = 3
 IMPOSTORS_PER_PERSON = 20
@@ -53,20 +48,13 @@ def check_scores(emb: np.ndarray, labels: np.ndarray, seed: int = 0) -> tuple[np
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", action="append", required=True, help="bundle folder, e.g. models/esp32 (repeatable)")
-    ap.add_argument("--preset", required=True, help="the preset whose validation people to use, e.g. esp32")
-    args = ap.parse_args()
-
-    bundles = {folder: load_bundle(Path(folder)) for folder in args.model}
-    settings = validation_settings(args.preset, bundles)
-    val = load_build_data(settings).val
+    bundles, preset, settings, val = models_on_validation(__doc__)
     labels = np.array(val.labels)
     for folder, bundle in bundles.items():
         meta = bundle.meta
         emb = l2n(Embedder(bundle.model_bytes, "tflm").embed(val.crops))
         genuine, impostor = check_scores(emb, labels, settings.data.seed)
-        print(f"{folder} (TFLM int8), validation people of preset {args.preset}: {len(genuine)} genuine and "
+        print(f"{folder} (TFLM int8), validation people of preset {preset}: {len(genuine)} genuine and "
               f"{len(impostor)} impostor photos against {ENROLLED}-photo enrollments")
         for name, t in (("pair threshold (the check's)", meta.threshold),
                         ("identification threshold", meta.identify_threshold)):

@@ -11,17 +11,12 @@ device's size at a threshold chosen for the preset's stranger rate. The device w
 inferences per face.
 """
 
-import argparse
-from pathlib import Path
-
 import numpy as np
 
-from identify_threshold import validation_settings  # benchmarks/, beside this script
+from identify_threshold import models_on_validation  # benchmarks/, beside this script
 from tinyface.evaluation import metrics
 from tinyface.evaluation.metrics import l2n
-from tinyface.model.bundle import load_bundle
 from tinyface.model.embedder import Embedder
-from tinyface.train.build_data import load_build_data
 
 
 def validation_figures(emb: np.ndarray, labels: list[str], pairs, data_settings) -> dict:
@@ -39,20 +34,13 @@ def validation_figures(emb: np.ndarray, labels: list[str], pairs, data_settings)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", action="append", required=True, help="bundle folder, e.g. models/esp32 (repeatable)")
-    ap.add_argument("--preset", required=True, help="the preset whose validation people to use, e.g. esp32")
-    args = ap.parse_args()
-
-    bundles = {folder: load_bundle(Path(folder)) for folder in args.model}
-    settings = validation_settings(args.preset, bundles)
-    val = load_build_data(settings).val
+    bundles, preset, settings, val = models_on_validation(__doc__)
     pairs = metrics.sample_pairs(val.labels, 1000, seed=1)  # the build's validation pairs
     for folder, bundle in bundles.items():
         embedder = Embedder(bundle.model_bytes, "tflm")
         plain = l2n(embedder.embed(val.crops))
         mirrored = l2n(embedder.embed(np.ascontiguousarray(val.crops[:, :, ::-1, :])))
-        print(f"{folder} (TFLM int8), validation people of preset {args.preset}:")
+        print(f"{folder} (TFLM int8), validation people of preset {preset}:")
         for name, emb in (("plain", plain), ("mean with mirror", l2n(plain + mirrored))):
             f = validation_figures(emb, val.labels, pairs, settings.data)
             print(f"  {name:16s} pairs {f['pairs']:.2%}  AUC {f['auc']:.4f}  TAR@FAR 1e-3 {f['tar_at_far_1e-3']:.1%}  "

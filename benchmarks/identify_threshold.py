@@ -104,6 +104,19 @@ def validation_settings(preset_name: str, bundles: dict) -> config.Settings:
     return settings
 
 
+def models_on_validation(doc: str):
+    """The command line of the benchmarks that compare bundles on a preset's validation people
+    (``--model`` repeatable, ``--preset``): ``({folder: bundle}, preset name, settings, validation
+    faces)``."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", action="append", required=True, help="bundle folder, e.g. models/esp32 (repeatable)")
+    ap.add_argument("--preset", required=True, help="the preset whose validation people to use, e.g. esp32")
+    args = ap.parse_args()
+    bundles = {folder: load_bundle(Path(folder)) for folder in args.model}
+    settings = validation_settings(args.preset, bundles)
+    return bundles, args.preset, settings, load_build_data(settings).val
+
+
 def check_card(card_path: Path) -> str:
     """MODEL_CARD.md's text; exits with one line if it has no (or more than one) identification-threshold
     sentence to replace."""
