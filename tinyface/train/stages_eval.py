@@ -24,13 +24,39 @@ from tinyface.model.embedder import l2_normalize, normalize
 from tinyface.evaluation.report import BuildMetrics, Parity, StageMetrics
 
 
+def validation_pairs(labels: list[str]):
+    """The build's seeded pairs of validation people (2,000: 1,000 same, 1,000 different)."""
+    return metrics.sample_pairs(labels, 1000, seed=1)
+
+
+def validation_figures(emb_val: np.ndarray, labels: list[str], val_pairs, d) -> tuple[dict, dict | None]:
+    """A stage's figures on validation people, the only ones model choice may read: pair accuracy
+    at its best threshold (the stage's validation threshold), AUC, TAR at FAR 1e-3 over every
+    pair, and identification at the identification threshold chosen there for
+    ``d.identify_stranger_rate`` by galleries of ``d.identify_gallery``. Returns the figures and
+    the chosen identification threshold's record (None with too few validation people)."""
+    val_a, val_b, val_same = val_pairs
+    val_scores = metrics.pair_scores(emb_val, val_a, val_b)
+    threshold = metrics.best_threshold(val_scores, val_same)
+    chosen = metrics.open_set_threshold(emb_val, labels, d.enroll_images, d.identify_stranger_rate, d.seed,
+                                        gallery=metrics.gallery_for(d.identify_gallery))
+    figures = {"accuracy": float(np.mean((val_scores >= threshold) == val_same)),
+               "auc": metrics.auc(*metrics.roc_curve(val_scores, val_same)), "n_pairs": int(len(val_same)),
+               "threshold": float(threshold),
+               # the device's job, on validation people (model choice may read these; the test never)
+               "tar_at_far_1e-3": metrics.all_pairs_tar_at_far(emb_val, labels, 1e-3)["tar"],
+               "identification": ({k: chosen[k] for k in ("probe_accuracy", "stranger_rate", "enrolled", "gallery",
+                                                           "draws", "probes", "strangers", "probe_accuracy_all",
+                                                           "stranger_rate_all")} if chosen else None)}
+    return figures, chosen
+
+
 def _score_stage(emb: np.ndarray, emb_val: np.ndarray, val_pairs, data, d) -> dict:
     """Verification on the test pairs at the shipped threshold (and at the other source's),
     identification, and validation accuracy of one stage's embeddings."""
     tp, te = data.threshold_pairs, data.test_pairs
-    val_a, val_b, val_same = val_pairs
-    val_scores = metrics.pair_scores(emb_val, val_a, val_b)
-    thresholds = {"validation": metrics.best_threshold(val_scores, val_same),
+    validation, chosen = validation_figures(emb_val, data.val.labels, val_pairs, d)
+    thresholds = {"validation": validation["threshold"],
                   "protocol": metrics.best_threshold(metrics.pair_scores(emb, tp.a, tp.b), tp.same)}
     threshold = thresholds[d.threshold_from]
     test_scores = metrics.pair_scores(emb, te.a, te.b)
@@ -38,8 +64,6 @@ def _score_stage(emb: np.ndarray, emb_val: np.ndarray, val_pairs, data, d) -> di
     for source, t in thresholds.items():
         ver[f"accuracy_at_{source}_threshold"] = float(np.mean((test_scores >= t) == te.same))
         ver[f"{source}_threshold"] = float(t)
-    chosen = metrics.open_set_threshold(emb_val, data.val.labels, d.enroll_images, d.identify_stranger_rate, d.seed,
-                                        gallery=metrics.gallery_for(d.identify_gallery))
     ident_threshold = chosen["threshold"] if chosen else threshold
     ident = metrics.identification(emb, data.enroll, data.probes, data.strangers, ident_threshold).to_dict(
         with_confusion=True)
@@ -53,14 +77,6 @@ def _score_stage(emb: np.ndarray, emb_val: np.ndarray, val_pairs, data, d) -> di
     at_verification = metrics.identification(emb, data.enroll, data.probes, data.strangers, threshold)
     ident["at_verification_threshold"] = {"accuracy": at_verification.accuracy,
                                           "stranger_false_accept_rate": at_verification.stranger_false_accept_rate}
-    validation = {"accuracy": float(np.mean((val_scores >= thresholds["validation"]) == val_same)),
-                  "auc": metrics.auc(*metrics.roc_curve(val_scores, val_same)), "n_pairs": int(len(val_same)),
-                  "threshold": float(thresholds["validation"]),
-                  # the device's job, on validation people (model choice may read these; the test never)
-                  "tar_at_far_1e-3": metrics.all_pairs_tar_at_far(emb_val, data.val.labels, 1e-3)["tar"],
-                  "identification": ({k: chosen[k] for k in ("probe_accuracy", "stranger_rate", "enrolled", "gallery",
-                                                              "draws", "probes", "strangers", "probe_accuracy_all",
-                                                              "stranger_rate_all")} if chosen else None)}
     return {"verification": ver, "identification": ident, "validation": validation, "_test_scores": test_scores}
 
 
@@ -109,7 +125,7 @@ def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, pre
     crops = data.eval.crops
     stages: dict[str, StageMetrics] = {}
     scores: dict[str, np.ndarray] = {}
-    val_pairs = metrics.sample_pairs(data.val.labels, 1000, seed=1)
+    val_pairs = validation_pairs(data.val.labels)
     n_eval = len(crops)
     both = np.concatenate([crops, data.val.crops])  # every model runs once over eval + validation images
 
