@@ -20,7 +20,7 @@ def test_search_trials_on_originals_plus_views():
     views = (rng.integers(0, 256, (48, 2, 32, 32, 1), dtype=np.uint8), rng.normal(size=(48, 2, 128)).astype(np.float32))
     data = SimpleNamespace(train=train, val=val, train_views=views, train_views_labels=labels, train_mixes=None,
                            extra=None)
-    x, t, augment = distill.training_set(data, distill.teacher_center(teacher))
+    x, t, augment, _ = distill.training_set(data, distill.teacher_center(teacher))
     assert len(x) == len(t) == 48 * 3 and augment == "photometric"
     settings = config.load(None, {"student": {"arch": "tinycnn", "width": 0.5},
                                   "distill": {"epochs": 3, "batch_size": 16}})

@@ -4,6 +4,12 @@ Loss on L2-normalised embeddings s (student) and t (teacher), per batch:
 - cosine: mean(1 - <s, t>), the direct target;
 - relation: mean((S S^T - T T^T)^2), the batch's pairwise similarities — verification
   only cares about these, so the student is asked to keep the teacher's geometry;
+- pairs (with ``distill.neighbours``): the same squared difference over each batch's
+  anchor-partner pairs. Random batches of 128 almost never hold two photos of one person or
+  two look-alikes, the pairs a verification threshold has to separate; with neighbours, half
+  of every batch are random training faces and the other half one of each one's nearest
+  faces by the teacher (tinyface.train.distill.nearest_partners), so these pairs are in the
+  batch and weigh as much as all the random ones;
 - identity KD (Hinton, optional, ``alpha`` > 0): the teacher's soft identity
   distribution, softmax(<t, c_k> / T) over per-identity centroids c_k of teacher
   embeddings, matched by the student's softmax(<s, c_k> / T); weighted alpha vs (1 - alpha)
@@ -40,8 +46,12 @@ class LossWeights:
     temperature: float = 4.0
 
 
-def make_loss(weights: LossWeights, centroids: np.ndarray | None = None):
-    """The distillation loss as a Keras loss ``(y_true=teacher, y_pred=student)``."""
+def make_loss(weights: LossWeights, centroids: np.ndarray | None = None, paired: bool = False):
+    """The distillation loss as a Keras loss ``(y_true=teacher, y_pred=student)``.
+
+    ``paired``: the batches are anchors then their partners (make_dataset with ``partners``);
+    the relation term also runs over those pairs alone (weighted by ``weights.relation``).
+    """
     import tensorflow as tf
 
     c = tf.constant(centroids, tf.float32) if centroids is not None and weights.alpha > 0 else None
@@ -52,6 +62,11 @@ def make_loss(weights: LossWeights, centroids: np.ndarray | None = None):
         cos = tf.reduce_mean(1.0 - tf.reduce_sum(s * t, axis=1))
         rel = tf.reduce_mean(tf.square(tf.matmul(s, s, transpose_b=True) - tf.matmul(t, t, transpose_b=True)))
         embed = weights.cosine * cos + weights.relation * rel
+        if paired:
+            h = tf.shape(s)[0] // 2
+            pair_s = tf.reduce_sum(s[:h] * s[h:2 * h], axis=1)
+            pair_t = tf.reduce_sum(t[:h] * t[h:2 * h], axis=1)
+            embed += weights.relation * tf.reduce_mean(tf.square(pair_s - pair_t))
         if c is None:
             return embed
         temp = weights.temperature
@@ -107,21 +122,48 @@ def seed_everything(seed: int) -> None:
     keras.utils.set_random_seed(int(seed))
 
 
+def nearest_partners(targets: np.ndarray, pool: np.ndarray, k: int, chunk: int = 2048) -> np.ndarray:
+    """For every row of ``targets`` (L2-normalised teacher targets), the row indices of its ``k``
+    nearest rows among ``pool`` (row indices: the original images, not their views or mixes) by
+    cosine; the row itself and exact copies (cosine > 0.999) are left out. (N, k) int32.
+
+    Raises:
+        ValueError: the pool holds no more than ``k`` rows.
+    """
+    pool = np.asarray(pool, np.int64)
+    if len(pool) <= k:
+        raise ValueError(f"{len(pool)} faces to draw partners from, {k} asked for each")
+    candidates = np.ascontiguousarray(targets[pool], np.float32)
+    out = np.empty((len(targets), k), np.int32)
+    for start in range(0, len(targets), chunk):
+        sims = np.asarray(targets[start:start + chunk], np.float32) @ candidates.T
+        sims[sims > 0.999] = -2.0
+        out[start:start + chunk] = pool[np.argpartition(sims, -k, axis=1)[:, -k:]]
+    return out
+
+
 def make_dataset(x_uint8: np.ndarray, targets: np.ndarray, batch_size: int, augment: bool | str, seed: int,
-                 shuffle: bool):
+                 shuffle: bool, partners: np.ndarray | None = None):
     """A tf.data pipeline: uint8 crops -> [-1, 1) floats (augmented), teacher targets.
 
     Reproducible for a given ``seed``: the shuffle is seeded, and every batch's augmentation is
     drawn by stateless random ops from its own seed, taken from a seeded random stream that
     is zipped with the batches (stateful random ops in a parallel map would race).
+
+    ``partners`` (training only; (N, K) row indices, see nearest_partners): every batch is
+    ``batch_size // 2`` shuffled anchors followed by one of each anchor's K partners, drawn
+    from the batch's seed; an epoch has as many batches as without partners.
     """
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices((x_uint8, targets.astype(np.float32)))
-    if shuffle:
-        ds = ds.shuffle(len(x_uint8), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size, drop_remainder=shuffle)
-    ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)))
+    if partners is not None and shuffle:
+        ds = _paired_batches(x_uint8, targets, partners, batch_size, seed)
+    else:
+        ds = tf.data.Dataset.from_tensor_slices((x_uint8, targets.astype(np.float32)))
+        if shuffle:
+            ds = ds.shuffle(len(x_uint8), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.batch(batch_size, drop_remainder=shuffle)
+        ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)))
 
     size = x_uint8.shape[1]
 
@@ -133,6 +175,27 @@ def make_dataset(x_uint8: np.ndarray, targets: np.ndarray, batch_size: int, augm
         return x, t
 
     return ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _paired_batches(x_uint8: np.ndarray, targets: np.ndarray, partners: np.ndarray, batch_size: int, seed: int):
+    """``((crops, targets), batch_seed)`` batches of anchors then their partners (make_dataset)."""
+    import tensorflow as tf
+
+    n, half, k = len(x_uint8), batch_size // 2, partners.shape[1]
+    x_all = tf.constant(x_uint8)
+    t_all = tf.constant(targets.astype(np.float32))
+    p_all = tf.constant(partners.astype(np.int64))
+    anchors = (tf.data.Dataset.range(n).shuffle(n, seed=seed, reshuffle_each_iteration=True)
+               .batch(half, drop_remainder=True).take(max(1, n // batch_size)))
+    ds = tf.data.Dataset.zip((anchors, tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)))
+
+    def gather(a, batch_seed):
+        pick = tf.random.stateless_uniform([tf.shape(a)[0]], tf.stack([batch_seed, tf.constant(6, tf.int64)]),
+                                           0, k, dtype=tf.int64)
+        rows = tf.concat([a, tf.gather(tf.gather(p_all, a), pick, batch_dims=1)], 0)
+        return (tf.gather(x_all, rows), tf.gather(t_all, rows)), batch_seed
+
+    return ds.map(gather)
 
 
 def _uniform(shape, low, high, batch_seed, k: int):
@@ -184,7 +247,7 @@ class TrainResult:
 
 def fit(model, x_train, t_train, x_val, t_val, epochs: int, batch_size: int, learning_rate: float, loss,
         augment: bool | str = True, seed: int = 0, callbacks=(), on_epoch=None, warmup_epochs: int = 1,
-        on_progress=None) -> TrainResult:
+        on_progress=None, partners: np.ndarray | None = None) -> TrainResult:
     """Train ``model`` (embedding output) on teacher targets with cosine-decayed Adam.
 
     ``on_epoch(epoch, logs)`` is called after every epoch, ``on_progress(epochs)`` after every
@@ -209,7 +272,7 @@ def fit(model, x_train, t_train, x_val, t_val, epochs: int, batch_size: int, lea
 
     seed_everything(seed)
     model.compile(optimizer=keras.optimizers.Adam(Schedule()), loss=loss)
-    train = make_dataset(x_train, t_train, batch_size, augment, seed, shuffle=True)
+    train = make_dataset(x_train, t_train, batch_size, augment, seed, shuffle=True, partners=partners)
     val = make_dataset(x_val, t_val, 256, False, seed, shuffle=False) if x_val is not None and len(x_val) else None
     cbs = list(callbacks)
     if on_epoch:
@@ -224,10 +287,12 @@ def fit(model, x_train, t_train, x_val, t_val, epochs: int, batch_size: int, lea
 
 
 def training_set(data, center: np.ndarray, smoothing: float = 0.0):
-    """Training crops, centered targets and the augmentation mode: the original images,
-    plus every teacher view and mix when the build made them, plus the extra faces (and
-    their views and mixes)."""
+    """Training crops, centered targets, the augmentation mode and the rows that are original
+    images (not views or mixes; nearest_partners draws from them): the training images, plus
+    every teacher view and mix when the build made them, plus the extra faces (and their views
+    and mixes)."""
     xs = [data.train.crops]
+    originals = [np.arange(len(data.train.crops))]
     ts = [smooth_targets(center_targets(data.train.teacher, center), data.train.labels, smoothing)]
     augment = True
     if data.train_views is not None:
@@ -243,6 +308,7 @@ def training_set(data, center: np.ndarray, smoothing: float = 0.0):
         ts.append(center_targets(data.train_mixes[1], center))
     extra = data.extra
     if extra is not None and len(extra.crops):  # faces of no one: the teacher's embedding is the whole target
+        originals.append(sum(len(x) for x in xs) + np.arange(len(extra.crops)))
         xs.append(extra.crops)
         ts.append(center_targets(extra.teacher, center))
         for part in (extra.views, extra.mixes):
@@ -250,6 +316,7 @@ def training_set(data, center: np.ndarray, smoothing: float = 0.0):
                 crops, teacher = part
                 xs.append(crops.reshape(-1, *crops.shape[-3:]))
                 ts.append(center_targets(teacher.reshape(-1, teacher.shape[-1]), center))
+    originals = np.concatenate(originals)
     if len(xs) == 1:
-        return xs[0], ts[0], augment
-    return np.concatenate(xs), np.concatenate(ts), augment
+        return xs[0], ts[0], augment, originals
+    return np.concatenate(xs), np.concatenate(ts), augment, originals

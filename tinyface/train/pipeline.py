@@ -146,12 +146,28 @@ class Stages:
 @dataclass
 class _TrainingSet:
     """What every training stage fits on: crops, centered (smoothed) teacher targets, the
-    augmentation mode, and the validation targets."""
+    augmentation mode, the validation targets, and (distill.neighbours > 0) each row's nearest
+    original faces, found when a stage first trains (a cached build never pays for them)."""
 
     x: np.ndarray
     targets: np.ndarray
     augment: bool | str
     val_targets: np.ndarray
+    originals: np.ndarray
+    neighbours: int = 0
+    _partners: np.ndarray | None = None
+
+    def partners(self) -> np.ndarray | None:
+        from tinyface.train import distill
+
+        if self.neighbours and self._partners is None:
+            self._partners = distill.nearest_partners(self.targets, self.originals, self.neighbours)
+        return self._partners
+
+    def loss(self, weights):
+        from tinyface.train import distill
+
+        return distill.make_loss(weights, paired=self.neighbours > 0)
 
 
 def load_stage_modules() -> None:
@@ -222,9 +238,9 @@ def _training_set(data, ds) -> _TrainingSet:
     if ds.center == "all" and data.extra is not None:
         centered_on.append(data.extra.teacher)
     center = distill.teacher_center(np.concatenate(centered_on))
-    x_train, t_train, augment = distill.training_set(data, center, ds.target_smoothing)
+    x_train, t_train, augment, originals = distill.training_set(data, center, ds.target_smoothing)
     return _TrainingSet(x_train, t_train, augment if ds.augment else False,
-                        distill.center_targets(data.val.teacher, center))
+                        distill.center_targets(data.val.teacher, center), originals, ds.neighbours)
 
 
 def _epoch_events(notify: Progress):
@@ -263,9 +279,10 @@ def _distill(stages: Stages, settings, data, training: _TrainingSet, data_fp: st
         distill.seed_everything(d.seed)  # the initial weights
         model, _ = student.build_student(s.arch, input_shape, s.embedding_dim, s.width)
         hist = distill.fit(model, training.x, t_train, data.val.crops, training.val_targets,
-                           ds.epochs, ds.batch_size, lr, distill.make_loss(weights, centroids),
+                           ds.epochs, ds.batch_size, lr,
+                           distill.make_loss(weights, centroids, paired=training.neighbours > 0),
                            augment=training.augment, seed=d.seed, on_epoch=_epoch_events(stages.notify),
-                           on_progress=_batch_events(stages.notify))
+                           on_progress=_batch_events(stages.notify), partners=training.partners())
         save_keras(model, st.path("student.keras"))
         write_json(st.path("history.json"), {"history": hist.history, "search": search,
                                              "learning_rate": lr, "alpha": weights.alpha,
@@ -293,10 +310,10 @@ def _prune(stages: Stages, settings, data, training: _TrainingSet, float_model, 
         wrapped = prune.wrap_for_pruning(float_model, pr.target_sparsity, 0, end)
         weights = distill.LossWeights(ds.cosine_weight, ds.relation_weight, 0.0, ds.temperature)
         hist = distill.fit(wrapped, training.x, training.targets, data.val.crops, training.val_targets,
-                           pr.epochs, ds.batch_size, ds.learning_rate * 0.1, distill.make_loss(weights),
+                           pr.epochs, ds.batch_size, ds.learning_rate * 0.1, training.loss(weights),
                            augment=training.augment, seed=d.seed + 1, callbacks=prune.pruning_callbacks(),
                            warmup_epochs=0, on_epoch=_epoch_events(stages.notify),
-                           on_progress=_batch_events(stages.notify))
+                           on_progress=_batch_events(stages.notify), partners=training.partners())
         pruned = prune.strip(wrapped)
         save_keras(pruned, st.path("pruned.keras"))
         write_json(st.path("sparsity.json"), {"target": pr.target_sparsity,
@@ -330,7 +347,7 @@ def _quantize(stages: Stages, settings, data, training: _TrainingSet, model, pru
         ptq = quantize.convert_int8(model, calib)
         candidates = {"ptq": ptq}
         if q.qat:
-            candidates["qat"] = _qat(model, training.x, training.targets, training.augment, settings, calib,
+            candidates["qat"] = _qat(model, training, settings, calib,
                                      prune_preserving=pruned, notify=stages.notify)
         scores = {name: _val_accuracy_int8(flat, data) for name, flat in candidates.items()}
         best = max(scores, key=scores.get)  # on a tie the first, PTQ: the simpler recipe
@@ -383,16 +400,16 @@ def _val_accuracy_int8(flat: bytes, data) -> float:
     return float(np.mean((scores >= metrics.best_threshold(scores, same)) == same))
 
 
-def _qat(model, x_train, t_train, augment, settings, calib, prune_preserving: bool, notify) -> bytes:
+def _qat(model, training: _TrainingSet, settings, calib, prune_preserving: bool, notify) -> bytes:
     from tinyface.train import distill, quantize
 
     ds = settings.distill
     qat_model = quantize.quantize_aware(model, prune_preserving=prune_preserving)
     weights = distill.LossWeights(ds.cosine_weight, ds.relation_weight, 0.0, ds.temperature)
-    distill.fit(qat_model, x_train, t_train, None, None, settings.quantize.qat_epochs,
-                ds.batch_size, ds.learning_rate * 0.05, distill.make_loss(weights), augment=augment,
+    distill.fit(qat_model, training.x, training.targets, None, None, settings.quantize.qat_epochs,
+                ds.batch_size, ds.learning_rate * 0.05, training.loss(weights), augment=training.augment,
                 seed=settings.data.seed + 2, warmup_epochs=0,
-                on_epoch=_epoch_events(notify), on_progress=_batch_events(notify))
+                on_epoch=_epoch_events(notify), on_progress=_batch_events(notify), partners=training.partners())
     return quantize.convert_int8(qat_model, calib)
 
 
