@@ -61,3 +61,14 @@ def test_paired_loss_adds_the_pairs_relation_term():
     pair_term = np.mean((np.sum(s[:4] * s[4:], 1) - np.sum(t[:4] * t[4:], 1)) ** 2)
     assert paired == pytest.approx(plain + 0.5 * pair_term, rel=1e-5)
     assert float(distill.make_loss(w, paired=True)(t, t)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_a_build_with_fewer_faces_than_neighbours_stops_in_one_line():
+    from tinyface.errors import ConfigError
+    from tinyface.train.pipeline import _TrainingSet
+
+    t = _targets(5)
+    training = _TrainingSet(np.zeros((5, 4, 4, 1), np.uint8), t, True, t, originals=np.arange(3), neighbours=3)
+    with pytest.raises(ConfigError, match="distill.neighbours = 3 needs more than that many training faces"):
+        training.partners()
+    assert _TrainingSet(np.zeros((5, 4, 4, 1), np.uint8), t, True, t, originals=np.arange(3)).partners() is None

@@ -161,6 +161,11 @@ class _TrainingSet:
         from tinyface.train import distill
 
         if self.neighbours and self._partners is None:
+            if len(self.originals) <= self.neighbours:
+                from tinyface.errors import ConfigError
+
+                raise ConfigError(f"distill.neighbours = {self.neighbours} needs more than that many training faces; "
+                                  f"this build has {len(self.originals)}", hint="use a smaller distill.neighbours")
             self._partners = distill.nearest_partners(self.targets, self.originals, self.neighbours)
         return self._partners
 
