@@ -213,7 +213,7 @@ def test_unknown_arch_and_huge_counts_fail_at_load(section, key, value):
 
 def test_an_unknown_arch_fails_print_config_with_exit_3(tmp_path):
     proc = cli("build", "--print-config", "--set", "student.arch=resnet9000", cwd=tmp_path)
-    assert proc.returncode == 3 and "student.arch must be one of dsnet, dsnet_mlp, tinycnn" in proc.stderr
+    assert proc.returncode == 3 and "student.arch must be one of dsnet, dsnet_mlp, dsnet_fc, tinycnn" in proc.stderr
 
 
 def test_student_archs_are_the_builders():

@@ -18,7 +18,7 @@ from tinyface.errors import ConfigError
 
 CONFIG_FILENAME = "tinyface.toml"
 THRESHOLD_SOURCES = ("validation", "protocol")  # data.threshold_from: see DataSettings
-STUDENT_ARCHS = ("dsnet", "dsnet_mlp", "tinycnn")  # student.arch: the builders in tinyface/train/student.py
+STUDENT_ARCHS = ("dsnet", "dsnet_mlp", "dsnet_fc", "tinycnn")  # student.arch: the builders in tinyface/train/student.py
 MAX_EPOCHS = 1000  # upper bound of every epoch count: a typo (epochs=3000000) fails now, not after days
 
 
@@ -303,7 +303,9 @@ class StudentSettings:
 
     Attributes:
         arch: architecture name: dsnet (depthwise-separable blocks), dsnet_mlp (the same with a
-            hidden fully-connected layer before the embedding) or tinycnn (plain convolutions).
+            hidden fully-connected layer before the embedding), dsnet_fc (the same blocks, then a
+            fully-connected layer over the whole last feature map instead of the 1x1 head and the
+            global depthwise convolution) or tinycnn (plain convolutions).
         width: channel-width multiplier of the architecture.
         embedding_dim: length of the face embedding the student outputs; the student imitates
             the teacher's embedding directly, so it is the teacher's 128.

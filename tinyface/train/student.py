@@ -22,6 +22,8 @@ from dataclasses import dataclass
 DSNET_STAGES = [(32, 3), (64, 3), (128, 2)]
 DSNET_STEM = 16
 DSNET_HEAD = 256
+# dsnet_fc: units of the hidden layer over the flattened last feature map (256 at width 0.75)
+DSNET_FC_HIDDEN = 336
 
 
 # Batch-norm moving statistics converge in ~1/(1 - momentum) steps; Keras' 0.99 needs
@@ -45,7 +47,7 @@ def build_student(arch: str, input_shape: tuple[int, int, int], embedding_dim: i
     import tf_keras as keras
     from tf_keras import layers
 
-    builders = {"dsnet": _dsnet, "dsnet_mlp": _dsnet_mlp, "tinycnn": _tinycnn}
+    builders = {"dsnet": _dsnet, "dsnet_mlp": _dsnet_mlp, "dsnet_fc": _dsnet_fc, "tinycnn": _tinycnn}
     if arch not in builders:
         from tinyface.errors import ConfigError
 
@@ -75,7 +77,38 @@ def _dsnet_mlp(inp, embedding_dim, width, layers):
     return _dsnet(inp, embedding_dim, width, layers, mlp_units=_ch(512, width))
 
 
+def _dsnet_fc(inp, embedding_dim, width, layers):
+    """dsnet's trunk, then a fully-connected layer over the whole flattened last feature map
+    (every position and channel its own weight: ArcFace's "E" output) instead of the 1x1 head
+    and GDC; at width 0.75 and 64x64 it costs what they and dsnet_mlp's hidden layer cost."""
+    x = _dsnet_trunk(inp, width, layers)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(_ch(DSNET_FC_HIDDEN, width), use_bias=False, name="fc")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="fc_bn")(x)
+    x = layers.ReLU(6.0, name="fc_relu")(x)
+    x = layers.Dense(embedding_dim, use_bias=False, name="embedding")(x)
+    return layers.BatchNormalization(momentum=BN_MOMENTUM, name="embedding_bn")(x)
+
+
 def _dsnet(inp, embedding_dim, width, layers, mlp_units: int = 0):
+    x = _dsnet_trunk(inp, width, layers)
+    x = _conv_bn(x, _ch(DSNET_HEAD, width), 1, 1, layers, "head")
+    # global depthwise conv: one learned weight per position and channel
+    h, w = x.shape[1], x.shape[2]
+    x = layers.DepthwiseConv2D((h, w), padding="valid", use_bias=False, name="gdc")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="gdc_bn")(x)
+    x = layers.Flatten(name="flatten")(x)
+    if mlp_units:
+        # capacity is cheap in MACs at 1x1: this hidden layer costs 2 x 512 x 256 MACs (~0.2 M)
+        x = layers.Dense(mlp_units, use_bias=False, name="mlp")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="mlp_bn")(x)
+        x = layers.ReLU(6.0, name="mlp_relu")(x)
+    x = layers.Dense(embedding_dim, use_bias=False, name="embedding")(x)
+    return layers.BatchNormalization(momentum=BN_MOMENTUM, name="embedding_bn")(x)
+
+
+def _dsnet_trunk(inp, width, layers):
+    """The stem and the depthwise-separable stages: (H/16, W/16, channels of the last stage)."""
     x = _conv_bn(inp, _ch(DSNET_STEM, width), 3, 2, layers, "stem")
     in_ch = _ch(DSNET_STEM, width)
     block = 0
@@ -92,19 +125,7 @@ def _dsnet(inp, embedding_dim, width, layers, mlp_units: int = 0):
                 x = layers.ReLU(6.0, name=f"{name}_relu")(y)
             in_ch = out_ch
             block += 1
-    x = _conv_bn(x, _ch(DSNET_HEAD, width), 1, 1, layers, "head")
-    # global depthwise conv: one learned weight per position and channel
-    h, w = x.shape[1], x.shape[2]
-    x = layers.DepthwiseConv2D((h, w), padding="valid", use_bias=False, name="gdc")(x)
-    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="gdc_bn")(x)
-    x = layers.Flatten(name="flatten")(x)
-    if mlp_units:
-        # capacity is cheap in MACs at 1x1: this hidden layer costs 2 x 512 x 256 MACs (~0.2 M)
-        x = layers.Dense(mlp_units, use_bias=False, name="mlp")(x)
-        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="mlp_bn")(x)
-        x = layers.ReLU(6.0, name="mlp_relu")(x)
-    x = layers.Dense(embedding_dim, use_bias=False, name="embedding")(x)
-    return layers.BatchNormalization(momentum=BN_MOMENTUM, name="embedding_bn")(x)
+    return x
 
 
 def _tinycnn(inp, embedding_dim, width, layers):
