@@ -39,6 +39,7 @@ def main() -> None:
     from tinyface.model.runtime import TfliteRunner, TflmRunner
     from tinyface.train import distill, quantize, student
     from tinyface.train.build_data import load_build_data
+    from tinyface.train.stages_eval import validation_pairs
     from tinyface.train.quantize import io_quantization
 
     rows = []
@@ -47,9 +48,9 @@ def main() -> None:
         settings = config.load(None, {"data": {"crop_size": size, "channels": args.channels, "padding": args.padding},
                                       "distill": {"teacher_views": args.views, "teacher_mixes": args.mixes}})
         data = load_build_data(settings, quick=args.quick)
-        a, b, same = metrics.sample_pairs(data.val.labels, 1000, seed=1)
+        a, b, same = validation_pairs(data.val.labels)
         model, _ = student.build_student(args.arch, (size, size, args.channels), 128, width)
-        x, t, augment = distill.training_set(data, distill.teacher_center(data.train.teacher))
+        x, t, augment, _ = distill.training_set(data, distill.teacher_center(data.train.teacher))
         t0 = time.perf_counter()
         distill.fit(model, x, t, None, None, args.epochs, 128, 3e-3, distill.make_loss(distill.LossWeights()),
                     augment=augment)

@@ -399,8 +399,9 @@ def _val_accuracy_int8(flat: bytes, data) -> float:
     """Accuracy on pairs of validation people at their best threshold (model selection only)."""
     from tinyface.evaluation import metrics
     from tinyface.model.embedder import Embedder
+    from tinyface.train.stages_eval import validation_pairs
 
-    a, b, same = metrics.sample_pairs(data.val.labels, 1000, seed=1)
+    a, b, same = validation_pairs(data.val.labels)
     scores = metrics.pair_scores(Embedder(flat, "tflite").embed(data.val.crops), a, b)
     return float(np.mean((scores >= metrics.best_threshold(scores, same)) == same))
 
