@@ -48,7 +48,8 @@ def check_scores(emb: np.ndarray, labels: np.ndarray, seed: int = 0) -> tuple[np
 
 
 def main() -> None:
-    bundles, preset, settings, val = models_on_validation(__doc__)
+    bundles, preset, settings, data = models_on_validation(__doc__)
+    val = data.val
     labels = np.array(val.labels)
     for folder, bundle in bundles.items():
         meta = bundle.meta

@@ -22,7 +22,8 @@ from tinyface.train.stages_eval import validation_figures, validation_pairs
 
 
 def main() -> None:
-    bundles, preset, settings, val = models_on_validation(__doc__)
+    bundles, preset, settings, data = models_on_validation(__doc__)
+    val = data.val
     pairs = validation_pairs(val.labels)
     for folder, bundle in bundles.items():
         embedder = Embedder(bundle.model_bytes, "tflm")

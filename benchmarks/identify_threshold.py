@@ -88,11 +88,13 @@ def main() -> None:
         print(f"\nwrote {folder / META_FILE} identify_threshold {new['threshold']:.4f} and {card_path}: {sentence}")
 
 
-def validation_settings(preset_name: str, bundles: dict) -> config.Settings:
+def validation_settings(preset_name: str, bundles: dict, extra_faces: bool = False) -> config.Settings:
     """The preset's settings for loading its validation people only (no teacher views, mixes or
-    extra faces, which only training reads); exits with one line if a bundle of ``{folder: bundle}``
-    takes other crops than the preset cuts."""
-    settings = config.load(None, {"distill": {"teacher_views": 0, "teacher_mixes": 0}, "extra": {"dirs": []}},
+    extra faces, which only training reads; with ``extra_faces`` the preset's extra faces too,
+    filtered as the build filters them, without their views or mixes); exits with one line if a
+    bundle of ``{folder: bundle}`` takes other crops than the preset cuts."""
+    extra = {"views": 0, "mixes": 0} if extra_faces else {"dirs": []}
+    settings = config.load(None, {"distill": {"teacher_views": 0, "teacher_mixes": 0}, "extra": extra},
                            base=config.load_preset(preset_name).settings())
     d = settings.data
     shape = [1, d.crop_size, d.crop_size, d.channels]
@@ -104,17 +106,18 @@ def validation_settings(preset_name: str, bundles: dict) -> config.Settings:
     return settings
 
 
-def models_on_validation(doc: str):
+def models_on_validation(doc: str, extra_faces: bool = False):
     """The command line of the benchmarks that compare bundles on a preset's validation people
-    (``--model`` repeatable, ``--preset``): ``({folder: bundle}, preset name, settings, validation
-    faces)``."""
+    (``--model`` repeatable, ``--preset``): ``({folder: bundle}, preset name, settings, build data)``;
+    the build data's ``val`` are the validation faces, its ``extra`` the preset's extra faces
+    when ``extra_faces`` (validation_settings)."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", action="append", required=True, help="bundle folder, e.g. models/esp32 (repeatable)")
     ap.add_argument("--preset", required=True, help="the preset whose validation people to use, e.g. esp32")
     args = ap.parse_args()
     bundles = {folder: load_bundle(Path(folder)) for folder in args.model}
-    settings = validation_settings(args.preset, bundles)
-    return bundles, args.preset, settings, load_build_data(settings).val
+    settings = validation_settings(args.preset, bundles, extra_faces)
+    return bundles, args.preset, settings, load_build_data(settings)
 
 
 def check_card(card_path: Path) -> str:

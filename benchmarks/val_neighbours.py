@@ -17,12 +17,10 @@ bundle's int8 model in TFLM.
 import numpy as np
 
 from identify_threshold import models_on_validation  # benchmarks/, beside this script
-from tinyface import config
 from tinyface.data.extra import nearest_distances
 from tinyface.evaluation import metrics
 from tinyface.evaluation.metrics import l2n
 from tinyface.model.embedder import Embedder
-from tinyface.train.build_data import load_build_data
 from tinyface.train.stages_eval import validation_pairs
 
 
@@ -35,13 +33,11 @@ def split_accuracy(emb: np.ndarray, pairs, near: np.ndarray) -> tuple[float, flo
 
 
 def main() -> None:
-    bundles, preset, settings, val = models_on_validation(__doc__)
-    with_extra = config.load(None, {"distill": {"teacher_views": 0, "teacher_mixes": 0}, "extra": {"views": 0, "mixes": 0}},
-                             base=config.load_preset(preset).settings())
-    extra = load_build_data(with_extra).extra
+    bundles, preset, settings, data = models_on_validation(__doc__, extra_faces=True)
+    val, extra = data.val, data.extra
     if extra is None:
         raise SystemExit(f"error: preset {preset} trains on no extra faces: nothing to compare")
-    limit = with_extra.extra.max_test_distance
+    limit = settings.extra.max_test_distance
     nearest = nearest_distances(val.teacher, extra.teacher)
     pairs = validation_pairs(val.labels)
     near = (nearest[pairs[0]] < limit) | (nearest[pairs[1]] < limit)

@@ -169,10 +169,11 @@ class _TrainingSet:
             self._partners = distill.nearest_partners(self.targets, self.originals, self.neighbours)
         return self._partners
 
-    def loss(self, weights):
+    def loss(self, weights, centroids: np.ndarray | None = None):
+        """The distillation loss for these batches (paired with neighbours)."""
         from tinyface.train import distill
 
-        return distill.make_loss(weights, paired=self.neighbours > 0)
+        return distill.make_loss(weights, centroids, paired=self.neighbours > 0)
 
 
 def load_stage_modules() -> None:
@@ -284,8 +285,7 @@ def _distill(stages: Stages, settings, data, training: _TrainingSet, data_fp: st
         distill.seed_everything(d.seed)  # the initial weights
         model, _ = student.build_student(s.arch, input_shape, s.embedding_dim, s.width)
         hist = distill.fit(model, training.x, t_train, data.val.crops, training.val_targets,
-                           ds.epochs, ds.batch_size, lr,
-                           distill.make_loss(weights, centroids, paired=training.neighbours > 0),
+                           ds.epochs, ds.batch_size, lr, training.loss(weights, centroids),
                            augment=training.augment, seed=d.seed, on_epoch=_epoch_events(stages.notify),
                            on_progress=_batch_events(stages.notify), partners=training.partners())
         save_keras(model, st.path("student.keras"))
