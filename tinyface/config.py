@@ -239,6 +239,10 @@ class ExtraSettings:
             place ($TINYFACE_DATASETS, else ~/.cache/tinyface/datasets). Empty: no extra faces.
         kind: "chips" = already dlib face chips (the 5-point template at ``chip_padding``, as
             FairFace's are: no detector runs), "photos" = find and align the face like LFW's.
+            One kind for every folder, or a list with one per folder of ``dirs``
+            (``["chips", "photos"]``: FairFace's chips and a folder of photos).
+            Whatever the kind, a face in a folder named after a validation or test person of
+            LFW (``pins_Tom Cruise`` is Tom_Cruise) is dropped (see tinyface.data.extra).
         chip_padding: the padding the chips were cut with (dlib's convention; FairFace: 0.25).
         limit: use at most this many extra faces (a seeded sample); 0 = all.
         views: perturbed teacher views of every extra face (as distill.teacher_views).
@@ -252,7 +256,7 @@ class ExtraSettings:
     """
 
     dirs: list = field(default_factory=list)
-    kind: str = "chips"
+    kind: list = field(default_factory=lambda: ["chips"])
     chip_padding: float = 0.25
     limit: int = 0
     views: int = 0
@@ -262,13 +266,25 @@ class ExtraSettings:
     def validate(self) -> None:
         _check(all(isinstance(d, str) and d for d in self.dirs), "extra.dirs must be a list of folder names",
                self.dirs)
-        _check(self.kind in EXTRA_KINDS, f"extra.kind must be one of {', '.join(EXTRA_KINDS)}", self.kind)
+        if isinstance(self.kind, str):  # one kind for every folder, set in code
+            self.kind = [self.kind]
+        _check(bool(self.kind) and all(k in EXTRA_KINDS for k in self.kind),
+               f"extra.kind must be one of {', '.join(EXTRA_KINDS)} (or a list of them, one per folder)", self.kind)
+        _check(len(self.kind) == 1 or len(self.kind) == len(self.dirs),
+               "extra.kind must be one kind, or one per folder of extra.dirs", self.kind)
+        _check(len(set(self.kind)) == 1 or not (self.views or self.mixes),
+               "extra.views and extra.mixes need the same extra.kind for every folder", self.kind)
         _check(0.0 <= self.chip_padding <= 1.0, "extra.chip_padding must be in [0, 1]", self.chip_padding)
         _check(self.limit >= 0, "extra.limit must be >= 0", self.limit)
         _check(0 <= self.views <= 16, "extra.views must be in [0, 16]", self.views)
         _check(0 <= self.mixes <= 64, "extra.mixes must be in [0, 64]", self.mixes)
         _check(0.0 <= self.max_test_distance <= 2.0, "extra.max_test_distance must be in [0, 2]",
                self.max_test_distance)
+
+    def kinds(self) -> list[str]:
+        """The kind of every folder of ``dirs``."""
+        kinds = [self.kind] if isinstance(self.kind, str) else list(self.kind)
+        return kinds * len(self.dirs) if len(kinds) == 1 else kinds
 
     def paths(self) -> list[Path]:
         """The folders of ``dirs``, with fetchable names resolved to their default place."""

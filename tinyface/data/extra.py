@@ -7,13 +7,17 @@ faces"). They never serve validation, a threshold or the test.
 The contamination filter is the one use of the test people's images before the final
 evaluation: an extra face whose teacher embedding lies closer than
 ``extra.max_test_distance`` to any image of a test person is dropped, so a test person's
-photo (or a near copy) is never trained on. It steers nothing else.
+photo (or a near copy) is never trained on. It steers nothing else. Sets whose folders are
+people (Pins: ``pins_Tom Cruise/``) are also filtered by name: a face in a folder named after a
+validation or test person of LFW is dropped, whatever its distance (the name filter; validation
+people too, so that validation stays a fair stand-in for the test).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -50,19 +54,45 @@ def require_extra(extra_settings) -> list[Path]:
     Raises:
         DataError: a folder is missing or holds no images.
     """
+    return [image for name, folder in zip(extra_settings.dirs, extra_settings.paths())
+            for image in folder_images(name, folder)]
+
+
+def folder_images(name: str, folder: Path) -> list[Path]:
+    """The images of one folder of ``extra.dirs`` (``name`` as written there; see require_extra)."""
     from tinyface.config import FETCHABLE_EXTRA
 
-    images: list[Path] = []
-    for name, folder in zip(extra_settings.dirs, extra_settings.paths()):
-        how = (f"get it with `tinyface data fetch {name}`" if name in FETCHABLE_EXTRA
-               else "put face images there, or remove it from extra.dirs (--set extra.dirs=[])")
-        if not folder.is_dir():
-            raise DataError(f"extra faces folder {folder} ({name}) not found: {how}")
-        found = list_images(folder)
-        if not found:
-            raise DataError(f"extra faces folder {folder} ({name}) holds no .jpg/.png images: {how}")
-        images.extend(found)
-    return images
+    how = (f"get it with `tinyface data fetch {name}`" if name in FETCHABLE_EXTRA
+           else "put face images there, or remove it from extra.dirs (--set extra.dirs=[])")
+    if not folder.is_dir():
+        raise DataError(f"extra faces folder {folder} ({name}) not found: {how}")
+    found = list_images(folder)
+    if not found:
+        raise DataError(f"extra faces folder {folder} ({name}) holds no .jpg/.png images: {how}")
+    return found
+
+
+def person_key(name: str) -> str:
+    """A person's name in a form folder names can be matched on: ``Tom_Cruise``, ``pins_Tom Cruise``
+    and ``tom cruise`` all end in ``tom_cruise``."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def named_after(paths: list[Path], people) -> np.ndarray:
+    """bool per path: its folder is named after one of ``people`` (the folder's name is the
+    person's name, or ends with it after a ``_``: ``pins_Tom Cruise``)."""
+    keys = {person_key(p) for p in people}
+    keys.discard("")
+    verdict: dict[str, bool] = {}
+    out = np.zeros(len(paths), bool)
+    for i, path in enumerate(paths):
+        folder = path.parent.name
+        if folder not in verdict:
+            k = person_key(folder)
+            parts = k.split("_")
+            verdict[folder] = any("_".join(parts[j:]) in keys for j in range(len(parts)))
+        out[i] = verdict[folder]
+    return out
 
 
 def nearest_distances(queries: np.ndarray, references: np.ndarray, chunk: int = 4096) -> np.ndarray:
@@ -82,11 +112,13 @@ def nearest_distances(queries: np.ndarray, references: np.ndarray, chunk: int = 
 
 def load_extra_faces(settings, spec, cache, test_teacher: np.ndarray,
                      progress: Callable[[int], None] | None = None,
-                     step: Callable[[str, int], None] | None = None) -> ExtraFaces | None:
+                     step: Callable[[str, int], None] | None = None,
+                     held_out_people=()) -> ExtraFaces | None:
     """Prepare ``settings.extra``'s faces for distillation: cut the student's crops and the
-    teacher's embeddings (cached like LFW's), drop the unreadable ones, those with no face
-    and those too close to a test person (``test_teacher``: teacher embeddings of every image
-    of the test people), then make the views and mixes the settings ask for.
+    teacher's embeddings (cached like LFW's), drop the unreadable ones, those with no face,
+    those in a folder named after one of ``held_out_people`` (LFW's validation and test
+    people) and those too close to a test person (``test_teacher``: teacher embeddings of
+    every image of the test people), then make the views and mixes the settings ask for.
 
     Returns None when ``extra.dirs`` is empty.
 
@@ -98,26 +130,44 @@ def load_extra_faces(settings, spec, cache, test_teacher: np.ndarray,
     x = settings.extra
     if not x.dirs:
         return None
-    images = require_extra(x)
+    kind_of: dict[Path, str] = {}
+    for name, folder, kind in zip(x.dirs, x.paths(), x.kinds()):
+        for image in folder_images(name, folder):
+            kind_of.setdefault(image, kind)
+    images = list(kind_of)
     found = len(images)
     if x.limit and found > x.limit:
         images = sorted(random.Random(settings.data.seed).sample(images, x.limit))
-    spec = dataclasses.replace(spec, teacher=True,
-                               source_chip_padding=x.chip_padding if x.kind == "chips" else None)
+    specs = {kind: dataclasses.replace(spec, teacher=True,
+                                       source_chip_padding=x.chip_padding if kind == "chips" else None)
+             for kind in set(kind_of.values())}
     workers = settings.data.workers
     step = step or (lambda name, total: None)
     step("extra faces", len(images))
-    res = prepare_faces(images, spec, cache, workers=workers, progress=progress)
-    usable = res.usable
-    distances = nearest_distances(res.teacher[usable], test_teacher)
+    n, size, channels = len(images), spec.crop_size, spec.channels
+    crops = np.zeros((n, size, size, channels), np.uint8)
+    teacher = np.zeros((n, 128), np.float32)
+    ok, detected = np.zeros(n, bool), np.zeros(n, bool)
+    for kind, kind_spec in specs.items():
+        rows = [i for i, image in enumerate(images) if kind_of[image] == kind]
+        if not rows:
+            continue
+        res = prepare_faces([images[i] for i in rows], kind_spec, cache, workers=workers, progress=progress)
+        crops[rows], teacher[rows], ok[rows], detected[rows] = res.crops, res.teacher, res.ok, res.detected
+    usable = ok & detected
+    named = named_after(images, held_out_people) & usable
+    candidates = np.flatnonzero(usable & ~named)
+    distances = nearest_distances(teacher[candidates], test_teacher)
     clean = distances >= x.max_test_distance
-    keep = np.flatnonzero(usable)[clean]
+    keep = candidates[clean]
     counts = {
-        "found": found, "sampled": len(images), "unreadable": int((~res.ok).sum()),
-        "no_face": int((res.ok & ~res.detected).sum()), "too_close_to_test": int((~clean).sum()),
-        "used": int(len(keep)), "max_test_distance": x.max_test_distance, "kind": x.kind,
+        "found": found, "sampled": len(images), "unreadable": int((~ok).sum()),
+        "no_face": int((ok & ~detected).sum()), "named_after_held_out_person": int(named.sum()),
+        "too_close_to_test": int((~clean).sum()), "used": int(len(keep)),
+        "max_test_distance": x.max_test_distance, "kind": "/".join(sorted(specs)),
     }
-    out = ExtraFaces(res.crops[keep], res.teacher[keep], [images[i] for i in keep], counts=counts)
+    out = ExtraFaces(crops[keep], teacher[keep], [images[i] for i in keep], counts=counts)
+    spec = next(iter(specs.values()))  # views and mixes: one kind for every folder (ExtraSettings.validate)
     if x.views and len(keep):
         step("extra faces' views", len(out.paths))
         ok, view_crops, view_teacher = prepare_views(out.paths, spec, cache, x.views, workers, progress)
@@ -131,4 +181,3 @@ def load_extra_faces(settings, spec, cache, test_teacher: np.ndarray,
         out.mixes = (mix_crops[ok], mix_teacher[ok])
         counts["mixes"] = int(ok.sum())
     return out
-

@@ -168,7 +168,8 @@ def load_build_data(settings, quick: bool = False, progress=None, step=None) -> 
         data.extra = load_extra_faces(settings, spec, _cache(settings),
                                       _test_people_teacher(dataset, split.test_people, spec, settings, progress,
                                                            step),
-                                      progress, step)
+                                      progress, step,
+                                      held_out_people=set(split.test_people) | {im.identity for im in split.val})
     data.stats = {
         "train_images": len(train.labels), "train_people": len(set(train.labels)),
         "val_images": len(val.labels), "val_people": len(set(val.labels)),
