@@ -6,13 +6,15 @@ import dataclasses
 
 import numpy as np
 import pytest
+from pathlib import Path
+
 from PIL import Image
 
 from tinyface import config
 from tinyface.data.align import Aligner, Alignment, ChipAligner, chip_landmarks, cut_chip
 from tinyface.data.cache import FaceCache
 from tinyface.data.dataset import read_image
-from tinyface.data.extra import load_extra_faces, nearest_distances, require_extra
+from tinyface.data.extra import load_extra_faces, named_after, nearest_distances, person_key, require_extra
 from tinyface.data.faces import FaceSpec, prepare_faces
 from tinyface.errors import DataError
 
@@ -82,6 +84,23 @@ def test_settings_accept_one_folder_or_a_list(tmp_path):
     with pytest.raises(config.ConfigError, match="extra.dirs"):
         config.load(overrides={"extra": {"dirs": [1, 2]}})
     assert 'dirs = ["a"]' in config.load(overrides={"extra": {"dirs": ["a"]}}).to_toml()
+    # one kind for every folder, or one per folder
+    two = config.load(overrides={"extra": {"dirs": ["a", "b"], "kind": "photos"}}).extra
+    assert two.kinds() == ["photos", "photos"]
+    two = config.load(overrides=config.parse_set_option(('extra.dirs=["a", "b"]', 'extra.kind=["chips", "photos"]')))
+    assert two.extra.kinds() == ["chips", "photos"]
+    with pytest.raises(config.ConfigError, match="one per folder"):
+        config.load(overrides={"extra": {"dirs": ["a", "b", "c"], "kind": ["chips", "photos"]}})
+    with pytest.raises(config.ConfigError, match="extra.views and extra.mixes need the same extra.kind"):
+        config.load(overrides={"extra": {"dirs": ["a", "b"], "kind": ["chips", "photos"], "mixes": 1}})
+
+
+def test_name_filter_matches_people_folders():
+    assert person_key("pins_Tom Cruise") == "pins_tom_cruise" and person_key("Tom_Cruise") == "tom_cruise"
+    paths = [Path("pins/pins_Tom Cruise/a.jpg"), Path("pins/pins_tom cruise/b.jpg"), Path("x/Tom_Cruise/c.jpg"),
+             Path("pins/pins_Tom Cruiser/d.jpg"), Path("pins/pins_Atom Cruise/e.jpg"), Path("fairface/train/1.jpg")]
+    assert named_after(paths, {"Tom_Cruise", "Val"}).tolist() == [True, True, True, False, False, False]
+    assert not named_after(paths, ()).any()
 
 
 def test_nearest_distances():
@@ -137,3 +156,29 @@ def test_photos_are_aligned_and_faceless_ones_counted(lfw_dir, tmp_path):
         got = load_extra_faces(s, spec, cache, np.zeros((0, 128), np.float32))
     assert got.counts["found"] == 5 and got.counts["used"] == 3
     assert got.counts["no_face"] == 1 and got.counts["unreadable"] == 1
+
+
+def test_chips_and_photos_together_and_held_out_names_dropped(lfw_dir, tmp_path):
+    """A folder of chips next to a folder of people's photos (as Pins: one folder per person):
+    each is cut by its own kind, and a person named like a held-out LFW person is dropped by name
+    even when no test embedding is near."""
+    photos = _photos(lfw_dir)
+    write_face_chips(photos[:2], tmp_path / "chips")
+    for p in photos[2:]:
+        person = tmp_path / "people" / f"pins_{p.parent.name.replace('_', ' ')}"
+        person.mkdir(parents=True, exist_ok=True)
+        (person / p.name).write_bytes(p.read_bytes())
+    s = _settings(tmp_path, dirs=[str(tmp_path / "chips"), str(tmp_path / "people")], kind=["chips", "photos"])
+    spec = FaceSpec.from_settings(s, teacher=True)
+    none = np.zeros((0, 128), np.float32)
+    with FaceCache(s.data.cache_path()) as cache:
+        everyone = load_extra_faces(s, spec, cache, none)
+        assert everyone.counts == {**everyone.counts, "found": 6, "used": 6, "no_face": 0,
+                                   "named_after_held_out_person": 0, "kind": "chips/photos"}
+        # the photos' crops are the photos' own (aligned like LFW's), the chips' agree with them
+        direct = prepare_faces(photos, spec, cache, workers=1)
+        assert np.array_equal(everyone.crops[2:], direct.crops[2:])
+        assert (np.sum(everyone.teacher[:2] * direct.teacher[:2], axis=1) > 0.95).all()
+        held_out = load_extra_faces(s, spec, cache, none, held_out_people={PEOPLE[2], "Someone_Else"})
+        assert held_out.counts["named_after_held_out_person"] == 2 and held_out.counts["used"] == 4
+        assert not any(PEOPLE[2] in str(p) or "Adrien" in str(p) for p in held_out.paths)

@@ -140,7 +140,7 @@ def load_extra_faces(settings, spec, cache, test_teacher: np.ndarray,
         images = sorted(random.Random(settings.data.seed).sample(images, x.limit))
     specs = {kind: dataclasses.replace(spec, teacher=True,
                                        source_chip_padding=x.chip_padding if kind == "chips" else None)
-             for kind in set(kind_of.values())}
+             for kind in dict.fromkeys(kind_of.values())}  # in the folders' order
     workers = settings.data.workers
     step = step or (lambda name, total: None)
     step("extra faces", len(images))
