@@ -243,6 +243,9 @@ class ExtraSettings:
             (``["chips", "photos"]``: FairFace's chips and a folder of photos).
             Whatever the kind, a face in a folder named after a validation or test person of
             LFW (``pins_Tom Cruise`` is Tom_Cruise) is dropped (see tinyface.data.extra).
+        people: whether a folder's images sit in one folder per person (Pins: ``pins_Tom
+            Cruise/``): its faces then have identities (their folder), which
+            distill.identity_weight uses. One for every folder, or a list with one per folder.
         chip_padding: the padding the chips were cut with (dlib's convention; FairFace: 0.25).
         limit: use at most this many extra faces (a seeded sample); 0 = all.
         views: perturbed teacher views of every extra face (as distill.teacher_views).
@@ -257,6 +260,7 @@ class ExtraSettings:
 
     dirs: list = field(default_factory=list)
     kind: list = field(default_factory=lambda: ["chips"])
+    people: list = field(default_factory=lambda: [False])
     chip_padding: float = 0.25
     limit: int = 0
     views: int = 0
@@ -272,6 +276,12 @@ class ExtraSettings:
                f"extra.kind must be one of {', '.join(EXTRA_KINDS)} (or a list of them, one per folder)", self.kind)
         _check(len(self.kind) == 1 or len(self.kind) == len(self.dirs),
                "extra.kind must be one kind, or one per folder of extra.dirs", self.kind)
+        if isinstance(self.people, bool):
+            self.people = [self.people]
+        _check(bool(self.people) and all(isinstance(v, bool) for v in self.people),
+               "extra.people must be true or false (or a list of them, one per folder)", self.people)
+        _check(len(self.people) == 1 or len(self.people) == len(self.dirs),
+               "extra.people must be one value, or one per folder of extra.dirs", self.people)
         _check(len(set(self.kind)) == 1 or not (self.views or self.mixes),
                "extra.views and extra.mixes need the same extra.kind for every folder", self.kind)
         _check(0.0 <= self.chip_padding <= 1.0, "extra.chip_padding must be in [0, 1]", self.chip_padding)
@@ -285,6 +295,11 @@ class ExtraSettings:
         """The kind of every folder of ``dirs``."""
         kinds = [self.kind] if isinstance(self.kind, str) else list(self.kind)
         return kinds * len(self.dirs) if len(kinds) == 1 else kinds
+
+    def people_folders(self) -> list[bool]:
+        """Whether each folder of ``dirs`` holds one folder per person."""
+        values = [self.people] if isinstance(self.people, bool) else list(self.people)
+        return values * len(self.dirs) if len(values) == 1 else values
 
     def paths(self) -> list[Path]:
         """The folders of ``dirs``, with fetchable names resolved to their default place."""
@@ -373,6 +388,13 @@ class DistillSettings:
             (other photos of the person, look-alikes: the pairs a threshold must separate), and
             the relation loss also runs over those pairs (docs/model.md, "Loss"). Costs about a
             minute a build to find the neighbours.
+        identity_weight: weight of an identity term next to distillation (0 = off): every
+            training face of a person with >= 2 photos (LFW's training people, and extra faces
+            in people folders, ``extra.people``) is classified among those people, against the
+            teacher's centroid of each (fixed, not learned), with a cosine margin
+            (CosFace: ``30 * (cos - identity_margin)`` for the right person). The student is
+            asked to put one person's photos closer together than the teacher merely does.
+        identity_margin: that cosine margin.
     """
 
     epochs: int = 30
@@ -389,8 +411,12 @@ class DistillSettings:
     teacher_mixes: int = 0
     center: str = "training"
     neighbours: int = 0
+    identity_weight: float = 0.0
+    identity_margin: float = 0.2
 
     def validate(self) -> None:
+        _check(self.identity_weight >= 0, "distill.identity_weight must be >= 0", self.identity_weight)
+        _check(0.0 <= self.identity_margin <= 1.0, "distill.identity_margin must be in [0, 1]", self.identity_margin)
         _check(self.center in ("training", "all"), 'distill.center must be "training" or "all"', self.center)
         _check(0 <= self.neighbours <= 100, "distill.neighbours must be in [0, 100]", self.neighbours)
         _check(1 <= self.epochs <= MAX_EPOCHS, f"distill.epochs must be in [1, {MAX_EPOCHS}]", self.epochs)

@@ -237,3 +237,31 @@ def test_quick_build_distils_from_extra_faces_and_filters_test_people(quick_buil
     assert extra["too_close_to_test"] >= 1  # AJ_Lamas is a peopleDevTest person
     assert extra["used"] == 9 - extra["too_close_to_test"] > 0
     assert "Extra faces (no identities" in (out / "report.md").read_text()
+
+
+def test_quick_build_with_people_folders_and_the_identity_term(quick_build, lfw_dir, tmp_path):
+    """Extra faces from a folder of chips and a folder of people's photos (one folder per person,
+    as Pins), the identity term on: the build runs end to end, each folder is cut by its kind, the
+    people folders' faces have identities, and a folder named after a test person is dropped by name."""
+    from tinyface import config
+    from tinyface.cli.build import QUICK
+    from tinyface.config import load_preset as get_preset
+    from tinyface.train import pipeline
+
+    people = tmp_path / "people"
+    for name in ("Aaron_Peirsol", "Abdullah", "AJ_Lamas"):  # AJ_Lamas is a peopleDevTest person
+        folder = people / f"pins_{name.replace('_', ' ')}"
+        folder.mkdir(parents=True)
+        for photo in sorted((lfw_dir / "images" / name).glob("*.jpg"))[:3]:
+            (folder / photo.name).write_bytes(photo.read_bytes())
+    extra = {"dirs": [str(quick_build[0].parent / "extra"), str(people)], "kind": ["chips", "photos"],
+             "people": [False, True]}
+    settings = config.load(None, {**QUICK, "data": {"dir": str(lfw_dir)}, "extra": extra,
+                                  "distill": {**QUICK["distill"], "identity_weight": 0.1}},
+                           base=get_preset("esp32").settings())
+    result = pipeline.run_build(settings, get_preset("esp32"), tmp_path / "run", quick=True)
+    counts = json.loads((tmp_path / "run" / "report.json").read_text())["data"]["extra"]
+    assert counts["kind"] == "chips/photos" and counts["named_after_held_out_person"] == 1
+    assert counts["found"] == 9 + 3 + 3 + 1 and counts["people"] == 2
+    assert (tmp_path / "run" / "model.tflite").is_file()
+    assert {s.name for s in result.stages} >= {"distill", "prune", "quantize", "evaluate"}

@@ -36,7 +36,9 @@ class ExtraFaces:
     crops: np.ndarray  # uint8 (N, S, S, C)
     teacher: np.ndarray  # float32 (N, 128)
     paths: list[Path]
+    identities: list[str | None] = field(default_factory=list)  # per face: its person (extra.people), else None
     views: tuple[np.ndarray, np.ndarray] | None = None  # crops (M, V, S, S, C), teacher (M, V, 128)
+    view_identities: list[str | None] = field(default_factory=list)  # the person of each of those M faces
     mixes: tuple[np.ndarray, np.ndarray] | None = None  # blended crops (K, S, S, C), teacher (K, 128)
     counts: dict = field(default_factory=dict)
 
@@ -131,9 +133,11 @@ def load_extra_faces(settings, spec, cache, test_teacher: np.ndarray,
     if not x.dirs:
         return None
     kind_of: dict[Path, str] = {}
-    for name, folder, kind in zip(x.dirs, x.paths(), x.kinds()):
+    person_of: dict[Path, str | None] = {}
+    for number, (name, folder, kind, people) in enumerate(zip(x.dirs, x.paths(), x.kinds(), x.people_folders())):
         for image in folder_images(name, folder):
             kind_of.setdefault(image, kind)
+            person_of.setdefault(image, f"extra{number}:{image.parent.name}" if people else None)
     images = list(kind_of)
     found = len(images)
     if x.limit and found > x.limit:
@@ -166,12 +170,17 @@ def load_extra_faces(settings, spec, cache, test_teacher: np.ndarray,
         "too_close_to_test": int((~clean).sum()), "used": int(len(keep)),
         "max_test_distance": x.max_test_distance, "kind": "/".join(sorted(specs)),
     }
-    out = ExtraFaces(crops[keep], teacher[keep], [images[i] for i in keep], counts=counts)
+    out = ExtraFaces(crops[keep], teacher[keep], [images[i] for i in keep],
+                     [person_of[images[i]] for i in keep], counts=counts)
+    named_people = {person for person in out.identities if person is not None}
+    if named_people:
+        counts["people"] = len(named_people)
     spec = next(iter(specs.values()))  # views and mixes: one kind for every folder (ExtraSettings.validate)
     if x.views and len(keep):
         step("extra faces' views", len(out.paths))
         ok, view_crops, view_teacher = prepare_views(out.paths, spec, cache, x.views, workers, progress)
         out.views = (view_crops[ok], view_teacher[ok])
+        out.view_identities = [person for person, good in zip(out.identities, ok) if good]
         counts["views"] = int(ok.sum()) * x.views
     if x.mixes and len(keep) > 1:
         plan = plan_mixes([str(p) for p in out.paths], x.mixes, settings.data.seed + 7)

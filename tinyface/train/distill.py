@@ -46,17 +46,33 @@ class LossWeights:
     temperature: float = 4.0
 
 
-def make_loss(weights: LossWeights, centroids: np.ndarray | None = None, paired: bool = False):
+IDENTITY_SCALE = 30.0  # CosFace's scale of the identity term's cosines
+
+
+def make_loss(weights: LossWeights, centroids: np.ndarray | None = None, paired: bool = False,
+              people: np.ndarray | None = None, identity_weight: float = 0.0, identity_margin: float = 0.2):
     """The distillation loss as a Keras loss ``(y_true=teacher, y_pred=student)``.
 
     ``paired``: the batches are anchors then their partners (make_dataset with ``partners``);
     the relation term also runs over those pairs alone (weighted by ``weights.relation``).
+    ``people`` (P, D) with ``identity_weight`` > 0: the identity term (training_identities);
+    y_true then carries each row's person index (-1: none) as one more column.
     """
     import tensorflow as tf
 
     c = tf.constant(centroids, tf.float32) if centroids is not None and weights.alpha > 0 else None
+    identity = people is not None and identity_weight > 0 and len(people) > 0
+    p = tf.constant(people, tf.float32) if identity else None
 
     def loss(y_true, y_pred):
+        y_true = tf.cast(y_true, tf.float32)
+        if not identity:
+            return _distill_terms(y_true, y_pred)
+        who = tf.cast(y_true[:, -1], tf.int32)
+        s = tf.math.l2_normalize(tf.cast(y_pred, tf.float32), axis=1)
+        return _distill_terms(y_true[:, :-1], y_pred) + identity_weight * _identity_term(s, who, p, identity_margin)
+
+    def _distill_terms(y_true, y_pred):
         t = tf.math.l2_normalize(tf.cast(y_true, tf.float32), axis=1)
         s = tf.math.l2_normalize(tf.cast(y_pred, tf.float32), axis=1)
         cos = tf.reduce_mean(1.0 - tf.reduce_sum(s * t, axis=1))
@@ -76,6 +92,18 @@ def make_loss(weights: LossWeights, centroids: np.ndarray | None = None, paired:
         return (1.0 - weights.alpha) * embed + weights.alpha * kd * temp * temp
 
     return loss
+
+
+def _identity_term(s, who, people, margin: float):
+    """CosFace over fixed person centroids, averaged over the rows that have a person (0 if none)."""
+    import tensorflow as tf
+
+    has = who >= 0
+    s, who = tf.boolean_mask(s, has), tf.boolean_mask(who, has)
+    cos = tf.matmul(s, people, transpose_b=True)
+    logits = IDENTITY_SCALE * (cos - margin * tf.one_hot(who, tf.shape(people)[0]))
+    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=who, logits=logits)
+    return tf.math.divide_no_nan(tf.reduce_sum(ce), tf.cast(tf.size(who), tf.float32))
 
 
 def teacher_center(teacher_train: np.ndarray) -> np.ndarray:
@@ -286,37 +314,70 @@ def fit(model, x_train, t_train, x_val, t_val, epochs: int, batch_size: int, lea
     return TrainResult({k: [float(v) for v in vals] for k, vals in hist.history.items()}, epochs)
 
 
+def _parts(data, center: np.ndarray, smoothing: float):
+    """The training set's parts in row order: ``(crops, targets, identities, original)``, one
+    identity (or None) per row; ``original``: the rows are photos, not views or mixes."""
+    yield data.train.crops, smooth_targets(center_targets(data.train.teacher, center), data.train.labels,
+                                           smoothing), list(data.train.labels), True
+    if data.train_views is not None:
+        view_crops, view_teacher = data.train_views
+        v = view_crops.shape[1]
+        labels = [label for label in data.train_views_labels for _ in range(v)]
+        yield (view_crops.reshape(-1, *view_crops.shape[2:]),
+               smooth_targets(center_targets(view_teacher.reshape(-1, view_teacher.shape[-1]), center), labels,
+                              smoothing), labels, False)
+    if data.train_mixes is not None:
+        yield data.train_mixes[0], center_targets(data.train_mixes[1], center), [None] * len(data.train_mixes[0]), False
+    extra = data.extra
+    if extra is not None and len(extra.crops):  # the teacher's embedding is the whole target
+        people = list(extra.identities) or [None] * len(extra.crops)
+        yield extra.crops, center_targets(extra.teacher, center), people, True
+        if extra.views is not None and len(extra.views[0]):
+            crops, teacher = extra.views
+            v = crops.shape[1]
+            view_people = list(extra.view_identities) or [None] * len(crops)
+            yield (crops.reshape(-1, *crops.shape[-3:]), center_targets(teacher.reshape(-1, teacher.shape[-1]), center),
+                   [person for person in view_people for _ in range(v)], False)
+        if extra.mixes is not None and len(extra.mixes[0]):
+            crops, teacher = extra.mixes
+            yield crops, center_targets(teacher, center), [None] * len(crops), False
+
+
 def training_set(data, center: np.ndarray, smoothing: float = 0.0):
     """Training crops, centered targets, the augmentation mode and the rows that are original
     images (not views or mixes; nearest_partners draws from them): the training images, plus
     every teacher view and mix when the build made them, plus the extra faces (and their views
     and mixes)."""
-    xs = [data.train.crops]
-    originals = [np.arange(len(data.train.crops))]
-    ts = [smooth_targets(center_targets(data.train.teacher, center), data.train.labels, smoothing)]
-    augment = True
-    if data.train_views is not None:
-        view_crops, view_teacher = data.train_views
-        v = view_crops.shape[1]
-        xs.append(view_crops.reshape(-1, *view_crops.shape[2:]))
-        labels = [label for label in data.train_views_labels for _ in range(v)]
-        ts.append(smooth_targets(center_targets(view_teacher.reshape(-1, view_teacher.shape[-1]), center), labels,
-                                 smoothing))
-        augment = "photometric"
-    if data.train_mixes is not None:
-        xs.append(data.train_mixes[0])
-        ts.append(center_targets(data.train_mixes[1], center))
-    extra = data.extra
-    if extra is not None and len(extra.crops):  # faces of no one: the teacher's embedding is the whole target
-        originals.append(sum(len(x) for x in xs) + np.arange(len(extra.crops)))
-        xs.append(extra.crops)
-        ts.append(center_targets(extra.teacher, center))
-        for part in (extra.views, extra.mixes):
-            if part is not None and len(part[0]):
-                crops, teacher = part
-                xs.append(crops.reshape(-1, *crops.shape[-3:]))
-                ts.append(center_targets(teacher.reshape(-1, teacher.shape[-1]), center))
+    xs, ts, originals = [], [], []
+    augment = "photometric" if data.train_views is not None else True
+    rows = 0
+    for x, t, _, original in _parts(data, center, smoothing):
+        if original:
+            originals.append(rows + np.arange(len(x)))
+        xs.append(x)
+        ts.append(t)
+        rows += len(x)
     originals = np.concatenate(originals)
     if len(xs) == 1:
         return xs[0], ts[0], augment, originals
     return np.concatenate(xs), np.concatenate(ts), augment, originals
+
+
+def training_identities(data, targets: np.ndarray, min_images: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """For the identity term (distill.identity_weight): every training row's person as an index
+    (-1: no person, or one with fewer than ``min_images`` original photos), and each person's
+    centroid of ``targets`` (training_set's rows, views included), L2-normalised: (N,) int32,
+    (P, D) float32."""
+    names, originals = [], []
+    for x, _, people, original in _parts(data, np.zeros(targets.shape[1], np.float32), 0.0):
+        names.extend(people)
+        originals.extend([original] * len(x))
+    photos: dict[str, int] = {}
+    for name, original in zip(names, originals):
+        if name is not None and original:
+            photos[name] = photos.get(name, 0) + 1
+    index = {name: i for i, name in enumerate(sorted(n for n, k in photos.items() if k >= min_images))}
+    ids = np.array([index.get(name, -1) if name is not None else -1 for name in names], np.int32)
+    sums = np.zeros((len(index), targets.shape[1]), np.float64)
+    np.add.at(sums, ids[ids >= 0], targets[ids >= 0])
+    return ids, l2_normalize(sums.astype(np.float32)) if len(index) else sums.astype(np.float32)

@@ -155,7 +155,25 @@ class _TrainingSet:
     val_targets: np.ndarray
     originals: np.ndarray
     neighbours: int = 0
+    identity_weight: float = 0.0
+    identity_margin: float = 0.2
+    identities: np.ndarray | None = None  # per row: its person's index, -1 none (distill.identity_weight)
+    people: np.ndarray | None = None  # each person's centroid of the targets
     _partners: np.ndarray | None = None
+
+    @property
+    def y(self) -> np.ndarray:
+        """What the training loss gets as y_true: the targets (and each row's person with the identity term)."""
+        if self.identities is None:
+            return self.targets
+        return np.concatenate([self.targets, self.identities[:, None].astype(np.float32)], axis=1)
+
+    @property
+    def val_y(self) -> np.ndarray:
+        """The validation rows' y_true (no person: the identity term is over training people)."""
+        if self.identities is None:
+            return self.val_targets
+        return np.concatenate([self.val_targets, np.full((len(self.val_targets), 1), -1, np.float32)], axis=1)
 
     def partners(self) -> np.ndarray | None:
         from tinyface.train import distill
@@ -173,7 +191,8 @@ class _TrainingSet:
         """The distillation loss for these batches (paired with neighbours)."""
         from tinyface.train import distill
 
-        return distill.make_loss(weights, centroids, paired=self.neighbours > 0)
+        return distill.make_loss(weights, centroids, paired=self.neighbours > 0, people=self.people,
+                                 identity_weight=self.identity_weight, identity_margin=self.identity_margin)
 
 
 def load_stage_modules() -> None:
@@ -247,8 +266,17 @@ def _training_set(data, ds) -> _TrainingSet:
         centered_on.append(data.extra.teacher)
     center = distill.teacher_center(np.concatenate(centered_on))
     x_train, t_train, augment, originals = distill.training_set(data, center, ds.target_smoothing)
-    return _TrainingSet(x_train, t_train, augment if ds.augment else False,
-                        distill.center_targets(data.val.teacher, center), originals, ds.neighbours)
+    out = _TrainingSet(x_train, t_train, augment if ds.augment else False,
+                       distill.center_targets(data.val.teacher, center), originals, ds.neighbours,
+                       ds.identity_weight, ds.identity_margin)
+    if ds.identity_weight > 0:
+        out.identities, out.people = distill.training_identities(data, t_train)
+        if not len(out.people):
+            from tinyface.errors import ConfigError
+
+            raise ConfigError("distill.identity_weight needs training people with >= 2 photos; this build has none",
+                              hint="set distill.identity_weight = 0")
+    return out
 
 
 def _epoch_events(notify: Progress):
@@ -286,7 +314,7 @@ def _distill(stages: Stages, settings, data, training: _TrainingSet, data_fp: st
                 centroids = distill.identity_centroids(t_train[: len(labels)], labels)
         distill.seed_everything(d.seed)  # the initial weights
         model, _ = student.build_student(s.arch, input_shape, s.embedding_dim, s.width)
-        hist = distill.fit(model, training.x, t_train, data.val.crops, training.val_targets,
+        hist = distill.fit(model, training.x, training.y, data.val.crops, training.val_y,
                            ds.epochs, ds.batch_size, lr, training.loss(weights, centroids),
                            augment=training.augment, seed=d.seed, on_epoch=_epoch_events(stages.notify),
                            on_progress=_batch_events(stages.notify), partners=training.partners())
@@ -316,7 +344,7 @@ def _prune(stages: Stages, settings, data, training: _TrainingSet, float_model, 
         end = max(1, int(steps * pr.epochs * 0.7))
         wrapped = prune.wrap_for_pruning(float_model, pr.target_sparsity, 0, end)
         weights = distill.LossWeights(ds.cosine_weight, ds.relation_weight, 0.0, ds.temperature)
-        hist = distill.fit(wrapped, training.x, training.targets, data.val.crops, training.val_targets,
+        hist = distill.fit(wrapped, training.x, training.y, data.val.crops, training.val_y,
                            pr.epochs, ds.batch_size, ds.learning_rate * 0.1, training.loss(weights),
                            augment=training.augment, seed=d.seed + 1, callbacks=prune.pruning_callbacks(),
                            warmup_epochs=0, on_epoch=_epoch_events(stages.notify),
@@ -414,7 +442,7 @@ def _qat(model, training: _TrainingSet, settings, calib, prune_preserving: bool,
     ds = settings.distill
     qat_model = quantize.quantize_aware(model, prune_preserving=prune_preserving)
     weights = distill.LossWeights(ds.cosine_weight, ds.relation_weight, 0.0, ds.temperature)
-    distill.fit(qat_model, training.x, training.targets, None, None, settings.quantize.qat_epochs,
+    distill.fit(qat_model, training.x, training.y, None, None, settings.quantize.qat_epochs,
                 ds.batch_size, ds.learning_rate * 0.05, training.loss(weights), augment=training.augment,
                 seed=settings.data.seed + 2, warmup_epochs=0,
                 on_epoch=_epoch_events(notify), on_progress=_batch_events(notify), partners=training.partners())
