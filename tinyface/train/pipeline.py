@@ -252,8 +252,6 @@ def _data_fingerprint(settings, quick: bool, data) -> str:
     """The data's fingerprint: every data setting but those only the evaluate stage reads (they
     go into its fingerprint, so changing them re-runs the evaluation, not the training)."""
     extra = [{k: v for k, v in asdict(settings.extra).items() if k != "dirs"}] if settings.extra.dirs else []
-    if extra and len(extra[0]["kind"]) == 1:  # one kind for every folder: as when extra.kind was a string
-        extra[0]["kind"] = extra[0]["kind"][0]
     return fingerprint({k: v for k, v in asdict(settings.data).items() if k not in EVALUATE_ONLY}, quick, data.stats,
                        *extra)
 
