@@ -263,5 +263,7 @@ def test_quick_build_with_people_folders_and_the_identity_term(quick_build, lfw_
     counts = json.loads((tmp_path / "run" / "report.json").read_text())["data"]["extra"]
     assert counts["kind"] == "chips/photos" and counts["named_after_held_out_person"] == 1
     assert counts["found"] == 9 + 3 + 3 + 1 and counts["people"] == 2
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "1 in a folder named after a validation or test person" in report and "(2 people in people folders)" in report
     assert (tmp_path / "run" / "model.tflite").is_file()
     assert {s.name for s in result.stages} >= {"distill", "prune", "quantize", "evaluate"}

@@ -222,10 +222,14 @@ def extra_faces_lines(metrics: BuildMetrics) -> list[str]:
     if not x:
         return []
     more = "".join(f", {x[k]:,} teacher {k}" for k in ("views", "mixes") if x.get(k))
-    return [f"Extra faces (no identities, distillation only; {x['kind']}): {x['found']:,} found, "
-            f"{x['sampled']:,} taken, {x['unreadable']:,} unreadable, {x['no_face']:,} without a face found, "
+    named = (f"{x['named_after_held_out_person']:,} in a folder named after a validation or test person, "
+             if x.get("named_after_held_out_person") else "")
+    people = f" ({x['people']:,} people in people folders)" if x.get("people") else ""
+    what = "distillation only" if x.get("people") else "no identities, distillation only"
+    return [f"Extra faces ({what}; {x['kind']}): {x['found']:,} found, "
+            f"{x['sampled']:,} taken, {x['unreadable']:,} unreadable, {x['no_face']:,} without a face found, {named}"
             f"{x['too_close_to_test']:,} dropped by the contamination filter (teacher distance < "
-            f"{x['max_test_distance']} to an image of a test person), **{x['used']:,} used**{more}.", ""]
+            f"{x['max_test_distance']} to an image of a test person), **{x['used']:,} used**{people}{more}.", ""]
 
 
 def _identification_words(metrics: BuildMetrics, settings) -> str:
@@ -656,7 +660,9 @@ def _extra_card_line(metrics: BuildMetrics, settings) -> str:
         return ""
     credits = [EXTRA_CREDITS.get(d, f"`{d}`") for d in settings.extra.dirs]
     return (f"- extra faces for distillation (no identities): {x['used']:,} of {x['found']:,} images from "
-            f"{', '.join(credits)}; {x['too_close_to_test']:,} dropped as too close to a test person")
+            f"{', '.join(credits)}; {x['too_close_to_test']:,} dropped as too close to a test person"
+            + (f", {x['named_after_held_out_person']:,} as named after a validation or test person"
+               if x.get("named_after_held_out_person") else ""))
 
 
 def _training_data_line(ds) -> str:
