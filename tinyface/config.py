@@ -293,12 +293,15 @@ class ExtraSettings:
 
     def kinds(self) -> list[str]:
         """The kind of every folder of ``dirs``."""
-        kinds = [self.kind] if isinstance(self.kind, str) else list(self.kind)
-        return kinds * len(self.dirs) if len(kinds) == 1 else kinds
+        return self._per_folder(self.kind)
 
     def people_folders(self) -> list[bool]:
         """Whether each folder of ``dirs`` holds one folder per person."""
-        values = [self.people] if isinstance(self.people, bool) else list(self.people)
+        return self._per_folder(self.people)
+
+    def _per_folder(self, value) -> list:
+        """A setting given once for every folder, or as a list with one per folder, as a list per folder."""
+        values = [value] if isinstance(value, (str, bool)) else list(value)
         return values * len(self.dirs) if len(values) == 1 else values
 
     def paths(self) -> list[Path]:

@@ -81,13 +81,8 @@ def _dsnet_fc(inp, embedding_dim, width, layers):
     """dsnet's trunk, then a fully-connected layer over the whole flattened last feature map
     (every position and channel its own weight: ArcFace's "E" output) instead of the 1x1 head
     and GDC; at width 0.75 and 64x64 it costs what they and dsnet_mlp's hidden layer cost."""
-    x = _dsnet_trunk(inp, width, layers)
-    x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(_ch(DSNET_FC_HIDDEN, width), use_bias=False, name="fc")(x)
-    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="fc_bn")(x)
-    x = layers.ReLU(6.0, name="fc_relu")(x)
-    x = layers.Dense(embedding_dim, use_bias=False, name="embedding")(x)
-    return layers.BatchNormalization(momentum=BN_MOMENTUM, name="embedding_bn")(x)
+    x = layers.Flatten(name="flatten")(_dsnet_trunk(inp, width, layers))
+    return _embedding(x, embedding_dim, layers, _ch(DSNET_FC_HIDDEN, width), "fc")
 
 
 def _dsnet(inp, embedding_dim, width, layers, mlp_units: int = 0):
@@ -98,11 +93,17 @@ def _dsnet(inp, embedding_dim, width, layers, mlp_units: int = 0):
     x = layers.DepthwiseConv2D((h, w), padding="valid", use_bias=False, name="gdc")(x)
     x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="gdc_bn")(x)
     x = layers.Flatten(name="flatten")(x)
-    if mlp_units:
-        # capacity is cheap in MACs at 1x1: this hidden layer costs 2 x 512 x 256 MACs (~0.2 M)
-        x = layers.Dense(mlp_units, use_bias=False, name="mlp")(x)
-        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="mlp_bn")(x)
-        x = layers.ReLU(6.0, name="mlp_relu")(x)
+    # capacity is cheap in MACs at 1x1: dsnet_mlp's hidden layer costs 2 x 512 x 256 MACs (~0.2 M)
+    return _embedding(x, embedding_dim, layers, mlp_units, "mlp")
+
+
+def _embedding(x, embedding_dim, layers, hidden_units: int, hidden_name: str):
+    """A flat feature vector to the embedding: an optional hidden layer (``hidden_name``, batch
+    norm, ReLU6), then the linear embedding with batch norm."""
+    if hidden_units:
+        x = layers.Dense(hidden_units, use_bias=False, name=hidden_name)(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{hidden_name}_bn")(x)
+        x = layers.ReLU(6.0, name=f"{hidden_name}_relu")(x)
     x = layers.Dense(embedding_dim, use_bias=False, name="embedding")(x)
     return layers.BatchNormalization(momentum=BN_MOMENTUM, name="embedding_bn")(x)
 
