@@ -234,9 +234,10 @@ class ExtraSettings:
     threshold or the test.
 
     Attributes:
-        dirs: folders of face images (searched recursively for .jpg/.jpeg/.png). A bare name
-            that `tinyface data fetch` knows ("fairface") means that dataset in its default
-            place ($TINYFACE_DATASETS, else ~/.cache/tinyface/datasets). Empty: no extra faces.
+        dirs: folders of face images (searched recursively for .jpg/.jpeg/.png/.pgm/.bmp, as
+            datasets are). A bare name that `tinyface data fetch` knows ("fairface") means that
+            dataset in its default place ($TINYFACE_DATASETS, else ~/.cache/tinyface/datasets).
+            Empty: no extra faces.
         kind: "chips" = already dlib face chips (the 5-point template at ``chip_padding``, as
             FairFace's are: no detector runs), "photos" = find and align the face like LFW's.
             One kind for every folder, or a list with one per folder of ``dirs``

@@ -14,7 +14,7 @@ from tinyface import config
 from tinyface.data.align import Aligner, Alignment, ChipAligner, chip_landmarks, cut_chip
 from tinyface.data.cache import FaceCache
 from tinyface.data.dataset import read_image
-from tinyface.data.extra import load_extra_faces, named_after, nearest_distances, person_key, require_extra
+from tinyface.data.extra import list_images, load_extra_faces, named_after, nearest_distances, person_key, require_extra
 from tinyface.data.faces import FaceSpec, prepare_faces
 from tinyface.errors import DataError
 
@@ -69,11 +69,19 @@ def test_require_extra_names_the_command(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="tinyface data fetch fairface"):
         require_extra(s.extra)
     (tmp_path / "fairface").mkdir()
-    with pytest.raises(DataError, match="holds no .jpg/.png images.*tinyface data fetch fairface"):
+    with pytest.raises(DataError, match=r"holds no images \(\.jpg/.*tinyface data fetch fairface"):
         require_extra(s.extra)
     s = _settings(tmp_path, dirs=[str(tmp_path / "mine")])
     with pytest.raises(DataError, match="extra.dirs"):
         require_extra(s.extra)
+
+
+def test_extra_folders_take_every_image_type_a_dataset_takes(tmp_path):
+    """Extra faces and datasets read the same image types (one list, dataset.IMAGE_EXTENSIONS)."""
+    for name in ("a.JPG", "b.jpeg", "c.png", "d.pgm", "sub/e.bmp", "notes.txt", "f.gif"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    assert [p.name for p in list_images(tmp_path)] == ["a.JPG", "b.jpeg", "c.png", "d.pgm", "e.bmp"]
 
 
 def test_settings_accept_one_folder_or_a_list(tmp_path):

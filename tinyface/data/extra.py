@@ -24,9 +24,8 @@ from typing import Callable
 
 import numpy as np
 
+from tinyface.data.dataset import IMAGE_EXTENSIONS
 from tinyface.errors import DataError
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 @dataclass
@@ -45,7 +44,7 @@ class ExtraFaces:
 
 def list_images(folder: Path) -> list[Path]:
     """Every image file under ``folder`` (recursively), sorted: the same list on every machine."""
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
 
 
 def require_extra(extra_settings) -> list[Path]:
@@ -70,7 +69,7 @@ def folder_images(name: str, folder: Path) -> list[Path]:
         raise DataError(f"extra faces folder {folder} ({name}) not found: {how}")
     found = list_images(folder)
     if not found:
-        raise DataError(f"extra faces folder {folder} ({name}) holds no .jpg/.png images: {how}")
+        raise DataError(f"extra faces folder {folder} ({name}) holds no images ({'/'.join(IMAGE_EXTENSIONS)}): {how}")
     return found
 
 
