@@ -232,6 +232,28 @@ def extra_faces_lines(metrics: BuildMetrics) -> list[str]:
             f"{x['max_test_distance']} to an image of a test person), **{x['used']:,} used**{people}{more}.", ""]
 
 
+def assistant_lines(metrics: BuildMetrics) -> list[str]:
+    """The teaching assistant (distill.assistant) the targets were blended with, in one paragraph."""
+    a = (metrics.data or {}).get("assistant")
+    if not a:
+        return []
+    _, h, w, c = a["input_shape"]
+    return [f"Teaching assistant: `{a['model']}` (sha256 {a['sha256'][:12]}, {h}x{w}x{c} crops at padding "
+            f"{a['crop_padding']:g}), its share of every target {a['weight']:g}. On this build's validation pairs it "
+            f"scores {a['val_pairs_accuracy']:.2%}; the cosine of its embeddings to the teacher's targets is "
+            f"{a['cosine_to_teacher_val']:.3f} on validation faces, {a['cosine_to_teacher_train']:.3f} on the training rows.",
+            ""]
+
+
+def _assistant_card_line(metrics: BuildMetrics) -> str:
+    """The model card's line on the teaching assistant, if any."""
+    a = (metrics.data or {}).get("assistant")
+    if not a:
+        return ""
+    return (f"- teaching assistant: every target is {1 - a['weight']:g} x the teacher's embedding + {a['weight']:g} x "
+            f"that of `{a['model']}` (sha256 {a['sha256'][:12]}), a larger student")
+
+
 def _identification_words(metrics: BuildMetrics, settings) -> str:
     """The report's paragraph on the identification threshold and the gallery sizes."""
     i = metrics.tflm.identification
@@ -296,6 +318,7 @@ def write_report(out_dir: Path, metrics: BuildMetrics, settings, preset, stages_
         "",
         *validation_table(metrics),
         *extra_faces_lines(metrics),
+        *assistant_lines(metrics),
         _identification_words(metrics, settings),
         "",
         f"MAC budget of `{preset.name}`: {metrics.mac_budget:,}; the int8 graph has {tflm.macs:,} MACs "
@@ -569,7 +592,7 @@ def write_model_card(out_dir: Path, metrics: BuildMetrics, settings, preset, met
          f"{data['train_people']:,} people for training, {data['val_images']:,} images of "
          f"{data['val_people']:,} other people for validation, the rest held out for the test; the "
          f"threshold was chosen on {metrics.threshold_from}"),
-        *[line for line in [_extra_card_line(metrics, settings)] if line],
+        *[line for line in [_extra_card_line(metrics, settings), _assistant_card_line(metrics)] if line],
         f"- student: `{settings.student.arch}` width {settings.student.width}, distilled for {ds.epochs} epochs "
         f"(batch {ds.batch_size}, Adam, lr {ds.learning_rate}, cosine decay) toward the dlib ResNet embeddings "
         f"centered on {'the training images and the extra faces together' if ds.center == 'all' else 'the training images'} "

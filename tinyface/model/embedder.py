@@ -68,6 +68,9 @@ class Embedder:
         quantization: the model's I/O quantization (default: read from the flatbuffer; a
             bundle passes its model.json's, which the firmware also uses).
         arena_bytes: TFLM's arena (default: the runtime's).
+        kernels: TFLite's kernels (runtime "tflite"): "reference" (the host reference every parity
+            check compares against) or "optimized" (XNNPACK: faster, up to 3 LSB from TFLM; for
+            bulk work that is not a parity check, such as an assistant's targets).
 
     Raises:
         ModelError: not a TFLite model, an unknown runtime, TFLM with a float model, or an
@@ -75,7 +78,7 @@ class Embedder:
     """
 
     def __init__(self, model_bytes: bytes, runtime: str = "tflite", quantization: Quantization | None = None,
-                 arena_bytes: int | None = None):
+                 arena_bytes: int | None = None, kernels: str = "reference"):
         from tinyface.errors import ModelError
         from tinyface.model.graph import analyze
 
@@ -99,14 +102,15 @@ class Embedder:
         else:
             from tinyface.model.runtime import TfliteRunner
 
-            self.runner = TfliteRunner(model_bytes)
+            self.runner = TfliteRunner(model_bytes, kernels)
 
     @classmethod
-    def for_bundle(cls, bundle, runtime: str = "tflite", arena_bytes: int | None = None) -> "Embedder":
+    def for_bundle(cls, bundle, runtime: str = "tflite", arena_bytes: int | None = None,
+                   kernels: str = "reference") -> "Embedder":
         """The embedder of a model bundle, with its model.json's quantization."""
         m = bundle.meta
         q = Quantization(m.input_scale, m.input_zero_point, m.output_scale, m.output_zero_point)
-        return cls(bundle.model_bytes, runtime, q, arena_bytes)
+        return cls(bundle.model_bytes, runtime, q, arena_bytes, kernels)
 
     def quantize(self, crops_uint8) -> np.ndarray:
         """The model's input for uint8 crops: int8, or [-1, 1) floats for a float model."""

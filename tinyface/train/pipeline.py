@@ -33,7 +33,8 @@ STAGE_MODULES = (
     "tinyface.model.embedder", "tinyface.model.keras_io",
     "tinyface.model.graph", "tinyface.model.runtime", "tinyface.evaluation.report", "tinyface.data.align",
     "tinyface.data.dataset", "tinyface.data.extra", "tinyface.data.faces", "tinyface.teacher",
-    "tinyface.teacher.dlib_net", "tinyface.train.build_data", "tinyface.train.distill", "tinyface.train.prune",
+    "tinyface.teacher.dlib_net", "tinyface.train.assistant", "tinyface.train.build_data", "tinyface.train.distill",
+    "tinyface.train.prune",
     "tinyface.train.quantize", "tinyface.train.search", "tinyface.train.stages_eval", "tinyface.train.student",
 )
 CODE_VERSION = "pipeline-v1"  # bump when a stage's behaviour changes, to invalidate old artifacts
@@ -224,6 +225,9 @@ def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progr
         from tinyface.data.extra import require_extra
 
         require_extra(settings.extra)  # missing extra faces: one line naming the command that gets them
+    from tinyface.train import assistant
+
+    assistant_folder = assistant.check(settings)  # a missing or unfit assistant: one line, before any work
     stages = Stages(out_dir, notify, force)
     data = stages.always("data", lambda: load_build_data(
                              settings, quick=quick, progress=lambda n: notify("advance", {"n": n}),
@@ -232,6 +236,8 @@ def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progr
                          done=lambda data: {"stats": data.stats})
     data_fp = stages.ran[-1].fingerprint
     training = _training_set(data, settings.distill)
+    if assistant_folder is not None:
+        data_fp = _assist(stages, settings, quick, data, training, assistant_folder, data_fp)
 
     histories: dict[str, dict] = {}
     float_model, histories["distill"], distill_fp = _distill(stages, settings, data, training, data_fp)
@@ -275,6 +281,33 @@ def _training_set(data, ds) -> _TrainingSet:
             raise ConfigError("distill.identity_weight needs training people with >= 2 photos; this build has none",
                               hint="set distill.identity_weight = 0")
     return out
+
+
+def _assist(stages: Stages, settings, quick: bool, data, training: _TrainingSet, folder: Path, data_fp: str) -> str:
+    """Blend the assistant's embeddings into the training and validation targets (distill.assistant);
+    records what it is and how it scores in ``data.stats["assistant"]``. Returns the fingerprint
+    the training stages build on: the data's and the assistant model's."""
+    from tinyface.evaluation.metrics import best_threshold, pair_scores
+    from tinyface.train import assistant
+    from tinyface.train.stages_eval import validation_pairs
+
+    notify = stages.notify
+    ta = stages.always("assistant", lambda: assistant.embed_rows(
+                           folder, settings, quick, len(training.targets), data_fp,
+                           progress=lambda n: notify("advance", {"n": n}),
+                           step=lambda name, total: notify("step", {"name": name, "total": total})),
+                       fp=lambda ta: fingerprint(data_fp, ta.sha256), done=lambda ta: {"cached": ta.cached})
+    a, b, same = validation_pairs(data.val.labels)
+    scores = pair_scores(ta.val, a, b)
+    weight = settings.distill.assistant_weight
+    data.stats["assistant"] = {
+        "model": ta.name, "sha256": ta.sha256, "input_shape": ta.input_shape, "crop_padding": ta.crop_padding,
+        "weight": weight, "val_pairs_accuracy": float(np.mean((scores >= best_threshold(scores, same)) == same)),
+        "cosine_to_teacher_val": float(np.mean(np.sum(ta.val * training.val_targets, axis=1))),
+        "cosine_to_teacher_train": float(np.mean(np.sum(ta.train * training.targets, axis=1)))}
+    training.targets = assistant.blend(training.targets, ta.train, weight)
+    training.val_targets = assistant.blend(training.val_targets, ta.val, weight)
+    return stages.ran[-1].fingerprint
 
 
 def _epoch_events(notify: Progress):
