@@ -239,10 +239,13 @@ def test_quick_build_distils_from_extra_faces_and_filters_test_people(quick_buil
     assert "Extra faces (no identities" in (out / "report.md").read_text()
 
 
-def test_quick_build_with_people_folders_and_the_identity_term(quick_build, lfw_dir, tmp_path):
+def test_quick_build_with_people_folders_the_identity_term_and_an_assistant(quick_build, lfw_dir, tmp_path):
     """Extra faces from a folder of chips and a folder of people's photos (one folder per person,
-    as Pins), the identity term on: the build runs end to end, each folder is cut by its kind, the
-    people folders' faces have identities, and a folder named after a test person is dropped by name."""
+    as Pins), the identity term on, the released esp32s3 model as teaching assistant (its own
+    80x80 crops of every training row): the build runs end to end, each folder is cut by its
+    kind, the people folders' faces have identities, a folder named after a test person is
+    dropped by name, and the report says what the assistant is and how it scores. A re-run
+    takes the assistant's embeddings from their cache and retrains nothing."""
     from tinyface import config
     from tinyface.cli.build import QUICK
     from tinyface.config import load_preset as get_preset
@@ -257,7 +260,7 @@ def test_quick_build_with_people_folders_and_the_identity_term(quick_build, lfw_
     extra = {"dirs": [str(quick_build[0].parent / "extra"), str(people)], "kind": ["chips", "photos"],
              "people": [False, True]}
     settings = config.load(None, {**QUICK, "data": {"dir": str(lfw_dir)}, "extra": extra,
-                                  "distill": {**QUICK["distill"], "identity_weight": 0.1}},
+                                  "distill": {**QUICK["distill"], "identity_weight": 0.1, "assistant": "esp32s3"}},
                            base=get_preset("esp32").settings())
     result = pipeline.run_build(settings, get_preset("esp32"), tmp_path / "run", quick=True)
     counts = json.loads((tmp_path / "run" / "report.json").read_text())["data"]["extra"]
@@ -266,4 +269,14 @@ def test_quick_build_with_people_folders_and_the_identity_term(quick_build, lfw_
     report = (tmp_path / "run" / "report.md").read_text()
     assert "1 in a folder named after a validation or test person" in report and "(2 people in people folders)" in report
     assert (tmp_path / "run" / "model.tflite").is_file()
-    assert {s.name for s in result.stages} >= {"distill", "prune", "quantize", "evaluate"}
+    assert {s.name for s in result.stages} >= {"assistant", "distill", "prune", "quantize", "evaluate"}
+    helper = json.loads((tmp_path / "run" / "report.json").read_text())["data"]["assistant"]
+    assert helper["model"] == "esp32s3" and helper["input_shape"] == [1, 80, 80, 1] and helper["weight"] == 0.5
+    assert 0.5 < helper["val_pairs_accuracy"] <= 1 and 0.3 < helper["cosine_to_teacher_train"] < 1
+    assert "Teaching assistant: `esp32s3`" in report
+    assert "teaching assistant" in (tmp_path / "run" / "MODEL_CARD.md").read_text()
+    events = []
+    again = pipeline.run_build(settings, get_preset("esp32"), tmp_path / "run", quick=True,
+                               report_progress=lambda event, info: events.append((event, info)))
+    assert ("done", {"name": "assistant", "cached": True}) in events
+    assert [s.name for s in again.stages if s.skipped] == ["distill", "prune", "quantize", "evaluate"]
