@@ -403,8 +403,8 @@ class DistillSettings:
             released model's name such as "esp32s3") whose embeddings join the teacher's as
             targets. It embeds its own crops of every training row (its size and padding, from
             its model.json); one-time cost: about a millisecond a face on 2 cores, cached.
-            A small student follows it more closely than it follows the teacher, and comes
-            closer to the teacher too (docs/model.md, "A teaching assistant"). "" = none.
+            On `esp32` it speeds up learning but does not raise the final accuracy (docs/model.md,
+            "Teaching assistant" and run T1). "" = none.
         assistant_weight: the assistant's share of each target:
             ``l2n((1 - w) * teacher + w * assistant)``; 1 = the assistant alone.
     """
