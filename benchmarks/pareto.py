@@ -65,7 +65,7 @@ def main() -> None:
         graph = analyze(flat)
 
         def acc(scores):
-            return float(np.mean((scores >= metrics.best_threshold(scores, same)) == same))
+            return metrics.best_accuracy(scores, same)
 
         row = dict(config=f"{args.arch} {size}x{size}x{args.channels} w{width:g} pad{args.padding:g} v{args.views} m{args.mixes}",
                    macs=graph.total_macs, params=graph.total_params, model_bytes=len(flat),

@@ -72,6 +72,11 @@ def threshold_at_far(scores: np.ndarray, same: np.ndarray, far: float) -> float:
     return threshold_for_rate(np.asarray(scores)[~np.asarray(same, bool)], far)
 
 
+def best_accuracy(scores: np.ndarray, same: np.ndarray) -> float:
+    """Pair accuracy at the best threshold for these very pairs (model choice on validation pairs)."""
+    return float(np.mean((scores >= best_threshold(scores, same)) == same))
+
+
 def rates_at(scores: np.ndarray, same: np.ndarray, threshold: float) -> tuple[float, float]:
     """(true accept rate, false accept rate) of the pairs at ``threshold`` (accept when >=)."""
     same = np.asarray(same, bool)

@@ -250,8 +250,8 @@ def _assistant_card_line(metrics: BuildMetrics) -> str:
     a = (metrics.data or {}).get("assistant")
     if not a:
         return ""
-    return (f"- teaching assistant: every target is {1 - a['weight']:g} x the teacher's embedding + {a['weight']:g} x "
-            f"that of `{a['model']}` (sha256 {a['sha256'][:12]}), a larger student")
+    return (f"- teaching assistant: every target is l2n({1 - a['weight']:g} x the teacher's embedding + {a['weight']:g} x "
+            f"that of `{a['model']}`) (sha256 {a['sha256'][:12]}, a larger student; both unit length first)")
 
 
 def _identification_words(metrics: BuildMetrics, settings) -> str:

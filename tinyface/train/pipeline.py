@@ -287,9 +287,8 @@ def _assist(stages: Stages, settings, quick: bool, data, training: _TrainingSet,
     """Blend the assistant's embeddings into the training and validation targets (distill.assistant);
     records what it is and how it scores in ``data.stats["assistant"]``. Returns the fingerprint
     the training stages build on: the data's and the assistant model's."""
-    from tinyface.evaluation.metrics import best_threshold, pair_scores
     from tinyface.train import assistant
-    from tinyface.train.stages_eval import validation_pairs
+    from tinyface.train.stages_eval import validation_accuracy
 
     notify = stages.notify
     ta = stages.always("assistant", lambda: assistant.embed_rows(
@@ -297,12 +296,10 @@ def _assist(stages: Stages, settings, quick: bool, data, training: _TrainingSet,
                            progress=lambda n: notify("advance", {"n": n}),
                            step=lambda name, total: notify("step", {"name": name, "total": total})),
                        fp=lambda ta: fingerprint(data_fp, ta.sha256), done=lambda ta: {"cached": ta.cached})
-    a, b, same = validation_pairs(data.val.labels)
-    scores = pair_scores(ta.val, a, b)
     weight = settings.distill.assistant_weight
     data.stats["assistant"] = {
         "model": ta.name, "sha256": ta.sha256, "input_shape": ta.input_shape, "crop_padding": ta.crop_padding,
-        "weight": weight, "val_pairs_accuracy": float(np.mean((scores >= best_threshold(scores, same)) == same)),
+        "weight": weight, "val_pairs_accuracy": validation_accuracy(ta.val, data.val.labels),
         "cosine_to_teacher_val": float(np.mean(np.sum(ta.val * training.val_targets, axis=1))),
         "cosine_to_teacher_train": float(np.mean(np.sum(ta.train * training.targets, axis=1)))}
     training.targets = assistant.blend(training.targets, ta.train, weight)
@@ -458,13 +455,10 @@ def _report(out_dir: Path, result: BuildResult, settings, preset) -> None:
 
 def _val_accuracy_int8(flat: bytes, data) -> float:
     """Accuracy on pairs of validation people at their best threshold (model selection only)."""
-    from tinyface.evaluation import metrics
     from tinyface.model.embedder import Embedder
-    from tinyface.train.stages_eval import validation_pairs
+    from tinyface.train.stages_eval import validation_accuracy
 
-    a, b, same = validation_pairs(data.val.labels)
-    scores = metrics.pair_scores(Embedder(flat, "tflite").embed(data.val.crops), a, b)
-    return float(np.mean((scores >= metrics.best_threshold(scores, same)) == same))
+    return validation_accuracy(Embedder(flat, "tflite").embed(data.val.crops), data.val.labels)
 
 
 def _qat(model, training: _TrainingSet, settings, calib, prune_preserving: bool, notify) -> bytes:

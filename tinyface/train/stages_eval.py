@@ -29,6 +29,12 @@ def validation_pairs(labels: list[str]):
     return metrics.sample_pairs(labels, 1000, seed=1)
 
 
+def validation_accuracy(emb_val: np.ndarray, labels: list[str]) -> float:
+    """Accuracy of embeddings on the build's validation pairs at their best threshold."""
+    a, b, same = validation_pairs(labels)
+    return metrics.best_accuracy(metrics.pair_scores(emb_val, a, b), same)
+
+
 def validation_figures(emb_val: np.ndarray, labels: list[str], val_pairs, d) -> tuple[dict, dict | None]:
     """A stage's figures on validation people, the only ones model choice may read: pair accuracy
     at its best threshold (the stage's validation threshold), AUC, TAR at FAR 1e-3 over every
