@@ -48,7 +48,8 @@ def wheel(tmp_path_factory) -> Path:
 def test_wheel_carries_firmware_boards_and_package_data(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for required in ("tinyface/__init__.py", "tinyface/cli/main.py", "tinyface/data/lfw_manifest.json",
-                     "tinyface/data/fairface_manifest.json", "tinyface/_presets/esp32.toml", "tinyface/py.typed"):
+                     "tinyface/data/fairface_manifest.json", "tinyface/_presets/esp32.toml", "tinyface/py.typed",
+                     *(f"tinyface/data/{name}_manifest.json" for name in ("utkface", "pins", "celeba"))):
         assert required in names, required
     for top, inside in SHIPPED.items():
         for rel in _files(REPO / top):

@@ -47,11 +47,45 @@ def default_datasets_dir() -> Path:
     return Path("~/.cache/tinyface/datasets").expanduser()
 
 
-DATASET_URLS = {  # where `tinyface data fetch NAME` downloads from, unless --url or $TINYFACE_<NAME>_URL
-    "lfw": "http://vis-www.cs.umass.edu/lfw/",
-    # FairFace's 224x224 face chips (CC BY 4.0) as one public repository holds them, pinned to a commit
-    "fairface": "https://github.com/sumanvithaeadala/EthnicityDetection/archive/",
+@dataclass(frozen=True)
+class DatasetSource:
+    """A dataset `tinyface data fetch NAME` knows: where it comes from and how it may be used.
+
+    Attributes:
+        url: the base URL its manifest's files are downloaded from (tinyface/data/<name>_manifest.json).
+        credit: how model cards and docs credit it, licence included ("" for LFW, credited in docs).
+        kind: for extra faces, the extra.kind its images need ("chips" or "photos"); "" for LFW.
+        people: its images sit in one folder per person (extra.people may be true for it).
+    """
+
+    url: str
+    credit: str = ""
+    kind: str = ""
+    people: bool = False
+
+
+# Every extra set is pinned to one commit of a public repository (GitHub's archive of it); only
+# the manifest's folder is unpacked and verified (docs/data.md, "Extra faces").
+DATASETS = {
+    "lfw": DatasetSource("http://vis-www.cs.umass.edu/lfw/"),  # deep-funneled, with its protocol files
+    "fairface": DatasetSource(
+        "https://github.com/sumanvithaeadala/EthnicityDetection/archive/",
+        'FairFace (Karkkainen and Joo, "FairFace: Face Attribute Dataset for Balanced Race, Gender, and Age", '
+        "WACV 2021; CC BY 4.0)", kind="chips"),
+    "utkface": DatasetSource(
+        "https://github.com/mattans/AgeProgression/archive/",
+        'UTKFace (Zhang, Song and Qi, "Age Progression/Regression by Conditional Adversarial Autoencoder", '
+        "CVPR 2017; non-commercial research only)", kind="chips"),
+    "pins": DatasetSource(
+        "https://github.com/fchrgrib/Algeo02-21015/archive/",
+        "Pins Face Recognition (17,534 photos of 105 celebrities; no licence stated, research use only)",
+        kind="photos", people=True),
+    "celeba": DatasetSource(
+        "https://github.com/matush97/faceRecognition/archive/",
+        'CelebA (Liu, Luo, Wang and Tang, "Deep Learning Face Attributes in the Wild", ICCV 2015; '
+        "non-commercial research only), a subset of 6,300 photos", kind="photos"),
 }
+DATASET_URLS = {name: source.url for name, source in DATASETS.items()}  # unless --url or $TINYFACE_<NAME>_URL
 
 
 def dataset_url(name: str) -> str:
@@ -283,6 +317,17 @@ class ExtraSettings:
                "extra.people must be true or false (or a list of them, one per folder)", self.people)
         _check(len(self.people) == 1 or len(self.people) == len(self.dirs),
                "extra.people must be one value, or one per folder of extra.dirs", self.people)
+        kinds, people = self.kinds(), self.people_folders()
+        for i, name in enumerate(self.dirs):  # a known set read the wrong way is garbage, silently
+            source = DATASETS.get(name)
+            if name in FETCHABLE_EXTRA and kinds[i] != source.kind:
+                want = [DATASETS[d].kind if d in FETCHABLE_EXTRA else k for d, k in zip(self.dirs, kinds)]
+                _check(False, f"extra.kind for {name} must be {source.kind!r} (its images are "
+                              f"{'face chips' if source.kind == 'chips' else 'photos'}): "
+                              f"--set 'extra.kind={_toml_value(want)}'", self.kind)
+            if name in FETCHABLE_EXTRA and people[i] and not source.people:
+                _check(False, f"extra.people cannot be true for {name}: its images are not in one folder per person",
+                       self.people)
         _check(len(set(self.kind)) == 1 or not (self.views or self.mixes),
                "extra.views and extra.mixes need the same extra.kind for every folder", self.kind)
         _check(0.0 <= self.chip_padding <= 1.0, "extra.chip_padding must be in [0, 1]", self.chip_padding)
@@ -617,6 +662,8 @@ def _coerce(value: Any, type_name: Any, name: str, source: str) -> Any:
         return list(value)  # the section's validate() checks the items
     if expected == "list" and isinstance(value, str):  # --set extra.dirs=fairface: one folder
         return [value] if value else []
+    if expected == "list" and isinstance(value, bool):  # --set extra.people=true: one value for every folder
+        return [value]
     if expected == "str" and isinstance(value, (str, int, float)) and not isinstance(value, bool):
         return str(value)  # --set data.dir=2024 arrives as an int
     raise ConfigError(f"'{name}' in {source} must be {_TYPE_WORDS.get(expected, expected)}, got {value!r}")

@@ -190,3 +190,34 @@ def test_chips_and_photos_together_and_held_out_names_dropped(lfw_dir, tmp_path)
         held_out = load_extra_faces(s, spec, cache, none, held_out_people={PEOPLE[2], "Someone_Else"})
         assert held_out.counts["named_after_held_out_person"] == 2 and held_out.counts["used"] == 4
         assert not any(PEOPLE[2] in str(p) or "Adrien" in str(p) for p in held_out.paths)
+
+
+def test_a_known_set_must_be_read_as_what_it_holds():
+    """Pins' photos taken as chips (the default kind) would train on unaligned faces, silently."""
+    with pytest.raises(config.ConfigError, match=r"""extra.kind for pins must be 'photos'.*extra.kind=\["chips", "photos"\]"""):
+        config.load(overrides={"extra": {"dirs": ["fairface", "pins"]}})
+    with pytest.raises(config.ConfigError, match="extra.kind for utkface must be 'chips'"):
+        config.load(overrides={"extra": {"dirs": ["utkface"], "kind": "photos"}})
+    with pytest.raises(config.ConfigError, match="extra.people cannot be true for celeba"):
+        config.load(overrides={"extra": {"dirs": ["celeba"], "kind": "photos", "people": [True]}})
+    ok = config.load(overrides={"extra": {"dirs": ["fairface", "utkface", "pins", "celeba", "mine"],
+                                          "kind": ["chips", "chips", "photos", "photos", "chips"],
+                                          "people": [False, False, True, False, True]}}).extra
+    assert ok.kinds()[2] == "photos" and ok.people_folders()[2]
+    # one value for every folder, as the settings' docs say (it was refused: "must be a list")
+    pins = config.load(overrides=config.parse_set_option(("extra.dirs=pins", "extra.kind=photos", "extra.people=true")))
+    assert pins.extra.people_folders() == [True]
+
+
+def test_every_extra_set_is_one_pinned_folder_of_the_repository_its_url_names():
+    from tinyface.data.fetch import builtin_manifest
+
+    extra = [name for name, source in config.DATASETS.items() if source.kind]
+    assert set(extra) == set(config.FETCHABLE_EXTRA) and {"fairface", "utkface", "pins", "celeba"} <= set(extra)
+    for name in extra:
+        source, manifest = config.DATASETS[name], builtin_manifest(name)
+        repo = source.url.rstrip("/").split("/")[-2]  # https://github.com/<owner>/<repo>/archive/
+        commit = manifest.archive.removesuffix(".tar.gz")
+        assert source.url.endswith("/archive/") and len(commit) == 40 and int(commit, 16) >= 0, name
+        assert manifest.archive_root.startswith(f"{repo}-{commit}/"), (name, manifest.archive_root)
+        assert manifest.name == name and len(manifest.images_tree_sha256) == 64 and source.credit

@@ -209,3 +209,14 @@ def test_builtin_lfw_manifest_matches_the_shared_copy(lfw_dir):
     assert set(manifest.files) >= {"pairs.txt", "pairsDevTrain.txt", "pairsDevTest.txt", "peopleDevTrain.txt",
                                    "peopleDevTest.txt", "people.txt"}
     assert missing_or_changed(manifest, lfw_dir, verify_images=os.environ.get("TINYFACE_VERIFY_LFW") == "1") == []
+
+
+def test_an_extra_set_says_how_to_use_it_and_on_what_terms(served):
+    dest = served["tmp"] / "datasets" / "pins"
+    proc = subprocess.run([sys.executable, "-m", "tinyface.cli.main", "data", "fetch", "pins",
+                           "--url", f"{served['url']}/ok/", "--dest", str(dest), "--manifest", str(served["manifest"]),
+                           "--timeout", "10"], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    assert f"pins is ready in {dest}" in proc.stderr
+    assert "--set 'extra.dirs=[\"pins\"]' --set extra.kind=photos" in proc.stderr and "research use only" in proc.stderr
+    assert (dest / "images").is_dir()

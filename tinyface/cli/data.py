@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from tinyface.cli.common import json_option, load_settings
-from tinyface.config import DATASET_URLS
+from tinyface.config import DATASETS
 
 
 @click.group()
@@ -16,14 +16,14 @@ def data():
 
 
 @data.command()
-@click.argument("name", type=click.Choice(list(DATASET_URLS)))
+@click.argument("name", type=click.Choice(list(DATASETS)))
 @click.option("--url", default=None,
-              help="Base URL of the files (default: $TINYFACE_LFW_URL or $TINYFACE_FAIRFACE_URL, else the "
-                   "dataset's public home).")
+              help="Base URL of the files (default: $TINYFACE_<NAME>_URL, e.g. $TINYFACE_FAIRFACE_URL, else "
+                   "the dataset's public home).")
 @click.option("--dest", type=click.Path(file_okay=False), default=None,
-              help="Where to unpack (default: lfw: the default dataset folder; fairface: "
-                   "$TINYFACE_DATASETS/fairface, else ~/.cache/tinyface/datasets/fairface, where "
-                   "extra.dirs = [\"fairface\"] finds it).")
+              help="Where to unpack (default: lfw: the default dataset folder; the others: "
+                   "$TINYFACE_DATASETS/NAME, else ~/.cache/tinyface/datasets/NAME, where "
+                   "extra.dirs = [\"NAME\"] finds it).")
 @click.option("--manifest", type=click.Path(dir_okay=False, exists=True), default=None,
               help="A JSON manifest of files and sha256s to use instead of the built-in one.")
 @click.option("--force", is_flag=True, help="Replace an existing dataset folder.")
@@ -34,20 +34,29 @@ def fetch(ctx, name, url, dest, manifest, force, timeout_s):
 
     \b
     lfw       LFW deep-funneled + its protocol files: the data every build trains and tests on
-    fairface  FairFace's 45,000 face chips (Karkkainen and Joo, 2021; CC BY 4.0), extra faces
-              without identities that the esp32 preset distils from (extra.dirs; docs/data.md)
+    fairface  FairFace's 45,000 face chips (Karkkainen and Joo, 2021; CC BY 4.0): the extra
+              faces (no identities) the presets distil from (extra.dirs; docs/data.md)
+    utkface   UTKFace's 23,707 aligned faces (non-commercial research only): extra chips
+    pins      Pins: 17,534 photos of 105 people, one folder each (no licence stated: research
+              only): extra photos, extra.kind = "photos"
+    celeba    a CelebA subset: 6,300 photos of 299 people (non-commercial research only):
+              extra photos, extra.kind = "photos"
 
-    Nothing is kept unless every checksum matches. If the destination already holds the
-    verified dataset, nothing is downloaded (so running it twice is harmless).
+    Each extra set is a folder of one public repository at a pinned commit (GitHub's archive
+    of the whole repository is downloaded: a few hundred MB). Nothing is kept unless every checksum
+    matches. If the destination already holds the verified dataset, nothing is downloaded (so
+    running it twice is harmless). A build names a missing set and this command before any work.
 
     \b
     Examples:
       tinyface data fetch lfw
       tinyface data fetch fairface
       tinyface data fetch fairface --url http://mirror.example/fairface/ --dest /data/fairface
+      tinyface data fetch pins && tinyface build --preset esp32 \\
+          --set 'extra.dirs=["fairface","pins"]' --set 'extra.kind=["chips","photos"]'
     """
     from tinyface.config import dataset_dir, dataset_url
-    from tinyface.console import err_console
+    from tinyface.console import PlainProgress, err_console
     from tinyface.data.fetch import Manifest, builtin_manifest
     from tinyface.data.fetch import fetch as fetch_dataset
 
@@ -60,15 +69,30 @@ def fetch(ctx, name, url, dest, manifest, force, timeout_s):
         # plain echo: a path is neither wrapped nor read as rich markup
         click.echo(f"{name} is already in {target} (every checksum verified); nothing to download", err=True)
         return
-    with err_console().status(f"downloading {name} from {base}") as status:
-        received = [0]
+    console, received = err_console(), [0]
+    if console.is_terminal:
+        with console.status(f"downloading {name} from {base}") as status:
+            def progress(n):
+                received[0] += n
+                status.update(f"downloading {name} from {base}: {received[0] / 1e6:.1f} MB")
+
+            path = fetch_dataset(spec, base, target, progress=progress, timeout_s=timeout_s, force=force)
+    else:  # a log or a file: a plain line every few seconds, also while it unpacks and verifies
+        plain = PlainProgress(f"downloading {name} from {base} (MB)", None).start_heartbeat()
 
         def progress(n):
             received[0] += n
-            status.update(f"downloading {name} from {base}: {received[0] / 1e6:.1f} MB")
+            plain.update(round(received[0] / 1e6, 2))
 
-        path = fetch_dataset(spec, base, target, progress=progress, timeout_s=timeout_s, force=force)
+        try:
+            path = fetch_dataset(spec, base, target, progress=progress, timeout_s=timeout_s, force=force)
+        finally:
+            plain.finish()
     click.echo(f"{name} is ready in {path}", err=True)
+    source = DATASETS[name]
+    if source.kind:  # an extra set: how to use it, and on what terms
+        use = f"--set 'extra.dirs=[\"{name}\"]'" + ("" if source.kind == "chips" else " --set extra.kind=photos")
+        click.echo(f"use it with `tinyface build ... {use}`; licence: {source.credit}", err=True)
 
 
 @data.command()

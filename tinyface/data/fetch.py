@@ -50,9 +50,9 @@ class Manifest:
 def builtin_manifest(name: str) -> Manifest:
     path = MANIFEST_DIR / f"{name}_manifest.json"
     if not path.is_file():
-        from tinyface.config import DATASET_URLS
+        from tinyface.config import DATASETS
 
-        raise DownloadError(f"unknown dataset {name!r}", hint=f"known: {', '.join(DATASET_URLS)}")
+        raise DownloadError(f"unknown dataset {name!r}", hint=f"known: {', '.join(DATASETS)}")
     return Manifest.load(path)
 
 

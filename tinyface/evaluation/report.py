@@ -670,18 +670,14 @@ def reproduce_command(settings, preset) -> str:
     return " ".join([f"tinyface build --preset {preset.name}", *sets])
 
 
-EXTRA_CREDITS = {
-    "fairface": "FairFace (Karkkainen and Joo, \"FairFace: Face Attribute Dataset for Balanced Race, Gender, and "
-                "Age\", WACV 2021; CC BY 4.0)",
-}
-
-
 def _extra_card_line(metrics: BuildMetrics, settings) -> str:
     """The model card's line on extra faces, crediting the sets that need it."""
     x = (metrics.data or {}).get("extra")
     if not x:
         return ""
-    credits = [EXTRA_CREDITS.get(d, f"`{d}`") for d in settings.extra.dirs]
+    from tinyface.config import DATASETS, FETCHABLE_EXTRA
+
+    credits = [DATASETS[d].credit if d in FETCHABLE_EXTRA else f"`{d}`" for d in settings.extra.dirs]
     return (f"- extra faces for distillation (no identities): {x['used']:,} of {x['found']:,} images from "
             f"{', '.join(credits)}; {x['too_close_to_test']:,} dropped as too close to a test person"
             + (f", {x['named_after_held_out_person']:,} as named after a validation or test person"
