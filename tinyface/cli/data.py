@@ -1,4 +1,4 @@
-"""`tinyface data`: fetch a dataset, show its statistics."""
+"""`tinyface data`: fetch a dataset, show its statistics, show and clear the cache."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from tinyface.config import DATASETS
 
 @click.group()
 def data():
-    """Fetch a dataset, or show its statistics."""
+    """Fetch a dataset, show its statistics, or show and clear the cache."""
 
 
 @data.command()
@@ -93,6 +93,70 @@ def fetch(ctx, name, url, dest, manifest, force, timeout_s):
     if source.kind:  # an extra set: how to use it, and on what terms
         use = f"--set 'extra.dirs=[\"{name}\"]'" + ("" if source.kind == "chips" else " --set extra.kind=photos")
         click.echo(f"use it with `tinyface build ... {use}`; licence: {source.credit}", err=True)
+
+
+@data.command()
+@click.option("--clear", "parts", multiple=True, type=click.Choice(["faces", "assistant", "native", "isa", "all"]),
+              help="Delete this part (repeatable; `all`: every part). It is rebuilt when next needed.")
+@click.option("--yes", is_flag=True, help="Do not ask before deleting (needed when stdin is not a terminal).")
+@json_option
+@click.pass_context
+def cache(ctx, parts, yes, as_json):
+    """What tinyface keeps between runs, how big it is, and how to clear it.
+
+    \b
+    faces      aligned crops and teacher embeddings of every image a build or an
+               evaluation used (faces.sqlite in $TINYFACE_CACHE or data.cache_dir,
+               else ~/.cache/tinyface/cache), by kind: lmk (landmarks), crop,
+               teacher, vcrop/vteacher (teacher views), mteacher (teacher mixes)
+    assistant  a teaching assistant's embeddings (distill.assistant; <faces>/assistant/)
+    native     the firmware built for the host ($TINYFACE_NATIVE_CACHE, ~/.cache/tinyface/native)
+    isa        the firmware built for the ESP32-C3's rv32 under QEMU ($TINYFACE_ISA_CACHE,
+               ~/.cache/tinyface/isa)
+
+    Clearing the face cache costs the next `tinyface build --preset esp32` its one-time
+    passes again (alignment and teacher over LFW and the extra faces: about 25 minutes on 2
+    cores). Only files tinyface wrote are deleted. Do not clear a part while a build uses it.
+
+    \b
+    Examples:
+      tinyface data cache
+      tinyface data cache --clear assistant --yes
+      tinyface data cache --json
+    """
+    from tinyface.console import print_json
+    from tinyface.data.cache import CACHE_PARTS, cache_usage, clear_cache
+
+    settings = load_settings(ctx)
+    face_dir = settings.data.cache_path()
+    chosen = list(CACHE_PARTS) if "all" in parts else [p for p in CACHE_PARTS if p in parts]
+    freed = {}
+    if chosen:
+        usage = {row["part"]: row for row in cache_usage(face_dir)}
+        what = ", ".join(f"{p} ({_mb(usage[p]['bytes'])})" for p in chosen)
+        if not yes:
+            import sys
+
+            if not sys.stdin.isatty():
+                raise click.UsageError(f"--clear would delete {what}; add --yes to do it without a question")
+            if not click.confirm(f"delete {what}?", err=True):
+                click.echo("nothing deleted", err=True)
+                return
+        freed = {p: clear_cache(p, face_dir) for p in chosen}
+    rows = cache_usage(face_dir)
+    if as_json:
+        print_json({"parts": rows, "freed_bytes": freed})
+        return
+    for p, n in freed.items():
+        click.echo(f"cleared {p}: {_mb(n)} freed", err=True)
+    for row in rows:
+        click.echo(f"{row['part']:<10} {_mb(row['bytes']):>10}  {row['files']:>7,} files  {row['folder']}")
+        for kind, e in row.get("entries", {}).items():
+            click.echo(f"  {kind:<10} {e['entries']:>9,} entries  {_mb(e['bytes']):>10}")
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB"
 
 
 @data.command()

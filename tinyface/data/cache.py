@@ -88,3 +88,89 @@ class FaceCache:
 
     def __exit__(self, *exc):
         self.close()
+
+
+# What `tinyface data cache` shows and clears: everything tinyface keeps between runs. Only
+# names tinyface itself writes are ever deleted, so a cache folder pointed at a shared place
+# ($TINYFACE_NATIVE_CACHE=~/build, say) loses nothing of anyone else's.
+CACHE_PARTS = ("faces", "assistant", "native", "isa")
+_BUILD_NAMES = ("bin", "projects", "plugin", ".build.lock")  # and tflm-<key>/ (native.py, isa.py)
+
+
+def _part_paths(part: str, face_cache_dir: Path) -> tuple[Path, list[Path]]:
+    """The folder of ``part`` and the files or folders in it that belong to tinyface."""
+    from tinyface import config
+
+    if part == "faces":
+        return face_cache_dir, [face_cache_dir / (CACHE_FILENAME + s) for s in ("", "-wal", "-shm")]
+    if part == "assistant":
+        folder = face_cache_dir / "assistant"
+        return folder, sorted(folder.glob("*.npz")) if folder.is_dir() else []
+    folder = config.native_cache_dir() if part == "native" else config.isa_cache_dir()
+    if not folder.is_dir():
+        return folder, []
+    return folder, sorted(p for p in folder.iterdir() if p.name in _BUILD_NAMES or p.name.startswith("tflm-"))
+
+
+def _size(path: Path) -> tuple[int, int]:
+    """(bytes, files) under ``path`` (a file or a folder; links are not followed)."""
+    if path.is_symlink() or path.is_file():
+        return (path.lstat().st_size if path.exists() or path.is_symlink() else 0), 1
+    if not path.is_dir():
+        return 0, 0
+    total, files = 0, 0
+    for p in path.rglob("*"):
+        if p.is_file() or p.is_symlink():
+            total += p.lstat().st_size
+            files += 1
+    return total, files
+
+
+def face_entries(face_cache_dir: Path) -> dict[str, dict[str, int]]:
+    """The face cache's entries by kind (lmk, crop, teacher, vcrop, vteacher, mteacher):
+    count and bytes; read-only, so looking never creates a cache."""
+    path = Path(face_cache_dir) / CACHE_FILENAME
+    if not path.is_file():
+        return {}
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60)
+        try:
+            rows = db.execute("SELECT substr(key, 1, instr(key, '/') - 1), COUNT(*), SUM(length(value)) "
+                              "FROM entries GROUP BY 1 ORDER BY 1").fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        raise DataError(f"cannot read the face cache {path}: {exc}",
+                        hint="it may be damaged: `tinyface data cache --clear faces` removes it") from None
+    return {kind: {"entries": n, "bytes": int(size or 0)} for kind, n, size in rows}
+
+
+def cache_usage(face_cache_dir: str | Path) -> list[dict]:
+    """What each part of the cache holds: folder, bytes, files (and the face cache's entries by kind)."""
+    face_cache_dir = Path(face_cache_dir).expanduser()
+    out = []
+    for part in CACHE_PARTS:
+        folder, items = _part_paths(part, face_cache_dir)
+        sizes = [_size(p) for p in items]
+        row = {"part": part, "folder": str(folder), "bytes": sum(b for b, _ in sizes),
+               "files": sum(f for _, f in sizes)}
+        if part == "faces":
+            row["entries"] = face_entries(face_cache_dir)
+        out.append(row)
+    return out
+
+
+def clear_cache(part: str, face_cache_dir: str | Path) -> int:
+    """Delete ``part`` of the cache (one of CACHE_PARTS); returns the bytes freed. Only what
+    tinyface wrote goes; the folders themselves stay."""
+    import shutil
+
+    folder, items = _part_paths(part, Path(face_cache_dir).expanduser())
+    freed = 0
+    for path in items:
+        freed += _size(path)[0]
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    return freed
