@@ -78,3 +78,14 @@ def test_clearing_one_part_deletes_only_what_tinyface_wrote(caches):
     assert not (faces / "faces.sqlite").exists()
     with FaceCache(faces) as cache:  # the next run starts a new one
         assert cache.count() == 0
+
+
+def test_a_damaged_face_cache_is_shown_and_can_be_cleared(tmp_path):
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    (faces / "faces.sqlite").write_bytes(b"not a database" * 100)
+    env = {"TINYFACE_CACHE": str(faces), "TINYFACE_NATIVE_CACHE": str(tmp_path / "n"), "TINYFACE_ISA_CACHE": str(tmp_path / "i")}
+    shown = run(env)
+    assert shown.returncode == 0 and "cannot read the face cache" in shown.stdout and "--clear faces" in shown.stdout
+    cleared = run(env, "--clear", "faces", "--yes")
+    assert cleared.returncode == 0 and not (faces / "faces.sqlite").exists()

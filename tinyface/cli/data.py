@@ -153,6 +153,8 @@ def cache(ctx, parts, yes, as_json):
         click.echo(f"{row['part']:<10} {_mb(row['bytes']):>10}  {row['files']:>7,} files  {row['folder']}")
         for kind, e in row.get("entries", {}).items():
             click.echo(f"  {kind:<10} {e['entries']:>9,} entries  {_mb(e['bytes']):>10}")
+        if row.get("damaged"):
+            click.echo(f"  {row['damaged']} (`tinyface data cache --clear faces --yes` deletes it)")
 
 
 def _mb(n: int) -> str:

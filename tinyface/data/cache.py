@@ -155,7 +155,10 @@ def cache_usage(face_cache_dir: str | Path) -> list[dict]:
         row = {"part": part, "folder": str(folder), "bytes": sum(b for b, _ in sizes),
                "files": sum(f for _, f in sizes)}
         if part == "faces":
-            row["entries"] = face_entries(face_cache_dir)
+            try:
+                row["entries"] = face_entries(face_cache_dir)
+            except DataError as exc:  # shown, and still clearable: a damaged cache is what --clear is for
+                row["entries"], row["damaged"] = {}, str(exc)
         out.append(row)
     return out
 
