@@ -83,7 +83,7 @@ DATASETS = {
     "celeba": DatasetSource(
         "https://github.com/matush97/faceRecognition/archive/",
         'CelebA (Liu, Luo, Wang and Tang, "Deep Learning Face Attributes in the Wild", ICCV 2015; '
-        "non-commercial research only), a subset of 6,300 photos", kind="photos"),
+        "non-commercial research only), a subset of 6,300 photos", kind="photos", people=True),
 }
 DATASET_URLS = {name: source.url for name, source in DATASETS.items()}  # unless --url or $TINYFACE_<NAME>_URL
 

@@ -220,3 +220,43 @@ def test_an_extra_set_says_how_to_use_it_and_on_what_terms(served):
     assert f"pins is ready in {dest}" in proc.stderr
     assert "--set 'extra.dirs=[\"pins\"]' --set extra.kind=photos" in proc.stderr and "research use only" in proc.stderr
     assert (dest / "images").is_dir()
+
+
+def _flat_archive(site: Path, src: Path, lines: list[str]) -> Path:
+    """CelebA's layout: the images in one folder, a file beside it naming each one's person."""
+    flat = site / "flat"
+    (flat / "repo-abc" / "Celeb").mkdir(parents=True, exist_ok=True)
+    for i, img in enumerate(sorted((src / "images").rglob("*.jpg"))):
+        (flat / "repo-abc" / "Celeb" / f"{i + 1:06d}.jpg").write_bytes(img.read_bytes())
+    (flat / "repo-abc" / "identity.txt").write_text("\n".join(lines) + "\n")
+    archive = site / "abc.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(flat / "repo-abc", arcname="repo-abc")
+    return archive
+
+
+def test_a_flat_set_is_put_in_one_folder_per_person_as_its_people_file_says(served):
+    from tinyface.data.fetch import fetch
+
+    # a header line, six images of two people, and a person whose image is not in this subset
+    lines = ["image identity"] + [f"{i:06d}.jpg {100 + (i - 1) // 3}" for i in range(1, 7)] + ["999999.jpg 7"]
+    archive = _flat_archive(served["site"], served["src"], lines)
+    manifest = make_manifest("celeba", served["site"], [], archive, "repo-abc/Celeb", people_file="repo-abc/identity.txt")
+    dest = fetch(manifest, f"{served['url']}/ok/", served["tmp"] / "celeba")
+    groups = {p.name: sorted(q.name for q in p.iterdir()) for p in (dest / "images").iterdir()}
+    assert groups == {"100": ["000001.jpg", "000002.jpg", "000003.jpg"], "101": ["000004.jpg", "000005.jpg", "000006.jpg"]}
+    assert not missing_or_changed(manifest, dest)  # the digest is of the grouped tree
+    assert sorted(load_dataset(dest).identities) == ["100", "101"]  # a dataset of people, as extra.people reads it
+
+
+def test_an_image_without_a_person_keeps_nothing(served):
+    from tinyface.data.fetch import fetch
+    from tinyface.errors import DownloadError
+
+    lines = [f"{i:06d}.jpg 100" for i in range(1, 6)]  # the sixth image has no person
+    archive = _flat_archive(served["site"], served["src"], lines)
+    manifest = make_manifest("celeba", served["site"], [], archive, "repo-abc/Celeb")  # the digest of the flat tree
+    manifest.people_file = "repo-abc/identity.txt"
+    with pytest.raises(DownloadError, match="1 images have no person in identity.txt"):
+        fetch(manifest, f"{served['url']}/ok/", served["tmp"] / "x" / "celeba")
+    assert not (served["tmp"] / "x").exists()

@@ -39,8 +39,8 @@ def fetch(ctx, name, url, dest, manifest, force, timeout_s):
     utkface   UTKFace's 23,707 aligned faces (non-commercial research only): extra chips
     pins      Pins: 17,534 photos of 105 people, one folder each (no licence stated: research
               only): extra photos, extra.kind = "photos"
-    celeba    a CelebA subset: 6,300 photos of 299 people (non-commercial research only):
-              extra photos, extra.kind = "photos"
+    celeba    a CelebA subset: 6,300 photos of 299 people, one folder each (non-commercial
+              research only): extra photos, extra.kind = "photos"
 
     Each extra set is a folder of one public repository at a pinned commit (GitHub's archive
     of the whole repository is downloaded: a few hundred MB). Nothing is kept unless every checksum

@@ -34,7 +34,10 @@ class Manifest:
     archive: str  # archive name, unpacked into images/
     archive_sha256: str | None  # None: not pinned (the tree digest still is)
     archive_root: str  # the folder inside the archive that holds one folder per person
-    images_tree_sha256: str  # tree_digest() of the unpacked images/
+    images_tree_sha256: str  # tree_digest() of the unpacked images/ (after grouping by people_file)
+    # a file inside the archive naming each image's person ("<image> <person>" per line, CelebA's
+    # identity_CelebA.txt): the images, which sit in one folder there, are put in one folder per person
+    people_file: str | None = None
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Manifest":
@@ -122,7 +125,7 @@ def missing_or_changed(manifest: Manifest, dest: str | os.PathLike, verify_image
 
 
 def make_manifest(name: str, files_dir: str | os.PathLike, file_names: list[str], archive: str | os.PathLike,
-                  archive_root: str) -> Manifest:
+                  archive_root: str, people_file: str | None = None) -> Manifest:
     """Build a manifest for files you host yourself (a mirror, or a test server).
 
     Args:
@@ -131,6 +134,8 @@ def make_manifest(name: str, files_dir: str | os.PathLike, file_names: list[str]
         file_names: the files to list with their sha256.
         archive: the .tar.gz holding ``archive_root/<person>/<image>``.
         archive_root: the folder inside the archive that holds one folder per person.
+        people_file: or, with the images in one folder, the file in the archive naming each
+            image's person (see group_by_person).
     """
     from tinyface.fsutil import sha256_file
 
@@ -139,12 +144,40 @@ def make_manifest(name: str, files_dir: str | os.PathLike, file_names: list[str]
     try:
         with tarfile.open(archive) as tar:
             tar.extractall(work, filter="data")
+        if people_file:
+            group_by_person(work / archive_root, work / people_file)
         tree = tree_digest(work / archive_root)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return Manifest(name=name, files={f: sha256_file(Path(files_dir) / f) for f in file_names},
                     archive=archive.name, archive_sha256=sha256_file(archive), archive_root=archive_root,
-                    images_tree_sha256=tree)
+                    images_tree_sha256=tree, people_file=people_file)
+
+
+def group_by_person(root: Path, people_file: Path) -> int:
+    """Move every image directly under ``root`` into ``root/<person>/`` as ``people_file`` says
+    (lines "<image> <person>"; lines that are not, such as a header, are skipped). Returns the
+    number of people.
+
+    Raises:
+        DownloadError: the file is missing, or an image of ``root`` has no person in it.
+    """
+    if not people_file.is_file():
+        raise DownloadError(f"the archive has no {people_file.name}", hint="nothing was kept")
+    person = {}
+    for line in people_file.read_text(encoding="utf-8", errors="replace").splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            person[parts[0]] = parts[1]
+    images = sorted(p for p in root.iterdir() if p.is_file())
+    unnamed = [p.name for p in images if p.name not in person]
+    if unnamed:
+        raise DownloadError(f"{len(unnamed)} images have no person in {people_file.name} (first: {unnamed[0]})",
+                            hint="nothing was kept")
+    for image in images:
+        (root / person[image.name]).mkdir(exist_ok=True)
+        image.rename(root / person[image.name] / image.name)
+    return len({person[p.name] for p in images})
 
 
 def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: Callable[[int], None] | None = None,
@@ -195,6 +228,8 @@ def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: 
         root = unpacked / manifest.archive_root
         if not root.is_dir():
             raise DownloadError(f"{manifest.archive} has no folder {manifest.archive_root!r}", hint="nothing was kept")
+        if manifest.people_file:
+            group_by_person(root, unpacked / manifest.people_file)
         got = tree_digest(root)
         if got != manifest.images_tree_sha256:
             raise DownloadError(f"the unpacked images do not match the manifest (tree sha256 {got[:16]}..., "
