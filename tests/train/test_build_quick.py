@@ -274,7 +274,9 @@ def test_quick_build_with_people_folders_the_identity_term_and_an_assistant(quic
     assert helper["model"] == "esp32s3" and helper["input_shape"] == [1, 80, 80, 1] and helper["weight"] == 0.5
     assert 0.5 < helper["val_pairs_accuracy"] <= 1 and 0.3 < helper["cosine_to_teacher_train"] < 1
     assert "Teaching assistant: `esp32s3`" in report
-    assert "teaching assistant" in (tmp_path / "run" / "MODEL_CARD.md").read_text()
+    card = (tmp_path / "run" / "MODEL_CARD.md").read_text()
+    assert "teaching assistant" in card
+    assert "extra faces for distillation (2 people in people folders, the rest without identities)" in card
     events = []
     again = pipeline.run_build(settings, get_preset("esp32"), tmp_path / "run", quick=True,
                                report_progress=lambda event, info: events.append((event, info)))

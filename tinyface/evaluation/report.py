@@ -678,7 +678,9 @@ def _extra_card_line(metrics: BuildMetrics, settings) -> str:
     from tinyface.config import DATASETS, FETCHABLE_EXTRA
 
     credits = [DATASETS[d].credit if d in FETCHABLE_EXTRA else f"`{d}`" for d in settings.extra.dirs]
-    return (f"- extra faces for distillation (no identities): {x['used']:,} of {x['found']:,} images from "
+    who = (f"{x['people']:,} people in people folders, the rest without identities" if x.get("people")
+           else "no identities")
+    return (f"- extra faces for distillation ({who}): {x['used']:,} of {x['found']:,} images from "
             f"{', '.join(credits)}; {x['too_close_to_test']:,} dropped as too close to a test person"
             + (f", {x['named_after_held_out_person']:,} as named after a validation or test person"
                if x.get("named_after_held_out_person") else ""))
