@@ -38,7 +38,11 @@ GOLDEN = {
     "Aaron_Peirsol/Aaron_Peirsol_0001.jpg": ("24fa5abb623dee3d", "773f022227e2037a", "1443f01e616b8d00"),
     "Adrien_Brody/Adrien_Brody_0002.jpg": ("c0548c87b2562152", "a741fcf954e69f17", "1016a33b81cf43bf"),
 }
-GOLDEN_DIGESTS = ("a5c7a357ad3a0e1f", "cbad7e4797e9902d")  # FaceSpec(): landmark_digest, crop_digest
+# FaceSpec(): landmark_digest, crop_digest. The crop digest changed once on purpose, when the
+# students' crops began to show the photo's edge past it (align.CROP_OUTSIDE; it was
+# "cbad7e4797e9902d"): every cached crop is cut again from its cached landmarks, once; a crop
+# inside its photo, as both above, keeps its bytes.
+GOLDEN_DIGESTS = ("a5c7a357ad3a0e1f", "9867d3364c0444e3")
 
 
 def _sha(arr: np.ndarray) -> str:
@@ -359,3 +363,20 @@ def test_evaluate_and_flash_enroll_name_the_huge_image(bomb, lfw_dir, tiny_bundl
                           stdin=subprocess.DEVNULL)
     assert proc.returncode == 15, proc.stderr[-2000:]
     assert "Aaron/scan.png (image too large (20000x20000 px = 400 megapixels; the limit is 200))" in proc.stderr
+
+
+def test_a_crop_past_the_photo_shows_black_or_the_photos_edge_and_one_inside_is_the_same(lfw_dir):
+    from tinyface.data.align import reaches_outside, chip_affine
+
+    rgb = read_image(lfw_dir / "images" / TRAIN_IMAGES[0])
+    box, truth = _truth(rgb)
+    inside = Alignment(truth, True, "detector")
+    assert not reaches_outside(chip_affine(inside, rgb.shape[:2], 64, 0.1), 64, rgb.shape[:2])
+    assert np.array_equal(cut_chip(rgb, inside, 64, 0.1, 1), cut_chip(rgb, inside, 64, 0.1, 1, outside="edge"))
+    tight = hard_faces.tight_crop(rgb, box, 0.85)
+    found = Aligner(upsample=1).detect(tight)
+    assert reaches_outside(chip_affine(found, tight.shape[:2], 64, 0.1), 64, tight.shape[:2])
+    black, edge = cut_chip(tight, found, 64, 0.1, 1), cut_chip(tight, found, 64, 0.1, 1, outside="edge")
+    assert (black == 0).mean() > 0.05 and (edge == 0).mean() < 0.01  # the border repeated, not black
+    with pytest.raises(ValueError, match="outside"):
+        cut_chip(rgb, inside, 64, 0.1, 1, outside="mirror")

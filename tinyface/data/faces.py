@@ -18,8 +18,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from tinyface.data.align import (ALIGNER_VERSION, FALLBACK, Aligner, Alignment, ChipAligner, cut_chip,
-                                 is_legacy_not_found)
+from tinyface.data.align import (ALIGNER_VERSION, CROP_OUTSIDE, FALLBACK, Aligner, Alignment, ChipAligner,
+                                 cut_chip, is_legacy_not_found)
 from tinyface.data.cache import FaceCache, content_hash, settings_digest
 from tinyface.data.dataset import ImageError, Skipped, read_image
 from tinyface.vectors import l2_normalize
@@ -89,7 +89,7 @@ class FaceSpec:
 
     def crop_digest(self) -> str:
         return settings_digest(aligner=self.aligner_id, upsample=self.detector_upsample,
-                               size=self.crop_size, channels=self.channels, padding=self.padding)
+                               size=self.crop_size, channels=self.channels, padding=self.padding, outside=CROP_OUTSIDE)
 
     def teacher_digest(self) -> str:
         from tinyface.teacher import TEACHER_VERSION
@@ -168,7 +168,7 @@ def _process(job) -> tuple[int, dict | str]:
     if landmarks is None:
         out["lmk"] = alignment.to_array()
     if need_crop:
-        out["crop"] = cut_chip(rgb, alignment, spec.crop_size, spec.padding, spec.channels)
+        out["crop"] = cut_chip(rgb, alignment, spec.crop_size, spec.padding, spec.channels, outside=CROP_OUTSIDE)
     if need_teacher:
         chip = cut_chip(rgb, alignment, spec.teacher_chip_size, spec.teacher_padding, 3)
         out["chips"] = {"plain": chip, "flip": chip[:, ::-1]} if spec.teacher_flip_average else {"plain": chip}
@@ -402,7 +402,7 @@ def _process_views(job) -> tuple[int, dict | str]:
     crops, chips = {}, {}
     for v in views:
         p = Perturbation.sample(view_seed(image_hash, v))
-        crops[v] = cut_chip(rgb, alignment, spec.crop_size, spec.padding, spec.channels, p)
+        crops[v] = cut_chip(rgb, alignment, spec.crop_size, spec.padding, spec.channels, p, outside=CROP_OUTSIDE)
         if v in teacher_views:
             chips[v] = cut_chip(rgb, alignment, spec.teacher_chip_size, spec.teacher_padding, 3, p)
     return index, {"crops": crops, "chips": chips}
