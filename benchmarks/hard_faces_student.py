@@ -91,7 +91,7 @@ def _count_lfw_changes(model: str) -> None:
     import numpy as np
 
     from tinyface.config import default_cache_dir, default_data_dir
-    from tinyface.data.align import Alignment, Perturbation, chip_affine, cut_chip, reaches_outside
+    from tinyface.data.align import Alignment, Perturbation, chip_matrix, cut_chip, reaches_outside
     from tinyface.data.cache import FaceCache, content_hash
     from tinyface.data.dataset import read_image
     from tinyface.data.faces import FaceSpec, view_seed
@@ -110,10 +110,9 @@ def _count_lfw_changes(model: str) -> None:
                 continue
             seen += 1
             alignment = Alignment.from_array(found[FaceCache.key("lmk", digest, h)])
-            base = chip_affine(alignment, LFW_SHAPE, size, padding)
             cuts = [None] + [Perturbation.sample(view_seed(h, v)) for v in range(3)]
-            outside_ones = [p for p in cuts if reaches_outside(
-                base if p is None else (p.matrix(size) @ np.vstack([base, [0, 0, 1]]))[:2], size, LFW_SHAPE)]
+            outside_ones = [p for p in cuts
+                            if reaches_outside(chip_matrix(alignment, LFW_SHAPE, size, padding, p), size, LFW_SHAPE)]
             if not outside_ones:
                 continue
             rgb = read_image(path)

@@ -85,12 +85,11 @@ DATASETS = {
         'CelebA (Liu, Luo, Wang and Tang, "Deep Learning Face Attributes in the Wild", ICCV 2015; '
         "non-commercial research only), a subset of 6,300 photos", kind="photos", people=True),
 }
-DATASET_URLS = {name: source.url for name, source in DATASETS.items()}  # unless --url or $TINYFACE_<NAME>_URL
 
 
 def dataset_url(name: str) -> str:
-    """The base URL of dataset ``name``: ``$TINYFACE_<NAME>_URL`` if set, else DATASET_URLS."""
-    return os.environ.get(f"TINYFACE_{name.upper()}_URL") or DATASET_URLS[name]
+    """The base URL of dataset ``name``: ``$TINYFACE_<NAME>_URL`` if set, else its DATASETS entry's."""
+    return os.environ.get(f"TINYFACE_{name.upper()}_URL") or DATASETS[name].url
 
 
 def dataset_dir(name: str) -> Path:
@@ -258,7 +257,7 @@ class DataSettings:
 
 
 EXTRA_KINDS = ("chips", "photos")  # extra.kind: see ExtraSettings
-FETCHABLE_EXTRA = tuple(n for n in DATASET_URLS if n != "lfw")  # names in extra.dirs meaning dataset_dir(name)
+FETCHABLE_EXTRA = tuple(n for n, source in DATASETS.items() if source.kind)  # names in extra.dirs meaning dataset_dir(name)
 
 
 @dataclass
@@ -318,14 +317,16 @@ class ExtraSettings:
         _check(len(self.people) == 1 or len(self.people) == len(self.dirs),
                "extra.people must be one value, or one per folder of extra.dirs", self.people)
         kinds, people = self.kinds(), self.people_folders()
-        for i, name in enumerate(self.dirs):  # a known set read the wrong way is garbage, silently
-            source = DATASETS.get(name)
-            if name in FETCHABLE_EXTRA and kinds[i] != source.kind:
+        for name, kind, has_people in zip(self.dirs, kinds, people):  # a known set read the wrong way is garbage
+            source = DATASETS[name] if name in FETCHABLE_EXTRA else None
+            if source is None:
+                continue
+            if kind != source.kind:
                 want = [DATASETS[d].kind if d in FETCHABLE_EXTRA else k for d, k in zip(self.dirs, kinds)]
                 _check(False, f"extra.kind for {name} must be {source.kind!r} (its images are "
                               f"{'face chips' if source.kind == 'chips' else 'photos'}): "
                               f"--set 'extra.kind={_toml_value(want)}'", self.kind)
-            if name in FETCHABLE_EXTRA and people[i] and not source.people:
+            if has_people and not source.people:
                 _check(False, f"extra.people cannot be true for {name}: its images are not in one folder per person",
                        self.people)
         _check(len(set(self.kind)) == 1 or not (self.views or self.mixes),

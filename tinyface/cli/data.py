@@ -142,7 +142,9 @@ def cache(ctx, parts, yes, as_json):
             if not click.confirm(f"delete {what}?", err=True):
                 click.echo("nothing deleted", err=True)
                 return
-        freed = {p: clear_cache(p, face_dir) for p in chosen}
+        for p in chosen:
+            clear_cache(p, face_dir)
+        freed = {p: usage[p]["bytes"] for p in chosen}
     rows = cache_usage(face_dir)
     if as_json:
         print_json({"parts": rows, "freed_bytes": freed})

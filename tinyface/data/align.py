@@ -578,17 +578,29 @@ OUTSIDE_FILLS = ("black", "edge")
 CROP_OUTSIDE = "edge"  # what the students' crops show past the photo (the teacher's chips: black; cut_chip)
 
 
+def chip_matrix(alignment: Alignment, shape: tuple[int, int], size: int, padding: float,
+                perturbation: Perturbation | None = None) -> np.ndarray:
+    """The 2x3 map from source pixels to a chip's pixels (chip_affine), perturbed if asked."""
+    matrix = chip_affine(alignment, shape, size, padding)
+    if perturbation is not None:
+        matrix = (perturbation.matrix(size) @ np.vstack([matrix, [0, 0, 1]]))[:2]
+    return matrix
+
+
 def chip_corners(matrix: np.ndarray, size: int) -> np.ndarray:
     """Where a chip's four corners lie in the source image: (2, 4) x, y (``matrix``: source -> chip)."""
     inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]
     return inverse @ np.array([[0, size, 0, size], [0, 0, size, size], [1, 1, 1, 1]], np.float64)
 
 
-def reaches_outside(matrix: np.ndarray, size: int, shape: tuple[int, int]) -> bool:
-    """Whether a chip samples pixels beyond the image (a bilinear pixel's reach included)."""
-    corners = chip_corners(matrix, size)
+def _beyond(corners: np.ndarray, shape: tuple[int, int]) -> bool:
     h, w = shape
     return bool(corners[0].min() < 1 or corners[1].min() < 1 or corners[0].max() > w - 2 or corners[1].max() > h - 2)
+
+
+def reaches_outside(matrix: np.ndarray, size: int, shape: tuple[int, int]) -> bool:
+    """Whether a chip samples pixels beyond the image (a bilinear pixel's reach included)."""
+    return _beyond(chip_corners(matrix, size), shape)
 
 
 def cut_chip(rgb: np.ndarray, alignment: Alignment, size: int, padding: float, channels: int = 3,
@@ -614,17 +626,15 @@ def cut_chip(rgb: np.ndarray, alignment: Alignment, size: int, padding: float, c
 
     if alignment.method != "chip" and underexposed(rgb, alignment):  # never true of an LFW photo
         rgb = brighten(rgb)
-    matrix = chip_affine(alignment, rgb.shape[:2], size, padding)
-    if perturbation is not None:
-        matrix = (perturbation.matrix(size) @ np.vstack([matrix, [0, 0, 1]]))[:2]
-    if outside == "edge" and reaches_outside(matrix, size, rgb.shape[:2]):
-        corners = chip_corners(matrix, size)
+    if outside not in OUTSIDE_FILLS:
+        raise ValueError(f"outside must be one of {OUTSIDE_FILLS}, got {outside!r}")
+    matrix = chip_matrix(alignment, rgb.shape[:2], size, padding, perturbation)
+    corners = chip_corners(matrix, size) if outside == "edge" else None
+    if corners is not None and _beyond(corners, rgb.shape[:2]):
         h, w = rgb.shape[:2]
         m = int(math.ceil(max(0.0, -corners.min(), corners[0].max() - w, corners[1].max() - h))) + 2
         rgb = np.pad(rgb, ((m, m), (m, m), (0, 0)), mode="edge")
         matrix = matrix @ np.array([[1.0, 0, -m], [0, 1.0, -m], [0, 0, 1]])  # source pixels moved by m
-    elif outside not in OUTSIDE_FILLS:
-        raise ValueError(f"outside must be one of {OUTSIDE_FILLS}, got {outside!r}")
     scale = math.sqrt(abs(np.linalg.det(matrix[:, :2])))  # chip pixels per source pixel
     img = Image.fromarray(rgb)
     pre = 1.0

@@ -115,7 +115,7 @@ def _part_paths(part: str, face_cache_dir: Path) -> tuple[Path, list[Path]]:
 def _size(path: Path) -> tuple[int, int]:
     """(bytes, files) under ``path`` (a file or a folder; links are not followed)."""
     if path.is_symlink() or path.is_file():
-        return (path.lstat().st_size if path.exists() or path.is_symlink() else 0), 1
+        return path.lstat().st_size, 1
     if not path.is_dir():
         return 0, 0
     total, files = 0, 0
@@ -163,17 +163,14 @@ def cache_usage(face_cache_dir: str | Path) -> list[dict]:
     return out
 
 
-def clear_cache(part: str, face_cache_dir: str | Path) -> int:
-    """Delete ``part`` of the cache (one of CACHE_PARTS); returns the bytes freed. Only what
-    tinyface wrote goes; the folders themselves stay."""
+def clear_cache(part: str, face_cache_dir: str | Path) -> None:
+    """Delete ``part`` of the cache (one of CACHE_PARTS; cache_usage says how big it is). Only
+    what tinyface wrote goes; the folders themselves stay."""
     import shutil
 
-    folder, items = _part_paths(part, Path(face_cache_dir).expanduser())
-    freed = 0
+    _, items = _part_paths(part, Path(face_cache_dir).expanduser())
     for path in items:
-        freed += _size(path)[0]
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
         else:
             path.unlink(missing_ok=True)
-    return freed

@@ -154,10 +154,9 @@ def make_manifest(name: str, files_dir: str | os.PathLike, file_names: list[str]
                     images_tree_sha256=tree, people_file=people_file)
 
 
-def group_by_person(root: Path, people_file: Path) -> int:
+def group_by_person(root: Path, people_file: Path) -> None:
     """Move every image directly under ``root`` into ``root/<person>/`` as ``people_file`` says
-    (lines "<image> <person>"; lines that are not, such as a header, are skipped). Returns the
-    number of people.
+    (lines "<image> <person>"; lines that are not, such as a header, are skipped).
 
     Raises:
         DownloadError: the file is missing, or an image of ``root`` has no person in it.
@@ -177,7 +176,6 @@ def group_by_person(root: Path, people_file: Path) -> int:
     for image in images:
         (root / person[image.name]).mkdir(exist_ok=True)
         image.rename(root / person[image.name] / image.name)
-    return len({person[p.name] for p in images})
 
 
 def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: Callable[[int], None] | None = None,
