@@ -122,7 +122,8 @@ def _count_lfw_changes(model: str) -> None:
                 changed += differs and p is None
                 views_changed += differs and p is not None
     if not seen:
-        print("LFW: no landmarks in the face cache (run a build first) to count the crops the fill changes")
+        print(f"LFW: no images in {default_data_dir()} with landmarks in the face cache (set TINYFACE_DATA, run a "
+              "build first) to count the crops the fill changes")
         return
     print(f"LFW: {changed:,} of {seen:,} student crops and {views_changed:,} of {3 * seen:,} teacher views' crops "
           f"differ between black and edge past the photo (landmarks from the face cache)")
