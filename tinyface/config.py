@@ -290,6 +290,9 @@ class ExtraSettings:
             is about dlib's 0.46; its same-person threshold 0.6 is about 0.43 here). The one
             use of test images before the final evaluation; it steers nothing else.
             docs/data.md says how 0.33 was chosen (on training people, not test ones).
+        filter_validation: the same filter against every image of the validation people too, so
+            that validation pairs, like test pairs, have no extra face that close: validation
+            then reads as the test does (docs/model.md, "Why validation scores above the test").
     """
 
     dirs: list = field(default_factory=list)
@@ -300,6 +303,7 @@ class ExtraSettings:
     views: int = 0
     mixes: int = 0
     max_test_distance: float = 0.33
+    filter_validation: bool = False
 
     def validate(self) -> None:
         _check(all(isinstance(d, str) and d for d in self.dirs), "extra.dirs must be a list of folder names",
@@ -337,6 +341,8 @@ class ExtraSettings:
         _check(0 <= self.mixes <= 64, "extra.mixes must be in [0, 64]", self.mixes)
         _check(0.0 <= self.max_test_distance <= 2.0, "extra.max_test_distance must be in [0, 2]",
                self.max_test_distance)
+        _check(isinstance(self.filter_validation, bool), "extra.filter_validation must be true or false",
+               self.filter_validation)
 
     def kinds(self) -> list[str]:
         """The kind of every folder of ``dirs``."""

@@ -144,6 +144,14 @@ def test_chips_are_labelled_and_the_filter_drops_a_test_face(lfw_dir, tmp_path):
         more = load_extra_faces(s2, spec, cache, np.zeros((0, 128), np.float32))
         assert more.counts["used"] == 6 and more.views[0].shape == (6, 1, 48, 48, 1)
         assert more.mixes[0].shape == (6, 48, 48, 1) and more.counts["mixes"] == 6
+        # filter_validation: the same distance against validation images; a face near both counts once, as test
+        val = prepare_faces(photos[5:6], spec, cache, workers=1)
+        both = load_extra_faces(s, spec, cache, test.teacher, validation_teacher=np.concatenate([val.teacher, test.teacher]))
+        assert both.counts["too_close_to_test"] == got.counts["too_close_to_test"]
+        assert both.counts["too_close_to_validation"] >= 1 and "5.jpg" not in {p.name for p in both.paths}
+        assert both.counts["used"] == kept - both.counts["too_close_to_validation"]
+        assert (nearest_distances(both.teacher, val.teacher) >= s.extra.max_test_distance).all()
+        assert "too_close_to_validation" not in got.counts
         # a limit takes a seeded sample
         few = load_extra_faces(_settings(tmp_path, dirs=[str(tmp_path / "chips")], limit=4), spec, cache,
                                np.zeros((0, 128), np.float32))

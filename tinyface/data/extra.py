@@ -7,7 +7,9 @@ faces"). They never serve validation, a threshold or the test.
 The contamination filter is the one use of the test people's images before the final
 evaluation: an extra face whose teacher embedding lies closer than
 ``extra.max_test_distance`` to any image of a test person is dropped, so a test person's
-photo (or a near copy) is never trained on. It steers nothing else. Sets whose folders are
+photo (or a near copy) is never trained on. It steers nothing else. With
+``extra.filter_validation`` the same distance also drops faces near an image of a validation
+person, so that validation pairs, like test pairs, have no extra face that close. Sets whose folders are
 people (Pins: ``pins_Tom Cruise/``) are also filtered by name: a face in a folder named after a
 validation or test person of LFW is dropped, whatever its distance (the name filter; validation
 people too, so that validation stays a fair stand-in for the test).
@@ -114,12 +116,13 @@ def nearest_distances(queries: np.ndarray, references: np.ndarray, chunk: int = 
 def load_extra_faces(settings, spec, cache, test_teacher: np.ndarray,
                      progress: Callable[[int], None] | None = None,
                      step: Callable[[str, int], None] | None = None,
-                     held_out_people=()) -> ExtraFaces | None:
+                     held_out_people=(), validation_teacher: np.ndarray | None = None) -> ExtraFaces | None:
     """Prepare ``settings.extra``'s faces for distillation: cut the student's crops and the
     teacher's embeddings (cached like LFW's), drop the unreadable ones, those with no face,
     those in a folder named after one of ``held_out_people`` (LFW's validation and test
     people) and those too close to a test person (``test_teacher``: teacher embeddings of
-    every image of the test people), then make the views and mixes the settings ask for.
+    every image of the test people) or, given ``validation_teacher``, to a validation image,
+    then make the views and mixes the settings ask for.
 
     Returns None when ``extra.dirs`` is empty.
 
@@ -160,15 +163,18 @@ def load_extra_faces(settings, spec, cache, test_teacher: np.ndarray,
     usable = ok & detected
     named = named_after(images, held_out_people) & usable
     candidates = np.flatnonzero(usable & ~named)
-    distances = nearest_distances(teacher[candidates], test_teacher)
-    clean = distances >= x.max_test_distance
-    keep = candidates[clean]
+    clean = nearest_distances(teacher[candidates], test_teacher) >= x.max_test_distance
     counts = {
         "found": found, "sampled": len(images), "unreadable": int((~ok).sum()),
         "no_face": int((ok & ~detected).sum()), "named_after_held_out_person": int(named.sum()),
-        "too_close_to_test": int((~clean).sum()), "used": int(len(keep)),
-        "max_test_distance": x.max_test_distance, "kind": "/".join(sorted(specs)),
+        "too_close_to_test": int((~clean).sum()),
     }
+    if validation_teacher is not None:  # a face near both counts as near the test
+        near_val = nearest_distances(teacher[candidates], validation_teacher) < x.max_test_distance
+        counts["too_close_to_validation"] = int((near_val & clean).sum())
+        clean &= ~near_val
+    keep = candidates[clean]
+    counts.update({"used": int(len(keep)), "max_test_distance": x.max_test_distance, "kind": "/".join(sorted(specs))})
     out = ExtraFaces(crops[keep], teacher[keep], [images[i] for i in keep],
                      [person_of[images[i]] for i in keep], counts=counts)
     named_people = {person for person in out.identities if person is not None}

@@ -229,7 +229,15 @@ def extra_faces_lines(metrics: BuildMetrics) -> list[str]:
     return [f"Extra faces ({what}; {x['kind']}): {x['found']:,} found, "
             f"{x['sampled']:,} taken, {x['unreadable']:,} unreadable, {x['no_face']:,} without a face found, {named}"
             f"{x['too_close_to_test']:,} dropped by the contamination filter (teacher distance < "
-            f"{x['max_test_distance']} to an image of a test person), **{x['used']:,} used**{people}{more}.", ""]
+            f"{x['max_test_distance']} to an image of a test person{_near_validation(x)}), **{x['used']:,} used**"
+            f"{people}{more}.", ""]
+
+
+def _near_validation(x: dict) -> str:
+    """The filter's count against validation images (extra.filter_validation), if it ran."""
+    n = x.get("too_close_to_validation")
+    return "" if n is None else f"; {n:,} more within it of a validation image"
+
 
 
 def assistant_lines(metrics: BuildMetrics) -> list[str]:

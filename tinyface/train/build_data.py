@@ -169,7 +169,8 @@ def load_build_data(settings, quick: bool = False, progress=None, step=None) -> 
                                       _test_people_teacher(dataset, split.test_people, spec, settings, progress,
                                                            step),
                                       progress, step,
-                                      held_out_people=set(split.test_people) | {im.identity for im in split.val})
+                                      held_out_people=set(split.test_people) | {im.identity for im in split.val},
+                                      validation_teacher=val.teacher if settings.extra.filter_validation else None)
     data.stats = {
         "train_images": len(train.labels), "train_people": len(set(train.labels)),
         "val_images": len(val.labels), "val_people": len(set(val.labels)),
