@@ -425,6 +425,11 @@ class DistillSettings:
         alpha: weight of identity-classification distillation (Hinton); 0 = off.
         temperature: softmax temperature of that classification distillation.
         augment: flip, small shifts and rotations, brightness and contrast during training.
+        light_augment: the share of training samples (with augment) the student sees badly lit,
+            half of them very dark and then brightened as the pipeline brightens underexposed
+            faces (crushed, posterised, noisy), half lit from one side; the target stays the
+            teacher's embedding of the well-lit face. For users' dark photos (docs/model.md,
+            "Badly lit faces"). 0 = off.
         teacher_views: perturbed views of every training image (mirror, rotation, scale,
             shift), each with the teacher's embedding *of that view*, so the student and the
             teacher always see the same image (consistent teaching). One-time cost: about
@@ -470,6 +475,7 @@ class DistillSettings:
     alpha: float = 0.0
     temperature: float = 4.0
     augment: bool = True
+    light_augment: float = 0.0
     search_trials: int = 0
     teacher_views: int = 0
     teacher_mixes: int = 0
@@ -497,6 +503,7 @@ class DistillSettings:
         _check(0.0 <= self.target_smoothing <= 1.0, "distill.target_smoothing must be in [0, 1]", self.target_smoothing)
         _check(0.0 <= self.alpha <= 1.0, "distill.alpha must be in [0, 1]", self.alpha)
         _check(self.temperature > 0, "distill.temperature must be > 0", self.temperature)
+        _check(0.0 <= self.light_augment <= 1.0, "distill.light_augment must be in [0, 1]", self.light_augment)
         _check(0 <= self.search_trials <= 1000, "distill.search_trials must be in [0, 1000]", self.search_trials)
 
 

@@ -146,7 +146,8 @@ def test_chips_are_labelled_and_the_filter_drops_a_test_face(lfw_dir, tmp_path):
         assert more.mixes[0].shape == (6, 48, 48, 1) and more.counts["mixes"] == 6
         # filter_validation: the same distance against validation images; a face near both counts once, as test
         val = prepare_faces(photos[5:6], spec, cache, workers=1)
-        both = load_extra_faces(s, spec, cache, test.teacher, validation_teacher=np.concatenate([val.teacher, test.teacher]))
+        both = load_extra_faces(s, spec, cache, test.teacher,
+                                validation_teacher=np.concatenate([val.teacher, test.teacher]))
         assert both.counts["too_close_to_test"] == got.counts["too_close_to_test"]
         assert both.counts["too_close_to_validation"] >= 1 and "5.jpg" not in {p.name for p in both.paths}
         assert both.counts["used"] == kept - both.counts["too_close_to_validation"]

@@ -171,7 +171,7 @@ def nearest_partners(targets: np.ndarray, pool: np.ndarray, k: int, chunk: int =
 
 
 def make_dataset(x_uint8: np.ndarray, targets: np.ndarray, batch_size: int, augment: bool | str, seed: int,
-                 shuffle: bool, partners: np.ndarray | None = None):
+                 shuffle: bool, partners: np.ndarray | None = None, light: float = 0.0):
     """A tf.data pipeline: uint8 crops -> [-1, 1) floats (augmented), teacher targets.
 
     Reproducible for a given ``seed``: the shuffle is seeded, and every batch's augmentation is
@@ -181,6 +181,8 @@ def make_dataset(x_uint8: np.ndarray, targets: np.ndarray, batch_size: int, augm
     ``partners`` (training only; (N, K) row indices, see nearest_partners): every batch is
     ``batch_size // 2`` shuffled anchors followed by one of each anchor's K partners, drawn
     from the batch's seed; an epoch has as many batches as without partners.
+
+    ``light`` (with ``augment``): the share of samples badly lit (see relight).
     """
     import tensorflow as tf
 
@@ -199,7 +201,7 @@ def make_dataset(x_uint8: np.ndarray, targets: np.ndarray, batch_size: int, augm
         x, t = batch
         x = (tf.cast(x, tf.float32) - 128.0) / 128.0
         if augment:
-            x = _augment(x, size, batch_seed, geometric=augment != "photometric")
+            x = _augment(x, size, batch_seed, geometric=augment != "photometric", light=light)
         return x, t
 
     return ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
@@ -233,17 +235,56 @@ def _uniform(shape, low, high, batch_seed, k: int):
     return tf.random.stateless_uniform(shape, tf.stack([batch_seed, tf.constant(k, tf.int64)]), low, high)
 
 
-def _augment(x, size, batch_seed, geometric: bool = True):
+def _augment(x, size, batch_seed, geometric: bool = True, light: float = 0.0):
     import tensorflow as tf
 
     n = tf.shape(x)[0]
     if geometric:
         x = _geometric(x, size, batch_seed)
+    if light > 0:
+        x = relight(x, size, batch_seed, light)
     brightness = _uniform([n, 1, 1, 1], -0.15, 0.15, batch_seed, 0)
     contrast = _uniform([n, 1, 1, 1], 0.75, 1.25, batch_seed, 1)
     mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
     x = (x - mean) * contrast + mean + brightness
     return tf.clip_by_value(x, -1.0, 127.0 / 128.0)
+
+
+def relight(x, size, batch_seed, share: float):
+    """Badly lit faces from well-lit ones (``x``: a batch in [-1, 1)): a ``share / 2`` of the
+    samples very dark, a ``share / 2`` lit from one side, the rest untouched.
+
+    Very dark, as the pipeline delivers such a face (tinyface.data.align.brighten): gain 0.08-0.35
+    and gamma 1.4-2.4 crush the light, sensor noise of 0.5-2.5 grey levels, rounding to the
+    few grey levels left, then one gain that brings the brightest pixel to 0.8-1.0 (brighten's
+    gain: the noise and the steps come up with the face). Side light: brightness falls along a
+    random direction across the crop to 0.1-0.6 of the lit side, gamma 1.0-1.6 (the pipeline
+    does not correct it). Draws come from the batch's seed, as every augmentation's do.
+    """
+    import tensorflow as tf
+
+    shape = tf.shape(x)
+    n = shape[0]
+    v = (x + 1.0) / 2.0
+    pick = _uniform([n, 1, 1, 1], 0.0, 1.0, batch_seed, 10)
+    noise = tf.random.stateless_normal(shape, tf.stack([batch_seed, tf.constant(11, tf.int64)]))
+    # very dark, then brightened
+    gain = _uniform([n, 1, 1, 1], 0.08, 0.35, batch_seed, 12)
+    gamma = _uniform([n, 1, 1, 1], 1.4, 2.4, batch_seed, 13)
+    sigma = _uniform([n, 1, 1, 1], 0.5, 2.5, batch_seed, 14)
+    levels = tf.clip_by_value(tf.round(255.0 * gain * tf.pow(v, gamma) + sigma * noise), 0.0, 255.0)
+    top = _uniform([n, 1, 1, 1], 0.8, 1.0, batch_seed, 15)
+    dark = levels * top / tf.maximum(tf.reduce_max(levels, axis=[1, 2, 3], keepdims=True), 1.0)
+    # light from one side
+    angle = _uniform([n, 1, 1, 1], 0.0, 2.0 * math.pi, batch_seed, 16)
+    floor = _uniform([n, 1, 1, 1], 0.1, 0.6, batch_seed, 17)
+    side_gamma = _uniform([n, 1, 1, 1], 1.0, 1.6, batch_seed, 18)
+    grid = (tf.range(size, dtype=tf.float32) - (size - 1) / 2.0) / size  # -0.5 .. 0.5
+    along = tf.cos(angle) * grid[None, None, :, None] + tf.sin(angle) * grid[None, :, None, None]
+    ramp = 1.0 - (1.0 - floor) * tf.clip_by_value(along + 0.5, 0.0, 1.0)
+    side = tf.clip_by_value(tf.pow(v * ramp, side_gamma) + 0.5 / 255.0 * sigma * noise, 0.0, 1.0)
+    out = tf.where(pick < share / 2, dark, tf.where(pick < share, side, v))
+    return out * 2.0 - 1.0
 
 
 def _geometric(x, size, batch_seed):
@@ -275,7 +316,7 @@ class TrainResult:
 
 def fit(model, x_train, t_train, x_val, t_val, epochs: int, batch_size: int, learning_rate: float, loss,
         augment: bool | str = True, seed: int = 0, callbacks=(), on_epoch=None, warmup_epochs: int = 1,
-        on_progress=None, partners: np.ndarray | None = None) -> TrainResult:
+        on_progress=None, partners: np.ndarray | None = None, light: float = 0.0) -> TrainResult:
     """Train ``model`` (embedding output) on teacher targets with cosine-decayed Adam.
 
     ``on_epoch(epoch, logs)`` is called after every epoch, ``on_progress(epochs)`` after every
@@ -300,7 +341,7 @@ def fit(model, x_train, t_train, x_val, t_val, epochs: int, batch_size: int, lea
 
     seed_everything(seed)
     model.compile(optimizer=keras.optimizers.Adam(Schedule()), loss=loss)
-    train = make_dataset(x_train, t_train, batch_size, augment, seed, shuffle=True, partners=partners)
+    train = make_dataset(x_train, t_train, batch_size, augment, seed, shuffle=True, partners=partners, light=light)
     val = make_dataset(x_val, t_val, 256, False, seed, shuffle=False) if x_val is not None and len(x_val) else None
     cbs = list(callbacks)
     if on_epoch:

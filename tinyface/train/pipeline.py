@@ -156,6 +156,7 @@ class _TrainingSet:
     val_targets: np.ndarray
     originals: np.ndarray
     neighbours: int = 0
+    light: float = 0.0  # distill.light_augment, with augment
     identity_weight: float = 0.0
     identity_margin: float = 0.2
     identities: np.ndarray | None = None  # per row: its person's index, -1 none (distill.identity_weight)
@@ -272,7 +273,7 @@ def _training_set(data, ds) -> _TrainingSet:
     x_train, t_train, augment, originals = distill.training_set(data, center, ds.target_smoothing)
     out = _TrainingSet(x_train, t_train, augment if ds.augment else False,
                        distill.center_targets(data.val.teacher, center), originals, ds.neighbours,
-                       ds.identity_weight, ds.identity_margin)
+                       ds.identity_weight, ds.identity_margin, ds.light_augment if ds.augment else 0.0)
     if ds.identity_weight > 0:
         out.identities, out.people = distill.training_identities(data, t_train)
         if not len(out.people):
@@ -344,7 +345,8 @@ def _distill(stages: Stages, settings, data, training: _TrainingSet, data_fp: st
         model, _ = student.build_student(s.arch, input_shape, s.embedding_dim, s.width)
         hist = distill.fit(model, training.x, training.y, data.val.crops, training.val_y,
                            ds.epochs, ds.batch_size, lr, training.loss(weights, centroids),
-                           augment=training.augment, seed=d.seed, on_epoch=_epoch_events(stages.notify),
+                           augment=training.augment, light=training.light, seed=d.seed,
+                           on_epoch=_epoch_events(stages.notify),
                            on_progress=_batch_events(stages.notify), partners=training.partners())
         save_keras(model, st.path("student.keras"))
         write_json(st.path("history.json"), {"history": hist.history, "search": search,
@@ -374,7 +376,8 @@ def _prune(stages: Stages, settings, data, training: _TrainingSet, float_model, 
         weights = distill.LossWeights(ds.cosine_weight, ds.relation_weight, 0.0, ds.temperature)
         hist = distill.fit(wrapped, training.x, training.y, data.val.crops, training.val_y,
                            pr.epochs, ds.batch_size, ds.learning_rate * 0.1, training.loss(weights),
-                           augment=training.augment, seed=d.seed + 1, callbacks=prune.pruning_callbacks(),
+                           augment=training.augment, light=training.light, seed=d.seed + 1,
+                           callbacks=prune.pruning_callbacks(),
                            warmup_epochs=0, on_epoch=_epoch_events(stages.notify),
                            on_progress=_batch_events(stages.notify), partners=training.partners())
         pruned = prune.strip(wrapped)
@@ -469,6 +472,7 @@ def _qat(model, training: _TrainingSet, settings, calib, prune_preserving: bool,
     weights = distill.LossWeights(ds.cosine_weight, ds.relation_weight, 0.0, ds.temperature)
     distill.fit(qat_model, training.x, training.y, None, None, settings.quantize.qat_epochs,
                 ds.batch_size, ds.learning_rate * 0.05, training.loss(weights), augment=training.augment,
+                light=training.light,
                 seed=settings.data.seed + 2, warmup_epochs=0,
                 on_epoch=_epoch_events(notify), on_progress=_batch_events(notify), partners=training.partners())
     return quantize.convert_int8(qat_model, calib)
