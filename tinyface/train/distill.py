@@ -255,9 +255,10 @@ def relight(x, size, batch_seed, share: float):
     samples very dark, a ``share / 2`` lit from one side, the rest untouched.
 
     Very dark, as the pipeline delivers such a face (tinyface.data.align.brighten): gain 0.08-0.35
-    and gamma 1.4-2.4 crush the light, sensor noise of 0.5-2.5 grey levels, rounding to the
-    few grey levels left, then one gain that brings the brightest pixel to 0.8-1.0 (brighten's
-    gain: the noise and the steps come up with the face). Side light: brightness falls along a
+    and gamma 1.4-2.4 crush the light, sensor noise of 0.2-1 grey levels (a photo's noise,
+    smoothed and averaged down to the crop), rounding to the few grey levels left, then one gain
+    that brings the brightest pixel to 0.8-1.0 (brighten's gain: the noise and the steps come up
+    with the face). Side light: brightness falls along a
     random direction across the crop to 0.1-0.6 of the lit side, gamma 1.0-1.6 (the pipeline
     does not correct it). Draws come from the batch's seed, as every augmentation's do.
     """
@@ -271,7 +272,7 @@ def relight(x, size, batch_seed, share: float):
     # very dark, then brightened
     gain = _uniform([n, 1, 1, 1], 0.08, 0.35, batch_seed, 12)
     gamma = _uniform([n, 1, 1, 1], 1.4, 2.4, batch_seed, 13)
-    sigma = _uniform([n, 1, 1, 1], 0.5, 2.5, batch_seed, 14)
+    sigma = _uniform([n, 1, 1, 1], 0.2, 1.0, batch_seed, 14)
     levels = tf.clip_by_value(tf.round(255.0 * gain * tf.pow(v, gamma) + sigma * noise), 0.0, 255.0)
     top = _uniform([n, 1, 1, 1], 0.8, 1.0, batch_seed, 15)
     dark = levels * top / tf.maximum(tf.reduce_max(levels, axis=[1, 2, 3], keepdims=True), 1.0)
