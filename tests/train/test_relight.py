@@ -49,3 +49,11 @@ def test_light_augment_is_a_share():
     assert config.load(overrides={"distill": {"light_augment": 0.2}}).distill.light_augment == 0.2
     with pytest.raises(config.ConfigError, match="distill.light_augment must be in"):
         config.load(overrides={"distill": {"light_augment": 1.5}})
+
+
+def test_the_model_card_says_the_faces_were_relit():
+    from tinyface.evaluation.report import _training_data_line
+
+    ds = config.load(overrides={"distill": {"light_augment": 0.2, "teacher_views": 3}}).distill
+    assert "20% of the samples seen very dark (then brightened) or lit from one side" in _training_data_line(ds)
+    assert "very dark" not in _training_data_line(config.load().distill)

@@ -701,7 +701,9 @@ def _training_data_line(ds) -> str:
         extra.append(f"{ds.teacher_views} perturbed views of each (mirror, rotation, scale, shift)")
     if ds.teacher_mixes:
         extra.append(f"{ds.teacher_mixes} blend(s) of each with a face of another person")
+    light = (f"; {ds.light_augment:.0%} of the samples seen very dark (then brightened) or lit from one side"
+             if ds.augment and ds.light_augment else "")
     if not extra:
-        return "with flip/shift/rotation/brightness/contrast augmentation"
+        return "with flip/shift/rotation/brightness/contrast augmentation" + light
     return ("over the training images plus " + " and ".join(extra) + ", each with the teacher's embedding of "
-            "that very image, and brightness/contrast augmentation")
+            "that very image, and brightness/contrast augmentation" + light)
