@@ -15,10 +15,13 @@ AUC and TAR at FAR 1e-2 / 1e-3.
 the two on the same model. The script also counts the LFW images whose student crop differs
 between the two fills (from the landmarks in the face cache, so after a build).
 
-A caveat: the sets are made from LFW *training* people (hard_faces.py never touches a test
-person), whose untouched photos the released students were distilled on. The untouched row
-is therefore optimistic, and the drops from it are upper bounds of what the same conditions
-cost on unseen people; the teacher's figures (hard_faces.py) have no such bias.
+A caveat: by default the sets are made from LFW *training* people (hard_faces.py never touches
+a test person), whose untouched photos the released students were distilled on. The untouched
+row is then optimistic, and the drops from it are upper bounds of what the same conditions
+cost on unseen people; the teacher's figures (hard_faces.py) have no such bias. Sets made with
+``hard_faces.py --validation`` hold the builds' validation people, whom no student trains on:
+read a student trained on badly lit faces (distill.light_augment) there, since it has seen
+its training people's photos darkened.
 """
 
 from __future__ import annotations
