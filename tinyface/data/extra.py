@@ -9,10 +9,10 @@ evaluation: an extra face whose teacher embedding lies closer than
 ``extra.max_test_distance`` to any image of a test person is dropped, so a test person's
 photo (or a near copy) is never trained on. It steers nothing else. With
 ``extra.filter_validation`` the same distance also drops faces near an image of a validation
-person, so that validation pairs, like test pairs, have no extra face that close. Sets whose folders are
-people (Pins: ``pins_Tom Cruise/``) are also filtered by name: a face in a folder named after a
-validation or test person of LFW is dropped, whatever its distance (the name filter; validation
-people too, so that validation stays a fair stand-in for the test).
+person, so that validation pairs, like test pairs, have no extra face that close. Sets whose
+folders are people (Pins: ``pins_Tom Cruise/``) are also filtered by name: a face in a folder
+named after a validation or test person of LFW is dropped, whatever its distance (the name
+filter; validation people too, so that validation stays a fair stand-in for the test).
 """
 
 from __future__ import annotations
@@ -163,18 +163,19 @@ def load_extra_faces(settings, spec, cache, test_teacher: np.ndarray,
     usable = ok & detected
     named = named_after(images, held_out_people) & usable
     candidates = np.flatnonzero(usable & ~named)
-    clean = nearest_distances(teacher[candidates], test_teacher) >= x.max_test_distance
+    candidate_teacher = teacher[candidates]
+    clean = nearest_distances(candidate_teacher, test_teacher) >= x.max_test_distance
     counts = {
         "found": found, "sampled": len(images), "unreadable": int((~ok).sum()),
         "no_face": int((ok & ~detected).sum()), "named_after_held_out_person": int(named.sum()),
         "too_close_to_test": int((~clean).sum()),
     }
     if validation_teacher is not None:  # a face near both counts as near the test
-        near_val = nearest_distances(teacher[candidates], validation_teacher) < x.max_test_distance
+        near_val = nearest_distances(candidate_teacher, validation_teacher) < x.max_test_distance
         counts["too_close_to_validation"] = int((near_val & clean).sum())
         clean &= ~near_val
     keep = candidates[clean]
-    counts.update({"used": int(len(keep)), "max_test_distance": x.max_test_distance, "kind": "/".join(sorted(specs))})
+    counts.update(used=int(len(keep)), max_test_distance=x.max_test_distance, kind="/".join(sorted(specs)))
     out = ExtraFaces(crops[keep], teacher[keep], [images[i] for i in keep],
                      [person_of[images[i]] for i in keep], counts=counts)
     named_people = {person for person in out.identities if person is not None}

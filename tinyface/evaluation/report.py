@@ -239,7 +239,6 @@ def _near_validation(x: dict) -> str:
     return "" if n is None else f"; {n:,} more within it of a validation image"
 
 
-
 def assistant_lines(metrics: BuildMetrics) -> list[str]:
     """The teaching assistant (distill.assistant) the targets were blended with, in one paragraph."""
     a = (metrics.data or {}).get("assistant")

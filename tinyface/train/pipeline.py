@@ -156,7 +156,7 @@ class _TrainingSet:
     val_targets: np.ndarray
     originals: np.ndarray
     neighbours: int = 0
-    light: float = 0.0  # distill.light_augment, with augment
+    light: float = 0.0  # distill.light_augment (make_dataset applies it only with augment)
     identity_weight: float = 0.0
     identity_margin: float = 0.2
     identities: np.ndarray | None = None  # per row: its person's index, -1 none (distill.identity_weight)
@@ -273,7 +273,7 @@ def _training_set(data, ds) -> _TrainingSet:
     x_train, t_train, augment, originals = distill.training_set(data, center, ds.target_smoothing)
     out = _TrainingSet(x_train, t_train, augment if ds.augment else False,
                        distill.center_targets(data.val.teacher, center), originals, ds.neighbours,
-                       ds.identity_weight, ds.identity_margin, ds.light_augment if ds.augment else 0.0)
+                       ds.identity_weight, ds.identity_margin, ds.light_augment)
     if ds.identity_weight > 0:
         out.identities, out.people = distill.training_identities(data, t_train)
         if not len(out.people):

@@ -35,7 +35,7 @@ def search_hyperparameters(settings, data, x_train, targets, augment, input_shap
         weights = distill.LossWeights(ds.cosine_weight, ds.relation_weight, alpha, temperature)
         distill.fit(model, x_train, targets, None, None, epochs, ds.batch_size, lr,
                     distill.make_loss(weights, centroids), augment=augment,
-                    light=ds.light_augment if augment else 0.0, seed=settings.data.seed)
+                    light=ds.light_augment, seed=settings.data.seed)
         scores = metrics.pair_scores(embed(model, data.val.crops), a, b)
         auc = metrics.auc(*metrics.roc_curve(scores, same))
         notify("metric", {"stage": f"search trial {trial.number + 1}/{trials}", "accuracy": auc})
