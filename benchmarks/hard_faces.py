@@ -39,13 +39,14 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyface.data.relight import darken, side_light
+
 SETS = ("untouched", "tight100", "tight85", "tight", "dim", "dark", "side")
 TIGHT_BOX = 0.7  # the crop's side / the detector's box side: the face fills the frame (forehead, chin cut)
 TIGHT85_BOX = 0.85  # a looser tight crop
 TIGHT100_BOX = 1.0  # the detector's face box cut out exactly, as many cameras and face datasets deliver it
-DARK_GAIN, DARK_GAMMA, DARK_NOISE = 0.1, 2.2, 2.0  # brightest pixel ~25/255, with sensor noise
 DIM_GAIN, DIM_GAMMA, DIM_NOISE = 0.25, 1.8, 1.5  # underexposed: brightest pixel ~64/255
-SIDE_FLOOR, SIDE_GAMMA, SIDE_NOISE = 0.03, 1.5, 1.5  # light falls to 3% across the face
+# very dark (darken's defaults) and side light (side_light's): tinyface.data.relight
 
 
 def tight_crop(rgb: np.ndarray, box: tuple[int, int, int, int], factor: float = TIGHT_BOX) -> np.ndarray:
@@ -57,26 +58,6 @@ def tight_crop(rgb: np.ndarray, box: tuple[int, int, int, int], factor: float = 
     x0, y0 = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
     x1, y1 = int(min(w, cx + side / 2)), int(min(h, cy + side / 2))
     return np.ascontiguousarray(rgb[y0:y1, x0:x1])
-
-
-def darken(rgb: np.ndarray, seed: int, gain: float = DARK_GAIN, gamma: float = DARK_GAMMA,
-           noise: float = DARK_NOISE) -> np.ndarray:
-    """An underexposed photo: gain and gamma crush the light, then sensor noise (the default:
-    very dark, ~25 grey levels left; ``dim``: DIM_GAIN, DIM_GAMMA, DIM_NOISE)."""
-    rng = np.random.default_rng(seed)
-    x = 255 * gain * (rgb / 255.0) ** gamma + rng.normal(0, noise, rgb.shape)
-    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
-
-
-def side_light(rgb: np.ndarray, seed: int) -> np.ndarray:
-    """Light from one side: brightness falls across the image to ``SIDE_FLOOR`` (the side is
-    chosen by the seed), then sensor noise."""
-    rng = np.random.default_rng(seed)
-    ramp = np.linspace(1.0, SIDE_FLOOR, rgb.shape[1]) ** SIDE_GAMMA
-    if rng.random() < 0.5:
-        ramp = ramp[::-1]
-    x = 255 * (rgb / 255.0) ** SIDE_GAMMA * ramp[None, :, None] + rng.normal(0, SIDE_NOISE, rgb.shape)
-    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
 
 
 def detector_box(rgb: np.ndarray) -> tuple[int, int, int, int] | None:

@@ -127,7 +127,7 @@ def _size(path: Path) -> tuple[int, int]:
 
 
 def face_entries(face_cache_dir: Path) -> dict[str, dict[str, int]]:
-    """The face cache's entries by kind (lmk, crop, teacher, vcrop, vteacher, mteacher):
+    """The face cache's entries by kind (lmk, crop, teacher, vcrop, vteacher, mteacher, rcrop):
     count and bytes; read-only, so looking never creates a cache."""
     path = Path(face_cache_dir) / CACHE_FILENAME
     if not path.is_file():
