@@ -39,25 +39,13 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyface.data.relight import darken, side_light
+from tinyface.data.hard_photos import darken, side_light, tight_crop
 
 SETS = ("untouched", "tight100", "tight85", "tight", "dim", "dark", "side")
-TIGHT_BOX = 0.7  # the crop's side / the detector's box side: the face fills the frame (forehead, chin cut)
 TIGHT85_BOX = 0.85  # a looser tight crop
 TIGHT100_BOX = 1.0  # the detector's face box cut out exactly, as many cameras and face datasets deliver it
 DIM_GAIN, DIM_GAMMA, DIM_NOISE = 0.25, 1.8, 1.5  # underexposed: brightest pixel ~64/255
-# very dark (darken's defaults) and side light (side_light's): tinyface.data.relight
-
-
-def tight_crop(rgb: np.ndarray, box: tuple[int, int, int, int], factor: float = TIGHT_BOX) -> np.ndarray:
-    """A square of ``factor`` x the detector's box (left, top, right, bottom), same center:
-    the face fills the frame, as tight crops from cameras and face datasets do."""
-    left, top, right, bottom = box
-    cx, cy, side = (left + right) / 2, (top + bottom) / 2, factor * (right - left)
-    h, w = rgb.shape[:2]
-    x0, y0 = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
-    x1, y1 = int(min(w, cx + side / 2)), int(min(h, cy + side / 2))
-    return np.ascontiguousarray(rgb[y0:y1, x0:x1])
+# very dark (darken's defaults), side light (side_light's) and tight (tight_crop's 0.7): tinyface.data.hard_photos
 
 
 def detector_box(rgb: np.ndarray) -> tuple[int, int, int, int] | None:

@@ -440,10 +440,14 @@ class DistillSettings:
             too. One-time cost: about 5 ms per mix on 2 cores, cached. 0 = off.
         relit_views: badly lit copies of every training photo (LFW's, not the extra faces'):
             view v very dark or dim when v is even, lit from one side when odd
-            (tinyface.data.relight), each cut as the pipeline cuts a user's photo, so an
+            (tinyface.data.hard_photos), each cut as the pipeline cuts a user's photo, so an
             underexposed face is brightened as it would be on the device's host. The target
             stays the teacher's embedding of the untouched photo. One-time cost: a few ms per
             view on 2 cores, cached. 0 = off.
+        tight_views: tightly cropped copies of every training photo (LFW's): a square of
+            0.6-0.95 of the face box, so forehead and chin may be cut, as cameras and face
+            datasets deliver faces; cut as a user's photo is (past the photo's edge filled from
+            the edge). The target stays the teacher's embedding of the untouched photo. 0 = off.
         search_trials: Optuna TPE trials over alpha, temperature and learning rate, on
             validation data only; 0 = off.
         center: the mean teacher embedding subtracted from every target: "training" = of the
@@ -486,6 +490,7 @@ class DistillSettings:
     teacher_views: int = 0
     teacher_mixes: int = 0
     relit_views: int = 0
+    tight_views: int = 0
     center: str = "training"
     neighbours: int = 0
     identity_weight: float = 0.0
@@ -504,6 +509,7 @@ class DistillSettings:
         _check(0 <= self.teacher_views <= 16, "distill.teacher_views must be in [0, 16]", self.teacher_views)
         _check(0 <= self.teacher_mixes <= 64, "distill.teacher_mixes must be in [0, 64]", self.teacher_mixes)
         _check(0 <= self.relit_views <= 8, "distill.relit_views must be in [0, 8]", self.relit_views)
+        _check(0 <= self.tight_views <= 8, "distill.tight_views must be in [0, 8]", self.tight_views)
         _check(1 <= self.batch_size <= 8192, "distill.batch_size must be in [1, 8192]", self.batch_size)
         _check(self.learning_rate > 0, "distill.learning_rate must be > 0", self.learning_rate)
         _check(self.cosine_weight >= 0, "distill.cosine_weight must be >= 0", self.cosine_weight)

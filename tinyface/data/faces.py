@@ -458,65 +458,84 @@ def prepare_views(paths: Sequence[str | os.PathLike], spec: FaceSpec, cache: Fac
     return ok, crops, teacher
 
 
-# --- relit views: the student's crop of the photo badly lit, cut as any photo is ------------
+# --- hard views: the student's crop of the photo made hard, cut as any photo is -------------
 
-def _process_relit(job) -> tuple[int, dict | str]:
-    from tinyface.data.relight import RELIT_KINDS, relit_photo
+def _process_hard(job) -> tuple[int, dict | str]:
+    from tinyface.data.hard_photos import hard_view
 
-    index, path, spec, landmarks, image_hash, views = job
+    index, path, spec, landmarks, views = job
     try:
         rgb = read_image(path)
     except ImageError as exc:
         return index, str(exc)
     alignment = Alignment.from_array(landmarks)
     crops = {}
-    for v in views:
-        relit = relit_photo(rgb, view_seed(image_hash, v), RELIT_KINDS[v % len(RELIT_KINDS)])
-        # cut_chip judges the relit face itself and brightens it when underexposed, as for a user's photo
-        crops[v] = cut_chip(relit, alignment, spec.crop_size, spec.padding, spec.channels, outside=CROP_OUTSIDE)
+    for v, kind, seed in views:
+        hard, moved = hard_view(rgb, alignment, seed, kind)
+        # cut_chip judges the face itself (an underexposed one is brightened) and fills past the
+        # photo's edge as for a user's photo
+        crops[v] = cut_chip(hard, moved, spec.crop_size, spec.padding, spec.channels, outside=CROP_OUTSIDE)
     return index, {"crops": crops}
 
 
-def prepare_relit(paths: Sequence[str | os.PathLike], spec: FaceSpec, cache: FaceCache, views: int,
-                  workers: int = 0, progress: Callable[[int], None] | None = None):
-    """``views`` relit crops of each photo (tinyface.data.relight.relit_photo: view v very dark
-    or dim when v is even, lit from one side when odd), each cut with the photo's own landmarks
-    through the pipeline's cut (an underexposed face brightened): uint8 (N, V, S, S, C). No
-    teacher pass: the target of a relit crop is the teacher's embedding of the untouched photo.
+def hard_kinds(relit: int, tight: int) -> list[tuple[str, int]]:
+    """The hard views of ``distill.relit_views`` and ``distill.tight_views``: (kind, index among
+    that setting's views), relit view v very dark or dim when v is even, lit from one side when
+    odd (tinyface.data.hard_photos)."""
+    from tinyface.data.hard_photos import RELIT_KINDS
+
+    return [(RELIT_KINDS[v % len(RELIT_KINDS)], v) for v in range(relit)] + [("tight", v) for v in range(tight)]
+
+
+def prepare_hard_views(paths: Sequence[str | os.PathLike], spec: FaceSpec, cache: FaceCache,
+                       kinds: Sequence[tuple[str, int]], workers: int = 0,
+                       progress: Callable[[int], None] | None = None):
+    """Hard crops of each photo, one per ``kinds`` entry (``hard_kinds``; made by
+    tinyface.data.hard_photos.hard_view), each cut with the photo's own landmarks through the
+    pipeline's cut: uint8 (N, V, S, S, C). No teacher pass: the target of a hard crop is the
+    teacher's embedding of the untouched photo.
 
     Needs the landmarks in the cache (run prepare_faces first); images without them are
     returned with ``ok`` False. Cached per image and view.
     """
-    from tinyface.data.relight import RELIT_VERSION
+    from tinyface.data.hard_photos import VIEW_VERSIONS
 
     paths = [Path(p) for p in paths]
-    n, s = len(paths), spec.crop_size
+    n, s, views = len(paths), spec.crop_size, len(kinds)
     crops = np.zeros((n, views, s, s, spec.channels), np.uint8)
     ok = np.zeros(n, bool)
     hashes = [content_hash(p.read_bytes()) for p in paths]
     lmk_d = spec.landmark_digest()
-    digests = [settings_digest(base=spec.crop_digest(), relit=RELIT_VERSION, view=v) for v in range(views)]
+    # relit views keep the digests and seeds they had when they were the only hard views
+    digests = [settings_digest(base=spec.crop_digest(), relit=VIEW_VERSIONS[kind], view=i) if kind != "tight"
+               else settings_digest(base=spec.crop_digest(), tight=VIEW_VERSIONS[kind], view=i) for kind, i in kinds]
+    seed_offsets = [0 if kind != "tight" else 100 for kind, _ in kinds]
+
+    def key(h, v):
+        return FaceCache.key("rcrop", digests[v], h)
+
     lmks = cache.get_many([FaceCache.key("lmk", lmk_d, h) for h in hashes])
-    found = cache.get_many([FaceCache.key("rcrop", digests[v], h) for h in hashes for v in range(views)])
+    found = cache.get_many([key(h, v) for h in hashes for v in range(views)])
     jobs = []
     for i, h in enumerate(hashes):
         lmk = lmks.get(FaceCache.key("lmk", lmk_d, h))
         if lmk is None:
             continue
-        missing = [v for v in range(views) if FaceCache.key("rcrop", digests[v], h) not in found]
+        missing = [(v, kinds[v][0], view_seed(h, seed_offsets[v] + kinds[v][1])) for v in range(views)
+                   if key(h, v) not in found]
         if missing:
-            jobs.append((i, paths[i], spec, lmk, h, missing))
+            jobs.append((i, paths[i], spec, lmk, missing))
     if progress and n > len(jobs):
-        progress(n - len(jobs))  # images whose relit views are all cached (or have no landmarks)
+        progress(n - len(jobs))  # images whose hard views are all cached (or have no landmarks)
 
     def store(index, result, put):
         for v, crop in result["crops"].items():
-            put(FaceCache.key("rcrop", digests[v], hashes[index]), crop)
+            put(key(hashes[index], v), crop)
 
-    _run_and_store(cache, found, jobs, _process_relit, store, workers, progress, chunksize=4)
+    _run_and_store(cache, found, jobs, _process_hard, store, workers, progress, chunksize=4)
     for i, h in enumerate(hashes):
-        ks = [FaceCache.key("rcrop", digests[v], h) for v in range(views)]
-        if all(k in found for k in ks):
+        ks = [key(h, v) for v in range(views)]
+        if views and all(k in found for k in ks):
             crops[i] = np.stack([found[k] for k in ks])
             ok[i] = True
     return ok, crops

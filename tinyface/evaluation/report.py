@@ -706,6 +706,9 @@ def _training_data_line(ds) -> str:
         light += (f"; {ds.relit_views} relit cop{'y' if ds.relit_views == 1 else 'ies'} of each training photo "
                   "(very dark or dim, then brightened as the pipeline brightens such faces, or lit from one side), "
                   "each with the teacher's embedding of the untouched photo")
+    if ds.tight_views:
+        light += (f"; {ds.tight_views} tight crop{'' if ds.tight_views == 1 else 's'} of each training photo "
+                  "(0.6-0.95 of the face box), each with the teacher's embedding of the untouched photo")
     if not extra:
         return "with flip/shift/rotation/brightness/contrast augmentation" + light
     return ("over the training images plus " + " and ".join(extra) + ", each with the teacher's embedding of "

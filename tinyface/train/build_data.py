@@ -53,8 +53,9 @@ class BuildData:
     train_views: tuple[np.ndarray, np.ndarray] | None = None  # crops (N, V, S, S, C), teacher (N, V, 128)
     train_views_labels: list[str] = field(default_factory=list)  # identity of each of those N images
     train_mixes: tuple[np.ndarray, np.ndarray] | None = None  # blended crops (K, S, S, C), teacher (K, 128)
-    # distill.relit_views: relit crops (N, V, S, S, C), the teacher of each untouched photo (N, 128), identities
-    train_relit: tuple[np.ndarray, np.ndarray, list[str]] | None = None
+    # distill.relit_views, tight_views: hard crops (N, V, S, S, C), the teacher of each untouched photo (N, 128),
+    # identities
+    train_hard: tuple[np.ndarray, np.ndarray, list[str]] | None = None
     extra: ExtraFaces | None = None  # faces without identities, for distillation only (tinyface/data/extra.py)
 
 
@@ -158,13 +159,14 @@ def load_build_data(settings, quick: bool = False, progress=None, step=None) -> 
         ok, view_crops, view_teacher = prepare_views(train.paths, spec, _cache(settings), views, d.workers, progress)
         data.train_views = (view_crops[ok], view_teacher[ok])
         data.train_views_labels = [label for label, good in zip(train.labels, ok) if good]
-    relit = settings.distill.relit_views
-    if relit:
-        from tinyface.data.faces import prepare_relit
+    kinds = []
+    if settings.distill.relit_views or settings.distill.tight_views:
+        from tinyface.data.faces import hard_kinds, prepare_hard_views
 
-        step(f"relit views ({relit} per training face)", len(train.paths))
-        ok, relit_crops = prepare_relit(train.paths, spec, _cache(settings), relit, d.workers, progress)
-        data.train_relit = (relit_crops[ok], train.teacher[ok], [label for label, good in zip(train.labels, ok) if good])
+        kinds = hard_kinds(settings.distill.relit_views, settings.distill.tight_views)
+        step(f"hard views ({len(kinds)} per training face)", len(train.paths))
+        ok, hard_crops = prepare_hard_views(train.paths, spec, _cache(settings), kinds, d.workers, progress)
+        data.train_hard = (hard_crops[ok], train.teacher[ok], [label for label, good in zip(train.labels, ok) if good])
     if settings.distill.teacher_mixes:
         from tinyface.data.faces import blend, plan_mixes, prepare_mixes
 
@@ -187,8 +189,9 @@ def load_build_data(settings, quick: bool = False, progress=None, step=None) -> 
         "test_pairs": int(len(test_pairs.same)), "identify_people": len(enroll),
         "identify_probes": len(probes), "identify_strangers": len(strangers),
     }
-    if data.train_relit is not None:
-        data.stats["relit_crops"] = int(data.train_relit[0].shape[0] * data.train_relit[0].shape[1])
+    if data.train_hard is not None:
+        made = len(data.train_hard[0])
+        data.stats["hard_crops"] = {kind: made * sum(k == kind for k, _ in kinds) for kind in dict(kinds)}
     if data.extra is not None:
         data.stats["extra"] = data.extra.counts
     data.stats["threshold_from"] = "pairsDevTrain.txt" if split.source == "lfw-view1" else "pairs of validation people"

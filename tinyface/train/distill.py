@@ -370,12 +370,12 @@ def _parts(data, center: np.ndarray, smoothing: float):
                               smoothing), labels, False)
     if data.train_mixes is not None:
         yield data.train_mixes[0], center_targets(data.train_mixes[1], center), [None] * len(data.train_mixes[0]), False
-    if data.train_relit is not None:  # the badly lit photo's target: the teacher of the untouched one
-        relit_crops, relit_teacher, relit_labels = data.train_relit
-        v = relit_crops.shape[1]
-        labels = [label for label in relit_labels for _ in range(v)]
-        yield (relit_crops.reshape(-1, *relit_crops.shape[2:]),
-               smooth_targets(center_targets(np.repeat(relit_teacher, v, axis=0), center), labels, smoothing), labels,
+    if data.train_hard is not None:  # a hard photo's target: the teacher's embedding of the untouched one
+        hard_crops, hard_teacher, hard_labels = data.train_hard
+        v = hard_crops.shape[1]
+        labels = [label for label in hard_labels for _ in range(v)]
+        yield (hard_crops.reshape(-1, *hard_crops.shape[2:]),
+               smooth_targets(center_targets(np.repeat(hard_teacher, v, axis=0), center), labels, smoothing), labels,
                False)
     extra = data.extra
     if extra is not None and len(extra.crops):  # the teacher's embedding is the whole target
@@ -395,7 +395,7 @@ def _parts(data, center: np.ndarray, smoothing: float):
 def training_set(data, center: np.ndarray, smoothing: float = 0.0):
     """Training crops, centered targets, the augmentation mode and the rows that are original
     images (not views or mixes; nearest_partners draws from them): the training images, plus
-    every teacher view, mix and relit view when the build made them, plus the extra faces (and
+    every teacher view, mix and hard view (relit, tight) when the build made them, plus the extra faces (and
     their views and mixes)."""
     xs, ts, originals = [], [], []
     augment = "photometric" if data.train_views is not None else True
