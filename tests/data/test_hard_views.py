@@ -99,6 +99,9 @@ def test_a_tight_view_cuts_the_same_face_from_a_tight_photo(lfw_dir, tmp_path):
     tight, moved = hard_view(rgb, alignment, 3, "tight")
     assert tight.shape[0] < 0.6 * rgb.shape[0] and tight.shape[0] == tight.shape[1]  # a square around the face
     assert np.allclose(moved.landmarks - alignment.landmarks, moved.landmarks[0] - alignment.landmarks[0])
+    fallback = Alignment(np.zeros((5, 2), np.float32), False)  # no face found: nothing to crop around
+    same, kept = hard_view(rgb, fallback, 3, "tight")
+    assert same is rgb and kept is fallback
     # the same face, where the photo reaches: the crop's middle is the untouched crop's middle
     a = cut_chip(rgb, alignment, 64, 0.1, 1, outside="edge").astype(float)
     b = cut_chip(tight, moved, 64, 0.1, 1, outside="edge").astype(float)

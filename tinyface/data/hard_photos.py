@@ -72,7 +72,8 @@ def hard_view(rgb: np.ndarray, alignment, seed: int, kind: str):
     """``rgb`` made hard, with settings drawn from ``seed``: very dark or dim ("dark"), lit
     from one side ("side") or cropped tightly around its face ("tight", the box estimated from
     ``alignment``'s landmarks as the aligner estimates it). Returns the photo and its face's
-    alignment in it (tinyface.data.align.Alignment; moved with the crop)."""
+    alignment in it (tinyface.data.align.Alignment; moved with the crop). A photo without a
+    face found (the pipeline's centered fallback) is not cropped."""
     from dataclasses import replace
 
     from tinyface.data.align import _box_from_landmarks
@@ -85,6 +86,8 @@ def hard_view(rgb: np.ndarray, alignment, seed: int, kind: str):
         draw = {k: rng.uniform(*bounds) for k, bounds in RELIT_SIDE.items()}
         return side_light(rgb, int(rng.integers(2**31)), **draw), alignment
     if kind == "tight":
+        if not alignment.usable:  # no face found: no box to crop around; the pipeline's centered crop stays
+            return rgb, alignment
         rect = _box_from_landmarks(alignment.landmarks)
         box = (rect.left(), rect.top(), rect.right(), rect.bottom())
         window = tight_window(box, rgb.shape[:2], rng.uniform(*TIGHT_FACTOR),
