@@ -109,7 +109,7 @@ def cache(ctx, parts, yes, as_json):
                evaluation used (faces.sqlite in $TINYFACE_CACHE or data.cache_dir,
                else ~/.cache/tinyface/cache), by kind: lmk (landmarks), crop,
                teacher, vcrop/vteacher (teacher views), mteacher (teacher mixes),
-               rcrop (relit views)
+               rcrop (hard views: relit and tight crops)
     assistant  a teaching assistant's embeddings (distill.assistant; <faces>/assistant/)
     native     the firmware built for the host ($TINYFACE_NATIVE_CACHE, ~/.cache/tinyface/native)
     isa        the firmware built for the ESP32-C3's rv32 under QEMU ($TINYFACE_ISA_CACHE,

@@ -506,7 +506,8 @@ def prepare_hard_views(paths: Sequence[str | os.PathLike], spec: FaceSpec, cache
     ok = np.zeros(n, bool)
     hashes = [content_hash(p.read_bytes()) for p in paths]
     lmk_d = spec.landmark_digest()
-    # relit views keep the digests and seeds they had when they were the only hard views
+    # relit views keep the digests and seeds they had when they were the only hard views (runs R3);
+    # tight view i is seeded as view 100 + i, apart from them
     digests = [settings_digest(base=spec.crop_digest(), relit=VIEW_VERSIONS[kind], view=i) if kind != "tight"
                else settings_digest(base=spec.crop_digest(), tight=VIEW_VERSIONS[kind], view=i) for kind, i in kinds]
     seed_offsets = [0 if kind != "tight" else 100 for kind, _ in kinds]

@@ -76,7 +76,7 @@ def hard_view(rgb: np.ndarray, alignment, seed: int, kind: str):
     face found (the pipeline's centered fallback) is not cropped."""
     from dataclasses import replace
 
-    from tinyface.data.align import _box_from_landmarks
+    from tinyface.data.align import box_from_landmarks
 
     rng = np.random.default_rng(seed)
     if kind == "dark":
@@ -88,7 +88,7 @@ def hard_view(rgb: np.ndarray, alignment, seed: int, kind: str):
     if kind == "tight":
         if not alignment.usable:  # no face found: no box to crop around; the pipeline's centered crop stays
             return rgb, alignment
-        rect = _box_from_landmarks(alignment.landmarks)
+        rect = box_from_landmarks(alignment.landmarks)
         box = (rect.left(), rect.top(), rect.right(), rect.bottom())
         window = tight_window(box, rgb.shape[:2], rng.uniform(*TIGHT_FACTOR),
                               tuple(rng.uniform(-TIGHT_SHIFT, TIGHT_SHIFT, 2)))

@@ -8,6 +8,7 @@ threshold, DevTest pairs for the test) and of the identification split (test peo
 from __future__ import annotations
 
 import random
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -191,7 +192,7 @@ def load_build_data(settings, quick: bool = False, progress=None, step=None) -> 
     }
     if data.train_hard is not None:
         made = len(data.train_hard[0])
-        data.stats["hard_crops"] = {kind: made * sum(k == kind for k, _ in kinds) for kind in dict(kinds)}
+        data.stats["hard_crops"] = {kind: made * n for kind, n in Counter(kind for kind, _ in kinds).items()}
     if data.extra is not None:
         data.stats["extra"] = data.extra.counts
     data.stats["threshold_from"] = "pairsDevTrain.txt" if split.source == "lfw-view1" else "pairs of validation people"

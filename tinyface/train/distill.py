@@ -395,8 +395,8 @@ def _parts(data, center: np.ndarray, smoothing: float):
 def training_set(data, center: np.ndarray, smoothing: float = 0.0):
     """Training crops, centered targets, the augmentation mode and the rows that are original
     images (not views or mixes; nearest_partners draws from them): the training images, plus
-    every teacher view, mix and hard view (relit, tight) when the build made them, plus the extra faces (and
-    their views and mixes)."""
+    every teacher view, mix and hard view (relit, tight) when the build made them, plus the
+    extra faces (and their views and mixes)."""
     xs, ts, originals = [], [], []
     augment = "photometric" if data.train_views is not None else True
     rows = 0

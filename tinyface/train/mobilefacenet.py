@@ -98,14 +98,14 @@ def arcface_points(rgb: np.ndarray, alignment: Alignment) -> np.ndarray:
     landmarks give (as align.py's rescue steps derive it). float64 (5, 2), source pixels."""
     import dlib
 
-    from tinyface.data.align import _box_from_landmarks
+    from tinyface.data.align import box_from_landmarks
 
     with _predictor_lock:
         if not _predictor:
             import face_recognition_models as frm
 
             _predictor.append(dlib.shape_predictor(frm.pose_predictor_model_location()))
-    shape = _predictor[0](np.ascontiguousarray(rgb), _box_from_landmarks(alignment.landmarks))
+    shape = _predictor[0](np.ascontiguousarray(rgb), box_from_landmarks(alignment.landmarks))
     p = np.array([[q.x, q.y] for q in shape.parts()], np.float64)
     return np.array([p[_LEFT_EYE].mean(0), p[_RIGHT_EYE].mean(0), p[_NOSE_TIP], p[_MOUTH_LEFT], p[_MOUTH_RIGHT]])
 
