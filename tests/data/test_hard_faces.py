@@ -380,3 +380,24 @@ def test_a_crop_past_the_photo_shows_black_or_the_photos_edge_and_one_inside_is_
     assert (black == 0).mean() > 0.05 and (edge == 0).mean() < 0.01  # the border repeated, not black
     with pytest.raises(ValueError, match="outside"):
         cut_chip(rgb, inside, 64, 0.1, 1, outside="mirror")
+
+
+def test_hard_faces_landmarks_prints_a_set_cut_three_ways(lfw_dir, tiny_bundle, tmp_path):
+    """benchmarks/hard_faces_landmarks.py on sets hard_faces.py made of 4 training people: the
+    untouched crops, the dark photos with their own landmarks and with the untouched ones."""
+    out = tmp_path / "hard"
+    env = dict(os.environ, TINYFACE_CACHE=str(tmp_path / "cache"), TINYFACE_DATA=str(lfw_dir))
+    made = subprocess.run([sys.executable, str(REPO / "benchmarks" / "hard_faces.py"), "--out", str(out), "--people",
+                           "4", "--images", "2", "--workers", "1"], capture_output=True, text=True, env=env)
+    assert made.returncode == 0, made.stderr[-2000:]
+    script = REPO / "benchmarks" / "hard_faces_landmarks.py"
+    run = subprocess.run([sys.executable, str(script), "--out", str(out), "--model", str(tiny_bundle.model_path.parent),
+                          "--set", "dark"], capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    rows = [line.split() for line in run.stdout.splitlines()[2:]]
+    assert [r[0] for r in rows] == ["untouched", "dark,", "dark,"] and "own" in run.stdout and "untouched landmarks" in run.stdout
+    for r in rows:
+        assert int(r[-3]) >= 4 and all(0.0 <= float(v.rstrip("%")) <= 100.0 for v in r[-2:])
+    missing = subprocess.run([sys.executable, str(script), "--out", str(tmp_path / "none"), "--model",
+                              str(tiny_bundle.model_path.parent)], capture_output=True, text=True, env=env)
+    assert missing.returncode != 0 and "run benchmarks/hard_faces.py --out" in missing.stderr
