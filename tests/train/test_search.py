@@ -19,7 +19,7 @@ def test_search_trials_on_originals_plus_views():
     val = SimpleNamespace(crops=rng.integers(0, 256, (24, 32, 32, 1), dtype=np.uint8), labels=[f"v{i % 4}" for i in range(24)])
     views = (rng.integers(0, 256, (48, 2, 32, 32, 1), dtype=np.uint8), rng.normal(size=(48, 2, 128)).astype(np.float32))
     data = SimpleNamespace(train=train, val=val, train_views=views, train_views_labels=labels, train_mixes=None,
-                           extra=None)
+                           train_hard=None, extra=None)
     x, t, augment, _ = distill.training_set(data, distill.teacher_center(teacher))
     assert len(x) == len(t) == 48 * 3 and augment == "photometric"
     settings = config.load(None, {"student": {"arch": "tinycnn", "width": 0.5},

@@ -15,7 +15,8 @@ def _data(n=4, views=0, mixes=0, size=8):
     return SimpleNamespace(train=train,
                            train_views=(crops(n, views), teacher(n, views)) if views else None,
                            train_views_labels=train.labels,
-                           train_mixes=(crops(n * mixes), teacher(n * mixes)) if mixes else None, extra=None)
+                           train_mixes=(crops(n * mixes), teacher(n * mixes)) if mixes else None,
+                           train_hard=None, extra=None)
 
 
 def test_originals_alone_get_geometric_augmentation():
