@@ -58,36 +58,36 @@ def main() -> None:
     padding = float(bundle.meta.crop_padding)
     digest = FaceSpec(crop_size=size, channels=channels, padding=padding).landmark_digest()
     embedder = Embedder(bundle.model_bytes, "tflite")
-    with FaceCache(args.out / "cache") as cache:
-        def landmarks(path: Path) -> Alignment | None:
-            key = FaceCache.key("lmk", digest, content_hash(path.read_bytes()))
-            found = cache.get_many([key])
-            return Alignment.from_array(found[key]) if key in found else None
 
-        untouched = sorted((args.out / "untouched").glob("*/*.*"))
-        base = {p: (read_image(p), landmarks(p)) for p in untouched}
-        print(f"{args.model} (TFLite int8) on {args.out}, shipped threshold {bundle.meta.threshold:.4f}")
-        print(f"{'crops':<36} {'images':>6} {'at shipped thr.':>15} {'best':>7}")
-        for name in args.sets or SETS:
-            rows = []
-            for p in untouched:
-                hard = next(iter((args.out / name / p.parent.name).glob(p.stem + ".*")), None)
-                lmk = landmarks(hard) if hard is not None else None
-                if hard is None or lmk is None or base[p][1] is None:
-                    continue
-                rows.append((p.parent.name, base[p], read_image(hard), lmk))
-            labels = [r[0] for r in rows]
-            pairs = balanced_pairs(labels, 0)
-            cuts = {"untouched": [cut_chip(rgb, al, size, padding, channels, outside=CROP_OUTSIDE)
-                                  for _, (rgb, al), _, _ in rows],
-                    f"{name}, its own landmarks": [cut_chip(h, al, size, padding, channels, outside=CROP_OUTSIDE)
-                                                   for _, _, h, al in rows],
-                    f"{name}, the untouched landmarks": [cut_chip(h, al, size, padding, channels, outside=CROP_OUTSIDE)
-                                                         for _, (_, al), h, _ in rows]}
-            for label, crops in cuts.items():
-                at, best = balanced_accuracy(l2n(embedder.embed(np.stack(crops))), pairs, bundle.meta.threshold)
-                print(f"{label:<36} {len(crops):>6} {at:>15.2%} {best:>7.2%}")
+    def cut(rgb: np.ndarray, alignment: Alignment) -> np.ndarray:
+        return cut_chip(rgb, alignment, size, padding, channels, outside=CROP_OUTSIDE)
 
+    sets = args.sets or SETS
+    untouched = sorted((args.out / "untouched").glob("*/*.*"))
+    hard = {name: [next(iter((args.out / name / p.parent.name).glob(p.stem + ".*")), None) for p in untouched]
+            for name in sets}
+    files = untouched + [h for paths in hard.values() for h in paths if h is not None]
+    keys = {f: FaceCache.key("lmk", digest, content_hash(f.read_bytes())) for f in files}
+    with FaceCache(args.out / "cache") as cache:  # every landmark in one look-up
+        found = cache.get_many(list(keys.values()))
+    lmk = {f: Alignment.from_array(found[k]) for f, k in keys.items() if k in found}
+    base = [p for p in untouched if p in lmk]
+    photos = {p: read_image(p) for p in base}
+    plain = dict(zip(base, l2n(embedder.embed(np.stack([cut(photos[p], lmk[p]) for p in base])))))
+    print(f"{args.model} (TFLite int8) on {args.out}, shipped threshold {bundle.meta.threshold:.4f}")
+    print(f"{'crops':<36} {'images':>6} {'at shipped thr.':>15} {'best':>7}")
+    for name in sets:
+        rows = [(p, h) for p, h in zip(untouched, hard[name]) if p in lmk and h in lmk]
+        pairs = balanced_pairs([p.parent.name for p, _ in rows], 0)
+        rgbs = [read_image(h) for _, h in rows]
+        embeddings = {"untouched": np.stack([plain[p] for p, _ in rows]),
+                      f"{name}, its own landmarks": l2n(embedder.embed(np.stack(
+                          [cut(rgb, lmk[h]) for rgb, (_, h) in zip(rgbs, rows)]))),
+                      f"{name}, the untouched landmarks": l2n(embedder.embed(np.stack(
+                          [cut(rgb, lmk[p]) for rgb, (p, _) in zip(rgbs, rows)])))}
+        for label, emb in embeddings.items():
+            at, best = balanced_accuracy(emb, pairs, bundle.meta.threshold)
+            print(f"{label:<36} {len(emb):>6} {at:>15.2%} {best:>7.2%}")
 
 if __name__ == "__main__":
     main()

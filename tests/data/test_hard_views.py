@@ -86,7 +86,6 @@ def test_relit_rows_train_on_the_untouched_photos_targets():
 
 def test_a_tight_view_cuts_the_same_face_from_a_tight_photo(lfw_dir, tmp_path):
     from tinyface.data.align import cut_chip
-    from tinyface.data.cache import FaceCache
 
     paths = _photos(lfw_dir)
     spec = FaceSpec(crop_size=64, channels=1, padding=0.1)

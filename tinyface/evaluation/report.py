@@ -700,16 +700,16 @@ def _training_data_line(ds) -> str:
         extra.append(f"{ds.teacher_views} perturbed views of each (mirror, rotation, scale, shift)")
     if ds.teacher_mixes:
         extra.append(f"{ds.teacher_mixes} blend(s) of each with a face of another person")
-    light = (f"; {ds.light_augment:.0%} of the samples seen very dark (then brightened) or lit from one side"
-             if ds.augment and ds.light_augment else "")
+    hard = (f"; {ds.light_augment:.0%} of the samples seen very dark (then brightened) or lit from one side"
+            if ds.augment and ds.light_augment else "")
     if ds.relit_views:
-        light += (f"; {ds.relit_views} relit cop{'y' if ds.relit_views == 1 else 'ies'} of each training photo "
-                  "(very dark or dim, then brightened as the pipeline brightens such faces, or lit from one side), "
-                  "each with the teacher's embedding of the untouched photo")
+        hard += (f"; {ds.relit_views} relit cop{'y' if ds.relit_views == 1 else 'ies'} of each training photo "
+                 "(very dark or dim, then brightened as the pipeline brightens such faces, or lit from one side), "
+                 "each with the teacher's embedding of the untouched photo")
     if ds.tight_views:
-        light += (f"; {ds.tight_views} tight crop{'' if ds.tight_views == 1 else 's'} of each training photo "
-                  "(0.6-0.95 of the face box), each with the teacher's embedding of the untouched photo")
+        hard += (f"; {ds.tight_views} tight crop{'' if ds.tight_views == 1 else 's'} of each training photo "
+                 "(0.6-0.95 of the face box), each with the teacher's embedding of the untouched photo")
     if not extra:
-        return "with flip/shift/rotation/brightness/contrast augmentation" + light
+        return "with flip/shift/rotation/brightness/contrast augmentation" + hard
     return ("over the training images plus " + " and ".join(extra) + ", each with the teacher's embedding of "
-            "that very image, and brightness/contrast augmentation" + light)
+            "that very image, and brightness/contrast augmentation" + hard)
