@@ -343,16 +343,19 @@ def _distill(stages: Stages, settings, data, training: _TrainingSet, data_fp: st
             if weights.alpha > 0 and centroids is None:
                 centroids = distill.identity_centroids(t_train[: len(labels)], labels)
         distill.seed_everything(d.seed)  # the initial weights
-        model, _ = student.build_student(s.arch, input_shape, s.embedding_dim, s.width)
+        model, _ = student.build_student(s.arch, input_shape, s.embedding_dim, s.width, branches=s.branches)
         hist = distill.fit(model, training.x, training.y, data.val.crops, training.val_y,
                            ds.epochs, ds.batch_size, lr, training.loss(weights, centroids),
                            augment=training.augment, light=training.light, seed=d.seed,
                            on_epoch=_epoch_events(stages.notify),
                            on_progress=_batch_events(stages.notify), partners=training.partners())
+        fused = None
+        if s.branches:
+            model, fused = _fuse_branches(model, s, input_shape, training.x, d.seed)
         save_keras(model, st.path("student.keras"))
         write_json(st.path("history.json"), {"history": hist.history, "search": search,
                                              "learning_rate": lr, "alpha": weights.alpha,
-                                             "temperature": weights.temperature})
+                                             "temperature": weights.temperature, "fuse_error": fused})
         return model, hist.history
 
     def load(st: Stage):
@@ -360,6 +363,27 @@ def _distill(stages: Stages, settings, data, training: _TrainingSet, data_fp: st
 
     model, history = stages.run("distill", fp, ["student.keras", "history.json"], make, load, epochs=ds.epochs)
     return model, history, fp
+
+
+# the fused student's embeddings (about 1 in size) may differ from the branched one's by float
+# round-off; more means the folding is wrong, and the build stops before anything trusts it
+FUSE_TOLERANCE = 1e-3
+
+
+def _fuse_branches(branched, s, input_shape, crops: np.ndarray, seed: int, sample: int = 2048):
+    """The plain student with ``branched``'s function (student.fuse), and the largest difference
+    of their embeddings on a sample of training crops."""
+    from tinyface.errors import TinyfaceError
+    from tinyface.train import student
+
+    rows = np.sort(np.random.default_rng(seed).choice(len(crops), min(sample, len(crops)), replace=False))
+    x = (crops[rows].astype(np.float32) - 128.0) / 128.0  # as distill.make_dataset scales them
+    plain, _ = student.build_student(s.arch, input_shape, s.embedding_dim, s.width)
+    error = student.fuse(branched, plain, x)
+    if not error <= FUSE_TOLERANCE:
+        raise TinyfaceError(f"folding the student's branches changed its embeddings by {error:.3g}: a bug, "
+                            "nothing was saved")
+    return plain, error
 
 
 def _prune(stages: Stages, settings, data, training: _TrainingSet, float_model, distill_fp: str):

@@ -9,6 +9,12 @@ plain baseline (conv blocks + global average pooling).
 
 Architectures are selected by name; width scales every channel count. Batch norm is
 folded into the convolutions by the TFLite converter.
+
+With ``branches`` the convolutions are trained over-parameterised (MobileOne, Vasu et al., CVPR
+2023): each one as ``branches`` parallel convolutions with their own batch norm, plus a 1x1
+"scale" branch next to a 3x3 one and a batch-norm-only "identity" branch where the shapes allow,
+summed. Every branch is linear in inference mode, so ``fuse`` folds them into the single
+convolution of the plain network: the board runs the same network at the same cost.
 """
 
 from __future__ import annotations
@@ -37,8 +43,11 @@ def _ch(c: float, width: float) -> int:
 
 
 def build_student(arch: str, input_shape: tuple[int, int, int], embedding_dim: int = 128, width: float = 1.0,
-                  n_classes: int = 0):
+                  n_classes: int = 0, branches: int = 0):
     """Build a Keras (tf_keras) student.
+
+    ``branches`` > 0 builds the over-parameterised training form (module docstring); ``fuse``
+    turns it into the plain one (``branches`` = 0) with the same outputs.
 
     Returns:
         (embedding_model, train_model): the first maps an image in [-1, 1) to the embedding;
@@ -53,7 +62,7 @@ def build_student(arch: str, input_shape: tuple[int, int, int], embedding_dim: i
 
         raise ConfigError(f"unknown student architecture {arch!r}", hint=f"known: {', '.join(builders)}")
     inp = keras.Input(input_shape, name="face")
-    emb = builders[arch](inp, embedding_dim, width, layers)
+    emb = builders[arch](inp, embedding_dim, width, _Ops(layers, branches))
     model = keras.Model(inp, emb, name=f"{arch}_w{width:g}_{input_shape[0]}x{input_shape[1]}x{input_shape[2]}")
     if not n_classes:
         return model, model
@@ -61,16 +70,136 @@ def build_student(arch: str, input_shape: tuple[int, int, int], embedding_dim: i
     return model, keras.Model(inp, [emb, logits], name=model.name + "_train")
 
 
+class _Ops:
+    """Keras' layers module, and how many branches each convolution trains with (0: plain)."""
+
+    def __init__(self, layers, branches: int = 0):
+        self.layers, self.branches = layers, branches
+
+    def __getattr__(self, name):
+        return getattr(self.layers, name)
+
+
 def _conv_bn(x, filters, kernel, stride, layers, name, act=True):
-    x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+    x = _linear_conv(x, filters, kernel, stride, layers, f"{name}_conv", f"{name}_bn", depthwise=False)
     return layers.ReLU(6.0, name=f"{name}_relu")(x) if act else x
 
 
 def _dw_bn(x, stride, layers, name, kernel=3):
-    x = layers.DepthwiseConv2D(kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_dw")(x)
-    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_dwbn")(x)
+    x = _linear_conv(x, 0, kernel, stride, layers, f"{name}_dw", f"{name}_dwbn", depthwise=True)
     return layers.ReLU(6.0, name=f"{name}_dwrelu")(x)
+
+
+def _linear_conv(x, filters, kernel, stride, ops, conv_name, bn_name, depthwise: bool):
+    """A convolution and its batch norm; trained over-parameterised when ``ops.branches``.
+
+    The plain layers are named ``conv_name`` and ``bn_name``; a branched one's layers are
+    ``{conv_name}_b{i}`` (each with ``_bn``), ``{conv_name}_scale`` (1x1, with ``_bn``) and
+    ``{conv_name}_id_bn``, summed by ``{conv_name}_sum``: ``fuse`` relies on these names.
+    """
+    def conv(size, name):
+        if depthwise:
+            return ops.DepthwiseConv2D(size, strides=stride, padding="same", use_bias=False, name=name)
+        return ops.Conv2D(filters, size, strides=stride, padding="same", use_bias=False, name=name)
+
+    def bn(name):
+        return ops.BatchNormalization(momentum=BN_MOMENTUM, name=name)
+
+    if not getattr(ops, "branches", 0):
+        return bn(bn_name)(conv(kernel, conv_name)(x))
+    outs = [bn(f"{conv_name}_b{i}_bn")(conv(kernel, f"{conv_name}_b{i}")(x)) for i in range(ops.branches)]
+    # a strided 1x1 samples another pixel than the 3x3's centre under "same" padding: stride 1 only
+    if kernel > 1 and stride == 1:
+        outs.append(bn(f"{conv_name}_scale_bn")(conv(1, f"{conv_name}_scale")(x)))
+    if stride == 1 and (depthwise or x.shape[-1] == filters):
+        outs.append(bn(f"{conv_name}_id_bn")(x))
+    return ops.Add(name=f"{conv_name}_sum")(outs) if len(outs) > 1 else outs[0]
+
+
+def fuse(branched, plain, sample) -> float:
+    """Fold every branched convolution of ``branched`` into ``plain``'s single one (in place).
+
+    ``plain`` is the same architecture built with ``branches=0``; ``sample`` is a batch of
+    inputs ([-1, 1) floats). The fused convolution's batch norm gets the sample's statistics
+    of its output as moving mean and variance and the scale and offset that undo them, so it
+    is exact in inference mode and close to it in training mode (pruning fine-tunes it next).
+
+    Returns:
+        the largest absolute difference of the two models' embeddings on ``sample``.
+    """
+    import numpy as np
+    import tf_keras as keras
+    from tf_keras import layers
+
+    names = {layer.name for layer in branched.layers}
+    fused = []
+    for layer in plain.layers:
+        if f"{layer.name}_b0" in names:
+            depthwise = isinstance(layer, layers.DepthwiseConv2D)  # not a Conv2D in Keras
+            kernel, bias = _fold_branches(branched, layer.name, layer.get_weights()[0].shape, depthwise)
+            layer.set_weights([kernel])
+            fused.append((layer, _bn_after(plain, layer), bias))
+    folded = {bn_layer.name for _, bn_layer, _ in fused}
+    for layer in plain.layers:
+        if layer.weights and f"{layer.name}_b0" not in names and layer.name not in folded:
+            # trained as it is (get_layer raises if the two models are not one architecture)
+            layer.set_weights(branched.get_layer(layer.name).get_weights())
+    for _, bn_layer, bias in fused:  # exact already; the statistics below keep it exact
+        ones = np.ones_like(bias)
+        bn_layer.set_weights([ones, bias, ones * 0, ones - bn_layer.epsilon])
+    probe = keras.Model(plain.input, [conv.output for conv, _, _ in fused])
+    outputs = probe.predict(sample, verbose=0, batch_size=256) if fused else []
+    for (conv_layer, bn_layer, bias), y in zip(fused, outputs if len(fused) > 1 else [outputs]):
+        axes = tuple(range(y.ndim - 1))
+        mean, var = y.mean(axes), y.var(axes)
+        bn_layer.set_weights([np.sqrt(var + bn_layer.epsilon), mean + bias, mean, var])
+    return float(np.abs(branched.predict(sample, verbose=0, batch_size=256)
+                        - plain.predict(sample, verbose=0, batch_size=256)).max())
+
+
+def _bn_after(model, conv_layer):
+    """The batch norm that takes ``conv_layer``'s output in ``model``."""
+    from tf_keras import layers
+
+    for node in conv_layer.outbound_nodes:
+        if isinstance(node.outbound_layer, layers.BatchNormalization):
+            return node.outbound_layer
+    raise ValueError(f"no batch norm after {conv_layer.name}")
+
+
+def _fold_branches(model, name: str, shape, depthwise: bool):
+    """The kernel and bias of the sum of ``name``'s branches in inference mode."""
+    import numpy as np
+
+    kh, kw, cin, cout = shape
+    kernel, bias = np.zeros(shape, np.float32), np.zeros(cin if depthwise else cout, np.float32)
+
+    def add(k, bn_name):
+        gamma, beta, mean, var = (np.asarray(w) for w in model.get_layer(bn_name).get_weights())
+        scale = gamma / np.sqrt(var + model.get_layer(bn_name).epsilon)
+        k = k * (scale[None, None, :, None] if depthwise else scale[None, None, None, :])
+        top, left = (kh - k.shape[0]) // 2, (kw - k.shape[1]) // 2
+        kernel[top:top + k.shape[0], left:left + k.shape[1]] += k
+        bias[:] += beta - mean * scale
+
+    i = 0
+    while _has(model, f"{name}_b{i}"):
+        add(model.get_layer(f"{name}_b{i}").get_weights()[0], f"{name}_b{i}_bn")
+        i += 1
+    if _has(model, f"{name}_scale"):
+        add(model.get_layer(f"{name}_scale").get_weights()[0], f"{name}_scale_bn")
+    if _has(model, f"{name}_id_bn"):
+        eye = np.ones((1, 1, cin, 1), np.float32) if depthwise else np.eye(cin, dtype=np.float32)[None, None]
+        add(eye, f"{name}_id_bn")
+    return kernel, bias
+
+
+def _has(model, name: str) -> bool:
+    try:
+        model.get_layer(name)
+    except ValueError:
+        return False
+    return True
 
 
 def _dsnet_mlp(inp, embedding_dim, width, layers):
