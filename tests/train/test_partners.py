@@ -72,3 +72,19 @@ def test_a_build_with_fewer_faces_than_neighbours_stops_in_one_line():
     with pytest.raises(ConfigError, match="distill.neighbours = 3 needs more than that many training faces"):
         training.partners()
     assert _TrainingSet(np.zeros((5, 4, 4, 1), np.uint8), t, True, t, originals=np.arange(3)).partners() is None
+
+
+def test_the_neighbour_search_shows_as_a_step_then_the_epochs_again():
+    from tinyface.train.pipeline import _TrainingSet
+
+    t = _targets(40)
+    training = _TrainingSet(np.zeros((40, 4, 4, 1), np.uint8), t, True, t, originals=np.arange(0, 40, 2),
+                            neighbours=3)
+    events = []
+    partners = training.partners(lambda event, info: events.append((event, info)), epochs=7)
+    assert partners.shape == (40, 3)
+    assert events[0] == ("step", {"name": "nearest faces (distill.neighbours)", "total": 40})
+    assert sum(info["n"] for event, info in events if event == "advance") == 40
+    assert events[-1] == ("step", {"name": "epochs", "total": 7})
+    events.clear()
+    assert training.partners(lambda event, info: events.append(event), epochs=7) is partners and not events

@@ -600,7 +600,7 @@ def write_model_card(out_dir: Path, metrics: BuildMetrics, settings, preset, met
          f"{data['val_people']:,} other people for validation, the rest held out for the test; the "
          f"threshold was chosen on {metrics.threshold_from}"),
         *[line for line in [_extra_card_line(metrics, settings), _assistant_card_line(metrics)] if line],
-        f"- student: `{settings.student.arch}` width {settings.student.width}, distilled for {ds.epochs} epochs "
+        f"- student: {_student_words(settings.student)}, distilled for {ds.epochs} epochs "
         f"(batch {ds.batch_size}, Adam, lr {ds.learning_rate}, cosine decay) toward the dlib ResNet embeddings "
         f"centered on {'the training images and the extra faces together' if ds.center == 'all' else 'the training images'} "
         f"(cosine + relation loss, alpha {ds.alpha}), "
@@ -691,6 +691,15 @@ def _extra_card_line(metrics: BuildMetrics, settings) -> str:
             f"{', '.join(credits)}; {x['too_close_to_test']:,} dropped as too close to a test person"
             + (f", {x['named_after_held_out_person']:,} as named after a validation or test person"
                if x.get("named_after_held_out_person") else ""))
+
+
+def _student_words(st) -> str:
+    """The student's architecture in words (model card)."""
+    words = f"`{st.arch}` width {st.width}"
+    if st.branches:
+        words += (f" (trained with {st.branches} parallel convolution{'s' if st.branches > 1 else ''} in each, "
+                  "plus 1x1 and identity branches, folded into one after distillation: the same network on the board)")
+    return words
 
 
 def _training_data_line(ds) -> str:

@@ -150,10 +150,12 @@ def seed_everything(seed: int) -> None:
     keras.utils.set_random_seed(int(seed))
 
 
-def nearest_partners(targets: np.ndarray, pool: np.ndarray, k: int, chunk: int = 2048) -> np.ndarray:
+def nearest_partners(targets: np.ndarray, pool: np.ndarray, k: int, chunk: int = 2048,
+                     progress=None) -> np.ndarray:
     """For every row of ``targets`` (L2-normalised teacher targets), the row indices of its ``k``
     nearest rows among ``pool`` (row indices: the original images, not their views or mixes) by
     cosine; the row itself and exact copies (cosine > 0.999) are left out. (N, k) int32.
+    ``progress(n)`` is called with the rows done after every chunk.
 
     Raises:
         ValueError: the pool holds no more than ``k`` rows.
@@ -167,6 +169,8 @@ def nearest_partners(targets: np.ndarray, pool: np.ndarray, k: int, chunk: int =
         sims = np.asarray(targets[start:start + chunk], np.float32) @ candidates.T
         sims[sims > 0.999] = -2.0
         out[start:start + chunk] = pool[np.argpartition(sims, -k, axis=1)[:, -k:]]
+        if progress:
+            progress(len(sims))
     return out
 
 

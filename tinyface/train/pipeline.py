@@ -178,7 +178,12 @@ class _TrainingSet:
             return self.val_targets
         return np.concatenate([self.val_targets, np.full((len(self.val_targets), 1), -1, np.float32)], axis=1)
 
-    def partners(self) -> np.ndarray | None:
+    def partners(self, notify: Progress | None = None, epochs: int = 0) -> np.ndarray | None:
+        """distill.neighbours' partners of every row, found once (about a minute for 150,000 rows).
+
+        With ``notify``, the search shows as a step of the running stage, whose ``epochs`` the
+        progress display then counts again.
+        """
         from tinyface.train import distill
 
         if self.neighbours and self._partners is None:
@@ -187,7 +192,14 @@ class _TrainingSet:
 
                 raise ConfigError(f"distill.neighbours = {self.neighbours} needs more than that many training faces; "
                                   f"this build has {len(self.originals)}", hint="use a smaller distill.neighbours")
-            self._partners = distill.nearest_partners(self.targets, self.originals, self.neighbours)
+            progress = None
+            if notify:
+                notify("step", {"name": "nearest faces (distill.neighbours)", "total": len(self.targets)})
+                progress = lambda n: notify("advance", {"n": n})  # noqa: E731
+            self._partners = distill.nearest_partners(self.targets, self.originals, self.neighbours,
+                                                      progress=progress)
+            if notify:
+                notify("step", {"name": "epochs", "total": epochs})
         return self._partners
 
     def loss(self, weights, centroids: np.ndarray | None = None):
@@ -348,7 +360,8 @@ def _distill(stages: Stages, settings, data, training: _TrainingSet, data_fp: st
                            ds.epochs, ds.batch_size, lr, training.loss(weights, centroids),
                            augment=training.augment, light=training.light, seed=d.seed,
                            on_epoch=_epoch_events(stages.notify),
-                           on_progress=_batch_events(stages.notify), partners=training.partners())
+                           on_progress=_batch_events(stages.notify),
+                           partners=training.partners(stages.notify, ds.epochs))
         fused = None
         if s.branches:
             model, fused = _fuse_branches(model, s, input_shape, training.x, d.seed)
@@ -404,7 +417,8 @@ def _prune(stages: Stages, settings, data, training: _TrainingSet, float_model, 
                            augment=training.augment, light=training.light, seed=d.seed + 1,
                            callbacks=prune.pruning_callbacks(),
                            warmup_epochs=0, on_epoch=_epoch_events(stages.notify),
-                           on_progress=_batch_events(stages.notify), partners=training.partners())
+                           on_progress=_batch_events(stages.notify),
+                           partners=training.partners(stages.notify, pr.epochs))
         pruned = prune.strip(wrapped)
         save_keras(pruned, st.path("pruned.keras"))
         write_json(st.path("sparsity.json"), {"target": pr.target_sparsity,
@@ -499,7 +513,8 @@ def _qat(model, training: _TrainingSet, settings, calib, prune_preserving: bool,
                 ds.batch_size, ds.learning_rate * 0.05, training.loss(weights), augment=training.augment,
                 light=training.light,
                 seed=settings.data.seed + 2, warmup_epochs=0,
-                on_epoch=_epoch_events(notify), on_progress=_batch_events(notify), partners=training.partners())
+                on_epoch=_epoch_events(notify), on_progress=_batch_events(notify),
+                partners=training.partners(notify, settings.quantize.qat_epochs))
     return quantize.convert_int8(qat_model, calib)
 
 
