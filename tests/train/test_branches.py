@@ -45,6 +45,15 @@ def test_folding_into_another_architecture_fails():
         student.fuse(branched, wider, (x.astype(np.float32) - 128.0) / 128.0)
 
 
+def test_the_build_folds_a_branched_student_on_a_sample_of_its_training_crops():
+    branched, x = _trained("dsnet_mlp", 1)
+    plain, error = pipeline._fuse_branches(branched, StudentSettings(arch="dsnet_mlp", width=0.5, embedding_dim=16),
+                                           (32, 32, 1), x, seed=0, sample=32)
+    assert error < 1e-4 and not any("_b0" in layer.name for layer in plain.layers)
+    crops = (x.astype(np.float32) - 128.0) / 128.0
+    assert np.abs(branched.predict(crops, verbose=0) - plain.predict(crops, verbose=0)).max() < 1e-4
+
+
 def test_the_build_stops_when_folding_changes_the_embeddings_mocked_bad_fold(monkeypatch):
     branched, x = _trained("dsnet", 1)
     monkeypatch.setattr(student, "fuse", lambda *_: 0.5)
