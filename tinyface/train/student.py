@@ -149,7 +149,7 @@ def fuse(branched, plain, sample) -> float:
         bn_layer.set_weights([ones, bias, ones * 0, ones - bn_layer.epsilon])
     probe = keras.Model(plain.input, [conv.output for conv, _, _ in fused])
     outputs = probe.predict(sample, verbose=0, batch_size=256) if fused else []
-    for (conv_layer, bn_layer, bias), y in zip(fused, outputs if len(fused) > 1 else [outputs]):
+    for (_, bn_layer, bias), y in zip(fused, outputs if len(fused) > 1 else [outputs]):
         axes = tuple(range(y.ndim - 1))
         mean, var = y.mean(axes), y.var(axes)
         bn_layer.set_weights([np.sqrt(var + bn_layer.epsilon), mean + bias, mean, var])
