@@ -9,6 +9,9 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
+# The tests' face cache is their own (a build running beside them, or a user's cache of real
+# crops and teacher embeddings, never sees what tests write); kept between runs, ignored by git.
+os.environ["TINYFACE_CACHE"] = str(REPO / ".pytest_cache" / "tinyface" / "cache")
 LFW_DIR = Path(os.environ.get("TINYFACE_DATA", REPO.parent / "shared" / "datasets" / "lfw"))
 
 
