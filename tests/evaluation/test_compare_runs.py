@@ -1,0 +1,55 @@
+"""benchmarks/compare_runs.py: paired comparison of two models on the same validation pairs."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+from tinyface.evaluation import metrics
+
+REPO = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("compare_runs", REPO / "benchmarks" / "compare_runs.py")
+compare_runs = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(compare_runs)
+
+
+def _pairs(n=400, separation=1.5, seed=0):
+    rng = np.random.default_rng(seed)
+    same = rng.random(n) < 0.5
+    return rng.normal(0, 1, n) + separation * same, same
+
+
+def test_best_accuracy_is_the_metrics_accuracy_at_their_best_threshold_ties_included():
+    for seed in range(5):
+        scores, same = _pairs(seed=seed)
+        scores = np.round(scores, 1)  # many ties
+        expected = np.mean((scores >= metrics.best_threshold(scores, same)) == same)
+        assert compare_runs.best_accuracy(scores, same) == expected
+
+
+def test_auc_matches_the_roc_curve_and_counts_ties_half():
+    scores, same = _pairs(seed=1)
+    fpr, tpr = metrics.roc_curve(scores, same)
+    assert abs(compare_runs.roc_auc(scores, same) - metrics.auc(fpr, tpr)) < 1e-12
+    assert compare_runs.roc_auc(np.zeros(10), np.arange(10) % 2 == 0) == 0.5
+
+
+def test_mcnemar_exact_p():
+    assert compare_runs.mcnemar_p(0, 0) == 1.0
+    assert compare_runs.mcnemar_p(5, 5) == 1.0
+    assert compare_runs.mcnemar_p(10, 0) == compare_runs.mcnemar_p(0, 10) == 2 / 1024
+    assert 0.05 < compare_runs.mcnemar_p(12, 6) < 0.5
+
+
+def test_a_model_against_itself_is_within_the_noise_and_a_much_better_one_is_not():
+    scores, same = _pairs(n=600, separation=1.0, seed=2)
+    itself = compare_runs.compare(scores, scores.copy(), same, draws=200)
+    assert itself["difference"] == 0 and itself["mcnemar_p"] == 1.0
+    assert itself["accuracy_interval"] == (0.0, 0.0) and itself["auc_interval"] == (0.0, 0.0)
+    better = scores + 2.0 * same  # the same pairs, separated much more
+    c = compare_runs.compare(scores, better, same, draws=200)
+    assert c["difference"] > 0.1 and c["only_this_right"] > c["only_reference_right"] and c["mcnemar_p"] < 1e-6
+    assert c["accuracy_interval"][0] > 0 and c["auc_interval"][0] > 0
+    slightly = scores + 0.02 * np.random.default_rng(3).normal(size=len(scores))  # noise, no gain
+    lo, hi = compare_runs.compare(scores, slightly, same, draws=200)["accuracy_interval"]
+    assert lo <= 0 <= hi
