@@ -1,16 +1,22 @@
 """Is one build better than another on validation pairs, or within the noise of 2,000 pairs?
 
-    python benchmarks/compare_runs.py --preset esp32 --model models/esp32 --model RUN [--model ...]
+    python benchmarks/compare_runs.py --preset esp32 --model models/esp32 --model RUN [--model ...] [--same N]
 
 The first ``--model`` is the reference. Every bundle's int8 model embeds the preset's validation
 faces in TFLM, and each decides the build's 2,000 seeded validation pairs at its own best
 threshold, as the build's report does. Against the reference, for each other bundle: the
 difference in pair accuracy; the pairs only one of the two decides right and McNemar's exact
-two-sided p on them; a 95% interval of the difference from a paired bootstrap (the pairs drawn
-again with replacement, each model's best threshold chosen again on every draw); the same
-interval for the ROC AUC. An interval that holds 0 says the two are not told apart by these pairs.
-The two models decide the same pairs, so their difference is much less noisy than either figure
-alone; a rule such as "+0.5 points of validation pairs" should read these intervals.
+two-sided p on them; a 95% interval of the difference from a paired bootstrap over *people*; the
+same interval for the ROC AUC. An interval that holds 0 says the two are not told apart here.
+
+The pairs are not independent: a person's photos recur in many of them, so drawing pairs again
+would understate the noise (more so the more pairs are drawn from the same photos). Each bootstrap
+draw instead draws the validation people again with replacement and weighs every pair by how often
+its people were drawn (a same-person pair by its person's count, a different-people pair by the
+product of the two), and chooses each model's best threshold again on those weights. The two
+models decide the same pairs, so their difference is much less noisy than either figure alone; a
+rule such as "+0.5 points of validation pairs" should read these intervals. McNemar's p treats
+the pairs as independent: it is the optimistic one.
 """
 
 from __future__ import annotations
@@ -22,25 +28,29 @@ import numpy as np
 BOOTSTRAP = 2000
 
 
-def best_accuracy(scores: np.ndarray, same: np.ndarray) -> float:
-    """Pair accuracy at the best threshold (tinyface.evaluation.metrics.best_threshold's), in
-    O(n log n): accept every pair scoring at or above a cut between two distinct scores."""
+def best_accuracy(scores: np.ndarray, same: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """(Weighted) pair accuracy at the best threshold (tinyface.evaluation.metrics.best_threshold's),
+    in O(n log n): accept every pair scoring at or above a cut between two distinct scores."""
+    w = np.ones(len(scores)) if weights is None else np.asarray(weights, float)
     order = np.argsort(-scores, kind="mergesort")
-    s, y = scores[order], same[order].astype(bool)
+    s, y, w = scores[order], same[order].astype(bool), w[order]
     # accepting the first k pairs (k = 0..n): genuine ones accepted, impostors below rejected
-    right = np.concatenate([[0], np.cumsum(y)]) + ((~y).sum() - np.concatenate([[0], np.cumsum(~y)]))
+    accepted = np.concatenate([[0.0], np.cumsum(w * y)])
+    rejected = (w * ~y).sum() - np.concatenate([[0.0], np.cumsum(w * ~y)])
     cuts = np.concatenate([[True], s[1:] != s[:-1], [True]])  # ties fall on one side together
-    return float(right[cuts].max() / len(y))
+    return float((accepted + rejected)[cuts].max() / w.sum())
 
 
-def roc_auc(scores: np.ndarray, same: np.ndarray) -> float:
-    """Area under the ROC curve (ties count half), from the ranks of the genuine pairs' scores."""
+def roc_auc(scores: np.ndarray, same: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """(Weighted) area under the ROC curve: the chance that a genuine pair outscores an impostor
+    pair, ties counting half."""
+    w = np.ones(len(scores)) if weights is None else np.asarray(weights, float)
     y = same.astype(bool)
-    pos, neg = int(y.sum()), int((~y).sum())
-    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
-    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    ranks = (first + (counts + 1) / 2.0)[inverse]  # average 1-based rank of each tie group
-    return float((ranks[y].sum() - pos * (pos + 1) / 2.0) / (pos * neg))
+    levels, inverse = np.unique(scores, return_inverse=True)
+    impostors = np.bincount(inverse, weights=w * ~y, minlength=len(levels))
+    below = np.concatenate([[0.0], np.cumsum(impostors)[:-1]])  # impostor weight under each level
+    beaten = (below + impostors / 2.0)[inverse]
+    return float((w * y * beaten).sum() / ((w * y).sum() * (w * ~y).sum()))
 
 
 def mcnemar_p(only_a: int, only_b: int) -> float:
@@ -53,22 +63,28 @@ def mcnemar_p(only_a: int, only_b: int) -> float:
     return min(1.0, 2.0 * tail)
 
 
-def paired_intervals(ref: np.ndarray, other: np.ndarray, same: np.ndarray, draws: int = BOOTSTRAP,
-                     seed: int = 0) -> dict:
-    """95% paired-bootstrap intervals of ``other`` minus ``ref`` (pair scores of two models on
-    the same pairs): ``{"accuracy": (lo, hi), "auc": (lo, hi)}``."""
+def paired_intervals(ref: np.ndarray, other: np.ndarray, same: np.ndarray, person_a: np.ndarray,
+                     person_b: np.ndarray, draws: int = BOOTSTRAP, seed: int = 0) -> dict:
+    """95% intervals of ``other`` minus ``ref`` (pair scores of two models on the same pairs)
+    from a bootstrap over people (module docstring); ``person_a``/``person_b``: each pair's two
+    people as indices 0..P-1. Returns ``{"accuracy": (lo, hi), "auc": (lo, hi)}``."""
     rng = np.random.default_rng(seed)
-    n = len(same)
+    people = int(max(person_a.max(), person_b.max())) + 1
     acc, area = np.empty(draws), np.empty(draws)
     for i in range(draws):
-        rows = rng.integers(0, n, n)
-        s = same[rows]
-        acc[i] = best_accuracy(other[rows], s) - best_accuracy(ref[rows], s)
-        area[i] = roc_auc(other[rows], s) - roc_auc(ref[rows], s)
-    return {"accuracy": tuple(np.percentile(acc, [2.5, 97.5])), "auc": tuple(np.percentile(area, [2.5, 97.5]))}
+        drawn = np.bincount(rng.integers(0, people, people), minlength=people).astype(float)
+        w = np.where(same, drawn[person_a], drawn[person_a] * drawn[person_b])
+        if not (w * same).any() or not (w * ~same).any():  # a draw without one kind of pair
+            acc[i] = area[i] = np.nan
+            continue
+        acc[i] = best_accuracy(other, same, w) - best_accuracy(ref, same, w)
+        area[i] = roc_auc(other, same, w) - roc_auc(ref, same, w)
+    return {"accuracy": tuple(np.nanpercentile(acc, [2.5, 97.5])),
+            "auc": tuple(np.nanpercentile(area, [2.5, 97.5]))}
 
 
-def compare(ref: np.ndarray, other: np.ndarray, same: np.ndarray, draws: int = BOOTSTRAP) -> dict:
+def compare(ref: np.ndarray, other: np.ndarray, same: np.ndarray, person_a: np.ndarray, person_b: np.ndarray,
+            draws: int = BOOTSTRAP) -> dict:
     """Every figure this script prints for ``other`` against ``ref`` (pair scores, same pairs)."""
     from tinyface.evaluation.metrics import best_threshold
 
@@ -79,25 +95,44 @@ def compare(ref: np.ndarray, other: np.ndarray, same: np.ndarray, draws: int = B
             "auc": roc_auc(other, same), "auc_difference": roc_auc(other, same) - roc_auc(ref, same),
             "only_reference_right": only_ref, "only_this_right": only_other,
             "mcnemar_p": mcnemar_p(only_ref, only_other), **{f"{k}_interval": v for k, v in
-                                                              paired_intervals(ref, other, same, draws).items()}}
+                                                              paired_intervals(ref, other, same, person_a, person_b, draws).items()}}
 
 
 def main() -> None:
-    from identify_threshold import models_on_validation  # benchmarks/, beside this script
-    from tinyface.evaluation import metrics
-    from tinyface.model.embedder import Embedder
-    from tinyface.train.stages_eval import validation_pairs
+    import argparse
+    from pathlib import Path
 
-    bundles, preset, _, data = models_on_validation(__doc__)
-    a, b, same = validation_pairs(data.val.labels)
+    from identify_threshold import validation_settings  # benchmarks/, beside this script
+    from tinyface.evaluation import metrics
+    from tinyface.model.bundle import load_bundle
+    from tinyface.model.embedder import Embedder
+    from tinyface.train.build_data import load_build_data
+    from tinyface.train.stages_eval import VALIDATION_SEED, VALIDATION_SAME
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", action="append", required=True,
+                    help="bundle folder (repeatable; the first is the reference), e.g. models/esp32")
+    ap.add_argument("--preset", required=True, help="the preset whose validation people to use, e.g. esp32")
+    ap.add_argument("--same", type=int, default=VALIDATION_SAME,
+                    help=f"same-person pairs to draw, and as many different ones (default {VALIDATION_SAME:,}: the "
+                         "build's pairs; more pairs of the same people narrow the intervals less than their number "
+                         "suggests)")
+    args = ap.parse_args()
+    if args.same < 1:
+        ap.error("--same must be at least 1")
+    bundles = {folder: load_bundle(Path(folder)) for folder in args.model}
+    preset = args.preset
+    data = load_build_data(validation_settings(preset, bundles))
+    a, b, same = metrics.sample_pairs(data.val.labels, args.same, seed=VALIDATION_SEED)
     scores = {folder: metrics.pair_scores(Embedder(bundle.model_bytes, "tflm").embed(data.val.crops), a, b)
               for folder, bundle in bundles.items()}
+    _, person = np.unique(data.val.labels, return_inverse=True)
     (ref_name, ref), *others = scores.items()
-    print(f"preset {preset}: {len(same):,} validation pairs ({int(same.sum())} same), TFLM int8, "
-          f"{BOOTSTRAP} paired bootstrap draws")
+    print(f"preset {preset}: {len(same):,} validation pairs ({int(same.sum()):,} same), TFLM int8, "
+          f"{len(np.unique(person[np.concatenate([a, b])]))} people, {BOOTSTRAP} paired bootstrap draws over people")
     print(f"  {ref_name}: pairs {best_accuracy(ref, same):.2%}, AUC {roc_auc(ref, same):.4f} (the reference)")
     for name, other in others:
-        c = compare(ref, other, same)
+        c = compare(ref, other, same, person[a], person[b])
         lo, hi = c["accuracy_interval"]
         alo, ahi = c["auc_interval"]
         verdict = "within the noise" if lo <= 0 <= hi else ("better" if lo > 0 else "worse")

@@ -13,25 +13,37 @@ compare_runs = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(compare_runs)
 
 
-def _pairs(n=400, separation=1.5, seed=0):
+def _pairs(n=400, separation=1.5, seed=0, people=40):
+    """Scores and same flags of ``n`` pairs, and each pair's two people (same pairs: one person)."""
     rng = np.random.default_rng(seed)
     same = rng.random(n) < 0.5
-    return rng.normal(0, 1, n) + separation * same, same
+    a = rng.integers(0, people, n)
+    b = np.where(same, a, (a + rng.integers(1, people, n)) % people)
+    return rng.normal(0, 1, n) + separation * same, same, a, b
 
 
 def test_best_accuracy_is_the_metrics_accuracy_at_their_best_threshold_ties_included():
     for seed in range(5):
-        scores, same = _pairs(seed=seed)
+        scores, same, _, _ = _pairs(seed=seed)
         scores = np.round(scores, 1)  # many ties
         expected = np.mean((scores >= metrics.best_threshold(scores, same)) == same)
         assert compare_runs.best_accuracy(scores, same) == expected
 
 
 def test_auc_matches_the_roc_curve_and_counts_ties_half():
-    scores, same = _pairs(seed=1)
+    scores, same, _, _ = _pairs(seed=1)
     fpr, tpr = metrics.roc_curve(scores, same)
     assert abs(compare_runs.roc_auc(scores, same) - metrics.auc(fpr, tpr)) < 1e-12
     assert compare_runs.roc_auc(np.zeros(10), np.arange(10) % 2 == 0) == 0.5
+
+
+def test_weights_count_as_repeated_pairs():
+    scores, same, _, _ = _pairs(n=200, seed=4)
+    scores = np.round(scores, 1)
+    w = np.random.default_rng(5).integers(0, 4, len(scores))
+    rows = np.repeat(np.arange(len(scores)), w)
+    assert np.isclose(compare_runs.best_accuracy(scores, same, w), compare_runs.best_accuracy(scores[rows], same[rows]))
+    assert np.isclose(compare_runs.roc_auc(scores, same, w), compare_runs.roc_auc(scores[rows], same[rows]))
 
 
 def test_mcnemar_exact_p():
@@ -42,14 +54,27 @@ def test_mcnemar_exact_p():
 
 
 def test_a_model_against_itself_is_within_the_noise_and_a_much_better_one_is_not():
-    scores, same = _pairs(n=600, separation=1.0, seed=2)
-    itself = compare_runs.compare(scores, scores.copy(), same, draws=200)
+    scores, same, a, b = _pairs(n=600, separation=1.0, seed=2)
+    itself = compare_runs.compare(scores, scores.copy(), same, a, b, draws=200)
     assert itself["difference"] == 0 and itself["mcnemar_p"] == 1.0
     assert itself["accuracy_interval"] == (0.0, 0.0) and itself["auc_interval"] == (0.0, 0.0)
     better = scores + 2.0 * same  # the same pairs, separated much more
-    c = compare_runs.compare(scores, better, same, draws=200)
+    c = compare_runs.compare(scores, better, same, a, b, draws=200)
     assert c["difference"] > 0.1 and c["only_this_right"] > c["only_reference_right"] and c["mcnemar_p"] < 1e-6
     assert c["accuracy_interval"][0] > 0 and c["auc_interval"][0] > 0
     slightly = scores + 0.02 * np.random.default_rng(3).normal(size=len(scores))  # noise, no gain
-    lo, hi = compare_runs.compare(scores, slightly, same, draws=200)["accuracy_interval"]
+    lo, hi = compare_runs.compare(scores, slightly, same, a, b, draws=200)["accuracy_interval"]
     assert lo <= 0 <= hi
+
+
+def test_few_people_behind_many_pairs_widen_the_interval():
+    """The same pairs and scores: spread over a person each, or 4 people behind all of them. The
+    people bootstrap finds the second far less certain, as drawing pairs again would not."""
+    scores, same, _, _ = _pairs(n=800, separation=1.0, seed=6)
+    other = scores + np.random.default_rng(7).normal(0, 0.5, len(scores))
+    i = np.arange(len(scores))
+    many = (2 * i, np.where(same, 2 * i, 2 * i + 1))  # every pair its own people
+    few = (i % 4, np.where(same, i % 4, (i + 1) % 4))  # 800 pairs of 4 people
+    wide = compare_runs.paired_intervals(scores, other, same, *few, draws=300)["accuracy"]
+    narrow = compare_runs.paired_intervals(scores, other, same, *many, draws=300)["accuracy"]
+    assert wide[1] - wide[0] > narrow[1] - narrow[0]

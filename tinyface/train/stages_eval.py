@@ -24,9 +24,13 @@ from tinyface.model.embedder import l2_normalize, normalize
 from tinyface.evaluation.report import BuildMetrics, Parity, StageMetrics
 
 
+VALIDATION_SAME = 1000  # the build's validation pairs: this many same-person pairs, as many different ones
+VALIDATION_SEED = 1
+
+
 def validation_pairs(labels: list[str]):
     """The build's seeded pairs of validation people (2,000: 1,000 same, 1,000 different)."""
-    return metrics.sample_pairs(labels, 1000, seed=1)
+    return metrics.sample_pairs(labels, VALIDATION_SAME, seed=VALIDATION_SEED)
 
 
 def validation_accuracy(emb_val: np.ndarray, labels: list[str]) -> float:
