@@ -67,9 +67,12 @@ def paired_intervals(ref: np.ndarray, other: np.ndarray, same: np.ndarray, perso
                      person_b: np.ndarray, draws: int = BOOTSTRAP, seed: int = 0) -> dict:
     """95% intervals of ``other`` minus ``ref`` (pair scores of two models on the same pairs)
     from a bootstrap over people (module docstring); ``person_a``/``person_b``: each pair's two
-    people as indices 0..P-1. Returns ``{"accuracy": (lo, hi), "auc": (lo, hi)}``."""
+    people as indices. Returns ``{"accuracy": (lo, hi), "auc": (lo, hi)}``."""
     rng = np.random.default_rng(seed)
-    people = int(max(person_a.max(), person_b.max())) + 1
+    # the people behind the pairs, numbered 0..P-1 (a person in no pair is not drawn)
+    _, numbered = np.unique(np.concatenate([person_a, person_b]), return_inverse=True)
+    person_a, person_b = numbered[:len(same)], numbered[len(same):]
+    people = int(numbered.max()) + 1
     acc, area = np.empty(draws), np.empty(draws)
     for i in range(draws):
         drawn = np.bincount(rng.integers(0, people, people), minlength=people).astype(float)
