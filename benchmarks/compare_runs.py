@@ -25,20 +25,9 @@ import math
 
 import numpy as np
 
+from tinyface.evaluation.metrics import best_accuracy, best_threshold
+
 BOOTSTRAP = 2000
-
-
-def best_accuracy(scores: np.ndarray, same: np.ndarray, weights: np.ndarray | None = None) -> float:
-    """(Weighted) pair accuracy at the best threshold (tinyface.evaluation.metrics.best_threshold's),
-    in O(n log n): accept every pair scoring at or above a cut between two distinct scores."""
-    w = np.ones(len(scores)) if weights is None else np.asarray(weights, float)
-    order = np.argsort(-scores, kind="mergesort")
-    s, y, w = scores[order], same[order].astype(bool), w[order]
-    # accepting the first k pairs (k = 0..n): genuine ones accepted, impostors below rejected
-    accepted = np.concatenate([[0.0], np.cumsum(w * y)])
-    rejected = (w * ~y).sum() - np.concatenate([[0.0], np.cumsum(w * ~y)])
-    cuts = np.concatenate([[True], s[1:] != s[:-1], [True]])  # ties fall on one side together
-    return float((accepted + rejected)[cuts].max() / w.sum())
 
 
 def roc_auc(scores: np.ndarray, same: np.ndarray, weights: np.ndarray | None = None) -> float:
@@ -89,13 +78,12 @@ def paired_intervals(ref: np.ndarray, other: np.ndarray, same: np.ndarray, perso
 def compare(ref: np.ndarray, other: np.ndarray, same: np.ndarray, person_a: np.ndarray, person_b: np.ndarray,
             draws: int = BOOTSTRAP) -> dict:
     """Every figure this script prints for ``other`` against ``ref`` (pair scores, same pairs)."""
-    from tinyface.evaluation.metrics import best_threshold
-
     right_ref = (ref >= best_threshold(ref, same)) == same
     right_other = (other >= best_threshold(other, same)) == same
     only_ref, only_other = int((right_ref & ~right_other).sum()), int((right_other & ~right_ref).sum())
+    area = roc_auc(other, same)
     return {"accuracy": float(right_other.mean()), "difference": float(right_other.mean() - right_ref.mean()),
-            "auc": roc_auc(other, same), "auc_difference": roc_auc(other, same) - roc_auc(ref, same),
+            "auc": area, "auc_difference": area - roc_auc(ref, same),
             "only_reference_right": only_ref, "only_this_right": only_other,
             "mcnemar_p": mcnemar_p(only_ref, only_other), **{f"{k}_interval": v for k, v in
                                                               paired_intervals(ref, other, same, person_a, person_b, draws).items()}}
@@ -124,14 +112,13 @@ def main() -> None:
     if args.same < 1:
         ap.error("--same must be at least 1")
     bundles = {folder: load_bundle(Path(folder)) for folder in args.model}
-    preset = args.preset
-    data = load_build_data(validation_settings(preset, bundles))
+    data = load_build_data(validation_settings(args.preset, bundles))
     a, b, same = metrics.sample_pairs(data.val.labels, args.same, seed=VALIDATION_SEED)
     scores = {folder: metrics.pair_scores(Embedder(bundle.model_bytes, "tflm").embed(data.val.crops), a, b)
               for folder, bundle in bundles.items()}
     _, person = np.unique(data.val.labels, return_inverse=True)
     (ref_name, ref), *others = scores.items()
-    print(f"preset {preset}: {len(same):,} validation pairs ({int(same.sum()):,} same), TFLM int8, "
+    print(f"preset {args.preset}: {len(same):,} validation pairs ({int(same.sum()):,} same), TFLM int8, "
           f"{len(np.unique(person[np.concatenate([a, b])]))} people, {BOOTSTRAP} paired bootstrap draws over people")
     print(f"  {ref_name}: pairs {best_accuracy(ref, same):.2%}, AUC {roc_auc(ref, same):.4f} (the reference)")
     for name, other in others:

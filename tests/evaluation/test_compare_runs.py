@@ -22,12 +22,12 @@ def _pairs(n=400, separation=1.5, seed=0, people=40):
     return rng.normal(0, 1, n) + separation * same, same, a, b
 
 
-def test_best_accuracy_is_the_metrics_accuracy_at_their_best_threshold_ties_included():
+def test_best_accuracy_is_the_accuracy_at_the_best_threshold_ties_included():
     for seed in range(5):
         scores, same, _, _ = _pairs(seed=seed)
         scores = np.round(scores, 1)  # many ties
         expected = np.mean((scores >= metrics.best_threshold(scores, same)) == same)
-        assert compare_runs.best_accuracy(scores, same) == expected
+        assert metrics.best_accuracy(scores, same) == expected
 
 
 def test_auc_matches_the_roc_curve_and_counts_ties_half():
@@ -42,7 +42,7 @@ def test_weights_count_as_repeated_pairs():
     scores = np.round(scores, 1)
     w = np.random.default_rng(5).integers(0, 4, len(scores))
     rows = np.repeat(np.arange(len(scores)), w)
-    assert np.isclose(compare_runs.best_accuracy(scores, same, w), compare_runs.best_accuracy(scores[rows], same[rows]))
+    assert np.isclose(metrics.best_accuracy(scores, same, w), metrics.best_accuracy(scores[rows], same[rows]))
     assert np.isclose(compare_runs.roc_auc(scores, same, w), compare_runs.roc_auc(scores[rows], same[rows]))
 
 

@@ -72,9 +72,18 @@ def threshold_at_far(scores: np.ndarray, same: np.ndarray, far: float) -> float:
     return threshold_for_rate(np.asarray(scores)[~np.asarray(same, bool)], far)
 
 
-def best_accuracy(scores: np.ndarray, same: np.ndarray) -> float:
-    """Pair accuracy at the best threshold for these very pairs (model choice on validation pairs)."""
-    return float(np.mean((scores >= best_threshold(scores, same)) == same))
+def best_accuracy(scores: np.ndarray, same: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """Pair accuracy at the best threshold for these very pairs (model choice on validation pairs):
+    ``best_threshold``'s accuracy, in O(n log n). ``weights`` count each pair that many times
+    (a bootstrap's draw, benchmarks/compare_runs.py)."""
+    w = np.ones(len(scores)) if weights is None else np.asarray(weights, float)
+    order = np.argsort(-np.asarray(scores), kind="mergesort")
+    s, y, w = np.asarray(scores)[order], np.asarray(same, bool)[order], w[order]
+    # accepting the first k pairs (k = 0..n): genuine ones accepted, impostors below rejected
+    accepted = np.concatenate([[0.0], np.cumsum(w * y)])
+    rejected = (w * ~y).sum() - np.concatenate([[0.0], np.cumsum(w * ~y)])
+    cuts = np.concatenate([[True], s[1:] != s[:-1], [True]])  # ties fall on one side together
+    return float((accepted + rejected)[cuts].max() / w.sum())
 
 
 def rates_at(scores: np.ndarray, same: np.ndarray, threshold: float) -> tuple[float, float]:
