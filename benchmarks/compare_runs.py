@@ -1,6 +1,7 @@
 """Is one build better than another on validation pairs, or within the noise of 2,000 pairs?
 
     python benchmarks/compare_runs.py --preset esp32 --model models/esp32 --model RUN [--model ...] [--same N]
+    python benchmarks/compare_runs.py --preset esp32 --model models/esp32 --model RUN --people DIR [--same N]
 
 The first ``--model`` is the reference. Every bundle's int8 model embeds the preset's validation
 faces in TFLM, and each decides the build's 2,000 seeded validation pairs at its own best
@@ -17,6 +18,13 @@ product of the two), and chooses each model's best threshold again on those weig
 models decide the same pairs, so their difference is much less noisy than either figure alone; a
 rule such as "+0.5 points of validation pairs" should read these intervals. McNemar's p treats
 the pairs as independent: it is the optimistic one.
+
+``--people DIR`` draws the pairs from a second selection set instead: a folder with one
+sub-folder of photos per person (the CelebA subset of docs/data.md, 299 people no preset trains
+on), detected, aligned and cut as the preset cuts, cached like LFW; photos without a detected face
+are left out. Its people are many more, with many photos each, than the build's validation
+people with two or more photos (126 for `esp32`), so its intervals are narrower. The teacher's
+figures on the same pairs are printed first, as the set's ceiling.
 """
 
 from __future__ import annotations
@@ -89,6 +97,24 @@ def compare(ref: np.ndarray, other: np.ndarray, same: np.ndarray, person_a: np.n
                                                               paired_intervals(ref, other, same, person_a, person_b, draws).items()}}
 
 
+def people_faces(folder, settings, workers: int = 0):
+    """The faces of a folder-per-person set, cut as ``settings`` cut the validation faces:
+    ``(crops, teacher embeddings, labels, skipped)``, only photos with a detected face."""
+    from pathlib import Path
+
+    from tinyface.data.cache import FaceCache
+    from tinyface.data.dataset import load_dataset
+    from tinyface.data.faces import FaceSpec, prepare_faces
+
+    dataset = load_dataset(Path(folder))
+    paths = [image.path for image in dataset.images]
+    with FaceCache(settings.data.cache_path()) as cache:
+        res = prepare_faces(paths, FaceSpec.from_settings(settings, teacher=True), cache, workers=workers)
+    keep = res.ok & res.detected
+    labels = [image.identity for image, good in zip(dataset.images, keep) if good]
+    return res.crops[keep], res.teacher[keep], labels, int(len(paths) - keep.sum())
+
+
 def main() -> None:
     import argparse
     from pathlib import Path
@@ -108,18 +134,32 @@ def main() -> None:
                     help=f"same-person pairs to draw, and as many different ones (default {VALIDATION_SAME:,}: the "
                          "build's pairs; more pairs of the same people narrow the intervals less than their number "
                          "suggests)")
+    ap.add_argument("--people", metavar="DIR",
+                    help="draw the pairs from this folder-per-person set (e.g. the CelebA subset) instead of the "
+                         "preset's validation people; the teacher's figures come first")
     args = ap.parse_args()
     if args.same < 1:
         ap.error("--same must be at least 1")
     bundles = {folder: load_bundle(Path(folder)) for folder in args.model}
-    data = load_build_data(validation_settings(args.preset, bundles))
-    a, b, same = metrics.sample_pairs(data.val.labels, args.same, seed=VALIDATION_SEED)
-    scores = {folder: metrics.pair_scores(Embedder(bundle.model_bytes, "tflm").embed(data.val.crops), a, b)
+    settings = validation_settings(args.preset, bundles)
+    if args.people:
+        if not Path(args.people).is_dir():
+            ap.error(f"--people {args.people}: no such folder")
+        crops, teacher, labels, skipped = people_faces(args.people, settings, settings.data.workers)
+        where = f"{args.people} ({skipped} photos without a detected face left out)"
+    else:
+        data = load_build_data(settings)
+        crops, teacher, labels, where = data.val.crops, None, data.val.labels, "validation"
+    a, b, same = metrics.sample_pairs(labels, args.same, seed=VALIDATION_SEED)
+    scores = {folder: metrics.pair_scores(Embedder(bundle.model_bytes, "tflm").embed(crops), a, b)
               for folder, bundle in bundles.items()}
-    _, person = np.unique(data.val.labels, return_inverse=True)
+    _, person = np.unique(labels, return_inverse=True)
     (ref_name, ref), *others = scores.items()
-    print(f"preset {args.preset}: {len(same):,} validation pairs ({int(same.sum()):,} same), TFLM int8, "
+    print(f"preset {args.preset}: {len(same):,} pairs of {where} ({int(same.sum()):,} same), TFLM int8, "
           f"{len(np.unique(person[np.concatenate([a, b])]))} people, {BOOTSTRAP} paired bootstrap draws over people")
+    if teacher is not None:
+        t = metrics.pair_scores(teacher, a, b)
+        print(f"  teacher (dlib ResNet): pairs {best_accuracy(t, same):.2%}, AUC {roc_auc(t, same):.4f}")
     print(f"  {ref_name}: pairs {best_accuracy(ref, same):.2%}, AUC {roc_auc(ref, same):.4f} (the reference)")
     for name, other in others:
         c = compare(ref, other, same, person[a], person[b])

@@ -482,6 +482,10 @@ class DistillSettings:
             "Teaching assistant" and run T1). "" = none.
         assistant_weight: the assistant's share of each target:
             ``l2n((1 - w) * teacher + w * assistant)``; 1 = the assistant alone.
+        seed: the training's own seed (the student's initial weights, the shuffles and the
+            augmentation of distillation, pruning and QAT), so that one recipe can be trained
+            several times on the same split, teacher labels and validation people (docs/model.md,
+            "Telling runs apart"). -1 = data.seed, as before it existed.
     """
 
     epochs: int = 30
@@ -505,8 +509,14 @@ class DistillSettings:
     identity_margin: float = 0.2
     assistant: str = ""
     assistant_weight: float = 0.5
+    seed: int = -1
+
+    def training_seed(self, data_seed: int) -> int:
+        """The seed training draws from: ``seed``, or data.seed when it is -1."""
+        return data_seed if self.seed == -1 else self.seed
 
     def validate(self) -> None:
+        _check(self.seed >= -1, "distill.seed must be >= 0, or -1 for data.seed", self.seed)
         _check(0.0 <= self.assistant_weight <= 1.0, "distill.assistant_weight must be in [0, 1]",
                self.assistant_weight)
         _check(self.identity_weight >= 0, "distill.identity_weight must be >= 0", self.identity_weight)

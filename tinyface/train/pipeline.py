@@ -336,7 +336,8 @@ def _distill(stages: Stages, settings, data, training: _TrainingSet, data_fp: st
     from tinyface.train import distill, student
 
     d, s, ds = settings.data, settings.student, settings.distill
-    fp = fingerprint(data_fp, asdict(s), asdict(ds), asdict(settings.teacher))
+    fp = fingerprint(data_fp, asdict(s), _distill_key(ds), asdict(settings.teacher))
+    seed = ds.training_seed(d.seed)
 
     def make(st: Stage):
         input_shape = (d.crop_size, d.crop_size, d.channels)
@@ -354,17 +355,17 @@ def _distill(stages: Stages, settings, data, training: _TrainingSet, data_fp: st
             weights.alpha, weights.temperature, lr = search["alpha"], search["temperature"], search["learning_rate"]
             if weights.alpha > 0 and centroids is None:
                 centroids = distill.identity_centroids(t_train[: len(labels)], labels)
-        distill.seed_everything(d.seed)  # the initial weights
+        distill.seed_everything(seed)  # the initial weights
         model, _ = student.build_student(s.arch, input_shape, s.embedding_dim, s.width, branches=s.branches)
         hist = distill.fit(model, training.x, training.y, data.val.crops, training.val_y,
                            ds.epochs, ds.batch_size, lr, training.loss(weights, centroids),
-                           augment=training.augment, light=training.light, seed=d.seed,
+                           augment=training.augment, light=training.light, seed=seed,
                            on_epoch=_epoch_events(stages.notify),
                            on_progress=_batch_events(stages.notify),
                            partners=training.partners(stages.notify, ds.epochs))
         fused = None
         if s.branches:
-            model, fused = _fuse_branches(model, s, input_shape, training.x, d.seed)
+            model, fused = _fuse_branches(model, s, input_shape, training.x, seed)
         save_keras(model, st.path("student.keras"))
         write_json(st.path("history.json"), {"history": hist.history, "search": search,
                                              "learning_rate": lr, "alpha": weights.alpha,
@@ -381,6 +382,15 @@ def _distill(stages: Stages, settings, data, training: _TrainingSet, data_fp: st
 # the fused student's embeddings (about 1 in size) may differ from the branched one's by float
 # round-off; more means the folding is wrong, and the build stops before anything trusts it
 FUSE_TOLERANCE = 1e-3
+
+
+def _distill_key(ds) -> dict:
+    """The distillation settings a stage's fingerprint holds: all of them, but ``seed`` only when
+    set (-1 trains as every build before the setting did, so their stages stay valid)."""
+    key = asdict(ds)
+    if key["seed"] == -1:
+        del key["seed"]
+    return key
 
 
 def _fuse_branches(branched, s, input_shape, crops: np.ndarray, seed: int, sample: int = 2048):
@@ -414,7 +424,7 @@ def _prune(stages: Stages, settings, data, training: _TrainingSet, float_model, 
         weights = distill.LossWeights(ds.cosine_weight, ds.relation_weight, 0.0, ds.temperature)
         hist = distill.fit(wrapped, training.x, training.y, data.val.crops, training.val_y,
                            pr.epochs, ds.batch_size, ds.learning_rate * 0.1, training.loss(weights),
-                           augment=training.augment, light=training.light, seed=d.seed + 1,
+                           augment=training.augment, light=training.light, seed=ds.training_seed(d.seed) + 1,
                            callbacks=prune.pruning_callbacks(),
                            warmup_epochs=0, on_epoch=_epoch_events(stages.notify),
                            on_progress=_batch_events(stages.notify),
@@ -512,7 +522,7 @@ def _qat(model, training: _TrainingSet, settings, calib, prune_preserving: bool,
     distill.fit(qat_model, training.x, training.y, None, None, settings.quantize.qat_epochs,
                 ds.batch_size, ds.learning_rate * 0.05, training.loss(weights), augment=training.augment,
                 light=training.light,
-                seed=settings.data.seed + 2, warmup_epochs=0,
+                seed=ds.training_seed(settings.data.seed) + 2, warmup_epochs=0,
                 on_epoch=_epoch_events(notify), on_progress=_batch_events(notify),
                 partners=training.partners(notify, settings.quantize.qat_epochs))
     return quantize.convert_int8(qat_model, calib)
