@@ -282,3 +282,31 @@ def test_quick_build_with_people_folders_the_identity_term_and_an_assistant(quic
                                report_progress=lambda event, info: events.append((event, info)))
     assert ("done", {"name": "assistant", "cached": True}) in events
     assert [s.name for s in again.stages if s.skipped] == ["distill", "prune", "quantize", "evaluate"]
+
+
+def test_a_training_seed_retrains_on_the_same_people_and_minus_one_keeps_every_stage(quick_build, lfw_dir, tmp_path):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(quick_build[0], out)
+    base = ("build", "--quick", "--data", str(lfw_dir), "--out", str(out), "--json",
+            "--set", extra_dirs(quick_build[0]))
+    proc = run_cli(*base, "--set", "distill.seed=-1")  # the default, written out: data.seed, nothing re-runs
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert all(s["skipped"] for s in json.loads(proc.stdout)["stages"] if s["name"] not in ("data", "report"))
+    before = json.loads((out / "report.json").read_text())
+    model_before = (out / "model.tflite").read_bytes()
+    proc = run_cli(*base, "--set", "distill.seed=5")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert not any(s["skipped"] for s in json.loads(proc.stdout)["stages"])
+    after = json.loads((out / "report.json").read_text())
+    assert (out / "model.tflite").read_bytes() != model_before, "another training seed must train other weights"
+    # the same validation people and pairs: the teacher, which no training touches, scores them the same
+    assert after["stages"]["teacher"]["validation"] == before["stages"]["teacher"]["validation"]
+    assert after["stages"]["tflm_int8"]["validation"]["n_pairs"] == before["stages"]["tflm_int8"]["validation"]["n_pairs"]
+
+
+def test_a_negative_training_seed_is_one_line_before_any_work(tmp_path):
+    proc = run_cli("build", "--quick", "--out", str(tmp_path / "run"), "--set", "distill.seed=-3")
+    assert proc.returncode != 0 and "distill.seed must be >= 0, or -1 for data.seed" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "run").exists()
