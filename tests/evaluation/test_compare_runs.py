@@ -51,6 +51,8 @@ def test_mcnemar_exact_p():
     assert compare_runs.mcnemar_p(5, 5) == 1.0
     assert compare_runs.mcnemar_p(10, 0) == compare_runs.mcnemar_p(0, 10) == 2 / 1024
     assert 0.05 < compare_runs.mcnemar_p(12, 6) < 0.5
+    # thousands of discordant pairs (a large selection set): no float overflow, sane values
+    assert compare_runs.mcnemar_p(1500, 1500) == 1.0 and compare_runs.mcnemar_p(1400, 1600) < 0.001
 
 
 def test_a_model_against_itself_is_within_the_noise_and_a_much_better_one_is_not():
