@@ -140,6 +140,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.same < 1:
         ap.error("--same must be at least 1")
+    if len(set(args.model)) < len(args.model):
+        ap.error("a --model was given twice: compare different bundles")
     bundles = {folder: load_bundle(Path(folder)) for folder in args.model}
     settings = validation_settings(args.preset, bundles)
     if args.people:

@@ -80,3 +80,41 @@ def test_few_people_behind_many_pairs_widen_the_interval():
     wide = compare_runs.paired_intervals(scores, other, same, *few, draws=300)["accuracy"]
     narrow = compare_runs.paired_intervals(scores, other, same, *many, draws=300)["accuracy"]
     assert wide[1] - wide[0] > narrow[1] - narrow[0]
+
+
+def _people_folder(lfw_dir: Path, folder: Path) -> Path:
+    """A folder-per-person set of 3 LFW people with 3 photos each, plus a photo with no face."""
+    import shutil
+
+    from PIL import Image
+
+    for name in ("Aaron_Peirsol", "Abdullah", "AJ_Lamas"):
+        (folder / name).mkdir(parents=True)
+        for photo in sorted((lfw_dir / "images" / name).glob("*.jpg"))[:3]:
+            shutil.copy(photo, folder / name / photo.name)
+    Image.new("RGB", (120, 120), (128, 128, 128)).save(folder / "AJ_Lamas" / "blank.jpg")
+    return folder
+
+
+def test_people_folder_pairs_with_the_teacher_first(lfw_dir, tmp_path):
+    import subprocess
+    import sys
+
+    import shutil
+
+    people = _people_folder(lfw_dir, tmp_path / "people")
+    copy = shutil.copytree(REPO / "models" / "esp32", tmp_path / "copy")  # the same model, another bundle
+    run = [sys.executable, str(REPO / "benchmarks" / "compare_runs.py"), "--preset", "esp32",
+           "--model", str(REPO / "models" / "esp32"), "--model", str(copy)]
+    proc = subprocess.run([*run, "--people", str(people), "--same", "6"], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    assert "12 pairs of" in out and "(1 photos without a detected face left out)" in out and "3 people" in out
+    assert "teacher (dlib ResNet): pairs" in out
+    assert "+0.00 points, 95% +0.00 to +0.00" in out  # a model against itself
+    missing = subprocess.run([*run, "--people", str(tmp_path / "nowhere")], capture_output=True, text=True,
+                             timeout=300)
+    assert missing.returncode == 2 and "no such folder" in missing.stderr and "Traceback" not in missing.stderr
+    twice = subprocess.run([*run[:-2], "--model", run[-3]], capture_output=True, text=True, timeout=300)
+    assert twice.returncode == 2 and "given twice" in twice.stderr
