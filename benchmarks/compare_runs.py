@@ -30,6 +30,7 @@ figures on the same pairs are printed first, as the set's ceiling.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -100,8 +101,6 @@ def compare(ref: np.ndarray, other: np.ndarray, same: np.ndarray, person_a: np.n
 def people_faces(folder, settings, workers: int = 0):
     """The faces of a folder-per-person set, cut as ``settings`` cut the validation faces:
     ``(crops, teacher embeddings, labels, skipped)``, only photos with a detected face."""
-    from pathlib import Path
-
     from tinyface.data.cache import FaceCache
     from tinyface.data.dataset import load_dataset
     from tinyface.data.faces import FaceSpec, prepare_faces
@@ -117,7 +116,6 @@ def people_faces(folder, settings, workers: int = 0):
 
 def main() -> None:
     import argparse
-    from pathlib import Path
 
     from identify_threshold import validation_settings  # benchmarks/, beside this script
     from tinyface.evaluation import metrics

@@ -97,10 +97,9 @@ def _people_folder(lfw_dir: Path, folder: Path) -> Path:
 
 
 def test_people_folder_pairs_with_the_teacher_first(lfw_dir, tmp_path):
+    import shutil
     import subprocess
     import sys
-
-    import shutil
 
     people = _people_folder(lfw_dir, tmp_path / "people")
     copy = shutil.copytree(REPO / "models" / "esp32", tmp_path / "copy")  # the same model, another bundle
