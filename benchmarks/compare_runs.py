@@ -114,6 +114,19 @@ def people_faces(folder, settings, workers: int = 0):
     return res.crops[keep], res.teacher[keep], labels, int(len(paths) - keep.sum())
 
 
+def distilled_from(bundle, folder) -> list[str]:
+    """The names in ``bundle``'s model.json (``extra.extra_faces``, as its build's ``extra.dirs``
+    wrote them) of the extra-face folders that hold ``folder`` or lie inside it: a set the model
+    distilled from, which cannot judge it. Bundles built before that field was written record
+    nothing (their extra faces are in their build's report)."""
+    from tinyface.config import ExtraSettings
+
+    names = [str(d) for d in bundle.meta.extra.get("extra_faces", [])]
+    here = Path(folder).resolve()
+    return [name for name, path in zip(names, ExtraSettings(dirs=names).paths())
+            if here.is_relative_to(path.resolve()) or path.resolve().is_relative_to(here)]
+
+
 def main() -> None:
     import argparse
 
@@ -145,6 +158,10 @@ def main() -> None:
     if args.people:
         if not Path(args.people).is_dir():
             ap.error(f"--people {args.people}: no such folder")
+        for folder, bundle in bundles.items():
+            if seen := distilled_from(bundle, args.people):
+                ap.error(f"--people {args.people}: {folder} distilled from it (extra faces {', '.join(seen)}): "
+                         "judge it on a set it has not seen")
         crops, teacher, labels, skipped = people_faces(args.people, settings, settings.data.workers)
         where = f"{args.people} ({skipped} photos without a detected face left out)"
     else:

@@ -1,6 +1,7 @@
 """benchmarks/compare_runs.py: paired comparison of two models on the same validation pairs."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -117,3 +118,25 @@ def test_people_folder_pairs_with_the_teacher_first(lfw_dir, tmp_path):
     assert missing.returncode == 2 and "no such folder" in missing.stderr and "Traceback" not in missing.stderr
     twice = subprocess.run([*run[:-2], "--model", run[-3]], capture_output=True, text=True, timeout=300)
     assert twice.returncode == 2 and "given twice" in twice.stderr
+    meta = json.loads((copy / "model.json").read_text())  # a bundle that distilled from these people
+    meta["extra"]["extra_faces"] = ["fairface", str(people.parent)]
+    (copy / "model.json").write_text(json.dumps(meta))
+    seen = subprocess.run([*run, "--people", str(people)], capture_output=True, text=True, timeout=300)
+    assert seen.returncode == 2 and f"{copy} distilled from it (extra faces {people.parent})" in seen.stderr
+    assert "Traceback" not in seen.stderr
+
+
+def test_a_set_is_refused_only_to_the_models_that_distilled_from_it(tmp_path, monkeypatch):
+    from tinyface.model.bundle import load_bundle
+
+    monkeypatch.setenv("TINYFACE_DATASETS", str(tmp_path / "datasets"))
+    celeba = tmp_path / "datasets" / "celeba" / "images"
+    celeba.mkdir(parents=True)
+    bundle = load_bundle(REPO / "models" / "esp32")
+    assert compare_runs.distilled_from(bundle, celeba) == []  # built before the field: nothing recorded
+    bundle.meta.extra["extra_faces"] = ["fairface", "celeba"]  # a fetchable name: its default place
+    assert compare_runs.distilled_from(bundle, celeba) == ["celeba"]
+    assert compare_runs.distilled_from(bundle, celeba.parent) == ["celeba"]
+    assert compare_runs.distilled_from(bundle, tmp_path / "datasets" / "pins") == []
+    bundle.meta.extra["extra_faces"] = [str(celeba / "7")]  # one person's folder of the set: also seen
+    assert compare_runs.distilled_from(bundle, celeba) == [str(celeba / "7")]

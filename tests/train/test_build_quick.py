@@ -228,6 +228,7 @@ def test_a_quick_build_says_it_is_a_smoke_test_wherever_its_accuracy_is_printed(
     extra = json.loads((out / "model.json").read_text())["extra"]
     assert extra["smoke_test"] is True and extra["test_data"] == "LFW pairsDevTest"
     assert extra["lfw_pairs_dev_test_accuracy"] == extra["test_accuracy"]
+    assert extra["extra_faces"] == [str(out.parent / "extra")]  # what it distilled from, as extra.dirs named it
 
 
 def test_quick_build_distils_from_extra_faces_and_filters_test_people(quick_build):

@@ -600,10 +600,20 @@ def _write_bundle(out_dir: Path, metrics: BuildMetrics, settings, preset) -> Pat
         flat, threshold=float(tflm.verification["threshold"]),
         identify_threshold=float(tflm.identification["threshold"]), arena_bytes=int(tflm.arena_bytes),
         macs=int(tflm.macs), name=f"tinyface-{preset.name}", preset=preset.name, crop_padding=settings.data.padding,
-        kernels=settings.firmware.kernels, extra={"arch": settings.student.arch, "width": settings.student.width, **_accuracy_fields(metrics)},
+        kernels=settings.firmware.kernels, extra=_extra_fields(settings, metrics),
     )
     save_bundle(out_dir, flat, meta)
     return out_dir
+
+
+def _extra_fields(settings, metrics: BuildMetrics) -> dict:
+    """model.json's ``extra``: the student, the test accuracy and, when it distilled from extra
+    faces, their folders as ``extra.dirs`` names them (so a comparison on one of those sets can
+    refuse it: benchmarks/compare_runs.py)."""
+    fields = {"arch": settings.student.arch, "width": settings.student.width}
+    if settings.extra.dirs:
+        fields["extra_faces"] = [str(d) for d in settings.extra.dirs]
+    return {**fields, **_accuracy_fields(metrics)}
 
 
 def _accuracy_fields(metrics: BuildMetrics) -> dict:
