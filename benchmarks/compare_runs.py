@@ -100,15 +100,19 @@ def compare(ref: np.ndarray, other: np.ndarray, same: np.ndarray, person_a: np.n
 
 def people_faces(folder, settings, workers: int = 0):
     """The faces of a folder-per-person set, cut as ``settings`` cut the validation faces:
-    ``(crops, teacher embeddings, labels, skipped)``, only photos with a detected face."""
+    ``(crops, teacher embeddings, labels, skipped)``, only photos with a detected face. Progress
+    on stderr (a bar, or a line every few seconds into a file): a first pass aligns and embeds
+    every photo (minutes for CelebA's 6,300), later ones read the cache."""
+    from tinyface.console import progress_bar
     from tinyface.data.cache import FaceCache
     from tinyface.data.dataset import load_dataset
     from tinyface.data.faces import FaceSpec, prepare_faces
 
     dataset = load_dataset(Path(folder))
     paths = [image.path for image in dataset.images]
-    with FaceCache(settings.data.cache_path()) as cache:
-        res = prepare_faces(paths, FaceSpec.from_settings(settings, teacher=True), cache, workers=workers)
+    with FaceCache(settings.data.cache_path()) as cache, progress_bar("photos", len(paths)) as advance:
+        res = prepare_faces(paths, FaceSpec.from_settings(settings, teacher=True), cache, workers=workers,
+                            progress=advance)
     keep = res.ok & res.detected
     labels = [image.identity for image, good in zip(dataset.images, keep) if good]
     return res.crops[keep], res.teacher[keep], labels, int(len(paths) - keep.sum())
