@@ -595,14 +595,22 @@ class FirmwareSettings:
         kernels: "esp-nn" (TFLM's kernels, ESP-NN's where esp-tflite-micro has them) or
             "generated" (int8 kernels specialised for the model's shapes, bit-exact with TFLM's
             reference kernels; docs/firmware.md).
+        identify_threshold: the cosine similarity at or above which the board's IDENTIFY accepts
+            its best match; 0 = the model's own (model.json, chosen on validation people for 5%
+            of strangers). `tinyface evaluate --data YOUR_PEOPLE --target-far F` prints the one
+            that gives false-accept rate F on your own people (thresholds carry over between
+            face sets worse than models do). Used by `flash` and `emulate`.
     """
 
     board: str = "esp32"
     arena_margin: float = 0.15
     kernels: str = "esp-nn"
+    identify_threshold: float = 0.0
 
     def validate(self) -> None:
         _check(0.0 <= self.arena_margin <= 2.0, "firmware.arena_margin must be in [0, 2]", self.arena_margin)
+        _check(0.0 <= self.identify_threshold < 1.0,
+               "firmware.identify_threshold must be in [0, 1) (0: the model's own)", self.identify_threshold)
         _check(self.kernels in FIRMWARE_KERNELS, f"firmware.kernels must be one of {', '.join(FIRMWARE_KERNELS)}",
                self.kernels)
 

@@ -62,6 +62,28 @@ def test_dry_run_default_project_dir_and_summary(tiny_bundle, tmp_path):
     assert "dry run: nothing built or flashed" in result.stderr and "arena:" in result.stderr
 
 
+def test_an_identification_threshold_of_ones_own_is_compiled_in(tiny_bundle, tmp_path):
+    from tinyface.codegen.carray import c_float
+
+    model = str(tiny_bundle.model_path.parent)
+    own, _ = _flash("--board", "esp32", "--model", model, "--dry-run", "--project-dir", str(tmp_path / "own"),
+                    "--json", "--set", "firmware.identify_threshold=0.8125")
+    assert own.returncode == 0, own.stderr
+    out = json.loads(own.stdout)
+    assert out["identify_threshold"] == 0.8125 and out["identify_threshold_source"] == "firmware.identify_threshold"
+    header = (tmp_path / "own" / "src" / "model_settings.h").read_text()
+    assert f"#define TF_MODEL_THRESHOLD {c_float(0.8125)}" in header
+    shipped, _ = _flash("--board", "esp32", "--model", model, "--dry-run", "--project-dir", str(tmp_path / "shipped"))
+    assert shipped.returncode == 0, shipped.stderr
+    assert f"identification threshold: {tiny_bundle.meta.identify_at:.4f} (the model's)" in shipped.stderr
+    assert f"#define TF_MODEL_THRESHOLD {c_float(tiny_bundle.meta.identify_at)}" in \
+        (tmp_path / "shipped" / "src" / "model_settings.h").read_text()
+    bad, _ = _flash("--board", "esp32", "--model", model, "--dry-run", "--set", "firmware.identify_threshold=1.5",
+                    cwd=tmp_path)
+    assert bad.returncode == 3 and "firmware.identify_threshold must be in [0, 1)" in bad.stderr
+    assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
 def test_no_platform_and_no_registry_fails_in_seconds_with_one_line(tiny_bundle, pio_home, tmp_path):
     from tinyface.device.platformio import registry_reachable
 

@@ -119,6 +119,13 @@ def test_identify_accepts_at_the_identification_threshold_not_the_pair_one(start
     result = client.identify(probe)
     assert result.name == "alice" and result.similarity == pytest.approx(similarity, abs=1e-5)
     assert not result.accepted  # below the identification threshold: rejected
+    # the same threshold set for the board instead (firmware.identify_threshold), the model untouched
+    own = connect(start_device(pooling_bundle.model_path.parent, "--set",
+                               f"firmware.identify_threshold={strict.identify_threshold!r}").port)
+    assert own.info().threshold == pytest.approx(strict.identify_threshold)
+    for x in enrolled:
+        own.enroll("alice", x)
+    assert not own.identify(probe).accepted
 
 
 NOT_UTF8 = [b"\xff\xfe", b"caf\xe9", b"\xc0\xaf", b"\xed\xa0\x80", b"ab\xe2\x82", b"\xf4\x90\x80\x80"]

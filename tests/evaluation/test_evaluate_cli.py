@@ -103,6 +103,10 @@ def test_evaluate_holds_strangers_out_and_reports_false_accepts_and_target_thres
     proc = run_cli("evaluate", "--model", str(RELEASED), "--data", str(data), "--enroll", "3", "--strangers", "0.5")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "balanced accuracy" in proc.stdout and "false-accept rate" in proc.stdout and "for FAR 0.01" in proc.stdout
+    own = run_cli("evaluate", "--model", str(RELEASED), "--data", str(data), "--enroll", "3", "--strangers", "0.5",
+                  "--json")
+    at = json.loads(own.stdout)["target_far"]["identification"]["threshold"]  # the default FAR, 0.01
+    assert f"--set firmware.identify_threshold={at:.4f}`" in proc.stdout  # how to put it on a board
     # identification by a gallery of the device's size (16): the 3 enrolled people fit, so the same figures
     assert r["identify_gallery"] == 16
     assert i["device_gallery"] == {"gallery": 3, "draws": 1, "accuracy": i["accuracy"],

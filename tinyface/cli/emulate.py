@@ -71,7 +71,7 @@ def emulate(ctx, board, model_path, baud, once, native, isa, kernels, drop_repli
     b = load_board(board or settings.firmware.board)
     settings, path = settings_for_model(ctx, settings, model_path, b.name, overrides, set_items)
     kernels = settings.firmware.kernels
-    bundle = load_bundle(path)
+    bundle = load_bundle(path).identifying_at(settings.firmware.identify_threshold)
     if isa and (drop_replies or corrupt_replies):
         raise click.UsageError("fault injection (--drop-reply, --corrupt-reply) is an option of the Python emulation")
     if isa:

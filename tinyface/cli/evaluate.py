@@ -116,7 +116,8 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
     if "identification" in t:
         ti = t["identification"]
         line += (f", identification threshold {ti['threshold']:.3f} (identifies {100 * ti['accuracy']:.1f}% of probes, "
-                 f"accepts {100 * ti['stranger_false_accept_rate']:.1f}% of strangers)")
+                 f"accepts {100 * ti['stranger_false_accept_rate']:.1f}% of strangers); to use it on a board: "
+                 f"`tinyface flash ... --set firmware.identify_threshold={ti['threshold']:.4f}`")
     click.echo(line)
     unmeasurable = [f"{tv['negative_pairs']:,} different-person pairs"] if not tv["measurable"] else []
     if not t.get("identification", {"measurable": True})["measurable"]:

@@ -44,6 +44,9 @@ def flash(ctx, board, model_path, port, project_dir, enroll_dir, kernels, dry_ru
       tinyface flash --board esp32s3 --port /dev/ttyACM0 --model build/esp32s3
       tinyface flash --board esp32 --enroll photos/   # with a compiled-in gallery
       tinyface flash --board esp32 --kernels generated --dry-run
+      tinyface flash --board esp32 --set firmware.identify_threshold=0.66
+                     # IDENTIFY's threshold measured on your own people
+                     # (tinyface evaluate --data PHOTOS --target-far 0.01)
     Then: tinyface bench --port auto --board esp32
     """
     from tinyface.boards import load_board
@@ -59,7 +62,7 @@ def flash(ctx, board, model_path, port, project_dir, enroll_dir, kernels, dry_ru
     result = flash_board(
         b, model=model_path, project_dir=project_dir, port=port, dry_run=dry_run,
         arena_margin=settings.firmware.arena_margin, enroll_dir=enroll_dir, settings=settings,
-        kernels=settings.firmware.kernels,
+        kernels=settings.firmware.kernels, identify_threshold=settings.firmware.identify_threshold,
         on_line=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True),
         on_step=None if as_json else lambda text: _step(text, info, debug), force=force,
         on_warning=lambda text: console.print(f"tinyface: warning: {text}", markup=False, highlight=False,
@@ -77,6 +80,7 @@ def flash(ctx, board, model_path, port, project_dir, enroll_dir, kernels, dry_ru
     info(f"model: {result.model_dir} (sha256 {project.model_sha256[:16]}), ops: {', '.join(op for op, _ in project.ops)}")
     info(f"budget: {project.budget.summary()}")
     info(f"arena: {project.arena.bytes:,} B = TFLM {project.arena.used_bytes:,} B + {project.arena.margin_percent}% margin")
+    info(f"identification threshold: {result.identify_threshold:.4f} ({result.identify_threshold_source})")
     if dry_run:
         info("dry run: nothing built or flashed")
     else:

@@ -16,9 +16,13 @@ class FlashResult:
     port: str | None = None
     uploaded: bool = False
     steps: list[str] = field(default_factory=list)
+    identify_threshold: float = 0.0  # IDENTIFY's threshold compiled in
+    identify_threshold_source: str = "the model's"  # or "firmware.identify_threshold"
 
     def to_dict(self) -> dict:
         return {"board": self.board, "model": str(self.model_dir), "port": self.port, "uploaded": self.uploaded,
+                "identify_threshold": self.identify_threshold,
+                "identify_threshold_source": self.identify_threshold_source,
                 "project": self.project.to_dict(), "steps": self.steps}
 
 
@@ -40,7 +44,7 @@ def resolve_model(model: str | Path | None, board) -> Path:
 def flash(board, model: str | Path | None = None, project_dir: str | Path | None = None, port: str | None = None,
           dry_run: bool = False, arena_margin: float = 0.15, enroll_dir: str | Path | None = None, settings=None,
           on_line=None, on_step=None, force: bool = False, on_warning=None,
-          kernels: str = "esp-nn") -> FlashResult:
+          kernels: str = "esp-nn", identify_threshold: float = 0.0) -> FlashResult:
     """Generate the firmware project for ``board`` and (unless ``dry_run``) build and flash it.
 
     Args:
@@ -57,6 +61,7 @@ def flash(board, model: str | Path | None = None, project_dir: str | Path | None
         force: overwrite files in ``project_dir`` that tinyface did not generate.
         on_warning: called with a one-line warning before anything is done (a smoke-test model).
         kernels: firmware.kernels ("esp-nn" or "generated").
+        identify_threshold: firmware.identify_threshold (0: the model's own).
 
     Raises:
         ModelError, BudgetError, DataError: before anything is written.
@@ -76,7 +81,7 @@ def flash(board, model: str | Path | None = None, project_dir: str | Path | None
             on_step(text)
 
     model_dir = resolve_model(model, board)
-    bundle = load_bundle(model_dir)
+    bundle = load_bundle(model_dir).identifying_at(identify_threshold)
     if isinstance(bundle.meta.extra, dict) and bundle.meta.extra.get("smoke_test"):
         result_warning = (f"{model_dir} is a smoke-test model (`tinyface build --quick`): it checks that the "
                           "pipeline runs and will not recognise faces well; build without --quick for a real model")
@@ -84,7 +89,9 @@ def flash(board, model: str | Path | None = None, project_dir: str | Path | None
             on_warning(result_warning)
     gallery = ()
     project_dir = Path(project_dir) if project_dir else default_project_dir(board.name)
-    result = FlashResult(board.name, model_dir, None)
+    result = FlashResult(board.name, model_dir, None, identify_threshold=bundle.meta.identify_at,
+                         identify_threshold_source="firmware.identify_threshold" if identify_threshold
+                         else "the model's")
     if enroll_dir:
         from tinyface.codegen.gallery import enroll_folder
 

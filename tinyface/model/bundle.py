@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from tinyface.errors import ModelError
@@ -63,6 +63,13 @@ class Bundle:
     def model_hash(self) -> str:
         """sha256 of the .tflite bytes (INFO carries all 32 bytes; bench compares them with the local model's)."""
         return hashlib.sha256(self.model_bytes).hexdigest()
+
+    def identifying_at(self, threshold: float) -> "Bundle":
+        """This bundle with IDENTIFY's threshold set to ``threshold`` for a board (the setting
+        firmware.identify_threshold); 0 keeps model.json's. The files are not touched."""
+        if not threshold:
+            return self
+        return replace(self, meta=replace(self.meta, identify_threshold=float(threshold)))
 
 
 def model_hash(model_bytes: bytes) -> str:
