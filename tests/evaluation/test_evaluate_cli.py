@@ -129,10 +129,19 @@ def test_evaluate_names_the_gallery_size_it_reports_identification_at(make_datas
     assert r["identify_gallery"] == 2 and (dg["gallery"], dg["draws"]) == (2, 100) and i["n_people"] == 3
     # two people to be mistaken for instead of three: no more strangers accepted than by all three
     assert dg["stranger_false_accept_rate"] <= i["stranger_false_accept_rate"]
+    # the threshold for a target rate is the device gallery's too, so that it can be flashed as it is:
+    # it holds the rate by galleries of 2, and it is no stricter than the one for all 3 enrolled
+    t = r["target_far"]["identification"]
+    assert (t["gallery"], t["draws"]) == (2, 100) and t["stranger_false_accept_rate"] <= r["target_far"]["far"]
+    everyone = json.loads(run_cli("evaluate", "--model", str(RELEASED), "--data", str(data), "--enroll", "3",
+                                  "--strangers", "0.5", "--json").stdout)["target_far"]["identification"]
+    assert (everyone["gallery"], everyone["draws"]) == (3, 1) and t["threshold"] <= everyone["threshold"]
     proc = run_cli(*args)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "by a gallery of 2 people (data.identify_gallery; the device holds up to 16), mean of 100 random " \
            "galleries of 2 of the 3: accuracy" in proc.stdout
+    assert "identification threshold" in proc.stdout and "(by galleries of 2, the mean of 100 draws: identifies" \
+        in proc.stdout
 
 
 def test_evaluate_out_that_cannot_be_created_fails_before_the_evaluation(make_dataset, tmp_path):

@@ -115,8 +115,10 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
             f"{100 * tv['true_accept_rate']:.1f}% of same-person pairs)")
     if "identification" in t:
         ti = t["identification"]
-        line += (f", identification threshold {ti['threshold']:.3f} (identifies {100 * ti['accuracy']:.1f}% of probes, "
-                 f"accepts {100 * ti['stranger_false_accept_rate']:.1f}% of strangers); to use it on a board: "
+        by = (f"by galleries of {ti['gallery']}, the mean of {ti['draws']} draws" if ti["draws"] > 1
+              else f"by the gallery of all {ti['gallery']} enrolled")
+        line += (f", identification threshold {ti['threshold']:.3f} ({by}: identifies {100 * ti['accuracy']:.1f}% of "
+                 f"probes, accepts {100 * ti['stranger_false_accept_rate']:.1f}% of strangers); to use it on a board: "
                  f"`tinyface flash ... --set firmware.identify_threshold={ti['threshold']:.4f}`")
     click.echo(line)
     unmeasurable = [f"{tv['negative_pairs']:,} different-person pairs"] if not tv["measurable"] else []

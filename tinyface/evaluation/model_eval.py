@@ -181,7 +181,7 @@ def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: 
         ident["held_out_people"] = sorted(held_out)
         ident["device_gallery"] = metrics.identification_at_gallery(emb, enroll, probes, strangers, ident_threshold,
                                                                     gallery, seed)
-    target = _at_target_far(emb, scores, same, enroll, probes, strangers, target_far, ident_threshold)
+    target = _at_target_far(emb, scores, same, enroll, probes, strangers, target_far, ident_threshold, gallery, seed)
     return {
         "model": model.name, "runtime": model.kind, "data": str(data_dir), "images": int(ok.sum()),
         "skipped": [{"path": str(s.path), "reason": s.reason} for s in faces.skipped],
@@ -195,8 +195,14 @@ def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: 
     }
 
 
-def _at_target_far(emb, scores, same, enroll, probes, strangers, far: float, ident_threshold: float) -> dict:
-    """The thresholds that would give false-accept rate ``far`` on these people, and their cost."""
+def _at_target_far(emb, scores, same, enroll, probes, strangers, far: float, ident_threshold: float,
+                   gallery: int, seed: int = 0) -> dict:
+    """The thresholds that would give false-accept rate ``far`` on these people, and their cost.
+
+    The identification one is for the device's gallery (``gallery`` people: every stranger's
+    best match pooled over the random galleries of that size that identification is measured
+    on, as metrics.open_set_threshold chooses the shipped one), so that it can be flashed as it
+    is; with no more people enrolled than ``gallery``, for the gallery of all of them."""
     neg = int((~same).sum())
     ver_t = metrics.threshold_at_far(scores, same, far)
     tar, got = metrics.rates_at(scores, same, ver_t)
@@ -204,10 +210,14 @@ def _at_target_far(emb, scores, same, enroll, probes, strangers, far: float, ide
            "verification": {"threshold": ver_t, "true_accept_rate": tar, "false_accept_rate": got,
                             "negative_pairs": neg, "measurable": far * neg >= 1}}
     if len(enroll) >= 2 and strangers:
-        ident_t = metrics.threshold_for_rate(metrics.stranger_scores(emb, enroll, strangers), far)
-        at = metrics.identification(emb, enroll, probes, strangers, ident_t)
-        out["identification"] = {"threshold": ident_t, "accuracy": at.accuracy,
-                                 "stranger_false_accept_rate": at.stranger_false_accept_rate,
+        galleries = metrics.gallery_draws(enroll, gallery, seed)
+        pooled = np.concatenate([metrics.stranger_scores(emb, {p: enroll[p] for p in people}, strangers)
+                                 for people in galleries])
+        ident_t = metrics.threshold_for_rate(pooled, far)
+        at = metrics.identification_at_gallery(emb, enroll, probes, strangers, ident_t, gallery, seed)
+        out["identification"] = {"threshold": ident_t, "accuracy": at["accuracy"],
+                                 "stranger_false_accept_rate": at["stranger_false_accept_rate"],
+                                 "gallery": at["gallery"], "draws": at["draws"],
                                  "strangers": len(strangers), "measurable": far * len(strangers) >= 1,
                                  "shipped_threshold": ident_threshold}
     return out

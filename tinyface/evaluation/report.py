@@ -514,8 +514,10 @@ def write_evaluation_report(out_dir: Path, result: dict) -> Path:
         lines.append(f"| verification threshold for FAR {t['far']:g} on these people (TAR) | "
                      f"{t['verification']['threshold']:.4f} ({_pct(t['verification']['true_accept_rate'])}) |")
         if "identification" in t:
-            lines.append(f"| identification threshold for FAR {t['far']:g} on these strangers (accuracy) | "
-                         f"{t['identification']['threshold']:.4f} ({_pct(t['identification']['accuracy'])}) |")
+            ti = t["identification"]
+            lines.append(f"| identification threshold for FAR {t['far']:g} on these strangers, by galleries of "
+                         f"{ti['gallery']} (accuracy; `--set firmware.identify_threshold=` puts it on a board) | "
+                         f"{ti['threshold']:.4f} ({_pct(ti['accuracy'])}) |")
         import numpy as np
 
         fig, ax = plt.subplots(figsize=(7, 6))
