@@ -127,8 +127,8 @@ def distilled_from(bundle, folder) -> list[str]:
 
     names = [str(d) for d in bundle.meta.extra.get("extra_faces", [])]
     here = Path(folder).resolve()
-    return [name for name, path in zip(names, ExtraSettings(dirs=names).paths())
-            if here.is_relative_to(path.resolve()) or path.resolve().is_relative_to(here)]
+    paths = [path.resolve() for path in ExtraSettings(dirs=names).paths()]
+    return [name for name, path in zip(names, paths) if here.is_relative_to(path) or path.is_relative_to(here)]
 
 
 def main() -> None:

@@ -268,6 +268,18 @@ def identification_at_gallery(emb: np.ndarray, enroll: dict[str, list[int]], pro
             "stranger_false_accept_rate": float(np.mean(accepted))}
 
 
+def threshold_at_gallery(emb: np.ndarray, enroll: dict[str, list[int]], probes: list[tuple[int, str]],
+                         strangers: list[int], stranger_rate: float, gallery: int, seed: int = 0,
+                         draws: int = GALLERY_DRAWS) -> tuple[float, dict]:
+    """The threshold at which a random gallery of ``gallery`` of the enrolled people accepts
+    ``stranger_rate`` of ``strangers`` on average (every stranger's best match pooled over
+    :func:`gallery_draws`), and :func:`identification_at_gallery` at it, on the same draws."""
+    pooled = np.concatenate([stranger_scores(emb, {p: enroll[p] for p in people}, strangers)
+                             for people in gallery_draws(enroll, gallery, seed, draws)])
+    threshold = threshold_for_rate(pooled, stranger_rate)
+    return threshold, identification_at_gallery(emb, enroll, probes, strangers, threshold, gallery, seed, draws)
+
+
 def open_set_threshold(emb: np.ndarray, labels: list[str], enroll_images: int, stranger_rate: float,
                        seed: int = 0, gallery: int | None = None, draws: int = GALLERY_DRAWS) -> dict | None:
     """The identification threshold for a target stranger-accept rate by a gallery of
@@ -296,11 +308,7 @@ def open_set_threshold(emb: np.ndarray, labels: list[str], enroll_images: int, s
     if len(enrolled) < 2 or len(strangers) < 10:
         return None
     size = len(enrolled) if gallery is None else gallery
-    galleries = gallery_draws(enrolled, size, seed, draws)
-    pooled = np.concatenate([stranger_scores(emb, {p: enrolled[p] for p in people}, strangers)
-                             for people in galleries])
-    threshold = threshold_for_rate(pooled, stranger_rate)
-    at = identification_at_gallery(emb, enrolled, probes, strangers, threshold, size, seed, draws)
+    threshold, at = threshold_at_gallery(emb, enrolled, probes, strangers, stranger_rate, size, seed, draws)
     whole = identification(emb, enrolled, probes, strangers, threshold)
     return {"threshold": threshold, "stranger_rate": at["stranger_false_accept_rate"],
             "enrolled": len(enrolled), "gallery": at["gallery"], "draws": at["draws"],

@@ -210,11 +210,7 @@ def _at_target_far(emb, scores, same, enroll, probes, strangers, far: float, ide
            "verification": {"threshold": ver_t, "true_accept_rate": tar, "false_accept_rate": got,
                             "negative_pairs": neg, "measurable": far * neg >= 1}}
     if len(enroll) >= 2 and strangers:
-        galleries = metrics.gallery_draws(enroll, gallery, seed)
-        pooled = np.concatenate([metrics.stranger_scores(emb, {p: enroll[p] for p in people}, strangers)
-                                 for people in galleries])
-        ident_t = metrics.threshold_for_rate(pooled, far)
-        at = metrics.identification_at_gallery(emb, enroll, probes, strangers, ident_t, gallery, seed)
+        ident_t, at = metrics.threshold_at_gallery(emb, enroll, probes, strangers, far, gallery, seed)
         out["identification"] = {"threshold": ident_t, "accuracy": at["accuracy"],
                                  "stranger_false_accept_rate": at["stranger_false_accept_rate"],
                                  "gallery": at["gallery"], "draws": at["draws"],
