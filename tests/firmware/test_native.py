@@ -164,3 +164,20 @@ def test_missing_tflm_dir_is_one_clear_error(monkeypatch):
     monkeypatch.setenv("TFLM_DIR", "/nonexistent")
     with pytest.raises(ToolchainError, match="not a tflite-micro checkout"):
         find_toolchain()
+
+
+def test_project_cache_folder_differs_by_what_the_project_renders(tiny_bundle, tmp_path):
+    """Two boards emulated at once from one .tflite with other thresholds (firmware.identify_threshold)
+    or arena margins get their own project folders (native and ISA builds name them this way); the
+    same bundle and settings always the same folder, so the build cache holds."""
+    from tinyface.device.native import project_cache_folder
+
+    board = load_board("esp32")
+    base = project_cache_folder(tmp_path, tiny_bundle, board, "esp-nn", 0.15)
+    assert base == project_cache_folder(tmp_path, tiny_bundle, board, "esp-nn", 0.15)
+    assert base.name.startswith(f"esp32-{tiny_bundle.model_hash[:16]}-")
+    others = {project_cache_folder(tmp_path, tiny_bundle.identifying_at(0.9), board, "esp-nn", 0.15),
+              project_cache_folder(tmp_path, tiny_bundle, board, "esp-nn", 0.3),
+              project_cache_folder(tmp_path, tiny_bundle, board, "generated", 0.15),
+              project_cache_folder(tmp_path, tiny_bundle, load_board("esp32c3"), "esp-nn", 0.15)}
+    assert base not in others and len(others) == 4

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tinyface import config
-from tinyface.device.native import _compiler_version, _git_head, make_program
+from tinyface.device.native import _compiler_version, _git_head, make_program, project_cache_folder
 from tinyface.errors import DeviceError, ToolchainError
 from tinyface.resources import firmware_dir
 
@@ -196,8 +196,7 @@ def prepare_isa(bundle, board=None, arena_margin: float = 0.15, project_dir: str
     check_board(board.name)
     toolchain = find_toolchain(kernels)
     if project_dir is None:
-        suffix = "" if firmware_kernels == "esp-nn" else f"-{firmware_kernels}"
-        project_dir = cache_dir() / "projects" / f"{board.name}-{bundle.model_hash[:16]}{suffix}"
+        project_dir = project_cache_folder(cache_dir(), bundle, board, firmware_kernels, arena_margin)
     generate_project(bundle, board, project_dir, arena_margin=arena_margin, kernels=firmware_kernels)
     plugin = build_plugin(toolchain)
     return IsaProgram(build_rv32(project_dir, toolchain, log=log), plugin, kernels)

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 import threading
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tinyface import config
@@ -162,17 +163,29 @@ def prepare_native(bundle, board, arena_margin: float = 0.15, project_dir: str |
                    log=None, kernels: str = "esp-nn") -> Path:
     """Generate the firmware project for ``bundle`` on ``board`` and build it natively.
 
-    The project goes to ``project_dir`` (default: a folder in the native cache named after
-    the board, the model hash and the kernels, firmware.kernels). Returns the program's path.
+    The project goes to ``project_dir`` (default: the native cache's project_cache_folder).
+    Returns the program's path.
     """
     from tinyface.codegen import generate_project
 
     toolchain = find_toolchain()
     if project_dir is None:
-        suffix = "" if kernels == "esp-nn" else f"-{kernels}"
-        project_dir = cache_dir() / "projects" / f"{board.name}-{bundle.model_hash[:16]}{suffix}"
+        project_dir = project_cache_folder(cache_dir(), bundle, board, kernels, arena_margin)
     generate_project(bundle, board, project_dir, arena_margin=arena_margin, kernels=kernels)
     return build_native(project_dir, toolchain, log=log)
+
+
+def project_cache_folder(root: Path, bundle, board, kernels: str, arena_margin: float) -> Path:
+    """The folder under ``root`` that a bundle's generated project is cached in: named after the
+    board, the model hash, a digest of everything else the rendered project depends on (model.json
+    as the board gets it, its thresholds included, and the arena margin) and the kernels
+    (firmware.kernels), so two boards emulated at once from one ``.tflite`` with other thresholds
+    (firmware.identify_threshold) never render into the same folder."""
+    rendered = json.dumps({"meta": asdict(bundle.meta), "arena_margin": float(arena_margin)}, sort_keys=True,
+                          default=str)
+    digest = hashlib.sha256(rendered.encode()).hexdigest()[:8]
+    suffix = "" if kernels == "esp-nn" else f"-{kernels}"
+    return root / "projects" / f"{board.name}-{bundle.model_hash[:16]}-{digest}{suffix}"
 
 
 def spawn_native(program: str | Path, master_fd: int | None = None, baud: int = 0, once: bool = False,
