@@ -1,6 +1,6 @@
 """A bundle's identification threshold chosen for the device's gallery size, on validation people.
 
-    python benchmarks/identify_threshold.py --model models/esp32 --preset esp32 [--write]
+    python benchmarks/identify_threshold.py --model models/esp32 --preset esp32 [--at T ...] [--write]
 
 Loads the *validation* people exactly as `tinyface build --preset P` does
 (tinyface.train.build_data.load_build_data with the preset's settings, but no teacher views or
@@ -11,7 +11,9 @@ accepted on average by random galleries of data.identify_gallery people). No tes
 image is used. Prints the bundle's threshold and the new one, each re-derived by its rule
 (the old rule: the gallery of every enrollable validation person), and for galleries of 4, 8,
 16 and all of them the validation strangers accepted and the probes accepted and right at each
-(mean over seeded random galleries).
+(mean over seeded random galleries); --at T adds the same figures at a threshold of one's own
+(say the one `tinyface evaluate --data OTHER_PEOPLE --target-far 0.05` chose on another face set),
+to see what holding it there would cost the validation people.
 
 --write replaces model.json's ``identify_threshold`` (atomically; every other key kept; the
 sha256 is of the .tflite, unchanged) and the threshold sentence of MODEL_CARD.md (written by
@@ -40,6 +42,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True, help="bundle folder (model.tflite + model.json), e.g. models/esp32")
     ap.add_argument("--preset", required=True, help="the preset the bundle was built with, e.g. esp32")
+    ap.add_argument("--at", type=threshold_arg, action="append", default=[], metavar="T",
+                    help="also show the validation figures at threshold T (repeatable), e.g. one that "
+                         "`tinyface evaluate --target-far` chose on other people's faces")
     ap.add_argument("--write", action="store_true",
                     help="update the bundle's model.json identify_threshold and MODEL_CARD.md sentence")
     args = ap.parse_args()
@@ -70,22 +75,44 @@ def main() -> None:
     print(f"old rule (a gallery of all {old['enrolled']}): {old['threshold']:.4f}")
     print(f"new rule (galleries of {new['gallery']}, {new['draws']} draws, data.identify_gallery="
           f"{d.identify_gallery}{', the device capacity' if not d.identify_gallery else ''}): {new['threshold']:.4f}")
+    columns = [("model.json", meta.identify_at), ("old rule", old["threshold"]), ("new rule", new["threshold"]),
+               *(("--at", t) for t in args.at)]
     print()
-    print(f"validation, at the old threshold {old['threshold']:.4f} / the new {new['threshold']:.4f}:")
-    print("gallery  draws  strangers accepted (old / new)  probes accepted and right (old / new)")
-    for gallery in GALLERIES:
-        size = len(split.enroll) if gallery is None else gallery
-        at = {name: metrics.identification_at_gallery(emb, split.enroll, split.probes, split.strangers, t, size,
-                                                      d.seed)
-              for name, t in (("old", old["threshold"]), ("new", new["threshold"]))}
-        o, n = at["old"], at["new"]
-        print(f"{o['gallery']:7d}  {o['draws']:5d}  {100 * o['stranger_false_accept_rate']:6.2f}% / "
-              f"{100 * n['stranger_false_accept_rate']:6.2f}%{'':15s}  {100 * o['accuracy']:6.2f}% / "
-              f"{100 * n['accuracy']:6.2f}%")
+    print("validation (TFLM int8), by each threshold: strangers accepted / probes accepted and right "
+          "(mean over the draws)")
+    print("gallery  draws  " + "  ".join(f"{name} {t:.4f}".rjust(22) for name, t in columns))
+    for row in gallery_table(emb, split, [t for _, t in columns], d.seed):
+        print(f"{row['gallery']:7d}  {row['draws']:5d}  " + "  ".join(
+            f"{100 * r:6.2f}% / {100 * a:6.2f}%".rjust(22) for r, a in row["at"]))
 
     if args.write:
         sentence = write_threshold(folder, new["threshold"], d.identify_stranger_rate, new["gallery"])
         print(f"\nwrote {folder / META_FILE} identify_threshold {new['threshold']:.4f} and {card_path}: {sentence}")
+
+
+def threshold_arg(text: str) -> float:
+    """--at's value: a cosine similarity in (0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not in (0, 1)")
+    return value
+
+
+def gallery_table(emb, split, thresholds, seed: int, galleries=GALLERIES) -> list[dict]:
+    """For each gallery size of ``galleries`` (None: every enrollable person of ``split``), the
+    draws and, for each of ``thresholds``, (strangers accepted, probes accepted and right): the
+    mean over the same seeded random galleries (metrics.identification_at_gallery)."""
+    rows = []
+    for gallery in galleries:
+        size = len(split.enroll) if gallery is None else gallery
+        at = [metrics.identification_at_gallery(emb, split.enroll, split.probes, split.strangers, t, size, seed)
+              for t in thresholds]
+        rows.append({"gallery": at[0]["gallery"], "draws": at[0]["draws"],
+                     "at": [(a["stranger_false_accept_rate"], a["accuracy"]) for a in at]})
+    return rows
 
 
 def validation_settings(preset_name: str, bundles: dict, extra_faces: bool = False) -> config.Settings:

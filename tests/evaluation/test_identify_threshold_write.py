@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tinyface.model.bundle import load_bundle
@@ -54,3 +55,32 @@ def test_write_refuses_a_card_without_the_sentence_and_writes_nothing(bundle):
     with pytest.raises(SystemExit, match="no identification-threshold sentence"):
         identify_threshold.write_threshold(bundle, 0.6, 0.05, 16)
     assert (bundle / "model.json").read_bytes() == before
+
+
+def test_gallery_table_figures_by_threshold_on_the_same_draws():
+    """--at's columns: each threshold's strangers accepted and probes right on the same seeded
+    galleries, a stricter threshold accepting no more of either; None = every enrollable person."""
+    from tinyface.evaluation import metrics
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(40, 16))
+    labels = [f"p{i}" for i in range(40) for _ in range(8 if i < 20 else 1)]
+    emb = np.stack([centres[int(name[1:])] + 0.6 * rng.normal(size=16) for name in labels])
+    split = metrics.enrollment_split(labels, 3, 0)
+    rows = identify_threshold.gallery_table(emb, split, [0.3, 0.6, 0.9], 0, galleries=(4, None))
+    assert [row["gallery"] for row in rows] == [4, len(split.enroll)]
+    for row in rows:
+        strangers, probes = zip(*row["at"])
+        assert list(strangers) == sorted(strangers, reverse=True) and list(probes) == sorted(probes, reverse=True)
+        assert strangers[0] > strangers[2] and probes[0] > probes[2]
+    at = metrics.identification_at_gallery(emb, split.enroll, split.probes, split.strangers, 0.6, 4, 0)
+    assert rows[0]["at"][1] == (at["stranger_false_accept_rate"], at["accuracy"])
+
+
+@pytest.mark.parametrize("text", ["0", "1", "1.5", "-0.2", "x"])
+def test_at_refuses_a_threshold_outside_0_1(text):
+    import argparse
+
+    with pytest.raises(argparse.ArgumentTypeError):
+        identify_threshold.threshold_arg(text)
+    assert identify_threshold.threshold_arg("0.75") == 0.75
