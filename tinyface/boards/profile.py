@@ -59,7 +59,7 @@ def profile_model(model_bytes: bytes, cost_model: CostModel, board: str = "", mo
     Raises:
         ModelError: the model cannot be parsed.
     """
-    graph = analyze(model_bytes)
+    graph = analyze(model_bytes, source=model)
     if graph.input_type != "INT8":
         raise ModelError(f"this model takes {graph.input_type} input: the cost model prices int8 kernels, and a "
                          f"{graph.input_type.lower()} model would run different (slower) ones on the board",

@@ -68,13 +68,17 @@ def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, se
         else:
             click.echo(settings.to_toml(), nl=False)
         return
+    from tinyface.boards import load_board
     from tinyface.data.dataset import require_dataset
+    from tinyface.train.pipeline import check_dataset_size  # no TensorFlow: refused in a second
 
+    load_board(settings.firmware.board)  # an unknown board now, not in the evaluate stage after the training
     require_dataset(settings.data.data_path())
     out = Path(out_dir) if out_dir else Path("build") / (preset + ("-quick" if quick else ""))
     from tinyface.fsutil import ensure_dir
 
     ensure_dir(out, "--out")  # before the training, not after it
+    check_dataset_size(settings.data)  # too few people for the splits: the counts, before TensorFlow loads
     if settings.extra.dirs:
         from tinyface.data.extra import require_extra
 

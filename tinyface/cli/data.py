@@ -12,7 +12,14 @@ from tinyface.config import DATASETS
 
 @click.group()
 def data():
-    """Fetch a dataset, show its statistics, or show and clear the cache."""
+    """Fetch a dataset, show its statistics, or show and clear the cache.
+
+    \b
+    Examples:
+      tinyface data fetch lfw
+      tinyface data stats --data ~/photos/family
+      tinyface data cache
+    """
 
 
 @data.command()
@@ -27,7 +34,8 @@ def data():
 @click.option("--manifest", type=click.Path(dir_okay=False, exists=True), default=None,
               help="A JSON manifest of files and sha256s to use instead of the built-in one.")
 @click.option("--force", is_flag=True, help="Replace an existing dataset folder.")
-@click.option("--timeout", "timeout_s", type=float, default=60.0, show_default=True, help="Seconds per network read.")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
+              help="Seconds per network read (more than 0). Example: --timeout 300")
 @click.pass_context
 def fetch(ctx, name, url, dest, manifest, force, timeout_s):
     """Download NAME, verify every file's sha256, unpack atomically.
@@ -174,7 +182,14 @@ def _mb(n: int) -> str:
 @json_option
 @click.pass_context
 def stats(ctx, data_dir, check, align, as_json):
-    """Identities, images, images-per-person histogram, unreadable files, faces not found."""
+    """Identities, images, images-per-person histogram, unreadable files, faces not found.
+
+    \b
+    Examples:
+      tinyface data stats
+      tinyface data stats --data ~/photos/family --align
+      tinyface data stats --no-check --json | jq .images
+    """
     from tinyface.console import print_json, progress_bar
     from tinyface.data.dataset import load_dataset, require_dataset
 

@@ -70,7 +70,8 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
     if not Path(model_path).exists():
         from tinyface.errors import ModelError
 
-        raise ModelError(f"model not found: {model_path}")
+        raise ModelError(f"model not found: {model_path}",
+                         hint="pass --model a bundle folder (build/esp32, models/esp32) or a model file of a build run")
     quiet_tensorflow(import_now=runtime != "tflm")
     model = load_model(model_path, runtime)
     with FaceCache(settings.data.cache_path()) as cache, progress_bar("faces", None) as advance:

@@ -176,7 +176,7 @@ def generate_project(bundle, board: Board, directory: str | Path, arena_margin: 
 
     directory = Path(directory)
     model_bytes = bundle.model_bytes
-    graph = analyze(model_bytes)
+    graph = analyze(model_bytes, source=str(bundle.model_path))
     model = _model_context(bundle, model_bytes, graph)
     ops = resolver_entries(graph.op_names)
     arena = plan_arena(model_bytes, arena_margin, arena_used_bytes)

@@ -70,6 +70,27 @@ def tree_digest(root: str | os.PathLike) -> str:
     return hashlib.sha256("".join(lines).encode()).hexdigest()
 
 
+URL_SCHEMES = ("http", "https", "ftp", "file")  # what urllib downloads from
+
+
+def _check_url(base_url: str, name: str) -> None:
+    """Refuse a base URL that urllib cannot download from (no scheme, an unknown one, bad syntax).
+
+    Raises:
+        DownloadError: naming the URL and the schemes that work.
+    """
+    import urllib.parse
+
+    hint = f"pass --url http(s)://HOST/PATH/ or file:///FOLDER/, or set TINYFACE_{name.upper()}_URL to one"
+    try:
+        scheme = urllib.parse.urlsplit(base_url).scheme
+    except ValueError as exc:  # e.g. "http://[bad": an unclosed IPv6 address
+        raise DownloadError(f"{base_url!r} is not a valid URL: {exc}", hint=hint) from None
+    if scheme.lower() not in URL_SCHEMES:
+        what = f"its scheme {scheme!r} is not one of {', '.join(URL_SCHEMES)}" if scheme else "it has no scheme"
+        raise DownloadError(f"cannot download from {base_url!r}: {what}", hint=hint)
+
+
 def _download(url: str, dest: Path, expected_sha256: str | None, progress: Callable[[int], None] | None,
               timeout_s: float) -> None:
     digest = hashlib.sha256()
@@ -203,6 +224,7 @@ def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: 
                                 f"({', '.join(problems[:3])}{', ...' if len(problems) > 3 else ''})",
                                 hint="use --force to replace it, or --dest to choose another place")
         return dest
+    _check_url(base_url, manifest.name)  # before any folder is made: a typo is one line, not an internal error
     created = [p for p in reversed(dest.parents) if not p.exists()]
     from tinyface.fsutil import ensure_dir
 

@@ -29,8 +29,14 @@ class Split:
     source: str  # "lfw-view1" or "folders"
 
 
-def train_val_test(dataset: Dataset, val_fraction: float, seed: int, test_fraction: float = 0.3) -> Split:
-    """Split a dataset's people into train / validation / test roles (see module docstring)."""
+def train_val_test(dataset: Dataset, val_fraction: float, seed: int, test_fraction: float = 0.3,
+                   min_train: int = 2) -> Split:
+    """Split a dataset's people into train / validation / test roles (see module docstring).
+
+    Raises:
+        DataError: fewer than ``min_train`` training people (0: never; a caller that reports
+            every role's count itself, tinyface.train.pipeline.check_dataset_size, passes 0).
+    """
     groups = dataset.by_identity()
     rng = random.Random(seed)
     if dataset.is_lfw() and (dataset.root / lfw.PEOPLE_DEV_TRAIN).is_file():
@@ -48,8 +54,8 @@ def train_val_test(dataset: Dataset, val_fraction: float, seed: int, test_fracti
         n_test = max(1, round(len(people) * test_fraction))
         test_people, train_people = sorted(people[:n_test]), people[n_test:]
         source = "folders"
-    if len(train_people) < 2:
-        raise DataError(f"only {len(train_people)} training people; need at least 2")
+    if len(train_people) < min_train:
+        raise DataError(f"only {len(train_people)} training people; need at least {min_train}")
     people = sorted(train_people)
     rng.shuffle(people)
     n_val = max(1, round(len(people) * val_fraction))

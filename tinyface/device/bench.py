@@ -92,6 +92,9 @@ def prepare_inputs(bundle: Bundle, n_images: int, settings,
     from tinyface.data.lfw import PAIRS_DEV_TEST, image_path, read_pairs
 
     data_dir = settings.data.data_path()
+    if not (data_dir / PAIRS_DEV_TEST).is_file():  # a user's own folder has none: say what bench needs
+        raise DataError(f"no {PAIRS_DEV_TEST} in {data_dir}: bench streams the held-out faces of LFW's pairsDevTest",
+                        hint="pass --data to an LFW folder; `tinyface data fetch lfw` gets one")
     pairs = read_pairs(data_dir / PAIRS_DEV_TEST)
     keys, used = metrics.pairs_within_images(pairs, n_images)
     paths = [image_path(data_dir / "images", name, index) for name, index in keys]

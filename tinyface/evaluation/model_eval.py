@@ -78,11 +78,13 @@ def read_pairs_file(pairs_file: str | Path):
     """
     from tinyface.data import lfw
 
+    fmt = "--pairs takes an LFW-format pairs file (a count, then lines 'name i j' or 'name_a i name_b j')"
     try:
         return lfw.read_pairs(pairs_file)
     except UnicodeDecodeError:
-        raise DataError(f"{pairs_file} is not a text file", hint="--pairs takes an LFW-format pairs file "
-                        "(a count, then lines 'name i j' or 'name_a i name_b j')") from None
+        raise DataError(f"{pairs_file} is not a text file", hint=fmt) from None
+    except DataError as exc:  # a bad header or line: what the format is
+        raise DataError(str(exc), hint=exc.hint or fmt) from None
     except IsADirectoryError:
         raise DataError(f"{pairs_file} is a folder, not a pairs file") from None
     except OSError as exc:
@@ -149,7 +151,12 @@ def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: 
         a, b = good[a], good[b]
         pairs_source = "all pairs of the dataset" + (f" (sampled {MAX_PAIRS:,})" if len(a) >= MAX_PAIRS else "")
     if len(same) == 0 or same.all() or not same.any():
-        raise DataError("verification needs both same-person and different-person pairs")
+        n_same = int(np.sum(same))
+        raise DataError(f"verification needs both same-person and different-person pairs; "
+                        f"{pairs_source if pair_rows is not None else data_dir} gives {n_same:,} same-person and "
+                        f"{len(same) - n_same:,} different-person pairs of readable photos",
+                        hint="use at least 2 people, one of them with 2+ photos; `tinyface data stats --data DIR` "
+                             "lists the files that cannot be read")
     scores = metrics.pair_scores(emb, a, b)
     threshold = model.threshold
     threshold_source = "the model's shipped threshold (model.json)"

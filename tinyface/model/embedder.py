@@ -71,6 +71,7 @@ class Embedder:
         kernels: TFLite's kernels (runtime "tflite"): "reference" (the host reference every parity
             check compares against) or "optimized" (XNNPACK: faster, up to 3 LSB from TFLM; for
             bulk work that is not a parity check, such as an assistant's targets).
+        source: where the model was read (a path), named in a parse error.
 
     Raises:
         ModelError: not a TFLite model, an unknown runtime, TFLM with a float model, or an
@@ -78,13 +79,13 @@ class Embedder:
     """
 
     def __init__(self, model_bytes: bytes, runtime: str = "tflite", quantization: Quantization | None = None,
-                 arena_bytes: int | None = None, kernels: str = "reference"):
+                 arena_bytes: int | None = None, kernels: str = "reference", source: str = ""):
         from tinyface.errors import ModelError
         from tinyface.model.graph import analyze
 
         if runtime not in RUNTIMES:
             raise ModelError(f"unknown runtime {runtime!r}", hint=f"one of {', '.join(RUNTIMES)}")
-        graph = analyze(model_bytes)
+        graph = analyze(model_bytes, source=source)
         if quantization is None:
             quantization = Quantization(graph.input.scale, graph.input.zero_point, graph.output.scale,
                                         graph.output.zero_point)
@@ -110,7 +111,7 @@ class Embedder:
         """The embedder of a model bundle, with its model.json's quantization."""
         m = bundle.meta
         q = Quantization(m.input_scale, m.input_zero_point, m.output_scale, m.output_zero_point)
-        return cls(bundle.model_bytes, runtime, q, arena_bytes, kernels)
+        return cls(bundle.model_bytes, runtime, q, arena_bytes, kernels, source=str(bundle.model_path))
 
     def quantize(self, crops_uint8) -> np.ndarray:
         """The model's input for uint8 crops: int8, or [-1, 1) floats for a float model."""

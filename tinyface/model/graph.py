@@ -89,11 +89,15 @@ def _shape(tensor) -> tuple[int, ...]:
     return tuple(int(v) for v in tensor.ShapeAsNumpy()) if tensor.ShapeLength() else ()
 
 
-def analyze(model_bytes: bytes) -> ModelGraph:
+NOT_TFLITE_HINT = "give a .tflite model: a `tinyface build` bundle folder or its model.tflite"
+
+
+def analyze(model_bytes: bytes, source: str = "") -> ModelGraph:
     """Per-op structure of a .tflite model's first subgraph.
 
     Args:
         model_bytes: the flatbuffer.
+        source: where it was read (a path), named in the errors.
 
     Returns:
         ModelGraph with one Layer per operator, totals and the set of op names.
@@ -104,11 +108,13 @@ def analyze(model_bytes: bytes) -> ModelGraph:
     schema = _schema()
     data = bytes(model_bytes)
     if len(data) < 8 or data[4:8] != b"TFL3":
-        raise ModelError("not a TFLite model (no TFL3 identifier)")
+        raise ModelError(f"{source + ' is ' if source else ''}not a TFLite model (no TFL3 identifier)",
+                         hint=NOT_TFLITE_HINT)
     try:
         model = schema.Model.GetRootAs(data, 0)
         if model.SubgraphsLength() < 1:
-            raise ModelError("the TFLite model has no subgraph")
+            raise ModelError(f"{source + ': ' if source else ''}the TFLite model has no subgraph",
+                             hint=NOT_TFLITE_HINT)
         graph = model.Subgraphs(0)
         op_names_by_code = _enum_names("BuiltinOperator")
         type_names = _enum_names("TensorType")
@@ -163,7 +169,8 @@ def analyze(model_bytes: bytes) -> ModelGraph:
     except ModelError:
         raise
     except Exception as exc:  # a truncated or corrupt flatbuffer raises anything from struct to IndexError
-        raise ModelError(f"cannot parse the TFLite model: {type(exc).__name__}: {exc}") from None
+        raise ModelError(f"cannot parse {source + ' as a' if source else 'the'} TFLite model (truncated or corrupt): "
+                         f"{type(exc).__name__}: {exc}", hint=NOT_TFLITE_HINT) from None
 
 
 def _tensor_io(tensor, type_names: dict[int, str]) -> TensorIO:

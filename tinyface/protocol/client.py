@@ -420,6 +420,11 @@ def _type_name(msg_type: int) -> str:
 
 
 def _reason(exc: Exception) -> str:
+    """What went wrong, once: pyserial's "could not open port P: [Errno 2] No such file or
+    directory: 'P'" is "No such file or directory" (the message names the port already)."""
+    code = getattr(exc, "errno", None)
+    if isinstance(code, int) and code > 0:
+        return os.strerror(code)
     return " ".join(str(exc).split()) or type(exc).__name__
 
 

@@ -1,0 +1,231 @@
+"""Bad inputs a user plausibly gives: each is ONE clear line (what is wrong, how to fix it) and the
+exit code of docs/cli.md's table; never a traceback or an internal error, never work lost.
+
+Each test here failed before its fix (an internal error, a late or wrong error, or a line that
+named neither the input nor the way out). Most run `tinyface` in this process: fast, and no
+TensorFlow.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tinyface import errors
+from tinyface.cli import main as cli_main
+
+REPO = Path(__file__).resolve().parents[2]
+RELEASED = REPO / "models" / "esp32"
+
+
+@pytest.fixture(autouse=True)
+def _own_folder(tmp_path, monkeypatch):
+    """No ./tinyface.toml of the repository (or anyone's) changes the settings."""
+    monkeypatch.chdir(tmp_path)
+
+
+def tinyface(capsys, *args: str) -> tuple[int, str]:
+    """Run `tinyface ARGS` in this process: (exit code, the one stderr line), checking it is one line."""
+    with pytest.raises(SystemExit) as exc:
+        cli_main.main([str(a) for a in args])
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert "Traceback" not in captured.err
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("tinyface: error: "), lines[0]
+    return exc.value.code, lines[0]
+
+
+def people_folder(root: Path, people: int, photos: int = 3) -> Path:
+    """A folder-per-person dataset of empty .jpg files (listing only: nothing decodes them)."""
+    for p in range(people):
+        (root / f"person{p}").mkdir(parents=True)
+        for i in range(photos):
+            (root / f"person{p}" / f"{i}.jpg").write_bytes(b"")
+    return root
+
+
+def bundle_without_hash(folder: Path, model_bytes: bytes) -> Path:
+    """A hand-made bundle: the released model.json without its sha256, beside ``model_bytes``."""
+    folder.mkdir()
+    meta = json.loads((RELEASED / "model.json").read_text())
+    meta.pop("sha256")
+    (folder / "model.json").write_text(json.dumps(meta))
+    (folder / "model.tflite").write_bytes(model_bytes)
+    return folder
+
+
+# --- data fetch: a URL urllib cannot use, a timeout that is not a time ----------------------
+
+@pytest.mark.parametrize("url, needle", [
+    ("notaurl", "it has no scheme"),
+    ("gopher://example.org/lfw/", "scheme 'gopher'"),
+    ("http://[bad/", "is not a valid URL"),
+])
+def test_data_fetch_refuses_a_url_it_cannot_download_from(capsys, tmp_path, url, needle):
+    code, line = tinyface(capsys, "data", "fetch", "lfw", "--url", url, "--dest", tmp_path / "new" / "lfw")
+    assert code == errors.DownloadError.exit_code == 5  # was: internal error 70 (urllib's ValueError)
+    assert needle in line and repr(url) in line and "--url http" in line and "TINYFACE_LFW_URL" in line
+    assert not (tmp_path / "new").exists()  # refused before any folder was made
+
+
+@pytest.mark.parametrize("timeout", ["-1", "0"])
+def test_data_fetch_timeout_must_be_positive(capsys, tmp_path, timeout):
+    # was: -1 an internal error (socket's ValueError), 0 a non-blocking socket's "Operation now in progress"
+    code, line = tinyface(capsys, "data", "fetch", "lfw", "--url", "http://127.0.0.1:9/", "--timeout", timeout,
+                          "--dest", tmp_path / "lfw")
+    assert code == errors.EXIT_USAGE
+    assert "--timeout" in line and "x>0" in line
+
+
+# --- build: refused in seconds, before TensorFlow and training ------------------------------
+
+@pytest.fixture
+def no_tensorflow(monkeypatch):
+    """Fail the test if `tinyface build` gets as far as loading TensorFlow."""
+    import tinyface.console
+
+    quiet = tinyface.console.quiet_tensorflow
+
+    def refuse(import_now: bool = False):
+        if import_now:
+            raise AssertionError("the build got as far as loading TensorFlow")
+        quiet()
+
+    monkeypatch.setattr(tinyface.console, "quiet_tensorflow", refuse)
+
+
+def test_build_refuses_an_unknown_board_before_anything(capsys, tmp_path, no_tensorflow):
+    # was: accepted, and refused only in the evaluate stage, after the whole training
+    code, line = tinyface(capsys, "build", "--quick", "--set", "firmware.board=esp32-s3",
+                          "--data", people_folder(tmp_path / "photos", 25), "--out", tmp_path / "run")
+    assert code == errors.ConfigError.exit_code == 3
+    assert "unknown board 'esp32-s3'" in line and "esp32s3" in line
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("people", [2, 3])
+def test_build_on_a_few_people_says_how_many_it_needs(capsys, tmp_path, no_tensorflow, people):
+    # was: "only 1 training people; need at least 2", after TensorFlow had loaded
+    code, line = tinyface(capsys, "build", "--quick", "--data", people_folder(tmp_path / "photos", people),
+                          "--out", tmp_path / "run")
+    assert code == errors.DataError.exit_code == 4
+    assert "too small to build a model" in line and f"{people} people split into" in line
+    assert "at least 21 people at data.val_fraction=0.1" in line and "add people or photos" in line
+    assert not any((tmp_path / "run").iterdir())  # --out was checked (created), nothing else was done
+
+
+# --- a file that is not a model: named, with what to give instead ----------------------------
+
+@pytest.mark.parametrize("content, needle", [
+    (b"some notes, not a model\n", "is not a TFLite model"),
+    ((RELEASED / "model.tflite").read_bytes()[:1000], "as a TFLite model (truncated or corrupt)"),
+], ids=["text", "truncated"])
+def test_profile_names_the_file_that_is_not_a_model(capsys, tmp_path, content, needle):
+    model = tmp_path / "mine.tflite"
+    model.write_bytes(content)
+    code, line = tinyface(capsys, "profile", "--board", "esp32", "--model", model)
+    assert code == errors.ModelError.exit_code == 6
+    assert f"{model} {needle}" in line, line
+    assert "tinyface build" in line  # what to give instead
+
+
+def test_flash_names_the_model_file_of_a_bundle_that_is_not_a_model(capsys, tmp_path):
+    bundle = bundle_without_hash(tmp_path / "bundle", b"hello")
+    code, line = tinyface(capsys, "flash", "--board", "esp32", "--dry-run", "--model", bundle,
+                          "--project-dir", tmp_path / "fw")
+    assert code == errors.ModelError.exit_code
+    assert f"{bundle / 'model.tflite'} is not a TFLite model" in line and "tinyface build" in line
+
+
+def test_emulate_names_the_model_file_of_a_bundle_that_is_not_a_model(tmp_path):
+    # a subprocess: emulate installs a SIGTERM handler
+    bundle = bundle_without_hash(tmp_path / "bundle", (RELEASED / "model.tflite").read_bytes()[:1000])
+    proc = subprocess.run([sys.executable, "-m", "tinyface.cli.main", "emulate", "--once", "--model", str(bundle)],
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, cwd=tmp_path)
+    assert proc.returncode == errors.ModelError.exit_code, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and proc.stdout == "", proc.stderr
+    assert f"cannot parse {bundle / 'model.tflite'} as a TFLite model" in lines[0]
+
+
+# --- a serial port that does not exist: the reason once --------------------------------------
+
+@pytest.mark.parametrize("command", [["gallery", "list"], ["gallery", "delete", "--all"]])
+def test_a_port_that_does_not_exist_says_so_once(capsys, tmp_path, command):
+    port = tmp_path / "ttyNONE"
+    code, line = tinyface(capsys, *command, "--port", port)
+    assert code == errors.DeviceError.exit_code == 7
+    # was: "cannot open P: [Errno 2] could not open port P: [Errno 2] No such file or directory: 'P'"
+    assert f"cannot open {port}: No such file or directory (" in line and "Errno" not in line
+    assert line.count(str(port)) == 1
+
+
+# --- evaluate -------------------------------------------------------------------------------
+
+def test_evaluate_pairs_file_in_another_format_says_what_the_format_is(capsys, tmp_path):
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("Alice Bob\n")
+    code, line = tinyface(capsys, "evaluate", "--model", RELEASED, "--data", tmp_path, "--pairs", pairs)
+    assert code == errors.DataError.exit_code
+    assert "bad header" in line and "LFW-format pairs file" in line
+
+
+def test_evaluate_missing_model_says_what_to_pass(capsys, tmp_path):
+    code, line = tinyface(capsys, "evaluate", "--model", tmp_path / "no-model", "--data", tmp_path)
+    assert code == errors.ModelError.exit_code
+    assert "model not found" in line and "pass --model" in line
+
+
+def test_evaluate_without_same_and_different_pairs_gives_the_counts(make_dataset, tmp_path):
+    """One photo per person: no same-person pair (the message used to give neither counts nor a fix)."""
+    import numpy as np
+
+    from tinyface.data.cache import FaceCache
+    from tinyface.evaluation.model_eval import LoadedModel, evaluate_model
+
+    root = make_dataset({"Aaron_Peirsol": 1, "Abdullah_Gul": 1, "Adrien_Brody": 1})
+    model = LoadedModel("tflite", (64, 64, 1), 0.5, 0.1, lambda crops: np.eye(len(crops), 8, dtype=np.float32),
+                        0, "stub")
+    with FaceCache(tmp_path / "cache") as cache, pytest.raises(errors.DataError) as exc:
+        evaluate_model(model, root, cache)
+    line = exc.value.one_line()
+    assert "0 same-person and 3 different-person pairs" in line and str(root) in line
+    assert "one of them with 2+ photos" in line
+
+
+# --- bench: a --data folder that is not LFW ---------------------------------------------------
+
+def test_bench_data_without_lfw_pairs_says_what_bench_needs(tmp_path):
+    from tinyface import config
+    from tinyface.device.bench import prepare_inputs
+
+    settings = config.load(None, {"data": {"dir": str(people_folder(tmp_path / "photos", 3))}})
+    with pytest.raises(errors.DataError) as exc:
+        prepare_inputs(None, 10, settings)
+    line = exc.value.one_line()
+    assert "no pairsDevTest.txt in" in line and "tinyface data fetch lfw" in line and "--data" in line
+
+
+# --- help teaches: an example for every command -----------------------------------------------
+
+def _command_paths():
+    import click
+
+    paths = []
+    for name in cli_main.COMMANDS:
+        cmd = cli_main.cli.get_command(None, name)
+        paths.append([name])
+        if isinstance(cmd, click.Group):
+            paths.extend([name, sub] for sub in cmd.commands)
+    return paths
+
+
+@pytest.mark.parametrize("path", _command_paths(), ids=" ".join)
+def test_every_command_help_has_examples(path):
+    result = CliRunner().invoke(cli_main.cli, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Examples:" in result.output, f"`tinyface {' '.join(path)} --help` has no examples"
