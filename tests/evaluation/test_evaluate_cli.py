@@ -47,8 +47,15 @@ def test_evaluate_released_model_on_own_people(people, tmp_path, runtime):
     assert i["n_people"] == 3 and i["n_probes"] == 3 * 4 and i["n_strangers"] == 6 + 8
     assert i["stranger_people"] == 3 and len(i["held_out_people"]) == 1
     assert 0.0 <= i["accuracy"] <= i["closed_set_accuracy"] <= 1.0
-    for name in ("report.md", "report.json", "roc.png", "confusion.png"):
+    for name in ("report.md", "report.json", "roc.png", "confusion.png", "identification.png"):
         assert (out / name).is_file()
+    assert "![identification by threshold](identification.png)" in (out / "report.md").read_text()
+    # what each threshold trades, by the device's galleries: in report.json, not in --json's summary
+    assert "identification_curve" not in result
+    curve = json.loads((out / "report.json").read_text())["identification_curve"]
+    assert len(curve["thresholds"]) == len(curve["accuracy"]) == len(curve["stranger_false_accept_rate"]) == 200
+    assert curve["accuracy"] == sorted(curve["accuracy"], reverse=True)
+    assert curve["stranger_false_accept_rate"][0] == 1.0 and curve["stranger_false_accept_rate"][-1] < 1.0
 
 
 def test_evaluate_missing_model_is_one_line(people, tmp_path):

@@ -238,3 +238,21 @@ def test_stranger_scores_are_the_best_match_identification_compares():
     ident = metrics.identification(emb, enroll, [], strangers, t)
     assert ident.stranger_false_accept_rate == pytest.approx(np.mean(best >= t)) and np.sum(best >= t) == 2
     assert metrics.identification(emb, enroll, [], strangers, np.nextafter(t, -1)).stranger_false_accept_rate > 0.34
+
+
+def test_identification_curve_is_identification_at_gallery_at_every_threshold():
+    """The curve evaluate plots: at each threshold the same figures identification_at_gallery
+    gives on the same draws, both falling as the threshold rises."""
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(30, 12))
+    labels = [f"p{i}" for i in range(30) for _ in range(6 if i < 18 else 1)]
+    emb = np.stack([centres[int(name[1:])] + 0.7 * rng.normal(size=12) for name in labels])
+    split = metrics.enrollment_split(labels, 3, 0)
+    thresholds = [0.2, 0.5, 0.6, 0.7, 0.9]
+    curve = metrics.identification_curve(emb, split.enroll, split.probes, split.strangers, thresholds, 8, seed=0)
+    assert curve["thresholds"] == thresholds and curve["gallery"] == 8 and curve["draws"] == metrics.GALLERY_DRAWS
+    for t, acc, rate in zip(thresholds, curve["accuracy"], curve["stranger_false_accept_rate"]):
+        at = metrics.identification_at_gallery(emb, split.enroll, split.probes, split.strangers, t, 8, seed=0)
+        assert acc == pytest.approx(at["accuracy"]) and rate == pytest.approx(at["stranger_false_accept_rate"])
+    assert curve["accuracy"] == sorted(curve["accuracy"], reverse=True) and curve["accuracy"][0] > curve["accuracy"][-1]
+    assert curve["stranger_false_accept_rate"][0] > curve["stranger_false_accept_rate"][-1]

@@ -24,8 +24,10 @@ from tinyface.evaluation.model_eval import STRANGER_SHARE, TARGET_FAR
 @click.option("--runtime", type=click.Choice(["auto", "tflite", "tflm"]), default="auto", show_default=True,
               help="Interpreter for .tflite models: TFLite, or TFLM (the firmware's int8 kernels).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Where to write report.md / report.json / plots (default: no files). Created (and checked) "
-                   "before the evaluation starts. Example: --out reports/family")
+              help="Where to write report.md / report.json / plots (default: no files): roc.png, confusion.png and "
+                   "identification.png (what each identification threshold trades: enrolled people recognised "
+                   "against strangers accepted). Created (and checked) before the evaluation starts. "
+                   "Example: --out reports/family")
 @click.option("--strangers", "stranger_share", type=click.FloatRange(0, 1, max_open=True), default=STRANGER_SHARE,
               show_default=True,
               help="Share of the people with enough photos held out as strangers (seeded by data.seed), besides "
@@ -84,6 +86,7 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
         write_evaluation_report(Path(out_dir), result)
     if as_json:
         result = dict(result)
+        result.pop("identification_curve", None)  # plot data, in --out's report.json
         result["verification"] = {k: v for k, v in result["verification"].items() if k != "roc"}
         if result["identification"]:
             result["identification"] = {k: v for k, v in result["identification"].items()

@@ -268,6 +268,34 @@ def identification_at_gallery(emb: np.ndarray, enroll: dict[str, list[int]], pro
             "stranger_false_accept_rate": float(np.mean(accepted))}
 
 
+def identification_curve(emb: np.ndarray, enroll: dict[str, list[int]], probes: list[tuple[int, str]],
+                         strangers: list[int], thresholds, gallery: int, seed: int = 0,
+                         draws: int = GALLERY_DRAWS) -> dict:
+    """:func:`identification_at_gallery` at every one of ``thresholds`` at once (the same draws,
+    the same figures): how the probes accepted under the right name and the strangers accepted
+    fall together as the threshold rises, what a user trades when choosing one.
+
+    Returns ``{"gallery", "draws", "thresholds", "accuracy", "stranger_false_accept_rate"}``
+    (lists, one value per threshold)."""
+    t = np.asarray(thresholds, float)
+    galleries = gallery_draws(enroll, gallery, seed, draws)
+    accuracy, accepted = np.zeros(len(t)), np.zeros(len(t))
+    for people in galleries:
+        names, cents = centroids(emb, {p: enroll[p] for p in people})
+        index = {p: i for i, p in enumerate(names)}
+        mine = [(i, p) for i, p in probes if p in index]
+        if mine:
+            best, sims = _best_matches(emb, cents, [i for i, _ in mine])
+            right = best == np.array([index[p] for _, p in mine])
+            accuracy += np.mean(right[None, :] & (sims[None, :] >= t[:, None]), axis=1)
+        _, stranger_sims = _best_matches(emb, cents, strangers)
+        if len(stranger_sims):
+            accepted += np.mean(stranger_sims[None, :] >= t[:, None], axis=1)
+    return {"gallery": len(galleries[0]), "draws": len(galleries), "thresholds": t.tolist(),
+            "accuracy": (accuracy / len(galleries)).tolist(),
+            "stranger_false_accept_rate": (accepted / len(galleries)).tolist()}
+
+
 def threshold_at_gallery(emb: np.ndarray, enroll: dict[str, list[int]], probes: list[tuple[int, str]],
                          strangers: list[int], stranger_rate: float, gallery: int, seed: int = 0,
                          draws: int = GALLERY_DRAWS) -> tuple[float, dict]:

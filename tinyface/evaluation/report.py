@@ -469,6 +469,46 @@ def write_plots(out_dir: Path, metrics: BuildMetrics, histories: dict[str, dict]
     return plots
 
 
+def _identification_plot(result: dict, path: Path) -> Path:
+    """identification.png: probes accepted under the right name against strangers accepted as
+    IDENTIFY's threshold moves (``result["identification_curve"]``, by the device's galleries),
+    the shipped threshold and the --target-far one marked, so a user sees what a threshold of
+    their own would trade."""
+    import matplotlib.pyplot as plt
+
+    c, i = result["identification_curve"], result["identification"]
+    rates = [100 * r for r in c["stranger_false_accept_rate"]]
+    accuracy = [100 * a for a in c["accuracy"]]
+    fig, ax = plt.subplots(figsize=(7, 5))
+    ax.plot(rates, accuracy, color="tab:blue",
+            label=f"{result['model']}, random galleries of {c['gallery']} ({c['draws']} draws)")
+    # a few thresholds along the curve (every 0.05, where it moves, none crowding the last)
+    last = None
+    for t, x, y in zip(c["thresholds"], rates, accuracy):
+        if abs(t * 20 - round(t * 20)) < 1e-6 and 0.2 < x < 90 and (last is None or x < last / 1.4):
+            last = x
+            ax.annotate(f"{t:.2f}", (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7, color="tab:blue")
+    dg = _device_gallery(i) if i else None
+    if dg:
+        ax.plot(100 * dg["stranger_false_accept_rate"], 100 * dg["accuracy"], "o", color="tab:orange",
+                label=f"the model's threshold {i['threshold']:.4f}")
+    ti = (result.get("target_far") or {}).get("identification")
+    if ti:
+        ax.plot(100 * ti["stranger_false_accept_rate"], 100 * ti["accuracy"], "s", color="tab:green",
+                label=f"--target-far {result['target_far']['far']:g}: {ti['threshold']:.4f}")
+    ax.set_xscale("symlog", linthresh=1)
+    ax.set_xlim(0, 100)
+    ticks = [0, 0.5, 1, 2, 5, 10, 20, 50, 100]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("strangers accepted (%)")
+    ax.set_ylabel("enrolled people's photos accepted under the right name (%)")
+    ax.set_title("IDENTIFY: what each threshold trades (labels: thresholds)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    return _save(fig, path)
+
+
 def write_evaluation_report(out_dir: Path, result: dict) -> Path:
     """report.md / report.json / roc.png (and confusion.png) for ``tinyface evaluate``."""
     import matplotlib
@@ -518,6 +558,8 @@ def write_evaluation_report(out_dir: Path, result: dict) -> Path:
             lines.append(f"| identification threshold for FAR {t['far']:g} on these strangers, by galleries of "
                          f"{ti['gallery']} (accuracy; `--set firmware.identify_threshold=` puts it on a board) | "
                          f"{ti['threshold']:.4f} ({_pct(ti['accuracy'])}) |")
+    images = ["![roc](roc.png)"]
+    if i:
         import numpy as np
 
         fig, ax = plt.subplots(figsize=(7, 6))
@@ -526,7 +568,11 @@ def write_evaluation_report(out_dir: Path, result: dict) -> Path:
         ax.set_ylabel("true person")
         fig.colorbar(im, ax=ax)
         _save(fig, out_dir / "confusion.png")
-    lines += ["", "![roc](roc.png)"] + (["![confusion](confusion.png)"] if i else []) + [""]
+        images.append("![confusion](confusion.png)")
+    if result.get("identification_curve"):
+        _identification_plot(result, out_dir / "identification.png")
+        images.append("![identification by threshold](identification.png)")
+    lines += [""] + images + [""]
     write_text(out_dir / "report.md", "\n".join(lines))
     public = json.loads(json.dumps(result))
     public["verification"].pop("roc", None)
