@@ -99,9 +99,22 @@ def dataset_dir(name: str) -> Path:
 
 
 def user_boards_dir() -> Path | None:
-    """``$TINYFACE_BOARDS_DIR``: a folder of board files of one's own (`tinyface --boards-dir` wins)."""
+    """``$TINYFACE_BOARDS_DIR``: a folder of board files of one's own (`tinyface --boards-dir` wins);
+    None if unset or empty.
+
+    Raises:
+        ConfigError: set to a path that does not exist or is not a folder (as `--boards-dir`
+            is refused), so that a typo is not silently ignored and then read as "unknown board".
+    """
     env = os.environ.get("TINYFACE_BOARDS_DIR")
-    return Path(env).expanduser() if env else None
+    if not env:
+        return None
+    path = Path(env).expanduser()
+    if not path.is_dir():
+        what = "is not a folder" if path.exists() else "does not exist"
+        raise ConfigError(f"TINYFACE_BOARDS_DIR must be a folder of board files, got {env!r}, which {what}",
+                          hint="fix the path, or unset TINYFACE_BOARDS_DIR")
+    return path
 
 
 # --- the environment: every variable tinyface reads is read here, nowhere else --------------

@@ -267,3 +267,18 @@ def test_a_board_of_ones_own_from_the_cli(tmp_path, how):
     flashed = run("flash", "--board", "myboard", "--dry-run", "--json", "--project-dir", str(tmp_path / "fw"))
     assert flashed.returncode == 0, flashed.stderr
     assert json.loads(flashed.stdout)["board"] == "myboard" and (tmp_path / "fw" / "platformio.ini").is_file()
+
+
+def test_the_boards_dir_option_wins_over_a_bad_variable(tmp_path, monkeypatch, capsys):
+    """`--boards-dir` wins over $TINYFACE_BOARDS_DIR, so a variable pointing nowhere is not read then."""
+    from tinyface import resources
+    from tinyface.cli import main as cli_main
+
+    monkeypatch.setattr(resources, "_user_boards_dir", None)
+    monkeypatch.setenv("TINYFACE_BOARDS_DIR", str(tmp_path / "nowhere"))
+    own = _own_board(tmp_path / "mine")
+    with pytest.raises(SystemExit) as exc:
+        cli_main.main(["--boards-dir", str(own), "boards", "--json"])
+    out = capsys.readouterr()
+    assert exc.value.code == 0, out.err
+    assert "myboard" in [b["name"] for b in json.loads(out.out)]

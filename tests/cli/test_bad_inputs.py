@@ -164,6 +164,47 @@ def test_a_port_that_does_not_exist_says_so_once(capsys, tmp_path, command):
     assert line.count(str(port)) == 1
 
 
+@pytest.mark.parametrize("where", ["/dev/ttyNONE", "tmp"])
+def test_flash_refuses_a_port_that_does_not_exist_before_rendering(capsys, tmp_path, monkeypatch, where):
+    # was: the project rendered, then PlatformIO missing (exit 9), or the build, then the upload failing
+    from tinyface.device import platformio
+
+    def no_pio(*args, **kwargs):
+        raise AssertionError("flash got as far as PlatformIO")
+
+    monkeypatch.setattr(platformio, "pio_command", no_pio)
+    port = "/dev/ttyNONE" if where == "/dev/ttyNONE" else str(tmp_path / "no-such-dir" / "ttyUSB0")
+    code, line = tinyface(capsys, "flash", "--board", "esp32", "--port", port, "--project-dir", tmp_path / "fw")
+    assert code == errors.DeviceError.exit_code == 7
+    assert f"cannot open {port}: No such file or directory (" in line and "--port" in line  # bench's wording
+    assert not (tmp_path / "fw").exists()  # refused before anything was rendered
+
+
+def test_flash_api_checks_the_port_before_reading_the_model(tmp_path):
+    from tinyface.boards import load_board
+    from tinyface.device.flash import flash
+
+    with pytest.raises(errors.DeviceError, match="cannot open /dev/ttyNONE: No such file or directory"):
+        flash(load_board("esp32"), model=tmp_path / "no-model", project_dir=tmp_path / "fw", port="/dev/ttyNONE")
+    assert not (tmp_path / "fw").exists()
+
+
+# --- $TINYFACE_BOARDS_DIR: a typo is said at once, as --boards-dir's is ------------------------
+
+@pytest.mark.parametrize("what", ["missing", "file"])
+def test_a_boards_dir_variable_that_is_not_a_folder_is_refused(capsys, tmp_path, monkeypatch, what):
+    # was: silently ignored, and a board of one's own then "unknown board 'myboard'" (exit 3)
+    path = tmp_path / "my-bords"
+    if what == "file":
+        path.write_text("name = 'myboard'\n")
+    monkeypatch.setenv("TINYFACE_BOARDS_DIR", str(path))
+    code, line = tinyface(capsys, "flash", "--board", "myboard", "--dry-run", "--project-dir", tmp_path / "fw")
+    assert code == errors.ConfigError.exit_code == 3  # as TINYFACE_NATIVE_JOBS and other bad settings
+    assert "TINYFACE_BOARDS_DIR" in line and repr(str(path)) in line and "unknown board" not in line
+    assert ("does not exist" if what == "missing" else "is not a folder") in line
+    assert not (tmp_path / "fw").exists()
+
+
 # --- evaluate -------------------------------------------------------------------------------
 
 def test_evaluate_pairs_file_in_another_format_says_what_the_format_is(capsys, tmp_path):

@@ -205,3 +205,30 @@ def test_force_is_documented_with_an_example():
     result, _ = _flash("--help")
     assert result.returncode == 0
     assert "--force" in result.stdout and "--project-dir fw/ --force" in " ".join(result.stdout.split())
+
+
+REPO_MODEL = os.path.join(os.path.dirname(__file__), "..", "..", "models", "esp32")
+
+
+def test_a_dry_run_does_not_check_the_port(tmp_path):
+    """A dry run uses no port, so one that is not there (a script's --port on a machine without
+    the board) is no error."""
+    from tinyface.device.flash import flash
+
+    result = flash(load_board("esp32"), model=REPO_MODEL, project_dir=tmp_path / "fw", port="/dev/ttyNONE",
+                   dry_run=True)
+    assert result.uploaded is False and (tmp_path / "fw" / "platformio.ini").is_file()
+
+
+@pytest.mark.parametrize("port", ["/dev/ttyUSB*", "COM3", "rfc2217://localhost:4000"])
+def test_a_port_platformio_resolves_reaches_platformio_as_given(tmp_path, monkeypatch, port):
+    from tinyface.device import platformio
+    from tinyface.device.flash import flash
+
+    uploads = []
+    monkeypatch.setattr(platformio, "pio_command", lambda: ["pio"])
+    monkeypatch.setattr(platformio, "check_platform", lambda board: None)
+    monkeypatch.setattr(platformio, "build_and_upload",
+                        lambda project_dir, env, port, on_line=None: uploads.append(port))
+    result = flash(load_board("esp32"), model=REPO_MODEL, project_dir=tmp_path / "fw", port=port)
+    assert uploads == [port] and result.port == port and result.uploaded

@@ -27,3 +27,23 @@ def test_find_port_refuses_several_matching_boards():
         find_port(load_board("esp32s3"), ports)
     line = info.value.one_line()
     assert "several ports" in line and "/dev/ttyACM0 303A:1001, /dev/ttyACM1 303A:1001" in line and "--port" in line
+
+
+@pytest.mark.parametrize("port", ["/dev/ttyUSB*", "/dev/ttyACM[01]", "/dev/tty?", "COM3", "rfc2217://localhost:4000",
+                                  "socket://192.168.1.5:3333", "192.168.1.5", "esp32.local", "", None])
+def test_check_port_exists_leaves_what_platformio_resolves_alone(port):
+    from tinyface.device.ports import check_port_exists
+
+    check_port_exists(port)  # wildcards, Windows names, URLs, network addresses: PlatformIO's to resolve
+
+
+def test_check_port_exists_refuses_only_a_missing_path(tmp_path):
+    from tinyface.device.ports import check_port_exists
+    from tinyface.errors import DeviceError
+
+    there = tmp_path / "ttyUSB0"
+    there.write_bytes(b"")
+    check_port_exists(str(there))
+    with pytest.raises(DeviceError) as info:
+        check_port_exists("/dev/ttyNONE")
+    assert info.value.one_line().startswith("cannot open /dev/ttyNONE: No such file or directory (check the path")

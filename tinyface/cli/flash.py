@@ -13,7 +13,10 @@ from tinyface.config import FIRMWARE_KERNELS
 @click.option("--model", "model_path", type=click.Path(), default=None,
               help="Model bundle folder or model.tflite (default: build/<board>/ if built, else the released "
                    "models/<board>/, then build/esp32/, models/esp32/; bench, emulate and profile pick the same).")
-@click.option("--port", default=None, help="Serial port (default: detected by the board's USB VID:PIDs).")
+@click.option("--port", default=None,
+              help="Serial port (default: detected by the board's USB VID:PIDs). A path that does not exist is "
+                   "refused before anything is built (exit 7); wildcards, COM3 and rfc2217:// or socket:// URLs "
+                   "go to PlatformIO as they are.")
 @click.option("--project-dir", type=click.Path(file_okay=False), default=None,
               help="Where the PlatformIO project is generated (default: build/firmware/<board>).")
 @click.option("--enroll", "enroll_dir", type=click.Path(exists=True, file_okay=False), default=None,

@@ -51,7 +51,9 @@ def flash(board, model: str | Path | None = None, project_dir: str | Path | None
         board: a tinyface.boards.Board.
         model: a bundle folder or model.tflite (default: see resolve_model).
         project_dir: where the PlatformIO project goes (default build/firmware/<board>).
-        port: serial port (default: detected by the board's USB ids).
+        port: serial port (default: detected by the board's USB ids). A plain path that does not
+            exist is refused before anything is done; wildcards, ``COM3`` and URLs go to
+            PlatformIO as they are.
         dry_run: render and check only; no PlatformIO, no board.
         arena_margin: firmware.arena_margin.
         enroll_dir: one folder per person, compiled in as the initial gallery.
@@ -68,12 +70,18 @@ def flash(board, model: str | Path | None = None, project_dir: str | Path | None
         ProjectDirError: ``project_dir`` holds files tinyface did not generate where the
             project's files go (without ``force``; nothing is written then).
         ToolchainError: PlatformIO or the espressif32 platform missing, or the build failed.
-        DeviceError: no board connected (the ports seen are listed).
+        DeviceError: ``port`` is a path that does not exist (refused first, before the model is
+            read or anything is rendered; not on a dry run, which uses no port), or no board
+            connected (the ports seen are listed).
     """
     from tinyface.codegen import generate_project
     from tinyface.device import platformio
-    from tinyface.device.ports import find_port
+    from tinyface.device.ports import check_port_exists, find_port
     from tinyface.model.bundle import load_bundle
+
+    if not dry_run:  # a typo in --port is one line now, not after the build (PlatformIO's upload)
+        check_port_exists(port, hint="check the path, or leave out --port: flash finds a connected board "
+                                     "by its USB ids")
 
     def step(text: str) -> None:
         result.steps.append(text)

@@ -7,6 +7,8 @@ seen, so a second board on the desk is never flashed or benchmarked by accident.
 
 from __future__ import annotations
 
+import errno
+import os
 from dataclasses import dataclass
 
 from tinyface.errors import DeviceError
@@ -53,3 +55,22 @@ def find_port(board, ports: list[SerialPort] | None = None) -> str:
                           hint="connect the board, or pass --port PATH")
     raise DeviceError(f"several ports have a {board.name} board's USB id ({ids}): "
                       f"{', '.join(p.label() for p in matches)}", hint="pass --port PATH to choose one")
+
+
+def check_port_exists(port: str | None, hint: str = "check the path, or leave out the port to find the board "
+                                                   "by its USB ids") -> None:
+    """Refuse, before any work, a serial port given as a plain path that does not exist.
+
+    Only a plain filesystem path is checked (``/dev/...`` or another absolute path, with no glob
+    character ``*?[``); anything else goes to whoever opens it as given: wildcards
+    (``/dev/ttyUSB*``), ``COM3``-style names, ``rfc2217://`` or ``socket://`` URLs and network
+    addresses, which PlatformIO accepts. The wording is the one of opening a missing port
+    (:func:`tinyface.protocol.client.open_serial`, as `tinyface bench --port` reports it).
+
+    Raises:
+        DeviceError: ``port`` is such a path and nothing is there.
+    """
+    if not port or not (port.startswith("/dev/") or os.path.isabs(port)) or any(c in port for c in "*?["):
+        return
+    if not os.path.exists(port):
+        raise DeviceError(f"cannot open {port}: {os.strerror(errno.ENOENT)}", hint=hint)
