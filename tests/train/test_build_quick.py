@@ -121,6 +121,13 @@ def test_quick_build_report_structure_and_sane_metrics(quick_build):
     for heading in ["## Stages", "## Compression losses", "## TFLM vs TFLite int8", "## Pruning", "## Plots"]:
         assert heading in md
     assert "TFLM int8" in md and "![roc](roc.png)" in md
+    # what every identification threshold trades on validation people, plotted (never the test's)
+    val = report["stages"]["tflm_int8"]["validation"]
+    curve = val["identification_curve"]
+    assert len(curve["thresholds"]) == len(curve["accuracy"]) == 200 and curve["gallery"] == \
+        val["identification"]["gallery"]
+    assert curve["accuracy"] == sorted(curve["accuracy"], reverse=True)
+    assert (out / "identification.png").is_file() and "![identification](identification.png)" in md
     # the shipped threshold is chosen on validation people; every stage is also scored at the
     # protocol's (pairsDevTrain) threshold, and the report shows both
     assert report["threshold_source"] == "validation"

@@ -268,6 +268,9 @@ def identification_at_gallery(emb: np.ndarray, enroll: dict[str, list[int]], pro
             "stranger_false_accept_rate": float(np.mean(accepted))}
 
 
+CURVE_THRESHOLDS = [round(0.005 * k, 3) for k in range(200)]  # 0 to 0.995: the thresholds reports plot
+
+
 def identification_curve(emb: np.ndarray, enroll: dict[str, list[int]], probes: list[tuple[int, str]],
                          strangers: list[int], thresholds, gallery: int, seed: int = 0,
                          draws: int = GALLERY_DRAWS) -> dict:

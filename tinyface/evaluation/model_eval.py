@@ -190,7 +190,8 @@ def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: 
                                                                     gallery, seed)
     target = _at_target_far(emb, scores, same, enroll, probes, strangers, target_far, ident_threshold, gallery, seed)
     # what every threshold would trade on these people (the report's identification.png)
-    curve = (metrics.identification_curve(emb, enroll, probes, strangers, CURVE_THRESHOLDS, gallery, seed)
+    curve = (metrics.identification_curve(emb, enroll, probes, strangers, metrics.CURVE_THRESHOLDS, gallery,
+                                                  seed)
              if len(enroll) >= 2 and strangers else None)
     return {
         "model": model.name, "runtime": model.kind, "data": str(data_dir), "images": int(ok.sum()),
@@ -203,9 +204,6 @@ def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: 
         "note": None if ident else (f"identification needs >= 2 enrolled people (people with more than "
                                     f"{enroll_images} images, less the {stranger_share:.0%} held out as strangers)"),
     }
-
-
-CURVE_THRESHOLDS = [round(0.005 * k, 3) for k in range(200)]  # 0 to 0.995: IDENTIFY's thresholds plotted
 
 
 def _at_target_far(emb, scores, same, enroll, probes, strangers, far: float, ident_threshold: float,

@@ -453,6 +453,18 @@ def write_plots(out_dir: Path, metrics: BuildMetrics, histories: dict[str, dict]
         fig.colorbar(im, ax=ax)
         plots["confusion"] = _save(fig, out_dir / "confusion.png")
 
+    validation = {name: st.validation for name, st in stages.items()
+                  if (st.validation or {}).get("identification_curve")}
+    if "tflm_int8" in validation:
+        chosen = validation["tflm_int8"]["identification"]
+        curves = [(STAGE_LABEL[name], validation[name]["identification_curve"])
+                  for name in ("tflm_int8", "teacher") if name in validation]
+        plots["identification"] = identification_plot(
+            out_dir / "identification.png", curves,
+            [(f"the shipped threshold {metrics.tflm.identification['threshold']:.4f}", chosen["stranger_rate"],
+              chosen["probe_accuracy"])],
+            "IDENTIFY on validation people: what each threshold trades\n(labels along the line: thresholds)")
+
     fig, ax = plt.subplots(figsize=(6, 4))
     for name in STAGE_ORDER:
         st = stages.get(name)
@@ -469,41 +481,40 @@ def write_plots(out_dir: Path, metrics: BuildMetrics, histories: dict[str, dict]
     return plots
 
 
-def _identification_plot(result: dict, path: Path) -> Path:
-    """identification.png: probes accepted under the right name against strangers accepted as
-    IDENTIFY's threshold moves (``result["identification_curve"]``, by the device's galleries),
-    the shipped threshold and the --target-far one marked, so a user sees what a threshold of
-    their own would trade."""
+def identification_plot(path: Path, curves: list[tuple[str, dict]], points: list[tuple[str, float, float]],
+                        title: str) -> Path:
+    """identification.png: the share of enrolled people's photos accepted under the right name
+    against the share of strangers accepted as IDENTIFY's threshold moves, one line per
+    ``(label, metrics.identification_curve record)`` (thresholds labelled every 0.05 along the
+    first), and ``(label, strangers accepted, accuracy)`` points marked (a shipped threshold, a
+    --target-far one): what a threshold of one's own would trade, seen rather than read."""
     import matplotlib.pyplot as plt
 
-    c, i = result["identification_curve"], result["identification"]
-    rates = [100 * r for r in c["stranger_false_accept_rate"]]
-    accuracy = [100 * a for a in c["accuracy"]]
     fig, ax = plt.subplots(figsize=(7, 5))
-    ax.plot(rates, accuracy, color="tab:blue",
-            label=f"{result['model']}, random galleries of {c['gallery']} ({c['draws']} draws)")
-    # a few thresholds along the curve (every 0.05, where it moves, none crowding the last)
-    last = None
-    for t, x, y in zip(c["thresholds"], rates, accuracy):
-        if abs(t * 20 - round(t * 20)) < 1e-6 and 0.2 < x < 90 and (last is None or x < last / 1.4):
-            last = x
-            ax.annotate(f"{t:.2f}", (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7, color="tab:blue")
-    dg = _device_gallery(i) if i else None
-    if dg:
-        ax.plot(100 * dg["stranger_false_accept_rate"], 100 * dg["accuracy"], "o", color="tab:orange",
-                label=f"the model's threshold {i['threshold']:.4f}")
-    ti = (result.get("target_far") or {}).get("identification")
-    if ti:
-        ax.plot(100 * ti["stranger_false_accept_rate"], 100 * ti["accuracy"], "s", color="tab:green",
-                label=f"--target-far {result['target_far']['far']:g}: {ti['threshold']:.4f}")
+    for k, (label, c) in enumerate(curves):
+        rates = [100 * r for r in c["stranger_false_accept_rate"]]
+        accuracy = [100 * a for a in c["accuracy"]]
+        ax.plot(rates, accuracy, color=f"C{k}", label=f"{label}, random galleries of {c['gallery']} "
+                                                       f"({c['draws']} draws)" if c["draws"] > 1
+                else f"{label}, the gallery of all {c['gallery']}")
+        if k:
+            continue
+        last = None  # every 0.05, where the curve moves, none crowding the last
+        for t, x, y in zip(c["thresholds"], rates, accuracy):
+            if abs(t * 20 - round(t * 20)) < 1e-6 and 0.2 < x < 90 and (last is None or x < last / 1.4):
+                last = x
+                ax.annotate(f"{t:.2f}", (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7,
+                            color="C0")
+    for k, (label, rate, accuracy) in enumerate(points):
+        ax.plot(100 * rate, 100 * accuracy, "os^"[k % 3], color=f"C{len(curves) + k}", label=label)
     ax.set_xscale("symlog", linthresh=1)
     ax.set_xlim(0, 100)
     ticks = [0, 0.5, 1, 2, 5, 10, 20, 50, 100]
     ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
-    ax.set_ylim(0, 100)
+    ax.set_ylim(0, 102)  # a line at 100% stays visible
     ax.set_xlabel("strangers accepted (%)")
     ax.set_ylabel("enrolled people's photos accepted under the right name (%)")
-    ax.set_title("IDENTIFY: what each threshold trades (labels: thresholds)")
+    ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     return _save(fig, path)
@@ -570,7 +581,15 @@ def write_evaluation_report(out_dir: Path, result: dict) -> Path:
         _save(fig, out_dir / "confusion.png")
         images.append("![confusion](confusion.png)")
     if result.get("identification_curve"):
-        _identification_plot(result, out_dir / "identification.png")
+        dg = _device_gallery(i) if i else None
+        ti = (result.get("target_far") or {}).get("identification")
+        identification_plot(
+            out_dir / "identification.png", [(result["model"], result["identification_curve"])],
+            ([(f"the model's threshold {i['threshold']:.4f}", dg["stranger_false_accept_rate"], dg["accuracy"])]
+             if dg else []) +
+            ([(f"--target-far {result['target_far']['far']:g}: {ti['threshold']:.4f}",
+               ti["stranger_false_accept_rate"], ti["accuracy"])] if ti else []),
+            "IDENTIFY: what each threshold trades\n(labels along the line: thresholds)")
         images.append("![identification by threshold](identification.png)")
     lines += [""] + images + [""]
     write_text(out_dir / "report.md", "\n".join(lines))

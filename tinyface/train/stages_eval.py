@@ -58,6 +58,11 @@ def validation_figures(emb_val: np.ndarray, labels: list[str], val_pairs, d) -> 
                "identification": ({k: chosen[k] for k in ("probe_accuracy", "stranger_rate", "enrolled", "gallery",
                                                            "draws", "probes", "strangers", "probe_accuracy_all",
                                                            "stranger_rate_all")} if chosen else None)}
+    if chosen:  # every threshold's trade on the same people and draws (the report's identification.png)
+        split = metrics.enrollment_split(labels, d.enroll_images, d.seed)
+        figures["identification_curve"] = metrics.identification_curve(
+            emb_val, split.enroll, split.probes, split.strangers, metrics.CURVE_THRESHOLDS,
+            metrics.gallery_for(d.identify_gallery), d.seed)
     return figures, chosen
 
 
