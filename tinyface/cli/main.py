@@ -15,7 +15,7 @@ from tinyface.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, Tinyfac
 COMMANDS = {
     "build": ("tinyface.cli.build", "build", "Train, distill, prune and int8-quantize a model; evaluate every stage; write a report."),
     "evaluate": ("tinyface.cli.evaluate", "evaluate", "Evaluate a model (Keras, TFLite or TFLM) on any folder-per-person dataset."),
-    "data": ("tinyface.cli.data", "data", "Fetch a dataset, or show its statistics."),
+    "data": ("tinyface.cli.data", "data", "Fetch a dataset, show its statistics, or show and clear the cache."),
     "boards": ("tinyface.cli.boards", "boards", "List the supported boards and their memory and compute budgets."),
     "profile": ("tinyface.cli.profile", "profile", "Per-layer MACs, parameters and estimated latency of a model on a board."),
     "emulate": ("tinyface.cli.emulate", "emulate", "Run an emulated board on a pseudo-terminal (real TFLM kernels)."),
