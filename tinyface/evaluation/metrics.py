@@ -167,17 +167,16 @@ def identification(emb: np.ndarray, enroll: dict[str, list[int]], probes: list[t
     Macro precision/recall/F1 are over the enrolled people, with rejected probes counted
     as misses (recall) and stranger probes accepted as someone counted as false positives.
     """
-    e = l2n(emb)
     people, cents = centroids(emb, enroll)
     k = len(people)
     index = {p: i for i, p in enumerate(people)}
     confusion = np.zeros((k, k + 1), int)
     correct = closed = 0
-    for i, person in probes:
-        sims = cents @ e[i]
-        best = int(np.argmax(sims))
+    # every probe's best match, computed as the strangers' are (and identification_curve's)
+    probe_best, probe_sims = _best_matches(emb, cents, [i for i, _ in probes])
+    for (_, person), best, sim in zip(probes, probe_best, probe_sims):
         closed += best == index[person]
-        predicted = best if sims[best] >= threshold else k
+        predicted = int(best) if sim >= threshold else k
         confusion[index[person], predicted] += 1
         correct += predicted == index[person]
     stranger_fp = np.zeros(k, int)
@@ -257,15 +256,9 @@ def identification_at_gallery(emb: np.ndarray, enroll: dict[str, list[int]], pro
     Returns ``{"gallery", "draws", "accuracy", "stranger_false_accept_rate"}`` (``gallery``: the
     size measured, at most the enrolled people).
     """
-    galleries = gallery_draws(enroll, gallery, seed, draws)
-    accuracy, accepted = [], []
-    for people in galleries:
-        sub = {p: enroll[p] for p in people}
-        result = identification(emb, sub, [(i, p) for i, p in probes if p in sub], strangers, threshold)
-        accuracy.append(result.accuracy)
-        accepted.append(result.stranger_false_accept_rate)
-    return {"gallery": len(galleries[0]), "draws": len(galleries), "accuracy": float(np.mean(accuracy)),
-            "stranger_false_accept_rate": float(np.mean(accepted))}
+    curve = identification_curve(emb, enroll, probes, strangers, [threshold], gallery, seed, draws)
+    return {"gallery": curve["gallery"], "draws": curve["draws"], "accuracy": curve["accuracy"][0],
+            "stranger_false_accept_rate": curve["stranger_false_accept_rate"][0]}
 
 
 CURVE_THRESHOLDS = [round(0.005 * k, 3) for k in range(200)]  # 0 to 0.995: the thresholds reports plot
@@ -274,9 +267,10 @@ CURVE_THRESHOLDS = [round(0.005 * k, 3) for k in range(200)]  # 0 to 0.995: the 
 def identification_curve(emb: np.ndarray, enroll: dict[str, list[int]], probes: list[tuple[int, str]],
                          strangers: list[int], thresholds, gallery: int, seed: int = 0,
                          draws: int = GALLERY_DRAWS) -> dict:
-    """:func:`identification_at_gallery` at every one of ``thresholds`` at once (the same draws,
-    the same figures): how the probes accepted under the right name and the strangers accepted
-    fall together as the threshold rises, what a user trades when choosing one.
+    """:func:`identification_at_gallery` at every one of ``thresholds`` at once (the same draws;
+    each gallery's people enrolled as :func:`identification` enrolls them, each probe and stranger
+    matched once): how the probes accepted under the right name and the strangers accepted fall
+    together as the threshold rises, what a user trades when choosing one.
 
     Returns ``{"gallery", "draws", "thresholds", "accuracy", "stranger_false_accept_rate"}``
     (lists, one value per threshold)."""

@@ -494,9 +494,9 @@ def identification_plot(path: Path, curves: list[tuple[str, dict]], points: list
     for k, (label, c) in enumerate(curves):
         rates = [100 * r for r in c["stranger_false_accept_rate"]]
         accuracy = [100 * a for a in c["accuracy"]]
-        ax.plot(rates, accuracy, color=f"C{k}", label=f"{label}, random galleries of {c['gallery']} "
-                                                       f"({c['draws']} draws)" if c["draws"] > 1
-                else f"{label}, the gallery of all {c['gallery']}")
+        drawn = (f"random galleries of {c['gallery']} ({c['draws']} draws)" if c["draws"] > 1
+                 else f"the gallery of all {c['gallery']}")
+        ax.plot(rates, accuracy, color=f"C{k}", label=f"{label}, {drawn}")
         if k:
             continue
         last = None  # every 0.05, where the curve moves, none crowding the last
