@@ -104,14 +104,13 @@ def threshold_arg(text: str) -> float:
 def gallery_table(emb, split, thresholds, seed: int, galleries=GALLERIES) -> list[dict]:
     """For each gallery size of ``galleries`` (None: every enrollable person of ``split``), the
     draws and, for each of ``thresholds``, (strangers accepted, probes accepted and right): the
-    mean over the same seeded random galleries (metrics.identification_at_gallery)."""
+    mean over the same seeded random galleries (metrics.identification_curve)."""
     rows = []
     for gallery in galleries:
         size = len(split.enroll) if gallery is None else gallery
-        at = [metrics.identification_at_gallery(emb, split.enroll, split.probes, split.strangers, t, size, seed)
-              for t in thresholds]
-        rows.append({"gallery": at[0]["gallery"], "draws": at[0]["draws"],
-                     "at": [(a["stranger_false_accept_rate"], a["accuracy"]) for a in at]})
+        curve = metrics.identification_curve(emb, split.enroll, split.probes, split.strangers, thresholds, size, seed)
+        rows.append({"gallery": curve["gallery"], "draws": curve["draws"],
+                     "at": list(zip(curve["stranger_false_accept_rate"], curve["accuracy"]))})
     return rows
 
 
