@@ -81,6 +81,33 @@ def test_data_fetch_timeout_must_be_positive(capsys, tmp_path, timeout):
     assert "--timeout" in line and "x>0" in line
 
 
+
+@pytest.mark.parametrize("content, needle", [
+    ("{", "is not JSON"),
+    ("[1]", "is not a JSON object"),
+    ('{"name": "x"}', "lacks archive, archive_root"),
+    ("BAD_SHA", "images_tree_sha256 is not a sha256"),
+    ("FILES_LIST", "files must map file names to sha256 strings"),
+])
+def test_data_fetch_a_bad_manifest_file_is_a_bad_option(capsys, tmp_path, content, needle):
+    # was: exit 5 (a download error) for a local file, and a wrong field failed only mid-fetch
+    from tinyface.data.fetch import MANIFEST_DIR
+
+    if content in ("BAD_SHA", "FILES_LIST"):
+        raw = json.loads((MANIFEST_DIR / "lfw_manifest.json").read_text())
+        if content == "BAD_SHA":
+            raw["images_tree_sha256"] = "xyz"
+        else:
+            raw["files"] = ["pairs.txt"]
+        content = json.dumps(raw)
+    manifest = tmp_path / "m.json"
+    manifest.write_text(content)
+    code, line = tinyface(capsys, "data", "fetch", "lfw", "--manifest", manifest, "--url", "http://127.0.0.1:9/",
+                          "--dest", tmp_path / "new" / "lfw")
+    assert code == errors.EXIT_USAGE
+    assert "--manifest" in line and str(manifest) in line and needle in line
+    assert not (tmp_path / "new").exists()
+
 # --- build: refused in seconds, before TensorFlow and training ------------------------------
 
 @pytest.fixture
@@ -249,6 +276,14 @@ def test_bench_data_without_lfw_pairs_says_what_bench_needs(tmp_path):
         prepare_inputs(None, 10, settings)
     line = exc.value.one_line()
     assert "no pairsDevTest.txt in" in line and "tinyface data fetch lfw" in line and "--data" in line
+
+
+def test_bench_checks_data_before_the_port(capsys, tmp_path):
+    # was: the port opened and the handshake made before --data was read
+    photos = people_folder(tmp_path / "photos", 3)
+    code, line = tinyface(capsys, "bench", "--port", "/dev/ttyNONE", "--model", RELEASED, "--data", photos)
+    assert code == errors.DataError.exit_code == 4
+    assert "no pairsDevTest.txt in" in line and "ttyNONE" not in line
 
 
 # --- help teaches: an example for every command -----------------------------------------------

@@ -96,7 +96,8 @@ def test_no_platform_and_no_registry_fails_in_seconds_with_one_line(tiny_bundle,
     assert len(lines) == 1, lines
     assert "platform 'espressif32' is not installed" in lines[0] and "pio pkg install" in lines[0]
     assert elapsed_s < 10, f"took {elapsed_s:.1f} s"
-    assert (tmp_path / "p/platformio.ini").is_file()  # the project is still rendered
+    assert (tmp_path / "p/platformio.ini").is_file()  # the project is still rendered, and the line says where
+    assert f"the rendered project is kept in {tmp_path / 'p'}" in lines[0]
 
 
 def test_no_board_connected_lists_the_ports_seen(tiny_bundle, pio_home_with_platform, tmp_path):

@@ -65,6 +65,7 @@ def bench(ctx, port, board, images, model_path, data_dir, out_path, baud, timeou
         from tinyface.fsutil import check_writable
 
         check_writable(out_path, "--out")  # before the port is opened and the board is busy
+    api.bench_pairs_file(settings)  # a --data folder that is not LFW: one line before the port is opened
     if port == "auto":
         port = find_port(b)
     baud = baud or b.baud

@@ -68,7 +68,13 @@ def fetch(ctx, name, url, dest, manifest, force, timeout_s):
     from tinyface.data.fetch import Manifest, builtin_manifest
     from tinyface.data.fetch import fetch as fetch_dataset
 
-    spec = Manifest.load(manifest) if manifest else builtin_manifest(name)
+    if manifest:
+        try:
+            spec = Manifest.load(manifest)
+        except ValueError as exc:  # a file the user wrote: a bad option value, as a missing one is (exit 2)
+            raise click.BadParameter(str(exc), param_hint="'--manifest'") from None
+    else:
+        spec = builtin_manifest(name)
     base = url or dataset_url(name)
     target = Path(dest).expanduser() if dest else dataset_dir(name)
     if target.is_dir() and any(target.iterdir()) and not force:  # fetch() verifies it and downloads nothing, or says why not

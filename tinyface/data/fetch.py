@@ -41,13 +41,43 @@ class Manifest:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Manifest":
+        """Read a manifest file; ``ValueError`` says in one line what is wrong with it.
+
+        Every field is checked here, so a hand-written manifest fails before anything is
+        downloaded, not halfway through a fetch.
+        """
         try:
             raw = json.loads(Path(path).read_text(encoding="utf-8"))
-            return cls(**raw)
-        except FileNotFoundError:
-            raise DownloadError(f"manifest not found: {path}") from None
-        except (json.JSONDecodeError, TypeError) as exc:
-            raise DownloadError(f"bad manifest {path}: {exc}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"cannot read {path}: {exc.strerror if isinstance(exc, OSError) else exc}") from None
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path} is not JSON: {exc}") from None
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path} is not a JSON object of a manifest's fields")
+        required = {"name", "files", "archive", "archive_sha256", "archive_root", "images_tree_sha256"}
+        known = required | {"people_file"}
+        if missing := sorted(required - raw.keys()):
+            raise ValueError(f"{path} lacks {', '.join(missing)} (a manifest has {', '.join(sorted(known))})")
+        if unknown := sorted(raw.keys() - known):
+            raise ValueError(f"{path} has unknown fields {', '.join(unknown)} (a manifest has {', '.join(sorted(known))})")
+        for key in ("name", "archive", "archive_root"):
+            if not isinstance(raw[key], str) or not raw[key]:
+                raise ValueError(f"{path}: {key} must be a non-empty string")
+        for key in ("archive_sha256", "people_file"):
+            if raw.get(key) is not None and not isinstance(raw[key], str):
+                raise ValueError(f"{path}: {key} must be a string or null")
+        files = raw["files"]
+        if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+            raise ValueError(f"{path}: files must map file names to sha256 strings")
+        for label, digest in [("images_tree_sha256", raw["images_tree_sha256"]), ("archive_sha256", raw["archive_sha256"]),
+                              *((f"files[{k!r}]", v) for k, v in files.items())]:
+            if digest is not None and not _is_sha256(digest):
+                raise ValueError(f"{path}: {label} is not a sha256 (64 hex digits): {digest!r}")
+        return cls(**raw)
+
+
+def _is_sha256(text: object) -> bool:
+    return isinstance(text, str) and len(text) == 64 and all(c in "0123456789abcdef" for c in text.lower())
 
 
 def builtin_manifest(name: str) -> Manifest:

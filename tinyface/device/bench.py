@@ -78,6 +78,22 @@ def load_result(path: str | Path) -> BenchResult:
 
 # --- inputs ---------------------------------------------------------------------------------
 
+def bench_pairs_file(settings) -> list:
+    """The held-out pairs of ``settings.data``'s pairsDevTest.txt: cheap, so `bench` reads them
+    before it opens the port (a wrong ``--data`` is one line, not a handshake and then an error).
+
+    Raises:
+        DataError: the folder has no pairsDevTest.txt, or it is not in LFW's format.
+    """
+    from tinyface.data.lfw import PAIRS_DEV_TEST, read_pairs
+
+    data_dir = settings.data.data_path()
+    if not (data_dir / PAIRS_DEV_TEST).is_file():  # a user's own folder has none: say what bench needs
+        raise DataError(f"no {PAIRS_DEV_TEST} in {data_dir}: bench streams the held-out faces of LFW's pairsDevTest",
+                        hint="pass --data to an LFW folder; `tinyface data fetch lfw` gets one")
+    return read_pairs(data_dir / PAIRS_DEV_TEST)
+
+
 def prepare_inputs(bundle: Bundle, n_images: int, settings,
                    progress: Callable[[int], None] | None = None) -> BenchInputs:
     """The first ``n_images`` held-out pairsDevTest images of ``settings.data`` (its folder, crop
@@ -89,14 +105,10 @@ def prepare_inputs(bundle: Bundle, n_images: int, settings,
     """
     from tinyface.data.cache import FaceCache
     from tinyface.data.faces import FaceSpec, prepare_faces
-    from tinyface.data.lfw import PAIRS_DEV_TEST, image_path, read_pairs
+    from tinyface.data.lfw import image_path
 
     data_dir = settings.data.data_path()
-    if not (data_dir / PAIRS_DEV_TEST).is_file():  # a user's own folder has none: say what bench needs
-        raise DataError(f"no {PAIRS_DEV_TEST} in {data_dir}: bench streams the held-out faces of LFW's pairsDevTest",
-                        hint="pass --data to an LFW folder; `tinyface data fetch lfw` gets one")
-    pairs = read_pairs(data_dir / PAIRS_DEV_TEST)
-    keys, used = metrics.pairs_within_images(pairs, n_images)
+    keys, used = metrics.pairs_within_images(bench_pairs_file(settings), n_images)
     paths = [image_path(data_dir / "images", name, index) for name, index in keys]
     prepared = prepare_faces(paths, FaceSpec.for_model(bundle.meta, settings), FaceCache(settings.data.cache_path()),
                              workers=settings.data.workers, progress=progress)

@@ -77,6 +77,7 @@ def flash(board, model: str | Path | None = None, project_dir: str | Path | None
     from tinyface.codegen import generate_project
     from tinyface.device import platformio
     from tinyface.device.ports import check_port_exists, find_port
+    from tinyface.errors import ToolchainError
     from tinyface.model.bundle import load_bundle
 
     if not dry_run:  # a typo in --port is one line now, not after the build (PlatformIO's upload)
@@ -111,8 +112,11 @@ def flash(board, model: str | Path | None = None, project_dir: str | Path | None
     if dry_run:
         return result
     step("checking PlatformIO and the espressif32 platform")
-    platformio.pio_command()
-    platformio.check_platform(board)
+    try:
+        platformio.pio_command()
+        platformio.check_platform(board)
+    except ToolchainError as exc:  # checked after rendering on purpose: the project is kept, and says so
+        raise ToolchainError(f"{exc}; the rendered project is kept in {project_dir}", hint=exc.hint) from None
     result.port = port or find_port(board)
     step(f"building and uploading with PlatformIO to {result.port}")
     platformio.build_and_upload(project_dir, board.name, result.port, on_line=on_line)
