@@ -35,11 +35,14 @@ uint32_t g_free_psram_bytes = 0;
 Gallery g_gallery;
 float g_embedding[TF_MODEL_OUTPUT_SIZE];
 
-// The last request handled and, for ENROLL and DELETE, the reply sent: a retry (same seq and
-// type) of a state-changing request is answered from here instead of being executed again.
+// The last request handled and, for ENROLL and DELETE, the reply sent: a retry (same seq, type
+// and payload: its length and CRC-32) of a state-changing request is answered from here instead
+// of being executed again. A different payload under the same seq is a new request.
 bool g_have_last = false;
 uint8_t g_last_type = 0;
 uint16_t g_last_seq = 0;
+uint16_t g_last_length = 0;
+uint32_t g_last_payload_crc = 0;
 uint8_t g_last_reply_type = 0;
 uint8_t g_last_reply[TF_ERROR_REPLY_SIZE > TF_ENROLL_REPLY_SIZE ? TF_ERROR_REPLY_SIZE : TF_ENROLL_REPLY_SIZE];
 uint16_t g_last_reply_len = 0;
@@ -316,7 +319,9 @@ void OnEvent(TfEventKind kind, const TfFrame& f, void*) {
     SendError(TF_ERR_BAD_VERSION, f.type, f.seq, TF_PROTO_VERSION, false);
     return;
   }
-  const bool retry = g_have_last && f.seq == g_last_seq && f.type == g_last_type;
+  const uint32_t payload_crc = tf_crc32_update(0, f.payload, f.length);
+  const bool retry = g_have_last && f.seq == g_last_seq && f.type == g_last_type && f.length == g_last_length &&
+                     payload_crc == g_last_payload_crc;
   if (retry && (f.type == TF_MSG_ENROLL || f.type == TF_MSG_DELETE)) {
     SendFrame(g_last_reply_type, f.seq, g_last_reply, g_last_reply_len);
     return;
@@ -324,6 +329,8 @@ void OnEvent(TfEventKind kind, const TfFrame& f, void*) {
   g_have_last = true;
   g_last_type = f.type;
   g_last_seq = f.seq;
+  g_last_length = f.length;
+  g_last_payload_crc = payload_crc;
   switch (f.type) {
     case TF_MSG_PING:
       SendReply(f.type, f.seq, f.payload, f.length);

@@ -144,3 +144,46 @@ def test_names_that_are_not_utf8_are_refused(gallery_device, pooling_bundle, nam
     assert exc.value.code == spec.ErrorCode.BAD_PAYLOAD
     assert client.list() == []  # nothing was stored
     assert client.enroll("Zoë", _sample(_face(1), 1, meta))["count"] == 1  # well-formed UTF-8 still is
+
+
+def test_a_new_payload_under_the_same_seq_is_a_new_request(gallery_device, pooling_bundle):
+    """A retry is the same seq, type AND payload (docs/protocol.md): ENROLL of another name under
+    the last seq is executed (the firmware once answered it with the stored reply, enrolling no
+    one), while the very same frame again is answered without enrolling twice."""
+    from tinyface.protocol.codec import encode_frame
+
+    client, meta = gallery_device, pooling_bundle.meta
+    x = np.ascontiguousarray(_sample(_face(1), 1, meta), np.int8).tobytes()
+    seq = (client._seq + 1000) & 0xFFFF  # far from the client's own numbers
+
+    def enroll_raw(name: str) -> dict:
+        client.send_raw(encode_frame(spec.MsgType.ENROLL, seq, spec.ENROLL_REQUEST.pack(name=spec.encode_name(name)) + x))
+        reply = client.receive_frame(timeout_s=60)
+        assert reply is not None and reply.seq == seq and reply.type == spec.MsgType.ENROLL.reply, reply
+        return spec.ENROLL_REPLY.unpack(reply.payload)
+
+    assert enroll_raw("Alice")["count"] == 1
+    assert enroll_raw("Bob")["count"] == 2  # same seq, new payload: a new request
+    again = enroll_raw("Bob")  # the very same frame: a retry, not enrolled again
+    assert (again["index"], again["samples"], again["count"]) == (1, 1, 2)
+    assert [(e.name, e.samples) for e in client.list()] == [("Alice", 1), ("Bob", 1)]
+
+
+def test_bad_payload_details_are_the_same_on_every_device(gallery_device, pooling_bundle):
+    """Sizes are checked before names; a wrong size says the bytes expected, a bad name 0."""
+    client, meta = gallery_device, pooling_bundle.meta
+    x = np.ascontiguousarray(_sample(_face(1), 1, meta), np.int8).tobytes()
+    bad_name = b"\xff" + bytes(spec.MAX_NAME_BYTES - 1)
+    cases = [
+        (spec.MsgType.ENROLL, b"ab", spec.ErrorCode.BAD_PAYLOAD, spec.ENROLL_REQUEST.size + len(x)),
+        (spec.MsgType.ENROLL, bad_name + x[:-1], spec.ErrorCode.WRONG_INPUT_SHAPE, len(x)),
+        (spec.MsgType.ENROLL, bad_name + x, spec.ErrorCode.BAD_PAYLOAD, 0),
+        (spec.MsgType.DELETE, b"abc", spec.ErrorCode.BAD_PAYLOAD, spec.DELETE_REQUEST.size),
+        (spec.MsgType.DELETE, bad_name, spec.ErrorCode.BAD_PAYLOAD, 0),
+        (spec.MsgType.LIST, b"x", spec.ErrorCode.BAD_PAYLOAD, 0),
+    ]
+    for msg_type, payload, code, detail in cases:
+        with pytest.raises(RemoteError) as exc:
+            client.request(msg_type, payload)
+        assert (exc.value.code, exc.value.detail) == (code, detail), (msg_type.name, len(payload))
+    assert client.list() == []

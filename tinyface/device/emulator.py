@@ -203,11 +203,15 @@ class EmulatedBoard:
             head = spec.INFER_REPLY.pack(cycles=self.est_cycles, latency_us=self.est_us, host_wall_us=wall_us)
             return self._ok(frame, head + out.tobytes())
         if t == spec.MsgType.ENROLL:
+            # as the firmware (tinyface_app.cc): sizes first, then the name; a wrong size says the
+            # expected bytes, a bad name 0
             head = spec.ENROLL_REQUEST.size
-            if len(p) < head or not spec.valid_name_field(p[:head]):
-                return self._error(frame.seq, spec.ErrorCode.BAD_PAYLOAD, t, 0)
+            if len(p) < head:
+                return self._error(frame.seq, spec.ErrorCode.BAD_PAYLOAD, t, head + self.input_bytes)
             if len(p) - head != self.input_bytes:
                 return self._error(frame.seq, spec.ErrorCode.WRONG_INPUT_SHAPE, t, self.input_bytes)
+            if not spec.valid_name_field(p[:head]):
+                return self._error(frame.seq, spec.ErrorCode.BAD_PAYLOAD, t, 0)
             name = spec.decode_name(p[:head])
             if name not in self.gallery.names and self.gallery.count >= self.gallery.capacity:
                 return self._error(frame.seq, spec.ErrorCode.GALLERY_FULL, t, self.gallery.capacity)
@@ -223,8 +227,10 @@ class EmulatedBoard:
             head = spec.LIST_REPLY.pack(count=len(entries), capacity=self.gallery.capacity)
             return self._ok(frame, head + b"".join(entries))
         if t == spec.MsgType.DELETE:
-            if len(p) != spec.DELETE_REQUEST.size or not (p == bytes(len(p)) or spec.valid_name_field(p)):
+            if len(p) != spec.DELETE_REQUEST.size:
                 return self._error(frame.seq, spec.ErrorCode.BAD_PAYLOAD, t, spec.DELETE_REQUEST.size)
+            if not (p == bytes(len(p)) or spec.valid_name_field(p)):
+                return self._error(frame.seq, spec.ErrorCode.BAD_PAYLOAD, t, 0)
             removed = self.gallery.delete(spec.decode_name(p) or None)
             return self._ok(frame, spec.DELETE_REPLY.pack(removed=removed, count=self.gallery.count))
         if t == spec.MsgType.IDENTIFY:

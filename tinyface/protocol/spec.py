@@ -86,8 +86,8 @@ class MsgType(IntEnum):
 
 
 REQUEST_TYPES = tuple(t for t in MsgType if t is not MsgType.ERROR)
-# Requests that change device state: a retry of one of these (same seq and type as the previous
-# request) must not be executed twice; the device answers it with the stored reply.
+# Requests that change device state: a retry of one of these (same seq, type and payload as the
+# previous request) must not be executed twice; the device answers it with the stored reply.
 NON_IDEMPOTENT = (MsgType.ENROLL, MsgType.DELETE)
 
 
