@@ -286,6 +286,15 @@ def test_bench_checks_data_before_the_port(capsys, tmp_path):
     assert "no pairsDevTest.txt in" in line and "ttyNONE" not in line
 
 
+@pytest.mark.parametrize("command", [["evaluate", "--model", str(RELEASED)], ["data", "stats"], ["data", "cache"]],
+                         ids=" ".join)
+def test_commands_that_read_settings_take_set(capsys, command):
+    # was: "No such option '--set'" (exit 2), though docs/cli.md says every such command takes it
+    code, line = tinyface(capsys, *command, "--set", "data.nope=1")
+    assert code == errors.ConfigError.exit_code == 3
+    assert "unknown key 'data.nope' in command-line options" in line
+
+
 # --- help teaches: an example for every command -----------------------------------------------
 
 def _command_paths():

@@ -89,3 +89,12 @@ def test_a_damaged_face_cache_is_shown_and_can_be_cleared(tmp_path):
     assert shown.returncode == 0 and "cannot read the face cache" in shown.stdout and "--clear faces" in shown.stdout
     cleared = run(env, "--clear", "faces", "--yes")
     assert cleared.returncode == 0 and not (faces / "faces.sqlite").exists()
+
+
+def test_set_names_the_face_cache_as_tinyface_toml_would(caches, tmp_path):
+    env, faces, _, _ = caches
+    other = tmp_path / "other"
+    listed = parts(run(env, "--json", "--set", f"data.cache_dir={json.dumps(str(other))}"))
+    assert listed["faces"]["folder"] == str(other) and listed["faces"]["bytes"] == 0  # not $TINYFACE_CACHE's
+    bad = run(env, "--set", "data.nope=1")
+    assert bad.returncode == 3 and "unknown key 'data.nope'" in bad.stderr

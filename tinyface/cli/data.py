@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tinyface.cli.common import json_option, load_settings
+from tinyface.cli.common import json_option, load_settings, set_option
 from tinyface.config import DATASETS
 
 
@@ -114,8 +114,9 @@ def fetch(ctx, name, url, dest, manifest, force, timeout_s):
               help="Delete this part (repeatable; `all`: every part). It is rebuilt when next needed.")
 @click.option("--yes", is_flag=True, help="Do not ask before deleting (needed when stdin is not a terminal).")
 @json_option
+@set_option
 @click.pass_context
-def cache(ctx, parts, yes, as_json):
+def cache(ctx, parts, yes, as_json, set_items):
     """What tinyface keeps between runs, how big it is, and how to clear it.
 
     \b
@@ -142,7 +143,7 @@ def cache(ctx, parts, yes, as_json):
     from tinyface.console import print_json
     from tinyface.data.cache import CACHE_PARTS, cache_usage, clear_cache
 
-    settings = load_settings(ctx)
+    settings = load_settings(ctx, set_items=set_items)
     face_dir = settings.data.cache_path()
     chosen = list(CACHE_PARTS) if "all" in parts else [p for p in CACHE_PARTS if p in parts]
     freed = {}
@@ -186,8 +187,9 @@ def _mb(n: int) -> str:
               help="Also find the faces (cached): how each was found (detector, detector+equalised, "
                    "landmarks-whole-frame, cnn) and which have none. Example: tinyface data stats --data photos/ --align")
 @json_option
+@set_option
 @click.pass_context
-def stats(ctx, data_dir, check, align, as_json):
+def stats(ctx, data_dir, check, align, as_json, set_items):
     """Identities, images, images-per-person histogram, unreadable files, faces not found.
 
     \b
@@ -199,7 +201,7 @@ def stats(ctx, data_dir, check, align, as_json):
     from tinyface.console import print_json, progress_bar
     from tinyface.data.dataset import load_dataset, require_dataset
 
-    settings = load_settings(ctx, {"data": {"dir": data_dir}})
+    settings = load_settings(ctx, {"data": {"dir": data_dir}}, set_items)
     require_dataset(settings.data.data_path())  # absent: say how to get one
     dataset = load_dataset(settings.data.data_path())
     align_result = None

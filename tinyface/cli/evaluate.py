@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tinyface.cli.common import json_option, load_settings
+from tinyface.cli.common import json_option, load_settings, set_option
 from tinyface.evaluation.model_eval import STRANGER_SHARE, TARGET_FAR
 
 
@@ -37,9 +37,10 @@ from tinyface.evaluation.model_eval import STRANGER_SHARE, TARGET_FAR
               help="Also report the thresholds that would give this false-accept rate on these people (pairs and "
                    "strangers) and what they cost. Example: --target-far 0.001")
 @json_option
+@set_option
 @click.pass_context
 def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_dir, stranger_share, target_far,
-             as_json):
+             as_json, set_items):
     """Evaluate a model on any folder-per-person dataset: verification and identification.
 
     Verification is reported as balanced accuracy (the mean of the true-accept and
@@ -61,7 +62,7 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
     from tinyface.data.dataset import require_dataset
     from tinyface.evaluation.model_eval import evaluate_model, load_model
 
-    settings = load_settings(ctx, {"data": {"dir": data_dir}})
+    settings = load_settings(ctx, {"data": {"dir": data_dir}}, set_items)
     if out_dir:
         _writable_folder(Path(out_dir))  # before minutes of evaluation, not after
     require_dataset(settings.data.data_path())

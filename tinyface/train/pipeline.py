@@ -396,7 +396,6 @@ def _distill_key(ds) -> dict:
 def _fuse_branches(branched, s, input_shape, crops: np.ndarray, seed: int, sample: int = 2048):
     """The plain student with ``branched``'s function (student.fuse), and the largest difference
     of their embeddings on a sample of training crops."""
-    from tinyface.errors import TinyfaceError
     from tinyface.train import student
 
     rows = np.sort(np.random.default_rng(seed).choice(len(crops), min(sample, len(crops)), replace=False))
@@ -404,8 +403,9 @@ def _fuse_branches(branched, s, input_shape, crops: np.ndarray, seed: int, sampl
     plain, _ = student.build_student(s.arch, input_shape, s.embedding_dim, s.width)
     error = student.fuse(branched, plain, x)
     if not error <= FUSE_TOLERANCE:
-        raise TinyfaceError(f"folding the student's branches changed its embeddings by {error:.3g}: a bug, "
-                            "nothing was saved")
+        # a bug, not a user's error: the CLI reports it as an internal error (exit 70)
+        raise RuntimeError(f"folding the student's branches changed its embeddings by {error:.3g}: a bug, "
+                           "nothing was saved")
     return plain, error
 
 
