@@ -260,3 +260,14 @@ def test_an_image_without_a_person_keeps_nothing(served):
     with pytest.raises(DownloadError, match="1 images have no person in identity.txt"):
         fetch(manifest, f"{served['url']}/ok/", served["tmp"] / "x" / "celeba")
     assert not (served["tmp"] / "x").exists()
+
+
+def test_fetch_json_says_where_and_whether_it_downloaded(served):
+    dest = served["tmp"] / "j" / "lfw"
+    first = fetch_cli(served, "ok", dest, "--json")
+    assert first.returncode == 0, first.stderr
+    d = json.loads(first.stdout)
+    assert d["name"] == "lfw" and d["path"] == str(dest) and d["downloaded"] is True and d["bytes_downloaded"] > 0
+    assert d["extra_kind"] is None
+    again = json.loads(fetch_cli(served, "ok", dest, "--json").stdout)  # already there: verified, not downloaded
+    assert again["downloaded"] is False and again["bytes_downloaded"] == 0 and again["path"] == str(dest)

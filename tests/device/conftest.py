@@ -12,6 +12,7 @@ In CI (CI=true) a firmware kind whose toolchain is missing fails instead of skip
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import signal
@@ -31,6 +32,7 @@ class DeviceProcess:
     port: str
     proc: subprocess.Popen
     stderr_path: Path
+    announced: dict | None = None  # `emulate --json`'s first line
 
     def kill(self) -> None:
         """SIGKILL the whole process group (the board dies mid-whatever)."""
@@ -115,6 +117,9 @@ def start_device(tmp_path, device_kind):
         started.append(dev)
         ready, _, _ = select.select([proc.stdout], [], [], STARTUP_TIMEOUT_S)
         line = proc.stdout.readline().decode().strip() if ready else ""
+        if line.startswith("{"):  # `emulate --json`
+            dev.announced = json.loads(line)
+            line = dev.announced.get("port", "")
         if not line.startswith("/dev/"):
             dev.kill()
             pytest.fail(f"the device did not start (stdout {line!r}): {dev.stderr()[-2000:]}")

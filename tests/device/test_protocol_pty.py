@@ -238,3 +238,14 @@ def test_pipelined_replies_come_back_in_order(device, connect):
     client = connect(device.port)
     payloads = [bytes([i]) * (i + 1) for i in range(40)]
     assert [f.payload for f in client.pipeline(spec.MsgType.PING, payloads)] == payloads
+
+
+def test_emulate_json_announces_port_kind_and_model(start_device, device_kind, connect, tiny_bundle):
+    """`tinyface emulate --json`: one JSON line on stdout that a script can read the port from,
+    naming what serves it; the port it names answers INFO with that model."""
+    dev = start_device(tiny_bundle.model_path.parent, "--json")
+    a = dev.announced
+    assert a is not None and a["port"] == dev.port
+    assert a["kind"] == device_kind and a["sha256"] == tiny_bundle.model_hash
+    assert a["board"] == ("esp32c3" if device_kind == "isa" else "esp32")
+    assert connect(dev.port).info().model_sha256 == a["sha256"]

@@ -36,8 +36,9 @@ def data():
 @click.option("--force", is_flag=True, help="Replace an existing dataset folder.")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
               help="Seconds per network read (more than 0). Example: --timeout 300")
+@json_option
 @click.pass_context
-def fetch(ctx, name, url, dest, manifest, force, timeout_s):
+def fetch(ctx, name, url, dest, manifest, force, timeout_s, as_json):
     """Download NAME, verify every file's sha256, unpack atomically.
 
     \b
@@ -60,6 +61,7 @@ def fetch(ctx, name, url, dest, manifest, force, timeout_s):
       tinyface data fetch lfw
       tinyface data fetch fairface
       tinyface data fetch fairface --url http://mirror.example/fairface/ --dest /data/fairface
+      tinyface data fetch fairface --json        # {"name": "fairface", "path": ..., "downloaded": true, ...}
       tinyface data fetch pins && tinyface build --preset esp32 \\
           --set 'extra.dirs=["fairface","pins"]' --set 'extra.kind=["chips","photos"]'
     """
@@ -82,6 +84,8 @@ def fetch(ctx, name, url, dest, manifest, force, timeout_s):
             fetch_dataset(spec, base, target, force=False)
         # plain echo: a path is neither wrapped nor read as rich markup
         click.echo(f"{name} is already in {target} (every checksum verified); nothing to download", err=True)
+        if as_json:
+            _fetch_json(name, target, downloaded=False, received=0)
         return
     console, received = err_console(), [0]
     if console.is_terminal:
@@ -107,6 +111,18 @@ def fetch(ctx, name, url, dest, manifest, force, timeout_s):
     if source.kind:  # an extra set: how to use it, and on what terms
         use = f"--set 'extra.dirs=[\"{name}\"]'" + ("" if source.kind == "chips" else " --set extra.kind=photos")
         click.echo(f"use it with `tinyface build ... {use}`; licence: {source.credit}", err=True)
+    if as_json:
+        _fetch_json(name, Path(path), downloaded=True, received=received[0])
+
+
+def _fetch_json(name: str, path: Path, downloaded: bool, received: int) -> None:
+    """`data fetch --json`: where the verified dataset is, and whether this run downloaded it."""
+    from tinyface.config import DATASETS
+    from tinyface.console import print_json
+
+    source = DATASETS[name]
+    print_json({"name": name, "path": str(path), "downloaded": downloaded, "bytes_downloaded": received,
+                "extra_kind": source.kind or None, "credit": source.credit or None})
 
 
 @data.command()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from tinyface.cli.common import load_settings, set_option
+from tinyface.cli.common import json_option, load_settings, set_option
 from tinyface.config import FIRMWARE_KERNELS
 
 
@@ -34,10 +34,13 @@ from tinyface.config import FIRMWARE_KERNELS
               help="TEST ONLY (fault injection): do not send the N-th reply (counted from 1). Repeatable.")
 @click.option("--corrupt-reply", "corrupt_replies", type=click.IntRange(min=1), multiple=True, metavar="N",
               help="TEST ONLY (fault injection): send the N-th reply with a broken CRC. Repeatable.")
+@json_option
 @set_option
 @click.pass_context
-def emulate(ctx, board, model_path, baud, once, native, isa, kernels, drop_replies, corrupt_replies, set_items):
-    """Run an emulated board on a pseudo-terminal and print its port path on stdout.
+def emulate(ctx, board, model_path, baud, once, native, isa, kernels, drop_replies, corrupt_replies, set_items,
+            as_json):
+    """Run an emulated board on a pseudo-terminal and print its port path on stdout
+    (with --json, one JSON line: port, kind, board, model, sha256, kernels, baud).
 
     The emulation answers every protocol message (docs/protocol.md) exactly as the firmware
     must, running the int8 model in the real TFLM kernels. Reported latency is ESTIMATED
@@ -52,6 +55,7 @@ def emulate(ctx, board, model_path, baud, once, native, isa, kernels, drop_repli
       tinyface emulate --baud 921600 --once &  # realistic link speed, one session
       tinyface emulate --isa                   # the ESP32-C3 firmware on its instruction set (QEMU)
       tinyface emulate --native --kernels generated
+      tinyface emulate --json | head -1        # {"port": "/dev/pts/3", "kind": "emulator", ...}
     """
     import sys
 
@@ -72,6 +76,11 @@ def emulate(ctx, board, model_path, baud, once, native, isa, kernels, drop_repli
     settings, path = settings_for_model(ctx, settings, model_path, b.name, overrides, set_items)
     kernels = settings.firmware.kernels
     bundle = load_bundle(path).identifying_at(settings.firmware.identify_threshold)
+    fields = {"kind": "isa" if isa else "native" if native else "emulator", "board": b.name,
+              "model": str(bundle.model_path), "sha256": bundle.model_hash, "kernels": kernels, "baud": baud}
+
+    def announce(port: str, what: str) -> None:
+        _announce(sys, info, port, what, baud, {"port": port, **fields} if as_json else None)
     if isa and (drop_replies or corrupt_replies):
         raise click.UsageError("fault injection (--drop-reply, --corrupt-reply) is an option of the Python emulation")
     if isa:
@@ -79,14 +88,14 @@ def emulate(ctx, board, model_path, baud, once, native, isa, kernels, drop_repli
 
         check_board(b.name)
         run_isa_emulator(bundle, b, baud=baud, once=once, firmware_kernels=kernels,
-                         on_ready=lambda path, _: _announce(sys, info, path, f"{b.name} firmware on its instruction "
-                                                            f"set (qemu-riscv32), cycles = {COUNT_LABEL}", baud))
+                         on_ready=lambda path, _: announce(path, f"{b.name} firmware on its instruction "
+                                                           f"set (qemu-riscv32), cycles = {COUNT_LABEL}"))
         return
     if native:
         from tinyface.device.native import run_native_emulator
 
         run_native_emulator(bundle, b, baud=baud, once=once, kernels=kernels,
-                            on_ready=lambda path, _: _announce(sys, info, path, f"native firmware build, {b.name}", baud))
+                            on_ready=lambda path, _: announce(path, f"native firmware build, {b.name}"))
         return
     from tinyface.device.emulator import Faults, run_emulator
 
@@ -101,7 +110,7 @@ def emulate(ctx, board, model_path, baud, once, native, isa, kernels, drop_repli
                 f"{emu.profile.total_est_ms:.2f} ms ({cost.source})")
         if faults.drop_replies or faults.corrupt_replies:
             what += f"; FAULT INJECTION drop={sorted(faults.drop_replies)} corrupt={sorted(faults.corrupt_replies)}"
-        _announce(sys, info, path, what, baud)
+        announce(path, what)
 
     try:
         emu = run_emulator(bundle, b.name, cost, baud=baud, once=once, faults=faults, on_ready=ready,
@@ -125,7 +134,10 @@ def _stop_on_sigterm():
     return stop
 
 
-def _announce(sys, info, path: str, what: str, baud: int) -> None:
-    sys.stdout.write(path + "\n")
+def _announce(sys, info, path: str, what: str, baud: int, as_json: dict | None = None) -> None:
+    """The port on stdout (a path, or with --json one JSON line), what serves it on stderr."""
+    import json
+
+    sys.stdout.write((json.dumps(as_json) if as_json is not None else path) + "\n")
     sys.stdout.flush()
     info(f"{what}; link {'unthrottled' if not baud else f'{baud} baud'}; Ctrl-C to stop")
