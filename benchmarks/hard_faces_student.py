@@ -5,7 +5,7 @@ released model (TFLM int8) on each set, next to the untouched photos.
     python benchmarks/hard_faces_student.py --out /tmp/hard-faces-450 [--model models/esp32]
                                             [--outside black|edge]
 
-Runs `tinyface evaluate --data <set> --enroll 2 --runtime tflm --json` on every set, with the
+Runs `tinyface evaluate --model M --data <set> --enroll 2 --runtime tflm --json` on every set, with the
 face cache hard_faces.py wrote under --out (the landmarks are found once). Verification over
 the pairs of each set (all pairs, sampled) at the model's shipped threshold: balanced accuracy,
 AUC and TAR at FAR 1e-2 / 1e-3.

@@ -12,7 +12,7 @@ image is used. Prints the bundle's threshold and the new one, each re-derived by
 (the old rule: the gallery of every enrollable validation person), and for galleries of 4, 8,
 16 and all of them the validation strangers accepted and the probes accepted and right at each
 (mean over seeded random galleries); --at T adds the same figures at a threshold of one's own
-(say the one `tinyface evaluate --data OTHER_PEOPLE --target-far 0.05` chose on another face set),
+(say the one `tinyface evaluate --model M --data OTHER_PEOPLE --target-far 0.05` chose on another face set),
 to see what holding it there would cost the validation people.
 
 --write replaces model.json's ``identify_threshold`` (atomically; every other key kept; the

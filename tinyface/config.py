@@ -610,7 +610,7 @@ class FirmwareSettings:
             reference kernels; docs/firmware.md).
         identify_threshold: the cosine similarity at or above which the board's IDENTIFY accepts
             its best match; 0 = the model's own (model.json, chosen on validation people for 5%
-            of strangers). `tinyface evaluate --data YOUR_PEOPLE --target-far F` prints the one
+            of strangers). `tinyface evaluate --model M --data YOUR_PEOPLE --target-far F` prints the one
             that gives false-accept rate F on your own people (thresholds carry over between
             face sets worse than models do). Used by `flash` and `emulate`.
     """

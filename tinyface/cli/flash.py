@@ -49,7 +49,7 @@ def flash(ctx, board, model_path, port, project_dir, enroll_dir, kernels, dry_ru
       tinyface flash --board esp32 --kernels generated --dry-run
       tinyface flash --board esp32 --set firmware.identify_threshold=0.66
                      # IDENTIFY's threshold measured on your own people
-                     # (tinyface evaluate --data PHOTOS --target-far 0.01)
+                     # (tinyface evaluate --model M --data PHOTOS --target-far 0.01)
     Then: tinyface bench --port auto --board esp32
     """
     from tinyface.boards import load_board
