@@ -79,6 +79,23 @@ def progress_bar(description: str, total: int | None, enabled: bool = True) -> I
         yield lambda n=1: prog.advance(task, n)
 
 
+@contextlib.contextmanager
+def status(message: str) -> Iterator[None]:
+    """Long work with nothing to count (a firmware build, a verification): a spinner on a terminal;
+    otherwise (a CI log, a file) the message with the time so far every 10 s while it lasts, so
+    the log never goes quiet for minutes."""
+    console = err_console()
+    if console.is_terminal:
+        with console.status(message):
+            yield
+        return
+    plain = PlainProgress(message, None).start_heartbeat()
+    try:
+        yield
+    finally:
+        plain.finish()
+
+
 PLAIN_PROGRESS_EVERY_S = 10.0
 
 
@@ -144,7 +161,12 @@ class PlainProgress:
     def line(self) -> str:
         elapsed = self.clock() - self.started
         done = self.completed
-        text = f"{self.description}: {done:,}" if float(done).is_integer() else f"{self.description}: {done:,.2f}"
+        if self.total is None and not done:  # nothing counted: what it is doing, and for how long
+            text = self.description
+        elif float(done).is_integer():
+            text = f"{self.description}: {int(done):,}"
+        else:
+            text = f"{self.description}: {done:,.2f}"
         if self.total:
             text += f"/{self.total:,} ({100 * self.completed / self.total:.0f}%)"
         text += f", {_duration(elapsed)} elapsed"

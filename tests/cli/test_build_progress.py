@@ -141,3 +141,25 @@ def test_the_rich_bar_takes_each_pass_name_and_total(monkeypatch):
         task = ui._progress.tasks[0]
         assert task.total == 300 and task.completed == 120 and "teacher views" in task.description
         ui.notify("done", {"name": "data"})
+
+
+def test_a_step_with_nothing_to_count_is_said_when_it_starts_and_shows_no_count(monkeypatch):
+    # was: nothing until 20 s, then "quantize: 0, 20 s elapsed" (a count of nothing, no word of what ran)
+    out, clock, written = _plain_mode(monkeypatch)
+    with BuildProgress(settings=None) as ui:
+        ui.notify("stage", {"name": "quantize"})
+        ui.notify("step", {"name": "converting to int8 (QAT)", "total": None})
+        assert "  quantize: converting to int8 (QAT)" in out.getvalue().splitlines()  # before it runs
+        clock.now += 25
+        ui.notify("done", {"name": "quantize"})
+    assert written.getvalue().splitlines() == ["  quantize: converting to int8 (QAT), 25 s elapsed"]
+
+
+def test_status_prints_a_line_every_10_s_when_stderr_is_not_a_terminal(monkeypatch):
+    from tinyface.console import status
+
+    out, clock, written = _plain_mode(monkeypatch)
+    with status("building the native firmware for esp32 (first time: a few minutes)"):
+        clock.now += 12
+    assert written.getvalue().splitlines() == ["building the native firmware for esp32 (first time: a few minutes), "
+                                               "12 s elapsed"]

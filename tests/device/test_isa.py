@@ -154,8 +154,10 @@ def test_rv32_firmware_counts_instructions_and_matches_host_tflm(isa_program, ti
     assert min(counts) > 10_000  # a real model's instructions, not a clock
     assert replies[-1].cycles == replies[0].cycles  # the same input: the same exact count
     assert max(counts) / min(counts) < 1.01  # int8 kernels barely depend on the data
-    # latency is the count at the board's clock: the least time the chip can take
-    assert abs(replies[0].latency_us - replies[0].cycles / 160) <= 1
+    # latency is the count at the board's clock: the least time the chip can take. Within 2 us:
+    # tf_micros() is floor(instructions / 160) at each end (up to 1 us between them), and its window
+    # also holds the two tf_cycles() calls around Invoke() (a fraction of a microsecond)
+    assert abs(replies[0].latency_us - replies[0].cycles / 160) <= 2
 
 
 @pytest.mark.parametrize("kernels", ["esp-nn", "generated"])

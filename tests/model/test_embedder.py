@@ -66,3 +66,22 @@ def test_bad_models_and_runtimes_are_model_errors(tiny_bundle):
         Embedder(b"not a model at all", "tflite")
     with pytest.raises(ModelError, match="unknown runtime"):
         Embedder(tiny_bundle.model_bytes, "onnx")
+
+
+
+@pytest.mark.parametrize("kernels", ["reference", "optimized"])
+def test_tflite_says_nothing_on_stderr_when_it_loads_a_model(tiny_bundle, kernels):
+    # was: "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." in every build's evaluate stage.
+    # A fresh process: TFLite prints that line once per process, so an earlier test could hide it.
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np; from tinyface.model.runtime import TfliteRunner; "
+            f"r = TfliteRunner(open(sys.argv[1], 'rb').read(), {kernels!r}); "
+            "r.run(np.zeros((1, *r.input_details['shape'][1:]), r.input_details['dtype']))")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = subprocess.run([sys.executable, "-c", code, str(tiny_bundle.model_path)], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""

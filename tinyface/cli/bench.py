@@ -79,9 +79,9 @@ def bench(ctx, port, board, images, model_path, data_dir, out_path, baud, timeou
         info(f"{port}: {kind}{device.board} firmware {device.firmware_version}, model {device.model_sha256[:16]} "
              f"matches {bundle.model_path}")
         n = settings.bench.images
-        with progress_bar("aligning faces", n, enabled=not as_json) as advance:
+        with progress_bar("aligning faces", n) as advance:
             inputs = api.prepare_inputs(bundle, n, settings, progress=advance)
-        with progress_bar("benchmarking", len(inputs.paths), enabled=not as_json) as advance:
+        with progress_bar("benchmarking", len(inputs.paths)) as advance:
             result = api.run_bench(client, bundle, inputs, port=port, board=b.name, out=out_path, progress=advance,
                                    pipeline=pipeline, host_check=host_check, info=device)
     finally:

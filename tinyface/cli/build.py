@@ -90,7 +90,7 @@ def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, se
     from tinyface.train.pipeline import run_build
 
     started = time.perf_counter()
-    with BuildProgress(settings, enabled=not as_json) as ui:
+    with BuildProgress(settings) as ui:  # progress on stderr, also with --json (its results go to stdout)
         result = run_build(settings, p, out, quick=quick, report_progress=ui.notify, force=force)
     wall_s = time.perf_counter() - started
     metrics = result.metrics
@@ -206,8 +206,9 @@ class BuildProgress:
             self._plain = PlainProgress(f"  {info['name']}{unit}", info.get("epochs")).start_heartbeat()
         elif self._plain is None:
             return
-        elif event == "step":  # a pass of a stage: its own count out of a total, and an ETA
+        elif event == "step":  # a pass of a stage: said when it starts, then its own count out of a total, and an ETA
             self._plain.finish()
+            say(f"  {self._stage_name}: {info['name']}")
             self._plain = PlainProgress(f"  {self._stage_name}: {info['name']}", info.get("total")).start_heartbeat()
         elif event == "epoch":
             logs = info.get("logs") or {}

@@ -66,7 +66,7 @@ def fetch(ctx, name, url, dest, manifest, force, timeout_s, as_json):
           --set 'extra.dirs=["fairface","pins"]' --set 'extra.kind=["chips","photos"]'
     """
     from tinyface.config import dataset_dir, dataset_url
-    from tinyface.console import PlainProgress, err_console
+    from tinyface.console import PlainProgress, err_console, status
     from tinyface.data.fetch import Manifest, builtin_manifest
     from tinyface.data.fetch import fetch as fetch_dataset
 
@@ -80,7 +80,7 @@ def fetch(ctx, name, url, dest, manifest, force, timeout_s, as_json):
     base = url or dataset_url(name)
     target = Path(dest).expanduser() if dest else dataset_dir(name)
     if target.is_dir() and any(target.iterdir()) and not force:  # fetch() verifies it and downloads nothing, or says why not
-        with err_console().status(f"verifying {target}"):
+        with status(f"verifying {target}"):
             fetch_dataset(spec, base, target, force=False)
         # plain echo: a path is neither wrapped nor read as rich markup
         click.echo(f"{name} is already in {target} (every checksum verified); nothing to download", err=True)
@@ -89,10 +89,10 @@ def fetch(ctx, name, url, dest, manifest, force, timeout_s, as_json):
         return
     console, received = err_console(), [0]
     if console.is_terminal:
-        with console.status(f"downloading {name} from {base}") as status:
+        with console.status(f"downloading {name} from {base}") as spinner:
             def progress(n):
                 received[0] += n
-                status.update(f"downloading {name} from {base}: {received[0] / 1e6:.1f} MB")
+                spinner.update(f"downloading {name} from {base}: {received[0] / 1e6:.1f} MB")
 
             path = fetch_dataset(spec, base, target, progress=progress, timeout_s=timeout_s, force=force)
     else:  # a log or a file: a plain line every few seconds, also while it unpacks and verifies

@@ -98,7 +98,7 @@ def enroll(ctx, port, board, baud, timeout_s, retries, name, photos, model_path,
             name = api.check_name(name, info.max_name_bytes)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="'--name'") from None
-        with progress_bar("aligning faces", len(photos), enabled=not as_json) as advance:
+        with progress_bar("aligning faces", len(photos)) as advance:
             aligned = api.align_photos(photos, bundle, settings, progress=advance)
         result = api.enroll(client, info, bundle, name, aligned, skip_bad=skip_bad)
     if as_json:
@@ -209,7 +209,7 @@ def identify(ctx, port, board, baud, timeout_s, retries, photos, model_path, ski
     opened, settings = _open(ctx, port, board, baud, timeout_s, retries, set_items)
     with opened as client:
         info, bundle = api.board_bundle(client, model_path)
-        with progress_bar("aligning faces", len(photos), enabled=not as_json) as advance:
+        with progress_bar("aligning faces", len(photos)) as advance:
             aligned = api.align_photos(photos, bundle, settings, progress=advance)
         results = api.identify(client, info, aligned, skip_bad=skip_bad)
     refused = [p.to_dict() for p in aligned.photos if p.status == "refused"]

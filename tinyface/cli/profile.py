@@ -58,11 +58,11 @@ def profile(ctx, board, model_path, kernels, measured, as_json, set_items):
     if not path.is_file():
         raise ModelError(f"no model at {path}", hint="pass --model PATH (a bundle folder or a .tflite)")
     if measured:
-        from tinyface.console import err_console
+        from tinyface.console import status
         from tinyface.device.isa_profile import profile_measured
         from tinyface.model.bundle import load_bundle
 
-        with err_console().status("building the ESP32-C3 (rv32imc) firmware and counting instructions"):
+        with status("building the ESP32-C3 (rv32imc) firmware and counting instructions"):
             result = profile_measured(load_bundle(path), b, kernels=kernels)
         if as_json:
             from tinyface.console import print_json

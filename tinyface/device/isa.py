@@ -228,10 +228,10 @@ def run_isa_emulator(bundle, board=None, baud: int = 0, once: bool = False, on_r
     Returns:
         qemu's exit status.
     """
-    from tinyface.console import err_console
+    from tinyface.console import status
     from tinyface.device.pty import serve_process_on_pty
 
-    with err_console().status("building the ESP32-C3 (rv32imc) firmware (first time: a few minutes)"):
+    with status("building the ESP32-C3 (rv32imc) firmware (first time: a few minutes)"):
         prog = prepare_isa(bundle, board, kernels=kernels, firmware_kernels=firmware_kernels)
     return serve_process_on_pty(
         lambda master_fd: spawn_isa(prog, master_fd, baud=baud, once=once, storage_dir=storage_dir),

@@ -242,9 +242,9 @@ def run_native_emulator(bundle, board, baud: int = 0, once: bool = False, on_rea
 
 def _build_with_status(bundle, board, kernels: str = "esp-nn") -> Path:
     """prepare_native with a spinner: a cached build returns in a fraction of a second."""
-    from tinyface.console import err_console
+    from tinyface.console import status
 
-    with err_console().status(f"building the native firmware for {board.name} (first time: a few minutes)"):
+    with status(f"building the native firmware for {board.name} (first time: a few minutes)"):
         return prepare_native(bundle, board, kernels=kernels)
 
 

@@ -75,15 +75,17 @@ class TfliteRunner:
         from tinyface.console import muted_stderr
 
         try:
-            with muted_stderr():  # its wrapper library's start-up lines
+            # its wrapper library's start-up lines, and XNNPACK's "Created TensorFlow Lite XNNPACK
+            # delegate for CPU.", written when the tensors are allocated
+            with muted_stderr():
                 self._interp = tf.lite.Interpreter(model_content=bytes(model_bytes), num_threads=1,
                                                    experimental_op_resolver_type=resolver)
+                self.input_details = self._interp.get_input_details()[0]
+                self.output_details = self._interp.get_output_details()[0]
+                self._interp.resize_tensor_input(self.input_details["index"], [1, *self.input_details["shape"][1:]])
+                self._interp.allocate_tensors()
         except ValueError as exc:
             raise ModelError(f"TFLite cannot load the model: {exc}") from None
-        self.input_details = self._interp.get_input_details()[0]
-        self.output_details = self._interp.get_output_details()[0]
-        self._interp.resize_tensor_input(self.input_details["index"], [1, *self.input_details["shape"][1:]])
-        self._interp.allocate_tensors()
 
     def run(self, x: np.ndarray) -> np.ndarray:
         outs = []

@@ -455,15 +455,24 @@ def _quantize(stages: Stages, settings, data, training: _TrainingSet, model, pru
     q = settings.quantize
     fp = fingerprint(prev_fp, asdict(q))
 
+    def step(name: str, total: int | None = None) -> None:
+        # the converter holds Python's lock while it runs, so a conversion can leave the log
+        # quiet for longer than the usual 10 s: each says what it is before it starts
+        stages.notify("step", {"name": name, "total": total})
+
     def make(st: Stage):
         rng = np.random.default_rng(settings.data.seed)
         calib = data.train.crops[rng.permutation(len(data.train.crops))[: q.calibration_images]]
+        step("converting to float TFLite and to int8 (PTQ)")
         write_bytes(st.path("float.tflite"), quantize.convert_float(model))
         ptq = quantize.convert_int8(model, calib)
         candidates = {"ptq": ptq}
         if q.qat:
+            step("QAT epochs", q.qat_epochs)
             candidates["qat"] = _qat(model, training, settings, calib,
-                                     prune_preserving=pruned, notify=stages.notify)
+                                     prune_preserving=pruned, notify=stages.notify,
+                                     converting=lambda: step("converting to int8 (QAT)"))
+        step("PTQ or QAT: scoring on validation pairs")
         scores = {name: _val_accuracy_int8(flat, data) for name, flat in candidates.items()}
         best = max(scores, key=scores.get)  # on a tie the first, PTQ: the simpler recipe
         write_bytes(st.path("int8.tflite"), candidates[best])
@@ -513,7 +522,7 @@ def _val_accuracy_int8(flat: bytes, data) -> float:
     return validation_accuracy(Embedder(flat, "tflite").embed(data.val.crops), data.val.labels)
 
 
-def _qat(model, training: _TrainingSet, settings, calib, prune_preserving: bool, notify) -> bytes:
+def _qat(model, training: _TrainingSet, settings, calib, prune_preserving: bool, notify, converting=None) -> bytes:
     from tinyface.train import distill, quantize
 
     ds = settings.distill
@@ -525,6 +534,8 @@ def _qat(model, training: _TrainingSet, settings, calib, prune_preserving: bool,
                 seed=ds.training_seed(settings.data.seed) + 2, warmup_epochs=0,
                 on_epoch=_epoch_events(notify), on_progress=_batch_events(notify),
                 partners=training.partners(notify, settings.quantize.qat_epochs))
+    if converting:
+        converting()
     return quantize.convert_int8(qat_model, calib)
 
 
