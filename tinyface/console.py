@@ -58,25 +58,37 @@ def print_json(obj) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, default=_json_default) + "\n")
 
 
+class _Advance:
+    """What progress_bar yields: ``advance(n=1)``, and ``advance.set_total(n)`` once the total is
+    known (work that lists its inputs after the bar started)."""
+
+    def __init__(self, advance=lambda n=1: None, set_total=lambda n: None):
+        self._advance, self.set_total = advance, set_total
+
+    def __call__(self, n: int = 1) -> None:
+        self._advance(n)
+
+
 @contextlib.contextmanager
-def progress_bar(description: str, total: int | None, enabled: bool = True) -> Iterator:
-    """Yield ``advance(n=1)``; draws a rich progress bar on stderr when it is a terminal."""
+def progress_bar(description: str, total: int | None, enabled: bool = True) -> Iterator[_Advance]:
+    """Yield ``advance(n=1)`` (with ``advance.set_total(n)``); draws a rich progress bar on stderr
+    when it is a terminal, else a plain line every 10 s."""
     if not enabled or total == 0:
-        yield lambda n=1: None
+        yield _Advance()
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     console = err_console()
     if not console.is_terminal:  # a CI log or a file: a plain line every few seconds instead of a bar
         plain = PlainProgress(description, total)
-        yield plain.advance
+        yield _Advance(plain.advance, lambda n: setattr(plain, "total", n))
         plain.finish()
         return
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("eta"), TimeRemainingColumn()]
     with Progress(*columns, console=console, transient=False) as prog:
         task = prog.add_task(description, total=total)
-        yield lambda n=1: prog.advance(task, n)
+        yield _Advance(lambda n=1: prog.advance(task, n), lambda n: prog.update(task, total=n))
 
 
 @contextlib.contextmanager

@@ -163,3 +163,15 @@ def test_status_prints_a_line_every_10_s_when_stderr_is_not_a_terminal(monkeypat
         clock.now += 12
     assert written.getvalue().splitlines() == ["building the native firmware for esp32 (first time: a few minutes), "
                                                "12 s elapsed"]
+
+
+def test_a_progress_bar_takes_its_total_once_known(monkeypatch):
+    # evaluate starts its bar before listing the folder: it used to show a count with no share or eta
+    from tinyface.console import progress_bar
+
+    out, clock, written = _plain_mode(monkeypatch)
+    with progress_bar("faces", None) as advance:
+        advance.set_total(400)
+        clock.now += 10
+        advance(100)
+    assert written.getvalue().splitlines()[0] == "faces: 100/400 (25%), 10 s elapsed, eta 30 s"

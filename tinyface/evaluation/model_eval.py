@@ -131,6 +131,8 @@ def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: 
     # the one face spec of a model (its input and padding, the settings' detector retry)
     h, w, c = model.input_shape
     spec = FaceSpec.for_model(SimpleNamespace(input_shape=(1, h, w, c), crop_padding=model.padding), settings)
+    if progress is not None and hasattr(progress, "set_total"):  # a progress bar's: now the total is known
+        progress.set_total(len(images))
     faces = prepare_faces([im.path for im in images], spec, cache, workers=workers, progress=progress)
     ok = faces.ok
     emb = model.embed(faces.crops)
