@@ -46,6 +46,8 @@ def test_profile_table_names_the_estimate_and_its_source(tiny_bundle):
     assert proc.returncode == 0, proc.stderr
     assert "ESTIMATED" in proc.stdout and "DEPTHWISE_CONV_2D" in proc.stdout
     assert "cost model: " in proc.stdout and "esp-tflite-micro" in proc.stdout
+    # the title is one line, not broken at the table's width (as a table title was)
+    assert proc.stdout.splitlines()[0].rstrip().endswith("kernels (latency ESTIMATED from the board's cost model)")
 
 
 def test_profile_bad_inputs_are_one_line(tmp_path):

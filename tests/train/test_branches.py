@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from tinyface.config import ConfigError, StudentSettings
-from tinyface.errors import TinyfaceError
 from tinyface.train import distill, pipeline, student
 
 
@@ -57,7 +56,7 @@ def test_the_build_folds_a_branched_student_on_a_sample_of_its_training_crops():
 def test_the_build_stops_when_folding_changes_the_embeddings_mocked_bad_fold(monkeypatch):
     branched, x = _trained("dsnet", 1)
     monkeypatch.setattr(student, "fuse", lambda *_: 0.5)
-    with pytest.raises(TinyfaceError, match="a bug, nothing was saved"):
+    with pytest.raises(RuntimeError, match="a bug, nothing was saved"):  # a bug: internal error, exit 70
         pipeline._fuse_branches(branched, StudentSettings(arch="dsnet", width=0.5, embedding_dim=16),
                                 (32, 32, 1), x, seed=0)
 

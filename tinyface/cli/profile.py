@@ -87,9 +87,10 @@ def _print(result) -> None:
     from tinyface.console import out_console
     from rich.table import Table
 
-    table = Table(title=f"{result.model} on {result.board} with {result.kernels} kernels (latency ESTIMATED from "
-                        f"the board's cost model)",
-                  title_justify="left")
+    # the title as a line of its own: a table's title wraps at the table's width
+    title = (f"{result.model} on {result.board} with {result.kernels} kernels (latency ESTIMATED from "
+             f"the board's cost model)")
+    table = Table()
     for header in ("#", "op", "output shape", "MACs", "params", "est. ms"):
         table.add_column(header, justify="left" if header in ("op", "output shape") else "right")
     for layer in result.layers:
@@ -98,6 +99,7 @@ def _print(result) -> None:
     table.add_section()
     table.add_row("", "total", "", f"{result.total_macs:,}", f"{result.total_params:,}", f"{result.total_est_ms:.2f}")
     console = out_console(width=None if sys.stdout.isatty() else 120)
+    console.print(title, soft_wrap=True, markup=False)
     console.print(table)
     console.print(f"estimated {result.total_est_ms:.2f} ms = {result.total_est_cycles:,} cycles at "
                   f"{result.cpu_mhz:.0f} MHz; parameters {result.total_param_bytes:,} bytes", soft_wrap=True)
@@ -110,8 +112,9 @@ def _print_measured(result) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{result.model} on {result.board} with {result.kernels} kernels: instructions MEASURED on "
-                        f"the instruction-set emulator, latency ESTIMATED by the cost model", title_justify="left")
+    title = (f"{result.model} on {result.board} with {result.kernels} kernels: instructions MEASURED on "
+             f"the instruction-set emulator, latency ESTIMATED by the cost model")
+    table = Table()
     for header in ("#", "op", "output shape", "MACs", "instructions", "instr/MAC", "meas. ms", "est. ms", "est/meas"):
         table.add_column(header, justify="left" if header in ("op", "output shape") else "right")
     mhz = result.cpu_mhz * 1e3
@@ -126,6 +129,7 @@ def _print_measured(result) -> None:
                   f"{result.measured_ms:.2f}", f"{result.total_est_ms:.2f}",
                   f"{result.total_est_ms / result.measured_ms - 1:+.1%}")
     console = Console(width=None if sys.stdout.isatty() else 140)
+    console.print(title, soft_wrap=True, markup=False)
     console.print(table)
     console.print(f"MEASURED: {result.total_instructions:,} instructions (a lower bound on cycles) = at least "
                   f"{result.lower_bound_ms:.2f} ms at {result.cpu_mhz:.0f} MHz; meas. ms = instructions x stall factor "
