@@ -65,7 +65,7 @@ def bench(ctx, port, board, images, model_path, data_dir, out_path, baud, timeou
         from tinyface.fsutil import check_writable
 
         check_writable(out_path, "--out")  # before the port is opened and the board is busy
-    api.bench_pairs_file(settings)  # a --data folder that is not LFW: one line before the port is opened
+    pairs = api.bench_pairs_file(settings)  # a --data folder that is not LFW: one line before the port is opened
     if port == "auto":
         port = find_port(b)
     baud = baud or b.baud
@@ -80,7 +80,7 @@ def bench(ctx, port, board, images, model_path, data_dir, out_path, baud, timeou
              f"matches {bundle.model_path}")
         n = settings.bench.images
         with progress_bar("aligning faces", n) as advance:
-            inputs = api.prepare_inputs(bundle, n, settings, progress=advance)
+            inputs = api.prepare_inputs(bundle, n, settings, progress=advance, pairs=pairs)
         with progress_bar("benchmarking", len(inputs.paths)) as advance:
             result = api.run_bench(client, bundle, inputs, port=port, board=b.name, out=out_path, progress=advance,
                                    pipeline=pipeline, host_check=host_check, info=device)

@@ -79,7 +79,7 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
     model = load_model(model_path, runtime)
     with FaceCache(settings.data.cache_path()) as cache, progress_bar("faces", None) as advance:
         result = evaluate_model(model, settings.data.data_path(), cache, pairs_file, enroll_images,
-                                settings.data.seed, settings.data.workers, progress=advance,
+                                settings.data.seed, settings.data.workers, progress=advance, on_total=advance.set_total,
                                 stranger_share=stranger_share, target_far=target_far, settings=settings)
     if out_dir:
         from tinyface.evaluation.report import write_evaluation_report

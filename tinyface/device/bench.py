@@ -95,10 +95,10 @@ def bench_pairs_file(settings) -> list:
 
 
 def prepare_inputs(bundle: Bundle, n_images: int, settings,
-                   progress: Callable[[int], None] | None = None) -> BenchInputs:
+                   progress: Callable[[int], None] | None = None, pairs: list | None = None) -> BenchInputs:
     """The first ``n_images`` held-out pairsDevTest images of ``settings.data`` (its folder, crop
     cache, workers and detector retry), aligned as the model's model.json says and
-    int8-quantized for ``bundle``.
+    int8-quantized for ``bundle``. ``pairs``: those pairs if already read (bench_pairs_file).
 
     Raises:
         DataError: the dataset or its pairsDevTest.txt is missing, or no image was usable.
@@ -108,7 +108,7 @@ def prepare_inputs(bundle: Bundle, n_images: int, settings,
     from tinyface.data.lfw import image_path
 
     data_dir = settings.data.data_path()
-    keys, used = metrics.pairs_within_images(bench_pairs_file(settings), n_images)
+    keys, used = metrics.pairs_within_images(pairs if pairs is not None else bench_pairs_file(settings), n_images)
     paths = [image_path(data_dir / "images", name, index) for name, index in keys]
     prepared = prepare_faces(paths, FaceSpec.for_model(bundle.meta, settings), FaceCache(settings.data.cache_path()),
                              workers=settings.data.workers, progress=progress)

@@ -93,7 +93,8 @@ def read_pairs_file(pairs_file: str | Path):
 
 def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: str | Path | None = None,
                    enroll_images: int = 5, seed: int = 0, workers: int = 0, progress=None,
-                   stranger_share: float = STRANGER_SHARE, target_far: float = TARGET_FAR, settings=None) -> dict:
+                   stranger_share: float = STRANGER_SHARE, target_far: float = TARGET_FAR, settings=None,
+                   on_total=None) -> dict:
     """Metrics of ``model`` on the dataset at ``data_dir`` (see module docstring).
 
     The thresholds are the model's shipped ones (model.json: ``threshold`` for verification,
@@ -107,7 +108,8 @@ def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: 
     by galleries of ``settings.data.identify_gallery`` people (default the device's capacity;
     :func:`tinyface.evaluation.metrics.identification_at_gallery`).
     ``target_far``: also report the thresholds that would give this false-accept rate on these
-    people (verification pairs and strangers), and what they would cost.
+    people (verification pairs and strangers), and what they would cost. ``progress(n)`` is called
+    as faces are prepared, after ``on_total(images)`` once the images are listed.
 
     Raises:
         DataError: the dataset or the pairs file is unusable.
@@ -131,8 +133,8 @@ def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: 
     # the one face spec of a model (its input and padding, the settings' detector retry)
     h, w, c = model.input_shape
     spec = FaceSpec.for_model(SimpleNamespace(input_shape=(1, h, w, c), crop_padding=model.padding), settings)
-    if progress is not None and hasattr(progress, "set_total"):  # a progress bar's: now the total is known
-        progress.set_total(len(images))
+    if on_total:
+        on_total(len(images))
     faces = prepare_faces([im.path for im in images], spec, cache, workers=workers, progress=progress)
     ok = faces.ok
     emb = model.embed(faces.crops)

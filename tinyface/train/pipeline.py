@@ -470,8 +470,7 @@ def _quantize(stages: Stages, settings, data, training: _TrainingSet, model, pru
         if q.qat:
             step("QAT epochs", q.qat_epochs)
             candidates["qat"] = _qat(model, training, settings, calib,
-                                     prune_preserving=pruned, notify=stages.notify,
-                                     converting=lambda: step("converting to int8 (QAT)"))
+                                     prune_preserving=pruned, notify=stages.notify)
         step("PTQ or QAT: scoring on validation pairs")
         scores = {name: _val_accuracy_int8(flat, data) for name, flat in candidates.items()}
         best = max(scores, key=scores.get)  # on a tie the first, PTQ: the simpler recipe
@@ -522,7 +521,7 @@ def _val_accuracy_int8(flat: bytes, data) -> float:
     return validation_accuracy(Embedder(flat, "tflite").embed(data.val.crops), data.val.labels)
 
 
-def _qat(model, training: _TrainingSet, settings, calib, prune_preserving: bool, notify, converting=None) -> bytes:
+def _qat(model, training: _TrainingSet, settings, calib, prune_preserving: bool, notify) -> bytes:
     from tinyface.train import distill, quantize
 
     ds = settings.distill
@@ -534,8 +533,7 @@ def _qat(model, training: _TrainingSet, settings, calib, prune_preserving: bool,
                 seed=ds.training_seed(settings.data.seed) + 2, warmup_epochs=0,
                 on_epoch=_epoch_events(notify), on_progress=_batch_events(notify),
                 partners=training.partners(notify, settings.quantize.qat_epochs))
-    if converting:
-        converting()
+    notify("step", {"name": "converting to int8 (QAT)", "total": None})  # said before the converter holds the lock
     return quantize.convert_int8(qat_model, calib)
 
 
