@@ -3,6 +3,7 @@ results (so ``--json`` output can be piped)."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import sys
@@ -111,9 +112,15 @@ def status(message: str) -> Iterator[None]:
 PLAIN_PROGRESS_EVERY_S = 10.0
 
 
+PLAIN_PROGRESS_WINDOW_S = 60.0
+
+
 class PlainProgress:
     """Progress for output that is not a terminal: one plain line at most every ``every_s``
-    seconds, with the count, the share done, the time so far and the estimated time left.
+    seconds, with the count, the share done, the time so far and the estimated time left. The
+    estimate uses the rate of the last ``PLAIN_PROGRESS_WINDOW_S`` seconds (the whole run while it
+    is shorter), so work that slows down or speeds up (a first step that compiles, images that
+    come slower at the end) is not estimated from its start.
 
     Args:
         description: what is counted ("faces", "distill epochs").
@@ -138,6 +145,7 @@ class PlainProgress:
         self.note = ""
         self._printed_at = -1
         self._stop = None
+        self._samples = collections.deque([(self.started, 0.0)])  # (time, completed), >= 1 s apart
 
     def start_heartbeat(self) -> "PlainProgress":
         """Also print a line every ``every_s`` while nothing advances (an epoch of several minutes)."""
@@ -160,6 +168,11 @@ class PlainProgress:
         self.completed = completed
         if note is not None:
             self.note = note
+        now = self.clock()
+        if now - self._samples[-1][0] >= 1.0:
+            self._samples.append((now, completed))
+            while len(self._samples) > 2 and self._samples[1][0] <= now - PLAIN_PROGRESS_WINDOW_S:
+                self._samples.popleft()  # keep one sample at or before the window's start
         if self.clock() - self.last_line >= self.every_s:
             self._line()
 
@@ -183,10 +196,19 @@ class PlainProgress:
             text += f"/{self.total:,} ({100 * self.completed / self.total:.0f}%)"
         text += f", {_duration(elapsed)} elapsed"
         if self.total and 0 < self.completed < self.total:
-            text += f", eta {_duration(elapsed / self.completed * (self.total - self.completed))}"
+            text += f", eta {_duration((self.total - self.completed) / self._rate(elapsed))}"
         if self.note:
             text += f"  {self.note}"
         return text
+
+    def _rate(self, elapsed: float) -> float:
+        """Units a second since the oldest sample kept (the window's start, or the run's), or since
+        the start when that is too recent (under ``every_s`` seconds) or nothing advanced since."""
+        then, done_then = self._samples[0]  # one atomic read: the heartbeat thread reads it too
+        now = self.clock()
+        if now - then >= self.every_s and self.completed > done_then:
+            return (self.completed - done_then) / (now - then)
+        return self.completed / max(elapsed, 1e-9)
 
     def _line(self) -> None:
         self.last_line = self.clock()

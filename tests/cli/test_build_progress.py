@@ -175,3 +175,20 @@ def test_a_progress_bar_takes_its_total_once_known(monkeypatch):
         clock.now += 10
         advance(100)
     assert written.getvalue().splitlines()[0] == "faces: 100/400 (25%), 10 s elapsed, eta 30 s"
+
+
+def test_the_eta_follows_the_recent_rate_when_work_slows_down():
+    """Images that come slower at the end: the estimate uses the last minute, not the mean since
+    the start (which would say 28 s here)."""
+    from tinyface.console import PlainProgress
+
+    clock, lines = FakeClock(), []
+    p = PlainProgress("images", 1000, every_s=10, write=lines.append, clock=clock)
+    for _ in range(50):  # 500 images in 50 s
+        clock.now += 1
+        p.advance(10)
+    for _ in range(60):  # then 300 in 60 s: half the speed
+        clock.now += 1
+        p.advance(5)
+    assert lines[-1] == "images: 800/1,000 (80%), 1 min 50 s elapsed, eta 40 s"
+    assert lines[0] == "images: 100/1,000 (10%), 10 s elapsed, eta 1 min 30 s"  # short runs: the mean
