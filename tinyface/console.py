@@ -156,7 +156,10 @@ class PlainProgress:
         def beat():
             while not self._stop.wait(self.every_s / 2):
                 if self.clock() - self.last_line >= self.every_s:
-                    self._line()
+                    try:
+                        self._line()
+                    except (OSError, ValueError):  # stderr swapped back under it (muted_stderr's end): a line lost
+                        pass
 
         threading.Thread(target=beat, name="tinyface-progress", daemon=True).start()
         return self
@@ -262,21 +265,33 @@ def quiet_tensorflow(import_now: bool = False) -> None:
 @contextlib.contextmanager
 def muted_stderr() -> Iterator[None]:
     """Send what C/C++ code writes to file descriptor 2 to /dev/null for the block (TensorFlow's
-    and the converter's logs bypass every Python setting); nothing is muted with -v. Python
-    exceptions are unaffected: they carry their own messages."""
+    and the converter's logs bypass every Python setting); nothing is muted with -v. What Python
+    writes to ``sys.stderr`` still shows: for the block it is a stream on the real stderr, so
+    progress lines and a progress bar go on while the converter runs. Python exceptions are
+    unaffected: they carry their own messages."""
     import os
 
     if _verbosity > 0:
         yield
         return
-    sys.stderr.flush()
+    real = sys.stderr
+    try:
+        swap = real.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # a StringIO (tests) or a closed stream: leave it be
+        swap = False
+    real.flush()
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 2)
+        if swap:
+            sys.stderr = open(saved, "w", buffering=1, encoding=real.encoding, errors=real.errors, closefd=False)
         yield
     finally:
-        sys.stderr.flush()
+        if swap:
+            sys.stderr.flush()
+            sys.stderr = real
+        real.flush()
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)

@@ -192,3 +192,23 @@ def test_the_eta_follows_the_recent_rate_when_work_slows_down():
         p.advance(5)
     assert lines[-1] == "images: 800/1,000 (80%), 1 min 50 s elapsed, eta 40 s"
     assert lines[0] == "images: 100/1,000 (10%), 10 s elapsed, eta 1 min 30 s"  # short runs: the mean
+
+
+def test_progress_goes_on_while_native_code_is_muted():
+    """A model conversion runs inside muted_stderr (its C++ notes go to /dev/null): the heartbeat's
+    lines, written from Python, still reach stderr, and what C code writes to fd 2 does not."""
+    import subprocess
+    import sys
+
+    script = (
+        "import os, sys, time\n"
+        "from tinyface.console import PlainProgress, muted_stderr\n"
+        "p = PlainProgress('converting', None, every_s=0.2).start_heartbeat()\n"
+        "with muted_stderr():\n"
+        "    os.write(2, b'native note\\n')\n"
+        "    time.sleep(0.8)\n"
+        "p.finish()\n"
+        "os.write(2, b'native after\\n')\n")
+    err = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60).stderr
+    assert "native note" not in err and "native after" in err
+    assert err.count("converting, ") >= 2  # heartbeat lines during the muted block

@@ -456,8 +456,8 @@ def _quantize(stages: Stages, settings, data, training: _TrainingSet, model, pru
     fp = fingerprint(prev_fp, asdict(q))
 
     def step(name: str, total: int | None = None) -> None:
-        # the converter holds Python's lock while it runs, so a conversion can leave the log
-        # quiet for longer than the usual 10 s: each says what it is before it starts
+        # each conversion says what it is before it starts; its heartbeat lines go on while the
+        # converter's own C++ notes are muted (console.muted_stderr)
         stages.notify("step", {"name": name, "total": total})
 
     def make(st: Stage):
