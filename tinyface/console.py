@@ -21,6 +21,48 @@ def verbosity() -> int:
     return _verbosity
 
 
+_interrupted = False
+
+
+def catch_interrupts():
+    """Make Ctrl-C stick: SIGINT still raises KeyboardInterrupt, and also sets a flag that
+    ``raise_if_interrupted`` turns back into one. Python drops an exception raised inside a
+    finalizer (``__del__``), and TensorFlow's converter frees graphs all the time (one ``__del__``
+    even has a bare ``except: pass``), so a Ctrl-C during a conversion could be lost and the build
+    go on. Returns the previous handler for ``release_interrupts`` (None off the main thread,
+    where no handler can be set)."""
+    import signal
+    import threading
+
+    global _interrupted
+    _interrupted = False
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def on_sigint(signum, frame):
+        global _interrupted
+        _interrupted = True
+        signal.default_int_handler(signum, frame)
+
+    return signal.signal(signal.SIGINT, on_sigint)
+
+
+def release_interrupts(previous) -> None:
+    import signal
+
+    global _interrupted
+    _interrupted = False
+    if previous is not None:
+        signal.signal(signal.SIGINT, previous)
+
+
+def raise_if_interrupted() -> None:
+    """KeyboardInterrupt if Ctrl-C was pressed since ``catch_interrupts`` (long work calls this
+    at every progress event, so an interrupt lost inside a library still ends the run)."""
+    if _interrupted:
+        raise KeyboardInterrupt
+
+
 def _console_class():
     from rich.console import Console
 

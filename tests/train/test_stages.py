@@ -73,3 +73,47 @@ def test_a_step_without_a_record_runs_every_time(tmp_path):
     assert stages.always("data", lambda: 7, fp=lambda v: f"fp{v}", done=lambda v: {"stats": v}) == 7
     assert [(s.name, s.fingerprint, s.skipped) for s in stages.ran] == [("data", "fp7", False)]
     assert events == [("stage", {"name": "data"}), ("done", {"name": "data", "stats": 7})]
+
+
+def test_a_ctrl_c_that_a_library_swallows_still_ends_the_stage_unrecorded(tmp_path):
+    """TensorFlow's converter runs finalizers all the time, and Python drops a KeyboardInterrupt
+    raised inside one (one of TensorFlow's even has a bare ``except: pass``): a real SIGINT lands in
+    such a finalizer here. With the CLI's handler (console.catch_interrupts) the stage still ends
+    with KeyboardInterrupt and leaves no record; without it the interrupt is lost."""
+    import subprocess
+    import sys
+
+    script = f"""
+import os, signal, sys, threading, time
+from pathlib import Path
+from tinyface import console
+from tinyface.train.pipeline import Stages
+
+class Finalizer:
+    def __del__(self):
+        try:
+            time.sleep(2)  # the SIGINT arrives here
+        except:  # noqa: E722  (as TensorFlow's ConcreteFunction.__del__)
+            pass
+
+def make(st):
+    threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+    Finalizer()  # dropped at once: __del__ runs, swallows the KeyboardInterrupt
+    return 1
+
+if sys.argv[1] == "catch":
+    console.catch_interrupts()
+try:
+    Stages(Path({str(tmp_path)!r}) / sys.argv[1], lambda e, i: None).run("quantize", "fp", [], make)
+    print("went on")
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+    def run(mode):
+        return subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True, timeout=60)
+
+    caught = run("catch")
+    assert caught.stdout.strip() == "interrupted", caught.stderr
+    assert not (tmp_path / "catch" / "quantize" / "stage.json").exists()
+    lost = run("default")  # the failure this guards against: Python's own handler loses it
+    assert lost.stdout.strip() == "went on", lost.stderr

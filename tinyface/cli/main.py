@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from tinyface import __version__
+from tinyface import __version__, console
 from tinyface.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, TinyfaceError
 
 # command name -> (module, attribute, one-line help). Help text lives here so that
@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run the CLI; every error ends as one line on stderr and a distinct exit code."""
     args = argv if argv is not None else sys.argv[1:]
     verbose = any(a == "--verbose" or (len(a) > 1 and a[0] == "-" and set(a[1:]) == {"v"}) for a in args)
+    previous_sigint = console.catch_interrupts()
     try:
         rc = cli.main(args=argv, prog_name="tinyface", standalone_mode=False)
         sys.exit(rc if isinstance(rc, int) else 0)
@@ -134,6 +135,8 @@ def main(argv: list[str] | None = None) -> None:
         first = _one_line(str(exc))[:300]
         click.echo(f"tinyface: internal error: {type(exc).__name__}: {first} (run with -v for the traceback)", err=True)
         sys.exit(EXIT_INTERNAL)
+    finally:
+        console.release_interrupts(previous_sigint)
 
 
 def _stdout_closed() -> None:

@@ -19,6 +19,7 @@ from typing import Callable, TypeVar
 
 import numpy as np
 
+from tinyface.console import raise_if_interrupted
 from tinyface.fsutil import write_bytes, write_json
 from tinyface.evaluation.report import BuildMetrics
 
@@ -109,7 +110,7 @@ class Stages:
 
     def __init__(self, out_dir: Path, notify: Progress, force: bool = False):
         self.out_dir = out_dir
-        self.notify = notify
+        self.notify = _interruptible(notify)
         self.force = force
         self.ran: list[StageInfo] = []
 
@@ -127,6 +128,7 @@ class Stages:
         else:
             st.invalidate()
             value = make(st)
+            raise_if_interrupted()  # a Ctrl-C that a library swallowed: the stage is not recorded
             st.finish()
         self.ran.append(StageInfo(name, fp, skipped, time.perf_counter() - t0))
         self.notify("done", {"name": name, "skipped": skipped})
@@ -143,6 +145,15 @@ class Stages:
         self.ran.append(StageInfo(name, fp(value), False, time.perf_counter() - t0))
         self.notify("done", {"name": name, **(done(value) if done else {})})
         return value
+
+
+def _interruptible(notify: Progress) -> Progress:
+    """``notify`` that first ends the run if Ctrl-C was pressed (console.catch_interrupts): every
+    progress event is a point where an interrupt lost inside TensorFlow is raised again."""
+    def checked(event: str, info: dict) -> None:
+        raise_if_interrupted()
+        notify(event, info)
+    return checked
 
 
 @dataclass
@@ -231,7 +242,7 @@ def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progr
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    notify = report_progress or (lambda event, info: None)
+    notify = _interruptible(report_progress or (lambda event, info: None))
     d = settings.data
 
     check_dataset_size(d)  # in seconds, before the faces are aligned and anything is trained
