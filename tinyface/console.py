@@ -29,31 +29,46 @@ def catch_interrupts():
     ``raise_if_interrupted`` turns back into one. Python drops an exception raised inside a
     finalizer (``__del__``), and TensorFlow's converter frees graphs all the time (one ``__del__``
     even has a bare ``except: pass``), so a Ctrl-C during a conversion could be lost and the build
-    go on. Returns the previous handler for ``release_interrupts`` (None off the main thread,
-    where no handler can be set)."""
+    go on. For the same reason a KeyboardInterrupt that Python reports as "Exception ignored in
+    ..." (a finalizer, a weakref callback) is not printed: the flag carries it. Returns what
+    ``release_interrupts`` restores (no signal handler off the main thread, where none can be set)."""
     import signal
     import threading
 
     global _interrupted
     _interrupted = False
+    previous_hook = sys.unraisablehook
+
+    def unraisable(info):
+        if not isinstance(info.exc_value, KeyboardInterrupt):
+            previous_hook(info)
+
+    sys.unraisablehook = unraisable
     if threading.current_thread() is not threading.main_thread():
-        return None
+        return None, previous_hook
 
     def on_sigint(signum, frame):
         global _interrupted
         _interrupted = True
         signal.default_int_handler(signum, frame)
 
-    return signal.signal(signal.SIGINT, on_sigint)
+    return signal.signal(signal.SIGINT, on_sigint), previous_hook
 
 
 def release_interrupts(previous) -> None:
+    """Undo ``catch_interrupts`` (its return value) when the work ended normally. After an
+    interrupt both stay: the process is on its way out, and a second Ctrl-C while TensorFlow
+    shuts down should not print tracebacks from its finalizers (an in-process caller keeps a
+    handler that raises KeyboardInterrupt, as Python's own does)."""
     import signal
 
     global _interrupted
-    _interrupted = False
-    if previous is not None:
-        signal.signal(signal.SIGINT, previous)
+    handler, hook = previous
+    if _interrupted:
+        return
+    sys.unraisablehook = hook
+    if handler is not None:
+        signal.signal(signal.SIGINT, handler)
 
 
 def raise_if_interrupted() -> None:

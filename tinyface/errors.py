@@ -106,6 +106,12 @@ class OutputError(TinyfaceError):
     exit_code = 14
 
 
+class Interrupted(TinyfaceError):
+    """Ctrl-C in the middle of work that had to say what it left behind (an enrollment cut short)."""
+
+    exit_code = 130
+
+
 EXIT_USAGE = 2  # a bad option or argument (click's convention; shared with NotImplementedYet)
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70  # a bug in tinyface (EX_SOFTWARE): never a user error

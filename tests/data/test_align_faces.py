@@ -174,3 +174,33 @@ def test_an_unusable_cache_is_a_data_error_that_says_what_to_do(tmp_path):
     (tmp_path / "bad" / "faces.sqlite").write_bytes(b"not sqlite" * 100)
     with pytest.raises(DataError, match="not a database"):
         FaceCache(tmp_path / "bad")
+
+
+def test_ctrl_c_stops_the_worker_pool_without_a_traceback_from_each_worker():
+    """A terminal's Ctrl-C reaches every process of the group: the workers ignore it (the parent
+    alone stops and terminates the pool), so the user sees one interrupt, not one per worker."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import time\n"
+        "from tinyface.data.faces import _run_jobs\n"
+        "def slow(job):\n"
+        "    time.sleep(0.5)\n"
+        "    return job, 'no face'\n"
+        "print('started', flush=True)\n"
+        "try:\n"
+        "    _run_jobs(list(range(200)), slow, lambda i, r: None, workers=2, chunksize=1)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted', flush=True)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    assert proc.stdout.readline().strip() == "started"
+    time.sleep(1.5)  # the pool is up and both workers are in a job
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: the whole group
+    out, err = proc.communicate(timeout=60)
+    assert out.strip() == "interrupted"
+    assert "Traceback" not in err and "ForkPoolWorker" not in err, err

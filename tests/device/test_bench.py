@@ -124,3 +124,34 @@ def test_pairs_within_images_alternates_same_and_different_until_n_images():
     assert keys == [("a", 1), ("a", 2), ("c", 1), ("d", 1), ("e", 1)]
     keys, used = pairs_within_images(pairs, 6)
     assert len(keys) == 6 and len(used) == 3
+
+
+def test_ctrl_c_during_bench_keeps_partial_results_and_says_where(start_device, tiny_bundle, lfw_dir, tmp_path):
+    """A terminal's Ctrl-C mid-run: exit 130, one line that says how far it got and where the
+    partial results are, and those results are a valid, incomplete BenchResult."""
+    import os
+    import signal
+
+    dev = start_device(tiny_bundle.model_path.parent, "--baud", "115200")
+    out = tmp_path / "partial.json"
+    bench = subprocess.Popen(_bench(dev.port, tiny_bundle.model_path.parent, "--images", "80", "--out", str(out),
+                                    "--no-host-check", data=lfw_dir),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out.exists() and json.loads(out.read_text())["images_done"] >= 3):
+            assert bench.poll() is None, bench.communicate()
+            assert time.monotonic() < deadline, "bench made no progress"
+            time.sleep(0.1)
+        os.killpg(bench.pid, signal.SIGINT)
+        stdout, stderr = bench.communicate(timeout=60)
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+            bench.wait()
+    assert bench.returncode == 130, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith("tinyface: error: interrupted after ") and "Traceback" not in stderr, stderr
+    partial = load_result(out)
+    assert not partial.complete and partial.error == "interrupted"
+    assert f"{partial.images_done}/80 images; partial results in {out}" in lines[-1]

@@ -4,6 +4,8 @@ every typed error, resynchronisation after garbage, corrupted frames, lost repli
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import time
 
 import numpy as np
@@ -249,3 +251,32 @@ def test_emulate_json_announces_port_kind_and_model(start_device, device_kind, c
     assert a["kind"] == device_kind and a["sha256"] == tiny_bundle.model_hash
     assert a["board"] == ("esp32c3" if device_kind == "isa" else "esp32")
     assert connect(dev.port).info().model_sha256 == a["sha256"]
+
+
+def test_ctrl_c_stops_serving_with_exit_0_and_a_last_line(start_device, device_kind, connect, tiny_bundle):
+    """`emulate` runs until Ctrl-C: a terminal's SIGINT to the whole group ends it with exit 0 and
+    a last line (the Python emulation's summary of what it served; the firmware's 'stopped')."""
+    dev = start_device(tiny_bundle.model_path.parent)
+    connect(dev.port).ping()
+    os.killpg(dev.proc.pid, signal.SIGINT)
+    assert dev.proc.wait(timeout=30) == 0, dev.stderr()
+    last = dev.stderr().strip().splitlines()[-1]
+    if device_kind == "emulator":
+        assert last.startswith("served 1 request (0 inferences): "), last
+    else:
+        assert last.endswith("firmware stopped") or last.endswith("qemu-riscv32 stopped"), last
+    assert "Traceback" not in dev.stderr()
+
+
+def test_firmware_that_dies_while_serving_is_a_device_error(start_device, device_kind, tiny_bundle):
+    """A native or instruction-set firmware that crashes is not a clean stop: exit 7, one line
+    naming the signal (it exited 0 in silence before)."""
+    if device_kind == "emulator":
+        pytest.skip("the Python emulation has no firmware process")
+    dev = start_device(tiny_bundle.model_path.parent)
+    children = subprocess.run(["pgrep", "-P", str(dev.proc.pid)], capture_output=True, text=True).stdout.split()
+    assert children, "no firmware process under `tinyface emulate`"
+    os.kill(int(children[0]), signal.SIGSEGV)
+    assert dev.proc.wait(timeout=30) == 7, dev.stderr()
+    assert dev.stderr().strip().splitlines()[-1].startswith("tinyface: error: the "), dev.stderr()
+    assert "died while serving (signal SIGSEGV)" in dev.stderr()

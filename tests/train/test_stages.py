@@ -117,3 +117,24 @@ except KeyboardInterrupt:
     assert not (tmp_path / "catch" / "quantize" / "stage.json").exists()
     lost = run("default")  # the failure this guards against: Python's own handler loses it
     assert lost.stdout.strip() == "went on", lost.stderr
+
+
+def test_an_interrupt_python_cannot_raise_is_not_printed_but_other_errors_are():
+    """A KeyboardInterrupt inside a finalizer is "Exception ignored in ..." with a traceback:
+    with the CLI's handler it is dropped (the flag carries it); any other error still shows."""
+    import subprocess
+    import sys
+
+    script = (
+        "from tinyface import console\n"
+        "class Interrupted:\n"
+        "    def __del__(self):\n"
+        "        raise KeyboardInterrupt\n"
+        "class Broken:\n"
+        "    def __del__(self):\n"
+        "        raise ValueError('a real bug')\n"
+        "console.catch_interrupts()\n"
+        "Interrupted()\n"
+        "Broken()\n")
+    err = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60).stderr
+    assert "KeyboardInterrupt" not in err and "a real bug" in err, err

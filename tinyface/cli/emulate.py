@@ -87,15 +87,17 @@ def emulate(ctx, board, model_path, baud, once, native, isa, kernels, drop_repli
         from tinyface.device.isa import COUNT_LABEL, check_board, run_isa_emulator
 
         check_board(b.name)
-        run_isa_emulator(bundle, b, baud=baud, once=once, firmware_kernels=kernels,
-                         on_ready=lambda path, _: announce(path, f"{b.name} firmware on its instruction "
-                                                           f"set (qemu-riscv32), cycles = {COUNT_LABEL}"))
+        rc = run_isa_emulator(bundle, b, baud=baud, once=once, firmware_kernels=kernels,
+                              on_ready=lambda path, _: announce(path, f"{b.name} firmware on its instruction "
+                                                                f"set (qemu-riscv32), cycles = {COUNT_LABEL}"))
+        _firmware_ended(rc, f"{b.name} firmware under qemu-riscv32")
         return
     if native:
         from tinyface.device.native import run_native_emulator
 
-        run_native_emulator(bundle, b, baud=baud, once=once, kernels=kernels,
-                            on_ready=lambda path, _: announce(path, f"native firmware build, {b.name}"))
+        rc = run_native_emulator(bundle, b, baud=baud, once=once, kernels=kernels,
+                                 on_ready=lambda path, _: announce(path, f"native firmware build, {b.name}"))
+        _firmware_ended(rc, f"native {b.name} firmware")
         return
     from tinyface.device.emulator import Faults, run_emulator
 
@@ -112,26 +114,37 @@ def emulate(ctx, board, model_path, baud, once, native, isa, kernels, drop_repli
             what += f"; FAULT INJECTION drop={sorted(faults.drop_replies)} corrupt={sorted(faults.corrupt_replies)}"
         announce(path, what)
 
-    try:
-        emu = run_emulator(bundle, b.name, cost, baud=baud, once=once, faults=faults, on_ready=ready,
-                           stop=stop)
-    except KeyboardInterrupt:
-        info("emulator stopped")
-        return
+    emu = run_emulator(bundle, b.name, cost, baud=baud, once=once, faults=faults, on_ready=ready, stop=stop)
     s = emu.stats
     wall_ms = s.host_wall_us_total / max(s.invokes, 1) / 1e3
-    info(f"served {s.requests} requests ({s.invokes} inferences): estimated {emu.profile.total_est_ms:.2f} ms per "
+    info(f"served {s.requests} request{'s' * (s.requests != 1)} ({s.invokes} inference{'s' * (s.invokes != 1)}): estimated {emu.profile.total_est_ms:.2f} ms per "
          f"inference on {b.name}, host wall time {wall_ms:.2f} ms; errors {s.errors or 'none'}")
 
 
 def _stop_on_sigterm():
-    """SIGTERM (kill, timeout, a test's finalizer) ends serving like Ctrl-C: cleanly, with the summary."""
+    """Ctrl-C and SIGTERM (kill, timeout, a test's finalizer) end serving cleanly, with the summary."""
     import signal
     import threading
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
     return stop
+
+
+def _firmware_ended(rc: int, what: str) -> None:
+    """One line when the firmware process ended as it should (stopped by Ctrl-C or SIGTERM, or
+    by itself with --once); a DeviceError when it died on its own while serving."""
+    import signal
+
+    from tinyface.console import info
+    from tinyface.errors import DeviceError
+
+    if rc in (0, -signal.SIGINT, -signal.SIGTERM):
+        info(f"{what} stopped")
+        return
+    died = f"signal {signal.Signals(-rc).name}" if rc < 0 and -rc in signal.valid_signals() else f"status {rc}"
+    raise DeviceError(f"the {what} died while serving ({died})")
 
 
 def _announce(sys, info, path: str, what: str, baud: int, as_json: dict | None = None) -> None:

@@ -227,6 +227,16 @@ class _TeacherQueue:
             self.collect(index, result)
 
 
+def _pool_worker_init(initializer, initargs) -> None:
+    """Every pool worker ignores Ctrl-C (a terminal sends it to the whole process group): the
+    parent alone stops and terminates the pool, and no worker prints its own traceback."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if initializer:
+        initializer(*initargs)
+
+
 def _run_jobs(jobs: list, process, collect, workers: int, initializer=None, initargs=(), chunksize: int = 8) -> None:
     """Run ``process`` over ``jobs`` (in this process when few or ``workers`` == 1, else in a
     fork pool) and hand each ``(index, result)`` to ``collect`` as it finishes, after the
@@ -242,7 +252,7 @@ def _run_jobs(jobs: list, process, collect, workers: int, initializer=None, init
         return
     import multiprocessing as mp
 
-    with mp.get_context("fork").Pool(workers, initializer=initializer, initargs=initargs) as pool:
+    with mp.get_context("fork").Pool(workers, initializer=_pool_worker_init, initargs=(initializer, initargs)) as pool:
         for index, result in pool.imap_unordered(process, jobs, chunksize=chunksize):
             queue(index, result)
     queue.flush()

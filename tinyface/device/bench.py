@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from tinyface.evaluation import metrics
-from tinyface.errors import DataError, DeviceError, ProtocolError
+from tinyface.errors import DataError, DeviceError, Interrupted, ProtocolError
 from tinyface.model.bundle import Bundle
 from tinyface.model.embedder import dequantize_output, quantize_input
 from tinyface.protocol import spec
@@ -199,9 +199,11 @@ def run_bench(client: Client, bundle: Bundle, inputs: BenchInputs, *, port: str,
         result.error = exc.one_line() if isinstance(exc, DeviceError) else "interrupted"
         result.summary = summarize(result, inputs, info, bundle, host_outputs=None)
         save(force=True)
-        if isinstance(exc, KeyboardInterrupt):
-            raise
         where = f"; partial results in {out}" if out else ""
+        if isinstance(exc, KeyboardInterrupt):
+            if not result.images_done:
+                raise
+            raise Interrupted(f"interrupted after {result.images_done}/{result.images_requested} images{where}") from None
         cls = ProtocolError if isinstance(exc, ProtocolError) else DeviceError
         raise cls(f"{exc} (after {result.images_done}/{result.images_requested} images{where})",
                   hint=exc.hint) from None

@@ -29,7 +29,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from tinyface.errors import DataError, GalleryError, GalleryFullError, ModelError
+from tinyface.errors import DataError, DeviceError, GalleryError, GalleryFullError, Interrupted, ModelError
 from tinyface.model.bundle import Bundle, load_bundle, read_meta
 from tinyface.model.embedder import quantize_input
 from tinyface.protocol import spec
@@ -261,18 +261,55 @@ def enroll(client: Client, info: DeviceInfo, bundle: Bundle, name: str, photos: 
     if not good:
         raise DataError(f"no photo of {name} is usable: {_reasons(refused)}; nothing was enrolled",
                         hint="use photos where one face is clearly visible")
-    for i in good:
-        try:
-            reply = client.enroll(name, photos.x_int8[i])
-        except RemoteError as exc:
-            if exc.code == spec.ErrorCode.GALLERY_FULL:
-                raise GalleryFullError(f"the gallery on {client.port} is full ({exc.detail} people)",
-                                       hint="`tinyface gallery delete` someone first") from None
+    try:
+        for i in good:
+            try:
+                reply = client.enroll(name, photos.x_int8[i])
+            except RemoteError as exc:
+                if exc.code == spec.ErrorCode.GALLERY_FULL:
+                    raise GalleryFullError(f"the gallery on {client.port} is full ({exc.detail} people)",
+                                           hint="`tinyface gallery delete` someone first") from None
+                raise
+            photos.photos[i].status = "enrolled"
+            result.enrolled += 1
+            result.samples, result.slot, result.people = reply["samples"], reply["index"], reply["count"]
+    except (KeyboardInterrupt, DeviceError) as exc:
+        if not result.enrolled:
             raise
-        photos.photos[i].status = "enrolled"
-        result.enrolled += 1
-        result.samples, result.slot, result.people = reply["samples"], reply["index"], reply["count"]
+        _cut_short(client, name, name not in gallery, result.enrolled, len(good), exc)
     return result
+
+
+def _cut_short(client: Client, name: str, new: bool, done: int, total: int, exc: BaseException) -> None:
+    """An enrollment stopped after ``done`` of ``total`` photos (Ctrl-C, or the link failed): all
+    or nothing, as far as the protocol allows. A person who was new is deleted again (Ctrl-C
+    ignored meanwhile); the samples of one enrolled before cannot be told apart, so they stay and
+    the message says so. Always raises: Interrupted (exit 130) or the link's DeviceError."""
+    import signal
+    import threading
+
+    what = f"after enrolling {done} of {total} photos of {name}"
+    hint = None
+    if new:
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+        try:
+            client.delete(name)
+            what += f"; {name} was deleted again: nothing was enrolled"
+        except DeviceError:
+            what += f"; deleting {name} again failed too"
+            hint = f"`tinyface gallery delete --name {name}`, then enroll again"
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, previous)
+    else:
+        what += f"; {name} was enrolled before, so these {done} samples stay with the earlier ones"
+        hint = f"to start over: `tinyface gallery delete --name {name}`, then enroll every photo again"
+    if isinstance(exc, KeyboardInterrupt):
+        raise Interrupted(f"interrupted {what}", hint=hint) from None
+    exc.args = (f"{exc} ({what})",)  # the link's own error, class and exit code kept, told what it left
+    exc.hint = hint or exc.hint
+    raise exc
 
 
 def _reasons(photos: list[Photo]) -> str:
