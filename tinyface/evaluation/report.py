@@ -528,6 +528,10 @@ def write_evaluation_report(out_dir: Path, result: dict) -> Path:
     import matplotlib.pyplot as plt
 
     out_dir = Path(out_dir)
+    # an earlier report in this folder goes first: an interrupted run never leaves new plots beside an
+    # old report (or an old confusion matrix beside a report without one); report.json comes last
+    for name in ("report.json", "report.md", "roc.png", "confusion.png", "identification.png"):
+        (out_dir / name).unlink(missing_ok=True)
     v, i = result["verification"], result["identification"]
     fig, ax = plt.subplots(figsize=(6, 5))
     ax.plot(v["roc"]["far"], v["roc"]["tar"], label=f"{result['model']} (AUC {v['auc']:.3f})")
