@@ -7,7 +7,7 @@ apart. A linear map of the raw embedding, ``x -> A (x - mu)``, would fold exactl
 linear layer (the cosine ignores each vector's scale). Here ``A = Sw^-1/2`` with shrinkage,
 ``Sw_a = (1 - a) Sw + a (tr Sw / d) I``, where ``Sw`` is the within-person covariance of the
 int8 model's raw embeddings of the build's *training* people with two or more photos and ``mu``
-their mean (no validation, test or ``--people`` face is used for the fit). On the build's 2,000
+the mean of every training face (no validation, test or ``--people`` face is used for the fit). On the build's 2,000
 seeded validation pairs (TFLite int8, each at its best threshold) it prints the plain embedding,
 centering alone, and each ``a``; the ``a`` with the best validation accuracy (ties by AUC) is
 compared with the plain embedding by the paired bootstrap over people of compare_runs.py. With

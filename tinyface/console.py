@@ -44,8 +44,8 @@ def catch_interrupts():
             previous_hook(info)
 
     sys.unraisablehook = unraisable
-    if threading.current_thread() is not threading.main_thread():
-        return None, previous_hook
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        return None, previous_hook  # off the main thread no handler can be set; an ignored SIGINT stays ignored
 
     def on_sigint(signum, frame):
         global _interrupted
@@ -64,11 +64,33 @@ def release_interrupts(previous) -> None:
 
     global _interrupted
     handler, hook = previous
-    if _interrupted:
+    was_interrupted, _interrupted = _interrupted, False  # a later run in this process starts clean
+    if was_interrupted:
         return
     sys.unraisablehook = hook
     if handler is not None:
         signal.signal(signal.SIGINT, handler)
+
+
+@contextlib.contextmanager
+def interrupts_ignored() -> Iterator[None]:
+    """Ctrl-C ignored for the block (on the main thread): cleanup that must not be cut short."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+
+
+def interrupted() -> bool:
+    """Whether Ctrl-C was pressed since ``catch_interrupts`` (raised or not)."""
+    return _interrupted
 
 
 def raise_if_interrupted() -> None:
@@ -346,8 +368,9 @@ def muted_stderr() -> Iterator[None]:
         yield
     finally:
         if swap:
-            sys.stderr.flush()
-            sys.stderr = real
+            swapped, sys.stderr = sys.stderr, real
+            swapped.close()  # fd `saved` stays open (closefd=False): a heartbeat still holding this stream
+            # gets ValueError from now on, never a write into whatever file reuses the fd number
         real.flush()
         os.dup2(saved, 2)
         os.close(saved)

@@ -206,9 +206,9 @@ def test_progress_goes_on_while_native_code_is_muted():
         "p = PlainProgress('converting', None, every_s=0.2).start_heartbeat()\n"
         "with muted_stderr():\n"
         "    os.write(2, b'native note\\n')\n"
-        "    time.sleep(0.8)\n"
+        "    time.sleep(3)\n"
         "p.finish()\n"
         "os.write(2, b'native after\\n')\n")
     err = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60).stderr
     assert "native note" not in err and "native after" in err
-    assert err.count("converting, ") >= 2  # heartbeat lines during the muted block
+    assert err.count("converting, ") >= 2  # heartbeat lines during the muted block (about 15 in 3 s)

@@ -194,6 +194,37 @@ def test_interrupt_exits_130(monkeypatch, capsys):
     assert capsys.readouterr().err.strip() == "tinyface: interrupted"  # click ends the ^C line first
 
 
+@pytest.mark.parametrize("then", ["returns", "raises_tinyface_error", "raises_a_bug"])
+def test_a_ctrl_c_a_library_swallowed_still_exits_130(then, monkeypatch, capsys):
+    """A real SIGINT whose KeyboardInterrupt is lost (raised inside a finalizer, or turned into
+    another exception by a library) is still an interrupt: exit 130, not success or an error."""
+    import os
+    import signal
+
+    @click.command()
+    def swallowing():
+        try:
+            os.kill(os.getpid(), signal.SIGINT)  # the CLI's handler raises here...
+            for _ in range(1000):
+                pass
+        except KeyboardInterrupt:  # ...and a library swallows it
+            pass
+        if then == "raises_tinyface_error":
+            raise errors.DataError("a consequence of the interrupt")
+        if then == "raises_a_bug":
+            raise RuntimeError("a consequence of the interrupt")
+
+    monkeypatch.setattr(sys.modules[__name__], "_swallowing", swallowing, raising=False)
+    monkeypatch.setitem(cli_main.COMMANDS, "swallowing", (__name__, "_swallowing", ""))
+    with pytest.raises(SystemExit) as exc:
+        cli_main.main(["swallowing"])
+    assert exc.value.code == errors.EXIT_INTERRUPTED
+    assert capsys.readouterr().err.strip() == "tinyface: interrupted"
+    assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # the test process's Ctrl-C still works
+    from tinyface import console
+    console.raise_if_interrupted()  # and the flag does not leak into later work in this process
+
+
 @pytest.mark.parametrize("args, needle", [
     (["no-such-command"], "No such command"),
     (["data", "stats", "--no-such-option"], "No such option"),

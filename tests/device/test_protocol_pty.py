@@ -279,4 +279,4 @@ def test_firmware_that_dies_while_serving_is_a_device_error(start_device, device
     os.kill(int(children[0]), signal.SIGSEGV)
     assert dev.proc.wait(timeout=30) == 7, dev.stderr()
     assert dev.stderr().strip().splitlines()[-1].startswith("tinyface: error: the "), dev.stderr()
-    assert "died while serving (signal SIGSEGV)" in dev.stderr()
+    assert "ended on its own (signal SIGSEGV)" in dev.stderr()

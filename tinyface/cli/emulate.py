@@ -58,6 +58,7 @@ def emulate(ctx, board, model_path, baud, once, native, isa, kernels, drop_repli
       tinyface emulate --json | head -1        # {"port": "/dev/pts/3", "kind": "emulator", ...}
     """
     import sys
+    import threading
 
     from tinyface.boards import load_board
     from tinyface.console import info
@@ -79,7 +80,10 @@ def emulate(ctx, board, model_path, baud, once, native, isa, kernels, drop_repli
     fields = {"kind": "isa" if isa else "native" if native else "emulator", "board": b.name,
               "model": str(bundle.model_path), "sha256": bundle.model_hash, "kernels": kernels, "baud": baud}
 
+    stop = threading.Event()
+
     def announce(port: str, what: str) -> None:
+        _stop_on_signals(stop)  # serving from here on: Ctrl-C and SIGTERM end it cleanly
         _announce(sys, info, port, what, baud, {"port": port, **fields} if as_json else None)
     if isa and (drop_replies or corrupt_replies):
         raise click.UsageError("fault injection (--drop-reply, --corrupt-reply) is an option of the Python emulation")
@@ -87,7 +91,7 @@ def emulate(ctx, board, model_path, baud, once, native, isa, kernels, drop_repli
         from tinyface.device.isa import COUNT_LABEL, check_board, run_isa_emulator
 
         check_board(b.name)
-        rc = run_isa_emulator(bundle, b, baud=baud, once=once, firmware_kernels=kernels,
+        rc = run_isa_emulator(bundle, b, baud=baud, once=once, firmware_kernels=kernels, stop=stop,
                               on_ready=lambda path, _: announce(path, f"{b.name} firmware on its instruction "
                                                                 f"set (qemu-riscv32), cycles = {COUNT_LABEL}"))
         _firmware_ended(rc, f"{b.name} firmware under qemu-riscv32")
@@ -95,14 +99,13 @@ def emulate(ctx, board, model_path, baud, once, native, isa, kernels, drop_repli
     if native:
         from tinyface.device.native import run_native_emulator
 
-        rc = run_native_emulator(bundle, b, baud=baud, once=once, kernels=kernels,
+        rc = run_native_emulator(bundle, b, baud=baud, once=once, kernels=kernels, stop=stop,
                                  on_ready=lambda path, _: announce(path, f"native firmware build, {b.name}"))
         _firmware_ended(rc, f"native {b.name} firmware")
         return
     from tinyface.device.emulator import Faults, run_emulator
 
     faults = Faults(frozenset(drop_replies), frozenset(corrupt_replies))
-    stop = _stop_on_sigterm()
 
     cost = b.cost_model_for(kernels)
 
@@ -121,20 +124,27 @@ def emulate(ctx, board, model_path, baud, once, native, isa, kernels, drop_repli
          f"inference on {b.name}, host wall time {wall_ms:.2f} ms; errors {s.errors or 'none'}")
 
 
-def _stop_on_sigterm():
-    """Ctrl-C and SIGTERM (kill, timeout, a test's finalizer) end serving cleanly, with the summary."""
+def _stop_on_signals(stop) -> None:
+    """Once serving: Ctrl-C and SIGTERM (kill, timeout, a test's finalizer) set ``stop``, which ends
+    serving cleanly with the summary; a second one while it stops raises KeyboardInterrupt. Before
+    that (loading the model, building firmware) Ctrl-C interrupts as in any command. A SIGINT
+    ignored from the start (a background job of a script) stays ignored."""
     import signal
-    import threading
 
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    return stop
+    def on_signal(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, on_signal)
 
 
 def _firmware_ended(rc: int, what: str) -> None:
     """One line when the firmware process ended as it should (stopped by Ctrl-C or SIGTERM, or
-    by itself with --once); a DeviceError when it died on its own while serving."""
+    by itself with --once); a DeviceError when it ended on its own otherwise (a crash, a failed
+    start)."""
     import signal
 
     from tinyface.console import info
@@ -143,8 +153,11 @@ def _firmware_ended(rc: int, what: str) -> None:
     if rc in (0, -signal.SIGINT, -signal.SIGTERM):
         info(f"{what} stopped")
         return
-    died = f"signal {signal.Signals(-rc).name}" if rc < 0 and -rc in signal.valid_signals() else f"status {rc}"
-    raise DeviceError(f"the {what} died while serving ({died})")
+    try:
+        ended = f"signal {signal.Signals(-rc).name}" if rc < 0 else f"status {rc}"
+    except ValueError:  # a real-time signal has no name
+        ended = f"signal {-rc}"
+    raise DeviceError(f"the {what} ended on its own ({ended})")
 
 
 def _announce(sys, info, path: str, what: str, baud: int, as_json: dict | None = None) -> None:

@@ -8,7 +8,7 @@ import sys
 import click
 
 from tinyface import __version__, console
-from tinyface.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, TinyfaceError
+from tinyface.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, Interrupted, TinyfaceError
 
 # command name -> (module, attribute, one-line help). Help text lives here so that
 # `tinyface --help` lists the commands without importing any of them.
@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     previous_sigint = console.catch_interrupts()
     try:
         rc = cli.main(args=argv, prog_name="tinyface", standalone_mode=False)
+        console.raise_if_interrupted()  # a Ctrl-C that a library swallowed: not a success
         sys.exit(rc if isinstance(rc, int) else 0)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
@@ -120,14 +121,17 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"tinyface: error: {_one_line(exc.format_message())}", err=True)
         sys.exit(exc.exit_code)
     except (click.Abort, KeyboardInterrupt):
-        click.echo("tinyface: interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        _interrupted_exit()
     except TinyfaceError as exc:
+        if console.interrupted() and not isinstance(exc, Interrupted):  # what a swallowed Ctrl-C turned into
+            _interrupted_exit()
         click.echo(f"tinyface: error: {exc.one_line()}", err=True)
         sys.exit(exc.exit_code)
     except (BrokenPipeError, StdoutClosed):
         _stdout_closed()
     except Exception as exc:  # a bug: still one line, the traceback only on request
+        if console.interrupted():  # a library turned Ctrl-C into another error: still an interrupt
+            _interrupted_exit()
         if verbose:
             import traceback
 
@@ -137,6 +141,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_INTERNAL)
     finally:
         console.release_interrupts(previous_sigint)
+
+
+def _interrupted_exit() -> None:
+    click.echo("tinyface: interrupted", err=True)
+    sys.exit(EXIT_INTERRUPTED)
 
 
 def _stdout_closed() -> None:

@@ -201,7 +201,7 @@ def run_bench(client: Client, bundle: Bundle, inputs: BenchInputs, *, port: str,
         save(force=True)
         where = f"; partial results in {out}" if out else ""
         if isinstance(exc, KeyboardInterrupt):
-            if not result.images_done:
+            if not (result.images_done or out):
                 raise
             raise Interrupted(f"interrupted after {result.images_done}/{result.images_requested} images{where}") from None
         cls = ProtocolError if isinstance(exc, ProtocolError) else DeviceError

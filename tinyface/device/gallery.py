@@ -33,7 +33,7 @@ from tinyface.errors import DataError, DeviceError, GalleryError, GalleryFullErr
 from tinyface.model.bundle import Bundle, load_bundle, read_meta
 from tinyface.model.embedder import quantize_input
 from tinyface.protocol import spec
-from tinyface.protocol.client import Client, DeviceInfo, RemoteError
+from tinyface.protocol.client import Client, DeviceInfo, GalleryEntry, RemoteError
 
 # Two photos whose board embeddings are at least this similar are the same picture (a copy,
 # a resized or re-encoded version, a burst shot): a second copy adds nothing to a centroid.
@@ -261,9 +261,11 @@ def enroll(client: Client, info: DeviceInfo, bundle: Bundle, name: str, photos: 
     if not good:
         raise DataError(f"no photo of {name} is usable: {_reasons(refused)}; nothing was enrolled",
                         hint="use photos where one face is clearly visible")
+    sent = 0
     try:
         for i in good:
             try:
+                sent += 1  # counted before the request: a Ctrl-C while its reply is awaited may find it enrolled
                 reply = client.enroll(name, photos.x_int8[i])
             except RemoteError as exc:
                 if exc.code == spec.ErrorCode.GALLERY_FULL:
@@ -274,37 +276,34 @@ def enroll(client: Client, info: DeviceInfo, bundle: Bundle, name: str, photos: 
             result.enrolled += 1
             result.samples, result.slot, result.people = reply["samples"], reply["index"], reply["count"]
     except (KeyboardInterrupt, DeviceError) as exc:
-        if not result.enrolled:
-            raise
-        _cut_short(client, name, name not in gallery, result.enrolled, len(good), exc)
+        _cut_short(client, name, gallery.get(name), sent, len(good), exc)
     return result
 
 
-def _cut_short(client: Client, name: str, new: bool, done: int, total: int, exc: BaseException) -> None:
-    """An enrollment stopped after ``done`` of ``total`` photos (Ctrl-C, or the link failed): all
-    or nothing, as far as the protocol allows. A person who was new is deleted again (Ctrl-C
-    ignored meanwhile); the samples of one enrolled before cannot be told apart, so they stay and
-    the message says so. Always raises: Interrupted (exit 130) or the link's DeviceError."""
-    import signal
-    import threading
+def _cut_short(client: Client, name: str, before: GalleryEntry | None, sent: int, total: int,
+               exc: BaseException) -> None:
+    """An enrollment stopped at the ``sent``-th of ``total`` photos (Ctrl-C, or the link failed;
+    that photo's reply never came, so whether the board took it is unknown): all or nothing, as
+    far as the protocol allows. A person who was new is deleted again (Ctrl-C ignored meanwhile);
+    the samples of one enrolled ``before`` cannot be told apart, so they stay and the message says
+    how many the board now holds. Always raises: Interrupted (exit 130) or the link's DeviceError."""
+    from tinyface.console import interrupts_ignored
 
-    what = f"after enrolling {done} of {total} photos of {name}"
+    what = f"after sending {sent} of {total} photos of {name}"
     hint = None
-    if new:
-        main = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    with interrupts_ignored():
         try:
-            client.delete(name)
-            what += f"; {name} was deleted again: nothing was enrolled"
+            if before is None:
+                client.delete(name)  # removes nothing when the first photo never got there
+                what += f"; {name} was deleted again: nothing was enrolled"
+            else:
+                added = {e.name: e.samples for e in client.list()}.get(name, before.samples) - before.samples
+                what += (f"; {name} was enrolled before: {added} new sample{'s' * (added != 1)} "
+                         f"stay{'s' * (added == 1)} with the {before.samples} earlier")
+                hint = f"to start over: `tinyface gallery delete --name {name}`, then enroll every photo again"
         except DeviceError:
-            what += f"; deleting {name} again failed too"
-            hint = f"`tinyface gallery delete --name {name}`, then enroll again"
-        finally:
-            if main:
-                signal.signal(signal.SIGINT, previous)
-    else:
-        what += f"; {name} was enrolled before, so these {done} samples stay with the earlier ones"
-        hint = f"to start over: `tinyface gallery delete --name {name}`, then enroll every photo again"
+            what += f"; the board did not answer afterwards, so what it holds of {name} is unknown"
+            hint = f"check with `tinyface gallery list`; `tinyface gallery delete --name {name}` to start over"
     if isinstance(exc, KeyboardInterrupt):
         raise Interrupted(f"interrupted {what}", hint=hint) from None
     exc.args = (f"{exc} ({what})",)  # the link's own error, class and exit code kept, told what it left

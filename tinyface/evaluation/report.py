@@ -520,6 +520,9 @@ def identification_plot(path: Path, curves: list[tuple[str, dict]], points: list
     return _save(fig, path)
 
 
+EVALUATION_REPORT_FILES = ("report.json", "report.md", "roc.png", "confusion.png", "identification.png")
+
+
 def write_evaluation_report(out_dir: Path, result: dict) -> Path:
     """report.md / report.json / roc.png (and confusion.png) for ``tinyface evaluate``."""
     import matplotlib
@@ -530,7 +533,7 @@ def write_evaluation_report(out_dir: Path, result: dict) -> Path:
     out_dir = Path(out_dir)
     # an earlier report in this folder goes first: an interrupted run never leaves new plots beside an
     # old report (or an old confusion matrix beside a report without one); report.json comes last
-    for name in ("report.json", "report.md", "roc.png", "confusion.png", "identification.png"):
+    for name in EVALUATION_REPORT_FILES:
         (out_dir / name).unlink(missing_ok=True)
     v, i = result["verification"], result["identification"]
     fig, ax = plt.subplots(figsize=(6, 5))

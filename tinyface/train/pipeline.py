@@ -150,9 +150,13 @@ class Stages:
 def _interruptible(notify: Progress) -> Progress:
     """``notify`` that first ends the run if Ctrl-C was pressed (console.catch_interrupts): every
     progress event is a point where an interrupt lost inside TensorFlow is raised again."""
+    if getattr(notify, "interruptible", False):
+        return notify
+
     def checked(event: str, info: dict) -> None:
         raise_if_interrupted()
         notify(event, info)
+    checked.interruptible = True
     return checked
 
 
