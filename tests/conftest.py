@@ -115,3 +115,12 @@ def write_face_chips(photos, folder: Path, padding: float = 0.25, size: int = 22
         Image.fromarray(cut_chip(rgb, aligner.detect(rgb), size, padding, 3)).save(target, quality=95)
         out.append(target)
     return out
+
+
+def sigint_as_a_terminal_sends_it() -> None:
+    """``preexec_fn`` of a child that a test sends Ctrl-C (SIGINT): the default disposition, as under
+    a terminal. A shell's background job (`ci/run &`, nohup) inherits SIGINT *ignored*, and tinyface
+    keeps an ignored SIGINT ignored on purpose, so without this such a test would test nothing."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

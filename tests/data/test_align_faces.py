@@ -196,8 +196,10 @@ def test_ctrl_c_stops_the_worker_pool_without_a_traceback_from_each_worker():
         "    _run_jobs(list(range(200)), slow, lambda i, r: None, workers=2, chunksize=1)\n"
         "except KeyboardInterrupt:\n"
         "    print('interrupted', flush=True)\n")
+    from tests.conftest import sigint_as_a_terminal_sends_it
+
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True, preexec_fn=sigint_as_a_terminal_sends_it)
     assert proc.stdout.readline().strip() == "started"
     time.sleep(1.5)  # the pool is up and both workers are in a job
     os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: the whole group

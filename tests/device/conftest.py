@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import sigint_as_a_terminal_sends_it
+
 STARTUP_TIMEOUT_S = 60.0
 
 
@@ -112,7 +114,8 @@ def start_device(tmp_path, device_kind):
         err = tmp_path / f"device{len(started)}.stderr"
         with open(err, "wb") as err_file:
             proc = subprocess.Popen(cli_cmd("emulate", "--model", str(model_dir), *extra, *args),
-                                    stdout=subprocess.PIPE, stderr=err_file, start_new_session=True)
+                                    stdout=subprocess.PIPE, stderr=err_file, start_new_session=True,
+                                    preexec_fn=sigint_as_a_terminal_sends_it)
         dev = DeviceProcess("", proc, err)
         started.append(dev)
         ready, _, _ = select.select([proc.stdout], [], [], STARTUP_TIMEOUT_S)

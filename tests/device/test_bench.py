@@ -132,11 +132,14 @@ def test_ctrl_c_during_bench_keeps_partial_results_and_says_where(start_device, 
     import os
     import signal
 
+    from tests.conftest import sigint_as_a_terminal_sends_it
+
     dev = start_device(tiny_bundle.model_path.parent, "--baud", "115200")
     out = tmp_path / "partial.json"
     bench = subprocess.Popen(_bench(dev.port, tiny_bundle.model_path.parent, "--images", "80", "--out", str(out),
                                     "--no-host-check", data=lfw_dir),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                             preexec_fn=sigint_as_a_terminal_sends_it)
     try:
         deadline = time.monotonic() + 120
         while not (out.exists() and json.loads(out.read_text())["images_done"] >= 3):

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from tests.conftest import sigint_as_a_terminal_sends_it
 from tinyface.train.pipeline import Stages
 
 
@@ -110,7 +111,8 @@ except KeyboardInterrupt:
     print("interrupted")
 """
     def run(mode):
-        return subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True, timeout=60)
+        return subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True, timeout=60,
+                              preexec_fn=sigint_as_a_terminal_sends_it)
 
     caught = run("catch")
     assert caught.stdout.strip() == "interrupted", caught.stderr
