@@ -67,27 +67,38 @@ def test_bench_without_out_reports_the_real_link_statistics(start_device, device
     assert " 0 B sent" not in text.stdout and " B sent" in text.stdout
 
 
-def test_bench_keeps_partial_results_when_the_device_is_killed(start_device, tiny_bundle, lfw_dir,
-                                                               tmp_path):
-    # 115200 baud: about 0.2 s per image, so the kill lands mid-run
-    dev = start_device(tiny_bundle.model_path.parent, "--baud", "115200")
-    out = tmp_path / "partial.json"
-    bench = subprocess.Popen(_bench(dev.port, tiny_bundle.model_path.parent, "--images", "80", "--out", str(out),
+def _bench_stopped_midway(dev, bundle, lfw_dir, out, stop) -> tuple[int, str]:
+    """`bench --images 80 --out OUT` against ``dev``; once 3 images are done, ``stop(bench)``.
+    Returns bench's exit code and stderr. Its own process group (as a terminal's foreground job),
+    with the default SIGINT."""
+    from tests.conftest import sigint_as_a_terminal_sends_it
+
+    bench = subprocess.Popen(_bench(dev.port, bundle.model_path.parent, "--images", "80", "--out", str(out),
                                     "--no-host-check", data=lfw_dir),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                             preexec_fn=sigint_as_a_terminal_sends_it)
     try:
         deadline = time.monotonic() + 120
         while not (out.exists() and json.loads(out.read_text())["images_done"] >= 3):
             assert bench.poll() is None, bench.communicate()
             assert time.monotonic() < deadline, "bench made no progress"
             time.sleep(0.1)
-        dev.kill()
-        stdout, stderr = bench.communicate(timeout=60)
+        stop(bench)
+        _, stderr = bench.communicate(timeout=60)
     finally:
         if bench.poll() is None:
             bench.kill()
             bench.wait()
-    assert bench.returncode == 7, stderr  # DeviceError
+    return bench.returncode, stderr
+
+
+def test_bench_keeps_partial_results_when_the_device_is_killed(start_device, tiny_bundle, lfw_dir,
+                                                               tmp_path):
+    # 115200 baud: about 0.2 s per image, so the kill lands mid-run
+    dev = start_device(tiny_bundle.model_path.parent, "--baud", "115200")
+    out = tmp_path / "partial.json"
+    returncode, stderr = _bench_stopped_midway(dev, tiny_bundle, lfw_dir, out, lambda _: dev.kill())
+    assert returncode == 7, stderr  # DeviceError
     lines = [line for line in stderr.splitlines() if line.startswith("tinyface:")]
     assert len(lines) == 1 and "Traceback" not in stderr
     assert "lost the connection" in lines[0] and "/80 images" in lines[0] and str(out) in lines[0]
@@ -132,27 +143,11 @@ def test_ctrl_c_during_bench_keeps_partial_results_and_says_where(start_device, 
     import os
     import signal
 
-    from tests.conftest import sigint_as_a_terminal_sends_it
-
     dev = start_device(tiny_bundle.model_path.parent, "--baud", "115200")
     out = tmp_path / "partial.json"
-    bench = subprocess.Popen(_bench(dev.port, tiny_bundle.model_path.parent, "--images", "80", "--out", str(out),
-                                    "--no-host-check", data=lfw_dir),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                             preexec_fn=sigint_as_a_terminal_sends_it)
-    try:
-        deadline = time.monotonic() + 120
-        while not (out.exists() and json.loads(out.read_text())["images_done"] >= 3):
-            assert bench.poll() is None, bench.communicate()
-            assert time.monotonic() < deadline, "bench made no progress"
-            time.sleep(0.1)
-        os.killpg(bench.pid, signal.SIGINT)
-        stdout, stderr = bench.communicate(timeout=60)
-    finally:
-        if bench.poll() is None:
-            bench.kill()
-            bench.wait()
-    assert bench.returncode == 130, stderr
+    returncode, stderr = _bench_stopped_midway(dev, tiny_bundle, lfw_dir, out,
+                                               lambda bench: os.killpg(bench.pid, signal.SIGINT))
+    assert returncode == 130, stderr
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert lines[-1].startswith("tinyface: error: interrupted after ") and "Traceback" not in stderr, stderr
     partial = load_result(out)
