@@ -420,7 +420,8 @@ def write_plots(out_dir: Path, metrics: BuildMetrics, histories: dict[str, dict]
     ax.set_ylabel("true accept rate")
     ax.set_title(f"ROC on {test_name(metrics)}" + (" (smoke test)" if metrics.smoke_test else ""))
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    if ax.get_lines():  # no stage with a curve (synthetic metrics): no legend to draw
+        ax.legend(fontsize=7, loc="lower right")
     plots["roc"] = _save(fig, out_dir / "roc.png")
 
     history = [(label, hist) for label, hist in histories.items() if hist and hist.get("loss")]
