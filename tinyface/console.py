@@ -255,7 +255,7 @@ class PlainProgress:
             self._samples.append((now, completed))
             while len(self._samples) > 2 and self._samples[1][0] <= now - PLAIN_PROGRESS_WINDOW_S:
                 self._samples.popleft()  # keep one sample at or before the window's start
-        if self.clock() - self.last_line >= self.every_s:
+        if now - self.last_line >= self.every_s:
             self._line()
 
     def finish(self) -> None:

@@ -110,7 +110,7 @@ class Stages:
 
     def __init__(self, out_dir: Path, notify: Progress, force: bool = False):
         self.out_dir = out_dir
-        self.notify = _interruptible(notify)
+        self.notify = notify
         self.force = force
         self.ran: list[StageInfo] = []
 
@@ -150,13 +150,9 @@ class Stages:
 def _interruptible(notify: Progress) -> Progress:
     """``notify`` that first ends the run if Ctrl-C was pressed (console.catch_interrupts): every
     progress event is a point where an interrupt lost inside TensorFlow is raised again."""
-    if getattr(notify, "interruptible", False):
-        return notify
-
     def checked(event: str, info: dict) -> None:
         raise_if_interrupted()
         notify(event, info)
-    checked.interruptible = True
     return checked
 
 
@@ -548,7 +544,7 @@ def _qat(model, training: _TrainingSet, settings, calib, prune_preserving: bool,
                 seed=ds.training_seed(settings.data.seed) + 2, warmup_epochs=0,
                 on_epoch=_epoch_events(notify), on_progress=_batch_events(notify),
                 partners=training.partners(notify, settings.quantize.qat_epochs))
-    notify("step", {"name": "converting to int8 (QAT)", "total": None})  # said before the converter holds the lock
+    notify("step", {"name": "converting to int8 (QAT)", "total": None})  # named before it starts, as every step
     return quantize.convert_int8(qat_model, calib)
 
 
