@@ -19,6 +19,7 @@ from tinyface.errors import ConfigError
 CONFIG_FILENAME = "tinyface.toml"
 THRESHOLD_SOURCES = ("validation", "protocol")  # data.threshold_from: see DataSettings
 STUDENT_ARCHS = ("dsnet", "dsnet_mlp", "dsnet_fc", "tinycnn")  # student.arch: the builders in tinyface/train/student.py
+DSNET_REPEATS = (3, 3, 2)  # student.repeats' default: blocks per dsnet stage
 MAX_EPOCHS = 1000  # upper bound of every epoch count: a typo (epochs=3000000) fails now, not after days
 
 
@@ -415,12 +416,16 @@ class StudentSettings:
             shapes allow, folded into the single convolution after distillation. The board runs
             the same network at the same cost; distillation takes longer (N = 1: about 1.4x
             per step, N = 2: about 2x).
+        repeats: depthwise-separable blocks in each of the three stages of the dsnet
+            architectures (at 1/4, 1/8 and 1/16 of the input's side). A block costs about the
+            same MACs in every stage, but one at 1/16 holds 16 times the parameters of one at 1/4.
     """
 
     arch: str = "dsnet"
     width: float = 1.0
     embedding_dim: int = 128
     branches: int = 0
+    repeats: list = field(default_factory=lambda: list(DSNET_REPEATS))
 
     def validate(self) -> None:
         _check(self.arch in STUDENT_ARCHS, f"student.arch must be one of {', '.join(STUDENT_ARCHS)}", self.arch)
@@ -428,6 +433,19 @@ class StudentSettings:
         _check(self.embedding_dim == 128, "student.embedding_dim must be 128, the teacher's embedding size",
                self.embedding_dim)
         _check(0 <= self.branches <= 4, "student.branches must be in [0, 4]", self.branches)
+        _check(isinstance(self.repeats, list) and len(self.repeats) == len(DSNET_REPEATS)
+               and all(isinstance(r, int) and not isinstance(r, bool) and 1 <= r <= 8 for r in self.repeats),
+               f"student.repeats must be {len(DSNET_REPEATS)} whole numbers in [1, 8], one per stage", self.repeats)
+        _check(self.arch != "tinycnn" or self.repeats == list(DSNET_REPEATS),
+               "student.repeats applies to the dsnet architectures, not tinycnn", self.repeats)
+
+    def key(self) -> dict:
+        """The settings a stage's fingerprint holds: all of them, ``repeats`` only when it is not
+        the default (so every stage built before the setting existed stays valid)."""
+        key = dataclasses.asdict(self)
+        if key["repeats"] == list(DSNET_REPEATS):
+            del key["repeats"]
+        return key
 
 
 @dataclass

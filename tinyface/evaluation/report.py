@@ -771,6 +771,8 @@ def _extra_card_line(metrics: BuildMetrics, settings) -> str:
 def _student_words(st) -> str:
     """The student's architecture in words (model card)."""
     words = f"`{st.arch}` width {st.width}"
+    if "repeats" in st.key():
+        words += f", {'/'.join(map(str, st.repeats))} blocks per stage"
     if st.branches:
         words += (f" (trained with {st.branches} parallel convolution{'s' if st.branches > 1 else ''} in each, "
                   "plus 1x1 and identity branches, folded into one after distillation: the same network on the board)")

@@ -347,7 +347,7 @@ def _distill(stages: Stages, settings, data, training: _TrainingSet, data_fp: st
     from tinyface.train import distill, student
 
     d, s, ds = settings.data, settings.student, settings.distill
-    fp = fingerprint(data_fp, asdict(s), _distill_key(ds), asdict(settings.teacher))
+    fp = fingerprint(data_fp, s.key(), _distill_key(ds), asdict(settings.teacher))
     seed = ds.training_seed(d.seed)
 
     def make(st: Stage):
@@ -367,7 +367,8 @@ def _distill(stages: Stages, settings, data, training: _TrainingSet, data_fp: st
             if weights.alpha > 0 and centroids is None:
                 centroids = distill.identity_centroids(t_train[: len(labels)], labels)
         distill.seed_everything(seed)  # the initial weights
-        model, _ = student.build_student(s.arch, input_shape, s.embedding_dim, s.width, branches=s.branches)
+        model, _ = student.build_student(s.arch, input_shape, s.embedding_dim, s.width, branches=s.branches,
+                                         repeats=s.repeats)
         hist = distill.fit(model, training.x, training.y, data.val.crops, training.val_y,
                            ds.epochs, ds.batch_size, lr, training.loss(weights, centroids),
                            augment=training.augment, light=training.light, seed=seed,
@@ -411,7 +412,7 @@ def _fuse_branches(branched, s, input_shape, crops: np.ndarray, seed: int, sampl
 
     rows = np.sort(np.random.default_rng(seed).choice(len(crops), min(sample, len(crops)), replace=False))
     x = (crops[rows].astype(np.float32) - 128.0) / 128.0  # as distill.make_dataset scales them
-    plain, _ = student.build_student(s.arch, input_shape, s.embedding_dim, s.width)
+    plain, _ = student.build_student(s.arch, input_shape, s.embedding_dim, s.width, repeats=s.repeats)
     error = student.fuse(branched, plain, x)
     if not error <= FUSE_TOLERANCE:
         # a bug, not a user's error: the CLI reports it as an internal error (exit 70)
@@ -631,7 +632,8 @@ def _extra_fields(settings, metrics: BuildMetrics) -> dict:
     """model.json's ``extra``: the student, the test accuracy and, when it distilled from extra
     faces, their folders as ``extra.dirs`` names them (so a comparison on one of those sets can
     refuse it: benchmarks/compare_runs.py)."""
-    fields = {"arch": settings.student.arch, "width": settings.student.width}
+    st = settings.student
+    fields = {"arch": st.arch, "width": st.width, **({"repeats": st.repeats} if "repeats" in st.key() else {})}
     if settings.extra.dirs:
         fields["extra_faces"] = [str(d) for d in settings.extra.dirs]
     return {**fields, **_accuracy_fields(metrics)}

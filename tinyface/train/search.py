@@ -31,7 +31,7 @@ def search_hyperparameters(settings, data, x_train, targets, augment, input_shap
         alpha = trial.suggest_float("alpha", 0.0, 0.9)
         temperature = trial.suggest_float("temperature", 1.0, 10.0, log=True)
         lr = trial.suggest_float("learning_rate", 3e-4, 1e-2, log=True)
-        model, _ = student.build_student(s.arch, input_shape, s.embedding_dim, s.width)
+        model, _ = student.build_student(s.arch, input_shape, s.embedding_dim, s.width, repeats=s.repeats)
         weights = distill.LossWeights(ds.cosine_weight, ds.relation_weight, alpha, temperature)
         distill.fit(model, x_train, targets, None, None, epochs, ds.batch_size, lr,
                     distill.make_loss(weights, centroids), augment=augment,

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# dsnet stages: (out_channels, repeats). Each stage halves the resolution with a
-# depthwise-separable block, then repeats residual depthwise-separable blocks. Expansion
-# layers (MobileNetV2) are left out: at 24x24 and 12x12 they cost more MACs than the
-# whole 2 M budget allows.
-DSNET_STAGES = [(32, 3), (64, 3), (128, 2)]
+from tinyface.config import DSNET_REPEATS
+
+# dsnet stages' output channels (at width 1). Each stage halves the resolution with a
+# depthwise-separable block, then repeats residual depthwise-separable blocks (student.repeats
+# blocks in all, DSNET_REPEATS by default). Expansion layers (MobileNetV2) are left out: at
+# 24x24 and 12x12 they cost more MACs than the whole 2 M budget allows.
+DSNET_CHANNELS = (32, 64, 128)
 DSNET_STEM = 16
 DSNET_HEAD = 256
 # dsnet_fc: units of the hidden layer over the flattened last feature map (256 at width 0.75)
@@ -43,10 +45,10 @@ def _ch(c: float, width: float) -> int:
 
 
 def build_student(arch: str, input_shape: tuple[int, int, int], embedding_dim: int = 128, width: float = 1.0,
-                  n_classes: int = 0, branches: int = 0):
+                  n_classes: int = 0, branches: int = 0, repeats=DSNET_REPEATS):
     """Build a Keras (tf_keras) student.
 
-    ``branches`` > 0 builds the over-parameterised training form (module docstring); ``fuse``
+    ``repeats``: the dsnet architectures' blocks per stage (student.repeats). ``branches`` > 0 builds the over-parameterised training form (module docstring); ``fuse``
     turns it into the plain one (``branches`` = 0) with the same outputs.
 
     Returns:
@@ -62,7 +64,7 @@ def build_student(arch: str, input_shape: tuple[int, int, int], embedding_dim: i
 
         raise ConfigError(f"unknown student architecture {arch!r}", hint=f"known: {', '.join(builders)}")
     inp = keras.Input(input_shape, name="face")
-    emb = builders[arch](inp, embedding_dim, width, _Ops(layers, branches))
+    emb = builders[arch](inp, embedding_dim, width, _Ops(layers, branches, tuple(repeats)))
     model = keras.Model(inp, emb, name=f"{arch}_w{width:g}_{input_shape[0]}x{input_shape[1]}x{input_shape[2]}")
     if not n_classes:
         return model, model
@@ -71,10 +73,11 @@ def build_student(arch: str, input_shape: tuple[int, int, int], embedding_dim: i
 
 
 class _Ops:
-    """Keras' layers module, and how many branches each convolution trains with (0: plain)."""
+    """Keras' layers module, how many branches each convolution trains with (0: plain) and the
+    dsnet stages' blocks (student.repeats)."""
 
-    def __init__(self, layers, branches: int = 0):
-        self.layers, self.branches = layers, branches
+    def __init__(self, layers, branches: int = 0, repeats=DSNET_REPEATS):
+        self.layers, self.branches, self.repeats = layers, branches, repeats
 
     def __getattr__(self, name):
         return getattr(self.layers, name)
@@ -242,7 +245,7 @@ def _dsnet_trunk(inp, width, layers):
     x = _conv_bn(inp, _ch(DSNET_STEM, width), 3, 2, layers, "stem")
     in_ch = _ch(DSNET_STEM, width)
     block = 0
-    for out, repeats in DSNET_STAGES:
+    for out, repeats in zip(DSNET_CHANNELS, layers.repeats):
         out_ch = _ch(out, width)
         for r in range(repeats):
             stride = 2 if r == 0 else 1
