@@ -142,12 +142,35 @@ def test_quick_build_report_structure_and_sane_metrics(quick_build):
 
 
 def test_rerun_skips_unchanged_stages(quick_build, lfw_dir):
-    out, _, first_s = quick_build
-    proc = run_cli("build", "--quick", "--data", str(lfw_dir), "--out", str(out), "--json", "--set", extra_dirs(out))
+    out, first, first_s = quick_build
+    # --hide-test changes only what is printed: the same stages are skipped
+    proc = run_cli("build", "--quick", "--data", str(lfw_dir), "--out", str(out), "--json", "--hide-test",
+                   "--set", extra_dirs(out))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    stages = {s["name"]: s["skipped"] for s in json.loads(proc.stdout)["stages"]}
+    summary = json.loads(proc.stdout)
+    stages = {s["name"]: s["skipped"] for s in summary["stages"]}
     assert stages == {"data": False, "distill": True, "prune": True, "quantize": True, "evaluate": True,
                       "report": False}
+    # with --hide-test the summary holds validation figures and no test figure
+    assert summary["test_hidden"] is True and first.get("test_hidden") is None
+    assert not {"test_accuracy", "lfw_accuracy", "test_data"} & set(summary) and "test_accuracy" in first
+    report = json.loads((out / "report.json").read_text())
+    assert summary["validation_accuracy"] == {name: st["validation"]["accuracy"] for name, st in
+                                              report["stages"].items()}
+    assert summary["macs"] == first["macs"]
+
+
+def test_hide_test_ends_with_validation_figures_and_keeps_the_test_in_the_report(quick_build, lfw_dir):
+    out, first, _ = quick_build
+    proc = run_cli("build", "--quick", "--data", str(lfw_dir), "--out", str(out), "--hide-test",
+                   "--set", extra_dirs(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    val = report["stages"]["tflm_int8"]["validation"]["accuracy"]
+    assert f"TFLM int8 on validation pairs (smoke test): {100 * val:.2f}%" in proc.stdout
+    assert "not shown (--hide-test)" in proc.stdout and "pairsDevTest" not in proc.stdout + proc.stderr
+    # the test figures are still written where they are read once a choice is made
+    assert report["stages"]["tflm_int8"]["verification"]["accuracy"] == first["test_accuracy"]["tflm_int8"]
 
 
 def test_protocol_threshold_source_reruns_only_the_evaluation(quick_build, lfw_dir, tmp_path):

@@ -31,10 +31,14 @@ QUICK = {"distill": {"epochs": 8, "batch_size": 32, "teacher_views": 0, "teacher
                    "--set and --epochs still win: --quick --set distill.epochs=3 trains 3.")
 @click.option("--force", is_flag=True, help="Redo every stage, even those whose inputs did not change.")
 @click.option("--print-config", is_flag=True, help="Print the effective settings as TOML (or JSON with --json) and exit.")
+@click.option("--hide-test", is_flag=True,
+              help="For experiment builds judged by a rule written beforehand: end with the figures on validation "
+                   "pairs, not the held-out test's (--json likewise). The test is still evaluated and written to "
+                   "report.md, report.json and the model card, to be read once the choice is made.")
 @set_option
 @json_option
 @click.pass_context
-def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, set_items, as_json):
+def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, hide_test, set_items, as_json):
     """Train, distill, prune and int8-quantize a face model; evaluate every stage; write a report.
 
     \b
@@ -53,6 +57,7 @@ def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, se
       tinyface build --preset esp32s3 --epochs 60
       tinyface build --quick --out /tmp/smoke
       tinyface build --set prune.enabled=false --set quantize.qat=true
+      tinyface build --set distill.seed=1 --hide-test --out runs/s1   # an experiment: validation figures only
     """
     from tinyface.config import load_preset
 
@@ -107,6 +112,11 @@ def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, se
     }
     if metrics.dataset_or_lfw.get("kind", "lfw-view1") == "lfw-view1":
         summary["lfw_accuracy"] = summary["test_accuracy"]
+    if hide_test:  # the held-out figures stay in the report files, out of this run's last lines
+        for key in ("test_data", "test_accuracy", "lfw_accuracy"):
+            summary.pop(key, None)
+        summary["test_hidden"] = True
+        summary["validation_accuracy"] = {name: st.validation["accuracy"] for name, st in metrics.stages.items()}
     if as_json:
         from tinyface.console import print_json
 
@@ -114,14 +124,19 @@ def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, se
         return
     if summary["smoke_test"]:
         click.echo("SMOKE TEST (--quick): a pipeline check, not a model to deploy; its accuracy means nothing")
-    acc = summary["test_accuracy"]
-    click.echo(f"TFLM int8 on {test_name(metrics)}{' (smoke test)' if summary['smoke_test'] else ''}: "
-               f"{100 * acc['tflm_int8']:.2f}%  (teacher {100 * acc['teacher']:.2f}%, "
-               f"float student {100 * acc['float']:.2f}%)")
+    smoke = " (smoke test)" if summary["smoke_test"] else ""
+    if hide_test:
+        acc = summary["validation_accuracy"]
+        click.echo(f"TFLM int8 on validation pairs{smoke}: {100 * acc['tflm_int8']:.2f}%  (teacher "
+                   f"{100 * acc['teacher']:.2f}%, float student {100 * acc['float']:.2f}%); the test's figures "
+                   "are in the report, not shown (--hide-test)")
+    else:
+        acc = summary["test_accuracy"]
+        click.echo(f"TFLM int8 on {test_name(metrics)}{smoke}: {100 * acc['tflm_int8']:.2f}%  (teacher "
+                   f"{100 * acc['teacher']:.2f}%, float student {100 * acc['float']:.2f}%)")
     click.echo(f"{tflm.macs:,} MACs (budget {metrics.mac_budget:,}), {tflm.model_bytes / 1024:.1f} KiB model, "
                f"{tflm.arena_bytes / 1024:.1f} KiB arena, threshold {tflm.verification['threshold']:.3f}")
     click.echo(f"report: {out / 'report.md'}   model: {out / 'model.tflite'}   ({wall_s:.0f} s)")
-
 
 class BuildProgress:
     """Draws the build: one line per finished stage, a bar for epochs and image batches."""
