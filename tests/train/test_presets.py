@@ -22,7 +22,8 @@ def test_preset_student_fits_the_board_mac_budget_in_int8(name):
     budget = load_board(preset.board).mac_budget_for(preset.kernels)  # the budget of the preset's kernel set
     s = config.load(None, None, base=preset.settings())
     size, channels = s.data.crop_size, s.data.channels
-    model, _ = build_student(s.student.arch, (size, size, channels), s.student.embedding_dim, s.student.width)
+    model, _ = build_student(s.student.arch, (size, size, channels), s.student.embedding_dim, s.student.width,
+                             repeats=s.student.repeats)
     rng = np.random.default_rng(0)
     calib = rng.integers(0, 256, (8, size, size, channels), dtype=np.uint8)
     flat = convert_int8(model, calib)

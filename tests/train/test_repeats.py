@@ -36,11 +36,31 @@ def test_repeats_do_not_apply_to_tinycnn():
     StudentSettings(arch="tinycnn").validate()
 
 
-def test_the_default_leaves_the_fingerprint_as_before_the_setting():
-    default = StudentSettings(arch="dsnet_mlp", width=0.75)
-    before = {k: v for k, v in dataclasses.asdict(default).items() if k != "repeats"}
-    assert default.key() == before
-    assert StudentSettings(arch="dsnet_mlp", width=0.75, repeats=[3, 3, 3]).key() == {**before, "repeats": [3, 3, 3]}
+@pytest.mark.parametrize("preset", ["esp32", "esp32s3"])
+def test_the_default_leaves_the_distill_fingerprint_as_before_the_setting(preset):
+    from tinyface.config import load_preset
+    from tinyface.train import pipeline
+
+    settings = load(None, None, base=load_preset(preset).settings())
+    student = {k: v for k, v in dataclasses.asdict(settings.student).items() if k != "repeats"}
+    # what the distill stage's fingerprint was before student.repeats existed
+    before = pipeline.fingerprint("data", student, pipeline._distill_key(settings.distill),
+                                  dataclasses.asdict(settings.teacher))
+    assert pipeline.distill_fingerprint("data", settings) == before
+    deeper = load(None, {"student": {"repeats": [3, 3, 3]}}, base=load_preset(preset).settings())
+    assert pipeline.distill_fingerprint("data", deeper) != before
+
+
+def test_model_json_records_repeats_only_when_set():
+    from types import SimpleNamespace
+
+    from tinyface.train import pipeline
+
+    metrics = SimpleNamespace(dataset_or_lfw={"test": "LFW pairsDevTest", "kind": "lfw-view1"}, smoke_test=False,
+                              tflm=SimpleNamespace(verification={"accuracy": 0.9}))
+    assert "repeats" not in pipeline._extra_fields(load(), metrics)
+    deeper = load(overrides={"student": {"repeats": [2, 2, 4]}})
+    assert pipeline._extra_fields(deeper, metrics)["repeats"] == [2, 2, 4]
 
 
 def test_the_model_card_names_repeats_only_when_set():

@@ -34,7 +34,8 @@ QUICK = {"distill": {"epochs": 8, "batch_size": 32, "teacher_views": 0, "teacher
 @click.option("--hide-test", is_flag=True,
               help="For experiment builds judged by a rule written beforehand: end with the figures on validation "
                    "pairs, not the held-out test's (--json likewise). The test is still evaluated and written to "
-                   "report.md, report.json and the model card, to be read once the choice is made.")
+                   "report.md, report.json, the model card and model.json, to be read once the choice is made. (Progress "
+                   "lines show validation figures with or without it.)")
 @set_option
 @json_option
 @click.pass_context
@@ -137,6 +138,7 @@ def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, hi
     click.echo(f"{tflm.macs:,} MACs (budget {metrics.mac_budget:,}), {tflm.model_bytes / 1024:.1f} KiB model, "
                f"{tflm.arena_bytes / 1024:.1f} KiB arena, threshold {tflm.verification['threshold']:.3f}")
     click.echo(f"report: {out / 'report.md'}   model: {out / 'model.tflite'}   ({wall_s:.0f} s)")
+
 
 class BuildProgress:
     """Draws the build: one line per finished stage, a bar for epochs and image batches."""

@@ -347,7 +347,7 @@ def _distill(stages: Stages, settings, data, training: _TrainingSet, data_fp: st
     from tinyface.train import distill, student
 
     d, s, ds = settings.data, settings.student, settings.distill
-    fp = fingerprint(data_fp, s.key(), _distill_key(ds), asdict(settings.teacher))
+    fp = distill_fingerprint(data_fp, settings)
     seed = ds.training_seed(d.seed)
 
     def make(st: Stage):
@@ -389,6 +389,12 @@ def _distill(stages: Stages, settings, data, training: _TrainingSet, data_fp: st
 
     model, history = stages.run("distill", fp, ["student.keras", "history.json"], make, load, epochs=ds.epochs)
     return model, history, fp
+
+
+def distill_fingerprint(data_fp: str, settings) -> str:
+    """The distill stage's fingerprint: the data's, the student's, the distillation's and the
+    teacher's settings (a setting added later counts only when not at its default)."""
+    return fingerprint(data_fp, settings.student.key(), _distill_key(settings.distill), asdict(settings.teacher))
 
 
 # the fused student's embeddings (about 1 in size) may differ from the branched one's by float

@@ -245,6 +245,7 @@ def _dsnet_trunk(inp, width, layers):
     x = _conv_bn(inp, _ch(DSNET_STEM, width), 3, 2, layers, "stem")
     in_ch = _ch(DSNET_STEM, width)
     block = 0
+    assert len(layers.repeats) == len(DSNET_CHANNELS), layers.repeats  # config validates it for users
     for out, repeats in zip(DSNET_CHANNELS, layers.repeats):
         out_ch = _ch(out, width)
         for r in range(repeats):
