@@ -126,15 +126,11 @@ def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, hi
     if summary["smoke_test"]:
         click.echo("SMOKE TEST (--quick): a pipeline check, not a model to deploy; its accuracy means nothing")
     smoke = " (smoke test)" if summary["smoke_test"] else ""
-    if hide_test:
-        acc = summary["validation_accuracy"]
-        click.echo(f"TFLM int8 on validation pairs{smoke}: {100 * acc['tflm_int8']:.2f}%  (teacher "
-                   f"{100 * acc['teacher']:.2f}%, float student {100 * acc['float']:.2f}%); the test's figures "
-                   "are in the report, not shown (--hide-test)")
-    else:
-        acc = summary["test_accuracy"]
-        click.echo(f"TFLM int8 on {test_name(metrics)}{smoke}: {100 * acc['tflm_int8']:.2f}%  (teacher "
-                   f"{100 * acc['teacher']:.2f}%, float student {100 * acc['float']:.2f}%)")
+    acc, where = ((summary["validation_accuracy"], "validation pairs") if hide_test
+                  else (summary["test_accuracy"], test_name(metrics)))
+    hidden = "; the test's figures are in the report, not shown (--hide-test)" if hide_test else ""
+    click.echo(f"TFLM int8 on {where}{smoke}: {100 * acc['tflm_int8']:.2f}%  (teacher {100 * acc['teacher']:.2f}%, "
+               f"float student {100 * acc['float']:.2f}%){hidden}")
     click.echo(f"{tflm.macs:,} MACs (budget {metrics.mac_budget:,}), {tflm.model_bytes / 1024:.1f} KiB model, "
                f"{tflm.arena_bytes / 1024:.1f} KiB arena, threshold {tflm.verification['threshold']:.3f}")
     click.echo(f"report: {out / 'report.md'}   model: {out / 'model.tflite'}   ({wall_s:.0f} s)")

@@ -48,8 +48,9 @@ def build_student(arch: str, input_shape: tuple[int, int, int], embedding_dim: i
                   n_classes: int = 0, branches: int = 0, repeats=DSNET_REPEATS):
     """Build a Keras (tf_keras) student.
 
-    ``repeats``: the dsnet architectures' blocks per stage (student.repeats). ``branches`` > 0 builds the over-parameterised training form (module docstring); ``fuse``
-    turns it into the plain one (``branches`` = 0) with the same outputs.
+    ``repeats``: the dsnet architectures' blocks per stage (student.repeats). ``branches`` > 0
+    builds the over-parameterised training form (module docstring); ``fuse`` turns it into the
+    plain one (``branches`` = 0) with the same outputs.
 
     Returns:
         (embedding_model, train_model): the first maps an image in [-1, 1) to the embedding;
@@ -64,7 +65,7 @@ def build_student(arch: str, input_shape: tuple[int, int, int], embedding_dim: i
 
         raise ConfigError(f"unknown student architecture {arch!r}", hint=f"known: {', '.join(builders)}")
     inp = keras.Input(input_shape, name="face")
-    emb = builders[arch](inp, embedding_dim, width, _Ops(layers, branches, tuple(repeats)))
+    emb = builders[arch](inp, embedding_dim, width, _Ops(layers, branches), tuple(repeats))
     model = keras.Model(inp, emb, name=f"{arch}_w{width:g}_{input_shape[0]}x{input_shape[1]}x{input_shape[2]}")
     if not n_classes:
         return model, model
@@ -73,11 +74,10 @@ def build_student(arch: str, input_shape: tuple[int, int, int], embedding_dim: i
 
 
 class _Ops:
-    """Keras' layers module, how many branches each convolution trains with (0: plain) and the
-    dsnet stages' blocks (student.repeats)."""
+    """Keras' layers module, and how many branches each convolution trains with (0: plain)."""
 
-    def __init__(self, layers, branches: int = 0, repeats=DSNET_REPEATS):
-        self.layers, self.branches, self.repeats = layers, branches, repeats
+    def __init__(self, layers, branches: int = 0):
+        self.layers, self.branches = layers, branches
 
     def __getattr__(self, name):
         return getattr(self.layers, name)
@@ -205,20 +205,20 @@ def _has(model, name: str) -> bool:
     return True
 
 
-def _dsnet_mlp(inp, embedding_dim, width, layers):
-    return _dsnet(inp, embedding_dim, width, layers, mlp_units=_ch(512, width))
+def _dsnet_mlp(inp, embedding_dim, width, layers, repeats):
+    return _dsnet(inp, embedding_dim, width, layers, repeats, mlp_units=_ch(512, width))
 
 
-def _dsnet_fc(inp, embedding_dim, width, layers):
+def _dsnet_fc(inp, embedding_dim, width, layers, repeats):
     """dsnet's trunk, then a fully-connected layer over the whole flattened last feature map
     (every position and channel its own weight: ArcFace's "E" output) instead of the 1x1 head
     and GDC; at width 0.75 and 64x64 it costs what they and dsnet_mlp's hidden layer cost."""
-    x = layers.Flatten(name="flatten")(_dsnet_trunk(inp, width, layers))
+    x = layers.Flatten(name="flatten")(_dsnet_trunk(inp, width, layers, repeats))
     return _embedding(x, embedding_dim, layers, _ch(DSNET_FC_HIDDEN, width), "fc")
 
 
-def _dsnet(inp, embedding_dim, width, layers, mlp_units: int = 0):
-    x = _dsnet_trunk(inp, width, layers)
+def _dsnet(inp, embedding_dim, width, layers, repeats, mlp_units: int = 0):
+    x = _dsnet_trunk(inp, width, layers, repeats)
     x = _conv_bn(x, _ch(DSNET_HEAD, width), 1, 1, layers, "head")
     # global depthwise conv: one learned weight per position and channel
     h, w = x.shape[1], x.shape[2]
@@ -240,15 +240,15 @@ def _embedding(x, embedding_dim, layers, hidden_units: int, hidden_name: str):
     return layers.BatchNormalization(momentum=BN_MOMENTUM, name="embedding_bn")(x)
 
 
-def _dsnet_trunk(inp, width, layers):
+def _dsnet_trunk(inp, width, layers, repeats):
     """The stem and the depthwise-separable stages: (H/16, W/16, channels of the last stage)."""
     x = _conv_bn(inp, _ch(DSNET_STEM, width), 3, 2, layers, "stem")
     in_ch = _ch(DSNET_STEM, width)
     block = 0
-    assert len(layers.repeats) == len(DSNET_CHANNELS), layers.repeats  # config validates it for users
-    for out, repeats in zip(DSNET_CHANNELS, layers.repeats):
+    assert len(repeats) == len(DSNET_CHANNELS), repeats  # config validates it for users
+    for out, blocks in zip(DSNET_CHANNELS, repeats):
         out_ch = _ch(out, width)
-        for r in range(repeats):
+        for r in range(blocks):
             stride = 2 if r == 0 else 1
             name = f"b{block}"
             y = _dw_bn(x, stride, layers, name)
@@ -262,7 +262,7 @@ def _dsnet_trunk(inp, width, layers):
     return x
 
 
-def _tinycnn(inp, embedding_dim, width, layers):
+def _tinycnn(inp, embedding_dim, width, layers, repeats):  # no stages: repeats unused
     x = inp
     for i, c in enumerate((16, 32, 64, 128)):
         x = _conv_bn(x, _ch(c, width), 3, 2, layers, f"c{i}")
