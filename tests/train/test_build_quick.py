@@ -174,6 +174,16 @@ def test_hide_test_ends_with_validation_figures_and_keeps_the_test_in_the_report
         assert test_figure not in proc.stdout + proc.stderr
     # the test figures are still written where they are read once a choice is made
     assert report["stages"]["tflm_int8"]["verification"]["accuracy"] == first["test_accuracy"]["tflm_int8"]
+    # and the run points to the file a rule reads, which holds the validation figures and no test figure
+    assert f"validation figures: {out / 'validation.md'}" in proc.stdout
+    text = (out / "validation.md").read_text()
+    assert f"| TFLM int8 (on-device kernels) | {100 * val:.2f}% |" in text and "pairsDevTest" not in text
+    shown = {f"{100 * st['validation']['accuracy']:.2f}%" for st in report["stages"].values()}
+    tests = {f"{100 * st['verification']['accuracy']:.2f}%" for st in report["stages"].values()} - shown
+    assert tests and not [t for t in tests if t in text]
+    summary = json.loads((out / "validation.json").read_text())
+    assert summary["stages"]["tflm_int8"]["accuracy"] == val and "verification" not in json.dumps(summary)
+    assert summary["macs"] == report["stages"]["tflm_int8"]["macs"]
 
 
 def test_protocol_threshold_source_reruns_only_the_evaluation(quick_build, lfw_dir, tmp_path):

@@ -33,8 +33,9 @@ QUICK = {"distill": {"epochs": 8, "batch_size": 32, "teacher_views": 0, "teacher
 @click.option("--print-config", is_flag=True, help="Print the effective settings as TOML (or JSON with --json) and exit.")
 @click.option("--hide-test", is_flag=True,
               help="For experiment builds judged by a rule written beforehand: end with the figures on validation "
-                   "pairs, not the held-out test's (--json likewise). The test is still evaluated and written to "
-                   "report.md, report.json, the model card and model.json, to be read once the choice is made. (Progress "
+                   "pairs, not the held-out test's (--json likewise), and point to validation.md, which every build "
+                   "writes without any test figure. The test is still evaluated and written to report.md, "
+                   "report.json, the model card and model.json, to be read once the choice is made. (Progress "
                    "lines show validation figures with or without it.)")
 @set_option
 @json_option
@@ -49,7 +50,7 @@ def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, hi
       prune     magnitude pruning to prune.target_sparsity, fine-tuned
       quantize  full int8 (PTQ; QAT too with --set quantize.qat=true)
       evaluate  LFW verification + identification for every stage, TFLite and TFLM
-      report    report.md, report.json, plots; model.tflite + model.json bundle
+      report    report.md, report.json, plots, validation.md (no test figure); model bundle
 
     \b
     Examples:
@@ -102,7 +103,8 @@ def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, hi
     metrics = result.metrics
     tflm = metrics.tflm
     summary = {
-        "out_dir": str(out), "report": str(out / "report.md"), "model": str(out / "model.tflite"),
+        "out_dir": str(out), "report": str(out / "report.md"), "validation_report": str(out / "validation.md"),
+        "model": str(out / "model.tflite"),
         "wall_s": round(wall_s, 1),
         "stages": [{"name": s.name, "skipped": s.skipped, "seconds": round(s.seconds, 1)} for s in result.stages],
         "test_data": test_name(metrics), "smoke_test": bool(metrics.smoke_test),
@@ -128,12 +130,13 @@ def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, hi
     smoke = " (smoke test)" if summary["smoke_test"] else ""
     acc, where = ((summary["validation_accuracy"], "validation pairs") if hide_test
                   else (summary["test_accuracy"], test_name(metrics)))
-    hidden = "; the test's figures are in the report, not shown (--hide-test)" if hide_test else ""
+    hidden = "; the test's figures are in report.md, not shown (--hide-test)" if hide_test else ""
     click.echo(f"TFLM int8 on {where}{smoke}: {100 * acc['tflm_int8']:.2f}%  (teacher {100 * acc['teacher']:.2f}%, "
                f"float student {100 * acc['float']:.2f}%){hidden}")
     click.echo(f"{tflm.macs:,} MACs (budget {metrics.mac_budget:,}), {tflm.model_bytes / 1024:.1f} KiB model, "
                f"{tflm.arena_bytes / 1024:.1f} KiB arena, threshold {tflm.verification['threshold']:.3f}")
-    click.echo(f"report: {out / 'report.md'}   model: {out / 'model.tflite'}   ({wall_s:.0f} s)")
+    first = f"validation figures: {out / 'validation.md'}" if hide_test else f"report: {out / 'report.md'}"
+    click.echo(f"{first}   model: {out / 'model.tflite'}   ({wall_s:.0f} s)")
 
 
 class BuildProgress:

@@ -389,6 +389,56 @@ def write_report(out_dir: Path, metrics: BuildMetrics, settings, preset, stages_
     return out_dir / "report.md"
 
 
+def write_validation_report(out_dir: Path, metrics: BuildMetrics, preset, stages_run=()) -> Path:
+    """Write validation.md and validation.json: the figures a rule written before an experiment's
+    build may read (validation people, compression on their pairs, cost, time) and no figure of
+    the held-out test, so that reading them cannot show the test by accident (`build --hide-test`
+    ends by pointing here). Returns the validation.md path."""
+    out_dir = Path(out_dir)
+    stages, tflm, data = metrics.stages, metrics.tflm, metrics.data
+    smoke = " — SMOKE TEST" if metrics.smoke_test else ""
+    lines = [f"# tinyface build: validation figures — preset `{preset.name}`{smoke}", "", *smoke_test_lines(metrics),
+             "No figure of the held-out test is in this file (nor in validation.json): those are in report.md, "
+             "report.json and the model card, to be read once the choice they could steer is made.", "",
+             f"{data['train_images']:,} training images of {data['train_people']:,} people; validation: "
+             f"{data['val_images']:,} images of {data['val_people']:,} other people.", ""]
+    table = validation_table(metrics)
+    if not table:  # too few validation people for identification: pairs alone
+        table = ["| stage | pairs acc. | ROC AUC |", "|---|---|---|"]
+        table += [f"| {STAGE_LABEL[n]} | {_pct(stages[n].validation['accuracy'])} | {stages[n].validation['auc']:.4f} |"
+                  for n in STAGE_ORDER if n in stages and (stages[n].validation or {}).get("accuracy") is not None]
+        table.append("")
+    lines += table
+    ref = (stages["float"].validation or {}) if "float" in stages else {}
+    rows = [f"| {STAGE_LABEL[n]} | {100 * (stages[n].validation['accuracy'] - ref['accuracy']):+.2f} pp | "
+            f"{stages[n].validation['auc'] - ref['auc']:+.4f} |"
+            for n in STAGE_ORDER[2:] if n in stages and (stages[n].validation or {}).get("auc") is not None]
+    if rows and ref.get("auc") is not None:
+        lines += ["## Compression losses (vs the float student, on the validation pairs)", "",
+                  "| stage | pairs acc. | ROC AUC |", "|---|---|---|", *rows, ""]
+    lines += [*extra_faces_lines(metrics), *assistant_lines(metrics),
+              f"Cost: {tflm.macs:,} MACs (budget {metrics.mac_budget:,}), {_kib(tflm.model_bytes)} model, "
+              f"{_kib(tflm.arena_bytes)} arena, estimated {_num(tflm.estimated_ms_on_board)} ms on board `{tflm.board}` "
+              "(an estimate, not a measurement).", ""]
+    if stages_run:
+        lines += ["| stage | skipped | seconds |", "|---|---|---|"]
+        lines += [f"| {s.name} | {'yes' if s.skipped else 'no'} | {s.seconds:.1f} |" for s in stages_run]
+        lines.append("")
+    write_text(out_dir / "validation.md", "\n".join(lines))
+    public = {"preset": preset.name, "smoke_test": bool(metrics.smoke_test),
+              "data": {k: data[k] for k in ("train_images", "train_people", "val_images", "val_people") if k in data},
+              "stages": {n: {k: v for k, v in (st.validation or {}).items() if k != "identification_curve"}
+                         for n, st in stages.items()},
+              "macs": tflm.macs, "mac_budget": metrics.mac_budget, "model_bytes": tflm.model_bytes,
+              "arena_bytes": tflm.arena_bytes, "estimated_ms_on_board": tflm.estimated_ms_on_board, "board": tflm.board}
+    if data.get("extra"):
+        public["extra"] = data["extra"]
+    if stages_run:
+        public["stages_run"] = [{"name": s.name, "skipped": s.skipped, "seconds": s.seconds} for s in stages_run]
+    write_json(out_dir / "validation.json", public)
+    return out_dir / "validation.md"
+
+
 def _save(fig, path: Path) -> Path:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")

@@ -524,10 +524,11 @@ def _evaluate(stages: Stages, settings, preset, data, float_model, pruned_model,
 def _report(out_dir: Path, result: BuildResult, settings, preset) -> None:
     """The bundle (model.tflite + model.json), report.md / report.json / plots and the model card."""
     from tinyface.model.bundle import load_bundle
-    from tinyface.evaluation.report import write_model_card, write_report
+    from tinyface.evaluation.report import write_model_card, write_report, write_validation_report
 
     result.bundle_dir = _write_bundle(out_dir, result.metrics, settings, preset)
     write_report(out_dir, result.metrics, settings, preset, stages_run=result.stages, histories=result.histories)
+    write_validation_report(out_dir, result.metrics, preset, stages_run=result.stages)
     write_model_card(out_dir, result.metrics, settings, preset, load_bundle(out_dir).meta)
 
 
