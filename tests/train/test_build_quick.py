@@ -45,7 +45,8 @@ def quick_build(lfw_dir, tmp_path_factory):
 
 def test_quick_build_writes_every_artifact(quick_build):
     out, summary, _ = quick_build
-    for name in ["model.tflite", "model.json", "MODEL_CARD.md", "report.md", "report.json", "roc.png", "training.png",
+    for name in ["model.tflite", "model.json", "MODEL_CARD.md", "report.md", "report.json", "validation.md",
+                 "validation.json", "roc.png", "training.png",
                  "confusion.png", "size_accuracy.png", "distill/student.keras", "prune/pruned.keras",
                  "prune/sparsity.json", "quantize/float.tflite", "quantize/int8.tflite", "quantize/choice.json",
                  "evaluate/metrics.json"]:
@@ -54,6 +55,7 @@ def test_quick_build_writes_every_artifact(quick_build):
         assert json.loads((out / stage / "stage.json").read_text())["fingerprint"]
     assert not list(out.rglob("*.tmp")), "temporary files left behind"
     assert summary["model"] == str(out / "model.tflite")
+    assert summary["validation_report"] == str(out / "validation.md")
 
 
 def test_quick_build_keeps_the_better_of_ptq_and_qat_on_validation(quick_build):
