@@ -55,8 +55,9 @@ def build(bundle, kernels: str, work: Path):
     return project, program
 
 
-def serve(bundle, program, faces: np.ndarray) -> tuple[int, np.ndarray]:
-    """INFO's arena and the outputs for ``faces``, from the emulated chip over a real pty."""
+def serve(bundle, program, faces: np.ndarray, timeout_s: float = 60.0) -> tuple[int, np.ndarray]:
+    """INFO's arena and the outputs for ``faces``, from the emulated chip over a real pty
+    (``program``: anything with tinyface.device.isa.IsaProgram's ``command``)."""
     from tinyface.device.isa import spawn_isa
     from tinyface.device.pty import open_pty
     from tinyface.protocol.client import Client, open_serial
@@ -65,7 +66,7 @@ def serve(bundle, program, faces: np.ndarray) -> tuple[int, np.ndarray]:
     proc = spawn_isa(program, master)
     port = open_serial(path, 921600)
     try:
-        client = Client(port, timeout_s=60.0, retries=1, port=path)
+        client = Client(port, timeout_s=timeout_s, retries=1, port=path)
         arena = client.info(bundle.model_hash).arena_used_bytes
         outputs = np.stack([r.output for r in client.infer_many(faces)]) if len(faces) else np.zeros((0,))
     finally:
@@ -76,9 +77,9 @@ def serve(bundle, program, faces: np.ndarray) -> tuple[int, np.ndarray]:
     return arena, outputs
 
 
-def flash_bytes(program_path: Path) -> int:
-    """text + data of the rv32 program (what a flash image holds)."""
-    out = subprocess.run(["riscv64-unknown-elf-size", str(program_path)], capture_output=True, text=True,
+def flash_bytes(program_path: Path, size_tool: str = "riscv64-unknown-elf-size") -> int:
+    """text + data of the program (what a flash image holds)."""
+    out = subprocess.run([size_tool, str(program_path)], capture_output=True, text=True,
                          check=True).stdout.splitlines()[1].split()
     return int(out[0]) + int(out[1])
 

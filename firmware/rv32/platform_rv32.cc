@@ -11,8 +11,12 @@
 //     the link's idle timeouts use the host clock.
 //   - --profile: run one inference on TF_MODEL_INPUT_BYTES bytes read from stdin with a
 //     TFLM profiler whose ticks are instructions, and print "index<TAB>op<TAB>instructions"
-//     per operator, then "total<TAB>Invoke<TAB>instructions".
+//     per operator, then "total<TAB>Invoke<TAB>instructions"; --profile --output also prints
+//     the int8 output as "output<TAB>v0,v1,...".
 // Storage: files in --storage DIR (written atomically); none given: memory only.
+// benchmarks/xtensa_kernels.py compiles this file for an Xtensa LX106 too, with
+// -DTF_RUNTIME_HEADER='"runtime_lx106.h"' (benchmarks/lx106/): that header supplies the
+// syscall numbers, open flags, TF_SYS_COUNTER_TRIGGER and TF_PROGRAM_NAME.
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +28,11 @@
 #include "model_settings.h"
 #include "op_resolver.h"
 #include "platform.h"
+#ifdef TF_RUNTIME_HEADER
+#include TF_RUNTIME_HEADER
+#else
 #include "runtime_rv32.h"
+#endif
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/micro/micro_profiler_interface.h"
 #include "tensorflow/lite/micro/micro_time.h"
@@ -33,6 +41,9 @@
 
 // The descriptor the instruction-count plugin serves (its fd= argument; keep them equal).
 #define TF_RV32_COUNTER_FD 987
+#ifndef TF_PROGRAM_NAME
+#define TF_PROGRAM_NAME "tinyface_rv32"
+#endif
 
 namespace {
 
@@ -47,13 +58,14 @@ struct PollFd {
 };
 constexpr short kPollIn = 0x1;
 constexpr short kPollOut = 0x4;
-constexpr long kOpenRead = 0x0, kOpenWriteCreateTrunc = 0x1 | 0x40 | 0x200;
+constexpr long kOpenRead = 0x0, kOpenWriteCreateTrunc = TF_O_WRONLY | TF_O_CREAT | TF_O_TRUNC;
 
 int g_in_fd = 0;
 int g_out_fd = 1;
 const char* g_storage_dir = nullptr;
 uint32_t g_baud = 0;
 bool g_once = false;
+bool g_print_output = false;  // --output: --profile also prints the int8 output
 bool g_connected = false;
 bool g_counter = true;  // false once a read of the counter failed (no plugin)
 int64_t g_rx_wire_ns = 0, g_tx_wire_ns = 0;
@@ -77,6 +89,9 @@ void SleepNs(int64_t ns) {
 
 uint64_t Instructions() {
   uint64_t count = 0;
+#ifdef TF_SYS_COUNTER_TRIGGER
+  if (g_counter) Sys(TF_SYS_COUNTER_TRIGGER, TF_RV32_COUNTER_FD);  // see the runtime header
+#endif
   if (g_counter && Sys(TF_SYS_READ, TF_RV32_COUNTER_FD, (long)&count, sizeof(count)) != (long)sizeof(count)) {
     g_counter = false;
     count = 0;
@@ -252,6 +267,17 @@ InstructionProfiler g_profiler;
 TfOpResolver g_profile_resolver;
 alignas(tflite::MicroInterpreter) uint8_t g_profile_interpreter[sizeof(tflite::MicroInterpreter)];
 
+// "output<TAB>v0,v1,...": out of line, so that ProfileMain's code around Invoke() (its
+// measured window) compiles as it does without --output.
+__attribute__((noinline)) void PrintOutput(const TfLiteTensor* out) {
+  char line[16];
+  Sys(TF_SYS_WRITE, 1, (long)"output\t", 7);
+  for (size_t i = 0; i < out->bytes; i++) {
+    const int n = snprintf(line, sizeof(line), i + 1 < out->bytes ? "%d," : "%d\n", (int)out->data.int8[i]);
+    Sys(TF_SYS_WRITE, 1, (long)line, n);
+  }
+}
+
 int ProfileMain() {
   const tflite::Model* model = tflite::GetModel(g_model_data);
   if (tf_register_ops(g_profile_resolver) != kTfLiteOk) return 2;
@@ -276,6 +302,7 @@ int ProfileMain() {
   }
   const int len = snprintf(line, sizeof(line), "total\tInvoke\t%llu\n", (unsigned long long)total);
   Sys(TF_SYS_WRITE, 1, (long)line, len);
+  if (g_print_output) PrintOutput(interpreter->output(0));
   return g_counter ? 0 : 7;
 }
 
@@ -283,9 +310,12 @@ int ProfileMain() {
 
 int main(int argc, char** argv) {
   Sys(TF_SYS_PRCTL, 1 /* PR_SET_PDEATHSIG */, 15 /* SIGTERM */);  // never outlive our parent
+  // The kernel's struct sigaction is {handler, flags, mask} on riscv32 (no sa_restorer) and
+  // {handler, flags, restorer, mask} on xtensa: with zeros past the handler, either reads
+  // SIG_IGN, no flags and an empty mask (riscv32 leaves the last word unread).
   struct {
-    long handler, flags, mask[2];
-  } ignore = {1 /* SIG_IGN */, 0, {0, 0}};
+    long handler, flags, restorer, mask[2];
+  } ignore = {1 /* SIG_IGN */, 0, 0, {0, 0}};
   Sys(TF_SYS_RT_SIGACTION, 13 /* SIGPIPE */, (long)&ignore, 0, 8);
   bool profile = false;
   for (int i = 1; i < argc; i++) {
@@ -297,13 +327,15 @@ int main(int argc, char** argv) {
       g_once = true;
     } else if (strcmp(argv[i], "--profile") == 0) {
       profile = true;
+    } else if (strcmp(argv[i], "--output") == 0) {
+      g_print_output = true;
     } else {
-      fprintf(stderr, "usage: %s [--storage DIR] [--baud N] [--once] [--profile]\n", argv[0]);
+      fprintf(stderr, "usage: %s [--storage DIR] [--baud N] [--once] [--profile [--output]]\n", argv[0]);
       return 2;
     }
   }
   if (profile) return ProfileMain();
   const int status = tf_app_main();
-  if (status != 0) fprintf(stderr, "tinyface_rv32: model setup failed (status %d)\n", status);
+  if (status != 0) fprintf(stderr, TF_PROGRAM_NAME ": model setup failed (status %d)\n", status);
   return status;
 }

@@ -21,6 +21,11 @@ extern "C" {
 #define TF_SYS_CLOCK_NANOSLEEP64 407
 #define TF_SYS_PPOLL64 414
 
+// The generic open flags (include/uapi/asm-generic/fcntl.h).
+#define TF_O_WRONLY 0x1
+#define TF_O_CREAT 0x40
+#define TF_O_TRUNC 0x200
+
 #define TF_AT_FDCWD (-100)
 #define TF_EINTR 4
 #define TF_EIO 5

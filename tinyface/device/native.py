@@ -115,12 +115,14 @@ def build_native(project_dir: str | Path, toolchain: NativeToolchain | None = No
 
 
 def make_program(project_dir: Path, folder: str, make: str, make_vars: list[str], key: str, root: Path,
-                 program_name: str, what: str, jobs: int | None = None, log=None) -> Path:
+                 program_name: str, what: str, jobs: int | None = None, log=None,
+                 also_reads: tuple[str, ...] = ()) -> Path:
     """Build ``project_dir/folder`` with its Makefile into the cache ``root`` (the one cached
     build of the native and rv32 programs) and return the program's path.
 
-    The program is cached by the content of ``src/`` and ``folder/`` and ``key`` (the toolchain);
-    TFLM's objects once per ``key``. The make runs under the cache's build lock and its program
+    The program is cached by the content of ``src/``, ``folder/`` and the project folders in
+    ``also_reads`` (other sources the Makefile compiles) and ``key`` (the toolchain); TFLM's
+    objects once per ``key``. The make runs under the cache's build lock and its program
     is moved into place atomically.
 
     Raises:
@@ -129,7 +131,7 @@ def make_program(project_dir: Path, folder: str, make: str, make_vars: list[str]
     """
     if not (project_dir / folder / "Makefile").is_file():
         raise ToolchainError(f"{project_dir} is not a generated firmware project (no {folder}/Makefile)")
-    out_dir = root / "bin" / _tree_hash(project_dir, ("src", folder), key)
+    out_dir = root / "bin" / _tree_hash(project_dir, ("src", folder, *also_reads), key)
     program = out_dir / program_name
     if program.is_file():
         return program

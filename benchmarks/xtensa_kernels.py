@@ -1,0 +1,283 @@
+"""ESP-NN's generic C kernels against the kernels tinyface generates for the model
+(firmware.kernels = "generated"), side by side on an emulated Xtensa core: instructions per
+op and per inference, and whether both builds give the same int8 outputs (each other's and
+the pip TFLM interpreter's) on LFW faces. benchmarks/kernels.py does the same on the
+ESP32-C3's RISC-V; this asks whether the ratio holds on Xtensa, the classic ESP32's family.
+
+    python benchmarks/xtensa_kernels.py --compiler-rt DIR [--model models/esp32] [--faces 20] [--json]
+
+The firmware project is generated for --board (default esp32: the classic ESP32 runs ESP-NN's
+generic C, like the C3). The LX106 build is not part of the generated project: this script
+renders benchmarks/lx106/Makefile.j2 and copies runtime_lx106.c/.h from benchmarks/lx106/
+into the project's lx106/ folder. That build compiles the project's src/ and the rv32 build's
+platform, rv32/platform_rv32.cc, with runtime_lx106.h in place of runtime_rv32.h (xtensa's
+syscall numbers and open flags), using Debian's xtensa-lx106-elf GCC 12 and picolibc. It runs
+under qemu-xtensa -cpu lx106 with the instruction-counting plugin (firmware/qemu/insn_count.c):
+--profile --output for the counts, the serial protocol over a pty for the outputs.
+
+Needs: apt-get install gcc-xtensa-lx106 binutils-xtensa-lx106 picolibc-xtensa-lx106-elf qemu-user
+(and the host's gcc/g++ 12), TFLM_DIR (esp-tflite-micro; ESP_NN_DIR defaults to esp-nn beside
+it), LFW (TINYFACE_DATA) for --faces, and --compiler-rt (or COMPILER_RT_DIR): the
+compiler-rt/lib/builtins folder of an LLVM source release (the llvm-project-*.src or
+compiler-rt-*.src archive from https://github.com/llvm/llvm-project/releases), or any copy of
+LLVM compiler-rt's lib/builtins. Its portable C helpers (division, 64-bit multiply, soft float)
+replace the ones missing from Debian's libgcc for this core. Nothing is downloaded by this
+script: --compiler-rt must point at a copy already on disk (DIR, DIR/builtins or
+DIR/lib/builtins).
+
+Caveats: the LX106 (the ESP8266's core) is a relative of the ESP32's LX6, not the same core: it
+has no zero-overhead loops, no MAC16, no MUL32_HIGH (64-bit products are libgcc calls), no
+DIV32 (divisions are libgcc calls) and no register windows (call0 ABI). Counts are
+instructions on an emulator, not cycles on a chip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+KERNEL_SETS = ("esp-nn", "generated")
+CROSS = "xtensa-lx106-elf-"
+QEMU = "qemu-xtensa"
+QEMU_CPU = "lx106"
+PICOLIBC_DIR = Path("/usr/lib/xtensa-lx106-elf")
+LIBSTDCXX_DIR = Path("/usr/include/c++/12")
+LIBSTDCXX_TARGET_DIR = Path("/usr/include/x86_64-linux-gnu/c++/12")
+COUNTER_FD = 987  # platform_rv32.cc's TF_RV32_COUNTER_FD
+LX106_DIR = Path(__file__).resolve().parent / "lx106"  # the LX106 build's Makefile template and runtime
+PROGRAM_NAME = "tinyface_lx106"
+APT_PACKAGES = "gcc-xtensa-lx106 binutils-xtensa-lx106 picolibc-xtensa-lx106-elf qemu-user"
+LABEL = "instructions on an emulated Xtensa LX106 (qemu-xtensa -cpu lx106), not cycles on an ESP32"
+
+
+@dataclass(frozen=True)
+class XtensaProgram:
+    """A built lx106 firmware and the plugin that counts its instructions (duck-types
+    tinyface.device.isa.IsaProgram for spawn_isa)."""
+
+    program: Path
+    plugin: Path
+    kernels: str = "esp_nn"
+
+    def command(self, *args: str) -> list[str]:
+        return [QEMU, "-cpu", QEMU_CPU, "-plugin", f"{self.plugin},fd={COUNTER_FD}", str(self.program), *args]
+
+
+def compiler_rt_dir(arg: str | None) -> Path:
+    """compiler-rt's builtins folder: DIR itself, DIR/builtins or DIR/lib/builtins."""
+    given = arg or os.environ.get("COMPILER_RT_DIR")
+    if not given:
+        sys.exit("no compiler-rt: pass --compiler-rt DIR (LLVM compiler-rt's lib/builtins) or set COMPILER_RT_DIR")
+    root = Path(given).expanduser().resolve()
+    for cand in (root, root / "builtins", root / "lib" / "builtins", root / "compiler-rt" / "lib" / "builtins"):
+        if (cand / "fp_lib.h").is_file() and (cand / "adddf3.c").is_file():
+            return cand
+    sys.exit(f"{root} holds no compiler-rt builtins (fp_lib.h, adddf3.c)")
+
+
+def check_tools() -> None:
+    import shutil
+
+    for tool in (CROSS + "gcc", CROSS + "g++", CROSS + "size", QEMU):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} not found (apt-get install {APT_PACKAGES})")
+    if not (PICOLIBC_DIR / "lib" / "libc.a").is_file():
+        sys.exit(f"picolibc not found in {PICOLIBC_DIR} (apt-get install picolibc-xtensa-lx106-elf)")
+
+
+def build_plugin(work: Path) -> Path:
+    """The instruction-counting QEMU plugin, compiled with the host's C compiler (cached)."""
+    from tinyface import config
+
+    source = REPO / "firmware" / "qemu" / "insn_count.c"
+    host_cc = config.host_cc()
+    digest = hashlib.sha256(source.read_bytes() + host_cc.encode()).hexdigest()[:16]
+    plugin = work / "plugin" / f"insn_count-{digest}.so"
+    if not plugin.is_file():
+        plugin.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([host_cc, "-shared", "-fPIC", "-O2", "-Wall", "-o", str(plugin), str(source)], check=True)
+    return plugin
+
+
+def write_lx106(project) -> None:
+    """Put the LX106 build into ``project``'s lx106/ folder: Makefile rendered from
+    benchmarks/lx106/Makefile.j2 (the model's ops, the app sources), runtime_lx106.c/.h copied,
+    each behind the generated-file banner. Anything else in that folder is removed."""
+    import shutil
+
+    import jinja2
+
+    from tinyface.codegen import BANNER
+    from tinyface.codegen.project import APP_SOURCES
+
+    out = project.directory / "lx106"
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir()
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(LX106_DIR)), undefined=jinja2.StrictUndefined,
+                             autoescape=False, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    makefile = env.get_template("Makefile.j2").render(banner=f"{BANNER} (template: benchmarks/lx106/Makefile.j2)",
+                                                      ops=project.ops, app_sources=APP_SOURCES)
+    (out / "Makefile").write_text(makefile, encoding="utf-8")
+    for name in ("runtime_lx106.c", "runtime_lx106.h"):
+        source = (LX106_DIR / name).read_text(encoding="utf-8")
+        (out / name).write_text(f"// {BANNER} (copied from benchmarks/lx106/{name})\n{source}", encoding="utf-8")
+
+
+def build(bundle, board, kernels: str, work: Path, crt: Path, jobs: int, plugin: Path, log=None):
+    """Generate ``board``'s project with ``kernels``, add its lx106/ build and build that; (project, program)."""
+    from tinyface import config
+    from tinyface.codegen import generate_project
+    from tinyface.device.native import _compiler_version, make_program
+
+    tflm = Path(config.tflm_dir() or sys.exit("TFLM_DIR is not set (esp-tflite-micro)")).expanduser().resolve()
+    third = config.tflm_third_party_dir()
+    third_dir = Path(third).expanduser().resolve() if third else tflm / "third_party"
+    nn = config.esp_nn_dir()
+    nn_dir = Path(nn).expanduser().resolve() if nn else tflm.parent / "esp-nn"
+    project = generate_project(bundle, board, work / "projects" / f"{board.name}-{bundle.model_hash[:12]}-{kernels}",
+                               kernels=kernels)
+    write_lx106(project)
+    # Identifies the TFLM/ESP-NN/compiler-rt objects (the program is cached by its sources too).
+    key = hashlib.sha256("\n".join([
+        "lx106-1", str(tflm), str(third_dir), str(nn_dir), str(crt), _compiler_version(CROSS + "g++"),
+        str((PICOLIBC_DIR / "lib" / "libc.a").stat().st_mtime_ns),
+        *(p.read_text() for p in sorted((REPO / "firmware" / "rv32" / "include").rglob("*.h"))),
+    ]).encode()).hexdigest()[:16]
+    program = make_program(project.directory, "lx106", "make",
+                           [f"TFLM_DIR={tflm}", f"TFLM_THIRD_PARTY_DIR={third_dir}", f"ESP_NN_DIR={nn_dir}",
+                            "KERNELS=esp_nn", f"CROSS={CROSS}", f"PICOLIBC_DIR={PICOLIBC_DIR}",
+                            f"COMPILER_RT_DIR={crt}", f"LIBSTDCXX_DIR={LIBSTDCXX_DIR}",
+                            f"LIBSTDCXX_TARGET_DIR={LIBSTDCXX_TARGET_DIR}"],
+                           key, work / "cache", PROGRAM_NAME, "lx106", jobs, log,
+                           also_reads=("rv32",))  # lx106/Makefile compiles rv32/platform_rv32.cc
+    return project, XtensaProgram(program, plugin)
+
+
+def profile(program: XtensaProgram, input_int8: bytes, timeout_s: float = 600.0) -> dict:
+    """One inference with --profile --output: instructions per op and in all, and the int8 output."""
+    proc = subprocess.run(program.command("--profile", "--output"), input=input_int8, capture_output=True,
+                          timeout=timeout_s)
+    if proc.returncode != 0:
+        why = {7: "the instruction counter did not answer"}.get(proc.returncode, f"exit status {proc.returncode}")
+        sys.exit(f"profiling {program.program} failed: {why}\n{proc.stderr.decode(errors='replace')[-500:]}")
+    ops, total, output = [], 0, None
+    for line in proc.stdout.decode().splitlines():
+        index, op, *rest = line.split("\t")
+        if index == "total":
+            total = int(rest[0])
+        elif index == "output":
+            output = np.array([int(v) for v in op.split(",")], dtype=np.int8)
+        else:
+            ops.append({"index": int(index), "op": op, "instructions": int(rest[0])})
+    return {"ops": ops, "instructions": total, "output": output}
+
+
+def run_model(model: str, board_name: str, n_faces: int, work: Path, crt: Path, jobs: int, plugin: Path,
+              verbose: bool) -> dict:
+    from tinyface.boards import load_board
+    from tinyface.model.bundle import load_bundle
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from kernels import flash_bytes, lfw_faces, serve  # benchmarks/kernels.py: the same faces, pty and size
+
+    bundle = load_bundle(model)
+    board = load_board(board_name)
+    lfw = Path(os.environ.get("TINYFACE_DATA", REPO.parent / "shared" / "datasets" / "lfw"))
+    faces = lfw_faces(lfw, bundle.meta, n_faces) if n_faces else np.zeros((0,), np.int8)
+    expected = None
+    if len(faces):
+        try:
+            from tinyface.model.runtime import TflmRunner
+
+            expected = TflmRunner(bundle.model_bytes).run(faces)
+        except Exception as exc:  # the pip interpreter is optional here
+            print(f"(no pip TFLM interpreter to compare with: {exc})", file=sys.stderr)
+    probe = faces[0].tobytes() if len(faces) else bytes(int(np.prod(bundle.meta.input_shape)))
+    log = (lambda line: print(line, file=sys.stderr)) if verbose else None
+    results: dict = {"model": bundle.meta.name, "board": board.name, "label": LABEL, "faces": int(len(faces))}
+    outputs = {}
+    for kernels in KERNEL_SETS:
+        print(f"building {bundle.meta.name} for lx106 with {kernels} kernels ...", file=sys.stderr)
+        project, program = build(bundle, board, kernels, work, crt, jobs, plugin, log)
+        prof = profile(program, probe)
+        arena, outs = serve(bundle, program, faces, timeout_s=120.0) if len(faces) else (None, np.zeros((0,)))
+        outputs[kernels] = outs
+        results[kernels] = {
+            "instructions": prof["instructions"], "ops": prof["ops"], "arena_used_bytes": arena,
+            "flash_bytes": flash_bytes(program.program, CROSS + "size"), "program": str(program.program),
+            "profile_output": prof["output"].tolist() if prof["output"] is not None else None,
+            "identical_to_tflm": None if expected is None else float(np.mean(np.all(outs == expected, axis=1))),
+            "generated_ops": project.generated_ops,
+        }
+    a, b = results["esp-nn"], results["generated"]
+    results["ratio"] = a["instructions"] / max(b["instructions"], 1)
+    results["profile_outputs_identical"] = a["profile_output"] == b["profile_output"]
+    if len(faces):
+        results["outputs_identical_to_each_other"] = float(np.mean(np.all(outputs["esp-nn"] == outputs["generated"],
+                                                                          axis=1)))
+    return results
+
+
+def report(results: dict) -> None:
+    a, b = results["esp-nn"], results["generated"]
+    print(f"{results['model']} (board {results['board']}): {results['label']}")
+    print(f"{'op':>3} {'kind':<18} {'ESP-NN':>12} {'generated':>12} {'speed-up':>8}")
+    for x, y in zip(a["ops"], b["ops"]):
+        print(f"{x['index']:>3} {x['op']:<18} {x['instructions']:>12,} {y['instructions']:>12,} "
+              f"{x['instructions'] / max(y['instructions'], 1):>7.2f}x")
+    print(f"{'':>3} {'inference':<18} {a['instructions']:>12,} {b['instructions']:>12,} {results['ratio']:>7.2f}x")
+    print(f"arena (firmware INFO): ESP-NN {a['arena_used_bytes']}, generated {b['arena_used_bytes']} B")
+    print(f"flash (lx106 program text+data): ESP-NN {a['flash_bytes']:,} B, generated {b['flash_bytes']:,} B")
+    print(f"profiled input: int8 outputs identical between the two builds: {results['profile_outputs_identical']}")
+    if results["faces"]:
+        print(f"{results['faces']} LFW test faces over the protocol: identical to each other "
+              f"{results['outputs_identical_to_each_other']:.1%}", end="")
+        if a["identical_to_tflm"] is not None:
+            print(f"; identical to the pip TFLM interpreter: ESP-NN {a['identical_to_tflm']:.1%}, "
+                  f"generated {b['identical_to_tflm']:.1%}")
+        else:
+            print()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", action="append", help="model bundle folder (repeatable; default models/esp32)")
+    ap.add_argument("--board", default="esp32", help="board the project is generated for (default esp32)")
+    ap.add_argument("--faces", type=int, default=20, help="LFW test faces compared over the protocol (0: none)")
+    ap.add_argument("--compiler-rt", help="LLVM compiler-rt's lib/builtins folder (or set COMPILER_RT_DIR)")
+    ap.add_argument("--work", default=os.environ.get("TINYFACE_XTENSA_WORK", "/tmp/tinyface-xtensa"),
+                    help="projects and build cache (default /tmp/tinyface-xtensa)")
+    ap.add_argument("--jobs", type=int, default=2, help="parallel compile jobs")
+    ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    ap.add_argument("-v", "--verbose", action="store_true", help="show the make output")
+    args = ap.parse_args()
+
+    check_tools()
+    crt = compiler_rt_dir(args.compiler_rt)
+    work = Path(args.work).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    plugin = build_plugin(work)
+    all_results = [run_model(m, args.board, args.faces, work, crt, args.jobs, plugin, args.verbose)
+                   for m in (args.model or [str(REPO / "models" / "esp32")])]
+    if args.json:
+        json.dump(all_results, sys.stdout, indent=2)
+        print()
+        return
+    for i, results in enumerate(all_results):
+        if i:
+            print()
+        report(results)
+
+
+if __name__ == "__main__":
+    main()
