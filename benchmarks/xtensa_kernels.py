@@ -26,8 +26,8 @@ script: --compiler-rt must point at a copy already on disk (DIR, DIR/builtins or
 DIR/lib/builtins).
 
 Caveats: the LX106 (the ESP8266's core) is a relative of the ESP32's LX6, not the same core: it
-has no zero-overhead loops, no MAC16, no MUL32_HIGH (64-bit products are libgcc calls), no
-DIV32 (divisions are libgcc calls) and no register windows (call0 ABI). Counts are
+has no zero-overhead loops, no MAC16, no MUL32_HIGH (64-bit products are helper calls: here
+compiler-rt's C __muldi3), no DIV32 (divisions are helper calls) and no register windows (call0 ABI). Counts are
 instructions on an emulator, not cycles on a chip.
 """
 
@@ -94,20 +94,6 @@ def check_tools() -> None:
         sys.exit(f"picolibc not found in {PICOLIBC_DIR} (apt-get install picolibc-xtensa-lx106-elf)")
 
 
-def build_plugin(work: Path) -> Path:
-    """The instruction-counting QEMU plugin, compiled with the host's C compiler (cached)."""
-    from tinyface import config
-
-    source = REPO / "firmware" / "qemu" / "insn_count.c"
-    host_cc = config.host_cc()
-    digest = hashlib.sha256(source.read_bytes() + host_cc.encode()).hexdigest()[:16]
-    plugin = work / "plugin" / f"insn_count-{digest}.so"
-    if not plugin.is_file():
-        plugin.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([host_cc, "-shared", "-fPIC", "-O2", "-Wall", "-o", str(plugin), str(source)], check=True)
-    return plugin
-
-
 def write_lx106(project) -> None:
     """Put the LX106 build into ``project``'s lx106/ folder: Makefile rendered from
     benchmarks/lx106/Makefile.j2 (the model's ops, the app sources), runtime_lx106.c/.h copied,
@@ -137,7 +123,8 @@ def build(bundle, board, kernels: str, work: Path, crt: Path, jobs: int, plugin:
     """Generate ``board``'s project with ``kernels``, add its lx106/ build and build that; (project, program)."""
     from tinyface import config
     from tinyface.codegen import generate_project
-    from tinyface.device.native import _compiler_version, make_program
+    from tinyface.device.isa import _mtime
+    from tinyface.device.native import _compiler_version, _git_head, make_program
 
     tflm = Path(config.tflm_dir() or sys.exit("TFLM_DIR is not set (esp-tflite-micro)")).expanduser().resolve()
     third = config.tflm_third_party_dir()
@@ -148,9 +135,14 @@ def build(bundle, board, kernels: str, work: Path, crt: Path, jobs: int, plugin:
                                kernels=kernels)
     write_lx106(project)
     # Identifies the TFLM/ESP-NN/compiler-rt objects (the program is cached by its sources too).
+    # Make rebuilds an object only when its source's timestamp changes, so everything else that
+    # shapes the objects is in the key: the trees' versions, the flags (the Makefile template),
+    # the compilers and libraries, the headers.
     key = hashlib.sha256("\n".join([
-        "lx106-1", str(tflm), str(third_dir), str(nn_dir), str(crt), _compiler_version(CROSS + "g++"),
-        str((PICOLIBC_DIR / "lib" / "libc.a").stat().st_mtime_ns),
+        "lx106-2", str(tflm), _git_head(tflm), str(third_dir), str(nn_dir), _mtime(nn_dir / "include" / "esp_nn.h"),
+        str(crt), *(_mtime(p) for p in sorted(crt.glob("*.[ch]"))), _compiler_version(CROSS + "g++"),
+        _mtime(PICOLIBC_DIR / "lib" / "libc.a"), str(LIBSTDCXX_DIR), str(LIBSTDCXX_TARGET_DIR),
+        (LX106_DIR / "Makefile.j2").read_text(),
         *(p.read_text() for p in sorted((REPO / "firmware" / "rv32" / "include").rglob("*.h"))),
     ]).encode()).hexdigest()[:16]
     program = make_program(project.directory, "lx106", "make",
@@ -221,7 +213,7 @@ def run_model(model: str, board_name: str, n_faces: int, work: Path, crt: Path, 
         }
     a, b = results["esp-nn"], results["generated"]
     results["ratio"] = a["instructions"] / max(b["instructions"], 1)
-    results["profile_outputs_identical"] = a["profile_output"] == b["profile_output"]
+    results["profile_outputs_identical"] = a["profile_output"] is not None and a["profile_output"] == b["profile_output"]
     if len(faces):
         results["outputs_identical_to_each_other"] = float(np.mean(np.all(outputs["esp-nn"] == outputs["generated"],
                                                                           axis=1)))
@@ -266,7 +258,9 @@ def main() -> None:
     crt = compiler_rt_dir(args.compiler_rt)
     work = Path(args.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    plugin = build_plugin(work)
+    from tinyface.device.isa import build_plugin
+
+    plugin = build_plugin()  # tinyface.device.isa's, cached (atomically) beside the rv32 builds
     all_results = [run_model(m, args.board, args.faces, work, crt, args.jobs, plugin, args.verbose)
                    for m in (args.model or [str(REPO / "models" / "esp32")])]
     if args.json:

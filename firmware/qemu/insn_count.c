@@ -61,7 +61,9 @@ extern void qemu_plugin_register_atexit_cb(qemu_plugin_id_t id, qemu_plugin_udat
 
 __attribute__((visibility("default"))) int qemu_plugin_version = 1;
 
-#define SYS_READ 63 /* the Linux generic syscall table (riscv32/riscv64) */
+#define SYS_READ 63 /* the Linux generic syscall table (riscv32/riscv64). The LX106 build
+                      (benchmarks/lx106) issues 63, xtensa's fadvise64_64, on the counter's
+                      descriptor before its real read (12): it depends on this number too */
 
 static uint64_t insn_count;
 static int counter_fd = 987;

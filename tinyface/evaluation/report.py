@@ -393,7 +393,16 @@ def write_validation_report(out_dir: Path, metrics: BuildMetrics, preset, stages
     """Write validation.md and validation.json: the figures a rule written before an experiment's
     build may read (validation people, compression on their pairs, cost, time) and no figure of
     the held-out test, so that reading them cannot show the test by accident (`build --hide-test`
-    ends by pointing here). Returns the validation.md path."""
+    ends by pointing here).
+
+    Args:
+        metrics: the build's figures; only their validation figures, data counts and cost are read.
+        preset: the build's preset (its name heads the file).
+        stages_run: the pipeline's StageInfo records (name, skipped, seconds).
+
+    Returns:
+        The validation.md path.
+    """
     out_dir = Path(out_dir)
     stages, tflm, data = metrics.stages, metrics.tflm, metrics.data
     smoke = " — SMOKE TEST" if metrics.smoke_test else ""
@@ -403,17 +412,18 @@ def write_validation_report(out_dir: Path, metrics: BuildMetrics, preset, stages
              f"{data['train_images']:,} training images of {data['train_people']:,} people; validation: "
              f"{data['val_images']:,} images of {data['val_people']:,} other people.", ""]
     table = validation_table(metrics)
-    if not table:  # too few validation people for identification: pairs alone
+    val = {n: stages[n].validation for n in STAGE_ORDER
+           if n in stages and (stages[n].validation or {}).get("accuracy") is not None
+           and stages[n].validation.get("auc") is not None}
+    if not table:  # figures from before the validation table's columns existed: pairs alone
         table = ["| stage | pairs acc. | ROC AUC |", "|---|---|---|"]
-        table += [f"| {STAGE_LABEL[n]} | {_pct(stages[n].validation['accuracy'])} | {stages[n].validation['auc']:.4f} |"
-                  for n in STAGE_ORDER if n in stages and (stages[n].validation or {}).get("accuracy") is not None]
+        table += [f"| {STAGE_LABEL[n]} | {_pct(v['accuracy'])} | {v['auc']:.4f} |" for n, v in val.items()]
         table.append("")
     lines += table
-    ref = (stages["float"].validation or {}) if "float" in stages else {}
-    rows = [f"| {STAGE_LABEL[n]} | {100 * (stages[n].validation['accuracy'] - ref['accuracy']):+.2f} pp | "
-            f"{stages[n].validation['auc'] - ref['auc']:+.4f} |"
-            for n in STAGE_ORDER[2:] if n in stages and (stages[n].validation or {}).get("auc") is not None]
-    if rows and ref.get("auc") is not None:
+    ref = val.get("float")
+    rows = [f"| {STAGE_LABEL[n]} | {100 * (v['accuracy'] - ref['accuracy']):+.2f} pp | {v['auc'] - ref['auc']:+.4f} |"
+            for n, v in val.items() if n in STAGE_ORDER[2:]] if ref else []
+    if rows:
         lines += ["## Compression losses (vs the float student, on the validation pairs)", "",
                   "| stage | pairs acc. | ROC AUC |", "|---|---|---|", *rows, ""]
     lines += [*extra_faces_lines(metrics), *assistant_lines(metrics),
@@ -431,8 +441,9 @@ def write_validation_report(out_dir: Path, metrics: BuildMetrics, preset, stages
                          for n, st in stages.items()},
               "macs": tflm.macs, "mac_budget": metrics.mac_budget, "model_bytes": tflm.model_bytes,
               "arena_bytes": tflm.arena_bytes, "estimated_ms_on_board": tflm.estimated_ms_on_board, "board": tflm.board}
-    if data.get("extra"):
-        public["extra"] = data["extra"]
+    for key in ("extra", "assistant"):
+        if data.get(key):
+            public[key] = data[key]
     if stages_run:
         public["stages_run"] = [{"name": s.name, "skipped": s.skipped, "seconds": s.seconds} for s in stages_run]
     write_json(out_dir / "validation.json", public)
