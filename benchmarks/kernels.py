@@ -55,6 +55,16 @@ def build(bundle, kernels: str, work: Path):
     return project, program
 
 
+def print_op_table(a: dict, b: dict, width: int = 11) -> None:
+    """Instructions per op and per inference of two kernel sets (``ops``, ``instructions``), side by side."""
+    print(f"{'op':>3} {'kind':<18} {'ESP-NN':>{width}} {'generated':>{width}} {'speed-up':>8}")
+    for x, y in zip(a["ops"], b["ops"]):
+        print(f"{x['index']:>3} {x['op']:<18} {x['instructions']:>{width},} {y['instructions']:>{width},} "
+              f"{x['instructions'] / max(y['instructions'], 1):>7.2f}x")
+    print(f"{'':>3} {'inference':<18} {a['instructions']:>{width},} {b['instructions']:>{width},} "
+          f"{a['instructions'] / max(b['instructions'], 1):>7.2f}x")
+
+
 def serve(bundle, program, faces: np.ndarray, timeout_s: float = 60.0) -> tuple[int, np.ndarray]:
     """INFO's arena and the outputs for ``faces``, from the emulated chip over a real pty
     (``program``: anything with tinyface.device.isa.IsaProgram's ``command``)."""
@@ -124,12 +134,7 @@ def main() -> None:
         return
     a, b = results["esp-nn"], results["generated"]
     print(f"{bundle.meta.name}: {results['label']}")
-    print(f"{'op':>3} {'kind':<18} {'ESP-NN':>11} {'generated':>11} {'speed-up':>8}")
-    for x, y in zip(a["ops"], b["ops"]):
-        print(f"{x['index']:>3} {x['op']:<18} {x['instructions']:>11,} {y['instructions']:>11,} "
-              f"{x['instructions'] / max(y['instructions'], 1):>7.2f}x")
-    print(f"{'':>3} {'inference':<18} {a['instructions']:>11,} {b['instructions']:>11,} "
-          f"{a['instructions'] / b['instructions']:>7.2f}x")
+    print_op_table(a, b)
     print(f"arena (firmware INFO): ESP-NN {a['arena_used_bytes']:,} B, generated {b['arena_used_bytes']:,} B")
     print(f"flash (rv32 program text+data): ESP-NN {a['flash_bytes']:,} B, generated {b['flash_bytes']:,} B "
           f"(repacked weights and per-channel constants {b['repacked_bytes']:,} B)")

@@ -44,15 +44,14 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyface.device.isa import COUNTER_FD, LIBSTDCXX_DIR, LIBSTDCXX_TARGET_DIR  # the rv32 build's: shared
+
 REPO = Path(__file__).resolve().parents[1]
 KERNEL_SETS = ("esp-nn", "generated")
 CROSS = "xtensa-lx106-elf-"
 QEMU = "qemu-xtensa"
 QEMU_CPU = "lx106"
 PICOLIBC_DIR = Path("/usr/lib/xtensa-lx106-elf")
-LIBSTDCXX_DIR = Path("/usr/include/c++/12")
-LIBSTDCXX_TARGET_DIR = Path("/usr/include/x86_64-linux-gnu/c++/12")
-COUNTER_FD = 987  # platform_rv32.cc's TF_RV32_COUNTER_FD
 LX106_DIR = Path(__file__).resolve().parent / "lx106"  # the LX106 build's Makefile template and runtime
 PROGRAM_NAME = "tinyface_lx106"
 APT_PACKAGES = "gcc-xtensa-lx106 binutils-xtensa-lx106 picolibc-xtensa-lx106-elf qemu-user"
@@ -221,13 +220,11 @@ def run_model(model: str, board_name: str, n_faces: int, work: Path, crt: Path, 
 
 
 def report(results: dict) -> None:
+    from kernels import print_op_table  # benchmarks/kernels.py's table (run_model put it on the path)
+
     a, b = results["esp-nn"], results["generated"]
     print(f"{results['model']} (board {results['board']}): {results['label']}")
-    print(f"{'op':>3} {'kind':<18} {'ESP-NN':>12} {'generated':>12} {'speed-up':>8}")
-    for x, y in zip(a["ops"], b["ops"]):
-        print(f"{x['index']:>3} {x['op']:<18} {x['instructions']:>12,} {y['instructions']:>12,} "
-              f"{x['instructions'] / max(y['instructions'], 1):>7.2f}x")
-    print(f"{'':>3} {'inference':<18} {a['instructions']:>12,} {b['instructions']:>12,} {results['ratio']:>7.2f}x")
+    print_op_table(a, b, width=12)
     print(f"arena (firmware INFO): ESP-NN {a['arena_used_bytes']}, generated {b['arena_used_bytes']} B")
     print(f"flash (lx106 program text+data): ESP-NN {a['flash_bytes']:,} B, generated {b['flash_bytes']:,} B")
     print(f"profiled input: int8 outputs identical between the two builds: {results['profile_outputs_identical']}")
