@@ -37,9 +37,8 @@ import argparse
 import hashlib
 import json
 import os
-import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -99,17 +98,14 @@ def write_lx106(project) -> None:
     each behind the generated-file banner. Anything else in that folder is removed."""
     import shutil
 
-    import jinja2
-
     from tinyface.codegen import BANNER
-    from tinyface.codegen.project import APP_SOURCES
+    from tinyface.codegen.project import APP_SOURCES, _environment
 
     out = project.directory / "lx106"
     if out.exists():
         shutil.rmtree(out)
     out.mkdir()
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(LX106_DIR)), undefined=jinja2.StrictUndefined,
-                             autoescape=False, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env = _environment(LX106_DIR)  # the firmware templates' settings
     makefile = env.get_template("Makefile.j2").render(banner=f"{BANNER} (template: benchmarks/lx106/Makefile.j2)",
                                                       ops=project.ops, app_sources=APP_SOURCES)
     (out / "Makefile").write_text(makefile, encoding="utf-8")
@@ -154,25 +150,6 @@ def build(bundle, board, kernels: str, work: Path, crt: Path, jobs: int, plugin:
     return project, XtensaProgram(program, plugin)
 
 
-def profile(program: XtensaProgram, input_int8: bytes, timeout_s: float = 600.0) -> dict:
-    """One inference with --profile --output: instructions per op and in all, and the int8 output."""
-    proc = subprocess.run(program.command("--profile", "--output"), input=input_int8, capture_output=True,
-                          timeout=timeout_s)
-    if proc.returncode != 0:
-        why = {7: "the instruction counter did not answer"}.get(proc.returncode, f"exit status {proc.returncode}")
-        sys.exit(f"profiling {program.program} failed: {why}\n{proc.stderr.decode(errors='replace')[-500:]}")
-    ops, total, output = [], 0, None
-    for line in proc.stdout.decode().splitlines():
-        index, op, *rest = line.split("\t")
-        if index == "total":
-            total = int(rest[0])
-        elif index == "output":
-            output = np.array([int(v) for v in op.split(",")], dtype=np.int8)
-        else:
-            ops.append({"index": int(index), "op": op, "instructions": int(rest[0])})
-    return {"ops": ops, "instructions": total, "output": output}
-
-
 def run_model(model: str, board_name: str, n_faces: int, work: Path, crt: Path, jobs: int, plugin: Path,
               verbose: bool) -> dict:
     from tinyface.boards import load_board
@@ -180,6 +157,7 @@ def run_model(model: str, board_name: str, n_faces: int, work: Path, crt: Path, 
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from kernels import flash_bytes, lfw_faces, serve  # benchmarks/kernels.py: the same faces, pty and size
+    from tinyface.device.isa import measure_profile
 
     bundle = load_bundle(model)
     board = load_board(board_name)
@@ -200,13 +178,13 @@ def run_model(model: str, board_name: str, n_faces: int, work: Path, crt: Path, 
     for kernels in KERNEL_SETS:
         print(f"building {bundle.meta.name} for lx106 with {kernels} kernels ...", file=sys.stderr)
         project, program = build(bundle, board, kernels, work, crt, jobs, plugin, log)
-        prof = profile(program, probe)
+        prof = measure_profile(program, probe, timeout_s=600.0, output=True)
         arena, outs = serve(bundle, program, faces, timeout_s=120.0) if len(faces) else (None, np.zeros((0,)))
         outputs[kernels] = outs
         results[kernels] = {
-            "instructions": prof["instructions"], "ops": prof["ops"], "arena_used_bytes": arena,
+            "instructions": prof.total_instructions, "ops": [asdict(op) for op in prof.ops], "arena_used_bytes": arena,
             "flash_bytes": flash_bytes(program.program, CROSS + "size"), "program": str(program.program),
-            "profile_output": prof["output"].tolist() if prof["output"] is not None else None,
+            "profile_output": prof.output,
             "identical_to_tflm": None if expected is None else float(np.mean(np.all(outs == expected, axis=1))),
             "generated_ops": project.generated_ops,
         }

@@ -252,28 +252,36 @@ class MeasuredProfile:
     ops: list[MeasuredOp]
     total_instructions: int  # all of Invoke(), including the interpreter between operators
     kernels: str
+    output: list[int] | None = None  # the int8 output, when asked for (measure_profile's output=True)
 
 
-def measure_profile(prog: IsaProgram, input_int8: bytes, timeout_s: float = 300.0) -> MeasuredProfile:
-    """Run one inference of ``input_int8`` with the rv32 program's --profile mode.
+def measure_profile(prog: IsaProgram, input_int8: bytes, timeout_s: float = 300.0,
+                    output: bool = False) -> MeasuredProfile:
+    """Run one inference of ``input_int8`` with the rv32 program's --profile mode (with
+    ``output``, --profile --output: the int8 output too). ``prog``: anything with IsaProgram's
+    ``command`` (benchmarks/xtensa_kernels.py runs the same platform file on another core).
 
     Raises:
         DeviceError: the program failed (no counter, a bad model, a crash).
     """
-    proc = subprocess.run(prog.command("--profile"), input=input_int8, capture_output=True, timeout=timeout_s)
+    args = ("--profile", "--output") if output else ("--profile",)
+    proc = subprocess.run(prog.command(*args), input=input_int8, capture_output=True, timeout=timeout_s)
     if proc.returncode != 0:
         why = {7: "the instruction counter did not answer"}.get(proc.returncode, f"exit status {proc.returncode}")
         raise DeviceError(f"profiling on the emulated ESP32-C3 failed: {why}",
                           hint=proc.stderr.decode(errors="replace").strip()[-300:] or None)
     ops: list[MeasuredOp] = []
     total = 0
+    values = None
     for line in proc.stdout.decode().splitlines():
-        index, op, count = line.split("\t")
-        if index == "total":
-            total = int(count)
+        index, *rest = line.split("\t")
+        if index == "output":
+            values = [int(v) for v in rest[0].split(",")]
+        elif index == "total":
+            total = int(rest[1])
         else:
-            ops.append(MeasuredOp(int(index), op, int(count)))
-    return MeasuredProfile(ops, total, prog.kernels)
+            ops.append(MeasuredOp(int(index), rest[0], int(rest[1])))
+    return MeasuredProfile(ops, total, prog.kernels, values)
 
 
 def _mtime(path: Path) -> str:

@@ -411,15 +411,10 @@ def write_validation_report(out_dir: Path, metrics: BuildMetrics, preset, stages
              "report.json and the model card, to be read once the choice they could steer is made.", "",
              f"{data['train_images']:,} training images of {data['train_people']:,} people; validation: "
              f"{data['val_images']:,} images of {data['val_people']:,} other people.", ""]
-    table = validation_table(metrics)
+    lines += validation_table(metrics)
     val = {n: stages[n].validation for n in STAGE_ORDER
            if n in stages and (stages[n].validation or {}).get("accuracy") is not None
            and stages[n].validation.get("auc") is not None}
-    if not table:  # figures from before the validation table's columns existed: pairs alone
-        table = ["| stage | pairs acc. | ROC AUC |", "|---|---|---|"]
-        table += [f"| {STAGE_LABEL[n]} | {_pct(v['accuracy'])} | {v['auc']:.4f} |" for n, v in val.items()]
-        table.append("")
-    lines += table
     ref = val.get("float")
     rows = [f"| {STAGE_LABEL[n]} | {100 * (v['accuracy'] - ref['accuracy']):+.2f} pp | {v['auc'] - ref['auc']:+.4f} |"
             for n, v in val.items() if n in STAGE_ORDER[2:]] if ref else []
