@@ -517,6 +517,10 @@ class DistillSettings:
             augmentation of distillation, pruning and QAT), so that one recipe can be trained
             several times on the same split, teacher labels and validation people (docs/model.md,
             "Telling runs apart"). -1 = data.seed, as before it existed.
+        ema: keep an exponential moving average of the student's weights during distillation
+            (momentum ``ema`` a step: about ``1 / (1 - ema)`` steps remembered) and end with it
+            instead of the last step's weights (Polyak averaging). Batch-norm statistics stay
+            the last step's; pruning fine-tunes them next. 0 = off.
     """
 
     epochs: int = 30
@@ -541,6 +545,7 @@ class DistillSettings:
     assistant: str = ""
     assistant_weight: float = 0.5
     seed: int = -1
+    ema: float = 0.0
 
     def training_seed(self, data_seed: int) -> int:
         """The seed training draws from: ``seed``, or data.seed when it is -1."""
@@ -548,6 +553,8 @@ class DistillSettings:
 
     def validate(self) -> None:
         _check(self.seed >= -1, "distill.seed must be >= 0, or -1 for data.seed", self.seed)
+        _check(0.0 <= self.ema < 1.0, "distill.ema must be in [0, 1): 0 = off, 0.999 = about 1,000 steps",
+               self.ema)
         _check(0.0 <= self.assistant_weight <= 1.0, "distill.assistant_weight must be in [0, 1]",
                self.assistant_weight)
         _check(self.identity_weight >= 0, "distill.identity_weight must be >= 0", self.identity_weight)

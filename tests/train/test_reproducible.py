@@ -51,3 +51,37 @@ def test_same_seed_trains_the_same_weights():
     a, b, c = _train(1), _train(1), _train(2)
     assert all(np.array_equal(u, v) for u, v in zip(a, b))
     assert not all(np.array_equal(u, v) for u, v in zip(a, c))
+
+
+def _train_from(seed, ema):
+    x, t = _data()
+    distill.seed_everything(seed)
+    model, _ = build_student("dsnet", (24, 24, 1), 16, 0.5)
+    start = [w.numpy() for w in model.trainable_weights]
+    distill.fit(model, x, t, None, None, 2, 16, 1e-2, distill.make_loss(distill.LossWeights()), seed=seed,
+                warmup_epochs=0, ema=ema)
+    return start, [w.numpy() for w in model.trainable_weights]  # batch-norm statistics are not averaged
+
+
+def _distance(a, b):
+    return sum(float(np.sum((u - v) ** 2)) for u, v in zip(a, b))
+
+
+def test_weight_averaging_ends_with_the_average_not_the_last_step():
+    start, plain = _train_from(1, 0.0)
+    _, tiny = _train_from(1, 1e-9)  # remembers only the last step: the last step's weights
+    _, slow = _train_from(1, 0.999)  # 6 steps remembered at 0.1%: close to the first step's weights
+    assert all(np.allclose(u, v, atol=1e-6) for u, v in zip(plain, tiny))
+    assert _distance(slow, start) < 0.2 * _distance(plain, start)
+
+
+def test_weight_averaging_is_checked():
+    from tinyface.config import ConfigError, DistillSettings
+
+    for bad in (-0.1, 1.0):
+        try:
+            DistillSettings(ema=bad).validate()
+        except ConfigError as e:
+            assert "distill.ema" in str(e)
+        else:
+            raise AssertionError(f"ema={bad} accepted")

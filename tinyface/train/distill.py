@@ -321,8 +321,13 @@ class TrainResult:
 
 def fit(model, x_train, t_train, x_val, t_val, epochs: int, batch_size: int, learning_rate: float, loss,
         augment: bool | str = True, seed: int = 0, callbacks=(), on_epoch=None, warmup_epochs: int = 1,
-        on_progress=None, partners: np.ndarray | None = None, light: float = 0.0) -> TrainResult:
+        on_progress=None, partners: np.ndarray | None = None, light: float = 0.0,
+        ema: float = 0.0) -> TrainResult:
     """Train ``model`` (embedding output) on teacher targets with cosine-decayed Adam.
+
+    ``ema`` > 0 ends with the exponential moving average of the trainable weights (momentum
+    ``ema`` a step) instead of the last step's; the validation loss of every epoch is the
+    last step's weights'.
 
     ``on_epoch(epoch, logs)`` is called after every epoch, ``on_progress(epochs)`` after every
     batch with the epochs done so far as a float (progress display: an epoch can take minutes).
@@ -345,7 +350,9 @@ def fit(model, x_train, t_train, x_val, t_val, epochs: int, batch_size: int, lea
             return {}
 
     seed_everything(seed)
-    model.compile(optimizer=keras.optimizers.Adam(Schedule()), loss=loss)
+    optimizer = (keras.optimizers.Adam(Schedule(), use_ema=True, ema_momentum=ema) if ema > 0
+                 else keras.optimizers.Adam(Schedule()))
+    model.compile(optimizer=optimizer, loss=loss)
     train = make_dataset(x_train, t_train, batch_size, augment, seed, shuffle=True, partners=partners, light=light)
     val = make_dataset(x_val, t_val, 256, False, seed, shuffle=False) if x_val is not None and len(x_val) else None
     cbs = list(callbacks)

@@ -374,7 +374,7 @@ def _distill(stages: Stages, settings, data, training: _TrainingSet, data_fp: st
                            augment=training.augment, light=training.light, seed=seed,
                            on_epoch=_epoch_events(stages.notify),
                            on_progress=_batch_events(stages.notify),
-                           partners=training.partners(stages.notify, ds.epochs))
+                           partners=training.partners(stages.notify, ds.epochs), ema=ds.ema)
         fused = None
         if s.branches:
             model, fused = _fuse_branches(model, s, input_shape, training.x, seed)
