@@ -37,6 +37,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -57,6 +58,15 @@ APT_PACKAGES = "gcc-xtensa-lx106 binutils-xtensa-lx106 picolibc-xtensa-lx106-elf
 LABEL = "instructions on an emulated Xtensa LX106 (qemu-xtensa -cpu lx106), not cycles on an ESP32"
 
 
+def _runtime_define(name: str) -> int:
+    """A number #defined in runtime_lx106.h (its one definition)."""
+    text = (LX106_DIR / "runtime_lx106.h").read_text(encoding="utf-8")
+    return int(re.search(rf"^#define {name} (\d+)$", text, re.M).group(1))
+
+
+SYS_READ = _runtime_define("TF_SYS_READ")  # xtensa's read: the plugin's read=N
+
+
 @dataclass(frozen=True)
 class XtensaProgram:
     """A built lx106 firmware and the plugin that counts its instructions (duck-types
@@ -67,7 +77,8 @@ class XtensaProgram:
     kernels: str = "esp_nn"
 
     def command(self, *args: str) -> list[str]:
-        return [QEMU, "-cpu", QEMU_CPU, "-plugin", f"{self.plugin},fd={COUNTER_FD}", str(self.program), *args]
+        return [QEMU, "-cpu", QEMU_CPU, "-plugin", f"{self.plugin},fd={COUNTER_FD},read={SYS_READ}",
+                str(self.program), *args]
 
 
 def compiler_rt_dir(arg: str | None) -> Path:

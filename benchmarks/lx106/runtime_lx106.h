@@ -24,11 +24,8 @@ extern "C" {
 #define TF_SYS_CLOCK_GETTIME64 403
 #define TF_SYS_CLOCK_NANOSLEEP64 407
 #define TF_SYS_PPOLL64 414
-// The instruction-count plugin (firmware/qemu/insn_count.c) fills its pipe when it sees
-// syscall 63 (read in the generic table it was written for) on its descriptor. On xtensa 63
-// is fadvise64_64: issuing it on the counter's descriptor (a pipe: it fails with ESPIPE,
-// doing nothing) makes the plugin write the count, which a real read (12) then returns.
-#define TF_SYS_COUNTER_TRIGGER 63
+// The instruction-count plugin (firmware/qemu/insn_count.c) is told xtensa's read number
+// (read=12): benchmarks/xtensa_kernels.py reads TF_SYS_READ from this header.
 
 // xtensa's open flags (arch/xtensa/include/uapi/asm/fcntl.h: the MIPS values).
 #define TF_O_WRONLY 0x0001

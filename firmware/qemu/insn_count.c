@@ -12,13 +12,15 @@
  * just before a guest read() on that descriptor runs, the syscall callback writes the
  * current count into the pipe, so the guest's 8-byte read returns it. Reading it costs
  * the guest a few instructions (the syscall wrapper), which are counted like any others.
- * At exit, the total is printed on stderr with total=on.
+ * At exit, the total is printed on stderr with total=on. read=N names the guest's read
+ * syscall number (default 63, the Linux generic table of riscv32/riscv64; xtensa's is 12).
  *
  * Debian ships no qemu-plugin.h, so the version-1 plugin API this uses (QEMU 4.2 to 8.x)
  * is declared here by hand.
  *
  * Build: gcc -shared -fPIC -O2 -o insn_count.so insn_count.c
  * Use:   qemu-riscv32 -plugin ./insn_count.so,fd=987 program
+ *        qemu-xtensa -cpu lx106 -plugin ./insn_count.so,fd=987,read=12 program
  */
 #include <fcntl.h>
 #include <stdbool.h>
@@ -61,11 +63,8 @@ extern void qemu_plugin_register_atexit_cb(qemu_plugin_id_t id, qemu_plugin_udat
 
 __attribute__((visibility("default"))) int qemu_plugin_version = 1;
 
-#define SYS_READ 63 /* the Linux generic syscall table (riscv32/riscv64). The LX106 build
-                      (benchmarks/lx106) issues 63, xtensa's fadvise64_64, on the counter's
-                      descriptor before its real read (12): it depends on this number too */
-
 static uint64_t insn_count;
+static int64_t sys_read = 63; /* the guest's read syscall: the Linux generic table (riscv32/riscv64) */
 static int counter_fd = 987;
 static int pipe_write_fd = -1;
 static bool print_total = false;
@@ -78,7 +77,7 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
 static void on_syscall(qemu_plugin_id_t id, unsigned int vcpu_index, int64_t num, uint64_t a1, uint64_t a2,
                        uint64_t a3, uint64_t a4, uint64_t a5, uint64_t a6, uint64_t a7, uint64_t a8) {
   (void)id, (void)vcpu_index, (void)a2, (void)a3, (void)a4, (void)a5, (void)a6, (void)a7, (void)a8;
-  if (num != SYS_READ || (int64_t)(int32_t)a1 != counter_fd) return;
+  if (num != sys_read || (int64_t)(int32_t)a1 != counter_fd) return;
   const uint64_t now = insn_count;
   if (write(pipe_write_fd, &now, sizeof(now)) != (ssize_t)sizeof(now)) {
     /* the guest's read then blocks or fails: it sees no counter */
@@ -99,10 +98,12 @@ __attribute__((visibility("default"))) int qemu_plugin_install(qemu_plugin_id_t 
   for (int i = 0; i < argc; i++) {
     if (strncmp(argv[i], "fd=", 3) == 0) {
       counter_fd = atoi(argv[i] + 3);
+    } else if (strncmp(argv[i], "read=", 5) == 0) {
+      sys_read = atoi(argv[i] + 5);
     } else if (strcmp(argv[i], "total=on") == 0) {
       print_total = true;
     } else {
-      fprintf(stderr, "insn_count: unknown argument %s (fd=N, total=on)\n", argv[i]);
+      fprintf(stderr, "insn_count: unknown argument %s (fd=N, read=N, total=on)\n", argv[i]);
       return -1;
     }
   }

@@ -16,7 +16,7 @@
 // Storage: files in --storage DIR (written atomically); none given: memory only.
 // benchmarks/xtensa_kernels.py compiles this file for an Xtensa LX106 too, with
 // -DTF_RUNTIME_HEADER='"runtime_lx106.h"' (benchmarks/lx106/): that header supplies the
-// syscall numbers, open flags, TF_SYS_COUNTER_TRIGGER and TF_PROGRAM_NAME.
+// syscall numbers, open flags and TF_PROGRAM_NAME.
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,9 +89,6 @@ void SleepNs(int64_t ns) {
 
 uint64_t Instructions() {
   uint64_t count = 0;
-#ifdef TF_SYS_COUNTER_TRIGGER
-  if (g_counter) Sys(TF_SYS_COUNTER_TRIGGER, TF_RV32_COUNTER_FD);  // see the runtime header
-#endif
   if (g_counter && Sys(TF_SYS_READ, TF_RV32_COUNTER_FD, (long)&count, sizeof(count)) != (long)sizeof(count)) {
     g_counter = false;
     count = 0;
@@ -333,6 +330,10 @@ int main(int argc, char** argv) {
       fprintf(stderr, "usage: %s [--storage DIR] [--baud N] [--once] [--profile [--output]]\n", argv[0]);
       return 2;
     }
+  }
+  if (g_print_output && !profile) {
+    fprintf(stderr, "%s: --output prints the output of --profile's inference; add --profile\n", argv[0]);
+    return 2;
   }
   if (profile) return ProfileMain();
   const int status = tf_app_main();

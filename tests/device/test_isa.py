@@ -116,6 +116,26 @@ def test_the_guest_reads_the_exact_count_through_the_counter_fd(tmp_path, plugin
     assert after - before == 2 + 2 * n + 5 + 1
 
 
+# READ_AROUND_LOOP with each read announced by an lseek (62) on the counter's descriptor, as
+# the LX106 build's reads are seen by a plugin told read=N: that syscall fills the pipe (and
+# fails harmlessly on a pipe), the real read (63) then returns the count. Between the two
+# lseeks' ecalls run: the first read (li, la = 2, li, li, ecall: 6), the loop setup (2), 2n
+# loop instructions and the second lseek's li, li and ecall (3).
+def _announced(source: str) -> str:
+    announce = "  li a0, {fd}\n  li a7, 62\n  ecall\n  li a0, {fd}\n  la a1, buf"
+    return source.replace("  li a0, {fd}\n  la a1, buf", announce)
+
+
+def test_the_plugin_watches_the_read_number_it_is_given(tmp_path, plugin):
+    n = 300_000  # li of it is lui+addi
+    exe = _assemble(tmp_path, _announced(READ_AROUND_LOOP).format(fd=COUNTER_FD, n=n))
+    proc = subprocess.run(["qemu-riscv32", "-plugin", f"{plugin},fd={COUNTER_FD},read=62", str(exe)],
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    before, after = struct.unpack("<QQ", proc.stdout)
+    assert before > 0 and after - before == 2 * n + 11
+
+
 def test_without_the_plugin_the_counter_reads_nothing(tmp_path, isa_toolchain):
     exe = _assemble(tmp_path, READ_AROUND_LOOP.format(fd=COUNTER_FD, n=10))
     proc = subprocess.run(["qemu-riscv32", str(exe)], capture_output=True, timeout=60)
@@ -238,3 +258,12 @@ def test_generated_kernels_on_rv32_equal_host_tflm_in_fewer_instructions(isa_pro
     host = TflmRunner(tiny_bundle.model_bytes).run(x).reshape(len(x), -1)
     assert np.array_equal(outputs["generated"], host) and np.array_equal(outputs["esp-nn"], host)
     assert counts["generated"] < counts["esp-nn"], counts
+
+
+@pytest.mark.parametrize("args, message", [(["--output"], "add --profile"), (["--bogus"], "usage:")])
+def test_the_firmware_refuses_bad_arguments_in_one_line_with_exit_2(isa_program, args, message):
+    proc = subprocess.run(["qemu-riscv32", str(isa_program.program), *args], input=b"", capture_output=True,
+                          timeout=60)
+    lines = proc.stderr.decode().strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and message in lines[0], proc.stderr
+    assert proc.stdout == b""
