@@ -72,6 +72,29 @@ def test_data_fetch_refuses_a_url_it_cannot_download_from(capsys, tmp_path, url,
     assert not (tmp_path / "new").exists()  # refused before any folder was made
 
 
+def test_data_fetch_into_a_folder_it_cannot_write_is_an_output_error(capsys):
+    # was: internal error 70 (FileNotFoundError from mkdtemp in /proc)
+    code, line = tinyface(capsys, "data", "fetch", "lfw", "--url", "file:///nowhere/", "--dest", "/proc/tinyface-lfw")
+    assert code == errors.OutputError.exit_code == 14
+    assert "cannot write in /proc" in line and "--dest" in line
+
+
+@pytest.mark.parametrize("args, code, kind", [
+    (["profile", "--bogus"], errors.EXIT_USAGE, "UsageError"),
+    (["profile", "--board", "nope"], 3, "ConfigError"),
+    (["profile", "--model", "no/such/model"], 6, "ModelError"),
+])
+def test_with_json_a_failure_is_also_one_json_object_on_stdout(capsys, args, code, kind):
+    # was: stdout empty, so a script reading --json learnt nothing but the exit code
+    with pytest.raises(SystemExit) as exc:
+        cli_main.main([*args, "--json"])
+    captured = capsys.readouterr()
+    assert exc.value.code == code
+    reply = json.loads(captured.out)
+    assert reply == {"error": reply["error"], "kind": kind, "exit_code": code}
+    assert captured.err.strip() == f"tinyface: error: {reply['error']}"
+
+
 @pytest.mark.parametrize("timeout", ["-1", "0"])
 def test_data_fetch_timeout_must_be_positive(capsys, tmp_path, timeout):
     # was: -1 an internal error (socket's ValueError), 0 a non-blocking socket's "Operation now in progress"

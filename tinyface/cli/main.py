@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run the CLI; every error ends as one line on stderr and a distinct exit code."""
     args = argv if argv is not None else sys.argv[1:]
     verbose = any(a == "--verbose" or (len(a) > 1 and a[0] == "-" and set(a[1:]) == {"v"}) for a in args)
+    as_json = "--json" in args  # a failure is then also one JSON object on stdout
     previous_sigint = console.catch_interrupts()
     try:
         rc = cli.main(args=argv, prog_name="tinyface", standalone_mode=False)
@@ -115,37 +116,47 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except click.UsageError as exc:  # bad option or argument: one line, and where to look
         where = exc.ctx.command_path if exc.ctx else "tinyface"
-        click.echo(f"tinyface: error: {_one_line(exc.format_message())} (see `{where} --help`)", err=True)
-        sys.exit(EXIT_USAGE)
+        _fail(f"{_one_line(exc.format_message())} (see `{where} --help`)", EXIT_USAGE, "UsageError", as_json)
     except click.ClickException as exc:
-        click.echo(f"tinyface: error: {_one_line(exc.format_message())}", err=True)
-        sys.exit(exc.exit_code)
+        _fail(_one_line(exc.format_message()), exc.exit_code, "UsageError", as_json)
     except (click.Abort, KeyboardInterrupt):
-        _interrupted_exit()
+        _interrupted_exit(as_json)
     except TinyfaceError as exc:
         if console.interrupted() and not isinstance(exc, Interrupted):  # what a swallowed Ctrl-C turned into
-            _interrupted_exit()
-        click.echo(f"tinyface: error: {exc.one_line()}", err=True)
-        sys.exit(exc.exit_code)
+            _interrupted_exit(as_json)
+        _fail(exc.one_line(), exc.exit_code, type(exc).__name__, as_json)
     except (BrokenPipeError, StdoutClosed):
         _stdout_closed()
     except Exception as exc:  # a bug: still one line, the traceback only on request
         if console.interrupted():  # a library turned Ctrl-C into another error: still an interrupt
-            _interrupted_exit()
+            _interrupted_exit(as_json)
         if verbose:
             import traceback
 
             traceback.print_exc()
         first = _one_line(str(exc))[:300]
-        click.echo(f"tinyface: internal error: {type(exc).__name__}: {first} (run with -v for the traceback)", err=True)
-        sys.exit(EXIT_INTERNAL)
+        _fail(f"{type(exc).__name__}: {first} (run with -v for the traceback)", EXIT_INTERNAL, "InternalError",
+              as_json, prefix="tinyface: internal error: ")
     finally:
         console.release_interrupts(previous_sigint)
 
 
-def _interrupted_exit() -> None:
-    click.echo("tinyface: interrupted", err=True)
-    sys.exit(EXIT_INTERRUPTED)
+def _fail(message: str, code: int, kind: str, as_json: bool, prefix: str = "tinyface: error: ") -> None:
+    """Exit ``code`` after one line on stderr; with --json also ``{"error", "kind", "exit_code"}``
+    on stdout, so a script reading stdout learns the failure too."""
+    click.echo(f"{prefix}{message}", err=True)
+    if as_json:
+        import json
+
+        try:
+            click.echo(json.dumps({"error": message, "kind": kind, "exit_code": code}))
+        except (BrokenPipeError, OSError, StdoutClosed):
+            pass
+    sys.exit(code)
+
+
+def _interrupted_exit(as_json: bool = False) -> None:
+    _fail("interrupted", EXIT_INTERRUPTED, "Interrupted", as_json, prefix="tinyface: ")
 
 
 def _stdout_closed() -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from tinyface.errors import DownloadError
+from tinyface.errors import DownloadError, OutputError
 
 MANIFEST_DIR = Path(__file__).resolve().parent
 
@@ -240,17 +240,18 @@ def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: 
         ``dest``, which then holds ``images/<person>/...`` and the protocol files.
 
     Raises:
-        DownloadError: network failure, checksum mismatch, a bad archive, or ``dest``
-            already exists and is not that dataset (without ``force``). Nothing is left
+        DownloadError: network failure, checksum mismatch, a bad archive. Nothing is left
             behind on failure: no partial files, no temporary folders, no new empty folders.
+        OutputError: ``dest`` is in the way (a file, or a folder that is not that dataset,
+            without ``force``), or its folder cannot be written; checked before downloading.
     """
     dest = Path(dest).expanduser()
     if dest.exists() and not force and not (dest.is_dir() and not any(dest.iterdir())):  # an empty folder is a fine target
         if not dest.is_dir():
-            raise DownloadError(f"{dest} exists and is not a folder", hint="use --dest to choose another place")
+            raise OutputError(f"{dest} exists and is not a folder", hint="use --dest to choose another place")
         problems = missing_or_changed(manifest, dest)
         if problems:
-            raise DownloadError(f"{dest} already exists but is not the {manifest.name} dataset "
+            raise OutputError(f"{dest} already exists but is not the {manifest.name} dataset "
                                 f"({', '.join(problems[:3])}{', ...' if len(problems) > 3 else ''})",
                                 hint="use --force to replace it, or --dest to choose another place")
         return dest
@@ -260,7 +261,16 @@ def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: 
 
     ensure_dir(dest.parent, "the folder of --dest")  # OutputError (one line), not a traceback
     base_url = base_url if base_url.endswith("/") else base_url + "/"
-    work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.fetch-", dir=dest.parent))
+    try:
+        work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.fetch-", dir=dest.parent))
+    except OSError as exc:  # a folder one cannot write in (/proc, read-only): one line, nothing made
+        for folder in reversed(created):
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+        raise OutputError(f"cannot write in {dest.parent}: {exc.strerror or exc}",
+                          hint="use --dest to choose a folder you can write") from None
     ok = False
     try:
         staged = work / "dataset"

@@ -464,7 +464,7 @@ def open_serial(port: str, baud: int, timeout_s: float = 0.1, release_rts_dtr: b
         transport.open()
     except (serial.SerialException, OSError, ValueError) as exc:
         raise DeviceError(f"cannot open {port}: {_reason(exc)}",
-                          hint="check the path; `tinyface bench --port auto` finds a connected board") from None
+                          hint="check the path, or pass --port auto to find a connected board") from None
     time.sleep(boot_wait_s)
     transport.reset_input_buffer()  # the boot ROM's messages, at another baud rate
     return transport
