@@ -758,10 +758,20 @@ def _coerce(value: Any, type_name: Any, name: str, source: str) -> Any:
         return [value]
     if expected == "str" and isinstance(value, (str, int, float)) and not isinstance(value, bool):
         return str(value)  # --set data.dir=2024 arrives as an int
-    raise ConfigError(f"'{name}' in {source} must be {_TYPE_WORDS.get(expected, expected)}, got {value!r}")
+    raise ConfigError(f"'{name}' in {source} must be {_TYPE_WORDS.get(expected, expected)}, got {value!r}",
+                      hint="docs/config.md lists every setting; `tinyface build --print-config` shows the values in use")
 
 
 _TYPE_WORDS = {"list": "a list", "int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}
+
+
+def require_config_file(path: str | os.PathLike) -> Path:
+    """``path`` as a Path if it is a file; a ConfigError naming it otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}",
+                          hint="check the path given to --config, or leave it out to use ./tinyface.toml")
+    return path
 
 
 def load(path: str | os.PathLike | None = None, overrides: dict[str, dict[str, Any]] | None = None,
@@ -780,9 +790,7 @@ def load(path: str | os.PathLike | None = None, overrides: dict[str, dict[str, A
     if path is None and Path(CONFIG_FILENAME).is_file():
         path = CONFIG_FILENAME
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
+        path = require_config_file(path)
         try:
             values = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -792,7 +800,13 @@ def load(path: str | os.PathLike | None = None, overrides: dict[str, dict[str, A
         apply(settings, quick, "--quick")
     if overrides:
         apply(settings, {k: v for k, v in overrides.items() if v}, "command-line options")
-    return settings.validate()
+    try:
+        return settings.validate()
+    except ConfigError as exc:
+        if exc.hint:
+            raise
+        raise ConfigError(str(exc), hint="docs/config.md lists every setting; "
+                                         "`tinyface build --print-config` shows the values in use") from None
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,23 @@ def test_data_fetch_into_a_folder_it_cannot_write_is_an_output_error(capsys):
     assert "cannot write in /proc" in line and "--dest" in line
 
 
+@pytest.mark.parametrize("setting, needle", [
+    ("distill.epochs=-3", "distill.epochs must be in [1, "),
+    ("distill.epochs=five", "must be an integer"),
+])
+def test_a_bad_setting_says_where_the_settings_are_explained(capsys, setting, needle):
+    code, line = tinyface(capsys, "profile", "--set", setting)
+    assert code == errors.ConfigError.exit_code
+    assert needle in line and "docs/config.md" in line and "--print-config" in line
+
+
+@pytest.mark.parametrize("command", ["profile", "boards"])
+def test_a_missing_config_file_says_what_to_do(capsys, tmp_path, command):
+    # boards reads no settings: it used to ignore the missing file and exit 0
+    code, line = tinyface(capsys, "--config", tmp_path / "nope.toml", command)
+    assert code == errors.ConfigError.exit_code and "config file not found" in line and "--config" in line
+
+
 @pytest.mark.parametrize("args, code, kind", [
     (["profile", "--bogus"], errors.EXIT_USAGE, "UsageError"),
     (["profile", "--board", "nope"], 3, "ConfigError"),

@@ -94,6 +94,8 @@ def cli(ctx, verbose, config_path, boards_dir):
     from tinyface import config, resources
 
     resources.use_boards_dir(boards_dir or config.user_boards_dir())
+    if config_path is not None and not ctx.resilient_parsing:  # every command, even those that read no settings
+        config.require_config_file(config_path)
     ctx.ensure_object(dict)
     ctx.obj["config_path"] = config_path
     ctx.obj["verbose"] = verbose
