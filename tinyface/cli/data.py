@@ -219,7 +219,7 @@ def stats(ctx, data_dir, check, align, as_json, set_items):
 
     settings = load_settings(ctx, {"data": {"dir": data_dir}}, set_items)
     require_dataset(settings.data.data_path())  # absent: say how to get one
-    dataset = load_dataset(settings.data.data_path())
+    dataset = load_dataset(settings.data.data_path(), min_identities=1)  # stats inspect what no build could use too
     align_result = None
     if align:
         from tinyface.data.cache import FaceCache
@@ -254,6 +254,8 @@ def _print_stats(s) -> None:
     out = _Out()
     out.print(f"dataset: {s.root}")
     out.print(f"identities: {s.identities:,}   images: {s.images:,}")
+    if s.identities < 2:
+        out.print("face recognition needs at least 2 people: `tinyface build` and `evaluate` refuse this folder")
     out.print("people with >= 2 / 5 / 10 images: "
               + " / ".join(f"{s.people_with_at_least[k]:,}" for k in (2, 5, 10)))
     table = Table(title="images per person", title_justify="left")
