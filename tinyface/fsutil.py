@@ -50,11 +50,14 @@ def ensure_dir(path: str | os.PathLike, what: str = "folder") -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
-        raise OutputError(f"cannot create {what} {path}: a file of that name (or of a parent's) is in the way") from None
+        raise OutputError(f"cannot create {what} {path}: a file of that name (or of a parent's) is in the way",
+                          hint=f"choose another {what}, or move the file") from None
     except OSError as exc:
-        raise OutputError(f"cannot create {what} {path}: {exc.strerror or exc}") from None
+        raise OutputError(f"cannot create {what} {path}: {exc.strerror or exc}",
+                          hint=f"choose a {what} where you can write") from None
     if not os.access(path, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write into {what} {path}: permission denied")
+        raise OutputError(f"cannot write into {what} {path}: permission denied",
+                          hint=f"choose a {what} where you can write")
     return path
 
 
@@ -66,12 +69,13 @@ def check_writable(path: str | os.PathLike, what: str = "file") -> Path:
     """
     path = Path(path)
     if path.is_dir():
-        raise OutputError(f"cannot write {what} {path}: it is a folder")
+        raise OutputError(f"cannot write {what} {path}: it is a folder", hint=f"give {what} a file name")
     ensure_dir(path.parent, f"the folder of {what}")
     try:
         fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
     except OSError as exc:
-        raise OutputError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
+        raise OutputError(f"cannot write {what} {path}: {exc.strerror or exc}",
+                          hint=f"choose a {what} where you can write") from None
     os.close(fd)
     os.unlink(probe)
     return path

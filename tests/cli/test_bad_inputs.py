@@ -79,6 +79,21 @@ def test_data_fetch_into_a_folder_it_cannot_write_is_an_output_error(capsys):
     assert "cannot write in /proc" in line and "--dest" in line
 
 
+@pytest.mark.parametrize("args, needle", [
+    (["build", "--out", "{file}"], "is in the way"),
+    (["data", "fetch", "lfw", "--url", "file:///nowhere/", "--dest", "{file}"], "is not a folder"),
+    (["bench", "--port", "/dev/null", "--out", "{folder}"], "it is a folder"),
+])
+def test_an_output_path_in_the_way_is_exit_14_with_what_to_do(capsys, tmp_path, args, needle):
+    # was: click's exit 2 ("Directory ... is a file"), not the table's 14 for an output problem
+    (tmp_path / "afile").write_text("mine")
+    args = [a.format(file=tmp_path / "afile", folder=tmp_path) for a in args]
+    code, line = tinyface(capsys, *args)
+    assert code == errors.OutputError.exit_code == 14
+    assert needle in line and ("choose" in line or "give" in line)
+    assert (tmp_path / "afile").read_text() == "mine"
+
+
 @pytest.mark.parametrize("setting, needle", [
     ("distill.epochs=-3", "distill.epochs must be in [1, "),
     ("distill.epochs=five", "must be an integer"),

@@ -17,7 +17,7 @@ from tinyface.cli.common import json_option, load_settings, set_option
               help="The model the board runs (bundle folder or .tflite) [default: as `tinyface flash`: build/<board>/ if built, else models/<board>/, then build/esp32/, models/esp32/].")
 @click.option("--data", "data_dir", type=click.Path(), default=None,
               help="LFW folder with images/ and pairsDevTest.txt [default: data.dir or $TINYFACE_DATA].")
-@click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--out", "out_path", type=click.Path(), default=None,
               help="Write results (JSON) here as they come; a lost link keeps what was measured.")
 @click.option("--baud", type=click.IntRange(min=1), default=None, help="Serial speed [default: the board's].")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.01), default=None,

@@ -23,7 +23,7 @@ QUICK = {"distill": {"epochs": 8, "batch_size": 32, "teacher_views": 0, "teacher
                    "set it is sized for (MAC budgets: `tinyface boards`).")
 @click.option("--data", "data_dir", type=click.Path(), default=None,
               help="Dataset folder (default: $TINYFACE_DATA, else ~/.cache/tinyface/datasets/lfw).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+@click.option("--out", "out_dir", type=click.Path(), default=None,
               help="Run folder for artifacts and the report (default: build/<preset>, build/<preset>-quick).")
 @click.option("--epochs", type=click.IntRange(1), default=None, help="Distillation epochs (default: distill.epochs).")
 @click.option("--quick", is_flag=True, help="A small subset (1,000 training images, 200 test pairs), 8 epochs and no "

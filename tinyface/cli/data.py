@@ -27,7 +27,7 @@ def data():
 @click.option("--url", default=None,
               help="Base URL of the files (default: $TINYFACE_<NAME>_URL, e.g. $TINYFACE_FAIRFACE_URL, else "
                    "the dataset's public home).")
-@click.option("--dest", type=click.Path(file_okay=False), default=None,
+@click.option("--dest", type=click.Path(), default=None,
               help="Where to unpack (default: lfw: the default dataset folder; the others: "
                    "$TINYFACE_DATASETS/NAME, else ~/.cache/tinyface/datasets/NAME, where "
                    "extra.dirs = [\"NAME\"] finds it).")
