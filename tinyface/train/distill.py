@@ -364,7 +364,27 @@ def fit(model, x_train, t_train, x_val, t_val, epochs: int, batch_size: int, lea
             on_epoch_begin=lambda e, logs: current.update(epoch=e),
             on_train_batch_end=lambda b, logs: on_progress(current["epoch"] + (b + 1) / steps)))
     hist = model.fit(train, validation_data=val, epochs=epochs, verbose=0, callbacks=cbs)
+    if ema > 0:  # the averaged weights with the last step's batch-norm statistics would not match
+        recalibrate_batch_norm(model, x_train, seed)
     return TrainResult({k: [float(v) for v in vals] for k, vals in hist.history.items()}, epochs)
+
+
+def recalibrate_batch_norm(model, x_uint8: np.ndarray, seed: int, sample: int = 2048, batch_size: int = 256) -> None:
+    """Set every batch norm's moving mean and variance to the statistics of its input over a
+    seeded sample of ``x_uint8`` crops (unaugmented, as make_dataset scales them), layer by layer
+    in the network's order, so each layer sees its predecessors already recalibrated ("precise
+    batch norm"). For weights that were not the last step's (``fit(ema=...)``)."""
+    import tf_keras as keras
+
+    rows = np.sort(np.random.default_rng(seed).choice(len(x_uint8), min(sample, len(x_uint8)), replace=False))
+    x = (x_uint8[rows].astype(np.float32) - 128.0) / 128.0
+    for layer in model.layers:
+        if not isinstance(layer, keras.layers.BatchNormalization):
+            continue
+        inputs = keras.Model(model.inputs, layer.input).predict(x, batch_size=batch_size, verbose=0)
+        axes = tuple(range(inputs.ndim - 1))
+        gamma_beta = [w for w in layer.get_weights()[:-2]]
+        layer.set_weights([*gamma_beta, inputs.mean(axes), inputs.var(axes)])
 
 
 def _parts(data, center: np.ndarray, smoothing: float):
