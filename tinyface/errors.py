@@ -47,7 +47,7 @@ class DownloadError(DataError):
 
 class NoFaceError(DataError):
     """Images with no usable face (none found, or unreadable) where every image must be a face:
-    a gallery is never enrolled from them."""
+    a gallery is never enrolled from them (`flash --enroll`, `enroll`)."""
 
     exit_code = 15
 
@@ -77,7 +77,8 @@ class GalleryError(TinyfaceError):
 
 
 class GalleryFullError(GalleryError):
-    """The board's gallery holds as many people as it can; a new person does not fit."""
+    """The board's gallery holds as many people as it can; a new person does not fit (`enroll`),
+    or `flash --enroll` names more people than it holds."""
 
     exit_code = 13
 

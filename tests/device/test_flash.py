@@ -233,3 +233,77 @@ def test_a_port_platformio_resolves_reaches_platformio_as_given(tmp_path, monkey
                         lambda project_dir, env, port, on_line=None: uploads.append(port))
     result = flash(load_board("esp32"), model=REPO_MODEL, project_dir=tmp_path / "fw", port=port)
     assert uploads == [port] and result.port == port and result.uploaded
+
+
+def test_more_people_than_the_gallery_holds_is_gallery_full(tiny_bundle, tmp_path):
+    """--enroll with 17 person folders: the full gallery's exit code (13, as `enroll` into a full
+    gallery; it was 4) and what to do, before any face is aligned (the photos here cannot even
+    be decoded: aligning them would have been NoFaceError, 15)."""
+    from tinyface.protocol.spec import GALLERY_CAPACITY
+
+    people = tmp_path / "people"
+    for k in range(GALLERY_CAPACITY + 1):
+        (people / f"person{k:02d}").mkdir(parents=True)
+        (people / f"person{k:02d}" / "a.jpg").write_bytes(b"not a JPEG")
+    result, _ = _flash("--board", "esp32", "--model", str(tiny_bundle.model_path.parent), "--dry-run",
+                       "--enroll", str(people), "--project-dir", str(tmp_path / "p"))
+    assert result.returncode == 13, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tinyface: error: "), result.stderr
+    assert f"{people} has 17 people; the board's gallery holds 16" in lines[0]
+    assert f"keep at most 16 person folders in {people}: move 1 out" in lines[0]
+    assert not (tmp_path / "p").exists()
+
+
+RELEASED = os.path.join(os.path.dirname(__file__), "..", "..", "models")
+
+
+def test_emulate_refuses_a_model_the_board_cannot_hold_as_flash_does(tmp_path):
+    """models/esp32s3 (its arena needs the S3's SRAM) on an esp32: `flash` refused it (exit 10) while
+    `emulate` served it; both now refuse it with the same line, naming the board it was built for."""
+    import signal
+
+    model = os.path.join(RELEASED, "esp32s3")
+    flashed, _ = _flash("--board", "esp32", "--model", model, "--dry-run", "--project-dir", str(tmp_path / "p"))
+    emu = subprocess.Popen([sys.executable, "-m", "tinyface.cli.main", "emulate", "--board", "esp32", "--model",
+                            model, "--once"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        out, err = emu.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # it serves, and waits for a host
+        os.killpg(emu.pid, signal.SIGTERM)
+        out, err = emu.communicate(timeout=30)
+        pytest.fail(f"emulate served a model the board cannot hold on {out.strip()}: {err}")
+    assert flashed.returncode == emu.returncode == 10, (flashed.stderr, err)
+    assert out == "", out  # no port: nothing served
+    line = flashed.stderr.strip()
+    assert err.strip() == line and len(line.splitlines()) == 1
+    assert "esp32: tensor arena" in line and "does not fit" in line
+    assert "was built for esp32s3: use --board esp32s3" in line
+
+
+@pytest.mark.parametrize("model, board, kernels", [("esp32s3", "esp32s3", "esp-nn"), ("esp32c3", "esp32c3", "generated"),
+                                                   ("esp32s3", "esp32", "esp-nn")])
+def test_the_budget_check_alone_is_the_one_the_project_is_rendered_with(model, board, kernels, tmp_path):
+    """check_fits (what `emulate` checks) gives the budget and arena that generate_project (what
+    `flash` renders) computes, or the same refusal."""
+    from tinyface.codegen import generate_project
+    from tinyface.device.flash import check_fits
+    from tinyface.errors import BudgetError
+    from tinyface.model.bundle import load_bundle
+
+    bundle, b = load_bundle(os.path.join(RELEASED, model)), load_board(board)
+
+    def rendered():
+        project = generate_project(bundle, b, tmp_path, kernels=kernels)
+        return project.budget, project.arena
+
+    def outcome(check):
+        try:
+            return check()
+        except BudgetError as exc:
+            return str(exc)
+
+    alone = outcome(lambda: check_fits(bundle, b, kernels=kernels))
+    assert alone == outcome(rendered)
+    assert isinstance(alone, str) == ((model, board) == ("esp32s3", "esp32"))  # only that one is over budget

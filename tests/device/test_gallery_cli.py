@@ -98,13 +98,21 @@ def test_enroll_refuses_bad_photos_by_name_and_changes_nothing(board, lfw_dir, t
     noise = np.random.default_rng(0).integers(0, 256, (25, 25, 3), dtype=np.uint8)
     blank = tmp_path / "wall.png"
     Image.fromarray(noise).resize((250, 250), Image.BILINEAR).save(blank)
+    # no usable face: NoFaceError (15), as `flash --enroll` refuses the same photo (it was 4)
     proc = run_cli("enroll", "--port", board, "--name", "Colin", *colin, str(blank))
-    one_line_error(proc, 4, "wall.png", "no face found", "nothing was enrolled", "--skip-bad")
+    one_line_error(proc, 15, "wall.png", "no face found", "nothing was enrolled", "--skip-bad")
+    unreadable = tmp_path / "broken.jpg"
+    unreadable.write_bytes(b"not a JPEG")
+    one_line_error(run_cli("enroll", "--port", board, "--name", "Colin", str(unreadable)), 15, "broken.jpg",
+                   "nothing was enrolled")
 
     copy = tmp_path / "copy.jpg"
     copy.write_bytes(Path(colin[0]).read_bytes())
     proc = run_cli("enroll", "--port", board, "--name", "Colin", *colin, str(copy))
     one_line_error(proc, 4, "copy.jpg", "the same file as")
+    # beside a duplicate, a photo without a face still makes it 15; both are named
+    proc = run_cli("enroll", "--port", board, "--name", "Colin", *colin, str(copy), str(blank))
+    one_line_error(proc, 15, "copy.jpg", "the same file as", "wall.png", "no face found")
 
     # a clearly different person among Colin's photos (a check at the verification threshold lets
     # through about 9% of other people's photos, measured by benchmarks/enroll_check.py: not every one)

@@ -211,11 +211,19 @@ def test_a_missing_cross_compiler_is_one_line_naming_the_packages(tmp_path):
     assert "gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-user" in lines[0]
 
 
-def test_emulate_isa_refuses_an_xtensa_board():
-    proc = subprocess.run([sys.executable, "-m", "tinyface.cli.main", "emulate", "--isa", "--board", "esp32"],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode != 0 and proc.returncode != 70
-    assert "esp32c3" in proc.stderr and "Traceback" not in proc.stderr
+@pytest.mark.parametrize("args", [["emulate", "--isa", "--board", "esp32"],
+                                  ["profile", "--measured", "--board", "esp32"],
+                                  ["profile", "--measured", "--board", "esp32s3", "--model", "no/such/model"]])
+def test_an_xtensa_board_for_the_instruction_set_emulator_is_a_usage_error(args):
+    """Two options that contradict each other (exit 2, as `emulate --native --isa`), not a board
+    problem (it was exit 7); refused before the model is looked for, on one line, with what to do."""
+    proc = subprocess.run([sys.executable, "-m", "tinyface.cli.main", *args], capture_output=True, text=True,
+                          timeout=120, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"tinyface: error: {args[1]}: "), proc.stderr
+    assert "is not a RISC-V chip: use --board esp32c3" in lines[0] and f"tinyface {args[0]} --help" in lines[0]
+    assert proc.stdout == ""
 
 
 def test_without_the_plugin_the_firmware_claims_no_instruction_count(isa_program, tiny_bundle, connect):

@@ -98,6 +98,7 @@ def test_evaluate_holds_strangers_out_and_reports_false_accepts_and_target_thres
     assert v["n_negative"] / v["n_pairs"] > 0.8
     assert v["balanced_accuracy"] == pytest.approx((v["true_accept_rate"] + 1 - v["false_accept_rate"]) / 2)
     assert set(v["tar_at_far"]) == {"0.01", "0.001"}
+    assert v["tar_at_far_measurable"] == {"0.01": True, "0.001": True}  # 1,500 different-person pairs
     # the thresholds for the target rate hold it on these people, and a stricter rate is stricter
     assert t["far"] == 0.05 and t["verification"]["false_accept_rate"] <= 0.05
     assert t["identification"]["stranger_false_accept_rate"] <= 0.05 and t["identification"]["measurable"]
@@ -149,6 +150,54 @@ def test_evaluate_names_the_gallery_size_it_reports_identification_at(make_datas
            "galleries of 2 of the 3: accuracy" in proc.stdout
     assert "identification threshold" in proc.stdout and "(by galleries of 2, the mean of 100 draws: identifies" \
         in proc.stdout
+
+
+@pytest.mark.skipif(not (RELEASED / "model.tflite").is_file(), reason="no released model in models/esp32")
+def test_evaluate_gives_no_figure_it_could_not_measure(make_dataset, tmp_path):
+    """Two people, everyone enrolled: no stranger to reject and 9 different-person pairs. The
+    stranger false-accept rate is not measured (null, and the text and report.md say so, not
+    0.0%), TAR at FAR 1e-2 and 1e-3 carry measurable: false as the text's "not measurable" does,
+    and the model is named by its path, not a bare model.tflite."""
+    data = make_dataset({"Colin_Powell": 3, "Tony_Blair": 3}, name="two")
+    out = tmp_path / "report"
+    args = ("evaluate", "--model", str(RELEASED), "--data", str(data), "--enroll", "2")
+    proc = run_cli(*args, "--out", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for r in (json.loads(proc.stdout), json.loads((out / "report.json").read_text())):
+        i, v = r["identification"], r["verification"]
+        assert i["n_strangers"] == 0 and i["stranger_people"] == 0
+        assert i["stranger_false_accept_rate"] is None and i["device_gallery"]["stranger_false_accept_rate"] is None
+        assert v["n_negative"] == 9 and v["tar_at_far_measurable"] == {"0.01": False, "0.001": False}
+        assert r["target_far"]["verification"]["measurable"] is False and "identification" not in r["target_far"]
+        assert r["model"] == str(RELEASED / "model.tflite")
+    report = (out / "report.md").read_text()
+    assert "| strangers accepted (0 photos) | not measured (no strangers) |" in report
+    assert "100.00% (not measurable with 9 different-person pairs)" in report
+    assert f"# tinyface evaluation — {RELEASED / 'model.tflite'} (tflite)" in report
+    proc = run_cli(*args)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "false-accept rate not measured (no strangers)" in proc.stdout and "of strangers" not in proc.stdout
+    assert "FAR=0.001 100.0% (not measurable with 9 negative pairs)" in proc.stdout
+    assert proc.stdout.startswith(f"{RELEASED / 'model.tflite'} (tflite) on {data}:")
+
+
+@pytest.mark.skipif(not (RELEASED / "model.tflite").is_file(), reason="no released model in models/esp32")
+def test_evaluate_by_galleries_without_strangers_says_the_rate_is_not_measured(make_dataset, tmp_path):
+    """--strangers 0: every one of 3 people enrolled, identification by galleries of 2 of them
+    (data.identify_gallery): the galleries' stranger false-accept rate is not measured either."""
+    data = make_dataset({"Colin_Powell": 3, "Tony_Blair": 3, "Gerhard_Schroeder": 3}, name="three")
+    cfg = tmp_path / "gallery.toml"
+    cfg.write_text("[data]\nidentify_gallery = 2\n")
+    args = ("--config", str(cfg), "evaluate", "--model", str(RELEASED), "--data", str(data), "--enroll", "2",
+            "--strangers", "0")
+    proc = run_cli(*args, "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    dg = json.loads(proc.stdout)["identification"]["device_gallery"]
+    assert (dg["gallery"], dg["draws"]) == (2, 100) and dg["stranger_false_accept_rate"] is None
+    proc = run_cli(*args)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    line = next(ln for ln in proc.stdout.splitlines() if "random galleries of 2 of the 3: accuracy" in ln)
+    assert line.endswith("%  false-accept rate not measured (no strangers)"), line
 
 
 def test_evaluate_out_that_cannot_be_created_fails_before_the_evaluation(make_dataset, tmp_path):

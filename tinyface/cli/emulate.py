@@ -46,7 +46,8 @@ def emulate(ctx, board, model_path, baud, once, native, isa, kernels, drop_repli
     must, running the int8 model in the real TFLM kernels. Reported latency is ESTIMATED
     from the board's cost model (the same figure as `tinyface profile`); the host wall time
     of each invoke is reported next to it. Runs until Ctrl-C (or, with --once, until the
-    first host disconnects).
+    first host disconnects). A model that does not fit the board's flash or SRAM is refused
+    as `tinyface flash` refuses it (exit 10): an emulated board runs only what the real one can.
 
     \b
     Examples:
@@ -62,11 +63,14 @@ def emulate(ctx, board, model_path, baud, once, native, isa, kernels, drop_repli
 
     from tinyface.boards import load_board
     from tinyface.console import info
+    from tinyface.device.flash import check_fits
     from tinyface.model.bundle import load_bundle
     from tinyface.cli.common import settings_for_model
 
     if native and isa:
         raise click.UsageError("--native and --isa are two different builds; choose one")
+    if isa and (drop_replies or corrupt_replies):
+        raise click.UsageError("fault injection (--drop-reply, --corrupt-reply) is an option of the Python emulation")
     overrides = {"firmware": {"board": board, "kernels": kernels}}
     settings = load_settings(ctx, overrides, set_items)
     if isa and not board:
@@ -74,9 +78,17 @@ def emulate(ctx, board, model_path, baud, once, native, isa, kernels, drop_repli
 
         board = ISA_BOARD  # the one board the instruction-set build runs
     b = load_board(board or settings.firmware.board)
+    if isa:
+        from tinyface.device.isa import board_refusal
+
+        why = board_refusal(b.name)
+        if why:
+            raise click.UsageError(f"--isa: {why}")
     settings, path = settings_for_model(ctx, settings, model_path, b.name, overrides, set_items)
     kernels = settings.firmware.kernels
     bundle = load_bundle(path).identifying_at(settings.firmware.identify_threshold)
+    # an emulated board runs only what the real one can: flash's budget check (BudgetError, exit 10)
+    check_fits(bundle, b, arena_margin=settings.firmware.arena_margin, kernels=kernels)
     fields = {"kind": "isa" if isa else "native" if native else "emulator", "board": b.name,
               "model": str(bundle.model_path), "sha256": bundle.model_hash, "kernels": kernels, "baud": baud}
 
@@ -85,12 +97,9 @@ def emulate(ctx, board, model_path, baud, once, native, isa, kernels, drop_repli
     def announce(port: str, what: str) -> None:
         _stop_on_signals(stop)  # serving from here on: Ctrl-C and SIGTERM end it cleanly
         _announce(sys, info, port, what, baud, {"port": port, **fields} if as_json else None)
-    if isa and (drop_replies or corrupt_replies):
-        raise click.UsageError("fault injection (--drop-reply, --corrupt-reply) is an option of the Python emulation")
     if isa:
-        from tinyface.device.isa import COUNT_LABEL, check_board, run_isa_emulator
+        from tinyface.device.isa import COUNT_LABEL, run_isa_emulator
 
-        check_board(b.name)
         rc = run_isa_emulator(bundle, b, baud=baud, once=once, firmware_kernels=kernels, stop=stop,
                               on_ready=lambda path, _: announce(path, f"{b.name} firmware on its instruction "
                                                                 f"set (qemu-riscv32), cycles = {COUNT_LABEL}"))

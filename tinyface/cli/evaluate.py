@@ -48,7 +48,7 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
     people, so plain accuracy rewards rejecting everyone) and as TAR at FAR 1e-2 and 1e-3.
     Identification enrolls each person with enough photos (some held out as strangers) and
     reports how many strangers the shipped identification threshold accepts, by all of them
-    and by galleries of data.identify_gallery people (default: 16, what the device holds).
+    and by galleries of data.identify_gallery people (default 0: the device's 16).
 
     \b
     Examples:
@@ -103,15 +103,15 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
                f"balanced accuracy {100 * v['balanced_accuracy']:.2f}% (accepts {100 * v['true_accept_rate']:.1f}% of "
                f"same-person pairs, {100 * v['false_accept_rate']:.2f}% of different-person pairs)  AUC {v['auc']:.4f}")
     click.echo("TAR at fixed FAR: " + "  ".join(
-        f"FAR={far} {100 * tar:.1f}%" + ("" if float(far) * negatives >= 1 else f" (not measurable with {negatives:,} "
-                                                                             "negative pairs)")
+        f"FAR={far} {100 * tar:.1f}%" + ("" if v["tar_at_far_measurable"][far] else f" (not measurable with "
+                                                                                    f"{negatives:,} negative pairs)")
         for far, tar in v["tar_at_far"].items()))
     click.echo(f"threshold {result['threshold']:.3f}: {result['threshold_source']}")
     if i:
         click.echo(f"identification at threshold {i['threshold']:.3f} ({i['n_people']} people x "
                    f"{result['enroll_images']} enrolled, {i['n_probes']} probes; {i['n_strangers']} photos of "
                    f"{i['stranger_people']} strangers): accuracy {100 * i['accuracy']:.2f}%  "
-                   f"macro F1 {i['macro_f1']:.3f}  false-accept rate {100 * i['stranger_false_accept_rate']:.1f}% of strangers")
+                   f"macro F1 {i['macro_f1']:.3f}  {_stranger_rate_words(i['stranger_false_accept_rate'])}")
         click.echo(_device_gallery_line(result))
     else:
         click.echo(f"identification: skipped ({result['note']})")
@@ -147,8 +147,13 @@ def _device_gallery_line(result: dict) -> str:
     if dg["draws"] == 1:
         return f"{head}: all {dg['gallery']} enrolled people fit, the figures above"
     return (f"{head}, mean of {dg['draws']} random galleries of {dg['gallery']} of the {i['n_people']}: accuracy "
-            f"{100 * dg['accuracy']:.2f}%  false-accept rate "
-            f"{100 * dg['stranger_false_accept_rate']:.1f}% of strangers")
+            f"{100 * dg['accuracy']:.2f}%  {_stranger_rate_words(dg['stranger_false_accept_rate'])}")
+
+
+def _stranger_rate_words(rate: float | None) -> str:
+    """The stranger false-accept rate, or that none was measured (None: no strangers)."""
+    return "false-accept rate not measured (no strangers)" if rate is None else \
+        f"false-accept rate {100 * rate:.1f}% of strangers"
 
 
 def _writable_folder(out: Path) -> None:

@@ -37,10 +37,11 @@ model_option = click.option(
     "--model", "model_path", type=click.Path(), default=None,
     help="The bundle the board runs (folder or model.tflite), for faces cut as its model.json says "
          "[default: the released model whose sha256 the board reports]. Example: --model build/esp32")
-skip_bad_option = click.option(
-    "--skip-bad", is_flag=True,
-    help="Go on with the photos that pass the checks and report the others (default: refuse them all). "
-         "Example: tinyface enroll --port P --name Bob --skip-bad bob/*.jpg")
+def skip_bad_option(example: str):
+    return click.option(
+        "--skip-bad", is_flag=True,
+        help="Go on with the photos that pass the checks and report the others (default: refuse them all). "
+             f"Example: {example}")
 
 
 def _name(ctx, param, value):
@@ -68,7 +69,7 @@ def _open(ctx, port, board, baud, timeout_s, retries, set_items=()):
               help="The person's name: UTF-8, 1 to 15 bytes (e.g. Alice, or Zoë: 4 bytes).")
 @click.argument("photos", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @model_option
-@skip_bad_option
+@skip_bad_option("tinyface enroll --port P --name Bob --skip-bad bob/*.jpg")
 @json_option
 @set_option
 @click.pass_context
@@ -187,7 +188,7 @@ def delete_command(ctx, port, board, baud, timeout_s, retries, name, everyone, a
 @port_options
 @click.argument("photos", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @model_option
-@skip_bad_option
+@skip_bad_option("tinyface identify --port P --skip-bad door/*.jpg")
 @json_option
 @set_option
 @click.pass_context

@@ -41,7 +41,6 @@ def profile(ctx, board, model_path, kernels, measured, as_json, set_items):
       tinyface profile --board esp32c3 --measured
       tinyface profile --board esp32c3 --kernels generated --measured
     """
-    from pathlib import Path
 
     from tinyface.boards import load_board
     from tinyface.boards.profile import profile_model
@@ -51,6 +50,12 @@ def profile(ctx, board, model_path, kernels, measured, as_json, set_items):
     overrides = {"firmware": {"board": board, "kernels": kernels}}
     settings = load_settings(ctx, overrides, set_items)
     b = load_board(settings.firmware.board)
+    if measured:
+        from tinyface.device.isa import board_refusal
+
+        why = board_refusal(b.name)
+        if why:
+            raise click.UsageError(f"--measured: {why}")
     settings, path = settings_for_model(ctx, settings, model_path, b.name, overrides, set_items)
     kernels = settings.firmware.kernels
     if path.is_dir():

@@ -20,6 +20,16 @@ class GalleryPerson:
     sum: tuple[float, ...]  # float32 values, embedding_dim of them
 
 
+def require_gallery_fits(directory, people: int) -> None:
+    """Raises GalleryFullError: ``directory``'s ``people`` person folders do not fit the device's gallery."""
+    from tinyface.errors import GalleryFullError
+
+    if people > spec.GALLERY_CAPACITY:
+        raise GalleryFullError(f"{directory} has {people} people; the board's gallery holds {spec.GALLERY_CAPACITY}",
+                               hint=f"keep at most {spec.GALLERY_CAPACITY} person folders in {directory}: move "
+                                    f"{people - spec.GALLERY_CAPACITY} out")
+
+
 def enroll_folder(directory: str | Path, bundle, settings, progress=None) -> list[GalleryPerson]:
     """Embed every person folder in ``directory`` with ``bundle``'s model.
 
@@ -30,8 +40,9 @@ def enroll_folder(directory: str | Path, bundle, settings, progress=None) -> lis
         progress: called with the number of images done, as they finish.
 
     Raises:
-        DataError: no people, too many for the device's gallery, a name longer than the
-            protocol allows, or a person with no usable image.
+        DataError: no people, a name longer than the protocol allows, or a person with no
+            usable image.
+        GalleryFullError: more people than the device's gallery holds.
         NoFaceError: images in which no face was found (or that cannot be read): every one
             is named; nothing is enrolled.
     """
@@ -44,8 +55,7 @@ def enroll_folder(directory: str | Path, bundle, settings, progress=None) -> lis
 
     dataset = load_dataset(directory, min_identities=1)
     people = dataset.identities
-    if len(people) > spec.GALLERY_CAPACITY:
-        raise DataError(f"{directory} has {len(people)} people; the device gallery holds {spec.GALLERY_CAPACITY}")
+    require_gallery_fits(directory, len(people))
     for name in people:
         try:
             spec.encode_name(name)

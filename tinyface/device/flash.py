@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-
 @dataclass
 class FlashResult:
     board: str
@@ -41,6 +40,59 @@ def resolve_model(model: str | Path | None, board) -> Path:
     return model_for_board(model, board.name)
 
 
+def check_fits(bundle, board, arena_margin: float = 0.15, kernels: str = "esp-nn", gallery_people: int = 0):
+    """Does ``bundle`` fit ``board``'s flash and SRAM as its firmware would be generated? `flash`
+    checks this before anything is written, and `emulate` before it serves, so that an emulated
+    board never runs a model the real one cannot. Nothing is rendered.
+
+    The figures are tinyface.codegen.project.plan_firmware's, which generate_project renders from.
+
+    Args:
+        bundle: the int8 model bundle.
+        board: a tinyface.boards.Board.
+        arena_margin: firmware.arena_margin.
+        kernels: firmware.kernels ("esp-nn" or "generated").
+        gallery_people: people compiled into the firmware (flash --enroll).
+
+    Returns:
+        (Budget, ArenaPlan): the budget and the arena, placed in SRAM or PSRAM.
+
+    Raises:
+        ModelError: not a model the firmware runs (not int8, model.json disagrees with the .tflite).
+        BudgetError: over a limit; the message has the numbers, the hint what to do (first the
+            board the model was built for, when that is another board).
+    """
+    from tinyface.boards import board_names
+    from tinyface.codegen.project import plan_firmware
+    from tinyface.errors import BudgetError
+
+    try:
+        plan = plan_firmware(bundle, board, arena_margin, kernels, gallery_people)
+        return plan.budget, plan.arena
+    except BudgetError as exc:
+        built_for = bundle.meta.preset
+        if built_for == board.name or built_for not in board_names():
+            raise
+        raise BudgetError(str(exc), hint=f"{bundle.model_path.parent} was built for {built_for}: use --board "
+                                         f"{built_for}; or {exc.hint or 'a model built for ' + board.name}") from None
+
+
+def check_gallery_folder(enroll_dir: str | Path) -> int:
+    """The number of people (person folders) `flash --enroll` would compile in from ``enroll_dir``,
+    checked against the device's gallery before any face is aligned.
+
+    Raises:
+        DataError: ``enroll_dir`` is not a folder of person folders holding images.
+        GalleryFullError: more people than the device's gallery holds.
+    """
+    from tinyface.codegen.gallery import require_gallery_fits
+    from tinyface.data.dataset import load_dataset
+
+    people = len(load_dataset(enroll_dir, min_identities=1).identities)
+    require_gallery_fits(enroll_dir, people)
+    return people
+
+
 def flash(board, model: str | Path | None = None, project_dir: str | Path | None = None, port: str | None = None,
           dry_run: bool = False, arena_margin: float = 0.15, enroll_dir: str | Path | None = None, settings=None,
           on_line=None, on_step=None, force: bool = False, on_warning=None,
@@ -66,7 +118,9 @@ def flash(board, model: str | Path | None = None, project_dir: str | Path | None
         identify_threshold: firmware.identify_threshold (0: the model's own).
 
     Raises:
-        ModelError, BudgetError, DataError: before anything is written.
+        ModelError, BudgetError (:func:`check_fits`), DataError, NoFaceError: before anything is written.
+        GalleryFullError: ``enroll_dir`` has more people than the device's gallery holds
+            (checked before the budget, and before any face is aligned).
         ProjectDirError: ``project_dir`` holds files tinyface did not generate where the
             project's files go (without ``force``; nothing is written then).
         ToolchainError: PlatformIO or the espressif32 platform missing, or the build failed.
@@ -101,14 +155,17 @@ def flash(board, model: str | Path | None = None, project_dir: str | Path | None
     result = FlashResult(board.name, model_dir, None, identify_threshold=bundle.meta.identify_at,
                          identify_threshold_source="firmware.identify_threshold" if identify_threshold
                          else "the model's")
-    if enroll_dir:
+    people = check_gallery_folder(enroll_dir) if enroll_dir else 0
+    step(f"checking {model_dir} against the flash and SRAM of {board.name}")
+    _, arena = check_fits(bundle, board, arena_margin=arena_margin, kernels=kernels, gallery_people=people)
+    if enroll_dir:  # the slow part (every face aligned and embedded), once the model is known to fit
         from tinyface.codegen.gallery import enroll_folder
 
         step(f"enrolling the people in {enroll_dir}")
         gallery = enroll_folder(enroll_dir, bundle, settings)
     step(f"generating the firmware project in {project_dir}")
     result.project = generate_project(bundle, board, project_dir, arena_margin=arena_margin, gallery=gallery,
-                                      force=force, kernels=kernels)
+                                      force=force, kernels=kernels, arena_used_bytes=arena.used_bytes)
     if dry_run:
         return result
     step("checking PlatformIO and the espressif32 platform")

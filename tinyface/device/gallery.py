@@ -29,7 +29,8 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from tinyface.errors import DataError, DeviceError, GalleryError, GalleryFullError, Interrupted, ModelError
+from tinyface.errors import (DataError, DeviceError, GalleryError, GalleryFullError, Interrupted, ModelError,
+                             NoFaceError)
 from tinyface.model.bundle import Bundle, load_bundle, read_meta
 from tinyface.model.embedder import quantize_input
 from tinyface.protocol import spec
@@ -151,6 +152,12 @@ class Photo:
     reason: str = ""  # why it was refused
     face: str = ""  # how its face was found ("detected", or the face pipeline's method); "fallback": none
 
+    @property
+    def no_face(self) -> bool:
+        """Refused for want of a face: unreadable, or none found (a refused photo whose face was
+        found was refused by a later check: a duplicate, or inconsistent)."""
+        return self.status == "refused" and self.face in ("", "fallback")
+
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v != ""}
 
@@ -238,8 +245,10 @@ def enroll(client: Client, info: DeviceInfo, bundle: Bundle, name: str, photos: 
 
     Raises:
         ValueError: a name the protocol does not allow (see :func:`check_name`).
-        DataError: a photo was refused (without ``skip_bad``), or none is left to enroll;
-            the board's gallery is unchanged.
+        NoFaceError: a photo has no usable face (unreadable, or none found) and was refused
+            (without ``skip_bad``), or none is left to enroll; the message names every refused
+            photo, whatever its reason; the board's gallery is unchanged.
+        DataError: the same, where every refused photo has a face (a duplicate, or inconsistent).
         GalleryFullError: ``name`` is new and the gallery is full.
         DeviceError: the link failed.
     """
@@ -253,14 +262,16 @@ def enroll(client: Client, info: DeviceInfo, bundle: Bundle, name: str, photos: 
     result = EnrollResult(name, client.port, photos.photos, capacity=capacity)
     refused = [p for p in photos.photos if p.status == "refused"]
     good = photos.usable()
+    # as `flash --enroll` refuses an image without a face (NoFaceError), whatever else is refused
+    refusal = NoFaceError if any(p.no_face for p in refused) else DataError
     if refused and not skip_bad:
-        raise DataError(f"refused {len(refused)} of {len(photos.photos)} photos of {name}: {_reasons(refused)}; "
-                        "nothing was enrolled",
-                        hint=f"remove them, or pass --skip-bad to enroll the other {len(good)}" if good
-                        else "use photos where one face is clearly visible")
+        raise refusal(f"refused {len(refused)} of {len(photos.photos)} photos of {name}: {_reasons(refused)}; "
+                      "nothing was enrolled",
+                      hint=f"remove them, or pass --skip-bad to enroll the other {len(good)}" if good
+                      else "use photos where one face is clearly visible")
     if not good:
-        raise DataError(f"no photo of {name} is usable: {_reasons(refused)}; nothing was enrolled",
-                        hint="use photos where one face is clearly visible")
+        raise refusal(f"no photo of {name} is usable: {_reasons(refused)}; nothing was enrolled",
+                      hint="use photos where one face is clearly visible")
     sent = 0
     try:
         for i in good:

@@ -202,10 +202,21 @@ def prepare_isa(bundle, board=None, arena_margin: float = 0.15, project_dir: str
     return IsaProgram(build_rv32(project_dir, toolchain, log=log), plugin, kernels)
 
 
+def board_refusal(name: str) -> str | None:
+    """Why the instruction-set emulator cannot run board ``name``, with what to do, in one line;
+    None when it can (the ESP32-C3). `emulate --isa` and `profile --measured` refuse such a board
+    as a usage error, before anything is loaded."""
+    if name == ISA_BOARD:
+        return None
+    return (f"the instruction-set emulator runs the ESP32-C3 (rv32imc); {name} is not a RISC-V chip: "
+            f"use --board {ISA_BOARD}")
+
+
 def check_board(name: str) -> None:
-    if name != ISA_BOARD:
-        raise DeviceError(f"the instruction-set emulator runs the ESP32-C3 (rv32imc); {name} is not a RISC-V chip",
-                          hint=f"use --board {ISA_BOARD}")
+    """Raises DeviceError: ``name`` is not the board the instruction-set emulator runs."""
+    why = board_refusal(name)
+    if why:
+        raise DeviceError(why)
 
 
 def spawn_isa(prog: IsaProgram, master_fd: int, baud: int = 0, once: bool = False,

@@ -31,7 +31,7 @@ class LoadedModel:
     padding: float
     embed: object  # callable uint8 crops -> embeddings
     model_bytes: int
-    name: str
+    path: str  # the model file --model led to (models/esp32/model.tflite): what the results name
     identify_threshold: float | None = None  # model.json's identification threshold, if it has one
 
 
@@ -54,7 +54,7 @@ def load_model(path: str | Path, runtime: str = "auto") -> LoadedModel:
         model = load_keras(path)
         shape = tuple(int(v) for v in model.input_shape[1:])
         return LoadedModel("keras", shape, threshold, padding, lambda crops: embed(model, crops),
-                           path.stat().st_size, path.name, identify_threshold)
+                           path.stat().st_size, str(path), identify_threshold)
     if path.suffix != ".tflite":
         raise ModelError(f"unsupported model file {path.name}", hint="expected a bundle folder, .tflite or .keras")
     from tinyface.model.embedder import Embedder
@@ -67,7 +67,7 @@ def load_model(path: str | Path, runtime: str = "auto") -> LoadedModel:
     except ModelError as exc:
         raise ModelError(f"{path}: {exc}", hint=exc.hint) from None
     return LoadedModel(embedder.runtime, embedder.input_shape[1:], threshold, padding, embedder.embed, len(flat),
-                       path.name, identify_threshold)
+                       str(path), identify_threshold)
 
 
 def read_pairs_file(pairs_file: str | Path):
@@ -110,6 +110,12 @@ def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: 
     ``target_far``: also report the thresholds that would give this false-accept rate on these
     people (verification pairs and strangers), and what they would cost. ``progress(n)`` is called
     as faces are prepared, after ``on_total(images)`` once the images are listed.
+
+    Only what was measured is given as a figure: with no strangers the stranger false-accept
+    rates are None, and ``verification["tar_at_far_measurable"]`` says for each FAR whether
+    there are enough different-person pairs to measure it (:func:`measurable`), as
+    ``target_far``'s ``measurable`` does. ``model`` is the model file's path as ``--model`` led
+    to it (``models/esp32/model.tflite``).
 
     Raises:
         DataError: the dataset or the pairs file is unusable.
@@ -167,7 +173,10 @@ def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: 
     if threshold is None:
         threshold = metrics.best_threshold(scores, same)
         threshold_source = "best threshold on these same pairs (optimistic: the model has no model.json)"
-    ver = metrics.verification(scores, same, threshold)
+    ver = metrics.verification(scores, same, threshold).to_dict(with_roc=True)
+    # a FAR below one in the negative pairs is measured as "none accepted": say so beside each
+    # figure, as target_far's "measurable" does (here, not in metrics: the build's report.json is as it was)
+    ver["tar_at_far_measurable"] = {far: measurable(float(far), ver["n_negative"]) for far in ver["tar_at_far"]}
 
     # the dataset's own images (not those a pairs file added) with a face: the one split of
     # tinyface.evaluation.metrics, drawn with the same generator after the pairs
@@ -192,22 +201,31 @@ def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: 
         ident["held_out_people"] = sorted(held_out)
         ident["device_gallery"] = metrics.identification_at_gallery(emb, enroll, probes, strangers, ident_threshold,
                                                                     gallery, seed)
+        if not strangers:  # nobody to reject: the metrics' 0 of 0 accepted is no measured rate
+            ident["stranger_false_accept_rate"] = ident["device_gallery"]["stranger_false_accept_rate"] = None
     target = _at_target_far(emb, scores, same, enroll, probes, strangers, target_far, ident_threshold, gallery, seed)
     # what every threshold would trade on these people (the report's identification.png)
     curve = (metrics.identification_curve(emb, enroll, probes, strangers, metrics.CURVE_THRESHOLDS, gallery,
                                                   seed)
              if len(enroll) >= 2 and strangers else None)
     return {
-        "model": model.name, "runtime": model.kind, "data": str(data_dir), "images": int(ok.sum()),
+        "model": model.path, "runtime": model.kind, "data": str(data_dir), "images": int(ok.sum()),
         "skipped": [{"path": str(s.path), "reason": s.reason} for s in faces.skipped],
         "no_face": int((ok & ~faces.detected).sum()), "people": n_people,
         "threshold": threshold, "threshold_source": threshold_source, "pairs": pairs_source,
-        "verification": ver.to_dict(with_roc=True), "identification": ident,
+        "verification": ver, "identification": ident,
         "enroll_images": enroll_images, "stranger_share": stranger_share, "identify_gallery": gallery,
         "target_far": target, "identification_curve": curve,
         "note": None if ident else (f"identification needs >= 2 enrolled people (people with more than "
                                     f"{enroll_images} images, less the {stranger_share:.0%} held out as strangers)"),
     }
+
+
+def measurable(rate: float, negatives: int) -> bool:
+    """Whether a false-accept ``rate`` can be measured on ``negatives`` different-person pairs
+    or stranger photos: it is at least one of them. Below that, "none accepted" is all that is
+    measured (a TAR or a threshold at such a rate is the one at a rate of 0)."""
+    return rate * negatives >= 1
 
 
 def _at_target_far(emb, scores, same, enroll, probes, strangers, far: float, ident_threshold: float,
@@ -223,12 +241,12 @@ def _at_target_far(emb, scores, same, enroll, probes, strangers, far: float, ide
     tar, got = metrics.rates_at(scores, same, ver_t)
     out = {"far": far,
            "verification": {"threshold": ver_t, "true_accept_rate": tar, "false_accept_rate": got,
-                            "negative_pairs": neg, "measurable": far * neg >= 1}}
+                            "negative_pairs": neg, "measurable": measurable(far, neg)}}
     if len(enroll) >= 2 and strangers:
         ident_t, at = metrics.threshold_at_gallery(emb, enroll, probes, strangers, far, gallery, seed)
         out["identification"] = {"threshold": ident_t, "accuracy": at["accuracy"],
                                  "stranger_false_accept_rate": at["stranger_false_accept_rate"],
                                  "gallery": at["gallery"], "draws": at["draws"],
-                                 "strangers": len(strangers), "measurable": far * len(strangers) >= 1,
+                                 "strangers": len(strangers), "measurable": measurable(far, len(strangers)),
                                  "shipped_threshold": ident_threshold}
     return out

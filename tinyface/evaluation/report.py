@@ -612,18 +612,19 @@ def write_evaluation_report(out_dir: Path, result: dict) -> Path:
              f"| same-person pairs accepted / different-person pairs accepted ({v['n_negative']:,}) | "
              f"{_pct(v['true_accept_rate'])} / {_pct(v['false_accept_rate'])} |",
              f"| ROC AUC | {v['auc']:.4f} |",
-             f"| TAR @ FAR=1e-2 / 1e-3 | {_pct(v['tar_at_far']['0.01'])} / {_pct(v['tar_at_far']['0.001'])} |"]
+             f"| TAR @ FAR=1e-2 / 1e-3 | {_measured_tar(v, '0.01')} / {_measured_tar(v, '0.001')} |"]
     if i:
         lines += [f"| identification accuracy ({i['n_people']} people, {i['n_probes']} probes; accepted at "
                   f"{i['threshold']:.4f}) | {_pct(i['accuracy'])} |",
                   f"| closed-set accuracy (threshold ignored) | {_pct(i['closed_set_accuracy'])} |",
                   f"| macro precision / recall / F1 | {i['macro_precision']:.3f} / {i['macro_recall']:.3f} / {i['macro_f1']:.3f} |",
-                  f"| strangers accepted ({i['n_strangers']} photos) | {_pct(i['stranger_false_accept_rate'])} |"]
+                  f"| strangers accepted ({i['n_strangers']} photos) | "
+                  f"{_stranger_rate(i['stranger_false_accept_rate'])} |"]
         dg = _device_gallery(i)
         if dg:
             words = _gallery_words(dg, i["n_people"])
             lines += [f"| identification accuracy, {words} | {_pct(dg['accuracy'])} |",
-                      f"| strangers accepted, {words} | {_pct(dg['stranger_false_accept_rate'])} |"]
+                      f"| strangers accepted, {words} | {_stranger_rate(dg['stranger_false_accept_rate'])} |"]
     t = result.get("target_far")
     if t:
         lines.append(f"| verification threshold for FAR {t['far']:g} on these people (TAR) | "
@@ -661,6 +662,19 @@ def write_evaluation_report(out_dir: Path, result: dict) -> Path:
     public["verification"].pop("roc", None)
     write_json(out_dir / "report.json", public)
     return out_dir / "report.md"
+
+
+def _measured_tar(v: dict, far: str) -> str:
+    """An evaluation's TAR at ``far``, and that it could not be measured where there are fewer
+    than 1/far different-person pairs (``tar_at_far_measurable``, tinyface.evaluation.model_eval)."""
+    if v.get("tar_at_far_measurable", {}).get(far, True):
+        return _pct(v["tar_at_far"][far])
+    return f"{_pct(v['tar_at_far'][far])} (not measurable with {v['n_negative']:,} different-person pairs)"
+
+
+def _stranger_rate(rate: float | None) -> str:
+    """An evaluation's stranger false-accept rate, or that there were no strangers to measure it on."""
+    return "not measured (no strangers)" if rate is None else _pct(rate)
 
 
 def write_model_card(out_dir: Path, metrics: BuildMetrics, settings, preset, meta) -> Path:
