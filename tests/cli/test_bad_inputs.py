@@ -94,6 +94,14 @@ def test_an_output_path_in_the_way_is_exit_14_with_what_to_do(capsys, tmp_path, 
     assert (tmp_path / "afile").read_text() == "mine"
 
 
+def test_a_cache_that_is_a_file_is_refused_not_shown_empty(capsys, tmp_path, monkeypatch):
+    # was: data cache listed 0.0 MB and exit 0, and the next build failed on it
+    (tmp_path / "cachefile").write_text("")
+    monkeypatch.setenv("TINYFACE_CACHE", str(tmp_path / "cachefile"))
+    code, line = tinyface(capsys, "data", "cache")
+    assert code == errors.ConfigError.exit_code and "is not a folder" in line and "TINYFACE_CACHE" in line
+
+
 @pytest.mark.parametrize("setting, needle", [
     ("distill.epochs=-3", "distill.epochs must be in [1, "),
     ("distill.epochs=five", "must be an integer"),
@@ -244,6 +252,17 @@ def test_a_port_that_does_not_exist_says_so_once(capsys, tmp_path, command):
     # was: "cannot open P: [Errno 2] could not open port P: [Errno 2] No such file or directory: 'P'"
     assert f"cannot open {port}: No such file or directory (" in line and "Errno" not in line
     assert line.count(str(port)) == 1
+
+
+@pytest.mark.parametrize("command", [["enroll", "--name", "Bob"], ["identify"]])
+def test_a_bad_model_is_named_before_the_port_is_opened(capsys, tmp_path, command):
+    # was: only the port's error, and the bad --model surfaced on the next try
+    (tmp_path / "model.tflite").write_text("not a model")
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"")
+    code, line = tinyface(capsys, *command, "--port", tmp_path / "ttyNONE", "--model", tmp_path / "model.tflite",
+                          photo)
+    assert code == errors.ModelError.exit_code == 6 and "model.json" in line and "ttyNONE" not in line
 
 
 @pytest.mark.parametrize("where", ["/dev/ttyNONE", "tmp"])

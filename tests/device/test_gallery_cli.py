@@ -74,6 +74,10 @@ def test_enroll_five_people_identify_probes_and_reject_strangers(board, lfw_dir,
     assert len(by_path) == len(probes) + len(strangers)
     for r in by_path.values():
         assert r["accepted"] == (r["similarity"] >= out["threshold"]) and (r["name"] != "") == r["accepted"]
+    # how each face was found, in enroll's words (it said "detected" whatever the method)
+    from tinyface.data.align import METHODS
+
+    assert {r["face"] for r in by_path.values()} <= set(METHODS) - {"fallback"}
     right = sum(by_path[p]["name"] == name for p, name in probes.items())
     rejected = sum(not by_path[p]["accepted"] for p in strangers)
     print(f"\n{device_kind}: {right}/{len(probes)} probes identified correctly, "

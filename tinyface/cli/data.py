@@ -161,6 +161,11 @@ def cache(ctx, parts, yes, as_json, set_items):
 
     settings = load_settings(ctx, set_items=set_items)
     face_dir = settings.data.cache_path()
+    if face_dir.exists() and not face_dir.is_dir():  # would read as an empty cache, and fail the next build
+        from tinyface.errors import ConfigError
+
+        raise ConfigError(f"the cache {face_dir} is not a folder",
+                          hint="set TINYFACE_CACHE or data.cache_dir to a folder")
     chosen = list(CACHE_PARTS) if "all" in parts else [p for p in CACHE_PARTS if p in parts]
     freed = {}
     if chosen:

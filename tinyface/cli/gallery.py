@@ -55,6 +55,15 @@ def _name(ctx, param, value):
         raise click.BadParameter(str(exc)) from None
 
 
+def _given_model(model_path):
+    """The --model bundle, loaded (ModelError, exit 6, if it is not one), or None."""
+    if model_path is None:
+        return None
+    from tinyface.model.bundle import load_bundle
+
+    return load_bundle(model_path)
+
+
 def _open(ctx, port, board, baud, timeout_s, retries, set_items=()):
     from tinyface.device.gallery import open_board
 
@@ -92,9 +101,10 @@ def enroll(ctx, port, board, baud, timeout_s, retries, name, photos, model_path,
     from tinyface.console import print_json, progress_bar
     from tinyface.device import gallery as api
 
+    model = _given_model(model_path)  # a bad --model is one line before the port is opened
     opened, settings = _open(ctx, port, board, baud, timeout_s, retries, set_items)
     with opened as client:
-        info, bundle = api.board_bundle(client, model_path)
+        info, bundle = api.board_bundle(client, model)
         try:
             name = api.check_name(name, info.max_name_bytes)
         except ValueError as exc:
@@ -207,9 +217,10 @@ def identify(ctx, port, board, baud, timeout_s, retries, photos, model_path, ski
     from tinyface.console import print_json, progress_bar
     from tinyface.device import gallery as api
 
+    model = _given_model(model_path)  # a bad --model is one line before the port is opened
     opened, settings = _open(ctx, port, board, baud, timeout_s, retries, set_items)
     with opened as client:
-        info, bundle = api.board_bundle(client, model_path)
+        info, bundle = api.board_bundle(client, model)
         with progress_bar("aligning faces", len(photos)) as advance:
             aligned = api.align_photos(photos, bundle, settings, progress=advance)
         results = api.identify(client, info, aligned, skip_bad=skip_bad)

@@ -97,11 +97,12 @@ def open_board(port: str, board: str, baud: int | None = None, timeout_s: float 
         transport.close()
 
 
-def board_bundle(client: Client, model_path: str | Path | None = None) -> tuple[DeviceInfo, Bundle]:
+def board_bundle(client: Client, model_path: str | Path | Bundle | None = None) -> tuple[DeviceInfo, Bundle]:
     """INFO, and the local bundle of the model the board runs.
 
-    With ``model_path`` that bundle must be the board's (bench's handshake); without it the
-    released models are searched for the sha256 the board reports.
+    With ``model_path`` (a path, or a bundle already loaded) that bundle must be the board's
+    (bench's handshake); without it the released models are searched for the sha256 the board
+    reports.
 
     Raises:
         ProtocolError: ``model_path`` is not the board's model, or the board answers wrongly.
@@ -111,7 +112,7 @@ def board_bundle(client: Client, model_path: str | Path | None = None) -> tuple[
     from tinyface.device.bench import handshake
 
     if model_path is not None:
-        bundle = load_bundle(model_path)
+        bundle = model_path if isinstance(model_path, Bundle) else load_bundle(model_path)
         return handshake(client, bundle), bundle
     info = client.info()
     bundle = find_bundle(info.model_sha256)
@@ -438,7 +439,7 @@ class Identification:
     similarity: float
     accepted: bool
     threshold: float
-    face: str = "detected"
+    face: str = "detected"  # how the face was found: Photo.face
 
 
 def identify(client: Client, info: DeviceInfo, photos: AlignedPhotos, skip_bad: bool = False) -> list[Identification]:
@@ -462,5 +463,6 @@ def identify(client: Client, info: DeviceInfo, photos: AlignedPhotos, skip_bad: 
         r = client.identify(photos.x_int8[i])
         photos.photos[i].status = "identified"
         results.append(Identification(photos.photos[i].path, r.name if r.accepted else "", r.name,
-                                      float(r.similarity), r.accepted, float(info.threshold)))
+                                      float(r.similarity), r.accepted, float(info.threshold),
+                                      face=photos.photos[i].face))  # how it was found, as enroll says
     return results
