@@ -388,3 +388,21 @@ def test_every_command_help_has_examples(path):
     result = CliRunner().invoke(cli_main.cli, [*path, "--help"])
     assert result.exit_code == 0, result.output
     assert "Examples:" in result.output, f"`tinyface {' '.join(path)} --help` has no examples"
+
+
+@pytest.mark.parametrize("path", _command_paths(), ids=" ".join)
+def test_the_set_example_is_a_setting(path):
+    """`--set`'s example in each command's help is a real setting with a valid value (it was
+    distill.epochs=5 everywhere, which most commands never read)."""
+    import re
+
+    from tinyface import config
+
+    cmd = cli_main.cli
+    for name in path:
+        cmd = cmd.get_command(None, name) if hasattr(cmd, "get_command") else cmd
+    option = next((p for p in getattr(cmd, "params", []) if getattr(p, "name", "") == "set_items"), None)
+    if option is None:
+        pytest.skip("no --set")
+    example = re.search(r"Example: --set (\S+)", option.help).group(1)
+    config.load(overrides=config.parse_set_option([example]))

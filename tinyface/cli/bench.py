@@ -28,7 +28,7 @@ from tinyface.cli.common import json_option, load_settings, set_option
 @click.option("--host-check/--no-host-check", default=True, show_default=True,
               help="Compare with the host TFLite int8 model (LSB difference, identical decisions).")
 @json_option
-@set_option
+@set_option("bench.images=200")
 @click.pass_context
 def bench(ctx, port, board, images, model_path, data_dir, out_path, baud, timeout_s, retries, pipeline, host_check,
           as_json, set_items):

@@ -37,7 +37,7 @@ QUICK = {"distill": {"epochs": 8, "batch_size": 32, "teacher_views": 0, "teacher
                    "writes without any test figure. The test is still evaluated and written to report.md, "
                    "report.json, the model card and model.json, to be read once the choice is made. (Progress "
                    "lines show validation figures with or without it.)")
-@set_option
+@set_option("distill.epochs=5")
 @json_option
 @click.pass_context
 def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, hide_test, set_items, as_json):

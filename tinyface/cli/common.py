@@ -7,8 +7,10 @@ import click
 from tinyface.errors import NotImplementedYet
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print results as JSON on stdout.")
-set_option = click.option("--set", "set_items", multiple=True, metavar="SECTION.KEY=VALUE",
-                          help="Override one setting, e.g. --set distill.epochs=5 (repeatable).")
+def set_option(example: str):
+    """--set, with an ``example`` of a setting the command reads (docs/config.md lists them all)."""
+    return click.option("--set", "set_items", multiple=True, metavar="SECTION.KEY=VALUE",
+                        help=f"Override one setting (repeatable; docs/config.md lists them). Example: --set {example}")
 
 
 def load_settings(ctx: click.Context, overrides: dict | None = None, set_items: tuple[str, ...] = (),

@@ -130,7 +130,7 @@ def _fetch_json(name: str, path: Path, downloaded: bool, received: int) -> None:
               help="Delete this part (repeatable; `all`: every part). It is rebuilt when next needed.")
 @click.option("--yes", is_flag=True, help="Do not ask before deleting (needed when stdin is not a terminal).")
 @json_option
-@set_option
+@set_option("data.cache_dir=/tmp/tinyface-cache")
 @click.pass_context
 def cache(ctx, parts, yes, as_json, set_items):
     """What tinyface keeps between runs, how big it is, and how to clear it.
@@ -208,7 +208,7 @@ def _mb(n: int) -> str:
               help="Also find the faces (cached): how each was found (detector, detector+equalised, "
                    "landmarks-whole-frame, cnn) and which have none. Example: tinyface data stats --data photos/ --align")
 @json_option
-@set_option
+@set_option("data.workers=1")
 @click.pass_context
 def stats(ctx, data_dir, check, align, as_json, set_items):
     """Identities, images, images-per-person histogram, unreadable files, faces not found.

@@ -35,7 +35,7 @@ from tinyface.config import FIRMWARE_KERNELS
 @click.option("--corrupt-reply", "corrupt_replies", type=click.IntRange(min=1), multiple=True, metavar="N",
               help="TEST ONLY (fault injection): send the N-th reply with a broken CRC. Repeatable.")
 @json_option
-@set_option
+@set_option("firmware.arena_margin=0.2")
 @click.pass_context
 def emulate(ctx, board, model_path, baud, once, native, isa, kernels, drop_replies, corrupt_replies, set_items,
             as_json):

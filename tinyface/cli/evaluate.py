@@ -37,7 +37,7 @@ from tinyface.evaluation.model_eval import STRANGER_SHARE, TARGET_FAR
               help="Also report the thresholds that would give this false-accept rate on these people (pairs and "
                    "strangers) and what they cost. Example: --target-far 0.001")
 @json_option
-@set_option
+@set_option("data.identify_gallery=8")
 @click.pass_context
 def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_dir, stranger_share, target_far,
              as_json, set_items):

@@ -28,7 +28,7 @@ from tinyface.config import FIRMWARE_KERNELS
 @click.option("--force", is_flag=True,
               help="Overwrite files in --project-dir that tinyface did not generate (without it such a folder is "
                    "refused, exit 11). Example: tinyface flash --board esp32 --project-dir fw/ --force")
-@set_option
+@set_option("firmware.arena_margin=0.2")
 @json_option
 @click.pass_context
 def flash(ctx, board, model_path, port, project_dir, enroll_dir, kernels, dry_run, force, set_items, as_json):

@@ -80,7 +80,7 @@ def _open(ctx, port, board, baud, timeout_s, retries, set_items=()):
 @model_option
 @skip_bad_option("tinyface enroll --port P --name Bob --skip-bad bob/*.jpg")
 @json_option
-@set_option
+@set_option("data.workers=1")
 @click.pass_context
 def enroll(ctx, port, board, baud, timeout_s, retries, name, photos, model_path, skip_bad, as_json, set_items):
     """Enroll a person on the board from one or more photos.
@@ -139,7 +139,7 @@ def gallery():
 @gallery.command("list")
 @port_options
 @json_option
-@set_option
+@set_option("bench.retries=5")
 @click.pass_context
 def list_command(ctx, port, board, baud, timeout_s, retries, as_json, set_items):
     """The people enrolled on the board, with their slot and number of samples.
@@ -169,7 +169,7 @@ def list_command(ctx, port, board, baud, timeout_s, retries, as_json, set_items)
 @click.option("--all", "everyone", is_flag=True,
               help="Remove everyone (instead of --name). Example: tinyface gallery delete --port P --all")
 @json_option
-@set_option
+@set_option("bench.retries=5")
 @click.pass_context
 def delete_command(ctx, port, board, baud, timeout_s, retries, name, everyone, as_json, set_items):
     """Remove a person (or, with --all, everyone) from the board's gallery.
@@ -200,7 +200,7 @@ def delete_command(ctx, port, board, baud, timeout_s, retries, name, everyone, a
 @model_option
 @skip_bad_option("tinyface identify --port P --skip-bad door/*.jpg")
 @json_option
-@set_option
+@set_option("data.workers=1")
 @click.pass_context
 def identify(ctx, port, board, baud, timeout_s, retries, photos, model_path, skip_bad, as_json, set_items):
     """Who is in each photo: the board's best match in its gallery, accepted at its threshold.

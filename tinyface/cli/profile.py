@@ -22,7 +22,7 @@ from tinyface.config import FIRMWARE_KERNELS
                    "(the firmware built for rv32imc under qemu-riscv32; esp32c3 only; needs TFLM_DIR and "
                    "the packages of `tinyface emulate --isa`). Example: tinyface profile --board esp32c3 --measured")
 @json_option
-@set_option
+@set_option("firmware.kernels=generated")
 @click.pass_context
 def profile(ctx, board, model_path, kernels, measured, as_json, set_items):
     """Per-layer op, output shape, MACs, parameters and ESTIMATED milliseconds on a board.
