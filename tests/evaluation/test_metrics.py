@@ -31,6 +31,16 @@ def test_verification_reports_accuracy_at_the_given_threshold():
     assert metrics.verification(scores, same, 0.7).accuracy == 0.75
 
 
+def test_verification_says_which_far_its_negative_pairs_can_measure():
+    # the test pairs: 500 different-person pairs measure a FAR of 1e-2 (5 pairs), not 1e-3
+    rng = np.random.default_rng(0)
+    same = np.repeat([True, False], 500)
+    scores = np.where(same, 0.7, 0.3) + 0.1 * rng.normal(size=1000)
+    d = metrics.verification(scores, same, 0.5).to_dict()
+    assert d["tar_at_far_measurable"] == {"0.01": True, "0.001": False}
+    assert metrics.measurable(1e-3, 1000) and not metrics.measurable(1e-3, 999)
+
+
 def _clusters(rng, people, per_person, dim=16, noise=0.05):
     centers = metrics.l2n(rng.normal(size=(people, dim)))
     emb, labels = [], []

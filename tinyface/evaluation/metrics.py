@@ -112,7 +112,16 @@ class Verification:
         d = asdict(self)
         if not with_roc:
             d.pop("roc")
+        # a FAR below one in the negative pairs is measured as "none accepted": say so beside each figure
+        d["tar_at_far_measurable"] = {far: measurable(float(far), self.n_negative) for far in self.tar_at_far}
         return d
+
+
+def measurable(rate: float, negatives: int) -> bool:
+    """Whether a false-accept ``rate`` can be measured on ``negatives`` different-person pairs
+    or stranger photos: it is at least one of them. Below that, "none accepted" is all that is
+    measured (a TAR or a threshold at such a rate is the one at a rate of 0)."""
+    return rate * negatives >= 1
 
 
 def verification(test_scores: np.ndarray, test_same: np.ndarray, threshold: float) -> Verification:

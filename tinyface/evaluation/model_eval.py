@@ -113,7 +113,7 @@ def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: 
 
     Only what was measured is given as a figure: with no strangers the stranger false-accept
     rates are None, and ``verification["tar_at_far_measurable"]`` says for each FAR whether
-    there are enough different-person pairs to measure it (:func:`measurable`), as
+    there are enough different-person pairs to measure it (metrics.measurable), as
     ``target_far``'s ``measurable`` does. ``model`` is the model file's path as ``--model`` led
     to it (``models/esp32/model.tflite``).
 
@@ -173,10 +173,7 @@ def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: 
     if threshold is None:
         threshold = metrics.best_threshold(scores, same)
         threshold_source = "best threshold on these same pairs (optimistic: the model has no model.json)"
-    ver = metrics.verification(scores, same, threshold).to_dict(with_roc=True)
-    # a FAR below one in the negative pairs is measured as "none accepted": say so beside each
-    # figure, as target_far's "measurable" does (here, not in metrics: the build's report.json is as it was)
-    ver["tar_at_far_measurable"] = {far: measurable(float(far), ver["n_negative"]) for far in ver["tar_at_far"]}
+    ver = metrics.verification(scores, same, threshold).to_dict(with_roc=True)  # with tar_at_far_measurable
 
     # the dataset's own images (not those a pairs file added) with a face: the one split of
     # tinyface.evaluation.metrics, drawn with the same generator after the pairs
@@ -221,13 +218,6 @@ def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: 
     }
 
 
-def measurable(rate: float, negatives: int) -> bool:
-    """Whether a false-accept ``rate`` can be measured on ``negatives`` different-person pairs
-    or stranger photos: it is at least one of them. Below that, "none accepted" is all that is
-    measured (a TAR or a threshold at such a rate is the one at a rate of 0)."""
-    return rate * negatives >= 1
-
-
 def _at_target_far(emb, scores, same, enroll, probes, strangers, far: float, ident_threshold: float,
                    gallery: int, seed: int = 0) -> dict:
     """The thresholds that would give false-accept rate ``far`` on these people, and their cost.
@@ -241,12 +231,12 @@ def _at_target_far(emb, scores, same, enroll, probes, strangers, far: float, ide
     tar, got = metrics.rates_at(scores, same, ver_t)
     out = {"far": far,
            "verification": {"threshold": ver_t, "true_accept_rate": tar, "false_accept_rate": got,
-                            "negative_pairs": neg, "measurable": measurable(far, neg)}}
+                            "negative_pairs": neg, "measurable": metrics.measurable(far, neg)}}
     if len(enroll) >= 2 and strangers:
         ident_t, at = metrics.threshold_at_gallery(emb, enroll, probes, strangers, far, gallery, seed)
         out["identification"] = {"threshold": ident_t, "accuracy": at["accuracy"],
                                  "stranger_false_accept_rate": at["stranger_false_accept_rate"],
                                  "gallery": at["gallery"], "draws": at["draws"],
-                                 "strangers": len(strangers), "measurable": measurable(far, len(strangers)),
+                                 "strangers": len(strangers), "measurable": metrics.measurable(far, len(strangers)),
                                  "shipped_threshold": ident_threshold}
     return out
