@@ -122,15 +122,22 @@ def test_evaluate_holds_strangers_out_and_reports_false_accepts_and_target_thres
     assert "by a gallery of 16 people (data.identify_gallery; the device holds up to 16): all 3 enrolled" in proc.stdout
 
 
+def _evaluate_by_galleries_of_2(tmp_path, data, enroll: str, strangers: str):
+    """`tinyface evaluate --json` of the released model with data.identify_gallery = 2: (its
+    arguments without --json, the finished process)."""
+    cfg = tmp_path / "gallery.toml"
+    cfg.write_text("[data]\nidentify_gallery = 2\n")
+    args = ("--config", str(cfg), "evaluate", "--model", str(RELEASED), "--data", str(data), "--enroll", enroll,
+            "--strangers", strangers)
+    proc = run_cli(*args, "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return args, proc
+
+
 @pytest.mark.skipif(not (RELEASED / "model.tflite").is_file(), reason="no released model in models/esp32")
 def test_evaluate_names_the_gallery_size_it_reports_identification_at(make_dataset, tmp_path):
     data = make_dataset(OWN_PEOPLE, name="own")
-    cfg = tmp_path / "gallery.toml"
-    cfg.write_text("[data]\nidentify_gallery = 2\n")
-    args = ("--config", str(cfg), "evaluate", "--model", str(RELEASED), "--data", str(data), "--enroll", "3",
-            "--strangers", "0.5")
-    proc = run_cli(*args, "--json")
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    args, proc = _evaluate_by_galleries_of_2(tmp_path, data, "3", "0.5")
     r = json.loads(proc.stdout)
     i = r["identification"]
     dg = i["device_gallery"]
@@ -186,12 +193,7 @@ def test_evaluate_by_galleries_without_strangers_says_the_rate_is_not_measured(m
     """--strangers 0: every one of 3 people enrolled, identification by galleries of 2 of them
     (data.identify_gallery): the galleries' stranger false-accept rate is not measured either."""
     data = make_dataset({"Colin_Powell": 3, "Tony_Blair": 3, "Gerhard_Schroeder": 3}, name="three")
-    cfg = tmp_path / "gallery.toml"
-    cfg.write_text("[data]\nidentify_gallery = 2\n")
-    args = ("--config", str(cfg), "evaluate", "--model", str(RELEASED), "--data", str(data), "--enroll", "2",
-            "--strangers", "0")
-    proc = run_cli(*args, "--json")
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    args, proc = _evaluate_by_galleries_of_2(tmp_path, data, "2", "0")
     dg = json.loads(proc.stdout)["identification"]["device_gallery"]
     assert (dg["gallery"], dg["draws"]) == (2, 100) and dg["stranger_false_accept_rate"] is None
     proc = run_cli(*args)
