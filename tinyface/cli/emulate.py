@@ -101,6 +101,7 @@ def emulate(ctx, board, model_path, baud, once, native, isa, kernels, drop_repli
         from tinyface.device.isa import COUNT_LABEL, run_isa_emulator
 
         rc = run_isa_emulator(bundle, b, baud=baud, once=once, firmware_kernels=kernels, stop=stop,
+                              arena_margin=settings.firmware.arena_margin,
                               on_ready=lambda path, _: announce(path, f"{b.name} firmware on its instruction "
                                                                 f"set (qemu-riscv32), cycles = {COUNT_LABEL}"))
         _firmware_ended(rc, f"{b.name} firmware under qemu-riscv32")
@@ -109,6 +110,7 @@ def emulate(ctx, board, model_path, baud, once, native, isa, kernels, drop_repli
         from tinyface.device.native import run_native_emulator
 
         rc = run_native_emulator(bundle, b, baud=baud, once=once, kernels=kernels, stop=stop,
+                                 arena_margin=settings.firmware.arena_margin,
                                  on_ready=lambda path, _: announce(path, f"native firmware build, {b.name}"))
         _firmware_ended(rc, f"native {b.name} firmware")
         return

@@ -233,8 +233,9 @@ def spawn_isa(prog: IsaProgram, master_fd: int, baud: int = 0, once: bool = Fals
 
 def run_isa_emulator(bundle, board=None, baud: int = 0, once: bool = False, on_ready=None,
                      stop: threading.Event | None = None, storage_dir: str | Path | None = None,
-                     kernels: str = "esp_nn", firmware_kernels: str = "esp-nn") -> int:
-    """`tinyface emulate --isa`: build (cached) and serve the rv32 firmware under QEMU on a pty.
+                     kernels: str = "esp_nn", firmware_kernels: str = "esp-nn", arena_margin: float = 0.15) -> int:
+    """`tinyface emulate --isa`: build (cached) and serve the rv32 firmware under QEMU on a pty
+    (``arena_margin``: firmware.arena_margin, as `flash` builds the firmware).
 
     Returns:
         qemu's exit status.
@@ -243,7 +244,8 @@ def run_isa_emulator(bundle, board=None, baud: int = 0, once: bool = False, on_r
     from tinyface.device.pty import serve_process_on_pty
 
     with status("building the ESP32-C3 (rv32imc) firmware (first time: a few minutes)"):
-        prog = prepare_isa(bundle, board, kernels=kernels, firmware_kernels=firmware_kernels)
+        prog = prepare_isa(bundle, board, arena_margin=arena_margin, kernels=kernels,
+                           firmware_kernels=firmware_kernels)
     return serve_process_on_pty(
         lambda master_fd: spawn_isa(prog, master_fd, baud=baud, once=once, storage_dir=storage_dir),
         on_ready=on_ready, stop=stop)

@@ -221,12 +221,13 @@ def spawn_native(program: str | Path, master_fd: int | None = None, baud: int = 
 
 def run_native_emulator(bundle, board, baud: int = 0, once: bool = False, on_ready=None,
                         stop: threading.Event | None = None, storage_dir: str | Path | None = None,
-                        kernels: str = "esp-nn") -> int:
+                        kernels: str = "esp-nn", arena_margin: float = 0.15) -> int:
     """`tinyface emulate --native`: build (cached) and serve the real firmware sources on a pty.
 
     Args:
         on_ready: called with (port_path, process) once the port accepts connections.
         stop: set it to stop serving (Ctrl-C and SIGTERM do too).
+        arena_margin: firmware.arena_margin, as `flash` builds the firmware.
 
     Returns:
         The program's exit status.
@@ -236,18 +237,18 @@ def run_native_emulator(bundle, board, baud: int = 0, once: bool = False, on_rea
     """
     from tinyface.device.pty import serve_process_on_pty
 
-    program = _build_with_status(bundle, board, kernels)
+    program = _build_with_status(bundle, board, kernels, arena_margin)
     return serve_process_on_pty(
         lambda master_fd: spawn_native(program, master_fd, baud=baud, once=once, storage_dir=storage_dir),
         on_ready=on_ready, stop=stop)
 
 
-def _build_with_status(bundle, board, kernels: str = "esp-nn") -> Path:
+def _build_with_status(bundle, board, kernels: str = "esp-nn", arena_margin: float = 0.15) -> Path:
     """prepare_native with a spinner: a cached build returns in a fraction of a second."""
     from tinyface.console import status
 
     with status(f"building the native firmware for {board.name} (first time: a few minutes)"):
-        return prepare_native(bundle, board, kernels=kernels)
+        return prepare_native(bundle, board, arena_margin=arena_margin, kernels=kernels)
 
 
 @contextlib.contextmanager
