@@ -19,8 +19,8 @@ from tinyface.config import FIRMWARE_KERNELS
                    "[default: the model's own, model.json kernels, else firmware.kernels]. Example: tinyface profile --board esp32c3 --kernels generated")
 @click.option("--measured", is_flag=True,
               help="Also MEASURE: count each op's instructions on the ESP32-C3 instruction-set emulator "
-                   "(the firmware built for rv32imc under qemu-riscv32; esp32c3 only; needs TFLM_DIR and "
-                   "the packages of `tinyface emulate --isa`). Example: tinyface profile --board esp32c3 --measured")
+                   "(the firmware built for rv32imc under qemu-riscv32; esp32c3 only, the default board then; "
+                   "needs TFLM_DIR and the packages of `tinyface emulate --isa`). Example: tinyface profile --measured")
 @json_option
 @set_option("firmware.kernels=generated")
 @click.pass_context
@@ -47,6 +47,10 @@ def profile(ctx, board, model_path, kernels, measured, as_json, set_items):
     from tinyface.errors import ModelError
     from tinyface.cli.common import settings_for_model
 
+    if measured and not board:
+        from tinyface.device.isa import ISA_BOARD
+
+        board = ISA_BOARD  # the one board --measured counts on (as `emulate --isa`)
     overrides = {"firmware": {"board": board, "kernels": kernels}}
     settings = load_settings(ctx, overrides, set_items)
     b = load_board(settings.firmware.board)
