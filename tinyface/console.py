@@ -132,10 +132,26 @@ def debug(message: str) -> None:
         err_console().print(f"[dim]{message}[/dim]")
 
 
-def print_json(obj) -> None:
+_JSON_OUT = {"printed": False}  # whether a JSON result went to stdout (then a failure adds none)
+
+
+def print_json(obj, indent: int | None = 2) -> None:
+    """``obj`` as JSON on stdout: the result of a command given --json (at most one document:
+    the CLI's failure object is left out once this has run)."""
     from tinyface.fsutil import _json_default
 
-    sys.stdout.write(json.dumps(obj, indent=2, default=_json_default) + "\n")
+    sys.stdout.write(json.dumps(obj, indent=indent, default=_json_default) + "\n")
+    _JSON_OUT["printed"] = True
+
+
+def json_printed() -> bool:
+    """Whether :func:`print_json` has put a result on stdout since :func:`reset_json_output`."""
+    return _JSON_OUT["printed"]
+
+
+def reset_json_output() -> None:
+    """A command starts: nothing of its own on stdout yet (the CLI's main calls this)."""
+    _JSON_OUT["printed"] = False
 
 
 class _Advance:

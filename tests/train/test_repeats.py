@@ -68,3 +68,21 @@ def test_the_model_card_names_repeats_only_when_set():
 
     assert "3/3/3 blocks per stage" in _student_words(load(overrides={"student": {"repeats": [3, 3, 3]}}).student)
     assert "blocks" not in _student_words(load().student)
+
+
+# The distill fingerprints of the presets as builds recorded them before distill.ema existed
+# (commit 4afec66). A setting added later must leave them as they were at its default, or every
+# existing build/ folder retrains from scratch on its next run. Change these only together with
+# a deliberate change of a preset or of the fingerprint's definition.
+RECORDED = {"esp32": "6b0809f46d71b1f4", "esp32s3": "d85be9785ed2c88b", "esp32c3": "893c03d0ab0f4358"}
+
+
+@pytest.mark.parametrize("preset", sorted(RECORDED))
+def test_settings_added_later_leave_recorded_fingerprints_valid(preset):
+    from tinyface.config import load_preset
+    from tinyface.train import pipeline
+
+    settings = load(None, None, base=load_preset(preset).settings())
+    assert pipeline.distill_fingerprint("data", settings) == RECORDED[preset]
+    averaged = load(None, {"distill": {"ema": 0.999}}, base=load_preset(preset).settings())
+    assert pipeline.distill_fingerprint("data", averaged) != RECORDED[preset]

@@ -173,8 +173,11 @@ def _firmware_ended(rc: int, what: str) -> None:
 
 def _announce(sys, info, path: str, what: str, baud: int, as_json: dict | None = None) -> None:
     """The port on stdout (a path, or with --json one JSON line), what serves it on stderr."""
-    import json
+    from tinyface.console import print_json
 
-    sys.stdout.write((json.dumps(as_json) if as_json is not None else path) + "\n")
+    if as_json is not None:
+        print_json(as_json, indent=None)  # one line, for scripts that read the first line
+    else:
+        sys.stdout.write(path + "\n")
     sys.stdout.flush()
     info(f"{what}; link {'unthrottled' if not baud else f'{baud} baud'}; Ctrl-C to stop")

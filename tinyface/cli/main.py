@@ -40,6 +40,9 @@ class LazyGroup(click.Group):
             raise StdoutClosed() from None
 
     def invoke(self, ctx):  # every command runs in here
+        # the command and its arguments, before click takes them (a bad --config is no reason to refuse --help)
+        protected = ctx.__dict__.get("_protected_args", ctx.__dict__.get("protected_args", []))
+        ctx.meta["tinyface.args"] = [*protected, *ctx.args]
         try:
             return super().invoke(ctx)
         except BrokenPipeError:
@@ -94,8 +97,9 @@ def cli(ctx, verbose, config_path, boards_dir):
     from tinyface import config, resources
 
     resources.use_boards_dir(boards_dir or config.user_boards_dir())
-    if config_path is not None and not ctx.resilient_parsing:  # every command, even those that read no settings
-        config.require_config_file(config_path)
+    asks_help = {"-h", "--help"} & set(ctx.meta.get("tinyface.args", []))
+    if config_path is not None and not ctx.resilient_parsing and not asks_help:
+        config.require_config_file(config_path)  # every command, even those that read no settings
     ctx.ensure_object(dict)
     ctx.obj["config_path"] = config_path
     ctx.obj["verbose"] = verbose
@@ -107,6 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     verbose = any(a == "--verbose" or (len(a) > 1 and a[0] == "-" and set(a[1:]) == {"v"}) for a in args)
     as_json = "--json" in args  # a failure is then also one JSON object on stdout
     previous_sigint = console.catch_interrupts()
+    console.reset_json_output()
     try:
         rc = cli.main(args=argv, prog_name="tinyface", standalone_mode=False)
         console.raise_if_interrupted()  # a Ctrl-C that a library swallowed: not a success
@@ -145,9 +150,10 @@ def main(argv: list[str] | None = None) -> None:
 
 def _fail(message: str, code: int, kind: str, as_json: bool, prefix: str = "tinyface: error: ") -> None:
     """Exit ``code`` after one line on stderr; with --json also ``{"error", "kind", "exit_code"}``
-    on stdout, so a script reading stdout learns the failure too."""
+    on stdout, so a script reading stdout learns the failure too, unless the command's JSON
+    result already went there (stdout holds one JSON document at most)."""
     click.echo(f"{prefix}{message}", err=True)
-    if as_json:
+    if as_json and not console.json_printed():
         import json
 
         try:

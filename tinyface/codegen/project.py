@@ -150,6 +150,7 @@ class FirmwarePlan:
 
     graph: object  # tinyface.model.graph.analyze's result
     model: dict  # the constants the firmware is rendered with (_model_context)
+    ops: list  # the op resolver's entries (resolver_entries)
     specs: list  # the generated kernels' specs ([] with ESP-NN's)
     op_types: set  # the op types the generated kernels replace
     budget: object  # tinyface.codegen.budget.Budget
@@ -164,7 +165,8 @@ def plan_firmware(bundle, board: Board, arena_margin: float = 0.15, kernels: str
     aligned, rendered or served. Nothing is written.
 
     Raises:
-        ModelError: unknown ``kernels``, or not a model the firmware runs.
+        ModelError: unknown ``kernels``, or not a model the firmware runs (an op it has no kernel
+            for: checked before the budget).
         BudgetError: over a limit of ``board`` (the numbers, and what to do).
     """
     from tinyface.codegen import kernels as kernel_gen
@@ -173,6 +175,7 @@ def plan_firmware(bundle, board: Board, arena_margin: float = 0.15, kernels: str
     model_bytes = bundle.model_bytes
     graph = analyze(model_bytes, source=str(bundle.model_path))
     model = _model_context(bundle, model_bytes, graph)
+    ops = resolver_entries(graph.op_names)
     arena = plan_arena(model_bytes, arena_margin, arena_used_bytes)
     if kernels not in kernel_gen.KERNEL_CHOICES:
         raise ModelError(f"unknown kernels {kernels!r}", hint='firmware.kernels is "esp-nn" or "generated"')
@@ -185,7 +188,7 @@ def plan_firmware(bundle, board: Board, arena_margin: float = 0.15, kernels: str
     budget, arena = check_budget(board, len(model_bytes) + kernel_flash, arena, model["input_bytes"],
                                  model["output_size"], macs=model["macs"], gallery_people=gallery_people,
                                  kernels=kernels)
-    return FirmwarePlan(graph, model, specs, op_types, budget, arena)
+    return FirmwarePlan(graph, model, ops, specs, op_types, budget, arena)
 
 
 def generate_project(bundle, board: Board, directory: str | Path, arena_margin: float = 0.15,
@@ -221,9 +224,8 @@ def generate_project(bundle, board: Board, directory: str | Path, arena_margin: 
     directory = Path(directory)
     model_bytes = bundle.model_bytes
     plan = plan_firmware(bundle, board, arena_margin, kernels, len(gallery), arena_used_bytes)
-    graph, model, specs, op_types, budget, arena = (plan.graph, plan.model, plan.specs, plan.op_types, plan.budget,
-                                                    plan.arena)
-    ops = resolver_entries(graph.op_names)
+    model, ops, specs, op_types, budget, arena = (plan.model, plan.ops, plan.specs, plan.op_types, plan.budget,
+                                                  plan.arena)
     for person in gallery:
         if len(person.sum) != model["output_size"]:
             raise ModelError(f"gallery entry {person.name!r} has {len(person.sum)} values, the model outputs "

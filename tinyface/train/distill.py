@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tinyface.model.embedder import normalize  # (p - 128) / 128, as make_dataset scales
 from tinyface.vectors import l2_normalize
 
 
@@ -369,6 +370,12 @@ def fit(model, x_train, t_train, x_val, t_val, epochs: int, batch_size: int, lea
     return TrainResult({k: [float(v) for v in vals] for k, vals in hist.history.items()}, epochs)
 
 
+def scaled_sample(x_uint8: np.ndarray, seed: int, sample: int = 2048) -> np.ndarray:
+    """A seeded sample of ``sample`` crops (in their order), scaled as make_dataset scales them."""
+    rows = np.sort(np.random.default_rng(seed).choice(len(x_uint8), min(sample, len(x_uint8)), replace=False))
+    return normalize(x_uint8[rows])
+
+
 def recalibrate_batch_norm(model, x_uint8: np.ndarray, seed: int, sample: int = 2048, batch_size: int = 256) -> None:
     """Set every batch norm's moving mean and variance to the statistics of its input over a
     seeded sample of ``x_uint8`` crops (unaugmented, as make_dataset scales them), layer by layer
@@ -376,8 +383,9 @@ def recalibrate_batch_norm(model, x_uint8: np.ndarray, seed: int, sample: int = 
     batch norm"). For weights that were not the last step's (``fit(ema=...)``)."""
     import tf_keras as keras
 
-    rows = np.sort(np.random.default_rng(seed).choice(len(x_uint8), min(sample, len(x_uint8)), replace=False))
-    x = (x_uint8[rows].astype(np.float32) - 128.0) / 128.0
+    if any(isinstance(layer, keras.Model) for layer in model.layers):
+        raise ValueError("recalibrate_batch_norm: a model nested in the student is not walked")
+    x = scaled_sample(x_uint8, seed, sample)
     for layer in model.layers:
         if not isinstance(layer, keras.layers.BatchNormalization):
             continue

@@ -402,22 +402,27 @@ def distill_fingerprint(data_fp: str, settings) -> str:
 FUSE_TOLERANCE = 1e-3
 
 
+# settings added after builds were recorded, at the value that trains as before they existed
+_DISTILL_KEYS_ADDED_LATER = {"seed": -1, "ema": 0.0}
+
+
 def _distill_key(ds) -> dict:
-    """The distillation settings a stage's fingerprint holds: all of them, but ``seed`` only when
-    set (-1 trains as every build before the setting did, so their stages stay valid)."""
+    """The distillation settings a stage's fingerprint holds: all of them, but those added later
+    (``seed``, ``ema``) only when not at the value that trains as every build before them did,
+    so those builds' stages stay valid."""
     key = asdict(ds)
-    if key["seed"] == -1:
-        del key["seed"]
+    for name, before in _DISTILL_KEYS_ADDED_LATER.items():
+        if key[name] == before:
+            del key[name]
     return key
 
 
 def _fuse_branches(branched, s, input_shape, crops: np.ndarray, seed: int, sample: int = 2048):
     """The plain student with ``branched``'s function (student.fuse), and the largest difference
     of their embeddings on a sample of training crops."""
-    from tinyface.train import student
+    from tinyface.train import distill, student
 
-    rows = np.sort(np.random.default_rng(seed).choice(len(crops), min(sample, len(crops)), replace=False))
-    x = (crops[rows].astype(np.float32) - 128.0) / 128.0  # as distill.make_dataset scales them
+    x = distill.scaled_sample(crops, seed, sample)
     plain, _ = student.build_student(s.arch, input_shape, s.embedding_dim, s.width, repeats=s.repeats)
     error = student.fuse(branched, plain, x)
     if not error <= FUSE_TOLERANCE:
