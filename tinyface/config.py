@@ -520,7 +520,8 @@ class DistillSettings:
         ema: keep an exponential moving average of the student's weights during distillation
             (momentum ``ema`` a step: about ``1 / (1 - ema)`` steps remembered) and end with it
             instead of the last step's weights (Polyak averaging); every batch norm's statistics
-            are then measured again for the averaged weights on 2,048 training crops. 0 = off.
+            are then measured again for the averaged weights on 2,048 training crops. Measured on
+            `esp32` (docs/model.md, runs EM1 and EM1b): no gain, no preset uses it. 0 = off.
     """
 
     epochs: int = 30
