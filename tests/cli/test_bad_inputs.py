@@ -408,19 +408,25 @@ def test_every_command_help_has_examples(path):
     assert "Examples:" in result.output, f"`tinyface {' '.join(path)} --help` has no examples"
 
 
-@pytest.mark.parametrize("path", _command_paths(), ids=" ".join)
-def test_the_set_example_is_a_setting(path):
-    """`--set`'s example in each command's help is a real setting with a valid value (it was
-    distill.epochs=5 everywhere, which most commands never read)."""
+def _set_examples() -> dict[str, str]:
+    """{command path: the example in its --set help}, for every command that takes --set."""
     import re
 
+    examples = {}
+    for path in _command_paths():
+        cmd = cli_main.cli
+        for name in path:
+            cmd = cmd.get_command(None, name)
+        option = next((p for p in cmd.params if p.name == "set_items"), None)
+        if option is not None:
+            examples[" ".join(path)] = re.search(r"Example: --set (\S+)", option.help).group(1)
+    return examples
+
+
+@pytest.mark.parametrize("path, example", sorted(_set_examples().items()))
+def test_the_set_example_is_a_setting(path, example):
+    """`--set`'s example in each command's help is a real setting with a valid value (it was
+    distill.epochs=5 everywhere, which most commands never read)."""
     from tinyface import config
 
-    cmd = cli_main.cli
-    for name in path:
-        cmd = cmd.get_command(None, name) if hasattr(cmd, "get_command") else cmd
-    option = next((p for p in getattr(cmd, "params", []) if getattr(p, "name", "") == "set_items"), None)
-    if option is None:
-        pytest.skip("no --set")
-    example = re.search(r"Example: --set (\S+)", option.help).group(1)
     config.load(overrides=config.parse_set_option([example]))
