@@ -40,9 +40,6 @@ class LazyGroup(click.Group):
             raise StdoutClosed() from None
 
     def invoke(self, ctx):  # every command runs in here
-        # the command and its arguments, before click takes them (a bad --config is no reason to refuse --help)
-        protected = ctx.__dict__.get("_protected_args", ctx.__dict__.get("protected_args", []))
-        ctx.meta["tinyface.args"] = [*protected, *ctx.args]
         try:
             return super().invoke(ctx)
         except BrokenPipeError:
@@ -97,10 +94,10 @@ def cli(ctx, verbose, config_path, boards_dir):
     from tinyface import config, resources
 
     resources.use_boards_dir(boards_dir or config.user_boards_dir())
-    asks_help = {"-h", "--help"} & set(ctx.meta.get("tinyface.args", []))
+    ctx.ensure_object(dict)
+    asks_help = ctx.obj.get("asks_help", False)  # a bad --config is no reason to refuse a command's --help
     if config_path is not None and not ctx.resilient_parsing and not asks_help:
         config.require_config_file(config_path)  # every command, even those that read no settings
-    ctx.ensure_object(dict)
     ctx.obj["config_path"] = config_path
     ctx.obj["verbose"] = verbose
 
@@ -110,10 +107,11 @@ def main(argv: list[str] | None = None) -> None:
     args = argv if argv is not None else sys.argv[1:]
     verbose = any(a == "--verbose" or (len(a) > 1 and a[0] == "-" and set(a[1:]) == {"v"}) for a in args)
     as_json = "--json" in args  # a failure is then also one JSON object on stdout
+    asks_help = "--help" in args or "-h" in args
     previous_sigint = console.catch_interrupts()
     console.reset_json_output()
     try:
-        rc = cli.main(args=argv, prog_name="tinyface", standalone_mode=False)
+        rc = cli.main(args=argv, prog_name="tinyface", standalone_mode=False, obj={"asks_help": asks_help})
         console.raise_if_interrupted()  # a Ctrl-C that a library swallowed: not a success
         sys.exit(rc if isinstance(rc, int) else 0)
     except click.exceptions.Exit as exc:

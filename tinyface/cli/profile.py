@@ -47,19 +47,16 @@ def profile(ctx, board, model_path, kernels, measured, as_json, set_items):
     from tinyface.errors import ModelError
     from tinyface.cli.common import settings_for_model
 
-    if measured and not board:
-        from tinyface.device.isa import ISA_BOARD
+    if measured:
+        from tinyface.device.isa import ISA_BOARD, board_refusal
 
-        board = ISA_BOARD  # the one board --measured counts on (as `emulate --isa`)
+        board = board or ISA_BOARD  # the one board --measured counts on (as `emulate --isa`)
     overrides = {"firmware": {"board": board, "kernels": kernels}}
     settings = load_settings(ctx, overrides, set_items)
     b = load_board(settings.firmware.board)
-    if measured:
-        from tinyface.device.isa import board_refusal
-
-        why = board_refusal(b.name)
-        if why:
-            raise click.UsageError(f"--measured: {why}")
+    why = board_refusal(b.name) if measured else None
+    if why:
+        raise click.UsageError(f"--measured: {why}")
     settings, path = settings_for_model(ctx, settings, model_path, b.name, overrides, set_items)
     kernels = settings.firmware.kernels
     if path.is_dir():

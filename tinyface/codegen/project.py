@@ -148,7 +148,6 @@ def _model_context(bundle, model_bytes: bytes, graph) -> dict:
 class FirmwarePlan:
     """What a firmware for a model and board holds, checked against the board's budget."""
 
-    graph: object  # tinyface.model.graph.analyze's result
     model: dict  # the constants the firmware is rendered with (_model_context)
     ops: list  # the op resolver's entries (resolver_entries)
     specs: list  # the generated kernels' specs ([] with ESP-NN's)
@@ -188,7 +187,7 @@ def plan_firmware(bundle, board: Board, arena_margin: float = 0.15, kernels: str
     budget, arena = check_budget(board, len(model_bytes) + kernel_flash, arena, model["input_bytes"],
                                  model["output_size"], macs=model["macs"], gallery_people=gallery_people,
                                  kernels=kernels)
-    return FirmwarePlan(graph, model, ops, specs, op_types, budget, arena)
+    return FirmwarePlan(model, ops, specs, op_types, budget, arena)
 
 
 def generate_project(bundle, board: Board, directory: str | Path, arena_margin: float = 0.15,
