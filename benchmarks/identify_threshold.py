@@ -132,15 +132,21 @@ def validation_settings(preset_name: str, bundles: dict, extra_faces: bool = Fal
     return settings
 
 
-def models_on_validation(doc: str, extra_faces: bool = False):
-    """The command line of the benchmarks that compare bundles on a preset's validation people
-    (``--model`` repeatable, ``--preset``): ``({folder: bundle}, preset name, settings, build data)``;
-    the build data's ``val`` are the validation faces, its ``extra`` the preset's extra faces
-    when ``extra_faces`` (validation_settings)."""
+def validation_parser(doc: str) -> argparse.ArgumentParser:
+    """The command line of the benchmarks that compare bundles on a preset's validation people:
+    ``--model`` (repeatable) and ``--preset``; a benchmark may add its own options."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", action="append", required=True, help="bundle folder, e.g. models/esp32 (repeatable)")
     ap.add_argument("--preset", required=True, help="the preset whose validation people to use, e.g. esp32")
-    args = ap.parse_args()
+    return ap
+
+
+def models_on_validation(doc: str, extra_faces: bool = False, args: argparse.Namespace | None = None):
+    """``({folder: bundle}, preset name, settings, build data)`` for the command line of
+    :func:`validation_parser` (``args``, parsed, or parsed here); the build data's ``val`` are
+    the validation faces, its ``extra`` the preset's extra faces when ``extra_faces``
+    (validation_settings)."""
+    args = args or validation_parser(doc).parse_args()
     bundles = {folder: load_bundle(Path(folder)) for folder in args.model}
     settings = validation_settings(args.preset, bundles, extra_faces)
     return bundles, args.preset, settings, load_build_data(settings)

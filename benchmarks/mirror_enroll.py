@@ -22,7 +22,7 @@ rule) with the probes accepted and right at it, and both at the bundle's shipped
 import numpy as np
 
 from compare_runs import people_faces  # benchmarks/, beside this script
-from identify_threshold import models_on_validation
+from identify_threshold import models_on_validation, validation_parser
 from tinyface.evaluation import metrics
 from tinyface.evaluation.metrics import l2n
 from tinyface.model.embedder import Embedder
@@ -55,19 +55,15 @@ def figures(embedder, crops, labels, d, shipped: float, **split_args) -> dict:
 
 
 def main() -> None:
-    import sys
-
-    people_dir = None
-    if "--people" in sys.argv:  # models_on_validation parses --model and --preset only
-        i = sys.argv.index("--people")
-        people_dir = sys.argv[i + 1]
-        del sys.argv[i:i + 2]
-    bundles, preset, settings, data = models_on_validation(__doc__)
+    ap = validation_parser(__doc__)
+    ap.add_argument("--people", help="also a folder-per-person set, e.g. the CelebA selection set's images/")
+    args = ap.parse_args()
+    bundles, _, settings, data = models_on_validation(__doc__, args=args)
     d = settings.data
     sets = [("validation people", data.val.crops, list(data.val.labels), {})]
-    if people_dir:  # most of its people have many photos: a quarter of them held out as strangers, every photo
-        crops, _, labels, skipped = people_faces(people_dir, settings)
-        sets.append((f"{people_dir} ({skipped} photos without a detected face left out; a quarter of the people "
+    if args.people:  # most of its people have many photos: a quarter of them held out as strangers, every photo
+        crops, _, labels, skipped = people_faces(args.people, settings)
+        sets.append((f"{args.people} ({skipped} photos without a detected face left out; a quarter of the people "
                      "held out as strangers, all their photos)", crops, labels,
                      {"held_out_share": 0.25, "stranger_images": "all"}))
     for folder, bundle in bundles.items():
