@@ -47,7 +47,8 @@ class DownloadError(DataError):
 
 class NoFaceError(DataError):
     """Images with no usable face (none found, or unreadable) where every image must be a face:
-    a gallery is never enrolled from them (`flash --enroll`, `enroll`)."""
+    a gallery is never enrolled from them (`flash --enroll`, `enroll`), nor is anyone identified
+    in them (`identify`, without --skip-bad)."""
 
     exit_code = 15
 

@@ -314,3 +314,22 @@ def test_the_budget_check_alone_is_the_one_the_project_is_rendered_with(model, b
             assert isinstance(expected, str) and str(exc).startswith(expected), str(exc)
         else:
             assert (budget.flash_used_bytes, budget.ram_used_bytes, arena.bytes) == expected
+
+
+def test_the_hint_names_the_board_the_model_was_built_for_only_if_it_fits_there():
+    """models/esp32s3 refused by an esp32: the hint says `use --board esp32s3` when the S3 holds it
+    with the same settings; with an arena margin no board holds, it names no board."""
+    from tinyface.boards import load_board
+    from tinyface.device.flash import check_fits
+    from tinyface.errors import BudgetError
+    from tinyface.model.bundle import load_bundle
+
+    bundle, esp32 = load_bundle(os.path.join(RELEASED, "esp32s3")), load_board("esp32")
+    with pytest.raises(BudgetError) as fits_s3:
+        check_fits(bundle, esp32)
+    assert "use --board esp32s3" in fits_s3.value.hint
+    with pytest.raises(BudgetError, match="tensor arena") as fits_none:
+        check_fits(bundle, esp32, arena_margin=1000.0)
+    assert "use --board" not in (fits_none.value.hint or "") and "was built for" not in fits_none.value.hint
+    with pytest.raises(BudgetError):  # indeed: the S3 refuses it too
+        check_fits(bundle, load_board("esp32s3"), arena_margin=1000.0)

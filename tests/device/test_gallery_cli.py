@@ -143,6 +143,11 @@ def test_enroll_refuses_bad_photos_by_name_and_changes_nothing(board, lfw_dir, t
     # a photo the board identifies as someone else enrolled is refused
     one_line_error(run_cli("enroll", "--port", board, "--name", "Someone", colin[1]), 4,
                    "the board identifies it as Colin")
+    # identify refuses a photo without a face as enroll does (15; it was 4), and with --skip-bad
+    # refuses only when no photo is left
+    one_line_error(run_cli("identify", "--port", board, colin[1], str(blank)), 15, "wall.png", "no face found",
+                   "--skip-bad")
+    one_line_error(run_cli("identify", "--port", board, "--skip-bad", str(blank)), 15, "no photo has a usable face")
 
 
 def test_bad_inputs_are_one_line_with_their_exit_code(board, lfw_dir, tmp_path):

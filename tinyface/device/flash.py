@@ -60,11 +60,11 @@ def check_fits(bundle, board, arena_margin: float = 0.15, kernels: str = "esp-nn
     Raises:
         ModelError: not a model the firmware runs (not int8, model.json disagrees with the .tflite).
         BudgetError: over a limit; the message has the numbers, the hint what to do (first the
-            board the model was built for, when that is another board).
+            board the model was built for, when that is another board and the model fits it).
     """
-    from tinyface.boards import board_names
+    from tinyface.boards import board_names, load_board
     from tinyface.codegen.project import plan_firmware
-    from tinyface.errors import BudgetError
+    from tinyface.errors import BudgetError, TinyfaceError
 
     try:
         plan = plan_firmware(bundle, board, arena_margin, kernels, gallery_people)
@@ -73,6 +73,10 @@ def check_fits(bundle, board, arena_margin: float = 0.15, kernels: str = "esp-nn
         built_for = bundle.meta.preset
         if built_for == board.name or built_for not in board_names():
             raise
+        try:  # name that board only if the model fits it, with the same margin, kernels and gallery
+            plan_firmware(bundle, load_board(built_for), arena_margin, kernels, gallery_people)
+        except TinyfaceError:
+            raise exc from None
         raise BudgetError(str(exc), hint=f"{bundle.model_path.parent} was built for {built_for}: use --board "
                                          f"{built_for}; or {exc.hint or 'a model built for ' + board.name}") from None
 

@@ -447,17 +447,18 @@ def identify(client: Client, info: DeviceInfo, photos: AlignedPhotos, skip_bad: 
 
     Raises:
         GalleryError: nobody is enrolled.
-        DataError: a photo has no usable face (without ``skip_bad``; nothing is identified).
+        NoFaceError: a photo has no usable face (without ``skip_bad``; nothing is identified), or
+            none has one; exit 15, as enrolling such a photo is refused.
     """
     if info.gallery_count == 0:
         raise GalleryError(f"nobody is enrolled on {client.port}", hint="enroll people first with `tinyface enroll`")
     refused = [p for p in photos.photos if p.status == "refused"]
     if refused and not skip_bad:
-        raise DataError(f"refused {len(refused)} of {len(photos.photos)} photos: {_reasons(refused)}",
-                        hint="remove them, or pass --skip-bad to identify the others")
+        raise NoFaceError(f"refused {len(refused)} of {len(photos.photos)} photos: {_reasons(refused)}",
+                          hint="remove them, or pass --skip-bad to identify the others")
     if not photos.usable():
-        raise DataError(f"no photo has a usable face: {_reasons(refused)}",
-                        hint="use photos where one face is clearly visible")
+        raise NoFaceError(f"no photo has a usable face: {_reasons(refused)}",
+                          hint="use photos where one face is clearly visible")
     results = []
     for i in photos.usable():
         r = client.identify(photos.x_int8[i])
