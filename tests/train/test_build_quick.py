@@ -254,6 +254,49 @@ def test_a_failed_stage_leaves_no_trusted_artifact(quick_build, lfw_dir, monkeyp
     assert (out / "quantize" / "int8.tflite").is_file()
 
 
+def test_a_search_trial_trains_as_the_build_does(quick_build, lfw_dir, monkeypatch, tmp_path):
+    """The build passes the search its own training: a trial gets the same loss, neighbours and
+    weight averaging as the final training (trials ignored distill.ema and branches), a third of
+    its epochs, and the final training takes the search's choice. Run on the quick build's data,
+    stopped once distillation is done."""
+    pytest.importorskip("optuna")
+    import shutil
+
+    from tinyface import config
+    from tinyface.cli.build import QUICK
+    from tinyface.config import load_preset
+    from tinyface.train import distill, pipeline
+
+    out = tmp_path / "run"
+    shutil.copytree(quick_build[0], out)
+    calls = []
+    real_fit = distill.fit
+
+    def fit(model, x, t, x_val, t_val, epochs, batch_size, lr, loss, **kw):
+        calls.append({"epochs": epochs, "lr": lr, "ema": kw["ema"], "light": kw["light"], "rows": len(x)})
+        return real_fit(model, x, t, x_val, t_val, epochs, batch_size, lr, loss, **kw)
+
+    class Distilled(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Distilled
+
+    monkeypatch.setattr(distill, "fit", fit)
+    monkeypatch.setattr(pipeline, "_prune", stop)
+    extra = {"dirs": [str(quick_build[0].parent / "extra")]}  # as the quick build had them
+    overrides = {**QUICK, "data": {"dir": str(lfw_dir)}, "extra": extra,
+                 "distill": {**QUICK["distill"], "epochs": 3, "search_trials": 1, "ema": 0.9}}
+    settings = config.load(None, overrides, base=load_preset("esp32").settings())
+    with pytest.raises(Distilled):
+        pipeline.run_build(settings, load_preset("esp32"), out, quick=True)
+    trial, final = calls
+    assert trial["epochs"] == 1 and final["epochs"] == 3
+    assert trial["ema"] == final["ema"] == 0.9 and trial["light"] == final["light"] and trial["rows"] == final["rows"]
+    history = json.loads((out / "distill" / "history.json").read_text())
+    assert final["lr"] == history["learning_rate"] == history["search"]["learning_rate"] == trial["lr"]
+
+
 def test_build_without_data_says_what_to_do(tmp_path):
     proc = run_cli("build", "--quick", "--out", str(tmp_path / "x"), env_extra={"TINYFACE_DATA": str(tmp_path / "none")})
     assert proc.returncode == 4

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tinyface import config
-from tinyface.train import distill
+from tinyface.train import distill, student
 from tinyface.train.search import search_hyperparameters
 
 
@@ -24,7 +24,21 @@ def test_search_trials_on_originals_plus_views():
     assert len(x) == len(t) == 48 * 3 and augment == "photometric"
     settings = config.load(None, {"student": {"arch": "tinycnn", "width": 0.5},
                                   "distill": {"epochs": 3, "batch_size": 16}})
-    best = search_hyperparameters(settings, data, x, t, augment, (32, 32, 1), trials=2)
+    tried = []
+
+    def train(alpha, temperature, lr, epochs):  # what the pipeline passes: its own training
+        tried.append((alpha, temperature, lr, epochs))
+        model, _ = student.build_student("tinycnn", (32, 32, 1), 128, 0.5)
+        weights = distill.LossWeights(1.0, 1.0, alpha, temperature)
+        distill.fit(model, x, t, None, None, epochs, 16, lr,
+                    distill.make_loss(weights, distill.identity_centroids(t[:48], labels)), augment=augment)
+        return model
+
+    best = search_hyperparameters(settings, data, train, trials=2)
     assert set(best) >= {"alpha", "temperature", "learning_rate", "val_auc", "trials"}
     assert len(best["trials"]) == 2 and 0.0 <= best["val_auc"] <= 1.0
     assert 0.0 <= best["alpha"] <= 0.9 and 3e-4 <= best["learning_rate"] <= 1e-2
+    # a third of the epochs, and the best trial's settings are the ones returned
+    assert [e for *_, e in tried] == [1, 1]
+    assert (best["alpha"], best["temperature"], best["learning_rate"]) in [t[:3] for t in tried]
+

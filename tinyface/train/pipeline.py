@@ -354,27 +354,37 @@ def _distill(stages: Stages, settings, data, training: _TrainingSet, data_fp: st
         input_shape = (d.crop_size, d.crop_size, d.channels)
         labels = data.train.labels
         t_train = training.targets
-        centroids = distill.identity_centroids(t_train[: len(labels)], labels) if ds.alpha > 0 else None
+
+        def centroids_for(alpha: float):
+            return distill.identity_centroids(t_train[: len(labels)], labels) if alpha > 0 else None
+
+        def train(weights, lr: float, epochs: int, progress: bool = True):
+            """The one way a student is trained here: the final one, and each search trial."""
+            distill.seed_everything(seed)  # the initial weights
+            model, _ = student.build_student(s.arch, input_shape, s.embedding_dim, s.width, branches=s.branches,
+                                             repeats=s.repeats)
+            hist = distill.fit(model, training.x, training.y, data.val.crops, training.val_y,
+                               epochs, ds.batch_size, lr, training.loss(weights, centroids_for(weights.alpha)),
+                               augment=training.augment, light=training.light, seed=seed,
+                               on_epoch=_epoch_events(stages.notify) if progress else None,
+                               on_progress=_batch_events(stages.notify) if progress else None,
+                               partners=training.partners(stages.notify if progress else None, epochs),
+                               ema=ds.ema)
+            return model, hist
+
         weights = distill.LossWeights(ds.cosine_weight, ds.relation_weight, ds.alpha, ds.temperature)
         lr = ds.learning_rate
         search = None
         if ds.search_trials > 0:
             from tinyface.train.search import search_hyperparameters
 
-            search = search_hyperparameters(settings, data, training.x, t_train, training.augment, input_shape,
-                                            ds.search_trials, stages.notify)
+            def trial(alpha, temperature, trial_lr, epochs):
+                w = distill.LossWeights(ds.cosine_weight, ds.relation_weight, alpha, temperature)
+                return train(w, trial_lr, epochs, progress=False)[0]
+
+            search = search_hyperparameters(settings, data, trial, ds.search_trials, stages.notify)
             weights.alpha, weights.temperature, lr = search["alpha"], search["temperature"], search["learning_rate"]
-            if weights.alpha > 0 and centroids is None:
-                centroids = distill.identity_centroids(t_train[: len(labels)], labels)
-        distill.seed_everything(seed)  # the initial weights
-        model, _ = student.build_student(s.arch, input_shape, s.embedding_dim, s.width, branches=s.branches,
-                                         repeats=s.repeats)
-        hist = distill.fit(model, training.x, training.y, data.val.crops, training.val_y,
-                           ds.epochs, ds.batch_size, lr, training.loss(weights, centroids),
-                           augment=training.augment, light=training.light, seed=seed,
-                           on_epoch=_epoch_events(stages.notify),
-                           on_progress=_batch_events(stages.notify),
-                           partners=training.partners(stages.notify, ds.epochs), ema=ds.ema)
+        model, hist = train(weights, lr, ds.epochs)
         fused = None
         if s.branches:
             model, fused = _fuse_branches(model, s, input_shape, training.x, seed)

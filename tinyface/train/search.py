@@ -6,10 +6,10 @@ student for a third of the epochs and is scored on pairs of *validation* people 
 from __future__ import annotations
 
 
-def search_hyperparameters(settings, data, x_train, targets, augment, input_shape, trials: int,
-                          notify=lambda e, i: None) -> dict:
-    """``x_train``, ``targets``, ``augment``: the training set as distill.training_set() made it
-    (originals first, then any teacher views).
+def search_hyperparameters(settings, data, train, trials: int, notify=lambda e, i: None) -> dict:
+    """``train(alpha, temperature, learning_rate, epochs)`` trains a student and returns it: the
+    pipeline's own training (its loss, branches, neighbours, weight averaging), so that a trial
+    differs from the final training in those three settings and its epochs only.
 
     Returns the best {"alpha", "temperature", "learning_rate", "val_auc", "trials"}."""
     try:
@@ -20,22 +20,15 @@ def search_hyperparameters(settings, data, x_train, targets, augment, input_shap
         raise ConfigError("distill.search_trials > 0 needs Optuna", hint='pip install "tinyface[search]"') from None
     from tinyface.evaluation import metrics
     from tinyface.model.keras_io import embed
-    from tinyface.train import distill, student
 
-    s, ds = settings.student, settings.distill
     a, b, same = metrics.sample_pairs(data.val.labels, 1000, seed=2)
-    epochs = max(1, ds.epochs // 3)
-    centroids = distill.identity_centroids(targets[: len(data.train.labels)], data.train.labels)
+    epochs = max(1, settings.distill.epochs // 3)
 
     def objective(trial):
         alpha = trial.suggest_float("alpha", 0.0, 0.9)
         temperature = trial.suggest_float("temperature", 1.0, 10.0, log=True)
         lr = trial.suggest_float("learning_rate", 3e-4, 1e-2, log=True)
-        model, _ = student.build_student(s.arch, input_shape, s.embedding_dim, s.width, repeats=s.repeats)
-        weights = distill.LossWeights(ds.cosine_weight, ds.relation_weight, alpha, temperature)
-        distill.fit(model, x_train, targets, None, None, epochs, ds.batch_size, lr,
-                    distill.make_loss(weights, centroids), augment=augment,
-                    light=ds.light_augment, seed=settings.data.seed)
+        model = train(alpha, temperature, lr, epochs)
         scores = metrics.pair_scores(embed(model, data.val.crops), a, b)
         auc = metrics.auc(*metrics.roc_curve(scores, same))
         notify("metric", {"stage": f"search trial {trial.number + 1}/{trials}", "accuracy": auc})
