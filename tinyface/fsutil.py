@@ -36,7 +36,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp_path.unlink()
 
 
-def ensure_dir(path: str | os.PathLike, what: str = "folder") -> Path:
+def ensure_dir(path: str | os.PathLike, what: str = "the folder") -> Path:
     """Create the folder ``path`` (and its parents) unless it exists; check that files can be made in it.
 
     Args:
@@ -51,13 +51,33 @@ def ensure_dir(path: str | os.PathLike, what: str = "folder") -> Path:
         path.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
         raise OutputError(f"cannot create {what} {path}: a file of that name (or of a parent's) is in the way",
-                          hint=f"choose another {what}, or move the file") from None
+                          hint=f"move the file, or choose another path for {what}") from None
     except OSError as exc:
         raise OutputError(f"cannot create {what} {path}: {exc.strerror or exc}",
-                          hint=f"choose a {what} where you can write") from None
+                          hint=f"choose a path for {what} where you can write") from None
     if not os.access(path, os.W_OK | os.X_OK):
         raise OutputError(f"cannot write into {what} {path}: permission denied",
-                          hint=f"choose a {what} where you can write")
+                          hint=f"choose a path for {what} where you can write")
+    return path
+
+
+def check_creatable_dir(path: str | os.PathLike, what: str = "the folder") -> Path:
+    """Fail early if the folder ``path`` could not be created (or written into) later; unlike
+    :func:`ensure_dir`, nothing is created, so a command refused for another reason leaves no folder.
+
+    Raises:
+        OutputError: a file is in the way (``path`` or a parent), or no permission.
+    """
+    path = Path(path)
+    probe = path
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise OutputError(f"cannot create {what} {path}: a file of that name (or of a parent's) is in the way",
+                          hint=f"move the file, or choose another path for {what}")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot {'write into' if probe == path else 'create'} {what} {path}: permission denied",
+                          hint=f"choose a path for {what} where you can write")
     return path
 
 
@@ -75,7 +95,7 @@ def check_writable(path: str | os.PathLike, what: str = "file") -> Path:
         fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
     except OSError as exc:
         raise OutputError(f"cannot write {what} {path}: {exc.strerror or exc}",
-                          hint=f"choose a {what} where you can write") from None
+                          hint=f"choose a path for {what} where you can write") from None
     os.close(fd)
     os.unlink(probe)
     return path

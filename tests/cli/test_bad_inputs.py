@@ -83,6 +83,10 @@ def test_data_fetch_into_a_folder_it_cannot_write_is_an_output_error(capsys):
     (["build", "--out", "{file}"], "is in the way"),
     (["data", "fetch", "lfw", "--url", "file:///nowhere/", "--dest", "{file}"], "is not a folder"),
     (["bench", "--port", "/dev/null", "--out", "{folder}"], "it is a folder"),
+    (["bench", "--port", "/dev/null", "--out", "{file}/r.json"], "another path for the folder of --out"),
+    (["evaluate", "--model", str(RELEASED), "--out", "{file}"], "another path for --out"),
+    (["flash", "--board", "esp32", "--dry-run", "--project-dir", "{file}"], "another path for --project-dir"),
+    (["flash", "--board", "esp32", "--dry-run", "--project-dir", "{file}/fw"], "another path for --project-dir"),
 ])
 def test_an_output_path_in_the_way_is_exit_14_with_what_to_do(capsys, tmp_path, args, needle):
     # was: click's exit 2 ("Directory ... is a file"), not the table's 14 for an output problem

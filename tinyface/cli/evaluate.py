@@ -23,7 +23,7 @@ from tinyface.evaluation.model_eval import STRANGER_SHARE, TARGET_FAR
               help="Images enrolled per person for identification; the rest are probes.")
 @click.option("--runtime", type=click.Choice(["auto", "tflite", "tflm"]), default="auto", show_default=True,
               help="Interpreter for .tflite models: TFLite, or TFLM (the firmware's int8 kernels).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+@click.option("--out", "out_dir", type=click.Path(), default=None,
               help="Where to write report.md / report.json / plots (default: no files): roc.png, confusion.png and "
                    "identification.png (what each identification threshold trades: enrolled people recognised "
                    "against strangers accepted). Created (and checked) before the evaluation starts. "

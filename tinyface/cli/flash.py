@@ -17,7 +17,7 @@ from tinyface.config import FIRMWARE_KERNELS
               help="Serial port (default: detected by the board's USB VID:PIDs). A path that does not exist is "
                    "refused before anything is built (exit 7); wildcards, COM3 and rfc2217:// or socket:// URLs "
                    "go to PlatformIO as they are.")
-@click.option("--project-dir", type=click.Path(file_okay=False), default=None,
+@click.option("--project-dir", type=click.Path(), default=None,
               help="Where the PlatformIO project is generated (default: build/firmware/<board>).")
 @click.option("--enroll", "enroll_dir", type=click.Path(exists=True, file_okay=False), default=None,
               help="Compile in a gallery: one sub-folder of photos per person (at most 16 people).")

@@ -127,6 +127,8 @@ def flash(board, model: str | Path | None = None, project_dir: str | Path | None
             (checked before the budget, and before any face is aligned).
         ProjectDirError: ``project_dir`` holds files tinyface did not generate where the
             project's files go (without ``force``; nothing is written then).
+        OutputError: ``project_dir`` cannot be created (a file in the way, no permission), before
+            the gallery's faces are aligned.
         ToolchainError: PlatformIO or the espressif32 platform missing, or the build failed.
         DeviceError: ``port`` is a path that does not exist (refused first, before the model is
             read or anything is rendered; not on a dry run, which uses no port), or no board
@@ -136,6 +138,7 @@ def flash(board, model: str | Path | None = None, project_dir: str | Path | None
     from tinyface.device import platformio
     from tinyface.device.ports import check_port_exists, find_port
     from tinyface.errors import ToolchainError
+    from tinyface.fsutil import check_creatable_dir
     from tinyface.model.bundle import load_bundle
 
     if not dry_run:  # a typo in --port is one line now, not after the build (PlatformIO's upload)
@@ -156,6 +159,7 @@ def flash(board, model: str | Path | None = None, project_dir: str | Path | None
             on_warning(result_warning)
     gallery = ()
     project_dir = Path(project_dir) if project_dir else default_project_dir(board.name)
+    check_creatable_dir(project_dir, "--project-dir")  # before the gallery's faces are aligned
     result = FlashResult(board.name, model_dir, None, identify_threshold=bundle.meta.identify_at,
                          identify_threshold_source="firmware.identify_threshold" if identify_threshold
                          else "the model's")
