@@ -56,7 +56,8 @@ def emulate(ctx, board, model_path, baud, once, native, isa, kernels, drop_repli
       tinyface emulate --baud 921600 --once &  # realistic link speed, one session
       tinyface emulate --isa                   # the ESP32-C3 firmware on its instruction set (QEMU)
       tinyface emulate --native --kernels generated
-      tinyface emulate --json | head -1        # {"port": "/dev/pts/3", "kind": "emulator", ...}
+      tinyface emulate --json                  # first line: {"port": "/dev/pts/3", "kind": "emulator", ...}
+      exec 3< <(tinyface emulate --once); read -r PORT <&3   # in a bash script: the port in $PORT
     """
     import sys
     import threading
