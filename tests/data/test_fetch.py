@@ -220,6 +220,10 @@ def test_an_extra_set_says_how_to_use_it_and_on_what_terms(served):
     assert f"pins is ready in {dest}" in proc.stderr
     assert "--set 'extra.dirs=[\"pins\"]' --set extra.kind=photos" in proc.stderr and "research use only" in proc.stderr
     assert (dest / "images").is_dir()
+    # fetched again: nothing to download, and the same two things said (they were said after a download only)
+    again = subprocess.run(proc.args, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert again.returncode == 0 and "nothing to download" in again.stderr, again.stderr
+    assert "--set 'extra.dirs=[\"pins\"]' --set extra.kind=photos" in again.stderr and "research use only" in again.stderr
 
 
 def _flat_archive(site: Path, src: Path, lines: list[str]) -> Path:

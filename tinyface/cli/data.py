@@ -84,6 +84,7 @@ def fetch(ctx, name, url, dest, manifest, force, timeout_s, as_json):
             fetch_dataset(spec, base, target, force=False)
         # plain echo: a path is neither wrapped nor read as rich markup
         click.echo(f"{name} is already in {target} (every checksum verified); nothing to download", err=True)
+        _how_to_use(name)
         if as_json:
             _fetch_json(name, target, downloaded=False, received=0)
         return
@@ -107,12 +108,18 @@ def fetch(ctx, name, url, dest, manifest, force, timeout_s, as_json):
         finally:
             plain.finish()
     click.echo(f"{name} is ready in {path}", err=True)
-    source = DATASETS[name]
-    if source.kind:  # an extra set: how to use it, and on what terms
-        use = f"--set 'extra.dirs=[\"{name}\"]'" + ("" if source.kind == "chips" else " --set extra.kind=photos")
-        click.echo(f"use it with `tinyface build ... {use}`; licence: {source.credit}", err=True)
+    _how_to_use(name)
     if as_json:
         _fetch_json(name, Path(path), downloaded=True, received=received[0])
+
+
+def _how_to_use(name: str) -> None:
+    """For an extra set: the build's setting that uses it, and its licence (after a download, and
+    when it was there already)."""
+    source = DATASETS[name]
+    if source.kind:
+        use = f"--set 'extra.dirs=[\"{name}\"]'" + ("" if source.kind == "chips" else " --set extra.kind=photos")
+        click.echo(f"use it with `tinyface build ... {use}`; licence: {source.credit}", err=True)
 
 
 def _fetch_json(name: str, path: Path, downloaded: bool, received: int) -> None:
