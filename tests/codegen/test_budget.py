@@ -86,7 +86,10 @@ def test_the_mac_budget_is_the_boards_for_the_kernel_set(kernels, expected):
     # a board without a figure of the generated kernels keeps ESP-NN's budget for them
     esp32, _ = check_budget(load_board("esp32"), 10_000, ArenaPlan(1000, 0.15, 1152), input_bytes=2304,
                             embedding_dim=128, kernels=kernels)
-    assert esp32.mac_budget == 2_000_000
+    assert esp32.mac_budget == 2_000_000 and esp32.mac_budget_kernels == "esp-nn"
+    # and says so, instead of calling ESP-NN's budget the generated kernels' (it did)
+    assert "board budget 2.0 M with esp-nn kernels" in esp32.summary()
+    assert ("none measured for generated kernels" in esp32.summary()) == (kernels == "generated")
 
 
 def test_a_generated_kernels_project_reports_the_generated_budget(tiny_bundle, tmp_path):

@@ -58,6 +58,8 @@ class Budget:
     macs: int
     mac_budget: int  # the board's, for the kernel set below (Board.mac_budget_for)
     kernels: str = "esp-nn"  # firmware.kernels
+    mac_budget_kernels: str = "esp-nn"  # the kernel set mac_budget was sized for (ESP-NN's where the
+    #                                     board has no budget for the generated kernels)
 
     @property
     def flash_free_bytes(self) -> int:
@@ -76,7 +78,9 @@ class Budget:
                 f"(model {self.model_bytes:,}); arena {self.arena_bytes:,} B in {where}; "
                 f"SRAM {self.ram_used_bytes:,} of {self.sram_heap_bytes:,} B; "
                 f"{self.macs / 1e6:.2f} M MACs "
-                f"(board budget {self.mac_budget / 1e6:.1f} M with {self.kernels} kernels)")
+                f"(board budget {self.mac_budget / 1e6:.1f} M with {self.mac_budget_kernels} kernels"
+                + ("" if self.mac_budget_kernels == self.kernels else f"; none measured for {self.kernels} kernels")
+                + ")")
 
 
 def check_budget(board: Board, model_bytes: int, arena: ArenaPlan, input_bytes: int, embedding_dim: int,
@@ -123,5 +127,6 @@ def check_budget(board: Board, model_bytes: int, arena: ArenaPlan, input_bytes: 
         sram_arena_bytes=board.sram_arena_bytes, sram_heap_bytes=board.sram_heap_bytes,
         psram_bytes=board.psram_bytes, ram_used_bytes=ram_used, input_bytes=input_bytes, macs=macs,
         mac_budget=board.mac_budget_for(kernels), kernels=kernels,
+        mac_budget_kernels="generated" if kernels == "generated" and board.mac_budget_generated else "esp-nn",
     )
     return budget, arena
