@@ -9,25 +9,34 @@ from tinyface.cli.common import json_option, load_settings, set_option
 
 @click.command()
 @click.option("--port", required=True, help="Serial port (e.g. /dev/ttyUSB0, or the path `tinyface emulate` "
-                                            "printed), or 'auto' to find the board by its USB VID:PID.")
-@click.option("--board", default=None, help="Board data (boards/*.toml): baud, USB ids [default: firmware.board].")
+                                            "printed), or 'auto' to find the board by its USB VID:PID. "
+                                            "Example: --port /dev/ttyUSB0")
+@click.option("--board", default=None,
+              help="Board data (boards/*.toml): baud, USB ids [default: firmware.board]. Example: --board esp32s3")
 @click.option("--images", type=click.IntRange(min=1), default=None,
-              help="Held-out pairsDevTest images to stream [default: bench.images = 1000].")
+              help="Held-out pairsDevTest images to stream [default: bench.images = 1000]. Example: --images 200")
 @click.option("--model", "model_path", type=click.Path(), default=None,
-              help="The model the board runs (bundle folder or .tflite) [default: as `tinyface flash`: build/<board>/ if built, else models/<board>/, then build/esp32/, models/esp32/].")
+              help="The model the board runs (bundle folder or .tflite) [default: as `tinyface flash`: build/<board>/ if built, else models/<board>/, then build/esp32/, models/esp32/]. "
+                   "Example: --model build/esp32")
 @click.option("--data", "data_dir", type=click.Path(), default=None,
-              help="LFW folder with images/ and pairsDevTest.txt [default: data.dir or $TINYFACE_DATA].")
+              help="LFW folder with images/ and pairsDevTest.txt [default: data.dir or $TINYFACE_DATA]. "
+                   "Example: --data /data/lfw")
 @click.option("--out", "out_path", type=click.Path(), default=None,
-              help="Write results (JSON) here as they come; a lost link keeps what was measured.")
-@click.option("--baud", type=click.IntRange(min=1), default=None, help="Serial speed [default: the board's].")
+              help="Write results (JSON) here as they come; a lost link keeps what was measured. "
+                   "Example: --out results.json")
+@click.option("--baud", type=click.IntRange(min=1), default=None,
+              help="Serial speed [default: the board's]. Example: --baud 115200")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.01), default=None,
-              help="Seconds to wait for a reply before resending [default: bench.timeout_s].")
-@click.option("--retries", type=click.IntRange(min=0), default=None, help="Resends per request [default: bench.retries].")
+              help="Seconds to wait for a reply before resending [default: bench.timeout_s]. Example: --timeout 5")
+@click.option("--retries", type=click.IntRange(min=0), default=None,
+              help="Resends per request [default: bench.retries]. Example: --retries 5")
 @click.option("--pipeline/--no-pipeline", default=True, show_default=True,
-              help="Keep two requests in flight so the next image streams in while the board computes.")
+              help="Keep two requests in flight so the next image streams in while the board computes. "
+                   "Example: tinyface bench --port auto --no-pipeline")
 @click.option("--host-check/--no-host-check", default=True, show_default=True,
-              help="Compare with the host TFLite int8 model (LSB difference, identical decisions).")
-@json_option
+              help="Compare with the host TFLite int8 model (LSB difference, identical decisions). "
+                   "Example: tinyface bench --port auto --no-host-check")
+@json_option("tinyface bench --port auto --json")
 @set_option("bench.images=200")
 @click.pass_context
 def bench(ctx, port, board, images, model_path, data_dir, out_path, baud, timeout_s, retries, pipeline, host_check,

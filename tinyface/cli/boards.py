@@ -9,7 +9,7 @@ from tinyface.cli.common import json_option
 
 @click.command()
 @click.argument("name", required=False)
-@json_option
+@json_option("tinyface boards esp32s3 --json")
 def boards(name, as_json):
     """List the supported boards: PlatformIO board, CPU clock, flash, SRAM for the arena,
     PSRAM, which ESP-NN kernels the chip runs, the MAC budget of the model preset (with ESP-NN's

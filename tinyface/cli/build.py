@@ -20,25 +20,33 @@ QUICK = {"distill": {"epochs": 8, "batch_size": 32, "teacher_views": 0, "teacher
 @click.command()
 @click.option("--preset", type=click.Choice(preset_names()), default="esp32", show_default=True,
               help="Board preset (presets/*.toml): input size, student, training recipe and the board and kernel "
-                   "set it is sized for (MAC budgets: `tinyface boards`).")
+                   "set it is sized for (MAC budgets: `tinyface boards`). Example: --preset esp32c3")
 @click.option("--data", "data_dir", type=click.Path(), default=None,
-              help="Dataset folder (default: $TINYFACE_DATA, else ~/.cache/tinyface/datasets/lfw).")
+              help="Dataset folder (default: $TINYFACE_DATA, else ~/.cache/tinyface/datasets/lfw). "
+                   "Example: --data ~/photos/family")
 @click.option("--out", "out_dir", type=click.Path(), default=None,
-              help="Run folder for artifacts and the report (default: build/<preset>, build/<preset>-quick).")
-@click.option("--epochs", type=click.IntRange(1), default=None, help="Distillation epochs (default: distill.epochs).")
+              help="Run folder for artifacts and the report (default: build/<preset>, build/<preset>-quick). "
+                   "Example: --out runs/s1")
+@click.option("--epochs", type=click.IntRange(1), default=None,
+              help="Distillation epochs (default: distill.epochs). Example: --epochs 60")
 @click.option("--quick", is_flag=True, help="A small subset (1,000 training images, 200 test pairs), 8 epochs and no "
                    "extra faces: a smoke test in a few minutes. "
-                   "--set and --epochs still win: --quick --set distill.epochs=3 trains 3.")
-@click.option("--force", is_flag=True, help="Redo every stage, even those whose inputs did not change.")
-@click.option("--print-config", is_flag=True, help="Print the effective settings as TOML (or JSON with --json) and exit.")
+                   "--set and --epochs still win: --quick --set distill.epochs=3 trains 3. "
+                   "Example: tinyface build --quick --out /tmp/smoke")
+@click.option("--force", is_flag=True,
+              help="Redo every stage, even those whose inputs did not change. Example: tinyface build --force")
+@click.option("--print-config", is_flag=True,
+              help="Print the effective settings as TOML (or JSON with --json) and exit. "
+                   "Example: tinyface build --preset esp32s3 --print-config")
 @click.option("--hide-test", is_flag=True,
               help="For experiment builds judged by a rule written beforehand: end with the figures on validation "
                    "pairs, not the held-out test's (--json likewise), and point to validation.md, which every build "
                    "writes without any test figure. The test is still evaluated and written to report.md, "
                    "report.json, the model card and model.json, to be read once the choice is made. (Progress "
-                   "lines show validation figures with or without it.)")
+                   "lines show validation figures with or without it.) "
+                   "Example: tinyface build --set distill.seed=1 --hide-test --out runs/s1")
 @set_option("distill.epochs=5")
-@json_option
+@json_option("tinyface build --print-config --json")
 @click.pass_context
 def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, hide_test, set_items, as_json):
     """Train, distill, prune and int8-quantize a face model; evaluate every stage; write a report.

@@ -6,7 +6,12 @@ import click
 
 from tinyface.errors import NotImplementedYet
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print results as JSON on stdout.")
+
+def json_option(example: str):
+    """--json, with an ``example``: a whole invocation of the command that uses it."""
+    return click.option("--json", "as_json", is_flag=True, help=f"Print results as JSON on stdout. Example: {example}")
+
+
 def set_option(example: str):
     """--set, with an ``example`` of a setting the command reads (docs/config.md lists them all)."""
     return click.option("--set", "set_items", multiple=True, metavar="SECTION.KEY=VALUE",

@@ -26,17 +26,19 @@ def data():
 @click.argument("name", type=click.Choice(list(DATASETS)))
 @click.option("--url", default=None,
               help="Base URL of the files (default: $TINYFACE_<NAME>_URL, e.g. $TINYFACE_FAIRFACE_URL, else "
-                   "the dataset's public home).")
+                   "the dataset's public home). Example: tinyface data fetch lfw --url file:///mnt/mirror/lfw")
 @click.option("--dest", type=click.Path(), default=None,
               help="Where to unpack (default: lfw: the default dataset folder; the others: "
                    "$TINYFACE_DATASETS/NAME, else ~/.cache/tinyface/datasets/NAME, where "
-                   "extra.dirs = [\"NAME\"] finds it).")
+                   "extra.dirs = [\"NAME\"] finds it). Example: tinyface data fetch lfw --dest /data/lfw")
 @click.option("--manifest", type=click.Path(dir_okay=False, exists=True), default=None,
-              help="A JSON manifest of files and sha256s to use instead of the built-in one.")
-@click.option("--force", is_flag=True, help="Replace an existing dataset folder.")
+              help="A JSON manifest of files and sha256s to use instead of the built-in one. "
+                   "Example: tinyface data fetch lfw --manifest lfw-manifest.json")
+@click.option("--force", is_flag=True,
+              help="Replace an existing dataset folder. Example: tinyface data fetch lfw --dest /data/lfw --force")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
               help="Seconds per network read (more than 0). Example: --timeout 300")
-@json_option
+@json_option("tinyface data fetch fairface --json")
 @click.pass_context
 def fetch(ctx, name, url, dest, manifest, force, timeout_s, as_json):
     """Download NAME, verify every file's sha256, unpack atomically.
@@ -134,9 +136,12 @@ def _fetch_json(name: str, path: Path, downloaded: bool, received: int) -> None:
 
 @data.command()
 @click.option("--clear", "parts", multiple=True, type=click.Choice(["faces", "assistant", "native", "isa", "all"]),
-              help="Delete this part (repeatable; `all`: every part). It is rebuilt when next needed.")
-@click.option("--yes", is_flag=True, help="Do not ask before deleting (needed when stdin is not a terminal).")
-@json_option
+              help="Delete this part (repeatable; `all`: every part). It is rebuilt when next needed. "
+                   "Example: tinyface data cache --clear assistant --yes")
+@click.option("--yes", is_flag=True,
+              help="Do not ask before deleting (needed when stdin is not a terminal). "
+                   "Example: tinyface data cache --clear all --yes")
+@json_option("tinyface data cache --json")
 @set_option("data.cache_dir=/tmp/tinyface-cache")
 @click.pass_context
 def cache(ctx, parts, yes, as_json, set_items):
@@ -209,12 +214,14 @@ def _mb(n: int) -> str:
 
 @data.command()
 @click.option("--data", "data_dir", type=click.Path(), default=None,
-              help="Dataset folder (default: $TINYFACE_DATA, else ~/.cache/tinyface/datasets/lfw).")
-@click.option("--check/--no-check", default=True, show_default=True, help="Decode every image to find unreadable ones.")
+              help="Dataset folder (default: $TINYFACE_DATA, else ~/.cache/tinyface/datasets/lfw). "
+                   "Example: --data ~/photos/family")
+@click.option("--check/--no-check", default=True, show_default=True,
+              help="Decode every image to find unreadable ones. Example: tinyface data stats --no-check")
 @click.option("--align", is_flag=True,
               help="Also find the faces (cached): how each was found (detector, detector+equalised, "
                    "landmarks-whole-frame, cnn) and which have none. Example: tinyface data stats --data photos/ --align")
-@json_option
+@json_option("tinyface data stats --no-check --json | jq .images")
 @set_option("data.workers=1")
 @click.pass_context
 def stats(ctx, data_dir, check, align, as_json, set_items):

@@ -11,15 +11,18 @@ from tinyface.config import FIRMWARE_KERNELS
 @click.command()
 @click.option("--board", default=None,
               help="Board to emulate (boards/*.toml): name, clock, cost model "
-                   "[default: firmware.board; esp32c3 with --isa].")
+                   "[default: firmware.board; esp32c3 with --isa]. Example: --board esp32s3")
 @click.option("--model", "model_path", type=click.Path(), default=None,
-              help="Model bundle folder or .tflite (default: as `tinyface flash`: build/<board>/ if built, else the released models/<board>/, then build/esp32/, models/esp32/).")
+              help="Model bundle folder or .tflite (default: as `tinyface flash`: build/<board>/ if built, else the released models/<board>/, then build/esp32/, models/esp32/). "
+                   "Example: tinyface emulate --board esp32s3 --model models/esp32s3")
 @click.option("--baud", type=click.IntRange(min=0), default=0, show_default=True,
               help="Throttle the link to this UART speed (baud/10 bytes per second each way); 0 = as fast as the pty. "
-                   "Use the board's baud (esp32: 921600) for realistic transfer times.")
-@click.option("--once", is_flag=True, help="Exit when the first host that connects closes the port.")
+                   "Use the board's baud (esp32: 921600) for realistic transfer times. Example: --baud 921600")
+@click.option("--once", is_flag=True,
+              help="Exit when the first host that connects closes the port. Example: tinyface emulate --once")
 @click.option("--native", is_flag=True,
-              help="Serve with the natively built firmware (needs TFLM_DIR) instead of the Python emulation.")
+              help="Serve with the natively built firmware (needs TFLM_DIR) instead of the Python emulation. "
+                   "Example: tinyface emulate --native --once")
 @click.option("--isa", is_flag=True,
               help="Serve with the firmware built for the ESP32-C3's instruction set (rv32imc) and run under "
                    "qemu-riscv32 (needs TFLM_DIR=esp-tflite-micro and the Debian packages gcc-riscv64-unknown-elf "
@@ -31,10 +34,12 @@ from tinyface.config import FIRMWARE_KERNELS
                    "prices (the board's cost model for it) [default: the model's own, model.json kernels, else firmware.kernels]. "
                    "Example: --native --kernels generated")
 @click.option("--drop-reply", "drop_replies", type=click.IntRange(min=1), multiple=True, metavar="N",
-              help="TEST ONLY (fault injection): do not send the N-th reply (counted from 1). Repeatable.")
+              help="TEST ONLY (fault injection): do not send the N-th reply (counted from 1). Repeatable. "
+                   "Example: --drop-reply 3")
 @click.option("--corrupt-reply", "corrupt_replies", type=click.IntRange(min=1), multiple=True, metavar="N",
-              help="TEST ONLY (fault injection): send the N-th reply with a broken CRC. Repeatable.")
-@json_option
+              help="TEST ONLY (fault injection): send the N-th reply with a broken CRC. Repeatable. "
+                   "Example: --corrupt-reply 2")
+@json_option("tinyface emulate --json")
 @set_option("firmware.arena_margin=0.2")
 @click.pass_context
 def emulate(ctx, board, model_path, baud, once, native, isa, kernels, drop_replies, corrupt_replies, set_items,

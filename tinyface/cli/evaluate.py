@@ -14,15 +14,19 @@ from tinyface.evaluation.model_eval import STRANGER_SHARE, TARGET_FAR
 @click.option("--model", "model_path", type=click.Path(), required=True,
               help="A model with its model.json (the face crop it was trained on): a bundle folder "
                    "(build/esp32, models/esp32), or a .tflite (float or int8) or .keras inside a `tinyface build` "
-                   "run folder (build/esp32/quantize/float.tflite). A lone file without one is refused.")
+                   "run folder (build/esp32/quantize/float.tflite). A lone file without one is refused. "
+                   "Example: --model models/esp32")
 @click.option("--data", "data_dir", type=click.Path(), default=None,
-              help="Folder with one sub-folder of photos per person (default: the default dataset).")
+              help="Folder with one sub-folder of photos per person (default: the default dataset). "
+                   "Example: --data ~/photos/family")
 @click.option("--pairs", "pairs_file", type=click.Path(dir_okay=False, exists=True), default=None,
-              help="Verification pairs in LFW format (default: all pairs of the dataset).")
+              help="Verification pairs in LFW format (default: all pairs of the dataset). "
+                   "Example: --pairs lfw/pairsDevTest.txt")
 @click.option("--enroll", "enroll_images", type=click.IntRange(1), default=5, show_default=True,
-              help="Images enrolled per person for identification; the rest are probes.")
+              help="Images enrolled per person for identification; the rest are probes. Example: --enroll 3")
 @click.option("--runtime", type=click.Choice(["auto", "tflite", "tflm"]), default="auto", show_default=True,
-              help="Interpreter for .tflite models: TFLite, or TFLM (the firmware's int8 kernels).")
+              help="Interpreter for .tflite models: TFLite, or TFLM (the firmware's int8 kernels). "
+                   "Example: --runtime tflm")
 @click.option("--out", "out_dir", type=click.Path(), default=None,
               help="Where to write report.md / report.json / plots (default: no files): roc.png, confusion.png and "
                    "identification.png (what each identification threshold trades: enrolled people recognised "
@@ -36,7 +40,7 @@ from tinyface.evaluation.model_eval import STRANGER_SHARE, TARGET_FAR
               default=TARGET_FAR, show_default=True,
               help="Also report the thresholds that would give this false-accept rate on these people (pairs and "
                    "strangers) and what they cost. Example: --target-far 0.001")
-@json_option
+@json_option("tinyface evaluate --model models/esp32 --json")
 @set_option("data.identify_gallery=8")
 @click.pass_context
 def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_dir, stranger_share, target_far,

@@ -9,27 +9,33 @@ from tinyface.config import FIRMWARE_KERNELS
 
 
 @click.command()
-@click.option("--board", default=None, help="Target board (boards/*.toml; default: firmware.board, esp32).")
+@click.option("--board", default=None,
+              help="Target board (boards/*.toml; default: firmware.board, esp32). Example: --board esp32s3")
 @click.option("--model", "model_path", type=click.Path(), default=None,
               help="Model bundle folder or model.tflite (default: build/<board>/ if built, else the released "
-                   "models/<board>/, then build/esp32/, models/esp32/; bench, emulate and profile pick the same).")
+                   "models/<board>/, then build/esp32/, models/esp32/; bench, emulate and profile pick the same). "
+                   "Example: tinyface flash --board esp32s3 --model build/esp32s3")
 @click.option("--port", default=None,
               help="Serial port (default: detected by the board's USB VID:PIDs). A path that does not exist is "
                    "refused before anything is built (exit 7); wildcards, COM3 and rfc2217:// or socket:// URLs "
-                   "go to PlatformIO as they are.")
+                   "go to PlatformIO as they are. Example: --port /dev/ttyACM0")
 @click.option("--project-dir", type=click.Path(), default=None,
-              help="Where the PlatformIO project is generated (default: build/firmware/<board>).")
+              help="Where the PlatformIO project is generated (default: build/firmware/<board>). "
+                   "Example: --project-dir fw/")
 @click.option("--enroll", "enroll_dir", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Compile in a gallery: one sub-folder of photos per person (at most 16 people).")
+              help="Compile in a gallery: one sub-folder of photos per person (at most 16 people). "
+                   "Example: --enroll photos/")
 @click.option("--kernels", type=click.Choice(FIRMWARE_KERNELS), default=None,
               help="Int8 kernels: TFLM's with ESP-NN, or generated for this model (bit-exact with TFLM's "
                    "reference kernels; default: the set the model was built for, model.json kernels, else firmware.kernels). Example: --kernels generated")
-@click.option("--dry-run", is_flag=True, help="Check the budget and render the project only: no PlatformIO, no board.")
+@click.option("--dry-run", is_flag=True,
+              help="Check the budget and render the project only: no PlatformIO, no board. "
+                   "Example: tinyface flash --board esp32 --dry-run")
 @click.option("--force", is_flag=True,
               help="Overwrite files in --project-dir that tinyface did not generate (without it such a folder is "
                    "refused, exit 11). Example: tinyface flash --board esp32 --project-dir fw/ --force")
 @set_option("firmware.arena_margin=0.2")
-@json_option
+@json_option("tinyface flash --board esp32 --dry-run --json")
 @click.pass_context
 def flash(ctx, board, model_path, port, project_dir, enroll_dir, kernels, dry_run, force, set_items, as_json):
     """Generate the TFLM firmware for a board, build it with PlatformIO and flash it.

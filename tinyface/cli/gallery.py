@@ -16,7 +16,7 @@ def port_options(f):
     options = [
         click.option("--port", required=True,
                      help="Serial port (e.g. /dev/ttyUSB0, or the path `tinyface emulate` printed), or 'auto' to "
-                          "find the board by its USB VID:PID."),
+                          "find the board by its USB VID:PID. Example: --port /dev/ttyUSB0"),
         click.option("--board", default=None,
                      help="Board data (boards/*.toml): baud, USB ids [default: firmware.board]. "
                           "Example: --board esp32s3"),
@@ -75,11 +75,11 @@ def _open(ctx, port, board, baud, timeout_s, retries, set_items=()):
 @click.command()
 @port_options
 @click.option("--name", required=True, callback=_name,
-              help="The person's name: UTF-8, 1 to 15 bytes (e.g. Alice, or Zoë: 4 bytes).")
+              help="The person's name: UTF-8, 1 to 15 bytes (Zoë: 4 bytes). Example: --name Alice")
 @click.argument("photos", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @model_option
 @skip_bad_option("tinyface enroll --port P --name Bob --skip-bad bob/*.jpg")
-@json_option
+@json_option("tinyface enroll --port auto --name Bob --json bob.jpg")
 @set_option("data.workers=1")
 @click.pass_context
 def enroll(ctx, port, board, baud, timeout_s, retries, name, photos, model_path, skip_bad, as_json, set_items):
@@ -138,7 +138,7 @@ def gallery():
 
 @gallery.command("list")
 @port_options
-@json_option
+@json_option("tinyface gallery list --port auto --json")
 @set_option("bench.retries=5")
 @click.pass_context
 def list_command(ctx, port, board, baud, timeout_s, retries, as_json, set_items):
@@ -168,7 +168,7 @@ def list_command(ctx, port, board, baud, timeout_s, retries, as_json, set_items)
 @click.option("--name", default=None, callback=_name, help="The person to remove. Example: --name Alice")
 @click.option("--all", "everyone", is_flag=True,
               help="Remove everyone (instead of --name). Example: tinyface gallery delete --port P --all")
-@json_option
+@json_option("tinyface gallery delete --port auto --all --json")
 @set_option("bench.retries=5")
 @click.pass_context
 def delete_command(ctx, port, board, baud, timeout_s, retries, name, everyone, as_json, set_items):
@@ -199,7 +199,7 @@ def delete_command(ctx, port, board, baud, timeout_s, retries, name, everyone, a
 @click.argument("photos", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @model_option
 @skip_bad_option("tinyface identify --port P --skip-bad door/*.jpg")
-@json_option
+@json_option("tinyface identify --port auto --json door/*.jpg")
 @set_option("data.workers=1")
 @click.pass_context
 def identify(ctx, port, board, baud, timeout_s, retries, photos, model_path, skip_bad, as_json, set_items):

@@ -74,14 +74,18 @@ is $TINYFACE_DATA, else ~/.cache/tinyface/datasets/lfw (`tinyface data fetch lfw
 
 
 @click.group(cls=LazyGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("-v", "--verbose", count=True, help="More output (repeatable); an internal error then also prints its traceback.")
+@click.option("-v", "--verbose", count=True,
+              help="More output (repeatable); an internal error then also prints its traceback. "
+                   "Example: tinyface -v evaluate --model models/esp32")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-              help="Settings file (default: ./tinyface.toml if present).")
+              help="Settings file (default: ./tinyface.toml if present). "
+                   "Example: tinyface --config lab.toml build --print-config")
 @click.option("--boards-dir", type=click.Path(file_okay=False, exists=True), default=None,
               help="Also read board files (<name>.toml) from this folder, before the shipped ones: a board of "
                    "your own without editing the installed package (default: $TINYFACE_BOARDS_DIR). "
                    "Example: tinyface --boards-dir my-boards flash --board myboard --dry-run")
-@click.version_option(__version__, prog_name="tinyface")
+@click.version_option(__version__, prog_name="tinyface",
+                      help="Show the version and exit. Example: tinyface --version")
 @click.pass_context
 def cli(ctx, verbose, config_path, boards_dir):
     """tinyface: face recognition for the ESP32, from photos to a flashed board.

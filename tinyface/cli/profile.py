@@ -10,9 +10,11 @@ from tinyface.config import FIRMWARE_KERNELS
 
 @click.command()
 @click.option("--board", default=None,
-              help="Board whose cost model prices the layers (boards/*.toml) [default: firmware.board].")
+              help="Board whose cost model prices the layers (boards/*.toml) [default: firmware.board]. "
+                   "Example: --board esp32s3")
 @click.option("--model", "model_path", type=click.Path(), default=None,
-              help="Model bundle folder or .tflite (default: as `tinyface flash`: build/<board>/ if built, else the released models/<board>/, then build/esp32/, models/esp32/).")
+              help="Model bundle folder or .tflite (default: as `tinyface flash`: build/<board>/ if built, else the released models/<board>/, then build/esp32/, models/esp32/). "
+                   "Example: tinyface profile --board esp32s3 --model models/esp32s3")
 @click.option("--kernels", type=click.Choice(FIRMWARE_KERNELS), default=None,
               help="The firmware's int8 kernels to price (and, with --measured, to count): TFLM's with ESP-NN, or "
                    "those generated for this model; each has its own cost model in the board file "
@@ -21,7 +23,7 @@ from tinyface.config import FIRMWARE_KERNELS
               help="Also MEASURE: count each op's instructions on the ESP32-C3 instruction-set emulator "
                    "(the firmware built for rv32imc under qemu-riscv32; esp32c3 only, the default board then; "
                    "needs TFLM_DIR and the packages of `tinyface emulate --isa`). Example: tinyface profile --measured")
-@json_option
+@json_option("tinyface profile --board esp32s3 --json")
 @set_option("firmware.kernels=generated")
 @click.pass_context
 def profile(ctx, board, model_path, kernels, measured, as_json, set_items):
