@@ -488,7 +488,9 @@ class DistillSettings:
             datasets deliver faces; cut as a user's photo is (past the photo's edge filled from
             the edge). The target stays the teacher's embedding of the untouched photo. 0 = off.
         search_trials: Optuna TPE trials over alpha, temperature and learning rate, on
-            validation data only; 0 = off.
+            validation data only; 0 = off. Each trial trains as the final distillation does (its
+            loss, branches, neighbours, ``ema``), for a third of ``epochs``, and is scored by
+            validation AUC; the final training takes the best trial's three values.
         center: the mean teacher embedding subtracted from every target: "training" = of the
             training people's images; "all" = of those and the extra faces (extra.dirs) together.
             dlib separates some groups of faces less well once LFW's mean is subtracted
