@@ -46,3 +46,20 @@ def test_evaluate_prints_no_library_noise(small_dataset, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     noisy = [line for line in proc.stderr.splitlines() if any(n.lower() in line.lower() for n in NOISE)]
     assert not noisy, proc.stderr[-3000:]
+
+
+def test_the_cuda_probe_is_quiet_when_errors_are_shown(tmp_path):
+    """TensorFlow probes CUDA at its first device query, after the muted import: on a machine
+    without a GPU that wrote "E0000 ... failed call to cuInit" into every build log where
+    TF_CPP_MIN_LOG_LEVEL=2 (as .ci/run and many users set it)."""
+    script = ("import sys\n"
+              "from tinyface import console\n"
+              "console.quiet_tensorflow(import_now=True)\n"  # as the CLI does before its work
+              "import tensorflow as tf\n"
+              "sys.stderr.write('MARK\\n'); sys.stderr.flush()\n"
+              "print(int(tf.reduce_sum(tf.constant([1, 2]))))\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, env=env,
+                          timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "3", proc.stderr[-3000:]
+    assert "cuInit" not in proc.stderr and "E0000" not in proc.stderr, proc.stderr[-3000:]

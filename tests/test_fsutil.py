@@ -82,3 +82,21 @@ def test_an_output_that_cannot_be_created_is_an_output_error(tmp_path):
         fsutil.write_text(tmp_path / "folder", "x")
     assert fsutil.check_writable(tmp_path / "new" / "r.json") == tmp_path / "new" / "r.json"
     assert not list((tmp_path / "new").iterdir())  # the probe leaves nothing behind
+
+
+def test_a_builds_temporary_files_go_into_its_folder_and_a_killed_runs_are_swept(tmp_path):
+    """tempfile (TensorFlow's converter copies its SavedModel there) points into the run's folder
+    for the block; what a SIGKILLed run left there is removed by the next, and nothing stays after."""
+    import tempfile
+
+    from tinyface.fsutil import scratch_tempdir
+
+    left = tmp_path / ".tmp" / "tmpabc123"  # a converter's copy from a run the OOM killer ended
+    left.mkdir(parents=True)
+    (left / "saved_model.pb").write_bytes(b"x" * 100)
+    before = tempfile.gettempdir()
+    with scratch_tempdir(tmp_path) as scratch:
+        assert not left.exists()
+        made = tempfile.mkdtemp()
+        assert Path(made).parent == scratch == tmp_path / ".tmp"
+    assert tempfile.gettempdir() == before and not scratch.exists()

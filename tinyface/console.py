@@ -22,6 +22,7 @@ def verbosity() -> int:
 
 
 _interrupted = False
+_terminated = False  # the interrupt was SIGTERM (kill, timeout, a service manager), not Ctrl-C
 
 
 def catch_interrupts():
@@ -30,13 +31,18 @@ def catch_interrupts():
     finalizer (``__del__``), and TensorFlow's converter frees graphs all the time (one ``__del__``
     even has a bare ``except: pass``), so a Ctrl-C during a conversion could be lost and the build
     go on. For the same reason a KeyboardInterrupt that Python reports as "Exception ignored in
-    ..." (a finalizer, a weakref callback) is not printed: the flag carries it. Returns what
-    ``release_interrupts`` restores (no signal handler off the main thread, where none can be set)."""
+    ..." (a finalizer, a weakref callback) is not printed: the flag carries it.
+
+    SIGTERM takes the same way out (``terminated()`` tells the two apart): by default it ended the
+    process on the spot, with no line, no --json error, and temporary files left behind.
+
+    Returns what ``release_interrupts`` restores (no signal handler off the main thread, where
+    none can be set)."""
     import signal
     import threading
 
-    global _interrupted
-    _interrupted = False
+    global _interrupted, _terminated
+    _interrupted = _terminated = False
     previous_hook = sys.unraisablehook
 
     def unraisable(info):
@@ -44,15 +50,23 @@ def catch_interrupts():
             previous_hook(info)
 
     sys.unraisablehook = unraisable
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-        return None, previous_hook  # off the main thread no handler can be set; an ignored SIGINT stays ignored
+    if threading.current_thread() is not threading.main_thread():
+        return None, previous_hook, None  # off the main thread no handler can be set
 
     def on_sigint(signum, frame):
         global _interrupted
         _interrupted = True
         signal.default_int_handler(signum, frame)
 
-    return signal.signal(signal.SIGINT, on_sigint), previous_hook
+    def on_sigterm(signum, frame):
+        global _interrupted, _terminated
+        _interrupted = _terminated = True
+        raise KeyboardInterrupt  # as Ctrl-C: every cleanup runs, nothing half-written is left
+
+    # an ignored signal stays ignored (nohup, a shell's background job)
+    sigint = None if signal.getsignal(signal.SIGINT) is signal.SIG_IGN else signal.signal(signal.SIGINT, on_sigint)
+    sigterm = None if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN else signal.signal(signal.SIGTERM, on_sigterm)
+    return sigint, previous_hook, sigterm
 
 
 def release_interrupts(previous) -> None:
@@ -62,30 +76,38 @@ def release_interrupts(previous) -> None:
     handler that raises KeyboardInterrupt, as Python's own does)."""
     import signal
 
-    global _interrupted
-    handler, hook = previous
-    was_interrupted, _interrupted = _interrupted, False  # a later run in this process starts clean
+    global _interrupted, _terminated
+    handler, hook, term_handler = previous
+    was_interrupted, _interrupted, _terminated = _interrupted, False, False  # a later run starts clean
     if was_interrupted:
         return
     sys.unraisablehook = hook
     if handler is not None:
         signal.signal(signal.SIGINT, handler)
+    if term_handler is not None:
+        signal.signal(signal.SIGTERM, term_handler)
 
 
 @contextlib.contextmanager
 def interrupts_ignored() -> Iterator[None]:
-    """Ctrl-C ignored for the block (on the main thread): cleanup that must not be cut short."""
+    """Ctrl-C and SIGTERM ignored for the block (on the main thread): cleanup that must not be cut short."""
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+def terminated() -> bool:
+    """The interrupt ``interrupted()`` reports was SIGTERM."""
+    return _terminated
 
 
 def interrupted() -> bool:
@@ -354,7 +376,11 @@ def quiet_tensorflow(import_now: bool = False) -> None:
     if not import_now or "tensorflow" in sys.modules:
         return
     with muted_stderr():
-        import tensorflow  # noqa: F401
+        import tensorflow
+
+        # the CUDA probe runs at the first device query, after the import: an "E0000 ... failed call
+        # to cuInit" line on every machine without a GPU, whatever TF_CPP_MIN_LOG_LEVEL says
+        tensorflow.config.list_physical_devices("GPU")
 
 
 @contextlib.contextmanager

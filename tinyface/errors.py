@@ -116,4 +116,5 @@ class Interrupted(TinyfaceError):
 
 EXIT_USAGE = 2  # a bad option or argument (click's convention; shared with NotImplementedYet)
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # SIGTERM, ended as Ctrl-C ends a command (128 + 15, as a shell reports it)
 EXIT_INTERNAL = 70  # a bug in tinyface (EX_SOFTWARE): never a user error

@@ -5,6 +5,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -59,6 +60,23 @@ def ensure_dir(path: str | os.PathLike, what: str = "the folder") -> Path:
         raise OutputError(f"cannot write into {what} {path}: permission denied",
                           hint=f"choose a path for {what} where you can write")
     return path
+
+
+@contextlib.contextmanager
+def scratch_tempdir(folder: str | os.PathLike) -> Iterator[Path]:
+    """Temporary files (Python's ``tempfile``, which TensorFlow's converter uses for its SavedModel
+    copies) go to ``folder/.tmp`` for the block: emptied first, of what a killed run (SIGKILL, the
+    out-of-memory killer) could not remove, and removed after. Before, such copies piled up in /tmp."""
+    scratch = Path(folder) / ".tmp"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True, exist_ok=True)
+    previous = tempfile.tempdir
+    tempfile.tempdir = str(scratch)
+    try:
+        yield scratch
+    finally:
+        tempfile.tempdir = previous
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def check_creatable_dir(path: str | os.PathLike, what: str = "the folder") -> Path:

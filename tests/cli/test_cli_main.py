@@ -191,7 +191,40 @@ def test_interrupt_exits_130(monkeypatch, capsys):
     with pytest.raises(SystemExit) as exc:
         cli_main.main(["interrupted"])
     assert exc.value.code == errors.EXIT_INTERRUPTED
-    assert capsys.readouterr().err.strip() == "tinyface: interrupted"  # click ends the ^C line first
+    assert capsys.readouterr().err == "tinyface: interrupted\n"  # one line: no blank one from click first
+
+
+def test_sigterm_ends_a_command_as_ctrl_c_does_with_its_own_exit_code(tmp_path):
+    """SIGTERM (kill, timeout) ended tinyface on the spot: exit -15, no line, no --json error,
+    no cleanup (a build left TensorFlow's temporary folders behind). Now: cleanup, one line, 143."""
+    import json
+    import subprocess
+
+    script = f"""
+import os, signal, sys, click
+from pathlib import Path
+from tinyface.cli import main as cli_main
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True)
+def working(as_json):
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(10 ** 7):
+            pass
+        Path({str(tmp_path)!r}, "went-on").touch()
+    finally:
+        Path({str(tmp_path)!r}, "cleaned-up").touch()
+
+cli_main.COMMANDS["working"] = ("__main__", "working", "")
+cli_main.main(sys.argv[1:])
+"""
+    proc = subprocess.run([sys.executable, "-c", script, "working", "--json"], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == errors.EXIT_TERMINATED == 143, (proc.returncode, proc.stderr)
+    assert proc.stderr == "tinyface: terminated\n", proc.stderr
+    assert json.loads(proc.stdout) == {"error": "terminated", "kind": "Terminated", "exit_code": 143}
+    assert (tmp_path / "cleaned-up").exists() and not (tmp_path / "went-on").exists()
 
 
 @pytest.mark.parametrize("then", ["returns", "raises_tinyface_error", "raises_a_bug"])

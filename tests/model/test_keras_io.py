@@ -49,3 +49,20 @@ def test_loading_a_keras_model_for_evaluation_imports_no_training_module(tmp_pat
     assert proc.returncode == 0, proc.stderr[-2000:]
     loaded = json.loads(proc.stdout.strip().splitlines()[-1])
     assert not [n for n in loaded if n.startswith("tinyface.train")], loaded
+
+
+def test_a_save_cut_short_leaves_no_partial_copy(tmp_path):
+    """Keras writes to a name of its own (the temp path with .keras); a save interrupted after
+    writing part of it left that file beside the artifact, which no re-run removed."""
+    import pytest
+
+    from tinyface.model.keras_io import save_keras
+
+    class CutShort:
+        def save(self, target):
+            target.write_bytes(b"half a model")
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        save_keras(CutShort(), tmp_path / "student.keras")
+    assert list(tmp_path.iterdir()) == []

@@ -8,7 +8,7 @@ import sys
 import click
 
 from tinyface import __version__, console
-from tinyface.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, Interrupted, TinyfaceError
+from tinyface.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, Interrupted, TinyfaceError
 
 # command name -> (module, attribute, one-line help). Help text lives here so that
 # `tinyface --help` lists the commands without importing any of them.
@@ -32,6 +32,11 @@ class StdoutClosed(Exception):
     click's own EPIPE handling (exit 1) lets it through to :func:`main`."""
 
 
+class CommandInterrupted(Exception):
+    """Ctrl-C or SIGTERM while a command ran (its cleanup done). Not a KeyboardInterrupt, so that
+    click's main lets it through to :func:`main` without printing a blank line first."""
+
+
 class LazyGroup(click.Group):
     def make_context(self, *args, **kwargs):  # `tinyface --help | head` prints here
         try:
@@ -44,6 +49,8 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except BrokenPipeError:
             raise StdoutClosed() from None
+        except KeyboardInterrupt:
+            raise CommandInterrupted() from None
 
     def list_commands(self, ctx):
         return list(COMMANDS)
@@ -112,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     verbose = any(a == "--verbose" or (len(a) > 1 and a[0] == "-" and set(a[1:]) == {"v"}) for a in args)
     as_json = "--json" in args  # a failure is then also one JSON object on stdout
     asks_help = "--help" in args or "-h" in args
-    previous_sigint = console.catch_interrupts()
+    previous_handlers = console.catch_interrupts()
     console.reset_json_output()
     try:
         rc = cli.main(args=argv, prog_name="tinyface", standalone_mode=False, obj={"asks_help": asks_help})
@@ -128,11 +135,13 @@ def main(argv: list[str] | None = None) -> None:
         _fail(f"{_one_line(exc.format_message())} (see `{where} --help`)", EXIT_USAGE, "UsageError", as_json)
     except click.ClickException as exc:
         _fail(_one_line(exc.format_message()), exc.exit_code, "UsageError", as_json)
-    except (click.Abort, KeyboardInterrupt):
+    except (click.Abort, KeyboardInterrupt, CommandInterrupted):
         _interrupted_exit(as_json)
     except TinyfaceError as exc:
         if console.interrupted() and not isinstance(exc, Interrupted):  # what a swallowed Ctrl-C turned into
             _interrupted_exit(as_json)
+        if isinstance(exc, Interrupted) and console.terminated():  # what it left, said; the signal's own code
+            _fail(exc.one_line(), EXIT_TERMINATED, "Terminated", as_json)
         _fail(exc.one_line(), exc.exit_code, type(exc).__name__, as_json)
     except (BrokenPipeError, StdoutClosed):
         _stdout_closed()
@@ -147,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
         _fail(f"{type(exc).__name__}: {first} (run with -v for the traceback)", EXIT_INTERNAL, "InternalError",
               as_json, prefix="tinyface: internal error: ")
     finally:
-        console.release_interrupts(previous_sigint)
+        console.release_interrupts(previous_handlers)
 
 
 def _fail(message: str, code: int, kind: str, as_json: bool, prefix: str = "tinyface: error: ") -> None:
@@ -166,6 +175,8 @@ def _fail(message: str, code: int, kind: str, as_json: bool, prefix: str = "tiny
 
 
 def _interrupted_exit(as_json: bool = False) -> None:
+    if console.terminated():  # SIGTERM: ended as Ctrl-C ends it, with the code a shell gives that signal
+        _fail("terminated", EXIT_TERMINATED, "Terminated", as_json, prefix="tinyface: ")
     _fail("interrupted", EXIT_INTERRUPTED, "Interrupted", as_json, prefix="tinyface: ")
 
 

@@ -238,10 +238,17 @@ def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progr
     """
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     load_stage_modules()
-    from tinyface.train.build_data import load_build_data
+    from tinyface.fsutil import scratch_tempdir
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    with scratch_tempdir(out_dir):  # TensorFlow's temporary copies: inside the run, never left in /tmp
+        return _run_build(settings, preset, out_dir, quick, report_progress, force)
+
+
+def _run_build(settings, preset, out_dir: Path, quick: bool, report_progress: Progress | None, force: bool):
+    from tinyface.train.build_data import load_build_data
+
     notify = _interruptible(report_progress or (lambda event, info: None))
     d = settings.data
 

@@ -183,6 +183,7 @@ def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, pre
         latency_ms_host=_timed(TfliteRunner(int8_flat, kernels="optimized").run, x_int8), **common)
 
     tflm = Embedder(int8_flat, "tflm")
+    notify("step", {"name": "TFLM int8 (the firmware's kernels) on the faces", "total": len(x_int8)})
     chunks = []
     t0 = time.perf_counter()
     for start in range(0, len(x_int8), 256):
