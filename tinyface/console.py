@@ -63,15 +63,40 @@ def catch_interrupts():
         _interrupted = _terminated = True
         raise KeyboardInterrupt  # as Ctrl-C: every cleanup runs, nothing half-written is left
 
-    # an ignored signal stays ignored (nohup, a shell's background job)
+    on_sigterm.tinyface = True  # what a forked child gives up (_default_sigterm_in_child)
+    _register_fork_hook()
+
+    # an ignored signal stays ignored (SIGINT in a shell's background job; either, set so by a parent)
     sigint = None if signal.getsignal(signal.SIGINT) is signal.SIG_IGN else signal.signal(signal.SIGINT, on_sigint)
     sigterm = None if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN else signal.signal(signal.SIGTERM, on_sigterm)
     return sigint, previous_hook, sigterm
 
 
+_fork_hook_registered = False
+
+
+def _register_fork_hook() -> None:
+    """Once per process: a forked child (a multiprocessing pool's worker) does not keep the SIGTERM
+    handler, so that the pool's terminate() (at every pool's end, too) ends it quietly instead of
+    a KeyboardInterrupt traceback from each worker."""
+    import os
+
+    global _fork_hook_registered
+    if not _fork_hook_registered:
+        os.register_at_fork(after_in_child=_default_sigterm_in_child)
+        _fork_hook_registered = True
+
+
+def _default_sigterm_in_child() -> None:
+    import signal
+
+    if getattr(signal.getsignal(signal.SIGTERM), "tinyface", False):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def release_interrupts(previous) -> None:
     """Undo ``catch_interrupts`` (its return value) when the work ended normally. After an
-    interrupt both stay: the process is on its way out, and a second Ctrl-C while TensorFlow
+    interrupt the handlers and the hook stay: the process is on its way out, and a second Ctrl-C while TensorFlow
     shuts down should not print tracebacks from its finalizers (an in-process caller keeps a
     handler that raises KeyboardInterrupt, as Python's own does)."""
     import signal
@@ -103,6 +128,14 @@ def interrupts_ignored() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+def note_interrupt(signum: int) -> None:
+    """A handler of its own (emulate's) ends the work on ``signum``: record it as ours would."""
+    import signal
+
+    global _interrupted, _terminated
+    _interrupted, _terminated = True, signum == signal.SIGTERM
 
 
 def terminated() -> bool:

@@ -48,7 +48,7 @@ class DownloadError(DataError):
 class NoFaceError(DataError):
     """Images with no usable face (none found, or unreadable) where every image must be a face:
     a gallery is never enrolled from them (`flash --enroll`, `enroll`), nor is anyone identified
-    in them (`identify`, without --skip-bad)."""
+    in them (`identify`: without --skip-bad, or with no photo left)."""
 
     exit_code = 15
 

@@ -88,7 +88,7 @@ def check_creatable_dir(path: str | os.PathLike, what: str = "the folder") -> Pa
     """
     path = Path(path)
     probe = path
-    while not probe.exists() and probe.parent != probe:
+    while not os.path.exists(probe) and probe.parent != probe:  # False, not PermissionError, under a closed folder
         probe = probe.parent
     if not probe.is_dir():
         raise OutputError(f"cannot create {what} {path}: a file of that name (or of a parent's) is in the way",

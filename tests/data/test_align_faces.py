@@ -187,7 +187,9 @@ def test_ctrl_c_stops_the_worker_pool_without_a_traceback_from_each_worker():
 
     script = (
         "import time\n"
+        "from tinyface import console\n"
         "from tinyface.data.faces import _run_jobs\n"
+        "console.catch_interrupts()\n"  # as the CLI does: its SIGTERM handler is inherited by the fork
         "def slow(job):\n"
         "    time.sleep(0.5)\n"
         "    return job, 'no face'\n"
@@ -206,3 +208,23 @@ def test_ctrl_c_stops_the_worker_pool_without_a_traceback_from_each_worker():
     out, err = proc.communicate(timeout=60)
     assert out.strip() == "interrupted"
     assert "Traceback" not in err and "ForkPoolWorker" not in err, err
+
+
+def test_a_pool_that_ends_normally_leaves_no_traceback_from_its_workers():
+    """The pool terminates its workers with SIGTERM at its end; with the CLI's SIGTERM handler
+    inherited by the fork, each worker printed a KeyboardInterrupt traceback (most runs)."""
+    import subprocess
+    import sys
+
+    script = (
+        "from tinyface import console\n"
+        "from tinyface.data.faces import _run_jobs\n"
+        "console.catch_interrupts()\n"
+        "def quick(job):\n"
+        "    return job, 'no face'\n"
+        "for _ in range(5):\n"
+        "    _run_jobs(list(range(50)), quick, lambda i, r: None, workers=2, chunksize=1)\n"
+        "print('done', flush=True)\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "done", proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and "ForkPoolWorker" not in proc.stderr, proc.stderr[-2000:]

@@ -255,10 +255,10 @@ def test_a_failed_stage_leaves_no_trusted_artifact(quick_build, lfw_dir, monkeyp
 
 
 def test_a_search_trial_trains_as_the_build_does(quick_build, lfw_dir, monkeypatch, tmp_path):
-    """The build passes the search its own training: a trial gets the same loss, neighbours and
-    weight averaging as the final training (trials ignored distill.ema and branches), a third of
-    its epochs, and the final training takes the search's choice. Run on the quick build's data,
-    stopped once distillation is done."""
+    """The build passes the search its own training, so a trial trains as the final training does
+    (trials ignored distill.ema and student.branches). Checked here: the same weight averaging,
+    augmentation and rows, a third of the epochs, and the final training takes the search's
+    choice. Run on the quick build's data, stopped once distillation is done."""
     pytest.importorskip("optuna")
     import shutil
 

@@ -86,3 +86,15 @@ def test_settings_added_later_leave_recorded_fingerprints_valid(preset):
     assert pipeline.distill_fingerprint("data", settings) == RECORDED[preset]
     averaged = load(None, {"distill": {"ema": 0.999}}, base=load_preset(preset).settings())
     assert pipeline.distill_fingerprint("data", averaged) != RECORDED[preset]
+
+
+def test_a_search_build_made_before_the_trials_trained_as_the_build_does_is_redone():
+    """distill.search_trials' trials ignored distill.ema and student.branches; their choice,
+    cached by builds made then, is not reused (the key of a build without search is unchanged)."""
+    from tinyface.train import pipeline
+
+    searched = load(None, {"distill": {"search_trials": 4}})
+    before = {k: v for k, v in pipeline._distill_key(searched.distill).items()
+              if k != "search_trials_train_as_the_build"}  # the key as that code wrote it
+    assert pipeline._distill_key(searched.distill) != before
+    assert "search_trials_train_as_the_build" not in pipeline._distill_key(load(None, None).distill)

@@ -1,4 +1,5 @@
-"""The optional Optuna search runs on a view-expanded training set and returns its choice."""
+"""The optional Optuna search: it trains each trial with the training it is given, for a third of
+the epochs, and returns the best trial's choice."""
 
 from types import SimpleNamespace
 
@@ -10,7 +11,7 @@ from tinyface.train import distill, student
 from tinyface.train.search import search_hyperparameters
 
 
-def test_search_trials_on_originals_plus_views():
+def test_search_trains_each_trial_with_the_given_training_and_returns_the_best():
     pytest.importorskip("optuna")
     rng = np.random.default_rng(0)
     labels = [f"p{i % 6}" for i in range(48)]

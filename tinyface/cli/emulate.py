@@ -145,17 +145,21 @@ def _stop_on_signals(stop) -> None:
     """Once serving: Ctrl-C and SIGTERM (kill, timeout, a test's finalizer) set ``stop``, which ends
     serving cleanly with the summary; a second one while it stops raises KeyboardInterrupt. Before
     that (loading the model, building firmware) Ctrl-C interrupts as in any command. A SIGINT
-    ignored from the start (a background job of a script) stays ignored."""
+    ignored from the start (a background job of a script) stays ignored, as does an ignored SIGTERM.
+    The second signal ends it as in any command: 130 after Ctrl-C, 143 after SIGTERM."""
     import signal
+
+    from tinyface import console
 
     def on_signal(signum, frame):
         if stop.is_set():
+            console.note_interrupt(signum)
             raise KeyboardInterrupt
         stop.set()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-        signal.signal(signal.SIGINT, on_signal)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, on_signal)
 
 
 def _firmware_ended(rc: int, what: str) -> None:

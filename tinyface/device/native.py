@@ -144,13 +144,19 @@ def make_program(project_dir: Path, folder: str, make: str, make_vars: list[str]
         if program.is_file():  # another process built it while we waited
             return program
         lines: list[str] = []
+        # its own process group, so that an interrupt (Ctrl-C, SIGTERM) stops make and its compilers together
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env={**os.environ, "LC_ALL": "C"})
+                                env={**os.environ, "LC_ALL": "C"}, start_new_session=True)
         assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line.rstrip("\n"))
-            if log:
-                log(line.rstrip("\n"))
+        try:
+            for line in proc.stdout:
+                lines.append(line.rstrip("\n"))
+                if log:
+                    log(line.rstrip("\n"))
+        except BaseException:
+            _stop_group(proc)
+            tmp_program.unlink(missing_ok=True)
+            raise
         if proc.wait() != 0 or not tmp_program.is_file():
             tmp_program.unlink(missing_ok=True)
             log_path = out_dir / "build.log"
@@ -159,6 +165,17 @@ def make_program(project_dir: Path, folder: str, make: str, make_vars: list[str]
             raise ToolchainError(f"{what} build failed: {first.strip()[:300]}", hint=f"full log: {log_path}")
         os.replace(tmp_program, program)
     return program
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    """End a build started in its own session: make and every compiler it runs."""
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
 def prepare_native(bundle, board, arena_margin: float = 0.15, project_dir: str | Path | None = None,

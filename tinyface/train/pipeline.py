@@ -431,6 +431,8 @@ def _distill_key(ds) -> dict:
     for name, before in _DISTILL_KEYS_ADDED_LATER.items():
         if key[name] == before:
             del key[name]
+    if ds.search_trials > 0:  # since the trials train as the build does: a search stage made before is redone
+        key["search_trials_train_as_the_build"] = True
     return key
 
 
