@@ -143,6 +143,11 @@ def terminated() -> bool:
     return _terminated
 
 
+def interruption() -> str:
+    """The word for what ended the work: "terminated" (SIGTERM) or "interrupted" (Ctrl-C)."""
+    return "terminated" if _terminated else "interrupted"
+
+
 def interrupted() -> bool:
     """Whether Ctrl-C was pressed since ``catch_interrupts`` (raised or not)."""
     return _interrupted

@@ -137,19 +137,22 @@ def test_pairs_within_images_alternates_same_and_different_until_n_images():
     assert len(keys) == 6 and len(used) == 3
 
 
-def test_ctrl_c_during_bench_keeps_partial_results_and_says_where(start_device, tiny_bundle, lfw_dir, tmp_path):
+@pytest.mark.parametrize("how, code, word", [("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "terminated")])
+def test_ctrl_c_during_bench_keeps_partial_results_and_says_where(start_device, tiny_bundle, lfw_dir, tmp_path,
+                                                                  how, code, word):
     """A terminal's Ctrl-C mid-run: exit 130, one line that says how far it got and where the
-    partial results are, and those results are a valid, incomplete BenchResult."""
+    partial results are, and those results are a valid, incomplete BenchResult. SIGTERM (kill,
+    timeout) the same, with its own exit code and word (it ended bench on the spot)."""
     import os
     import signal
 
     dev = start_device(tiny_bundle.model_path.parent, "--baud", "115200")
     out = tmp_path / "partial.json"
     returncode, stderr = _bench_stopped_midway(dev, tiny_bundle, lfw_dir, out,
-                                               lambda bench: os.killpg(bench.pid, signal.SIGINT))
-    assert returncode == 130, stderr
+                                               lambda bench: os.killpg(bench.pid, getattr(signal, how)))
+    assert returncode == code, stderr
     lines = [line for line in stderr.splitlines() if line.strip()]
-    assert lines[-1].startswith("tinyface: error: interrupted after ") and "Traceback" not in stderr, stderr
+    assert lines[-1].startswith(f"tinyface: error: {word} after ") and "Traceback" not in stderr, stderr
     partial = load_result(out)
-    assert not partial.complete and partial.error == "interrupted"
+    assert not partial.complete and partial.error == word
     assert f"{partial.images_done}/80 images; partial results in {out}" in lines[-1]

@@ -20,6 +20,7 @@ from typing import Callable
 
 import numpy as np
 
+from tinyface.console import interruption
 from tinyface.evaluation import metrics
 from tinyface.errors import DataError, DeviceError, Interrupted, ProtocolError
 from tinyface.model.bundle import Bundle
@@ -196,14 +197,15 @@ def run_bench(client: Client, bundle: Bundle, inputs: BenchInputs, *, port: str,
             save(force=i == 0)
     except (DeviceError, KeyboardInterrupt) as exc:
         result.elapsed_s = time.monotonic() - start
-        result.error = exc.one_line() if isinstance(exc, DeviceError) else "interrupted"
+        result.error = exc.one_line() if isinstance(exc, DeviceError) else interruption()
         result.summary = summarize(result, inputs, info, bundle, host_outputs=None)
         save(force=True)
         where = f"; partial results in {out}" if out else ""
         if isinstance(exc, KeyboardInterrupt):
             if not (result.images_done or out):
                 raise
-            raise Interrupted(f"interrupted after {result.images_done}/{result.images_requested} images{where}") from None
+            raise Interrupted(f"{interruption()} after {result.images_done}/{result.images_requested} images{where}") \
+                from None
         cls = ProtocolError if isinstance(exc, ProtocolError) else DeviceError
         raise cls(f"{exc} (after {result.images_done}/{result.images_requested} images{where})",
                   hint=exc.hint) from None

@@ -299,7 +299,7 @@ def _cut_short(client: Client, name: str, before: GalleryEntry | None, sent: int
     far as the protocol allows. A person who was new is deleted again (Ctrl-C ignored meanwhile);
     the samples of one enrolled ``before`` cannot be told apart, so they stay and the message says
     how many the board now holds. Always raises: Interrupted (exit 130) or the link's DeviceError."""
-    from tinyface.console import interrupts_ignored
+    from tinyface.console import interruption, interrupts_ignored
 
     what = f"after sending {sent} of {total} photos of {name}"
     hint = None
@@ -317,7 +317,7 @@ def _cut_short(client: Client, name: str, before: GalleryEntry | None, sent: int
             what += f"; the board did not answer afterwards, so what it holds of {name} is unknown"
             hint = f"check with `tinyface gallery list`; `tinyface gallery delete --name {name}` to start over"
     if isinstance(exc, KeyboardInterrupt):
-        raise Interrupted(f"interrupted {what}", hint=hint) from None
+        raise Interrupted(f"{interruption()} {what}", hint=hint) from None
     exc.args = (f"{exc} ({what})",)  # the link's own error, class and exit code kept, told what it left
     exc.hint = hint or exc.hint
     raise exc
