@@ -47,18 +47,12 @@ def ensure_dir(path: str | os.PathLike, what: str = "the folder") -> Path:
         OutputError: it cannot be created (a file in the way, no permission, a read-only disk)
             or written to.
     """
-    path = Path(path)
+    path = check_creatable_dir(path, what)  # a file in the way, no permission: said before anything is made
     try:
         path.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise OutputError(f"cannot create {what} {path}: a file of that name (or of a parent's) is in the way",
-                          hint=f"move the file, or choose another path for {what}") from None
-    except OSError as exc:
+    except OSError as exc:  # what the check cannot see: a read-only disk, /proc, a race
         raise OutputError(f"cannot create {what} {path}: {exc.strerror or exc}",
                           hint=f"choose a path for {what} where you can write") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write into {what} {path}: permission denied",
-                          hint=f"choose a path for {what} where you can write")
     return path
 
 

@@ -114,10 +114,17 @@ class Board:
         Raises:
             ConfigError: an unknown kernel set.
         """
+        return self.mac_budget_generated if self.mac_budget_kernels(kernels) == "generated" else self.mac_budget
+
+    def mac_budget_kernels(self, kernels: str = "esp-nn") -> str:
+        """The kernel set whose budget ``mac_budget_for(kernels)`` is: "generated" where the board has
+        a budget for them, else "esp-nn" (ESP-NN's budget stands in).
+
+        Raises:
+            ConfigError: an unknown kernel set.
+        """
         _check_kernels(kernels)
-        if kernels == "generated" and self.mac_budget_generated:
-            return self.mac_budget_generated
-        return self.mac_budget
+        return "generated" if kernels == "generated" and self.mac_budget_generated else "esp-nn"
 
     def cost_model_for(self, kernels: str = "esp-nn") -> CostModel:
         """The latency estimate of a model running ``kernels`` (firmware.kernels).

@@ -138,10 +138,10 @@ def main(argv: list[str] | None = None) -> None:
     except (click.Abort, KeyboardInterrupt, CommandInterrupted):
         _interrupted_exit(as_json)
     except TinyfaceError as exc:
-        if console.interrupted() and not isinstance(exc, Interrupted):  # what a swallowed Ctrl-C turned into
+        if isinstance(exc, Interrupted):  # an interrupt that says what it left
+            _interrupted_exit(as_json, exc.one_line())
+        if console.interrupted():  # what a swallowed Ctrl-C turned into
             _interrupted_exit(as_json)
-        if isinstance(exc, Interrupted) and console.terminated():  # what it left, said; the signal's own code
-            _fail(exc.one_line(), EXIT_TERMINATED, "Terminated", as_json)
         _fail(exc.one_line(), exc.exit_code, type(exc).__name__, as_json)
     except (BrokenPipeError, StdoutClosed):
         _stdout_closed()
@@ -174,10 +174,13 @@ def _fail(message: str, code: int, kind: str, as_json: bool, prefix: str = "tiny
     sys.exit(code)
 
 
-def _interrupted_exit(as_json: bool = False) -> None:
-    if console.terminated():  # SIGTERM: ended as Ctrl-C ends it, with the code a shell gives that signal
-        _fail("terminated", EXIT_TERMINATED, "Terminated", as_json, prefix="tinyface: ")
-    _fail("interrupted", EXIT_INTERRUPTED, "Interrupted", as_json, prefix="tinyface: ")
+def _interrupted_exit(as_json: bool = False, said: str | None = None) -> None:
+    """Exit after Ctrl-C (130) or SIGTERM (143, the code a shell gives that signal), with ``said``
+    (what the work cut short left) or the bare word."""
+    code, kind = (EXIT_TERMINATED, "Terminated") if console.terminated() else (EXIT_INTERRUPTED, "Interrupted")
+    if said:
+        _fail(said, code, kind, as_json)
+    _fail(console.interruption(), code, kind, as_json, prefix="tinyface: ")
 
 
 def _stdout_closed() -> None:

@@ -58,8 +58,7 @@ class Budget:
     macs: int
     mac_budget: int  # the board's, for the kernel set below (Board.mac_budget_for)
     kernels: str = "esp-nn"  # firmware.kernels
-    mac_budget_kernels: str = "esp-nn"  # the kernel set mac_budget was sized for (ESP-NN's where the
-    #                                     board has no budget for the generated kernels)
+    mac_budget_kernels: str = "esp-nn"  # the kernel set mac_budget was sized for (Board.mac_budget_kernels)
 
     @property
     def flash_free_bytes(self) -> int:
@@ -127,6 +126,6 @@ def check_budget(board: Board, model_bytes: int, arena: ArenaPlan, input_bytes: 
         sram_arena_bytes=board.sram_arena_bytes, sram_heap_bytes=board.sram_heap_bytes,
         psram_bytes=board.psram_bytes, ram_used_bytes=ram_used, input_bytes=input_bytes, macs=macs,
         mac_budget=board.mac_budget_for(kernels), kernels=kernels,
-        mac_budget_kernels="generated" if kernels == "generated" and board.mac_budget_generated else "esp-nn",
+        mac_budget_kernels=board.mac_budget_kernels(kernels),
     )
     return budget, arena
