@@ -8,7 +8,7 @@ weights, and whether both builds give the pip TFLM interpreter's int8 outputs on
 
 Needs TFLM_DIR (esp-tflite-micro; ESP_NN_DIR defaults to esp-nn beside it), the packages of
 benchmarks/isa.py (gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-user) and LFW
-(TINYFACE_DATA). Counts are instructions measured on an emulator (a lower bound on cycles),
+(--data, else TINYFACE_DATA). Counts are instructions measured on an emulator (a lower bound on cycles),
 not on a chip. The faces are LFW test-split photos (peopleDevTest), used only to compare two
 builds of the same model, never to choose anything.
 """
@@ -27,6 +27,13 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 KERNEL_SETS = ("esp-nn", "generated")
+
+
+def lfw_dir(given: str | None) -> Path:
+    """``--data``, else the default dataset folder of tinyface's commands (one definition)."""
+    from tinyface.config import default_data_dir
+
+    return Path(given).expanduser() if given else default_data_dir()
 
 
 def lfw_faces(lfw_dir: Path, meta, n: int) -> np.ndarray:
@@ -98,6 +105,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=str(REPO / "models" / "esp32"), help="model bundle folder")
     ap.add_argument("--faces", type=int, default=1000, help="LFW test faces compared with the pip TFLM interpreter")
+    ap.add_argument("--data", help="the LFW folder (default: $TINYFACE_DATA, else ~/.cache/tinyface/datasets/lfw, "
+                                    "as tinyface's commands)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     args = ap.parse_args()
 
@@ -107,8 +116,7 @@ def main() -> None:
     from tinyface.model.runtime import TflmRunner
 
     bundle = load_bundle(args.model)
-    lfw = Path(os.environ.get("TINYFACE_DATA", REPO.parent / "shared" / "datasets" / "lfw"))
-    faces = lfw_faces(lfw, bundle.meta, args.faces) if args.faces else np.zeros((0,), np.int8)
+    faces = lfw_faces(lfw_dir(args.data), bundle.meta, args.faces) if args.faces else np.zeros((0,), np.int8)
     expected = TflmRunner(bundle.model_bytes).run(faces) if len(faces) else None
     probe = faces[0].tobytes() if len(faces) else bytes(int(np.prod(bundle.meta.input_shape)))
     work = Path(tempfile.mkdtemp(prefix="tinyface-kernels-"))

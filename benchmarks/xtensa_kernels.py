@@ -17,7 +17,7 @@ under qemu-xtensa -cpu lx106 with the instruction-counting plugin (firmware/qemu
 
 Needs: apt-get install gcc-xtensa-lx106 binutils-xtensa-lx106 picolibc-xtensa-lx106-elf qemu-user
 (and the host's gcc/g++ 12), TFLM_DIR (esp-tflite-micro; ESP_NN_DIR defaults to esp-nn beside
-it), LFW (TINYFACE_DATA) for --faces, and --compiler-rt (or COMPILER_RT_DIR): the
+it), LFW (--data, else TINYFACE_DATA) for --faces, and --compiler-rt (or COMPILER_RT_DIR): the
 compiler-rt/lib/builtins folder of an LLVM source release (the llvm-project-*.src or
 compiler-rt-*.src archive from https://github.com/llvm/llvm-project/releases), or any copy of
 LLVM compiler-rt's lib/builtins. Its portable C helpers (division, 64-bit multiply, soft float)
@@ -161,19 +161,18 @@ def build(bundle, board, kernels: str, work: Path, crt: Path, jobs: int, plugin:
     return project, XtensaProgram(program, plugin)
 
 
-def run_model(model: str, board_name: str, n_faces: int, work: Path, crt: Path, jobs: int, plugin: Path,
+def run_model(model: str, board_name: str, n_faces: int, data: str | None, work: Path, crt: Path, jobs: int, plugin: Path,
               verbose: bool) -> dict:
     from tinyface.boards import load_board
     from tinyface.model.bundle import load_bundle
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from kernels import flash_bytes, lfw_faces, serve  # benchmarks/kernels.py: the same faces, pty and size
+    from kernels import flash_bytes, lfw_dir, lfw_faces, serve  # benchmarks/kernels.py: the same faces, pty and size
     from tinyface.device.isa import measure_profile
 
     bundle = load_bundle(model)
     board = load_board(board_name)
-    lfw = Path(os.environ.get("TINYFACE_DATA", REPO.parent / "shared" / "datasets" / "lfw"))
-    faces = lfw_faces(lfw, bundle.meta, n_faces) if n_faces else np.zeros((0,), np.int8)
+    faces = lfw_faces(lfw_dir(data), bundle.meta, n_faces) if n_faces else np.zeros((0,), np.int8)
     expected = None
     if len(faces):
         try:
@@ -232,6 +231,8 @@ def main() -> None:
     ap.add_argument("--model", action="append", help="model bundle folder (repeatable; default models/esp32)")
     ap.add_argument("--board", default="esp32", help="board the project is generated for (default esp32)")
     ap.add_argument("--faces", type=int, default=20, help="LFW test faces compared over the protocol (0: none)")
+    ap.add_argument("--data", help="the LFW folder for --faces (default: $TINYFACE_DATA, else "
+                                    "~/.cache/tinyface/datasets/lfw, as tinyface's commands)")
     ap.add_argument("--compiler-rt", help="LLVM compiler-rt's lib/builtins folder (or set COMPILER_RT_DIR)")
     ap.add_argument("--work", default=os.environ.get("TINYFACE_XTENSA_WORK", "/tmp/tinyface-xtensa"),
                     help="projects and build cache (default /tmp/tinyface-xtensa)")
@@ -247,7 +248,7 @@ def main() -> None:
     from tinyface.device.isa import build_plugin
 
     plugin = build_plugin()  # tinyface.device.isa's, cached (atomically) beside the rv32 builds
-    all_results = [run_model(m, args.board, args.faces, work, crt, args.jobs, plugin, args.verbose)
+    all_results = [run_model(m, args.board, args.faces, args.data, work, crt, args.jobs, plugin, args.verbose)
                    for m in (args.model or [str(REPO / "models" / "esp32")])]
     if args.json:
         json.dump(all_results, sys.stdout, indent=2)

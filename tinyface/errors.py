@@ -21,12 +21,6 @@ class TinyfaceError(Exception):
         return " ".join(text.split())
 
 
-class NotImplementedYet(TinyfaceError):
-    """A command that a later issue implements."""
-
-    exit_code = 2
-
-
 class ConfigError(TinyfaceError):
     """tinyface.toml or a command-line override is invalid."""
 
@@ -114,7 +108,7 @@ class Interrupted(TinyfaceError):
     exit_code = 130
 
 
-EXIT_USAGE = 2  # a bad option or argument (click's convention; shared with NotImplementedYet)
+EXIT_USAGE = 2  # a bad option or argument (click's convention)
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143  # SIGTERM, ended as Ctrl-C ends a command (128 + 15, as a shell reports it)
 EXIT_INTERNAL = 70  # a bug in tinyface (EX_SOFTWARE): never a user error

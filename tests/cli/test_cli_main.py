@@ -10,7 +10,6 @@ import pytest
 
 from tinyface import errors
 from tinyface.cli import main as cli_main
-from tinyface.cli.common import not_implemented
 
 REQUIRED_COMMANDS = ["build", "evaluate", "data", "boards", "profile", "emulate", "bench", "flash"]
 # Commands whose *run* may import TensorFlow (they train or convert); their --help must not.
@@ -93,42 +92,6 @@ def test_global_verbose_option_is_accepted(small_dataset):
     assert proc.returncode == 0, proc.stderr
 
 
-# --- placeholders (the mechanism, not a fixed list: later issues replace them) -------------
-
-@click.command()
-def _placeholder_cmd():
-    not_implemented("demo", "issue: later")
-
-
-def _commands_that_are_placeholders():
-    """Commands that say they are placeholders (help "Not implemented yet...")."""
-    out = []
-    for name in cli_main.COMMANDS:
-        cmd = cli_main.cli.get_command(None, name)
-        if (cmd.help or "").startswith("Not implemented yet"):
-            out.append(name)
-    return out
-
-
-def test_placeholder_mechanism_exits_2_with_not_implemented_yet(monkeypatch, capsys):
-    monkeypatch.setitem(cli_main.COMMANDS, "demo", (__name__, "_placeholder_cmd", "a placeholder"))
-    with pytest.raises(SystemExit) as exc:
-        cli_main.main(["demo"])
-    assert exc.value.code == 2 == errors.NotImplementedYet.exit_code
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["tinyface: error: `tinyface demo` is not implemented yet (issue: later)"]
-
-
-@pytest.mark.parametrize("name", _commands_that_are_placeholders())
-def test_current_placeholders_exit_2(name):
-    proc = run_cli(name)
-    assert_one_error_line(proc, 2, "not implemented yet")
-
-
-def test_data_is_not_a_placeholder():
-    assert "data" not in _commands_that_are_placeholders()
-
-
 # --- errors: one line, the class's exit code, never a traceback ----------------------------
 
 def _all_error_classes():
@@ -143,7 +106,7 @@ def _all_error_classes():
 def test_exit_codes_are_distinct_and_not_reserved():
     codes = {cls.__name__: cls.exit_code for cls in _all_error_classes() if cls is not errors.TinyfaceError}
     assert len(set(codes.values())) == len(codes), codes
-    assert errors.NotImplementedYet.exit_code == 2
+    assert errors.EXIT_USAGE not in codes.values()  # click's usage errors keep 2 to themselves
     assert errors.Interrupted.exit_code == errors.EXIT_INTERRUPTED  # Ctrl-C that has more to say than "interrupted"
     assert all(code not in (0, errors.EXIT_INTERNAL, errors.EXIT_INTERRUPTED)
                for name, code in codes.items() if name != "Interrupted")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import sigint_as_a_terminal_sends_it
+from tests.conftest import sigint_as_a_terminal_sends_it, skip_or_fail
 
 STARTUP_TIMEOUT_S = 60.0
 
@@ -66,13 +66,6 @@ def firmware_unavailable(kind: str) -> str | None:
     else:
         from tinyface.device.isa import unavailable_reason
     return unavailable_reason()
-
-
-def skip_or_fail(reason: str) -> None:
-    """Skip a firmware test on a machine without its toolchain; in CI, fail (none may skip there)."""
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"CI must run this test: {reason}")
-    pytest.skip(reason)
 
 
 @pytest.fixture(params=["emulator", pytest.param("native", marks=pytest.mark.native),

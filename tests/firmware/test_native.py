@@ -15,6 +15,8 @@ import pytest
 from tinyface.boards import load_board
 from tinyface.protocol import spec
 
+from tests.conftest import skip_or_fail
+
 pytestmark = pytest.mark.native
 
 
@@ -23,10 +25,10 @@ def native_toolchain():
     from tinyface.device.native import unavailable_reason
 
     if not os.environ.get("TFLM_DIR"):
-        pytest.skip("the native firmware build needs TFLM_DIR (a tflite-micro checkout)")
+        skip_or_fail("the native firmware build needs TFLM_DIR (a tflite-micro checkout)")
     reason = unavailable_reason()
     if reason:
-        pytest.skip(f"native build impossible here: {reason}")
+        skip_or_fail(f"native build impossible here: {reason}")
 
 
 @pytest.fixture(scope="session")

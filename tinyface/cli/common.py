@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import click
 
-from tinyface.errors import NotImplementedYet
-
 
 def json_option(example: str):
     """--json, with an ``example``: a whole invocation of the command that uses it."""
@@ -51,7 +49,3 @@ def settings_for_model(ctx: click.Context, settings, model_path: str | None, boa
         if meta.kernels:
             settings = load_settings(ctx, overrides, set_items, base={"firmware": {"kernels": meta.kernels}})
     return settings, path
-
-
-def not_implemented(command: str, issue: str) -> None:
-    raise NotImplementedYet(f"`tinyface {command}` is not implemented yet ({issue})")
