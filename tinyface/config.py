@@ -632,7 +632,7 @@ class FirmwareSettings:
     Attributes:
         board: board name, one of the files in boards/ (`tinyface boards` lists them).
         arena_margin: extra tensor arena on top of the usage TFLM recorded, as a share of it
-            (scratch buffers of optimized kernels).
+            (the scratch ESP-NN's S3 and P4 kernels ask for is added on its own: docs/firmware.md).
         kernels: "esp-nn" (TFLM's kernels, ESP-NN's where esp-tflite-micro has them) or
             "generated" (int8 kernels specialised for the model's shapes, bit-exact with TFLM's
             reference kernels; docs/firmware.md).

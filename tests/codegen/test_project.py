@@ -1,10 +1,12 @@
 """The generated PlatformIO project: its files, their contents against the model, and
 regeneration that touches nothing."""
 
+import os
 import re
 import shutil
 import struct
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -315,6 +317,58 @@ def test_a_changed_sdkconfig_defaults_removes_platformios_stale_sdkconfig(tiny_b
     assert "sdkconfig.defaults" in changed.written and "sdkconfig.esp32" in changed.removed
     assert not stale.exists()
     assert "CONFIG_ESPTOOLPY_FLASHMODE_QIO=y" in (project_dir / "sdkconfig.defaults").read_text()
+
+
+def test_idf_py_s_sdkconfig_goes_with_platformios(tiny_bundle, tmp_path):
+    """idf.py copies sdkconfig.defaults into sdkconfig: stale after a change, as PlatformIO's."""
+    project_dir = tmp_path / "project"
+    generate_project(tiny_bundle, load_board("esp32"), project_dir)
+    (project_dir / "sdkconfig").write_text("CONFIG_ESPTOOLPY_FLASHMODE_DIO=y\n")
+    qio = _board_variant(tmp_path, "esp32", lambda t: t.replace('flash_mode = "dio"', 'flash_mode = "qio"'))
+    changed = generate_project(tiny_bundle, qio, project_dir)
+    assert changed.removed == ["sdkconfig"] and not (project_dir / "sdkconfig").exists()
+
+
+def test_a_changed_component_manifest_drops_the_lock_and_reconfigures(tiny_bundle, tmp_path):
+    """The component manager's dependencies.lock pins the old components, and PlatformIO reruns
+    CMake (and the component manager) only when a CMakeLists.txt is newer than its cache."""
+    import os
+
+    project_dir = tmp_path / "project"
+    generate_project(tiny_bundle, load_board("esp32"), project_dir)
+    lock, cmake = project_dir / "dependencies.lock", project_dir / "src" / "CMakeLists.txt"
+    lock.write_text("dependencies: {}\n")  # what the first build's component manager writes
+    os.utime(cmake, (1_000_000, 1_000_000))  # the first build's CMake cache is newer than it
+    again = generate_project(tiny_bundle, load_board("esp32"), project_dir)
+    assert again.written == [] and lock.is_file() and cmake.stat().st_mtime == 1_000_000  # nothing changed
+    no_esp_nn = _board_variant(tmp_path, "esp32", lambda t: t.replace("esp_nn = true", "esp_nn = false"))
+    changed = generate_project(tiny_bundle, no_esp_nn, project_dir)
+    assert "src/idf_component.yml" in changed.written and "esp-nn" not in (project_dir / "src/idf_component.yml").read_text()
+    assert "dependencies.lock" in changed.removed and not lock.exists()
+    assert cmake.stat().st_mtime > 1_000_000
+
+
+@pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake not installed")
+def test_idf_py_finds_the_src_component_and_platformio_s_setting_is_kept(tiny_bundle, tmp_path):
+    """idf.py only looks in main/ and components/, so the project names src/; PlatformIO passes
+    EXTRA_COMPONENT_DIRS itself (platform-espressif32 6.9.0, builder/frameworks/espidf.py), and
+    that stays as it is. Real cmake runs the project's CMakeLists.txt with an ESP-IDF whose
+    project.cmake only prints what it was given."""
+    project = tmp_path / "project"
+    generate_project(tiny_bundle, load_board("esp32"), project)
+    idf = tmp_path / "idf"
+    (idf / "tools" / "cmake").mkdir(parents=True)
+    (idf / "tools" / "cmake" / "project.cmake").write_text('message(STATUS "components: ${EXTRA_COMPONENT_DIRS}")\n'
+                                                          "macro(project name)\nendmacro()\n")
+
+    def components(*args) -> str:
+        proc = subprocess.run(["cmake", *args, "-S", str(project), "-B", str(tmp_path / f"build{len(args)}")],
+                              env={**os.environ, "IDF_PATH": str(idf)}, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        return re.search(r"components: (.*)", proc.stdout).group(1).strip()
+
+    assert Path(components()) == project / "src"  # idf.py
+    assert components("-DEXTRA_COMPONENT_DIRS:PATH=/pio/src") == "/pio/src"  # PlatformIO
 
 
 @pytest.mark.parametrize("name", ["esp32", "esp32s3", "esp32c3", "esp32cam"])

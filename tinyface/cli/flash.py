@@ -88,7 +88,7 @@ def flash(ctx, board, model_path, port, project_dir, enroll_dir, kernels, dry_ru
          f"{', ' + str(len(project.removed)) + ' removed' if project.removed else ''})")
     info(f"model: {result.model_dir} (sha256 {project.model_sha256[:16]}), ops: {', '.join(op for op, _ in project.ops)}")
     info(f"budget: {project.budget.summary()}")
-    info(f"arena: {project.arena.bytes:,} B = TFLM {project.arena.used_bytes:,} B + {project.arena.margin_percent}% margin")
+    info(f"arena: {project.arena.bytes:,} B = {project.arena.parts()}")
     info(f"identification threshold: {result.identify_threshold:.4f} ({result.identify_threshold_source})")
     if dry_run:
         info("dry run: nothing built or flashed")

@@ -1,11 +1,14 @@
 """The tensor arena the firmware reserves: what TFLM itself records for the model, plus a
-margin.
+margin, plus the largest scratch buffer ESP-NN's chip-specific kernels ask for.
 
-Why a margin: the recording comes from TFLM's reference kernels on the host (64-bit
-pointers, so its bookkeeping is if anything larger than on the 32-bit ESP32), but ESP-NN's
-optimized conv/depthwise kernels request scratch buffers the reference kernels do not.
-``firmware.arena_margin`` (default 0.15 = 15%) covers them; the firmware reports what it
-really allocated in INFO (``arena_used_bytes``), so the margin can be checked on a board.
+The recording comes from TFLM's reference kernels on the host (64-bit pointers, so its
+bookkeeping is if anything larger than on the 32-bit chips). ESP-NN's kernels ask TFLM's
+arena for scratch buffers the reference kernels do not: its generic C kernels (the ESP32, the
+C3) for none, its ESP32-S3 and P4 kernels for a lot (tinyface.codegen.esp_nn_scratch has their
+size functions). A scratch buffer lives only while its op runs, so the firmware reserves the
+recording, plus ``firmware.arena_margin`` (default 0.15 = 15%) of it, plus the largest scratch
+one op asks for: an estimate from above, not a measurement. The firmware reports what it
+really allocated in INFO (``arena_used_bytes``), so it can be checked on a board.
 """
 
 from __future__ import annotations
@@ -22,12 +25,19 @@ _PROBE_ARENAS = (512 * 1024, 4 * 1024 * 1024, 16 * 1024 * 1024)
 class ArenaPlan:
     used_bytes: int  # recorded by TFLM (RecordingMicroAllocator)
     margin: float  # fraction added on top
-    bytes: int  # what the firmware allocates: used * (1 + margin), rounded up to 16
+    bytes: int  # what the firmware allocates: used * (1 + margin) + esp_nn_scratch_bytes, rounded up to 16
     in_psram: bool = False  # set by the budget check when only PSRAM can hold it
+    esp_nn_scratch_bytes: int = 0  # the largest scratch an op's ESP-NN kernel asks for on the board's chip
 
     @property
     def margin_percent(self) -> int:
         return round(self.margin * 100)
+
+    def parts(self) -> str:
+        """What the arena is made of, for messages: "TFLM 125,728 B + 15% margin + 104,000 B of
+        ESP-NN scratch" (the scratch only where the chip's ESP-NN kernels ask for one)."""
+        scratch = f" + {self.esp_nn_scratch_bytes:,} B of ESP-NN scratch" if self.esp_nn_scratch_bytes else ""
+        return f"TFLM {self.used_bytes:,} B + {self.margin_percent}% margin{scratch}"
 
 
 def measure_arena_bytes(model_bytes: bytes) -> int:
@@ -47,9 +57,11 @@ def measure_arena_bytes(model_bytes: bytes) -> int:
     raise ModelError(f"TFLM cannot allocate the model's tensors: {last}")
 
 
-def plan_arena(model_bytes: bytes, margin: float, used_bytes: int | None = None) -> ArenaPlan:
-    """The arena for ``model_bytes`` with ``margin`` (a fraction, e.g. 0.15) on top."""
+def plan_arena(model_bytes: bytes, margin: float, used_bytes: int | None = None,
+               esp_nn_scratch_bytes: int = 0) -> ArenaPlan:
+    """The arena for ``model_bytes`` with ``margin`` (a fraction, e.g. 0.15) on top, and room for
+    the largest ESP-NN scratch buffer (tinyface.codegen.esp_nn_scratch.largest_scratch_bytes)."""
     used = used_bytes if used_bytes is not None else measure_arena_bytes(model_bytes)
-    total = int(used * (1.0 + margin) + 0.999999)
+    total = int(used * (1.0 + margin) + 0.999999) + esp_nn_scratch_bytes
     total = (total + ALIGN_BYTES - 1) // ALIGN_BYTES * ALIGN_BYTES
-    return ArenaPlan(used_bytes=used, margin=margin, bytes=total)
+    return ArenaPlan(used_bytes=used, margin=margin, bytes=total, esp_nn_scratch_bytes=esp_nn_scratch_bytes)

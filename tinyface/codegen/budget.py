@@ -110,7 +110,7 @@ def check_budget(board: Board, model_bytes: int, arena: ArenaPlan, input_bytes: 
     in_psram = arena.bytes > board.sram_arena_bytes or arena.bytes + fw_ram > board.sram_heap_bytes
     if in_psram and not (board.psram_bytes and arena.bytes <= board.psram_bytes):
         raise BudgetError(
-            f"{board.name}: tensor arena {arena.bytes:,} B (TFLM {arena.used_bytes:,} B + {arena.margin_percent}% margin) "
+            f"{board.name}: tensor arena {arena.bytes:,} B ({arena.parts()}) "
             f"+ firmware buffers {fw_ram:,} B does not fit: one block of at most {board.sram_arena_bytes:,} B "
             f"and {board.sram_heap_bytes:,} B of heap",
             hint="use a smaller preset or input size, lower firmware.arena_margin, "

@@ -37,6 +37,12 @@ class Layer:
     param_bytes: int
     elements: int  # values touched: max(input elements, output elements)
     input_shapes: tuple[tuple[int, ...], ...] = ()
+    # CONV_2D and DEPTHWISE_CONV_2D only (else (), "" and 0): strides (h, w), "SAME" or "VALID",
+    # dilations (h, w) and the depthwise channel multiplier
+    stride: tuple[int, int] | tuple = ()
+    padding: str = ""
+    dilation: tuple[int, int] | tuple = ()
+    depth_multiplier: int = 0
 
 
 @dataclass(frozen=True)
@@ -152,7 +158,7 @@ def analyze(model_bytes: bytes, source: str = "") -> ModelGraph:
                     param_bytes += n * _TYPE_BYTES.get(int(tensor.Type()), 1)
             elements = max([prod(s) for s in (*in_shapes, out_shape) if s] or [0])
             layers.append(Layer(i, name, out_shape, macs, params, param_bytes,
-                                elements, in_shapes))
+                                elements, in_shapes, **_conv_geometry(schema, op, name)))
         in_t = graph.Tensors(graph.Inputs(0))
         out_t = graph.Tensors(graph.Outputs(0))
         model_in, model_out = _tensor_io(in_t, type_names), _tensor_io(out_t, type_names)
@@ -171,6 +177,19 @@ def analyze(model_bytes: bytes, source: str = "") -> ModelGraph:
     except Exception as exc:  # a truncated or corrupt flatbuffer raises anything from struct to IndexError
         raise ModelError(f"cannot parse {source + ' as a' if source else 'the'} TFLite model (truncated or corrupt): "
                          f"{type(exc).__name__}: {exc}", hint=NOT_TFLITE_HINT) from None
+
+
+def _conv_geometry(schema, op, name: str) -> dict:
+    """A convolution's strides, padding, dilations and channel multiplier (Layer's fields)."""
+    if name not in ("CONV_2D", "DEPTHWISE_CONV_2D") or op.BuiltinOptions() is None:
+        return {}
+    opts = (schema.Conv2DOptions if name == "CONV_2D" else schema.DepthwiseConv2DOptions)()
+    table = op.BuiltinOptions()
+    opts.Init(table.Bytes, table.Pos)
+    return {"stride": (int(opts.StrideH()), int(opts.StrideW())),
+            "padding": "SAME" if opts.Padding() == schema.Padding.SAME else "VALID",
+            "dilation": (int(opts.DilationHFactor()), int(opts.DilationWFactor())),
+            "depth_multiplier": int(opts.DepthMultiplier()) if name == "DEPTHWISE_CONV_2D" else 0}
 
 
 def _tensor_io(tensor, type_names: dict[int, str]) -> TensorIO:
