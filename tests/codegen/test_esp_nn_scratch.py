@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tinyface.codegen.esp_nn_scratch import (ConvShape, conv_scratch_esp32p4, conv_scratch_esp32s3, conv_shape,
-                                             depthwise_scratch_esp32p4, depthwise_scratch_esp32s3, largest_scratch_bytes)
+from tinyface.codegen.esp_nn_scratch import (C_SIZE_FUNCTIONS, ConvShape, c_size_functions, conv_scratch_esp32p4,
+                                             conv_scratch_esp32s3, conv_shape, depthwise_scratch_esp32p4,
+                                             depthwise_scratch_esp32s3, largest_scratch_bytes)
 from tinyface.model.graph import analyze
 
 from tests.conftest import skip_or_fail
@@ -24,14 +24,8 @@ from tests.conftest import skip_or_fail
 REPO = Path(__file__).resolve().parents[2]
 ESP_NN = Path(os.environ.get("ESP_NN_DIR") or REPO.parent / "shared" / "vendor" / "esp-nn")
 RELEASED = ("esp32", "esp32c3", "esp32s3")
-SIZE_FUNCTIONS = {  # file under src/convolution, function
-    ("esp32s3", 0): ("esp_nn_conv_esp32s3.c", "esp_nn_get_conv_scratch_size_esp32s3"),
-    ("esp32s3", 1): ("esp_nn_depthwise_conv_s8_esp32s3.c", "esp_nn_get_depthwise_conv_scratch_size_esp32s3"),
-    ("esp32p4", 0): ("esp_nn_conv_esp32p4.c", "esp_nn_get_conv_scratch_size_esp32p4"),
-    ("esp32p4", 1): ("esp_nn_depthwise_conv_esp32p4.c", "esp_nn_get_depthwise_conv_scratch_size_esp32p4"),
-}
-PORTS = {("esp32s3", 0): conv_scratch_esp32s3, ("esp32s3", 1): depthwise_scratch_esp32s3,
-         ("esp32p4", 0): conv_scratch_esp32p4, ("esp32p4", 1): depthwise_scratch_esp32p4}
+PORTS = {("esp32s3", "CONV_2D"): conv_scratch_esp32s3, ("esp32s3", "DEPTHWISE_CONV_2D"): depthwise_scratch_esp32s3,
+         ("esp32p4", "CONV_2D"): conv_scratch_esp32p4, ("esp32p4", "DEPTHWISE_CONV_2D"): depthwise_scratch_esp32p4}
 
 DRIVER = r"""
 #include <stdio.h>
@@ -53,17 +47,6 @@ int main(void) {
 """
 
 
-def _function_source(path: Path, name: str) -> str:
-    text = path.read_text(encoding="utf-8")
-    start = text.index(f"int {name}(")
-    depth = 0
-    for i in range(text.index("{", start), len(text)):
-        depth += {"{": 1, "}": -1}.get(text[i], 0)
-        if depth == 0:
-            return text[start:i + 1]
-    raise AssertionError(f"{name}: no end in {path}")
-
-
 @pytest.fixture(scope="module")
 def esp_nn_sizes(tmp_path_factory):
     """A host program running esp-nn's four size functions on lines of shapes."""
@@ -72,12 +55,9 @@ def esp_nn_sizes(tmp_path_factory):
         skip_or_fail(f"no esp-nn sources at {ESP_NN} (set ESP_NN_DIR)")
     if shutil.which("gcc") is None:
         skip_or_fail("no gcc")
-    keys = sorted(SIZE_FUNCTIONS)
-    p4_text = (src_dir / "esp_nn_conv_esp32p4.c").read_text(encoding="utf-8")
-    budget = re.search(r"#define L1D_BUDGET (\d+)", p4_text).group(1)
-    parts = ['#include "esp_nn_defs.h"', '#include "common_functions.h"', f"#define L1D_BUDGET {budget}"]
-    parts += [_function_source(src_dir / SIZE_FUNCTIONS[k][0], SIZE_FUNCTIONS[k][1]) for k in keys]
-    parts += [f"#define FN{i} {SIZE_FUNCTIONS[k][1]}" for i, k in enumerate(keys)] + [DRIVER]
+    keys = list(C_SIZE_FUNCTIONS)
+    parts = ['#include "esp_nn_defs.h"', c_size_functions(ESP_NN)]
+    parts += [f"#define FN{i} {C_SIZE_FUNCTIONS[k][1]}" for i, k in enumerate(keys)] + [DRIVER]
     work = tmp_path_factory.mktemp("esp_nn_sizes")
     (work / "sizes.c").write_text("\n\n".join(parts), encoding="utf-8")
     program = work / "sizes"
@@ -103,7 +83,7 @@ def _released_shapes():
         for layer in graph.layers:
             shape = conv_shape(layer)
             if shape is not None:
-                yield int(layer.op == "DEPTHWISE_CONV_2D"), shape
+                yield layer.op, shape
 
 
 def _random_shapes(n: int, seed: int = 0):
@@ -120,13 +100,13 @@ def _random_shapes(n: int, seed: int = 0):
         same = rng.random() < 0.7
         out = -(-size // stride) if same else max(1, (size - k) // stride + 1)
         pad = max((out - 1) * stride + k - size, 0) // 2 if same else 0
-        yield int(dw), ConvShape(size, size, ch, k, k, out, out, out_ch, stride, stride, pad, pad, mult)
+        yield "DEPTHWISE_CONV_2D" if dw else "CONV_2D", ConvShape(size, size, ch, k, k, out, out, out_ch, stride, stride, pad, pad, mult)
 
 
 def test_the_port_gives_esp_nn_s_own_sizes(esp_nn_sizes):
     """Every convolution of the released models, and 600 random ones, on both chips."""
-    cases = [((chip, dw), shape) for chip in ("esp32s3", "esp32p4")
-             for dw, shape in [*_released_shapes(), *_random_shapes(600)]]
+    cases = [((chip, op), shape) for chip in ("esp32s3", "esp32p4")
+             for op, shape in [*_released_shapes(), *_random_shapes(600)]]
     expected = esp_nn_sizes(cases)
     got = [PORTS[key](shape) for key, shape in cases]
     wrong = [(key, shape, e, g) for (key, shape), e, g in zip(cases, expected, got) if e != g]

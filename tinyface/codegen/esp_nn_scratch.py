@@ -18,10 +18,21 @@ and on random shapes. A newer esp-nn (idf_component.yml pins the version) may as
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 # esp-nn 1.2.3, src/convolution/esp_nn_conv_esp32p4.c
 _P4_L1D_BUDGET = 32768
+# The C size functions, by (chip, op): their file under esp-nn's src/convolution and name
+C_SIZE_FUNCTIONS = {
+    ("esp32s3", "CONV_2D"): ("esp_nn_conv_esp32s3.c", "esp_nn_get_conv_scratch_size_esp32s3"),
+    ("esp32s3", "DEPTHWISE_CONV_2D"): ("esp_nn_depthwise_conv_s8_esp32s3.c",
+                                       "esp_nn_get_depthwise_conv_scratch_size_esp32s3"),
+    ("esp32p4", "CONV_2D"): ("esp_nn_conv_esp32p4.c", "esp_nn_get_conv_scratch_size_esp32p4"),
+    ("esp32p4", "DEPTHWISE_CONV_2D"): ("esp_nn_depthwise_conv_esp32p4.c",
+                                       "esp_nn_get_depthwise_conv_scratch_size_esp32p4"),
+}
 # boards' chip.esp_nn_kernels whose ESP-NN kernels ask for scratch (tinyface.boards.ESP_NN_KERNELS)
 SCRATCH_KERNELS = ("esp32s3", "esp32p4")
 
@@ -230,3 +241,31 @@ def largest_scratch_bytes(graph, esp_nn_kernels: str, on_esp_nn=None) -> int:
     others)."""
     return max([layer_scratch_bytes(layer, esp_nn_kernels) for layer in graph.layers
                 if on_esp_nn is None or layer.index in on_esp_nn] or [0])
+
+
+def c_size_functions(esp_nn_dir: str | Path, prefix: str = "") -> str:
+    """esp-nn's own C size functions, cut out of its sources at ``esp_nn_dir`` (the rest of
+    those files is S3 or P4 assembly, which other compilers cannot build), as one block of C for
+    checks that compile them: after ``#include "esp_nn_defs.h"``, with each function renamed
+    ``prefix + name`` and ``static`` when a prefix is given, and the ``max``/``min`` macros they
+    use defined for them alone."""
+    src = Path(esp_nn_dir) / "src" / "convolution"
+    p4 = (src / "esp_nn_conv_esp32p4.c").read_text(encoding="utf-8")
+    budget = re.search(r"#define L1D_BUDGET (\d+)", p4).group(1)
+    parts = ["#include <stddef.h>", "#define max(a, b) ((a) > (b) ? (a) : (b))", "#define min(a, b) ((a) < (b) ? (a) : (b))",
+             f"#define L1D_BUDGET {budget}"]
+    for file, name in C_SIZE_FUNCTIONS.values():
+        text = (src / file).read_text(encoding="utf-8")
+        start = text.index(f"int {name}(")
+        depth, end = 0, -1
+        for i in range(text.index("{", start), len(text)):
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            if depth == 0:
+                end = i + 1
+                break
+        body = text[start:end]
+        if prefix:
+            body = "static " + body.replace(f"int {name}(", f"int {prefix}{name}(", 1)
+        parts.append(body)
+    parts += ["#undef max", "#undef min", "#undef L1D_BUDGET"]
+    return "\n\n".join(parts) + "\n"

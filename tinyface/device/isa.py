@@ -149,8 +149,10 @@ def build_plugin(toolchain: IsaToolchain | None = None) -> Path:
 
 
 def build_rv32(project_dir: str | Path, toolchain: IsaToolchain | None = None, jobs: int | None = None,
-               log=None) -> Path:
-    """Compile the generated project's rv32 build; returns the program's path (cached).
+               log=None, extra_vars: tuple[str, ...] = (), root: Path | None = None) -> Path:
+    """Compile the generated project's rv32 build; returns the program's path (cached in
+    ``root``, default cache_dir(), by the sources, the toolchain and ``extra_vars``: more make
+    variables, such as benchmarks/s3_arena.py's ``TF_EXTRA=...``).
 
     Raises:
         ToolchainError: no toolchain, or the build failed (the message has the first error).
@@ -161,8 +163,9 @@ def build_rv32(project_dir: str | Path, toolchain: IsaToolchain | None = None, j
                         [f"TFLM_DIR={toolchain.tflm_dir}", f"TFLM_THIRD_PARTY_DIR={toolchain.third_party_dir}",
                          f"ESP_NN_DIR={toolchain.esp_nn_dir}", f"KERNELS={toolchain.kernels}", f"CROSS={CROSS}",
                          f"PICOLIBC_DIR={PICOLIBC_DIR}", f"LIBSTDCXX_DIR={LIBSTDCXX_DIR}",
-                         f"LIBSTDCXX_TARGET_DIR={LIBSTDCXX_TARGET_DIR}"],
-                        toolchain.key(), cache_dir(), PROGRAM_NAME, "rv32", jobs, log)
+                         f"LIBSTDCXX_TARGET_DIR={LIBSTDCXX_TARGET_DIR}", *extra_vars],
+                        toolchain.key() + "".join(f"|{v}" for v in extra_vars), root or cache_dir(), PROGRAM_NAME,
+                        "rv32", jobs, log)
 
 
 @dataclass(frozen=True)
