@@ -246,7 +246,8 @@ def test_environment_is_read_in_config_only():
     # platformio's habit: each option declared once, with its environment variable; a module
     # that reads os.environ itself hides a setting from docs/cli.md's table.
     package = Path(config.__file__).parent
-    readers = re.compile(r"os\.environ\.get|os\.environ\[|getenv\(|environ\.copy\(\)\[")
+    readers = re.compile(r"os\.environ\.(get|items|keys|values)\b|os\.environ\[|getenv\(|"
+                         r"environ\.copy\(\)\[|\bin os\.environ\b|from os import .*\benviron\b")
     offenders = [f"{path.relative_to(package.parent)}:{n}" for path in sorted(package.rglob("*.py"))
                  if path.name != "config.py" or path.parent != package
                  for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if readers.search(line)]

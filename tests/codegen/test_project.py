@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from tests.codegen.conftest import defines
+from tests.conftest import skip_or_fail
 from tinyface.boards import load_board
 from tinyface.codegen import BANNER, generate_project
 from tinyface.codegen.project import project_sources
@@ -269,7 +270,7 @@ def test_budget_constants_match_the_firmware_sources(esp32_project):
 def test_sources_without_tflm_compile(esp32_project, tmp_path):
     """The decoder and the gallery need only the generated headers: compile them for real."""
     if shutil.which("g++") is None:
-        pytest.skip("g++ not installed")
+        skip_or_fail("g++ not installed")
     src = esp32_project.directory / "src"
     for name in ("frame_decoder.cc", "gallery.cc"):
         result = subprocess.run(["g++", "-std=c++17", "-Wall", "-Werror", "-c", str(src / name), "-I", str(src),
@@ -288,11 +289,12 @@ def test_compiled_in_gallery(tiny_bundle, tmp_path):
     assert defines(text)["TF_GALLERY_BUILTIN_COUNT"] == "2"
     assert '{"Ana", 3, {' in text and r'"Zo\303\253 \042Z\042"' in text
     assert project.budget.gallery_flash_bytes > 0
-    if shutil.which("g++"):
-        result = subprocess.run(["g++", "-std=c++17", "-Wall", "-Werror", "-c", str(tmp_path / "src/gallery.cc"),
-                                 "-I", str(tmp_path / "src"), "-o", str(tmp_path / "gallery.o")],
-                                capture_output=True, text=True, timeout=120)
-        assert result.returncode == 0, result.stderr
+    if shutil.which("g++") is None:
+        skip_or_fail("g++ not installed: the compiled-in gallery's C++ was not compiled")
+    result = subprocess.run(["g++", "-std=c++17", "-Wall", "-Werror", "-c", str(tmp_path / "src/gallery.cc"),
+                             "-I", str(tmp_path / "src"), "-o", str(tmp_path / "gallery.o")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
 
 
 def _board_variant(tmp_path, name: str, edit) -> "Board":  # noqa: F821 - a tinyface.boards.Board
@@ -348,12 +350,13 @@ def test_a_changed_component_manifest_drops_the_lock_and_reconfigures(tiny_bundl
     assert cmake.stat().st_mtime > 1_000_000
 
 
-@pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake not installed")
 def test_idf_py_finds_the_src_component_and_platformio_s_setting_is_kept(tiny_bundle, tmp_path):
     """idf.py only looks in main/ and components/, so the project names src/; PlatformIO passes
     EXTRA_COMPONENT_DIRS itself (platform-espressif32 6.9.0, builder/frameworks/espidf.py), and
     that stays as it is. Real cmake runs the project's CMakeLists.txt with an ESP-IDF whose
     project.cmake only prints what it was given."""
+    if shutil.which("cmake") is None:
+        skip_or_fail("cmake not installed (apt-get install cmake)")
     project = tmp_path / "project"
     generate_project(tiny_bundle, load_board("esp32"), project)
     idf = tmp_path / "idf"

@@ -88,7 +88,9 @@ def test_timings_are_measured(native_program, serve, tiny_bundle):
     _, client = serve(native_program)
     result = client.infer(_inputs(1, tiny_bundle.meta.input_shape)[0])
     assert result.cycles > 0 and result.latency_us > 0
-    assert abs(result.cycles / 1e3 - result.latency_us) <= 2  # ns counter vs us clock of the same invoke
+    # the firmware reads the microsecond clock around the nanosecond counter (t0, c0, Invoke, c1, t1):
+    # a preemption between them adds to latency_us only, so the bound is one-sided
+    assert result.cycles / 1e3 <= result.latency_us + 1
 
 
 def test_gallery_survives_a_restart_with_storage(native_program, serve, tiny_bundle, tmp_path):

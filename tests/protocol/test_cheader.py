@@ -11,6 +11,8 @@ import pytest
 
 from tinyface.protocol import cheader, spec
 
+from tests.conftest import skip_or_fail
+
 
 @pytest.fixture(scope="module")
 def header_text():
@@ -81,7 +83,7 @@ def test_write_c_header_only_when_changed(tmp_path):
 def test_header_compiles_and_agrees_at_runtime(tmp_path, header_text, compiler, std):
     """Compile the header, print every constant, struct size, field offset and CRC from C."""
     if shutil.which(compiler) is None:
-        pytest.skip(f"{compiler} not installed")
+        skip_or_fail(f"{compiler} not installed")
     (tmp_path / cheader.HEADER_NAME).write_text(header_text, encoding="utf-8")
     lines = ['#include "tinyface_protocol.h"', "#include <stdio.h>", "#include <stddef.h>", "int main(void) {"]
     for name in spec.C_CONSTANTS:
