@@ -73,12 +73,29 @@ def test_profile_refuses_a_float_model(tmp_path):
     assert "FLOAT32" in proc.stderr and "int8" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_default_model_is_the_released_one_or_a_clear_error():
-    if (models_dir() / "esp32" / "model.tflite").is_file():
-        assert default_model_dir("esp32") == models_dir() / "esp32"
-        return
-    proc = _cli()
-    assert proc.returncode == 6 and "--model" in proc.stderr and proc.stderr.count("\n") == 1
+def test_default_model_is_the_released_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no build/ here: a checkout's own build would come first
+    assert (models_dir() / "esp32" / "model.tflite").is_file()  # released with the package
+    assert default_model_dir("esp32") == models_dir() / "esp32"
+
+
+def test_no_model_anywhere_is_one_clear_error(tmp_path, monkeypatch, capsys):
+    import tinyface.resources
+    from tinyface.cli import main as cli_main
+
+    empty = tmp_path / "no-released-models"
+    empty.mkdir()
+    monkeypatch.setattr(tinyface.resources, "models_dir", lambda: empty)
+    monkeypatch.chdir(tmp_path)  # and no build/
+    with pytest.raises(SystemExit) as exc:
+        cli_main.main(["profile", "--board", "esp32s3"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 6, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    looked = ", ".join(["build/esp32s3", str(empty / "esp32s3"), "build/esp32", str(empty / "esp32")])
+    assert lines[0].startswith(f"tinyface: error: no model for esp32s3: nothing in {looked}"), lines[0]
+    assert "pass --model PATH" in lines[0]
 
 
 def test_profile_prices_the_kernel_set(tiny_bundle):

@@ -140,12 +140,24 @@ def emulator_only(device_kind):
         pytest.skip("fault injection is an option of the Python emulator")
 
 
+@pytest.fixture
+def firmware_only(device_kind):
+    """For tests of a firmware process (native or isa) that the Python emulation does not have.
+    Their emulator variants are deselected at collection (below), as emulator_only's firmware ones."""
+    if device_kind == "emulator":
+        pytest.skip("the Python emulation has no firmware process")
+
+
 def pytest_collection_modifyitems(config, items):
-    """Drop the native/isa variants of emulator-only tests: they do not exist, rather than skip."""
+    """Drop the native/isa variants of emulator-only tests and the emulator variants of
+    firmware-only tests: they do not exist, rather than skip."""
     keep, drop = [], []
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if "emulator_only" in getattr(item, "fixturenames", ()) and params.get("device_kind", "emulator") != "emulator":
+        fixtures = getattr(item, "fixturenames", ())
+        kind = params.get("device_kind")
+        if ("emulator_only" in fixtures and kind not in (None, "emulator")) or \
+                ("firmware_only" in fixtures and kind == "emulator"):
             drop.append(item)
         else:
             keep.append(item)

@@ -95,7 +95,8 @@ def test_no_platform_and_no_registry_fails_in_seconds_with_one_line(tiny_bundle,
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, lines
     assert "platform 'espressif32' is not installed" in lines[0] and "pio pkg install" in lines[0]
-    assert elapsed_s < 10, f"took {elapsed_s:.1f} s"
+    # The time is the point: refused before `pio run`, which would retry the registry for about a minute.
+    assert elapsed_s < 30, f"took {elapsed_s:.1f} s"
     assert (tmp_path / "p/platformio.ini").is_file()  # the project is still rendered, and the line says where
     assert f"the rendered project is kept in {tmp_path / 'p'}" in lines[0]
 
@@ -106,14 +107,12 @@ def test_no_board_connected_lists_the_ports_seen(tiny_bundle, pio_home_with_plat
     board = load_board("esp32")
     if any((p.vid, p.pid) in board.usb_ids for p in list_serial_ports()):
         pytest.skip("a board with ESP32 USB ids is connected")
-    result, elapsed_s = _flash("--board", "esp32", "--model", str(tiny_bundle.model_path.parent),
-                               "--project-dir", str(tmp_path / "p"),
-                               env={"PLATFORMIO_CORE_DIR": str(pio_home_with_platform)})
-    assert result.returncode == 7, result.stderr
+    result, _ = _flash("--board", "esp32", "--model", str(tiny_bundle.model_path.parent),
+                       "--project-dir", str(tmp_path / "p"), env={"PLATFORMIO_CORE_DIR": str(pio_home_with_platform)})
+    assert result.returncode == 7, result.stderr  # the port is looked for before any build (a build here fails: exit 9)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "no esp32 board connected" in lines[0] and "ports seen:" in lines[0]
     assert "10C4:EA60" in lines[0]
-    assert elapsed_s < 10
 
 
 def test_platform_check_reads_platformio_manifests(pio_home_with_platform, monkeypatch):
@@ -133,10 +132,8 @@ def test_real_pio_failure_is_one_line(tiny_bundle, tmp_path):
 
     generate_project(tiny_bundle, load_board("esp32"), tmp_path)
     lines = []
-    start = time.monotonic()
     with pytest.raises(ToolchainError) as info:
         build_and_upload(tmp_path, "esp32s3", port=None, upload=False, on_line=lines.append)
-    assert time.monotonic() - start < 30
     assert any("Unknown environment names 'esp32s3'" in line for line in lines)
     line = info.value.one_line()
     assert line.startswith("PlatformIO build failed (exit 1):") and "Unknown environment names" in line
@@ -222,13 +219,15 @@ def test_a_dry_run_does_not_check_the_port(tmp_path):
 
 
 @pytest.mark.parametrize("port", ["/dev/ttyUSB*", "COM3", "rfc2217://localhost:4000"])
-def test_a_port_platformio_resolves_reaches_platformio_as_given(tmp_path, monkeypatch, port):
+def test_a_port_platformio_resolves_reaches_platformio_as_given_upload_mocked(tmp_path, monkeypatch, port,
+                                                                              pio_home_with_platform):
+    """The real PlatformIO and platform checks (espressif32 6.9.0 installed in PlatformIO's home);
+    the build and upload are replaced (no board or toolchain here): they receive the port unchanged."""
     from tinyface.device import platformio
     from tinyface.device.flash import flash
 
+    monkeypatch.setenv("PLATFORMIO_CORE_DIR", str(pio_home_with_platform))
     uploads = []
-    monkeypatch.setattr(platformio, "pio_command", lambda: ["pio"])
-    monkeypatch.setattr(platformio, "check_platform", lambda board: None)
     monkeypatch.setattr(platformio, "build_and_upload",
                         lambda project_dir, env, port, on_line=None: uploads.append(port))
     result = flash(load_board("esp32"), model=REPO_MODEL, project_dir=tmp_path / "fw", port=port)

@@ -192,24 +192,76 @@ def test_typed_errors_for_bad_requests(device, connect):
     assert client.ping(b"fine") == b"fine"
 
 
-def test_dropped_reply_times_out_retries_and_succeeds_once(start_device, emulator_only, tiny_bundle, connect):
+ANSWERED_S = 10.0  # the timeout for replies that do come: no loaded machine takes this long
+LOST_S = 0.4  # the timeout for a first attempt whose reply the emulator drops or corrupts
+
+
+class ResendsWaitLonger:
+    """A real pyserial port that gives the client ANSWERED_S for the reply to a resent frame (the
+    same bytes written again): only a first attempt runs on the short timeout the test sets, so a
+    slow answer to the retry cannot add another retry (nor shift the emulator's reply count)."""
+
+    def __init__(self, port):
+        self._port, self._last, self.client = port, None, None
+
+    def write(self, data):
+        if data == self._last:  # the client arms the resend's deadline after this write
+            self.client.timeout_s = ANSWERED_S
+        self._last = bytes(data)
+        return self._port.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self._port, name)
+
+    def __setattr__(self, name, value):
+        if name == "timeout":
+            self._port.timeout = value
+        else:
+            super().__setattr__(name, value)
+
+
+@pytest.fixture
+def connect_resends_wait_longer(connect):
+    """Factory: ``connect(port, ...)`` over :class:`ResendsWaitLonger`, starting at ANSWERED_S."""
+    from tinyface.protocol.client import open_serial
+
+    opened = []
+
+    def make(port: str, **kwargs):
+        serial_port = open_serial(port, 921600)
+        opened.append(serial_port)
+        transport = ResendsWaitLonger(serial_port)
+        transport.client = connect(port, timeout_s=ANSWERED_S, transport=transport, **kwargs)
+        return transport.client
+
+    yield make
+    for s in opened:
+        s.close()
+
+
+def test_dropped_reply_times_out_retries_and_succeeds_once(start_device, emulator_only, tiny_bundle,
+                                                           connect_resends_wait_longer):
     # reply 1: INFO; reply 2 (INFER) and reply 4 (ENROLL, state-changing) are lost on the way back
     dev = start_device(tiny_bundle.model_path.parent, "--drop-reply", "2", "--drop-reply", "4")
-    client = connect(dev.port, timeout_s=0.4, retries=2)
+    client = connect_resends_wait_longer(dev.port, retries=2)
     client.info()
+    client.timeout_s = LOST_S  # the INFER's reply is lost: a short wait, then one resend
     start = time.monotonic()
     assert client.infer(_input(1)).output.shape == (32,)
-    assert time.monotonic() - start >= 0.4  # it did wait for the timeout
+    assert time.monotonic() - start >= LOST_S  # it did wait for the timeout
     assert client.stats.timeouts == 1 and client.stats.retries == 1
+    client.timeout_s = LOST_S  # so is the ENROLL's
     reply = client.enroll("alice", _input(2))
-    assert client.stats.timeouts == 2
+    assert client.stats.timeouts == 2 and client.stats.retries == 2
     assert reply["samples"] == 1  # the retry was answered from the stored reply, not enrolled twice
     assert [(e.name, e.samples) for e in client.list()] == [("alice", 1)]
 
 
-def test_corrupted_reply_is_detected_and_retried(start_device, emulator_only, tiny_bundle, connect):
+def test_corrupted_reply_is_detected_and_retried(start_device, emulator_only, tiny_bundle,
+                                                 connect_resends_wait_longer):
     dev = start_device(tiny_bundle.model_path.parent, "--corrupt-reply", "1")
-    client = connect(dev.port, timeout_s=0.4)
+    client = connect_resends_wait_longer(dev.port)
+    client.timeout_s = LOST_S  # the first reply comes corrupted: a short wait, then one resend
     assert client.ping(b"abc") == b"abc"
     assert client.stats.corrupt_frames == 1 and client.stats.retries == 1
 
@@ -268,11 +320,9 @@ def test_ctrl_c_stops_serving_with_exit_0_and_a_last_line(start_device, device_k
     assert "Traceback" not in dev.stderr()
 
 
-def test_firmware_that_dies_while_serving_is_a_device_error(start_device, device_kind, tiny_bundle):
+def test_firmware_that_dies_while_serving_is_a_device_error(start_device, firmware_only, tiny_bundle):
     """A native or instruction-set firmware that crashes is not a clean stop: exit 7, one line
-    naming the signal (it exited 0 in silence before)."""
-    if device_kind == "emulator":
-        pytest.skip("the Python emulation has no firmware process")
+    naming the signal (it exited 0 in silence before). No emulator variant: it has no firmware process."""
     dev = start_device(tiny_bundle.model_path.parent)
     children = subprocess.run(["pgrep", "-P", str(dev.proc.pid)], capture_output=True, text=True).stdout.split()
     assert children, "no firmware process under `tinyface emulate`"

@@ -155,8 +155,10 @@ def test_the_model_for_a_board_is_a_build_then_the_released_one(tiny_bundle, tmp
     assert resolve_model("x/y", "esp32s3").as_posix() == "x/y"
 
 
-def test_flash_bench_emulate_and_profile_pick_the_same_model(tiny_bundle, tmp_path):
-    """Issue #14: flash flashed build/esp32/, then bench/emulate/profile defaulted to models/esp32/."""
+def test_flash_bench_emulate_and_profile_pick_the_same_model(tiny_bundle, lfw_dir, tmp_path):
+    """Issue #14: flash flashed build/esp32/, then bench/emulate/profile defaulted to models/esp32/.
+    Bench checks its model against the emulator's INFO (exit 8 on a mismatch), so a bench that
+    picked another model than emulate fails here."""
     import os
     import select
     import signal
@@ -180,7 +182,14 @@ def test_flash_bench_emulate_and_profile_pick_the_same_model(tiny_bundle, tmp_pa
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         ready, _, _ = select.select([emu.stdout], [], [], 60)
-        assert ready and emu.stdout.readline().startswith("/dev/")
+        port = emu.stdout.readline().strip() if ready else ""
+        assert port.startswith("/dev/"), port
+        benched = run("bench", "--board", "esp32", "--port", port, "--images", "2", "--no-host-check",
+                      "--data", str(lfw_dir), "--json")  # no --model: the default, as for the others
+        assert benched.returncode == 0, benched.stderr[-2000:]
+        printed = json.loads(benched.stdout)
+        assert printed["model"]["path"] == "build/esp32/model.tflite"
+        assert printed["model"]["sha256"] == printed["device"]["model_sha256"] == built.model_hash
     finally:
         os.killpg(emu.pid, signal.SIGTERM)
         _, stderr = emu.communicate(timeout=30)

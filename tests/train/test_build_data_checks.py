@@ -1,5 +1,5 @@
-"""`tinyface build` on a user's own folder: a dataset too small for the splits is refused in
-seconds (before any alignment or training) with the numbers needed; the report, the model
+"""`tinyface build` on a user's own folder: a dataset too small for the splits is refused
+before any alignment or training, with the numbers needed; the report, the model
 card and model.json name the dataset actually used; a `--quick` model says it is a smoke test
 wherever its accuracy is printed."""
 
@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -29,17 +28,15 @@ def _folder(lfw_dir, root, people, n=12):
 def test_a_dataset_too_small_for_a_validation_split_is_refused_before_training(lfw_dir, tmp_path):
     root = _folder(lfw_dir, tmp_path / "friends", PEOPLE)
     env = dict(os.environ, TINYFACE_CACHE=str(tmp_path / "cache"))
-    started = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "tinyface.cli.main", "build", "--quick", "--data", str(root),
                            "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=300, env=env,
                           stdin=subprocess.DEVNULL)
-    took = time.monotonic() - started
     assert proc.returncode == 4, proc.stderr[-2000:]
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("tinyface: error: "), proc.stderr[-2000:]
     assert "5 people split into 2 training, 1 validation" in lines[0]
     assert "at least 21 people at data.val_fraction=0.1" in lines[0]
-    assert took < 60 and not (tmp_path / "cache" / "faces.sqlite").exists()  # nothing aligned, nothing trained
+    assert not (tmp_path / "cache" / "faces.sqlite").exists()  # nothing aligned, nothing trained
 
 
 def test_the_role_counts_follow_the_split_and_21_people_is_the_least():
