@@ -176,38 +176,135 @@ def test_an_unusable_cache_is_a_data_error_that_says_what_to_do(tmp_path):
         FaceCache(tmp_path / "bad")
 
 
-def test_ctrl_c_stops_the_worker_pool_without_a_traceback_from_each_worker():
-    """A terminal's Ctrl-C reaches every process of the group: the workers ignore it (the parent
-    alone stops and terminates the pool), so the user sees one interrupt, not one per worker."""
+# A real pool under the CLI's signal handlers (console.catch_interrupts, inherited by the fork).
+# Each job says which process runs it and whether SIGINT is ignored there, then waits at a gate
+# (a file the test creates), so the test knows both workers are up and busy without sleeping.
+POOL_JOBS = 12  # more than _run_jobs' in-process threshold (8): a real fork pool runs them
+POOL_SCRIPT = (
+    "import os, signal, sys, time\n"
+    "from tinyface import console\n"
+    "from tinyface.data.faces import _run_jobs\n"
+    "console.catch_interrupts()\n"  # as the CLI does: its handlers are inherited by the fork
+    "gate, n = sys.argv[1], int(sys.argv[2])\n"
+    "def job(i):\n"
+    "    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN\n"
+    "    os.write(1, f'job {i} pid {os.getpid()} sigint-ignored {ignored}\\n'.encode())\n"  # one write: whole lines
+    "    deadline = time.monotonic() + 60\n"
+    "    while not os.path.exists(gate) and time.monotonic() < deadline:\n"
+    "        time.sleep(0.01)\n"
+    "    return i, 'no face'\n"
+    "got = []\n"
+    "print('started', os.getpid(), flush=True)\n"
+    "try:\n"
+    "    _run_jobs(list(range(n)), job, lambda i, r: got.append(i), workers=2, chunksize=1)\n"
+    "except KeyboardInterrupt:\n"
+    "    print('interrupted', flush=True)\n"
+    "else:\n"
+    "    print('done', ','.join(map(str, sorted(got))), flush=True)\n")
+
+
+def _start_pool(tmp_path):
+    """The pool script in its own process group (as a terminal's foreground job), SIGINT at its
+    default as a terminal leaves it; returns (process, gate path)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import sigint_as_a_terminal_sends_it
+
+    gate = tmp_path / "gate"
+    proc = subprocess.Popen([sys.executable, "-c", POOL_SCRIPT, str(gate), str(POOL_JOBS)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=sigint_as_a_terminal_sends_it)
+    return proc, gate
+
+
+def _busy_workers(proc, lines: list[str]) -> dict[int, bool]:
+    """Read the script's output until two distinct worker processes have each started a job
+    (and now wait at the gate); returns {worker pid: SIGINT ignored there}. A watchdog ends the
+    script (so that the read ends) if that does not happen within 60 s."""
+    import os
+    import signal
+    import threading
+
+    def kill():
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    watchdog = threading.Timer(60, kill)
+    watchdog.start()
+    workers: dict[int, bool] = {}
+    try:
+        while len(workers) < 2:
+            line = proc.stdout.readline()
+            if not line:
+                pytest.fail(f"the pool script ended before two workers started a job: {lines} {proc.stderr.read()}")
+            lines.append(line.strip())
+            words = line.split()
+            if words[0] == "job":
+                workers[int(words[3])] = words[5] == "True"
+    finally:
+        watchdog.cancel()
+    assert proc.pid not in workers  # the jobs ran in the pool's workers, not in the parent
+    return workers
+
+
+def _finish(proc, timeout_s: float = 60) -> tuple[str, str]:
     import os
     import signal
     import subprocess
-    import sys
-    import time
 
-    script = (
-        "import time\n"
-        "from tinyface import console\n"
-        "from tinyface.data.faces import _run_jobs\n"
-        "console.catch_interrupts()\n"  # as the CLI does: its SIGTERM handler is inherited by the fork
-        "def slow(job):\n"
-        "    time.sleep(0.5)\n"
-        "    return job, 'no face'\n"
-        "print('started', flush=True)\n"
-        "try:\n"
-        "    _run_jobs(list(range(200)), slow, lambda i, r: None, workers=2, chunksize=1)\n"
-        "except KeyboardInterrupt:\n"
-        "    print('interrupted', flush=True)\n")
-    from tests.conftest import sigint_as_a_terminal_sends_it
+    try:
+        return proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"the pool did not finish within {timeout_s:g} s (a job lost with its worker?)\n"
+                    f"stdout: {out[-2000:]}\nstderr: {err[-3000:]}")
 
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True, preexec_fn=sigint_as_a_terminal_sends_it)
-    assert proc.stdout.readline().strip() == "started"
-    time.sleep(1.5)  # the pool is up and both workers are in a job
-    os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: the whole group
-    out, err = proc.communicate(timeout=60)
-    assert out.strip() == "interrupted"
-    assert "Traceback" not in err and "ForkPoolWorker" not in err, err
+
+def test_pool_workers_ignore_ctrl_c_and_finish_every_job_when_sent_it(tmp_path):
+    """A terminal's Ctrl-C reaches every process of the group: the workers ignore it (the parent
+    alone stops and terminates the pool), so the user sees one interrupt, not one per worker.
+    Here SIGINT goes to the two busy workers only: they must survive it and every job completes.
+    (A worker that took it would die with a KeyboardInterrupt traceback and its job be lost.)"""
+    import os
+    import signal
+
+    proc, gate = _start_pool(tmp_path)
+    lines: list[str] = []
+    workers = _busy_workers(proc, lines)
+    assert all(workers.values()), f"SIGINT is not ignored in a pool worker: {lines}"
+    for pid in workers:
+        os.kill(pid, signal.SIGINT)  # each is in a job, sleeping at the gate
+    gate.touch()
+    out, err = _finish(proc)
+    lines += out.splitlines()
+    assert lines[-1] == "done " + ",".join(map(str, range(POOL_JOBS))), (lines, err[-3000:])
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-3000:]
+    ran_in = {int(line.split()[3]) for line in lines if line.startswith("job ")}
+    assert set(workers) <= ran_in and proc.pid not in ran_in
+
+
+def test_ctrl_c_stops_the_worker_pool_without_a_traceback_from_each_worker(tmp_path):
+    """Ctrl-C as a terminal sends it (to the whole process group) while both workers are busy:
+    the parent says it was interrupted, once, and no worker prints a traceback. (Whether a worker
+    that took the SIGINT prints its traceback before the pool terminates it is a race: the test
+    above is the deterministic check of the workers' part.)"""
+    import os
+    import signal
+
+    proc, gate = _start_pool(tmp_path)
+    lines: list[str] = []
+    workers = _busy_workers(proc, lines)
+    assert all(workers.values()), f"SIGINT is not ignored in a pool worker: {lines}"
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: the whole group; the gate stays shut
+    out, err = _finish(proc)
+    assert out.strip() == "interrupted", (lines, out, err[-3000:])
+    assert "Traceback" not in err and "ForkPoolWorker" not in err, err[-3000:]
+    for pid in workers:  # terminated with the pool, not left running
+        assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z", pid
 
 
 def test_a_pool_that_ends_normally_leaves_no_traceback_from_its_workers():
