@@ -26,6 +26,7 @@ Needs what benchmarks/kernels.py needs (TFLM_DIR, ESP_NN_DIR, the RISC-V package
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -33,7 +34,6 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-SHIM = "esp_nn_s3_scratch.h"
 
 
 def shim_header(esp_nn_dir: Path) -> str:
@@ -68,9 +68,10 @@ def build(bundle, board, work: Path, s3_scratch: bool):
     kind = "s3-scratch" if s3_scratch else "generic"
     project = generate_project(bundle, board, work / kind)
     extra = []
-    if s3_scratch:
-        shim = project.directory / "rv32" / SHIM
-        shim.write_text(shim_header(Path(toolchain.esp_nn_dir)), encoding="utf-8")
+    if s3_scratch:  # named by its content: the make variable naming it is part of TFLM's object cache key
+        text = shim_header(Path(toolchain.esp_nn_dir))
+        shim = project.directory / "rv32" / f"esp_nn_s3_scratch-{hashlib.sha256(text.encode()).hexdigest()[:12]}.h"
+        shim.write_text(text, encoding="utf-8")
         extra = [f"TF_EXTRA=-include {shim}"]
     program = isa.build_rv32(project.directory, toolchain, extra_vars=tuple(extra), root=work / "cache")
     return project, isa.IsaProgram(program, isa.build_plugin(toolchain), "esp_nn")

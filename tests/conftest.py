@@ -23,8 +23,8 @@ needs_lfw = pytest.mark.skipif(not lfw_available(), reason=f"LFW not found at {L
 
 
 def skip_or_fail(reason: str) -> None:
-    """Skip a firmware test on a machine without its toolchain; in CI (CI=true), fail: none of
-    the native and rv32 firmware tests may skip there."""
+    """Skip a test on a machine without the tool or sources it needs (a compiler, cmake, make,
+    TFLM or esp-nn); in CI (CI=true), fail: .ci/run provides every one of them."""
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(f"CI must run this test: {reason}")
     pytest.skip(reason)

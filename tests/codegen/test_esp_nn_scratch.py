@@ -16,8 +16,9 @@ import pytest
 
 from tinyface.codegen.esp_nn_scratch import (C_SIZE_FUNCTIONS, ConvShape, c_size_functions, conv_scratch_esp32p4,
                                              conv_scratch_esp32s3, conv_shape, depthwise_scratch_esp32p4,
-                                             depthwise_scratch_esp32s3, largest_scratch_bytes)
-from tinyface.model.graph import analyze
+                                             depthwise_scratch_esp32s3, largest_scratch_bytes,
+                                             layer_scratch_bytes)
+from tinyface.model.graph import Layer, analyze
 
 from tests.conftest import skip_or_fail
 
@@ -77,41 +78,97 @@ def esp_nn_sizes(tmp_path_factory):
     return run
 
 
-def _released_shapes():
-    for name in RELEASED:
-        graph = analyze((REPO / "models" / name / "model.tflite").read_bytes())
-        for layer in graph.layers:
-            shape = conv_shape(layer)
-            if shape is not None:
-                yield layer.op, shape
+def _layer(op: str, in_hw, in_ch: int, k_hw, stride_hw, dilation_hw=(1, 1), same=True, mult=1, out_ch=None):
+    """A graph Layer of a convolution, shaped as the TFLite converter would (SAME: ceil(in / stride))."""
+    def out(size, k, s, d):
+        return -(-size // s) if same else max(1, (size - ((k - 1) * d + 1)) // s + 1)
+    oh, ow = (out(in_hw[i], k_hw[i], stride_hw[i], dilation_hw[i]) for i in (0, 1))
+    if op == "DEPTHWISE_CONV_2D":
+        out_ch, filt = in_ch * mult, (1, *k_hw, in_ch * mult)
+    else:
+        filt = (out_ch, *k_hw, in_ch)
+    return Layer(0, op, (1, oh, ow, out_ch), 0, 0, 0, 0, ((1, *in_hw, in_ch), filt), stride=tuple(stride_hw),
+                 padding="SAME" if same else "VALID", dilation=tuple(dilation_hw),
+                 depth_multiplier=mult if op == "DEPTHWISE_CONV_2D" else 0)
 
 
-def _random_shapes(n: int, seed: int = 0):
+# one shape for each branch of the four size functions (chip, op, layer)
+NAMED = {
+    "s3 conv 1x1, channels a multiple of 8": _layer("CONV_2D", (5, 5), 224, (1, 1), (1, 1), out_ch=448),
+    "s3 conv 1x1, channels padded to 8, a small map": _layer("CONV_2D", (2, 3), 13, (1, 1), (1, 1), out_ch=40),
+    "s3 conv im2col (row < 16, window >= 16)": _layer("CONV_2D", (40, 40), 3, (3, 3), (2, 2), out_ch=16),
+    "s3 conv strided 3x3 stem, 1 channel": _layer("CONV_2D", (80, 80), 1, (3, 3), (2, 2), out_ch=32),
+    "s3 conv padded 3x3": _layer("CONV_2D", (20, 20), 32, (3, 3), (1, 1), out_ch=64),
+    "s3 conv valid 3x3 with a ragged edge": _layer("CONV_2D", (21, 20), 32, (3, 3), (2, 2), same=False, out_ch=8),
+    "s3 dw 3x3, 16n channels, padded, small": _layer("DEPTHWISE_CONV_2D", (20, 20), 64, (3, 3), (1, 1)),
+    "s3 dw 3x3, 16n channels, padded, tiled": _layer("DEPTHWISE_CONV_2D", (60, 60), 32, (3, 3), (1, 1)),
+    "s3 dw 3x3, 16n channels, no padding": _layer("DEPTHWISE_CONV_2D", (9, 9), 16, (3, 3), (3, 3), same=False),
+    "s3 dw 3x3, 8n channels >= 12": _layer("DEPTHWISE_CONV_2D", (20, 20), 24, (3, 3), (2, 2)),
+    "s3 dw 3x3, 8 channels": _layer("DEPTHWISE_CONV_2D", (20, 20), 8, (3, 3), (1, 1)),
+    "s3 dw 5x5, 8n channels, small": _layer("DEPTHWISE_CONV_2D", (20, 20), 16, (5, 5), (1, 1)),
+    "s3 dw 5x5, 8n channels, tiled": _layer("DEPTHWISE_CONV_2D", (100, 100), 16, (5, 5), (1, 1)),
+    "s3 dw mult 1, channels > 3": _layer("DEPTHWISE_CONV_2D", (20, 20), 13, (3, 3), (1, 1)),
+    "s3 dw mult 4": _layer("DEPTHWISE_CONV_2D", (20, 20), 3, (3, 3), (1, 1), mult=4),
+    "s3 dw fallback (mult 2)": _layer("DEPTHWISE_CONV_2D", (20, 20), 3, (3, 3), (1, 1), mult=2),
+    "p4 conv 1x1, under 16 channels": _layer("CONV_2D", (10, 10), 8, (1, 1), (1, 1), out_ch=32),
+    "p4 conv direct, no padding": _layer("CONV_2D", (20, 20), 32, (3, 3), (1, 1), same=False, out_ch=16),
+    "p4 conv im2col": _layer("CONV_2D", (20, 20), 4, (3, 3), (1, 1), out_ch=16),
+    "p4 conv tiny window, no padding": _layer("CONV_2D", (20, 20), 1, (3, 3), (1, 1), same=False, out_ch=16),
+    "p4 conv padded, tiled past L1D": _layer("CONV_2D", (200, 200), 1, (3, 3), (1, 1), out_ch=16),
+    "p4 conv padded, tiled, wide channels": _layer("CONV_2D", (200, 200), 1, (1, 7), (2, 2), out_ch=8),
+    "p4 conv padded, one piece": _layer("CONV_2D", (20, 20), 1, (3, 3), (1, 1), out_ch=16),
+    "dilated SAME conv": _layer("CONV_2D", (30, 30), 16, (3, 3), (1, 1), dilation_hw=(2, 2), out_ch=16),
+    "dilated SAME dw": _layer("DEPTHWISE_CONV_2D", (30, 30), 16, (3, 3), (1, 1), dilation_hw=(2, 3)),
+}
+
+
+def _random_layers(n: int, seed: int = 0):
+    """Random convolutions: not square, strides and dilations per axis, inputs up to 300 wide."""
     rng = random.Random(seed)
+    channels = (1, 3, 4, 8, 12, 13, 16, 24, 32, 40, 48, 56, 64, 96, 112, 128, 224, 448)
     for _ in range(n):
         dw = rng.random() < 0.5
-        k = rng.choice((1, 3, 5)) if not dw else rng.choice((3, 5))
-        stride = rng.choice((1, 2))
-        size = rng.randint(1, 96)
-        ch = rng.choice((1, 3, 4, 8, 12, 16, 24, 32, 40, 48, 56, 64, 96, 112, 128, 224, 448)) if rng.random() < 0.8 \
-            else rng.randint(1, 300)
-        mult = rng.choice((1, 1, 1, 2, 4, 8)) if dw else 1
-        out_ch = ch * mult if dw else rng.choice((8, 16, 32, 48, 64, 96, 128, 256, 448, rng.randint(1, 512)))
-        same = rng.random() < 0.7
-        out = -(-size // stride) if same else max(1, (size - k) // stride + 1)
-        pad = max((out - 1) * stride + k - size, 0) // 2 if same else 0
-        yield "DEPTHWISE_CONV_2D" if dw else "CONV_2D", ConvShape(size, size, ch, k, k, out, out, out_ch, stride, stride, pad, pad, mult)
+        k_hw = tuple(rng.choice((1, 3, 5, 7) if not dw else (3, 3, 5)) for _ in range(2))
+        stride_hw = tuple(rng.choice((1, 1, 2, 3)) for _ in range(2))
+        dilation_hw = tuple(rng.choice((1, 1, 1, 2)) for _ in range(2))
+        in_hw = tuple(rng.choice((rng.randint(1, 24), rng.randint(1, 96), rng.randint(1, 300))) for _ in range(2))
+        ch = rng.choice(channels) if rng.random() < 0.8 else rng.randint(1, 300)
+        yield _layer("DEPTHWISE_CONV_2D" if dw else "CONV_2D", in_hw, ch, k_hw, stride_hw, dilation_hw,
+                     same=rng.random() < 0.7, mult=rng.choice((1, 1, 1, 2, 4, 8)) if dw else 1,
+                     out_ch=None if dw else rng.choice((8, 16, 32, 64, 96, 128, 256, 448, rng.randint(1, 512))))
 
 
 def test_the_port_gives_esp_nn_s_own_sizes(esp_nn_sizes):
-    """Every convolution of the released models, and 600 random ones, on both chips."""
-    cases = [((chip, op), shape) for chip in ("esp32s3", "esp32p4")
-             for op, shape in [*_released_shapes(), *_random_shapes(600)]]
+    """Every convolution of the released models, a named case for each branch, and 1,500 random
+    ones, on both chips."""
+    layers = [layer for name in RELEASED for layer in analyze((REPO / "models" / name / "model.tflite")
+                                                              .read_bytes()).layers if conv_shape(layer)]
+    layers += [*NAMED.values(), *_random_layers(1500)]
+    cases = [((chip, layer.op), conv_shape(layer)) for chip in ("esp32s3", "esp32p4") for layer in layers]
     expected = esp_nn_sizes(cases)
     got = [PORTS[key](shape) for key, shape in cases]
     wrong = [(key, shape, e, g) for (key, shape), e, g in zip(cases, expected, got) if e != g]
     assert not wrong, wrong[:5]
-    assert len({v for v in expected}) > 100  # the shapes reach many branches, not one size
+
+
+def test_the_named_cases_reach_their_branches():
+    """The named shapes take different paths: each chip's sizes for them differ from one another
+    in the ways the branches do (a change that sends two branches through one formula shows)."""
+    s3 = {name: PORTS[("esp32s3", layer.op)](conv_shape(layer)) for name, layer in NAMED.items()
+          if name.startswith("s3")}
+    assert len(set(s3.values())) == len(s3), s3
+    p4 = {name: PORTS[("esp32p4", layer.op)](conv_shape(layer)) for name, layer in NAMED.items()
+          if name.startswith("p4")}
+    assert len(set(p4.values())) == len(p4), p4
+    tiled = conv_shape(NAMED["p4 conv padded, tiled past L1D"])
+    assert (tiled.input_wd + 2) * (tiled.input_ht + 2) * tiled.in_ch + tiled.out_ch * 4 > 32768  # past L1D_BUDGET
+    dilated = conv_shape(NAMED["dilated SAME conv"])
+    assert dilated.pad_wd == dilated.pad_ht == 2  # (3 - 1) * 2 + 1 = 5 wide: 2 on each side
+
+
+def test_softmax_asks_for_four_bytes_a_value_on_every_chip():
+    layer = Layer(0, "SOFTMAX", (1, 10), 0, 0, 0, 10, ((1, 10),))
+    assert {layer_scratch_bytes(layer, chip) for chip in ("generic", "esp32s3", "esp32p4")} == {40}
 
 
 def test_conv_shape_reads_tflm_s_padding():

@@ -379,6 +379,8 @@ def test_native_firmware_with_generated_kernels_matches_tflm(lfw_dir):
     """The released esp32 model in the native firmware build with every conv, depthwise, FC and
     ADD generated gives the pip TFLM interpreter's int8 outputs on LFW test faces (held-out
     faces, used only to compare two implementations of the same model)."""
+    if not os.environ.get("TFLM_DIR"):
+        skip_or_fail("the native firmware build needs TFLM_DIR")
     from tinyface.boards import load_board
     from tinyface.model.bundle import load_bundle
     from tinyface.device.native import prepare_native, spawn_native

@@ -5,6 +5,7 @@ protocol, bench and gallery tests of tests/device run on it too (the ``isa`` dev
 from __future__ import annotations
 
 import json
+import re
 import os
 import struct
 import subprocess
@@ -276,3 +277,14 @@ def test_the_firmware_refuses_bad_arguments_in_one_line_with_exit_2(isa_program,
     lines = proc.stderr.decode().strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and message in lines[0], proc.stderr
     assert proc.stdout == b""
+
+
+def test_extra_make_variables_key_the_cache_with_a_folder_safe_name():
+    """build_rv32's extra make variables (benchmarks/s3_arena.py's TF_EXTRA) key TFLM's object
+    folder, which make must be able to name: hex digits and dashes only, one per variable set."""
+    from tinyface.device.isa import _key_with
+
+    plain = "be4ab72d9aa2a5af"
+    assert _key_with(plain, ()) == plain
+    keyed = {_key_with(plain, (f"TF_EXTRA=-include /a b|c-{i}.h",)) for i in range(3)}
+    assert len(keyed) == 3 and all(re.fullmatch(r"[0-9a-f-]+", k) for k in keyed), keyed

@@ -3,12 +3,15 @@ margin, plus the largest scratch buffer ESP-NN's chip-specific kernels ask for.
 
 The recording comes from TFLM's reference kernels on the host (64-bit pointers, so its
 bookkeeping is if anything larger than on the 32-bit chips). ESP-NN's kernels ask TFLM's
-arena for scratch buffers the reference kernels do not: its generic C kernels (the ESP32, the
-C3) for none, its ESP32-S3 and P4 kernels for a lot (tinyface.codegen.esp_nn_scratch has their
-size functions). A scratch buffer lives only while its op runs, so the firmware reserves the
-recording, plus ``firmware.arena_margin`` (default 0.15 = 15%) of it, plus the largest scratch
-one op asks for: an estimate from above, not a measurement. The firmware reports what it
-really allocated in INFO (``arena_used_bytes``), so it can be checked on a board.
+arena for scratch buffers the reference kernels do not: its generic C convolutions (the
+ESP32, the C3) for none, its ESP32-S3 and P4 ones for a lot, every chip's softmax for a little
+(tinyface.codegen.esp_nn_scratch has their size functions). A scratch buffer lives only while
+its op runs, so the firmware reserves the recording, plus ``firmware.arena_margin`` (default
+0.15 = 15%) of it, plus the largest scratch one op asks for. That is an estimate, not a bound:
+TFLM's greedy planner places buffers by size, and one more buffer can move others, so a
+pathological model could need more. benchmarks/s3_arena.py measures the need on a 32-bit TFLM;
+the firmware reports what it really allocated in INFO (``arena_used_bytes``), so it can be
+checked on a board.
 """
 
 from __future__ import annotations

@@ -21,7 +21,6 @@ class Component:
         ref: the git tag or branch the version was released from.
         commit: the upstream commit of that version (as recorded in ../shared/vendor/SOURCE.md).
         folder: the folder a checkout goes in (``TFLM_DIR`` points at the TFLM one).
-        esp_nn_only: needed only on boards whose ``chip.esp_nn`` is set.
     """
 
     name: str
@@ -30,7 +29,6 @@ class Component:
     ref: str
     commit: str
     folder: str
-    esp_nn_only: bool = False
 
     @property
     def requirement(self) -> str:
@@ -55,8 +53,11 @@ TFLM = Component(
 ESP_NN = Component(
     name="espressif/esp-nn", version="1.2.3",
     repository="https://github.com/espressif/esp-nn.git", ref="master", commit="d45b843",
-    folder="esp-nn", esp_nn_only=True,
+    folder="esp-nn",
 )
+# Every board's project pins both: esp-tflite-micro compiles its ESP-NN kernels (kernels/esp_nn,
+# -DESP_NN) on every chip and asks for espressif/esp-nn itself (>=1.1.1), so an unpinned esp-nn
+# would be the registry's newest, whose kernels and scratch sizes were never checked here.
 COMPONENTS = (TFLM, ESP_NN)
 
 # The ESP-IDF versions the generated project is valid for. The lower bound is what the
@@ -65,11 +66,6 @@ COMPONENTS = (TFLM, ESP_NN)
 # ESP-IDF 6.0 moved the UART and USB-Serial/JTAG drivers out of `driver` (into
 # esp_driver_uart / esp_driver_usb_serial_jtag), and nothing here was checked against 6.0.
 IDF_VERSION_RANGE = ">=5.3,<6.0"
-
-
-def components_for(esp_nn: bool) -> list[Component]:
-    """The components a board needs (ESP-NN only where the board uses it)."""
-    return [c for c in COMPONENTS if esp_nn or not c.esp_nn_only]
 
 
 def fetch_script(dest: str = "vendor") -> str:

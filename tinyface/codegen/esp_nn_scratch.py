@@ -1,19 +1,22 @@
-"""The scratch memory ESP-NN's chip-specific kernels ask of TFLM's arena.
+"""The scratch memory ESP-NN's kernels ask of TFLM's arena.
 
-esp-tflite-micro's ESP-NN kernels (``kernels/esp_nn/conv.cc`` and ``depthwise_conv.cc``)
-request, in Prepare, a scratch buffer of ``esp_nn_get_conv_scratch_size`` /
-``esp_nn_get_depthwise_conv_scratch_size`` bytes for every int8 convolution. ESP-NN's generic
-C kernels (the classic ESP32, the C3) ask for none; the ESP32-S3's assembly kernels ask for a
-lot (a 1x1 convolution copies its whole filter there), and TFLM's reference kernels on the
-host, which record the arena, ask for nothing. So the arena recorded on the host is short by
-the scratch on those chips; tinyface.codegen.arena adds it.
+esp-tflite-micro's ESP-NN kernels (``kernels/esp_nn/conv.cc``, ``depthwise_conv.cc`` and
+``softmax.cc``) request, in Prepare, a scratch buffer of ``esp_nn_get_conv_scratch_size`` /
+``esp_nn_get_depthwise_conv_scratch_size`` / ``esp_nn_get_softmax_scratch_size`` bytes for every
+int8 convolution and softmax. ESP-NN's generic C convolutions (the classic ESP32, the C3) ask for
+none; the ESP32-S3's assembly ones ask for a lot (a 1x1 convolution copies its whole filter
+there); every chip's softmax asks for 4 bytes per value of its input's second dimension. TFLM's
+reference kernels on the host, which record the arena, ask for nothing, so the recording is short
+by the scratch; tinyface.codegen.arena adds the largest.
 
 The functions below are esp-nn 1.2.3's own size functions, line for line
 (``src/convolution/esp_nn_conv_esp32s3.c``, ``esp_nn_depthwise_conv_s8_esp32s3.c``,
-``esp_nn_conv_esp32p4.c``, ``esp_nn_depthwise_conv_esp32p4.c``; C ``int`` arithmetic, which
-these sizes never overflow). tests/codegen/test_esp_nn_scratch.py compiles those C functions
-from the vendored esp-nn and compares them with these on every layer of the released models
-and on random shapes. A newer esp-nn (idf_component.yml pins the version) may ask differently.
+``esp_nn_conv_esp32p4.c``, ``esp_nn_depthwise_conv_esp32p4.c``, ``src/softmax/*``), with two
+differences that only ever add: the C keeps every dimension in a ``uint16_t`` (no layer here
+comes near 65,536), and the count does not check that the op is int8 (a float op asks for
+nothing). tests/codegen/test_esp_nn_scratch.py compiles the C convolution functions from the
+vendored esp-nn and compares them with these on every layer of the released models and on
+random shapes. A newer esp-nn (idf_component.yml pins the version) may ask differently.
 """
 
 from __future__ import annotations
@@ -33,8 +36,6 @@ C_SIZE_FUNCTIONS = {
     ("esp32p4", "DEPTHWISE_CONV_2D"): ("esp_nn_depthwise_conv_esp32p4.c",
                                        "esp_nn_get_depthwise_conv_scratch_size_esp32p4"),
 }
-# boards' chip.esp_nn_kernels whose ESP-NN kernels ask for scratch (tinyface.boards.ESP_NN_KERNELS)
-SCRATCH_KERNELS = ("esp32s3", "esp32p4")
 
 
 @dataclass(frozen=True)
@@ -200,10 +201,23 @@ def depthwise_scratch_esp32p4(s: ConvShape) -> int:
     return 0
 
 
+def _no_scratch(s: ConvShape) -> int:
+    """esp_nn_get_conv_scratch_size_opt / esp_nn_get_depthwise_conv_scratch_size_opt (generic C)."""
+    return 0
+
+
+# by chip.esp_nn_kernels (tinyface.boards.ESP_NN_KERNELS)
 _SIZE_FUNCTIONS = {
+    "generic": {"CONV_2D": _no_scratch, "DEPTHWISE_CONV_2D": _no_scratch},
     "esp32s3": {"CONV_2D": conv_scratch_esp32s3, "DEPTHWISE_CONV_2D": depthwise_scratch_esp32s3},
     "esp32p4": {"CONV_2D": conv_scratch_esp32p4, "DEPTHWISE_CONV_2D": depthwise_scratch_esp32p4},
 }
+
+
+def softmax_scratch(input_shape: tuple[int, ...]) -> int:
+    """esp_nn_get_softmax_scratch_size_{opt,esp32s3,esp32p4}(width, height): ``width * 4``,
+    ``width`` being the input's dims->data[1] as esp-tflite-micro's softmax.cc passes it."""
+    return 4 * (input_shape[1] if len(input_shape) > 1 else input_shape[0]) if input_shape else 0
 
 
 def _leading_padding(size: int, kernel: int, stride: int, dilation: int, out: int) -> int:
@@ -228,11 +242,12 @@ def conv_shape(layer) -> ConvShape | None:
 
 def layer_scratch_bytes(layer, esp_nn_kernels: str) -> int:
     """The scratch ``layer`` asks for when ESP-NN's ``esp_nn_kernels`` kernels run it (0: none)."""
+    if layer.op == "SOFTMAX":
+        return softmax_scratch(layer.input_shapes[0] if layer.input_shapes else ())
     shape = conv_shape(layer)
-    functions = _SIZE_FUNCTIONS.get(esp_nn_kernels)
-    if shape is None or functions is None:
+    if shape is None:
         return 0
-    return max(0, functions[layer.op](shape))
+    return max(0, _SIZE_FUNCTIONS[esp_nn_kernels][layer.op](shape))
 
 
 def largest_scratch_bytes(graph, esp_nn_kernels: str, on_esp_nn=None) -> int:

@@ -25,7 +25,7 @@ from tinyface.boards import ESP_NN_KERNELS, Board
 from tinyface.codegen.arena import ArenaPlan, plan_arena
 from tinyface.codegen.budget import Budget, check_budget
 from tinyface.codegen.carray import c_bytes_initializer, c_float, c_string, hex_rows
-from tinyface.codegen.components import IDF_VERSION_RANGE, components_for
+from tinyface.codegen.components import COMPONENTS, IDF_VERSION_RANGE
 from tinyface.codegen.esp_nn_scratch import largest_scratch_bytes
 from tinyface.codegen.gallery import GalleryPerson
 from tinyface.codegen.ops import resolver_entries
@@ -163,7 +163,8 @@ class FirmwarePlan:
 def plan_firmware(bundle, board: Board, arena_margin: float = 0.15, kernels: str = "esp-nn", gallery_people: int = 0,
                   arena_used_bytes: int | None = None) -> FirmwarePlan:
     """The model's firmware figures (flash, with the generated kernels' repacked weights; TFLM's
-    arena plus ``arena_margin``; MACs) checked by budget.check_budget, the one definition of the
+    arena plus ``arena_margin`` plus the largest ESP-NN scratch of the board's chip; MACs)
+    checked by budget.check_budget, the one definition of the
     limits. generate_project renders from it; `flash` and `emulate` call it before anything is
     aligned, rendered or served. Nothing is written.
 
@@ -187,7 +188,8 @@ def plan_firmware(bundle, board: Board, arena_margin: float = 0.15, kernels: str
         op_types = kernel_gen.generated_op_types(specs, skipped)
     # ESP-NN runs the ops the generated kernels do not (all of them with ESP-NN's kernels)
     on_esp_nn = {layer.index for layer in graph.layers if layer.op not in op_types}
-    scratch = largest_scratch_bytes(graph, board.esp_nn_kernels, on_esp_nn) if board.esp_nn else 0
+    # esp-tflite-micro runs ESP-NN's kernels whatever chip.esp_nn says (it only prices the cost model)
+    scratch = largest_scratch_bytes(graph, board.esp_nn_kernels, on_esp_nn)
     arena = plan_arena(model_bytes, arena_margin, arena_used_bytes, scratch)
     # The generated kernels' repacked weights and constants are flash next to the model's own.
     kernel_flash = sum(s.repacked_bytes for s in specs if s.op in op_types)
@@ -256,7 +258,7 @@ def generate_project(bundle, board: Board, directory: str | Path, arena_margin: 
             "upload_baud": board.upload_baud, "release_rts_dtr": int(board.release_rts_dtr),
         },
         "partitions": {"app_offset": board.flash_bytes - board.app_flash_bytes, "app_size": board.app_flash_bytes},
-        "components": components_for(board.esp_nn),
+        "components": COMPONENTS,
         "idf_version_range": IDF_VERSION_RANGE,
         "gallery": [{"name": c_string(p.name), "samples": p.samples, "sum": ", ".join(c_float(v) for v in p.sum)}
                     for p in gallery],

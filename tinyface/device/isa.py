@@ -164,8 +164,16 @@ def build_rv32(project_dir: str | Path, toolchain: IsaToolchain | None = None, j
                          f"ESP_NN_DIR={toolchain.esp_nn_dir}", f"KERNELS={toolchain.kernels}", f"CROSS={CROSS}",
                          f"PICOLIBC_DIR={PICOLIBC_DIR}", f"LIBSTDCXX_DIR={LIBSTDCXX_DIR}",
                          f"LIBSTDCXX_TARGET_DIR={LIBSTDCXX_TARGET_DIR}", *extra_vars],
-                        toolchain.key() + "".join(f"|{v}" for v in extra_vars), root or cache_dir(), PROGRAM_NAME,
-                        "rv32", jobs, log)
+                        _key_with(toolchain.key(), extra_vars), root or cache_dir(), PROGRAM_NAME, "rv32", jobs, log)
+
+
+def _key_with(key: str, extra_vars: tuple[str, ...]) -> str:
+    """The toolchain's key, and a digest of the extra make variables (the key names a folder:
+    only hex digits and dashes; a variable naming a file should name it by its content)."""
+    if not extra_vars:
+        return key
+    digest = hashlib.sha256("\n".join(extra_vars).encode()).hexdigest()[:12]
+    return f"{key}-{digest}"
 
 
 @dataclass(frozen=True)

@@ -728,8 +728,8 @@ def write_model_card(out_dir: Path, metrics: BuildMetrics, settings, preset, met
         "",
         f"- model: {tflm.model_bytes:,} bytes ({tflm.model_bytes_gzip:,} gzip-compressed); "
         f"{tflm.params:,} parameters; {tflm.macs:,} MACs per face (budget {metrics.mac_budget:,})",
-        f"- tensor arena: {tflm.arena_bytes:,} bytes, recorded by TFLM (the firmware adds a margin for "
-        "optimized-kernel scratch)",
+        f"- tensor arena: {tflm.arena_bytes:,} bytes, recorded by TFLM (the firmware adds a margin, and on "
+        "the ESP32-S3 the scratch ESP-NN's kernels ask for: docs/firmware.md)",
         f"- estimated latency on `{tflm.board}`: {tflm.estimated_ms_on_board:.1f} ms "
         f"(cost model, not a measurement: {tflm.cost_model_source})",
         f"- ops: {', '.join(metrics.ops)}",
