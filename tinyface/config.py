@@ -210,9 +210,13 @@ class DataSettings:
             template); the rest are probes.
         identify_stranger_rate: the share of strangers (people not enrolled) that IDENTIFY may
             accept as someone, by a gallery of identify_gallery people. The shipped
-            identification threshold is chosen for it on validation people (enrolled like the
-            test people); stricter than the pair verification threshold, because a stranger is
-            compared with every enrolled person.
+            identification threshold is chosen for it on validation people: those with at least
+            enroll_images + 1 images are enrolled (enroll_images each, the rest probes), the
+            others are strangers. (Test people are enrolled from identify_min_images photos;
+            on LFW 13 validation people have 10 or more, too few for galleries of 16, and 28
+            have 6 or more.) Stricter
+            than the pair verification threshold, because a stranger is compared with every
+            enrolled person.
         identify_gallery: identification: the gallery size (people enrolled) the identification
             threshold is chosen for and identification is reported at; 0 (the default) = the
             device's capacity, tinyface.protocol.spec.GALLERY_CAPACITY (16). A stranger is compared with every

@@ -24,6 +24,38 @@ def test_roc_auc_and_tar_at_far():
     assert metrics.tar_at_far(fpr, tpr, 1 / 3) == pytest.approx(1.0)
 
 
+def test_tied_scores_are_one_roc_point_whatever_their_order():
+    """A threshold accepts equal scores together: the AUC counts a genuine-impostor tie as half
+    and TAR at FAR gives only what a threshold can reach, in either order of the pairs."""
+    scores = np.array([0.9, 0.5, 0.5, 0.5, 0.1, 0.1, 0.1, 0.5])
+    same = np.array([1, 1, 1, 1, 0, 0, 0, 0], bool)
+    for order in (np.arange(8), np.arange(8)[::-1]):
+        fpr, tpr = metrics.roc_curve(scores[order], same[order])
+        assert metrics.auc(fpr, tpr) == pytest.approx(29 / 32)  # Mann-Whitney: (4 + 3 * 3.5) / 16, the 0.5-0.5 ties half
+        assert metrics.tar_at_far(fpr, tpr, 0.0) == pytest.approx(0.25)  # only 0.9 is above every impostor
+    collapsed = metrics.roc_curve(np.ones(10), np.arange(10) % 2 == 0)  # a student that says one thing
+    assert metrics.auc(*collapsed) == pytest.approx(0.5) and metrics.tar_at_far(*collapsed, 1e-3) == 0.0
+
+
+def test_best_threshold_splits_adjacent_floats():
+    low = 0.5
+    high = float(np.nextafter(low, 1.0))  # their midpoint rounds onto `low`
+    scores, same = np.array([low, high]), np.array([False, True])
+    thr = metrics.best_threshold(scores, same)
+    assert np.all((scores >= thr) == same) and metrics.best_accuracy(scores, same) == 1.0
+
+
+def test_identification_curve_averages_over_galleries_that_have_probes():
+    """A drawn gallery whose people have no probes says nothing about accuracy (it still meets
+    every stranger)."""
+    emb = np.eye(6)
+    enroll = {"a": [0], "b": [1], "c": [2], "d": [3]}
+    probes = [(4, "a"), (5, "b")]
+    emb[4], emb[5] = emb[0], emb[1]  # each probe is its person's enrollment photo again
+    curve = metrics.identification_curve(emb, enroll, probes, [], thresholds=[0.5], gallery=2, seed=0, draws=30)
+    assert curve["accuracy"] == [1.0]
+
+
 def test_verification_reports_accuracy_at_the_given_threshold():
     scores = np.array([0.9, 0.6, 0.4, 0.2])
     same = np.array([1, 1, 0, 0], bool)

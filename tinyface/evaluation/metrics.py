@@ -32,19 +32,28 @@ def pair_scores(emb: np.ndarray, idx_a: np.ndarray, idx_b: np.ndarray) -> np.nda
 
 
 def best_threshold(scores: np.ndarray, same: np.ndarray) -> float:
-    """The threshold (midpoint between sorted scores) that maximises accuracy."""
+    """The threshold (midpoint between sorted scores) that maximises accuracy; of thresholds
+    that tie, the lowest (the most lenient). Between two adjacent floats, whose midpoint rounds
+    onto the lower, the higher score itself (accepted at ``>=``) separates them."""
     order = np.sort(np.unique(scores))
-    candidates = np.concatenate([[order[0] - 1e-6], (order[:-1] + order[1:]) / 2, [order[-1] + 1e-6]])
+    mid = (order[:-1] + order[1:]) / 2
+    mid = np.where(mid > order[:-1], mid, order[1:])
+    candidates = np.concatenate([[order[0] - 1e-6], mid, [order[-1] + 1e-6]])
     accs = [np.mean((scores >= c) == same) for c in candidates]
     return float(candidates[int(np.argmax(accs))])
 
 
 def roc_curve(scores: np.ndarray, same: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(false accept rate, true accept rate) at every threshold, from strict to lax."""
+    """(false accept rate, true accept rate) at every threshold, from strict to lax: one point
+    per distinct score, so that pairs with equal scores are accepted together, as a threshold
+    accepts them (the AUC then counts a tie between a genuine and an impostor pair as half)."""
+    scores = np.asarray(scores)
     order = np.argsort(-scores, kind="mergesort")
-    s = same[order].astype(bool)
-    tp = np.concatenate([[0], np.cumsum(s)])
-    fp = np.concatenate([[0], np.cumsum(~s)])
+    ranked, s = scores[order], np.asarray(same)[order].astype(bool)
+    last = np.concatenate([np.flatnonzero(ranked[1:] != ranked[:-1]), [len(ranked) - 1]]) if len(ranked) else \
+        np.zeros(0, int)
+    tp = np.concatenate([[0], np.cumsum(s)[last]])
+    fp = np.concatenate([[0], np.cumsum(~s)[last]])
     return fp / max(1, (~s).sum()), tp / max(1, s.sum())
 
 
@@ -286,6 +295,7 @@ def identification_curve(emb: np.ndarray, enroll: dict[str, list[int]], probes: 
     t = np.asarray(thresholds, float)
     galleries = gallery_draws(enroll, gallery, seed, draws)
     accuracy, accepted = np.zeros(len(t)), np.zeros(len(t))
+    with_probes = 0  # galleries whose people have probes: the accuracy's denominator
     for people in galleries:
         names, cents = centroids(emb, {p: enroll[p] for p in people})
         index = {p: i for i, p in enumerate(names)}
@@ -294,11 +304,12 @@ def identification_curve(emb: np.ndarray, enroll: dict[str, list[int]], probes: 
             best, sims = _best_matches(emb, cents, [i for i, _ in mine])
             right = best == np.array([index[p] for _, p in mine])
             accuracy += np.mean(right[None, :] & (sims[None, :] >= t[:, None]), axis=1)
+            with_probes += 1
         _, stranger_sims = _best_matches(emb, cents, strangers)
         if len(stranger_sims):
             accepted += np.mean(stranger_sims[None, :] >= t[:, None], axis=1)
     return {"gallery": len(galleries[0]), "draws": len(galleries), "thresholds": t.tolist(),
-            "accuracy": (accuracy / len(galleries)).tolist(),
+            "accuracy": (accuracy / max(with_probes, 1)).tolist(),
             "stranger_false_accept_rate": (accepted / len(galleries)).tolist()}
 
 
