@@ -13,7 +13,7 @@ qemu-riscv32) twice for the model:
 
 Each program reports in INFO the arena TFLM really used (``arena_used_bytes``). The second is
 what an ESP32-S3 needs, up to the difference between RISC-V's and Xtensa's 32-bit layouts
-(none in TFLM's structures). The size functions are esp-nn's own C, cut from ESP_NN_DIR's
+(both are little-endian ILP32 ABIs; not checked further). The size functions are esp-nn's own C, cut from ESP_NN_DIR's
 sources at run time (tinyface.codegen.esp_nn_scratch.c_size_functions) and force-included in
 TFLM's sources through the rv32 Makefile's TF_EXTRA.
 

@@ -164,9 +164,9 @@ def plan_firmware(bundle, board: Board, arena_margin: float = 0.15, kernels: str
                   arena_used_bytes: int | None = None) -> FirmwarePlan:
     """The model's firmware figures (flash, with the generated kernels' repacked weights; TFLM's
     arena plus ``arena_margin`` plus the largest ESP-NN scratch of the board's chip; MACs)
-    checked by budget.check_budget, the one definition of the
-    limits. generate_project renders from it; `flash` and `emulate` call it before anything is
-    aligned, rendered or served. Nothing is written.
+    checked by budget.check_budget, the one definition of the limits. generate_project renders
+    from it; `flash` and `emulate` call it before anything is aligned, rendered or served.
+    Nothing is written.
 
     Raises:
         ModelError: unknown ``kernels``, or not a model the firmware runs (an op it has no kernel
