@@ -121,7 +121,21 @@ def test_corrupted_crc_gets_bad_crc_then_the_device_keeps_serving(device, connec
     assert client.ping(b"ok") == b"ok"
 
 
-class CorruptingTransport:
+class _PortWrapper:
+    """A real pyserial port (``self._port``) behind a wrapper that changes what ``write`` does;
+    everything else, the read timeout the client sets included, goes to the port."""
+
+    def __getattr__(self, name):
+        return getattr(self._port, name)
+
+    def __setattr__(self, name, value):
+        if name == "timeout":
+            self._port.timeout = value
+        else:
+            super().__setattr__(name, value)
+
+
+class CorruptingTransport(_PortWrapper):
     """A real pyserial port whose N-th write has one bit flipped (fault injection on the wire)."""
 
     def __init__(self, port, corrupt_writes):
@@ -133,15 +147,6 @@ class CorruptingTransport:
             data = bytearray(data)
             data[len(data) // 2] ^= 0x10
         return self._port.write(bytes(data))
-
-    def __getattr__(self, name):
-        return getattr(self._port, name)
-
-    def __setattr__(self, name, value):
-        if name == "timeout":
-            self._port.timeout = value
-        else:
-            super().__setattr__(name, value)
 
 
 def test_client_resends_after_bad_crc(device, connect):
@@ -196,7 +201,7 @@ ANSWERED_S = 10.0  # the timeout for replies that do come: no loaded machine tak
 LOST_S = 0.4  # the timeout for a first attempt whose reply the emulator drops or corrupts
 
 
-class ResendsWaitLonger:
+class ResendsWaitLonger(_PortWrapper):
     """A real pyserial port that gives the client ANSWERED_S for the reply to a resent frame (the
     same bytes written again): only a first attempt runs on the short timeout the test sets, so a
     slow answer to the retry cannot add another retry (nor shift the emulator's reply count)."""
@@ -209,15 +214,6 @@ class ResendsWaitLonger:
             self.client.timeout_s = ANSWERED_S
         self._last = bytes(data)
         return self._port.write(data)
-
-    def __getattr__(self, name):
-        return getattr(self._port, name)
-
-    def __setattr__(self, name, value):
-        if name == "timeout":
-            self._port.timeout = value
-        else:
-            super().__setattr__(name, value)
 
 
 @pytest.fixture
