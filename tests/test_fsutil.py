@@ -100,3 +100,58 @@ def test_a_builds_temporary_files_go_into_its_folder_and_a_killed_runs_are_swept
         made = tempfile.mkdtemp()
         assert Path(made).parent == scratch == tmp_path / ".tmp"
     assert tempfile.gettempdir() == before and not scratch.exists()
+
+
+HOLDER = """
+import sys, time
+from tinyface.fsutil import exclusive_folder
+with exclusive_folder(sys.argv[1], "--out", "tinyface build"):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+def _hold(folder):
+    """Another process that holds ``folder`` as a build does, until killed."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_folder_another_process_writes_is_refused_until_that_process_ends(tmp_path):
+    """One build at a time in a folder: the second is told who holds it. The lock ends with its
+    process, killed or not, so nothing is left to clean up."""
+    holder = _hold(tmp_path)
+    try:
+        with pytest.raises(fsutil.OutputError) as refused:
+            with fsutil.exclusive_folder(tmp_path, "--out", "tinyface build"):
+                pytest.fail("entered a folder another process holds")
+        assert f"is in use by another tinyface build (pid {holder.pid})" in str(refused.value)
+        assert refused.value.exit_code == 14
+    finally:
+        holder.kill()  # SIGKILL: no cleanup runs
+        holder.wait()
+    with fsutil.exclusive_folder(tmp_path):  # free again
+        assert (tmp_path / fsutil.LOCK_NAME).read_text().strip() == str(os.getpid())
+
+
+def test_a_second_build_into_the_same_folder_is_one_line_and_exit_14(tmp_path, lfw_dir):
+    """`tinyface build` into a folder a running build holds stops before any stage, in one line."""
+    from tests.cli.test_cli_main import run_cli
+
+    out = tmp_path / "run"
+    out.mkdir()
+    holder = _hold(out)
+    try:
+        proc = run_cli("build", "--quick", "--data", str(lfw_dir), "--out", str(out))
+    finally:
+        holder.kill()
+        holder.wait()
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 14, proc.stderr[-2000:]
+    assert len(lines) == 1 and lines[0] == (f"tinyface: error: --out {out} is in use by another tinyface build (pid {holder.pid}) "
+                         "(wait for it to end, or choose another --out)"), lines
+    assert not (out / "distill").exists() and not (out / ".tmp").exists()  # nothing of a stage was started

@@ -56,6 +56,44 @@ def ensure_dir(path: str | os.PathLike, what: str = "the folder") -> Path:
     return path
 
 
+LOCK_NAME = ".lock"  # in a run's folder while a command writes it (exclusive_folder)
+
+
+@contextlib.contextmanager
+def exclusive_folder(folder: str | os.PathLike, what: str = "the folder", command: str = "tinyface") -> Iterator[None]:
+    """Hold ``folder`` for this process while the block runs, so that a second command writing the
+    same folder is refused instead of mixing its stages with this one's (and emptying its
+    temporary files). The lock is the kernel's (``flock`` on ``folder/.lock``): it ends with the
+    process, however it ends, so a killed run leaves nothing to clean up. Where ``fcntl`` does not
+    exist (Windows), nothing is locked.
+
+    Raises:
+        OutputError: another process holds ``folder`` (its pid, as that process wrote it).
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on Linux or macOS
+        yield
+        return
+    path = Path(folder) / LOCK_NAME
+    handle = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            raise OutputError(f"{what} {folder} is in use by another {command} (pid {holder or '?'})",
+                              hint=f"wait for it to end, or choose another {what}") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # closing the file releases the lock
+
+
 @contextlib.contextmanager
 def scratch_tempdir(folder: str | os.PathLike) -> Iterator[Path]:
     """Temporary files (Python's ``tempfile``, which TensorFlow's converter uses for its SavedModel

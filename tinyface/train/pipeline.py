@@ -238,11 +238,12 @@ def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progr
     """
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     load_stage_modules()
-    from tinyface.fsutil import scratch_tempdir
+    from tinyface.fsutil import exclusive_folder, scratch_tempdir
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with scratch_tempdir(out_dir):  # TensorFlow's temporary copies: inside the run, never left in /tmp
+    # one build at a time in a folder: a second would mix its stages with this one's and empty its .tmp
+    with exclusive_folder(out_dir, "--out", "tinyface build"), scratch_tempdir(out_dir):
         return _run_build(settings, preset, out_dir, quick, report_progress, force)
 
 
