@@ -174,9 +174,11 @@ def connect():
     opened = []
 
     def make(port: str, timeout_s: float = 2.0, retries: int = 3, baud: int = 921600, transport=None) -> Client:
-        serial_port = open_serial(port, baud)
-        opened.append(serial_port)
-        return Client(transport or serial_port, timeout_s=timeout_s, retries=retries, port=port)
+        """``transport``: a port the test opened itself (ports open exclusively: not a second time)."""
+        if transport is None:
+            transport = open_serial(port, baud)
+            opened.append(transport)
+        return Client(transport, timeout_s=timeout_s, retries=retries, port=port)
 
     yield make
     for s in opened:

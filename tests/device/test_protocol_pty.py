@@ -149,6 +149,21 @@ class CorruptingTransport(_PortWrapper):
         return self._port.write(bytes(data))
 
 
+def test_a_port_another_command_has_open_is_refused_in_one_line(device, connect):
+    """Ports open exclusively: a second tinyface command on the same board is refused (exit 7)
+    instead of interleaving its frames with the first's; the first goes on."""
+    from tinyface.errors import DeviceError
+    from tinyface.protocol.client import open_serial
+
+    client = connect(device.port)
+    with pytest.raises(DeviceError) as refused:
+        open_serial(device.port, 921600)
+    assert str(refused.value) == f"cannot open {device.port}: another program has it open (a second tinyface " \
+                                 "command, or a serial monitor)"
+    assert refused.value.exit_code == 7
+    assert client.ping(b"still mine") == b"still mine"
+
+
 def test_client_resends_after_bad_crc(device, connect):
     from tinyface.protocol.client import open_serial
 

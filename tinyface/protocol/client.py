@@ -422,6 +422,8 @@ def _type_name(msg_type: int) -> str:
 def _reason(exc: Exception) -> str:
     """What went wrong, once: pyserial's "could not open port P: [Errno 2] No such file or
     directory: 'P'" is "No such file or directory" (the message names the port already)."""
+    if "exclusively lock" in str(exc):  # pyserial's exclusive open: another program holds the port
+        return "another program has it open (a second tinyface command, or a serial monitor)"
     code = getattr(exc, "errno", None)
     if isinstance(code, int) and code > 0:
         return os.strerror(code)
@@ -435,7 +437,9 @@ BOOT_WAIT_S = 2.0
 
 def open_serial(port: str, baud: int, timeout_s: float = 0.1, release_rts_dtr: bool = False,
                 boot_wait_s: float = BOOT_WAIT_S):
-    """Open ``port`` with pyserial (raw 8N1, no flow control).
+    """Open ``port`` with pyserial (raw 8N1, no flow control), exclusively: a second program
+    that opens it the same way (another tinyface command) is refused instead of interleaving its
+    frames with this one's.
 
     Args:
         port: the device path (or a pyserial URL).
@@ -455,9 +459,9 @@ def open_serial(port: str, baud: int, timeout_s: float = 0.1, release_rts_dtr: b
 
     try:
         if not release_rts_dtr:
-            return serial.Serial(port, baudrate=baud, timeout=timeout_s, write_timeout=None)
+            return serial.Serial(port, baudrate=baud, timeout=timeout_s, write_timeout=None, exclusive=True)
         # Set before open(): pyserial applies them as the port opens (ignored on a pty).
-        transport = serial.Serial(baudrate=baud, timeout=timeout_s, write_timeout=None)
+        transport = serial.Serial(baudrate=baud, timeout=timeout_s, write_timeout=None, exclusive=True)
         transport.port = port
         transport.rts = False
         transport.dtr = False
