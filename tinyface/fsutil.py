@@ -76,7 +76,11 @@ def exclusive_folder(folder: str | os.PathLike, what: str = "the folder", comman
         yield
         return
     path = Path(folder) / LOCK_NAME
-    handle = open(path, "a+")
+    try:
+        handle = open(path, "a+")
+    except OSError as exc:
+        raise OutputError(f"cannot write {what} {folder}: {exc.strerror or exc}",
+                          hint=f"choose another {what}, or make it writable") from None
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
