@@ -104,18 +104,16 @@ def main() -> None:
     if len(faces):
         from tinyface.model.runtime import TflmRunner
         expected = TflmRunner(bundle.model_bytes).run(faces)
-    results = {"model": bundle.meta.name, "board": board.name,
-               "host_recorded_bytes": None, "reserved_bytes": None}
+    results = {"model": bundle.meta.name, "board": board.name}
     for s3 in (False, True):
-        project, program = build(bundle, board, work, s3)
-        results["host_recorded_bytes"] = project.arena.used_bytes
-        results["reserved_bytes"] = project.arena.bytes
-        results["reserved_scratch_bytes"] = project.arena.esp_nn_scratch_bytes
+        project, program = build(bundle, board, work, s3)  # the same project for the board: one reservation
         arena, outputs = serve(bundle, program, faces)
         results["rv32_generic" if not s3 else "rv32_s3_scratch"] = {
             "arena_used_bytes": int(arena),
             "identical_to_tflm": None if expected is None else bool(np.array_equal(outputs, expected)),
         }
+    results.update(host_recorded_bytes=project.arena.used_bytes, reserved_bytes=project.arena.bytes,
+                   reserved_scratch_bytes=project.arena.esp_nn_scratch_bytes)
     scratch = [layer_scratch_bytes(layer, "esp32s3") for layer in analyze(bundle.model_bytes).layers]
     results["largest_scratch_bytes"] = max(scratch)
     results["sum_scratch_bytes"] = sum(scratch)

@@ -54,13 +54,11 @@ def catch_interrupts():
         return None, previous_hook, None  # off the main thread no handler can be set
 
     def on_sigint(signum, frame):
-        global _interrupted
-        _interrupted = True
+        note_interrupt(signum)
         signal.default_int_handler(signum, frame)
 
     def on_sigterm(signum, frame):
-        global _interrupted, _terminated
-        _interrupted = _terminated = True
+        note_interrupt(signum)
         raise KeyboardInterrupt  # as Ctrl-C: every cleanup runs, nothing half-written is left
 
     on_sigterm.tinyface = True  # what a forked child gives up (_default_sigterm_in_child)
@@ -131,7 +129,8 @@ def interrupts_ignored() -> Iterator[None]:
 
 
 def note_interrupt(signum: int) -> None:
-    """A handler of its own (emulate's) ends the work on ``signum``: record it as ours would."""
+    """Record that ``signum`` (SIGINT or SIGTERM) ends the work: catch_interrupts' handlers do, and
+    a command with a handler of its own (emulate's)."""
     import signal
 
     global _interrupted, _terminated

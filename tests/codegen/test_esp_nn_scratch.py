@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tinyface.codegen.esp_nn_scratch import (C_SIZE_FUNCTIONS, ConvShape, c_size_functions, conv_scratch_esp32p4,
-                                             conv_scratch_esp32s3, conv_shape, depthwise_scratch_esp32p4,
-                                             depthwise_scratch_esp32s3, largest_scratch_bytes,
+from tinyface.codegen.esp_nn_scratch import (C_SIZE_FUNCTIONS, SIZE_FUNCTIONS, ConvShape, c_size_functions,
+                                             conv_scratch_esp32s3, conv_shape, largest_scratch_bytes,
                                              layer_scratch_bytes)
 from tinyface.model.graph import Layer, analyze
 
@@ -25,8 +24,7 @@ from tests.conftest import skip_or_fail
 REPO = Path(__file__).resolve().parents[2]
 ESP_NN = Path(os.environ.get("ESP_NN_DIR") or REPO.parent / "shared" / "vendor" / "esp-nn")
 RELEASED = ("esp32", "esp32c3", "esp32s3")
-PORTS = {("esp32s3", "CONV_2D"): conv_scratch_esp32s3, ("esp32s3", "DEPTHWISE_CONV_2D"): depthwise_scratch_esp32s3,
-         ("esp32p4", "CONV_2D"): conv_scratch_esp32p4, ("esp32p4", "DEPTHWISE_CONV_2D"): depthwise_scratch_esp32p4}
+PORTS = {(chip, op): SIZE_FUNCTIONS[chip][op] for chip, op in C_SIZE_FUNCTIONS}  # the port of each C function
 
 DRIVER = r"""
 #include <stdio.h>

@@ -25,6 +25,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from tinyface.codegen.kernels import same_padding
+
 # esp-nn 1.2.3, src/convolution/esp_nn_conv_esp32p4.c
 _P4_L1D_BUDGET = 32768
 # The C size functions, by (chip, op): their file under esp-nn's src/convolution and name
@@ -207,7 +209,7 @@ def _no_scratch(s: ConvShape) -> int:
 
 
 # by chip.esp_nn_kernels (tinyface.boards.ESP_NN_KERNELS)
-_SIZE_FUNCTIONS = {
+SIZE_FUNCTIONS = {
     "generic": {"CONV_2D": _no_scratch, "DEPTHWISE_CONV_2D": _no_scratch},
     "esp32s3": {"CONV_2D": conv_scratch_esp32s3, "DEPTHWISE_CONV_2D": depthwise_scratch_esp32s3},
     "esp32p4": {"CONV_2D": conv_scratch_esp32p4, "DEPTHWISE_CONV_2D": depthwise_scratch_esp32p4},
@@ -220,12 +222,6 @@ def softmax_scratch(input_shape: tuple[int, ...]) -> int:
     return 4 * (input_shape[1] if len(input_shape) > 1 else input_shape[0]) if input_shape else 0
 
 
-def _leading_padding(size: int, kernel: int, stride: int, dilation: int, out: int) -> int:
-    """TFLM's ComputePaddingHeightWidth for SAME padding: the leading half of the total."""
-    effective = (kernel - 1) * dilation + 1
-    return max((out - 1) * stride + effective - size, 0) // 2
-
-
 def conv_shape(layer) -> ConvShape | None:
     """The ConvShape of an int8 convolution (a tinyface.model.graph.Layer), None for other ops."""
     if layer.op not in ("CONV_2D", "DEPTHWISE_CONV_2D") or len(layer.input_shapes) < 2:
@@ -234,8 +230,8 @@ def conv_shape(layer) -> ConvShape | None:
         layer.output_shape
     f_h, f_w = filt[1], filt[2]
     (s_h, s_w), (d_h, d_w) = layer.stride, layer.dilation
-    pad_h = _leading_padding(in_h, f_h, s_h, d_h, out_h) if layer.padding == "SAME" else 0
-    pad_w = _leading_padding(in_w, f_w, s_w, d_w, out_w) if layer.padding == "SAME" else 0
+    pad_h = same_padding(in_h, f_h, s_h, out_h, d_h) if layer.padding == "SAME" else 0
+    pad_w = same_padding(in_w, f_w, s_w, out_w, d_w) if layer.padding == "SAME" else 0
     return ConvShape(in_w, in_h, in_c, f_w, f_h, out_w, out_h, out_c, s_w, s_h, pad_w, pad_h,
                      layer.depth_multiplier if layer.op == "DEPTHWISE_CONV_2D" else 1)
 
@@ -247,7 +243,7 @@ def layer_scratch_bytes(layer, esp_nn_kernels: str) -> int:
     shape = conv_shape(layer)
     if shape is None:
         return 0
-    return max(0, _SIZE_FUNCTIONS[esp_nn_kernels][layer.op](shape))
+    return max(0, SIZE_FUNCTIONS[esp_nn_kernels][layer.op](shape))
 
 
 def largest_scratch_bytes(graph, esp_nn_kernels: str, on_esp_nn=None) -> int:

@@ -103,9 +103,9 @@ def activation_range(activation: int, scale: float, zero_point: int) -> tuple[in
     raise ModelError(f"unsupported fused activation {activation}")
 
 
-def same_padding(size: int, kernel: int, stride: int, out: int) -> int:
-    """The leading padding TFLM's ComputePaddingHeightWidth gives (dilation 1)."""
-    total = max((out - 1) * stride + kernel - size, 0)
+def same_padding(size: int, kernel: int, stride: int, out: int, dilation: int = 1) -> int:
+    """The leading padding TFLM's ComputePaddingHeightWidth gives for SAME padding."""
+    total = max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
     return total // 2
 
 
