@@ -57,7 +57,7 @@ def test_input_larger_than_a_frame_fails():
 def test_heap_counts_the_firmware_buffers(tmp_path):
     """An arena that fits one SRAM block still fails when it and tinyface's buffers overflow the heap."""
     board = _board(tmp_path, **{"sram_heap_bytes = 262_144": "sram_heap_bytes = 140_000"})
-    fw = firmware_ram_bytes(128)
+    fw = firmware_ram_bytes(128, board.usb_serial_jtag)
     fits = ArenaPlan(140_000 - fw, 0.0, 140_000 - fw)
     ok, _ = check_budget(board, 10_000, fits, input_bytes=2304, embedding_dim=128)
     assert ok.ram_used_bytes == 140_000 and ok.ram_free_bytes == 0

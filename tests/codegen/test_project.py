@@ -259,12 +259,23 @@ def test_each_board_gets_a_consistent_platformio_project(name, tiny_bundle, tmp_
     assert settings["TF_BOARD_NAME"] == f'"{name}"' and int(settings["TF_BOARD_CPU_MHZ"]) == int(board.cpu_mhz)
 
 
-def test_budget_constants_match_the_firmware_sources(esp32_project):
+def test_budget_counts_the_serial_buffers_the_firmware_installs(esp32_project, tiny_bundle, tmp_path):
+    """The buffers the ESP-IDF source allocates are the ones budget.py counts: the UART's on every
+    board, the USB-Serial/JTAG port's only where the board file says it has one."""
     from tinyface.codegen import budget
 
     esp = (esp32_project.directory / "src/platform_esp.cc").read_text()
+    assert f"constexpr int kUartRxBytes = {budget.UART_RX_BYTES};" in esp
     assert f"constexpr int kUartTxBytes = {budget.UART_TX_BYTES};" in esp
-    assert "constexpr int kUartRxBytes = ((TF_MAX_FRAME + 1 + 127) / 128) * 128 + 128;" in esp
+    assert budget.UART_RX_BYTES > spec.MAX_FRAME
+    assert "#define TF_USB_SERIAL_JTAG 0" in esp and "usb_serial_jtag_driver_install" in esp
+    s3 = generate_project(tiny_bundle, load_board("esp32s3"), tmp_path / "s3")
+    esp_s3 = (s3.directory / "src/platform_esp.cc").read_text()
+    assert "#define TF_USB_SERIAL_JTAG 1" in esp_s3
+    assert f"jtag.rx_buffer_size = {budget.USB_JTAG_RX_BYTES};" in esp_s3
+    assert f"jtag.tx_buffer_size = {budget.USB_JTAG_TX_BYTES};" in esp_s3
+    jtag = budget.USB_JTAG_RX_BYTES + budget.USB_JTAG_TX_BYTES
+    assert s3.budget.firmware_ram_bytes - esp32_project.budget.firmware_ram_bytes == jtag
 
 
 def test_sources_without_tflm_compile(esp32_project, tmp_path):

@@ -5,7 +5,8 @@ the board file) + the model + a compiled-in gallery must fit the app partition.
 SRAM: the tensor arena must fit one allocation (``chip.sram_arena_bytes``), or the board's
 PSRAM when it has some; the arena plus tinyface's own buffers (the frame decoder, the UART
 receive ring that lets the next request stream in during inference, the gallery) must fit
-the heap (``chip.sram_heap_bytes``). The model input must also fit one protocol frame.
+the heap (``chip.sram_heap_bytes``); a board with a USB-Serial/JTAG port has a second
+receive ring. The model input must also fit one protocol frame.
 """
 
 from __future__ import annotations
@@ -17,9 +18,14 @@ from tinyface.codegen.arena import ArenaPlan
 from tinyface.errors import BudgetError
 from tinyface.protocol import spec
 
-# These mirror firmware/src/platform_esp.cc.j2 and tinyface_app.cc (a test keeps them equal).
+# The serial drivers' buffers: platform_esp.cc.j2 is rendered with these. The receive ring holds
+# a whole frame while the CPU runs an inference, so the next pipelined request streams in
+# meanwhile (docs/protocol.md, "Pipelining"); a board with a USB-Serial/JTAG port
+# (chip.usb_serial_jtag) has a second receive ring of the same size and a small transmit one.
 UART_RX_BYTES = ((spec.MAX_FRAME + 1 + 127) // 128) * 128 + 128
 UART_TX_BYTES = 2048
+USB_JTAG_RX_BYTES = UART_RX_BYTES
+USB_JTAG_TX_BYTES = 256  # ESP-IDF's USB_SERIAL_JTAG_DRIVER_CONFIG_DEFAULT
 GALLERY_HEADER_BYTES = 4 + 2 + 2 + spec.MODEL_HASH_BYTES
 
 
@@ -29,10 +35,16 @@ def gallery_ram_bytes(embedding_dim: int) -> int:
     return GALLERY_HEADER_BYTES + spec.GALLERY_CAPACITY * person
 
 
-def firmware_ram_bytes(embedding_dim: int) -> int:
-    """tinyface's own RAM besides the arena: decoder buffer, UART rings, gallery, LIST entries."""
+def serial_buffer_bytes(usb_serial_jtag: bool) -> int:
+    """The serial drivers' rings: UART0's, and the USB-Serial/JTAG port's where the board has one."""
+    return UART_RX_BYTES + UART_TX_BYTES + ((USB_JTAG_RX_BYTES + USB_JTAG_TX_BYTES) if usb_serial_jtag else 0)
+
+
+def firmware_ram_bytes(embedding_dim: int, usb_serial_jtag: bool) -> int:
+    """tinyface's own RAM besides the arena: decoder buffer, serial rings, gallery, LIST entries."""
     list_entries = spec.GALLERY_CAPACITY * spec.LIST_ENTRY.size  # on the stack while answering LIST
-    return spec.MAX_FRAME + UART_RX_BYTES + UART_TX_BYTES + gallery_ram_bytes(embedding_dim) + list_entries
+    return (spec.MAX_FRAME + serial_buffer_bytes(usb_serial_jtag) + gallery_ram_bytes(embedding_dim)
+            + list_entries)
 
 
 def builtin_gallery_flash_bytes(people: int, embedding_dim: int) -> int:
@@ -106,7 +118,7 @@ def check_budget(board: Board, model_bytes: int, arena: ArenaPlan, input_bytes: 
             + f" = {flash_used:,} B > {board.app_flash_bytes:,} B app partition",
             hint="prune harder or use a smaller preset (tinyface build --preset esp32), "
                  "or a board with more flash (tinyface boards)")
-    fw_ram = firmware_ram_bytes(embedding_dim)
+    fw_ram = firmware_ram_bytes(embedding_dim, board.usb_serial_jtag)
     in_psram = arena.bytes > board.sram_arena_bytes or arena.bytes + fw_ram > board.sram_heap_bytes
     if in_psram and not (board.psram_bytes and arena.bytes <= board.psram_bytes):
         raise BudgetError(

@@ -23,6 +23,7 @@ from pathlib import Path
 from tinyface import __version__
 from tinyface.boards import ESP_NN_KERNELS, Board
 from tinyface.codegen.arena import ArenaPlan, plan_arena
+from tinyface.codegen import budget as budget_mod
 from tinyface.codegen.budget import Budget, check_budget
 from tinyface.codegen.carray import c_bytes_initializer, c_float, c_string, hex_rows
 from tinyface.codegen.components import COMPONENTS, IDF_VERSION_RANGE
@@ -264,6 +265,8 @@ def generate_project(bundle, board: Board, directory: str | Path, arena_margin: 
                     for p in gallery],
         "app_sources": APP_SOURCES,
         "esp_sources": ESP_SOURCES,
+        "serial": {"uart_rx_bytes": budget_mod.UART_RX_BYTES, "uart_tx_bytes": budget_mod.UART_TX_BYTES,
+                   "usb_jtag_rx_bytes": budget_mod.USB_JTAG_RX_BYTES, "usb_jtag_tx_bytes": budget_mod.USB_JTAG_TX_BYTES},
         "watchdog_timeout_s": WATCHDOG_TIMEOUT_S,
         "yield_interval_us": YIELD_INTERVAL_US,
         "firmware_version": __version__,
