@@ -648,7 +648,7 @@ class FirmwareSettings:
     """
 
     board: str = "esp32"
-    arena_margin: float = 0.15
+    arena_margin: float = 0.15  # DEFAULT_ARENA_MARGIN, below
     kernels: str = "esp-nn"
     identify_threshold: float = 0.0
 
@@ -658,6 +658,10 @@ class FirmwareSettings:
                "firmware.identify_threshold must be in [0, 1) (0: the model's own)", self.identify_threshold)
         _check(self.kernels in FIRMWARE_KERNELS, f"firmware.kernels must be one of {', '.join(FIRMWARE_KERNELS)}",
                self.kernels)
+
+
+# The one default for functions that take the margin without the settings (codegen, device).
+DEFAULT_ARENA_MARGIN = FirmwareSettings.arena_margin
 
 
 @dataclass
@@ -837,6 +841,11 @@ class Preset:
     def kernels(self) -> str:
         """The preset's firmware.kernels: its board's MAC budget is the one of this kernel set."""
         return self.values.get("firmware", {}).get("kernels", FirmwareSettings.kernels)
+
+
+# `tinyface build`'s preset, and the model a board without its own falls back to: the one that fits
+# every board (boards/*.toml mac_budget).
+DEFAULT_PRESET = "esp32"
 
 
 def preset_names() -> list[str]:

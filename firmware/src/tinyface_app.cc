@@ -322,7 +322,7 @@ void OnEvent(TfEventKind kind, const TfFrame& f, void*) {
   const uint32_t payload_crc = tf_crc32_update(0, f.payload, f.length);
   const bool retry = g_have_last && f.seq == g_last_seq && f.type == g_last_type && f.length == g_last_length &&
                      payload_crc == g_last_payload_crc;
-  if (retry && (f.type == TF_MSG_ENROLL || f.type == TF_MSG_DELETE)) {
+  if (retry && tf_is_non_idempotent(f.type)) {
     SendFrame(g_last_reply_type, f.seq, g_last_reply, g_last_reply_len);
     return;
   }

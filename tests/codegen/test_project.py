@@ -454,3 +454,23 @@ def test_a_stale_file_is_removed_only_if_tinyface_generated_it(tiny_bundle, tmp_
     project = generate_project(tiny_bundle, board, tmp_path)
     assert project.removed == ["src/old_generated.h"]
     assert (tmp_path / "src/users_own.h").read_text() == "// mine now\n"
+
+
+@pytest.mark.parametrize("key, value, side", [("input_scale", 0.5, "input"), ("output_zero_point", 7, "output")])
+def test_a_model_json_that_disagrees_with_its_tflite_quantization_is_refused(tiny_bundle, tmp_path, key, value,
+                                                                             side):
+    """The firmware quantizes with model.json's scale and zero point: a model.json beside
+    another .tflite would make every embedding wrong on the board, so nothing is rendered."""
+    import json
+
+    from tinyface.errors import ModelError
+    from tinyface.model.bundle import load_bundle
+
+    folder = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle.model_path.parent, folder)
+    meta = json.loads((folder / "model.json").read_text())
+    meta[key] = value
+    (folder / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match=f"model.json says {side} scale"):
+        generate_project(load_bundle(folder), load_board("esp32"), tmp_path / "project")
+    assert not (tmp_path / "project").exists()

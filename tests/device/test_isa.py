@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 
 from tinyface.boards import load_board
+from tinyface.device.isa import COUNTER_FD
 from tinyface.errors import ToolchainError
 
 from tests.conftest import skip_or_fail
 
 pytestmark = pytest.mark.isa
 
-COUNTER_FD = 987
 
 
 @pytest.fixture(scope="session")

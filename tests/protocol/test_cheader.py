@@ -100,6 +100,7 @@ def test_header_compiles_and_agrees_at_runtime(tmp_path, header_text, compiler, 
                      f'printf("crc {i} %lu\\n", (unsigned long)tf_crc32_update(0, v, {len(v)})); }}')
     lines.append('  { const unsigned char h[8] = {0xA5, 0x5A, 1, 3, 7, 0, 16, 0}; '
                  'printf("hcrc %u\\n", (unsigned)tf_header_crc(h)); }')
+    lines.append('  for (int t = 0; t < 256; t++) printf("non_idempotent_%d %d\\n", t, tf_is_non_idempotent((uint8_t)t));')
     lines.append("  return 0;\n}")
     src = tmp_path / ("t.c" if compiler == "gcc" else "t.cc")
     src.write_text("\n".join(lines), encoding="utf-8")
@@ -121,3 +122,4 @@ def test_header_compiles_and_agrees_at_runtime(tmp_path, header_text, compiler, 
         assert int(out[f"crc {i}"]) == zlib.crc32(v) == spec.crc32(v)
     assert int(out["crc 0"]) == spec.CRC32_CHECK
     assert int(out["hcrc"]) == zlib.crc32(bytes([0xA5, 0x5A, 1, 3, 7, 0, 16, 0])) & 0xFFFF
+    assert {t for t in range(256) if out[f"non_idempotent_{t}"] == "1"} == {int(t) for t in spec.NON_IDEMPOTENT}

@@ -1,6 +1,6 @@
 """Estimated on-device latency from MAC counts: cycles per MAC by op kind, plus a fixed
-cost per op. Boards carry their own coefficients (boards/*.toml); DEFAULT is the classic
-ESP32 with ESP-NN, calibrated on the one published figure below.
+cost per op. Boards carry their own coefficients (boards/*.toml, ``[cost_model]``), each
+calibrated on a published figure; the classic ESP32's with ESP-NN, for example:
 
 Calibration: esp-tflite-micro's person-detection MobileNet (about 7.2 M MACs, 96x96 gray
 int8) runs in 380 ms on an ESP32 at 240 MHz with ESP-NN, i.e. 240e6 * 0.380 / 7.2e6 =
@@ -157,11 +157,3 @@ def _nnls(a, y):
         if err < best_err:
             best, best_err = np.eye(a.shape[1])[j] * c, err
     return best
-
-
-DEFAULT = CostModel(
-    cpu_mhz=240.0,
-    cycles_per_mac={"default": 12.7},
-    overhead_us_per_op=20.0,
-    source="default: ESP32 + ESP-NN, person-detection MobileNet 7.2 M MACs in 380 ms (esp-tflite-micro README)",
-)

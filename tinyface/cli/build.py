@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from tinyface.cli.common import json_option, load_settings, set_option
-from tinyface.config import preset_names
+from tinyface.config import DEFAULT_PRESET, preset_names
 
 # --quick's layer of settings: no extra faces (a smoke test must run without FairFace; --set
 # extra.dirs=... brings them back, as the tests do with a small folder)
@@ -18,7 +18,7 @@ QUICK = {"distill": {"epochs": 8, "batch_size": 32, "teacher_views": 0, "teacher
 
 
 @click.command()
-@click.option("--preset", type=click.Choice(preset_names()), default="esp32", show_default=True,
+@click.option("--preset", type=click.Choice(preset_names()), default=DEFAULT_PRESET, show_default=True,
               help="Board preset (presets/*.toml): input size, student, training recipe and the board and kernel "
                    "set it is sized for (MAC budgets: `tinyface boards`). Example: --preset esp32c3")
 @click.option("--data", "data_dir", type=click.Path(), default=None,

@@ -22,8 +22,9 @@ from tinyface.evaluation.model_eval import STRANGER_SHARE, TARGET_FAR
 @click.option("--pairs", "pairs_file", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Verification pairs in LFW format (default: all pairs of the dataset). "
                    "Example: --pairs lfw/pairsDevTest.txt")
-@click.option("--enroll", "enroll_images", type=click.IntRange(1), default=5, show_default=True,
-              help="Images enrolled per person for identification; the rest are probes. Example: --enroll 3")
+@click.option("--enroll", "enroll_images", type=click.IntRange(1), default=None,
+              help="Images enrolled per person for identification; the rest are probes "
+                   "[default: data.enroll_images = 5]. Example: --enroll 3")
 @click.option("--runtime", type=click.Choice(["auto", "tflite", "tflm"]), default="auto", show_default=True,
               help="Interpreter for .tflite models: TFLite, or TFLM (the firmware's int8 kernels). "
                    "Example: --runtime tflm")
@@ -67,6 +68,8 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
     from tinyface.evaluation.model_eval import evaluate_model, load_model
 
     settings = load_settings(ctx, {"data": {"dir": data_dir}}, set_items)
+    if enroll_images is None:
+        enroll_images = settings.data.enroll_images
     if out_dir:
         _writable_folder(Path(out_dir))  # before minutes of evaluation, not after
     require_dataset(settings.data.data_path())

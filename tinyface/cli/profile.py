@@ -71,7 +71,8 @@ def profile(ctx, board, model_path, kernels, measured, as_json, set_items):
         from tinyface.model.bundle import load_bundle
 
         with status("building the ESP32-C3 (rv32imc) firmware and counting instructions"):
-            result = profile_measured(load_bundle(path), b, kernels=kernels)
+            result = profile_measured(load_bundle(path), b, kernels=kernels,
+                                      arena_margin=settings.firmware.arena_margin)
         if as_json:
             from tinyface.console import print_json
 

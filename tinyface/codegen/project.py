@@ -30,6 +30,7 @@ from tinyface.codegen.components import COMPONENTS, IDF_VERSION_RANGE
 from tinyface.codegen.esp_nn_scratch import largest_scratch_bytes
 from tinyface.codegen.gallery import GalleryPerson
 from tinyface.codegen.ops import resolver_entries
+from tinyface.config import DEFAULT_ARENA_MARGIN
 from tinyface.errors import ModelError, ProjectDirError
 from tinyface.fsutil import write_if_changed
 from tinyface.protocol import spec
@@ -133,6 +134,13 @@ def _model_context(bundle, model_bytes: bytes, graph) -> dict:
     if graph.input_type != "INT8" or graph.output_type != "INT8":
         raise ModelError(f"the firmware runs int8 models; this one takes {graph.input_type} and gives {graph.output_type}",
                          hint="use the int8 model.tflite from `tinyface build`")
+    # the firmware, the emulator and the host's gallery code quantize with model.json's values
+    for side, io, scale, zero_point in (("input", graph.input, meta.input_scale, meta.input_zero_point),
+                                        ("output", graph.output, meta.output_scale, meta.output_zero_point)):
+        if io is not None and (abs(io.scale - scale) > 1e-6 * abs(io.scale) or io.zero_point != zero_point):
+            raise ModelError(f"model.json says {side} scale {scale:g}, zero point {zero_point}; the .tflite has "
+                             f"{io.scale:g}, {io.zero_point}",
+                             hint="keep model.json with the model.tflite it was written for (`tinyface build` writes both)")
     output_size = 1
     for v in graph.output_shape:
         output_size *= int(v)
@@ -161,7 +169,7 @@ class FirmwarePlan:
     arena: object  # the ArenaPlan, placed in SRAM or PSRAM
 
 
-def plan_firmware(bundle, board: Board, arena_margin: float = 0.15, kernels: str = "esp-nn", gallery_people: int = 0,
+def plan_firmware(bundle, board: Board, arena_margin: float = DEFAULT_ARENA_MARGIN, kernels: str = "esp-nn", gallery_people: int = 0,
                   arena_used_bytes: int | None = None) -> FirmwarePlan:
     """The model's firmware figures (flash, with the generated kernels' repacked weights; TFLM's
     arena plus ``arena_margin`` plus the largest ESP-NN scratch of the board's chip; MACs)
@@ -200,7 +208,7 @@ def plan_firmware(bundle, board: Board, arena_margin: float = 0.15, kernels: str
     return FirmwarePlan(model, ops, specs, op_types, budget, arena)
 
 
-def generate_project(bundle, board: Board, directory: str | Path, arena_margin: float = 0.15,
+def generate_project(bundle, board: Board, directory: str | Path, arena_margin: float = DEFAULT_ARENA_MARGIN,
                      gallery: list[GalleryPerson] | tuple = (), arena_used_bytes: int | None = None,
                      force: bool = False, kernels: str = "esp-nn") -> FirmwareProject:
     """Check the budget, then render the PlatformIO project for ``board`` running ``bundle``.

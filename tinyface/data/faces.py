@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from tinyface.config import DataSettings, TeacherSettings
 from tinyface.data.align import (ALIGNER_VERSION, CROP_OUTSIDE, FALLBACK, Aligner, Alignment, ChipAligner,
                                  cut_chip, is_legacy_not_found)
 from tinyface.data.cache import FaceCache, content_hash, settings_digest
@@ -29,16 +30,16 @@ COMMIT_EVERY = 256
 
 @dataclass(frozen=True)
 class FaceSpec:
-    """What to produce for each image."""
+    """What to produce for each image (the defaults are the settings' defaults, ``from_settings``)."""
 
-    crop_size: int = 48
-    channels: int = 1
-    padding: float = 0.25
-    detector_upsample: int = 1
+    crop_size: int = DataSettings.crop_size
+    channels: int = DataSettings.channels
+    padding: float = DataSettings.padding
+    detector_upsample: int = DataSettings.detector_upsample
     teacher: bool = False  # also compute the teacher embedding
-    teacher_chip_size: int = 150
-    teacher_padding: float = 0.25
-    teacher_flip_average: bool = False
+    teacher_chip_size: int = TeacherSettings.chip_size
+    teacher_padding: float = TeacherSettings.chip_padding
+    teacher_flip_average: bool = TeacherSettings.flip_average
     source_chip_padding: float | None = None  # the images are dlib face chips cut with this padding (no detector)
 
     @property
@@ -74,7 +75,6 @@ class FaceSpec:
         Raises:
             DataError: the model's input is not square.
         """
-        from tinyface.config import DataSettings
         from tinyface.errors import DataError
 
         _, h, w, c = (int(v) for v in meta.input_shape)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tinyface import config
+from tinyface.config import DEFAULT_ARENA_MARGIN
 from tinyface.device.native import _compiler_version, _git_head, make_program, project_cache_folder
 from tinyface.errors import DeviceError, ToolchainError
 from tinyface.resources import firmware_dir
@@ -42,11 +44,19 @@ QEMU = "qemu-riscv32"
 PICOLIBC_DIR = Path("/usr/lib/picolibc/riscv64-unknown-elf")
 LIBSTDCXX_DIR = Path("/usr/include/c++/12")
 LIBSTDCXX_TARGET_DIR = Path("/usr/include/x86_64-linux-gnu/c++/12")
-COUNTER_FD = 987  # platform_rv32.cc's TF_RV32_COUNTER_FD
 KERNELS = ("esp_nn", "reference")
 # Bump when the way the rv32 build compiles TFLM changes (invalidates cached objects).
 ISA_BUILD_VERSION = 1
 COUNT_LABEL = "instructions (a lower bound on cycles)"
+
+
+def _firmware_define(name: str) -> int:
+    """A number #defined in firmware/rv32/platform_rv32.cc (its one definition)."""
+    text = (firmware_dir() / "rv32" / "platform_rv32.cc").read_text(encoding="utf-8")
+    return int(re.search(rf"^#define {name} (\d+)$", text, re.M).group(1))
+
+
+COUNTER_FD = _firmware_define("TF_RV32_COUNTER_FD")  # the descriptor the plugin answers with the count
 
 
 @dataclass(frozen=True)
@@ -188,7 +198,7 @@ class IsaProgram:
         return [QEMU, "-plugin", f"{self.plugin},fd={COUNTER_FD}", str(self.program), *args]
 
 
-def prepare_isa(bundle, board=None, arena_margin: float = 0.15, project_dir: str | Path | None = None,
+def prepare_isa(bundle, board=None, arena_margin: float = DEFAULT_ARENA_MARGIN, project_dir: str | Path | None = None,
                 kernels: str = "esp_nn", log=None, firmware_kernels: str = "esp-nn") -> IsaProgram:
     """Generate the esp32c3 firmware project for ``bundle`` and build it for rv32imc (cached).
 
@@ -244,7 +254,7 @@ def spawn_isa(prog: IsaProgram, master_fd: int, baud: int = 0, once: bool = Fals
 
 def run_isa_emulator(bundle, board=None, baud: int = 0, once: bool = False, on_ready=None,
                      stop: threading.Event | None = None, storage_dir: str | Path | None = None,
-                     kernels: str = "esp_nn", firmware_kernels: str = "esp-nn", arena_margin: float = 0.15) -> int:
+                     kernels: str = "esp_nn", firmware_kernels: str = "esp-nn", arena_margin: float = DEFAULT_ARENA_MARGIN) -> int:
     """`tinyface emulate --isa`: build (cached) and serve the rv32 firmware under QEMU on a pty
     (``arena_margin``: firmware.arena_margin, as `flash` builds the firmware).
 

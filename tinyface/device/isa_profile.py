@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from tinyface.boards.profile import _count, profile_model
+from tinyface.config import DEFAULT_ARENA_MARGIN
 from tinyface.device.isa import check_board, measure_profile, prepare_isa
 from tinyface.errors import ModelError
 
@@ -57,7 +58,8 @@ class MeasuredModelProfile:
         return d
 
 
-def profile_measured(bundle, board, seed: int = 0, log=None, kernels: str = "esp-nn") -> MeasuredModelProfile:
+def profile_measured(bundle, board, seed: int = 0, log=None, kernels: str = "esp-nn",
+                     arena_margin: float = DEFAULT_ARENA_MARGIN) -> MeasuredModelProfile:
     """Build the firmware for the ESP32-C3's instruction set, run one inference of a seeded
     random int8 input under QEMU with TFLM's profiler counting instructions, and set each
     op's count beside the board's estimate for the same kernel set.
@@ -66,6 +68,7 @@ def profile_measured(bundle, board, seed: int = 0, log=None, kernels: str = "esp
         kernels: firmware.kernels, "esp-nn" or "generated" (the kernels generated for the
             model run in place of TFLM's for the ops they cover; the estimate is then
             ``board.cost_model_for("generated")``).
+        arena_margin: firmware.arena_margin, as `flash` and `emulate --isa` build the firmware.
 
     Raises:
         ToolchainError: the rv32 toolchain or trees are missing (tinyface.device.isa).
@@ -78,7 +81,7 @@ def profile_measured(bundle, board, seed: int = 0, log=None, kernels: str = "esp
     cost = board.cost_model_for(kernels)
     estimate = profile_model(bundle.model_bytes, cost, board=board.name, model=str(bundle.model_path),
                              kernels=kernels)
-    prog = prepare_isa(bundle, board, log=log, firmware_kernels=kernels)
+    prog = prepare_isa(bundle, board, arena_margin=arena_margin, log=log, firmware_kernels=kernels)
     size = _count(bundle.meta.input_shape)
     x = np.random.default_rng(seed).integers(-128, 128, size, dtype=np.int8).tobytes()
     measured = measure_profile(prog, x)

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tinyface import config
+from tinyface.config import DEFAULT_ARENA_MARGIN
 from tinyface.errors import ToolchainError
 
 PROGRAM_NAME = "tinyface_native"
@@ -178,7 +179,7 @@ def _stop_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def prepare_native(bundle, board, arena_margin: float = 0.15, project_dir: str | Path | None = None,
+def prepare_native(bundle, board, arena_margin: float = DEFAULT_ARENA_MARGIN, project_dir: str | Path | None = None,
                    log=None, kernels: str = "esp-nn") -> Path:
     """Generate the firmware project for ``bundle`` on ``board`` and build it natively.
 
@@ -238,7 +239,7 @@ def spawn_native(program: str | Path, master_fd: int | None = None, baud: int = 
 
 def run_native_emulator(bundle, board, baud: int = 0, once: bool = False, on_ready=None,
                         stop: threading.Event | None = None, storage_dir: str | Path | None = None,
-                        kernels: str = "esp-nn", arena_margin: float = 0.15) -> int:
+                        kernels: str = "esp-nn", arena_margin: float = DEFAULT_ARENA_MARGIN) -> int:
     """`tinyface emulate --native`: build (cached) and serve the real firmware sources on a pty.
 
     Args:
@@ -260,7 +261,7 @@ def run_native_emulator(bundle, board, baud: int = 0, once: bool = False, on_rea
         on_ready=on_ready, stop=stop)
 
 
-def _build_with_status(bundle, board, kernels: str = "esp-nn", arena_margin: float = 0.15) -> Path:
+def _build_with_status(bundle, board, kernels: str = "esp-nn", arena_margin: float = DEFAULT_ARENA_MARGIN) -> Path:
     """prepare_native with a spinner: a cached build returns in a fraction of a second."""
     from tinyface.console import status
 

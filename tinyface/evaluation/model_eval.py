@@ -15,6 +15,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from tinyface.config import DataSettings
 from tinyface.evaluation import metrics
 from tinyface.errors import DataError, ModelError
 
@@ -92,7 +93,7 @@ def read_pairs_file(pairs_file: str | Path):
 
 
 def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: str | Path | None = None,
-                   enroll_images: int = 5, seed: int = 0, workers: int = 0, progress=None,
+                   enroll_images: int = DataSettings.enroll_images, seed: int = 0, workers: int = 0, progress=None,
                    stranger_share: float = STRANGER_SHARE, target_far: float = TARGET_FAR, settings=None,
                    on_total=None) -> dict:
     """Metrics of ``model`` on the dataset at ``data_dir`` (see module docstring).

@@ -14,12 +14,12 @@ import math
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+from tinyface.config import DEFAULT_PRESET
 from tinyface.errors import ModelError
 from tinyface.fsutil import write_bytes, write_json
 
 MODEL_FILE = "model.tflite"
 META_FILE = "model.json"
-DEFAULT_PRESET = "esp32"  # the model preset that fits every board (boards/*.toml mac_budget)
 
 
 @dataclass

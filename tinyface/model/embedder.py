@@ -22,9 +22,16 @@ from tinyface.vectors import l2_normalize
 RUNTIMES = ("tflite", "tflm")
 
 
+# The student's float input: pixels mapped to [-1, 1) as (p - PIXEL_OFFSET) / PIXEL_SCALE; the
+# largest value a pixel can take is PIXEL_MAX. Training (in TensorFlow) uses the same constants.
+PIXEL_OFFSET = 128.0
+PIXEL_SCALE = 128.0
+PIXEL_MAX = (255.0 - PIXEL_OFFSET) / PIXEL_SCALE  # 127/128
+
+
 def normalize(crops_uint8) -> np.ndarray:
     """The student's float input: pixels mapped to [-1, 1) as (p - 128) / 128 (one definition)."""
-    return (np.asarray(crops_uint8, dtype=np.float32) - 128.0) / 128.0
+    return (np.asarray(crops_uint8, dtype=np.float32) - PIXEL_OFFSET) / PIXEL_SCALE
 
 
 def quantize_pixels(crops_uint8, scale: float, zero_point: int) -> np.ndarray:

@@ -62,16 +62,19 @@ def encode_frame(msg_type: int, seq: int, payload: bytes = b"", version: int = s
         raise FrameError(f"payload of {len(payload)} bytes exceeds the maximum of {max_payload}")
     if not (0 <= msg_type <= 0xFF and 0 <= seq <= 0xFFFF and 0 <= version <= 0xFF):
         raise FrameError(f"field out of range: type={msg_type} seq={seq} version={version}")
-    head = struct.pack("<BBBBHH", spec.SYNC0, spec.SYNC1, version, msg_type, seq, len(payload))
-    head += struct.pack("<H", spec.crc32(head) & 0xFFFF)
-    body = head + payload
+    body = _header(version, msg_type, seq, len(payload)) + payload
     return body + _CRC.pack(spec.crc32(body))
+
+
+def _header(version: int, msg_type: int, seq: int, length: int) -> bytes:
+    """spec.HEADER_FORMAT's bytes, header_crc over the first spec.HEADER_CRC_SPAN of them."""
+    head = struct.pack(spec.HEADER_FORMAT, spec.SYNC0, spec.SYNC1, version, msg_type, seq, length, 0)
+    return head[:spec.HEADER_CRC_SPAN] + struct.pack("<H", spec.crc32(head[:spec.HEADER_CRC_SPAN]) & 0xFFFF)
 
 
 def encode_oversized_header(msg_type: int, seq: int, length: int, version: int = spec.PROTOCOL_VERSION) -> bytes:
     """A valid header announcing ``length`` payload bytes, whatever the limit (for fault tests)."""
-    head = struct.pack("<BBBBHH", spec.SYNC0, spec.SYNC1, version, msg_type, seq, length)
-    return head + struct.pack("<H", spec.crc32(head) & 0xFFFF)
+    return _header(version, msg_type, seq, length)
 
 
 def decode_frame(data: bytes, max_payload: int = spec.MAX_PAYLOAD) -> Frame:

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tinyface.model.embedder import normalize  # (p - 128) / 128, as make_dataset scales
+from tinyface.model.embedder import PIXEL_MAX, PIXEL_OFFSET, PIXEL_SCALE, normalize
 from tinyface.vectors import l2_normalize
 
 
@@ -204,7 +204,7 @@ def make_dataset(x_uint8: np.ndarray, targets: np.ndarray, batch_size: int, augm
 
     def prep(batch, batch_seed):
         x, t = batch
-        x = (tf.cast(x, tf.float32) - 128.0) / 128.0
+        x = (tf.cast(x, tf.float32) - PIXEL_OFFSET) / PIXEL_SCALE  # embedder.normalize, in TensorFlow
         if augment:
             x = _augment(x, size, batch_seed, geometric=augment != "photometric", light=light)
         return x, t
@@ -252,7 +252,7 @@ def _augment(x, size, batch_seed, geometric: bool = True, light: float = 0.0):
     contrast = _uniform([n, 1, 1, 1], 0.75, 1.25, batch_seed, 1)
     mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
     x = (x - mean) * contrast + mean + brightness
-    return tf.clip_by_value(x, -1.0, 127.0 / 128.0)
+    return tf.clip_by_value(x, -1.0, PIXEL_MAX)
 
 
 def relight(x, size, batch_seed, share: float):

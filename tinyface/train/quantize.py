@@ -29,10 +29,10 @@ def convert_int8(model, calibration_uint8: np.ndarray) -> bytes:
     """
     import tensorflow as tf
 
-    from tinyface.model.embedder import normalize
+    from tinyface.model.embedder import PIXEL_MAX, normalize
 
     calib = normalize(calibration_uint8)
-    span = np.linspace(-1.0, 127.0 / 128.0, calib[0].size, dtype=np.float32).reshape(calib[0].shape)
+    span = np.linspace(-1.0, PIXEL_MAX, calib[0].size, dtype=np.float32).reshape(calib[0].shape)
 
     def representative():
         yield [span[None]]
