@@ -474,3 +474,89 @@ def test_a_model_json_that_disagrees_with_its_tflite_quantization_is_refused(tin
     with pytest.raises(ModelError, match=f"model.json says {side} scale"):
         generate_project(load_bundle(folder), load_board("esp32"), tmp_path / "project")
     assert not (tmp_path / "project").exists()
+
+
+def test_a_regeneration_killed_before_the_cleanup_is_finished_by_the_next(tiny_bundle, tmp_path):
+    """Whether sdkconfig.defaults or src/idf_component.yml changed is judged against the manifest
+    of the last complete generation, not against what the call wrote: a run killed after writing
+    them but before deleting the build tools' stale copies leaves files that the next run finds
+    current, and the stale copies must still go."""
+    import hashlib
+    import json
+
+    project_dir = tmp_path / "project"
+    generate_project(tiny_bundle, load_board("esp32"), project_dir)
+    manifest, component = project_dir / "tinyface-project.json", project_dir / "src" / "idf_component.yml"
+    # a complete generation by a tinyface that pinned esp-tflite-micro 1.3.7, and its first build
+    component.write_text(component.read_text().replace('"==1.3.8"', '"==1.3.7"'))
+    recorded = json.loads(manifest.read_text())
+    recorded.setdefault("derived_from_sha256", {})["src/idf_component.yml"] = hashlib.sha256(
+        component.read_bytes()).hexdigest()
+    manifest.write_text(json.dumps(recorded, indent=2) + "\n")
+    old_manifest = manifest.read_bytes()
+    stale, lock = project_dir / "sdkconfig.esp32", project_dir / "dependencies.lock"
+    cmake = project_dir / "src" / "CMakeLists.txt"
+
+    def first_build():
+        stale.write_text("CONFIG_ESPTOOLPY_FLASHMODE_DIO=y\n")
+        lock.write_text("dependencies: {}\n")
+        os.utime(cmake, (1_000_000, 1_000_000))
+
+    first_build()
+    # this tinyface, with the board now in QIO, killed after writing the project's files: the new
+    # sdkconfig.defaults and idf_component.yml are on disk, the cleanup and the manifest are not
+    qio = _board_variant(tmp_path, "esp32", lambda t: t.replace('flash_mode = "dio"', 'flash_mode = "qio"'))
+    killed = generate_project(tiny_bundle, qio, project_dir)
+    assert {"sdkconfig.defaults", "src/idf_component.yml"} <= set(killed.written)
+    manifest.write_bytes(old_manifest)
+    first_build()
+    again = generate_project(tiny_bundle, qio, project_dir)
+    assert again.written == ["tinyface-project.json"]  # the project's own files were already current
+    assert sorted(again.removed) == ["dependencies.lock", "sdkconfig.esp32"]
+    assert not stale.exists() and not lock.exists() and cmake.stat().st_mtime > 1_000_000
+    # and a complete generation is recorded: regenerating unchanged deletes and touches nothing
+    first_build()
+    unchanged = generate_project(tiny_bundle, qio, project_dir)
+    assert unchanged.written == [] and unchanged.removed == []
+    assert stale.is_file() and lock.is_file() and cmake.stat().st_mtime == 1_000_000
+
+
+def test_a_manifest_without_the_recorded_hashes_drops_the_stale_build_files(tiny_bundle, tmp_path):
+    """A project whose manifest does not say what sdkconfig.defaults and idf_component.yml its
+    build tools last saw (an older tinyface's) is cleaned once: nothing says their copies are current."""
+    import json
+
+    project_dir = tmp_path / "project"
+    generate_project(tiny_bundle, load_board("esp32"), project_dir)
+    manifest = project_dir / "tinyface-project.json"
+    recorded = json.loads(manifest.read_text())
+    recorded.pop("derived_from_sha256", None)
+    manifest.write_text(json.dumps(recorded, indent=2) + "\n")
+    (project_dir / "sdkconfig.esp32").write_text("CONFIG_ESPTOOLPY_FLASHMODE_DIO=y\n")
+    (project_dir / "dependencies.lock").write_text("dependencies: {}\n")
+    again = generate_project(tiny_bundle, load_board("esp32"), project_dir)
+    assert sorted(again.removed) == ["dependencies.lock", "sdkconfig.esp32"]
+    assert again.written == ["tinyface-project.json"]  # now with the hashes
+
+
+def test_model_data_does_not_compile_against_another_models_settings(esp32_project, tmp_path):
+    """A project killed between writing model_data.cc and model_settings.h pairs one model's bytes
+    with another's size, hash and arena: model_data.cc's static_assert stops that build."""
+    if shutil.which("g++") is None:
+        skip_or_fail("g++ not installed: model_data.cc was not compiled")
+    src = tmp_path / "src"
+    shutil.copytree(esp32_project.directory / "src", src)
+
+    def compile_model_data():
+        return subprocess.run(["g++", "-std=c++17", "-Wall", "-Werror", "-c", str(src / "model_data.cc"), "-I",
+                               str(src), "-o", str(tmp_path / "model_data.o")], capture_output=True, text=True,
+                              timeout=120)
+
+    result = compile_model_data()
+    assert result.returncode == 0, result.stderr
+    settings = src / "model_settings.h"
+    size = int(defines(settings.read_text())["TF_MODEL_BYTES"])
+    settings.write_text(settings.read_text().replace(f"#define TF_MODEL_BYTES {size}\n",
+                                                     f"#define TF_MODEL_BYTES {size + 16}\n"))
+    result = compile_model_data()
+    assert result.returncode != 0 and "for different models" in result.stderr
