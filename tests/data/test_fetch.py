@@ -5,6 +5,8 @@ import filecmp
 import http.server
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import tarfile
@@ -23,16 +25,19 @@ ARCHIVE = "lfw-deepfunneled.tgz"
 
 class Handler(http.server.BaseHTTPRequestHandler):
     """/ok/NAME serves a file; /drop/NAME sends half of it and hangs up; /corrupt/NAME flips
-    bytes of the archive; /html/NAME answers with a web page; anything else is a 404."""
+    bytes of the archive; /html/NAME answers with a web page; /stall/NAME sends half of the
+    archive, sets ``stalled`` and sends the rest once ``release`` is set; anything else is a 404."""
 
     root: Path
     requests: list
+    stalled: threading.Event
+    release: threading.Event
 
     def do_GET(self):
         self.requests.append(self.path)
         mode, _, name = self.path.strip("/").partition("/")
         path = self.root / name
-        if not path.is_file() or mode not in ("ok", "drop", "corrupt", "html"):
+        if not path.is_file() or mode not in ("ok", "drop", "corrupt", "html", "stall"):
             self.send_error(404, "Not Found")
             return
         data = path.read_bytes()
@@ -48,7 +53,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             return
-        self.wfile.write(data)
+        if mode == "stall" and name == ARCHIVE:  # a fetch that is downloading, for as long as a test needs
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            self.stalled.set()
+            self.release.wait(30)
+            data = data[len(data) // 2:]
+        try:
+            self.wfile.write(data)
+        except OSError:  # the fetch was killed
+            pass
 
     def log_message(self, *args):  # keep the test output clean
         pass
@@ -68,23 +82,29 @@ def served(lfw_dir, make_dataset, tmp_path):
     manifest_path = tmp_path / "manifest.json"
     manifest_path.write_text(json.dumps(manifest.__dict__))
 
-    handler = type("H", (Handler,), {"root": site, "requests": []})
+    handler = type("H", (Handler,), {"root": site, "requests": [], "stalled": threading.Event(),
+                                     "release": threading.Event()})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield {"url": f"http://127.0.0.1:{server.server_address[1]}", "manifest": manifest_path, "src": src,
-               "site": site, "requests": handler.requests, "tmp": tmp_path}
+               "site": site, "requests": handler.requests, "tmp": tmp_path, "stalled": handler.stalled,
+               "release": handler.release}
     finally:
+        handler.release.set()
         server.shutdown()
         server.server_close()
         thread.join(5)
 
 
+def fetch_args(served, mode, dest, *extra, manifest=None):
+    return [sys.executable, "-m", "tinyface.cli.main", "data", "fetch", "lfw", "--url", f"{served['url']}/{mode}/",
+            "--dest", str(dest), "--manifest", str(manifest or served["manifest"]), "--timeout", "10", *extra]
+
+
 def fetch_cli(served, mode, dest, *extra, manifest=None):
-    return subprocess.run([sys.executable, "-m", "tinyface.cli.main", "data", "fetch", "lfw",
-                           "--url", f"{served['url']}/{mode}/", "--dest", str(dest),
-                           "--manifest", str(manifest or served["manifest"]), "--timeout", "10", *extra],
+    return subprocess.run(fetch_args(served, mode, dest, *extra, manifest=manifest),
                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
 
 
@@ -275,3 +295,99 @@ def test_fetch_json_says_where_and_whether_it_downloaded(served):
     assert d["extra_kind"] is None
     again = json.loads(fetch_cli(served, "ok", dest, "--json").stdout)  # already there: verified, not downloaded
     assert again["downloaded"] is False and again["bytes_downloaded"] == 0 and again["path"] == str(dest)
+
+
+def work_folders(dest: Path) -> list[Path]:
+    return sorted(dest.parent.glob(f".{dest.name}.fetch-*"))
+
+
+def start_stalled_fetch(served, dest) -> subprocess.Popen:
+    """A real `tinyface data fetch` halfway through downloading the archive (until ``release``)."""
+    proc = subprocess.Popen(fetch_args(served, "stall", dest), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, stdin=subprocess.DEVNULL)
+    assert served["stalled"].wait(30), "the fetch never reached the archive"
+    served["stalled"].clear()
+    return proc
+
+
+def test_a_fetch_killed_mid_download_is_removed_by_the_next_one(served):
+    dest = served["tmp"] / "data" / "lfw"
+    killed = start_stalled_fetch(served, dest)
+    killed.kill()  # SIGKILL: no cleanup of its own runs
+    killed.communicate()
+    [left] = work_folders(dest)  # what the defect kept forever: the protocol files, half the archive
+    assert (left / "dataset" / "pairsDevTest.txt").is_file()
+
+    again = fetch_cli(served, "ok", dest)
+    assert again.returncode == 0, again.stderr
+    assert re.search(rf"removed an unfinished earlier fetch of {re.escape(str(dest))} \(\d+\.\d MB\)", again.stderr)
+    assert not [p for p in served["tmp"].rglob("*") if ".fetch-" in p.name]  # nor one of its own
+    assert not missing_or_changed(Manifest.load(served["manifest"]), dest)
+
+
+def test_only_the_work_folders_no_live_fetch_holds_are_removed(served):
+    """A fetch running beside this one keeps its work folder, and finishes; one a tinyface older
+    than the lock left (no lock file in it) is removed."""
+    dest = served["tmp"] / "data" / "lfw"
+    live = start_stalled_fetch(served, dest)
+    try:
+        [held] = work_folders(dest)
+        earlier = dest.parent / ".lfw.fetch-earlier"
+        (earlier / "dataset").mkdir(parents=True)
+        (earlier / "dataset" / "pairsDevTest.txt").write_text("1\n")
+        (earlier / ARCHIVE).write_bytes(b"\0" * 3_000_000)
+        half = (held / ARCHIVE).stat().st_size if (held / ARCHIVE).exists() else 0
+
+        beside = fetch_cli(served, "ok", dest)
+        assert beside.returncode == 0, beside.stderr
+        assert f"removed an unfinished earlier fetch of {dest} (3.0 MB)" in beside.stderr  # one: not the live one
+        assert work_folders(dest) == [held] and (held / "dataset" / "pairsDevTest.txt").is_file()
+        assert (held / ARCHIVE).stat().st_size >= half and live.poll() is None
+
+        served["release"].set()
+        _, stderr = live.communicate(timeout=60)
+        assert live.returncode == 0, stderr  # its work folder was there to the end
+    finally:
+        live.kill()
+        live.wait()
+    assert work_folders(dest) == []
+    assert not missing_or_changed(Manifest.load(served["manifest"]), dest)
+
+
+KILLED_BETWEEN_RENAMES = """
+import os, signal, sys
+from pathlib import Path
+from tinyface.data.fetch import Manifest, fetch
+
+manifest, url, dest = Manifest.load(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+rename = Path.rename
+
+
+def rename_then_die(self, target):
+    moved = rename(self, target)
+    if self == dest:  # the old copy is aside and the new one not yet in: a kill -9 at that instant
+        os.kill(os.getpid(), signal.SIGKILL)
+    return moved
+
+
+Path.rename = rename_then_die
+fetch(manifest, url, dest, force=True)
+"""
+
+
+def test_a_force_killed_between_its_renames_gets_its_old_copy_back(served):
+    dest = served["tmp"] / "data" / "lfw"
+    assert fetch_cli(served, "ok", dest).returncode == 0
+    killed = subprocess.run([sys.executable, "-c", KILLED_BETWEEN_RENAMES, str(served["manifest"]),
+                             f"{served['url']}/ok/", str(dest)], capture_output=True, text=True, timeout=60)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert not dest.exists() and len(work_folders(dest)) == 1  # the dataset is only in the work folder
+
+    before = len(served["requests"])
+    again = fetch_cli(served, "ok", dest)
+    assert again.returncode == 0, again.stderr
+    assert f"put back {dest}, which an unfinished earlier fetch --force had moved aside" in again.stderr
+    assert f"removed an unfinished earlier fetch of {dest}" in again.stderr
+    assert len(served["requests"]) == before  # the verified copy was back: nothing downloaded
+    assert work_folders(dest) == []
+    assert not missing_or_changed(Manifest.load(served["manifest"]), dest)

@@ -2,12 +2,15 @@
 
 A source is a manifest: the files to download from a base URL, each with its sha256, and
 the archive to unpack into ``images/`` with a digest over the unpacked tree. Everything
-happens in a temporary folder beside the destination, renamed into place only after every
-check passed; a failed fetch leaves nothing behind.
+happens in a work folder beside the destination (``.NAME.fetch-*``), renamed into place only
+after every check passed; a failed fetch leaves nothing behind. A fetch holds its work folder
+(a kernel lock, released when the process ends however it ends), so the work folder of a fetch
+that was killed is one nobody holds: the next fetch into the same place removes it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import json
@@ -20,7 +23,7 @@ import urllib.request
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from tinyface.errors import DownloadError, OutputError
 
@@ -229,6 +232,99 @@ def group_by_person(root: Path, people_file: Path) -> None:
         image.rename(root / person[image.name] / image.name)
 
 
+OLD_COPY = "old"  # in the work folder: the copy --force replaces, between its two renames
+
+
+def _work_prefix(dest: Path) -> str:
+    return f".{dest.name}.fetch-"
+
+
+def _hold(work: Path) -> contextlib.AbstractContextManager[None]:
+    """Hold a work folder (OutputError: a live process holds it)."""
+    from tinyface.fsutil import exclusive_folder
+
+    return exclusive_folder(work, "the work folder", "tinyface data fetch")
+
+
+@contextlib.contextmanager
+def _work_folder(dest: Path) -> Iterator[Path]:
+    """A new work folder beside ``dest``, held by this process for the block and removed after it.
+
+    Another fetch's sweep (:func:`_remove_unfinished`) may take a folder in the instant between
+    its creation and its lock; then a new one is made.
+
+    Raises:
+        OSError: the folder of ``dest`` cannot be written.
+    """
+    for _ in range(3):
+        work = Path(tempfile.mkdtemp(prefix=_work_prefix(dest), dir=dest.parent))
+        held = contextlib.ExitStack()
+        try:
+            held.enter_context(_hold(work))
+        except OutputError:  # taken by a sweep, or gone
+            shutil.rmtree(work, ignore_errors=True)
+            continue
+        with held:
+            try:
+                yield work
+            finally:
+                shutil.rmtree(work, ignore_errors=True)  # still held: no sweep removes it under us
+        return
+    raise OSError(f"another fetch keeps removing the work folders made in {dest.parent}")
+
+
+def _remove_unfinished(dest: Path) -> None:
+    """Remove the work folders beside ``dest`` that no live fetch holds: those of fetches that were
+    killed (a download, an unpacking; a few GB each). Where one was a ``--force`` killed between
+    its two renames (the old copy moved aside, the new one not yet moved in) and ``dest`` is
+    missing, the old copy is put back first, as it was before that command. Each is said in a line.
+    """
+    try:
+        import fcntl  # noqa: F401 - exclusive_folder locks nothing without it: a live fetch would look stale
+    except ImportError:  # pragma: no cover - not on Linux or macOS
+        return
+    try:
+        found = sorted(p for p in dest.parent.glob(_work_prefix(dest) + "*") if p.is_dir() and not p.is_symlink())
+    except OSError:  # the folder of dest cannot be read: ensure_dir says so later, in one line
+        return
+    removed, removed_bytes = 0, 0
+    for work in found:
+        try:
+            with _hold(work):
+                old = work / OLD_COPY
+                if old.is_dir() and not old.is_symlink() and not dest.exists() and not dest.is_symlink():
+                    old.rename(dest)
+                    _say(f"put back {dest}, which an unfinished earlier fetch --force had moved aside")
+                size = _bytes_under(work)
+                shutil.rmtree(work, ignore_errors=True)
+        except OutputError:  # a live fetch holds it (or it cannot be written): not ours to remove
+            continue
+        except OSError:  # the old copy could not be put back: keep everything, for the user to see
+            continue
+        if not work.exists():
+            removed, removed_bytes = removed + 1, removed_bytes + size
+    if removed:
+        what = "an unfinished earlier fetch" if removed == 1 else f"{removed} unfinished earlier fetches"
+        _say(f"removed {what} of {dest} ({removed_bytes / 1e6:.1f} MB)")
+
+
+def _bytes_under(folder: Path) -> int:
+    total = 0
+    for parent, _, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(parent, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def _say(message: str) -> None:
+    from tinyface.console import err_console
+
+    err_console().print(message, markup=False)  # a path is not read as rich markup
+
+
 def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: Callable[[int], None] | None = None,
           timeout_s: float = 60.0, force: bool = False) -> Path:
     """Download, verify and unpack ``manifest`` from ``base_url`` into ``dest``.
@@ -239,6 +335,9 @@ def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: 
     Returns:
         ``dest``, which then holds ``images/<person>/...`` and the protocol files.
 
+    First, the work folders of earlier fetches into ``dest`` that were killed are removed (and
+    the copy a killed ``--force`` had moved aside is put back); a line says so.
+
     Raises:
         DownloadError: network failure, checksum mismatch, a bad archive. Nothing is left
             behind on failure: no partial files, no temporary folders, no new empty folders.
@@ -246,6 +345,7 @@ def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: 
             without ``force``), or its folder cannot be written; checked before downloading.
     """
     dest = Path(dest).expanduser()
+    _remove_unfinished(dest)  # first: it may put back the copy a killed --force had moved aside
     if dest.exists() and not force and not (dest.is_dir() and not any(dest.iterdir())):  # an empty folder is a fine target
         if not dest.is_dir():
             raise OutputError(f"{dest} exists and is not a folder", hint="use --dest to choose another place")
@@ -261,8 +361,9 @@ def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: 
 
     ensure_dir(dest.parent, "the folder of --dest")  # OutputError (one line), not a traceback
     base_url = base_url if base_url.endswith("/") else base_url + "/"
+    held = contextlib.ExitStack()
     try:
-        work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.fetch-", dir=dest.parent))
+        work = held.enter_context(_work_folder(dest))
     except OSError as exc:  # a folder one cannot write in (/proc, read-only): one line, nothing made
         for folder in reversed(created):
             try:
@@ -296,13 +397,12 @@ def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: 
                                 f"expected {manifest.images_tree_sha256[:16]}...)", hint="nothing was kept")
         root.rename(staged / "images")
         if dest.exists():
-            old = work / "old"
-            dest.rename(old)
+            dest.rename(work / OLD_COPY)  # killed before the next rename: the next fetch puts it back
         staged.rename(dest)
         ok = True
         return dest
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        held.close()  # removes the work folder, then lets go of it
         if not ok:  # folders this call created for nothing
             for folder in reversed(created):
                 try:
