@@ -67,6 +67,15 @@ void Gallery::Load() {
   if (got == (int)sizeof(blob_) && blob_.magic == kMagic && blob_.format == kFormat &&
       blob_.embedding_dim == TF_MODEL_OUTPUT_SIZE &&
       memcmp(blob_.model_sha256, kTfModelSha256, TF_MODEL_HASH_BYTES) == 0) {
+    // Trust the layout, not the contents: free any slot ENROLL could not have written
+    // (a bad name field, a name already held by a lower slot, a non-finite sum).
+    for (int i = 0; i < TF_GALLERY_CAPACITY; i++) {
+      TfPerson& p = blob_.people[i];
+      if (p.name[0] == 0) continue;
+      bool ok = tf_valid_name_field(p.name) && Find(p.name) == i;
+      for (int k = 0; ok && k < TF_MODEL_OUTPUT_SIZE; k++) ok = isfinite(p.sum[k]);
+      if (!ok) memset(&p, 0, sizeof(p));
+    }
     return;
   }
   memset(&blob_, 0, sizeof(blob_));
@@ -112,7 +121,7 @@ int Gallery::Enroll(const char* name_field, const float* unit_embedding) {
   }
   TfPerson& person = blob_.people[slot];
   for (int i = 0; i < TF_MODEL_OUTPUT_SIZE; i++) person.sum[i] += unit_embedding[i];
-  person.samples += 1;
+  if (person.samples < UINT16_MAX) person.samples += 1;  // saturate: never wraps to 0
   return slot;
 }
 

@@ -43,6 +43,7 @@ uint8_t g_last_type = 0;
 uint16_t g_last_seq = 0;
 uint16_t g_last_length = 0;
 uint32_t g_last_payload_crc = 0;
+uint8_t g_last_head[TF_MAX_NAME_BYTES];  // ENROLL/DELETE: the name field, compared exactly
 uint8_t g_last_reply_type = 0;
 uint8_t g_last_reply[TF_ERROR_REPLY_SIZE > TF_ENROLL_REPLY_SIZE ? TF_ERROR_REPLY_SIZE : TF_ENROLL_REPLY_SIZE];
 uint16_t g_last_reply_len = 0;
@@ -228,7 +229,10 @@ void HandleEnroll(const TfFrame& f) {
     SendError(TF_ERR_GALLERY_FULL, f.type, f.seq, TF_GALLERY_CAPACITY);
     return;
   }
-  g_gallery.Save();
+  if (!g_gallery.Save()) {  // NVS full or a flash error: the enrollment would not survive a reset
+    SendError(TF_ERR_INTERNAL, f.type, f.seq, TF_INTERNAL_NOT_SAVED);
+    return;
+  }
   tf_enroll_reply_t reply;
   memset(&reply, 0, sizeof(reply));
   reply.index = (uint16_t)slot;
@@ -273,7 +277,10 @@ void HandleDelete(const TfFrame& f) {
   }
   tf_delete_reply_t reply;
   reply.removed = g_gallery.Delete(request.name);
-  if (reply.removed) g_gallery.Save();
+  if (reply.removed && !g_gallery.Save()) {
+    SendError(TF_ERR_INTERNAL, f.type, f.seq, TF_INTERNAL_NOT_SAVED);
+    return;
+  }
   reply.count = g_gallery.count();
   SendReply(f.type, f.seq, &reply, sizeof(reply));
 }
@@ -320,8 +327,9 @@ void OnEvent(TfEventKind kind, const TfFrame& f, void*) {
     return;
   }
   const uint32_t payload_crc = tf_crc32_update(0, f.payload, f.length);
+  const size_t head = f.length < TF_MAX_NAME_BYTES ? f.length : TF_MAX_NAME_BYTES;
   const bool retry = g_have_last && f.seq == g_last_seq && f.type == g_last_type && f.length == g_last_length &&
-                     payload_crc == g_last_payload_crc;
+                     payload_crc == g_last_payload_crc && memcmp(f.payload, g_last_head, head) == 0;
   if (retry && tf_is_non_idempotent(f.type)) {
     SendFrame(g_last_reply_type, f.seq, g_last_reply, g_last_reply_len);
     return;
@@ -331,6 +339,7 @@ void OnEvent(TfEventKind kind, const TfFrame& f, void*) {
   g_last_seq = f.seq;
   g_last_length = f.length;
   g_last_payload_crc = payload_crc;
+  memcpy(g_last_head, f.payload, head);
   switch (f.type) {
     case TF_MSG_PING:
       SendReply(f.type, f.seq, f.payload, f.length);

@@ -169,6 +169,30 @@ def test_a_new_payload_under_the_same_seq_is_a_new_request(gallery_device, pooli
     assert [(e.name, e.samples) for e in client.list()] == [("Alice", 1), ("Bob", 1)]
 
 
+
+def test_a_request_whose_payload_only_shares_the_last_ones_crc_is_not_a_retry(gallery_device, pooling_bundle):
+    """A retry is the same payload, not the same CRC-32: two DELETEs under one seq whose name
+    fields have equal CRCs ("carol" and "daveiaxlmar/Z7N", found by solving the CRC's linear
+    equations) are two requests; the firmware once answered the second with the first's reply
+    and deleted nothing."""
+    import zlib
+
+    from tinyface.protocol.codec import encode_frame
+
+    client, meta = gallery_device, pooling_bundle.meta
+    carol, dave = spec.encode_name("carol"), bytes.fromhex("646176656961786c6d61722f5a374e00")
+    assert zlib.crc32(carol) == zlib.crc32(dave) and spec.decode_name(dave) == "daveiaxlmar/Z7N"
+    x = np.ascontiguousarray(_sample(_face(1), 1, meta), np.int8)
+    client.enroll("carol", x)
+    client.enroll("daveiaxlmar/Z7N", x)
+    seq = (client._seq + 1000) & 0xFFFF  # far from the client's own numbers
+    for name in (carol, dave):
+        client.send_raw(encode_frame(spec.MsgType.DELETE, seq, name))
+        reply = client.receive_frame(timeout_s=60)
+        assert reply is not None and reply.seq == seq and reply.type == spec.MsgType.DELETE.reply, reply
+        assert spec.DELETE_REPLY.unpack(reply.payload)["removed"] == 1
+    assert client.list() == []
+
 def test_bad_payload_details_are_the_same_on_every_device(gallery_device, pooling_bundle):
     """Sizes are checked before names; a wrong size says the bytes expected, a bad name 0."""
     client, meta = gallery_device, pooling_bundle.meta

@@ -70,7 +70,7 @@ class Gallery:
             self.samples[slot] = 0
             self.sums[slot] = 0
         self.sums[slot] += l2_normalize(embedding)
-        self.samples[slot] += 1
+        self.samples[slot] = min(self.samples[slot] + 1, 0xFFFF)  # a u16 on the wire: saturates, as the firmware's
         return slot
 
     def delete(self, name: str | None) -> int:

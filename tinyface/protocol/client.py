@@ -41,7 +41,9 @@ class RemoteError(ProtocolError):
             req = spec.MsgType(request_type).name
         except ValueError:
             req = f"type 0x{request_type:02X}"
-        super().__init__(f"device rejected {req}: {code_name} (detail {detail})")
+        why = (": the gallery changed but could not be saved, so the change is lost at the next reset"
+               if code == spec.ErrorCode.INTERNAL and detail == spec.INTERNAL_NOT_SAVED else "")
+        super().__init__(f"device rejected {req}: {code_name} (detail {detail}){why}")
 
 
 class LinkLost(DeviceError):

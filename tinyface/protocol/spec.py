@@ -102,7 +102,13 @@ class ErrorCode(IntEnum):
     GALLERY_FULL = 6  # ENROLL of a new name with GALLERY_CAPACITY people enrolled [capacity]
     BAD_VERSION = 7  # header version != the device's [the device's PROTOCOL_VERSION]
     BAD_PAYLOAD = 8  # a malformed fixed-size payload or name [the expected payload bytes, or 0]
-    INTERNAL = 9  # inference failed on the device [implementation status code]
+    INTERNAL = 9  # inference failed on the device [implementation status code], or ENROLL/DELETE
+    # changed the gallery but could not save it [INTERNAL_NOT_SAVED]
+
+
+# ErrorReply.detail of an INTERNAL error to ENROLL or DELETE: the gallery changed in RAM but could not
+# be saved (flash full or failing), so the change would not survive a reset.
+INTERNAL_NOT_SAVED = 102
 
 
 class Flag(IntEnum):
@@ -265,6 +271,7 @@ C_CONSTANTS = {
     "TF_BOARD_NAME_BYTES": BOARD_NAME_BYTES,
     "TF_FIRMWARE_VERSION_BYTES": FIRMWARE_VERSION_BYTES,
     "TF_CRC32_CHECK": CRC32_CHECK,
+    "TF_INTERNAL_NOT_SAVED": INTERNAL_NOT_SAVED,
     **{f"TF_MSG_{t.name}": t.value for t in MsgType},
     **{f"TF_ERR_{e.name}": e.value for e in ErrorCode},
     **{f"TF_FLAG_{f.name}": f.value for f in Flag},
