@@ -204,6 +204,15 @@ class DataSettings:
             upsampled this many times (0 = no retry). The same for the build and for the
             faces cut for a model (`bench`, `flash --enroll`, `enroll`, `identify`, `evaluate`).
         val_fraction: share of the training people (peopleDevTrain) held out for validation.
+        test_filter: LFW's own errata: a training or validation image whose teacher embedding
+            lies closer than this to an image of a test person is dropped, and so is a training
+            or validation person whose name has the same words as a test person's
+            (``Choi_Sung-hong`` is ``Sung_Hong_Choi``). LFW files some photos twice: the same
+            photo under two names, a group photo whose other face is a test person, one person
+            under two spellings. In LFW, 15 training and 2 validation images lie within 0.25 of a
+            test image: by eye, 15 are the same photo or the same person, 2 are athletes who
+            may only look alike; above 0.25 look-alikes dominate, and a few errata stay
+            (docs/data.md). Distance as extra.max_test_distance. 0 = off (neither filter).
         identify_min_images: identification: peopleDevTest people with at least this many
             images are enrolled (47 people at 10).
         enroll_images: identification: images enrolled per person (their centroid is the
@@ -240,6 +249,7 @@ class DataSettings:
     padding: float = 0.25
     detector_upsample: int = 1
     val_fraction: float = 0.1
+    test_filter: float = 0.25
     identify_min_images: int = 10
     enroll_images: int = 5
     identify_stranger_rate: float = 0.05
@@ -255,6 +265,7 @@ class DataSettings:
         _check(0.0 <= self.padding <= 1.0, "data.padding must be in [0, 1]", self.padding)
         _check(0 <= self.detector_upsample <= 2, "data.detector_upsample must be 0, 1 or 2", self.detector_upsample)
         _check(0.0 < self.val_fraction < 0.5, "data.val_fraction must be in (0, 0.5)", self.val_fraction)
+        _check(0.0 <= self.test_filter < 1.0, "data.test_filter must be in [0, 1) (0: off)", self.test_filter)
         _check(self.identify_min_images >= 2, "data.identify_min_images must be >= 2", self.identify_min_images)
         _check(1 <= self.enroll_images < self.identify_min_images,
                "data.enroll_images must be >= 1 and < data.identify_min_images", self.enroll_images)

@@ -88,3 +88,11 @@ def test_a_plain_folder_dataset_is_split_by_people(make_dataset):
     assert split.source == "folders"
     assert len(test) == 3 and not (train | val) & test and not train & val
     assert train | val | test == set(people)
+
+
+def test_lfws_images_folder_given_as_a_folder_of_people_is_refused(lfw_dir):
+    """`--data lfw/images` would split LFW's people by a seeded shuffle and train on its test
+    people; the split refuses it, naming the folder to give instead."""
+    with pytest.raises(DataError, match="images/ folder of an LFW dataset") as info:
+        splits.train_val_test(load_dataset(lfw_dir / "images"), val_fraction=0.1, seed=0)
+    assert f"--data {lfw_dir}" in info.value.one_line()

@@ -120,6 +120,13 @@ def test_quick_build_report_structure_and_sane_metrics(quick_build):
     sparsity = report["stages"]["pruned"]["sparsity_overall"]
     target = report["settings"]["prune"]["target_sparsity"]  # the esp32 preset's (0.3)
     assert abs(sparsity - target) <= 0.02, (sparsity, target)  # reached by the end of the schedule
+    # LFW's errata filter (data.test_filter) ran before the views and mixes; what it dropped is said
+    dropped = report["data"]["test_filter"]
+    assert dropped["distance"] == report["settings"]["data"]["test_filter"] == 0.25
+    assert set(dropped) == {"distance", "train_near_test_image", "train_named_as_test_person",
+                            "val_near_test_image", "val_named_as_test_person"}
+    assert json.loads((out / "validation.json").read_text())["data"]["test_filter"] == dropped
+    assert "data.test_filter" in (out / "MODEL_CARD.md").read_text()
     md = (out / "report.md").read_text()
     for heading in ["## Stages", "## Compression losses", "## TFLM vs TFLite int8", "## Pruning", "## Plots"]:
         assert heading in md
@@ -252,6 +259,115 @@ def test_a_failed_stage_leaves_no_trusted_artifact(quick_build, lfw_dir, monkeyp
     ran = {s.name: s.skipped for s in result.stages}
     assert ran["distill"] and ran["prune"] and not ran["quantize"]
     assert (out / "quantize" / "int8.tflite").is_file()
+
+
+def _quick_settings(quick_build, lfw_dir, **sections):
+    """The quick build's settings (its extra faces included), with ``sections`` merged in."""
+    from tinyface import config
+    from tinyface.cli.build import QUICK
+    from tinyface.config import load_preset
+
+    overrides = {**QUICK, "data": {"dir": str(lfw_dir)}, "extra": {"dirs": [str(quick_build[0].parent / "extra")]}}
+    for name, values in sections.items():
+        overrides[name] = {**overrides.get(name, {}), **values}
+    return config.load(None, overrides, base=load_preset("esp32").settings()), load_preset("esp32")
+
+
+def test_a_build_stopped_after_a_stage_leaves_that_stages_models_to_no_earlier_model_json(
+        quick_build, lfw_dir, monkeypatch, tmp_path):
+    """A rebuild at another padding, stopped after distill: the student was trained on crops cut at
+    0.3, the run's model.json (written by the previous build's report) still says the old padding,
+    and `tinyface evaluate --model run/distill/student.keras` used to cut at that one, silently."""
+    import shutil
+
+    from tinyface.errors import ModelError
+    from tinyface.model.bundle import model_file_meta
+    from tinyface.train import pipeline, prune
+
+    out = tmp_path / "run"
+    shutil.copytree(quick_build[0], out)
+    meta = json.loads((out / "model.json").read_text())
+    # the finished build recorded each stage it made, and its stage models take its crop
+    assert meta["extra"]["stages"] == {name: json.loads((out / name / "stage.json").read_text())["fingerprint"]
+                                       for name in ("distill", "prune", "quantize", "evaluate")}
+    assert model_file_meta(out / "distill" / "student.keras").meta.crop_padding == meta["crop_padding"] != 0.3
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(prune, "wrap_for_pruning", killed)
+    settings, preset = _quick_settings(quick_build, lfw_dir, data={"padding": 0.3})
+    with pytest.raises(RuntimeError, match="killed"):
+        pipeline.run_build(settings, preset, out, quick=True)
+    assert json.loads((out / "model.json").read_text())["crop_padding"] == meta["crop_padding"]
+    assert json.loads((out / "distill" / "stage.json").read_text())["fingerprint"] != meta["extra"]["stages"]["distill"]
+    with pytest.raises(ModelError) as exc:
+        model_file_meta(out / "distill" / "student.keras")
+    assert "another build" in exc.value.one_line() and "finish the build" in exc.value.one_line()
+    with pytest.raises(ModelError, match="has no model.json"):  # the prune stage it was redoing: no record
+        model_file_meta(out / "prune" / "pruned.keras")
+    # the stage it did not reach is still the previous build's, which that model.json describes
+    assert model_file_meta(out / "quantize" / "float.tflite").meta.crop_padding == meta["crop_padding"]
+
+
+def test_a_build_stopped_in_its_report_leaves_no_earlier_card_beside_its_model(
+        quick_build, lfw_dir, monkeypatch, tmp_path):
+    """The report step writes the bundle, then the report, validation figures and card: stopped in
+    between, it left the previous build's card and figures beside the new model."""
+    import shutil
+
+    from tinyface.evaluation import report
+    from tinyface.model.bundle import load_bundle
+    from tinyface.train import pipeline
+
+    out = tmp_path / "run"
+    shutil.copytree(quick_build[0], out)
+    # REPORT_FILES is all the report step writes beside the bundle (it removes those first)
+    written = {p.name for p in out.iterdir() if p.is_file()} - {"model.tflite", "model.json", ".lock"}
+    assert written <= set(pipeline.REPORT_FILES) and {"MODEL_CARD.md", "report.md", "validation.md"} <= written
+    (out / "identification.png").write_bytes(b"a plot an earlier build drew")  # this one's has none
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(report, "write_report", killed)
+    settings, preset = _quick_settings(quick_build, lfw_dir)
+    with pytest.raises(RuntimeError, match="killed"):
+        pipeline.run_build(settings, preset, out, quick=True)
+    assert load_bundle(out).meta.extra["stages"]  # the new bundle is there
+    assert [name for name in pipeline.REPORT_FILES if (out / name).exists()] == []
+
+
+def test_a_build_removes_what_killed_builds_left_of_their_atomic_writes(monkeypatch, tmp_path):
+    """A save killed outright (SIGKILL, the out-of-memory killer) leaves its temp file (a half
+    .keras weighs megabytes); the next build, holding the run folder, removes them before any
+    work, and nothing else."""
+    from tinyface import config
+    from tinyface.config import load_preset
+    from tinyface.train import pipeline
+
+    out = tmp_path / "run"
+    leftovers = [out / "distill" / ".student.keras.k3x_9a0b.keras", out / "prune" / ".sparsity.json.abcd1234.tmp",
+                 out / "quantize" / ".int8.tflite.zz00yy11.tmp", out / ".model.tflite.q1w2e3r4.tmp"]
+    kept = [out / "distill" / "student.keras", out / "distill" / "stage.json", out / "distill" / ".notes.keras",
+            out / "quantize" / "calibration.tmp", out / ".model.tflite.backup",
+            out / "other" / "deeper" / ".student.keras.k3x_9a0b.keras"]  # only the stage folders are looked in
+    for path in leftovers + kept:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"bytes")
+
+    class Started(Exception):
+        pass
+
+    def started(*args, **kwargs):
+        assert [p for p in leftovers if p.exists()] == []  # gone before the first step
+        raise Started
+
+    monkeypatch.setattr(pipeline, "check_dataset_size", started)
+    with pytest.raises(Started):
+        pipeline.run_build(config.load(None, {}, base=load_preset("esp32").settings()), load_preset("esp32"), out,
+                           quick=True)
+    assert [p for p in kept if not p.exists()] == []
 
 
 def test_a_search_trial_trains_as_the_build_does(quick_build, lfw_dir, monkeypatch, tmp_path):

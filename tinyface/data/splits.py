@@ -49,6 +49,12 @@ def train_val_test(dataset: Dataset, val_fraction: float, seed: int, test_fracti
         test_people = [p for p in dev_test if p in groups]
         source = "lfw-view1"
     else:
+        lfw_root = dataset.images_dir.parent
+        if dataset.images_dir.name == "images" and (lfw_root / lfw.PEOPLE_DEV_TEST).is_file():
+            # a seeded shuffle of LFW's people would train on its held-out test people
+            raise DataError(f"{dataset.images_dir} is the images/ folder of an LFW dataset: as a folder of "
+                            "people it would train on LFW's test people",
+                            hint=f"give the LFW folder itself: --data {lfw_root}")
         people = sorted(groups)
         rng.shuffle(people)
         n_test = max(1, round(len(people) * test_fraction))

@@ -314,7 +314,7 @@ def write_report(out_dir: Path, metrics: BuildMetrics, settings, preset, stages_
         f"Verification tested on {data['test_pairs']:,} held-out pairs ({test_name(metrics)}), "
         f"threshold chosen on {metrics.threshold_from}. Identification: "
         f"{data['identify_people']} enrolled people, {data['identify_probes']} probes, "
-        f"{data['identify_strangers']} strangers.",
+        f"{data['identify_strangers']} strangers." + (f" {test_filter_words(data)}" if test_filter_words(data) else ""),
         "",
         "## Stages",
         "",
@@ -410,7 +410,8 @@ def write_validation_report(out_dir: Path, metrics: BuildMetrics, preset, stages
              "No figure of the held-out test is in this file (nor in validation.json): those are in report.md, "
              "report.json and the model card, to be read once the choice they could steer is made.", "",
              f"{data['train_images']:,} training images of {data['train_people']:,} people; validation: "
-             f"{data['val_images']:,} images of {data['val_people']:,} other people.", ""]
+             f"{data['val_images']:,} images of {data['val_people']:,} other people."
+             + (f" {test_filter_words(data)}" if test_filter_words(data) else ""), ""]
     lines += validation_table(metrics)
     val = {n: stages[n].validation for n in STAGE_ORDER
            if n in stages and (stages[n].validation or {}).get("accuracy") is not None
@@ -431,7 +432,8 @@ def write_validation_report(out_dir: Path, metrics: BuildMetrics, preset, stages
         lines.append("")
     write_text(out_dir / "validation.md", "\n".join(lines))
     public = {"preset": preset.name, "smoke_test": bool(metrics.smoke_test),
-              "data": {k: data[k] for k in ("train_images", "train_people", "val_images", "val_people") if k in data},
+              "data": {k: data[k] for k in ("train_images", "train_people", "val_images", "val_people", "test_filter")
+                       if k in data},
               "stages": {n: {k: v for k, v in (st.validation or {}).items() if k != "identification_curve"}
                          for n, st in stages.items()},
               "macs": tflm.macs, "mac_budget": metrics.mac_budget, "model_bytes": tflm.model_bytes,
@@ -744,7 +746,8 @@ def write_model_card(out_dir: Path, metrics: BuildMetrics, settings, preset, met
          f"{data['train_people']:,} people for training, {data['val_images']:,} images of "
          f"{data['val_people']:,} other people for validation, the rest held out for the test; the "
          f"threshold was chosen on {metrics.threshold_from}"),
-        *[line for line in [_extra_card_line(metrics, settings), _assistant_card_line(metrics)] if line],
+        *[line for line in [_test_filter_card_line(data), _extra_card_line(metrics, settings),
+                            _assistant_card_line(metrics)] if line],
         f"- student: {_student_words(settings.student)}, distilled for {ds.epochs} epochs "
         f"(batch {ds.batch_size}, Adam, lr {ds.learning_rate}, cosine decay) toward the dlib ResNet embeddings "
         f"centered on {'the training images and the extra faces together' if ds.center == 'all' else 'the training images'} "
@@ -820,6 +823,24 @@ def reproduce_command(settings, preset) -> str:
             for section, values in want.items() for key, value in values.items()
             if (section, key) not in _LOCAL_SETTINGS and value != have[section][key]]
     return " ".join([f"tinyface build --preset {preset.name}", *sets])
+
+
+def test_filter_words(data: dict) -> str:
+    """What data.test_filter dropped, as a sentence (empty when it was off)."""
+    f = (data or {}).get("test_filter")
+    if not f:
+        return ""
+    train = f.get("train_near_test_image", 0) + f.get("train_named_as_test_person", 0)
+    val = f.get("val_near_test_image", 0) + f.get("val_named_as_test_person", 0)
+    return (f"{train:,} training and {val:,} validation images were dropped as test images filed again "
+            f"(within {f['distance']:g} of a test person's image, or a test person under another spelling: "
+            "data.test_filter).")
+
+
+
+def _test_filter_card_line(data: dict) -> str:
+    words = test_filter_words(data)
+    return f"- LFW's errata: {words[0].lower()}{words[1:]}" if words else ""
 
 
 def _extra_card_line(metrics: BuildMetrics, settings) -> str:

@@ -18,7 +18,7 @@ from tinyface.evaluation import metrics
 from tinyface.data import lfw
 from tinyface.data.cache import FaceCache
 from tinyface.data.dataset import FaceImage, load_dataset
-from tinyface.data.extra import ExtraFaces, load_extra_faces
+from tinyface.data.extra import ExtraFaces, load_extra_faces, nearest_distances, person_key
 from tinyface.data.faces import FaceSpec, prepare_faces
 from tinyface.data.splits import train_val_test
 from tinyface.errors import DataError
@@ -145,6 +145,13 @@ def load_build_data(settings, quick: bool = False, progress=None, step=None) -> 
     train = _prepare(train_images, spec, _cache(settings), d.workers, progress)
     step("validation faces", len(val_images))
     val = _prepare(val_images, spec, _cache(settings), d.workers, progress)
+    test_teacher = None
+    if d.test_filter > 0 or settings.extra.dirs:
+        test_teacher = _test_people_teacher(dataset, split.test_people, spec, settings, progress, step)
+    filtered = {}
+    if d.test_filter > 0:  # before anything is made of the training faces (views, mixes)
+        train, filtered["train"] = filter_test_copies(train, test_teacher, split.test_people, d.test_filter)
+        val, filtered["val"] = filter_test_copies(val, test_teacher, split.test_people, d.test_filter)
     step("test faces", len(eval_images))
     res = prepare_faces([im.path for im in eval_images], spec, _cache(settings), workers=d.workers, progress=progress)
     if not res.ok.all():
@@ -177,10 +184,7 @@ def load_build_data(settings, quick: bool = False, progress=None, step=None) -> 
         mix_crops = np.stack([blend(train.crops[m.a], train.crops[m.b], m.lam) for m in plan]) if plan else None
         data.train_mixes = (mix_crops[ok], mix_teacher[ok]) if plan else None
     if settings.extra.dirs:
-        data.extra = load_extra_faces(settings, spec, _cache(settings),
-                                      _test_people_teacher(dataset, split.test_people, spec, settings, progress,
-                                                           step),
-                                      progress, step,
+        data.extra = load_extra_faces(settings, spec, _cache(settings), test_teacher, progress, step,
                                       held_out_people=set(split.test_people) | {im.identity for im in split.val},
                                       validation_teacher=val.teacher if settings.extra.filter_validation else None)
     data.stats = {
@@ -190,6 +194,9 @@ def load_build_data(settings, quick: bool = False, progress=None, step=None) -> 
         "test_pairs": int(len(test_pairs.same)), "identify_people": len(enroll),
         "identify_probes": len(probes), "identify_strangers": len(strangers),
     }
+    if filtered:
+        data.stats["test_filter"] = {"distance": d.test_filter, **{
+            f"{role}_{what}": n for role, counts in filtered.items() for what, n in counts.items()}}
     if data.train_hard is not None:
         made = len(data.train_hard[0])
         data.stats["hard_crops"] = {kind: made * n for kind, n in Counter(kind for kind, _ in kinds).items()}
@@ -200,13 +207,33 @@ def load_build_data(settings, quick: bool = False, progress=None, step=None) -> 
 
 
 def _test_people_teacher(dataset, test_people, spec: FaceSpec, settings, progress, step) -> np.ndarray:
-    """Teacher embeddings of every image of the test people: the contamination filter's
-    reference (the one use of test images before the evaluation; see tinyface/data/extra.py)."""
+    """Teacher embeddings of every image of the test people: the reference of the contamination
+    filters (data.test_filter, extra.max_test_distance), the one use of test images before the
+    evaluation. Every image the evaluation reads is in it, a centre crop where no face was found
+    included (the evaluation scores those too)."""
     people = set(test_people)
     paths = [im.path for im in dataset.images if im.identity in people]
-    step("test people's faces (the contamination filter)", len(paths))
+    step("test people's faces (the contamination filters)", len(paths))
     res = prepare_faces(paths, spec, _cache(settings), workers=settings.data.workers, progress=progress)
-    return res.teacher[res.usable]
+    return res.teacher[res.ok]
+
+
+def _name_words(name: str) -> frozenset[str]:
+    return frozenset(person_key(name).split("_"))
+
+
+def filter_test_copies(faces: Faces, test_teacher: np.ndarray, test_people, distance: float) -> tuple[Faces, dict]:
+    """``faces`` without LFW's errata (data.test_filter): images whose teacher embedding lies
+    closer than ``distance`` to an image of a test person (the same photo filed under two names,
+    a group photo's other face), and people whose name has a test person's words in another
+    order (``Choi_Sung-hong`` is ``Sung_Hong_Choi``). Returns the kept faces and the counts."""
+    near = nearest_distances(faces.teacher, test_teacher) < distance
+    test_names = {_name_words(p) for p in test_people}
+    named = np.array([_name_words(label) in test_names for label in faces.labels], bool)
+    keep = np.flatnonzero(~(near | named))
+    kept = Faces(faces.crops[keep], faces.teacher[keep], [faces.labels[i] for i in keep],
+                 [faces.paths[i] for i in keep])
+    return kept, {"near_test_image": int(near.sum()), "named_as_test_person": int((named & ~near).sum())}
 
 
 _caches: dict[str, FaceCache] = {}
