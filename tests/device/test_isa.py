@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -288,3 +289,55 @@ def test_extra_make_variables_key_the_cache_with_a_folder_safe_name():
     assert _key_with(plain, ()) == plain
     keyed = {_key_with(plain, (f"TF_EXTRA=-include /a b|c-{i}.h",)) for i in range(3)}
     assert len(keyed) == 3 and all(re.fullmatch(r"[0-9a-f-]+", k) for k in keyed), keyed
+
+
+# A compiler cut short with its build (the out-of-memory killer, a CI timeout, `kill -9`): it writes
+# the start of an object to its -o argument, as the assembler does, then SIGKILLs its process group,
+# make included; without an -o (the Makefile's $(shell $(CC) -print-libgcc-file-name)) it is the
+# real compiler. (tests/firmware/test_native.py does the same to the native build.)
+KILLED_COMPILER = """#!/bin/sh
+out=
+prev=
+for arg; do [ "$prev" = -o ] && out=$arg; prev=$arg; done
+[ -n "$out" ] || exec {real} "$@"
+printf '\\177ELF' > "$out"
+kill -KILL 0
+"""
+
+
+@pytest.mark.parametrize("target, compiler, symbol", [
+    ("tensorflow/lite/micro/debug_log.o", "CXX", "DebugLog"),
+    ("esp-nn/src/activation_functions/esp_nn_relu_ansi.o", "CC", "esp_nn_relu6_s8_ansi"),
+])
+def test_an_object_cut_short_by_a_killed_build_is_compiled_again(isa_toolchain, tiny_bundle, tmp_path, target,
+                                                                 compiler, symbol):
+    """A build killed mid-compile leaves no object make would take as up to date in the shared
+    TFLM/ESP-NN cache (before, a 4-byte object stayed there and every later build failed to link).
+    One object of the generated rv32/Makefile, C++ (TFLM) or C (ESP-NN), compiled for real."""
+    from tinyface.codegen import generate_project
+    from tinyface.device.isa import CROSS
+
+    project = tmp_path / "project"
+    generate_project(tiny_bundle, load_board("esp32c3"), project)
+    obj_dir = tmp_path / "tflm"
+    obj = obj_dir / target
+    real = CROSS + {"CXX": "g++", "CC": "gcc"}[compiler]
+    wrapper = tmp_path / "killed-compiler"
+    wrapper.write_text(KILLED_COMPILER.format(real=real))
+    wrapper.chmod(0o755)
+
+    def make(*compiler_var):
+        return subprocess.run(["make", "-C", str(project / "rv32"), *isa_toolchain.make_vars(), *compiler_var,
+                               f"TFLM_OBJ_DIR={obj_dir}", str(obj)],
+                              capture_output=True, text=True, timeout=300, start_new_session=True)
+
+    killed = make(f"{compiler}={wrapper}")
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr  # make died with its compiler
+    assert not obj.exists()
+    rebuilt = make()
+    assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+    assert os.path.basename(target).replace(".o", ".c") in rebuilt.stdout  # compiled again, not "up to date"
+    assert not list(obj_dir.rglob("*.tmp"))
+    symbols = subprocess.run([CROSS + "nm", "--defined-only", str(obj)], capture_output=True, text=True)
+    assert symbols.returncode == 0, symbols.stderr
+    assert re.search(rf"^[0-9a-f]+ T {symbol}$", symbols.stdout, re.M), symbols.stdout

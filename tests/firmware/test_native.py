@@ -5,8 +5,10 @@ against this build too (their `device_kind` fixture has a "native" kind)."""
 
 import os
 import select
+import shutil
 import signal
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -185,3 +187,124 @@ def test_project_cache_folder_differs_by_what_the_project_renders(tiny_bundle, t
               project_cache_folder(tmp_path, tiny_bundle, board, "generated", 0.15),
               project_cache_folder(tmp_path, tiny_bundle, load_board("esp32c3"), "esp-nn", 0.15)}
     assert base not in others and len(others) == 4
+
+
+# A compiler cut short with its build, as by the out-of-memory killer, a CI timeout or `kill -9`:
+# it writes the start of an object to its -o argument (the assembler creates its output first
+# and fills it last), then SIGKILLs its process group: make and everything make runs. Without an
+# -o (a Makefile asking for the compiler's settings) it is the real compiler.
+KILLED_COMPILER = """#!/bin/sh
+out=
+prev=
+for arg; do [ "$prev" = -o ] && out=$arg; prev=$arg; done
+[ -n "$out" ] || exec {real} "$@"
+printf '\\177ELF' > "$out"
+kill -KILL 0
+"""
+
+
+def killed_compiler(tmp_path, real: str):
+    """A compiler (KILLED_COMPILER) that kills its build mid-object; ``real`` answers the rest."""
+    path = tmp_path / f"killed-{os.path.basename(real)}"
+    path.write_text(KILLED_COMPILER.format(real=real))
+    path.chmod(0o755)
+    return path
+
+
+def test_an_object_cut_short_by_a_killed_build_is_compiled_again(native_toolchain, tiny_bundle, tmp_path):
+    """A build killed mid-compile leaves no object make would take as up to date: before, the shared
+    TFLM cache kept a 4-byte debug_log.o and every later build failed to link (undefined DebugLog).
+    One object of the generated native/Makefile, compiled for real; then linked and run."""
+    from tinyface.codegen import generate_project
+    from tinyface.device.native import find_toolchain
+
+    toolchain = find_toolchain()
+    project = tmp_path / "project"
+    generate_project(tiny_bundle, load_board("esp32"), project)
+    obj_dir = tmp_path / "tflm"
+    obj = obj_dir / "tensorflow/lite/micro/debug_log.o"
+
+    def make(cxx):
+        return subprocess.run(["make", "-C", str(project / "native"), *toolchain.make_vars(), f"CXX={cxx}",
+                               f"TFLM_OBJ_DIR={obj_dir}", str(obj)],
+                              capture_output=True, text=True, timeout=300, start_new_session=True)
+
+    killed = make(killed_compiler(tmp_path, toolchain.cxx))
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr  # make died with its compiler
+    assert not obj.exists()
+    rebuilt = make(toolchain.cxx)
+    assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+    assert "debug_log.cc" in rebuilt.stdout  # compiled again, not "up to date"
+    assert not list(obj_dir.rglob("*.tmp"))
+    main = tmp_path / "main.cc"
+    main.write_text('#include <cstdarg>\nextern "C" void DebugLog(const char* format, va_list args);\n'
+                    "static void Log(const char* format, ...) {\n"
+                    "  va_list args; va_start(args, format); DebugLog(format, args); va_end(args);\n}\n"
+                    'int main() { Log("linked %d\\n", 42); return 0; }\n')
+    linked = subprocess.run([toolchain.cxx, str(main), str(obj), "-o", str(tmp_path / "main")],
+                            capture_output=True, text=True)
+    assert linked.returncode == 0, linked.stderr
+    ran = subprocess.run([str(tmp_path / "main")], capture_output=True, text=True, timeout=10)
+    assert ran.returncode == 0 and ran.stderr == "linked 42\n"
+
+
+def _running(pid: int) -> bool:
+    """The process exists and has not exited (a zombie has: it holds no files)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # the state, after "(comm)"
+    except FileNotFoundError:
+        return False
+
+
+def _lock_is_free(root) -> bool:
+    import fcntl
+
+    with open(root / ".build.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True  # closing releases it
+
+
+def test_the_build_lock_outlives_a_killed_tinyface_while_make_runs(tmp_path):
+    """make runs in its own session (Ctrl-C stops it and its compilers together), so a tinyface
+    killed outright (SIGKILL) leaves it running: the cache's build lock stays held until make and
+    what it runs have exited, and no second build compiles into the same folder beside them.
+    Before, the lock was the dead process's alone and was free at once."""
+    if not shutil.which("make"):
+        skip_or_fail("no make")
+    project, root, pid_file = tmp_path / "project", tmp_path / "cache", tmp_path / "make.pid"
+    (project / "native").mkdir(parents=True)
+    (project / "src").mkdir()
+    # a real make whose recipe (a compiler, as it were) says make's pid and runs on
+    (project / "native" / "Makefile").write_text(
+        f"all:\n\t@echo $$PPID > {pid_file}.tmp && mv {pid_file}.tmp {pid_file} && sleep 600\n")
+    tinyface = subprocess.Popen(
+        [sys.executable, "-c", "import sys\nfrom pathlib import Path\n"
+         "from tinyface.device.native import make_program\n"
+         "make_program(Path(sys.argv[1]), 'native', 'make', [], 'key', Path(sys.argv[2]), 'prog', 'test', jobs=1)",
+         str(project), str(root)])
+    make_pid = None
+    try:
+        deadline = time.monotonic() + 30
+        while not pid_file.is_file() and time.monotonic() < deadline and tinyface.poll() is None:
+            time.sleep(0.05)
+        assert pid_file.is_file(), "make's recipe did not start"
+        make_pid = int(pid_file.read_text())
+        tinyface.kill()
+        tinyface.wait(timeout=10)
+        assert _running(make_pid)  # make runs on, orphaned
+        assert not _lock_is_free(root)
+        os.killpg(make_pid, signal.SIGKILL)  # make leads its own session's process group
+        deadline = time.monotonic() + 10
+        while not _lock_is_free(root):  # and with make and its recipe gone, the lock is free
+            assert time.monotonic() < deadline, "the build lock is still held after make has exited"
+            time.sleep(0.05)
+    finally:
+        if tinyface.poll() is None:
+            tinyface.kill()
+            tinyface.wait()
+        if make_pid is not None and _running(make_pid):
+            os.killpg(make_pid, signal.SIGKILL)

@@ -46,7 +46,7 @@ LIBSTDCXX_DIR = Path("/usr/include/c++/12")
 LIBSTDCXX_TARGET_DIR = Path("/usr/include/x86_64-linux-gnu/c++/12")
 KERNELS = ("esp_nn", "reference")
 # Bump when the way the rv32 build compiles TFLM changes (invalidates cached objects).
-ISA_BUILD_VERSION = 1
+ISA_BUILD_VERSION = 2  # 2: objects compiled to a temporary name and renamed
 COUNT_LABEL = "instructions (a lower bound on cycles)"
 
 
@@ -75,6 +75,13 @@ class IsaToolchain:
                  _compiler_version(CROSS + "g++"), _mtime(PICOLIBC_DIR / "lib/rv32im/ilp32/libc.a"),
                  str(LIBSTDCXX_DIR)]
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+    def make_vars(self) -> list[str]:
+        """The variables rv32/Makefile is run with."""
+        return [f"TFLM_DIR={self.tflm_dir}", f"TFLM_THIRD_PARTY_DIR={self.third_party_dir}",
+                f"ESP_NN_DIR={self.esp_nn_dir}", f"KERNELS={self.kernels}", f"CROSS={CROSS}",
+                f"PICOLIBC_DIR={PICOLIBC_DIR}", f"LIBSTDCXX_DIR={LIBSTDCXX_DIR}",
+                f"LIBSTDCXX_TARGET_DIR={LIBSTDCXX_TARGET_DIR}"]
 
 
 def cache_dir() -> Path:
@@ -169,11 +176,7 @@ def build_rv32(project_dir: str | Path, toolchain: IsaToolchain | None = None, j
     """
     toolchain = toolchain or find_toolchain()
     project_dir = Path(project_dir).resolve()
-    return make_program(project_dir, "rv32", "make",
-                        [f"TFLM_DIR={toolchain.tflm_dir}", f"TFLM_THIRD_PARTY_DIR={toolchain.third_party_dir}",
-                         f"ESP_NN_DIR={toolchain.esp_nn_dir}", f"KERNELS={toolchain.kernels}", f"CROSS={CROSS}",
-                         f"PICOLIBC_DIR={PICOLIBC_DIR}", f"LIBSTDCXX_DIR={LIBSTDCXX_DIR}",
-                         f"LIBSTDCXX_TARGET_DIR={LIBSTDCXX_TARGET_DIR}", *extra_vars],
+    return make_program(project_dir, "rv32", "make", [*toolchain.make_vars(), *extra_vars],
                         _key_with(toolchain.key(), extra_vars), root or cache_dir(), PROGRAM_NAME, "rv32", jobs, log)
 
 

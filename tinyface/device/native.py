@@ -33,7 +33,7 @@ from tinyface.errors import ToolchainError
 
 PROGRAM_NAME = "tinyface_native"
 # Bump when the way the native build compiles TFLM changes (invalidates cached objects).
-NATIVE_BUILD_VERSION = 1
+NATIVE_BUILD_VERSION = 2  # 2: objects compiled to a temporary name and renamed
 _THIRD_PARTY = {"flatbuffers": "flatbuffers/include/flatbuffers/flatbuffers.h",
                 "gemmlowp": "gemmlowp/fixedpoint/fixedpoint.h",
                 "ruy": "ruy/ruy/profiler/instrumentation.h"}
@@ -51,6 +51,10 @@ class NativeToolchain:
         parts = [str(NATIVE_BUILD_VERSION), str(self.tflm_dir), _git_head(self.tflm_dir),
                  str(self.third_party_dir), self.cxx, _compiler_version(self.cxx)]
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+    def make_vars(self) -> list[str]:
+        """The variables native/Makefile is run with."""
+        return [f"TFLM_DIR={self.tflm_dir}", f"TFLM_THIRD_PARTY_DIR={self.third_party_dir}", f"CXX={self.cxx}"]
 
 
 def cache_dir() -> Path:
@@ -109,10 +113,8 @@ def build_native(project_dir: str | Path, toolchain: NativeToolchain | None = No
     """
     toolchain = toolchain or find_toolchain()
     project_dir = Path(project_dir).resolve()
-    return make_program(project_dir, "native", toolchain.make,
-                        [f"TFLM_DIR={toolchain.tflm_dir}", f"TFLM_THIRD_PARTY_DIR={toolchain.third_party_dir}",
-                         f"CXX={toolchain.cxx}"],
-                        toolchain.key(), cache_dir(), PROGRAM_NAME, "native", jobs, log)
+    return make_program(project_dir, "native", toolchain.make, toolchain.make_vars(), toolchain.key(), cache_dir(),
+                        PROGRAM_NAME, "native", jobs, log)
 
 
 def make_program(project_dir: Path, folder: str, make: str, make_vars: list[str], key: str, root: Path,
@@ -123,8 +125,10 @@ def make_program(project_dir: Path, folder: str, make: str, make_vars: list[str]
 
     The program is cached by the content of ``src/``, ``folder/`` and the project folders in
     ``also_reads`` (other sources the Makefile compiles) and ``key`` (the toolchain); TFLM's
-    objects once per ``key``. The make runs under the cache's build lock and its program
-    is moved into place atomically.
+    objects once per ``key``. The make runs under the cache's build lock, which make and every
+    compiler it starts hold too (its descriptor is passed to them): killed, even by SIGKILL,
+    tinyface leaves the lock held until the last of them has exited, so the next build never
+    compiles into the same folder beside them. Its program is moved into place atomically.
 
     Raises:
         ToolchainError: not a generated project, or the build failed (the message has the first
@@ -141,13 +145,14 @@ def make_program(project_dir: Path, folder: str, make: str, make_vars: list[str]
     tmp_program = out_dir / f".{program_name}.{os.getpid()}.tmp"
     cmd = [make, "-C", str(project_dir / folder), f"-j{jobs}", *make_vars, f"BUILD_DIR={out_dir / 'obj'}",
            f"TFLM_OBJ_DIR={root / ('tflm-' + key)}", f"PROGRAM={tmp_program}"]
-    with _build_lock(root):
+    with _build_lock(root) as lock_fd:
         if program.is_file():  # another process built it while we waited
             return program
         lines: list[str] = []
-        # its own process group, so that an interrupt (Ctrl-C, SIGTERM) stops make and its compilers together
+        # its own process group, so that an interrupt (Ctrl-C, SIGTERM) stops make and its compilers together;
+        # the lock's descriptor goes with them (see _build_lock)
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env={**os.environ, "LC_ALL": "C"}, start_new_session=True)
+                                env={**os.environ, "LC_ALL": "C"}, start_new_session=True, pass_fds=(lock_fd,))
         assert proc.stdout is not None
         try:
             for line in proc.stdout:
@@ -271,15 +276,21 @@ def _build_with_status(bundle, board, kernels: str = "esp-nn", arena_margin: flo
 
 @contextlib.contextmanager
 def _build_lock(root: Path):
+    """The cache's build lock (an flock); yields its file descriptor.
+
+    The lock belongs to the open file, not to this process: a child given the descriptor
+    (Popen's pass_fds) holds it as long as the child or any process it starts keeps it open.
+    So it is released by closing, never by LOCK_UN (which would release it for them too):
+    it outlives a tinyface killed mid-build until make's last compiler has exited. (A
+    parent-death signal would kill make only, not the compilers it runs, and fires when the
+    thread that started make ends; and preexec_fn is unsafe beside the spinner's thread.)
+    """
     import fcntl
 
     root.mkdir(parents=True, exist_ok=True)
     with open(root / ".build.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        yield handle.fileno()
 
 
 def _tree_hash(project_dir: Path, folders: tuple[str, ...], salt: str) -> str:
