@@ -102,7 +102,9 @@ def people_faces(folder, settings, workers: int = 0):
     """The faces of a folder-per-person set, cut as ``settings`` cut the validation faces:
     ``(crops, teacher embeddings, labels, skipped)``, only photos with a detected face. Progress
     on stderr (a bar, or a line every few seconds into a file): a first pass aligns and embeds
-    every photo (minutes for CelebA's 6,300), later ones read the cache."""
+    every photo (minutes for CelebA's 6,300), later ones read the cache. A folder holding LFW test
+    people (named after one, as the build's name filter matches them) is refused: choices made
+    on it would be made on the held-out test."""
     from tinyface.console import progress_bar
     from tinyface.data.cache import FaceCache
     from tinyface.data.dataset import load_dataset
@@ -110,12 +112,29 @@ def people_faces(folder, settings, workers: int = 0):
 
     dataset = load_dataset(Path(folder))
     paths = [image.path for image in dataset.images]
+    test_people = _lfw_test_people(settings)
+    if test_people:
+        from tinyface.data.extra import named_after
+
+        held = named_after(paths, test_people)
+        if held.any():
+            names = sorted({path.parent.name for path, h in zip(paths, held) if h})
+            raise SystemExit(f"{folder}: {len(names)} of its people are LFW test people (peopleDevTest.txt), e.g. "
+                             f"{names[0]}: a selection set must not hold the held-out test's people")
     with FaceCache(settings.data.cache_path()) as cache, progress_bar("photos", len(paths)) as advance:
         res = prepare_faces(paths, FaceSpec.from_settings(settings, teacher=True), cache, workers=workers,
                             progress=advance)
     keep = res.ok & res.detected
     labels = [image.identity for image, good in zip(dataset.images, keep) if good]
     return res.crops[keep], res.teacher[keep], labels, int(len(paths) - keep.sum())
+
+
+def _lfw_test_people(settings) -> list[str]:
+    """The people of peopleDevTest.txt in the settings' LFW folder ([] when it has none)."""
+    from tinyface.data import lfw
+
+    people_file = settings.data.data_path() / lfw.PEOPLE_DEV_TEST
+    return [name for name, _ in lfw.read_people(people_file)] if people_file.is_file() else []
 
 
 def distilled_from(bundle, folder) -> list[str]:
