@@ -140,6 +140,8 @@ extern "C" uint32_t tf_cpu_hz(void) { return 1000000000u; }
 
 extern "C" uint64_t tf_micros(void) { return NowNs() / 1000u; }
 
+extern "C" uint32_t tf_reset_reason(void) { return TF_RESET_UNKNOWN; }  // not a chip
+
 extern "C" uint32_t tf_free_heap_bytes(void) { return 0; }
 
 extern "C" uint32_t tf_free_psram_bytes(void) { return 0; }

@@ -167,6 +167,8 @@ extern "C" uint32_t tf_cpu_hz(void) { return (uint32_t)TF_BOARD_CPU_MHZ * 100000
 
 extern "C" uint64_t tf_micros(void) { return Instructions() / (uint64_t)TF_BOARD_CPU_MHZ; }
 
+extern "C" uint32_t tf_reset_reason(void) { return TF_RESET_UNKNOWN; }  // not a chip
+
 extern "C" uint32_t tf_free_heap_bytes(void) { return 0; }
 extern "C" uint32_t tf_free_psram_bytes(void) { return 0; }
 

@@ -35,6 +35,10 @@ uint32_t tf_cpu_hz(void);
 // Monotonic microseconds.
 uint64_t tf_micros(void);
 
+// Why the chip last started: a TF_RESET_* value (ESP-IDF's esp_reset_reason_t); TF_RESET_UNKNOWN
+// where there is no chip.
+uint32_t tf_reset_reason(void);
+
 // Free internal-SRAM heap bytes right now, PSRAM not counted (0 where it cannot be measured).
 uint32_t tf_free_heap_bytes(void);
 

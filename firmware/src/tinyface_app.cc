@@ -32,12 +32,14 @@ tflite::MicroInterpreter* g_interpreter = nullptr;
 uint32_t g_arena_used_bytes = 0;
 uint32_t g_free_sram_bytes = 0;
 uint32_t g_free_psram_bytes = 0;
+uint64_t g_start_us = 0;  // tf_micros() when the firmware started: INFO's uptime_ms
 Gallery g_gallery;
 float g_embedding[TF_MODEL_OUTPUT_SIZE];
 
 // The last request handled and, for ENROLL and DELETE, the reply sent: a retry (same seq, type
-// and payload: its length and CRC-32) of a state-changing request is answered from here instead
-// of being executed again. A different payload under the same seq is a new request.
+// and payload: its length, its CRC-32 and, compared byte for byte, its name field) of a
+// state-changing request is answered from here instead of being executed again. A different
+// payload under the same seq is a new request (CRC-32 alone can be collided on purpose).
 bool g_have_last = false;
 uint8_t g_last_type = 0;
 uint16_t g_last_seq = 0;
@@ -172,6 +174,8 @@ void HandleInfo(const TfFrame& f) {
   info.free_psram_bytes = g_free_psram_bytes;
   info.cpu_hz = tf_cpu_hz();
   info.flags = tf_platform_flags();
+  info.reset_reason = tf_reset_reason();
+  info.uptime_ms = (uint32_t)((tf_micros() - g_start_us) / 1000u);
   info.input_h = TF_MODEL_INPUT_H;
   info.input_w = TF_MODEL_INPUT_W;
   info.input_c = TF_MODEL_INPUT_C;
@@ -375,6 +379,7 @@ FrameDecoder g_decoder(OnEvent, nullptr);
 
 int tf_app_main(void) {
   if (tf_platform_init(TF_BOARD_BAUD) != 0) return 10;
+  g_start_us = tf_micros();
   const int setup = SetupModel();
   g_gallery.Load();
   g_free_sram_bytes = tf_free_heap_bytes();

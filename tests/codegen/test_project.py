@@ -119,7 +119,7 @@ def test_model_settings_match_the_bundle(esp32_project, tiny_bundle):
     digest = bytes(int(v, 16) for v in re.findall(r"0x([0-9a-f]{2})", d["TF_MODEL_SHA256_INIT"]))
     assert digest.hex() == tiny_bundle.model_hash
     assert int(d["TF_MODEL_BYTES"]) == len(tiny_bundle.model_bytes)
-    assert int(d["TF_MODEL_PROTOCOL_VERSION"]) == spec.PROTOCOL_VERSION == 2
+    assert int(d["TF_MODEL_PROTOCOL_VERSION"]) == spec.PROTOCOL_VERSION == 3
     assert d["TF_BOARD_NAME"] == '"esp32"' and int(d["TF_BOARD_BAUD"]) == load_board("esp32").baud
 
 

@@ -49,6 +49,9 @@ def test_info_ping_infer_match_the_model(device, connect, tiny_bundle):
     assert info.max_payload == spec.MAX_PAYLOAD
     # no heap to measure here; a board reports its internal SRAM and its PSRAM apart
     assert (info.free_sram_bytes, info.free_psram_bytes) == (0, 0)
+    # no chip to have been reset: the reason is UNKNOWN, which is no crash
+    assert info.reset_reason == spec.ResetReason.UNKNOWN and info.reset_reason_name == "UNKNOWN"
+    assert not info.crashed
     for payload in (b"", b"x", os.urandom(spec.MAX_PAYLOAD)):
         assert client.ping(payload) == payload
     runner = TflmRunner(tiny_bundle.model_bytes)
@@ -57,6 +60,8 @@ def test_info_ping_infer_match_the_model(device, connect, tiny_bundle):
         r = client.infer(x)
         assert np.array_equal(r.output, runner.run_one(x))  # the same TFLM kernels, bit for bit
         assert r.cycles > 0 and r.latency_us > 0
+    # the firmware's clock went on (host time, or the emulated chip's instructions)
+    assert client.info().uptime_ms > info.uptime_ms
 
 
 def test_a_port_opened_with_rts_dtr_released_waits_then_answers_info(device, tiny_bundle):

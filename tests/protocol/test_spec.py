@@ -67,3 +67,17 @@ def test_pack_demands_every_field():
 def test_crc_known_answer():
     assert spec.crc32(b"123456789") == spec.CRC32_CHECK == 0xCBF43926
     assert spec.crc32(b"6789", spec.crc32(b"12345")) == spec.CRC32_CHECK
+
+
+def test_reset_reasons_name_a_crash_and_pass_newer_ones_through():
+    from tinyface.protocol.client import DeviceInfo
+
+    info = DeviceInfo.from_payload(spec.INFO_REPLY.pack(**{
+        f.name: (b"" if f.code.endswith("s") else 0) for f in spec.INFO_REPLY.fields} | {"reset_reason": 4}),
+        spec.PROTOCOL_VERSION)
+    assert info.reset_reason_name == "PANIC" and info.crashed
+    newer = DeviceInfo.from_payload(spec.INFO_REPLY.pack(**{
+        f.name: (b"" if f.code.endswith("s") else 0) for f in spec.INFO_REPLY.fields} | {"reset_reason": 15}),
+        spec.PROTOCOL_VERSION)
+    assert newer.reset_reason_name == "reason 15" and not newer.crashed
+    assert {r.name for r in spec.CRASH_RESETS} == {"PANIC", "INT_WDT", "TASK_WDT", "WDT", "BROWNOUT"}

@@ -133,6 +133,7 @@ class EmulatedBoard:
         self.board_name = board_name
         self.firmware_version = firmware_version
         self.flags = int(flags)
+        self._started = time.monotonic()  # INFO's uptime_ms
         self.faults = faults or Faults()
         self.gallery = Gallery(spec.GALLERY_CAPACITY, self.output_size)
         self.stats = BoardStats()
@@ -265,6 +266,8 @@ class EmulatedBoard:
             input_zero_point=self.meta.input_zero_point, output_scale=self.meta.output_scale,
             output_zero_point=self.meta.output_zero_point, threshold=self.meta.identify_at,
             arena_used_bytes=self.arena_used_bytes, free_sram_bytes=0, free_psram_bytes=0, cpu_hz=self.cpu_hz, flags=self.flags,
+            reset_reason=spec.ResetReason.UNKNOWN,  # not a chip
+            uptime_ms=int((time.monotonic() - self._started) * 1000) & 0xFFFFFFFF,
             input_h=h, input_w=w, input_c=c, output_size=self.output_size, max_payload=spec.MAX_PAYLOAD,
             gallery_capacity=self.gallery.capacity, gallery_count=self.gallery.count,
             max_name_bytes=spec.MAX_NAME_BYTES,

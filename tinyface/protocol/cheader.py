@@ -84,11 +84,14 @@ def render_c_header() -> str:
     w("#endif")
     w("")
     groups = [
-        ("Framing and limits", [k for k in spec.C_CONSTANTS if not k.startswith(("TF_MSG_", "TF_ERR_", "TF_FLAG_"))]),
+        ("Framing and limits", [k for k in spec.C_CONSTANTS
+                                if not k.startswith(("TF_MSG_", "TF_ERR_", "TF_FLAG_", "TF_RESET_"))]),
         ("Message types (requests; a reply is type | TF_REPLY_FLAG; TF_MSG_ERROR answers any request)",
          [k for k in spec.C_CONSTANTS if k.startswith("TF_MSG_")]),
         ("Error codes (tf_error_reply_t.code)", [k for k in spec.C_CONSTANTS if k.startswith("TF_ERR_")]),
         ("tf_info_reply_t.flags bits", [k for k in spec.C_CONSTANTS if k.startswith("TF_FLAG_")]),
+        ("tf_info_reply_t.reset_reason values (ESP-IDF's esp_reset_reason_t)",
+         [k for k in spec.C_CONSTANTS if k.startswith("TF_RESET_")]),
     ]
     for title, names in groups:
         w(f"/* {title} */")

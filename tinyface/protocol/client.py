@@ -85,6 +85,8 @@ class DeviceInfo:
     free_psram_bytes: int
     cpu_hz: int
     flags: int
+    reset_reason: int
+    uptime_ms: int
     max_payload: int
     gallery_capacity: int
     gallery_count: int
@@ -104,6 +106,19 @@ class DeviceInfo:
         return bool(self.flags & spec.Flag.INSTRUCTIONS)
 
     @property
+    def reset_reason_name(self) -> str:
+        """ESP-IDF's name for why the chip last started (``PANIC``), or ``reason N`` for a newer one."""
+        try:
+            return spec.ResetReason(self.reset_reason).name
+        except ValueError:
+            return f"reason {self.reset_reason}"
+
+    @property
+    def crashed(self) -> bool:
+        """The chip last started because the firmware crashed or a watchdog fired (or a brownout)."""
+        return self.reset_reason in spec.CRASH_RESETS
+
+    @property
     def input_bytes(self) -> int:
         _, h, w, c = self.input_shape
         return h * w * c
@@ -121,7 +136,7 @@ class DeviceInfo:
             output_scale=v["output_scale"], output_zero_point=v["output_zero_point"],
             output_size=v["output_size"], threshold=v["threshold"], arena_used_bytes=v["arena_used_bytes"],
             free_sram_bytes=v["free_sram_bytes"], free_psram_bytes=v["free_psram_bytes"], cpu_hz=v["cpu_hz"], flags=v["flags"],
-            max_payload=v["max_payload"], gallery_capacity=v["gallery_capacity"],
+            reset_reason=v["reset_reason"], uptime_ms=v["uptime_ms"], max_payload=v["max_payload"], gallery_capacity=v["gallery_capacity"],
             gallery_count=v["gallery_count"], max_name_bytes=v["max_name_bytes"],
         )
 

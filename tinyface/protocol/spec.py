@@ -32,7 +32,9 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 # 2: INFO reports internal SRAM and PSRAM apart (free_sram_bytes, free_psram_bytes).
-PROTOCOL_VERSION = 2
+# 3: INFO says why the chip last started and how long ago (reset_reason, uptime_ms): the board has
+#    no console, so a panic or a watchdog shows only as a restart.
+PROTOCOL_VERSION = 3
 
 SYNC0 = 0xA5
 SYNC1 = 0x5A
@@ -111,6 +113,29 @@ class ErrorCode(IntEnum):
 INTERNAL_NOT_SAVED = 102
 
 
+class ResetReason(IntEnum):
+    """InfoReply.reset_reason: why the chip last started, ESP-IDF's esp_reset_reason_t (the
+    firmware checks these values against ESP-IDF's at compile time). Larger values are newer
+    ESP-IDF reasons, passed through as they are."""
+
+    UNKNOWN = 0  # not known, or not a chip (the emulator, the native and rv32 builds)
+    POWERON = 1  # power-on
+    EXT = 2  # the reset pin
+    SW = 3  # esp_restart()
+    PANIC = 4  # an exception or abort: the firmware crashed
+    INT_WDT = 5  # the interrupt watchdog
+    TASK_WDT = 6  # the task watchdog: a task did not yield
+    WDT = 7  # another watchdog
+    DEEPSLEEP = 8  # waking from deep sleep
+    BROWNOUT = 9  # the supply voltage dropped
+    SDIO = 10  # over SDIO
+
+
+# Reasons that mean the firmware (or its power) failed: a host that sees one says so.
+CRASH_RESETS = (ResetReason.PANIC, ResetReason.INT_WDT, ResetReason.TASK_WDT, ResetReason.WDT,
+                ResetReason.BROWNOUT)
+
+
 class Flag(IntEnum):
     """Bits of InfoReply.flags."""
 
@@ -175,6 +200,8 @@ INFO_REPLY = _s(
     ("free_psram_bytes", "I", "free PSRAM heap after setup (0: no PSRAM, or not measured)"),
     ("cpu_hz", "I", "CPU clock that cycle counts refer to"),
     ("flags", "I", "Flag bits (EMULATED, NATIVE, INSTRUCTIONS)"),
+    ("reset_reason", "I", "why the chip last started: ResetReason (0: unknown, or not a chip)"),
+    ("uptime_ms", "I", "milliseconds since the firmware started (wraps after 49 days)"),
     ("input_h", "H", "input height"),
     ("input_w", "H", "input width"),
     ("input_c", "H", "input channels"),
@@ -275,6 +302,7 @@ C_CONSTANTS = {
     **{f"TF_MSG_{t.name}": t.value for t in MsgType},
     **{f"TF_ERR_{e.name}": e.value for e in ErrorCode},
     **{f"TF_FLAG_{f.name}": f.value for f in Flag},
+    **{f"TF_RESET_{r.name}": r.value for r in ResetReason},
 }
 
 
