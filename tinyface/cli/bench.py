@@ -24,6 +24,10 @@ from tinyface.cli.common import json_option, load_settings, set_option
 @click.option("--out", "out_path", type=click.Path(), default=None,
               help="Write results (JSON) here as they come; a lost link keeps what was measured. "
                    "Example: --out results.json")
+@click.option("--plot", "plot_path", type=click.Path(), default=None,
+              help="Also draw the latencies as a PNG: a histogram of the per-inference figures (the board's cycle "
+                   "counter; ESTIMATED on the emulator) with p50 and p95 marked; a lost link still draws what was "
+                   "measured. The name must end in .png; its folder is created. Example: --plot latency.png")
 @click.option("--baud", type=click.IntRange(min=1), default=None,
               help="Serial speed [default: the board's]. Example: --baud 115200")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.01), default=None,
@@ -39,8 +43,8 @@ from tinyface.cli.common import json_option, load_settings, set_option
 @json_option("tinyface bench --port auto --json")
 @set_option("bench.images=200")
 @click.pass_context
-def bench(ctx, port, board, images, model_path, data_dir, out_path, baud, timeout_s, retries, pipeline, host_check,
-          as_json, set_items):
+def bench(ctx, port, board, images, model_path, data_dir, out_path, plot_path, baud, timeout_s, retries, pipeline,
+          host_check, as_json, set_items):
     """Benchmark a board over the serial protocol (docs/protocol.md).
 
     Checks that the board speaks this protocol version and runs the same model (sha256)
@@ -51,7 +55,7 @@ def bench(ctx, port, board, images, model_path, data_dir, out_path, baud, timeou
 
     \b
     Examples:
-      tinyface bench --port /dev/ttyUSB0 --images 1000 --out results.json
+      tinyface bench --port /dev/ttyUSB0 --images 1000 --out results.json --plot latency.png
       tinyface bench --port auto --board esp32s3 --json
       tinyface emulate --once & tinyface bench --port /dev/pts/N --images 200
     """
@@ -74,6 +78,10 @@ def bench(ctx, port, board, images, model_path, data_dir, out_path, baud, timeou
         from tinyface.fsutil import check_writable
 
         check_writable(out_path, "--out")  # before the port is opened and the board is busy
+    if plot_path:
+        from tinyface.boards.plots import check_plot_path
+
+        check_plot_path(plot_path)  # as --out: before anything is streamed
     pairs = api.bench_pairs_file(settings)  # a --data folder that is not LFW: one line before the port is opened
     if port == "auto":
         port = find_port(b)
@@ -92,7 +100,8 @@ def bench(ctx, port, board, images, model_path, data_dir, out_path, baud, timeou
             inputs = api.prepare_inputs(bundle, n, settings, progress=advance, pairs=pairs)
         with progress_bar("benchmarking", len(inputs.paths)) as advance:
             result = api.run_bench(client, bundle, inputs, port=port, board=b.name, out=out_path, progress=advance,
-                                   pipeline=pipeline, host_check=host_check, info=device)
+                                   pipeline=pipeline, host_check=host_check, info=device,
+                                   plot=plot_path)
     finally:
         transport.close()
     if as_json:
@@ -102,10 +111,10 @@ def bench(ctx, port, board, images, model_path, data_dir, out_path, baud, timeou
         d.pop("paths")
         print_json(d)
     else:
-        _print(result, out_path)
+        _print(result, out_path, plot_path)
 
 
-def _print(result, out_path) -> None:
+def _print(result, out_path, plot_path=None) -> None:
     import click as _click
 
     s = result.summary
@@ -138,4 +147,6 @@ def _print(result, out_path) -> None:
                      f"TFLM int8 (largest difference {s['max_lsb_diff_tflm']} LSB)")
     if out_path:
         lines.append(f"results       {out_path}")
+    if plot_path:
+        lines.append(f"plot          {plot_path}")
     _click.echo("\n".join(lines))

@@ -23,10 +23,15 @@ from tinyface.config import FIRMWARE_KERNELS
               help="Also MEASURE: count each op's instructions on the ESP32-C3 instruction-set emulator "
                    "(the firmware built for rv32imc under qemu-riscv32; esp32c3 only, the default board then; "
                    "needs TFLM_DIR and the packages of `tinyface emulate --isa`). Example: tinyface profile --measured")
+@click.option("--plot", "plot_path", type=click.Path(), default=None,
+              help="Also draw where the time goes, as a PNG: one bar per layer (index, op, output shape) as long as "
+                   "its ESTIMATED ms, and with --measured the MEASURED ms beside it; the total in the title. The "
+                   "table and --json are unchanged. The name must end in .png; its folder is created. "
+                   "Example: tinyface profile --board esp32 --plot profile.png")
 @json_option("tinyface profile --board esp32s3 --json")
 @set_option("firmware.kernels=generated")
 @click.pass_context
-def profile(ctx, board, model_path, kernels, measured, as_json, set_items):
+def profile(ctx, board, model_path, kernels, measured, plot_path, as_json, set_items):
     """Per-layer op, output shape, MACs, parameters and ESTIMATED milliseconds on a board.
 
     Estimates come from the board's cost model for the kernel set (--kernels): cycles per MAC
@@ -42,6 +47,7 @@ def profile(ctx, board, model_path, kernels, measured, as_json, set_items):
       tinyface profile --board esp32s3 --model build/run1 --json
       tinyface profile --board esp32c3 --measured
       tinyface profile --board esp32c3 --kernels generated --measured
+      tinyface profile --board esp32c3 --measured --plot c3.png
     """
 
     from tinyface.boards import load_board
@@ -59,6 +65,10 @@ def profile(ctx, board, model_path, kernels, measured, as_json, set_items):
     why = board_refusal(b.name) if measured else None
     if why:
         raise click.UsageError(f"--measured: {why}")
+    if plot_path:
+        from tinyface.boards.plots import check_plot_path
+
+        check_plot_path(plot_path)  # before the model is looked for and the (minutes-long) --measured build
     settings, path = settings_for_model(ctx, settings, model_path, b.name, overrides, set_items)
     kernels = settings.firmware.kernels
     if path.is_dir():
@@ -73,6 +83,7 @@ def profile(ctx, board, model_path, kernels, measured, as_json, set_items):
         with status("building the ESP32-C3 (rv32imc) firmware and counting instructions"):
             result = profile_measured(load_bundle(path), b, kernels=kernels,
                                       arena_margin=settings.firmware.arena_margin)
+        _plot(result, plot_path)
         if as_json:
             from tinyface.console import print_json
 
@@ -82,12 +93,26 @@ def profile(ctx, board, model_path, kernels, measured, as_json, set_items):
         return
     result = profile_model(path.read_bytes(), b.cost_model_for(kernels), board=b.name, model=str(path),
                            kernels=kernels)
+    _plot(result, plot_path)
     if as_json:
         from tinyface.console import print_json
 
         print_json(result.to_dict())
         return
     _print(result)
+
+
+def _plot(result, plot_path) -> None:
+    """Draw ``result`` to ``plot_path`` (if given) before anything is printed, so that a plot
+    that cannot be written is one error line, not a table (or JSON) and then an error."""
+    if not plot_path:
+        return
+    from rich.markup import escape
+
+    from tinyface.boards.plots import profile_plot
+    from tinyface.console import info
+
+    info(f"plot: {escape(str(profile_plot(result, plot_path)))}")  # on stderr: stdout stays the table or the JSON
 
 
 def _print(result) -> None:

@@ -13,6 +13,7 @@ accuracy is measured on a balanced set of the pairs whose both images were sent.
 
 from __future__ import annotations
 
+import textwrap
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ import numpy as np
 
 from tinyface.console import interruption
 from tinyface.evaluation import metrics
-from tinyface.errors import DataError, DeviceError, Interrupted, ProtocolError
+from tinyface.errors import DataError, DeviceError, Interrupted, OutputError, ProtocolError
 from tinyface.model.bundle import Bundle
 from tinyface.model.embedder import dequantize_output, quantize_input
 from tinyface.protocol import spec
@@ -146,15 +147,20 @@ def handshake(client: Client, bundle: Bundle) -> DeviceInfo:
 
 def run_bench(client: Client, bundle: Bundle, inputs: BenchInputs, *, port: str, board: str,
               out: str | Path | None = None, progress: Callable[[int], None] | None = None,
-              pipeline: bool = True, host_check: bool = True, info: DeviceInfo | None = None) -> BenchResult:
+              pipeline: bool = True, host_check: bool = True, info: DeviceInfo | None = None,
+              plot: str | Path | None = None) -> BenchResult:
     """Stream ``inputs`` through INFER and measure.
+
+    Args:
+        plot: also draw the latencies (:func:`latency_plot`) to this PNG at the end, or, if the
+            run ends early, from the inferences done.
 
     Returns:
         The complete result (also written to ``out``).
 
     Raises:
         DeviceError: the link was lost or the device stopped answering; the partial result
-            is written to ``out`` first and the message says how far the run got.
+            is written to ``out`` (and ``plot``) first and the message says how far the run got.
     """
     import json
 
@@ -201,6 +207,12 @@ def run_bench(client: Client, bundle: Bundle, inputs: BenchInputs, *, port: str,
         result.summary = summarize(result, inputs, info, bundle, host_outputs=None)
         save(force=True)
         where = f"; partial results in {out}" if out else ""
+        if plot and result.images_done:
+            try:
+                latency_plot(result, plot)
+                where += f"; latency plot of those in {plot}"
+            except (OutputError, KeyboardInterrupt):  # the run's own error is the one to report
+                pass
         if isinstance(exc, KeyboardInterrupt):
             if not (result.images_done or out):
                 raise
@@ -215,7 +227,99 @@ def run_bench(client: Client, bundle: Bundle, inputs: BenchInputs, *, port: str,
     result.summary = summarize(result, inputs, info, bundle, host, host_tflm)
     result.complete = True
     save(force=True)
+    if plot:
+        latency_plot(result, plot)
     return result
+
+
+def latencies_ms(records: list[dict], cpu_hz: int) -> np.ndarray:
+    """Each inference's latency in ms, as the device reported it: its cycle field at ``cpu_hz``
+    (the device's clock, INFO), or its ``latency_us`` where the device gave no clock."""
+    if cpu_hz:
+        return np.array([r["cycles"] for r in records], np.float64) / cpu_hz * 1e3
+    return np.array([r["latency_us"] for r in records], np.float64) / 1e3
+
+
+def timing_source(device: dict) -> str:
+    """What a device's latencies are, from its INFO ``flags`` (``device``: BenchResult.device)."""
+    flags = int(device.get("flags", 0))
+    if flags & spec.Flag.INSTRUCTIONS:
+        return ("instructions counted on the instruction-set emulator at the board's clock, one cycle each: "
+                "a LOWER BOUND, not a measurement of the chip")
+    if flags & spec.Flag.EMULATED:
+        return "ESTIMATED by the emulator's cost model, not measured"
+    if flags & spec.Flag.NATIVE:
+        return "MEASURED on this host by the native build (the host's time, not the board's)"
+    return "MEASURED by the board's cycle counter"
+
+
+def latency_plot(result: BenchResult, path: str | Path) -> Path:
+    """``path``: a histogram of ``result``'s per-inference latencies (the figures its summary
+    gives as mean/p50/p95/max) with p50 and p95 marked; the title names the board, the model,
+    where the timings come from (:func:`timing_source`: ESTIMATED on the emulator) and how many
+    inferences, and says if the run ended early.
+
+    Raises:
+        OutputError: ``path`` cannot be written.
+    """
+    from tinyface.boards.plots import caption, pyplot, save_png
+
+    plt = pyplot()  # the Agg backend, chosen before any other part of matplotlib is imported
+    from matplotlib.ticker import MaxNLocator
+
+    lat = latencies_ms(result.records, int(result.device.get("cpu_hz", 0)))
+    device = result.device
+    flags = int(device.get("flags", 0))
+    kind = ("emulated " if flags & spec.Flag.EMULATED else "native build of " if flags & spec.Flag.NATIVE
+            else "instruction-set emulator of " if flags & spec.Flag.INSTRUCTIONS else "")
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    same = ""
+    if lat.size:
+        lo, hi = float(lat.min()), float(lat.max())
+        if hi - lo <= 1e-6 * max(hi, 1e-9):  # every inference the same (an estimate does not vary): one bar
+            pad = max(hi * 0.05, 1e-3)
+            bins = np.array([hi - pad / 10, hi + pad / 10])
+            ax.set_xlim(hi - pad, hi + pad)
+            same = f"every inference {hi:.2f} ms"
+        else:
+            bins = np.histogram_bin_edges(lat, bins=min(40, max(8, int(np.sqrt(lat.size)) * 2)))
+        ax.hist(lat, bins=bins, color="C0", alpha=0.85,
+                label="ESTIMATED latency" if flags & spec.Flag.EMULATED else
+                "latency, a LOWER BOUND" if flags & spec.Flag.INSTRUCTIONS else "MEASURED latency")
+        p50, p95 = float(np.percentile(lat, 50)), float(np.percentile(lat, 95))
+        ax.axvline(p50, color="C2", linestyle="-", linewidth=1.6, label=f"p50 {p50:.2f} ms")
+        ax.axvline(p95, color="C3", linestyle="--", linewidth=1.6, label=f"p95 {p95:.2f} ms")
+        # the marks named at the lines themselves: p50 on its left, p95 on its right, so they never collide
+        # (in headroom above the tallest bar)
+        top = ax.get_ylim()[1] * 1.12
+        ax.set_ylim(0, top)
+        ax.text(p50, top * 0.985, "p50 ", color="C2", ha="right", va="top", fontsize=8, fontweight="bold")
+        ax.text(p95, top * 0.985, " p95", color="C3", ha="left", va="top", fontsize=8, fontweight="bold")
+        # beside the axes, where it covers no bar
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  title=same or f"mean {lat.mean():.2f} ms, max {hi:.2f} ms", title_fontsize=8)
+    est = "ESTIMATED " if flags & spec.Flag.EMULATED else ""
+    ax.set_xlabel(f"{est}milliseconds per inference" + (" (instructions at the board's clock)"
+                                                         if flags & spec.Flag.INSTRUCTIONS else ""))
+    ax.set_ylabel("inferences")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no half inferences
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    name = result.model.get("name") or Path(result.model.get("path", "")).parent.name
+    early = ("" if result.complete else
+             f"; the run ended early: {result.images_done}/{result.images_requested} images")
+    source = textwrap.fill(f"latency: {timing_source(device)}", 95)
+    ax.set_title(f"{name} on {kind}{device.get('board') or result.board}: {lat.size} inferences{early}\n{source}",
+                 fontsize=9.5, loc="left")
+    fig.tight_layout()
+    counted = result.summary.get("instructions_per_inference")
+    caption(fig, [f"model {result.model.get('path', '')} (sha256 {str(result.model.get('sha256', ''))[:16]}), "
+                  f"firmware {device.get('firmware_version', '?')}, port {result.port}, "
+                  f"clock {int(device.get('cpu_hz', 0)) / 1e6:g} MHz"
+                  + (f"; {counted['mean']:,.0f} instructions per inference (min {counted['min']:,}, "
+                     f"max {counted['max']:,})" if counted else "")
+                  + (f"; {result.error}" if result.error else "")])
+    return save_png(fig, path)
 
 
 def host_outputs(bundle: Bundle, x_int8: np.ndarray) -> np.ndarray:
@@ -266,7 +370,7 @@ def summarize(result: BenchResult, inputs: BenchInputs, info: DeviceInfo, bundle
         summary["instructions_per_inference"] = {
             "mean": float(cycles.mean()), "min": int(cycles.min()), "max": int(cycles.max()),
             "spread": float((cycles.max() - cycles.min()) / cycles.mean()) if cycles.mean() else 0.0}
-    latency_ms = cycles / info.cpu_hz * 1e3 if info.cpu_hz else np.array([r["latency_us"] for r in result.records]) / 1e3
+    latency_ms = latencies_ms(result.records, info.cpu_hz)
     summary["latency_ms"] = {"mean": float(latency_ms.mean()), "p50": float(np.percentile(latency_ms, 50)),
                              "p95": float(np.percentile(latency_ms, 95)), "max": float(latency_ms.max())}
     wall = np.array([r["host_wall_us"] for r in result.records], np.float64)

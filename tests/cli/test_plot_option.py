@@ -1,0 +1,138 @@
+"""`profile --plot` and `bench --plot`: a path that could not take the PNG is one line, exit 14 (as a
+bad --out), before anything else runs; bench draws the latencies it streamed from the emulator,
+and still draws them when the link is lost; no command loads matplotlib unless asked to plot."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from PIL import Image
+
+from tests.cli.test_cli_main import assert_one_error_line, imported_modules, run_cli
+from tests.conftest import sigint_as_a_terminal_sends_it
+
+
+def _bad_plots(tmp_path) -> list[tuple[str, str]]:
+    (tmp_path / "blocker").write_text("a file in the way")
+    (tmp_path / "a-folder").mkdir()
+    return [(str(tmp_path / "a-folder"), "it is a folder"),
+            (str(tmp_path / "latency.jpg"), "must end in .png"),
+            (str(tmp_path / "blocker" / "sub" / "latency.png"), "is in the way"),
+            ("/proc/tinyface/latency.png", "no file can be made in /proc")]
+
+
+def test_profile_refuses_a_bad_plot_before_anything_else(tmp_path):
+    missing_model = str(tmp_path / "no-model")  # were the model looked for first, this would be exit 6
+    for plot, needle in _bad_plots(tmp_path):
+        for measured in ([], ["--measured"]):  # --measured: before minutes of building, not after
+            began = time.monotonic()
+            proc = run_cli("profile", *measured, "--model", missing_model, "--plot", plot, "--json")
+            line = assert_one_error_line(proc, 14, "--plot", needle)
+            assert json.loads(proc.stdout) == {"error": line.removeprefix("tinyface: error: "), "kind": "OutputError",
+                                               "exit_code": 14}
+            assert time.monotonic() - began < 60  # nothing was built
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-folder", "blocker"]  # nothing made
+
+
+def test_bench_refuses_a_bad_plot_before_the_port_is_opened(tmp_path, tiny_bundle):
+    model = str(tiny_bundle.model_path.parent)
+    for plot, needle in _bad_plots(tmp_path):  # the port does not exist: exit 7, were it opened first
+        assert_one_error_line(run_cli("bench", "--port", str(tmp_path / "no-such-port"), "--model", model,
+                                      "--plot", plot), 14, "--plot", needle)
+
+
+def test_only_a_plot_loads_matplotlib(tmp_path):
+    proc, modules = imported_modules("profile", "--board", "esp32", "--json", cwd=tmp_path)
+    assert proc.returncode == 0 and "matplotlib" not in modules, proc.stderr[-2000:]
+    proc, modules = imported_modules("profile", "--board", "esp32", "--json", "--plot", str(tmp_path / "p.png"),
+                                     cwd=tmp_path)
+    assert proc.returncode == 0 and "matplotlib" in modules and (tmp_path / "p.png").is_file()
+
+
+# --- bench --plot against `tinyface emulate` ---------------------------------------------------
+
+def _emulator(model_dir, *args):
+    """`tinyface emulate --model MODEL_DIR ARGS` in its own process group; (process, port)."""
+    proc = subprocess.Popen([sys.executable, "-m", "tinyface.cli.main", "emulate", "--model", str(model_dir), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+    port = proc.stdout.readline().strip()
+    if not port.startswith("/dev/"):
+        _stop(proc)
+        pytest.fail(f"emulate printed no port: {proc.stderr.read()[-2000:]}")
+    return proc, port
+
+
+def _stop(proc) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    for stream in (proc.stdout, proc.stderr):
+        stream.close()
+
+
+def _latency_png(path) -> tuple[int, int]:
+    with Image.open(path) as img:
+        img.verify()
+    with Image.open(path) as img:
+        assert img.format == "PNG"
+        return img.size
+
+
+def _bench(port, model_dir, lfw_dir, *args):
+    return [sys.executable, "-m", "tinyface.cli.main", "bench", "--port", port, "--model", str(model_dir),
+            "--data", str(lfw_dir), "--no-host-check", *args]
+
+
+def test_bench_plot_against_the_emulator(tmp_path, tiny_bundle, lfw_dir):
+    model = tiny_bundle.model_path.parent
+    proc, port = _emulator(model)
+    try:
+        plot = tmp_path / "plots" / "latency.png"
+        as_json = subprocess.run(_bench(port, model, lfw_dir, "--images", "8", "--json", "--plot", str(plot)),
+                                 capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+        assert as_json.returncode == 0, as_json.stderr[-3000:]
+        printed = json.loads(as_json.stdout)
+        assert "plot" not in printed and printed["summary"]["estimated_timings"]  # the JSON is bench's own
+        width, height = _latency_png(plot)
+        assert 600 <= width <= 1600 and 350 <= height <= 1000
+        text_plot = tmp_path / "text.png"  # the same device, a second session: the text names the plot
+        text = subprocess.run(_bench(port, model, lfw_dir, "--images", "4", "--plot", str(text_plot)),
+                              capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+        assert text.returncode == 0, text.stderr[-3000:]
+        assert text.stdout.splitlines()[-1].split() == ["plot", str(text_plot)]
+        _latency_png(text_plot)
+    finally:
+        _stop(proc)
+
+
+def test_bench_plot_is_drawn_from_what_was_measured_when_the_link_is_lost(tmp_path, tiny_bundle, lfw_dir):
+    model = tiny_bundle.model_path.parent
+    proc, port = _emulator(model, "--baud", "115200")  # about 0.2 s an image: the kill lands mid-run
+    out, plot = tmp_path / "partial.json", tmp_path / "partial.png"
+    bench = subprocess.Popen(_bench(port, model, lfw_dir, "--images", "80", "--out", str(out), "--plot", str(plot)),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+                             start_new_session=True, preexec_fn=sigint_as_a_terminal_sends_it)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out.exists() and json.loads(out.read_text())["images_done"] >= 3):
+            assert bench.poll() is None, bench.communicate()
+            assert time.monotonic() < deadline, "bench made no progress"
+            time.sleep(0.1)
+        _stop(proc)  # the board dies mid-run
+        _, stderr = bench.communicate(timeout=120)
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+            bench.communicate()
+        _stop(proc)
+    assert bench.returncode == 7, stderr  # DeviceError
+    lines = [line for line in stderr.splitlines() if line.startswith("tinyface:")]
+    assert len(lines) == 1 and "Traceback" not in stderr
+    assert "/80 images" in lines[0] and str(out) in lines[0] and f"latency plot of those in {plot}" in lines[0]
+    assert not json.loads(out.read_text())["complete"]
+    _latency_png(plot)
