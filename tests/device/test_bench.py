@@ -48,7 +48,39 @@ def test_bench_end_to_end(start_device, tiny_bundle, lfw_dir, tmp_path):
         assert counts["min"] > 10_000 and counts["spread"] < 0.01
     saved = load_result(out)  # the file has everything, including the raw outputs
     assert saved.complete and saved.summary == s and saved.outputs().shape == (24, 32)
+    # INFO before and after: no chip, no crash, and the same firmware kept running
+    assert printed["device_after"]["uptime_ms"] > printed["device"]["uptime_ms"]
+    assert "started_after" not in s and "restarted_during_run" not in s
     assert dev.proc.wait(timeout=20) == 0  # --once: the emulator exits when bench closes the port
+
+
+def test_a_board_that_crashed_or_restarted_is_reported_mock_board():
+    """A physical board's resets (a panic, a watchdog) cannot happen here: INFO's fields as a
+    board would send them, through the bench's summary and its printed lines."""
+    from tinyface.cli.bench import _print
+    from tinyface.device.bench import BenchResult, restarts
+
+    before = {"reset_reason": 4, "uptime_ms": 90_000}  # started after a panic, 90 s ago
+    assert restarts(before, {"reset_reason": 6, "uptime_ms": 1_200}) == {
+        "started_after": "PANIC", "restarted_during_run": "TASK_WDT"}
+    assert restarts({"reset_reason": 1, "uptime_ms": 5}, {"reset_reason": 1, "uptime_ms": 9}) == {}
+    assert restarts({"reset_reason": 1, "uptime_ms": 5}, None) == {}  # no INFO after a run that ended early
+    assert restarts({"reset_reason": 1, "uptime_ms": 5}, {"reset_reason": 99, "uptime_ms": 1}) == {
+        "restarted_during_run": "reason 99"}  # a newer ESP-IDF's reason, passed through
+    result = BenchResult(complete=True, port="/dev/ttyUSB0", board="esp32", model={}, device=before,
+                         images_requested=1, images_done=1, elapsed_s=1.0,
+                         summary={"images": 1, "pairs": 0, "throughput_images_per_s": 1.0,
+                                  "latency_ms": {"mean": 1.0, "p50": 1.0, "p95": 1.0, "max": 1.0},
+                                  **restarts(before, {"reset_reason": 6, "uptime_ms": 1_200})})
+    import contextlib
+    import io
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        _print(result, None)
+    text = printed.getvalue()
+    assert "the board had last started after PANIC" in text
+    assert "the board restarted during the run (TASK_WDT)" in text
 
 
 def test_bench_without_out_reports_the_real_link_statistics(start_device, device_kind, tiny_bundle, lfw_dir):

@@ -145,6 +145,12 @@ def _print(result, out_path, plot_path=None) -> None:
     if "identical_outputs_tflm" in s:
         lines.append(f"host TFLM     {s['identical_outputs_tflm'] * 100:.1f}% identical outputs to the host's "
                      f"TFLM int8 (largest difference {s['max_lsb_diff_tflm']} LSB)")
+    if "started_after" in s:
+        lines.append(f"warning       the board had last started after {s['started_after']} (a crash, a watchdog or "
+                     "a brownout: its firmware or power failed before this run)")
+    if "restarted_during_run" in s:
+        lines.append(f"warning       the board restarted during the run ({s['restarted_during_run']}): its uptime "
+                     "went down; the requests lost meanwhile were resent")
     if out_path:
         lines.append(f"results       {out_path}")
     if plot_path:

@@ -60,6 +60,9 @@ class BenchResult:
     link: dict = field(default_factory=dict)
     pairs: list[list] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
+    # INFO after the run (protocol 3): a board that restarted meanwhile (a panic, a watchdog) has
+    # a smaller uptime; None when the run ended early or the board did not answer
+    device_after: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -222,6 +225,10 @@ def run_bench(client: Client, bundle: Bundle, inputs: BenchInputs, *, port: str,
         raise cls(f"{exc} (after {result.images_done}/{result.images_requested} images{where})",
                   hint=exc.hint) from None
     result.elapsed_s = time.monotonic() - start
+    try:
+        result.device_after = asdict(client.info())
+    except DeviceError:  # the figures stand; only the restart check is lost
+        result.device_after = None
     host = host_outputs(bundle, inputs.x_int8) if host_check else None
     host_tflm = host_tflm_outputs(bundle, inputs.x_int8) if host_check else None
     result.summary = summarize(result, inputs, info, bundle, host, host_tflm)
@@ -230,6 +237,19 @@ def run_bench(client: Client, bundle: Bundle, inputs: BenchInputs, *, port: str,
     if plot:
         latency_plot(result, plot)
     return result
+
+
+def restarts(before: dict, after: dict | None) -> dict:
+    """What INFO says about the board's restarts (``before``/``after``: BenchResult.device and
+    .device_after): ``started_after``, the reason the board last started when it was a crash, a
+    watchdog or a brownout (spec.CRASH_RESETS); ``restarted_during_run``, the reason it started
+    again while the run went on (its uptime went down; the client's retries hide such a gap)."""
+    out = {}
+    if before.get("reset_reason") in spec.CRASH_RESETS:
+        out["started_after"] = spec.reset_reason_name(before["reset_reason"])
+    if after is not None and after.get("uptime_ms", 0) < before.get("uptime_ms", 0):
+        out["restarted_during_run"] = spec.reset_reason_name(after.get("reset_reason", 0))
+    return out
 
 
 def latencies_ms(records: list[dict], cpu_hz: int) -> np.ndarray:
@@ -359,7 +379,8 @@ def summarize(result: BenchResult, inputs: BenchInputs, info: DeviceInfo, bundle
               host_outputs: np.ndarray | None, host_tflm: np.ndarray | None = None) -> dict:
     """Latency, throughput, verification accuracy and host agreement over the images done."""
     n = result.images_done
-    summary: dict = {"images": n, "estimated_timings": info.emulated, "threshold": bundle.meta.threshold}
+    summary: dict = {"images": n, "estimated_timings": info.emulated, "threshold": bundle.meta.threshold,
+                     **restarts(result.device, result.device_after)}
     if info.flags & spec.Flag.INSTRUCTIONS:
         summary["cycles_are"] = INSTRUCTIONS_LABEL
     if n == 0:

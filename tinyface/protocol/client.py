@@ -108,10 +108,7 @@ class DeviceInfo:
     @property
     def reset_reason_name(self) -> str:
         """ESP-IDF's name for why the chip last started (``PANIC``), or ``reason N`` for a newer one."""
-        try:
-            return spec.ResetReason(self.reset_reason).name
-        except ValueError:
-            return f"reason {self.reset_reason}"
+        return spec.reset_reason_name(self.reset_reason)
 
     @property
     def crashed(self) -> bool:

@@ -131,6 +131,14 @@ class ResetReason(IntEnum):
     SDIO = 10  # over SDIO
 
 
+def reset_reason_name(value: int) -> str:
+    """ESP-IDF's name of a reset reason (``PANIC``), or ``reason N`` for one newer than this table."""
+    try:
+        return ResetReason(value).name
+    except ValueError:
+        return f"reason {value}"
+
+
 # Reasons that mean the firmware (or its power) failed: a host that sees one says so.
 CRASH_RESETS = (ResetReason.PANIC, ResetReason.INT_WDT, ResetReason.TASK_WDT, ResetReason.WDT,
                 ResetReason.BROWNOUT)
