@@ -5,6 +5,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -13,13 +14,51 @@ from typing import Iterator
 from tinyface.errors import OutputError
 
 
+TEMP_SUFFIX = ".tmp"
+# The names atomic_path gives its temp files: ``.<name>.<mkstemp's 8 random characters>`` and then
+# ".tmp", or ``<name>``'s own suffix (keep_suffix). A process killed outright (SIGKILL, the
+# out-of-memory killer) cannot remove its temp file: remove_temp_leftovers finds them by this name.
+_TEMP_NAME = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}(?P<suffix>\.[^.]+)")
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether the file name ``name`` is one that :func:`atomic_path` gives its temp files."""
+    match = _TEMP_NAME.fullmatch(name)
+    return bool(match) and match["suffix"] in (TEMP_SUFFIX, Path(match["name"]).suffix)
+
+
+def remove_temp_leftovers(folder: str | os.PathLike) -> list[Path]:
+    """Remove from ``folder`` (not its subfolders) the temp files of :func:`atomic_path` that a killed
+    process left; only a caller that holds the folder (:func:`exclusive_folder`) may, since a running
+    writer's temp file looks the same. Returns the files removed."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return removed
+    for entry in entries:
+        if is_temp_name(entry.name) and entry.is_file(follow_symlinks=False):
+            try:
+                os.unlink(entry.path)
+            except OSError:  # gone meanwhile, or not ours to remove: it harms nothing where it is
+                continue
+            removed.append(Path(entry.path))
+    return removed
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temp path beside ``path``; rename it onto ``path`` only if the block succeeds."""
+def atomic_path(path: str | os.PathLike, keep_suffix: bool = False) -> Iterator[Path]:
+    """Yield a temp path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    Args:
+        keep_suffix: the temp path ends with ``path``'s suffix instead of ".tmp" (for a writer
+            that picks its format by the name: Keras's ``.keras``).
+    """
     path = Path(path)
     ensure_dir(path.parent)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix if keep_suffix else TEMP_SUFFIX,
+                                   dir=path.parent)
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
     os.close(fd)

@@ -94,6 +94,33 @@ def test_a_stage_model_of_a_build_run_gets_the_runs_crop_but_not_its_thresholds(
     assert bundle.thresholds_apply and bundle.model_path == bundle_copy / "model.tflite"
 
 
+def test_a_stage_model_redone_after_the_runs_model_json_is_refused(bundle_copy):
+    """model.json is written by a build's last step: a build stopped after a stage (here: quantize
+    redone at another padding) left the stage's new model described by the previous build's crop."""
+    _edit(bundle_copy, crop_padding=0.1, extra={"stages": {"quantize": "fp-of-the-build", "distill": "fp-d"}})
+    stage = bundle_copy / "quantize"
+    stage.mkdir()
+    (stage / "float.tflite").write_bytes(b"float model")
+    (stage / "stage.json").write_text(json.dumps({"stage": "quantize", "fingerprint": "fp-of-the-build"}))
+    assert model_file_meta(stage / "float.tflite").meta.crop_padding == 0.1  # the build that wrote model.json
+    (stage / "stage.json").write_text(json.dumps({"stage": "quantize", "fingerprint": "fp-of-a-later-build"}))
+    with pytest.raises(ModelError) as exc:
+        model_file_meta(stage / "float.tflite")
+    line = exc.value.one_line()
+    assert "another build" in line and "finish the build" in line and "\n" not in line
+    # a stage that build did not make (an earlier build's prune folder, prune off since) is refused too
+    prune = bundle_copy / "prune"
+    prune.mkdir()
+    (prune / "pruned.keras").write_bytes(b"keras model")
+    (prune / "stage.json").write_text(json.dumps({"stage": "prune", "fingerprint": "fp-p"}))
+    with pytest.raises(ModelError, match="another build"):
+        model_file_meta(prune / "pruned.keras")
+    # the bundle itself and a .keras beside model.json are not stage files: no record needed
+    assert model_file_meta(bundle_copy).thresholds_apply
+    (bundle_copy / "student.keras").write_bytes(b"keras model")
+    assert model_file_meta(bundle_copy / "student.keras").meta_path == bundle_copy / "model.json"
+
+
 def test_the_evaluator_reads_model_json_through_the_bundle_reader(bundle_copy, tiny_bundle, tmp_path):
     from tinyface.evaluation.model_eval import load_model
 

@@ -66,3 +66,28 @@ def test_a_save_cut_short_leaves_no_partial_copy(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         save_keras(CutShort(), tmp_path / "student.keras")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_save_killed_outright_leaves_a_file_that_the_next_build_knows_to_remove(tmp_path):
+    """SIGKILL (the out-of-memory killer) runs no cleanup: the half-saved copy stays beside the
+    artifact. Its name is one fsutil knows as a temp file of an atomic write, so the next build
+    (run_build, which holds the run folder) removes it, and nothing else."""
+    import signal
+
+    from tinyface import fsutil
+
+    script = ("import os, signal, sys; from pathlib import Path; from tinyface.model.keras_io import save_keras\n"
+              "class KilledMidSave:\n"
+              "    def save(self, target):\n"
+              "        Path(target).write_bytes(b'half a model')\n"
+              "        os.kill(os.getpid(), signal.SIGKILL)\n"
+              "save_keras(KilledMidSave(), Path(sys.argv[1]) / 'student.keras')\n")
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    left = list(tmp_path.iterdir())
+    assert len(left) == 1 and left[0].name.startswith(".student.keras.") and left[0].read_bytes() == b"half a model"
+    kept = ["student.keras", ".student.keras", "student.keras.tmp", ".student.keras.backup.keras", "notes.tmp"]
+    for name in kept:
+        (tmp_path / name).write_bytes(b"the user's")
+    assert fsutil.remove_temp_leftovers(tmp_path) == left
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept)

@@ -256,6 +256,9 @@ class ModelFileMeta:
 
 
 STAGE_RECORD = "stage.json"  # each stage folder of a `tinyface build` run has one (train/pipeline.py)
+# model.json's extra[STAGES_KEY]: {stage folder: the fingerprint its stage.json held} of the build
+# that wrote it; a model.json without one (written before builds recorded it) is trusted as before
+STAGES_KEY = "stages"
 
 
 def model_file_meta(path: str | Path) -> ModelFileMeta:
@@ -264,10 +267,13 @@ def model_file_meta(path: str | Path) -> ModelFileMeta:
     A bundle folder or its ``model.tflite``: its ``model.json`` (sha256 checked). A file inside a
     `tinyface build` run (``build/esp32/quantize/float.tflite``, ``build/esp32/distill/student.keras``):
     the run's ``model.json`` (crop padding, input; not the thresholds, which belong to the int8
-    bundle). A ``.keras`` beside a ``model.json``: that one, likewise. Anything else is refused.
+    bundle), only if that model.json was written by the build that made the stage (see
+    :func:`_check_same_build`). A ``.keras`` beside a ``model.json``: that one, likewise. Anything
+    else is refused.
 
     Raises:
-        ModelError: missing, a bad model.json, a hash mismatch, or a lone file with no metadata.
+        ModelError: missing, a bad model.json, a hash mismatch, a stage file of another build than
+            the run's model.json, or a lone file with no metadata.
     """
     path = Path(path)
     if not path.exists():
@@ -278,9 +284,44 @@ def model_file_meta(path: str | Path) -> ModelFileMeta:
     for candidate in (path.parent / META_FILE, path.parent.parent / META_FILE):
         in_run = candidate.parent == path.parent or (path.parent / STAGE_RECORD).is_file()
         if in_run and candidate.is_file():
-            return ModelFileMeta(path, read_meta(candidate)[0], candidate, False)
+            meta = read_meta(candidate)[0]
+            if candidate.parent != path.parent:
+                _check_same_build(path.parent, meta, candidate)
+            return ModelFileMeta(path, meta, candidate, False)
     raise ModelError(
         f"{path} has no {META_FILE}: the face crop it was trained on (padding, size) is unknown, "
         f"and a wrong one costs accuracy silently",
         hint=f"pass the model's bundle folder (e.g. build/esp32 or models/esp32), a file inside a `tinyface build` "
              f"run folder, or put the run's {META_FILE} beside it")
+
+
+def _check_same_build(stage_dir: Path, meta: ModelMeta, meta_path: Path) -> None:
+    """Refuse to describe a stage folder's models by a run's ``model.json`` that another build wrote.
+
+    model.json is written by a build's last step, its stages' folders as the build goes: a build
+    stopped after a stage (Ctrl-C, a failure, a kill) leaves that stage's new models beside the
+    previous build's model.json, whose crop padding or input may no longer be theirs. So a build
+    records in model.json (``extra.stages``) the fingerprint of each stage it made or kept, and a
+    stage folder is described by it only while the folder's stage.json holds the same one. A
+    model.json without that record (written before builds kept one) is trusted as before.
+
+    Raises:
+        ModelError: the stage's fingerprint (or the stage) is not the one model.json recorded,
+            or the record is not an object.
+    """
+    recorded = meta.extra.get(STAGES_KEY)
+    if recorded is None:
+        return
+    if not isinstance(recorded, dict):
+        raise ModelError(f"bad {meta_path}: 'extra.{STAGES_KEY}' must be a JSON object, got {recorded!r}",
+                         hint=_REBUILD)
+    try:
+        record = json.loads((stage_dir / STAGE_RECORD).read_text(encoding="utf-8"))
+        found = record.get("fingerprint") if isinstance(record, dict) else None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        found = None
+    if found is None or recorded.get(stage_dir.name) != found:
+        raise ModelError(
+            f"{stage_dir} was made by another build than {meta_path} (its {STAGE_RECORD} fingerprint is not the "
+            f"one recorded there): that {META_FILE}'s crop may not be the one its models were trained on",
+            hint="finish the build (the same `tinyface build` command resumes it), or pass the run's bundle folder")

@@ -18,13 +18,10 @@ from tinyface.model.embedder import l2_normalize, normalize
 
 def save_keras(model, path: Path) -> None:
     """Save a tf_keras model atomically (.keras)."""
-    with atomic_path(path) as tmp:
-        target = tmp.with_suffix(".keras")  # Keras wants the suffix; atomic_path removes only ``tmp``
-        try:
-            model.save(target)
-            os.replace(target, tmp)
-        finally:  # a save cut short (Ctrl-C, a full disk) leaves no partial copy beside the artifact
-            target.unlink(missing_ok=True)
+    # Keras picks the format by the suffix; a save cut short (Ctrl-C, a full disk) leaves no partial
+    # copy beside the artifact, and one killed outright leaves a name that the next build removes
+    with atomic_path(path, keep_suffix=True) as tmp:
+        model.save(tmp)
 
 
 def load_keras(path: Path):

@@ -22,6 +22,7 @@ import numpy as np
 from tinyface.console import raise_if_interrupted
 from tinyface.fsutil import write_bytes, write_json
 from tinyface.evaluation.report import BuildMetrics
+from tinyface.model.bundle import STAGE_RECORD, STAGES_KEY
 
 # data settings only the evaluation reads
 EVALUATE_ONLY = ("identify_stranger_rate", "identify_gallery", "threshold_from")
@@ -40,6 +41,12 @@ STAGE_MODULES = (
     "tinyface.train.quantize", "tinyface.train.search", "tinyface.train.stages_eval", "tinyface.train.student",
 )
 CODE_VERSION = "pipeline-v1"  # bump when a stage's behaviour changes, to invalidate old artifacts
+# What the report step writes beside the bundle (evaluation/report.py: write_report and its plots,
+# write_validation_report, write_model_card); removed before a new bundle is written, so that a build
+# stopped in its report step never leaves a new model beside the previous build's card or figures.
+# tests/train/test_build_quick.py checks that a build writes nothing else into its run folder.
+REPORT_FILES = ("MODEL_CARD.md", "report.md", "report.json", "validation.md", "validation.json", "roc.png",
+                "training.png", "confusion.png", "size_accuracy.png", "identification.png")
 
 
 @dataclass
@@ -74,7 +81,7 @@ class Stage:
         self.artifacts = artifacts
 
     def done(self) -> bool:
-        record = self.dir / "stage.json"
+        record = self.dir / STAGE_RECORD
         if not record.is_file():
             return False
         try:
@@ -87,10 +94,10 @@ class Stage:
         return self.dir / artifact
 
     def finish(self, extra: dict | None = None) -> None:
-        write_json(self.dir / "stage.json", {"stage": self.name, "fingerprint": self.fp, **(extra or {})})
+        write_json(self.dir / STAGE_RECORD, {"stage": self.name, "fingerprint": self.fp, **(extra or {})})
 
     def invalidate(self) -> None:
-        (self.dir / "stage.json").unlink(missing_ok=True)
+        (self.dir / STAGE_RECORD).unlink(missing_ok=True)
 
 
 Progress = Callable[[str, dict], None]
@@ -244,7 +251,22 @@ def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progr
     out_dir.mkdir(parents=True, exist_ok=True)
     # one build at a time in a folder: a second would mix its stages with this one's and empty its .tmp
     with exclusive_folder(out_dir, "--out", "tinyface build"), scratch_tempdir(out_dir):
+        _remove_temp_leftovers(out_dir)
         return _run_build(settings, preset, out_dir, quick, report_progress, force)
+
+
+def _remove_temp_leftovers(out_dir: Path) -> list[Path]:
+    """Remove what earlier builds killed outright (SIGKILL, the out-of-memory killer) left of their
+    atomic writes in the run folder and its stage folders: a half-saved ``.student.keras.*.keras``
+    weighs megabytes, and nothing else would ever remove it. Only for the lock's holder (run_build):
+    a running build's temp files have the same names. Returns the files removed."""
+    from tinyface.fsutil import remove_temp_leftovers as remove_in
+
+    removed = remove_in(out_dir)
+    for folder in sorted(out_dir.iterdir()):
+        if folder.is_dir() and not folder.is_symlink() and not folder.name.startswith("."):
+            removed += remove_in(folder)
+    return removed
 
 
 def _run_build(settings, preset, out_dir: Path, quick: bool, report_progress: Progress | None, force: bool):
@@ -547,11 +569,17 @@ def _evaluate(stages: Stages, settings, preset, data, float_model, pruned_model,
 
 
 def _report(out_dir: Path, result: BuildResult, settings, preset) -> None:
-    """The bundle (model.tflite + model.json), report.md / report.json / plots and the model card."""
+    """The bundle (model.tflite + model.json), report.md / report.json / plots and the model card.
+
+    The previous build's report files go first (REPORT_FILES): a build stopped in this step
+    leaves its new model with no card, never beside an old one.
+    """
     from tinyface.model.bundle import load_bundle
     from tinyface.evaluation.report import write_model_card, write_report, write_validation_report
 
-    result.bundle_dir = _write_bundle(out_dir, result.metrics, settings, preset)
+    for name in REPORT_FILES:
+        (out_dir / name).unlink(missing_ok=True)
+    result.bundle_dir = _write_bundle(out_dir, result.metrics, settings, preset, result.stages)
     write_report(out_dir, result.metrics, settings, preset, stages_run=result.stages, histories=result.histories)
     write_validation_report(out_dir, result.metrics, preset, stages_run=result.stages)
     write_model_card(out_dir, result.metrics, settings, preset, load_bundle(out_dir).meta)
@@ -644,7 +672,7 @@ def describe_dataset(root: Path) -> dict:
     return {"name": name, "kind": "folders", "test": f"pairs of held-out people of {name}", "root": str(root)}
 
 
-def _write_bundle(out_dir: Path, metrics: BuildMetrics, settings, preset) -> Path:
+def _write_bundle(out_dir: Path, metrics: BuildMetrics, settings, preset, stages_run: list[StageInfo]) -> Path:
     from tinyface.model.bundle import save_bundle
     from tinyface.train.quantize import bundle_meta
 
@@ -654,10 +682,18 @@ def _write_bundle(out_dir: Path, metrics: BuildMetrics, settings, preset) -> Pat
         flat, threshold=float(tflm.verification["threshold"]),
         identify_threshold=float(tflm.identification["threshold"]), arena_bytes=int(tflm.arena_bytes),
         macs=int(tflm.macs), name=f"tinyface-{preset.name}", preset=preset.name, crop_padding=settings.data.padding,
-        kernels=settings.firmware.kernels, extra=_extra_fields(settings, metrics),
+        kernels=settings.firmware.kernels,
+        extra={**_extra_fields(settings, metrics), STAGES_KEY: _stage_fingerprints(out_dir, stages_run)},
     )
     save_bundle(out_dir, flat, meta)
     return out_dir
+
+
+def _stage_fingerprints(out_dir: Path, stages_run: list[StageInfo]) -> dict[str, str]:
+    """model.json's ``extra.stages``: {stage folder: fingerprint} of every stage this build made or
+    kept, so that its folder's models are described by this model.json only until a later build
+    redoes the stage (bundle.model_file_meta checks it)."""
+    return {s.name: s.fingerprint for s in stages_run if (out_dir / s.name / STAGE_RECORD).is_file()}
 
 
 def _extra_fields(settings, metrics: BuildMetrics) -> dict:
