@@ -84,16 +84,17 @@ def test_few_people_behind_many_pairs_widen_the_interval():
 
 
 def _people_folder(lfw_dir: Path, folder: Path) -> Path:
-    """A folder-per-person set of 3 LFW people with 3 photos each, plus a photo with no face."""
+    """A folder-per-person set of 3 LFW training people (peopleDevTrain) with 3 photos each, plus a
+    photo with no face."""
     import shutil
 
     from PIL import Image
 
-    for name in ("Aaron_Peirsol", "Abdullah", "AJ_Lamas"):
+    for name in ("Aaron_Peirsol", "Abdullah", "Alejandro_Toledo"):
         (folder / name).mkdir(parents=True)
         for photo in sorted((lfw_dir / "images" / name).glob("*.jpg"))[:3]:
             shutil.copy(photo, folder / name / photo.name)
-    Image.new("RGB", (120, 120), (128, 128, 128)).save(folder / "AJ_Lamas" / "blank.jpg")
+    Image.new("RGB", (120, 120), (128, 128, 128)).save(folder / "Alejandro_Toledo" / "blank.jpg")
     return folder
 
 
@@ -118,6 +119,11 @@ def test_people_folder_pairs_with_the_teacher_first(lfw_dir, tmp_path):
     assert missing.returncode == 2 and "no such folder" in missing.stderr and "Traceback" not in missing.stderr
     twice = subprocess.run([*run[:-2], "--model", run[-3]], capture_output=True, text=True, timeout=300)
     assert twice.returncode == 2 and "given twice" in twice.stderr
+    # a selection set that holds a test person (peopleDevTest's AJ_Lamas) is refused before any face is cut
+    shutil.copytree(lfw_dir / "images" / "AJ_Lamas", people / "AJ_Lamas")
+    held_out = subprocess.run([*run, "--people", str(people)], capture_output=True, text=True, timeout=300)
+    assert held_out.returncode == 1 and "Traceback" not in held_out.stderr
+    assert "1 of its people are LFW test people (peopleDevTest.txt), e.g. AJ_Lamas" in held_out.stderr
     meta = json.loads((copy / "model.json").read_text())  # a bundle that distilled from these people
     meta["extra"]["extra_faces"] = ["fairface", str(people.parent)]
     (copy / "model.json").write_text(json.dumps(meta))
