@@ -132,3 +132,18 @@ def sigint_as_a_terminal_sends_it() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+# A compiler cut short with its build, as by the out-of-memory killer, a CI timeout or `kill -9`:
+# it writes the start of an object to its -o argument (the assembler creates its output first
+# and fills it last), then SIGKILLs its process group: make and everything make runs.
+# (tests/firmware/test_native.py and tests/device/test_isa.py write it as CC or CXX.) Without an
+# -o (a Makefile asking for the compiler's settings) it is the real compiler.
+KILLED_COMPILER = """#!/bin/sh
+out=
+prev=
+for arg; do [ "$prev" = -o ] && out=$arg; prev=$arg; done
+[ -n "$out" ] || exec {real} "$@"
+printf '\\177ELF' > "$out"
+kill -KILL 0
+"""

@@ -174,8 +174,13 @@ def check_creatable_dir(path: str | os.PathLike, what: str = "the folder") -> Pa
     return path
 
 
-def check_writable(path: str | os.PathLike, what: str = "file") -> Path:
+def check_writable(path: str | os.PathLike, what: str = "file", create: bool = True) -> Path:
     """Fail early, before hours of work, if the file ``path`` could not be written later.
+
+    A file is made and removed where the first new file will go: permissions cannot show a
+    read-only disk, /proc, or what root may not write. ``create``: make ``path``'s folder now;
+    without it no folder is made (a command refused for another reason leaves none behind), and
+    the probe goes to the nearest folder that exists.
 
     Raises:
         OutputError: its folder cannot be created or written, or ``path`` is a folder.
@@ -183,11 +188,17 @@ def check_writable(path: str | os.PathLike, what: str = "file") -> Path:
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"cannot write {what} {path}: it is a folder", hint=f"give {what} a file name")
-    ensure_dir(path.parent, f"the folder of {what}")
+    if create:
+        ensure_dir(path.parent, f"the folder of {what}")
+    else:
+        check_creatable_dir(path.parent, f"the folder of {what}")
+    folder = path.parent
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
     try:
-        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=folder)
     except OSError as exc:
-        raise OutputError(f"cannot write {what} {path}: {exc.strerror or exc}",
+        raise OutputError(f"cannot write {what} {path}: no file can be made in {folder}: {exc.strerror or exc}",
                           hint=f"choose a path for {what} where you can write") from None
     os.close(fd)
     os.unlink(probe)

@@ -19,10 +19,9 @@ from tinyface.boards import load_board
 from tinyface.device.isa import COUNTER_FD
 from tinyface.errors import ToolchainError
 
-from tests.conftest import skip_or_fail
+from tests.conftest import KILLED_COMPILER, skip_or_fail
 
 pytestmark = pytest.mark.isa
-
 
 
 @pytest.fixture(scope="session")
@@ -289,20 +288,6 @@ def test_extra_make_variables_key_the_cache_with_a_folder_safe_name():
     assert _key_with(plain, ()) == plain
     keyed = {_key_with(plain, (f"TF_EXTRA=-include /a b|c-{i}.h",)) for i in range(3)}
     assert len(keyed) == 3 and all(re.fullmatch(r"[0-9a-f-]+", k) for k in keyed), keyed
-
-
-# A compiler cut short with its build (the out-of-memory killer, a CI timeout, `kill -9`): it writes
-# the start of an object to its -o argument, as the assembler does, then SIGKILLs its process group,
-# make included; without an -o (the Makefile's $(shell $(CC) -print-libgcc-file-name)) it is the
-# real compiler. (tests/firmware/test_native.py does the same to the native build.)
-KILLED_COMPILER = """#!/bin/sh
-out=
-prev=
-for arg; do [ "$prev" = -o ] && out=$arg; prev=$arg; done
-[ -n "$out" ] || exec {real} "$@"
-printf '\\177ELF' > "$out"
-kill -KILL 0
-"""
 
 
 @pytest.mark.parametrize("target, compiler, symbol", [

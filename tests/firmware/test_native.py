@@ -17,7 +17,7 @@ import pytest
 from tinyface.boards import load_board
 from tinyface.protocol import spec
 
-from tests.conftest import skip_or_fail
+from tests.conftest import KILLED_COMPILER, skip_or_fail
 
 pytestmark = pytest.mark.native
 
@@ -187,20 +187,6 @@ def test_project_cache_folder_differs_by_what_the_project_renders(tiny_bundle, t
               project_cache_folder(tmp_path, tiny_bundle, board, "generated", 0.15),
               project_cache_folder(tmp_path, tiny_bundle, load_board("esp32c3"), "esp-nn", 0.15)}
     assert base not in others and len(others) == 4
-
-
-# A compiler cut short with its build, as by the out-of-memory killer, a CI timeout or `kill -9`:
-# it writes the start of an object to its -o argument (the assembler creates its output first
-# and fills it last), then SIGKILLs its process group: make and everything make runs. Without an
-# -o (a Makefile asking for the compiler's settings) it is the real compiler.
-KILLED_COMPILER = """#!/bin/sh
-out=
-prev=
-for arg; do [ "$prev" = -o ] && out=$arg; prev=$arg; done
-[ -n "$out" ] || exec {real} "$@"
-printf '\\177ELF' > "$out"
-kill -KILL 0
-"""
 
 
 def killed_compiler(tmp_path, real: str):

@@ -10,12 +10,11 @@ An estimate is never drawn as a measurement: every bar, title and caption says w
 from __future__ import annotations
 
 import os
-import tempfile
 import textwrap
 from pathlib import Path
 
 from tinyface.errors import OutputError
-from tinyface.fsutil import atomic_path, check_creatable_dir
+from tinyface.fsutil import atomic_path, check_writable
 
 PLOT_SUFFIX = ".png"
 _CAPTION_CHARS = 130  # a caption's line length at the plots' width
@@ -39,20 +38,7 @@ def check_plot_path(path: str | os.PathLike, what: str = "--plot") -> Path:
     if path.suffix.lower() != PLOT_SUFFIX:
         raise OutputError(f"cannot write {what} {path}: the plot is a PNG, so its name must end in {PLOT_SUFFIX}",
                           hint=f"e.g. {what} {path.stem or 'plot'}{PLOT_SUFFIX}")
-    check_creatable_dir(path.parent, f"the folder of {what}")
-    # What permissions cannot show (a read-only disk, /proc, root's writes): a file made and removed
-    # where the first new file will go, the folder itself or the nearest one that exists.
-    folder = path.parent
-    while not folder.exists() and folder.parent != folder:
-        folder = folder.parent
-    try:
-        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=folder)
-    except OSError as exc:
-        raise OutputError(f"cannot write {what} {path}: no file can be made in {folder}: {exc.strerror or exc}",
-                          hint=f"choose a path for {what} where you can write") from None
-    os.close(fd)
-    os.unlink(probe)
-    return path
+    return check_writable(path, what, create=False)
 
 
 def save_png(fig, path: str | os.PathLike) -> Path:
