@@ -560,3 +560,13 @@ def test_model_data_does_not_compile_against_another_models_settings(esp32_proje
                                                      f"#define TF_MODEL_BYTES {size + 16}\n"))
     result = compile_model_data()
     assert result.returncode != 0 and "for different models" in result.stderr
+    # the same size, another model (a rebuild of the same preset): the hash tells them apart
+    settings.write_text(settings.read_text().replace(f"#define TF_MODEL_BYTES {size + 16}\n",
+                                                     f"#define TF_MODEL_BYTES {size}\n"))
+    assert compile_model_data().returncode == 0
+    prefix = defines(settings.read_text())["TF_MODEL_SHA256_PREFIX"]
+    other = f"0x{int(prefix[2:-1], 16) ^ 1:08x}u"
+    settings.write_text(settings.read_text().replace(f"#define TF_MODEL_SHA256_PREFIX {prefix}\n",
+                                                     f"#define TF_MODEL_SHA256_PREFIX {other}\n"))
+    result = compile_model_data()
+    assert result.returncode != 0 and "for different models" in result.stderr

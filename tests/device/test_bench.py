@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from tinyface.protocol import spec
 from tinyface.device.bench import load_result
 from tinyface.evaluation.metrics import pairs_within_images
 from tinyface.data.lfw import Pair
@@ -61,17 +62,27 @@ def test_a_board_that_crashed_or_restarted_is_reported_mock_board():
     from tinyface.device.bench import BenchResult, restarts
 
     before = {"reset_reason": 4, "uptime_ms": 90_000}  # started after a panic, 90 s ago
-    assert restarts(before, {"reset_reason": 6, "uptime_ms": 1_200}) == {
+    assert restarts(before, {"reset_reason": 6, "uptime_ms": 1_200}, 60.0) == {
         "started_after": "PANIC", "restarted_during_run": "TASK_WDT"}
-    assert restarts({"reset_reason": 1, "uptime_ms": 5}, {"reset_reason": 1, "uptime_ms": 9}) == {}
-    assert restarts({"reset_reason": 1, "uptime_ms": 5}, None) == {}  # no INFO after a run that ended early
-    assert restarts({"reset_reason": 1, "uptime_ms": 5}, {"reset_reason": 99, "uptime_ms": 1}) == {
+    booted = {"reset_reason": 1, "uptime_ms": 2_000}  # just flashed: 2 s of uptime at the start
+    assert restarts(booted, {"reset_reason": 1, "uptime_ms": 62_300}, 60.0) == {}  # kept counting
+    # a watchdog 50 s into a 60 s run: the uptime went up, but by 10 s, not 60
+    assert restarts(booted, {"reset_reason": 6, "uptime_ms": 10_000}, 60.0) == {"restarted_during_run": "TASK_WDT"}
+    # across the 49-day wrap of the u32 milliseconds: no restart
+    assert restarts({"reset_reason": 1, "uptime_ms": 2**32 - 5_000}, {"reset_reason": 1, "uptime_ms": 55_000},
+                    60.0) == {}
+    assert restarts(booted, None) == {}  # no INFO after a run that ended early
+    assert restarts(booted, {"reset_reason": 99, "uptime_ms": 1}, 60.0) == {
         "restarted_during_run": "reason 99"}  # a newer ESP-IDF's reason, passed through
+    # an emulator's or a host build's uptime may lag the host's clock: only one that went down counts
+    isa = {"reset_reason": 0, "uptime_ms": 2_000, "flags": int(spec.Flag.INSTRUCTIONS)}
+    assert restarts(isa, {"reset_reason": 0, "uptime_ms": 3_000}, 60.0) == {}
+    assert restarts(isa, {"reset_reason": 0, "uptime_ms": 500}, 60.0) == {"restarted_during_run": "UNKNOWN"}
     result = BenchResult(complete=True, port="/dev/ttyUSB0", board="esp32", model={}, device=before,
                          images_requested=1, images_done=1, elapsed_s=1.0,
                          summary={"images": 1, "pairs": 0, "throughput_images_per_s": 1.0,
                                   "latency_ms": {"mean": 1.0, "p50": 1.0, "p95": 1.0, "max": 1.0},
-                                  **restarts(before, {"reset_reason": 6, "uptime_ms": 1_200})})
+                                  **restarts(before, {"reset_reason": 6, "uptime_ms": 1_200}, 60.0)})
     import contextlib
     import io
 

@@ -72,12 +72,18 @@ def test_crc_known_answer():
 def test_reset_reasons_name_a_crash_and_pass_newer_ones_through():
     from tinyface.protocol.client import DeviceInfo
 
-    info = DeviceInfo.from_payload(spec.INFO_REPLY.pack(**{
-        f.name: (b"" if f.code.endswith("s") else 0) for f in spec.INFO_REPLY.fields} | {"reset_reason": 4}),
-        spec.PROTOCOL_VERSION)
-    assert info.reset_reason_name == "PANIC" and info.crashed
-    newer = DeviceInfo.from_payload(spec.INFO_REPLY.pack(**{
-        f.name: (b"" if f.code.endswith("s") else 0) for f in spec.INFO_REPLY.fields} | {"reset_reason": 15}),
-        spec.PROTOCOL_VERSION)
-    assert newer.reset_reason_name == "reason 15" and not newer.crashed
-    assert {r.name for r in spec.CRASH_RESETS} == {"PANIC", "INT_WDT", "TASK_WDT", "WDT", "BROWNOUT"}
+    def info(reason):
+        zeros = {f.name: (b"" if f.code.endswith("s") else 0) for f in spec.INFO_REPLY.fields}
+        return DeviceInfo.from_payload(spec.INFO_REPLY.pack(**zeros | {"reset_reason": reason}), spec.PROTOCOL_VERSION)
+
+    assert info(4).reset_reason_name == "PANIC" and info(4).crashed
+    assert info(15).reset_reason_name == "CPU_LOCKUP" and info(15).crashed  # a double exception
+    assert info(1).reset_reason_name == "POWERON" and not info(1).crashed
+    assert info(99).reset_reason_name == "reason 99" and not info(99).crashed  # a newer ESP-IDF's, passed through
+    assert {r.name for r in spec.CRASH_RESETS} == {"PANIC", "INT_WDT", "TASK_WDT", "WDT", "BROWNOUT", "PWR_GLITCH",
+                                                   "CPU_LOCKUP"}
+    # ESP-IDF 5.3's esp_reset_reason_t, in order (the firmware static_asserts each against ESP-IDF's)
+    assert [r.name for r in spec.ResetReason] == [
+        "UNKNOWN", "POWERON", "EXT", "SW", "PANIC", "INT_WDT", "TASK_WDT", "WDT", "DEEPSLEEP", "BROWNOUT", "SDIO",
+        "USB", "JTAG", "EFUSE", "PWR_GLITCH", "CPU_LOCKUP"]
+    assert [int(r) for r in spec.ResetReason] == list(range(16))

@@ -100,8 +100,7 @@ def bench(ctx, port, board, images, model_path, data_dir, out_path, plot_path, b
             inputs = api.prepare_inputs(bundle, n, settings, progress=advance, pairs=pairs)
         with progress_bar("benchmarking", len(inputs.paths)) as advance:
             result = api.run_bench(client, bundle, inputs, port=port, board=b.name, out=out_path, progress=advance,
-                                   pipeline=pipeline, host_check=host_check, info=device,
-                                   plot=plot_path)
+                                   pipeline=pipeline, host_check=host_check, plot=plot_path)
     finally:
         transport.close()
     if as_json:
@@ -150,7 +149,7 @@ def _print(result, out_path, plot_path=None) -> None:
                      "a brownout: its firmware or power failed before this run)")
     if "restarted_during_run" in s:
         lines.append(f"warning       the board restarted during the run ({s['restarted_during_run']}): its uptime "
-                     "went down; the requests lost meanwhile were resent")
+                     "did not follow the run's time; the requests lost meanwhile were resent")
     if out_path:
         lines.append(f"results       {out_path}")
     if plot_path:

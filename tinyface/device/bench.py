@@ -60,9 +60,11 @@ class BenchResult:
     link: dict = field(default_factory=dict)
     pairs: list[list] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
-    # INFO after the run (protocol 3): a board that restarted meanwhile (a panic, a watchdog) has
-    # a smaller uptime; None when the run ended early or the board did not answer
+    # INFO after the run (protocol 3), and when it was read (seconds after ``device``'s): a board
+    # that restarted meanwhile (a panic, a watchdog) has counted its uptime again from 0; None
+    # when the run ended early or the board did not answer
     device_after: dict | None = None
+    device_after_s: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -150,7 +152,7 @@ def handshake(client: Client, bundle: Bundle) -> DeviceInfo:
 
 def run_bench(client: Client, bundle: Bundle, inputs: BenchInputs, *, port: str, board: str,
               out: str | Path | None = None, progress: Callable[[int], None] | None = None,
-              pipeline: bool = True, host_check: bool = True, info: DeviceInfo | None = None,
+              pipeline: bool = True, host_check: bool = True,
               plot: str | Path | None = None) -> BenchResult:
     """Stream ``inputs`` through INFER and measure.
 
@@ -169,7 +171,9 @@ def run_bench(client: Client, bundle: Bundle, inputs: BenchInputs, *, port: str,
 
     from tinyface.fsutil import write_text
 
-    info = info or handshake(client, bundle)
+    # INFO now, not the caller's from before the faces were aligned (minutes): the uptime the
+    # restart check compares the run's end with
+    info = handshake(client, bundle)
     result = BenchResult(
         complete=False, port=port, board=board,
         model={"path": str(bundle.model_path), "sha256": bundle.model_hash, "name": bundle.meta.name},
@@ -227,6 +231,7 @@ def run_bench(client: Client, bundle: Bundle, inputs: BenchInputs, *, port: str,
     result.elapsed_s = time.monotonic() - start
     try:
         result.device_after = asdict(client.info())
+        result.device_after_s = time.monotonic() - start
     except DeviceError:  # the figures stand; only the restart check is lost
         result.device_after = None
     host = host_outputs(bundle, inputs.x_int8) if host_check else None
@@ -239,15 +244,31 @@ def run_bench(client: Client, bundle: Bundle, inputs: BenchInputs, *, port: str,
     return result
 
 
-def restarts(before: dict, after: dict | None) -> dict:
+def restarts(before: dict, after: dict | None, seconds: float = 0.0) -> dict:
     """What INFO says about the board's restarts (``before``/``after``: BenchResult.device and
-    .device_after): ``started_after``, the reason the board last started when it was a crash, a
-    watchdog or a brownout (spec.CRASH_RESETS); ``restarted_during_run``, the reason it started
-    again while the run went on (its uptime went down; the client's retries hide such a gap)."""
+    .device_after, read ``seconds`` apart): ``started_after``, the reason the board last started
+    when it was a crash, a watchdog or a power failure (spec.CRASH_RESETS); ``restarted_during_run``,
+    the reason it started again while the run went on (the client's resends hide such a gap).
+
+    A board's uptime runs with the host's clock: if it advanced by much less (or, across a wrap
+    at 2^32 ms, much more) than the seconds between the two INFOs, the board started again in
+    between. An emulator's or host build's uptime may run slower than the host's clock (the
+    instruction-set emulator counts instructions), so there only an uptime that went down counts.
+    """
     out = {}
     if before.get("reset_reason") in spec.CRASH_RESETS:
         out["started_after"] = spec.reset_reason_name(before["reset_reason"])
-    if after is not None and after.get("uptime_ms", 0) < before.get("uptime_ms", 0):
+    if after is None:
+        return out
+    first, last = int(before.get("uptime_ms", 0)), int(after.get("uptime_ms", 0))
+    flags = int(before.get("flags", 0))
+    if flags & (spec.Flag.EMULATED | spec.Flag.NATIVE | spec.Flag.INSTRUCTIONS):
+        restarted = last < first
+    else:
+        advanced = (last - first) % 2**32
+        slack = 1000 + 0.01 * seconds * 1000  # the two clocks' drift and the INFOs' own time
+        restarted = abs(advanced - seconds * 1000) > slack
+    if restarted:
         out["restarted_during_run"] = spec.reset_reason_name(after.get("reset_reason", 0))
     return out
 
@@ -380,7 +401,7 @@ def summarize(result: BenchResult, inputs: BenchInputs, info: DeviceInfo, bundle
     """Latency, throughput, verification accuracy and host agreement over the images done."""
     n = result.images_done
     summary: dict = {"images": n, "estimated_timings": info.emulated, "threshold": bundle.meta.threshold,
-                     **restarts(result.device, result.device_after)}
+                     **restarts(result.device, result.device_after, result.device_after_s)}
     if info.flags & spec.Flag.INSTRUCTIONS:
         summary["cycles_are"] = INSTRUCTIONS_LABEL
     if n == 0:

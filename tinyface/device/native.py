@@ -287,9 +287,18 @@ def _build_lock(root: Path):
     """
     import fcntl
 
+    from tinyface.console import info
+
     root.mkdir(parents=True, exist_ok=True)
     with open(root / ".build.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            # another build, its make, or a process it left running (a compiler cache's server,
+            # given CXX="sccache g++") holds it: say why this build waits instead of hanging quietly
+            info(f"waiting for another build of the firmware cache {root} (its lock {root / '.build.lock'} "
+                 "is held; a compiler cache's server started by a build would hold it too)")
+            fcntl.flock(handle, fcntl.LOCK_EX)
         yield handle.fileno()
 
 

@@ -314,7 +314,7 @@ def write_report(out_dir: Path, metrics: BuildMetrics, settings, preset, stages_
         f"Verification tested on {data['test_pairs']:,} held-out pairs ({test_name(metrics)}), "
         f"threshold chosen on {metrics.threshold_from}. Identification: "
         f"{data['identify_people']} enrolled people, {data['identify_probes']} probes, "
-        f"{data['identify_strangers']} strangers." + (f" {test_filter_words(data)}" if test_filter_words(data) else ""),
+        f"{data['identify_strangers']} strangers." + (f" {errata_sentence(data)}" if errata_sentence(data) else ""),
         "",
         "## Stages",
         "",
@@ -411,7 +411,7 @@ def write_validation_report(out_dir: Path, metrics: BuildMetrics, preset, stages
              "report.json and the model card, to be read once the choice they could steer is made.", "",
              f"{data['train_images']:,} training images of {data['train_people']:,} people; validation: "
              f"{data['val_images']:,} images of {data['val_people']:,} other people."
-             + (f" {test_filter_words(data)}" if test_filter_words(data) else ""), ""]
+             + (f" {errata_sentence(data)}" if errata_sentence(data) else ""), ""]
     lines += validation_table(metrics)
     val = {n: stages[n].validation for n in STAGE_ORDER
            if n in stages and (stages[n].validation or {}).get("accuracy") is not None
@@ -580,6 +580,11 @@ def identification_plot(path: Path, curves: list[tuple[str, dict]], points: list
 
 
 EVALUATION_REPORT_FILES = ("report.json", "report.md", "roc.png", "confusion.png", "identification.png")
+# What a build's report step writes beside its bundle (write_report, write_validation_report,
+# write_model_card and the plots): the pipeline removes them first (tests/train/test_build_quick.py
+# checks that a build writes nothing else there).
+BUILD_REPORT_FILES = ("MODEL_CARD.md", "report.md", "report.json", "validation.md", "validation.json", "roc.png",
+                      "training.png", "confusion.png", "size_accuracy.png", "identification.png")
 
 
 def write_evaluation_report(out_dir: Path, result: dict) -> Path:
@@ -825,7 +830,7 @@ def reproduce_command(settings, preset) -> str:
     return " ".join([f"tinyface build --preset {preset.name}", *sets])
 
 
-def test_filter_words(data: dict) -> str:
+def errata_sentence(data: dict) -> str:
     """What data.test_filter dropped, as a sentence (empty when it was off)."""
     f = (data or {}).get("test_filter")
     if not f:
@@ -837,9 +842,8 @@ def test_filter_words(data: dict) -> str:
             "data.test_filter).")
 
 
-
 def _test_filter_card_line(data: dict) -> str:
-    words = test_filter_words(data)
+    words = errata_sentence(data)
     return f"- LFW's errata: {words[0].lower()}{words[1:]}" if words else ""
 
 

@@ -114,9 +114,9 @@ INTERNAL_NOT_SAVED = 102
 
 
 class ResetReason(IntEnum):
-    """InfoReply.reset_reason: why the chip last started, ESP-IDF's esp_reset_reason_t (the
-    firmware checks these values against ESP-IDF's at compile time). Larger values are newer
-    ESP-IDF reasons, passed through as they are."""
+    """InfoReply.reset_reason: why the chip last started, ESP-IDF's esp_reset_reason_t as of the
+    5.3 the firmware is built with (it checks every value against ESP-IDF's at compile time).
+    Larger values are newer ESP-IDF reasons, passed through as they are."""
 
     UNKNOWN = 0  # not known, or not a chip (the emulator, the native and rv32 builds)
     POWERON = 1  # power-on
@@ -129,6 +129,11 @@ class ResetReason(IntEnum):
     DEEPSLEEP = 8  # waking from deep sleep
     BROWNOUT = 9  # the supply voltage dropped
     SDIO = 10  # over SDIO
+    USB = 11  # by the USB peripheral (a host opening the USB-Serial/JTAG port, say)
+    JTAG = 12  # by JTAG
+    EFUSE = 13  # an eFuse error
+    PWR_GLITCH = 14  # a glitch on the supply that was not a brownout
+    CPU_LOCKUP = 15  # a double exception: the panic handler itself faulted
 
 
 def reset_reason_name(value: int) -> str:
@@ -141,7 +146,7 @@ def reset_reason_name(value: int) -> str:
 
 # Reasons that mean the firmware (or its power) failed: a host that sees one says so.
 CRASH_RESETS = (ResetReason.PANIC, ResetReason.INT_WDT, ResetReason.TASK_WDT, ResetReason.WDT,
-                ResetReason.BROWNOUT)
+                ResetReason.BROWNOUT, ResetReason.PWR_GLITCH, ResetReason.CPU_LOCKUP)
 
 
 class Flag(IntEnum):

@@ -21,7 +21,7 @@ import numpy as np
 
 from tinyface.console import raise_if_interrupted
 from tinyface.fsutil import write_bytes, write_json
-from tinyface.evaluation.report import BuildMetrics
+from tinyface.evaluation.report import BUILD_REPORT_FILES, BuildMetrics
 from tinyface.model.bundle import STAGE_RECORD, STAGES_KEY
 
 # data settings only the evaluation reads
@@ -41,12 +41,10 @@ STAGE_MODULES = (
     "tinyface.train.quantize", "tinyface.train.search", "tinyface.train.stages_eval", "tinyface.train.student",
 )
 CODE_VERSION = "pipeline-v1"  # bump when a stage's behaviour changes, to invalidate old artifacts
-# What the report step writes beside the bundle (evaluation/report.py: write_report and its plots,
-# write_validation_report, write_model_card); removed before a new bundle is written, so that a build
-# stopped in its report step never leaves a new model beside the previous build's card or figures.
-# tests/train/test_build_quick.py checks that a build writes nothing else into its run folder.
-REPORT_FILES = ("MODEL_CARD.md", "report.md", "report.json", "validation.md", "validation.json", "roc.png",
-                "training.png", "confusion.png", "size_accuracy.png", "identification.png")
+# What the report step writes beside the bundle (defined beside its writers, in evaluation/report.py);
+# removed before a new bundle is written, so that a build stopped in its report step never leaves a
+# new model beside the previous build's card or figures.
+REPORT_FILES = BUILD_REPORT_FILES
 
 
 @dataclass
