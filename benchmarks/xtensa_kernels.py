@@ -37,14 +37,13 @@ import argparse
 import hashlib
 import json
 import os
-import re
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from tinyface.device.isa import COUNTER_FD, LIBSTDCXX_DIR, LIBSTDCXX_TARGET_DIR  # the rv32 build's: shared
+from tinyface.device.isa import COUNTER_FD, LIBSTDCXX_DIR, LIBSTDCXX_TARGET_DIR, c_define  # the rv32 build's: shared
 
 REPO = Path(__file__).resolve().parents[1]
 KERNEL_SETS = ("esp-nn", "generated")
@@ -56,15 +55,7 @@ LX106_DIR = Path(__file__).resolve().parent / "lx106"  # the LX106 build's Makef
 PROGRAM_NAME = "tinyface_lx106"
 APT_PACKAGES = "gcc-xtensa-lx106 binutils-xtensa-lx106 picolibc-xtensa-lx106-elf qemu-user"
 LABEL = "instructions on an emulated Xtensa LX106 (qemu-xtensa -cpu lx106), not cycles on an ESP32"
-
-
-def _runtime_define(name: str) -> int:
-    """A number #defined in runtime_lx106.h (its one definition)."""
-    text = (LX106_DIR / "runtime_lx106.h").read_text(encoding="utf-8")
-    return int(re.search(rf"^#define {name} (\d+)$", text, re.M).group(1))
-
-
-SYS_READ = _runtime_define("TF_SYS_READ")  # xtensa's read: the plugin's read=N
+SYS_READ = c_define(LX106_DIR / "runtime_lx106.h", "TF_SYS_READ")  # xtensa's read: the plugin's read=N
 
 
 @dataclass(frozen=True)

@@ -322,9 +322,9 @@ def test_a_build_stopped_in_its_report_leaves_no_earlier_card_beside_its_model(
 
     out = tmp_path / "run"
     shutil.copytree(quick_build[0], out)
-    # REPORT_FILES is all the report step writes beside the bundle (it removes those first)
+    # BUILD_REPORT_FILES is all the report step writes beside the bundle (it removes those first)
     written = {p.name for p in out.iterdir() if p.is_file()} - {"model.tflite", "model.json", ".lock"}
-    assert written <= set(pipeline.REPORT_FILES) and {"MODEL_CARD.md", "report.md", "validation.md"} <= written
+    assert written <= set(report.BUILD_REPORT_FILES) and {"MODEL_CARD.md", "report.md", "validation.md"} <= written
     (out / "identification.png").write_bytes(b"a plot an earlier build drew")  # this one's has none
 
     def killed(*args, **kwargs):
@@ -335,7 +335,7 @@ def test_a_build_stopped_in_its_report_leaves_no_earlier_card_beside_its_model(
     with pytest.raises(RuntimeError, match="killed"):
         pipeline.run_build(settings, preset, out, quick=True)
     assert load_bundle(out).meta.extra["stages"]  # the new bundle is there
-    assert [name for name in pipeline.REPORT_FILES if (out / name).exists()] == []
+    assert [name for name in report.BUILD_REPORT_FILES if (out / name).exists()] == []
 
 
 def test_a_build_removes_what_killed_builds_left_of_their_atomic_writes(monkeypatch, tmp_path):

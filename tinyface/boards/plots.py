@@ -1,7 +1,8 @@
 """PNG plots for the commands that time a model: where the time goes layer by layer
-(`tinyface profile --plot`), and the path check and atomic write that `tinyface bench --plot`
-shares. matplotlib (Agg) is imported inside the functions that draw, so that a command run
-without --plot never loads it.
+(`tinyface profile --plot`); and what every plot shares (`bench --plot`, the build's and
+`evaluate`'s reports): the path check, pyplot on the Agg backend, the atomic write.
+matplotlib is imported inside the functions that draw, so that a command run without a plot
+never loads it.
 
 An estimate is never drawn as a measurement: every bar, title and caption says which it is
 (ESTIMATED by the cost model, MEASURED instructions on the instruction-set emulator).

@@ -146,7 +146,7 @@ def _print(result, out_path, plot_path=None) -> None:
                      f"TFLM int8 (largest difference {s['max_lsb_diff_tflm']} LSB)")
     if "started_after" in s:
         lines.append(f"warning       the board had last started after {s['started_after']} (a crash, a watchdog or "
-                     "a brownout: its firmware or power failed before this run)")
+                     "a power failure, before this run)")
     if "restarted_during_run" in s:
         lines.append(f"warning       the board restarted during the run ({s['restarted_during_run']}): its uptime "
                      "did not follow the run's time; the requests lost meanwhile were resent")

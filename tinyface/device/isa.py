@@ -50,13 +50,14 @@ ISA_BUILD_VERSION = 2  # 2: objects compiled to a temporary name and renamed
 COUNT_LABEL = "instructions (a lower bound on cycles)"
 
 
-def _firmware_define(name: str) -> int:
-    """A number #defined in firmware/rv32/platform_rv32.cc (its one definition)."""
-    text = (firmware_dir() / "rv32" / "platform_rv32.cc").read_text(encoding="utf-8")
+def c_define(source: Path, name: str) -> int:
+    """The number ``#define NAME N`` gives in the C source ``source`` (its one definition)."""
+    text = Path(source).read_text(encoding="utf-8")
     return int(re.search(rf"^#define {name} (\d+)$", text, re.M).group(1))
 
 
-COUNTER_FD = _firmware_define("TF_RV32_COUNTER_FD")  # the descriptor the plugin answers with the count
+# the descriptor the plugin answers with the count
+COUNTER_FD = c_define(firmware_dir() / "rv32" / "platform_rv32.cc", "TF_RV32_COUNTER_FD")
 
 
 @dataclass(frozen=True)

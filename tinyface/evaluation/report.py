@@ -11,7 +11,7 @@ import shlex
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from tinyface.fsutil import atomic_path, write_json, write_text
+from tinyface.fsutil import write_json, write_text
 from tinyface.protocol.spec import GALLERY_CAPACITY
 
 
@@ -314,7 +314,7 @@ def write_report(out_dir: Path, metrics: BuildMetrics, settings, preset, stages_
         f"Verification tested on {data['test_pairs']:,} held-out pairs ({test_name(metrics)}), "
         f"threshold chosen on {metrics.threshold_from}. Identification: "
         f"{data['identify_people']} enrolled people, {data['identify_probes']} probes, "
-        f"{data['identify_strangers']} strangers." + (f" {errata_sentence(data)}" if errata_sentence(data) else ""),
+        f"{data['identify_strangers']} strangers." + _after(errata_sentence(data)),
         "",
         "## Stages",
         "",
@@ -411,7 +411,7 @@ def write_validation_report(out_dir: Path, metrics: BuildMetrics, preset, stages
              "report.json and the model card, to be read once the choice they could steer is made.", "",
              f"{data['train_images']:,} training images of {data['train_people']:,} people; validation: "
              f"{data['val_images']:,} images of {data['val_people']:,} other people."
-             + (f" {errata_sentence(data)}" if errata_sentence(data) else ""), ""]
+             + _after(errata_sentence(data)), ""]
     lines += validation_table(metrics)
     val = {n: stages[n].validation for n in STAGE_ORDER
            if n in stages and (stages[n].validation or {}).get("accuracy") is not None
@@ -447,22 +447,12 @@ def write_validation_report(out_dir: Path, metrics: BuildMetrics, preset, stages
     return out_dir / "validation.md"
 
 
-def _save(fig, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return path
-
-
 def write_plots(out_dir: Path, metrics: BuildMetrics, histories: dict[str, dict]) -> dict[str, Path]:
     """roc.png, training.png (from ``histories``: Keras histories by stage), confusion.png and
     size_accuracy.png in ``out_dir``; returns them by name."""
-    import matplotlib
+    from tinyface.boards.plots import pyplot, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     plots: dict[str, Path] = {}
     stages = metrics.stages
@@ -480,7 +470,7 @@ def write_plots(out_dir: Path, metrics: BuildMetrics, histories: dict[str, dict]
     ax.grid(True, alpha=0.3)
     if ax.get_lines():  # no stage with a curve (synthetic metrics): no legend to draw
         ax.legend(fontsize=7, loc="lower right")
-    plots["roc"] = _save(fig, out_dir / "roc.png")
+    plots["roc"] = save_png(fig, out_dir / "roc.png")
 
     history = [(label, hist) for label, hist in histories.items() if hist and hist.get("loss")]
     if history:
@@ -497,7 +487,7 @@ def write_plots(out_dir: Path, metrics: BuildMetrics, histories: dict[str, dict]
         ax.set_title("training curves")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
-        plots["training"] = _save(fig, out_dir / "training.png")
+        plots["training"] = save_png(fig, out_dir / "training.png")
 
     ident = metrics.tflm.identification
     if ident.get("confusion"):
@@ -510,7 +500,7 @@ def write_plots(out_dir: Path, metrics: BuildMetrics, histories: dict[str, dict]
         ax.set_ylabel("true person")
         ax.set_title(f"identification confusion, TFLM int8 (acc. {100 * ident['accuracy']:.1f}%)")
         fig.colorbar(im, ax=ax)
-        plots["confusion"] = _save(fig, out_dir / "confusion.png")
+        plots["confusion"] = save_png(fig, out_dir / "confusion.png")
 
     validation = {name: st.validation for name, st in stages.items()
                   if (st.validation or {}).get("identification_curve")}
@@ -536,7 +526,7 @@ def write_plots(out_dir: Path, metrics: BuildMetrics, histories: dict[str, dict]
     ax.set_ylabel(f"{test_name(metrics)} accuracy (%)")
     ax.set_title("accuracy vs size per stage")
     ax.grid(True, alpha=0.3)
-    plots["size_accuracy"] = _save(fig, out_dir / "size_accuracy.png")
+    plots["size_accuracy"] = save_png(fig, out_dir / "size_accuracy.png")
     return plots
 
 
@@ -547,7 +537,9 @@ def identification_plot(path: Path, curves: list[tuple[str, dict]], points: list
     ``(label, metrics.identification_curve record)`` (thresholds labelled every 0.05 along the
     first), and ``(label, strangers accepted, accuracy)`` points marked (a shipped threshold, a
     --target-far one): what a threshold of one's own would trade, seen rather than read."""
-    import matplotlib.pyplot as plt
+    from tinyface.boards.plots import pyplot, save_png
+
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 5))
     for k, (label, c) in enumerate(curves):
@@ -576,7 +568,7 @@ def identification_plot(path: Path, curves: list[tuple[str, dict]], points: list
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 EVALUATION_REPORT_FILES = ("report.json", "report.md", "roc.png", "confusion.png", "identification.png")
@@ -589,10 +581,9 @@ BUILD_REPORT_FILES = ("MODEL_CARD.md", "report.md", "report.json", "validation.m
 
 def write_evaluation_report(out_dir: Path, result: dict) -> Path:
     """report.md / report.json / roc.png (and confusion.png) for ``tinyface evaluate``."""
-    import matplotlib
+    from tinyface.boards.plots import pyplot, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     out_dir = Path(out_dir)
     # an earlier report in this folder goes first: an interrupted run never leaves new plots beside an
@@ -608,7 +599,7 @@ def write_evaluation_report(out_dir: Path, result: dict) -> Path:
     ax.set_ylabel("true accept rate")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right")
-    _save(fig, out_dir / "roc.png")
+    save_png(fig, out_dir / "roc.png")
     lines = [f"# tinyface evaluation — {result['model']} ({result['runtime']})", "",
              f"Dataset `{result['data']}`: {result['images']:,} images of {result['people']:,} people; "
              f"{len(result['skipped'])} skipped, {result['no_face']} without a detected face (centered crop).", "",
@@ -650,7 +641,7 @@ def write_evaluation_report(out_dir: Path, result: dict) -> Path:
         ax.set_xlabel("predicted person (last column: rejected)")
         ax.set_ylabel("true person")
         fig.colorbar(im, ax=ax)
-        _save(fig, out_dir / "confusion.png")
+        save_png(fig, out_dir / "confusion.png")
         images.append("![confusion](confusion.png)")
     if result.get("identification_curve"):
         dg = _device_gallery(i) if i else None
@@ -842,9 +833,14 @@ def errata_sentence(data: dict) -> str:
             "data.test_filter).")
 
 
+def _after(sentence: str) -> str:
+    """``sentence`` to follow another one, or nothing."""
+    return f" {sentence}" if sentence else ""
+
+
 def _test_filter_card_line(data: dict) -> str:
-    words = errata_sentence(data)
-    return f"- LFW's errata: {words[0].lower()}{words[1:]}" if words else ""
+    sentence = errata_sentence(data)
+    return f"- LFW's errata: {sentence}" if sentence else ""
 
 
 def _extra_card_line(metrics: BuildMetrics, settings) -> str:

@@ -112,7 +112,8 @@ class DeviceInfo:
 
     @property
     def crashed(self) -> bool:
-        """The chip last started because the firmware crashed or a watchdog fired (or a brownout)."""
+        """The chip last started because the firmware crashed, a watchdog fired or its power failed
+        (spec.CRASH_RESETS)."""
         return self.reset_reason in spec.CRASH_RESETS
 
     @property

@@ -41,10 +41,6 @@ STAGE_MODULES = (
     "tinyface.train.quantize", "tinyface.train.search", "tinyface.train.stages_eval", "tinyface.train.student",
 )
 CODE_VERSION = "pipeline-v1"  # bump when a stage's behaviour changes, to invalidate old artifacts
-# What the report step writes beside the bundle (defined beside its writers, in evaluation/report.py);
-# removed before a new bundle is written, so that a build stopped in its report step never leaves a
-# new model beside the previous build's card or figures.
-REPORT_FILES = BUILD_REPORT_FILES
 
 
 @dataclass
@@ -569,13 +565,13 @@ def _evaluate(stages: Stages, settings, preset, data, float_model, pruned_model,
 def _report(out_dir: Path, result: BuildResult, settings, preset) -> None:
     """The bundle (model.tflite + model.json), report.md / report.json / plots and the model card.
 
-    The previous build's report files go first (REPORT_FILES): a build stopped in this step
-    leaves its new model with no card, never beside an old one.
+    The previous build's report files go first (report.BUILD_REPORT_FILES): a build stopped in this
+    step leaves its new model with no card, never beside an old one.
     """
     from tinyface.model.bundle import load_bundle
     from tinyface.evaluation.report import write_model_card, write_report, write_validation_report
 
-    for name in REPORT_FILES:
+    for name in BUILD_REPORT_FILES:
         (out_dir / name).unlink(missing_ok=True)
     result.bundle_dir = _write_bundle(out_dir, result.metrics, settings, preset, result.stages)
     write_report(out_dir, result.metrics, settings, preset, stages_run=result.stages, histories=result.histories)
