@@ -73,7 +73,7 @@ def main() -> None:
     from tinyface.data.cache import FaceCache, content_hash
     from tinyface.data.dataset import read_image
     from tinyface.data.faces import FaceSpec
-    from tinyface.evaluation.metrics import best_threshold, pair_scores
+    from tinyface.evaluation.metrics import best_threshold, pair_scores, sample_pairs
     from tinyface.teacher import embed_chips
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -85,7 +85,7 @@ def main() -> None:
     hard_faces = _hard_faces()
     out = Path(args.out)
     items = listing(out, Path(args.data), args.seed, hard_faces)
-    a, b, same = hard_faces.balanced_pairs([name for name, _ in items], args.seed)
+    a, b, same = sample_pairs([name for name, _ in items], None, args.seed)  # hard_faces.py's pairs
     digest = FaceSpec().landmark_digest()
 
     def alignments(cache, paths):

@@ -34,21 +34,15 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyface.evaluation.metrics import best_accuracy, best_threshold
+from tinyface.evaluation.metrics import auc, best_accuracy, best_threshold, roc_curve
 
 BOOTSTRAP = 2000
 
 
 def roc_auc(scores: np.ndarray, same: np.ndarray, weights: np.ndarray | None = None) -> float:
-    """(Weighted) area under the ROC curve: the chance that a genuine pair outscores an impostor
-    pair, ties counting half."""
-    w = np.ones(len(scores)) if weights is None else np.asarray(weights, float)
-    y = same.astype(bool)
-    levels, inverse = np.unique(scores, return_inverse=True)
-    impostors = np.bincount(inverse, weights=w * ~y, minlength=len(levels))
-    below = np.concatenate([[0.0], np.cumsum(impostors)[:-1]])  # impostor weight under each level
-    beaten = (below + impostors / 2.0)[inverse]
-    return float((w * y * beaten).sum() / ((w * y).sum() * (w * ~y).sum()))
+    """(Weighted) area under the ROC curve, as the build's reports compute it (tinyface.evaluation.
+    metrics): the chance that a genuine pair outscores an impostor pair, ties counting half."""
+    return auc(*roc_curve(scores, same, weights))
 
 
 def mcnemar_p(only_a: int, only_b: int) -> float:

@@ -43,7 +43,7 @@ def main() -> None:
     from tinyface.config import default_data_dir
     from tinyface.data.align import Aligner, cut_chip
     from tinyface.data.dataset import read_image
-    from tinyface.evaluation.metrics import best_threshold, pair_scores
+    from tinyface.evaluation.metrics import best_threshold, pair_scores, sample_pairs
     from tinyface.teacher import embed_chips
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -55,7 +55,7 @@ def main() -> None:
     hard_faces, chip_fill = _benchmark("hard_faces"), _benchmark("chip_fill")
     out = Path(args.out)
     items = chip_fill.listing(out, Path(args.data), args.seed, hard_faces)
-    a, b, same = hard_faces.balanced_pairs([name for name, _ in items], args.seed)
+    a, b, same = sample_pairs([name for name, _ in items], None, args.seed)  # hard_faces.py's pairs
     aligner = Aligner(1)
     untouched = [read_image(next((out / "untouched" / name).glob(stem + ".*"))) for name, stem in items]
     truth = [Aligner(1, rescue=False).detect(rgb) for rgb in untouched]

@@ -125,32 +125,14 @@ def make_sets(data: Path, out: Path, people: int, images: int, seed: int,
     return listing
 
 
-def balanced_pairs(labels: list[str], seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every same-person pair, and as many different-person pairs (seeded)."""
-    groups: dict[str, list[int]] = {}
-    for i, name in enumerate(labels):
-        groups.setdefault(name, []).append(i)
-    same = [(a, b) for g in groups.values() for k, a in enumerate(g) for b in g[k + 1:]]
-    rng = random.Random(seed)
-    names = list(groups)
-    diff: set[tuple[int, int]] = set()
-    while len(diff) < len(same):
-        pa, pb = rng.sample(names, 2)
-        i, j = rng.choice(groups[pa]), rng.choice(groups[pb])
-        diff.add((min(i, j), max(i, j)))
-    pairs = same + sorted(diff)
-    flags = np.array([True] * len(same) + [False] * len(diff))
-    return np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]), flags
-
-
 def measure(listing, cache_dir: Path, workers: int, rescue: bool, seed: int) -> dict:
     from tinyface.data.align import Aligner
     from tinyface.data.cache import FaceCache
     from tinyface.data.faces import FaceSpec, prepare_faces
-    from tinyface.evaluation.metrics import best_threshold, pair_scores
+    from tinyface.evaluation.metrics import best_threshold, pair_scores, sample_pairs
 
     labels = [name for _, name in listing["untouched"]]
-    a, b, same = balanced_pairs(labels, seed)
+    a, b, same = sample_pairs(labels, None, seed)  # every same-person pair, as many different ones
     results, scores = {}, {}
     with FaceCache(cache_dir) as cache:
         for set_name in SETS:

@@ -22,27 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
-from hard_faces import balanced_pairs  # benchmarks/, beside this script
 from tinyface.data.align import CROP_OUTSIDE, Alignment, cut_chip
 from tinyface.data.cache import FaceCache, content_hash
 from tinyface.data.dataset import read_image
 from tinyface.data.faces import FaceSpec
-from tinyface.evaluation.metrics import l2n
+from tinyface.evaluation.metrics import balanced_accuracy, pair_scores, sample_pairs
 from tinyface.model.bundle import load_bundle
 from tinyface.model.embedder import Embedder
 
 SETS = ("dim", "dark", "side")
-
-
-def balanced_accuracy(emb: np.ndarray, pairs, threshold: float) -> tuple[float, float]:
-    """(at ``threshold``, at the best threshold) over ``pairs`` = (a, b, same)."""
-    a, b, same = pairs
-    scores = np.sum(emb[a] * emb[b], axis=1)
-
-    def at(t):
-        return 0.5 * (np.mean(scores[same] >= t) + np.mean(scores[~same] < t))
-
-    return at(threshold), max(at(t) for t in np.unique(scores))
 
 
 def main() -> None:
@@ -73,20 +61,21 @@ def main() -> None:
     lmk = {f: Alignment.from_array(found[k]) for f, k in keys.items() if k in found}
     base = [p for p in untouched if p in lmk]
     photos = {p: read_image(p) for p in base}
-    plain = dict(zip(base, l2n(embedder.embed(np.stack([cut(photos[p], lmk[p]) for p in base])))))
+    plain = dict(zip(base, embedder.embed(np.stack([cut(photos[p], lmk[p]) for p in base]))))
     print(f"{args.model} (TFLite int8) on {args.out}, shipped threshold {bundle.meta.threshold:.4f}")
     print(f"{'crops':<36} {'images':>6} {'at shipped thr.':>15} {'best':>7}")
     for name in sets:
         rows = [(p, h) for p, h in zip(untouched, hard[name]) if p in lmk and h in lmk]
-        pairs = balanced_pairs([p.parent.name for p, _ in rows], 0)
+        a, b, same = sample_pairs([p.parent.name for p, _ in rows], None, 0)  # hard_faces.py's pairs
         rgbs = [read_image(h) for _, h in rows]
         embeddings = {"untouched": np.stack([plain[p] for p, _ in rows]),
-                      f"{name}, its own landmarks": l2n(embedder.embed(np.stack(
-                          [cut(rgb, lmk[h]) for rgb, (_, h) in zip(rgbs, rows)]))),
-                      f"{name}, the untouched landmarks": l2n(embedder.embed(np.stack(
-                          [cut(rgb, lmk[p]) for rgb, (p, _) in zip(rgbs, rows)])))}
+                      f"{name}, its own landmarks": embedder.embed(np.stack(
+                          [cut(rgb, lmk[h]) for rgb, (_, h) in zip(rgbs, rows)])),
+                      f"{name}, the untouched landmarks": embedder.embed(np.stack(
+                          [cut(rgb, lmk[p]) for rgb, (p, _) in zip(rgbs, rows)]))}
         for label, emb in embeddings.items():
-            at, best = balanced_accuracy(emb, pairs, bundle.meta.threshold)
+            scores = pair_scores(emb, a, b)
+            at, best = balanced_accuracy(scores, same, bundle.meta.threshold), balanced_accuracy(scores, same)
             print(f"{label:<36} {len(emb):>6} {at:>15.2%} {best:>7.2%}")
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@
 
 Loads the *validation* people exactly as `tinyface build --preset P` does
 (tinyface.train.build_data.load_build_data with the preset's settings, but no teacher views or
-mixes and no extra faces, which only training reads), embeds them with the bundle's int8 model
+mixes and no extra faces, which only training reads; the split settings data.seed,
+data.val_fraction and data.test_filter are the bundle's own, model.json ``extra.split``, where it
+records them), embeds them with the bundle's int8 model
 in TFLM (the firmware's kernels), and chooses the identification threshold by the build's rule
 (tinyface.evaluation.metrics.open_set_threshold: data.identify_stranger_rate of strangers
 accepted on average by random galleries of data.identify_gallery people). No test (DevTest)
@@ -117,11 +119,16 @@ def gallery_table(emb, split, thresholds, seed: int, galleries=GALLERIES) -> lis
 def validation_settings(preset_name: str, bundles: dict, extra_faces: bool = False) -> config.Settings:
     """The preset's settings for loading its validation people only (no teacher views, mixes or
     extra faces, which only training reads; with ``extra_faces`` the preset's extra faces too,
-    filtered as the build filters them, without their views or mixes); exits with one line if a
-    bundle of ``{folder: bundle}`` takes other crops than the preset cuts."""
+    filtered as the build filters them, without their views or mixes), drawn with the split
+    settings the bundles' builds used (recorded_split); exits with one line if a bundle of
+    ``{folder: bundle}`` takes other crops than the preset cuts."""
+    import dataclasses
+
     extra = {"views": 0, "mixes": 0} if extra_faces else {"dirs": []}
     settings = config.load(None, {"distill": {"teacher_views": 0, "teacher_mixes": 0}, "extra": extra},
                            base=config.load_preset(preset_name).settings())
+    split = recorded_split(preset_name, settings.data, bundles)
+    settings = dataclasses.replace(settings, data=dataclasses.replace(settings.data, **split))
     d = settings.data
     shape = [1, d.crop_size, d.crop_size, d.channels]
     for folder, bundle in bundles.items():
@@ -130,6 +137,31 @@ def validation_settings(preset_name: str, bundles: dict, extra_faces: bool = Fal
             sys.exit(f"error: {folder} takes {meta.input_shape} crops at padding {meta.crop_padding}, preset "
                      f"{preset_name} cuts {shape} at {d.padding}: not this bundle's preset")
     return settings
+
+
+def recorded_split(preset_name: str, preset_data, bundles: dict) -> dict:
+    """The split settings (data.seed, data.val_fraction, data.test_filter) that drew the validation
+    people of the bundles' builds: each bundle's model.json record (``extra.split``), the preset's
+    for a bundle written before builds recorded it. Says on stderr where a recorded value is not
+    the preset's; exits with one line if two bundles' builds drew different validation people (no
+    one set of people is unseen by both)."""
+    from tinyface.model.bundle import SPLIT_SETTINGS
+
+    preset_split = {name: getattr(preset_data, name) for name in SPLIT_SETTINGS}
+    chosen, chosen_by = None, None
+    for folder, bundle in bundles.items():
+        split = {**preset_split, **bundle.meta.split}
+        if chosen is not None and split != chosen:
+            differ = ", ".join(f"data.{k} {chosen[k]} and {split[k]}" for k in SPLIT_SETTINGS if chosen[k] != split[k])
+            sys.exit(f"error: {chosen_by} and {folder} were built with other validation people ({differ}): "
+                     "compare bundles of one split")
+        chosen, chosen_by = split, folder
+    chosen = chosen or preset_split
+    for name in SPLIT_SETTINGS:
+        if chosen[name] != preset_split[name]:
+            print(f"validation people drawn with model.json's data.{name}={chosen[name]} "
+                  f"(preset {preset_name}: {preset_split[name]})", file=sys.stderr)
+    return chosen
 
 
 def validation_parser(doc: str) -> argparse.ArgumentParser:

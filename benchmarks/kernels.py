@@ -9,8 +9,10 @@ weights, and whether both builds give the pip TFLM interpreter's int8 outputs on
 Needs TFLM_DIR (esp-tflite-micro; ESP_NN_DIR defaults to esp-nn beside it), the packages of
 benchmarks/isa.py (gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-user) and LFW
 (--data, else TINYFACE_DATA). Counts are instructions measured on an emulator (a lower bound on cycles),
-not on a chip. The faces are LFW test-split photos (peopleDevTest), used only to compare two
-builds of the same model, never to choose anything.
+not on a chip. The faces are photos of LFW's training-split people (peopleDevTrain.txt, in file
+order), used only to compare two builds of the same model, never to choose anything; the
+held-out peopleDevTest photos are not read. benchmarks/xtensa_kernels.py and
+benchmarks/s3_arena.py take their faces from here too (lfw_faces).
 """
 
 from __future__ import annotations
@@ -36,15 +38,32 @@ def lfw_dir(given: str | None) -> Path:
     return Path(given).expanduser() if given else default_data_dir()
 
 
+def lfw_face_paths(lfw_dir: Path, n: int) -> list[Path]:
+    """The first ``n`` photos of LFW's training-split people: ``peopleDevTrain.txt`` in file
+    order, each person's images by number. Never the held-out peopleDevTest people.
+
+    Raises:
+        tinyface.errors.DataError: no peopleDevTrain.txt in ``lfw_dir``.
+    """
+    from tinyface.data import lfw
+
+    paths = []
+    for name, count in lfw.read_people(lfw_dir / lfw.PEOPLE_DEV_TRAIN):
+        paths += [p for i in range(1, count + 1) if (p := lfw.image_path(lfw_dir / "images", name, i)).is_file()]
+        if len(paths) >= n:
+            break
+    return paths[:n]
+
+
 def lfw_faces(lfw_dir: Path, meta, n: int) -> np.ndarray:
-    """``n`` peopleDevTest photos, centre-cropped to the face, resized and quantized."""
+    """``n`` photos of LFW training-split people (lfw_face_paths), centre-cropped to the face,
+    resized to the model input and quantized as the firmware's input."""
     from PIL import Image
 
     from tinyface.model.embedder import quantize_input
 
     _, h, w, c = meta.input_shape
-    names = [line.split("\t")[0] for line in (lfw_dir / "peopleDevTest.txt").read_text().splitlines()[1:]]
-    paths = [p for name in names for p in sorted((lfw_dir / "images" / name).glob("*.jpg"))][:n]
+    paths = lfw_face_paths(lfw_dir, n)
     crops = [np.asarray(Image.open(p).convert("L" if c == 1 else "RGB").crop((70, 70, 180, 180)).resize((w, h)),
                         dtype=np.uint8).reshape(h, w, c) for p in paths]
     return quantize_input(np.stack(crops), meta)
@@ -104,7 +123,8 @@ def flash_bytes(program_path: Path, size_tool: str = "riscv64-unknown-elf-size")
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=str(REPO / "models" / "esp32"), help="model bundle folder")
-    ap.add_argument("--faces", type=int, default=1000, help="LFW test faces compared with the pip TFLM interpreter")
+    ap.add_argument("--faces", type=int, default=1000, help="LFW faces (peopleDevTrain photos) compared with the pip "
+                                                           "TFLM interpreter")
     ap.add_argument("--data", help="the LFW folder (default: $TINYFACE_DATA, else ~/.cache/tinyface/datasets/lfw, "
                                     "as tinyface's commands)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -147,7 +167,7 @@ def main() -> None:
     print(f"flash (rv32 program text+data): ESP-NN {a['flash_bytes']:,} B, generated {b['flash_bytes']:,} B "
           f"(repacked weights and per-channel constants {b['repacked_bytes']:,} B)")
     if expected is not None:
-        print(f"identical to the pip TFLM interpreter on {len(faces)} LFW test faces: "
+        print(f"identical to the pip TFLM interpreter on {len(faces)} LFW faces (peopleDevTrain): "
               f"ESP-NN {a['identical_to_tflm']:.1%}, generated {b['identical_to_tflm']:.1%}")
 
 

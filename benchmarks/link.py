@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyface.protocol import spec
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -68,7 +70,7 @@ def _measure(client, run, up_bytes_fn, payload_bytes: int, baud: int) -> dict:
     elapsed = time.monotonic() - start
     up = client.stats.bytes_sent - before_up
     down = client.stats.bytes_received - before_down
-    limit = baud / 10 * elapsed
+    limit = elapsed / spec.wire_seconds(1, baud)  # bytes the wire could carry one way
     return {"requests": count, "elapsed_s": round(elapsed, 3), "bytes_up": up, "bytes_down": down,
             "efficiency": round(max(up, down) / limit, 4), "payload_efficiency": round(payload_bytes * count / limit, 4),
             "per_s": round(count / elapsed, 2)}
@@ -85,9 +87,9 @@ def bench_baud(model_dir: Path, baud: int, seconds: float) -> dict:
         client = Client(transport, timeout_s=2.0, retries=0, baud=baud, port=port)
         info = client.info()
         x = np.random.default_rng(0).integers(-128, 128, size=(info.input_bytes,), dtype=np.int8)
-        frame_up = info.input_bytes + 14
-        n_infer = max(8, int(seconds * baud / 10 / frame_up))
-        results = {"baud": baud, "limit_bytes_per_s": baud / 10, "infer_frame_bytes": frame_up,
+        frame_up = info.input_bytes + spec.FRAME_OVERHEAD
+        n_infer = max(8, int(seconds / spec.wire_seconds(frame_up, baud)))
+        results = {"baud": baud, "limit_bytes_per_s": baud / spec.UART_BITS_PER_BYTE, "infer_frame_bytes": frame_up,
                    "estimated_device_ms": None}
         list(client.infer_many([x] * 2))  # warm up
         results["infer_pipelined"] = _measure(client, lambda: sum(1 for _ in client.infer_many([x] * n_infer, depth=2)),
@@ -96,7 +98,7 @@ def bench_baud(model_dir: Path, baud: int, seconds: float) -> dict:
             client, lambda: sum(1 for _ in client.infer_many([x] * max(4, n_infer // 2), depth=1)), None,
             info.input_bytes, baud)
         ping = os.urandom(4096)
-        n_ping = max(4, int(seconds * baud / 10 / (len(ping) + 14)))
+        n_ping = max(4, int(seconds / spec.wire_seconds(len(ping) + spec.FRAME_OVERHEAD, baud)))
         results["ping_4k_pipelined"] = _measure(
             client, lambda: sum(1 for _ in client.pipeline(0x01, [ping] * n_ping, depth=2)), None, len(ping), baud)
         r = client.infer(x)

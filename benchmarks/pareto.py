@@ -13,7 +13,9 @@ import argparse
 import os
 import time
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+from tinyface.console import use_legacy_keras
+
+use_legacy_keras()  # before TensorFlow is imported
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 

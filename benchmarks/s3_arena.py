@@ -20,7 +20,9 @@ TFLM's sources through the rv32 Makefile's TF_EXTRA.
     python benchmarks/s3_arena.py [--model models/esp32s3] [--board esp32s3] [--faces 3] [--json]
 
 Needs what benchmarks/kernels.py needs (TFLM_DIR, ESP_NN_DIR, the RISC-V packages; LFW for
---faces). Two rv32 builds of TFLM: about 6 minutes on 2 cores the first time (cached in --work).
+--faces: photos of peopleDevTrain.txt's people, never the held-out peopleDevTest's, prepared by
+benchmarks/kernels.py's lfw_faces). Two rv32 builds of TFLM: about 6 minutes on 2 cores the
+first time (cached in --work).
 """
 
 from __future__ import annotations
@@ -81,8 +83,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=str(REPO / "models" / "esp32s3"), help="model bundle folder")
     ap.add_argument("--board", default="esp32s3", help="board whose firmware reservation is compared (esp32s3)")
-    ap.add_argument("--faces", type=int, default=3, help="LFW faces whose outputs are compared with the pip TFLM "
-                                                         "interpreter's (0: none)")
+    ap.add_argument("--faces", type=int, default=3, help="LFW faces (peopleDevTrain photos) whose outputs are compared "
+                                                         "with the pip TFLM interpreter's (0: none)")
     ap.add_argument("--data", help="the LFW folder (default: $TINYFACE_DATA, else ~/.cache/tinyface/datasets/lfw)")
     ap.add_argument("--work", default="/tmp/tinyface-s3-arena", help="projects and build cache")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")

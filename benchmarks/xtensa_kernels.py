@@ -1,7 +1,8 @@
 """ESP-NN's generic C kernels against the kernels tinyface generates for the model
 (firmware.kernels = "generated"), side by side on an emulated Xtensa core: instructions per
 op and per inference, and whether both builds give the same int8 outputs (each other's and
-the pip TFLM interpreter's) on LFW faces. benchmarks/kernels.py does the same on the
+the pip TFLM interpreter's) on LFW faces (photos of peopleDevTrain.txt's people, never the held-out
+peopleDevTest's: benchmarks/kernels.py's lfw_faces). benchmarks/kernels.py does the same on the
 ESP32-C3's RISC-V; this asks whether the ratio holds on Xtensa, the classic ESP32's family.
 
     python benchmarks/xtensa_kernels.py --compiler-rt DIR [--model models/esp32] [--faces 20] [--json]
@@ -208,7 +209,7 @@ def report(results: dict) -> None:
     print(f"flash (lx106 program text+data): ESP-NN {a['flash_bytes']:,} B, generated {b['flash_bytes']:,} B")
     print(f"profiled input: int8 outputs identical between the two builds: {results['profile_outputs_identical']}")
     if results["faces"]:
-        print(f"{results['faces']} LFW test faces over the protocol: identical to each other "
+        print(f"{results['faces']} LFW faces (peopleDevTrain) over the protocol: identical to each other "
               f"{results['outputs_identical_to_each_other']:.1%}", end="")
         if a["identical_to_tflm"] is not None:
             print(f"; identical to the pip TFLM interpreter: ESP-NN {a['identical_to_tflm']:.1%}, "
@@ -221,7 +222,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", action="append", help="model bundle folder (repeatable; default models/esp32)")
     ap.add_argument("--board", default="esp32", help="board the project is generated for (default esp32)")
-    ap.add_argument("--faces", type=int, default=20, help="LFW test faces compared over the protocol (0: none)")
+    ap.add_argument("--faces", type=int, default=20, help="LFW faces (peopleDevTrain photos) compared over the "
+                                                        "protocol (0: none)")
     ap.add_argument("--data", help="the LFW folder for --faces (default: $TINYFACE_DATA, else "
                                     "~/.cache/tinyface/datasets/lfw, as tinyface's commands)")
     ap.add_argument("--compiler-rt", help="LLVM compiler-rt's lib/builtins folder (or set COMPILER_RT_DIR)")

@@ -84,6 +84,28 @@ def test_an_output_that_cannot_be_created_is_an_output_error(tmp_path):
     assert not list((tmp_path / "new").iterdir())  # the probe leaves nothing behind
 
 
+def test_only_the_temp_files_of_atomic_writes_are_removed_as_leftovers_never_a_users_file(tmp_path):
+    """remove_temp_leftovers deletes unasked, so it must know a temp file by a name no user gives a
+    file: a marker, not just a dot, 8 characters and a suffix. Names of the form used before the
+    marker (``.x.keras.abcdefgh.keras``) are a user's files now, and are kept."""
+    for name, keep_suffix in [("student.keras", True), ("model.json", False), ("int8.tflite", False)]:
+        with fsutil.atomic_path(tmp_path / name, keep_suffix=keep_suffix) as tmp:
+            assert fsutil.TEMP_MARKER in tmp.name and fsutil.is_temp_name(tmp.name)
+            assert tmp.suffix == (Path(name).suffix if keep_suffix else fsutil.TEMP_SUFFIX)
+            tmp.write_bytes(b"x")
+    leftovers = [".student.keras.tinyface-tmp-k3x_9a0b.keras", ".model.json.tinyface-tmp-abcd1234.tmp"]
+    users = [".x.keras.abcdefgh.keras", ".model.json.abcd1234.tmp", ".notes.keras.backup12.keras",
+             ".student.keras.tinyface-tmp-k3x_9a0b.json",  # neither .tmp nor the name's own suffix
+             ".student.keras.tinyface-tmp-short.keras", "student.keras.tinyface-tmp-k3x_9a0b.keras",
+             ".tinyface-tmp-abcdefgh.tmp", "notes.tmp", ".student.keras"]
+    for name in leftovers + users:
+        (tmp_path / name).write_bytes(b"bytes")
+    (tmp_path / ".int8.tflite.tinyface-tmp-abcdefgh.tmp").mkdir()  # a folder is never a temp file
+    assert sorted(p.name for p in fsutil.remove_temp_leftovers(tmp_path)) == sorted(leftovers)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        users + ["student.keras", "model.json", "int8.tflite", ".int8.tflite.tinyface-tmp-abcdefgh.tmp"])
+
+
 def test_a_builds_temporary_files_go_into_its_folder_and_a_killed_runs_are_swept(tmp_path):
     """tempfile (TensorFlow's converter copies its SavedModel there) points into the run's folder
     for the block; what a SIGKILLed run left there is removed by the next, and nothing stays after."""

@@ -123,7 +123,7 @@ def user_boards_dir() -> Path | None:
 
 ENVIRONMENT = ("TINYFACE_DATA", "TINYFACE_CACHE", "TINYFACE_DATASETS", "TINYFACE_<NAME>_URL", "TINYFACE_BOARDS_DIR",
                "TFLM_DIR", "TFLM_THIRD_PARTY_DIR", "ESP_NN_DIR", "CC", "CXX", "TINYFACE_NATIVE_JOBS",
-               "TINYFACE_NATIVE_CACHE", "TINYFACE_ISA_CACHE", "PLATFORMIO_CORE_DIR")
+               "TINYFACE_NATIVE_CACHE", "TINYFACE_ISA_CACHE", "TINYFACE_NVS_DIR", "PLATFORMIO_CORE_DIR")
 
 
 def _env_path(name: str, default: str) -> Path:
@@ -181,6 +181,21 @@ def native_cache_dir() -> Path:
 def isa_cache_dir() -> Path:
     """``$TINYFACE_ISA_CACHE`` if set, else ``~/.cache/tinyface/isa``: the rv32 build's cache."""
     return _env_path("TINYFACE_ISA_CACHE", "~/.cache/tinyface/isa")
+
+
+def native_storage_dir() -> str | None:
+    """``$TINYFACE_NVS_DIR``: the folder the native firmware keeps its gallery in, in files as the
+    board's NVS would (`tinyface emulate --native`); None if unset or empty: in memory only. The
+    program reads it itself too when run by hand (firmware/native/platform_host.cc)."""
+    return os.environ.get("TINYFACE_NVS_DIR") or None
+
+
+def make_environment(names) -> dict[str, str]:
+    """The values the environment gives the make variables ``names`` (those set, an empty value
+    included): the firmware Makefiles' ``?=`` variables, which make takes from the environment,
+    key their build cache (tinyface.device.native.make_program). Not settings of tinyface's own:
+    the Makefiles (docs/firmware.md) say what each does."""
+    return {name: os.environ[name] for name in names if name in os.environ}
 
 
 def platformio_core_dir() -> Path:

@@ -387,6 +387,18 @@ def _duration(seconds: float) -> str:
 NOISY_MODULES = r"(tensorflow|tf_keras|keras|tensorflow_model_optimization|absl|PIL|tflite_micro)(\..*)?"
 
 
+def use_legacy_keras() -> None:
+    """Make TensorFlow's Keras the Keras 2 of ``tf_keras``: the students are built, saved and
+    loaded with it, the teacher is a ``tf.keras`` model, and tensorflow_model_optimization (pruning,
+    quantization-aware training) works only with it; TensorFlow 2.16+ would otherwise give Keras 3.
+    TensorFlow reads ``TF_USE_LEGACY_KERAS`` once, at its first import, so this runs before anything
+    imports it (quiet_tensorflow, tinyface.model.keras_io, tests/conftest.py); a value the user
+    set stands."""
+    import os
+
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+
 def quiet_tensorflow(import_now: bool = False) -> None:
     """Silence TensorFlow, its converter and PIL on stderr unless -v was given: the C++ start-up
     chatter (oneDNN notes, a CUDA probe that 'fails' on every machine without a GPU), the Python
@@ -402,7 +414,7 @@ def quiet_tensorflow(import_now: bool = False) -> None:
     import sys
     import warnings
 
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    use_legacy_keras()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if _verbosity > 0 else "3")
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     if _verbosity > 0:

@@ -15,10 +15,14 @@ from tinyface.errors import OutputError
 
 
 TEMP_SUFFIX = ".tmp"
-# The names atomic_path gives its temp files: ``.<name>.<mkstemp's 8 random characters>`` and then
-# ".tmp", or ``<name>``'s own suffix (keep_suffix). A process killed outright (SIGKILL, the
-# out-of-memory killer) cannot remove its temp file: remove_temp_leftovers finds them by this name.
-_TEMP_NAME = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}(?P<suffix>\.[^.]+)")
+TEMP_MARKER = ".tinyface-tmp-"
+# The names atomic_path gives its temp files: ``.<name>.tinyface-tmp-<mkstemp's 8 random characters>``
+# and then ".tmp", or ``<name>``'s own suffix (keep_suffix). A process killed outright (SIGKILL, the
+# out-of-memory killer) cannot remove its temp file: remove_temp_leftovers finds them by this name,
+# and removes them unasked, so the marker is there to keep it from ever matching a file of the user's.
+# (Before the marker, temp names were ``.<name>.<8 random characters><suffix>``: a user's
+# ``.notes.keras.backup12.keras`` read the same, so leftovers of that form are not recognised.)
+_TEMP_NAME = re.compile(r"\.(?P<name>.+)" + re.escape(TEMP_MARKER) + r"[a-z0-9_]{8}(?P<suffix>\.[^.]+)")
 
 
 def is_temp_name(name: str) -> bool:
@@ -57,8 +61,8 @@ def atomic_path(path: str | os.PathLike, keep_suffix: bool = False) -> Iterator[
     path = Path(path)
     ensure_dir(path.parent)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix if keep_suffix else TEMP_SUFFIX,
-                                   dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{TEMP_MARKER}",
+                                   suffix=path.suffix if keep_suffix else TEMP_SUFFIX, dir=path.parent)
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
     os.close(fd)

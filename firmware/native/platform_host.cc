@@ -51,11 +51,11 @@ void SleepMs(int ms) {
   nanosleep(&ts, nullptr);
 }
 
-// UART pacing: n bytes take n * 10 / baud seconds (8N1); wait until `*wire_s` catches up.
+// UART pacing: n bytes take n * TF_UART_BITS_PER_BYTE / baud seconds (8N1); wait until `*wire_s` catches up.
 void Pace(double* wire_s, size_t n) {
   if (g_baud == 0) return;
   const double now = (double)NowNs() / 1e9;
-  *wire_s = (*wire_s > now ? *wire_s : now) + (double)n * 10.0 / (double)g_baud;
+  *wire_s = (*wire_s > now ? *wire_s : now) + (double)n * TF_UART_BITS_PER_BYTE / (double)g_baud;
   const double wait_s = *wire_s - now;
   if (wait_s > 0) {
     struct timespec ts = {(time_t)wait_s, (long)((wait_s - (double)(time_t)wait_s) * 1e9)};

@@ -96,11 +96,11 @@ uint64_t Instructions() {
   return count;
 }
 
-// UART pacing: n bytes take n * 10 / baud seconds (8N1); wait until `*wire_ns` catches up.
+// UART pacing: n bytes take n * TF_UART_BITS_PER_BYTE / baud seconds (8N1); wait until `*wire_ns` catches up.
 void Pace(int64_t* wire_ns, size_t n) {
   if (g_baud == 0) return;
   const int64_t now = HostNs();
-  *wire_ns = (*wire_ns > now ? *wire_ns : now) + (int64_t)n * 10000000000ll / g_baud;
+  *wire_ns = (*wire_ns > now ? *wire_ns : now) + (int64_t)n * TF_UART_BITS_PER_BYTE * 1000000000ll / g_baud;
   SleepNs(*wire_ns - now);
 }
 

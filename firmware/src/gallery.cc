@@ -108,6 +108,10 @@ int Gallery::Find(const char* name_field) const {
   return -1;
 }
 
+bool Gallery::CanEnroll(const char* name_field) const {
+  return Find(name_field) >= 0 || count() < TF_GALLERY_CAPACITY;
+}
+
 int Gallery::Enroll(const char* name_field, const float* unit_embedding) {
   int slot = Find(name_field);
   if (slot < 0) {

@@ -33,6 +33,8 @@ class Gallery {
   // Load the saved gallery, else the compiled-in one (gallery_data.h, `--enroll DIR`).
   void Load();
   uint16_t count() const;
+  // Whether Enroll(name_field, ...) would find a slot: the name is enrolled, or a slot is free.
+  bool CanEnroll(const char* name_field) const;
   // Add one L2-normalised embedding to `name` (new names take the lowest free slot).
   // Returns the slot, or -1 when the name is new and the gallery is full.
   int Enroll(const char* name_field, const float* unit_embedding);

@@ -23,9 +23,6 @@ static_assert(TF_MODEL_INPUT_BYTES + TF_ENROLL_REQUEST_SIZE <= TF_MAX_PAYLOAD,
 
 namespace {
 
-// How long the link may stay silent inside a frame before its first byte is dropped.
-constexpr uint32_t kIdleFlushMs = 100;
-
 TfOpResolver g_resolver;
 alignas(tflite::MicroInterpreter) uint8_t g_interpreter_storage[sizeof(tflite::MicroInterpreter)];
 tflite::MicroInterpreter* g_interpreter = nullptr;
@@ -47,7 +44,13 @@ uint16_t g_last_length = 0;
 uint32_t g_last_payload_crc = 0;
 uint8_t g_last_head[TF_MAX_NAME_BYTES];  // ENROLL/DELETE: the name field, compared exactly
 uint8_t g_last_reply_type = 0;
-uint8_t g_last_reply[TF_ERROR_REPLY_SIZE > TF_ENROLL_REPLY_SIZE ? TF_ERROR_REPLY_SIZE : TF_ENROLL_REPLY_SIZE];
+// Remember() keeps a reply only if it fits (a longer one is kept as empty), so every reply a
+// retry is answered with, ENROLL's, DELETE's and the ERROR either may get, must fit.
+constexpr size_t kStoredReplyBytes = 8;
+static_assert(TF_ENROLL_REPLY_SIZE <= kStoredReplyBytes && TF_DELETE_REPLY_SIZE <= kStoredReplyBytes &&
+                  TF_ERROR_REPLY_SIZE <= kStoredReplyBytes,
+              "a retried ENROLL or DELETE is answered from g_last_reply: it must hold their replies and ERROR's");
+uint8_t g_last_reply[kStoredReplyBytes];
 uint16_t g_last_reply_len = 0;
 
 void PutLe16(uint8_t* p, uint16_t v) {
@@ -221,6 +224,11 @@ void HandleEnroll(const TfFrame& f) {
     SendError(TF_ERR_BAD_PAYLOAD, f.type, f.seq, 0);
     return;
   }
+  // Before the model runs: a full gallery answers at once, not an inference later.
+  if (!g_gallery.CanEnroll(request.name)) {
+    SendError(TF_ERR_GALLERY_FULL, f.type, f.seq, TF_GALLERY_CAPACITY);
+    return;
+  }
   uint32_t cycles = 0, latency_us = 0;
   const int status = Invoke(f.payload + TF_ENROLL_REQUEST_SIZE, &cycles, &latency_us);
   if (status != 0) {
@@ -229,7 +237,7 @@ void HandleEnroll(const TfFrame& f) {
   }
   Embedding(true);
   const int slot = g_gallery.Enroll(request.name, g_embedding);
-  if (slot < 0) {
+  if (slot < 0) {  // not reached: CanEnroll said there is room
     SendError(TF_ERR_GALLERY_FULL, f.type, f.seq, TF_GALLERY_CAPACITY);
     return;
   }
@@ -386,7 +394,8 @@ int tf_app_main(void) {
   g_free_psram_bytes = tf_free_psram_bytes();
   uint8_t chunk[512];
   for (;;) {
-    const int n = tf_serial_read(chunk, sizeof(chunk), kIdleFlushMs);
+    // Silence for TF_IDLE_FLUSH_MS inside a frame: its missing bytes are not coming.
+    const int n = tf_serial_read(chunk, sizeof(chunk), TF_IDLE_FLUSH_MS);
     if (n == TF_SERIAL_HANGUP) {
       g_decoder.Reset();
       g_have_last = false;  // seq numbers restart with the next host

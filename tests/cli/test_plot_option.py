@@ -1,6 +1,7 @@
-"""`profile --plot` and `bench --plot`: a path that could not take the PNG is one line, exit 14 (as a
-bad --out), before anything else runs; bench draws the latencies it streamed from the emulator,
-and still draws them when the link is lost; no command loads matplotlib unless asked to plot."""
+"""`profile --plot` and `bench --plot`: a name not ending in .png is a usage error (exit 2) while the
+command line is parsed; a path that could not take the PNG is one line, exit 14 (as a bad --out); both
+before anything else runs. bench draws the latencies it streamed from the emulator, and still draws
+them when the link is lost; no command loads matplotlib unless asked to plot."""
 
 import json
 import os
@@ -15,34 +16,57 @@ from PIL import Image
 from tests.cli.test_cli_main import assert_one_error_line, imported_modules, run_cli
 from tests.conftest import sigint_as_a_terminal_sends_it
 
+BAD_NAMES = ["latency.jpg", "latency", "latency.png.txt"]  # the suffix is known wrong before any work
 
-def _bad_plots(tmp_path) -> list[tuple[str, str]]:
+
+def _unwritable_plots(tmp_path) -> list[tuple[str, str]]:
+    """Well-named plots that cannot be written, each with what its error line says."""
     (tmp_path / "blocker").write_text("a file in the way")
-    (tmp_path / "a-folder").mkdir()
-    return [(str(tmp_path / "a-folder"), "it is a folder"),
-            (str(tmp_path / "latency.jpg"), "must end in .png"),
+    (tmp_path / "a-folder.png").mkdir()
+    return [(str(tmp_path / "a-folder.png"), "it is a folder"),
             (str(tmp_path / "blocker" / "sub" / "latency.png"), "is in the way"),
             ("/proc/tinyface/latency.png", "no file can be made in /proc")]
 
 
-def test_profile_refuses_a_bad_plot_before_anything_else(tmp_path):
+def _usage_error_line(proc, name: str) -> str:
+    line = assert_one_error_line(proc, 2, "'--plot'", "must end in .png")
+    assert name in line
+    return line
+
+
+def test_profile_refuses_a_plot_not_named_png_as_a_usage_error(tmp_path):
     missing_model = str(tmp_path / "no-model")  # were the model looked for first, this would be exit 6
-    for plot, needle in _bad_plots(tmp_path):
+    for name in BAD_NAMES:
         for measured in ([], ["--measured"]):  # --measured: before minutes of building, not after
+            proc = run_cli("profile", *measured, "--model", missing_model, "--plot", str(tmp_path / name), "--json")
+            line = _usage_error_line(proc, name)
+            assert "(see `tinyface profile --help`)" in line
+            assert json.loads(proc.stdout) == {"error": line.removeprefix("tinyface: error: "), "kind": "UsageError",
+                                               "exit_code": 2}
+    assert list(tmp_path.iterdir()) == []  # nothing made
+
+
+def test_profile_refuses_an_unwritable_plot_before_anything_else(tmp_path):
+    missing_model = str(tmp_path / "no-model")
+    for plot, needle in _unwritable_plots(tmp_path):
+        for measured in ([], ["--measured"]):
             began = time.monotonic()
             proc = run_cli("profile", *measured, "--model", missing_model, "--plot", plot, "--json")
             line = assert_one_error_line(proc, 14, "--plot", needle)
             assert json.loads(proc.stdout) == {"error": line.removeprefix("tinyface: error: "), "kind": "OutputError",
                                                "exit_code": 14}
             assert time.monotonic() - began < 60  # nothing was built
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-folder", "blocker"]  # nothing made
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-folder.png", "blocker"]  # nothing made
 
 
-def test_bench_refuses_a_bad_plot_before_the_port_is_opened(tmp_path, tiny_bundle):
+def test_bench_refuses_a_bad_plot_before_the_model_is_loaded_or_the_port_opened(tmp_path, tiny_bundle):
+    port = str(tmp_path / "no-such-port")  # opened first, this would be exit 7
+    for name in BAD_NAMES:  # no model at all: loaded first, this would be exit 6
+        _usage_error_line(run_cli("bench", "--port", port, "--model", str(tmp_path / "no-model"),
+                                  "--plot", str(tmp_path / name)), name)
     model = str(tiny_bundle.model_path.parent)
-    for plot, needle in _bad_plots(tmp_path):  # the port does not exist: exit 7, were it opened first
-        assert_one_error_line(run_cli("bench", "--port", str(tmp_path / "no-such-port"), "--model", model,
-                                      "--plot", plot), 14, "--plot", needle)
+    for plot, needle in _unwritable_plots(tmp_path):
+        assert_one_error_line(run_cli("bench", "--port", port, "--model", model, "--plot", plot), 14, "--plot", needle)
 
 
 def test_only_a_plot_loads_matplotlib(tmp_path):

@@ -355,8 +355,8 @@ def test_each_requantization_form_is_bit_exact(tmp_path, tflm_objects):
 
 
 def lfw_faces(lfw_dir: Path, meta, n: int) -> np.ndarray:
-    """``n`` LFW test-split photos, centre-cropped, resized to the model input and quantized
-    as the firmware's input (tinyface.model.embedder.quantize_input)."""
+    """``n`` LFW photos of training-split people (peopleDevTrain), centre-cropped, resized to the
+    model input and quantized as the firmware's input (tinyface.model.embedder.quantize_input)."""
     from PIL import Image
 
     from tinyface.model.embedder import quantize_input
@@ -364,7 +364,7 @@ def lfw_faces(lfw_dir: Path, meta, n: int) -> np.ndarray:
     shape = meta.input_shape
 
     _, h, w, c = shape
-    names = [line.split("\t")[0] for line in (lfw_dir / "peopleDevTest.txt").read_text().splitlines()[1:]]
+    names = [line.split("\t")[0] for line in (lfw_dir / "peopleDevTrain.txt").read_text().splitlines()[1:]]
     paths = [p for name in names for p in sorted((lfw_dir / "images" / name).glob("*.jpg"))][:n]
     out = []
     for p in paths:

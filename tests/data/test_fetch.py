@@ -266,7 +266,7 @@ def test_a_flat_set_is_put_in_one_folder_per_person_as_its_people_file_says(serv
     lines = ["image identity"] + [f"{i:06d}.jpg {100 + (i - 1) // 3}" for i in range(1, 7)] + ["999999.jpg 7"]
     archive = _flat_archive(served["site"], served["src"], lines)
     manifest = make_manifest("celeba", served["site"], [], archive, "repo-abc/Celeb", people_file="repo-abc/identity.txt")
-    dest = fetch(manifest, f"{served['url']}/ok/", served["tmp"] / "celeba")
+    dest = fetch(manifest, f"{served['url']}/ok/", served["tmp"] / "celeba").path
     groups = {p.name: sorted(q.name for q in p.iterdir()) for p in (dest / "images").iterdir()}
     assert groups == {"100": ["000001.jpg", "000002.jpg", "000003.jpg"], "101": ["000004.jpg", "000005.jpg", "000006.jpg"]}
     assert not missing_or_changed(manifest, dest)  # the digest is of the grouped tree
@@ -292,7 +292,7 @@ def test_fetch_json_says_where_and_whether_it_downloaded(served):
     assert first.returncode == 0, first.stderr
     d = json.loads(first.stdout)
     assert d["name"] == "lfw" and d["path"] == str(dest) and d["downloaded"] is True and d["bytes_downloaded"] > 0
-    assert d["extra_kind"] is None
+    assert d["extra_kind"] is None and d["put_back"] is False
     again = json.loads(fetch_cli(served, "ok", dest, "--json").stdout)  # already there: verified, not downloaded
     assert again["downloaded"] is False and again["bytes_downloaded"] == 0 and again["path"] == str(dest)
 
@@ -384,10 +384,155 @@ def test_a_force_killed_between_its_renames_gets_its_old_copy_back(served):
     assert not dest.exists() and len(work_folders(dest)) == 1  # the dataset is only in the work folder
 
     before = len(served["requests"])
-    again = fetch_cli(served, "ok", dest)
+    again = fetch_cli(served, "ok", dest, "--json")
     assert again.returncode == 0, again.stderr
     assert f"put back {dest}, which an unfinished earlier fetch --force had moved aside" in again.stderr
     assert f"removed an unfinished earlier fetch of {dest}" in again.stderr
+    assert f"lfw is already in {dest} (every checksum verified); nothing to download" in again.stderr
     assert len(served["requests"]) == before  # the verified copy was back: nothing downloaded
+    said = json.loads(again.stdout)  # and --json says so: the copy kept, not a download
+    assert said["downloaded"] is False and said["put_back"] is True and said["bytes_downloaded"] == 0
+    assert said["path"] == str(dest)
     assert work_folders(dest) == []
     assert not missing_or_changed(Manifest.load(served["manifest"]), dest)
+
+
+# --- a rename that fails (our own failure handling, driven by a failing os.rename) ---------------
+
+def _fail_renames(monkeypatch, *steps: str) -> list[str]:
+    """Make os.rename raise for the renames of _move_into_place named in ``steps``: "aside" (the
+    old copy to the work folder), "in" (the new copy into place), "back" (the old copy back).
+    Returns the steps tried, in order."""
+    from tinyface.data.fetch import OLD_COPY
+
+    real, tried = os.rename, []
+
+    def rename(src, dst, *args, **kwargs):
+        src, dst = Path(src), Path(dst)
+        step = ("aside" if dst.name == OLD_COPY else "back" if src.name == OLD_COPY
+                else "in" if src.name == "dataset" else None)
+        if step:
+            tried.append(step)
+        if step in steps:
+            raise OSError(13, "Permission denied (injected)")
+        return real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "rename", rename)
+    return tried
+
+
+@pytest.mark.parametrize("steps, tried, kept", [
+    (("aside",), ["aside"], "cannot replace"),
+    (("in",), ["aside", "in", "back"], "holds the old copy, as before"),
+])
+def test_a_force_whose_rename_fails_keeps_the_old_copy_in_place(served, monkeypatch, steps, tried, kept):
+    from tinyface.data.fetch import fetch
+    from tinyface.errors import OutputError
+
+    dest = served["tmp"] / "data" / "lfw"
+    assert fetch_cli(served, "ok", dest).returncode == 0
+    (dest / "mine.txt").write_text("the old copy")  # tells the old copy from a new one
+    done = _fail_renames(monkeypatch, *steps)
+    with pytest.raises(OutputError, match="Permission denied") as caught:
+        fetch(Manifest.load(served["manifest"]), f"{served['url']}/ok/", dest, force=True)
+    assert done == tried and kept in caught.value.one_line() and caught.value.exit_code == 14
+    assert (dest / "mine.txt").read_text() == "the old copy"  # in place, complete
+    assert not missing_or_changed(Manifest.load(served["manifest"]), dest)
+    assert work_folders(dest) == []
+
+
+def test_a_force_whose_new_copy_and_put_back_both_fail_keeps_the_old_copy_for_the_next_fetch(served, monkeypatch):
+    from tinyface.data.fetch import OLD_COPY, fetch
+    from tinyface.errors import OutputError
+
+    dest = served["tmp"] / "data" / "lfw"
+    assert fetch_cli(served, "ok", dest).returncode == 0
+    (dest / "mine.txt").write_text("the old copy")
+    done = _fail_renames(monkeypatch, "in", "back")
+    with pytest.raises(OutputError, match="nor could the old copy be put back") as caught:
+        fetch(Manifest.load(served["manifest"]), f"{served['url']}/ok/", dest, force=True)
+    assert done == ["aside", "in", "back"]
+    [work] = work_folders(dest)  # not removed: it holds the only copy
+    assert not dest.exists() and (work / OLD_COPY / "mine.txt").read_text() == "the old copy"
+    assert f"the old copy is kept in {work / OLD_COPY}" in caught.value.one_line()
+
+    monkeypatch.undo()  # renames work again: the next fetch puts it back and downloads nothing
+    before = len(served["requests"])
+    again = fetch_cli(served, "ok", dest, "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["put_back"] is True and len(served["requests"]) == before
+    assert (dest / "mine.txt").read_text() == "the old copy" and work_folders(dest) == []
+
+
+def test_a_first_fetch_whose_new_copy_cannot_be_moved_in_keeps_nothing(served, monkeypatch):
+    from tinyface.data.fetch import fetch
+    from tinyface.errors import OutputError
+
+    dest = served["tmp"] / "new" / "lfw"
+    done = _fail_renames(monkeypatch, "in")
+    with pytest.raises(OutputError, match="cannot move the new copy into") as caught:
+        fetch(Manifest.load(served["manifest"]), f"{served['url']}/ok/", dest)
+    assert done == ["in"] and "nothing was kept" in caught.value.one_line()
+    assert_nothing_left(dest, dest.parent)
+
+
+# --- the work folder: another fetch's sweep can take it before it is held ------------------------
+
+@pytest.mark.parametrize("how", ["removed", "held"])
+def test_losing_every_race_for_a_work_folder_says_so_and_leaves_nothing(served, monkeypatch, how):
+    """A fetch starting beside this one sweeps the work folders nobody holds: one it took in the
+    instant between its creation and its lock (removed, or held while it is removed) is lost."""
+    import fcntl
+    import shutil
+
+    from tinyface.data import fetch as fetch_module
+    from tinyface.errors import OutputError
+    from tinyface.fsutil import LOCK_NAME
+
+    real_hold, sweeps = fetch_module._hold, []
+
+    def hold_after_a_sweep(work):
+        if how == "removed":
+            shutil.rmtree(work)
+        else:  # the sweep's lock: another open file, so flock refuses this process's too
+            handle = open(work / LOCK_NAME, "a+")
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            sweeps.append(handle)
+        return real_hold(work)
+
+    monkeypatch.setattr(fetch_module, "_hold", hold_after_a_sweep)
+    dest = served["tmp"] / "new" / "lfw"
+    try:
+        with pytest.raises(OutputError) as caught:
+            fetch_module.fetch(Manifest.load(served["manifest"]), f"{served['url']}/ok/", dest)
+    finally:
+        for handle in sweeps:
+            handle.close()
+    line = caught.value.one_line()
+    assert line == (f"cannot start a fetch into {dest}: another `tinyface data fetch` into the same place removed each "
+                    f"of the {fetch_module.WORK_FOLDER_TRIES} work folders this one made in {dest.parent} "
+                    "(let the other fetch end, then run this one again)")
+    assert "cannot write" not in line and caught.value.exit_code == 14
+    assert served["requests"] == [] and not dest.parent.exists()  # nothing downloaded, nothing made
+
+
+def test_a_work_folder_that_cannot_be_held_for_another_reason_is_not_called_a_race(served, monkeypatch):
+    """Only a sweep's doing is reported as one: a lock file that cannot be opened (here a folder in
+    its place; a full disk in life) is the destination's folder that cannot be written."""
+    from tinyface.data import fetch as fetch_module
+    from tinyface.errors import OutputError
+    from tinyface.fsutil import LOCK_NAME
+
+    real_hold, tries = fetch_module._hold, []
+
+    def hold_without_a_lock_file(work):
+        tries.append(work)
+        (work / LOCK_NAME).mkdir()
+        return real_hold(work)
+
+    monkeypatch.setattr(fetch_module, "_hold", hold_without_a_lock_file)
+    dest = served["tmp"] / "new" / "lfw"
+    with pytest.raises(OutputError, match=rf"^cannot write in {re.escape(str(dest.parent))}: Is a directory") as caught:
+        fetch_module.fetch(Manifest.load(served["manifest"]), f"{served['url']}/ok/", dest)
+    assert "another" not in caught.value.one_line() and len(tries) == 1  # not retried as a race
+    assert served["requests"] == [] and not dest.parent.exists()

@@ -30,6 +30,12 @@ def test_every_error_code_and_message_is_documented():
         assert f"| `0x{msg.value:02X}` | {msg.name} |" in DOC, msg.name
 
 
+def test_the_version_and_the_idle_flush_are_documented_with_their_values():
+    assert f"| 2 | 1 | version `TF_PROTO_VERSION` | `{spec.PROTOCOL_VERSION}` |" in DOC
+    assert f"# The tinyface serial protocol (version {spec.PROTOCOL_VERSION})" in DOC
+    assert f"`TF_IDLE_FLUSH_MS` ({spec.IDLE_FLUSH_MS} ms" in DOC
+
+
 def test_every_info_field_is_documented_at_its_offset():
     offset = 0
     for f in spec.INFO_REPLY.fields:

@@ -290,6 +290,10 @@ def test_a_build_stopped_after_a_stage_leaves_that_stages_models_to_no_earlier_m
     # the finished build recorded each stage it made, and its stage models take its crop
     assert meta["extra"]["stages"] == {name: json.loads((out / name / "stage.json").read_text())["fingerprint"]
                                        for name in ("distill", "prune", "quantize", "evaluate")}
+    # and the data settings that drew its validation people, as it ran with them
+    report = json.loads((out / "report.json").read_text())
+    assert meta["extra"]["split"] == {name: report["settings"]["data"][name]
+                                      for name in ("seed", "val_fraction", "test_filter")}
     assert model_file_meta(out / "distill" / "student.keras").meta.crop_padding == meta["crop_padding"] != 0.3
 
     def killed(*args, **kwargs):
@@ -347,11 +351,15 @@ def test_a_build_removes_what_killed_builds_left_of_their_atomic_writes(monkeypa
     from tinyface.train import pipeline
 
     out = tmp_path / "run"
-    leftovers = [out / "distill" / ".student.keras.k3x_9a0b.keras", out / "prune" / ".sparsity.json.abcd1234.tmp",
-                 out / "quantize" / ".int8.tflite.zz00yy11.tmp", out / ".model.tflite.q1w2e3r4.tmp"]
+    leftovers = [out / "distill" / ".student.keras.tinyface-tmp-k3x_9a0b.keras",
+                 out / "prune" / ".sparsity.json.tinyface-tmp-abcd1234.tmp",
+                 out / "quantize" / ".int8.tflite.tinyface-tmp-zz00yy11.tmp",
+                 out / ".model.tflite.tinyface-tmp-q1w2e3r4.tmp"]
     kept = [out / "distill" / "student.keras", out / "distill" / "stage.json", out / "distill" / ".notes.keras",
             out / "quantize" / "calibration.tmp", out / ".model.tflite.backup",
-            out / "other" / "deeper" / ".student.keras.k3x_9a0b.keras"]  # only the stage folders are looked in
+            out / "distill" / ".student.keras.k3x_9a0b.keras",  # a user's name, as temp files were once named
+            # only the stage folders are looked in
+            out / "other" / "deeper" / ".student.keras.tinyface-tmp-k3x_9a0b.keras"]
     for path in leftovers + kept:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"bytes")

@@ -1,8 +1,8 @@
 """PNG plots for the commands that time a model: where the time goes layer by layer
 (`tinyface profile --plot`); and what every plot shares (`bench --plot`, the build's and
-`evaluate`'s reports): the path check, pyplot on the Agg backend, the atomic write.
-matplotlib is imported inside the functions that draw, so that a command run without a plot
-never loads it.
+`evaluate`'s reports): the path check (and the ``--plot`` options' name rule), pyplot on the
+Agg backend, the atomic write. matplotlib is imported inside the functions that draw, so that a
+command run without a plot never loads it.
 
 An estimate is never drawn as a measurement: every bar, title and caption says which it is
 (ESTIMATED by the cost model, MEASURED instructions on the instruction-set emulator).
@@ -22,10 +22,21 @@ _CAPTION_CHARS = 130  # a caption's line length at the plots' width
 DISAGREE_PCT = 10  # profile_plot marks a layer whose estimate is this far (%) from its measurement
 
 
+def plot_name_problem(path: str | os.PathLike) -> str | None:
+    """What is wrong with ``path``'s name for a PNG plot (it must end in .png), or None: the one
+    rule that :func:`check_plot_path` and the ``--plot`` options (tinyface.cli.common.plot_option) apply."""
+    path = Path(path)
+    if path.suffix.lower() != PLOT_SUFFIX:
+        example = f"{path.stem or 'plot'}{PLOT_SUFFIX}"
+        return f"{path}: the plot is a PNG, so its name must end in {PLOT_SUFFIX} (e.g. {example})"
+    return None
+
+
 def check_plot_path(path: str | os.PathLike, what: str = "--plot") -> Path:
-    """Fail early, before minutes of work, if the PNG ``path`` could not be written later: its
-    name must end in .png, it must not be a folder, and its folder must exist or be creatable
-    (no folder is made here, so a command refused for another reason leaves none behind).
+    """Fail early, before minutes of work, if the PNG ``path`` could not be written later: it must
+    not be a folder, its name must end in .png (the command line has refused that already, by
+    tinyface.cli.common.plot_option), and its folder must exist or be creatable (no folder is made
+    here, so a command refused for another reason leaves none behind).
 
     Args:
         what: how the user named it, for the message.
@@ -36,9 +47,8 @@ def check_plot_path(path: str | os.PathLike, what: str = "--plot") -> Path:
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"cannot write {what} {path}: it is a folder", hint=f"give {what} a file name, e.g. plot.png")
-    if path.suffix.lower() != PLOT_SUFFIX:
-        raise OutputError(f"cannot write {what} {path}: the plot is a PNG, so its name must end in {PLOT_SUFFIX}",
-                          hint=f"e.g. {what} {path.stem or 'plot'}{PLOT_SUFFIX}")
+    if problem := plot_name_problem(path):
+        raise OutputError(f"cannot write {what} {problem}")
     return check_writable(path, what, create=False)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from tinyface.cli.common import json_option, load_settings, set_option
+from tinyface.cli.common import json_option, load_settings, plot_option, set_option
 
 
 @click.command()
@@ -24,10 +24,10 @@ from tinyface.cli.common import json_option, load_settings, set_option
 @click.option("--out", "out_path", type=click.Path(), default=None,
               help="Write results (JSON) here as they come; a lost link keeps what was measured. "
                    "Example: --out results.json")
-@click.option("--plot", "plot_path", type=click.Path(), default=None,
-              help="Also draw the latencies as a PNG: a histogram of the per-inference figures (the board's cycle "
-                   "counter; ESTIMATED on the emulator) with p50 and p95 marked; a lost link still draws what was "
-                   "measured. The name must end in .png; its folder is created. Example: --plot latency.png")
+@plot_option("Also draw the latencies as a PNG: a histogram of the per-inference figures (the board's cycle "
+             "counter; ESTIMATED on the emulator) with p50 and p95 marked; a lost link still draws what was "
+             "measured. The name must end in .png (else a usage error); its folder is created. "
+             "Example: --plot latency.png")
 @click.option("--baud", type=click.IntRange(min=1), default=None,
               help="Serial speed [default: the board's]. Example: --baud 115200")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.01), default=None,

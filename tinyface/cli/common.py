@@ -16,6 +16,21 @@ def set_option(example: str):
                         help=f"Override one setting (repeatable; docs/config.md lists them). Example: --set {example}")
 
 
+def plot_option(help_text: str):
+    """--plot FILE.png (`profile`, `bench`): a name not ending in .png is a usage error (exit 2)
+    while the command line is parsed, before any work; whether the path can be written is the
+    command's tinyface.boards.plots.check_plot_path (exit 14)."""
+
+    def check_name(ctx, param, value):
+        from tinyface.boards.plots import plot_name_problem
+
+        if value is not None and (problem := plot_name_problem(value)):
+            raise click.BadParameter(problem, ctx=ctx, param=param)
+        return value
+
+    return click.option("--plot", "plot_path", type=click.Path(), default=None, callback=check_name, help=help_text)
+
+
 def load_settings(ctx: click.Context, overrides: dict | None = None, set_items: tuple[str, ...] = (),
                   base: dict | None = None, quick: dict | None = None):
     """Effective settings: defaults < ``base`` (a preset) < tinyface.toml (or --config) < ``quick``

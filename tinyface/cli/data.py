@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from tinyface.cli.common import json_option, load_settings, set_option
 from tinyface.config import DATASETS
+
+if TYPE_CHECKING:
+    from tinyface.data.fetch import FetchResult
 
 
 @click.group()
@@ -81,23 +85,17 @@ def fetch(ctx, name, url, dest, manifest, force, timeout_s, as_json):
         spec = builtin_manifest(name)
     base = url or dataset_url(name)
     target = Path(dest).expanduser() if dest else dataset_dir(name)
+    console, received = err_console(), [0]
     if target.is_dir() and any(target.iterdir()) and not force:  # fetch() verifies it and downloads nothing, or says why not
         with status(f"verifying {target}"):
-            fetch_dataset(spec, base, target, force=False)
-        # plain echo: a path is neither wrapped nor read as rich markup
-        click.echo(f"{name} is already in {target} (every checksum verified); nothing to download", err=True)
-        _how_to_use(name)
-        if as_json:
-            _fetch_json(name, target, downloaded=False, received=0)
-        return
-    console, received = err_console(), [0]
-    if console.is_terminal:
+            result = fetch_dataset(spec, base, target, force=False)
+    elif console.is_terminal:
         with console.status(f"downloading {name} from {base}") as spinner:
             def progress(n):
                 received[0] += n
                 spinner.update(f"downloading {name} from {base}: {received[0] / 1e6:.1f} MB")
 
-            path = fetch_dataset(spec, base, target, progress=progress, timeout_s=timeout_s, force=force)
+            result = fetch_dataset(spec, base, target, progress=progress, timeout_s=timeout_s, force=force)
     else:  # a log or a file: a plain line every few seconds, also while it unpacks and verifies
         plain = PlainProgress(f"downloading {name} from {base} (MB)", None).start_heartbeat()
 
@@ -106,13 +104,18 @@ def fetch(ctx, name, url, dest, manifest, force, timeout_s, as_json):
             plain.update(round(received[0] / 1e6, 2))
 
         try:
-            path = fetch_dataset(spec, base, target, progress=progress, timeout_s=timeout_s, force=force)
+            result = fetch_dataset(spec, base, target, progress=progress, timeout_s=timeout_s, force=force)
         finally:
             plain.finish()
-    click.echo(f"{name} is ready in {path}", err=True)
+    # plain echo: a path is neither wrapped nor read as rich markup. Not downloaded also where the
+    # folder was missing: fetch() put back the copy an unfinished earlier --force had moved aside
+    if result.downloaded:
+        click.echo(f"{name} is ready in {result.path}", err=True)
+    else:
+        click.echo(f"{name} is already in {result.path} (every checksum verified); nothing to download", err=True)
     _how_to_use(name)
     if as_json:
-        _fetch_json(name, Path(path), downloaded=True, received=received[0])
+        _fetch_json(name, result, received[0])
 
 
 def _how_to_use(name: str) -> None:
@@ -124,13 +127,15 @@ def _how_to_use(name: str) -> None:
         click.echo(f"use it with `tinyface build ... {use}`; licence: {source.credit}", err=True)
 
 
-def _fetch_json(name: str, path: Path, downloaded: bool, received: int) -> None:
-    """`data fetch --json`: where the verified dataset is, and whether this run downloaded it."""
+def _fetch_json(name: str, result: FetchResult, received: int) -> None:
+    """`data fetch --json`: where the verified dataset is, whether this run downloaded it, and whether
+    it put back the copy an unfinished earlier `--force` had moved aside."""
     from tinyface.config import DATASETS
     from tinyface.console import print_json
 
     source = DATASETS[name]
-    print_json({"name": name, "path": str(path), "downloaded": downloaded, "bytes_downloaded": received,
+    print_json({"name": name, "path": str(result.path), "downloaded": result.downloaded,
+                "bytes_downloaded": received, "put_back": result.put_back,
                 "extra_kind": source.kind or None, "credit": source.credit or None})
 
 

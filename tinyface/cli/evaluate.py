@@ -14,7 +14,8 @@ from tinyface.evaluation.model_eval import STRANGER_SHARE, TARGET_FAR
 @click.option("--model", "model_path", type=click.Path(), required=True,
               help="A model with its model.json (the face crop it was trained on): a bundle folder "
                    "(build/esp32, models/esp32), or a .tflite (float or int8) or .keras inside a `tinyface build` "
-                   "run folder (build/esp32/quantize/float.tflite). A lone file without one is refused. "
+                   "run folder (build/esp32/quantize/float.tflite), which takes the thresholds that build chose "
+                   "for its stage (evaluate/metrics.json). A lone file without one is refused. "
                    "Example: --model models/esp32")
 @click.option("--data", "data_dir", type=click.Path(), default=None,
               help="Folder with one sub-folder of photos per person (default: the default dataset). "
@@ -51,6 +52,10 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
     Verification is reported as balanced accuracy (the mean of the true-accept and
     true-reject rates at the shipped threshold: a dataset's pairs are mostly different
     people, so plain accuracy rewards rejecting everyone) and as TAR at FAR 1e-2 and 1e-3.
+    A stage file of a build run is judged at the thresholds that build chose for its stage
+    (evaluate/metrics.json; on validation people unless data.threshold_from says otherwise);
+    only where none is recorded is the threshold chosen on the scored pairs themselves, and
+    the output says it is optimistic.
     Identification enrolls each person with enough photos (some held out as strangers) and
     reports how many strangers the shipped identification threshold accepts, by all of them
     and by galleries of data.identify_gallery people (default 0: the device's 16).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from tinyface.cli.common import json_option, load_settings, set_option
+from tinyface.cli.common import json_option, load_settings, plot_option, set_option
 from tinyface.config import FIRMWARE_KERNELS
 
 
@@ -23,11 +23,10 @@ from tinyface.config import FIRMWARE_KERNELS
               help="Also MEASURE: count each op's instructions on the ESP32-C3 instruction-set emulator "
                    "(the firmware built for rv32imc under qemu-riscv32; esp32c3 only, the default board then; "
                    "needs TFLM_DIR and the packages of `tinyface emulate --isa`). Example: tinyface profile --measured")
-@click.option("--plot", "plot_path", type=click.Path(), default=None,
-              help="Also draw where the time goes, as a PNG: one bar per layer (index, op, output shape) as long as "
-                   "its ESTIMATED ms, and with --measured the MEASURED ms beside it; the total in the title. The "
-                   "table and --json are unchanged. The name must end in .png; its folder is created. "
-                   "Example: tinyface profile --board esp32 --plot profile.png")
+@plot_option("Also draw where the time goes, as a PNG: one bar per layer (index, op, output shape) as long as "
+             "its ESTIMATED ms, and with --measured the MEASURED ms beside it; the total in the title. The "
+             "table and --json are unchanged. The name must end in .png (else a usage error); its folder is "
+             "created. Example: tinyface profile --board esp32 --plot profile.png")
 @json_option("tinyface profile --board esp32s3 --json")
 @set_option("firmware.kernels=generated")
 @click.pass_context

@@ -3,7 +3,8 @@
 A source is a manifest: the files to download from a base URL, each with its sha256, and
 the archive to unpack into ``images/`` with a digest over the unpacked tree. Everything
 happens in a work folder beside the destination (``.NAME.fetch-*``), renamed into place only
-after every check passed; a failed fetch leaves nothing behind. A fetch holds its work folder
+after every check passed; a failed fetch leaves nothing behind, and a copy it was to replace
+(``--force``) where it was (:func:`_move_into_place`). A fetch holds its work folder
 (a kernel lock, released when the process ends however it ends), so the work folder of a fetch
 that was killed is one nobody holds: the next fetch into the same place removes it.
 """
@@ -233,6 +234,24 @@ def group_by_person(root: Path, people_file: Path) -> None:
 
 
 OLD_COPY = "old"  # in the work folder: the copy --force replaces, between its two renames
+WORK_FOLDER_TRIES = 3  # work folders made before giving up on holding one (_work_folder)
+
+
+@dataclass
+class FetchResult:
+    """What :func:`fetch` did.
+
+    Attributes:
+        path: the folder that holds the verified dataset.
+        downloaded: this call downloaded it; False: ``path`` held it already (every checksum
+            verified), and nothing was downloaded.
+        put_back: first, the copy that an unfinished earlier ``--force`` had moved aside was put
+            back at ``path`` (then replaced by the download only if ``downloaded``).
+    """
+
+    path: Path
+    downloaded: bool
+    put_back: bool = False
 
 
 def _work_prefix(dest: Path) -> str:
@@ -248,45 +267,107 @@ def _hold(work: Path) -> contextlib.AbstractContextManager[None]:
 
 @contextlib.contextmanager
 def _work_folder(dest: Path) -> Iterator[Path]:
-    """A new work folder beside ``dest``, held by this process for the block and removed after it.
+    """A new work folder beside ``dest``, held by this process for the block and removed after it,
+    unless it keeps the only copy of an old dataset (:func:`_move_into_place`).
 
     Another fetch's sweep (:func:`_remove_unfinished`) may take a folder in the instant between
-    its creation and its lock; then a new one is made.
+    its creation and its lock; then a new one is made, up to ``WORK_FOLDER_TRIES`` in all.
 
     Raises:
-        OSError: the folder of ``dest`` cannot be written.
+        OSError: the folder of ``dest`` cannot be written (nor a lock file in a new folder there).
+        OutputError: a sweep took every folder made (another fetch into the same place keeps
+            starting).
     """
-    for _ in range(3):
+    for _ in range(WORK_FOLDER_TRIES):
         work = Path(tempfile.mkdtemp(prefix=_work_prefix(dest), dir=dest.parent))
         held = contextlib.ExitStack()
         try:
             held.enter_context(_hold(work))
-        except OutputError:  # taken by a sweep, or gone
+        except OutputError:
+            problem = _why_not_held(work)
             shutil.rmtree(work, ignore_errors=True)
+            if problem:  # not a sweep: its lock file cannot be made (a full disk)
+                raise problem from None
             continue
         with held:
             try:
                 yield work
-            finally:
-                shutil.rmtree(work, ignore_errors=True)  # still held: no sweep removes it under us
+            finally:  # still held: no sweep removes it under us. Kept if it has the only copy of the old dataset
+                if not ((work / OLD_COPY).exists() and not dest.exists()):
+                    shutil.rmtree(work, ignore_errors=True)
         return
-    raise OSError(f"another fetch keeps removing the work folders made in {dest.parent}")
+    raise OutputError(f"cannot start a fetch into {dest}: another `tinyface data fetch` into the same place removed "
+                      f"each of the {WORK_FOLDER_TRIES} work folders this one made in {dest.parent}",
+                      hint="let the other fetch end, then run this one again")
 
 
-def _remove_unfinished(dest: Path) -> None:
+def _why_not_held(work: Path) -> OSError | None:
+    """Why this process could not hold ``work``: None where another fetch's sweep took it (removed
+    it, or holds its lock: the lock file opens, so the lock itself was refused), else why its lock
+    file cannot be opened."""
+    from tinyface.fsutil import LOCK_NAME
+
+    try:
+        with open(work / LOCK_NAME, "a+"):
+            return None
+    except OSError as exc:
+        return None if not work.is_dir() else exc
+
+
+def _move_into_place(staged: Path, dest: Path, work: Path) -> None:
+    """Rename the verified ``staged`` copy to ``dest``; what is at ``dest`` (``--force``'s old copy,
+    or an empty folder) is first renamed to ``work/old``, and removed with the work folder after.
+
+    A failure at either rename leaves a complete copy at ``dest``: the first failing leaves the
+    old copy where it was; the second, the old copy is renamed back. Only when that put-back
+    fails too is ``dest`` left empty; the old copy then stays in ``work/old``, and the work
+    folder is kept (not removed, :func:`_work_folder`) for the next fetch to put it back, as after
+    a fetch killed between the two renames.
+
+    Raises:
+        OutputError: a rename failed; the line says which copy ``dest`` holds.
+    """
+    old = work / OLD_COPY
+    replacing = dest.exists()
+    if replacing:
+        try:
+            dest.rename(old)  # killed before the next rename: the next fetch puts it back
+        except OSError as exc:
+            raise OutputError(f"cannot replace {dest}: it cannot be moved aside: {exc.strerror or exc}",
+                              hint=f"{dest} is as it was; the download was not kept") from None
+    try:
+        staged.rename(dest)
+    except OSError as exc:
+        failed = f"cannot move the new copy into {dest}: {exc.strerror or exc}"
+        if not replacing:
+            raise OutputError(failed, hint="nothing was kept") from None
+        try:
+            old.rename(dest)
+        except OSError as back:
+            raise OutputError(f"{failed}; nor could the old copy be put back: {back.strerror or back}",
+                              hint=f"the old copy is kept in {old}; the next `tinyface data fetch` into {dest} "
+                                   "puts it back") from None
+        raise OutputError(failed, hint=f"{dest} holds the old copy, as before; the download was not kept") from None
+
+
+def _remove_unfinished(dest: Path) -> bool:
     """Remove the work folders beside ``dest`` that no live fetch holds: those of fetches that were
     killed (a download, an unpacking; a few GB each). Where one was a ``--force`` killed between
     its two renames (the old copy moved aside, the new one not yet moved in) and ``dest`` is
     missing, the old copy is put back first, as it was before that command. Each is said in a line.
+
+    Returns:
+        whether an old copy was put back at ``dest``.
     """
+    put_back = False
     try:
         import fcntl  # noqa: F401 - exclusive_folder locks nothing without it: a live fetch would look stale
     except ImportError:  # pragma: no cover - not on Linux or macOS
-        return
+        return put_back
     try:
         found = sorted(p for p in dest.parent.glob(_work_prefix(dest) + "*") if p.is_dir() and not p.is_symlink())
     except OSError:  # the folder of dest cannot be read: ensure_dir says so later, in one line
-        return
+        return put_back
     removed, removed_bytes = 0, 0
     for work in found:
         try:
@@ -294,6 +375,7 @@ def _remove_unfinished(dest: Path) -> None:
                 old = work / OLD_COPY
                 if old.is_dir() and not old.is_symlink() and not dest.exists() and not dest.is_symlink():
                     old.rename(dest)
+                    put_back = True
                     _say(f"put back {dest}, which an unfinished earlier fetch --force had moved aside")
                 size = _bytes_under(work)
                 shutil.rmtree(work, ignore_errors=True)
@@ -306,6 +388,7 @@ def _remove_unfinished(dest: Path) -> None:
     if removed:
         what = "an unfinished earlier fetch" if removed == 1 else f"{removed} unfinished earlier fetches"
         _say(f"removed {what} of {dest} ({removed_bytes / 1e6:.1f} MB)")
+    return put_back
 
 
 def _bytes_under(folder: Path) -> int:
@@ -326,14 +409,15 @@ def _say(message: str) -> None:
 
 
 def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: Callable[[int], None] | None = None,
-          timeout_s: float = 60.0, force: bool = False) -> Path:
+          timeout_s: float = 60.0, force: bool = False) -> FetchResult:
     """Download, verify and unpack ``manifest`` from ``base_url`` into ``dest``.
 
     If ``dest`` already holds exactly what the manifest describes (every checksum
     verified), nothing is downloaded: fetching is idempotent.
 
     Returns:
-        ``dest``, which then holds ``images/<person>/...`` and the protocol files.
+        where the dataset is (``dest``, which then holds ``images/<person>/...`` and the
+        protocol files), whether this call downloaded it, and whether it put back a copy first.
 
     First, the work folders of earlier fetches into ``dest`` that were killed are removed (and
     the copy a killed ``--force`` had moved aside is put back); a line says so.
@@ -343,9 +427,11 @@ def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: 
             behind on failure: no partial files, no temporary folders, no new empty folders.
         OutputError: ``dest`` is in the way (a file, or a folder that is not that dataset,
             without ``force``), or its folder cannot be written; checked before downloading.
+            Or the new copy could not be renamed into place: ``dest`` then holds the old copy
+            (:func:`_move_into_place`).
     """
     dest = Path(dest).expanduser()
-    _remove_unfinished(dest)  # first: it may put back the copy a killed --force had moved aside
+    put_back = _remove_unfinished(dest)  # first: it may put back the copy a killed --force had moved aside
     if dest.exists() and not force and not (dest.is_dir() and not any(dest.iterdir())):  # an empty folder is a fine target
         if not dest.is_dir():
             raise OutputError(f"{dest} exists and is not a folder", hint="use --dest to choose another place")
@@ -354,7 +440,7 @@ def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: 
             raise OutputError(f"{dest} already exists but is not the {manifest.name} dataset "
                                 f"({', '.join(problems[:3])}{', ...' if len(problems) > 3 else ''})",
                                 hint="use --force to replace it, or --dest to choose another place")
-        return dest
+        return FetchResult(dest, downloaded=False, put_back=put_back)
     _check_url(base_url, manifest.name)  # before any folder is made: a typo is one line, not an internal error
     created = [p for p in reversed(dest.parents) if not p.exists()]
     from tinyface.fsutil import ensure_dir
@@ -365,13 +451,12 @@ def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: 
     try:
         work = held.enter_context(_work_folder(dest))
     except OSError as exc:  # a folder one cannot write in (/proc, read-only): one line, nothing made
-        for folder in reversed(created):
-            try:
-                folder.rmdir()
-            except OSError:
-                pass
+        _remove_created(created)
         raise OutputError(f"cannot write in {dest.parent}: {exc.strerror or exc}",
                           hint="use --dest to choose a folder you can write") from None
+    except OutputError:  # another fetch took every work folder made
+        _remove_created(created)
+        raise
     ok = False
     try:
         staged = work / "dataset"
@@ -396,16 +481,19 @@ def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: 
             raise DownloadError(f"the unpacked images do not match the manifest (tree sha256 {got[:16]}..., "
                                 f"expected {manifest.images_tree_sha256[:16]}...)", hint="nothing was kept")
         root.rename(staged / "images")
-        if dest.exists():
-            dest.rename(work / OLD_COPY)  # killed before the next rename: the next fetch puts it back
-        staged.rename(dest)
+        _move_into_place(staged, dest, work)
         ok = True
-        return dest
+        return FetchResult(dest, downloaded=True, put_back=put_back)
     finally:
-        held.close()  # removes the work folder, then lets go of it
+        held.close()  # removes the work folder (unless it keeps the old copy), then lets go of it
         if not ok:  # folders this call created for nothing
-            for folder in reversed(created):
-                try:
-                    folder.rmdir()
-                except OSError:
-                    break
+            _remove_created(created)
+
+
+def _remove_created(created: list[Path]) -> None:
+    """Remove the folders a failed fetch created (outermost last), as far as they are empty."""
+    for folder in reversed(created):
+        try:
+            folder.rmdir()
+        except OSError:
+            break

@@ -3,7 +3,7 @@ int8 model in the real TFLM kernels (PyPI ``tflite-micro``).
 
 :class:`EmulatedBoard` is the device logic (transport-free: frame in, reply frame out);
 :func:`serve` runs it on a pty master with a UART model: a receive thread that delivers
-bytes no faster than ``baud / 10`` per second (the hardware receives while the CPU
+bytes no faster than ``baud / spec.UART_BITS_PER_BYTE`` (10) per second (the hardware receives while the CPU
 computes, as a real UART does) and paced transmission.
 
 Latency in replies is *estimated* from the board's cost model (INFO sets
@@ -322,13 +322,13 @@ def _uart_rx(arrivals: queue.Queue, out: queue.Queue, stop: threading.Event, bau
     """The UART receiver: hands bytes on no earlier than the wire could have carried them.
 
     A byte that arrived at ``t`` starts on the wire at max(t, end of the previous byte) and
-    takes 10 bits; pieces of about 2 ms are delivered when their last byte is through. The
+    takes spec.UART_BITS_PER_BYTE (10) bits; pieces of about 2 ms are delivered when their last byte is through. The
     schedule is kept in absolute time, so a sleep that overshoots costs nothing later, and
     an idle wire earns no credit (arrival times are real).
     """
     wire_t = 0.0  # when the last byte handed over finished arriving on the emulated wire
-    slice_bytes = max(16, int(baud / 10 * 0.002))
-    byte_s = 10.0 / baud
+    byte_s = spec.wire_seconds(1, baud)
+    slice_bytes = max(16, int(0.002 / byte_s))
     while True:
         try:
             t_arrival, data = arrivals.get(timeout=0.1)
@@ -362,7 +362,7 @@ class _Untimed:
 
 
 class _Writer:
-    """The UART transmitter: writes replies, at most ``baud / 10`` bytes per second."""
+    """The UART transmitter: writes replies, at most ``baud / spec.UART_BITS_PER_BYTE`` bytes per second."""
 
     def __init__(self, fd: int, baud: int, counters: LinkCounters):
         self.fd, self.baud, self.counters = fd, baud, counters
@@ -371,7 +371,7 @@ class _Writer:
     def send(self, data: bytes) -> None:
         if self.baud:
             now = time.monotonic()
-            self._wire_t = max(self._wire_t, now) + len(data) * 10.0 / self.baud
+            self._wire_t = max(self._wire_t, now) + spec.wire_seconds(len(data), self.baud)
             if self._wire_t > now:
                 time.sleep(self._wire_t - now)
         view = memoryview(data)
@@ -392,7 +392,7 @@ class _Writer:
 def serve(master_fd: int, board: EmulatedBoard, baud: int = 0, once: bool = False,
           stop: threading.Event | None = None) -> LinkCounters:
     """Serve the protocol on ``master_fd`` until ``stop`` is set, or (``once``) the first host
-    session ends. ``baud`` > 0 limits each direction to ``baud / 10`` bytes per second.
+    session ends. ``baud`` > 0 limits each direction to ``baud / spec.UART_BITS_PER_BYTE`` bytes per second.
 
     Returns the link counters.
     """

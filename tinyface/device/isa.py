@@ -32,7 +32,7 @@ from pathlib import Path
 
 from tinyface import config
 from tinyface.config import DEFAULT_ARENA_MARGIN
-from tinyface.device.native import _compiler_version, _git_head, make_program, project_cache_folder
+from tinyface.device.native import _compiler_version, _git_head, key_with, make_program, project_cache_folder
 from tinyface.errors import DeviceError, ToolchainError
 from tinyface.resources import firmware_dir
 
@@ -170,7 +170,8 @@ def build_rv32(project_dir: str | Path, toolchain: IsaToolchain | None = None, j
                log=None, extra_vars: tuple[str, ...] = (), root: Path | None = None) -> Path:
     """Compile the generated project's rv32 build; returns the program's path (cached in
     ``root``, default cache_dir(), by the sources, the toolchain and ``extra_vars``: more make
-    variables, such as benchmarks/s3_arena.py's ``TF_EXTRA=...``).
+    variables, such as benchmarks/s3_arena.py's ``TF_EXTRA=...``; make_program adds the
+    environment's values of the Makefile's other ``?=`` variables).
 
     Raises:
         ToolchainError: no toolchain, or the build failed (the message has the first error).
@@ -182,12 +183,9 @@ def build_rv32(project_dir: str | Path, toolchain: IsaToolchain | None = None, j
 
 
 def _key_with(key: str, extra_vars: tuple[str, ...]) -> str:
-    """The toolchain's key, and a digest of the extra make variables (the key names a folder:
-    only hex digits and dashes; a variable naming a file should name it by its content)."""
-    if not extra_vars:
-        return key
-    digest = hashlib.sha256("\n".join(extra_vars).encode()).hexdigest()[:12]
-    return f"{key}-{digest}"
+    """The toolchain's key, and a digest of the extra make variables (tinyface.device.native.key_with;
+    a variable naming a file should name it by its content)."""
+    return key_with(key, extra_vars)
 
 
 @dataclass(frozen=True)

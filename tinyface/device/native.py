@@ -10,9 +10,12 @@ Where things come from (environment, read by tinyface.config):
     TINYFACE_NATIVE_CACHE where builds are cached (default ~/.cache/tinyface/native)
     TINYFACE_NATIVE_JOBS  parallel compile jobs (default 2)
     CXX                   the host C++ compiler (default g++)
+    TINYFACE_NVS_DIR      where the program keeps its gallery (default: in memory only)
 
 Builds are cached: TFLM's objects once per TFLM tree and flags, the program once per
-generated source tree, so only the first build takes minutes.
+generated source tree, so only the first build takes minutes. The Makefile's other ``?=``
+variables (OPT, EXTRA_CXXFLAGS, ...) come from the environment when set there, and key the
+cache too (make_program).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -32,6 +36,8 @@ from tinyface.config import DEFAULT_ARENA_MARGIN
 from tinyface.errors import ToolchainError
 
 PROGRAM_NAME = "tinyface_native"
+# The make variables make_program sets on make's command line itself, beside the caller's.
+MAKE_PLACES = ("BUILD_DIR", "TFLM_OBJ_DIR", "PROGRAM")
 # Bump when the way the native build compiles TFLM changes (invalidates cached objects).
 NATIVE_BUILD_VERSION = 2  # 2: objects compiled to a temporary name and renamed
 _THIRD_PARTY = {"flatbuffers": "flatbuffers/include/flatbuffers/flatbuffers.h",
@@ -124,8 +130,9 @@ def make_program(project_dir: Path, folder: str, make: str, make_vars: list[str]
     build of the native and rv32 programs) and return the program's path.
 
     The program is cached by the content of ``src/``, ``folder/`` and the project folders in
-    ``also_reads`` (other sources the Makefile compiles) and ``key`` (the toolchain); TFLM's
-    objects once per ``key``. The make runs under the cache's build lock, which make and every
+    ``also_reads`` (other sources the Makefile compiles) and ``key`` (the toolchain) with the
+    environment's values of the Makefile's ``?=`` variables (:func:`environment_key`); TFLM's
+    objects once per that key. The make runs under the cache's build lock, which make and every
     compiler it starts hold too (its descriptor is passed to them): killed, even by SIGKILL,
     tinyface leaves the lock held until the last of them has exited, so the next build never
     compiles into the same folder beside them. Its program is moved into place atomically.
@@ -134,8 +141,10 @@ def make_program(project_dir: Path, folder: str, make: str, make_vars: list[str]
         ToolchainError: not a generated project, or the build failed (the message has the first
             error; the log is kept).
     """
-    if not (project_dir / folder / "Makefile").is_file():
+    makefile = project_dir / folder / "Makefile"
+    if not makefile.is_file():
         raise ToolchainError(f"{project_dir} is not a generated firmware project (no {folder}/Makefile)")
+    key = environment_key(key, makefile, make_vars)
     out_dir = root / "bin" / _tree_hash(project_dir, ("src", folder, *also_reads), key)
     program = out_dir / program_name
     if program.is_file():
@@ -143,8 +152,8 @@ def make_program(project_dir: Path, folder: str, make: str, make_vars: list[str]
     jobs = jobs or config.native_jobs()
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp_program = out_dir / f".{program_name}.{os.getpid()}.tmp"
-    cmd = [make, "-C", str(project_dir / folder), f"-j{jobs}", *make_vars, f"BUILD_DIR={out_dir / 'obj'}",
-           f"TFLM_OBJ_DIR={root / ('tflm-' + key)}", f"PROGRAM={tmp_program}"]
+    places = dict(zip(MAKE_PLACES, (out_dir / "obj", root / f"tflm-{key}", tmp_program)))
+    cmd = [make, "-C", str(project_dir / folder), f"-j{jobs}", *make_vars, *(f"{k}={v}" for k, v in places.items())]
     with _build_lock(root) as lock_fd:
         if program.is_file():  # another process built it while we waited
             return program
@@ -171,6 +180,34 @@ def make_program(project_dir: Path, folder: str, make: str, make_vars: list[str]
             raise ToolchainError(f"{what} build failed: {first.strip()[:300]}", hint=f"full log: {log_path}")
         os.replace(tmp_program, program)
     return program
+
+
+def makefile_defaults(makefile: str | Path) -> tuple[str, ...]:
+    """The variables ``makefile`` (a Makefile or its template) assigns with ``?=``, in order: the
+    ones make takes from the environment when set there."""
+    text = Path(makefile).read_text(encoding="utf-8")
+    # an assignment starts its line (one that starts with a tab is a recipe's)
+    return tuple(dict.fromkeys(re.findall(r"^ *(?:export +)?([A-Za-z_][A-Za-z0-9_]*)[ \t]*\?=", text, re.M)))
+
+
+def environment_key(key: str, makefile: str | Path, make_vars) -> str:
+    """``key`` (the toolchain's), with the values the environment gives the ``?=`` variables of
+    ``makefile`` that the command line does not set (``make_vars`` and MAKE_PLACES win over the
+    environment): an OPT, EXTRA_CXXFLAGS, FLATBUFFERS_DIR or TF_EXTRA changed there builds anew
+    instead of reusing a program or objects compiled without it. ``key`` itself when none is set, so the
+    caches built without any stay valid."""
+    given = {var.partition("=")[0] for var in make_vars} | set(MAKE_PLACES)
+    values = config.make_environment(name for name in makefile_defaults(makefile) if name not in given)
+    return key_with(key, [f"{name}={value}" for name, value in values.items()])
+
+
+def key_with(key: str, make_vars) -> str:
+    """``key``, and a digest of more make variables (``NAME=value``; none: ``key`` itself). The key
+    names a folder: only hex digits and dashes, whatever the values hold."""
+    if not make_vars:
+        return key
+    digest = hashlib.sha256("\n".join(make_vars).encode()).hexdigest()[:12]
+    return f"{key}-{digest}"
 
 
 def _stop_group(proc: subprocess.Popen) -> None:
@@ -223,7 +260,8 @@ def spawn_native(program: str | Path, master_fd: int | None = None, baud: int = 
             program reads and writes; None with ``own_pty``.
         baud: pace each direction like a UART at this speed (0: unthrottled).
         once: exit when the first host session on the pty ends.
-        storage_dir: where the gallery is persisted (the board's NVS); None: memory only.
+        storage_dir: where the gallery is persisted (the board's NVS); None: $TINYFACE_NVS_DIR,
+            else memory only.
         own_pty: the program opens its own pty and prints "PORT <path>" first.
 
     Returns:
@@ -232,6 +270,7 @@ def spawn_native(program: str | Path, master_fd: int | None = None, baud: int = 
     args = [str(program), "--baud", str(int(baud))]
     if once:
         args.append("--once")
+    storage_dir = storage_dir if storage_dir is not None else config.native_storage_dir()
     if storage_dir is not None:
         Path(storage_dir).mkdir(parents=True, exist_ok=True)
         args += ["--storage", str(storage_dir)]

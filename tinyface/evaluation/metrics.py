@@ -43,18 +43,25 @@ def best_threshold(scores: np.ndarray, same: np.ndarray) -> float:
     return float(candidates[int(np.argmax(accs))])
 
 
-def roc_curve(scores: np.ndarray, same: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def roc_curve(scores: np.ndarray, same: np.ndarray,
+              weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(false accept rate, true accept rate) at every threshold, from strict to lax: one point
     per distinct score, so that pairs with equal scores are accepted together, as a threshold
-    accepts them (the AUC then counts a tie between a genuine and an impostor pair as half)."""
+    accepts them (the AUC then counts a tie between a genuine and an impostor pair as half).
+    ``weights`` count each pair that many times (a bootstrap's draw, benchmarks/compare_runs.py)."""
     scores = np.asarray(scores)
     order = np.argsort(-scores, kind="mergesort")
     ranked, s = scores[order], np.asarray(same)[order].astype(bool)
     last = np.concatenate([np.flatnonzero(ranked[1:] != ranked[:-1]), [len(ranked) - 1]]) if len(ranked) else \
         np.zeros(0, int)
-    tp = np.concatenate([[0], np.cumsum(s)[last]])
-    fp = np.concatenate([[0], np.cumsum(~s)[last]])
-    return fp / max(1, (~s).sum()), tp / max(1, s.sum())
+    if weights is None:
+        genuine, impostor = s, ~s
+    else:
+        w = np.asarray(weights, float)[order]
+        genuine, impostor = w * s, w * ~s
+    tp = np.concatenate([[0], np.cumsum(genuine)[last]])
+    fp = np.concatenate([[0], np.cumsum(impostor)[last]])
+    return fp / (impostor.sum() or 1), tp / (genuine.sum() or 1)
 
 
 def auc(fpr: np.ndarray, tpr: np.ndarray) -> float:
@@ -104,6 +111,19 @@ def rates_at(scores: np.ndarray, same: np.ndarray, threshold: float) -> tuple[fl
     return tar, far
 
 
+def balanced_accuracy(scores: np.ndarray, same: np.ndarray, threshold: float | None = None) -> float:
+    """The mean of the true accept and the true reject rate of the pairs (a coin scores 0.5
+    whatever the share of genuine pairs) at ``threshold`` (accept when >=), or with None at the
+    best threshold for these very pairs."""
+    same = np.asarray(same, bool)
+    if threshold is None:
+        # a genuine pair weighs as much as there are impostor pairs and the reverse: each kind
+        # weighs half, and the accuracy of these weights is the balanced accuracy
+        return best_accuracy(scores, same, np.where(same, max(1, (~same).sum()), max(1, same.sum())))
+    tar, far = rates_at(scores, same, threshold)
+    return (tar + 1.0 - far) / 2
+
+
 @dataclass
 class Verification:
     accuracy: float  # over all pairs: with mostly negative pairs, read balanced_accuracy
@@ -150,7 +170,8 @@ def verification(test_scores: np.ndarray, test_same: np.ndarray, threshold: floa
         n_pairs=int(len(test_same)),
         n_negative=int((~test_same).sum()),
         roc={"far": fpr[::step].tolist() + [1.0], "tar": tpr[::step].tolist() + [1.0]},
-        balanced_accuracy=(tar + 1.0 - far) / 2, true_accept_rate=tar, false_accept_rate=far,
+        balanced_accuracy=balanced_accuracy(test_scores, test_same, threshold), true_accept_rate=tar,
+        false_accept_rate=far,
     )
 
 
@@ -486,10 +507,13 @@ def enrollment_split(labels: list[str], enroll_images: int, seed: int, *, min_im
     return Enrollment(enroll, probes, sorted(strangers), sorted(held))
 
 
-def sample_pairs(labels: list[str], n_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def sample_pairs(labels: list[str], n_per_class: int | None,
+                 seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Up to ``n_per_class`` distinct same and different pairs (index arrays and the same
     flag) among ``labels``, for validation people (model selection without touching the
-    test pairs). Fewer when the labels do not have that many distinct pairs."""
+    test pairs). Fewer when the labels do not have that many distinct pairs. With
+    ``n_per_class`` None, every same-person pair and as many seeded different-person pairs
+    (the balanced pairs of a small set, benchmarks/hard_faces.py)."""
     rng = random.Random(seed)
     groups: dict[str, list[int]] = {}
     for i, name in enumerate(labels):
@@ -497,6 +521,9 @@ def sample_pairs(labels: list[str], n_per_class: int, seed: int) -> tuple[np.nda
     multi = [g for g in groups.values() if len(g) >= 2]
     names = list(groups)
     same, diff = set(), set()
+    if n_per_class is None:  # every same pair, none drawn: the different ones are the seed's first draws
+        same = {(a, b) for g in multi for k, a in enumerate(g) for b in g[k + 1:]}
+        n_per_class = len(same)
     tries = 0
     while len(same) < n_per_class and multi and tries < 50 * n_per_class:
         g = rng.choice(multi)

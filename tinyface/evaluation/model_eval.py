@@ -22,6 +22,14 @@ from tinyface.errors import DataError, ModelError
 MAX_PAIRS = 200_000
 STRANGER_SHARE = 0.25  # of the people with enough images to enroll, held out as strangers
 TARGET_FAR = 1e-2
+SHIPPED_THRESHOLD = "the model's shipped threshold (model.json)"
+# a `tinyface build` run's scores of its stages (tinyface.train.pipeline's evaluate stage;
+# tinyface.evaluation.report.BuildMetrics), with each stage's thresholds
+EVALUATE_STAGE, STAGE_METRICS_FILE = "evaluate", "metrics.json"
+# which scored stage (metrics.json's ``stages``) a model file of a stage folder is; "int8" is
+# tflite_int8 or tflm_int8 by the runtime that runs it
+STAGE_FILES = {("distill", "student.keras"): "float", ("prune", "pruned.keras"): "pruned",
+               ("quantize", "float.tflite"): "tflite_float", ("quantize", "int8.tflite"): "int8"}
 
 
 @dataclass
@@ -34,6 +42,19 @@ class LoadedModel:
     model_bytes: int
     path: str  # the model file --model led to (models/esp32/model.tflite): what the results name
     identify_threshold: float | None = None  # model.json's identification threshold, if it has one
+    # where ``threshold`` (and ``identify_threshold``) came from, in words; with no threshold,
+    # why the model has none (None: model.json's, or no reason known)
+    threshold_source: str | None = None
+
+
+@dataclass(frozen=True)
+class StageThresholds:
+    """The thresholds a `tinyface build` chose for one of its stages (``evaluate/metrics.json``),
+    or why a stage-folder model file has none (``verification`` None, ``words`` the reason)."""
+
+    verification: float | None
+    identification: float | None
+    words: str
 
 
 def load_model(path: str | Path, runtime: str = "auto") -> LoadedModel:
@@ -46,16 +67,24 @@ def load_model(path: str | Path, runtime: str = "auto") -> LoadedModel:
 
     found = model_file_meta(path)  # the one model.json reader: validated, sha256 checked, lone files refused
     path, meta = found.model_path, found.meta
-    threshold = meta.threshold if found.thresholds_apply else None
-    identify_threshold = (meta.identify_threshold or None) if found.thresholds_apply else None
     padding = meta.crop_padding
+
+    def thresholds(kind: str) -> dict:
+        """The bundle's shipped thresholds, else those its build chose for this stage file."""
+        if found.thresholds_apply:
+            return {"threshold": meta.threshold, "identify_threshold": meta.identify_threshold or None,
+                    "threshold_source": SHIPPED_THRESHOLD}
+        recorded = stage_thresholds(found, kind)
+        return {"threshold": recorded.verification, "identify_threshold": recorded.identification,
+                "threshold_source": recorded.words}
+
     if path.suffix == ".keras":
         from tinyface.model.keras_io import embed, load_keras
 
         model = load_keras(path)
         shape = tuple(int(v) for v in model.input_shape[1:])
-        return LoadedModel("keras", shape, threshold, padding, lambda crops: embed(model, crops),
-                           path.stat().st_size, str(path), identify_threshold)
+        return LoadedModel("keras", shape, padding=padding, embed=lambda crops: embed(model, crops),
+                           model_bytes=path.stat().st_size, path=str(path), **thresholds("keras"))
     if path.suffix != ".tflite":
         raise ModelError(f"unsupported model file {path.name}", hint="expected a bundle folder, .tflite or .keras")
     from tinyface.model.embedder import Embedder
@@ -67,8 +96,75 @@ def load_model(path: str | Path, runtime: str = "auto") -> LoadedModel:
         embedder = Embedder(flat, "tflm" if runtime == "tflm" else "tflite")
     except ModelError as exc:
         raise ModelError(f"{path}: {exc}", hint=exc.hint) from None
-    return LoadedModel(embedder.runtime, embedder.input_shape[1:], threshold, padding, embedder.embed, len(flat),
-                       str(path), identify_threshold)
+    return LoadedModel(embedder.runtime, embedder.input_shape[1:], padding=padding, embed=embedder.embed,
+                       model_bytes=len(flat), path=str(path), **thresholds(embedder.runtime))
+
+
+def stage_thresholds(found, runtime: str) -> StageThresholds:
+    """The thresholds the build chose for the stage a stage-folder model file is (``found``:
+    :func:`tinyface.model.bundle.model_file_meta`'s, for ``build/X/quantize/float.tflite`` and the
+    like), from the run's ``evaluate/metrics.json``: the verification threshold the build applied
+    to that stage's test pairs (chosen on pairs of validation people, or on the protocol's pairs:
+    data.threshold_from) and the identification threshold chosen on validation people.
+
+    They apply only when the run's model.json ties both folders to one build: its ``extra.stages``
+    holds the fingerprints of the model's stage folder and of the evaluate folder (a build stopped
+    before its last step leaves a newer stage beside an older evaluation). Otherwise, or for a file
+    the evaluation did not score (``int8_qat.tflite`` when PTQ was chosen), ``verification`` is None
+    and ``words`` says why. ``runtime``: "tflm" picks the TFLM int8 stage's thresholds for the int8
+    model, anything else the TFLite one's.
+
+    Raises:
+        ModelError: metrics.json is unreadable, not JSON, or its thresholds are not numbers.
+    """
+    import json
+
+    from tinyface.model.bundle import STAGE_RECORD, STAGES_KEY, stage_fingerprint
+
+    path, run_dir = Path(found.model_path), Path(found.meta_path).parent
+    stage_dir = path.parent
+
+    def none(why: str) -> StageThresholds:
+        return StageThresholds(None, None, why)
+
+    if stage_dir.parent != run_dir or not (stage_dir / STAGE_RECORD).is_file():
+        return none(f"{found.meta_path} describes its own model's thresholds, not {path.name}'s")
+    key = (stage_dir.name, path.name)
+    if key not in STAGE_FILES and stage_dir.name == "quantize" and path.suffix == ".tflite":
+        chosen = stage_dir / "int8.tflite"  # the PTQ or QAT candidate the build kept is its int8 model
+        if chosen.is_file() and chosen.read_bytes() == path.read_bytes():
+            key = (stage_dir.name, chosen.name)
+    stage = STAGE_FILES.get(key)
+    if stage is None:
+        return none(f"the build's evaluation did not score {stage_dir.name}/{path.name}")
+    if stage == "int8":
+        stage = "tflm_int8" if runtime == "tflm" else "tflite_int8"
+    metrics_path = run_dir / EVALUATE_STAGE / STAGE_METRICS_FILE
+    if not metrics_path.is_file():
+        return none(f"no {EVALUATE_STAGE}/{STAGE_METRICS_FILE} in {run_dir}: the build has not evaluated its stages")
+    recorded = found.meta.extra.get(STAGES_KEY)
+    if not isinstance(recorded, dict):
+        return none(f"{found.meta_path} records no stage fingerprints (written before builds kept them), so "
+                    f"{metrics_path} cannot be tied to this file")
+    for folder in (stage_dir, run_dir / EVALUATE_STAGE):
+        if recorded.get(folder.name) is None or stage_fingerprint(folder) != recorded.get(folder.name):
+            return none(f"{folder} is not the one the build that wrote {found.meta_path} made")
+    try:
+        raw = json.loads(metrics_path.read_text(encoding="utf-8"))
+        scored = raw["stages"][stage]
+        verification = scored["verification"]["threshold"]
+        identification = scored["identification"].get("threshold")
+        chosen_on = raw.get("threshold_from") or "the build's rule (data.threshold_from)"
+    except KeyError:
+        return none(f"{metrics_path} has no thresholds for the {stage} stage")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError, AttributeError) as exc:
+        raise ModelError(f"bad {metrics_path}: {exc}", hint="rerun the build (the same `tinyface build` command "
+                                                            "redoes only what is missing)") from None
+    for value in (verification, identification):
+        if value is not None and not (isinstance(value, (int, float)) and -1.0 <= value <= 1.0):
+            raise ModelError(f"bad {metrics_path}: the {stage} stage's threshold {value!r} is not a cosine similarity")
+    return StageThresholds(float(verification), None if identification is None else float(identification),
+                           f"the build's threshold for its {stage} stage ({metrics_path}), chosen on {chosen_on}")
 
 
 def read_pairs_file(pairs_file: str | Path):
@@ -99,8 +195,10 @@ def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: 
     """Metrics of ``model`` on the dataset at ``data_dir`` (see module docstring).
 
     The thresholds are the model's shipped ones (model.json: ``threshold`` for verification,
-    ``identify_threshold`` for identification); without them the verification threshold is
-    chosen on the verification pairs themselves, which is optimistic, and the result says so.
+    ``identify_threshold`` for identification), or for a stage file of a build run those the
+    build chose for that stage (:func:`stage_thresholds`); ``threshold_source`` says which. Without
+    any, the verification threshold is chosen on the verification pairs themselves, which is
+    optimistic, and ``threshold_source`` says so and why the model has none.
 
     Identification holds ``stranger_share`` of the people who have enough images out as
     strangers (seeded), besides the people with too few images: all their images must be
@@ -169,11 +267,11 @@ def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: 
                         hint="use at least 2 people, one of them with 2+ photos; `tinyface data stats --data DIR` "
                              "lists the files that cannot be read")
     scores = metrics.pair_scores(emb, a, b)
-    threshold = model.threshold
-    threshold_source = "the model's shipped threshold (model.json)"
+    threshold, threshold_source = model.threshold, model.threshold_source or SHIPPED_THRESHOLD
     if threshold is None:
         threshold = metrics.best_threshold(scores, same)
-        threshold_source = "best threshold on these same pairs (optimistic: the model has no model.json)"
+        threshold_source = ("best threshold on these same pairs (optimistic: "
+                            f"{model.threshold_source or 'the model has no threshold of its own'})")
     ver = metrics.verification(scores, same, threshold).to_dict(with_roc=True)  # with tar_at_far_measurable
 
     # the dataset's own images (not those a pairs file added) with a face: the one split of

@@ -20,6 +20,12 @@ from tinyface.fsutil import write_bytes, write_json
 
 MODEL_FILE = "model.tflite"
 META_FILE = "model.json"
+# model.json's extra[SPLIT_KEY]: the data settings that drew its build's validation people
+# (``{"seed": 0, "val_fraction": 0.1, "test_filter": 0.25}``), so that a script loading them
+# again (benchmarks/identify_threshold.py validation_settings) takes the build's, not today's
+# preset's. A model.json without it (written before builds recorded it) leaves them to the preset.
+SPLIT_KEY = "split"
+SPLIT_SETTINGS = ("seed", "val_fraction", "test_filter")  # tinyface.config.DataSettings's names
 
 
 @dataclass
@@ -42,12 +48,21 @@ class ModelMeta:
     # the firmware kernel set the model was sized for (its build's firmware.kernels); flash,
     # emulate and profile default to it. "" = not recorded (models built before it: ESP-NN)
     kernels: str = ""
+    # free-form records of the build: student (arch, width), test_data / test_accuracy,
+    # extra_faces, smoke_test, stages (STAGES_KEY), split (SPLIT_KEY)
     extra: dict = field(default_factory=dict)
 
     @property
     def identify_at(self) -> float:
         """The similarity at or above which IDENTIFY accepts its best match."""
         return self.identify_threshold or self.threshold
+
+    @property
+    def split(self) -> dict:
+        """The data settings its build drew the validation people with (``extra.split``: those of
+        SPLIT_SETTINGS it records; empty for a model.json written before builds recorded them)."""
+        recorded = self.extra.get(SPLIT_KEY)
+        return {k: recorded[k] for k in SPLIT_SETTINGS if k in recorded} if isinstance(recorded, dict) else {}
 
 
 @dataclass
@@ -83,6 +98,12 @@ def save_bundle(directory: str | Path, model_bytes: bytes, meta: ModelMeta) -> B
     write_bytes(directory / MODEL_FILE, model_bytes)
     write_json(directory / META_FILE, {**asdict(meta), "sha256": model_hash(model_bytes)})
     return Bundle(directory / MODEL_FILE, meta)
+
+
+def split_record(data_settings) -> dict:
+    """model.json's ``extra.split`` (SPLIT_KEY) for a build's ``settings.data``
+    (tinyface.config.DataSettings): the settings that drew its validation people."""
+    return {name: getattr(data_settings, name) for name in SPLIT_SETTINGS}
 
 
 def resolve_model(model: str | Path | None, board: str) -> Path:
@@ -148,6 +169,9 @@ def read_meta(meta_path: str | Path) -> tuple[ModelMeta, str | None]:
         problem = _META_CHECKS[name](value)
         if problem:
             raise ModelError(f"bad {meta_path}: {name!r} must be {problem}, got {value!r}", hint=_REBUILD)
+    problem = _split_problem(raw.get("extra", {}).get(SPLIT_KEY))
+    if problem:
+        raise ModelError(f"bad {meta_path}: 'extra.{SPLIT_KEY}' {problem}", hint=_REBUILD)
     raw = {k: (float(v) if _META_CHECKS[k] in (_number, _similarity, _positive, _padding) else v) for k, v in raw.items()}
     return ModelMeta(**raw), expected
 
@@ -209,6 +233,22 @@ def _kernels(value):
 
 def _object(value):
     return None if isinstance(value, dict) else "a JSON object"
+
+
+def _split_problem(split) -> str | None:
+    """What is wrong with an ``extra.split`` record (None: nothing, or no record). Keys other than
+    SPLIT_SETTINGS are left alone (a later tinyface may record more)."""
+    if split is None:
+        return None
+    if not isinstance(split, dict):
+        return f"must be a JSON object, got {split!r}"
+    checks = {"seed": lambda v: _is_int(v), "val_fraction": lambda v: _is_number(v) and 0.0 < v < 1.0,
+              "test_filter": lambda v: _is_number(v) and 0.0 <= v < 1.0}
+    wants = {"seed": "an integer", "val_fraction": "a number in (0, 1)", "test_filter": "a number in [0, 1)"}
+    for name in SPLIT_SETTINGS:
+        if name in split and not checks[name](split[name]):
+            return f"'{name}' must be {wants[name]}, got {split[name]!r}"
+    return None
 
 
 _META_CHECKS = {
@@ -315,13 +355,20 @@ def _check_same_build(stage_dir: Path, meta: ModelMeta, meta_path: Path) -> None
     if not isinstance(recorded, dict):
         raise ModelError(f"bad {meta_path}: 'extra.{STAGES_KEY}' must be a JSON object, got {recorded!r}",
                          hint=_REBUILD)
-    try:
-        record = json.loads((stage_dir / STAGE_RECORD).read_text(encoding="utf-8"))
-        found = record.get("fingerprint") if isinstance(record, dict) else None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        found = None
+    found = stage_fingerprint(stage_dir)
     if found is None or recorded.get(stage_dir.name) != found:
         raise ModelError(
             f"{stage_dir} was made by another build than {meta_path} (its {STAGE_RECORD} fingerprint is not the "
             f"one recorded there): that {META_FILE}'s crop may not be the one its models were trained on",
             hint="finish the build (the same `tinyface build` command resumes it), or pass the run's bundle folder")
+
+
+def stage_fingerprint(stage_dir: str | Path) -> str | None:
+    """The fingerprint a build's stage folder records in its stage.json (None: no stage.json, or
+    none readable: a stage stopped half-way has none)."""
+    try:
+        record = json.loads((Path(stage_dir) / STAGE_RECORD).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    found = record.get("fingerprint") if isinstance(record, dict) else None
+    return found if isinstance(found, str) else None

@@ -7,11 +7,11 @@ the functions, never at import time.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
+from tinyface.console import use_legacy_keras
 from tinyface.fsutil import atomic_path
 from tinyface.model.embedder import l2_normalize, normalize
 
@@ -27,7 +27,7 @@ def save_keras(model, path: Path) -> None:
 def load_keras(path: Path):
     """A tf_keras model from a .keras file, for inference (the students are plain Keras
     layers; compile=False skips the training loss and optimizer, so no custom objects)."""
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    use_legacy_keras()  # before tf_keras imports TensorFlow
     import tf_keras as keras
 
     return keras.models.load_model(path, compile=False)

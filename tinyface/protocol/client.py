@@ -209,7 +209,7 @@ class Client:
         return self._seq
 
     def _wire_s(self, n_bytes: int) -> float:
-        return n_bytes * 10.0 / self.baud if self.baud else 0.0
+        return spec.wire_seconds(n_bytes, self.baud)
 
     def _write(self, data: bytes) -> None:
         try:

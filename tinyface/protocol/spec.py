@@ -31,6 +31,8 @@ import zlib
 from dataclasses import dataclass
 from enum import IntEnum
 
+from tinyface.config import BenchSettings as _BenchSettings
+
 # 2: INFO reports internal SRAM and PSRAM apart (free_sram_bytes, free_psram_bytes).
 # 3: INFO says why the chip last started and how long ago (reset_reason, uptime_ms): the board has
 #    no console, so a panic or a watchdog shows only as a restart.
@@ -60,9 +62,26 @@ FIRMWARE_VERSION_BYTES = 16
 
 CRC32_CHECK = 0xCBF43926  # crc32(b"123456789"): a known-answer test for implementations
 
-# Host defaults (not part of the wire format).
-DEFAULT_TIMEOUT_S = 2.0
-DEFAULT_RETRIES = 3
+# A receiver holding part of a frame that hears nothing more for this long drops the frame's
+# first byte and hunts again (StreamDecoder.flush()). Otherwise a frame cut short on the wire
+# would swallow the next request, whose host would wait out a timeout before resending it. A
+# sender must therefore not pause this long inside a frame. The firmware flushes; the host
+# client and the emulator need not (docs/protocol.md, "Receiving").
+IDLE_FLUSH_MS = 100
+
+# A byte on a UART wire (8N1): a start bit, 8 data bits and a stop bit. The host client, the
+# emulator, the native and rv32 firmware and benchmarks/link.py pace a link by it.
+UART_BITS_PER_BYTE = 10
+
+
+def wire_seconds(n_bytes: int, baud: int) -> float:
+    """How long ``n_bytes`` take on a UART at ``baud`` (0: an unpaced link, no time)."""
+    return n_bytes * UART_BITS_PER_BYTE / baud if baud else 0.0
+
+# Host defaults (not part of the wire format): the settings' bench.timeout_s and bench.retries,
+# so that a Client made without them waits and retries as `tinyface bench` does.
+DEFAULT_TIMEOUT_S = _BenchSettings.timeout_s
+DEFAULT_RETRIES = _BenchSettings.retries
 
 
 def crc32(data: bytes, crc: int = 0) -> int:
@@ -305,6 +324,8 @@ C_CONSTANTS = {
     "TF_MAX_FRAME": MAX_FRAME,
     "TF_REPLY_FLAG": REPLY_FLAG,
     "TF_PIPELINE_DEPTH": PIPELINE_DEPTH,
+    "TF_IDLE_FLUSH_MS": IDLE_FLUSH_MS,
+    "TF_UART_BITS_PER_BYTE": UART_BITS_PER_BYTE,
     "TF_MAX_NAME_BYTES": MAX_NAME_BYTES,
     "TF_GALLERY_CAPACITY": GALLERY_CAPACITY,
     "TF_MODEL_HASH_BYTES": MODEL_HASH_BYTES,

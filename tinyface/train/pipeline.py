@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ import numpy as np
 from tinyface.console import raise_if_interrupted
 from tinyface.fsutil import write_bytes, write_json
 from tinyface.evaluation.report import BUILD_REPORT_FILES, BuildMetrics
-from tinyface.model.bundle import STAGE_RECORD, STAGES_KEY
+from tinyface.model.bundle import SPLIT_KEY, STAGE_RECORD, STAGES_KEY, split_record
 
 # data settings only the evaluation reads
 EVALUATE_ONLY = ("identify_stranger_rate", "identify_gallery", "threshold_from")
@@ -237,8 +236,7 @@ def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progr
     Args:
         force: redo every stage, even those whose inputs did not change.
     """
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    load_stage_modules()
+    load_stage_modules()  # TensorFlow comes after use_legacy_keras: tinyface/train/__init__.py
     from tinyface.fsutil import exclusive_folder, scratch_tempdir
 
     out_dir = Path(out_dir)
@@ -677,7 +675,8 @@ def _write_bundle(out_dir: Path, metrics: BuildMetrics, settings, preset, stages
         identify_threshold=float(tflm.identification["threshold"]), arena_bytes=int(tflm.arena_bytes),
         macs=int(tflm.macs), name=f"tinyface-{preset.name}", preset=preset.name, crop_padding=settings.data.padding,
         kernels=settings.firmware.kernels,
-        extra={**_extra_fields(settings, metrics), STAGES_KEY: _stage_fingerprints(out_dir, stages_run)},
+        extra={**_extra_fields(settings, metrics), STAGES_KEY: _stage_fingerprints(out_dir, stages_run),
+               SPLIT_KEY: split_record(settings.data)},
     )
     save_bundle(out_dir, flat, meta)
     return out_dir

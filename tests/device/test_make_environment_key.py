@@ -1,0 +1,111 @@
+"""The firmware build cache (tinyface.device.native.make_program) is keyed by the values the
+environment gives the Makefiles' ``?=`` variables: make takes those from the environment, so an
+OPT, EXTRA_CXXFLAGS or TF_EXTRA changed there must build anew. Before, the key held only what
+tinyface passes on make's command line, and such a change reused the program built without it.
+And the native program's gallery folder, $TINYFACE_NVS_DIR, read in tinyface.config."""
+
+import re
+import shutil
+import stat
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import skip_or_fail
+from tinyface import config
+from tinyface.device import native
+from tinyface.resources import firmware_dir
+
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATES = {"native": firmware_dir() / "native" / "Makefile.j2", "rv32": firmware_dir() / "rv32" / "Makefile.j2",
+             "lx106": REPO / "benchmarks" / "lx106" / "Makefile.j2"}
+KEY = "be4ab72d9aa2a5af"
+
+
+def _unset(monkeypatch, makefile: Path) -> None:
+    for name in native.makefile_defaults(makefile):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.parametrize("build", sorted(TEMPLATES))
+def test_every_question_mark_assignment_of_the_templates_is_found(build):
+    text = TEMPLATES[build].read_text(encoding="utf-8")
+    by_hand = [line.split("?=")[0].strip() for line in text.splitlines()
+               if "?=" in line and not line.startswith(("#", "\t"))]
+    assert list(native.makefile_defaults(TEMPLATES[build])) == by_hand and by_hand
+
+
+@pytest.mark.parametrize("build, name", [("native", "OPT"), ("native", "EXTRA_CXXFLAGS"), ("native", "FLATBUFFERS_DIR"),
+                                         ("rv32", "TF_EXTRA"), ("lx106", "COMPILER_RT_DIR")])
+def test_a_variable_set_in_the_environment_keys_the_cache(monkeypatch, build, name):
+    makefile = TEMPLATES[build]
+    _unset(monkeypatch, makefile)
+    assert native.environment_key(KEY, makefile, []) == KEY  # none set: the caches built before stay valid
+    keys = set()
+    for value in ("-O0", "-O3", ""):  # an empty value is one too: make takes it over the default
+        monkeypatch.setenv(name, value)
+        keys.add(native.environment_key(KEY, makefile, []))
+    assert len(keys) == 3 and KEY not in keys, keys
+    assert all(re.fullmatch(r"[0-9a-f-]+", k) for k in keys), keys  # the key names a folder
+
+
+def test_what_the_command_line_sets_does_not_key_the_cache(monkeypatch):
+    """make's command line wins over the environment: the toolchain's own variables (already in
+    its key) and make_program's places are left out, so setting them there rebuilds nothing."""
+    makefile = TEMPLATES["native"]
+    _unset(monkeypatch, makefile)
+    toolchain = native.NativeToolchain(Path("/tflm"), Path("/deps"), "g++", "make")
+    for name in ("TFLM_DIR", "TFLM_THIRD_PARTY_DIR", "CXX", *native.MAKE_PLACES):
+        monkeypatch.setenv(name, "/somewhere/else")
+    assert native.environment_key(KEY, makefile, toolchain.make_vars()) == KEY
+    monkeypatch.setenv("OPT", "-O0")
+    assert native.environment_key(KEY, makefile, toolchain.make_vars()) != KEY
+    assert native.environment_key(KEY, makefile, [*toolchain.make_vars(), "OPT=-O1"]) == KEY
+
+
+def test_extra_make_variables_and_the_environment_share_one_digest():
+    from tinyface.device.isa import _key_with
+
+    assert _key_with(KEY, ("TF_EXTRA=-include a.h",)) == native.key_with(KEY, ["TF_EXTRA=-include a.h"])
+    assert native.key_with(KEY, []) == KEY
+
+
+def test_make_program_builds_anew_when_the_environment_changes_a_variable(monkeypatch, tmp_path):
+    if not shutil.which("make"):
+        skip_or_fail("no make")
+    project = tmp_path / "project"
+    (project / "native").mkdir(parents=True)
+    (project / "src").mkdir()
+    # a Makefile whose "program" is the value make gave OPT
+    (project / "native" / "Makefile").write_text("OPT ?= -O2\nall:\n\t@echo '$(OPT)' > $(PROGRAM)\n")
+    monkeypatch.delenv("OPT", raising=False)
+
+    def build():
+        return native.make_program(project, "native", "make", [], KEY, tmp_path / "cache", "prog", "test", jobs=1)
+
+    plain = build()
+    monkeypatch.setenv("OPT", "-O0")
+    changed = build()
+    assert changed != plain and changed.read_text().strip() == "-O0"
+    monkeypatch.delenv("OPT")
+    assert build() == plain and plain.read_text().strip() == "-O2"
+
+
+def test_the_native_program_keeps_its_gallery_in_tinyface_nvs_dir(monkeypatch, tmp_path):
+    """spawn_native passes $TINYFACE_NVS_DIR as --storage (and makes the folder); --storage given wins."""
+    program = tmp_path / "program"
+    program.write_text('#!/bin/sh\necho "$@"\n')
+    program.chmod(program.stat().st_mode | stat.S_IXUSR)
+
+    def args(**kwargs) -> str:
+        proc = native.spawn_native(program, own_pty=True, **kwargs)
+        out, _ = proc.communicate(timeout=30)
+        return out.strip()
+
+    monkeypatch.delenv("TINYFACE_NVS_DIR", raising=False)
+    assert config.native_storage_dir() is None and "--storage" not in args()
+    monkeypatch.setenv("TINYFACE_NVS_DIR", "")
+    assert config.native_storage_dir() is None and "--storage" not in args()
+    monkeypatch.setenv("TINYFACE_NVS_DIR", str(tmp_path / "nvs"))
+    assert args().endswith(f"--storage {tmp_path / 'nvs'} --pty") and (tmp_path / "nvs").is_dir()
+    assert f"--storage {tmp_path / 'mine'} " in args(storage_dir=tmp_path / "mine")

@@ -1,0 +1,110 @@
+"""`tinyface evaluate` on a stage file of a build run (build/X/quantize/float.tflite): judged at
+the thresholds that build chose for that stage (evaluate/metrics.json), never at one chosen on the
+pairs it scores, unless none is recorded for it, and then it says so."""
+
+import json
+import shutil
+
+import pytest
+
+from tinyface.errors import ModelError
+from tinyface.evaluation.model_eval import evaluate_model, load_model, stage_thresholds
+from tinyface.model.bundle import model_file_meta
+
+VALIDATION_WORDS = "pairs of validation people (training-set people the student never trained on)"
+# what tinyface.train.stages_eval writes per stage, reduced to the thresholds read here
+THRESHOLDS = {"tflite_float": (0.41, 0.61), "tflite_int8": (0.42, 0.62), "tflm_int8": (0.43, 0.63)}
+
+
+def _metrics() -> dict:
+    return {"preset": "tiny", "threshold_from": VALIDATION_WORDS, "threshold_source": "validation",
+            "stages": {name: {"verification": {"threshold": v, "validation_threshold": v, "protocol_threshold": 0.3},
+                              "identification": {"threshold": i}, "validation": {"threshold": v}}
+                       for name, (v, i) in THRESHOLDS.items()}}
+
+
+@pytest.fixture
+def run(tiny_bundle, tmp_path):
+    """A build run folder as `tinyface build` leaves it: the bundle (model.json recording its
+    stages' fingerprints), quantize/ with its models, evaluate/metrics.json."""
+    folder = tmp_path / "run"
+    shutil.copytree(tiny_bundle.model_path.parent, folder)
+    meta = json.loads((folder / "model.json").read_text())
+    meta["extra"] = {"stages": {"quantize": "fp-q", "evaluate": "fp-e"}}
+    (folder / "model.json").write_text(json.dumps(meta))
+    for stage, fp in (("quantize", "fp-q"), ("evaluate", "fp-e")):
+        (folder / stage).mkdir()
+        (folder / stage / "stage.json").write_text(json.dumps({"stage": stage, "fingerprint": fp}))
+    flat = tiny_bundle.model_bytes
+    for name in ("float.tflite", "int8.tflite", "int8_ptq.tflite"):  # PTQ chosen: int8_ptq is int8's copy
+        (folder / "quantize" / name).write_bytes(flat)
+    (folder / "quantize" / "int8_qat.tflite").write_bytes(flat + b"\0")  # the candidate not chosen
+    (folder / "evaluate" / "metrics.json").write_text(json.dumps(_metrics()))
+    return folder
+
+
+@pytest.mark.parametrize("name, runtime, stage", [("float.tflite", "auto", "tflite_float"),
+                                                  ("int8.tflite", "auto", "tflite_int8"),
+                                                  ("int8.tflite", "tflm", "tflm_int8"),
+                                                  ("int8_ptq.tflite", "tflm", "tflm_int8")])
+def test_a_stage_file_takes_the_thresholds_its_build_chose_for_that_stage(run, name, runtime, stage):
+    model = load_model(run / "quantize" / name, runtime)
+    assert (model.threshold, model.identify_threshold) == pytest.approx(THRESHOLDS[stage])
+    assert stage in model.threshold_source and "metrics.json" in model.threshold_source
+    assert VALIDATION_WORDS in model.threshold_source
+
+
+def test_evaluate_scores_a_stage_file_at_its_stage_threshold_and_says_where_it_came_from(run, make_dataset,
+                                                                                        tmp_path):
+    from tinyface.data.cache import FaceCache
+
+    data = make_dataset({"Colin_Powell": 4, "Tony_Blair": 4, "Hugo_Chavez": 3})
+    model = load_model(run / "quantize" / "float.tflite")
+    with FaceCache(tmp_path / "cache") as cache:
+        result = evaluate_model(model, data, cache, enroll_images=2, workers=1)
+    assert result["threshold"] == pytest.approx(THRESHOLDS["tflite_float"][0])
+    assert "optimistic" not in result["threshold_source"] and "tflite_float" in result["threshold_source"]
+    assert result["verification"]["threshold"] == pytest.approx(THRESHOLDS["tflite_float"][0])
+    assert result["identification"]["threshold"] == pytest.approx(THRESHOLDS["tflite_float"][1])
+
+
+def _why_none(run, name="float.tflite", runtime="tflite") -> str:
+    recorded = stage_thresholds(model_file_meta(run / "quantize" / name), runtime)
+    assert recorded.verification is None and recorded.identification is None
+    return recorded.words
+
+
+def test_no_recorded_threshold_leaves_the_optimistic_one_saying_why(run):
+    assert "did not score quantize/int8_qat.tflite" in _why_none(run, "int8_qat.tflite")
+    # an evaluation another build made (stopped before writing its model.json) is not this file's
+    (run / "evaluate" / "stage.json").write_text(json.dumps({"stage": "evaluate", "fingerprint": "fp-later"}))
+    assert "evaluate is not the one" in _why_none(run)
+    (run / "evaluate" / "stage.json").unlink()  # an evaluation stopped half-way
+    assert "evaluate is not the one" in _why_none(run)
+    shutil.rmtree(run / "evaluate")
+    assert "has not evaluated" in _why_none(run)
+    model = load_model(run / "quantize" / "float.tflite")
+    assert model.threshold is None and "has not evaluated" in model.threshold_source
+
+
+def test_a_model_json_without_stage_fingerprints_cannot_vouch_for_metrics_json(run):
+    meta = json.loads((run / "model.json").read_text())
+    meta["extra"] = {}
+    (run / "model.json").write_text(json.dumps(meta))
+    assert "records no stage fingerprints" in _why_none(run)
+
+
+def test_the_bundle_itself_keeps_its_shipped_thresholds(run):
+    model = load_model(run)
+    assert model.threshold == pytest.approx(0.5) and "shipped" in model.threshold_source
+
+
+def test_a_corrupt_metrics_json_is_a_model_error_naming_it(run):
+    (run / "evaluate" / "metrics.json").write_text("{not json")
+    with pytest.raises(ModelError, match="bad .*metrics.json"):
+        load_model(run / "quantize" / "float.tflite")
+    metrics = _metrics()
+    metrics["stages"]["tflite_float"]["verification"]["threshold"] = "high"
+    (run / "evaluate" / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(ModelError, match="not a cosine similarity"):
+        load_model(run / "quantize" / "float.tflite")

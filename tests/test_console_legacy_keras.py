@@ -1,0 +1,52 @@
+"""TF_USE_LEGACY_KERAS has one definition, tinyface.console.use_legacy_keras, and it runs before
+TensorFlow is first imported: by the CLI (quiet_tensorflow), the training package, the Keras
+loader of `tinyface evaluate` and the tests."""
+
+import os
+import re
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+from tinyface import console
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_the_variable_is_named_in_one_place():
+    sources = [p for folder in ("tinyface", "benchmarks", "tests") for p in (REPO / folder).rglob("*.py")]
+    naming = sorted(str(p.relative_to(REPO)) for p in sources
+                    if p.name != Path(__file__).name and re.search(r"[\"']TF_USE_LEGACY_KERAS[\"']", p.read_text()))
+    assert naming == ["tinyface/console.py"], naming
+
+
+def test_a_users_own_value_stands(monkeypatch):
+    monkeypatch.setenv("TF_USE_LEGACY_KERAS", "0")
+    console.use_legacy_keras()
+    assert os.environ["TF_USE_LEGACY_KERAS"] == "0"
+    monkeypatch.delenv("TF_USE_LEGACY_KERAS")
+    console.use_legacy_keras()
+    assert os.environ["TF_USE_LEGACY_KERAS"] == "1"
+
+
+def test_load_keras_sets_it_before_tf_keras_is_imported(monkeypatch):
+    from tinyface.model import keras_io
+
+    seen = {}
+    fake = types.ModuleType("tf_keras")
+    fake.models = types.SimpleNamespace(load_model=lambda path, compile: seen.setdefault(
+        "value", os.environ.get("TF_USE_LEGACY_KERAS")))
+    monkeypatch.setitem(sys.modules, "tf_keras", fake)  # no TensorFlow: the import sees the variable as it is
+    monkeypatch.delenv("TF_USE_LEGACY_KERAS")
+    keras_io.load_keras(Path("student.keras"))
+    assert seen["value"] == "1"
+
+
+def test_importing_the_training_package_sets_it_without_importing_tensorflow():
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    script = ("import os, sys; import tinyface.train.pipeline; "
+              "print(os.environ.get('TF_USE_LEGACY_KERAS'), 'tensorflow' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["1", "False"]
