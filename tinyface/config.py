@@ -542,7 +542,9 @@ class DistillSettings:
             targets. It embeds its own crops of every training row (its size and padding, from
             its model.json); one-time cost: about a millisecond a face on 2 cores, cached.
             On `esp32` it speeds up learning but does not raise the final accuracy (docs/model.md,
-            "Teaching assistant" and run T1). "" = none.
+            "Teaching assistant" and run T1). Refused when its model.json records another
+            data.seed or val_fraction, or a lower data.test_filter, than this build's: it may have
+            trained on faces this build keeps apart. "" = none.
         assistant_weight: the assistant's share of each target:
             ``l2n((1 - w) * teacher + w * assistant)``; 1 = the assistant alone.
         seed: the training's own seed (the student's initial weights, the shuffles and the

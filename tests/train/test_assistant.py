@@ -35,6 +35,36 @@ def test_check_refuses_an_assistant_of_another_embedding_size_before_any_work():
         assistant.check(s)
 
 
+def _bundle_with_split(tmp_path, split):
+    import json
+    import shutil
+
+    folder = tmp_path / "assistant"
+    shutil.copytree(models_dir() / "esp32s3", folder)
+    meta = json.loads((folder / "model.json").read_text())
+    meta.setdefault("extra", {})["split"] = split
+    (folder / "model.json").write_text(json.dumps(meta))
+    return str(folder)
+
+
+def test_check_refuses_an_assistant_whose_build_kept_other_people_apart(tmp_path):
+    same = {"seed": 0, "val_fraction": 0.1, "test_filter": 0.25}
+    assert assistant.check(_settings(assistant=_bundle_with_split(tmp_path / "a", same))) is not None
+    stricter = {**same, "test_filter": 0.3}  # it left out more than this build: fine
+    assert assistant.check(_settings(assistant=_bundle_with_split(tmp_path / "b", stricter))) is not None
+    for changed, says in ((dict(seed=1), "data.seed = 1, this build has 0: .* validation people"),
+                          (dict(val_fraction=0.2), "data.val_fraction = 0.2, this build has 0.1"),
+                          (dict(test_filter=0.0), "data.test_filter = 0.0, this build has 0.25: .* LFW test photos"),
+                          (dict(test_filter=0.2), "data.test_filter = 0.2, this build has 0.25")):
+        folder = _bundle_with_split(tmp_path / str(changed), {**same, **changed})
+        with pytest.raises(ConfigError, match=says) as err:
+            assistant.check(_settings(assistant=folder))
+        assert err.value.exit_code == 3
+    # a build without the filter takes any assistant's filter
+    off = _settings(assistant=_bundle_with_split(tmp_path / "c", {**same, "test_filter": 0.0}))
+    assert assistant.check(dataclasses.replace(off, data=dataclasses.replace(off.data, test_filter=0.0))) is not None
+
+
 def test_the_weight_is_checked():
     with pytest.raises(ConfigError, match=r"distill.assistant_weight must be in \[0, 1\]"):
         _settings(assistant="esp32s3", assistant_weight=1.5)

@@ -70,7 +70,12 @@ def check(settings) -> Path | None:
     """Resolve and load ``distill.assistant`` before any work (None when there is none).
 
     Raises:
-        ConfigError: no such bundle, or one whose embedding size differs from the student's.
+        ConfigError: no such bundle, one whose embedding size differs from the student's, or one
+            whose build drew its validation people otherwise (model.json ``extra.split``: another
+            ``data.seed`` or ``val_fraction``, so it may have trained on this build's validation
+            people) or filtered LFW's errata less (a lower ``data.test_filter``: it may have
+            trained on test photos this build leaves out). A model.json written before builds
+            recorded their split is taken as it is.
         ModelError: a bundle that does not load.
     """
     name = settings.distill.assistant
@@ -83,7 +88,24 @@ def check(settings) -> Path | None:
     if meta.embedding_dim != settings.student.embedding_dim:
         raise ConfigError(f"distill.assistant {folder} embeds in {meta.embedding_dim} dimensions, the student in "
                           f"{settings.student.embedding_dim}", hint="an assistant of the student's embedding size")
+    if problem := split_problem(meta.split, settings.data):
+        raise ConfigError(f"distill.assistant {folder} {problem}",
+                          hint="an assistant built with this build's data.seed, data.val_fraction and data.test_filter")
     return folder
+
+
+def split_problem(split: dict, data) -> str | None:
+    """Why an assistant whose build recorded ``split`` (ModelMeta.split) may have trained on faces
+    this build (``data``: settings.data) keeps apart, or None."""
+    for name in ("seed", "val_fraction"):
+        if name in split and split[name] != getattr(data, name):
+            return (f"was built with data.{name} = {split[name]}, this build has {getattr(data, name)}: "
+                    "it may have trained on this build's validation people")
+    theirs, ours = split.get("test_filter"), data.test_filter
+    if theirs is not None and ours and (not theirs or theirs < ours):
+        return (f"was built with data.test_filter = {theirs}, this build has {ours}: "
+                "it may have trained on LFW test photos this build leaves out")
+    return None
 
 
 def blend(teacher: np.ndarray, assistant: np.ndarray, weight: float) -> np.ndarray:
