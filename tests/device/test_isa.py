@@ -282,11 +282,11 @@ def test_the_firmware_refuses_bad_arguments_in_one_line_with_exit_2(isa_program,
 def test_extra_make_variables_key_the_cache_with_a_folder_safe_name():
     """build_rv32's extra make variables (benchmarks/s3_arena.py's TF_EXTRA) key TFLM's object
     folder, which make must be able to name: hex digits and dashes only, one per variable set."""
-    from tinyface.device.isa import _key_with
+    from tinyface.device.native import key_with
 
     plain = "be4ab72d9aa2a5af"
-    assert _key_with(plain, ()) == plain
-    keyed = {_key_with(plain, (f"TF_EXTRA=-include /a b|c-{i}.h",)) for i in range(3)}
+    assert key_with(plain, ()) == plain
+    keyed = {key_with(plain, (f"TF_EXTRA=-include /a b|c-{i}.h",)) for i in range(3)}
     assert len(keyed) == 3 and all(re.fullmatch(r"[0-9a-f-]+", k) for k in keyed), keyed
 
 

@@ -179,13 +179,7 @@ def build_rv32(project_dir: str | Path, toolchain: IsaToolchain | None = None, j
     toolchain = toolchain or find_toolchain()
     project_dir = Path(project_dir).resolve()
     return make_program(project_dir, "rv32", "make", [*toolchain.make_vars(), *extra_vars],
-                        _key_with(toolchain.key(), extra_vars), root or cache_dir(), PROGRAM_NAME, "rv32", jobs, log)
-
-
-def _key_with(key: str, extra_vars: tuple[str, ...]) -> str:
-    """The toolchain's key, and a digest of the extra make variables (tinyface.device.native.key_with;
-    a variable naming a file should name it by its content)."""
-    return key_with(key, extra_vars)
+                        key_with(toolchain.key(), extra_vars), root or cache_dir(), PROGRAM_NAME, "rv32", jobs, log)
 
 
 @dataclass(frozen=True)

@@ -202,8 +202,9 @@ def environment_key(key: str, makefile: str | Path, make_vars) -> str:
 
 
 def key_with(key: str, make_vars) -> str:
-    """``key``, and a digest of more make variables (``NAME=value``; none: ``key`` itself). The key
-    names a folder: only hex digits and dashes, whatever the values hold."""
+    """``key``, and a digest of more make variables (``NAME=value``; none: ``key`` itself; a
+    variable naming a file should name it by its content). The key names a folder: only hex
+    digits and dashes, whatever the values hold."""
     if not make_vars:
         return key
     digest = hashlib.sha256("\n".join(make_vars).encode()).hexdigest()[:12]
