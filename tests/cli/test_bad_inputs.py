@@ -434,3 +434,12 @@ def test_the_set_example_is_a_setting(path, example):
     from tinyface import config
 
     config.load(overrides=config.parse_set_option([example]))
+
+
+@pytest.mark.parametrize("build", ["--native", "--isa"])
+def test_fault_injection_is_refused_for_the_firmware_builds_before_any_build(capsys, build):
+    """--drop-reply/--corrupt-reply are the Python emulation's: --native went on to build and serve
+    the firmware without the faults it was asked for."""
+    code, line = tinyface(capsys, "emulate", build, "--drop-reply", "1")
+    assert code == 2
+    assert "fault injection (--drop-reply, --corrupt-reply)" in line and "not of --native or --isa" in line

@@ -75,8 +75,9 @@ def emulate(ctx, board, model_path, baud, once, native, isa, kernels, drop_repli
 
     if native and isa:
         raise click.UsageError("--native and --isa are two different builds; choose one")
-    if isa and (drop_replies or corrupt_replies):
-        raise click.UsageError("fault injection (--drop-reply, --corrupt-reply) is an option of the Python emulation")
+    if (isa or native) and (drop_replies or corrupt_replies):
+        raise click.UsageError("fault injection (--drop-reply, --corrupt-reply) is an option of the Python emulation, "
+                               "not of --native or --isa")
     overrides = {"firmware": {"board": board, "kernels": kernels}}
     settings = load_settings(ctx, overrides, set_items)
     if isa and not board:

@@ -75,7 +75,8 @@ Typical session:
   tinyface bench --port /dev/pts/N    # benchmark it (or a real board) over serial
   tinyface flash --board esp32        # generate firmware, build and flash
 
-Settings come from defaults < tinyface.toml < command-line options. The default dataset
+Settings come from defaults < a preset (build --preset) < tinyface.toml < command-line
+options (docs/config.md). The default dataset
 is $TINYFACE_DATA, else ~/.cache/tinyface/datasets/lfw (`tinyface data fetch lfw`).
 """
 
