@@ -4,24 +4,24 @@ from __future__ import annotations
 
 import click
 
-from tinyface.cli.common import json_option, load_settings, plot_option, set_option
+from tinyface.cli.common import json_option, load_settings, not_empty, plot_option, set_option
 
 
 @click.command()
-@click.option("--port", required=True, help="Serial port (e.g. /dev/ttyUSB0, or the path `tinyface emulate` "
+@click.option("--port", required=True, callback=not_empty, help="Serial port (e.g. /dev/ttyUSB0, or the path `tinyface emulate` "
                                             "printed), or 'auto' to find the board by its USB VID:PID. "
                                             "Example: --port /dev/ttyUSB0")
 @click.option("--board", default=None,
               help="Board data (boards/*.toml): baud, USB ids [default: firmware.board]. Example: --board esp32s3")
 @click.option("--images", type=click.IntRange(min=1), default=None,
               help="Held-out pairsDevTest images to stream [default: bench.images = 1000]. Example: --images 200")
-@click.option("--model", "model_path", type=click.Path(), default=None,
+@click.option("--model", "model_path", type=click.Path(), default=None, callback=not_empty,
               help="The model the board runs (bundle folder or .tflite) [default: as `tinyface flash`: build/<board>/ if built, else models/<board>/, then build/esp32/, models/esp32/]. "
                    "Example: --model build/esp32")
-@click.option("--data", "data_dir", type=click.Path(), default=None,
+@click.option("--data", "data_dir", type=click.Path(), default=None, callback=not_empty,
               help="LFW folder with images/ and pairsDevTest.txt [default: data.dir or $TINYFACE_DATA]. "
                    "Example: --data /data/lfw")
-@click.option("--out", "out_path", type=click.Path(), default=None,
+@click.option("--out", "out_path", type=click.Path(), default=None, callback=not_empty,
               help="Write results (JSON) here as they come; a lost link keeps what was measured. "
                    "Example: --out results.json")
 @plot_option("Also draw the latencies as a PNG: a histogram of the per-inference figures (the board's cycle "

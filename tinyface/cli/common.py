@@ -5,6 +5,16 @@ from __future__ import annotations
 import click
 
 
+def not_empty(ctx, param, value):
+    """A click callback: an option given as "" is refused (exit 2), not read as its default. A script's
+    `--data "$DIR"` with DIR unset used to evaluate the whole default dataset, `flash --model "$M"`
+    to flash the default model, and `--out ""` to write no report, all with exit 0."""
+    if value == "":
+        raise click.BadParameter("it is empty (give a value, or leave the option out for its default)",
+                                 ctx=ctx, param=param)
+    return value
+
+
 def json_option(example: str):
     """--json, with an ``example``: a whole invocation of the command that uses it."""
     return click.option("--json", "as_json", is_flag=True, help=f"Print results as JSON on stdout. Example: {example}")
@@ -24,6 +34,7 @@ def plot_option(help_text: str):
     def check_name(ctx, param, value):
         from tinyface.boards.plots import plot_name_problem
 
+        not_empty(ctx, param, value)
         if value is not None and (problem := plot_name_problem(value)):
             raise click.BadParameter(problem, ctx=ctx, param=param)
         return value

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from tinyface.cli.common import json_option, load_settings, set_option
+from tinyface.cli.common import json_option, load_settings, not_empty, set_option
 from tinyface.config import DATASETS
 
 if TYPE_CHECKING:
@@ -27,11 +27,11 @@ def data():
 
 
 @data.command()
-@click.argument("name", type=click.Choice(list(DATASETS)))
-@click.option("--url", default=None,
+@click.argument("name", type=click.Choice(list(DATASETS)), metavar="NAME")
+@click.option("--url", default=None, callback=not_empty,
               help="Base URL of the files (default: $TINYFACE_<NAME>_URL, e.g. $TINYFACE_FAIRFACE_URL, else "
                    "the dataset's public home). Example: tinyface data fetch lfw --url file:///mnt/mirror/lfw")
-@click.option("--dest", type=click.Path(), default=None,
+@click.option("--dest", type=click.Path(), default=None, callback=not_empty,
               help="Where to unpack (default: lfw: the default dataset folder; the others: "
                    "$TINYFACE_DATASETS/NAME, else ~/.cache/tinyface/datasets/NAME, where "
                    "extra.dirs = [\"NAME\"] finds it). Example: tinyface data fetch lfw --dest /data/lfw")
@@ -218,7 +218,7 @@ def _mb(n: int) -> str:
 
 
 @data.command()
-@click.option("--data", "data_dir", type=click.Path(), default=None,
+@click.option("--data", "data_dir", type=click.Path(), default=None, callback=not_empty,
               help="Dataset folder (default: $TINYFACE_DATA, else ~/.cache/tinyface/datasets/lfw). "
                    "Example: --data ~/photos/family")
 @click.option("--check/--no-check", default=True, show_default=True,
@@ -287,8 +287,10 @@ def _print_stats(s) -> None:
     table.add_column("people", justify="right")
     table.add_column("")
     peak = max(s.images_per_person.values()) or 1
+    # an ASCII stdout (PYTHONIOENCODING=ascii, a C locale) cannot print the block: it was an internal error
+    bar = "█" if console.encoding.lower().replace("-", "").startswith("utf") else "#"
     for label, n in s.images_per_person.items():
-        table.add_row(label, f"{n:,}", "█" * max(1 if n else 0, round(30 * n / peak)))
+        table.add_row(label, f"{n:,}", bar * max(1 if n else 0, round(30 * n / peak)))
     out.print(table)
     if not s.checked:
         out.print("images were not decoded (--no-check)")

@@ -6,18 +6,18 @@ from pathlib import Path
 
 import click
 
-from tinyface.cli.common import json_option, load_settings, set_option
+from tinyface.cli.common import json_option, load_settings, not_empty, set_option
 from tinyface.evaluation.model_eval import STRANGER_SHARE, TARGET_FAR
 
 
 @click.command()
-@click.option("--model", "model_path", type=click.Path(), required=True,
+@click.option("--model", "model_path", type=click.Path(), required=True, callback=not_empty,
               help="A model with its model.json (the face crop it was trained on): a bundle folder "
                    "(build/esp32, models/esp32), or a .tflite (float or int8) or .keras inside a `tinyface build` "
                    "run folder (build/esp32/quantize/float.tflite), which takes the thresholds that build chose "
                    "for its stage (evaluate/metrics.json). A lone file without one is refused. "
                    "Example: --model models/esp32")
-@click.option("--data", "data_dir", type=click.Path(), default=None,
+@click.option("--data", "data_dir", type=click.Path(), default=None, callback=not_empty,
               help="Folder with one sub-folder of photos per person (default: the default dataset). "
                    "Example: --data ~/photos/family")
 @click.option("--pairs", "pairs_file", type=click.Path(dir_okay=False, exists=True), default=None,
@@ -29,7 +29,7 @@ from tinyface.evaluation.model_eval import STRANGER_SHARE, TARGET_FAR
 @click.option("--runtime", type=click.Choice(["auto", "tflite", "tflm"]), default="auto", show_default=True,
               help="Interpreter for .tflite models: TFLite, or TFLM (the firmware's int8 kernels). "
                    "Example: --runtime tflm")
-@click.option("--out", "out_dir", type=click.Path(), default=None,
+@click.option("--out", "out_dir", type=click.Path(), default=None, callback=not_empty,
               help="Where to write report.md / report.json / plots (default: no files): roc.png, confusion.png and "
                    "identification.png (what each identification threshold trades: enrolled people recognised "
                    "against strangers accepted). Created (and checked) before the evaluation starts. "

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import click
 
-from tinyface.cli.common import json_option, load_settings, set_option
+from tinyface.cli.common import json_option, load_settings, not_empty, set_option
 from tinyface.config import FIRMWARE_KERNELS
 
 
 @click.command()
 @click.option("--board", default=None,
               help="Target board (boards/*.toml; default: firmware.board, esp32). Example: --board esp32s3")
-@click.option("--model", "model_path", type=click.Path(), default=None,
+@click.option("--model", "model_path", type=click.Path(), default=None, callback=not_empty,
               help="Model bundle folder or model.tflite (default: build/<board>/ if built, else the released "
                    "models/<board>/, then build/esp32/, models/esp32/; bench, emulate and profile pick the same). "
                    "Example: tinyface flash --board esp32s3 --model build/esp32s3")
-@click.option("--port", default=None,
+@click.option("--port", default=None, callback=not_empty,
               help="Serial port (default: detected by the board's USB VID:PIDs). A path that does not exist is "
                    "refused before anything is built (exit 7); wildcards, COM3 and rfc2217:// or socket:// URLs "
                    "go to PlatformIO as they are. Example: --port /dev/ttyACM0")
-@click.option("--project-dir", type=click.Path(), default=None,
+@click.option("--project-dir", type=click.Path(), default=None, callback=not_empty,
               help="Where the PlatformIO project is generated (default: build/firmware/<board>). "
                    "Example: --project-dir fw/")
 @click.option("--enroll", "enroll_dir", type=click.Path(exists=True, file_okay=False), default=None,

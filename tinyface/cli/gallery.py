@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import click
 
-from tinyface.cli.common import json_option, load_settings, set_option
+from tinyface.cli.common import json_option, load_settings, not_empty, set_option
 
 
 def port_options(f):
     """--port, --board, --baud, --timeout, --retries: the port handling of `bench`."""
     options = [
-        click.option("--port", required=True,
+        click.option("--port", required=True, callback=not_empty,
                      help="Serial port (e.g. /dev/ttyUSB0, or the path `tinyface emulate` printed), or 'auto' to "
                           "find the board by its USB VID:PID. Example: --port /dev/ttyUSB0"),
         click.option("--board", default=None,
@@ -34,7 +34,7 @@ def port_options(f):
 
 
 model_option = click.option(
-    "--model", "model_path", type=click.Path(), default=None,
+    "--model", "model_path", type=click.Path(), default=None, callback=not_empty,
     help="The bundle the board runs (folder or model.tflite), for faces cut as its model.json says "
          "[default: the released model whose sha256 the board reports]. Example: --model build/esp32")
 def skip_bad_option(example: str):

@@ -8,6 +8,7 @@ import sys
 import click
 
 from tinyface import __version__, console
+from tinyface.cli.common import not_empty
 from tinyface.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, Interrupted, TinyfaceError
 
 # command name -> (module, attribute, one-line help). Help text lives here so that
@@ -85,7 +86,7 @@ is $TINYFACE_DATA, else ~/.cache/tinyface/datasets/lfw (`tinyface data fetch lfw
 @click.option("-v", "--verbose", count=True,
               help="More output (repeatable); an internal error then also prints its traceback. "
                    "Example: tinyface -v evaluate --model models/esp32")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, callback=not_empty,
               help="Settings file (default: ./tinyface.toml if present). "
                    "Example: tinyface --config lab.toml build --print-config")
 @click.option("--boards-dir", type=click.Path(file_okay=False, exists=True), default=None,
@@ -120,6 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     verbose = any(a == "--verbose" or (len(a) > 1 and a[0] == "-" and set(a[1:]) == {"v"}) for a in args)
     as_json = "--json" in args  # a failure is then also one JSON object on stdout
     asks_help = "--help" in args or "-h" in args
+    _printable_stdout()
     previous_handlers = console.catch_interrupts()
     console.reset_json_output()
     try:
@@ -158,6 +160,19 @@ def main(argv: list[str] | None = None) -> None:
               as_json, prefix="tinyface: internal error: ")
     finally:
         console.release_interrupts(previous_handlers)
+
+
+def _printable_stdout() -> None:
+    """Let stdout print what its encoding cannot, as stderr already does (``backslashreplace``):
+    a photo or dataset file whose name is not UTF-8 (`data stats`, `identify`), or a name like
+    Zoë on an ASCII stdout, was an internal error (exit 70) in the middle of the results. JSON
+    is unaffected (it is ASCII); a stream that already escapes (a C locale's surrogateescape)
+    is left as it is."""
+    try:
+        if getattr(sys.stdout, "errors", None) == "strict":
+            sys.stdout.reconfigure(errors="backslashreplace")
+    except (AttributeError, ValueError, OSError):  # not a TextIOWrapper (a test's stream): nothing to do
+        pass
 
 
 def _fail(message: str, code: int, kind: str, as_json: bool, prefix: str = "tinyface: error: ") -> None:
