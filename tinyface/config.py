@@ -903,18 +903,36 @@ def load_preset(name: str) -> Preset:
     return Preset(name, values, path)
 
 
+# How to write a value that starts as a TOML array, table or string, by its first character.
+_SET_EXAMPLES = {"[": '["a", "b"]', "{": '{ key = "value" }', '"': '"text"'}
+
+
 def parse_set_option(items: tuple[str, ...]) -> dict[str, dict[str, Any]]:
-    """Turn ``--set section.key=value`` items into an overrides dict (values parsed as TOML)."""
+    """Turn ``--set section.key=value`` items into an overrides dict (values parsed as TOML; a
+    value that is not TOML is taken as a string, ``data.dir=/x/y z``).
+
+    Raises:
+        ConfigError: an item is not ``section.key=value``, or its value starts as a TOML array,
+            table or string (``[``, ``{``, ``"``) and is not valid TOML (``extra.dirs=[1,2``):
+            taken as a string, it would be a setting nobody meant.
+    """
     overrides: dict[str, dict[str, Any]] = {}
     for item in items:
         name, sep, raw = item.partition("=")
         section, dot, key = name.strip().partition(".")
         if not sep or not dot or not section or not key:
             raise ConfigError(f"--set expects section.key=value, got {item!r}")
+        raw = raw.strip()
         try:
-            value = tomllib.loads(f"v = {raw.strip()}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = raw.strip()
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError as exc:
+            if raw[:1] in _SET_EXAMPLES:
+                why = str(exc).split(" (at ")[0]  # its position is in "v = ...", not in what was typed
+                raise ConfigError(
+                    f"--set {name.strip()}: {raw} is not a valid TOML value: {why}",
+                    hint=f"write it as TOML inside shell quotes, e.g. --set '{name.strip()}={_SET_EXAMPLES[raw[0]]}'"
+                         + (", with \\\\ for each backslash" if raw[0] == '"' else "")) from None
+            value = raw
         overrides.setdefault(section, {})[key] = value
     return overrides
 

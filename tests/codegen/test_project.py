@@ -207,6 +207,8 @@ def test_a_new_model_rewrites_only_what_depends_on_it(tiny_bundle, tmp_path, tmp
 
 
 def test_a_user_file_in_the_project_is_left_alone(tiny_bundle, tmp_path):
+    # added to a tinyface project (a folder of other files that is none is refused: test_audit_leftovers)
+    generate_project(tiny_bundle, load_board("esp32"), tmp_path)
     (tmp_path / "notes.txt").write_text("mine")
     generate_project(tiny_bundle, load_board("esp32"), tmp_path)
     assert (tmp_path / "notes.txt").read_text() == "mine"

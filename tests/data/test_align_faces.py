@@ -164,10 +164,11 @@ def test_worker_processes_give_the_same_crops(make_dataset, tmp_path):
 
 
 def test_an_unusable_cache_is_a_data_error_that_says_what_to_do(tmp_path):
-    from tinyface.errors import DataError
+    from tinyface.errors import ConfigError, DataError
 
     (tmp_path / "file").write_text("x")
-    with pytest.raises(DataError, match="cannot open the face cache") as exc:
+    # a cache folder set under a file is a bad setting, as `data cache` says it (ConfigError)
+    with pytest.raises(ConfigError, match="is not a folder") as exc:
         FaceCache(tmp_path / "file" / "cache")
     assert "set TINYFACE_CACHE" in exc.value.one_line()  # the hint says what to do
     (tmp_path / "bad").mkdir()

@@ -41,8 +41,8 @@ def test_check_port_exists_refuses_only_a_missing_path(tmp_path):
     from tinyface.device.ports import check_port_exists
     from tinyface.errors import DeviceError
 
-    there = tmp_path / "ttyUSB0"
-    there.write_bytes(b"")
+    there = tmp_path / "ttyUSB0"  # a link to a character device (a regular file is refused: test_audit_leftovers)
+    there.symlink_to("/dev/null")
     check_port_exists(str(there))
     with pytest.raises(DeviceError) as info:
         check_port_exists("/dev/ttyNONE")

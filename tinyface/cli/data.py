@@ -174,15 +174,10 @@ def cache(ctx, parts, yes, as_json, set_items):
       tinyface data cache --json
     """
     from tinyface.console import print_json
-    from tinyface.data.cache import CACHE_PARTS, cache_usage, clear_cache
+    from tinyface.data.cache import CACHE_PARTS, cache_usage, check_cache_dir, clear_cache
 
     settings = load_settings(ctx, set_items=set_items)
-    face_dir = settings.data.cache_path()
-    if face_dir.exists() and not face_dir.is_dir():  # would read as an empty cache, and fail the next build
-        from tinyface.errors import ConfigError
-
-        raise ConfigError(f"the cache {face_dir} is not a folder",
-                          hint="set TINYFACE_CACHE or data.cache_dir to a folder")
+    face_dir = check_cache_dir(settings.data.cache_path())  # a file would read as an empty cache, and fail the next build
     chosen = list(CACHE_PARTS) if "all" in parts else [p for p in CACHE_PARTS if p in parts]
     freed = {}
     if chosen:

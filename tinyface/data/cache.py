@@ -11,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
-from tinyface.errors import DataError
+from tinyface.errors import ConfigError, DataError
 
 CACHE_FILENAME = "faces.sqlite"
 
@@ -42,11 +43,34 @@ def _decode(blob: bytes) -> np.ndarray:
     return np.load(io.BytesIO(blob), allow_pickle=False)
 
 
+def check_cache_dir(directory: str | Path) -> Path:
+    """The face cache folder (``data.cache_dir``, $TINYFACE_CACHE), refused where it is a file or
+    under one: every command that uses the cache (`data cache`, `evaluate`, `data stats --align`,
+    `build` ...) says so in the same words. Nothing is created.
+
+    Returns:
+        ``directory``, expanded.
+
+    Raises:
+        ConfigError: ``directory``, or the nearest of its parents that exists, is not a folder.
+    """
+    directory = Path(directory).expanduser()
+    probe = directory
+    while not os.path.lexists(probe) and probe.parent != probe:
+        probe = probe.parent
+    if os.path.exists(probe) and not os.path.isdir(probe):
+        where = "" if probe == directory else f" ({probe} is a file)"
+        raise ConfigError(f"the cache {directory} is not a folder{where}",
+                          hint="set TINYFACE_CACHE or data.cache_dir to a folder")
+    return directory
+
+
 class FaceCache:
     """A key -> numpy array store in ``<dir>/faces.sqlite``."""
 
     def __init__(self, directory: str | Path):
-        self.directory = Path(directory).expanduser()
+        """Raises: ConfigError (:func:`check_cache_dir`); DataError: the cache cannot be opened."""
+        self.directory = check_cache_dir(directory)
         self.path = self.directory / CACHE_FILENAME
         try:
             self.directory.mkdir(parents=True, exist_ok=True)

@@ -70,6 +70,11 @@ def resolve_images_dir(root: Path) -> Path:
     return candidate if candidate.is_dir() else root
 
 
+# As require_dataset's: where a dataset comes from, and what it must be.
+_DATASET_HINT = ("pass --data DIR (or set TINYFACE_DATA / data.dir) to a folder with one sub-folder of photos "
+                 "per person, or run `tinyface data fetch lfw`")
+
+
 def load_dataset(root: str | os.PathLike, min_identities: int = 2) -> Dataset:
     """List a folder-per-person dataset.
 
@@ -81,9 +86,9 @@ def load_dataset(root: str | os.PathLike, min_identities: int = 2) -> Dataset:
     """
     root = Path(root).expanduser()
     if not root.exists():
-        raise DataError(f"dataset folder not found: {root}")
+        raise DataError(f"dataset folder not found: {root}", hint=_DATASET_HINT)
     if not root.is_dir():
-        raise DataError(f"dataset path is not a folder: {root}")
+        raise DataError(f"dataset path is not a folder: {root}", hint=_DATASET_HINT)
     images_dir = resolve_images_dir(root)
     images: list[FaceImage] = []
     skipped: list[Skipped] = []

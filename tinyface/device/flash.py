@@ -128,7 +128,8 @@ def flash(board, model: str | Path | None = None, project_dir: str | Path | None
         GalleryFullError: ``enroll_dir`` has more people than the device's gallery holds
             (checked before the budget, and before any face is aligned).
         ProjectDirError: ``project_dir`` holds files tinyface did not generate where the
-            project's files go (without ``force``; nothing is written then).
+            project's files go, or is a folder of other files that is not a tinyface project
+            (without ``force``; refused before the gallery's faces are aligned, nothing written).
         OutputError: ``project_dir`` cannot be created (a file in the way, no permission), before
             the gallery's faces are aligned.
         ToolchainError: PlatformIO or the espressif32 platform missing, or the build failed.
@@ -137,6 +138,7 @@ def flash(board, model: str | Path | None = None, project_dir: str | Path | None
             connected (the ports seen are listed).
     """
     from tinyface.codegen import generate_project
+    from tinyface.codegen.project import check_project_dir
     from tinyface.device import platformio
     from tinyface.device.ports import check_port_exists, find_port
     from tinyface.errors import ToolchainError
@@ -162,6 +164,7 @@ def flash(board, model: str | Path | None = None, project_dir: str | Path | None
     gallery = ()
     project_dir = Path(project_dir) if project_dir else default_project_dir(board.name)
     check_creatable_dir(project_dir, "--project-dir")  # before the gallery's faces are aligned
+    check_project_dir(project_dir, force)  # a folder of other files: refused as generate_project would, earlier
     result = FlashResult(board.name, model_dir, None, identify_threshold=bundle.meta.identify_at,
                          identify_threshold_source="firmware.identify_threshold" if identify_threshold
                          else "the model's")

@@ -269,10 +269,10 @@ def enroll(client: Client, info: DeviceInfo, bundle: Bundle, name: str, photos: 
         raise refusal(f"refused {len(refused)} of {len(photos.photos)} photos of {name}: {_reasons(refused)}; "
                       "nothing was enrolled",
                       hint=f"remove them, or pass --skip-bad to enroll the other {len(good)}" if good
-                      else "use photos where one face is clearly visible")
+                      else _refusal_hint(refused, name))
     if not good:
         raise refusal(f"no photo of {name} is usable: {_reasons(refused)}; nothing was enrolled",
-                      hint="use photos where one face is clearly visible")
+                      hint=_refusal_hint(refused, name))
     sent = 0
     try:
         for i in good:
@@ -325,6 +325,23 @@ def _cut_short(client: Client, name: str, before: GalleryEntry | None, sent: int
 
 def _reasons(photos: list[Photo]) -> str:
     return "; ".join(f"{Path(p.path).name}: {p.reason}" for p in photos)
+
+
+# The starts of the reasons _check_duplicates_and_consistency gives, by what to do about them.
+_COPY_REASONS = ("the same file as", "a duplicate of", "already enrolled for")
+_OTHER_PERSON_REASONS = ("does not look like", "the board identifies it as")
+
+
+def _refusal_hint(refused: list[Photo], name: str) -> str:
+    """What to do when no photo is left to enroll, for the reasons the photos were refused."""
+    hints = []
+    if any(p.no_face for p in refused):
+        hints.append("use photos where one face is clearly visible")
+    if any(not p.no_face and p.reason.startswith(_COPY_REASONS) for p in refused):
+        hints.append(f"use other photos of {name}, not copies of photos given or enrolled already")
+    if any(not p.no_face and p.reason.startswith(_OTHER_PERSON_REASONS) for p in refused):
+        hints.append(f"check that every photo is of {name}")
+    return "; ".join(hints) or "use other photos"
 
 
 def centroid_similarity(x: np.ndarray, group: Sequence[np.ndarray]) -> float:

@@ -59,18 +59,24 @@ def find_port(board, ports: list[SerialPort] | None = None) -> str:
 
 def check_port_exists(port: str | None, hint: str = "check the path, or leave out the port to find the board "
                                                    "by its USB ids") -> None:
-    """Refuse, before any work, a serial port given as a plain path that does not exist.
+    """Refuse, before any work, a serial port given as a plain path that does not exist, or that
+    is a regular file or a folder (no serial port is either; a character device, a pty, and a
+    link to one pass).
 
     Only a plain filesystem path is checked (``/dev/...`` or another absolute path, with no glob
     character ``*?[``); anything else goes to whoever opens it as given: wildcards
     (``/dev/ttyUSB*``), ``COM3``-style names, ``rfc2217://`` or ``socket://`` URLs and network
-    addresses, which PlatformIO accepts. The wording is the one of opening a missing port
+    addresses, which PlatformIO accepts. The wording is the one of opening such a port
     (:func:`tinyface.protocol.client.open_serial`, as `tinyface bench --port` reports it).
 
     Raises:
-        DeviceError: ``port`` is such a path and nothing is there.
+        DeviceError: ``port`` is such a path and nothing is there, or a file or a folder is.
     """
     if not port or not (port.startswith("/dev/") or os.path.isabs(port)) or any(c in port for c in "*?["):
         return
     if not os.path.exists(port):
         raise DeviceError(f"cannot open {port}: {os.strerror(errno.ENOENT)}", hint=hint)
+    if os.path.isdir(port):  # links followed: a link to a device passes
+        raise DeviceError(f"cannot open {port}: a folder, not a serial port", hint=hint)
+    if os.path.isfile(port):
+        raise DeviceError(f"cannot open {port}: not a serial port", hint=hint)

@@ -10,6 +10,7 @@ clear message.
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from collections import deque
@@ -436,13 +437,38 @@ def _type_name(msg_type: int) -> str:
 
 def _reason(exc: Exception) -> str:
     """What went wrong, once: pyserial's "could not open port P: [Errno 2] No such file or
-    directory: 'P'" is "No such file or directory" (the message names the port already)."""
+    directory: 'P'" is "No such file or directory" (the message names the port already).
+
+    A path that opens but is no terminal (/dev/null, a regular file) fails pyserial's termios
+    set-up with ENOTTY ("Could not configure port: (25, 'Inappropriate ioctl for device')"):
+    that is "not a serial port", as :func:`tinyface.device.ports.check_port_exists` says it."""
     if "exclusively lock" in str(exc):  # pyserial's exclusive open: another program holds the port
         return "another program has it open (a second tinyface command, or a serial monitor)"
-    code = getattr(exc, "errno", None)
-    if isinstance(code, int) and code > 0:
-        return os.strerror(code)
-    return " ".join(str(exc).split()) or type(exc).__name__
+    cause = _os_error(exc)
+    if cause is None:
+        return " ".join(str(exc).split()) or type(exc).__name__
+    code, text = cause
+    if code == errno.ENOTTY:
+        return "not a serial port"
+    if code == errno.EISDIR:
+        return "a folder, not a serial port"
+    return os.strerror(code) if code > 0 else text
+
+
+def _os_error(exc: BaseException) -> tuple[int, str] | None:
+    """(code, text) of the OS error behind ``exc``: its own, or that of the error pyserial
+    wrapped (its SerialException carries only a message, with the OSError as its context;
+    termios.error is a plain (code, text) pair; a URL's unknown host is a negative gaierror)."""
+    for _ in range(4):
+        if exc is None:
+            break
+        code, text = getattr(exc, "errno", None), getattr(exc, "strerror", None)
+        if code is None and len(exc.args) == 2 and isinstance(exc.args[0], int):
+            code, text = exc.args  # termios.error
+        if isinstance(code, int) and code != 0 and (code > 0 or text):
+            return code, str(text)
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 # After a port is opened with RTS/DTR released: long enough for an ESP32 to boot and set up
@@ -473,17 +499,21 @@ def open_serial(port: str, baud: int, timeout_s: float = 0.1, release_rts_dtr: b
     import serial
 
     try:
-        if not release_rts_dtr:
-            return serial.Serial(port, baudrate=baud, timeout=timeout_s, write_timeout=None, exclusive=True)
-        # Set before open(): pyserial applies them as the port opens (ignored on a pty).
-        transport = serial.Serial(baudrate=baud, timeout=timeout_s, write_timeout=None, exclusive=True)
-        transport.port = port
-        transport.rts = False
-        transport.dtr = False
+        # serial_for_url: a plain path is pyserial's Serial, as before; rfc2217:// and socket://
+        # URLs get their own classes (``exclusive`` is then the server's business).
+        transport = serial.serial_for_url(port, do_not_open=True, baudrate=baud, timeout=timeout_s,
+                                          write_timeout=None, exclusive=True)
+        if release_rts_dtr:
+            # Set before open(): pyserial applies them as the port opens (ignored on a pty).
+            transport.rts = False
+            transport.dtr = False
         transport.open()
     except (serial.SerialException, OSError, ValueError) as exc:
-        raise DeviceError(f"cannot open {port}: {_reason(exc)}",
-                          hint="check the path, or pass --port auto to find a connected board") from None
+        hint = ("check the URL's host and port, and that its server is running" if "://" in port
+                else "check the path, or pass --port auto to find a connected board")
+        raise DeviceError(f"cannot open {port}: {_reason(exc)}", hint=hint) from None
+    if not release_rts_dtr:
+        return transport
     time.sleep(boot_wait_s)
     transport.reset_input_buffer()  # the boot ROM's messages, at another baud rate
     return transport
