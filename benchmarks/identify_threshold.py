@@ -145,9 +145,9 @@ def recorded_split(preset_name: str, preset_data, bundles: dict) -> dict:
     for a bundle written before builds recorded it. Says on stderr where a recorded value is not
     the preset's; exits with one line if two bundles' builds drew different validation people (no
     one set of people is unseen by both)."""
-    from tinyface.model.bundle import SPLIT_SETTINGS
+    from tinyface.model.bundle import SPLIT_SETTINGS, split_record
 
-    preset_split = {name: getattr(preset_data, name) for name in SPLIT_SETTINGS}
+    preset_split = split_record(preset_data)
     chosen, chosen_by = None, None
     for folder, bundle in bundles.items():
         split = {**preset_split, **bundle.meta.split}

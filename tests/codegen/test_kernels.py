@@ -355,30 +355,22 @@ def test_each_requantization_form_is_bit_exact(tmp_path, tflm_objects):
 
 
 def lfw_faces(lfw_dir: Path, meta, n: int) -> np.ndarray:
-    """``n`` LFW photos of training-split people (peopleDevTrain), centre-cropped, resized to the
-    model input and quantized as the firmware's input (tinyface.model.embedder.quantize_input)."""
-    from PIL import Image
+    """``n`` photos of LFW training-split people as the firmware's input: benchmarks/kernels.py's
+    (the benchmark that compares the same two implementations on more faces)."""
+    import importlib.util
 
-    from tinyface.model.embedder import quantize_input
-
-    shape = meta.input_shape
-
-    _, h, w, c = shape
-    names = [line.split("\t")[0] for line in (lfw_dir / "peopleDevTrain.txt").read_text().splitlines()[1:]]
-    paths = [p for name in names for p in sorted((lfw_dir / "images" / name).glob("*.jpg"))][:n]
-    out = []
-    for p in paths:
-        img = Image.open(p).convert("L" if c == 1 else "RGB").crop((70, 70, 180, 180)).resize((w, h))
-        out.append(np.asarray(img, dtype=np.uint8).reshape(h, w, c))
-    return quantize_input(np.stack(out), meta)
+    spec = importlib.util.spec_from_file_location("kernels_benchmark", REPO / "benchmarks" / "kernels.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.lfw_faces(lfw_dir, meta, n)
 
 
 @pytest.mark.native
 @needs_compiler
 def test_native_firmware_with_generated_kernels_matches_tflm(lfw_dir):
     """The released esp32 model in the native firmware build with every conv, depthwise, FC and
-    ADD generated gives the pip TFLM interpreter's int8 outputs on LFW test faces (held-out
-    faces, used only to compare two implementations of the same model)."""
+    ADD generated gives the pip TFLM interpreter's int8 outputs on LFW faces (photos of
+    peopleDevTrain's people, used only to compare two implementations of the same model)."""
     if not os.environ.get("TFLM_DIR"):
         skip_or_fail("the native firmware build needs TFLM_DIR")
     from tinyface.boards import load_board

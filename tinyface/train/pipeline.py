@@ -21,7 +21,7 @@ import numpy as np
 from tinyface.console import raise_if_interrupted
 from tinyface.fsutil import write_bytes, write_json
 from tinyface.evaluation.report import BUILD_REPORT_FILES, BuildMetrics
-from tinyface.model.bundle import SPLIT_KEY, STAGE_RECORD, STAGES_KEY, split_record
+from tinyface.model.bundle import SPLIT_KEY, STAGE_RECORD, STAGES_KEY, split_record, stage_fingerprint
 
 # data settings only the evaluation reads
 EVALUATE_ONLY = ("identify_stranger_rate", "identify_gallery", "threshold_from")
@@ -74,14 +74,7 @@ class Stage:
         self.artifacts = artifacts
 
     def done(self) -> bool:
-        record = self.dir / STAGE_RECORD
-        if not record.is_file():
-            return False
-        try:
-            saved = json.loads(record.read_text())
-        except json.JSONDecodeError:
-            return False
-        return saved.get("fingerprint") == self.fp and all((self.dir / a).exists() for a in self.artifacts)
+        return stage_fingerprint(self.dir) == self.fp and all((self.dir / a).exists() for a in self.artifacts)
 
     def path(self, artifact: str) -> Path:
         return self.dir / artifact
