@@ -261,6 +261,18 @@ def test_each_board_gets_a_consistent_platformio_project(name, tiny_bundle, tmp_
     assert settings["TF_BOARD_NAME"] == f'"{name}"' and int(settings["TF_BOARD_CPU_MHZ"]) == int(board.cpu_mhz)
 
 
+def test_the_uart_interrupt_runs_from_iram_while_the_gallery_is_written(esp32_project):
+    """Writing the gallery to flash stops code in flash; a UART handler outside IRAM would leave
+    bytes in the 128-byte FIFO until it overflowed. The option and the flag go together: ESP-IDF
+    refuses ESP_INTR_FLAG_IRAM for a handler that is not in IRAM."""
+    sdk = (esp32_project.directory / "sdkconfig.defaults").read_text()
+    esp = (esp32_project.directory / "src/platform_esp.cc").read_text()
+    assert "CONFIG_UART_ISR_IN_IRAM=y" in sdk.splitlines()
+    guarded = esp.split("#if CONFIG_UART_ISR_IN_IRAM", 1)[1].split("#endif", 1)[0]
+    assert "kUartIntrFlags = ESP_INTR_FLAG_IRAM;" in guarded.split("#else", 1)[0]
+    assert "uart_driver_install(kUart, kUartRxBytes, kUartTxBytes, 0, nullptr, kUartIntrFlags)" in esp
+
+
 def test_budget_counts_the_serial_buffers_the_firmware_installs(esp32_project, tiny_bundle, tmp_path):
     """The buffers the ESP-IDF source allocates are the ones budget.py counts: the UART's on every
     board, the USB-Serial/JTAG port's only where the board file says it has one."""
