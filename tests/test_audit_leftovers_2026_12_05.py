@@ -341,10 +341,12 @@ def test_an_enroll_refused_as_a_duplicate_or_another_person_gets_a_fitting_hint(
 
 
 def test_the_no_face_hint_stays_for_photos_without_a_face():
-    from tinyface.device.gallery import Photo, _refusal_hint
+    from tinyface.device.gallery import Photo, Refusal, _refusal_hint
 
-    no_face = Photo("a.jpg", status="refused", reason="no face found", face="fallback")
-    other = Photo("b.jpg", status="refused", reason="does not look like the other photos of Bob", face="detected")
+    no_face = Photo("a.jpg", face="fallback")
+    no_face.refuse(Refusal.NO_FACE, "(alignment would fall back to a centred crop)")
+    other = Photo("b.jpg", face="detected")
+    other.refuse(Refusal.UNLIKE_OTHERS, "Bob")
     assert _refusal_hint([no_face], "Bob") == "use photos where one face is clearly visible"
     assert _refusal_hint([no_face, other], "Bob") == ("use photos where one face is clearly visible; "
                                                       "check that every photo is of Bob")

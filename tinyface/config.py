@@ -99,23 +99,36 @@ def dataset_dir(name: str) -> Path:
     return default_data_dir() if name == "lfw" else default_datasets_dir() / name
 
 
+def boards_dir_problem(path: str | Path) -> str | None:
+    """What keeps ``path`` (``~`` expanded) from being a folder of board files: "does not exist",
+    "is not a folder", "cannot be read", or None. One rule for `--boards-dir` (a bad option
+    value, exit 2) and ``$TINYFACE_BOARDS_DIR`` (a bad environment, exit 3), which say it alike."""
+    folder = Path(path).expanduser()
+    if not folder.exists():
+        return "does not exist"
+    if not folder.is_dir():
+        return "is not a folder"
+    if not os.access(folder, os.R_OK | os.X_OK):
+        return "cannot be read"
+    return None
+
+
 def user_boards_dir() -> Path | None:
     """``$TINYFACE_BOARDS_DIR``: a folder of board files of one's own (`tinyface --boards-dir` wins);
     None if unset or empty.
 
     Raises:
-        ConfigError: set to a path that does not exist or is not a folder (as `--boards-dir`
-            is refused), so that a typo is not silently ignored and then read as "unknown board".
+        ConfigError: set to a path that does not exist, is not a folder or cannot be read
+            (:func:`boards_dir_problem`, as `--boards-dir` is refused), so that a typo is not
+            silently ignored and then read as "unknown board".
     """
     env = os.environ.get("TINYFACE_BOARDS_DIR")
     if not env:
         return None
-    path = Path(env).expanduser()
-    if not path.is_dir():
-        what = "is not a folder" if path.exists() else "does not exist"
+    if what := boards_dir_problem(env):
         raise ConfigError(f"TINYFACE_BOARDS_DIR must be a folder of board files, got {env!r}, which {what}",
                           hint="fix the path, or unset TINYFACE_BOARDS_DIR")
-    return path
+    return Path(env).expanduser()
 
 
 # --- the environment: every variable tinyface reads is read here, nowhere else --------------
@@ -203,6 +216,31 @@ def platformio_core_dir() -> Path:
     return _env_path("PLATFORMIO_CORE_DIR", "~/.platformio")
 
 
+@dataclass(frozen=True)
+class Interval:
+    """The numbers a setting may take: between ``low`` and ``high``, each end included or not.
+    ``value in interval`` tests one; ``str(interval)`` writes it as "(0, 0.5)" or "[0, 1)"."""
+
+    low: float
+    high: float
+    low_included: bool = False
+    high_included: bool = False
+
+    def __contains__(self, value) -> bool:
+        above = value >= self.low if self.low_included else value > self.low
+        below = value <= self.high if self.high_included else value < self.high
+        return bool(above and below)
+
+    def __str__(self) -> str:
+        return f"{'[' if self.low_included else '('}{self.low:g}, {self.high:g}{']' if self.high_included else ')'}"
+
+
+# The split settings' valid values: DataSettings.validate checks them, and so does
+# tinyface.model.bundle a model.json's record of them (extra.split), so neither admits what the other refuses.
+VAL_FRACTION_RANGE = Interval(0.0, 0.5)  # data.val_fraction
+TEST_FILTER_RANGE = Interval(0.0, 1.0, low_included=True)  # data.test_filter (0: off)
+
+
 @dataclass
 class DataSettings:
     """Where the images are, how faces are cut, and who is used for what.
@@ -279,8 +317,10 @@ class DataSettings:
         _check(self.channels in (1, 3), "data.channels must be 1 (gray) or 3 (RGB)", self.channels)
         _check(0.0 <= self.padding <= 1.0, "data.padding must be in [0, 1]", self.padding)
         _check(0 <= self.detector_upsample <= 2, "data.detector_upsample must be 0, 1 or 2", self.detector_upsample)
-        _check(0.0 < self.val_fraction < 0.5, "data.val_fraction must be in (0, 0.5)", self.val_fraction)
-        _check(0.0 <= self.test_filter < 1.0, "data.test_filter must be in [0, 1) (0: off)", self.test_filter)
+        _check(self.val_fraction in VAL_FRACTION_RANGE, f"data.val_fraction must be in {VAL_FRACTION_RANGE}",
+               self.val_fraction)
+        _check(self.test_filter in TEST_FILTER_RANGE, f"data.test_filter must be in {TEST_FILTER_RANGE} (0: off)",
+               self.test_filter)
         _check(self.identify_min_images >= 2, "data.identify_min_images must be >= 2", self.identify_min_images)
         _check(1 <= self.enroll_images < self.identify_min_images,
                "data.enroll_images must be >= 1 and < data.identify_min_images", self.enroll_images)

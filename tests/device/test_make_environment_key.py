@@ -2,7 +2,9 @@
 environment gives the Makefiles' ``?=`` variables: make takes those from the environment, so an
 OPT, EXTRA_CXXFLAGS or TF_EXTRA changed there must build anew. Before, the key held only what
 tinyface passes on make's command line, and such a change reused the program built without it.
-And the native program's gallery folder, $TINYFACE_NVS_DIR, read in tinyface.config."""
+So is what MAKEFLAGS carries (``MAKEFLAGS='CFLAGS=-O0'`` overrides a variable), but not the job
+count and jobserver a parallel make puts there. And the native program's gallery folder,
+$TINYFACE_NVS_DIR, read in tinyface.config."""
 
 import re
 import shutil
@@ -23,7 +25,7 @@ KEY = "be4ab72d9aa2a5af"
 
 
 def _unset(monkeypatch, makefile: Path) -> None:
-    for name in native.makefile_defaults(makefile):
+    for name in (*native.makefile_defaults(makefile), "MAKEFLAGS", "GNUMAKEFLAGS"):  # pytest may run under make
         monkeypatch.delenv(name, raising=False)
 
 
@@ -67,6 +69,39 @@ def test_no_extra_make_variables_leave_the_key_as_it_was():
     assert native.key_with(KEY, []) == KEY != native.key_with(KEY, ["TF_EXTRA=-include a.h"])
 
 
+@pytest.mark.parametrize("makeflags, kept", [
+    ("", ""), ("   ", ""),
+    # what GNU make 4.3 writes for `make -j4`, `make -j`, `make -k -s -j4`, `make -j2 -l2 -Otarget`
+    (" -j4 --jobserver-auth=3,4", ""), ("s -j", ""), ("ks -j4 --jobserver-auth=3,4", ""),
+    ("s -j2 -l2 -Otarget --jobserver-auth=3,4", ""),
+    ("w --jobserver-auth=fifo:/tmp/GMfifo77 -j8", ""),  # make 4.4's named pipe, print-directory
+    (" --jobserver-fds=3,4 -j", ""),  # make 3.81
+    ("-j 4 --jobs=3 --jobs 2 --load-average=2.5 --output-sync=line", ""),  # as a user may write them
+    # variable overrides: make's own writing, and a user's
+    ("s -j4 --jobserver-auth=3,4 -- CFLAGS=-O0", "CFLAGS=-O0"), ("CFLAGS=-O0", "CFLAGS=-O0"),
+    (" -- X=a\\ b CFLAGS=-O0", "X=a\\ b CFLAGS=-O0"),  # an escaped space stays in its value
+    ("-- OPT=-j4", "OPT=-j4"),  # after "--" nothing is a flag
+    # flags that may change what is built stay
+    ("es", "e"), ("Bi -j2", "Bi"), ("-e -I /inc -j8", "-e -I /inc"),
+])
+def test_makeflags_key_drops_a_parallel_makes_parts_and_keeps_the_rest(makeflags, kept):
+    assert native.makeflags_key(makeflags) == kept
+
+
+@pytest.mark.parametrize("name", ["MAKEFLAGS", "GNUMAKEFLAGS"])  # GNU make reads both
+def test_makeflags_key_the_cache_but_not_a_parallel_makes_parts(monkeypatch, name):
+    """Before, MAKEFLAGS was not in the key: a CFLAGS override there reused objects compiled without it."""
+    makefile = TEMPLATES["native"]
+    _unset(monkeypatch, makefile)
+    monkeypatch.setenv(name, "ks -j4 --jobserver-auth=3,4")
+    assert native.environment_key(KEY, makefile, []) == KEY  # a parallel make around tinyface rebuilds nothing
+    keys = set()
+    for value in (" -j4 --jobserver-auth=3,4 -- CFLAGS=-O0", "CFLAGS=-O0", "-- CFLAGS=-O3", "e"):
+        monkeypatch.setenv(name, value)
+        keys.add(native.environment_key(KEY, makefile, []))
+    assert len(keys) == 3 and KEY not in keys, keys  # the first two are one override, with and without -j4
+
+
 def test_make_program_builds_anew_when_the_environment_changes_a_variable(monkeypatch, tmp_path):
     if not shutil.which("make"):
         skip_or_fail("no make")
@@ -86,6 +121,26 @@ def test_make_program_builds_anew_when_the_environment_changes_a_variable(monkey
     assert changed != plain and changed.read_text().strip() == "-O0"
     monkeypatch.delenv("OPT")
     assert build() == plain and plain.read_text().strip() == "-O2"
+
+
+def test_make_program_builds_anew_for_an_override_in_makeflags_only(monkeypatch, tmp_path):
+    if not shutil.which("make"):
+        skip_or_fail("no make")
+    project = tmp_path / "project"
+    (project / "native").mkdir(parents=True)
+    (project / "src").mkdir()
+    (project / "native" / "Makefile").write_text("OPT ?= -O2\nall:\n\t@echo '$(OPT)' > $(PROGRAM)\n")
+    _unset(monkeypatch, project / "native" / "Makefile")
+
+    def build():
+        return native.make_program(project, "native", "make", [], KEY, tmp_path / "cache", "prog", "test", jobs=1)
+
+    plain = build()
+    monkeypatch.setenv("MAKEFLAGS", " -j3")  # a parallel make around it: the same program
+    assert build() == plain
+    monkeypatch.setenv("MAKEFLAGS", " -j3 -- OPT=-O0")  # make takes OPT from here
+    changed = build()
+    assert changed != plain and changed.read_text().strip() == "-O0" and plain.read_text().strip() == "-O2"
 
 
 def test_the_native_program_keeps_its_gallery_in_tinyface_nvs_dir(monkeypatch, tmp_path):

@@ -1,5 +1,8 @@
 """tinyface.evaluation.metrics: the metrics every stage reports, on hand-checked inputs."""
 
+import hashlib
+import json
+
 import numpy as np
 import pytest
 
@@ -298,3 +301,56 @@ def test_identification_curve_is_identification_at_gallery_at_every_threshold():
         assert acc == pytest.approx(at["accuracy"]) and rate == pytest.approx(at["stranger_false_accept_rate"])
     assert curve["accuracy"] == sorted(curve["accuracy"], reverse=True) and curve["accuracy"][0] > curve["accuracy"][-1]
     assert curve["stranger_false_accept_rate"][0] > curve["stranger_false_accept_rate"][-1]
+
+
+def _fixed_pairs():
+    """600 pairs of seeded random scores (3 decimals, so with ties), 30% genuine ones higher."""
+    rng = np.random.default_rng(20261205)
+    scores = np.round(rng.uniform(-0.2, 1.0, 600), 3)
+    same = rng.random(600) < 0.3
+    scores[same] += 0.25
+    return scores, same
+
+
+# verification's output on _fixed_pairs before it computed the rates once (sha256 of
+# to_dict(with_roc=True) as sorted JSON), at a threshold between scores, one equal to a score
+# (scores[17] = 0.374), one that accepts every pair and one that accepts none
+VERIFICATION_BEFORE = {
+    0.41: "e450e954e770f37dd55099c064522dbdcb5c954d7c335646dda067ce6422686a",
+    0.374: "b60e0fb7fdc7ca87b8ddb3c7599134968f5b9edce9ed65314e83afc84df1b62a",
+    -1.0: "eb32ea14020b5e079c849d8d6ad28b14d6439491d5cffa73ebb5da8f460045b3",
+    2.0: "ca23cf14c659b1c1d7b51dc2a103d77b82f6988911114b45a8185e641977ff35",
+}
+
+
+@pytest.mark.parametrize("threshold", sorted(VERIFICATION_BEFORE))
+def test_verification_is_unchanged_to_the_last_digit(threshold):
+    scores, same = _fixed_pairs()
+    assert threshold != 0.374 or scores[17] == threshold
+    v = metrics.verification(scores, same, threshold)
+    if threshold == 0.41:  # the figures themselves, readable
+        assert (v.accuracy, v.balanced_accuracy, v.true_accept_rate, v.false_accept_rate) == \
+            (0.56, 0.5995441224356887, 0.7027027027027027, 0.5036144578313253)
+    digest = hashlib.sha256(json.dumps(v.to_dict(with_roc=True), sort_keys=True).encode()).hexdigest()
+    assert digest == VERIFICATION_BEFORE[threshold]
+
+
+def test_verification_computes_the_accept_rates_once(monkeypatch):
+    """The true and false accept rates at the threshold are computed once: the balanced accuracy is
+    made of them, not by computing them again (as verification did through balanced_accuracy)."""
+    calls = []
+    rates = metrics.rates_at
+
+    def counted(*args):
+        calls.append(args)
+        return rates(*args)
+
+    monkeypatch.setattr(metrics, "rates_at", counted)
+    scores, same = _fixed_pairs()
+    v = metrics.verification(scores, same, 0.41)
+    assert len(calls) == 1
+    assert v.balanced_accuracy == (v.true_accept_rate + 1.0 - v.false_accept_rate) / 2
+    # the same figures as rates_at and balanced_accuracy give on their own
+    monkeypatch.undo()
+    assert metrics.rates_at(scores, same, 0.41) == (v.true_accept_rate, v.false_accept_rate)
+    assert metrics.balanced_accuracy(scores, same, 0.41) == v.balanced_accuracy

@@ -19,17 +19,20 @@ _spec.loader.exec_module(identify_threshold)
 
 
 def _bundle(tmp_path, name, split=None):
-    """A copy of the released esp32 bundle, its model.json recording ``split``."""
+    """A copy of the released esp32 bundle, its model.json recording ``split`` (None: no record,
+    as a bundle built before builds wrote one)."""
     if not (RELEASED / "model.tflite").is_file():
         pytest.skip("no released model in models/esp32")
     folder = tmp_path / name
     folder.mkdir()
     for f in ("model.tflite", "model.json"):
         shutil.copy(RELEASED / f, folder / f)
-    if split is not None:
-        meta = json.loads((folder / "model.json").read_text())
+    meta = json.loads((folder / "model.json").read_text())
+    if split is None:
+        meta["extra"].pop(SPLIT_KEY, None)
+    else:
         meta["extra"][SPLIT_KEY] = split
-        (folder / "model.json").write_text(json.dumps(meta))
+    (folder / "model.json").write_text(json.dumps(meta))
     return folder, load_bundle(folder)
 
 

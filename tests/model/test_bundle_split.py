@@ -3,12 +3,13 @@ that what loads those people again (benchmarks/identify_threshold.py) need not a
 
 import dataclasses
 import json
+import re
 import shutil
 
 import pytest
 
 from tinyface import config
-from tinyface.errors import ModelError
+from tinyface.errors import ConfigError, ModelError
 from tinyface.model.bundle import SPLIT_KEY, SPLIT_SETTINGS, load_bundle, save_bundle, split_record
 
 
@@ -51,3 +52,27 @@ def test_a_bad_record_is_a_model_error_naming_it(bundle_copy, split, needle):
     with pytest.raises(ModelError) as exc:
         load_bundle(bundle_copy)
     assert "extra.split" in exc.value.one_line() and needle in exc.value.one_line()
+
+
+@pytest.mark.parametrize("name, values", [("val_fraction", [-0.1, 0.0, 1e-9, 0.1, 0.49, 0.5, 0.6, 0.99, 1.0]),
+                                          ("test_filter", [-0.1, 0.0, 0.25, 0.99, 1.0, 1.5])])
+def test_a_record_is_refused_exactly_where_the_settings_refuse_the_value(bundle_copy, name, values):
+    """One range per split setting (tinyface.config): a model.json recording a data.val_fraction of
+    0.6 was accepted (the record checked (0, 1)) though no build can run with it (the settings
+    take (0, 0.5)). Both name the range alike."""
+    def interval(message: str) -> str:
+        return re.search(r"in ([\[(][^\])]*[\])])", message).group(1)
+
+    for value in values:
+        try:
+            config.load(None, {"data": {name: value}})
+            settings_refusal = None
+        except ConfigError as exc:
+            settings_refusal = interval(exc.one_line())
+        _set_split(bundle_copy, {name: value})
+        try:
+            load_bundle(bundle_copy)
+            record_refusal = None
+        except ModelError as exc:
+            record_refusal = interval(exc.one_line())
+        assert record_refusal == settings_refusal, (name, value)

@@ -68,8 +68,9 @@ def bench(ctx, port, board, images, model_path, data_dir, out_path, plot_path, b
     from tinyface.device.ports import find_port
     from tinyface.model.bundle import load_bundle
     from tinyface.model.bundle import resolve_model
-    from tinyface.protocol.client import Client, open_serial
+    from tinyface.protocol.client import Client, check_serial_url, open_serial
 
+    check_serial_url(port)  # a socket:// URL without its port: one line before anything is loaded
     settings = load_settings(ctx, {"bench": {"images": images, "timeout_s": timeout_s, "retries": retries},
                                    "data": {"dir": data_dir}, "firmware": {"board": board}}, set_items)
     b = load_board(settings.firmware.board)

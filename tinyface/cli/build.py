@@ -75,6 +75,11 @@ def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, hi
     overrides = {"data": {"dir": data_dir}, "distill": {"epochs": epochs}}
     # --quick is a layer of settings: above the preset and tinyface.toml, below --set and --epochs
     settings = load_settings(ctx, overrides, set_items, base=p.settings(), quick=QUICK if quick else None)
+    from tinyface.boards import load_board
+
+    # an unknown board now, not in the evaluate stage after the training; and --print-config
+    # shows only settings a build would accept
+    load_board(settings.firmware.board)
     if print_config:
         if as_json:
             from tinyface.console import print_json
@@ -83,11 +88,9 @@ def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, hi
         else:
             click.echo(settings.to_toml(), nl=False)
         return
-    from tinyface.boards import load_board
     from tinyface.data.dataset import require_dataset
     from tinyface.train.pipeline import check_dataset_size  # no TensorFlow: refused in a second
 
-    load_board(settings.firmware.board)  # an unknown board now, not in the evaluate stage after the training
     require_dataset(settings.data.data_path())
     out = Path(out_dir) if out_dir else Path("build") / (preset + ("-quick" if quick else ""))
     from tinyface.fsutil import ensure_dir

@@ -68,6 +68,19 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
+def _boards_dir(ctx, param, value):
+    """--boards-dir: a folder of board files, by $TINYFACE_BOARDS_DIR's rule and in its words
+    (config.boards_dir_problem); a bad one is a bad option value (exit 2), the variable's a bad
+    environment (exit 3), as docs/cli.md's exit codes say."""
+    from tinyface import config
+
+    not_empty(ctx, param, value)
+    if value is not None and not ctx.resilient_parsing and (what := config.boards_dir_problem(value)):
+        raise click.BadParameter(f"must be a folder of board files, got {value!r}, which {what}",
+                                 ctx=ctx, param=param)
+    return value
+
+
 EPILOG = """\b
 Typical session:
   tinyface data stats                 # what is in the default dataset
@@ -89,7 +102,7 @@ is $TINYFACE_DATA, else ~/.cache/tinyface/datasets/lfw (`tinyface data fetch lfw
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, callback=not_empty,
               help="Settings file (default: ./tinyface.toml if present). "
                    "Example: tinyface --config lab.toml build --print-config")
-@click.option("--boards-dir", type=click.Path(file_okay=False, exists=True), default=None,
+@click.option("--boards-dir", type=click.Path(), default=None, callback=_boards_dir,
               help="Also read board files (<name>.toml) from this folder, before the shipped ones: a board of "
                    "your own without editing the installed package (default: $TINYFACE_BOARDS_DIR). "
                    "Example: tinyface --boards-dir my-boards flash --board myboard --dry-run")

@@ -22,6 +22,7 @@ the board's gallery changes, and the error names every refused photo with its re
 from __future__ import annotations
 
 import contextlib
+import enum
 import unicodedata
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -144,6 +145,31 @@ def find_bundle(sha256: str, roots: Sequence[Path] | None = None) -> Bundle | No
 
 # --- photos -------------------------------------------------------------------------------
 
+class Refusal(enum.Enum):
+    """Why a photo was refused: the code the refusal's hint is chosen by (:data:`REFUSAL_HINTS`).
+    Each value is the words its reason starts with, typed only here (:meth:`Photo.refuse` writes
+    them before what was measured), so rewording a reason cannot change its hint."""
+
+    UNREADABLE = ""  # the face pipeline's own words: cannot read the image, too large, ...
+    NO_FACE = "no face found"
+    SAME_FILE = "the same file as"
+    DUPLICATE = "a duplicate of"
+    ALREADY_ENROLLED = "already enrolled for"
+    UNLIKE_ENROLLED = "does not look like the enrolled photos of"
+    UNLIKE_OTHERS = "does not look like the other photos of"
+    OTHER_PERSON = "the board identifies it as"
+
+
+# What to do about refused photos, by their codes, in the order the hints are given.
+REFUSAL_HINTS: tuple[tuple[frozenset[Refusal], str], ...] = (
+    (frozenset({Refusal.UNREADABLE, Refusal.NO_FACE}), "use photos where one face is clearly visible"),
+    (frozenset({Refusal.SAME_FILE, Refusal.DUPLICATE, Refusal.ALREADY_ENROLLED}),
+     "use other photos of {name}, not copies of photos given or enrolled already"),
+    (frozenset({Refusal.UNLIKE_ENROLLED, Refusal.UNLIKE_OTHERS, Refusal.OTHER_PERSON}),
+     "check that every photo is of {name}"),
+)
+
+
 @dataclass
 class Photo:
     """One photo given on the command line and what became of it."""
@@ -152,6 +178,7 @@ class Photo:
     status: str = "pending"  # enrolled | refused | identified
     reason: str = ""  # why it was refused
     face: str = ""  # how its face was found ("detected", or the face pipeline's method); "fallback": none
+    refusal: Refusal | None = None  # the reason's code (not in to_dict: --json gives the reason)
 
     @property
     def no_face(self) -> bool:
@@ -159,8 +186,13 @@ class Photo:
         found was refused by a later check: a duplicate, or inconsistent)."""
         return self.status == "refused" and self.face in ("", "fallback")
 
+    def refuse(self, code: Refusal, detail: str) -> None:
+        """Mark refused for ``code``; the reason is the code's words, then ``detail``."""
+        self.status, self.refusal = "refused", code
+        self.reason = f"{code.value} {detail}" if code.value else detail
+
     def to_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v != ""}
+        return {k: v for k, v in asdict(self).items() if v != "" and k != "refusal"}
 
 
 @dataclass
@@ -195,10 +227,10 @@ def align_photos(paths: Sequence[str | Path], bundle: Bundle, settings,
         except OSError:
             hashes.append(None)
         if not prepared.ok[i]:
-            photo.status, photo.reason = "refused", reasons.get(photo.path, "cannot read the image")
+            photo.refuse(Refusal.UNREADABLE, reasons.get(photo.path, "cannot read the image"))
         elif not prepared.detected[i]:
-            photo.status, photo.face = "refused", "fallback"
-            photo.reason = "no face found (alignment would fall back to a centred crop)"
+            photo.face = "fallback"
+            photo.refuse(Refusal.NO_FACE, "(alignment would fall back to a centred crop)")
         else:
             photo.face = (methods[i] if i < len(methods) else "") or "detected"
     return AlignedPhotos(photos, quantize_input(prepared.crops, bundle.meta), hashes)
@@ -327,20 +359,10 @@ def _reasons(photos: list[Photo]) -> str:
     return "; ".join(f"{Path(p.path).name}: {p.reason}" for p in photos)
 
 
-# The starts of the reasons _check_duplicates_and_consistency gives, by what to do about them.
-_COPY_REASONS = ("the same file as", "a duplicate of", "already enrolled for")
-_OTHER_PERSON_REASONS = ("does not look like", "the board identifies it as")
-
-
 def _refusal_hint(refused: list[Photo], name: str) -> str:
-    """What to do when no photo is left to enroll, for the reasons the photos were refused."""
-    hints = []
-    if any(p.no_face for p in refused):
-        hints.append("use photos where one face is clearly visible")
-    if any(not p.no_face and p.reason.startswith(_COPY_REASONS) for p in refused):
-        hints.append(f"use other photos of {name}, not copies of photos given or enrolled already")
-    if any(not p.no_face and p.reason.startswith(_OTHER_PERSON_REASONS) for p in refused):
-        hints.append(f"check that every photo is of {name}")
+    """What to do when no photo is left to enroll, for the codes the photos were refused with."""
+    codes = {p.refusal for p in refused}
+    hints = [hint.format(name=name) for group, hint in REFUSAL_HINTS if codes & group]
     return "; ".join(hints) or "use other photos"
 
 
@@ -358,8 +380,7 @@ def _check_duplicates_and_consistency(client, info, bundle, name, photos: Aligne
     for i in photos.usable():
         h = photos.hashes[i]
         if h in seen:
-            photos.photos[i].status = "refused"
-            photos.photos[i].reason = f"the same file as {Path(photos.photos[seen[h]].path).name}"
+            photos.photos[i].refuse(Refusal.SAME_FILE, Path(photos.photos[seen[h]].path).name)
         else:
             seen[h] = i
     good = photos.usable()
@@ -370,9 +391,8 @@ def _check_duplicates_and_consistency(client, info, bundle, name, photos: Aligne
     for i in good:
         twin = next((j for j in kept if float(emb[i] @ emb[j]) >= DUPLICATE_SIMILARITY), None)
         if twin is not None:
-            photos.photos[i].status = "refused"
-            photos.photos[i].reason = (f"a duplicate of {Path(photos.photos[twin].path).name} "
-                                       f"(similarity {float(emb[i] @ emb[twin]):.3f})")
+            photos.photos[i].refuse(Refusal.DUPLICATE, f"{Path(photos.photos[twin].path).name} "
+                                                       f"(similarity {float(emb[i] @ emb[twin]):.3f})")
         else:
             kept.append(i)
     # Against the gallery as it is now: the person's own single enrolled photo, or someone else.
@@ -387,20 +407,17 @@ def _check_duplicates_and_consistency(client, info, bundle, name, photos: Aligne
             own = centroid_similarity(emb[i], [emb[j] for j in others]) if others else None
             r = client.identify(photos.x_int8[i])
             if r.name == name and gallery[name].samples == 1 and r.similarity >= DUPLICATE_SIMILARITY:
-                photos.photos[i].status = "refused"
-                photos.photos[i].reason = f"already enrolled for {name} (similarity {r.similarity:.3f})"
+                photos.photos[i].refuse(Refusal.ALREADY_ENROLLED, f"{name} (similarity {r.similarity:.3f})")
                 kept.remove(i)
             elif r.name == name and r.similarity < bundle.meta.threshold:
-                photos.photos[i].status = "refused"
-                photos.photos[i].reason = (f"does not look like the enrolled photos of {name} "
-                                           f"(similarity {r.similarity:.3f} < {bundle.meta.threshold:.3f})")
+                photos.photos[i].refuse(Refusal.UNLIKE_ENROLLED,
+                                        f"{name} (similarity {r.similarity:.3f} < {bundle.meta.threshold:.3f})")
                 kept.remove(i)
             elif r.name and r.name != name and r.accepted and (own is None or r.similarity >= own):
-                photos.photos[i].status = "refused"
-                photos.photos[i].reason = (f"the board identifies it as {r.name} (similarity {r.similarity:.3f} >= "
-                                           f"{info.threshold:.3f})"
-                                           + (f", no less like {r.name} than like the other photos of {name} "
-                                              f"({own:.3f})" if own is not None else ""))
+                photos.photos[i].refuse(Refusal.OTHER_PERSON,
+                                        f"{r.name} (similarity {r.similarity:.3f} >= {info.threshold:.3f})"
+                                        + (f", no less like {r.name} than like the other photos of {name} "
+                                           f"({own:.3f})" if own is not None else ""))
                 kept.remove(i)
     # Among this enrollment's photos: each must match the centroid of the others. The worst
     # is dropped first and the others are checked again; two that disagree are both dropped
@@ -415,9 +432,7 @@ def _check_duplicates_and_consistency(client, info, bundle, name, photos: Aligne
             break
         drop = kept if len(kept) == 2 else [worst]
         for i in drop:
-            photos.photos[i].status = "refused"
-            photos.photos[i].reason = (f"does not look like the other photos of {name} "
-                                       f"(similarity {sims[i]:.3f} < {threshold:.3f})")
+            photos.photos[i].refuse(Refusal.UNLIKE_OTHERS, f"{name} (similarity {sims[i]:.3f} < {threshold:.3f})")
         kept = [i for i in kept if i not in drop]
 
 

@@ -15,7 +15,8 @@ Where things come from (environment, read by tinyface.config):
 Builds are cached: TFLM's objects once per TFLM tree and flags, the program once per
 generated source tree, so only the first build takes minutes. The Makefile's other ``?=``
 variables (OPT, EXTRA_CXXFLAGS, ...) come from the environment when set there, and key the
-cache too (make_program).
+cache too (make_program), as do the variables and flags MAKEFLAGS carries (not its job count
+or jobserver: a parallel make around tinyface reuses the cache; :func:`makeflags_key`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,14 @@ from tinyface.errors import ToolchainError
 PROGRAM_NAME = "tinyface_native"
 # The make variables make_program sets on make's command line itself, beside the caller's.
 MAKE_PLACES = ("BUILD_DIR", "TFLM_OBJ_DIR", "PROGRAM")
+# make reads flags and variable overrides (``-- CFLAGS=-O0``) from these as from its command line.
+MAKEFLAGS_VARIABLES = ("MAKEFLAGS", "GNUMAKEFLAGS")
+# The parts of a MAKEFLAGS that change how make schedules and reports its work, never what it
+# compiles (makeflags_key): the jobserver, the job count and load limit, the output order...
+_RUN_ONLY_FLAG = re.compile(r"--jobserver-(?:auth|fds|style)=\S*|-j\d*|--jobs(?:=\d+)?|-l[\d.]*"
+                            r"|--(?:load-average|max-load)(?:=[\d.]+)?|-O\w*|--output-sync(?:=\w+)?")
+_TAKES_A_NUMBER = ("-j", "--jobs", "-l", "--load-average", "--max-load")  # "-j 4": the 4 goes too
+_RUN_ONLY_LETTERS = "jksw"  # ... and of the single-letter flags: -j, --keep-going, --silent, --print-directory
 # Bump when the way the native build compiles TFLM changes (invalidates cached objects).
 NATIVE_BUILD_VERSION = 2  # 2: objects compiled to a temporary name and renamed
 _THIRD_PARTY = {"flatbuffers": "flatbuffers/include/flatbuffers/flatbuffers.h",
@@ -193,12 +202,52 @@ def makefile_defaults(makefile: str | Path) -> tuple[str, ...]:
 def environment_key(key: str, makefile: str | Path, make_vars) -> str:
     """``key`` (the toolchain's), with the values the environment gives the ``?=`` variables of
     ``makefile`` that the command line does not set (``make_vars`` and MAKE_PLACES win over the
-    environment): an OPT, EXTRA_CXXFLAGS, FLATBUFFERS_DIR or TF_EXTRA changed there builds anew
-    instead of reusing a program or objects compiled without it. ``key`` itself when none is set, so the
+    environment), and what of MAKEFLAGS and GNUMAKEFLAGS can change the build
+    (:func:`makeflags_key`): an OPT, EXTRA_CXXFLAGS, FLATBUFFERS_DIR or TF_EXTRA changed there, or
+    ``MAKEFLAGS='CFLAGS=-O0'``, builds anew instead of reusing a program or objects compiled without
+    it. ``key`` itself when none is set (or MAKEFLAGS holds only a parallel make's parts), so the
     caches built without any stay valid."""
     given = {var.partition("=")[0] for var in make_vars} | set(MAKE_PLACES)
-    values = config.make_environment(name for name in makefile_defaults(makefile) if name not in given)
-    return key_with(key, [f"{name}={value}" for name, value in values.items()])
+    names = (*makefile_defaults(makefile), *MAKEFLAGS_VARIABLES)
+    values = config.make_environment(name for name in names if name not in given)
+    values |= {name: makeflags_key(values[name]) for name in MAKEFLAGS_VARIABLES if name in values}
+    return key_with(key, [f"{name}={value}" for name, value in values.items()
+                          if value or name not in MAKEFLAGS_VARIABLES])  # an empty ?= variable is a value
+
+
+def makeflags_key(makeflags: str) -> str:
+    """What of a MAKEFLAGS (or GNUMAKEFLAGS) value can change what make builds: its words (a
+    backslash-escaped space stays inside one) less those a parallel or quiet make adds and the
+    ``--`` before the variables, joined by one space; "" when nothing is left.
+
+    Left out: ``--jobserver-auth=``, ``--jobserver-fds=`` and ``--jobserver-style=`` words; the job
+    count ``-j``, ``-jN``, ``-j N``, ``--jobs[=N]``; the load limit ``-l[N]``, ``--load-average[=N]``,
+    ``--max-load[=N]``; the output order ``-O[TYPE]``, ``--output-sync[=TYPE]``; and from the word of
+    single-letter flags (the first, when it is letters only: make writes ``ks`` for ``-k -s``) the
+    letters j, k, s and w (parallel, keep going, silent, print directory). Everything else is kept
+    as written: variable overrides (``CFLAGS=-O0``, before or after ``--``) and other flags (``-e``,
+    ``-i``, ``-B``, ``-I DIR``...), which may change the objects.
+
+    >>> makeflags_key("ks -j4 --jobserver-auth=3,4 -- CFLAGS=-O0")
+    'CFLAGS=-O0'
+    >>> makeflags_key(" -j2 --jobserver-auth=fifo:/tmp/GMfifo7")
+    ''
+    """
+    words = re.findall(r"(?:\\.|[^\s\\])+", makeflags)
+    flags, variables = words, []
+    if "--" in words:  # after it only variables, kept as they are
+        at = words.index("--")
+        flags, variables = words[:at], words[at + 1:]
+    kept: list[str] = []
+    for i, word in enumerate(flags):
+        if i == 0 and word.isalpha():
+            word = "".join(c for c in word if c not in _RUN_ONLY_LETTERS)
+        elif _RUN_ONLY_FLAG.fullmatch(word) or (
+                i > 0 and flags[i - 1] in _TAKES_A_NUMBER and re.fullmatch(r"[\d.]+", word)):
+            continue
+        if word:
+            kept.append(word)
+    return " ".join(kept + variables)
 
 
 def key_with(key: str, make_vars) -> str:

@@ -64,14 +64,21 @@ def check_port_exists(port: str | None, hint: str = "check the path, or leave ou
     link to one pass).
 
     Only a plain filesystem path is checked (``/dev/...`` or another absolute path, with no glob
-    character ``*?[``); anything else goes to whoever opens it as given: wildcards
-    (``/dev/ttyUSB*``), ``COM3``-style names, ``rfc2217://`` or ``socket://`` URLs and network
-    addresses, which PlatformIO accepts. The wording is the one of opening such a port
+    character ``*?[``), and the form of a ``socket://`` or ``rfc2217://`` URL (HOST:PORT, by
+    :func:`tinyface.protocol.client.check_serial_url`, without connecting); anything else goes to
+    whoever opens it as given: wildcards (``/dev/ttyUSB*``), ``COM3``-style names, such URLs and
+    network addresses, which PlatformIO accepts. The wording is the one of opening such a port
     (:func:`tinyface.protocol.client.open_serial`, as `tinyface bench --port` reports it).
 
     Raises:
-        DeviceError: ``port`` is such a path and nothing is there, or a file or a folder is.
+        DeviceError: ``port`` is such a path and nothing is there, or a file or a folder is; or a
+            network URL without a port.
     """
+    if port and "://" in port:
+        from tinyface.protocol.client import check_serial_url
+
+        check_serial_url(port)  # its own hint: the URL's form
+        return
     if not port or not (port.startswith("/dev/") or os.path.isabs(port)) or any(c in port for c in "*?["):
         return
     if not os.path.exists(port):

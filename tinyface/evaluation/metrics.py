@@ -120,7 +120,11 @@ def balanced_accuracy(scores: np.ndarray, same: np.ndarray, threshold: float | N
         # a genuine pair weighs as much as there are impostor pairs and the reverse: each kind
         # weighs half, and the accuracy of these weights is the balanced accuracy
         return best_accuracy(scores, same, np.where(same, max(1, (~same).sum()), max(1, same.sum())))
-    tar, far = rates_at(scores, same, threshold)
+    return _balanced(*rates_at(scores, same, threshold))
+
+
+def _balanced(tar: float, far: float) -> float:
+    """The balanced accuracy of a true and a false accept rate (balanced_accuracy, verification)."""
     return (tar + 1.0 - far) / 2
 
 
@@ -161,7 +165,7 @@ def verification(test_scores: np.ndarray, test_same: np.ndarray, threshold: floa
     test_same = np.asarray(test_same, bool)
     fpr, tpr = roc_curve(test_scores, test_same)
     step = max(1, len(fpr) // 400)
-    tar, far = rates_at(test_scores, test_same, threshold)
+    tar, far = rates_at(test_scores, test_same, threshold)  # once: the balanced accuracy is made of them
     return Verification(
         accuracy=float(np.mean((test_scores >= threshold) == test_same)),
         threshold=float(threshold),
@@ -170,8 +174,7 @@ def verification(test_scores: np.ndarray, test_same: np.ndarray, threshold: floa
         n_pairs=int(len(test_same)),
         n_negative=int((~test_same).sum()),
         roc={"far": fpr[::step].tolist() + [1.0], "tar": tpr[::step].tolist() + [1.0]},
-        balanced_accuracy=balanced_accuracy(test_scores, test_same, threshold), true_accept_rate=tar,
-        false_accept_rate=far,
+        balanced_accuracy=_balanced(tar, far), true_accept_rate=tar, false_accept_rate=far,
     )
 
 

@@ -14,7 +14,7 @@ import math
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-from tinyface.config import DEFAULT_PRESET
+from tinyface.config import DEFAULT_PRESET, TEST_FILTER_RANGE, VAL_FRACTION_RANGE
 from tinyface.errors import ModelError
 from tinyface.fsutil import write_bytes, write_json
 
@@ -236,18 +236,20 @@ def _object(value):
 
 
 def _split_problem(split) -> str | None:
-    """What is wrong with an ``extra.split`` record (None: nothing, or no record). Keys other than
-    SPLIT_SETTINGS are left alone (a later tinyface may record more)."""
+    """What is wrong with an ``extra.split`` record (None: nothing, or no record): a value the
+    settings refuse (tinyface.config's ranges of data.val_fraction and data.test_filter). Keys other
+    than SPLIT_SETTINGS are left alone (a later tinyface may record more)."""
     if split is None:
         return None
     if not isinstance(split, dict):
         return f"must be a JSON object, got {split!r}"
-    checks = {"seed": lambda v: _is_int(v), "val_fraction": lambda v: _is_number(v) and 0.0 < v < 1.0,
-              "test_filter": lambda v: _is_number(v) and 0.0 <= v < 1.0}
-    wants = {"seed": "an integer", "val_fraction": "a number in (0, 1)", "test_filter": "a number in [0, 1)"}
-    for name in SPLIT_SETTINGS:
-        if name in split and not checks[name](split[name]):
-            return f"'{name}' must be {wants[name]}, got {split[name]!r}"
+    ranges = {"val_fraction": VAL_FRACTION_RANGE, "test_filter": TEST_FILTER_RANGE}  # and seed: an integer
+    for name in (n for n in SPLIT_SETTINGS if n in split):
+        value, valid = split[name], ranges.get(name)
+        if valid is None and not _is_int(value):
+            return f"'{name}' must be an integer, got {value!r}"
+        if valid is not None and not (_is_number(value) and value in valid):
+            return f"'{name}' must be a number in {valid}, got {value!r}"
     return None
 
 

@@ -471,6 +471,44 @@ def _os_error(exc: BaseException) -> tuple[int, str] | None:
     return None
 
 
+# pyserial's URL handlers that reach a board over the network: each needs HOST:PORT. Without a
+# port, pyserial fails inside its own parser ("'<=' not supported between instances of 'int' and
+# 'NoneType'"; a port that is no number: "'debug|info|warning|error'").
+NETWORK_URL_SCHEMES = ("socket", "rfc2217")
+
+
+def check_serial_url(port: str) -> None:
+    """Refuse, before anything is opened or loaded, a ``socket://`` or ``rfc2217://`` URL that
+    names no TCP port, or one that is not a number from 1 to 65535. Nothing is resolved or
+    connected: only the text is read. Anything else (a path, another pyserial URL) passes.
+
+    Raises:
+        DeviceError: such a URL without a usable port (exit 7, as any port that cannot be opened).
+    """
+    from urllib.parse import urlsplit
+
+    scheme, sep, _ = port.partition("://")
+    scheme = scheme.lower()
+    if not sep or scheme not in NETWORK_URL_SCHEMES:
+        return
+    try:
+        parts = urlsplit(port)
+    except ValueError as exc:  # a [IPv6] host without its "]"
+        problem = f"not a valid URL: {exc}"
+    else:
+        try:
+            number = parts.port
+        except ValueError:  # not a number, or outside 0-65535
+            number = -1
+        if number is not None and 1 <= number <= 65535:
+            return
+        given = parts.netloc.rpartition("]")[2].rpartition(":")[2]  # the text after HOST:
+        problem = ("the URL has no port" if number is None or not given
+                   else f"the URL's port {given!r} is not a number from 1 to 65535")
+    raise DeviceError(f"cannot open {port}: {problem}",
+                      hint=f"give it as {scheme}://HOST:PORT, e.g. {scheme}://192.168.1.20:3333")
+
+
 # After a port is opened with RTS/DTR released: long enough for an ESP32 to boot and set up
 # its model (about a second) after the reset the open itself may cause.
 BOOT_WAIT_S = 2.0
@@ -494,10 +532,12 @@ def open_serial(port: str, baud: int, timeout_s: float = 0.1, release_rts_dtr: b
         boot_wait_s: how long to wait after such an open.
 
     Raises:
-        DeviceError: the port does not exist or cannot be opened.
+        DeviceError: the port does not exist or cannot be opened, or is a ``socket://`` or
+            ``rfc2217://`` URL without HOST:PORT (:func:`check_serial_url`).
     """
     import serial
 
+    check_serial_url(port)
     try:
         # serial_for_url: a plain path is pyserial's Serial, as before; rfc2217:// and socket://
         # URLs get their own classes (``exclusive`` is then the server's business).
