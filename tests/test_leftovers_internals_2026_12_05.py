@@ -7,8 +7,8 @@ report.json holds its settings, and the stage fingerprints recomputed from them 
 prune, quantize, evaluate) are the ones in the run's stage.json files; S3R's are the very
 ``extra.stages`` of models/esp32s3/model.json, and R1's quantize/int8.tflite is models/esp32's
 .tflite (the sha256 its model.json records). Both: data.seed 0, data.val_fraction 0.1,
-data.test_filter 0.25. models/esp32c3 (run D1) records no fingerprint and has no run folder left;
-it keeps no record (the preset's split is assumed for it, as before).
+data.test_filter 0.25. models/esp32c3 is run C3R2, whose build wrote its record itself (its
+predecessor D1 had none).
 """
 
 import json
@@ -20,7 +20,8 @@ from tinyface.model.bundle import SPLIT_KEY, SPLIT_SETTINGS, STAGES_KEY, load_bu
 
 REPO = Path(__file__).resolve().parents[1]
 RECORDED = {"esp32": {"seed": 0, "val_fraction": 0.1, "test_filter": 0.25},
-            "esp32s3": {"seed": 0, "val_fraction": 0.1, "test_filter": 0.25}}
+            "esp32s3": {"seed": 0, "val_fraction": 0.1, "test_filter": 0.25},
+            "esp32c3": {"seed": 0, "val_fraction": 0.1, "test_filter": 0.25}}
 
 
 @pytest.mark.parametrize("name", sorted(RECORDED))
