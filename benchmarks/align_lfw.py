@@ -21,11 +21,13 @@ from tinyface.data.faces import FaceSpec, prepare_faces
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(default_data_dir()))
-    ap.add_argument("--workers", type=int, default=os.cpu_count())
+    ap.add_argument("--data", default=str(default_data_dir()),
+                    help="the LFW folder (default: %(default)s: $TINYFACE_DATA, else ~/.cache/tinyface/datasets/lfw)")
+    ap.add_argument("--workers", type=int, default=os.cpu_count(),
+                    help="alignment processes (default: %(default)s: one per core)")
     ap.add_argument("--cache", help=f"cache folder to fill (e.g. {default_cache_dir()}); default: a fresh temp one")
     ap.add_argument("--teacher", action="store_true", help="also time the teacher embeddings")
-    ap.add_argument("--limit", type=int, default=0, help="only the first N images")
+    ap.add_argument("--limit", type=int, default=0, help="only the first N images (default: %(default)s: all)")
     args = ap.parse_args()
 
     dataset = load_dataset(args.data)
@@ -59,4 +61,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from _script import run_script  # benchmarks/, beside this script
+
+    run_script(main)

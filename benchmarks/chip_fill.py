@@ -31,7 +31,15 @@ def _hard_faces():
 
 
 def listing(out: Path, data: Path, seed: int, hard_faces) -> list[tuple[str, str]]:
-    """(person, image stem) in hard_faces.make_sets' order (its shuffled training people)."""
+    """(person, image stem) in hard_faces.make_sets' order (its shuffled training people).
+
+    Raises:
+        tinyface.errors.DataError: ``out`` holds no sets of hard_faces.py.
+    """
+    from tinyface.errors import DataError
+
+    if not (out / "untouched").is_dir():
+        raise DataError(f"no hard sets in {out}", hint=f"run benchmarks/hard_faces.py --out {out} first")
     chosen = hard_faces.training_people(data)
     random.Random(seed).shuffle(chosen)
     items = []
@@ -78,9 +86,12 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, help="hard_faces.py's --out (its sets and cache)")
-    ap.add_argument("--data", default=str(default_data_dir()))
-    ap.add_argument("--sets", default="tight100,tight85,tight")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--data", default=str(default_data_dir()),
+                    help="the LFW folder hard_faces.py read, with peopleDevTrain.txt (default: %(default)s: "
+                         "$TINYFACE_DATA, else ~/.cache/tinyface/datasets/lfw)")
+    ap.add_argument("--sets", default="tight100,tight85,tight",
+                    help="the sets to fill, comma-separated (default: %(default)s)")
+    ap.add_argument("--seed", type=int, default=0, help="hard_faces.py's --seed (default: %(default)s)")
     args = ap.parse_args()
     hard_faces = _hard_faces()
     out = Path(args.out)
@@ -121,4 +132,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from _script import run_script  # benchmarks/, beside this script
+
+    run_script(main)

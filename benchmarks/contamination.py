@@ -22,11 +22,15 @@ DLIB_NORM = 1.39  # mean norm of dlib's raw embeddings on LFW (docs/data.md)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--extra", default="fairface", help="extra.dirs entry (default: fairface)")
-    parser.add_argument("--kind", default="chips", choices=("chips", "photos"))
-    parser.add_argument("--reference", type=int, default=3708, help="training images standing in for the test's")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--extra", default="fairface", help="an extra.dirs entry (default: %(default)s)")
+    parser.add_argument("--kind", default="chips", choices=("chips", "photos"),
+                        help="extra.kind: the folder holds dlib chips or whole photos (default: %(default)s)")
+    parser.add_argument("--reference", type=int, default=3708,
+                        help="random training images standing in for the test people's (default: %(default)s)")
     args = parser.parse_args()
+    if args.reference < 1:
+        parser.error("--reference must be at least 1")
 
     from tinyface import config
     from tinyface.data.cache import FaceCache
@@ -61,4 +65,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from _script import run_script  # benchmarks/, beside this script
+
+    run_script(main)

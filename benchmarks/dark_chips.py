@@ -48,9 +48,11 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, help="hard_faces.py's --out (its sets)")
-    ap.add_argument("--data", default=str(default_data_dir()))
-    ap.add_argument("--set", default="dark")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--data", default=str(default_data_dir()),
+                    help="the LFW folder hard_faces.py read, with peopleDevTrain.txt (default: %(default)s: "
+                         "$TINYFACE_DATA, else ~/.cache/tinyface/datasets/lfw)")
+    ap.add_argument("--set", default="dark", help="the hard set to read (default: %(default)s)")
+    ap.add_argument("--seed", type=int, default=0, help="hard_faces.py's --seed (default: %(default)s)")
     args = ap.parse_args()
     hard_faces, chip_fill = _benchmark("hard_faces"), _benchmark("chip_fill")
     out = Path(args.out)
@@ -78,5 +80,8 @@ def main() -> None:
     for label, images, alignments in rows:
         print(f"{label:<52} {accuracy([cut_chip(rgb, al, 150, 0.25, 3) for rgb, al in zip(images, alignments)]):6.2f}%")
 
+
 if __name__ == "__main__":
-    main()
+    from _script import run_script  # benchmarks/, beside this script
+
+    run_script(main)

@@ -22,6 +22,7 @@ import numpy as np
 
 from identify_threshold import models_on_validation  # benchmarks/, beside this script
 from tinyface.device.gallery import centroid_similarity
+from tinyface.evaluation import metrics
 from tinyface.evaluation.metrics import l2n
 from tinyface.model.embedder import Embedder
 
@@ -62,10 +63,12 @@ def main() -> None:
             print(f"  {name} {t:.3f}: genuine photos refused {np.mean(genuine < t):.1%}, "
                   f"impostor photos let through {np.mean(impostor >= t):.1%}")
         for rate in (0.01, 0.02, 0.05):
-            t = float(np.quantile(impostor, 1 - rate))
+            t = metrics.threshold_for_rate(impostor, rate)
             print(f"  for {rate:.0%} of impostor photos let through: threshold {t:.3f}, "
                   f"genuine photos refused {np.mean(genuine < t):.1%}")
 
 
 if __name__ == "__main__":
-    main()
+    from _script import run_script  # benchmarks/, beside this script
+
+    run_script(main)

@@ -129,7 +129,7 @@ def measure(listing, cache_dir: Path, workers: int, rescue: bool, seed: int) -> 
     from tinyface.data.align import Aligner
     from tinyface.data.cache import FaceCache
     from tinyface.data.faces import FaceSpec, prepare_faces
-    from tinyface.evaluation.metrics import best_threshold, pair_scores, sample_pairs
+    from tinyface.evaluation.metrics import best_accuracy, best_threshold, pair_scores, sample_pairs
 
     labels = [name for _, name in listing["untouched"]]
     a, b, same = sample_pairs(labels, None, seed)  # every same-person pair, as many different ones
@@ -148,8 +148,7 @@ def measure(listing, cache_dir: Path, workers: int, rescue: bool, seed: int) -> 
     for set_name in SETS:
         s = scores[set_name]
         results[set_name]["teacher_accuracy_percent"] = round(100 * float(np.mean((s >= threshold) == same)), 2)
-        own = best_threshold(s, same)
-        results[set_name]["teacher_accuracy_own_threshold_percent"] = round(100 * float(np.mean((s >= own) == same)), 2)
+        results[set_name]["teacher_accuracy_own_threshold_percent"] = round(100 * best_accuracy(s, same), 2)
     return {"pairs": int(len(same)), "same_pairs": int(same.sum()), "threshold": round(threshold, 4), "sets": results}
 
 
@@ -169,14 +168,19 @@ def main() -> None:
     from tinyface.config import default_data_dir
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(default_data_dir()), help="LFW folder (with peopleDevTrain.txt)")
+    ap.add_argument("--data", default=str(default_data_dir()),
+                    help="LFW folder, with peopleDevTrain.txt (default: %(default)s: $TINYFACE_DATA, else "
+                         "~/.cache/tinyface/datasets/lfw)")
     ap.add_argument("--out", required=True, help="where the sets and their cache go (outside the repository)")
-    ap.add_argument("--people", type=int, default=150)
-    ap.add_argument("--images", type=int, default=4, help="at most this many images per person")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--people", type=int, default=150,
+                    help="people to draw, each with 2 or more images with a face found (default: %(default)s)")
+    ap.add_argument("--images", type=int, default=4, help="at most this many images per person (default: %(default)s)")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="the draw of the people, the noise of the hard photos and the pairs (default: %(default)s)")
     ap.add_argument("--validation", action="store_true",
                     help="the builds' validation people (no student trains on them), not training people")
-    ap.add_argument("--workers", type=int, default=os.cpu_count())
+    ap.add_argument("--workers", type=int, default=os.cpu_count(),
+                    help="processes that align and embed the sets (default: %(default)s: one per core)")
     ap.add_argument("--baseline", action="store_true", help="also the detector alone (before the rescue steps)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     args = ap.parse_args()
@@ -205,4 +209,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from _script import run_script  # benchmarks/, beside this script
+
+    run_script(main)

@@ -17,7 +17,6 @@ Tight sets are left out (their photos are other crops: the untouched landmarks d
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ from tinyface.data.align import CROP_OUTSIDE, Alignment, cut_chip
 from tinyface.data.cache import FaceCache, content_hash
 from tinyface.data.dataset import read_image
 from tinyface.data.faces import FaceSpec
+from tinyface.errors import DataError
 from tinyface.evaluation.metrics import balanced_accuracy, pair_scores, sample_pairs
 from tinyface.model.bundle import load_bundle
 from tinyface.model.embedder import Embedder
@@ -36,11 +36,11 @@ SETS = ("dim", "dark", "side")
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True, help="the folder hard_faces.py wrote its sets and cache to")
-    ap.add_argument("--model", default="models/esp32", help="bundle folder")
+    ap.add_argument("--model", default="models/esp32", help="bundle folder (default: %(default)s)")
     ap.add_argument("--set", dest="sets", action="append", choices=SETS, help=f"hard sets (default: {' '.join(SETS)})")
     args = ap.parse_args()
     if not (args.out / "untouched").is_dir() or not (args.out / "cache").is_dir():
-        sys.exit(f"error: no hard sets in {args.out}: run benchmarks/hard_faces.py --out {args.out} first")
+        raise DataError(f"no hard sets in {args.out}", hint=f"run benchmarks/hard_faces.py --out {args.out} first")
     bundle = load_bundle(Path(args.model))
     _, size, _, channels = (int(v) for v in bundle.meta.input_shape)
     padding = float(bundle.meta.crop_padding)
@@ -78,5 +78,8 @@ def main() -> None:
             at, best = balanced_accuracy(scores, same, bundle.meta.threshold), balanced_accuracy(scores, same)
             print(f"{label:<36} {len(emb):>6} {at:>15.2%} {best:>7.2%}")
 
+
 if __name__ == "__main__":
-    main()
+    from _script import run_script  # benchmarks/, beside this script
+
+    run_script(main)

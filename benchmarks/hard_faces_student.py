@@ -142,7 +142,10 @@ def main() -> None:
     out = Path(args.out).expanduser()
     missing = [s for s in SETS if not (out / s).is_dir()]
     if missing:
-        sys.exit(f"hard_faces_student.py: {out} has no {', '.join(missing)}: run benchmarks/hard_faces.py first")
+        from tinyface.errors import DataError
+
+        raise DataError(f"no hard sets in {out}: it has no {', '.join(missing)}",
+                        hint=f"run benchmarks/hard_faces.py --out {out} first")
     if args.outside:
         _count_lfw_changes(args.model)
     print(f"{args.model} (TFLM int8) on the sets in {out}, crops {args.outside or CROP_OUTSIDE} past the photo; "
@@ -159,4 +162,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from _script import run_script  # benchmarks/, beside this script
+
+    run_script(main)

@@ -211,4 +211,6 @@ def write_threshold(folder: Path, threshold: float, stranger_rate: float, galler
 
 
 if __name__ == "__main__":
-    main()
+    from _script import run_script  # benchmarks/, beside this script
+
+    run_script(main)

@@ -127,8 +127,10 @@ def _count(shape) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kernels", choices=tuple(MEASURED_SECTION), default="esp-nn",
-                    help="the firmware's int8 kernels (firmware.kernels): ESP-NN's C or those generated for each model")
-    ap.add_argument("--inputs", type=int, default=50, help="random inputs for the host-vs-chip agreement (0: none)")
+                    help="the firmware's int8 kernels (firmware.kernels): ESP-NN's C or those generated for each model "
+                         "(default: %(default)s)")
+    ap.add_argument("--inputs", type=int, default=50,
+                    help="random inputs for the host-vs-chip agreement (0: none; default: %(default)s)")
     ap.add_argument("--per-op", action="store_true", help="also print every op's instructions")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     args = ap.parse_args()
@@ -214,4 +216,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from _script import run_script  # benchmarks/, beside this script
+
+    run_script(main)

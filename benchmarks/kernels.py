@@ -122,9 +122,10 @@ def flash_bytes(program_path: Path, size_tool: str = "riscv64-unknown-elf-size")
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=str(REPO / "models" / "esp32"), help="model bundle folder")
+    ap.add_argument("--model", default=str(REPO / "models" / "esp32"),
+                    help="model bundle folder (default: models/esp32)")
     ap.add_argument("--faces", type=int, default=1000, help="LFW faces (peopleDevTrain photos) compared with the pip "
-                                                           "TFLM interpreter")
+                                                           "TFLM interpreter (0: none; default: %(default)s)")
     ap.add_argument("--data", help="the LFW folder (default: $TINYFACE_DATA, else ~/.cache/tinyface/datasets/lfw, "
                                     "as tinyface's commands)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -172,4 +173,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from _script import run_script  # benchmarks/, beside this script
+
+    run_script(main)

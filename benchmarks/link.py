@@ -14,6 +14,10 @@ Efficiency = bytes moved in the busier direction (whole frames: header, payload,
 (elapsed seconds x baud / 10). "payload efficiency" counts only the input tensor bytes.
 The model: --model, else the released models/esp32/, else the small test model built on
 the fly (TensorFlow is imported for that only).
+
+Every figure is measured on the emulator, whose inference runs at this machine's speed: the
+rates bound a board's from above (a board's INFER also waits for its own inference, and a USB
+serial bridge adds its latency); the device latency printed is the cost model's estimate.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ import numpy as np
 from tinyface.protocol import spec
 
 REPO = Path(__file__).resolve().parents[1]
+LABEL = ("measured on the emulator (tinyface emulate: a UART model on a pty, inference at this machine's "
+         "speed): an upper bound on a board's rates")
 
 
 def _bundle_dir(arg: str | None) -> tuple[Path, str]:
@@ -115,16 +121,19 @@ def bench_baud(model_dir: Path, baud: int, seconds: float) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", help="bundle folder (default: models/esp32, else a tiny test model)")
-    ap.add_argument("--bauds", type=int, nargs="+", default=[115200, 921600])
-    ap.add_argument("--seconds", type=float, default=6.0, help="approximate duration of each INFER stream")
-    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--bauds", type=int, nargs="+", default=[115200, 921600], metavar="BAUD",
+                    help="baud rates to measure, one emulator each (default: 115200 921600)")
+    ap.add_argument("--seconds", type=float, default=6.0,
+                    help="approximate duration of each INFER stream (default: %(default)s)")
+    ap.add_argument("--json", action="store_true", help="print the results as JSON")
     args = ap.parse_args()
     model_dir, which = _bundle_dir(args.model)
     rows = [bench_baud(model_dir, baud, args.seconds) for baud in args.bauds]
     if args.json:
-        print(json.dumps({"model": which, "results": rows}, indent=2))
+        print(json.dumps({"model": which, "label": LABEL, "results": rows}, indent=2))
         return
-    print(f"model: {which} ({model_dir}); efficiency = bytes in the busier direction / (elapsed x baud/10)")
+    print(f"model: {which} ({model_dir}); {LABEL}")
+    print("efficiency = bytes in the busier direction / (elapsed x baud/10)")
     print(f"{'baud':>8} {'mode':<22} {'req':>5} {'req/s':>8} {'up B':>9} {'down B':>8} {'efficiency':>10} "
           f"{'payload eff':>11}")
     for r in rows:
@@ -137,4 +146,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from _script import run_script  # benchmarks/, beside this script
+
+    run_script(main)

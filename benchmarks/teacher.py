@@ -21,10 +21,16 @@ from tinyface.teacher import embed_chips
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(default_data_dir()))
-    ap.add_argument("--chips", type=int, default=512, help="chips for the TensorFlow timing")
-    ap.add_argument("--dlib-chips", type=int, default=32, help="chips for the (slow) dlib timing")
+    ap.add_argument("--data", default=str(default_data_dir()),
+                    help="the LFW folder (default: %(default)s: $TINYFACE_DATA, else ~/.cache/tinyface/datasets/lfw)")
+    ap.add_argument("--chips", type=int, default=512, help="chips for the TensorFlow timing (default: %(default)s)")
+    ap.add_argument("--dlib-chips", type=int, default=32,
+                    help="chips for the (slow) dlib timing and the comparison (default: %(default)s)")
     args = ap.parse_args()
+    if args.chips < 1 or args.dlib_chips < 1:
+        ap.error("--chips and --dlib-chips must be at least 1")
+    if args.dlib_chips > args.chips:
+        ap.error("--dlib-chips must not exceed --chips (the comparison takes the TensorFlow embeddings of its chips)")
 
     aligner = Aligner()
     images = load_dataset(args.data).images[: max(args.chips, args.dlib_chips)]
@@ -48,4 +54,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from _script import run_script  # benchmarks/, beside this script
+
+    run_script(main)

@@ -24,10 +24,17 @@ def main() -> None:
     from tinyface.data.faces import FaceSpec
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(default_data_dir()), help="LFW folder")
-    ap.add_argument("--cache", default=str(default_cache_dir()), help="the face cache to read landmarks from")
+    ap.add_argument("--data", default=str(default_data_dir()),
+                    help="LFW folder (default: %(default)s: $TINYFACE_DATA, else ~/.cache/tinyface/datasets/lfw)")
+    ap.add_argument("--cache", default=str(default_cache_dir()),
+                    help="the face cache to read landmarks from (default: %(default)s: $TINYFACE_CACHE, else "
+                         "~/.cache/tinyface/cache)")
     args = ap.parse_args()
     files = sorted((Path(args.data) / "images").glob("*/*.jpg"))
+    if not files:
+        from tinyface.errors import DataError
+
+        raise DataError(f"no LFW images in {Path(args.data) / 'images'}", hint="--data DIR, or set TINYFACE_DATA")
     digest = FaceSpec().landmark_digest()
     aligner = Aligner(1)
     p99, triggered, aligned_here = [], [], 0
@@ -55,4 +62,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from _script import run_script  # benchmarks/, beside this script
+
+    run_script(main)

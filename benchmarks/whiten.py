@@ -27,7 +27,7 @@ from tinyface.evaluation.metrics import best_accuracy
 from tinyface.model.bundle import load_bundle
 from tinyface.model.embedder import Embedder
 from tinyface.train.build_data import load_build_data
-from tinyface.train.stages_eval import VALIDATION_SAME, VALIDATION_SEED
+from tinyface.train.stages_eval import VALIDATION_SEED, validation_pairs
 
 SHRINKAGE = (0.1, 0.3, 0.5, 0.7, 0.9)
 
@@ -81,7 +81,7 @@ def main() -> None:
 
     mu, sw = within_covariance(raw(data.train.crops), data.train.labels)
     val = raw(data.val.crops)
-    a_idx, b_idx, same = metrics.sample_pairs(data.val.labels, VALIDATION_SAME, seed=VALIDATION_SEED)
+    a_idx, b_idx, same = validation_pairs(data.val.labels)
     _, person = np.unique(data.val.labels, return_inverse=True)
     base, acc, auc = figures(val, a_idx, b_idx, same)
     print(f"{args.model} (TFLite int8), validation people of preset {args.preset}, {len(same):,} pairs:")
@@ -110,4 +110,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from _script import run_script  # benchmarks/, beside this script
+
+    run_script(main)

@@ -223,13 +223,13 @@ def main() -> None:
     ap.add_argument("--model", action="append", help="model bundle folder (repeatable; default models/esp32)")
     ap.add_argument("--board", default="esp32", help="board the project is generated for (default esp32)")
     ap.add_argument("--faces", type=int, default=20, help="LFW faces (peopleDevTrain photos) compared over the "
-                                                        "protocol (0: none)")
+                                                        "protocol (0: none; default: %(default)s)")
     ap.add_argument("--data", help="the LFW folder for --faces (default: $TINYFACE_DATA, else "
                                     "~/.cache/tinyface/datasets/lfw, as tinyface's commands)")
     ap.add_argument("--compiler-rt", help="LLVM compiler-rt's lib/builtins folder (or set COMPILER_RT_DIR)")
     ap.add_argument("--work", default=os.environ.get("TINYFACE_XTENSA_WORK", "/tmp/tinyface-xtensa"),
                     help="projects and build cache (default /tmp/tinyface-xtensa)")
-    ap.add_argument("--jobs", type=int, default=2, help="parallel compile jobs")
+    ap.add_argument("--jobs", type=int, default=2, help="parallel compile jobs (default: %(default)s)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     ap.add_argument("-v", "--verbose", action="store_true", help="show the make output")
     args = ap.parse_args()
@@ -254,4 +254,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from _script import run_script  # benchmarks/, beside this script
+
+    run_script(main)
