@@ -33,13 +33,13 @@ import json
 import os
 import random
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from tinyface.data.hard_photos import darken, side_light, tight_crop
+from tinyface.errors import ConfigError
 
 SETS = ("untouched", "tight100", "tight85", "tight", "dim", "dark", "side")
 TIGHT85_BOX = 0.85  # a looser tight crop
@@ -188,7 +188,7 @@ def main() -> None:
     out = Path(args.out).expanduser().resolve()
     repo = Path(__file__).resolve().parents[1]
     if out == repo or repo in out.parents:
-        sys.exit("hard_faces.py: --out must be outside the repository (the sets are never committed)")
+        raise ConfigError("--out must be outside the repository (the sets are never committed)")
     data = Path(args.data)
     for set_name in SETS:
         shutil.rmtree(out / set_name, ignore_errors=True)

@@ -34,6 +34,7 @@ import sys
 from pathlib import Path
 
 from tinyface.data.align import CROP_OUTSIDE
+from tinyface.errors import ModelError
 
 SETS = ("untouched", "tight100", "tight85", "dim", "dark", "side", "tight")
 LFW_SHAPE = (250, 250)  # every deep-funneled LFW image
@@ -85,7 +86,8 @@ def evaluate(model: str, folder: Path, cache: Path, outside: str = "") -> dict:
                    str(meta.crop_padding), *args]
     proc = subprocess.run(command, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
     if proc.returncode != 0:
-        sys.exit(f"hard_faces_student.py: evaluate on {folder} failed: {proc.stderr.strip().splitlines()[-1:]}")
+        last = proc.stderr.strip().splitlines()[-1:] or ["no output"]
+        raise ModelError(f"evaluate on {folder} failed: {last[0]}")
     return json.loads(proc.stdout)
 
 

@@ -30,6 +30,7 @@ import sys
 from pathlib import Path
 
 from tinyface import config
+from tinyface.errors import DataError, ModelError
 from tinyface.evaluation import metrics
 from tinyface.evaluation.report import IDENTIFY_SENTENCE_RE, identify_sentence
 from tinyface.fsutil import write_json, write_text
@@ -67,7 +68,7 @@ def main() -> None:
     new = metrics.open_set_threshold(emb, val.labels, d.enroll_images, d.identify_stranger_rate, d.seed,
                                      gallery=metrics.gallery_for(d.identify_gallery))
     if new is None:
-        sys.exit("error: too few validation people to choose an identification threshold on")
+        raise DataError("too few validation people to choose an identification threshold on")
     split = metrics.enrollment_split(val.labels, d.enroll_images, d.seed)  # the split open_set_threshold enrolls by
     print(f"{folder} (TFLM int8) on the validation people of preset {args.preset}: {len(val.labels)} images of "
           f"{len(set(val.labels))} people; {new['enrolled']} enrollable ({d.enroll_images} images enrolled each, "
@@ -134,8 +135,8 @@ def validation_settings(preset_name: str, bundles: dict, extra_faces: bool = Fal
     for folder, bundle in bundles.items():
         meta = bundle.meta
         if list(meta.input_shape) != shape or meta.crop_padding != d.padding:
-            sys.exit(f"error: {folder} takes {meta.input_shape} crops at padding {meta.crop_padding}, preset "
-                     f"{preset_name} cuts {shape} at {d.padding}: not this bundle's preset")
+            raise ModelError(f"{folder} takes {meta.input_shape} crops at padding {meta.crop_padding}, preset "
+                             f"{preset_name} cuts {shape} at {d.padding}: not this bundle's preset")
     return settings
 
 
@@ -153,8 +154,8 @@ def recorded_split(preset_name: str, preset_data, bundles: dict) -> dict:
         split = {**preset_split, **bundle.meta.split}
         if chosen is not None and split != chosen:
             differ = ", ".join(f"data.{k} {chosen[k]} and {split[k]}" for k in SPLIT_SETTINGS if chosen[k] != split[k])
-            sys.exit(f"error: {chosen_by} and {folder} were built with other validation people ({differ}): "
-                     "compare bundles of one split")
+            raise ModelError(f"{chosen_by} and {folder} were built with other validation people ({differ}): "
+                             "compare bundles of one split")
         chosen, chosen_by = split, folder
     chosen = chosen or preset_split
     for name in SPLIT_SETTINGS:
@@ -189,8 +190,8 @@ def check_card(card_path: Path) -> str:
     sentence to replace."""
     card = card_path.read_text(encoding="utf-8") if card_path.is_file() else ""
     if len(re.findall(IDENTIFY_SENTENCE_RE, card)) != 1:
-        sys.exit(f"error: {card_path} has no identification-threshold sentence to replace (or more than one); "
-                 "nothing written")
+        raise ModelError(f"{card_path} has no identification-threshold sentence to replace (or more than one); "
+                         "nothing written")
     return card
 
 

@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyface.errors import ConfigError
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -102,7 +104,7 @@ def main() -> None:
 
     bundle, board = load_bundle(args.model), load_board(args.board)
     if board.esp_nn_kernels != "esp32s3":
-        sys.exit(f"board {board.name} runs ESP-NN's {board.esp_nn_kernels} kernels, not the S3's")
+        raise ConfigError(f"board {board.name} runs ESP-NN's {board.esp_nn_kernels} kernels, not the S3's")
     work = Path(args.work)
     faces = lfw_faces(lfw_dir(args.data), bundle.meta, args.faces) if args.faces else np.zeros((0,), np.int8)
     expected = None

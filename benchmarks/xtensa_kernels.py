@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyface.device.isa import COUNTER_FD, LIBSTDCXX_DIR, LIBSTDCXX_TARGET_DIR, c_define  # the rv32 build's: shared
+from tinyface.errors import ToolchainError
 
 REPO = Path(__file__).resolve().parents[1]
 KERNEL_SETS = ("esp-nn", "generated")
@@ -77,12 +78,12 @@ def compiler_rt_dir(arg: str | None) -> Path:
     """compiler-rt's builtins folder: DIR itself, DIR/builtins or DIR/lib/builtins."""
     given = arg or os.environ.get("COMPILER_RT_DIR")
     if not given:
-        sys.exit("no compiler-rt: pass --compiler-rt DIR (LLVM compiler-rt's lib/builtins) or set COMPILER_RT_DIR")
+        raise ToolchainError("no compiler-rt: pass --compiler-rt DIR (LLVM compiler-rt's lib/builtins) or set COMPILER_RT_DIR")
     root = Path(given).expanduser().resolve()
     for cand in (root, root / "builtins", root / "lib" / "builtins", root / "compiler-rt" / "lib" / "builtins"):
         if (cand / "fp_lib.h").is_file() and (cand / "adddf3.c").is_file():
             return cand
-    sys.exit(f"{root} holds no compiler-rt builtins (fp_lib.h, adddf3.c)")
+    raise ToolchainError(f"{root} holds no compiler-rt builtins (fp_lib.h, adddf3.c)")
 
 
 def check_tools() -> None:
@@ -90,9 +91,9 @@ def check_tools() -> None:
 
     for tool in (CROSS + "gcc", CROSS + "g++", CROSS + "size", QEMU):
         if shutil.which(tool) is None:
-            sys.exit(f"{tool} not found (apt-get install {APT_PACKAGES})")
+            raise ToolchainError(f"{tool} not found (apt-get install {APT_PACKAGES})")
     if not (PICOLIBC_DIR / "lib" / "libc.a").is_file():
-        sys.exit(f"picolibc not found in {PICOLIBC_DIR} (apt-get install picolibc-xtensa-lx106-elf)")
+        raise ToolchainError(f"picolibc not found in {PICOLIBC_DIR} (apt-get install picolibc-xtensa-lx106-elf)")
 
 
 def write_lx106(project) -> None:
@@ -124,7 +125,9 @@ def build(bundle, board, kernels: str, work: Path, crt: Path, jobs: int, plugin:
     from tinyface.device.isa import _mtime
     from tinyface.device.native import _compiler_version, _git_head, make_program
 
-    tflm = Path(config.tflm_dir() or sys.exit("TFLM_DIR is not set (esp-tflite-micro)")).expanduser().resolve()
+    if not config.tflm_dir():
+        raise ToolchainError("TFLM_DIR is not set (esp-tflite-micro)")
+    tflm = Path(config.tflm_dir()).expanduser().resolve()
     third = config.tflm_third_party_dir()
     third_dir = Path(third).expanduser().resolve() if third else tflm / "third_party"
     nn = config.esp_nn_dir()

@@ -122,9 +122,12 @@ def test_native_vs_emulator_help_keeps_its_example_on_two_lines(parsers):
     (["second_teacher.py", "--mfn-dir", "{tmp}/no-models"], DataError.exit_code, "no mobileface.json"),
     (["pareto.py", "--configs", "48"], 2, "is not SIZE:WIDTH"),
     (["teacher.py", "--chips", "0"], 2, "at least 1"),
+    # were sys.exit(message): one line, but exit 1 whatever the kind of mistake
+    (["s3_arena.py", "--board", "esp32", "--faces", "0", "--work", "{tmp}/work"], 3, "not the S3's"),
+    (["hard_faces.py", "--out", "{repo}/hard-sets"], 3, "outside the repository"),
 ], ids=lambda value: value[0] if isinstance(value, list) else None)
 def test_a_users_mistake_is_one_line_and_its_exit_code(tmp_path, argv, code, words):
-    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    argv = [a.replace("{tmp}", str(tmp_path)).replace("{repo}", str(BENCHMARKS.parent)) for a in argv]
     env = dict(os.environ, TINYFACE_CACHE=str(tmp_path / "cache"))
     proc = subprocess.run([sys.executable, str(BENCHMARKS / argv[0]), *argv[1:]], capture_output=True, text=True,
                           env=env, timeout=120)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tinyface.errors import ModelError
 from tinyface.model.bundle import load_bundle
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,7 +53,7 @@ def test_write_replaces_the_threshold_and_the_card_sentence_only(bundle):
 def test_write_refuses_a_card_without_the_sentence_and_writes_nothing(bundle):
     (bundle / "MODEL_CARD.md").write_text("# Model card\n\nno threshold sentence here\n")
     before = (bundle / "model.json").read_bytes()
-    with pytest.raises(SystemExit, match="no identification-threshold sentence"):
+    with pytest.raises(ModelError, match="no identification-threshold sentence"):
         identify_threshold.write_threshold(bundle, 0.6, 0.05, 16)
     assert (bundle / "model.json").read_bytes() == before
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tinyface.errors import ModelError
 from tinyface.model.bundle import SPLIT_KEY, load_bundle
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,7 +54,7 @@ def test_a_bundle_without_a_record_keeps_the_presets_split(tmp_path, capsys):
 def test_bundles_of_different_splits_are_not_compared_on_one(tmp_path):
     a = _bundle(tmp_path, "a", {"seed": 7})
     old = _bundle(tmp_path, "old")  # the preset's seed 0
-    with pytest.raises(SystemExit) as exc:
+    with pytest.raises(ModelError) as exc:  # benchmarks/_script.py: one line, exit 6
         identify_threshold.validation_settings("esp32", dict([a, old]))
     assert "other validation people" in str(exc.value) and "data.seed 7 and 0" in str(exc.value)
     same = _bundle(tmp_path, "same", {"seed": 0, "val_fraction": 0.1})  # the preset's, recorded
