@@ -50,19 +50,21 @@ def listing(out: Path, data: Path, seed: int, hard_faces) -> list[tuple[str, str
     return items
 
 
-def cut_filled(rgb: np.ndarray, alignment, fill: str, size: int = 150, padding: float = 0.25):
-    """The teacher's chip, the photo first padded by ``fill`` far enough that the chip lies
-    inside it; returns (chip, whether the chip reached outside the photo)."""
-    from tinyface.data.align import Alignment, chip_affine, cut_chip
+def cut_filled(rgb: np.ndarray, alignment, fill: str, spec):
+    """The teacher's chip (``spec``: a tinyface.data.faces.FaceSpec, its ``cut_teacher_chip``),
+    the photo first padded by ``fill`` far enough that the chip lies inside it; returns (chip,
+    whether the chip reached outside the photo)."""
+    from tinyface.data.align import Alignment, chip_affine
 
-    matrix = chip_affine(alignment, rgb.shape[:2], size, padding)
+    size = spec.teacher_chip_size
+    matrix = chip_affine(alignment, rgb.shape[:2], size, spec.teacher_padding)
     inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]
     corners = np.array([[0, 0], [size - 1, 0], [0, size - 1], [size - 1, size - 1]], float)
     src = corners @ inverse[:, :2].T + inverse[:, 2]
     h, w = rgb.shape[:2]
     reach = max(0.0, -src.min(), (src[:, 0] - (w - 1)).max(), (src[:, 1] - (h - 1)).max())
     if reach == 0 or fill == "black":
-        return cut_chip(rgb, alignment, size, padding, 3), reach > 0
+        return spec.cut_teacher_chip(rgb, alignment), reach > 0
     margin = int(np.ceil(reach)) + 2
     pad = ((margin, margin), (margin, margin), (0, 0))
     if fill == "mean":
@@ -72,16 +74,15 @@ def cut_filled(rgb: np.ndarray, alignment, fill: str, size: int = 150, padding: 
     else:
         padded = np.pad(rgb, pad, mode=fill)
     moved = Alignment(alignment.landmarks + margin, True, alignment.method)
-    return cut_chip(padded, moved, size, padding, 3), True
+    return spec.cut_teacher_chip(padded, moved), True
 
 
 def main() -> None:
     from tinyface.config import default_data_dir
-    from tinyface.data.align import Alignment, cut_chip
-    from tinyface.data.cache import FaceCache, content_hash
+    from tinyface.data.cache import FaceCache
     from tinyface.data.dataset import read_image
-    from tinyface.data.faces import FaceSpec
-    from tinyface.evaluation.metrics import best_threshold, pair_scores, sample_pairs
+    from tinyface.data.faces import FaceSpec, cached_alignments
+    from tinyface.evaluation.metrics import accuracy_at, best_threshold, pair_scores, sample_pairs
     from tinyface.teacher import embed_chips
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -97,19 +98,19 @@ def main() -> None:
     out = Path(args.out)
     items = listing(out, Path(args.data), args.seed, hard_faces)
     a, b, same = sample_pairs([name for name, _ in items], None, args.seed)  # hard_faces.py's pairs
-    digest = FaceSpec().landmark_digest()
+    spec = FaceSpec()
 
     def alignments(cache, paths):
-        keys = [FaceCache.key("lmk", digest, content_hash(p.read_bytes())) for p in paths]
-        found = cache.get_many(keys)
-        if len(found) < len(keys):
-            raise SystemExit(f"chip_fill.py: {len(keys) - len(found)} images of {paths[0].parent.parent} have no "
+        found = cached_alignments(paths, spec, cache)
+        missing = sum(al is None for al in found)
+        if missing:
+            raise SystemExit(f"chip_fill.py: {missing} images of {paths[0].parent.parent} have no "
                              "cached landmarks; run hard_faces.py with this --out first")
-        return [Alignment.from_array(found[k]) for k in keys]
+        return found
 
     with FaceCache(out / "cache") as cache:
         paths = [next((out / "untouched" / name).glob(stem + ".*")) for name, stem in items]
-        chips = [cut_chip(read_image(p), al, 150, 0.25, 3) for p, al in zip(paths, alignments(cache, paths))]
+        chips = [spec.cut_teacher_chip(read_image(p), al) for p, al in zip(paths, alignments(cache, paths))]
         threshold = best_threshold(pair_scores(embed_chips(chips), a, b), same)
         print(f"{len(items)} images, {len(same)} pairs; threshold {threshold:.4f} (best on untouched)")
         print(f"{'set':<9} {'rescued':>7} {'filled':>6}  " + "  ".join(f"{f:>9}" for f in FILLS))
@@ -122,11 +123,10 @@ def main() -> None:
             for fill in FILLS:
                 chips, reached = [], []
                 for rgb, al, r in zip(images, found, rescued):
-                    chip, outside = cut_filled(rgb, al, fill) if r else (cut_chip(rgb, al, 150, 0.25, 3), False)
+                    chip, outside = cut_filled(rgb, al, fill, spec) if r else (spec.cut_teacher_chip(rgb, al), False)
                     chips.append(chip)
                     reached.append(outside)
-                scores = pair_scores(embed_chips(chips), a, b)
-                row.append(100 * float(np.mean((scores >= threshold) == same)))
+                row.append(100 * accuracy_at(pair_scores(embed_chips(chips), a, b), same, threshold))
                 filled = sum(reached)
             print(f"{set_name:<9} {sum(rescued):>7} {filled:>6}  " + "  ".join(f"{x:>8.2f}%" for x in row))
 

@@ -17,6 +17,8 @@ import dataclasses
 
 import numpy as np
 
+from tinyface.config import EXTRA_KINDS
+
 THRESHOLDS = (0.25, 0.30, 0.33, 0.36, 0.40, 0.45, 0.50)
 DLIB_NORM = 1.39  # mean norm of dlib's raw embeddings on LFW (docs/data.md)
 
@@ -24,7 +26,7 @@ DLIB_NORM = 1.39  # mean norm of dlib's raw embeddings on LFW (docs/data.md)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--extra", default="fairface", help="an extra.dirs entry (default: %(default)s)")
-    parser.add_argument("--kind", default="chips", choices=("chips", "photos"),
+    parser.add_argument("--kind", default="chips", choices=EXTRA_KINDS,
                         help="extra.kind: the folder holds dlib chips or whole photos (default: %(default)s)")
     parser.add_argument("--reference", type=int, default=3708,
                         help="random training images standing in for the test people's (default: %(default)s)")

@@ -41,9 +41,10 @@ def brighten_with_median(rgb: np.ndarray) -> np.ndarray:
 
 def main() -> None:
     from tinyface.config import default_data_dir
-    from tinyface.data.align import Aligner, cut_chip
+    from tinyface.data.align import Aligner
     from tinyface.data.dataset import read_image
-    from tinyface.evaluation.metrics import best_threshold, pair_scores, sample_pairs
+    from tinyface.data.faces import FaceSpec
+    from tinyface.evaluation.metrics import accuracy_at, best_threshold, pair_scores, sample_pairs
     from tinyface.teacher import embed_chips
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -58,16 +59,15 @@ def main() -> None:
     out = Path(args.out)
     items = chip_fill.listing(out, Path(args.data), args.seed, hard_faces)
     a, b, same = sample_pairs([name for name, _ in items], None, args.seed)  # hard_faces.py's pairs
-    aligner = Aligner(1)
+    aligner, spec = Aligner(1), FaceSpec()
     untouched = [read_image(next((out / "untouched" / name).glob(stem + ".*"))) for name, stem in items]
     truth = [Aligner(1, rescue=False).detect(rgb) for rgb in untouched]
 
     def accuracy(chips) -> float:
-        scores = pair_scores(embed_chips(chips), a, b)
-        return 100 * float(np.mean((scores >= threshold) == same))
+        return 100 * accuracy_at(pair_scores(embed_chips(chips), a, b), same, threshold)
 
     threshold = best_threshold(pair_scores(embed_chips(
-        [cut_chip(rgb, al, 150, 0.25, 3) for rgb, al in zip(untouched, truth)]), a, b), same)
+        [spec.cut_teacher_chip(rgb, al) for rgb, al in zip(untouched, truth)]), a, b), same)
     dark = [read_image(out / args.set / name / (stem + ".png")) for name, stem in items]
     print(f"{args.set}: {len(items)} images, {len(same)} pairs, threshold {threshold:.4f} (best on untouched)")
     found = [aligner._find(rgb) for rgb in dark]
@@ -78,7 +78,7 @@ def main() -> None:
             ("landmarks as the rescue steps find them", dark, found),
             (f"those refined on the brightened photo ({moved} moved)", dark, refined)]
     for label, images, alignments in rows:
-        print(f"{label:<52} {accuracy([cut_chip(rgb, al, 150, 0.25, 3) for rgb, al in zip(images, alignments)]):6.2f}%")
+        print(f"{label:<52} {accuracy([spec.cut_teacher_chip(rgb, al) for rgb, al in zip(images, alignments)]):6.2f}%")
 
 
 if __name__ == "__main__":

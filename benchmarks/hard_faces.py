@@ -129,7 +129,7 @@ def measure(listing, cache_dir: Path, workers: int, rescue: bool, seed: int) -> 
     from tinyface.data.align import Aligner
     from tinyface.data.cache import FaceCache
     from tinyface.data.faces import FaceSpec, prepare_faces
-    from tinyface.evaluation.metrics import best_accuracy, best_threshold, pair_scores, sample_pairs
+    from tinyface.evaluation.metrics import accuracy_at, best_accuracy, best_threshold, pair_scores, sample_pairs
 
     labels = [name for _, name in listing["untouched"]]
     a, b, same = sample_pairs(labels, None, seed)  # every same-person pair, as many different ones
@@ -147,7 +147,7 @@ def measure(listing, cache_dir: Path, workers: int, rescue: bool, seed: int) -> 
     threshold = best_threshold(scores["untouched"], same)
     for set_name in SETS:
         s = scores[set_name]
-        results[set_name]["teacher_accuracy_percent"] = round(100 * float(np.mean((s >= threshold) == same)), 2)
+        results[set_name]["teacher_accuracy_percent"] = round(100 * accuracy_at(s, same, threshold), 2)
         results[set_name]["teacher_accuracy_own_threshold_percent"] = round(100 * best_accuracy(s, same), 2)
     return {"pairs": int(len(same)), "same_pairs": int(same.sum()), "threshold": round(threshold, 4), "sets": results}
 

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from tinyface.data.align import CROP_OUTSIDE, Alignment, cut_chip
-from tinyface.data.cache import FaceCache, content_hash
+from tinyface.data.cache import FaceCache
 from tinyface.data.dataset import read_image
-from tinyface.data.faces import FaceSpec
+from tinyface.data.faces import FaceSpec, cached_alignments
 from tinyface.errors import DataError
 from tinyface.evaluation.metrics import balanced_accuracy, pair_scores, sample_pairs
 from tinyface.model.bundle import load_bundle
@@ -44,7 +44,7 @@ def main() -> None:
     bundle = load_bundle(Path(args.model))
     _, size, _, channels = (int(v) for v in bundle.meta.input_shape)
     padding = float(bundle.meta.crop_padding)
-    digest = FaceSpec(crop_size=size, channels=channels, padding=padding).landmark_digest()
+    spec = FaceSpec(crop_size=size, channels=channels, padding=padding)
     embedder = Embedder(bundle.model_bytes, "tflite")
 
     def cut(rgb: np.ndarray, alignment: Alignment) -> np.ndarray:
@@ -55,10 +55,8 @@ def main() -> None:
     hard = {name: [next(iter((args.out / name / p.parent.name).glob(p.stem + ".*")), None) for p in untouched]
             for name in sets}
     files = untouched + [h for paths in hard.values() for h in paths if h is not None]
-    keys = {f: FaceCache.key("lmk", digest, content_hash(f.read_bytes())) for f in files}
     with FaceCache(args.out / "cache") as cache:  # every landmark in one look-up
-        found = cache.get_many(list(keys.values()))
-    lmk = {f: Alignment.from_array(found[k]) for f, k in keys.items() if k in found}
+        lmk = {f: al for f, al in zip(files, cached_alignments(files, spec, cache)) if al is not None}
     base = [p for p in untouched if p in lmk]
     photos = {p: read_image(p) for p in base}
     plain = dict(zip(base, embedder.embed(np.stack([cut(photos[p], lmk[p]) for p in base]))))

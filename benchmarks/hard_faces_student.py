@@ -96,25 +96,23 @@ def _count_lfw_changes(model: str) -> None:
     import numpy as np
 
     from tinyface.config import default_cache_dir, default_data_dir
-    from tinyface.data.align import Alignment, Perturbation, chip_matrix, cut_chip, reaches_outside
+    from tinyface.data.align import Perturbation, chip_matrix, cut_chip, reaches_outside
     from tinyface.data.cache import FaceCache, content_hash
     from tinyface.data.dataset import read_image
-    from tinyface.data.faces import FaceSpec, view_seed
+    from tinyface.data.faces import FaceSpec, cached_alignments, view_seed
     from tinyface.model.bundle import load_bundle
 
     meta = load_bundle(model).meta
     size, padding, channels = int(meta.input_shape[1]), float(meta.crop_padding), int(meta.input_shape[3])
     paths = sorted((default_data_dir() / "images").rglob("*.jpg"))
-    digest = FaceSpec(crop_size=size, channels=channels, padding=padding).landmark_digest()
+    spec = FaceSpec(crop_size=size, channels=channels, padding=padding)
     changed = views_changed = seen = 0
     with FaceCache(default_cache_dir()) as cache:
         hashes = [content_hash(p.read_bytes()) for p in paths]
-        found = cache.get_many([FaceCache.key("lmk", digest, h) for h in hashes])
-        for path, h in zip(paths, hashes):
-            if FaceCache.key("lmk", digest, h) not in found:
+        for path, h, alignment in zip(paths, hashes, cached_alignments(paths, spec, cache, hashes)):
+            if alignment is None:
                 continue
             seen += 1
-            alignment = Alignment.from_array(found[FaceCache.key("lmk", digest, h)])
             cuts = [None] + [Perturbation.sample(view_seed(h, v)) for v in range(3)]
             outside_ones = [p for p in cuts
                             if reaches_outside(chip_matrix(alignment, LFW_SHAPE, size, padding, p), size, LFW_SHAPE)]

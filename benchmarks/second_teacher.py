@@ -21,8 +21,9 @@ repository; --mfn-dir is that folder (or its ``package/models``). Nothing is dow
 3. ``--fairface``: FairFace chips (dlib chips at padding 0.25, 224x224), grouped by the
    labels CSV's ``race``. FairFace has no identities: two different images are taken as two
    different people. For every pair of images within a group: dlib's Euclidean distance
-   (between L2-normalised embeddings; dlib's raw descriptors are about 1.44 long, printed, so
-   its usual 0.6 is about 0.42 here), each model's cosine similarity (mean, 95th and 99th
+   (between L2-normalised embeddings; dlib's raw descriptors are about 1.39 long on LFW,
+   docs/data.md, so its usual 0.6 is about 0.43 here; the script prints their mean length
+   over its first 64 images), each model's cosine similarity (mean, 95th and 99th
    percentiles) and the share each model accepts at its own same-person thresholds from
    pairsDevTrain (the best-accuracy one and the FAR 1e-2 one of step 1), also relative to
    the White group's share. Centered models are centered with the LFW means; "dlib centered
@@ -46,11 +47,12 @@ import numpy as np
 
 from tinyface.config import default_cache_dir, default_data_dir
 from tinyface.data.align import Alignment, Perturbation, chip_landmarks, cut_chip
-from tinyface.data.cache import FaceCache, content_hash
+from tinyface.data.cache import FaceCache
 from tinyface.data.dataset import read_image
-from tinyface.data.faces import FaceSpec, prepare_faces
+from tinyface.data.faces import FaceSpec, cached_alignments, prepare_faces
 from tinyface.data.lfw import PAIRS_DEV_TRAIN, read_pairs
-from tinyface.evaluation.metrics import auc, best_threshold, l2n, pair_scores, roc_curve, tar_at_far, threshold_at_far
+from tinyface.evaluation.metrics import (accuracy_at, auc, best_threshold, l2n, pair_scores, roc_curve, tar_at_far,
+                                         threshold_at_far)
 from tinyface.train import mobilefacenet as mfn
 
 FAIRFACE_PADDING = 0.25
@@ -62,7 +64,7 @@ def verify(emb: np.ndarray, a: np.ndarray, b: np.ndarray, same: np.ndarray) -> d
     scores = pair_scores(emb, a, b)
     thr = best_threshold(scores, same)
     fpr, tpr = roc_curve(scores, same)
-    return {"accuracy": float(np.mean((scores >= thr) == same)), "threshold": thr, "auc": auc(fpr, tpr),
+    return {"accuracy": accuracy_at(scores, same, thr), "threshold": thr, "auc": auc(fpr, tpr),
             "tar_at_far_1e-2": tar_at_far(fpr, tpr, 1e-2), "threshold_far_1e-2": threshold_at_far(scores, same, 1e-2),
             "pairs": int(len(same))}
 
@@ -75,13 +77,6 @@ def combine(first: np.ndarray, second: np.ndarray, weight: float = 0.5) -> np.nd
 
 
 WEIGHTS = np.round(np.arange(0.3, 1.0001, 0.05), 2)  # dlib's weight in the weighted combination
-
-
-def cached_alignments(paths: list[Path], spec: FaceSpec, cache: FaceCache) -> list[Alignment]:
-    """The landmarks prepare_faces cached for ``paths``."""
-    keys = [FaceCache.key("lmk", spec.landmark_digest(), content_hash(p.read_bytes())) for p in paths]
-    found = cache.get_many(keys)
-    return [Alignment.from_array(found[k]) for k in keys]
 
 
 @dataclass(frozen=True)
@@ -232,7 +227,8 @@ def dlib_raw_norm(paths: list[Path], alignments: list[Alignment], n: int = 64) -
     from tinyface.teacher import _load
 
     model = _load("dlib")
-    chips = [np.ascontiguousarray(cut_chip(read_image(p), al, 150, 0.25, 3)) for p, al in zip(paths[:n], alignments)]
+    spec = FaceSpec()
+    chips = [np.ascontiguousarray(spec.cut_teacher_chip(read_image(p), al)) for p, al in zip(paths[:n], alignments)]
     return float(np.linalg.norm(np.array(model.compute_face_descriptor(chips)), axis=1).mean())
 
 

@@ -14,8 +14,9 @@ import time
 import numpy as np
 
 from tinyface.config import default_data_dir
-from tinyface.data.align import Aligner, cut_chip
+from tinyface.data.align import Aligner
 from tinyface.data.dataset import load_dataset, read_image
+from tinyface.data.faces import FaceSpec
 from tinyface.teacher import embed_chips
 
 
@@ -32,12 +33,12 @@ def main() -> None:
     if args.dlib_chips > args.chips:
         ap.error("--dlib-chips must not exceed --chips (the comparison takes the TensorFlow embeddings of its chips)")
 
-    aligner = Aligner()
+    aligner, spec = Aligner(), FaceSpec()
     images = load_dataset(args.data).images[: max(args.chips, args.dlib_chips)]
     chips = []
     for im in images:
         rgb = read_image(im.path)
-        chips.append(cut_chip(rgb, aligner.detect(rgb), 150, 0.25, 3))
+        chips.append(spec.cut_teacher_chip(rgb, aligner.detect(rgb)))
 
     embed_chips(chips[:1])  # load and trace once, outside the timing
     t0 = time.perf_counter()

@@ -18,10 +18,10 @@ import numpy as np
 
 def main() -> None:
     from tinyface.config import default_cache_dir, default_data_dir
-    from tinyface.data.align import DARK_P99, Aligner, Alignment, face_luminance
-    from tinyface.data.cache import FaceCache, content_hash
+    from tinyface.data.align import DARK_P99, Aligner, face_luminance
+    from tinyface.data.cache import FaceCache
     from tinyface.data.dataset import read_image
-    from tinyface.data.faces import FaceSpec
+    from tinyface.data.faces import FaceSpec, cached_alignments
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(default_data_dir()),
@@ -35,19 +35,14 @@ def main() -> None:
         from tinyface.errors import DataError
 
         raise DataError(f"no LFW images in {Path(args.data) / 'images'}", hint="--data DIR, or set TINYFACE_DATA")
-    digest = FaceSpec().landmark_digest()
-    aligner = Aligner(1)
+    spec, aligner = FaceSpec(), Aligner(1)
     p99, triggered, aligned_here = [], [], 0
     with FaceCache(args.cache) as cache:
         for start in range(0, len(files), 1000):
             chunk = files[start:start + 1000]
-            keys = [FaceCache.key("lmk", digest, content_hash(f.read_bytes())) for f in chunk]
-            cached = cache.get_many(keys)
-            for path, key in zip(chunk, keys):
+            for path, alignment in zip(chunk, cached_alignments(chunk, spec, cache)):
                 rgb = read_image(path)
-                if key in cached:
-                    alignment = Alignment.from_array(cached[key])
-                else:
+                if alignment is None:
                     alignment, aligned_here = aligner.detect(rgb), aligned_here + 1
                 p99.append(float(np.percentile(face_luminance(rgb, alignment), 99)))
                 if p99[-1] < DARK_P99:

@@ -66,6 +66,28 @@ def test_verification_reports_accuracy_at_the_given_threshold():
     assert metrics.verification(scores, same, 0.7).accuracy == 0.75
 
 
+def test_accuracy_at_counts_genuine_pairs_accepted_and_impostors_rejected():
+    scores = np.array([0.9, 0.6, 0.5, 0.4, 0.2])
+    same = np.array([1, 0, 1, 0, 0], bool)
+    # at 0.5: 0.9 and 0.5 (a tie counts as accepted) accepted rightly, 0.6 wrongly; 0.4, 0.2 rejected rightly
+    assert metrics.accuracy_at(scores, same, 0.5) == pytest.approx(4 / 5)
+    assert metrics.accuracy_at(scores, same, 0.95) == pytest.approx(3 / 5)  # everything rejected
+    assert metrics.accuracy_at(scores, same, 0.0) == pytest.approx(2 / 5)  # everything accepted
+    assert isinstance(metrics.accuracy_at(scores, same, 0.5), float)
+    # the labels as 0/1 (lists, ints) mean the same
+    assert metrics.accuracy_at(list(scores), [1, 0, 1, 0, 0], 0.5) == pytest.approx(4 / 5)
+
+
+def test_accuracy_at_is_what_best_threshold_maximises_and_verification_reports():
+    rng = np.random.default_rng(1)
+    same = rng.random(300) < 0.4
+    scores = np.where(same, 0.6, 0.3) + 0.15 * rng.normal(size=300)
+    thr = metrics.best_threshold(scores, same)
+    assert metrics.accuracy_at(scores, same, thr) == pytest.approx(metrics.best_accuracy(scores, same))
+    assert metrics.verification(scores, same, 0.45).accuracy == metrics.accuracy_at(scores, same, 0.45)
+    assert metrics.accuracy_at(scores, same, 0.45) == float(np.mean((scores >= 0.45) == same))
+
+
 def test_verification_says_which_far_its_negative_pairs_can_measure():
     # the test pairs: 500 different-person pairs measure a FAR of 1e-2 (5 pairs), not 1e-3
     rng = np.random.default_rng(0)

@@ -20,7 +20,7 @@ import numpy as np
 
 from tinyface.config import DataSettings, TeacherSettings
 from tinyface.data.align import (ALIGNER_VERSION, CROP_OUTSIDE, FALLBACK, Aligner, Alignment, ChipAligner,
-                                 cut_chip, is_legacy_not_found)
+                                 Perturbation, cut_chip, is_legacy_not_found)
 from tinyface.data.cache import FaceCache, content_hash, settings_digest
 from tinyface.data.dataset import ImageError, Skipped, read_image
 from tinyface.vectors import l2_normalize
@@ -83,6 +83,22 @@ class FaceSpec:
         data = settings.data if settings is not None else DataSettings()
         return cls(crop_size=h, channels=c, padding=float(meta.crop_padding),
                    detector_upsample=data.detector_upsample)
+
+    def cut_teacher_chip(self, rgb: np.ndarray, alignment: Alignment,
+                         perturbation: Perturbation | None = None) -> np.ndarray:
+        """The teacher's chip of a face: RGB, ``teacher_chip_size`` pixels square at
+        ``teacher_padding`` (by default dlib's 150x150 at 0.25, TeacherSettings), black past the
+        photo as dlib's ``get_face_chip``; the one cut of every teacher chip.
+
+        Args:
+            rgb: the photo, uint8 (H, W, 3).
+            alignment: its face's landmarks.
+            perturbation: a teacher view's perturbation (align.Perturbation), or None.
+
+        Returns:
+            uint8 (S, S, 3).
+        """
+        return cut_chip(rgb, alignment, self.teacher_chip_size, self.teacher_padding, 3, perturbation)
 
     def landmark_digest(self) -> str:
         return settings_digest(aligner=self.aligner_id, upsample=self.detector_upsample)
@@ -170,7 +186,7 @@ def _process(job) -> tuple[int, dict | str]:
     if need_crop:
         out["crop"] = cut_chip(rgb, alignment, spec.crop_size, spec.padding, spec.channels, outside=CROP_OUTSIDE)
     if need_teacher:
-        chip = cut_chip(rgb, alignment, spec.teacher_chip_size, spec.teacher_padding, 3)
+        chip = spec.cut_teacher_chip(rgb, alignment)
         out["chips"] = {"plain": chip, "flip": chip[:, ::-1]} if spec.teacher_flip_average else {"plain": chip}
     return index, out
 
@@ -372,6 +388,39 @@ def _store(i, lmk, crop, emb, crops, detected, ok, teacher, methods, normalised)
         teacher[i] = emb
 
 
+# --- the landmarks prepare_faces cached -------------------------------------------------------
+
+def _cached_landmarks(hashes: Sequence[str], spec: FaceSpec, cache: FaceCache) -> dict[str, np.ndarray]:
+    """The landmark arrays ``cache`` holds for the images of these content hashes, by hash."""
+    digest = spec.landmark_digest()
+    keys = {h: FaceCache.key("lmk", digest, h) for h in hashes}
+    found = cache.get_many(keys.values())
+    return {h: found[k] for h, k in keys.items() if k in found}
+
+
+def cached_alignments(paths: Sequence[str | os.PathLike], spec: FaceSpec, cache: FaceCache,
+                      hashes: Sequence[str] | None = None) -> list[Alignment | None]:
+    """The alignment prepare_faces cached for each image, without running the aligner (one
+    cache look-up). As prepare_views, prepare_hard_views and prepare_mixes read them: an entry
+    cached before the rescue steps (align.is_legacy_not_found) comes back as it is, where
+    prepare_faces would align the image again.
+
+    Args:
+        paths: image files.
+        spec: the landmark settings they were aligned with (``landmark_digest``: the aligner and
+            its retry; the crop and teacher settings do not matter).
+        cache: the face cache prepare_faces wrote.
+        hashes: the files' content hashes, where the caller has them (default: read here).
+
+    Returns:
+        One Alignment per path, None where the cache holds no landmarks for it.
+    """
+    if hashes is None:
+        hashes = [content_hash(Path(p).read_bytes()) for p in paths]
+    found = _cached_landmarks(hashes, spec, cache)
+    return [Alignment.from_array(found[h]) if h in found else None for h in hashes]
+
+
 # --- teacher views: the same perturbed view for the student crop and the teacher chip -------
 
 def _run_and_store(cache: FaceCache, found: dict, jobs: list, process, store, workers: int, progress,
@@ -402,8 +451,6 @@ def view_seed(image_hash: str, view: int) -> int:
 
 
 def _process_views(job) -> tuple[int, dict | str]:
-    from tinyface.data.align import Perturbation
-
     index, path, spec, landmarks, image_hash, views, teacher_views = job
     try:
         rgb = read_image(path)
@@ -415,7 +462,7 @@ def _process_views(job) -> tuple[int, dict | str]:
         p = Perturbation.sample(view_seed(image_hash, v))
         crops[v] = cut_chip(rgb, alignment, spec.crop_size, spec.padding, spec.channels, p, outside=CROP_OUTSIDE)
         if v in teacher_views:
-            chips[v] = cut_chip(rgb, alignment, spec.teacher_chip_size, spec.teacher_padding, 3, p)
+            chips[v] = spec.cut_teacher_chip(rgb, alignment, p)
     return index, {"crops": crops, "chips": chips}
 
 
@@ -433,18 +480,17 @@ def prepare_views(paths: Sequence[str | os.PathLike], spec: FaceSpec, cache: Fac
     teacher = np.zeros((n, views, 128), np.float32)
     ok = np.zeros(n, bool)
     hashes = [content_hash(p.read_bytes()) for p in paths]
-    lmk_d = spec.landmark_digest()
     crop_digests = [settings_digest(base=spec.crop_digest(), view=v) for v in range(views)]
     teacher_digests = [settings_digest(base=spec.teacher_digest(), view=v) for v in range(views)]
 
     def keys(h, v):  # the teacher's view does not depend on the student's crop settings
         return FaceCache.key("vcrop", crop_digests[v], h), FaceCache.key("vteacher", teacher_digests[v], h)
 
-    lmks = cache.get_many([FaceCache.key("lmk", lmk_d, h) for h in hashes])
+    lmks = _cached_landmarks(hashes, spec, cache)
     found = cache.get_many([k for h in hashes for v in range(views) for k in keys(h, v)])
     jobs = []
     for i, h in enumerate(hashes):
-        lmk = lmks.get(FaceCache.key("lmk", lmk_d, h))
+        lmk = lmks.get(h)
         if lmk is None:
             continue
         missing = [v for v in range(views) if any(k not in found for k in keys(h, v))]
@@ -516,7 +562,6 @@ def prepare_hard_views(paths: Sequence[str | os.PathLike], spec: FaceSpec, cache
     crops = np.zeros((n, views, s, s, spec.channels), np.uint8)
     ok = np.zeros(n, bool)
     hashes = [content_hash(p.read_bytes()) for p in paths]
-    lmk_d = spec.landmark_digest()
     # relit views keep the digests and seeds they had when they were the only hard views (runs R3);
     # tight view i is seeded as view 100 + i, apart from them
     digests = [settings_digest(base=spec.crop_digest(), relit=VIEW_VERSIONS[kind], view=i) if kind != "tight"
@@ -526,11 +571,11 @@ def prepare_hard_views(paths: Sequence[str | os.PathLike], spec: FaceSpec, cache
     def key(h, v):
         return FaceCache.key("rcrop", digests[v], h)
 
-    lmks = cache.get_many([FaceCache.key("lmk", lmk_d, h) for h in hashes])
+    lmks = _cached_landmarks(hashes, spec, cache)
     found = cache.get_many([key(h, v) for h in hashes for v in range(views)])
     jobs = []
     for i, h in enumerate(hashes):
-        lmk = lmks.get(FaceCache.key("lmk", lmk_d, h))
+        lmk = lmks.get(h)
         if lmk is None:
             continue
         missing = [(v, kinds[v][0], view_seed(h, seed_offsets[v] + kinds[v][1])) for v in range(views)
@@ -598,7 +643,7 @@ def _process_chip(job) -> tuple[int, dict | str]:
         rgb = read_image(path)
     except ImageError as exc:
         return index, str(exc)
-    return index, {"chip": cut_chip(rgb, Alignment.from_array(lmk), spec.teacher_chip_size, spec.teacher_padding, 3)}
+    return index, {"chip": spec.cut_teacher_chip(rgb, Alignment.from_array(lmk))}
 
 
 def _chunks_by_images(todo: list[int], plan: Sequence[Mix], limit: int):
@@ -626,12 +671,10 @@ def prepare_mixes(paths: Sequence[str | os.PathLike], plan: Sequence[Mix], spec:
     """
     paths = [Path(p) for p in paths]
     hashes = [content_hash(p.read_bytes()) for p in paths]
-    lmk_d = spec.landmark_digest()
     digest = settings_digest(base=spec.teacher_digest(), kind="mix")
     keys = [FaceCache.key("mteacher", digest, f"{hashes[m.a]}-{hashes[m.b]}-{m.lam:.3f}") for m in plan]
-    found_lmks = cache.get_many([FaceCache.key("lmk", lmk_d, h) for h in hashes])
-    lmks = {i: found_lmks[FaceCache.key("lmk", lmk_d, h)] for i, h in enumerate(hashes)
-            if FaceCache.key("lmk", lmk_d, h) in found_lmks}
+    by_hash = _cached_landmarks(hashes, spec, cache)
+    lmks = {i: by_hash[h] for i, h in enumerate(hashes) if h in by_hash}
     found = cache.get_many(keys)
     todo = [k for k, (m, key) in enumerate(zip(plan, keys)) if key not in found and m.a in lmks and m.b in lmks]
     if progress and len(plan) > len(todo):

@@ -39,8 +39,24 @@ def best_threshold(scores: np.ndarray, same: np.ndarray) -> float:
     mid = (order[:-1] + order[1:]) / 2
     mid = np.where(mid > order[:-1], mid, order[1:])
     candidates = np.concatenate([[order[0] - 1e-6], mid, [order[-1] + 1e-6]])
-    accs = [np.mean((scores >= c) == same) for c in candidates]
+    accs = [accuracy_at(scores, same, c) for c in candidates]
     return float(candidates[int(np.argmax(accs))])
+
+
+def accuracy_at(scores: np.ndarray, same: np.ndarray, threshold: float) -> float:
+    """The share of pairs decided right at ``threshold``: genuine pairs accepted (score >=
+    ``threshold``) and impostor pairs rejected. With mostly impostor pairs, read
+    ``balanced_accuracy``.
+
+    Args:
+        scores: one similarity per pair (``pair_scores``).
+        same: bool per pair, True for a genuine (same-person) pair.
+        threshold: accept a pair when its score is at least this.
+
+    Returns:
+        The accuracy, in [0, 1] (nan for no pairs).
+    """
+    return float(np.mean((np.asarray(scores) >= threshold) == np.asarray(same, bool)))
 
 
 def roc_curve(scores: np.ndarray, same: np.ndarray,
@@ -167,7 +183,7 @@ def verification(test_scores: np.ndarray, test_same: np.ndarray, threshold: floa
     step = max(1, len(fpr) // 400)
     tar, far = rates_at(test_scores, test_same, threshold)  # once: the balanced accuracy is made of them
     return Verification(
-        accuracy=float(np.mean((test_scores >= threshold) == test_same)),
+        accuracy=accuracy_at(test_scores, test_same, threshold),
         threshold=float(threshold),
         auc=auc(fpr, tpr),
         tar_at_far={f"{far:g}": tar_at_far(fpr, tpr, far) for far in FARS},

@@ -236,14 +236,15 @@ def _teacher_bytes() -> int:
 
 def _teacher_latency_ms(data, n: int = 8) -> float:
     """Host time of one teacher embedding (align + 150x150 chip + ResNet), on a few eval images."""
-    from tinyface.data.align import Aligner, cut_chip
+    from tinyface.data.align import Aligner
     from tinyface.data.dataset import read_image
+    from tinyface.data.faces import FaceSpec
     from tinyface.teacher import embed_chips
 
     paths = data.eval.paths[:n]
-    aligner = Aligner()
+    aligner, spec = Aligner(), FaceSpec()
     t0 = time.perf_counter()
     for p in paths:
         rgb = read_image(p)
-        embed_chips([cut_chip(rgb, aligner.detect(rgb), 150, 0.25, 3)])
+        embed_chips([spec.cut_teacher_chip(rgb, aligner.detect(rgb))])
     return 1000 * (time.perf_counter() - t0) / max(1, len(paths))
