@@ -50,7 +50,7 @@ def validation_figures(emb_val: np.ndarray, labels: list[str], val_pairs, d) -> 
     threshold = metrics.best_threshold(val_scores, val_same)
     chosen = metrics.open_set_threshold(emb_val, labels, d.enroll_images, d.identify_stranger_rate, d.seed,
                                         gallery=metrics.gallery_for(d.identify_gallery))
-    figures = {"accuracy": float(np.mean((val_scores >= threshold) == val_same)),
+    figures = {"accuracy": metrics.accuracy_at(val_scores, val_same, threshold),
                "auc": metrics.auc(*metrics.roc_curve(val_scores, val_same)), "n_pairs": int(len(val_same)),
                "threshold": float(threshold),
                # the device's job, on validation people (model choice may read these; the test never)
@@ -77,7 +77,7 @@ def _score_stage(emb: np.ndarray, emb_val: np.ndarray, val_pairs, data, d) -> di
     test_scores = metrics.pair_scores(emb, te.a, te.b)
     ver = metrics.verification(test_scores, te.same, threshold).to_dict(with_roc=True)
     for source, t in thresholds.items():
-        ver[f"accuracy_at_{source}_threshold"] = float(np.mean((test_scores >= t) == te.same))
+        ver[f"accuracy_at_{source}_threshold"] = metrics.accuracy_at(test_scores, te.same, t)
         ver[f"{source}_threshold"] = float(t)
     ident_threshold = chosen["threshold"] if chosen else threshold
     ident = metrics.identification(emb, data.enroll, data.probes, data.strangers, ident_threshold).to_dict(
