@@ -102,19 +102,25 @@ def test_makeflags_key_the_cache_but_not_a_parallel_makes_parts(monkeypatch, nam
     assert len(keys) == 3 and KEY not in keys, keys  # the first two are one override, with and without -j4
 
 
-def test_make_program_builds_anew_when_the_environment_changes_a_variable(monkeypatch, tmp_path):
+def _opt_project(tmp_path):
+    """A project whose native Makefile's "program" is the value make gave OPT (default -O2), and
+    a function that builds it through make_program's cache."""
     if not shutil.which("make"):
         skip_or_fail("no make")
     project = tmp_path / "project"
     (project / "native").mkdir(parents=True)
     (project / "src").mkdir()
-    # a Makefile whose "program" is the value make gave OPT
     (project / "native" / "Makefile").write_text("OPT ?= -O2\nall:\n\t@echo '$(OPT)' > $(PROGRAM)\n")
-    monkeypatch.delenv("OPT", raising=False)
 
     def build():
         return native.make_program(project, "native", "make", [], KEY, tmp_path / "cache", "prog", "test", jobs=1)
 
+    return project, build
+
+
+def test_make_program_builds_anew_when_the_environment_changes_a_variable(monkeypatch, tmp_path):
+    project, build = _opt_project(tmp_path)
+    monkeypatch.delenv("OPT", raising=False)
     plain = build()
     monkeypatch.setenv("OPT", "-O0")
     changed = build()
@@ -124,17 +130,8 @@ def test_make_program_builds_anew_when_the_environment_changes_a_variable(monkey
 
 
 def test_make_program_builds_anew_for_an_override_in_makeflags_only(monkeypatch, tmp_path):
-    if not shutil.which("make"):
-        skip_or_fail("no make")
-    project = tmp_path / "project"
-    (project / "native").mkdir(parents=True)
-    (project / "src").mkdir()
-    (project / "native" / "Makefile").write_text("OPT ?= -O2\nall:\n\t@echo '$(OPT)' > $(PROGRAM)\n")
+    project, build = _opt_project(tmp_path)
     _unset(monkeypatch, project / "native" / "Makefile")
-
-    def build():
-        return native.make_program(project, "native", "make", [], KEY, tmp_path / "cache", "prog", "test", jobs=1)
-
     plain = build()
     monkeypatch.setenv("MAKEFLAGS", " -j3")  # a parallel make around it: the same program
     assert build() == plain
