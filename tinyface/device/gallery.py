@@ -160,9 +160,11 @@ class Refusal(enum.Enum):
     OTHER_PERSON = "the board identifies it as"
 
 
+# Refused for want of a face (Photo.no_face: NoFaceError rather than DataError).
+NO_FACE_REFUSALS = frozenset({Refusal.UNREADABLE, Refusal.NO_FACE})
 # What to do about refused photos, by their codes, in the order the hints are given.
 REFUSAL_HINTS: tuple[tuple[frozenset[Refusal], str], ...] = (
-    (frozenset({Refusal.UNREADABLE, Refusal.NO_FACE}), "use photos where one face is clearly visible"),
+    (NO_FACE_REFUSALS, "use photos where one face is clearly visible"),
     (frozenset({Refusal.SAME_FILE, Refusal.DUPLICATE, Refusal.ALREADY_ENROLLED}),
      "use other photos of {name}, not copies of photos given or enrolled already"),
     (frozenset({Refusal.UNLIKE_ENROLLED, Refusal.UNLIKE_OTHERS, Refusal.OTHER_PERSON}),
@@ -184,7 +186,7 @@ class Photo:
     def no_face(self) -> bool:
         """Refused for want of a face: unreadable, or none found (a refused photo whose face was
         found was refused by a later check: a duplicate, or inconsistent)."""
-        return self.status == "refused" and self.face in ("", "fallback")
+        return self.status == "refused" and self.refusal in NO_FACE_REFUSALS
 
     def refuse(self, code: Refusal, detail: str) -> None:
         """Mark refused for ``code``; the reason is the code's words, then ``detail``."""
