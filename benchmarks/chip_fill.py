@@ -3,19 +3,20 @@ benchmarks/hard_faces.py when the part of a rescued face's chip that lies outsid
 filled black (what cut_chip does), from the image border (replicated or mirrored) or with the
 image's mean colour.
 
-    python benchmarks/hard_faces.py --out /tmp/hard-faces --people 150
-    python benchmarks/chip_fill.py --out /tmp/hard-faces [--sets tight100,tight85,tight]
+    python benchmarks/hard_faces.py --out /tmp/hard-faces --people 150 [--validation]
+    python benchmarks/chip_fill.py --out /tmp/hard-faces [--validation] [--sets tight100,tight85,tight]
 
 Reads the sets and the landmarks hard_faces.py cached under --out (run it first). Only faces
 not found by the plain detector are filled (the detector's faces keep their chips, so caches
-stay valid); the pairs and the threshold (best on the untouched set) are hard_faces.py's.
+stay valid); the pairs and the threshold (best on the untouched set) are hard_faces.py's: give
+the --seed and --validation the sets were drawn with (the script refuses others, from the
+sets' draw.json).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
-import random
 from pathlib import Path
 
 import numpy as np
@@ -30,20 +31,23 @@ def _hard_faces():
     return module
 
 
-def listing(out: Path, data: Path, seed: int, hard_faces) -> list[tuple[str, str]]:
-    """(person, image stem) in hard_faces.make_sets' order (its shuffled training people).
+def listing(out: Path, data: Path, seed: int, hard_faces, validation: bool = False) -> list[tuple[str, str]]:
+    """(person, image stem) in hard_faces.make_sets' order (hard_faces.drawn_people: its shuffled
+    training people, or validation people with ``validation``; each person's images by name), so
+    that sample_pairs with ``seed`` decides hard_faces.py's own pairs.
 
     Raises:
         tinyface.errors.DataError: ``out`` holds no sets of hard_faces.py.
+        tinyface.errors.ConfigError: ``out``'s sets were drawn with another seed or people
+            (hard_faces.check_draw).
     """
     from tinyface.errors import DataError
 
     if not (out / "untouched").is_dir():
         raise DataError(f"no hard sets in {out}", hint=f"run benchmarks/hard_faces.py --out {out} first")
-    chosen = hard_faces.training_people(data)
-    random.Random(seed).shuffle(chosen)
+    hard_faces.check_draw(out, seed, validation)
     items = []
-    for name, _ in chosen:
+    for name, _ in hard_faces.drawn_people(data, seed, validation):
         folder = out / "untouched" / name
         if folder.is_dir():
             items += [(name, p.stem) for p in sorted(folder.iterdir())]
@@ -93,10 +97,11 @@ def main() -> None:
     ap.add_argument("--sets", default="tight100,tight85,tight",
                     help="the sets to fill, comma-separated (default: %(default)s)")
     ap.add_argument("--seed", type=int, default=0, help="hard_faces.py's --seed (default: %(default)s)")
+    ap.add_argument("--validation", action="store_true", help="hard_faces.py's --validation: sets of validation people")
     args = ap.parse_args()
     hard_faces = _hard_faces()
     out = Path(args.out)
-    items = listing(out, Path(args.data), args.seed, hard_faces)
+    items = listing(out, Path(args.data), args.seed, hard_faces, args.validation)
     a, b, same = sample_pairs([name for name, _ in items], None, args.seed)  # hard_faces.py's pairs
     spec = FaceSpec()
 

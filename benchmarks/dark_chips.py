@@ -1,13 +1,14 @@
 """Very dark photos: what the brightening and the landmark refinement are worth, on the dark
 set of benchmarks/hard_faces.py (teacher accuracy, its pairs and its threshold).
 
-    python benchmarks/hard_faces.py --out /tmp/hard-faces --people 150
-    python benchmarks/dark_chips.py --out /tmp/hard-faces [--set dark]
+    python benchmarks/hard_faces.py --out /tmp/hard-faces --people 150 [--validation]
+    python benchmarks/dark_chips.py --out /tmp/hard-faces [--validation] [--set dark]
 
 Chips cut with the true landmarks (the detector's on the untouched photo: the sets keep the
 geometry) brightened as before (a 3x3 median, then the gain) and as now (align.brighten: a
 1 px Gaussian, then the gain); then the landmarks the rescue steps find, before and after
-align.Aligner's refinement on the brightened photo.
+align.Aligner's refinement on the brightened photo. The pairs are hard_faces.py's given the
+--seed and --validation the sets were drawn with (chip_fill.listing; others are refused).
 """
 
 from __future__ import annotations
@@ -54,10 +55,11 @@ def main() -> None:
                          "$TINYFACE_DATA, else ~/.cache/tinyface/datasets/lfw)")
     ap.add_argument("--set", default="dark", help="the hard set to read (default: %(default)s)")
     ap.add_argument("--seed", type=int, default=0, help="hard_faces.py's --seed (default: %(default)s)")
+    ap.add_argument("--validation", action="store_true", help="hard_faces.py's --validation: sets of validation people")
     args = ap.parse_args()
     hard_faces, chip_fill = _benchmark("hard_faces"), _benchmark("chip_fill")
     out = Path(args.out)
-    items = chip_fill.listing(out, Path(args.data), args.seed, hard_faces)
+    items = chip_fill.listing(out, Path(args.data), args.seed, hard_faces, args.validation)
     a, b, same = sample_pairs([name for name, _ in items], None, args.seed)  # hard_faces.py's pairs
     aligner, spec = Aligner(1), FaceSpec()
     untouched = [read_image(next((out / "untouched" / name).glob(stem + ".*"))) for name, stem in items]

@@ -20,7 +20,7 @@ threshold and at the identification threshold, and the threshold that would let 
 
 import numpy as np
 
-from identify_threshold import models_on_validation  # benchmarks/, beside this script
+from _lib import models_on_validation  # benchmarks/, beside this script
 from tinyface.device.gallery import centroid_similarity
 from tinyface.evaluation import metrics
 from tinyface.evaluation.metrics import l2n

@@ -14,7 +14,7 @@ inferences per face.
 
 import numpy as np
 
-from identify_threshold import models_on_validation  # benchmarks/, beside this script
+from _lib import models_on_validation  # benchmarks/, beside this script
 from tinyface.evaluation import metrics
 from tinyface.evaluation.metrics import l2n
 from tinyface.model.embedder import Embedder

@@ -24,6 +24,10 @@ issue #17's acceptance is read with ``--people 450`` (2,844 pairs; docs/data.md)
 build makes of peopleDevTrain.txt: 126 of them have 2 images or more), whom no student trains
 on: the sets to read a student trained on badly lit faces with (docs/model.md, "Badly lit
 faces"). Without it the people are training people, which the students have seen.
+
+The draw (--seed, --validation) is recorded in --out's draw.json: benchmarks/chip_fill.py and
+benchmarks/dark_chips.py list the people in this script's order (drawn_people) and so decide
+the same pairs, and refuse another --seed or --validation than the sets were drawn with.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ TIGHT85_BOX = 0.85  # a looser tight crop
 TIGHT100_BOX = 1.0  # the detector's face box cut out exactly, as many cameras and face datasets deliver it
 DIM_GAIN, DIM_GAMMA, DIM_NOISE = 0.25, 1.8, 1.5  # underexposed: brightest pixel ~64/255
 # very dark (darken's defaults), side light (side_light's) and tight (tight_crop's 0.7): tinyface.data.hard_photos
+DRAW_FILE = "draw.json"  # under --out: the --seed and --validation the sets were drawn with
 
 
 def detector_box(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -81,19 +86,29 @@ def validation_people(data: Path, min_images: int = 2) -> list[tuple[str, int]]:
     return sorted((name, n) for name, n in counts.items() if n >= min_images)
 
 
+def drawn_people(data: Path, seed: int, validation: bool = False) -> list[tuple[str, int]]:
+    """The people make_sets goes through, in its order: the training (or, with ``validation``,
+    the validation) people with 2 images or more, shuffled by ``seed``. The sets hold the first
+    of them with 2 faces found, in this order, which decides the pairs (sample_pairs)."""
+    chosen = validation_people(data) if validation else training_people(data)
+    random.Random(seed).shuffle(chosen)
+    return chosen
+
+
 def make_sets(data: Path, out: Path, people: int, images: int, seed: int,
               validation: bool = False) -> dict[str, list[tuple[Path, str]]]:
-    """Write the sets; returns set -> [(path, person)] in the same order in every set."""
+    """Write the sets and ``out``'s draw.json; returns set -> [(path, person)] in the same order
+    in every set."""
     from PIL import Image
 
     from tinyface.data.dataset import read_image
+    from tinyface.fsutil import write_json
 
-    rng = random.Random(seed)
-    chosen = validation_people(data) if validation else training_people(data)
-    rng.shuffle(chosen)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / DRAW_FILE, {"seed": seed, "validation": validation})
     listing: dict[str, list[tuple[Path, str]]] = {s: [] for s in SETS}
     used = 0
-    for name, n in chosen:
+    for name, n in drawn_people(data, seed, validation):
         if used >= people:
             break
         srcs = sorted((data / "images" / name).glob("*.jpg"))[:images]
@@ -123,6 +138,26 @@ def make_sets(data: Path, out: Path, people: int, images: int, seed: int,
                     Image.fromarray(arr).save(dest)
                 listing[set_name].append((dest, name))
     return listing
+
+
+def check_draw(out: Path, seed: int, validation: bool) -> None:
+    """Refuse to read the sets under ``out`` as drawn with ``seed`` and ``validation`` (a
+    follower's --seed and --validation) when its draw.json says otherwise: their people would be
+    listed in another order than make_sets wrote them, and decide other pairs. Sets written
+    before draw.json are taken as the follower says.
+
+    Raises:
+        tinyface.errors.ConfigError: the sets were drawn with another seed or other people.
+    """
+    import json
+
+    record = out / DRAW_FILE
+    if not record.is_file():
+        return
+    drawn = json.loads(record.read_text(encoding="utf-8"))
+    if (drawn["seed"], drawn["validation"]) != (seed, validation):
+        raise ConfigError(f"the sets in {out} were drawn with --seed {drawn['seed']}"
+                          f"{' --validation' if drawn['validation'] else ''} ({record}): pass the same")
 
 
 def measure(listing, cache_dir: Path, workers: int, rescue: bool, seed: int) -> dict:

@@ -26,10 +26,8 @@ card has no such sentence).
 import argparse
 import json
 import re
-import sys
 from pathlib import Path
 
-from tinyface import config
 from tinyface.errors import DataError, ModelError
 from tinyface.evaluation import metrics
 from tinyface.evaluation.report import IDENTIFY_SENTENCE_RE, identify_sentence
@@ -42,6 +40,8 @@ GALLERIES = (4, 8, 16, None)  # None: every enrollable validation person
 
 
 def main() -> None:
+    from _lib import validation_settings  # benchmarks/, beside this script
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True, help="bundle folder (model.tflite + model.json), e.g. models/esp32")
     ap.add_argument("--preset", required=True, help="the preset the bundle was built with, e.g. esp32")
@@ -115,74 +115,6 @@ def gallery_table(emb, split, thresholds, seed: int, galleries=GALLERIES) -> lis
         rows.append({"gallery": curve["gallery"], "draws": curve["draws"],
                      "at": list(zip(curve["stranger_false_accept_rate"], curve["accuracy"]))})
     return rows
-
-
-def validation_settings(preset_name: str, bundles: dict, extra_faces: bool = False) -> config.Settings:
-    """The preset's settings for loading its validation people only (no teacher views, mixes or
-    extra faces, which only training reads; with ``extra_faces`` the preset's extra faces too,
-    filtered as the build filters them, without their views or mixes), drawn with the split
-    settings the bundles' builds used (recorded_split); exits with one line if a bundle of
-    ``{folder: bundle}`` takes other crops than the preset cuts."""
-    import dataclasses
-
-    extra = {"views": 0, "mixes": 0} if extra_faces else {"dirs": []}
-    settings = config.load(None, {"distill": {"teacher_views": 0, "teacher_mixes": 0}, "extra": extra},
-                           base=config.load_preset(preset_name).settings())
-    split = recorded_split(preset_name, settings.data, bundles)
-    settings = dataclasses.replace(settings, data=dataclasses.replace(settings.data, **split))
-    d = settings.data
-    shape = [1, d.crop_size, d.crop_size, d.channels]
-    for folder, bundle in bundles.items():
-        meta = bundle.meta
-        if list(meta.input_shape) != shape or meta.crop_padding != d.padding:
-            raise ModelError(f"{folder} takes {meta.input_shape} crops at padding {meta.crop_padding}, preset "
-                             f"{preset_name} cuts {shape} at {d.padding}: not this bundle's preset")
-    return settings
-
-
-def recorded_split(preset_name: str, preset_data, bundles: dict) -> dict:
-    """The split settings (data.seed, data.val_fraction, data.test_filter) that drew the validation
-    people of the bundles' builds: each bundle's model.json record (``extra.split``), the preset's
-    for a bundle written before builds recorded it. Says on stderr where a recorded value is not
-    the preset's; exits with one line if two bundles' builds drew different validation people (no
-    one set of people is unseen by both)."""
-    from tinyface.model.bundle import SPLIT_SETTINGS, split_record
-
-    preset_split = split_record(preset_data)
-    chosen, chosen_by = None, None
-    for folder, bundle in bundles.items():
-        split = {**preset_split, **bundle.meta.split}
-        if chosen is not None and split != chosen:
-            differ = ", ".join(f"data.{k} {chosen[k]} and {split[k]}" for k in SPLIT_SETTINGS if chosen[k] != split[k])
-            raise ModelError(f"{chosen_by} and {folder} were built with other validation people ({differ}): "
-                             "compare bundles of one split")
-        chosen, chosen_by = split, folder
-    chosen = chosen or preset_split
-    for name in SPLIT_SETTINGS:
-        if chosen[name] != preset_split[name]:
-            print(f"validation people drawn with model.json's data.{name}={chosen[name]} "
-                  f"(preset {preset_name}: {preset_split[name]})", file=sys.stderr)
-    return chosen
-
-
-def validation_parser(doc: str) -> argparse.ArgumentParser:
-    """The command line of the benchmarks that compare bundles on a preset's validation people:
-    ``--model`` (repeatable) and ``--preset``; a benchmark may add its own options."""
-    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", action="append", required=True, help="bundle folder, e.g. models/esp32 (repeatable)")
-    ap.add_argument("--preset", required=True, help="the preset whose validation people to use, e.g. esp32")
-    return ap
-
-
-def models_on_validation(doc: str, extra_faces: bool = False, args: argparse.Namespace | None = None):
-    """``({folder: bundle}, preset name, settings, build data)`` for the command line of
-    :func:`validation_parser` (``args``, parsed, or parsed here); the build data's ``val`` are
-    the validation faces, its ``extra`` the preset's extra faces when ``extra_faces``
-    (validation_settings)."""
-    args = args or validation_parser(doc).parse_args()
-    bundles = {folder: load_bundle(Path(folder)) for folder in args.model}
-    settings = validation_settings(args.preset, bundles, extra_faces)
-    return bundles, args.preset, settings, load_build_data(settings)
 
 
 def check_card(card_path: Path) -> str:

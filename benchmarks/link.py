@@ -12,8 +12,8 @@ uses:
 
 Efficiency = bytes moved in the busier direction (whole frames: header, payload, CRC) /
 (elapsed seconds x baud / 10). "payload efficiency" counts only the input tensor bytes.
-The model: --model, else the released models/esp32/, else the small test model built on
-the fly (TensorFlow is imported for that only).
+The model: --model, else the released models/esp32/ (a rate measured on the model a board
+runs, with its INFER frame).
 
 Every figure is measured on the emulator, whose inference runs at this machine's speed: the
 rates bound a board's from above (a board's INFER also waits for its own inference, and a USB
@@ -29,7 +29,6 @@ import select
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -43,18 +42,11 @@ LABEL = ("measured on the emulator (tinyface emulate: a UART model on a pty, inf
 
 
 def _bundle_dir(arg: str | None) -> tuple[Path, str]:
+    """The bundle folder to serve, and how it was chosen. A folder without a bundle fails in
+    load_bundle (bench_baud) as a ModelError: one line, exit 6."""
     if arg:
         return Path(arg), "given"
-    released = REPO / "models" / "esp32"
-    if (released / "model.tflite").is_file():
-        return released, "released models/esp32"
-    sys.path.insert(0, str(REPO / "tests"))
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from conftest import build_tiny_int8_bundle
-
-    tmp = Path(tempfile.mkdtemp(prefix="tinyface-link-"))
-    build_tiny_int8_bundle(tmp)
-    return tmp, "tiny test model (48x48x1 -> 32)"
+    return REPO / "models" / "esp32", "released models/esp32"
 
 
 def _start_emulator(model_dir: Path, baud: int):
@@ -120,7 +112,7 @@ def bench_baud(model_dir: Path, baud: int, seconds: float) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", help="bundle folder (default: models/esp32, else a tiny test model)")
+    ap.add_argument("--model", help="bundle folder (default: the released models/esp32)")
     ap.add_argument("--bauds", type=int, nargs="+", default=[115200, 921600], metavar="BAUD",
                     help="baud rates to measure, one emulator each (default: 115200 921600)")
     ap.add_argument("--seconds", type=float, default=6.0,

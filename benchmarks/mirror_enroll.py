@@ -19,12 +19,10 @@ strangers by random galleries of the device's size (metrics.threshold_at_gallery
 rule) with the probes accepted and right at it, and both at the bundle's shipped threshold.
 """
 
-from pathlib import Path
-
 import numpy as np
 
-from compare_runs import people_faces  # benchmarks/, beside this script
-from identify_threshold import models_on_validation, validation_parser
+from _lib import (check_people, load_bundles, models_on_validation, people_faces,  # benchmarks/, beside this script
+                  validation_parser)
 from tinyface.evaluation import metrics
 from tinyface.evaluation.metrics import l2n
 from tinyface.model.embedder import Embedder
@@ -58,11 +56,12 @@ def figures(embedder, crops, labels, d, shipped: float, **split_args) -> dict:
 
 def main() -> None:
     ap = validation_parser(__doc__)
-    ap.add_argument("--people", help="also a folder-per-person set, e.g. the CelebA selection set's images/")
+    ap.add_argument("--people", help="also a folder-per-person set, e.g. the CelebA selection set's images/ "
+                                     "(refused if a --model distilled from it)")
     args = ap.parse_args()
-    if args.people and not Path(args.people).is_dir():
-        ap.error(f"--people {args.people}: no such folder")  # before minutes of loading the validation people
-    bundles, _, settings, data = models_on_validation(__doc__, args=args)
+    bundles = load_bundles(args.model)
+    check_people(ap, args.people, bundles)  # before minutes of loading the validation people
+    _, _, settings, data = models_on_validation(__doc__, args=args, bundles=bundles)
     d = settings.data
     sets = [("validation people", data.val.crops, list(data.val.labels), {})]
     if args.people:  # most of its people have many photos: a quarter of them held out as strangers, every photo

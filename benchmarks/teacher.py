@@ -5,25 +5,31 @@
 Cuts N aligned 150x150 chips from LFW, embeds them with each backend (TensorFlow: the
 batched path `tinyface build` uses; dlib: one process, as dlib-bin runs), and prints
 milliseconds per chip and the largest difference between the two embeddings. Run it on
-idle cores: the figures are wall time.
+idle cores: the figures are wall time. The photos are the first N of LFW's training-split
+people (peopleDevTrain.txt in file order, benchmarks/kernels.py's lfw_face_paths); the
+held-out peopleDevTest photos are not read.
 """
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 
+from kernels import lfw_face_paths  # benchmarks/, beside this script: LFW's training-split photos
 from tinyface.config import default_data_dir
 from tinyface.data.align import Aligner
-from tinyface.data.dataset import load_dataset, read_image
+from tinyface.data.dataset import read_image
 from tinyface.data.faces import FaceSpec
+from tinyface.errors import DataError
 from tinyface.teacher import embed_chips
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(default_data_dir()),
-                    help="the LFW folder (default: %(default)s: $TINYFACE_DATA, else ~/.cache/tinyface/datasets/lfw)")
+                    help="the LFW folder, with peopleDevTrain.txt (default: %(default)s: $TINYFACE_DATA, else "
+                         "~/.cache/tinyface/datasets/lfw)")
     ap.add_argument("--chips", type=int, default=512, help="chips for the TensorFlow timing (default: %(default)s)")
     ap.add_argument("--dlib-chips", type=int, default=32,
                     help="chips for the (slow) dlib timing and the comparison (default: %(default)s)")
@@ -33,11 +39,14 @@ def main() -> None:
     if args.dlib_chips > args.chips:
         ap.error("--dlib-chips must not exceed --chips (the comparison takes the TensorFlow embeddings of its chips)")
 
+    paths = lfw_face_paths(Path(args.data), args.chips)  # --dlib-chips <= --chips
+    if len(paths) < args.chips:
+        raise DataError(f"{args.data} holds {len(paths)} photos of peopleDevTrain.txt's people, not --chips "
+                        f"{args.chips}")
     aligner, spec = Aligner(), FaceSpec()
-    images = load_dataset(args.data).images[: max(args.chips, args.dlib_chips)]
     chips = []
-    for im in images:
-        rgb = read_image(im.path)
+    for path in paths:
+        rgb = read_image(path)
         chips.append(spec.cut_teacher_chip(rgb, aligner.detect(rgb)))
 
     embed_chips(chips[:1])  # load and trace once, outside the timing

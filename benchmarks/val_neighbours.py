@@ -16,7 +16,7 @@ bundle's int8 model in TFLM.
 
 import numpy as np
 
-from identify_threshold import models_on_validation  # benchmarks/, beside this script
+from _lib import models_on_validation  # benchmarks/, beside this script
 from tinyface.data.extra import nearest_distances
 from tinyface.evaluation import metrics
 from tinyface.evaluation.metrics import l2n

@@ -20,8 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from compare_runs import compare, people_faces, roc_auc  # benchmarks/, beside this script
-from identify_threshold import validation_settings
+from _lib import check_people, compare, people_faces, roc_auc, validation_settings  # benchmarks/, beside this script
 from tinyface.evaluation import metrics
 from tinyface.evaluation.metrics import best_accuracy
 from tinyface.model.bundle import load_bundle
@@ -67,11 +66,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True, help="bundle folder, e.g. models/esp32")
     ap.add_argument("--preset", required=True, help="the preset whose training and validation people to use")
-    ap.add_argument("--people", metavar="DIR", help="a folder-per-person selection set, e.g. the CelebA subset")
+    ap.add_argument("--people", metavar="DIR", help="a folder-per-person selection set, e.g. the CelebA subset "
+                                                    "(refused if the model distilled from it)")
     args = ap.parse_args()
-    if args.people and not Path(args.people).is_dir():
-        ap.error(f"--people {args.people}: no such folder")
     bundle = load_bundle(Path(args.model))
+    check_people(ap, args.people, {args.model: bundle})  # before minutes of loading the build's people
     settings = validation_settings(args.preset, {args.model: bundle})
     data = load_build_data(settings)
     embedder = Embedder(bundle.model_bytes, "tflite")

@@ -122,8 +122,8 @@ def build(bundle, board, kernels: str, work: Path, crt: Path, jobs: int, plugin:
     """Generate ``board``'s project with ``kernels``, add its lx106/ build and build that; (project, program)."""
     from tinyface import config
     from tinyface.codegen import generate_project
-    from tinyface.device.isa import _mtime
-    from tinyface.device.native import _compiler_version, _git_head, make_program
+    from tinyface.device.isa import mtime_stamp
+    from tinyface.device.native import compiler_version, git_head, make_program
 
     if not config.tflm_dir():
         raise ToolchainError("TFLM_DIR is not set (esp-tflite-micro)")
@@ -140,9 +140,9 @@ def build(bundle, board, kernels: str, work: Path, crt: Path, jobs: int, plugin:
     # shapes the objects is in the key: the trees' versions, the flags (the Makefile template),
     # the compilers and libraries, the headers.
     key = hashlib.sha256("\n".join([
-        "lx106-2", str(tflm), _git_head(tflm), str(third_dir), str(nn_dir), _mtime(nn_dir / "include" / "esp_nn.h"),
-        str(crt), *(_mtime(p) for p in sorted(crt.glob("*.[ch]"))), _compiler_version(CROSS + "g++"),
-        _mtime(PICOLIBC_DIR / "lib" / "libc.a"), str(LIBSTDCXX_DIR), str(LIBSTDCXX_TARGET_DIR),
+        "lx106-2", str(tflm), git_head(tflm), str(third_dir), str(nn_dir), mtime_stamp(nn_dir / "include" / "esp_nn.h"),
+        str(crt), *(mtime_stamp(p) for p in sorted(crt.glob("*.[ch]"))), compiler_version(CROSS + "g++"),
+        mtime_stamp(PICOLIBC_DIR / "lib" / "libc.a"), str(LIBSTDCXX_DIR), str(LIBSTDCXX_TARGET_DIR),
         (LX106_DIR / "Makefile.j2").read_text(),
         *(p.read_text() for p in sorted((REPO / "firmware" / "rv32" / "include").rglob("*.h"))),
     ]).encode()).hexdigest()[:16]

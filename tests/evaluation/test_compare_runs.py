@@ -1,4 +1,5 @@
-"""benchmarks/compare_runs.py: paired comparison of two models on the same validation pairs."""
+"""benchmarks/compare_runs.py: paired comparison of two models on the same validation pairs (its
+functions live in benchmarks/_lib.py, which whiten.py and mirror_enroll.py share)."""
 
 import importlib.util
 import json
@@ -9,9 +10,9 @@ import numpy as np
 from tinyface.evaluation import metrics
 
 REPO = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("compare_runs", REPO / "benchmarks" / "compare_runs.py")
-compare_runs = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(compare_runs)
+_spec = importlib.util.spec_from_file_location("benchmarks_lib", REPO / "benchmarks" / "_lib.py")
+lib = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(lib)
 
 
 def _pairs(n=400, separation=1.5, seed=0, people=40):
@@ -34,8 +35,8 @@ def test_best_accuracy_is_the_accuracy_at_the_best_threshold_ties_included():
 def test_auc_matches_the_roc_curve_and_counts_ties_half():
     scores, same, _, _ = _pairs(seed=1)
     fpr, tpr = metrics.roc_curve(scores, same)
-    assert abs(compare_runs.roc_auc(scores, same) - metrics.auc(fpr, tpr)) < 1e-12
-    assert compare_runs.roc_auc(np.zeros(10), np.arange(10) % 2 == 0) == 0.5
+    assert abs(lib.roc_auc(scores, same) - metrics.auc(fpr, tpr)) < 1e-12
+    assert lib.roc_auc(np.zeros(10), np.arange(10) % 2 == 0) == 0.5
 
 
 def test_weights_count_as_repeated_pairs():
@@ -44,29 +45,29 @@ def test_weights_count_as_repeated_pairs():
     w = np.random.default_rng(5).integers(0, 4, len(scores))
     rows = np.repeat(np.arange(len(scores)), w)
     assert np.isclose(metrics.best_accuracy(scores, same, w), metrics.best_accuracy(scores[rows], same[rows]))
-    assert np.isclose(compare_runs.roc_auc(scores, same, w), compare_runs.roc_auc(scores[rows], same[rows]))
+    assert np.isclose(lib.roc_auc(scores, same, w), lib.roc_auc(scores[rows], same[rows]))
 
 
 def test_mcnemar_exact_p():
-    assert compare_runs.mcnemar_p(0, 0) == 1.0
-    assert compare_runs.mcnemar_p(5, 5) == 1.0
-    assert compare_runs.mcnemar_p(10, 0) == compare_runs.mcnemar_p(0, 10) == 2 / 1024
-    assert 0.05 < compare_runs.mcnemar_p(12, 6) < 0.5
+    assert lib.mcnemar_p(0, 0) == 1.0
+    assert lib.mcnemar_p(5, 5) == 1.0
+    assert lib.mcnemar_p(10, 0) == lib.mcnemar_p(0, 10) == 2 / 1024
+    assert 0.05 < lib.mcnemar_p(12, 6) < 0.5
     # thousands of discordant pairs (a large selection set): no float overflow, sane values
-    assert compare_runs.mcnemar_p(1500, 1500) == 1.0 and compare_runs.mcnemar_p(1400, 1600) < 0.001
+    assert lib.mcnemar_p(1500, 1500) == 1.0 and lib.mcnemar_p(1400, 1600) < 0.001
 
 
 def test_a_model_against_itself_is_within_the_noise_and_a_much_better_one_is_not():
     scores, same, a, b = _pairs(n=600, separation=1.0, seed=2)
-    itself = compare_runs.compare(scores, scores.copy(), same, a, b, draws=200)
+    itself = lib.compare(scores, scores.copy(), same, a, b, draws=200)
     assert itself["difference"] == 0 and itself["mcnemar_p"] == 1.0
     assert itself["accuracy_interval"] == (0.0, 0.0) and itself["auc_interval"] == (0.0, 0.0)
     better = scores + 2.0 * same  # the same pairs, separated much more
-    c = compare_runs.compare(scores, better, same, a, b, draws=200)
+    c = lib.compare(scores, better, same, a, b, draws=200)
     assert c["difference"] > 0.1 and c["only_this_right"] > c["only_reference_right"] and c["mcnemar_p"] < 1e-6
     assert c["accuracy_interval"][0] > 0 and c["auc_interval"][0] > 0
     slightly = scores + 0.02 * np.random.default_rng(3).normal(size=len(scores))  # noise, no gain
-    lo, hi = compare_runs.compare(scores, slightly, same, a, b, draws=200)["accuracy_interval"]
+    lo, hi = lib.compare(scores, slightly, same, a, b, draws=200)["accuracy_interval"]
     assert lo <= 0 <= hi
 
 
@@ -78,8 +79,8 @@ def test_few_people_behind_many_pairs_widen_the_interval():
     i = np.arange(len(scores))
     many = (2 * i, np.where(same, 2 * i, 2 * i + 1))  # every pair its own people
     few = (i % 4, np.where(same, i % 4, (i + 1) % 4))  # 800 pairs of 4 people
-    wide = compare_runs.paired_intervals(scores, other, same, *few, draws=300)["accuracy"]
-    narrow = compare_runs.paired_intervals(scores, other, same, *many, draws=300)["accuracy"]
+    wide = lib.paired_intervals(scores, other, same, *few, draws=300)["accuracy"]
+    narrow = lib.paired_intervals(scores, other, same, *many, draws=300)["accuracy"]
     assert wide[1] - wide[0] > narrow[1] - narrow[0]
 
 
@@ -139,10 +140,10 @@ def test_a_set_is_refused_only_to_the_models_that_distilled_from_it(tmp_path, mo
     celeba = tmp_path / "datasets" / "celeba" / "images"
     celeba.mkdir(parents=True)
     bundle = load_bundle(REPO / "models" / "esp32")
-    assert compare_runs.distilled_from(bundle, celeba) == []  # built before the field: nothing recorded
+    assert lib.distilled_from(bundle, celeba) == []  # built before the field: nothing recorded
     bundle.meta.extra["extra_faces"] = ["fairface", "celeba"]  # a fetchable name: its default place
-    assert compare_runs.distilled_from(bundle, celeba) == ["celeba"]
-    assert compare_runs.distilled_from(bundle, celeba.parent) == ["celeba"]
-    assert compare_runs.distilled_from(bundle, tmp_path / "datasets" / "pins") == []
+    assert lib.distilled_from(bundle, celeba) == ["celeba"]
+    assert lib.distilled_from(bundle, celeba.parent) == ["celeba"]
+    assert lib.distilled_from(bundle, tmp_path / "datasets" / "pins") == []
     bundle.meta.extra["extra_faces"] = [str(celeba / "7")]  # one person's folder of the set: also seen
-    assert compare_runs.distilled_from(bundle, celeba) == [str(celeba / "7")]
+    assert lib.distilled_from(bundle, celeba) == [str(celeba / "7")]

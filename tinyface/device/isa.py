@@ -32,7 +32,7 @@ from pathlib import Path
 
 from tinyface import config
 from tinyface.config import DEFAULT_ARENA_MARGIN
-from tinyface.device.native import _compiler_version, _git_head, key_with, make_program, project_cache_folder
+from tinyface.device.native import compiler_version, git_head, key_with, make_program, project_cache_folder
 from tinyface.errors import DeviceError, ToolchainError
 from tinyface.resources import firmware_dir
 
@@ -71,9 +71,9 @@ class IsaToolchain:
 
     def key(self) -> str:
         """Identifies the TFLM/ESP-NN objects: the trees, the compilers and the kernels."""
-        parts = [str(ISA_BUILD_VERSION), str(self.tflm_dir), _git_head(self.tflm_dir), str(self.third_party_dir),
-                 str(self.esp_nn_dir), _mtime(self.esp_nn_dir / "include/esp_nn.h"), self.kernels,
-                 _compiler_version(CROSS + "g++"), _mtime(PICOLIBC_DIR / "lib/rv32im/ilp32/libc.a"),
+        parts = [str(ISA_BUILD_VERSION), str(self.tflm_dir), git_head(self.tflm_dir), str(self.third_party_dir),
+                 str(self.esp_nn_dir), mtime_stamp(self.esp_nn_dir / "include/esp_nn.h"), self.kernels,
+                 compiler_version(CROSS + "g++"), mtime_stamp(PICOLIBC_DIR / "lib/rv32im/ilp32/libc.a"),
                  str(LIBSTDCXX_DIR)]
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
@@ -314,7 +314,9 @@ def measure_profile(prog: IsaProgram, input_int8: bytes, timeout_s: float = 300.
     return MeasuredProfile(ops, total, prog.kernels, values)
 
 
-def _mtime(path: Path) -> str:
+def mtime_stamp(path: Path) -> str:
+    """``path``'s modification time in nanoseconds as text (a part of a build's cache key), "missing"
+    if it has none."""
     try:
         return str(path.stat().st_mtime_ns)
     except OSError:

@@ -63,8 +63,8 @@ class NativeToolchain:
 
     def key(self) -> str:
         """Identifies the TFLM objects: the TFLM tree (and its git commit), deps and compiler."""
-        parts = [str(NATIVE_BUILD_VERSION), str(self.tflm_dir), _git_head(self.tflm_dir),
-                 str(self.third_party_dir), self.cxx, _compiler_version(self.cxx)]
+        parts = [str(NATIVE_BUILD_VERSION), str(self.tflm_dir), git_head(self.tflm_dir),
+                 str(self.third_party_dir), self.cxx, compiler_version(self.cxx)]
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
     def make_vars(self) -> list[str]:
@@ -400,7 +400,9 @@ def _tree_hash(project_dir: Path, folders: tuple[str, ...], salt: str) -> str:
     return digest.hexdigest()[:20]
 
 
-def _git_head(directory: Path) -> str:
+def git_head(directory: Path) -> str:
+    """The commit a git checkout ``directory`` is at (a part of a build's cache key); for a tree
+    that is no checkout, the mtime of TFLM's interpreter source, else "unknown"."""
     head = directory / ".git" / "HEAD"
     try:
         ref = head.read_text().strip()
@@ -419,7 +421,8 @@ def _git_head(directory: Path) -> str:
         return str(probe.stat().st_mtime_ns) if probe.exists() else "unknown"
 
 
-def _compiler_version(cxx: str) -> str:
+def compiler_version(cxx: str) -> str:
+    """The first line of ``cxx --version`` (a part of a build's cache key), "unknown" if it does not run."""
     try:
         return subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=10).stdout.splitlines()[0]
     except (OSError, subprocess.SubprocessError, IndexError):

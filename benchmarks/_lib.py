@@ -1,0 +1,240 @@
+"""Not a benchmark: what several benchmarks share, defined once. A script imports it as it
+imports benchmarks/_script.py (benchmarks/, beside the script, is on ``sys.path`` when a
+script runs):
+
+- the validation people of a preset's builds, loaded as `tinyface build` loads them
+  (validation_settings, models_on_validation and their command line, validation_parser);
+- the paired comparison of two models' scores on the same pairs (compare, paired_intervals,
+  mcnemar_p, roc_auc), with a bootstrap over people;
+- a folder-per-person selection set (people_faces) and the one check a ``--people DIR``
+  passes before minutes of work (check_people): a folder, and not one a bundle distilled from.
+
+Heavy imports (the build data, the aligner) happen inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from tinyface import config
+from tinyface.errors import ModelError
+from tinyface.evaluation.metrics import auc, best_accuracy, best_threshold, roc_curve
+
+BOOTSTRAP = 2000  # paired bootstrap draws over people (compare)
+
+
+# --- the validation people of a preset's builds -------------------------------------------
+
+def validation_settings(preset_name: str, bundles: dict, extra_faces: bool = False) -> config.Settings:
+    """The preset's settings for loading its validation people only (no teacher views, mixes or
+    extra faces, which only training reads; with ``extra_faces`` the preset's extra faces too,
+    filtered as the build filters them, without their views or mixes), drawn with the split
+    settings the bundles' builds used (recorded_split).
+
+    Raises:
+        tinyface.errors.ModelError: a bundle of ``{folder: bundle}`` takes other crops than the
+            preset cuts, or two bundles were built with other validation people.
+    """
+    import dataclasses
+
+    extra = {"views": 0, "mixes": 0} if extra_faces else {"dirs": []}
+    settings = config.load(None, {"distill": {"teacher_views": 0, "teacher_mixes": 0}, "extra": extra},
+                           base=config.load_preset(preset_name).settings())
+    split = recorded_split(preset_name, settings.data, bundles)
+    settings = dataclasses.replace(settings, data=dataclasses.replace(settings.data, **split))
+    d = settings.data
+    shape = [1, d.crop_size, d.crop_size, d.channels]
+    for folder, bundle in bundles.items():
+        meta = bundle.meta
+        if list(meta.input_shape) != shape or meta.crop_padding != d.padding:
+            raise ModelError(f"{folder} takes {meta.input_shape} crops at padding {meta.crop_padding}, preset "
+                             f"{preset_name} cuts {shape} at {d.padding}: not this bundle's preset")
+    return settings
+
+
+def recorded_split(preset_name: str, preset_data, bundles: dict) -> dict:
+    """The split settings (data.seed, data.val_fraction, data.test_filter) that drew the validation
+    people of the bundles' builds: each bundle's model.json record (``extra.split``), the preset's
+    for a bundle written before builds recorded it. Says on stderr where a recorded value is not
+    the preset's.
+
+    Raises:
+        tinyface.errors.ModelError: two bundles' builds drew different validation people (no one
+            set of people is unseen by both).
+    """
+    from tinyface.model.bundle import SPLIT_SETTINGS, split_record
+
+    preset_split = split_record(preset_data)
+    chosen, chosen_by = None, None
+    for folder, bundle in bundles.items():
+        split = {**preset_split, **bundle.meta.split}
+        if chosen is not None and split != chosen:
+            differ = ", ".join(f"data.{k} {chosen[k]} and {split[k]}" for k in SPLIT_SETTINGS if chosen[k] != split[k])
+            raise ModelError(f"{chosen_by} and {folder} were built with other validation people ({differ}): "
+                             "compare bundles of one split")
+        chosen, chosen_by = split, folder
+    chosen = chosen or preset_split
+    for name in SPLIT_SETTINGS:
+        if chosen[name] != preset_split[name]:
+            print(f"validation people drawn with model.json's data.{name}={chosen[name]} "
+                  f"(preset {preset_name}: {preset_split[name]})", file=sys.stderr)
+    return chosen
+
+
+def validation_parser(doc: str) -> argparse.ArgumentParser:
+    """The command line of the benchmarks that compare bundles on a preset's validation people:
+    ``--model`` (repeatable) and ``--preset``; a benchmark may add its own options."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", action="append", required=True, help="bundle folder, e.g. models/esp32 (repeatable)")
+    ap.add_argument("--preset", required=True, help="the preset whose validation people to use, e.g. esp32")
+    return ap
+
+
+def load_bundles(folders) -> dict:
+    """``{folder: bundle}`` of the bundle folders given (model.json validated, sha256 checked)."""
+    from tinyface.model.bundle import load_bundle
+
+    return {folder: load_bundle(Path(folder)) for folder in folders}
+
+
+def models_on_validation(doc: str, extra_faces: bool = False, args: argparse.Namespace | None = None,
+                         bundles: dict | None = None):
+    """``({folder: bundle}, preset name, settings, build data)`` for the command line of
+    :func:`validation_parser` (``args``, parsed, or parsed here; ``bundles``: args.model's, where
+    the caller loaded them already); the build data's ``val`` are the validation faces, its
+    ``extra`` the preset's extra faces when ``extra_faces`` (validation_settings)."""
+    from tinyface.train.build_data import load_build_data
+
+    args = args or validation_parser(doc).parse_args()
+    bundles = bundles if bundles is not None else load_bundles(args.model)
+    settings = validation_settings(args.preset, bundles, extra_faces)
+    return bundles, args.preset, settings, load_build_data(settings)
+
+
+# --- two models' scores on the same pairs ---------------------------------------------------
+
+def roc_auc(scores: np.ndarray, same: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """(Weighted) area under the ROC curve, as the build's reports compute it (tinyface.evaluation.
+    metrics): the chance that a genuine pair outscores an impostor pair, ties counting half."""
+    return auc(*roc_curve(scores, same, weights))
+
+
+def mcnemar_p(only_a: int, only_b: int) -> float:
+    """McNemar's exact two-sided p for ``only_a`` pairs that only model A decides right and
+    ``only_b`` that only B does (a binomial test of the discordant pairs at one half)."""
+    n = only_a + only_b
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(only_a, only_b) + 1)) / 2 ** n  # exact ints: no overflow
+    return min(1.0, 2.0 * tail)
+
+
+def paired_intervals(ref: np.ndarray, other: np.ndarray, same: np.ndarray, person_a: np.ndarray,
+                     person_b: np.ndarray, draws: int = BOOTSTRAP, seed: int = 0) -> dict:
+    """95% intervals of ``other`` minus ``ref`` (pair scores of two models on the same pairs)
+    from a bootstrap over people (benchmarks/compare_runs.py's docstring); ``person_a``/``person_b``:
+    each pair's two people as indices. Returns ``{"accuracy": (lo, hi), "auc": (lo, hi)}``."""
+    rng = np.random.default_rng(seed)
+    # the people behind the pairs, numbered 0..P-1 (a person in no pair is not drawn)
+    _, numbered = np.unique(np.concatenate([person_a, person_b]), return_inverse=True)
+    person_a, person_b = numbered[:len(same)], numbered[len(same):]
+    people = int(numbered.max()) + 1
+    acc, area = np.empty(draws), np.empty(draws)
+    for i in range(draws):
+        drawn = np.bincount(rng.integers(0, people, people), minlength=people).astype(float)
+        w = np.where(same, drawn[person_a], drawn[person_a] * drawn[person_b])
+        if not (w * same).any() or not (w * ~same).any():  # a draw without one kind of pair
+            acc[i] = area[i] = np.nan
+            continue
+        acc[i] = best_accuracy(other, same, w) - best_accuracy(ref, same, w)
+        area[i] = roc_auc(other, same, w) - roc_auc(ref, same, w)
+    return {"accuracy": tuple(np.nanpercentile(acc, [2.5, 97.5])),
+            "auc": tuple(np.nanpercentile(area, [2.5, 97.5]))}
+
+
+def compare(ref: np.ndarray, other: np.ndarray, same: np.ndarray, person_a: np.ndarray, person_b: np.ndarray,
+            draws: int = BOOTSTRAP) -> dict:
+    """Every figure benchmarks/compare_runs.py prints for ``other`` against ``ref`` (pair scores,
+    same pairs)."""
+    right_ref = (ref >= best_threshold(ref, same)) == same
+    right_other = (other >= best_threshold(other, same)) == same
+    only_ref, only_other = int((right_ref & ~right_other).sum()), int((right_other & ~right_ref).sum())
+    area = roc_auc(other, same)
+    return {"accuracy": float(right_other.mean()), "difference": float(right_other.mean() - right_ref.mean()),
+            "auc": area, "auc_difference": area - roc_auc(ref, same),
+            "only_reference_right": only_ref, "only_this_right": only_other,
+            "mcnemar_p": mcnemar_p(only_ref, only_other), **{f"{k}_interval": v for k, v in
+                                                              paired_intervals(ref, other, same, person_a, person_b, draws).items()}}
+
+
+# --- a folder-per-person selection set (--people DIR) ---------------------------------------
+
+def people_faces(folder, settings, workers: int = 0):
+    """The faces of a folder-per-person set, cut as ``settings`` cut the validation faces:
+    ``(crops, teacher embeddings, labels, skipped)``, only photos with a detected face. Progress
+    on stderr (a bar, or a line every few seconds into a file): a first pass aligns and embeds
+    every photo (minutes for CelebA's 6,300), later ones read the cache. A folder holding LFW test
+    people (named after one, as the build's name filter matches them) is refused: choices made
+    on it would be made on the held-out test."""
+    from tinyface.console import progress_bar
+    from tinyface.data.cache import FaceCache
+    from tinyface.data.dataset import load_dataset
+    from tinyface.data.faces import FaceSpec, prepare_faces
+
+    dataset = load_dataset(Path(folder))
+    paths = [image.path for image in dataset.images]
+    test_people = _lfw_test_people(settings)
+    if test_people:
+        from tinyface.data.extra import named_after
+
+        held = named_after(paths, test_people)
+        if held.any():
+            names = sorted({path.parent.name for path, h in zip(paths, held) if h})
+            raise SystemExit(f"{folder}: {len(names)} of its people are LFW test people (peopleDevTest.txt), e.g. "
+                             f"{names[0]}: a selection set must not hold the held-out test's people")
+    with FaceCache(settings.data.cache_path()) as cache, progress_bar("photos", len(paths)) as advance:
+        res = prepare_faces(paths, FaceSpec.from_settings(settings, teacher=True), cache, workers=workers,
+                            progress=advance)
+    keep = res.ok & res.detected
+    labels = [image.identity for image, good in zip(dataset.images, keep) if good]
+    return res.crops[keep], res.teacher[keep], labels, int(len(paths) - keep.sum())
+
+
+def _lfw_test_people(settings) -> list[str]:
+    """The people of peopleDevTest.txt in the settings' LFW folder ([] when it has none)."""
+    from tinyface.data import lfw
+
+    people_file = settings.data.data_path() / lfw.PEOPLE_DEV_TEST
+    return [name for name, _ in lfw.read_people(people_file)] if people_file.is_file() else []
+
+
+def distilled_from(bundle, folder) -> list[str]:
+    """The names in ``bundle``'s model.json (``extra.extra_faces``, as its build's ``extra.dirs``
+    wrote them) of the extra-face folders that hold ``folder`` or lie inside it: a set the model
+    distilled from, which cannot judge it. Bundles built before that field was written record
+    nothing (their extra faces are in their build's report)."""
+    from tinyface.config import ExtraSettings
+
+    names = [str(d) for d in bundle.meta.extra.get("extra_faces", [])]
+    here = Path(folder).resolve()
+    paths = [path.resolve() for path in ExtraSettings(dirs=names).paths()]
+    return [name for name, path in zip(names, paths) if here.is_relative_to(path) or path.is_relative_to(here)]
+
+
+def check_people(ap: argparse.ArgumentParser, people: str | None, bundles: dict) -> None:
+    """``--people DIR``'s check, before minutes of loading faces: ends the command line ``ap``
+    (argparse's usage error, exit 2) if DIR is no folder, or if a bundle of ``{folder: bundle}``
+    distilled from it (distilled_from). Nothing when ``people`` is None."""
+    if not people:
+        return
+    if not Path(people).is_dir():
+        ap.error(f"--people {people}: no such folder")
+    for folder, bundle in bundles.items():
+        if seen := distilled_from(bundle, people):
+            ap.error(f"--people {people}: {folder} distilled from it (extra faces {', '.join(seen)}): "
+                     "judge it on a set it has not seen")
