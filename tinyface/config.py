@@ -265,7 +265,8 @@ class DataSettings:
             under two spellings. In LFW, 15 training and 2 validation images lie within 0.25 of a
             test image: by eye, 15 are the same photo or the same person, 2 are athletes who
             may only look alike; above 0.25 look-alikes dominate, and a few errata stay
-            (docs/data.md). Distance as extra.max_test_distance. 0 = off (neither filter).
+            (docs/data.md). Distance as extra.max_test_distance. 0 = off (neither filter). A
+            `--quick` build compares with the test images it evaluates only.
         identify_min_images: identification: peopleDevTest people with at least this many
             images are enrolled (47 people at 10).
         enroll_images: identification: images enrolled per person (their centroid is the
@@ -372,8 +373,9 @@ class ExtraSettings:
             closer than this to any image of a test person is dropped. Euclidean distance
             between L2-normalised teacher embeddings (dlib's raw ones have norm ~1.39, so 0.33
             is about dlib's 0.46; its same-person threshold 0.6 is about 0.43 here). The one
-            use of test images before the final evaluation; it steers nothing else.
-            docs/data.md says how 0.33 was chosen (on training people, not test ones).
+            use of test images before the final evaluation; it steers nothing else (a `--quick`
+            build: the test images it evaluates only). docs/data.md says how 0.33 was chosen (on
+            training people, not test ones).
         filter_validation: the same filter against every image of the validation people too, so
             that validation pairs, like test pairs, have no extra face that close: validation
             then reads as the test does (docs/model.md, "Why validation scores above the test").

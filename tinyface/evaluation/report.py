@@ -52,13 +52,18 @@ class StageMetrics:
 
 @dataclass
 class Parity:
-    """TFLM against TFLite on the same int8 inputs (``report.json``'s ``parity``)."""
+    """TFLM against TFLite on the same int8 inputs (``report.json``'s ``parity``): on the images the
+    evaluation reads (test pairs' and identification's, and the protocol's threshold pairs'), with
+    the decisions on the test pairs; ``validation``: the same on the validation images, with
+    ``identical_decisions_validation_pairs`` (what validation.json and `build --hide-test` show;
+    None in an evaluation from before it was kept)."""
 
     max_lsb_diff: int
     mean_lsb_diff: float
     outputs_identical_share: float
     identical_decisions_test_pairs: float
     n_images: int
+    validation: dict | None = None
 
 
 @dataclass
@@ -361,6 +366,7 @@ def write_report(out_dir: Path, metrics: BuildMetrics, settings, preset, stages_
         f"- largest output difference: {parity.max_lsb_diff} LSB (mean {parity.mean_lsb_diff:.4f}); "
         f"identical output vectors: {_pct(parity.outputs_identical_share)} of {parity.n_images:,} images",
         f"- identical same/different decisions on the test pairs: {_pct(parity.identical_decisions_test_pairs)}",
+        *parity_lines(parity.validation),
         "",
     ]
     if "pruned" in stages:
@@ -389,11 +395,22 @@ def write_report(out_dir: Path, metrics: BuildMetrics, settings, preset, stages_
     return out_dir / "report.md"
 
 
+def parity_lines(validation: dict | None) -> list[str]:
+    """TFLM against TFLite int8 on the validation images and pairs (``Parity.validation``), as
+    list items (none for an evaluation from before it was kept)."""
+    if not validation:
+        return []
+    return [f"- on the {validation['n_images']:,} validation images: largest output difference "
+            f"{validation['max_lsb_diff']} LSB (mean {validation['mean_lsb_diff']:.4f}), identical output vectors "
+            f"{_pct(validation['outputs_identical_share'])}, identical same/different decisions on the validation "
+            f"pairs {_pct(validation['identical_decisions_validation_pairs'])}"]
+
+
 def write_validation_report(out_dir: Path, metrics: BuildMetrics, preset, stages_run=()) -> Path:
     """Write validation.md and validation.json: the figures a rule written before an experiment's
-    build may read (validation people, compression on their pairs, cost, time) and no figure of
-    the held-out test, so that reading them cannot show the test by accident (`build --hide-test`
-    ends by pointing here).
+    build may read (validation people, compression on their pairs, TFLM-vs-TFLite parity on their
+    images and pairs, cost, time) and no figure of the held-out test, so that reading them cannot
+    show the test by accident (`build --hide-test` ends by pointing here).
 
     Args:
         metrics: the build's figures; only their validation figures, data counts and cost are read.
@@ -422,6 +439,9 @@ def write_validation_report(out_dir: Path, metrics: BuildMetrics, preset, stages
     if rows:
         lines += ["## Compression losses (vs the float student, on the validation pairs)", "",
                   "| stage | pairs acc. | ROC AUC |", "|---|---|---|", *rows, ""]
+    if metrics.parity.validation:
+        lines += ["## TFLM vs TFLite int8 (validation images)", "", *parity_lines(metrics.parity.validation),
+                  ""]
     lines += [*extra_faces_lines(metrics), *assistant_lines(metrics),
               f"Cost: {tflm.macs:,} MACs (budget {metrics.mac_budget:,}), {_kib(tflm.model_bytes)} model, "
               f"{_kib(tflm.arena_bytes)} arena, estimated {_num(tflm.estimated_ms_on_board)} ms on board `{tflm.board}` "
@@ -438,6 +458,8 @@ def write_validation_report(out_dir: Path, metrics: BuildMetrics, preset, stages
                          for n, st in stages.items()},
               "macs": tflm.macs, "mac_budget": metrics.mac_budget, "model_bytes": tflm.model_bytes,
               "arena_bytes": tflm.arena_bytes, "estimated_ms_on_board": tflm.estimated_ms_on_board, "board": tflm.board}
+    if metrics.parity.validation:
+        public["parity"] = metrics.parity.validation
     for key in ("extra", "assistant"):
         if data.get(key):
             public[key] = data[key]

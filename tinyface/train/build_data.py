@@ -69,7 +69,8 @@ def _prepare(images: list[FaceImage], spec: FaceSpec, cache: FaceCache, workers:
 
 def load_build_data(settings, quick: bool = False, progress=None, step=None) -> BuildData:
     """Everything a build trains and evaluates on. ``quick`` takes a tiny seeded subset
-    (for smoke tests and CI) with the same roles.
+    (for smoke tests and CI) with the same roles, and reads no test image but those it evaluates:
+    they are the contamination filters' reference, not every image of the test people.
 
     ``progress(n)`` is called as images (or views, or mixes) are done, cached ones included;
     ``step(name, total)`` before each pass over them, so a progress display can give counts
@@ -145,19 +146,19 @@ def load_build_data(settings, quick: bool = False, progress=None, step=None) -> 
     train = _prepare(train_images, spec, _cache(settings), d.workers, progress)
     step("validation faces", len(val_images))
     val = _prepare(val_images, spec, _cache(settings), d.workers, progress)
-    test_teacher = None
+    eval_faces = test_teacher = None
     if d.test_filter > 0 or settings.extra.dirs:
-        test_teacher = _test_people_teacher(dataset, split.test_people, spec, settings, progress, step)
+        if quick:  # a smoke test reads no test image but those it evaluates: they are its reference
+            eval_faces = _prepare_eval(eval_images, spec, settings, progress, step)
+            test_teacher = _evaluated_test_teacher(eval_faces, split.test_people)
+        else:
+            test_teacher = _test_people_teacher(dataset, split.test_people, spec, settings, progress, step)
     filtered = {}
     if d.test_filter > 0:  # before anything is made of the training faces (views, mixes)
         train, filtered["train"] = filter_test_copies(train, test_teacher, split.test_people, d.test_filter)
         val, filtered["val"] = filter_test_copies(val, test_teacher, split.test_people, d.test_filter)
-    step("test faces", len(eval_images))
-    res = prepare_faces([im.path for im in eval_images], spec, _cache(settings), workers=d.workers, progress=progress)
-    if not res.ok.all():
-        bad = [str(p) for p, ok in zip(res.paths, res.ok) if not ok]
-        raise DataError(f"{len(bad)} evaluation image(s) are unreadable, e.g. {bad[0]}")
-    eval_faces = Faces(res.crops, res.teacher, [im.identity for im in eval_images], [im.path for im in eval_images])
+    if eval_faces is None:
+        eval_faces = _prepare_eval(eval_images, spec, settings, progress, step)
     data = BuildData(train, val, eval_faces, threshold_pairs, test_pairs, enroll, probes, strangers, split.source)
     views = settings.distill.teacher_views
     if views:
@@ -206,11 +207,35 @@ def load_build_data(settings, quick: bool = False, progress=None, step=None) -> 
     return data
 
 
+def _prepare_eval(eval_images: list[FaceImage], spec: FaceSpec, settings, progress, step) -> Faces:
+    """Every image the evaluation reads, in order (all of them, a centre crop where no face was found).
+
+    Raises:
+        DataError: an image cannot be read.
+    """
+    step("test faces", len(eval_images))
+    res = prepare_faces([im.path for im in eval_images], spec, _cache(settings), workers=settings.data.workers,
+                        progress=progress)
+    if not res.ok.all():
+        bad = [str(p) for p, ok in zip(res.paths, res.ok) if not ok]
+        raise DataError(f"{len(bad)} evaluation image(s) are unreadable, e.g. {bad[0]}")
+    return Faces(res.crops, res.teacher, [im.identity for im in eval_images], [im.path for im in eval_images])
+
+
+def _evaluated_test_teacher(eval_faces: Faces, test_people) -> np.ndarray:
+    """A quick build's contamination reference: the teacher embeddings of the test people's images
+    that its evaluation reads (its test pairs' and identification's; the threshold pairs' are
+    training people's). It covers every image a smoke test scores, and no other test image is read,
+    where every image of the test people (_test_people_teacher) would be 3,708 of LFW's."""
+    people = set(test_people)
+    return eval_faces.teacher[[i for i, label in enumerate(eval_faces.labels) if label in people]]
+
+
 def _test_people_teacher(dataset, test_people, spec: FaceSpec, settings, progress, step) -> np.ndarray:
     """Teacher embeddings of every image of the test people: the reference of the contamination
     filters (data.test_filter, extra.max_test_distance), the one use of test images before the
     evaluation. Every image the evaluation reads is in it, a centre crop where no face was found
-    included (the evaluation scores those too)."""
+    included (the evaluation scores those too). A quick build's is _evaluated_test_teacher."""
     people = set(test_people)
     paths = [im.path for im in dataset.images if im.identity in people]
     step("test people's faces (the contamination filters)", len(paths))

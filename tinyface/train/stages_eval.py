@@ -128,7 +128,8 @@ def _timed(fn, items, limit=200):
 
 def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, preset,
                  notify=lambda e, i: None) -> BuildMetrics:
-    """Metrics of every stage plus TFLM-vs-TFLite int8 parity."""
+    """Metrics of every stage plus TFLM-vs-TFLite int8 parity: on the images the evaluation reads
+    and the test pairs, and (``parity.validation``) on the validation images and pairs."""
     from tinyface.model.graph import analyze
     from tinyface.boards.profile import profile_model
     from tinyface.model.embedder import Embedder
@@ -140,6 +141,7 @@ def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, pre
     crops = data.eval.crops
     stages: dict[str, StageMetrics] = {}
     scores: dict[str, np.ndarray] = {}
+    val_scores: dict[str, np.ndarray] = {}  # the validation pairs' (parity that --hide-test may show)
     val_pairs = validation_pairs(data.val.labels)
     n_eval = len(crops)
     both = np.concatenate([crops, data.val.crops])  # every model runs once over eval + validation images
@@ -147,6 +149,7 @@ def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, pre
     def add(name, emb_both, **info):
         result = _score_stage(emb_both[:n_eval], emb_both[n_eval:], val_pairs, data, settings.data)
         scores[name] = result.pop("_test_scores")
+        val_scores[name] = metrics.pair_scores(emb_both[n_eval:], val_pairs[0], val_pairs[1])
         stages[name] = StageMetrics(**result, **info)
         notify("metric", metric_event(name, result))
 
@@ -191,26 +194,33 @@ def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, pre
         notify("advance", {"n": len(chunks[-1])})
     tflm_ms = 1000 * (time.perf_counter() - t0) / max(1, len(x_int8))
     tflm_out_both = np.concatenate(chunks) if chunks else np.zeros_like(out_tflite)
-    out_tflite, out_tflm = out_tflite[:n_eval], tflm_out_both[:n_eval]
     board, cost = _board_cost_model(settings.firmware.board, settings.firmware.kernels)
     est_ms = profile_model(int8_flat, cost).total_est_ms  # the figure `tinyface profile` and the emulator give
     add("tflm_int8", l2_normalize(tflm.dequantize(tflm_out_both)), kind="TFLM int8 (firmware kernels)",
         latency_ms_host=tflm_ms, arena_bytes=tflm.runner.arena_used_bytes(), estimated_ms_on_board=est_ms,
         board=board, cost_model_source=cost.source, **common)
 
+    # the same/different decisions at the shipped threshold (chosen on validation or protocol pairs)
     thr = stages["tflite_int8"].verification["threshold"]
-    diff = np.abs(out_tflm.astype(int) - out_tflite.astype(int))
     parity = Parity(
-        max_lsb_diff=int(diff.max()),
-        mean_lsb_diff=float(diff.mean()),
-        outputs_identical_share=float(np.mean(np.all(diff == 0, axis=1))),
+        **output_parity(tflm_out_both[:n_eval], out_tflite[:n_eval]),
         identical_decisions_test_pairs=metrics.decision_agreement(scores["tflm_int8"], scores["tflite_int8"], thr),
-        n_images=int(n_eval),
+        validation={**output_parity(tflm_out_both[n_eval:], out_tflite[n_eval:]),
+                    "identical_decisions_validation_pairs": metrics.decision_agreement(
+                        val_scores["tflm_int8"], val_scores["tflite_int8"], thr)},
     )
     return BuildMetrics(preset=preset.name, mac_budget=_mac_budget(preset.board, preset.kernels), data=data.stats,
                         threshold_from=threshold_source(data, settings.data),
                         threshold_source=settings.data.threshold_from, stages=stages, parity=parity,
                         ops=sorted(graph.op_names))
+
+
+def output_parity(out_tflm: np.ndarray, out_tflite: np.ndarray) -> dict:
+    """How far TFLM's raw int8 outputs lie from TFLite's on the same inputs (rows: images):
+    ``max_lsb_diff``, ``mean_lsb_diff``, ``outputs_identical_share`` and ``n_images``."""
+    diff = np.abs(out_tflm.astype(int) - out_tflite.astype(int))
+    return {"max_lsb_diff": int(diff.max()), "mean_lsb_diff": float(diff.mean()),
+            "outputs_identical_share": float(np.mean(np.all(diff == 0, axis=1))), "n_images": int(len(diff))}
 
 
 def _mac_budget(name: str, kernels: str) -> int:
