@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyface import config
-from tinyface.errors import ModelError
+from tinyface.errors import DataError, ModelError
 from tinyface.evaluation.metrics import auc, best_accuracy, best_threshold, roc_curve
 
 BOOTSTRAP = 2000  # paired bootstrap draws over people (compare)
@@ -178,9 +178,13 @@ def people_faces(folder, settings, workers: int = 0):
     """The faces of a folder-per-person set, cut as ``settings`` cut the validation faces:
     ``(crops, teacher embeddings, labels, skipped)``, only photos with a detected face. Progress
     on stderr (a bar, or a line every few seconds into a file): a first pass aligns and embeds
-    every photo (minutes for CelebA's 6,300), later ones read the cache. A folder holding LFW test
-    people (named after one, as the build's name filter matches them) is refused: choices made
-    on it would be made on the held-out test."""
+    every photo (minutes for CelebA's 6,300), later ones read the cache.
+
+    Raises:
+        tinyface.errors.DataError: the folder holds LFW test people (named after one, as the
+            build's name filter matches them): choices made on it would be made on the held-out
+            test. Before any face is cut.
+    """
     from tinyface.console import progress_bar
     from tinyface.data.cache import FaceCache
     from tinyface.data.dataset import load_dataset
@@ -195,8 +199,8 @@ def people_faces(folder, settings, workers: int = 0):
         held = named_after(paths, test_people)
         if held.any():
             names = sorted({path.parent.name for path, h in zip(paths, held) if h})
-            raise SystemExit(f"{folder}: {len(names)} of its people are LFW test people (peopleDevTest.txt), e.g. "
-                             f"{names[0]}: a selection set must not hold the held-out test's people")
+            raise DataError(f"{folder}: {len(names)} of its people are LFW test people (peopleDevTest.txt), e.g. "
+                            f"{names[0]}: a selection set must not hold the held-out test's people")
     with FaceCache(settings.data.cache_path()) as cache, progress_bar("photos", len(paths)) as advance:
         res = prepare_faces(paths, FaceSpec.from_settings(settings, teacher=True), cache, workers=workers,
                             progress=advance)

@@ -86,6 +86,7 @@ def main() -> None:
     from tinyface.data.cache import FaceCache
     from tinyface.data.dataset import read_image
     from tinyface.data.faces import FaceSpec, cached_alignments
+    from tinyface.errors import DataError
     from tinyface.evaluation.metrics import accuracy_at, best_threshold, pair_scores, sample_pairs
     from tinyface.teacher import embed_chips
 
@@ -109,8 +110,8 @@ def main() -> None:
         found = cached_alignments(paths, spec, cache)
         missing = sum(al is None for al in found)
         if missing:
-            raise SystemExit(f"chip_fill.py: {missing} images of {paths[0].parent.parent} have no "
-                             "cached landmarks; run hard_faces.py with this --out first")
+            raise DataError(f"{missing} images of {paths[0].parent.parent} have no cached landmarks",
+                            hint=f"run benchmarks/hard_faces.py --out {out} first")
         return found
 
     with FaceCache(out / "cache") as cache:

@@ -31,12 +31,15 @@ def brighten_with_median(rgb: np.ndarray) -> np.ndarray:
     """align.brighten before the Gaussian: a 3x3 median on a very dark photo, then the gain."""
     from PIL import Image, ImageFilter
 
-    from tinyface.data.align import BRIGHTEN_TO, VERY_DARK_P995, _luminance
+    from tinyface.data.align import BRIGHTEN_TO, VERY_DARK_P995
 
-    hi = float(np.percentile(_luminance(rgb), 99.5))
+    def luminance(rgb: np.ndarray) -> np.ndarray:  # PIL's "L", as align's own luminance is
+        return np.asarray(Image.fromarray(rgb).convert("L"))
+
+    hi = float(np.percentile(luminance(rgb), 99.5))
     if hi < VERY_DARK_P995:
         rgb = np.asarray(Image.fromarray(rgb).filter(ImageFilter.MedianFilter(3)))
-        hi = float(np.percentile(_luminance(rgb), 99.5))
+        hi = float(np.percentile(luminance(rgb), 99.5))
     return np.clip(np.rint(rgb.astype(np.float32) * BRIGHTEN_TO / max(hi, 1.0)), 0, 255).astype(np.uint8)
 
 
@@ -72,7 +75,7 @@ def main() -> None:
         [spec.cut_teacher_chip(rgb, al) for rgb, al in zip(untouched, truth)]), a, b), same)
     dark = [read_image(out / args.set / name / (stem + ".png")) for name, stem in items]
     print(f"{args.set}: {len(items)} images, {len(same)} pairs, threshold {threshold:.4f} (best on untouched)")
-    found = [aligner._find(rgb) for rgb in dark]
+    found = [aligner.find(rgb) for rgb in dark]  # before detect's refinement
     refined = [aligner.detect(rgb) for rgb in dark]
     moved = sum(not np.array_equal(f.landmarks, r.landmarks) for f, r in zip(found, refined))
     rows = [("true landmarks, 3x3 median + gain (before)", [brighten_with_median(rgb) for rgb in dark], truth),

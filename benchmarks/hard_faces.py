@@ -55,9 +55,9 @@ DRAW_FILE = "draw.json"  # under --out: the --seed and --validation the sets wer
 
 def detector_box(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
     """The largest face box of dlib's detector (upsampled retry), or None."""
-    from tinyface.data.align import _dlib_models
+    from tinyface.data.align import dlib_models
 
-    detector, _ = _dlib_models()
+    detector, _ = dlib_models()
     rects = detector(rgb, 0) or detector(rgb, 1)
     if not rects:
         return None

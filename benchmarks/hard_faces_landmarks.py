@@ -8,10 +8,16 @@ the bundle's crop is cut three ways, as the pipeline cuts it (tinyface.data.alig
 past the photo as the students' crops): the untouched photo with its landmarks; the hard photo
 with the landmarks found on it (what the device gets); the hard photo with the *untouched* photo's
 landmarks (perfect alignment). The bundle's int8 model (TFLite) embeds them, and the script prints
-balanced accuracy over hard_faces.py's balanced pairs (every same-person pair, as many different
-ones, seed 0) at the bundle's shipped threshold and at the best one. If the hard photo with the
-untouched landmarks scores as low as with its own, the landmarks are not what it loses.
-Tight sets are left out (their photos are other crops: the untouched landmarks do not apply).
+balanced accuracy at the bundle's shipped threshold and at the best one, over balanced pairs drawn
+as hard_faces.py draws its own (metrics.sample_pairs: every same-person pair, as many
+different-person ones, seed 0), the three cuts of a set on the same pairs. They are not
+hard_faces.py's pairs: the people are listed in name order, not in hard_faces.py's draw
+(hard_faces.drawn_people, which chip_fill.py and dark_chips.py follow to share its threshold), so
+the same-person pairs are hard_faces.py's and the different-person ones are others; no figure here
+is compared with hard_faces.py's, and no --data, --seed or --validation is needed to read the sets.
+If the hard photo with the untouched landmarks scores as low as with its own, the landmarks are
+not what it loses. Tight sets are left out (their photos are other crops: the untouched landmarks
+do not apply).
 """
 
 from __future__ import annotations
@@ -64,7 +70,8 @@ def main() -> None:
     print(f"{'crops':<36} {'images':>6} {'at shipped thr.':>15} {'best':>7}")
     for name in sets:
         rows = [(p, h) for p, h in zip(untouched, hard[name]) if p in lmk and h in lmk]
-        a, b, same = sample_pairs([p.parent.name for p, _ in rows], None, 0)  # hard_faces.py's pairs
+        # people in name order: hard_faces.py's same-person pairs, other different-person ones (docstring)
+        a, b, same = sample_pairs([p.parent.name for p, _ in rows], None, 0)
         rgbs = [read_image(h) for _, h in rows]
         embeddings = {"untouched": np.stack([plain[p] for p, _ in rows]),
                       f"{name}, its own landmarks": embedder.embed(np.stack(

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyface.errors import DeviceError
 from tinyface.protocol import spec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,16 +50,30 @@ def _bundle_dir(arg: str | None) -> tuple[Path, str]:
     return REPO / "models" / "esp32", "released models/esp32"
 
 
-def _start_emulator(model_dir: Path, baud: int):
-    proc = subprocess.Popen([sys.executable, "-m", "tinyface.cli.main", "emulate", "--model", str(model_dir),
-                             "--baud", str(baud)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    ready, _, _ = select.select([proc.stdout], [], [], 60)
-    port = proc.stdout.readline().decode().strip() if ready else ""
-    if not port.startswith("/dev/"):
+def _start_emulator(model_dir: Path, baud: int, wait_s: float = 60.0):
+    """`tinyface emulate` of ``model_dir`` at ``baud``: (its process, its port).
+
+    Raises:
+        tinyface.errors.DeviceError: it printed no port within ``wait_s`` (its own last line
+            on stderr, where it said one: a model the emulated board cannot run, a baud it
+            refuses).
+    """
+    import tempfile
+
+    with tempfile.TemporaryFile() as err:  # a file, not a pipe: the emulator never blocks on it
+        proc = subprocess.Popen([sys.executable, "-m", "tinyface.cli.main", "emulate", "--model", str(model_dir),
+                                 "--baud", str(baud)], stdout=subprocess.PIPE, stderr=err, start_new_session=True)
+        ready, _, _ = select.select([proc.stdout], [], [], wait_s)
+        port = proc.stdout.readline().decode().strip() if ready else ""
+        if port.startswith("/dev/"):
+            return proc, port
         os.killpg(proc.pid, signal.SIGKILL)
-        raise SystemExit("the emulator did not start")
-    return proc, port
+        proc.wait(timeout=10)
+        proc.stdout.close()
+        err.seek(0)
+        said = err.read().decode(errors="replace").strip().splitlines()
+    why = f": {said[-1]}" if said else f" (no port within {wait_s:g} s)"
+    raise DeviceError(f"the emulator (tinyface emulate --model {model_dir} --baud {baud}) did not start{why}")
 
 
 def _measure(client, run, up_bytes_fn, payload_bytes: int, baud: int) -> dict:
@@ -119,6 +134,8 @@ def main() -> None:
                     help="approximate duration of each INFER stream (default: %(default)s)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     args = ap.parse_args()
+    if min(args.bauds) < 1:
+        ap.error("--bauds: every baud rate must be at least 1")
     model_dir, which = _bundle_dir(args.model)
     rows = [bench_baud(model_dir, baud, args.seconds) for baud in args.bauds]
     if args.json:

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyface.errors import DeviceError
+
 
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "tinyface.cli.main", *args]
@@ -39,13 +41,13 @@ def bench(kind: str, model: str, board: str, images: int, out: Path) -> dict:
         ready, _, _ = select.select([device.stdout], [], [], 600)
         port = device.stdout.readline().strip() if ready else ""
         if not port.startswith("/dev/"):
-            raise SystemExit(f"{kind}: the device did not start")
+            raise DeviceError(f"{kind}: the device (tinyface emulate{' --native' if extra else ''}) did not start")
         done = subprocess.run(_cli("bench", "--port", port, "--board", board, "--model", model, "--images",
                                    str(images), "--out", str(out)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                               text=True)
         if done.returncode != 0:  # bench's own one line (no dataset, a bad board ...)
             said = done.stderr.strip().splitlines()[-1:] or [f"exit {done.returncode}"]
-            raise SystemExit(f"{kind}: tinyface bench failed: {said[0]}")
+            raise DeviceError(f"{kind}: tinyface bench failed: {said[0]}")
     finally:
         device.terminate()
         device.wait(timeout=30)

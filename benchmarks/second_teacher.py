@@ -21,10 +21,10 @@ repository; --mfn-dir is that folder (or its ``package/models``). Nothing is dow
 3. ``--fairface``: FairFace chips (dlib chips at padding 0.25, 224x224), grouped by the
    labels CSV's ``race``. FairFace has no identities: two different images are taken as two
    different people. For every pair of images within a group: dlib's Euclidean distance
-   (between L2-normalised embeddings; dlib's raw descriptors are about 1.39 long on LFW,
-   docs/data.md, so its usual 0.6 is about 0.43 here; the script prints their mean length
-   over its first 64 images), each model's cosine similarity (mean, 95th and 99th
-   percentiles) and the share each model accepts at its own same-person thresholds from
+   (between L2-normalised embeddings; dlib's raw descriptors are 1.42 long on average over the
+   9,525 photos of LFW's training people, docs/second_teacher.md, so its usual 0.6 is about 0.42
+   here; the script prints their mean length over its first 64 images), each model's cosine
+   similarity (mean, 95th and 99th percentiles) and the share each model accepts at its own same-person thresholds from
    pairsDevTrain (the best-accuracy one and the FAR 1e-2 one of step 1), also relative to
    the White group's share. Centered models are centered with the LFW means; "dlib centered
    (FairFace mean)" with the mean of these FairFace images (thresholds: the LFW centered ones).
@@ -223,10 +223,12 @@ def group_pairs(emb_by_model: dict[str, np.ndarray], groups: list[str], threshol
 
 
 def dlib_raw_norm(paths: list[Path], alignments: list[Alignment], n: int = 64) -> float:
-    """Mean length of dlib's own (unnormalised) descriptors of the first ``n`` images."""
-    from tinyface.teacher import _load
+    """Mean length of dlib's own (unnormalised) descriptors of the first ``n`` images: dlib's
+    network run by dlib itself (tinyface.teacher.embed_chips gives them L2-normalised)."""
+    import dlib
+    import face_recognition_models as frm
 
-    model = _load("dlib")
+    model = dlib.face_recognition_model_v1(frm.face_recognition_model_location())  # the teacher's model file
     spec = FaceSpec()
     chips = [np.ascontiguousarray(spec.cut_teacher_chip(read_image(p), al)) for p, al in zip(paths[:n], alignments)]
     return float(np.linalg.norm(np.array(model.compute_face_descriptor(chips)), axis=1).mean())

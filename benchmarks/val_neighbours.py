@@ -18,6 +18,7 @@ import numpy as np
 
 from _lib import models_on_validation  # benchmarks/, beside this script
 from tinyface.data.extra import nearest_distances
+from tinyface.errors import ConfigError
 from tinyface.evaluation import metrics
 from tinyface.evaluation.metrics import l2n
 from tinyface.model.embedder import Embedder
@@ -36,7 +37,7 @@ def main() -> None:
     bundles, preset, settings, data = models_on_validation(__doc__, extra_faces=True)
     val, extra = data.val, data.extra
     if extra is None:
-        raise SystemExit(f"error: preset {preset} trains on no extra faces: nothing to compare")
+        raise ConfigError(f"preset {preset} trains on no extra faces (extra.dirs): nothing to compare")
     limit = settings.extra.max_test_distance
     nearest = nearest_distances(val.teacher, extra.teacher)
     pairs = validation_pairs(val.labels)

@@ -103,13 +103,13 @@ def write_lx106(project) -> None:
     import shutil
 
     from tinyface.codegen import BANNER
-    from tinyface.codegen.project import APP_SOURCES, _environment
+    from tinyface.codegen.project import APP_SOURCES, template_environment
 
     out = project.directory / "lx106"
     if out.exists():
         shutil.rmtree(out)
     out.mkdir()
-    env = _environment(LX106_DIR)  # the firmware templates' settings
+    env = template_environment(LX106_DIR)  # the firmware templates' settings
     makefile = env.get_template("Makefile.j2").render(banner=f"{BANNER} (template: benchmarks/lx106/Makefile.j2)",
                                                       ops=project.ops, app_sources=APP_SOURCES)
     (out / "Makefile").write_text(makefile, encoding="utf-8")

@@ -371,11 +371,11 @@ class ExtraSettings:
         mixes: teacher mixes of every extra face with another extra face (as distill.teacher_mixes).
         max_test_distance: contamination filter: an extra face whose teacher embedding lies
             closer than this to any image of a test person is dropped. Euclidean distance
-            between L2-normalised teacher embeddings (dlib's raw ones have norm ~1.39, so 0.33
-            is about dlib's 0.46; its same-person threshold 0.6 is about 0.43 here). The one
-            use of test images before the final evaluation; it steers nothing else (a `--quick`
-            build: the test images it evaluates only). docs/data.md says how 0.33 was chosen (on
-            training people, not test ones).
+            between L2-normalised teacher embeddings (dlib's raw ones have norm ~1.42 on LFW's
+            training people, so 0.33 is about dlib's 0.47; its same-person threshold 0.6 is about
+            0.42 here). The one use of test images before the final evaluation; it steers nothing
+            else (a `--quick` build: the test images it evaluates only). docs/data.md says how
+            0.33 was chosen (on training people, not test ones).
         filter_validation: the same filter against every image of the validation people too, so
             that validation pairs, like test pairs, have no extra face that close: validation
             then reads as the test does (docs/model.md, "Why validation scores above the test").

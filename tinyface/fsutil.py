@@ -1,5 +1,6 @@
 """Atomic file writes: every artifact is written to a temp file and renamed into place,
-so an interrupted run never leaves a half-written file that a later step would trust."""
+so an interrupted run never leaves a half-written file that a later step would trust. Also the
+text of a name the operating system hands over as bytes (os_text)."""
 
 import contextlib
 import hashlib
@@ -23,6 +24,38 @@ TEMP_MARKER = ".tinyface-tmp-"
 # (Before the marker, temp names were ``.<name>.<8 random characters><suffix>``: a user's
 # ``.notes.keras.backup12.keras`` read the same, so leftovers of that form are not recognised.)
 _TEMP_NAME = re.compile(r"\.(?P<name>.+)" + re.escape(TEMP_MARKER) + r"[a-z0-9_]{8}(?P<suffix>\.[^.]+)")
+
+
+def os_text(value: str) -> str:
+    """A name the operating system handed over as bytes (a command-line argument, a file or
+    folder name) as the text those bytes spell in UTF-8, whatever the locale made of them: a
+    gallery name's encoding on the wire.
+
+    Python decodes argv and file names with the locale's encoding: under a C locale with UTF-8
+    mode off (``PYTHONUTF8=0``) the bytes of ``Zoë`` arrive as ``'Zo\\udcc3\\udcab'`` (surrogate
+    escapes), and under a Latin-1 locale in a UTF-8 terminal as ``'ZoÃ«'``. Bytes that are UTF-8
+    are read as UTF-8; other bytes keep the locale's reading (a Latin-1 terminal's ``Zoë``),
+    unless the locale could not read them either.
+
+    Raises:
+        ValueError: bytes that are neither UTF-8 nor text in the locale's encoding (the message
+            shows them: ``its bytes b'Zo\\xeb' are not valid UTF-8 text``).
+    """
+    import codecs
+    import sys
+
+    try:
+        raw = os.fsencode(value)
+    except UnicodeEncodeError:  # a str no locale decoded (a caller's own): as it is
+        return value
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        if any("\udc80" <= c <= "\udcff" for c in value):  # bytes the locale could not decode either
+            locale = codecs.lookup(sys.getfilesystemencoding()).name
+            also = "" if locale == "utf-8" else f" (nor {locale}, the locale's encoding)"
+            raise ValueError(f"its bytes {raw!r} are not valid UTF-8 text{also}") from None
+        return value
 
 
 def is_temp_name(name: str) -> bool:

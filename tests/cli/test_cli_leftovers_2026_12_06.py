@@ -45,14 +45,14 @@ ZOE_IN_C_LOCALE = ZOE_UTF8.decode("ascii", "surrogateescape")
 
 # --- 1. a gallery name whatever the locale --------------------------------------------------------
 
-def test_argv_text_reads_the_bytes_as_utf8():
-    from tinyface.cli.common import argv_text
+def test_os_text_reads_the_bytes_as_utf8():
+    from tinyface.fsutil import os_text  # was tinyface.cli.common.argv_text (flash --enroll's folders use it too)
 
     assert ZOE_IN_C_LOCALE == "Zo\udcc3\udcab"
-    assert argv_text(ZOE_IN_C_LOCALE) == ZOE  # was: taken as it came, and refused as "not valid UTF-8"
-    assert argv_text(ZOE) == ZOE and argv_text("Bob") == "Bob"
+    assert os_text(ZOE_IN_C_LOCALE) == ZOE  # was: taken as it came, and refused as "not valid UTF-8"
+    assert os_text(ZOE) == ZOE and os_text("Bob") == "Bob"
     with pytest.raises(ValueError) as info:
-        argv_text("Zo\udceb")  # the Latin-1 byte of ë, in a UTF-8 (or C) locale
+        os_text("Zo\udceb")  # the Latin-1 byte of ë, in a UTF-8 (or C) locale
     assert "b'Zo\\xeb'" in str(info.value) and "not valid UTF-8" in str(info.value)
 
 

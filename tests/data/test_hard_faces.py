@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinyface.data.align import (METHODS, Aligner, Alignment, _dlib_models, _points, cut_chip, implausible,
+from tinyface.data.align import (METHODS, Aligner, Alignment, _points, cut_chip, dlib_models, implausible,
                                  underexposed)
 from tinyface.data.cache import FaceCache
 from tinyface.data.dataset import ImageError, read_image
@@ -51,7 +51,7 @@ def _sha(arr: np.ndarray) -> str:
 
 def _truth(rgb):
     """The detector's box and landmarks on the untouched photo."""
-    detector, predictor = _dlib_models()
+    detector, predictor = dlib_models()
     rect = max(detector(rgb, 1), key=lambda r: r.area())
     return (rect.left(), rect.top(), rect.right(), rect.bottom()), _points(predictor(rgb, rect))
 

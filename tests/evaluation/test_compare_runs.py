@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyface.errors import DataError
 from tinyface.evaluation import metrics
 
 REPO = Path(__file__).resolve().parents[2]
@@ -123,8 +124,10 @@ def test_people_folder_pairs_with_the_teacher_first(lfw_dir, tmp_path):
     # a selection set that holds a test person (peopleDevTest's AJ_Lamas) is refused before any face is cut
     shutil.copytree(lfw_dir / "images" / "AJ_Lamas", people / "AJ_Lamas")
     held_out = subprocess.run([*run, "--people", str(people)], capture_output=True, text=True, timeout=300)
-    assert held_out.returncode == 1 and "Traceback" not in held_out.stderr
-    assert "1 of its people are LFW test people (peopleDevTest.txt), e.g. AJ_Lamas" in held_out.stderr
+    assert held_out.returncode == DataError.exit_code and "Traceback" not in held_out.stderr  # was a plain 1
+    assert held_out.stderr.strip().splitlines() == [
+        f"compare_runs.py: error: {people}: 1 of its people are LFW test people (peopleDevTest.txt), e.g. AJ_Lamas: "
+        "a selection set must not hold the held-out test's people"]
     meta = json.loads((copy / "model.json").read_text())  # a bundle that distilled from these people
     meta["extra"]["extra_faces"] = ["fairface", str(people.parent)]
     (copy / "model.json").write_text(json.dumps(meta))

@@ -15,38 +15,6 @@ def not_empty(ctx, param, value):
     return value
 
 
-def argv_text(value: str) -> str:
-    """A command-line argument as the text its bytes spell in UTF-8 (a gallery name's encoding on
-    the wire), whatever the locale made of them.
-
-    Python decodes argv with the locale's encoding: under a C locale with UTF-8 mode off
-    (``PYTHONUTF8=0``) the bytes of ``Zoë`` arrive as ``'Zo\\udcc3\\udcab'`` (surrogate escapes), and
-    under a Latin-1 locale in a UTF-8 terminal as ``'ZoÃ«'``. Bytes that are UTF-8 are read as
-    UTF-8; other bytes keep the locale's reading (a Latin-1 terminal's ``Zoë``), unless the locale
-    could not read them either.
-
-    Raises:
-        ValueError: bytes that are neither UTF-8 nor text in the locale's encoding (the message
-            shows them).
-    """
-    import codecs
-    import os
-    import sys
-
-    try:
-        raw = os.fsencode(value)
-    except UnicodeEncodeError:  # a str no locale decoded (a caller's own): as it is
-        return value
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        if any("\udc80" <= c <= "\udcff" for c in value):  # bytes the locale could not decode either
-            locale = codecs.lookup(sys.getfilesystemencoding()).name
-            also = "" if locale == "utf-8" else f" (nor {locale}, the locale's encoding)"
-            raise ValueError(f"its bytes {raw!r} are not valid UTF-8 text{also}: give it in UTF-8") from None
-        return value
-
-
 def json_option(example: str):
     """--json, with an ``example``: a whole invocation of the command that uses it."""
     return click.option("--json", "as_json", is_flag=True, help=f"Print results as JSON on stdout. Example: {example}")

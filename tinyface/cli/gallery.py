@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from tinyface.cli.common import argv_text, json_option, load_settings, not_empty, set_option
+from tinyface.cli.common import json_option, load_settings, not_empty, set_option
 
 
 def port_options(f):
@@ -45,13 +45,18 @@ def skip_bad_option(example: str):
 
 
 def _name(ctx, param, value):
-    """--name: the text its bytes spell in UTF-8, whatever the locale (argv_text), by the board's rules."""
+    """--name: the text its bytes spell in UTF-8, whatever the locale (fsutil.os_text), by the board's rules."""
     if value is None:
         return value
     from tinyface.device.gallery import check_name
+    from tinyface.fsutil import os_text
 
     try:
-        return check_name(argv_text(value))
+        name = os_text(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{exc}: give it in UTF-8") from None
+    try:
+        return check_name(name)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
 

@@ -6,6 +6,7 @@ time and people enrolled over serial."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,18 +31,55 @@ def require_gallery_fits(directory, people: int) -> None:
                                     f"{people - spec.GALLERY_CAPACITY} out")
 
 
+def gallery_names(directory: str | Path) -> dict[str, str]:
+    """The person folders of ``directory`` (as tinyface.data.dataset lists them), each with the
+    gallery name it stands for: the text its bytes spell in UTF-8, whatever the locale made of
+    them (fsutil.os_text, as ``--name`` is read), so that a ``Zoë`` folder is the 4 bytes of
+    ``Zoë`` under a C locale with UTF-8 mode off or a Latin-1 locale too.
+
+    Raises:
+        DataError: ``directory`` is not a folder of person folders holding images; a folder name
+            that is no text, or that the board cannot store (1..MAX_NAME_BYTES - 1 bytes of
+            UTF-8); two folders that spell the same name.
+        GalleryFullError: more people than the device's gallery holds.
+    """
+    from tinyface.data.dataset import load_dataset
+    from tinyface.fsutil import os_text
+
+    folders = load_dataset(directory, min_identities=1).identities
+    require_gallery_fits(directory, len(folders))
+    names: dict[str, str] = {}
+    for folder in folders:
+        try:
+            name = os_text(folder)
+        except ValueError as exc:
+            raise DataError(f"a person folder's name in {directory}: {exc}", hint="rename the folder in UTF-8") from None
+        try:
+            spec.encode_name(name)
+        except ValueError:
+            raise DataError(f"person folder name {name!r} is {len(name.encode('utf-8'))} bytes of UTF-8; the board "
+                            f"stores 1..{spec.MAX_NAME_BYTES - 1}", hint="rename the folder") from None
+        twin = next((other for other, known in names.items() if known == name), None)
+        if twin is not None:  # a UTF-8 folder and a Latin-1 one that the locale reads alike
+            raise DataError(f"person folders {os.fsencode(twin)!r} and {os.fsencode(folder)!r} in {directory} are both "
+                            f"named {name!r}", hint="merge or rename them")
+        names[folder] = name
+    return names
+
+
 def enroll_folder(directory: str | Path, bundle, settings, progress=None) -> list[GalleryPerson]:
     """Embed every person folder in ``directory`` with ``bundle``'s model.
 
     Args:
-        directory: one sub-folder per person (the folder name is the person's name).
+        directory: one sub-folder per person (the folder name is the person's name, as
+            gallery_names reads it).
         bundle: the model bundle the firmware runs.
         settings: tinyface settings (face detection upsampling, workers, cache folder).
         progress: called with the number of images done, as they finish.
 
     Raises:
-        DataError: no people, a name longer than the protocol allows, or a person with no
-            usable image.
+        DataError: no people, a folder name that is no text or longer than the protocol allows
+            (gallery_names), or a person with no usable image.
         GalleryFullError: more people than the device's gallery holds.
         NoFaceError: images in which no face was found (or that cannot be read): every one
             is named; nothing is enrolled.
@@ -53,15 +91,8 @@ def enroll_folder(directory: str | Path, bundle, settings, progress=None) -> lis
     from tinyface.data.faces import FaceSpec, prepare_faces
     from tinyface.model.embedder import Embedder
 
+    names = gallery_names(directory)
     dataset = load_dataset(directory, min_identities=1)
-    people = dataset.identities
-    require_gallery_fits(directory, len(people))
-    for name in people:
-        try:
-            spec.encode_name(name)
-        except ValueError:
-            raise DataError(f"person folder name {name!r} must be 1..{spec.MAX_NAME_BYTES - 1} bytes of UTF-8",
-                            hint="rename the folder") from None
     face_spec = FaceSpec.for_model(bundle.meta, settings)
     images = dataset.images
     with FaceCache(settings.data.cache_path()) as cache:
@@ -70,8 +101,8 @@ def enroll_folder(directory: str | Path, bundle, settings, progress=None) -> lis
     refuse_unusable(faces, directory)
     embedder = Embedder.for_bundle(bundle, "tflm")  # the firmware's kernels and its quantization
     result = []
-    for name in people:
-        idx = [i for i, im in enumerate(images) if im.identity == name and faces.ok[i]]
+    for folder, name in names.items():
+        idx = [i for i, im in enumerate(images) if im.identity == folder and faces.ok[i]]
         if not idx:
             raise DataError(f"no usable image of {name!r} in {directory}")
         total = embedder.embed(faces.crops[idx]).sum(axis=0, dtype=np.float32)

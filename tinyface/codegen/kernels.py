@@ -524,10 +524,10 @@ def render_context(specs: list[KernelSpec], op_types: set[str]) -> dict:
 def render_sources(specs: list[KernelSpec], op_types: set[str] | None = None, banner: str = "generated") -> dict:
     """``{file name: text}`` of tf_kernels_impl.h and tf_kernels.cc for ``specs`` (used by tests
     and benchmarks; the firmware project renders the same templates)."""
-    from tinyface.codegen.project import _environment
+    from tinyface.codegen.project import template_environment
     from tinyface.resources import firmware_dir
 
-    env = _environment(firmware_dir())
+    env = template_environment(firmware_dir())
     types = {s.op for s in specs} if op_types is None else op_types
     context = render_context(specs, types)
     sources = {name: env.get_template(f"src/{name}.j2").render(banner=banner, **context)

@@ -120,7 +120,11 @@ def project_sources(directory: Path | None = None) -> dict[str, str]:
     return dict(sorted(sources.items()))
 
 
-def _environment(root: Path):
+def template_environment(root: Path):
+    """The Jinja environment every tinyface template is rendered in (the firmware project's, the
+    kernels', a benchmark's Makefile): templates under ``root``, ``StrictUndefined`` (a value
+    missing from the context is an error, never an empty string), no autoescaping, and block tags
+    that leave no blank lines."""
     import jinja2
 
     return jinja2.Environment(
@@ -255,7 +259,7 @@ def generate_project(bundle, board: Board, directory: str | Path, arena_margin: 
                              f"{model['output_size']}")
     kernel_context = kernel_gen.render_context(specs, op_types)
     root = firmware_dir()
-    env = _environment(root)
+    env = template_environment(root)
     context = {
         **kernel_context,
         "op_registrations": {op: f"tfk::{function}()" for op, function in kernel_context["registrations"]},

@@ -136,8 +136,10 @@ _models_lock = threading.Lock()
 _models: dict[str, object] = {}
 
 
-def _dlib_models():
-    """Load dlib's detector and 5-point predictor once per process."""
+def dlib_models():
+    """dlib's frontal face detector and 5-point landmark predictor (face_recognition_models'),
+    with which an Aligner finds faces and their landmarks (the rescue steps' CNN detector aside),
+    loaded once per process: ``(detector, predictor)``."""
     with _models_lock:
         if not _models:
             import dlib
@@ -352,7 +354,7 @@ class Aligner:
     def detect(self, rgb: np.ndarray) -> Alignment:
         """The largest face's landmarks, how they were found, and whether the face is
         underexposed (``underexposed``: its chips are cut brightened)."""
-        alignment = self._find(rgb)
+        alignment = self.find(rgb)
         alignment.normalised = underexposed(rgb, alignment)
         if alignment.normalised and alignment.detected and alignment.method != "detector":
             alignment = self._refine_brightened(rgb, alignment)
@@ -365,7 +367,7 @@ class Aligner:
         where noise moves them (on the very dark set of benchmarks/hard_faces.py, the teacher's
         accuracy: 96.46% with the landmarks as found, 97.19% refined; benchmarks/dark_chips.py).
         Kept only if plausible."""
-        _, predictor = _dlib_models()
+        _, predictor = dlib_models()
         pts = _points(predictor(brighten(rgb), box_from_landmarks(alignment.landmarks)))
         if implausible(pts, rgb.shape[:2]) is not None:
             return alignment
@@ -373,8 +375,12 @@ class Aligner:
         refined.normalised = underexposed(rgb, refined)  # as cut_chip will decide from these landmarks
         return refined
 
-    def _find(self, rgb: np.ndarray) -> Alignment:
-        detector, predictor = _dlib_models()
+    def find(self, rgb: np.ndarray) -> Alignment:
+        """The largest face's landmarks as the detector (else, with ``rescue``, the rescue steps)
+        finds them, and how: ``detect`` without its refinement of rescued landmarks on the
+        brightened photo, and without deciding ``normalised`` (cut_chip decides it from the
+        landmarks in any case). A face not found is the centered fallback (``detected`` False)."""
+        detector, predictor = dlib_models()
         h, w = rgb.shape[:2]
         scale = 1.0
         work = rgb
@@ -412,7 +418,7 @@ class Aligner:
         return Alignment(np.zeros((N_LANDMARKS, 2), np.float32), False, FALLBACK)
 
     def _equalised(self, rgb: np.ndarray) -> np.ndarray | None:
-        detector, predictor = _dlib_models()
+        detector, predictor = dlib_models()
         gray = equalise(rgb, denoise=is_dark(rgb))
         rects = detector(gray, 0)
         if len(rects) == 0 and self.upsample > 0:
@@ -426,7 +432,7 @@ class Aligner:
         landmarks; kept only if the detector confirms a face on the chip they align."""
         import dlib
 
-        _, predictor = _dlib_models()
+        _, predictor = dlib_models()
         gray = equalise(rgb, denoise=is_dark(rgb))
         h, w = rgb.shape[:2]
         for factor in WHOLE_FRAME_BOXES:
@@ -450,7 +456,7 @@ class Aligner:
         landmarks, mapped back to the image, are returned."""
         import dlib
 
-        detector, predictor = _dlib_models()
+        detector, predictor = dlib_models()
         size, padding = 200, 0.5
         alignment = Alignment(pts.astype(np.float32), True, "landmarks-whole-frame")
         chip = cut_chip(np.repeat(gray[:, :, None], 3, axis=2), alignment, size, padding, 1)[:, :, 0]
@@ -473,7 +479,7 @@ class Aligner:
     def _cnn(self, rgb: np.ndarray) -> np.ndarray | None:
         from PIL import Image
 
-        _, predictor = _dlib_models()
+        _, predictor = dlib_models()
         h, w = rgb.shape[:2]
         shrink = min(1.0, CNN_MAX_SIDE / max(h, w))
         if is_dark(rgb):

@@ -85,18 +85,17 @@ def check_fits(bundle, board, arena_margin: float = DEFAULT_ARENA_MARGIN, kernel
 
 def check_gallery_folder(enroll_dir: str | Path) -> int:
     """The number of people (person folders) `flash --enroll` would compile in from ``enroll_dir``,
-    checked against the device's gallery before any face is aligned.
+    checked against the device's gallery, and their names against the protocol's, before any face
+    is aligned.
 
     Raises:
-        DataError: ``enroll_dir`` is not a folder of person folders holding images.
+        DataError: ``enroll_dir`` is not a folder of person folders holding images, or a folder's
+            name is no gallery name (tinyface.codegen.gallery.gallery_names).
         GalleryFullError: more people than the device's gallery holds.
     """
-    from tinyface.codegen.gallery import require_gallery_fits
-    from tinyface.data.dataset import load_dataset
+    from tinyface.codegen.gallery import gallery_names
 
-    people = len(load_dataset(enroll_dir, min_identities=1).identities)
-    require_gallery_fits(enroll_dir, people)
-    return people
+    return len(gallery_names(enroll_dir))
 
 
 def flash(board, model: str | Path | None = None, project_dir: str | Path | None = None, port: str | None = None,
