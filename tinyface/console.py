@@ -399,6 +399,34 @@ def use_legacy_keras() -> None:
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 
+def one_op_at_a_time() -> bool:
+    """Make TensorFlow run a graph's ops one at a time (inter-op parallelism 1; each op still uses
+    every core), so that training is bit-reproducible: a build's stages run it first.
+
+    With ops side by side (TensorFlow's default), one epoch of quantization-aware training from
+    the same pruned student, data and seed gave a different model on every run: its graph has
+    many parallel branches (the quantizers' min/max), and the float results of TensorFlow's
+    default x86 kernels (oneDNN) then depend on how the ops overlap. Two runs agreed step for step
+    with inter-op parallelism 1, and also with oneDNN off (``TF_ENABLE_ONEDNN_OPTS=0``), which
+    would change every result. Plain training of the chain-shaped students (distillation) gives
+    the same bytes either way, and about the same speed (docs/model.md, "QAT is reproducible").
+
+    TensorFlow takes the setting only before it runs its first op. Returns whether it holds:
+    False where TensorFlow had already started with another value (a library user's session,
+    left as it is).
+    """
+    use_legacy_keras()
+    import tensorflow as tf
+
+    if tf.config.threading.get_inter_op_parallelism_threads() == 1:
+        return True
+    try:
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # "cannot be modified after initialization"
+        return False
+    return True
+
+
 def quiet_tensorflow(import_now: bool = False) -> None:
     """Silence TensorFlow, its converter and PIL on stderr unless -v was given: the C++ start-up
     chatter (oneDNN notes, a CUDA probe that 'fails' on every machine without a GPU), the Python

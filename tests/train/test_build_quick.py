@@ -67,6 +67,7 @@ def test_quick_build_keeps_the_better_of_ptq_and_qat_on_validation(quick_build):
     scores = choice["val_accuracy"]
     assert set(scores) == {"ptq", "qat"}, "the esp32 preset tries QAT next to PTQ"
     assert choice["chosen"] == max(scores, key=scores.get)
+    assert choice["ops_one_at_a_time"] is True, "the build set TensorFlow up before its first op: QAT reproducible"
     kept = (out / "quantize" / f"int8_{choice['chosen']}.tflite").read_bytes()
     assert (out / "quantize" / "int8.tflite").read_bytes() == kept == (out / "model.tflite").read_bytes()
 

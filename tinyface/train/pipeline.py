@@ -230,7 +230,10 @@ def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progr
         force: redo every stage, even those whose inputs did not change.
     """
     load_stage_modules()  # TensorFlow comes after use_legacy_keras: tinyface/train/__init__.py
+    from tinyface.console import one_op_at_a_time
     from tinyface.fsutil import exclusive_folder, scratch_tempdir
+
+    one_op_at_a_time()  # before TensorFlow's first op: QAT is then reproducible
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -275,7 +278,7 @@ def _run_build(settings, preset, out_dir: Path, quick: bool, report_progress: Pr
                          fp=lambda data: _data_fingerprint(settings, quick, data),
                          done=lambda data: {"stats": data.stats})
     data_fp = stages.ran[-1].fingerprint
-    training = _training_set(data, settings.distill)
+    training = build_training_set(data, settings.distill)
     if assistant_folder is not None:
         data_fp = _assist(stages, settings, quick, data, training, assistant_folder, data_fp)
 
@@ -302,7 +305,8 @@ def _data_fingerprint(settings, quick: bool, data) -> str:
                        *extra)
 
 
-def _training_set(data, ds) -> _TrainingSet:
+def build_training_set(data, ds) -> _TrainingSet:
+    """What the training stages fit on, from the build's data and its distill settings."""
     from tinyface.train import distill
 
     centered_on = [data.train.teacher]
@@ -500,6 +504,7 @@ def _read_history(path: Path) -> dict:
 def _quantize(stages: Stages, settings, data, training: _TrainingSet, model, pruned: bool, prev_fp: str) -> str:
     """Full int8: PTQ, and QAT too when quantize.qat is set; the better on validation people
     is kept as quantize/int8.tflite. Returns the stage's fingerprint."""
+    from tinyface.console import one_op_at_a_time
     from tinyface.train import quantize
 
     q = settings.quantize
@@ -528,7 +533,9 @@ def _quantize(stages: Stages, settings, data, training: _TrainingSet, model, pru
         for name, flat in candidates.items():
             write_bytes(st.path(f"int8_{name}.tflite"), flat)
         write_json(st.path("choice.json"), {"chosen": best, "val_accuracy": scores,
-                                            "rule": "highest accuracy on pairs of validation people; a tie keeps PTQ"})
+                                            "rule": "highest accuracy on pairs of validation people; a tie keeps PTQ",
+                                            # QAT is bit-reproducible only so (console.one_op_at_a_time)
+                                            "ops_one_at_a_time": one_op_at_a_time()})
 
     stages.run("quantize", fp, ["float.tflite", "int8.tflite", "choice.json"], make)
     return fp
@@ -579,6 +586,18 @@ def _val_accuracy_int8(flat: bytes, data) -> float:
 
 
 def _qat(model, training: _TrainingSet, settings, calib, prune_preserving: bool, notify) -> bytes:
+    from tinyface.train import quantize
+
+    qat_model = quantization_aware_training(model, training, settings, prune_preserving, notify)
+    notify("step", {"name": "converting to int8 (QAT)", "total": None})  # named before it starts, as every step
+    return quantize.convert_int8(qat_model, calib)
+
+
+def quantization_aware_training(model, training: _TrainingSet, settings, prune_preserving: bool,
+                                notify: Progress = lambda event, info: None, callbacks=()):
+    """The quantize stage's QAT recipe: ``model`` wrapped for quantization-aware training and
+    fine-tuned for quantize.qat_epochs at 1/20 of the distillation's learning rate. Returns the
+    trained Keras QAT model (benchmarks/qat_reproducible.py stops it early by ``callbacks``)."""
     from tinyface.train import distill, quantize
 
     ds = settings.distill
@@ -587,11 +606,10 @@ def _qat(model, training: _TrainingSet, settings, calib, prune_preserving: bool,
     distill.fit(qat_model, training.x, training.y, None, None, settings.quantize.qat_epochs,
                 ds.batch_size, ds.learning_rate * 0.05, training.loss(weights), augment=training.augment,
                 light=training.light,
-                seed=ds.training_seed(settings.data.seed) + 2, warmup_epochs=0,
+                seed=ds.training_seed(settings.data.seed) + 2, warmup_epochs=0, callbacks=callbacks,
                 on_epoch=_epoch_events(notify), on_progress=_batch_events(notify),
                 partners=training.partners(notify, settings.quantize.qat_epochs))
-    notify("step", {"name": "converting to int8 (QAT)", "total": None})  # named before it starts, as every step
-    return quantize.convert_int8(qat_model, calib)
+    return qat_model
 
 
 def _role_counts(n_people: int, val_fraction: float, test_fraction: float = 0.3) -> tuple[int, int, int]:
