@@ -6,8 +6,10 @@ script runs):
   (validation_settings, models_on_validation and their command line, validation_parser);
 - the paired comparison of two models' scores on the same pairs (compare, paired_intervals,
   mcnemar_p, roc_auc), with a bootstrap over people;
+- a `tinyface emulate` a script starts, and why it did not start (start_device);
 - a folder-per-person selection set (people_faces) and the one check a ``--people DIR``
-  passes before minutes of work (check_people): a folder, and not one a bundle distilled from.
+  passes before minutes of work (check_people): a folder, not one a bundle distilled from, and
+  none of LFW's test people in it (refuse_test_people).
 
 Heavy imports (the build data, the aligner) happen inside the functions that need them.
 """
@@ -16,13 +18,18 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import select
+import signal
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from tinyface import config
-from tinyface.errors import DataError, ModelError
+from tinyface.errors import DataError, DeviceError, ModelError
 from tinyface.evaluation.metrics import auc, best_accuracy, best_threshold, roc_curve
 
 BOOTSTRAP = 2000  # paired bootstrap draws over people (compare)
@@ -172,6 +179,40 @@ def compare(ref: np.ndarray, other: np.ndarray, same: np.ndarray, person_a: np.n
                                                               paired_intervals(ref, other, same, person_a, person_b, draws).items()}}
 
 
+# --- a device a script starts (tinyface emulate) ---------------------------------------------
+
+def start_device(command: list[str], what: str, wait_s: float) -> tuple[subprocess.Popen, str]:
+    """Start ``command``, a `tinyface emulate` that prints its port's path as its first line on
+    stdout, in a session of its own (``os.killpg(proc.pid, ...)`` ends it with what it started,
+    --native's firmware).
+
+    Args:
+        what: the device as the error names it (``the emulator (tinyface emulate --baud 0)``).
+        wait_s: how long it may take to print its port (a --native build compiles first).
+
+    Returns:
+        ``(its process, its port)``; its stdout is the process's pipe, its stderr a temp file.
+
+    Raises:
+        tinyface.errors.DeviceError: it printed no port within ``wait_s``: ``WHAT did not start:``
+            its own last line on stderr, where it said one (a model the emulated board cannot
+            run, a bad setting), else that no port came; it has been killed.
+    """
+    with tempfile.TemporaryFile() as err:  # a file, not a pipe: the device never blocks on it
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, start_new_session=True)
+        ready, _, _ = select.select([proc.stdout], [], [], wait_s)
+        port = proc.stdout.readline().decode(errors="replace").strip() if ready else ""
+        if port.startswith("/dev/"):
+            return proc, port
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        proc.stdout.close()
+        err.seek(0)
+        said = err.read().decode(errors="replace").strip().splitlines()
+    why = f": {said[-1]}" if said else f" (no port within {wait_s:g} s)"
+    raise DeviceError(f"{what} did not start{why}")
+
+
 # --- a folder-per-person selection set (--people DIR) ---------------------------------------
 
 def people_faces(folder, settings, workers: int = 0):
@@ -181,9 +222,8 @@ def people_faces(folder, settings, workers: int = 0):
     every photo (minutes for CelebA's 6,300), later ones read the cache.
 
     Raises:
-        tinyface.errors.DataError: the folder holds LFW test people (named after one, as the
-            build's name filter matches them): choices made on it would be made on the held-out
-            test. Before any face is cut.
+        tinyface.errors.DataError: the folder holds LFW test people (refuse_test_people; a
+            script has refused them already, in check_people). Before any face is cut.
     """
     from tinyface.console import progress_bar
     from tinyface.data.cache import FaceCache
@@ -192,21 +232,39 @@ def people_faces(folder, settings, workers: int = 0):
 
     dataset = load_dataset(Path(folder))
     paths = [image.path for image in dataset.images]
-    test_people = _lfw_test_people(settings)
-    if test_people:
-        from tinyface.data.extra import named_after
-
-        held = named_after(paths, test_people)
-        if held.any():
-            names = sorted({path.parent.name for path, h in zip(paths, held) if h})
-            raise DataError(f"{folder}: {len(names)} of its people are LFW test people (peopleDevTest.txt), e.g. "
-                            f"{names[0]}: a selection set must not hold the held-out test's people")
+    refuse_test_people(folder, settings, paths)  # for a caller that skipped check_people
     with FaceCache(settings.data.cache_path()) as cache, progress_bar("photos", len(paths)) as advance:
         res = prepare_faces(paths, FaceSpec.from_settings(settings, teacher=True), cache, workers=workers,
                             progress=advance)
     keep = res.ok & res.detected
     labels = [image.identity for image, good in zip(dataset.images, keep) if good]
     return res.crops[keep], res.teacher[keep], labels, int(len(paths) - keep.sum())
+
+
+def refuse_test_people(folder, settings, paths=None) -> None:
+    """Refuse a folder-per-person set that holds LFW test people (named after one, as the build's
+    name filter matches them): choices made on it would be made on the held-out test. Nothing
+    where the settings' LFW folder has no peopleDevTest.txt.
+
+    Args:
+        paths: the set's photos, where the caller listed them (else listed here).
+
+    Raises:
+        tinyface.errors.DataError: the set holds a test person (one line: how many, the first).
+    """
+    test_people = _lfw_test_people(settings)
+    if not test_people:
+        return
+    from tinyface.data.dataset import load_dataset
+    from tinyface.data.extra import named_after
+
+    if paths is None:
+        paths = [image.path for image in load_dataset(Path(folder)).images]
+    held = named_after(paths, test_people)
+    if held.any():
+        names = sorted({path.parent.name for path, h in zip(paths, held) if h})
+        raise DataError(f"{folder}: {len(names)} of its people are LFW test people (peopleDevTest.txt), e.g. "
+                        f"{names[0]}: a selection set must not hold the held-out test's people")
 
 
 def _lfw_test_people(settings) -> list[str]:
@@ -230,10 +288,16 @@ def distilled_from(bundle, folder) -> list[str]:
     return [name for name, path in zip(names, paths) if here.is_relative_to(path) or path.is_relative_to(here)]
 
 
-def check_people(ap: argparse.ArgumentParser, people: str | None, bundles: dict) -> None:
+def check_people(ap: argparse.ArgumentParser, people: str | None, bundles: dict, settings) -> None:
     """``--people DIR``'s check, before minutes of loading faces: ends the command line ``ap``
     (argparse's usage error, exit 2) if DIR is no folder, or if a bundle of ``{folder: bundle}``
-    distilled from it (distilled_from). Nothing when ``people`` is None."""
+    distilled from it (distilled_from); refuses a set holding LFW test people of the
+    ``settings``' LFW folder (refuse_test_people, as people_faces would after the validation
+    people). Nothing when ``people`` is None.
+
+    Raises:
+        tinyface.errors.DataError: the set holds an LFW test person (exit 4).
+    """
     if not people:
         return
     if not Path(people).is_dir():
@@ -242,3 +306,4 @@ def check_people(ap: argparse.ArgumentParser, people: str | None, bundles: dict)
         if seen := distilled_from(bundle, people):
             ap.error(f"--people {people}: {folder} distilled from it (extra faces {', '.join(seen)}): "
                      "judge it on a set it has not seen")
+    refuse_test_people(people, settings)

@@ -62,7 +62,7 @@ def main() -> None:
         ap.error("a --model was given twice: compare different bundles")
     bundles = load_bundles(args.model)
     settings = validation_settings(args.preset, bundles)
-    check_people(ap, args.people, bundles)
+    check_people(ap, args.people, bundles, settings)
     if args.people:
         crops, teacher, labels, skipped = people_faces(args.people, settings, settings.data.workers)
         where = f"{args.people} ({skipped} photos without a detected face left out)"

@@ -25,16 +25,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import select
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from tinyface.errors import DeviceError
 from tinyface.protocol import spec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,24 +53,13 @@ def _start_emulator(model_dir: Path, baud: int, wait_s: float = 60.0):
     Raises:
         tinyface.errors.DeviceError: it printed no port within ``wait_s`` (its own last line
             on stderr, where it said one: a model the emulated board cannot run, a baud it
-            refuses).
+            refuses; _lib.start_device).
     """
-    import tempfile
+    from _lib import start_device  # benchmarks/, beside this script (here: tests load link.py by its file)
 
-    with tempfile.TemporaryFile() as err:  # a file, not a pipe: the emulator never blocks on it
-        proc = subprocess.Popen([sys.executable, "-m", "tinyface.cli.main", "emulate", "--model", str(model_dir),
-                                 "--baud", str(baud)], stdout=subprocess.PIPE, stderr=err, start_new_session=True)
-        ready, _, _ = select.select([proc.stdout], [], [], wait_s)
-        port = proc.stdout.readline().decode().strip() if ready else ""
-        if port.startswith("/dev/"):
-            return proc, port
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-        proc.stdout.close()
-        err.seek(0)
-        said = err.read().decode(errors="replace").strip().splitlines()
-    why = f": {said[-1]}" if said else f" (no port within {wait_s:g} s)"
-    raise DeviceError(f"the emulator (tinyface emulate --model {model_dir} --baud {baud}) did not start{why}")
+    return start_device([sys.executable, "-m", "tinyface.cli.main", "emulate", "--model", str(model_dir),
+                         "--baud", str(baud)], f"the emulator (tinyface emulate --model {model_dir} --baud {baud})",
+                        wait_s)
 
 
 def _measure(client, run, up_bytes_fn, payload_bytes: int, baud: int) -> dict:

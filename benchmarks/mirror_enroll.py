@@ -21,8 +21,8 @@ rule) with the probes accepted and right at it, and both at the bundle's shipped
 
 import numpy as np
 
-from _lib import (check_people, load_bundles, models_on_validation, people_faces,  # benchmarks/, beside this script
-                  validation_parser)
+from _lib import (check_people, load_bundles, people_faces, validation_parser,  # benchmarks/, beside this script
+                  validation_settings)
 from tinyface.evaluation import metrics
 from tinyface.evaluation.metrics import l2n
 from tinyface.model.embedder import Embedder
@@ -55,13 +55,16 @@ def figures(embedder, crops, labels, d, shipped: float, **split_args) -> dict:
 
 
 def main() -> None:
+    from tinyface.train.build_data import load_build_data
+
     ap = validation_parser(__doc__)
     ap.add_argument("--people", help="also a folder-per-person set, e.g. the CelebA selection set's images/ "
                                      "(refused if a --model distilled from it)")
     args = ap.parse_args()
     bundles = load_bundles(args.model)
-    check_people(ap, args.people, bundles)  # before minutes of loading the validation people
-    _, _, settings, data = models_on_validation(__doc__, args=args, bundles=bundles)
+    settings = validation_settings(args.preset, bundles)
+    check_people(ap, args.people, bundles, settings)  # before minutes of loading the validation people
+    data = load_build_data(settings)
     d = settings.data
     sets = [("validation people", data.val.crops, list(data.val.labels), {})]
     if args.people:  # most of its people have many photos: a quarter of them held out as strangers, every photo

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import select
+import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -34,14 +35,19 @@ def _cli(*args: str) -> list[str]:
 
 
 def bench(kind: str, model: str, board: str, images: int, out: Path) -> dict:
+    """`tinyface bench` of ``images`` images on a `tinyface emulate` (with --native where ``kind``
+    is ``native``), its results written to ``out``: returns them.
+
+    Raises:
+        tinyface.errors.DeviceError: the device did not start (its own last line on stderr:
+            _lib.start_device), or bench failed (bench's own last line).
+    """
+    from _lib import start_device  # benchmarks/, beside this script
+
     extra = ["--native"] if kind == "native" else []
-    device = subprocess.Popen(_cli("emulate", "--board", board, "--model", model, "--once", *extra),
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    device, port = start_device(_cli("emulate", "--board", board, "--model", model, "--once", *extra),
+                                f"{kind}: the device (tinyface emulate{' --native' if extra else ''})", 600)
     try:
-        ready, _, _ = select.select([device.stdout], [], [], 600)
-        port = device.stdout.readline().strip() if ready else ""
-        if not port.startswith("/dev/"):
-            raise DeviceError(f"{kind}: the device (tinyface emulate{' --native' if extra else ''}) did not start")
         done = subprocess.run(_cli("bench", "--port", port, "--board", board, "--model", model, "--images",
                                    str(images), "--out", str(out)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                               text=True)
@@ -49,8 +55,9 @@ def bench(kind: str, model: str, board: str, images: int, out: Path) -> dict:
             said = done.stderr.strip().splitlines()[-1:] or [f"exit {done.returncode}"]
             raise DeviceError(f"{kind}: tinyface bench failed: {said[0]}")
     finally:
-        device.terminate()
+        os.killpg(device.pid, signal.SIGTERM)  # its own session (start_device): --native's firmware too
         device.wait(timeout=30)
+        device.stdout.close()
     return json.loads(out.read_text())
 
 

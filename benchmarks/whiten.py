@@ -70,8 +70,8 @@ def main() -> None:
                                                     "(refused if the model distilled from it)")
     args = ap.parse_args()
     bundle = load_bundle(Path(args.model))
-    check_people(ap, args.people, {args.model: bundle})  # before minutes of loading the build's people
     settings = validation_settings(args.preset, {args.model: bundle})
+    check_people(ap, args.people, {args.model: bundle}, settings)  # before minutes of loading the build's people
     data = load_build_data(settings)
     embedder = Embedder(bundle.model_bytes, "tflite")
 

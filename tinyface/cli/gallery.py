@@ -48,8 +48,8 @@ def _name(ctx, param, value):
     """--name: the text its bytes spell in UTF-8, whatever the locale (fsutil.os_text), by the board's rules."""
     if value is None:
         return value
-    from tinyface.device.gallery import check_name
     from tinyface.fsutil import os_text
+    from tinyface.protocol.spec import check_name
 
     try:
         name = os_text(value)
@@ -106,13 +106,14 @@ def enroll(ctx, port, board, baud, timeout_s, retries, name, photos, model_path,
     """
     from tinyface.console import print_json, progress_bar
     from tinyface.device import gallery as api
+    from tinyface.protocol.spec import check_name
 
     model = _given_model(model_path)  # a bad --model is one line before the port is opened
     opened, settings = _open(ctx, port, board, baud, timeout_s, retries, set_items)
     with opened as client:
         info, bundle = api.board_bundle(client, model)
         try:
-            name = api.check_name(name, info.max_name_bytes)
+            name = check_name(name, info.max_name_bytes)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="'--name'") from None
         with progress_bar("aligning faces", len(photos)) as advance:

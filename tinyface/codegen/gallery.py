@@ -35,12 +35,14 @@ def gallery_names(directory: str | Path) -> dict[str, str]:
     """The person folders of ``directory`` (as tinyface.data.dataset lists them), each with the
     gallery name it stands for: the text its bytes spell in UTF-8, whatever the locale made of
     them (fsutil.os_text, as ``--name`` is read), so that a ``Zoë`` folder is the 4 bytes of
-    ``Zoë`` under a C locale with UTF-8 mode off or a Latin-1 locale too.
+    ``Zoë`` under a C locale with UTF-8 mode off or a Latin-1 locale too; each checked by
+    ``--name``'s rule (tinyface.protocol.spec.check_name).
 
     Raises:
         DataError: ``directory`` is not a folder of person folders holding images; a folder name
-            that is no text, or that the board cannot store (1..MAX_NAME_BYTES - 1 bytes of
-            UTF-8); two folders that spell the same name.
+            that is no text, or no gallery name (spec.check_name: 1..MAX_NAME_BYTES - 1 bytes of
+            UTF-8, no control character, no leading or trailing space); two folders that spell
+            the same name.
         GalleryFullError: more people than the device's gallery holds.
     """
     from tinyface.data.dataset import load_dataset
@@ -55,10 +57,9 @@ def gallery_names(directory: str | Path) -> dict[str, str]:
         except ValueError as exc:
             raise DataError(f"a person folder's name in {directory}: {exc}", hint="rename the folder in UTF-8") from None
         try:
-            spec.encode_name(name)
-        except ValueError:
-            raise DataError(f"person folder name {name!r} is {len(name.encode('utf-8'))} bytes of UTF-8; the board "
-                            f"stores 1..{spec.MAX_NAME_BYTES - 1}", hint="rename the folder") from None
+            spec.check_name(name)  # --name's rule: a folder enrolls no name that `tinyface enroll` refuses
+        except ValueError as exc:
+            raise DataError(f"person folder name {exc}", hint="rename the folder") from None
         twin = next((other for other, known in names.items() if known == name), None)
         if twin is not None:  # a UTF-8 folder and a Latin-1 one that the locale reads alike
             raise DataError(f"person folders {os.fsencode(twin)!r} and {os.fsencode(folder)!r} in {directory} are both "
@@ -78,8 +79,8 @@ def enroll_folder(directory: str | Path, bundle, settings, progress=None) -> lis
         progress: called with the number of images done, as they finish.
 
     Raises:
-        DataError: no people, a folder name that is no text or longer than the protocol allows
-            (gallery_names), or a person with no usable image.
+        DataError: no people, a folder name that is no text or no gallery name (gallery_names),
+            or a person with no usable image.
         GalleryFullError: more people than the device's gallery holds.
         NoFaceError: images in which no face was found (or that cannot be read): every one
             is named; nothing is enrolled.

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import unicodedata
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -40,33 +39,6 @@ from tinyface.protocol.client import Client, DeviceInfo, GalleryEntry, RemoteErr
 # Two photos whose board embeddings are at least this similar are the same picture (a copy,
 # a resized or re-encoded version, a burst shot): a second copy adds nothing to a centroid.
 DUPLICATE_SIMILARITY = 0.98
-
-
-# --- names --------------------------------------------------------------------------------
-
-def check_name(name: str, max_bytes: int = spec.MAX_NAME_BYTES) -> str:
-    """A gallery name as the protocol allows it: UTF-8, 1..max_bytes-1 bytes, no NUL; also
-    printable and without surrounding spaces, so that LIST shows what was typed.
-
-    Raises:
-        ValueError: the name breaks a rule (the message says which).
-    """
-    try:
-        raw = name.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(f"{name!r} is not valid UTF-8 text") from None
-    limit = min(max_bytes, spec.MAX_NAME_BYTES) - 1
-    if not raw:
-        raise ValueError("the name is empty")
-    if len(raw) > limit:
-        raise ValueError(f"{name!r} is {len(raw)} bytes in UTF-8; the board stores at most {limit}")
-    if name != name.strip():
-        raise ValueError(f"{name!r} starts or ends with white space")
-    bad = [c for c in name if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn")]
-    if bad:
-        raise ValueError(f"{name!r} contains a control or unassigned character ({ascii(bad[0])})")
-    spec.encode_name(name)  # the wire format's own rule, checked once more
-    return name
 
 
 # --- the board and its model --------------------------------------------------------------
@@ -279,7 +251,7 @@ def enroll(client: Client, info: DeviceInfo, bundle: Bundle, name: str, photos: 
         What was enrolled, and each photo's status.
 
     Raises:
-        ValueError: a name the protocol does not allow (see :func:`check_name`).
+        ValueError: a name the protocol does not allow (see :func:`tinyface.protocol.spec.check_name`).
         NoFaceError: a photo has no usable face (unreadable, or none found) and was refused
             (without ``skip_bad``), or none is left to enroll; the message names every refused
             photo, whatever its reason; the board's gallery is unchanged.
@@ -287,7 +259,7 @@ def enroll(client: Client, info: DeviceInfo, bundle: Bundle, name: str, photos: 
         GalleryFullError: ``name`` is new and the gallery is full.
         DeviceError: the link failed.
     """
-    check_name(name, info.max_name_bytes)
+    spec.check_name(name, info.max_name_bytes)
     gallery = {e.name: e for e in client.list()}
     capacity = info.gallery_capacity
     if name not in gallery and len(gallery) >= capacity:
@@ -456,7 +428,7 @@ def delete(client: Client, name: str | None) -> dict:
         GalleryError: ``name`` is not enrolled (the message lists who is).
     """
     if name is not None:
-        check_name(name)
+        spec.check_name(name)
     reply = client.delete(name)
     if name is not None and reply["removed"] == 0:
         people = [e.name for e in client.list()]

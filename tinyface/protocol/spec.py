@@ -27,6 +27,7 @@ CRC-32 is the IEEE 802.3 one (zlib.crc32): reflected polynomial 0xEDB88320, init
 from __future__ import annotations
 
 import struct
+import unicodedata
 import zlib
 from dataclasses import dataclass
 from enum import IntEnum
@@ -338,6 +339,39 @@ C_CONSTANTS = {
     **{f"TF_FLAG_{f.name}": f.value for f in Flag},
     **{f"TF_RESET_{r.name}": r.value for r in ResetReason},
 }
+
+
+def check_name(name: str, max_bytes: int = MAX_NAME_BYTES) -> str:
+    """A gallery name by the one rule every way in follows (``--name``, a `flash --enroll`
+    folder): what the wire stores (encode_name: UTF-8, 1..max_bytes-1 bytes, no NUL), also
+    printable and without surrounding spaces, so that LIST shows what was typed.
+
+    Args:
+        max_bytes: the board's MAX_NAME_BYTES (its INFO's ``max_name_bytes``); never more than
+            this protocol's.
+
+    Returns:
+        ``name``, unchanged.
+
+    Raises:
+        ValueError: the name breaks a rule; the message starts with the name and says which.
+    """
+    try:
+        raw = name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{name!r} is not valid UTF-8 text") from None
+    limit = min(max_bytes, MAX_NAME_BYTES) - 1
+    if not raw:
+        raise ValueError("the name is empty")
+    if len(raw) > limit:
+        raise ValueError(f"{name!r} is {len(raw)} bytes in UTF-8; the board stores at most {limit}")
+    if name != name.strip():
+        raise ValueError(f"{name!r} starts or ends with white space")
+    bad = [c for c in name if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn")]
+    if bad:
+        raise ValueError(f"{name!r} contains a control or unassigned character ({ascii(bad[0])})")
+    encode_name(name)  # the wire format's own rule, checked once more
+    return name
 
 
 def encode_name(name: str) -> bytes:
