@@ -53,8 +53,8 @@ def main() -> None:
                          "suggests)")
     ap.add_argument("--people", metavar="DIR",
                     help="draw the pairs from this folder-per-person set (e.g. the CelebA subset) instead of the "
-                         "preset's validation people (refused if a --model distilled from it); the teacher's figures "
-                         "come first")
+                         "preset's validation people (refused if a --model distilled from it, or if it holds LFW "
+                         "test people); the teacher's figures come first")
     args = ap.parse_args()
     if args.same < 1:
         ap.error("--same must be at least 1")

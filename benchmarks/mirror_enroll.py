@@ -59,7 +59,7 @@ def main() -> None:
 
     ap = validation_parser(__doc__)
     ap.add_argument("--people", help="also a folder-per-person set, e.g. the CelebA selection set's images/ "
-                                     "(refused if a --model distilled from it)")
+                                     "(refused if a --model distilled from it, or if it holds LFW test people)")
     args = ap.parse_args()
     bundles = load_bundles(args.model)
     settings = validation_settings(args.preset, bundles)

@@ -67,7 +67,8 @@ def main() -> None:
     ap.add_argument("--model", required=True, help="bundle folder, e.g. models/esp32")
     ap.add_argument("--preset", required=True, help="the preset whose training and validation people to use")
     ap.add_argument("--people", metavar="DIR", help="a folder-per-person selection set, e.g. the CelebA subset "
-                                                    "(refused if the model distilled from it)")
+                                                    "(refused if the model distilled from it, or if it holds LFW "
+                                                    "test people)")
     args = ap.parse_args()
     bundle = load_bundle(Path(args.model))
     settings = validation_settings(args.preset, {args.model: bundle})
