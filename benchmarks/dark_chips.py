@@ -31,10 +31,7 @@ def brighten_with_median(rgb: np.ndarray) -> np.ndarray:
     """align.brighten before the Gaussian: a 3x3 median on a very dark photo, then the gain."""
     from PIL import Image, ImageFilter
 
-    from tinyface.data.align import BRIGHTEN_TO, VERY_DARK_P995
-
-    def luminance(rgb: np.ndarray) -> np.ndarray:  # PIL's "L", as align's own luminance is
-        return np.asarray(Image.fromarray(rgb).convert("L"))
+    from tinyface.data.align import BRIGHTEN_TO, VERY_DARK_P995, luminance
 
     hi = float(np.percentile(luminance(rgb), 99.5))
     if hi < VERY_DARK_P995:

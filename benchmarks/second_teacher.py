@@ -224,14 +224,12 @@ def group_pairs(emb_by_model: dict[str, np.ndarray], groups: list[str], threshol
 
 def dlib_raw_norm(paths: list[Path], alignments: list[Alignment], n: int = 64) -> float:
     """Mean length of dlib's own (unnormalised) descriptors of the first ``n`` images: dlib's
-    network run by dlib itself (tinyface.teacher.embed_chips gives them L2-normalised)."""
-    import dlib
-    import face_recognition_models as frm
+    network run by dlib itself."""
+    from tinyface.teacher import embed_chips
 
-    model = dlib.face_recognition_model_v1(frm.face_recognition_model_location())  # the teacher's model file
     spec = FaceSpec()
-    chips = [np.ascontiguousarray(spec.cut_teacher_chip(read_image(p), al)) for p, al in zip(paths[:n], alignments)]
-    return float(np.linalg.norm(np.array(model.compute_face_descriptor(chips)), axis=1).mean())
+    chips = [spec.cut_teacher_chip(read_image(p), al) for p, al in zip(paths[:n], alignments)]
+    return float(np.linalg.norm(embed_chips(chips, "dlib", normalised=False), axis=1).mean())
 
 
 def main() -> None:

@@ -10,8 +10,8 @@ that fails without its fix:
    the people in name order, so only its same-person pairs are hard_faces.py's (the docstring
    says so now).
 3. No benchmark uses a private name of tinyface: codegen.project.template_environment,
-   align.dlib_models and Aligner.find are public; dark_chips.py computes PIL's luminance itself
-   and second_teacher.py loads dlib's network through dlib.
+   align.dlib_models, align.luminance and Aligner.find are public; second_teacher.py takes dlib's
+   raw descriptors from teacher.embed_chips (normalised=False).
 4. A selection set holding an LFW test person is a DataError (exit 4), link.py's emulator that
    does not start a DeviceError (exit 7) saying why, chip_fill.py's missing landmarks a DataError:
    one line each, never a plain exit 1.
@@ -245,8 +245,8 @@ def test_find_is_detect_before_its_refinement(lfw_dir):
 
 
 def test_dark_chips_luminance_is_aligns():
-    """dark_chips.py's brightening as it was (a 3x3 median, then the gain) with PIL's luminance,
-    as tinyface.data.align computes it."""
+    """dark_chips.py's brightening as it was (a 3x3 median, then the gain) with PIL's luminance
+    (tinyface.data.align.luminance)."""
     from PIL import Image, ImageFilter
 
     from tinyface.data.align import BRIGHTEN_TO

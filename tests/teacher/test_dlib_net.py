@@ -35,6 +35,14 @@ def test_the_tensorflow_teacher_gives_dlibs_embeddings(chips):
     assert sims[:6, :6][np.triu_indices(6, 1)].mean() > sims[:6, 6:].mean() + 0.05
 
 
+def test_raw_descriptors_are_dlibs_own_scale_and_normalise_to_the_embeddings(chips):
+    for backend in ("tf", "dlib"):
+        raw = teacher.embed_chips(chips[:3], backend, normalised=False)
+        norms = np.linalg.norm(raw, axis=1)
+        assert (norms > 1.2).all() and (norms < 1.7).all(), norms  # about 1.42 on LFW's training people
+        assert np.abs(raw / norms[:, None] - teacher.embed_chips(chips[:3], backend)).max() < 1e-6
+
+
 def test_an_embedding_does_not_depend_on_its_batch(chips):
     # batches are padded to one size, so the first chip of a batch gets the same bits;
     # elsewhere in a batch oneDNN may sum in another order (round-off only)

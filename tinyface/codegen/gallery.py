@@ -31,7 +31,7 @@ def require_gallery_fits(directory, people: int) -> None:
                                     f"{people - spec.GALLERY_CAPACITY} out")
 
 
-def gallery_names(directory: str | Path) -> dict[str, str]:
+def gallery_names(directory: str | Path, dataset=None) -> dict[str, str]:
     """The person folders of ``directory`` (as tinyface.data.dataset lists them), each with the
     gallery name it stands for: the text its bytes spell in UTF-8, whatever the locale made of
     them (fsutil.os_text, as ``--name`` is read), so that a ``Zoë`` folder is the 4 bytes of
@@ -44,11 +44,13 @@ def gallery_names(directory: str | Path) -> dict[str, str]:
             UTF-8, no control character, no leading or trailing space); two folders that spell
             the same name.
         GalleryFullError: more people than the device's gallery holds.
+
+    ``dataset``: ``directory`` as load_dataset read it, where the caller has it already.
     """
     from tinyface.data.dataset import load_dataset
     from tinyface.fsutil import os_text
 
-    folders = load_dataset(directory, min_identities=1).identities
+    folders = (dataset or load_dataset(directory, min_identities=1)).identities
     require_gallery_fits(directory, len(folders))
     names: dict[str, str] = {}
     for folder in folders:
@@ -92,8 +94,8 @@ def enroll_folder(directory: str | Path, bundle, settings, progress=None) -> lis
     from tinyface.data.faces import FaceSpec, prepare_faces
     from tinyface.model.embedder import Embedder
 
-    names = gallery_names(directory)
     dataset = load_dataset(directory, min_identities=1)
+    names = gallery_names(directory, dataset)
     face_spec = FaceSpec.for_model(bundle.meta, settings)
     images = dataset.images
     with FaceCache(settings.data.cache_path()) as cache:

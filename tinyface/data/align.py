@@ -238,7 +238,8 @@ def box_from_landmarks(landmarks: np.ndarray):
 DARK_P99 = 80
 
 
-def _luminance(rgb: np.ndarray) -> np.ndarray:
+def luminance(rgb: np.ndarray) -> np.ndarray:
+    """An RGB photo's luminance as PIL's "L" computes it (uint8, H x W); a grey one as it is."""
     from PIL import Image
 
     return np.asarray(Image.fromarray(rgb).convert("L")) if rgb.ndim == 3 else rgb
@@ -253,7 +254,7 @@ def _sampled(image: np.ndarray) -> np.ndarray:
 
 
 def _luminance_sample(rgb: np.ndarray) -> np.ndarray:
-    return _luminance(_sampled(rgb))
+    return luminance(_sampled(rgb))
 
 
 def is_dark(rgb: np.ndarray) -> bool:
@@ -283,7 +284,7 @@ def face_luminance(rgb: np.ndarray, alignment: "Alignment") -> np.ndarray:
     inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]
     region = Image.fromarray(rgb).transform((FACE_REGION_PX, FACE_REGION_PX), Image.AFFINE,
                                             inverse.reshape(-1).tolist(), resample=Image.BILINEAR)
-    return _luminance(np.asarray(region))  # sampled first: a huge photo is never converted whole
+    return luminance(np.asarray(region))  # sampled first: a huge photo is never converted whole
 
 
 def underexposed(rgb: np.ndarray, alignment: "Alignment") -> bool:
@@ -332,7 +333,7 @@ def equalise(rgb: np.ndarray, denoise: bool = False) -> np.ndarray:
     noise that equalising a dark photo would amplify."""
     from PIL import Image, ImageFilter, ImageOps
 
-    gray = Image.fromarray(_luminance(rgb))
+    gray = Image.fromarray(luminance(rgb))
     if denoise:
         gray = gray.filter(ImageFilter.MedianFilter(3))
     return np.asarray(ImageOps.equalize(gray))

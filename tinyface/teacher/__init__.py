@@ -44,12 +44,13 @@ def _load(backend: str):
         return _models[backend]
 
 
-def embed_chips(chips: list[np.ndarray], backend: str = "tf") -> np.ndarray:
+def embed_chips(chips: list[np.ndarray], backend: str = "tf", normalised: bool = True) -> np.ndarray:
     """Embed RGB uint8 150x150 chips: float32 (N, 128), L2-normalised.
 
     Args:
         chips: aligned face chips (dlib's ``get_face_chip``, 150x150, padding 0.25).
         backend: "tf" (dlib's network in TensorFlow) or "dlib" (dlib itself, slow).
+        normalised: False: the network's raw descriptors (dlib's own scale, about 1.42 long).
     """
     if not chips:
         return np.zeros((0, EMBEDDING_DIM), np.float32)
@@ -65,4 +66,4 @@ def embed_chips(chips: list[np.ndarray], backend: str = "tf") -> np.ndarray:
             batch[len(part):] = 0
             parts.append(model(batch).numpy()[:len(part)])
         out = np.concatenate(parts).astype(np.float32)
-    return l2_normalize(out)
+    return l2_normalize(out) if normalised else out

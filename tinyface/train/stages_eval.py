@@ -39,14 +39,17 @@ def validation_accuracy(emb_val: np.ndarray, labels: list[str]) -> float:
     return metrics.best_accuracy(metrics.pair_scores(emb_val, a, b), same)
 
 
-def validation_figures(emb_val: np.ndarray, labels: list[str], val_pairs, d) -> tuple[dict, dict | None]:
+def validation_figures(emb_val: np.ndarray, labels: list[str], val_pairs, d,
+                       val_scores: np.ndarray | None = None) -> tuple[dict, dict | None]:
     """A stage's figures on validation people, the only ones model choice may read: pair accuracy
     at its best threshold (the stage's validation threshold), AUC, TAR at FAR 1e-3 over every
     pair, and identification at the identification threshold chosen there for
     ``d.identify_stranger_rate`` by galleries of ``d.identify_gallery``. Returns the figures and
-    the chosen identification threshold's record (None with too few validation people)."""
+    the chosen identification threshold's record (None with too few validation people).
+    ``val_scores``: the pairs' scores where the caller has them already."""
     val_a, val_b, val_same = val_pairs
-    val_scores = metrics.pair_scores(emb_val, val_a, val_b)
+    if val_scores is None:
+        val_scores = metrics.pair_scores(emb_val, val_a, val_b)
     threshold = metrics.best_threshold(val_scores, val_same)
     chosen = metrics.open_set_threshold(emb_val, labels, d.enroll_images, d.identify_stranger_rate, d.seed,
                                         gallery=metrics.gallery_for(d.identify_gallery))
@@ -70,7 +73,8 @@ def _score_stage(emb: np.ndarray, emb_val: np.ndarray, val_pairs, data, d) -> di
     """Verification on the test pairs at the shipped threshold (and at the other source's),
     identification, and validation accuracy of one stage's embeddings."""
     tp, te = data.threshold_pairs, data.test_pairs
-    validation, chosen = validation_figures(emb_val, data.val.labels, val_pairs, d)
+    val_scores = metrics.pair_scores(emb_val, val_pairs[0], val_pairs[1])
+    validation, chosen = validation_figures(emb_val, data.val.labels, val_pairs, d, val_scores)
     thresholds = {"validation": validation["threshold"],
                   "protocol": metrics.best_threshold(metrics.pair_scores(emb, tp.a, tp.b), tp.same)}
     threshold = thresholds[d.threshold_from]
@@ -92,7 +96,8 @@ def _score_stage(emb: np.ndarray, emb_val: np.ndarray, val_pairs, data, d) -> di
     at_verification = metrics.identification(emb, data.enroll, data.probes, data.strangers, threshold)
     ident["at_verification_threshold"] = {"accuracy": at_verification.accuracy,
                                           "stranger_false_accept_rate": at_verification.stranger_false_accept_rate}
-    return {"verification": ver, "identification": ident, "validation": validation, "_test_scores": test_scores}
+    return {"verification": ver, "identification": ident, "validation": validation, "_test_scores": test_scores,
+            "_val_scores": val_scores}
 
 
 def _chosen_words(chosen: dict) -> str:
@@ -149,7 +154,7 @@ def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, pre
     def add(name, emb_both, **info):
         result = _score_stage(emb_both[:n_eval], emb_both[n_eval:], val_pairs, data, settings.data)
         scores[name] = result.pop("_test_scores")
-        val_scores[name] = metrics.pair_scores(emb_both[n_eval:], val_pairs[0], val_pairs[1])
+        val_scores[name] = result.pop("_val_scores")
         stages[name] = StageMetrics(**result, **info)
         notify("metric", metric_event(name, result))
 
