@@ -188,6 +188,9 @@ def make_dataset(x_uint8: np.ndarray, targets: np.ndarray, batch_size: int, augm
     from the batch's seed; an epoch has as many batches as without partners.
 
     ``light`` (with ``augment``): the share of samples badly lit (see relight).
+
+    tf.data's autotuning is off (``untuned``): its optimisation thread sleeps up to a minute
+    between rounds, and ending an iterator waited for it to wake, 0-60 s at every epoch's end.
     """
     import tensorflow as tf
 
@@ -209,7 +212,21 @@ def make_dataset(x_uint8: np.ndarray, targets: np.ndarray, batch_size: int, augm
             x = _augment(x, size, batch_seed, geometric=augment != "photometric", light=light)
         return x, t
 
-    return ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return untuned(ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE))
+
+
+def untuned(ds):
+    """``ds`` with tf.data's autotuning off. Its optimisation thread (one per iterator) sleeps on a
+    timer that doubles up to a minute between rounds, and an ending iterator is not freed before
+    that thread wakes: with autotuning, an epoch of a long fit ended in a wait of 0 to 60 s (12-40 s
+    at the end of the build's QAT epoch; benchmarks/epoch_end_wait.py). Without it, a parallel map
+    asked for ``tf.data.AUTOTUNE`` runs on the smaller of 16 and the schedulable cores; the
+    batches are the same (the map keeps its order)."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.with_options(options)
 
 
 def _paired_batches(x_uint8: np.ndarray, targets: np.ndarray, partners: np.ndarray, batch_size: int, seed: int):
