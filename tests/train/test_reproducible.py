@@ -30,6 +30,26 @@ def test_batches_and_augmentation_repeat_for_a_seed_and_change_every_epoch():
     assert not np.array_equal(a[0][0][0], other[0][0][0]), "another seed must give other batches"
 
 
+def test_training_batches_run_without_tf_data_autotuning_and_are_the_ones_it_gives():
+    """tf.data's autotuning held every ending iterator for up to a minute (distill.untuned): the
+    build's datasets, plain and anchor-partner, have it off, and give the batches they gave with it."""
+    import tensorflow as tf
+
+    x, t = _data()
+    partners = distill.nearest_partners(t, np.arange(len(t)), 2)
+    tuned = tf.data.Options()
+    tuned.autotune.enabled = True
+    for kind in (None, partners):
+        ds = distill.make_dataset(x, t, 16, True, 5, shuffle=True, partners=kind)
+        assert ds.options().autotune.enabled is False
+        untuned = [xb.numpy() for xb, _ in ds]
+        autotuned = [xb.numpy() for xb, _ in distill.make_dataset(x, t, 16, True, 5, shuffle=True,
+                                                                  partners=kind).with_options(tuned)]
+        assert len(untuned) == len(autotuned) == len(x) // 16
+        for a, b in zip(untuned, autotuned):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_augmentation_stays_in_range_and_changes_the_images():
     x, t = _data()
     plain = np.concatenate([xb.numpy() for xb, _ in distill.make_dataset(x, t, 16, False, 0, shuffle=False)])
