@@ -149,3 +149,163 @@ for arg; do [ "$prev" = -o ] && out=$arg; prev=$arg; done
 printf '\\177ELF' > "$out"
 kill -KILL 0
 """
+
+
+# --- `tinyface` run in this process (fast: no interpreter to start, no TensorFlow) -----------------
+
+RELEASED = REPO / "models" / "esp32"
+
+
+@pytest.fixture
+def own_folder(tmp_path, monkeypatch):
+    """Run from this test's empty folder: no ./tinyface.toml of the repository (or anyone's)
+    changes the settings."""
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def no_boards_dir(monkeypatch):
+    """--boards-dir sets a module global: the test starts (and leaves) without one, and without
+    $TINYFACE_BOARDS_DIR."""
+    from tinyface import resources
+
+    monkeypatch.setattr(resources, "_user_boards_dir", None)
+    monkeypatch.delenv("TINYFACE_BOARDS_DIR", raising=False)
+
+
+def run_in_process(capsys, *args) -> tuple[int, str, str]:
+    """Run `tinyface ARGS` in this process: (exit code, stdout, stderr); never a traceback."""
+    from tinyface.cli import main as cli_main
+
+    with pytest.raises(SystemExit) as exc:
+        cli_main.main([str(a) for a in args])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    return exc.value.code or 0, captured.out, captured.err
+
+
+def error_in_process(capsys, *args) -> tuple[int, str]:
+    """(exit code, the one stderr line) of `tinyface ARGS` run in this process, which must fail
+    with one line: ``tinyface: error: ...``."""
+    code, _, err = run_in_process(capsys, *args)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("tinyface: error: "), err
+    return code, lines[0]
+
+
+def skip_without_released_model() -> None:
+    if not (RELEASED / "model.tflite").is_file():
+        pytest.skip("no released model in models/esp32")
+
+
+def named_people(root: Path, *names: str) -> Path:
+    """A folder-per-person dataset under ``root``: a folder per name, each holding one empty
+    ``1.jpg`` (for what only lists the folders: nothing decodes it). Returns ``root``."""
+    for name in names:
+        (root / name).mkdir(parents=True)
+        (root / name / "1.jpg").write_bytes(b"")
+    return root
+
+
+def env_without_locale(**locale) -> dict:
+    """This process's environment without any locale or Python text setting, plus ``locale``."""
+    env = {k: v for k, v in os.environ.items()
+           if not (k.startswith("LC_") or k in ("LANG", "LANGUAGE", "PYTHONIOENCODING", "PYTHONUTF8"))}
+    return {**env, **locale}
+
+
+# --- a board on a TCP socket (pyserial's `socket://HOST:PORT`) --------------------------------------
+
+class TcpBoard:
+    """A TCP server on 127.0.0.1: with ``emulate``, each connection is served by one emulated
+    board of the released models/esp32 (tinyface.device.emulator, in this process; its gallery
+    kept between connections, as a board's); without, it accepts and never answers (a board that
+    does not speak). ``url`` is the `socket://127.0.0.1:PORT` that reaches it."""
+
+    def __init__(self, emulate: bool = True):
+        import socket
+        import threading
+
+        self.board = None
+        self.session: threading.Event | None = None
+        if emulate:
+            from tinyface.boards import load_board
+            from tinyface.device.emulator import EmulatedBoard
+            from tinyface.model.bundle import load_bundle
+
+            self.board = EmulatedBoard(load_bundle(RELEASED), "esp32", load_board("esp32").cost_model_for("esp-nn"))
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"socket://127.0.0.1:{self.server.getsockname()[1]}"
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        import threading
+
+        from tinyface.device.emulator import serve
+
+        self.server.settimeout(0.1)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.server.accept()
+            except (TimeoutError, OSError):
+                continue
+            with conn:
+                if self.board is None:
+                    conn.settimeout(0.1)
+                    while not self.stop.is_set():
+                        try:
+                            if not conn.recv(4096):
+                                break
+                        except TimeoutError:
+                            continue
+                else:
+                    # serve() sets its ``stop`` when the session ends: one per connection
+                    self.session = threading.Event()
+                    serve(conn.fileno(), self.board, once=True, stop=self.session)
+
+    def close(self) -> None:
+        self.stop.set()
+        if self.session is not None:
+            self.session.set()
+        self.thread.join(timeout=5)
+        self.server.close()
+
+
+@pytest.fixture
+def tcp_board():
+    """Factory: ``tcp_board(emulate=True) -> TcpBoard``; every one closed at teardown."""
+    servers = []
+
+    def make(emulate: bool = True) -> TcpBoard:
+        servers.append(TcpBoard(emulate))
+        return servers[-1]
+
+    yield make
+    for s in servers:
+        s.close()
+
+
+# --- the scripts of benchmarks/ ---------------------------------------------------------------------
+
+BENCHMARKS = REPO / "benchmarks"
+
+
+def load_benchmark(name: str):
+    """benchmarks/NAME.py loaded by its file (benchmarks/ is no package), without running its main."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_benchmark(script: str, *args, env: dict | None = None):
+    """``python benchmarks/SCRIPT ARGS`` in a fresh interpreter: its CompletedProcess (text)."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, str(BENCHMARKS / script), *map(str, args)], capture_output=True,
+                          text=True, env=env, timeout=300)

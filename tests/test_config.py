@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tinyface import config
+from tests.conftest import error_in_process as error_line
+from tinyface import config, errors
 from tinyface.errors import ConfigError
 
 SECTIONS = ["data", "extra", "teacher", "student", "distill", "prune", "quantize", "firmware", "bench"]
@@ -275,3 +276,33 @@ def test_environment_values(monkeypatch, tmp_path):
     monkeypatch.setenv("TINYFACE_NATIVE_JOBS", "many")
     with pytest.raises(ConfigError, match="TINYFACE_NATIVE_JOBS must be a whole number >= 1, got 'many'"):
         config.native_jobs()
+
+
+# --- --set: a value that starts as TOML must be TOML ----------------------------------------------------
+
+@pytest.mark.parametrize("item, example", [("extra.dirs=[1,2", "--set 'extra.dirs=[\"a\", \"b\"]'"),
+                                           ("extra.dirs=[a, b]", "--set 'extra.dirs=[\"a\", \"b\"]'"),
+                                           ('data.dir="C:\\photos"', "--set 'data.dir=\"text\"'"),
+                                           ("distill.x={a=1", "--set 'distill.x={ key = \"value\" }'")])
+def test_a_set_value_that_starts_as_toml_but_is_not_is_refused(item, example):
+    # was: silently the string "[1,2"
+    from tinyface import config
+
+    with pytest.raises(errors.ConfigError) as info:
+        config.parse_set_option((item,))
+    line = info.value.one_line()
+    name, _, raw = item.partition("=")
+    assert line.startswith(f"--set {name}: {raw} is not a valid TOML value: ") and example in line
+    assert "(at " not in line  # tomllib's position is in "v = ...", not in what was typed
+
+
+@pytest.mark.usefixtures("own_folder")
+def test_set_values_that_are_not_toml_are_still_strings_and_the_cli_says_exit_3(capsys):
+    from tinyface import config
+
+    assert config.parse_set_option(("data.dir=/x/y z", "extra.dirs=[]", "extra.kind=photos",
+                                    'firmware.board="esp32s3"', "data.dir2=C:\\photos")) == {
+        "data": {"dir": "/x/y z", "dir2": "C:\\photos"}, "extra": {"dirs": [], "kind": "photos"},
+        "firmware": {"board": "esp32s3"}}
+    code, line = error_line(capsys, "data", "cache", "--set", "extra.dirs=[1,2")
+    assert code == errors.ConfigError.exit_code == 3 and "extra.dirs" in line and "Unclosed array" in line

@@ -1,14 +1,19 @@
 """Docs that match the code: the settings reference, the exit codes, the commands, the README."""
 
+import ast
+import json
 import re
 from dataclasses import fields
 from pathlib import Path
 
+from tests.conftest import BENCHMARKS, RELEASED
+from tests.conftest import load_benchmark as _load
 from tinyface import config, errors
 from tinyface.cli.main import COMMANDS
-from tinyface.data import align
+from tinyface.data import align, lfw
 
 REPO = Path(__file__).resolve().parents[1]
+SCRIPTS = sorted(p.name for p in BENCHMARKS.glob("*.py"))  # every file of benchmarks/
 
 
 def _read(rel: str) -> str:
@@ -86,3 +91,114 @@ def test_docs_links_resolve():
         base = (REPO / rel).parent
         for target in re.findall(r"\]\(([^)#:]+)\)", _read(rel)):
             assert (base / target).exists(), f"{rel} links to a missing {target}"
+
+
+def test_docs_exit_code_table_says_which_code_each_way_gives():
+    """`--boards-dir` and `$TINYFACE_BOARDS_DIR` refuse a bad folder by one rule, in the same words:
+    a bad option value (exit 2) and a bad environment (exit 3), as docs/cli.md's table says."""
+    text = (REPO / "docs" / "cli.md").read_text()
+    rows = {m.group(1): m.group(0) for m in re.finditer(r"(?m)^\| (\d+) \| .*$", text)}
+    assert "--boards-dir" in rows["2"] and "TINYFACE_BOARDS_DIR" in rows["3"]
+    env_row = next(line for line in text.splitlines() if line.startswith("| `TINYFACE_BOARDS_DIR` |"))
+    assert "exit 3" in env_row and "exit 2" in env_row
+
+
+def test_cli_md_says_one_rule():
+    """A gallery name has one rule wherever it comes from (`--name`, a `flash --enroll` person
+    folder): tinyface.protocol.spec.check_name."""
+    text = " ".join((REPO / "docs" / "cli.md").read_text(encoding="utf-8").split())
+    assert "Names follow one rule wherever they come from (`--name`, a `flash --enroll` folder;" in text
+    assert "checked against the protocol's rule (1 to 15 bytes of UTF-8, no NUL)" not in text
+    flash_row = text.split("| `flash` |", 1)[1].split(" | ", 1)[0]
+    assert "held to `--name`'s rule" in flash_row
+    assert "a folder name the board cannot store" not in text
+
+
+# --- the figures the documents quote say what they were measured on ---------------------------------
+
+def test_cli_md_quotes_enroll_check_with_the_released_models_threshold():
+    """docs/cli.md's enroll_check figures are of the models/esp32 that is released (run R1): its
+    pair threshold (model.json ``threshold``) is the one quoted."""
+    text = (REPO / "docs" / "cli.md").read_text(encoding="utf-8")
+    start = text.index("How much the consistency check catches")
+    paragraph = text[start:text.index("\n\n", start)]
+    threshold = json.loads((RELEASED / "model.json").read_text())["threshold"]
+    assert "run R1" in paragraph and "python benchmarks/enroll_check.py --model models/esp32 --preset esp32" in paragraph
+    assert f"verification threshold\n({threshold:.3f})" in paragraph or f"threshold ({threshold:.3f})" in paragraph
+
+
+def test_second_teacher_md_says_what_dlibs_mean_descriptor_length_is_over(lfw_dir):
+    """The mean length of dlib's raw descriptors is quoted with the photos it is a mean over: every
+    photo of LFW's training people, as many as peopleDevTrain.txt counts."""
+    text = " ".join((REPO / "docs" / "second_teacher.md").read_text(encoding="utf-8").split())
+    found = re.search(r"raw descriptors are ([\d.]+) long on average over the ([\d,]+) photos of LFW's training "
+                      r"people, peopleDevTrain\.txt", text)
+    assert found, "docs/second_teacher.md quotes dlib's descriptor length without what it is a mean over"
+    photos = sum(count for _, count in lfw.read_people(lfw_dir / lfw.PEOPLE_DEV_TRAIN))
+    assert int(found.group(2).replace(",", "")) == photos
+    assert f"0.6 is about {0.6 / float(found.group(1)):.2f}" in text
+
+
+def test_data_md_names_every_benchmark_that_checks_a_people_set():
+    """Every benchmark that refuses a --people set its model distilled from (benchmarks/_lib.py's
+    check_people) is named in docs/data.md."""
+    callers = [name for name in SCRIPTS if name != "_lib.py"
+               and "check_people(" in (BENCHMARKS / name).read_text(encoding="utf-8")]
+    assert callers == ["compare_runs.py", "mirror_enroll.py", "whiten.py"]
+    text = " ".join((REPO / "docs" / "data.md").read_text(encoding="utf-8").split())
+    start = text.index("A run that distilled from it cannot be judged on it")
+    paragraph = text[start:text.index("## Bad data", start)]
+    assert all(f"`{name}`" in paragraph for name in callers), paragraph
+    assert "`compare_runs.py` refuses" not in paragraph  # was: compare_runs.py alone
+
+
+# dlib's raw descriptor length is quoted as measured on LFW's training people (1.42, not 1.39)
+# everywhere, with the figures derived from it; it converts figures for printing only.
+
+def _docstring(name: str) -> str:
+    """A benchmark's docstring, read without running it (second_teacher.py imports tinyface.train)."""
+    return ast.get_docstring(ast.parse((BENCHMARKS / f"{name}.py").read_text(encoding="utf-8")))
+
+
+def _dlib_norm_in_second_teacher_md() -> float:
+    text = " ".join((REPO / "docs" / "second_teacher.md").read_text(encoding="utf-8").split())
+    return float(re.search(r"raw descriptors are ([\d.]+) long on average over the [\d,]+ photos of LFW's "
+                           r"training people", text).group(1))
+
+
+def test_dlib_norm_is_the_figure_measured_on_training_people_everywhere():
+    norm = _dlib_norm_in_second_teacher_md()
+    assert norm == 1.42
+    assert _load("contamination").DLIB_NORM == norm  # was 1.39, of no stated photos
+    from tinyface.config import ExtraSettings
+
+    for where, text in {
+        "tinyface/config.py ExtraSettings": ExtraSettings.__doc__,
+        "docs/config.md": (REPO / "docs" / "config.md").read_text(encoding="utf-8"),
+        "docs/data.md": (REPO / "docs" / "data.md").read_text(encoding="utf-8"),
+        "benchmarks/second_teacher.py": _docstring("second_teacher"),
+        "docs/model.md": (REPO / "docs" / "model.md").read_text(encoding="utf-8"),
+    }.items():
+        text = " ".join(text.split())
+        assert "1.39" not in text, where
+        assert "about dlib's 0.46" not in text and "is about 0.43 here" not in text, where
+        if where != "docs/model.md":
+            assert f"{norm:.2f}" in text, where
+    config_doc = " ".join(ExtraSettings.__doc__.split())
+    assert f"0.33 is about dlib's {0.33 * norm:.2f}" in config_doc
+    assert f"0.6 is about {0.6 / norm:.2f} here" in config_doc
+    assert f"0.33 (about dlib's {0.33 * norm:.2f})" in (REPO / "docs" / "model.md").read_text(encoding="utf-8")
+    assert f"its usual 0.6 is about {0.6 / norm:.2f} here" in " ".join(_docstring("second_teacher").split())
+
+
+def test_data_md_table_is_what_contamination_py_prints_in_its_dlib_column():
+    """The "(dlib scale)" column is threshold x DLIB_NORM, as the script prints it (0.33 -> 0.47,
+    was 0.46 at 1.39): printing only, no threshold of a build depends on it."""
+    contamination = _load("contamination")
+    text = (REPO / "docs" / "data.md").read_text(encoding="utf-8")
+    rows = re.findall(r"\|\s*\**(0\.\d\d) \((0\.\d\d)[^|]*\|", text[text.index("| threshold (dlib scale) |"):])
+    assert len(rows) == 6
+    for threshold, dlib_scale in rows:
+        assert f"{float(threshold) * contamination.DLIB_NORM:.2f}" == dlib_scale
+        assert float(threshold) in contamination.THRESHOLDS
+    assert "DLIB_NORM" not in (REPO / "tinyface" / "config.py").read_text(encoding="utf-8")

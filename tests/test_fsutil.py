@@ -1,4 +1,5 @@
-"""Atomic writes: a failed write never leaves a half-written file or a temp file behind."""
+"""tinyface.fsutil. Atomic writes: a failed write never leaves a half-written file or a temp file behind.
+os_text: a name is the text its bytes spell in UTF-8, whatever the locale."""
 
 import json
 import os
@@ -8,6 +9,8 @@ import numpy as np
 import pytest
 
 from tinyface import fsutil
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_a_failed_write_keeps_the_old_file_and_no_temp(tmp_path):
@@ -177,3 +180,33 @@ def test_a_second_build_into_the_same_folder_is_one_line_and_exit_14(tmp_path, l
     assert len(lines) == 1 and lines[0] == (f"tinyface: error: --out {out} is in use by another tinyface build (pid {holder.pid}) "
                          "(wait for it to end, or choose another --out)"), lines
     assert not (out / "distill").exists() and not (out / ".tmp").exists()  # nothing of a stage was started
+
+
+# --- os_text: a name as the text its bytes spell in UTF-8, whatever the locale -------------------------
+# `enroll --name Zoë`, `gallery delete --name` and `flash --enroll DIR`'s folders read a name so.
+
+ZOE = "Zoë"
+ZOE_UTF8 = ZOE.encode("utf-8")  # b"Zo\xc3\xab": 4 bytes on the wire
+# Python's reading of those bytes under a C locale with UTF-8 mode off (surrogate escapes)
+ZOE_IN_C_LOCALE = ZOE_UTF8.decode("ascii", "surrogateescape")
+
+
+def test_os_text_reads_the_bytes_as_utf8():
+    from tinyface.fsutil import os_text  # was tinyface.cli.common.argv_text (flash --enroll's folders use it too)
+
+    assert ZOE_IN_C_LOCALE == "Zo\udcc3\udcab"
+    assert os_text(ZOE_IN_C_LOCALE) == ZOE  # was: taken as it came, and refused as "not valid UTF-8"
+    assert os_text(ZOE) == ZOE and os_text("Bob") == "Bob"
+    with pytest.raises(ValueError) as info:
+        os_text("Zo\udceb")  # the Latin-1 byte of ë, in a UTF-8 (or C) locale
+    assert "b'Zo\\xeb'" in str(info.value) and "not valid UTF-8" in str(info.value)
+
+
+def test_the_name_rule_lives_in_a_foundation_module_codegen_may_import():
+    import tinyface.cli.common as common
+    from tinyface import fsutil
+
+    assert not hasattr(common, "argv_text")
+    assert fsutil.os_text("Zo\udcc3\udcab") == ZOE
+    source = (REPO / "tinyface" / "codegen" / "gallery.py").read_text(encoding="utf-8")
+    assert "from tinyface.fsutil import os_text" in source

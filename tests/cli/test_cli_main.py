@@ -1,6 +1,8 @@
 """The `tinyface` entry point: help, exit codes, one-line errors, and no TensorFlow at start-up."""
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -8,7 +10,8 @@ from pathlib import Path
 import click
 import pytest
 
-from tinyface import errors
+from tests.conftest import run_in_process as run
+from tinyface import errors, resources
 from tinyface.cli import main as cli_main
 
 REQUIRED_COMMANDS = ["build", "evaluate", "data", "boards", "profile", "emulate", "bench", "flash"]
@@ -307,3 +310,48 @@ def test_an_output_that_cannot_be_created_is_one_line_exit_11(tmp_path, small_da
     assert proc.returncode == errors.OutputError.exit_code == 14, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("tinyface: error: cannot ")
+
+
+# --- --boards-dir and $TINYFACE_BOARDS_DIR: one rule, docs/cli.md's exit codes --------------------------
+# Both refuse a bad folder by one rule, in the same words: a bad option value (exit 2) and a bad
+# environment (exit 3).
+
+def own_board(folder: Path, name: str = "myboard") -> Path:
+    """A folder holding one board file: the shipped esp32's, renamed ``name``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    text = (resources.boards_dir() / "esp32.toml").read_text()
+    (folder / f"{name}.toml").write_text(re.sub(r'(?m)^name = "esp32"', f'name = "{name}"', text, count=1))
+    return folder
+
+
+@pytest.mark.usefixtures("own_folder", "no_boards_dir")
+@pytest.mark.parametrize("what", ["missing", "file"])
+def test_a_bad_boards_folder_is_said_alike_by_the_option_and_the_variable(capsys, tmp_path, monkeypatch, what):
+    path = tmp_path / "my-bords"
+    if what == "file":
+        path.write_text("name = 'myboard'\n")
+    reason = (f"must be a folder of board files, got {str(path)!r}, which "
+              + ("does not exist" if what == "missing" else "is not a folder"))
+    code, out, _ = run(capsys, "--boards-dir", path, "boards", "--json")
+    option = json.loads(out)
+    # was: "Invalid value for '--boards-dir': Directory '...' does not exist." / "... is a file."
+    assert code == option["exit_code"] == errors.EXIT_USAGE == 2 and option["kind"] == "UsageError"
+    assert option["error"].startswith("Invalid value for '--boards-dir': " + reason)
+    monkeypatch.setenv("TINYFACE_BOARDS_DIR", str(path))
+    code, out, _ = run(capsys, "boards", "--json")
+    variable = json.loads(out)
+    assert code == variable["exit_code"] == errors.ConfigError.exit_code == 3 and variable["kind"] == "ConfigError"
+    assert variable["error"].startswith("TINYFACE_BOARDS_DIR " + reason)
+
+
+@pytest.mark.usefixtures("own_folder", "no_boards_dir")
+def test_the_boards_dir_option_expands_a_tilde_as_the_variable_does(capsys, tmp_path, monkeypatch):
+    # was: `--boards-dir=~/mine` (no shell expands that ~) refused as "Directory '~/mine' does not exist"
+    monkeypatch.setenv("HOME", str(tmp_path))
+    own_board(tmp_path / "mine")
+    for args in (["--boards-dir", "~/mine"], []):
+        if not args:
+            monkeypatch.setenv("TINYFACE_BOARDS_DIR", "~/mine")
+        code, out, err = run(capsys, *args, "boards", "--json")
+        assert code == 0, err
+        assert "myboard" in [b["name"] for b in json.loads(out)]

@@ -13,6 +13,7 @@ import pytest
 
 from tests.codegen.conftest import defines
 from tests.conftest import skip_or_fail
+from tinyface import errors
 from tinyface.boards import load_board
 from tinyface.codegen import BANNER, generate_project
 from tinyface.codegen.project import project_sources
@@ -207,7 +208,7 @@ def test_a_new_model_rewrites_only_what_depends_on_it(tiny_bundle, tmp_path, tmp
 
 
 def test_a_user_file_in_the_project_is_left_alone(tiny_bundle, tmp_path):
-    # added to a tinyface project (a folder of other files that is none is refused: test_audit_leftovers)
+    # added to a tinyface project (a folder of other files that is none is refused: tests/cli/test_cli_flash.py)
     generate_project(tiny_bundle, load_board("esp32"), tmp_path)
     (tmp_path / "notes.txt").write_text("mine")
     generate_project(tiny_bundle, load_board("esp32"), tmp_path)
@@ -584,3 +585,17 @@ def test_model_data_does_not_compile_against_another_models_settings(esp32_proje
                                                      f"#define TF_MODEL_SHA256_PREFIX {other}\n"))
     result = compile_model_data()
     assert result.returncode != 0 and "for different models" in result.stderr
+
+
+def test_a_generation_cut_short_before_its_manifest_is_still_a_project(tmp_path):
+    from tinyface.codegen.project import BANNER, check_project_dir, project_paths
+
+    first = project_paths()[0]
+    (tmp_path / first).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / first).write_text(f"# {BANNER}\n")
+    check_project_dir(tmp_path)  # no manifest, but a file tinyface generated: regenerated as before
+    (tmp_path / first).unlink()
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(errors.ProjectDirError):
+        check_project_dir(tmp_path)
+    check_project_dir(tmp_path, force=True)

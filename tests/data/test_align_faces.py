@@ -1,6 +1,7 @@
 """Face alignment and the crop cache, on a few real LFW images."""
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from tinyface.data.faces import FaceSpec, prepare_faces
 # One of the 36 LFW images in which dlib's HOG detector finds no face (even upsampled); the
 # equalised retry finds it (see test_hard_faces.py for the rescue steps).
 NO_FACE_IMAGE = "Abdoulaye_Wade/Abdoulaye_Wade_0003.jpg"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def upside_down(lfw_dir, tmp_path):
@@ -326,3 +328,33 @@ def test_a_pool_that_ends_normally_leaves_no_traceback_from_its_workers():
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "done", proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr and "ForkPoolWorker" not in proc.stderr, proc.stderr[-2000:]
+
+
+# --- the names the benchmarks use: public and documented ----------------------------------------------
+# codegen.project.template_environment, align.dlib_models, align.luminance and Aligner.find are
+# public (no benchmark uses a private name of tinyface: tests/benchmarks/test_every_script.py).
+
+def test_the_names_benchmarks_use_are_public_and_documented():
+    import jinja2
+
+    from tinyface.codegen.project import template_environment
+    from tinyface.data.align import Aligner, dlib_models
+
+    env = template_environment(REPO / "firmware")
+    assert env.undefined is jinja2.StrictUndefined and env.autoescape is False
+    assert template_environment.__doc__ and dlib_models.__doc__ and Aligner.find.__doc__
+    detector, predictor = dlib_models()
+    assert dlib_models() == (detector, predictor)  # loaded once per process
+
+
+def test_find_is_detect_before_its_refinement(lfw_dir):
+    """On a photo the detector finds, detect keeps find's landmarks (the refinement is for rescued,
+    underexposed faces)."""
+    from tinyface.data.align import Aligner
+    from tinyface.data.dataset import read_image
+
+    rgb = read_image(lfw_dir / "images" / "Aaron_Peirsol" / "Aaron_Peirsol_0001.jpg")
+    aligner = Aligner(1)
+    found, detected = aligner.find(rgb), aligner.detect(rgb)
+    assert found.method == detected.method == "detector"
+    assert np.array_equal(found.landmarks, detected.landmarks)

@@ -10,6 +10,7 @@ import sys
 import pytest
 from PIL import Image
 
+from tinyface import errors
 from tinyface.data.dataset import check_images, load_dataset, read_image
 from tinyface.data.stats import dataset_stats
 from tinyface.errors import DataError
@@ -196,3 +197,14 @@ def test_unreadable_files_and_folders_are_skipped_and_named(small_dataset):
         (small_dataset / "images").chmod(0o755)
         people[1].chmod(0o755)
         locked_file.chmod(0o644)
+
+
+def test_a_dataset_path_that_is_a_file_says_what_to_pass(tmp_path):
+    from tinyface.data.dataset import load_dataset
+
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(errors.DataError) as info:
+        load_dataset(tmp_path / "afile")
+    line = info.value.one_line()
+    assert line.startswith(f"dataset path is not a folder: {tmp_path / 'afile'} (") and "--data DIR" in line
+    assert "one sub-folder of photos per person" in line

@@ -1,11 +1,16 @@
 """ENROLL / LIST / DELETE / IDENTIFY over a real pty: the device's gallery against the same
-computation done on the host (TFLM outputs, per-person centroid, cosine, threshold)."""
+computation done on the host (TFLM outputs, per-person centroid, cosine, threshold). The host's
+side of enroll (tinyface.device.gallery): the photos it refuses, and the hint each refusal gets."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from tests.conftest import RELEASED
+from tinyface import errors
 from tinyface.model.embedder import quantize_input
 from tinyface.protocol import spec
 from tinyface.protocol.client import RemoteError
@@ -211,3 +216,120 @@ def test_bad_payload_details_are_the_same_on_every_device(gallery_device, poolin
             client.request(msg_type, payload)
         assert (exc.value.code, exc.value.detail) == (code, detail), (msg_type.name, len(payload))
     assert client.list() == []
+
+
+# --- enroll's refusals: the hint fits the refusal, chosen by its code ------------------------------------
+# The hint was chosen by the first words of the reason, so rewording a reason lost its hint.
+
+def _photos(x: np.ndarray, names: list[str], hashes: list[str]):
+    from tinyface.device.gallery import AlignedPhotos, Photo
+
+    return AlignedPhotos([Photo(n, face="detected") for n in names], np.stack([x] * len(names)), hashes)
+
+
+def test_an_enroll_refused_as_a_duplicate_or_another_person_gets_a_fitting_hint(tcp_board):
+    # was: "use photos where one face is clearly visible", which fits only photos without a face
+    from tinyface.device.gallery import enroll
+    from tinyface.model.bundle import load_bundle
+    from tinyface.protocol.client import Client, open_serial
+
+    bundle = load_bundle(RELEASED)
+    board = tcp_board()
+    x = np.random.default_rng(0).integers(-128, 128, size=tuple(bundle.meta.input_shape[1:]), dtype=np.int8)
+    transport = open_serial(board.url, 921600)
+    try:
+        client = Client(transport, timeout_s=5.0, retries=2, port=board.url)
+        info = client.info()
+        client.enroll("Alice", x)
+        with pytest.raises(errors.DataError) as refused:  # Alice's photo, enrolled as Bob
+            enroll(client, info, bundle, "Bob", _photos(x, ["a.jpg"], ["h1"]))
+        line = refused.value.one_line()
+        assert "the board identifies it as Alice" in line and "check that every photo is of Bob" in line
+        assert "clearly visible" not in line
+        with pytest.raises(errors.DataError) as refused:  # Alice's enrolled photo again, and a copy of it
+            enroll(client, info, bundle, "Alice", _photos(x, ["a.jpg", "b.jpg"], ["h1", "h1"]))
+        line = refused.value.one_line()
+        assert "already enrolled for Alice" in line and "the same file as a.jpg" in line
+        assert "use other photos of Alice, not copies" in line and "clearly visible" not in line
+    finally:
+        transport.close()
+
+
+def test_the_no_face_hint_stays_for_photos_without_a_face():
+    from tinyface.device.gallery import Photo, Refusal, _refusal_hint
+
+    no_face = Photo("a.jpg", face="fallback")
+    no_face.refuse(Refusal.NO_FACE, "(alignment would fall back to a centred crop)")
+    other = Photo("b.jpg", face="detected")
+    other.refuse(Refusal.UNLIKE_OTHERS, "Bob")
+    assert _refusal_hint([no_face], "Bob") == "use photos where one face is clearly visible"
+    assert _refusal_hint([no_face, other], "Bob") == ("use photos where one face is clearly visible; "
+                                                      "check that every photo is of Bob")
+
+
+def _scenario(monkeypatch, vectors: dict[int, list[float]], identified: dict[int, tuple[str, float, bool]]):
+    """A fake board for _check_duplicates_and_consistency: photo i's input is [i], its embedding
+    ``vectors[i]`` (normalised), and IDENTIFY answers ``identified[i]`` (name, similarity, accepted)."""
+    from tinyface.device import gallery
+
+    table = {i: np.asarray(v, dtype=np.float32) / np.linalg.norm(v) for i, v in vectors.items()}
+    monkeypatch.setattr(gallery, "embeddings", lambda client, info, x: np.stack([table[int(r[0])] for r in x]))
+    client = SimpleNamespace(identify=lambda x: SimpleNamespace(
+        name=identified[int(x[0])][0], similarity=identified[int(x[0])][1], accepted=identified[int(x[0])][2]))
+    return client, SimpleNamespace(threshold=0.7), SimpleNamespace(meta=SimpleNamespace(threshold=0.5))
+
+
+def _aligned(names: list[str], hashes: list[str]):
+    from tinyface.device.gallery import AlignedPhotos, Photo
+
+    return AlignedPhotos([Photo(n, face="detected") for n in names], np.arange(len(names))[:, None], hashes)
+
+
+def test_every_refusal_of_a_photo_with_a_face_carries_its_code_and_the_same_words(monkeypatch):
+    from tinyface.device.gallery import Refusal, _check_duplicates_and_consistency, _refusal_hint
+
+    # without a gallery: a copy, a near-copy, and two photos that disagree
+    client, info, bundle = _scenario(monkeypatch, {0: [1, 0], 2: [1, 0.01], 3: [0, 1]}, {})
+    photos = _aligned(["a.jpg", "b.jpg", "c.jpg", "d.jpg"], ["h0", "h0", "h2", "h3"])
+    _check_duplicates_and_consistency(client, info, bundle, "Bob", photos, {})
+    got = [(p.refusal, p.reason) for p in photos.photos]
+    assert got == [(Refusal.UNLIKE_OTHERS, "does not look like the other photos of Bob (similarity 0.000 < 0.500)"),
+                   (Refusal.SAME_FILE, "the same file as a.jpg"),
+                   (Refusal.DUPLICATE, "a duplicate of a.jpg (similarity 1.000)"),
+                   (Refusal.UNLIKE_OTHERS, "does not look like the other photos of Bob (similarity 0.000 < 0.500)")]
+    assert _refusal_hint(photos.photos, "Bob") == ("use other photos of Bob, not copies of photos given or enrolled "
+                                                   "already; check that every photo is of Bob")
+    # against a gallery: Bob's one enrolled photo, a photo unlike Bob's, a photo of Alice
+    client, info, bundle = _scenario(monkeypatch, {0: [1, 0, 0], 1: [0, 1, 0], 2: [0, 0, 1]},
+                                     {0: ("Bob", 0.99, True), 1: ("Bob", 0.3, False), 2: ("Alice", 0.9, True)})
+    photos = _aligned(["a.jpg", "b.jpg", "c.jpg"], ["h0", "h1", "h2"])
+    gallery = {"Bob": SimpleNamespace(samples=1), "Alice": SimpleNamespace(samples=3)}
+    _check_duplicates_and_consistency(client, info, bundle, "Bob", photos, gallery)
+    got = [(p.refusal, p.reason) for p in photos.photos]
+    assert got == [(Refusal.ALREADY_ENROLLED, "already enrolled for Bob (similarity 0.990)"),
+                   (Refusal.UNLIKE_ENROLLED, "does not look like the enrolled photos of Bob (similarity 0.300 < 0.500)"),
+                   (Refusal.OTHER_PERSON, "the board identifies it as Alice (similarity 0.900 >= 0.700), no less like "
+                                          "Alice than like the other photos of Bob (0.000)")]
+    assert all(p.to_dict() == {"path": p.path, "status": "refused", "reason": p.reason, "face": "detected"}
+               for p in photos.photos)  # --json unchanged: the reason in words, no code
+
+
+@pytest.mark.parametrize("code, hint", [
+    ("NO_FACE", "use photos where one face is clearly visible"),
+    ("UNREADABLE", "use photos where one face is clearly visible"),
+    ("SAME_FILE", "use other photos of Bob, not copies of photos given or enrolled already"),
+    ("DUPLICATE", "use other photos of Bob, not copies of photos given or enrolled already"),
+    ("ALREADY_ENROLLED", "use other photos of Bob, not copies of photos given or enrolled already"),
+    ("UNLIKE_ENROLLED", "check that every photo is of Bob"),
+    ("UNLIKE_OTHERS", "check that every photo is of Bob"),
+    ("OTHER_PERSON", "check that every photo is of Bob"),
+])
+def test_the_hint_follows_the_code_whatever_the_reason_says(code, hint):
+    # was: chosen by the first words of the reason, so rewording a reason lost its hint
+    from tinyface.device.gallery import Photo, Refusal, _refusal_hint
+
+    photo = Photo("a.jpg", face="fallback" if code == "NO_FACE" else "" if code == "UNREADABLE" else "detected")
+    photo.refuse(Refusal[code], "(details)")
+    assert _refusal_hint([photo], "Bob") == hint
+    photo.reason = "reworded: nothing like any of the words above"
+    assert _refusal_hint([photo], "Bob") == hint

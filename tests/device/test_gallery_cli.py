@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import run_in_process as tinyface
+
 REPO = Path(__file__).resolve().parents[2]
 RELEASED = REPO / "models" / "esp32"
 ENROLL_PHOTOS = 3
@@ -188,3 +190,15 @@ def test_gallery_full_is_its_own_exit_code(start_device, lfw_dir, emulator_only)
     one_line_error(proc, 13, "gallery", "is full", "gallery delete")
     proc = run_cli("gallery", "delete", "--port", port, "--all", "--json")
     assert proc.returncode == 0 and json.loads(proc.stdout)["removed"] == spec.GALLERY_CAPACITY
+
+
+# --- a board at a pyserial URL: the gallery commands open `socket://HOST:PORT` as a URL ------------------
+# The board is tests/conftest.py's TcpBoard: the Python emulation of the released models/esp32, served
+# in this process on a TCP socket.
+
+@pytest.mark.usefixtures("own_folder")
+def test_gallery_list_on_a_socket_url(capsys, tcp_board):
+    board = tcp_board()
+    code, out, err = tinyface(capsys, "gallery", "list", "--board", "esp32", "--port", board.url, "--json")
+    assert code == 0, err
+    assert '"count": 0' in out

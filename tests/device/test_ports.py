@@ -1,7 +1,10 @@
 """The one serial-port finder (tinyface.device.ports) that flash, bench and the gallery commands share."""
 
+import os
+
 import pytest
 
+from tinyface import errors
 from tinyface.boards import load_board
 
 
@@ -41,9 +44,29 @@ def test_check_port_exists_refuses_only_a_missing_path(tmp_path):
     from tinyface.device.ports import check_port_exists
     from tinyface.errors import DeviceError
 
-    there = tmp_path / "ttyUSB0"  # a link to a character device (a regular file is refused: test_audit_leftovers)
+    there = tmp_path / "ttyUSB0"  # a link to a character device (a regular file is refused: the next test)
     there.symlink_to("/dev/null")
     check_port_exists(str(there))
     with pytest.raises(DeviceError) as info:
         check_port_exists("/dev/ttyNONE")
     assert info.value.one_line().startswith("cannot open /dev/ttyNONE: No such file or directory (check the path")
+
+
+def test_check_port_exists_refuses_a_file_or_a_folder_and_passes_devices(tmp_path):
+    from tinyface.device.ports import check_port_exists
+
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for port, reason in ((afile, "not a serial port"), (tmp_path, "a folder, not a serial port")):
+        with pytest.raises(errors.DeviceError) as info:
+            check_port_exists(str(port))
+        assert info.value.one_line().startswith(f"cannot open {port}: {reason} (check the path")
+    link = tmp_path / "ttyUSB0"
+    link.symlink_to("/dev/null")
+    master, slave = os.openpty()
+    try:
+        for port in ("/dev/null", str(link), os.ttyname(slave)):  # a character device, a link to one, a pty
+            check_port_exists(port)
+    finally:
+        os.close(master)
+        os.close(slave)

@@ -1,13 +1,21 @@
 """spec.py: payload structs, names, and docs/protocol.md describing exactly these."""
 
+import os
 import re
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import RELEASED
+from tests.conftest import named_people as _people
+from tests.conftest import skip_without_released_model as _released
+from tinyface import errors
 from tinyface.protocol import spec
 
+REPO = Path(__file__).resolve().parents[2]
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text(encoding="utf-8")
 
 
@@ -93,3 +101,49 @@ def test_reset_reasons_name_a_crash_and_pass_newer_ones_through():
         "UNKNOWN", "POWERON", "EXT", "SW", "PANIC", "INT_WDT", "TASK_WDT", "WDT", "DEEPSLEEP", "BROWNOUT", "SDIO",
         "USB", "JTAG", "EFUSE", "PWR_GLITCH", "CPU_LOCKUP"]
     assert [int(r) for r in spec.ResetReason] == list(range(16))
+
+
+# --- check_name: one rule for a gallery name, wherever it comes from ------------------------------------
+# `--name` and a `flash --enroll DIR` person folder are both checked by spec.check_name (1..15
+# bytes of UTF-8, no control character, no leading or trailing space), moved here from
+# tinyface.device.gallery so that tinyface.codegen may use it. Each keeps its error: `--name` a
+# usage error (exit 2), a folder a DataError (exit 4).
+
+def _tinyface(*args, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tinyface.cli.main", *map(str, args)], capture_output=True,
+                          text=True, env=env, timeout=300)
+
+
+def test_the_name_rule_is_defined_once_below_codegen_and_device():
+    from tinyface.device import gallery as device_gallery
+    from tinyface.protocol import spec
+
+    assert not hasattr(device_gallery, "check_name")
+    assert spec.check_name("Zoë") == "Zoë"
+    with pytest.raises(ValueError, match=r"'Zoë Zoë Zoë Zoë' is 19 bytes in UTF-8; the board stores at most 15"):
+        spec.check_name("Zoë Zoë Zoë Zoë")
+    with pytest.raises(ValueError, match=r"the board stores at most 7"):
+        spec.check_name("Zoë Zoë", max_bytes=8)  # a board that reports fewer name bytes
+    for module in ("codegen/gallery.py", "device/gallery.py", "cli/gallery.py"):
+        source = (REPO / "tinyface" / module).read_text(encoding="utf-8")
+        assert "check_name(" in source and "def check_name" not in source, module
+    assert "spec.encode_name(" not in (REPO / "tinyface" / "codegen" / "gallery.py").read_text(encoding="utf-8")
+
+
+def test_name_and_a_folder_say_the_same_rule_each_with_its_own_exit_code(tmp_path):
+    """`gallery delete --name 'Bob '` is a usage error as the command line is read (the port does
+    not exist: it is never opened); `flash --dry-run --enroll` of a `Bob ` folder is a DataError
+    before any face is aligned. The folder was taken: the dry run went on to align its photo
+    (here exit 15, the photo being an empty file)."""
+    _released()
+    rule = "'Bob ' starts or ends with white space"
+    named = _tinyface("gallery", "delete", "--port", tmp_path / "no-board", "--name", "Bob ")
+    assert named.returncode == errors.EXIT_USAGE == 2, named.stderr[-2000:]
+    assert f"Invalid value for '--name': {rule}" in named.stderr
+    people = _people(tmp_path / "people", "Bob ")
+    env = dict(os.environ, TINYFACE_CACHE=str(tmp_path / "cache"))
+    folder = _tinyface("flash", "--board", "esp32", "--model", RELEASED, "--dry-run", "--enroll", people,
+                       "--project-dir", tmp_path / "p", env=env)
+    assert folder.returncode == errors.DataError.exit_code == 4, folder.stderr[-2000:]
+    assert folder.stderr.strip().splitlines() == [f"tinyface: error: person folder name {rule} (rename the folder)"]
+    assert not (tmp_path / "p").exists()

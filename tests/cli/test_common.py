@@ -1,24 +1,20 @@
-"""Bad inputs found by the CLI audit of 2026-12-05: each failed before its fix (a silent default, or
-an internal error in the middle of the results). Helpers and the own-folder fixture are those of
-test_bad_inputs.py.
-"""
+"""tinyface/cli/common.py, the options every command shares: an option given as "" is refused
+(exit 2), not read as its default (a silent default: a script's `--data "$DIR"` with DIR unset
+evaluated the whole default dataset)."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
+from tests.conftest import RELEASED
+from tests.conftest import error_in_process as tinyface
 from tinyface import errors
 from tinyface.cli import main as cli_main
 
-from test_bad_inputs import RELEASED, _own_folder, tinyface  # noqa: F401  (_own_folder: autouse fixture)
+pytestmark = pytest.mark.usefixtures("own_folder")
 
 EMPTY = "it is empty (give a value, or leave the option out for its default)"
 
-
-# --- an option given as "" is refused, not read as its default --------------------------------
 
 @pytest.mark.parametrize("args, option", [
     # was: the whole default dataset evaluated (minutes) and exit 0
@@ -61,49 +57,3 @@ def test_an_empty_option_value_with_json_is_one_error_object(capsys):
     reply = json.loads(captured.out)
     assert reply["kind"] == "UsageError" and EMPTY in reply["error"]
     assert captured.err.strip() == f"tinyface: error: {reply['error']}"
-
-
-# --- data fetch: its argument is NAME in the usage line and in errors, as the help calls it ----
-
-def test_data_fetch_names_its_argument_name(capsys):
-    code, line = tinyface(capsys, "data", "fetch", "nosuch")
-    # was: "Invalid value for '{lfw|fairface|utkface|pins|celeba}': ..."
-    assert code == errors.EXIT_USAGE and "Invalid value for 'NAME': 'nosuch' is not one of 'lfw'" in line
-
-
-# --- stdout that cannot encode what is printed: the results, not an internal error ------------
-
-def _stats_run(tmp_path, encoding: str) -> subprocess.CompletedProcess:
-    """`tinyface data stats` on two people, one with a file whose name is not UTF-8, with stdout in
-    ``encoding`` (strict errors, as in a UTF-8 desktop locale or PYTHONIOENCODING=ascii)."""
-    from PIL import Image
-
-    root = tmp_path / "photos"
-    for person in ("alice", "bob"):
-        (root / person).mkdir(parents=True)
-        for i in range(2):
-            Image.new("L", (32, 32), 128).save(root / person / f"{i}.png")
-    bad_name = os.fsdecode(b"bad\xff.jpg")  # a Latin-1 name, not UTF-8
-    (root / "bob" / bad_name).write_text("not an image")
-    env = {**os.environ, "PYTHONIOENCODING": encoding}
-    return subprocess.run([sys.executable, "-m", "tinyface.cli.main", "data", "stats", "--data", str(root)],
-                          capture_output=True, timeout=120, stdin=subprocess.DEVNULL, cwd=tmp_path, env=env)
-
-
-@pytest.mark.parametrize("encoding", ["utf-8", "ascii"])
-def test_data_stats_prints_a_name_that_is_not_utf8(tmp_path, encoding):
-    # was: "internal error: UnicodeEncodeError: ... surrogates not allowed" (exit 70) after half the table
-    proc = _stats_run(tmp_path, encoding)
-    out, err = proc.stdout.decode(encoding), proc.stderr.decode("utf-8", "replace")
-    assert proc.returncode == 0, err
-    assert "internal error" not in err and "Traceback" not in err
-    assert "identities: 2" in out and "skipped files: 1" in out
-    assert "bad\\udcff.jpg: not a readable image" in out  # escaped, as stderr escapes it
-
-
-def test_data_stats_histogram_on_an_ascii_stdout(tmp_path):
-    # was: internal error 70 (the histogram's "█" bars), before the first bar was printed
-    proc = _stats_run(tmp_path, "ascii")
-    out = proc.stdout.decode("ascii")
-    assert proc.returncode == 0
-    assert "|      2 |      2 | " + "#" * 30 in out

@@ -1,0 +1,145 @@
+"""benchmarks/_lib.py, what several benchmarks share: the one ``--people`` check (check_people,
+refuse_test_people) that compare_runs.py, whiten.py and mirror_enroll.py make before any face is
+loaded, people_faces, and start_device (link.py, native_vs_emulator.py)."""
+
+import argparse
+import ast
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BENCHMARKS, RELEASED
+from tests.conftest import load_benchmark as _load
+from tests.conftest import named_people as _people
+from tests.conftest import run_benchmark as _run
+from tests.conftest import skip_without_released_model as _released
+from tinyface import errors
+
+# every file of benchmarks/, _lib.py and _script.py included
+SCRIPTS = sorted(p.name for p in BENCHMARKS.glob("*.py"))
+
+
+# --- check_people: a --people set the model distilled from ------------------------------------------
+
+@pytest.mark.parametrize("script", ["whiten.py", "mirror_enroll.py", "compare_runs.py"])
+def test_a_people_set_the_model_distilled_from_is_refused_before_any_face_is_loaded(tmp_path, script):
+    """A copy of the released bundle whose model.json names the --people folder among its extra
+    faces. LFW is nowhere (TINYFACE_DATA points at nothing), so a script that went on to load the
+    validation people would end with a DataError (exit 4) instead."""
+    if not (RELEASED / "model.tflite").is_file():
+        pytest.skip("no released model in models/esp32")
+    people = tmp_path / "people"
+    (people / "Ann_Example").mkdir(parents=True)
+    copy = shutil.copytree(RELEASED, tmp_path / "copy")
+    meta = json.loads((copy / "model.json").read_text())
+    meta["extra"]["extra_faces"] = ["fairface", str(people)]
+    (copy / "model.json").write_text(json.dumps(meta))
+    env = dict(os.environ, TINYFACE_DATA=str(tmp_path / "no-lfw"), TINYFACE_CACHE=str(tmp_path / "cache"))
+    proc = _run(script, "--model", copy, "--preset", "esp32", "--people", people, env=env)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"{script}: error: --people {people}: {copy} distilled from it (extra faces {people}): "
+        "judge it on a set it has not seen")
+
+
+def test_the_people_check_is_defined_once():
+    """compare_runs.py, whiten.py and mirror_enroll.py call benchmarks/_lib.py's check_people;
+    no script words the refusal itself."""
+    callers = [name for name in SCRIPTS if "check_people(" in (BENCHMARKS / name).read_text(encoding="utf-8")]
+    assert callers == ["_lib.py", "compare_runs.py", "mirror_enroll.py", "whiten.py"]
+    worded = [name for name in SCRIPTS if "judge it on a set it has not seen" in (BENCHMARKS / name).read_text(encoding="utf-8")]
+    assert worded == ["_lib.py"]
+
+
+# --- a --people set holding an LFW test person: a DataError (exit 4), before the validation people ----
+# whiten.py and mirror_enroll.py refuse it in check_people, before the validation people are loaded
+# (minutes), with the line and exit code people_faces gave after them.
+
+def test_a_selection_set_holding_a_test_person_is_a_data_error(lfw_dir, tmp_path):
+    """benchmarks/_lib.people_faces (compare_runs.py, whiten.py, mirror_enroll.py): was
+    SystemExit, a plain exit 1. Refused before any face is cut (the photos are empty files)."""
+    from tinyface import config
+
+    lib = _load("_lib")
+    people = tmp_path / "people"
+    for name in ("Aaron_Peirsol", "AJ_Lamas"):  # a training person, a peopleDevTest person
+        (people / name).mkdir(parents=True)
+        (people / name / "1.jpg").write_bytes(b"")
+    settings = config.load(overrides={"data": {"dir": str(lfw_dir), "cache_dir": str(tmp_path / "cache")}})
+    with pytest.raises(errors.DataError) as info:
+        lib.people_faces(people, settings)
+    assert str(info.value) == (f"{people}: 1 of its people are LFW test people (peopleDevTest.txt), e.g. AJ_Lamas: "
+                               "a selection set must not hold the held-out test's people")
+    assert not (tmp_path / "cache").exists()
+
+
+def _lfw_with_test_people_only(lfw_dir: Path, where: Path) -> Path:
+    """An LFW folder with peopleDevTest.txt and nothing else: loading the validation people from it
+    fails at once (a DataError of its own), so a refusal that came after it shows as that line."""
+    where.mkdir()
+    shutil.copy(lfw_dir / "peopleDevTest.txt", where / "peopleDevTest.txt")
+    return where
+
+
+@pytest.mark.parametrize("script", ["whiten.py", "mirror_enroll.py", "compare_runs.py"])
+def test_a_people_set_holding_a_test_person_is_refused_before_the_validation_people(lfw_dir, tmp_path, script):
+    """AJ_Lamas is a peopleDevTest person. whiten.py and mirror_enroll.py went on to load the
+    validation people (here: "no images" of the LFW folder, exit 4 with another line); their
+    refusal came from people_faces, after them. compare_runs.py loads no validation people with
+    --people: the same line, from check_people now."""
+    _released()
+    people = _people(tmp_path / "people", "Aaron_Peirsol", "AJ_Lamas")
+    env = dict(os.environ, TINYFACE_DATA=str(_lfw_with_test_people_only(lfw_dir, tmp_path / "lfw")),
+               TINYFACE_CACHE=str(tmp_path / "cache"))
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / script), "--model", str(RELEASED), "--preset", "esp32",
+                           "--people", str(people)], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == errors.DataError.exit_code, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"{script}: error: {people}: 1 of its people are LFW test people (peopleDevTest.txt), e.g. AJ_Lamas: "
+        "a selection set must not hold the held-out test's people")
+    assert not (tmp_path / "cache").exists()
+
+
+def test_check_people_refuses_a_test_person_and_people_faces_still_does(lfw_dir, tmp_path):
+    """One wording (_lib.refuse_test_people), from check_people first and people_faces still (a
+    caller that skips check_people); a set without test people passes."""
+    from tinyface import config
+
+    lib = _load("_lib")
+    ap = argparse.ArgumentParser(prog="x")
+    settings = config.load(overrides={"data": {"dir": str(lfw_dir), "cache_dir": str(tmp_path / "cache")}})
+    people = _people(tmp_path / "people", "Aaron_Peirsol", "Abel_Pacheco", "AJ_Lamas")
+    line = (f"{people}: 1 of its people are LFW test people (peopleDevTest.txt), e.g. AJ_Lamas: "
+            "a selection set must not hold the held-out test's people")
+    with pytest.raises(errors.DataError) as checked:
+        lib.check_people(ap, str(people), {}, settings)
+    with pytest.raises(errors.DataError) as cut:
+        lib.people_faces(people, settings)
+    assert str(checked.value) == str(cut.value) == line
+    shutil.rmtree(people / "AJ_Lamas")
+    lib.check_people(ap, str(people), {}, settings)  # nothing to refuse
+    lib.check_people(ap, None, {}, settings)
+    assert not (tmp_path / "cache").exists()
+    source = (BENCHMARKS / "_lib.py").read_text(encoding="utf-8")
+    assert source.count("a selection set must not hold the held-out test's people") == 1
+
+
+# --- start_device: one way to start `tinyface emulate` -------------------------------------------
+
+def _calls(script: str) -> set[str]:
+    tree = ast.parse((BENCHMARKS / script).read_text(encoding="utf-8"))
+    return {ast.unparse(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
+
+
+def test_a_device_is_started_by_one_helper():
+    """link.py and native_vs_emulator.py start `tinyface emulate` with _lib.start_device: neither
+    opens a process of its own, nor sends one's stderr to /dev/null."""
+    for script in ("link.py", "native_vs_emulator.py"):
+        calls = _calls(script)
+        assert "start_device" in calls and "subprocess.Popen" not in calls, script
+        assert "stderr=subprocess.DEVNULL" not in (BENCHMARKS / script).read_text(encoding="utf-8"), script

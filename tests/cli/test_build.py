@@ -1,0 +1,100 @@
+"""`tinyface build` (tinyface/cli/build.py): `--print-config` checks the board as the build does;
+`--hide-test` shows TFLM-against-TFLite parity on the validation images and pairs, never the test's.
+Runs `tinyface` in this process, from an empty folder, without TensorFlow or training."""
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from tests.cli.test_bad_inputs import people_folder
+from tests.cli.test_cli_main import own_board
+from tests.conftest import error_in_process as tinyface
+from tests.conftest import run_in_process as run
+from tests.evaluation.test_report import TEST_PARITY, VALIDATION_PARITY, _metrics, _test_parity_shown
+from tinyface import errors
+from tinyface.cli import main as cli_main
+
+pytestmark = pytest.mark.usefixtures("own_folder")
+
+
+# --- --print-config refuses a board the build would refuse ----------------------------------------------
+
+@pytest.mark.usefixtures("no_boards_dir")
+def test_print_config_refuses_an_unknown_board_as_the_build_does(capsys, tmp_path):
+    # was: the settings printed, exit 0, with a board no build accepts
+    code, line = tinyface(capsys, "build", "--print-config", "--set", "firmware.board=nosuch")
+    # the build's own refusal (before any data is read or anything trained)
+    build_code, build_line = tinyface(capsys, "build", "--set", "firmware.board=nosuch", "--data", tmp_path / "none",
+                                      "--out", tmp_path / "out")
+    assert code == build_code == errors.ConfigError.exit_code == 3
+    assert line == build_line and "unknown board 'nosuch'" in line and "known boards: esp32" in line
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.usefixtures("no_boards_dir")
+def test_print_config_json_with_an_unknown_board_is_the_error_object(capsys):
+    code, out, err = run(capsys, "build", "--print-config", "--json", "--set", "firmware.board=nosuch")
+    assert code == 3 and json.loads(out) == {"error": err.strip().removeprefix("tinyface: error: "),
+                                             "kind": "ConfigError", "exit_code": 3}
+
+
+@pytest.mark.usefixtures("no_boards_dir")
+def test_print_config_accepts_a_board_of_ones_own(capsys, tmp_path):
+    own = own_board(tmp_path / "mine")
+    code, out, err = run(capsys, "--boards-dir", own, "build", "--print-config", "--json",
+                         "--set", "firmware.board=myboard")
+    assert code == 0, err
+    assert json.loads(out)["firmware"]["board"] == "myboard"
+
+
+# --- --hide-test: TFLM-vs-TFLite parity on the validation images and pairs --------------------------------
+# `build --hide-test --json`: the summary's `parity` was TFLM against TFLite on the evaluation's (test)
+# images; it is the validation images' and pairs' now (also in validation.md/.json:
+# tests/evaluation/test_report.py).
+
+@pytest.fixture
+def fake_build(monkeypatch, tmp_path):
+    """`tinyface build` whose pipeline returns ``metrics`` at once (no TensorFlow, no training)."""
+    from tinyface import console
+    from tinyface.train import pipeline
+
+    def use(metrics):
+        stages = [SimpleNamespace(name=n, skipped=False, seconds=1.0) for n in ("data", "distill", "evaluate")]
+        monkeypatch.setattr(pipeline, "run_build", lambda *a, **k: SimpleNamespace(metrics=metrics, stages=stages))
+        monkeypatch.setattr(console, "quiet_tensorflow", lambda import_now=False: None)
+        return people_folder(tmp_path / "people", 24, photos=3)
+
+    return use
+
+
+def test_hide_test_json_gives_the_parity_on_validation_images_and_pairs(capsys, fake_build, tmp_path):
+    data = fake_build(_metrics())
+    args = ["build", "--quick", "--data", data, "--out", tmp_path / "out", "--set", "data.identify_min_images=3",
+            "--set", "data.enroll_images=2"]
+    with pytest.raises(SystemExit) as exc:
+        cli_main.main([str(a) for a in [*args, "--hide-test", "--json"]])
+    out, err = capsys.readouterr()
+    assert exc.value.code in (0, None), err
+    summary = json.loads(out)
+    # was: {"max_lsb_diff": 7, "mean_lsb_diff": 0.7777, "outputs_identical_share": 0.1234, "n_images": 4321}
+    assert summary["parity"] == VALIDATION_PARITY and summary["test_hidden"] is True
+    assert _test_parity_shown(out) == []
+    with pytest.raises(SystemExit):
+        cli_main.main([str(a) for a in [*args, "--hide-test"]])
+    text = capsys.readouterr().out
+    assert "validation pairs (smoke test)" in text and _test_parity_shown(text) == []
+    # without --hide-test the summary keeps the test's parity, the validation's beside it
+    with pytest.raises(SystemExit):
+        cli_main.main([str(a) for a in [*args, "--json"]])
+    assert json.loads(capsys.readouterr().out)["parity"] == {**TEST_PARITY, "validation": VALIDATION_PARITY}
+
+
+def test_hide_test_json_of_an_evaluation_from_before_has_no_parity(capsys, fake_build, tmp_path):
+    data = fake_build(_metrics(validation_parity=None))  # a metrics.json written before the validation parity
+    with pytest.raises(SystemExit):
+        cli_main.main([str(a) for a in ["build", "--quick", "--data", data, "--out", tmp_path / "out", "--set",
+                                        "data.identify_min_images=3", "--set", "data.enroll_images=2", "--hide-test",
+                                        "--json"]])
+    out = capsys.readouterr().out
+    assert json.loads(out)["parity"] is None and _test_parity_shown(out) == []

@@ -1,0 +1,145 @@
+"""`tinyface enroll`, `gallery list|delete` (tinyface/cli/gallery.py; named test_cli_gallery.py
+beside tests/device/test_gallery.py, as test modules need unique names): `--name Zoë` whatever the
+locale. The name is the text its bytes spell in UTF-8 (tinyface.fsutil.os_text): under a C locale
+with UTF-8 mode off (PYTHONUTF8=0) it was refused as "'Zo\\udcc3\\udcab' is not valid UTF-8 text"
+(exit 2); under a Latin-1 locale in a UTF-8 terminal it was enrolled as 'ZoÃ«' (6 bytes of mojibake
+on the board). Bytes that are no text at all are one line and exit 2, before the port is opened.
+A plain C locale, where Python turns UTF-8 mode on by itself (PEP 540), shows what already worked.
+
+The board is `tinyface emulate` (the released models/esp32) on a real pseudo-terminal, driven by
+`tinyface` processes under real locales; the photos are LFW's."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import RELEASED
+from tests.conftest import env_without_locale as _env
+from tests.conftest import error_in_process as tinyface
+from tinyface import errors
+
+pytestmark = pytest.mark.usefixtures("own_folder")
+
+ZOE = "Zoë"
+ZOE_UTF8 = ZOE.encode("utf-8")  # b"Zo\xc3\xab": 4 bytes on the wire
+# Python's reading of those bytes under a C locale with UTF-8 mode off (surrogate escapes)
+ZOE_IN_C_LOCALE = ZOE_UTF8.decode("ascii", "surrogateescape")
+
+
+def test_a_name_in_surrogate_escapes_is_taken_and_bytes_of_no_text_are_one_line(capsys, tmp_path):
+    """In this process: the name check passes the C locale's reading of Zoë (the command goes on to
+    the port, which does not exist: exit 7), and refuses bytes that are not UTF-8 (exit 2) first."""
+    photo = tmp_path / "zoe.jpg"
+    photo.write_bytes(b"")
+    port = str(tmp_path / "no-board")
+    code, line = tinyface(capsys, "enroll", "--port", port, "--name", ZOE_IN_C_LOCALE, photo)
+    assert code == errors.DeviceError.exit_code == 7, line  # was: 2, "'Zo\udcc3\udcab' is not valid UTF-8 text"
+    for command in (["enroll", "--port", port, "--name", "Zo\udceb", str(photo)],
+                    ["gallery", "delete", "--port", port, "--name", "Zo\udceb"]):
+        code, line = tinyface(capsys, *command)
+        assert code == errors.EXIT_USAGE == 2
+        assert "Invalid value for '--name': its bytes b'Zo\\xeb' are not valid UTF-8 text" in line
+
+
+@pytest.fixture(scope="module")
+def board(tmp_path_factory):
+    """`tinyface emulate` of the released model on a pseudo-terminal: its port."""
+    if not (RELEASED / "model.tflite").is_file():
+        pytest.skip("no released model in models/esp32")
+    err = tmp_path_factory.mktemp("board") / "stderr"
+    with open(err, "wb") as err_file:
+        proc = subprocess.Popen([sys.executable, "-m", "tinyface.cli.main", "emulate", "--model", str(RELEASED)],
+                                stdout=subprocess.PIPE, stderr=err_file, start_new_session=True)
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 60)
+        port = proc.stdout.readline().decode().strip() if ready else ""
+        assert port.startswith("/dev/"), err.read_text(errors="replace")[-2000:]
+        yield port
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        proc.stdout.close()
+
+
+def latin1_locale(folder: Path) -> dict | None:
+    """The environment of an ISO-8859-1 locale compiled into ``folder`` (LOCPATH), or None where
+    localedef or its sources are missing."""
+    try:
+        made = subprocess.run(["localedef", "-i", "en_US", "-f", "ISO-8859-1", str(folder / "en_US.ISO-8859-1")],
+                              capture_output=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if not (folder / "en_US.ISO-8859-1").exists():
+        return None
+    probe = subprocess.run([sys.executable, "-c", "import sys; print(sys.getfilesystemencoding())"],
+                           capture_output=True, text=True, env=_env(LOCPATH=str(folder), LC_ALL="en_US.ISO-8859-1"))
+    return ({"LOCPATH": str(folder), "LC_ALL": "en_US.ISO-8859-1"}
+            if made.returncode in (0, 1) and probe.stdout.strip() == "iso8859-1" else None)
+
+
+def _tinyface(env: dict, *args) -> subprocess.CompletedProcess:
+    """`tinyface ARGS` in a process with ``env``; arguments as bytes, as a terminal passes them."""
+    argv = [a if isinstance(a, bytes) else str(a).encode() for a in args]
+    return subprocess.run([sys.executable.encode(), b"-m", b"tinyface.cli.main", *argv], capture_output=True,
+                          env=env, timeout=300)
+
+
+def _people(board) -> list[tuple[bytes, int]]:
+    """Who the board holds: (name as UTF-8 bytes, samples), read in a UTF-8 locale."""
+    proc = _tinyface(_env(LANG="C.UTF-8"), "gallery", "list", "--port", board, "--json")
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    return [(p["name"].encode("utf-8"), p["samples"]) for p in json.loads(proc.stdout)["people"]]
+
+
+@pytest.mark.parametrize("where", ["C, PYTHONUTF8=0", "C", "Latin-1"])
+def test_enroll_list_and_delete_zoe_under_a_locale(board, lfw_dir, tmp_path, where):
+    if where == "Latin-1":
+        locale = latin1_locale(tmp_path)
+        if locale is None:
+            pytest.skip("no ISO-8859-1 locale can be made here (localedef)")
+    else:
+        locale = {"LC_ALL": "C", "LANG": "C", **({"PYTHONUTF8": "0"} if "PYTHONUTF8" in where else {})}
+    env = _env(**locale)
+    photos = sorted((lfw_dir / "images" / "Colin_Powell").glob("*.jpg"))[:2]
+    assert _people(board) == []
+    try:
+        proc = _tinyface(env, "enroll", "--port", board, "--name", ZOE_UTF8, *photos)
+        assert proc.returncode == 0, proc.stderr.decode(errors="replace")  # C, PYTHONUTF8=0: was 2
+        assert b"Traceback" not in proc.stderr
+        # the board holds the 4 bytes typed (Latin-1: was b"Zo\xc3\x83\xc2\xab", the mojibake 'ZoÃ«')
+        assert _people(board) == [(ZOE_UTF8, 2)]
+        # printed back in the locale's encoding (an ASCII stdout gets UTF-8), never a crash
+        shown = ZOE.encode("latin-1") if where == "Latin-1" else ZOE_UTF8
+        assert b" of " + shown + b" on " in proc.stdout
+        listed = _tinyface(env, "gallery", "list", "--port", board)
+        assert listed.returncode == 0 and b"Traceback" not in listed.stderr
+        assert b"  " + shown + b" " in listed.stdout, listed.stdout
+        as_json = json.loads(_tinyface(env, "gallery", "list", "--port", board, "--json").stdout)
+        assert [p["name"] for p in as_json["people"]] == [ZOE]
+        # the name typed the same way finds the person again
+        proc = _tinyface(env, "gallery", "delete", "--port", board, "--name", ZOE_UTF8)
+        assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+        assert _people(board) == []
+    finally:
+        _tinyface(_env(LANG="C.UTF-8"), "gallery", "delete", "--port", board, "--all")
+
+
+@pytest.mark.parametrize("where", ["C, PYTHONUTF8=0", "C.UTF-8"])
+def test_bytes_that_are_no_utf8_are_one_line_and_nothing_is_enrolled(board, lfw_dir, where):
+    env = _env(LC_ALL="C", PYTHONUTF8="0") if "PYTHONUTF8" in where else _env(LC_ALL="C.UTF-8")
+    photo = sorted((lfw_dir / "images" / "Colin_Powell").glob("*.jpg"))[0]
+    proc = _tinyface(env, "enroll", "--port", board, "--name", b"Zo\xeb", photo, "--json")
+    err = proc.stderr.decode("ascii")  # one ASCII line, whatever the locale
+    assert proc.returncode == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert "its bytes b'Zo\\xeb' are not valid UTF-8 text" in err
+    assert json.loads(proc.stdout)["exit_code"] == 2
+    assert _people(board) == []
