@@ -17,6 +17,8 @@ from click.testing import CliRunner
 from tinyface import errors
 from tinyface.cli import main as cli_main
 
+from tests.conftest import error_in_process as tinyface  # (exit code, its one stderr line)
+
 REPO = Path(__file__).resolve().parents[2]
 RELEASED = REPO / "models" / "esp32"
 
@@ -25,18 +27,6 @@ RELEASED = REPO / "models" / "esp32"
 def _own_folder(tmp_path, monkeypatch):
     """No ./tinyface.toml of the repository (or anyone's) changes the settings."""
     monkeypatch.chdir(tmp_path)
-
-
-def tinyface(capsys, *args: str) -> tuple[int, str]:
-    """Run `tinyface ARGS` in this process: (exit code, the one stderr line), checking it is one line."""
-    with pytest.raises(SystemExit) as exc:
-        cli_main.main([str(a) for a in args])
-    captured = capsys.readouterr()
-    lines = [line for line in captured.err.splitlines() if line.strip()]
-    assert "Traceback" not in captured.err
-    assert len(lines) == 1, captured.err
-    assert lines[0].startswith("tinyface: error: "), lines[0]
-    return exc.value.code, lines[0]
 
 
 def people_folder(root: Path, people: int, photos: int = 3) -> Path:
