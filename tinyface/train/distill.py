@@ -218,8 +218,8 @@ def make_dataset(x_uint8: np.ndarray, targets: np.ndarray, batch_size: int, augm
 def untuned(ds):
     """``ds`` with tf.data's autotuning off. Its optimisation thread (one per iterator) sleeps on a
     timer that doubles up to a minute between rounds, and an ending iterator is not freed before
-    that thread wakes: with autotuning, an epoch of a long fit ended in a wait of 0 to 60 s (12-40 s
-    at the end of the build's QAT epoch; benchmarks/epoch_end_wait.py). Without it, a parallel map
+    that thread wakes: with autotuning, an epoch of a long fit ended in a wait of 0 to 60 s (up to 40 s
+    after the build's QAT epoch; docs/model.md, "Epochs no longer wait for tf.data"). Without it, a parallel map
     asked for ``tf.data.AUTOTUNE`` runs on the smaller of 16 and the schedulable cores; the
     batches are the same (the map keeps its order)."""
     import tensorflow as tf
