@@ -189,8 +189,7 @@ def make_dataset(x_uint8: np.ndarray, targets: np.ndarray, batch_size: int, augm
 
     ``light`` (with ``augment``): the share of samples badly lit (see relight).
 
-    tf.data's autotuning is off (``untuned``): its optimisation thread sleeps up to a minute
-    between rounds, and ending an iterator waited for it to wake, 0-60 s at every epoch's end.
+    Autotuning is off (``untuned``): with it, every epoch's end waited up to a minute.
     """
     import tensorflow as tf
 
@@ -218,10 +217,10 @@ def make_dataset(x_uint8: np.ndarray, targets: np.ndarray, batch_size: int, augm
 def untuned(ds):
     """``ds`` with tf.data's autotuning off. Its optimisation thread (one per iterator) sleeps on a
     timer that doubles up to a minute between rounds, and an ending iterator is not freed before
-    that thread wakes: with autotuning, an epoch of a long fit ended in a wait of 0 to 60 s (up to 40 s
-    after the build's QAT epoch; docs/model.md, "Epochs no longer wait for tf.data"). Without it, a parallel map
-    asked for ``tf.data.AUTOTUNE`` runs on the smaller of 16 and the schedulable cores; the
-    batches are the same (the map keeps its order)."""
+    that thread wakes: with autotuning, an epoch of a long fit ended in a wait of 0 to 60 s (up to
+    40 s after the build's QAT epoch; docs/model.md, "Epochs no longer wait for tf.data"). Without
+    it, a parallel map asked for ``tf.data.AUTOTUNE`` runs on the smaller of 16 and the schedulable
+    cores; the batches are the same (the map keeps its order)."""
     import tensorflow as tf
 
     options = tf.data.Options()
