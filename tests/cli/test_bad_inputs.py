@@ -17,16 +17,10 @@ from click.testing import CliRunner
 from tinyface import errors
 from tinyface.cli import main as cli_main
 
+from tests.conftest import REPO, RELEASED
 from tests.conftest import error_in_process as tinyface  # (exit code, its one stderr line)
 
-REPO = Path(__file__).resolve().parents[2]
-RELEASED = REPO / "models" / "esp32"
-
-
-@pytest.fixture(autouse=True)
-def _own_folder(tmp_path, monkeypatch):
-    """No ./tinyface.toml of the repository (or anyone's) changes the settings."""
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("own_folder")  # no ./tinyface.toml of anyone's changes the settings
 
 
 def people_folder(root: Path, people: int, photos: int = 3) -> Path:

@@ -45,7 +45,7 @@ def _load(backend: str):
 
 
 def embed_chips(chips: list[np.ndarray], backend: str = "tf", normalised: bool = True) -> np.ndarray:
-    """Embed RGB uint8 150x150 chips: float32 (N, 128), L2-normalised.
+    """Embed RGB uint8 150x150 chips: float32 (N, 128), L2-normalised (unless ``normalised=False``).
 
     Args:
         chips: aligned face chips (dlib's ``get_face_chip``, 150x150, padding 0.25).
