@@ -175,8 +175,9 @@ def compare(ref: np.ndarray, other: np.ndarray, same: np.ndarray, person_a: np.n
     return {"accuracy": float(right_other.mean()), "difference": float(right_other.mean() - right_ref.mean()),
             "auc": area, "auc_difference": area - roc_auc(ref, same),
             "only_reference_right": only_ref, "only_this_right": only_other,
-            "mcnemar_p": mcnemar_p(only_ref, only_other), **{f"{k}_interval": v for k, v in
-                                                              paired_intervals(ref, other, same, person_a, person_b, draws).items()}}
+            "mcnemar_p": mcnemar_p(only_ref, only_other),
+            **{f"{k}_interval": v
+               for k, v in paired_intervals(ref, other, same, person_a, person_b, draws).items()}}
 
 
 # --- a device a script starts (tinyface emulate) ---------------------------------------------

@@ -33,7 +33,8 @@ def main() -> None:
         for name, emb in (("plain", plain), ("mean with mirror", l2n(plain + mirrored))):
             f, _ = validation_figures(emb, val.labels, pairs, settings.data)
             ident = f["identification"] or {"probe_accuracy": float("nan"), "stranger_rate": float("nan")}
-            print(f"  {name:16s} pairs {f['accuracy']:.2%}  AUC {f['auc']:.4f}  TAR@FAR 1e-3 {f['tar_at_far_1e-3']:.1%}  "
+            print(f"  {name:16s} pairs {f['accuracy']:.2%}  AUC {f['auc']:.4f}  "
+                  f"TAR@FAR 1e-3 {f['tar_at_far_1e-3']:.1%}  "
                   f"identification (galleries of {metrics.gallery_for(settings.data.identify_gallery)}) "
                   f"{ident['probe_accuracy']:.1%} at {ident['stranger_rate']:.1%} strangers")
 

@@ -71,7 +71,8 @@ def _measure(client, run, up_bytes_fn, payload_bytes: int, baud: int) -> dict:
     down = client.stats.bytes_received - before_down
     limit = elapsed / spec.wire_seconds(1, baud)  # bytes the wire could carry one way
     return {"requests": count, "elapsed_s": round(elapsed, 3), "bytes_up": up, "bytes_down": down,
-            "efficiency": round(max(up, down) / limit, 4), "payload_efficiency": round(payload_bytes * count / limit, 4),
+            "efficiency": round(max(up, down) / limit, 4),
+            "payload_efficiency": round(payload_bytes * count / limit, 4),
             "per_s": round(count / elapsed, 2)}
 
 

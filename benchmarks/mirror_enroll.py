@@ -13,10 +13,11 @@ folder-per-person set (the CelebA selection set of docs/model.md), each bundle's
 TFLM embeds every crop and its mirror. People are split as the build splits validation people
 (tinyface.evaluation.metrics.enrollment_split: data.enroll_images photos enrolled, the rest
 probes; one photo of everyone else a stranger); in the --people set, where almost everyone has
-many photos, a quarter of the people are held out as strangers with all their photos. For plain enrollment and for enrollment with
-mirrors, prints the threshold chosen on those same people for data.identify_stranger_rate of
-strangers by random galleries of the device's size (metrics.threshold_at_gallery, the build's
-rule) with the probes accepted and right at it, and both at the bundle's shipped threshold.
+many photos, a quarter of the people are held out as strangers with all their photos. For plain
+enrollment and for enrollment with mirrors, prints the threshold chosen on those same people for
+data.identify_stranger_rate of strangers by random galleries of the device's size
+(metrics.threshold_at_gallery, the build's rule) with the probes accepted and right at it, and
+both at the bundle's shipped threshold.
 """
 
 import numpy as np

@@ -91,7 +91,8 @@ def main() -> None:
         def acc(scores):
             return metrics.best_accuracy(scores, same)
 
-        row = dict(config=f"{args.arch} {size}x{size}x{args.channels} w{width:g} pad{args.padding:g} v{args.views} m{args.mixes}",
+        row = dict(config=f"{args.arch} {size}x{size}x{args.channels} w{width:g} pad{args.padding:g} "
+                          f"v{args.views} m{args.mixes}",
                    macs=graph.total_macs, params=graph.total_params, model_bytes=len(flat),
                    arena_bytes=tflm.arena_used_bytes(), val_acc_float=acc(s_float), val_acc_int8=acc(s_int8),
                    val_auc_int8=metrics.auc(*metrics.roc_curve(s_int8, same)), train_s=train_s)

@@ -89,7 +89,8 @@ def pair(args, mode: str, scratch: Path) -> list[dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--run", type=Path, required=True, help="a `tinyface build` folder of --preset (its pruned student)")
+    ap.add_argument("--run", type=Path, required=True,
+                    help="a `tinyface build` folder of --preset (its pruned student)")
     ap.add_argument("--preset", required=True, help="the preset RUN was built with, e.g. esp32c3")
     ap.add_argument("--steps", type=int, default=60, help="training steps per run (default: %(default)s)")
     ap.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES),

@@ -141,7 +141,8 @@ def main() -> None:
           f"({results['reserve_minus_needed_bytes']:+,} B against the need)")
     if expected is not None:
         print(f"  outputs identical to the pip TFLM interpreter's: generic "
-              f"{results['rv32_generic']['identical_to_tflm']}, with S3 scratch {results['rv32_s3_scratch']['identical_to_tflm']}")
+              f"{results['rv32_generic']['identical_to_tflm']}, "
+              f"with S3 scratch {results['rv32_s3_scratch']['identical_to_tflm']}")
 
 
 if __name__ == "__main__":

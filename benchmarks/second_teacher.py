@@ -321,7 +321,7 @@ def main() -> None:
     e = report["lfw_errors"]
     say(f"  errors: dlib {e['dlib']}, {SECOND} {e[SECOND]}, both {e['both']}; "
         f"correlation of the pair scores {e['score_correlation']:.3f}")
-    say(f"  dlib's weight w in the centered combination, accuracy on the first half: "
+    say("  dlib's weight w in the centered combination, accuracy on the first half: "
         + ", ".join(f"{w:g} {100 * acc:.2f}%" for w, acc in report["weights_first_half"].items())
         + f"; chosen w={weight:g}")
 

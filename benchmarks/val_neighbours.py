@@ -6,12 +6,12 @@ The build drops every extra face (FairFace) whose teacher embedding lies within
 ``extra.max_test_distance`` of an image of a *test* person (tinyface/data/extra.py), so no test
 image has a training face that close. Validation people get no such filter. This script loads
 the preset's validation people and its extra faces after the filter, exactly as
-`tinyface build --preset P` does (test images serve only the filter, as in the build), finds for every validation image its nearest
-extra face the student trains on, and splits the build's 2,000 seeded validation pairs into
-*near* (an image of the pair has an extra face within the filter's distance) and *far* (neither:
-what every test pair is by construction). Prints pair accuracy at the build's validation
-threshold (chosen on all 2,000 pairs) overall, near and far, for the teacher and for each
-bundle's int8 model in TFLM.
+`tinyface build --preset P` does (test images serve only the filter, as in the build), finds
+for every validation image its nearest extra face the student trains on, and splits the build's
+2,000 seeded validation pairs into *near* (an image of the pair has an extra face within the
+filter's distance) and *far* (neither: what every test pair is by construction). Prints pair
+accuracy at the build's validation threshold (chosen on all 2,000 pairs) overall, near and far,
+for the teacher and for each bundle's int8 model in TFLM.
 """
 
 import numpy as np
@@ -47,8 +47,9 @@ def main() -> None:
           f"{np.mean(nearest < limit + 0.07):.1%} within {limit + 0.07:g}")
     print(f"validation pairs: {int(near.sum())} near ({int(pairs[2][near].sum())} same), "
           f"{int((~near).sum())} far ({int(pairs[2][~near].sum())} same)")
-    rows = [("teacher", val.teacher)] + [(f"{folder} (TFLM int8)", Embedder(bundle.model_bytes, "tflm").embed(val.crops))
-                                         for folder, bundle in bundles.items()]
+    rows = [("teacher", val.teacher)] + [
+        (f"{folder} (TFLM int8)", Embedder(bundle.model_bytes, "tflm").embed(val.crops))
+        for folder, bundle in bundles.items()]
     for name, emb in rows:
         every, near_acc, far_acc = split_accuracy(l2n(emb), pairs, near)
         print(f"  {name:28s} all {every:.2%}  near {near_acc:.2%}  far {far_acc:.2%}")

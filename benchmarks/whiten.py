@@ -106,7 +106,8 @@ def main() -> None:
         _, acc, auc = figures((emb - mu) @ whitener(sw, a), a_idx, b_idx, same)
         _, acc2, auc2 = figures(emb @ whitener(sw, a), a_idx, b_idx, same)
         print(f"  a = {a}: centered and whitened {acc:.2%}, AUC {auc:.4f}; whitened only {acc2:.2%}, AUC {auc2:.4f}")
-    judge(f"a = {chosen} (chosen on validation)", base, figures((emb - mu) @ whitener(sw, chosen), a_idx, b_idx, same)[0], same, person, a_idx, b_idx)
+    judge(f"a = {chosen} (chosen on validation)", base,
+          figures((emb - mu) @ whitener(sw, chosen), a_idx, b_idx, same)[0], same, person, a_idx, b_idx)
 
 
 if __name__ == "__main__":

@@ -78,7 +78,8 @@ def compiler_rt_dir(arg: str | None) -> Path:
     """compiler-rt's builtins folder: DIR itself, DIR/builtins or DIR/lib/builtins."""
     given = arg or os.environ.get("COMPILER_RT_DIR")
     if not given:
-        raise ToolchainError("no compiler-rt: pass --compiler-rt DIR (LLVM compiler-rt's lib/builtins) or set COMPILER_RT_DIR")
+        raise ToolchainError("no compiler-rt: pass --compiler-rt DIR (LLVM compiler-rt's lib/builtins) "
+                             "or set COMPILER_RT_DIR")
     root = Path(given).expanduser().resolve()
     for cand in (root, root / "builtins", root / "lib" / "builtins", root / "compiler-rt" / "lib" / "builtins"):
         if (cand / "fp_lib.h").is_file() and (cand / "adddf3.c").is_file():
@@ -156,8 +157,8 @@ def build(bundle, board, kernels: str, work: Path, crt: Path, jobs: int, plugin:
     return project, XtensaProgram(program, plugin)
 
 
-def run_model(model: str, board_name: str, n_faces: int, data: str | None, work: Path, crt: Path, jobs: int, plugin: Path,
-              verbose: bool) -> dict:
+def run_model(model: str, board_name: str, n_faces: int, data: str | None, work: Path, crt: Path, jobs: int,
+              plugin: Path, verbose: bool) -> dict:
     from tinyface.boards import load_board
     from tinyface.model.bundle import load_bundle
 
@@ -195,7 +196,8 @@ def run_model(model: str, board_name: str, n_faces: int, data: str | None, work:
         }
     a, b = results["esp-nn"], results["generated"]
     results["ratio"] = a["instructions"] / max(b["instructions"], 1)
-    results["profile_outputs_identical"] = a["profile_output"] is not None and a["profile_output"] == b["profile_output"]
+    results["profile_outputs_identical"] = (a["profile_output"] is not None
+                                            and a["profile_output"] == b["profile_output"])
     if len(faces):
         results["outputs_identical_to_each_other"] = float(np.mean(np.all(outputs["esp-nn"] == outputs["generated"],
                                                                           axis=1)))

@@ -342,7 +342,8 @@ class DataSettings:
 
 
 EXTRA_KINDS = ("chips", "photos")  # extra.kind: see ExtraSettings
-FETCHABLE_EXTRA = tuple(n for n, source in DATASETS.items() if source.kind)  # names in extra.dirs meaning dataset_dir(name)
+# names in extra.dirs meaning dataset_dir(name)
+FETCHABLE_EXTRA = tuple(n for n, source in DATASETS.items() if source.kind)
 
 
 @dataclass
@@ -840,7 +841,8 @@ def _coerce(value: Any, type_name: Any, name: str, source: str) -> Any:
     if expected == "str" and isinstance(value, (str, int, float)) and not isinstance(value, bool):
         return str(value)  # --set data.dir=2024 arrives as an int
     raise ConfigError(f"'{name}' in {source} must be {_TYPE_WORDS.get(expected, expected)}, got {value!r}",
-                      hint="docs/config.md lists every setting; `tinyface build --print-config` shows the values in use")
+                      hint="docs/config.md lists every setting; "
+                           "`tinyface build --print-config` shows the values in use")
 
 
 _TYPE_WORDS = {"list": "a list", "int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}

@@ -207,7 +207,8 @@ class Board:
             "sram_arena_bytes": self.sram_arena_bytes, "sram_heap_bytes": self.sram_heap_bytes,
             "psram_bytes": self.psram_bytes, "esp_nn": self.esp_nn, "esp_nn_kernels": self.esp_nn_kernels,
             "flash_mode": self.flash_mode, "usb_serial_jtag": self.usb_serial_jtag,
-            "baud": self.baud, "upload_baud": self.upload_baud, "release_rts_dtr": self.release_rts_dtr, "usb_ids": self.usb_ids_hex, "mac_budget": self.mac_budget,
+            "baud": self.baud, "upload_baud": self.upload_baud, "release_rts_dtr": self.release_rts_dtr,
+            "usb_ids": self.usb_ids_hex, "mac_budget": self.mac_budget,
             # with the kernels generated for the model: None where the board file has no figure
             # of them (mac_budget_for("generated") is then mac_budget)
             "mac_budget_generated": self.mac_budget_generated,

@@ -109,7 +109,8 @@ def profile_plot(result, path: str | os.PathLike) -> Path:
     # padded to common widths: in a monospace font the tick labels then read as three columns
     w_index, w_op, w_shape = (max((len(str(v)) for v in col), default=0)
                               for col in ([x.index for x in layers], [x.op for x in layers], shapes))
-    labels = [f"{layer.index:>{w_index}}  {layer.op:<{w_op}}  {shape:<{w_shape}}" for layer, shape in zip(layers, shapes)]
+    labels = [f"{layer.index:>{w_index}}  {layer.op:<{w_op}}  {shape:<{w_shape}}"
+              for layer, shape in zip(layers, shapes)]
     est = [layer.est_ms for layer in layers]
     per_ms = result.cpu_mhz * 1e3  # cycles per ms
     meas = [layer.instructions * result.stall_factor / per_ms for layer in layers] if measured else []
@@ -125,7 +126,8 @@ def profile_plot(result, path: str | os.PathLike) -> Path:
                 label=f"MEASURED ms (emulator's instructions x {result.stall_factor:g} / {result.cpu_mhz:.0f} MHz)")
         for y, e, m in zip(ys, est, meas):
             ax.text(e + widest * 0.01, y - height / 2, f"{e:.2f}", va="center", fontsize=6.5, color="C0")
-            off = round(100 * (e / m - 1)) if m else None  # the estimate against the measurement, as the table's est/meas
+            # the estimate against the measurement, as the table's est/meas
+            off = round(100 * (e / m - 1)) if m else None
             ax.text(m + widest * 0.01, y + height / 2, f"{m:.2f}" + ("" if off is None else f"  est. {off:+d}%"),
                     va="center", fontsize=6.5, color="C1" if off is None or abs(off) < DISAGREE_PCT else "C3",
                     fontweight="normal" if off is None or abs(off) < DISAGREE_PCT else "bold")
@@ -147,13 +149,15 @@ def profile_plot(result, path: str | os.PathLike) -> Path:
     head = f"{result.model} on {result.board} with {result.kernels} kernels"
     if measured:
         ax.set_title(f"{head}\nMEASURED: {result.total_instructions:,} instructions in Invoke() on the instruction-set "
-                     f"emulator x stall factor {result.stall_factor:g} = {result.measured_ms:.2f} ms\nESTIMATED: {result.total_est_ms:.2f} ms by the board's cost model"
+                     f"emulator x stall factor {result.stall_factor:g} = {result.measured_ms:.2f} ms\n"
+                     f"ESTIMATED: {result.total_est_ms:.2f} ms by the board's cost model"
                      f"{'' if not result.measured_ms else f' ({result.total_est_ms / result.measured_ms - 1:+.1%})'}"
                      f"; red: layers where they differ by {DISAGREE_PCT}% or more",
                      fontsize=9.5, loc="left", pad=22)
         notes = [f"MEASURED: {result.total_instructions:,} instructions in Invoke(), counted on the emulator: a lower "
                  f"bound on cycles, at least {result.lower_bound_ms:.2f} ms at {result.cpu_mhz:.0f} MHz. Measured ms = "
-                 f"instructions x stall factor {result.stall_factor:g} (cycles per instruction assumed, docs/boards.md); "
+                 f"instructions x stall factor {result.stall_factor:g} "
+                 f"(cycles per instruction assumed, docs/boards.md); "
                  f"the layers' sum leaves out Invoke()'s own instructions.",
                  f"ESTIMATED: {result.total_est_ms:.2f} ms by the cost model: {result.cost_source}"]
     else:

@@ -8,15 +8,17 @@ from tinyface.cli.common import json_option, load_settings, not_empty, plot_opti
 
 
 @click.command()
-@click.option("--port", required=True, callback=not_empty, help="Serial port (e.g. /dev/ttyUSB0, or the path `tinyface emulate` "
-                                            "printed), or 'auto' to find the board by its USB VID:PID. "
-                                            "Example: --port /dev/ttyUSB0")
+@click.option("--port", required=True, callback=not_empty,
+              help="Serial port (e.g. /dev/ttyUSB0, or the path `tinyface emulate` "
+                   "printed), or 'auto' to find the board by its USB VID:PID. "
+                   "Example: --port /dev/ttyUSB0")
 @click.option("--board", default=None,
               help="Board data (boards/*.toml): baud, USB ids [default: firmware.board]. Example: --board esp32s3")
 @click.option("--images", type=click.IntRange(min=1), default=None,
               help="Held-out pairsDevTest images to stream [default: bench.images = 1000]. Example: --images 200")
 @click.option("--model", "model_path", type=click.Path(), default=None, callback=not_empty,
-              help="The model the board runs (bundle folder or .tflite) [default: as `tinyface flash`: build/<board>/ if built, else models/<board>/, then build/esp32/, models/esp32/]. "
+              help="The model the board runs (bundle folder or .tflite) [default: as `tinyface flash`: "
+                   "build/<board>/ if built, else models/<board>/, then build/esp32/, models/esp32/]. "
                    "Example: --model build/esp32")
 @click.option("--data", "data_dir", type=click.Path(), default=None, callback=not_empty,
               help="LFW folder with images/ and pairsDevTest.txt [default: data.dir or $TINYFACE_DATA]. "

@@ -86,7 +86,8 @@ def fetch(ctx, name, url, dest, manifest, force, timeout_s, as_json):
     base = url or dataset_url(name)
     target = Path(dest).expanduser() if dest else dataset_dir(name)
     console, received = err_console(), [0]
-    if target.is_dir() and any(target.iterdir()) and not force:  # fetch() verifies it and downloads nothing, or says why not
+    # fetch() verifies it and downloads nothing, or says why not
+    if target.is_dir() and any(target.iterdir()) and not force:
         with status(f"verifying {target}"):
             result = fetch_dataset(spec, base, target, force=False)
     elif console.is_terminal:
@@ -177,7 +178,8 @@ def cache(ctx, parts, yes, as_json, set_items):
     from tinyface.data.cache import CACHE_PARTS, cache_usage, check_cache_dir, clear_cache
 
     settings = load_settings(ctx, set_items=set_items)
-    face_dir = check_cache_dir(settings.data.cache_path())  # a file would read as an empty cache, and fail the next build
+    # a file would read as an empty cache, and fail the next build
+    face_dir = check_cache_dir(settings.data.cache_path())
     chosen = list(CACHE_PARTS) if "all" in parts else [p for p in CACHE_PARTS if p in parts]
     freed = {}
     if chosen:
@@ -220,7 +222,8 @@ def _mb(n: int) -> str:
               help="Decode every image to find unreadable ones. Example: tinyface data stats --no-check")
 @click.option("--align", is_flag=True,
               help="Also find the faces (cached): how each was found (detector, detector+equalised, "
-                   "landmarks-whole-frame, cnn) and which have none. Example: tinyface data stats --data photos/ --align")
+                   "landmarks-whole-frame, cnn) and which have none. "
+                   "Example: tinyface data stats --data photos/ --align")
 @json_option("tinyface data stats --no-check --json | jq .images")
 @set_option("data.workers=1")
 @click.pass_context

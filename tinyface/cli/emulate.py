@@ -13,7 +13,8 @@ from tinyface.config import FIRMWARE_KERNELS
               help="Board to emulate (boards/*.toml): name, clock, cost model "
                    "[default: firmware.board; esp32c3 with --isa]. Example: --board esp32s3")
 @click.option("--model", "model_path", type=click.Path(), default=None, callback=not_empty,
-              help="Model bundle folder or .tflite (default: as `tinyface flash`: build/<board>/ if built, else the released models/<board>/, then build/esp32/, models/esp32/). "
+              help="Model bundle folder or .tflite (default: as `tinyface flash`: build/<board>/ if built, "
+                   "else the released models/<board>/, then build/esp32/, models/esp32/). "
                    "Example: tinyface emulate --board esp32s3 --model models/esp32s3")
 @click.option("--baud", type=click.IntRange(min=0), default=0, show_default=True,
               help="Throttle the link to this UART speed (baud/10 bytes per second each way); 0 = as fast as the pty. "
@@ -31,7 +32,8 @@ from tinyface.config import FIRMWARE_KERNELS
 @click.option("--kernels", type=click.Choice(FIRMWARE_KERNELS), default=None,
               help="With --native or --isa: the firmware's int8 kernels, TFLM's or those generated for this model "
                    "(bit-exact with TFLM's reference kernels); without: the kernel set whose latency the estimate "
-                   "prices (the board's cost model for it) [default: the model's own, model.json kernels, else firmware.kernels]. "
+                   "prices (the board's cost model for it) "
+                   "[default: the model's own, model.json kernels, else firmware.kernels]. "
                    "Example: --native --kernels generated")
 @click.option("--drop-reply", "drop_replies", type=click.IntRange(min=1), multiple=True, metavar="N",
               help="TEST ONLY (fault injection): do not send the N-th reply (counted from 1). Repeatable. "
@@ -138,7 +140,8 @@ def emulate(ctx, board, model_path, baud, once, native, isa, kernels, drop_repli
     emu = run_emulator(bundle, b.name, cost, baud=baud, once=once, faults=faults, on_ready=ready, stop=stop)
     s = emu.stats
     wall_ms = s.host_wall_us_total / max(s.invokes, 1) / 1e3
-    info(f"served {s.requests} request{'s' * (s.requests != 1)} ({s.invokes} inference{'s' * (s.invokes != 1)}): estimated {emu.profile.total_est_ms:.2f} ms per "
+    info(f"served {s.requests} request{'s' * (s.requests != 1)} ({s.invokes} inference{'s' * (s.invokes != 1)}): "
+         f"estimated {emu.profile.total_est_ms:.2f} ms per "
          f"inference on {b.name}, host wall time {wall_ms:.2f} ms; errors {s.errors or 'none'}")
 
 

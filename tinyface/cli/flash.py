@@ -27,7 +27,8 @@ from tinyface.config import FIRMWARE_KERNELS
                    "Example: --enroll photos/")
 @click.option("--kernels", type=click.Choice(FIRMWARE_KERNELS), default=None,
               help="Int8 kernels: TFLM's with ESP-NN, or generated for this model (bit-exact with TFLM's "
-                   "reference kernels; default: the set the model was built for, model.json kernels, else firmware.kernels). Example: --kernels generated")
+                   "reference kernels; default: the set the model was built for, model.json kernels, "
+                   "else firmware.kernels). Example: --kernels generated")
 @click.option("--dry-run", is_flag=True,
               help="Check the budget and render the project only: no PlatformIO, no board. "
                    "Example: tinyface flash --board esp32 --dry-run")
@@ -86,7 +87,8 @@ def flash(ctx, board, model_path, port, project_dir, enroll_dir, kernels, dry_ru
     changed = len(project.written)  # the manifest counts when it changed
     info(f"project: {project.directory} ({len(project.files)} files and {MANIFEST}, {changed} written"
          f"{', ' + str(len(project.removed)) + ' removed' if project.removed else ''})")
-    info(f"model: {result.model_dir} (sha256 {project.model_sha256[:16]}), ops: {', '.join(op for op, _ in project.ops)}")
+    info(f"model: {result.model_dir} (sha256 {project.model_sha256[:16]}), "
+         f"ops: {', '.join(op for op, _ in project.ops)}")
     info(f"budget: {project.budget.summary()}")
     info(f"arena: {project.arena.bytes:,} B = {project.arena.parts()}")
     info(f"identification threshold: {result.identify_threshold:.4f} ({result.identify_threshold_source})")

@@ -14,15 +14,20 @@ from tinyface.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED, EX
 # command name -> (module, attribute, one-line help). Help text lives here so that
 # `tinyface --help` lists the commands without importing any of them.
 COMMANDS = {
-    "build": ("tinyface.cli.build", "build", "Train, distill, prune and int8-quantize a model; evaluate every stage; write a report."),
-    "evaluate": ("tinyface.cli.evaluate", "evaluate", "Evaluate a model (Keras, TFLite or TFLM) on any folder-per-person dataset."),
+    "build": ("tinyface.cli.build", "build",
+              "Train, distill, prune and int8-quantize a model; evaluate every stage; write a report."),
+    "evaluate": ("tinyface.cli.evaluate", "evaluate",
+                 "Evaluate a model (Keras, TFLite or TFLM) on any folder-per-person dataset."),
     "data": ("tinyface.cli.data", "data", "Fetch a dataset, show its statistics, or show and clear the cache."),
     "boards": ("tinyface.cli.boards", "boards", "List the supported boards and their memory and compute budgets."),
-    "profile": ("tinyface.cli.profile", "profile", "Per-layer MACs, parameters and estimated latency of a model on a board."),
+    "profile": ("tinyface.cli.profile", "profile",
+                "Per-layer MACs, parameters and estimated latency of a model on a board."),
     "emulate": ("tinyface.cli.emulate", "emulate", "Run an emulated board on a pseudo-terminal (real TFLM kernels)."),
     "bench": ("tinyface.cli.bench", "bench", "Benchmark a board over serial: latency, accuracy, parity with the host."),
-    "flash": ("tinyface.cli.flash", "flash", "Generate the firmware project, build it with PlatformIO and flash a board."),
-    "enroll": ("tinyface.cli.gallery", "enroll", "Enroll a person on a board from photos (faces checked, aligned on the host)."),
+    "flash": ("tinyface.cli.flash", "flash",
+              "Generate the firmware project, build it with PlatformIO and flash a board."),
+    "enroll": ("tinyface.cli.gallery", "enroll",
+               "Enroll a person on a board from photos (faces checked, aligned on the host)."),
     "gallery": ("tinyface.cli.gallery", "gallery", "List or delete the people enrolled on a board."),
     "identify": ("tinyface.cli.gallery", "identify", "Identify the person in photos with the board's gallery."),
 }
@@ -95,7 +100,8 @@ is $TINYFACE_DATA, else ~/.cache/tinyface/datasets/lfw (`tinyface data fetch lfw
 """
 
 
-@click.group(cls=LazyGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=LazyGroup, epilog=EPILOG,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("-v", "--verbose", count=True,
               help="More output (repeatable); an internal error then also prints its traceback. "
                    "Example: tinyface -v evaluate --model models/esp32")

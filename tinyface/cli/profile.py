@@ -13,12 +13,14 @@ from tinyface.config import FIRMWARE_KERNELS
               help="Board whose cost model prices the layers (boards/*.toml) [default: firmware.board]. "
                    "Example: --board esp32s3")
 @click.option("--model", "model_path", type=click.Path(), default=None, callback=not_empty,
-              help="Model bundle folder or .tflite (default: as `tinyface flash`: build/<board>/ if built, else the released models/<board>/, then build/esp32/, models/esp32/). "
+              help="Model bundle folder or .tflite (default: as `tinyface flash`: build/<board>/ if built, "
+                   "else the released models/<board>/, then build/esp32/, models/esp32/). "
                    "Example: tinyface profile --board esp32s3 --model models/esp32s3")
 @click.option("--kernels", type=click.Choice(FIRMWARE_KERNELS), default=None,
               help="The firmware's int8 kernels to price (and, with --measured, to count): TFLM's with ESP-NN, or "
                    "those generated for this model; each has its own cost model in the board file "
-                   "[default: the model's own, model.json kernels, else firmware.kernels]. Example: tinyface profile --board esp32c3 --kernels generated")
+                   "[default: the model's own, model.json kernels, else firmware.kernels]. "
+                   "Example: tinyface profile --board esp32c3 --kernels generated")
 @click.option("--measured", is_flag=True,
               help="Also MEASURE: count each op's instructions on the ESP32-C3 instruction-set emulator "
                    "(the firmware built for rv32imc under qemu-riscv32; esp32c3 only, the default board then; "

@@ -263,7 +263,9 @@ def c_size_functions(esp_nn_dir: str | Path, prefix: str = "") -> str:
     src = Path(esp_nn_dir) / "src" / "convolution"
     p4 = (src / "esp_nn_conv_esp32p4.c").read_text(encoding="utf-8")
     budget = re.search(r"#define L1D_BUDGET (\d+)", p4).group(1)
-    parts = ["#include <stddef.h>", "#define max(a, b) ((a) > (b) ? (a) : (b))", "#define min(a, b) ((a) < (b) ? (a) : (b))",
+    parts = ["#include <stddef.h>",
+             "#define max(a, b) ((a) > (b) ? (a) : (b))",
+             "#define min(a, b) ((a) < (b) ? (a) : (b))",
              f"#define L1D_BUDGET {budget}"]
     for file, name in C_SIZE_FUNCTIONS.values():
         text = (src / file).read_text(encoding="utf-8")

@@ -57,7 +57,8 @@ def gallery_names(directory: str | Path, dataset=None) -> dict[str, str]:
         try:
             name = os_text(folder)
         except ValueError as exc:
-            raise DataError(f"a person folder's name in {directory}: {exc}", hint="rename the folder in UTF-8") from None
+            raise DataError(f"a person folder's name in {directory}: {exc}",
+                            hint="rename the folder in UTF-8") from None
         try:
             spec.check_name(name)  # --name's rule: a folder enrolls no name that `tinyface enroll` refuses
         except ValueError as exc:

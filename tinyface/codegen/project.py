@@ -141,7 +141,8 @@ def _model_context(bundle, model_bytes: bytes, graph) -> dict:
     if tuple(graph.input_shape) != (1, h, w, c):
         raise ModelError(f"model.json says input {meta.input_shape}, the .tflite has {list(graph.input_shape)}")
     if graph.input_type != "INT8" or graph.output_type != "INT8":
-        raise ModelError(f"the firmware runs int8 models; this one takes {graph.input_type} and gives {graph.output_type}",
+        raise ModelError(f"the firmware runs int8 models; this one takes {graph.input_type} "
+                         f"and gives {graph.output_type}",
                          hint="use the int8 model.tflite from `tinyface build`")
     # the firmware, the emulator and the host's gallery code quantize with model.json's values
     for side, io, scale, zero_point in (("input", graph.input, meta.input_scale, meta.input_zero_point),
@@ -149,12 +150,14 @@ def _model_context(bundle, model_bytes: bytes, graph) -> dict:
         if io is not None and (abs(io.scale - scale) > 1e-6 * abs(io.scale) or io.zero_point != zero_point):
             raise ModelError(f"model.json says {side} scale {scale:g}, zero point {zero_point}; the .tflite has "
                              f"{io.scale:g}, {io.zero_point}",
-                             hint="keep model.json with the model.tflite it was written for (`tinyface build` writes both)")
+                             hint="keep model.json with the model.tflite it was written for "
+                                  "(`tinyface build` writes both)")
     output_size = 1
     for v in graph.output_shape:
         output_size *= int(v)
     if output_size != meta.embedding_dim:
-        raise ModelError(f"model.json says embedding_dim {meta.embedding_dim}, the .tflite outputs {output_size} values")
+        raise ModelError(f"model.json says embedding_dim {meta.embedding_dim}, "
+                         f"the .tflite outputs {output_size} values")
     digest = bundle.model_hash
     return {
         "name": c_string(meta.name), "input_h": h, "input_w": w, "input_c": c, "input_bytes": h * w * c,
@@ -178,8 +181,8 @@ class FirmwarePlan:
     arena: object  # the ArenaPlan, placed in SRAM or PSRAM
 
 
-def plan_firmware(bundle, board: Board, arena_margin: float = DEFAULT_ARENA_MARGIN, kernels: str = "esp-nn", gallery_people: int = 0,
-                  arena_used_bytes: int | None = None) -> FirmwarePlan:
+def plan_firmware(bundle, board: Board, arena_margin: float = DEFAULT_ARENA_MARGIN, kernels: str = "esp-nn",
+                  gallery_people: int = 0, arena_used_bytes: int | None = None) -> FirmwarePlan:
     """The model's firmware figures (flash, with the generated kernels' repacked weights; TFLM's
     arena plus ``arena_margin`` plus the largest ESP-NN scratch of the board's chip; MACs)
     checked by budget.check_budget, the one definition of the limits. generate_project renders
@@ -284,7 +287,8 @@ def generate_project(bundle, board: Board, directory: str | Path, arena_margin: 
         "app_sources": APP_SOURCES,
         "esp_sources": ESP_SOURCES,
         "serial": {"uart_rx_bytes": budget_mod.UART_RX_BYTES, "uart_tx_bytes": budget_mod.UART_TX_BYTES,
-                   "usb_jtag_rx_bytes": budget_mod.USB_JTAG_RX_BYTES, "usb_jtag_tx_bytes": budget_mod.USB_JTAG_TX_BYTES},
+                   "usb_jtag_rx_bytes": budget_mod.USB_JTAG_RX_BYTES,
+                   "usb_jtag_tx_bytes": budget_mod.USB_JTAG_TX_BYTES},
         "watchdog_timeout_s": WATCHDOG_TIMEOUT_S,
         "yield_interval_us": YIELD_INTERVAL_US,
         "firmware_version": __version__,

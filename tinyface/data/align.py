@@ -455,8 +455,6 @@ class Aligner:
         """Cut the chip these landmarks align (with context around the face) and run the
         detector on it: a face there whose box overlaps the expected one confirms them; its
         landmarks, mapped back to the image, are returned."""
-        import dlib
-
         detector, predictor = dlib_models()
         size, padding = 200, 0.5
         alignment = Alignment(pts.astype(np.float32), True, "landmarks-whole-frame")

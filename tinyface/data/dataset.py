@@ -128,7 +128,8 @@ def load_dataset(root: str | os.PathLike, min_identities: int = 2) -> Dataset:
     dataset = Dataset(root, images_dir, images, skipped)
     n_people = len(dataset.identities)
     if n_people < min_identities:
-        raise DataError(f"{images_dir} has {n_people} person folder(s); face recognition needs at least {min_identities}")
+        raise DataError(f"{images_dir} has {n_people} person folder(s); "
+                        f"face recognition needs at least {min_identities}")
     return dataset
 
 

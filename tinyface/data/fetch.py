@@ -63,7 +63,8 @@ class Manifest:
         if missing := sorted(required - raw.keys()):
             raise ValueError(f"{path} lacks {', '.join(missing)} (a manifest has {', '.join(sorted(known))})")
         if unknown := sorted(raw.keys() - known):
-            raise ValueError(f"{path} has unknown fields {', '.join(unknown)} (a manifest has {', '.join(sorted(known))})")
+            raise ValueError(f"{path} has unknown fields {', '.join(unknown)} "
+                             f"(a manifest has {', '.join(sorted(known))})")
         for key in ("name", "archive", "archive_root"):
             if not isinstance(raw[key], str) or not raw[key]:
                 raise ValueError(f"{path}: {key} must be a non-empty string")
@@ -73,7 +74,8 @@ class Manifest:
         files = raw["files"]
         if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
             raise ValueError(f"{path}: files must map file names to sha256 strings")
-        for label, digest in [("images_tree_sha256", raw["images_tree_sha256"]), ("archive_sha256", raw["archive_sha256"]),
+        for label, digest in [("images_tree_sha256", raw["images_tree_sha256"]),
+                              ("archive_sha256", raw["archive_sha256"]),
                               *((f"files[{k!r}]", v) for k, v in files.items())]:
             if digest is not None and not _is_sha256(digest):
                 raise ValueError(f"{path}: {label} is not a sha256 (64 hex digits): {digest!r}")
@@ -152,7 +154,8 @@ def _download(url: str, dest: Path, expected_sha256: str | None, progress: Calla
     got = digest.hexdigest()
     if expected_sha256 and got != expected_sha256:
         raise DownloadError(f"checksum mismatch for {dest.name}: expected sha256 {expected_sha256[:16]}..., "
-                            f"got {got[:16]}...", hint="the download is corrupt or not the expected file; nothing was kept")
+                            f"got {got[:16]}...",
+                            hint="the download is corrupt or not the expected file; nothing was kept")
 
 
 def missing_or_changed(manifest: Manifest, dest: str | os.PathLike, verify_images: bool = True) -> list[str]:
@@ -432,7 +435,8 @@ def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: 
     """
     dest = Path(dest).expanduser()
     put_back = _remove_unfinished(dest)  # first: it may put back the copy a killed --force had moved aside
-    if dest.exists() and not force and not (dest.is_dir() and not any(dest.iterdir())):  # an empty folder is a fine target
+    # an empty folder is a fine target
+    if dest.exists() and not force and not (dest.is_dir() and not any(dest.iterdir())):
         if not dest.is_dir():
             raise OutputError(f"{dest} exists and is not a folder", hint="use --dest to choose another place")
         problems = missing_or_changed(manifest, dest)

@@ -4,7 +4,8 @@ verification accuracy and agreement with the host's TFLite int8 model.
 Works over any transport the :class:`~tinyface.protocol.client.Client` accepts (a board's
 USB serial port, the emulator's or the native build's pseudo-terminal) and always returns
 one :class:`BenchResult`. Results are written to ``out`` as they come (atomically, after
-the first image, then every half second or less often while the file grows, and at the end), so a lost link keeps what was measured and says how far it got.
+the first image, then every half second or less often while the file grows, and at the end),
+so a lost link keeps what was measured and says how far it got.
 
 The images are held out: ``pairsDevTest`` pairs, taken alternately from its same-person and
 different-person halves (file order) until ``n`` distinct images, so that the verification

@@ -265,7 +265,8 @@ class EmulatedBoard:
             model_sha256=self.model_sha256, input_scale=self.meta.input_scale,
             input_zero_point=self.meta.input_zero_point, output_scale=self.meta.output_scale,
             output_zero_point=self.meta.output_zero_point, threshold=self.meta.identify_at,
-            arena_used_bytes=self.arena_used_bytes, free_sram_bytes=0, free_psram_bytes=0, cpu_hz=self.cpu_hz, flags=self.flags,
+            arena_used_bytes=self.arena_used_bytes, free_sram_bytes=0, free_psram_bytes=0, cpu_hz=self.cpu_hz,
+            flags=self.flags,
             reset_reason=spec.ResetReason.UNKNOWN,  # not a chip
             uptime_ms=int((time.monotonic() - self._started) * 1000) & 0xFFFFFFFF,
             input_h=h, input_w=w, input_c=c, output_size=self.output_size, max_payload=spec.MAX_PAYLOAD,

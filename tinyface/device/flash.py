@@ -42,7 +42,8 @@ def resolve_model(model: str | Path | None, board) -> Path:
     return model_for_board(model, board.name)
 
 
-def check_fits(bundle, board, arena_margin: float = DEFAULT_ARENA_MARGIN, kernels: str = "esp-nn", gallery_people: int = 0):
+def check_fits(bundle, board, arena_margin: float = DEFAULT_ARENA_MARGIN, kernels: str = "esp-nn",
+               gallery_people: int = 0):
     """Does ``bundle`` fit ``board``'s flash and SRAM as its firmware would be generated? `flash`
     checks this before anything is written, and `emulate` before it serves, so that an emulated
     board never runs a model the real one cannot. Nothing is rendered.
@@ -99,8 +100,8 @@ def check_gallery_folder(enroll_dir: str | Path) -> int:
 
 
 def flash(board, model: str | Path | None = None, project_dir: str | Path | None = None, port: str | None = None,
-          dry_run: bool = False, arena_margin: float = DEFAULT_ARENA_MARGIN, enroll_dir: str | Path | None = None, settings=None,
-          on_line=None, on_step=None, force: bool = False, on_warning=None,
+          dry_run: bool = False, arena_margin: float = DEFAULT_ARENA_MARGIN, enroll_dir: str | Path | None = None,
+          settings=None, on_line=None, on_step=None, force: bool = False, on_warning=None,
           kernels: str = "esp-nn", identify_threshold: float = 0.0) -> FlashResult:
     """Generate the firmware project for ``board`` and (unless ``dry_run``) build and flash it.
 

@@ -250,7 +250,8 @@ def spawn_isa(prog: IsaProgram, master_fd: int, baud: int = 0, once: bool = Fals
 
 def run_isa_emulator(bundle, board=None, baud: int = 0, once: bool = False, on_ready=None,
                      stop: threading.Event | None = None, storage_dir: str | Path | None = None,
-                     kernels: str = "esp_nn", firmware_kernels: str = "esp-nn", arena_margin: float = DEFAULT_ARENA_MARGIN) -> int:
+                     kernels: str = "esp_nn", firmware_kernels: str = "esp-nn",
+                     arena_margin: float = DEFAULT_ARENA_MARGIN) -> int:
     """`tinyface emulate --isa`: build (cached) and serve the rv32 firmware under QEMU on a pty
     (``arena_margin``: firmware.arena_margin, as `flash` builds the firmware).
 

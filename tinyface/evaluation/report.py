@@ -253,7 +253,8 @@ def assistant_lines(metrics: BuildMetrics) -> list[str]:
     return [f"Teaching assistant: `{a['model']}` (sha256 {a['sha256'][:12]}, {h}x{w}x{c} crops at padding "
             f"{a['crop_padding']:g}), its share of every target {a['weight']:g}. On this build's validation pairs it "
             f"scores {a['val_pairs_accuracy']:.2%}; the cosine of its embeddings to the teacher's targets is "
-            f"{a['cosine_to_teacher_val']:.3f} on validation faces, {a['cosine_to_teacher_train']:.3f} on the training rows.",
+            f"{a['cosine_to_teacher_val']:.3f} on validation faces, "
+            f"{a['cosine_to_teacher_train']:.3f} on the training rows.",
             ""]
 
 
@@ -262,8 +263,9 @@ def _assistant_card_line(metrics: BuildMetrics) -> str:
     a = (metrics.data or {}).get("assistant")
     if not a:
         return ""
-    return (f"- teaching assistant: every target is l2n({1 - a['weight']:g} x the teacher's embedding + {a['weight']:g} x "
-            f"that of `{a['model']}`) (sha256 {a['sha256'][:12]}, a larger student; both unit length first)")
+    return (f"- teaching assistant: every target is l2n({1 - a['weight']:g} x the teacher's embedding "
+            f"+ {a['weight']:g} x that of `{a['model']}`) "
+            f"(sha256 {a['sha256'][:12]}, a larger student; both unit length first)")
 
 
 def _identification_words(metrics: BuildMetrics, settings) -> str:
@@ -326,7 +328,8 @@ def write_report(out_dir: Path, metrics: BuildMetrics, settings, preset, stages_
         *stage_table(metrics),
         "",
         "Validation accuracy: pairs of validation people (training-set people held out), at each stage's best "
-        "threshold on those pairs; the only accuracy any choice in the build (QAT vs PTQ, presets, search) may look at.",
+        "threshold on those pairs; the only accuracy any choice in the build (QAT vs PTQ, presets, search) "
+        "may look at.",
         "",
         *validation_table(metrics),
         *extra_faces_lines(metrics),
@@ -379,7 +382,8 @@ def write_report(out_dir: Path, metrics: BuildMetrics, settings, preset, stages_
     lines += ["## Plots", ""] + [f"![{name}]({path.name})" for name, path in plots.items()] + [""]
     if stages_run:
         lines += ["## Stages run", "", "| stage | fingerprint | skipped | seconds |", "|---|---|---|---|"]
-        lines += [f"| {s.name} | `{s.fingerprint}` | {'yes' if s.skipped else 'no'} | {s.seconds:.1f} |" for s in stages_run]
+        lines += [f"| {s.name} | `{s.fingerprint}` | {'yes' if s.skipped else 'no'} | {s.seconds:.1f} |"
+                  for s in stages_run]
         lines.append("")
     lines += ["## Settings", "", "```toml", settings.to_toml().rstrip(), "```", ""]
     write_text(out_dir / "report.md", "\n".join(lines))
@@ -444,7 +448,8 @@ def write_validation_report(out_dir: Path, metrics: BuildMetrics, preset, stages
                   ""]
     lines += [*extra_faces_lines(metrics), *assistant_lines(metrics),
               f"Cost: {tflm.macs:,} MACs (budget {metrics.mac_budget:,}), {_kib(tflm.model_bytes)} model, "
-              f"{_kib(tflm.arena_bytes)} arena, estimated {_num(tflm.estimated_ms_on_board)} ms on board `{tflm.board}` "
+              f"{_kib(tflm.arena_bytes)} arena, estimated {_num(tflm.estimated_ms_on_board)} ms "
+              f"on board `{tflm.board}` "
               "(an estimate, not a measurement).", ""]
     if stages_run:
         lines += ["| stage | skipped | seconds |", "|---|---|---|"]
@@ -637,7 +642,8 @@ def write_evaluation_report(out_dir: Path, result: dict) -> Path:
         lines += [f"| identification accuracy ({i['n_people']} people, {i['n_probes']} probes; accepted at "
                   f"{i['threshold']:.4f}) | {_pct(i['accuracy'])} |",
                   f"| closed-set accuracy (threshold ignored) | {_pct(i['closed_set_accuracy'])} |",
-                  f"| macro precision / recall / F1 | {i['macro_precision']:.3f} / {i['macro_recall']:.3f} / {i['macro_f1']:.3f} |",
+                  f"| macro precision / recall / F1 | {i['macro_precision']:.3f} / {i['macro_recall']:.3f} / "
+                  f"{i['macro_f1']:.3f} |",
                   f"| strangers accepted ({i['n_strangers']} photos) | "
                   f"{_stranger_rate(i['stranger_false_accept_rate'])} |"]
         dg = _device_gallery(i)
@@ -768,10 +774,12 @@ def write_model_card(out_dir: Path, metrics: BuildMetrics, settings, preset, met
                             _assistant_card_line(metrics)] if line],
         f"- student: {_student_words(settings.student)}, distilled for {ds.epochs} epochs "
         f"(batch {ds.batch_size}, Adam, lr {ds.learning_rate}, cosine decay) toward the dlib ResNet embeddings "
-        f"centered on {'the training images and the extra faces together' if ds.center == 'all' else 'the training images'} "
+        f"centered on "
+        f"{'the training images and the extra faces together' if ds.center == 'all' else 'the training images'} "
         f"(cosine + relation loss, alpha {ds.alpha}), "
         + _training_data_line(ds),
-        f"- pruning: {'magnitude pruning to ' + format(pr.target_sparsity, '.0%') + ' sparsity, ' + str(pr.epochs) + ' fine-tuning epoch' + ('s' if pr.epochs != 1 else '') if pr.enabled else 'off'}",
+        "- pruning: " + (f"magnitude pruning to {pr.target_sparsity:.0%} sparsity, {pr.epochs} fine-tuning "
+                         f"epoch{'s' if pr.epochs != 1 else ''}" if pr.enabled else "off"),
         f"- quantization: full int8 ({'PTQ and QAT, the better on validation kept' if q.qat else 'post-training'}), "
         f"calibrated on {q.calibration_images} training images",
         f"- reproduce: `{reproduce_command(settings, preset)}` (every setting in report.json)",

@@ -172,7 +172,8 @@ def read_meta(meta_path: str | Path) -> tuple[ModelMeta, str | None]:
     problem = _split_problem(raw.get("extra", {}).get(SPLIT_KEY))
     if problem:
         raise ModelError(f"bad {meta_path}: 'extra.{SPLIT_KEY}' {problem}", hint=_REBUILD)
-    raw = {k: (float(v) if _META_CHECKS[k] in (_number, _similarity, _positive, _padding) else v) for k, v in raw.items()}
+    raw = {k: (float(v) if _META_CHECKS[k] in (_number, _similarity, _positive, _padding) else v)
+           for k, v in raw.items()}
     return ModelMeta(**raw), expected
 
 

@@ -134,8 +134,9 @@ class DeviceInfo:
             input_scale=v["input_scale"], input_zero_point=v["input_zero_point"],
             output_scale=v["output_scale"], output_zero_point=v["output_zero_point"],
             output_size=v["output_size"], threshold=v["threshold"], arena_used_bytes=v["arena_used_bytes"],
-            free_sram_bytes=v["free_sram_bytes"], free_psram_bytes=v["free_psram_bytes"], cpu_hz=v["cpu_hz"], flags=v["flags"],
-            reset_reason=v["reset_reason"], uptime_ms=v["uptime_ms"], max_payload=v["max_payload"], gallery_capacity=v["gallery_capacity"],
+            free_sram_bytes=v["free_sram_bytes"], free_psram_bytes=v["free_psram_bytes"], cpu_hz=v["cpu_hz"],
+            flags=v["flags"], reset_reason=v["reset_reason"], uptime_ms=v["uptime_ms"], max_payload=v["max_payload"],
+            gallery_capacity=v["gallery_capacity"],
             gallery_count=v["gallery_count"], max_name_bytes=v["max_name_bytes"],
         )
 
@@ -332,7 +333,8 @@ class Client:
         head = in_flight[0]
         if head.attempts > self.retries:
             name = _type_name(head.msg_type)
-            raise DeviceError(f"{self.port} did not answer {name} (seq {head.seq}) after {head.attempts} attempts: {why}",
+            raise DeviceError(f"{self.port} did not answer {name} (seq {head.seq}) "
+                              f"after {head.attempts} attempts: {why}",
                               hint="is the board running tinyface firmware at this baud rate?")
         for pending in in_flight:
             if pending.reply is None:
@@ -391,7 +393,8 @@ class Client:
                               v["cycles"], v["latency_us"], v["host_wall_us"])
 
     def enroll(self, name: str, x_int8: np.ndarray) -> dict:
-        payload = spec.ENROLL_REQUEST.pack(name=spec.encode_name(name)) + np.ascontiguousarray(x_int8, np.int8).tobytes()
+        payload = (spec.ENROLL_REQUEST.pack(name=spec.encode_name(name))
+                   + np.ascontiguousarray(x_int8, np.int8).tobytes())
         return spec.ENROLL_REPLY.unpack(self._fixed(spec.MsgType.ENROLL, payload, spec.ENROLL_REPLY))
 
     def list(self) -> list[GalleryEntry]:

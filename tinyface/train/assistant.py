@@ -63,7 +63,8 @@ def resolve(name: str) -> Path:
             return folder
     raise ConfigError(f"distill.assistant = {name!r}: no model bundle (model.tflite + model.json) at "
                       f"{' or '.join(str(c) for c in candidates)}",
-                      hint="name a released model (a folder of models/, e.g. esp32s3) or a `tinyface build` output folder")
+                      hint="name a released model (a folder of models/, e.g. esp32s3) "
+                           "or a `tinyface build` output folder")
 
 
 def check(settings) -> Path | None:

@@ -30,7 +30,8 @@ EVALUATE_ONLY = ("identify_stranger_rate", "identify_gallery", "threshold_from")
 # would otherwise come from whatever version of tinyface is installed *then* (an edit or an
 # upgrade meanwhile crashed a build once). tests/train/test_pipeline_imports.py checks the list.
 STAGE_MODULES = (
-    "tinyface.boards", "tinyface.boards.plots", "tinyface.boards.profile", "tinyface.config", "tinyface.evaluation.metrics", "tinyface.model.bundle",
+    "tinyface.boards", "tinyface.boards.plots", "tinyface.boards.profile", "tinyface.config",
+    "tinyface.evaluation.metrics", "tinyface.model.bundle",
     "tinyface.model.embedder", "tinyface.model.keras_io",
     "tinyface.model.graph", "tinyface.model.runtime", "tinyface.evaluation.report", "tinyface.data.align",
     "tinyface.data.dataset", "tinyface.data.extra", "tinyface.data.faces", "tinyface.data.hard_photos",

@@ -19,8 +19,6 @@ convolution of the plain network: the board runs the same network at the same co
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from tinyface.config import DSNET_REPEATS
 
 # dsnet stages' output channels (at width 1). Each stage halves the resolution with a
