@@ -40,8 +40,9 @@ NOISE = ("I0000", "W0000", "E0000", "warn", "deprecat", "absl", "oneDNN", "cuda"
 def test_evaluate_prints_no_library_noise(small_dataset, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_CPP", "TF_ENABLE"))}
     env.update(PYTHONPATH=str(REPO), TINYFACE_CACHE=str(tmp_path / "cache"))
-    proc = subprocess.run([sys.executable, "-m", "tinyface.cli.main", "evaluate", "--model", str(REPO / "models" / "esp32"),
-                           "--data", str(small_dataset)], capture_output=True, text=True, cwd=tmp_path, env=env,
+    proc = subprocess.run([sys.executable, "-m", "tinyface.cli.main", "evaluate", "--model",
+                           str(REPO / "models" / "esp32"), "--data", str(small_dataset)], capture_output=True,
+                          text=True, cwd=tmp_path, env=env,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     noisy = [line for line in proc.stderr.splitlines() if any(n.lower() in line.lower() for n in NOISE)]
@@ -63,3 +64,28 @@ def test_the_cuda_probe_is_quiet_when_errors_are_shown(tmp_path):
                           timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip() == "3", proc.stderr[-3000:]
     assert "cuInit" not in proc.stderr and "E0000" not in proc.stderr, proc.stderr[-3000:]
+
+
+_FORK_SCRIPT = """
+import os, signal
+from tinyface import console
+
+def sigterm_mid_fork():  # runs in the child before tinyface's own hook: a pool's terminate() that
+    os.kill(os.getpid(), signal.SIGTERM)  # reaches a worker still in its fork
+os.register_at_fork(after_in_child=sigterm_mid_fork)
+console.catch_interrupts()
+pid = os.fork()
+if pid == 0:
+    os._exit(7)  # still alive: the SIGTERM was swallowed
+print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+
+
+def test_a_sigterm_that_reaches_a_child_during_its_fork_still_ends_it():
+    """catch_interrupts' SIGTERM handler raised KeyboardInterrupt inside the fork hook, where
+    Python drops it: the worker lived on and a multiprocessing pool waited for it forever."""
+    import signal
+
+    proc = subprocess.run([sys.executable, "-c", _FORK_SCRIPT], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == str(-signal.SIGTERM), (proc.stdout, proc.stderr[-2000:])

@@ -71,25 +71,54 @@ def catch_interrupts():
 
 
 _fork_hook_registered = False
+_mask_before_fork = None  # the forking thread's signal mask while SIGTERM is blocked across a fork
 
 
 def _register_fork_hook() -> None:
     """Once per process: a forked child (a multiprocessing pool's worker) does not keep the SIGTERM
     handler, so that the pool's terminate() (at every pool's end, too) ends it quietly instead of
-    a KeyboardInterrupt traceback from each worker."""
+    a KeyboardInterrupt traceback from each worker.
+
+    SIGTERM is blocked across the fork and unblocked in the child only once the handler is gone: a
+    pool that ends at once terminates workers that may still be in their fork, and the handler
+    then raised KeyboardInterrupt inside the fork hook, where Python drops it; the worker lived on
+    and the pool waited for it forever (about one run in ten of a pool of quick jobs)."""
     import os
 
     global _fork_hook_registered
     if not _fork_hook_registered:
-        os.register_at_fork(after_in_child=_default_sigterm_in_child)
+        os.register_at_fork(before=_block_sigterm_for_fork, after_in_parent=_restore_mask_after_fork,
+                            after_in_child=_default_sigterm_in_child)
         _fork_hook_registered = True
+
+
+def _ours(handler) -> bool:
+    return getattr(handler, "tinyface", False)
+
+
+def _block_sigterm_for_fork() -> None:
+    import signal
+
+    global _mask_before_fork
+    if _ours(signal.getsignal(signal.SIGTERM)):
+        _mask_before_fork = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+
+
+def _restore_mask_after_fork() -> None:
+    import signal
+
+    global _mask_before_fork
+    if _mask_before_fork is not None:
+        mask, _mask_before_fork = _mask_before_fork, None
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a SIGTERM that came meanwhile arrives now
 
 
 def _default_sigterm_in_child() -> None:
     import signal
 
-    if getattr(signal.getsignal(signal.SIGTERM), "tinyface", False):
+    if _ours(signal.getsignal(signal.SIGTERM)):
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _restore_mask_after_fork()
 
 
 def release_interrupts(previous) -> None:
