@@ -76,15 +76,17 @@ LFW_PROTOCOL_FILES = ("pairs.txt", "pairsDevTrain.txt", "pairsDevTest.txt", "peo
 SMALL_PEOPLE = {"Aaron_Peirsol": 3, "Abdullah_Gul": 3, "Adrien_Brody": 3, "Alejandro_Toledo": 3}
 
 
-def copy_people(lfw: Path, dest: Path, people: dict[str, int], protocol: bool = False) -> Path:
-    """Copy the first ``n`` images of each person (``images/<name>/...``) into ``dest``;
-    with ``protocol``, the LFW protocol files too. Returns ``dest``."""
+def copy_people(lfw: Path, dest: Path, people: dict[str, int], protocol: bool = False, flat: bool = False) -> Path:
+    """Copy the first ``n`` images of each person (``images/<name>/...``, or with ``flat``
+    ``<name>/...``: a user's own folder) into ``dest``; with ``protocol``, the LFW protocol files
+    too. Returns ``dest``."""
     import shutil
 
     for name, n in people.items():
-        (dest / "images" / name).mkdir(parents=True, exist_ok=True)
+        folder = dest / name if flat else dest / "images" / name
+        folder.mkdir(parents=True, exist_ok=True)
         for src in sorted((lfw / "images" / name).glob("*.jpg"))[:n]:
-            shutil.copy2(src, dest / "images" / name / src.name)
+            shutil.copy2(src, folder / src.name)
     if protocol:
         for f in LFW_PROTOCOL_FILES:
             shutil.copy2(lfw / f, dest / f)
@@ -125,6 +127,112 @@ def write_face_chips(photos, folder: Path, padding: float = 0.25, size: int = 22
         Image.fromarray(cut_chip(rgb, aligner.detect(rgb), size, padding, 3)).save(target, quality=95)
         out.append(target)
     return out
+
+
+@pytest.fixture
+def small_images(small_dataset) -> list[Path]:
+    """The 12 image paths of ``small_dataset``, in load_dataset's order."""
+    from tinyface.data.dataset import load_dataset
+
+    return [im.path for im in load_dataset(small_dataset).images]
+
+
+@pytest.fixture
+def spoiled(small_dataset, tmp_path):
+    """``small_dataset`` plus one of each kind of bad file; returns (root, {name: reason fragment})."""
+    import shutil
+
+    from PIL import Image
+
+    people = sorted(p for p in (small_dataset / "images").iterdir())
+    real = sorted(people[0].glob("*.jpg"))[0]
+    (people[0] / "corrupt[1].jpg").write_bytes(os.urandom(3000))
+    (people[0] / "truncated.jpg").write_bytes(real.read_bytes()[: real.stat().st_size // 2])
+    (people[1] / "notes.txt").write_text("not a photo")
+    (people[1] / "Thumbs.db").write_bytes(b"\0" * 64)
+    Image.open(real).resize((20, 20)).save(people[2] / "tiny.jpg")
+    (people[2] / "empty.png").write_bytes(b"")
+    os.mkfifo(people[3] / "fifo.jpg")
+    (people[3] / "dangling.jpg").symlink_to(tmp_path / "gone.jpg")
+    (people[3] / "2019").mkdir()
+    shutil.copy2(real, people[3] / "2019" / "nested.jpg")
+    shutil.copy2(real, small_dataset / "images" / "loose.jpg")
+    expected = {
+        "corrupt[1].jpg": "not a readable image",  # brackets: not rich markup
+        "truncated.jpg": "truncated",
+        "notes.txt": "not an image file",
+        "Thumbs.db": "not an image file",
+        "tiny.jpg": "too small",
+        "empty.png": "not a readable image",
+        "fifo.jpg": "not a regular file",
+        "dangling.jpg": "broken symbolic link",
+        "2019": "a folder inside a person folder",
+        "loose.jpg": "outside a person folder",
+    }
+    return small_dataset, expected
+
+
+# --- faces the detector must find the hard way (tests/data/test_align.py, test_faces.py and
+# tests/benchmarks/test_hard_faces.py; benchmarks/hard_faces.py makes the hard versions) --------------
+
+# LFW *training* people (peopleDevTrain.txt; none is in peopleDevTest.txt): one image each.
+LFW_TRAIN_IMAGES = ["Aaron_Peirsol/Aaron_Peirsol_0001.jpg", "Abel_Pacheco/Abel_Pacheco_0001.jpg",
+                    "Adam_Sandler/Adam_Sandler_0001.jpg", "Al_Gore/Al_Gore_0001.jpg",
+                    "Alejandro_Toledo/Alejandro_Toledo_0001.jpg", "Alec_Baldwin/Alec_Baldwin_0001.jpg"]
+
+
+def detector_truth(rgb):
+    """The detector's box (left, top, right, bottom) and landmarks on the untouched photo ``rgb``:
+    what a face found in a harder version of it is measured against."""
+    from tinyface.data.align import _points, dlib_models
+
+    detector, predictor = dlib_models()
+    rect = max(detector(rgb, 1), key=lambda r: r.area())
+    return (rect.left(), rect.top(), rect.right(), rect.bottom()), _points(predictor(rgb, rect))
+
+
+def landmark_error(found, truth) -> float:
+    """Largest landmark error, in eye distances."""
+    import numpy as np
+
+    d = np.linalg.norm(truth[:2].mean(axis=0) - truth[2:4].mean(axis=0))
+    return float(np.abs(found - truth).max() / d)
+
+
+# --- huge images ---------------------------------------------------------------------------------------
+
+def write_png(path: Path, width: int, height: int, rows) -> None:
+    """A PNG streamed through zlib band by band (``rows(y0, y1)`` -> uint8 (y1-y0, width, 3)),
+    so a mostly-flat 400-megapixel image is a few MB on disk and never whole in memory."""
+    import struct
+    import zlib
+
+    import numpy as np
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+    comp = zlib.compressobj(1)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)))
+        for y0 in range(0, height, 256):
+            band = rows(y0, min(height, y0 + 256))
+            raw = np.concatenate([np.zeros((band.shape[0], 1), np.uint8), band.reshape(band.shape[0], -1)], axis=1)
+            data = comp.compress(raw.tobytes())
+            if data:
+                f.write(chunk(b"IDAT", data))
+        f.write(chunk(b"IDAT", comp.flush()) + chunk(b"IEND", b""))
+
+
+@pytest.fixture(scope="session")
+def bomb(tmp_path_factory) -> Path:
+    """A flat 20000x20000 PNG (400 megapixels, twice read_image's limit) of a few MB."""
+    import numpy as np
+
+    path = tmp_path_factory.mktemp("huge") / "scan.png"
+    write_png(path, 20000, 20000, lambda y0, y1: np.full((y1 - y0, 20000, 3), 200, np.uint8))
+    assert path.stat().st_size < 10_000_000
+    return path
 
 
 def sigint_as_a_terminal_sends_it() -> None:
@@ -212,6 +320,26 @@ def env_without_locale(**locale) -> dict:
     env = {k: v for k, v in os.environ.items()
            if not (k.startswith("LC_") or k in ("LANG", "LANGUAGE", "PYTHONIOENCODING", "PYTHONUTF8"))}
     return {**env, **locale}
+
+
+def latin1_locale(folder: Path) -> dict:
+    """The settings (LOCPATH, LC_ALL) of an ISO-8859-1 locale compiled into ``folder``, for
+    env_without_locale; the test is skipped where none can be made (localedef or its sources
+    missing: Python there does not read file names in ISO-8859-1)."""
+    import subprocess
+    import sys
+
+    try:
+        subprocess.run(["localedef", "-i", "en_US", "-f", "ISO-8859-1", str(folder / "en_US.ISO-8859-1")],
+                       capture_output=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        pytest.skip("no ISO-8859-1 locale can be made here (localedef)")
+    locale = {"LOCPATH": str(folder), "LC_ALL": "en_US.ISO-8859-1"}
+    probe = subprocess.run([sys.executable, "-c", "import sys; print(sys.getfilesystemencoding())"],
+                           capture_output=True, text=True, env=env_without_locale(**locale), timeout=120)
+    if probe.stdout.strip() != "iso8859-1":
+        pytest.skip("no ISO-8859-1 locale can be made here (localedef)")
+    return locale
 
 
 # --- a board on a TCP socket (pyserial's `socket://HOST:PORT`) --------------------------------------

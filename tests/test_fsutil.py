@@ -177,8 +177,8 @@ def test_a_second_build_into_the_same_folder_is_one_line_and_exit_14(tmp_path, l
         holder.wait()
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 14, proc.stderr[-2000:]
-    assert len(lines) == 1 and lines[0] == (f"tinyface: error: --out {out} is in use by another tinyface build (pid {holder.pid}) "
-                         "(wait for it to end, or choose another --out)"), lines
+    assert len(lines) == 1 and lines[0] == (f"tinyface: error: --out {out} is in use by another tinyface build "
+                                            f"(pid {holder.pid}) (wait for it to end, or choose another --out)"), lines
     assert not (out / "distill").exists() and not (out / ".tmp").exists()  # nothing of a stage was started
 
 

@@ -58,7 +58,8 @@ def test_a_follower_refuses_another_draw_than_the_sets(lfw_dir, validation_sets,
     proc = _run(script, "--out", out, "--data", lfw_dir)
     assert proc.returncode == ConfigError.exit_code, proc.stderr[-2000:]
     assert proc.stderr.strip().splitlines() == [
-        f"{script}: error: the sets in {out} were drawn with --seed 0 --validation ({out / 'draw.json'}): pass the same"]
+        f"{script}: error: the sets in {out} were drawn with --seed 0 --validation ({out / 'draw.json'}): "
+        "pass the same"]
     chip_fill = _load("chip_fill")
     with pytest.raises(ConfigError, match="--seed 0 --validation"):
         chip_fill.listing(out, lfw_dir, 1, _load("hard_faces"), validation=True)

@@ -91,8 +91,9 @@ def test_every_tinyface_name_a_benchmark_imports_exists(script):
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_no_benchmark_uses_a_private_name_of_tinyface(script):
-    """Neither ``from tinyface.x import _y`` nor ``something._y`` (Aligner._find, teacher._load):
-    xtensa_kernels.py, hard_faces.py, dark_chips.py and second_teacher.py did."""
+    """Neither ``from tinyface.x import _y`` nor ``something._y`` (Aligner._find, teacher._load, and
+    tinyface.device's _mtime, _compiler_version and _git_head, public now): xtensa_kernels.py,
+    hard_faces.py, dark_chips.py and second_teacher.py did."""
     tree = ast.parse((BENCHMARKS / script).read_text(encoding="utf-8"))
     wrong = []
     for node in ast.walk(tree):
@@ -119,18 +120,18 @@ def _imports(script: str) -> list[tuple[str, str]]:
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_no_benchmark_is_another_ones_library_for_the_validation_people(script):
     """identify_threshold.py and compare_runs.py served six scripts; that code is _lib.py's now."""
-    wrong = [f"{module}.{name}" for module, name in _imports(script) if module in ("identify_threshold", "compare_runs")]
+    wrong = [f"{module}.{name}" for module, name in _imports(script)
+             if module in ("identify_threshold", "compare_runs")]
     assert not wrong, f"{script} imports {wrong}: import it from benchmarks/_lib.py"
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_no_benchmark_imports_from_tests_or_tinyface_devices_private_names(script):
-    """link.py built its fallback model with tests/conftest.py's builder; xtensa_kernels.py keyed
-    its build with tinyface.device's _mtime, _compiler_version and _git_head (public now)."""
+def test_no_benchmark_imports_from_tests(script):
+    """link.py built its fallback model with tests/conftest.py's builder. (xtensa_kernels.py's private
+    names of tinyface.device: test_no_benchmark_uses_a_private_name_of_tinyface.)"""
     source = (BENCHMARKS / script).read_text(encoding="utf-8")
     wrong = [f"{module}.{name}" for module, name in _imports(script)
-             if module == "conftest" or module.startswith("tests")
-             or (module.startswith("tinyface.device") and name.startswith("_"))]
+             if module == "conftest" or module.startswith("tests")]
     assert not wrong, f"{script} imports {wrong}"
     assert not re.search(r"""sys\.path\.insert\([^)]*["']tests["']""", source), f"{script} puts tests/ on sys.path"
 

@@ -1,4 +1,9 @@
-"""benchmarks/hard_faces_landmarks.py says whose pairs it scores."""
+"""benchmarks/hard_faces_landmarks.py says whose pairs it scores, and prints a hard_faces.py set cut
+three ways."""
+
+import os
+import subprocess
+import sys
 
 from tests.conftest import BENCHMARKS
 from tests.conftest import load_benchmark as _load
@@ -26,3 +31,25 @@ def test_hard_faces_landmarks_does_not_claim_hard_faces_pairs():
                 {frozenset({(labels[i], i % 2), (labels[j], j % 2)}) for i, j in zip(a[~same], b[~same])})
 
     assert pairs(by_name)[0] == pairs(drawn)[0] and pairs(by_name)[1] != pairs(drawn)[1]
+
+
+def test_hard_faces_landmarks_prints_a_set_cut_three_ways(lfw_dir, tiny_bundle, tmp_path):
+    """benchmarks/hard_faces_landmarks.py on sets hard_faces.py made of 4 training people: the
+    untouched crops, the dark photos with their own landmarks and with the untouched ones."""
+    out = tmp_path / "hard"
+    env = dict(os.environ, TINYFACE_CACHE=str(tmp_path / "cache"), TINYFACE_DATA=str(lfw_dir))
+    made = subprocess.run([sys.executable, str(BENCHMARKS / "hard_faces.py"), "--out", str(out), "--people",
+                           "4", "--images", "2", "--workers", "1"], capture_output=True, text=True, env=env)
+    assert made.returncode == 0, made.stderr[-2000:]
+    script = BENCHMARKS / "hard_faces_landmarks.py"
+    run = subprocess.run([sys.executable, str(script), "--out", str(out), "--model", str(tiny_bundle.model_path.parent),
+                          "--set", "dark"], capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    rows = [line.split() for line in run.stdout.splitlines()[2:]]
+    assert [r[0] for r in rows] == ["untouched", "dark,", "dark,"]
+    assert "own" in run.stdout and "untouched landmarks" in run.stdout
+    for r in rows:
+        assert int(r[-3]) >= 4 and all(0.0 <= float(v.rstrip("%")) <= 100.0 for v in r[-2:])
+    missing = subprocess.run([sys.executable, str(script), "--out", str(tmp_path / "none"), "--model",
+                              str(tiny_bundle.model_path.parent)], capture_output=True, text=True, env=env)
+    assert missing.returncode != 0 and "run benchmarks/hard_faces.py --out" in missing.stderr

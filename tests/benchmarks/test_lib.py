@@ -54,31 +54,14 @@ def test_the_people_check_is_defined_once():
     no script words the refusal itself."""
     callers = [name for name in SCRIPTS if "check_people(" in (BENCHMARKS / name).read_text(encoding="utf-8")]
     assert callers == ["_lib.py", "compare_runs.py", "mirror_enroll.py", "whiten.py"]
-    worded = [name for name in SCRIPTS if "judge it on a set it has not seen" in (BENCHMARKS / name).read_text(encoding="utf-8")]
+    worded = [name for name in SCRIPTS
+              if "judge it on a set it has not seen" in (BENCHMARKS / name).read_text(encoding="utf-8")]
     assert worded == ["_lib.py"]
 
 
 # --- a --people set holding an LFW test person: a DataError (exit 4), before the validation people ----
 # whiten.py and mirror_enroll.py refuse it in check_people, before the validation people are loaded
 # (minutes), with the line and exit code people_faces gave after them.
-
-def test_a_selection_set_holding_a_test_person_is_a_data_error(lfw_dir, tmp_path):
-    """benchmarks/_lib.people_faces (compare_runs.py, whiten.py, mirror_enroll.py): was
-    SystemExit, a plain exit 1. Refused before any face is cut (the photos are empty files)."""
-    from tinyface import config
-
-    lib = _load("_lib")
-    people = tmp_path / "people"
-    for name in ("Aaron_Peirsol", "AJ_Lamas"):  # a training person, a peopleDevTest person
-        (people / name).mkdir(parents=True)
-        (people / name / "1.jpg").write_bytes(b"")
-    settings = config.load(overrides={"data": {"dir": str(lfw_dir), "cache_dir": str(tmp_path / "cache")}})
-    with pytest.raises(errors.DataError) as info:
-        lib.people_faces(people, settings)
-    assert str(info.value) == (f"{people}: 1 of its people are LFW test people (peopleDevTest.txt), e.g. AJ_Lamas: "
-                               "a selection set must not hold the held-out test's people")
-    assert not (tmp_path / "cache").exists()
-
 
 def _lfw_with_test_people_only(lfw_dir: Path, where: Path) -> Path:
     """An LFW folder with peopleDevTest.txt and nothing else: loading the validation people from it
@@ -109,7 +92,8 @@ def test_a_people_set_holding_a_test_person_is_refused_before_the_validation_peo
 
 def test_check_people_refuses_a_test_person_and_people_faces_still_does(lfw_dir, tmp_path):
     """One wording (_lib.refuse_test_people), from check_people first and people_faces still (a
-    caller that skips check_people); a set without test people passes."""
+    caller that skips check_people): a DataError (people_faces' was SystemExit, a plain exit 1),
+    before any face is cut (the photos are empty files); a set without test people passes."""
     from tinyface import config
 
     lib = _load("_lib")

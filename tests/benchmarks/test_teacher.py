@@ -27,7 +27,8 @@ def test_teacher_times_photos_of_training_people_only(lfw_dir, monkeypatch, caps
     assert "over 4 chips" in capsys.readouterr().out
     test_people = {name for name, _ in lfw.read_people(lfw_dir / lfw.PEOPLE_DEV_TEST)}
     assert not {p.parent.name for p in read} & test_people, read
-    assert read == _load("kernels").lfw_face_paths(lfw_dir, 4)  # the rule kernels.py, s3_arena.py and xtensa_kernels.py use
+    # the rule kernels.py, s3_arena.py and xtensa_kernels.py use
+    assert read == _load("kernels").lfw_face_paths(lfw_dir, 4)
 
 
 def test_teacher_says_when_lfw_holds_fewer_training_photos_than_asked(tmp_path):
@@ -36,4 +37,5 @@ def test_teacher_says_when_lfw_holds_fewer_training_photos_than_asked(tmp_path):
     (data / lfw.PEOPLE_DEV_TRAIN).write_text("1\nAnn_Example\t1\n")
     proc = _run("teacher.py", "--data", data, "--chips", "2", "--dlib-chips", "1")
     assert proc.returncode == 4 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
-    assert proc.stderr.strip() == f"teacher.py: error: {data} holds 0 photos of peopleDevTrain.txt's people, not --chips 2"
+    assert proc.stderr.strip() == (f"teacher.py: error: {data} holds 0 photos of peopleDevTrain.txt's people, "
+                                   "not --chips 2")

@@ -127,7 +127,8 @@ def _copy_board(tmp_path, edit):
     (lambda t: t.replace("[budget]", "[budget"), "not valid TOML"),
     (lambda t: t.replace("calibration_ms_esp_nn = 380.0", "calibration_ms_esp_nn = 0.1"), "bad [cost_model]"),
     (lambda t: t.replace('flash_mode = "dio"', 'flash_mode = "quad"'), "'chip.flash_mode' must be one of qio"),
-    (lambda t: t.replace('esp_nn_kernels = "generic"', 'esp_nn_kernels = "lx6"'), "'chip.esp_nn_kernels' must be one of"),
+    (lambda t: t.replace('esp_nn_kernels = "generic"', 'esp_nn_kernels = "lx6"'),
+     "'chip.esp_nn_kernels' must be one of"),
     (lambda t: t.replace("upload_baud = 921_600", "upload_baud = 0"), "'serial.upload_baud' must be > 0"),
     (lambda t: t.replace("release_rts_dtr = false\n", ""), "missing 'release_rts_dtr' in [serial]"),
 ])
@@ -194,7 +195,8 @@ def test_a_board_file_can_be_given_by_path(tmp_path):
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "tinyface.cli.main", *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "tinyface.cli.main", *args], capture_output=True, text=True,
+                          timeout=60)
 
 
 def test_cli_boards_json_lists_every_board_with_budgets():
@@ -259,8 +261,10 @@ def test_a_board_of_ones_own_from_the_cli(tmp_path, how):
     env = None if how == "option" else {"TINYFACE_BOARDS_DIR": str(own)}
     import os
 
-    run = lambda *a: subprocess.run([sys.executable, "-m", "tinyface.cli.main", *args, *a], capture_output=True,  # noqa: E731
-                                    text=True, timeout=120, cwd=tmp_path, env=dict(os.environ, **(env or {})))
+    def run(*a):
+        return subprocess.run([sys.executable, "-m", "tinyface.cli.main", *args, *a], capture_output=True,
+                              text=True, timeout=120, cwd=tmp_path, env=dict(os.environ, **(env or {})))
+
     listed = run("boards", "--json")
     assert listed.returncode == 0, listed.stderr
     assert "myboard" in [b["name"] for b in json.loads(listed.stdout)]

@@ -15,7 +15,8 @@ from tinyface.boards.profile import profile_model
 from tinyface.errors import OutputError
 from tinyface.resources import models_dir
 
-BLUE, ORANGE, RED = (31, 119, 180), (255, 127, 14), (214, 39, 40)  # matplotlib's C0, C1, C3: estimate, measurement, disagreement
+# matplotlib's C0, C1, C3: estimate, measurement, disagreement
+BLUE, ORANGE, RED = (31, 119, 180), (255, 127, 14), (214, 39, 40)
 
 
 def _cli(*args, cwd=None):
@@ -79,7 +80,8 @@ def test_measured_plot_draws_the_measurement_beside_the_estimate_and_marks_disag
     assert _pixels(agreeing, RED) == 0  # every layer within 10%: nothing marked
     apart = _png(profile_plot(_measured(models_dir() / "esp32c3", {3: 0.5}), tmp_path / "apart.png"))
     assert _pixels(apart, RED) > 0  # layer 3's estimate is a third under its measurement: marked
-    assert apart.size[1] > agreeing.size[1] * 0.9 and apart.size[1] >= 40 * len(_measured(models_dir() / "esp32c3", {}).layers)
+    assert apart.size[1] > agreeing.size[1] * 0.9
+    assert apart.size[1] >= 40 * len(_measured(models_dir() / "esp32c3", {}).layers)
 
 
 @pytest.mark.isa

@@ -7,6 +7,8 @@ TensorFlow.
 """
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +19,7 @@ from click.testing import CliRunner
 from tinyface import errors
 from tinyface.cli import main as cli_main
 
-from tests.conftest import REPO, RELEASED
+from tests.conftest import RELEASED, copy_people
 from tests.conftest import error_in_process as tinyface  # (exit code, its one stderr line)
 
 pytestmark = pytest.mark.usefixtures("own_folder")  # no ./tinyface.toml of anyone's changes the settings
@@ -80,14 +82,6 @@ def test_an_output_path_in_the_way_is_exit_14_with_what_to_do(capsys, tmp_path, 
     assert code == errors.OutputError.exit_code == 14
     assert needle in line and ("choose" in line or "give" in line)
     assert (tmp_path / "afile").read_text() == "mine"
-
-
-def test_a_cache_that_is_a_file_is_refused_not_shown_empty(capsys, tmp_path, monkeypatch):
-    # was: data cache listed 0.0 MB and exit 0, and the next build failed on it
-    (tmp_path / "cachefile").write_text("")
-    monkeypatch.setenv("TINYFACE_CACHE", str(tmp_path / "cachefile"))
-    code, line = tinyface(capsys, "data", "cache")
-    assert code == errors.ConfigError.exit_code and "is not a folder" in line and "TINYFACE_CACHE" in line
 
 
 def test_with_json_a_failure_after_the_result_adds_no_second_document(capsys):
@@ -296,22 +290,6 @@ def test_flash_api_checks_the_port_before_reading_the_model(tmp_path):
     assert not (tmp_path / "fw").exists()
 
 
-# --- $TINYFACE_BOARDS_DIR: a typo is said at once, as --boards-dir's is ------------------------
-
-@pytest.mark.parametrize("what", ["missing", "file"])
-def test_a_boards_dir_variable_that_is_not_a_folder_is_refused(capsys, tmp_path, monkeypatch, what):
-    # was: silently ignored, and a board of one's own then "unknown board 'myboard'" (exit 3)
-    path = tmp_path / "my-bords"
-    if what == "file":
-        path.write_text("name = 'myboard'\n")
-    monkeypatch.setenv("TINYFACE_BOARDS_DIR", str(path))
-    code, line = tinyface(capsys, "flash", "--board", "myboard", "--dry-run", "--project-dir", tmp_path / "fw")
-    assert code == errors.ConfigError.exit_code == 3  # as TINYFACE_NATIVE_JOBS and other bad settings
-    assert "TINYFACE_BOARDS_DIR" in line and repr(str(path)) in line and "unknown board" not in line
-    assert ("does not exist" if what == "missing" else "is not a folder") in line
-    assert not (tmp_path / "fw").exists()
-
-
 # --- evaluate -------------------------------------------------------------------------------
 
 def test_evaluate_pairs_file_in_another_format_says_what_the_format_is(capsys, tmp_path):
@@ -343,6 +321,33 @@ def test_evaluate_without_same_and_different_pairs_gives_the_counts(make_dataset
     line = exc.value.one_line()
     assert "0 same-person and 3 different-person pairs" in line and str(root) in line
     assert "one of them with 2+ photos" in line
+
+
+# --- a photo too large to decode (tests/conftest.py's bomb): evaluate skips it, flash refuses it -------
+
+def test_evaluate_and_flash_enroll_name_the_huge_image(bomb, lfw_dir, tiny_bundle, tmp_path):
+    """`evaluate` skips it with its size; `flash --enroll` refuses it by name (exit 15)."""
+    env = dict(os.environ, TINYFACE_CACHE=str(tmp_path / "cache"))
+    data = copy_people(lfw_dir, tmp_path / "data", {"Aaron_Peirsol": 4, "Alejandro_Toledo": 4})
+    os.symlink(bomb, data / "images" / "Aaron_Peirsol" / "scan.png")
+    proc = subprocess.run([sys.executable, "-m", "tinyface.cli.main", "evaluate", "--model",
+                           str(tiny_bundle.model_path.parent), "--data", str(data), "--enroll", "2", "--json"],
+                          capture_output=True, text=True, timeout=300, env=env, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)
+    assert result["images"] == 8 and [s["reason"] for s in result["skipped"]] == [
+        "image too large (20000x20000 px = 400 megapixels; the limit is 200)"]
+    people = tmp_path / "people"
+    (people / "Aaron").mkdir(parents=True)
+    for src in sorted((data / "images" / "Aaron_Peirsol").glob("*.jpg")):
+        shutil.copy2(src, people / "Aaron" / src.name)
+    os.symlink(bomb, people / "Aaron" / "scan.png")
+    proc = subprocess.run([sys.executable, "-m", "tinyface.cli.main", "flash", "--board", "esp32", "--dry-run",
+                           "--model", str(tiny_bundle.model_path.parent), "--enroll", str(people), "--project-dir",
+                           str(tmp_path / "project")], capture_output=True, text=True, timeout=300, env=env,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 15, proc.stderr[-2000:]
+    assert "Aaron/scan.png (image too large (20000x20000 px = 400 megapixels; the limit is 200))" in proc.stderr
 
 
 # --- bench: a --data folder that is not LFW ---------------------------------------------------

@@ -1,14 +1,20 @@
 """`tinyface build` (tinyface/cli/build.py): `--print-config` checks the board as the build does;
-`--hide-test` shows TFLM-against-TFLite parity on the validation images and pairs, never the test's.
-Runs `tinyface` in this process, from an empty folder, without TensorFlow or training."""
+`--hide-test` shows TFLM-against-TFLite parity on the validation images and pairs, never the test's;
+a user's own folder too small for the splits is refused before any alignment or training. Runs
+`tinyface` from an empty folder, in this process without TensorFlow or training (the folder too
+small: a real `tinyface build` process)."""
 
 import json
+import os
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
 
 from tests.cli.test_bad_inputs import people_folder
 from tests.cli.test_cli_main import own_board
+from tests.conftest import copy_people
 from tests.conftest import error_in_process as tinyface
 from tests.conftest import run_in_process as run
 from tests.evaluation.test_report import TEST_PARITY, VALIDATION_PARITY, _metrics, _test_parity_shown
@@ -98,3 +104,20 @@ def test_hide_test_json_of_an_evaluation_from_before_has_no_parity(capsys, fake_
                                         "--json"]])
     out = capsys.readouterr().out
     assert json.loads(out)["parity"] is None and _test_parity_shown(out) == []
+
+
+# --- a user's own folder too small for the splits: refused with the numbers needed, before training ----
+
+def test_a_dataset_too_small_for_a_validation_split_is_refused_before_training(lfw_dir, tmp_path):
+    people = ["George_W_Bush", "Colin_Powell", "Tony_Blair", "Donald_Rumsfeld", "Gerhard_Schroeder"]
+    root = copy_people(lfw_dir, tmp_path / "friends", dict.fromkeys(people, 12), flat=True)
+    env = dict(os.environ, TINYFACE_CACHE=str(tmp_path / "cache"))
+    proc = subprocess.run([sys.executable, "-m", "tinyface.cli.main", "build", "--quick", "--data", str(root),
+                           "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=300, env=env,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 4, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("tinyface: error: "), proc.stderr[-2000:]
+    assert "5 people split into 2 training, 1 validation" in lines[0]
+    assert "at least 21 people at data.val_fraction=0.1" in lines[0]
+    assert not (tmp_path / "cache" / "faces.sqlite").exists()  # nothing aligned, nothing trained

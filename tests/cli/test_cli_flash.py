@@ -1,14 +1,26 @@
 """`tinyface flash` (tinyface/cli/flash.py; named test_cli_flash.py beside tests/device/test_flash.py,
 as test modules need unique names): a --port that is a file or a folder, and a --project-dir full
 of other files, are refused in one line with docs/cli.md's exit code, before anything is rendered
-or aligned. Runs `tinyface` in this process, from an empty folder."""
+or aligned; `flash --enroll` compiles in a gallery of faces only, its person folders' names read
+whatever the locale; a smoke-test model is flashed with a warning. Runs `tinyface` from an empty
+folder, in this process or (for --enroll, a locale, the warning's place) in a subprocess."""
 
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
 import pytest
 
 from tests.conftest import RELEASED
+from tests.conftest import env_without_locale as _env
 from tests.conftest import error_in_process as error_line
+from tests.conftest import latin1_locale
 from tests.conftest import run_in_process as tinyface
 from tinyface import errors
+from tinyface.errors import NoFaceError
 
 pytestmark = pytest.mark.usefixtures("own_folder")
 
@@ -74,3 +86,103 @@ def test_force_generates_into_it_and_a_project_folder_is_regenerated(capsys, tmp
         code, _, err = tinyface(capsys, "flash", "--board", "esp32", "--model", RELEASED, "--dry-run",
                                 "--project-dir", folder)
         assert code == 0, err
+
+
+# --- --enroll: a compiled-in gallery is made of faces only --------------------------------------------
+# An image with no usable face is refused by name, with its own exit code, before anything is written.
+
+def _enroll_dir(lfw_dir, tmp_path):
+    root = tmp_path / "people"
+    for person, name in (("Aaron_Peirsol", "Aaron"), ("Alejandro_Toledo", "Alejandro")):  # names: <= 15 bytes
+        (root / name).mkdir(parents=True)
+        for src in sorted((lfw_dir / "images" / person).glob("*.jpg"))[:2]:
+            shutil.copy2(src, root / name / src.name)
+    return root
+
+
+def _flash(args, tmp_path):
+    env = dict(os.environ, TINYFACE_CACHE=str(tmp_path / "cache"))
+    return subprocess.run([sys.executable, "-m", "tinyface.cli.main", "flash", "--board", "esp32", "--dry-run",
+                           "--project-dir", str(tmp_path / "project"), *args], capture_output=True, text=True,
+                          timeout=300, env=env, cwd=tmp_path, stdin=subprocess.DEVNULL)
+
+
+def test_flash_enroll_refuses_images_with_no_face_by_name(lfw_dir, tiny_bundle, tmp_path):
+    from PIL import Image
+
+    root = _enroll_dir(lfw_dir, tmp_path)
+    Image.fromarray(np.full((120, 120, 3), 140, np.uint8)).save(root / "Aaron" / "wall.png")
+    (root / "Alejandro" / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    proc = _flash(["--model", str(tiny_bundle.model_path.parent), "--enroll", str(root)], tmp_path)
+    assert proc.returncode == NoFaceError.exit_code == 15, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tinyface: error: 2 image(s)"), proc.stderr
+    assert "Aaron/wall.png (no face found)" in lines[0]
+    assert "Alejandro/broken.jpg (not a readable image)" in lines[0]
+    assert not (tmp_path / "project").exists()  # refused before anything was written
+
+
+def test_flash_enroll_with_faces_only_compiles_the_gallery(lfw_dir, tiny_bundle, tmp_path):
+    root = _enroll_dir(lfw_dir, tmp_path)
+    proc = _flash(["--model", str(tiny_bundle.model_path.parent), "--enroll", str(root)], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    sources = "".join(p.read_text(errors="replace") for p in (tmp_path / "project").rglob("*") if p.is_file()
+                      and p.suffix in (".h", ".cc", ".c", ".cpp"))
+    assert "Aaron" in sources and "Alejandro" in sources
+
+
+# --- --enroll: person folder names whatever the locale ------------------------------------------------
+# `flash --enroll DIR` reads its person folders' names as `--name` is read: the text their bytes
+# spell in UTF-8 whatever the locale (tinyface.fsutil.os_text). Under a C locale with UTF-8 mode
+# off a `Zoë` folder was refused as "must be 1..15 bytes of UTF-8" (exit 4); under a Latin-1
+# locale it was compiled in as the mojibake `ZoÃ«`. (The names' rules: tests/codegen/test_codegen_gallery.py.)
+
+ZOE_UTF8 = "Zoë".encode("utf-8")  # b"Zo\xc3\xab"
+
+
+def _person(root: Path, name: bytes, photos) -> None:
+    """A person folder named by the bytes ``name`` (as a terminal's mkdir makes it) holding ``photos``."""
+    folder = os.path.join(os.fsencode(root), name)
+    os.makedirs(folder)
+    for photo in photos:
+        shutil.copy(photo, os.path.join(folder, os.fsencode(Path(photo).name)))
+
+
+@pytest.mark.parametrize("where", ["C, PYTHONUTF8=0", "Latin-1"])
+def test_flash_enroll_compiles_a_zoe_folder_as_its_utf8_bytes_under_a_locale(lfw_dir, tmp_path, where):
+    """A real `tinyface flash --dry-run --enroll` of the released model, one LFW photo in a folder
+    whose name is the 4 bytes of Zoë. C, PYTHONUTF8=0: was exit 4, "person folder name
+    'Zo\\udcc3\\udcab' must be 1..15 bytes of UTF-8"; Latin-1: was compiled in as
+    "Zo\\303\\203\\302\\253" (the 6 bytes of ZoÃ«)."""
+    if not (RELEASED / "model.tflite").is_file():
+        pytest.skip("no released model in models/esp32")
+    locale = latin1_locale(tmp_path) if where == "Latin-1" else {"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0"}
+    env = {**_env(**locale), "TINYFACE_CACHE": str(tmp_path / "cache"), "TINYFACE_DATA": str(lfw_dir)}
+    people = tmp_path / "people"
+    _person(people, ZOE_UTF8, sorted((lfw_dir / "images" / "Colin_Powell").glob("*.jpg"))[:1])
+    proc = subprocess.run([sys.executable, "-m", "tinyface.cli.main", "flash", "--board", "esp32", "--model",
+                           str(RELEASED), "--dry-run", "--enroll", str(people), "--project-dir", str(tmp_path / "p")],
+                          capture_output=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]
+    header = (tmp_path / "p" / "src" / "gallery_data.h").read_text(encoding="utf-8")
+    assert '{"Zo\\303\\253", 1, {' in header  # the 4 bytes typed, as C octal escapes
+
+
+# --- a smoke-test model: said before it is flashed -------------------------------------------------------
+
+def test_flash_warns_before_flashing_a_smoke_test_model(tiny_bundle, tmp_path):
+    from tinyface.model.bundle import load_bundle, save_bundle
+
+    for smoke in (True, False):
+        meta = load_bundle(tiny_bundle.model_path.parent).meta
+        meta.extra = {**meta.extra, "smoke_test": smoke}
+        model = tmp_path / f"model-{smoke}"
+        save_bundle(model, tiny_bundle.model_bytes, meta)
+        proc = subprocess.run([sys.executable, "-m", "tinyface.cli.main", "flash", "--board", "esp32", "--dry-run",
+                               "--model", str(model), "--project-dir", str(tmp_path / f"project-{smoke}")],
+                              capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+        assert proc.returncode == 0, proc.stderr
+        warned = "tinyface: warning:" in proc.stderr and "smoke-test model" in proc.stderr
+        assert warned == smoke, proc.stderr
+        if smoke:  # before anything else is said
+            assert proc.stderr.lstrip().startswith("tinyface: warning:"), proc.stderr

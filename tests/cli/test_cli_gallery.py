@@ -7,7 +7,9 @@ on the board). Bytes that are no text at all are one line and exit 2, before the
 A plain C locale, where Python turns UTF-8 mode on by itself (PEP 540), shows what already worked.
 
 The board is `tinyface emulate` (the released models/esp32) on a real pseudo-terminal, driven by
-`tinyface` processes under real locales; the photos are LFW's."""
+`tinyface` processes under real locales; the photos are LFW's. The gallery commands also open a
+board at a pyserial URL (`socket://HOST:PORT`). (The gallery end to end against every device kind:
+tests/device/test_gallery.py.)"""
 
 from __future__ import annotations
 
@@ -17,13 +19,14 @@ import select
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import RELEASED
 from tests.conftest import env_without_locale as _env
 from tests.conftest import error_in_process as tinyface
+from tests.conftest import latin1_locale
+from tests.conftest import run_in_process, skip_without_released_model
 from tinyface import errors
 
 pytestmark = pytest.mark.usefixtures("own_folder")
@@ -70,22 +73,6 @@ def board(tmp_path_factory):
         proc.stdout.close()
 
 
-def latin1_locale(folder: Path) -> dict | None:
-    """The environment of an ISO-8859-1 locale compiled into ``folder`` (LOCPATH), or None where
-    localedef or its sources are missing."""
-    try:
-        made = subprocess.run(["localedef", "-i", "en_US", "-f", "ISO-8859-1", str(folder / "en_US.ISO-8859-1")],
-                              capture_output=True, timeout=120)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if not (folder / "en_US.ISO-8859-1").exists():
-        return None
-    probe = subprocess.run([sys.executable, "-c", "import sys; print(sys.getfilesystemencoding())"],
-                           capture_output=True, text=True, env=_env(LOCPATH=str(folder), LC_ALL="en_US.ISO-8859-1"))
-    return ({"LOCPATH": str(folder), "LC_ALL": "en_US.ISO-8859-1"}
-            if made.returncode in (0, 1) and probe.stdout.strip() == "iso8859-1" else None)
-
-
 def _tinyface(env: dict, *args) -> subprocess.CompletedProcess:
     """`tinyface ARGS` in a process with ``env``; arguments as bytes, as a terminal passes them."""
     argv = [a if isinstance(a, bytes) else str(a).encode() for a in args]
@@ -104,8 +91,6 @@ def _people(board) -> list[tuple[bytes, int]]:
 def test_enroll_list_and_delete_zoe_under_a_locale(board, lfw_dir, tmp_path, where):
     if where == "Latin-1":
         locale = latin1_locale(tmp_path)
-        if locale is None:
-            pytest.skip("no ISO-8859-1 locale can be made here (localedef)")
     else:
         locale = {"LC_ALL": "C", "LANG": "C", **({"PYTHONUTF8": "0"} if "PYTHONUTF8" in where else {})}
     env = _env(**locale)
@@ -143,3 +128,15 @@ def test_bytes_that_are_no_utf8_are_one_line_and_nothing_is_enrolled(board, lfw_
     assert "its bytes b'Zo\\xeb' are not valid UTF-8 text" in err
     assert json.loads(proc.stdout)["exit_code"] == 2
     assert _people(board) == []
+
+
+# --- a board at a pyserial URL: the gallery commands open `socket://HOST:PORT` as a URL ------------------
+# The board is tests/conftest.py's TcpBoard: the Python emulation of the released models/esp32, served
+# in this process on a TCP socket.
+
+def test_gallery_list_on_a_socket_url(capsys, tcp_board):
+    skip_without_released_model()
+    board = tcp_board()
+    code, out, err = run_in_process(capsys, "gallery", "list", "--board", "esp32", "--port", board.url, "--json")
+    assert code == 0, err
+    assert '"count": 0' in out

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 import pytest
 
+from tests.conftest import error_in_process
 from tests.conftest import run_in_process as run
 from tinyface import errors, resources
 from tinyface.cli import main as cli_main
@@ -77,7 +78,8 @@ def test_top_level_help_imports_no_tensorflow_and_no_command_module():
     # lazy commands: none of the command modules is imported to list them
     proc2 = subprocess.run([sys.executable, "-c", "import sys\nfrom tinyface.cli.main import main\n"
                             "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-                            "print(sorted(m for m in sys.modules if m.startswith('tinyface.cli.') and m != 'tinyface.cli.main'))"],
+                            "print(sorted(m for m in sys.modules"
+                            " if m.startswith('tinyface.cli.') and m != 'tinyface.cli.main'))"],
                            capture_output=True, text=True, timeout=60)
     assert proc2.stdout.strip().splitlines()[-1] in ("[]", "['tinyface.cli.common']"), proc2.stdout
 
@@ -245,7 +247,8 @@ def test_real_errors_through_the_installed_script(tmp_path):
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "tinyface.cli.main"]
     proc = subprocess.run(cmd + ["data", "stats", "--data", str(tmp_path / "missing")], capture_output=True,
                           text=True, timeout=60)
-    assert_one_error_line(proc, errors.DataError.exit_code, "no dataset at", str(tmp_path / "missing"), "tinyface data fetch lfw")
+    assert_one_error_line(proc, errors.DataError.exit_code, "no dataset at", str(tmp_path / "missing"),
+                          "tinyface data fetch lfw")
     (tmp_path / "tinyface.toml").write_text("[data]\ncrop_sise = 48\n")
     proc = subprocess.run(cmd + ["build", "--print-config"], capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert_one_error_line(proc, errors.ConfigError.exit_code, "data.crop_sise")
@@ -342,6 +345,11 @@ def test_a_bad_boards_folder_is_said_alike_by_the_option_and_the_variable(capsys
     variable = json.loads(out)
     assert code == variable["exit_code"] == errors.ConfigError.exit_code == 3 and variable["kind"] == "ConfigError"
     assert variable["error"].startswith("TINYFACE_BOARDS_DIR " + reason)
+    # a command that needs a board says the same before anything else (was: the variable silently
+    # ignored, then "unknown board 'myboard'"), as TINYFACE_NATIVE_JOBS and other bad settings
+    code, line = error_in_process(capsys, "flash", "--board", "myboard", "--dry-run", "--project-dir", tmp_path / "fw")
+    assert code == 3 and line.startswith("tinyface: error: TINYFACE_BOARDS_DIR " + reason)
+    assert not (tmp_path / "fw").exists()
 
 
 @pytest.mark.usefixtures("own_folder", "no_boards_dir")

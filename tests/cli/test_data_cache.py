@@ -62,7 +62,8 @@ def test_clearing_asks_for_yes_without_a_terminal_and_deletes_nothing(caches):
     env, faces, native, isa = caches
     proc = run(env, "--clear", "all")
     assert proc.returncode == 2 and "--yes" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
-    assert (faces / "faces.sqlite").is_file() and (native / "bin").is_dir() and (faces / "assistant" / "k.npz").is_file()
+    assert (faces / "faces.sqlite").is_file() and (native / "bin").is_dir()
+    assert (faces / "assistant" / "k.npz").is_file()
 
 
 def test_clearing_one_part_deletes_only_what_tinyface_wrote(caches):
@@ -84,7 +85,8 @@ def test_a_damaged_face_cache_is_shown_and_can_be_cleared(tmp_path):
     faces = tmp_path / "faces"
     faces.mkdir()
     (faces / "faces.sqlite").write_bytes(b"not a database" * 100)
-    env = {"TINYFACE_CACHE": str(faces), "TINYFACE_NATIVE_CACHE": str(tmp_path / "n"), "TINYFACE_ISA_CACHE": str(tmp_path / "i")}
+    env = {"TINYFACE_CACHE": str(faces), "TINYFACE_NATIVE_CACHE": str(tmp_path / "n"),
+           "TINYFACE_ISA_CACHE": str(tmp_path / "i")}
     shown = run(env)
     assert shown.returncode == 0 and "cannot read the face cache" in shown.stdout and "--clear faces" in shown.stdout
     cleared = run(env, "--clear", "faces", "--yes")

@@ -128,7 +128,8 @@ def _reference_call(spec: K.KernelSpec, ref: dict) -> str:
     p.output_offset = {a['output_offset']};
     p.quantized_activation_min = {a['act_min']}; p.quantized_activation_max = {a['act_max']};
     tflite::reference_integer_ops::AddElementwise({spec.out_bytes}, p, in{i}_0, in{i}_1, ref{i});
-    check_add({i}, {float.hex(ref['scales'][0])}f, {float.hex(ref['scales'][1])}f, {float.hex(ref['scales'][2])}f, kKernels[{i}].add_params);
+    check_add({i}, {float.hex(ref['scales'][0])}f, {float.hex(ref['scales'][1])}f, {float.hex(ref['scales'][2])}f,
+              kKernels[{i}].add_params);
   }}"""
     fs = ", ".join(float.hex(float(v)) + "f" for v in ref["fs"])
     head = f"""
@@ -493,8 +494,8 @@ def test_flash_dry_run_with_generated_kernels(tmp_path):
     import json
     import sys
 
-    cmd = [sys.executable, "-m", "tinyface.cli.main", "flash", "--board", "esp32", "--model", str(REPO / "models/esp32"),
-           "--project-dir", str(tmp_path / "p"), "--dry-run", "--json"]
+    cmd = [sys.executable, "-m", "tinyface.cli.main", "flash", "--board", "esp32", "--model",
+           str(REPO / "models/esp32"), "--project-dir", str(tmp_path / "p"), "--dry-run", "--json"]
     generated = json.loads(subprocess.run([*cmd, "--kernels", "generated"], capture_output=True, text=True,
                                           check=True, cwd=tmp_path).stdout)
     default = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=tmp_path).stdout)

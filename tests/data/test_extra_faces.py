@@ -203,7 +203,8 @@ def test_chips_and_photos_together_and_held_out_names_dropped(lfw_dir, tmp_path)
 
 def test_a_known_set_must_be_read_as_what_it_holds():
     """Pins' photos taken as chips (the default kind) would train on unaligned faces, silently."""
-    with pytest.raises(config.ConfigError, match=r"""extra.kind for pins must be 'photos'.*extra.kind=\["chips", "photos"\]"""):
+    with pytest.raises(config.ConfigError,
+                       match=r"""extra.kind for pins must be 'photos'.*extra.kind=\["chips", "photos"\]"""):
         config.load(overrides={"extra": {"dirs": ["fairface", "pins"]}})
     with pytest.raises(config.ConfigError, match="extra.kind for utkface must be 'chips'"):
         config.load(overrides={"extra": {"dirs": ["utkface"], "kind": "photos"}})

@@ -92,3 +92,11 @@ def test_align_names_the_underexposed_faces_whose_chips_are_brightened(small_dat
     assert json.loads(proc.stdout)["normalised"] == [str(dark)]
     text = stats_cli("--data", str(small_dataset), "--align", env=env).stdout  # from the cache
     assert "underexposed faces (chips cut brightened): 1" in text and f"  {dark}" in text
+
+
+def test_a_person_with_only_bad_images_is_not_counted(small_dataset):
+    person = sorted((small_dataset / "images").iterdir())[0]
+    for p in person.glob("*.jpg"):
+        p.write_bytes(b"garbage")
+    stats = dataset_stats(load_dataset(small_dataset), check=True)
+    assert stats.identities == 3 and stats.images == 9 and len(stats.skipped) == 3

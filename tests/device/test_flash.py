@@ -147,7 +147,8 @@ def test_default_model_prefers_a_build(tiny_bundle, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     shutil.copytree(tiny_bundle.model_path.parent, tmp_path / "build" / "esp32")
     assert resolve_model(None, load_board("esp32")) == tmp_path.joinpath("build", "esp32").relative_to(tmp_path)
-    assert resolve_model(None, load_board("esp32cam")).as_posix() == "build/esp32"  # no esp32cam model: the esp32 preset fits it
+    # no esp32cam model: the esp32 preset fits it
+    assert resolve_model(None, load_board("esp32cam")).as_posix() == "build/esp32"
     assert resolve_model("x/y", load_board("esp32")).as_posix() == "x/y"
 
 
@@ -183,7 +184,8 @@ def test_a_folder_with_the_users_own_platformio_ini_is_refused_unless_forced(tin
     project.mkdir()
     mine = "[env:mine]\nplatform = espressif32\nboard = esp32dev\n"
     (project / "platformio.ini").write_text(mine)
-    args = ("--board", "esp32", "--model", str(tiny_bundle.model_path.parent), "--dry-run", "--project-dir", str(project))
+    args = ("--board", "esp32", "--model", str(tiny_bundle.model_path.parent), "--dry-run", "--project-dir",
+            str(project))
     result, _ = _flash(*args)
     assert result.returncode == 11, result.stderr
     lines = result.stderr.strip().splitlines()

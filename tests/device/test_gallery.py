@@ -1,15 +1,23 @@
 """ENROLL / LIST / DELETE / IDENTIFY over a real pty: the device's gallery against the same
 computation done on the host (TFLM outputs, per-person centroid, cosine, threshold). The host's
-side of enroll (tinyface.device.gallery): the photos it refuses, and the hint each refusal gets."""
+side of enroll (tinyface.device.gallery): the photos it refuses, and the hint each refusal gets.
+The gallery from the host end to end: `tinyface enroll`, `gallery list|delete` and `identify` as
+subprocesses against every device kind serving the released esp32 model, with real LFW photos of
+training people (peopleDevTrain), aligned on the host; every bad input one line with its exit code.
+(The commands' own options, a locale, a socket URL: tests/cli/test_cli_gallery.py.)"""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from tests.conftest import RELEASED
+from tests.conftest import RELEASED, skip_without_released_model
 from tinyface import errors
 from tinyface.model.embedder import quantize_input
 from tinyface.protocol import spec
@@ -136,7 +144,8 @@ def test_identify_accepts_at_the_identification_threshold_not_the_pair_one(start
 NOT_UTF8 = [b"\xff\xfe", b"caf\xe9", b"\xc0\xaf", b"\xed\xa0\x80", b"ab\xe2\x82", b"\xf4\x90\x80\x80"]
 
 
-@pytest.mark.parametrize("name", NOT_UTF8, ids=["ff-fe", "latin-1", "overlong", "surrogate", "truncated", "past-10ffff"])
+@pytest.mark.parametrize("name", NOT_UTF8,
+                         ids=["ff-fe", "latin-1", "overlong", "surrogate", "truncated", "past-10ffff"])
 def test_names_that_are_not_utf8_are_refused(gallery_device, pooling_bundle, name):
     client, meta = gallery_device, pooling_bundle.meta
     field = name + bytes(spec.MAX_NAME_BYTES - len(name))
@@ -162,7 +171,8 @@ def test_a_new_payload_under_the_same_seq_is_a_new_request(gallery_device, pooli
     seq = (client._seq + 1000) & 0xFFFF  # far from the client's own numbers
 
     def enroll_raw(name: str) -> dict:
-        client.send_raw(encode_frame(spec.MsgType.ENROLL, seq, spec.ENROLL_REQUEST.pack(name=spec.encode_name(name)) + x))
+        payload = spec.ENROLL_REQUEST.pack(name=spec.encode_name(name)) + x
+        client.send_raw(encode_frame(spec.MsgType.ENROLL, seq, payload))
         reply = client.receive_frame(timeout_s=60)
         assert reply is not None and reply.seq == seq and reply.type == spec.MsgType.ENROLL.reply, reply
         return spec.ENROLL_REPLY.unpack(reply.payload)
@@ -221,10 +231,13 @@ def test_bad_payload_details_are_the_same_on_every_device(gallery_device, poolin
 # --- enroll's refusals: the hint fits the refusal, chosen by its code ------------------------------------
 # The hint was chosen by the first words of the reason, so rewording a reason lost its hint.
 
-def _photos(x: np.ndarray, names: list[str], hashes: list[str]):
+def _aligned(names: list[str], hashes: list[str], x: np.ndarray | None = None):
+    """AlignedPhotos of ``names`` (each with a face found) and their content ``hashes``: each photo's
+    input is ``x``, or without it photo i's is [i] (as _scenario's fake board reads it)."""
     from tinyface.device.gallery import AlignedPhotos, Photo
 
-    return AlignedPhotos([Photo(n, face="detected") for n in names], np.stack([x] * len(names)), hashes)
+    inputs = np.arange(len(names))[:, None] if x is None else np.stack([x] * len(names))
+    return AlignedPhotos([Photo(n, face="detected") for n in names], inputs, hashes)
 
 
 def test_an_enroll_refused_as_a_duplicate_or_another_person_gets_a_fitting_hint(tcp_board):
@@ -242,12 +255,12 @@ def test_an_enroll_refused_as_a_duplicate_or_another_person_gets_a_fitting_hint(
         info = client.info()
         client.enroll("Alice", x)
         with pytest.raises(errors.DataError) as refused:  # Alice's photo, enrolled as Bob
-            enroll(client, info, bundle, "Bob", _photos(x, ["a.jpg"], ["h1"]))
+            enroll(client, info, bundle, "Bob", _aligned(["a.jpg"], ["h1"], x))
         line = refused.value.one_line()
         assert "the board identifies it as Alice" in line and "check that every photo is of Bob" in line
         assert "clearly visible" not in line
         with pytest.raises(errors.DataError) as refused:  # Alice's enrolled photo again, and a copy of it
-            enroll(client, info, bundle, "Alice", _photos(x, ["a.jpg", "b.jpg"], ["h1", "h1"]))
+            enroll(client, info, bundle, "Alice", _aligned(["a.jpg", "b.jpg"], ["h1", "h1"], x))
         line = refused.value.one_line()
         assert "already enrolled for Alice" in line and "the same file as a.jpg" in line
         assert "use other photos of Alice, not copies" in line and "clearly visible" not in line
@@ -279,12 +292,6 @@ def _scenario(monkeypatch, vectors: dict[int, list[float]], identified: dict[int
     return client, SimpleNamespace(threshold=0.7), SimpleNamespace(meta=SimpleNamespace(threshold=0.5))
 
 
-def _aligned(names: list[str], hashes: list[str]):
-    from tinyface.device.gallery import AlignedPhotos, Photo
-
-    return AlignedPhotos([Photo(n, face="detected") for n in names], np.arange(len(names))[:, None], hashes)
-
-
 def test_every_refusal_of_a_photo_with_a_face_carries_its_code_and_the_same_words(monkeypatch):
     from tinyface.device.gallery import Refusal, _check_duplicates_and_consistency, _refusal_hint
 
@@ -307,7 +314,8 @@ def test_every_refusal_of_a_photo_with_a_face_carries_its_code_and_the_same_word
     _check_duplicates_and_consistency(client, info, bundle, "Bob", photos, gallery)
     got = [(p.refusal, p.reason) for p in photos.photos]
     assert got == [(Refusal.ALREADY_ENROLLED, "already enrolled for Bob (similarity 0.990)"),
-                   (Refusal.UNLIKE_ENROLLED, "does not look like the enrolled photos of Bob (similarity 0.300 < 0.500)"),
+                   (Refusal.UNLIKE_ENROLLED,
+                    "does not look like the enrolled photos of Bob (similarity 0.300 < 0.500)"),
                    (Refusal.OTHER_PERSON, "the board identifies it as Alice (similarity 0.900 >= 0.700), no less like "
                                           "Alice than like the other photos of Bob (0.000)")]
     assert all(p.to_dict() == {"path": p.path, "status": "refused", "reason": p.reason, "face": "detected"}
@@ -333,3 +341,181 @@ def test_the_hint_follows_the_code_whatever_the_reason_says(code, hint):
     assert _refusal_hint([photo], "Bob") == hint
     photo.reason = "reworded: nothing like any of the words above"
     assert _refusal_hint([photo], "Bob") == hint
+
+
+# --- the gallery commands against every device kind, with the released model and LFW photos -----------
+
+ENROLL_PHOTOS = 3
+PROBES_PER_PERSON = 4
+# Five training people (peopleDevTrain.txt) with many photos: 3 enrolled, the next 4 probes.
+PEOPLE = {"Colin": "Colin_Powell", "Tony": "Tony_Blair", "Ariel": "Ariel_Sharon", "Hugo": "Hugo_Chavez",
+          "Jean": "Jean_Chretien"}
+# Ten other training people, one photo each: strangers the board must reject.
+STRANGERS = ["Al_Gore", "Bob_Hope", "Cesar_Gaviria", "Jelena_Dokic", "John_Edwards", "Justin_Timberlake",
+             "Kevin_Costner", "Michelle_Kwan", "Sheryl_Crow", "Yao_Ming"]
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tinyface.cli.main", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def photos(lfw: Path, person: str, first: int, n: int) -> list[str]:
+    return [str(p) for p in sorted((lfw / "images" / person).glob("*.jpg"))[first:first + n]]
+
+
+def one_line_error(proc: subprocess.CompletedProcess, code: int, *words: str) -> None:
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == code, proc.stderr[-2000:]
+    assert len(lines) == 1 and lines[0].startswith("tinyface: error: "), proc.stderr
+    for w in words:
+        assert w in lines[0], lines[0]
+
+
+@pytest.fixture
+def board(start_device):
+    """The port of a device serving the released models/esp32."""
+    skip_without_released_model()
+    return start_device(RELEASED).port
+
+
+def test_enroll_five_people_identify_probes_and_reject_strangers(board, lfw_dir, device_kind):
+    meta = json.loads((RELEASED / "model.json").read_text())
+    for name, person in PEOPLE.items():
+        proc = run_cli("enroll", "--port", board, "--name", name, *photos(lfw_dir, person, 0, ENROLL_PHOTOS), "--json")
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        result = json.loads(proc.stdout)
+        assert result["enrolled"] == result["samples"] == ENROLL_PHOTOS
+        assert all(p["status"] == "enrolled" and p["face"] not in ("", "fallback") for p in result["photos"])
+
+    listed = json.loads(run_cli("gallery", "list", "--port", board, "--json").stdout)
+    assert [(p["name"], p["samples"]) for p in listed["people"]] == [(n, ENROLL_PHOTOS) for n in PEOPLE]
+    assert listed["count"] == 5 and listed["capacity"] == 16
+
+    probes = {p: name for name, person in PEOPLE.items()
+              for p in photos(lfw_dir, person, ENROLL_PHOTOS, PROBES_PER_PERSON)}
+    strangers = [photos(lfw_dir, person, 0, 1)[0] for person in STRANGERS]
+    proc = run_cli("identify", "--port", board, *probes, *strangers, "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    # the board accepts at the released model's identification threshold (model.json)
+    assert out["threshold"] == pytest.approx(meta["identify_threshold"], abs=1e-6)
+    by_path = {r["path"]: r for r in out["results"]}
+    assert len(by_path) == len(probes) + len(strangers)
+    for r in by_path.values():
+        assert r["accepted"] == (r["similarity"] >= out["threshold"]) and (r["name"] != "") == r["accepted"]
+    # how each face was found, in enroll's words (it said "detected" whatever the method)
+    from tinyface.data.align import METHODS
+
+    assert {r["face"] for r in by_path.values()} <= set(METHODS) - {"fallback"}
+    right = sum(by_path[p]["name"] == name for p, name in probes.items())
+    rejected = sum(not by_path[p]["accepted"] for p in strangers)
+    print(f"\n{device_kind}: {right}/{len(probes)} probes identified correctly, "
+          f"{rejected}/{len(strangers)} strangers rejected")
+    assert right >= 15 and rejected >= 8
+
+    # delete one person: their probes are no longer identified as them
+    proc = run_cli("gallery", "delete", "--port", board, "--name", "Tony")
+    assert proc.returncode == 0 and "removed Tony" in proc.stdout, proc.stderr
+    tony = [p for p, name in probes.items() if name == "Tony"]
+    out = json.loads(run_cli("identify", "--port", board, *tony, "--json").stdout)
+    assert all(r["name"] != "Tony" for r in out["results"])
+    assert [p["name"] for p in json.loads(run_cli("gallery", "list", "--port", board, "--json").stdout)["people"]] \
+        == [n for n in PEOPLE if n != "Tony"]
+
+
+def test_enroll_refuses_bad_photos_by_name_and_changes_nothing(board, lfw_dir, tmp_path):
+    from PIL import Image
+
+    colin = photos(lfw_dir, "Colin_Powell", 0, 3)
+    # a real image without a face: smooth noise, so the detector finds nothing
+    noise = np.random.default_rng(0).integers(0, 256, (25, 25, 3), dtype=np.uint8)
+    blank = tmp_path / "wall.png"
+    Image.fromarray(noise).resize((250, 250), Image.BILINEAR).save(blank)
+    # no usable face: NoFaceError (15), as `flash --enroll` refuses the same photo (it was 4)
+    proc = run_cli("enroll", "--port", board, "--name", "Colin", *colin, str(blank))
+    one_line_error(proc, 15, "wall.png", "no face found", "nothing was enrolled", "--skip-bad")
+    unreadable = tmp_path / "broken.jpg"
+    unreadable.write_bytes(b"not a JPEG")
+    one_line_error(run_cli("enroll", "--port", board, "--name", "Colin", str(unreadable)), 15, "broken.jpg",
+                   "nothing was enrolled")
+
+    copy = tmp_path / "copy.jpg"
+    copy.write_bytes(Path(colin[0]).read_bytes())
+    proc = run_cli("enroll", "--port", board, "--name", "Colin", *colin, str(copy))
+    one_line_error(proc, 4, "copy.jpg", "the same file as")
+    # beside a duplicate, a photo without a face still makes it 15; both are named
+    proc = run_cli("enroll", "--port", board, "--name", "Colin", *colin, str(copy), str(blank))
+    one_line_error(proc, 15, "copy.jpg", "the same file as", "wall.png", "no face found")
+
+    # a clearly different person among Colin's photos (a check at the verification threshold lets
+    # through about 9% of other people's photos, measured by benchmarks/enroll_check.py: not every one)
+    kwan = photos(lfw_dir, "Michelle_Kwan", 0, 1)
+    proc = run_cli("enroll", "--port", board, "--name", "Colin", *colin, *kwan)
+    one_line_error(proc, 4, kwan[0].rsplit("/", 1)[1], "does not look like the other photos of Colin")
+    assert json.loads(run_cli("gallery", "list", "--port", board, "--json").stdout)["count"] == 0
+
+    # --skip-bad enrolls the good ones and names the others
+    proc = run_cli("enroll", "--port", board, "--name", "Colin", "--skip-bad", *colin, str(blank), "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["enrolled"] == 3 and [p["status"] for p in result["photos"]] == ["enrolled"] * 3 + ["refused"]
+    assert result["photos"][3]["face"] == "fallback"
+
+    # a photo the board already holds as the person's only sample is a duplicate
+    run_cli("gallery", "delete", "--port", board, "--name", "Colin")
+    assert run_cli("enroll", "--port", board, "--name", "Colin", colin[0]).returncode == 0
+    one_line_error(run_cli("enroll", "--port", board, "--name", "Colin", colin[0]), 4, "already enrolled for Colin")
+    # a photo of someone else, added to Colin: unlike the photo the board holds of him
+    gore = photos(lfw_dir, "Al_Gore", 0, 1)
+    one_line_error(run_cli("enroll", "--port", board, "--name", "Colin", *gore), 4,
+                   "does not look like the enrolled photos of Colin")
+    # a photo the board identifies as someone else enrolled is refused
+    one_line_error(run_cli("enroll", "--port", board, "--name", "Someone", colin[1]), 4,
+                   "the board identifies it as Colin")
+    # identify refuses a photo without a face as enroll does (15; it was 4), and with --skip-bad
+    # refuses only when no photo is left
+    one_line_error(run_cli("identify", "--port", board, colin[1], str(blank)), 15, "wall.png", "no face found",
+                   "--skip-bad")
+    one_line_error(run_cli("identify", "--port", board, "--skip-bad", str(blank)), 15, "no photo has a usable face")
+
+
+def test_bad_inputs_are_one_line_with_their_exit_code(board, lfw_dir, tmp_path):
+    colin = photos(lfw_dir, "Colin_Powell", 0, 1)
+    one_line_error(run_cli("enroll", "--name", "Colin", *colin), 2, "--port")  # no port
+    one_line_error(run_cli("enroll", "--port", str(tmp_path / "ttyNone"), "--name", "Colin", *colin), 7,
+                   "cannot open")
+    for name, why in (("Zoë" * 6, "bytes in UTF-8"), ("", "empty"), (" Al", "white space"), ("a\nb", "control")):
+        one_line_error(run_cli("enroll", "--port", board, "--name", name, *colin), 2, "--name", why)
+    # a name that is not UTF-8 (bytes from a Latin-1 terminal): surrogate-escaped by Python
+    proc = subprocess.run([sys.executable.encode(), b"-m", b"tinyface.cli.main", b"enroll", b"--port",
+                           board.encode(), b"--name", b"Zo\xeb", colin[0].encode()],
+                          capture_output=True, timeout=120)
+    assert proc.returncode == 2 and b"not valid UTF-8" in proc.stderr, proc.stderr
+    one_line_error(run_cli("identify", "--port", board, *colin), 12, "nobody is enrolled")
+    one_line_error(run_cli("gallery", "delete", "--port", board, "--name", "Nobody"), 12, "'Nobody' is not enrolled")
+    one_line_error(run_cli("gallery", "delete", "--port", board), 2, "--name NAME or --all")
+    one_line_error(run_cli("enroll", "--port", board, "--name", "Colin", str(tmp_path / "missing.jpg")), 2,
+                   "does not exist")
+    one_line_error(run_cli("enroll", "--port", board, "--model", str(tmp_path), "--name", "Colin", *colin), 6,
+                   "no model")
+
+
+def test_gallery_full_is_its_own_exit_code(start_device, lfw_dir, emulator_only):
+    from tinyface.protocol import spec
+
+    skip_without_released_model()
+    port = start_device(RELEASED).port
+    train = [line.split()[0] for line in (lfw_dir / "peopleDevTrain.txt").read_text().splitlines()[1:]]
+    people = [p for p in train if p not in PEOPLE.values()][::97]
+    enrolled = 0
+    for person in people:
+        if enrolled == spec.GALLERY_CAPACITY:
+            break
+        proc = run_cli("enroll", "--port", port, "--name", person[:15], photos(lfw_dir, person, 0, 1)[0])
+        enrolled += proc.returncode == 0
+    assert enrolled == spec.GALLERY_CAPACITY
+    proc = run_cli("enroll", "--port", port, "--name", "Colin", photos(lfw_dir, "Colin_Powell", 0, 1)[0])
+    one_line_error(proc, 13, "gallery", "is full", "gallery delete")
+    proc = run_cli("gallery", "delete", "--port", port, "--all", "--json")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["removed"] == spec.GALLERY_CAPACITY

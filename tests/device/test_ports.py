@@ -25,7 +25,8 @@ def test_find_port_refuses_several_matching_boards():
     from tinyface.device.ports import SerialPort, find_port
     from tinyface.errors import DeviceError
 
-    ports = [SerialPort("/dev/ttyACM0", 0x303A, 0x1001, "USB JTAG"), SerialPort("/dev/ttyACM1", 0x303A, 0x1001, "USB JTAG")]
+    ports = [SerialPort("/dev/ttyACM0", 0x303A, 0x1001, "USB JTAG"),
+             SerialPort("/dev/ttyACM1", 0x303A, 0x1001, "USB JTAG")]
     with pytest.raises(DeviceError) as info:
         find_port(load_board("esp32s3"), ports)
     line = info.value.one_line()

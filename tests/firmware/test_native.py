@@ -4,7 +4,6 @@ and load a compiled-in gallery. The bench, gallery and fault tests of tests/devi
 against this build too (their `device_kind` fixture has a "native" kind)."""
 
 import os
-import select
 import shutil
 import signal
 import subprocess
@@ -18,54 +17,9 @@ from tinyface.boards import load_board
 from tinyface.protocol import spec
 
 from tests.conftest import KILLED_COMPILER, skip_or_fail
+from tests.firmware.conftest import random_inputs as _inputs
 
 pytestmark = pytest.mark.native
-
-
-@pytest.fixture(scope="session")
-def native_toolchain():
-    from tinyface.device.native import unavailable_reason
-
-    if not os.environ.get("TFLM_DIR"):
-        skip_or_fail("the native firmware build needs TFLM_DIR (a tflite-micro checkout)")
-    reason = unavailable_reason()
-    if reason:
-        skip_or_fail(f"native build impossible here: {reason}")
-
-
-@pytest.fixture(scope="session")
-def native_program(native_toolchain, tiny_bundle):
-    from tinyface.device.native import prepare_native
-
-    return prepare_native(tiny_bundle, load_board("esp32"))
-
-
-@pytest.fixture
-def serve(connect):
-    """Factory: start a native program on its own pty; returns a Client. Killed at teardown."""
-    from tinyface.device.native import spawn_native
-
-    procs = []
-
-    def start(program, **kwargs):
-        proc = spawn_native(program, own_pty=True, **kwargs)
-        procs.append(proc)
-        ready, _, _ = select.select([proc.stdout], [], [], 30)
-        line = proc.stdout.readline().strip() if ready else ""
-        assert line.startswith("PORT /dev/"), line
-        return proc, connect(line.split(" ", 1)[1])
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-        proc.stdout.close()
-
-
-def _inputs(n, shape, seed=0):
-    rng = np.random.default_rng(seed)
-    return rng.integers(-128, 128, size=(n, *shape[1:]), dtype=np.int8)
 
 
 def test_ping_info_infer_within_one_lsb_of_tflite(native_program, serve, tiny_bundle):

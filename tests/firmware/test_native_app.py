@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.firmware.test_native import _inputs, native_program, native_toolchain, serve  # noqa: F401 - fixtures
+from tests.firmware.conftest import random_inputs as _inputs
 from tinyface.protocol import spec
 from tinyface.protocol.client import RemoteError
 from tinyface.protocol.codec import encode_frame

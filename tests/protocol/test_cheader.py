@@ -100,7 +100,8 @@ def test_header_compiles_and_agrees_at_runtime(tmp_path, header_text, compiler, 
                      f'printf("crc {i} %lu\\n", (unsigned long)tf_crc32_update(0, v, {len(v)})); }}')
     lines.append('  { const unsigned char h[8] = {0xA5, 0x5A, 1, 3, 7, 0, 16, 0}; '
                  'printf("hcrc %u\\n", (unsigned)tf_header_crc(h)); }')
-    lines.append('  for (int t = 0; t < 256; t++) printf("non_idempotent_%d %d\\n", t, tf_is_non_idempotent((uint8_t)t));')
+    lines.append('  for (int t = 0; t < 256; t++) '
+                 'printf("non_idempotent_%d %d\\n", t, tf_is_non_idempotent((uint8_t)t));')
     lines.append("  return 0;\n}")
     src = tmp_path / ("t.c" if compiler == "gcc" else "t.cc")
     src.write_text("\n".join(lines), encoding="utf-8")

@@ -19,7 +19,8 @@ def _settings(**distill):
 def test_a_released_model_is_named_by_its_folder_and_a_path_is_a_path(tmp_path):
     assert assistant.resolve("esp32s3") == models_dir() / "esp32s3"
     assert assistant.resolve(str(models_dir() / "esp32")) == models_dir() / "esp32"
-    with pytest.raises(ConfigError, match=r"distill.assistant = 'esp32x': no model bundle .* at esp32x or .*esp32x") as err:
+    with pytest.raises(ConfigError,
+                       match=r"distill.assistant = 'esp32x': no model bundle .* at esp32x or .*esp32x") as err:
         assistant.resolve("esp32x")
     assert err.value.exit_code == 3
     with pytest.raises(ConfigError, match="no model bundle"):

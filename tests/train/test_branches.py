@@ -70,5 +70,6 @@ def test_the_model_card_says_the_student_was_trained_with_branches():
     from tinyface.config import load
     from tinyface.evaluation.report import _student_words
 
-    assert "trained with 2 parallel convolutions" in _student_words(load(overrides={"student": {"branches": 2}}).student)
+    two = load(overrides={"student": {"branches": 2}}).student
+    assert "trained with 2 parallel convolutions" in _student_words(two)
     assert "parallel" not in _student_words(load().student)

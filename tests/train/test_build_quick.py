@@ -436,7 +436,8 @@ def test_a_search_trial_trains_as_the_build_does(quick_build, lfw_dir, monkeypat
 
 
 def test_build_without_data_says_what_to_do(tmp_path):
-    proc = run_cli("build", "--quick", "--out", str(tmp_path / "x"), env_extra={"TINYFACE_DATA": str(tmp_path / "none")})
+    proc = run_cli("build", "--quick", "--out", str(tmp_path / "x"),
+                   env_extra={"TINYFACE_DATA": str(tmp_path / "none")})
     assert proc.returncode == 4
     assert "tinyface data fetch lfw" in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
@@ -500,7 +501,8 @@ def test_quick_build_with_people_folders_the_identity_term_and_an_assistant(quic
     assert counts["kind"] == "chips/photos" and counts["named_after_held_out_person"] == 1
     assert counts["found"] == 9 + 3 + 3 + 1 and counts["people"] == 2
     report = (tmp_path / "run" / "report.md").read_text()
-    assert "1 in a folder named after a validation or test person" in report and "(2 people in people folders)" in report
+    assert "1 in a folder named after a validation or test person" in report
+    assert "(2 people in people folders)" in report
     assert (tmp_path / "run" / "model.tflite").is_file()
     assert {s.name for s in result.stages} >= {"assistant", "distill", "prune", "quantize", "evaluate"}
     helper = json.loads((tmp_path / "run" / "report.json").read_text())["data"]["assistant"]
@@ -536,7 +538,8 @@ def test_a_training_seed_retrains_on_the_same_people_and_minus_one_keeps_every_s
     assert (out / "model.tflite").read_bytes() != model_before, "another training seed must train other weights"
     # the same validation people and pairs: the teacher, which no training touches, scores them the same
     assert after["stages"]["teacher"]["validation"] == before["stages"]["teacher"]["validation"]
-    assert after["stages"]["tflm_int8"]["validation"]["n_pairs"] == before["stages"]["tflm_int8"]["validation"]["n_pairs"]
+    assert (after["stages"]["tflm_int8"]["validation"]["n_pairs"]
+            == before["stages"]["tflm_int8"]["validation"]["n_pairs"])
 
 
 def test_a_negative_training_seed_is_one_line_before_any_work(tmp_path):

@@ -88,7 +88,8 @@ def test_settings_added_later_leave_recorded_fingerprints_valid(preset):
     settings = load(None, CHANGED_SINCE.get(preset), base=load_preset(preset).settings())
     assert pipeline.distill_fingerprint("data", settings) == RECORDED[preset]
     if preset in CHANGED_SINCE:  # the change itself is a new recipe
-        assert pipeline.distill_fingerprint("data", load(None, None, base=load_preset(preset).settings())) != RECORDED[preset]
+        recipe = load(None, None, base=load_preset(preset).settings())
+        assert pipeline.distill_fingerprint("data", recipe) != RECORDED[preset]
     averaged = load(None, {"distill": {"ema": 0.999}}, base=load_preset(preset).settings())
     assert pipeline.distill_fingerprint("data", averaged) != RECORDED[preset]
 

@@ -17,7 +17,8 @@ def test_search_trains_each_trial_with_the_given_training_and_returns_the_best()
     labels = [f"p{i % 6}" for i in range(48)]
     teacher = rng.normal(size=(48, 128)).astype(np.float32)
     train = SimpleNamespace(crops=rng.integers(0, 256, (48, 32, 32, 1), dtype=np.uint8), teacher=teacher, labels=labels)
-    val = SimpleNamespace(crops=rng.integers(0, 256, (24, 32, 32, 1), dtype=np.uint8), labels=[f"v{i % 4}" for i in range(24)])
+    val = SimpleNamespace(crops=rng.integers(0, 256, (24, 32, 32, 1), dtype=np.uint8),
+                          labels=[f"v{i % 4}" for i in range(24)])
     views = (rng.integers(0, 256, (48, 2, 32, 32, 1), dtype=np.uint8), rng.normal(size=(48, 2, 128)).astype(np.float32))
     data = SimpleNamespace(train=train, val=val, train_views=views, train_views_labels=labels, train_mixes=None,
                            train_hard=None, extra=None)

@@ -2,9 +2,6 @@
 photo under two names, a group photo's other face, one person under two spellings). Real LFW
 photos, the real teacher."""
 
-import dataclasses
-
-import numpy as np
 import pytest
 
 from tinyface import config
