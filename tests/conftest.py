@@ -301,6 +301,48 @@ def error_in_process(capsys, *args) -> tuple[int, str]:
     return code, lines[0]
 
 
+# --- `tinyface` run in a fresh interpreter, as a user runs it ------------------------------------------
+
+def run_cli(*args, cwd=None, env=None, timeout=120):
+    """Run the installed entry point in a fresh interpreter, as a user would."""
+    import subprocess
+    import sys
+
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, "-m", "tinyface.cli.main", *args], capture_output=True, text=True,
+                          cwd=cwd, env=full_env, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def imported_modules(*args, cwd=None, env=None):
+    """(result, set of top-level modules imported) for one CLI run, from ``python -X importtime``."""
+    import subprocess
+    import sys
+
+    full_env = dict(os.environ, **(env or {}))
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "tinyface.cli.main", *args],
+                          capture_output=True, text=True, cwd=cwd, env=full_env, timeout=120, stdin=subprocess.DEVNULL)
+    modules = set()
+    for line in proc.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            name = line.rsplit("|", 1)[1].strip()
+            if name and name != "imported package":
+                modules.add(name.split(".")[0])
+    return proc, modules
+
+
+def assert_one_error_line(proc, code: int, *needles: str) -> str:
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("tinyface: error: "), lines[0]
+    assert "Traceback" not in proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+# --- what the CLI tests give `tinyface`: the released model, datasets, boards, build metrics, a locale ---
+
 def skip_without_released_model() -> None:
     if not (RELEASED / "model.tflite").is_file():
         pytest.skip("no released model in models/esp32")
@@ -313,6 +355,63 @@ def named_people(root: Path, *names: str) -> Path:
         (root / name).mkdir(parents=True)
         (root / name / "1.jpg").write_bytes(b"")
     return root
+
+
+def people_folder(root: Path, people: int, photos: int = 3) -> Path:
+    """A folder-per-person dataset of empty .jpg files (listing only: nothing decodes them)."""
+    for p in range(people):
+        (root / f"person{p}").mkdir(parents=True)
+        for i in range(photos):
+            (root / f"person{p}" / f"{i}.jpg").write_bytes(b"")
+    return root
+
+
+def own_board(folder: Path, name: str = "myboard") -> Path:
+    """A folder holding one board file: the shipped esp32's, renamed ``name``."""
+    import re
+
+    from tinyface import resources
+
+    folder.mkdir(parents=True, exist_ok=True)
+    text = (resources.boards_dir() / "esp32.toml").read_text()
+    (folder / f"{name}.toml").write_text(re.sub(r'(?m)^name = "esp32"', f'name = "{name}"', text, count=1))
+    return folder
+
+
+# A build's TFLM-against-TFLite parity on the test's images and on the validation's, told apart by
+# their values (tests/evaluation/test_report.py: validation.md/.json; tests/cli/test_build.py:
+# `build --hide-test`).
+TEST_PARITY = {"max_lsb_diff": 7, "mean_lsb_diff": 0.7777, "outputs_identical_share": 0.1234,
+               "identical_decisions_test_pairs": 0.9876, "n_images": 4321}
+VALIDATION_PARITY = {"max_lsb_diff": 1, "mean_lsb_diff": 0.0111, "outputs_identical_share": 0.5555,
+                     "identical_decisions_validation_pairs": 0.999, "n_images": 222}
+
+
+def parity_metrics(validation_parity=VALIDATION_PARITY):
+    """Synthetic build metrics: the test's parity and the validation's told apart by their values."""
+    import json
+
+    from tinyface.evaluation.report import BuildMetrics
+
+    ver = {"accuracy": 0.6161, "auc": 0.95, "tar_at_far": {"0.01": 0.5}, "threshold": 0.5, "n_pairs": 100}
+    ident = {"accuracy": 0.8, "macro_f1": 0.7, "stranger_false_accept_rate": 0.1, "threshold": 0.6, "n_people": 4}
+    stage = {"verification": ver, "identification": ident, "model_bytes": 1000, "macs": 10, "arena_bytes": 2000,
+             "params": 100, "board": "esp32", "estimated_ms_on_board": 5.0, "latency_ms_host": 1.0,
+             "validation": {"accuracy": 0.9, "auc": 0.96}}
+    parity = {**TEST_PARITY, **({"validation": validation_parity} if validation_parity else {})}
+    return BuildMetrics.from_dict({
+        "stages": {name: json.loads(json.dumps(stage)) for name in
+                   ("teacher", "float", "pruned", "tflite_float", "tflite_int8", "tflm_int8")},
+        "parity": parity, "data": {"train_images": 10, "train_people": 5, "val_images": 4, "val_people": 2},
+        "threshold_from": "pairs of validation people", "threshold_source": "validation", "preset": "esp32",
+        "mac_budget": 2_000_000, "smoke_test": True})
+
+
+def shown_test_parity(text: str) -> list[str]:
+    """The test parity's figures that ``text`` shows, as a number or a percentage."""
+    forms = [str(v) for v in TEST_PARITY.values() if isinstance(v, float)] + ["4321", "4,321"] + \
+            [f"{100 * v:.2f}%" for v in TEST_PARITY.values() if isinstance(v, float)]
+    return [form for form in forms if form in text]
 
 
 def env_without_locale(**locale) -> dict:

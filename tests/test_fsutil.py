@@ -165,7 +165,7 @@ def test_a_folder_another_process_writes_is_refused_until_that_process_ends(tmp_
 
 def test_a_second_build_into_the_same_folder_is_one_line_and_exit_14(tmp_path, lfw_dir):
     """`tinyface build` into a folder a running build holds stops before any stage, in one line."""
-    from tests.cli.test_cli_main import run_cli
+    from tests.conftest import run_cli
 
     out = tmp_path / "run"
     out.mkdir()

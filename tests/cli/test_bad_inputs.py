@@ -19,19 +19,10 @@ from click.testing import CliRunner
 from tinyface import errors
 from tinyface.cli import main as cli_main
 
-from tests.conftest import RELEASED, copy_people
+from tests.conftest import RELEASED, copy_people, people_folder
 from tests.conftest import error_in_process as tinyface  # (exit code, its one stderr line)
 
 pytestmark = pytest.mark.usefixtures("own_folder")  # no ./tinyface.toml of anyone's changes the settings
-
-
-def people_folder(root: Path, people: int, photos: int = 3) -> Path:
-    """A folder-per-person dataset of empty .jpg files (listing only: nothing decodes them)."""
-    for p in range(people):
-        (root / f"person{p}").mkdir(parents=True)
-        for i in range(photos):
-            (root / f"person{p}" / f"{i}.jpg").write_bytes(b"")
-    return root
 
 
 def bundle_without_hash(folder: Path, model_bytes: bytes) -> Path:

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from tests.cli.test_cli_main import assert_one_error_line, run_cli
+from tests.conftest import assert_one_error_line, run_cli
 
 
 S3_SETTINGS = '[firmware]\nboard = "esp32s3"\n'

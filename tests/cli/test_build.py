@@ -12,12 +12,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.cli.test_bad_inputs import people_folder
-from tests.cli.test_cli_main import own_board
-from tests.conftest import copy_people
+from tests.conftest import (TEST_PARITY, VALIDATION_PARITY, copy_people, own_board, parity_metrics,
+                            people_folder, shown_test_parity)
 from tests.conftest import error_in_process as tinyface
 from tests.conftest import run_in_process as run
-from tests.evaluation.test_report import TEST_PARITY, VALIDATION_PARITY, _metrics, _test_parity_shown
 from tinyface import errors
 from tinyface.cli import main as cli_main
 
@@ -75,7 +73,7 @@ def fake_build(monkeypatch, tmp_path):
 
 
 def test_hide_test_json_gives_the_parity_on_validation_images_and_pairs(capsys, fake_build, tmp_path):
-    data = fake_build(_metrics())
+    data = fake_build(parity_metrics())
     args = ["build", "--quick", "--data", data, "--out", tmp_path / "out", "--set", "data.identify_min_images=3",
             "--set", "data.enroll_images=2"]
     with pytest.raises(SystemExit) as exc:
@@ -85,11 +83,11 @@ def test_hide_test_json_gives_the_parity_on_validation_images_and_pairs(capsys, 
     summary = json.loads(out)
     # was: {"max_lsb_diff": 7, "mean_lsb_diff": 0.7777, "outputs_identical_share": 0.1234, "n_images": 4321}
     assert summary["parity"] == VALIDATION_PARITY and summary["test_hidden"] is True
-    assert _test_parity_shown(out) == []
+    assert shown_test_parity(out) == []
     with pytest.raises(SystemExit):
         cli_main.main([str(a) for a in [*args, "--hide-test"]])
     text = capsys.readouterr().out
-    assert "validation pairs (smoke test)" in text and _test_parity_shown(text) == []
+    assert "validation pairs (smoke test)" in text and shown_test_parity(text) == []
     # without --hide-test the summary keeps the test's parity, the validation's beside it
     with pytest.raises(SystemExit):
         cli_main.main([str(a) for a in [*args, "--json"]])
@@ -97,13 +95,13 @@ def test_hide_test_json_gives_the_parity_on_validation_images_and_pairs(capsys, 
 
 
 def test_hide_test_json_of_an_evaluation_from_before_has_no_parity(capsys, fake_build, tmp_path):
-    data = fake_build(_metrics(validation_parity=None))  # a metrics.json written before the validation parity
+    data = fake_build(parity_metrics(validation_parity=None))  # a metrics.json written before the validation parity
     with pytest.raises(SystemExit):
         cli_main.main([str(a) for a in ["build", "--quick", "--data", data, "--out", tmp_path / "out", "--set",
                                         "data.identify_min_images=3", "--set", "data.enroll_images=2", "--hide-test",
                                         "--json"]])
     out = capsys.readouterr().out
-    assert json.loads(out)["parity"] is None and _test_parity_shown(out) == []
+    assert json.loads(out)["parity"] is None and shown_test_parity(out) == []
 
 
 # --- a user's own folder too small for the splits: refused with the numbers needed, before training ----

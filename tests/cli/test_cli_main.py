@@ -1,8 +1,6 @@
 """The `tinyface` entry point: help, exit codes, one-line errors, and no TensorFlow at start-up."""
 
 import json
-import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,46 +8,14 @@ from pathlib import Path
 import click
 import pytest
 
-from tests.conftest import error_in_process
+from tests.conftest import assert_one_error_line, error_in_process, imported_modules, own_board, run_cli
 from tests.conftest import run_in_process as run
-from tinyface import errors, resources
+from tinyface import errors
 from tinyface.cli import main as cli_main
 
 REQUIRED_COMMANDS = ["build", "evaluate", "data", "boards", "profile", "emulate", "bench", "flash"]
 # Commands whose *run* may import TensorFlow (they train or convert); their --help must not.
 TRAINING_COMMANDS = {"build", "evaluate"}
-
-
-def run_cli(*args, cwd=None, env=None, timeout=120):
-    """Run the installed entry point in a fresh interpreter, as a user would."""
-    full_env = dict(os.environ, **(env or {}))
-    return subprocess.run([sys.executable, "-m", "tinyface.cli.main", *args], capture_output=True, text=True,
-                          cwd=cwd, env=full_env, timeout=timeout, stdin=subprocess.DEVNULL)
-
-
-def imported_modules(*args, cwd=None, env=None):
-    """(result, set of top-level modules imported) for one CLI run, from ``python -X importtime``."""
-    full_env = dict(os.environ, **(env or {}))
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "tinyface.cli.main", *args],
-                          capture_output=True, text=True, cwd=cwd, env=full_env, timeout=120, stdin=subprocess.DEVNULL)
-    modules = set()
-    for line in proc.stderr.splitlines():
-        if line.startswith("import time:") and "|" in line:
-            name = line.rsplit("|", 1)[1].strip()
-            if name and name != "imported package":
-                modules.add(name.split(".")[0])
-    return proc, modules
-
-
-def assert_one_error_line(proc, code: int, *needles: str) -> str:
-    assert proc.returncode == code, (proc.returncode, proc.stderr)
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("tinyface: error: "), lines[0]
-    assert "Traceback" not in proc.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 # --- help -------------------------------------------------------------------------------
@@ -318,14 +284,6 @@ def test_an_output_that_cannot_be_created_is_one_line_exit_11(tmp_path, small_da
 # --- --boards-dir and $TINYFACE_BOARDS_DIR: one rule, docs/cli.md's exit codes --------------------------
 # Both refuse a bad folder by one rule, in the same words: a bad option value (exit 2) and a bad
 # environment (exit 3).
-
-def own_board(folder: Path, name: str = "myboard") -> Path:
-    """A folder holding one board file: the shipped esp32's, renamed ``name``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    text = (resources.boards_dir() / "esp32.toml").read_text()
-    (folder / f"{name}.toml").write_text(re.sub(r'(?m)^name = "esp32"', f'name = "{name}"', text, count=1))
-    return folder
-
 
 @pytest.mark.usefixtures("own_folder", "no_boards_dir")
 @pytest.mark.parametrize("what", ["missing", "file"])

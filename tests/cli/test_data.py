@@ -1,8 +1,11 @@
-"""`tinyface data` (tinyface/cli/data.py): `data fetch` names its argument NAME, as its help calls
-it; `data stats` prints what stdout cannot encode (a file name that is not UTF-8, the histogram's
-bars on an ASCII stdout) instead of an internal error in the middle of the results; on bad data it
-names each bad file it skipped and carries on, and fails with the reason, in one line, on a folder
-that is no dataset. Every dataset of the bad-data tests is built from copies of real LFW images."""
+"""`tinyface data` (tinyface/cli/data.py). `data fetch` names its argument NAME, as its help calls
+it. `data stats`: identities, images, the images-per-person histogram, unreadable files and faces
+not found; it prints what stdout cannot encode (a file name that is not UTF-8, the histogram's bars
+on an ASCII stdout) instead of an internal error in the middle of the results; on bad data it names
+each bad file it skipped and carries on, and fails with the reason, in one line, on a folder that is
+no dataset. `data cache`: what tinyface keeps between runs, by part and kind, and clearing it (only
+what tinyface wrote; never without --yes when nobody can be asked). Every dataset of the bad-data
+tests is built from copies of real LFW images. (tinyface.data.stats itself: tests/data/test_stats.py.)"""
 
 import json
 import os
@@ -10,20 +13,108 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from tests.conftest import error_in_process as tinyface
+from tests.conftest import load_benchmark
 from tinyface import errors
+from tinyface.data.cache import FaceCache
 from tinyface.data.dataset import load_dataset
 from tinyface.errors import DataError
 
 pytestmark = pytest.mark.usefixtures("own_folder")
 
+NO_FACE_IMAGE = "Abdoulaye_Wade/Abdoulaye_Wade_0003.jpg"  # the detector misses it; equalised, it is found
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    """`data stats --align` must not write into the user's cache (the `data cache` tests name their own)."""
+    monkeypatch.setenv("TINYFACE_CACHE", str(tmp_path / "cache"))
+
+
+def stats_cli(root, *extra, timeout=120, prefix=(), env=None):
+    """`tinyface data stats --data ROOT EXTRA` in a fresh interpreter (behind the command ``prefix``),
+    its environment this process's plus ``env``."""
+    return subprocess.run([*prefix, sys.executable, "-m", "tinyface.cli.main", "data", "stats", "--data", str(root),
+                           *extra], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+                          env=dict(os.environ, **(env or {})))
+
+
+def one_error_line(proc, code=4):
+    assert proc.returncode == code, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tinyface: error: ") and "Traceback" not in proc.stderr
+    return lines[0]
+
+
+# --- data fetch ------------------------------------------------------------------------------------------
 
 def test_data_fetch_names_its_argument_name(capsys):
     code, line = tinyface(capsys, "data", "fetch", "nosuch")
     # was: "Invalid value for '{lfw|fairface|utkface|pins|celeba}': ..."
     assert code == errors.EXIT_USAGE and "Invalid value for 'NAME': 'nosuch' is not one of 'lfw'" in line
+
+
+# --- data stats: the counts, the histogram and, with --align, how each face was found --------------------
+
+def test_data_stats_on_lfw_without_decoding(lfw_dir):
+    proc = stats_cli(lfw_dir, "--no-check")
+    assert proc.returncode == 0, proc.stderr
+    assert "identities: 5,749   images: 13,233" in proc.stdout
+    assert "images per person" in proc.stdout
+
+
+def test_json_and_text_agree_on_a_checked_dataset(small_dataset):
+    result = json.loads(stats_cli(small_dataset, "--json").stdout)
+    assert (result["identities"], result["images"], result["checked"]) == (4, 12, True)
+    assert result["images_per_person"]["3-4"] == 4
+    assert result["skipped"] == [] and result["aligned"] is False
+    text = stats_cli(small_dataset).stdout
+    assert "identities: 4   images: 12" in text and "skipped files: 0" in text
+
+
+def test_align_counts_how_faces_were_found_and_names_images_with_no_face(small_dataset, lfw_dir, tmp_path):
+    from PIL import Image
+
+    from tinyface.data.dataset import read_image
+
+    person = NO_FACE_IMAGE.split("/")[0]
+    (small_dataset / "images" / person).mkdir()
+    shutil.copy2(lfw_dir / "images" / NO_FACE_IMAGE, small_dataset / "images" / NO_FACE_IMAGE)  # found equalised
+    no_face = small_dataset / "images" / person / "upside_down.png"  # no upright face at all
+    Image.fromarray(read_image(lfw_dir / "images" / "Aaron_Peirsol/Aaron_Peirsol_0001.jpg")[::-1]).save(no_face)
+    env = {"TINYFACE_CACHE": str(tmp_path / "cache")}
+    proc = stats_cli(small_dataset, "--align", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["aligned"] is True and (result["identities"], result["images"]) == (5, 14)
+    assert result["no_face"] == [str(no_face)]
+    assert result["face_methods"] == {"detector": 12, "detector+equalised": 1, "fallback": 1}
+    assert result["rescued"] == {str(small_dataset / "images" / NO_FACE_IMAGE): "detector+equalised"}
+    assert (tmp_path / "cache" / "faces.sqlite").is_file()  # the alignment went to the cache named
+    text = stats_cli(small_dataset, "--align", env=env).stdout
+    assert "faces found: 12 by detector, 1 by detector+equalised" in text
+    assert f"{small_dataset / 'images' / NO_FACE_IMAGE}: detector+equalised" in text
+    assert "no face found (centered-crop fallback): 1" in text and "upside_down.png" in text
+
+
+def test_align_names_the_underexposed_faces_whose_chips_are_brightened(small_dataset, tmp_path):
+    from PIL import Image
+
+    from tinyface.data.dataset import read_image
+
+    hard_faces = load_benchmark("hard_faces")
+    photo = sorted((small_dataset / "images").glob("*/*.jpg"))[0]
+    dark = photo.with_name(photo.stem + "_dark.png")
+    Image.fromarray(hard_faces.darken(read_image(photo), seed=1)).save(dark)
+    env = {"TINYFACE_CACHE": str(tmp_path / "cache")}
+    proc = stats_cli(small_dataset, "--align", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["normalised"] == [str(dark)]
+    text = stats_cli(small_dataset, "--align", env=env).stdout  # from the cache
+    assert "underexposed faces (chips cut brightened): 1" in text and f"  {dark}" in text
 
 
 # --- stdout that cannot encode what is printed: the results, not an internal error ------------------
@@ -65,24 +156,6 @@ def test_data_stats_histogram_on_an_ascii_stdout(tmp_path):
 
 
 # --- data stats on bad data: each bad file named, an unusable dataset one line ----------------------------
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    """`data stats --align` must not write into the user's cache."""
-    monkeypatch.setenv("TINYFACE_CACHE", str(tmp_path / "cache"))
-
-
-def stats_cli(root, *extra, timeout=60, prefix=()):
-    return subprocess.run([*prefix, sys.executable, "-m", "tinyface.cli.main", "data", "stats", "--data", str(root),
-                           *extra], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-
-
-def one_error_line(proc, code=4):
-    assert proc.returncode == code, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("tinyface: error: ") and "Traceback" not in proc.stderr
-    return lines[0]
-
 
 def test_empty_folder_fails_with_the_reason(tmp_path):
     (tmp_path / "empty").mkdir()
@@ -191,14 +264,104 @@ def test_unreadable_files_and_folders_are_skipped_and_named(small_dataset):
 def test_data_stats_names_the_huge_image_and_carries_on(bomb, small_dataset, tmp_path):
     person = small_dataset / "images" / "Aaron_Peirsol"
     os.symlink(bomb, person / "scan.png")
-    env = dict(os.environ, TINYFACE_CACHE=str(tmp_path / "cache"))
+    env = {"TINYFACE_CACHE": str(tmp_path / "cache")}
     for extra in ([], ["--align"]):
-        proc = subprocess.run([sys.executable, "-m", "tinyface.cli.main", "data", "stats", "--data",
-                               str(small_dataset), "--json", *extra], capture_output=True, text=True, timeout=300,
-                              env=env, stdin=subprocess.DEVNULL)
+        proc = stats_cli(small_dataset, "--json", *extra, timeout=300, env=env)
         assert proc.returncode == 0, proc.stderr
         result = json.loads(proc.stdout)
         assert result["images"] == 12
         assert [s["reason"] for s in result["skipped"]] == [
             "image too large (20000x20000 px = 400 megapixels; the limit is 200)"]
         assert "Traceback" not in proc.stderr
+
+
+# --- data cache: what tinyface keeps between runs, and clearing it --------------------------------------
+
+def cache_cli(env, *args):
+    return subprocess.run([sys.executable, "-m", "tinyface.cli.main", "data", "cache", *args], capture_output=True,
+                          text=True, timeout=120, env=dict(os.environ, **env), stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture
+def caches(tmp_path):
+    faces, native, isa = tmp_path / "faces", tmp_path / "native", tmp_path / "isa"
+    with FaceCache(faces) as cache:
+        cache.put_many({FaceCache.key("lmk", "d", f"h{i}"): np.zeros(11, np.float32) for i in range(3)})
+        cache.put_many({FaceCache.key("teacher", "d", f"h{i}"): np.ones(128, np.float32) for i in range(3)})
+        cache.put_many({FaceCache.key("mteacher", "d", "h0-h1-0.500"): np.ones(128, np.float32)})
+    (faces / "assistant").mkdir()
+    np.savez(faces / "assistant" / "k.npz", a=np.zeros((10, 128), np.float32))
+    for root in (native, isa):
+        for rel in ("bin/abc/program", "tflm-0123/obj.o", "projects/esp32-1/src/main.cc"):
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_bytes(b"x" * 100)
+        (root / "mine.txt").write_text("not tinyface's")  # a shared folder: never deleted
+    env = {"TINYFACE_CACHE": str(faces), "TINYFACE_NATIVE_CACHE": str(native), "TINYFACE_ISA_CACHE": str(isa)}
+    return env, faces, native, isa
+
+
+def parts(proc):
+    assert proc.returncode == 0, proc.stderr
+    return {row["part"]: row for row in json.loads(proc.stdout)["parts"]}
+
+
+def test_shows_every_part_and_the_face_cache_by_kind(caches):
+    env, faces, native, _ = caches
+    shown = parts(cache_cli(env, "--json"))
+    assert list(shown) == ["faces", "assistant", "native", "isa"]
+    assert {k: e["entries"] for k, e in shown["faces"]["entries"].items()} == {"lmk": 3, "teacher": 3, "mteacher": 1}
+    assert shown["assistant"]["files"] == 1 and shown["assistant"]["bytes"] > 10 * 128 * 4
+    assert shown["native"]["files"] == 3 and shown["native"]["bytes"] == 300  # mine.txt is not counted
+    text = cache_cli(env)
+    assert text.returncode == 0 and "teacher" in text.stdout and str(native) in text.stdout
+
+
+def test_looking_creates_nothing(tmp_path):
+    env = {"TINYFACE_CACHE": str(tmp_path / "none"), "TINYFACE_NATIVE_CACHE": str(tmp_path / "n2"),
+           "TINYFACE_ISA_CACHE": str(tmp_path / "n3")}
+    shown = parts(cache_cli(env, "--json"))
+    assert all(row["bytes"] == 0 for row in shown.values()) and not list(tmp_path.iterdir())
+
+
+def test_clearing_asks_for_yes_without_a_terminal_and_deletes_nothing(caches):
+    env, faces, native, isa = caches
+    proc = cache_cli(env, "--clear", "all")
+    assert proc.returncode == 2 and "--yes" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert (faces / "faces.sqlite").is_file() and (native / "bin").is_dir()
+    assert (faces / "assistant" / "k.npz").is_file()
+
+
+def test_clearing_one_part_deletes_only_what_tinyface_wrote(caches):
+    env, faces, native, isa = caches
+    proc = cache_cli(env, "--clear", "native", "--clear", "assistant", "--yes", "--json")
+    out = json.loads(proc.stdout)
+    assert proc.returncode == 0 and out["freed_bytes"]["native"] == 300
+    assert sorted(p.name for p in native.iterdir()) == ["mine.txt"]
+    assert not list((faces / "assistant").glob("*.npz"))
+    assert (isa / "bin").is_dir() and (faces / "faces.sqlite").is_file()  # the other parts are kept
+    proc = cache_cli(env, "--clear", "faces", "--yes")
+    assert proc.returncode == 0 and "cleared faces" in proc.stderr
+    assert not (faces / "faces.sqlite").exists()
+    with FaceCache(faces) as cache:  # the next run starts a new one
+        assert cache.count() == 0
+
+
+def test_a_damaged_face_cache_is_shown_and_can_be_cleared(tmp_path):
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    (faces / "faces.sqlite").write_bytes(b"not a database" * 100)
+    env = {"TINYFACE_CACHE": str(faces), "TINYFACE_NATIVE_CACHE": str(tmp_path / "n"),
+           "TINYFACE_ISA_CACHE": str(tmp_path / "i")}
+    shown = cache_cli(env)
+    assert shown.returncode == 0 and "cannot read the face cache" in shown.stdout and "--clear faces" in shown.stdout
+    cleared = cache_cli(env, "--clear", "faces", "--yes")
+    assert cleared.returncode == 0 and not (faces / "faces.sqlite").exists()
+
+
+def test_set_names_the_face_cache_as_tinyface_toml_would(caches, tmp_path):
+    env, faces, _, _ = caches
+    other = tmp_path / "other"
+    listed = parts(cache_cli(env, "--json", "--set", f"data.cache_dir={json.dumps(str(other))}"))
+    assert listed["faces"]["folder"] == str(other) and listed["faces"]["bytes"] == 0  # not $TINYFACE_CACHE's
+    bad = cache_cli(env, "--set", "data.nope=1")
+    assert bad.returncode == 3 and "unknown key 'data.nope'" in bad.stderr

@@ -13,8 +13,7 @@ import time
 import pytest
 from PIL import Image
 
-from tests.cli.test_cli_main import assert_one_error_line, imported_modules, run_cli
-from tests.conftest import sigint_as_a_terminal_sends_it
+from tests.conftest import assert_one_error_line, imported_modules, run_cli, sigint_as_a_terminal_sends_it
 
 BAD_NAMES = ["latency.jpg", "latency", "latency.png.txt"]  # the suffix is known wrong before any work
 

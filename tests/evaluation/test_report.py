@@ -1,58 +1,29 @@
 """tinyface.evaluation.report: validation.md and validation.json (what a `--hide-test` build shows)
 give TFLM-against-TFLite parity on the validation images and pairs, and no figure of the test's; the
 report and the model card name the dataset actually used (tinyface.train.pipeline.describe_dataset),
-flag a `--quick` model as a smoke test wherever its accuracy is printed, and give both gallery sizes."""
+flag a `--quick` model as a smoke test wherever its accuracy is printed, and give both gallery sizes;
+an evaluation's report (write_evaluation_report) replaces every file of an earlier one. (`tinyface
+evaluate` itself: tests/cli/test_evaluate.py.)"""
 
 import json
 
 import pytest
 
-from tests.conftest import copy_people
+from tests.conftest import VALIDATION_PARITY, copy_people, parity_metrics, shown_test_parity
 from tinyface.train.pipeline import _accuracy_fields, describe_dataset
 
 pytestmark = pytest.mark.usefixtures("own_folder")
-
-
-TEST_PARITY = {"max_lsb_diff": 7, "mean_lsb_diff": 0.7777, "outputs_identical_share": 0.1234,
-               "identical_decisions_test_pairs": 0.9876, "n_images": 4321}
-VALIDATION_PARITY = {"max_lsb_diff": 1, "mean_lsb_diff": 0.0111, "outputs_identical_share": 0.5555,
-                     "identical_decisions_validation_pairs": 0.999, "n_images": 222}
-
-
-def _metrics(validation_parity=VALIDATION_PARITY):
-    """Synthetic build metrics: the test's parity and the validation's told apart by their values."""
-    from tinyface.evaluation.report import BuildMetrics
-
-    ver = {"accuracy": 0.6161, "auc": 0.95, "tar_at_far": {"0.01": 0.5}, "threshold": 0.5, "n_pairs": 100}
-    ident = {"accuracy": 0.8, "macro_f1": 0.7, "stranger_false_accept_rate": 0.1, "threshold": 0.6, "n_people": 4}
-    stage = {"verification": ver, "identification": ident, "model_bytes": 1000, "macs": 10, "arena_bytes": 2000,
-             "params": 100, "board": "esp32", "estimated_ms_on_board": 5.0, "latency_ms_host": 1.0,
-             "validation": {"accuracy": 0.9, "auc": 0.96}}
-    parity = {**TEST_PARITY, **({"validation": validation_parity} if validation_parity else {})}
-    return BuildMetrics.from_dict({
-        "stages": {name: json.loads(json.dumps(stage)) for name in
-                   ("teacher", "float", "pruned", "tflite_float", "tflite_int8", "tflm_int8")},
-        "parity": parity, "data": {"train_images": 10, "train_people": 5, "val_images": 4, "val_people": 2},
-        "threshold_from": "pairs of validation people", "threshold_source": "validation", "preset": "esp32",
-        "mac_budget": 2_000_000, "smoke_test": True})
-
-
-def _test_parity_shown(text: str) -> list[str]:
-    """The test parity's figures that ``text`` shows, as a number or a percentage."""
-    forms = [str(v) for v in TEST_PARITY.values() if isinstance(v, float)] + ["4321", "4,321"] + \
-            [f"{100 * v:.2f}%" for v in TEST_PARITY.values() if isinstance(v, float)]
-    return [form for form in forms if form in text]
 
 
 def test_validation_report_gives_the_validation_parity_and_no_test_parity(tmp_path):
     from tinyface.config import load_preset
     from tinyface.evaluation.report import write_validation_report
 
-    md = write_validation_report(tmp_path, _metrics(), load_preset("esp32")).read_text()
+    md = write_validation_report(tmp_path, parity_metrics(), load_preset("esp32")).read_text()
     saved = json.loads((tmp_path / "validation.json").read_text())
     assert saved["parity"] == VALIDATION_PARITY  # was: no parity at all
     assert "on the 222 validation images: largest output difference 1 LSB" in md and "99.90%" in md
-    assert _test_parity_shown(md) == [] and _test_parity_shown(json.dumps(saved)) == []
+    assert shown_test_parity(md) == [] and shown_test_parity(json.dumps(saved)) == []
 
 
 # --- the report and the model card of a build: the data used, a smoke test, both gallery sizes ----------
@@ -133,3 +104,25 @@ def test_report_and_model_card_name_both_gallery_sizes(lfw_dir, tmp_path, tiny_b
     assert "random galleries of 3 of the 4 enrolled people (100 draws)" in report
     assert "about 5% of strangers are accepted by a gallery of 5 people (fewer when fewer are enrolled)" in card
     assert "strangers accepted, random galleries of 3 of the 4 enrolled people (100 draws) | 3.75% |" in card
+
+
+# --- an evaluation's report (`tinyface evaluate --out`) ---------------------------------------------------
+
+def test_a_new_report_replaces_every_file_of_an_old_one(tmp_path):
+    """An earlier report's files go before the new ones are written: a folder never mixes the two
+    (a stale confusion matrix beside a report without identification, an old report.json beside
+    new plots after an interrupted run)."""
+    from tinyface.evaluation.report import write_evaluation_report
+
+    out = tmp_path / "report"
+    out.mkdir()
+    for name in ("report.json", "report.md", "confusion.png", "identification.png"):
+        (out / name).write_text("from an earlier run")
+    result = {"model": "m", "runtime": "tflite", "data": "d", "images": 4, "people": 2, "skipped": [], "no_face": 0,
+              "threshold": 0.5, "threshold_source": "given", "pairs": "every pair", "identification": None,
+              "verification": {"roc": {"far": [0.0, 0.5, 1.0], "tar": [0.0, 0.9, 1.0]}, "auc": 0.9, "n_negative": 4,
+                               "n_pairs": 6, "balanced_accuracy": 0.8, "true_accept_rate": 0.9,
+                               "false_accept_rate": 0.3, "tar_at_far": {"0.01": 0.5, "0.001": 0.4}}}
+    write_evaluation_report(out, result)
+    assert sorted(p.name for p in out.iterdir()) == ["report.json", "report.md", "roc.png"]
+    assert json.loads((out / "report.json").read_text())["model"] == "m"

@@ -1,16 +1,16 @@
-"""`tinyface evaluate`: the released model on a small folder-per-person dataset of real
-LFW photos, in TFLite and in TFLM, with the report; and its one-line errors."""
+"""`tinyface evaluate` (tinyface/cli/evaluate.py): the released model on a small folder-per-person
+dataset of real LFW photos, in TFLite and in TFLM, with the report; and its one-line errors. (The
+report's files themselves: tests/evaluation/test_report.py.)"""
 
 import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-RELEASED = REPO / "models" / "esp32"
+from tests.conftest import RELEASED
+
 PEOPLE = {"Colin_Powell": 8, "Tony_Blair": 8, "Donald_Rumsfeld": 8, "Gerhard_Schroeder": 8, "Ariel_Sharon": 3,
           "Hugo_Chavez": 3}
 
@@ -222,23 +222,3 @@ def test_evaluate_binary_pairs_file_is_one_line(people, tmp_path):
     proc = run_cli("evaluate", "--model", str(RELEASED), "--data", str(people), "--pairs", str(pairs))
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 4 and len(lines) == 1 and "is not a text file" in lines[0], proc.stderr
-
-
-def test_a_new_report_replaces_every_file_of_an_old_one(tmp_path):
-    """An earlier report's files go before the new ones are written: a folder never mixes the two
-    (a stale confusion matrix beside a report without identification, an old report.json beside
-    new plots after an interrupted run)."""
-    from tinyface.evaluation.report import write_evaluation_report
-
-    out = tmp_path / "report"
-    out.mkdir()
-    for name in ("report.json", "report.md", "confusion.png", "identification.png"):
-        (out / name).write_text("from an earlier run")
-    result = {"model": "m", "runtime": "tflite", "data": "d", "images": 4, "people": 2, "skipped": [], "no_face": 0,
-              "threshold": 0.5, "threshold_source": "given", "pairs": "every pair", "identification": None,
-              "verification": {"roc": {"far": [0.0, 0.5, 1.0], "tar": [0.0, 0.9, 1.0]}, "auc": 0.9, "n_negative": 4,
-                               "n_pairs": 6, "balanced_accuracy": 0.8, "true_accept_rate": 0.9,
-                               "false_accept_rate": 0.3, "tar_at_far": {"0.01": 0.5, "0.001": 0.4}}}
-    write_evaluation_report(out, result)
-    assert sorted(p.name for p in out.iterdir()) == ["report.json", "report.md", "roc.png"]
-    assert json.loads((out / "report.json").read_text())["model"] == "m"
