@@ -366,15 +366,20 @@ def people_folder(root: Path, people: int, photos: int = 3) -> Path:
     return root
 
 
-def own_board(folder: Path, name: str = "myboard") -> Path:
-    """A folder holding one board file: the shipped esp32's, renamed ``name``."""
+def own_board(folder: Path, name: str = "myboard", cpu_mhz: int | None = None) -> Path:
+    """A folder holding one more board file: the shipped esp32's, renamed ``name`` (and clocked at
+    ``cpu_mhz`` when given)."""
     import re
 
     from tinyface import resources
 
     folder.mkdir(parents=True, exist_ok=True)
     text = (resources.boards_dir() / "esp32.toml").read_text()
-    (folder / f"{name}.toml").write_text(re.sub(r'(?m)^name = "esp32"', f'name = "{name}"', text, count=1))
+    text = re.sub(r'(?m)^name = "esp32"', f'name = "{name}"', text, count=1)
+    if cpu_mhz is not None:
+        text, n = re.subn(r"(?m)^cpu_mhz = \d+", f"cpu_mhz = {cpu_mhz}", text, count=1)
+        assert n == 1, "esp32.toml has no cpu_mhz line"
+    (folder / f"{name}.toml").write_text(text)
     return folder
 
 

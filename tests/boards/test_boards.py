@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from tests.conftest import own_board
 from tinyface.boards import list_boards, load_board
 from tinyface.errors import ConfigError
 from tinyface.resources import boards_dir
@@ -230,21 +231,11 @@ def test_cli_boards_does_not_import_tensorflow():
     assert result.returncode == 0, result.stderr
 
 
-def _own_board(folder, name="myboard", mhz=None):
-    folder.mkdir(exist_ok=True)
-    text = (boards_dir() / "esp32.toml").read_text()
-    text = text.replace('name = "esp32"', f'name = "{name}"', 1)
-    if mhz:
-        text = text.replace("cpu_mhz = 240", f"cpu_mhz = {mhz}", 1)
-    (folder / f"{name}.toml").write_text(text)
-    return folder
-
-
 def test_a_boards_dir_adds_boards_and_overrides_shipped_ones(tmp_path, monkeypatch):
     from tinyface import resources
 
-    own = _own_board(tmp_path / "mine")
-    _own_board(own, "esp32", mhz=160)
+    own = own_board(tmp_path / "mine")
+    own_board(own, "esp32", cpu_mhz=160)
     monkeypatch.setattr(resources, "_user_boards_dir", None)
     with pytest.raises(ConfigError, match="unknown board 'myboard'"):
         load_board("myboard")
@@ -256,7 +247,7 @@ def test_a_boards_dir_adds_boards_and_overrides_shipped_ones(tmp_path, monkeypat
 
 @pytest.mark.parametrize("how", ["option", "env"])
 def test_a_board_of_ones_own_from_the_cli(tmp_path, how):
-    own = _own_board(tmp_path / "mine")
+    own = own_board(tmp_path / "mine")
     args = ["--boards-dir", str(own)] if how == "option" else []
     env = None if how == "option" else {"TINYFACE_BOARDS_DIR": str(own)}
     import os
@@ -280,7 +271,7 @@ def test_the_boards_dir_option_wins_over_a_bad_variable(tmp_path, monkeypatch, c
 
     monkeypatch.setattr(resources, "_user_boards_dir", None)
     monkeypatch.setenv("TINYFACE_BOARDS_DIR", str(tmp_path / "nowhere"))
-    own = _own_board(tmp_path / "mine")
+    own = own_board(tmp_path / "mine")
     with pytest.raises(SystemExit) as exc:
         cli_main.main(["--boards-dir", str(own), "boards", "--json"])
     out = capsys.readouterr()
