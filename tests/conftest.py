@@ -332,7 +332,7 @@ def imported_modules(*args, cwd=None, env=None):
 
 def assert_one_error_line(proc, code: int, *needles: str) -> str:
     assert proc.returncode == code, (proc.returncode, proc.stderr)
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("tinyface: error: "), lines[0]
     assert "Traceback" not in proc.stderr

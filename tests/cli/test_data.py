@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import error_in_process as tinyface
-from tests.conftest import load_benchmark
+from tests.conftest import assert_one_error_line, load_benchmark, run_cli
 from tinyface import errors
 from tinyface.data.cache import FaceCache
 from tinyface.data.dataset import load_dataset
@@ -40,13 +40,6 @@ def stats_cli(root, *extra, timeout=120, prefix=(), env=None):
     return subprocess.run([*prefix, sys.executable, "-m", "tinyface.cli.main", "data", "stats", "--data", str(root),
                            *extra], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
                           env=dict(os.environ, **(env or {})))
-
-
-def one_error_line(proc, code=4):
-    assert proc.returncode == code, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("tinyface: error: ") and "Traceback" not in proc.stderr
-    return lines[0]
 
 
 # --- data fetch ------------------------------------------------------------------------------------------
@@ -161,13 +154,13 @@ def test_empty_folder_fails_with_the_reason(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no images found"):
         load_dataset(tmp_path / "empty")
-    assert "no images found" in one_error_line(stats_cli(tmp_path / "empty"))
+    assert "no images found" in assert_one_error_line(stats_cli(tmp_path / "empty"), 4)
 
 
 def test_missing_folder_and_a_file_instead_of_a_folder(tmp_path):
-    assert "no dataset at" in one_error_line(stats_cli(tmp_path / "absent"))
+    assert "no dataset at" in assert_one_error_line(stats_cli(tmp_path / "absent"), 4)
     (tmp_path / "file").write_text("x")
-    assert "not a folder" in one_error_line(stats_cli(tmp_path / "file"))
+    assert "not a folder" in assert_one_error_line(stats_cli(tmp_path / "file"), 4)
 
 
 def test_a_single_person_is_not_a_face_recognition_dataset(make_dataset):
@@ -186,7 +179,7 @@ def test_loose_images_without_person_folders(small_dataset, tmp_path):
     loose.mkdir()
     for p in list((small_dataset / "images").rglob("*.jpg"))[:3]:
         shutil.copy2(p, loose / p.name)
-    line = one_error_line(stats_cli(loose))
+    line = assert_one_error_line(stats_cli(loose), 4)
     assert "no person folders" in line and "sub-folder named after the person" in line
 
 
@@ -253,7 +246,7 @@ def test_unreadable_files_and_folders_are_skipped_and_named(small_dataset):
         assert "Permission denied" in {s["path"]: s["reason"] for s in aligned["skipped"]}[str(locked_file)]
         # and a whole dataset that cannot be listed fails with the reason
         (small_dataset / "images").chmod(0)
-        line = one_error_line(stats_cli(small_dataset, prefix=prefix))
+        line = assert_one_error_line(stats_cli(small_dataset, prefix=prefix), 4)
         assert "permission denied" in line
     finally:
         (small_dataset / "images").chmod(0o755)
@@ -278,8 +271,7 @@ def test_data_stats_names_the_huge_image_and_carries_on(bomb, small_dataset, tmp
 # --- data cache: what tinyface keeps between runs, and clearing it --------------------------------------
 
 def cache_cli(env, *args):
-    return subprocess.run([sys.executable, "-m", "tinyface.cli.main", "data", "cache", *args], capture_output=True,
-                          text=True, timeout=120, env=dict(os.environ, **env), stdin=subprocess.DEVNULL)
+    return run_cli("data", "cache", *args, env=env)
 
 
 @pytest.fixture

@@ -10,15 +10,14 @@ import sys
 import pytest
 
 from tests.conftest import RELEASED
+from tests.conftest import run_cli as conftest_run_cli
 
 PEOPLE = {"Colin_Powell": 8, "Tony_Blair": 8, "Donald_Rumsfeld": 8, "Gerhard_Schroeder": 8, "Ariel_Sharon": 3,
           "Hugo_Chavez": 3}
 
 
 def run_cli(*args):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run([sys.executable, "-m", "tinyface.cli.main", *args], capture_output=True, text=True,
-                          env=env, timeout=600)
+    return conftest_run_cli(*args, env={"TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=600)
 
 
 @pytest.fixture

@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import RELEASED, skip_without_released_model
+from tests.conftest import assert_one_error_line as one_line_error
+from tests.conftest import run_cli as conftest_run_cli
 from tinyface import errors
 from tinyface.model.embedder import quantize_input
 from tinyface.protocol import spec
@@ -356,20 +358,11 @@ STRANGERS = ["Al_Gore", "Bob_Hope", "Cesar_Gaviria", "Jelena_Dokic", "John_Edwar
 
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tinyface.cli.main", *args], capture_output=True, text=True,
-                          timeout=timeout)
+    return conftest_run_cli(*args, timeout=timeout)
 
 
 def photos(lfw: Path, person: str, first: int, n: int) -> list[str]:
     return [str(p) for p in sorted((lfw / "images" / person).glob("*.jpg"))[first:first + n]]
-
-
-def one_line_error(proc: subprocess.CompletedProcess, code: int, *words: str) -> None:
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == code, proc.stderr[-2000:]
-    assert len(lines) == 1 and lines[0].startswith("tinyface: error: "), proc.stderr
-    for w in words:
-        assert w in lines[0], lines[0]
 
 
 @pytest.fixture

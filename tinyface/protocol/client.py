@@ -136,8 +136,8 @@ class DeviceInfo:
             output_size=v["output_size"], threshold=v["threshold"], arena_used_bytes=v["arena_used_bytes"],
             free_sram_bytes=v["free_sram_bytes"], free_psram_bytes=v["free_psram_bytes"], cpu_hz=v["cpu_hz"],
             flags=v["flags"], reset_reason=v["reset_reason"], uptime_ms=v["uptime_ms"], max_payload=v["max_payload"],
-            gallery_capacity=v["gallery_capacity"],
-            gallery_count=v["gallery_count"], max_name_bytes=v["max_name_bytes"],
+            gallery_capacity=v["gallery_capacity"], gallery_count=v["gallery_count"],
+            max_name_bytes=v["max_name_bytes"],
         )
 
 
