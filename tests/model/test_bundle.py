@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import run_cli
 from tinyface import config
 from tinyface.model.bundle import (SPLIT_KEY, SPLIT_SETTINGS, STAGES_KEY, load_bundle, model_file_meta, read_meta,
                                    save_bundle, split_record)
@@ -139,11 +140,6 @@ def test_the_evaluator_reads_model_json_through_the_bundle_reader(bundle_copy, t
         load_model(lone)
 
 
-def _cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "tinyface.cli.main", *args], capture_output=True, text=True,
-                          timeout=120, stdin=subprocess.DEVNULL)
-
-
 @pytest.mark.parametrize("command", [
     ("evaluate", "--model", "{m}"),
     ("bench", "--port", "/dev/null", "--model", "{m}"),
@@ -156,7 +152,7 @@ def test_every_command_answers_a_bad_model_json_with_one_line_and_exit_6(bundle_
         _edit(bundle_copy, threshold="high")
     else:
         (bundle_copy / "model.json").write_text(text)
-    proc = _cli(*(a.format(m=bundle_copy, tmp=tmp_path) for a in command))
+    proc = run_cli(*(a.format(m=bundle_copy, tmp=tmp_path) for a in command))
     assert proc.returncode == 6, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("tinyface: error: bad ") and "model.json" in lines[0]
