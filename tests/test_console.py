@@ -89,3 +89,30 @@ def test_a_sigterm_that_reaches_a_child_during_its_fork_still_ends_it():
     proc = subprocess.run([sys.executable, "-c", _FORK_SCRIPT], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == str(-signal.SIGTERM), (proc.stdout, proc.stderr[-2000:])
+
+
+_FORK_SIGINT_SCRIPT = """
+import os, signal, time
+from tinyface import console
+
+def sigint_mid_fork():  # runs in the child before tinyface's own hook: a Ctrl-C that reaches a
+    os.kill(os.getpid(), signal.SIGINT)  # worker still in its fork
+os.register_at_fork(after_in_child=sigint_mid_fork)
+console.catch_interrupts()
+pid = os.fork()
+if pid == 0:
+    os.kill(os.getpid(), signal.SIGINT)  # a Ctrl-C before the pool's initializer ignores it
+    time.sleep(0.2)
+    os._exit(7)  # alive and quiet: the parent owns Ctrl-C and ends its workers
+print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+
+
+def test_a_forked_child_ignores_ctrl_c_that_its_parent_handles():
+    """A Ctrl-C reaches the whole process group: a pool worker that got it before its initializer
+    ignored SIGINT raised KeyboardInterrupt from catch_interrupts' inherited handler and printed a
+    traceback. The parent alone handles it (it stops and terminates the pool)."""
+    proc = subprocess.run([sys.executable, "-c", _FORK_SIGINT_SCRIPT], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "7", (proc.stdout, proc.stderr[-2000:])
+    assert "Traceback" not in proc.stderr and "KeyboardInterrupt" not in proc.stderr, proc.stderr[-2000:]

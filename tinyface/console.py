@@ -61,7 +61,7 @@ def catch_interrupts():
         note_interrupt(signum)
         raise KeyboardInterrupt  # as Ctrl-C: every cleanup runs, nothing half-written is left
 
-    on_sigterm.tinyface = True  # what a forked child gives up (_default_sigterm_in_child)
+    on_sigint.tinyface = on_sigterm.tinyface = True  # what a forked child gives up (_drop_handlers_in_child)
     _register_fork_hook()
 
     # an ignored signal stays ignored (SIGINT in a shell's background job; either, set so by a parent)
@@ -71,24 +71,26 @@ def catch_interrupts():
 
 
 _fork_hook_registered = False
-_mask_before_fork = None  # the forking thread's signal mask while SIGTERM is blocked across a fork
+_mask_before_fork = None  # the forking thread's signal mask while our signals are blocked across a fork
 
 
 def _register_fork_hook() -> None:
-    """Once per process: a forked child (a multiprocessing pool's worker) does not keep the SIGTERM
-    handler, so that the pool's terminate() (at every pool's end, too) ends it quietly instead of
-    a KeyboardInterrupt traceback from each worker.
+    """Once per process: a forked child (a multiprocessing pool's worker) does not keep tinyface's
+    handlers. Its SIGTERM goes back to the default, so that the pool's terminate() (at every
+    pool's end, too) ends it quietly instead of a KeyboardInterrupt traceback from each worker; its
+    SIGINT is ignored, as the pool's initializer would ignore it (the parent owns Ctrl-C and ends
+    its workers), so that a Ctrl-C that reaches a worker before its initializer prints no traceback.
 
-    SIGTERM is blocked across the fork and unblocked in the child only once the handler is gone: a
-    pool that ends at once terminates workers that may still be in their fork, and the handler
-    then raised KeyboardInterrupt inside the fork hook, where Python drops it; the worker lived on
-    and the pool waited for it forever (about one run in ten of a pool of quick jobs)."""
+    Both signals are blocked across the fork and unblocked in the child only once the handlers are
+    gone: a pool that ends at once terminates workers that may still be in their fork, and the
+    handler then raised KeyboardInterrupt inside the fork hook, where Python drops it; the worker
+    lived on and the pool waited for it forever (about one run in ten of a pool of quick jobs)."""
     import os
 
     global _fork_hook_registered
     if not _fork_hook_registered:
-        os.register_at_fork(before=_block_sigterm_for_fork, after_in_parent=_restore_mask_after_fork,
-                            after_in_child=_default_sigterm_in_child)
+        os.register_at_fork(before=_block_signals_for_fork, after_in_parent=_restore_mask_after_fork,
+                            after_in_child=_drop_handlers_in_child)
         _fork_hook_registered = True
 
 
@@ -96,12 +98,19 @@ def _ours(handler) -> bool:
     return getattr(handler, "tinyface", False)
 
 
-def _block_sigterm_for_fork() -> None:
+def _our_signals() -> set:
+    import signal
+
+    return {sig for sig in (signal.SIGINT, signal.SIGTERM) if _ours(signal.getsignal(sig))}
+
+
+def _block_signals_for_fork() -> None:
     import signal
 
     global _mask_before_fork
-    if _ours(signal.getsignal(signal.SIGTERM)):
-        _mask_before_fork = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    ours = _our_signals()
+    if ours:
+        _mask_before_fork = signal.pthread_sigmask(signal.SIG_BLOCK, ours)
 
 
 def _restore_mask_after_fork() -> None:
@@ -110,14 +119,17 @@ def _restore_mask_after_fork() -> None:
     global _mask_before_fork
     if _mask_before_fork is not None:
         mask, _mask_before_fork = _mask_before_fork, None
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a SIGTERM that came meanwhile arrives now
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a signal that came meanwhile arrives now
 
 
-def _default_sigterm_in_child() -> None:
+def _drop_handlers_in_child() -> None:
     import signal
 
-    if _ours(signal.getsignal(signal.SIGTERM)):
+    ours = _our_signals()
+    if signal.SIGTERM in ours:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if signal.SIGINT in ours:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     _restore_mask_after_fork()
 
 

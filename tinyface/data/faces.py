@@ -245,8 +245,9 @@ class _TeacherQueue:
 
 def _pool_worker_init(initializer, initargs) -> None:
     """Every pool worker ignores Ctrl-C (a terminal sends it to the whole process group): the
-    parent alone stops and terminates the pool, and no worker prints its own traceback. (SIGTERM,
-    with which the pool terminates its workers, has its default in them: console.catch_interrupts.)"""
+    parent alone stops and terminates the pool, and no worker prints its own traceback. (Under
+    console.catch_interrupts a worker already ignores it from its fork on, and SIGTERM, with which
+    the pool terminates its workers, has its default in them.)"""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
