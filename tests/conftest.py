@@ -303,13 +303,14 @@ def error_in_process(capsys, *args) -> tuple[int, str]:
 
 # --- `tinyface` run in a fresh interpreter, as a user runs it ------------------------------------------
 
-def run_cli(*args, cwd=None, env=None, timeout=120):
-    """Run the installed entry point in a fresh interpreter, as a user would."""
+def run_cli(*args, cwd=None, env=None, timeout=120, prefix=()):
+    """Run the installed entry point in a fresh interpreter, as a user would: its environment this
+    process's plus ``env``, behind the command ``prefix`` if one is given (``ulimit``, ``nice``)."""
     import subprocess
     import sys
 
     full_env = dict(os.environ, **(env or {}))
-    return subprocess.run([sys.executable, "-m", "tinyface.cli.main", *args], capture_output=True, text=True,
+    return subprocess.run([*prefix, sys.executable, "-m", "tinyface.cli.main", *args], capture_output=True, text=True,
                           cwd=cwd, env=full_env, timeout=timeout, stdin=subprocess.DEVNULL)
 
 

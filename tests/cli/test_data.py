@@ -35,11 +35,8 @@ def private_cache(tmp_path, monkeypatch):
 
 
 def stats_cli(root, *extra, timeout=120, prefix=(), env=None):
-    """`tinyface data stats --data ROOT EXTRA` in a fresh interpreter (behind the command ``prefix``),
-    its environment this process's plus ``env``."""
-    return subprocess.run([*prefix, sys.executable, "-m", "tinyface.cli.main", "data", "stats", "--data", str(root),
-                           *extra], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
-                          env=dict(os.environ, **(env or {})))
+    """`tinyface data stats --data ROOT EXTRA` in a fresh interpreter (conftest's run_cli)."""
+    return run_cli("data", "stats", "--data", str(root), *extra, timeout=timeout, prefix=prefix, env=env)
 
 
 # --- data fetch ------------------------------------------------------------------------------------------

@@ -3,13 +3,12 @@ report's structure, sane metrics, re-runs that skip unchanged stages, and a fail
 that leaves nothing a later run would trust."""
 
 import json
-import os
 import re
-import subprocess
-import sys
 import time
 
 import pytest
+
+from tests.conftest import run_cli as conftest_run_cli
 
 # two training people (peopleDevTrain) with 4 photos each, one test person (peopleDevTest) with 1,
 # whose photo the quick build evaluates (a quick build's contamination reference is the test
@@ -25,9 +24,8 @@ def extra_dirs(out) -> str:
 
 
 def run_cli(*args, env_extra=None, timeout=900):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "tinyface.cli.main", *args], capture_output=True, text=True,
-                          env=env, timeout=timeout)
+    """conftest's run_cli with a build's timeout and TensorFlow's C++ log off."""
+    return conftest_run_cli(*args, env={"TF_CPP_MIN_LOG_LEVEL": "3", **(env_extra or {})}, timeout=timeout)
 
 
 @pytest.fixture(scope="session")
