@@ -121,18 +121,12 @@ def write_lx106(project) -> None:
 
 def build(bundle, board, kernels: str, work: Path, crt: Path, jobs: int, plugin: Path, log=None):
     """Generate ``board``'s project with ``kernels``, add its lx106/ build and build that; (project, program)."""
-    from tinyface import config
     from tinyface.codegen import generate_project
-    from tinyface.device.isa import mtime_stamp
-    from tinyface.device.native import compiler_version, git_head, make_program
+    from tinyface.device.isa import esp_nn_tree, mtime_stamp
+    from tinyface.device.native import compiler_version, find_tflm, git_head, make_program
 
-    if not config.tflm_dir():
-        raise ToolchainError("TFLM_DIR is not set (esp-tflite-micro)")
-    tflm = Path(config.tflm_dir()).expanduser().resolve()
-    third = config.tflm_third_party_dir()
-    third_dir = Path(third).expanduser().resolve() if third else tflm / "third_party"
-    nn = config.esp_nn_dir()
-    nn_dir = Path(nn).expanduser().resolve() if nn else tflm.parent / "esp-nn"
+    tflm, third_dir = find_tflm("the LX106 build")
+    nn_dir = esp_nn_tree(tflm)
     project = generate_project(bundle, board, work / "projects" / f"{board.name}-{bundle.model_hash[:12]}-{kernels}",
                                kernels=kernels)
     write_lx106(project)

@@ -126,6 +126,61 @@ def test_missing_tflm_dir_is_one_clear_error(monkeypatch):
         find_toolchain()
 
 
+def _tflm_tree(root, third_party_in=None):
+    """A folder with TFLM's interpreter header and, under ``third_party_in``, the third-party probes."""
+    from tinyface.device.native import _THIRD_PARTY
+
+    (root / "tensorflow/lite/micro").mkdir(parents=True)
+    (root / "tensorflow/lite/micro/micro_interpreter.h").write_text("")
+    if third_party_in:
+        for probe in _THIRD_PARTY.values():
+            (root / third_party_in / probe).parent.mkdir(parents=True, exist_ok=True)
+            (root / third_party_in / probe).write_text("")
+    return root
+
+
+@pytest.mark.parametrize("layout", ["third_party", "tensorflow/lite/micro/tools/make/downloads"])
+def test_both_builds_find_the_third_party_headers_of_either_layout(monkeypatch, tmp_path, layout):
+    """esp-tflite-micro keeps them in third_party/, tflite-micro's Makefile downloads them to
+    tools/make/downloads: with TFLM_DIR alone, the native and the ESP32-C3 builds take the same
+    folder (the native build looked only in downloads/, the ESP32-C3 build only in third_party/)."""
+    from tinyface.device import isa, native
+    from tinyface.errors import ToolchainError
+
+    tree = _tflm_tree(tmp_path / "tflm", layout)
+    monkeypatch.setenv("TFLM_DIR", str(tree))
+    monkeypatch.delenv("TFLM_THIRD_PARTY_DIR", raising=False)
+    assert native.find_tflm("x") == (tree.resolve(), (tree / layout).resolve())
+    assert native.find_toolchain().third_party_dir == (tree / layout).resolve()
+    try:
+        found = isa.find_toolchain("reference").third_party_dir
+    except ToolchainError as exc:  # here only a missing RISC-V package or compiler may stop it
+        assert "TFLM" not in exc.one_line(), exc.one_line()
+    else:
+        assert found == (tree / layout).resolve()
+
+
+def test_third_party_headers_missing_is_one_line_naming_where_it_looked(monkeypatch, tmp_path):
+    from tinyface.device.native import find_tflm
+    from tinyface.errors import ToolchainError
+
+    tree = _tflm_tree(tmp_path / "tflm")
+    monkeypatch.setenv("TFLM_DIR", str(tree))
+    monkeypatch.delenv("TFLM_THIRD_PARTY_DIR", raising=False)
+    with pytest.raises(ToolchainError) as err:
+        find_tflm("the native build")
+    line = err.value.one_line()
+    assert "\n" not in line and "TFLM_THIRD_PARTY_DIR" in line
+    for place in ("third_party", "tensorflow/lite/micro/tools/make/downloads"):
+        assert str(tree.resolve() / place) in line, line
+    partial = tmp_path / "deps"
+    (partial / "flatbuffers/include/flatbuffers").mkdir(parents=True)
+    (partial / "flatbuffers/include/flatbuffers/flatbuffers.h").write_text("")
+    monkeypatch.setenv("TFLM_THIRD_PARTY_DIR", str(partial))  # set: only there, and what it lacks is named
+    with pytest.raises(ToolchainError, match=r"\(gemmlowp, ruy\) are not in TFLM_THIRD_PARTY_DIR="):
+        find_tflm("the native build")
+
+
 def test_project_cache_folder_differs_by_what_the_project_renders(tiny_bundle, tmp_path):
     """Two boards emulated at once from one .tflite with other thresholds (firmware.identify_threshold)
     or arena margins get their own project folders (native and ISA builds name them this way); the

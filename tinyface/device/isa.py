@@ -32,7 +32,8 @@ from pathlib import Path
 
 from tinyface import config
 from tinyface.config import DEFAULT_ARENA_MARGIN
-from tinyface.device.native import compiler_version, git_head, key_with, make_program, project_cache_folder
+from tinyface.device.native import (compiler_version, find_tflm, git_head, key_with, make_program,
+                                    project_cache_folder)
 from tinyface.errors import DeviceError, ToolchainError
 from tinyface.resources import firmware_dir
 
@@ -94,6 +95,12 @@ def _missing_packages() -> ToolchainError:
                           hint=f"apt-get install {APT_PACKAGES}")
 
 
+def esp_nn_tree(tflm_dir: Path) -> Path:
+    """ESP-NN's tree: ``$ESP_NN_DIR``, else ``esp-nn`` beside the TFLM tree (as in ../shared/vendor)."""
+    nn = config.esp_nn_dir()
+    return Path(nn).expanduser().resolve() if nn else tflm_dir.parent / "esp-nn"
+
+
 def find_toolchain(kernels: str = "esp_nn") -> IsaToolchain:
     """The trees and tools of the rv32 build.
 
@@ -113,23 +120,11 @@ def find_toolchain(kernels: str = "esp_nn") -> IsaToolchain:
     if shutil.which(host_cc) is None:
         raise ToolchainError(f"{host_cc} not found on PATH; the QEMU plugin is built with the host's C compiler",
                              hint="apt-get install gcc")
-    tflm = config.tflm_dir()
-    if not tflm:
-        raise ToolchainError("TFLM_DIR is not set; the ESP32-C3 build needs esp-tflite-micro",
-                             hint="export TFLM_DIR=/path/to/esp-tflite-micro (docs/firmware.md)")
-    tflm_dir = Path(tflm).expanduser().resolve()
-    if not (tflm_dir / "tensorflow/lite/micro/micro_interpreter.h").is_file():
-        raise ToolchainError(f"TFLM_DIR={tflm} is not a tflite-micro tree (no tensorflow/lite/micro)")
-    third = config.tflm_third_party_dir()
-    third_dir = Path(third).expanduser().resolve() if third else tflm_dir / "third_party"
-    if not (third_dir / "flatbuffers/include/flatbuffers/flatbuffers.h").is_file():
-        raise ToolchainError(f"TFLM's third-party headers are not in {third_dir}",
-                             hint="set TFLM_THIRD_PARTY_DIR to a folder with flatbuffers/, gemmlowp/ and ruy/")
-    nn = config.esp_nn_dir()
-    nn_dir = Path(nn).expanduser().resolve() if nn else tflm_dir.parent / "esp-nn"
+    tflm_dir, third_dir = find_tflm("the ESP32-C3 build")
+    nn_dir = esp_nn_tree(tflm_dir)
     if kernels == "esp_nn":
         if not (tflm_dir / "tensorflow/lite/micro/kernels/esp_nn").is_dir():
-            raise ToolchainError(f"TFLM_DIR={tflm} has no kernels/esp_nn/ (an esp-tflite-micro tree is needed)",
+            raise ToolchainError(f"TFLM_DIR={tflm_dir} has no kernels/esp_nn/ (an esp-tflite-micro tree is needed)",
                                  hint="or build TFLM's reference kernels (--kernels reference)")
         if not (nn_dir / "include/esp_nn.h").is_file():
             raise ToolchainError(f"ESP-NN not found at {nn_dir}", hint="export ESP_NN_DIR=/path/to/esp-nn")

@@ -5,8 +5,9 @@ its reference kernels, into a program that serves the protocol on a pseudo-termi
 Where things come from (environment, read by tinyface.config):
     TFLM_DIR              a tflite-micro checkout (required)
     TFLM_THIRD_PARTY_DIR  a folder with flatbuffers/ (the version TFLM pins), gemmlowp/ and
-                          ruy/ (default: TFLM's own tools/make/downloads, where TFLM's
-                          Makefile puts them)
+                          ruy/ (default: the tree's third_party/, esp-tflite-micro's layout,
+                          else its tools/make/downloads, where tflite-micro's Makefile puts
+                          them: find_tflm, which the ESP32-C3 build uses too)
     TINYFACE_NATIVE_CACHE where builds are cached (default ~/.cache/tinyface/native)
     TINYFACE_NATIVE_JOBS  parallel compile jobs (default 2)
     CXX                   the host C++ compiler (default g++)
@@ -52,6 +53,9 @@ NATIVE_BUILD_VERSION = 2  # 2: objects compiled to a temporary name and renamed
 _THIRD_PARTY = {"flatbuffers": "flatbuffers/include/flatbuffers/flatbuffers.h",
                 "gemmlowp": "gemmlowp/fixedpoint/fixedpoint.h",
                 "ruy": "ruy/ruy/profiler/instrumentation.h"}
+# Where a TFLM tree keeps those headers when TFLM_THIRD_PARTY_DIR is unset, in the order looked
+# in: esp-tflite-micro's layout, then tflite-micro's (its Makefile downloads them there).
+THIRD_PARTY_IN_TREE = ("third_party", "tensorflow/lite/micro/tools/make/downloads")
 
 
 @dataclass(frozen=True)
@@ -76,27 +80,50 @@ def cache_dir() -> Path:
     return config.native_cache_dir()
 
 
+def find_tflm(needed_by: str) -> tuple[Path, Path]:
+    """The TFLM tree (``$TFLM_DIR``) and the folder of its third-party headers: ``$TFLM_THIRD_PARTY_DIR``,
+    else the first of THIRD_PARTY_IN_TREE inside the tree that holds them all. One rule for the
+    native and the ESP32-C3 builds.
+
+    Args:
+        needed_by: what needs the tree, for the error line ("the native build").
+
+    Returns:
+        (tflm_dir, third_party_dir), both resolved.
+
+    Raises:
+        ToolchainError: one line naming what is missing and the variable that provides it.
+    """
+    tflm = config.tflm_dir()
+    if not tflm:
+        raise ToolchainError(f"TFLM_DIR is not set; {needed_by} needs a tflite-micro checkout (esp-tflite-micro)",
+                             hint="export TFLM_DIR=/path/to/esp-tflite-micro (docs/firmware.md)")
+    tflm_dir = Path(tflm).expanduser().resolve()
+    if not (tflm_dir / "tensorflow/lite/micro/micro_interpreter.h").is_file():
+        raise ToolchainError(f"TFLM_DIR={tflm} is not a tflite-micro checkout (no tensorflow/lite/micro)")
+    third = config.tflm_third_party_dir()
+    places = [Path(third).expanduser().resolve()] if third else [tflm_dir / rel for rel in THIRD_PARTY_IN_TREE]
+    for third_dir in places:
+        missing = [name for name, probe in _THIRD_PARTY.items() if not (third_dir / probe).is_file()]
+        if not missing:
+            return tflm_dir, third_dir
+    if third:
+        problem = f"TFLM's third-party headers ({', '.join(missing)}) are not in TFLM_THIRD_PARTY_DIR={third}"
+    else:
+        problem = (f"TFLM's third-party headers ({', '.join(_THIRD_PARTY)}) are neither in "
+                   + " nor in ".join(str(place) for place in places))
+    raise ToolchainError(problem,
+                         hint="set TFLM_THIRD_PARTY_DIR to a folder with flatbuffers/, gemmlowp/ and ruy/ "
+                              "(docs/firmware.md)")
+
+
 def find_toolchain() -> NativeToolchain:
     """The TFLM tree, third-party headers, g++ and make for the native build.
 
     Raises:
         ToolchainError: one clear line naming what is missing and how to provide it.
     """
-    tflm = config.tflm_dir()
-    if not tflm:
-        raise ToolchainError("TFLM_DIR is not set; the native build needs a tflite-micro checkout",
-                             hint="export TFLM_DIR=/path/to/tflite-micro (docs/firmware.md)")
-    tflm_dir = Path(tflm).expanduser().resolve()
-    if not (tflm_dir / "tensorflow/lite/micro/micro_interpreter.h").is_file():
-        raise ToolchainError(f"TFLM_DIR={tflm} is not a tflite-micro checkout (no tensorflow/lite/micro)")
-    third = config.tflm_third_party_dir()
-    third_dir = (Path(third).expanduser() if third
-                 else tflm_dir / "tensorflow/lite/micro/tools/make/downloads").resolve()
-    missing = [name for name, probe in _THIRD_PARTY.items() if not (third_dir / probe).is_file()]
-    if missing:
-        raise ToolchainError(f"TFLM's third-party headers ({', '.join(missing)}) are not in {third_dir}",
-                             hint="set TFLM_THIRD_PARTY_DIR to a folder with flatbuffers/, gemmlowp/ and ruy/ "
-                                  "(docs/firmware.md)")
+    tflm_dir, third_dir = find_tflm("the native build")
     cxx = config.host_cxx()
     for tool in (cxx, "make"):
         if shutil.which(tool) is None:
@@ -161,7 +188,7 @@ def make_program(project_dir: Path, folder: str, make: str, make_vars: list[str]
     jobs = jobs or config.native_jobs()
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp_program = out_dir / f".{program_name}.{os.getpid()}.tmp"
-    places = dict(zip(MAKE_PLACES, (out_dir / "obj", root / f"tflm-{key}", tmp_program)))
+    places = dict(zip(MAKE_PLACES, (out_dir / "obj", root / f"tflm-{key}", tmp_program), strict=True))
     cmd = [make, "-C", str(project_dir / folder), f"-j{jobs}", *make_vars, *(f"{k}={v}" for k, v in places.items())]
     with _build_lock(root) as lock_fd:
         if program.is_file():  # another process built it while we waited
