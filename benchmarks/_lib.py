@@ -238,7 +238,7 @@ def people_faces(folder, settings, workers: int = 0):
         res = prepare_faces(paths, FaceSpec.from_settings(settings, teacher=True), cache, workers=workers,
                             progress=advance)
     keep = res.ok & res.detected
-    labels = [image.identity for image, good in zip(dataset.images, keep) if good]
+    labels = [image.identity for image, good in zip(dataset.images, keep, strict=True) if good]
     return res.crops[keep], res.teacher[keep], labels, int(len(paths) - keep.sum())
 
 
@@ -263,7 +263,7 @@ def refuse_test_people(folder, settings, paths=None) -> None:
         paths = [image.path for image in load_dataset(Path(folder)).images]
     held = named_after(paths, test_people)
     if held.any():
-        names = sorted({path.parent.name for path, h in zip(paths, held) if h})
+        names = sorted({path.parent.name for path, h in zip(paths, held, strict=True) if h})
         raise DataError(f"{folder}: {len(names)} of its people are LFW test people (peopleDevTest.txt), e.g. "
                         f"{names[0]}: a selection set must not hold the held-out test's people")
 
@@ -286,7 +286,8 @@ def distilled_from(bundle, folder) -> list[str]:
     names = [str(d) for d in bundle.meta.extra.get("extra_faces", [])]
     here = Path(folder).resolve()
     paths = [path.resolve() for path in ExtraSettings(dirs=names).paths()]
-    return [name for name, path in zip(names, paths) if here.is_relative_to(path) or path.is_relative_to(here)]
+    return [name for name, path in zip(names, paths, strict=True)
+            if here.is_relative_to(path) or path.is_relative_to(here)]
 
 
 def check_people(ap: argparse.ArgumentParser, people: str | None, bundles: dict, settings) -> None:

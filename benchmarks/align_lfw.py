@@ -48,7 +48,7 @@ def main() -> None:
         print(f"face found: {n_det}/{n_ok} = {100 * n_det / max(1, n_ok):.2f}%  "
               f"(centered fallback: {n_ok - n_det})")
         print("found by: " + ", ".join(f"{m} {n}" for m, n in faces.method_counts().items()))
-        for path, method in zip(faces.paths, faces.methods):
+        for path, method in zip(faces.paths, faces.methods, strict=True):
             if method not in ("detector", ""):
                 print(f"  {method}: {path}")
         if args.teacher:

@@ -116,7 +116,8 @@ def main() -> None:
 
     with FaceCache(out / "cache") as cache:
         paths = [next((out / "untouched" / name).glob(stem + ".*")) for name, stem in items]
-        chips = [spec.cut_teacher_chip(read_image(p), al) for p, al in zip(paths, alignments(cache, paths))]
+        chips = [spec.cut_teacher_chip(read_image(p), al)
+                 for p, al in zip(paths, alignments(cache, paths), strict=True)]
         threshold = best_threshold(pair_scores(embed_chips(chips), a, b), same)
         print(f"{len(items)} images, {len(same)} pairs; threshold {threshold:.4f} (best on untouched)")
         print(f"{'set':<9} {'rescued':>7} {'filled':>6}  " + "  ".join(f"{f:>9}" for f in FILLS))
@@ -128,7 +129,7 @@ def main() -> None:
             row, filled = [], 0
             for fill in FILLS:
                 chips, reached = [], []
-                for rgb, al, r in zip(images, found, rescued):
+                for rgb, al, r in zip(images, found, rescued, strict=True):
                     chip, outside = cut_filled(rgb, al, fill, spec) if r else (spec.cut_teacher_chip(rgb, al), False)
                     chips.append(chip)
                     reached.append(outside)

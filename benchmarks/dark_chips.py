@@ -69,18 +69,19 @@ def main() -> None:
         return 100 * accuracy_at(pair_scores(embed_chips(chips), a, b), same, threshold)
 
     threshold = best_threshold(pair_scores(embed_chips(
-        [spec.cut_teacher_chip(rgb, al) for rgb, al in zip(untouched, truth)]), a, b), same)
+        [spec.cut_teacher_chip(rgb, al) for rgb, al in zip(untouched, truth, strict=True)]), a, b), same)
     dark = [read_image(out / args.set / name / (stem + ".png")) for name, stem in items]
     print(f"{args.set}: {len(items)} images, {len(same)} pairs, threshold {threshold:.4f} (best on untouched)")
     found = [aligner.find(rgb) for rgb in dark]  # before detect's refinement
     refined = [aligner.detect(rgb) for rgb in dark]
-    moved = sum(not np.array_equal(f.landmarks, r.landmarks) for f, r in zip(found, refined))
+    moved = sum(not np.array_equal(f.landmarks, r.landmarks) for f, r in zip(found, refined, strict=True))
     rows = [("true landmarks, 3x3 median + gain (before)", [brighten_with_median(rgb) for rgb in dark], truth),
             ("true landmarks, 1 px Gaussian + gain (now)", dark, truth),
             ("landmarks as the rescue steps find them", dark, found),
             (f"those refined on the brightened photo ({moved} moved)", dark, refined)]
     for label, images, alignments in rows:
-        print(f"{label:<52} {accuracy([spec.cut_teacher_chip(rgb, al) for rgb, al in zip(images, alignments)]):6.2f}%")
+        chips = [spec.cut_teacher_chip(rgb, al) for rgb, al in zip(images, alignments, strict=True)]
+        print(f"{label:<52} {accuracy(chips):6.2f}%")
 
 
 if __name__ == "__main__":

@@ -108,7 +108,7 @@ def make_sets(data: Path, out: Path, people: int, images: int, seed: int,
     write_json(out / DRAW_FILE, {"seed": seed, "validation": validation})
     listing: dict[str, list[tuple[Path, str]]] = {s: [] for s in SETS}
     used = 0
-    for name, n in drawn_people(data, seed, validation):
+    for name, _n in drawn_people(data, seed, validation):
         if used >= people:
             break
         srcs = sorted((data / "images" / name).glob("*.jpg"))[:images]

@@ -62,22 +62,22 @@ def main() -> None:
             for name in sets}
     files = untouched + [h for paths in hard.values() for h in paths if h is not None]
     with FaceCache(args.out / "cache") as cache:  # every landmark in one look-up
-        lmk = {f: al for f, al in zip(files, cached_alignments(files, spec, cache)) if al is not None}
+        lmk = {f: al for f, al in zip(files, cached_alignments(files, spec, cache), strict=True) if al is not None}
     base = [p for p in untouched if p in lmk]
     photos = {p: read_image(p) for p in base}
-    plain = dict(zip(base, embedder.embed(np.stack([cut(photos[p], lmk[p]) for p in base]))))
+    plain = dict(zip(base, embedder.embed(np.stack([cut(photos[p], lmk[p]) for p in base])), strict=True))
     print(f"{args.model} (TFLite int8) on {args.out}, shipped threshold {bundle.meta.threshold:.4f}")
     print(f"{'crops':<36} {'images':>6} {'at shipped thr.':>15} {'best':>7}")
     for name in sets:
-        rows = [(p, h) for p, h in zip(untouched, hard[name]) if p in lmk and h in lmk]
+        rows = [(p, h) for p, h in zip(untouched, hard[name], strict=True) if p in lmk and h in lmk]
         # people in name order: hard_faces.py's same-person pairs, other different-person ones (docstring)
         a, b, same = sample_pairs([p.parent.name for p, _ in rows], None, 0)
         rgbs = [read_image(h) for _, h in rows]
         embeddings = {"untouched": np.stack([plain[p] for p, _ in rows]),
                       f"{name}, its own landmarks": embedder.embed(np.stack(
-                          [cut(rgb, lmk[h]) for rgb, (_, h) in zip(rgbs, rows)])),
+                          [cut(rgb, lmk[h]) for rgb, (_, h) in zip(rgbs, rows, strict=True)])),
                       f"{name}, the untouched landmarks": embedder.embed(np.stack(
-                          [cut(rgb, lmk[p]) for rgb, (p, _) in zip(rgbs, rows)]))}
+                          [cut(rgb, lmk[p]) for rgb, (p, _) in zip(rgbs, rows, strict=True)]))}
         for label, emb in embeddings.items():
             scores = pair_scores(emb, a, b)
             at, best = balanced_accuracy(scores, same, bundle.meta.threshold), balanced_accuracy(scores, same)

@@ -109,7 +109,7 @@ def _count_lfw_changes(model: str) -> None:
     changed = views_changed = seen = 0
     with FaceCache(default_cache_dir()) as cache:
         hashes = [content_hash(p.read_bytes()) for p in paths]
-        for path, h, alignment in zip(paths, hashes, cached_alignments(paths, spec, cache, hashes)):
+        for path, h, alignment in zip(paths, hashes, cached_alignments(paths, spec, cache, hashes), strict=True):
             if alignment is None:
                 continue
             seen += 1

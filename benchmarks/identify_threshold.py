@@ -113,7 +113,7 @@ def gallery_table(emb, split, thresholds, seed: int, galleries=GALLERIES) -> lis
         size = len(split.enroll) if gallery is None else gallery
         curve = metrics.identification_curve(emb, split.enroll, split.probes, split.strangers, thresholds, size, seed)
         rows.append({"gallery": curve["gallery"], "draws": curve["draws"],
-                     "at": list(zip(curve["stranger_false_accept_rate"], curve["accuracy"]))})
+                     "at": list(zip(curve["stranger_false_accept_rate"], curve["accuracy"], strict=True))})
     return rows
 
 

@@ -149,7 +149,7 @@ def main() -> None:
         measured = profile_measured(bundle, board, kernels=args.kernels)
         by_kind = defaultdict(int)
         graph_layers = analyze(bundle.model_bytes).layers
-        for layer, graph_layer in zip(measured.layers, graph_layers):
+        for layer, graph_layer in zip(measured.layers, graph_layers, strict=True):
             by_kind[layer.op] += layer.instructions
             samples.append((name, cost_key(graph_layer.op, graph_layer.input_shapes), layer.macs,
                             _count(layer.output_shape), layer.instructions))

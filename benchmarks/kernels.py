@@ -84,7 +84,7 @@ def build(bundle, kernels: str, work: Path):
 def print_op_table(a: dict, b: dict, width: int = 11) -> None:
     """Instructions per op and per inference of two kernel sets (``ops``, ``instructions``), side by side."""
     print(f"{'op':>3} {'kind':<18} {'ESP-NN':>{width}} {'generated':>{width}} {'speed-up':>8}")
-    for x, y in zip(a["ops"], b["ops"]):
+    for x, y in zip(a["ops"], b["ops"], strict=True):
         print(f"{x['index']:>3} {x['op']:<18} {x['instructions']:>{width},} {y['instructions']:>{width},} "
               f"{x['instructions'] / max(y['instructions'], 1):>7.2f}x")
     print(f"{'':>3} {'inference':<18} {a['instructions']:>{width},} {b['instructions']:>{width},} "

@@ -87,14 +87,11 @@ def main() -> None:
         tflm = TflmRunner(flat)
         tflm.run_one(x_val[0])
         graph = analyze(flat)
-
-        def acc(scores):
-            return metrics.best_accuracy(scores, same)
-
         row = dict(config=f"{args.arch} {size}x{size}x{args.channels} w{width:g} pad{args.padding:g} "
                           f"v{args.views} m{args.mixes}",
                    macs=graph.total_macs, params=graph.total_params, model_bytes=len(flat),
-                   arena_bytes=tflm.arena_used_bytes(), val_acc_float=acc(s_float), val_acc_int8=acc(s_int8),
+                   arena_bytes=tflm.arena_used_bytes(), val_acc_float=metrics.best_accuracy(s_float, same),
+                   val_acc_int8=metrics.best_accuracy(s_int8, same),
                    val_auc_int8=metrics.auc(*metrics.roc_curve(s_int8, same)), train_s=train_s)
         rows.append(row)
         print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)

@@ -141,7 +141,7 @@ def lfw_pairs(data: Path):
     index: dict[Path, int] = {}
     a, b = [], []
     for p in pairs:
-        for path, out in zip(p.paths(data / "images"), (a, b)):
+        for path, out in zip(p.paths(data / "images"), (a, b), strict=True):
             if path not in index:
                 index[path] = len(paths)
                 paths.append(path)
@@ -228,7 +228,7 @@ def dlib_raw_norm(paths: list[Path], alignments: list[Alignment], n: int = 64) -
     from tinyface.teacher import embed_chips
 
     spec = FaceSpec()
-    chips = [spec.cut_teacher_chip(read_image(p), al) for p, al in zip(paths[:n], alignments)]
+    chips = [spec.cut_teacher_chip(read_image(p), al) for p, al in zip(paths[:n], alignments, strict=False)]
     return float(np.linalg.norm(embed_chips(chips, "dlib", normalised=False), axis=1).mean())
 
 
@@ -299,7 +299,7 @@ def main() -> None:
     # dlib's weight in the centered combination, chosen on the first half of the pairs
     on_first = [verify(combine(models["dlib centered"], models[f"{SECOND} centered"], w), a[first], b[first],
                        same[first])["accuracy"] for w in WEIGHTS]
-    report["weights_first_half"] = dict(zip(map(float, WEIGHTS), on_first))
+    report["weights_first_half"] = dict(zip(map(float, WEIGHTS), on_first, strict=True))
     weight = float(WEIGHTS[int(np.argmax(on_first))])
     report["weight"] = weight
     weighted = f"dlib+{SECOND} centered w={weight:g}"

@@ -61,7 +61,7 @@ def main() -> None:
         spec = FaceSpec.from_settings(settings, teacher=True)
         with FaceCache(d.cache_path()) as cache:
             alignments = cached_alignments(data.val.paths, spec, cache)
-        chips = [spec.cut_teacher_chip(read_image(p), al) for p, al in zip(data.val.paths, alignments)]
+        chips = [spec.cut_teacher_chip(read_image(p), al) for p, al in zip(data.val.paths, alignments, strict=True)]
         chip, chip_padding = spec.teacher_chip_size, spec.teacher_padding
         pixels = round(d.crop_size * (1 + 2 * chip_padding) / (1 + 2 * d.padding))
         view = round(chip * (1 + 2 * d.padding) / (1 + 2 * chip_padding))  # the student's crop within the chip

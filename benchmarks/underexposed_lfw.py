@@ -40,7 +40,7 @@ def main() -> None:
     with FaceCache(args.cache) as cache:
         for start in range(0, len(files), 1000):
             chunk = files[start:start + 1000]
-            for path, alignment in zip(chunk, cached_alignments(chunk, spec, cache)):
+            for path, alignment in zip(chunk, cached_alignments(chunk, spec, cache), strict=True):
                 rgb = read_image(path)
                 if alignment is None:
                     alignment, aligned_here = aligner.detect(rgb), aligned_here + 1

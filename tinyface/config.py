@@ -408,12 +408,13 @@ class ExtraSettings:
         _check(len(self.people) == 1 or len(self.people) == len(self.dirs),
                "extra.people must be one value, or one per folder of extra.dirs", self.people)
         kinds, people = self.kinds(), self.people_folders()
-        for name, kind, has_people in zip(self.dirs, kinds, people):  # a known set read the wrong way is garbage
+        # a known set read the wrong way is garbage
+        for name, kind, has_people in zip(self.dirs, kinds, people, strict=True):
             source = DATASETS[name] if name in FETCHABLE_EXTRA else None
             if source is None:
                 continue
             if kind != source.kind:
-                want = [DATASETS[d].kind if d in FETCHABLE_EXTRA else k for d, k in zip(self.dirs, kinds)]
+                want = [DATASETS[d].kind if d in FETCHABLE_EXTRA else k for d, k in zip(self.dirs, kinds, strict=True)]
                 _check(False, f"extra.kind for {name} must be {source.kind!r} (its images are "
                               f"{'face chips' if source.kind == 'chips' else 'photos'}): "
                               f"--set 'extra.kind={_toml_value(want)}'", self.kind)

@@ -45,7 +45,7 @@ def test_chip_fill_lists_validation_sets_in_hard_faces_order(lfw_dir, validation
     assert items == made
     ours = sample_pairs([name for name, _ in items], None, 0)
     theirs = sample_pairs([name for name, _ in made], None, 0)
-    assert all(np.array_equal(x, y) for x, y in zip(ours, theirs))
+    assert all(np.array_equal(x, y) for x, y in zip(ours, theirs, strict=True))
     in_training_order = [item for name, _ in hard_faces.drawn_people(lfw_dir, 0) for item in made if item[0] == name]
     assert sorted(in_training_order) == sorted(made) and in_training_order != made  # the old listing's order
 

@@ -27,8 +27,8 @@ def test_hard_faces_landmarks_does_not_claim_hard_faces_pairs():
 
     def pairs(labels):
         a, b, same = sample_pairs(labels, None, 0)
-        return ({frozenset({(labels[i], i % 2), (labels[j], j % 2)}) for i, j in zip(a[same], b[same])},
-                {frozenset({(labels[i], i % 2), (labels[j], j % 2)}) for i, j in zip(a[~same], b[~same])})
+        return ({frozenset({(labels[i], i % 2), (labels[j], j % 2)}) for i, j in zip(a[same], b[same], strict=True)},
+                {frozenset({(labels[i], i % 2), (labels[j], j % 2)}) for i, j in zip(a[~same], b[~same], strict=True)})
 
     assert pairs(by_name)[0] == pairs(drawn)[0] and pairs(by_name)[1] != pairs(drawn)[1]
 

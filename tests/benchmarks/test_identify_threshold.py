@@ -71,7 +71,7 @@ def test_gallery_table_figures_by_threshold_on_the_same_draws():
     rows = identify_threshold.gallery_table(emb, split, [0.3, 0.6, 0.9], 0, galleries=(4, None))
     assert [row["gallery"] for row in rows] == [4, len(split.enroll)]
     for row in rows:
-        strangers, probes = zip(*row["at"])
+        strangers, probes = zip(*row["at"], strict=True)
         assert list(strangers) == sorted(strangers, reverse=True) and list(probes) == sorted(probes, reverse=True)
         assert strangers[0] > strangers[2] and probes[0] > probes[2]
     at = metrics.identification_at_gallery(emb, split.enroll, split.probes, split.strangers, 0.6, 4, 0)

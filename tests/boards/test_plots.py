@@ -33,7 +33,7 @@ def _png(path: Path) -> Image.Image:
 
 
 def _pixels(img: Image.Image, rgb) -> int:
-    return sum(1 for p in img.getdata() if all(abs(a - b) <= 8 for a, b in zip(p, rgb)))
+    return sum(1 for p in img.getdata() if all(abs(a - b) <= 8 for a, b in zip(p, rgb, strict=True)))
 
 
 def test_profile_plot_of_a_released_model_leaves_the_json_and_the_table_unchanged(tmp_path):

@@ -22,7 +22,7 @@ def test_profile_prices_every_layer_with_the_board_cost_model(tiny_bundle):
     result = profile_model(tiny_bundle.model_bytes, board.cost_model, board="esp32")
     graph = analyze(tiny_bundle.model_bytes)
     assert [layer.op for layer in result.layers] == [layer.op for layer in graph.layers]
-    for est, layer in zip(result.layers, graph.layers):
+    for est, layer in zip(result.layers, graph.layers, strict=True):
         assert est.est_ms == pytest.approx(board.cost_model.estimate_ms(layer.op, layer.macs, layer.elements))
     assert result.total_est_ms == pytest.approx(sum(layer.est_ms for layer in result.layers))
     assert result.total_macs == graph.total_macs and result.total_params == graph.total_params

@@ -145,7 +145,7 @@ def test_the_port_gives_esp_nn_s_own_sizes(esp_nn_sizes):
     cases = [((chip, layer.op), conv_shape(layer)) for chip in ("esp32s3", "esp32p4") for layer in layers]
     expected = esp_nn_sizes(cases)
     got = [PORTS[key](shape) for key, shape in cases]
-    wrong = [(key, shape, e, g) for (key, shape), e, g in zip(cases, expected, got) if e != g]
+    wrong = [(key, shape, e, g) for (key, shape), e, g in zip(cases, expected, got, strict=True) if e != g]
     assert not wrong, wrong[:5]
 
 

@@ -137,7 +137,7 @@ def test_chips_are_labelled_and_the_filter_drops_a_test_face(lfw_dir, tmp_path):
         assert got.crops.shape == (kept, 48, 48, 1) and got.teacher.shape == (kept, 128)
         # the teacher on a chip of a photo agrees with the teacher on the photo
         photo_emb = prepare_faces(photos, spec, cache, workers=1).teacher
-        for path, emb in zip(got.paths, got.teacher):  # chip i.jpg is photos[i]
+        for path, emb in zip(got.paths, got.teacher, strict=True):  # chip i.jpg is photos[i]
             assert float(emb @ photo_emb[int(path.stem)]) > 0.95
         # nothing close to the test images: all six are used; views and mixes come on top
         s2 = _settings(tmp_path, dirs=[str(tmp_path / "chips")], views=1, mixes=1)

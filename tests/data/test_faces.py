@@ -39,14 +39,14 @@ def test_cached_alignments_are_the_ones_prepare_faces_found_and_none_where_it_fo
         assert faces.ok.all()
         got = cached_alignments([*aligned, not_aligned], spec, cache)
         assert got[2] is None
-        for path, alignment in zip(aligned, got[:2]):
+        for path, alignment in zip(aligned, got[:2], strict=True):
             expected = ChipAligner(0.25).detect(read_image(path))
             assert np.array_equal(alignment.landmarks, expected.landmarks)
             assert (alignment.detected, alignment.method) == (expected.detected, expected.method) == (True, "chip")
         # the caller's hashes give the same, and only the landmark settings matter, not the crop's
         hashes = [content_hash(p.read_bytes()) for p in aligned]
         again = cached_alignments(aligned, FaceSpec(crop_size=64, source_chip_padding=0.25), cache, hashes)
-        assert all(np.array_equal(a.landmarks, b.landmarks) for a, b in zip(again, got))
+        assert all(np.array_equal(a.landmarks, b.landmarks) for a, b in zip(again, got, strict=False))
         # landmarks found another way (the photo aligner) are other entries
         assert cached_alignments(aligned, FaceSpec(), cache) == [None, None]
         assert cached_alignments([], spec, cache) == []

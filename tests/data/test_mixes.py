@@ -34,7 +34,7 @@ def test_the_teacher_embeds_the_blend_once_and_later_runs_read_the_cache(lfw_dir
         faces = prepare_faces(paths, spec, cache, workers=1)
         ok, teacher = prepare_mixes(paths, plan, spec, cache, workers=1)
         assert ok.all() and teacher.shape == (2, 128)
-        for m, emb in zip(plan, teacher):
+        for m, emb in zip(plan, teacher, strict=True):
             # the blend's embedding lies between the two people's, nearer the heavier one
             near, far = (m.a, m.b) if m.lam > 0.5 else (m.b, m.a)
             assert emb @ faces.teacher[near] > emb @ faces.teacher[far]

@@ -132,7 +132,7 @@ def test_sample_pairs_are_balanced_and_labelled_correctly():
     labels = ["a"] * 4 + ["b"] * 3 + ["c"] * 1
     a, b, same = metrics.sample_pairs(labels, 5, seed=0)
     assert same.sum() == 5 and (~same).sum() == 5
-    for i, j, s in zip(a, b, same):
+    for i, j, s in zip(a, b, same, strict=True):
         assert (labels[i] == labels[j]) == s and i != j
 
 
@@ -320,7 +320,7 @@ def test_identification_curve_is_identification_at_gallery_at_every_threshold():
     thresholds = [0.2, 0.5, 0.6, 0.7, 0.9]
     curve = metrics.identification_curve(emb, split.enroll, split.probes, split.strangers, thresholds, 8, seed=0)
     assert curve["thresholds"] == thresholds and curve["gallery"] == 8 and curve["draws"] == metrics.GALLERY_DRAWS
-    for t, acc, rate in zip(thresholds, curve["accuracy"], curve["stranger_false_accept_rate"]):
+    for t, acc, rate in zip(thresholds, curve["accuracy"], curve["stranger_false_accept_rate"], strict=True):
         at = metrics.identification_at_gallery(emb, split.enroll, split.probes, split.strangers, t, 8, seed=0)
         assert acc == pytest.approx(at["accuracy"]) and rate == pytest.approx(at["stranger_false_accept_rate"])
     assert curve["accuracy"] == sorted(curve["accuracy"], reverse=True) and curve["accuracy"][0] > curve["accuracy"][-1]
@@ -459,12 +459,12 @@ def test_every_same_pair_and_as_many_different_ones(seed):
     rng = random.Random(100 + seed)
     labels = [f"p{rng.randrange(12)}" for _ in range(60)]
     a, b, flags = metrics.sample_pairs(labels, None, seed)
-    pairs = list(zip(a.tolist(), b.tolist()))
+    pairs = list(zip(a.tolist(), b.tolist(), strict=True))
     same = [(i, j) for i in range(60) for j in range(i + 1, 60) if labels[i] == labels[j]]
-    assert sorted(p for p, f in zip(pairs, flags) if f) == same  # every one, once
+    assert sorted(p for p, f in zip(pairs, flags, strict=True) if f) == same  # every one, once
     assert flags.sum() == (~flags).sum() and len(set(pairs)) == len(pairs)
-    assert all(labels[i] != labels[j] for (i, j), f in zip(pairs, flags) if not f)
+    assert all(labels[i] != labels[j] for (i, j), f in zip(pairs, flags, strict=True) if not f)
     old_same, old_diff = _balanced_pairs(labels, seed)  # the very pairs hard_faces.py drew
-    assert sorted(old_same) == same and [p for p, f in zip(pairs, flags) if not f] == old_diff
+    assert sorted(old_same) == same and [p for p, f in zip(pairs, flags, strict=True) if not f] == old_diff
     again = metrics.sample_pairs(labels, None, seed)
-    assert all(np.array_equal(x, y) for x, y in zip((a, b, flags), again))
+    assert all(np.array_equal(x, y) for x, y in zip((a, b, flags), again, strict=True))

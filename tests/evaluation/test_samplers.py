@@ -40,10 +40,10 @@ def test_one_l2_normalisation_outside_training():
 def test_all_pairs_is_every_pair_in_order_or_a_seeded_sample():
     labels = ["a", "b", "a", "c", "b", "a"]
     a, b, same = metrics.all_pairs(labels)
-    assert list(zip(a, b)) == list(itertools.combinations(range(6), 2))
-    assert list(same) == [labels[i] == labels[j] for i, j in zip(a, b)]
+    assert list(zip(a, b, strict=True)) == list(itertools.combinations(range(6), 2))
+    assert list(same) == [labels[i] == labels[j] for i, j in zip(a, b, strict=True)]
     a, b, same = metrics.all_pairs(labels, max_pairs=7, rng=random.Random(3))
-    assert len(set(zip(a, b))) == 7 and all(i < j for i, j in zip(a, b))
+    assert len(set(zip(a, b, strict=True))) == 7 and all(i < j for i, j in zip(a, b, strict=True))
     again = metrics.all_pairs(labels, max_pairs=7, rng=random.Random(3))
     assert np.array_equal(a, again[0]) and np.array_equal(b, again[1])
 

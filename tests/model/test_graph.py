@@ -20,7 +20,7 @@ def test_layers_match_the_tflite_interpreter(tiny_bundle):
     ops = interp._get_ops_details()
     tensors = {t["index"]: t for t in interp.get_tensor_details()}
     assert [layer.op for layer in graph.layers] == [op["op_name"] for op in ops]
-    for layer, op in zip(graph.layers, ops):
+    for layer, op in zip(graph.layers, ops, strict=True):
         assert layer.output_shape == tuple(int(v) for v in tensors[op["outputs"][0]]["shape"])
     assert graph.op_names == {"CONV_2D", "DEPTHWISE_CONV_2D", "MEAN", "FULLY_CONNECTED"}
     assert graph.input_shape == (1, 48, 48, 1) and graph.output_shape == (1, 32)

@@ -44,12 +44,12 @@ def test_paired_batches_hold_anchors_then_one_of_their_partners():
     for crops, targets in batches:
         rows = np.rint(crops.numpy()[:, 0, 0, 0] * 128 + 128).astype(int)
         anchors, mates = rows[:batch // 2], rows[batch // 2:]
-        assert all(m in partners[a] for a, m in zip(anchors, mates))
+        assert all(m in partners[a] for a, m in zip(anchors, mates, strict=True))
         assert np.allclose(targets.numpy(), t[rows])
         seen |= set(anchors.tolist())
     assert len(seen) == n // 2  # distinct anchors, half the faces an epoch
     again = [c.numpy() for c, _ in distill.make_dataset(x, t, batch, False, seed=3, shuffle=True, partners=partners)]
-    assert all(np.array_equal(a, b[0].numpy()) for a, b in zip(again, batches))  # seeded
+    assert all(np.array_equal(a, b[0].numpy()) for a, b in zip(again, batches, strict=True))  # seeded
 
 
 def test_paired_loss_adds_the_pairs_relation_term():

@@ -18,7 +18,8 @@ def test_pruning_a_copy_leaves_the_float_student_intact():
     pruned = prune.strip(wrapped)
     sparsity = prune.sparsity_per_layer(pruned)
     assert sparsity and all(abs(s - 0.5) < 0.02 for s in sparsity.values()), sparsity
-    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights())), "the float student was modified"
+    unchanged = all(np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
+    assert unchanged, "the float student was modified"
     assert max(prune.sparsity_per_layer(model).values()) < 0.05
 
 

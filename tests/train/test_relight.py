@@ -25,7 +25,7 @@ def test_relight_darkens_half_and_side_lights_half(lfw_dir):
     assert np.array_equal(out, relight(tf.constant(x), 48, seed, 1.0).numpy())  # the batch's seed decides
     assert np.array_equal(relight(tf.constant(x), 48, seed, 0.0).numpy(), x)  # share 0: untouched
     levels = [len(np.unique(np.round((o + 1) * 127.5, 3))) for o in out]
-    changed = [not np.allclose(o, a, atol=1e-6) for o, a in zip(out, x)]
+    changed = [not np.allclose(o, a, atol=1e-6) for o, a in zip(out, x, strict=True)]
     assert all(changed)
     dark = [i for i, k in enumerate(levels) if k <= 100]  # crushed to the few grey levels left
     assert dark and len(dark) < len(x)
@@ -41,7 +41,7 @@ def test_light_share_reaches_only_that_share_of_the_batch(lfw_dir):
     t = np.zeros((64, 128), np.float32)
     plain = next(iter(make_dataset(x, t, 64, "photometric", 3, shuffle=False)))[0].numpy()
     lit = next(iter(make_dataset(x, t, 64, "photometric", 3, shuffle=False, light=0.25)))[0].numpy()
-    touched = np.mean([not np.allclose(a, b, atol=1e-6) for a, b in zip(plain, lit)])
+    touched = np.mean([not np.allclose(a, b, atol=1e-6) for a, b in zip(plain, lit, strict=True)])
     assert 0.05 <= touched <= 0.5
 
 

@@ -22,8 +22,8 @@ def _epochs(seed, n_epochs=2, augment=True):
 
 def test_batches_and_augmentation_repeat_for_a_seed_and_change_every_epoch():
     a, b, other = _epochs(3), _epochs(3), _epochs(4)
-    for ea, eb in zip(a, b):
-        for (xa, ta), (xb, tb) in zip(ea, eb):
+    for ea, eb in zip(a, b, strict=True):
+        for (xa, ta), (xb, tb) in zip(ea, eb, strict=True):
             np.testing.assert_array_equal(xa, xb)
             np.testing.assert_array_equal(ta, tb)
     assert not np.array_equal(a[0][0][0], a[1][0][0]), "every epoch must draw new augmentation"
@@ -46,7 +46,7 @@ def test_training_batches_run_without_tf_data_autotuning_and_are_the_ones_it_giv
         autotuned = [xb.numpy() for xb, _ in distill.make_dataset(x, t, 16, True, 5, shuffle=True,
                                                                   partners=kind).with_options(tuned)]
         assert len(untuned) == len(autotuned) == len(x) // 16
-        for a, b in zip(untuned, autotuned):
+        for a, b in zip(untuned, autotuned, strict=True):
             np.testing.assert_array_equal(a, b)
 
 
@@ -69,8 +69,8 @@ def _train(seed):
 
 def test_same_seed_trains_the_same_weights():
     a, b, c = _train(1), _train(1), _train(2)
-    assert all(np.array_equal(u, v) for u, v in zip(a, b))
-    assert not all(np.array_equal(u, v) for u, v in zip(a, c))
+    assert all(np.array_equal(u, v) for u, v in zip(a, b, strict=True))
+    assert not all(np.array_equal(u, v) for u, v in zip(a, c, strict=True))
 
 
 def _train_from(seed, ema):
@@ -84,14 +84,14 @@ def _train_from(seed, ema):
 
 
 def _distance(a, b):
-    return sum(float(np.sum((u - v) ** 2)) for u, v in zip(a, b))
+    return sum(float(np.sum((u - v) ** 2)) for u, v in zip(a, b, strict=True))
 
 
 def test_weight_averaging_ends_with_the_average_not_the_last_step():
     start, plain = _train_from(1, 0.0)
     _, tiny = _train_from(1, 1e-9)  # remembers only the last step: the last step's weights
     _, slow = _train_from(1, 0.999)  # 6 steps remembered at 0.1%: close to the first step's weights
-    assert all(np.allclose(u, v, atol=1e-6) for u, v in zip(plain, tiny))
+    assert all(np.allclose(u, v, atol=1e-6) for u, v in zip(plain, tiny, strict=True))
     assert _distance(slow, start) < 0.2 * _distance(plain, start)
 
 

@@ -110,7 +110,7 @@ def profile_plot(result, path: str | os.PathLike) -> Path:
     w_index, w_op, w_shape = (max((len(str(v)) for v in col), default=0)
                               for col in ([x.index for x in layers], [x.op for x in layers], shapes))
     labels = [f"{layer.index:>{w_index}}  {layer.op:<{w_op}}  {shape:<{w_shape}}"
-              for layer, shape in zip(layers, shapes)]
+              for layer, shape in zip(layers, shapes, strict=True)]
     est = [layer.est_ms for layer in layers]
     per_ms = result.cpu_mhz * 1e3  # cycles per ms
     meas = [layer.instructions * result.stall_factor / per_ms for layer in layers] if measured else []
@@ -124,7 +124,7 @@ def profile_plot(result, path: str | os.PathLike) -> Path:
         ax.barh([y - height / 2 for y in ys], est, height, color="C0", label="ESTIMATED ms (the board's cost model)")
         ax.barh([y + height / 2 for y in ys], meas, height, color="C1",
                 label=f"MEASURED ms (emulator's instructions x {result.stall_factor:g} / {result.cpu_mhz:.0f} MHz)")
-        for y, e, m in zip(ys, est, meas):
+        for y, e, m in zip(ys, est, meas, strict=True):
             ax.text(e + widest * 0.01, y - height / 2, f"{e:.2f}", va="center", fontsize=6.5, color="C0")
             # the estimate against the measurement, as the table's est/meas
             off = round(100 * (e / m - 1)) if m else None
@@ -137,7 +137,7 @@ def profile_plot(result, path: str | os.PathLike) -> Path:
     else:
         ax.barh(ys, est, 0.7, color="C0", label="ESTIMATED ms (the board's cost model)")
         total = result.total_est_ms or 1.0
-        for y, e in zip(ys, est):
+        for y, e in zip(ys, est, strict=True):
             ax.text(e + widest * 0.01, y, f"{e:.2f} ms ({e / total:.1%})", va="center", fontsize=6.5, color="0.2")
     ax.set_yticks(ys)
     ax.set_yticklabels(labels, fontsize=7.5, family="monospace")

@@ -224,10 +224,10 @@ def _requant_mode(mults: list[tuple[int, int]], abs_bound: list[int], act_min: i
     mulh = all(
         -sh <= 30 and 4 * bound < 2**31 and (not signed or m > 2**30)
         and 2 * bound + 1 + abs(mulh_operands(m, sh, out_offset)[1]) + 2 < 2**31
-        for (m, sh), bound in zip(mults, abs_bound))
+        for (m, sh), bound in zip(mults, abs_bound, strict=True))
     if mulh:
         return REQUANT_MULH
-    if all(bound + (1 << (-sh - 1)) < 2**31 for (_, sh), bound in zip(mults, abs_bound)):
+    if all(bound + (1 << (-sh - 1)) < 2**31 for (_, sh), bound in zip(mults, abs_bound, strict=True)):
         return REQUANT_FAST
     return REQUANT_EXACT
 

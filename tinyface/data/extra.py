@@ -57,7 +57,7 @@ def require_extra(extra_settings) -> list[Path]:
     Raises:
         DataError: a folder is missing or holds no images.
     """
-    return [image for name, folder in zip(extra_settings.dirs, extra_settings.paths())
+    return [image for name, folder in zip(extra_settings.dirs, extra_settings.paths(), strict=True)
             for image in folder_images(name, folder)]
 
 
@@ -136,7 +136,8 @@ def load_extra_faces(settings, spec, cache, test_teacher: np.ndarray,
         return None
     kind_of: dict[Path, str] = {}
     person_of: dict[Path, str | None] = {}
-    for number, (name, folder, kind, people) in enumerate(zip(x.dirs, x.paths(), x.kinds(), x.people_folders())):
+    folders = zip(x.dirs, x.paths(), x.kinds(), x.people_folders(), strict=True)
+    for number, (name, folder, kind, people) in enumerate(folders):
         for image in folder_images(name, folder):
             kind_of.setdefault(image, kind)
             person_of.setdefault(image, f"extra{number}:{image.parent.name}" if people else None)
@@ -186,7 +187,7 @@ def load_extra_faces(settings, spec, cache, test_teacher: np.ndarray,
         step("extra faces' views", len(out.paths))
         ok, view_crops, view_teacher = prepare_views(out.paths, spec, cache, x.views, workers, progress)
         out.views = (view_crops[ok], view_teacher[ok])
-        out.view_identities = [person for person, good in zip(out.identities, ok) if good]
+        out.view_identities = [person for person, good in zip(out.identities, ok, strict=True) if good]
         counts["views"] = int(ok.sum()) * x.views
     if x.mixes and len(keep) > 1:
         plan = plan_mixes([str(p) for p in out.paths], x.mixes, settings.data.seed + 7)

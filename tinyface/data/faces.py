@@ -144,7 +144,7 @@ class PreparedFaces:
         from tinyface.data.align import METHODS
 
         counts = {method: 0 for method in METHODS}
-        for ok, method in zip(self.ok, self.methods):
+        for ok, method in zip(self.ok, self.methods, strict=True):
             if ok:
                 counts[method] += 1
         return {method: n for method, n in counts.items() if n}
@@ -154,7 +154,7 @@ class PreparedFaces:
         ones (the reason from ``skipped``) and those with no face found."""
         reasons = {s.path: s.reason for s in self.skipped}
         out = []
-        for path, ok, det in zip(self.paths, self.ok, self.detected):
+        for path, ok, det in zip(self.paths, self.ok, self.detected, strict=True):
             if not ok:
                 out.append((path, reasons.get(path, "unreadable")))
             elif not det:
@@ -677,25 +677,26 @@ def prepare_mixes(paths: Sequence[str | os.PathLike], plan: Sequence[Mix], spec:
     by_hash = _cached_landmarks(hashes, spec, cache)
     lmks = {i: by_hash[h] for i, h in enumerate(hashes) if h in by_hash}
     found = cache.get_many(keys)
-    todo = [k for k, (m, key) in enumerate(zip(plan, keys)) if key not in found and m.a in lmks and m.b in lmks]
+    todo = [k for k, (m, key) in enumerate(zip(plan, keys, strict=True))
+            if key not in found and m.a in lmks and m.b in lmks]
     if progress and len(plan) > len(todo):
         progress(len(plan) - len(todo))  # cached, or impossible (an image without landmarks)
+    chips: dict[int, np.ndarray] = {}  # the teacher chips of one chunk's images, emptied for each chunk
+
+    def keep_chip(index, result):
+        if not isinstance(result, str):
+            chips[index] = result["chip"]
+
+    def mix(k):
+        m = plan[k]
+        if m.a not in chips or m.b not in chips:
+            return k, "unreadable image"
+        return k, {"chips": {"mix": blend(chips[m.a], chips[m.b], m.lam)}}
+
     for chunk in _chunks_by_images(todo, plan, MIX_CHIPS_IN_MEMORY):
-        chips: dict[int, np.ndarray] = {}
-
-        def keep_chip(index, result):
-            if not isinstance(result, str):
-                chips[index] = result["chip"]
-
+        chips.clear()
         need = sorted({i for k in chunk for i in (plan[k].a, plan[k].b)})
         _run_jobs([(i, paths[i], lmks[i], spec) for i in need], _process_chip, keep_chip, workers, chunksize=16)
-
-        def mix(k):
-            m = plan[k]
-            if m.a not in chips or m.b not in chips:
-                return k, "unreadable image"
-            return k, {"chips": {"mix": blend(chips[m.a], chips[m.b], m.lam)}}
-
         _run_and_store(cache, found, chunk, mix, lambda index, result, put: put(keys[index], result["teacher"]["mix"]),
                        1, progress, chunksize=1)
     ok = np.array([key in found for key in keys], bool)

@@ -84,13 +84,13 @@ def dataset_stats(dataset: Dataset, check: bool = True, align_result=None,
     counts = Counter(im.identity for im in good)
     no_face, face_methods, rescued, normalised = [], {}, {}, []
     if align_result is not None:
-        no_face = [str(p) for p, ok, det in zip(align_result.paths, align_result.ok, align_result.detected)
+        no_face = [str(p) for p, ok, det in zip(align_result.paths, align_result.ok, align_result.detected, strict=True)
                    if ok and not det]
         face_methods = align_result.method_counts()
-        rescued = {str(p): m for p, ok, m in zip(align_result.paths, align_result.ok, align_result.methods)
+        rescued = {str(p): m for p, ok, m in zip(align_result.paths, align_result.ok, align_result.methods, strict=True)
                    if ok and m not in ("detector", "fallback")}
-        normalised = [str(p) for p, ok, norm in zip(align_result.paths, align_result.ok, align_result.normalised)
-                      if ok and norm]
+        normalised = [str(p) for p, ok, norm in zip(align_result.paths, align_result.ok, align_result.normalised,
+                                                    strict=True) if ok and norm]
     return DatasetStats(
         root=str(dataset.root),
         identities=len(counts),

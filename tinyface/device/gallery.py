@@ -360,7 +360,7 @@ def _check_duplicates_and_consistency(client, info, bundle, name, photos: Aligne
     good = photos.usable()
     if not good:
         return
-    emb = dict(zip(good, embeddings(client, info, photos.x_int8[good])))
+    emb = dict(zip(good, embeddings(client, info, photos.x_int8[good]), strict=True))
     kept: list[int] = []
     for i in good:
         twin = next((j for j in kept if float(emb[i] @ emb[j]) >= DUPLICATE_SIMILARITY), None)

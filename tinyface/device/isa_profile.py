@@ -88,7 +88,7 @@ def profile_measured(bundle, board, seed: int = 0, log=None, kernels: str = "esp
     if len(measured.ops) != len(estimate.layers):
         raise ModelError(f"the emulated chip ran {len(measured.ops)} ops, the model has {len(estimate.layers)}")
     layers = [MeasuredLayer(e.index, e.op, e.output_shape, e.macs, m.instructions, e.est_ms)
-              for e, m in zip(estimate.layers, measured.ops)]
+              for e, m in zip(estimate.layers, measured.ops, strict=True)]
     stall = cost.stall_factor or 1.0
     return MeasuredModelProfile(model=str(bundle.model_path), board=board.name, layers=layers,
                                 total_instructions=measured.total_instructions, total_est_ms=estimate.total_est_ms,

@@ -232,7 +232,7 @@ def identification(emb: np.ndarray, enroll: dict[str, list[int]], probes: list[t
     correct = closed = 0
     # every probe's best match, computed as the strangers' are (and identification_curve's)
     probe_best, probe_sims = _best_matches(emb, cents, [i for i, _ in probes])
-    for (_, person), best, sim in zip(probes, probe_best, probe_sims):
+    for (_, person), best, sim in zip(probes, probe_best, probe_sims, strict=True):
         closed += best == index[person]
         predicted = int(best) if sim >= threshold else k
         confusion[index[person], predicted] += 1
@@ -433,7 +433,7 @@ def all_pairs(labels: list[str], max_pairs: int | None = None,
         while len(drawn) < max_pairs:
             i, j = rng.sample(range(n), 2)
             drawn.add((min(i, j), max(i, j)))
-        a, b = (np.array(v, int) for v in zip(*sorted(drawn)))
+        a, b = (np.array(v, int) for v in zip(*sorted(drawn), strict=True))
     a, b = a.astype(int), b.astype(int)
     return a, b, lab[a] == lab[b]
 
@@ -445,7 +445,7 @@ def pairs_within_images(pairs, n_images: int):
     first-seen order, [(key a, key b, same)])."""
     same = [p for p in pairs if p.same]
     diff = [p for p in pairs if not p.same]
-    order = [p for duo in zip(same, diff) for p in duo] + same[len(diff):] + diff[len(same):]
+    order = [p for duo in zip(same, diff, strict=False) for p in duo] + same[len(diff):] + diff[len(same):]
     keys: dict[tuple[str, int], int] = {}
     used = []
     for p in order:

@@ -229,7 +229,7 @@ def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: 
     if pairs_file:
         pair_rows = read_pairs_file(pairs_file)
         for p in pair_rows:
-            for path, name in zip(p.paths(dataset.images_dir), (p.name_a, p.name_b)):
+            for path, name in zip(p.paths(dataset.images_dir), (p.name_a, p.name_b), strict=True):
                 if path not in index:
                     if not path.is_file():
                         raise DataError(f"{pairs_file} names an image that is not in the dataset: {path}")

@@ -578,7 +578,7 @@ def identification_plot(path: Path, curves: list[tuple[str, dict]], points: list
         if k:
             continue
         last = None  # every 0.05, where the curve moves, none crowding the last
-        for t, x, y in zip(c["thresholds"], rates, accuracy):
+        for t, x, y in zip(c["thresholds"], rates, accuracy, strict=True):
             if abs(t * 20 - round(t * 20)) < 1e-6 and 0.2 < x < 90 and (last is None or x < last / 1.4):
                 last = x
                 ax.annotate(f"{t:.2f}", (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7,

@@ -211,7 +211,7 @@ class Struct:
 
     def unpack(self, data: bytes, offset: int = 0) -> dict:
         """Unpack ``self.size`` bytes at ``offset`` into a dict (raises struct.error if short)."""
-        return dict(zip((f.name for f in self.fields), struct.unpack_from(self.format, data, offset)))
+        return dict(zip((f.name for f in self.fields), struct.unpack_from(self.format, data, offset), strict=True))
 
 
 def _s(name: str, doc: str, *fields: tuple[str, str, str]) -> Struct:

@@ -156,7 +156,7 @@ def build_model(weights: DlibWeights):
     x = layers.Lambda(lambda t: (t - mean) / 256.0)(chips)
     x = conv_affine(x, relu=True)
     x = layers.MaxPool2D(3, 2)(x)
-    for filters, blocks, down in STAGES:
+    for _filters, blocks, down in STAGES:
         for block in range(blocks):
             shortcut = layers.AveragePooling2D(2, 2)(x) if down and block == 0 else x
             y = conv_affine(conv_affine(x, relu=True), relu=False)

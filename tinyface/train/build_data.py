@@ -167,7 +167,7 @@ def load_build_data(settings, quick: bool = False, progress=None, step=None) -> 
         step(f"teacher views ({views} per training face)", len(train.paths))
         ok, view_crops, view_teacher = prepare_views(train.paths, spec, _cache(settings), views, d.workers, progress)
         data.train_views = (view_crops[ok], view_teacher[ok])
-        data.train_views_labels = [label for label, good in zip(train.labels, ok) if good]
+        data.train_views_labels = [label for label, good in zip(train.labels, ok, strict=True) if good]
     kinds = []
     if settings.distill.relit_views or settings.distill.tight_views:
         from tinyface.data.faces import hard_kinds, prepare_hard_views
@@ -175,7 +175,8 @@ def load_build_data(settings, quick: bool = False, progress=None, step=None) -> 
         kinds = hard_kinds(settings.distill.relit_views, settings.distill.tight_views)
         step(f"hard views ({len(kinds)} per training face)", len(train.paths))
         ok, hard_crops = prepare_hard_views(train.paths, spec, _cache(settings), kinds, d.workers, progress)
-        data.train_hard = (hard_crops[ok], train.teacher[ok], [label for label, good in zip(train.labels, ok) if good])
+        data.train_hard = (hard_crops[ok], train.teacher[ok],
+                           [label for label, good in zip(train.labels, ok, strict=True) if good])
     if settings.distill.teacher_mixes:
         from tinyface.data.faces import blend, plan_mixes, prepare_mixes
 
@@ -217,7 +218,7 @@ def _prepare_eval(eval_images: list[FaceImage], spec: FaceSpec, settings, progre
     res = prepare_faces([im.path for im in eval_images], spec, _cache(settings), workers=settings.data.workers,
                         progress=progress)
     if not res.ok.all():
-        bad = [str(p) for p, ok in zip(res.paths, res.ok) if not ok]
+        bad = [str(p) for p, ok in zip(res.paths, res.ok, strict=True) if not ok]
         raise DataError(f"{len(bad)} evaluation image(s) are unreadable, e.g. {bad[0]}")
     return Faces(res.crops, res.teacher, [im.identity for im in eval_images], [im.path for im in eval_images])
 

@@ -477,7 +477,7 @@ def training_identities(data, targets: np.ndarray, min_images: int = 2) -> tuple
         names.extend(people)
         originals.extend([original] * len(x))
     photos: dict[str, int] = {}
-    for name, original in zip(names, originals):
+    for name, original in zip(names, originals, strict=True):
         if name is not None and original:
             photos[name] = photos.get(name, 0) + 1
     index = {name: i for i, name in enumerate(sorted(n for n, k in photos.items() if k >= min_images))}

@@ -150,7 +150,7 @@ def fuse(branched, plain, sample) -> float:
         bn_layer.set_weights([ones, bias, ones * 0, ones - bn_layer.epsilon])
     probe = keras.Model(plain.input, [conv.output for conv, _, _ in fused])
     outputs = probe.predict(sample, verbose=0, batch_size=256) if fused else []
-    for (_, bn_layer, bias), y in zip(fused, outputs if len(fused) > 1 else [outputs]):
+    for (_, bn_layer, bias), y in zip(fused, outputs if len(fused) != 1 else [outputs], strict=True):
         axes = tuple(range(y.ndim - 1))
         mean, var = y.mean(axes), y.var(axes)
         bn_layer.set_weights([np.sqrt(var + bn_layer.epsilon), mean + bias, mean, var])
@@ -244,7 +244,7 @@ def _dsnet_trunk(inp, width, layers, repeats):
     in_ch = _ch(DSNET_STEM, width)
     block = 0
     assert len(repeats) == len(DSNET_CHANNELS), repeats  # config validates it for users
-    for out, blocks in zip(DSNET_CHANNELS, repeats):
+    for out, blocks in zip(DSNET_CHANNELS, repeats, strict=True):
         out_ch = _ch(out, width)
         for r in range(blocks):
             stride = 2 if r == 0 else 1
