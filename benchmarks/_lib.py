@@ -9,7 +9,11 @@ script runs):
 - a `tinyface emulate` a script starts, and why it did not start (start_device);
 - a folder-per-person selection set (people_faces) and the one check a ``--people DIR``
   passes before minutes of work (check_people): a folder, not one a bundle distilled from, and
-  none of LFW's test people in it (refuse_test_people).
+  none of LFW's test people in it (refuse_test_people);
+- the emulated ESP32-C3 builds' faces, pty session, flash size and per-op table
+  (lfw_dir, lfw_face_paths, lfw_faces, serve, flash_bytes, print_op_table): kernels.py,
+  xtensa_kernels.py, s3_arena.py and teacher.py measure on the same photos of LFW's
+  training-split people.
 
 Heavy imports (the build data, the aligner) happen inside the functions that need them.
 """
@@ -309,3 +313,82 @@ def check_people(ap: argparse.ArgumentParser, people: str | None, bundles: dict,
             ap.error(f"--people {people}: {folder} distilled from it (extra faces {', '.join(seen)}): "
                      "judge it on a set it has not seen")
     refuse_test_people(people, settings)
+
+
+# --- the emulated ESP32-C3 builds: faces, pty, sizes -----------------------------------------------
+
+def lfw_dir(given: str | None) -> Path:
+    """``--data``, else the default dataset folder of tinyface's commands (one definition)."""
+    from tinyface.config import default_data_dir
+
+    return Path(given).expanduser() if given else default_data_dir()
+
+
+def lfw_face_paths(lfw_dir: Path, n: int) -> list[Path]:
+    """The first ``n`` photos of LFW's training-split people: ``peopleDevTrain.txt`` in file
+    order, each person's images by number. Never the held-out peopleDevTest people.
+
+    Raises:
+        tinyface.errors.DataError: no peopleDevTrain.txt in ``lfw_dir``.
+    """
+    from tinyface.data import lfw
+
+    paths = []
+    for name, count in lfw.read_people(lfw_dir / lfw.PEOPLE_DEV_TRAIN):
+        paths += [p for i in range(1, count + 1) if (p := lfw.image_path(lfw_dir / "images", name, i)).is_file()]
+        if len(paths) >= n:
+            break
+    return paths[:n]
+
+
+def lfw_faces(lfw_dir: Path, meta, n: int) -> np.ndarray:
+    """``n`` photos of LFW training-split people (lfw_face_paths), centre-cropped to the face,
+    resized to the model input and quantized as the firmware's input."""
+    from PIL import Image
+
+    from tinyface.model.embedder import quantize_input
+
+    _, h, w, c = meta.input_shape
+    paths = lfw_face_paths(lfw_dir, n)
+    crops = [np.asarray(Image.open(p).convert("L" if c == 1 else "RGB").crop((70, 70, 180, 180)).resize((w, h)),
+                        dtype=np.uint8).reshape(h, w, c) for p in paths]
+    return quantize_input(np.stack(crops), meta)
+
+
+def print_op_table(a: dict, b: dict, width: int = 11) -> None:
+    """Instructions per op and per inference of two kernel sets (``ops``, ``instructions``), side by side."""
+    print(f"{'op':>3} {'kind':<18} {'ESP-NN':>{width}} {'generated':>{width}} {'speed-up':>8}")
+    for x, y in zip(a["ops"], b["ops"], strict=True):
+        print(f"{x['index']:>3} {x['op']:<18} {x['instructions']:>{width},} {y['instructions']:>{width},} "
+              f"{x['instructions'] / max(y['instructions'], 1):>7.2f}x")
+    print(f"{'':>3} {'inference':<18} {a['instructions']:>{width},} {b['instructions']:>{width},} "
+          f"{a['instructions'] / max(b['instructions'], 1):>7.2f}x")
+
+
+def serve(bundle, program, faces: np.ndarray, timeout_s: float = 60.0) -> tuple[int, np.ndarray]:
+    """INFO's arena and the outputs for ``faces``, from the emulated chip over a real pty
+    (``program``: anything with tinyface.device.isa.IsaProgram's ``command``)."""
+    from tinyface.device.isa import spawn_isa
+    from tinyface.device.pty import open_pty
+    from tinyface.protocol.client import Client, open_serial
+
+    master, path = open_pty()
+    proc = spawn_isa(program, master)
+    port = open_serial(path, 921600)
+    try:
+        client = Client(port, timeout_s=timeout_s, retries=1, port=path)
+        arena = client.info(bundle.model_hash).arena_used_bytes
+        outputs = np.stack([r.output for r in client.infer_many(faces)]) if len(faces) else np.zeros((0,))
+    finally:
+        port.close()
+        proc.terminate()
+        proc.wait(timeout=10)
+        os.close(master)
+    return arena, outputs
+
+
+def flash_bytes(program_path: Path, size_tool: str = "riscv64-unknown-elf-size") -> int:
+    """text + data of the program (what a flash image holds)."""
+    out = subprocess.run([size_tool, str(program_path)], capture_output=True, text=True,
+                         check=True).stdout.splitlines()[1].split()
+    return int(out[0]) + int(out[1])

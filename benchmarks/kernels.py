@@ -12,15 +12,13 @@ benchmarks/isa.py (gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-use
 not on a chip. The faces are photos of LFW's training-split people (peopleDevTrain.txt, in file
 order), used only to compare two builds of the same model, never to choose anything; the
 held-out peopleDevTest photos are not read. benchmarks/xtensa_kernels.py and
-benchmarks/s3_arena.py take their faces from here too (lfw_faces).
+benchmarks/s3_arena.py take the same faces (benchmarks/_lib.py's lfw_faces).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -29,44 +27,6 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 KERNEL_SETS = ("esp-nn", "generated")
-
-
-def lfw_dir(given: str | None) -> Path:
-    """``--data``, else the default dataset folder of tinyface's commands (one definition)."""
-    from tinyface.config import default_data_dir
-
-    return Path(given).expanduser() if given else default_data_dir()
-
-
-def lfw_face_paths(lfw_dir: Path, n: int) -> list[Path]:
-    """The first ``n`` photos of LFW's training-split people: ``peopleDevTrain.txt`` in file
-    order, each person's images by number. Never the held-out peopleDevTest people.
-
-    Raises:
-        tinyface.errors.DataError: no peopleDevTrain.txt in ``lfw_dir``.
-    """
-    from tinyface.data import lfw
-
-    paths = []
-    for name, count in lfw.read_people(lfw_dir / lfw.PEOPLE_DEV_TRAIN):
-        paths += [p for i in range(1, count + 1) if (p := lfw.image_path(lfw_dir / "images", name, i)).is_file()]
-        if len(paths) >= n:
-            break
-    return paths[:n]
-
-
-def lfw_faces(lfw_dir: Path, meta, n: int) -> np.ndarray:
-    """``n`` photos of LFW training-split people (lfw_face_paths), centre-cropped to the face,
-    resized to the model input and quantized as the firmware's input."""
-    from PIL import Image
-
-    from tinyface.model.embedder import quantize_input
-
-    _, h, w, c = meta.input_shape
-    paths = lfw_face_paths(lfw_dir, n)
-    crops = [np.asarray(Image.open(p).convert("L" if c == 1 else "RGB").crop((70, 70, 180, 180)).resize((w, h)),
-                        dtype=np.uint8).reshape(h, w, c) for p in paths]
-    return quantize_input(np.stack(crops), meta)
 
 
 def build(bundle, kernels: str, work: Path):
@@ -81,45 +41,6 @@ def build(bundle, kernels: str, work: Path):
     return project, program
 
 
-def print_op_table(a: dict, b: dict, width: int = 11) -> None:
-    """Instructions per op and per inference of two kernel sets (``ops``, ``instructions``), side by side."""
-    print(f"{'op':>3} {'kind':<18} {'ESP-NN':>{width}} {'generated':>{width}} {'speed-up':>8}")
-    for x, y in zip(a["ops"], b["ops"], strict=True):
-        print(f"{x['index']:>3} {x['op']:<18} {x['instructions']:>{width},} {y['instructions']:>{width},} "
-              f"{x['instructions'] / max(y['instructions'], 1):>7.2f}x")
-    print(f"{'':>3} {'inference':<18} {a['instructions']:>{width},} {b['instructions']:>{width},} "
-          f"{a['instructions'] / max(b['instructions'], 1):>7.2f}x")
-
-
-def serve(bundle, program, faces: np.ndarray, timeout_s: float = 60.0) -> tuple[int, np.ndarray]:
-    """INFO's arena and the outputs for ``faces``, from the emulated chip over a real pty
-    (``program``: anything with tinyface.device.isa.IsaProgram's ``command``)."""
-    from tinyface.device.isa import spawn_isa
-    from tinyface.device.pty import open_pty
-    from tinyface.protocol.client import Client, open_serial
-
-    master, path = open_pty()
-    proc = spawn_isa(program, master)
-    port = open_serial(path, 921600)
-    try:
-        client = Client(port, timeout_s=timeout_s, retries=1, port=path)
-        arena = client.info(bundle.model_hash).arena_used_bytes
-        outputs = np.stack([r.output for r in client.infer_many(faces)]) if len(faces) else np.zeros((0,))
-    finally:
-        port.close()
-        proc.terminate()
-        proc.wait(timeout=10)
-        os.close(master)
-    return arena, outputs
-
-
-def flash_bytes(program_path: Path, size_tool: str = "riscv64-unknown-elf-size") -> int:
-    """text + data of the program (what a flash image holds)."""
-    out = subprocess.run([size_tool, str(program_path)], capture_output=True, text=True,
-                         check=True).stdout.splitlines()[1].split()
-    return int(out[0]) + int(out[1])
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=str(REPO / "models" / "esp32"),
@@ -131,6 +52,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     args = ap.parse_args()
 
+    from _lib import flash_bytes, lfw_dir, lfw_faces, print_op_table, serve  # benchmarks/, beside this script
     from tinyface.model.bundle import load_bundle
     from tinyface.codegen.kernels import model_kernel_specs
     from tinyface.device.isa import measure_profile

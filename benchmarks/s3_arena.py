@@ -21,7 +21,7 @@ TFLM's sources through the rv32 Makefile's TF_EXTRA.
 
 Needs what benchmarks/kernels.py needs (TFLM_DIR, ESP_NN_DIR, the RISC-V packages; LFW for
 --faces: photos of peopleDevTrain.txt's people, never the held-out peopleDevTest's, prepared by
-benchmarks/kernels.py's lfw_faces). Two rv32 builds of TFLM: about 6 minutes on 2 cores the
+benchmarks/_lib.py's lfw_faces). Two rv32 builds of TFLM: about 6 minutes on 2 cores the
 first time (cached in --work).
 """
 
@@ -96,7 +96,7 @@ def main() -> None:
     args = ap.parse_args()
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from kernels import lfw_dir, lfw_faces, serve  # benchmarks/kernels.py: the same faces and pty
+    from _lib import lfw_dir, lfw_faces, serve  # benchmarks/_lib.py: kernels.py's faces and pty
     from tinyface.boards import load_board
     from tinyface.model.bundle import load_bundle
     from tinyface.model.graph import analyze

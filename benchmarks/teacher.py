@@ -6,7 +6,7 @@ Cuts N aligned 150x150 chips from LFW, embeds them with each backend (TensorFlow
 batched path `tinyface build` uses; dlib: one process, as dlib-bin runs), and prints
 milliseconds per chip and the largest difference between the two embeddings. Run it on
 idle cores: the figures are wall time. The photos are the first N of LFW's training-split
-people (peopleDevTrain.txt in file order, benchmarks/kernels.py's lfw_face_paths); the
+people (peopleDevTrain.txt in file order, benchmarks/_lib.py's lfw_face_paths); the
 held-out peopleDevTest photos are not read.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kernels import lfw_face_paths  # benchmarks/, beside this script: LFW's training-split photos
+from _lib import lfw_face_paths  # benchmarks/, beside this script: LFW's training-split photos
 from tinyface.config import default_data_dir
 from tinyface.data.align import Aligner
 from tinyface.data.dataset import read_image

@@ -2,7 +2,7 @@
 (firmware.kernels = "generated"), side by side on an emulated Xtensa core: instructions per
 op and per inference, and whether both builds give the same int8 outputs (each other's and
 the pip TFLM interpreter's) on LFW faces (photos of peopleDevTrain.txt's people, never the held-out
-peopleDevTest's: benchmarks/kernels.py's lfw_faces). benchmarks/kernels.py does the same on the
+peopleDevTest's: benchmarks/_lib.py's lfw_faces). benchmarks/kernels.py does the same on the
 ESP32-C3's RISC-V; this asks whether the ratio holds on Xtensa, the classic ESP32's family.
 
     python benchmarks/xtensa_kernels.py --compiler-rt DIR [--model models/esp32] [--faces 20] [--json]
@@ -157,7 +157,7 @@ def run_model(model: str, board_name: str, n_faces: int, data: str | None, work:
     from tinyface.model.bundle import load_bundle
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from kernels import flash_bytes, lfw_dir, lfw_faces, serve  # benchmarks/kernels.py: the same faces, pty and size
+    from _lib import flash_bytes, lfw_dir, lfw_faces, serve  # benchmarks/_lib.py: kernels.py's faces, pty and size
     from tinyface.device.isa import measure_profile
 
     bundle = load_bundle(model)
@@ -199,7 +199,7 @@ def run_model(model: str, board_name: str, n_faces: int, data: str | None, work:
 
 
 def report(results: dict) -> None:
-    from kernels import print_op_table  # benchmarks/kernels.py's table (run_model put it on the path)
+    from _lib import print_op_table  # kernels.py's table (benchmarks/_lib.py; run_model put it on the path)
 
     a, b = results["esp-nn"], results["generated"]
     print(f"{results['model']} (board {results['board']}): {results['label']}")

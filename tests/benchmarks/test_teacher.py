@@ -14,7 +14,7 @@ from tinyface.data import lfw
 
 def test_teacher_times_photos_of_training_people_only(lfw_dir, monkeypatch, capsys):
     """The first photos of LFW in name order include AJ_Lamas (peopleDevTest); teacher.py reads
-    peopleDevTrain.txt's people in file order instead (kernels.lfw_face_paths). The photos are
+    peopleDevTrain.txt's people in file order instead (benchmarks/_lib.py's lfw_face_paths). The photos are
     aligned for real; the teacher network is not run (what it embeds is not the question)."""
     monkeypatch.syspath_prepend(str(BENCHMARKS))
     teacher = _load("teacher")
@@ -28,7 +28,7 @@ def test_teacher_times_photos_of_training_people_only(lfw_dir, monkeypatch, caps
     test_people = {name for name, _ in lfw.read_people(lfw_dir / lfw.PEOPLE_DEV_TEST)}
     assert not {p.parent.name for p in read} & test_people, read
     # the rule kernels.py, s3_arena.py and xtensa_kernels.py use
-    assert read == _load("kernels").lfw_face_paths(lfw_dir, 4)
+    assert read == _load("_lib").lfw_face_paths(lfw_dir, 4)
 
 
 def test_teacher_says_when_lfw_holds_fewer_training_photos_than_asked(tmp_path):
