@@ -69,7 +69,7 @@ def child(run: Path, preset_name: str, mode: str, steps: int, out: Path) -> None
 
 def first_difference(a: list[str], b: list[str]) -> int | None:
     """The first step (1-based) at which two runs' weights differ, None if they never do."""
-    for step, (x, y) in enumerate(zip(a, b, strict=False), 1):
+    for step, (x, y) in enumerate(zip(a, b, strict=False), 1):  # the shorter run: its end below
         if x != y:
             return step
     return None if len(a) == len(b) else min(len(a), len(b)) + 1

@@ -228,7 +228,7 @@ def dlib_raw_norm(paths: list[Path], alignments: list[Alignment], n: int = 64) -
     from tinyface.teacher import embed_chips
 
     spec = FaceSpec()
-    chips = [spec.cut_teacher_chip(read_image(p), al) for p, al in zip(paths[:n], alignments, strict=False)]
+    chips = [spec.cut_teacher_chip(read_image(p), al) for p, al in zip(paths[:n], alignments[:n], strict=True)]
     return float(np.linalg.norm(embed_chips(chips, "dlib", normalised=False), axis=1).mean())
 
 

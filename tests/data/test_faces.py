@@ -46,7 +46,7 @@ def test_cached_alignments_are_the_ones_prepare_faces_found_and_none_where_it_fo
         # the caller's hashes give the same, and only the landmark settings matter, not the crop's
         hashes = [content_hash(p.read_bytes()) for p in aligned]
         again = cached_alignments(aligned, FaceSpec(crop_size=64, source_chip_padding=0.25), cache, hashes)
-        assert all(np.array_equal(a.landmarks, b.landmarks) for a, b in zip(again, got, strict=False))
+        assert all(np.array_equal(a.landmarks, b.landmarks) for a, b in zip(again, got[:2], strict=True))
         # landmarks found another way (the photo aligner) are other entries
         assert cached_alignments(aligned, FaceSpec(), cache) == [None, None]
         assert cached_alignments([], spec, cache) == []

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import struct
 
 import pytest
@@ -25,7 +26,7 @@ frames = st.builds(
 def _feed_in_chunks(decoder: StreamDecoder, data: bytes, cuts: list[int]) -> list:
     events = []
     points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
-    for a, b in zip(points, points[1:], strict=False):
+    for a, b in itertools.pairwise(points):
         events += decoder.feed(data[a:b])
     return events
 

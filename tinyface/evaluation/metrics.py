@@ -445,6 +445,7 @@ def pairs_within_images(pairs, n_images: int):
     first-seen order, [(key a, key b, same)])."""
     same = [p for p in pairs if p.same]
     diff = [p for p in pairs if not p.same]
+    # alternate same and different pairs while both last, then the rest of the longer list
     order = [p for duo in zip(same, diff, strict=False) for p in duo] + same[len(diff):] + diff[len(same):]
     keys: dict[tuple[str, int], int] = {}
     used = []
