@@ -542,3 +542,40 @@ def run_benchmark(script: str, *args, env: dict | None = None):
 
     return subprocess.run([sys.executable, str(BENCHMARKS / script), *map(str, args)], capture_output=True,
                           text=True, env=env, timeout=300)
+
+
+# --- small helpers several test files share ---------------------------------------------------------
+
+def luma(rgb):
+    """The brightness the pipeline reads from an RGB image (ITU-R BT.601 weights)."""
+    import numpy as np
+
+    return rgb.astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
+
+
+def gul_photos(lfw_dir, n=3):
+    """The first ``n`` LFW photos of Abdullah_Gul (a training person with many photos)."""
+    return sorted((lfw_dir / "images" / "Abdullah_Gul").glob("*.jpg"))[:n]
+
+
+def unit_targets(n=40, seed=0):
+    """``n`` random unit-length 128-d teacher targets."""
+    import numpy as np
+
+    from tinyface.vectors import l2_normalize
+
+    return l2_normalize(np.random.default_rng(seed).normal(size=(n, 128)).astype(np.float32))
+
+
+def trained_branched_student(arch: str, branches: int, size: int = 32, width: float = 0.5):
+    """A branched student after a few steps, so its batch norms hold statistics of their own."""
+    import numpy as np
+
+    from tinyface.train import distill, student
+
+    model, _ = student.build_student(arch, (size, size, 1), 16, width, branches=branches)
+    rng = np.random.default_rng(branches)
+    x = rng.integers(0, 256, (64, size, size, 1), dtype=np.uint8)
+    t = distill.center_targets(rng.normal(size=(64, 16)).astype(np.float32), np.zeros(16, np.float32))
+    distill.fit(model, x, t, None, None, 2, 16, 3e-3, distill.make_loss(distill.LossWeights()), augment=False)
+    return model, x

@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import error_in_process as error_line
 from tinyface import config, errors
+from tinyface.config import StudentSettings
 from tinyface.errors import ConfigError
 
 SECTIONS = ["data", "extra", "teacher", "student", "distill", "prune", "quantize", "firmware", "bench"]
@@ -306,3 +307,46 @@ def test_a_set_value_that_is_broken_toml_is_exit_3_from_the_cli(capsys):
     # (values that are not TOML at all stay strings: test_set_option_parsing)
     code, line = error_line(capsys, "data", "cache", "--set", "extra.dirs=[1,2")
     assert code == errors.ConfigError.exit_code == 3 and "extra.dirs" in line and "Unclosed array" in line
+
+
+# --- the training settings' ranges (distill, student, data) ---
+
+def test_light_augment_is_a_share():
+    assert config.load(overrides={"distill": {"light_augment": 0.2}}).distill.light_augment == 0.2
+    with pytest.raises(config.ConfigError, match="distill.light_augment must be in"):
+        config.load(overrides={"distill": {"light_augment": 1.5}})
+
+
+def test_weight_averaging_is_checked():
+    from tinyface.config import ConfigError, DistillSettings
+
+    for bad in (-0.1, 1.0):
+        try:
+            DistillSettings(ema=bad).validate()
+        except ConfigError as e:
+            assert "distill.ema" in str(e)
+        else:
+            raise AssertionError(f"ema={bad} accepted")
+
+
+@pytest.mark.parametrize("repeats", [[3, 3], [3, 3, 0], [3, 3, 9], [3, 3, 2.0], [3, 3, True], "332"])
+def test_repeats_must_be_three_small_whole_numbers(repeats):
+    with pytest.raises(ConfigError, match="student.repeats"):
+        StudentSettings(arch="dsnet_mlp", repeats=repeats).validate()
+
+
+def test_repeats_do_not_apply_to_tinycnn():
+    with pytest.raises(ConfigError, match="tinycnn"):
+        StudentSettings(arch="tinycnn", repeats=[2, 2, 2]).validate()
+    StudentSettings(arch="tinycnn").validate()
+
+
+def test_branches_are_bounded():
+    with pytest.raises(ConfigError):
+        StudentSettings(branches=5).validate()
+
+
+def test_the_filter_is_on_by_default_and_validated():
+    assert config.load().data.test_filter == 0.25
+    with pytest.raises(Exception, match="data.test_filter must be in"):
+        config.load(overrides={"data": {"test_filter": 1.5}})

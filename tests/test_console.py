@@ -116,3 +116,50 @@ def test_a_forked_child_ignores_ctrl_c_that_its_parent_handles():
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "7", (proc.stdout, proc.stderr[-2000:])
     assert "Traceback" not in proc.stderr and "KeyboardInterrupt" not in proc.stderr, proc.stderr[-2000:]
+
+
+def test_an_interrupt_python_cannot_raise_is_not_printed_but_other_errors_are():
+    """A KeyboardInterrupt inside a finalizer is "Exception ignored in ..." with a traceback:
+    with the CLI's handler it is dropped (the flag carries it); any other error still shows."""
+    import subprocess
+    import sys
+
+    script = (
+        "from tinyface import console\n"
+        "class Interrupted:\n"
+        "    def __del__(self):\n"
+        "        raise KeyboardInterrupt\n"
+        "class Broken:\n"
+        "    def __del__(self):\n"
+        "        raise ValueError('a real bug')\n"
+        "console.catch_interrupts()\n"
+        "Interrupted()\n"
+        "Broken()\n")
+    err = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60).stderr
+    assert "KeyboardInterrupt" not in err and "a real bug" in err, err
+
+
+# --- TensorFlow runs a build's ops one at a time (one_op_at_a_time), so QAT is bit-reproducible; each
+# case runs in a fresh interpreter, since TensorFlow takes the setting only before its first op ---
+
+PROBE = """
+from tinyface.console import one_op_at_a_time
+{before}
+import tensorflow as tf
+print(one_op_at_a_time(), tf.config.threading.get_inter_op_parallelism_threads())
+"""
+
+
+def _probe(before: str = "") -> str:
+    proc = subprocess.run([sys.executable, "-c", PROBE.format(before=before)], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout.split()
+
+
+def test_a_fresh_tensorflow_runs_one_op_at_a_time():
+    assert _probe() == ["True", "1"]
+
+
+def test_a_tensorflow_that_already_ran_is_left_as_it_is_and_says_so():
+    assert _probe("import tensorflow as tf; tf.constant(1.0) + 1") == ["False", "0"]

@@ -2,7 +2,8 @@
 where no face is found, faces the detector misses (tight crops, dark and one-sided light; their hard
 versions made by benchmarks/hard_faces.py) found by the rescue steps and aligned like the photo,
 non-faces never taken for a face, huge photos searched in bounded memory, and the promise that faces
-the detector already finds keep exactly their alignment."""
+the detector already finds keep exactly their alignment; and a teacher view's perturbation
+moves the landmarks alike at any chip size."""
 
 import hashlib
 import json
@@ -17,8 +18,8 @@ from tests.conftest import write_png
 from tests.conftest import detector_truth as _truth
 from tests.conftest import landmark_error as _error
 from tests.conftest import load_benchmark
-from tinyface.data.align import (FALLBACK_CENTER_Y, FALLBACK_SIDE, METHODS, Aligner, Alignment, chip_affine, cut_chip,
-                                 dlib_models, implausible, map_points, underexposed)
+from tinyface.data.align import (FALLBACK_CENTER_Y, FALLBACK_SIDE, METHODS, Aligner, Alignment, Perturbation,
+                                 chip_affine, cut_chip, dlib_models, implausible, map_points, underexposed)
 from tinyface.data.cache import FaceCache
 from tinyface.data.dataset import read_image
 from tinyface.data.faces import FaceSpec, prepare_faces
@@ -328,3 +329,21 @@ print(json.dumps({{"shape": rgb.shape, "method": a.method,
     cx, cy = (np.array(out["center"]) * factor)
     assert x0 + 600 < cx < x0 + 1400 and y0 + 600 < cy < y0 + 1400  # on the pasted face
     assert out["rss_mb"] < 2500, out
+
+
+# --- teacher views ------------------------------------------------------------------------------------
+# one perturbation (a teacher view's) moves the landmarks the same way at any chip size (the views
+# themselves: tests/data/test_faces.py).
+
+def test_a_perturbation_moves_landmarks_the_same_way_at_any_chip_size(lfw_dir):
+    rgb = read_image(lfw_dir / "images" / "Aaron_Eckhart" / "Aaron_Eckhart_0001.jpg")
+    alignment = Aligner().detect(rgb)
+    p = Perturbation(angle_deg=9.0, scale=1.05, shift_x=0.04, shift_y=-0.03, flip=True)
+    normalised = []
+    for size in (64, 150):
+        m = (p.matrix(size) @ np.vstack([chip_affine(alignment, rgb.shape[:2], size, 0.25), [0, 0, 1]]))[:2]
+        normalised.append(map_points(m, alignment.landmarks) / (size - 1))
+    # equal up to the shift, which is a fraction of the side (size), not of size - 1: < 0.1%
+    assert np.allclose(normalised[0], normalised[1], atol=1e-3)
+    # the mirror puts the subject's right eye (landmarks 0-1) on the chip's left
+    assert normalised[0][0, 0] < 0.5 < normalised[0][2, 0]

@@ -2,7 +2,9 @@
 calls the aligner; an old "not found" entry is looked at again), the images it skips and names, its
 worker processes (the same crops; Ctrl-C and the pool's end without a traceback from each worker);
 and cached_alignments: the landmarks prepare_faces cached, read back without an aligner (the
-benchmarks' and the prepare_* functions' one way to read them)."""
+benchmarks' and the prepare_* functions' one way to read them). Then FaceSpec (for_model, the cut of
+the teacher's chips) and the training views the build adds: the teacher's views (prepare_views),
+the hard views (prepare_hard_views) and the teacher's mixes (prepare_mixes)."""
 
 import shutil
 
@@ -10,13 +12,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import gul_photos, luma
 from tests.conftest import LFW_TRAIN_IMAGES as TRAIN_IMAGES
 from tests.conftest import detector_truth as _truth
 from tests.conftest import load_benchmark
+from tinyface import config
 from tinyface.data.align import Aligner, ChipAligner
 from tinyface.data.cache import FaceCache, content_hash
 from tinyface.data.dataset import load_dataset, read_image
-from tinyface.data.faces import FaceSpec, cached_alignments, prepare_faces
+from tinyface.data.faces import (FaceSpec, blend, cached_alignments, hard_kinds, plan_mixes, prepare_faces,
+                                 prepare_hard_views, prepare_mixes, prepare_views)
+from tinyface.data.hard_photos import darken
+from tinyface.errors import DataError
+from tinyface.model.bundle import ModelMeta
 
 
 def _chips(folder, sizes):
@@ -324,3 +332,206 @@ def test_a_pool_that_ends_normally_leaves_no_traceback_from_its_workers():
     out, err = _finish(proc, timeout_s=120)
     assert proc.returncode == 0 and out.strip() == "done", err[-2000:]
     assert "Traceback" not in err and "ForkPoolWorker" not in err, err[-2000:]
+
+
+# --- FaceSpec -----------------------------------------------------------------------------------------
+# for_model, the one way to cut faces for a model (issue 14, item 2), and cut_teacher_chip, the one
+# cut of the teacher's chips.
+
+def _meta(shape, padding=0.3):
+    return ModelMeta(input_shape=shape, input_scale=1.0, input_zero_point=-128, output_scale=0.1,
+                     output_zero_point=0, embedding_dim=128, threshold=0.5, crop_padding=padding)
+
+
+def test_for_model_takes_the_crop_from_model_json_and_the_retry_from_the_settings():
+    settings = config.load(overrides={"data": {"detector_upsample": 2, "crop_size": 32, "padding": 0.1}})
+    spec = FaceSpec.for_model(_meta([1, 64, 64, 3]), settings)
+    # the model decides the crop (not data.crop_size / data.padding, which are the build's)
+    assert (spec.crop_size, spec.channels, spec.padding) == (64, 3, 0.3)
+    assert spec.detector_upsample == 2
+    assert not spec.teacher
+
+
+def test_for_model_without_settings_uses_the_default_retry():
+    assert FaceSpec.for_model(_meta([1, 48, 48, 1])).detector_upsample == config.DataSettings().detector_upsample
+
+
+def test_a_model_with_a_non_square_input_is_refused():
+    with pytest.raises(DataError, match="48x40"):
+        FaceSpec.for_model(_meta([1, 48, 40, 1]))
+
+
+def _face_photo(seed: int = 0):
+    """A photo (noise: the cut is geometry) and the landmarks of the face it holds."""
+    from tinyface.data.align import Alignment, chip_landmarks
+
+    rgb = np.random.default_rng(seed).integers(0, 256, (180, 160, 3), dtype=np.uint8)
+    # the template of a 120-pixel chip at padding 0.25, moved into the photo: a face away from its edges
+    return rgb, Alignment(chip_landmarks(120, 120, 0.25) + np.float32([20, 30]), True, "detector")
+
+
+def test_the_teacher_chip_is_dlibs_150_pixel_chip_at_padding_025_from_the_teacher_settings():
+    from tinyface.data.align import Perturbation, cut_chip
+    from tinyface.teacher.dlib_net import CHIP_SIZE
+
+    rgb, alignment = _face_photo()
+    spec = FaceSpec()
+    chip = spec.cut_teacher_chip(rgb, alignment)
+    assert (spec.teacher_chip_size, spec.teacher_padding) == (150, 0.25) == (
+        config.TeacherSettings.chip_size, config.TeacherSettings.chip_padding)
+    assert chip.shape == (CHIP_SIZE, CHIP_SIZE, 3) and chip.dtype == np.uint8  # what the network reads
+    assert np.array_equal(chip, cut_chip(rgb, alignment, 150, 0.25, 3))
+    view = Perturbation(scale=1.05, shift_x=0.02)
+    assert np.array_equal(spec.cut_teacher_chip(rgb, alignment, view), cut_chip(rgb, alignment, 150, 0.25, 3, view))
+    assert not np.array_equal(spec.cut_teacher_chip(rgb, alignment, view), chip)
+
+
+def test_the_teacher_chip_follows_the_settings_and_not_the_students_crop():
+    from tinyface.data.align import cut_chip
+
+    rgb, alignment = _face_photo(1)
+    settings = config.load(overrides={"teacher": {"chip_padding": 0.3}, "data": {"crop_size": 48, "padding": 0.1}})
+    chip = FaceSpec.from_settings(settings, teacher=True).cut_teacher_chip(rgb, alignment)
+    assert np.array_equal(chip, cut_chip(rgb, alignment, 150, 0.3, 3))
+    assert not np.array_equal(chip, FaceSpec().cut_teacher_chip(rgb, alignment))
+
+
+# --- teacher views ------------------------------------------------------------------------------------
+# prepare_views: one perturbation cut at two sizes shows the same face (tests/data/test_align.py), the
+# teacher embeds that very view, and views are deterministic and cached.
+
+def test_views_are_deterministic_cached_and_embedded_per_view(lfw_dir, tmp_path):
+    paths = sorted((lfw_dir / "images" / "Abdullah_Gul").glob("*.jpg"))[:3]
+    spec = FaceSpec(crop_size=32, channels=1, padding=0.1, teacher=True)
+    with FaceCache(tmp_path / "cache") as cache:
+        faces = prepare_faces(paths, spec, cache, workers=1)
+        done = []
+        ok, crops, teacher = prepare_views(paths, spec, cache, 2, workers=1, progress=done.append)
+        assert sum(done) == 3  # one per image
+        assert ok.all() and crops.shape == (3, 2, 32, 32, 1) and teacher.shape == (3, 2, 128)
+        # each view differs from the original crop and from the other view
+        assert not np.array_equal(crops[0, 0], faces.crops[0]) and not np.array_equal(crops[0, 0], crops[0, 1])
+        # the teacher sees the view: close to, but not the same as, the original's embedding
+        cos = np.sum(teacher[:, 0] * faces.teacher, axis=1)
+        assert np.all(cos > 0.9) and np.all(cos < 0.99999)
+
+        calls = []
+
+        def forbidden(job):
+            calls.append(job)
+            raise AssertionError("the second run must come from the cache")
+
+        import tinyface.data.faces as faces_module
+
+        original = faces_module._process_views
+        faces_module._process_views = forbidden
+        try:
+            done = []
+            ok2, crops2, teacher2 = prepare_views(paths, spec, cache, 2, workers=1, progress=done.append)
+        finally:
+            faces_module._process_views = original
+        assert not calls and np.array_equal(crops, crops2) and np.array_equal(teacher, teacher2)
+        assert sum(done) == 3  # cached images count too: the pass's progress reaches its total
+
+
+# --- hard views ---------------------------------------------------------------------------------------
+# prepare_hard_views (distill.relit_views and tight_views): hard copies of the training photos
+# (tinyface.data.hard_photos), cut as a user's photo is cut.
+
+def test_relit_crops_are_brightened_as_the_pipeline_brightens_and_cached(lfw_dir, tmp_path, monkeypatch):
+    from tinyface.data import faces
+
+    paths = gul_photos(lfw_dir)
+    spec = FaceSpec(crop_size=48, channels=1, padding=0.1)
+    cache = FaceCache(tmp_path / "cache")
+    plain = prepare_faces(paths, spec, cache, workers=1)
+    assert plain.ok.all()
+    ok, crops = prepare_hard_views(paths, spec, cache, hard_kinds(2, 0), workers=1)
+    assert ok.all() and crops.shape == (3, 2, 48, 48, 1)
+    for i, path in enumerate(paths):
+        raw_dark = darken(read_image(path), 1)  # a very dark photo: brightest pixels about 25/255
+        assert np.percentile(luma(raw_dark), 99.5) < 40
+        # the relit crop of the very dark view was brightened back: its light is that of a usable face
+        assert np.percentile(crops[i, 0], 99) > 120
+        assert not np.array_equal(crops[i, 0], plain.crops[i]) and not np.array_equal(crops[i, 1], plain.crops[i])
+
+    def never(job):
+        raise AssertionError("hard crops were cut again instead of read from the cache")
+
+    monkeypatch.setattr(faces, "_process_hard", never)
+    ok2, crops2 = prepare_hard_views(paths, spec, cache, hard_kinds(2, 0), workers=1)
+    assert ok2.all() and np.array_equal(crops2, crops)
+
+
+# --- teacher mixes ------------------------------------------------------------------------------------
+# plan_mixes, blend, prepare_mixes: blends of two people, planned deterministically, embedded by the
+# teacher on the blended chip, and cached.
+
+def test_a_plan_is_seeded_and_always_pairs_two_different_people():
+    labels = ["a", "a", "a", "b", "c", "c"]
+    plan = plan_mixes(labels, 3, seed=7)
+    assert len(plan) == 18 and plan == plan_mixes(labels, 3, seed=7) and plan != plan_mixes(labels, 3, seed=8)
+    assert all(labels[m.a] != labels[m.b] and 0.2 <= m.lam <= 0.8 for m in plan)
+    assert [m.a for m in plan[:6]] == list(range(6))  # every image gets each of its mixes
+
+
+def test_more_mixes_extend_the_plan_so_the_cached_ones_are_reused():
+    labels = ["a", "b", "b", "c", "d"] * 3
+    assert plan_mixes(labels, 5, seed=1)[:2 * len(labels)] == plan_mixes(labels, 2, seed=1)
+
+
+def test_blend_is_the_rounded_weighted_sum():
+    a, b = np.full((2, 2, 1), 200, np.uint8), np.full((2, 2, 1), 11, np.uint8)
+    assert blend(a, b, 0.25).flat[0] == round(0.25 * 200 + 0.75 * 11)
+    assert np.array_equal(blend(a, b, 1.0), a)
+
+
+def test_the_teacher_embeds_the_blend_once_and_later_runs_read_the_cache(lfw_dir, tmp_path):
+    paths = [sorted((lfw_dir / "images" / name).glob("*.jpg"))[0] for name in ("Abdullah_Gul", "Aaron_Eckhart")]
+    spec = FaceSpec(crop_size=32, channels=1, padding=0.1, teacher=True)
+    plan = plan_mixes(["Abdullah_Gul", "Aaron_Eckhart"], 1, seed=0)
+    with FaceCache(tmp_path / "cache") as cache:
+        faces = prepare_faces(paths, spec, cache, workers=1)
+        ok, teacher = prepare_mixes(paths, plan, spec, cache, workers=1)
+        assert ok.all() and teacher.shape == (2, 128)
+        for m, emb in zip(plan, teacher, strict=True):
+            # the blend's embedding lies between the two people's, nearer the heavier one
+            near, far = (m.a, m.b) if m.lam > 0.5 else (m.b, m.a)
+            assert emb @ faces.teacher[near] > emb @ faces.teacher[far]
+            assert emb @ faces.teacher[near] < 0.9999
+
+        import tinyface.data.faces as faces_module
+
+        original = faces_module._process_chip
+        faces_module._process_chip = lambda job: (_ for _ in ()).throw(AssertionError("must come from the cache"))
+        try:
+            ok2, teacher2 = prepare_mixes(paths, plan, spec, cache, workers=1)
+        finally:
+            faces_module._process_chip = original
+        assert ok2.all() and np.array_equal(teacher, teacher2)
+
+
+def test_mixes_over_more_images_than_fit_in_memory_come_in_chunks_with_the_same_result(lfw_dir, tmp_path, monkeypatch):
+    import tinyface.data.faces as faces_module
+
+    names = ("Abdullah_Gul", "Aaron_Eckhart", "Adrien_Brody")
+    paths = [sorted((lfw_dir / "images" / name).glob("*.jpg"))[0] for name in names]
+    spec = FaceSpec(crop_size=32, channels=1, padding=0.1, teacher=True)
+    plan = plan_mixes(list(names), 2, seed=3)
+    with FaceCache(tmp_path / "all") as cache:
+        prepare_faces(paths, spec, cache, workers=1)
+        ok, teacher = prepare_mixes(paths, plan, spec, cache, workers=1)
+    # two images at a time: each chunk is the mixes of one pair, all of them in order
+    chunks = list(faces_module._chunks_by_images(list(range(len(plan))), plan, 2))
+    assert len(chunks) > 1 and sum(chunks, []) == list(range(len(plan)))
+    assert all(len({i for k in c for i in (plan[k].a, plan[k].b)}) == 2 for c in chunks)
+    monkeypatch.setattr(faces_module, "MIX_CHIPS_IN_MEMORY", 2)
+    with FaceCache(tmp_path / "chunked") as cache:
+        prepare_faces(paths, spec, cache, workers=1)
+        done = []
+        ok2, teacher2 = prepare_mixes(paths, plan, spec, cache, workers=1, progress=done.append)
+        assert sum(done) == len(plan)
+        done = []
+        prepare_mixes(paths, plan, spec, cache, workers=1, progress=done.append)
+        assert sum(done) == len(plan)  # all cached: the pass still reaches its total
+    assert ok.all() and ok2.all() and np.allclose(teacher, teacher2, atol=1e-6)

@@ -6,10 +6,15 @@ an evaluation's report (write_evaluation_report) replaces every file of an earli
 evaluate` itself: tests/cli/test_evaluate.py.)"""
 
 import json
+import shlex
 
 import pytest
 
 from tests.conftest import VALIDATION_PARITY, copy_people, parity_metrics, shown_test_parity
+from tinyface import config
+from tinyface.config import load
+from tinyface.config import load_preset as get_preset
+from tinyface.evaluation.report import reproduce_command
 from tinyface.train.pipeline import _accuracy_fields, describe_dataset
 
 pytestmark = pytest.mark.usefixtures("own_folder")
@@ -126,3 +131,69 @@ def test_a_new_report_replaces_every_file_of_an_old_one(tmp_path):
     write_evaluation_report(out, result)
     assert sorted(p.name for p in out.iterdir()) == ["report.json", "report.md", "roc.png"]
     assert json.loads((out / "report.json").read_text())["model"] == "m"
+
+
+# --- the model card's words for the training settings ---
+
+def test_relit_views_is_a_count_and_the_model_card_says_so():
+    from tinyface.evaluation.report import _training_data_line
+
+    ds = config.load(overrides={"distill": {"relit_views": 2, "teacher_views": 3}}).distill
+    assert "2 relit copies of each training photo" in _training_data_line(ds)
+    assert "relit" not in _training_data_line(config.load().distill)
+    ds = config.load(overrides={"distill": {"tight_views": 1}}).distill
+    assert "1 tight crop of each training photo" in _training_data_line(ds)
+    with pytest.raises(config.ConfigError, match="distill.relit_views must be in"):
+        config.load(overrides={"distill": {"relit_views": 9}})
+    with pytest.raises(config.ConfigError, match="distill.tight_views must be in"):
+        config.load(overrides={"distill": {"tight_views": -1}})
+
+
+def test_the_model_card_says_the_faces_were_relit():
+    from tinyface.evaluation.report import _training_data_line
+
+    ds = config.load(overrides={"distill": {"light_augment": 0.2, "teacher_views": 3}}).distill
+    assert "20% of the samples seen very dark (then brightened) or lit from one side" in _training_data_line(ds)
+    assert "very dark" not in _training_data_line(config.load().distill)
+
+
+def test_the_model_card_names_repeats_only_when_set():
+    from tinyface.evaluation.report import _student_words
+
+    assert "3/3/3 blocks per stage" in _student_words(load(overrides={"student": {"repeats": [3, 3, 3]}}).student)
+    assert "blocks" not in _student_words(load().student)
+
+
+def test_the_model_card_says_the_student_was_trained_with_branches():
+    from tinyface.config import load
+    from tinyface.evaluation.report import _student_words
+
+    two = load(overrides={"student": {"branches": 2}}).student
+    assert "trained with 2 parallel convolutions" in _student_words(two)
+    assert "parallel" not in _student_words(load().student)
+
+
+# --- the model card's `reproduce:` command rebuilds the same settings: the preset plus a --set for
+# every setting that differs from it ---
+
+def _settings(preset, *sets):
+    return config.load(None, config.parse_set_option(sets), base=preset.settings())
+
+
+def test_a_plain_preset_build_is_reproduced_by_the_preset_alone(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no ./tinyface.toml
+    preset = get_preset("esp32")
+    assert reproduce_command(_settings(preset, "data.dir=/somewhere", "data.workers=2"), preset) == \
+        "tinyface build --preset esp32"
+
+
+def test_overrides_appear_and_round_trip(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    preset = get_preset("esp32s3")
+    settings = _settings(preset, "prune.epochs=1", "quantize.qat=false", "distill.learning_rate=0.001")
+    command = reproduce_command(settings, preset)
+    assert command.startswith("tinyface build --preset esp32s3 ")
+    words = shlex.split(command)
+    sets = tuple(words[i + 1] for i, w in enumerate(words) if w == "--set")
+    assert sorted(sets) == ["distill.learning_rate=0.001", "prune.epochs=1", "quantize.qat=false"]
+    assert _settings(preset, *sets).to_dict() == settings.to_dict()

@@ -28,7 +28,7 @@ EVALUATE_ONLY = ("identify_stranger_rate", "identify_gallery", "threshold_from")
 # Every tinyface module a build's stages import, loaded when the build starts: a build runs
 # for up to an hour, and a module first imported at its end (the evaluation, the report)
 # would otherwise come from whatever version of tinyface is installed *then* (an edit or an
-# upgrade meanwhile crashed a build once). tests/train/test_pipeline_imports.py checks the list.
+# upgrade meanwhile crashed a build once). tests/train/test_pipeline.py checks the list.
 STAGE_MODULES = (
     "tinyface.boards", "tinyface.boards.plots", "tinyface.boards.profile", "tinyface.config",
     "tinyface.evaluation.metrics", "tinyface.model.bundle",

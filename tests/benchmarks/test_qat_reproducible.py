@@ -1,36 +1,9 @@
-"""TensorFlow runs a build's ops one at a time (console.one_op_at_a_time), so QAT is
-bit-reproducible; each case runs in a fresh interpreter, since TensorFlow takes the setting only
-before its first op."""
+"""benchmarks/qat_reproducible.py: the comparison it prints, and its bad input."""
 
 import importlib.util
 import subprocess
 import sys
 from pathlib import Path
-
-PROBE = """
-from tinyface.console import one_op_at_a_time
-{before}
-import tensorflow as tf
-print(one_op_at_a_time(), tf.config.threading.get_inter_op_parallelism_threads())
-"""
-
-
-def _probe(before: str = "") -> str:
-    proc = subprocess.run([sys.executable, "-c", PROBE.format(before=before)], capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout.split()
-
-
-def test_a_fresh_tensorflow_runs_one_op_at_a_time():
-    assert _probe() == ["True", "1"]
-
-
-def test_a_tensorflow_that_already_ran_is_left_as_it_is_and_says_so():
-    assert _probe("import tensorflow as tf; tf.constant(1.0) + 1") == ["False", "0"]
-
-
-# benchmarks/qat_reproducible.py: the comparison it prints, and its bad input
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "benchmarks" / "qat_reproducible.py"
