@@ -356,14 +356,12 @@ def test_each_requantization_form_is_bit_exact(tmp_path, tflm_objects):
 
 
 def lfw_faces(lfw_dir: Path, meta, n: int) -> np.ndarray:
-    """``n`` photos of LFW training-split people as the firmware's input: benchmarks/kernels.py's
-    (the benchmark that compares the same two implementations on more faces)."""
-    import importlib.util
+    """``n`` photos of LFW training-split people as the firmware's input: those of
+    benchmarks/kernels.py (the benchmark that compares the same two implementations on more faces;
+    benchmarks/_lib.py's lfw_faces)."""
+    from tests.conftest import load_benchmark
 
-    spec = importlib.util.spec_from_file_location("kernels_benchmark", REPO / "benchmarks" / "kernels.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.lfw_faces(lfw_dir, meta, n)
+    return load_benchmark("_lib").lfw_faces(lfw_dir, meta, n)
 
 
 @pytest.mark.native
