@@ -350,3 +350,42 @@ def test_the_filter_is_on_by_default_and_validated():
     assert config.load().data.test_filter == 0.25
     with pytest.raises(Exception, match="data.test_filter must be in"):
         config.load(overrides={"data": {"test_filter": 1.5}})
+
+
+# --- extra faces' settings (extra.dirs, extra.kind, extra.people) ---
+
+def test_settings_accept_one_folder_or_a_list(tmp_path):
+    assert config.load(overrides=config.parse_set_option(("extra.dirs=fairface",))).extra.dirs == ["fairface"]
+    assert config.load(overrides=config.parse_set_option(('extra.dirs=["a", "b"]',))).extra.dirs == ["a", "b"]
+    with pytest.raises(config.ConfigError, match="extra.kind"):
+        config.load(overrides={"extra": {"kind": "videos"}})
+    with pytest.raises(config.ConfigError, match="extra.dirs"):
+        config.load(overrides={"extra": {"dirs": [1, 2]}})
+    assert 'dirs = ["a"]' in config.load(overrides={"extra": {"dirs": ["a"]}}).to_toml()
+    # one kind for every folder, or one per folder
+    two = config.load(overrides={"extra": {"dirs": ["a", "b"], "kind": "photos"}}).extra
+    assert two.kinds() == ["photos", "photos"]
+    two = config.load(overrides=config.parse_set_option(('extra.dirs=["a", "b"]', 'extra.kind=["chips", "photos"]')))
+    assert two.extra.kinds() == ["chips", "photos"]
+    with pytest.raises(config.ConfigError, match="one per folder"):
+        config.load(overrides={"extra": {"dirs": ["a", "b", "c"], "kind": ["chips", "photos"]}})
+    with pytest.raises(config.ConfigError, match="extra.views and extra.mixes need the same extra.kind"):
+        config.load(overrides={"extra": {"dirs": ["a", "b"], "kind": ["chips", "photos"], "mixes": 1}})
+
+
+def test_a_known_set_must_be_read_as_what_it_holds():
+    """Pins' photos taken as chips (the default kind) would train on unaligned faces, silently."""
+    with pytest.raises(config.ConfigError,
+                       match=r"""extra.kind for pins must be 'photos'.*extra.kind=\["chips", "photos"\]"""):
+        config.load(overrides={"extra": {"dirs": ["fairface", "pins"]}})
+    with pytest.raises(config.ConfigError, match="extra.kind for utkface must be 'chips'"):
+        config.load(overrides={"extra": {"dirs": ["utkface"], "kind": "photos"}})
+    with pytest.raises(config.ConfigError, match="extra.people cannot be true for utkface"):
+        config.load(overrides={"extra": {"dirs": ["utkface"], "kind": "chips", "people": [True]}})
+    ok = config.load(overrides={"extra": {"dirs": ["fairface", "utkface", "pins", "celeba", "mine"],
+                                          "kind": ["chips", "chips", "photos", "photos", "chips"],
+                                          "people": [False, False, True, True, True]}}).extra
+    assert ok.kinds()[2] == "photos" and ok.people_folders()[2]
+    # one value for every folder, as the settings' docs say (it was refused: "must be a list")
+    pins = config.load(overrides=config.parse_set_option(("extra.dirs=pins", "extra.kind=photos", "extra.people=true")))
+    assert pins.extra.people_folders() == [True]

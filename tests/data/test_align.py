@@ -18,8 +18,9 @@ from tests.conftest import write_png
 from tests.conftest import detector_truth as _truth
 from tests.conftest import landmark_error as _error
 from tests.conftest import load_benchmark
-from tinyface.data.align import (FALLBACK_CENTER_Y, FALLBACK_SIDE, METHODS, Aligner, Alignment, Perturbation,
-                                 chip_affine, cut_chip, dlib_models, implausible, map_points, underexposed)
+from tinyface.data.align import (FALLBACK_CENTER_Y, FALLBACK_SIDE, METHODS, Aligner, Alignment, ChipAligner,
+                                 Perturbation, chip_affine, chip_landmarks, cut_chip, dlib_models, implausible,
+                                 map_points, underexposed)
 from tinyface.data.cache import FaceCache
 from tinyface.data.dataset import read_image
 from tinyface.data.faces import FaceSpec, prepare_faces
@@ -347,3 +348,37 @@ def test_a_perturbation_moves_landmarks_the_same_way_at_any_chip_size(lfw_dir):
     assert np.allclose(normalised[0], normalised[1], atol=1e-3)
     # the mirror puts the subject's right eye (landmarks 0-1) on the chip's left
     assert normalised[0][0, 0] < 0.5 < normalised[0][2, 0]
+
+
+# --- extra faces that are already dlib face chips (FairFace): ChipAligner's template ----------------
+
+def _first_extra_photo(lfw_dir):
+    """A photo with a face the detector finds (tests/data/test_extra.py's first)."""
+    return sorted((lfw_dir / "images" / "Aaron_Peirsol").glob("*.jpg"))[0]
+
+
+def test_chip_template_recovers_the_alignment(lfw_dir):
+    """A crop cut from a 224-pixel chip through the template equals the crop cut from the
+    photo itself (the same face, the same pixels up to resampling)."""
+    rgb = read_image(_first_extra_photo(lfw_dir))
+    alignment = Aligner(1).detect(rgb)
+    direct = cut_chip(rgb, alignment, 64, 0.1, 1).astype(float)
+    chip = cut_chip(rgb, alignment, 224, 0.25, 3)
+    via_chip = cut_chip(chip, ChipAligner(0.25).detect(chip), 64, 0.1, 1).astype(float)
+    assert np.mean(np.abs(direct - via_chip)) < 4.0
+    # the template's eyes and nose land where dlib's detector finds them in the chip
+    found = Aligner(1).detect(chip)
+    assert found.detected
+    assert np.max(np.abs(found.landmarks - chip_landmarks(224, 224, 0.25))) < 8.0
+
+
+def test_a_dark_dataset_chip_is_taken_as_it_is_where_a_dark_photo_is_brightened(lfw_dir):
+    """Extra faces that are already chips (FairFace) keep their pixels: brightening them would
+    change the released models' training data on a machine with a fresh cache."""
+    rgb = read_image(_first_extra_photo(lfw_dir))
+    alignment = Aligner(1).detect(rgb)
+    dark = (cut_chip(rgb, alignment, 224, 0.25, 3) // 10).astype(np.uint8)  # brightest ~25/255
+    as_chip = cut_chip(dark, ChipAligner(0.25).detect(dark), 64, 0.1, 1)
+    assert as_chip.max() <= 30
+    as_photo = cut_chip(dark, Alignment(chip_landmarks(224, 224, 0.25), True, "detector"), 64, 0.1, 1)
+    assert as_photo.max() > 150

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tinyface import config
 from tinyface.data.dataset import load_dataset
 from tinyface.data.fetch import Manifest, builtin_manifest, make_manifest, missing_or_changed
 
@@ -539,3 +540,15 @@ def test_a_work_folder_that_cannot_be_held_for_another_reason_is_not_called_a_ra
         fetch_module.fetch(Manifest.load(served["manifest"]), f"{served['url']}/ok/", dest)
     assert "another" not in caught.value.one_line() and len(tries) == 1  # not retried as a race
     assert served["requests"] == [] and not dest.parent.exists()
+
+
+def test_every_extra_set_is_one_pinned_folder_of_the_repository_its_url_names():
+    extra = [name for name, source in config.DATASETS.items() if source.kind]
+    assert set(extra) == set(config.FETCHABLE_EXTRA) and {"fairface", "utkface", "pins", "celeba"} <= set(extra)
+    for name in extra:
+        source, manifest = config.DATASETS[name], builtin_manifest(name)
+        repo = source.url.rstrip("/").split("/")[-2]  # https://github.com/<owner>/<repo>/archive/
+        commit = manifest.archive.removesuffix(".tar.gz")
+        assert source.url.endswith("/archive/") and len(commit) == 40 and int(commit, 16) >= 0, name
+        assert manifest.archive_root.startswith(f"{repo}-{commit}/"), (name, manifest.archive_root)
+        assert manifest.name == name and len(manifest.images_tree_sha256) == 64 and source.credit
