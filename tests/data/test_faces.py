@@ -401,7 +401,7 @@ def test_the_teacher_chip_follows_the_settings_and_not_the_students_crop():
 # teacher embeds that very view, and views are deterministic and cached.
 
 def test_views_are_deterministic_cached_and_embedded_per_view(lfw_dir, tmp_path):
-    paths = sorted((lfw_dir / "images" / "Abdullah_Gul").glob("*.jpg"))[:3]
+    paths = gul_photos(lfw_dir)
     spec = FaceSpec(crop_size=32, channels=1, padding=0.1, teacher=True)
     with FaceCache(tmp_path / "cache") as cache:
         faces = prepare_faces(paths, spec, cache, workers=1)
