@@ -35,13 +35,21 @@ import numpy as np
 def main() -> None:
     import argparse
 
-    from _lib import (BOOTSTRAP, check_people, compare, load_bundles, people_faces,  # benchmarks/, beside this script
-                      roc_auc, validation_settings)
     from tinyface.evaluation import metrics
     from tinyface.evaluation.metrics import best_accuracy
     from tinyface.model.embedder import Embedder
     from tinyface.train.build_data import load_build_data
-    from tinyface.train.stages_eval import VALIDATION_SEED, VALIDATION_SAME
+    from tinyface.train.stages_eval import VALIDATION_SAME, VALIDATION_SEED
+
+    from _lib import (  # benchmarks/, beside this script
+        BOOTSTRAP,
+        check_people,
+        compare,
+        load_bundles,
+        people_faces,
+        roc_auc,
+        validation_settings,
+    )
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", action="append", required=True,

@@ -20,11 +20,12 @@ threshold and at the identification threshold, and the threshold that would let 
 
 import numpy as np
 
-from _lib import models_on_validation  # benchmarks/, beside this script
 from tinyface.device.gallery import centroid_similarity
 from tinyface.evaluation import metrics
 from tinyface.evaluation.metrics import l2n
 from tinyface.model.embedder import Embedder
+
+from _lib import models_on_validation  # benchmarks/, beside this script
 
 ENROLLED = 3
 IMPOSTORS_PER_PERSON = 20

@@ -14,11 +14,12 @@ inferences per face.
 
 import numpy as np
 
-from _lib import models_on_validation  # benchmarks/, beside this script
 from tinyface.evaluation import metrics
 from tinyface.evaluation.metrics import l2n
 from tinyface.model.embedder import Embedder
 from tinyface.train.stages_eval import validation_figures, validation_pairs
+
+from _lib import models_on_validation  # benchmarks/, beside this script
 
 
 def main() -> None:

@@ -92,8 +92,8 @@ def agreement(bundle, prog, n: int, seed: int = 1) -> dict:
 
     from tinyface.device.isa import spawn_isa
     from tinyface.device.pty import open_pty
-    from tinyface.protocol.client import Client, open_serial
     from tinyface.model.runtime import TfliteRunner, TflmRunner
+    from tinyface.protocol.client import Client, open_serial
 
     shape = bundle.meta.input_shape
     x = np.random.default_rng(seed).integers(-128, 128, (n, *shape[1:]), dtype=np.int8)

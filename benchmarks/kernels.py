@@ -52,11 +52,12 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     args = ap.parse_args()
 
-    from _lib import flash_bytes, lfw_dir, lfw_faces, print_op_table, serve  # benchmarks/, beside this script
-    from tinyface.model.bundle import load_bundle
     from tinyface.codegen.kernels import model_kernel_specs
     from tinyface.device.isa import measure_profile
+    from tinyface.model.bundle import load_bundle
     from tinyface.model.runtime import TflmRunner
+
+    from _lib import flash_bytes, lfw_dir, lfw_faces, print_op_table, serve  # benchmarks/, beside this script
 
     bundle = load_bundle(args.model)
     faces = lfw_faces(lfw_dir(args.data), bundle.meta, args.faces) if args.faces else np.zeros((0,), np.int8)

@@ -22,11 +22,17 @@ both at the bundle's shipped threshold.
 
 import numpy as np
 
-from _lib import (check_people, load_bundles, people_faces, validation_parser,  # benchmarks/, beside this script
-                  validation_settings)
 from tinyface.evaluation import metrics
 from tinyface.evaluation.metrics import l2n
 from tinyface.model.embedder import Embedder
+
+from _lib import (  # benchmarks/, beside this script
+    check_people,
+    load_bundles,
+    people_faces,
+    validation_parser,
+    validation_settings,
+)
 
 
 def with_mirrors(enroll: dict[str, list[int]], n: int) -> dict[str, list[int]]:

@@ -71,8 +71,8 @@ def main() -> None:
     if args.images < 1:
         parser.error("--images must be at least 1")
 
-    from tinyface.model.bundle import load_bundle
     from tinyface.device.bench import pair_decisions
+    from tinyface.model.bundle import load_bundle
 
     meta = load_bundle(args.model).meta
     with tempfile.TemporaryDirectory() as tmp:

@@ -64,8 +64,8 @@ def main() -> None:
     from tinyface.model.runtime import TfliteRunner, TflmRunner
     from tinyface.train import distill, quantize, student
     from tinyface.train.build_data import load_build_data
-    from tinyface.train.stages_eval import validation_pairs
     from tinyface.train.quantize import io_quantization
+    from tinyface.train.stages_eval import validation_pairs
 
     rows = []
     for size, width in args.configs:

@@ -96,11 +96,12 @@ def main() -> None:
     args = ap.parse_args()
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from _lib import lfw_dir, lfw_faces, serve  # benchmarks/_lib.py: kernels.py's faces and pty
     from tinyface.boards import load_board
+    from tinyface.codegen.esp_nn_scratch import layer_scratch_bytes
     from tinyface.model.bundle import load_bundle
     from tinyface.model.graph import analyze
-    from tinyface.codegen.esp_nn_scratch import layer_scratch_bytes
+
+    from _lib import lfw_dir, lfw_faces, serve  # benchmarks/_lib.py: kernels.py's faces and pty
 
     bundle, board = load_bundle(args.model), load_board(args.board)
     if board.esp_nn_kernels != "esp32s3":

@@ -51,8 +51,16 @@ from tinyface.data.cache import FaceCache
 from tinyface.data.dataset import read_image
 from tinyface.data.faces import FaceSpec, cached_alignments, prepare_faces
 from tinyface.data.lfw import PAIRS_DEV_TRAIN, read_pairs
-from tinyface.evaluation.metrics import (accuracy_at, auc, best_threshold, l2n, pair_scores, roc_curve, tar_at_far,
-                                         threshold_at_far)
+from tinyface.evaluation.metrics import (
+    accuracy_at,
+    auc,
+    best_threshold,
+    l2n,
+    pair_scores,
+    roc_curve,
+    tar_at_far,
+    threshold_at_far,
+)
 from tinyface.train import mobilefacenet as mfn
 
 FAIRFACE_PADDING = 0.25

@@ -16,13 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from _lib import lfw_face_paths  # benchmarks/, beside this script: LFW's training-split photos
 from tinyface.config import default_data_dir
 from tinyface.data.align import Aligner
 from tinyface.data.dataset import read_image
 from tinyface.data.faces import FaceSpec
 from tinyface.errors import DataError
 from tinyface.teacher import embed_chips
+
+from _lib import lfw_face_paths  # benchmarks/, beside this script: LFW's training-split photos
 
 
 def main() -> None:

@@ -16,13 +16,14 @@ for the teacher and for each bundle's int8 model in TFLM.
 
 import numpy as np
 
-from _lib import models_on_validation  # benchmarks/, beside this script
 from tinyface.data.extra import nearest_distances
 from tinyface.errors import ConfigError
 from tinyface.evaluation import metrics
 from tinyface.evaluation.metrics import l2n
 from tinyface.model.embedder import Embedder
 from tinyface.train.stages_eval import validation_pairs
+
+from _lib import models_on_validation  # benchmarks/, beside this script
 
 
 def split_accuracy(emb: np.ndarray, pairs, near: np.ndarray) -> tuple[float, float, float]:

@@ -20,13 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from _lib import check_people, compare, people_faces, roc_auc, validation_settings  # benchmarks/, beside this script
 from tinyface.evaluation import metrics
 from tinyface.evaluation.metrics import best_accuracy
 from tinyface.model.bundle import load_bundle
 from tinyface.model.embedder import Embedder
 from tinyface.train.build_data import load_build_data
 from tinyface.train.stages_eval import VALIDATION_SEED, validation_pairs
+
+from _lib import check_people, compare, people_faces, roc_auc, validation_settings  # benchmarks/, beside this script
 
 SHRINKAGE = (0.1, 0.3, 0.5, 0.7, 0.9)
 

@@ -157,8 +157,9 @@ def run_model(model: str, board_name: str, n_faces: int, data: str | None, work:
     from tinyface.model.bundle import load_bundle
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from _lib import flash_bytes, lfw_dir, lfw_faces, serve  # benchmarks/_lib.py: kernels.py's faces, pty and size
     from tinyface.device.isa import measure_profile
+
+    from _lib import flash_bytes, lfw_dir, lfw_faces, serve  # benchmarks/_lib.py: kernels.py's faces, pty and size
 
     bundle = load_bundle(model)
     board = load_board(board_name)

@@ -2,8 +2,8 @@
 ConfigError that names the setting."""
 
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 import tomllib

@@ -6,8 +6,7 @@ import re
 from dataclasses import fields
 from pathlib import Path
 
-from tests.conftest import BENCHMARKS, RELEASED
-from tests.conftest import load_benchmark as _load
+from tests.conftest import BENCHMARKS, RELEASED, load_benchmark as _load
 from tinyface import config, errors
 from tinyface.cli.main import COMMANDS
 from tinyface.data import align, lfw

@@ -4,6 +4,7 @@ characters, pycodestyle errors and warnings, pyflakes), so that neither comes ba
 import importlib.util
 import subprocess
 import sys
+
 import pytest
 
 from tests.conftest import REPO, skip_or_fail

@@ -272,8 +272,14 @@ def progress_bar(description: str, total: int | None, enabled: bool = True) -> I
     if not enabled or total == 0:
         yield _Advance()
         return
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     console = err_console()
     if not console.is_terminal:  # a CI log or a file: a plain line every few seconds instead of a bar

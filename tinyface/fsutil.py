@@ -14,7 +14,6 @@ from typing import Iterator
 
 from tinyface.errors import OutputError
 
-
 TEMP_SUFFIX = ".tmp"
 TEMP_MARKER = ".tinyface-tmp-"
 # The names atomic_path gives its temp files: ``.<name>.tinyface-tmp-<mkstemp's 8 random characters>``

@@ -11,9 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import BENCHMARKS
-from tests.conftest import load_benchmark as _load
-from tests.conftest import run_benchmark as _run
+from tests.conftest import BENCHMARKS, load_benchmark as _load, run_benchmark as _run
 from tinyface import errors
 from tinyface.errors import ConfigError, DataError
 

@@ -3,10 +3,12 @@ by tinyface.data.align: tests/data/test_align.py)."""
 
 import numpy as np
 
-from tests.conftest import LFW_TRAIN_IMAGES as TRAIN_IMAGES
-from tests.conftest import detector_truth as _truth
-from tests.conftest import landmark_error as _error
-from tests.conftest import load_benchmark as _load
+from tests.conftest import (
+    LFW_TRAIN_IMAGES as TRAIN_IMAGES,
+    detector_truth as _truth,
+    landmark_error as _error,
+    load_benchmark as _load,
+)
 from tinyface.data.align import Aligner
 from tinyface.data.dataset import read_image
 

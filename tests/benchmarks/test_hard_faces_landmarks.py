@@ -5,8 +5,7 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import BENCHMARKS
-from tests.conftest import load_benchmark as _load
+from tests.conftest import BENCHMARKS, load_benchmark as _load
 
 
 def test_hard_faces_landmarks_does_not_claim_hard_faces_pairs():

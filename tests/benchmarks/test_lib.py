@@ -13,11 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BENCHMARKS, RELEASED
-from tests.conftest import load_benchmark as _load
-from tests.conftest import named_people as _people
-from tests.conftest import run_benchmark as _run
-from tests.conftest import skip_without_released_model as _released
+from tests.conftest import (
+    BENCHMARKS,
+    RELEASED,
+    load_benchmark as _load,
+    named_people as _people,
+    run_benchmark as _run,
+    skip_without_released_model as _released,
+)
 from tinyface import errors
 from tinyface.errors import ModelError
 from tinyface.model.bundle import SPLIT_KEY, load_bundle

@@ -6,8 +6,7 @@ import sys
 
 import pytest
 
-from tests.conftest import BENCHMARKS, RELEASED
-from tests.conftest import load_benchmark as _load
+from tests.conftest import BENCHMARKS, RELEASED, load_benchmark as _load
 from tinyface import errors
 
 

@@ -9,8 +9,7 @@ import sys
 
 import pytest
 
-from tests.conftest import BENCHMARKS
-from tests.conftest import load_benchmark as _load
+from tests.conftest import BENCHMARKS, load_benchmark as _load
 from tinyface.errors import DataError, ModelError
 
 # every file of benchmarks/, _lib.py and _script.py included

@@ -6,9 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.conftest import BENCHMARKS
-from tests.conftest import load_benchmark as _load
-from tests.conftest import run_benchmark as _run
+from tests.conftest import BENCHMARKS, load_benchmark as _load, run_benchmark as _run
 from tinyface.data import lfw
 
 

@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from tinyface.boards import load_board
-from tinyface.model.graph import analyze
 from tinyface.boards.profile import default_model_dir, profile_model
+from tinyface.model.graph import analyze
 from tinyface.resources import models_dir
 
 

@@ -16,11 +16,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from tests.conftest import (
+    RELEASED,
+    copy_people,
+    error_in_process as tinyface,  # (exit code, its one stderr line)
+    people_folder,
+)
 from tinyface import errors
 from tinyface.cli import main as cli_main
-
-from tests.conftest import RELEASED, copy_people, people_folder
-from tests.conftest import error_in_process as tinyface  # (exit code, its one stderr line)
 
 pytestmark = pytest.mark.usefixtures("own_folder")  # no ./tinyface.toml of anyone's changes the settings
 

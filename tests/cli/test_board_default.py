@@ -8,7 +8,6 @@ import sys
 
 from tests.conftest import assert_one_error_line, run_cli
 
-
 S3_SETTINGS = '[firmware]\nboard = "esp32s3"\n'
 
 

@@ -12,10 +12,17 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.conftest import (TEST_PARITY, VALIDATION_PARITY, copy_people, own_board, parity_metrics,
-                            people_folder, shown_test_parity)
-from tests.conftest import error_in_process as tinyface
-from tests.conftest import run_in_process as run
+from tests.conftest import (
+    TEST_PARITY,
+    VALIDATION_PARITY,
+    copy_people,
+    error_in_process as tinyface,
+    own_board,
+    parity_metrics,
+    people_folder,
+    run_in_process as run,
+    shown_test_parity,
+)
 from tinyface import errors
 from tinyface.cli import main as cli_main
 

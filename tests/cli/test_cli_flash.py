@@ -14,11 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import RELEASED
-from tests.conftest import env_without_locale as _env
-from tests.conftest import error_in_process as error_line
-from tests.conftest import latin1_locale
-from tests.conftest import run_in_process as tinyface
+from tests.conftest import (
+    RELEASED,
+    env_without_locale as _env,
+    error_in_process as error_line,
+    latin1_locale,
+    run_in_process as tinyface,
+)
 from tinyface import errors
 from tinyface.errors import NoFaceError
 

@@ -22,11 +22,14 @@ import sys
 
 import pytest
 
-from tests.conftest import RELEASED
-from tests.conftest import env_without_locale as _env
-from tests.conftest import error_in_process as tinyface
-from tests.conftest import latin1_locale
-from tests.conftest import run_in_process, skip_without_released_model
+from tests.conftest import (
+    RELEASED,
+    env_without_locale as _env,
+    error_in_process as tinyface,
+    latin1_locale,
+    run_in_process,
+    skip_without_released_model,
+)
 from tinyface import errors
 
 pytestmark = pytest.mark.usefixtures("own_folder")

@@ -8,8 +8,14 @@ from pathlib import Path
 import click
 import pytest
 
-from tests.conftest import assert_one_error_line, error_in_process, imported_modules, own_board, run_cli
-from tests.conftest import run_in_process as run
+from tests.conftest import (
+    assert_one_error_line,
+    error_in_process,
+    imported_modules,
+    own_board,
+    run_cli,
+    run_in_process as run,
+)
 from tinyface import errors
 from tinyface.cli import main as cli_main
 

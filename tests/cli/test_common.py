@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from tests.conftest import RELEASED
-from tests.conftest import error_in_process as tinyface
+from tests.conftest import RELEASED, error_in_process as tinyface
 from tinyface import errors
 from tinyface.cli import main as cli_main
 

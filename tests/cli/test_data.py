@@ -16,8 +16,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import error_in_process as tinyface
-from tests.conftest import assert_one_error_line, load_benchmark, run_cli
+from tests.conftest import assert_one_error_line, error_in_process as tinyface, load_benchmark, run_cli
 from tinyface import errors
 from tinyface.data.cache import FaceCache
 from tinyface.data.dataset import load_dataset

@@ -9,8 +9,7 @@ import sys
 
 import pytest
 
-from tests.conftest import RELEASED
-from tests.conftest import run_cli as conftest_run_cli
+from tests.conftest import RELEASED, run_cli as conftest_run_cli
 
 PEOPLE = {"Colin_Powell": 8, "Tony_Blair": 8, "Donald_Rumsfeld": 8, "Gerhard_Schroeder": 8, "Ariel_Sharon": 3,
           "Hugo_Chavez": 3}

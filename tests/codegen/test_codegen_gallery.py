@@ -10,9 +10,7 @@ import sys
 
 import pytest
 
-from tests.conftest import env_without_locale as _env
-from tests.conftest import latin1_locale
-from tests.conftest import named_people as _people
+from tests.conftest import env_without_locale as _env, latin1_locale, named_people as _people
 from tinyface import errors
 
 ZOE = "Zoë"

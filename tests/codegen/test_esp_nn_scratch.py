@@ -14,12 +14,18 @@ from pathlib import Path
 
 import pytest
 
-from tinyface.codegen.esp_nn_scratch import (C_SIZE_FUNCTIONS, SIZE_FUNCTIONS, ConvShape, c_size_functions,
-                                             conv_scratch_esp32s3, conv_shape, largest_scratch_bytes,
-                                             layer_scratch_bytes)
-from tinyface.model.graph import Layer, analyze
-
 from tests.conftest import skip_or_fail
+from tinyface.codegen.esp_nn_scratch import (
+    C_SIZE_FUNCTIONS,
+    SIZE_FUNCTIONS,
+    ConvShape,
+    c_size_functions,
+    conv_scratch_esp32s3,
+    conv_shape,
+    largest_scratch_bytes,
+    layer_scratch_bytes,
+)
+from tinyface.model.graph import Layer, analyze
 
 REPO = Path(__file__).resolve().parents[2]
 ESP_NN = Path(os.environ.get("ESP_NN_DIR") or REPO.parent / "shared" / "vendor" / "esp-nn")

@@ -19,9 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinyface.codegen import kernels as K
-
 from tests.conftest import skip_or_fail
+from tinyface.codegen import kernels as K
 
 REPO = Path(__file__).resolve().parents[2]
 TFLM = Path(os.environ.get("TFLM_DIR", REPO.parent / "shared" / "vendor" / "esp-tflite-micro"))
@@ -373,10 +372,10 @@ def test_native_firmware_with_generated_kernels_matches_tflm(lfw_dir):
     if not os.environ.get("TFLM_DIR"):
         skip_or_fail("the native firmware build needs TFLM_DIR")
     from tinyface.boards import load_board
-    from tinyface.model.bundle import load_bundle
     from tinyface.device.native import prepare_native, spawn_native
-    from tinyface.protocol.client import Client, open_serial
+    from tinyface.model.bundle import load_bundle
     from tinyface.model.runtime import TflmRunner
+    from tinyface.protocol.client import Client, open_serial
 
     bundle = load_bundle(REPO / "models" / "esp32")
     program = prepare_native(bundle, load_board("esp32"), kernels="generated")

@@ -13,14 +13,29 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import LFW_TRAIN_IMAGES as TRAIN_IMAGES
-from tests.conftest import write_png
-from tests.conftest import detector_truth as _truth
-from tests.conftest import landmark_error as _error
-from tests.conftest import load_benchmark
-from tinyface.data.align import (FALLBACK_CENTER_Y, FALLBACK_SIDE, METHODS, Aligner, Alignment, ChipAligner,
-                                 Perturbation, chip_affine, chip_landmarks, cut_chip, dlib_models, implausible,
-                                 map_points, underexposed)
+from tests.conftest import (
+    LFW_TRAIN_IMAGES as TRAIN_IMAGES,
+    detector_truth as _truth,
+    landmark_error as _error,
+    load_benchmark,
+    write_png,
+)
+from tinyface.data.align import (
+    FALLBACK_CENTER_Y,
+    FALLBACK_SIDE,
+    METHODS,
+    Aligner,
+    Alignment,
+    ChipAligner,
+    Perturbation,
+    chip_affine,
+    chip_landmarks,
+    cut_chip,
+    dlib_models,
+    implausible,
+    map_points,
+    underexposed,
+)
 from tinyface.data.cache import FaceCache
 from tinyface.data.dataset import read_image
 from tinyface.data.faces import FaceSpec, prepare_faces
@@ -276,7 +291,7 @@ def test_methods_round_trip_through_the_cache_array():
 
 
 def test_a_crop_past_the_photo_shows_black_or_the_photos_edge_and_one_inside_is_the_same(lfw_dir):
-    from tinyface.data.align import reaches_outside, chip_affine
+    from tinyface.data.align import chip_affine, reaches_outside
 
     rgb = read_image(lfw_dir / "images" / TRAIN_IMAGES[0])
     box, truth = _truth(rgb)

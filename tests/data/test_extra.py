@@ -3,20 +3,18 @@ the real teacher, with the contamination filter, on small folders made from LFW 
 images (CI has no FairFace)."""
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
-from pathlib import Path
-
 from PIL import Image
 
+from tests.conftest import write_face_chips
 from tinyface import config
 from tinyface.data.cache import FaceCache
 from tinyface.data.extra import list_images, load_extra_faces, named_after, nearest_distances, person_key, require_extra
 from tinyface.data.faces import FaceSpec, prepare_faces
 from tinyface.errors import DataError
-
-from tests.conftest import write_face_chips
 
 # each image with a face the detector finds (which role the people have does not matter here:
 # the tests name the "test" embeddings themselves)

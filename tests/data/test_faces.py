@@ -12,16 +12,22 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import gul_photos, luma
-from tests.conftest import LFW_TRAIN_IMAGES as TRAIN_IMAGES
-from tests.conftest import detector_truth as _truth
-from tests.conftest import load_benchmark
+from tests.conftest import LFW_TRAIN_IMAGES as TRAIN_IMAGES, detector_truth as _truth, gul_photos, load_benchmark, luma
 from tinyface import config
 from tinyface.data.align import Aligner, ChipAligner
 from tinyface.data.cache import FaceCache, content_hash
 from tinyface.data.dataset import load_dataset, read_image
-from tinyface.data.faces import (FaceSpec, blend, cached_alignments, hard_kinds, plan_mixes, prepare_faces,
-                                 prepare_hard_views, prepare_mixes, prepare_views)
+from tinyface.data.faces import (
+    FaceSpec,
+    blend,
+    cached_alignments,
+    hard_kinds,
+    plan_mixes,
+    prepare_faces,
+    prepare_hard_views,
+    prepare_mixes,
+    prepare_views,
+)
 from tinyface.data.hard_photos import darken
 from tinyface.errors import DataError
 from tinyface.model.bundle import ModelMeta

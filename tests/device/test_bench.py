@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from tinyface.protocol import spec
+from tinyface.data.lfw import Pair
 from tinyface.device.bench import load_result
 from tinyface.evaluation.metrics import pairs_within_images
-from tinyface.data.lfw import Pair
+from tinyface.protocol import spec
 
 
 def cli_cmd(*args: str) -> list[str]:

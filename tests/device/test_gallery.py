@@ -17,9 +17,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from tests.conftest import RELEASED, skip_without_released_model
-from tests.conftest import assert_one_error_line as one_line_error
-from tests.conftest import run_cli as conftest_run_cli
+from tests.conftest import (
+    RELEASED,
+    assert_one_error_line as one_line_error,
+    run_cli as conftest_run_cli,
+    skip_without_released_model,
+)
 from tinyface import errors
 from tinyface.model.embedder import quantize_input
 from tinyface.protocol import spec

@@ -5,8 +5,8 @@ protocol, bench and gallery tests of tests/device run on it too (the ``isa`` dev
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -15,11 +15,10 @@ import sys
 import numpy as np
 import pytest
 
+from tests.conftest import KILLED_COMPILER, skip_or_fail
 from tinyface.boards import load_board
 from tinyface.device.isa import COUNTER_FD
 from tinyface.errors import ToolchainError
-
-from tests.conftest import KILLED_COMPILER, skip_or_fail
 
 pytestmark = pytest.mark.isa
 
@@ -192,8 +191,8 @@ def test_profile_measured_per_op_and_the_estimate_within_15_percent(isa_toolchai
     assert result["kernels"] == kernels
     assert result["cost_source"] == load_board("esp32c3").cost_model_for(kernels).source
     assert "MEASURED" in result["instructions_are"] and "ESTIMATED" in result["est_ms_is"]
-    from tinyface.model.graph import analyze
     from tinyface.boards.profile import default_model_dir
+    from tinyface.model.graph import analyze
 
     layers = analyze((default_model_dir("esp32c3") / "model.tflite").read_bytes()).layers
     assert [x["op"] for x in result["layers"]] == [x.op for x in layers]

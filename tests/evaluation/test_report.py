@@ -12,8 +12,7 @@ import pytest
 
 from tests.conftest import VALIDATION_PARITY, copy_people, parity_metrics, shown_test_parity
 from tinyface import config
-from tinyface.config import load
-from tinyface.config import load_preset as get_preset
+from tinyface.config import load, load_preset as get_preset
 from tinyface.evaluation.report import reproduce_command
 from tinyface.train.pipeline import _accuracy_fields, describe_dataset
 
@@ -62,8 +61,8 @@ def _metrics_of(dataset, smoke):
 @pytest.mark.parametrize("smoke", [False, True])
 def test_report_and_model_card_name_the_data_used_and_flag_a_smoke_test(lfw_dir, tmp_path, smoke, tiny_bundle):
     from tinyface import config
-    from tinyface.evaluation.report import write_model_card, write_report
     from tinyface.config import load_preset as get_preset
+    from tinyface.evaluation.report import write_model_card, write_report
 
     own = copy_people(lfw_dir, tmp_path / "office", {"George_W_Bush": 2, "Colin_Powell": 2}, flat=True)
     metrics = _metrics_of(describe_dataset(own), smoke)

@@ -13,11 +13,10 @@ import time
 import numpy as np
 import pytest
 
-from tinyface.boards import load_board
-from tinyface.protocol import spec
-
 from tests.conftest import KILLED_COMPILER, skip_or_fail
 from tests.firmware.conftest import random_inputs as _inputs
+from tinyface.boards import load_board
+from tinyface.protocol import spec
 
 pytestmark = pytest.mark.native
 
@@ -79,10 +78,10 @@ def test_without_storage_the_gallery_is_memory_only(native_program, serve, tiny_
 
 
 def test_compiled_in_gallery_is_loaded_at_boot(native_toolchain, serve, tiny_bundle, tmp_path):
-    from tinyface.model.embedder import dequantize_output
     from tinyface.codegen import generate_project
     from tinyface.codegen.gallery import GalleryPerson
     from tinyface.device.native import build_native
+    from tinyface.model.embedder import dequantize_output
     from tinyface.model.runtime import TflmRunner
 
     x = _inputs(2, tiny_bundle.meta.input_shape, seed=9)

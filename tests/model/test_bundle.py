@@ -13,9 +13,17 @@ import pytest
 
 from tests.conftest import run_cli
 from tinyface import config
-from tinyface.model.bundle import (SPLIT_KEY, SPLIT_SETTINGS, STAGES_KEY, load_bundle, model_file_meta, read_meta,
-                                   save_bundle, split_record)
 from tinyface.errors import ConfigError, ModelError
+from tinyface.model.bundle import (
+    SPLIT_KEY,
+    SPLIT_SETTINGS,
+    STAGES_KEY,
+    load_bundle,
+    model_file_meta,
+    read_meta,
+    save_bundle,
+    split_record,
+)
 
 
 @pytest.fixture

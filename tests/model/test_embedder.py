@@ -5,8 +5,8 @@ import pytest
 
 from tinyface.errors import ModelError
 from tinyface.model.embedder import Embedder, dequantize_output, quantize_input
-from tinyface.vectors import l2_normalize
 from tinyface.model.graph import analyze
+from tinyface.vectors import l2_normalize
 
 
 def _crops(bundle, n=4, seed=1):

@@ -9,9 +9,8 @@ import zlib
 
 import pytest
 
-from tinyface.protocol import cheader, spec
-
 from tests.conftest import skip_or_fail
+from tinyface.protocol import cheader, spec
 
 
 @pytest.fixture(scope="module")

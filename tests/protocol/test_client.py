@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import RELEASED
-from tests.conftest import error_in_process as error_line
-from tests.conftest import error_in_process as tinyface
+from tests.conftest import RELEASED, error_in_process as error_line, error_in_process as tinyface
 from tinyface import errors
 from tinyface.config import BenchSettings
 from tinyface.protocol import spec

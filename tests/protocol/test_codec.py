@@ -7,12 +7,18 @@ import itertools
 import struct
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tinyface.protocol import spec
-from tinyface.protocol.codec import (Fault, Frame, FrameError, StreamDecoder, decode_frame, encode_frame,
-                                     encode_oversized_header)
+from tinyface.protocol.codec import (
+    Fault,
+    Frame,
+    FrameError,
+    StreamDecoder,
+    decode_frame,
+    encode_frame,
+    encode_oversized_header,
+)
 
 frames = st.builds(
     Frame,

@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import RELEASED
-from tests.conftest import named_people as _people
-from tests.conftest import skip_without_released_model as _released
+from tests.conftest import RELEASED, named_people as _people, skip_without_released_model as _released
 from tinyface import errors
 from tinyface.protocol import spec
 

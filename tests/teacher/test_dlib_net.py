@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import tinyface.teacher as teacher
 from tinyface.data.align import Aligner, cut_chip
 from tinyface.data.dataset import read_image
-import tinyface.teacher as teacher
 from tinyface.teacher import dlib_net
 
 

@@ -14,7 +14,6 @@ from tinyface.data.cache import FaceCache
 from tinyface.data.faces import FaceSpec, prepare_faces
 from tinyface.train.build_data import Faces, filter_test_copies
 
-
 # LFW's protocol roles: training people (peopleDevTrain) and test people (peopleDevTest); with
 # data.identify_min_images=4, Alvaro_Uribe's 3 photos make him a stranger (one photo evaluated).
 TRAINING = {"Aaron_Peirsol": 3, "Abdullah": 3, "Alejandro_Toledo": 3, "Ari_Fleischer": 3}

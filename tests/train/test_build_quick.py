@@ -244,8 +244,8 @@ def test_a_failed_stage_leaves_no_trusted_artifact(quick_build, lfw_dir, monkeyp
     import shutil
 
     from tinyface import config
-    from tinyface.train import pipeline, quantize
     from tinyface.config import load_preset as get_preset
+    from tinyface.train import pipeline, quantize
 
     out = tmp_path / "run"
     shutil.copytree(quick_build[0], out)

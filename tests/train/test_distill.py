@@ -12,11 +12,17 @@ from PIL import Image
 
 from tests.conftest import unit_targets
 from tinyface.train import distill
-from tinyface.train.distill import (LossWeights, center_targets, make_dataset, make_loss, relight, training_identities,
-                                    training_set)
+from tinyface.train.distill import (
+    LossWeights,
+    center_targets,
+    make_dataset,
+    make_loss,
+    relight,
+    training_identities,
+    training_set,
+)
 from tinyface.train.student import build_student
 from tinyface.vectors import l2_normalize
-
 
 # --- the training set ---------------------------------------------------------------------------------
 # originals, teacher views and teacher mixes, each with its own centered target.

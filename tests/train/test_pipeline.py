@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 
 import tinyface
-from tests.conftest import trained_branched_student, unit_targets
-from tests.conftest import copy_people, sigint_as_a_terminal_sends_it
+from tests.conftest import copy_people, sigint_as_a_terminal_sends_it, trained_branched_student, unit_targets
 from tinyface.config import StudentSettings, load
 from tinyface.train import pipeline, student
 from tinyface.train.pipeline import Stages, _role_counts, describe_dataset

@@ -14,9 +14,8 @@ ESP_NN_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MEAN", 
 
 @pytest.mark.parametrize("name", config.preset_names())
 def test_preset_student_fits_the_board_mac_budget_in_int8(name):
-    from tinyface.train.quantize import convert_int8
-
     from tinyface.boards import load_board
+    from tinyface.train.quantize import convert_int8
 
     preset = config.load_preset(name)
     budget = load_board(preset.board).mac_budget_for(preset.kernels)  # the budget of the preset's kernel set

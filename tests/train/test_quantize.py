@@ -25,7 +25,7 @@ def _zero_share_of_int8_weights(flat: bytes) -> float:
 
 
 def test_prune_preserving_qat_gives_sparse_full_int8_model_that_tflm_runs():
-    from tinyface.model.runtime import TflmRunner, TfliteRunner
+    from tinyface.model.runtime import TfliteRunner, TflmRunner
     from tinyface.train.quantize import io_quantization
 
     model, _ = build_student("dsnet", (32, 32, 1), 16, 0.5)

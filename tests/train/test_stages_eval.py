@@ -34,10 +34,9 @@ def test_the_latency_estimate_prices_the_kernels_the_firmware_runs():
 def test_the_gallery_size_is_read_only_by_the_evaluation():
     from types import SimpleNamespace
 
+    from tinyface.evaluation import metrics
     from tinyface.protocol import spec
     from tinyface.train import pipeline
-
-    from tinyface.evaluation import metrics
 
     # 0, the default: the device's capacity (one definition, in the protocol; config may not import it)
     assert config.Settings().data.identify_gallery == 0 and metrics.gallery_for(0) == spec.GALLERY_CAPACITY == 16

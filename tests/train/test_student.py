@@ -8,7 +8,6 @@ from tests.conftest import trained_branched_student
 from tinyface.config import DSNET_REPEATS
 from tinyface.train import student
 
-
 # --- repeats ------------------------------------------------------------------------------------------
 # student.repeats: the dsnet stages' blocks are a setting.
 

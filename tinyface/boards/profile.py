@@ -16,7 +16,6 @@ from tinyface.model.bundle import DEFAULT_PRESET
 from tinyface.model.graph import analyze
 
 
-
 @dataclass(frozen=True)
 class LayerEstimate:
     index: int

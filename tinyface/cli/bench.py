@@ -68,8 +68,7 @@ def bench(ctx, port, board, images, model_path, data_dir, out_path, plot_path, b
     from tinyface.console import info, print_json, progress_bar
     from tinyface.device import bench as api
     from tinyface.device.ports import find_port
-    from tinyface.model.bundle import load_bundle
-    from tinyface.model.bundle import resolve_model
+    from tinyface.model.bundle import load_bundle, resolve_model
     from tinyface.protocol.client import Client, check_serial_url, open_serial
 
     check_serial_url(port)  # a socket:// URL without its port: one line before anything is loaded

@@ -43,9 +43,10 @@ def _size(n: int) -> str:
 def _print_table(selected) -> None:
     import sys
 
+    from rich.table import Table
+
     from tinyface.boards import ESP_NN_KERNELS
     from tinyface.console import out_console
-    from rich.table import Table
 
     table = Table(title="tinyface boards (sizes in bytes: K = KiB, M = MiB)", title_justify="left")
     headers = ("board", "PlatformIO board", "MHz", "flash", "SRAM arena", "PSRAM", "ESP-NN", "MAC budget",

@@ -73,8 +73,7 @@ def fetch(ctx, name, url, dest, manifest, force, timeout_s, as_json):
     """
     from tinyface.config import dataset_dir, dataset_url
     from tinyface.console import PlainProgress, err_console, status
-    from tinyface.data.fetch import Manifest, builtin_manifest
-    from tinyface.data.fetch import fetch as fetch_dataset
+    from tinyface.data.fetch import Manifest, builtin_manifest, fetch as fetch_dataset
 
     if manifest:
         try:
@@ -261,8 +260,9 @@ def stats(ctx, data_dir, check, align, as_json, set_items):
 
 
 def _print_stats(s) -> None:
-    from tinyface.console import out_console
     from rich.table import Table
+
+    from tinyface.console import out_console
 
     # soft_wrap: paths are never broken across lines (a terminal wraps them itself); markup
     # off: a file named "photo[1].jpg" is printed as it is

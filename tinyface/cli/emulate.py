@@ -70,10 +70,10 @@ def emulate(ctx, board, model_path, baud, once, native, isa, kernels, drop_repli
     import threading
 
     from tinyface.boards import load_board
+    from tinyface.cli.common import settings_for_model
     from tinyface.console import info
     from tinyface.device.flash import check_fits
     from tinyface.model.bundle import load_bundle
-    from tinyface.cli.common import settings_for_model
 
     if native and isa:
         raise click.UsageError("--native and --isa are two different builds; choose one")

@@ -53,8 +53,8 @@ def profile(ctx, board, model_path, kernels, measured, plot_path, as_json, set_i
 
     from tinyface.boards import load_board
     from tinyface.boards.profile import profile_model
-    from tinyface.errors import ModelError
     from tinyface.cli.common import settings_for_model
+    from tinyface.errors import ModelError
 
     if measured:
         from tinyface.device.isa import ISA_BOARD, board_refusal
@@ -119,8 +119,9 @@ def _plot(result, plot_path) -> None:
 def _print(result) -> None:
     import sys
 
-    from tinyface.console import out_console
     from rich.table import Table
+
+    from tinyface.console import out_console
 
     # the title as a line of its own: a table's title wraps at the table's width
     title = (f"{result.model} on {result.board} with {result.kernels} kernels (latency ESTIMATED from "

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from tinyface import __version__
 from tinyface.boards import ESP_NN_KERNELS, Board
-from tinyface.codegen.arena import ArenaPlan, plan_arena
 from tinyface.codegen import budget as budget_mod
+from tinyface.codegen.arena import ArenaPlan, plan_arena
 from tinyface.codegen.budget import Budget, check_budget
 from tinyface.codegen.carray import c_bytes_initializer, c_float, c_string, hex_rows
 from tinyface.codegen.components import COMPONENTS, IDF_VERSION_RANGE

@@ -19,8 +19,17 @@ from typing import Callable, Sequence
 import numpy as np
 
 from tinyface.config import DataSettings, TeacherSettings
-from tinyface.data.align import (ALIGNER_VERSION, CROP_OUTSIDE, FALLBACK, Aligner, Alignment, ChipAligner,
-                                 Perturbation, cut_chip, is_legacy_not_found)
+from tinyface.data.align import (
+    ALIGNER_VERSION,
+    CROP_OUTSIDE,
+    FALLBACK,
+    Aligner,
+    Alignment,
+    ChipAligner,
+    Perturbation,
+    cut_chip,
+    is_legacy_not_found,
+)
 from tinyface.data.cache import FaceCache, content_hash, settings_digest
 from tinyface.data.dataset import ImageError, Skipped, read_image
 from tinyface.vectors import l2_normalize

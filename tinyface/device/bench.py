@@ -23,8 +23,8 @@ from typing import Callable
 import numpy as np
 
 from tinyface.console import interruption
-from tinyface.evaluation import metrics
 from tinyface.errors import DataError, DeviceError, Interrupted, OutputError, ProtocolError
+from tinyface.evaluation import metrics
 from tinyface.model.bundle import Bundle
 from tinyface.model.embedder import dequantize_output, quantize_input
 from tinyface.protocol import spec

@@ -28,9 +28,9 @@ import numpy as np
 from tinyface import __version__
 from tinyface.boards.costmodel import CostModel
 from tinyface.model.bundle import Bundle
-from tinyface.vectors import l2_normalize
 from tinyface.protocol import spec
 from tinyface.protocol.codec import Fault, Frame, StreamDecoder, encode_frame
+from tinyface.vectors import l2_normalize
 
 FIRMWARE_VERSION = f"emu-{__version__}"
 _HANGUP = object()

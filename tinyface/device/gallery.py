@@ -29,8 +29,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from tinyface.errors import (DataError, DeviceError, GalleryError, GalleryFullError, Interrupted, ModelError,
-                             NoFaceError)
+from tinyface.errors import DataError, DeviceError, GalleryError, GalleryFullError, Interrupted, ModelError, NoFaceError
 from tinyface.model.bundle import Bundle, load_bundle, read_meta
 from tinyface.model.embedder import quantize_input
 from tinyface.protocol import spec

@@ -32,8 +32,7 @@ from pathlib import Path
 
 from tinyface import config
 from tinyface.config import DEFAULT_ARENA_MARGIN
-from tinyface.device.native import (compiler_version, find_tflm, git_head, key_with, make_program,
-                                    project_cache_folder)
+from tinyface.device.native import compiler_version, find_tflm, git_head, key_with, make_program, project_cache_folder
 from tinyface.errors import DeviceError, ToolchainError
 from tinyface.resources import firmware_dir
 

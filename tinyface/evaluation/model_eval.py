@@ -16,8 +16,8 @@ from types import SimpleNamespace
 import numpy as np
 
 from tinyface.config import DataSettings
-from tinyface.evaluation import metrics
 from tinyface.errors import DataError, ModelError
+from tinyface.evaluation import metrics
 
 MAX_PAIRS = 200_000
 STRANGER_SHARE = 0.25  # of the people with enough images to enroll, held out as strangers

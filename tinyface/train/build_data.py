@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyface.evaluation import metrics
 from tinyface.data import lfw
 from tinyface.data.cache import FaceCache
 from tinyface.data.dataset import FaceImage, load_dataset
@@ -22,6 +21,7 @@ from tinyface.data.extra import ExtraFaces, load_extra_faces, nearest_distances,
 from tinyface.data.faces import FaceSpec, prepare_faces
 from tinyface.data.splits import train_val_test
 from tinyface.errors import DataError
+from tinyface.evaluation import metrics
 
 
 @dataclass

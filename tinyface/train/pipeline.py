@@ -19,8 +19,8 @@ from typing import Callable, TypeVar
 import numpy as np
 
 from tinyface.console import raise_if_interrupted
-from tinyface.fsutil import write_bytes, write_json
 from tinyface.evaluation.report import BUILD_REPORT_FILES, BuildMetrics
+from tinyface.fsutil import write_bytes, write_json
 from tinyface.model.bundle import SPLIT_KEY, STAGE_RECORD, STAGES_KEY, split_record, stage_fingerprint
 
 # data settings only the evaluation reads
@@ -567,8 +567,8 @@ def _report(out_dir: Path, result: BuildResult, settings, preset) -> None:
     The previous build's report files go first (report.BUILD_REPORT_FILES): a build stopped in this
     step leaves its new model with no card, never beside an old one.
     """
-    from tinyface.model.bundle import load_bundle
     from tinyface.evaluation.report import write_model_card, write_report, write_validation_report
+    from tinyface.model.bundle import load_bundle
 
     for name in BUILD_REPORT_FILES:
         (out_dir / name).unlink(missing_ok=True)

@@ -20,9 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from tinyface.evaluation import metrics
-from tinyface.model.embedder import l2_normalize, normalize
 from tinyface.evaluation.report import BuildMetrics, Parity, StageMetrics
-
+from tinyface.model.embedder import l2_normalize, normalize
 
 VALIDATION_SAME = 1000  # the build's validation pairs: this many same-person pairs, as many different ones
 VALIDATION_SEED = 1
@@ -135,11 +134,11 @@ def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, pre
                  notify=lambda e, i: None) -> BuildMetrics:
     """Metrics of every stage plus TFLM-vs-TFLite int8 parity: on the images the evaluation reads
     and the test pairs, and (``parity.validation``) on the validation images and pairs."""
-    from tinyface.model.graph import analyze
     from tinyface.boards.profile import profile_model
     from tinyface.model.embedder import Embedder
-    from tinyface.model.runtime import TfliteRunner
+    from tinyface.model.graph import analyze
     from tinyface.model.keras_io import embed
+    from tinyface.model.runtime import TfliteRunner
     from tinyface.train.prune import gzip_size, sparsity_per_layer
     from tinyface.train.student import keras_macs
 
