@@ -3,8 +3,9 @@
     python benchmarks/hard_faces.py --out /tmp/hard-faces-val --validation --people 200 --images 8
     python benchmarks/hard_faces_landmarks.py --out /tmp/hard-faces-val --model models/esp32 [--set dark ...]
 
-For every image of the sets that hard_faces.py wrote (and whose landmarks its face cache holds),
-the bundle's crop is cut three ways, as the pipeline cuts it (tinyface.data.align.cut_chip, fill
+For every image of the sets that hard_faces.py wrote (landmarks from its face cache; an image the
+cache lacks, for a set hard_faces.py was not asked for, is aligned here as the pipeline aligns it,
+and counted), the bundle's crop is cut three ways, as the pipeline cuts it (tinyface.data.align.cut_chip, fill
 past the photo as the students' crops): the untouched photo with its landmarks; the hard photo
 with the landmarks found on it (what the device gets); the hard photo with the *untouched* photo's
 landmarks (perfect alignment). The bundle's int8 model (TFLite) embeds them, and the script prints
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyface.data.align import CROP_OUTSIDE, Alignment, cut_chip
+from tinyface.data.align import CROP_OUTSIDE, Aligner, Alignment, cut_chip
 from tinyface.data.cache import FaceCache
 from tinyface.data.dataset import read_image
 from tinyface.data.faces import FaceSpec, cached_alignments
@@ -62,14 +63,19 @@ def main() -> None:
             for name in sets}
     files = untouched + [h for paths in hard.values() for h in paths if h is not None]
     with FaceCache(args.out / "cache") as cache:  # every landmark in one look-up
-        lmk = {f: al for f, al in zip(files, cached_alignments(files, spec, cache), strict=True) if al is not None}
-    base = [p for p in untouched if p in lmk]
+        lmk = dict(zip(files, cached_alignments(files, spec, cache), strict=True))
+    uncached = [f for f, al in lmk.items() if al is None]
+    aligner = Aligner(spec.detector_upsample)  # as prepare_faces' workers align (data.faces._process)
+    for f in uncached:
+        lmk[f] = aligner.detect(read_image(f))
+    base = untouched
     photos = {p: read_image(p) for p in base}
     plain = dict(zip(base, embedder.embed(np.stack([cut(photos[p], lmk[p]) for p in base])), strict=True))
-    print(f"{args.model} (TFLite int8) on {args.out}, shipped threshold {bundle.meta.threshold:.4f}")
+    print(f"{args.model} (TFLite int8) on {args.out}, shipped threshold {bundle.meta.threshold:.4f}; "
+          f"{len(files)} images, {len(uncached)} aligned here, the rest from the cache")
     print(f"{'crops':<36} {'images':>6} {'at shipped thr.':>15} {'best':>7}")
     for name in sets:
-        rows = [(p, h) for p, h in zip(untouched, hard[name], strict=True) if p in lmk and h in lmk]
+        rows = [(p, h) for p, h in zip(untouched, hard[name], strict=True) if h is not None]
         # people in name order: hard_faces.py's same-person pairs, other different-person ones (docstring)
         a, b, same = sample_pairs([p.parent.name for p, _ in rows], None, 0)
         rgbs = [read_image(h) for _, h in rows]

@@ -2,6 +2,8 @@
 three ways."""
 
 import os
+import re
+import shutil
 import subprocess
 import sys
 
@@ -49,6 +51,15 @@ def test_hard_faces_landmarks_prints_a_set_cut_three_ways(lfw_dir, tiny_bundle, 
     assert "own" in run.stdout and "untouched landmarks" in run.stdout
     for r in rows:
         assert int(r[-3]) >= 4 and all(0.0 <= float(v.rstrip("%")) <= 100.0 for v in r[-2:])
+    counts = re.search(r"(\d+) images, (\d+) aligned here", run.stdout)
+    assert counts and int(counts[1]) >= 8 and counts[2] == "0", run.stdout
+    # without the cache every image is aligned here, as the pipeline aligned it: the same figures
+    shutil.rmtree(out / "cache")
+    (out / "cache").mkdir()
+    again = subprocess.run(run.args, capture_output=True, text=True, env=env)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"{counts[1]} images, {counts[1]} aligned here" in again.stdout
+    assert again.stdout.splitlines()[1:] == run.stdout.splitlines()[1:]
     missing = subprocess.run([sys.executable, str(script), "--out", str(tmp_path / "none"), "--model",
                               str(tiny_bundle.model_path.parent)], capture_output=True, text=True, env=env)
     assert missing.returncode != 0 and "run benchmarks/hard_faces.py --out" in missing.stderr
