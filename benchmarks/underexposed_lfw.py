@@ -6,6 +6,11 @@ region's brightest 1% against DARK_P99, over every image, from the face cache's 
 
 Prints the number of images that trigger it (their paths), and the distribution of the face
 region's 99th percentile.
+
+It reads the pixels of every LFW image, peopleDevTest's included, and no names, pairs or
+results: what it shows is that no chip the test evaluates changes (align.underexposed brightens
+none of them). DARK_P99 itself was set on peopleDevTrain's photos (tinyface/data/align.py), not on
+these figures; nothing here may move it.
 """
 
 from __future__ import annotations
