@@ -190,22 +190,30 @@ void HandleInfo(const TfFrame& f) {
   SendReply(f.type, f.seq, &info, sizeof(info));
 }
 
-void HandleInfer(const TfFrame& f) {
+// One inference on a frame's image for INFER and IDENTIFY: false (an ERROR sent) if the payload
+// is not one input or the model failed; else ``reply`` zeroed with its timing filled in.
+template <typename Reply>
+bool InferForReply(const TfFrame& f, Reply* reply) {
   if (f.length != TF_MODEL_INPUT_BYTES) {
     SendError(TF_ERR_WRONG_INPUT_SHAPE, f.type, f.seq, TF_MODEL_INPUT_BYTES);
-    return;
+    return false;
   }
-  uint32_t cycles = 0, latency_us = 0;  // locals: the reply struct is packed
+  uint32_t cycles = 0, latency_us = 0;  // locals: the reply structs are packed
   const int status = Invoke(f.payload, &cycles, &latency_us);
   if (status != 0) {
     SendError(TF_ERR_INTERNAL, f.type, f.seq, (uint32_t)status);
-    return;
+    return false;
   }
+  memset(reply, 0, sizeof(*reply));
+  reply->cycles = cycles;
+  reply->latency_us = latency_us;
+  reply->host_wall_us = HostWallUs(latency_us);
+  return true;
+}
+
+void HandleInfer(const TfFrame& f) {
   tf_infer_reply_t reply;
-  memset(&reply, 0, sizeof(reply));
-  reply.cycles = cycles;
-  reply.latency_us = latency_us;
-  reply.host_wall_us = HostWallUs(latency_us);
+  if (!InferForReply(f, &reply)) return;
   SendReply(f.type, f.seq, &reply, sizeof(reply), g_interpreter->output(0)->data.int8, TF_MODEL_OUTPUT_SIZE);
 }
 
@@ -298,21 +306,8 @@ void HandleDelete(const TfFrame& f) {
 }
 
 void HandleIdentify(const TfFrame& f) {
-  if (f.length != TF_MODEL_INPUT_BYTES) {
-    SendError(TF_ERR_WRONG_INPUT_SHAPE, f.type, f.seq, TF_MODEL_INPUT_BYTES);
-    return;
-  }
-  uint32_t cycles = 0, latency_us = 0;
-  const int status = Invoke(f.payload, &cycles, &latency_us);
-  if (status != 0) {
-    SendError(TF_ERR_INTERNAL, f.type, f.seq, (uint32_t)status);
-    return;
-  }
   tf_identify_reply_t reply;
-  memset(&reply, 0, sizeof(reply));
-  reply.cycles = cycles;
-  reply.latency_us = latency_us;
-  reply.host_wall_us = HostWallUs(latency_us);
+  if (!InferForReply(f, &reply)) return;
   Embedding(false);
   float similarity = -1.0f;
   const int slot = g_gallery.Identify(g_embedding, &similarity);
