@@ -244,6 +244,19 @@ def sigint_as_a_terminal_sends_it() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def wait_for_images_done(bench, out: Path, done: int = 3, timeout: float = 120) -> None:
+    """Wait until a running `tinyface bench` (Popen ``bench``) has written ``done`` images to its
+    ``--out`` file; fail if it exits first or makes no progress in ``timeout`` seconds."""
+    import json
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not (out.exists() and json.loads(out.read_text())["images_done"] >= done):
+        assert bench.poll() is None, bench.communicate()
+        assert time.monotonic() < deadline, "bench made no progress"
+        time.sleep(0.1)
+
+
 # A compiler cut short with its build, as by the out-of-memory killer, a CI timeout or `kill -9`:
 # it writes the start of an object to its -o argument (the assembler creates its output first
 # and fills it last), then SIGKILLs its process group: make and everything make runs.

@@ -13,7 +13,13 @@ import time
 import pytest
 from PIL import Image
 
-from tests.conftest import assert_one_error_line, imported_modules, run_cli, sigint_as_a_terminal_sends_it
+from tests.conftest import (
+    assert_one_error_line,
+    imported_modules,
+    run_cli,
+    sigint_as_a_terminal_sends_it,
+    wait_for_images_done,
+)
 
 BAD_NAMES = ["latency.jpg", "latency", "latency.png.txt"]  # the suffix is known wrong before any work
 
@@ -141,11 +147,7 @@ def test_bench_plot_is_drawn_from_what_was_measured_when_the_link_is_lost(tmp_pa
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
                              start_new_session=True, preexec_fn=sigint_as_a_terminal_sends_it)
     try:
-        deadline = time.monotonic() + 120
-        while not (out.exists() and json.loads(out.read_text())["images_done"] >= 3):
-            assert bench.poll() is None, bench.communicate()
-            assert time.monotonic() < deadline, "bench made no progress"
-            time.sleep(0.1)
+        wait_for_images_done(bench, out)
         _stop(proc)  # the board dies mid-run
         _, stderr = bench.communicate(timeout=120)
     finally:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -114,18 +113,14 @@ def _bench_stopped_midway(dev, bundle, lfw_dir, out, stop) -> tuple[int, str]:
     """`bench --images 80 --out OUT` against ``dev``; once 3 images are done, ``stop(bench)``.
     Returns bench's exit code and stderr. Its own process group (as a terminal's foreground job),
     with the default SIGINT."""
-    from tests.conftest import sigint_as_a_terminal_sends_it
+    from tests.conftest import sigint_as_a_terminal_sends_it, wait_for_images_done
 
     bench = subprocess.Popen(_bench(dev.port, bundle.model_path.parent, "--images", "80", "--out", str(out),
                                     "--no-host-check", data=lfw_dir),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                              preexec_fn=sigint_as_a_terminal_sends_it)
     try:
-        deadline = time.monotonic() + 120
-        while not (out.exists() and json.loads(out.read_text())["images_done"] >= 3):
-            assert bench.poll() is None, bench.communicate()
-            assert time.monotonic() < deadline, "bench made no progress"
-            time.sleep(0.1)
+        wait_for_images_done(bench, out)
         stop(bench)
         _, stderr = bench.communicate(timeout=60)
     finally:
