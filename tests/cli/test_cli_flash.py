@@ -50,6 +50,33 @@ def test_flash_refuses_a_port_that_is_a_file_or_a_folder_before_rendering(capsys
     assert not (tmp_path / "fw").exists()
 
 
+@pytest.mark.parametrize("port, reason", [
+    ("ds1", "a folder, not a serial port"),  # relative paths, from the current folder
+    ("empty.jpg", "not a serial port"),
+    ("nonexist_rel", "No such file or directory"),
+    ("sub/ttyUSB0", "No such file or directory"),
+    ("/dev/null", "not a serial port"),  # character devices that are no terminal
+    ("/dev/zero", "not a serial port"),
+])
+def test_flash_refuses_a_relative_path_or_a_device_that_is_no_serial_port_before_rendering(
+        capsys, tmp_path, monkeypatch, port, reason):
+    # was: the project rendered into --project-dir, then PlatformIO's error (exit 9); only an
+    # absolute path to a file or a folder was refused
+    from tinyface.device import platformio
+
+    def no_pio(*args, **kwargs):
+        raise AssertionError("flash got as far as PlatformIO")
+
+    monkeypatch.setattr(platformio, "pio_command", no_pio)
+    (tmp_path / "ds1").mkdir()  # the test's own (current) folder
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    code, line = error_line(capsys, "flash", "--board", "esp32", "--model", RELEASED, "--port", port,
+                            "--project-dir", "fw")
+    assert code == errors.DeviceError.exit_code == 7
+    assert line.startswith(f"tinyface: error: cannot open {port}: {reason} (") and "--port" in line
+    assert not (tmp_path / "fw").exists()
+
+
 # --- --project-dir: a folder of other files is not filled with a project --------------------------------
 
 def test_a_folder_of_other_files_is_refused_before_the_gallery_is_aligned(capsys, tmp_path, monkeypatch):

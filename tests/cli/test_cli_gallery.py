@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from tests.conftest import (
@@ -118,7 +119,7 @@ def test_enroll_list_and_delete_zoe_under_a_locale(board, lfw_dir, tmp_path, whe
         assert proc.returncode == 0, proc.stderr.decode(errors="replace")
         assert _people(board) == []
     finally:
-        _tinyface(_env(LANG="C.UTF-8"), "gallery", "delete", "--port", board, "--all")
+        _tinyface(_env(LANG="C.UTF-8"), "gallery", "delete", "--port", board, "--all", "--yes")
 
 
 @pytest.mark.parametrize("where", ["C, PYTHONUTF8=0", "C.UTF-8"])
@@ -143,3 +144,66 @@ def test_gallery_list_on_a_socket_url(capsys, tcp_board):
     code, out, err = run_in_process(capsys, "gallery", "list", "--board", "esp32", "--port", board.url, "--json")
     assert code == 0, err
     assert '"count": 0' in out
+
+
+# --- gallery delete --all: asked first in a terminal, refused without one unless --yes ------------------
+# As `tinyface data cache --clear` (tests/cli/test_data.py). Was: everyone removed at once, no --yes option.
+# The board is the TcpBoard above, its gallery filled directly (as enroll would, without the photos).
+
+def _board_with(tcp_board, *names):
+    skip_without_released_model()
+    board = tcp_board()
+    for name in names:
+        board.board.gallery.enroll(name, np.ones(board.board.output_size, np.float32))
+    return board
+
+
+def _enrolled(board) -> list[str]:
+    return [n for n in board.board.gallery.names if n is not None]
+
+
+def _delete(board, *args, stdin=subprocess.DEVNULL) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tinyface.cli.main", "gallery", "delete", "--board", "esp32",
+                           "--port", board.url, *args], capture_output=True, text=True, timeout=120, stdin=stdin)
+
+
+def test_delete_all_without_a_terminal_needs_yes_and_removes_nobody(tcp_board):
+    board = _board_with(tcp_board, "Alice", "Bob")
+    for extra in ((), ("--json",)):
+        proc = _delete(board, "--all", *extra)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == errors.EXIT_USAGE == 2 and len(lines) == 1, proc.stderr
+        assert f"--all would remove everyone enrolled on {board.url} (2 people: Alice, Bob); add --yes" in lines[0]
+        if extra:
+            assert json.loads(proc.stdout)["exit_code"] == 2
+        assert _enrolled(board) == ["Alice", "Bob"]
+    empty = _board_with(tcp_board)  # a script learns it needs --yes on its first run, empty board or not
+    proc = _delete(empty, "--all")
+    assert proc.returncode == 2 and "(0 people); add --yes" in proc.stderr, proc.stderr
+    proc = _delete(board, "--name", "Bob")  # one named person: as before, no question
+    assert proc.returncode == 0 and _enrolled(board) == ["Alice"], proc.stderr
+
+
+def test_delete_all_with_yes_removes_everyone(tcp_board):
+    board = _board_with(tcp_board, "Alice", "Bob", "Carol")
+    proc = _delete(board, "--all", "--yes", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["removed"] == 3 and _enrolled(board) == []
+
+
+@pytest.mark.parametrize("answer", ["n", "y"])
+def test_delete_all_in_a_terminal_asks_first(tcp_board, answer):
+    board = _board_with(tcp_board, "Alice", "Bob")
+    master, slave = os.openpty()
+    try:
+        os.write(master, f"{answer}\n".encode())  # typed ahead: read when the question is asked
+        proc = _delete(board, "--all", stdin=slave)
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert proc.returncode == 0, proc.stderr
+    assert f"remove everyone enrolled on {board.url} (2 people: Alice, Bob)? [y/N]" in proc.stderr
+    if answer == "n":
+        assert "nothing deleted" in proc.stderr and proc.stdout == "" and _enrolled(board) == ["Alice", "Bob"]
+    else:
+        assert "removed everyone (2 people)" in proc.stdout and _enrolled(board) == []

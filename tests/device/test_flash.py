@@ -236,6 +236,37 @@ def test_a_port_platformio_resolves_reaches_platformio_as_given_upload_mocked(tm
     assert uploads == [port] and result.port == port and result.uploaded
 
 
+@pytest.mark.parametrize("given", ["pty", "link"])
+def test_a_relative_serial_port_reaches_platformio_absolute_upload_mocked(tmp_path, monkeypatch, given,
+                                                                           pio_home_with_platform):
+    """A serial port named relative to the current folder (a pty, or a link to one) passes the port
+    check and reaches PlatformIO as an absolute path: PlatformIO runs in the project folder, where
+    the relative name means nothing (was: handed on relative). Build and upload replaced, as above."""
+    from tinyface.device import platformio
+    from tinyface.device.flash import flash
+
+    monkeypatch.setenv("PLATFORMIO_CORE_DIR", str(pio_home_with_platform))
+    uploads = []
+    monkeypatch.setattr(platformio, "build_and_upload",
+                        lambda project_dir, env, port, on_line=None: uploads.append(port))
+    master, slave = os.openpty()
+    try:
+        slave_path = os.ttyname(slave)
+        if given == "pty":
+            monkeypatch.chdir(os.path.dirname(slave_path))
+            port, expected = os.path.basename(slave_path), slave_path
+        else:
+            (tmp_path / "ttyBoard").symlink_to(slave_path)
+            monkeypatch.chdir(tmp_path)
+            port, expected = "ttyBoard", str(tmp_path / "ttyBoard")
+        result = flash(load_board("esp32"), model=os.path.abspath(REPO_MODEL), project_dir=tmp_path / "fw",
+                       port=port)
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert uploads == [expected] and result.port == expected and result.uploaded
+
+
 def test_more_people_than_the_gallery_holds_is_gallery_full(tiny_bundle, tmp_path):
     """--enroll with 17 person folders: the full gallery's exit code (13, as `enroll` into a full
     gallery; it was 4) and what to do, before any face is aligned (the photos here cannot even

@@ -513,5 +513,5 @@ def test_gallery_full_is_its_own_exit_code(start_device, lfw_dir, emulator_only)
     assert enrolled == spec.GALLERY_CAPACITY
     proc = run_cli("enroll", "--port", port, "--name", "Colin", photos(lfw_dir, "Colin_Powell", 0, 1)[0])
     one_line_error(proc, 13, "gallery", "is full", "gallery delete")
-    proc = run_cli("gallery", "delete", "--port", port, "--all", "--json")
+    proc = run_cli("gallery", "delete", "--port", port, "--all", "--yes", "--json")
     assert proc.returncode == 0 and json.loads(proc.stdout)["removed"] == spec.GALLERY_CAPACITY

@@ -1,6 +1,7 @@
 """The one serial-port finder (tinyface.device.ports) that flash, bench and the gallery commands share."""
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -33,41 +34,81 @@ def test_find_port_refuses_several_matching_boards():
     assert "several ports" in line and "/dev/ttyACM0 303A:1001, /dev/ttyACM1 303A:1001" in line and "--port" in line
 
 
-@pytest.mark.parametrize("port", ["/dev/ttyUSB*", "/dev/ttyACM[01]", "/dev/tty?", "COM3", "rfc2217://localhost:4000",
-                                  "socket://192.168.1.5:3333", "192.168.1.5", "esp32.local", "", None])
-def test_check_port_exists_leaves_what_platformio_resolves_alone(port):
+@pytest.mark.parametrize("port", ["/dev/ttyUSB*", "/dev/ttyACM[01]", "/dev/tty?", "COM3", "com12", "rfc2217://localhost:4000",
+                                  "socket://192.168.1.5:3333", "192.168.1.5", "esp32.local", "fe80::1", "", None])
+def test_check_port_exists_leaves_what_platformio_resolves_alone(port, tmp_path, monkeypatch):
     from tinyface.device.ports import check_port_exists
 
-    check_port_exists(port)  # wildcards, Windows names, URLs, network addresses: PlatformIO's to resolve
+    monkeypatch.chdir(tmp_path)  # nothing of those names here
+    # wildcards, Windows names, URLs, network addresses: PlatformIO's to resolve, handed on as given
+    assert check_port_exists(port) == port
 
 
-def test_check_port_exists_refuses_only_a_missing_path(tmp_path):
+@pytest.fixture
+def pty_port():
+    """A pseudo-terminal's slave path, held open for the test (a serial port as the emulator serves one)."""
+    master, slave = os.openpty()
+    try:
+        yield os.ttyname(slave)
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_check_port_exists_refuses_a_missing_path(tmp_path, pty_port):
     from tinyface.device.ports import check_port_exists
     from tinyface.errors import DeviceError
 
-    there = tmp_path / "ttyUSB0"  # a link to a character device (a regular file is refused: the next test)
-    there.symlink_to("/dev/null")
-    check_port_exists(str(there))
-    with pytest.raises(DeviceError) as info:
-        check_port_exists("/dev/ttyNONE")
-    assert info.value.one_line().startswith("cannot open /dev/ttyNONE: No such file or directory (check the path")
+    there = tmp_path / "ttyUSB0"  # a link to a terminal (a regular file is refused: the next test)
+    there.symlink_to(pty_port)
+    assert check_port_exists(str(there)) == str(there)
+    for missing in ("/dev/ttyNONE", str(tmp_path / "broken")):
+        if missing != "/dev/ttyNONE":
+            Path(missing).symlink_to(tmp_path / "nothing")  # a link to nothing is nothing
+        with pytest.raises(DeviceError) as info:
+            check_port_exists(missing)
+        assert info.value.one_line().startswith(f"cannot open {missing}: No such file or directory (check the path")
 
 
-def test_check_port_exists_refuses_a_file_or_a_folder_and_passes_devices(tmp_path):
+def test_check_port_exists_refuses_a_file_a_folder_or_a_device_that_is_no_terminal(tmp_path, pty_port):
+    # was: /dev/null and /dev/zero passed (any character device did), and flash failed after the build
     from tinyface.device.ports import check_port_exists
 
     afile = tmp_path / "afile"
     afile.write_text("x")
-    for port, reason in ((afile, "not a serial port"), (tmp_path, "a folder, not a serial port")):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    null_link = tmp_path / "ttyUSB1"
+    null_link.symlink_to("/dev/null")
+    for port, reason in ((afile, "not a serial port"), (tmp_path, "a folder, not a serial port"),
+                         (fifo, "not a serial port"), ("/dev/null", "not a serial port"),
+                         ("/dev/zero", "not a serial port"), (null_link, "not a serial port")):
         with pytest.raises(errors.DeviceError) as info:
             check_port_exists(str(port))
         assert info.value.one_line().startswith(f"cannot open {port}: {reason} (check the path")
     link = tmp_path / "ttyUSB0"
-    link.symlink_to("/dev/null")
-    master, slave = os.openpty()
-    try:
-        for port in ("/dev/null", str(link), os.ttyname(slave)):  # a character device, a link to one, a pty
+    link.symlink_to(pty_port)
+    for port in (pty_port, str(link)):  # a pseudo-terminal, a link to one: as given
+        assert check_port_exists(port) == port
+
+
+def test_check_port_exists_reads_a_relative_path_as_a_path(tmp_path, monkeypatch, pty_port):
+    """A relative --port is a path in the current folder: checked as an absolute one is, and handed on
+    absolute (PlatformIO runs in the project folder). Was: a relative folder, file, missing path or
+    bare name passed, and flash failed at PlatformIO's upload after the build."""
+    from tinyface.device.ports import check_port_exists
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ds1").mkdir()
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "COM4.txt").write_bytes(b"")
+    for port, reason in (("ds1", "a folder, not a serial port"), ("empty.jpg", "not a serial port"),
+                         ("./empty.jpg", "not a serial port"), ("COM4.txt", "not a serial port"),
+                         ("nonexist_rel", "No such file or directory"), ("ttyUSB0", "No such file or directory"),
+                         ("dev/ttyUSB0", "No such file or directory"), ("../nothing/tty", "No such file or directory")):
+        with pytest.raises(errors.DeviceError) as info:
             check_port_exists(port)
-    finally:
-        os.close(master)
-        os.close(slave)
+        assert info.value.one_line().startswith(f"cannot open {port}: {reason} (check the path"), port
+    (tmp_path / "tty").symlink_to(pty_port)
+    assert check_port_exists("tty") == str(tmp_path / "tty")
+    assert check_port_exists("./tty") == str(tmp_path / "tty")

@@ -16,9 +16,10 @@ from tinyface.config import FIRMWARE_KERNELS
                    "models/<board>/, then build/esp32/, models/esp32/; bench, emulate and profile pick the same). "
                    "Example: tinyface flash --board esp32s3 --model build/esp32s3")
 @click.option("--port", default=None, callback=not_empty,
-              help="Serial port (default: detected by the board's USB VID:PIDs). A path that does not exist is "
-                   "refused before anything is built (exit 7); wildcards, COM3 and rfc2217:// or socket:// URLs "
-                   "go to PlatformIO as they are. Example: --port /dev/ttyACM0")
+              help="Serial port (default: detected by the board's USB VID:PIDs). A path that is no serial port "
+                   "(nothing there, a file, a folder, /dev/null) is refused before anything is rendered or built "
+                   "(exit 7); wildcards, COM3, host names and rfc2217:// or socket:// URLs go to PlatformIO as "
+                   "they are. Example: --port /dev/ttyACM0")
 @click.option("--project-dir", type=click.Path(), default=None, callback=not_empty,
               help="Where the PlatformIO project is generated (default: build/firmware/<board>). "
                    "Example: --project-dir fw/")

@@ -174,17 +174,25 @@ def list_command(ctx, port, board, baud, timeout_s, retries, as_json, set_items)
 @port_options
 @click.option("--name", default=None, callback=_name, help="The person to remove. Example: --name Alice")
 @click.option("--all", "everyone", is_flag=True,
-              help="Remove everyone (instead of --name). Example: tinyface gallery delete --port P --all")
-@json_option("tinyface gallery delete --port auto --all --json")
+              help="Remove everyone (instead of --name); asks first, in a terminal. "
+                   "Example: tinyface gallery delete --port P --all")
+@click.option("--yes", is_flag=True,
+              help="With --all: remove everyone without a question (needed where none can be asked: a script, "
+                   "a pipe). Example: tinyface gallery delete --port P --all --yes")
+@json_option("tinyface gallery delete --port auto --all --yes --json")
 @set_option("bench.retries=5")
 @click.pass_context
-def delete_command(ctx, port, board, baud, timeout_s, retries, name, everyone, as_json, set_items):
+def delete_command(ctx, port, board, baud, timeout_s, retries, name, everyone, yes, as_json, set_items):
     """Remove a person (or, with --all, everyone) from the board's gallery.
+
+    --all asks before it removes anyone (the photos would be needed to enroll them again);
+    where nobody can answer (stdin is not a terminal) it is refused unless --yes is given.
 
     \b
     Examples:
       tinyface gallery delete --port /dev/ttyUSB0 --name Alice
-      tinyface gallery delete --port /dev/ttyUSB0 --all --json
+      tinyface gallery delete --port /dev/ttyUSB0 --all          # asks first
+      tinyface gallery delete --port /dev/ttyUSB0 --all --yes --json
     """
     from tinyface.console import print_json
     from tinyface.device import gallery as api
@@ -193,12 +201,33 @@ def delete_command(ctx, port, board, baud, timeout_s, retries, name, everyone, a
         raise click.UsageError("give --name NAME or --all (one of them)")
     opened, _ = _open(ctx, port, board, baud, timeout_s, retries, set_items)
     with opened as client:
+        if everyone and not yes and not _confirm_everyone(api.list_gallery(client)):
+            click.echo("nothing deleted", err=True)
+            return
         result = api.delete(client, name)
     if as_json:
         print_json(result)
         return
     who = name if name else f"everyone ({_people(result['removed'])})"
     click.echo(f"removed {who} from {result['port']}; {_people(result['count'])} enrolled")
+
+
+def _confirm_everyone(listed: dict) -> bool:
+    """Whether to remove everyone ``listed`` (gallery list's result): the answer to a question in a
+    terminal (none for an empty gallery), as `tinyface data cache --clear` asks.
+
+    Raises:
+        click.UsageError: stdin is not a terminal (nobody to ask), however many are enrolled: a
+            script is told to add --yes the first time it runs, not the first time someone is enrolled.
+    """
+    import sys
+
+    names = [p["name"] for p in listed["people"]]
+    shown = ": " + ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "") if names else ""
+    what = f"everyone enrolled on {listed['port']} ({_people(listed['count'])}{shown})"
+    if not sys.stdin.isatty():
+        raise click.UsageError(f"--all would remove {what}; add --yes to do it without a question")
+    return not listed["count"] or click.confirm(f"remove {what}?", err=True)
 
 
 @click.command()

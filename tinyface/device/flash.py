@@ -109,9 +109,10 @@ def flash(board, model: str | Path | None = None, project_dir: str | Path | None
         board: a tinyface.boards.Board.
         model: a bundle folder or model.tflite (default: see resolve_model).
         project_dir: where the PlatformIO project goes (default build/firmware/<board>).
-        port: serial port (default: detected by the board's USB ids). A plain path that does not
-            exist is refused before anything is done; wildcards, ``COM3`` and URLs go to
-            PlatformIO as they are.
+        port: serial port (default: detected by the board's USB ids). A path that is no serial
+            port (nothing there, a file, a folder, ``/dev/null``) is refused before anything is
+            done, and a relative one is handed on absolute (:func:`check_port_exists`);
+            wildcards, ``COM3``, host names and URLs go to PlatformIO as they are.
         dry_run: render and check only; no PlatformIO, no board.
         arena_margin: firmware.arena_margin.
         enroll_dir: one folder per person, compiled in as the initial gallery.
@@ -133,8 +134,8 @@ def flash(board, model: str | Path | None = None, project_dir: str | Path | None
         OutputError: ``project_dir`` cannot be created (a file in the way, no permission), before
             the gallery's faces are aligned.
         ToolchainError: PlatformIO or the espressif32 platform missing, or the build failed.
-        DeviceError: ``port`` is a path that does not exist (refused first, before the model is
-            read or anything is rendered; not on a dry run, which uses no port), or no board
+        DeviceError: ``port`` is a path that is no serial port (refused first, before the model
+            is read or anything is rendered; not on a dry run, which uses no port), or no board
             connected (the ports seen are listed).
     """
     from tinyface.codegen import generate_project
@@ -146,8 +147,8 @@ def flash(board, model: str | Path | None = None, project_dir: str | Path | None
     from tinyface.model.bundle import load_bundle
 
     if not dry_run:  # a typo in --port is one line now, not after the build (PlatformIO's upload)
-        check_port_exists(port, hint="check the path, or leave out --port: flash finds a connected board "
-                                     "by its USB ids")
+        port = check_port_exists(port, hint="check the path, or leave out --port: flash finds a connected "
+                                            "board by its USB ids")
 
     def step(text: str) -> None:
         result.steps.append(text)

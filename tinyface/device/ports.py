@@ -7,8 +7,9 @@ seen, so a second board on the desk is never flashed or benchmarked by accident.
 
 from __future__ import annotations
 
-import errno
 import os
+import re
+import stat
 from dataclasses import dataclass
 
 from tinyface.errors import DeviceError
@@ -57,33 +58,80 @@ def find_port(board, ports: list[SerialPort] | None = None) -> str:
                       f"{', '.join(p.label() for p in matches)}", hint="pass --port PATH to choose one")
 
 
-def check_port_exists(port: str | None, hint: str = "check the path, or leave out the port to find the board "
-                                                   "by its USB ids") -> None:
-    """Refuse, before any work, a serial port given as a plain path that does not exist, or that
-    is a regular file or a folder (no serial port is either; a character device, a pty, and a
-    link to one pass).
+# Port names PlatformIO resolves itself, not paths on this machine: Windows' COM ports, and the
+# host names and addresses of boards reached over the network (esp32.local, 192.168.1.5, fe80::1).
+_COM_PORT = re.compile(r"COM[0-9]+", re.IGNORECASE)
+_HOST_NAME = re.compile(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+\.?")
 
-    Only a plain filesystem path is checked (``/dev/...`` or another absolute path, with no glob
-    character ``*?[``), and the form of a ``socket://`` or ``rfc2217://`` URL (HOST:PORT, by
-    :func:`tinyface.protocol.client.check_serial_url`, without connecting); anything else goes to
-    whoever opens it as given: wildcards (``/dev/ttyUSB*``), ``COM3``-style names, such URLs and
-    network addresses, which PlatformIO accepts. The wording is the one of opening such a port
-    (:func:`tinyface.protocol.client.open_serial`, as `tinyface bench --port` reports it).
+
+def check_port_exists(port: str | None, hint: str = "check the path, or leave out the port to find the board "
+                                                   "by its USB ids") -> str | None:
+    """Refuse, before any work, a serial port given as a path that is no serial port: nothing
+    there, a regular file, a folder, or a character device that is no terminal (``/dev/null``,
+    ``/dev/zero``). A serial device, a pseudo-terminal, and a link to either pass.
+
+    The rule is the one of opening such a port (:func:`tinyface.protocol.client.open_serial`, as
+    `tinyface bench --port` reports it, in the same words): a character device is opened as
+    pyserial opens it (read-write, no controlling terminal, not waiting for a carrier) and closed
+    at once; one that opens but is no terminal (ENOTTY to pyserial) is "not a serial port", one
+    that does not open gives the system's reason (``Permission denied``).
+
+    What is a path: an absolute one (``/dev/ttyUSB0``), one with a folder in it (``./tty``,
+    ``dev/ttyUSB0``), a name of something in the current folder, and any other bare name
+    (``ttyUSB0``, ``nonexist``) except those PlatformIO resolves itself: ``COM3``-style
+    names and network host names or addresses (``esp32.local``, ``192.168.1.5``, ``fe80::1``).
+    Those, wildcards (``/dev/ttyUSB*``, any of ``*?[``) and ``socket://`` / ``rfc2217://``
+    URLs go on as given; of a URL only the form is checked, HOST:PORT
+    (:func:`tinyface.protocol.client.check_serial_url`, without connecting).
+
+    Returns:
+        The port to hand on: ``port`` as given, or a relative path made absolute (PlatformIO
+        runs in the project folder, where the relative path would name something else).
 
     Raises:
-        DeviceError: ``port`` is such a path and nothing is there, or a file or a folder is; or a
-            network URL without a port.
+        DeviceError: ``port`` is such a path and is no serial port; or a network URL without a port.
     """
     if port and "://" in port:
         from tinyface.protocol.client import check_serial_url
 
         check_serial_url(port)  # its own hint: the URL's form
-        return
-    if not port or not (port.startswith("/dev/") or os.path.isabs(port)) or any(c in port for c in "*?["):
-        return
-    if not os.path.exists(port):
-        raise DeviceError(f"cannot open {port}: {os.strerror(errno.ENOENT)}", hint=hint)
-    if os.path.isdir(port):  # links followed: a link to a device passes
+        return port
+    if not port or any(c in port for c in "*?[") or not _is_path(port):
+        return port
+    try:
+        mode = os.stat(port).st_mode  # links followed: a link to a device is that device
+    except OSError as exc:  # nothing there, a broken link, a file in the middle of the path
+        raise DeviceError(f"cannot open {port}: {os.strerror(exc.errno)}", hint=hint) from None
+    if stat.S_ISDIR(mode):
         raise DeviceError(f"cannot open {port}: a folder, not a serial port", hint=hint)
-    if os.path.isfile(port):
+    if not stat.S_ISCHR(mode):  # a regular file, a pipe, a socket, a disk
+        raise DeviceError(f"cannot open {port}: not a serial port", hint=hint)
+    _check_terminal(port, hint)
+    return port if os.path.isabs(port) else os.path.abspath(port)
+
+
+def _is_path(port: str) -> bool:
+    """Whether ``port`` names a file on this machine rather than something PlatformIO resolves."""
+    if _COM_PORT.fullmatch(port):  # first: Windows may say that its device names exist as files
+        return False
+    if os.path.isabs(port) or "/" in port or os.sep in port or os.path.lexists(port):
+        return True
+    return not (_HOST_NAME.fullmatch(port) or ":" in port)
+
+
+def _check_terminal(port: str, hint: str) -> None:
+    """Open the character device ``port`` as pyserial does and refuse it if it is no terminal.
+
+    Opening a USB serial port raises RTS and DTR for a moment, as any serial monitor does; the
+    board is about to be flashed (esptool resets it anyway)."""
+    flags = os.O_RDWR | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(port, flags)
+    except OSError as exc:
+        raise DeviceError(f"cannot open {port}: {os.strerror(exc.errno)}", hint=hint) from None
+    try:
+        terminal = os.isatty(fd)
+    finally:
+        os.close(fd)
+    if not terminal:  # /dev/null, /dev/zero: pyserial's set-up fails with ENOTTY
         raise DeviceError(f"cannot open {port}: not a serial port", hint=hint)
