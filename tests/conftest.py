@@ -244,6 +244,30 @@ def sigint_as_a_terminal_sends_it() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def drop_file_permission_bypass():
+    """A command prefix under which mode-000 files are really unreadable, or None.
+
+    Tests run as root here, and root reads anything; dropping the two capabilities that let
+    it (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH) from a child process makes it an ordinary reader.
+    """
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    if os.geteuid() != 0:
+        return ()
+    setpriv = shutil.which("setpriv")
+    if not setpriv:
+        return None
+    prefix = (setpriv, "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-all")
+    with tempfile.NamedTemporaryFile() as locked:
+        os.chmod(locked.name, 0)
+        probe = subprocess.run([*prefix, sys.executable, "-c", f"open({locked.name!r}).read()"], capture_output=True,
+                               text=True)
+    return prefix if "PermissionError" in probe.stderr else None
+
+
 def wait_for_images_done(bench, out: Path, done: int = 3, timeout: float = 120) -> None:
     """Wait until a running `tinyface bench` (Popen ``bench``) has written ``done`` images to its
     ``--out`` file; fail if it exits first or makes no progress in ``timeout`` seconds."""

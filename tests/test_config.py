@@ -389,3 +389,88 @@ def test_a_known_set_must_be_read_as_what_it_holds():
     # one value for every folder, as the settings' docs say (it was refused: "must be a list")
     pins = config.load(overrides=config.parse_set_option(("extra.dirs=pins", "extra.kind=photos", "extra.people=true")))
     assert pins.extra.people_folders() == [True]
+
+
+# --- a settings file that cannot be used: one code (3) whether missing, a folder or unreadable ----------
+
+def test_a_config_file_that_is_a_folder_or_unreadable_is_refused_as_a_missing_one(capsys, tmp_path):
+    # was: "Invalid value for '--config': File 'x' is a directory." / "... is not readable.", exit 2 (click's
+    # checks), where a missing file is exit 3
+    from tests.conftest import assert_one_error_line, drop_file_permission_bypass, run_cli
+
+    (tmp_path / "adir.toml").mkdir()
+    code, line = error_line(capsys, "--config", tmp_path / "adir.toml", "boards")
+    assert code == errors.ConfigError.exit_code and f"config file {tmp_path / 'adir.toml'} is a folder" in line
+    assert "--config" in line
+    locked = tmp_path / "locked.toml"
+    locked.write_text("[data]\ncrop_size = 32\n")
+    locked.chmod(0)
+    prefix = drop_file_permission_bypass()
+    if prefix is None:
+        pytest.skip("running as root with no way to drop CAP_DAC_OVERRIDE (setpriv missing): "
+                    "cannot make a file unreadable")
+    try:
+        for command in (["boards"], ["build", "--print-config"]):
+            assert_one_error_line(run_cli("--config", locked, *command, cwd=tmp_path, prefix=prefix), 3,
+                                  f"cannot read config file {locked}: permission denied", "--config")
+        # ./tinyface.toml, found rather than named, says the same
+        (tmp_path / "tinyface.toml").write_text("[data]\n")
+        (tmp_path / "tinyface.toml").chmod(0)
+        assert_one_error_line(run_cli("build", "--print-config", cwd=tmp_path, prefix=prefix), 3,
+                              "cannot read config file tinyface.toml: permission denied")
+    finally:
+        locked.chmod(0o644)
+
+
+# --- $TINYFACE_NVS_DIR: checked before anything is built or served ----------------------------------------
+
+def test_a_bad_nvs_dir_is_one_line_naming_the_variable_before_any_build(capsys, monkeypatch, tmp_path):
+    # was: "internal error: FileExistsError: [Errno 17] File exists: '/etc/passwd'" (exit 70), after the build
+    from tests.conftest import assert_one_error_line, drop_file_permission_bypass, run_cli
+
+    (tmp_path / "file").write_text("")
+    monkeypatch.delenv("TFLM_DIR", raising=False)  # a build would fail first (exit 9): the variable is checked before
+    for value, needle in ((tmp_path / "file", f"got '{tmp_path / 'file'}', which is a file"),
+                          (tmp_path / "file" / "nvs", f"which is under the file {tmp_path / 'file'}")):
+        monkeypatch.setenv("TINYFACE_NVS_DIR", str(value))
+        code, line = error_line(capsys, "emulate", "--native", "--once", "--json")
+        assert code == errors.ConfigError.exit_code and "TINYFACE_NVS_DIR must be a folder" in line and needle in line
+        assert "Errno" not in line
+    monkeypatch.setenv("TINYFACE_NVS_DIR", "~/nvs")
+    assert config.native_storage_dir() == str(Path("~/nvs").expanduser())  # ~ expanded, as the other variables
+    # a folder that cannot be written: as any output that cannot be (exit 14), naming the variable
+    prefix = drop_file_permission_bypass()
+    if prefix is None:
+        pytest.skip("running as root with no way to drop CAP_DAC_OVERRIDE (setpriv missing): "
+                    "cannot make a folder unwritable")
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o555)
+    try:
+        env = {"TINYFACE_NVS_DIR": str(closed / "nvs"), "TFLM_DIR": ""}
+        assert_one_error_line(run_cli("emulate", "--native", "--once", env=env, prefix=prefix),
+                              errors.OutputError.exit_code,
+                              f"TINYFACE_NVS_DIR '{closed / 'nvs'}' cannot be written: permission denied ({closed})")
+    finally:
+        closed.chmod(0o755)
+    assert not (closed / "nvs").exists()
+
+
+# --- integer settings: a whole float is its integer while a float holds it exactly --------------------------
+
+def test_a_whole_float_is_an_integer_setting_only_while_exact(capsys, tmp_path):
+    # as a whole int is a fine float setting (0 for 0.0), a whole float is a fine int one (5.0 for 5)
+    assert config.load(None, {"distill": {"epochs": 5.0}}).distill.epochs == 5
+    assert type(config.load(None, {"data": {"seed": 2.0**53}}).data.seed) is int
+    path = tmp_path / "t.toml"
+    path.write_text("[distill]\nepochs = 5.0\n")
+    assert config.load(path).distill.epochs == 5
+    # past 2**53 a float is not the number written: refused as not an integer, printed as written,
+    # where it was "distill.epochs must be in [1, 1000], got 9999999999999999673361688041166912738495331858..."
+    for value, shown in (("5.5", "5.5"), ("1e99", "1e+99"), ("1e16", "1e+16"), ("inf", "inf")):
+        code, line = error_line(capsys, "build", "--print-config", "--set", f"distill.epochs={value}")
+        assert code == errors.ConfigError.exit_code
+        assert f"'distill.epochs' in command-line options must be an integer, got {shown} (" in line
+        assert len(line) < 200 and "99999" not in line
+    # an integer written as one is shown as written, however long
+    code, line = error_line(capsys, "build", "--print-config", "--set", "distill.epochs=12345678901234567890")
+    assert code == 3 and "distill.epochs must be in [1, 1000], got 12345678901234567890 (" in line

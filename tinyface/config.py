@@ -12,9 +12,9 @@ import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from tinyface.errors import ConfigError
+from tinyface.errors import ConfigError, OutputError, TinyfaceError
 
 CONFIG_FILENAME = "tinyface.toml"
 THRESHOLD_SOURCES = ("validation", "protocol")  # data.threshold_from: see DataSettings
@@ -113,6 +113,42 @@ def boards_dir_problem(path: str | Path) -> str | None:
     return None
 
 
+class FolderProblem(NamedTuple):
+    """What keeps a path from being a folder tinyface can make and write files in (writable_folder_problem)."""
+
+    error: type[TinyfaceError]  # ConfigError: the path names no folder; OutputError: one that cannot be written
+    where: Path  # the path at fault: the folder itself, or the nearest of its parents that exists
+    why: str  # "is a file", "permission denied" or "read-only file system"
+
+
+def writable_folder_problem(path: str | Path) -> FolderProblem | None:
+    """What keeps ``path`` (``~`` expanded) from being a folder tinyface can make, write and read
+    files in, or None; nothing is created. One rule for every folder a setting or a variable names for
+    tinyface to write into (the face cache, ``$TINYFACE_NVS_DIR``):
+
+    - it, or the nearest of its parents that exists, is a file: the value names no folder at all,
+      a bad setting (ConfigError, exit 3);
+    - that folder cannot be written (no permission, a read-only disk), or, where it is ``path``
+      itself, read: a folder tinyface cannot use, as any output that cannot be written (OutputError,
+      exit 14).
+    """
+    folder = Path(path).expanduser()
+    probe = folder
+    while not os.path.lexists(probe) and probe.parent != probe:  # False, not an error, under a closed folder
+        probe = probe.parent
+    if os.path.exists(probe) and not os.path.isdir(probe):
+        return FolderProblem(ConfigError, probe, "is a file")
+    # the folder itself is read back too (a cache, a gallery); a parent needs only that one can be made in it
+    needed = os.W_OK | os.X_OK | (os.R_OK if probe == folder else 0)
+    if os.path.isdir(probe) and not os.access(probe, needed):
+        try:
+            read_only = bool(os.statvfs(probe).f_flag & os.ST_RDONLY)
+        except OSError:
+            read_only = False
+        return FolderProblem(OutputError, probe, "read-only file system" if read_only else "permission denied")
+    return None
+
+
 def user_boards_dir() -> Path | None:
     """``$TINYFACE_BOARDS_DIR``: a folder of board files of one's own (`tinyface --boards-dir` wins);
     None if unset or empty.
@@ -197,10 +233,29 @@ def isa_cache_dir() -> Path:
 
 
 def native_storage_dir() -> str | None:
-    """``$TINYFACE_NVS_DIR``: the folder the native firmware keeps its gallery in, in files as the
-    board's NVS would (`tinyface emulate --native`); None if unset or empty: in memory only. The
-    program reads it itself too when run by hand (firmware/native/platform_host.cc)."""
-    return os.environ.get("TINYFACE_NVS_DIR") or None
+    """``$TINYFACE_NVS_DIR`` (``~`` expanded): the folder the native firmware keeps its gallery in,
+    in files as the board's NVS would (`tinyface emulate --native`); None if unset or empty: in
+    memory only. The program reads it itself too when run by hand (firmware/native/platform_host.cc).
+    Nothing is created.
+
+    Raises:
+        ConfigError: set to a file, or to a path under one (:func:`writable_folder_problem`).
+        OutputError: set to a folder that cannot be created or written (no permission, a
+            read-only disk).
+    """
+    env = os.environ.get("TINYFACE_NVS_DIR")
+    if not env:
+        return None
+    folder = Path(env).expanduser()
+    if problem := writable_folder_problem(folder):
+        if problem.error is ConfigError:
+            which = "is a file" if problem.where == folder else f"is under the file {problem.where}"
+            raise ConfigError(f"TINYFACE_NVS_DIR must be a folder, got {env!r}, which {which}",
+                              hint="fix the path, or unset TINYFACE_NVS_DIR to keep the gallery in memory")
+        at = "" if problem.where == folder else f" ({problem.where})"
+        raise OutputError(f"TINYFACE_NVS_DIR {env!r} cannot be written: {problem.why}{at}",
+                          hint="set it to a folder you can write, or unset it to keep the gallery in memory")
+    return str(folder)
 
 
 def make_environment(names) -> dict[str, str]:
@@ -232,13 +287,25 @@ class Interval:
         return bool(above and below)
 
     def __str__(self) -> str:
-        return f"{'[' if self.low_included else '('}{self.low:g}, {self.high:g}{']' if self.high_included else ')'}"
+        low, high = (str(x) if isinstance(x, int) else f"{x:g}" for x in (self.low, self.high))  # 1000000, not 1e+06
+        return f"{'[' if self.low_included else '('}{low}, {high}{']' if self.high_included else ')'}"
 
 
 # The split settings' valid values: DataSettings.validate checks them, and so does
 # tinyface.model.bundle a model.json's record of them (extra.split), so neither admits what the other refuses.
 VAL_FRACTION_RANGE = Interval(0.0, 0.5)  # data.val_fraction
 TEST_FILTER_RANGE = Interval(0.0, 1.0, low_included=True)  # data.test_filter (0: off)
+
+# The valid values of the settings that a command-line option also sets (`bench --images`, `--timeout`,
+# `--retries`, `build --epochs`): the settings' validate checks them, and tinyface.cli.common.setting_type
+# makes each such option's type of them, so the option refuses (exit 2, naming the option) just what the
+# setting would refuse, and its --help shows the range.
+OPTION_SETTING_RANGES = {
+    "distill.epochs": Interval(1, MAX_EPOCHS, low_included=True, high_included=True),
+    "bench.images": Interval(1, 1_000_000, low_included=True, high_included=True),
+    "bench.timeout_s": Interval(0, 3600, high_included=True),
+    "bench.retries": Interval(0, 100, low_included=True, high_included=True),
+}
 
 
 @dataclass
@@ -640,7 +707,7 @@ class DistillSettings:
         _check(0.0 <= self.identity_margin <= 1.0, "distill.identity_margin must be in [0, 1]", self.identity_margin)
         _check(self.center in ("training", "all"), 'distill.center must be "training" or "all"', self.center)
         _check(0 <= self.neighbours <= 100, "distill.neighbours must be in [0, 100]", self.neighbours)
-        _check(1 <= self.epochs <= MAX_EPOCHS, f"distill.epochs must be in [1, {MAX_EPOCHS}]", self.epochs)
+        _check_range("distill.epochs", self.epochs)
         _check(0 <= self.teacher_views <= 16, "distill.teacher_views must be in [0, 16]", self.teacher_views)
         _check(0 <= self.teacher_mixes <= 64, "distill.teacher_mixes must be in [0, 64]", self.teacher_mixes)
         _check(0 <= self.relit_views <= 8, "distill.relit_views must be in [0, 8]", self.relit_views)
@@ -751,9 +818,8 @@ class BenchSettings:
     retries: int = 3
 
     def validate(self) -> None:
-        _check(1 <= self.images <= 1_000_000, "bench.images must be in [1, 1000000]", self.images)
-        _check(0 < self.timeout_s <= 3600, "bench.timeout_s must be in (0, 3600]", self.timeout_s)
-        _check(0 <= self.retries <= 100, "bench.retries must be in [0, 100]", self.retries)
+        for name in ("images", "timeout_s", "retries"):
+            _check_range(f"bench.{name}", getattr(self, name))
 
 
 @dataclass
@@ -801,6 +867,12 @@ def _check(ok: bool, message: str, value: Any = None) -> None:
         raise ConfigError(message if value is None else f"{message}, got {value!r}")
 
 
+def _check_range(key: str, value) -> None:
+    """``value`` of the setting ``key`` is in its OPTION_SETTING_RANGES interval, else a ConfigError."""
+    interval = OPTION_SETTING_RANGES[key]
+    _check(value in interval, f"{key} must be in {interval}", value)
+
+
 def apply(settings: Settings, values: dict[str, Any], source: str) -> Settings:
     """Apply ``{section: {key: value}}`` onto ``settings``; unknown names are errors naming ``source``."""
     known_sections = {f.name: f for f in fields(settings)}
@@ -829,7 +901,9 @@ def _coerce(value: Any, type_name: Any, name: str, source: str) -> Any:
     if expected == "int" and not isinstance(value, bool):
         if isinstance(value, int):
             return value
-        if isinstance(value, float) and value.is_integer():
+        # 5.0 is 5, as 5 is a fine float; but not past 2**53, where a float is no longer the
+        # number written (1e99 would become a 100-digit integer, and a range error would print it)
+        if isinstance(value, float) and value.is_integer() and abs(value) <= _EXACT_FLOAT_INT:
             return int(value)
     if expected == "float" and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
@@ -846,15 +920,21 @@ def _coerce(value: Any, type_name: Any, name: str, source: str) -> Any:
                            "`tinyface build --print-config` shows the values in use")
 
 
+_EXACT_FLOAT_INT = 2**53  # every whole float up to this is the integer it reads as
 _TYPE_WORDS = {"list": "a list", "int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}
 
 
 def require_config_file(path: str | os.PathLike) -> Path:
-    """``path`` as a Path if it is a file; a ConfigError naming it otherwise."""
+    """``path`` as a Path if it is a file this process can read; a ConfigError naming it otherwise
+    (missing, a folder, or unreadable: one exit code, 3, for a settings file that cannot be used)."""
     path = Path(path)
+    hint = "check the path given to --config, or leave it out to use ./tinyface.toml"
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a folder, not a settings file", hint=hint)
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path}",
-                          hint="check the path given to --config, or leave it out to use ./tinyface.toml")
+        raise ConfigError(f"config file not found: {path}", hint=hint)
+    if not os.access(path, os.R_OK):
+        raise ConfigError(f"cannot read config file {path}: permission denied", hint=hint)
     return path
 
 
@@ -879,6 +959,8 @@ def load(path: str | os.PathLike | None = None, overrides: dict[str, dict[str, A
             values = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+        except OSError as exc:  # what require_config_file cannot foresee: an I/O error, a race
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
         apply(settings, values, str(path))
     if quick:
         apply(settings, quick, "--quick")

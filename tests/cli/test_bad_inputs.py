@@ -236,6 +236,42 @@ def test_emulate_names_the_model_file_of_a_bundle_that_is_not_a_model(tmp_path):
     assert f"cannot parse {bundle / 'model.tflite'} as a TFLite model" in lines[0]
 
 
+# --- a model that cannot be read: exit 6, as a missing or corrupt one ---------------------------------
+# Was: click's "Path 'unr.tflite' is not readable" (exit 2); with that check gone, PermissionError (exit 70).
+
+def _unreadable_release(folder: Path, which: str) -> tuple[Path, tuple]:
+    """A copy of the released bundle in ``folder`` with ``which`` (its model.tflite or model.json) mode
+    000, and the command prefix under which that stops a root process (as tests/cli/test_data.py does)."""
+    from tests.conftest import drop_file_permission_bypass
+
+    prefix = drop_file_permission_bypass()
+    if prefix is None:
+        pytest.skip("running as root with no way to drop CAP_DAC_OVERRIDE (setpriv missing): "
+                    "cannot make a file unreadable")
+    if not (RELEASED / "model.tflite").is_file():
+        pytest.skip("no released model in models/esp32")
+    bundle = folder / "bundle"
+    shutil.copytree(RELEASED, bundle)
+    (bundle / which).chmod(0)
+    return bundle, prefix
+
+
+@pytest.mark.parametrize("which", ["model.tflite", "model.json"])
+@pytest.mark.parametrize("command", [["profile"], ["evaluate"], ["bench", "--port", "/dev/ttyNONE"],
+                                     ["emulate", "--board", "esp32"], ["flash", "--board", "esp32", "--dry-run"]],
+                         ids=lambda c: c[0])
+@pytest.mark.parametrize("given", ["folder", "file"])
+def test_a_model_that_cannot_be_read_is_a_model_error(small_dataset, tmp_path, command, which, given):
+    from tests.conftest import assert_one_error_line, run_cli
+
+    bundle, prefix = _unreadable_release(tmp_path, which)
+    model = bundle if given == "folder" else bundle / "model.tflite"
+    data = ["--data", str(small_dataset)] if command[0] == "evaluate" else []
+    proc = run_cli(*command, "--model", str(model), *data, prefix=prefix, cwd=tmp_path)
+    line = assert_one_error_line(proc, errors.ModelError.exit_code, f"cannot read {bundle / which}")
+    assert "Permission denied" in line, line
+
+
 # --- a serial port that does not exist: the reason once --------------------------------------
 
 @pytest.mark.parametrize("command", [["gallery", "list"], ["gallery", "delete", "--all"]])

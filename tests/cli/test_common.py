@@ -3,6 +3,7 @@
 evaluated the whole default dataset)."""
 
 import json
+import re
 
 import pytest
 
@@ -56,3 +57,89 @@ def test_an_empty_option_value_with_json_is_one_error_object(capsys):
     reply = json.loads(captured.out)
     assert reply["kind"] == "UsageError" and EMPTY in reply["error"]
     assert captured.err.strip() == f"tinyface: error: {reply['error']}"
+
+
+# --- an option that sets a setting refuses, by its own name and with exit 2, what the setting refuses ------
+# Was: `bench --images 0` exit 2 but `--images 999999999` exit 3, "bench.images must be in [1, 1000000]" (the
+# setting's name, and a hint about `build`); `--timeout 0` exit 2 but `inf` or `nan` exit 3; `build --epochs
+# 5000` exit 3; `evaluate --target-far nan` an internal error (exit 70) and `--strangers nan` accepted.
+
+BENCH = ["bench", "--port", "/dev/ttyNONE"]
+
+
+@pytest.mark.parametrize("args, option", [
+    (BENCH + ["--images", "0"], "--images"),
+    (BENCH + ["--images", "1000001"], "--images"),
+    (BENCH + ["--images", "999999999"], "--images"),
+    (BENCH + ["--timeout", "0"], "--timeout"),
+    (BENCH + ["--timeout", "3600.5"], "--timeout"),
+    (BENCH + ["--timeout", "inf"], "--timeout"),
+    (BENCH + ["--timeout", "nan"], "--timeout"),
+    (BENCH + ["--retries", "-1"], "--retries"),
+    (BENCH + ["--retries", "101"], "--retries"),
+    (["build", "--print-config", "--epochs", "0"], "--epochs"),
+    (["build", "--print-config", "--epochs", "1001"], "--epochs"),
+    (["evaluate", "--model", str(RELEASED), "--strangers", "nan"], "--strangers"),
+    (["evaluate", "--model", str(RELEASED), "--strangers", "1"], "--strangers"),
+    (["evaluate", "--model", str(RELEASED), "--target-far", "nan"], "--target-far"),
+    (["evaluate", "--model", str(RELEASED), "--target-far", "0"], "--target-far"),
+    (["gallery", "list", "--port", "/dev/ttyNONE", "--timeout", "inf"], "--timeout"),
+    (["gallery", "list", "--port", "/dev/ttyNONE", "--retries", "101"], "--retries"),
+    (["identify", "--port", "/dev/ttyNONE", "--timeout", "nan", str(RELEASED / "model.json")], "--timeout"),
+    (["data", "fetch", "lfw", "--timeout", "nan"], "--timeout"),
+    (["data", "fetch", "lfw", "--timeout", "0"], "--timeout"),
+], ids=lambda v: " ".join(v) if isinstance(v, list) else v)
+def test_an_option_out_of_its_setting_s_range_is_a_usage_error_naming_the_option(capsys, args, option):
+    code, line = tinyface(capsys, *args)
+    assert code == errors.EXIT_USAGE, line
+    assert f"Invalid value for '{option}'" in line and "is not" in line and "in the range" in line
+    assert "bench." not in line and "distill." not in line  # the option, not the setting behind it
+
+
+@pytest.mark.parametrize("key", ["bench.images", "bench.timeout_s", "bench.retries", "distill.epochs"])
+def test_an_option_and_its_setting_refuse_the_same_values(key):
+    """The option's type is made from the setting's one range (config.OPTION_SETTING_RANGES), so each
+    refuses what the other refuses: at both ends, just inside and just outside."""
+    import click
+
+    from tinyface import config
+    from tinyface.cli.common import setting_type
+
+    interval, option = config.OPTION_SETTING_RANGES[key], setting_type(key)
+    section, name = key.split(".")
+    step = 1 if isinstance(getattr(getattr(config.Settings(), section), name), int) else 0.001
+    for value in (interval.low - step, interval.low, interval.low + step, interval.high - step, interval.high,
+                  interval.high + step):
+        try:
+            option.convert(str(value), None, None)
+            option_takes = True
+        except click.BadParameter:
+            option_takes = False
+        try:
+            config.load(None, {section: {name: value}})
+            setting_takes = True
+        except errors.ConfigError:
+            setting_takes = False
+        assert option_takes == setting_takes == (value in interval), (key, value)
+
+
+@pytest.mark.parametrize("command, options", [
+    ("bench", {"--images": "bench.images", "--timeout": "bench.timeout_s", "--retries": "bench.retries"}),
+    ("build", {"--epochs": "distill.epochs"}),
+    ("evaluate", {"--strangers": "STRANGER_SHARE_RANGE", "--target-far": "TARGET_FAR_RANGE"}),
+])
+def test_help_shows_each_option_s_range(command, options):
+    from click.testing import CliRunner
+
+    from tinyface.cli.common import range_type, setting_type
+    from tinyface.evaluation import model_eval
+
+    result = CliRunner().invoke(cli_main.cli, [command, "--help"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split("Options:")[1].split())
+    for option, source in options.items():
+        kind = setting_type(source) if "." in source else range_type(getattr(model_eval, source))
+        shown = kind._describe_range()  # "1<=x<=1000000", from the one definition
+        # the option's help ends with click's brackets: "[1<=x<=1000000]" or "[default: 0.25; 0<=x<1]"
+        brackets = re.search(re.escape(option) + r" (INTEGER|FLOAT) RANGE .*?\[([^\]]*<[^\]]*)\]", text)
+        assert brackets and brackets[2].split("; ")[-1] == shown, (option, shown, text)

@@ -16,7 +16,13 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import assert_one_error_line, error_in_process as tinyface, load_benchmark, run_cli
+from tests.conftest import (
+    assert_one_error_line,
+    drop_file_permission_bypass,
+    error_in_process as tinyface,
+    load_benchmark,
+    run_cli,
+)
 from tinyface import errors
 from tinyface.data.cache import FaceCache
 from tinyface.data.dataset import load_dataset
@@ -198,29 +204,8 @@ def test_data_stats_reports_the_bad_files(spoiled):
     assert len(quick["skipped"]) == len(expected) - 4
 
 
-def _drop_file_permission_bypass():
-    """A command prefix under which mode-000 files are really unreadable, or None.
-
-    Tests run as root here, and root reads anything; dropping the two capabilities that let
-    it (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH) from a child process makes it an ordinary reader.
-    """
-    if os.geteuid() != 0:
-        return ()
-    setpriv = shutil.which("setpriv")
-    if not setpriv:
-        return None
-    prefix = (setpriv, "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-all")
-    import tempfile
-
-    with tempfile.NamedTemporaryFile() as locked:
-        os.chmod(locked.name, 0)
-        probe = subprocess.run([*prefix, sys.executable, "-c", f"open({locked.name!r}).read()"], capture_output=True,
-                               text=True)
-    return prefix if "PermissionError" in probe.stderr else None
-
-
 def test_unreadable_files_and_folders_are_skipped_and_named(small_dataset):
-    prefix = _drop_file_permission_bypass()
+    prefix = drop_file_permission_bypass()
     if prefix is None:
         pytest.skip("running as root with no way to drop CAP_DAC_OVERRIDE (setpriv missing): "
                     "cannot make a file unreadable")
@@ -248,6 +233,23 @@ def test_unreadable_files_and_folders_are_skipped_and_named(small_dataset):
         (small_dataset / "images").chmod(0o755)
         people[1].chmod(0o755)
         locked_file.chmod(0o644)
+
+
+def test_an_unreadable_dataset_folder_is_a_data_error_as_a_missing_one_is(small_dataset, tmp_path):
+    # was: "Invalid value for '--data': Path 'ds' is not readable.", exit 2 (click's check), where a
+    # missing folder is exit 4
+    prefix = drop_file_permission_bypass()
+    if prefix is None:
+        pytest.skip("running as root with no way to drop CAP_DAC_OVERRIDE (setpriv missing): "
+                    "cannot make a folder unreadable")
+    assert_one_error_line(stats_cli(tmp_path / "nosuch"), errors.DataError.exit_code, "no dataset at")
+    small_dataset.chmod(0)
+    try:
+        for extra in ([], ["--align", "--no-check"]):
+            assert_one_error_line(stats_cli(small_dataset, *extra, prefix=prefix), errors.DataError.exit_code,
+                                  f"cannot read dataset folder (permission denied): {small_dataset}")
+    finally:
+        small_dataset.chmod(0o755)
 
 
 def test_data_stats_names_the_huge_image_and_carries_on(bomb, small_dataset, tmp_path):
@@ -353,3 +355,44 @@ def test_set_names_the_face_cache_as_tinyface_toml_would(caches, tmp_path):
     assert listed["faces"]["folder"] == str(other) and listed["faces"]["bytes"] == 0  # not $TINYFACE_CACHE's
     bad = cache_cli(env, "--set", "data.nope=1")
     assert bad.returncode == 3 and "unknown key 'data.nope'" in bad.stderr
+
+
+def test_clearing_a_cache_that_cannot_be_written_deletes_nothing_and_says_where(caches):
+    # was: "internal error: PermissionError: [Errno 13] Permission denied: '.../faces.sqlite'", exit 70
+    env, faces, native, isa = caches
+    prefix = drop_file_permission_bypass()
+    if prefix is None:
+        pytest.skip("running as root with no way to drop CAP_DAC_OVERRIDE (setpriv missing): "
+                    "cannot make a folder unwritable")
+
+    def files():  # but sqlite's -wal and -shm, which a look at the cache (its entries) may leave
+        return sorted(str(p) for root in (faces, native, isa) for p in root.rglob("*")
+                      if not p.name.endswith(("-wal", "-shm")))
+
+    before = files()
+    for closed, named in ((faces, faces / "faces.sqlite"), (native / "bin" / "abc", native / "bin")):
+        closed.chmod(0o555)
+        try:
+            # `all` would delete native and isa before faces, or faces before native: every one is checked first
+            for args in (["--clear", "all"], ["--clear", "faces", "--clear", "native"]):
+                proc = run_cli("data", "cache", *args, "--yes", "--json", env=env, prefix=prefix)
+                line = assert_one_error_line(proc, errors.OutputError.exit_code,
+                                             f"{named} cannot be deleted (", "permission denied", "nothing was deleted")
+                assert json.loads(proc.stdout)["kind"] == "OutputError" and "Errno" not in line
+                assert files() == before
+            # looking needs no writing
+            assert parts(run_cli("data", "cache", "--json", env=env, prefix=prefix))["native"]["files"] == 3
+        finally:
+            closed.chmod(0o755)
+    # a folder that cannot even be read is neither shown as empty nor "cleared" (was: exit 70)
+    for closed, name in ((faces, "face cache"), (faces / "assistant", "assistant cache"), (native, "native cache")):
+        closed.chmod(0)
+        try:
+            for args in ([], ["--clear", "all", "--yes"]):
+                assert_one_error_line(run_cli("data", "cache", *args, env=env, prefix=prefix), 14,
+                                      f"cannot read the {name} {closed}: permission denied")
+            assert files() == before
+        finally:
+            closed.chmod(0o755)
+    proc = run_cli("data", "cache", "--clear", "all", "--yes", env=env, prefix=prefix)  # writable again: all cleared
+    assert proc.returncode == 0 and not (faces / "faces.sqlite").exists() and not (native / "bin").exists()

@@ -220,3 +220,54 @@ def test_evaluate_binary_pairs_file_is_one_line(people, tmp_path):
     proc = run_cli("evaluate", "--model", str(RELEASED), "--data", str(people), "--pairs", str(pairs))
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 4 and len(lines) == 1 and "is not a text file" in lines[0], proc.stderr
+
+
+@pytest.mark.skipif(not (RELEASED / "model.tflite").is_file(), reason="no released model in models/esp32")
+def test_evaluate_out_with_a_folder_in_the_place_of_a_report_file_fails_before_the_evaluation(make_dataset,
+                                                                                              tmp_path):
+    # was: the whole evaluation, then `internal error: IsADirectoryError` (exit 70) and nothing on stdout
+    data = make_dataset({"Colin_Powell": 3, "Tony_Blair": 3}, name="two")
+    out = tmp_path / "o"
+    (out / "report.json").mkdir(parents=True)
+    cache = tmp_path / "cache"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TINYFACE_CACHE": str(cache)}
+    proc = subprocess.run([sys.executable, "-m", "tinyface.cli.main", "evaluate", "--model", str(RELEASED),
+                           "--data", str(data), "--out", str(out), "--json"], capture_output=True, text=True,
+                          env=env, timeout=600)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 14 and len(lines) == 1, proc.stderr
+    assert f"{out / 'report.json'} is a folder" in lines[0] and "--out" in lines[0]
+    assert json.loads(proc.stdout)["exit_code"] == 14
+    assert not cache.exists()  # no face was aligned: it stopped before the evaluation
+
+
+@pytest.mark.skipif(not (RELEASED / "model.tflite").is_file(), reason="no released model in models/esp32")
+@pytest.mark.parametrize("as_json", [True, False])
+def test_evaluate_report_that_fails_at_the_end_keeps_the_results(make_dataset, tmp_path, capsys, monkeypatch,
+                                                                 as_json):
+    """A report that cannot be written after the evaluation (here its folder changes meanwhile, as
+    another program could change it) fails the command (exit 14, one line) after the results
+    are printed, not instead of them."""
+    from tests.conftest import run_in_process
+    from tinyface.evaluation import model_eval
+
+    data = make_dataset({"Colin_Powell": 3, "Tony_Blair": 3}, name="two")
+    out = tmp_path / "o"
+    evaluate_model = model_eval.evaluate_model
+
+    def and_then_a_folder_in_the_way(*args, **kwargs):
+        result = evaluate_model(*args, **kwargs)  # the real evaluation
+        (out / "report.md").mkdir()  # after the check of --out, before the report
+        return result
+
+    monkeypatch.setattr(model_eval, "evaluate_model", and_then_a_folder_in_the_way)
+    code, stdout, stderr = run_in_process(capsys, "evaluate", "--model", RELEASED, "--data", data, "--runtime",
+                                          "tflm", "--out", out, *(["--json"] if as_json else []))
+    errors = [line for line in stderr.splitlines() if line.startswith("tinyface:")]
+    assert code == 14 and len(errors) == 1, stderr
+    assert "cannot write the report" in errors[0] and str(out / "report.md") in errors[0]
+    assert f"the results are printed {'on stdout' if as_json else 'above'}" in errors[0]
+    if as_json:
+        assert json.loads(stdout)["images"] == 6  # the result, the one JSON document on stdout
+    else:
+        assert "verification (" in stdout and "report:" not in stdout

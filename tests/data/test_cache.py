@@ -43,3 +43,70 @@ def test_an_unusable_cache_is_a_data_error_that_says_what_to_do(tmp_path):
     (tmp_path / "bad" / "faces.sqlite").write_bytes(b"not sqlite" * 100)
     with pytest.raises(DataError, match="not a database"):
         FaceCache(tmp_path / "bad")
+
+
+def _unwritable_prefix():
+    """A command prefix under which a mode-555 folder really cannot be written (tests run as root)."""
+    from tests.conftest import drop_file_permission_bypass
+
+    prefix = drop_file_permission_bypass()
+    if prefix is None:
+        pytest.skip("running as root with no way to drop CAP_DAC_OVERRIDE (setpriv missing): "
+                    "cannot make a folder unwritable")
+    return prefix
+
+
+def test_a_cache_folder_that_cannot_be_written_is_one_output_error_from_every_command(tmp_path):
+    # was: data stats --align: "cannot open the face cache X/faces.sqlite: [Errno 13] ...", exit 4 (DataError,
+    # the dataset's code); the same line for /proc/x
+    from tests.conftest import assert_one_error_line, run_cli
+    from tinyface.data.cache import FaceCache
+
+    prefix = _unwritable_prefix()
+    for p in range(2):
+        (tmp_path / "people" / f"person{p}").mkdir(parents=True)
+        (tmp_path / "people" / f"person{p}" / "0.jpg").write_bytes(b"")
+    closed = tmp_path / "closed"
+    (closed / "cache").mkdir(parents=True)
+    closed.chmod(0o555)
+    try:
+        for cache_dir, at in ((closed / "cache", ""), (closed / "new", f" ({closed})")):
+            env = {"TINYFACE_CACHE": str(cache_dir)}
+            if cache_dir.exists():
+                cache_dir.chmod(0o555)
+            line = assert_one_error_line(
+                run_cli("data", "stats", "--align", "--data", tmp_path / "people", env=env, prefix=prefix),
+                errors.OutputError.exit_code, f"cannot write the face cache {cache_dir}: permission denied{at}",
+                "TINYFACE_CACHE")
+            assert "Errno" not in line
+            # the same words from --set, and looking at it (`data cache`) still works: it writes nothing
+            by_set = run_cli("data", "stats", "--align", "--data", tmp_path / "people",
+                             "--set", f"data.cache_dir={cache_dir}", prefix=prefix)
+            assert by_set.returncode == 14 and by_set.stderr.strip() == line
+            assert run_cli("data", "cache", env=env, prefix=prefix).returncode == 0
+    finally:
+        (closed / "cache").chmod(0o755)
+        closed.chmod(0o755)
+    assert not (closed / "new").exists()  # nothing was made
+    # a folder the check passes but mkdir refuses (/proc: root may "write" it) is the same error
+    with pytest.raises(errors.OutputError, match="cannot create the face cache /proc/tinyface-x"):
+        FaceCache("/proc/tinyface-x")
+
+
+def test_a_cache_file_that_cannot_be_written_is_an_output_error_and_a_damaged_one_a_data_error(tmp_path):
+    from tests.conftest import assert_one_error_line, run_cli
+
+    prefix = _unwritable_prefix()
+    for p in range(2):
+        (tmp_path / "people" / f"person{p}").mkdir(parents=True)
+        (tmp_path / "people" / f"person{p}" / "0.jpg").write_bytes(b"")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "faces.sqlite").write_bytes(b"not sqlite" * 100)
+    (cache / "faces.sqlite").chmod(0o444)
+    args = ("data", "stats", "--align", "--data", tmp_path / "people")
+    env = {"TINYFACE_CACHE": str(cache)}
+    assert_one_error_line(run_cli(*args, env=env, prefix=prefix), 14,
+                          f"cannot write the face cache {cache}: permission denied ({cache / 'faces.sqlite'})")
+    # root may write it: then it is read, and found damaged (the dataset's kind of problem, exit 4)
+    assert_one_error_line(run_cli(*args, env=env), 4, "file is not a database", "--clear faces")

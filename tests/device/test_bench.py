@@ -194,3 +194,50 @@ def test_ctrl_c_during_bench_keeps_partial_results_and_says_where(start_device, 
     partial = load_result(out)
     assert not partial.complete and partial.error == word
     assert f"{partial.images_done}/80 images; partial results in {out}" in lines[-1]
+
+
+# --- progress counts the images that will be aligned, not the --images asked for --------------------------
+# Was: `bench --images 1000000` showed `aligning faces: 789/1,000,000 (0%) ... eta 3 h 31 min` while
+# pairsDevTest holds 1,549 images, and the run ended 20 s later.
+
+def _tiny_lfw(lfw_dir, root):
+    """An LFW-shaped folder whose pairsDevTest.txt has 2 + 2 pairs over 6 images."""
+    from tests.conftest import copy_people
+
+    data = copy_people(lfw_dir, root, {"Aaron_Peirsol": 3, "Abdullah_Gul": 3})
+    (data / "pairsDevTest.txt").write_text("2\nAaron_Peirsol\t1\t2\nAbdullah_Gul\t1\t2\n"
+                                           "Aaron_Peirsol\t1\tAbdullah_Gul\t3\nAaron_Peirsol\t3\tAbdullah_Gul\t1\n")
+    return data
+
+
+def test_prepare_inputs_announces_the_images_it_will_align(tiny_bundle, lfw_dir, tmp_path):
+    from tinyface import config
+    from tinyface.device.bench import bench_pairs_file, prepare_inputs
+
+    data = _tiny_lfw(lfw_dir, tmp_path / "lfw")
+    settings = config.load(None, {"data": {"dir": str(data), "workers": 1}})
+    events = []
+    inputs = prepare_inputs(tiny_bundle, 1_000_000, settings, progress=lambda n=1: events.append(("done", n)),
+                            pairs=bench_pairs_file(settings), on_total=lambda n: events.append(("total", n)))
+    assert events[0] == ("total", 6)  # before any progress, and what exists, not the million asked for
+    assert sum(n for what, n in events[1:] if what == "done") == 6 == len(inputs.paths) + inputs.skipped
+
+
+def test_bench_progress_total_is_what_exists(start_device, emulator_only, tiny_bundle, lfw_dir, tmp_path, capsys,
+                                            monkeypatch):
+    import functools
+
+    from tests.conftest import run_in_process
+    from tinyface import console
+
+    # a plain progress line at every step (the CLI prints one every 10 s where stderr is no terminal)
+    monkeypatch.setattr(console, "PlainProgress", functools.partial(console.PlainProgress, every_s=0))
+    data = _tiny_lfw(lfw_dir, tmp_path / "lfw")
+    dev = start_device(tiny_bundle.model_path.parent, "--once")
+    code, out, err = run_in_process(capsys, "bench", "--port", dev.port, "--model", tiny_bundle.model_path.parent,
+                                    "--data", data, "--images", "1000000", "--no-host-check")
+    assert code == 0, err
+    aligning = [line for line in err.splitlines() if line.startswith("aligning faces:")]
+    assert aligning and all("/6 (" in line for line in aligning), err
+    assert "1,000,000" not in err
+    assert "images        6 " in out

@@ -132,6 +132,41 @@ def test_a_new_report_replaces_every_file_of_an_old_one(tmp_path):
     assert json.loads((out / "report.json").read_text())["model"] == "m"
 
 
+def _evaluation_result() -> dict:
+    return {"model": "m", "runtime": "tflite", "data": "d", "images": 4, "people": 2, "skipped": [], "no_face": 0,
+            "threshold": 0.5, "threshold_source": "given", "pairs": "every pair", "identification": None,
+            "verification": {"roc": {"far": [0.0, 0.5, 1.0], "tar": [0.0, 0.9, 1.0]}, "auc": 0.9, "n_negative": 4,
+                             "n_pairs": 6, "balanced_accuracy": 0.8, "true_accept_rate": 0.9,
+                             "false_accept_rate": 0.3, "tar_at_far": {"0.01": 0.5, "0.001": 0.4}}}
+
+
+@pytest.mark.parametrize("name", ["report.json", "report.md", "roc.png", "confusion.png", "identification.png"])
+def test_the_out_check_refuses_a_folder_in_the_place_of_any_report_file(tmp_path, name):
+    """Was: only --out itself was checked, and the evaluation (minutes) ended in IsADirectoryError (exit 70)."""
+    from tinyface.errors import OutputError
+    from tinyface.evaluation.report import check_evaluation_out
+
+    out = tmp_path / "report"
+    (out / name).mkdir(parents=True)
+    with pytest.raises(OutputError) as exc:
+        check_evaluation_out(out)
+    assert f"{out / name} is a folder" in exc.value.one_line() and "--out" in exc.value.one_line()
+    assert check_evaluation_out(tmp_path / "new" / "report") == tmp_path / "new" / "report"  # made, as before
+
+
+def test_a_report_that_cannot_be_written_is_an_output_error(tmp_path):
+    """Whatever the check could not foresee (the folder changed during the evaluation): an
+    OutputError (exit 14), not an internal error. Was: IsADirectoryError from removing the old report."""
+    from tinyface.errors import OutputError
+    from tinyface.evaluation.report import write_evaluation_report
+
+    out = tmp_path / "report"
+    (out / "report.json").mkdir(parents=True)
+    with pytest.raises(OutputError) as exc:
+        write_evaluation_report(out, _evaluation_result())
+    assert exc.value.exit_code == 14 and str(out / "report.json") in str(exc.value)
+
+
 # --- the model card's words for the training settings ---
 
 def test_relit_views_is_a_count_and_the_model_card_says_so():

@@ -302,3 +302,18 @@ def test_the_build_lock_outlives_a_killed_tinyface_while_make_runs(tmp_path):
             tinyface.wait()
         if make_pid is not None and _running(make_pid):
             os.killpg(make_pid, signal.SIGKILL)
+
+
+def test_a_storage_folder_that_cannot_be_made_is_one_output_error(tmp_path):
+    # was: "internal error: FileExistsError" / "PermissionError" (exit 70) once the firmware was built
+    from tinyface.device.native import spawn_native
+    from tinyface.errors import OutputError
+
+    program = tmp_path / "program"
+    program.write_text("#!/bin/sh\necho \"$@\"\n")
+    program.chmod(0o755)
+    (tmp_path / "file").write_text("")
+    for storage in (tmp_path / "file", "/proc/tinyface-nvs"):  # /proc: root may "write" it, mkdir fails
+        with pytest.raises(OutputError, match=f"cannot create the gallery folder {storage}: ") as exc:
+            spawn_native(program, own_pty=True, storage_dir=storage)
+        assert "TINYFACE_NVS_DIR" in exc.value.one_line()

@@ -151,3 +151,20 @@ def test_check_serial_url_passes_whatever_has_its_port_or_is_no_network_url(noth
     check_serial_url(port)
     if "://" in port:
         check_port_exists(port)  # flash's check: a URL with its port goes on to PlatformIO
+
+
+def test_a_baud_rate_past_what_the_system_holds_is_one_device_error():
+    # was: pyserial's OverflowError, "internal error" (exit 70), from `bench --baud 99999999999999999999`
+    import os
+
+    from tinyface.device.pty import open_pty
+    from tinyface.protocol.client import open_serial
+
+    master, port = open_pty()
+    try:
+        with pytest.raises(errors.DeviceError) as info:
+            open_serial(port, 10**20)
+    finally:
+        os.close(master)
+    line = info.value.one_line()
+    assert f"cannot open {port} at {10**20} baud" in line and "tinyface boards" in line

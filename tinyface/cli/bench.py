@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from tinyface.cli.common import json_option, load_settings, not_empty, plot_option, set_option
+from tinyface.cli.common import input_path, json_option, load_settings, not_empty, plot_option, set_option, setting_type
 
 
 @click.command()
@@ -14,9 +14,9 @@ from tinyface.cli.common import json_option, load_settings, not_empty, plot_opti
                    "Example: --port /dev/ttyUSB0")
 @click.option("--board", default=None,
               help="Board data (boards/*.toml): baud, USB ids [default: firmware.board]. Example: --board esp32s3")
-@click.option("--images", type=click.IntRange(min=1), default=None,
+@click.option("--images", type=setting_type("bench.images"), default=None,
               help="Held-out pairsDevTest images to stream [default: bench.images = 1000]. Example: --images 200")
-@click.option("--model", "model_path", type=click.Path(), default=None, callback=not_empty,
+@click.option("--model", "model_path", type=input_path(), default=None, callback=not_empty,
               help="The model the board runs (bundle folder or .tflite) [default: as `tinyface flash`: "
                    "build/<board>/ if built, else models/<board>/, then build/esp32/, models/esp32/]. "
                    "Example: --model build/esp32")
@@ -32,9 +32,9 @@ from tinyface.cli.common import json_option, load_settings, not_empty, plot_opti
              "Example: --plot latency.png")
 @click.option("--baud", type=click.IntRange(min=1), default=None,
               help="Serial speed [default: the board's]. Example: --baud 115200")
-@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.01), default=None,
+@click.option("--timeout", "timeout_s", type=setting_type("bench.timeout_s"), default=None,
               help="Seconds to wait for a reply before resending [default: bench.timeout_s]. Example: --timeout 5")
-@click.option("--retries", type=click.IntRange(min=0), default=None,
+@click.option("--retries", type=setting_type("bench.retries"), default=None,
               help="Resends per request [default: bench.retries]. Example: --retries 5")
 @click.option("--pipeline/--no-pipeline", default=True, show_default=True,
               help="Keep two requests in flight so the next image streams in while the board computes. "
@@ -97,9 +97,10 @@ def bench(ctx, port, board, images, model_path, data_dir, out_path, plot_path, b
                 else "instruction-set emulator, " if device.instructions else "")
         info(f"{port}: {kind}{device.board} firmware {device.firmware_version}, model {device.model_sha256[:16]} "
              f"matches {bundle.model_path}")
-        n = settings.bench.images
-        with progress_bar("aligning faces", n) as advance:
-            inputs = api.prepare_inputs(bundle, n, settings, progress=advance, pairs=pairs)
+        # the total is what will be aligned: --images, or fewer where pairsDevTest holds fewer
+        with progress_bar("aligning faces", None) as advance:
+            inputs = api.prepare_inputs(bundle, settings.bench.images, settings, progress=advance, pairs=pairs,
+                                        on_total=advance.set_total)
         with progress_bar("benchmarking", len(inputs.paths)) as advance:
             result = api.run_bench(client, bundle, inputs, port=port, board=b.name, out=out_path, progress=advance,
                                    pipeline=pipeline, host_check=host_check, plot=plot_path)

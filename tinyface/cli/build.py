@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from tinyface.cli.common import json_option, load_settings, not_empty, set_option
+from tinyface.cli.common import json_option, load_settings, not_empty, set_option, setting_type
 from tinyface.config import DEFAULT_PRESET, preset_names
 
 # --quick's layer of settings: no extra faces (a smoke test must run without FairFace; --set
@@ -27,7 +27,7 @@ QUICK = {"distill": {"epochs": 8, "batch_size": 32, "teacher_views": 0, "teacher
 @click.option("--out", "out_dir", type=click.Path(), default=None, callback=not_empty,
               help="Run folder for artifacts and the report (default: build/<preset>, build/<preset>-quick). "
                    "Example: --out runs/s1")
-@click.option("--epochs", type=click.IntRange(1), default=None,
+@click.option("--epochs", type=setting_type("distill.epochs"), default=None,
               help="Distillation epochs (default: distill.epochs). Example: --epochs 60")
 @click.option("--quick", is_flag=True, help="A small subset (1,000 training images, 200 test pairs), 8 epochs and no "
                    "extra faces: a smoke test in a few minutes. "

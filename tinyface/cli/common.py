@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 
 
@@ -13,6 +15,52 @@ def not_empty(ctx, param, value):
         raise click.BadParameter("it is empty (give a value, or leave the option out for its default)",
                                  ctx=ctx, param=param)
     return value
+
+
+def input_path(**kwargs) -> click.Path:
+    """click.Path for a file or folder the command reads (--model), without click's readability check:
+    a path that exists but cannot be read is then the command's to refuse, with the code its docs
+    give a missing or a corrupt one (a model: ModelError, exit 6), not click's "is not readable" (exit 2)."""
+    return click.Path(readable=False, **kwargs)
+
+
+class _NumberRange:
+    """What IntRange and FloatRange lack: NaN, which every comparison lets through, is refused."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if number != number:  # NaN
+            self.fail(f"{value!r} is not a number in the range {self._describe_range()}.", param, ctx)
+        return number
+
+
+class _IntRange(_NumberRange, click.IntRange):
+    pass
+
+
+class _FloatRange(_NumberRange, click.FloatRange):
+    pass
+
+
+def range_type(interval, integer: bool = False) -> click.ParamType:
+    """The click type of an option whose valid values are ``interval`` (a tinyface.config.Interval):
+    a value outside it (NaN included) is the option's usage error (exit 2, naming the option), and
+    --help shows the range."""
+    kind = _IntRange if integer else _FloatRange
+    low, high = (None if math.isinf(x) else x for x in (interval.low, interval.high))  # "x>0", not "0<x<inf"
+    return kind(low, high, min_open=not interval.low_included, max_open=not interval.high_included)
+
+
+def setting_type(key: str) -> click.ParamType:
+    """The click type of an option that sets the setting ``key`` ("bench.images" for `bench --images`):
+    its number type and range from the setting's one definition (tinyface.config.OPTION_SETTING_RANGES),
+    so that the option refuses, in its own name and with exit 2, what the setting refuses (exit 3 for
+    --set or tinyface.toml), and --help shows the range."""
+    from tinyface import config
+
+    section, name = key.split(".")
+    default = getattr(getattr(config.Settings(), section), name)
+    return range_type(config.OPTION_SETTING_RANGES[key], integer=isinstance(default, int))
 
 
 def json_option(example: str):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from tinyface.cli.common import json_option, load_settings, not_empty, set_option
-from tinyface.config import DATASETS
+from tinyface.cli.common import json_option, load_settings, not_empty, range_type, set_option
+from tinyface.config import DATASETS, Interval
 
 if TYPE_CHECKING:
     from tinyface.data.fetch import FetchResult
@@ -40,7 +41,7 @@ def data():
                    "Example: tinyface data fetch lfw --manifest lfw-manifest.json")
 @click.option("--force", is_flag=True,
               help="Replace an existing dataset folder. Example: tinyface data fetch lfw --dest /data/lfw --force")
-@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
+@click.option("--timeout", "timeout_s", type=range_type(Interval(0, math.inf)), default=60.0, show_default=True,
               help="Seconds per network read (more than 0). Example: --timeout 300")
 @json_option("tinyface data fetch fairface --json")
 @click.pass_context
@@ -192,8 +193,7 @@ def cache(ctx, parts, yes, as_json, set_items):
             if not click.confirm(f"delete {what}?", err=True):
                 click.echo("nothing deleted", err=True)
                 return
-        for p in chosen:
-            clear_cache(p, face_dir)
+        clear_cache(chosen, face_dir)  # all or nothing: a file that cannot be deleted is named first
         freed = {p: usage[p]["bytes"] for p in chosen}
     rows = cache_usage(face_dir)
     if as_json:
@@ -214,7 +214,9 @@ def _mb(n: int) -> str:
 
 
 @data.command()
-@click.option("--data", "data_dir", type=click.Path(), default=None, callback=not_empty,
+# readable=False: a folder that cannot be read is the dataset's problem (load_dataset: exit 4, as a
+# missing one), not a bad option value (click's "is not readable", exit 2)
+@click.option("--data", "data_dir", type=click.Path(readable=False), default=None, callback=not_empty,
               help="Dataset folder (default: $TINYFACE_DATA, else ~/.cache/tinyface/datasets/lfw). "
                    "Example: --data ~/photos/family")
 @click.option("--check/--no-check", default=True, show_default=True,

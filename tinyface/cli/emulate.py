@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from tinyface.cli.common import json_option, load_settings, not_empty, set_option
+from tinyface.cli.common import input_path, json_option, load_settings, not_empty, set_option
 from tinyface.config import FIRMWARE_KERNELS
 
 
@@ -12,7 +12,7 @@ from tinyface.config import FIRMWARE_KERNELS
 @click.option("--board", default=None,
               help="Board to emulate (boards/*.toml): name, clock, cost model "
                    "[default: firmware.board; esp32c3 with --isa]. Example: --board esp32s3")
-@click.option("--model", "model_path", type=click.Path(), default=None, callback=not_empty,
+@click.option("--model", "model_path", type=input_path(), default=None, callback=not_empty,
               help="Model bundle folder or .tflite (default: as `tinyface flash`: build/<board>/ if built, "
                    "else the released models/<board>/, then build/esp32/, models/esp32/). "
                    "Example: tinyface emulate --board esp32s3 --model models/esp32s3")
@@ -80,6 +80,10 @@ def emulate(ctx, board, model_path, baud, once, native, isa, kernels, drop_repli
     if (isa or native) and (drop_replies or corrupt_replies):
         raise click.UsageError("fault injection (--drop-reply, --corrupt-reply) is an option of the Python emulation, "
                                "not of --native or --isa")
+    if native:
+        from tinyface import config
+
+        config.native_storage_dir()  # a bad $TINYFACE_NVS_DIR: one line now, not after the build
     overrides = {"firmware": {"board": board, "kernels": kernels}}
     settings = load_settings(ctx, overrides, set_items)
     if isa and not board:

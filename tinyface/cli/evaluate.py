@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
-from tinyface.cli.common import json_option, load_settings, not_empty, set_option
-from tinyface.evaluation.model_eval import STRANGER_SHARE, TARGET_FAR
+from tinyface.cli.common import input_path, json_option, load_settings, not_empty, range_type, set_option
+from tinyface.evaluation.model_eval import STRANGER_SHARE, STRANGER_SHARE_RANGE, TARGET_FAR, TARGET_FAR_RANGE
 
 
 @click.command()
-@click.option("--model", "model_path", type=click.Path(), required=True, callback=not_empty,
+@click.option("--model", "model_path", type=input_path(), required=True, callback=not_empty,
               help="A model with its model.json (the face crop it was trained on): a bundle folder "
                    "(build/esp32, models/esp32), or a .tflite (float or int8) or .keras inside a `tinyface build` "
                    "run folder (build/esp32/quantize/float.tflite), which takes the thresholds that build chose "
@@ -34,11 +34,11 @@ from tinyface.evaluation.model_eval import STRANGER_SHARE, TARGET_FAR
                    "identification.png (what each identification threshold trades: enrolled people recognised "
                    "against strangers accepted). Created (and checked) before the evaluation starts. "
                    "Example: --out reports/family")
-@click.option("--strangers", "stranger_share", type=click.FloatRange(0, 1, max_open=True), default=STRANGER_SHARE,
+@click.option("--strangers", "stranger_share", type=range_type(STRANGER_SHARE_RANGE), default=STRANGER_SHARE,
               show_default=True,
               help="Share of the people with enough photos held out as strangers (seeded by data.seed), besides "
                    "the people with too few photos; their photos must all be rejected. Example: --strangers 0.5")
-@click.option("--target-far", "target_far", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+@click.option("--target-far", "target_far", type=range_type(TARGET_FAR_RANGE),
               default=TARGET_FAR, show_default=True,
               help="Also report the thresholds that would give this false-accept rate on these people (pairs and "
                    "strangers) and what they cost. Example: --target-far 0.001")
@@ -76,7 +76,9 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
     if enroll_images is None:
         enroll_images = settings.data.enroll_images
     if out_dir:
-        _writable_folder(Path(out_dir))  # before minutes of evaluation, not after
+        from tinyface.evaluation.report import check_evaluation_out
+
+        check_evaluation_out(out_dir)  # before minutes of evaluation, not after: every file of the report
     require_dataset(settings.data.data_path())
     if pairs_file:
         from tinyface.evaluation.model_eval import read_pairs_file
@@ -93,19 +95,26 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
         result = evaluate_model(model, settings.data.data_path(), cache, pairs_file, enroll_images,
                                 settings.data.seed, settings.data.workers, progress=advance, on_total=advance.set_total,
                                 stranger_share=stranger_share, target_far=target_far, settings=settings)
-    if out_dir:
-        from tinyface.evaluation.report import write_evaluation_report
-
-        write_evaluation_report(Path(out_dir), result)
+    # the results first, then the report: a report that cannot be written (the folder changed since the
+    # check above, a full disk) fails the command (exit 14) without losing minutes of evaluation
     if as_json:
-        result = dict(result)
-        result.pop("identification_curve", None)  # plot data, in --out's report.json
-        result["verification"] = {k: v for k, v in result["verification"].items() if k != "roc"}
+        shown = dict(result)
+        shown.pop("identification_curve", None)  # plot data, in --out's report.json
+        shown["verification"] = {k: v for k, v in result["verification"].items() if k != "roc"}
         if result["identification"]:
-            result["identification"] = {k: v for k, v in result["identification"].items()
-                                        if k not in ("confusion", "people")}
-        print_json(result)
-        return
+            shown["identification"] = {k: v for k, v in result["identification"].items()
+                                       if k not in ("confusion", "people")}
+        print_json(shown)
+    else:
+        _print(result)
+    if out_dir:
+        _write_report(Path(out_dir), result, as_json)
+        if not as_json:
+            click.echo(f"report: {Path(out_dir) / 'report.md'}")
+
+
+def _print(result: dict) -> None:
+    """The results as text on stdout."""
     v, i, t = result["verification"], result["identification"], result["target_far"]
     click.echo(f"{result['model']} ({result['runtime']}) on {result['data']}: {result['images']:,} images, "
                f"{result['people']:,} people, {len(result['skipped'])} skipped, "
@@ -144,8 +153,23 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
     if unmeasurable:
         click.echo(f"  (a rate of {t['far']:g} is below one in {' and one in '.join(unmeasurable)}: those thresholds "
                    "accept none of them; add people for a measured rate)")
-    if out_dir:
-        click.echo(f"report: {Path(out_dir) / 'report.md'}")
+
+
+def _write_report(out_dir: Path, result: dict, as_json: bool) -> None:
+    """--out's report, after the results are printed.
+
+    Raises:
+        OutputError: it cannot be written; the message says the results are printed all the same.
+    """
+    from tinyface.errors import OutputError
+    from tinyface.evaluation.report import write_evaluation_report
+
+    try:
+        write_evaluation_report(out_dir, result)
+    except OutputError as exc:
+        kept = (f"the results are printed {'on stdout' if as_json else 'above'}; the report in {out_dir} is "
+                "incomplete")
+        raise OutputError(str(exc), hint="; ".join(filter(None, (kept, exc.hint)))) from None
 
 
 def _device_gallery_line(result: dict) -> str:
@@ -167,13 +191,3 @@ def _stranger_rate_words(rate: float | None) -> str:
     return "false-accept rate not measured (no strangers)" if rate is None else \
         f"false-accept rate {100 * rate:.1f}% of strangers"
 
-
-def _writable_folder(out: Path) -> None:
-    """Create ``out`` and check that files can be written there (before the evaluation runs).
-
-    Raises:
-        OutputError: it cannot be created or written to.
-    """
-    from tinyface.fsutil import ensure_dir
-
-    ensure_dir(out, "--out")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from tinyface.cli.common import json_option, load_settings, not_empty, set_option
+from tinyface.cli.common import input_path, json_option, load_settings, not_empty, set_option, setting_type
 
 
 def port_options(f):
@@ -22,10 +22,10 @@ def port_options(f):
                           "Example: --board esp32s3"),
         click.option("--baud", type=click.IntRange(min=1), default=None,
                      help="Serial speed [default: the board's]. Example: --baud 115200"),
-        click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.01), default=None,
+        click.option("--timeout", "timeout_s", type=setting_type("bench.timeout_s"), default=None,
                      help="Seconds to wait for a reply before resending [default: bench.timeout_s]. "
                           "Example: --timeout 5"),
-        click.option("--retries", type=click.IntRange(min=0), default=None,
+        click.option("--retries", type=setting_type("bench.retries"), default=None,
                      help="Resends per request [default: bench.retries]. Example: --retries 5"),
     ]
     for option in reversed(options):
@@ -34,7 +34,7 @@ def port_options(f):
 
 
 model_option = click.option(
-    "--model", "model_path", type=click.Path(), default=None, callback=not_empty,
+    "--model", "model_path", type=input_path(), default=None, callback=not_empty,
     help="The bundle the board runs (folder or model.tflite), for faces cut as its model.json says "
          "[default: the released model whose sha256 the board reports]. Example: --model build/esp32")
 def skip_bad_option(example: str):
@@ -82,7 +82,7 @@ def _open(ctx, port, board, baud, timeout_s, retries, set_items=()):
 @port_options
 @click.option("--name", required=True, callback=_name,
               help="The person's name: UTF-8, 1 to 15 bytes (Zoë: 4 bytes). Example: --name Alice")
-@click.argument("photos", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.argument("photos", nargs=-1, required=True, type=input_path(exists=True, dir_okay=False))
 @model_option
 @skip_bad_option("tinyface enroll --port P --name Bob --skip-bad bob/*.jpg")
 @json_option("tinyface enroll --port auto --name Bob --json bob.jpg")
@@ -232,7 +232,7 @@ def _confirm_everyone(listed: dict) -> bool:
 
 @click.command()
 @port_options
-@click.argument("photos", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.argument("photos", nargs=-1, required=True, type=input_path(exists=True, dir_okay=False))
 @model_option
 @skip_bad_option("tinyface identify --port P --skip-bad door/*.jpg")
 @json_option("tinyface identify --port auto --json door/*.jpg")

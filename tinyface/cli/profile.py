@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from tinyface.cli.common import json_option, load_settings, not_empty, plot_option, set_option
+from tinyface.cli.common import input_path, json_option, load_settings, not_empty, plot_option, set_option
 from tinyface.config import FIRMWARE_KERNELS
 
 
@@ -12,7 +12,7 @@ from tinyface.config import FIRMWARE_KERNELS
 @click.option("--board", default=None,
               help="Board whose cost model prices the layers (boards/*.toml) [default: firmware.board]. "
                    "Example: --board esp32s3")
-@click.option("--model", "model_path", type=click.Path(), default=None, callback=not_empty,
+@click.option("--model", "model_path", type=input_path(), default=None, callback=not_empty,
               help="Model bundle folder or .tflite (default: as `tinyface flash`: build/<board>/ if built, "
                    "else the released models/<board>/, then build/esp32/, models/esp32/). "
                    "Example: tinyface profile --board esp32s3 --model models/esp32s3")
@@ -92,7 +92,9 @@ def profile(ctx, board, model_path, kernels, measured, plot_path, as_json, set_i
             return
         _print_measured(result)
         return
-    result = profile_model(path.read_bytes(), b.cost_model_for(kernels), board=b.name, model=str(path),
+    from tinyface.model.bundle import read_model_file
+
+    result = profile_model(read_model_file(path), b.cost_model_for(kernels), board=b.name, model=str(path),
                            kernels=kernels)
     _plot(result, plot_path)
     if as_json:

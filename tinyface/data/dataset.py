@@ -67,7 +67,9 @@ class Dataset:
 def resolve_images_dir(root: Path) -> Path:
     """LFW keeps its people under ``images/``; a user's folder has them at the top."""
     candidate = root / "images"
-    return candidate if candidate.is_dir() else root
+    # os.path.isdir: False where root cannot be searched (Path.is_dir raises PermissionError on 3.11),
+    # so an unreadable root fails on listing, as a DataError naming it
+    return candidate if os.path.isdir(candidate) else root
 
 
 # As require_dataset's: where a dataset comes from, and what it must be.

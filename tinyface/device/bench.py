@@ -103,10 +103,13 @@ def bench_pairs_file(settings) -> list:
 
 
 def prepare_inputs(bundle: Bundle, n_images: int, settings,
-                   progress: Callable[[int], None] | None = None, pairs: list | None = None) -> BenchInputs:
+                   progress: Callable[[int], None] | None = None, pairs: list | None = None,
+                   on_total: Callable[[int], None] | None = None) -> BenchInputs:
     """The first ``n_images`` held-out pairsDevTest images of ``settings.data`` (its folder, crop
     cache, workers and detector retry), aligned as the model's model.json says and
     int8-quantized for ``bundle``. ``pairs``: those pairs if already read (bench_pairs_file).
+    ``on_total(images)`` is called before the first ``progress(n)``, with the number of images
+    that will be aligned: ``n_images``, or fewer where the pairs hold fewer.
 
     Raises:
         DataError: the dataset or its pairsDevTest.txt is missing, or no image was usable.
@@ -118,6 +121,8 @@ def prepare_inputs(bundle: Bundle, n_images: int, settings,
     data_dir = settings.data.data_path()
     keys, used = metrics.pairs_within_images(pairs if pairs is not None else bench_pairs_file(settings), n_images)
     paths = [image_path(data_dir / "images", name, index) for name, index in keys]
+    if on_total:
+        on_total(len(paths))
     prepared = prepare_faces(paths, FaceSpec.for_model(bundle.meta, settings), FaceCache(settings.data.cache_path()),
                              workers=settings.data.workers, progress=progress)
     keep = np.flatnonzero(prepared.ok)

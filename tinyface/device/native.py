@@ -35,7 +35,7 @@ from pathlib import Path
 
 from tinyface import config
 from tinyface.config import DEFAULT_ARENA_MARGIN
-from tinyface.errors import ToolchainError
+from tinyface.errors import OutputError, ToolchainError
 
 PROGRAM_NAME = "tinyface_native"
 # The make variables make_program sets on make's command line itself, beside the caller's.
@@ -343,13 +343,21 @@ def spawn_native(program: str | Path, master_fd: int | None = None, baud: int = 
 
     Returns:
         The process (it dies with its parent; terminate() it to stop).
+
+    Raises:
+        ConfigError, OutputError: a bad $TINYFACE_NVS_DIR (config.native_storage_dir); OutputError:
+            the storage folder cannot be created.
     """
     args = [str(program), "--baud", str(int(baud))]
     if once:
         args.append("--once")
     storage_dir = storage_dir if storage_dir is not None else config.native_storage_dir()
     if storage_dir is not None:
-        Path(storage_dir).mkdir(parents=True, exist_ok=True)
+        try:
+            Path(storage_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # what native_storage_dir's check cannot see: a read-only disk, /proc, a race
+            raise OutputError(f"cannot create the gallery folder {storage_dir}: {exc.strerror or exc}",
+                              hint="set TINYFACE_NVS_DIR to a folder you can write, or unset it") from None
         args += ["--storage", str(storage_dir)]
     if own_pty:
         return subprocess.Popen(args + ["--pty"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)

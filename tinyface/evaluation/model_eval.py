@@ -15,13 +15,15 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from tinyface.config import DataSettings
+from tinyface.config import DataSettings, Interval
 from tinyface.errors import DataError, ModelError
 from tinyface.evaluation import metrics
 
 MAX_PAIRS = 200_000
 STRANGER_SHARE = 0.25  # of the people with enough images to enroll, held out as strangers
+STRANGER_SHARE_RANGE = Interval(0, 1, low_included=True)  # all strangers would leave nobody to enroll
 TARGET_FAR = 1e-2
+TARGET_FAR_RANGE = Interval(0, 1)  # a rate of 0 or 1 names no threshold
 SHIPPED_THRESHOLD = "the model's shipped threshold (model.json)"
 # a `tinyface build` run's scores of its stages (tinyface.train.pipeline's evaluate stage;
 # tinyface.evaluation.report.BuildMetrics), with each stage's thresholds
@@ -87,9 +89,10 @@ def load_model(path: str | Path, runtime: str = "auto") -> LoadedModel:
                            model_bytes=path.stat().st_size, path=str(path), **thresholds("keras"))
     if path.suffix != ".tflite":
         raise ModelError(f"unsupported model file {path.name}", hint="expected a bundle folder, .tflite or .keras")
+    from tinyface.model.bundle import read_model_file
     from tinyface.model.embedder import Embedder
 
-    flat = path.read_bytes()
+    flat = read_model_file(path)
     # the quantization the .tflite itself carries: a stage model of a build run (float.tflite)
     # has none, and the bundle's model.json describes the same numbers for its own .tflite
     try:

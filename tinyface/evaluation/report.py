@@ -606,13 +606,48 @@ BUILD_REPORT_FILES = ("MODEL_CARD.md", "report.md", "report.json", "validation.m
                       "training.png", "confusion.png", "size_accuracy.png", "identification.png")
 
 
+def check_evaluation_out(out_dir: str | Path) -> Path:
+    """Create ``out_dir`` (`tinyface evaluate --out`) and check that every file of the report
+    (EVALUATION_REPORT_FILES) can be written there: before the evaluation (minutes), not after it.
+
+    Raises:
+        OutputError: the folder cannot be created or written (tinyface.fsutil.ensure_dir,
+            check_writable), or a report file's name is taken by a folder.
+    """
+    from tinyface.errors import OutputError
+    from tinyface.fsutil import check_writable, ensure_dir
+
+    out_dir = ensure_dir(out_dir, "--out")
+    for name in EVALUATION_REPORT_FILES:
+        if (out_dir / name).is_dir():  # neither removed nor replaced by a file
+            raise OutputError(f"cannot write the report in --out {out_dir}: {out_dir / name} is a folder",
+                              hint="move that folder away, or choose another --out")
+    check_writable(out_dir / EVALUATION_REPORT_FILES[0], "--out")  # a real file made and removed: a read-only disk
+    return out_dir
+
+
 def write_evaluation_report(out_dir: Path, result: dict) -> Path:
-    """report.md / report.json / roc.png (and confusion.png) for ``tinyface evaluate``."""
+    """report.md / report.json / roc.png (and confusion.png, identification.png) for
+    ``tinyface evaluate``.
+
+    Raises:
+        OutputError: a file cannot be removed or written (the folder changed since
+            :func:`check_evaluation_out`, a full disk); what was written so far stays.
+    """
+    from tinyface.errors import OutputError
+
+    try:
+        return _write_evaluation_report(Path(out_dir), result)
+    except OSError as exc:  # atomic_path turns most into OutputError; not unlink's, nor savefig's full disk
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        raise OutputError(f"cannot write the report in {out_dir}: {where}{exc.strerror or exc}") from None
+
+
+def _write_evaluation_report(out_dir: Path, result: dict) -> Path:
     from tinyface.boards.plots import pyplot, save_png
 
     plt = pyplot()
 
-    out_dir = Path(out_dir)
     # an earlier report in this folder goes first: an interrupted run never leaves new plots beside an
     # old report (or an old confusion matrix beside a report without one); report.json comes last
     for name in EVALUATION_REPORT_FILES:

@@ -72,7 +72,7 @@ class Bundle:
 
     @property
     def model_bytes(self) -> bytes:
-        return self.model_path.read_bytes()
+        return read_model_file(self.model_path)
 
     @property
     def model_hash(self) -> str:
@@ -85,6 +85,20 @@ class Bundle:
         if not threshold:
             return self
         return replace(self, meta=replace(self.meta, identify_threshold=float(threshold)))
+
+
+def read_model_file(path: str | Path) -> bytes:
+    """The bytes of the model file ``path`` (a .tflite), for every reader of one.
+
+    Raises:
+        ModelError: it cannot be read (no permission, a folder, an I/O error): a model that cannot
+            be used, as a missing or a corrupt one (exit 6), not an internal error.
+    """
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ModelError(f"cannot read {path}: {exc.strerror or exc}",
+                         hint="check the file's permissions, or pass --model another model") from None
 
 
 def model_hash(model_bytes: bytes) -> str:

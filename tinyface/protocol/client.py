@@ -551,6 +551,9 @@ def open_serial(port: str, baud: int, timeout_s: float = 0.1, release_rts_dtr: b
             transport.rts = False
             transport.dtr = False
         transport.open()
+    except OverflowError:  # a baud rate past what the system's C int holds (`--baud 99999999999999999999`)
+        raise DeviceError(f"cannot open {port} at {baud} baud: no serial port runs that fast",
+                          hint="pass the board's baud rate (`tinyface boards` lists it), or leave out --baud") from None
     except (serial.SerialException, OSError, ValueError) as exc:
         hint = ("check the URL's host and port, and that its server is running" if "://" in port
                 else "check the path, or pass --port auto to find a connected board")
