@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import (
+    RELEASED,
     assert_one_error_line,
     drop_file_permission_bypass,
     error_in_process as tinyface,
@@ -248,6 +249,14 @@ def test_an_unreadable_dataset_folder_is_a_data_error_as_a_missing_one_is(small_
         for extra in ([], ["--align", "--no-check"]):
             assert_one_error_line(stats_cli(small_dataset, *extra, prefix=prefix), errors.DataError.exit_code,
                                   f"cannot read dataset folder (permission denied): {small_dataset}")
+        # evaluate's --data too (was click's exit 2 there as well)
+        evaluate = run_cli("evaluate", "--model", str(RELEASED), "--data", str(small_dataset), prefix=prefix,
+                           cwd=tmp_path)
+        assert_one_error_line(evaluate, errors.DataError.exit_code, str(small_dataset))
+        # and bench's, whose pairsDevTest.txt is looked for before the port is opened (was exit 70)
+        bench = run_cli("bench", "--port", "/dev/ttyNONE", "--data", str(small_dataset), prefix=prefix, cwd=tmp_path)
+        assert_one_error_line(bench, errors.DataError.exit_code, f"cannot read dataset folder (permission denied): "
+                                                                 f"{small_dataset}")
     finally:
         small_dataset.chmod(0o755)
 

@@ -87,3 +87,10 @@ def test_missing_and_malformed_people_files(tmp_path):
     path.write_text("2\nAlice 3\nBob three\n")
     with pytest.raises(DataError, match=r"people.txt:3: bad image count"):
         lfw.read_people(path)
+
+
+def test_a_protocol_file_that_cannot_be_read_is_a_data_error(tmp_path):
+    # was: IsADirectoryError or PermissionError, an internal error (exit 70) in `bench --data`
+    (tmp_path / "pairsDevTest.txt").mkdir()
+    with pytest.raises(DataError, match="cannot read LFW protocol file .*pairsDevTest.txt: is a directory"):
+        lfw.read_pairs(tmp_path / "pairsDevTest.txt")

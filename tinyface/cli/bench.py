@@ -20,7 +20,7 @@ from tinyface.cli.common import input_path, json_option, load_settings, not_empt
               help="The model the board runs (bundle folder or .tflite) [default: as `tinyface flash`: "
                    "build/<board>/ if built, else models/<board>/, then build/esp32/, models/esp32/]. "
                    "Example: --model build/esp32")
-@click.option("--data", "data_dir", type=click.Path(), default=None, callback=not_empty,
+@click.option("--data", "data_dir", type=input_path(), default=None, callback=not_empty,
               help="LFW folder with images/ and pairsDevTest.txt [default: data.dir or $TINYFACE_DATA]. "
                    "Example: --data /data/lfw")
 @click.option("--out", "out_path", type=click.Path(), default=None, callback=not_empty,

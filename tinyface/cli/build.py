@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from tinyface.cli.common import json_option, load_settings, not_empty, set_option, setting_type
+from tinyface.cli.common import input_path, json_option, load_settings, not_empty, set_option, setting_type
 from tinyface.config import DEFAULT_PRESET, preset_names
 
 # --quick's layer of settings: no extra faces (a smoke test must run without FairFace; --set
@@ -21,7 +21,7 @@ QUICK = {"distill": {"epochs": 8, "batch_size": 32, "teacher_views": 0, "teacher
 @click.option("--preset", type=click.Choice(preset_names()), default=DEFAULT_PRESET, show_default=True,
               help="Board preset (presets/*.toml): input size, student, training recipe and the board and kernel "
                    "set it is sized for (MAC budgets: `tinyface boards`). Example: --preset esp32c3")
-@click.option("--data", "data_dir", type=click.Path(), default=None, callback=not_empty,
+@click.option("--data", "data_dir", type=input_path(), default=None, callback=not_empty,
               help="Dataset folder (default: $TINYFACE_DATA, else ~/.cache/tinyface/datasets/lfw). "
                    "Example: --data ~/photos/family")
 @click.option("--out", "out_dir", type=click.Path(), default=None, callback=not_empty,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from tinyface.cli.common import json_option, load_settings, not_empty, range_type, set_option
+from tinyface.cli.common import input_path, json_option, load_settings, not_empty, range_type, set_option
 from tinyface.config import DATASETS, Interval
 
 if TYPE_CHECKING:
@@ -216,7 +216,7 @@ def _mb(n: int) -> str:
 @data.command()
 # readable=False: a folder that cannot be read is the dataset's problem (load_dataset: exit 4, as a
 # missing one), not a bad option value (click's "is not readable", exit 2)
-@click.option("--data", "data_dir", type=click.Path(readable=False), default=None, callback=not_empty,
+@click.option("--data", "data_dir", type=input_path(), default=None, callback=not_empty,
               help="Dataset folder (default: $TINYFACE_DATA, else ~/.cache/tinyface/datasets/lfw). "
                    "Example: --data ~/photos/family")
 @click.option("--check/--no-check", default=True, show_default=True,

@@ -17,7 +17,7 @@ from tinyface.evaluation.model_eval import STRANGER_SHARE, STRANGER_SHARE_RANGE,
                    "run folder (build/esp32/quantize/float.tflite), which takes the thresholds that build chose "
                    "for its stage (evaluate/metrics.json). A lone file without one is refused. "
                    "Example: --model models/esp32")
-@click.option("--data", "data_dir", type=click.Path(), default=None, callback=not_empty,
+@click.option("--data", "data_dir", type=input_path(), default=None, callback=not_empty,
               help="Folder with one sub-folder of photos per person (default: the default dataset). "
                    "Example: --data ~/photos/family")
 @click.option("--pairs", "pairs_file", type=click.Path(dir_okay=False, exists=True), default=None,

@@ -49,6 +49,8 @@ def _lines(path: Path) -> list[list[str]]:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DataError(f"LFW protocol file not found: {path}") from None
+    except OSError as exc:  # no permission, a folder of that name
+        raise DataError(f"cannot read LFW protocol file {path}: {(exc.strerror or str(exc)).lower()}") from None
     return [line.split() for line in text.splitlines() if line.strip()]
 
 

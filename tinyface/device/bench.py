@@ -96,7 +96,12 @@ def bench_pairs_file(settings) -> list:
     from tinyface.data.lfw import PAIRS_DEV_TEST, read_pairs
 
     data_dir = settings.data.data_path()
-    if not (data_dir / PAIRS_DEV_TEST).is_file():  # a user's own folder has none: say what bench needs
+    try:
+        found = (data_dir / PAIRS_DEV_TEST).is_file()
+    except PermissionError:  # Path.is_file raises on 3.11 where the folder cannot be searched
+        raise DataError(f"cannot read dataset folder (permission denied): {data_dir}",
+                        hint="pass --data to an LFW folder you can read") from None
+    if not found:  # a user's own folder has none: say what bench needs
         raise DataError(f"no {PAIRS_DEV_TEST} in {data_dir}: bench streams the held-out faces of LFW's pairsDevTest",
                         hint="pass --data to an LFW folder; `tinyface data fetch lfw` gets one")
     return read_pairs(data_dir / PAIRS_DEV_TEST)
