@@ -245,7 +245,8 @@ def sigint_as_a_terminal_sends_it() -> None:
 
 
 def drop_file_permission_bypass():
-    """A command prefix under which mode-000 files are really unreadable, or None.
+    """A command prefix under which mode-000 files are really unreadable (and mode-555 folders
+    unwritable); the test is skipped where none can be made.
 
     Tests run as root here, and root reads anything; dropping the two capabilities that let
     it (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH) from a child process makes it an ordinary reader.
@@ -259,13 +260,19 @@ def drop_file_permission_bypass():
         return ()
     setpriv = shutil.which("setpriv")
     if not setpriv:
-        return None
+        pytest.skip(_NO_PERMISSIONS)
     prefix = (setpriv, "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-all")
     with tempfile.NamedTemporaryFile() as locked:
         os.chmod(locked.name, 0)
         probe = subprocess.run([*prefix, sys.executable, "-c", f"open({locked.name!r}).read()"], capture_output=True,
                                text=True)
-    return prefix if "PermissionError" in probe.stderr else None
+    if "PermissionError" not in probe.stderr:
+        pytest.skip(_NO_PERMISSIONS)
+    return prefix
+
+
+_NO_PERMISSIONS = ("running as root with no way to drop CAP_DAC_OVERRIDE (setpriv missing or refused): "
+                   "cannot make a file unreadable or a folder unwritable")
 
 
 def wait_for_images_done(bench, out: Path, done: int = 3, timeout: float = 120) -> None:

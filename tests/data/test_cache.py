@@ -3,7 +3,7 @@ wording, from every command that opens the cache; a damaged cache file is a Data
 
 import pytest
 
-from tests.conftest import error_in_process as error_line
+from tests.conftest import drop_file_permission_bypass, error_in_process as error_line
 from tinyface import errors
 
 pytestmark = pytest.mark.usefixtures("own_folder")
@@ -19,9 +19,7 @@ def test_a_cache_that_is_a_file_is_the_same_config_error_everywhere(capsys, tmp_
     monkeypatch.setenv("TINYFACE_CACHE", str(cachefile))
     code, cache_line = error_line(capsys, "data", "cache")
     assert code == errors.ConfigError.exit_code == 3
-    for p in range(2):
-        (tmp_path / "people" / f"person{p}").mkdir(parents=True)
-        (tmp_path / "people" / f"person{p}" / "0.jpg").write_bytes(b"")
+    _two_people(tmp_path / "people")
     code, line = error_line(capsys, "data", "stats", "--align", "--data", tmp_path / "people")
     assert code == 3 and line == cache_line
     assert f"the cache {cachefile} is not a folder (" in line and "TINYFACE_CACHE" in line and "Errno" not in line
@@ -45,15 +43,12 @@ def test_an_unusable_cache_is_a_data_error_that_says_what_to_do(tmp_path):
         FaceCache(tmp_path / "bad")
 
 
-def _unwritable_prefix():
-    """A command prefix under which a mode-555 folder really cannot be written (tests run as root)."""
-    from tests.conftest import drop_file_permission_bypass
-
-    prefix = drop_file_permission_bypass()
-    if prefix is None:
-        pytest.skip("running as root with no way to drop CAP_DAC_OVERRIDE (setpriv missing): "
-                    "cannot make a folder unwritable")
-    return prefix
+def _two_people(folder):
+    """A dataset ``folder`` of two people with one empty photo each: enough for `data stats --align`
+    to open the face cache."""
+    for p in range(2):
+        (folder / f"person{p}").mkdir(parents=True)
+        (folder / f"person{p}" / "0.jpg").write_bytes(b"")
 
 
 def test_a_cache_folder_that_cannot_be_written_is_one_output_error_from_every_command(tmp_path):
@@ -62,10 +57,8 @@ def test_a_cache_folder_that_cannot_be_written_is_one_output_error_from_every_co
     from tests.conftest import assert_one_error_line, run_cli
     from tinyface.data.cache import FaceCache
 
-    prefix = _unwritable_prefix()
-    for p in range(2):
-        (tmp_path / "people" / f"person{p}").mkdir(parents=True)
-        (tmp_path / "people" / f"person{p}" / "0.jpg").write_bytes(b"")
+    prefix = drop_file_permission_bypass()
+    _two_people(tmp_path / "people")
     closed = tmp_path / "closed"
     (closed / "cache").mkdir(parents=True)
     closed.chmod(0o555)
@@ -96,10 +89,8 @@ def test_a_cache_folder_that_cannot_be_written_is_one_output_error_from_every_co
 def test_a_cache_file_that_cannot_be_written_is_an_output_error_and_a_damaged_one_a_data_error(tmp_path):
     from tests.conftest import assert_one_error_line, run_cli
 
-    prefix = _unwritable_prefix()
-    for p in range(2):
-        (tmp_path / "people" / f"person{p}").mkdir(parents=True)
-        (tmp_path / "people" / f"person{p}" / "0.jpg").write_bytes(b"")
+    prefix = drop_file_permission_bypass()
+    _two_people(tmp_path / "people")
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / "faces.sqlite").write_bytes(b"not sqlite" * 100)
