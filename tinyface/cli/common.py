@@ -63,6 +63,20 @@ def setting_type(key: str) -> click.ParamType:
     return range_type(config.OPTION_SETTING_RANGES[key], integer=isinstance(default, int))
 
 
+def ask_first(option: str, verb: str, what: str, ask: bool = True) -> bool:
+    """Whether to ``verb`` ``what`` (`data cache --clear`, `gallery delete --all`, without --yes): the
+    answer to a question on the terminal; ``ask`` False: yes without one (nothing would be lost).
+
+    Raises:
+        click.UsageError: stdin is not a terminal, so nobody can be asked: add --yes.
+    """
+    import sys
+
+    if not sys.stdin.isatty():
+        raise click.UsageError(f"{option} would {verb} {what}; add --yes to do it without a question")
+    return not ask or click.confirm(f"{verb} {what}?", err=True)
+
+
 def json_option(example: str):
     """--json, with an ``example``: a whole invocation of the command that uses it."""
     return click.option("--json", "as_json", is_flag=True, help=f"Print results as JSON on stdout. Example: {example}")

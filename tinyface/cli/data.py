@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from tinyface.cli.common import input_path, json_option, load_settings, not_empty, range_type, set_option
+from tinyface.cli.common import ask_first, input_path, json_option, load_settings, not_empty, range_type, set_option
 from tinyface.config import DATASETS, Interval
 
 if TYPE_CHECKING:
@@ -185,14 +185,9 @@ def cache(ctx, parts, yes, as_json, set_items):
     if chosen:
         usage = {row["part"]: row for row in cache_usage(face_dir)}
         what = ", ".join(f"{p} ({_mb(usage[p]['bytes'])})" for p in chosen)
-        if not yes:
-            import sys
-
-            if not sys.stdin.isatty():
-                raise click.UsageError(f"--clear would delete {what}; add --yes to do it without a question")
-            if not click.confirm(f"delete {what}?", err=True):
-                click.echo("nothing deleted", err=True)
-                return
+        if not yes and not ask_first("--clear", "delete", what):
+            click.echo("nothing deleted", err=True)
+            return
         clear_cache(chosen, face_dir)  # all or nothing: a file that cannot be deleted is named first
         freed = {p: usage[p]["bytes"] for p in chosen}
     rows = cache_usage(face_dir)

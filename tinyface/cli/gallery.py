@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from tinyface.cli.common import input_path, json_option, load_settings, not_empty, set_option, setting_type
+from tinyface.cli.common import ask_first, input_path, json_option, load_settings, not_empty, set_option, setting_type
 
 
 def port_options(f):
@@ -220,14 +220,10 @@ def _confirm_everyone(listed: dict) -> bool:
         click.UsageError: stdin is not a terminal (nobody to ask), however many are enrolled: a
             script is told to add --yes the first time it runs, not the first time someone is enrolled.
     """
-    import sys
-
     names = [p["name"] for p in listed["people"]]
     shown = ": " + ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "") if names else ""
     what = f"everyone enrolled on {listed['port']} ({_people(listed['count'])}{shown})"
-    if not sys.stdin.isatty():
-        raise click.UsageError(f"--all would remove {what}; add --yes to do it without a question")
-    return not listed["count"] or click.confirm(f"remove {what}?", err=True)
+    return ask_first("--all", "remove", what, ask=bool(listed["count"]))
 
 
 @click.command()
