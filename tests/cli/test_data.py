@@ -53,6 +53,64 @@ def test_data_fetch_names_its_argument_name(capsys):
     assert code == errors.EXIT_USAGE and "Invalid value for 'NAME': 'nosuch' is not one of 'lfw'" in line
 
 
+def test_a_dest_that_cannot_be_read_or_written_is_refused_before_downloading(tmp_path):
+    """--dest is an output folder: one that cannot be read (what it holds cannot be verified) or that
+    would be written and cannot be is one line, exit 14, before anything is downloaded (the URL
+    below has nothing: a download would be exit 5). A verified copy that cannot be written is fine."""
+    import tarfile
+
+    from tinyface.data.fetch import make_manifest
+
+    site = tmp_path / "site"
+    (site / "faces" / "Ann").mkdir(parents=True)
+    (site / "faces" / "Ann" / "Ann_0001.jpg").write_bytes(b"not decoded: only its sha256 counts")
+    (site / "pairsDevTest.txt").write_text("1\n")
+    with tarfile.open(site / "faces.tgz", "w:gz") as tar:
+        tar.add(site / "faces", arcname="faces")
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps(make_manifest("lfw", site, ["pairsDevTest.txt"], site / "faces.tgz",
+                                                 "faces").__dict__))
+
+    def fetch(dest, *extra, url=None, prefix=()):
+        return run_cli("data", "fetch", "lfw", "--dest", str(dest), "--url", url or site.as_uri() + "/",
+                       "--manifest", str(manifest), *extra, prefix=prefix)
+
+    verified = tmp_path / "verified"
+    assert fetch(verified).returncode == 0
+    prefix = drop_file_permission_bypass()
+    nowhere = (tmp_path / "nowhere").as_uri() + "/"
+    locked, empty, closed = tmp_path / "locked", tmp_path / "empty", tmp_path / "closed"
+    for folder in (locked, empty, closed / "dest"):
+        folder.mkdir(parents=True)
+    refused = [  # (dest, extra options, what the line says)
+        (locked, [], f"cannot read --dest {locked}: permission denied"),  # was click's "is not readable", exit 2
+        (locked, ["--force"], f"cannot write into --dest {locked}: permission denied"),
+        (empty, [], f"cannot write into --dest {empty}: permission denied"),  # was: downloaded, then refused
+        (verified, ["--force"], f"cannot write into --dest {verified}: permission denied"),
+        (closed / "dest", [], f"cannot read --dest {closed / 'dest'}: permission denied"),  # was exit 70
+        (verified, [], f"cannot read --dest {verified}: permission denied ({verified / 'pairsDevTest.txt'})"),
+    ]
+    locked.chmod(0)
+    empty.chmod(0o555)
+    verified.chmod(0o555)
+    closed.chmod(0)
+    try:
+        # a verified copy that cannot be written: nothing to write, nothing refused
+        kept = fetch(verified, url=nowhere, prefix=prefix)
+        assert kept.returncode == 0 and "already in" in kept.stderr, kept.stderr
+        (verified / "pairsDevTest.txt").chmod(0)  # the last case: a file whose checksum cannot be read (was exit 70)
+        for dest, extra, words in refused:
+            line = assert_one_error_line(fetch(dest, *extra, url=nowhere, prefix=prefix),
+                                         errors.OutputError.exit_code, words)
+            assert "Errno" not in line
+    finally:
+        for folder in (locked, empty, verified, closed):
+            folder.chmod(0o755)
+        (verified / "pairsDevTest.txt").chmod(0o644)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["closed", "empty", "locked", "manifest.json", "site",
+                                                          "verified"]  # no work folder left behind
+
+
 # --- data stats: the counts, the histogram and, with --align, how each face was found --------------------
 
 def test_data_stats_on_lfw_without_decoding(lfw_dir):

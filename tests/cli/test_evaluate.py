@@ -271,3 +271,30 @@ def test_evaluate_report_that_fails_at_the_end_keeps_the_results(make_dataset, t
         assert json.loads(stdout)["images"] == 6  # the result, the one JSON document on stdout
     else:
         assert "verification (" in stdout and "report:" not in stdout
+
+
+def test_a_pairs_file_that_is_missing_unreadable_or_a_folder_is_the_datasets_error(make_dataset, tmp_path):
+    # was: click's "Invalid value for '--pairs': File '...' does not exist / is a directory / is not
+    # readable" (exit 2), where the dataset's own --data is exit 4; a pairs file is part of the dataset
+    from tests.conftest import assert_one_error_line, drop_file_permission_bypass
+
+    data = make_dataset({"Colin_Powell": 3, "Tony_Blair": 3}, name="two")
+    locked = tmp_path / "locked.txt"
+    locked.write_text("1\nColin_Powell 1 2\nColin_Powell 1 Tony_Blair 1\n")
+    locked.chmod(0)
+    prefix = drop_file_permission_bypass()
+    cases = {tmp_path / "nope.txt": "LFW protocol file not found: ", tmp_path: "is a directory",
+             locked: "permission denied"}
+    try:
+        for pairs, why in cases.items():
+            # a model that is not there either: the pairs file is refused first, before any model is loaded
+            proc = conftest_run_cli("evaluate", "--model", str(tmp_path / "no-model"), "--data", str(data),
+                                    "--pairs", str(pairs), prefix=prefix, env={"TINYFACE_CACHE": str(tmp_path / "c")})
+            line = assert_one_error_line(proc, 4, str(pairs), why, "--pairs takes an LFW-format pairs file")
+            assert "Errno" not in line
+    finally:
+        locked.chmod(0o644)
+    assert not (tmp_path / "c").exists()
+    # given as "" it is a usage error, as --data "" is (was: click's "does not exist", exit 2 too)
+    assert_one_error_line(conftest_run_cli("evaluate", "--model", str(RELEASED), "--data", str(data), "--pairs", ""),
+                          2, "--pairs")

@@ -92,6 +92,12 @@ def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, hi
     from tinyface.train.pipeline import check_dataset_size  # no TensorFlow: refused in a second
 
     require_dataset(settings.data.data_path())
+    from tinyface.data.cache import check_cache_dir
+
+    # the data stage opens the face cache: one that names no folder (exit 3) or cannot be written
+    # (exit 14) is refused now, in the words every command that uses it has, not after the run folder
+    # is made and TensorFlow has loaded
+    check_cache_dir(settings.data.cache_path(), write=True)
     out = Path(out_dir) if out_dir else Path("build") / (preset + ("-quick" if quick else ""))
     from tinyface.fsutil import ensure_dir
 

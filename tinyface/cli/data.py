@@ -32,7 +32,9 @@ def data():
 @click.option("--url", default=None, callback=not_empty,
               help="Base URL of the files (default: $TINYFACE_<NAME>_URL, e.g. $TINYFACE_FAIRFACE_URL, else "
                    "the dataset's public home). Example: tinyface data fetch lfw --url file:///mnt/mirror/lfw")
-@click.option("--dest", type=click.Path(), default=None, callback=not_empty,
+# readable=False: a --dest that cannot be read is fetch's to refuse as one that cannot be written
+# (OutputError, exit 14), not click's "is not readable" (exit 2)
+@click.option("--dest", type=click.Path(readable=False), default=None, callback=not_empty,
               help="Where to unpack (default: lfw: the default dataset folder; the others: "
                    "$TINYFACE_DATASETS/NAME, else ~/.cache/tinyface/datasets/NAME, where "
                    "extra.dirs = [\"NAME\"] finds it). Example: tinyface data fetch lfw --dest /data/lfw")
@@ -74,7 +76,7 @@ def fetch(ctx, name, url, dest, manifest, force, timeout_s, as_json):
     """
     from tinyface.config import dataset_dir, dataset_url
     from tinyface.console import PlainProgress, err_console, status
-    from tinyface.data.fetch import Manifest, builtin_manifest, fetch as fetch_dataset
+    from tinyface.data.fetch import Manifest, builtin_manifest, fetch as fetch_dataset, is_occupied
 
     if manifest:
         try:
@@ -87,7 +89,7 @@ def fetch(ctx, name, url, dest, manifest, force, timeout_s, as_json):
     target = Path(dest).expanduser() if dest else dataset_dir(name)
     console, received = err_console(), [0]
     # fetch() verifies it and downloads nothing, or says why not
-    if target.is_dir() and any(target.iterdir()) and not force:
+    if not force and is_occupied(target):  # OutputError (exit 14): a --dest that cannot be read
         with status(f"verifying {target}"):
             result = fetch_dataset(spec, base, target, force=False)
     elif console.is_terminal:

@@ -20,7 +20,7 @@ from tinyface.evaluation.model_eval import STRANGER_SHARE, STRANGER_SHARE_RANGE,
 @click.option("--data", "data_dir", type=input_path(), default=None, callback=not_empty,
               help="Folder with one sub-folder of photos per person (default: the default dataset). "
                    "Example: --data ~/photos/family")
-@click.option("--pairs", "pairs_file", type=click.Path(dir_okay=False, exists=True), default=None,
+@click.option("--pairs", "pairs_file", type=input_path(), default=None, callback=not_empty,
               help="Verification pairs in LFW format (default: all pairs of the dataset). "
                    "Example: --pairs lfw/pairsDevTest.txt")
 @click.option("--enroll", "enroll_images", type=click.IntRange(1), default=None,
@@ -83,12 +83,19 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
     if pairs_file:
         from tinyface.evaluation.model_eval import read_pairs_file
 
-        read_pairs_file(pairs_file)  # a wrong file is one line now, not after loading the model
+        # missing, unreadable, a folder or not LFW's format: the dataset's error (exit 4), as a bad
+        # --data is, in one line now, not after loading the model
+        read_pairs_file(pairs_file)
     if not Path(model_path).exists():
         from tinyface.errors import ModelError
 
         raise ModelError(f"model not found: {model_path}",
                          hint="pass --model a bundle folder (build/esp32, models/esp32) or a model file of a build run")
+    from tinyface.data.cache import check_cache_dir
+
+    # a face cache that names no folder (exit 3) or cannot be written (exit 14): now, not once
+    # TensorFlow and the model have loaded
+    check_cache_dir(settings.data.cache_path(), write=True)
     quiet_tensorflow(import_now=runtime != "tflm")
     model = load_model(model_path, runtime)
     with FaceCache(settings.data.cache_path()) as cache, progress_bar("faces", None) as advance:

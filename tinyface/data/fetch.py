@@ -369,7 +369,7 @@ def _remove_unfinished(dest: Path) -> bool:
         return put_back
     try:
         found = sorted(p for p in dest.parent.glob(_work_prefix(dest) + "*") if p.is_dir() and not p.is_symlink())
-    except OSError:  # the folder of dest cannot be read: ensure_dir says so later, in one line
+    except OSError:  # the folder of dest cannot be read: is_occupied or ensure_dir says so next, in one line
         return put_back
     removed, removed_bytes = 0, 0
     for work in found:
@@ -429,17 +429,20 @@ def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: 
         DownloadError: network failure, checksum mismatch, a bad archive. Nothing is left
             behind on failure: no partial files, no temporary folders, no new empty folders.
         OutputError: ``dest`` is in the way (a file, or a folder that is not that dataset,
-            without ``force``), or its folder cannot be written; checked before downloading.
+            without ``force``), it or a file in it cannot be read (:func:`is_occupied`), or it or
+            its folder cannot be written; checked before downloading.
             Or the new copy could not be renamed into place: ``dest`` then holds the old copy
             (:func:`_move_into_place`).
     """
     dest = Path(dest).expanduser()
     put_back = _remove_unfinished(dest)  # first: it may put back the copy a killed --force had moved aside
-    # an empty folder is a fine target
-    if dest.exists() and not force and not (dest.is_dir() and not any(dest.iterdir())):
+    if not force and is_occupied(dest):
         if not dest.is_dir():
             raise OutputError(f"{dest} exists and is not a folder", hint="use --dest to choose another place")
-        problems = missing_or_changed(manifest, dest)
+        try:
+            problems = missing_or_changed(manifest, dest)
+        except OSError as exc:  # a file in it that cannot be read: whether it is the dataset cannot be known
+            raise _cannot_read(dest, exc) from None
         if problems:
             raise OutputError(f"{dest} already exists but is not the {manifest.name} dataset "
                                 f"({', '.join(problems[:3])}{', ...' if len(problems) > 3 else ''})",
@@ -449,6 +452,10 @@ def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: 
     created = [p for p in reversed(dest.parents) if not p.exists()]
     from tinyface.fsutil import ensure_dir
 
+    # an empty folder, or --force's, is replaced: its own permission too (under a closed folder: ensure_dir's)
+    if os.path.isdir(dest) and not os.access(dest, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write into --dest {dest}: permission denied",
+                          hint="use --dest to choose a folder you can write")
     ensure_dir(dest.parent, "the folder of --dest")  # OutputError (one line), not a traceback
     base_url = base_url if base_url.endswith("/") else base_url + "/"
     held = contextlib.ExitStack()
@@ -492,6 +499,31 @@ def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: 
         held.close()  # removes the work folder (unless it keeps the old copy), then lets go of it
         if not ok:  # folders this call created for nothing
             _remove_created(created)
+
+
+def is_occupied(dest: str | os.PathLike) -> bool:
+    """Whether something is at ``dest``: a file, or a folder with anything in it (what a fetch verifies,
+    or refuses without ``--force``, instead of downloading into; an empty folder is a fine target).
+
+    Raises:
+        OutputError: ``dest``, or the folder it is in, cannot be read (no permission): what it holds
+            cannot be known, and it is never written blind (exit 14, as a folder that cannot be written).
+    """
+    dest = Path(dest).expanduser()
+    try:
+        if not dest.is_dir():
+            return dest.exists()
+        with os.scandir(dest) as entries:
+            return next(entries, None) is not None
+    except OSError as exc:
+        raise _cannot_read(dest, exc) from None
+
+
+def _cannot_read(dest: Path, exc: OSError) -> OutputError:
+    """--dest, or a file in it, that cannot be read, as one line."""
+    where = "" if exc.filename in (None, str(dest)) else f" ({exc.filename})"
+    return OutputError(f"cannot read --dest {dest}: {(exc.strerror or str(exc)).lower()}{where}",
+                       hint="use --dest to choose a folder you can read and write")
 
 
 def _remove_created(created: list[Path]) -> None:

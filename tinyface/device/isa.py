@@ -32,7 +32,15 @@ from pathlib import Path
 
 from tinyface import config
 from tinyface.config import DEFAULT_ARENA_MARGIN
-from tinyface.device.native import compiler_version, find_tflm, git_head, key_with, make_program, project_cache_folder
+from tinyface.device.native import (
+    compiler_version,
+    find_tflm,
+    git_head,
+    key_with,
+    make_gallery_folder,
+    make_program,
+    project_cache_folder,
+)
 from tinyface.errors import DeviceError, ToolchainError
 from tinyface.resources import firmware_dir
 
@@ -232,12 +240,17 @@ def check_board(name: str) -> None:
 
 def spawn_isa(prog: IsaProgram, master_fd: int, baud: int = 0, once: bool = False,
               storage_dir: str | Path | None = None) -> subprocess.Popen:
-    """Start the rv32 firmware under qemu-riscv32, serving the protocol on ``master_fd``."""
+    """Start the rv32 firmware under qemu-riscv32, serving the protocol on ``master_fd``
+    (``storage_dir``: where it keeps its gallery, as spawn_native's; None: in memory only).
+
+    Raises:
+        OutputError: ``storage_dir`` cannot be created.
+    """
     args = ["--baud", str(int(baud))]
     if once:
         args.append("--once")
     if storage_dir is not None:
-        Path(storage_dir).mkdir(parents=True, exist_ok=True)
+        make_gallery_folder(storage_dir, hint="give storage_dir a folder you can write")
         args += ["--storage", str(storage_dir)]
     return subprocess.Popen(prog.command(*args), stdin=master_fd, stdout=master_fd, close_fds=True)
 

@@ -327,6 +327,23 @@ def project_cache_folder(root: Path, bundle, board, kernels: str, arena_margin: 
     return root / "projects" / f"{board.name}-{bundle.model_hash[:16]}-{digest}{suffix}"
 
 
+def make_gallery_folder(storage_dir: str | Path, hint: str) -> None:
+    """Create ``storage_dir``, where a firmware run on the host (native, or rv32 under QEMU) keeps its
+    gallery in files as the board's NVS would (its ``--storage``), unless it exists.
+
+    Args:
+        hint: what to do about a folder that cannot be made, in the words of where it came from.
+
+    Raises:
+        OutputError: it cannot be created (a file in the way, no permission, a read-only disk).
+    """
+    try:
+        Path(storage_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the gallery folder {storage_dir}: {exc.strerror or exc}",
+                          hint=hint) from None
+
+
 def spawn_native(program: str | Path, master_fd: int | None = None, baud: int = 0, once: bool = False,
                  storage_dir: str | Path | None = None, own_pty: bool = False) -> subprocess.Popen:
     """Start the native firmware serving the protocol.
@@ -353,11 +370,8 @@ def spawn_native(program: str | Path, master_fd: int | None = None, baud: int = 
         args.append("--once")
     storage_dir = storage_dir if storage_dir is not None else config.native_storage_dir()
     if storage_dir is not None:
-        try:
-            Path(storage_dir).mkdir(parents=True, exist_ok=True)
-        except OSError as exc:  # what native_storage_dir's check cannot see: a read-only disk, /proc, a race
-            raise OutputError(f"cannot create the gallery folder {storage_dir}: {exc.strerror or exc}",
-                              hint="set TINYFACE_NVS_DIR to a folder you can write, or unset it") from None
+        # what native_storage_dir's check cannot see: a read-only disk, /proc, a race
+        make_gallery_folder(storage_dir, hint="set TINYFACE_NVS_DIR to a folder you can write, or unset it")
         args += ["--storage", str(storage_dir)]
     if own_pty:
         return subprocess.Popen(args + ["--pty"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
