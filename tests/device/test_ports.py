@@ -112,3 +112,24 @@ def test_check_port_exists_reads_a_relative_path_as_a_path(tmp_path, monkeypatch
     (tmp_path / "tty").symlink_to(pty_port)
     assert check_port_exists("tty") == str(tmp_path / "tty")
     assert check_port_exists("./tty") == str(tmp_path / "tty")
+
+
+def test_permission_hint_names_the_group_that_may_read_and_write_the_port(pty_port):
+    """A port that exists but may not be opened: get access, through the group that may read and
+    write it (Arch's root:uucp 0660), else dialout; never "check the path" (was: the path hint)."""
+    import grp
+
+    from tinyface.protocol.client import permission_hint
+
+    os.chmod(pty_port, 0o600)  # root's group, and no access for it: the usual group
+    assert "add your user to the dialout group" in permission_hint(pty_port)
+    assert "check the path" not in permission_hint(pty_port)
+    group = next((g for g in grp.getgrall() if g.gr_gid != 0), None)
+    if group is None:
+        pytest.skip("no group other than root on this machine")
+    os.chown(pty_port, -1, group.gr_gid)
+    os.chmod(pty_port, 0o660)
+    assert f"add your user to the {group.gr_name} group with `sudo usermod -aG {group.gr_name} $USER`" in \
+        permission_hint(pty_port)
+    os.chmod(pty_port, 0o640)  # the group may only read it: joining it would not help
+    assert "the dialout group" in permission_hint(pty_port)

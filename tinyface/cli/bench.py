@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import click
 
-from tinyface.cli.common import input_path, json_option, load_settings, not_empty, plot_option, set_option, setting_type
+from tinyface.cli.common import (
+    input_path,
+    json_option,
+    load_settings,
+    not_empty,
+    plot_option,
+    port_options,
+    set_option,
+    setting_type,
+)
 
 
 @click.command()
-@click.option("--port", required=True, callback=not_empty,
-              help="Serial port (e.g. /dev/ttyUSB0, or the path `tinyface emulate` "
-                   "printed), or 'auto' to find the board by its USB VID:PID. "
-                   "Example: --port /dev/ttyUSB0")
-@click.option("--board", default=None,
-              help="Board data (boards/*.toml): baud, USB ids [default: firmware.board]. Example: --board esp32s3")
+@port_options
 @click.option("--images", type=setting_type("bench.images"), default=None,
               help="Held-out pairsDevTest images to stream [default: bench.images = 1000]. Example: --images 200")
 @click.option("--model", "model_path", type=input_path(), default=None, callback=not_empty,
@@ -30,12 +34,6 @@ from tinyface.cli.common import input_path, json_option, load_settings, not_empt
              "counter; ESTIMATED on the emulator) with p50 and p95 marked; a lost link still draws what was "
              "measured. The name must end in .png (else a usage error); its folder is created. "
              "Example: --plot latency.png")
-@click.option("--baud", type=click.IntRange(min=1), default=None,
-              help="Serial speed [default: the board's]. Example: --baud 115200")
-@click.option("--timeout", "timeout_s", type=setting_type("bench.timeout_s"), default=None,
-              help="Seconds to wait for a reply before resending [default: bench.timeout_s]. Example: --timeout 5")
-@click.option("--retries", type=setting_type("bench.retries"), default=None,
-              help="Resends per request [default: bench.retries]. Example: --retries 5")
 @click.option("--pipeline/--no-pipeline", default=True, show_default=True,
               help="Keep two requests in flight so the next image streams in while the board computes. "
                    "Example: tinyface bench --port auto --no-pipeline")
@@ -67,7 +65,7 @@ def bench(ctx, port, board, images, model_path, data_dir, out_path, plot_path, b
     from tinyface.boards import load_board
     from tinyface.console import info, print_json, progress_bar
     from tinyface.device import bench as api
-    from tinyface.device.ports import find_port
+    from tinyface.device.ports import resolve_port
     from tinyface.model.bundle import load_bundle, resolve_model
     from tinyface.protocol.client import Client, check_serial_url, open_serial
 
@@ -85,8 +83,7 @@ def bench(ctx, port, board, images, model_path, data_dir, out_path, plot_path, b
 
         check_plot_path(plot_path)  # as --out: before anything is streamed
     pairs = api.bench_pairs_file(settings)  # a --data folder that is not LFW: one line before the port is opened
-    if port == "auto":
-        port = find_port(b)
+    port = resolve_port(port, b, check=False)  # auto: the one board connected; a path: open_serial's
     baud = baud or b.baud
     transport = open_serial(port, baud, release_rts_dtr=b.release_rts_dtr)
     try:

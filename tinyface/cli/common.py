@@ -88,6 +88,31 @@ def set_option(example: str):
                         help=f"Override one setting (repeatable; docs/config.md lists them). Example: --set {example}")
 
 
+def port_options(f):
+    """--port, --board, --baud, --timeout, --retries: how `bench`, `enroll`, `gallery list|delete` and
+    `identify` reach a board, defined once. --port is read by the port rule every command with a port
+    shares, `flash` too (tinyface.device.ports.resolve_port: 'auto', or a path checked before use);
+    --timeout and --retries set the bench.* settings, which all of them read."""
+    options = [
+        click.option("--port", required=True, callback=not_empty,
+                     help="Serial port (e.g. /dev/ttyUSB0, or the path `tinyface emulate` printed), or 'auto' to "
+                          "find the board by its USB VID:PID. Example: --port /dev/ttyUSB0"),
+        click.option("--board", default=None,
+                     help="Board data (boards/*.toml): baud, USB ids [default: firmware.board]. "
+                          "Example: --board esp32s3"),
+        click.option("--baud", type=click.IntRange(min=1), default=None,
+                     help="Serial speed [default: the board's]. Example: --baud 115200"),
+        click.option("--timeout", "timeout_s", type=setting_type("bench.timeout_s"), default=None,
+                     help="Seconds to wait for a reply before resending [default: bench.timeout_s]. "
+                          "Example: --timeout 5"),
+        click.option("--retries", type=setting_type("bench.retries"), default=None,
+                     help="Resends per request [default: bench.retries]. Example: --retries 5"),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
 def plot_option(help_text: str):
     """--plot FILE.png (`profile`, `bench`): a name not ending in .png is a usage error (exit 2)
     while the command line is parsed, before any work; whether the path can be written is the

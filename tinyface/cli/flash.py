@@ -16,10 +16,12 @@ from tinyface.config import FIRMWARE_KERNELS
                    "models/<board>/, then build/esp32/, models/esp32/; bench, emulate and profile pick the same). "
                    "Example: tinyface flash --board esp32s3 --model build/esp32s3")
 @click.option("--port", default=None, callback=not_empty,
-              help="Serial port (default: detected by the board's USB VID:PIDs). A path that is no serial port "
-                   "(nothing there, a file, a folder, /dev/null) is refused before anything is rendered or built "
-                   "(exit 7); wildcards, COM3, host names and rfc2217:// or socket:// URLs go to PlatformIO as "
-                   "they are. Example: --port /dev/ttyACM0")
+              help="Serial port, or 'auto' to find the board by its USB VID:PID before anything is rendered, "
+                   "as bench does (default: found the same way before the upload). A path that is no serial port "
+                   "(nothing there, a file, a folder, /dev/null) or may not be opened, and auto with no board or "
+                   "several, are refused before anything is rendered or built (exit 7); wildcards, COM3, host "
+                   "names and rfc2217:// or socket:// URLs go to PlatformIO as they are. "
+                   "Example: --port /dev/ttyACM0, or --port auto")
 @click.option("--project-dir", type=click.Path(), default=None, callback=not_empty,
               help="Where the PlatformIO project is generated (default: build/firmware/<board>). "
                    "Example: --project-dir fw/")
@@ -52,6 +54,7 @@ def flash(ctx, board, model_path, port, project_dir, enroll_dir, kernels, dry_ru
     Examples:
       tinyface flash --board esp32 --dry-run          # render and check, no hardware
       tinyface flash --board esp32                    # build, detect the port, upload
+      tinyface flash --board esp32 --port auto        # find the board before building (exit 7 if none)
       tinyface flash --board esp32s3 --port /dev/ttyACM0 --model build/esp32s3
       tinyface flash --board esp32 --enroll photos/   # with a compiled-in gallery
       tinyface flash --board esp32 --kernels generated --dry-run

@@ -8,30 +8,7 @@ from __future__ import annotations
 
 import click
 
-from tinyface.cli.common import ask_first, input_path, json_option, load_settings, not_empty, set_option, setting_type
-
-
-def port_options(f):
-    """--port, --board, --baud, --timeout, --retries: the port handling of `bench`."""
-    options = [
-        click.option("--port", required=True, callback=not_empty,
-                     help="Serial port (e.g. /dev/ttyUSB0, or the path `tinyface emulate` printed), or 'auto' to "
-                          "find the board by its USB VID:PID. Example: --port /dev/ttyUSB0"),
-        click.option("--board", default=None,
-                     help="Board data (boards/*.toml): baud, USB ids [default: firmware.board]. "
-                          "Example: --board esp32s3"),
-        click.option("--baud", type=click.IntRange(min=1), default=None,
-                     help="Serial speed [default: the board's]. Example: --baud 115200"),
-        click.option("--timeout", "timeout_s", type=setting_type("bench.timeout_s"), default=None,
-                     help="Seconds to wait for a reply before resending [default: bench.timeout_s]. "
-                          "Example: --timeout 5"),
-        click.option("--retries", type=setting_type("bench.retries"), default=None,
-                     help="Resends per request [default: bench.retries]. Example: --retries 5"),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
-
+from tinyface.cli.common import ask_first, input_path, json_option, load_settings, not_empty, port_options, set_option
 
 model_option = click.option(
     "--model", "model_path", type=input_path(), default=None, callback=not_empty,

@@ -109,9 +109,11 @@ def flash(board, model: str | Path | None = None, project_dir: str | Path | None
         board: a tinyface.boards.Board.
         model: a bundle folder or model.tflite (default: see resolve_model).
         project_dir: where the PlatformIO project goes (default build/firmware/<board>).
-        port: serial port (default: detected by the board's USB ids). A path that is no serial
-            port (nothing there, a file, a folder, ``/dev/null``) is refused before anything is
-            done, and a relative one is handed on absolute (:func:`check_port_exists`);
+        port: serial port (default: detected by the board's USB ids before the upload). By the
+            port rule of bench and the gallery commands (:func:`tinyface.device.ports.resolve_port`),
+            checked before anything is done: ``auto`` is the one connected board found by its USB
+            ids; a path that is no serial port (nothing there, a file, a folder, ``/dev/null``) or
+            that may not be opened is refused, and a relative one is handed on absolute;
             wildcards, ``COM3``, host names and URLs go to PlatformIO as they are.
         dry_run: render and check only; no PlatformIO, no board.
         arena_margin: firmware.arena_margin.
@@ -134,21 +136,21 @@ def flash(board, model: str | Path | None = None, project_dir: str | Path | None
         OutputError: ``project_dir`` cannot be created (a file in the way, no permission), before
             the gallery's faces are aligned.
         ToolchainError: PlatformIO or the espressif32 platform missing, or the build failed.
-        DeviceError: ``port`` is a path that is no serial port (refused first, before the model
-            is read or anything is rendered; not on a dry run, which uses no port), or no board
-            connected (the ports seen are listed).
+        DeviceError: ``port`` is a path that is no serial port or may not be opened, or ``auto``
+            and not one board connected (refused first, before the model is read or anything is
+            rendered; not on a dry run, which uses no port); or, without ``port``, no board
+            connected at the upload (the ports seen are listed).
     """
     from tinyface.codegen import generate_project
     from tinyface.codegen.project import check_project_dir
     from tinyface.device import platformio
-    from tinyface.device.ports import check_port_exists, find_port
+    from tinyface.device.ports import find_port, resolve_port
     from tinyface.errors import ToolchainError
     from tinyface.fsutil import check_creatable_dir
     from tinyface.model.bundle import load_bundle
 
-    if not dry_run:  # a typo in --port is one line now, not after the build (PlatformIO's upload)
-        port = check_port_exists(port, hint="check the path, or leave out --port: flash finds a connected "
-                                            "board by its USB ids")
+    if not dry_run:  # a typo in --port, or no board for auto, is one line now, not after the build
+        port = resolve_port(port, board)
 
     def step(text: str) -> None:
         result.steps.append(text)

@@ -52,12 +52,11 @@ def open_board(port: str, board: str, baud: int | None = None, timeout_s: float 
         DeviceError: the port cannot be opened, or ``auto`` found none or several boards.
     """
     from tinyface.boards import load_board
-    from tinyface.device.ports import find_port
+    from tinyface.device.ports import resolve_port
     from tinyface.protocol.client import open_serial
 
     b = load_board(board)
-    if port == "auto":
-        port = find_port(b)
+    port = resolve_port(port, b, check=False)  # the port rule of flash and bench; open_serial checks a path
     baud = baud or b.baud
     # boards whose adapter holds the chip in reset with RTS/DTR asserted (ESP32-CAM) say so
     # in their board file, where this tinyface knows that setting

@@ -1,5 +1,6 @@
-"""The one serial-port finder: `tinyface flash`, `tinyface bench --port auto` and the gallery
-commands find a connected board by the USB ids in its board file (boards/<name>.toml).
+"""The one serial-port rule of `tinyface flash`, `tinyface bench` and the gallery commands
+(:func:`resolve_port`): ``--port auto`` finds a connected board by the USB ids in its board file
+(boards/<name>.toml), and a path is checked before any work (:func:`check_port_exists`).
 
 Exactly one match is used; none or several are a one-line DeviceError listing the ports
 seen, so a second board on the desk is never flashed or benchmarked by accident.
@@ -7,12 +8,18 @@ seen, so a second board on the desk is never flashed or benchmarked by accident.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
 from dataclasses import dataclass
 
 from tinyface.errors import DeviceError
+from tinyface.protocol.client import permission_hint
+
+AUTO = "auto"  # --port auto: the one board connected, found by its USB ids
+# What to do about a path that is no serial port, in every command with --port (each takes auto)
+PATH_HINT = "check the path, or pass --port auto to find a connected board"
 
 
 @dataclass(frozen=True)
@@ -64,8 +71,37 @@ _COM_PORT = re.compile(r"COM[0-9]+", re.IGNORECASE)
 _HOST_NAME = re.compile(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+\.?")
 
 
-def check_port_exists(port: str | None, hint: str = "check the path, or leave out the port to find the board "
-                                                   "by its USB ids") -> str | None:
+def resolve_port(port: str | None, board, check: bool = True) -> str | None:
+    """The port a ``--port`` value names, by the one rule of `flash`, `bench` and the gallery
+    commands: ``auto`` is the one connected board found by ``board``'s USB ids (:func:`find_port`);
+    anything else is checked as :func:`check_port_exists` checks it (``None`` stays ``None``).
+
+    Args:
+        port: the --port value.
+        board: a tinyface.boards.Board (its ``usb_ids`` and ``name``), for ``auto``.
+        check: check a path now (`flash`, which hands it to PlatformIO after minutes of build);
+            False where the caller opens it next (`bench`, the gallery commands: open_serial
+            refuses it in the same words, and the board's port is opened once, not twice).
+
+    Returns:
+        The port to open or hand on (a relative path made absolute).
+
+    Raises:
+        DeviceError: ``auto`` and no board, or several, connected (the ports seen are listed);
+            a path that is no serial port or may not be opened; a network URL without a port.
+    """
+    if port == AUTO:
+        return find_port(board)
+    return check_port_exists(port) if check else port
+
+
+def _open_error(port: str, exc: OSError) -> DeviceError:
+    """The one line of a port that cannot be opened: the system's reason, and what to do about it."""
+    hint = permission_hint(port) if exc.errno in (errno.EACCES, errno.EPERM) else PATH_HINT
+    return DeviceError(f"cannot open {port}: {os.strerror(exc.errno)}", hint=hint)
+
+
+def check_port_exists(port: str | None) -> str | None:
     """Refuse, before any work, a serial port given as a path that is no serial port: nothing
     there, a regular file, a folder, or a character device that is no terminal (``/dev/null``,
     ``/dev/zero``). A serial device, a pseudo-terminal, and a link to either pass.
@@ -74,7 +110,8 @@ def check_port_exists(port: str | None, hint: str = "check the path, or leave ou
     `tinyface bench --port` reports it, in the same words): a character device is opened as
     pyserial opens it (read-write, no controlling terminal, not waiting for a carrier) and closed
     at once; one that opens but is no terminal (ENOTTY to pyserial) is "not a serial port", one
-    that does not open gives the system's reason (``Permission denied``).
+    that does not open gives the system's reason; ``Permission denied`` with what to do about
+    access (:func:`permission_hint`). The others say to check the path, or pass ``--port auto``.
 
     What is a path: an absolute one (``/dev/ttyUSB0``), one with a folder in it (``./tty``,
     ``dev/ttyUSB0``), a name of something in the current folder, and any other bare name
@@ -89,7 +126,8 @@ def check_port_exists(port: str | None, hint: str = "check the path, or leave ou
         runs in the project folder, where the relative path would name something else).
 
     Raises:
-        DeviceError: ``port`` is such a path and is no serial port; or a network URL without a port.
+        DeviceError: ``port`` is such a path and is no serial port, or may not be opened; or a
+            network URL without a port.
     """
     if port and "://" in port:
         from tinyface.protocol.client import check_serial_url
@@ -100,13 +138,13 @@ def check_port_exists(port: str | None, hint: str = "check the path, or leave ou
         return port
     try:
         mode = os.stat(port).st_mode  # links followed: a link to a device is that device
-    except OSError as exc:  # nothing there, a broken link, a file in the middle of the path
-        raise DeviceError(f"cannot open {port}: {os.strerror(exc.errno)}", hint=hint) from None
+    except OSError as exc:  # nothing there, a broken link, a file in the middle of the path, a folder barred
+        raise _open_error(port, exc) from None
     if stat.S_ISDIR(mode):
-        raise DeviceError(f"cannot open {port}: a folder, not a serial port", hint=hint)
+        raise DeviceError(f"cannot open {port}: a folder, not a serial port", hint=PATH_HINT)
     if not stat.S_ISCHR(mode):  # a regular file, a pipe, a socket, a disk
-        raise DeviceError(f"cannot open {port}: not a serial port", hint=hint)
-    _check_terminal(port, hint)
+        raise DeviceError(f"cannot open {port}: not a serial port", hint=PATH_HINT)
+    _check_terminal(port)
     return port if os.path.isabs(port) else os.path.abspath(port)
 
 
@@ -119,19 +157,20 @@ def _is_path(port: str) -> bool:
     return not (_HOST_NAME.fullmatch(port) or ":" in port)
 
 
-def _check_terminal(port: str, hint: str) -> None:
+def _check_terminal(port: str) -> None:
     """Open the character device ``port`` as pyserial does and refuse it if it is no terminal.
 
     Opening a USB serial port raises RTS and DTR for a moment, as any serial monitor does; the
-    board is about to be flashed (esptool resets it anyway)."""
+    command opens it next anyway (bench, the gallery commands), or flashes the board (esptool
+    resets it)."""
     flags = os.O_RDWR | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
         fd = os.open(port, flags)
-    except OSError as exc:
-        raise DeviceError(f"cannot open {port}: {os.strerror(exc.errno)}", hint=hint) from None
+    except OSError as exc:  # EACCES: not the user's to open (a USB serial port is root:dialout 0660)
+        raise _open_error(port, exc) from None
     try:
         terminal = os.isatty(fd)
     finally:
         os.close(fd)
     if not terminal:  # /dev/null, /dev/zero: pyserial's set-up fails with ENOTTY
-        raise DeviceError(f"cannot open {port}: not a serial port", hint=hint)
+        raise DeviceError(f"cannot open {port}: not a serial port", hint=PATH_HINT)

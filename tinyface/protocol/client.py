@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -438,6 +439,29 @@ def _type_name(msg_type: int) -> str:
         return f"type 0x{msg_type:02X}"
 
 
+def permission_hint(port: str) -> str:
+    """What to do about a serial ``port`` that is there but may not be opened (EACCES): get access,
+    through the port's group where its group may read and write it (Debian's and Ubuntu's USB
+    serial ports are root:dialout 0660, Arch's root:uucp), else the usual serial group, dialout."""
+    group = _serial_group(port) or "dialout"
+    return (f"your user may not use it: add your user to the {group} group with `sudo usermod -aG {group} $USER` "
+            "and log in again, or get read and write access to the device")
+
+
+def _serial_group(port: str) -> str | None:
+    """The name of the group that may read and write ``port``, other than root's; None where there is
+    none or it cannot be told (stat refused, no group database)."""
+    try:
+        import grp
+
+        st = os.stat(port)
+        if st.st_gid == 0 or st.st_mode & (stat.S_IRGRP | stat.S_IWGRP) != (stat.S_IRGRP | stat.S_IWGRP):
+            return None
+        return grp.getgrgid(st.st_gid).gr_name
+    except (ImportError, OSError, KeyError):
+        return None
+
+
 def _reason(exc: Exception) -> str:
     """What went wrong, once: pyserial's "could not open port P: [Errno 2] No such file or
     directory: 'P'" is "No such file or directory" (the message names the port already).
@@ -555,7 +579,9 @@ def open_serial(port: str, baud: int, timeout_s: float = 0.1, release_rts_dtr: b
         raise DeviceError(f"cannot open {port} at {baud} baud: no serial port runs that fast",
                           hint="pass the board's baud rate (`tinyface boards` lists it), or leave out --baud") from None
     except (serial.SerialException, OSError, ValueError) as exc:
+        cause = _os_error(exc)
         hint = ("check the URL's host and port, and that its server is running" if "://" in port
+                else permission_hint(port) if cause and cause[0] in (errno.EACCES, errno.EPERM)
                 else "check the path, or pass --port auto to find a connected board")
         raise DeviceError(f"cannot open {port}: {_reason(exc)}", hint=hint) from None
     if not release_rts_dtr:
