@@ -222,3 +222,14 @@ def pooling_bundle(tmp_path_factory):
     flat = convert_int8(model, calib)
     meta = bundle_meta(flat, threshold=0.5, name="pooling-test-model")
     return save_bundle(tmp_path_factory.mktemp("pooling_model"), flat, meta)
+
+
+@pytest.fixture
+def pty_port():
+    """A real pseudo-terminal's slave path, held open for the test (a serial port as the emulator serves one)."""
+    master, slave = os.openpty()
+    try:
+        yield os.ttyname(slave)
+    finally:
+        os.close(master)
+        os.close(slave)

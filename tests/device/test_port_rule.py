@@ -23,17 +23,6 @@ ESP32_USB_ID = (0x10C4, 0xEA60)  # boards/esp32.toml's first USB id (a CP2102)
 
 
 @pytest.fixture
-def pty_port():
-    """A real pseudo-terminal's slave path, held open for the test (a serial port as the emulator serves one)."""
-    master, slave = os.openpty()
-    try:
-        yield os.ttyname(slave)
-    finally:
-        os.close(master)
-        os.close(slave)
-
-
-@pytest.fixture
 def lfw_pairs(tmp_path):
     """A folder with a one-pair-each pairsDevTest.txt in LFW's format: what bench reads before its port."""
     data = tmp_path / "lfw"

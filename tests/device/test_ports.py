@@ -44,17 +44,6 @@ def test_check_port_exists_leaves_what_platformio_resolves_alone(port, tmp_path,
     assert check_port_exists(port) == port
 
 
-@pytest.fixture
-def pty_port():
-    """A pseudo-terminal's slave path, held open for the test (a serial port as the emulator serves one)."""
-    master, slave = os.openpty()
-    try:
-        yield os.ttyname(slave)
-    finally:
-        os.close(master)
-        os.close(slave)
-
-
 def test_check_port_exists_refuses_a_missing_path(tmp_path, pty_port):
     from tinyface.device.ports import check_port_exists
     from tinyface.errors import DeviceError

@@ -21,7 +21,7 @@ from tinyface.config import FIRMWARE_KERNELS
                    "(nothing there, a file, a folder, /dev/null) or may not be opened, and auto with no board or "
                    "several, are refused before anything is rendered or built (exit 7); wildcards, COM3, host "
                    "names and rfc2217:// or socket:// URLs go to PlatformIO as they are. "
-                   "Example: --port /dev/ttyACM0, or --port auto")
+                   "Example: --port auto")
 @click.option("--project-dir", type=click.Path(), default=None, callback=not_empty,
               help="Where the PlatformIO project is generated (default: build/firmware/<board>). "
                    "Example: --project-dir fw/")
