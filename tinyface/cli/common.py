@@ -91,7 +91,7 @@ def set_option(example: str):
 def port_options(f):
     """--port, --board, --baud, --timeout, --retries: how `bench`, `enroll`, `gallery list|delete` and
     `identify` reach a board, defined once. --port is read by the port rule every command with a port
-    shares, `flash` too (tinyface.device.ports.resolve_port: 'auto', or a path checked before use);
+    shares, `flash` too (tinyface.device.ports.resolve_port: 'auto' is the one board connected);
     --timeout and --retries set the bench.* settings, which all of them read."""
     options = [
         click.option("--port", required=True, callback=not_empty,

@@ -1,6 +1,7 @@
 """The one serial-port rule of `tinyface flash`, `tinyface bench` and the gallery commands
 (:func:`resolve_port`): ``--port auto`` finds a connected board by the USB ids in its board file
-(boards/<name>.toml), and a path is checked before any work (:func:`check_port_exists`).
+(boards/<name>.toml); `flash` checks a path before any work (:func:`check_port_exists`), the others
+when they open it (tinyface.protocol.client.open_serial), in the same words.
 
 Exactly one match is used; none or several are a one-line DeviceError listing the ports
 seen, so a second board on the desk is never flashed or benchmarked by accident.
