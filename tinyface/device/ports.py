@@ -16,11 +16,9 @@ import stat
 from dataclasses import dataclass
 
 from tinyface.errors import DeviceError
-from tinyface.protocol.client import permission_hint
+from tinyface.protocol.client import PATH_HINT, permission_hint
 
 AUTO = "auto"  # --port auto: the one board connected, found by its USB ids
-# What to do about a path that is no serial port, in every command with --port (each takes auto)
-PATH_HINT = "check the path, or pass --port auto to find a connected board"
 
 
 @dataclass(frozen=True)

@@ -439,6 +439,11 @@ def _type_name(msg_type: int) -> str:
         return f"type 0x{msg_type:02X}"
 
 
+# What to do about a port path that is no serial port, in every command with --port (each takes auto;
+# tinyface.device.ports checks flash's in the same words)
+PATH_HINT = "check the path, or pass --port auto to find a connected board"
+
+
 def permission_hint(port: str) -> str:
     """What to do about a serial ``port`` that is there but may not be opened (EACCES): get access,
     through the port's group where its group may read and write it (Debian's and Ubuntu's USB
@@ -582,7 +587,7 @@ def open_serial(port: str, baud: int, timeout_s: float = 0.1, release_rts_dtr: b
         cause = _os_error(exc)
         hint = ("check the URL's host and port, and that its server is running" if "://" in port
                 else permission_hint(port) if cause and cause[0] in (errno.EACCES, errno.EPERM)
-                else "check the path, or pass --port auto to find a connected board")
+                else PATH_HINT)
         raise DeviceError(f"cannot open {port}: {_reason(exc)}", hint=hint) from None
     if not release_rts_dtr:
         return transport
