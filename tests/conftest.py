@@ -17,6 +17,21 @@ os.environ["TINYFACE_CACHE"] = str(REPO / ".pytest_cache" / "tinyface" / "cache"
 LFW_DIR = Path(os.environ.get("TINYFACE_DATA", REPO.parent / "shared" / "datasets" / "lfw"))
 
 
+# The test files that take longest (tests/train/test_build_quick.py: six builds, 7 to 8 minutes on 2
+# cores), collected first: with a worker per core and a file per worker (pyproject.toml's addopts), a
+# long file that starts last runs on alone while the other workers wait for it.
+LONGEST_FIRST = ("tests/train/test_build_quick.py",)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Move the items of LONGEST_FIRST to the front, in their order; the rest keep theirs."""
+    first = {name: [] for name in LONGEST_FIRST}
+    rest = []
+    for item in items:
+        first.get(item.nodeid.split("::", 1)[0], rest).append(item)
+    items[:] = [item for name in LONGEST_FIRST for item in first[name]] + rest
+
+
 def lfw_available() -> bool:
     return (LFW_DIR / "images").is_dir() and (LFW_DIR / "pairs.txt").is_file()
 
