@@ -19,8 +19,9 @@ from tinyface.config import FIRMWARE_KERNELS
               help="Serial port, or 'auto' to find the board by its USB VID:PID before anything is rendered, "
                    "as bench does (default: found the same way before the upload). A path that is no serial port "
                    "(nothing there, a file, a folder, /dev/null) or may not be opened, and auto with no board or "
-                   "several, are refused before anything is rendered or built (exit 7); wildcards, COM3, host "
-                   "names and rfc2217:// or socket:// URLs go to PlatformIO as they are. "
+                   "several, are refused before anything is rendered or built (exit 7; --dry-run uses no port and "
+                   "checks none); wildcards, COM3, host names and rfc2217:// or socket:// URLs go to PlatformIO as "
+                   "they are. "
                    "Example: --port auto")
 @click.option("--project-dir", type=click.Path(), default=None, callback=not_empty,
               help="Where the PlatformIO project is generated (default: build/firmware/<board>). "
@@ -48,13 +49,13 @@ def flash(ctx, board, model_path, port, project_dir, enroll_dir, kernels, dry_ru
     (boards/<board>.toml); over budget, the command fails with the numbers. Then the
     project is rendered from the firmware/ templates (files that did not change are not
     touched; a folder whose files tinyface did not generate is refused unless --force),
-    PlatformIO builds it and uploads it to the board, found by its USB ids.
+    PlatformIO builds it and uploads it to the board (--port, else the one board found by its USB ids).
 
     \b
     Examples:
       tinyface flash --board esp32 --dry-run          # render and check, no hardware
       tinyface flash --board esp32                    # build, detect the port, upload
-      tinyface flash --board esp32 --port auto        # find the board before building (exit 7 if none)
+      tinyface flash --board esp32 --port auto        # find the board before building (exit 7: none, or several)
       tinyface flash --board esp32s3 --port /dev/ttyACM0 --model build/esp32s3
       tinyface flash --board esp32 --enroll photos/   # with a compiled-in gallery
       tinyface flash --board esp32 --kernels generated --dry-run

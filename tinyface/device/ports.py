@@ -73,7 +73,8 @@ _HOST_NAME = re.compile(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+\.?")
 def resolve_port(port: str | None, board, check: bool = True) -> str | None:
     """The port a ``--port`` value names, by the one rule of `flash`, `bench` and the gallery
     commands: ``auto`` is the one connected board found by ``board``'s USB ids (:func:`find_port`);
-    anything else is checked as :func:`check_port_exists` checks it (``None`` stays ``None``).
+    anything else is checked as :func:`check_port_exists` checks it where ``check`` (``None``
+    stays ``None``).
 
     Args:
         port: the --port value.
@@ -83,11 +84,13 @@ def resolve_port(port: str | None, board, check: bool = True) -> str | None:
             refuses it in the same words, and the board's port is opened once, not twice).
 
     Returns:
-        The port to open or hand on (a relative path made absolute).
+        The port to open or hand on (with ``check``, a relative path made absolute; without, as
+        given).
 
     Raises:
-        DeviceError: ``auto`` and no board, or several, connected (the ports seen are listed);
-            a path that is no serial port or may not be opened; a network URL without a port.
+        DeviceError: ``auto`` and no board connected (the ports seen are listed), or several (the
+            matching ones); with ``check``, a path that is no serial port or may not be opened, or
+            a network URL without a port.
     """
     if port == AUTO:
         return find_port(board)
@@ -159,9 +162,9 @@ def _is_path(port: str) -> bool:
 def _check_terminal(port: str) -> None:
     """Open the character device ``port`` as pyserial does and refuse it if it is no terminal.
 
-    Opening a USB serial port raises RTS and DTR for a moment, as any serial monitor does; the
-    command opens it next anyway (bench, the gallery commands), or flashes the board (esptool
-    resets it)."""
+    Opening a USB serial port raises RTS and DTR for a moment, as any serial monitor does; only
+    `flash` checks a port this way (bench and the gallery commands leave a path to open_serial),
+    and it flashes the board next (esptool resets it)."""
     flags = os.O_RDWR | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
         fd = os.open(port, flags)

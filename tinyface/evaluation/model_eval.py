@@ -174,7 +174,7 @@ def read_pairs_file(pairs_file: str | Path):
     """The rows of an LFW-format pairs file.
 
     Raises:
-        DataError: unreadable, not text, or not in the LFW pairs format.
+        DataError: missing, unreadable, a folder, not text, or not in the LFW pairs format.
     """
     from tinyface.data import lfw
 
@@ -183,12 +183,8 @@ def read_pairs_file(pairs_file: str | Path):
         return lfw.read_pairs(pairs_file)
     except UnicodeDecodeError:
         raise DataError(f"{pairs_file} is not a text file", hint=fmt) from None
-    except DataError as exc:  # a bad header or line: what the format is
+    except DataError as exc:  # missing, unreadable (lfw's lines), a bad header or line: what the format is
         raise DataError(str(exc), hint=exc.hint or fmt) from None
-    except IsADirectoryError:
-        raise DataError(f"{pairs_file} is a folder, not a pairs file") from None
-    except OSError as exc:
-        raise DataError(f"cannot read {pairs_file}: {exc.strerror or exc}") from None
 
 
 def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: str | Path | None = None,
