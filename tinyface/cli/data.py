@@ -211,8 +211,6 @@ def _mb(n: int) -> str:
 
 
 @data.command()
-# readable=False: a folder that cannot be read is the dataset's problem (load_dataset: exit 4, as a
-# missing one), not a bad option value (click's "is not readable", exit 2)
 @click.option("--data", "data_dir", type=input_path(), default=None, callback=not_empty,
               help="Dataset folder (default: $TINYFACE_DATA, else ~/.cache/tinyface/datasets/lfw). "
                    "Example: --data ~/photos/family")

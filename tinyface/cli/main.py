@@ -8,7 +8,7 @@ import sys
 import click
 
 from tinyface import __version__, console
-from tinyface.cli.common import not_empty
+from tinyface.cli.common import input_path, not_empty
 from tinyface.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, Interrupted, TinyfaceError
 
 # command name -> (module, attribute, one-line help). Help text lives here so that
@@ -105,9 +105,9 @@ is $TINYFACE_DATA, else ~/.cache/tinyface/datasets/lfw (`tinyface data fetch lfw
 @click.option("-v", "--verbose", count=True,
               help="More output (repeatable); an internal error then also prints its traceback. "
                    "Example: tinyface -v evaluate --model models/esp32")
-# no click checks: a folder or an unreadable file is refused as a missing one is, by
-# config.require_config_file (ConfigError, exit 3), not as a bad option value (exit 2)
-@click.option("--config", "config_path", type=click.Path(readable=False), default=None, callback=not_empty,
+# a folder or an unreadable file is refused as a missing one is, by config.require_config_file
+# (ConfigError, exit 3), not as a bad option value (exit 2)
+@click.option("--config", "config_path", type=input_path(), default=None, callback=not_empty,
               help="Settings file (default: ./tinyface.toml if present). "
                    "Example: tinyface --config lab.toml build --print-config")
 @click.option("--boards-dir", type=click.Path(), default=None, callback=_boards_dir,

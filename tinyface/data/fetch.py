@@ -450,11 +450,13 @@ def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: 
         return FetchResult(dest, downloaded=False, put_back=put_back)
     _check_url(base_url, manifest.name)  # before any folder is made: a typo is one line, not an internal error
     created = [p for p in reversed(dest.parents) if not p.exists()]
+    # an empty folder, or --force's, is replaced: it must be writable (a folder above it: ensure_dir's, next)
+    from tinyface.config import writable_folder_problem
     from tinyface.fsutil import ensure_dir
 
-    # an empty folder, or --force's, is replaced: its own permission too (under a closed folder: ensure_dir's)
-    if os.path.isdir(dest) and not os.access(dest, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write into --dest {dest}: permission denied",
+    problem = writable_folder_problem(dest)
+    if problem and problem.where == dest and problem.error is OutputError:
+        raise OutputError(f"cannot write into --dest {dest}: {problem.why}",
                           hint="use --dest to choose a folder you can write")
     ensure_dir(dest.parent, "the folder of --dest")  # OutputError (one line), not a traceback
     base_url = base_url if base_url.endswith("/") else base_url + "/"

@@ -9,14 +9,13 @@ seen, so a second board on the desk is never flashed or benchmarked by accident.
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 import stat
 from dataclasses import dataclass
 
 from tinyface.errors import DeviceError
-from tinyface.protocol.client import PATH_HINT, permission_hint
+from tinyface.protocol.client import PATH_HINT, port_hint
 
 AUTO = "auto"  # --port auto: the one board connected, found by its USB ids
 
@@ -99,8 +98,7 @@ def resolve_port(port: str | None, board, check: bool = True) -> str | None:
 
 def _open_error(port: str, exc: OSError) -> DeviceError:
     """The one line of a port that cannot be opened: the system's reason, and what to do about it."""
-    hint = permission_hint(port) if exc.errno in (errno.EACCES, errno.EPERM) else PATH_HINT
-    return DeviceError(f"cannot open {port}: {os.strerror(exc.errno)}", hint=hint)
+    return DeviceError(f"cannot open {port}: {os.strerror(exc.errno)}", hint=port_hint(port, exc.errno))
 
 
 def check_port_exists(port: str | None) -> str | None:

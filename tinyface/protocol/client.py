@@ -444,6 +444,13 @@ def _type_name(msg_type: int) -> str:
 PATH_HINT = "check the path, or pass --port auto to find a connected board"
 
 
+def port_hint(port: str, code: int | None) -> str:
+    """What to do about a port path that did not open with the OS error ``code``: get access
+    (EACCES, EPERM: :func:`permission_hint`), else check the path (PATH_HINT). For open_serial and
+    for flash's check (tinyface.device.ports), so both say the same."""
+    return permission_hint(port) if code in (errno.EACCES, errno.EPERM) else PATH_HINT
+
+
 def permission_hint(port: str) -> str:
     """What to do about a serial ``port`` that is there but may not be opened (EACCES): get access,
     through the port's group where its group may read and write it (Debian's and Ubuntu's USB
@@ -586,8 +593,7 @@ def open_serial(port: str, baud: int, timeout_s: float = 0.1, release_rts_dtr: b
     except (serial.SerialException, OSError, ValueError) as exc:
         cause = _os_error(exc)
         hint = ("check the URL's host and port, and that its server is running" if "://" in port
-                else permission_hint(port) if cause and cause[0] in (errno.EACCES, errno.EPERM)
-                else PATH_HINT)
+                else port_hint(port, cause and cause[0]))
         raise DeviceError(f"cannot open {port}: {_reason(exc)}", hint=hint) from None
     if not release_rts_dtr:
         return transport
