@@ -141,6 +141,26 @@ def test_print_config_round_trips(tmp_path):
     assert config.load(again / "tinyface.toml").to_dict() == parsed
 
 
+def test_a_found_tinyface_toml_that_is_a_folder_is_refused_not_skipped(tmp_path, monkeypatch):
+    # was: skipped without a word (is_file() was the test of whether there is one): its settings lost
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tinyface.toml").mkdir()
+    with pytest.raises(ConfigError, match="config file tinyface.toml is a folder") as info:
+        config.load()
+    assert "every command reads ./tinyface.toml" in info.value.hint
+    (tmp_path / "tinyface.toml").rmdir()
+    (tmp_path / "tinyface.toml").symlink_to(tmp_path / "gone.toml")
+    with pytest.raises(ConfigError, match="config file not found: tinyface.toml"):
+        config.load()
+
+
+def test_a_settings_file_with_a_byte_order_mark_is_read(tmp_path):
+    # was: "is not valid TOML: Invalid statement (at line 1, column 1)" for a file Windows Notepad saved
+    path = tmp_path / "bom.toml"
+    path.write_bytes("\ufeff[data]\ncrop_size = 96\n".encode("utf-8"))
+    assert config.load(path).data.crop_size == 96
+
+
 def test_tinyface_toml_is_discovered_in_the_working_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert config.load().data.crop_size == 48
@@ -468,3 +488,34 @@ def test_a_whole_float_is_an_integer_setting_only_while_exact(capsys, tmp_path):
     # an integer written as one is shown as written, however long
     code, line = error_line(capsys, "build", "--print-config", "--set", "distill.epochs=12345678901234567890")
     assert code == 3 and "distill.epochs must be in [1, 1000], got 12345678901234567890 (" in line
+
+
+# --- a float setting is a finite number -----------------------------------------------------------
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "+inf"])
+def test_a_float_setting_is_refused_when_not_finite(capsys, tmp_path, value):
+    # TOML's inf is a float, and passed every "> 0" or ">= 0" check (learning rate, temperature,
+    # loss weights): a build would have trained for an hour on NaN losses
+    for key in ("distill.learning_rate", "distill.temperature", "distill.cosine_weight"):
+        code, line = error_line(capsys, "build", "--print-config", "--set", f"{key}={value}")
+        assert code == errors.ConfigError.exit_code
+        assert f"'{key}' in command-line options must be a finite number, got {value.lstrip('+')} (" in line
+    path = tmp_path / "t.toml"
+    path.write_text(f"[distill]\nlearning_rate = {value}\n")
+    with pytest.raises(errors.ConfigError, match=f"'distill.learning_rate' in {path} must be a finite number"):
+        config.load(path)
+    assert config.load(None, {"distill": {"learning_rate": 1}}).distill.learning_rate == 1.0
+
+
+def test_print_config_is_a_valid_settings_file_whatever_characters_a_folder_name_has(capsys, tmp_path):
+    # docs/config.md: "the printed text is itself a valid tinyface.toml"; a newline (or another
+    # control character) in a string setting was written raw, and the file was not TOML
+    from tinyface.cli.main import main
+
+    odd = 'we"ird\\ name\nline2\ttab\x07bell\x7f'
+    with pytest.raises(SystemExit) as exc:
+        main(["build", "--print-config", "--set", f"data.dir={odd}"])
+    assert exc.value.code == 0
+    path = tmp_path / "tinyface.toml"
+    path.write_text(capsys.readouterr().out)
+    assert config.load(path).data.dir == odd

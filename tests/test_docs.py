@@ -77,6 +77,20 @@ def test_readme_opens_with_exactly_two_setup_commands():
     assert "pytest -q" in _read(".ci/run")
 
 
+def test_the_readme_s_one_process_pytest_imports_the_tests_helpers():
+    # the `pytest` script, unlike `python -m pytest` and xdist's workers, puts no checkout on sys.path:
+    # `pytest -n0 tests/test_config.py` (the README's way to debug) failed with "No module named
+    # 'tests'" until pyproject's pythonpath named it. -I: no cwd on sys.path, as that script has.
+    import subprocess
+    import sys
+
+    code = "import sys, pytest; sys.exit(pytest.main(['-n0', '--collect-only', '-q', '-p', 'no:cacheprovider', " \
+           "'tests/test_config.py']))"
+    proc = subprocess.run([sys.executable, "-I", "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "-n0" in _read("README.md")
+
+
 def test_fallback_geometry_in_data_md_matches_the_code():
     text = _read("docs/data.md")
     assert f"`FALLBACK_SIDE` ({align.FALLBACK_SIDE})" in text

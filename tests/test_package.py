@@ -74,7 +74,7 @@ def test_wheel_metadata_pins_and_entry_point(wheel):
     assert any(r.startswith("tflite-micro==") for r in requires)
     assert "Provides-Extra: test" in meta
     entry_points = zf.read(f"{dist_info}/entry_points.txt").decode()
-    assert "tinyface = tinyface.cli.main:main" in entry_points
+    assert "tinyface = tinyface.cli.entry:main" in entry_points
 
 
 def test_an_unpacked_wheel_finds_its_templates_and_boards(wheel, tmp_path):
@@ -109,7 +109,7 @@ def test_dependencies_are_pinned():
         assert "==" in deps[exact], deps.get(exact)
     for bounded in ("jinja2", "click", "numpy", "pillow", "matplotlib", "rich"):
         assert ">=" in deps[bounded] and "<" in deps[bounded], deps[bounded]
-    assert project["scripts"]["tinyface"] == "tinyface.cli.main:main"
+    assert project["scripts"]["tinyface"] == "tinyface.cli.entry:main"
     assert {"pytest", "hypothesis", "build"} <= {d.split(">")[0].split("=")[0] for d in
                                                  project["optional-dependencies"]["test"]}
 

@@ -8,6 +8,7 @@ silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -859,7 +860,13 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return '"' + "".join(_TOML_ESCAPES.get(c) or (f"\\u{ord(c):04x}" if c < " " or c == "\x7f" else c)
+                         for c in str(value)) + '"'
+
+
+# A TOML basic string holds no control character but tab: each is escaped (a folder name with a
+# newline, from --set, made --print-config's output a file that is not TOML).
+_TOML_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 def _check(ok: bool, message: str, value: Any = None) -> None:
@@ -906,7 +913,11 @@ def _coerce(value: Any, type_name: Any, name: str, source: str) -> Any:
         if isinstance(value, float) and value.is_integer() and abs(value) <= _EXACT_FLOAT_INT:
             return int(value)
     if expected == "float" and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+        if math.isfinite(value):  # TOML's inf and nan are floats, and inf passed every "> 0" check
+            return float(value)
+        raise ConfigError(f"'{name}' in {source} must be a finite number, got {value!r}",
+                          hint="docs/config.md lists every setting; "
+                               "`tinyface build --print-config` shows the values in use")
     if expected == "list" and isinstance(value, list):
         return list(value)  # the section's validate() checks the items
     if expected == "list" and isinstance(value, str):  # --set extra.dirs=fairface: one folder
@@ -924,11 +935,13 @@ _EXACT_FLOAT_INT = 2**53  # every whole float up to this is the integer it reads
 _TYPE_WORDS = {"list": "a list", "int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}
 
 
-def require_config_file(path: str | os.PathLike) -> Path:
+def require_config_file(path: str | os.PathLike, found: bool = False) -> Path:
     """``path`` as a Path if it is a file this process can read; a ConfigError naming it otherwise
-    (missing, a folder, or unreadable: one exit code, 3, for a settings file that cannot be used)."""
+    (missing, a folder, or unreadable: one exit code, 3, for a settings file that cannot be used).
+    ``found``: ``path`` is the ./tinyface.toml every command reads, not one named by --config."""
     path = Path(path)
-    hint = "check the path given to --config, or leave it out to use ./tinyface.toml"
+    hint = ("every command reads ./tinyface.toml: make it a settings file, or move it away" if found
+            else "check the path given to --config, or leave it out to use ./tinyface.toml")
     if path.is_dir():
         raise ConfigError(f"config file {path} is a folder, not a settings file", hint=hint)
     if not path.is_file():
@@ -951,12 +964,16 @@ def load(path: str | os.PathLike | None = None, overrides: dict[str, dict[str, A
     settings = Settings()
     if base:
         apply(settings, base, "the preset")
-    if path is None and Path(CONFIG_FILENAME).is_file():
+    # a ./tinyface.toml that is a folder, unreadable or a broken link is refused as a named one is,
+    # not silently skipped (its settings would be lost without a word)
+    found = path is None and os.path.lexists(CONFIG_FILENAME)
+    if found:
         path = CONFIG_FILENAME
     if path is not None:
-        path = require_config_file(path)
+        path = require_config_file(path, found=found)
         try:
-            values = tomllib.loads(path.read_text(encoding="utf-8"))
+            # utf-8-sig: a byte-order mark (Windows Notepad writes one) is not TOML's first character
+            values = tomllib.loads(path.read_text(encoding="utf-8-sig"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path} is not valid TOML: {exc}") from None
         except OSError as exc:  # what require_config_file cannot foresee: an I/O error, a race

@@ -4,6 +4,7 @@ rejected with a message naming the file and the key."""
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -132,6 +133,20 @@ def _copy_board(tmp_path, edit):
      "'chip.esp_nn_kernels' must be one of"),
     (lambda t: t.replace("upload_baud = 921_600", "upload_baud = 0"), "'serial.upload_baud' must be > 0"),
     (lambda t: t.replace("release_rts_dtr = false\n", ""), "missing 'release_rts_dtr' in [serial]"),
+    # TOML's nan and inf are floats: a clock or a time of them made `boards --json` print NaN (not
+    # JSON) and `profile` end in an internal error
+    # the generated project is ESP-IDF's (an "arduino" board was accepted, and PlatformIO failed minutes
+    # into `flash`); an empty platform or board id wrote `platform = ` into platformio.ini
+    (lambda t: t.replace('framework = "espidf"', 'framework = "arduino"'),
+     "'platformio.framework' must be 'espidf'"),
+    (lambda t: t.replace('platform = "espressif32@6.9.0"', 'platform = ""'), "'platformio.platform' must not be empty"),
+    (lambda t: t.replace('board = "esp32dev"', 'board = " "'), "'platformio.board' must not be empty"),
+    (lambda t: t.replace("cpu_mhz = 240", "cpu_mhz = nan"), "'chip.cpu_mhz' must be a finite number, got nan"),
+    (lambda t: t.replace("cpu_mhz = 240", "cpu_mhz = inf"), "'chip.cpu_mhz' must be a finite number, got inf"),
+    (lambda t: t.replace("calibration_ms_esp_nn = 380.0", "calibration_ms_esp_nn = inf"),
+     "'cost_model.calibration_ms_esp_nn' must be a finite number"),
+    (lambda t: t.replace("overhead_us_per_op = 20.0", "overhead_us_per_op = nan"),
+     "'cost_model.overhead_us_per_op' must be a finite number"),
 ])
 def test_invalid_board_files_are_rejected(tmp_path, edit, message):
     path = _copy_board(tmp_path, edit)
@@ -154,6 +169,9 @@ def _in_section(section, old, new):
     (lambda t: t.replace("stall_factor = 1.09", "stall_factor = 0.9"), "'measured.stall_factor' must be >= 1"),
     (lambda t: t.replace("stall_factor = 1.09\n", ""), "missing 'stall_factor' in [measured]"),
     (lambda t: t.replace("ADD = 94.10", "ADD = -1"), "'measured.instructions_per_output.ADD' must be a number >= 0"),
+    (lambda t: t.replace("ADD = 94.10", "ADD = inf"), "'measured.instructions_per_output.ADD' must be a number >= 0"),
+    (lambda t: t.replace("stall_factor = 1.09", "stall_factor = nan"),
+     "'measured.stall_factor' must be a finite number"),
     (lambda t: t.replace("[measured]", "[measured]\nfudge = 2"), "unknown key 'measured.fudge'"),
     (_in_section("measured_generated", "stall_factor = 1.09", "stall_factor = 0.9"),
      "'measured_generated.stall_factor' must be >= 1"),
@@ -277,3 +295,21 @@ def test_the_boards_dir_option_wins_over_a_bad_variable(tmp_path, monkeypatch, c
     out = capsys.readouterr()
     assert exc.value.code == 0, out.err
     assert "myboard" in [b["name"] for b in json.loads(out.out)]
+
+
+def test_a_board_file_with_nan_is_one_line_not_nan_json(tmp_path):
+    """`boards --json` and `profile` with a board file of one's own that says ``cpu_mhz = nan``: one
+    line and exit 3, not ``"cpu_mhz": NaN`` on stdout (not JSON) or an internal error (exit 70)."""
+    own = own_board(tmp_path / "mine")
+    path = own / "myboard.toml"
+    path.write_text(path.read_text().replace("cpu_mhz = 240", "cpu_mhz = nan"))
+    line = f"board file {path}: 'chip.cpu_mhz' must be a finite number, got nan"
+    model = Path(__file__).resolve().parents[2] / "models" / "esp32"
+    for args in (("boards", "myboard", "--json"), ("profile", "--board", "myboard", "--model", str(model))):
+        result = _cli("--boards-dir", str(own), *args)
+        assert result.returncode == 3, (args, result.stdout, result.stderr)
+        assert result.stderr.strip().splitlines() == [f"tinyface: error: {line}"]
+        if "--json" in args:  # the failure object, as every --json command's
+            assert json.loads(result.stdout) == {"error": line, "kind": "ConfigError", "exit_code": 3}
+        else:
+            assert result.stdout == ""

@@ -17,6 +17,8 @@ from tests.conftest import (
     VALIDATION_PARITY,
     copy_people,
     error_in_process as tinyface,
+    imported_modules,
+    needs_lfw,
     own_board,
     parity_metrics,
     people_folder,
@@ -126,3 +128,61 @@ def test_a_dataset_too_small_for_a_validation_split_is_refused_before_training(l
     assert "5 people split into 2 training, 1 validation" in lines[0]
     assert "at least 21 people at data.val_fraction=0.1" in lines[0]
     assert not (tmp_path / "cache" / "faces.sqlite").exists()  # nothing aligned, nothing trained
+
+
+# --- a distill.assistant that is not there: refused before the run folder is made and TensorFlow loads ---
+
+@needs_lfw
+def test_a_missing_assistant_is_refused_before_the_run_folder_and_tensorflow(tmp_path):
+    # it was refused only once the build had made --out (with its lock file) and loaded TensorFlow
+    out = tmp_path / "run"
+    proc, modules = imported_modules("build", "--quick", "--out", str(out), "--set", "distill.assistant=nowhere",
+                                     cwd=tmp_path, env={"TINYFACE_CACHE": str(tmp_path / "cache")})
+    assert proc.returncode == errors.ConfigError.exit_code, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if not line.startswith("import time:")]
+    assert len(lines) == 1 and lines[0].startswith("tinyface: error: distill.assistant = 'nowhere': no model bundle")
+    assert not out.exists()
+    assert "tensorflow" not in modules
+
+
+# --- an --out that holds one's own files: refused, not written into -------------------------------------
+
+@needs_lfw
+def test_a_build_into_a_folder_of_ones_own_files_is_refused_before_anything_is_written(tmp_path):
+    # was: the build wrote report.md, model.tflite, model.json ... among them, over any of the same name
+    out = tmp_path / "thesis"
+    out.mkdir()
+    (out / "report.md").write_text("my report\n")
+    (out / "notes.txt").write_text("notes\n")
+    proc, modules = imported_modules("build", "--quick", "--out", str(out), cwd=tmp_path,
+                                     env={"TINYFACE_CACHE": str(tmp_path / "cache")})
+    assert proc.returncode == errors.OutputError.exit_code, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if not line.startswith("import time:")]
+    assert len(lines) == 1, proc.stderr[-2000:]
+    assert lines[0].startswith(f"tinyface: error: --out {out} is not a tinyface build folder and not empty "
+                               "(notes.txt, report.md)")
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "report.md"]  # no lock, nothing else
+    assert (out / "report.md").read_text() == "my report\n"
+    assert "tensorflow" not in modules and not (tmp_path / "cache" / "faces.sqlite").exists()
+
+
+def test_an_earlier_build_folder_or_an_empty_one_is_accepted_as_out(tmp_path):
+    from tinyface.fsutil import LOCK_NAME
+    from tinyface.model.bundle import STAGE_RECORD
+    from tinyface.train.pipeline import check_run_folder
+
+    check_run_folder(tmp_path / "new")
+    (tmp_path / "empty").mkdir()
+    check_run_folder(tmp_path / "empty")
+    killed = tmp_path / "killed"  # a build killed before its first stage ended: its lock and scratch folder
+    (killed / ".tmp").mkdir(parents=True)
+    (killed / LOCK_NAME).write_text("123\n")
+    check_run_folder(killed)
+    earlier = tmp_path / "earlier"  # a finished one, even with its lock file removed
+    (earlier / "distill").mkdir(parents=True)
+    (earlier / "distill" / STAGE_RECORD).write_text("{}")
+    (earlier / "report.md").write_text("x")
+    check_run_folder(earlier)
+    (killed / LOCK_NAME).unlink()
+    with pytest.raises(errors.OutputError, match=r"not a tinyface build folder and not empty \(\.tmp\)"):
+        check_run_folder(killed)

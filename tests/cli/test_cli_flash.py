@@ -215,3 +215,40 @@ def test_flash_warns_before_flashing_a_smoke_test_model(tiny_bundle, tmp_path):
         assert warned == smoke, proc.stderr
         if smoke:  # before anything else is said
             assert proc.stderr.lstrip().startswith("tinyface: warning:"), proc.stderr
+
+
+def test_flash_enroll_shows_its_progress_while_the_faces_are_aligned(lfw_dir, tiny_bundle, tmp_path):
+    """`flash --enroll` aligns every face of every person folder (minutes for a full gallery on a
+    small machine): in a terminal (stderr on a real pty) a bar counts them (was: nothing at all
+    between the command and its result)."""
+    import pty
+    import select
+
+    root = _enroll_dir(lfw_dir, tmp_path)  # 2 people, 2 photos each
+    master, slave = pty.openpty()
+    env = dict(os.environ, TINYFACE_CACHE=str(tmp_path / "cache"), TERM="xterm", COLUMNS="120")
+    proc = subprocess.Popen([sys.executable, "-m", "tinyface.cli.main", "flash", "--board", "esp32", "--dry-run",
+                             "--project-dir", str(tmp_path / "project"), "--model", str(tiny_bundle.model_path.parent),
+                             "--enroll", str(root)], stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL,
+                            cwd=tmp_path, env=env)
+    os.close(slave)
+    shown = b""
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], 300)
+            if not ready:
+                break
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the command ended and closed the pty
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(master)
+        proc.stdout.close()
+        returncode = proc.wait(timeout=60)
+    text = shown.decode(errors="replace")
+    assert returncode == 0, text
+    assert "aligning faces" in text and "4/4" in text, text

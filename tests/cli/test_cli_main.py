@@ -134,6 +134,37 @@ def test_interrupt_exits_130(monkeypatch, capsys):
     assert capsys.readouterr().err == "tinyface: interrupted\n"  # one line: no blank one from click first
 
 
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_a_ctrl_c_while_the_script_loads_is_one_line_not_a_traceback(json_flag):
+    # was: a Ctrl-C in the tenth of a second the `tinyface` script spends importing click and rich,
+    # before main() catches interrupts, ended in a traceback. The Ctrl-C comes as click is imported.
+    code = """
+import sys
+class CtrlC:
+    def find_spec(self, name, path=None, target=None):
+        if name == "click":
+            raise KeyboardInterrupt
+sys.meta_path.insert(0, CtrlC())
+sys.argv = ["tinyface", "boards", *sys.argv[1:]]
+from tinyface.cli.entry import main
+main()
+"""
+    proc = subprocess.run([sys.executable, "-c", code, *json_flag], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == errors.EXIT_INTERRUPTED, proc.stderr
+    assert proc.stderr == "tinyface: interrupted\n"
+    if json_flag:
+        assert json.loads(proc.stdout) == {"error": "interrupted", "kind": "Interrupted",
+                                           "exit_code": errors.EXIT_INTERRUPTED}
+    else:
+        assert proc.stdout == ""
+
+
+def test_the_script_s_entry_point_runs_the_cli():
+    proc = subprocess.run([sys.executable, "-c", "import sys; sys.argv = ['tinyface', '--version']; "
+                           "from tinyface.cli.entry import main; main()"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith(__import__("tinyface").__version__), proc.stderr
+
+
 def test_sigterm_ends_a_command_as_ctrl_c_does_with_its_own_exit_code(tmp_path):
     """SIGTERM (kill, timeout) ended tinyface on the spot: exit -15, no line, no --json error,
     no cleanup (a build left TensorFlow's temporary folders behind). Now: cleanup, one line, 143."""

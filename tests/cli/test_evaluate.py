@@ -298,3 +298,52 @@ def test_a_pairs_file_that_is_missing_unreadable_or_a_folder_is_the_datasets_err
     # given as "" it is a usage error, as --data "" is (was: click's "does not exist", exit 2 too)
     assert_one_error_line(conftest_run_cli("evaluate", "--model", str(RELEASED), "--data", str(data), "--pairs", ""),
                           2, "--pairs")
+
+
+@pytest.mark.skipif(not (RELEASED / "model.tflite").is_file(), reason="no released model in models/esp32")
+def test_evaluate_shows_progress_while_it_embeds_and_scores_not_only_while_it_finds_faces(people, capsys,
+                                                                                        monkeypatch):
+    """Where stderr is no terminal (a log, `> out.txt 2>&1`), every step of the evaluation gets its
+    plain progress lines. All of LFW in TFLM took 90 s after its cached faces, with no line until
+    the last one, which called the whole run `faces: 13,233/13,233 (100%), 1 min 31 s elapsed`."""
+    import functools
+
+    from tests.conftest import run_in_process
+    from tinyface import console
+
+    # a line at every step and at each end (the CLI prints one every 10 s where stderr is no terminal)
+    monkeypatch.setattr(console.PlainProgress, "start_heartbeat", lambda self: self)
+    monkeypatch.setattr(console, "PlainProgress", functools.partial(console.PlainProgress, every_s=0))
+    code, out, err = run_in_process(capsys, "evaluate", "--model", RELEASED, "--data", people, "--runtime", "tflm",
+                                    "--json")
+    assert code == 0, err
+    json.loads(out)  # progress never reaches stdout
+    n = sum(PEOPLE.values())
+    lines = err.splitlines()
+    steps = [next((k for k, line in enumerate(lines) if line.startswith(head)), None)
+             for head in (f"faces: {n}/{n} (100%)", f"embeddings (tflm): {n}/{n} (100%)",
+                          "scoring pairs and identification")]
+    assert None not in steps and steps == sorted(steps), err
+
+
+@pytest.mark.skipif(not (RELEASED / "model.tflite").is_file(), reason="no released model in models/esp32")
+def test_evaluate_names_every_file_it_left_out_as_data_stats_does(people):
+    """A photo beside the person folders, a file that is no image, a broken link and a corrupt JPEG are
+    all left out of the evaluation, and all named with their reasons, as `data stats` names them. Was:
+    only the corrupt JPEG ("1 skipped"), while `data stats` listed 4; the others went unmentioned."""
+    images = people / "images"
+    photo = next((images / "Colin_Powell").glob("*.jpg"))
+    (images / "Colin_Powell" / "notes.txt").write_text("who is who")
+    (images / "Tony_Blair" / "gone.jpg").symlink_to(people / "nowhere.jpg")
+    (images / "Hugo_Chavez" / "cut.jpg").write_bytes(photo.read_bytes()[:3000])
+    (images / "whose.jpg").write_bytes(photo.read_bytes())
+    proc = run_cli("evaluate", "--model", str(RELEASED), "--data", str(people), "--runtime", "tflm", "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    skipped = {os.path.basename(s["path"]): s["reason"] for s in json.loads(proc.stdout)["skipped"]}
+    stats = run_cli("data", "stats", "--data", str(people), "--json")
+    assert stats.returncode == 0, stats.stderr[-2000:]
+    assert skipped == {os.path.basename(s["path"]): s["reason"] for s in json.loads(stats.stdout)["skipped"]}
+    assert set(skipped) == {"notes.txt", "gone.jpg", "cut.jpg", "whose.jpg"}
+    assert skipped["whose.jpg"] == "image outside a person folder (whose photo is it?)"
+    text = run_cli("evaluate", "--model", str(RELEASED), "--data", str(people), "--runtime", "tflm")
+    assert f"{sum(PEOPLE.values())} images, {len(PEOPLE)} people, 4 skipped" in text.stdout

@@ -54,6 +54,28 @@ def test_bench_end_to_end(start_device, tiny_bundle, lfw_dir, tmp_path):
     assert dev.proc.wait(timeout=20) == 0  # --once: the emulator exits when bench closes the port
 
 
+def test_bench_reports_the_board_and_the_timings_the_device_says(start_device, tiny_bundle, lfw_dir, device_kind):
+    """The figures are of the board the device says it is (INFO), not of --board (which only picks
+    the model and the baud): was `board esp32` in the text, the JSON and --out for `emulate --isa`
+    (an esp32c3) benched without --board. And where the latencies come from is said for every
+    kind: the native build's are the host's time (was: no label at all, as if the board's)."""
+    dev = start_device(tiny_bundle.model_path.parent)
+    device_board = "esp32c3" if device_kind == "isa" else "esp32"
+    cmd = _bench(dev.port, tiny_bundle.model_path.parent, "--images", "4", "--no-host-check", "--board", "esp32s3",
+                 data=lfw_dir)
+    as_json = subprocess.run(cmd + ["--json"], capture_output=True, text=True, timeout=300)
+    assert as_json.returncode == 0, as_json.stderr[-3000:]
+    printed = json.loads(as_json.stdout)
+    assert printed["device"]["board"] == device_board and printed["board"] == device_board
+    text = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert text.returncode == 0, text.stderr[-3000:]
+    assert f"board {device_board}" in text.stdout and "esp32s3" not in text.stdout, text.stdout
+    latency = next(line for line in text.stdout.splitlines() if line.startswith("latency ms"))
+    label = {"emulator": "(ESTIMATED by the emulator's cost model)", "isa": "(a LOWER BOUND",
+             "native": "(MEASURED on this host by the native build"}[device_kind]
+    assert label in latency, latency
+
+
 def test_a_board_that_crashed_or_restarted_is_reported_mock_board():
     """A physical board's resets (a panic, a watchdog) cannot happen here: INFO's fields as a
     board would send them, through the bench's summary and its printed lines."""
@@ -156,6 +178,22 @@ def test_bench_refuses_a_different_model(start_device, tiny_bundle, other_tiny_b
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[-1].startswith("tinyface: error: model mismatch"), proc.stderr
     assert tiny_bundle.model_hash[:16] in lines[-1] and other_tiny_bundle.model_hash[:16] in lines[-1]
+
+
+def test_a_mismatch_names_the_released_model_the_device_runs(start_device, emulator_only, lfw_dir):
+    """`emulate --isa` (models/esp32c3) benched without --model: bench's esp32 model does not match.
+    The line named the right one nowhere (was: "pass the --model the board was flashed with, or
+    flash this one"): it names the released model the device runs. The hint is the host's, the
+    same whatever the device is, so the emulator alone checks it."""
+    from tinyface.resources import models_dir
+
+    dev = start_device(models_dir() / "esp32c3", "--board", "esp32c3")
+    proc = subprocess.run(_bench(dev.port, models_dir() / "esp32", data=lfw_dir), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 8, proc.stderr  # ProtocolError
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tinyface: error: model mismatch"), proc.stderr
+    assert f"pass --model {models_dir() / 'esp32c3'}, the released model the device runs" in lines[0]
 
 
 @pytest.mark.parametrize("port,needle", [("/dev/does-not-exist", "cannot open"), ("auto", "no esp32 board connected")])

@@ -231,3 +231,45 @@ def test_overrides_appear_and_round_trip(tmp_path, monkeypatch):
     sets = tuple(words[i + 1] for i, w in enumerate(words) if w == "--set")
     assert sorted(sets) == ["distill.learning_rate=0.001", "prune.epochs=1", "quantize.qat=false"]
     assert _settings(preset, *sets).to_dict() == settings.to_dict()
+
+
+@pytest.mark.parametrize("people", [3, 60])
+def test_the_confusion_plot_names_the_people_and_counts_the_probes(tmp_path, monkeypatch, people):
+    """confusion.png: rows and columns named after the enrolled people (and "rejected"), each cell's
+    count written in it, whole-number ticks where there are too many people to name. Was: axes
+    numbered -0.5, 0.0, 0.5, ... and no names, so nobody could tell who was taken for whom."""
+    import numpy as np
+
+    from tinyface.boards import plots
+    from tinyface.evaluation import metrics
+    from tinyface.evaluation.report import write_evaluation_report
+
+    rng = np.random.default_rng(0)
+    names = [f"Person {k} Ünïcode" for k in range(people)]
+    centres = rng.normal(size=(people, 16))
+    emb = np.concatenate([centres[k] + 0.3 * rng.normal(size=(4, 16)) for k in range(people)])
+    enroll = {name: [4 * k, 4 * k + 1] for k, name in enumerate(names)}
+    probes = [(4 * k + j, name) for k, name in enumerate(names) for j in (2, 3)]
+    ident = metrics.identification(emb, enroll, probes, [], 0.5).to_dict(with_confusion=True)
+    result = _evaluation_result() | {"identification": ident}
+    figures = {}
+    save_png = plots.save_png
+
+    def keep(fig, path):
+        saved = save_png(fig, path)  # drawn: every tick label is set
+        ax = fig.axes[0]
+        figures[path.name] = ([t.get_text() for t in ax.get_xticklabels()],
+                              [t.get_text() for t in ax.get_yticklabels()], [t.get_text() for t in ax.texts])
+        return saved
+
+    monkeypatch.setattr(plots, "save_png", keep)
+    write_evaluation_report(tmp_path, result)
+    assert (tmp_path / "confusion.png").is_file()
+    x, y, cells = figures["confusion.png"]
+    counts = np.array(ident["confusion"])
+    if people <= 40:
+        assert x == [*names, "rejected"] and y == names
+        assert sorted(cells) == sorted(str(n) for n in counts[counts > 0])
+    else:  # numbered, never a half person
+        shown = [label for label in x + y if label]
+        assert shown and all(label.lstrip("−-").isdigit() for label in shown), (x, y)

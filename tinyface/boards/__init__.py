@@ -14,6 +14,7 @@ default. docs/boards.md documents the fields.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -68,6 +69,8 @@ APP_OFFSET_BYTES = 0x20000
 # C code (the *_ansi.c and *_opt.c files).
 ESP_NN_KERNELS = {"generic": "generic C", "esp32s3": "S3 assembly (SIMD)",
                   "esp32p4": "P4 assembly"}
+# The one PlatformIO framework the generated firmware project is written for (firmware/*.j2).
+PIO_FRAMEWORK = "espidf"
 # SPI flash modes esptool and ESP-IDF (CONFIG_ESPTOOLPY_FLASHMODE_*) accept.
 FLASH_MODES = ("qio", "qout", "dio", "dout")
 
@@ -301,6 +304,13 @@ def load_board_file(path: str | Path) -> Board:
     if values["chip.flash_mode"] not in FLASH_MODES:
         raise ConfigError(f"board file {path}: 'chip.flash_mode' must be one of {', '.join(FLASH_MODES)}, "
                           f"got {values['chip.flash_mode']!r}")
+    for key in ("platformio.platform", "platformio.board"):
+        if not values[key].strip():
+            raise ConfigError(f"board file {path}: '{key}' must not be empty", hint="docs/boards.md lists the keys")
+    if values["platformio.framework"] != PIO_FRAMEWORK:
+        raise ConfigError(f"board file {path}: 'platformio.framework' must be {PIO_FRAMEWORK!r} (the firmware is an "
+                          f"ESP-IDF project: TFLM and ESP-NN are ESP-IDF components), "
+                          f"got {values['platformio.framework']!r}")
     if values["chip.flash_bytes"] <= APP_OFFSET_BYTES:
         raise ConfigError(f"board file {path}: 'chip.flash_bytes' must exceed {APP_OFFSET_BYTES}")
 
@@ -361,6 +371,8 @@ def _checked_table(table, section: str, keys: dict, path: Path, extra: set = fro
         if isinstance(value, bool) and bool not in types or not isinstance(value, types):
             kind = " or ".join(t.__name__ for t in types)
             raise ConfigError(f"board file {path}: '{_dotted(section, key)}' must be {kind}, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):  # TOML's nan and inf: no clock, size or time
+            raise ConfigError(f"board file {path}: '{_dotted(section, key)}' must be a finite number, got {value!r}")
         values[_dotted(section, key)] = value
     unknown = sorted(set(table) - set(keys) - set(extra) - set(optional or {}))
     if unknown:
@@ -377,7 +389,7 @@ def _optional_section(raw: dict, section: str, path: Path) -> dict | None:
     _checked_table(table, section, OPTIONAL_SCHEMA[section], path)
     for key in ("instructions_per_mac", "instructions_per_output"):
         for op, value in table[key].items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
                 raise ConfigError(f"board file {path}: '{section}.{key}.{op}' must be a number >= 0, got {value!r}")
     if table["stall_factor"] < 1:
         raise ConfigError(f"board file {path}: '{section}.stall_factor' must be >= 1 (an instruction takes at least "

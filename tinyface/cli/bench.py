@@ -99,8 +99,10 @@ def bench(ctx, port, board, images, model_path, data_dir, out_path, plot_path, b
             inputs = api.prepare_inputs(bundle, settings.bench.images, settings, progress=advance, pairs=pairs,
                                         on_total=advance.set_total)
         with progress_bar("benchmarking", len(inputs.paths)) as advance:
-            result = api.run_bench(client, bundle, inputs, port=port, board=b.name, out=out_path, progress=advance,
-                                   pipeline=pipeline, host_check=host_check, plot=plot_path)
+            # the board the figures are of: the one the device says it is (INFO), whatever --board chose
+            # the model and the baud by (a bench of `emulate --isa` without --board is the esp32c3's)
+            result = api.run_bench(client, bundle, inputs, port=port, board=device.board or b.name, out=out_path,
+                                   progress=advance, pipeline=pipeline, host_check=host_check, plot=plot_path)
     finally:
         transport.close()
     if as_json:
@@ -116,8 +118,12 @@ def bench(ctx, port, board, images, model_path, data_dir, out_path, plot_path, b
 def _print(result, out_path, plot_path=None) -> None:
     import click as _click
 
+    from tinyface.protocol import spec
+
     s = result.summary
     est = " (ESTIMATED by the emulator's cost model)" if s.get("estimated_timings") else ""
+    if int(result.device.get("flags", 0)) & spec.Flag.NATIVE:
+        est = " (MEASURED on this host by the native build: the host's time, not the board's)"
     if "cycles_are" in s:
         est = " (a LOWER BOUND: instructions at the board's clock, one cycle each)"
     lat = s["latency_ms"]

@@ -98,9 +98,16 @@ def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, hi
     # (exit 14) is refused now, in the words every command that uses it has, not after the run folder
     # is made and TensorFlow has loaded
     check_cache_dir(settings.data.cache_path(), write=True)
+    from tinyface.train import assistant
+
+    # a missing or unfit distill.assistant: its line before the run folder is made and TensorFlow
+    # loads, as the other settings that name files (no TensorFlow: a model.json and a .tflite read)
+    assistant.check(settings)
     out = Path(out_dir) if out_dir else Path("build") / (preset + ("-quick" if quick else ""))
     from tinyface.fsutil import ensure_dir
+    from tinyface.train.pipeline import check_run_folder
 
+    check_run_folder(out)  # a folder of one's own files is refused, not written into
     ensure_dir(out, "--out")  # before the training, not after it
     check_dataset_size(settings.data)  # too few people for the splits: the counts, before TensorFlow loads
     if settings.extra.dirs:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import click
@@ -67,7 +68,7 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
       tinyface evaluate --model models/esp32 --runtime tflm --json
       tinyface evaluate --model models/esp32 --data ~/photos/family --strangers 0.5 --target-far 0.001
     """
-    from tinyface.console import print_json, progress_bar, quiet_tensorflow
+    from tinyface.console import print_json, quiet_tensorflow
     from tinyface.data.cache import FaceCache
     from tinyface.data.dataset import require_dataset
     from tinyface.evaluation.model_eval import evaluate_model, load_model
@@ -98,9 +99,11 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
     check_cache_dir(settings.data.cache_path(), write=True)
     quiet_tensorflow(import_now=runtime != "tflm")
     model = load_model(model_path, runtime)
-    with FaceCache(settings.data.cache_path()) as cache, progress_bar("faces", None) as advance:
+    # progress for every step, not only the faces: embedding all of LFW in TFLM and scoring it take
+    # a minute or more, which used to pass without a line (or a bar standing at 100%)
+    with FaceCache(settings.data.cache_path()) as cache:
         result = evaluate_model(model, settings.data.data_path(), cache, pairs_file, enroll_images,
-                                settings.data.seed, settings.data.workers, progress=advance, on_total=advance.set_total,
+                                settings.data.seed, settings.data.workers, steps=_step,
                                 stranger_share=stranger_share, target_far=target_far, settings=settings)
     # the results first, then the report: a report that cannot be written (the folder changed since the
     # check above, a full disk) fails the command (exit 14) without losing minutes of evaluation
@@ -118,6 +121,21 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
         _write_report(Path(out_dir), result, as_json)
         if not as_json:
             click.echo(f"report: {Path(out_dir) / 'report.md'}")
+
+
+@contextlib.contextmanager
+def _step(description: str, total: int | None):
+    """One step of the evaluation (tinyface.evaluation.model_eval.evaluate_model's ``steps``): a
+    progress bar for what can be counted, else a spinner; where stderr is no terminal, a plain
+    line every 10 s either way."""
+    from tinyface.console import progress_bar, status
+
+    if total is None:
+        with status(description):
+            yield lambda n=1: None
+    else:
+        with progress_bar(description, total) as advance:
+            yield advance
 
 
 def _print(result: dict) -> None:

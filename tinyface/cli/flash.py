@@ -66,7 +66,7 @@ def flash(ctx, board, model_path, port, project_dir, enroll_dir, kernels, dry_ru
     """
     from tinyface.boards import load_board
     from tinyface.cli.common import settings_for_model
-    from tinyface.console import debug, err_console, info, print_json
+    from tinyface.console import debug, err_console, info, print_json, progress_bar
     from tinyface.device.flash import flash as flash_board
 
     overrides = {"firmware": {"board": board, "kernels": kernels}}
@@ -82,6 +82,7 @@ def flash(ctx, board, model_path, port, project_dir, enroll_dir, kernels, dry_ru
         on_step=None if as_json else lambda text: _step(text, info, debug), force=force,
         on_warning=lambda text: console.print(f"tinyface: warning: {text}", markup=False, highlight=False,
                                               soft_wrap=True),
+        progress_bar=progress_bar,  # aligning --enroll's faces: minutes for a full gallery on a small machine
     )
     project = result.project
     if as_json:

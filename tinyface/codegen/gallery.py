@@ -71,7 +71,7 @@ def gallery_names(directory: str | Path, dataset=None) -> dict[str, str]:
     return names
 
 
-def enroll_folder(directory: str | Path, bundle, settings, progress=None) -> list[GalleryPerson]:
+def enroll_folder(directory: str | Path, bundle, settings, progress=None, on_total=None) -> list[GalleryPerson]:
     """Embed every person folder in ``directory`` with ``bundle``'s model.
 
     Args:
@@ -80,6 +80,7 @@ def enroll_folder(directory: str | Path, bundle, settings, progress=None) -> lis
         bundle: the model bundle the firmware runs.
         settings: tinyface settings (face detection upsampling, workers, cache folder).
         progress: called with the number of images done, as they finish.
+        on_total: called with the number of images to align, before the first ``progress``.
 
     Raises:
         DataError: no people, a folder name that is no text or no gallery name (gallery_names),
@@ -99,6 +100,8 @@ def enroll_folder(directory: str | Path, bundle, settings, progress=None) -> lis
     names = gallery_names(directory, dataset)
     face_spec = FaceSpec.for_model(bundle.meta, settings)
     images = dataset.images
+    if on_total:
+        on_total(len(images))
     with FaceCache(settings.data.cache_path()) as cache:
         faces = prepare_faces([im.path for im in images], face_spec, cache, workers=settings.data.workers,
                               progress=progress)

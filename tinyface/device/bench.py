@@ -151,10 +151,17 @@ def handshake(client: Client, bundle: Bundle) -> DeviceInfo:
     """
     info = client.info()
     if info.model_sha256 != bundle.model_hash:
+        from tinyface.device.gallery import find_bundle
+
+        # a released model (`emulate --isa` runs models/esp32c3, a board flashed with --board esp32s3
+        # models/esp32s3): name it, rather than ask for the model "the board was flashed with"
+        released = find_bundle(info.model_sha256)
+        hint = (f"pass --model {released.model_path.parent}, the released model the device runs"
+                if released is not None else
+                "pass the --model the board was flashed with, or flash this one with `tinyface flash`")
         raise ProtocolError(
             f"model mismatch: the device runs sha256 {info.model_sha256[:16]}…, the local model "
-            f"{bundle.model_path} is {bundle.model_hash[:16]}…",
-            hint="pass the --model the board was flashed with, or flash this one with `tinyface flash`")
+            f"{bundle.model_path} is {bundle.model_hash[:16]}…", hint=hint)
     if list(info.input_shape) != list(bundle.meta.input_shape):
         raise ProtocolError(f"the device's input shape {list(info.input_shape)} differs from the model's "
                             f"{bundle.meta.input_shape}")

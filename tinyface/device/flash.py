@@ -102,7 +102,7 @@ def check_gallery_folder(enroll_dir: str | Path) -> int:
 def flash(board, model: str | Path | None = None, project_dir: str | Path | None = None, port: str | None = None,
           dry_run: bool = False, arena_margin: float = DEFAULT_ARENA_MARGIN, enroll_dir: str | Path | None = None,
           settings=None, on_line=None, on_step=None, force: bool = False, on_warning=None,
-          kernels: str = "esp-nn", identify_threshold: float = 0.0) -> FlashResult:
+          kernels: str = "esp-nn", identify_threshold: float = 0.0, progress_bar=None) -> FlashResult:
     """Generate the firmware project for ``board`` and (unless ``dry_run``) build and flash it.
 
     Args:
@@ -125,6 +125,8 @@ def flash(board, model: str | Path | None = None, project_dir: str | Path | None
         on_warning: called with a one-line warning before anything is done (a smoke-test model).
         kernels: firmware.kernels ("esp-nn" or "generated").
         identify_threshold: firmware.identify_threshold (0: the model's own).
+        progress_bar: ``(description, total)`` -> a context manager yielding ``advance`` (with
+            ``set_total``), as tinyface.console.progress_bar: the progress of aligning ``enroll_dir``'s faces.
 
     Raises:
         ModelError, BudgetError (:func:`check_fits`), DataError, NoFaceError: before anything is written.
@@ -175,10 +177,14 @@ def flash(board, model: str | Path | None = None, project_dir: str | Path | None
     step(f"checking {model_dir} against the flash and SRAM of {board.name}")
     _, arena = check_fits(bundle, board, arena_margin=arena_margin, kernels=kernels, gallery_people=people)
     if enroll_dir:  # the slow part (every face aligned and embedded), once the model is known to fit
+        import contextlib
+
         from tinyface.codegen.gallery import enroll_folder
 
         step(f"enrolling the people in {enroll_dir}")
-        gallery = enroll_folder(enroll_dir, bundle, settings)
+        with (progress_bar("aligning faces", None) if progress_bar else contextlib.nullcontext()) as advance:
+            gallery = enroll_folder(enroll_dir, bundle, settings, progress=advance,
+                                    on_total=advance.set_total if progress_bar else None)
     step(f"generating the firmware project in {project_dir}")
     result.project = generate_project(bundle, board, project_dir, arena_margin=arena_margin, gallery=gallery,
                                       force=force, kernels=kernels, arena_used_bytes=arena.used_bytes)

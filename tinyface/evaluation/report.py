@@ -697,14 +697,7 @@ def _write_evaluation_report(out_dir: Path, result: dict) -> Path:
                          f"{ti['threshold']:.4f} ({_pct(ti['accuracy'])}) |")
     images = ["![roc](roc.png)"]
     if i:
-        import numpy as np
-
-        fig, ax = plt.subplots(figsize=(7, 6))
-        im = ax.imshow(np.array(i["confusion"]), cmap="Blues", aspect="auto")
-        ax.set_xlabel("predicted person (last column: rejected)")
-        ax.set_ylabel("true person")
-        fig.colorbar(im, ax=ax)
-        save_png(fig, out_dir / "confusion.png")
+        save_png(confusion_figure(plt, i), out_dir / "confusion.png")
         images.append("![confusion](confusion.png)")
     if result.get("identification_curve"):
         dg = _device_gallery(i) if i else None
@@ -723,6 +716,46 @@ def _write_evaluation_report(out_dir: Path, result: dict) -> Path:
     public["verification"].pop("roc", None)
     write_json(out_dir / "report.json", public)
     return out_dir / "report.md"
+
+
+CONFUSION_NAMED = 40  # people up to which confusion.png names each row and column
+CONFUSION_COUNTED = 20  # people up to which it writes each cell's count
+
+
+def confusion_figure(plt, ident: dict):
+    """confusion.png's figure: who each enrolled person's probes were identified as, at the
+    identification threshold (``ident``: an evaluation's identification, with ``people`` and
+    ``confusion``). Rows and columns are named after the people (up to CONFUSION_NAMED; beyond, they
+    are numbered in report.json's ``people`` order), the last column is the rejected probes, and each
+    cell gives its count (up to CONFUSION_COUNTED people). Was: rows and columns numbered from -0.5
+    in steps of 0.5, with no name: nobody could tell who was taken for whom."""
+    import numpy as np
+    from matplotlib.ticker import MaxNLocator
+
+    matrix = np.array(ident["confusion"])
+    people = list(ident["people"])
+    k = len(people)
+    side = min(16.0, max(6.0, 3.0 + 0.3 * k))
+    fig, ax = plt.subplots(figsize=(side + 1.5, side))
+    im = ax.imshow(matrix, cmap="Blues", aspect="auto", vmin=0)
+    if k <= CONFUSION_NAMED:
+        small = 9 if k <= CONFUSION_COUNTED else 7
+        ax.set_xticks(range(k + 1), [*people, "rejected"], rotation=90, fontsize=small)
+        ax.set_yticks(range(k), people, fontsize=small)
+    else:
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_locator(MaxNLocator(integer=True))
+    if k <= CONFUSION_COUNTED:
+        top = matrix.max() or 1
+        for (row, col), n in np.ndenumerate(matrix):
+            if n:
+                ax.text(col, row, str(n), ha="center", va="center", fontsize=9,
+                        color="white" if n > top / 2 else "black")
+    ax.set_xlabel("identified as (last column: rejected as unknown)")
+    ax.set_ylabel("true person (their probes)" + ("" if k <= CONFUSION_NAMED else ": report.json's people, in order"))
+    ax.set_title(f"IDENTIFY at threshold {ident['threshold']:.4f}: {ident['n_probes']:,} probes of {k} enrolled people")
+    fig.colorbar(im, ax=ax, label="probes", ticks=MaxNLocator(integer=True))
+    return fig
 
 
 def _measured_tar(v: dict, far: str) -> str:

@@ -223,6 +223,32 @@ def load_stage_modules() -> None:
         importlib.import_module(name)
 
 
+def check_run_folder(out_dir: str | Path) -> None:
+    """Refuse, before anything is written, a build into a folder that holds files of its own: the
+    build would write report.md, model.tflite, model.json and more among them, over any of the same
+    name. A missing or empty folder passes, and so does a run folder of an earlier build (its lock
+    file, or a stage's record): its finished stages are reused.
+
+    Raises:
+        OutputError: ``out_dir`` is neither (exit 14), naming what is there.
+    """
+    from tinyface.errors import OutputError
+    from tinyface.fsutil import LOCK_NAME
+
+    out_dir = Path(out_dir)
+    try:
+        entries = sorted(out_dir.iterdir()) if out_dir.is_dir() else []
+    except OSError:  # unreadable: ensure_dir says so in its own words
+        return
+    if not entries or (out_dir / LOCK_NAME).exists() or any((e / STAGE_RECORD).is_file() for e in entries):
+        return
+    names = [e.name for e in entries]
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    raise OutputError(f"--out {out_dir} is not a tinyface build folder and not empty ({shown}): the build's "
+                      f"report.md, model.tflite, model.json and stage folders would be written among them",
+                      hint="choose an empty or new --out; a build folder of an earlier run is reused")
+
+
 def run_build(settings, preset, out_dir: Path, quick: bool = False, report_progress: Progress | None = None,
               ui=None, force: bool = False) -> BuildResult:
     """Run the whole chain; see the module docstring for skipping and atomicity.
