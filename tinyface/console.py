@@ -307,8 +307,30 @@ def status(message: str) -> Iterator[None]:
     plain = PlainProgress(message, None).start_heartbeat()
     try:
         yield
-    finally:
+    except BaseException:
         plain.finish()
+        raise
+    plain.finish(done=True)
+
+
+@contextlib.contextmanager
+def step(description: str, total: int | None) -> Iterator[_Advance]:
+    """One step of long work, yielding ``advance(n=1)``: a :func:`progress_bar` for what can be
+    counted (``total`` items), a :func:`status` for what cannot (``total`` None). The API functions
+    that do work in steps (an evaluation, a bench) take this as their ``steps``, so that every step
+    shows progress, one after the other (two live displays cannot be nested)."""
+    if total is None:
+        with status(description):
+            yield _Advance()
+    else:
+        with progress_bar(description, total) as advance:
+            yield advance
+
+
+@contextlib.contextmanager
+def no_step(description: str, total: int | None) -> Iterator[_Advance]:
+    """:func:`step` that shows nothing: the ``steps`` of a caller that wants no progress."""
+    yield _Advance()
 
 
 PLAIN_PROGRESS_EVERY_S = 10.0
@@ -381,11 +403,18 @@ class PlainProgress:
         if now - self.last_line >= self.every_s:
             self._line()
 
-    def finish(self) -> None:
-        """A last line, if anything happened since the previous one (and the work took long enough to show)."""
+    def finish(self, done: bool = False) -> None:
+        """A last line, if anything happened since the previous one (and the work took long enough to show).
+        ``done``: work with nothing counted (:func:`status`) that ended well says so, and when (its
+        heartbeat lines alone end mid-way, and read as if it still ran)."""
         if self._stop is not None:
             self._stop.set()
-        if self.completed != self._printed_at and self.clock() - self.started >= self.every_s:
+        long_enough = self.clock() - self.started >= self.every_s
+        if done and self.total is None and not self.completed:
+            if long_enough:
+                self.last_line = self.clock()
+                self.write(f"{self.description}: done, {_duration(self.last_line - self.started)} elapsed")
+        elif self.completed != self._printed_at and long_enough:
             self._line()
 
     def line(self) -> str:

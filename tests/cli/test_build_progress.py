@@ -2,6 +2,7 @@
 
 import io
 
+import pytest
 from rich.console import Console
 
 import tinyface.console
@@ -161,8 +162,54 @@ def test_status_prints_a_line_every_10_s_when_stderr_is_not_a_terminal(monkeypat
     out, clock, written = _plain_mode(monkeypatch)
     with status("building the native firmware for esp32 (first time: a few minutes)"):
         clock.now += 12
-    assert written.getvalue().splitlines() == ["building the native firmware for esp32 (first time: a few minutes), "
-                                               "12 s elapsed"]
+    assert written.getvalue().splitlines() == ["building the native firmware for esp32 (first time: a few minutes): "
+                                               "done, 12 s elapsed"]
+
+
+def test_status_says_when_it_ended_after_its_heartbeat_lines_and_not_when_it_failed(monkeypatch):
+    # its last line was the heartbeat's "..., 20 s elapsed": work that read as still running
+    from tinyface.console import PlainProgress, status
+
+    out, clock, written = _plain_mode(monkeypatch)
+    made = []
+    monkeypatch.setattr(PlainProgress, "start_heartbeat", lambda self: made.append(self) or self)
+    with status("scoring pairs and identification"):
+        clock.now += 10
+        made[0]._line()  # what the heartbeat thread prints at 10 s and 20 s
+        clock.now += 10
+        made[0]._line()
+        clock.now += 5
+    assert written.getvalue().splitlines() == ["scoring pairs and identification, 10 s elapsed",
+                                               "scoring pairs and identification, 20 s elapsed",
+                                               "scoring pairs and identification: done, 25 s elapsed"]
+    written.truncate(0)
+    written.seek(0)
+    with pytest.raises(KeyError), status("checking the outputs"):
+        clock.now += 12
+        raise KeyError("x")
+    assert written.getvalue().splitlines() == ["checking the outputs, 12 s elapsed"]  # no "done"
+    written.truncate(0)
+    written.seek(0)
+    with status("quick"):
+        clock.now += 3
+    assert written.getvalue() == ""  # too short to show
+
+
+def test_a_step_is_a_bar_for_counted_work_and_a_status_for_the_rest(monkeypatch):
+    from tinyface.console import no_step, step
+
+    out, clock, written = _plain_mode(monkeypatch)
+    with step("embeddings (tflm)", 200) as advance:
+        clock.now += 10
+        advance(50)
+    with step("scoring", None) as advance:
+        advance(1)  # nothing to count: accepted, not shown
+        clock.now += 11
+    with no_step("silent", 10) as advance:
+        clock.now += 30
+        advance(10)
+    assert written.getvalue().splitlines() == ["embeddings (tflm): 50/200 (25%), 10 s elapsed, eta 30 s",
+                                               "scoring: done, 11 s elapsed"]
 
 
 def test_a_progress_bar_takes_its_total_once_known(monkeypatch):

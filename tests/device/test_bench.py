@@ -279,3 +279,37 @@ def test_bench_progress_total_is_what_exists(start_device, emulator_only, tiny_b
     assert aligning and all("/6 (" in line for line in aligning), err
     assert "1,000,000" not in err
     assert "images        6 " in out
+
+
+def _every_line(monkeypatch):
+    """Plain progress (stderr is no terminal under capsys) that prints at every step, with no
+    heartbeat thread: each step's lines, and a status's "done" line, whatever the step took."""
+    from tinyface import console
+
+    class EveryLine(console.PlainProgress):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **{**kwargs, "every_s": 0})
+
+        def start_heartbeat(self):
+            return self
+    monkeypatch.setattr(console, "PlainProgress", EveryLine)
+
+
+def test_the_host_check_after_the_stream_is_a_step_of_its_own(start_device, emulator_only, tiny_bundle, lfw_dir,
+                                                                 tmp_path, capsys, monkeypatch):
+    # was: seconds (15 s for 1,000 images) of TFLite and TFLM on the host after the last image, under
+    # a bar standing at its end, or with no line at all where stderr is a file
+    from tests.conftest import run_in_process
+
+    _every_line(monkeypatch)
+    data = _tiny_lfw(lfw_dir, tmp_path / "lfw")
+    dev = start_device(tiny_bundle.model_path.parent, "--once")
+    code, out, err = run_in_process(capsys, "bench", "--port", dev.port, "--model", tiny_bundle.model_path.parent,
+                                    "--data", data, "--images", "6")
+    assert code == 0, err
+    lines = err.splitlines()
+    streamed = [i for i, line in enumerate(lines) if line.startswith("benchmarking: ")]
+    checked = [i for i, line in enumerate(lines)
+               if line.startswith("checking the outputs against the host's TFLite and TFLM: done, ")]
+    assert streamed and lines[streamed[-1]].startswith("benchmarking: 6/6 (100%)"), err
+    assert len(checked) == 1 and checked[0] > streamed[-1], err

@@ -291,7 +291,8 @@ def _scenario(monkeypatch, vectors: dict[int, list[float]], identified: dict[int
     from tinyface.device import gallery
 
     table = {i: np.asarray(v, dtype=np.float32) / np.linalg.norm(v) for i, v in vectors.items()}
-    monkeypatch.setattr(gallery, "embeddings", lambda client, info, x: np.stack([table[int(r[0])] for r in x]))
+    monkeypatch.setattr(gallery, "embeddings",
+                        lambda client, info, x, progress=None: np.stack([table[int(r[0])] for r in x]))
     client = SimpleNamespace(identify=lambda x: SimpleNamespace(
         name=identified[int(x[0])][0], similarity=identified[int(x[0])][1], accepted=identified[int(x[0])][2]))
     return client, SimpleNamespace(threshold=0.7), SimpleNamespace(meta=SimpleNamespace(threshold=0.5))
@@ -534,3 +535,31 @@ def test_a_photo_that_cannot_be_read_is_a_photo_without_a_face(board, lfw_dir, t
         assert enrolled.returncode == 0, enrolled.stderr
     proc = conftest_run_cli(command[0], "--port", board, *command[1:], str(locked), prefix=prefix)
     one_line_error(proc, errors.NoFaceError.exit_code, "locked.jpg", "Permission denied")
+
+
+def test_enroll_and_identify_show_progress_while_they_talk_to_the_board(board, lfw_dir, emulator_only, capsys,
+                                                                           monkeypatch):
+    # was: nothing after "aligning faces" while the board embedded, checked and enrolled the photos
+    # (about 14 s for 40 photos at 115200 baud), nor while it identified them
+    from tests.conftest import run_in_process
+    from tests.device.test_bench import _every_line
+
+    _every_line(monkeypatch)
+    colin = photos(lfw_dir, "Colin_Powell", 0, 6)
+
+    def steps(*args):
+        code, out, err = run_in_process(capsys, *args, "--port", board)
+        assert code == 0, err
+        return [line.split(" (")[0]  # "enrolling Colin: 1/3 (33%), 0 s elapsed, ...": the step and its count
+                for line in err.splitlines() if not line.startswith(("aligning faces", "tinyface:", board))]
+
+    assert steps("enroll", "--name", "Colin", *colin[:3]) == [
+        "embedding the photos on the board: 1/3", "embedding the photos on the board: 2/3",
+        "embedding the photos on the board: 3/3", "enrolling Colin: 1/3", "enrolling Colin: 2/3",
+        "enrolling Colin: 3/3"]
+    # a gallery that holds someone: each photo is also checked against it
+    assert steps("enroll", "--name", "Colin", *colin[3:5]) == [
+        "embedding the photos on the board: 1/2", "embedding the photos on the board: 2/2",
+        "checking them against the board's gallery: 1/2", "checking them against the board's gallery: 2/2",
+        "enrolling Colin: 1/2", "enrolling Colin: 2/2"]
+    assert steps("identify", colin[5]) == ["identifying on the board: 1/1"]

@@ -63,7 +63,7 @@ def bench(ctx, port, board, images, model_path, data_dir, out_path, plot_path, b
 
     quiet_tensorflow()  # the host check imports TensorFlow later
     from tinyface.boards import load_board
-    from tinyface.console import info, print_json, progress_bar
+    from tinyface.console import info, print_json, progress_bar, step
     from tinyface.device import bench as api
     from tinyface.device.ports import resolve_port
     from tinyface.model.bundle import load_bundle, resolve_model
@@ -98,11 +98,10 @@ def bench(ctx, port, board, images, model_path, data_dir, out_path, plot_path, b
         with progress_bar("aligning faces", None) as advance:
             inputs = api.prepare_inputs(bundle, settings.bench.images, settings, progress=advance, pairs=pairs,
                                         on_total=advance.set_total)
-        with progress_bar("benchmarking", len(inputs.paths)) as advance:
-            # the board the figures are of: the one the device says it is (INFO), whatever --board chose
-            # the model and the baud by (a bench of `emulate --isa` without --board is the esp32c3's)
-            result = api.run_bench(client, bundle, inputs, port=port, board=device.board or b.name, out=out_path,
-                                   progress=advance, pipeline=pipeline, host_check=host_check, plot=plot_path)
+        # the board the figures are of: the one the device says it is (INFO), whatever --board chose
+        # the model and the baud by (a bench of `emulate --isa` without --board is the esp32c3's)
+        result = api.run_bench(client, bundle, inputs, port=port, board=device.board or b.name, out=out_path,
+                               steps=step, pipeline=pipeline, host_check=host_check, plot=plot_path)
     finally:
         transport.close()
     if as_json:

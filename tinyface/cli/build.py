@@ -31,7 +31,8 @@ QUICK = {"distill": {"epochs": 8, "batch_size": 32, "teacher_views": 0, "teacher
               help="Distillation epochs (default: distill.epochs). Example: --epochs 60")
 @click.option("--quick", is_flag=True, help="A small subset (1,000 training images, 200 test pairs), 8 epochs and no "
                    "extra faces: a smoke test in a few minutes. "
-                   "--set and --epochs still win: --quick --set distill.epochs=3 trains 3. "
+                   "Its values win over the preset and tinyface.toml; --set and --epochs still win: "
+                   "--quick --set distill.epochs=3 trains 3. "
                    "Example: tinyface build --quick --out /tmp/smoke")
 @click.option("--force", is_flag=True,
               help="Redo every stage, even those whose inputs did not change. Example: tinyface build --force")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import click
@@ -68,7 +67,7 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
       tinyface evaluate --model models/esp32 --runtime tflm --json
       tinyface evaluate --model models/esp32 --data ~/photos/family --strangers 0.5 --target-far 0.001
     """
-    from tinyface.console import print_json, quiet_tensorflow
+    from tinyface.console import print_json, quiet_tensorflow, step
     from tinyface.data.cache import FaceCache
     from tinyface.data.dataset import require_dataset
     from tinyface.evaluation.model_eval import evaluate_model, load_model
@@ -103,7 +102,7 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
     # a minute or more, which used to pass without a line (or a bar standing at 100%)
     with FaceCache(settings.data.cache_path()) as cache:
         result = evaluate_model(model, settings.data.data_path(), cache, pairs_file, enroll_images,
-                                settings.data.seed, settings.data.workers, steps=_step,
+                                settings.data.seed, settings.data.workers, steps=step,
                                 stranger_share=stranger_share, target_far=target_far, settings=settings)
     # the results first, then the report: a report that cannot be written (the folder changed since the
     # check above, a full disk) fails the command (exit 14) without losing minutes of evaluation
@@ -121,21 +120,6 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
         _write_report(Path(out_dir), result, as_json)
         if not as_json:
             click.echo(f"report: {Path(out_dir) / 'report.md'}")
-
-
-@contextlib.contextmanager
-def _step(description: str, total: int | None):
-    """One step of the evaluation (tinyface.evaluation.model_eval.evaluate_model's ``steps``): a
-    progress bar for what can be counted, else a spinner; where stderr is no terminal, a plain
-    line every 10 s either way."""
-    from tinyface.console import progress_bar, status
-
-    if total is None:
-        with status(description):
-            yield lambda n=1: None
-    else:
-        with progress_bar(description, total) as advance:
-            yield advance
 
 
 def _print(result: dict) -> None:

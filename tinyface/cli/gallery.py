@@ -81,7 +81,7 @@ def enroll(ctx, port, board, baud, timeout_s, retries, name, photos, model_path,
       tinyface enroll --port auto --name Bob --skip-bad bob1.jpg bob2.jpg bob3.jpg
       tinyface emulate & tinyface enroll --port /dev/pts/N --name Zoë zoe.jpg --json
     """
-    from tinyface.console import print_json, progress_bar
+    from tinyface.console import print_json, progress_bar, step
     from tinyface.device import gallery as api
     from tinyface.protocol.spec import check_name
 
@@ -95,7 +95,7 @@ def enroll(ctx, port, board, baud, timeout_s, retries, name, photos, model_path,
             raise click.BadParameter(str(exc), param_hint="'--name'") from None
         with progress_bar("aligning faces", len(photos)) as advance:
             aligned = api.align_photos(photos, bundle, settings, progress=advance)
-        result = api.enroll(client, info, bundle, name, aligned, skip_bad=skip_bad)
+        result = api.enroll(client, info, bundle, name, aligned, skip_bad=skip_bad, steps=step)
     if as_json:
         print_json(result.to_dict())
         return
@@ -223,7 +223,7 @@ def identify(ctx, port, board, baud, timeout_s, retries, photos, model_path, ski
       tinyface identify --port /dev/ttyUSB0 photo.jpg
       tinyface identify --port auto --json door/*.jpg
     """
-    from tinyface.console import print_json, progress_bar
+    from tinyface.console import print_json, progress_bar, step
     from tinyface.device import gallery as api
 
     model = _given_model(model_path)  # a bad --model is one line before the port is opened
@@ -232,7 +232,7 @@ def identify(ctx, port, board, baud, timeout_s, retries, photos, model_path, ski
         info, bundle = api.board_bundle(client, model)
         with progress_bar("aligning faces", len(photos)) as advance:
             aligned = api.align_photos(photos, bundle, settings, progress=advance)
-        results = api.identify(client, info, aligned, skip_bad=skip_bad)
+        results = api.identify(client, info, aligned, skip_bad=skip_bad, steps=step)
     refused = [p.to_dict() for p in aligned.photos if p.status == "refused"]
     if as_json:
         from dataclasses import asdict

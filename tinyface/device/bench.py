@@ -169,12 +169,16 @@ def handshake(client: Client, bundle: Bundle) -> DeviceInfo:
 
 
 def run_bench(client: Client, bundle: Bundle, inputs: BenchInputs, *, port: str, board: str,
-              out: str | Path | None = None, progress: Callable[[int], None] | None = None,
+              out: str | Path | None = None, steps=None,
               pipeline: bool = True, host_check: bool = True,
               plot: str | Path | None = None) -> BenchResult:
     """Stream ``inputs`` through INFER and measure.
 
     Args:
+        steps: ``steps(description, total)``, a context manager around each step yielding
+            ``advance(n)`` (tinyface.console.step; default: none shown): "benchmarking" (``total``
+            the images), then the host's check of the outputs (``total`` None), which takes
+            seconds after the last image.
         plot: also draw the latencies (:func:`latency_plot`) to this PNG at the end, or, if the
             run ends early, from the inferences done.
 
@@ -213,19 +217,22 @@ def run_bench(client: Client, bundle: Bundle, inputs: BenchInputs, *, port: str,
             took = time.monotonic() - began
             next_write = time.monotonic() + max(WRITE_EVERY_S, 50 * took)
 
+    from tinyface.console import no_step
+
+    step = steps or no_step
     start = time.monotonic()
     try:
-        for i, r in enumerate(client.infer_many(inputs.x_int8, depth=spec.PIPELINE_DEPTH if pipeline else 1)):
-            if r.output.size != info.output_size:
-                raise ProtocolError(f"INFER returned {r.output.size} values, INFO said {info.output_size}")
-            result.records.append({"index": i, "t_s": round(time.monotonic() - start, 6), "cycles": r.cycles,
-                                   "latency_us": r.latency_us,
-                                   "host_wall_us": r.host_wall_us, "output_hex": r.output.tobytes().hex()})
-            result.images_done = i + 1
-            result.elapsed_s = time.monotonic() - start
-            if progress:
+        with step("benchmarking", len(inputs.paths)) as progress:
+            for i, r in enumerate(client.infer_many(inputs.x_int8, depth=spec.PIPELINE_DEPTH if pipeline else 1)):
+                if r.output.size != info.output_size:
+                    raise ProtocolError(f"INFER returned {r.output.size} values, INFO said {info.output_size}")
+                result.records.append({"index": i, "t_s": round(time.monotonic() - start, 6), "cycles": r.cycles,
+                                       "latency_us": r.latency_us,
+                                       "host_wall_us": r.host_wall_us, "output_hex": r.output.tobytes().hex()})
+                result.images_done = i + 1
+                result.elapsed_s = time.monotonic() - start
                 progress(1)
-            save(force=i == 0)
+                save(force=i == 0)
     except (DeviceError, KeyboardInterrupt) as exc:
         result.elapsed_s = time.monotonic() - start
         result.error = exc.one_line() if isinstance(exc, DeviceError) else interruption()
@@ -252,8 +259,11 @@ def run_bench(client: Client, bundle: Bundle, inputs: BenchInputs, *, port: str,
         result.device_after_s = time.monotonic() - start
     except DeviceError:  # the figures stand; only the restart check is lost
         result.device_after = None
-    host = host_outputs(bundle, inputs.x_int8) if host_check else None
-    host_tflm = host_tflm_outputs(bundle, inputs.x_int8) if host_check else None
+    host = host_tflm = None
+    if host_check:  # seconds for 1,000 images, after the bar has reached its end: a step of its own
+        with step("checking the outputs against the host's TFLite and TFLM", None):
+            host = host_outputs(bundle, inputs.x_int8)
+            host_tflm = host_tflm_outputs(bundle, inputs.x_int8)
     result.summary = summarize(result, inputs, info, bundle, host, host_tflm)
     result.complete = True
     save(force=True)

@@ -208,14 +208,20 @@ def align_photos(paths: Sequence[str | Path], bundle: Bundle, settings,
     return AlignedPhotos(photos, quantize_input(prepared.crops, bundle.meta), hashes)
 
 
-def embeddings(client: Client, info: DeviceInfo, x_int8: np.ndarray) -> np.ndarray:
-    """The board's embeddings (INFER, dequantized and L2-normalised) of ``x_int8``."""
+def embeddings(client: Client, info: DeviceInfo, x_int8: np.ndarray, progress=None) -> np.ndarray:
+    """The board's embeddings (INFER, dequantized and L2-normalised) of ``x_int8``; ``progress(1)``
+    after each."""
     from tinyface.model.embedder import dequantize_output
     from tinyface.vectors import l2_normalize
 
     if len(x_int8) == 0:
         return np.zeros((0, info.output_size), np.float32)
-    out = np.stack([r.output for r in client.infer_many(x_int8)])
+    outputs = []
+    for r in client.infer_many(x_int8):
+        outputs.append(r.output)
+        if progress:
+            progress(1)
+    out = np.stack(outputs)
     return l2_normalize(dequantize_output(out, info))
 
 
@@ -239,11 +245,15 @@ class EnrollResult:
 
 
 def enroll(client: Client, info: DeviceInfo, bundle: Bundle, name: str, photos: AlignedPhotos,
-           skip_bad: bool = False) -> EnrollResult:
+           skip_bad: bool = False, steps=None) -> EnrollResult:
     """Check ``photos`` (see the module docstring) and ENROLL the good ones as ``name``.
 
     Args:
         skip_bad: enroll the photos that pass and report the others, instead of refusing all.
+        steps: ``steps(description, total)``, a context manager around each exchange with the
+            board yielding ``advance(n)`` (tinyface.console.step; default: none shown): a photo
+            takes the board a few tenths of a second each time (its INFER, the gallery check, its
+            ENROLL), seconds to minutes for a person.
 
     Returns:
         What was enrolled, and each photo's status.
@@ -263,7 +273,10 @@ def enroll(client: Client, info: DeviceInfo, bundle: Bundle, name: str, photos: 
     if name not in gallery and len(gallery) >= capacity:
         raise GalleryFullError(f"the gallery on {client.port} is full ({len(gallery)} of {capacity} people); "
                                f"{name!r} is not one of them", hint="`tinyface gallery delete` someone first")
-    _check_duplicates_and_consistency(client, info, bundle, name, photos, gallery)
+    from tinyface.console import no_step
+
+    step = steps or no_step
+    _check_duplicates_and_consistency(client, info, bundle, name, photos, gallery, step)
     result = EnrollResult(name, client.port, photos.photos, capacity=capacity)
     refused = [p for p in photos.photos if p.status == "refused"]
     good = photos.usable()
@@ -279,18 +292,20 @@ def enroll(client: Client, info: DeviceInfo, bundle: Bundle, name: str, photos: 
                       hint=_refusal_hint(refused, name))
     sent = 0
     try:
-        for i in good:
-            try:
-                sent += 1  # counted before the request: a Ctrl-C while its reply is awaited may find it enrolled
-                reply = client.enroll(name, photos.x_int8[i])
-            except RemoteError as exc:
-                if exc.code == spec.ErrorCode.GALLERY_FULL:
-                    raise GalleryFullError(f"the gallery on {client.port} is full ({exc.detail} people)",
-                                           hint="`tinyface gallery delete` someone first") from None
-                raise
-            photos.photos[i].status = "enrolled"
-            result.enrolled += 1
-            result.samples, result.slot, result.people = reply["samples"], reply["index"], reply["count"]
+        with step(f"enrolling {name}", len(good)) as advance:
+            for i in good:
+                try:
+                    sent += 1  # counted before the request: a Ctrl-C while its reply is awaited may find it enrolled
+                    reply = client.enroll(name, photos.x_int8[i])
+                except RemoteError as exc:
+                    if exc.code == spec.ErrorCode.GALLERY_FULL:
+                        raise GalleryFullError(f"the gallery on {client.port} is full ({exc.detail} people)",
+                                               hint="`tinyface gallery delete` someone first") from None
+                    raise
+                photos.photos[i].status = "enrolled"
+                result.enrolled += 1
+                result.samples, result.slot, result.people = reply["samples"], reply["index"], reply["count"]
+                advance(1)
     except (KeyboardInterrupt, DeviceError) as exc:
         _cut_short(client, name, gallery.get(name), sent, len(good), exc)
     return result
@@ -346,8 +361,13 @@ def centroid_similarity(x: np.ndarray, group: Sequence[np.ndarray]) -> float:
     return float(x @ l2n(np.sum(group, axis=0)[None])[0])
 
 
-def _check_duplicates_and_consistency(client, info, bundle, name, photos: AlignedPhotos, gallery: dict) -> None:
-    """Mark the photos that are duplicates or inconsistent as refused (in place)."""
+def _check_duplicates_and_consistency(client, info, bundle, name, photos: AlignedPhotos, gallery: dict,
+                                      steps=None) -> None:
+    """Mark the photos that are duplicates or inconsistent as refused (in place). ``steps``: as
+    :func:`enroll`'s, around the board's INFERs and the gallery's IDENTIFYs."""
+    from tinyface.console import no_step
+
+    step = steps or no_step
     seen: dict[str, int] = {}
     for i in photos.usable():
         h = photos.hashes[i]
@@ -358,7 +378,8 @@ def _check_duplicates_and_consistency(client, info, bundle, name, photos: Aligne
     good = photos.usable()
     if not good:
         return
-    emb = dict(zip(good, embeddings(client, info, photos.x_int8[good]), strict=True))
+    with step("embedding the photos on the board", len(good)) as advance:
+        emb = dict(zip(good, embeddings(client, info, photos.x_int8[good], advance), strict=True))
     kept: list[int] = []
     for i in good:
         twin = next((j for j in kept if float(emb[i] @ emb[j]) >= DUPLICATE_SIMILARITY), None)
@@ -374,23 +395,25 @@ def _check_duplicates_and_consistency(client, info, bundle, name, photos: Aligne
     # photos is identified as themselves once enrolled. A lone photo cannot be told apart.
     if gallery:
         snapshot = list(kept)
-        for i in list(kept):
-            others = [j for j in snapshot if j != i]
-            own = centroid_similarity(emb[i], [emb[j] for j in others]) if others else None
-            r = client.identify(photos.x_int8[i])
-            if r.name == name and gallery[name].samples == 1 and r.similarity >= DUPLICATE_SIMILARITY:
-                photos.photos[i].refuse(Refusal.ALREADY_ENROLLED, f"{name} (similarity {r.similarity:.3f})")
-                kept.remove(i)
-            elif r.name == name and r.similarity < bundle.meta.threshold:
-                photos.photos[i].refuse(Refusal.UNLIKE_ENROLLED,
-                                        f"{name} (similarity {r.similarity:.3f} < {bundle.meta.threshold:.3f})")
-                kept.remove(i)
-            elif r.name and r.name != name and r.accepted and (own is None or r.similarity >= own):
-                photos.photos[i].refuse(Refusal.OTHER_PERSON,
-                                        f"{r.name} (similarity {r.similarity:.3f} >= {info.threshold:.3f})"
-                                        + (f", no less like {r.name} than like the other photos of {name} "
-                                           f"({own:.3f})" if own is not None else ""))
-                kept.remove(i)
+        with step("checking them against the board's gallery", len(snapshot)) as advance:
+            for i in snapshot:
+                others = [j for j in snapshot if j != i]
+                own = centroid_similarity(emb[i], [emb[j] for j in others]) if others else None
+                r = client.identify(photos.x_int8[i])
+                advance(1)
+                if r.name == name and gallery[name].samples == 1 and r.similarity >= DUPLICATE_SIMILARITY:
+                    photos.photos[i].refuse(Refusal.ALREADY_ENROLLED, f"{name} (similarity {r.similarity:.3f})")
+                    kept.remove(i)
+                elif r.name == name and r.similarity < bundle.meta.threshold:
+                    photos.photos[i].refuse(Refusal.UNLIKE_ENROLLED,
+                                            f"{name} (similarity {r.similarity:.3f} < {bundle.meta.threshold:.3f})")
+                    kept.remove(i)
+                elif r.name and r.name != name and r.accepted and (own is None or r.similarity >= own):
+                    photos.photos[i].refuse(Refusal.OTHER_PERSON,
+                                            f"{r.name} (similarity {r.similarity:.3f} >= {info.threshold:.3f})"
+                                            + (f", no less like {r.name} than like the other photos of {name} "
+                                               f"({own:.3f})" if own is not None else ""))
+                    kept.remove(i)
     # Among this enrollment's photos: each must match the centroid of the others. The worst
     # is dropped first and the others are checked again; two that disagree are both dropped
     # (which of them is the wrong person cannot be told).
@@ -446,8 +469,9 @@ class Identification:
     face: str = "detected"  # how the face was found: Photo.face
 
 
-def identify(client: Client, info: DeviceInfo, photos: AlignedPhotos, skip_bad: bool = False) -> list[Identification]:
-    """IDENTIFY each photo's face on the board.
+def identify(client: Client, info: DeviceInfo, photos: AlignedPhotos, skip_bad: bool = False,
+             steps=None) -> list[Identification]:
+    """IDENTIFY each photo's face on the board. ``steps``: as :func:`enroll`'s, around the IDENTIFYs.
 
     Raises:
         GalleryError: nobody is enrolled.
@@ -463,11 +487,15 @@ def identify(client: Client, info: DeviceInfo, photos: AlignedPhotos, skip_bad: 
     if not photos.usable():
         raise NoFaceError(f"no photo has a usable face: {_reasons(refused)}",
                           hint="use photos where one face is clearly visible")
+    from tinyface.console import no_step
+
     results = []
-    for i in photos.usable():
-        r = client.identify(photos.x_int8[i])
-        photos.photos[i].status = "identified"
-        results.append(Identification(photos.photos[i].path, r.name if r.accepted else "", r.name,
-                                      float(r.similarity), r.accepted, float(info.threshold),
-                                      face=photos.photos[i].face))  # how it was found, as enroll says
+    with (steps or no_step)("identifying on the board", len(photos.usable())) as advance:
+        for i in photos.usable():
+            r = client.identify(photos.x_int8[i])
+            photos.photos[i].status = "identified"
+            results.append(Identification(photos.photos[i].path, r.name if r.accepted else "", r.name,
+                                          float(r.similarity), r.accepted, float(info.threshold),
+                                          face=photos.photos[i].face))  # how it was found, as enroll says
+            advance(1)
     return results

@@ -259,9 +259,9 @@ def identification(emb: np.ndarray, enroll: dict[str, list[int]], probes: list[t
 def centroids(emb: np.ndarray, enroll: dict[str, list[int]]) -> tuple[list[str], np.ndarray]:
     """(people in sorted order, their unit centroids): each person enrolled as the normalised
     mean of their enrollment embeddings, as the device's gallery does."""
-    e = l2n(emb)
+    e = np.asarray(emb)  # only the enrolled rows normalised: a gallery draw costs its own rows, not all of them
     people = sorted(enroll)
-    return people, l2n(np.stack([e[enroll[p]].mean(axis=0) for p in people]))
+    return people, l2n(np.stack([l2n(e[enroll[p]]).mean(axis=0) for p in people]))
 
 
 def stranger_scores(emb: np.ndarray, enroll: dict[str, list[int]], strangers: list[int]) -> np.ndarray:
@@ -276,7 +276,7 @@ def _best_matches(emb: np.ndarray, cents: np.ndarray, idx) -> tuple[np.ndarray, 
     so that a threshold chosen on these similarities splits them exactly as identification does."""
     if len(idx) == 0:
         return np.zeros(0, int), np.zeros(0)
-    sims = l2n(emb)[list(idx)] @ cents.T
+    sims = l2n(np.asarray(emb)[list(idx)]) @ cents.T  # the rows asked for (was: all, on every call)
     best = np.argmax(sims, axis=1)
     return best, sims[np.arange(len(best)), best]
 

@@ -8,7 +8,6 @@ same metrics as the build.
 
 from __future__ import annotations
 
-import contextlib
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -244,7 +243,9 @@ def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: 
     spec = FaceSpec.for_model(SimpleNamespace(input_shape=(1, h, w, c), crop_padding=model.padding), settings)
     if on_total:
         on_total(len(images))
-    step = steps or _silent_step
+    from tinyface.console import no_step
+
+    step = steps or no_step
     with step("faces", len(images)) as advance:
         def faces_done(n: int = 1) -> None:
             advance(n)
@@ -273,11 +274,6 @@ def _embed(model: LoadedModel, crops: np.ndarray, advance) -> np.ndarray:
         parts.append(model.embed(crops[start:start + EMBED_CHUNK]))
         advance(len(parts[-1]))
     return np.concatenate(parts)
-
-
-@contextlib.contextmanager
-def _silent_step(description: str, total: int | None):
-    yield lambda n=1: None
 
 
 def _score(model: LoadedModel, dataset, images, index, pair_rows, faces, emb, pairs_file, data_dir,
