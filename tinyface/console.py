@@ -287,10 +287,13 @@ def progress_bar(description: str, total: int | None, enabled: bool = True) -> I
         yield _Advance(plain.advance, lambda n: setattr(plain, "total", n))
         plain.finish()
         return
+    from rich.markup import escape
+
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("eta"), TimeRemainingColumn()]
     with Progress(*columns, console=console, transient=False) as prog:
-        task = prog.add_task(description, total=total)
+        # escaped: a description holds what users name (a person "Al [/]", a folder), never markup
+        task = prog.add_task(escape(description), total=total)
         yield _Advance(lambda n=1: prog.advance(task, n), lambda n: prog.update(task, total=n))
 
 
@@ -301,7 +304,9 @@ def status(message: str) -> Iterator[None]:
     the log never goes quiet for minutes."""
     console = err_console()
     if console.is_terminal:
-        with console.status(message):
+        from rich.markup import escape
+
+        with console.status(escape(message)):  # a path or a name, never markup (progress_bar's note)
             yield
         return
     plain = PlainProgress(message, None).start_heartbeat()

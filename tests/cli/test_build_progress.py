@@ -156,7 +156,7 @@ def test_a_step_with_nothing_to_count_is_said_when_it_starts_and_shows_no_count(
     assert written.getvalue().splitlines() == ["  quantize: converting to int8 (QAT), 25 s elapsed"]
 
 
-def test_status_prints_a_line_every_10_s_when_stderr_is_not_a_terminal(monkeypatch):
+def test_status_says_it_is_done_and_when_where_stderr_is_not_a_terminal(monkeypatch):
     from tinyface.console import status
 
     out, clock, written = _plain_mode(monkeypatch)
@@ -259,3 +259,19 @@ def test_progress_goes_on_while_native_code_is_muted():
     err = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60).stderr
     assert "native note" not in err and "native after" in err
     assert err.count("converting, ") >= 2  # heartbeat lines during the muted block (about 15 in 3 s)
+
+
+@pytest.mark.parametrize("name", ["Al [/]", "Ann [x]", "[bold]Bo"])
+def test_a_step_shows_a_name_with_brackets_as_it_is_on_a_terminal(monkeypatch, name):
+    # rich read "enrolling Al [/]" as markup: a MarkupError (exit 70) after the board had checked the
+    # photos, and "Ann [x]" shown as "Ann"; names may hold brackets (spec.check_name)
+    import tinyface.console as console_module
+
+    out = io.StringIO()
+    monkeypatch.setattr(console_module, "err_console",
+                        lambda: Console(file=out, force_terminal=True, width=100, color_system=None))
+    with console_module.step(f"enrolling {name}", 2) as advance:
+        advance(2)
+    with console_module.step(f"verifying {name}", None):
+        pass
+    assert f"enrolling {name}" in out.getvalue()

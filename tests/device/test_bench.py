@@ -54,7 +54,8 @@ def test_bench_end_to_end(start_device, tiny_bundle, lfw_dir, tmp_path):
     assert dev.proc.wait(timeout=20) == 0  # --once: the emulator exits when bench closes the port
 
 
-def test_bench_reports_the_board_and_the_timings_the_device_says(start_device, tiny_bundle, lfw_dir, device_kind):
+def test_bench_reports_the_board_and_the_timings_the_device_says(start_device, tiny_bundle, lfw_dir, device_kind,
+                                                                   tmp_path):
     """The figures are of the board the device says it is (INFO), not of --board (which only picks
     the model and the baud): was `board esp32` in the text, the JSON and --out for `emulate --isa`
     (an esp32c3) benched without --board. And where the latencies come from is said for every
@@ -63,10 +64,12 @@ def test_bench_reports_the_board_and_the_timings_the_device_says(start_device, t
     device_board = "esp32c3" if device_kind == "isa" else "esp32"
     cmd = _bench(dev.port, tiny_bundle.model_path.parent, "--images", "4", "--no-host-check", "--board", "esp32s3",
                  data=lfw_dir)
-    as_json = subprocess.run(cmd + ["--json"], capture_output=True, text=True, timeout=300)
+    out = tmp_path / "results.json"
+    as_json = subprocess.run(cmd + ["--json", "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert as_json.returncode == 0, as_json.stderr[-3000:]
     printed = json.loads(as_json.stdout)
     assert printed["device"]["board"] == device_board and printed["board"] == device_board
+    assert json.loads(out.read_text())["board"] == device_board
     text = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert text.returncode == 0, text.stderr[-3000:]
     assert f"board {device_board}" in text.stdout and "esp32s3" not in text.stdout, text.stdout

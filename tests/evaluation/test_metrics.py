@@ -470,7 +470,7 @@ def test_every_same_pair_and_as_many_different_ones(seed):
     assert all(np.array_equal(x, y) for x, y in zip((a, b, flags), again, strict=True))
 
 
-def test_centroids_and_best_matches_normalise_only_their_rows_with_the_same_figures():
+def test_centroids_and_best_matches_give_the_same_figures_bit_for_bit():
     # they normalised the whole embedding matrix on every call (a gallery draw, a stranger set):
     # 22 s of a 99 s evaluation of all of LFW; each row's normalisation is its own, so the figures
     # must be bit for bit those of normalising everything first

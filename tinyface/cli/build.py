@@ -25,8 +25,9 @@ QUICK = {"distill": {"epochs": 8, "batch_size": 32, "teacher_views": 0, "teacher
               help="Dataset folder (default: $TINYFACE_DATA, else ~/.cache/tinyface/datasets/lfw). "
                    "Example: --data ~/photos/family")
 @click.option("--out", "out_dir", type=click.Path(), default=None, callback=not_empty,
-              help="Run folder for artifacts and the report (default: build/<preset>, build/<preset>-quick). "
-                   "Example: --out runs/s1")
+              help="Run folder for artifacts and the report: new, empty, or an earlier build's (its finished "
+                   "stages are reused; a folder of other files is refused) (default: build/<preset>, "
+                   "build/<preset>-quick). Example: --out runs/s1")
 @click.option("--epochs", type=setting_type("distill.epochs"), default=None,
               help="Distillation epochs (default: distill.epochs). Example: --epochs 60")
 @click.option("--quick", is_flag=True, help="A small subset (1,000 training images, 200 test pairs), 8 epochs and no "

@@ -518,16 +518,8 @@ def write_plots(out_dir: Path, metrics: BuildMetrics, histories: dict[str, dict]
 
     ident = metrics.tflm.identification
     if ident.get("confusion"):
-        import numpy as np
-
-        cm = np.array(ident["confusion"])
-        fig, ax = plt.subplots(figsize=(7, 6))
-        im = ax.imshow(cm, cmap="Blues", aspect="auto")
-        ax.set_xlabel("predicted person (last column: rejected as unknown)")
-        ax.set_ylabel("true person")
-        ax.set_title(f"identification confusion, TFLM int8 (acc. {100 * ident['accuracy']:.1f}%)")
-        fig.colorbar(im, ax=ax)
-        plots["confusion"] = save_png(fig, out_dir / "confusion.png")
+        label = f"TFLM int8, accuracy {100 * ident['accuracy']:.1f}%"
+        plots["confusion"] = save_png(confusion_figure(plt, ident, label), out_dir / "confusion.png")
 
     validation = {name: st.validation for name, st in stages.items()
                   if (st.validation or {}).get("identification_curve")}
@@ -722,18 +714,19 @@ CONFUSION_NAMED = 40  # people up to which confusion.png names each row and colu
 CONFUSION_COUNTED = 20  # people up to which it writes each cell's count
 
 
-def confusion_figure(plt, ident: dict):
-    """confusion.png's figure: who each enrolled person's probes were identified as, at the
-    identification threshold (``ident``: an evaluation's identification, with ``people`` and
-    ``confusion``). Rows and columns are named after the people (up to CONFUSION_NAMED; beyond, they
-    are numbered in report.json's ``people`` order), the last column is the rejected probes, and each
-    cell gives its count (up to CONFUSION_COUNTED people). Was: rows and columns numbered from -0.5
-    in steps of 0.5, with no name: nobody could tell who was taken for whom."""
+def confusion_figure(plt, ident: dict, label: str = ""):
+    """confusion.png's figure (`evaluate --out` and the build's report): who each enrolled person's
+    probes were identified as, at the identification threshold (``ident``: an identification, with
+    ``people``, ``confusion``, ``threshold`` and ``n_probes``; ``label`` ends the title). Rows and
+    columns are named after the people (up to CONFUSION_NAMED; beyond, they are numbered in
+    report.json's ``people`` order), the last column is the rejected probes, and each cell gives its
+    count (up to CONFUSION_COUNTED people). Was: rows and columns numbered from -0.5 in steps of 0.5,
+    with no name: nobody could tell who was taken for whom."""
     import numpy as np
     from matplotlib.ticker import MaxNLocator
 
     matrix = np.array(ident["confusion"])
-    people = list(ident["people"])
+    people = list(ident.get("people") or range(len(matrix)))  # numbered where a report.json lacks the names
     k = len(people)
     side = min(16.0, max(6.0, 3.0 + 0.3 * k))
     fig, ax = plt.subplots(figsize=(side + 1.5, side))
@@ -753,7 +746,8 @@ def confusion_figure(plt, ident: dict):
                         color="white" if n > top / 2 else "black")
     ax.set_xlabel("identified as (last column: rejected as unknown)")
     ax.set_ylabel("true person (their probes)" + ("" if k <= CONFUSION_NAMED else ": report.json's people, in order"))
-    ax.set_title(f"IDENTIFY at threshold {ident['threshold']:.4f}: {ident['n_probes']:,} probes of {k} enrolled people")
+    ax.set_title(f"IDENTIFY at threshold {ident['threshold']:.4f}: {ident['n_probes']:,} probes of {k} enrolled people"
+                 + (f" ({label})" if label else ""))
     fig.colorbar(im, ax=ax, label="probes", ticks=MaxNLocator(integer=True))
     return fig
 

@@ -238,9 +238,9 @@ def check_run_folder(out_dir: str | Path) -> None:
     out_dir = Path(out_dir)
     try:
         entries = sorted(out_dir.iterdir()) if out_dir.is_dir() else []
-    except OSError:  # unreadable: ensure_dir says so in its own words
-        return
-    if not entries or (out_dir / LOCK_NAME).exists() or any((e / STAGE_RECORD).is_file() for e in entries):
+        if not entries or (out_dir / LOCK_NAME).exists() or any((e / STAGE_RECORD).is_file() for e in entries):
+            return
+    except OSError:  # unreadable, or a folder in it that cannot be searched: ensure_dir, or the build, says so
         return
     names = [e.name for e in entries]
     shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
