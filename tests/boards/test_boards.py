@@ -133,14 +133,14 @@ def _copy_board(tmp_path, edit):
      "'chip.esp_nn_kernels' must be one of"),
     (lambda t: t.replace("upload_baud = 921_600", "upload_baud = 0"), "'serial.upload_baud' must be > 0"),
     (lambda t: t.replace("release_rts_dtr = false\n", ""), "missing 'release_rts_dtr' in [serial]"),
-    # TOML's nan and inf are floats: a clock or a time of them made `boards --json` print NaN (not
-    # JSON) and `profile` end in an internal error
     # the generated project is ESP-IDF's (an "arduino" board was accepted, and PlatformIO failed minutes
     # into `flash`); an empty platform or board id wrote `platform = ` into platformio.ini
     (lambda t: t.replace('framework = "espidf"', 'framework = "arduino"'),
      "'platformio.framework' must be 'espidf'"),
     (lambda t: t.replace('platform = "espressif32@6.9.0"', 'platform = ""'), "'platformio.platform' must not be empty"),
     (lambda t: t.replace('board = "esp32dev"', 'board = " "'), "'platformio.board' must not be empty"),
+    # TOML's nan and inf are floats: a clock or a time of them made `boards --json` print NaN (not
+    # JSON) and `profile` end in an internal error
     (lambda t: t.replace("cpu_mhz = 240", "cpu_mhz = nan"), "'chip.cpu_mhz' must be a finite number, got nan"),
     (lambda t: t.replace("cpu_mhz = 240", "cpu_mhz = inf"), "'chip.cpu_mhz' must be a finite number, got inf"),
     (lambda t: t.replace("calibration_ms_esp_nn = 380.0", "calibration_ms_esp_nn = inf"),

@@ -146,6 +146,31 @@ def test_gallery_list_on_a_socket_url(capsys, tcp_board):
     assert '"count": 0' in out
 
 
+@pytest.mark.parametrize("command", [["gallery", "list"], ["gallery", "delete", "--name", "Bob"],
+                                     ["gallery", "delete", "--all"], ["bench"],
+                                     ["identify", str(RELEASED / "model.json")]],
+                         ids=["list", "delete-name", "delete-all", "bench", "identify"])
+def test_a_board_that_does_not_answer_is_waited_for_with_progress_then_one_error_line(capsys, tcp_board, monkeypatch,
+                                                                                       command):
+    # was: silence for bench.timeout_s x (bench.retries + 1) seconds (20 by default), then the error
+    from tinyface import console
+
+    class Quick(console.PlainProgress):  # a line every 0.1 s instead of 10 s
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **{**kwargs, "every_s": 0.1})
+    monkeypatch.setattr(console, "PlainProgress", Quick)
+    board = tcp_board(emulate=False)
+    args = [*command[:2], "--port", board.url, "--board", "esp32", "--timeout", "0.3", "--retries", "1", *command[2:]]
+    if command[0] == "identify":
+        args = ["identify", "--port", board.url, "--board", "esp32", "--timeout", "0.3", "--retries", "1",
+                "--skip-bad", command[1]]
+    code, out, err = run_in_process(capsys, *args)
+    lines = err.splitlines()
+    assert code == errors.DeviceError.exit_code, err
+    assert lines[-1].startswith("tinyface: error: ") and "did not answer" in lines[-1], err
+    assert lines[:-1] and all(line.startswith(f"waiting for {board.url} to answer, ") for line in lines[:-1]), err
+
+
 # --- gallery delete --all: asked first in a terminal, refused without one unless --yes ------------------
 # As `tinyface data cache --clear` (tests/cli/test_data.py). Was: everyone removed at once, no --yes option.
 # The board is the TcpBoard above, its gallery filled directly (as enroll would, without the photos).

@@ -541,3 +541,45 @@ def test_mixes_over_more_images_than_fit_in_memory_come_in_chunks_with_the_same_
         prepare_mixes(paths, plan, spec, cache, workers=1, progress=done.append)
         assert sum(done) == len(plan)  # all cached: the pass still reaches its total
     assert ok.all() and ok2.all() and np.allclose(teacher, teacher2, atol=1e-6)
+
+
+THREAD_SIGINT_SCRIPT = (
+    "import os, signal, sys, threading, time\n"
+    "from tinyface import console\n"
+    "from tinyface.data.faces import _run_jobs\n"
+    "console.catch_interrupts()\n"
+    "marks, n = sys.argv[1], int(sys.argv[2])\n"
+    "def job(i):\n"
+    "    open(f'{marks}.{i}', 'w').close()\n"
+    "    time.sleep(30)\n"  # a job that outlasts the test: only an interrupt ends the pool in time
+    "    return i, 'no face'\n"
+    "def ctrl_c_to_this_thread():\n"  # the kernel gives a process's signal to any thread that takes it
+    "    while sum(os.path.exists(f'{marks}.{i}') for i in range(n)) < 2:\n"
+    "        time.sleep(0.01)\n"
+    "    time.sleep(0.2)\n"  # the main thread waits on the pool's results by now
+    "    signal.pthread_kill(threading.get_ident(), signal.SIGINT)\n"
+    "threading.Thread(target=ctrl_c_to_this_thread, daemon=True).start()\n"
+    "try:\n"
+    "    _run_jobs(list(range(n)), job, lambda i, r: None, workers=2, chunksize=1)\n"
+    "except KeyboardInterrupt:\n"
+    "    print('interrupted', flush=True)\n"
+    "else:\n"
+    "    print('done', flush=True)\n")
+
+
+def test_a_ctrl_c_that_reaches_another_thread_still_stops_the_pool_at_once(tmp_path):
+    # a CI run waited 60 s for a pool after Ctrl-C (test above): the main thread, blocked on the
+    # pool's results with no timeout, never woke for a SIGINT the kernel gave one of the pool's
+    # threads; Python ran the handler only once a result came
+    import subprocess
+    import sys
+
+    from tests.conftest import sigint_as_a_terminal_sends_it
+
+    started = __import__("time").monotonic()
+    proc = subprocess.run([sys.executable, "-c", THREAD_SIGINT_SCRIPT, str(tmp_path / "mark"), str(POOL_JOBS)],
+                          capture_output=True, text=True, timeout=60, start_new_session=True,
+                          preexec_fn=sigint_as_a_terminal_sends_it)
+    took = __import__("time").monotonic() - started
+    assert proc.stdout.strip() == "interrupted", proc.stdout + proc.stderr[-2000:]
+    assert took < 20, f"the pool ended {took:.0f} s after its start: the interrupt waited for a job to end"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from tinyface.cli.common import (
+    first_answer,
     input_path,
     json_option,
     load_settings,
@@ -89,7 +90,8 @@ def bench(ctx, port, board, images, model_path, data_dir, out_path, plot_path, b
     try:
         client = Client(transport, timeout_s=settings.bench.timeout_s, retries=settings.bench.retries, baud=baud,
                         port=port)
-        device = api.handshake(client, bundle)
+        with first_answer(port):
+            device = api.handshake(client, bundle)
         kind = ("emulated " if device.emulated else "native build " if device.native
                 else "instruction-set emulator, " if device.instructions else "")
         info(f"{port}: {kind}{device.board} firmware {device.firmware_version}, model {device.model_sha256[:16]} "

@@ -113,6 +113,16 @@ def port_options(f):
     return f
 
 
+def first_answer(port: str):
+    """Around a command's first request to a board: a spinner while its answer is awaited (a board
+    that does not answer takes ``bench.timeout_s`` x (``bench.retries`` + 1) seconds, 20 by default,
+    to be given up on); where stderr is no terminal, a line every 10 s. The commands of
+    :func:`port_options` use it, so none waits in silence."""
+    from tinyface.console import status
+
+    return status(f"waiting for {port} to answer")
+
+
 def plot_option(help_text: str):
     """--plot FILE.png (`profile`, `bench`): a name not ending in .png is a usage error (exit 2)
     while the command line is parsed, before any work; whether the path can be written is the

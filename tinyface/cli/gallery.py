@@ -8,7 +8,16 @@ from __future__ import annotations
 
 import click
 
-from tinyface.cli.common import ask_first, input_path, json_option, load_settings, not_empty, port_options, set_option
+from tinyface.cli.common import (
+    ask_first,
+    first_answer,
+    input_path,
+    json_option,
+    load_settings,
+    not_empty,
+    port_options,
+    set_option,
+)
 
 model_option = click.option(
     "--model", "model_path", type=input_path(), default=None, callback=not_empty,
@@ -88,7 +97,8 @@ def enroll(ctx, port, board, baud, timeout_s, retries, name, photos, model_path,
     model = _given_model(model_path)  # a bad --model is one line before the port is opened
     opened, settings = _open(ctx, port, board, baud, timeout_s, retries, set_items)
     with opened as client:
-        info, bundle = api.board_bundle(client, model)
+        with first_answer(client.port):
+            info, bundle = api.board_bundle(client, model)
         try:
             name = check_name(name, info.max_name_bytes)
         except ValueError as exc:
@@ -137,7 +147,7 @@ def list_command(ctx, port, board, baud, timeout_s, retries, as_json, set_items)
     from tinyface.device import gallery as api
 
     opened, _ = _open(ctx, port, board, baud, timeout_s, retries, set_items)
-    with opened as client:
+    with opened as client, first_answer(client.port):
         result = api.list_gallery(client)
     if as_json:
         print_json(result)
@@ -178,10 +188,16 @@ def delete_command(ctx, port, board, baud, timeout_s, retries, name, everyone, y
         raise click.UsageError("give --name NAME or --all (one of them)")
     opened, _ = _open(ctx, port, board, baud, timeout_s, retries, set_items)
     with opened as client:
-        if everyone and not yes and not _confirm_everyone(api.list_gallery(client)):
-            click.echo("nothing deleted", err=True)
-            return
-        result = api.delete(client, name)
+        if everyone and not yes:
+            with first_answer(client.port):
+                listed = api.list_gallery(client)
+            if not _confirm_everyone(listed):  # the question outside the spinner
+                click.echo("nothing deleted", err=True)
+                return
+            result = api.delete(client, name)
+        else:
+            with first_answer(client.port):
+                result = api.delete(client, name)
     if as_json:
         print_json(result)
         return
@@ -229,7 +245,8 @@ def identify(ctx, port, board, baud, timeout_s, retries, photos, model_path, ski
     model = _given_model(model_path)  # a bad --model is one line before the port is opened
     opened, settings = _open(ctx, port, board, baud, timeout_s, retries, set_items)
     with opened as client:
-        info, bundle = api.board_bundle(client, model)
+        with first_answer(client.port):
+            info, bundle = api.board_bundle(client, model)
         with progress_bar("aligning faces", len(photos)) as advance:
             aligned = api.align_photos(photos, bundle, settings, progress=advance)
         results = api.identify(client, info, aligned, skip_bad=skip_bad, steps=step)

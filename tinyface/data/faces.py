@@ -280,9 +280,29 @@ def _run_jobs(jobs: list, process, collect, workers: int, initializer=None, init
     import multiprocessing as mp
 
     with mp.get_context("fork").Pool(workers, initializer=_pool_worker_init, initargs=(initializer, initargs)) as pool:
-        for index, result in pool.imap_unordered(process, jobs, chunksize=chunksize):
-            queue(index, result)
+        # chunks of our own, one task each: Pool's own chunking gives a generator, whose waits have no timeout
+        chunks = [jobs[start:start + chunksize] for start in range(0, len(jobs), chunksize)]
+        results = pool.imap_unordered(functools.partial(_run_chunk, process), chunks)
+        while True:
+            try:
+                done = results.next(timeout=POOL_WAKE_S)
+            except mp.TimeoutError:
+                # back in Python for a moment: a Ctrl-C that the kernel gave one of the pool's threads
+                # is raised here. A wait with no timeout slept on until a job ended (a CI run waited 60 s)
+                continue
+            except StopIteration:
+                break
+            for index, result in done:
+                queue(index, result)
     queue.flush()
+
+
+POOL_WAKE_S = 0.25  # the longest a pool's results are waited for before a Ctrl-C is looked at
+
+
+def _run_chunk(process, chunk: list) -> list:
+    """``process`` over one chunk of jobs, in a pool worker (:func:`_run_jobs`)."""
+    return [process(job) for job in chunk]
 
 def prepare_faces(
     paths: Sequence[str | os.PathLike],
