@@ -128,6 +128,10 @@ def test_a_dataset_too_small_for_a_validation_split_is_refused_before_training(l
     assert "5 people split into 2 training, 1 validation" in lines[0]
     assert "at least 21 people at data.val_fraction=0.1" in lines[0]
     assert not (tmp_path / "cache" / "faces.sqlite").exists()  # nothing aligned, nothing trained
+    assert not (tmp_path / "out").exists()  # the folder made for the build is gone again (it was left empty)
+    (tmp_path / "out").mkdir()  # a folder that was there before stays
+    again = subprocess.run(proc.args, capture_output=True, text=True, timeout=300, env=env, stdin=subprocess.DEVNULL)
+    assert again.returncode == 4 and (tmp_path / "out").is_dir(), again.stderr[-2000:]
 
 
 # --- a distill.assistant that is not there: refused before the run folder is made and TensorFlow loads ---

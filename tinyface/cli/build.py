@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -10,6 +11,7 @@ import click
 
 from tinyface.cli.common import input_path, json_option, load_settings, not_empty, set_option, setting_type
 from tinyface.config import DEFAULT_PRESET, preset_names
+from tinyface.errors import TinyfaceError
 
 # --quick's layer of settings: no extra faces (a smoke test must run without FairFace; --set
 # extra.dirs=... brings them back, as the tests do with a small folder)
@@ -110,12 +112,19 @@ def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, hi
     from tinyface.train.pipeline import check_run_folder
 
     check_run_folder(out)  # a folder of one's own files is refused, not written into
+    made = not out.exists()
     ensure_dir(out, "--out")  # before the training, not after it
-    check_dataset_size(settings.data)  # too few people for the splits: the counts, before TensorFlow loads
-    if settings.extra.dirs:
-        from tinyface.data.extra import require_extra
+    try:
+        check_dataset_size(settings.data)  # too few people for the splits: the counts, before TensorFlow loads
+        if settings.extra.dirs:
+            from tinyface.data.extra import require_extra
 
-        require_extra(settings.extra)  # before any training: one line naming the command that gets them
+            require_extra(settings.extra)  # before any training: one line naming the command that gets them
+    except TinyfaceError:
+        if made:  # a build refused before any work leaves no empty folder behind
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
     from tinyface.console import quiet_tensorflow
 
     quiet_tensorflow(import_now=True)
