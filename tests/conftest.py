@@ -373,6 +373,22 @@ def run_cli(*args, cwd=None, env=None, timeout=120, prefix=()):
                           cwd=cwd, env=full_env, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
+def plain_progress_every(monkeypatch, every_s: float, heartbeat: bool = False) -> None:
+    """Plain progress (stderr is no terminal under capsys and in subprocess pipes) at most every
+    ``every_s`` seconds instead of 10; with ``heartbeat``, a status's thread prints on while nothing
+    advances, else a status prints only its end (its "done" line, at ``every_s`` 0 whatever it took)."""
+    from tinyface import console
+
+    class Every(console.PlainProgress):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **{**kwargs, "every_s": every_s})
+
+        if not heartbeat:
+            def start_heartbeat(self):
+                return self
+    monkeypatch.setattr(console, "PlainProgress", Every)
+
+
 def imported_modules(*args, cwd=None, env=None):
     """(result, set of top-level modules imported) for one CLI run, from ``python -X importtime``."""
     import subprocess

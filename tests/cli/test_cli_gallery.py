@@ -153,18 +153,12 @@ def test_gallery_list_on_a_socket_url(capsys, tcp_board):
 def test_a_board_that_does_not_answer_is_waited_for_with_progress_then_one_error_line(capsys, tcp_board, monkeypatch,
                                                                                        command):
     # was: silence for bench.timeout_s x (bench.retries + 1) seconds (20 by default), then the error
-    from tinyface import console
+    from tests.conftest import plain_progress_every
 
-    class Quick(console.PlainProgress):  # a line every 0.1 s instead of 10 s
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **{**kwargs, "every_s": 0.1})
-    monkeypatch.setattr(console, "PlainProgress", Quick)
+    plain_progress_every(monkeypatch, 0.1, heartbeat=True)  # a line every 0.1 s instead of 10 s
     board = tcp_board(emulate=False)
-    args = [*command[:2], "--port", board.url, "--board", "esp32", "--timeout", "0.3", "--retries", "1", *command[2:]]
-    if command[0] == "identify":
-        args = ["identify", "--port", board.url, "--board", "esp32", "--timeout", "0.3", "--retries", "1",
-                "--skip-bad", command[1]]
-    code, out, err = run_in_process(capsys, *args)
+    code, out, err = run_in_process(capsys, *command, "--port", board.url, "--board", "esp32", "--timeout", "0.3",
+                                    "--retries", "1")
     lines = err.splitlines()
     assert code == errors.DeviceError.exit_code, err
     assert lines[-1].startswith("tinyface: error: ") and "did not answer" in lines[-1], err

@@ -306,14 +306,10 @@ def test_evaluate_shows_progress_while_it_embeds_and_scores_not_only_while_it_fi
     """Where stderr is no terminal (a log, `> out.txt 2>&1`), every step of the evaluation gets its
     plain progress lines. All of LFW in TFLM took 90 s after its cached faces, with no line until
     the last one, which called the whole run `faces: 13,233/13,233 (100%), 1 min 31 s elapsed`."""
-    import functools
-
-    from tests.conftest import run_in_process
-    from tinyface import console
+    from tests.conftest import plain_progress_every, run_in_process
 
     # a line at every step and at each end (the CLI prints one every 10 s where stderr is no terminal)
-    monkeypatch.setattr(console.PlainProgress, "start_heartbeat", lambda self: self)
-    monkeypatch.setattr(console, "PlainProgress", functools.partial(console.PlainProgress, every_s=0))
+    plain_progress_every(monkeypatch, 0)
     code, out, err = run_in_process(capsys, "evaluate", "--model", RELEASED, "--data", people, "--runtime", "tflm",
                                     "--json")
     assert code == 0, err

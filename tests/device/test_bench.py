@@ -266,13 +266,10 @@ def test_prepare_inputs_announces_the_images_it_will_align(tiny_bundle, lfw_dir,
 
 def test_bench_progress_total_is_what_exists(start_device, emulator_only, tiny_bundle, lfw_dir, tmp_path, capsys,
                                             monkeypatch):
-    import functools
-
-    from tests.conftest import run_in_process
-    from tinyface import console
+    from tests.conftest import plain_progress_every, run_in_process
 
     # a plain progress line at every step (the CLI prints one every 10 s where stderr is no terminal)
-    monkeypatch.setattr(console, "PlainProgress", functools.partial(console.PlainProgress, every_s=0))
+    plain_progress_every(monkeypatch, 0)
     data = _tiny_lfw(lfw_dir, tmp_path / "lfw")
     dev = start_device(tiny_bundle.model_path.parent, "--once")
     code, out, err = run_in_process(capsys, "bench", "--port", dev.port, "--model", tiny_bundle.model_path.parent,
@@ -284,27 +281,13 @@ def test_bench_progress_total_is_what_exists(start_device, emulator_only, tiny_b
     assert "images        6 " in out
 
 
-def _every_line(monkeypatch):
-    """Plain progress (stderr is no terminal under capsys) that prints at every step, with no
-    heartbeat thread: each step's lines, and a status's "done" line, whatever the step took."""
-    from tinyface import console
-
-    class EveryLine(console.PlainProgress):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **{**kwargs, "every_s": 0})
-
-        def start_heartbeat(self):
-            return self
-    monkeypatch.setattr(console, "PlainProgress", EveryLine)
-
-
 def test_the_host_check_after_the_stream_is_a_step_of_its_own(start_device, emulator_only, tiny_bundle, lfw_dir,
                                                                  tmp_path, capsys, monkeypatch):
     # was: seconds (15 s for 1,000 images) of TFLite and TFLM on the host after the last image, under
     # a bar standing at its end, or with no line at all where stderr is a file
-    from tests.conftest import run_in_process
+    from tests.conftest import plain_progress_every, run_in_process
 
-    _every_line(monkeypatch)
+    plain_progress_every(monkeypatch, 0)
     data = _tiny_lfw(lfw_dir, tmp_path / "lfw")
     dev = start_device(tiny_bundle.model_path.parent, "--once")
     code, out, err = run_in_process(capsys, "bench", "--port", dev.port, "--model", tiny_bundle.model_path.parent,

@@ -541,10 +541,9 @@ def test_enroll_and_identify_show_progress_while_they_talk_to_the_board(board, l
                                                                            monkeypatch):
     # was: nothing after "aligning faces" while the board embedded, checked and enrolled the photos
     # (about 14 s for 40 photos at 115200 baud), nor while it identified them
-    from tests.conftest import run_in_process
-    from tests.device.test_bench import _every_line
+    from tests.conftest import plain_progress_every, run_in_process
 
-    _every_line(monkeypatch)
+    plain_progress_every(monkeypatch, 0)
     colin = photos(lfw_dir, "Colin_Powell", 0, 6)
 
     def steps(*args):

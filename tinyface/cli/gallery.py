@@ -194,10 +194,8 @@ def delete_command(ctx, port, board, baud, timeout_s, retries, name, everyone, y
             if not _confirm_everyone(listed):  # the question outside the spinner
                 click.echo("nothing deleted", err=True)
                 return
+        with first_answer(client.port):  # after the list, at once
             result = api.delete(client, name)
-        else:
-            with first_answer(client.port):
-                result = api.delete(client, name)
     if as_json:
         print_json(result)
         return

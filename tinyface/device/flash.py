@@ -177,14 +177,12 @@ def flash(board, model: str | Path | None = None, project_dir: str | Path | None
     step(f"checking {model_dir} against the flash and SRAM of {board.name}")
     _, arena = check_fits(bundle, board, arena_margin=arena_margin, kernels=kernels, gallery_people=people)
     if enroll_dir:  # the slow part (every face aligned and embedded), once the model is known to fit
-        import contextlib
-
         from tinyface.codegen.gallery import enroll_folder
+        from tinyface.console import no_step
 
         step(f"enrolling the people in {enroll_dir}")
-        with (progress_bar("aligning faces", None) if progress_bar else contextlib.nullcontext()) as advance:
-            gallery = enroll_folder(enroll_dir, bundle, settings, progress=advance,
-                                    on_total=advance.set_total if progress_bar else None)
+        with (progress_bar or no_step)("aligning faces", None) as advance:
+            gallery = enroll_folder(enroll_dir, bundle, settings, progress=advance, on_total=advance.set_total)
     step(f"generating the firmware project in {project_dir}")
     result.project = generate_project(bundle, board, project_dir, arena_margin=arena_margin, gallery=gallery,
                                       force=force, kernels=kernels, arena_used_bytes=arena.used_bytes)

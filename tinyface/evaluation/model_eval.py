@@ -188,9 +188,9 @@ def read_pairs_file(pairs_file: str | Path):
 
 
 def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: str | Path | None = None,
-                   enroll_images: int = DataSettings.enroll_images, seed: int = 0, workers: int = 0, progress=None,
+                   enroll_images: int = DataSettings.enroll_images, seed: int = 0, workers: int = 0,
                    stranger_share: float = STRANGER_SHARE, target_far: float = TARGET_FAR, settings=None,
-                   on_total=None, steps=None) -> dict:
+                   steps=None) -> dict:
     """Metrics of ``model`` on the dataset at ``data_dir`` (see module docstring).
 
     The thresholds are the model's shipped ones (model.json: ``threshold`` for verification,
@@ -206,12 +206,11 @@ def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: 
     by galleries of ``settings.data.identify_gallery`` people (default the device's capacity;
     :func:`tinyface.evaluation.metrics.identification_at_gallery`).
     ``target_far``: also report the thresholds that would give this false-accept rate on these
-    people (verification pairs and strangers), and what they would cost. ``progress(n)`` is called
-    as faces are prepared, after ``on_total(images)`` once the images are listed. ``steps(description,
-    total)``, if given, is a context manager around each step of the work, yielding ``advance(n)``:
-    "faces" and "embeddings (RUNTIME)" (``total`` the images), then the scoring (``total`` None:
-    nothing to count), so that a caller shows progress all the way (the CLI: a bar, or a plain line
-    every 10 s), not only while faces are prepared.
+    people (verification pairs and strangers), and what they would cost. ``steps(description,
+    total)``, if given, is a context manager around each step of the work, yielding ``advance(n)``
+    (tinyface.console.step; default: none shown): "faces" and "embeddings (RUNTIME)" (``total`` the
+    images), then the scoring (``total`` None: nothing to count), so that a caller shows progress
+    all the way (the CLI: a bar, or a plain line every 10 s), not only while faces are prepared.
 
     Only what was measured is given as a figure: with no strangers the stranger false-accept
     rates are None, and ``verification["tar_at_far_measurable"]`` says for each FAR whether
@@ -241,18 +240,11 @@ def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: 
     # the one face spec of a model (its input and padding, the settings' detector retry)
     h, w, c = model.input_shape
     spec = FaceSpec.for_model(SimpleNamespace(input_shape=(1, h, w, c), crop_padding=model.padding), settings)
-    if on_total:
-        on_total(len(images))
     from tinyface.console import no_step
 
     step = steps or no_step
     with step("faces", len(images)) as advance:
-        def faces_done(n: int = 1) -> None:
-            advance(n)
-            if progress:
-                progress(n)
-
-        faces = prepare_faces([im.path for im in images], spec, cache, workers=workers, progress=faces_done)
+        faces = prepare_faces([im.path for im in images], spec, cache, workers=workers, progress=advance)
     with step(f"embeddings ({model.kind})", len(images)) as advance:
         emb = _embed(model, faces.crops, advance)
     with step("scoring pairs and identification", None):

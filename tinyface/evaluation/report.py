@@ -726,7 +726,7 @@ def confusion_figure(plt, ident: dict, label: str = ""):
     from matplotlib.ticker import MaxNLocator
 
     matrix = np.array(ident["confusion"])
-    people = list(ident.get("people") or range(len(matrix)))  # numbered where a report.json lacks the names
+    people = list(ident["people"])
     k = len(people)
     side = min(16.0, max(6.0, 3.0 + 0.3 * k))
     fig, ax = plt.subplots(figsize=(side + 1.5, side))
