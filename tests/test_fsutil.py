@@ -163,6 +163,21 @@ def test_a_folder_another_process_writes_is_refused_until_that_process_ends(tmp_
         assert (tmp_path / fsutil.LOCK_NAME).read_text().strip() == str(os.getpid())
 
 
+def test_without_fcntl_the_folder_is_still_marked_as_tinyfaces(tmp_path, monkeypatch):
+    """Windows has no ``fcntl``: nothing is locked there, but ``.lock`` is written all the same, so
+    that a build killed before its first stage's record leaves a folder ``build --out`` reuses
+    instead of refusing it as the user's files."""
+    import sys
+
+    from tinyface.train.pipeline import check_run_folder
+
+    monkeypatch.setitem(sys.modules, "fcntl", None)  # `import fcntl` raises ImportError
+    with fsutil.exclusive_folder(tmp_path, "--out", "tinyface build"):
+        (tmp_path / "distill").mkdir()  # a stage begun, its record not yet written
+    assert (tmp_path / fsutil.LOCK_NAME).read_text().strip() == str(os.getpid())
+    check_run_folder(tmp_path)  # reused, not refused
+
+
 def test_a_second_build_into_the_same_folder_is_one_line_and_exit_14(tmp_path, lfw_dir):
     """`tinyface build` into a folder a running build holds stops before any stage, in one line."""
     from tests.conftest import run_cli

@@ -140,14 +140,17 @@ def exclusive_folder(folder: str | os.PathLike, what: str = "the folder", comman
     same folder is refused instead of mixing its stages with this one's (and emptying its
     temporary files). The lock is the kernel's (``flock`` on ``folder/.lock``): it ends with the
     process, however it ends, so a killed run leaves nothing to clean up. Where ``fcntl`` does not
-    exist (Windows), nothing is locked.
+    exist (Windows), nothing is locked, but ``.lock`` is still written: it marks the folder as one
+    of tinyface's (``build --out`` reuses such a folder and refuses one of the user's files).
 
     Raises:
         OutputError: another process holds ``folder`` (its pid, as that process wrote it).
     """
     try:
         import fcntl
-    except ImportError:  # pragma: no cover - not on Linux or macOS
+    except ImportError:  # not on Linux or macOS
+        with contextlib.suppress(OSError):  # a folder that cannot be written fails at its first write
+            (Path(folder) / LOCK_NAME).write_text(f"{os.getpid()}\n")
         yield
         return
     path = Path(folder) / LOCK_NAME

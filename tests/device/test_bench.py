@@ -165,6 +165,7 @@ def test_bench_keeps_partial_results_when_the_device_is_killed(start_device, tin
     lines = [line for line in stderr.splitlines() if line.startswith("tinyface:")]
     assert len(lines) == 1 and "Traceback" not in stderr
     assert "lost the connection" in lines[0] and "/80 images" in lines[0] and str(out) in lines[0]
+    assert "; after " in lines[0] and ") (" not in lines[0]  # one parenthesis: the hint's
     partial = load_result(out)
     assert not partial.complete and partial.error
     assert 3 <= partial.images_done < 80

@@ -251,7 +251,7 @@ def run_bench(client: Client, bundle: Bundle, inputs: BenchInputs, *, port: str,
             raise Interrupted(f"{interruption()} after {result.images_done}/{result.images_requested} images{where}") \
                 from None
         cls = ProtocolError if isinstance(exc, ProtocolError) else DeviceError
-        raise cls(f"{exc} (after {result.images_done}/{result.images_requested} images{where})",
+        raise cls(f"{exc}; after {result.images_done}/{result.images_requested} images{where}",
                   hint=exc.hint) from None
     result.elapsed_s = time.monotonic() - start
     try:
