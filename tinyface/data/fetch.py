@@ -12,6 +12,7 @@ that was killed is one nobody holds: the next fetch into the same place removes 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import http.client
 import json
@@ -19,6 +20,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+import threading
 import urllib.error
 import urllib.request
 import zlib
@@ -129,33 +131,73 @@ def _check_url(base_url: str, name: str) -> None:
 
 def _download(url: str, dest: Path, expected_sha256: str | None, progress: Callable[[int], None] | None,
               timeout_s: float) -> None:
+    """Download ``url`` to ``dest``.
+
+    Raises:
+        DownloadError: the network or the server failed, or the checksum does not match.
+        OutputError: ``dest`` cannot be written (a full disk, a file size limit): not the network's fault.
+    """
     digest = hashlib.sha256()
     received = 0
+    # no limit where the socket takes none: `--timeout inf` was an internal error (OverflowError)
+    timeout = timeout_s if timeout_s < threading.TIMEOUT_MAX else None
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as resp, open(dest, "wb") as out:
-            announced = resp.headers.get("Content-Length")
-            while chunk := resp.read(1 << 16):
-                out.write(chunk)
-                digest.update(chunk)
-                received += len(chunk)
-                if progress:
-                    progress(len(chunk))
-        # read(n) returns b"" when the server hangs up early instead of raising: count the bytes
-        if announced and announced.isdigit() and received < int(announced):
-            raise DownloadError(f"download failed: {url}: the server closed the connection after "
-                                f"{received:,} of {int(announced):,} bytes", hint="try again; nothing was kept")
-    except urllib.error.HTTPError as exc:
-        raise DownloadError(f"download failed: {url}: HTTP {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as exc:
-        # HTTPException: the server closed the connection early (IncompleteRead, a bad status line)
-        reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
-        raise DownloadError(f"download failed: {url}: {reason}",
-                            hint="check the network, or pass --url to a mirror; nothing was kept") from None
+        out = open(dest, "wb")
+    except OSError as exc:
+        raise _cannot_write(dest, exc) from None
+    with out:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as resp:
+                announced = resp.headers.get("Content-Length")
+                while chunk := resp.read(1 << 16):
+                    _write(out, chunk, dest)
+                    digest.update(chunk)
+                    received += len(chunk)
+                    if progress:
+                        progress(len(chunk))
+            # read(n) returns b"" when the server hangs up early instead of raising: count the bytes
+            if announced and announced.isdigit() and received < int(announced):
+                raise DownloadError(f"download failed: {url}: the server closed the connection after "
+                                    f"{received:,} of {int(announced):,} bytes", hint="try again; nothing was kept")
+        except urllib.error.HTTPError as exc:
+            raise DownloadError(f"download failed: {url}: HTTP {exc.code} {exc.reason}") from None
+        except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as exc:
+            # HTTPException: the server closed the connection early (IncompleteRead, a bad status line)
+            reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
+            raise DownloadError(f"download failed: {url}: {reason}",
+                                hint="check the network, or pass --url to a mirror; nothing was kept") from None
+        _write(out, None, dest)  # what is still buffered: a full disk may only say so now
     got = digest.hexdigest()
     if expected_sha256 and got != expected_sha256:
         raise DownloadError(f"checksum mismatch for {dest.name}: expected sha256 {expected_sha256[:16]}..., "
                             f"got {got[:16]}...",
                             hint="the download is corrupt or not the expected file; nothing was kept")
+
+
+def _write(out, chunk: bytes | None, dest: Path) -> None:
+    """Write ``chunk`` to ``out`` (None: flush it); a failure is the disk's (OutputError), not the network's."""
+    try:
+        if chunk is None:
+            out.flush()
+        else:
+            out.write(chunk)
+    except OSError as exc:
+        raise _cannot_write(dest, exc) from None
+
+
+# what a disk says when it cannot take what is written: the place's fault, not the archive's or the network's
+_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
+
+
+def _cannot_write(path: Path, exc: OSError, what: str | None = None) -> OutputError:
+    """A file of a fetch's work folder (beside --dest) that cannot be written, as one line (exit 14).
+
+    Args:
+        what: what could not be done ("unpack NAME"); default: write ``path``'s name.
+    """
+    work = next((p for p in path.parents if p.name.startswith(".") and ".fetch-" in p.name), path.parent)
+    return OutputError(f"cannot {what or 'write ' + path.name} in {work.parent}: {exc.strerror or exc}",
+                       hint="free some space there, or use --dest to choose another place; nothing was kept")
 
 
 def missing_or_changed(manifest: Manifest, dest: str | os.PathLike, verify_images: bool = True) -> list[str]:
@@ -292,6 +334,9 @@ def _work_folder(dest: Path) -> Iterator[Path]:
             if problem:  # not a sweep: its lock file cannot be made (a full disk)
                 raise problem from None
             continue
+        except OSError:  # its lock file was made but cannot be written (a full disk): the folder goes too
+            shutil.rmtree(work, ignore_errors=True)
+            raise
         with held:
             try:
                 yield work
@@ -432,9 +477,9 @@ def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: 
             without ``force``), it or a file in it cannot be read (:func:`is_occupied`), or it or
             its folder cannot be written; checked before downloading.
             Or the new copy could not be renamed into place: ``dest`` then holds the old copy
-            (:func:`_move_into_place`).
+            (:func:`_move_into_place`). Or ``dest`` is a link to nothing (:func:`_absolute`).
     """
-    dest = Path(dest).expanduser()
+    dest = _absolute(Path(dest).expanduser())
     put_back = _remove_unfinished(dest)  # first: it may put back the copy a killed --force had moved aside
     if not force and is_occupied(dest):
         if not dest.is_dir():
@@ -449,6 +494,9 @@ def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: 
                                 hint="use --force to replace it, or --dest to choose another place")
         return FetchResult(dest, downloaded=False, put_back=put_back)
     _check_url(base_url, manifest.name)  # before any folder is made: a typo is one line, not an internal error
+    if os.path.ismount(dest):  # its rename would fail only after the whole download (EBUSY)
+        raise OutputError(f"cannot fetch into {dest}: it is a mount point, and a fetch moves its verified folder "
+                          "into place by renaming it", hint=f"use --dest {dest / manifest.name}")
     created = [p for p in reversed(dest.parents) if not p.exists()]
     # an empty folder, or --force's, is replaced: it must be writable (a folder above it: ensure_dir's, next)
     from tinyface.config import writable_folder_problem
@@ -482,7 +530,11 @@ def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: 
         try:
             with tarfile.open(archive) as tar:
                 tar.extractall(unpacked, filter="data")
-        except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        except OSError as exc:
+            if exc.errno in _DISK_ERRNOS:  # a full disk: the place's fault, not the archive's
+                raise _cannot_write(unpacked, exc, f"unpack {manifest.archive}") from None
+            raise DownloadError(f"cannot unpack {manifest.archive}: {exc}", hint="nothing was kept") from None
+        except (tarfile.TarError, EOFError, zlib.error) as exc:
             raise DownloadError(f"cannot unpack {manifest.archive}: {exc}", hint="nothing was kept") from None
         root = unpacked / manifest.archive_root
         if not root.is_dir():
@@ -497,10 +549,34 @@ def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: 
         _move_into_place(staged, dest, work)
         ok = True
         return FetchResult(dest, downloaded=True, put_back=put_back)
+    except OSError as exc:  # the work folder's disk (full: a folder of people): one line, not an internal error
+        raise _cannot_write(work / "dataset", exc, f"write {manifest.name}") from None
     finally:
         held.close()  # removes the work folder (unless it keeps the old copy), then lets go of it
         if not ok:  # folders this call created for nothing
             _remove_created(created)
+
+
+def _absolute(dest: Path) -> Path:
+    """``dest`` as an absolute path, "." and ".." resolved by name, and a link as the folder it links to:
+    the work folder goes beside it, and `--dest .` (a folder's own "." cannot be renamed) failed only
+    after the whole download; a link was replaced by the new folder, on the link's disk.
+
+    Raises:
+        OutputError: ``dest`` is a link to nothing (a disk not mounted): the rename into it would fail
+            only after the whole download.
+    """
+    try:
+        dest = Path(os.path.abspath(dest))
+    except OSError:  # the current folder was deleted: the path as given, for the line that follows
+        return dest
+    if not dest.is_symlink():
+        return dest
+    target = Path(os.path.realpath(dest))
+    if not target.exists():
+        raise OutputError(f"--dest {dest} is a link to {target}, which does not exist",
+                          hint="create or mount it, or use --dest to choose another place")
+    return target
 
 
 def is_occupied(dest: str | os.PathLike) -> bool:
