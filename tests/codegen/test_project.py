@@ -333,6 +333,18 @@ def _board_variant(tmp_path, name: str, edit) -> "Board":  # noqa: F821 - a tiny
     return load_board(name, directory=folder)
 
 
+def _as_generated(project_dir: Path, rel: str) -> None:
+    """Record ``rel``'s bytes in the manifest as the ones tinyface wrote (a complete generation by
+    another tinyface wrote it so), not an edit of the user's."""
+    import hashlib
+    import json
+
+    manifest = project_dir / "tinyface-project.json"
+    recorded = json.loads(manifest.read_text())
+    recorded["files_sha256"][rel] = hashlib.sha256((project_dir / rel).read_bytes()).hexdigest()
+    manifest.write_text(json.dumps(recorded, indent=2) + "\n")
+
+
 def test_a_changed_sdkconfig_defaults_removes_platformios_stale_sdkconfig(tiny_bundle, tmp_path):
     """PlatformIO copies sdkconfig.defaults into sdkconfig.<env> once and then ignores it."""
     project_dir = tmp_path / "project"
@@ -372,6 +384,7 @@ def test_a_changed_component_manifest_drops_the_lock_and_reconfigures(tiny_bundl
     assert again.written == [] and lock.is_file() and cmake.stat().st_mtime == 1_000_000  # nothing changed
     manifest = project_dir / "src" / "idf_component.yml"  # as an older tinyface pinned it
     manifest.write_text(manifest.read_text().replace('"==1.3.8"', '"==1.3.7"'))
+    _as_generated(project_dir, "src/idf_component.yml")
     changed = generate_project(tiny_bundle, load_board("esp32"), project_dir)
     assert "src/idf_component.yml" in changed.written and '"==1.3.8"' in manifest.read_text()
     assert "dependencies.lock" in changed.removed and not lock.exists()
@@ -505,6 +518,7 @@ def test_a_regeneration_killed_before_the_cleanup_is_finished_by_the_next(tiny_b
     manifest, component = project_dir / "tinyface-project.json", project_dir / "src" / "idf_component.yml"
     # a complete generation by a tinyface that pinned esp-tflite-micro 1.3.7, and its first build
     component.write_text(component.read_text().replace('"==1.3.8"', '"==1.3.7"'))
+    _as_generated(project_dir, "src/idf_component.yml")
     recorded = json.loads(manifest.read_text())
     recorded.setdefault("derived_from_sha256", {})["src/idf_component.yml"] = hashlib.sha256(
         component.read_bytes()).hexdigest()
@@ -524,7 +538,11 @@ def test_a_regeneration_killed_before_the_cleanup_is_finished_by_the_next(tiny_b
     qio = _board_variant(tmp_path, "esp32", lambda t: t.replace('flash_mode = "dio"', 'flash_mode = "qio"'))
     killed = generate_project(tiny_bundle, qio, project_dir)
     assert {"sdkconfig.defaults", "src/idf_component.yml"} <= set(killed.written)
-    manifest.write_bytes(old_manifest)
+    # the manifest as the killed run left it: the last complete generation's, and what it was writing
+    in_progress = json.loads(old_manifest) | {"pending_sha256": {
+        rel: [hashlib.sha256((project_dir / rel).read_bytes()).hexdigest()] for rel in killed.written
+        if rel != "tinyface-project.json"}}
+    manifest.write_text(json.dumps(in_progress, indent=2) + "\n")
     first_build()
     again = generate_project(tiny_bundle, qio, project_dir)
     assert again.written == ["tinyface-project.json"]  # the project's own files were already current

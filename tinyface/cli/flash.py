@@ -37,8 +37,9 @@ from tinyface.config import FIRMWARE_KERNELS
               help="Check the budget and render the project only: no PlatformIO, no board. "
                    "Example: tinyface flash --board esp32 --dry-run")
 @click.option("--force", is_flag=True,
-              help="Overwrite files in --project-dir that tinyface did not generate (without it such a folder is "
-                   "refused, exit 11). Example: tinyface flash --board esp32 --project-dir fw/ --force")
+              help="Overwrite files in --project-dir that tinyface did not generate, or that you edited since it "
+                   "generated them (without it such a folder is refused, exit 11). "
+                   "Example: tinyface flash --board esp32 --project-dir fw/ --force")
 @set_option("firmware.arena_margin=0.2")
 @json_option("tinyface flash --board esp32 --dry-run --json")
 @click.pass_context

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,8 +33,8 @@ from tinyface.codegen.esp_nn_scratch import largest_scratch_bytes
 from tinyface.codegen.gallery import GalleryPerson
 from tinyface.codegen.ops import resolver_entries
 from tinyface.config import DEFAULT_ARENA_MARGIN
-from tinyface.errors import ModelError, ProjectDirError
-from tinyface.fsutil import write_if_changed
+from tinyface.errors import ConfigError, ModelError, OutputError, ProjectDirError
+from tinyface.fsutil import sha256_file, write_if_changed
 from tinyface.protocol import spec
 from tinyface.resources import firmware_dir
 
@@ -44,6 +45,11 @@ COMPONENT_MANIFEST = "src/idf_component.yml"  # the ESP-IDF component manager's 
 # their sha256 as the last complete generation wrote them (see generate_project).
 DERIVED_FROM = ("sdkconfig.defaults", COMPONENT_MANIFEST)
 DERIVED_FROM_KEY = "derived_from_sha256"
+# The manifest's sha256 of every file as the last complete generation wrote it (a file that differs
+# is one the user edited: refused without --force), and of the files a generation under way is
+# writing (written before them, so that a run killed among them leaves files the next run knows).
+FILES_SHA256_KEY = "files_sha256"
+PENDING_SHA256_KEY = "pending_sha256"
 TEMPLATE_SUFFIX = ".j2"
 # Hand-written sources under firmware/, copied into the project behind a banner line.
 COPIED_SUFFIXES = (".c", ".cc", ".h")
@@ -60,6 +66,14 @@ WATCHDOG_TIMEOUT_S = 30
 YIELD_INTERVAL_US = 1_000_000
 # How many leading bytes of a file are searched for the banner (or the manifest's marker).
 _BANNER_SEARCH_BYTES = 512
+# What the generated project can say about a board (check_board): the board's name names the
+# PlatformIO environment (letters, digits, "_" and "-" only: `pio run` refuses others), the CMake
+# project and sdkconfig.<name>; ESP-IDF's flash sizes (CONFIG_ESPTOOLPY_FLASHSIZE_<n>MB) and the
+# default CPU clocks of its chips (CONFIG_ESP_DEFAULT_CPU_FREQ_MHZ_<n>): ESP-IDF ignores an option
+# it lacks, with a warning, and the chip would run at its default clock.
+BOARD_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
+IDF_FLASH_SIZES_MB = (1, 2, 4, 8, 16, 32, 64, 128)
+IDF_CPU_FREQS_MHZ = (16, 32, 40, 48, 64, 80, 96, 120, 160, 240, 360, 400)
 # Sources shared by the board and the native build, then the board's platform file.
 APP_SOURCES = ("tinyface_app.cc", "frame_decoder.cc", "gallery.cc", "model_data.cc", "tf_kernels.cc")
 ESP_SOURCES = (*APP_SOURCES, "platform_esp.cc")
@@ -169,6 +183,43 @@ def _model_context(bundle, model_bytes: bytes, graph) -> dict:
     }
 
 
+def check_board(board: Board) -> None:
+    """Refuse a board the generated project cannot describe, before anything is planned or written
+    (a board file of your own, --boards-dir, can hold values tinyface/boards.py accepts):
+
+    - a name that is no PlatformIO environment name (letters, digits, "_", "-");
+    - a flash size that is no ESP-IDF flash size (1, 2, 4, ... 128 MiB): sdkconfig.defaults
+      would name a smaller one than the partition table fills;
+    - a CPU clock no ESP-IDF chip offers as its default (80, 160, 240 MHz on the ESP32, S3 and
+      C3): ESP-IDF would ignore the option and run the chip at its default clock;
+    - a line break or control character in the PlatformIO platform or board id.
+
+    Raises:
+        ConfigError: one line naming the board file, the key and what it may be.
+    """
+    where = f"board file {board.path}"
+    if not BOARD_NAME_PATTERN.fullmatch(board.name):
+        raise ConfigError(f"{where}: name {board.name!r} cannot name the firmware project's PlatformIO environment",
+                          hint="use letters, digits, '_' and '-' only, in the name and the file name")
+    if board.flash_bytes % (1 << 20) or board.flash_bytes >> 20 not in IDF_FLASH_SIZES_MB:
+        raise ConfigError(f"{where}: 'chip.flash_bytes' = {board.flash_bytes:,} is not a flash size ESP-IDF knows",
+                          hint=f"one of {', '.join(str(mb) for mb in IDF_FLASH_SIZES_MB)} MiB "
+                               f"(4 MiB = 4_194_304)")
+    if board.cpu_mhz != int(board.cpu_mhz) or int(board.cpu_mhz) not in IDF_CPU_FREQS_MHZ:
+        raise ConfigError(f"{where}: 'chip.cpu_mhz' = {board.cpu_mhz:g} is not a CPU clock ESP-IDF can set",
+                          hint="80, 160 or 240 on the ESP32 and ESP32-S3; 80 or 160 on the ESP32-C3")
+    for key, value in (("platformio.platform", board.pio_platform), ("platformio.board", board.pio_board)):
+        if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+            raise ConfigError(f"{where}: '{key}' = {value!r} holds a line break or control character")
+
+
+def _comment_text(text: str) -> str:
+    """``text`` as one line that ends no comment early and continues none (a board's title in the
+    C, ini and sdkconfig comments: a line break would make the rest code, a trailing backslash
+    would join the next line to a C++ comment)."""
+    return " ".join(text.replace("\\", "/").split())
+
+
 @dataclass(frozen=True)
 class FirmwarePlan:
     """What a firmware for a model and board holds, checked against the board's budget."""
@@ -190,6 +241,7 @@ def plan_firmware(bundle, board: Board, arena_margin: float = DEFAULT_ARENA_MARG
     Nothing is written.
 
     Raises:
+        ConfigError: a board the project cannot describe (:func:`check_board`), checked first.
         ModelError: unknown ``kernels``, or not a model the firmware runs (an op it has no kernel
             for: checked before the budget).
         BudgetError: over a limit of ``board`` (the numbers, and what to do).
@@ -197,6 +249,7 @@ def plan_firmware(bundle, board: Board, arena_margin: float = DEFAULT_ARENA_MARG
     from tinyface.codegen import kernels as kernel_gen
     from tinyface.model.graph import analyze
 
+    check_board(board)
     model_bytes = bundle.model_bytes
     graph = analyze(model_bytes, source=str(bundle.model_path))
     model = _model_context(bundle, model_bytes, graph)
@@ -245,8 +298,12 @@ def generate_project(bundle, board: Board, directory: str | Path, arena_margin: 
     Raises:
         ModelError: not an int8 model, model.json disagrees with the .tflite, or an op TFLM lacks.
         BudgetError: the model does not fit the board (nothing is written then).
-        ProjectDirError: without ``force``, a file the project would overwrite was not
-            generated by tinyface (nothing is written then).
+        ConfigError: a board the project cannot describe (:func:`check_board`; nothing is written).
+        OutputError: a file cannot be written (a full disk, a file-size limit): the files written
+            before it are complete, the manifest is the last complete generation's.
+        ProjectDirError: without ``force``, a file the project would overwrite or remove was not
+            generated by tinyface, or was edited since (:func:`check_project_dir`; nothing is
+            written then).
     """
     from tinyface.codegen import kernels as kernel_gen
     from tinyface.protocol.cheader import HEADER_NAME, render_c_header
@@ -272,8 +329,9 @@ def generate_project(bundle, board: Board, directory: str | Path, arena_margin: 
         "arena": {"used_bytes": arena.used_bytes, "margin_percent": arena.margin_percent, "bytes": arena.bytes,
                   "esp_nn_scratch_bytes": arena.esp_nn_scratch_bytes, "in_psram": int(arena.in_psram)},
         "board": {
-            "name": board.name, "title": board.title, "pio_platform": board.pio_platform, "pio_board": board.pio_board,
-            "pio_framework": board.pio_framework, "cpu_mhz": int(board.cpu_mhz), "baud": board.baud,
+            "name": board.name, "title": _comment_text(board.title), "pio_platform": board.pio_platform,
+            "pio_board": board.pio_board, "pio_framework": board.pio_framework, "cpu_mhz": int(board.cpu_mhz),
+            "baud": board.baud,
             "flash_mb": board.flash_bytes // (1024 * 1024), "psram_bytes": board.psram_bytes,
             "esp_nn": int(board.esp_nn), "esp_nn_kernels": ESP_NN_KERNELS[board.esp_nn_kernels],
             "flash_mode": board.flash_mode, "usb_serial_jtag": int(board.usb_serial_jtag),
@@ -308,9 +366,31 @@ def generate_project(bundle, board: Board, directory: str | Path, arena_margin: 
                               arena=arena, budget=budget, kernels=kernels, generated_ops=sorted(op_types),
                               files=sorted(rendered))
     check_project_dir(directory, force, sorted(rendered))
+    try:
+        _write_project(directory, board, project, rendered)
+    except OSError as exc:  # a full disk, a file-size limit, a folder gone read-only: not a bug of tinyface's
+        raise OutputError(f"cannot write the firmware project in {directory}: {exc.strerror or exc}",
+                          hint="free some space, or choose another --project-dir; the files written so far are "
+                               "tinyface's, and the next run completes the project") from None
+    return project
+
+
+def _write_project(directory: Path, board: Board, project: FirmwareProject, rendered: dict[str, str]) -> None:
+    """Write the rendered files that changed, remove the stale ones and the build tools' stale copies,
+    then the manifest (``project.written`` and ``project.removed`` say what was done)."""
     previous = _read_manifest(directory)
-    for rel, text in sorted(rendered.items()):
-        if write_if_changed(directory / rel, text.encode("utf-8")):
+    data = {rel: text.encode("utf-8") for rel, text in sorted(rendered.items())}
+    digests = {rel: hashlib.sha256(content).hexdigest() for rel, content in data.items()}
+    if previous["raw"].get(FILES_SHA256_KEY):
+        # Say first what is about to be written: a run killed among the files leaves files whose
+        # bytes the next run can tell from the user's edits.
+        changing = {rel for rel in data if _sha256_or_none(directory / rel) != digests[rel]}
+        if changing:
+            pending = {rel: sorted({*previous[PENDING_SHA256_KEY].get(rel, []), digests[rel]}) for rel in changing}
+            in_progress = previous["raw"] | {PENDING_SHA256_KEY: previous[PENDING_SHA256_KEY] | pending}
+            write_if_changed(directory / MANIFEST, (json.dumps(in_progress, indent=2) + "\n").encode("utf-8"))
+    for rel, content in data.items():
+        if write_if_changed(directory / rel, content):
             project.written.append(rel)
     for rel in sorted(set(previous.get("files", [])) - set(rendered)):
         stale = directory / rel
@@ -335,10 +415,10 @@ def generate_project(bundle, board: Board, directory: str | Path, arena_margin: 
     if COMPONENT_MANIFEST in changed:
         _remove_derived(directory, project, ["dependencies.lock"])
         os.utime(directory / "src" / "CMakeLists.txt")
-    manifest = json.dumps(project.to_dict() | {"directory": ".", DERIVED_FROM_KEY: derived_from}, indent=2) + "\n"
+    manifest = json.dumps(project.to_dict() | {"directory": ".", DERIVED_FROM_KEY: derived_from,
+                                               FILES_SHA256_KEY: digests}, indent=2) + "\n"
     if write_if_changed(directory / MANIFEST, manifest.encode("utf-8")):
         project.written.append(MANIFEST)
-    return project
 
 
 def project_paths() -> list[str]:
@@ -354,10 +434,12 @@ def check_project_dir(directory: str | Path, force: bool = False, rels: list[str
     one of the project's paths (``rels``, default :func:`project_paths`) or at the manifest's
     must be tinyface's, and a folder that is not empty must be a tinyface project already (its
     manifest, or a file of an earlier generation cut short before the manifest is written).
-    A missing or empty folder, and a tinyface project, pass.
+    A missing or empty folder, and a tinyface project, pass. And a generated file must hold the
+    bytes tinyface wrote there (its sha256 in the manifest of the last complete generation, or of
+    one under way when a run was killed): regenerating would overwrite, or remove, the user's edits.
 
     Raises:
-        ProjectDirError: either, with ``force`` to overwrite or to generate anyway.
+        ProjectDirError: any of these, with ``force`` to overwrite or to generate anyway.
     """
     if force:
         return
@@ -368,6 +450,13 @@ def check_project_dir(directory: str | Path, force: bool = False, rels: list[str
         raise ProjectDirError(
             f"{directory} is not a tinyface project: {_listing(foreign)} not generated by tinyface and would be "
             f"overwritten", hint="choose an empty or new --project-dir, or pass --force to overwrite them")
+    edited = edited_files(directory)
+    if edited:
+        raise ProjectDirError(
+            f"{directory}: {_listing(edited)} edited since tinyface generated {'it' if len(edited) == 1 else 'them'}"
+            f"; regenerating would overwrite the edits",
+            hint="keep a copy of your changes and pass --force to regenerate (every generated file is rewritten "
+                 "from firmware/ and the board file), then apply them again")
     try:
         entries = sorted(p.name for p in directory.iterdir()) if directory.is_dir() else []
     except OSError:  # unreadable: creating the files there fails with its own line
@@ -377,6 +466,31 @@ def check_project_dir(directory: str | Path, force: bool = False, rels: list[str
             f"{directory} is not a tinyface project (no {MANIFEST}) and not empty: {_listing(entries)} there, and "
             f"the project's {len(rels) + 1} files would be added among them",
             hint="choose an empty or new --project-dir, or pass --force to generate into it anyway")
+
+
+def edited_files(directory: str | Path) -> list[str]:
+    """The generated files of the project in ``directory`` that are no longer as tinyface wrote them:
+    each file the manifest has a sha256 of, still there with the banner, whose bytes match neither
+    that sha256 nor one a generation under way was writing (a run killed among the files). A file
+    without the banner is the user's own (:func:`check_project_dir` refuses to overwrite it); a
+    manifest without the hashes (an older tinyface's) tells nothing."""
+    directory = Path(directory)
+    manifest = _read_manifest(directory)
+    edited = []
+    for rel, digest in sorted(manifest[FILES_SHA256_KEY].items()):
+        path = directory / rel
+        if not path.is_file() or not _generated(path):
+            continue
+        if _sha256_or_none(path) not in {digest, *manifest[PENDING_SHA256_KEY].get(rel, [])}:
+            edited.append(rel)
+    return edited
+
+
+def _sha256_or_none(path: Path) -> str | None:
+    try:
+        return sha256_file(path) if path.is_file() else None
+    except OSError:
+        return None
 
 
 def _remove_derived(directory: Path, project: FirmwareProject, names: list[str]) -> None:
@@ -412,14 +526,25 @@ def _listing(rels: list[str], most: int = 3) -> str:
 
 
 def _read_manifest(directory: Path) -> dict:
-    """The project's manifest as the last complete generation wrote it: ``files`` (a list) and
-    ``DERIVED_FROM_KEY`` (a dict), each empty where the manifest is missing, unreadable or lacks it."""
+    """The project's manifest as the last complete generation wrote it: ``files`` (a list),
+    ``DERIVED_FROM_KEY`` and ``FILES_SHA256_KEY`` ({path: sha256}), ``PENDING_SHA256_KEY`` ({path:
+    [sha256, ...]}, what a generation under way was writing), each empty where the manifest is
+    missing, unreadable or lacks it; and ``raw``, the manifest itself ({} where unreadable)."""
     try:
         manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         manifest = None
     if not isinstance(manifest, dict):
         manifest = {}
-    files, recorded = manifest.get("files"), manifest.get(DERIVED_FROM_KEY)
+
+    def table(key: str) -> dict:
+        value = manifest.get(key)
+        return value if isinstance(value, dict) else {}
+
+    files = manifest.get("files")
+    pending = {str(rel): [str(d) for d in digests] for rel, digests in table(PENDING_SHA256_KEY).items()
+               if isinstance(digests, list)}
     return {"files": [str(f) for f in files] if isinstance(files, list) else [],
-            DERIVED_FROM_KEY: recorded if isinstance(recorded, dict) else {}}
+            DERIVED_FROM_KEY: table(DERIVED_FROM_KEY),
+            FILES_SHA256_KEY: {str(rel): str(d) for rel, d in table(FILES_SHA256_KEY).items()},
+            PENDING_SHA256_KEY: pending, "raw": manifest}

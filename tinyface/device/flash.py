@@ -61,6 +61,9 @@ def check_fits(bundle, board, arena_margin: float = DEFAULT_ARENA_MARGIN, kernel
         (Budget, ArenaPlan): the budget and the arena, placed in SRAM or PSRAM.
 
     Raises:
+        ConfigError: ``board`` is one the generated project cannot describe (a name that is no
+            PlatformIO environment name, a flash size or CPU clock ESP-IDF does not know:
+            tinyface.codegen.project.check_board).
         ModelError: not a model the firmware runs (not int8, model.json disagrees with the .tflite).
         BudgetError: over a limit; the message has the numbers, the hint what to do (first the
             board the model was built for, when that is another board and the model fits it).
@@ -129,12 +132,14 @@ def flash(board, model: str | Path | None = None, project_dir: str | Path | None
             ``set_total``), as tinyface.console.progress_bar: the progress of aligning ``enroll_dir``'s faces.
 
     Raises:
-        ModelError, BudgetError (:func:`check_fits`), DataError, NoFaceError: before anything is written.
+        ConfigError, ModelError, BudgetError (:func:`check_fits`), DataError, NoFaceError: before
+            anything is written.
         GalleryFullError: ``enroll_dir`` has more people than the device's gallery holds
             (checked before the budget, and before any face is aligned).
         ProjectDirError: ``project_dir`` holds files tinyface did not generate where the
-            project's files go, or is a folder of other files that is not a tinyface project
-            (without ``force``; refused before the gallery's faces are aligned, nothing written).
+            project's files go, generated files edited since, or is a folder of other files that
+            is not a tinyface project (without ``force``; refused before the gallery's faces are
+            aligned, nothing written).
         OutputError: ``project_dir`` cannot be created (a file in the way, no permission), before
             the gallery's faces are aligned.
         ToolchainError: PlatformIO or the espressif32 platform missing, or the build failed.
