@@ -3,6 +3,7 @@ so an interrupted run never leaves a half-written file that a later step would t
 text of a name the operating system hands over as bytes (os_text)."""
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -13,6 +14,9 @@ from pathlib import Path
 from typing import Iterator
 
 from tinyface.errors import OutputError
+
+# What a write says when its disk has no room: full, over a quota, past a file-size limit (ulimit -f).
+NO_ROOM_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 TEMP_SUFFIX = ".tmp"
 TEMP_MARKER = ".tinyface-tmp-"
@@ -82,6 +86,17 @@ def remove_temp_leftovers(folder: str | os.PathLike) -> list[Path]:
     return removed
 
 
+def no_room(exc: BaseException, path: str | os.PathLike | None = None) -> OutputError | None:
+    """``exc`` as one line (OutputError, exit 14) where it says a disk has no room for what was
+    written (full, a quota, a file-size limit): the machine's state, not a bug of tinyface's.
+    None for any other error. ``path``: what was being written, where ``exc`` does not name it."""
+    if not (isinstance(exc, OSError) and exc.errno in NO_ROOM_ERRNOS):
+        return None
+    where = path or exc.filename
+    what = f"cannot write {where}" if where else "a file cannot be written"
+    return OutputError(f"{what}: {exc.strerror}", hint="free some space there, or write elsewhere")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, keep_suffix: bool = False) -> Iterator[Path]:
     """Yield a temp path beside ``path``; rename it onto ``path`` only if the block succeeds.
@@ -89,6 +104,9 @@ def atomic_path(path: str | os.PathLike, keep_suffix: bool = False) -> Iterator[
     Args:
         keep_suffix: the temp path ends with ``path``'s suffix instead of ".tmp" (for a writer
             that picks its format by the name: Keras's ``.keras``).
+
+    Raises:
+        OutputError: the block's writes found no room (:func:`no_room`), or the rename failed.
     """
     path = Path(path)
     ensure_dir(path.parent)
@@ -100,7 +118,13 @@ def atomic_path(path: str | os.PathLike, keep_suffix: bool = False) -> Iterator[
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
+        try:
+            yield tmp_path
+        except OSError as exc:  # a full disk is one line naming the artifact; any other error is the block's own
+            error = no_room(exc, path)
+            if error is None:
+                raise
+            raise error from None
         # mkstemp creates the file 0600; an artifact gets the mode any new file would (0644 under umask 022)
         os.chmod(tmp_path, 0o666 & ~_umask())
         try:

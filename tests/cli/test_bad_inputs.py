@@ -459,3 +459,26 @@ def test_fault_injection_is_refused_for_the_firmware_builds_before_any_build(cap
     code, line = tinyface(capsys, "emulate", build, "--drop-reply", "1")
     assert code == 2
     assert "fault injection (--drop-reply, --corrupt-reply)" in line and "not of --native or --isa" in line
+
+
+@pytest.mark.parametrize("to_file", ["plot", "stdout"])
+def test_a_full_disk_is_one_line_and_exit_14_not_an_internal_error(tmp_path, to_file):
+    """A write the disk has no room for (full, a quota, `ulimit -f`: every write past the limit fails
+    with EFBIG, as one fails with ENOSPC on a full disk) is the machine's state, not a bug: one line
+    naming the file where tinyface knows it (an artifact written through fsutil.atomic_path), exit
+    14, no half-written file. It was `internal error: OSError: [Errno 27] File too large`, exit 70."""
+    from tests.conftest import run_cli
+
+    plot = tmp_path / "profile.png"
+    if to_file == "plot":
+        proc = run_cli("profile", "--board", "esp32", "--model", str(RELEASED), "--plot", str(plot),
+                       prefix=("bash", "-c", 'ulimit -f 4 && exec "$@"', "limited"))
+    else:  # the results themselves, redirected into a file that cannot grow
+        proc = run_cli("boards", "--json", prefix=("bash", "-c", f'ulimit -f 0 && exec "$@" > {tmp_path}/out.json',
+                                                   "limited"))
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == errors.OutputError.exit_code, proc.stderr
+    assert len(lines) == 1 and "internal error" not in lines[0] and "File too large" in lines[0], proc.stderr
+    if to_file == "plot":
+        assert lines[0].startswith(f"tinyface: error: cannot write {plot}: ")
+        assert list(tmp_path.iterdir()) == []  # no partial plot, no temp file

@@ -172,6 +172,11 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # a bug: still one line, the traceback only on request
         if console.interrupted():  # a library turned Ctrl-C into another error: still an interrupt
             _interrupted_exit(as_json)
+        from tinyface.fsutil import no_room
+
+        full = no_room(exc)
+        if full is not None:  # a full disk where no writer named the file: the machine's state, not a bug
+            _fail(full.one_line(), full.exit_code, "OutputError", as_json)
         if verbose:
             import traceback
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from tinyface.errors import DownloadError, OutputError
+from tinyface.fsutil import NO_ROOM_ERRNOS
 
 MANIFEST_DIR = Path(__file__).resolve().parent
 
@@ -186,7 +187,7 @@ def _write(out, chunk: bytes | None, dest: Path) -> None:
 
 
 # what a disk says when it cannot take what is written: the place's fault, not the archive's or the network's
-_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
+_DISK_ERRNOS = NO_ROOM_ERRNOS | {errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
 
 
 def _cannot_write(path: Path, exc: OSError, what: str | None = None) -> OutputError:
