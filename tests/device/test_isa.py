@@ -202,6 +202,24 @@ def test_profile_measured_per_op_and_the_estimate_within_15_percent(isa_toolchai
     assert abs(result["est_vs_measured"]) < 0.15
 
 
+def test_profile_measured_json_keeps_every_key_of_the_estimate(isa_toolchain):
+    """--measured is "also MEASURE": its --json had dropped the estimate's total_macs, total_params,
+    total_param_bytes, total_est_cycles and each layer's params, so a script reading them broke
+    when --measured was added. (``estimated`` stays out: there the figures are labelled one by one.)"""
+    def run(*extra):
+        proc = subprocess.run([sys.executable, "-m", "tinyface.cli.main", "profile", "--board", "esp32c3", "--json",
+                               *extra], capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return json.loads(proc.stdout)
+
+    estimate, measured = run(), run("--measured")
+    assert set(estimate) - {"estimated"} <= set(measured), set(estimate) - set(measured)
+    assert set(estimate["layers"][0]) <= set(measured["layers"][0])
+    for key in ("total_macs", "total_params", "total_param_bytes", "total_est_cycles", "total_est_ms"):
+        assert measured[key] == estimate[key], key
+    assert [x["params"] for x in measured["layers"]] == [x["params"] for x in estimate["layers"]]
+
+
 def test_a_missing_cross_compiler_is_one_line_naming_the_packages(tmp_path):
     env = {**os.environ, "PATH": str(tmp_path)}  # nothing on PATH: no riscv64-unknown-elf-gcc, no qemu
     proc = subprocess.run([sys.executable, "-m", "tinyface.cli.main", "emulate", "--isa"], capture_output=True,

@@ -75,7 +75,7 @@ def profile(ctx, board, model_path, kernels, measured, plot_path, as_json, set_i
     if path.is_dir():
         path = path / "model.tflite"
     if not path.is_file():
-        raise ModelError(f"no model at {path}", hint="pass --model PATH (a bundle folder or a .tflite)")
+        raise ModelError(f"no model at {path}", hint="pass --model PATH, a bundle folder or a .tflite")
     if measured:
         from tinyface.console import status
         from tinyface.device.isa_profile import profile_measured
@@ -147,8 +147,9 @@ def _print(result) -> None:
 def _print_measured(result) -> None:
     import sys
 
-    from rich.console import Console
     from rich.table import Table
+
+    from tinyface.console import out_console
 
     title = (f"{result.model} on {result.board} with {result.kernels} kernels: instructions MEASURED on "
              f"the instruction-set emulator, latency ESTIMATED by the cost model")
@@ -166,7 +167,8 @@ def _print_measured(result) -> None:
     table.add_row("", "Invoke()", "", f"{sum(x.macs for x in result.layers):,}", f"{result.total_instructions:,}", "",
                   f"{result.measured_ms:.2f}", f"{result.total_est_ms:.2f}",
                   f"{result.total_est_ms / result.measured_ms - 1:+.1%}")
-    console = Console(width=None if sys.stdout.isatty() else 140)
+    # out_console: a closed stdout (`| head -1`) ends the command quietly, with 0 as the table without --measured
+    console = out_console(width=None if sys.stdout.isatty() else 140)
     console.print(title, soft_wrap=True, markup=False)
     console.print(table)
     console.print(f"MEASURED: {result.total_instructions:,} instructions (a lower bound on cycles) = at least "

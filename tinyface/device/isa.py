@@ -300,10 +300,14 @@ def measure_profile(prog: IsaProgram, input_int8: bytes, timeout_s: float = 300.
     ``command`` (benchmarks/xtensa_kernels.py runs the same platform file on another core).
 
     Raises:
-        DeviceError: the program failed (no counter, a bad model, a crash).
+        DeviceError: the program failed (no counter, a bad model, a crash), or ran past ``timeout_s``.
     """
     args = ("--profile", "--output") if output else ("--profile",)
-    proc = subprocess.run(prog.command(*args), input=input_int8, capture_output=True, timeout=timeout_s)
+    try:
+        proc = subprocess.run(prog.command(*args), input=input_int8, capture_output=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:  # subprocess.run has killed it
+        raise DeviceError(f"profiling on the emulated ESP32-C3 did not end within {timeout_s:g} s",
+                          hint="a model this large, or a firmware that hangs under QEMU") from None
     if proc.returncode != 0:
         why = {7: "the instruction counter did not answer"}.get(proc.returncode, f"exit status {proc.returncode}")
         raise DeviceError(f"profiling on the emulated ESP32-C3 failed: {why}",

@@ -22,6 +22,7 @@ class MeasuredLayer:
     macs: int
     instructions: int  # MEASURED on the instruction-set emulator: a lower bound on cycles
     est_ms: float  # ESTIMATED by the board's cost model
+    params: int = 0  # as the estimate's layer (`profile --json` without --measured)
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,15 @@ class MeasuredModelProfile:
     stall_factor: float  # the board's documented cycles per instruction (1.0 if it has none)
     cost_source: str
     kernels: str = "esp-nn"  # firmware.kernels: the kernel set counted and estimated
+    # the estimate's totals, so that --json with --measured holds every key it has without
+    total_macs: int = 0
+    total_params: int = 0
+    total_param_bytes: int = 0
+
+    @property
+    def total_est_cycles(self) -> int:
+        """The estimate in cycles at the board's clock (as ModelProfile's)."""
+        return int(round(self.total_est_ms * self.cpu_mhz * 1e3))
 
     @property
     def lower_bound_ms(self) -> float:
@@ -51,7 +61,8 @@ class MeasuredModelProfile:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d.update(lower_bound_ms=self.lower_bound_ms, measured_ms=self.measured_ms,
+        d.update(total_est_cycles=self.total_est_cycles, lower_bound_ms=self.lower_bound_ms,
+                 measured_ms=self.measured_ms,
                  instructions_are="instructions (a lower bound on cycles), MEASURED on the instruction-set emulator",
                  est_ms_is="ESTIMATED by the board's cost model",
                  est_vs_measured=self.total_est_ms / self.measured_ms - 1 if self.measured_ms else None)
@@ -87,9 +98,11 @@ def profile_measured(bundle, board, seed: int = 0, log=None, kernels: str = "esp
     measured = measure_profile(prog, x)
     if len(measured.ops) != len(estimate.layers):
         raise ModelError(f"the emulated chip ran {len(measured.ops)} ops, the model has {len(estimate.layers)}")
-    layers = [MeasuredLayer(e.index, e.op, e.output_shape, e.macs, m.instructions, e.est_ms)
+    layers = [MeasuredLayer(e.index, e.op, e.output_shape, e.macs, m.instructions, e.est_ms, e.params)
               for e, m in zip(estimate.layers, measured.ops, strict=True)]
     stall = cost.stall_factor or 1.0
     return MeasuredModelProfile(model=str(bundle.model_path), board=board.name, layers=layers,
                                 total_instructions=measured.total_instructions, total_est_ms=estimate.total_est_ms,
-                                cpu_mhz=board.cpu_mhz, stall_factor=stall, cost_source=cost.source, kernels=kernels)
+                                cpu_mhz=board.cpu_mhz, stall_factor=stall, cost_source=cost.source, kernels=kernels,
+                                total_macs=estimate.total_macs, total_params=estimate.total_params,
+                                total_param_bytes=estimate.total_param_bytes)
