@@ -145,17 +145,24 @@ def test_data_fetch_timeout_must_be_positive(capsys, tmp_path, timeout):
     ('{"name": "x"}', "lacks archive, archive_root"),
     ("BAD_SHA", "images_tree_sha256 is not a sha256"),
     ("FILES_LIST", "files must map file names to sha256 strings"),
+    # was: written where they say, outside the fetch's work folder (and --dest)
+    ("FILE_OUTSIDE", "files['../../pairs.txt'] must be a plain file name"),
+    ("ROOT_OUTSIDE", "archive_root must be a path inside the archive"),
 ])
 def test_data_fetch_a_bad_manifest_file_is_a_bad_option(capsys, tmp_path, content, needle):
     # was: exit 5 (a download error) for a local file, and a wrong field failed only mid-fetch
     from tinyface.data.fetch import MANIFEST_DIR
 
-    if content in ("BAD_SHA", "FILES_LIST"):
+    if content in ("BAD_SHA", "FILES_LIST", "FILE_OUTSIDE", "ROOT_OUTSIDE"):
         raw = json.loads((MANIFEST_DIR / "lfw_manifest.json").read_text())
         if content == "BAD_SHA":
             raw["images_tree_sha256"] = "xyz"
-        else:
+        elif content == "FILES_LIST":
             raw["files"] = ["pairs.txt"]
+        elif content == "FILE_OUTSIDE":
+            raw["files"] = {"../../pairs.txt": raw["files"]["pairs.txt"]}
+        else:
+            raw["archive_root"] = "lfw/../../.."
         content = json.dumps(raw)
     manifest = tmp_path / "m.json"
     manifest.write_text(content)
@@ -482,3 +489,10 @@ def test_a_full_disk_is_one_line_and_exit_14_not_an_internal_error(tmp_path, to_
     if to_file == "plot":
         assert lines[0].startswith(f"tinyface: error: cannot write {plot}: ")
         assert list(tmp_path.iterdir()) == []  # no partial plot, no temp file
+
+
+def test_emulate_baud_past_32_bits_is_refused(capsys):
+    # was: accepted; the native and ISA firmwares read it as a uint32 (strtoul), so 4294967297 paced the
+    # link at 1 baud while `emulate` said "link 4294967297 baud"
+    code, line = tinyface(capsys, "emulate", "--baud", "4294967297", "--once")
+    assert code == errors.EXIT_USAGE and "--baud" in line and "4294967295" in line

@@ -16,7 +16,7 @@ from tinyface.config import FIRMWARE_KERNELS
               help="Model bundle folder or .tflite (default: as `tinyface flash`: build/<board>/ if built, "
                    "else the released models/<board>/, then build/esp32/, models/esp32/). "
                    "Example: tinyface emulate --board esp32s3 --model models/esp32s3")
-@click.option("--baud", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--baud", type=click.IntRange(min=0, max=2**32 - 1), default=0, show_default=True,
               help="Throttle the link to this UART speed (baud/10 bytes per second each way); 0 = as fast as the pty. "
                    "Use the board's baud (esp32: 921600) for realistic transfer times. Example: --baud 921600")
 @click.option("--once", is_flag=True,

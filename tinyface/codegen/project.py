@@ -187,7 +187,8 @@ def check_board(board: Board) -> None:
     """Refuse a board the generated project cannot describe, before anything is planned or written
     (a board file of your own, --boards-dir, can hold values tinyface/boards.py accepts):
 
-    - a name that is no PlatformIO environment name (letters, digits, "_", "-");
+    - a name that is no PlatformIO environment name (letters, digits, "_", "-"), or longer than the
+      board reports in INFO (15 characters);
     - a flash size that is no ESP-IDF flash size (1, 2, 4, ... 128 MiB): sdkconfig.defaults
       would name a smaller one than the partition table fills;
     - a CPU clock no ESP-IDF chip offers as its default (80, 160, 240 MHz on the ESP32, S3 and
@@ -201,6 +202,10 @@ def check_board(board: Board) -> None:
     if not BOARD_NAME_PATTERN.fullmatch(board.name):
         raise ConfigError(f"{where}: name {board.name!r} cannot name the firmware project's PlatformIO environment",
                           hint="use letters, digits, '_' and '-' only, in the name and the file name")
+    if len(board.name) >= spec.BOARD_NAME_BYTES:  # INFO's field, NUL-terminated: the board would say less
+        raise ConfigError(f"{where}: name {board.name!r} is {len(board.name)} characters; the firmware reports "
+                          f"at most {spec.BOARD_NAME_BYTES - 1} (INFO's board field)",
+                          hint="a shorter name, in the name and the file name")
     if board.flash_bytes % (1 << 20) or board.flash_bytes >> 20 not in IDF_FLASH_SIZES_MB:
         raise ConfigError(f"{where}: 'chip.flash_bytes' = {board.flash_bytes:,} is not a flash size ESP-IDF knows",
                           hint=f"one of {', '.join(str(mb) for mb in IDF_FLASH_SIZES_MB)} MiB "

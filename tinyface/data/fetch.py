@@ -17,6 +17,7 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -77,6 +78,14 @@ class Manifest:
         files = raw["files"]
         if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
             raise ValueError(f"{path}: files must map file names to sha256 strings")
+        # where they are written or read inside the work folder: a name that climbs out of it is refused
+        for label, name in [("archive", raw["archive"]), *((f"files[{k!r}]", k) for k in files)]:
+            if "/" in name or "\\" in name or name in ("", ".", ".."):
+                raise ValueError(f"{path}: {label} must be a plain file name, not {name!r}")
+        for label in ("archive_root", "people_file"):
+            name = raw.get(label)
+            if name is not None and (name.startswith(("/", "\\")) or ".." in re.split(r"[/\\]", name)):
+                raise ValueError(f"{path}: {label} must be a path inside the archive, not {name!r}")
         for label, digest in [("images_tree_sha256", raw["images_tree_sha256"]),
                               ("archive_sha256", raw["archive_sha256"]),
                               *((f"files[{k!r}]", v) for k, v in files.items())]:
