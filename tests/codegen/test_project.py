@@ -606,6 +606,34 @@ def test_model_data_does_not_compile_against_another_models_settings(esp32_proje
     assert result.returncode != 0 and "for different models" in result.stderr
 
 
+def test_op_resolver_and_kernels_do_not_compile_against_another_models_settings(tiny_bundle, tmp_path):
+    """Killed between model_settings.h and op_resolver.h or tf_kernels.cc, a regeneration would pair
+    the new model with the old one's ops and generated kernels, and still compile (they were written
+    after model_settings.h, so model_data.cc's check passed): their own static_asserts stop that build."""
+    from tests.codegen.test_kernels import FLAGS
+
+    if shutil.which("g++") is None:
+        skip_or_fail("g++ not installed: op_resolver.h was not compiled")
+    src = generate_project(tiny_bundle, load_board("esp32"), tmp_path / "fw", kernels="generated").directory / "src"
+    probe = tmp_path / "probe.cc"
+    probe.write_text('#include "op_resolver.h"\n')
+
+    def compile_both():
+        # the firmware's flags, not the kernel tests' TFK_KERNELS_ONLY (no TFLM registrations)
+        flags = [f for f in FLAGS if f != "-DTFK_KERNELS_ONLY"]
+        return [subprocess.run(["g++", *flags, "-fsyntax-only", f"-I{src}", str(path)], capture_output=True,
+                               text=True, timeout=300) for path in (probe, src / "tf_kernels.cc")]
+
+    assert [r.returncode for r in compile_both()] == [0, 0], [r.stderr[-2000:] for r in compile_both()]
+    settings = src / "model_settings.h"
+    prefix = defines(settings.read_text())["TF_MODEL_SHA256_PREFIX"]
+    other = f"0x{int(prefix[2:-1], 16) ^ 1:08x}u"
+    settings.write_text(settings.read_text().replace(f"#define TF_MODEL_SHA256_PREFIX {prefix}\n",
+                                                     f"#define TF_MODEL_SHA256_PREFIX {other}\n"))
+    for result, name in zip(compile_both(), ("op_resolver.h", "tf_kernels.cc"), strict=True):
+        assert result.returncode != 0 and f"{name} and model_settings.h are for different models" in result.stderr
+
+
 def test_a_generation_cut_short_before_its_manifest_is_still_a_project(tmp_path):
     from tinyface.codegen.project import BANNER, check_project_dir, project_paths
 
