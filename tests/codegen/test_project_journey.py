@@ -112,7 +112,7 @@ def test_a_regeneration_cut_short_is_no_edit_of_the_users(tiny_bundle, tmp_path,
     ("myboard", lambda t: t.replace("flash_bytes = 4_194_304", "flash_bytes = 3_000_000"),
      "'chip.flash_bytes' = 3,000,000 is not a flash size ESP-IDF knows"),
     ("myboard", lambda t: t.replace("cpu_mhz = 240", "cpu_mhz = 200"),
-     "'chip.cpu_mhz' = 200 is not a CPU clock ESP-IDF can set"),
+     "'chip.cpu_mhz' = 200 is a CPU clock no ESP-IDF chip offers"),
     ("myboard", lambda t: t.replace("cpu_mhz = 240", "cpu_mhz = 239.9"), "'chip.cpu_mhz' = 239.9"),
 ])
 def test_a_board_the_project_cannot_describe_is_refused_before_anything_is_written(capsys, tmp_path, name, edit,
@@ -163,7 +163,9 @@ def test_a_project_that_cannot_be_written_is_one_line_and_the_next_run_completes
     limited = run_cli(*args, cwd=tmp_path, prefix=("bash", "-c", 'ulimit -f 200 && exec "$@"', "ulimit"))
     lines = [line for line in limited.stderr.splitlines() if line.strip()]
     assert limited.returncode == errors.OutputError.exit_code == 14, limited.stderr
-    assert len(lines) == 1 and lines[0].startswith(f"tinyface: error: cannot write the firmware project in {project}")
+    assert len(lines) == 1 and lines[0].startswith(f"tinyface: error: the firmware project is unfinished: "
+                                                   f"cannot write {project}/")
+    assert "the next run completes the project" in lines[0]
     assert not (project / "tinyface-project.json").exists()  # not taken for a complete project
     again = run_cli(*args, cwd=tmp_path)
     assert again.returncode == 0, again.stderr

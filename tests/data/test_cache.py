@@ -101,3 +101,33 @@ def test_a_cache_file_that_cannot_be_written_is_an_output_error_and_a_damaged_on
                           f"cannot write the face cache {cache}: permission denied ({cache / 'faces.sqlite'})")
     # root may write it: then it is read, and found damaged (the dataset's kind of problem, exit 4)
     assert_one_error_line(run_cli(*args, env=env), 4, "file is not a database", "--clear faces")
+
+
+FULL_CACHE = """
+import resource, sys
+import numpy as np
+from tinyface.data.cache import FaceCache
+from tinyface.errors import OutputError
+cache = FaceCache(sys.argv[1])
+cache.put_many({"crop/a/1": np.zeros(100, np.uint8)})
+resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))  # as a disk that fills up now
+try:
+    cache.put_many({"crop/a/2": np.random.default_rng(0).integers(0, 255, 1_000_000, dtype=np.uint8)})
+except OutputError as exc:
+    print(exc.exit_code, exc.one_line())
+print(sorted(cache.get_many(["crop/a/1", "crop/a/2"])))
+"""
+
+
+def test_a_cache_the_disk_cannot_take_is_an_output_error_and_keeps_what_it_had(tmp_path):
+    """A full disk while the face cache stores crops (sqlite's SQLITE_FULL or SQLITE_IOERR) was an
+    internal error (exit 70); it is one line, exit 14, and what the cache held stays."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", FULL_CACHE, str(tmp_path)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    first, held = proc.stdout.splitlines()
+    assert first.startswith(f"14 cannot write the face cache {tmp_path}"), proc.stdout
+    assert held == "['crop/a/1']"

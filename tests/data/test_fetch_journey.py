@@ -58,13 +58,26 @@ def test_a_work_folder_whose_lock_cannot_be_written_is_not_left_behind(served):
     assert_nothing_left(dest, dest.parent)
 
 
-def test_dest_dot_fetches_into_the_empty_current_folder(served):
+def test_the_current_folder_is_refused_as_dest_unless_it_holds_the_dataset(served):
+    """A fetch moves its folder into place by renaming: into the current folder it would rename the
+    shell's folder aside (`ls` then shows nothing, and a second run was exit 70), and `--dest .`
+    failed after the whole download. It is refused before anything is downloaded; a current folder
+    that holds the verified dataset is only verified."""
     here = served["tmp"] / "here"
     here.mkdir()
-    proc = subprocess.run(fetch_args(served, "ok", "."), capture_output=True, text=True, timeout=60,
-                          stdin=subprocess.DEVNULL, cwd=here)
-    assert proc.returncode == 0, proc.stderr
-    assert sorted(p.name for p in here.iterdir()) == sorted(["images", *PROTOCOL])
+    inode = here.stat().st_ino
+    for dest, word in ((".", "is"), ("..", "holds")):  # "..": not empty, so only --force would replace it
+        proc = subprocess.run(fetch_args(served, "ok", dest, "--force"), capture_output=True, text=True, timeout=60,
+                              stdin=subprocess.DEVNULL, cwd=here)
+        assert proc.returncode == 14, proc.stderr
+        assert f"it {word} the current folder" in proc.stderr and "Traceback" not in proc.stderr
+    assert served["requests"] == [] and here.stat().st_ino == inode
+    fetched = subprocess.run(fetch_args(served, "ok", "lfw"), capture_output=True, text=True, timeout=60,
+                             stdin=subprocess.DEVNULL, cwd=here)
+    assert fetched.returncode == 0, fetched.stderr
+    again = subprocess.run(fetch_args(served, "ok", "."), capture_output=True, text=True, timeout=60,
+                           stdin=subprocess.DEVNULL, cwd=here / "lfw")
+    assert again.returncode == 0 and "Traceback" not in again.stderr, again.stderr
     assert not [p for p in served["tmp"].iterdir() if ".fetch-" in p.name]
 
 

@@ -191,8 +191,9 @@ def check_board(board: Board) -> None:
       board reports in INFO (15 characters);
     - a flash size that is no ESP-IDF flash size (1, 2, 4, ... 128 MiB): sdkconfig.defaults
       would name a smaller one than the partition table fills;
-    - a CPU clock no ESP-IDF chip offers as its default (80, 160, 240 MHz on the ESP32, S3 and
-      C3): ESP-IDF would ignore the option and run the chip at its default clock;
+    - a CPU clock no ESP-IDF chip offers as its default (80, 160, 240 MHz on the ESP32 and S3, 80
+      and 160 on the C3): ESP-IDF would ignore the option and run the chip at its default clock.
+      A board file names no chip, so a clock of another chip (240 on a C3) passes;
     - a line break or control character in the PlatformIO platform or board id.
 
     Raises:
@@ -211,7 +212,7 @@ def check_board(board: Board) -> None:
                           hint=f"one of {', '.join(str(mb) for mb in IDF_FLASH_SIZES_MB)} MiB "
                                f"(4 MiB = 4_194_304)")
     if board.cpu_mhz != int(board.cpu_mhz) or int(board.cpu_mhz) not in IDF_CPU_FREQS_MHZ:
-        raise ConfigError(f"{where}: 'chip.cpu_mhz' = {board.cpu_mhz:g} is not a CPU clock ESP-IDF can set",
+        raise ConfigError(f"{where}: 'chip.cpu_mhz' = {board.cpu_mhz:g} is a CPU clock no ESP-IDF chip offers",
                           hint="80, 160 or 240 on the ESP32 and ESP32-S3; 80 or 160 on the ESP32-C3")
     for key, value in (("platformio.platform", board.pio_platform), ("platformio.board", board.pio_board)):
         if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
@@ -373,8 +374,9 @@ def generate_project(bundle, board: Board, directory: str | Path, arena_margin: 
     check_project_dir(directory, force, sorted(rendered))
     try:
         _write_project(directory, board, project, rendered)
-    except OSError as exc:  # a full disk, a file-size limit, a folder gone read-only: not a bug of tinyface's
-        raise OutputError(f"cannot write the firmware project in {directory}: {exc.strerror or exc}",
+    except (OSError, OutputError) as exc:  # a full disk (atomic_path names the file), a folder gone read-only
+        why = str(exc) if isinstance(exc, OutputError) else f"cannot write in {directory}: {exc.strerror or exc}"
+        raise OutputError(f"the firmware project is unfinished: {why}",
                           hint="free some space, or choose another --project-dir; the files written so far are "
                                "tinyface's, and the next run completes the project") from None
     return project
@@ -459,7 +461,7 @@ def check_project_dir(directory: str | Path, force: bool = False, rels: list[str
     if edited:
         raise ProjectDirError(
             f"{directory}: {_listing(edited)} edited since tinyface generated {'it' if len(edited) == 1 else 'them'}"
-            f"; regenerating would overwrite the edits",
+            f"; regenerating would overwrite or remove the edits",
             hint="keep a copy of your changes and pass --force to regenerate (every generated file is rewritten "
                  "from firmware/ and the board file), then apply them again")
     try:

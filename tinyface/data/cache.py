@@ -126,9 +126,21 @@ class FaceCache:
         return found
 
     def put_many(self, items: dict[str, np.ndarray]) -> None:
-        with self._db:  # one transaction
-            self._db.executemany("INSERT OR REPLACE INTO entries (key, value) VALUES (?, ?)",
-                                 [(k, _encode(v)) for k, v in items.items()])
+        """Store ``items`` in one transaction.
+
+        Raises:
+            OutputError: the cache cannot take them (a full disk, a file-size limit, no permission):
+                nothing of them is stored, what was stored before stays.
+        """
+        try:
+            with self._db:  # one transaction
+                self._db.executemany("INSERT OR REPLACE INTO entries (key, value) VALUES (?, ?)",
+                                     [(k, _encode(v)) for k, v in items.items()])
+        except sqlite3.Error as exc:
+            if getattr(exc, "sqlite_errorname", "").startswith(_CANNOT_WRITE):
+                raise OutputError(f"cannot write the face cache {self.path}: {exc}",
+                                  hint=f"free some space there, or {_WRITABLE_HINT}") from None
+            raise
 
     def count(self, prefix: str = "") -> int:
         return self._db.execute("SELECT COUNT(*) FROM entries WHERE key LIKE ?", (prefix + "%",)).fetchone()[0]

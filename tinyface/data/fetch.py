@@ -487,7 +487,8 @@ def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: 
             without ``force``), it or a file in it cannot be read (:func:`is_occupied`), or it or
             its folder cannot be written; checked before downloading.
             Or the new copy could not be renamed into place: ``dest`` then holds the old copy
-            (:func:`_move_into_place`). Or ``dest`` is a link to nothing (:func:`_absolute`).
+            (:func:`_move_into_place`). Or ``dest`` is a link to nothing (:func:`_absolute`), a mount
+            point, or the current folder or one above it, and does not hold the verified dataset.
     """
     dest = _absolute(Path(dest).expanduser())
     put_back = _remove_unfinished(dest)  # first: it may put back the copy a killed --force had moved aside
@@ -507,6 +508,14 @@ def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: 
     if os.path.ismount(dest):  # its rename would fail only after the whole download (EBUSY)
         raise OutputError(f"cannot fetch into {dest}: it is a mount point, and a fetch moves its verified folder "
                           "into place by renaming it", hint=f"use --dest {dest / manifest.name}")
+    try:
+        here, real = Path.cwd(), Path(os.path.realpath(dest))  # getcwd gives the real path
+    except OSError:  # deleted: it is under no --dest
+        here = real = None
+    if here is not None and (here == real or real in here.parents):  # renamed aside: the shell in a deleted folder
+        raise OutputError(f"cannot fetch into {dest}: it {'is' if here == real else 'holds'} the current "
+                          "folder, and a fetch moves its verified folder into place by renaming it",
+                          hint=f"use --dest {dest / manifest.name}, or run it from another folder")
     created = [p for p in reversed(dest.parents) if not p.exists()]
     # an empty folder, or --force's, is replaced: it must be writable (a folder above it: ensure_dir's, next)
     from tinyface.config import writable_folder_problem
@@ -569,8 +578,8 @@ def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: 
 
 def _absolute(dest: Path) -> Path:
     """``dest`` as an absolute path, "." and ".." resolved by name, and a link as the folder it links to:
-    the work folder goes beside it, and `--dest .` (a folder's own "." cannot be renamed) failed only
-    after the whole download; a link was replaced by the new folder, on the link's disk.
+    the work folder goes beside it (`--dest .`, whose own "." cannot be renamed, failed only after the
+    whole download), and a link was replaced by the new folder, on the link's disk.
 
     Raises:
         OutputError: ``dest`` is a link to nothing (a disk not mounted): the rename into it would fail
@@ -578,8 +587,9 @@ def _absolute(dest: Path) -> Path:
     """
     try:
         dest = Path(os.path.abspath(dest))
-    except OSError:  # the current folder was deleted: the path as given, for the line that follows
-        return dest
+    except OSError:  # a relative --dest, and the current folder was deleted
+        raise OutputError(f"cannot fetch into {dest}: the current folder no longer exists",
+                          hint="cd to a folder that exists, or give --dest as an absolute path") from None
     if not dest.is_symlink():
         return dest
     target = Path(os.path.realpath(dest))

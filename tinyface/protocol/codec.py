@@ -6,7 +6,7 @@ CRC wrong, or length over the limit) so that the receiver can answer with a type
 Anything else (noise, a false sync, a header with a bad header CRC) is counted as garbage
 and skipped one byte at a time until the next valid header.
 
-Why a failed CRC rescans from the byte after the failed frame's sync rather than skipping
+Why a failed CRC rescans from the byte after the failed frame's first byte rather than skipping
 the whole claimed frame: a frame that lost bytes on the wire swallows the start of the next
 one, and rescanning finds that next frame instead of losing it too.
 """
