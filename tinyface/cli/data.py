@@ -44,7 +44,7 @@ def data():
 @click.option("--force", is_flag=True,
               help="Replace an existing dataset folder. Example: tinyface data fetch lfw --dest /data/lfw --force")
 @click.option("--timeout", "timeout_s", type=range_type(Interval(0, math.inf)), default=60.0, show_default=True,
-              help="Seconds per network read (more than 0). Example: --timeout 300")
+              help="Seconds per network read (more than 0; inf: no limit). Example: --timeout 300")
 @json_option("tinyface data fetch fairface --json")
 @click.pass_context
 def fetch(ctx, name, url, dest, manifest, force, timeout_s, as_json):

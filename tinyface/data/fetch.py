@@ -206,8 +206,9 @@ def _cannot_write(path: Path, exc: OSError, what: str | None = None) -> OutputEr
         what: what could not be done ("unpack NAME"); default: write ``path``'s name.
     """
     work = next((p for p in path.parents if p.name.startswith(".") and ".fetch-" in p.name), path.parent)
+    room = "free some space there, or " if exc.errno in NO_ROOM_ERRNOS else ""
     return OutputError(f"cannot {what or 'write ' + path.name} in {work.parent}: {exc.strerror or exc}",
-                       hint="free some space there, or use --dest to choose another place; nothing was kept")
+                       hint=f"{room}use --dest to choose another place; nothing was kept")
 
 
 def missing_or_changed(manifest: Manifest, dest: str | os.PathLike, verify_images: bool = True) -> list[str]:
