@@ -85,3 +85,61 @@ def test_tflite_says_nothing_on_stderr_when_it_loads_a_model(tiny_bundle, kernel
                           timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
+
+
+# --- arguments a script gets wrong: one tinyface error naming what was expected ---------------------
+
+@pytest.mark.parametrize("runtime", ["tflite", "tflm"])
+def test_crops_of_another_size_or_type_are_refused_by_name(tiny_bundle, runtime):
+    # was: a bare ValueError from deep inside the interpreter ("cannot reshape array of size 6400",
+    # "Dimension mismatch"), and float or int8 crops embedded silently as if they were pixels
+    from tinyface.errors import DataError
+
+    embedder = Embedder.for_bundle(tiny_bundle, runtime)
+    crops = _crops(tiny_bundle, n=2)
+    for wrong in (np.zeros((2, 80, 80, 1), np.uint8), np.zeros((2, 48, 48, 3), np.uint8), crops[..., 0]):
+        with pytest.raises(ModelError, match=r"takes crops of shape \(N, 48, 48, 1\)"):
+            embedder.embed(wrong)
+    with pytest.raises(ModelError, match=r"one crop: pass crops\[None\]"):
+        embedder.embed(crops[0])
+    for wrong in (crops / 255.0, crops.astype(np.int8)):
+        with pytest.raises(DataError, match="must be uint8 pixels"):
+            embedder.embed(wrong)
+    with pytest.raises(DataError, match="must be int8"):
+        embedder.run(crops)  # crops, where the model's int8 input belongs: they would wrap around
+    assert embedder.embed(crops).shape == (2, tiny_bundle.meta.embedding_dim)
+    assert embedder.embed([]).shape == (0, tiny_bundle.meta.embedding_dim)
+
+
+def test_a_path_unknown_kernels_and_a_garbage_model_are_model_errors(tiny_bundle):
+    # was: TypeError "string argument without an encoding", KeyError 'fast', struct.error
+    from tinyface.model.runtime import TflmRunner
+
+    with pytest.raises(ModelError, match="expected the model's bytes, got the path"):
+        Embedder(str(tiny_bundle.model_path))
+    with pytest.raises(ModelError, match="unknown TFLite kernels 'fast'"):
+        Embedder.for_bundle(tiny_bundle, "tflite", kernels="fast")
+    with pytest.raises(ModelError, match="TFLM cannot load the model"):
+        TflmRunner(b"x" * 100)
+
+
+def test_an_arena_too_small_for_tflm_itself_is_a_model_error_not_a_crash(tiny_bundle):
+    # was: a segmentation fault (below about 480 bytes TFLM's allocator overruns its arena), and for
+    # -1 a TypeError whose message held the whole model. A fresh process: the old code killed it.
+    import subprocess
+    import sys
+
+    code = ("import sys; from tinyface.errors import ModelError; from tinyface.model.runtime import TflmRunner\n"
+            "model = open(sys.argv[1], 'rb').read()\n"
+            "for arena in (100, 0, -1, 400.5):\n"
+            "    try:\n"
+            "        TflmRunner(model, arena)\n"
+            "    except ModelError as exc:\n"
+            "        print(exc)\n"
+            "print(len(TflmRunner(model, 64 * 1024).run(__import__('numpy').zeros((1, 48, 48, 1), 'int8'))))\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(tiny_bundle.model_path)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 5 and lines[-1] == "1", proc.stdout
+    assert all("it must be an integer of at least 1,024" in line for line in lines[:4]), proc.stdout

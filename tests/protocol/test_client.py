@@ -168,3 +168,31 @@ def test_a_baud_rate_past_what_the_system_holds_is_one_device_error():
         os.close(master)
     line = info.value.one_line()
     assert f"cannot open {port} at {10**20} baud" in line and "tinyface boards" in line
+
+
+# --- model inputs: int8 arrays only ---------------------------------------------------------------------
+
+def test_a_model_input_that_is_not_int8_is_refused_before_anything_is_sent(tcp_board):
+    # was: np.ascontiguousarray(x, np.int8) cast uint8 crops and floats silently (pixels over 127 wrap
+    # around): the board enrolled, identified and embedded another face than the caller's
+    import numpy as np
+
+    from tinyface.model.bundle import load_bundle
+    from tinyface.model.embedder import quantize_input
+    from tinyface.protocol.client import open_serial
+
+    meta = load_bundle(RELEASED).meta
+    crop = np.random.default_rng(0).integers(0, 256, meta.input_shape, dtype=np.uint8)
+    board = tcp_board()
+    transport = open_serial(board.url, 921600)
+    try:
+        client = Client(transport, timeout_s=5.0, retries=2, port=board.url)
+        for wrong in (crop[0], quantize_input(crop, meta)[0].astype(np.float32), [0] * crop.size):
+            for send in (client.infer, lambda x: client.enroll("ana", x), client.identify):
+                with pytest.raises(errors.DataError, match="a model input must be an int8 array"):
+                    send(wrong)
+        assert client.stats.requests == 0 and client.list() == []
+        x = quantize_input(crop, meta)[0]
+        assert client.enroll("ana", x)["count"] == 1 and client.identify(x).name == "ana"
+    finally:
+        transport.close()

@@ -47,6 +47,11 @@ N_LANDMARKS = 5
 # upsampled is >= 40 px there, i.e. >= 100 px in a 24 MP photo).
 DETECT_MAX_PIXELS = 4_000_000
 CNN_MAX_SIDE = 400
+# The CNN runs only on an image at least this many pixels on its shorter side, upsampling counted:
+# it finds no face under about 80 px (measured on LFW faces: 40 px upsampled once is found, 32 px is
+# not), and on an image a few pixels across (2x2, or a 40x10000 panorama shrunk to CNN_MAX_SIDE) dlib
+# fails with a RuntimeError and can corrupt the heap, so that the process aborts later.
+CNN_MIN_SIDE = 64
 CNN_BOX_WIDEN, CNN_BOX_DROP = 1.135, 0.06
 
 # How a face was found; the code is the last value of Alignment.to_array(). "detector" is 1.0,
@@ -107,6 +112,26 @@ TEMPLATE_5PT = np.array([[0.8595674595992, 0.2134981538014], [0.6460604764104, 0
                          [0.4901123135679, 0.6277975316475]])
 
 
+def check_photo(rgb) -> np.ndarray:
+    """``rgb`` if it is a photo the aligner and ``cut_chip`` take: a uint8 array (H, W, 3) in RGB
+    (or (H, W) gray), at least a pixel on each side; ``tinyface.data.dataset.read_image`` reads one.
+
+    Raises:
+        DataError: anything else (a path, a PIL image, floats, RGBA, one channel, an empty array),
+            which PIL and dlib would refuse deep inside, or mis-read.
+    """
+    from tinyface.errors import DataError
+
+    hint = "read it with tinyface.data.dataset.read_image(path), or np.asarray(pil_image.convert('RGB'))"
+    if not isinstance(rgb, np.ndarray):
+        raise DataError(f"a photo must be a numpy array (H, W, 3), got {type(rgb).__name__}", hint=hint)
+    if rgb.dtype != np.uint8:
+        raise DataError(f"a photo must be uint8 pixels (0-255), got an array of {rgb.dtype}", hint=hint)
+    if not (rgb.ndim == 2 or rgb.ndim == 3 and rgb.shape[2] == 3) or 0 in rgb.shape[:2]:
+        raise DataError(f"a photo must be RGB (H, W, 3) or gray (H, W), got shape {rgb.shape}", hint=hint)
+    return rgb
+
+
 def chip_landmarks(width: int, height: int, padding: float) -> np.ndarray:
     """Where the 5 landmarks lie in a dlib face chip of ``width`` x ``height`` pixels cut
     with ``padding``: the template, as get_face_chip_details places it."""
@@ -123,7 +148,7 @@ class ChipAligner:
         self.padding = padding
 
     def detect(self, rgb: np.ndarray) -> Alignment:
-        h, w = rgb.shape[:2]
+        h, w = check_photo(rgb).shape[:2]
         return Alignment(chip_landmarks(w, h, self.padding), True, "chip")  # never brightened (cut_chip)
 
 
@@ -354,7 +379,11 @@ class Aligner:
 
     def detect(self, rgb: np.ndarray) -> Alignment:
         """The largest face's landmarks, how they were found, and whether the face is
-        underexposed (``underexposed``: its chips are cut brightened)."""
+        underexposed (``underexposed``: its chips are cut brightened).
+
+        Raises:
+            DataError: ``rgb`` is not a photo (:func:`check_photo`).
+        """
         alignment = self.find(rgb)
         alignment.normalised = underexposed(rgb, alignment)
         if alignment.normalised and alignment.detected and alignment.method != "detector":
@@ -380,7 +409,12 @@ class Aligner:
         """The largest face's landmarks as the detector (else, with ``rescue``, the rescue steps)
         finds them, and how: ``detect`` without its refinement of rescued landmarks on the
         brightened photo, and without deciding ``normalised`` (cut_chip decides it from the
-        landmarks in any case). A face not found is the centered fallback (``detected`` False)."""
+        landmarks in any case). A face not found is the centered fallback (``detected`` False).
+
+        Raises:
+            DataError: ``rgb`` is not a photo (:func:`check_photo`).
+        """
+        check_photo(rgb)
         detector, predictor = dlib_models()
         h, w = rgb.shape[:2]
         scale = 1.0
@@ -486,6 +520,8 @@ class Aligner:
         small = rgb if shrink == 1.0 else np.asarray(
             Image.fromarray(rgb).resize((max(1, round(w * shrink)), max(1, round(h * shrink))), Image.BOX))
         upsample = 1 if max(small.shape[:2]) < 200 else 0
+        if min(small.shape[:2]) * 2 ** upsample < CNN_MIN_SIDE:
+            return None
         found = _cnn_detector()(np.ascontiguousarray(small), upsample)
         if len(found) == 0:
             return None
@@ -627,9 +663,13 @@ def cut_chip(rgb: np.ndarray, alignment: Alignment, size: int, padding: float, c
     taken as it is: 601 of FairFace's 45,000 would count as underexposed, and brightening them
     would change the training data of the released models (built before this rule) on every
     machine whose cache does not already hold them.
+
+    Raises:
+        DataError: ``rgb`` is not a photo (:func:`check_photo`).
     """
     from PIL import Image
 
+    check_photo(rgb)
     if alignment.method != "chip" and underexposed(rgb, alignment):  # never true of an LFW photo
         rgb = brighten(rgb)
     if outside not in OUTSIDE_FILLS:

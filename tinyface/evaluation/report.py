@@ -180,7 +180,7 @@ def stage_table(metrics: BuildMetrics) -> list[str]:
         v, i = st.verification, st.identification
         dg = _device_gallery(i)
         rows.append(
-            f"| {STAGE_LABEL[name]} | {_pct(v['accuracy'])} | {v['auc']:.4f} | {_pct(v['tar_at_far']['0.01'])} | "
+            f"| {STAGE_LABEL[name]} | {_pct(v['accuracy'])} | {v['auc']:.4f} | {_measured_tar(v, '0.01')} | "
             f"{_pct(i['accuracy'])} | {i['macro_f1']:.3f} | {_pct(i['stranger_false_accept_rate'])} | "
             f"{_pct(dg.get('accuracy'))} | {_pct(dg.get('stranger_false_accept_rate'))} | "
             f"{_kib(st.model_bytes)} | {_num(st.macs)} | {_kib(st.arena_bytes)} | "
@@ -505,9 +505,12 @@ def write_plots(out_dir: Path, metrics: BuildMetrics, histories: dict[str, dict]
         offset = 0
         for label, hist in history:
             n = len(hist.get("loss", []))
-            ax.plot(range(offset + 1, offset + n + 1), hist["loss"], label=f"{label} train")
+            # a marker on every epoch: a stage of one epoch (prune.epochs = 1) is a point, which a
+            # line alone does not draw (its legend entry stood beside nothing)
+            ax.plot(range(offset + 1, offset + n + 1), hist["loss"], marker="o", markersize=3, label=f"{label} train")
             if "val_loss" in hist:
-                ax.plot(range(offset + 1, offset + n + 1), hist["val_loss"], "--", label=f"{label} validation")
+                ax.plot(range(offset + 1, offset + n + 1), hist["val_loss"], "--", marker="o", markersize=3,
+                        label=f"{label} validation")
             offset += n
         ax.set_xlabel("epoch")
         ax.set_ylabel("distillation loss")
@@ -518,7 +521,8 @@ def write_plots(out_dir: Path, metrics: BuildMetrics, histories: dict[str, dict]
 
     ident = metrics.tflm.identification
     if ident.get("confusion"):
-        label = f"TFLM int8, accuracy {100 * ident['accuracy']:.1f}%"
+        # the test people's (identification.png beside it is on validation people): said in the title
+        label = f"TFLM int8 on test people, accuracy {100 * ident['accuracy']:.1f}%"
         plots["confusion"] = save_png(confusion_figure(plt, ident, label), out_dir / "confusion.png")
 
     validation = {name: st.validation for name, st in stages.items()
@@ -680,13 +684,16 @@ def _write_evaluation_report(out_dir: Path, result: dict) -> Path:
                       f"| strangers accepted, {words} | {_stranger_rate(dg['stranger_false_accept_rate'])} |"]
     t = result.get("target_far")
     if t:
+        tv = t["verification"]
         lines.append(f"| verification threshold for FAR {t['far']:g} on these people (TAR) | "
-                     f"{t['verification']['threshold']:.4f} ({_pct(t['verification']['true_accept_rate'])}) |")
+                     f"{tv['threshold']:.4f} ({_pct(tv['true_accept_rate'])})"
+                     f"{_unmeasured_far(tv, t['far'], tv.get('negative_pairs'), 'different-person pairs')} |")
         if "identification" in t:
             ti = t["identification"]
             lines.append(f"| identification threshold for FAR {t['far']:g} on these strangers, by galleries of "
                          f"{ti['gallery']} (accuracy; `--set firmware.identify_threshold=` puts it on a board) | "
-                         f"{ti['threshold']:.4f} ({_pct(ti['accuracy'])}) |")
+                         f"{ti['threshold']:.4f} ({_pct(ti['accuracy'])})"
+                         f"{_unmeasured_far(ti, t['far'], ti.get('strangers'), 'stranger photos')} |")
     images = ["![roc](roc.png)"]
     if i:
         save_png(confusion_figure(plt, i), out_dir / "confusion.png")
@@ -760,6 +767,15 @@ def _measured_tar(v: dict, far: str) -> str:
     return f"{_pct(v['tar_at_far'][far])} (not measurable with {v['n_negative']:,} different-person pairs)"
 
 
+def _unmeasured_far(target: dict, far: float, negatives, what: str) -> str:
+    """What a --target-far threshold is where the rate is below one of the ``negatives`` (its
+    ``measurable`` False, metrics.measurable): the threshold that accepts none of them, as the
+    text output says; nothing where it was measured."""
+    if target.get("measurable", True):
+        return ""
+    return f" (not measurable: {far:g} is below one in {negatives:,} {what}; this threshold accepts none of them)"
+
+
 def _stranger_rate(rate: float | None) -> str:
     """An evaluation's stranger false-accept rate, or that there were no strangers to measure it on."""
     return "not measured (no strangers)" if rate is None else _pct(rate)
@@ -802,7 +818,7 @@ def write_model_card(out_dir: Path, metrics: BuildMetrics, settings, preset, met
         f"{_pct(teacher.verification['accuracy'])} |",
         *_other_threshold_row(metrics, v, teacher.verification),
         f"| ROC AUC | {v['auc']:.4f} | {teacher.verification['auc']:.4f} |",
-        f"| TAR @ FAR = 1e-2 | {_pct(v['tar_at_far']['0.01'])} | {_pct(teacher.verification['tar_at_far']['0.01'])} |",
+        f"| TAR @ FAR = 1e-2 | {_measured_tar(v, '0.01')} | {_measured_tar(teacher.verification, '0.01')} |",
         f"| identification accuracy ({i['n_people']} people x {d.enroll_images} enrolled, {i['n_probes']} probes) | "
         f"{_pct(i['accuracy'])} | {_pct(teacher.identification['accuracy'])} |",
         f"| identification macro F1 | {i['macro_f1']:.3f} | {teacher.identification['macro_f1']:.3f} |",
@@ -837,14 +853,15 @@ def write_model_card(out_dir: Path, metrics: BuildMetrics, settings, preset, met
         f"- student: {_student_words(settings.student)}, distilled for {ds.epochs} epochs "
         f"(batch {ds.batch_size}, Adam, lr {ds.learning_rate}, cosine decay) toward the dlib ResNet embeddings "
         f"centered on "
-        f"{'the training images and the extra faces together' if ds.center == 'all' else 'the training images'} "
+        f"{_centered_on(ds, data)} "
         f"(cosine + relation loss, alpha {ds.alpha}), "
         + _training_data_line(ds),
         "- pruning: " + (f"magnitude pruning to {pr.target_sparsity:.0%} sparsity, {pr.epochs} fine-tuning "
                          f"epoch{'s' if pr.epochs != 1 else ''}" if pr.enabled else "off"),
         f"- quantization: full int8 ({'PTQ and QAT, the better on validation kept' if q.qat else 'post-training'}), "
         f"calibrated on {q.calibration_images} training images",
-        f"- reproduce: `{reproduce_command(settings, preset)}` (every setting in report.json)",
+        f"- reproduce: `{reproduce_command(settings, preset, bool(metrics.smoke_test))}` (every setting in "
+        "report.json)",
         "",
     ]
     return write_text(Path(out_dir) / "MODEL_CARD.md", "\n".join(lines))
@@ -899,9 +916,11 @@ def _other_threshold_row(metrics: BuildMetrics, v: dict, teacher: dict) -> list[
 _LOCAL_SETTINGS = {("data", "dir"), ("data", "cache_dir"), ("data", "workers")}
 
 
-def reproduce_command(settings, preset) -> str:
-    """The `tinyface build` command that makes this model again: the preset plus a ``--set``
-    for every setting that differs from it (paths and process counts aside)."""
+def reproduce_command(settings, preset, quick: bool = False) -> str:
+    """The `tinyface build` command that makes this model again: the preset (and ``--quick`` for a
+    smoke test: it also takes a subset of the data, which no setting does) plus a ``--set`` for
+    every setting that differs from the preset (paths and process counts aside; --set wins over
+    --quick, so the settings are these whatever --quick's layer holds)."""
     from tinyface import config
 
     base = config.Settings()
@@ -910,7 +929,7 @@ def reproduce_command(settings, preset) -> str:
     sets = [f"--set {shlex.quote(f'{section}.{key}={config._toml_value(value)}')}"
             for section, values in want.items() for key, value in values.items()
             if (section, key) not in _LOCAL_SETTINGS and value != have[section][key]]
-    return " ".join([f"tinyface build --preset {preset.name}", *sets])
+    return " ".join([f"tinyface build --preset {preset.name}", *(["--quick"] if quick else []), *sets])
 
 
 def errata_sentence(data: dict) -> str:
@@ -960,6 +979,14 @@ def _student_words(st) -> str:
         words += (f" (trained with {st.branches} parallel convolution{'s' if st.branches > 1 else ''} in each, "
                   "plus 1x1 and identity branches, folded into one after distillation: the same network on the board)")
     return words
+
+
+def _centered_on(ds, data: dict) -> str:
+    """What the distillation targets were centered on (model card): distill.center "all" adds the
+    extra faces only where the build had some, as the pipeline centers them."""
+    if ds.center == "all" and (data or {}).get("extra"):
+        return "the training images and the extra faces together"
+    return "the training images"
 
 
 def _training_data_line(ds) -> str:

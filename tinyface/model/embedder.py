@@ -51,6 +51,12 @@ def dequantize_output(out_int8, meta) -> np.ndarray:
     return (np.asarray(out_int8, dtype=np.float32) - meta.output_zero_point) * np.float32(meta.output_scale)
 
 
+# what an embedder's arrays hold (Embedder._batch): its crops, and an int8 or a float model's input
+_INPUT_TYPES = {"uint8 pixels (0-255)": lambda dtype: dtype == np.uint8,
+                "int8 (Embedder.quantize)": lambda dtype: dtype == np.int8,
+                "floats": lambda dtype: np.issubdtype(dtype, np.floating)}
+
+
 @dataclass(frozen=True)
 class Quantization:
     """The input and output quantization of a model (scales 0.0: a float model)."""
@@ -81,17 +87,20 @@ class Embedder:
         source: where the model was read (a path), named in a parse error.
 
     Raises:
-        ModelError: not a TFLite model, an unknown runtime, TFLM with a float model, or an
-            interpreter that cannot load it.
+        ModelError: not a TFLite model, an unknown runtime or kernel set, TFLM with a float model,
+            an arena too small for TFLM, or an interpreter that cannot load it.
     """
 
     def __init__(self, model_bytes: bytes, runtime: str = "tflite", quantization: Quantization | None = None,
                  arena_bytes: int | None = None, kernels: str = "reference", source: str = ""):
         from tinyface.errors import ModelError
         from tinyface.model.graph import analyze
+        from tinyface.model.runtime import TFLITE_KERNELS
 
         if runtime not in RUNTIMES:
             raise ModelError(f"unknown runtime {runtime!r}", hint=f"one of {', '.join(RUNTIMES)}")
+        if kernels not in TFLITE_KERNELS:
+            raise ModelError(f"unknown TFLite kernels {kernels!r}", hint=f"one of {', '.join(TFLITE_KERNELS)}")
         graph = analyze(model_bytes, source=source)
         if quantization is None:
             quantization = Quantization(graph.input.scale, graph.input.zero_point, graph.output.scale,
@@ -121,15 +130,49 @@ class Embedder:
         return cls(bundle.model_bytes, runtime, q, arena_bytes, kernels, source=str(bundle.model_path))
 
     def quantize(self, crops_uint8) -> np.ndarray:
-        """The model's input for uint8 crops: int8, or [-1, 1) floats for a float model."""
+        """The model's input for uint8 crops (N, H, W, C): int8, or [-1, 1) floats for a float model.
+
+        Raises:
+            DataError: the crops are not uint8 pixels.
+            ModelError: the crops are not a batch of this model's input size and channels (crops cut
+                for another model; :meth:`tinyface.data.faces.FaceSpec.for_model` gives the cut).
+        """
+        crops = self._batch(crops_uint8, "crops", "uint8 pixels (0-255)")
         q = self.quantization
-        return quantize_pixels(crops_uint8, q.input_scale, q.input_zero_point) if q.int8 else normalize(crops_uint8)
+        return quantize_pixels(crops, q.input_scale, q.input_zero_point) if q.int8 else normalize(crops)
 
     def run(self, x) -> np.ndarray:
-        """The interpreter's raw outputs (int8 for an int8 model), (N, D)."""
+        """The interpreter's raw outputs (int8 for an int8 model), (N, D), for the model's input ``x``
+        (N, H, W, C): int8 for an int8 model (:meth:`quantize`), floats for a float model.
+
+        Raises:
+            DataError: ``x`` is not of the model's input type.
+            ModelError: ``x`` is not a batch of this model's input size and channels.
+        """
+        x = self._batch(x, "inputs", "int8 (Embedder.quantize)" if self.quantization.int8 else "floats")
         if len(x) == 0:
             return np.zeros((0, self.output_size), np.int8 if self.quantization.int8 else np.float32)
         return np.asarray(self.runner.run(x)).reshape(len(x), -1)
+
+    def _batch(self, x, what: str, kind: str) -> np.ndarray:
+        """``x`` as an array, checked to be a batch of this model's inputs: an interpreter given
+        another shape fails deep inside (or TFLM reshapes what fits), and another type is cast
+        silently (uint8 crops as int8 wrap around)."""
+        from tinyface.errors import DataError, ModelError
+
+        x = np.asarray(x)
+        if x.ndim == 1 and x.size == 0:  # an empty list: no crops
+            return x
+        if not _INPUT_TYPES[kind](x.dtype):
+            raise DataError(f"the model's {what} must be {kind}, got an array of {x.dtype}",
+                            hint="crops are uint8 (N, H, W, C), as tinyface.data.align.cut_chip cuts them")
+        expected = tuple(self.input_shape[1:])
+        if x.ndim != 4 or tuple(x.shape[1:]) != expected:
+            h, w, c = expected
+            one = " (one crop: pass crops[None])" if tuple(x.shape) == expected else ""
+            raise ModelError(f"this model takes {what} of shape (N, {h}, {w}, {c}), got {tuple(x.shape)}{one}",
+                             hint="cut the faces for this model: tinyface.data.faces.FaceSpec.for_model(bundle.meta)")
+        return x
 
     def dequantize(self, outputs) -> np.ndarray:
         """Raw outputs -> float32 embeddings (not normalised)."""

@@ -14,6 +14,7 @@ touches: the larger of its input and output sizes), which the cost model prices 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from math import prod
@@ -109,8 +110,11 @@ def analyze(model_bytes: bytes, source: str = "") -> ModelGraph:
         ModelGraph with one Layer per operator, totals and the set of op names.
 
     Raises:
-        ModelError: not a TFLite flatbuffer, or no subgraph.
+        ModelError: not a TFLite flatbuffer (a path instead of the bytes too), or no subgraph.
     """
+    if isinstance(model_bytes, (str, os.PathLike)):  # bytes() of a str fails with "without an encoding"
+        raise ModelError(f"expected the model's bytes, got the path {str(model_bytes)!r}",
+                         hint="read the file first: tinyface.model.bundle.read_model_file(path), or load_bundle(path)")
     schema = _schema()
     data = bytes(model_bytes)
     if len(data) < 8 or data[4:8] != b"TFL3":

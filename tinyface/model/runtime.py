@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 import sys
 import tempfile
 import threading
@@ -17,19 +18,34 @@ import numpy as np
 from tinyface.errors import ModelError
 
 DEFAULT_ARENA_BYTES = 512 * 1024
+# The smallest arena TflmRunner hands to TFLM: below about 480 bytes its allocator cannot hold its own
+# bookkeeping and the process dies (a segmentation fault, measured with tflite-micro's wheel on
+# models/esp32), where a larger one too small for the model fails cleanly. Every model needs more.
+MIN_ARENA_BYTES = 1024
+TFLITE_KERNELS = ("reference", "optimized")  # TfliteRunner's kernel sets
 _ARENA_TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
 _fd_lock = threading.Lock()
 
 
 class TflmRunner:
-    """The TFLM interpreter over one model; ``run`` takes and returns int8 batches."""
+    """The TFLM interpreter over one model; ``run`` takes and returns int8 batches.
+
+    Raises:
+        ModelError: ``arena_bytes`` is not an integer of at least MIN_ARENA_BYTES, or TFLM cannot
+            load the model (not a model, an op it lacks, an arena too small for it).
+    """
 
     def __init__(self, model_bytes: bytes, arena_bytes: int = DEFAULT_ARENA_BYTES):
         from tflite_micro.python.tflite_micro import runtime
 
+        if isinstance(arena_bytes, bool) or not isinstance(arena_bytes, (int, np.integer)) \
+                or arena_bytes < MIN_ARENA_BYTES:
+            raise ModelError(f"a TFLM arena of {arena_bytes!r} bytes: it must be an integer of at least "
+                             f"{MIN_ARENA_BYTES:,}", hint=f"the default is {DEFAULT_ARENA_BYTES:,}")
+        arena_bytes = int(arena_bytes)
         try:
             self._interp = runtime.Interpreter.from_bytes(bytes(model_bytes), arena_size=arena_bytes)
-        except (RuntimeError, ValueError) as exc:
+        except (RuntimeError, ValueError, struct.error) as exc:  # struct.error: not a flatbuffer at all
             raise ModelError(f"TFLM cannot load the model: {exc}") from None
         self.input_details = self._interp.get_input_details(0)
         self.output_details = self._interp.get_output_details(0)
@@ -65,6 +81,8 @@ class TfliteRunner:
     """
 
     def __init__(self, model_bytes: bytes, kernels: str = "reference"):
+        if kernels not in TFLITE_KERNELS:
+            raise ModelError(f"unknown TFLite kernels {kernels!r}", hint=f"one of {', '.join(TFLITE_KERNELS)}")
         from tinyface.console import quiet_tensorflow
 
         quiet_tensorflow(import_now=True)  # no C++ start-up lines, no interpreter deprecation notice

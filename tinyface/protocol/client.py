@@ -20,7 +20,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from tinyface.errors import DeviceError, ProtocolError
+from tinyface.errors import DataError, DeviceError, ProtocolError
 from tinyface.protocol import spec
 from tinyface.protocol.codec import Fault, Frame, StreamDecoder, encode_frame
 
@@ -380,11 +380,18 @@ class Client:
         return DeviceInfo.from_payload(reply.payload, reply.version)
 
     def infer(self, x_int8: np.ndarray) -> InferResult:
+        """INFER one model input (int8, the device's input shape): the raw int8 output and timings.
+
+        Raises:
+            DataError: ``x_int8`` is not an int8 array (:func:`model_input_bytes`).
+            RemoteError: the device refused it (WRONG_INPUT_SHAPE: another size than its model's).
+            DeviceError: no reply after all retries, or the link was lost.
+        """
         return next(self.infer_many([x_int8], depth=1))
 
     def infer_many(self, inputs: Iterable[np.ndarray], depth: int = spec.PIPELINE_DEPTH) -> Iterator[InferResult]:
-        """INFER each input (pipelined); yields results in order."""
-        payloads = (np.ascontiguousarray(x, dtype=np.int8).tobytes() for x in inputs)
+        """INFER each input (pipelined); yields results in order. Raises as :meth:`infer`."""
+        payloads = (model_input_bytes(x) for x in inputs)
         for reply in self.pipeline(spec.MsgType.INFER, payloads, depth):
             head = spec.INFER_REPLY
             if len(reply.payload) < head.size:
@@ -394,8 +401,18 @@ class Client:
                               v["cycles"], v["latency_us"], v["host_wall_us"])
 
     def enroll(self, name: str, x_int8: np.ndarray) -> dict:
-        payload = (spec.ENROLL_REQUEST.pack(name=spec.encode_name(name))
-                   + np.ascontiguousarray(x_int8, np.int8).tobytes())
+        """Add one sample (a model input, int8) of ``name`` to the device's gallery.
+
+        Returns:
+            {index, samples, count, reserved}: the person's slot, its samples, the people enrolled.
+
+        Raises:
+            ValueError: ``name`` is empty, holds NUL or is too long (spec.encode_name).
+            DataError: ``x_int8`` is not an int8 array (:func:`model_input_bytes`).
+            RemoteError: the device refused it (GALLERY_FULL, WRONG_INPUT_SHAPE).
+            DeviceError: no reply after all retries, or the link was lost.
+        """
+        payload = spec.ENROLL_REQUEST.pack(name=spec.encode_name(name)) + model_input_bytes(x_int8)
         return spec.ENROLL_REPLY.unpack(self._fixed(spec.MsgType.ENROLL, payload, spec.ENROLL_REPLY))
 
     def list(self) -> list[GalleryEntry]:
@@ -416,7 +433,14 @@ class Client:
         return spec.DELETE_REPLY.unpack(self._fixed(spec.MsgType.DELETE, payload, spec.DELETE_REPLY))
 
     def identify(self, x_int8: np.ndarray) -> IdentifyResult:
-        reply = self._fixed(spec.MsgType.IDENTIFY, np.ascontiguousarray(x_int8, np.int8).tobytes(), spec.IDENTIFY_REPLY)
+        """The enrolled person most like one model input (int8), and whether the device accepts it.
+
+        Raises:
+            DataError: ``x_int8`` is not an int8 array (:func:`model_input_bytes`).
+            RemoteError: the device refused it (WRONG_INPUT_SHAPE).
+            DeviceError: no reply after all retries, or the link was lost.
+        """
+        reply = self._fixed(spec.MsgType.IDENTIFY, model_input_bytes(x_int8), spec.IDENTIFY_REPLY)
         v = spec.IDENTIFY_REPLY.unpack(reply)
         return IdentifyResult(spec.decode_name(v["name"]), v["index"], v["similarity"], bool(v["accepted"]),
                               v["cycles"], v["latency_us"], v["host_wall_us"])
@@ -426,6 +450,20 @@ class Client:
         if len(reply) != reply_struct.size:
             raise ProtocolError(f"{_type_name(msg_type)} reply of {len(reply)} bytes, expected {reply_struct.size}")
         return reply
+
+
+def model_input_bytes(x_int8) -> bytes:
+    """The payload of one model input: the bytes of an int8 array (the device checks its size).
+
+    Raises:
+        DataError: not an int8 array: uint8 crops or floats would be cast to int8 silently (pixels
+            over 127 wrap around), so the device would embed, enroll or identify another face.
+    """
+    if not isinstance(x_int8, np.ndarray) or x_int8.dtype != np.int8:
+        got = f"an array of {x_int8.dtype}" if isinstance(x_int8, np.ndarray) else type(x_int8).__name__
+        raise DataError(f"a model input must be an int8 array, got {got}",
+                        hint="quantize uint8 crops with tinyface.model.embedder.quantize_input(crops, bundle.meta)")
+    return np.ascontiguousarray(x_int8).tobytes()
 
 
 def _error_code(frame: Frame) -> int | None:

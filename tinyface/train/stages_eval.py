@@ -204,8 +204,9 @@ def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, pre
         latency_ms_host=tflm_ms, arena_bytes=tflm.runner.arena_used_bytes(), estimated_ms_on_board=est_ms,
         board=board, cost_model_source=cost.source, **common)
 
-    # the same/different decisions at the shipped threshold (chosen on validation or protocol pairs)
-    thr = stages["tflite_int8"].verification["threshold"]
+    # the same/different decisions at the shipped threshold: TFLM's (model.json's `threshold`, chosen on
+    # validation or protocol pairs; TFLite's, chosen on its own scores, can differ a little)
+    thr = stages["tflm_int8"].verification["threshold"]
     parity = Parity(
         **output_parity(tflm_out_both[:n_eval], out_tflite[:n_eval]),
         identical_decisions_test_pairs=metrics.decision_agreement(scores["tflm_int8"], scores["tflite_int8"], thr),
