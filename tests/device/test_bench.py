@@ -300,3 +300,21 @@ def test_the_host_check_after_the_stream_is_a_step_of_its_own(start_device, emul
                if line.startswith("checking the outputs against the host's TFLite and TFLM: done, ")]
     assert streamed and lines[streamed[-1]].startswith("benchmarking: 6/6 (100%)"), err
     assert len(checked) == 1 and checked[0] > streamed[-1], err
+
+
+@pytest.mark.parametrize("content, words", [
+    (None, "cannot read bench results"),
+    (b"\xff\xfe not text", "is not a tinyface bench results file"),
+    (b"{", "is not a tinyface bench results file"),
+    (b'{"unknown_key": 1}', "is not a tinyface bench results file"),
+])
+def test_load_result_of_what_is_no_results_file_is_a_data_error(tmp_path, content, words):
+    # was: a bare FileNotFoundError, UnicodeDecodeError, JSONDecodeError or TypeError from deep inside
+    from tinyface.errors import DataError
+
+    path = tmp_path / "results.json"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(DataError) as exc:
+        load_result(path)
+    assert words in str(exc.value) and str(path) in str(exc.value)

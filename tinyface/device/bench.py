@@ -77,11 +77,23 @@ class BenchResult:
 
 
 def load_result(path: str | Path) -> BenchResult:
-    """Read a results file written by :func:`run_bench` (complete or partial)."""
+    """Read a results file written by :func:`run_bench` (complete or partial).
+
+    Raises:
+        DataError: ``path`` cannot be read, is not JSON, or is not a bench results file.
+    """
     import json
 
-    raw = json.loads(Path(path).read_text(encoding="utf-8"))
-    return BenchResult(**raw)
+    from tinyface.errors import DataError
+
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        return BenchResult(**raw)
+    except OSError as exc:
+        raise DataError(f"cannot read bench results {path}: {exc.strerror or exc}") from None
+    except (ValueError, TypeError) as exc:  # not JSON (JSONDecodeError, UnicodeDecodeError), or other keys
+        raise DataError(f"{path} is not a tinyface bench results file: {exc}",
+                        hint="bench --out writes one") from None
 
 
 # --- inputs ---------------------------------------------------------------------------------
