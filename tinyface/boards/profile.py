@@ -16,6 +16,11 @@ from tinyface.model.bundle import DEFAULT_PRESET
 from tinyface.model.graph import analyze
 
 
+def cycles_at(ms: float, cpu_mhz: float) -> int:
+    """``ms`` milliseconds in cycles at ``cpu_mhz`` (a profile's ``total_est_cycles``)."""
+    return int(round(ms * cpu_mhz * 1e3))
+
+
 @dataclass(frozen=True)
 class LayerEstimate:
     index: int
@@ -41,7 +46,7 @@ class ModelProfile:
 
     @property
     def total_est_cycles(self) -> int:
-        return int(round(self.total_est_ms * self.cpu_mhz * 1e3))
+        return cycles_at(self.total_est_ms, self.cpu_mhz)
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -87,6 +87,11 @@ _WRITABLE_HINT = "set TINYFACE_CACHE or data.cache_dir to a folder you can write
 _CANNOT_WRITE = ("SQLITE_CANTOPEN", "SQLITE_READONLY", "SQLITE_PERM", "SQLITE_FULL", "SQLITE_IOERR")
 
 
+def _cannot_write(exc: sqlite3.Error) -> bool:
+    """Whether sqlite says the cache's file cannot be created, opened or written (not that it is damaged)."""
+    return getattr(exc, "sqlite_errorname", "").startswith(_CANNOT_WRITE)
+
+
 class FaceCache:
     """A key -> numpy array store in ``<dir>/faces.sqlite``."""
 
@@ -106,7 +111,7 @@ class FaceCache:
             self._db.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
             self._db.commit()
         except sqlite3.Error as exc:
-            if getattr(exc, "sqlite_errorname", "").startswith(_CANNOT_WRITE):
+            if _cannot_write(exc):
                 raise OutputError(f"cannot write the face cache {self.path}: {exc}", hint=_WRITABLE_HINT) from None
             raise DataError(f"cannot open the face cache {self.path}: {exc}",
                             hint="it may be damaged: `tinyface data cache --clear faces` removes it") from None
@@ -137,7 +142,7 @@ class FaceCache:
                 self._db.executemany("INSERT OR REPLACE INTO entries (key, value) VALUES (?, ?)",
                                      [(k, _encode(v)) for k, v in items.items()])
         except sqlite3.Error as exc:
-            if getattr(exc, "sqlite_errorname", "").startswith(_CANNOT_WRITE):
+            if _cannot_write(exc):
                 raise OutputError(f"cannot write the face cache {self.path}: {exc}",
                                   hint=f"free some space there, or {_WRITABLE_HINT}") from None
             raise

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from tinyface.boards.profile import _count, profile_model
+from tinyface.boards.profile import _count, cycles_at, profile_model
 from tinyface.config import DEFAULT_ARENA_MARGIN
 from tinyface.device.isa import check_board, measure_profile, prepare_isa
 from tinyface.errors import ModelError
@@ -47,7 +47,7 @@ class MeasuredModelProfile:
     @property
     def total_est_cycles(self) -> int:
         """The estimate in cycles at the board's clock (as ModelProfile's)."""
-        return int(round(self.total_est_ms * self.cpu_mhz * 1e3))
+        return cycles_at(self.total_est_ms, self.cpu_mhz)
 
     @property
     def lower_bound_ms(self) -> float:

@@ -95,12 +95,9 @@ class Embedder:
                  arena_bytes: int | None = None, kernels: str = "reference", source: str = ""):
         from tinyface.errors import ModelError
         from tinyface.model.graph import analyze
-        from tinyface.model.runtime import TFLITE_KERNELS
 
         if runtime not in RUNTIMES:
             raise ModelError(f"unknown runtime {runtime!r}", hint=f"one of {', '.join(RUNTIMES)}")
-        if kernels not in TFLITE_KERNELS:
-            raise ModelError(f"unknown TFLite kernels {kernels!r}", hint=f"one of {', '.join(TFLITE_KERNELS)}")
         graph = analyze(model_bytes, source=source)
         if quantization is None:
             quantization = Quantization(graph.input.scale, graph.input.zero_point, graph.output.scale,
