@@ -373,6 +373,18 @@ def run_cli(*args, cwd=None, env=None, timeout=120, prefix=()):
                           cwd=cwd, env=full_env, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
+def tensorflow_tripwire(folder: Path) -> tuple[dict, Path]:
+    """A tensorflow package ahead of the real one that leaves a mark when imported and fails to
+    import: (run_cli's env with it on PYTHONPATH, the mark's path). For checks that a command refuses
+    a bad input before TensorFlow loads (commands import it with stderr muted, so an import profile
+    would not show it)."""
+    fake = folder / "fake" / "tensorflow"
+    fake.mkdir(parents=True)
+    mark = folder / "fake" / "tensorflow-imported"
+    (fake / "__init__.py").write_text(f"open({str(mark)!r}, 'w').close()\nraise ImportError('not here')\n")
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(fake.parent), os.environ.get("PYTHONPATH")]))}, mark
+
+
 def plain_progress_every(monkeypatch, every_s: float, heartbeat: bool = False) -> None:
     """Plain progress (stderr is no terminal under capsys and in subprocess pipes) at most every
     ``every_s`` seconds instead of 10; with ``heartbeat``, a status's thread prints on while nothing

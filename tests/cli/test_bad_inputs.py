@@ -266,14 +266,16 @@ def _unreadable_release(folder: Path, which: str) -> tuple[Path, tuple]:
                          ids=lambda c: c[0])
 @pytest.mark.parametrize("given", ["folder", "file"])
 def test_a_model_that_cannot_be_read_is_a_model_error(small_dataset, tmp_path, command, which, given):
-    from tests.conftest import assert_one_error_line, run_cli
+    from tests.conftest import assert_one_error_line, run_cli, tensorflow_tripwire
 
     bundle, prefix = _unreadable_release(tmp_path, which)
     model = bundle if given == "folder" else bundle / "model.tflite"
     data = ["--data", str(small_dataset)] if command[0] == "evaluate" else []
-    proc = run_cli(*command, "--model", str(model), *data, prefix=prefix, cwd=tmp_path)
+    tripwire, mark = tensorflow_tripwire(tmp_path)
+    proc = run_cli(*command, "--model", str(model), *data, prefix=prefix, cwd=tmp_path, env=tripwire)
     line = assert_one_error_line(proc, errors.ModelError.exit_code, f"cannot read {bundle / which}")
     assert "Permission denied" in line, line
+    assert not mark.exists()  # before TensorFlow loads (evaluate loaded it first, for 6 s)
 
 
 # --- a serial port that does not exist: the reason once --------------------------------------

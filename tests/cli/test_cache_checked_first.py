@@ -7,7 +7,15 @@ import os
 
 import pytest
 
-from tests.conftest import LFW_DIR, REPO, assert_one_error_line, drop_file_permission_bypass, needs_lfw, run_cli
+from tests.conftest import (
+    LFW_DIR,
+    REPO,
+    assert_one_error_line,
+    drop_file_permission_bypass,
+    needs_lfw,
+    run_cli,
+    tensorflow_tripwire,
+)
 from tinyface import errors
 
 
@@ -26,15 +34,9 @@ def test_a_cache_the_command_cannot_use_is_refused_before_the_run_folder_and_ten
     else:
         cache.write_text("not a folder")
         code, words = errors.ConfigError.exit_code, f"the cache {cache} is not a folder"
-    # a tensorflow ahead of the real one that leaves a mark when imported (the build imports it with
-    # stderr muted, so an import profile would not show it)
-    fake = tmp_path / "fake" / "tensorflow"
-    fake.mkdir(parents=True)
-    mark = tmp_path / "fake" / "tensorflow-imported"
-    (fake / "__init__.py").write_text(f"open({str(mark)!r}, 'w').close()\nraise ImportError('not here')\n")
-    path = os.pathsep.join(filter(None, [str(fake.parent), os.environ.get("PYTHONPATH")]))
+    tripwire, mark = tensorflow_tripwire(tmp_path)
     # the build's own settings (LFW, --quick: no extra faces), so that nothing but the cache stops it
-    env = {"TINYFACE_CACHE": str(cache), "TINYFACE_DATA": str(LFW_DIR), "PYTHONPATH": path}
+    env = {"TINYFACE_CACHE": str(cache), "TINYFACE_DATA": str(LFW_DIR), **tripwire}
     try:
         args = (("build", "--quick", "--out", str(out)) if command == "build" else
                 ("evaluate", "--model", str(REPO / "models" / "esp32"), "--runtime", "tflite"))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, tensorflow_tripwire
 from tinyface import config
 from tinyface.errors import ConfigError, ModelError
 from tinyface.model.bundle import (
@@ -160,10 +160,13 @@ def test_every_command_answers_a_bad_model_json_with_one_line_and_exit_6(bundle_
         _edit(bundle_copy, threshold="high")
     else:
         (bundle_copy / "model.json").write_text(text)
-    proc = run_cli(*(a.format(m=bundle_copy, tmp=tmp_path) for a in command))
+    tripwire, mark = tensorflow_tripwire(tmp_path)
+    proc = run_cli(*(a.format(m=bundle_copy, tmp=tmp_path) for a in command), env=tripwire)
     assert proc.returncode == 6, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("tinyface: error: bad ") and "model.json" in lines[0]
+    # refused before TensorFlow loads: evaluate took 7 s to say so
+    assert not mark.exists()
 
 
 def test_the_model_for_a_board_is_a_build_then_the_released_one(tiny_bundle, tmp_path, monkeypatch):
