@@ -158,9 +158,10 @@ def test_quick_build_report_structure_and_sane_metrics(quick_build):
 
 def test_rerun_skips_unchanged_stages(quick_build, lfw_dir):
     out, first, _ = quick_build
-    # --hide-test changes only what is printed: the same stages are skipped
+    # --hide-test changes only what is printed, and distill.seed=-1 is the default written out (the
+    # training seed is data.seed): the same stages are skipped
     proc = run_cli("build", "--quick", "--data", str(lfw_dir), "--out", str(out), "--json", "--hide-test",
-                   "--set", extra_dirs(out))
+                   "--set", extra_dirs(out), "--set", "distill.seed=-1")
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads(proc.stdout)
     stages = {s["name"]: s["skipped"] for s in summary["stages"]}
@@ -269,10 +270,21 @@ def test_a_failed_stage_leaves_no_trusted_artifact(quick_build, lfw_dir, monkeyp
     assert not (out / "quantize" / "int8.tflite").exists()
     assert not list(out.rglob("*.tmp"))
     monkeypatch.undo()
-    result = pipeline.run_build(settings, get_preset("esp32"), out, quick=True)
-    ran = {s.name: s.skipped for s in result.stages}
-    assert ran["distill"] and ran["prune"] and not ran["quantize"]
-    assert (out / "quantize" / "int8.tflite").is_file()
+
+    class Quantized(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Quantized
+
+    monkeypatch.setattr(pipeline, "_evaluate", stop)  # what follows quantize is not what this checks
+    events = []
+    with pytest.raises(Quantized):
+        pipeline.run_build(settings, get_preset("esp32"), out, quick=True,
+                           report_progress=lambda event, info: events.append((event, info)))
+    ran = {info["name"]: info["skipped"] for event, info in events if event == "done" and "skipped" in info}
+    assert ran == {"distill": True, "prune": True, "quantize": False}
+    assert (out / "quantize" / "int8.tflite").is_file() and (out / "quantize" / "stage.json").is_file()
 
 
 def _quick_settings(quick_build, lfw_dir, **sections):
@@ -494,7 +506,9 @@ def test_quick_build_with_people_folders_the_identity_term_and_an_assistant(quic
     extra = {"dirs": [str(quick_build[0].parent / "extra"), str(people)], "kind": ["chips", "photos"],
              "people": [False, True]}
     settings = config.load(None, {**QUICK, "data": {"dir": str(lfw_dir)}, "extra": extra,
-                                  "distill": {**QUICK["distill"], "identity_weight": 0.1, "assistant": "esp32s3"},
+                                  # 2 epochs: that it trains so, not how well, is what this checks
+                                  "distill": {**QUICK["distill"], "epochs": 2, "identity_weight": 0.1,
+                                              "assistant": "esp32s3"},
                                   "quantize": {**QUICK["quantize"], "qat": False}},  # QAT: the quick build's
                            base=get_preset("esp32").settings())
     result = pipeline.run_build(settings, get_preset("esp32"), tmp_path / "run", quick=True)
@@ -520,32 +534,40 @@ def test_quick_build_with_people_folders_the_identity_term_and_an_assistant(quic
     assert [s.name for s in again.stages if s.skipped] == ["distill", "prune", "quantize", "evaluate"]
 
 
-def test_a_training_seed_retrains_on_the_same_people_and_minus_one_keeps_every_stage(quick_build, lfw_dir, tmp_path):
+def test_a_training_seed_retrains_on_the_same_people(quick_build, lfw_dir, monkeypatch, tmp_path):
+    """distill.seed=5 trains other weights on the same training and validation people (data.seed
+    draws them). Run in-process on a copy of the quick build, stopped once distillation is done:
+    that -1, the default, keeps every stage is test_rerun_skips_unchanged_stages's."""
     import shutil
+
+    from tinyface.model.keras_io import load_keras
+    from tinyface.train import pipeline
+    from tinyface.train.stages_eval import validation_accuracy, validation_pairs
 
     out = tmp_path / "run"
     shutil.copytree(quick_build[0], out)
-    base = ("build", "--quick", "--data", str(lfw_dir), "--out", str(out), "--json",
-            "--set", extra_dirs(quick_build[0]))
-    proc = run_cli(*base, "--set", "distill.seed=-1")  # the default, written out: data.seed, nothing re-runs
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert all(s["skipped"] for s in json.loads(proc.stdout)["stages"] if s["name"] not in ("data", "report"))
-    before = json.loads((out / "report.json").read_text())
-    from tinyface.model.keras_io import load_keras
-
     student_before = load_keras(out / "distill" / "student.keras").get_weights()
-    # PTQ only: the seed is what this checks, QAT's half minute is checked by the quick build
-    proc = run_cli(*base, "--set", "distill.seed=5", "--set", "quantize.qat=false")
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert not any(s["skipped"] for s in json.loads(proc.stdout)["stages"])
-    after = json.loads((out / "report.json").read_text())
+    seen = {}
+
+    class Distilled(Exception):
+        pass
+
+    def stop(stages, settings, data, *args, **kwargs):
+        seen["data"] = data
+        raise Distilled
+
+    monkeypatch.setattr(pipeline, "_prune", stop)
+    with pytest.raises(Distilled):
+        pipeline.run_build(*_quick_settings(quick_build, lfw_dir, distill={"seed": 5}), out, quick=True)
     student_after = load_keras(out / "distill" / "student.keras").get_weights()
     assert any((a != b).any() for a, b in zip(student_before, student_after, strict=True)), \
         "another training seed must train other weights"
-    # the same validation people and pairs: the teacher, which no training touches, scores them the same
-    assert after["stages"]["teacher"]["validation"] == before["stages"]["teacher"]["validation"]
-    assert (after["stages"]["tflm_int8"]["validation"]["n_pairs"]
-            == before["stages"]["tflm_int8"]["validation"]["n_pairs"])
+    # the same validation people and pairs: the teacher, which no training touches, scores them as the
+    # quick build's evaluation did
+    val = seen["data"].val
+    teacher = json.loads((out / "report.json").read_text())["stages"]["teacher"]["validation"]
+    assert validation_accuracy(val.teacher, val.labels) == teacher["accuracy"]
+    assert len(validation_pairs(val.labels)[0]) == teacher["n_pairs"]
 
 
 def test_a_negative_training_seed_is_one_line_before_any_work(tmp_path):
