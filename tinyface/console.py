@@ -348,8 +348,8 @@ class PlainProgress:
     """Progress for output that is not a terminal: one plain line at most every ``every_s``
     seconds, with the count, the share done, the time so far and the estimated time left. The
     estimate uses the rate of the last ``PLAIN_PROGRESS_WINDOW_S`` seconds (the whole run while it
-    is shorter), so work that slows down or speeds up (a first step that compiles, images that
-    come slower at the end) is not estimated from its start.
+    is shorter, from its first unit done), so work that slows down or speeds up (a first step that
+    compiles, images that come slower at the end) is not estimated from its start.
 
     Args:
         description: what is counted ("faces", "distill epochs").
@@ -375,6 +375,7 @@ class PlainProgress:
         self._printed_at = -1
         self._stop = None
         self._samples = collections.deque([(self.started, 0.0)])  # (time, completed), >= 1 s apart
+        self._first = None  # (time, completed) when the first unit was done
 
     def start_heartbeat(self) -> "PlainProgress":
         """Also print a line every ``every_s`` while nothing advances (an epoch of several minutes)."""
@@ -401,6 +402,8 @@ class PlainProgress:
         if note is not None:
             self.note = note
         now = self.clock()
+        if self._first is None and completed > 0:
+            self._first = (now, completed)
         if now - self._samples[-1][0] >= 1.0:
             self._samples.append((now, completed))
             while len(self._samples) > 2 and self._samples[1][0] <= now - PLAIN_PROGRESS_WINDOW_S:
@@ -442,10 +445,16 @@ class PlainProgress:
 
     def _rate(self, elapsed: float) -> float:
         """Units a second since the oldest sample kept (the window's start, or the run's), or since
-        the start when that is too recent (under ``every_s`` seconds) or nothing advanced since."""
+        the start when nothing advanced since. The time before the first unit was done (a model
+        traced before its first batch, a file opened) is not the work's pace: once anything
+        advanced after the first unit, the rate is measured from there (a QAT epoch whose first
+        batch took 19 s of 22 was estimated at 10 minutes)."""
         then, done_then = self._samples[0]  # one atomic read: the heartbeat thread reads it too
+        first = self._first
+        if first is not None and then < first[0] and self.completed > first[1]:
+            then, done_then = first
         now = self.clock()
-        if now - then >= self.every_s and self.completed > done_then:
+        if now > then and self.completed > done_then:
             return (self.completed - done_then) / (now - then)
         return self.completed / max(elapsed, 1e-9)
 

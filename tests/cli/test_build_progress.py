@@ -52,6 +52,24 @@ def test_plain_progress_prints_count_and_eta_every_few_seconds():
     assert lines[-1] == "faces: 1,000/1,000 (100%), 2 min 05 s elapsed" and len(lines) == 2
 
 
+def test_the_eta_leaves_out_the_time_before_the_first_unit():
+    # a QAT epoch whose first batch waits 55 s for the model to be traced, then a batch (1% of the
+    # epoch) every 0.1 s: at 60 s, 49% is left at 10% a second. The estimate from the start said 58 s.
+    from tinyface.console import PlainProgress
+
+    clock, lines = FakeClock(), []
+    p = PlainProgress("QAT epochs", 1, every_s=10, write=lines.append, clock=clock)
+    for t in (10, 20, 30, 40, 50):  # nothing done yet: the lines the heartbeat prints
+        clock.now = t
+        p.update(0)
+    clock.now = 55.0
+    p.update(0.01)
+    while clock.now < 60.0:
+        clock.now = round(clock.now + 0.1, 1)
+        p.update(round(p.completed + 0.01, 2))
+    assert lines[-1] == "QAT epochs: 0.51/1 (51%), 1 min 00 s elapsed, eta 5 s"
+
+
 def _plain_mode(monkeypatch):
     """stderr is not a terminal, PlainProgress runs on a fake clock with no heartbeat thread:
     (the console's output, the clock, what was written to stderr)."""
