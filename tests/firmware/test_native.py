@@ -317,3 +317,20 @@ def test_a_storage_folder_that_cannot_be_made_is_one_output_error(tmp_path):
         with pytest.raises(OutputError, match=f"cannot create the gallery folder {storage}: ") as exc:
             spawn_native(program, own_pty=True, storage_dir=storage)
         assert "TINYFACE_NVS_DIR" in exc.value.one_line()
+
+
+@pytest.mark.parametrize("problem", ["not executable", "gone"])
+def test_a_program_that_cannot_be_run_is_one_toolchain_error(tmp_path, monkeypatch, problem):
+    # was: "internal error: PermissionError: [Errno 13] Permission denied: '.../tinyface_native'" (exit 70),
+    # with the native cache on a disk mounted noexec (a file without its x bits is refused the same way)
+    from tinyface.device.native import spawn_native
+    from tinyface.errors import ToolchainError
+
+    monkeypatch.delenv("TINYFACE_NVS_DIR", raising=False)  # no gallery folder to make
+    program = tmp_path / "program"
+    if problem == "not executable":
+        program.write_text("#!/bin/sh\necho \"$@\"\n")
+        program.chmod(0o644)
+    with pytest.raises(ToolchainError, match=f"cannot run the native firmware {program}: ") as exc:
+        spawn_native(program, own_pty=True)
+    assert ("noexec" in exc.value.one_line()) == (problem == "not executable")

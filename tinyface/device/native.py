@@ -23,6 +23,7 @@ or jobserver: a parallel make around tinyface reuses the cache; :func:`makeflags
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -363,7 +364,8 @@ def spawn_native(program: str | Path, master_fd: int | None = None, baud: int = 
 
     Raises:
         ConfigError, OutputError: a bad $TINYFACE_NVS_DIR (config.native_storage_dir); OutputError:
-            the storage folder cannot be created.
+            the storage folder cannot be created; ToolchainError: the program cannot be run (its
+            cache on a disk mounted noexec, or removed since it was built).
     """
     args = [str(program), "--baud", str(int(baud))]
     if once:
@@ -373,11 +375,18 @@ def spawn_native(program: str | Path, master_fd: int | None = None, baud: int = 
         # what native_storage_dir's check cannot see: a read-only disk, /proc, a race
         make_gallery_folder(storage_dir, hint="set TINYFACE_NVS_DIR to a folder you can write, or unset it")
         args += ["--storage", str(storage_dir)]
-    if own_pty:
-        return subprocess.Popen(args + ["--pty"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
-    if master_fd is None:
+    if master_fd is None and not own_pty:
         raise ValueError("spawn_native needs master_fd, or own_pty=True")
-    return subprocess.Popen(args, stdin=master_fd, stdout=master_fd, close_fds=True)
+    try:
+        if own_pty:
+            return subprocess.Popen(args + ["--pty"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+        return subprocess.Popen(args, stdin=master_fd, stdout=master_fd, close_fds=True)
+    except OSError as exc:  # was an internal error (exit 70)
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            hint = "a disk mounted noexec cannot run programs: set TINYFACE_NATIVE_CACHE to a folder on another disk"
+        else:  # gone since it was built (`tinyface data clean native` beside it): the next run builds it
+            hint = "run the command again: it builds the firmware again"
+        raise ToolchainError(f"cannot run the native firmware {program}: {exc.strerror or exc}", hint=hint) from None
 
 
 def run_native_emulator(bundle, board, baud: int = 0, once: bool = False, on_ready=None,
