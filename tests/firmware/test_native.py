@@ -334,3 +334,37 @@ def test_a_program_that_cannot_be_run_is_one_toolchain_error(tmp_path, monkeypat
     with pytest.raises(ToolchainError, match=f"cannot run the native firmware {program}: ") as exc:
         spawn_native(program, own_pty=True)
     assert ("noexec" in exc.value.one_line()) == (problem == "not executable")
+
+
+@pytest.fixture
+def noexec_folder(tmp_path):
+    """A folder on a real disk mounted noexec (a tmpfs; needs root, as CI runs)."""
+    folder = tmp_path / "noexec"
+    folder.mkdir()
+    mount = shutil.which("mount")
+    proc = subprocess.run([mount or "mount", "-t", "tmpfs", "-o", "noexec,size=1m", "tmpfs", str(folder)],
+                          capture_output=True, text=True) if mount else None
+    if proc is None or proc.returncode != 0:
+        pytest.skip(f"cannot mount a noexec tmpfs here: {proc.stderr.strip() if proc else 'no mount'}")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.mark.parametrize("kind", ["native", "isa"])
+def test_a_build_cache_on_a_disk_mounted_noexec_is_refused_before_the_build(noexec_folder, monkeypatch, tmp_path,
+                                                                            kind):
+    # was: minutes of compiling, then exit 70 (native: PermissionError running the program) or exit 7
+    # (isa: QEMU "Could not load plugin ...: failed to map segment from shared object")
+    from tinyface.device import isa, native
+    from tinyface.errors import ToolchainError
+
+    variable = {"native": "TINYFACE_NATIVE_CACHE", "isa": "TINYFACE_ISA_CACHE"}[kind]
+    cache = noexec_folder / "cache"  # not made yet: the disk it would be made on is what counts
+    monkeypatch.setenv(variable, str(cache))
+    with pytest.raises(ToolchainError, match=f"the build cache {cache} is on a disk mounted noexec") as exc:
+        if kind == "native":
+            native.build_native(tmp_path / "not-even-a-project")
+        else:
+            isa.build_plugin()
+    assert variable in exc.value.one_line()
+    assert list(noexec_folder.iterdir()) == []  # nothing compiled there

@@ -33,6 +33,7 @@ from pathlib import Path
 from tinyface import config
 from tinyface.config import DEFAULT_ARENA_MARGIN
 from tinyface.device.native import (
+    check_can_run_from,
     compiler_version,
     find_tflm,
     git_head,
@@ -153,6 +154,9 @@ def build_plugin(toolchain: IsaToolchain | None = None) -> Path:
     source = firmware_dir() / "qemu" / "insn_count.c"
     digest = hashlib.sha256(source.read_bytes() + host_cc.encode()).hexdigest()[:16]
     root = cache_dir()
+    # QEMU maps the plugin to run it: not from a disk mounted noexec (and prepare_isa builds it first,
+    # so that is said before the rv32 build's minutes)
+    check_can_run_from(root, "TINYFACE_ISA_CACHE")
     plugin = root / "plugin" / f"insn_count-{digest}.so"
     if plugin.is_file():
         return plugin

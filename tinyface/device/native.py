@@ -154,10 +154,30 @@ def build_native(project_dir: str | Path, toolchain: NativeToolchain | None = No
     Raises:
         ToolchainError: no toolchain, or the build failed (the message has the first error).
     """
+    check_can_run_from(cache_dir(), "TINYFACE_NATIVE_CACHE")  # before minutes of compiling, not after
     toolchain = toolchain or find_toolchain()
     project_dir = Path(project_dir).resolve()
     return make_program(project_dir, "native", toolchain.make, toolchain.make_vars(), toolchain.key(), cache_dir(),
                         PROGRAM_NAME, "native", jobs, log)
+
+
+def check_can_run_from(root: Path, variable: str) -> None:
+    """Refuse a build cache on a disk mounted noexec: the native program built there cannot be run,
+    nor the QEMU plugin loaded (``variable`` names the setting that moves it).
+
+    Raises:
+        ToolchainError: ``root`` (or the folder it would be made in) is on such a disk.
+    """
+    probe = Path(root)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        flags = os.statvfs(probe).f_flag
+    except OSError:  # unknown: the build says what is wrong, if anything
+        return
+    if flags & getattr(os, "ST_NOEXEC", 0):
+        raise ToolchainError(f"the build cache {root} is on a disk mounted noexec: what is built there cannot run",
+                             hint=f"set {variable} to a folder on another disk")
 
 
 def make_program(project_dir: Path, folder: str, make: str, make_vars: list[str], key: str, root: Path,
