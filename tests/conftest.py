@@ -17,27 +17,6 @@ os.environ["TINYFACE_CACHE"] = str(REPO / ".pytest_cache" / "tinyface" / "cache"
 LFW_DIR = Path(os.environ.get("TINYFACE_DATA", REPO.parent / "shared" / "datasets" / "lfw"))
 
 
-# The test files that take longest, longest first, collected first: with a worker per core and a file
-# per worker (pyproject.toml's addopts, which keep this order: xdist's own puts the files with the most
-# tests first), a long file that starts last runs on alone while the other workers wait for it. From a
-# CI run's `--durations=0` (seconds on 2 cores, 2026-12-07): the quick builds (~520) and the gallery
-# and protocol tests on three devices (~540, ~250: their setups build the native and rv32 firmware),
-# then the files of 50 to 100 s. Files left out take under 45 s each.
-LONGEST_FIRST = ("tests/train/test_build_quick.py", "tests/device/test_gallery.py", "tests/device/test_protocol_pty.py",
-                 "tests/cli/test_evaluate.py", "tests/device/test_isa.py", "tests/train/test_distill.py",
-                 "tests/device/test_bench.py", "tests/train/test_quantize.py", "tests/train/test_student.py",
-                 "tests/codegen/test_kernels.py", "tests/train/test_pipeline.py")
-
-
-def pytest_collection_modifyitems(config, items):
-    """Move the items of LONGEST_FIRST to the front, in their order; the rest keep theirs."""
-    first = {name: [] for name in LONGEST_FIRST}
-    rest = []
-    for item in items:
-        first.get(item.nodeid.split("::", 1)[0], rest).append(item)
-    items[:] = [item for name in LONGEST_FIRST for item in first[name]] + rest
-
-
 def lfw_available() -> bool:
     return (LFW_DIR / "images").is_dir() and (LFW_DIR / "pairs.txt").is_file()
 
