@@ -352,19 +352,21 @@ def noexec_folder(tmp_path):
 
 @pytest.mark.parametrize("kind", ["native", "isa"])
 def test_a_build_cache_on_a_disk_mounted_noexec_is_refused_before_the_build(noexec_folder, monkeypatch, tmp_path,
-                                                                            kind):
+                                                                            tiny_bundle, kind):
     # was: minutes of compiling, then exit 70 (native: PermissionError running the program) or exit 7
     # (isa: QEMU "Could not load plugin ...: failed to map segment from shared object")
     from tinyface.device import isa, native
     from tinyface.errors import ToolchainError
 
     variable = {"native": "TINYFACE_NATIVE_CACHE", "isa": "TINYFACE_ISA_CACHE"}[kind]
+    board = load_board("esp32" if kind == "native" else "esp32c3")
     cache = noexec_folder / "cache"  # not made yet: the disk it would be made on is what counts
     monkeypatch.setenv(variable, str(cache))
-    with pytest.raises(ToolchainError, match=f"the build cache {cache} is on a disk mounted noexec") as exc:
-        if kind == "native":
-            native.build_native(tmp_path / "not-even-a-project")
-        else:
-            isa.build_plugin()
-    assert variable in exc.value.one_line()
-    assert list(noexec_folder.iterdir()) == []  # nothing compiled there
+    first = (lambda: native.build_native(tmp_path / "not-even-a-project")) if kind == "native" else isa.build_plugin
+    prepare = native.prepare_native if kind == "native" else isa.prepare_isa
+    # and what emulate --native/--isa call: refused before the project is written there
+    for build in (first, lambda: prepare(tiny_bundle, board)):
+        with pytest.raises(ToolchainError, match=f"the build cache {cache} is on a disk mounted noexec") as exc:
+            build()
+        assert variable in exc.value.one_line()
+        assert list(noexec_folder.iterdir()) == []  # nothing compiled or generated there

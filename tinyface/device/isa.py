@@ -217,6 +217,7 @@ def prepare_isa(bundle, board=None, arena_margin: float = DEFAULT_ARENA_MARGIN, 
 
     board = board or load_board(ISA_BOARD)
     check_board(board.name)
+    check_can_run_from(cache_dir(), "TINYFACE_ISA_CACHE")  # before a project is written there (build_plugin's too)
     toolchain = find_toolchain(kernels)
     if project_dir is None:
         project_dir = project_cache_folder(cache_dir(), bundle, board, firmware_kernels, arena_margin)

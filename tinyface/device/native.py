@@ -328,6 +328,7 @@ def prepare_native(bundle, board, arena_margin: float = DEFAULT_ARENA_MARGIN, pr
     """
     from tinyface.codegen import generate_project
 
+    check_can_run_from(cache_dir(), "TINYFACE_NATIVE_CACHE")  # before a project is written there (build_native's too)
     toolchain = find_toolchain()
     if project_dir is None:
         project_dir = project_cache_folder(cache_dir(), bundle, board, kernels, arena_margin)
