@@ -70,7 +70,7 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
     from tinyface.console import print_json, quiet_tensorflow, step
     from tinyface.data.cache import FaceCache
     from tinyface.data.dataset import require_dataset
-    from tinyface.evaluation.model_eval import check_model, evaluate_model, load_model
+    from tinyface.evaluation.model_eval import evaluate_model, load_model
 
     settings = load_settings(ctx, {"data": {"dir": data_dir}}, set_items)
     if enroll_images is None:
@@ -96,8 +96,7 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
     # a face cache that names no folder (exit 3) or cannot be written (exit 14): now, not once
     # TensorFlow and the model have loaded
     check_cache_dir(settings.data.cache_path(), write=True)
-    check_model(model_path)  # a bad model.json or .tflite in a second, not once TensorFlow has loaded
-    quiet_tensorflow(import_now=runtime != "tflm")
+    quiet_tensorflow()  # not imported here: load_model checks the model first (a bad one is one line in a second)
     model = load_model(model_path, runtime)
     # progress for every step, not only the faces: embedding all of LFW in TFLM and scoring it take
     # a minute or more, which used to pass without a line (or a bar standing at 100%)

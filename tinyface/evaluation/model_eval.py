@@ -59,35 +59,19 @@ class StageThresholds:
     words: str
 
 
-def check_model(path: str | Path):
-    """What :func:`load_model` checks before TensorFlow is needed: the model.json (validated, its
-    sha256 checked, a lone file refused: :func:`tinyface.model.bundle.model_file_meta`), the file's
-    kind, and a .tflite's flatbuffer. `tinyface evaluate` calls it first, so a bad model is one line
-    in a second, not after TensorFlow has loaded. Returns model_file_meta's ModelFileMeta.
-
-    Raises:
-        ModelError: any of those is wrong (exit 6).
-    """
-    from tinyface.model.bundle import model_file_meta, read_model_file
-    from tinyface.model.graph import analyze
-
-    found = model_file_meta(path)
-    suffix = Path(found.model_path).suffix
-    if suffix == ".tflite":
-        analyze(read_model_file(found.model_path), source=str(found.model_path))
-    elif suffix != ".keras":
-        raise ModelError(f"unsupported model file {Path(found.model_path).name}",
-                         hint="expected a bundle folder, .tflite or .keras")
-    return found
-
-
 def load_model(path: str | Path, runtime: str = "auto") -> LoadedModel:
     """Open a bundle folder, a .tflite (float or int8) or a .keras model, with its model.json
     (see :func:`tinyface.model.bundle.model_file_meta`: a lone file without one is refused).
 
     ``runtime``: auto (TFLite for .tflite), tflite, or tflm (int8 only: the firmware's kernels).
+
+    What needs no TensorFlow is checked before it loads: the model.json here, a .tflite's flatbuffer
+    in Embedder, which imports TensorFlow only for its TFLite runner (`tinyface evaluate` imported
+    it first and said a model.json was bad after 6-7 s).
     """
-    found = check_model(path)
+    from tinyface.model.bundle import model_file_meta
+
+    found = model_file_meta(path)  # the one model.json reader: validated, sha256 checked, lone files refused
     path, meta = found.model_path, found.meta
     padding = meta.crop_padding
 
@@ -101,12 +85,16 @@ def load_model(path: str | Path, runtime: str = "auto") -> LoadedModel:
                 "threshold_source": recorded.words}
 
     if path.suffix == ".keras":
+        from tinyface.console import quiet_tensorflow
         from tinyface.model.keras_io import embed, load_keras
 
+        quiet_tensorflow(import_now=True)  # stderr muted while it loads (TfliteRunner does so for a .tflite)
         model = load_keras(path)
         shape = tuple(int(v) for v in model.input_shape[1:])
         return LoadedModel("keras", shape, padding=padding, embed=lambda crops: embed(model, crops),
                            model_bytes=path.stat().st_size, path=str(path), **thresholds("keras"))
+    if path.suffix != ".tflite":
+        raise ModelError(f"unsupported model file {path.name}", hint="expected a bundle folder, .tflite or .keras")
     from tinyface.model.bundle import read_model_file
     from tinyface.model.embedder import Embedder
 
