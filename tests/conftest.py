@@ -1,6 +1,8 @@
 """Shared fixtures. Models here are real int8 TFLite flatbuffers built with TensorFlow."""
 
 import os
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -301,6 +303,25 @@ for arg; do [ "$prev" = -o ] && out=$arg; prev=$arg; done
 printf '\\177ELF' > "$out"
 kill -KILL 0
 """
+
+
+
+def planned_tflm_compiles(make_dir: Path, make_vars: list[str], obj_dir: Path) -> tuple[dict[str, str], bool]:
+    """What the generated Makefile in ``make_dir`` would run to build its program with TFLM's
+    objects in ``obj_dir`` (``make -n``, nothing compiled): {TFLM source: its compile command}, and
+    whether it precompiles the flatbuffers schema first."""
+    planned = subprocess.run(["make", "-n", "-C", str(make_dir), *make_vars, f"TFLM_OBJ_DIR={obj_dir}",
+                              f"BUILD_DIR={obj_dir.parent / 'build'}", f"PROGRAM={obj_dir.parent / 'program'}"],
+                             capture_output=True, text=True, timeout=120)
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    compiles, precompiles = {}, False
+    for line in planned.stdout.splitlines():
+        command = line.split(" && ")[0]
+        if "-x c++-header" in command:
+            precompiles = True
+        elif match := re.search(r" -c (\S+/tensorflow/\S+\.cc) -o ", command):
+            compiles[match.group(1)] = command
+    return compiles, precompiles
 
 
 # --- `tinyface` run in this process (fast: no interpreter to start, no TensorFlow) -----------------

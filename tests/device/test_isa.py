@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import KILLED_COMPILER, skip_or_fail
+from tests.conftest import KILLED_COMPILER, planned_tflm_compiles, skip_or_fail
 from tinyface.boards import load_board
 from tinyface.device.isa import COUNTER_FD
 from tinyface.errors import ToolchainError
@@ -305,6 +305,23 @@ def test_extra_make_variables_key_the_cache_with_a_folder_safe_name():
     assert key_with(plain, ()) == plain
     keyed = {key_with(plain, (f"TF_EXTRA=-include /a b|c-{i}.h",)) for i in range(3)}
     assert len(keyed) == 3 and all(re.fullmatch(r"[0-9a-f-]+", k) for k in keyed), keyed
+
+
+def test_a_first_build_precompiles_the_schema_for_tflm_and_esp_nn_kernels(isa_program, tiny_bundle, tmp_path):
+    """As the native build (tests/firmware/test_native.py): a first rv32 build compiles TFLM's
+    sources that read the flatbuffers schema, ESP-NN's kernels among them, against it precompiled
+    (the same code: the program was identical when measured), and leaves no .gch in the cache."""
+    from tinyface.codegen import generate_project
+    from tinyface.device.isa import cache_dir, find_toolchain
+
+    assert isa_program.program.is_file()
+    assert not list(cache_dir().glob("tflm-*/*.gch*"))
+    project = tmp_path / "project"
+    generate_project(tiny_bundle, load_board("esp32c3"), project)
+    compiles, precompiles = planned_tflm_compiles(project / "rv32", find_toolchain().make_vars(), tmp_path / "tflm")
+    reading = {source for source, command in compiles.items() if "-include" in command}
+    assert precompiles and any("/kernels/esp_nn/" in source for source in reading), compiles
+    assert not any(source.endswith(("/debug_log.cc", "/internal/common.cc")) for source in reading)
 
 
 @pytest.mark.parametrize("target, compiler, symbol", [

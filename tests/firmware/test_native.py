@@ -4,16 +4,18 @@ and load a compiled-in gallery. The bench, gallery and fault tests of tests/devi
 against this build too (their `device_kind` fixture has a "native" kind)."""
 
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.conftest import KILLED_COMPILER, skip_or_fail
+from tests.conftest import KILLED_COMPILER, planned_tflm_compiles, skip_or_fail
 from tests.firmware.conftest import random_inputs as _inputs
 from tinyface.boards import load_board
 from tinyface.protocol import spec
@@ -260,6 +262,40 @@ def _lock_is_free(root) -> bool:
         except BlockingIOError:
             return False
         return True  # closing releases it
+
+
+
+def test_a_first_build_precompiles_the_schema_for_the_sources_that_read_it(native_program, tiny_bundle, tmp_path):
+    """Most of TFLM's sources spend nearly all their compile time parsing the flatbuffers schema:
+    a first build precompiles it once and compiles those sources against it (-include: the same
+    code, half the build's time), the ones that never read it as before; a build that adds only a
+    few objects compiles them without it. Its .gch (about 250 MB) does not stay in the cache."""
+    from tinyface.codegen import generate_project
+    from tinyface.device.native import cache_dir, find_toolchain
+
+    assert native_program.is_file()
+    assert not list(cache_dir().glob("tflm-*/*.gch*"))  # the real build's, gone once it ended
+    toolchain = find_toolchain()
+    project = tmp_path / "project"
+    generate_project(tiny_bundle, load_board("esp32"), project)
+    obj_dir = tmp_path / "tflm"
+    first, precompiles = planned_tflm_compiles(project / "native", toolchain.make_vars(), obj_dir)
+    reading = sorted(source for source, command in first.items() if "-include" in command)
+    assert precompiles and len(reading) >= 8 and len(first) - len(reading) >= 10, first
+    deps = tmp_path / "deps.d"
+    for source, command in first.items():  # the Makefile's list of the sources that never read it is true
+        headers = re.sub(r" -Winvalid-pch -include \S+", "", command).replace(" -c ", f" -M -MF {deps} ")
+        listed = subprocess.run(headers.split(" -o ")[0], shell=True, cwd=project / "native", capture_output=True,
+                                text=True)
+        assert listed.returncode == 0, listed.stderr
+        assert ("schema_generated.h" in deps.read_text()) == (source in reading), source
+    for command in first.values():  # every object there but one: too few to precompile for
+        obj = Path(re.search(r" -o (\S+)\.tmp", command)[1])
+        obj.parent.mkdir(parents=True, exist_ok=True)
+        obj.touch()
+    Path(re.search(r" -o (\S+)\.tmp", first[reading[0]])[1]).unlink()
+    later, precompiles = planned_tflm_compiles(project / "native", toolchain.make_vars(), obj_dir)
+    assert not precompiles and list(later) == [reading[0]] and "-include" not in later[reading[0]]
 
 
 def test_the_build_lock_outlives_a_killed_tinyface_while_make_runs(tmp_path):

@@ -273,7 +273,7 @@ def run_isa_emulator(bundle, board=None, baud: int = 0, once: bool = False, on_r
     from tinyface.console import status
     from tinyface.device.pty import serve_process_on_pty
 
-    with status("building the ESP32-C3 (rv32imc) firmware (first time: a few minutes)"):
+    with status("building the ESP32-C3 (rv32imc) firmware (first time: a minute or two)"):
         prog = prepare_isa(bundle, board, arena_margin=arena_margin, kernels=kernels,
                            firmware_kernels=firmware_kernels)
     return serve_process_on_pty(

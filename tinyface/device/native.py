@@ -438,7 +438,7 @@ def _build_with_status(bundle, board, kernels: str = "esp-nn", arena_margin: flo
     """prepare_native with a spinner: a cached build returns in a fraction of a second."""
     from tinyface.console import status
 
-    with status(f"building the native firmware for {board.name} (first time: a few minutes)"):
+    with status(f"building the native firmware for {board.name} (first time: a minute or two)"):
         return prepare_native(bundle, board, arena_margin=arena_margin, kernels=kernels)
 
 
