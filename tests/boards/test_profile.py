@@ -39,6 +39,10 @@ def test_profile_json(tiny_bundle):
     assert data["total_macs"] == analyze(tiny_bundle.model_bytes).total_macs
     assert len(data["layers"]) == 5 and data["layers"][0]["op"] == "CONV_2D"
     assert data["cost_source"] == load_board("esp32c3").cost_model.source
+    # its model.json names the same bundle, as for flash and emulate (profile took it for a .tflite)
+    proc = _cli("--board", "esp32c3", "--model", str(tiny_bundle.model_path.with_name("model.json")), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == data
 
 
 def test_profile_table_names_the_estimate_and_its_source(tiny_bundle):

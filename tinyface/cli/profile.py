@@ -55,6 +55,7 @@ def profile(ctx, board, model_path, kernels, measured, plot_path, as_json, set_i
     from tinyface.boards.profile import profile_model
     from tinyface.cli.common import settings_for_model
     from tinyface.errors import ModelError
+    from tinyface.model.bundle import META_FILE, MODEL_FILE
 
     if measured:
         from tinyface.device.isa import ISA_BOARD, board_refusal
@@ -73,7 +74,9 @@ def profile(ctx, board, model_path, kernels, measured, plot_path, as_json, set_i
     settings, path = settings_for_model(ctx, settings, model_path, b.name, overrides, set_items)
     kernels = settings.firmware.kernels
     if path.is_dir():
-        path = path / "model.tflite"
+        path = path / MODEL_FILE
+    elif path.name == META_FILE:  # its bundle's model, as flash and emulate take it
+        path = path.with_name(MODEL_FILE)
     if not path.is_file():
         raise ModelError(f"no model at {path}", hint="pass --model PATH, a bundle folder or a .tflite")
     if measured:
