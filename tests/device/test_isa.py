@@ -232,10 +232,13 @@ def test_a_missing_cross_compiler_is_one_line_naming_the_packages(tmp_path):
 
 @pytest.mark.parametrize("args", [["emulate", "--isa", "--board", "esp32"],
                                   ["profile", "--measured", "--board", "esp32"],
-                                  ["profile", "--measured", "--board", "esp32s3", "--model", "no/such/model"]])
+                                  ["profile", "--measured", "--board", "esp32s3", "--model", "no/such/model"],
+                                  ["emulate", "--isa", "--set", "firmware.board=esp32"],
+                                  ["profile", "--measured", "--set", "firmware.board=esp32cam"]])
 def test_an_xtensa_board_for_the_instruction_set_emulator_is_a_usage_error(args):
     """Two options that contradict each other (exit 2, as `emulate --native --isa`), not a board
-    problem (it was exit 7); refused before the model is looked for, on one line, with what to do."""
+    problem (it was exit 7); refused before the model is looked for, on one line, with what to do.
+    A board named by --set is as explicit as --board (the C3 was run instead, silently)."""
     proc = subprocess.run([sys.executable, "-m", "tinyface.cli.main", *args], capture_output=True, text=True,
                           timeout=120, stdin=subprocess.DEVNULL)
     assert proc.returncode == 2, proc.stderr

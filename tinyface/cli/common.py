@@ -153,6 +153,26 @@ def load_settings(ctx: click.Context, overrides: dict | None = None, set_items: 
     return config.load(root.obj.get("config_path") if root.obj else None, merged, base=base, quick=quick)
 
 
+def isa_board(flag: str, board: str | None, set_items: tuple[str, ...]) -> str:
+    """The board for the instruction-set emulator (``emulate --isa``, ``profile --measured``):
+    the one named on the command line (--board, else --set firmware.board), else the ESP32-C3,
+    whatever tinyface.toml's firmware.board says.
+
+    Raises:
+        click.UsageError: the board named is not one it runs (``flag`` names the option).
+        ConfigError: the board named is unknown.
+    """
+    from tinyface import config
+    from tinyface.boards import load_board
+    from tinyface.device.isa import ISA_BOARD, board_refusal
+
+    named = board or config.parse_set_option(set_items).get("firmware", {}).get("board")
+    why = board_refusal(load_board(str(named)).name) if named else None  # an unknown board: its own error
+    if why:
+        raise click.UsageError(f"{flag}: {why}")
+    return str(named) if named else ISA_BOARD
+
+
 def settings_for_model(ctx: click.Context, settings, model_path: str | None, board: str,
                        overrides: dict | None = None, set_items: tuple[str, ...] = ()):
     """For a command that runs a model on a board (flash, emulate, profile): the model

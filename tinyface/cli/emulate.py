@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from tinyface.cli.common import input_path, json_option, load_settings, not_empty, set_option
+from tinyface.cli.common import input_path, isa_board, json_option, load_settings, not_empty, set_option
 from tinyface.config import FIRMWARE_KERNELS
 
 
@@ -84,19 +84,11 @@ def emulate(ctx, board, model_path, baud, once, native, isa, kernels, drop_repli
         from tinyface import config
 
         config.native_storage_dir()  # a bad $TINYFACE_NVS_DIR: one line now, not after the build
+    if isa:
+        board = isa_board("--isa", board, set_items)  # the one board the instruction-set build runs
     overrides = {"firmware": {"board": board, "kernels": kernels}}
     settings = load_settings(ctx, overrides, set_items)
-    if isa and not board:
-        from tinyface.device.isa import ISA_BOARD
-
-        board = ISA_BOARD  # the one board the instruction-set build runs
     b = load_board(board or settings.firmware.board)
-    if isa:
-        from tinyface.device.isa import board_refusal
-
-        why = board_refusal(b.name)
-        if why:
-            raise click.UsageError(f"--isa: {why}")
     settings, path = settings_for_model(ctx, settings, model_path, b.name, overrides, set_items)
     kernels = settings.firmware.kernels
     bundle = load_bundle(path).identifying_at(settings.firmware.identify_threshold)

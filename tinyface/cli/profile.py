@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from tinyface.cli.common import input_path, json_option, load_settings, not_empty, plot_option, set_option
+from tinyface.cli.common import input_path, isa_board, json_option, load_settings, not_empty, plot_option, set_option
 from tinyface.config import FIRMWARE_KERNELS
 
 
@@ -58,15 +58,10 @@ def profile(ctx, board, model_path, kernels, measured, plot_path, as_json, set_i
     from tinyface.model.bundle import META_FILE, MODEL_FILE
 
     if measured:
-        from tinyface.device.isa import ISA_BOARD, board_refusal
-
-        board = board or ISA_BOARD  # the one board --measured counts on (as `emulate --isa`)
+        board = isa_board("--measured", board, set_items)  # the one board it counts on (as `emulate --isa`)
     overrides = {"firmware": {"board": board, "kernels": kernels}}
     settings = load_settings(ctx, overrides, set_items)
     b = load_board(settings.firmware.board)
-    why = board_refusal(b.name) if measured else None
-    if why:
-        raise click.UsageError(f"--measured: {why}")
     if plot_path:
         from tinyface.boards.plots import check_plot_path
 
