@@ -108,3 +108,31 @@ def test_a_corrupt_metrics_json_is_a_model_error_naming_it(run):
     (run / "evaluate" / "metrics.json").write_text(json.dumps(metrics))
     with pytest.raises(ModelError, match="not a cosine similarity"):
         load_model(run / "quantize" / "float.tflite")
+
+
+def test_an_evaluation_of_lfw_training_people_says_its_figures_are_optimistic(tiny_bundle, make_dataset, tmp_path):
+    """Scored on LFW (its people lists beside the images), the people of peopleDevTrain.txt, on
+    whom every tinyface build trains, are counted and the figures called optimistic, with the
+    held-out pairs to use; on a folder without LFW's lists nothing is said."""
+    from tinyface.data.cache import FaceCache
+    from tinyface.evaluation.model_eval import training_people_note
+    from tinyface.evaluation.report import write_evaluation_report
+
+    people = {"Colin_Powell": 3, "Tony_Blair": 3, "Abdullah_Gul": 3, "Adrien_Brody": 3}  # two train, two test
+    lfw_like = make_dataset(people, name="lfw", protocol=True)
+    own = make_dataset(people, name="own")
+    model = load_model(tiny_bundle.model_path)
+    with FaceCache(tmp_path / "cache") as cache:
+        scored = evaluate_model(model, lfw_like, cache, enroll_images=2, workers=1)
+        plain = evaluate_model(model, own, cache, enroll_images=2, workers=1)
+    assert scored["training_people"] == {"list": str(lfw_like / "peopleDevTrain.txt"), "in_pairs": 2,
+                                         "pairs_people": 4, "in_identification": 2, "identification_people": 4}
+    note = training_people_note(scored)
+    assert note.startswith("2 of the 4 people in these pairs are LFW training people") and "optimistic" in note
+    assert f"--pairs {lfw_like / 'pairsDevTest.txt'}" in note
+    write_evaluation_report(tmp_path / "report", scored)
+    assert f"Note: {note}." in (tmp_path / "report" / "report.md").read_text()
+    assert plain["training_people"] is None and training_people_note(plain) is None
+    # pairs of held-out people only: identification still scores the training people, and says so
+    held_out = {**scored, "training_people": {**scored["training_people"], "in_pairs": 0}}
+    assert "in identification are LFW training people" in training_people_note(held_out)

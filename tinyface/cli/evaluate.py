@@ -128,6 +128,11 @@ def _print(result: dict) -> None:
     click.echo(f"{result['model']} ({result['runtime']}) on {result['data']}: {result['images']:,} images, "
                f"{result['people']:,} people, {len(result['skipped'])} skipped, "
                f"{result['no_face']} without a detected face")
+    from tinyface.evaluation.model_eval import training_people_note
+
+    note = training_people_note(result)
+    if note:
+        click.echo(f"note: {note}")
     negatives = v["n_negative"]
     click.echo(f"verification ({result['pairs']}, {v['n_pairs']:,} pairs, {negatives:,} of them different people): "
                f"balanced accuracy {100 * v['balanced_accuracy']:.2f}% (accepts {100 * v['true_accept_rate']:.1f}% of "

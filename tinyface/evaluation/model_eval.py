@@ -342,6 +342,8 @@ def _score(model: LoadedModel, dataset, images, index, pair_rows, faces, emb, pa
              if len(enroll) >= 2 and strangers else None)
     return {
         "model": model.path, "runtime": model.kind, "data": str(data_dir), "images": int(ok.sum()),
+        "training_people": _training_people(data_dir, {labels[i] for i in (*a, *b)},
+                                            {labels[i] for i in people_images}),
         # what listing the folder left out (a photo beside the person folders, a broken link, a file
         # that is no image: `data stats` names them too), then the images that could not be read
         "skipped": [{"path": str(s.path), "reason": s.reason} for s in [*dataset.skipped, *faces.skipped]],
@@ -354,6 +356,38 @@ def _score(model: LoadedModel, dataset, images, index, pair_rows, faces, emb, pa
                                     f"{enroll_images} images, less the {stranger_share:.0%} held out as strangers)"),
     }
 
+
+def _training_people(data_dir, pair_people: set[str], ident_people: set[str]) -> dict | None:
+    """How many of the people scored are LFW's training people (the data folder's
+    peopleDevTrain.txt, on which every tinyface build trains and chooses its thresholds), or None
+    where the folder has no such list (not LFW)."""
+    from tinyface.data.lfw import PEOPLE_DEV_TRAIN, read_people
+
+    listed = Path(data_dir) / PEOPLE_DEV_TRAIN
+    if not listed.is_file():
+        return None
+    try:
+        trained = {name for name, _ in read_people(listed)}
+    except (DataError, OSError):  # a damaged list: say nothing rather than something wrong
+        return None
+    return {"list": str(listed), "in_pairs": len(pair_people & trained), "pairs_people": len(pair_people),
+            "in_identification": len(ident_people & trained), "identification_people": len(ident_people)}
+
+
+def training_people_note(result: dict) -> str | None:
+    """One sentence for an evaluation that scored LFW training people (its figures are optimistic
+    for a tinyface build), with the held-out pairs to use instead; None when it scored none."""
+    t = result.get("training_people")
+    if not t or not (t["in_pairs"] or t["in_identification"]):
+        return None
+    if not t["in_pairs"]:
+        return (f"{t['in_identification']:,} of the {t['identification_people']:,} people in identification are LFW "
+                f"training people ({t['list']}; the pairs hold none): tinyface builds train and choose their "
+                f"thresholds on them, so for such a model the identification figures are optimistic")
+    test_pairs = Path(t["list"]).with_name("pairsDevTest.txt")
+    return (f"{t['in_pairs']:,} of the {t['pairs_people']:,} people in these pairs are LFW training people "
+            f"({t['list']}): tinyface builds train and choose their thresholds on them, so for such a model these "
+            f"figures are optimistic; for held-out pairs: --pairs {test_pairs}")
 
 def _at_target_far(emb, scores, same, enroll, probes, strangers, far: float, ident_threshold: float,
                    gallery: int, seed: int = 0) -> dict:

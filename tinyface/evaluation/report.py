@@ -641,6 +641,7 @@ def write_evaluation_report(out_dir: Path, result: dict) -> Path:
 
 def _write_evaluation_report(out_dir: Path, result: dict) -> Path:
     from tinyface.boards.plots import pyplot, save_png
+    from tinyface.evaluation.model_eval import training_people_note
 
     plt = pyplot()
 
@@ -661,6 +662,7 @@ def _write_evaluation_report(out_dir: Path, result: dict) -> Path:
     lines = [f"# tinyface evaluation — {result['model']} ({result['runtime']})", "",
              f"Dataset `{result['data']}`: {result['images']:,} images of {result['people']:,} people; "
              f"{len(result['skipped'])} skipped, {result['no_face']} without a detected face (centered crop).", "",
+             *([f"Note: {note}.", ""] if (note := training_people_note(result)) else []),
              f"Threshold {result['threshold']:.4f}: {result['threshold_source']}.", "",
              "| metric | value |", "|---|---|",
              f"| verification balanced accuracy ({v['n_pairs']:,} pairs: {result['pairs']}) | "
