@@ -142,11 +142,10 @@ def writable_folder_problem(path: str | Path) -> FolderProblem | None:
     # the folder itself is read back too (a cache, a gallery); a parent needs only that one can be made in it
     needed = os.W_OK | os.X_OK | (os.R_OK if probe == folder else 0)
     if os.path.isdir(probe) and not os.access(probe, needed):
-        try:
-            read_only = bool(os.statvfs(probe).f_flag & os.ST_RDONLY)
-        except OSError:
-            read_only = False
-        return FolderProblem(OutputError, probe, "read-only file system" if read_only else "permission denied")
+        from tinyface.fsutil import on_read_only_disk
+
+        return FolderProblem(OutputError, probe, "read-only file system" if on_read_only_disk(probe)
+                             else "permission denied")
     return None
 
 

@@ -232,9 +232,19 @@ def check_creatable_dir(path: str | os.PathLike, what: str = "the folder") -> Pa
         raise OutputError(f"cannot create {what} {path}: a file of that name (or of a parent's) is in the way",
                           hint=f"move the file, or choose another path for {what}")
     if not os.access(probe, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot {'write into' if probe == path else 'create'} {what} {path}: permission denied",
+        why = "read-only file system" if on_read_only_disk(probe) else "permission denied"
+        raise OutputError(f"cannot {'write into' if probe == path else 'create'} {what} {path}: {why}",
                           hint=f"choose a path for {what} where you can write")
     return path
+
+
+def on_read_only_disk(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` is on a disk mounted read-only: no permission lets anyone, root
+    included, write there, so "permission denied" would send people to chmod."""
+    try:
+        return bool(os.statvfs(folder).f_flag & getattr(os, "ST_RDONLY", 0))
+    except OSError:
+        return False
 
 
 def check_writable(path: str | os.PathLike, what: str = "file", create: bool = True) -> Path:
