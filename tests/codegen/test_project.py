@@ -51,6 +51,19 @@ def test_file_set(esp32_project):
     assert on_disk == EXPECTED_FILES | {"tinyface-project.json"}
 
 
+def test_a_bundle_path_and_a_board_name_generate_the_same_project(tiny_bundle, esp32_project, tmp_path):
+    """What load_bundle and load_board take is taken as their objects (it was an AttributeError);
+    a name that is no board is their own error."""
+    from tinyface.errors import ConfigError
+
+    by_path = generate_project(str(tiny_bundle.model_path.parent), "esp32", tmp_path / "by_path")
+    assert {f: (tmp_path / "by_path" / f).read_bytes() for f in by_path.files} == \
+        {f: (esp32_project.directory / f).read_bytes() for f in esp32_project.files}
+    with pytest.raises(ConfigError, match="unknown board 'esp33'"):
+        generate_project(tiny_bundle.model_path, "esp33", tmp_path / "nothing")
+    assert not (tmp_path / "nothing").exists()
+
+
 def test_every_firmware_file_is_in_the_project_and_every_file_has_the_banner(esp32_project):
     assert set(project_sources()) == EXPECTED_FILES - {"src/tinyface_protocol.h"}
     for rel in esp32_project.files:
