@@ -671,3 +671,12 @@ def test_template_environment_is_public_strict_and_documented():
     env = template_environment(REPO / "firmware")
     assert env.undefined is jinja2.StrictUndefined and env.autoescape is False
     assert template_environment.__doc__
+
+
+@pytest.mark.parametrize("psram, words", [(4 << 20, "PSRAM (4 MB)"), (512 << 10, "PSRAM (512 KB)")])
+def test_sdkconfig_names_the_psram_size_in_its_unit(tiny_bundle, tmp_path, psram, words):
+    import dataclasses
+
+    board = dataclasses.replace(load_board("esp32cam"), psram_bytes=psram)  # under 1 MiB read "0 MB"
+    generate_project(tiny_bundle, board, tmp_path / "p")
+    assert f"# {words}: heap_caps" in (tmp_path / "p" / "sdkconfig.defaults").read_text()
