@@ -298,6 +298,46 @@ def test_a_first_build_precompiles_the_schema_for_the_sources_that_read_it(nativ
     assert not precompiles and list(later) == [reading[0]] and "-include" not in later[reading[0]]
 
 
+
+def test_emulators_started_at_once_for_one_model_wait_for_each_others_project(native_toolchain, tiny_bundle,
+                                                                                monkeypatch, tmp_path):
+    """Two `emulate --native` (or two test workers) preparing the same model rendered into the same
+    cached project at once, and one took the other's half-written files for the user's
+    (ProjectDirError, exit 11: the first file's temporary name, in a folder with no project yet).
+    That file is renamed slowly here, so that they overlap; the build itself is not what this
+    checks (build_native returns at once)."""
+    import threading
+
+    from tinyface.codegen import project
+    from tinyface.device import native
+
+    monkeypatch.setenv("TINYFACE_NATIVE_CACHE", str(tmp_path / "cache"))
+    real_replace = os.replace
+
+    def slow_replace(src, dst, *args, **kwargs):
+        if Path(dst).name == "CMakeLists.txt" and Path(dst).parent.parent.name == "projects":
+            time.sleep(0.3)
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", slow_replace)
+    monkeypatch.setattr(native, "build_native", lambda project_dir, *args, **kwargs: Path(project_dir))
+    built, failed = [], []
+
+    def prepare():
+        try:
+            built.append(native.prepare_native(tiny_bundle, load_board("esp32")))
+        except Exception as exc:  # noqa: BLE001 (what failed is the assertion's message)
+            failed.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=prepare) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert failed == [] and len(built) == 3 and len(set(built)) == 1
+    assert project.edited_files(built[0]) == []
+
+
 def test_the_build_lock_outlives_a_killed_tinyface_while_make_runs(tmp_path):
     """make runs in its own session (Ctrl-C stops it and its compilers together), so a tinyface
     killed outright (SIGKILL) leaves it running: the cache's build lock stays held until make and

@@ -36,6 +36,7 @@ from tinyface.device.native import (
     check_can_run_from,
     compiler_version,
     find_tflm,
+    generation_lock,
     git_head,
     key_with,
     make_gallery_folder,
@@ -221,7 +222,8 @@ def prepare_isa(bundle, board=None, arena_margin: float = DEFAULT_ARENA_MARGIN, 
     toolchain = find_toolchain(kernels)
     if project_dir is None:
         project_dir = project_cache_folder(cache_dir(), bundle, board, firmware_kernels, arena_margin)
-    generate_project(bundle, board, project_dir, arena_margin=arena_margin, kernels=firmware_kernels)
+    with generation_lock(project_dir):
+        generate_project(bundle, board, project_dir, arena_margin=arena_margin, kernels=firmware_kernels)
     plugin = build_plugin(toolchain)
     return IsaProgram(build_rv32(project_dir, toolchain, log=log), plugin, kernels)
 

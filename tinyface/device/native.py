@@ -332,8 +332,24 @@ def prepare_native(bundle, board, arena_margin: float = DEFAULT_ARENA_MARGIN, pr
     toolchain = find_toolchain()
     if project_dir is None:
         project_dir = project_cache_folder(cache_dir(), bundle, board, kernels, arena_margin)
-    generate_project(bundle, board, project_dir, arena_margin=arena_margin, kernels=kernels)
+    with generation_lock(project_dir):
+        generate_project(bundle, board, project_dir, arena_margin=arena_margin, kernels=kernels)
     return build_native(project_dir, toolchain, log=log)
+
+
+@contextlib.contextmanager
+def generation_lock(project_dir: str | Path):
+    """Held while the project in ``project_dir`` is (re)generated for a build (an flock on a file
+    beside it): two emulators started at once for one model (two terminals, two test workers)
+    took each other's half-written files for the user's (ProjectDirError, exit 11). A second
+    waits (generating takes a second) and finds the project as the first left it."""
+    import fcntl
+
+    project_dir = Path(project_dir)
+    project_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(project_dir.parent / f".{project_dir.name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def project_cache_folder(root: Path, bundle, board, kernels: str, arena_margin: float) -> Path:
