@@ -115,8 +115,7 @@ def test_an_evaluation_of_lfw_training_people_says_its_figures_are_optimistic(ti
     whom every tinyface build trains, are counted and the figures called optimistic, with the
     held-out pairs to use; on a folder without LFW's lists nothing is said."""
     from tinyface.data.cache import FaceCache
-    from tinyface.evaluation.model_eval import training_people_note
-    from tinyface.evaluation.report import write_evaluation_report
+    from tinyface.evaluation.report import training_people_note, write_evaluation_report
 
     people = {"Colin_Powell": 3, "Tony_Blair": 3, "Abdullah_Gul": 3, "Adrien_Brody": 3}  # two train, two test
     lfw_like = make_dataset(people, name="lfw", protocol=True)

@@ -128,7 +128,7 @@ def _print(result: dict) -> None:
     click.echo(f"{result['model']} ({result['runtime']}) on {result['data']}: {result['images']:,} images, "
                f"{result['people']:,} people, {len(result['skipped'])} skipped, "
                f"{result['no_face']} without a detected face")
-    from tinyface.evaluation.model_eval import training_people_note
+    from tinyface.evaluation.report import training_people_note
 
     note = training_people_note(result)
     if note:

@@ -374,21 +374,6 @@ def _training_people(data_dir, pair_people: set[str], ident_people: set[str]) ->
             "in_identification": len(ident_people & trained), "identification_people": len(ident_people)}
 
 
-def training_people_note(result: dict) -> str | None:
-    """One sentence for an evaluation that scored LFW training people (its figures are optimistic
-    for a tinyface build), with the held-out pairs to use instead; None when it scored none."""
-    t = result.get("training_people")
-    if not t or not (t["in_pairs"] or t["in_identification"]):
-        return None
-    if not t["in_pairs"]:
-        return (f"{t['in_identification']:,} of the {t['identification_people']:,} people in identification are LFW "
-                f"training people ({t['list']}; the pairs hold none): tinyface builds train and choose their "
-                f"thresholds on them, so for such a model the identification figures are optimistic")
-    test_pairs = Path(t["list"]).with_name("pairsDevTest.txt")
-    return (f"{t['in_pairs']:,} of the {t['pairs_people']:,} people in these pairs are LFW training people "
-            f"({t['list']}): tinyface builds train and choose their thresholds on them, so for such a model these "
-            f"figures are optimistic; for held-out pairs: --pairs {test_pairs}")
-
 def _at_target_far(emb, scores, same, enroll, probes, strangers, far: float, ident_threshold: float,
                    gallery: int, seed: int = 0) -> dict:
     """The thresholds that would give false-accept rate ``far`` on these people, and their cost.

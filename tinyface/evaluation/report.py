@@ -622,6 +622,21 @@ def check_evaluation_out(out_dir: str | Path) -> Path:
     return out_dir
 
 
+def training_people_note(result: dict) -> str | None:
+    """One sentence for an evaluation that scored LFW training people (its figures are optimistic
+    for a tinyface build), with the held-out pairs to use instead; None when it scored none."""
+    t = result.get("training_people")
+    if not t or not (t["in_pairs"] or t["in_identification"]):
+        return None
+    if not t["in_pairs"]:
+        return (f"{t['in_identification']:,} of the {t['identification_people']:,} people in identification are LFW "
+                f"training people ({t['list']}; the pairs hold none): tinyface builds train and choose their "
+                f"thresholds on them, so for such a model the identification figures are optimistic")
+    test_pairs = Path(t["list"]).with_name("pairsDevTest.txt")
+    return (f"{t['in_pairs']:,} of the {t['pairs_people']:,} people in these pairs are LFW training people "
+            f"({t['list']}): tinyface builds train and choose their thresholds on them, so for such a model these "
+            f"figures are optimistic; for held-out pairs: --pairs {test_pairs}")
+
 def write_evaluation_report(out_dir: Path, result: dict) -> Path:
     """report.md / report.json / roc.png (and confusion.png, identification.png) for
     ``tinyface evaluate``.
@@ -641,7 +656,6 @@ def write_evaluation_report(out_dir: Path, result: dict) -> Path:
 
 def _write_evaluation_report(out_dir: Path, result: dict) -> Path:
     from tinyface.boards.plots import pyplot, save_png
-    from tinyface.evaluation.model_eval import training_people_note
 
     plt = pyplot()
 
