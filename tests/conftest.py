@@ -1,5 +1,6 @@
 """Shared fixtures. Models here are real int8 TFLite flatbuffers built with TensorFlow."""
 
+import contextlib
 import os
 import re
 import subprocess
@@ -322,6 +323,25 @@ def planned_tflm_compiles(make_dir: Path, make_vars: list[str], obj_dir: Path) -
         elif match := re.search(r" -c (\S+/tensorflow/\S+\.cc) -o ", command):
             compiles[match.group(1)] = command
     return compiles, precompiles
+
+
+
+@contextlib.contextmanager
+def mounted_tmpfs(folder: Path, options: str):
+    """``folder`` (made here) as a real 1 MB tmpfs mounted with ``options`` ("noexec", "ro"): a
+    disk as a user's can be, which needs root (CI runs as root); the test is skipped elsewhere."""
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    mount = shutil.which("mount")
+    proc = subprocess.run([mount, "-t", "tmpfs", "-o", f"{options},size=1m", "tmpfs", str(folder)],
+                          capture_output=True, text=True) if mount else None
+    if proc is None or proc.returncode != 0:
+        pytest.skip(f"cannot mount a {options} tmpfs here: {proc.stderr.strip() if proc else 'no mount'}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
 
 
 # --- `tinyface` run in this process (fast: no interpreter to start, no TensorFlow) -----------------

@@ -91,23 +91,11 @@ def test_a_folder_on_a_read_only_disk_says_so_not_permission_denied(tmp_path):
     """As root a folder's permissions allow everything, so "permission denied" for a read-only disk
     (a read-only bind mount, a DVD) sent people to chmod; a real read-only tmpfs (needs root, as CI
     runs)."""
-    import shutil
-    import subprocess
-
+    from tests.conftest import mounted_tmpfs
     from tinyface.errors import OutputError
 
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    mount = shutil.which("mount")
-    proc = subprocess.run([mount, "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)], capture_output=True,
-                          text=True) if mount else None
-    if proc is None or proc.returncode != 0:
-        pytest.skip(f"cannot mount a read-only tmpfs here: {proc.stderr.strip() if proc else 'no mount'}")
-    try:
-        with pytest.raises(OutputError) as exc:
-            fsutil.check_creatable_dir(folder / "run", "the output folder")
-    finally:
-        subprocess.run(["umount", str(folder)], check=True)
+    with mounted_tmpfs(tmp_path / "ro", "ro") as folder, pytest.raises(OutputError) as exc:
+        fsutil.check_creatable_dir(folder / "run", "the output folder")
     assert exc.value.one_line().startswith(f"cannot create the output folder {folder / 'run'}: read-only file "
                                            "system")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import KILLED_COMPILER, planned_tflm_compiles, skip_or_fail
+from tests.conftest import KILLED_COMPILER, mounted_tmpfs, planned_tflm_compiles, skip_or_fail
 from tests.firmware.conftest import random_inputs as _inputs
 from tinyface.boards import load_board
 from tinyface.protocol import spec
@@ -338,6 +338,19 @@ def test_emulators_started_at_once_for_one_model_wait_for_each_others_project(na
     assert project.edited_files(built[0]) == []
 
 
+
+def test_a_build_cache_that_cannot_be_written_is_one_output_error(native_toolchain, tiny_bundle, monkeypatch,
+                                                                  tmp_path):
+    from tinyface.device.native import prepare_native
+    from tinyface.errors import OutputError
+
+    with mounted_tmpfs(tmp_path / "ro", "ro") as read_only:
+        monkeypatch.setenv("TINYFACE_NATIVE_CACHE", str(read_only / "cache"))
+        with pytest.raises(OutputError) as exc:
+            prepare_native(tiny_bundle, load_board("esp32"))
+    assert "read-only file system" in exc.value.one_line().lower() and "TINYFACE_NATIVE_CACHE" in exc.value.one_line()
+
+
 def test_the_build_lock_outlives_a_killed_tinyface_while_make_runs(tmp_path):
     """make runs in its own session (Ctrl-C stops it and its compilers together), so a tinyface
     killed outright (SIGKILL) leaves it running: the cache's build lock stays held until make and
@@ -414,16 +427,9 @@ def test_a_program_that_cannot_be_run_is_one_toolchain_error(tmp_path, monkeypat
 
 @pytest.fixture
 def noexec_folder(tmp_path):
-    """A folder on a real disk mounted noexec (a tmpfs; needs root, as CI runs)."""
-    folder = tmp_path / "noexec"
-    folder.mkdir()
-    mount = shutil.which("mount")
-    proc = subprocess.run([mount or "mount", "-t", "tmpfs", "-o", "noexec,size=1m", "tmpfs", str(folder)],
-                          capture_output=True, text=True) if mount else None
-    if proc is None or proc.returncode != 0:
-        pytest.skip(f"cannot mount a noexec tmpfs here: {proc.stderr.strip() if proc else 'no mount'}")
-    yield folder
-    subprocess.run(["umount", str(folder)], check=True)
+    """A folder on a real disk mounted noexec."""
+    with mounted_tmpfs(tmp_path / "noexec", "noexec") as folder:
+        yield folder
 
 
 @pytest.mark.parametrize("kind", ["native", "isa"])

@@ -346,8 +346,14 @@ def generation_lock(project_dir: str | Path):
     import fcntl
 
     project_dir = Path(project_dir)
-    project_dir.parent.mkdir(parents=True, exist_ok=True)
-    with open(project_dir.parent / f".{project_dir.name}.lock", "w") as handle:
+    try:
+        project_dir.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(project_dir.parent / f".{project_dir.name}.lock", "w")
+    except OSError as exc:  # a cache that cannot be written: one line, as generating there would say
+        raise OutputError(f"cannot write in the build cache {project_dir.parent}: {exc.strerror or exc}",
+                          hint="make it writable, or set TINYFACE_NATIVE_CACHE / TINYFACE_ISA_CACHE to "
+                               "another folder") from None
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
 
