@@ -59,6 +59,29 @@ def test_check_port_exists_refuses_a_missing_path(tmp_path, pty_port):
         assert info.value.one_line().startswith(f"cannot open {missing}: No such file or directory (check the path")
 
 
+
+def test_a_bare_name_of_a_device_in_dev_is_answered_with_its_path(tmp_path, monkeypatch):
+    """`--port ttyUSB0` (the name without /dev/) is a path in the current folder; the line now
+    says which path was meant, for flash's check and bench's open alike (null: a device every
+    Linux has)."""
+    import subprocess
+    import sys
+
+    from tinyface.device.ports import check_port_exists
+    from tinyface.errors import DeviceError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DeviceError) as info:
+        check_port_exists("null")
+    assert "did you mean /dev/null?" in info.value.one_line()
+    bench = subprocess.run([sys.executable, "-m", "tinyface.cli.main", "bench", "--port", "null"],
+                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert bench.returncode != 0 and "did you mean /dev/null?" in bench.stderr, bench.stderr
+    with pytest.raises(DeviceError) as info:  # a name with nothing of it in /dev: the path advice alone
+        check_port_exists("ttyNONE")
+    assert "did you mean" not in info.value.one_line()
+
+
 def test_check_port_exists_refuses_a_file_a_folder_or_a_device_that_is_no_terminal(tmp_path, pty_port):
     # was: /dev/null and /dev/zero passed (any character device did), and flash failed after the build
     from tinyface.device.ports import check_port_exists

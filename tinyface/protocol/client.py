@@ -484,9 +484,14 @@ PATH_HINT = "check the path, or pass --port auto to find a connected board"
 
 def port_hint(port: str, code: int | None) -> str:
     """What to do about a port path that did not open with the OS error ``code``: get access
-    (EACCES, EPERM: :func:`permission_hint`), else check the path (PATH_HINT). For open_serial and
+    (EACCES, EPERM: :func:`permission_hint`), name the device in /dev that a bare name missing
+    here means (``--port ttyUSB0``), else check the path (PATH_HINT). For open_serial and
     for flash's check (tinyface.device.ports), so both say the same."""
-    return permission_hint(port) if code in (errno.EACCES, errno.EPERM) else PATH_HINT
+    if code in (errno.EACCES, errno.EPERM):
+        return permission_hint(port)
+    if code == errno.ENOENT and os.sep not in port and os.path.exists(os.path.join("/dev", port)):
+        return f"did you mean /dev/{port}? a port is a path; or pass --port auto to find a connected board"
+    return PATH_HINT
 
 
 def permission_hint(port: str) -> str:
