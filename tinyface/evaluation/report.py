@@ -632,10 +632,13 @@ def training_people_note(result: dict) -> str | None:
         return (f"{t['in_identification']:,} of the {t['identification_people']:,} people in identification are LFW "
                 f"training people ({t['list']}; the pairs hold none): tinyface builds train and choose their "
                 f"thresholds on them, so for such a model the identification figures are optimistic")
-    test_pairs = Path(t["list"]).with_name("pairsDevTest.txt")
+    from tinyface.data.lfw import PAIRS_DEV_TEST
+
+    test_pairs = Path(t["list"]).with_name(PAIRS_DEV_TEST)
     return (f"{t['in_pairs']:,} of the {t['pairs_people']:,} people in these pairs are LFW training people "
             f"({t['list']}): tinyface builds train and choose their thresholds on them, so for such a model these "
             f"figures are optimistic; for held-out pairs: --pairs {test_pairs}")
+
 
 def write_evaluation_report(out_dir: Path, result: dict) -> Path:
     """report.md / report.json / roc.png (and confusion.png, identification.png) for
