@@ -156,6 +156,54 @@ def test_invalid_board_files_are_rejected(tmp_path, edit, message):
     assert str(path) in info.value.one_line()
 
 
+def _copy_c3(tmp_path, edit):
+    text = (boards_dir() / "esp32c3.toml").read_text()
+    (tmp_path / "esp32c3.toml").write_text(edit(text))
+
+
+# A board file names its chip (chip.target), and says nothing the chip cannot be. Each was accepted:
+# ESP-IDF then ignored the clock (no CONFIG_ESP_DEFAULT_CPU_FREQ_MHZ_240 on a C3: it ran at 160,
+# and every estimate was 1.5x too fast), set CONFIG_SPIRAM on a chip without PSRAM, or stopped the
+# build only after PlatformIO had downloaded its toolchain.
+@pytest.mark.parametrize("board, edit, message, hint", [
+    ("esp32", lambda t: t.replace('target = "esp32"', 'target = "esp8266"'),
+     "'chip.target' = 'esp8266' is no chip tinyface knows", "esp32, esp32s2, esp32s3, esp32c3"),
+    ("esp32", lambda t: t.replace('target = "esp32" ', "target = 32 "), "'chip.target' must be str", ""),
+    ("esp32", lambda t: t.replace("cpu_mhz = 240", "cpu_mhz = 200"),
+     "'chip.cpu_mhz' = 200 is not a clock the ESP32 (Xtensa LX6) runs at", "80, 160 or 240 MHz"),
+    ("esp32", lambda t: t.replace("cpu_mhz = 240", "cpu_mhz = 239.9"), "'chip.cpu_mhz' = 239.9", "80, 160 or 240"),
+    ("esp32c3", lambda t: t.replace("cpu_mhz = 160", "cpu_mhz = 240"),
+     "'chip.cpu_mhz' = 240 is not a clock the ESP32-C3 (RISC-V rv32imc) runs at", "80 or 160 MHz"),
+    ("esp32", lambda t: t.replace("flash_bytes = 4_194_304", "flash_bytes = 33_554_432"),
+     "'chip.flash_bytes' = 33,554,432 is more flash than the ESP32 (Xtensa LX6) maps", "at most 16 MiB"),
+    ("esp32c3", lambda t: t.replace("psram_bytes = 0", "psram_bytes = 2_097_152"),
+     "'chip.psram_bytes' = 2,097,152, but the ESP32-C3 (RISC-V rv32imc) has no PSRAM interface", "psram_bytes = 0"),
+    ("esp32", lambda t: t.replace("usb_serial_jtag = false", "usb_serial_jtag = true"),
+     "'chip.usb_serial_jtag' = true, but the ESP32 (Xtensa LX6) has no USB-Serial/JTAG port", ""),
+    ("esp32", lambda t: t.replace('esp_nn_kernels = "generic"', 'esp_nn_kernels = "esp32s3"'),
+     "'chip.esp_nn_kernels' = 'esp32s3', but ESP-NN compiles 'generic' for the ESP32", 'esp_nn_kernels = "generic"'),
+    ("esp32c3", lambda t: t.replace('target = "esp32c3"', 'target = "esp32s3"'),
+     "'chip.esp_nn_kernels' = 'generic', but ESP-NN compiles 'esp32s3' for the ESP32-S3", ""),
+])
+def test_a_board_that_says_what_its_chip_cannot_be_is_refused(tmp_path, board, edit, message, hint):
+    (_copy_board if board == "esp32" else _copy_c3)(tmp_path, edit)
+    with pytest.raises(ConfigError) as info:
+        load_board(board, directory=tmp_path)
+    line = info.value.one_line()
+    assert message in line and f"{board}.toml" in line and hint in line
+
+
+def test_every_shipped_board_names_a_chip_whose_rules_it_keeps():
+    from tinyface.boards import CHIPS
+
+    targets = {b.name: b.target for b in list_boards()}
+    assert targets == {"esp32": "esp32", "esp32c3": "esp32c3", "esp32cam": "esp32", "esp32s3": "esp32s3"}
+    for board in list_boards():
+        chip = CHIPS[board.target]
+        assert board.cpu_mhz in chip.cpu_mhz and board.esp_nn_kernels == chip.esp_nn_kernels
+        assert board.to_dict()["target"] == board.target
+
+
 def _in_section(section, old, new):
     """An edit of the first ``old`` after the header of ``[section]``."""
     def edit(text):

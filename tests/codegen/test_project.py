@@ -270,6 +270,7 @@ def test_each_board_gets_a_consistent_platformio_project(name, tiny_bundle, tmp_
     assert (f"CONFIG_ESPTOOLPY_FLASHSIZE_{board.flash_bytes >> 20}MB=y") in sdk
     assert ("CONFIG_SPIRAM=y" in sdk) == bool(board.psram_bytes)
     assert f"CONFIG_ESP_DEFAULT_CPU_FREQ_MHZ_{int(board.cpu_mhz)}=y" in sdk
+    assert f'CONFIG_IDF_TARGET="{board.target}"' in sdk.splitlines()  # idf.py builds for the right chip
     manifest = (tmp_path / "src/idf_component.yml").read_text()
     assert "espressif/esp-tflite-micro" in manifest and ("espressif/esp-nn" in manifest) == board.esp_nn
     settings = defines((tmp_path / "src/model_settings.h").read_text())

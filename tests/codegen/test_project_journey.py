@@ -112,7 +112,7 @@ def test_a_regeneration_cut_short_is_no_edit_of_the_users(tiny_bundle, tmp_path,
     ("myboard", lambda t: t.replace("flash_bytes = 4_194_304", "flash_bytes = 3_000_000"),
      "'chip.flash_bytes' = 3,000,000 is not a flash size ESP-IDF knows"),
     ("myboard", lambda t: t.replace("cpu_mhz = 240", "cpu_mhz = 200"),
-     "'chip.cpu_mhz' = 200 is a CPU clock no ESP-IDF chip offers"),
+     "'chip.cpu_mhz' = 200 is not a clock the ESP32 (Xtensa LX6) runs at"),
     ("myboard", lambda t: t.replace("cpu_mhz = 240", "cpu_mhz = 239.9"), "'chip.cpu_mhz' = 239.9"),
 ])
 def test_a_board_the_project_cannot_describe_is_refused_before_anything_is_written(capsys, tmp_path, name, edit,

@@ -244,8 +244,29 @@ def test_an_xtensa_board_for_the_instruction_set_emulator_is_a_usage_error(args)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"tinyface: error: {args[1]}: "), proc.stderr
-    assert "is not a RISC-V chip: use --board esp32c3" in lines[0] and f"tinyface {args[0]} --help" in lines[0]
+    assert f"{args[-1].split('=')[-1] if '--set' in args else args[3]} is an ESP32" in lines[0]
+    assert "use --board esp32c3" in lines[0] and f"tinyface {args[0]} --help" in lines[0]
     assert proc.stdout == ""
+
+
+def test_the_instruction_set_emulator_takes_a_board_of_ones_own_by_its_chip(tmp_path):
+    """A board file of one's own with the C3's chip (chip.target) runs; one with another chip is
+    refused by what it is. It went by the name: only the shipped `esp32c3` ran."""
+    from tinyface.resources import boards_dir
+
+    for name, shipped in (("myc3", "esp32c3"), ("mywroom", "esp32")):
+        text = (boards_dir() / f"{shipped}.toml").read_text()
+        (tmp_path / f"{name}.toml").write_text(text.replace(f'name = "{shipped}"', f'name = "{name}"'))
+
+    def run(board):
+        return subprocess.run([sys.executable, "-m", "tinyface.cli.main", "--boards-dir", str(tmp_path), "profile",
+                               "--measured", "--board", board, "--model", str(tmp_path / "no-model")],
+                              capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+    mine = run("myc3")  # past the board: the missing model is what stops it
+    assert mine.returncode != 2 and "no-model" in mine.stderr and "RISC-V" not in mine.stderr, mine.stderr
+    other = run("mywroom")
+    assert other.returncode == 2 and "mywroom is an ESP32 (Xtensa LX6): use --board esp32c3" in other.stderr
 
 
 def test_without_the_plugin_the_firmware_claims_no_instruction_count(isa_program, tiny_bundle, connect):

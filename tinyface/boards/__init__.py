@@ -30,7 +30,7 @@ _NUM = (int, float)
 SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     "": {"name": (str,), "title": (str,)},
     "platformio": {"platform": (str,), "board": (str,), "framework": (str,)},
-    "chip": {"cpu_mhz": _NUM, "flash_bytes": _INT, "sram_arena_bytes": _INT, "sram_heap_bytes": _INT,
+    "chip": {"target": (str,), "cpu_mhz": _NUM, "flash_bytes": _INT, "sram_arena_bytes": _INT, "sram_heap_bytes": _INT,
              "psram_bytes": _INT, "esp_nn": (bool,), "esp_nn_kernels": (str,), "flash_mode": (str,),
              "usb_serial_jtag": (bool,)},
     "serial": {"baud": _INT, "upload_baud": _INT, "release_rts_dtr": (bool,), "usb_ids": (list,)},
@@ -69,6 +69,32 @@ APP_OFFSET_BYTES = 0x20000
 # C code (the *_ansi.c and *_opt.c files).
 ESP_NN_KERNELS = {"generic": "generic C", "esp32s3": "S3 assembly (SIMD)",
                   "esp32p4": "P4 assembly"}
+
+
+@dataclass(frozen=True)
+class Chip:
+    """What ESP-IDF lets one chip be: a board file's ``chip.target`` names one (CHIPS), and
+    load_board_file refuses a board that says what its chip cannot be."""
+
+    title: str
+    cpu_mhz: tuple[int, ...]  # its default-clock choices (Kconfig CONFIG_ESP_DEFAULT_CPU_FREQ_MHZ_<n>)
+    max_flash_mb: int | None  # the most SPI flash it addresses (None: any ESP-IDF flash size)
+    psram: bool  # it has a PSRAM interface (CONFIG_SPIRAM)
+    usb_serial_jtag: bool  # it has the USB-Serial/JTAG peripheral
+    esp_nn_kernels: str  # the ESP-NN kernel set esp-nn/CMakeLists.txt compiles for it (ESP_NN_KERNELS)
+
+
+# The ESP-IDF targets (IDF_TARGET, CONFIG_IDF_TARGET) a board may name; the clocks are ESP-IDF 5's
+# Kconfig choices, the flash limits and peripherals the chips' datasheets'. The ESP32 and the C3 map
+# 16 MB of flash at most; the C3 and C6 have no PSRAM interface; the ESP32 and S2 no USB-Serial/JTAG.
+CHIPS: dict[str, Chip] = {
+    "esp32": Chip("ESP32 (Xtensa LX6)", (80, 160, 240), 16, True, False, "generic"),
+    "esp32s2": Chip("ESP32-S2 (Xtensa LX7)", (80, 160, 240), None, True, False, "generic"),
+    "esp32s3": Chip("ESP32-S3 (Xtensa LX7)", (80, 160, 240), None, True, True, "esp32s3"),
+    "esp32c3": Chip("ESP32-C3 (RISC-V rv32imc)", (80, 160), 16, False, True, "generic"),
+    "esp32c6": Chip("ESP32-C6 (RISC-V rv32imac)", (80, 120, 160), None, False, True, "generic"),
+    "esp32p4": Chip("ESP32-P4 (RISC-V rv32imafc)", (360, 400), None, True, True, "esp32p4"),
+}
 # The one PlatformIO framework the generated firmware project is written for (firmware/*.j2).
 PIO_FRAMEWORK = "espidf"
 # SPI flash modes esptool and ESP-IDF (CONFIG_ESPTOOLPY_FLASHMODE_*) accept.
@@ -84,6 +110,7 @@ class Board:
     pio_platform: str
     pio_board: str
     pio_framework: str
+    target: str  # the ESP-IDF target: a key of CHIPS
     cpu_mhz: float
     flash_bytes: int
     sram_arena_bytes: int
@@ -206,7 +233,8 @@ class Board:
         return {
             "name": self.name, "title": self.title,
             "platformio": {"platform": self.pio_platform, "board": self.pio_board, "framework": self.pio_framework},
-            "cpu_mhz": self.cpu_mhz, "flash_bytes": self.flash_bytes, "app_flash_bytes": self.app_flash_bytes,
+            "target": self.target, "cpu_mhz": self.cpu_mhz, "flash_bytes": self.flash_bytes,
+            "app_flash_bytes": self.app_flash_bytes,
             "sram_arena_bytes": self.sram_arena_bytes, "sram_heap_bytes": self.sram_heap_bytes,
             "psram_bytes": self.psram_bytes, "esp_nn": self.esp_nn, "esp_nn_kernels": self.esp_nn_kernels,
             "flash_mode": self.flash_mode, "usb_serial_jtag": self.usb_serial_jtag,
@@ -313,11 +341,12 @@ def load_board_file(path: str | Path) -> Board:
                           f"got {values['platformio.framework']!r}")
     if values["chip.flash_bytes"] <= APP_OFFSET_BYTES:
         raise ConfigError(f"board file {path}: 'chip.flash_bytes' must exceed {APP_OFFSET_BYTES}")
+    _check_chip(values, path)
 
     board = Board(
         name=name, title=values["title"],
         pio_platform=values["platformio.platform"], pio_board=values["platformio.board"],
-        pio_framework=values["platformio.framework"],
+        pio_framework=values["platformio.framework"], target=values["chip.target"],
         cpu_mhz=float(values["chip.cpu_mhz"]), flash_bytes=values["chip.flash_bytes"],
         sram_arena_bytes=values["chip.sram_arena_bytes"], sram_heap_bytes=values["chip.sram_heap_bytes"],
         psram_bytes=values["chip.psram_bytes"],
@@ -347,6 +376,40 @@ def load_board_file(path: str | Path) -> Board:
             except (ValueError, TypeError) as exc:
                 raise ConfigError(f"board file {path}: bad [{section}] cost model: {exc}") from None
     return board
+
+
+def _check_chip(values: dict, path: Path) -> None:
+    """Raises ConfigError: ``chip.target`` names no chip of CHIPS, or the board says what its chip
+    cannot be (a clock it does not offer, more flash than it maps, PSRAM or a USB-Serial/JTAG port it
+    lacks, another chip's ESP-NN kernels). Unchecked, ESP-IDF would ignore the clock and run the chip
+    at its default, or stop the build only after PlatformIO downloaded the toolchain."""
+    where, target = f"board file {path}", values["chip.target"]
+    chip = CHIPS.get(target)
+    if chip is None:
+        raise ConfigError(f"{where}: 'chip.target' = {target!r} is no chip tinyface knows",
+                          hint=f"the ESP-IDF target of 'platformio.board': {', '.join(CHIPS)}")
+    mhz = values["chip.cpu_mhz"]
+    if mhz not in chip.cpu_mhz:
+        raise ConfigError(f"{where}: 'chip.cpu_mhz' = {mhz:g} is not a clock the {chip.title} runs at",
+                          hint=f"{_either(chip.cpu_mhz)} MHz")
+    if chip.max_flash_mb and values["chip.flash_bytes"] > chip.max_flash_mb << 20:
+        raise ConfigError(f"{where}: 'chip.flash_bytes' = {values['chip.flash_bytes']:,} is more flash than the "
+                          f"{chip.title} maps", hint=f"at most {chip.max_flash_mb} MiB ({chip.max_flash_mb << 20:_})")
+    if values["chip.psram_bytes"] and not chip.psram:
+        raise ConfigError(f"{where}: 'chip.psram_bytes' = {values['chip.psram_bytes']:,}, but the {chip.title} has "
+                          "no PSRAM interface", hint="psram_bytes = 0")
+    if values["chip.usb_serial_jtag"] and not chip.usb_serial_jtag:
+        raise ConfigError(f"{where}: 'chip.usb_serial_jtag' = true, but the {chip.title} has no USB-Serial/JTAG "
+                          "port", hint="usb_serial_jtag = false")
+    if values["chip.esp_nn_kernels"] != chip.esp_nn_kernels:
+        raise ConfigError(f"{where}: 'chip.esp_nn_kernels' = {values['chip.esp_nn_kernels']!r}, but ESP-NN "
+                          f"compiles {chip.esp_nn_kernels!r} for the {chip.title}",
+                          hint=f"esp_nn_kernels = \"{chip.esp_nn_kernels}\"")
+
+
+def _either(options: tuple[int, ...]) -> str:
+    """(80, 160, 240) -> "80, 160 or 240"."""
+    return ", ".join(str(o) for o in options[:-1]) + (" or " if len(options) > 1 else "") + str(options[-1])
 
 
 def _checked_table(table, section: str, keys: dict, path: Path, extra: set = frozenset(),

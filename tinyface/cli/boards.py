@@ -49,20 +49,21 @@ def _print_table(selected) -> None:
     from tinyface.console import out_console
 
     table = Table(title="tinyface boards (sizes in bytes: K = KiB, M = MiB)", title_justify="left")
-    headers = ("board", "PlatformIO board", "MHz", "flash", "SRAM arena", "PSRAM", "ESP-NN", "MAC budget",
+    headers = ("board", "chip", "PlatformIO board", "MHz", "flash", "SRAM arena", "PSRAM", "ESP-NN", "MAC budget",
                "generated", "ms/M MAC")
     for header in headers:
-        table.add_column(header, justify="left" if header in ("board", "PlatformIO board", "ESP-NN") else "right")
+        left = header in ("board", "chip", "PlatformIO board", "ESP-NN")
+        table.add_column(header, justify="left" if left else "right")
     for b in selected:
         cm = b.cost_model
         table.add_row(
-            b.name, b.pio_board, f"{b.cpu_mhz:.0f}", _size(b.flash_bytes), _size(b.sram_arena_bytes),
+            b.name, b.target, b.pio_board, f"{b.cpu_mhz:.0f}", _size(b.flash_bytes), _size(b.sram_arena_bytes),
             _size(b.psram_bytes), ESP_NN_KERNELS[b.esp_nn_kernels] if b.esp_nn else "no", f"{b.mac_budget / 1e6:.1f}M",
             f"{b.mac_budget_generated / 1e6:.1f}M" if b.mac_budget_generated else "-",
             f"{cm.estimate_ms('CONV_2D_1x1', 1_000_000) - cm.overhead_us_per_op / 1e3:.1f}",
         )
     # Piped output keeps full rows instead of wrapping at 80 columns.
-    console = out_console(width=None if sys.stdout.isatty() else 132)
+    console = out_console(width=None if sys.stdout.isatty() else 144)
     console.print(table)
     console.print("MAC budget: with ESP-NN's kernels; generated: with the kernels generated for the model "
                   "(firmware.kernels = \"generated\"), where measured (-: none, the ESP-NN budget applies)",

@@ -155,8 +155,8 @@ def load_settings(ctx: click.Context, overrides: dict | None = None, set_items: 
 
 def isa_board(flag: str, board: str | None, set_items: tuple[str, ...]) -> str:
     """The board for the instruction-set emulator (``emulate --isa``, ``profile --measured``):
-    the one named on the command line (--board, else --set firmware.board), else the ESP32-C3,
-    whatever tinyface.toml's firmware.board says.
+    the one named on the command line (--board, else --set firmware.board), whose chip must be the
+    ESP32-C3; else the shipped esp32c3, whatever tinyface.toml's firmware.board says.
 
     Raises:
         click.UsageError: the board named is not one it runs (``flag`` names the option).
@@ -167,7 +167,7 @@ def isa_board(flag: str, board: str | None, set_items: tuple[str, ...]) -> str:
     from tinyface.device.isa import ISA_BOARD, board_refusal
 
     named = board or config.parse_set_option(set_items).get("firmware", {}).get("board")
-    why = board_refusal(load_board(str(named)).name) if named else None  # an unknown board: its own error
+    why = board_refusal(load_board(str(named))) if named else None  # an unknown board: its own error
     if why:
         raise click.UsageError(f"{flag}: {why}")
     return str(named) if named else ISA_BOARD

@@ -68,12 +68,11 @@ YIELD_INTERVAL_US = 1_000_000
 _BANNER_SEARCH_BYTES = 512
 # What the generated project can say about a board (check_board): the board's name names the
 # PlatformIO environment (letters, digits, "_" and "-" only: `pio run` refuses others), the CMake
-# project and sdkconfig.<name>; ESP-IDF's flash sizes (CONFIG_ESPTOOLPY_FLASHSIZE_<n>MB) and the
-# default CPU clocks of its chips (CONFIG_ESP_DEFAULT_CPU_FREQ_MHZ_<n>): ESP-IDF ignores an option
-# it lacks, with a warning, and the chip would run at its default clock.
+# project and sdkconfig.<name>; ESP-IDF's flash sizes (CONFIG_ESPTOOLPY_FLASHSIZE_<n>MB): ESP-IDF
+# ignores an option it lacks, with a warning. (The CPU clock is checked against the board's chip
+# when the board file is read: tinyface.boards.CHIPS.)
 BOARD_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
 IDF_FLASH_SIZES_MB = (1, 2, 4, 8, 16, 32, 64, 128)
-IDF_CPU_FREQS_MHZ = (16, 32, 40, 48, 64, 80, 96, 120, 160, 240, 360, 400)
 # Sources shared by the board and the native build, then the board's platform file.
 APP_SOURCES = ("tinyface_app.cc", "frame_decoder.cc", "gallery.cc", "model_data.cc", "tf_kernels.cc")
 ESP_SOURCES = (*APP_SOURCES, "platform_esp.cc")
@@ -191,9 +190,6 @@ def check_board(board: Board) -> None:
       board reports in INFO (15 characters);
     - a flash size that is no ESP-IDF flash size (1, 2, 4, ... 128 MiB): sdkconfig.defaults
       would name a smaller one than the partition table fills;
-    - a CPU clock no ESP-IDF chip offers as its default (80, 160, 240 MHz on the ESP32 and S3, 80
-      and 160 on the C3): ESP-IDF would ignore the option and run the chip at its default clock.
-      A board file names no chip, so a clock of another chip (240 on a C3) passes;
     - a line break or control character in the PlatformIO platform or board id.
 
     Raises:
@@ -211,9 +207,6 @@ def check_board(board: Board) -> None:
         raise ConfigError(f"{where}: 'chip.flash_bytes' = {board.flash_bytes:,} is not a flash size ESP-IDF knows",
                           hint=f"one of {', '.join(str(mb) for mb in IDF_FLASH_SIZES_MB)} MiB "
                                f"(4 MiB = 4_194_304)")
-    if board.cpu_mhz != int(board.cpu_mhz) or int(board.cpu_mhz) not in IDF_CPU_FREQS_MHZ:
-        raise ConfigError(f"{where}: 'chip.cpu_mhz' = {board.cpu_mhz:g} is a CPU clock no ESP-IDF chip offers",
-                          hint="80, 160 or 240 on the ESP32 and ESP32-S3; 80 or 160 on the ESP32-C3")
     for key, value in (("platformio.platform", board.pio_platform), ("platformio.board", board.pio_board)):
         if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
             raise ConfigError(f"{where}: '{key}' = {value!r} holds a line break or control character")
@@ -347,7 +340,8 @@ def generate_project(bundle, board: Board | str, directory: str | Path, arena_ma
                   "esp_nn_scratch_bytes": arena.esp_nn_scratch_bytes, "in_psram": int(arena.in_psram)},
         "board": {
             "name": board.name, "title": _comment_text(board.title), "pio_platform": board.pio_platform,
-            "pio_board": board.pio_board, "pio_framework": board.pio_framework, "cpu_mhz": int(board.cpu_mhz),
+            "pio_board": board.pio_board, "pio_framework": board.pio_framework, "target": board.target,
+            "cpu_mhz": int(board.cpu_mhz),
             "baud": board.baud,
             "flash_mb": board.flash_bytes // (1024 * 1024), "psram_bytes": board.psram_bytes,
             "esp_nn": int(board.esp_nn), "esp_nn_kernels": ESP_NN_KERNELS[board.esp_nn_kernels],

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tinyface import config
+from tinyface.boards import CHIPS, Board
 from tinyface.config import DEFAULT_ARENA_MARGIN
 from tinyface.device.native import (
     check_can_run_from,
@@ -46,7 +47,8 @@ from tinyface.device.native import (
 from tinyface.errors import DeviceError, ToolchainError
 from tinyface.resources import firmware_dir
 
-ISA_BOARD = "esp32c3"  # the one RISC-V board: the ESP32 and ESP32-S3 are Xtensa
+ISA_TARGET = "esp32c3"  # the chip it runs (rv32imc): the ESP32 and ESP32-S3 are Xtensa
+ISA_BOARD = "esp32c3"  # the shipped board with that chip, the default
 PROGRAM_NAME = "tinyface_rv32"
 APT_PACKAGES = "gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-user"
 CROSS = "riscv64-unknown-elf-"
@@ -217,7 +219,7 @@ def prepare_isa(bundle, board=None, arena_margin: float = DEFAULT_ARENA_MARGIN, 
     from tinyface.codegen import generate_project
 
     board = board or load_board(ISA_BOARD)
-    check_board(board.name)
+    check_board(board)
     check_can_run_from(cache_dir(), "TINYFACE_ISA_CACHE")  # before a project is written there (build_plugin's too)
     toolchain = find_toolchain(kernels)
     if project_dir is None:
@@ -228,19 +230,20 @@ def prepare_isa(bundle, board=None, arena_margin: float = DEFAULT_ARENA_MARGIN, 
     return IsaProgram(build_rv32(project_dir, toolchain, log=log), plugin, kernels)
 
 
-def board_refusal(name: str) -> str | None:
-    """Why the instruction-set emulator cannot run board ``name``, with what to do, in one line;
-    None when it can (the ESP32-C3). `emulate --isa` and `profile --measured` refuse such a board
-    as a usage error, before anything is loaded."""
-    if name == ISA_BOARD:
+def board_refusal(board: Board) -> str | None:
+    """Why the instruction-set emulator cannot run ``board``, with what to do, in one line; None
+    when it can (a board whose chip is the ESP32-C3: ``esp32c3``, or one of your own).
+    `emulate --isa` and `profile --measured` refuse such a board as a usage error, before anything
+    is loaded."""
+    if board.target == ISA_TARGET:
         return None
-    return (f"the instruction-set emulator runs the ESP32-C3 (rv32imc); {name} is not a RISC-V chip: "
-            f"use --board {ISA_BOARD}")
+    return (f"the instruction-set emulator runs the ESP32-C3 (rv32imc); {board.name} is an "
+            f"{CHIPS[board.target].title}: use --board {ISA_BOARD}")
 
 
-def check_board(name: str) -> None:
-    """Raises DeviceError: ``name`` is not the board the instruction-set emulator runs."""
-    why = board_refusal(name)
+def check_board(board: Board) -> None:
+    """Raises DeviceError: ``board``'s chip is not the one the instruction-set emulator runs."""
+    why = board_refusal(board)
     if why:
         raise DeviceError(why)
 

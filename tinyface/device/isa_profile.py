@@ -88,7 +88,7 @@ def profile_measured(bundle, board, seed: int = 0, log=None, kernels: str = "esp
     """
     import numpy as np
 
-    check_board(board.name)
+    check_board(board)
     cost = board.cost_model_for(kernels)
     estimate = profile_model(bundle.model_bytes, cost, board=board.name, model=str(bundle.model_path),
                              kernels=kernels)
