@@ -393,6 +393,39 @@ def test_the_build_lock_outlives_a_killed_tinyface_while_make_runs(tmp_path):
             os.killpg(make_pid, signal.SIGKILL)
 
 
+def test_what_an_interrupted_build_left_half_written_is_removed_before_the_next(tmp_path):
+    """A make killed while precompiling the schema left ``tflm_pch.h.gch.tmp`` (250 MB) in the object
+    cache, and killed mid-compile a ``*.o.tmp``, until a later first build happened to overwrite
+    them. The next build removes them under the build lock, before make runs (a real make, whose
+    recipe checks), and so does an interrupted one once make has stopped."""
+    if not shutil.which("make"):
+        skip_or_fail("no make")
+    from tinyface.device.native import make_program
+
+    project, root = tmp_path / "project", tmp_path / "cache"
+    (project / "native").mkdir(parents=True)
+    (project / "src").mkdir()
+    (project / "native" / "Makefile").write_text(
+        "all:\n\t@! find $(TFLM_OBJ_DIR) -name '*.tmp' | grep -q . && echo built > $(PROGRAM)\n")
+    tflm = root / "tflm-key"
+    (tflm / "kernels").mkdir(parents=True)
+    kept = [tflm / "kernels" / "conv.o", tflm / "tflm_pch.h"]
+    left = [tflm / "tflm_pch.h.gch.tmp", tflm / "kernels" / "add.o.tmp"]
+    for path in kept + left:
+        path.write_bytes(b"x")
+    program = make_program(project, "native", "make", [], "key", root, "prog", "test", jobs=1)
+    assert program.is_file()
+    assert all(path.is_file() for path in kept) and not any(path.exists() for path in left)
+
+    (project / "native" / "Makefile").write_text("all:\n\t@touch $(TFLM_OBJ_DIR)/late.o.tmp && kill -INT $$PPID\n")
+    (project / "src" / "changed").write_text("")  # another program: built anew
+    from tinyface.errors import ToolchainError
+
+    with pytest.raises(ToolchainError):  # make interrupted: a failed build, and nothing half-written stays
+        make_program(project, "native", "make", [], "key", root, "prog", "test", jobs=1)
+    assert not (tflm / "late.o.tmp").exists()
+
+
 def test_a_storage_folder_that_cannot_be_made_is_one_output_error(tmp_path):
     # was: "internal error: FileExistsError" / "PermissionError" (exit 70) once the firmware was built
     from tinyface.device.native import spawn_native

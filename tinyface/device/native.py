@@ -214,6 +214,7 @@ def make_program(project_dir: Path, folder: str, make: str, make_vars: list[str]
     with _build_lock(root) as lock_fd:
         if program.is_file():  # another process built it while we waited
             return program
+        _remove_partial_files(places["BUILD_DIR"], places["TFLM_OBJ_DIR"])
         lines: list[str] = []
         # its own process group, so that an interrupt (Ctrl-C, SIGTERM) stops make and its compilers together;
         # the lock's descriptor goes with them (see _build_lock)
@@ -228,9 +229,11 @@ def make_program(project_dir: Path, folder: str, make: str, make_vars: list[str]
         except BaseException:
             _stop_group(proc)
             tmp_program.unlink(missing_ok=True)
+            _remove_partial_files(places["BUILD_DIR"], places["TFLM_OBJ_DIR"])
             raise
         if proc.wait() != 0 or not tmp_program.is_file():
             tmp_program.unlink(missing_ok=True)
+            _remove_partial_files(places["BUILD_DIR"], places["TFLM_OBJ_DIR"])
             log_path = out_dir / "build.log"
             log_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
             first = next((ln for ln in lines if "error" in ln.lower()), lines[-1] if lines else "no output")
@@ -306,6 +309,16 @@ def key_with(key: str, make_vars) -> str:
         return key
     digest = hashlib.sha256("\n".join(make_vars).encode()).hexdigest()[:12]
     return f"{key}-{digest}"
+
+
+def _remove_partial_files(*folders: Path) -> None:
+    """Delete what an interrupted make left in its object folders: the Makefiles compile each
+    object, and the precompiled schema (250 MB), to ``<target>.tmp`` and rename it when complete,
+    so a ``*.tmp`` there is never a part of a build. Called under the cache's build lock, which
+    every compiler of an earlier make holds until it exits: none is still writing one."""
+    for folder in folders:
+        for partial in Path(folder).rglob("*.tmp") if Path(folder).is_dir() else ():
+            partial.unlink(missing_ok=True)
 
 
 def _stop_group(proc: subprocess.Popen) -> None:
