@@ -147,6 +147,30 @@ def test_fetch_downloads_verifies_and_unpacks(served):
     assert not missing_or_changed(Manifest.load(served["manifest"]), dest)
 
 
+@pytest.mark.parametrize("archive", ["dataset", ".lock", "old"])
+def test_an_archive_named_like_a_part_of_the_work_folder_is_fetched(served, archive):
+    # was: exit 14, "cannot write lfw ... Is a directory" (the staged copy's folder, `dataset`); the
+    # download written over the work folder's lock file (which another fetch's sweep reads); --force's
+    # old copy renamed onto the archive (`old`)
+    (served["site"] / archive).write_bytes((served["site"] / ARCHIVE).read_bytes())
+    manifest = json.loads(served["manifest"].read_text()) | {"archive": archive}
+    path = served["tmp"] / f"{archive}.json"
+    path.write_text(json.dumps(manifest))
+    dest = served["tmp"] / "data" / "lfw"
+    for extra in ((), ("--force",)):  # a first fetch, and one that replaces it
+        proc = fetch_cli(served, "ok", dest, *extra, manifest=path)
+        assert proc.returncode == 0, proc.stderr
+        assert not missing_or_changed(Manifest.load(path), dest)
+
+
+def test_a_protocol_file_named_images_is_refused_with_the_manifest(tmp_path):
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps({"name": "x", "files": {"images": "0" * 64}, "archive": "a.tgz",
+                                "archive_sha256": None, "archive_root": "r", "images_tree_sha256": "0" * 64}))
+    with pytest.raises(ValueError, match=r"files\['images'\] would be where the archive's images go"):
+        Manifest.load(path)
+
+
 def test_wrong_checksum_keeps_nothing_and_says_why(served):
     manifest = Manifest.load(served["manifest"])
     manifest.files["peopleDevTest.txt"] = "0" * 64
@@ -340,13 +364,13 @@ def test_only_the_work_folders_no_live_fetch_holds_are_removed(served):
         (earlier / "dataset").mkdir(parents=True)
         (earlier / "dataset" / "pairsDevTest.txt").write_text("1\n")
         (earlier / ARCHIVE).write_bytes(b"\0" * 3_000_000)
-        half = (held / ARCHIVE).stat().st_size if (held / ARCHIVE).exists() else 0
+        half = (held / "archive" / ARCHIVE).stat().st_size if (held / "archive" / ARCHIVE).exists() else 0
 
         beside = fetch_cli(served, "ok", dest)
         assert beside.returncode == 0, beside.stderr
         assert f"removed an unfinished earlier fetch of {dest} (3.0 MB)" in beside.stderr  # one: not the live one
         assert work_folders(dest) == [held] and (held / "dataset" / "pairsDevTest.txt").is_file()
-        assert (held / ARCHIVE).stat().st_size >= half and live.poll() is None
+        assert (held / "archive" / ARCHIVE).stat().st_size >= half and live.poll() is None
 
         served["release"].set()
         _, stderr = live.communicate(timeout=60)

@@ -82,6 +82,8 @@ class Manifest:
         for label, name in [("archive", raw["archive"]), *((f"files[{k!r}]", k) for k in files)]:
             if "/" in name or "\\" in name or name in ("", ".", ".."):
                 raise ValueError(f"{path}: {label} must be a plain file name, not {name!r}")
+        if "images" in files:  # the unpacked archive goes there
+            raise ValueError(f"{path}: files['images'] would be where the archive's images go: rename it")
         for label in ("archive_root", "people_file"):
             name = raw.get(label)
             if name is not None and (name.startswith(("/", "\\")) or ".." in re.split(r"[/\\]", name)):
@@ -544,7 +546,8 @@ def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: 
         staged.mkdir()
         for name, sha in manifest.files.items():
             _download(base_url + name, staged / name, sha, progress, timeout_s)
-        archive = work / manifest.archive
+        archive = work / "archive" / manifest.archive  # a folder of its own: any name is no work folder's own
+        archive.parent.mkdir()
         _download(base_url + manifest.archive, archive, manifest.archive_sha256, progress, timeout_s)
         unpacked = work / "unpacked"
         try:
