@@ -171,6 +171,19 @@ def test_a_protocol_file_named_images_is_refused_with_the_manifest(tmp_path):
         Manifest.load(path)
 
 
+def test_a_dest_with_dot_dot_after_a_link_is_where_the_system_puts_it(served):
+    # was: `--dest link/../lfw` fetched into the lfw beside the link (".." taken by name), while
+    # `ls link/../lfw`, and a later `--data link/../lfw`, look beside the folder the link points to
+    tmp = served["tmp"]
+    (tmp / "disk" / "datasets").mkdir(parents=True)
+    (tmp / "link").symlink_to(tmp / "disk" / "datasets")
+    proc = fetch_cli(served, "ok", tmp / "link" / ".." / "lfw", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["path"] == str(tmp / "disk" / "lfw")
+    assert not missing_or_changed(Manifest.load(served["manifest"]), tmp / "link" / ".." / "lfw")
+    assert not (tmp / "lfw").exists()
+
+
 def test_wrong_checksum_keeps_nothing_and_says_why(served):
     manifest = Manifest.load(served["manifest"])
     manifest.files["peopleDevTest.txt"] = "0" * 64

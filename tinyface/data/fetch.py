@@ -581,15 +581,21 @@ def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: 
 
 
 def _absolute(dest: Path) -> Path:
-    """``dest`` as an absolute path, "." and ".." resolved by name, and a link as the folder it links to:
-    the work folder goes beside it (`--dest .`, whose own "." cannot be renamed, failed only after the
-    whole download), and a link was replaced by the new folder, on the link's disk.
+    """``dest`` as an absolute path, "." resolved by name, ".." as the system resolves it (the folder
+    above the one a link before it links to, where `ls` and every later `--data` look), and a link as
+    the folder it links to: the work folder goes beside it (`--dest .`, whose own "." cannot be
+    renamed, failed only after the whole download), and a link was replaced by the new folder, on
+    the link's disk. (``link/../x`` was the x beside the link, by name: the dataset went where a
+    later ``--data link/../x`` does not look.)
 
     Raises:
         OutputError: ``dest`` is a link to nothing (a disk not mounted): the rename into it would fail
             only after the whole download.
     """
     try:
+        if ".." in dest.parts:  # the real folders up to it (a link's ".." is its target's parent)
+            dest = Path(os.path.realpath(dest if dest.name == ".." else dest.parent)) / (
+                "" if dest.name == ".." else dest.name)
         dest = Path(os.path.abspath(dest))
     except OSError:  # a relative --dest, and the current folder was deleted
         raise OutputError(f"cannot fetch into {dest}: the current folder no longer exists",
