@@ -66,6 +66,9 @@ def test_quick_build_keeps_the_better_of_ptq_and_qat_on_validation(quick_build):
     assert set(scores) == {"ptq", "qat"}, "the esp32 preset tries QAT next to PTQ"
     assert choice["chosen"] == max(scores, key=scores.get)
     assert choice["ops_one_at_a_time"] is True, "the build set TensorFlow up before its first op: QAT reproducible"
+    # its epochs' losses, which training.png draws after pruning's (they were left out)
+    report = json.loads((out / "report.json").read_text())
+    assert len(choice["history"]["loss"]) == report["settings"]["quantize"]["qat_epochs"] >= 1
     kept = (out / "quantize" / f"int8_{choice['chosen']}.tflite").read_bytes()
     assert (out / "quantize" / "int8.tflite").read_bytes() == kept == (out / "model.tflite").read_bytes()
 

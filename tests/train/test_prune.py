@@ -32,3 +32,17 @@ def test_training_reports_the_epochs_done_after_every_batch():
     distill.fit(model, x, t, None, None, 2, 16, 1e-3, distill.make_loss(distill.LossWeights()), augment=False,
                 warmup_epochs=0, on_progress=seen.append)
     assert seen == [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0]
+
+
+def test_overall_sparsity_counts_each_weight_once():
+    # was: the mean of the layers' shares, which counted a 16-weight layer as much as a 4,096-weight one
+    import tf_keras as keras
+
+    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(64, use_bias=False),
+                              keras.layers.Dense(1, use_bias=False)])
+    big, small = model.layers
+    big.set_weights([np.where(np.arange(64 * 64).reshape(64, 64) % 4 == 0, 0.0, 1.0).astype(np.float32)])
+    small.set_weights([np.zeros((64, 1), np.float32)])
+    per_layer = prune.sparsity_per_layer(model)
+    assert sorted(per_layer.values()) == [0.25, 1.0]
+    assert prune.overall_sparsity(model) == (1024 + 64) / (4096 + 64)

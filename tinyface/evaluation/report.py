@@ -301,7 +301,7 @@ def write_report(out_dir: Path, metrics: BuildMetrics, settings, preset, stages_
     Args:
         metrics: the build's figures.
         stages_run: the pipeline's StageInfo records (name, fingerprint, skipped, seconds).
-        histories: the training curves by stage ("distill", "prune"): Keras histories.
+        histories: the training curves by stage ("distill", "prune", "QAT"): Keras histories.
     """
     out_dir = Path(out_dir)
     plots = write_plots(out_dir, metrics, histories or {})
@@ -375,7 +375,7 @@ def write_report(out_dir: Path, metrics: BuildMetrics, settings, preset, stages_
     if "pruned" in stages:
         p = stages["pruned"]
         lines += ["## Pruning", "",
-                  f"Overall sparsity of pruned layers: {100 * p.sparsity_overall:.1f}%. "
+                  f"Overall sparsity of pruned layers: {100 * p.sparsity_overall:.1f}% of their weights. "
                   f"The int8 model is {_kib(tflm.model_bytes)} raw and {_kib(tflm.model_bytes_gzip)} gzip-compressed. "
                   "Dense TFLM kernels do not skip zeros: pruning makes the model compress better (OTA, compressed "
                   "flash images), it does not make it faster or smaller in RAM.", ""]

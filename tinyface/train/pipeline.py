@@ -315,7 +315,10 @@ def _run_build(settings, preset, out_dir: Path, quick: bool, report_progress: Pr
     if settings.prune.enabled:
         pruned_model, histories["prune"], prune_fp = _prune(stages, settings, data, training, float_model, distill_fp)
     to_quantize = pruned_model if pruned_model is not None else float_model
-    quant_fp = _quantize(stages, settings, data, training, to_quantize, pruned_model is not None, prune_fp)
+    quant_fp, qat_history = _quantize(stages, settings, data, training, to_quantize, pruned_model is not None,
+                                      prune_fp)
+    if qat_history:  # the QAT candidate's epochs, whichever of PTQ and QAT was kept
+        histories["QAT"] = qat_history
     metrics, eval_fp = _evaluate(stages, settings, preset, data, float_model, pruned_model, quant_fp, data_fp)
     metrics.dataset = describe_dataset(d.data_path())
     metrics.smoke_test = bool(quick)
@@ -528,9 +531,11 @@ def _read_history(path: Path) -> dict:
     return json.loads(path.read_text()).get("history") or {}
 
 
-def _quantize(stages: Stages, settings, data, training: _TrainingSet, model, pruned: bool, prev_fp: str) -> str:
+def _quantize(stages: Stages, settings, data, training: _TrainingSet, model, pruned: bool,
+              prev_fp: str) -> tuple[str, dict]:
     """Full int8: PTQ, and QAT too when quantize.qat is set; the better on validation people
-    is kept as quantize/int8.tflite. Returns the stage's fingerprint."""
+    is kept as quantize/int8.tflite. Returns the stage's fingerprint and QAT's training history
+    ({} without QAT; kept in choice.json, so a skipped stage has it too)."""
     from tinyface.console import one_op_at_a_time
     from tinyface.train import quantize
 
@@ -548,11 +553,11 @@ def _quantize(stages: Stages, settings, data, training: _TrainingSet, model, pru
         step("converting to float TFLite and to int8 (PTQ)")
         write_bytes(st.path("float.tflite"), quantize.convert_float(model))
         ptq = quantize.convert_int8(model, calib)
-        candidates = {"ptq": ptq}
+        candidates, qat_history = {"ptq": ptq}, {}
         if q.qat:
             step("QAT epochs", q.qat_epochs)
-            candidates["qat"] = _qat(model, training, settings, calib,
-                                     prune_preserving=pruned, notify=stages.notify)
+            candidates["qat"], qat_history = _qat(model, training, settings, calib,
+                                                  prune_preserving=pruned, notify=stages.notify)
         step("PTQ or QAT: scoring on validation pairs")
         scores = {name: _val_accuracy_int8(flat, data) for name, flat in candidates.items()}
         best = max(scores, key=scores.get)  # on a tie the first, PTQ: the simpler recipe
@@ -562,10 +567,14 @@ def _quantize(stages: Stages, settings, data, training: _TrainingSet, model, pru
         write_json(st.path("choice.json"), {"chosen": best, "val_accuracy": scores,
                                             "rule": "highest accuracy on pairs of validation people; a tie keeps PTQ",
                                             # QAT is bit-reproducible only so (console.one_op_at_a_time)
-                                            "ops_one_at_a_time": one_op_at_a_time()})
+                                            "ops_one_at_a_time": one_op_at_a_time(),
+                                            "history": qat_history})
+        return qat_history
 
-    stages.run("quantize", fp, ["float.tflite", "int8.tflite", "choice.json"], make)
-    return fp
+    def load(st: Stage) -> dict:
+        return _read_history(st.path("choice.json"))
+
+    return fp, stages.run("quantize", fp, ["float.tflite", "int8.tflite", "choice.json"], make, load)
 
 
 def _evaluate(stages: Stages, settings, preset, data, float_model, pruned_model, quant_fp: str, data_fp: str):
@@ -612,31 +621,33 @@ def _val_accuracy_int8(flat: bytes, data) -> float:
     return validation_accuracy(Embedder(flat, "tflite").embed(data.val.crops), data.val.labels)
 
 
-def _qat(model, training: _TrainingSet, settings, calib, prune_preserving: bool, notify) -> bytes:
+def _qat(model, training: _TrainingSet, settings, calib, prune_preserving: bool, notify) -> tuple[bytes, dict]:
+    """The QAT candidate: (its int8 model, its training history)."""
     from tinyface.train import quantize
 
-    qat_model = quantization_aware_training(model, training, settings, prune_preserving, notify)
+    qat_model, history = quantization_aware_training(model, training, settings, prune_preserving, notify)
     notify("step", {"name": "converting to int8 (QAT)", "total": None})  # named before it starts, as every step
-    return quantize.convert_int8(qat_model, calib)
+    return quantize.convert_int8(qat_model, calib), history
 
 
 def quantization_aware_training(model, training: _TrainingSet, settings, prune_preserving: bool,
                                 notify: Progress = lambda event, info: None, callbacks=()):
     """The quantize stage's QAT recipe: ``model`` wrapped for quantization-aware training and
     fine-tuned for quantize.qat_epochs at 1/20 of the distillation's learning rate. Returns the
-    trained Keras QAT model (benchmarks/qat_reproducible.py stops it early by ``callbacks``)."""
+    trained Keras QAT model and its training history (benchmarks/qat_reproducible.py stops it early
+    by ``callbacks``)."""
     from tinyface.train import distill, quantize
 
     ds = settings.distill
     qat_model = quantize.quantize_aware(model, prune_preserving=prune_preserving)
     weights = distill.LossWeights(ds.cosine_weight, ds.relation_weight, 0.0, ds.temperature)
-    distill.fit(qat_model, training.x, training.y, None, None, settings.quantize.qat_epochs,
-                ds.batch_size, ds.learning_rate * 0.05, training.loss(weights), augment=training.augment,
-                light=training.light,
-                seed=ds.training_seed(settings.data.seed) + 2, warmup_epochs=0, callbacks=callbacks,
-                on_epoch=_epoch_events(notify), on_progress=_batch_events(notify),
-                partners=training.partners(notify, settings.quantize.qat_epochs))
-    return qat_model
+    hist = distill.fit(qat_model, training.x, training.y, None, None, settings.quantize.qat_epochs,
+                       ds.batch_size, ds.learning_rate * 0.05, training.loss(weights), augment=training.augment,
+                       light=training.light,
+                       seed=ds.training_seed(settings.data.seed) + 2, warmup_epochs=0, callbacks=callbacks,
+                       on_epoch=_epoch_events(notify), on_progress=_batch_events(notify),
+                       partners=training.partners(notify, settings.quantize.qat_epochs))
+    return qat_model, hist.history
 
 
 def _role_counts(n_people: int, val_fraction: float, test_fraction: float = 0.3) -> tuple[int, int, int]:

@@ -70,6 +70,18 @@ def sparsity_per_layer(model) -> dict[str, float]:
     return out
 
 
+def overall_sparsity(model) -> float:
+    """Share of exactly-zero weights in all prunable layers' kernels together (each weight counts
+    once: the mean of sparsity_per_layer would count a 100-weight layer as much as a 100,000-weight
+    one); 0.0 with no prunable layer."""
+    zeros = total = 0
+    for layer in model.layers:
+        if prunable(layer):
+            w = layer.get_weights()[0]
+            zeros, total = zeros + int(np.count_nonzero(w == 0)), total + w.size
+    return zeros / total if total else 0.0
+
+
 def gzip_size(data: bytes) -> int:
     """What a compressed flash image / OTA update of the model would take."""
     return len(gzip.compress(data, compresslevel=9))

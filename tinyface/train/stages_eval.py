@@ -139,7 +139,7 @@ def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, pre
     from tinyface.model.graph import analyze
     from tinyface.model.keras_io import embed
     from tinyface.model.runtime import TfliteRunner
-    from tinyface.train.prune import gzip_size, sparsity_per_layer
+    from tinyface.train.prune import gzip_size, overall_sparsity, sparsity_per_layer
     from tinyface.train.student import keras_macs
 
     crops = data.eval.crops
@@ -171,7 +171,7 @@ def evaluate_all(data, float_model, pruned_model, quant_dir: Path, settings, pre
         add("pruned", embed(pruned_model, crops), kind="Keras float32, pruned", params=int(pruned_model.count_params()),
             macs=keras_macs(pruned_model), model_bytes=len(float_flat), model_bytes_gzip=gzip_size(float_flat),
             sparsity_per_layer=sparsity,
-            sparsity_overall=float(np.mean(list(sparsity.values()))) if sparsity else 0.0, latency_ms_host=None)
+            sparsity_overall=overall_sparsity(pruned_model), latency_ms_host=None)
 
     x_float = normalize(crops)
     tfl_float = TfliteRunner(float_flat, kernels="optimized")
