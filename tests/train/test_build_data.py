@@ -104,3 +104,16 @@ def test_the_distance_is_the_setting(faces):
     assert tight == {"near_test_image": 0, "named_as_test_person": 1}
     _, loose = filter_test_copies(train, test.teacher, test_people, 2.1)  # every unit vector is within 2
     assert loose["near_test_image"] == len(train.labels)
+
+
+def test_a_quick_build_keeps_probes_of_every_person_it_enrolls():
+    # was: the first 80 probes in order, which can leave the last of the 8 people enrolled without a
+    # probe (a person with many photos before it takes its share)
+    from tinyface.train.build_data import first_probes_of_each
+
+    people = [f"p{k}" for k in range(8)]
+    probes = [(10 * k + j, person) for k, person in enumerate(people) for j in range(12)] + [(99, "other")]
+    kept = first_probes_of_each(probes, people, 80 // len(people))
+    assert [n for _, n in kept] == [p for p in people for _ in range(10)]
+    assert kept[:10] == probes[:10] and (99, "other") not in kept
+    assert first_probes_of_each([(1, "a"), (2, "b"), (3, "a")], ["a", "b"], 1) == [(1, "a"), (2, "b")]

@@ -135,7 +135,7 @@ def load_build_data(settings, quick: bool = False, progress=None, step=None) -> 
     if quick:
         keep = sorted(ident.enroll)[:8]
         ident.enroll = {p: ident.enroll[p] for p in keep}
-        ident.probes = [(i, p) for i, p in ident.probes if p in keep][:80]
+        ident.probes = first_probes_of_each(ident.probes, keep, 80 // len(keep))
     enroll = {p: [idx(people_images[i]) for i in ids] for p, ids in ident.enroll.items()}
     probes = [(idx(people_images[i]), p) for i, p in ident.probes]
     strangers = [idx(people_images[i]) for i in ident.strangers]
@@ -277,6 +277,18 @@ def _balanced_subset(pairs: list[lfw.Pair], n_per_class: int, rng: random.Random
     diff = [p for p in pairs if not p.same]
     return rng.sample(same, min(n_per_class, len(same))) + rng.sample(diff, min(n_per_class, len(diff)))
 
+
+
+def first_probes_of_each(probes: list[tuple[int, str]], people: list[str], n: int) -> list[tuple[int, str]]:
+    """The first ``n`` probes of each of ``people``, in their order (a quick build's 80 probes of
+    8 people: the first 80 in order left the last person enrolled with none)."""
+    taken = dict.fromkeys(people, 0)
+    kept = []
+    for index, person in probes:
+        if person in taken and taken[person] < n:
+            taken[person] += 1
+            kept.append((index, person))
+    return kept
 
 def _sampled_pairs(people, groups, n_per_class, seed, idx) -> PairSet:
     """Up to ``n_per_class`` same and different pairs of ``people``'s images, drawn by the one
