@@ -1,6 +1,7 @@
 """tinyface scripted from Python, as in a notebook: a released model, LFW photos aligned by the
 package's own aligner, embeddings compared at the model's threshold, and the emulated board
-driven with the protocol client; twice in one process, leaving no thread or file open. And the
+driven with the protocol client (`with emulated_board(...) as port, Client(...) as client`); twice in
+one process, leaving no thread or file open. And the
 alignment's answers to arrays a script gets wrong: one DataError, not PIL's, dlib's or a crash."""
 
 import os
@@ -28,7 +29,7 @@ def test_align_embed_compare_and_talk_to_the_emulated_board(lfw_dir):
     from tinyface.data.align import CROP_OUTSIDE, Aligner, cut_chip
     from tinyface.data.dataset import read_image
     from tinyface.data.faces import FaceSpec
-    from tinyface.device.emulator import run_emulator
+    from tinyface.device.emulator import emulated_board
     from tinyface.model.bundle import load_bundle
     from tinyface.model.embedder import Embedder, quantize_input
     from tinyface.protocol.client import Client, open_serial
@@ -49,29 +50,34 @@ def test_align_embed_compare_and_talk_to_the_emulated_board(lfw_dir):
 
     x = quantize_input(crops, bundle.meta)
     before_threads, before_fds = set(threading.enumerate()), _open_fds()
-    for _ in range(2):
-        stop, ready, port = threading.Event(), threading.Event(), []
-        serving = threading.Thread(target=run_emulator, args=(bundle, board.name, board.cost_model_for("esp-nn")),
-                                   kwargs={"stop": stop, "on_ready": lambda path, _, port=port, ready=ready:
-                                           (port.append(path), ready.set())})
-        serving.start()
-        try:
-            assert ready.wait(60)
-            transport = open_serial(port[0], board.baud)
-            try:
-                client = Client(transport, timeout_s=5.0, retries=2, port=port[0])
-                info = client.info(bundle.model_hash)
-                assert (info.board, info.input_shape, info.gallery_count) == ("esp32", (1, 64, 64, 1), 0)
-                assert client.enroll("Aaron_Peirsol", x[0])["count"] == 1
-                match = client.identify(x[1])
-                assert match.name == "Aaron_Peirsol" and match.accepted
-                assert not client.identify(x[2]).accepted
-            finally:
-                transport.close()
-        finally:
-            stop.set()
-            serving.join(10)
-        assert not serving.is_alive()
+    for _ in range(2):  # a board for a with block, and a client that closes its port with it
+        with emulated_board(bundle, board.name) as port, Client(open_serial(port, board.baud), timeout_s=5.0,
+                                                                  retries=2, port=port) as client:
+            info = client.info(bundle.model_hash)
+            assert (info.board, info.input_shape, info.gallery_count) == ("esp32", (1, 64, 64, 1), 0)
+            assert client.enroll("Aaron_Peirsol", x[0])["count"] == 1
+            match = client.identify(x[1])
+            assert match.name == "Aaron_Peirsol" and match.accepted
+            assert not client.identify(x[2]).accepted
+    assert set(threading.enumerate()) == before_threads and _open_fds() == before_fds
+
+
+def test_an_emulated_board_from_python_runs_only_what_the_real_one_can(tmp_path):
+    """emulated_board refuses as `tinyface emulate` does, before a thread or port is made: a model
+    over the board's budget (the S3's model on the classic ESP32), an unknown board; and a block
+    that fails stops its board."""
+    skip_without_released_model()
+    from tinyface.device.emulator import emulated_board
+    from tinyface.errors import BudgetError, ConfigError
+
+    before_threads, before_fds = set(threading.enumerate()), _open_fds()
+    with pytest.raises(BudgetError), emulated_board(RELEASED.parent / "esp32s3", "esp32"):
+        pytest.fail("served a model the board cannot hold")
+    with pytest.raises(ConfigError, match="unknown board 'esp64'"), emulated_board(RELEASED, "esp64"):
+        pytest.fail("served on no board")
+    with pytest.raises(RuntimeError, match="the script failed"), emulated_board(RELEASED, "esp32") as port:
+        assert os.path.exists(port)
+        raise RuntimeError("the script failed")  # the board stops with the block all the same
     assert set(threading.enumerate()) == before_threads and _open_fds() == before_fds
 
 

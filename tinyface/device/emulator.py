@@ -15,6 +15,7 @@ counted from 1 over the emulator's lifetime, that are not sent / sent with a fli
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import queue
@@ -22,6 +23,7 @@ import select
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import numpy as np
 
@@ -464,3 +466,60 @@ def run_emulator(bundle: Bundle, board_name: str, cost_model: CostModel, baud: i
     finally:
         os.close(master_fd)
     return board
+
+
+@contextlib.contextmanager
+def emulated_board(bundle: Bundle | str | os.PathLike, board: str = "esp32", kernels: str | None = None,
+                   baud: int = 0, ready_timeout_s: float = 60.0) -> Iterator[str]:
+    """An emulated board serving ``bundle`` for the ``with`` block, from Python (what ``tinyface
+    emulate`` is on the command line); yields its port's path, which :func:`open_serial` and
+    :class:`~tinyface.protocol.client.Client` take like a real board's::
+
+        with emulated_board("models/esp32") as port, Client(open_serial(port, 921_600)) as client:
+            print(client.info())
+
+    Args:
+        bundle: a Bundle, or a model folder or ``model.json`` (``load_bundle``).
+        board: the board's name (latency is estimated with its cost model).
+        kernels: the kernel set whose latency is estimated (default: the model's own, else ESP-NN's).
+        baud: throttle the link like a UART at this speed (0: as fast as the pty).
+        ready_timeout_s: how long to wait for the port.
+
+    When the block ends (an exception in it too) the board stops and its thread and port are gone.
+
+    Raises:
+        ConfigError: an unknown board. ModelError: no such model.
+        BudgetError: the model does not fit the board (``tinyface flash``'s check).
+        DeviceError: the board did not start within ``ready_timeout_s``.
+    """
+    from tinyface.boards import load_board
+    from tinyface.device.flash import check_fits
+    from tinyface.errors import DeviceError
+    from tinyface.model.bundle import load_bundle
+
+    bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+    spec_board = load_board(board)
+    kernels = kernels or bundle.meta.kernels or "esp-nn"
+    check_fits(bundle, spec_board, kernels=kernels)  # it runs only what the real board can, as `emulate`
+    cost_model = spec_board.cost_model_for(kernels)
+    stop, ready, port, failed = threading.Event(), threading.Event(), [], []
+
+    def serve_until_stopped() -> None:
+        try:
+            run_emulator(bundle, spec_board.name, cost_model, baud=baud, stop=stop,
+                         on_ready=lambda path, _board: (port.append(path), ready.set()))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            failed.append(exc)
+            ready.set()
+
+    serving = threading.Thread(target=serve_until_stopped, name="tinyface-emulated-board", daemon=True)
+    serving.start()
+    try:
+        if not ready.wait(ready_timeout_s):
+            raise DeviceError(f"the emulated {spec_board.name} did not start within {ready_timeout_s:g} s")
+        if failed:
+            raise failed[0]
+        yield port[0]
+    finally:
+        stop.set()
+        serving.join(30)

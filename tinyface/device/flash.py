@@ -62,7 +62,7 @@ def check_fits(bundle, board, arena_margin: float = DEFAULT_ARENA_MARGIN, kernel
 
     Raises:
         ConfigError: ``board`` is one the generated project cannot describe (a name that is no
-            PlatformIO environment name, a flash size or CPU clock ESP-IDF does not know:
+            PlatformIO environment name, a flash size ESP-IDF does not know:
             tinyface.codegen.project.check_board).
         ModelError: not a model the firmware runs (not int8, model.json disagrees with the .tflite).
         BudgetError: over a limit; the message has the numbers, the hint what to do (first the

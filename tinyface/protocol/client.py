@@ -205,6 +205,16 @@ class Client:
         self._seq = int.from_bytes(os.urandom(2), "little")
         self._inbox: deque[Frame | Fault] = deque()
 
+    def close(self) -> None:
+        """Close the transport (the serial port); the client cannot be used after it."""
+        self.transport.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
     # --- low level ------------------------------------------------------------------------
 
     def _next_seq(self) -> int:
