@@ -169,6 +169,9 @@ def _copy_c3(tmp_path, edit):
     ("esp32", lambda t: t.replace('target = "esp32"', 'target = "esp8266"'),
      "'chip.target' = 'esp8266' is no chip tinyface knows", "esp32, esp32s2, esp32s3, esp32c3"),
     ("esp32", lambda t: t.replace('target = "esp32" ', "target = 32 "), "'chip.target' must be str", ""),
+    # a board file of an earlier tinyface, which had no target: what to write
+    ("esp32", lambda t: t.replace('target = "esp32" ', "#"), "is missing 'target' in [chip]",
+     "one of esp32, esp32s2, esp32s3, esp32c3, esp32c6, esp32p4; target = \"esp32\" for esp32dev"),
     ("esp32", lambda t: t.replace("cpu_mhz = 240", "cpu_mhz = 200"),
      "'chip.cpu_mhz' = 200 is not a clock the ESP32 (Xtensa LX6) runs at", "80, 160 or 240 MHz"),
     ("esp32", lambda t: t.replace("cpu_mhz = 240", "cpu_mhz = 239.9"), "'chip.cpu_mhz' = 239.9", "80, 160 or 240"),

@@ -378,6 +378,11 @@ def load_board_file(path: str | Path) -> Board:
     return board
 
 
+# What to do about a missing key that a board file of an earlier tinyface lacks.
+_MISSING_HINTS = {"chip.target": f"add the chip, the ESP-IDF target of 'platformio.board', one of {', '.join(CHIPS)}; "
+                                 'target = "esp32" for esp32dev, docs/boards.md'}
+
+
 def _check_chip(values: dict, path: Path) -> None:
     """Raises ConfigError: ``chip.target`` names no chip of CHIPS, or the board says what its chip
     cannot be (a clock it does not offer, more flash than it maps, PSRAM or a USB-Serial/JTAG port it
@@ -429,7 +434,7 @@ def _checked_table(table, section: str, keys: dict, path: Path, extra: set = fro
     for key, types in {**keys, **present_optional}.items():
         if key not in table:
             raise ConfigError(f"board file {path} is missing '{key}' in {where}",
-                              hint="docs/boards.md lists the keys")
+                              hint=_MISSING_HINTS.get(_dotted(section, key), "docs/boards.md lists the keys"))
         value = table[key]
         if isinstance(value, bool) and bool not in types or not isinstance(value, types):
             kind = " or ".join(t.__name__ for t in types)
