@@ -101,6 +101,7 @@ def test_quick_build_bundle_is_a_full_int8_model_within_budget(quick_build):
 def test_quick_build_report_structure_and_sane_metrics(quick_build):
     out, _, _ = quick_build
     report = json.loads((out / "report.json").read_text())
+    tflm = report["stages"]["tflm_int8"]
     assert set(STAGES) <= set(report["stages"])
     for name in STAGES:
         st = report["stages"][name]
@@ -113,6 +114,8 @@ def test_quick_build_report_structure_and_sane_metrics(quick_build):
         # identification by galleries of the device's size (16): the quick build enrolls 8, who all fit
         assert i["device_gallery"] == {"gallery": i["n_people"], "draws": 1, "accuracy": i["accuracy"],
                                        "stranger_false_accept_rate": i["stranger_false_accept_rate"]}, name
+    # one count of MACs in the table's column: the converted graph's, the float rows' too (they were Keras's)
+    assert {report["stages"][name]["macs"] for name in STAGES if name != "teacher"} == {tflm["macs"]}
     # the teacher is strong even on 200 pairs; a 2-epoch student is at least better than chance
     assert report["stages"]["teacher"]["verification"]["accuracy"] >= 0.93
     assert report["stages"]["float"]["verification"]["auc"] > 0.55
