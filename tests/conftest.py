@@ -20,6 +20,15 @@ os.environ["TINYFACE_CACHE"] = str(REPO / ".pytest_cache" / "tinyface" / "cache"
 LFW_DIR = Path(os.environ.get("TINYFACE_DATA", REPO.parent / "shared" / "datasets" / "lfw"))
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own (a conftest's runs first among them)
+def pytest_cmdline_main(config):
+    """``pytest -s`` runs in this process: pyproject's ``-n auto`` would run the tests in workers,
+    whose output pytest-xdist never shows, so -s showed nothing. pytest-xdist does the same for
+    --pdb; ``-n 2 -s`` (a number) still gets its workers."""
+    if config.getoption("capture") == "no" and config.option.numprocesses in ("auto", "logical"):
+        config.option.numprocesses = 0
+
+
 def lfw_available() -> bool:
     return (LFW_DIR / "images").is_dir() and (LFW_DIR / "pairs.txt").is_file()
 
