@@ -257,6 +257,7 @@ def test_each_board_gets_a_consistent_platformio_project(name, tiny_bundle, tmp_
     assert env["framework"] == [board.pio_framework]
     assert env["upload_speed"] == board.upload_baud and env["board_build.partitions"] == "partitions.csv"
     assert env["monitor_speed"] == board.baud and env["board_build.flash_mode"] == board.flash_mode
+    assert env["board_build.mcu"] == board.target  # the chip PlatformIO builds for: the board file's
     # no keys PlatformIO ignores: every library comes from src/idf_component.yml
     assert not [key for key in env if key.startswith("custom_")]
     # the monitor releases RTS/DTR exactly where the board file says they hold the chip in reset
