@@ -11,10 +11,10 @@ from tinyface.cli.common import json_option
 @click.argument("name", required=False)
 @json_option("tinyface boards esp32s3 --json")
 def boards(name, as_json):
-    """List the supported boards: PlatformIO board, CPU clock, flash, SRAM for the arena,
-    PSRAM, which ESP-NN kernels the chip runs, the MAC budget of the model preset (with ESP-NN's
-    kernels, and with the kernels generated for the model where the board has a measured figure
-    for them, firmware.kernels = "generated"), and the calibrated cost model.
+    """List the supported boards: the chip (chip.target), PlatformIO board, CPU clock, flash,
+    SRAM for the arena, PSRAM, which ESP-NN kernels the chip runs, the MAC budget of the model
+    preset (with ESP-NN's kernels, and with the kernels generated for the model where the board
+    has a measured figure for them, firmware.kernels = "generated"), and the calibrated cost model.
 
     Give NAME to show one board. Boards are data (docs/boards.md): a board of your own is a
     file in a folder you name with the global option --boards-dir (or $TINYFACE_BOARDS_DIR).
