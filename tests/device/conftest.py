@@ -148,16 +148,25 @@ def firmware_only(device_kind):
         pytest.skip("the Python emulation has no firmware process")
 
 
+@pytest.fixture
+def not_on_isa(device_kind):
+    """For a firmware test that builds projects of its own (a model or setting compiled in) and
+    whose firmware code the native build runs from the same sources: its rv32 rebuilds only cost
+    CI time (46 s for the identification threshold's two). Its isa variant is deselected."""
+    if device_kind == "isa":
+        pytest.skip("the native build runs the same firmware sources")
+
+
 def pytest_collection_modifyitems(config, items):
-    """Drop the native/isa variants of emulator-only tests and the emulator variants of
-    firmware-only tests: they do not exist, rather than skip."""
+    """Drop the native/isa variants of emulator-only tests, the emulator variants of
+    firmware-only tests and the isa variants of not_on_isa ones: they do not exist, rather than skip."""
     keep, drop = [], []
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
         fixtures = getattr(item, "fixturenames", ())
         kind = params.get("device_kind")
         if ("emulator_only" in fixtures and kind not in (None, "emulator")) or \
-                ("firmware_only" in fixtures and kind == "emulator"):
+                ("firmware_only" in fixtures and kind == "emulator") or ("not_on_isa" in fixtures and kind == "isa"):
             drop.append(item)
         else:
             keep.append(item)

@@ -113,7 +113,7 @@ def test_gallery_full(gallery_device, pooling_bundle):
 
 
 def test_identify_accepts_at_the_identification_threshold_not_the_pair_one(start_device, pooling_bundle, connect,
-                                                                           tmp_path):
+                                                                           tmp_path, not_on_isa):
     import dataclasses
 
     from tinyface.model.bundle import save_bundle
