@@ -147,6 +147,22 @@ def test_sample_pairs_stops_when_there_are_fewer_pairs_than_asked():
     assert same.sum() == 2 and (~same).sum() == 4
 
 
+
+def test_balanced_pairs_take_as_many_different_pairs_as_same_ones_were_found():
+    # the build's validation pairs (stages_eval.validation_pairs) of a --quick build's few people were
+    # 168 same and 1,000 different: a threshold chosen by accuracy there mostly rejects
+    labels = [f"p{k}" for k in range(30) for _ in range(2)] + [f"s{k}" for k in range(40)]  # 30 same pairs
+    a, b, same = metrics.sample_pairs(labels, 100, seed=3, balanced=True)
+    assert same.sum() == 30 and (~same).sum() == 30
+    loose = metrics.sample_pairs(labels, 100, seed=3)
+    assert (~loose[2]).sum() == 100
+    assert np.array_equal(a[:30], loose[0][:30]) and np.array_equal(b[:30], loose[1][:30])  # the same draws
+    many = [f"p{k}" for k in range(60) for _ in range(3)]  # enough same pairs: balanced changes nothing
+    for got, want in zip(metrics.sample_pairs(many, 50, seed=1, balanced=True), metrics.sample_pairs(many, 50, seed=1),
+                         strict=True):
+        assert np.array_equal(got, want)
+
+
 def test_open_set_threshold_accepts_at_most_the_target_share_of_validation_strangers():
     rng = np.random.default_rng(0)
     people = [rng.normal(size=16) for _ in range(6)]

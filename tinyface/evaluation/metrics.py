@@ -528,12 +528,15 @@ def enrollment_split(labels: list[str], enroll_images: int, seed: int, *, min_im
 
 
 def sample_pairs(labels: list[str], n_per_class: int | None,
-                 seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 seed: int, balanced: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Up to ``n_per_class`` distinct same and different pairs (index arrays and the same
     flag) among ``labels``, for validation people (model selection without touching the
     test pairs). Fewer when the labels do not have that many distinct pairs. With
     ``n_per_class`` None, every same-person pair and as many seeded different-person pairs
-    (the balanced pairs of a small set, benchmarks/hard_faces.py)."""
+    (the balanced pairs of a small set, benchmarks/hard_faces.py). ``balanced``: no more
+    different pairs than same ones, when fewer same ones were found (a few people: 168 same and
+    1,000 different pairs made a threshold chosen by accuracy one that rejects); the same draws,
+    so where ``n_per_class`` same pairs are found nothing changes."""
     rng = random.Random(seed)
     groups: dict[str, list[int]] = {}
     for i, name in enumerate(labels):
@@ -550,8 +553,9 @@ def sample_pairs(labels: list[str], n_per_class: int | None,
         a, b = rng.sample(g, 2)
         same.add((min(a, b), max(a, b)))
         tries += 1
+    n_diff = min(n_per_class, len(same)) if balanced and same else n_per_class
     tries = 0
-    while len(diff) < n_per_class and len(names) >= 2 and tries < 50 * n_per_class:
+    while len(diff) < n_diff and len(names) >= 2 and tries < 50 * n_per_class:
         pa, pb = rng.sample(names, 2)
         i, j = rng.choice(groups[pa]), rng.choice(groups[pb])
         diff.add((min(i, j), max(i, j)))
