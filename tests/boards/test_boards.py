@@ -110,9 +110,9 @@ def test_native_usb_ids_on_s3_and_c3_only():
     assert (0x10C4, 0xEA60) in load_board("esp32").usb_ids
 
 
-def _copy_board(tmp_path, edit):
-    text = (boards_dir() / "esp32.toml").read_text()
-    path = tmp_path / "esp32.toml"
+def _copy_board(tmp_path, edit, board="esp32"):
+    text = (boards_dir() / f"{board}.toml").read_text()
+    path = tmp_path / f"{board}.toml"
     path.write_text(edit(text))
     return path
 
@@ -156,11 +156,6 @@ def test_invalid_board_files_are_rejected(tmp_path, edit, message):
     assert str(path) in info.value.one_line()
 
 
-def _copy_c3(tmp_path, edit):
-    text = (boards_dir() / "esp32c3.toml").read_text()
-    (tmp_path / "esp32c3.toml").write_text(edit(text))
-
-
 # A board file names its chip (chip.target), and says nothing the chip cannot be. Each was accepted:
 # ESP-IDF then ignored the clock (no CONFIG_ESP_DEFAULT_CPU_FREQ_MHZ_240 on a C3: it ran at 160,
 # and every estimate was 1.5x too fast), set CONFIG_SPIRAM on a chip without PSRAM, or stopped the
@@ -189,7 +184,7 @@ def _copy_c3(tmp_path, edit):
      "'chip.esp_nn_kernels' = 'generic', but ESP-NN compiles 'esp32s3' for the ESP32-S3", ""),
 ])
 def test_a_board_that_says_what_its_chip_cannot_be_is_refused(tmp_path, board, edit, message, hint):
-    (_copy_board if board == "esp32" else _copy_c3)(tmp_path, edit)
+    _copy_board(tmp_path, edit, board)
     with pytest.raises(ConfigError) as info:
         load_board(board, directory=tmp_path)
     line = info.value.one_line()
