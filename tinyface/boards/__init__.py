@@ -1,9 +1,10 @@
 """Boards as data: one ``boards/<name>.toml`` per board, validated when it is loaded.
 
 A board file says how to build for the board (PlatformIO platform, board id, framework),
-what it has (CPU clock, flash and its SPI mode, SRAM for the arena, PSRAM, a USB-Serial/JTAG
-port, which ESP-NN kernels it runs), how to talk to it (baud, upload baud, whether the
-serial adapter's RTS/DTR lines must stay released, USB VID:PIDs for auto-detection), what
+what it is and has (its chip, against whose rules in CHIPS the rest is checked; CPU clock,
+flash and its SPI mode, SRAM for the arena, PSRAM, a USB-Serial/JTAG port, which ESP-NN
+kernels it runs), how to talk to it (baud, upload baud, whether the serial adapter's RTS/DTR
+lines must stay released, USB VID:PIDs for auto-detection), what
 the model pipeline may spend on it (``mac_budget``, and ``mac_budget_generated`` where the
 kernels generated for the model were measured on the chip) and the published measurement its
 latency cost model is calibrated on (optionally, ``[measured]`` and ``[measured_generated]``:
