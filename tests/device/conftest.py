@@ -12,6 +12,7 @@ In CI (CI=true) a firmware kind whose toolchain is missing fails instead of skip
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -35,6 +36,7 @@ class DeviceProcess:
     proc: subprocess.Popen
     stderr_path: Path
     announced: dict | None = None  # `emulate --json`'s first line
+    port_ctime_ns: int | None = None  # when its pty was made: a later pty of the same number is another
 
     def kill(self) -> None:
         """SIGKILL the whole process group (the board dies mid-whatever)."""
@@ -50,13 +52,22 @@ def cli_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "tinyface.cli.main", *args]
 
 
-def wait_gone(path: str, timeout_s: float = 5.0) -> bool:
+def wait_gone(path: str, timeout_s: float = 5.0, ctime_ns: int | None = None) -> bool:
+    """Whether the pty ``path`` is gone within ``timeout_s``. With ``ctime_ns`` (its st_ctime_ns when
+    it was made), a pty found there made at another time is another process's, which got the freed
+    number (another test worker's): ours is gone. (devpts reuses numbers and inodes; a reused one is
+    made anew, which I/O on it does not.) Without it such a pty counted as ours, left behind."""
     deadline = time.monotonic() + timeout_s
-    while os.path.exists(path):
+    while True:
+        try:
+            made = os.stat(path).st_ctime_ns
+        except FileNotFoundError:
+            return True
+        if ctime_ns is not None and made != ctime_ns:
+            return True
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)
-    return True
 
 
 def firmware_unavailable(kind: str) -> str | None:
@@ -120,6 +131,8 @@ def start_device(tmp_path, device_kind):
             dev.kill()
             pytest.fail(f"the device did not start (stdout {line!r}): {dev.stderr()[-2000:]}")
         dev.port = line
+        with contextlib.suppress(OSError):
+            dev.port_ctime_ns = os.stat(line).st_ctime_ns
         return dev
 
     yield start
@@ -127,7 +140,7 @@ def start_device(tmp_path, device_kind):
     for dev in started:
         dev.kill()
         dev.proc.stdout.close()
-        if dev.port and not wait_gone(dev.port):
+        if dev.port and not wait_gone(dev.port, ctime_ns=dev.port_ctime_ns):
             leaks.append(dev.port)
     assert not leaks, f"pseudo-terminals left behind: {leaks}"
 
