@@ -278,7 +278,6 @@ def _balanced_subset(pairs: list[lfw.Pair], n_per_class: int, rng: random.Random
     return rng.sample(same, min(n_per_class, len(same))) + rng.sample(diff, min(n_per_class, len(diff)))
 
 
-
 def first_probes_of_each(probes: list[tuple[int, str]], people: list[str], n: int) -> list[tuple[int, str]]:
     """The first ``n`` probes of each of ``people``, in their order (a quick build's 80 probes of
     8 people: the first 80 in order left the last person enrolled with none)."""
@@ -289,6 +288,7 @@ def first_probes_of_each(probes: list[tuple[int, str]], people: list[str], n: in
             taken[person] += 1
             kept.append((index, person))
     return kept
+
 
 def _sampled_pairs(people, groups, n_per_class, seed, idx) -> PairSet:
     """Up to ``n_per_class`` same and different pairs of ``people``'s images, drawn by the one

@@ -60,26 +60,23 @@ def strip(model):
     return tfmot.sparsity.keras.strip_pruning(model)
 
 
+def _prunable_kernels(model):
+    """(layer name, kernel) of each prunable layer."""
+    return [(layer.name, layer.get_weights()[0]) for layer in model.layers if prunable(layer)]
+
+
 def sparsity_per_layer(model) -> dict[str, float]:
     """Share of exactly-zero weights in each prunable layer's kernel."""
-    out = {}
-    for layer in model.layers:
-        if prunable(layer):
-            w = layer.get_weights()[0]
-            out[layer.name] = float(np.mean(w == 0))
-    return out
+    return {name: float(np.mean(w == 0)) for name, w in _prunable_kernels(model)}
 
 
 def overall_sparsity(model) -> float:
     """Share of exactly-zero weights in all prunable layers' kernels together (each weight counts
     once: the mean of sparsity_per_layer would count a 100-weight layer as much as a 100,000-weight
     one); 0.0 with no prunable layer."""
-    zeros = total = 0
-    for layer in model.layers:
-        if prunable(layer):
-            w = layer.get_weights()[0]
-            zeros, total = zeros + int(np.count_nonzero(w == 0)), total + w.size
-    return zeros / total if total else 0.0
+    kernels = [w for _, w in _prunable_kernels(model)]
+    total = sum(w.size for w in kernels)
+    return sum(int(np.count_nonzero(w == 0)) for w in kernels) / total if total else 0.0
 
 
 def gzip_size(data: bytes) -> int:
