@@ -287,6 +287,20 @@ def test_cli_boards_table_and_unknown_board():
     assert "Traceback" not in bad.stderr
 
 
+def test_cli_boards_shows_the_psram_an_esp32_maps_into_its_heap(tmp_path):
+    # an 8 MB WROVER-E: the ESP32 maps its first 4 MiB (Chip.psram_heap_mb); the arena gets no more
+    own = tmp_path / "mine"
+    own.mkdir()
+    text = (boards_dir() / "esp32cam.toml").read_text().replace('name = "esp32cam"', 'name = "wrover"')
+    (own / "wrover.toml").write_text(text.replace("psram_bytes = 4_194_304", "psram_bytes = 8_388_608"))
+    table = _cli("--boards-dir", str(own), "boards", "wrover")
+    assert table.returncode == 0, table.stderr
+    assert "8M (4M heap)" in table.stdout
+    assert "4M (4M heap)" not in _cli("boards", "esp32cam").stdout  # all of it: said once
+    row = json.loads(_cli("--boards-dir", str(own), "boards", "wrover", "--json").stdout)[0]
+    assert (row["psram_bytes"], row["psram_heap_bytes"]) == (8 << 20, 4 << 20)
+
+
 def test_cli_boards_does_not_import_tensorflow():
     code = ("import sys; from tinyface.cli.main import main\n"
             "try:\n    main(['boards', '--json'])\nexcept SystemExit:\n    pass\n"

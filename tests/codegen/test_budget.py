@@ -48,6 +48,21 @@ def test_psram_takes_an_arena_that_sram_cannot(tiny_bundle, tmp_path):
     assert "#define TF_ARENA_IN_PSRAM 1" in (tmp_path / "project/src/model_settings.h").read_text()
 
 
+def test_an_esp32_arena_fits_only_the_4_mib_of_psram_it_maps(tmp_path):
+    """An 8 MB WROVER-E's ESP32 maps the first 4 MiB of PSRAM into the heap (the rest only through
+    himem's bank switching): an arena over 4 MiB is refused, with the PSRAM it had."""
+    board = _board(tmp_path, "esp32cam", **{"psram_bytes = 4_194_304": "psram_bytes = 8_388_608"})
+    assert (board.psram_bytes, board.psram_heap_bytes) == (8 << 20, 4 << 20)
+    fits, _ = check_budget(board, 10_000, ArenaPlan(4 << 20, 0.0, 4 << 20), input_bytes=2304, embedding_dim=128)
+    assert fits.arena_in_psram and fits.psram_heap_bytes == 4 << 20
+    with pytest.raises(BudgetError) as info:
+        check_budget(board, 10_000, ArenaPlan((4 << 20) + 16, 0.0, (4 << 20) + 16), input_bytes=2304,
+                     embedding_dim=128)
+    assert "nor 4,194,304 B of PSRAM heap" in info.value.one_line()
+    s3 = _board(tmp_path, "esp32s3", **{"psram_bytes = 0": "psram_bytes = 8_388_608"})
+    assert s3.psram_heap_bytes == 8 << 20  # the S3 maps all of it
+
+
 def test_input_larger_than_a_frame_fails():
     board = load_board("esp32")
     with pytest.raises(BudgetError, match="does not fit one protocol frame"):

@@ -81,6 +81,7 @@ class Chip:
     cpu_mhz: tuple[int, ...]  # its default-clock choices (Kconfig CONFIG_ESP_DEFAULT_CPU_FREQ_MHZ_<n>)
     max_flash_mb: int | None  # the most SPI flash it addresses (None: any ESP-IDF flash size)
     psram: bool  # it has a PSRAM interface (CONFIG_SPIRAM)
+    psram_heap_mb: int | None  # the most PSRAM ESP-IDF adds to the heap (None: all a board has)
     usb_serial_jtag: bool  # it has the USB-Serial/JTAG peripheral
     esp_nn_kernels: str  # the ESP-NN kernel set esp-nn/CMakeLists.txt compiles for it (ESP_NN_KERNELS)
 
@@ -88,13 +89,16 @@ class Chip:
 # The ESP-IDF targets (IDF_TARGET, CONFIG_IDF_TARGET) a board may name; the clocks are ESP-IDF 5's
 # Kconfig choices, the flash limits and peripherals the chips' datasheets'. The ESP32 and the C3 map
 # 16 MB of flash at most; the C3 and C6 have no PSRAM interface; the ESP32 and S2 no USB-Serial/JTAG.
+# The ESP32 maps only the first 4 MiB of PSRAM into its address space, so only they join the heap
+# (ESP-IDF's himem API reaches the rest through bank switching, which an arena cannot use); an
+# 8 MB WROVER-E board gives the arena 4 MiB.
 CHIPS: dict[str, Chip] = {
-    "esp32": Chip("ESP32 (Xtensa LX6)", (80, 160, 240), 16, True, False, "generic"),
-    "esp32s2": Chip("ESP32-S2 (Xtensa LX7)", (80, 160, 240), None, True, False, "generic"),
-    "esp32s3": Chip("ESP32-S3 (Xtensa LX7)", (80, 160, 240), None, True, True, "esp32s3"),
-    "esp32c3": Chip("ESP32-C3 (RISC-V rv32imc)", (80, 160), 16, False, True, "generic"),
-    "esp32c6": Chip("ESP32-C6 (RISC-V rv32imac)", (80, 120, 160), None, False, True, "generic"),
-    "esp32p4": Chip("ESP32-P4 (RISC-V rv32imafc)", (360, 400), None, True, True, "esp32p4"),
+    "esp32": Chip("ESP32 (Xtensa LX6)", (80, 160, 240), 16, True, 4, False, "generic"),
+    "esp32s2": Chip("ESP32-S2 (Xtensa LX7)", (80, 160, 240), None, True, None, False, "generic"),
+    "esp32s3": Chip("ESP32-S3 (Xtensa LX7)", (80, 160, 240), None, True, None, True, "esp32s3"),
+    "esp32c3": Chip("ESP32-C3 (RISC-V rv32imc)", (80, 160), 16, False, None, True, "generic"),
+    "esp32c6": Chip("ESP32-C6 (RISC-V rv32imac)", (80, 120, 160), None, False, None, True, "generic"),
+    "esp32p4": Chip("ESP32-P4 (RISC-V rv32imafc)", (360, 400), None, True, None, True, "esp32p4"),
 }
 # The one PlatformIO framework the generated firmware project is written for (firmware/*.j2).
 PIO_FRAMEWORK = "espidf"
@@ -220,6 +224,12 @@ class Board:
                                     source=f"{self.name} reference kernels: {self.cost_source}")
 
     @property
+    def psram_heap_bytes(self) -> int:
+        """The PSRAM an arena can be allocated in: the chip's mapped share of ``psram_bytes`` (Chip.psram_heap_mb)."""
+        cap = CHIPS[self.target].psram_heap_mb
+        return self.psram_bytes if cap is None else min(self.psram_bytes, cap << 20)
+
+    @property
     def app_flash_bytes(self) -> int:
         """Flash the factory app partition (firmware + model + compiled-in gallery) can use."""
         return self.flash_bytes - APP_OFFSET_BYTES
@@ -237,7 +247,8 @@ class Board:
             "target": self.target, "cpu_mhz": self.cpu_mhz, "flash_bytes": self.flash_bytes,
             "app_flash_bytes": self.app_flash_bytes,
             "sram_arena_bytes": self.sram_arena_bytes, "sram_heap_bytes": self.sram_heap_bytes,
-            "psram_bytes": self.psram_bytes, "esp_nn": self.esp_nn, "esp_nn_kernels": self.esp_nn_kernels,
+            "psram_bytes": self.psram_bytes, "psram_heap_bytes": self.psram_heap_bytes,
+            "esp_nn": self.esp_nn, "esp_nn_kernels": self.esp_nn_kernels,
             "flash_mode": self.flash_mode, "usb_serial_jtag": self.usb_serial_jtag,
             "baud": self.baud, "upload_baud": self.upload_baud, "release_rts_dtr": self.release_rts_dtr,
             "usb_ids": self.usb_ids_hex, "mac_budget": self.mac_budget,

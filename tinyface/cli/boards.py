@@ -40,6 +40,12 @@ def _size(n: int) -> str:
     return f"{n / 1024:.0f}K" if n < 1 << 20 else f"{n / (1 << 20):.0f}M"
 
 
+def _psram(board) -> str:
+    """The board's PSRAM, and the heap's share where the chip maps less ("8M (4M heap)")."""
+    size = _size(board.psram_bytes)
+    return size if board.psram_heap_bytes == board.psram_bytes else f"{size} ({_size(board.psram_heap_bytes)} heap)"
+
+
 def _print_table(selected) -> None:
     import sys
 
@@ -58,7 +64,7 @@ def _print_table(selected) -> None:
         cm = b.cost_model
         table.add_row(
             b.name, b.target, b.pio_board, f"{b.cpu_mhz:.0f}", _size(b.flash_bytes), _size(b.sram_arena_bytes),
-            _size(b.psram_bytes), ESP_NN_KERNELS[b.esp_nn_kernels] if b.esp_nn else "no", f"{b.mac_budget / 1e6:.1f}M",
+            _psram(b), ESP_NN_KERNELS[b.esp_nn_kernels] if b.esp_nn else "no", f"{b.mac_budget / 1e6:.1f}M",
             f"{b.mac_budget_generated / 1e6:.1f}M" if b.mac_budget_generated else "-",
             f"{cm.estimate_ms('CONV_2D_1x1', 1_000_000) - cm.overhead_us_per_op / 1e3:.1f}",
         )

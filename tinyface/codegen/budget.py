@@ -64,7 +64,7 @@ class Budget:
     firmware_ram_bytes: int
     sram_arena_bytes: int
     sram_heap_bytes: int
-    psram_bytes: int
+    psram_heap_bytes: int  # the PSRAM an arena can use (Board.psram_heap_bytes)
     ram_used_bytes: int  # internal SRAM: arena (unless in PSRAM) + firmware buffers
     input_bytes: int
     macs: int
@@ -120,11 +120,12 @@ def check_budget(board: Board, model_bytes: int, arena: ArenaPlan, input_bytes: 
                  "or a board with more flash (tinyface boards)")
     fw_ram = firmware_ram_bytes(embedding_dim, board.usb_serial_jtag)
     in_psram = arena.bytes > board.sram_arena_bytes or arena.bytes + fw_ram > board.sram_heap_bytes
-    if in_psram and not (board.psram_bytes and arena.bytes <= board.psram_bytes):
+    if in_psram and not (board.psram_heap_bytes and arena.bytes <= board.psram_heap_bytes):
+        psram = f", nor {board.psram_heap_bytes:,} B of PSRAM heap" if board.psram_heap_bytes else ""
         raise BudgetError(
             f"{board.name}: tensor arena {arena.bytes:,} B ({arena.parts()}) "
             f"+ firmware buffers {fw_ram:,} B does not fit: one block of at most {board.sram_arena_bytes:,} B "
-            f"and {board.sram_heap_bytes:,} B of heap",
+            f"and {board.sram_heap_bytes:,} B of heap{psram}",
             hint="use a smaller preset or input size, lower firmware.arena_margin, "
                  "or a board with more SRAM or PSRAM (esp32s3, esp32cam)")
     ram_used = fw_ram + (0 if in_psram else arena.bytes)
@@ -136,7 +137,7 @@ def check_budget(board: Board, model_bytes: int, arena: ArenaPlan, input_bytes: 
         gallery_flash_bytes=gallery_flash, app_flash_bytes=board.app_flash_bytes, flash_used_bytes=flash_used,
         arena_bytes=arena.bytes, arena_in_psram=in_psram, firmware_ram_bytes=fw_ram,
         sram_arena_bytes=board.sram_arena_bytes, sram_heap_bytes=board.sram_heap_bytes,
-        psram_bytes=board.psram_bytes, ram_used_bytes=ram_used, input_bytes=input_bytes, macs=macs,
+        psram_heap_bytes=board.psram_heap_bytes, ram_used_bytes=ram_used, input_bytes=input_bytes, macs=macs,
         mac_budget=board.mac_budget_for(kernels), kernels=kernels,
         mac_budget_kernels=board.mac_budget_kernels(kernels),
     )
