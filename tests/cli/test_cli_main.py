@@ -1,6 +1,7 @@
 """The `tinyface` entry point: help, exit codes, one-line errors, and no TensorFlow at start-up."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -294,6 +295,27 @@ def test_a_closed_stdout_ends_quietly_with_0(args):
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stderr
     assert stderr == b""
+
+
+@pytest.mark.parametrize("unbuffered", ["1", ""])
+@pytest.mark.parametrize("args", [("boards",), ("boards", "--json"), ("--help",), ("boards", "--nope", "--json")])
+def test_a_full_disk_under_stdout_is_one_line_that_names_it(args, unbuffered):
+    # `tinyface boards --json > out.json` on a full disk (/dev/full: every write is ENOSPC). It read
+    # "a file cannot be written", or, where stdout is buffered, the interpreter's own exit code 120
+    # and a traceback at exit
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = unbuffered
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "tinyface.cli.main", *args], stdout=full,
+                              stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env, timeout=120)
+    lines = proc.stderr.splitlines()
+    if "--nope" in args:  # the usage error is what is said; its JSON object could not be written
+        assert proc.returncode == 2 and len(lines) == 1 and "--nope" in lines[0], proc.stderr
+        return
+    assert proc.returncode == errors.OutputError.exit_code == 14, proc.stderr
+    assert lines == ["tinyface: error: cannot write the standard output (/dev/full): No space left on device "
+                     "(free some space there, or write elsewhere)"]
 
 
 def test_messages_are_not_hard_wrapped_when_stderr_is_not_a_terminal(capfd):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import io
 import sys
 
 import click
@@ -148,8 +149,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rc = cli.main(args=argv, prog_name="tinyface", standalone_mode=False, obj={"asks_help": asks_help})
         console.raise_if_interrupted()  # a Ctrl-C that a library swallowed: not a success
+        _flush_stdout(as_json)
         sys.exit(rc if isinstance(rc, int) else 0)
-    except click.exceptions.Exit as exc:
+    except click.exceptions.Exit as exc:  # --help, --version
+        _flush_stdout(as_json)
         sys.exit(exc.exit_code)
     except click.exceptions.NoArgsIsHelpError as exc:  # bare `tinyface`: the help is the answer
         exc.show()
@@ -176,6 +179,8 @@ def main(argv: list[str] | None = None) -> None:
 
         full = no_room(exc)
         if full is not None:  # a full disk where no writer named the file: the machine's state, not a bug
+            if _StdoutFile.failed:  # what is still buffered for it would fail again at exit (exit 120)
+                _stdout_to_devnull()
             _fail(full.one_line(), full.exit_code, "OutputError", as_json)
         if verbose:
             import traceback
@@ -193,12 +198,50 @@ def _printable_stdout() -> None:
     a photo or dataset file whose name is not UTF-8 (`data stats`, `identify`), or a name like
     Zoë on an ASCII stdout, was an internal error (exit 70) in the middle of the results. JSON
     is unaffected (it is ASCII); a stream that already escapes (a C locale's surrogateescape)
-    is left as it is."""
+    is left as it is. The process's own stdout (file descriptor 1) is also rebuilt over
+    :class:`_StdoutFile`, so that a full disk under ``> results.json`` names it."""
     try:
-        if getattr(sys.stdout, "errors", None) == "strict":
-            sys.stdout.reconfigure(errors="backslashreplace")
+        errors = "backslashreplace" if sys.stdout.errors == "strict" else sys.stdout.errors
+        buffer = sys.stdout.buffer
+        unbuffered = type(buffer) is io.FileIO  # python -u, PYTHONUNBUFFERED
+        if sys.stdout is sys.__stdout__ and type(buffer if unbuffered else buffer.raw) is io.FileIO \
+                and sys.stdout.fileno() == 1:
+            sys.stdout.flush()
+            raw = _StdoutFile(1, "w", closefd=False)
+            sys.stdout = io.TextIOWrapper(
+                raw if unbuffered else io.BufferedWriter(raw), encoding=sys.stdout.encoding, errors=errors,
+                line_buffering=sys.stdout.line_buffering, write_through=sys.stdout.write_through)
+        elif errors != sys.stdout.errors:
+            sys.stdout.reconfigure(errors=errors)
     except (AttributeError, ValueError, OSError):  # not a TextIOWrapper (a test's stream): nothing to do
         pass
+
+
+class _StdoutFile(io.FileIO):
+    """File descriptor 1, whose failed writes name it. An OSError of a write to stdout names no
+    file, so a full disk under ``tinyface boards --json > out.json`` read "a file cannot be
+    written"; it reads "cannot write the standard output (/home/me/out.json)" (exit 14)."""
+
+    failed = False  # a write failed: main points the descriptor at /dev/null before it exits
+
+    def write(self, data):
+        try:
+            return super().write(data)
+        except OSError as exc:
+            _StdoutFile.failed = True
+            if exc.filename is None:
+                exc.filename = _stdout_name()
+            raise
+
+
+def _stdout_name() -> str:
+    """"the standard output", and the file it goes to where the system says (Linux's /proc)."""
+    import os
+
+    try:
+        return f"the standard output ({os.readlink('/proc/self/fd/1')})"
+    except OSError:
+        return "the standard output"
 
 
 def _fail(message: str, code: int, kind: str, as_json: bool, prefix: str = "tinyface: error: ") -> None:
@@ -212,8 +255,24 @@ def _fail(message: str, code: int, kind: str, as_json: bool, prefix: str = "tiny
         try:
             click.echo(json.dumps({"error": message, "kind": kind, "exit_code": code}))
         except (BrokenPipeError, OSError, StdoutClosed):
-            pass
+            _stdout_to_devnull()  # the object stays buffered: it would fail again at exit
     sys.exit(code)
+
+
+def _flush_stdout(as_json: bool) -> None:
+    """Write out what is buffered for stdout now, where a failure ends in one line (a full disk:
+    OutputError, exit 14), not at the interpreter's exit (its code 120 and a traceback)."""
+    try:
+        sys.stdout.flush()
+    except (BrokenPipeError, StdoutClosed):
+        _stdout_closed()
+    except OSError as exc:
+        from tinyface.errors import OutputError
+        from tinyface.fsutil import no_room
+
+        _stdout_to_devnull()
+        full = no_room(exc) or OutputError(f"cannot write {exc.filename or 'the standard output'}: {exc.strerror}")
+        _fail(full.one_line(), full.exit_code, "OutputError", as_json)
 
 
 def _interrupted_exit(as_json: bool = False, said: str | None = None) -> None:
@@ -228,6 +287,12 @@ def _interrupted_exit(as_json: bool = False, said: str | None = None) -> None:
 def _stdout_closed() -> None:
     """The reader of our output has gone: that is how a pipe ends, not an error. Point stdout at
     /dev/null so the interpreter's final flush cannot fail again, and exit 0, silently."""
+    _stdout_to_devnull()
+    sys.exit(0)
+
+
+def _stdout_to_devnull() -> None:
+    """Point stdout's descriptor at /dev/null: what is still buffered for it is flushed there at exit."""
     import os
 
     try:
@@ -235,7 +300,6 @@ def _stdout_closed() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):
         pass
-    sys.exit(0)
 
 
 def _one_line(text: str) -> str:
