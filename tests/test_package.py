@@ -49,6 +49,7 @@ def test_wheel_carries_firmware_boards_and_package_data(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for required in ("tinyface/__init__.py", "tinyface/cli/main.py", "tinyface/data/lfw_manifest.json",
                      "tinyface/data/fairface_manifest.json", "tinyface/_presets/esp32.toml", "tinyface/py.typed",
+                     "tinyface/boards/platformio_boards.json",
                      *(f"tinyface/data/{name}_manifest.json" for name in ("utkface", "pins", "celeba"))):
         assert required in names, required
     for top, inside in SHIPPED.items():

@@ -182,6 +182,13 @@ def test_invalid_board_files_are_rejected(tmp_path, edit, message):
      "'chip.esp_nn_kernels' = 'esp32s3', but ESP-NN compiles 'generic' for the ESP32", 'esp_nn_kernels = "generic"'),
     ("esp32c3", lambda t: t.replace('target = "esp32c3"', 'target = "esp32s3"'),
      "'chip.esp_nn_kernels' = 'generic', but ESP-NN compiles 'esp32s3' for the ESP32-S3", ""),
+    # PlatformIO's board id of another chip: board_build.mcu would build for the target, with the
+    # other chip's flash size, clock and memory map
+    ("esp32", lambda t: t.replace('board = "esp32dev"', 'board = "esp32-s3-devkitc-1"'),
+     "'platformio.board' = 'esp32-s3-devkitc-1' is PlatformIO's board of an ESP32-S3 (Xtensa LX7), but "
+     "'chip.target' = 'esp32'", 'target = "esp32s3", or the board id of a board with the ESP32 (Xtensa LX6)'),
+    ("esp32", lambda t: t.replace('board = "esp32dev"', 'board = "alksesp32"'),
+     "'platformio.board' = 'alksesp32' is a board PlatformIO builds with Arduino only", "(esp32)"),
 ])
 def test_a_board_that_says_what_its_chip_cannot_be_is_refused(tmp_path, board, edit, message, hint):
     _copy_board(tmp_path, edit, board)
@@ -200,6 +207,21 @@ def test_every_shipped_board_names_a_chip_whose_rules_it_keeps():
         chip = CHIPS[board.target]
         assert board.cpu_mhz in chip.cpu_mhz and board.esp_nn_kernels == chip.esp_nn_kernels
         assert board.to_dict()["target"] == board.target
+
+
+def test_a_platformio_board_id_tinyface_does_not_know_is_left_to_platformio(tmp_path):
+    # a newer platform's board, or a custom board JSON of one's own: no table to check it against
+    _copy_board(tmp_path, lambda t: t.replace('board = "esp32dev"', 'board = "my-own-esp32"'))
+    assert load_board("esp32", directory=tmp_path).pio_board == "my-own-esp32"
+
+
+def test_the_platformio_board_table_names_the_shipped_boards_chips():
+    from tinyface.boards import CHIPS, platformio_boards
+
+    mcus, no_espidf = platformio_boards()
+    assert len(mcus) > 200 and set(mcus.values()) <= set(CHIPS) and no_espidf <= set(mcus)
+    for board in list_boards():
+        assert mcus[board.pio_board] == board.target
 
 
 def _in_section(section, old, new):

@@ -15,6 +15,7 @@ default. docs/boards.md documents the fields.
 
 from __future__ import annotations
 
+import functools
 import math
 import tomllib
 from dataclasses import dataclass, replace
@@ -395,6 +396,39 @@ _MISSING_HINTS = {"chip.target": f"add the chip, the ESP-IDF target of 'platform
                                  'target = "esp32" for esp32dev, docs/boards.md'}
 
 
+# PlatformIO's board ids and the chip each is (platform-espressif32's boards/<id>.json, build.mcu),
+# and those it builds with Arduino only: platformio_boards.json says which release.
+PLATFORMIO_BOARDS_FILE = Path(__file__).resolve().parent / "platformio_boards.json"
+
+
+@functools.cache
+def platformio_boards() -> tuple[dict[str, str], frozenset[str]]:
+    """(board id -> its ESP-IDF target, the ids PlatformIO has no ESP-IDF build for)."""
+    import json
+
+    table = json.loads(PLATFORMIO_BOARDS_FILE.read_text())
+    return table["mcu"], frozenset(table["no_espidf"])
+
+
+def _check_platformio_board(values: dict, where: str) -> None:
+    """Raises ConfigError: ``platformio.board`` is PlatformIO's board of another chip than
+    ``chip.target`` (it would bring that chip's defaults, and its flash or clock), or one PlatformIO
+    builds with Arduino only. A board id PlatformIO's table lacks (a newer release's, a custom board
+    JSON) is left to PlatformIO."""
+    pio_board, target = values["platformio.board"], values["chip.target"]
+    mcus, no_espidf = platformio_boards()
+    mcu = mcus.get(pio_board)
+    if mcu is not None and mcu != target:
+        what = CHIPS[mcu].title if mcu in CHIPS else mcu
+        raise ConfigError(f"{where}: 'platformio.board' = {pio_board!r} is PlatformIO's board of an {what}, "
+                          f"but 'chip.target' = {target!r}",
+                          hint=f"target = \"{mcu}\", or the board id of a board with the {CHIPS[target].title}")
+    if pio_board in no_espidf:
+        raise ConfigError(f"{where}: 'platformio.board' = {pio_board!r} is a board PlatformIO builds with Arduino "
+                          "only, and the firmware project is ESP-IDF",
+                          hint=f"the board id of another board with its chip ({target})")
+
+
 def _check_chip(values: dict, path: Path) -> None:
     """Raises ConfigError: ``chip.target`` names no chip of CHIPS, or the board says what its chip
     cannot be (a clock it does not offer, more flash than it maps, PSRAM or a USB-Serial/JTAG port it
@@ -422,6 +456,7 @@ def _check_chip(values: dict, path: Path) -> None:
         raise ConfigError(f"{where}: 'chip.esp_nn_kernels' = {values['chip.esp_nn_kernels']!r}, but ESP-NN "
                           f"compiles {chip.esp_nn_kernels!r} for the {chip.title}",
                           hint=f"esp_nn_kernels = \"{chip.esp_nn_kernels}\"")
+    _check_platformio_board(values, where)
 
 
 def _either(options: tuple[int, ...]) -> str:
