@@ -226,3 +226,39 @@ def test_delete_all_in_a_terminal_asks_first(tcp_board, answer):
         assert "nothing deleted" in proc.stderr and proc.stdout == "" and _enrolled(board) == ["Alice", "Bob"]
     else:
         assert "removed everyone (2 people)" in proc.stdout and _enrolled(board) == []
+
+
+# --- a folder as PHOTOS: the photos in it ---------------------------------------------------------------
+# Was: "Invalid value for 'PHOTOS...': File 'alice/' is a directory" (exit 2).
+
+def test_enroll_and_identify_take_a_folder_for_the_photos_in_it(capsys, tcp_board, lfw_dir, tmp_path):
+    import shutil
+
+    skip_without_released_model()
+    board = tcp_board()
+    colin = tmp_path / "colin"
+    colin.mkdir()
+    for photo in sorted((lfw_dir / "images" / "Colin_Powell").glob("*.jpg"))[:3]:
+        shutil.copy(photo, colin / photo.name)
+    (colin / "notes.txt").write_text("not a photo")
+    (colin / ".hidden.jpg").write_text("not read")
+    (colin / "older").mkdir()  # not read either
+    shutil.copy(next((lfw_dir / "images" / "Colin_Powell").glob("*.jpg")), colin / "older" / "x.jpg")
+    photos = sorted(p for p in colin.glob("*.jpg") if not p.name.startswith("."))
+    # the folder and a photo in it: each photo once (a second reading would be refused as a duplicate)
+    code, out, err = run_in_process(capsys, "enroll", "--board", "esp32", "--port", board.url, "--name", "Colin",
+                                    colin, photos[0], "--json")
+    assert code == 0, err
+    assert json.loads(out)["enrolled"] == 3 and _enrolled(board) == ["Colin"]
+    code, out, err = run_in_process(capsys, "identify", "--board", "esp32", "--port", board.url, str(colin) + "/",
+                                    "--json")
+    assert code == 0, err
+    results = json.loads(out)["results"]
+    assert [r["path"] for r in results] == [str(colin / p.name) for p in photos]
+    assert all(r["name"] == "Colin" for r in results)
+    empty = tmp_path / "empty"
+    (empty / "sub").mkdir(parents=True)
+    for command in (["identify"], ["enroll", "--name", "Nobody"]):
+        code, line = tinyface(capsys, *command, "--board", "esp32", "--port", board.url, empty)
+        assert code == errors.EXIT_USAGE == 2
+        assert f"the folder {empty} holds no photos (.jpg, .jpeg, .png" in line

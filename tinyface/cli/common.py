@@ -24,6 +24,40 @@ def input_path(**kwargs) -> click.Path:
     return click.Path(readable=False, **kwargs)
 
 
+def photo_paths(ctx, param, value: tuple[str, ...]) -> tuple[str, ...]:
+    """A PHOTOS argument (`enroll`, `identify`): each path given, a folder standing for the photos in
+    it (the image files directly in it, by name: not its sub-folders, nor hidden files), and each
+    photo once, where a folder and a path in it, or a path given twice, name it twice.
+
+    Raises:
+        click.BadParameter: a folder that holds no photo, or cannot be listed (exit 2).
+    """
+    import os
+
+    from tinyface.data.dataset import IMAGE_EXTENSIONS
+
+    photos, seen = [], set()
+    for given in value:
+        if os.path.isdir(given):
+            try:
+                names = sorted(os.listdir(given))
+            except OSError as exc:
+                raise click.BadParameter(f"cannot list the folder {given}: {exc.strerror or exc}",
+                                         ctx=ctx, param=param) from None
+            found = [os.path.join(given, n) for n in names if not n.startswith(".")
+                     and os.path.splitext(n)[1].lower() in IMAGE_EXTENSIONS and os.path.isfile(os.path.join(given, n))]
+            if not found:
+                raise click.BadParameter(f"the folder {given} holds no photos ({', '.join(IMAGE_EXTENSIONS)} files; "
+                                         "its sub-folders are not read)", ctx=ctx, param=param)
+        else:
+            found = [given]
+        for path in found:
+            if (key := os.path.realpath(path)) not in seen:
+                seen.add(key)
+                photos.append(path)
+    return tuple(photos)
+
+
 class _NumberRange:
     """What IntRange and FloatRange lack: NaN, which every comparison lets through, is refused."""
 

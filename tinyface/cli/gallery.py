@@ -15,6 +15,7 @@ from tinyface.cli.common import (
     json_option,
     load_settings,
     not_empty,
+    photo_paths,
     port_options,
     set_option,
 )
@@ -68,14 +69,14 @@ def _open(ctx, port, board, baud, timeout_s, retries, set_items=()):
 @port_options
 @click.option("--name", required=True, callback=_name,
               help="The person's name: UTF-8, 1 to 15 bytes (Zoë: 4 bytes). Example: --name Alice")
-@click.argument("photos", nargs=-1, required=True, type=input_path(exists=True, dir_okay=False))
+@click.argument("photos", nargs=-1, required=True, type=input_path(exists=True), callback=photo_paths)
 @model_option
 @skip_bad_option("tinyface enroll --port P --name Bob --skip-bad bob/*.jpg")
 @json_option("tinyface enroll --port auto --name Bob --json bob.jpg")
 @set_option("data.workers=1")
 @click.pass_context
 def enroll(ctx, port, board, baud, timeout_s, retries, name, photos, model_path, skip_bad, as_json, set_items):
-    """Enroll a person on the board from one or more photos.
+    """Enroll a person on the board from one or more photos (a folder: the photos in it).
 
     The host finds and aligns each face (as for the model the board runs); the board embeds
     them and adds them to the person's centroid. Every photo is checked first: a face was
@@ -87,6 +88,7 @@ def enroll(ctx, port, board, baud, timeout_s, retries, name, photos, model_path,
     \b
     Examples:
       tinyface enroll --port /dev/ttyUSB0 --name Alice photos/alice/*.jpg
+      tinyface enroll --port /dev/ttyUSB0 --name Alice photos/alice      # the photos in the folder
       tinyface enroll --port auto --name Bob --skip-bad bob1.jpg bob2.jpg bob3.jpg
       tinyface emulate & tinyface enroll --port /dev/pts/N --name Zoë zoe.jpg --json
     """
@@ -219,7 +221,7 @@ def _confirm_everyone(listed: dict) -> bool:
 
 @click.command()
 @port_options
-@click.argument("photos", nargs=-1, required=True, type=input_path(exists=True, dir_okay=False))
+@click.argument("photos", nargs=-1, required=True, type=input_path(exists=True), callback=photo_paths)
 @model_option
 @skip_bad_option("tinyface identify --port P --skip-bad door/*.jpg")
 @json_option("tinyface identify --port auto --json door/*.jpg")
@@ -228,14 +230,15 @@ def _confirm_everyone(listed: dict) -> bool:
 def identify(ctx, port, board, baud, timeout_s, retries, photos, model_path, skip_bad, as_json, set_items):
     """Who is in each photo: the board's best match in its gallery, accepted at its threshold.
 
-    The host finds and aligns each face; the board embeds it and compares it with every
-    enrolled person's centroid. A photo without a found face is refused (nothing is
+    The host finds and aligns each face (a folder: of each photo in it); the board embeds it and
+    compares it with every enrolled person's centroid. A photo without a found face is refused (nothing is
     identified) unless --skip-bad is given.
 
     \b
     Examples:
       tinyface identify --port /dev/ttyUSB0 photo.jpg
       tinyface identify --port auto --json door/*.jpg
+      tinyface identify --port auto door/         # every photo in the folder
     """
     from tinyface.console import print_json, progress_bar, step
     from tinyface.device import gallery as api
