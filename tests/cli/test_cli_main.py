@@ -380,3 +380,18 @@ def test_the_boards_dir_option_expands_a_tilde_as_the_variable_does(capsys, tmp_
         code, out, err = run(capsys, *args, "boards", "--json")
         assert code == 0, err
         assert "myboard" in [b["name"] for b in json.loads(out)]
+
+
+@pytest.mark.parametrize("args, line", [
+    (("gallery", "--port", "/dev/ttyUSB0", "list"),
+     "--port is an option of the commands delete and list: give one first (`tinyface gallery delete --port ...`)"),
+    (("data", "--dest", "x", "fetch", "lfw"),
+     "--dest is an option of `tinyface data fetch`: give the command first (`tinyface data fetch --dest ...`)"),
+])
+def test_a_commands_option_given_before_the_command_says_where_it_goes(capsys, args, line):
+    # was: "No such option '--port'", as if gallery had no such option at all
+    code, said = error_in_process(capsys, *args)
+    assert code == errors.EXIT_USAGE == 2
+    assert said == f"tinyface: error: {line} (see `tinyface {args[0]} --help`)"
+    code, said = error_in_process(capsys, args[0], "--bogus")  # an option of none of them: click's own words
+    assert code == 2 and "No such option '--bogus'" in said

@@ -24,6 +24,25 @@ def input_path(**kwargs) -> click.Path:
     return click.Path(readable=False, **kwargs)
 
 
+class CommandsGroup(click.Group):
+    """A group of commands (`data`, `gallery`) whose options are its commands': one given before the
+    command (`tinyface gallery --port P`) was "No such option '--port'"; it names the commands
+    that take it, and where it goes."""
+
+    def parse_args(self, ctx, args):
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            takers = [name for name in self.list_commands(ctx)
+                      if any(exc.option_name in p.opts for p in self.get_command(ctx, name).params)]
+            if not takers:
+                raise
+            which = (f"`{ctx.command_path} {takers[0]}`: give the command first" if len(takers) == 1 else
+                     f"the commands {', '.join(takers[:-1])} and {takers[-1]}: give one first")
+            raise click.UsageError(f"{exc.option_name} is an option of {which} "
+                                   f"(`{ctx.command_path} {takers[0]} {exc.option_name} ...`)", ctx=ctx) from None
+
+
 def photo_paths(ctx, param, value: tuple[str, ...]) -> tuple[str, ...]:
     """A PHOTOS argument (`enroll`, `identify`): each path given, a folder standing for the photos in
     it (the image files directly in it, by name: not its sub-folders, nor hidden files), and each

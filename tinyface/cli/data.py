@@ -8,14 +8,23 @@ from typing import TYPE_CHECKING
 
 import click
 
-from tinyface.cli.common import ask_first, input_path, json_option, load_settings, not_empty, range_type, set_option
+from tinyface.cli.common import (
+    CommandsGroup,
+    ask_first,
+    input_path,
+    json_option,
+    load_settings,
+    not_empty,
+    range_type,
+    set_option,
+)
 from tinyface.config import DATASETS, Interval
 
 if TYPE_CHECKING:
     from tinyface.data.fetch import FetchResult
 
 
-@click.group()
+@click.group(cls=CommandsGroup)
 def data():
     """Fetch a dataset, show its statistics, or show and clear the cache.
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from tinyface.cli.common import (
+    CommandsGroup,
     ask_first,
     first_answer,
     input_path,
@@ -121,7 +122,7 @@ def enroll(ctx, port, board, baud, timeout_s, retries, name, photos, model_path,
                f"{result.people} of {_people(result.capacity)} enrolled")
 
 
-@click.group()
+@click.group(cls=CommandsGroup)
 def gallery():
     """List or delete the people enrolled on a board.
 
