@@ -91,8 +91,10 @@ EPILOG = """\b
 Typical session:
   tinyface data stats                 # what is in the default dataset
   tinyface build --preset esp32       # train -> distill -> prune -> int8, report in build/
-  tinyface emulate --once &           # an emulated board on a pseudo-terminal
+  tinyface emulate &                  # an emulated board on a pseudo-terminal: prints /dev/pts/N
   tinyface bench --port /dev/pts/N    # benchmark it (or a real board) over serial
+  tinyface enroll --port /dev/pts/N --name Alice photos/alice    # enroll a person from photos
+  tinyface identify --port /dev/pts/N door.jpg                   # Alice, or unknown
   tinyface flash --board esp32        # generate firmware, build and flash
 
 Settings come from defaults < a preset (build --preset) < tinyface.toml < command-line
