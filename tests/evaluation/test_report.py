@@ -110,6 +110,34 @@ def test_report_and_model_card_name_both_gallery_sizes(lfw_dir, tmp_path, tiny_b
     assert "strangers accepted, random galleries of 3 of the 4 enrolled people (100 draws) | 3.75% |" in card
 
 
+def test_a_device_gallery_that_holds_everyone_is_not_a_second_column(lfw_dir, tmp_path, tiny_bundle):
+    # a small dataset (a --quick build, a folder of one's own people): the device's gallery holds every
+    # enrolled person, and its columns repeated the whole gallery's under the same header
+    from tinyface import config
+    from tinyface.evaluation.report import write_model_card, write_report
+
+    metrics = _metrics_of(describe_dataset(lfw_dir), False)
+    for st in metrics.stages.values():
+        st.identification["device_gallery"] = {"gallery": 4, "draws": 1, "accuracy": 0.8,
+                                               "stranger_false_accept_rate": 0.1}
+        st.validation.update({"auc": 0.9, "tar_at_far_1e-3": 0.4, "identification": {
+            "probe_accuracy": 0.7125, "stranger_rate": 0.05, "enrolled": 5, "gallery": 5, "draws": 1, "probes": 30,
+            "strangers": 40, "probe_accuracy_all": 0.7125, "stranger_rate_all": 0.05}})
+    preset = config.load_preset("esp32")
+    settings = config.apply(config.Settings(), preset.settings(), "the preset")
+    out = tmp_path / "run"
+    out.mkdir()
+    report = write_report(out, metrics, settings, preset).read_text()
+    card = write_model_card(out, metrics, settings, preset, tiny_bundle.meta).read_text()
+    header = next(line for line in report.splitlines() if line.startswith("| stage | LFW pairsDevTest acc."))
+    assert header.count("(4 people)") == 2 and header.count("|") == 14  # 13 columns, not 15
+    assert "by the gallery of all 4 enrolled test people (a gallery the device can hold)" in report
+    validation = next(line for line in report.splitlines() if line.startswith("| stage | pairs acc."))
+    assert validation.count("(5 people)") == 2 and "|---|---|---|---|---|---|\n" in report
+    assert "The last two columns" not in report
+    assert "within the gallery size" not in report + card
+
+
 # --- an evaluation's report (`tinyface evaluate --out`) ---------------------------------------------------
 
 def test_a_new_report_replaces_every_file_of_an_old_one(tmp_path):

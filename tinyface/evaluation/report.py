@@ -156,6 +156,14 @@ def _device_gallery(ident: dict | None) -> dict:
     return (ident or {}).get("device_gallery") or {}
 
 
+def _smaller_gallery(ident: dict | None) -> dict:
+    """``device_gallery`` where it is a smaller gallery than every enrolled person's; empty where the
+    device's gallery holds them all (its figures are then those of the whole gallery, and a second
+    column of them would only repeat it) or where it was not recorded."""
+    dg = _device_gallery(ident)
+    return dg if dg and (dg.get("draws", 1) > 1 or dg.get("gallery") != (ident or {}).get("n_people")) else {}
+
+
 def _gallery_words(dg: dict, n_people) -> str:
     """How a gallery-size figure was measured, in words: "random galleries of 16 of the 47
     enrolled people (100 draws)", or the whole gallery when it fits."""
@@ -168,21 +176,25 @@ def stage_table(metrics: BuildMetrics) -> list[str]:
     """The stages' figures; identification by the gallery of every enrolled test person and by
     galleries of the device's size (``data.identify_gallery``), each named by its size."""
     i_tflm = metrics.tflm.identification
-    n_all, n_dev = i_tflm.get("n_people", "?"), _device_gallery(i_tflm).get("gallery", "?")
+    n_all = i_tflm.get("n_people", "?")
+    # the device's gallery size apart only where it is smaller than the whole gallery
+    smaller = bool(_smaller_gallery(i_tflm)) or not _device_gallery(i_tflm)
+    n_dev = _device_gallery(i_tflm).get("gallery", "?")
+    device = f" ident. acc. ({n_dev} people) | stranger FAR ({n_dev} people) |" if smaller else ""
     rows = [f"| stage | {test_name(metrics)} acc. | ROC AUC | TAR@FAR=1e-2 | ident. acc. ({n_all} people) | macro F1 | "
-            f"stranger FAR ({n_all} people) | ident. acc. ({n_dev} people) | stranger FAR ({n_dev} people) | "
+            f"stranger FAR ({n_all} people) |{device} "
             "model size | MACs | arena | host ms/img | est. board ms | validation acc. |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            "|---|---|---|---|---|---|---|" + "---|---|" * smaller + "---|---|---|---|---|---|"]
     for name in STAGE_ORDER:
         st = metrics.stages.get(name)
         if not st:
             continue
         v, i = st.verification, st.identification
         dg = _device_gallery(i)
+        device = f" {_pct(dg.get('accuracy'))} | {_pct(dg.get('stranger_false_accept_rate'))} |" if smaller else ""
         rows.append(
             f"| {STAGE_LABEL[name]} | {_pct(v['accuracy'])} | {v['auc']:.4f} | {_measured_tar(v, '0.01')} | "
-            f"{_pct(i['accuracy'])} | {i['macro_f1']:.3f} | {_pct(i['stranger_false_accept_rate'])} | "
-            f"{_pct(dg.get('accuracy'))} | {_pct(dg.get('stranger_false_accept_rate'))} | "
+            f"{_pct(i['accuracy'])} | {i['macro_f1']:.3f} | {_pct(i['stranger_false_accept_rate'])} |{device} "
             f"{_kib(st.model_bytes)} | {_num(st.macs)} | {_kib(st.arena_bytes)} | "
             f"{_num(st.latency_ms_host)} | {_num(st.estimated_ms_on_board)} | "
             f"{_pct((st.validation or {}).get('accuracy'))} |")
@@ -200,13 +212,22 @@ def validation_table(metrics: BuildMetrics) -> list[str]:
             continue
         ident = v.get("identification") or {}
         rows.append(f"| {STAGE_LABEL[name]} | {_pct(v['accuracy'])} | {v['auc']:.4f} | {_pct(v['tar_at_far_1e-3'])} | "
-                    f"{_pct(ident.get('probe_accuracy'))} | {_pct(ident.get('stranger_rate'))} | "
-                    f"{_pct(ident.get('probe_accuracy_all'))} | {_pct(ident.get('stranger_rate_all'))} |")
+                    f"{_pct(ident.get('probe_accuracy'))} | {_pct(ident.get('stranger_rate'))} |"
+                    + (f" {_pct(ident.get('probe_accuracy_all'))} | {_pct(ident.get('stranger_rate_all'))} |"
+                       if _all_apart(ident) else ""))
     if not rows:
         return []
     ident = (metrics.tflm.validation or {}).get("identification") or {}
     enrolled = ident.get("enrolled", "?")
     gallery = ident.get("gallery", enrolled)
+    if not _all_apart(ident):  # the gallery the threshold is chosen for is all of them: two columns, not four
+        return ["### On validation people (the device's job; presets are chosen on these)", "",
+                f"| stage | pairs acc. | ROC AUC | TAR@FAR=1e-3 (every pair) | identification ({gallery} people): "
+                f"probes accepted and right | strangers accepted ({gallery} people) |", "|---|---|---|---|---|---|",
+                *rows, "",
+                f"Identification on validation: {enrolled} validation people can be enrolled, "
+                f"{ident.get('probes', '?')} probes, {ident.get('strangers', '?')} strangers; a gallery of all of "
+                "them, the threshold chosen so that it accepts the target share of those strangers.", ""]
     drawn = (f"random galleries of {gallery} of them ({ident['draws']} draws), the threshold chosen so that such a "
              "gallery accepts the target share of those strangers on average"
              if ident.get("draws", 1) > 1 else
@@ -219,6 +240,12 @@ def validation_table(metrics: BuildMetrics) -> list[str]:
             f"{ident.get('probes', '?')} probes, {ident.get('strangers', '?')} strangers; {drawn}. The last two "
             f"columns: the same threshold by a gallery of all {enrolled} (a stranger is compared with every enrolled "
             "person, so a larger gallery accepts more strangers).", ""]
+
+
+def _all_apart(ident: dict) -> bool:
+    """Whether validation identification by all enrolled people differs from that by the gallery the
+    threshold is chosen for (smaller galleries drawn; False where both are every enrolled person)."""
+    return ident.get("draws", 1) > 1 or ident.get("gallery", ident.get("enrolled")) != ident.get("enrolled")
 
 
 def extra_faces_lines(metrics: BuildMetrics) -> list[str]:
@@ -277,8 +304,10 @@ def _identification_words(metrics: BuildMetrics, settings) -> str:
     return (f"Identification (ident. acc., macro F1, stranger FAR) is measured at each stage's identification "
             f"threshold (TFLM int8: {i['threshold']:.4f}, chosen on {chosen_on}; "
             f"target {settings.data.identify_stranger_rate:.0%} of strangers accepted by a gallery of "
-            f"{_chosen_gallery(metrics, settings)} people) by the gallery of all {n_people} enrolled test people, and "
-            f"by {_gallery_words(_device_gallery(i), n_people)}; the device holds at most {GALLERY_CAPACITY}. "
+            f"{_chosen_gallery(metrics, settings)} people) by the gallery of all {n_people} enrolled test people"
+            + (f", and by {_gallery_words(_smaller_gallery(i), n_people)}; " if _smaller_gallery(i) else
+               " (a gallery the device can hold); ")
+            + f"the device holds at most {GALLERY_CAPACITY}. "
             "IDENTIFY compares a stranger with every enrolled person, so it needs a stricter threshold than a pair "
             "does, and a larger gallery accepts more strangers. At the pair-verification threshold the TFLM int8 "
             f"model would accept {_pct(at_verification)} of strangers.")
@@ -329,7 +358,9 @@ def write_report(out_dir: Path, metrics: BuildMetrics, settings, preset, stages_
         "",
         "Validation accuracy: pairs of validation people (training-set people held out), at each stage's best "
         "threshold on those pairs; the only accuracy any choice in the build (QAT vs PTQ, presets, search) "
-        "may look at.",
+        "may look at. Host ms/img: this machine's time per image, the TFLite and TFLM models' one image at a "
+        "time on an aligned crop, the teacher's with finding and aligning the face, in batches of 64 as the "
+        "build embeds.",
         "",
         *validation_table(metrics),
         *extra_faces_lines(metrics),
@@ -696,7 +727,7 @@ def _write_evaluation_report(out_dir: Path, result: dict) -> Path:
                   f"{i['macro_f1']:.3f} |",
                   f"| strangers accepted ({i['n_strangers']} photos) | "
                   f"{_stranger_rate(i['stranger_false_accept_rate'])} |"]
-        dg = _device_gallery(i)
+        dg = _smaller_gallery(i)
         if dg:
             words = _gallery_words(dg, i["n_people"])
             lines += [f"| identification accuracy, {words} | {_pct(dg['accuracy'])} |",
@@ -913,7 +944,7 @@ def _chosen_gallery(metrics: BuildMetrics, settings) -> int:
 def _card_gallery_rows(i: dict, teacher: dict) -> list[str]:
     """The model card's identification by galleries of the device's size (none for builds
     from before it was recorded)."""
-    dg, dt = _device_gallery(i), _device_gallery(teacher)
+    dg, dt = _smaller_gallery(i), _device_gallery(teacher)
     if not dg:
         return []
     words = _gallery_words(dg, i["n_people"])
