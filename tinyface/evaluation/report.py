@@ -568,13 +568,18 @@ def write_plots(out_dir: Path, metrics: BuildMetrics, histories: dict[str, dict]
               chosen["probe_accuracy"])],
             "IDENTIFY on validation people: what each threshold trades\n(labels along the line: thresholds)")
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name in STAGE_ORDER:
-        st = stages.get(name)
-        if st and st.model_bytes:
-            ax.scatter(st.model_bytes / 1024, 100 * st.verification["accuracy"], s=40)
-            ax.annotate(STAGE_LABEL[name], (st.model_bytes / 1024, 100 * st.verification["accuracy"]),
-                        fontsize=7, xytext=(4, 2), textcoords="offset points")
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    # a legend, not labels beside the points: stages of one size and nearly one accuracy (pruned and
+    # TFLite float32, TFLite and TFLM int8) wrote their labels over each other. Each later stage is
+    # drawn smaller and in its own marker, so one on top of another leaves both seen.
+    shown = [name for name in STAGE_ORDER if stages.get(name) and stages[name].model_bytes]
+    for k, name in enumerate(shown):
+        st = stages[name]
+        kib, acc = st.model_bytes / 1024, 100 * st.verification["accuracy"]
+        ax.scatter(kib, acc, s=110 - 14 * k, marker="osD^vP*X"[k % 8], edgecolors="black", linewidths=0.5,
+                   label=f"{STAGE_LABEL[name]}: {acc:.2f}%, {kib:,.0f} KiB", zorder=2 + k)
+    if shown:
+        ax.legend(fontsize=7, loc="best")
     ax.set_xscale("log")
     ax.set_xlabel("model size (KiB, log)")
     ax.set_ylabel(f"{test_name(metrics)} accuracy (%)")
