@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     verbose = any(a == "--verbose" or (len(a) > 1 and a[0] == "-" and set(a[1:]) == {"v"}) for a in args)
     as_json = "--json" in args  # a failure is then also one JSON object on stdout
     asks_help = "--help" in args or "-h" in args
-    _printable_stdout()
+    _prepare_stdout()
     previous_handlers = console.catch_interrupts()
     console.reset_json_output()
     try:
@@ -179,8 +179,8 @@ def main(argv: list[str] | None = None) -> None:
             _interrupted_exit(as_json)
         from tinyface.fsutil import no_room
 
-        full = no_room(exc)
-        if full is not None:  # a full disk where no writer named the file: the machine's state, not a bug
+        full = no_room(exc) or _stdout_error(exc)
+        if full is not None:  # a full disk where no writer named the file, stdout: the machine's state, not a bug
             if _StdoutFile.failed:  # what is still buffered for it would fail again at exit (exit 120)
                 _stdout_to_devnull()
             _fail(full.one_line(), full.exit_code, "OutputError", as_json)
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
         console.release_interrupts(previous_handlers)
 
 
-def _printable_stdout() -> None:
+def _prepare_stdout() -> None:
     """Let stdout print what its encoding cannot, as stderr already does (``backslashreplace``):
     a photo or dataset file whose name is not UTF-8 (`data stats`, `identify`), or a name like
     Zoë on an ASCII stdout, was an internal error (exit 70) in the middle of the results. JSON
@@ -230,10 +230,20 @@ class _StdoutFile(io.FileIO):
         try:
             return super().write(data)
         except OSError as exc:
-            _StdoutFile.failed = True
+            _StdoutFile.failed = exc.stdout = True
             if exc.filename is None:
                 exc.filename = _stdout_name()
             raise
+
+
+def _stdout_error(exc: BaseException):
+    """``exc`` as one line (OutputError, exit 14) where it is a failed write to stdout
+    (:class:`_StdoutFile`): an I/O error of the disk or device it goes to, not a bug. None otherwise."""
+    if not getattr(exc, "stdout", False):
+        return None
+    from tinyface.errors import OutputError
+
+    return OutputError(f"cannot write {exc.filename}: {exc.strerror or exc}")
 
 
 def _stdout_name() -> str:
@@ -269,11 +279,14 @@ def _flush_stdout(as_json: bool) -> None:
     except (BrokenPipeError, StdoutClosed):
         _stdout_closed()
     except OSError as exc:
-        from tinyface.errors import OutputError
         from tinyface.fsutil import no_room
 
         _stdout_to_devnull()
-        full = no_room(exc) or OutputError(f"cannot write {exc.filename or 'the standard output'}: {exc.strerror}")
+        full = no_room(exc) or _stdout_error(exc)
+        if full is None:  # stdout not rebuilt over _StdoutFile (a test's stream): still named
+            from tinyface.errors import OutputError
+
+            full = OutputError(f"cannot write the standard output: {exc.strerror or exc}")
         _fail(full.one_line(), full.exit_code, "OutputError", as_json)
 
 
