@@ -203,43 +203,38 @@ def stage_table(metrics: BuildMetrics) -> list[str]:
 
 def validation_table(metrics: BuildMetrics) -> list[str]:
     """The device's job measured on validation people (what presets are chosen on; never the test):
-    identification by galleries of the size the threshold is chosen for, and by all of them."""
+    identification by galleries of the size the threshold is chosen for, and by all of them where
+    those are more (:func:`_all_apart`)."""
+    ident = (metrics.tflm.validation or {}).get("identification") or {}
+    apart = _all_apart(ident)
     rows = []
     for name in STAGE_ORDER:
         st = metrics.stages.get(name)
         v = (st.validation if st else None) or {}
         if "tar_at_far_1e-3" not in v:
             continue
-        ident = v.get("identification") or {}
+        i = v.get("identification") or {}
         rows.append(f"| {STAGE_LABEL[name]} | {_pct(v['accuracy'])} | {v['auc']:.4f} | {_pct(v['tar_at_far_1e-3'])} | "
-                    f"{_pct(ident.get('probe_accuracy'))} | {_pct(ident.get('stranger_rate'))} |"
-                    + (f" {_pct(ident.get('probe_accuracy_all'))} | {_pct(ident.get('stranger_rate_all'))} |"
-                       if _all_apart(ident) else ""))
+                    f"{_pct(i.get('probe_accuracy'))} | {_pct(i.get('stranger_rate'))} |"
+                    + (f" {_pct(i.get('probe_accuracy_all'))} | {_pct(i.get('stranger_rate_all'))} |" if apart else ""))
     if not rows:
         return []
-    ident = (metrics.tflm.validation or {}).get("identification") or {}
     enrolled = ident.get("enrolled", "?")
     gallery = ident.get("gallery", enrolled)
-    if not _all_apart(ident):  # the gallery the threshold is chosen for is all of them: two columns, not four
-        return ["### On validation people (the device's job; presets are chosen on these)", "",
-                f"| stage | pairs acc. | ROC AUC | TAR@FAR=1e-3 (every pair) | identification ({gallery} people): "
-                f"probes accepted and right | strangers accepted ({gallery} people) |", "|---|---|---|---|---|---|",
-                *rows, "",
-                f"Identification on validation: {enrolled} validation people can be enrolled, "
-                f"{ident.get('probes', '?')} probes, {ident.get('strangers', '?')} strangers; a gallery of all of "
-                "them, the threshold chosen so that it accepts the target share of those strangers.", ""]
     drawn = (f"random galleries of {gallery} of them ({ident['draws']} draws), the threshold chosen so that such a "
              "gallery accepts the target share of those strangers on average"
              if ident.get("draws", 1) > 1 else
              "a gallery of all of them, the threshold chosen so that it accepts the target share of those strangers")
+    by_all = (f" probes accepted and right ({enrolled} people) | strangers accepted ({enrolled} people) |"
+              if apart else "")
+    last_two = (f" The last two columns: the same threshold by a gallery of all {enrolled} (a stranger is compared "
+                "with every enrolled person, so a larger gallery accepts more strangers)." if apart else "")
     return ["### On validation people (the device's job; presets are chosen on these)", "",
             f"| stage | pairs acc. | ROC AUC | TAR@FAR=1e-3 (every pair) | identification ({gallery} people): probes "
-            f"accepted and right | strangers accepted ({gallery} people) | probes accepted and right ({enrolled} "
-            f"people) | strangers accepted ({enrolled} people) |", "|---|---|---|---|---|---|---|---|", *rows, "",
+            f"accepted and right | strangers accepted ({gallery} people) |{by_all}",
+            "|---|---|---|---|---|---|" + "---|---|" * apart, *rows, "",
             f"Identification on validation: {enrolled} validation people can be enrolled, "
-            f"{ident.get('probes', '?')} probes, {ident.get('strangers', '?')} strangers; {drawn}. The last two "
-            f"columns: the same threshold by a gallery of all {enrolled} (a stranger is compared with every enrolled "
-            "person, so a larger gallery accepts more strangers).", ""]
+            f"{ident.get('probes', '?')} probes, {ident.get('strangers', '?')} strangers; {drawn}.{last_two}", ""]
 
 
 def _all_apart(ident: dict) -> bool:
@@ -306,7 +301,7 @@ def _identification_words(metrics: BuildMetrics, settings) -> str:
             f"target {settings.data.identify_stranger_rate:.0%} of strangers accepted by a gallery of "
             f"{_chosen_gallery(metrics, settings)} people) by the gallery of all {n_people} enrolled test people"
             + (f", and by {_gallery_words(_smaller_gallery(i), n_people)}; " if _smaller_gallery(i) else
-               " (a gallery the device can hold); ")
+               " (a gallery the device can hold); " if _device_gallery(i) else "; ")
             + f"the device holds at most {GALLERY_CAPACITY}. "
             "IDENTIFY compares a stranger with every enrolled person, so it needs a stricter threshold than a pair "
             "does, and a larger gallery accepts more strangers. At the pair-verification threshold the TFLM int8 "
