@@ -138,6 +138,26 @@ def test_a_device_gallery_that_holds_everyone_is_not_a_second_column(lfw_dir, tm
     assert "within the gallery size" not in report + card
 
 
+def test_validation_people_too_few_to_identify_are_said_so_not_shown_as_question_marks(lfw_dir, tmp_path):
+    # a build from a folder of one's own people with 2 validation people: the table had
+    # "identification (? people)" columns of dashes, and "? validation people can be enrolled"
+    from tinyface import config
+    from tinyface.evaluation.report import write_report
+
+    metrics = _metrics_of(describe_dataset(lfw_dir), False)
+    for st in metrics.stages.values():
+        st.validation.update({"auc": 0.9, "tar_at_far_1e-3": 0.4, "identification": None})
+    preset = config.load_preset("esp32")
+    settings = config.apply(config.Settings(), preset.settings(), "the preset")
+    out = tmp_path / "run"
+    out.mkdir()
+    report = write_report(out, metrics, settings, preset).read_text()
+    assert "| stage | pairs acc. | ROC AUC | TAR@FAR=1e-3 (every pair) |\n|---|---|---|---|\n" in report
+    assert "?" not in report.split("### On validation people")[1].split("## ")[0]
+    assert "too few validation people with enough photos to enroll some and keep others as strangers" in report
+    assert "target 5% of strangers" not in report  # no threshold was chosen for one
+
+
 # --- an evaluation's report (`tinyface evaluate --out`) ---------------------------------------------------
 
 def test_a_new_report_replaces_every_file_of_an_old_one(tmp_path):

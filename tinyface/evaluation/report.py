@@ -214,11 +214,17 @@ def validation_table(metrics: BuildMetrics) -> list[str]:
         if "tar_at_far_1e-3" not in v:
             continue
         i = v.get("identification") or {}
-        rows.append(f"| {STAGE_LABEL[name]} | {_pct(v['accuracy'])} | {v['auc']:.4f} | {_pct(v['tar_at_far_1e-3'])} | "
-                    f"{_pct(i.get('probe_accuracy'))} | {_pct(i.get('stranger_rate'))} |"
+        rows.append(f"| {STAGE_LABEL[name]} | {_pct(v['accuracy'])} | {v['auc']:.4f} | {_pct(v['tar_at_far_1e-3'])} |"
+                    + (f" {_pct(i.get('probe_accuracy'))} | {_pct(i.get('stranger_rate'))} |" if ident else "")
                     + (f" {_pct(i.get('probe_accuracy_all'))} | {_pct(i.get('stranger_rate_all'))} |" if apart else ""))
     if not rows:
         return []
+    if not ident:  # too few validation people to enroll some and keep others as strangers
+        return ["### On validation people (the device's job; presets are chosen on these)", "",
+                "| stage | pairs acc. | ROC AUC | TAR@FAR=1e-3 (every pair) |", "|---|---|---|---|", *rows, "",
+                "Identification on validation: too few validation people with enough photos to enroll some and keep "
+                "others as strangers, so no identification threshold was chosen on them; identification uses the "
+                "verification threshold.", ""]
     enrolled = ident.get("enrolled", "?")
     gallery = ident.get("gallery", enrolled)
     drawn = (f"random galleries of {gallery} of them ({ident['draws']} draws), the threshold chosen so that such a "
@@ -297,9 +303,11 @@ def _identification_words(metrics: BuildMetrics, settings) -> str:
     at_verification = i.get("at_verification_threshold", {}).get("stranger_false_accept_rate")
     chosen_on = i.get("threshold_from", "the verification threshold")
     return (f"Identification (ident. acc., macro F1, stranger FAR) is measured at each stage's identification "
-            f"threshold (TFLM int8: {i['threshold']:.4f}, chosen on {chosen_on}; "
-            f"target {settings.data.identify_stranger_rate:.0%} of strangers accepted by a gallery of "
-            f"{_chosen_gallery(metrics, settings)} people) by the gallery of all {n_people} enrolled test people"
+            f"threshold (TFLM int8: {i['threshold']:.4f}, chosen on {chosen_on}"
+            + (f"; target {settings.data.identify_stranger_rate:.0%} of strangers accepted by a gallery of "
+               f"{_chosen_gallery(metrics, settings)} people" if (metrics.tflm.validation or {}).get("identification")
+               else "")
+            + f") by the gallery of all {n_people} enrolled test people"
             + (f", and by {_gallery_words(_smaller_gallery(i), n_people)}; " if _smaller_gallery(i) else
                " (a gallery the device can hold); " if _device_gallery(i) else "; ")
             + f"the device holds at most {GALLERY_CAPACITY}. "
