@@ -138,11 +138,12 @@ def test_a_device_gallery_that_holds_everyone_is_not_a_second_column(lfw_dir, tm
     assert "within the gallery size" not in report + card
 
 
-def test_validation_people_too_few_to_identify_are_said_so_not_shown_as_question_marks(lfw_dir, tmp_path):
+def test_validation_people_too_few_to_identify_are_said_so_not_shown_as_question_marks(lfw_dir, tmp_path,
+                                                                                        tiny_bundle):
     # a build from a folder of one's own people with 2 validation people: the table had
     # "identification (? people)" columns of dashes, and "? validation people can be enrolled"
     from tinyface import config
-    from tinyface.evaluation.report import write_report
+    from tinyface.evaluation.report import write_model_card, write_report
 
     metrics = _metrics_of(describe_dataset(lfw_dir), False)
     for st in metrics.stages.values():
@@ -156,6 +157,9 @@ def test_validation_people_too_few_to_identify_are_said_so_not_shown_as_question
     assert "?" not in report.split("### On validation people")[1].split("## ")[0]
     assert "too few validation people with enough photos to enroll some and keep others as strangers" in report
     assert "target 5% of strangers" not in report  # no threshold was chosen for one
+    card = write_model_card(out, metrics, settings, preset, tiny_bundle.meta).read_text()
+    assert "chosen on validation people so that" not in card  # was said all the same
+    assert "the verification threshold: too few validation people to choose one of its own on" in card
 
 
 # --- an evaluation's report (`tinyface evaluate --out`) ---------------------------------------------------

@@ -856,8 +856,12 @@ def write_model_card(out_dir: Path, metrics: BuildMetrics, settings, preset, met
         f"A {meta.input_shape[1]}x{meta.input_shape[2]}x{meta.input_shape[3]} "
         f"{'grayscale' if meta.input_shape[3] == 1 else 'RGB'} face -> {meta.embedding_dim}-value embedding; two faces "
         f"are the same person when the cosine similarity of their embeddings is >= **{meta.threshold:.4f}**; "
-        f"{identify_sentence(meta.identify_at, d.identify_stranger_rate, _chosen_gallery(metrics, settings))} "
-        f"Fully int8 (weights, activations, input, output) for TensorFlow Lite Micro; board preset `{preset.name}`.",
+        + (f"{identify_sentence(meta.identify_at, d.identify_stranger_rate, _chosen_gallery(metrics, settings))} "
+           if (metrics.tflm.validation or {}).get("identification") else
+           f"identification (IDENTIFY on the device: the best of the enrolled people) accepts at >= "
+           f"**{meta.identify_at:.4f}**, the verification threshold: too few validation people to choose one of "
+           "its own on. ")
+        + f"Fully int8 (weights, activations, input, output) for TensorFlow Lite Micro; board preset `{preset.name}`.",
         "",
         "## Intended use",
         "",
