@@ -96,3 +96,17 @@ def test_lfws_images_folder_given_as_a_folder_of_people_is_refused(lfw_dir):
     with pytest.raises(DataError, match="images/ folder of an LFW dataset") as info:
         splits.train_val_test(load_dataset(lfw_dir / "images"), val_fraction=0.1, seed=0)
     assert f"--data {lfw_dir}" in info.value.one_line()
+
+
+def test_built_on_names_a_folder_builds_people_only_for_the_folder_it_split(lfw_dataset, small_dataset):
+    """model.json's extra.split.people (people_fingerprint) ties a model to the people its build
+    split: built_on gives them back for the same people, and nothing for LFW (its people lists say
+    it), for another folder or for a record without the settings."""
+    own = load_dataset(small_dataset)
+    record = {"seed": 0, "val_fraction": 0.1, "people": splits.people_fingerprint(own)}
+    split = splits.train_val_test(own, 0.1, 0, min_train=0)
+    assert splits.built_on(own, record) == {im.identity for im in (*split.train, *split.val)}
+    assert splits.built_on(own, {"seed": 0, "val_fraction": 0.1}) is None
+    assert splits.built_on(own, {"people": record["people"]}) is None
+    lfw_record = {**record, "people": splits.people_fingerprint(lfw_dataset)}
+    assert splits.built_on(lfw_dataset, lfw_record) is None

@@ -135,3 +135,40 @@ def test_an_evaluation_of_lfw_training_people_says_its_figures_are_optimistic(ti
     # pairs of held-out people only: identification still scores the training people, and says so
     held_out = {**scored, "training_people": {**scored["training_people"], "in_pairs": 0}}
     assert "in identification are LFW training people" in training_people_note(held_out)
+
+
+def test_an_evaluation_on_the_folder_a_model_was_built_from_counts_its_training_people(tiny_bundle, make_dataset,
+                                                                                        tmp_path):
+    """A build records a digest of the people it split (model.json extra.split.people): `evaluate` on
+    a folder of the same people counts the model's training and validation people and calls the
+    figures optimistic; on a folder of other people (one more, here) it says nothing. Was: nothing,
+    on any folder but LFW."""
+    import shutil
+
+    from tinyface.data.cache import FaceCache
+    from tinyface.data.dataset import load_dataset
+    from tinyface.data.splits import people_fingerprint, train_val_test
+    from tinyface.evaluation.report import training_people_note
+
+    people = {"Colin_Powell": 3, "Tony_Blair": 3, "Abdullah_Gul": 3, "Adrien_Brody": 3}
+    own = make_dataset(people, name="own")
+    more = make_dataset({**people, "Ann_Veneman": 3}, name="more")
+    split = train_val_test(load_dataset(own), 0.1, 0)
+    trained = {im.identity for im in (*split.train, *split.val)}
+    assert 0 < len(trained) < len(people)
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle.model_path.parent, bundle)
+    meta = json.loads((bundle / "model.json").read_text())
+    meta["extra"]["split"] = {"seed": 0, "val_fraction": 0.1, "test_filter": 0.25,
+                              "people": people_fingerprint(load_dataset(own))}
+    (bundle / "model.json").write_text(json.dumps(meta))
+    model = load_model(bundle)
+    with FaceCache(tmp_path / "cache") as cache:
+        scored = evaluate_model(model, own, cache, enroll_images=2, workers=1)
+        other = evaluate_model(model, more, cache, enroll_images=2, workers=1)
+    assert scored["training_people"]["list"] is None
+    assert scored["training_people"]["in_pairs"] == len(trained) and scored["training_people"]["pairs_people"] == 4
+    note = training_people_note(scored)
+    assert note.startswith(f"{len(trained)} of the 4 people in these pairs are people this model's build trained on")
+    assert "optimistic" in note
+    assert other["training_people"] is None and training_people_note(other) is None

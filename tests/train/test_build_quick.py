@@ -324,8 +324,12 @@ def test_a_build_stopped_after_a_stage_leaves_that_stages_models_to_no_earlier_m
                                        for name in ("distill", "prune", "quantize", "evaluate")}
     # and the data settings that drew its validation people, as it ran with them
     report = json.loads((out / "report.json").read_text())
-    assert meta["extra"]["split"] == {name: report["settings"]["data"][name]
-                                      for name in ("seed", "val_fraction", "test_filter")}
+    from tinyface.data.dataset import load_dataset
+    from tinyface.data.splits import people_fingerprint
+
+    assert meta["extra"]["split"] == {**{name: report["settings"]["data"][name]
+                                         for name in ("seed", "val_fraction", "test_filter")},
+                                      "people": people_fingerprint(load_dataset(lfw_dir))}
     assert model_file_meta(out / "distill" / "student.keras").meta.crop_padding == meta["crop_padding"] != 0.3
 
     def killed(*args, **kwargs):

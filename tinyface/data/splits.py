@@ -12,6 +12,7 @@ seeded shuffle into train / validation / test people in the same roles.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,28 @@ def train_val_test(dataset: Dataset, val_fraction: float, seed: int, test_fracti
     train = [im for p in sorted(train_people) if p not in val_people for im in groups[p]]
     val = [im for p in sorted(val_people) for im in groups[p]]
     return Split(train, val, sorted(test_people), source)
+
+
+def people_fingerprint(dataset: Dataset) -> str:
+    """A digest of a dataset's people (their names, sorted). :func:`train_val_test` splits by them
+    and its settings alone, so a build that records it (model.json ``extra.split.people``) says
+    which people of a folder with the same people it trained on (:func:`built_on`)."""
+    names = "\n".join(dataset.identities).encode("utf-8", "surrogateescape")
+    return hashlib.sha256(names).hexdigest()[:16]
+
+
+def built_on(dataset: Dataset, record: dict) -> set[str] | None:
+    """The people of ``dataset``, a folder of people, that a build trained on or chose its
+    thresholds on (its training and validation people), where ``record`` (model.json's
+    ``extra.split``) says the build split a folder of the same people; else None (another folder,
+    LFW, whose peopleDevTrain.txt says it, or a model.json from before builds recorded it)."""
+    if record.get("people") != people_fingerprint(dataset) or not {"seed", "val_fraction"} <= set(record):
+        return None
+    try:
+        split = train_val_test(dataset, record["val_fraction"], record["seed"], min_train=0)
+    except DataError:  # LFW's images/ folder given as a folder of people
+        return None
+    return {im.identity for im in (*split.train, *split.val)} if split.source == "folders" else None
 
 
 def lfw_pairs(root: Path, name: str) -> list[lfw.Pair]:

@@ -9,7 +9,7 @@ same metrics as the build.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -47,6 +47,8 @@ class LoadedModel:
     # where ``threshold`` (and ``identify_threshold``) came from, in words; with no threshold,
     # why the model has none (None: model.json's, or no reason known)
     threshold_source: str | None = None
+    # model.json's extra.split: how its build split its folder's people (empty: not recorded)
+    split: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -69,11 +71,13 @@ def load_model(path: str | Path, runtime: str = "auto") -> LoadedModel:
     in Embedder, which imports TensorFlow only for its TFLite runner (`tinyface evaluate` imported
     it first and said a model.json was bad after 6-7 s).
     """
-    from tinyface.model.bundle import model_file_meta
+    from tinyface.model.bundle import SPLIT_KEY, model_file_meta
 
     found = model_file_meta(path)  # the one model.json reader: validated, sha256 checked, lone files refused
     path, meta = found.model_path, found.meta
     padding = meta.crop_padding
+    recorded_split = meta.extra.get(SPLIT_KEY)
+    split = recorded_split if isinstance(recorded_split, dict) else {}
 
     def thresholds(kind: str) -> dict:
         """The bundle's shipped thresholds, else those its build chose for this stage file."""
@@ -92,7 +96,7 @@ def load_model(path: str | Path, runtime: str = "auto") -> LoadedModel:
         model = load_keras(path)
         shape = tuple(int(v) for v in model.input_shape[1:])
         return LoadedModel("keras", shape, padding=padding, embed=lambda crops: embed(model, crops),
-                           model_bytes=path.stat().st_size, path=str(path), **thresholds("keras"))
+                           model_bytes=path.stat().st_size, path=str(path), split=split, **thresholds("keras"))
     if path.suffix != ".tflite":
         raise ModelError(f"unsupported model file {path.name}", hint="expected a bundle folder, .tflite or .keras")
     from tinyface.model.bundle import read_model_file
@@ -106,7 +110,7 @@ def load_model(path: str | Path, runtime: str = "auto") -> LoadedModel:
     except ModelError as exc:
         raise ModelError(f"{path}: {exc}", hint=exc.hint) from None
     return LoadedModel(embedder.runtime, embedder.input_shape[1:], padding=padding, embed=embedder.embed,
-                       model_bytes=len(flat), path=str(path), **thresholds(embedder.runtime))
+                       model_bytes=len(flat), path=str(path), split=split, **thresholds(embedder.runtime))
 
 
 def stage_thresholds(found, runtime: str) -> StageThresholds:
@@ -343,7 +347,7 @@ def _score(model: LoadedModel, dataset, images, index, pair_rows, faces, emb, pa
     return {
         "model": model.path, "runtime": model.kind, "data": str(data_dir), "images": int(ok.sum()),
         "training_people": _training_people(data_dir, {labels[i] for i in (*a, *b)},
-                                            {labels[i] for i in people_images}),
+                                            {labels[i] for i in people_images}, dataset, model.split),
         # what listing the folder left out (a photo beside the person folders, a broken link, a file
         # that is no image: `data stats` names them too), then the images that could not be read
         "skipped": [{"path": str(s.path), "reason": s.reason} for s in [*dataset.skipped, *faces.skipped]],
@@ -357,20 +361,30 @@ def _score(model: LoadedModel, dataset, images, index, pair_rows, faces, emb, pa
     }
 
 
-def _training_people(data_dir, pair_people: set[str], ident_people: set[str]) -> dict | None:
+def _training_people(data_dir, pair_people: set[str], ident_people: set[str], dataset=None,
+                     split: dict | None = None) -> dict | None:
     """How many of the people scored are LFW's training people (the data folder's
-    peopleDevTrain.txt, on which every tinyface build trains and chooses its thresholds), or None
-    where the folder has no such list (not LFW)."""
+    peopleDevTrain.txt, on which every tinyface build trains and chooses its thresholds), or, in a
+    folder of people whose build split these very people (model.json's ``extra.split``:
+    tinyface.data.splits.built_on), the model's own training and validation people; None where
+    neither is known. ``list``: the LFW list, or None for the model's own split."""
     from tinyface.data.lfw import PEOPLE_DEV_TRAIN, read_people
 
     listed = Path(data_dir) / PEOPLE_DEV_TRAIN
-    if not listed.is_file():
-        return None
-    try:
-        trained = {name for name, _ in read_people(listed)}
-    except (DataError, OSError):  # a damaged list: say nothing rather than something wrong
-        return None
-    return {"list": str(listed), "in_pairs": len(pair_people & trained), "pairs_people": len(pair_people),
+    if listed.is_file():
+        try:
+            trained = {name for name, _ in read_people(listed)}
+        except (DataError, OSError):  # a damaged list: say nothing rather than something wrong
+            return None
+        where = str(listed)
+    else:
+        from tinyface.data.splits import built_on
+
+        trained = built_on(dataset, split) if dataset is not None and split else None
+        if trained is None:
+            return None
+        where = None
+    return {"list": where, "in_pairs": len(pair_people & trained), "pairs_people": len(pair_people),
             "in_identification": len(ident_people & trained), "identification_people": len(ident_people)}
 
 

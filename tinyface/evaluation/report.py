@@ -667,6 +667,12 @@ def training_people_note(result: dict) -> str | None:
     t = result.get("training_people")
     if not t or not (t["in_pairs"] or t["in_identification"]):
         return None
+    if t["list"] is None:  # a folder of people the model's own build split
+        where = (f"{t['in_pairs']:,} of the {t['pairs_people']:,} people in these pairs" if t["in_pairs"] else
+                 f"{t['in_identification']:,} of the {t['identification_people']:,} people in identification")
+        return (f"{where} are people this model's build trained on or chose its thresholds on (it split the people "
+                "of this folder, model.json's extra.split), so these figures are optimistic; its build's report "
+                "has the figures on the people it held out")
     if not t["in_pairs"]:
         return (f"{t['in_identification']:,} of the {t['identification_people']:,} people in identification are LFW "
                 f"training people ({t['list']}; the pairs hold none): tinyface builds train and choose their "

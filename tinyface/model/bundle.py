@@ -24,6 +24,8 @@ META_FILE = "model.json"
 # (``{"seed": 0, "val_fraction": 0.1, "test_filter": 0.25}``), so that a script loading them
 # again (benchmarks/identify_threshold.py validation_settings) takes the build's, not today's
 # preset's. A model.json without it (written before builds recorded it) leaves them to the preset.
+# Its "people" (tinyface.data.splits.people_fingerprint) names the people the build split, so that
+# `tinyface evaluate` on a folder of the same people knows which of them the model trained on.
 SPLIT_KEY = "split"
 SPLIT_SETTINGS = ("seed", "val_fraction", "test_filter")  # tinyface.config.DataSettings's names
 
@@ -114,10 +116,12 @@ def save_bundle(directory: str | Path, model_bytes: bytes, meta: ModelMeta) -> B
     return Bundle(directory / MODEL_FILE, meta)
 
 
-def split_record(data_settings) -> dict:
+def split_record(data_settings, people: str | None = None) -> dict:
     """model.json's ``extra.split`` (SPLIT_KEY) for a build's ``settings.data``
-    (tinyface.config.DataSettings): the settings that drew its validation people."""
-    return {name: getattr(data_settings, name) for name in SPLIT_SETTINGS}
+    (tinyface.config.DataSettings): the settings that drew its validation people, and ``people``
+    (tinyface.data.splits.people_fingerprint of the folder it split) where given."""
+    return {**{name: getattr(data_settings, name) for name in SPLIT_SETTINGS},
+            **({"people": people} if people else {})}
 
 
 def resolve_model(model: str | Path | None, board: str) -> Path:

@@ -725,10 +725,24 @@ def _write_bundle(out_dir: Path, metrics: BuildMetrics, settings, preset, stages
         macs=int(tflm.macs), name=f"tinyface-{preset.name}", preset=preset.name, crop_padding=settings.data.padding,
         kernels=settings.firmware.kernels,
         extra={**_extra_fields(settings, metrics), STAGES_KEY: _stage_fingerprints(out_dir, stages_run),
-               SPLIT_KEY: split_record(settings.data)},
+               SPLIT_KEY: split_record(settings.data, _people_fingerprint(settings.data))},
     )
     save_bundle(out_dir, flat, meta)
     return out_dir
+
+
+def _people_fingerprint(data_settings) -> str | None:
+    """The people of the folder the build split (tinyface.data.splits.people_fingerprint), listed
+    again here rather than kept in the data stage's record, whose every key is in the later stages'
+    fingerprints. None where the folder changed meanwhile so that it cannot be listed."""
+    from tinyface.data.dataset import load_dataset
+    from tinyface.data.splits import people_fingerprint
+    from tinyface.errors import DataError
+
+    try:
+        return people_fingerprint(load_dataset(data_settings.data_path()))
+    except DataError:
+        return None
 
 
 def _stage_fingerprints(out_dir: Path, stages_run: list[StageInfo]) -> dict[str, str]:
