@@ -5,6 +5,7 @@ or aligned; `flash --enroll` compiles in a gallery of faces only, its person fol
 whatever the locale; a smoke-test model is flashed with a warning. Runs `tinyface` from an empty
 folder, in this process or (for --enroll, a locale, the warning's place) in a subprocess."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -158,6 +159,11 @@ def test_flash_enroll_with_faces_only_compiles_the_gallery(lfw_dir, tiny_bundle,
     sources = "".join(p.read_text(errors="replace") for p in (tmp_path / "project").rglob("*") if p.is_file()
                       and p.suffix in (".h", ".cc", ".c", ".cpp"))
     assert "Aaron" in sources and "Alejandro" in sources
+    # who was compiled in, said (was: nothing but the gallery's bytes in the flash budget)
+    assert "gallery compiled in: 2 of 16 people, photos enrolled: Aaron (2), Alejandro (2)" in proc.stderr
+    as_json = _flash(["--model", str(tiny_bundle.model_path.parent), "--enroll", str(root), "--json"], tmp_path)
+    assert json.loads(as_json.stdout)["gallery"] == [{"name": "Aaron", "samples": 2},
+                                                     {"name": "Alejandro", "samples": 2}]
 
 
 # --- --enroll: person folder names whatever the locale ------------------------------------------------

@@ -90,6 +90,7 @@ def flash(ctx, board, model_path, port, project_dir, enroll_dir, kernels, dry_ru
         print_json(result.to_dict())
         return
     from tinyface.codegen.project import MANIFEST
+    from tinyface.protocol.spec import GALLERY_CAPACITY
 
     changed = len(project.written)  # the manifest counts when it changed
     info(f"project: {project.directory} ({len(project.files)} files and {MANIFEST}, {changed} written"
@@ -99,6 +100,9 @@ def flash(ctx, board, model_path, port, project_dir, enroll_dir, kernels, dry_ru
     info(f"budget: {project.budget.summary()}")
     info(f"arena: {project.arena.bytes:,} B = {project.arena.parts()}")
     info(f"identification threshold: {result.identify_threshold:.4f} ({result.identify_threshold_source})")
+    if result.gallery:
+        people = ", ".join(f"{name} ({samples})" for name, samples in result.gallery)
+        info(f"gallery compiled in: {len(result.gallery)} of {GALLERY_CAPACITY} people, photos enrolled: {people}")
     if dry_run:
         info("dry run: nothing built or flashed")
     else:

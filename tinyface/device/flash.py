@@ -19,11 +19,13 @@ class FlashResult:
     steps: list[str] = field(default_factory=list)
     identify_threshold: float = 0.0  # IDENTIFY's threshold compiled in
     identify_threshold_source: str = "the model's"  # or "firmware.identify_threshold"
+    gallery: list = field(default_factory=list)  # the people compiled in (--enroll): (name, photos enrolled)
 
     def to_dict(self) -> dict:
         return {"board": self.board, "model": str(self.model_dir), "port": self.port, "uploaded": self.uploaded,
                 "identify_threshold": self.identify_threshold,
                 "identify_threshold_source": self.identify_threshold_source,
+                "gallery": [{"name": name, "samples": samples} for name, samples in self.gallery],
                 "project": self.project.to_dict(), "steps": self.steps}
 
 
@@ -188,6 +190,7 @@ def flash(board, model: str | Path | None = None, project_dir: str | Path | None
         step(f"enrolling the people in {enroll_dir}")
         with (progress_bar or no_step)("aligning faces", None) as advance:
             gallery = enroll_folder(enroll_dir, bundle, settings, progress=advance, on_total=advance.set_total)
+        result.gallery = [(person.name, person.samples) for person in gallery]
     step(f"generating the firmware project in {project_dir}")
     result.project = generate_project(bundle, board, project_dir, arena_margin=arena_margin, gallery=gallery,
                                       force=force, kernels=kernels, arena_used_bytes=arena.used_bytes)
