@@ -207,10 +207,12 @@ def cache(ctx, parts, yes, as_json, set_items):
         return
     for p, n in freed.items():
         click.echo(f"cleared {p}: {_mb(n)} freed", err=True)
-    for row in rows:
-        click.echo(f"{row['part']:<10} {_mb(row['bytes']):>10}  {row['files']:>7,} files  {row['folder']}")
+    for row in rows:  # the entries of a part under it, their sizes and counts in its columns
+        files = row["files"]
+        click.echo(f"{row['part']:<10} {_mb(row['bytes']):>10}  {files:>9,} {'file' if files == 1 else 'files':<7}  "
+                   f"{row['folder']}")
         for kind, e in row.get("entries", {}).items():
-            click.echo(f"  {kind:<10} {e['entries']:>9,} entries  {_mb(e['bytes']):>10}")
+            click.echo(f"  {kind:<8} {_mb(e['bytes']):>10}  {e['entries']:>9,} entries")
         if row.get("damaged"):
             click.echo(f"  {row['damaged']} (`tinyface data cache --clear faces --yes` deletes it)")
 
