@@ -141,49 +141,101 @@ def _check_url(base_url: str, name: str) -> None:
         raise DownloadError(f"cannot download from {base_url!r}: {what}", hint=hint)
 
 
+# How many times a download that broke off after some bytes (the server hung up, a read timed out)
+# is taken up again where it stopped (an HTTP Range request) before the fetch fails. A server that
+# ignores Range sends the whole file again, which is then written from its start.
+RESUMES = 3
+
+
 def _download(url: str, dest: Path, expected_sha256: str | None, progress: Callable[[int], None] | None,
               timeout_s: float) -> None:
-    """Download ``url`` to ``dest``.
+    """Download ``url`` to ``dest``, resuming it where it broke off up to RESUMES times.
 
     Raises:
-        DownloadError: the network or the server failed, or the checksum does not match.
+        DownloadError: the network or the server failed (and kept failing), or the checksum does not match.
         OutputError: ``dest`` cannot be written (a full disk, a file size limit): not the network's fault.
     """
-    digest = hashlib.sha256()
-    received = 0
     # no limit where the socket takes none: `--timeout inf` was an internal error (OverflowError)
     timeout = timeout_s if timeout_s < threading.TIMEOUT_MAX else None
     try:
         out = open(dest, "wb")
     except OSError as exc:
         raise _cannot_write(dest, exc) from None
+    got = _Received(out, dest, progress)
     with out:
-        try:
-            with urllib.request.urlopen(url, timeout=timeout) as resp:
-                announced = resp.headers.get("Content-Length")
-                while chunk := resp.read(1 << 16):
-                    _write(out, chunk, dest)
-                    digest.update(chunk)
-                    received += len(chunk)
-                    if progress:
-                        progress(len(chunk))
-            # read(n) returns b"" when the server hangs up early instead of raising: count the bytes
-            if announced and announced.isdigit() and received < int(announced):
-                raise DownloadError(f"download failed: {url}: the server closed the connection after "
-                                    f"{received:,} of {int(announced):,} bytes", hint="try again; nothing was kept")
-        except urllib.error.HTTPError as exc:
-            raise DownloadError(f"download failed: {url}: HTTP {exc.code} {exc.reason}") from None
-        except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as exc:
-            # HTTPException: the server closed the connection early (IncompleteRead, a bad status line)
-            reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
-            raise DownloadError(f"download failed: {url}: {reason}",
-                                hint="check the network, or pass --url to a mirror; nothing was kept") from None
+        for attempt in range(RESUMES + 1):
+            before = got.arrived
+            try:
+                why = _receive(url, got, timeout)
+            except urllib.error.HTTPError as exc:
+                raise DownloadError(f"download failed: {url}: HTTP {exc.code} {exc.reason}") from None
+            except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as exc:
+                # HTTPException: the server closed the connection early (IncompleteRead, a bad status line)
+                why = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
+            if why is None:
+                break
+            if got.arrived == before or attempt == RESUMES:  # nothing came (a refused connection), or tries used up
+                resumed = f" (resumed {'once' if attempt == 1 else f'{attempt} times'})" if attempt else ""
+                raise DownloadError(f"download failed: {url}: {why}{resumed}",
+                                    hint="check the network, or pass --url to a mirror; nothing was kept")
+            _say(f"{dest.name}: the download broke off after {got.bytes:,} bytes ({why}); resuming "
+                 f"({attempt + 1} of {RESUMES})")
         _write(out, None, dest)  # what is still buffered: a full disk may only say so now
-    got = digest.hexdigest()
-    if expected_sha256 and got != expected_sha256:
+    digest = got.digest.hexdigest()
+    if expected_sha256 and digest != expected_sha256:
         raise DownloadError(f"checksum mismatch for {dest.name}: expected sha256 {expected_sha256[:16]}..., "
-                            f"got {got[:16]}...",
+                            f"got {digest[:16]}...",
                             hint="the download is corrupt or not the expected file; nothing was kept")
+
+
+class _Received:
+    """What a download has written so far: its bytes, their sha256, the file they went to; and
+    ``arrived``, every byte received, those of a start over included."""
+
+    def __init__(self, out, dest: Path, progress):
+        self.out, self.dest, self.progress, self.arrived, self.bytes = out, dest, progress, 0, 0
+        self.start_over()
+
+    def start_over(self) -> None:
+        if self.progress and self.bytes:  # the bar goes back to its start too
+            self.progress(-self.bytes)
+        self.out.seek(0)
+        self.out.truncate()
+        self.digest, self.bytes = hashlib.sha256(), 0
+
+    def add(self, chunk: bytes) -> None:
+        _write(self.out, chunk, self.dest)
+        self.digest.update(chunk)
+        self.bytes += len(chunk)
+        self.arrived += len(chunk)
+        if self.progress:
+            self.progress(len(chunk))
+
+
+def _receive(url: str, got: _Received, timeout: float | None) -> str | None:
+    """One request for what ``got`` lacks (all of ``url``, or from its byte ``got.bytes`` on); None
+    when it came to its end, else why it stopped short (the server hung up early). A server that
+    answers a Range request with the whole file (200, not 206) is read from the start again.
+
+    Raises:
+        DownloadError: the server resumed at another byte than asked.
+        urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException: the network's.
+    """
+    headers = {"Range": f"bytes={got.bytes}-"} if got.bytes else {}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as resp:
+        if got.bytes and getattr(resp, "status", None) != 206:  # Range ignored: the whole file again
+            got.start_over()
+        elif got.bytes and not (resp.headers.get("Content-Range") or "").startswith(f"bytes {got.bytes}-"):
+            raise DownloadError(f"download failed: {url}: asked to resume at byte {got.bytes:,}, the server "
+                                f"sent {resp.headers.get('Content-Range')!r}", hint="try again; nothing was kept")
+        start = got.bytes
+        announced = resp.headers.get("Content-Length")
+        while chunk := resp.read(1 << 16):
+            got.add(chunk)
+    # read(n) returns b"" when the server hangs up early instead of raising: count the bytes
+    if announced and announced.isdigit() and got.bytes - start < int(announced):
+        return f"the server closed the connection after {got.bytes:,} of {start + int(announced):,} bytes"
+    return None
 
 
 def _write(out, chunk: bytes | None, dest: Path) -> None:
