@@ -82,23 +82,32 @@ def test_report_and_model_card_name_the_data_used_and_flag_a_smoke_test(lfw_dir,
     assert lfw["lfw_pairs_dev_test_accuracy"] == lfw["test_accuracy"] == 0.9
 
 
-def test_report_and_model_card_name_both_gallery_sizes(lfw_dir, tmp_path, tiny_bundle):
+def _report_and_card(lfw_dir, tmp_path, tiny_bundle, device_gallery: dict | None,
+                     validation_identification: dict | None) -> tuple[str, str]:
+    """report.md and MODEL_CARD.md of every stage identified by ``device_gallery`` (None: as
+    recorded) and, on validation people, ``validation_identification``."""
     from tinyface import config
     from tinyface.evaluation.report import write_model_card, write_report
 
     metrics = _metrics_of(describe_dataset(lfw_dir), False)
     for st in metrics.stages.values():
-        st.identification["device_gallery"] = {"gallery": 3, "draws": 100, "accuracy": 0.8125,
-                                               "stranger_false_accept_rate": 0.0375}
-        st.validation.update({"auc": 0.9, "tar_at_far_1e-3": 0.4, "identification": {
-            "probe_accuracy": 0.7125, "stranger_rate": 0.05, "enrolled": 7, "gallery": 5, "draws": 100, "probes": 30,
-            "strangers": 40, "probe_accuracy_all": 0.6875, "stranger_rate_all": 0.075}})
+        if device_gallery is not None:
+            st.identification["device_gallery"] = device_gallery
+        st.validation.update({"auc": 0.9, "tar_at_far_1e-3": 0.4, "identification": validation_identification})
     preset = config.load_preset("esp32")
     settings = config.apply(config.Settings(), preset.settings(), "the preset")
     out = tmp_path / "run"
     out.mkdir()
     report = write_report(out, metrics, settings, preset).read_text()
-    card = write_model_card(out, metrics, settings, preset, tiny_bundle.meta).read_text()
+    return report, write_model_card(out, metrics, settings, preset, tiny_bundle.meta).read_text()
+
+
+def test_report_and_model_card_name_both_gallery_sizes(lfw_dir, tmp_path, tiny_bundle):
+    report, card = _report_and_card(
+        lfw_dir, tmp_path, tiny_bundle,
+        {"gallery": 3, "draws": 100, "accuracy": 0.8125, "stranger_false_accept_rate": 0.0375},
+        {"probe_accuracy": 0.7125, "stranger_rate": 0.05, "enrolled": 7, "gallery": 5, "draws": 100, "probes": 30,
+         "strangers": 40, "probe_accuracy_all": 0.6875, "stranger_rate_all": 0.075})
     # the stage table: the full test gallery (4 people) and the device-size galleries (3 people)
     assert "ident. acc. (4 people)" in report and "stranger FAR (3 people)" in report
     assert "| 80.00% | 0.700 | 10.00% | 81.25% | 3.75% |" in report
@@ -113,22 +122,10 @@ def test_report_and_model_card_name_both_gallery_sizes(lfw_dir, tmp_path, tiny_b
 def test_a_device_gallery_that_holds_everyone_is_not_a_second_column(lfw_dir, tmp_path, tiny_bundle):
     # a small dataset (a --quick build, a folder of one's own people): the device's gallery holds every
     # enrolled person, and its columns repeated the whole gallery's under the same header
-    from tinyface import config
-    from tinyface.evaluation.report import write_model_card, write_report
-
-    metrics = _metrics_of(describe_dataset(lfw_dir), False)
-    for st in metrics.stages.values():
-        st.identification["device_gallery"] = {"gallery": 4, "draws": 1, "accuracy": 0.8,
-                                               "stranger_false_accept_rate": 0.1}
-        st.validation.update({"auc": 0.9, "tar_at_far_1e-3": 0.4, "identification": {
-            "probe_accuracy": 0.7125, "stranger_rate": 0.05, "enrolled": 5, "gallery": 5, "draws": 1, "probes": 30,
-            "strangers": 40, "probe_accuracy_all": 0.7125, "stranger_rate_all": 0.05}})
-    preset = config.load_preset("esp32")
-    settings = config.apply(config.Settings(), preset.settings(), "the preset")
-    out = tmp_path / "run"
-    out.mkdir()
-    report = write_report(out, metrics, settings, preset).read_text()
-    card = write_model_card(out, metrics, settings, preset, tiny_bundle.meta).read_text()
+    report, card = _report_and_card(
+        lfw_dir, tmp_path, tiny_bundle, {"gallery": 4, "draws": 1, "accuracy": 0.8, "stranger_false_accept_rate": 0.1},
+        {"probe_accuracy": 0.7125, "stranger_rate": 0.05, "enrolled": 5, "gallery": 5, "draws": 1, "probes": 30,
+         "strangers": 40, "probe_accuracy_all": 0.7125, "stranger_rate_all": 0.05})
     header = next(line for line in report.splitlines() if line.startswith("| stage | LFW pairsDevTest acc."))
     assert header.count("(4 people)") == 2 and header.count("|") == 14  # 13 columns, not 15
     assert "by the gallery of all 4 enrolled test people (a gallery the device can hold)" in report
@@ -142,22 +139,11 @@ def test_validation_people_too_few_to_identify_are_said_so_not_shown_as_question
                                                                                         tiny_bundle):
     # a build from a folder of one's own people with 2 validation people: the table had
     # "identification (? people)" columns of dashes, and "? validation people can be enrolled"
-    from tinyface import config
-    from tinyface.evaluation.report import write_model_card, write_report
-
-    metrics = _metrics_of(describe_dataset(lfw_dir), False)
-    for st in metrics.stages.values():
-        st.validation.update({"auc": 0.9, "tar_at_far_1e-3": 0.4, "identification": None})
-    preset = config.load_preset("esp32")
-    settings = config.apply(config.Settings(), preset.settings(), "the preset")
-    out = tmp_path / "run"
-    out.mkdir()
-    report = write_report(out, metrics, settings, preset).read_text()
+    report, card = _report_and_card(lfw_dir, tmp_path, tiny_bundle, None, None)
     assert "| stage | pairs acc. | ROC AUC | TAR@FAR=1e-3 (every pair) |\n|---|---|---|---|\n" in report
     assert "?" not in report.split("### On validation people")[1].split("## ")[0]
     assert "too few validation people with enough photos to enroll some and keep others as strangers" in report
     assert "target 5% of strangers" not in report  # no threshold was chosen for one
-    card = write_model_card(out, metrics, settings, preset, tiny_bundle.meta).read_text()
     assert "chosen on validation people so that" not in card  # was said all the same
     assert "the verification threshold: too few validation people to choose one of its own on" in card
 
