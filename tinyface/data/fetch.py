@@ -199,8 +199,11 @@ class _Received:
     def start_over(self) -> None:
         if self.progress and self.bytes:  # the bar goes back to its start too
             self.progress(-self.bytes)
-        self.out.seek(0)
-        self.out.truncate()
+        try:
+            self.out.seek(0)
+            self.out.truncate()
+        except OSError as exc:  # the disk's, not the network's
+            raise _cannot_write(self.dest, exc) from None
         self.digest, self.bytes = hashlib.sha256(), 0
 
     def add(self, chunk: bytes) -> None:
