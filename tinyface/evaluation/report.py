@@ -530,7 +530,7 @@ def write_plots(out_dir: Path, metrics: BuildMetrics, histories: dict[str, dict]
     ax.set_title(f"ROC on {test_name(metrics)}" + (" (smoke test)" if metrics.smoke_test else ""))
     ax.grid(True, alpha=0.3)
     if ax.get_lines():  # no stage with a curve (synthetic metrics): no legend to draw
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="best")  # a poor model's curves cross the lower right: not under it
     plots["roc"] = save_png(fig, out_dir / "roc.png")
 
     history = [(label, hist) for label, hist in histories.items() if hist and hist.get("loss")]
@@ -629,7 +629,7 @@ def identification_plot(path: Path, curves: list[tuple[str, dict]], points: list
     ax.set_ylabel("enrolled people's photos accepted under the right name (%)")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="best", fontsize=8)  # where the curves are not (a poor model's cross the lower right)
     return save_png(fig, path)
 
 
@@ -719,7 +719,7 @@ def _write_evaluation_report(out_dir: Path, result: dict) -> Path:
     ax.set_xlabel("false accept rate")
     ax.set_ylabel("true accept rate")
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right")
+    ax.legend(loc="best")
     save_png(fig, out_dir / "roc.png")
     lines = [f"# tinyface evaluation — {result['model']} ({result['runtime']})", "",
              f"Dataset `{result['data']}`: {result['images']:,} images of {result['people']:,} people; "
