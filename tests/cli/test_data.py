@@ -363,6 +363,11 @@ def test_shows_every_part_and_the_face_cache_by_kind(caches):
     assert {k: e["entries"] for k, e in shown["faces"]["entries"].items()} == {"lmk": 3, "teacher": 3, "mteacher": 1}
     assert shown["assistant"]["files"] == 1 and shown["assistant"]["bytes"] > 10 * 128 * 4
     assert shown["native"]["files"] == 3 and shown["native"]["bytes"] == 300  # mine.txt is not counted
+    # the face cache is one file, its SQLite -wal and -shm counted in its bytes (it read 1 to 3 files)
+    (faces / "faces.sqlite-wal").write_bytes(b"w" * 1000)
+    (faces / "faces.sqlite-shm").write_bytes(b"s" * 100)
+    again = parts(cache_cli(env, "--json"))["faces"]
+    assert again["files"] == 1 and again["bytes"] == shown["faces"]["bytes"] + 1100
     text = cache_cli(env)
     assert text.returncode == 0 and "teacher" in text.stdout and str(native) in text.stdout
 

@@ -239,7 +239,8 @@ def cache_usage(face_cache_dir: str | Path) -> list[dict]:
         sizes = [_size(p) for p in items]
         row = {"part": part, "folder": str(folder), "bytes": sum(b for b, _ in sizes),
                "files": sum(f for _, f in sizes)}
-        if part == "faces":
+        if part == "faces":  # one database: SQLite's -wal and -shm beside it are its bytes, not more files
+            row["files"] = int(any(files for _, files in sizes))
             try:
                 row["entries"] = face_entries(face_cache_dir)
             except DataError as exc:  # shown, and still clearable: a damaged cache is what --clear is for
