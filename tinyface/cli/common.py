@@ -53,18 +53,16 @@ def photo_paths(ctx, param, value: tuple[str, ...]) -> tuple[str, ...]:
     """
     import os
 
-    from tinyface.data.dataset import IMAGE_EXTENSIONS
+    from tinyface.data.dataset import IMAGE_EXTENSIONS, photos_in
 
     photos, seen = [], set()
     for given in value:
         if os.path.isdir(given):
             try:
-                names = sorted(os.listdir(given))
+                found = [os.path.join(given, p.name) for p in photos_in(given)]
             except OSError as exc:
                 raise click.BadParameter(f"cannot list the folder {given}: {exc.strerror or exc}",
                                          ctx=ctx, param=param) from None
-            found = [os.path.join(given, n) for n in names if not n.startswith(".")
-                     and os.path.splitext(n)[1].lower() in IMAGE_EXTENSIONS and os.path.isfile(os.path.join(given, n))]
             if not found:
                 raise click.BadParameter(f"the folder {given} holds no photos ({', '.join(IMAGE_EXTENSIONS)} files; "
                                          "its sub-folders are not read)", ctx=ctx, param=param)

@@ -77,6 +77,17 @@ _DATASET_HINT = ("pass --data DIR (or set TINYFACE_DATA / data.dir) to a folder 
                  "per person, or run `tinyface data fetch lfw`")
 
 
+def photos_in(folder: str | os.PathLike) -> list[Path]:
+    """The photos directly in ``folder``, by name, as a person folder's are taken (load_dataset):
+    not hidden, an image extension (IMAGE_EXTENSIONS), a regular file; not its sub-folders.
+
+    Raises:
+        OSError: ``folder`` cannot be listed.
+    """
+    return [entry for entry in sorted(Path(folder).iterdir()) if not entry.name.startswith(".")
+            and entry.suffix.lower() in IMAGE_EXTENSIONS and entry.is_file()]
+
+
 def load_dataset(root: str | os.PathLike, min_identities: int = 2) -> Dataset:
     """List a folder-per-person dataset.
 

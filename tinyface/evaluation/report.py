@@ -156,12 +156,24 @@ def _device_gallery(ident: dict | None) -> dict:
     return (ident or {}).get("device_gallery") or {}
 
 
+def _fewer_than(record: dict, everyone) -> bool:
+    """Whether a gallery record (``gallery``, ``draws``) is of fewer people than ``everyone``
+    enrolled: smaller galleries drawn. Where it holds them all, its figures are the whole gallery's,
+    and a second column of them would only repeat it."""
+    return record.get("draws", 1) > 1 or record.get("gallery", everyone) != everyone
+
+
 def _smaller_gallery(ident: dict | None) -> dict:
-    """``device_gallery`` where it is a smaller gallery than every enrolled person's; empty where the
-    device's gallery holds them all (its figures are then those of the whole gallery, and a second
-    column of them would only repeat it) or where it was not recorded."""
+    """``device_gallery`` where it is a smaller gallery than every enrolled test person's
+    (:func:`_fewer_than`); empty where the device's gallery holds them all or it was not recorded."""
     dg = _device_gallery(ident)
-    return dg if dg and (dg.get("draws", 1) > 1 or dg.get("gallery") != (ident or {}).get("n_people")) else {}
+    return dg if dg and _fewer_than(dg, (ident or {}).get("n_people")) else {}
+
+
+def _validation_identification(metrics: BuildMetrics) -> dict:
+    """The TFLM stage's identification on validation people, where the shipped identification
+    threshold was chosen (empty: too few validation people to choose one)."""
+    return (metrics.tflm.validation or {}).get("identification") or {}
 
 
 def _gallery_words(dg: dict, n_people) -> str:
@@ -204,9 +216,9 @@ def stage_table(metrics: BuildMetrics) -> list[str]:
 def validation_table(metrics: BuildMetrics) -> list[str]:
     """The device's job measured on validation people (what presets are chosen on; never the test):
     identification by galleries of the size the threshold is chosen for, and by all of them where
-    those are more (:func:`_all_apart`)."""
-    ident = (metrics.tflm.validation or {}).get("identification") or {}
-    apart = _all_apart(ident)
+    those are more (:func:`_fewer_than`)."""
+    ident = _validation_identification(metrics)
+    apart = _fewer_than(ident, ident.get("enrolled"))
     rows = []
     for name in STAGE_ORDER:
         st = metrics.stages.get(name)
@@ -241,12 +253,6 @@ def validation_table(metrics: BuildMetrics) -> list[str]:
             "|---|---|---|---|---|---|" + "---|---|" * apart, *rows, "",
             f"Identification on validation: {enrolled} validation people can be enrolled, "
             f"{ident.get('probes', '?')} probes, {ident.get('strangers', '?')} strangers; {drawn}.{last_two}", ""]
-
-
-def _all_apart(ident: dict) -> bool:
-    """Whether validation identification by all enrolled people differs from that by the gallery the
-    threshold is chosen for (smaller galleries drawn; False where both are every enrolled person)."""
-    return ident.get("draws", 1) > 1 or ident.get("gallery", ident.get("enrolled")) != ident.get("enrolled")
 
 
 def extra_faces_lines(metrics: BuildMetrics) -> list[str]:
@@ -305,7 +311,7 @@ def _identification_words(metrics: BuildMetrics, settings) -> str:
     return (f"Identification (ident. acc., macro F1, stranger FAR) is measured at each stage's identification "
             f"threshold (TFLM int8: {i['threshold']:.4f}, chosen on {chosen_on}"
             + (f"; target {settings.data.identify_stranger_rate:.0%} of strangers accepted by a gallery of "
-               f"{_chosen_gallery(metrics, settings)} people" if (metrics.tflm.validation or {}).get("identification")
+               f"{_chosen_gallery(metrics, settings)} people" if _validation_identification(metrics)
                else "")
             + f") by the gallery of all {n_people} enrolled test people"
             + (f", and by {_gallery_words(_smaller_gallery(i), n_people)}; " if _smaller_gallery(i) else
@@ -863,7 +869,7 @@ def write_model_card(out_dir: Path, metrics: BuildMetrics, settings, preset, met
         f"{'grayscale' if meta.input_shape[3] == 1 else 'RGB'} face -> {meta.embedding_dim}-value embedding; two faces "
         f"are the same person when the cosine similarity of their embeddings is >= **{meta.threshold:.4f}**; "
         + (f"{identify_sentence(meta.identify_at, d.identify_stranger_rate, _chosen_gallery(metrics, settings))} "
-           if (metrics.tflm.validation or {}).get("identification") else
+           if _validation_identification(metrics) else
            f"identification (IDENTIFY on the device: the best of the enrolled people) accepts at >= "
            f"**{meta.identify_at:.4f}**, the verification threshold: too few validation people to choose one of "
            "its own on. ")
@@ -953,7 +959,7 @@ def identify_sentence(threshold: float, stranger_rate: float, gallery: int) -> s
 def _chosen_gallery(metrics: BuildMetrics, settings) -> int:
     """The gallery size the shipped identification threshold was chosen for: the validation
     record's (fewer than ``data.identify_gallery`` when fewer validation people could be enrolled)."""
-    ident = (metrics.tflm.validation or {}).get("identification") or {}
+    ident = _validation_identification(metrics)
     from tinyface.evaluation.metrics import gallery_for
 
     return ident.get("gallery") or ident.get("enrolled") or gallery_for(settings.data.identify_gallery)

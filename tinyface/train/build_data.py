@@ -19,7 +19,7 @@ from tinyface.data.cache import FaceCache
 from tinyface.data.dataset import FaceImage, load_dataset
 from tinyface.data.extra import ExtraFaces, load_extra_faces, nearest_distances, person_key
 from tinyface.data.faces import FaceSpec, prepare_faces
-from tinyface.data.splits import train_val_test
+from tinyface.data.splits import people_fingerprint, train_val_test
 from tinyface.errors import DataError
 from tinyface.evaluation import metrics
 
@@ -58,6 +58,9 @@ class BuildData:
     # identities
     train_hard: tuple[np.ndarray, np.ndarray, list[str]] | None = None
     extra: ExtraFaces | None = None  # faces without identities, for distillation only (tinyface/data/extra.py)
+    # the people split (splits.people_fingerprint), for model.json's extra.split.people; apart from
+    # ``stats``, whose every key is in the later stages' fingerprints
+    people: str = ""
 
 
 def _prepare(images: list[FaceImage], spec: FaceSpec, cache: FaceCache, workers: int, progress) -> Faces:
@@ -159,7 +162,8 @@ def load_build_data(settings, quick: bool = False, progress=None, step=None) -> 
         val, filtered["val"] = filter_test_copies(val, test_teacher, split.test_people, d.test_filter)
     if eval_faces is None:
         eval_faces = _prepare_eval(eval_images, spec, settings, progress, step)
-    data = BuildData(train, val, eval_faces, threshold_pairs, test_pairs, enroll, probes, strangers, split.source)
+    data = BuildData(train, val, eval_faces, threshold_pairs, test_pairs, enroll, probes, strangers, split.source,
+                     people=people_fingerprint(dataset))
     views = settings.distill.teacher_views
     if views:
         from tinyface.data.faces import prepare_views

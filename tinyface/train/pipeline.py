@@ -58,6 +58,7 @@ class BuildResult:
     metrics: BuildMetrics | None = None
     bundle_dir: Path | None = None
     histories: dict[str, dict] = field(default_factory=dict)  # training curves by stage (Keras histories)
+    people: str = ""  # the people its data split (BuildData.people), for model.json's extra.split
 
 
 def fingerprint(*parts) -> str:
@@ -322,7 +323,7 @@ def _run_build(settings, preset, out_dir: Path, quick: bool, report_progress: Pr
     metrics, eval_fp = _evaluate(stages, settings, preset, data, float_model, pruned_model, quant_fp, data_fp)
     metrics.dataset = describe_dataset(d.data_path())
     metrics.smoke_test = bool(quick)
-    result = BuildResult(out_dir, stages.ran, metrics, histories=histories)
+    result = BuildResult(out_dir, stages.ran, metrics, histories=histories, people=data.people)
     stages.always("report", lambda: _report(out_dir, result, settings, preset), fp=lambda _: eval_fp)
     return result
 
@@ -607,7 +608,7 @@ def _report(out_dir: Path, result: BuildResult, settings, preset) -> None:
 
     for name in BUILD_REPORT_FILES:
         (out_dir / name).unlink(missing_ok=True)
-    result.bundle_dir = _write_bundle(out_dir, result.metrics, settings, preset, result.stages)
+    result.bundle_dir = _write_bundle(out_dir, result, settings, preset)
     write_report(out_dir, result.metrics, settings, preset, stages_run=result.stages, histories=result.histories)
     write_validation_report(out_dir, result.metrics, preset, stages_run=result.stages)
     write_model_card(out_dir, result.metrics, settings, preset, load_bundle(out_dir).meta)
@@ -713,10 +714,11 @@ def describe_dataset(root: Path) -> dict:
     return {"name": name, "kind": "folders", "test": f"pairs of held-out people of {name}", "root": str(root)}
 
 
-def _write_bundle(out_dir: Path, metrics: BuildMetrics, settings, preset, stages_run: list[StageInfo]) -> Path:
+def _write_bundle(out_dir: Path, result: BuildResult, settings, preset) -> Path:
     from tinyface.model.bundle import save_bundle
     from tinyface.train.quantize import bundle_meta
 
+    metrics, stages_run = result.metrics, result.stages
     flat = (out_dir / "quantize" / "int8.tflite").read_bytes()
     tflm = metrics.tflm
     meta = bundle_meta(
@@ -725,24 +727,10 @@ def _write_bundle(out_dir: Path, metrics: BuildMetrics, settings, preset, stages
         macs=int(tflm.macs), name=f"tinyface-{preset.name}", preset=preset.name, crop_padding=settings.data.padding,
         kernels=settings.firmware.kernels,
         extra={**_extra_fields(settings, metrics), STAGES_KEY: _stage_fingerprints(out_dir, stages_run),
-               SPLIT_KEY: split_record(settings.data, _people_fingerprint(settings.data))},
+               SPLIT_KEY: split_record(settings.data, result.people)},
     )
     save_bundle(out_dir, flat, meta)
     return out_dir
-
-
-def _people_fingerprint(data_settings) -> str | None:
-    """The people of the folder the build split (tinyface.data.splits.people_fingerprint), listed
-    again here rather than kept in the data stage's record, whose every key is in the later stages'
-    fingerprints. None where the folder changed meanwhile so that it cannot be listed."""
-    from tinyface.data.dataset import load_dataset
-    from tinyface.data.splits import people_fingerprint
-    from tinyface.errors import DataError
-
-    try:
-        return people_fingerprint(load_dataset(data_settings.data_path()))
-    except DataError:
-        return None
 
 
 def _stage_fingerprints(out_dir: Path, stages_run: list[StageInfo]) -> dict[str, str]:
