@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tarfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -31,13 +32,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
     /norange/NAME drops the first request and answers later ones with the whole file (200, Range
     ignored); /corrupt/NAME flips bytes of the archive; /html/NAME answers with a web page;
     /stall/NAME sends half of the archive, sets ``stalled`` and sends the rest once ``release`` is
-    set; anything else is a 404. ``ranges``: the Range header of each request (None: none)."""
+    set; /ranged/NAME answers a Range request for the archive with that range (206) and, while
+``cut`` is set, sends only the first half of what it would send and hangs up (while ``hold`` is
+set too, it sets ``stalled`` and waits for ``release`` first); anything else is a 404.
+``ranges``: the Range header of each request (None: none)."""
 
     root: Path
     requests: list
     ranges: list
     stalled: threading.Event
     release: threading.Event
+    cut: threading.Event
+    hold: threading.Event
 
     def do_GET(self):
         first = self.path not in self.requests
@@ -45,10 +51,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.ranges.append(self.headers.get("Range"))
         mode, _, name = self.path.strip("/").partition("/")
         path = self.root / name
-        if not path.is_file() or mode not in ("ok", "drop", "dropfirst", "norange", "corrupt", "html", "stall"):
+        if not path.is_file() or mode not in ("ok", "drop", "dropfirst", "norange", "corrupt", "html", "stall",
+                                              "ranged"):
             self.send_error(404, "Not Found")
             return
         data = path.read_bytes()
+        if mode == "ranged" and name == ARCHIVE:
+            self._ranged(data)
+            return
         if name == ARCHIVE and mode in ("dropfirst", "norange"):
             if first:
                 mode = "drop"
@@ -83,6 +93,25 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except OSError:  # the fetch was killed
             pass
 
+    def _ranged(self, data: bytes) -> None:
+        asked = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
+        start = int(asked[1]) if asked else 0
+        body = data[start:]
+        self.send_response(206 if asked else 200)
+        if asked:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if not self.cut.is_set():
+            self.wfile.write(body)
+            return
+        self.wfile.write(body[: len(body) // 2])
+        self.wfile.flush()
+        if self.hold.is_set():
+            self.stalled.set()
+            self.release.wait(30)
+        self.close_connection = True
+
     def log_message(self, *args):  # keep the test output clean
         pass
 
@@ -102,15 +131,15 @@ def served(lfw_dir, make_dataset, tmp_path):
     manifest_path.write_text(json.dumps(manifest.__dict__))
 
     handler = type("H", (Handler,), {"root": site, "requests": [], "ranges": [], "stalled": threading.Event(),
-                                     "release": threading.Event()})
+                                     "release": threading.Event(), "cut": threading.Event(),
+                                     "hold": threading.Event()})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield {"url": f"http://127.0.0.1:{server.server_address[1]}", "manifest": manifest_path, "src": src,
                "site": site, "requests": handler.requests, "ranges": handler.ranges, "tmp": tmp_path,
-               "stalled": handler.stalled,
-               "release": handler.release}
+               "stalled": handler.stalled, "release": handler.release, "cut": handler.cut, "hold": handler.hold}
     finally:
         handler.release.set()
         server.shutdown()
@@ -238,17 +267,113 @@ def test_images_that_differ_from_the_manifest_keep_nothing(served):
     assert_nothing_left(dest, dest.parent)
 
 
-def test_a_server_that_hangs_up_keeps_nothing(served):
+def test_a_server_that_hangs_up_keeps_what_arrived_for_the_next_fetch(served):
     from tinyface.data.fetch import RESUMES
 
     dest = served["tmp"] / "new" / "lfw"
     proc = fetch_cli(served, "drop", dest)
     assert proc.returncode == 5, proc.stderr
-    *resumed, line = proc.stderr.strip().splitlines()  # a line for each resume, then the error's
+    # a line for each resume (and that it starts over: "drop" answers Range with the whole file), what was
+    # kept, the error's
+    *resumed, kept, line = proc.stderr.strip().splitlines()
     assert line.startswith("tinyface: error: download failed") and ARCHIVE in line
     assert f"(resumed {RESUMES} times)" in line and "Traceback" not in proc.stderr
-    assert len(resumed) == RESUMES and all(f"{ARCHIVE}: the download broke off after" in r for r in resumed)
-    assert_nothing_left(dest, dest.parent)
+    half = (served["site"] / ARCHIVE).stat().st_size // 2  # all that "drop" sends, every time
+    assert [r.split(":")[1].split("(")[0].strip() for r in resumed] == RESUMES * [
+        f"the download broke off after {half:,} bytes", "the server sends the whole file again"]
+    [work] = work_folders(dest)
+    assert kept == (f"{ARCHIVE}: kept the {half:,} bytes downloaded so far in {work}; fetching it again from the "
+                    f"same URL into {dest} goes on from there (delete that folder to free the space)")
+    assert f"it goes on from the {half:,} bytes kept" in line
+    assert not dest.exists()
+    # only the start of the archive and what it is the start of (the protocol files went)
+    assert sorted(p.relative_to(work).as_posix() for p in work.rglob("*") if p.name != ".lock") == [
+        "archive", f"archive/{ARCHIVE}", "download.json"]
+    assert (work / "archive" / ARCHIVE).read_bytes() == (served["site"] / ARCHIVE).read_bytes()[:half]
+
+
+def cut_off(served, dest, how: str) -> tuple[subprocess.CompletedProcess | subprocess.Popen, int]:
+    """A fetch from /ranged/ stopped while the archive comes: by the network (it hangs up after half
+    of what each request asks, every time), by SIGKILL or by Ctrl-C (while the server waits with
+    half of it sent); the process and the bytes of the archive its work folder kept."""
+    served["cut"].set()
+    if how == "network":
+        proc = fetch_cli(served, "ranged", dest)
+    else:
+        served["hold"].set()
+        proc = subprocess.Popen(fetch_args(served, "ranged", dest), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+        assert served["stalled"].wait(30), "the fetch never reached the archive"
+        half = (served["site"] / ARCHIVE).stat().st_size // 2
+        [work] = work_folders(dest)
+        for _ in range(200):  # until the half sent is on disk (it is written as it comes)
+            if (work / "archive" / ARCHIVE).is_file() and (work / "archive" / ARCHIVE).stat().st_size == half:
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL if how == "kill" else signal.SIGINT)
+        proc.stdout_text, proc.stderr_text = proc.communicate(timeout=30)
+    served["cut"].clear()
+    served["hold"].clear()
+    served["release"].set()  # the server's waiting request ends
+    [work] = work_folders(dest)
+    return proc, (work / "archive" / ARCHIVE).stat().st_size
+
+
+@pytest.mark.parametrize("how", ["network", "kill", "interrupt"])
+def test_a_download_that_stopped_short_is_taken_up_by_the_next_fetch(served, how):
+    # was: a fetch cut off by the network, Ctrl-C or kill -9 started over (FairFace's archive is
+    # 500 MB); now the next fetch of the same file into the same place asks for the rest only
+    dest = served["tmp"] / "data" / "lfw"
+    size = (served["site"] / ARCHIVE).stat().st_size
+    first, kept = cut_off(served, dest, how)
+    assert 0 < kept < size
+    if how == "interrupt":
+        assert first.returncode == 130 and "Traceback" not in first.stderr_text, first.stderr_text
+        assert f"{ARCHIVE}: kept the {kept:,} bytes downloaded so far" in first.stderr_text
+    del served["ranges"][:], served["requests"][:]
+
+    again = fetch_cli(served, "ranged", dest, "--json")
+    assert again.returncode == 0, again.stderr
+    assert f"{ARCHIVE}: taking up the {kept:,} bytes an earlier fetch had downloaded" in again.stderr
+    archive = [r for p, r in zip(served["requests"], served["ranges"], strict=True) if p.endswith(ARCHIVE)]
+    assert archive == [f"bytes={kept}-"]  # the rest only
+    assert json.loads(again.stdout)["bytes_downloaded"] == sum(
+        (served["site"] / n).stat().st_size for n in PROTOCOL) + size - kept
+    assert not missing_or_changed(Manifest.load(served["manifest"]), dest)  # every checksum
+    assert work_folders(dest) == [] and "removed an unfinished" not in again.stderr
+
+
+@pytest.mark.parametrize("kept", ["whole", "changed"])
+def test_a_start_kept_that_is_the_whole_file_or_not_its_start_is_checked(served, kept):
+    """A fetch killed while it unpacked leaves the whole archive: the next one downloads none of it.
+    A start whose bytes are not the file's (changed on the server since) fails the sha256 once
+    the rest is added: then the file is downloaded whole, once."""
+    dest = served["tmp"] / "data" / "lfw"
+    cut_off(served, dest, "network")
+    [work] = work_folders(dest)
+    whole = (served["site"] / ARCHIVE).read_bytes()
+    start = whole if kept == "whole" else bytes(b ^ 0xFF for b in whole[:1000])
+    (work / "archive" / ARCHIVE).write_bytes(start)
+    del served["ranges"][:], served["requests"][:]
+
+    again = fetch_cli(served, "ranged", dest)
+    assert again.returncode == 0, again.stderr
+    archive = [r for p, r in zip(served["requests"], served["ranges"], strict=True) if p.endswith(ARCHIVE)]
+    assert archive == ([] if kept == "whole" else ["bytes=1000-", None])
+    assert ("does not match its checksum (the file changed on the server?); downloading it whole"
+            in again.stderr) == (kept == "changed")
+    assert not missing_or_changed(Manifest.load(served["manifest"]), dest)
+    assert work_folders(dest) == []
+
+
+def test_a_start_kept_from_another_url_is_removed_not_taken_up(served):
+    dest = served["tmp"] / "data" / "lfw"
+    _, kept = cut_off(served, dest, "network")
+    del served["ranges"][:], served["requests"][:]
+    again = fetch_cli(served, "ok", dest)  # another URL (a mirror): its file may differ
+    assert again.returncode == 0, again.stderr
+    assert None in served["ranges"] and not any(served["ranges"])
+    assert "removed an unfinished earlier fetch" in again.stderr and work_folders(dest) == []
 
 
 @pytest.mark.parametrize("mode", ["dropfirst", "norange"])
@@ -264,6 +389,7 @@ def test_a_download_that_broke_off_is_resumed_where_it_stopped(served, mode):
     size = (served["site"] / ARCHIVE).stat().st_size
     assert archive == [None, f"bytes={size // 2}-"]  # the second asks for what the first did not bring
     assert f"{ARCHIVE}: the download broke off after {size // 2:,} bytes" in proc.stderr
+    assert (f"{ARCHIVE}: the server sends the whole file again" in proc.stderr) == (mode == "norange")
 
 
 def test_a_404_keeps_nothing(served):

@@ -71,8 +71,10 @@ def fetch(ctx, name, url, dest, manifest, force, timeout_s, as_json):
 
     Each extra set is a folder of one public repository at a pinned commit (GitHub's archive
     of the whole repository is downloaded: a few hundred MB). Nothing is kept unless every checksum
-    matches. If the destination already holds the verified dataset, nothing is downloaded (so
-    running it twice is harmless). A build names a missing set and this command before any work.
+    matches, but for a download that stopped short (the network, Ctrl-C, kill): what had arrived
+    is kept beside the destination, and running the same command again goes on from there. If the
+    destination already holds the verified dataset, nothing is downloaded (so running it twice is
+    harmless). A build names a missing set and this command before any work.
 
     \b
     Examples:

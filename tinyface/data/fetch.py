@@ -6,7 +6,10 @@ happens in a work folder beside the destination (``.NAME.fetch-*``), renamed int
 after every check passed; a failed fetch leaves nothing behind, and a copy it was to replace
 (``--force``) where it was (:func:`_move_into_place`). A fetch holds its work folder
 (a kernel lock, released when the process ends however it ends), so the work folder of a fetch
-that was killed is one nobody holds: the next fetch into the same place removes it.
+that was killed is one nobody holds: the next fetch into the same place removes it. What a fetch
+that was stopped (killed, interrupted, or cut off by the network) had downloaded of its archive is
+kept in its work folder instead, and the next fetch of the same file takes it up where it ended
+(:class:`_Partial`).
 """
 
 from __future__ import annotations
@@ -148,8 +151,13 @@ RESUMES = 3
 
 
 def _download(url: str, dest: Path, expected_sha256: str | None, progress: Callable[[int], None] | None,
-              timeout_s: float) -> None:
+              timeout_s: float, partial: _Partial | None = None) -> None:
     """Download ``url`` to ``dest``, resuming it where it broke off up to RESUMES times.
+
+    ``partial``: the download is kept for the next fetch if it stops short (the archive's). Where
+    ``dest`` already holds the start of the same file (an earlier fetch's, :class:`_Partial`), it
+    is taken up from its end; if the whole then does not match ``expected_sha256`` (the file
+    changed on the server between the two), it is downloaded whole once more.
 
     Raises:
         DownloadError: the network or the server failed (and kept failing), or the checksum does not match.
@@ -157,60 +165,207 @@ def _download(url: str, dest: Path, expected_sha256: str | None, progress: Calla
     """
     # no limit where the socket takes none: `--timeout inf` was an internal error (OverflowError)
     timeout = timeout_s if timeout_s < threading.TIMEOUT_MAX else None
+    taken_up = partial is not None and dest.is_file() and partial.matches()
     try:
-        out = open(dest, "wb")
+        out = open(dest, "r+b" if taken_up else "wb")
     except OSError as exc:
         raise _cannot_write(dest, exc) from None
-    got = _Received(out, dest, progress)
+    got = _Received(out, dest, progress, partial)
     with out:
-        for attempt in range(RESUMES + 1):
-            before = got.arrived
-            try:
-                why = _receive(url, got, timeout)
-            except urllib.error.HTTPError as exc:
-                raise DownloadError(f"download failed: {url}: HTTP {exc.code} {exc.reason}") from None
-            except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as exc:
-                # HTTPException: the server closed the connection early (IncompleteRead, a bad status line)
-                why = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
-            if why is None:
+        if taken_up:
+            got.take_up()
+        elif partial is not None:
+            partial.save()  # from here on, what arrives is kept if the fetch stops short
+        while True:
+            if not (got.earlier and expected_sha256 and got.digest.hexdigest() == expected_sha256):
+                _receive_all(url, got, timeout)
+                _write(out, None, dest)  # what is still buffered: a full disk may only say so now
+            digest = got.digest.hexdigest()
+            if not (got.earlier and expected_sha256 and digest != expected_sha256):
                 break
-            if got.arrived == before or attempt == RESUMES:  # nothing came (a refused connection), or tries used up
-                resumed = f" (resumed {'once' if attempt == 1 else f'{attempt} times'})" if attempt else ""
-                raise DownloadError(f"download failed: {url}: {why}{resumed}",
-                                    hint="check the network, or pass --url to a mirror; nothing was kept")
-            _say(f"{dest.name}: the download broke off after {got.bytes:,} bytes ({why}); resuming "
-                 f"({attempt + 1} of {RESUMES})")
-        _write(out, None, dest)  # what is still buffered: a full disk may only say so now
-    digest = got.digest.hexdigest()
+            _say(f"{dest.name}: what an earlier fetch had downloaded and this one added does not match its "
+                 "checksum (the file changed on the server?); downloading it whole")
+            got.start_over()
     if expected_sha256 and digest != expected_sha256:
+        if partial is not None:
+            partial.drop()
         raise DownloadError(f"checksum mismatch for {dest.name}: expected sha256 {expected_sha256[:16]}..., "
                             f"got {digest[:16]}...",
                             hint="the download is corrupt or not the expected file; nothing was kept")
 
 
+def _receive_all(url: str, got: _Received, timeout: float | None) -> None:
+    """Receive the rest of ``url`` into ``got``, taking it up where it broke off up to RESUMES times.
+
+    Raises:
+        DownloadError: the network or the server failed, and kept failing.
+    """
+    for attempt in range(RESUMES + 1):
+        before = got.arrived
+        try:
+            why = _receive(url, got, timeout)
+        except urllib.error.HTTPError as exc:
+            if exc.code == 416 and got.bytes and not got.restarted:
+                # an earlier fetch's part as long as the file, or longer (a file shortened on the server)
+                got.start_over()
+                continue
+            raise DownloadError(f"download failed: {url}: HTTP {exc.code} {exc.reason}") from None
+        except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as exc:
+            # HTTPException: the server closed the connection early (IncompleteRead, a bad status line)
+            why = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
+        if why is None:
+            return
+        if got.arrived == before or attempt == RESUMES:  # nothing came (a refused connection), or tries used up
+            resumed = f" (resumed {'once' if attempt == 1 else f'{attempt} times'})" if attempt else ""
+            raise DownloadError(f"download failed: {url}: {why}{resumed}",
+                                hint="check the network, or pass --url to a mirror; nothing was kept")
+        _say(f"{got.dest.name}: the download broke off after {got.bytes:,} bytes ({why}); resuming "
+             f"({attempt + 1} of {RESUMES})")
+
+
+# In a work folder: which download its archive/ file is the start of (:class:`_Partial`).
+PARTIAL_RECORD = "download.json"
+
+
+class _Partial:
+    """The archive's download as the next fetch may take it up: while it runs, its work folder
+    holds PARTIAL_RECORD, naming the URL, the archive and its pinned sha256, and once the server
+    answered, its validator (the response's strong ETag, else its Last-Modified). A fetch that
+    stops short keeps the folder with what had arrived (:func:`_work_folder`). The next fetch of
+    the same URL, archive and sha256 into the same place takes it up (:func:`_remove_unfinished`)
+    by a Range request, with ``If-Range`` when a validator is known, so that a file changed on
+    the server since is sent whole; where none is known, the sha256 at the end tells."""
+
+    def __init__(self, work: Path, url: str, archive: str, sha256: str | None):
+        self.work, self.archive = work, archive
+        self.key = {"url": url, "archive": archive, "sha256": sha256}
+        self.validator: str | None = None
+
+    @classmethod
+    def recorded(cls, work: Path) -> _Partial | None:
+        """The download ``work``'s record names (None: no record, or not one tinyface wrote)."""
+        record = cls(work, "", "", None).record()
+        if record is None or not all(isinstance(record.get(k), str) for k in ("url", "archive")):
+            return None
+        archive = record["archive"]
+        if "/" in archive or archive in ("", ".", ".."):
+            return None
+        sha = record.get("sha256")
+        return cls(work, record["url"], archive, sha if isinstance(sha, str) else None)
+
+    @property
+    def path(self) -> Path:
+        return self.work / "archive" / self.archive
+
+    def record(self) -> dict | None:
+        try:
+            record = json.loads((self.work / PARTIAL_RECORD).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return record if isinstance(record, dict) else None
+
+    def matches(self) -> bool:
+        """Whether the work folder holds a start of this download (and then its validator is read)."""
+        record = self.record()
+        if record is None or any(record.get(k) != v for k, v in self.key.items()):
+            return False
+        validator = record.get("validator")
+        self.validator = validator if isinstance(validator, str) and validator else None
+        return True
+
+    def size(self) -> int:
+        """Bytes of this download the work folder holds (0: none, or another download's)."""
+        try:
+            return self.path.lstat().st_size if self.matches() and self.path.is_file() else 0
+        except OSError:
+            return 0
+
+    def save(self) -> None:
+        from tinyface.fsutil import write_json
+
+        try:
+            write_json(self.work / PARTIAL_RECORD, {**self.key, "validator": self.validator})
+        except OSError as exc:  # the disk's, not the network's
+            raise _cannot_write(self.work / PARTIAL_RECORD, exc) from None
+
+    def drop(self) -> None:
+        """Not to be kept: what arrived is not a start of the file (a checksum mismatch, a bad archive)."""
+        (self.work / PARTIAL_RECORD).unlink(missing_ok=True)
+
+    def answered(self, resp) -> None:
+        """Record the validator of a response that sent the file from its start."""
+        etag = resp.headers.get("ETag") or ""
+        validator = etag if etag and not etag.startswith("W/") else resp.headers.get("Last-Modified")
+        if validator != self.validator:
+            self.validator = validator
+            self.save()
+
+    def trim(self) -> None:
+        """Remove everything in the work folder but the archive's start, its record and the lock."""
+        from tinyface.fsutil import LOCK_NAME
+
+        for entry in self.work.iterdir():
+            if entry.name in (PARTIAL_RECORD, LOCK_NAME):
+                continue
+            if entry.name == "archive" and entry.is_dir() and not entry.is_symlink():
+                for inner in entry.iterdir():
+                    if inner.name != self.archive:
+                        _remove_path(inner)
+                continue
+            _remove_path(entry)
+
+
+def _remove_path(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
 class _Received:
     """What a download has written so far: its bytes, their sha256, the file they went to; and
-    ``arrived``, every byte received, those of a start over included."""
+    ``arrived``, every byte received, those of a start over included. ``earlier``: the bytes an
+    earlier fetch had written, taken up (0 after a start over); ``restarted``: started over."""
 
-    def __init__(self, out, dest: Path, progress):
-        self.out, self.dest, self.progress, self.arrived, self.bytes = out, dest, progress, 0, 0
-        self.start_over()
+    def __init__(self, out, dest: Path, progress, partial: _Partial | None = None):
+        self.out, self.dest, self.progress, self.partial = out, dest, progress, partial
+        self.arrived, self.bytes, self.earlier, self.reported, self.restarted = 0, 0, 0, 0, False
+        self.digest = hashlib.sha256()
+
+    def take_up(self) -> None:
+        """Read what an earlier fetch wrote (its sha256 goes on from there), and write after it."""
+        try:
+            for chunk in iter(lambda: self.out.read(1 << 20), b""):
+                self.digest.update(chunk)
+                self.bytes += len(chunk)
+        except OSError as exc:
+            raise _cannot_write(self.dest, exc) from None
+        self.earlier = self.bytes
+        if self.bytes:
+            _say(f"{self.dest.name}: taking up the {_size(self.bytes)} an earlier fetch had downloaded")
 
     def start_over(self) -> None:
-        if self.progress and self.bytes:  # the bar goes back to its start too
-            self.progress(-self.bytes)
+        if self.progress and self.reported:  # the bar goes back to its start too
+            self.progress(-self.reported)
         try:
             self.out.seek(0)
             self.out.truncate()
         except OSError as exc:  # the disk's, not the network's
             raise _cannot_write(self.dest, exc) from None
-        self.digest, self.bytes = hashlib.sha256(), 0
+        self.digest, self.bytes, self.earlier, self.reported = hashlib.sha256(), 0, 0, 0
+        self.restarted = True
+        if self.partial is not None:
+            self.partial.validator = None
+            self.partial.save()
 
     def add(self, chunk: bytes) -> None:
         _write(self.out, chunk, self.dest)
+        if self.partial is not None:  # on disk as it comes: a fetch that is killed keeps it
+            _write(self.out, None, self.dest)
         self.digest.update(chunk)
         self.bytes += len(chunk)
         self.arrived += len(chunk)
+        self.reported += len(chunk)
         if self.progress:
             self.progress(len(chunk))
 
@@ -218,22 +373,29 @@ class _Received:
 def _receive(url: str, got: _Received, timeout: float | None) -> str | None:
     """One request for what ``got`` lacks (all of ``url``, or from its byte ``got.bytes`` on); None
     when it came to its end, else why it stopped short (the server hung up early). A server that
-    answers a Range request with the whole file (200, not 206) is read from the start again.
+    answers a Range request with the whole file (200, not 206: it ignores Range, or the file changed
+    since the validator ``If-Range`` names) is read from the start again.
 
     Raises:
         DownloadError: the server resumed at another byte than asked.
         urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException: the network's.
     """
     headers = {"Range": f"bytes={got.bytes}-"} if got.bytes else {}
+    if got.bytes and got.partial is not None and got.partial.validator:
+        headers["If-Range"] = got.partial.validator
     with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as resp:
         if got.bytes and getattr(resp, "status", None) != 206:  # Range ignored: the whole file again
+            _say(f"{got.dest.name}: the server sends the whole file again (it does not resume downloads, or the "
+                 "file changed since): starting over")
             got.start_over()
         elif got.bytes and not (resp.headers.get("Content-Range") or "").startswith(f"bytes {got.bytes}-"):
             raise DownloadError(f"download failed: {url}: asked to resume at byte {got.bytes:,}, the server "
                                 f"sent {resp.headers.get('Content-Range')!r}", hint="try again; nothing was kept")
+        if not got.bytes and got.partial is not None:
+            got.partial.answered(resp)
         start = got.bytes
         announced = resp.headers.get("Content-Length")
-        while chunk := resp.read(1 << 16):
+        while chunk := resp.read1(1 << 16):  # what has come, not a wait for 64 KiB: a stop keeps it
             got.add(chunk)
     # read(n) returns b"" when the server hangs up early instead of raising: count the bytes
     if announced and announced.isdigit() and got.bytes - start < int(announced):
@@ -379,9 +541,12 @@ def _hold(work: Path) -> contextlib.AbstractContextManager[None]:
 
 
 @contextlib.contextmanager
-def _work_folder(dest: Path) -> Iterator[Path]:
+def _work_folder(dest: Path, earlier: Path | None = None) -> Iterator[Path]:
     """A new work folder beside ``dest``, held by this process for the block and removed after it,
-    unless it keeps the only copy of an old dataset (:func:`_move_into_place`).
+    unless it keeps the only copy of an old dataset (:func:`_move_into_place`), or the start of a
+    download the next fetch takes up (its PARTIAL_RECORD is there: :class:`_Partial`; the rest of
+    the folder is removed). ``earlier``: an earlier fetch's folder with such a start
+    (:func:`_remove_unfinished`), taken over if no other fetch took it first.
 
     Another fetch's sweep (:func:`_remove_unfinished`) may take a folder in the instant between
     its creation and its lock; then a new one is made, up to ``WORK_FOLDER_TRIES`` in all.
@@ -391,6 +556,21 @@ def _work_folder(dest: Path) -> Iterator[Path]:
         OutputError: a sweep took every folder made (another fetch into the same place keeps
             starting).
     """
+    if earlier is not None:
+        held = contextlib.ExitStack()
+        try:
+            held.enter_context(_hold(earlier))
+        except (OutputError, OSError):  # another fetch holds it, or removed it
+            held.close()
+        else:
+            if earlier.is_dir():
+                with held:
+                    try:
+                        yield earlier
+                    finally:
+                        _leave(earlier, dest)
+                return
+            held.close()
     for _ in range(WORK_FOLDER_TRIES):
         work = Path(tempfile.mkdtemp(prefix=_work_prefix(dest), dir=dest.parent))
         held = contextlib.ExitStack()
@@ -408,13 +588,24 @@ def _work_folder(dest: Path) -> Iterator[Path]:
         with held:
             try:
                 yield work
-            finally:  # still held: no sweep removes it under us. Kept if it has the only copy of the old dataset
-                if not ((work / OLD_COPY).exists() and not dest.exists()):
-                    shutil.rmtree(work, ignore_errors=True)
+            finally:  # still held: no sweep removes it under us
+                _leave(work, dest)
         return
     raise OutputError(f"cannot start a fetch into {dest}: another `tinyface data fetch` into the same place removed "
                       f"each of the {WORK_FOLDER_TRIES} work folders this one made in {dest.parent}",
                       hint="let the other fetch end, then run this one again")
+
+
+def _leave(work: Path, dest: Path) -> None:
+    """The end of a fetch's work folder (:func:`_work_folder`): kept whole if it has the only copy of
+    the old dataset, kept with only the start of its archive if a download is to be taken up, else removed."""
+    if (work / OLD_COPY).exists() and not dest.exists():
+        return
+    partial = _Partial.recorded(work)
+    if partial is not None and partial.size():
+        partial.trim()
+        return
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def _why_not_held(work: Path) -> OSError | None:
@@ -466,24 +657,34 @@ def _move_into_place(staged: Path, dest: Path, work: Path) -> None:
         raise OutputError(failed, hint=f"{dest} holds the old copy, as before; the download was not kept") from None
 
 
-def _remove_unfinished(dest: Path) -> bool:
+def _remove_unfinished(dest: Path, archive_key: dict | None = None) -> tuple[bool, Path | None]:
     """Remove the work folders beside ``dest`` that no live fetch holds: those of fetches that were
-    killed (a download, an unpacking; a few GB each). Where one was a ``--force`` killed between
-    its two renames (the old copy moved aside, the new one not yet moved in) and ``dest`` is
-    missing, the old copy is put back first, as it was before that command. Each is said in a line.
+    killed (a download, an unpacking; a few GB each), or that stopped short with the start of their
+    archive kept. Where one was a ``--force`` killed between its two renames (the old copy moved
+    aside, the new one not yet moved in) and ``dest`` is missing, the old copy is put back first,
+    as it was before that command. Each is said in a line.
+
+    ``archive_key``: the archive this fetch is to download (``url``, ``archive``, ``sha256``: a
+    :class:`_Partial`'s). Of the folders that hold a start of it, the one with the most is kept,
+    trimmed to it, for this fetch to take up (:func:`_work_folder`).
 
     Returns:
-        whether an old copy was put back at ``dest``.
+        whether an old copy was put back at ``dest``, and the folder kept (None: none).
     """
-    put_back = False
+    put_back, kept = False, None
     try:
         import fcntl  # noqa: F401 - exclusive_folder locks nothing without it: a live fetch would look stale
     except ImportError:  # pragma: no cover - not on Linux or macOS
-        return put_back
+        return put_back, kept
     try:
         found = sorted(p for p in dest.parent.glob(_work_prefix(dest) + "*") if p.is_dir() and not p.is_symlink())
     except OSError:  # the folder of dest cannot be read: is_occupied or ensure_dir says so next, in one line
-        return put_back
+        return put_back, kept
+
+    def start_of_download(work: Path) -> int:
+        return _Partial(work, **archive_key).size() if archive_key is not None else 0
+
+    found.sort(key=start_of_download, reverse=True)  # the most first (read again once held)
     removed, removed_bytes = 0, 0
     for work in found:
         try:
@@ -493,6 +694,10 @@ def _remove_unfinished(dest: Path) -> bool:
                     old.rename(dest)
                     put_back = True
                     _say(f"put back {dest}, which an unfinished earlier fetch --force had moved aside")
+                if kept is None and start_of_download(work):
+                    _Partial(work, **archive_key).trim()
+                    kept = work
+                    continue
                 size = _bytes_under(work)
                 shutil.rmtree(work, ignore_errors=True)
         except OutputError:  # a live fetch holds it (or it cannot be written): not ours to remove
@@ -501,10 +706,27 @@ def _remove_unfinished(dest: Path) -> bool:
             continue
         if not work.exists():
             removed, removed_bytes = removed + 1, removed_bytes + size
+    _say_removed(dest, removed, removed_bytes)
+    return put_back, kept
+
+
+def _say_removed(dest: Path, removed: int, removed_bytes: int) -> None:
     if removed:
         what = "an unfinished earlier fetch" if removed == 1 else f"{removed} unfinished earlier fetches"
         _say(f"removed {what} of {dest} ({removed_bytes / 1e6:.1f} MB)")
-    return put_back
+
+
+def _discard(work: Path | None, dest: Path) -> None:
+    """Remove an earlier fetch's folder kept for a download this fetch turned out not to need."""
+    if work is None:
+        return
+    try:
+        with _hold(work):
+            size = _bytes_under(work)
+            shutil.rmtree(work, ignore_errors=True)
+    except (OutputError, OSError):  # another fetch took it over
+        return
+    _say_removed(dest, 1, size)
 
 
 def _bytes_under(folder: Path) -> int:
@@ -536,11 +758,15 @@ def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: 
         protocol files), whether this call downloaded it, and whether it put back a copy first.
 
     First, the work folders of earlier fetches into ``dest`` that were killed are removed (and
-    the copy a killed ``--force`` had moved aside is put back); a line says so.
+    the copy a killed ``--force`` had moved aside is put back); a line says so. Where one holds the
+    start of the archive from the same URL (a fetch that was killed, interrupted or cut off by the
+    network while downloading it), this fetch takes it up from there (:class:`_Partial`).
 
     Raises:
         DownloadError: network failure, checksum mismatch, a bad archive. Nothing is left
-            behind on failure: no partial files, no temporary folders, no new empty folders.
+            behind on failure (no partial files, no temporary folders, no new empty folders) but
+            the start of the archive where the network failed while downloading it, kept for the
+            next fetch (a line names it), as it is where the fetch is interrupted.
         OutputError: ``dest`` is in the way (a file, or a folder that is not that dataset,
             without ``force``), it or a file in it cannot be read (:func:`is_occupied`), or it or
             its folder cannot be written; checked before downloading.
@@ -549,8 +775,12 @@ def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: 
             point, or the current folder or one above it, and does not hold the verified dataset.
     """
     dest = _absolute(Path(dest).expanduser())
-    put_back = _remove_unfinished(dest)  # first: it may put back the copy a killed --force had moved aside
+    base = base_url if base_url.endswith("/") else base_url + "/"
+    archive_key = {"url": base + manifest.archive, "archive": manifest.archive, "sha256": manifest.archive_sha256}
+    # first: it may put back the copy a killed --force had moved aside
+    put_back, earlier = _remove_unfinished(dest, archive_key)
     if not force and is_occupied(dest):
+        _discard(earlier, dest)  # verified or refused below: nothing to download
         if not dest.is_dir():
             raise OutputError(f"{dest} exists and is not a folder", hint="use --dest to choose another place")
         try:
@@ -584,10 +814,9 @@ def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: 
         raise OutputError(f"cannot write into --dest {dest}: {problem.why}",
                           hint="use --dest to choose a folder you can write")
     ensure_dir(dest.parent, "the folder of --dest")  # OutputError (one line), not a traceback
-    base_url = base_url if base_url.endswith("/") else base_url + "/"
     held = contextlib.ExitStack()
     try:
-        work = held.enter_context(_work_folder(dest))
+        work = held.enter_context(_work_folder(dest, earlier))
     except OSError as exc:  # a folder one cannot write in (/proc, read-only): one line, nothing made
         _remove_created(created)
         raise OutputError(f"cannot write in {dest.parent}: {exc.strerror or exc}",
@@ -595,15 +824,17 @@ def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: 
     except OutputError:  # another fetch took every work folder made
         _remove_created(created)
         raise
-    ok = False
+    ok, whole, failed = False, False, None
+    download = _Partial(work, **archive_key)
     try:
         staged = work / "dataset"
         staged.mkdir()
         for name, sha in manifest.files.items():
-            _download(base_url + name, staged / name, sha, progress, timeout_s)
-        archive = work / "archive" / manifest.archive  # a folder of its own: any name is no work folder's own
-        archive.parent.mkdir()
-        _download(base_url + manifest.archive, archive, manifest.archive_sha256, progress, timeout_s)
+            _download(base + name, staged / name, sha, progress, timeout_s)
+        archive = download.path  # in a folder of its own: any name is no work folder's own
+        archive.parent.mkdir(exist_ok=True)  # there already where an earlier fetch's start is taken up
+        _download(archive_key["url"], archive, manifest.archive_sha256, progress, timeout_s, download)
+        whole = True  # from here on, a DownloadError is the archive's: it is not kept
         unpacked = work / "unpacked"
         try:
             with tarfile.open(archive) as tar:
@@ -627,12 +858,41 @@ def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: 
         _move_into_place(staged, dest, work)
         ok = True
         return FetchResult(dest, downloaded=True, put_back=put_back)
+    except DownloadError as exc:  # the network's (the start of the archive kept, below) or the archive's
+        if whole:
+            download.drop()
+        failed = exc
+        raise
+    except OutputError:  # the disk's: the space is freed, not kept for a next fetch
+        download.drop()
+        raise
     except OSError as exc:  # the work folder's disk (full: a folder of people): one line, not an internal error
+        download.drop()
         raise _cannot_write(work / "dataset", exc, f"write {manifest.name}") from None
     finally:
-        held.close()  # removes the work folder (unless it keeps the old copy), then lets go of it
-        if not ok:  # folders this call created for nothing
-            _remove_created(created)
+        if ok:
+            download.drop()
+        # removes the work folder (unless it keeps the old copy, or the start of the archive), then lets go of it
+        held.close()
+        if not ok:
+            _say_kept(download, dest, failed)
+            _remove_created(created)  # folders this call created for nothing
+
+
+def _say_kept(download: _Partial, dest: Path, failed: DownloadError | None) -> None:
+    """Where a fetch that stopped short kept the start of its archive: a line that says where, and
+    how to go on (also in the hint of the network's error)."""
+    size = download.size()
+    if not size:
+        return
+    _say(f"{download.archive}: kept the {_size(size)} downloaded so far in {download.work}; fetching it "
+         f"again from the same URL into {dest} goes on from there (delete that folder to free the space)")
+    if failed is not None:
+        failed.hint = f"check the network, then run the same command: it goes on from the {_size(size)} kept"
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1_000_000 else f"{n:,} bytes"
 
 
 def _absolute(dest: Path) -> Path:
