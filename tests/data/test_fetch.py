@@ -34,8 +34,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
     /stall/NAME sends half of the archive, sets ``stalled`` and sends the rest once ``release`` is
     set; /ranged/NAME answers a Range request for the archive with that range (206) and, while
 ``cut`` is set, sends only the first half of what it would send and hangs up (while ``hold`` is
-set too, it sets ``stalled`` and waits for ``release`` first); anything else is a 404.
-``ranges``: the Range header of each request (None: none)."""
+set too, it sets ``stalled`` and waits for ``release`` first); it names the archive's version by
+the ETag ``etag[0]``, and sends the whole file where an If-Range names another; anything else is
+a 404. ``ranges``: the Range header of each request (None: none); ``if_ranges``: its If-Range."""
 
     root: Path
     requests: list
@@ -44,11 +45,14 @@ set too, it sets ``stalled`` and waits for ``release`` first); anything else is 
     release: threading.Event
     cut: threading.Event
     hold: threading.Event
+    etag: list
+    if_ranges: list
 
     def do_GET(self):
         first = self.path not in self.requests
         self.requests.append(self.path)
         self.ranges.append(self.headers.get("Range"))
+        self.if_ranges.append(self.headers.get("If-Range"))
         mode, _, name = self.path.strip("/").partition("/")
         path = self.root / name
         if not path.is_file() or mode not in ("ok", "drop", "dropfirst", "norange", "corrupt", "html", "stall",
@@ -95,12 +99,15 @@ set too, it sets ``stalled`` and waits for ``release`` first); anything else is 
 
     def _ranged(self, data: bytes) -> None:
         asked = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
+        if self.headers.get("If-Range") not in (None, self.etag[0]):  # changed since: the whole file
+            asked = None
         start = int(asked[1]) if asked else 0
         body = data[start:]
         self.send_response(206 if asked else 200)
         if asked:
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         self.send_header("Content-Length", str(len(body)))
+        self.send_header("ETag", self.etag[0])
         self.end_headers()
         if not self.cut.is_set():
             self.wfile.write(body)
@@ -132,14 +139,15 @@ def served(lfw_dir, make_dataset, tmp_path):
 
     handler = type("H", (Handler,), {"root": site, "requests": [], "ranges": [], "stalled": threading.Event(),
                                      "release": threading.Event(), "cut": threading.Event(),
-                                     "hold": threading.Event()})
+                                     "hold": threading.Event(), "etag": ['"v1"'], "if_ranges": []})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield {"url": f"http://127.0.0.1:{server.server_address[1]}", "manifest": manifest_path, "src": src,
                "site": site, "requests": handler.requests, "ranges": handler.ranges, "tmp": tmp_path,
-               "stalled": handler.stalled, "release": handler.release, "cut": handler.cut, "hold": handler.hold}
+               "stalled": handler.stalled, "release": handler.release, "cut": handler.cut, "hold": handler.hold,
+               "etag": handler.etag, "if_ranges": handler.if_ranges}
     finally:
         handler.release.set()
         server.shutdown()
@@ -330,13 +338,14 @@ def test_a_download_that_stopped_short_is_taken_up_by_the_next_fetch(served, how
     if how == "interrupt":
         assert first.returncode == 130 and "Traceback" not in first.stderr_text, first.stderr_text
         assert f"{ARCHIVE}: kept the {kept:,} bytes downloaded so far" in first.stderr_text
-    del served["ranges"][:], served["requests"][:]
+    del served["ranges"][:], served["requests"][:], served["if_ranges"][:]
 
     again = fetch_cli(served, "ranged", dest, "--json")
     assert again.returncode == 0, again.stderr
     assert f"{ARCHIVE}: taking up the {kept:,} bytes an earlier fetch had downloaded" in again.stderr
-    archive = [r for p, r in zip(served["requests"], served["ranges"], strict=True) if p.endswith(ARCHIVE)]
-    assert archive == [f"bytes={kept}-"]  # the rest only
+    archive = [(r, i) for p, r, i in zip(served["requests"], served["ranges"], served["if_ranges"], strict=True)
+               if p.endswith(ARCHIVE)]
+    assert archive == [(f"bytes={kept}-", '"v1"')]  # the rest only, of the version the start is of
     assert json.loads(again.stdout)["bytes_downloaded"] == sum(
         (served["site"] / n).stat().st_size for n in PROTOCOL) + size - kept
     assert not missing_or_changed(Manifest.load(served["manifest"]), dest)  # every checksum
@@ -364,6 +373,19 @@ def test_a_start_kept_that_is_the_whole_file_or_not_its_start_is_checked(served,
             in again.stderr) == (kept == "changed")
     assert not missing_or_changed(Manifest.load(served["manifest"]), dest)
     assert work_folders(dest) == []
+
+
+def test_a_start_kept_of_a_file_changed_on_the_server_since_is_replaced_by_the_whole_file(served):
+    dest = served["tmp"] / "data" / "lfw"
+    cut_off(served, dest, "network")
+    served["etag"][0] = '"v2"'  # the server's file is another version now (same bytes here: the sha256 still holds)
+    del served["ranges"][:], served["requests"][:], served["if_ranges"][:]
+    again = fetch_cli(served, "ranged", dest)
+    assert again.returncode == 0, again.stderr
+    assert f"{ARCHIVE}: the server sends the whole file again" in again.stderr
+    archive = [i for p, i in zip(served["requests"], served["if_ranges"], strict=True) if p.endswith(ARCHIVE)]
+    assert archive == ['"v1"']  # one request: it was answered with the whole file, which was kept
+    assert not missing_or_changed(Manifest.load(served["manifest"]), dest) and work_folders(dest) == []
 
 
 def test_a_start_kept_from_another_url_is_removed_not_taken_up(served):
