@@ -110,3 +110,22 @@ def test_built_on_names_a_folder_builds_people_only_for_the_folder_it_split(lfw_
     assert splits.built_on(own, {"people": record["people"]}) is None
     lfw_record = {**record, "people": splits.people_fingerprint(lfw_dataset)}
     assert splits.built_on(lfw_dataset, lfw_record) is None
+
+
+def test_built_on_a_quick_build_names_only_the_people_of_its_sample(lfw_dataset, make_dataset, monkeypatch):
+    # was: `evaluate` on the folder a --quick model was built from counted every training person,
+    # though a quick build trains on a sample of their images (splits.quick_sample)
+    names = sorted(p for p, images in lfw_dataset.by_identity().items() if len(images) >= 2)[:20]
+    own = load_dataset(make_dataset({name: 2 for name in names}))
+    record = {"seed": 3, "val_fraction": 0.2, "people": splits.people_fingerprint(own)}
+    split = splits.train_val_test(own, 0.2, 3, min_train=0)
+    monkeypatch.setattr(splits, "QUICK_TRAIN_IMAGES", 4)
+    monkeypatch.setattr(splits, "QUICK_VAL_IMAGES", 1)
+    import random
+
+    train, val = splits.quick_sample(split, random.Random(3))
+    assert len(train) == 4 and len(val) == 1
+    everyone = {im.identity for im in (*split.train, *split.val)}
+    sampled = {im.identity for im in (*train, *val)}
+    assert splits.built_on(own, {**record, "quick": True}) == sampled < everyone
+    assert splits.built_on(own, record) == everyone

@@ -72,6 +72,20 @@ def train_val_test(dataset: Dataset, val_fraction: float, seed: int, test_fracti
     return Split(train, val, sorted(test_people), source)
 
 
+# A quick build's images (`tinyface build --quick`, a smoke test): a seeded sample of this many.
+QUICK_TRAIN_IMAGES = 1000
+QUICK_VAL_IMAGES = 150
+
+
+def quick_sample(split: Split, rng: random.Random) -> tuple[list[FaceImage], list[FaceImage]]:
+    """The training and validation images a quick build uses: a sample of QUICK_TRAIN_IMAGES and
+    QUICK_VAL_IMAGES of ``split``'s, drawn by ``rng`` (``random.Random(data.seed)``, before any
+    other draw: the build's and :func:`built_on`'s are the same)."""
+    train = rng.sample(split.train, min(len(split.train), QUICK_TRAIN_IMAGES))
+    val = rng.sample(split.val, min(len(split.val), QUICK_VAL_IMAGES))
+    return train, val
+
+
 def people_fingerprint(dataset: Dataset) -> str:
     """A digest of a dataset's people (their names, sorted). :func:`train_val_test` splits by them
     and its settings alone, so a build that records it (model.json ``extra.split.people``) says
@@ -82,16 +96,20 @@ def people_fingerprint(dataset: Dataset) -> str:
 
 def built_on(dataset: Dataset, record: dict) -> set[str] | None:
     """The people of ``dataset``, a folder of people, that a build trained on or chose its
-    thresholds on (its training and validation people), where ``record`` (model.json's
-    ``extra.split``) says the build split a folder of the same people; else None (another folder,
-    LFW, whose peopleDevTrain.txt says it, or a model.json from before builds recorded it)."""
+    thresholds on (its training and validation people; a quick build's, ``record["quick"]``, those
+    of its sample: :func:`quick_sample`), where ``record`` (model.json's ``extra.split``) says the
+    build split a folder of the same people; else None (another folder, LFW, whose
+    peopleDevTrain.txt says it, or a model.json from before builds recorded it)."""
     if record.get("people") != people_fingerprint(dataset) or not {"seed", "val_fraction"} <= set(record):
         return None
     try:
         split = train_val_test(dataset, record["val_fraction"], record["seed"], min_train=0)
     except DataError:  # LFW's images/ folder given as a folder of people
         return None
-    return {im.identity for im in (*split.train, *split.val)} if split.source == "folders" else None
+    if split.source != "folders":
+        return None
+    train, val = quick_sample(split, random.Random(record["seed"])) if record.get("quick") else (split.train, split.val)
+    return {im.identity for im in (*train, *val)}
 
 
 def lfw_pairs(root: Path, name: str) -> list[lfw.Pair]:

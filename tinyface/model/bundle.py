@@ -25,7 +25,8 @@ META_FILE = "model.json"
 # again (benchmarks/identify_threshold.py validation_settings) takes the build's, not today's
 # preset's. A model.json without it (written before builds recorded it) leaves them to the preset.
 # Its "people" (tinyface.data.splits.people_fingerprint) names the people the build split, so that
-# `tinyface evaluate` on a folder of the same people knows which of them the model trained on.
+# `tinyface evaluate` on a folder of the same people knows which of them the model trained on;
+# "quick": true, a --quick build, which trained on a sample of them (tinyface.data.splits.quick_sample).
 SPLIT_KEY = "split"
 SPLIT_SETTINGS = ("seed", "val_fraction", "test_filter")  # tinyface.config.DataSettings's names
 
@@ -116,12 +117,14 @@ def save_bundle(directory: str | Path, model_bytes: bytes, meta: ModelMeta) -> B
     return Bundle(directory / MODEL_FILE, meta)
 
 
-def split_record(data_settings, people: str | None = None) -> dict:
+def split_record(data_settings, people: str | None = None, quick: bool = False) -> dict:
     """model.json's ``extra.split`` (SPLIT_KEY) for a build's ``settings.data``
-    (tinyface.config.DataSettings): the settings that drew its validation people, and ``people``
-    (tinyface.data.splits.people_fingerprint of the folder it split) where given."""
+    (tinyface.config.DataSettings): the settings that drew its validation people, ``people``
+    (tinyface.data.splits.people_fingerprint of the folder it split) where given, and ``quick``:
+    true for a quick build, which used a sample of those people's images
+    (tinyface.data.splits.quick_sample)."""
     return {**{name: getattr(data_settings, name) for name in SPLIT_SETTINGS},
-            **({"people": people} if people else {})}
+            **({"people": people} if people else {}), **({"quick": True} if quick else {})}
 
 
 def resolve_model(model: str | Path | None, board: str) -> Path:

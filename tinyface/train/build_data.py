@@ -19,7 +19,7 @@ from tinyface.data.cache import FaceCache
 from tinyface.data.dataset import FaceImage, load_dataset
 from tinyface.data.extra import ExtraFaces, load_extra_faces, nearest_distances, person_key
 from tinyface.data.faces import FaceSpec, prepare_faces
-from tinyface.data.splits import people_fingerprint, train_val_test
+from tinyface.data.splits import people_fingerprint, quick_sample, train_val_test
 from tinyface.errors import DataError
 from tinyface.evaluation import metrics
 
@@ -88,8 +88,7 @@ def load_build_data(settings, quick: bool = False, progress=None, step=None) -> 
     rng = random.Random(d.seed)
     train_images, val_images = split.train, split.val
     if quick:
-        train_images = rng.sample(train_images, min(len(train_images), 1000))
-        val_images = rng.sample(val_images, min(len(val_images), 150))
+        train_images, val_images = quick_sample(split, rng)
     spec = FaceSpec.from_settings(settings, teacher=True)
     groups = dataset.by_identity()
 

@@ -727,7 +727,7 @@ def _write_bundle(out_dir: Path, result: BuildResult, settings, preset) -> Path:
         macs=int(tflm.macs), name=f"tinyface-{preset.name}", preset=preset.name, crop_padding=settings.data.padding,
         kernels=settings.firmware.kernels,
         extra={**_extra_fields(settings, metrics), STAGES_KEY: _stage_fingerprints(out_dir, stages_run),
-               SPLIT_KEY: split_record(settings.data, result.people)},
+               SPLIT_KEY: split_record(settings.data, result.people, quick=bool(metrics.smoke_test))},
     )
     save_bundle(out_dir, flat, meta)
     return out_dir
