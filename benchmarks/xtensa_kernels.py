@@ -9,11 +9,12 @@ ESP32-C3's RISC-V; this asks whether the ratio holds on Xtensa, the classic ESP3
 
 The firmware project is generated for --board (default esp32: the classic ESP32 runs ESP-NN's
 generic C, like the C3). The LX106 build is not part of the generated project: this script
-renders benchmarks/lx106/Makefile.j2 and copies runtime_lx106.c/.h from benchmarks/lx106/
-into the project's lx106/ folder. That build compiles the project's src/ and the rv32 build's
-platform, rv32/platform_rv32.cc, with runtime_lx106.h in place of runtime_rv32.h (xtensa's
-syscall numbers and open flags), using Debian's xtensa-lx106-elf GCC 12 and picolibc. It runs
-under qemu-xtensa -cpu lx106 with the instruction-counting plugin (firmware/qemu/insn_count.c):
+renders benchmarks/lx106/Makefile.j2 (with the TFLM lists of firmware/make/tflm.mk.j2) and
+copies runtime_lx106.c/.h from benchmarks/lx106/ into the project's lx106/ folder. That build
+compiles the project's src/ and the rv32 build's platform, rv32/platform_rv32.cc, with
+runtime_lx106.h in place of runtime_rv32.h (xtensa's syscall numbers and open flags), using
+Debian's xtensa-lx106-elf GCC 12 and picolibc. It runs under qemu-xtensa -cpu lx106 with the
+instruction-counting plugin (firmware/qemu/insn_count.c):
 --profile --output for the counts, the serial protocol over a pty for the outputs.
 
 Needs: apt-get install gcc-xtensa-lx106 binutils-xtensa-lx106 picolibc-xtensa-lx106-elf qemu-user
@@ -105,12 +106,13 @@ def write_lx106(project) -> None:
 
     from tinyface.codegen import BANNER
     from tinyface.codegen.project import APP_SOURCES, template_environment
+    from tinyface.resources import firmware_dir
 
     out = project.directory / "lx106"
     if out.exists():
         shutil.rmtree(out)
     out.mkdir()
-    env = template_environment(LX106_DIR)  # the firmware templates' settings
+    env = template_environment(LX106_DIR, firmware_dir())  # the firmware templates' settings and fragments
     makefile = env.get_template("Makefile.j2").render(banner=f"{BANNER} (template: benchmarks/lx106/Makefile.j2)",
                                                       ops=project.ops, app_sources=APP_SOURCES)
     (out / "Makefile").write_text(makefile, encoding="utf-8")
@@ -122,6 +124,7 @@ def write_lx106(project) -> None:
 def build(bundle, board, kernels: str, work: Path, crt: Path, jobs: int, plugin: Path, log=None):
     """Generate ``board``'s project with ``kernels``, add its lx106/ build and build that; (project, program)."""
     from tinyface.codegen import generate_project
+    from tinyface.codegen.project import MAKE_FRAGMENTS
     from tinyface.device.isa import esp_nn_tree, mtime_stamp
     from tinyface.device.native import compiler_version, find_tflm, git_head, make_program
 
@@ -132,13 +135,14 @@ def build(bundle, board, kernels: str, work: Path, crt: Path, jobs: int, plugin:
     write_lx106(project)
     # Identifies the TFLM/ESP-NN/compiler-rt objects (the program is cached by its sources too).
     # Make rebuilds an object only when its source's timestamp changes, so everything else that
-    # shapes the objects is in the key: the trees' versions, the flags (the Makefile template),
-    # the compilers and libraries, the headers.
+    # shapes the objects is in the key: the trees' versions, the flags (the Makefile template and the
+    # firmware's Makefile fragments it imports), the compilers and libraries, the headers.
     key = hashlib.sha256("\n".join([
         "lx106-2", str(tflm), git_head(tflm), str(third_dir), str(nn_dir), mtime_stamp(nn_dir / "include" / "esp_nn.h"),
         str(crt), *(mtime_stamp(p) for p in sorted(crt.glob("*.[ch]"))), compiler_version(CROSS + "g++"),
         mtime_stamp(PICOLIBC_DIR / "lib" / "libc.a"), str(LIBSTDCXX_DIR), str(LIBSTDCXX_TARGET_DIR),
         (LX106_DIR / "Makefile.j2").read_text(),
+        *(p.read_text() for p in sorted((REPO / "firmware" / MAKE_FRAGMENTS).rglob("*.j2"))),
         *(p.read_text() for p in sorted((REPO / "firmware" / "rv32" / "include").rglob("*.h"))),
     ]).encode()).hexdigest()[:16]
     program = make_program(project.directory, "lx106", "make",

@@ -675,6 +675,45 @@ def test_template_environment_is_public_strict_and_documented():
     assert template_environment.__doc__
 
 
+def _make_words(makefile: str, name: str) -> list[str]:
+    """The words of the make variable ``name``'s first assignment (``:=``) in ``makefile``'s text."""
+    value = re.search(rf"^{name} := (.*?)(?<!\\)$", makefile, re.M | re.S)[1]
+    return value.replace("\\\n", " ").split()
+
+
+def test_the_makefiles_share_one_definition_of_the_tflm_sources(esp32_project, tmp_path):
+    """The kernel lookup, TFLM's core sources, ESP-NN's sources and the precompiled schema were
+    written out in each of native/Makefile.j2, rv32/Makefile.j2 and benchmarks/lx106/Makefile.j2;
+    they are firmware/make/tflm.mk.j2's now, and each rendered Makefile holds them in full (no
+    make include): native's core with TFLM's micro_time.cc, rv32's and lx106's without it
+    (platform_rv32.cc's clock counts instructions)."""
+    from types import SimpleNamespace
+
+    from tests.conftest import load_benchmark
+
+    shared = ("kernel_source =", "TFLM_KERNEL_SRCS :=", "TFLM_CORE_SRCS :=", "ESP_NN_SRCS :=",
+              "TFLM_NO_SCHEMA_SRCS :=", "$(TFLM_PCH).gch:")
+    fragment = (REPO / "firmware" / "make" / "tflm.mk.j2").read_text(encoding="utf-8")
+    templates = [REPO / "firmware" / "native" / "Makefile.j2", REPO / "firmware" / "rv32" / "Makefile.j2",
+                 REPO / "benchmarks" / "lx106" / "Makefile.j2"]
+    for line in shared:
+        assert f"\n{line}" in fragment, line
+        assert not [p for p in templates if f"\n{line}" in p.read_text(encoding="utf-8")], line
+    load_benchmark("xtensa_kernels").write_lx106(SimpleNamespace(directory=tmp_path, ops=esp32_project.ops))
+    native, rv32, lx106 = (path.read_text(encoding="utf-8") for path in (
+        esp32_project.directory / "native" / "Makefile", esp32_project.directory / "rv32" / "Makefile",
+        tmp_path / "lx106" / "Makefile"))
+    micro_time, core, native_core = ("tensorflow/lite/micro/micro_time.cc", _make_words(rv32, "TFLM_CORE_SRCS"),
+                                     _make_words(native, "TFLM_CORE_SRCS"))
+    assert micro_time in native_core and [src for src in native_core if src != micro_time] == core and len(core) > 30
+    assert _make_words(lx106, "TFLM_CORE_SRCS") == core
+    assert _make_words(lx106, "ESP_NN_SRCS") == _make_words(rv32, "ESP_NN_SRCS")
+    for makefile in (native, rv32, lx106):
+        assert _make_words(makefile, "TFLM_OPS") == [op for op, _ in esp32_project.ops]
+        assert "{{" not in makefile and "{%" not in makefile and "{#" not in makefile
+    assert "TFLM_NO_SCHEMA_SRCS :=" in native and "TFLM_NO_SCHEMA_SRCS :=" in rv32  # lx106 has no precompiled schema
+
+
 @pytest.mark.parametrize("psram, words", [(4 << 20, "PSRAM (4 MB)"), (512 << 10, "PSRAM (512 KB)")])
 def test_sdkconfig_names_the_psram_size_in_its_unit(tiny_bundle, tmp_path, psram, words):
     import dataclasses

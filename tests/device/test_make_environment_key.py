@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import skip_or_fail
+from tests.conftest import load_benchmark, skip_or_fail
 from tinyface import config
 from tinyface.device import native
 from tinyface.resources import firmware_dir
@@ -35,6 +35,33 @@ def test_every_question_mark_assignment_of_the_templates_is_found(build):
     by_hand = [line.split("?=")[0].strip() for line in text.splitlines()
                if "?=" in line and not line.startswith(("#", "\t"))]
     assert list(native.makefile_defaults(TEMPLATES[build])) == by_hand and by_hand
+
+
+def rendered_makefile(build: str, directory: Path) -> Path:
+    """``build``'s Makefile rendered into ``directory`` for a model of two ops: native and rv32 in
+    generate_project's template environment, lx106 by benchmarks/xtensa_kernels.py's write_lx106."""
+    from types import SimpleNamespace
+
+    from tinyface.codegen import BANNER
+    from tinyface.codegen.project import APP_SOURCES, template_environment
+
+    ops = [("CONV_2D", "AddConv2D"), ("FULLY_CONNECTED", "AddFullyConnected")]
+    if build == "lx106":
+        load_benchmark("xtensa_kernels").write_lx106(SimpleNamespace(directory=directory, ops=ops))
+    else:
+        text = template_environment(firmware_dir()).get_template(f"{build}/Makefile.j2").render(
+            banner=BANNER, ops=ops, app_sources=APP_SOURCES)
+        (directory / build).mkdir()
+        (directory / build / "Makefile").write_text(text, encoding="utf-8")
+    return directory / build / "Makefile"
+
+
+@pytest.mark.parametrize("build", sorted(TEMPLATES))
+def test_the_rendered_makefile_assigns_the_question_mark_variables_its_template_does(build, tmp_path):
+    """make_program keys the cache by the rendered Makefile's ``?=`` variables, the test above reads
+    the template's: a ``?=`` moved into the fragments the templates import (firmware/make/) would be
+    in the first and not the second, and missing from the other builds' keys if a macro hid it."""
+    assert native.makefile_defaults(rendered_makefile(build, tmp_path)) == native.makefile_defaults(TEMPLATES[build])
 
 
 @pytest.mark.parametrize("build, name", [("native", "OPT"), ("native", "EXTRA_CXXFLAGS"), ("native", "FLATBUFFERS_DIR"),

@@ -1,8 +1,8 @@
 """Render the firmware project for one board and one model from firmware/, whose tree mirrors
 the generated PlatformIO tree: a Jinja template ``X.j2`` is rendered as ``X``; a hand-written
 C/C++ source ``X.c``, ``X.cc`` or ``X.h`` is copied as ``X`` (only what varies is templated,
-as tflite-micro does); ``firmware/qemu/`` (a host tool) and ``firmware/README.md`` are not
-part of the project.
+as tflite-micro does); ``firmware/qemu/`` (a host tool), ``firmware/make/`` (the fragments the
+Makefile templates import) and ``firmware/README.md`` are not part of the project.
 
 Templates carry values, not logic: everything they need is computed here (model constants,
 the op list, the arena, the C array rows, the budget). Every file starts with the
@@ -53,9 +53,12 @@ PENDING_SHA256_KEY = "pending_sha256"
 TEMPLATE_SUFFIX = ".j2"
 # Hand-written sources under firmware/, copied into the project behind a banner line.
 COPIED_SUFFIXES = (".c", ".cc", ".h")
+# The Jinja fragments the Makefile templates import (the TFLM source lists and rules they share,
+# firmware/make/tflm.mk.j2): rendered into each Makefile, not files of the project.
+MAKE_FRAGMENTS = "make/"
 # What firmware/ holds besides the project: the QEMU plugin (built on the host by
-# tinyface.device.isa) and the folder's README.
-NOT_IN_PROJECT = ("qemu/", "README.md")
+# tinyface.device.isa), the Makefiles' fragments and the folder's README.
+NOT_IN_PROJECT = ("qemu/", MAKE_FRAGMENTS, "README.md")
 
 # How long the ESP-IDF task watchdog lets an idle task starve (sdkconfig.defaults), and how
 # often the protocol loop blocks for a tick at the latest so that the idle tasks run even
@@ -133,16 +136,17 @@ def project_sources(directory: Path | None = None) -> dict[str, str]:
     return dict(sorted(sources.items()))
 
 
-def template_environment(root: Path):
+def template_environment(*roots: Path):
     """The Jinja environment every tinyface template is rendered in (the firmware project's, the
-    kernels', a benchmark's Makefile): templates under ``root``, ``StrictUndefined`` (a value
-    missing from the context is an error, never an empty string), no autoescaping, and block tags
-    that leave no blank lines."""
+    kernels', a benchmark's Makefile): templates under ``roots`` (a name is looked up in each, in
+    order: a benchmark's template folder, then firmware/ for the Makefile fragments under
+    MAKE_FRAGMENTS), ``StrictUndefined`` (a value missing from the context is an error, never an
+    empty string), no autoescaping, and block tags that leave no blank lines."""
     import jinja2
 
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(root)), undefined=jinja2.StrictUndefined, autoescape=False,
-        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+        loader=jinja2.FileSystemLoader([str(root) for root in roots]), undefined=jinja2.StrictUndefined,
+        autoescape=False, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
     )
 
 
