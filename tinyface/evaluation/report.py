@@ -536,7 +536,7 @@ def write_plots(out_dir: Path, metrics: BuildMetrics, histories: dict[str, dict]
     ax.set_title(f"ROC on {test_name(metrics)}" + (" (smoke test)" if metrics.smoke_test else ""))
     ax.grid(True, alpha=0.3)
     if ax.get_lines():  # no stage with a curve (synthetic metrics): no legend to draw
-        ax.legend(fontsize=7, loc="best")  # a poor model's curves cross the lower right: not under it
+        _legend_below(ax, fontsize=7)
     plots["roc"] = save_png(fig, out_dir / "roc.png")
 
     history = [(label, hist) for label, hist in histories.items() if hist and hist.get("loss")]
@@ -635,8 +635,15 @@ def identification_plot(path: Path, curves: list[tuple[str, dict]], points: list
     ax.set_ylabel("enrolled people's photos accepted under the right name (%)")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="best", fontsize=8)  # where the curves are not (a poor model's cross the lower right)
+    _legend_below(ax, fontsize=8)
     return save_png(fig, path)
+
+
+def _legend_below(ax, fontsize: float) -> None:
+    """The legend under the plot, below its x label: inside, no corner is free for every model (a
+    good model's curves leave the lower right empty, a poor one's cross it, and matplotlib's "best"
+    place, which weighs a line by its points, put it over a long flat stretch at 0%)."""
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=fontsize, frameon=False)
 
 
 EVALUATION_REPORT_FILES = ("report.json", "report.md", "roc.png", "confusion.png", "identification.png")
