@@ -6,6 +6,7 @@ import json
 import re
 import time
 
+import numpy as np
 import pytest
 
 from tests.conftest import run_cli as conftest_run_cli
@@ -349,6 +350,53 @@ def test_a_build_stopped_after_a_stage_leaves_that_stages_models_to_no_earlier_m
         model_file_meta(out / "prune" / "pruned.keras")
     # the stage it did not reach is still the previous build's, which that model.json describes
     assert model_file_meta(out / "quantize" / "float.tflite").meta.crop_padding == meta["crop_padding"]
+
+
+def test_a_build_stopped_in_its_distillation_goes_on_after_its_last_whole_epoch(
+        quick_build, lfw_dir, monkeypatch, tmp_path):
+    # was: a build stopped in distill (Ctrl-C, kill -9) trained every epoch again, 23 of the esp32
+    # preset's 25 minutes; now every epoch is saved and the next run takes up after the last one,
+    # to the very student of a build never stopped
+    import shutil
+
+    from tinyface.model.keras_io import load_keras
+    from tinyface.train import pipeline, prune
+
+    out = tmp_path / "run"
+    shutil.copytree(quick_build[0], out)
+    for stage in ("distill", "prune"):  # redo distill with the same settings (and prune, to stop there)
+        (out / stage / "stage.json").unlink()
+
+    class Stopped(Exception):
+        pass
+
+    def stop_at_epoch_3(event, info):
+        if event == "epoch" and info["epoch"] == 3:
+            raise Stopped()
+
+    settings, preset = _quick_settings(quick_build, lfw_dir)
+    said = []
+    with pytest.raises(Stopped):
+        pipeline.run_build(settings, preset, out, quick=True,
+                           report_progress=lambda e, i: (said.append((e, i)), stop_at_epoch_3(e, i)))
+    assert said[-1] == ("note", {"text": "stopped: 3 of 8 epochs saved, the same command goes on after them"})
+    assert [p.name for p in (out / "distill" / pipeline.CHECKPOINT_DIR).iterdir()] == ["epoch-0003"]
+
+    def killed(*args, **kwargs):  # stop after distill: its student is what is compared
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(prune, "wrap_for_pruning", killed)
+    events = []
+    with pytest.raises(RuntimeError, match="killed"):
+        pipeline.run_build(settings, preset, out, quick=True, report_progress=lambda e, i: events.append((e, i)))
+    assert ("note", {"text": "taking up after epoch 3 of 8, which an earlier run saved"}) in events
+    assert [i["epoch"] for e, i in events if e == "epoch"] == [4, 5, 6, 7, 8]
+    assert (out / "distill" / "stage.json").is_file() and not (out / "distill" / pipeline.CHECKPOINT_DIR).exists()
+    history = json.loads((out / "distill" / "history.json").read_text())["history"]
+    assert len(history["loss"]) == 8
+    again = load_keras(out / "distill" / "student.keras").get_weights()
+    whole = load_keras(quick_build[0] / "distill" / "student.keras").get_weights()
+    assert all(np.array_equal(u, v) for u, v in zip(whole, again, strict=True))
 
 
 def test_a_build_stopped_in_its_report_leaves_no_earlier_card_beside_its_model(

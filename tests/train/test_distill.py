@@ -209,6 +209,79 @@ def test_same_seed_trains_the_same_weights():
     assert not all(np.array_equal(u, v) for u, v in zip(a, c, strict=True))
 
 
+class Stopped(Exception):
+    """What stops a fit after an epoch in these tests (Ctrl-C does so in a build)."""
+
+
+def _fit_with_checkpoint(folder, epochs=3, stop_after=None, ema=0.0, partners=False, key="k", resumed=None):
+    """A fit of 3 epochs with its checkpoint in ``folder``, stopped after ``stop_after`` epochs (None:
+    to the end), with distill.ema and neighbour partners as a build may; its weights and history."""
+    x, t = _fit_data()
+    distill.seed_everything(1)
+    model, _ = build_student("dsnet", (24, 24, 1), 16, 0.5)
+
+    def on_epoch(epoch, logs):
+        if stop_after is not None and epoch + 1 == stop_after:
+            raise Stopped()
+
+    pairs = distill.nearest_partners(t, np.arange(len(t)), 2) if partners else None
+    result = distill.fit(model, x, t, x[:8], t[:8], epochs, 16, 1e-2,
+                         distill.make_loss(distill.LossWeights(), paired=partners), seed=1, warmup_epochs=1,
+                         ema=ema, partners=pairs, on_epoch=on_epoch,
+                         checkpoint=distill.Checkpoint(folder, key, on_resume=lambda done, n: resumed.append(
+                             (done, n)) if resumed is not None else None))
+    return model.get_weights(), result.history
+
+
+@pytest.mark.parametrize("ema, partners", [(0.0, False), (0.9, False), (0.0, True)])
+def test_a_fit_stopped_after_an_epoch_goes_on_to_the_weights_of_one_never_stopped(tmp_path, ema, partners):
+    # was: a build stopped in its distillation (Ctrl-C, kill) trained every epoch again: 23 of the
+    # esp32 preset's 25 minutes. Each epoch's state is saved; the next fit takes it up, and draws the
+    # seeds of the epochs done first, so the weights are bit for bit those of a fit never stopped
+    whole, whole_history = _fit_with_checkpoint(tmp_path / "whole", ema=ema, partners=partners)
+    with pytest.raises(Stopped):
+        _fit_with_checkpoint(tmp_path / "run", stop_after=2, ema=ema, partners=partners)
+    assert [p.name for p in (tmp_path / "run").iterdir()] == ["epoch-0002"]
+    resumed = []
+    again, history = _fit_with_checkpoint(tmp_path / "run", ema=ema, partners=partners, resumed=resumed)
+    assert resumed == [(2, 3)]
+    assert all(np.array_equal(u, v) for u, v in zip(whole, again, strict=True))
+    assert history == whole_history and len(history["loss"]) == 3
+
+
+def test_a_checkpoint_of_other_training_is_not_taken_up(tmp_path):
+    with pytest.raises(Stopped):
+        _fit_with_checkpoint(tmp_path / "run", stop_after=1, key="other settings")
+    resumed = []
+    _, history = _fit_with_checkpoint(tmp_path / "run", resumed=resumed)
+    assert resumed == [] and len(history["loss"]) == 3
+    assert [p.name for p in (tmp_path / "run").iterdir()] == ["epoch-0003"]
+
+
+def test_a_checkpoint_that_cannot_be_saved_stops_the_fit_in_one_line_keeping_the_epochs_saved(tmp_path, monkeypatch):
+    import errno
+
+    from tinyface import fsutil
+    from tinyface.errors import OutputError
+
+    real = fsutil.write_json
+    calls = []
+
+    def full_after_one(path, obj):
+        calls.append(path)
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, obj)
+
+    monkeypatch.setattr(fsutil, "write_json", full_after_one)
+    with pytest.raises(OutputError) as exc:
+        _fit_with_checkpoint(tmp_path / "run")
+    assert exc.value.one_line() == (f"cannot save epoch 2 of the distillation in {tmp_path / 'run'}: No space left "
+                                    "on device (free some space and run the build again: it goes on after the "
+                                    "last epoch saved)")
+    assert [p.name for p in (tmp_path / "run").iterdir()] == ["epoch-0001"]
+
+
 def _train_from(seed, ema):
     x, t = _fit_data()
     distill.seed_everything(seed)

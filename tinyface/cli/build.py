@@ -28,7 +28,8 @@ QUICK = {"distill": {"epochs": 8, "batch_size": 32, "teacher_views": 0, "teacher
                    "Example: --data ~/photos/family")
 @click.option("--out", "out_dir", type=click.Path(), default=None, callback=not_empty,
               help="Run folder for artifacts and the report: new, empty, or an earlier build's (its finished "
-                   "stages are reused; a folder of other files is refused) (default: build/<preset>, "
+                   "stages are reused, and a distillation that was stopped goes on after its last whole epoch; a "
+                   "folder of other files is refused) (default: build/<preset>, "
                    "build/<preset>-quick). Example: --out runs/s1")
 @click.option("--epochs", type=setting_type("distill.epochs"), default=None,
               help="Distillation epochs (default: distill.epochs). Example: --epochs 60")
@@ -58,7 +59,8 @@ def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, hi
     \b
     Stages (each skipped on a re-run when its inputs did not change):
       data      align faces (and extra.dirs faces), embed them with the teacher (cached per image)
-      distill   train the student to reproduce the teacher's embeddings
+      distill   train the student to reproduce the teacher's embeddings (saved every epoch:
+                stopped, the next run goes on after the last whole one)
       prune     magnitude pruning to prune.target_sparsity, fine-tuned
       quantize  full int8 (PTQ; QAT too with --set quantize.qat=true)
       evaluate  LFW verification + identification for every stage, TFLite and TFLM
@@ -239,6 +241,8 @@ class BuildProgress:
             self._progress.advance(self._task, info.get("n", 1))
         elif event == "metric" and self._task is not None:
             self._progress.update(self._task, info=f"{info['stage']}: {100 * info['accuracy']:.2f}%")
+        elif event == "note":
+            self._progress.console.print(f"  {self._stage_name}: {info['text']}", markup=False, highlight=False)
         elif event == "done":
             took = time.perf_counter() - self._stage_started
             status = "skipped (unchanged)" if info.get("skipped") else f"{took:.1f} s"
@@ -273,6 +277,8 @@ class BuildProgress:
             self._plain.advance(info.get("n", 1))
         elif event == "metric":
             self._plain.note = f"{info['stage']}: {100 * info['accuracy']:.2f}%"
+        elif event == "note":  # a line of its own: something the stage says once
+            say(f"  {self._stage_name}: {info['text']}")
         elif event == "done":
             self._plain.finish()
             self._plain = None

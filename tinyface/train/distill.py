@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -339,7 +340,7 @@ class TrainResult:
 def fit(model, x_train, t_train, x_val, t_val, epochs: int, batch_size: int, learning_rate: float, loss,
         augment: bool | str = True, seed: int = 0, callbacks=(), on_epoch=None, warmup_epochs: int = 1,
         on_progress=None, partners: np.ndarray | None = None, light: float = 0.0,
-        ema: float = 0.0) -> TrainResult:
+        ema: float = 0.0, checkpoint: Checkpoint | None = None) -> TrainResult:
     """Train ``model`` (embedding output) on teacher targets with cosine-decayed Adam.
 
     ``ema`` > 0 ends with the exponential moving average of the trainable weights (momentum
@@ -348,6 +349,11 @@ def fit(model, x_train, t_train, x_val, t_val, epochs: int, batch_size: int, lea
 
     ``on_epoch(epoch, logs)`` is called after every epoch, ``on_progress(epochs)`` after every
     batch with the epochs done so far as a float (progress display: an epoch can take minutes).
+
+    ``checkpoint``: the weights and optimizer state are saved there after every epoch (before
+    ``on_epoch``, which may end the run), and a fit that finds the epochs of an earlier fit of
+    the same training there goes on after them, to the same weights as a fit never stopped
+    (:class:`Checkpoint`).
     """
     import tensorflow as tf
     import tf_keras as keras
@@ -373,6 +379,12 @@ def fit(model, x_train, t_train, x_val, t_val, epochs: int, batch_size: int, lea
     train = make_dataset(x_train, t_train, batch_size, augment, seed, shuffle=True, partners=partners, light=light)
     val = make_dataset(x_val, t_val, 256, False, seed, shuffle=False) if x_val is not None and len(x_val) else None
     cbs = list(callbacks)
+    done, earlier = 0, {}
+    if checkpoint is not None:
+        done, earlier = checkpoint.restore(model, optimizer, epochs)
+        for _ in range(done):  # each epoch's iterator draws its shuffle and augmentation seeds: those done drew theirs
+            iter(train)
+        cbs.insert(0, checkpoint.saver(model, optimizer, epochs, earlier))
     if on_epoch:
         cbs.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: on_epoch(e, logs)))
     if on_progress:
@@ -380,10 +392,118 @@ def fit(model, x_train, t_train, x_val, t_val, epochs: int, batch_size: int, lea
         cbs.append(keras.callbacks.LambdaCallback(
             on_epoch_begin=lambda e, logs: current.update(epoch=e),
             on_train_batch_end=lambda b, logs: on_progress(current["epoch"] + (b + 1) / steps)))
-    hist = model.fit(train, validation_data=val, epochs=epochs, verbose=0, callbacks=cbs)
+    hist = model.fit(train, validation_data=val, epochs=epochs, initial_epoch=done, verbose=0, callbacks=cbs)
     if ema > 0:  # the averaged weights with the last step's batch-norm statistics would not match
         recalibrate_batch_norm(model, x_train, seed)
-    return TrainResult({k: [float(v) for v in vals] for k, vals in hist.history.items()}, epochs)
+    history = {k: [float(v) for v in vals] for k, vals in earlier.items()}
+    for k, vals in hist.history.items():
+        history[k] = history.get(k, []) + [float(v) for v in vals]
+    return TrainResult(history, epochs)
+
+
+class Checkpoint:
+    """Where a fit saves its state after every epoch, so that a run stopped (Ctrl-C, kill -9, a
+    power cut) goes on from its last whole epoch: ``folder/epoch-NNNN/`` holds the model's weights
+    and the optimizer's state (its step, moments and averages: tf.train.Checkpoint) and
+    ``progress.json`` (the epochs done, the history so far and ``key``); each is written under a
+    temporary name and renamed when complete, and the older ones are then removed. ``key`` names
+    the training (the stage's fingerprint): an epoch of other training is never taken up. The
+    data's order and each batch's augmentation come from seeds each epoch's iterator draws in turn,
+    so a fit that goes on draws those of the epochs done first (:func:`fit`): the weights it ends
+    with are those of a fit never stopped.
+
+    ``on_resume(epochs_done, epochs)`` is called when an earlier fit's epochs are taken up.
+    """
+
+    PREFIX = "epoch-"
+
+    def __init__(self, folder: Path, key: str, on_resume=None):
+        self.folder, self.key, self.on_resume = Path(folder), key, on_resume
+
+    def latest(self) -> tuple[Path, dict] | None:
+        """The last complete epoch saved for this training (its folder and progress.json)."""
+        import json
+
+        found = sorted(self.folder.glob(f"{self.PREFIX}[0-9]*")) if self.folder.is_dir() else []
+        for path in reversed(found):
+            try:
+                progress = json.loads((path / "progress.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(progress, dict) and progress.get("key") == self.key:
+                return path, progress
+        return None
+
+    def restore(self, model, optimizer, epochs: int) -> tuple[int, dict]:
+        """Load the last epoch saved into ``model`` and ``optimizer``: (epochs done, history so far);
+        (0, {}) when there is none of this training (anything else in the folder is removed)."""
+        import tensorflow as tf
+
+        found = self.latest()
+        if found is None or not 0 < int(found[1].get("epochs_done", 0)) <= epochs \
+                or found[1].get("epochs") != epochs:
+            self.clear()
+            return 0, {}
+        path, progress = found
+        optimizer.build(model.trainable_variables)  # its slots exist, to be read into
+        try:
+            saved = tf.train.Checkpoint(model=model, optimizer=optimizer).read(str(path / "state"))
+            saved.assert_existing_objects_matched()
+        except (tf.errors.OpError, ValueError, AssertionError):  # damaged, or of another model: start over
+            self.clear()
+            return 0, {}
+        done = int(progress["epochs_done"])
+        if self.on_resume:
+            self.on_resume(done, epochs)
+        return done, progress.get("history") or {}
+
+    def saver(self, model, optimizer, epochs: int, earlier: dict):
+        """The Keras callback that saves every epoch (after earlier's)."""
+        import tf_keras as keras
+
+        history = {k: list(v) for k, v in earlier.items()}
+        state = self
+
+        class Save(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                for k, v in (logs or {}).items():
+                    history.setdefault(k, []).append(float(v))
+                state.save(model, optimizer, epoch + 1, epochs, history)
+
+        return Save()
+
+    def save(self, model, optimizer, done: int, epochs: int, history: dict) -> None:
+        import shutil
+
+        import tensorflow as tf
+
+        from tinyface.errors import OutputError
+        from tinyface.fsutil import write_json
+
+        final = self.folder / f"{self.PREFIX}{done:04d}"
+        tmp = self.folder / f".{final.name}.tmp"
+        try:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            tf.train.Checkpoint(model=model, optimizer=optimizer).write(str(tmp / "state"))
+            write_json(tmp / "progress.json", {"key": self.key, "epochs_done": done, "epochs": epochs,
+                                               "history": history})
+            shutil.rmtree(final, ignore_errors=True)
+            tmp.rename(final)
+        except (OSError, tf.errors.OpError) as exc:  # a full disk: said as one, the epochs saved so far kept
+            shutil.rmtree(tmp, ignore_errors=True)
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else getattr(exc, "message", str(exc))
+            raise OutputError(f"cannot save epoch {done} of the distillation in {self.folder}: {why}",
+                              hint="free some space and run the build again: it goes on after the last epoch "
+                                   "saved") from None
+        for older in self.folder.iterdir():
+            if older != final:
+                shutil.rmtree(older, ignore_errors=True)
+
+    def clear(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def scaled_sample(x_uint8: np.ndarray, seed: int, sample: int = 2048) -> np.ndarray:

@@ -101,11 +101,14 @@ class Stages:
         out_dir: the run folder; a stage's artifacts go to ``<out_dir>/<name>/``.
         notify: the progress callback, ``notify(event, info)``.
         force: redo every stage, even one whose fingerprint and artifacts are all there.
+        say: ``notify`` for what a stage says as the run stops (not ``notify``, which raises a
+            Ctrl-C again first); default: ``notify``.
     """
 
-    def __init__(self, out_dir: Path, notify: Progress, force: bool = False):
+    def __init__(self, out_dir: Path, notify: Progress, force: bool = False, say: Progress | None = None):
         self.out_dir = out_dir
         self.notify = notify
+        self.say = say or notify
         self.force = force
         self.ran: list[StageInfo] = []
 
@@ -299,7 +302,7 @@ def _run_build(settings, preset, out_dir: Path, quick: bool, report_progress: Pr
     from tinyface.train import assistant
 
     assistant_folder = assistant.check(settings)  # a missing or unfit assistant: one line, before any work
-    stages = Stages(out_dir, notify, force)
+    stages = Stages(out_dir, notify, force, say=report_progress or (lambda event, info: None))
     data = stages.always("data", lambda: load_build_data(
                              settings, quick=quick, progress=lambda n: notify("advance", {"n": n}),
                              step=lambda name, total: notify("step", {"name": name, "total": total})),
@@ -408,7 +411,7 @@ def _distill(stages: Stages, settings, data, training: _TrainingSet, data_fp: st
         def centroids_for(alpha: float):
             return distill.identity_centroids(t_train[: len(labels)], labels) if alpha > 0 else None
 
-        def train(weights, lr: float, epochs: int, progress: bool = True):
+        def train(weights, lr: float, epochs: int, progress: bool = True, checkpoint=None):
             """The one way a student is trained here: the final one, and each search trial."""
             distill.seed_everything(seed)  # the initial weights
             model, _ = student.build_student(s.arch, input_shape, s.embedding_dim, s.width, branches=s.branches,
@@ -419,7 +422,7 @@ def _distill(stages: Stages, settings, data, training: _TrainingSet, data_fp: st
                                on_epoch=_epoch_events(stages.notify) if progress else None,
                                on_progress=_batch_events(stages.notify) if progress else None,
                                partners=training.partners(stages.notify if progress else None, epochs),
-                               ema=ds.ema)
+                               ema=ds.ema, checkpoint=checkpoint)
             return model, hist
 
         weights = distill.LossWeights(ds.cosine_weight, ds.relation_weight, ds.alpha, ds.temperature)
@@ -434,7 +437,22 @@ def _distill(stages: Stages, settings, data, training: _TrainingSet, data_fp: st
 
             search = search_hyperparameters(settings, data, trial, ds.search_trials, stages.notify)
             weights.alpha, weights.temperature, lr = search["alpha"], search["temperature"], search["learning_rate"]
-        model, hist = train(weights, lr, ds.epochs)
+        # every epoch saved: a run stopped in this stage (Ctrl-C, kill -9) goes on after its last whole
+        # epoch, to the same student; --force, or other settings (another fingerprint), start over
+        checkpoint = distill.Checkpoint(
+            st.path(CHECKPOINT_DIR), fingerprint(fp, lr, asdict(weights)),
+            on_resume=lambda done, n: stages.notify("note", {"text": f"taking up after epoch {done} of {n}, "
+                                                                     "which an earlier run saved"}))
+        if stages.force:
+            checkpoint.clear()
+        try:
+            model, hist = train(weights, lr, ds.epochs, checkpoint=checkpoint)
+        except BaseException:  # Ctrl-C, SIGTERM, a failure: say what the next run goes on from
+            saved = checkpoint.latest()
+            if saved is not None:
+                stages.say("note", {"text": f"stopped: {saved[1]['epochs_done']} of {ds.epochs} epochs saved, "
+                                            "the same command goes on after them"})
+            raise
         fused = None
         if s.branches:
             model, fused = _fuse_branches(model, s, input_shape, training.x, seed)
@@ -442,6 +460,7 @@ def _distill(stages: Stages, settings, data, training: _TrainingSet, data_fp: st
         write_json(st.path("history.json"), {"history": hist.history, "search": search,
                                              "learning_rate": lr, "alpha": weights.alpha,
                                              "temperature": weights.temperature, "fuse_error": fused})
+        checkpoint.clear()  # the stage's artifacts hold it all now
         return model, hist.history
 
     def load(st: Stage):
@@ -449,6 +468,10 @@ def _distill(stages: Stages, settings, data, training: _TrainingSet, data_fp: st
 
     model, history = stages.run("distill", fp, ["student.keras", "history.json"], make, load, epochs=ds.epochs)
     return model, history, fp
+
+
+# In the distill stage's folder while it trains: its epochs so far (tinyface.train.distill.Checkpoint).
+CHECKPOINT_DIR = "checkpoint"
 
 
 def distill_fingerprint(data_fp: str, settings) -> str:
