@@ -272,14 +272,7 @@ def progress_bar(description: str, total: int | None, enabled: bool = True) -> I
     if not enabled or total == 0:
         yield _Advance()
         return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     console = err_console()
     if not console.is_terminal:  # a CI log or a file: a plain line every few seconds instead of a bar
@@ -290,11 +283,18 @@ def progress_bar(description: str, total: int | None, enabled: bool = True) -> I
     from rich.markup import escape
 
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("eta"), TimeRemainingColumn()]
+               eta_column()]
     with Progress(*columns, console=console, transient=False) as prog:
         # escaped: a description holds what users name (a person "Al [/]", a folder), never markup
-        task = prog.add_task(escape(description), total=total)
-        yield _Advance(lambda n=1: prog.advance(task, n), lambda n: prog.update(task, total=n))
+        pace, done = Pace(), [0]
+        task = prog.add_task(escape(description), total=total, pace=pace)
+
+        def advance(n=1):
+            prog.advance(task, n)
+            done[0] += n
+            pace.update(done[0])
+
+        yield _Advance(advance, lambda n: prog.update(task, total=n))
 
 
 @contextlib.contextmanager
@@ -346,10 +346,8 @@ PLAIN_PROGRESS_WINDOW_S = 60.0
 
 class PlainProgress:
     """Progress for output that is not a terminal: one plain line at most every ``every_s``
-    seconds, with the count, the share done, the time so far and the estimated time left. The
-    estimate uses the rate of the last ``PLAIN_PROGRESS_WINDOW_S`` seconds (the whole run while it
-    is shorter, from its first unit done), so work that slows down or speeds up (a first step that
-    compiles, images that come slower at the end) is not estimated from its start.
+    seconds, with the count, the share done, the time so far and the estimated time left (by
+    :class:`Pace`, as a terminal's bar estimates it).
 
     Args:
         description: what is counted ("faces", "distill epochs").
@@ -374,8 +372,7 @@ class PlainProgress:
         self.note = ""
         self._printed_at = -1
         self._stop = None
-        self._samples = collections.deque([(self.started, 0.0)])  # (time, completed), >= 1 s apart
-        self._first = None  # (time, completed) when the first unit was done
+        self.pace = Pace(self.clock, self.started)
 
     def start_heartbeat(self) -> "PlainProgress":
         """Also print a line every ``every_s`` while nothing advances (an epoch of several minutes)."""
@@ -401,13 +398,7 @@ class PlainProgress:
         self.completed = completed
         if note is not None:
             self.note = note
-        now = self.clock()
-        if self._first is None and completed > 0:
-            self._first = (now, completed)
-        if now - self._samples[-1][0] >= 1.0:
-            self._samples.append((now, completed))
-            while len(self._samples) > 2 and self._samples[1][0] <= now - PLAIN_PROGRESS_WINDOW_S:
-                self._samples.popleft()  # keep one sample at or before the window's start
+        now = self.pace.update(completed)
         if now - self.last_line >= self.every_s:
             self._line()
 
@@ -437,31 +428,89 @@ class PlainProgress:
         if self.total:
             text += f"/{self.total:,} ({100 * self.completed / self.total:.0f}%)"
         text += f", {_duration(elapsed)} elapsed"
-        if self.total and 0 < self.completed < self.total:
-            text += f", eta {_duration((self.total - self.completed) / self._rate(elapsed))}"
+        left = self.pace.seconds_left(self.completed, self.total)
+        if left is not None:
+            text += f", eta {_duration(left)}"
         if self.note:
             text += f"  {self.note}"
         return text
-
-    def _rate(self, elapsed: float) -> float:
-        """Units a second since the oldest sample kept (the window's start, or the run's), or since
-        the start when nothing advanced since. The time before the first unit was done (a model
-        traced before its first batch, a file opened) is not the work's pace: once anything
-        advanced after the first unit, the rate is measured from there (a QAT epoch whose first
-        batch took 19 s of 22 was estimated at 10 minutes)."""
-        then, done_then = self._samples[0]  # one atomic read: the heartbeat thread reads it too
-        first = self._first
-        if first is not None and then < first[0] and self.completed > first[1]:
-            then, done_then = first
-        now = self.clock()
-        if now > then and self.completed > done_then:
-            return (self.completed - done_then) / (now - then)
-        return self.completed / max(elapsed, 1e-9)
 
     def _line(self) -> None:
         self.last_line = self.clock()
         self._printed_at = self.completed
         self.write(self.line())
+
+
+class Pace:
+    """How fast long work goes, for the time it has left: the one estimate of every progress
+    display (a plain line's ``eta``, a terminal bar's :class:`EtaColumn`). The rate is that of the
+    last ``PLAIN_PROGRESS_WINDOW_S`` seconds (the whole run while it is shorter), so work that slows
+    down or speeds up (a first step that compiles, images that come slower at the end) is not
+    estimated from its start. The time before the first unit was done (a model traced before its
+    first batch, a file opened), and a first count that is work an earlier run did (a build that
+    takes up its distillation at epoch 12), are not the work's pace: once anything advanced after
+    the first count, the rate is measured from there (a QAT epoch whose first batch took 19 s of
+    22 was estimated at 10 minutes).
+
+    Args:
+        clock: monotonic seconds (tests pass a fake one).
+        started: when the work started (default: now).
+    """
+
+    def __init__(self, clock=None, started: float | None = None):
+        import time
+
+        self.clock = clock or time.monotonic
+        self.started = self.clock() if started is None else started
+        self._samples = collections.deque([(self.started, 0.0)])  # (time, completed), >= 1 s apart
+        self._first = None  # (time, completed) when the first count came
+
+    def update(self, completed: float) -> float:
+        """Record the count done now; returns now (the clock's)."""
+        now = self.clock()
+        if self._first is None and completed > 0:
+            self._first = (now, completed)
+        if now - self._samples[-1][0] >= 1.0:
+            self._samples.append((now, completed))
+            while len(self._samples) > 2 and self._samples[1][0] <= now - PLAIN_PROGRESS_WINDOW_S:
+                self._samples.popleft()  # keep one sample at or before the window's start
+        return now
+
+    def rate(self, completed: float) -> float:
+        """Units a second since the oldest sample kept (the window's start, or the run's), from the
+        first count where that is later, or since the start when nothing advanced since."""
+        then, done_then = self._samples[0]  # one atomic read: a heartbeat thread reads it too
+        first = self._first
+        if first is not None and then < first[0] and completed > first[1]:
+            then, done_then = first
+        now = self.clock()
+        if now > then and completed > done_then:
+            return (completed - done_then) / (now - then)
+        return completed / max(now - self.started, 1e-9)
+
+    def seconds_left(self, completed: float, total: float | None) -> float | None:
+        """The estimated seconds until ``total``; None when there is nothing to estimate (no total,
+        nothing done yet, or done)."""
+        if not total or not 0 < completed < total:
+            return None
+        return (total - completed) / self.rate(completed)
+
+
+def eta_column():
+    """A rich progress column: "eta 3 min 20 s" from the task's ``pace`` field (a :class:`Pace`
+    that its updates feed), empty without one or before anything is done."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class EtaColumn(ProgressColumn):
+        max_refresh = 0.5
+
+        def render(self, task) -> Text:
+            pace = task.fields.get("pace")
+            left = pace.seconds_left(task.completed, task.total) if pace is not None else None
+            return Text("" if left is None else f"eta {_duration(left)}", style="progress.remaining")
+
+    return EtaColumn()
 
 
 def _duration(seconds: float) -> str:

@@ -293,3 +293,53 @@ def test_a_step_shows_a_name_with_brackets_as_it_is_on_a_terminal(monkeypatch, n
     with console_module.step(f"verifying {name}", None):
         pass
     assert f"enrolling {name}" in out.getvalue()
+
+
+def _terminal_build(monkeypatch):
+    out = io.StringIO()
+    monkeypatch.setattr(tinyface.console, "err_console",
+                        lambda: Console(file=out, force_terminal=True, width=120, color_system=None))
+    ui = BuildProgress(settings=None)
+    ui.clock = FakeClock()
+    return ui, out
+
+
+def _eta(ui) -> str:
+    from tinyface.console import eta_column
+
+    return str(eta_column().render(ui._progress.tasks[-1]))
+
+
+def test_a_terminal_build_bar_shows_the_time_left_as_a_log_line_does(monkeypatch):
+    # was: on a terminal, a 25-minute distillation showed its epochs and the time so far, never
+    # the time left, which the plain lines of a log gave
+    ui, _ = _terminal_build(monkeypatch)
+    with ui:
+        ui.notify("stage", {"name": "distill", "epochs": 8})
+        assert _eta(ui) == ""  # nothing done: nothing to estimate
+        for epoch in (1, 2):
+            ui.clock.now += 60
+            ui.notify("epoch", {"epoch": epoch, "logs": {"loss": 1 / epoch}})
+        assert _eta(ui) == "eta 6 min 00 s"
+        ui.notify("step", {"name": "teacher views", "total": 1000})  # a pass of its own: its own pace
+        for _ in range(25):
+            ui.clock.now += 2
+            ui.notify("advance", {"n": 10})
+        assert _eta(ui) == "eta 2 min 30 s"
+        ui.notify("done", {"name": "distill"})
+
+
+def test_a_build_that_takes_up_its_distillation_is_estimated_from_there(monkeypatch):
+    """Epochs an earlier run did come as the first count: the pace is measured from them on."""
+    ui, out = _terminal_build(monkeypatch)
+    with ui:
+        ui.notify("stage", {"name": "distill", "epochs": 8})
+        ui.notify("note", {"text": "taking up after epoch 6 of 8, which an earlier run saved"})
+        ui.clock.now += 5
+        ui.notify("epoch_progress", {"epoch": 6.01})
+        while ui._done < 6.99:
+            ui.clock.now += 1
+            ui.notify("epoch_progress", {"epoch": round(ui._done + 0.01, 2)})
+        assert _eta(ui) == "eta 1 min 41 s"  # 1.01 epochs left at 0.01 a second, not 6.99 in 104 s
+        ui.notify("done", {"name": "distill"})
+    assert "distill: taking up after epoch 6 of 8, which an earlier run saved" in out.getvalue()

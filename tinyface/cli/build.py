@@ -191,6 +191,8 @@ class BuildProgress:
         self._stage_name = ""
         self._plain_mode = False
         self._plain = None
+        self._done, self._pace = 0, None
+        self.clock = None  # the ETA's clock (None: time.monotonic; tests pass a fake one)
 
     def __enter__(self):
         from tinyface.console import err_console
@@ -201,8 +203,11 @@ class BuildProgress:
         elif console is not None:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+            from tinyface.console import eta_column
+
             self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                      TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=console)
+                                      TimeElapsedColumn(), eta_column(), TextColumn("{task.fields[info]}"),
+                                      console=console)
             self._progress.__enter__()
         return self
 
@@ -213,10 +218,19 @@ class BuildProgress:
             self._progress.__exit__(*exc)
 
     def _new_task(self, description: str, total):
+        from tinyface.console import Pace
+
         if self._progress:
             if self._task is not None:
                 self._progress.remove_task(self._task)
-            self._task = self._progress.add_task(description, total=total, info="")
+            self._done, self._pace = 0, Pace(self.clock)
+            self._task = self._progress.add_task(description, total=total, info="", pace=self._pace)
+
+    def _set(self, completed, **fields) -> None:
+        """The bar's count (and its ETA's pace) and other fields of its task."""
+        self._done = completed
+        self._pace.update(completed)
+        self._progress.update(self._task, completed=completed, **fields)
 
     def notify(self, event: str, info: dict) -> None:
         if self._plain_mode:
@@ -229,16 +243,14 @@ class BuildProgress:
             self._stage_name = info["name"]
             self._new_task(f"[bold]{info['name']}[/bold]", info.get("epochs"))
         elif event == "step" and self._task is not None:  # a pass of a stage, e.g. the data's teacher views
-            self._progress.update(self._task, description=f"[bold]{self._stage_name}[/bold]: {info['name']}",
-                                  total=info.get("total"), completed=0)
+            self._new_task(f"[bold]{self._stage_name}[/bold]: {info['name']}", info.get("total"))
         elif event == "epoch" and self._task is not None:
             logs = info.get("logs") or {}
-            text = " ".join(f"{k}={v:.4f}" for k, v in logs.items() if "loss" in k)
-            self._progress.update(self._task, completed=info["epoch"], info=text)
+            self._set(info["epoch"], info=" ".join(f"{k}={v:.4f}" for k, v in logs.items() if "loss" in k))
         elif event == "epoch_progress" and self._task is not None:
-            self._progress.update(self._task, completed=info["epoch"])
+            self._set(info["epoch"])
         elif event == "advance" and self._task is not None:
-            self._progress.advance(self._task, info.get("n", 1))
+            self._set(self._done + info.get("n", 1))
         elif event == "metric" and self._task is not None:
             self._progress.update(self._task, info=f"{info['stage']}: {100 * info['accuracy']:.2f}%")
         elif event == "note":
