@@ -247,6 +247,11 @@ def test_a_fit_stopped_after_an_epoch_goes_on_to_the_weights_of_one_never_stoppe
     assert resumed == [(2, 3)]
     assert all(np.array_equal(u, v) for u, v in zip(whole, again, strict=True))
     assert history == whole_history and len(history["loss"]) == 3
+    # stopped after its last epoch (before the stage saved its model): no epoch to train, the same end
+    resumed = []
+    last, history = _fit_with_checkpoint(tmp_path / "whole", ema=ema, partners=partners, resumed=resumed)
+    assert resumed == [(3, 3)] and history == whole_history
+    assert all(np.array_equal(u, v) for u, v in zip(whole, last, strict=True))
 
 
 def test_a_checkpoint_of_other_training_is_not_taken_up(tmp_path):
