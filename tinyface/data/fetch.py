@@ -217,8 +217,10 @@ def _receive_all(url: str, got: _Received, timeout: float | None) -> None:
             return
         if got.arrived == before or attempt == RESUMES:  # nothing came (a refused connection), or tries used up
             resumed = f" (resumed {'once' if attempt == 1 else f'{attempt} times'})" if attempt else ""
-            raise DownloadError(f"download failed: {url}: {why}{resumed}",
-                                hint="check the network, or pass --url to a mirror; nothing was kept")
+            error = DownloadError(f"download failed: {url}: {why}{resumed}",
+                                  hint="check the network, or pass --url to a mirror; nothing was kept")
+            error.network = True  # the network's, not the file's: what arrived of the archive is kept (_say_kept)
+            raise error
         _say(f"{got.dest.name}: the download broke off after {got.bytes:,} bytes ({why}); resuming "
              f"({attempt + 1} of {RESUMES})")
 
@@ -887,7 +889,7 @@ def _say_kept(download: _Partial, dest: Path, failed: DownloadError | None) -> N
         return
     _say(f"{download.archive}: kept the {_size(size)} downloaded so far in {download.work}; fetching it "
          f"again from the same URL into {dest} goes on from there (delete that folder to free the space)")
-    if failed is not None:
+    if failed is not None and getattr(failed, "network", False):
         failed.hint = f"check the network, then run the same command: it goes on from the {_size(size)} kept"
 
 
