@@ -399,6 +399,48 @@ def test_a_build_stopped_in_its_distillation_goes_on_after_its_last_whole_epoch(
     assert all(np.array_equal(u, v) for u, v in zip(whole, again, strict=True))
 
 
+def test_a_build_stopped_in_its_pruning_goes_on_after_its_last_whole_epoch(
+        quick_build, lfw_dir, monkeypatch, tmp_path):
+    """The prune stage saves its epochs as distill does (the pruning masks and step with the
+    weights): taken up, it ends with the pruned model of a build never stopped."""
+    import shutil
+
+    from tinyface.model.keras_io import load_keras
+    from tinyface.train import pipeline
+
+    def killed(*args, **kwargs):  # stop after prune: its model is what is compared
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(pipeline, "_quantize", killed)
+    settings, preset = _quick_settings(quick_build, lfw_dir, prune={"epochs": 2})  # 1 in a quick build
+    runs = {}
+    for name in ("whole", "stopped"):
+        runs[name] = tmp_path / name
+        shutil.copytree(quick_build[0], runs[name])
+    with pytest.raises(RuntimeError, match="killed"):
+        pipeline.run_build(settings, preset, runs["whole"], quick=True)
+
+    class Stopped(Exception):
+        pass
+
+    def stop_at_prune_epoch_1(event, info):
+        if event == "epoch" and info["epoch"] == 1:
+            raise Stopped()
+
+    with pytest.raises(Stopped):  # distill is the quick build's, unchanged: the first epochs are prune's
+        pipeline.run_build(settings, preset, runs["stopped"], quick=True, report_progress=stop_at_prune_epoch_1)
+    assert [p.name for p in (runs["stopped"] / "prune" / pipeline.CHECKPOINT_DIR).iterdir()] == ["epoch-0001"]
+    events = []
+    with pytest.raises(RuntimeError, match="killed"):
+        pipeline.run_build(settings, preset, runs["stopped"], quick=True,
+                           report_progress=lambda e, i: events.append((e, i)))
+    assert ("note", {"text": "taking up after epoch 1 of 2, which an earlier run saved"}) in events
+    assert not (runs["stopped"] / "prune" / pipeline.CHECKPOINT_DIR).exists()
+    whole = load_keras(runs["whole"] / "prune" / "pruned.keras").get_weights()
+    again = load_keras(runs["stopped"] / "prune" / "pruned.keras").get_weights()
+    assert all(np.array_equal(u, v) for u, v in zip(whole, again, strict=True))
+
+
 def test_a_build_stopped_in_its_report_leaves_no_earlier_card_beside_its_model(
         quick_build, lfw_dir, monkeypatch, tmp_path):
     """The report step writes the bundle, then the report, validation figures and card: stopped in

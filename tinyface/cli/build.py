@@ -28,8 +28,8 @@ QUICK = {"distill": {"epochs": 8, "batch_size": 32, "teacher_views": 0, "teacher
                    "Example: --data ~/photos/family")
 @click.option("--out", "out_dir", type=click.Path(), default=None, callback=not_empty,
               help="Run folder for artifacts and the report: new, empty, or an earlier build's (its finished "
-                   "stages are reused, and a distillation that was stopped goes on after its last whole epoch; a "
-                   "folder of other files is refused) (default: build/<preset>, "
+                   "stages are reused, and a distillation or pruning that was stopped goes on after its last "
+                   "whole epoch; a folder of other files is refused) (default: build/<preset>, "
                    "build/<preset>-quick). Example: --out runs/s1")
 @click.option("--epochs", type=setting_type("distill.epochs"), default=None,
               help="Distillation epochs (default: distill.epochs). Example: --epochs 60")
@@ -59,9 +59,9 @@ def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, hi
     \b
     Stages (each skipped on a re-run when its inputs did not change):
       data      align faces (and extra.dirs faces), embed them with the teacher (cached per image)
-      distill   train the student to reproduce the teacher's embeddings (saved every epoch:
-                stopped, the next run goes on after the last whole one)
+      distill   train the student to reproduce the teacher's embeddings
       prune     magnitude pruning to prune.target_sparsity, fine-tuned
+                (both saved every epoch: stopped, the next run goes on after the last whole one)
       quantize  full int8 (PTQ; QAT too with --set quantize.qat=true)
       evaluate  LFW verification + identification for every stage, TFLite and TFLM
       report    report.md, report.json, plots, validation.md (no test figure); model bundle

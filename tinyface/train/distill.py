@@ -384,7 +384,9 @@ def fit(model, x_train, t_train, x_val, t_val, epochs: int, batch_size: int, lea
         done, earlier = checkpoint.restore(model, optimizer, epochs)
         for _ in range(done):  # each epoch's iterator draws its shuffle and augmentation seeds: those done drew theirs
             iter(train)
-        cbs.insert(0, checkpoint.saver(model, optimizer, epochs, earlier))
+        # after the caller's callbacks (pruning masks the weights at an epoch's end), before on_epoch (which may
+        # stop the run)
+        cbs.append(checkpoint.saver(model, optimizer, epochs, earlier))
     if on_epoch:
         cbs.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: on_epoch(e, logs)))
     if on_progress:

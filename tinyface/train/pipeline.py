@@ -9,6 +9,7 @@ and is redone.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -437,30 +438,15 @@ def _distill(stages: Stages, settings, data, training: _TrainingSet, data_fp: st
 
             search = search_hyperparameters(settings, data, trial, ds.search_trials, stages.notify)
             weights.alpha, weights.temperature, lr = search["alpha"], search["temperature"], search["learning_rate"]
-        # every epoch saved: a run stopped in this stage (Ctrl-C, kill -9) goes on after its last whole
-        # epoch, to the same student; --force, or other settings (another fingerprint), start over
-        checkpoint = distill.Checkpoint(
-            st.path(CHECKPOINT_DIR), fingerprint(fp, lr, asdict(weights)),
-            on_resume=lambda done, n: stages.notify("note", {"text": f"taking up after epoch {done} of {n}, "
-                                                                     "which an earlier run saved"}))
-        if stages.force:
-            checkpoint.clear()
-        try:
+        with _epochs_saved(stages, st, fingerprint(fp, lr, asdict(weights)), ds.epochs) as checkpoint:
             model, hist = train(weights, lr, ds.epochs, checkpoint=checkpoint)
-        except BaseException:  # Ctrl-C, SIGTERM, a failure: say what the next run goes on from
-            saved = checkpoint.latest()
-            if saved is not None:
-                stages.say("note", {"text": f"stopped: {saved[1]['epochs_done']} of {ds.epochs} epochs saved, "
-                                            "the same command goes on after them"})
-            raise
-        fused = None
-        if s.branches:
-            model, fused = _fuse_branches(model, s, input_shape, training.x, seed)
-        save_keras(model, st.path("student.keras"))
-        write_json(st.path("history.json"), {"history": hist.history, "search": search,
-                                             "learning_rate": lr, "alpha": weights.alpha,
-                                             "temperature": weights.temperature, "fuse_error": fused})
-        checkpoint.clear()  # the stage's artifacts hold it all now
+            fused = None
+            if s.branches:
+                model, fused = _fuse_branches(model, s, input_shape, training.x, seed)
+            save_keras(model, st.path("student.keras"))
+            write_json(st.path("history.json"), {"history": hist.history, "search": search,
+                                                 "learning_rate": lr, "alpha": weights.alpha,
+                                                 "temperature": weights.temperature, "fuse_error": fused})
         return model, hist.history
 
     def load(st: Stage):
@@ -470,8 +456,35 @@ def _distill(stages: Stages, settings, data, training: _TrainingSet, data_fp: st
     return model, history, fp
 
 
-# In the distill stage's folder while it trains: its epochs so far (tinyface.train.distill.Checkpoint).
+# In a training stage's folder (distill, prune) while it trains: its epochs so far
+# (tinyface.train.distill.Checkpoint).
 CHECKPOINT_DIR = "checkpoint"
+
+
+@contextlib.contextmanager
+def _epochs_saved(stages: Stages, st: Stage, key: str, epochs: int):
+    """A training stage's checkpoint (distill.Checkpoint in ``st``'s CHECKPOINT_DIR, ``key`` naming
+    the training) for the block, which trains and writes the stage's artifacts: every epoch is
+    saved, so a run stopped in it (Ctrl-C, SIGTERM, kill -9) goes on after its last whole epoch, to
+    the same model, and says so when it stops and when it takes up; --force, or other settings
+    (another key), start over. Removed once the block has written the artifacts."""
+    from tinyface.train import distill
+
+    checkpoint = distill.Checkpoint(
+        st.path(CHECKPOINT_DIR), key,
+        on_resume=lambda done, n: stages.notify("note", {"text": f"taking up after epoch {done} of {n}, "
+                                                                 "which an earlier run saved"}))
+    if stages.force:
+        checkpoint.clear()
+    try:
+        yield checkpoint
+    except BaseException:  # Ctrl-C, SIGTERM, a failure: say what the next run goes on from
+        saved = checkpoint.latest()
+        if saved is not None:
+            stages.say("note", {"text": f"stopped: {saved[1]['epochs_done']} of {epochs} epochs saved, "
+                                        "the same command goes on after them"})
+        raise
+    checkpoint.clear()  # the stage's artifacts hold it all now
 
 
 def distill_fingerprint(data_fp: str, settings) -> str:
@@ -530,18 +543,19 @@ def _prune(stages: Stages, settings, data, training: _TrainingSet, float_model, 
         end = max(1, int(steps * pr.epochs * 0.7))
         wrapped = prune.wrap_for_pruning(float_model, pr.target_sparsity, 0, end)
         weights = distill.LossWeights(ds.cosine_weight, ds.relation_weight, 0.0, ds.temperature)
-        hist = distill.fit(wrapped, training.x, training.y, data.val.crops, training.val_y,
-                           pr.epochs, ds.batch_size, ds.learning_rate * 0.1, training.loss(weights),
-                           augment=training.augment, light=training.light, seed=ds.training_seed(d.seed) + 1,
-                           callbacks=prune.pruning_callbacks(),
-                           warmup_epochs=0, on_epoch=_epoch_events(stages.notify),
-                           on_progress=_batch_events(stages.notify),
-                           partners=training.partners(stages.notify, pr.epochs))
-        pruned = prune.strip(wrapped)
-        save_keras(pruned, st.path("pruned.keras"))
-        write_json(st.path("sparsity.json"), {"target": pr.target_sparsity,
-                                              "per_layer": prune.sparsity_per_layer(pruned),
-                                              "history": hist.history})
+        with _epochs_saved(stages, st, fp, pr.epochs) as checkpoint:
+            hist = distill.fit(wrapped, training.x, training.y, data.val.crops, training.val_y,
+                               pr.epochs, ds.batch_size, ds.learning_rate * 0.1, training.loss(weights),
+                               augment=training.augment, light=training.light, seed=ds.training_seed(d.seed) + 1,
+                               callbacks=prune.pruning_callbacks(),
+                               warmup_epochs=0, on_epoch=_epoch_events(stages.notify),
+                               on_progress=_batch_events(stages.notify),
+                               partners=training.partners(stages.notify, pr.epochs), checkpoint=checkpoint)
+            pruned = prune.strip(wrapped)
+            save_keras(pruned, st.path("pruned.keras"))
+            write_json(st.path("sparsity.json"), {"target": pr.target_sparsity,
+                                                  "per_layer": prune.sparsity_per_layer(pruned),
+                                                  "history": hist.history})
         return pruned, hist.history
 
     def load(st: Stage):
