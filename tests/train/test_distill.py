@@ -281,7 +281,7 @@ def test_a_checkpoint_that_cannot_be_saved_stops_the_fit_in_one_line_keeping_the
     monkeypatch.setattr(fsutil, "write_json", full_after_one)
     with pytest.raises(OutputError) as exc:
         _fit_with_checkpoint(tmp_path / "run")
-    assert exc.value.one_line() == (f"cannot save epoch 2 of the distillation in {tmp_path / 'run'}: No space left "
+    assert exc.value.one_line() == (f"cannot save epoch 2 of the training in {tmp_path / 'run'}: No space left "
                                     "on device (free some space and run the build again: it goes on after the "
                                     "last epoch saved)")
     assert [p.name for p in (tmp_path / "run").iterdir()] == ["epoch-0001"]

@@ -432,7 +432,8 @@ class Checkpoint:
                 progress = json.loads((path / "progress.json").read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 continue
-            if isinstance(progress, dict) and progress.get("key") == self.key:
+            if isinstance(progress, dict) and progress.get("key") == self.key \
+                    and isinstance(progress.get("epochs_done"), int):
                 return path, progress
         return None
 
@@ -442,8 +443,7 @@ class Checkpoint:
         import tensorflow as tf
 
         found = self.latest()
-        if found is None or not 0 < int(found[1].get("epochs_done", 0)) <= epochs \
-                or found[1].get("epochs") != epochs:
+        if found is None or not 0 < found[1]["epochs_done"] <= epochs or found[1].get("epochs") != epochs:
             self.clear()
             return 0, {}
         path, progress = found
@@ -495,7 +495,7 @@ class Checkpoint:
         except (OSError, tf.errors.OpError) as exc:  # a full disk: said as one, the epochs saved so far kept
             shutil.rmtree(tmp, ignore_errors=True)
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else getattr(exc, "message", str(exc))
-            raise OutputError(f"cannot save epoch {done} of the distillation in {self.folder}: {why}",
+            raise OutputError(f"cannot save epoch {done} of the training in {self.folder}: {why}",
                               hint="free some space and run the build again: it goes on after the last epoch "
                                    "saved") from None
         for older in self.folder.iterdir():
