@@ -142,6 +142,30 @@ def test_a_forced_rerun_redoes_every_stage(tmp_path):
     assert _chain(tmp_path)[1] == []
 
 
+@pytest.mark.parametrize("force", [False, True])
+def test_a_training_stages_saved_epochs_are_kept_for_it_but_not_under_force(tmp_path, force):
+    """pipeline._epochs_saved: a stage's checkpoint (an earlier run's epoch) is there for the
+    training to take up, but --force trains from the first epoch; done, it is removed; stopped, the
+    run says how many epochs it saved (by ``say``: ``notify`` would raise a Ctrl-C again first)."""
+    from tinyface.train import pipeline
+
+    said = []
+    stages = pipeline.Stages(tmp_path, lambda e, i: None, force=force, say=lambda e, i: said.append((e, i)))
+    st = pipeline.Stage(tmp_path, "distill", "fp", [])
+    saved = st.path(pipeline.CHECKPOINT_DIR) / "epoch-0002"
+    saved.mkdir(parents=True)
+    (saved / "progress.json").write_text(json.dumps({"key": "k", "epochs_done": 2, "epochs": 8}))
+    with pytest.raises(KeyboardInterrupt):
+        with pipeline._epochs_saved(stages, st, "k", 8) as checkpoint:
+            assert (checkpoint.latest() is None) == force
+            raise KeyboardInterrupt
+    assert said == ([] if force else [("note", {"text": "stopped: 2 of 8 epochs saved, the same command goes on "
+                                                        "after them"})])
+    with pipeline._epochs_saved(stages, st, "k", 8):
+        pass
+    assert not st.path(pipeline.CHECKPOINT_DIR).exists()
+
+
 def test_a_missing_artifact_redoes_the_stage(tmp_path):
     _chain(tmp_path)
     (tmp_path / "second" / "out.txt").unlink()

@@ -39,7 +39,8 @@ QUICK = {"distill": {"epochs": 8, "batch_size": 32, "teacher_views": 0, "teacher
                    "--quick --set distill.epochs=3 trains 3. "
                    "Example: tinyface build --quick --out /tmp/smoke")
 @click.option("--force", is_flag=True,
-              help="Redo every stage, even those whose inputs did not change. Example: tinyface build --force")
+              help="Redo every stage, even those whose inputs did not change, and train from the first "
+                   "epoch (not after the epochs a stopped run saved). Example: tinyface build --force")
 @click.option("--print-config", is_flag=True,
               help="Print the effective settings as TOML (or JSON with --json) and exit. "
                    "Example: tinyface build --preset esp32s3 --print-config")
