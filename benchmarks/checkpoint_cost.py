@@ -8,7 +8,7 @@ the bytes one epoch's checkpoint holds and the milliseconds a save takes.
 
 The weights are the student's initial ones (a save writes every variable, whatever its value), so
 no dataset is needed. Wall times of this machine, into a temporary folder on its disk; an epoch of
-the esp32 preset's distillation takes about a minute and a quarter on 2 cores (docs/model.md).
+the esp32 preset's distillation takes about a minute on 2 cores (docs/model.md, run R1f).
 """
 
 from __future__ import annotations
