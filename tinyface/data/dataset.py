@@ -78,14 +78,29 @@ _DATASET_HINT = ("pass --data DIR (or set TINYFACE_DATA / data.dir) to a folder 
 
 
 def photos_in(folder: str | os.PathLike) -> list[Path]:
-    """The photos directly in ``folder``, by name, as a person folder's are taken (load_dataset):
-    not hidden, an image extension (IMAGE_EXTENSIONS), a regular file; not its sub-folders.
+    """The photos directly in ``folder``, by name, as a person folder's are taken (load_dataset,
+    by :func:`_why_not_a_photo`); not its sub-folders.
 
     Raises:
         OSError: ``folder`` cannot be listed.
     """
-    return [entry for entry in sorted(Path(folder).iterdir()) if not entry.name.startswith(".")
-            and entry.suffix.lower() in IMAGE_EXTENSIONS and entry.is_file()]
+    return [entry for entry in sorted(Path(folder).iterdir()) if _why_not_a_photo(entry) is None]
+
+
+def _why_not_a_photo(entry: Path) -> str | None:
+    """Why an entry of a person folder is not one of its photos, as a dataset's skipped list says it
+    (None: it is one; "": a hidden entry, passed over without a word). A photo is not hidden, has an
+    image extension (IMAGE_EXTENSIONS) and is a regular file."""
+    if entry.name.startswith("."):
+        return ""
+    if entry.is_dir():  # one level only: say so rather than silently ignoring photos
+        return "a folder inside a person folder (not searched)"
+    if entry.suffix.lower() not in IMAGE_EXTENSIONS:
+        return f"not an image file (extension {entry.suffix or 'none'})"
+    if not entry.is_file():
+        # a FIFO or device would block or stream forever when opened; a dangling link has no data
+        return "broken symbolic link" if entry.is_symlink() and not entry.exists() else "not a regular file"
+    return None
 
 
 def load_dataset(root: str | os.PathLike, min_identities: int = 2) -> Dataset:
@@ -116,20 +131,11 @@ def load_dataset(root: str | os.PathLike, min_identities: int = 2) -> Dataset:
             skipped.append(Skipped(person_dir, "folder not readable (permission denied)"))
             continue
         for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            if entry.is_dir():  # one level only: say so rather than silently ignoring photos
-                skipped.append(Skipped(entry, "a folder inside a person folder (not searched)"))
-                continue
-            if entry.suffix.lower() not in IMAGE_EXTENSIONS:
-                skipped.append(Skipped(entry, f"not an image file (extension {entry.suffix or 'none'})"))
-                continue
-            if not entry.is_file():
-                # a FIFO or device would block or stream forever when opened; a dangling link has no data
-                reason = "broken symbolic link" if entry.is_symlink() and not entry.exists() else "not a regular file"
-                skipped.append(Skipped(entry, reason))
-                continue
-            images.append(FaceImage(entry, person_dir.name))
+            why = _why_not_a_photo(entry)
+            if why is None:
+                images.append(FaceImage(entry, person_dir.name))
+            elif why:
+                skipped.append(Skipped(entry, why))
     loose = sorted(p for p in images_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
     if not images:
         if loose:

@@ -246,7 +246,7 @@ class _Partial:
     @classmethod
     def recorded(cls, work: Path) -> _Partial | None:
         """The download ``work``'s record names (None: no record, or not one tinyface wrote)."""
-        record = cls(work, "", "", None).record()
+        record = _read_record(work)
         if record is None or not all(isinstance(record.get(k), str) for k in ("url", "archive")):
             return None
         archive = record["archive"]
@@ -259,16 +259,9 @@ class _Partial:
     def path(self) -> Path:
         return self.work / "archive" / self.archive
 
-    def record(self) -> dict | None:
-        try:
-            record = json.loads((self.work / PARTIAL_RECORD).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        return record if isinstance(record, dict) else None
-
     def matches(self) -> bool:
         """Whether the work folder holds a start of this download (and then its validator is read)."""
-        record = self.record()
+        record = _read_record(self.work)
         if record is None or any(record.get(k) != v for k, v in self.key.items()):
             return False
         validator = record.get("validator")
@@ -315,6 +308,15 @@ class _Partial:
                         _remove_path(inner)
                 continue
             _remove_path(entry)
+
+
+def _read_record(work: Path) -> dict | None:
+    """A work folder's PARTIAL_RECORD (None: none, or not a JSON object)."""
+    try:
+        record = json.loads((work / PARTIAL_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def _remove_path(path: Path) -> None:

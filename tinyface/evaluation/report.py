@@ -732,7 +732,7 @@ def _write_evaluation_report(out_dir: Path, result: dict) -> Path:
     ax.set_xlabel("false accept rate")
     ax.set_ylabel("true accept rate")
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="best")
+    _legend_below(ax, fontsize=8)
     save_png(fig, out_dir / "roc.png")
     lines = [f"# tinyface evaluation — {result['model']} ({result['runtime']})", "",
              f"Dataset `{result['data']}`: {result['images']:,} images of {result['people']:,} people; "
