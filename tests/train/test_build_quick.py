@@ -399,19 +399,22 @@ def test_a_build_stopped_in_its_distillation_goes_on_after_its_last_whole_epoch(
     assert all(np.array_equal(u, v) for u, v in zip(whole, again, strict=True))
 
 
-def test_a_build_stopped_in_its_pruning_goes_on_after_its_last_whole_epoch(
+def test_a_build_stopped_within_a_pruning_epoch_goes_on_from_its_last_batch_saved(
         quick_build, lfw_dir, monkeypatch, tmp_path):
-    """The prune stage saves its epochs as distill does (the pruning masks and step with the
-    weights): taken up, it ends with the pruned model of a build never stopped."""
+    """The prune stage saves as distill does (the pruning masks and step with the weights), after
+    every epoch and within one (here after every batch): stopped halfway through its second epoch
+    and taken up, it ends with the pruned model of a build never stopped."""
+    import re
     import shutil
 
     from tinyface.model.keras_io import load_keras
-    from tinyface.train import pipeline
+    from tinyface.train import distill, pipeline
 
     def killed(*args, **kwargs):  # stop after prune: its model is what is compared
         raise RuntimeError("killed")
 
     monkeypatch.setattr(pipeline, "_quantize", killed)
+    monkeypatch.setattr(distill.Checkpoint, "EVERY_S", 0.0)
     settings, preset = _quick_settings(quick_build, lfw_dir, prune={"epochs": 2})  # 1 in a quick build
     runs = {}
     for name in ("whole", "stopped"):
@@ -423,22 +426,37 @@ def test_a_build_stopped_in_its_pruning_goes_on_after_its_last_whole_epoch(
     class Stopped(Exception):
         pass
 
-    def stop_at_prune_epoch_1(event, info):
-        if event == "epoch" and info["epoch"] == 1:
+    said = []
+
+    def stop_halfway_through_prune_epoch_2(event, info):
+        said.append((event, info))
+        if event == "epoch_progress" and info["epoch"] >= 1.5:
             raise Stopped()
 
-    with pytest.raises(Stopped):  # distill is the quick build's, unchanged: the first epochs are prune's
-        pipeline.run_build(settings, preset, runs["stopped"], quick=True, report_progress=stop_at_prune_epoch_1)
-    assert [p.name for p in (runs["stopped"] / "prune" / pipeline.CHECKPOINT_DIR).iterdir()] == ["epoch-0001"]
+    with pytest.raises(Stopped):  # distill is the quick build's, unchanged: the epochs are prune's
+        pipeline.run_build(settings, preset, runs["stopped"], quick=True,
+                           report_progress=stop_halfway_through_prune_epoch_2)
+    [saved] = [p.name for p in (runs["stopped"] / "prune" / pipeline.CHECKPOINT_DIR).iterdir()]
+    batch = int(re.fullmatch(r"epoch-0001-batch-(\d{6})", saved).group(1))
+    steps = json.loads((runs["stopped"] / "prune" / pipeline.CHECKPOINT_DIR / saved / "progress.json").read_text())[
+        "steps"]
+    assert 0 < batch <= steps - 2
+    assert said[-1] == ("note", {"text": f"stopped: 1 of 2 epochs and {batch} of {steps} batches of the next saved, "
+                                         "the same command goes on from there"})
     events = []
     with pytest.raises(RuntimeError, match="killed"):
         pipeline.run_build(settings, preset, runs["stopped"], quick=True,
                            report_progress=lambda e, i: events.append((e, i)))
-    assert ("note", {"text": "taking up after epoch 1 of 2, which an earlier run saved"}) in events
+    assert ("note", {"text": f"taking up epoch 2 of 2 after its batch {batch} of {steps}, which an earlier run "
+                             "saved"}) in events
+    assert [i["epoch"] for e, i in events if e == "epoch"] == [2]
+    assert min(i["epoch"] for e, i in events if e == "epoch_progress") == 1 + (batch + 1) / steps
     assert not (runs["stopped"] / "prune" / pipeline.CHECKPOINT_DIR).exists()
     whole = load_keras(runs["whole"] / "prune" / "pruned.keras").get_weights()
     again = load_keras(runs["stopped"] / "prune" / "pruned.keras").get_weights()
     assert all(np.array_equal(u, v) for u, v in zip(whole, again, strict=True))
+    history = {name: json.loads((runs[name] / "prune" / "sparsity.json").read_text())["history"] for name in runs}
+    assert history["stopped"] == history["whole"]
 
 
 def test_a_build_stopped_in_its_report_leaves_no_earlier_card_beside_its_model(

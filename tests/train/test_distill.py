@@ -4,6 +4,7 @@ loss, reproducible training (batches, augmentation and weights repeat for a seed
 averaging), the relit faces of distill.light_augment and the anchor-partner batches of
 distill.neighbours."""
 
+import math
 from types import SimpleNamespace
 
 import numpy as np
@@ -213,23 +214,34 @@ class Stopped(Exception):
     """What stops a fit after an epoch in these tests (Ctrl-C does so in a build)."""
 
 
-def _fit_with_checkpoint(folder, epochs=3, stop_after=None, ema=0.0, partners=False, key="k", resumed=None):
-    """A fit of 3 epochs with its checkpoint in ``folder``, stopped after ``stop_after`` epochs (None:
-    to the end), with distill.ema and neighbour partners as a build may; its weights and history."""
-    x, t = _fit_data()
+def _fit_with_checkpoint(folder, epochs=3, stop_after=None, ema=0.0, partners=False, key="k", resumed=None,
+                         stop_at=None, every_s=None, n=48, pruning=False):
+    """A fit of 3 epochs with its checkpoint in ``folder``, stopped after ``stop_after`` epochs or
+    at ``stop_at`` epochs done (a fraction: within an epoch; None: to the end), with distill.ema,
+    neighbour partners and pruning as a build may; its weights and history."""
+    from tinyface.train import prune
+
+    x, t = _fit_data(n)
     distill.seed_everything(1)
     model, _ = build_student("dsnet", (24, 24, 1), 16, 0.5)
+    if pruning:
+        model = prune.wrap_for_pruning(model, 0.5, 0, 2 * n // 16)
 
     def on_epoch(epoch, logs):
         if stop_after is not None and epoch + 1 == stop_after:
             raise Stopped()
 
+    def on_progress(done):
+        if stop_at is not None and done >= stop_at:
+            raise Stopped()
+
     pairs = distill.nearest_partners(t, np.arange(len(t)), 2) if partners else None
     result = distill.fit(model, x, t, x[:8], t[:8], epochs, 16, 1e-2,
                          distill.make_loss(distill.LossWeights(), paired=partners), seed=1, warmup_epochs=1,
-                         ema=ema, partners=pairs, on_epoch=on_epoch,
-                         checkpoint=distill.Checkpoint(folder, key, on_resume=lambda done, n: resumed.append(
-                             (done, n)) if resumed is not None else None))
+                         ema=ema, partners=pairs, on_epoch=on_epoch, on_progress=on_progress,
+                         callbacks=prune.pruning_callbacks() if pruning else (),
+                         checkpoint=distill.Checkpoint(folder, key, every_s=every_s, on_resume=lambda r, n: (
+                             resumed.append((r.epochs_done, r.batches_done, n)) if resumed is not None else None)))
     return model.get_weights(), result.history
 
 
@@ -244,14 +256,40 @@ def test_a_fit_stopped_after_an_epoch_goes_on_to_the_weights_of_one_never_stoppe
     assert [p.name for p in (tmp_path / "run").iterdir()] == ["epoch-0002"]
     resumed = []
     again, history = _fit_with_checkpoint(tmp_path / "run", ema=ema, partners=partners, resumed=resumed)
-    assert resumed == [(2, 3)]
+    assert resumed == [(2, 0, 3)]
     assert all(np.array_equal(u, v) for u, v in zip(whole, again, strict=True))
     assert history == whole_history and len(history["loss"]) == 3
     # stopped after its last epoch (before the stage saved its model): no epoch to train, the same end
     resumed = []
     last, history = _fit_with_checkpoint(tmp_path / "whole", ema=ema, partners=partners, resumed=resumed)
-    assert resumed == [(3, 3)] and history == whole_history
+    assert resumed == [(3, 0, 3)] and history == whole_history
     assert all(np.array_equal(u, v) for u, v in zip(whole, last, strict=True))
+
+
+@pytest.mark.parametrize("ema, partners, pruning", [(0.0, False, False), (0.9, True, False), (0.0, False, True)])
+def test_a_fit_stopped_within_an_epoch_goes_on_to_the_weights_and_history_of_one_never_stopped(
+        tmp_path, ema, partners, pruning):
+    # was: only whole epochs were saved, and an esp32s3 epoch takes 8 minutes. Saved within one too,
+    # the fit taken up leaves out the batches done of the epoch's data and goes on with its running
+    # loss: the weights, pruning masks and the epoch's mean loss are those of a fit never stopped
+    kw = dict(ema=ema, partners=partners, pruning=pruning, n=96)  # 6 batches an epoch
+    whole, whole_history = _fit_with_checkpoint(tmp_path / "whole", every_s=math.inf, **kw)
+    with pytest.raises(Stopped):
+        _fit_with_checkpoint(tmp_path / "run", stop_at=1.5, every_s=0, **kw)  # stopped after batch 3 of epoch 2
+    assert [p.name for p in (tmp_path / "run").iterdir()] == ["epoch-0001-batch-000003"]
+    resumed = []
+    again, history = _fit_with_checkpoint(tmp_path / "run", every_s=0, resumed=resumed, **kw)
+    assert resumed == [(1, 3, 3)]
+    assert all(np.array_equal(u, v) for u, v in zip(whole, again, strict=True))
+    assert history == whole_history and len(history["loss"]) == 3
+    # a save leaves two batches to go at least: stopped at the end of batch 5 of 6, batch 4 was the last saved
+    with pytest.raises(Stopped):
+        _fit_with_checkpoint(tmp_path / "late", stop_at=5 / 6, every_s=0, **kw)
+    assert [p.name for p in (tmp_path / "late").iterdir()] == ["epoch-0000-batch-000004"]
+    resumed = []
+    again, history = _fit_with_checkpoint(tmp_path / "late", every_s=math.inf, resumed=resumed, **kw)
+    assert resumed == [(0, 4, 3)] and history == whole_history
+    assert all(np.array_equal(u, v) for u, v in zip(whole, again, strict=True))
 
 
 def test_a_checkpoint_of_other_training_is_not_taken_up(tmp_path):
@@ -282,8 +320,8 @@ def test_a_checkpoint_that_cannot_be_saved_stops_the_fit_in_one_line_keeping_the
     with pytest.raises(OutputError) as exc:
         _fit_with_checkpoint(tmp_path / "run")
     assert exc.value.one_line() == (f"cannot save epoch 2 of the training in {tmp_path / 'run'}: No space left "
-                                    "on device (free some space and run the build again: it goes on after the "
-                                    "last epoch saved)")
+                                    "on device (free some space and run the build again: it goes on from the "
+                                    "last state saved)")
     assert [p.name for p in (tmp_path / "run").iterdir()] == ["epoch-0001"]
 
 

@@ -28,8 +28,9 @@ QUICK = {"distill": {"epochs": 8, "batch_size": 32, "teacher_views": 0, "teacher
                    "Example: --data ~/photos/family")
 @click.option("--out", "out_dir", type=click.Path(), default=None, callback=not_empty,
               help="Run folder for artifacts and the report: new, empty, or an earlier build's (its finished "
-                   "stages are reused, and a distillation or pruning that was stopped goes on after its last "
-                   "whole epoch; a folder of other files is refused) (default: build/<preset>, "
+                   "stages are reused, and a distillation or pruning that was stopped goes on from its last "
+                   "state saved, after every epoch and every minute within one; a folder of other files is "
+                   "refused) (default: build/<preset>, "
                    "build/<preset>-quick). Example: --out runs/s1")
 @click.option("--epochs", type=setting_type("distill.epochs"), default=None,
               help="Distillation epochs (default: distill.epochs). Example: --epochs 60")
@@ -62,7 +63,7 @@ def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, hi
       data      align faces (and extra.dirs faces), embed them with the teacher (cached per image)
       distill   train the student to reproduce the teacher's embeddings
       prune     magnitude pruning to prune.target_sparsity, fine-tuned
-                (both saved every epoch: stopped, the next run goes on after the last whole one)
+                (both saved every epoch and every minute: stopped, the next run goes on from there)
       quantize  full int8 (PTQ; QAT too with --set quantize.qat=true)
       evaluate  LFW verification + identification for every stage, TFLite and TFLM
       report    report.md, report.json, plots, validation.md (no test figure); model bundle

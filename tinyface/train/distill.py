@@ -177,7 +177,7 @@ def nearest_partners(targets: np.ndarray, pool: np.ndarray, k: int, chunk: int =
 
 
 def make_dataset(x_uint8: np.ndarray, targets: np.ndarray, batch_size: int, augment: bool | str, seed: int,
-                 shuffle: bool, partners: np.ndarray | None = None, light: float = 0.0):
+                 shuffle: bool, partners: np.ndarray | None = None, light: float = 0.0, skip=None):
     """A tf.data pipeline: uint8 crops -> [-1, 1) floats (augmented), teacher targets.
 
     Reproducible for a given ``seed``: the shuffle is seeded, and every batch's augmentation is
@@ -189,6 +189,12 @@ def make_dataset(x_uint8: np.ndarray, targets: np.ndarray, batch_size: int, augm
     from the batch's seed; an epoch has as many batches as without partners.
 
     ``light`` (with ``augment``): the share of samples badly lit (see relight).
+
+    ``skip`` (training only; a tf.Variable, int64): an iterator leaves out the first ``skip`` batches
+    it would give, read as it goes, so setting it to 0 after the first epoch gives whole epochs
+    again; the batches it gives are the very ones an iterator without it gives in those places.
+    The dataset still counts whole epochs (Keras, told to start at batch ``skip``, asks for the
+    rest only). A fit taken up in the middle of an epoch goes on so (:class:`Checkpoint`).
 
     Autotuning is off (``untuned``): with it, every epoch's end waited up to a minute.
     """
@@ -202,6 +208,10 @@ def make_dataset(x_uint8: np.ndarray, targets: np.ndarray, batch_size: int, augm
             ds = ds.shuffle(len(x_uint8), seed=seed, reshuffle_each_iteration=True)
         ds = ds.batch(batch_size, drop_remainder=shuffle)
         ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)))
+    if skip is not None:  # before the augmentation: batches left out cost only their draw
+        batches = ds.cardinality()
+        ds = (ds.enumerate().filter(lambda i, element: i >= skip).map(lambda i, element: element)
+              .apply(tf.data.experimental.assert_cardinality(batches)))
 
     size = x_uint8.shape[1]
 
@@ -351,9 +361,9 @@ def fit(model, x_train, t_train, x_val, t_val, epochs: int, batch_size: int, lea
     batch with the epochs done so far as a float (progress display: an epoch can take minutes).
 
     ``checkpoint``: the weights and optimizer state are saved there after every epoch (before
-    ``on_epoch``, which may end the run), and a fit that finds the epochs of an earlier fit of
-    the same training there goes on after them, to the same weights as a fit never stopped
-    (:class:`Checkpoint`).
+    ``on_epoch``, which may end the run) and within an epoch every ``checkpoint.every_s``, and a
+    fit that finds what an earlier fit of the same training saved there goes on from it, to the
+    same weights and history as a fit never stopped (:class:`Checkpoint`).
     """
     import tensorflow as tf
     import tf_keras as keras
@@ -376,17 +386,23 @@ def fit(model, x_train, t_train, x_val, t_val, epochs: int, batch_size: int, lea
     optimizer = (keras.optimizers.Adam(Schedule(), use_ema=True, ema_momentum=ema) if ema > 0
                  else keras.optimizers.Adam(Schedule()))
     model.compile(optimizer=optimizer, loss=loss)
-    train = make_dataset(x_train, t_train, batch_size, augment, seed, shuffle=True, partners=partners, light=light)
-    val = make_dataset(x_val, t_val, 256, False, seed, shuffle=False) if x_val is not None and len(x_val) else None
     cbs = list(callbacks)
-    done, earlier = 0, {}
+    start = Resume()
     if checkpoint is not None:
-        done, earlier = checkpoint.restore(model, optimizer, epochs)
+        start = checkpoint.restore(model, optimizer, epochs, steps)
+    skip = tf.Variable(start.batches_done, dtype=tf.int64, trainable=False) if start.batches_done else None
+    train = make_dataset(x_train, t_train, batch_size, augment, seed, shuffle=True, partners=partners, light=light,
+                         skip=skip)
+    val = make_dataset(x_val, t_val, 256, False, seed, shuffle=False) if x_val is not None and len(x_val) else None
+    done = start.epochs_done
+    if checkpoint is not None:
         for _ in range(done):  # each epoch's iterator draws its shuffle and augmentation seeds: those done drew theirs
             iter(train)
+        if skip is not None:
+            cbs.append(_go_on_in_epoch(model, skip, start.metrics))
         # after the caller's callbacks (pruning masks the weights at an epoch's end), before on_epoch (which may
         # stop the run)
-        cbs.append(checkpoint.saver(model, optimizer, epochs, earlier))
+        cbs.append(checkpoint.saver(model, optimizer, epochs, steps, start.history))
     if on_epoch:
         cbs.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: on_epoch(e, logs)))
     if on_progress:
@@ -394,36 +410,95 @@ def fit(model, x_train, t_train, x_val, t_val, epochs: int, batch_size: int, lea
         cbs.append(keras.callbacks.LambdaCallback(
             on_epoch_begin=lambda e, logs: current.update(epoch=e),
             on_train_batch_end=lambda b, logs: on_progress(current["epoch"] + (b + 1) / steps)))
-    hist = model.fit(train, validation_data=val, epochs=epochs, initial_epoch=done, verbose=0, callbacks=cbs)
+    # Keras starts the epoch taken up at the batch after those saved (its hook for a fault-tolerant fit)
+    model._training_state = _StartAt(done, start.batches_done) if skip is not None else None
+    try:
+        hist = model.fit(train, validation_data=val, epochs=epochs, initial_epoch=done, verbose=0, callbacks=cbs)
+    finally:
+        model._training_state = None
     if ema > 0:  # the averaged weights with the last step's batch-norm statistics would not match
         recalibrate_batch_norm(model, x_train, seed)
-    history = {k: [float(v) for v in vals] for k, vals in earlier.items()}
+    history = {k: [float(v) for v in vals] for k, vals in start.history.items()}
     for k, vals in hist.history.items():
         history[k] = history.get(k, []) + [float(v) for v in vals]
     return TrainResult(history, epochs)
 
 
-class Checkpoint:
-    """Where a fit saves its state after every epoch, so that a run stopped (Ctrl-C, kill -9, a
-    power cut) goes on from its last whole epoch: ``folder/epoch-NNNN/`` holds the model's weights
-    and the optimizer's state (its step, moments and averages: tf.train.Checkpoint) and
-    ``progress.json`` (the epochs done, the history so far and ``key``); each is written under a
-    temporary name and renamed when complete, and the older ones are then removed. ``key`` names
-    the training (the stage's fingerprint): an epoch of other training is never taken up. The
-    data's order and each batch's augmentation come from seeds each epoch's iterator draws in turn,
-    so a fit that goes on draws those of the epochs done first (:func:`fit`): the weights it ends
-    with are those of a fit never stopped.
+@dataclass
+class Resume:
+    """Where a fit goes on from (:meth:`Checkpoint.restore`): the epochs done, then the batches
+    done of the next (0: it starts at a whole epoch), the history of the epochs done and the
+    running loss metrics of the epoch taken up (``{name: [variable values]}``)."""
+    epochs_done: int = 0
+    batches_done: int = 0
+    steps: int = 0
+    history: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
 
-    ``on_resume(epochs_done, epochs)`` is called when an earlier fit's epochs are taken up.
+
+class _StartAt:
+    """What Keras's fit asks, as a fault-tolerant fit's state, for the epoch and batch to start at."""
+
+    def __init__(self, epoch: int, batch: int):
+        self.epoch, self.batch = epoch, batch
+
+    def maybe_load_initial_counters_from_ckpt(self, steps_per_epoch, initial_epoch, mode=None):
+        return self.epoch, self.batch
+
+
+def _loss_metrics(model) -> dict:
+    """The running metrics of the epoch so far (the mean loss: its total and count)."""
+    return {m.name: [float(v.numpy()) for v in m.variables] for m in model.metrics}
+
+
+def _go_on_in_epoch(model, skip, metrics: dict):
+    """The callback of a fit taken up in the middle of an epoch: after its first batch, the
+    epoch's running loss goes on from the one saved (Keras starts every fit at 0, and its
+    metrics exist once a batch has run); after the epoch, the data give whole epochs again."""
+    import tensorflow as tf
+    import tf_keras as keras
+
+    state = {"first": True}
+
+    def batch_end(batch, logs):
+        if state["first"]:
+            state["first"] = False
+            for m in model.metrics:
+                for v, saved in zip(m.variables, metrics.get(m.name, ()), strict=True):
+                    v.assign_add(tf.constant(saved, v.dtype))  # as the batch's own update added to the total saved
+
+    return keras.callbacks.LambdaCallback(on_train_batch_end=batch_end,
+                                          on_epoch_end=lambda epoch, logs: skip.assign(0))
+
+
+class Checkpoint:
+    """Where a fit saves its state, so that a run stopped (Ctrl-C, kill -9, a power cut) goes on
+    from where it was: after every epoch, and within an epoch every ``every_s`` seconds (an
+    ``esp32s3`` epoch takes minutes). ``folder/epoch-NNNN/`` (NNNN epochs done) or
+    ``folder/epoch-NNNN-batch-BBBBBB/`` (and BBBBBB batches of the next) holds the model's weights
+    and the optimizer's state (its step, moments and averages: tf.train.Checkpoint) and
+    ``progress.json`` (where it is, the history so far, the epoch's running loss and ``key``);
+    each is written under a temporary name and renamed when complete, and the older ones are then
+    removed. ``key`` names the training (the stage's fingerprint): a state of other training is
+    never taken up. The data's order and each batch's augmentation come from seeds each epoch's
+    iterator draws in turn, so a fit that goes on draws those of the epochs done first, and in an
+    epoch taken up leaves out the batches done (:func:`fit`): the weights it ends with are those
+    of a fit never stopped. A save within an epoch leaves at least two of its batches to go
+    (the epoch's running loss is taken up after the first of them).
+
+    ``on_resume(resume, epochs)`` is called when what an earlier fit saved is taken up
+    (:class:`Resume`).
     """
 
     PREFIX = "epoch-"
+    EVERY_S = 60.0  # a save costs 58 ms (esp32) to 80 ms (esp32s3): benchmarks/checkpoint_cost.py
 
-    def __init__(self, folder: Path, key: str, on_resume=None):
+    def __init__(self, folder: Path, key: str, on_resume=None, every_s: float | None = None):
         self.folder, self.key, self.on_resume = Path(folder), key, on_resume
+        self.every_s = self.EVERY_S if every_s is None else every_s  # math.inf: whole epochs only
 
     def latest(self) -> tuple[Path, dict] | None:
-        """The last complete epoch saved for this training (its folder and progress.json)."""
+        """The last complete state saved for this training (its folder and progress.json)."""
         import json
 
         found = sorted(self.folder.glob(f"{self.PREFIX}[0-9]*")) if self.folder.is_dir() else []
@@ -433,19 +508,21 @@ class Checkpoint:
             except (OSError, ValueError):
                 continue
             if isinstance(progress, dict) and progress.get("key") == self.key \
-                    and isinstance(progress.get("epochs_done"), int):
+                    and isinstance(progress.get("epochs_done"), int) \
+                    and isinstance(progress.get("batches_done", 0), int):
                 return path, progress
         return None
 
-    def restore(self, model, optimizer, epochs: int) -> tuple[int, dict]:
-        """Load the last epoch saved into ``model`` and ``optimizer``: (epochs done, history so far);
-        (0, {}) when there is none of this training (anything else in the folder is removed)."""
+    def restore(self, model, optimizer, epochs: int, steps: int) -> Resume:
+        """Load the last state saved into ``model`` and ``optimizer``, and say where the fit goes
+        on (a fresh :class:`Resume` when there is none of this training of ``epochs`` epochs of
+        ``steps`` batches: anything else in the folder is removed)."""
         import tensorflow as tf
 
         found = self.latest()
-        if found is None or not 0 < found[1]["epochs_done"] <= epochs or found[1].get("epochs") != epochs:
+        if found is None or not self._fits(found[1], epochs, steps):
             self.clear()
-            return 0, {}
+            return Resume()
         path, progress = found
         optimizer.build(model.trainable_variables)  # its slots exist, to be read into
         try:
@@ -453,28 +530,56 @@ class Checkpoint:
             saved.assert_existing_objects_matched()
         except (tf.errors.OpError, ValueError, AssertionError):  # damaged, or of another model: start over
             self.clear()
-            return 0, {}
-        done = int(progress["epochs_done"])
+            return Resume()
+        resume = Resume(int(progress["epochs_done"]), int(progress.get("batches_done", 0)), steps,
+                        progress.get("history") or {}, progress.get("metrics") or {})
         if self.on_resume:
-            self.on_resume(done, epochs)
-        return done, progress.get("history") or {}
+            self.on_resume(resume, epochs)
+        return resume
 
-    def saver(self, model, optimizer, epochs: int, earlier: dict):
-        """The Keras callback that saves every epoch (after earlier's)."""
+    @staticmethod
+    def _fits(progress: dict, epochs: int, steps: int) -> bool:
+        done, batches = progress["epochs_done"], progress.get("batches_done", 0)
+        if progress.get("epochs") != epochs:
+            return False
+        if batches == 0:  # a whole epoch (saved before batches were, too)
+            return 0 < done <= epochs
+        return progress.get("steps") == steps and 0 <= done < epochs and 0 < batches <= steps - 2 \
+            and isinstance(progress.get("metrics"), dict)
+
+    def saver(self, model, optimizer, epochs: int, steps: int, earlier: dict):
+        """The Keras callback that saves after every epoch and every ``every_s`` within one (after
+        earlier's history)."""
+        import time
+
         import tf_keras as keras
 
         history = {k: list(v) for k, v in earlier.items()}
         state = self
+        clock = {"epoch": 0, "last": time.monotonic()}
 
         class Save(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                clock["epoch"] = epoch
+
+            def on_train_batch_end(self, batch, logs=None):
+                if batch + 2 >= steps or time.monotonic() - clock["last"] < state.every_s:
+                    return
+                state.save(model, optimizer, clock["epoch"], epochs, history, batches=batch + 1, steps=steps,
+                           metrics=_loss_metrics(model))
+                clock["last"] = time.monotonic()
+
             def on_epoch_end(self, epoch, logs=None):
                 for k, v in (logs or {}).items():
                     history.setdefault(k, []).append(float(v))
                 state.save(model, optimizer, epoch + 1, epochs, history)
+                clock["last"] = time.monotonic()
 
         return Save()
 
-    def save(self, model, optimizer, done: int, epochs: int, history: dict) -> None:
+    def save(self, model, optimizer, done: int, epochs: int, history: dict, batches: int = 0, steps: int = 0,
+             metrics: dict | None = None) -> None:
+        """Save the state after ``done`` epochs and ``batches`` of the next (of ``steps``)."""
         import shutil
 
         import tensorflow as tf
@@ -482,21 +587,24 @@ class Checkpoint:
         from tinyface.errors import OutputError
         from tinyface.fsutil import write_json
 
-        final = self.folder / f"{self.PREFIX}{done:04d}"
+        final = self.folder / (f"{self.PREFIX}{done:04d}" + (f"-batch-{batches:06d}" if batches else ""))
         tmp = self.folder / f".{final.name}.tmp"
         try:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
             tf.train.Checkpoint(model=model, optimizer=optimizer).write(str(tmp / "state"))
-            write_json(tmp / "progress.json", {"key": self.key, "epochs_done": done, "epochs": epochs,
-                                               "history": history})
+            progress = {"key": self.key, "epochs_done": done, "epochs": epochs, "history": history}
+            if batches:
+                progress.update(batches_done=batches, steps=steps, metrics=metrics or {})
+            write_json(tmp / "progress.json", progress)
             shutil.rmtree(final, ignore_errors=True)
             tmp.rename(final)
-        except (OSError, tf.errors.OpError) as exc:  # a full disk: said as one, the epochs saved so far kept
+        except (OSError, tf.errors.OpError) as exc:  # a full disk: said as one, the state saved before kept
             shutil.rmtree(tmp, ignore_errors=True)
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else getattr(exc, "message", str(exc))
-            raise OutputError(f"cannot save epoch {done} of the training in {self.folder}: {why}",
-                              hint="free some space and run the build again: it goes on after the last epoch "
+            what = f"batch {batches} of epoch {done + 1}" if batches else f"epoch {done}"
+            raise OutputError(f"cannot save {what} of the training in {self.folder}: {why}",
+                              hint="free some space and run the build again: it goes on from the last state "
                                    "saved") from None
         for older in self.folder.iterdir():
             if older != final:

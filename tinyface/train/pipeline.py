@@ -465,15 +465,18 @@ CHECKPOINT_DIR = "checkpoint"
 def _epochs_saved(stages: Stages, st: Stage, key: str, epochs: int):
     """A training stage's checkpoint (distill.Checkpoint in ``st``'s CHECKPOINT_DIR, ``key`` naming
     the training) for the block, which trains and writes the stage's artifacts: every epoch is
-    saved, so a run stopped in it (Ctrl-C, SIGTERM, kill -9) goes on after its last whole epoch, to
-    the same model, and says so when it stops and when it takes up; --force, or other settings
-    (another key), start over. Removed once the block has written the artifacts."""
+    saved, and every distill.Checkpoint.EVERY_S within one, so a run stopped in it (Ctrl-C,
+    SIGTERM, kill -9) goes on from the last state saved, to the same model, and says so when it
+    stops and when it takes up; --force, or other settings (another key), start over. Removed
+    once the block has written the artifacts."""
     from tinyface.train import distill
 
-    checkpoint = distill.Checkpoint(
-        st.path(CHECKPOINT_DIR), key,
-        on_resume=lambda done, n: stages.notify("note", {"text": f"taking up after epoch {done} of {n}, "
-                                                                 "which an earlier run saved"}))
+    def taking_up(start, n: int) -> None:
+        where = (f"epoch {start.epochs_done + 1} of {n} after its batch {start.batches_done} of {start.steps}"
+                 if start.batches_done else f"after epoch {start.epochs_done} of {n}")
+        stages.notify("note", {"text": f"taking up {where}, which an earlier run saved"})
+
+    checkpoint = distill.Checkpoint(st.path(CHECKPOINT_DIR), key, on_resume=taking_up)
     if stages.force:
         checkpoint.clear()
     try:
@@ -481,8 +484,11 @@ def _epochs_saved(stages: Stages, st: Stage, key: str, epochs: int):
     except BaseException:  # Ctrl-C, SIGTERM, a failure: say what the next run goes on from
         saved = checkpoint.latest()
         if saved is not None:
-            stages.say("note", {"text": f"stopped: {saved[1]['epochs_done']} of {epochs} epochs saved, "
-                                        "the same command goes on after them"})
+            done, batches = saved[1]["epochs_done"], saved[1].get("batches_done", 0)
+            text = (f"stopped: {done} of {epochs} epochs and {batches} of {saved[1].get('steps')} batches of the "
+                    "next saved, the same command goes on from there" if batches else
+                    f"stopped: {done} of {epochs} epochs saved, the same command goes on after them")
+            stages.say("note", {"text": text})
         raise
     checkpoint.clear()  # the stage's artifacts hold it all now
 
