@@ -3,8 +3,12 @@ report's structure, sane metrics, re-runs that skip unchanged stages, and a fail
 that leaves nothing a later run would trust."""
 
 import json
+import os
 import re
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -457,6 +461,80 @@ def test_a_build_stopped_within_a_pruning_epoch_goes_on_from_its_last_batch_save
     assert all(np.array_equal(u, v) for u, v in zip(whole, again, strict=True))
     history = {name: json.loads((runs[name] / "prune" / "sparsity.json").read_text())["history"] for name in runs}
     assert history["stopped"] == history["whole"]
+
+
+QAT_TAKE_UP = """
+import json, sys
+from pathlib import Path
+
+from tinyface.console import one_op_at_a_time
+
+assert one_op_at_a_time()  # QAT is bit-reproducible only so: before TensorFlow's first op
+from tests.train.test_build_quick import _quick_settings
+from tinyface.train import distill, pipeline
+
+built, lfw, out = map(Path, sys.argv[1:])
+distill.Checkpoint.EVERY_S = 0.0  # a save after every batch
+settings, preset = _quick_settings((built,), lfw)
+
+
+class Stopped(Exception):
+    pass
+
+
+def stop_halfway(event, info):
+    said.append([event, info])
+    if event == "epoch_progress" and info["epoch"] >= 0.5:  # distill and prune are the quick build's: QAT's
+        raise Stopped()
+
+
+def killed(*args, **kwargs):  # stop after quantize: its models are what is compared
+    raise RuntimeError("killed")
+
+
+said = []
+try:
+    pipeline.run_build(settings, preset, out, quick=True, report_progress=stop_halfway)
+except Stopped:
+    pass
+saved = sorted(p.name for p in (out / "quantize" / pipeline.CHECKPOINT_DIR).iterdir())
+pipeline._evaluate = killed
+events = []
+try:
+    pipeline.run_build(settings, preset, out, quick=True, report_progress=lambda e, i: events.append([e, i]))
+except RuntimeError:
+    pass
+print(json.dumps({"stopped": said[-1], "saved": saved,
+                  "notes": [i["text"] for e, i in events if e == "note"]}))
+"""
+
+
+def test_a_build_stopped_within_its_qat_epoch_goes_on_to_the_same_int8_model(quick_build, lfw_dir, tmp_path):
+    """Quantization-aware training (one epoch in every preset; minutes for esp32s3) saves its state as
+    distill does: a build stopped halfway through it and taken up writes the QAT model, byte for
+    byte, and the history of the quick build, which was never stopped. In a fresh process, where
+    TensorFlow runs one op at a time, as in a build (QAT is reproducible only so)."""
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(quick_build[0], out)
+    for stage in ("quantize", "evaluate"):
+        (out / stage / "stage.json").unlink()
+    proc = subprocess.run([sys.executable, "-c", QAT_TAKE_UP, str(quick_build[0]), str(lfw_dir), str(out)],
+                          capture_output=True, text=True, timeout=600, cwd=Path(__file__).parents[2],
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seen = json.loads(proc.stdout.splitlines()[-1])
+    [saved] = seen["saved"]
+    batch = int(re.fullmatch(r"epoch-0000-batch-(\d{6})", saved).group(1))
+    assert seen["stopped"][0] == "note" and seen["stopped"][1]["text"].startswith(
+        f"stopped: 0 of 1 epochs and {batch} of ")
+    assert any(n.startswith(f"taking up epoch 1 of 1 after its batch {batch} of ") for n in seen["notes"]), seen
+    assert not (out / "quantize" / "checkpoint").exists()
+    for name in ("int8_qat.tflite", "int8_ptq.tflite", "int8.tflite"):
+        assert (out / "quantize" / name).read_bytes() == (quick_build[0] / "quantize" / name).read_bytes(), name
+    choice = {run: json.loads((run / "quantize" / "choice.json").read_text()) for run in (out, quick_build[0])}
+    assert choice[out] == choice[quick_build[0]]
 
 
 def test_a_build_stopped_in_its_report_leaves_no_earlier_card_beside_its_model(

@@ -28,7 +28,7 @@ QUICK = {"distill": {"epochs": 8, "batch_size": 32, "teacher_views": 0, "teacher
                    "Example: --data ~/photos/family")
 @click.option("--out", "out_dir", type=click.Path(), default=None, callback=not_empty,
               help="Run folder for artifacts and the report: new, empty, or an earlier build's (its finished "
-                   "stages are reused, and a distillation or pruning that was stopped goes on from its last "
+                   "stages are reused, and a distillation, pruning or QAT that was stopped goes on from its last "
                    "state saved, after every epoch and every minute within one; a folder of other files is "
                    "refused) (default: build/<preset>, "
                    "build/<preset>-quick). Example: --out runs/s1")
@@ -64,7 +64,7 @@ def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, hi
       distill   train the student to reproduce the teacher's embeddings
       prune     magnitude pruning to prune.target_sparsity, fine-tuned
                 (both saved every epoch and every minute: stopped, the next run goes on from there)
-      quantize  full int8 (PTQ; QAT too with --set quantize.qat=true)
+      quantize  full int8: PTQ, and QAT where quantize.qat (every preset's; saved as distill is)
       evaluate  LFW verification + identification for every stage, TFLite and TFLM
       report    report.md, report.json, plots, validation.md (no test figure); model bundle
 

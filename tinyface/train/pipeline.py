@@ -598,21 +598,24 @@ def _quantize(stages: Stages, settings, data, training: _TrainingSet, model, pru
         write_bytes(st.path("float.tflite"), quantize.convert_float(model))
         ptq = quantize.convert_int8(model, calib)
         candidates, qat_history = {"ptq": ptq}, {}
-        if q.qat:
-            step("QAT epochs", q.qat_epochs)
-            candidates["qat"], qat_history = _qat(model, training, settings, calib,
-                                                  prune_preserving=pruned, notify=stages.notify)
-        step("PTQ or QAT: scoring on validation pairs")
-        scores = {name: _val_accuracy_int8(flat, data) for name, flat in candidates.items()}
-        best = max(scores, key=scores.get)  # on a tie the first, PTQ: the simpler recipe
-        write_bytes(st.path("int8.tflite"), candidates[best])
-        for name, flat in candidates.items():
-            write_bytes(st.path(f"int8_{name}.tflite"), flat)
-        write_json(st.path("choice.json"), {"chosen": best, "val_accuracy": scores,
-                                            "rule": "highest accuracy on pairs of validation people; a tie keeps PTQ",
-                                            # QAT is bit-reproducible only so (console.one_op_at_a_time)
-                                            "ops_one_at_a_time": one_op_at_a_time(),
-                                            "history": qat_history})
+        # QAT saves its state as distill does: a stop in it or after it goes on from there
+        with _epochs_saved(stages, st, fp, q.qat_epochs) if q.qat else contextlib.nullcontext() as checkpoint:
+            if q.qat:
+                step("QAT epochs", q.qat_epochs)
+                candidates["qat"], qat_history = _qat(model, training, settings, calib, prune_preserving=pruned,
+                                                      notify=stages.notify, checkpoint=checkpoint)
+            step("PTQ or QAT: scoring on validation pairs")
+            scores = {name: _val_accuracy_int8(flat, data) for name, flat in candidates.items()}
+            best = max(scores, key=scores.get)  # on a tie the first, PTQ: the simpler recipe
+            write_bytes(st.path("int8.tflite"), candidates[best])
+            for name, flat in candidates.items():
+                write_bytes(st.path(f"int8_{name}.tflite"), flat)
+            write_json(st.path("choice.json"), {"chosen": best, "val_accuracy": scores,
+                                                "rule": "highest accuracy on pairs of validation people; a tie "
+                                                        "keeps PTQ",
+                                                # QAT is bit-reproducible only so (console.one_op_at_a_time)
+                                                "ops_one_at_a_time": one_op_at_a_time(),
+                                                "history": qat_history})
         return qat_history
 
     def load(st: Stage) -> dict:
@@ -665,21 +668,23 @@ def _val_accuracy_int8(flat: bytes, data) -> float:
     return validation_accuracy(Embedder(flat, "tflite").embed(data.val.crops), data.val.labels)
 
 
-def _qat(model, training: _TrainingSet, settings, calib, prune_preserving: bool, notify) -> tuple[bytes, dict]:
+def _qat(model, training: _TrainingSet, settings, calib, prune_preserving: bool, notify,
+         checkpoint=None) -> tuple[bytes, dict]:
     """The QAT candidate: (its int8 model, its training history)."""
     from tinyface.train import quantize
 
-    qat_model, history = quantization_aware_training(model, training, settings, prune_preserving, notify)
+    qat_model, history = quantization_aware_training(model, training, settings, prune_preserving, notify,
+                                                     checkpoint=checkpoint)
     notify("step", {"name": "converting to int8 (QAT)", "total": None})  # named before it starts, as every step
     return quantize.convert_int8(qat_model, calib), history
 
 
 def quantization_aware_training(model, training: _TrainingSet, settings, prune_preserving: bool,
-                                notify: Progress = lambda event, info: None, callbacks=()):
+                                notify: Progress = lambda event, info: None, callbacks=(), checkpoint=None):
     """The quantize stage's QAT recipe: ``model`` wrapped for quantization-aware training and
-    fine-tuned for quantize.qat_epochs at 1/20 of the distillation's learning rate. Returns the
-    trained Keras QAT model and its training history (benchmarks/qat_reproducible.py stops it early
-    by ``callbacks``)."""
+    fine-tuned for quantize.qat_epochs at 1/20 of the distillation's learning rate, saving its
+    state in ``checkpoint`` (distill.fit). Returns the trained Keras QAT model and its training
+    history (benchmarks/qat_reproducible.py stops it early by ``callbacks``)."""
     from tinyface.train import distill, quantize
 
     ds = settings.distill
@@ -690,7 +695,7 @@ def quantization_aware_training(model, training: _TrainingSet, settings, prune_p
                        light=training.light,
                        seed=ds.training_seed(settings.data.seed) + 2, warmup_epochs=0, callbacks=callbacks,
                        on_epoch=_epoch_events(notify), on_progress=_batch_events(notify),
-                       partners=training.partners(notify, settings.quantize.qat_epochs))
+                       partners=training.partners(notify, settings.quantize.qat_epochs), checkpoint=checkpoint)
     return qat_model, hist.history
 
 
