@@ -35,8 +35,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
     set; /ranged/NAME answers a Range request for the archive with that range (206) and, while
 ``cut`` is set, sends only the first half of what it would send and hangs up (while ``hold`` is
 set too, it sets ``stalled`` and waits for ``release`` first); it names the archive's version by
-the ETag ``etag[0]``, and sends the whole file where an If-Range names another; anything else is
-a 404. ``ranges``: the Range header of each request (None: none); ``if_ranges``: its If-Range."""
+the ETag ``etag[0]``, and sends the whole file where an If-Range names another; /mirror/NAME
+does so with no ETag (another server with the same file); anything else is a 404. ``ranges``:
+the Range header of each request (None: none); ``if_ranges``: its If-Range."""
 
     root: Path
     requests: list
@@ -56,12 +57,12 @@ a 404. ``ranges``: the Range header of each request (None: none); ``if_ranges``:
         mode, _, name = self.path.strip("/").partition("/")
         path = self.root / name
         if not path.is_file() or mode not in ("ok", "drop", "dropfirst", "norange", "corrupt", "html", "stall",
-                                              "ranged"):
+                                              "ranged", "mirror"):
             self.send_error(404, "Not Found")
             return
         data = path.read_bytes()
-        if mode == "ranged" and name == ARCHIVE:
-            self._ranged(data)
+        if mode in ("ranged", "mirror") and name == ARCHIVE:
+            self._ranged(data, etag=mode == "ranged")
             return
         if name == ARCHIVE and mode in ("dropfirst", "norange"):
             if first:
@@ -97,9 +98,9 @@ a 404. ``ranges``: the Range header of each request (None: none); ``if_ranges``:
         except OSError:  # the fetch was killed
             pass
 
-    def _ranged(self, data: bytes) -> None:
+    def _ranged(self, data: bytes, etag: bool = True) -> None:
         asked = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
-        if self.headers.get("If-Range") not in (None, self.etag[0]):  # changed since: the whole file
+        if self.headers.get("If-Range") not in (None, self.etag[0] if etag else None):  # changed since: whole
             asked = None
         start = int(asked[1]) if asked else 0
         body = data[start:]
@@ -107,7 +108,8 @@ a 404. ``ranges``: the Range header of each request (None: none); ``if_ranges``:
         if asked:
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         self.send_header("Content-Length", str(len(body)))
-        self.send_header("ETag", self.etag[0])
+        if etag:
+            self.send_header("ETag", self.etag[0])
         self.end_headers()
         if not self.cut.is_set():
             self.wfile.write(body)
@@ -290,8 +292,8 @@ def test_a_server_that_hangs_up_keeps_what_arrived_for_the_next_fetch(served):
     assert [r.split(":")[1].split("(")[0].strip() for r in resumed] == RESUMES * [
         f"the download broke off after {half:,} bytes", "the server sends the whole file again"]
     [work] = work_folders(dest)
-    assert kept == (f"{ARCHIVE}: kept the {half:,} bytes downloaded so far in {work}; fetching it again from the "
-                    f"same URL into {dest} goes on from there (delete that folder to free the space)")
+    assert kept == (f"{ARCHIVE}: kept the {half:,} bytes downloaded so far in {work}; fetching it again from this "
+                    f"URL or a mirror (--url) into {dest} goes on from there (delete that folder to free the space)")
     assert f"it goes on from the {half:,} bytes kept" in line
     assert not dest.exists()
     # only the start of the archive and what it is the start of (the protocol files went)
@@ -390,13 +392,40 @@ def test_a_start_kept_of_a_file_changed_on_the_server_since_is_replaced_by_the_w
     assert not missing_or_changed(Manifest.load(served["manifest"]), dest) and work_folders(dest) == []
 
 
-def test_a_start_kept_from_another_url_is_removed_not_taken_up(served):
+def test_a_start_kept_is_taken_up_from_a_mirror_and_checked_by_its_sha256(served):
+    # was: a fetch from another URL removed the start kept; but a server that keeps failing is when
+    # a user turns to a mirror. The pinned sha256 checks the whole, as it does a changed file's
     dest = served["tmp"] / "data" / "lfw"
     _, kept = cut_off(served, dest, "network")
-    del served["ranges"][:], served["requests"][:]
-    again = fetch_cli(served, "ok", dest)  # another URL (a mirror): its file may differ
+    del served["ranges"][:], served["requests"][:], served["if_ranges"][:]
+    again = fetch_cli(served, "mirror", dest, "--json")
     assert again.returncode == 0, again.stderr
-    assert None in served["ranges"] and not any(served["ranges"])
+    earlier = f"{served['url']}/ranged/{ARCHIVE}"
+    assert (f"{ARCHIVE}: taking up the {kept:,} bytes an earlier fetch had downloaded from {earlier} (the sha256 "
+            "checks the whole)") in again.stderr
+    archive = [(r, i) for p, r, i in zip(served["requests"], served["ranges"], served["if_ranges"], strict=True)
+               if p.endswith(ARCHIVE)]
+    assert archive == [(f"bytes={kept}-", None)]  # the rest only; the first server's ETag is not this one's
+    assert json.loads(again.stdout)["bytes_downloaded"] == sum(
+        (served["site"] / n).stat().st_size for n in (*PROTOCOL, ARCHIVE)) - kept
+    assert not missing_or_changed(Manifest.load(served["manifest"]), dest) and work_folders(dest) == []
+
+
+def test_a_start_kept_with_no_checksum_pinned_is_taken_up_from_its_own_url_only(served):
+    dest = served["tmp"] / "data" / "lfw"
+    manifest = json.loads(served["manifest"].read_text())
+    manifest["archive_sha256"] = None  # nothing would tell a mirror's other file from the start kept
+    unpinned = served["tmp"] / "unpinned.json"
+    unpinned.write_text(json.dumps(manifest))
+    served["cut"].set()
+    first = fetch_cli(served, "ranged", dest, manifest=unpinned)
+    served["cut"].clear()
+    assert first.returncode != 0 and "; fetching it again from the same URL into " in first.stderr
+    assert len(work_folders(dest)) == 1
+    del served["ranges"][:], served["requests"][:]
+    again = fetch_cli(served, "mirror", dest, manifest=unpinned)
+    assert again.returncode == 0, again.stderr
+    assert not any(served["ranges"]) and "taking up" not in again.stderr
     assert "removed an unfinished earlier fetch" in again.stderr and work_folders(dest) == []
 
 
@@ -541,17 +570,34 @@ def start_stalled_fetch(served, dest) -> subprocess.Popen:
     return proc
 
 
-def test_a_fetch_killed_mid_download_is_removed_by_the_next_one(served):
+@pytest.mark.parametrize("archive_written", [False, True])
+def test_a_fetch_killed_mid_download_is_removed_by_the_next_one(served, archive_written):
+    """Killed before any of the archive was on disk, its work folder is removed; with the archive's
+    start on disk, that start is taken up (/ok/ then sends the whole file: it starts over) and the
+    rest of the folder removed. Either way nothing is left once the next fetch is done."""
     dest = served["tmp"] / "data" / "lfw"
+    half = (served["site"] / ARCHIVE).stat().st_size // 2
     killed = start_stalled_fetch(served, dest)
+    [left] = work_folders(dest)
+    if archive_written:  # it is written as it comes
+        for _ in range(200):
+            if (left / "archive" / ARCHIVE).is_file() and (left / "archive" / ARCHIVE).stat().st_size == half:
+                break
+            time.sleep(0.05)
+    else:
+        (left / "archive" / ARCHIVE).unlink(missing_ok=True)  # as if killed before its first byte was written
     killed.kill()  # SIGKILL: no cleanup of its own runs
     killed.communicate()
-    [left] = work_folders(dest)  # what the defect kept forever: the protocol files, half the archive
-    assert (left / "dataset" / "pairsDevTest.txt").is_file()
+    assert (left / "dataset" / "pairsDevTest.txt").is_file()  # what the defect kept forever, with the archive's start
 
     again = fetch_cli(served, "ok", dest)
     assert again.returncode == 0, again.stderr
-    assert re.search(rf"removed an unfinished earlier fetch of {re.escape(str(dest))} \(\d+\.\d MB\)", again.stderr)
+    if archive_written:
+        assert f"{ARCHIVE}: taking up the {half:,} bytes an earlier fetch had downloaded from " in again.stderr
+        assert f"{ARCHIVE}: the server sends the whole file again" in again.stderr
+    else:
+        assert re.search(rf"removed an unfinished earlier fetch of {re.escape(str(dest))} \(\d+\.\d MB\)",
+                         again.stderr)
     assert not [p for p in served["tmp"].rglob("*") if ".fetch-" in p.name]  # nor one of its own
     assert not missing_or_changed(Manifest.load(served["manifest"]), dest)
 

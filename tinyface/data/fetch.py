@@ -234,14 +234,17 @@ class _Partial:
     holds PARTIAL_RECORD, naming the URL, the archive and its pinned sha256, and once the server
     answered, its validator (the response's strong ETag, else its Last-Modified). A fetch that
     stops short keeps the folder with what had arrived (:func:`_work_folder`). The next fetch of
-    the same URL, archive and sha256 into the same place takes it up (:func:`_remove_unfinished`)
-    by a Range request, with ``If-Range`` when a validator is known, so that a file changed on
-    the server since is sent whole; where none is known, the sha256 at the end tells."""
+    the same archive and sha256 into the same place takes it up (:func:`_remove_unfinished`) by a
+    Range request, with ``If-Range`` when a validator is known, so that a file changed on the
+    server since is sent whole; where none is known, the sha256 at the end tells. So does it for
+    a start from another URL (a mirror, after the first server kept failing; ``earlier_url``), whose
+    validator means nothing to this server; without a pinned sha256 only the same URL's is taken up."""
 
     def __init__(self, work: Path, url: str, archive: str, sha256: str | None):
         self.work, self.archive = work, archive
         self.key = {"url": url, "archive": archive, "sha256": sha256}
         self.validator: str | None = None
+        self.earlier_url: str | None = None  # where the start kept came from, when not from url
 
     @classmethod
     def recorded(cls, work: Path) -> _Partial | None:
@@ -262,10 +265,14 @@ class _Partial:
     def matches(self) -> bool:
         """Whether the work folder holds a start of this download (and then its validator is read)."""
         record = _read_record(self.work)
-        if record is None or any(record.get(k) != v for k, v in self.key.items()):
+        if record is None or any(record.get(k) != self.key[k] for k in ("archive", "sha256")):
+            return False
+        same_url = record.get("url") == self.key["url"]
+        if not same_url and not self.key["sha256"]:  # nothing would tell another server's file from it
             return False
         validator = record.get("validator")
-        self.validator = validator if isinstance(validator, str) and validator else None
+        self.validator = validator if same_url and isinstance(validator, str) and validator else None
+        self.earlier_url = None if same_url else str(record.get("url"))
         return True
 
     def size(self) -> int:
@@ -345,8 +352,12 @@ class _Received:
         except OSError as exc:
             raise _cannot_write(self.dest, exc) from None
         self.earlier = self.bytes
+        moved = self.partial is not None and self.partial.earlier_url
+        if moved:  # the record names this URL from here on, with no validator (the other server's)
+            self.partial.save()
         if self.bytes:
-            _say(f"{self.dest.name}: taking up the {_size(self.bytes)} an earlier fetch had downloaded")
+            where = f" from {self.partial.earlier_url} (the sha256 checks the whole)" if moved else ""
+            _say(f"{self.dest.name}: taking up the {_size(self.bytes)} an earlier fetch had downloaded{where}")
 
     def start_over(self) -> None:
         if self.progress and self.reported:  # the bar goes back to its start too
@@ -763,8 +774,9 @@ def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: 
 
     First, the work folders of earlier fetches into ``dest`` that were killed are removed (and
     the copy a killed ``--force`` had moved aside is put back); a line says so. Where one holds the
-    start of the archive from the same URL (a fetch that was killed, interrupted or cut off by the
-    network while downloading it), this fetch takes it up from there (:class:`_Partial`).
+    start of the archive (a fetch that was killed, interrupted or cut off by the network while
+    downloading it) from the same URL, or from another where the manifest pins its sha256, this
+    fetch takes it up from there (:class:`_Partial`).
 
     Raises:
         DownloadError: network failure, checksum mismatch, a bad archive. Nothing is left
@@ -889,8 +901,9 @@ def _say_kept(download: _Partial, dest: Path, failed: DownloadError | None) -> N
     size = download.size()
     if not size:
         return
+    source = "from this URL or a mirror (--url)" if download.key["sha256"] else "from the same URL"
     _say(f"{download.archive}: kept the {_size(size)} downloaded so far in {download.work}; fetching it "
-         f"again from the same URL into {dest} goes on from there (delete that folder to free the space)")
+         f"again {source} into {dest} goes on from there (delete that folder to free the space)")
     if failed is not None and getattr(failed, "network", False):
         failed.hint = f"check the network, then run the same command: it goes on from the {_size(size)} kept"
 
