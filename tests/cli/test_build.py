@@ -73,7 +73,7 @@ def fake_build(monkeypatch, tmp_path):
     from tinyface.train import pipeline
 
     def use(metrics):
-        stages = [SimpleNamespace(name=n, skipped=False, seconds=1.0) for n in ("data", "distill", "evaluate")]
+        stages = [pipeline.StageInfo(n, "fp", False, 1.0) for n in ("data", "distill", "evaluate")]
         monkeypatch.setattr(pipeline, "run_build", lambda *a, **k: SimpleNamespace(metrics=metrics, stages=stages))
         monkeypatch.setattr(console, "quiet_tensorflow", lambda import_now=False: None)
         return people_folder(tmp_path / "people", 24, photos=3)

@@ -445,8 +445,8 @@ def test_a_build_stopped_within_a_pruning_epoch_goes_on_from_its_last_batch_save
     steps = json.loads((runs["stopped"] / "prune" / pipeline.CHECKPOINT_DIR / saved / "progress.json").read_text())[
         "steps"]
     assert 0 < batch <= steps - 2
-    assert said[-1] == ("note", {"text": f"stopped: 1 of 2 epochs and {batch} of {steps} batches of the next saved, "
-                                         "the same command goes on from there"})
+    assert said[-1] == ("note", {"text": f"stopped: epoch 2 of 2 saved up to its batch {batch} of {steps}, the same "
+                                         "command goes on from there"})
     events = []
     with pytest.raises(RuntimeError, match="killed"):
         pipeline.run_build(settings, preset, runs["stopped"], quick=True,
@@ -528,7 +528,7 @@ def test_a_build_stopped_within_its_qat_epoch_goes_on_to_the_same_int8_model(qui
     [saved] = seen["saved"]
     batch = int(re.fullmatch(r"epoch-0000-batch-(\d{6})", saved).group(1))
     assert seen["stopped"][0] == "note" and seen["stopped"][1]["text"].startswith(
-        f"stopped: 0 of 1 epochs and {batch} of ")
+        f"stopped: epoch 1 of 1 saved up to its batch {batch} of ")
     assert any(n.startswith(f"taking up epoch 1 of 1 after its batch {batch} of ") for n in seen["notes"]), seen
     assert not (out / "quantize" / "checkpoint").exists()
     for name in ("int8_qat.tflite", "int8_ptq.tflite", "int8.tflite"):

@@ -4,6 +4,7 @@ loss, reproducible training (batches, augmentation and weights repeat for a seed
 averaging), the relit faces of distill.light_augment and the anchor-partner batches of
 distill.neighbours."""
 
+import json
 import math
 from types import SimpleNamespace
 
@@ -215,10 +216,11 @@ class Stopped(Exception):
 
 
 def _fit_with_checkpoint(folder, epochs=3, stop_after=None, ema=0.0, partners=False, key="k", resumed=None,
-                         stop_at=None, every_s=None, n=48, pruning=False):
+                         stop_at=None, every_s=None, n=48, pruning=False, taken=None):
     """A fit of 3 epochs with its checkpoint in ``folder``, stopped after ``stop_after`` epochs or
     at ``stop_at`` epochs done (a fraction: within an epoch; None: to the end), with distill.ema,
-    neighbour partners and pruning as a build may; its weights and history."""
+    neighbour partners and pruning as a build may; its weights and history. ``resumed`` gets where
+    each take-up went on from, ``taken`` its distill.Resume."""
     from tinyface.train import prune
 
     x, t = _fit_data(n)
@@ -241,7 +243,8 @@ def _fit_with_checkpoint(folder, epochs=3, stop_after=None, ema=0.0, partners=Fa
                          ema=ema, partners=pairs, on_epoch=on_epoch, on_progress=on_progress,
                          callbacks=prune.pruning_callbacks() if pruning else (),
                          checkpoint=distill.Checkpoint(folder, key, every_s=every_s, on_resume=lambda r, n: (
-                             resumed.append((r.epochs_done, r.batches_done, n)) if resumed is not None else None)))
+                             resumed is not None and resumed.append((r.epochs_done, r.batches_done, n)),
+                             taken is not None and taken.append(r))))
     return model.get_weights(), result.history
 
 
@@ -277,9 +280,10 @@ def test_a_fit_stopped_within_an_epoch_goes_on_to_the_weights_and_history_of_one
     with pytest.raises(Stopped):
         _fit_with_checkpoint(tmp_path / "run", stop_at=1.5, every_s=0, **kw)  # stopped after batch 3 of epoch 2
     assert [p.name for p in (tmp_path / "run").iterdir()] == ["epoch-0001-batch-000003"]
-    resumed = []
-    again, history = _fit_with_checkpoint(tmp_path / "run", every_s=0, resumed=resumed, **kw)
-    assert resumed == [(1, 3, 3)]
+    trained = json.loads((tmp_path / "run" / "epoch-0001-batch-000003" / "progress.json").read_text())["seconds"]
+    resumed, taken = [], []
+    again, history = _fit_with_checkpoint(tmp_path / "run", every_s=0, resumed=resumed, taken=taken, **kw)
+    assert resumed == [(1, 3, 3)] and 0 < taken[0].seconds == trained  # what the stage's time adds
     assert all(np.array_equal(u, v) for u, v in zip(whole, again, strict=True))
     assert history == whole_history and len(history["loss"]) == 3
     # a save leaves two batches to go at least: stopped at the end of batch 5 of 6, batch 4 was the last saved

@@ -166,6 +166,26 @@ def test_a_training_stages_saved_epochs_are_kept_for_it_but_not_under_force(tmp_
     assert not st.path(pipeline.CHECKPOINT_DIR).exists()
 
 
+def test_a_stage_that_takes_up_earlier_training_counts_the_seconds_that_training_took(tmp_path):
+    """A stage's seconds are this run's; the training it took up had taken earlier runs' too, and the
+    report's stage tables (and build --json) give both: a build stopped and taken up is not faster."""
+    from tinyface.evaluation.report import _stage_seconds
+    from tinyface.train import distill, pipeline
+
+    stages = pipeline.Stages(tmp_path, lambda e, i: None)
+
+    def make(st):
+        with pipeline._epochs_saved(stages, st, "k", 8) as checkpoint:
+            checkpoint.on_resume(distill.Resume(epochs_done=3, seconds=690.0), 8)  # as restore calls it
+
+    stages.run("distill", "fp", [], make)
+    stages.run("prune", "fp2", [], lambda st: None)
+    distilled, pruned = stages.ran
+    assert distilled.earlier_seconds == 690.0 and pruned.earlier_seconds == 0.0
+    assert _stage_seconds(distilled) == f"{distilled.seconds:.1f} (+ 690.0 in earlier runs, taken up)"
+    assert _stage_seconds(pruned) == f"{pruned.seconds:.1f}"
+
+
 def test_a_missing_artifact_redoes_the_stage(tmp_path):
     _chain(tmp_path)
     (tmp_path / "second" / "out.txt").unlink()

@@ -332,13 +332,19 @@ _OTHER_WORDS = {"validation": "pairs of validation people (never trained on)",
                 "protocol": "the protocol's pairs (`pairsDevTrain.txt` for LFW)"}
 
 
+def _stage_seconds(stage) -> str:
+    """A stage's seconds in this run, and those of the earlier runs whose training it took up."""
+    earlier = stage.earlier_seconds
+    return f"{stage.seconds:.1f}" + (f" (+ {earlier:.1f} in earlier runs, taken up)" if earlier else "")
+
+
 def write_report(out_dir: Path, metrics: BuildMetrics, settings, preset, stages_run=(),
                  histories: dict[str, dict] | None = None) -> Path:
     """Write report.md, report.json and the plots; returns the report.md path.
 
     Args:
         metrics: the build's figures.
-        stages_run: the pipeline's StageInfo records (name, fingerprint, skipped, seconds).
+        stages_run: the pipeline's StageInfo records (name, fingerprint, skipped, seconds, earlier_seconds).
         histories: the training curves by stage ("distill", "prune", "QAT"): Keras histories.
     """
     out_dir = Path(out_dir)
@@ -422,7 +428,7 @@ def write_report(out_dir: Path, metrics: BuildMetrics, settings, preset, stages_
     lines += ["## Plots", ""] + [f"![{name}]({path.name})" for name, path in plots.items()] + [""]
     if stages_run:
         lines += ["## Stages run", "", "| stage | fingerprint | skipped | seconds |", "|---|---|---|---|"]
-        lines += [f"| {s.name} | `{s.fingerprint}` | {'yes' if s.skipped else 'no'} | {s.seconds:.1f} |"
+        lines += [f"| {s.name} | `{s.fingerprint}` | {'yes' if s.skipped else 'no'} | {_stage_seconds(s)} |"
                   for s in stages_run]
         lines.append("")
     lines += ["## Settings", "", "```toml", settings.to_toml().rstrip(), "```", ""]
@@ -434,7 +440,7 @@ def write_report(out_dir: Path, metrics: BuildMetrics, settings, preset, stages_
     public["settings"] = settings.to_dict()
     if stages_run:
         public["stages_run"] = [{"name": s.name, "fingerprint": s.fingerprint, "skipped": s.skipped,
-                                 "seconds": s.seconds} for s in stages_run]
+                                 "seconds": s.seconds, "earlier_seconds": s.earlier_seconds} for s in stages_run]
     write_json(out_dir / "report.json", public)
     return out_dir / "report.md"
 
@@ -459,7 +465,7 @@ def write_validation_report(out_dir: Path, metrics: BuildMetrics, preset, stages
     Args:
         metrics: the build's figures; only their validation figures, data counts and cost are read.
         preset: the build's preset (its name heads the file).
-        stages_run: the pipeline's StageInfo records (name, skipped, seconds).
+        stages_run: the pipeline's StageInfo records (name, skipped, seconds, earlier_seconds).
 
     Returns:
         The validation.md path.
@@ -493,7 +499,7 @@ def write_validation_report(out_dir: Path, metrics: BuildMetrics, preset, stages
               "(an estimate, not a measurement).", ""]
     if stages_run:
         lines += ["| stage | skipped | seconds |", "|---|---|---|"]
-        lines += [f"| {s.name} | {'yes' if s.skipped else 'no'} | {s.seconds:.1f} |" for s in stages_run]
+        lines += [f"| {s.name} | {'yes' if s.skipped else 'no'} | {_stage_seconds(s)} |" for s in stages_run]
         lines.append("")
     write_text(out_dir / "validation.md", "\n".join(lines))
     public = {"preset": preset.name, "smoke_test": bool(metrics.smoke_test),
@@ -509,7 +515,8 @@ def write_validation_report(out_dir: Path, metrics: BuildMetrics, preset, stages
         if data.get(key):
             public[key] = data[key]
     if stages_run:
-        public["stages_run"] = [{"name": s.name, "skipped": s.skipped, "seconds": s.seconds} for s in stages_run]
+        public["stages_run"] = [{"name": s.name, "skipped": s.skipped, "seconds": s.seconds,
+                                 "earlier_seconds": s.earlier_seconds} for s in stages_run]
     write_json(out_dir / "validation.json", public)
     return out_dir / "validation.md"
 

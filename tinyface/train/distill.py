@@ -402,7 +402,7 @@ def fit(model, x_train, t_train, x_val, t_val, epochs: int, batch_size: int, lea
             cbs.append(_go_on_in_epoch(model, skip, start.metrics))
         # after the caller's callbacks (pruning masks the weights at an epoch's end), before on_epoch (which may
         # stop the run)
-        cbs.append(checkpoint.saver(model, optimizer, epochs, steps, start.history))
+        cbs.append(checkpoint.saver(model, optimizer, epochs, steps, start))
     if on_epoch:
         cbs.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: on_epoch(e, logs)))
     if on_progress:
@@ -427,13 +427,15 @@ def fit(model, x_train, t_train, x_val, t_val, epochs: int, batch_size: int, lea
 @dataclass
 class Resume:
     """Where a fit goes on from (:meth:`Checkpoint.restore`): the epochs done, then the batches
-    done of the next (0: it starts at a whole epoch), the history of the epochs done and the
-    running loss metrics of the epoch taken up (``{name: [variable values]}``)."""
+    done of the next (0: it starts at a whole epoch), the history of the epochs done, the
+    running loss metrics of the epoch taken up (``{name: [variable values]}``) and the seconds
+    the earlier runs trained for what they saved."""
     epochs_done: int = 0
     batches_done: int = 0
     steps: int = 0
     history: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
+    seconds: float = 0.0
 
 
 class _StartAt:
@@ -477,7 +479,8 @@ class Checkpoint:
     ``esp32s3`` epoch takes minutes). ``folder/epoch-NNNN/`` (NNNN epochs done) or
     ``folder/epoch-NNNN-batch-BBBBBB/`` (and BBBBBB batches of the next) holds the model's weights
     and the optimizer's state (its step, moments and averages: tf.train.Checkpoint) and
-    ``progress.json`` (where it is, the history so far, the epoch's running loss and ``key``);
+    ``progress.json`` (where it is, the history so far, the epoch's running loss, the seconds of
+    training it holds and ``key``);
     each is written under a temporary name and renamed when complete, and the older ones are then
     removed. ``key`` names the training (the stage's fingerprint): a state of other training is
     never taken up. The data's order and each batch's augmentation come from seeds each epoch's
@@ -531,8 +534,10 @@ class Checkpoint:
         except (tf.errors.OpError, ValueError, AssertionError):  # damaged, or of another model: start over
             self.clear()
             return Resume()
+        seconds = progress.get("seconds")
         resume = Resume(int(progress["epochs_done"]), int(progress.get("batches_done", 0)), steps,
-                        progress.get("history") or {}, progress.get("metrics") or {})
+                        progress.get("history") or {}, progress.get("metrics") or {},
+                        float(seconds) if isinstance(seconds, (int, float)) and seconds >= 0 else 0.0)
         if self.on_resume:
             self.on_resume(resume, epochs)
         return resume
@@ -547,16 +552,20 @@ class Checkpoint:
         return progress.get("steps") == steps and 0 <= done < epochs and 0 < batches <= steps - 2 \
             and isinstance(progress.get("metrics"), dict)
 
-    def saver(self, model, optimizer, epochs: int, steps: int, earlier: dict):
+    def saver(self, model, optimizer, epochs: int, steps: int, earlier: Resume):
         """The Keras callback that saves after every epoch and every ``every_s`` within one (after
-        earlier's history)."""
+        what ``earlier`` took up: its history, and its seconds, to which each save adds this fit's)."""
         import time
 
         import tf_keras as keras
 
-        history = {k: list(v) for k, v in earlier.items()}
+        history = {k: list(v) for k, v in earlier.history.items()}
         state = self
-        clock = {"epoch": 0, "last": time.monotonic()}
+        started = time.monotonic()
+        clock = {"epoch": 0, "last": started}
+
+        def seconds() -> float:
+            return earlier.seconds + time.monotonic() - started
 
         class Save(keras.callbacks.Callback):
             def on_epoch_begin(self, epoch, logs=None):
@@ -566,20 +575,21 @@ class Checkpoint:
                 if batch + 2 >= steps or time.monotonic() - clock["last"] < state.every_s:
                     return
                 state.save(model, optimizer, clock["epoch"], epochs, history, batches=batch + 1, steps=steps,
-                           metrics=_loss_metrics(model))
+                           metrics=_loss_metrics(model), seconds=seconds())
                 clock["last"] = time.monotonic()
 
             def on_epoch_end(self, epoch, logs=None):
                 for k, v in (logs or {}).items():
                     history.setdefault(k, []).append(float(v))
-                state.save(model, optimizer, epoch + 1, epochs, history)
+                state.save(model, optimizer, epoch + 1, epochs, history, seconds=seconds())
                 clock["last"] = time.monotonic()
 
         return Save()
 
     def save(self, model, optimizer, done: int, epochs: int, history: dict, batches: int = 0, steps: int = 0,
-             metrics: dict | None = None) -> None:
-        """Save the state after ``done`` epochs and ``batches`` of the next (of ``steps``)."""
+             metrics: dict | None = None, seconds: float = 0.0) -> None:
+        """Save the state after ``done`` epochs and ``batches`` of the next (of ``steps``), which
+        took ``seconds`` of training (this run's and the earlier runs' it took up)."""
         import shutil
 
         import tensorflow as tf
@@ -593,7 +603,8 @@ class Checkpoint:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
             tf.train.Checkpoint(model=model, optimizer=optimizer).write(str(tmp / "state"))
-            progress = {"key": self.key, "epochs_done": done, "epochs": epochs, "history": history}
+            progress = {"key": self.key, "epochs_done": done, "epochs": epochs, "history": history,
+                        "seconds": round(seconds, 3)}
             if batches:
                 progress.update(batches_done=batches, steps=steps, metrics=metrics or {})
             write_json(tmp / "progress.json", progress)

@@ -49,7 +49,10 @@ class StageInfo:
     name: str
     fingerprint: str
     skipped: bool
-    seconds: float
+    seconds: float  # this run's
+    # what earlier runs, stopped, spent on the training this one took up (_epochs_saved): the stage's
+    # work took seconds + earlier_seconds in all (less the work they lost after their last save)
+    earlier_seconds: float = 0.0
 
 
 @dataclass
@@ -112,6 +115,11 @@ class Stages:
         self.say = say or notify
         self.force = force
         self.ran: list[StageInfo] = []
+        self._earlier: dict[str, float] = {}
+
+    def taken_up(self, name: str, seconds: float) -> None:
+        """Stage ``name`` goes on from training that earlier runs did in ``seconds``."""
+        self._earlier[name] = self._earlier.get(name, 0.0) + seconds
 
     def run(self, name: str, fp: str, artifacts: list[str], make: Callable[[Stage], T],
             load: Callable[[Stage], T] | None = None, **start) -> T:
@@ -129,7 +137,7 @@ class Stages:
             value = make(st)
             raise_if_interrupted()  # a Ctrl-C that a library swallowed: the stage is not recorded
             st.finish()
-        self.ran.append(StageInfo(name, fp, skipped, time.perf_counter() - t0))
+        self.ran.append(StageInfo(name, fp, skipped, time.perf_counter() - t0, self._earlier.pop(name, 0.0)))
         self.notify("done", {"name": name, "skipped": skipped})
         return value
 
@@ -474,6 +482,7 @@ def _epochs_saved(stages: Stages, st: Stage, key: str, epochs: int):
     def taking_up(start, n: int) -> None:
         where = (f"epoch {start.epochs_done + 1} of {n} after its batch {start.batches_done} of {start.steps}"
                  if start.batches_done else f"after epoch {start.epochs_done} of {n}")
+        stages.taken_up(st.name, start.seconds)
         stages.notify("note", {"text": f"taking up {where}, which an earlier run saved"})
 
     checkpoint = distill.Checkpoint(st.path(CHECKPOINT_DIR), key, on_resume=taking_up)
@@ -485,8 +494,8 @@ def _epochs_saved(stages: Stages, st: Stage, key: str, epochs: int):
         saved = checkpoint.latest()
         if saved is not None:
             done, batches = saved[1]["epochs_done"], saved[1].get("batches_done", 0)
-            text = (f"stopped: {done} of {epochs} epochs and {batches} of {saved[1].get('steps')} batches of the "
-                    "next saved, the same command goes on from there" if batches else
+            text = (f"stopped: epoch {done + 1} of {epochs} saved up to its batch {batches} of "
+                    f"{saved[1].get('steps')}, the same command goes on from there" if batches else
                     f"stopped: {done} of {epochs} epochs saved, the same command goes on after them")
             stages.say("note", {"text": text})
         raise
