@@ -7,13 +7,14 @@ holds and the milliseconds a save takes. Then time what a fit taken up halfway t
 spends before its first batch: the batches done are left out of the epoch's data
 (distill.make_dataset's ``skip``), against the same iterator's first batch without.
 
-    python benchmarks/checkpoint_cost.py [--presets esp32 esp32s3] [--saves 5] [--rows 150000]
+    python benchmarks/checkpoint_cost.py [--presets esp32 esp32s3] [--saves 5] [--rows 126464]
 
 The weights are the student's initial ones (a save writes every variable, whatever its value), and
-the training set is ``--rows`` random crops of the preset's size (a full build's is about 150,000
-rows, docs/model.md), with random neighbour partners where the preset draws batches so: no dataset
-is needed. Wall times of this machine, into a temporary folder on its disk; an epoch of the esp32
-preset's distillation takes about a minute on 2 cores (docs/model.md, run R1f).
+the training set is ``--rows`` random crops of the preset's size (a full esp32 build's epoch is
+988 batches of 128: run R1g in docs/model.md), with random neighbour partners where the preset
+draws batches so: no dataset is needed. Wall times of this machine, into a temporary folder on its
+disk; an epoch of the esp32 preset's distillation takes about a minute on 2 cores (docs/model.md,
+run R1f).
 """
 
 from __future__ import annotations
@@ -50,8 +51,11 @@ def measure(preset: str, saves: int) -> dict:
     return {"params": model.count_params(), "ema": ds.ema, "bytes": size, "ms": 1000 * seconds}
 
 
-def take_up_cost(preset: str, rows: int) -> dict:
-    """Seconds to the first batch of an epoch's iterator, from its start and from its middle."""
+def take_up_cost(preset: str, rows: int, repeats: int = 3) -> dict:
+    """Seconds to the first batch of an epoch's iterator, from its start and from its middle: the
+    median of ``repeats`` fresh pipelines each, after one untimed (TensorFlow's own set-up)."""
+    import statistics
+
     import numpy as np
     import tensorflow as tf
 
@@ -66,14 +70,18 @@ def take_up_cost(preset: str, rows: int) -> dict:
     t = rng.normal(size=(rows, 128)).astype(np.float32)
     partners = rng.integers(0, rows, (rows, ds.neighbours)) if ds.neighbours else None
     steps = rows // ds.batch_size
-    seconds = {}
-    for name, skip in (("start", None), ("middle", steps // 2)):
+
+    def first_batch(skip: int | None) -> float:
         data = distill.make_dataset(x, t, ds.batch_size, ds.augment, 0, shuffle=True, partners=partners,
                                     light=ds.light_augment,
                                     skip=None if skip is None else tf.Variable(skip, dtype=tf.int64))
         started = time.perf_counter()
         next(iter(data))
-        seconds[name] = time.perf_counter() - started
+        return time.perf_counter() - started
+
+    first_batch(None)
+    seconds = {name: statistics.median(first_batch(skip) for _ in range(repeats))
+               for name, skip in (("start", None), ("middle", steps // 2))}
     return {"steps": steps, "batch_size": ds.batch_size, "neighbours": ds.neighbours, **seconds}
 
 
@@ -84,7 +92,7 @@ def main() -> None:
     ap.add_argument("--presets", nargs="+", choices=preset_names(), default=["esp32", "esp32s3"],
                     help="whose students (default: esp32 esp32s3)")
     ap.add_argument("--saves", type=int, default=5, help="saves timed per preset (default: %(default)s)")
-    ap.add_argument("--rows", type=int, default=150_000,
+    ap.add_argument("--rows", type=int, default=988 * 128,
                     help="training rows of the take-up's epoch (default: %(default)s; 0: no take-up timed)")
     args = ap.parse_args()
     if args.saves < 1:
@@ -102,7 +110,7 @@ def main() -> None:
             u = take_up_cost(preset, args.rows)
             print(f"{preset}: an epoch of {u['steps']:,} batches of {u['batch_size']} ({args.rows:,} rows, "
                   f"neighbours {u['neighbours']}): first batch after {u['start']:.2f} s from its start, "
-                  f"{u['middle']:.2f} s from its middle (batch {u['steps'] // 2:,} left out before it)",
+                  f"{u['middle']:.2f} s from its middle ({u['steps'] // 2:,} batches left out before it)",
                   flush=True)
 
 
