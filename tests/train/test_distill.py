@@ -286,6 +286,8 @@ def test_a_fit_stopped_within_an_epoch_goes_on_to_the_weights_and_history_of_one
     assert resumed == [(1, 3, 3)] and 0 < taken[0].seconds == trained  # what the stage's time adds
     assert all(np.array_equal(u, v) for u, v in zip(whole, again, strict=True))
     assert history == whole_history and len(history["loss"]) == 3
+    if ema or partners or pruning:
+        return
     # a save leaves two batches to go at least: stopped at the end of batch 5 of 6, batch 4 was the last saved
     with pytest.raises(Stopped):
         _fit_with_checkpoint(tmp_path / "late", stop_at=5 / 6, every_s=0, **kw)
