@@ -1,6 +1,7 @@
 """The build's progress display: a ✓ line per finished stage, and no bar left behind."""
 
 import io
+import re
 
 import pytest
 from rich.console import Console
@@ -103,6 +104,27 @@ def test_build_progress_is_plain_lines_when_stderr_is_not_a_terminal(monkeypatch
     assert lines[0] == "  distill epochs: 1/8 (12%), 1 min 00 s elapsed, eta 7 min 00 s  loss=1.0000"
     assert len(lines) == 8 and lines[-1].startswith("  distill epochs: 8/8 (100%), 8 min 00 s elapsed")
     assert "distill: started" in out.getvalue() and "✓ distill:" in out.getvalue()
+
+
+def test_a_stage_that_took_up_earlier_training_says_that_trainings_time_too(monkeypatch):
+    """Its ✓ line gives this run's seconds and the earlier runs' (pipeline.Stages' "done" event), as
+    the report's stage tables do; a stage that took nothing up says only its own."""
+    out, clock, written = _plain_mode(monkeypatch)
+    with BuildProgress(settings=None) as ui:
+        for name, earlier in (("distill", {"earlier_seconds": 690.04}), ("prune", {})):
+            ui.notify("stage", {"name": name, "epochs": 2})
+            ui.notify("done", {"name": name, "skipped": False, **earlier})
+    lines = out.getvalue().splitlines()
+    distill = next(line for line in lines if "✓ distill:" in line)
+    assert re.fullmatch(r"  ✓ distill: \d+\.\d s \(\+ 690\.0 s in earlier runs, taken up\)", distill), distill
+    assert re.fullmatch(r"  ✓ prune: \d+\.\d s", next(line for line in lines if "✓ prune:" in line))
+    term = io.StringIO()
+    monkeypatch.setattr(tinyface.console, "err_console",
+                        lambda: Console(file=term, force_terminal=True, width=120, color_system=None))
+    with BuildProgress(settings=None) as ui:
+        ui.notify("stage", {"name": "distill", "epochs": 2})
+        ui.notify("done", {"name": "distill", "skipped": False, "earlier_seconds": 12.0})
+    assert "s (+ 12.0 s in earlier runs, taken up)" in term.getvalue()
 
 
 def test_a_long_epoch_shows_its_share_done_and_an_eta_before_it_ends(monkeypatch):

@@ -172,7 +172,8 @@ def test_a_stage_that_takes_up_earlier_training_counts_the_seconds_that_training
     from tinyface.evaluation.report import _stage_seconds
     from tinyface.train import distill, pipeline
 
-    stages = pipeline.Stages(tmp_path, lambda e, i: None)
+    events = []
+    stages = pipeline.Stages(tmp_path, lambda e, i: events.append((e, i)))
 
     def make(st):
         with pipeline._epochs_saved(stages, st, "k", 8) as checkpoint:
@@ -184,6 +185,8 @@ def test_a_stage_that_takes_up_earlier_training_counts_the_seconds_that_training
     assert distilled.earlier_seconds == 690.0 and pruned.earlier_seconds == 0.0
     assert _stage_seconds(distilled) == f"{distilled.seconds:.1f} (+ 690.0 in earlier runs, taken up)"
     assert _stage_seconds(pruned) == f"{pruned.seconds:.1f}"
+    assert [i for e, i in events if e == "done"] == [  # the ✓ lines' (tests/cli/test_build_progress.py)
+        {"name": "distill", "skipped": False, "earlier_seconds": 690.0}, {"name": "prune", "skipped": False}]
 
 
 def test_a_missing_artifact_redoes_the_stage(tmp_path):

@@ -259,9 +259,7 @@ class BuildProgress:
         elif event == "note":
             self._progress.console.print(f"  {self._stage_name}: {info['text']}", markup=False, highlight=False)
         elif event == "done":
-            took = time.perf_counter() - self._stage_started
-            status = "skipped (unchanged)" if info.get("skipped") else f"{took:.1f} s"
-            self._progress.console.print(f"  ✓ {info['name']}: {status}")
+            self._progress.console.print(f"  ✓ {info['name']}: {self._took(info)}")
             if self._task is not None:  # its ✓ line replaces the bar (no 0/? bar left behind at the end)
                 self._progress.remove_task(self._task)
                 self._task = None
@@ -297,5 +295,13 @@ class BuildProgress:
         elif event == "done":
             self._plain.finish()
             self._plain = None
-            took = time.perf_counter() - self._stage_started
-            say(f"  ✓ {info['name']}: {'skipped (unchanged)' if info.get('skipped') else f'{took:.1f} s'}")
+            say(f"  ✓ {info['name']}: {self._took(info)}")
+
+    def _took(self, done: dict) -> str:
+        """A finished stage's time, as its ✓ line gives it: this run's, and that of the earlier runs
+        whose training it took up (as the report's stage tables give them)."""
+        if done.get("skipped"):
+            return "skipped (unchanged)"
+        earlier = done.get("earlier_seconds")
+        took = f"{time.perf_counter() - self._stage_started:.1f} s"
+        return took + (f" (+ {earlier:.1f} s in earlier runs, taken up)" if earlier else "")

@@ -137,8 +137,9 @@ class Stages:
             value = make(st)
             raise_if_interrupted()  # a Ctrl-C that a library swallowed: the stage is not recorded
             st.finish()
-        self.ran.append(StageInfo(name, fp, skipped, time.perf_counter() - t0, self._earlier.pop(name, 0.0)))
-        self.notify("done", {"name": name, "skipped": skipped})
+        earlier = self._earlier.pop(name, 0.0)
+        self.ran.append(StageInfo(name, fp, skipped, time.perf_counter() - t0, earlier))
+        self.notify("done", {"name": name, "skipped": skipped, **({"earlier_seconds": earlier} if earlier else {})})
         return value
 
     def always(self, name: str, make: Callable[[], T], fp: Callable[[T], str], done: Callable[[T], dict] | None = None
