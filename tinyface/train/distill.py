@@ -437,6 +437,14 @@ class Resume:
     metrics: dict = field(default_factory=dict)
     seconds: float = 0.0
 
+    @classmethod
+    def of(cls, progress: dict) -> Resume:
+        """Where a state saved (its progress.json, as :meth:`Checkpoint.latest` found it) goes on from."""
+        seconds = progress.get("seconds")
+        return cls(int(progress["epochs_done"]), int(progress.get("batches_done", 0)), int(progress.get("steps", 0)),
+                   progress.get("history") or {}, progress.get("metrics") or {},
+                   float(seconds) if isinstance(seconds, (int, float)) and seconds >= 0 else 0.0)
+
 
 class _StartAt:
     """What Keras's fit asks, as a fault-tolerant fit's state, for the epoch and batch to start at."""
@@ -534,10 +542,7 @@ class Checkpoint:
         except (tf.errors.OpError, ValueError, AssertionError):  # damaged, or of another model: start over
             self.clear()
             return Resume()
-        seconds = progress.get("seconds")
-        resume = Resume(int(progress["epochs_done"]), int(progress.get("batches_done", 0)), steps,
-                        progress.get("history") or {}, progress.get("metrics") or {},
-                        float(seconds) if isinstance(seconds, (int, float)) and seconds >= 0 else 0.0)
+        resume = Resume.of(progress)
         if self.on_resume:
             self.on_resume(resume, epochs)
         return resume

@@ -78,6 +78,8 @@ class Stage:
         self.name = name
         self.fp = fp
         self.artifacts = artifacts
+        # what earlier runs, stopped, spent on the training this run takes up (_epochs_saved)
+        self.earlier_seconds = 0.0
 
     def done(self) -> bool:
         return stage_fingerprint(self.dir) == self.fp and all((self.dir / a).exists() for a in self.artifacts)
@@ -115,11 +117,6 @@ class Stages:
         self.say = say or notify
         self.force = force
         self.ran: list[StageInfo] = []
-        self._earlier: dict[str, float] = {}
-
-    def taken_up(self, name: str, seconds: float) -> None:
-        """Stage ``name`` goes on from training that earlier runs did in ``seconds``."""
-        self._earlier[name] = self._earlier.get(name, 0.0) + seconds
 
     def run(self, name: str, fp: str, artifacts: list[str], make: Callable[[Stage], T],
             load: Callable[[Stage], T] | None = None, **start) -> T:
@@ -137,7 +134,7 @@ class Stages:
             value = make(st)
             raise_if_interrupted()  # a Ctrl-C that a library swallowed: the stage is not recorded
             st.finish()
-        earlier = self._earlier.pop(name, 0.0)
+        earlier = st.earlier_seconds
         self.ran.append(StageInfo(name, fp, skipped, time.perf_counter() - t0, earlier))
         self.notify("done", {"name": name, "skipped": skipped, **({"earlier_seconds": earlier} if earlier else {})})
         return value
@@ -483,7 +480,7 @@ def _epochs_saved(stages: Stages, st: Stage, key: str, epochs: int):
     def taking_up(start, n: int) -> None:
         where = (f"epoch {start.epochs_done + 1} of {n} after its batch {start.batches_done} of {start.steps}"
                  if start.batches_done else f"after epoch {start.epochs_done} of {n}")
-        stages.taken_up(st.name, start.seconds)
+        st.earlier_seconds += start.seconds
         stages.notify("note", {"text": f"taking up {where}, which an earlier run saved"})
 
     checkpoint = distill.Checkpoint(st.path(CHECKPOINT_DIR), key, on_resume=taking_up)
@@ -494,10 +491,10 @@ def _epochs_saved(stages: Stages, st: Stage, key: str, epochs: int):
     except BaseException:  # Ctrl-C, SIGTERM, a failure: say what the next run goes on from
         saved = checkpoint.latest()
         if saved is not None:
-            done, batches = saved[1]["epochs_done"], saved[1].get("batches_done", 0)
-            text = (f"stopped: epoch {done + 1} of {epochs} saved up to its batch {batches} of "
-                    f"{saved[1].get('steps')}, the same command goes on from there" if batches else
-                    f"stopped: {done} of {epochs} epochs saved, the same command goes on after them")
+            at = distill.Resume.of(saved[1])
+            text = (f"stopped: epoch {at.epochs_done + 1} of {epochs} saved up to its batch {at.batches_done} of "
+                    f"{at.steps}, the same command goes on from there" if at.batches_done else
+                    f"stopped: {at.epochs_done} of {epochs} epochs saved, the same command goes on after them")
             stages.say("note", {"text": text})
         raise
     checkpoint.clear()  # the stage's artifacts hold it all now
