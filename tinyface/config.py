@@ -631,7 +631,9 @@ class DistillSettings:
         search_trials: Optuna TPE trials over alpha, temperature and learning rate, on
             validation data only; 0 = off. Each trial trains as the final distillation does (its
             loss, branches, neighbours, ``ema``), for a third of ``epochs``, and is scored by
-            validation AUC; the final training takes the best trial's three values.
+            validation AUC; the final training takes the best trial's three values. Every trial
+            scored is saved (``distill/search.json``): a build stopped in the search goes on
+            after its last trial scored, to the search of a build never stopped.
         center: the mean teacher embedding subtracted from every target: "training" = of the
             training people's images; "all" = of those and the extra faces (extra.dirs) together.
             dlib separates some groups of faces less well once LFW's mean is subtracted

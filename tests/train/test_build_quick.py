@@ -601,11 +601,14 @@ def test_a_build_removes_what_killed_builds_left_of_their_atomic_writes(monkeypa
     assert [p for p in kept if not p.exists()] == []
 
 
-def test_a_search_trial_trains_as_the_build_does(quick_build, lfw_dir, monkeypatch, tmp_path):
+def test_a_search_trial_trains_as_the_build_does_and_a_stopped_search_is_taken_up(quick_build, lfw_dir, monkeypatch,
+                                                                                    tmp_path):
     """The build passes the search its own training, so a trial trains as the final training does
     (trials ignored distill.ema and student.branches). Checked here: the same weight averaging,
     augmentation and rows, a third of the epochs, and the final training takes the search's
-    choice. Run on the quick build's data, stopped once distillation is done."""
+    choice. A build stopped after its search (its trials saved in distill/search.json) goes on
+    without training them again, and says so. Run on the quick build's data, stopped once
+    distillation is done."""
     pytest.importorskip("optuna")
     import shutil
 
@@ -619,8 +622,13 @@ def test_a_search_trial_trains_as_the_build_does(quick_build, lfw_dir, monkeypat
     calls = []
     real_fit = distill.fit
 
+    class Stopped(Exception):
+        pass
+
     def fit(model, x, t, x_val, t_val, epochs, batch_size, lr, loss, **kw):
         calls.append({"epochs": epochs, "lr": lr, "ema": kw["ema"], "light": kw["light"], "rows": len(x)})
+        if len(calls) == 2:  # the first run's final training: stopped as it starts
+            raise Stopped
         return real_fit(model, x, t, x_val, t_val, epochs, batch_size, lr, loss, **kw)
 
     class Distilled(Exception):
@@ -635,13 +643,26 @@ def test_a_search_trial_trains_as_the_build_does(quick_build, lfw_dir, monkeypat
     overrides = {**QUICK, "data": {"dir": str(lfw_dir)}, "extra": extra,
                  "distill": {**QUICK["distill"], "epochs": 3, "search_trials": 1, "ema": 0.9}}
     settings = config.load(None, overrides, base=load_preset("esp32").settings())
+    said = []
+
+    def build():
+        pipeline.run_build(settings, load_preset("esp32"), out, quick=True,
+                           report_progress=lambda event, info: said.append(info.get("text")))
+
+    with pytest.raises(Stopped):
+        build()
+    saved = json.loads((out / "distill" / pipeline.SEARCH_TRIALS).read_text())
+    assert len(saved["trials"]) == 1
+    assert "stopped: 1 of 1 search trials saved, the same command goes on after them" in said
     with pytest.raises(Distilled):
-        pipeline.run_build(settings, load_preset("esp32"), out, quick=True)
-    trial, final = calls
-    assert trial["epochs"] == 1 and final["epochs"] == 3
+        build()
+    assert "taking up the search after trial 1 of 1, which an earlier run saved" in said
+    trial, first_final, final = calls  # the trial was not trained again
+    assert trial["epochs"] == 1 and final["epochs"] == 3 and final == first_final
     assert trial["ema"] == final["ema"] == 0.9 and trial["light"] == final["light"] and trial["rows"] == final["rows"]
     history = json.loads((out / "distill" / "history.json").read_text())
     assert final["lr"] == history["learning_rate"] == history["search"]["learning_rate"] == trial["lr"]
+    assert not (out / "distill" / pipeline.SEARCH_TRIALS).exists()  # history.json holds the search now
 
 
 def test_build_without_data_says_what_to_do(tmp_path):

@@ -405,6 +405,7 @@ def _distill(stages: Stages, settings, data, training: _TrainingSet, data_fp: st
     """The float student distilled from the teacher: (model, Keras history, fingerprint)."""
     from tinyface.model.keras_io import load_keras, save_keras
     from tinyface.train import distill, student
+    from tinyface.train.search import search_hyperparameters
 
     d, s, ds = settings.data, settings.student, settings.distill
     fp = distill_fingerprint(data_fp, settings)
@@ -435,24 +436,27 @@ def _distill(stages: Stages, settings, data, training: _TrainingSet, data_fp: st
         weights = distill.LossWeights(ds.cosine_weight, ds.relation_weight, ds.alpha, ds.temperature)
         lr = ds.learning_rate
         search = None
-        if ds.search_trials > 0:
-            from tinyface.train.search import search_hyperparameters
 
-            def trial(alpha, temperature, trial_lr, epochs):
-                w = distill.LossWeights(ds.cosine_weight, ds.relation_weight, alpha, temperature)
-                return train(w, trial_lr, epochs, progress=False)[0]
+        def trial(alpha, temperature, trial_lr, epochs):
+            w = distill.LossWeights(ds.cosine_weight, ds.relation_weight, alpha, temperature)
+            return train(w, trial_lr, epochs, progress=False)[0]
 
-            search = search_hyperparameters(settings, data, trial, ds.search_trials, stages.notify)
-            weights.alpha, weights.temperature, lr = search["alpha"], search["temperature"], search["learning_rate"]
-        with _epochs_saved(stages, st, fingerprint(fp, lr, asdict(weights)), ds.epochs) as checkpoint:
-            model, hist = train(weights, lr, ds.epochs, checkpoint=checkpoint)
-            fused = None
-            if s.branches:
-                model, fused = _fuse_branches(model, s, input_shape, training.x, seed)
-            save_keras(model, st.path("student.keras"))
-            write_json(st.path("history.json"), {"history": hist.history, "search": search,
-                                                 "learning_rate": lr, "alpha": weights.alpha,
-                                                 "temperature": weights.temperature, "fuse_error": fused})
+        with _trials_saved(stages, st, ds.search_trials) as (saved, taking_up):
+            if ds.search_trials > 0:
+                search = search_hyperparameters(settings, data, trial, ds.search_trials, stages.notify, saved,
+                                                taking_up)
+                weights.alpha, weights.temperature = search["alpha"], search["temperature"]
+                lr = search["learning_rate"]
+            with _epochs_saved(stages, st, fingerprint(fp, lr, asdict(weights)), ds.epochs) as checkpoint:
+                model, hist = train(weights, lr, ds.epochs, checkpoint=checkpoint)
+                fused = None
+                if s.branches:
+                    model, fused = _fuse_branches(model, s, input_shape, training.x, seed)
+                save_keras(model, st.path("student.keras"))
+                write_json(st.path("history.json"), {"history": hist.history, "search": search,
+                                                     "learning_rate": lr, "alpha": weights.alpha,
+                                                     "temperature": weights.temperature, "fuse_error": fused})
+            saved.clear()  # history.json holds the search now
         return model, hist.history
 
     def load(st: Stage):
@@ -465,6 +469,39 @@ def _distill(stages: Stages, settings, data, training: _TrainingSet, data_fp: st
 # In a training stage's folder (distill, prune) while it trains: its epochs so far
 # (tinyface.train.distill.Checkpoint).
 CHECKPOINT_DIR = "checkpoint"
+
+
+# In the distill stage's folder while distill.search_trials > 0 searches: the trials scored so far
+# (tinyface.train.search.SavedTrials).
+SEARCH_TRIALS = "search.json"
+
+
+@contextlib.contextmanager
+def _trials_saved(stages: Stages, st: Stage, trials: int):
+    """The distill stage's search trials saved (SavedTrials in ``st``'s SEARCH_TRIALS, keyed by the
+    stage's fingerprint) for the block (the search and the final training), and the callback that
+    says so when a search takes them up: a run stopped in the search goes on after its last trial
+    scored, and one stopped in the final training does not search again; --force starts over.
+    The stage removes the file once history.json holds the search."""
+    from tinyface.train.search import SavedTrials
+
+    saved = SavedTrials(st.path(SEARCH_TRIALS), st.fp)
+    if stages.force:
+        saved.clear()
+
+    def taking_up(n: int, seconds: float) -> None:
+        st.earlier_seconds += seconds
+        stages.notify("note", {"text": f"taking up the search after trial {n} of {trials}, which an earlier run "
+                                       f"saved"})
+
+    try:
+        yield saved, taking_up
+    except BaseException:  # Ctrl-C, SIGTERM, a failure: say what the next run goes on from
+        n = len(saved.load())
+        if n:
+            stages.say("note", {"text": f"stopped: {n} of {trials} search trials saved, the same command goes on "
+                                        f"after them"})
+        raise
 
 
 @contextlib.contextmanager
