@@ -750,8 +750,8 @@ class QuantizeSettings:
 
     Attributes:
         calibration_images: training images used as representative data (never test images).
-        qat: also try quantization-aware training (prune-preserving after pruning; both board
-            presets turn it on); the build keeps the better int8 model by validation accuracy.
+        qat: also try quantization-aware training (prune-preserving after pruning; every
+            preset turns it on); the build keeps the better int8 model by validation accuracy.
         qat_epochs: epochs of quantization-aware training.
     """
 

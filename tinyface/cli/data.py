@@ -178,7 +178,7 @@ def cache(ctx, parts, yes, as_json, set_items):
                ~/.cache/tinyface/isa)
 
     Clearing the face cache costs the next `tinyface build --preset esp32` its one-time
-    passes again (alignment and teacher over LFW and the extra faces: about 16 minutes on 2
+    passes again (alignment and teacher over LFW and the extra faces: about 10 minutes on 2
     cores, measured; README). Only files tinyface wrote are deleted. Do not clear a part while a build uses it.
 
     \b

@@ -188,7 +188,7 @@ def _model_context(bundle, model_bytes: bytes, graph) -> dict:
 
 def check_board(board: Board) -> None:
     """Refuse a board the generated project cannot describe, before anything is planned or written
-    (a board file of your own, --boards-dir, can hold values tinyface/boards.py accepts):
+    (a board file of your own, --boards-dir, can hold values tinyface/boards/ accepts):
 
     - a name that is no PlatformIO environment name (letters, digits, "_", "-"), or longer than the
       board reports in INFO (15 characters);
