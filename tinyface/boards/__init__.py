@@ -312,7 +312,15 @@ def load_board_file(path: str | Path) -> Board:
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except IsADirectoryError:
+        raise ConfigError(f"board file {path} is a folder, not a board file",
+                          hint="a board is one <name>.toml file: move the folder away") from None
+    except FileNotFoundError:  # a link to nothing
+        raise ConfigError(f"board file {path} cannot be read: it is a link to a file that does not exist",
+                          hint="remove the link, or point it at a board file") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read board file {path}: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"board file {path} is not valid TOML: {exc}") from None
 
     values: dict[str, object] = {}

@@ -99,7 +99,7 @@ def build(ctx, preset, data_dir, out_dir, epochs, quick, force, print_config, hi
     from tinyface.data.dataset import require_dataset
     from tinyface.train.pipeline import check_dataset_size  # no TensorFlow: refused in a second
 
-    require_dataset(settings.data.data_path())
+    require_dataset(settings.data.data_path(), named=bool(settings.data.dir))
     from tinyface.data.cache import check_cache_dir
 
     # the data stage opens the face cache: one that names no folder (exit 3) or cannot be written

@@ -44,7 +44,8 @@ def data():
 # readable=False: a --dest that cannot be read is fetch's to refuse as one that cannot be written
 # (OutputError, exit 14), not click's "is not readable" (exit 2)
 @click.option("--dest", type=click.Path(readable=False), default=None, callback=not_empty,
-              help="Where to unpack (default: lfw: the default dataset folder; the others: "
+              help="Where to unpack (default: lfw: data.dir if tinyface.toml sets it, else the default dataset "
+                   "folder; the others: "
                    "$TINYFACE_DATASETS/NAME, else ~/.cache/tinyface/datasets/NAME, where "
                    "extra.dirs = [\"NAME\"] finds it). Example: tinyface data fetch lfw --dest /data/lfw")
 @click.option("--manifest", type=click.Path(dir_okay=False, exists=True), default=None,
@@ -97,7 +98,10 @@ def fetch(ctx, name, url, dest, manifest, force, timeout_s, as_json):
     else:
         spec = builtin_manifest(name)
     base = url or dataset_url(name)
-    target = Path(dest).expanduser() if dest else dataset_dir(name)
+    if dest:
+        target = Path(dest).expanduser()
+    else:  # LFW where builds read it: data.dir (tinyface.toml), else the default folder
+        target = load_settings(ctx).data.data_path() if name == "lfw" else dataset_dir(name)
     console, received = err_console(), [0]
     # fetch() verifies it and downloads nothing, or says why not
     if not force and is_occupied(target):  # OutputError (exit 14): a --dest that cannot be read
@@ -249,7 +253,7 @@ def stats(ctx, data_dir, check, align, as_json, set_items):
     from tinyface.data.dataset import load_dataset, require_dataset
 
     settings = load_settings(ctx, {"data": {"dir": data_dir}}, set_items)
-    require_dataset(settings.data.data_path())  # absent: say how to get one
+    require_dataset(settings.data.data_path(), named=bool(settings.data.dir))  # absent: say how to get one
     dataset = load_dataset(settings.data.data_path(), min_identities=1)  # stats inspect what no build could use too
     align_result = None
     if align:

@@ -79,7 +79,7 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
         from tinyface.evaluation.report import check_evaluation_out
 
         check_evaluation_out(out_dir)  # before minutes of evaluation, not after: every file of the report
-    require_dataset(settings.data.data_path())
+    require_dataset(settings.data.data_path(), named=bool(settings.data.dir))
     if pairs_file:
         from tinyface.evaluation.model_eval import read_pairs_file
 

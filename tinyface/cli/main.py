@@ -10,7 +10,15 @@ import click
 
 from tinyface import __version__, console
 from tinyface.cli.common import input_path, not_empty
-from tinyface.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, Interrupted, TinyfaceError
+from tinyface.errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
+    Interrupted,
+    TinyfaceError,
+    exit_code_list,
+)
 
 # command name -> (module, attribute, one-line help). Help text lives here so that
 # `tinyface --help` lists the commands without importing any of them.
@@ -100,10 +108,12 @@ Typical session:
 Settings come from defaults < a preset (build --preset) < tinyface.toml < command-line
 options (docs/config.md). The default dataset
 is $TINYFACE_DATA, else ~/.cache/tinyface/datasets/lfw (`tinyface data fetch lfw`).
+
+Exit codes: {codes}; a mistake is one line on stderr (docs/cli.md, "Errors and exit codes").
 """
 
 
-@click.group(cls=LazyGroup, epilog=EPILOG,
+@click.group(cls=LazyGroup, epilog=EPILOG.format(codes=exit_code_list()),
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("-v", "--verbose", count=True,
               help="More output (repeatable); an internal error then also prints its traceback. "
@@ -133,8 +143,10 @@ def cli(ctx, verbose, config_path, boards_dir):
     resources.use_boards_dir(boards_dir or config.user_boards_dir())
     ctx.ensure_object(dict)
     asks_help = ctx.obj.get("asks_help", False)  # a bad --config is no reason to refuse a command's --help
-    if config_path is not None and not ctx.resilient_parsing and not asks_help:
-        config.require_config_file(config_path)  # every command, even those that read no settings
+    if not ctx.resilient_parsing and not asks_help:
+        # the settings file (--config, else ./tinyface.toml) is checked by every command, even those
+        # that read no setting (boards, data fetch): a mistake in it is never passed over in silence
+        config.load(config_path)
     ctx.obj["config_path"] = config_path
     ctx.obj["verbose"] = verbose
 
@@ -189,7 +201,8 @@ def main(argv: list[str] | None = None) -> None:
 
             traceback.print_exc()
         first = _one_line(str(exc))[:300]
-        _fail(f"{type(exc).__name__}: {first} (run with -v for the traceback)", EXIT_INTERNAL, "InternalError",
+        _fail(f"{type(exc).__name__}: {first} (run it again as `tinyface -v COMMAND ...` for the traceback: "
+              "-v goes before the command)", EXIT_INTERNAL, "InternalError",
               as_json, prefix="tinyface: internal error: ")
     finally:
         console.release_interrupts(previous_handlers)

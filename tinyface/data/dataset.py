@@ -236,10 +236,14 @@ def check_images(dataset: Dataset, progress=None) -> Dataset:
     return checked
 
 
-def require_dataset(root: Path) -> None:
-    """Fail with one line that says exactly what to do when the default dataset is absent."""
+def require_dataset(root: Path, named: bool = False) -> None:
+    """Fail with one line that says exactly what to do when the dataset is absent. ``named``: the
+    folder is data.dir's (a settings file, --set or --data named it), not the default one, which
+    `tinyface data fetch lfw` fills and TINYFACE_DATA moves (data.dir wins over both)."""
     root = Path(root)
     if not root.exists():
-        raise DataError(f"no dataset at {root}",
-                        hint="run `tinyface data fetch lfw`, or set TINYFACE_DATA / pass --data DIR "
-                             "to a folder with one sub-folder of photos per person")
+        hint = (f"check data.dir (tinyface.toml, --config, --set) or --data, or put LFW there: "
+                f"`tinyface data fetch lfw --dest {root}`" if named else
+                "run `tinyface data fetch lfw`, or set TINYFACE_DATA / pass --data DIR "
+                "to a folder with one sub-folder of photos per person")
+        raise DataError(f"no dataset at {root}", hint=hint)

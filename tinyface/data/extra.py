@@ -67,11 +67,15 @@ def folder_images(name: str, folder: Path) -> list[Path]:
 
     how = (f"get it with `tinyface data fetch {name}`" if name in FETCHABLE_EXTRA
            else "put face images there, or remove it from extra.dirs (--set extra.dirs=[])")
+    # the name as written in extra.dirs, where it is not the path itself (a fetchable set's name)
+    called = "" if Path(name).expanduser() == folder else f" ({name})"
+    if folder.exists() and not folder.is_dir():
+        raise DataError(f"extra faces folder {folder}{called} is a file, not a folder: {how}")
     if not folder.is_dir():
-        raise DataError(f"extra faces folder {folder} ({name}) not found: {how}")
+        raise DataError(f"extra faces folder {folder}{called} not found: {how}")
     found = list_images(folder)
     if not found:
-        raise DataError(f"extra faces folder {folder} ({name}) holds no images ({'/'.join(IMAGE_EXTENSIONS)}): {how}")
+        raise DataError(f"extra faces folder {folder}{called} holds no images ({'/'.join(IMAGE_EXTENSIONS)}): {how}")
     return found
 
 
