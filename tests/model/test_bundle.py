@@ -96,12 +96,21 @@ def test_a_lone_model_file_is_refused_saying_what_to_pass(tiny_bundle, tmp_path)
         assert "has no model.json" in exc.value.one_line() and "bundle folder" in exc.value.one_line()
 
 
+def _keras_file(path, bundle):
+    """A .keras archive (its config.json, which model_file_meta reads) of the bundle's input shape."""
+    import zipfile
+
+    shape = [None, *_meta(bundle)["input_shape"][1:]]
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", json.dumps({"build_config": {"input_shape": shape}}))
+
+
 def test_a_stage_model_of_a_build_run_gets_the_runs_crop_but_not_its_thresholds(bundle_copy):
     _edit(bundle_copy, crop_padding=0.1)
     stage = bundle_copy / "quantize"
     stage.mkdir()
     (stage / "stage.json").write_text("{}")
-    (stage / "float.tflite").write_bytes(b"float model")
+    (stage / "float.tflite").write_bytes((bundle_copy / "model.tflite").read_bytes())  # parsed: a real model
     found = model_file_meta(stage / "float.tflite")
     assert found.meta.crop_padding == 0.1 and not found.thresholds_apply
     assert found.meta_path == bundle_copy / "model.json"
@@ -115,7 +124,7 @@ def test_a_stage_model_redone_after_the_runs_model_json_is_refused(bundle_copy):
     _edit(bundle_copy, crop_padding=0.1, extra={"stages": {"quantize": "fp-of-the-build", "distill": "fp-d"}})
     stage = bundle_copy / "quantize"
     stage.mkdir()
-    (stage / "float.tflite").write_bytes(b"float model")
+    (stage / "float.tflite").write_bytes((bundle_copy / "model.tflite").read_bytes())  # parsed: a real model
     (stage / "stage.json").write_text(json.dumps({"stage": "quantize", "fingerprint": "fp-of-the-build"}))
     assert model_file_meta(stage / "float.tflite").meta.crop_padding == 0.1  # the build that wrote model.json
     (stage / "stage.json").write_text(json.dumps({"stage": "quantize", "fingerprint": "fp-of-a-later-build"}))
@@ -126,13 +135,13 @@ def test_a_stage_model_redone_after_the_runs_model_json_is_refused(bundle_copy):
     # a stage that build did not make (an earlier build's prune folder, prune off since) is refused too
     prune = bundle_copy / "prune"
     prune.mkdir()
-    (prune / "pruned.keras").write_bytes(b"keras model")
+    _keras_file(prune / "pruned.keras", bundle_copy)
     (prune / "stage.json").write_text(json.dumps({"stage": "prune", "fingerprint": "fp-p"}))
     with pytest.raises(ModelError, match="another build"):
         model_file_meta(prune / "pruned.keras")
     # the bundle itself and a .keras beside model.json are not stage files: no record needed
     assert model_file_meta(bundle_copy).thresholds_apply
-    (bundle_copy / "student.keras").write_bytes(b"keras model")
+    _keras_file(bundle_copy / "student.keras", bundle_copy)
     assert model_file_meta(bundle_copy / "student.keras").meta_path == bundle_copy / "model.json"
 
 

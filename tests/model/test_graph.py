@@ -63,3 +63,59 @@ def test_analyze_does_not_import_tensorflow(tiny_bundle):
             f"g = analyze(open({str(tiny_bundle.model_path)!r}, 'rb').read()); "
             "assert g.total_macs > 0; assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- a corrupt graph (a flatbuffer that parses, with impossible contents) is refused where it is parsed ---
+
+def _released_conv():
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    from tests.conftest import RELEASED, skip_without_released_model
+
+    skip_without_released_model()
+    data = bytearray((RELEASED / "model.tflite").read_bytes())
+    graph = schema.Model.GetRootAs(bytes(data), 0).Subgraphs(0)
+    return data, graph, graph.Operators(0)
+
+
+def test_a_shape_of_impossible_length_is_a_model_error_naming_the_tensor():
+    # was: a graph whose layer 0 output was 1x32x32x16x-13582x... (profile printed it; flash's
+    # codegen failed with "too many values to unpack", an internal error)
+    import struct
+
+    data, graph, conv = _released_conv()
+    out = graph.Tensors(conv.Outputs(0))
+    struct.pack_into("<I", data, out._tab.Vector(out._tab.Offset(4)) - 4, 6)
+    with pytest.raises(ModelError, match=r"^m\.tflite is a corrupt TFLite model: (tensor|operator) \d+ "):
+        analyze(bytes(data), source="m.tflite")
+
+
+def test_a_convolution_whose_shapes_disagree_is_a_model_error():
+    # as the audit's fuzzed model (seed 1): a width of 52488 where the convolution makes 8 (TFLM then
+    # asked for a 20 MB arena, printing its own lines)
+    import struct
+
+    data, graph, conv = _released_conv()
+    out = graph.Tensors(conv.Outputs(0))
+    struct.pack_into("<i", data, out._tab.Vector(out._tab.Offset(4)) + 8, 52488)  # the output's width
+    with pytest.raises(ModelError, match=r"operator 0 \(CONV_2D\) maps \[1x64x64x1\] with a \[16x3x3x1\] filter "
+                                         r"\(strides \(2, 2\), SAME\) to \[1x32x52488x16\]"):
+        analyze(bytes(data), source="m.tflite")
+
+
+def test_an_index_out_of_range_is_a_model_error():
+    import struct
+
+    data, graph, conv = _released_conv()
+    struct.pack_into("<i", data, conv._tab.Vector(conv._tab.Offset(8)), 1_000_000)  # its first output tensor
+    with pytest.raises(ModelError, match=r"operator 0 has output tensor 1000000 of \d+"):
+        analyze(bytes(data), source="m.tflite")
+
+
+def test_every_released_model_passes_the_checks():
+    from tests.conftest import REPO
+
+    models = sorted((REPO / "models").glob("*/model.tflite"))
+    for path in models:
+        analyze(path.read_bytes(), source=str(path))
+    assert models or pytest.skip("no released models")

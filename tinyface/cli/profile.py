@@ -74,14 +74,18 @@ def profile(ctx, board, model_path, kernels, measured, plot_path, as_json, set_i
         path = path.with_name(MODEL_FILE)
     if not path.is_file():
         raise ModelError(f"no model at {path}", hint="pass --model PATH, a bundle folder or a .tflite")
+    from tinyface.model.bundle import load_bundle, read_model_file
+
+    # a .tflite with a model.json beside it is a bundle: checked as every command checks one (sha256,
+    # the graph against model.json); a lone .tflite is profiled as it is (its graph is still parsed and
+    # checked by analyze), --measured needs the bundle's model.json
+    bundle = load_bundle(path) if measured or path.with_name(META_FILE).is_file() else None
     if measured:
         from tinyface.console import status
         from tinyface.device.isa_profile import profile_measured
-        from tinyface.model.bundle import load_bundle
 
         with status("building the ESP32-C3 (rv32imc) firmware and counting instructions"):
-            result = profile_measured(load_bundle(path), b, kernels=kernels,
-                                      arena_margin=settings.firmware.arena_margin)
+            result = profile_measured(bundle, b, kernels=kernels, arena_margin=settings.firmware.arena_margin)
         _plot(result, plot_path)
         if as_json:
             from tinyface.console import print_json
@@ -90,9 +94,8 @@ def profile(ctx, board, model_path, kernels, measured, plot_path, as_json, set_i
             return
         _print_measured(result)
         return
-    from tinyface.model.bundle import read_model_file
-
-    result = profile_model(read_model_file(path), b.cost_model_for(kernels), board=b.name, model=str(path),
+    model_bytes = bundle.model_bytes if bundle else read_model_file(path)
+    result = profile_model(model_bytes, b.cost_model_for(kernels), board=b.name, model=str(path),
                            kernels=kernels)
     _plot(result, plot_path)
     if as_json:

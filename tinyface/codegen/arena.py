@@ -43,8 +43,9 @@ class ArenaPlan:
         return f"TFLM {self.used_bytes:,} B + {self.margin_percent}% margin{scratch}"
 
 
-def measure_arena_bytes(model_bytes: bytes) -> int:
-    """The arena TFLM allocates for ``model_bytes`` (tries larger probe arenas if needed).
+def measure_arena_bytes(model_bytes: bytes, source: str = "") -> int:
+    """The arena TFLM allocates for ``model_bytes`` (tries larger probe arenas if needed);
+    ``source``: where the model was read, named in the error.
 
     Raises:
         ModelError: TFLM cannot load the model even with a 16 MiB arena.
@@ -54,17 +55,18 @@ def measure_arena_bytes(model_bytes: bytes) -> int:
     last: Exception | None = None
     for probe in _PROBE_ARENAS:
         try:
-            return TflmRunner(model_bytes, arena_bytes=probe).arena_used_bytes()
+            return TflmRunner(model_bytes, arena_bytes=probe, source=source).arena_used_bytes()
         except ModelError as exc:
             last = exc
-    raise ModelError(f"TFLM cannot allocate the model's tensors: {last}")
+    raise ModelError(f"TFLM cannot allocate the model's tensors: {last}")  # which names ``source``
 
 
 def plan_arena(model_bytes: bytes, margin: float, used_bytes: int | None = None,
-               esp_nn_scratch_bytes: int = 0) -> ArenaPlan:
+               esp_nn_scratch_bytes: int = 0, source: str = "") -> ArenaPlan:
     """The arena for ``model_bytes`` with ``margin`` (a fraction, e.g. 0.15) on top, and room for
-    the largest ESP-NN scratch buffer (tinyface.codegen.esp_nn_scratch.largest_scratch_bytes)."""
-    used = used_bytes if used_bytes is not None else measure_arena_bytes(model_bytes)
+    the largest ESP-NN scratch buffer (tinyface.codegen.esp_nn_scratch.largest_scratch_bytes);
+    ``source``: where the model was read (named in an error)."""
+    used = used_bytes if used_bytes is not None else measure_arena_bytes(model_bytes, source)
     total = int(used * (1.0 + margin) + 0.999999) + esp_nn_scratch_bytes
     total = (total + ALIGN_BYTES - 1) // ALIGN_BYTES * ALIGN_BYTES
     return ArenaPlan(used_bytes=used, margin=margin, bytes=total, esp_nn_scratch_bytes=esp_nn_scratch_bytes)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from tinyface.codegen.ops import resolver_entries
 from tinyface.config import DEFAULT_ARENA_MARGIN
 from tinyface.errors import ConfigError, ModelError, OutputError, ProjectDirError
 from tinyface.fsutil import sha256_file, write_if_changed
+from tinyface.model.bundle import META_FILE, check_matches_meta
 from tinyface.protocol import spec
 from tinyface.resources import firmware_dir
 
@@ -155,8 +157,9 @@ def _model_context(bundle, model_bytes: bytes, graph) -> dict:
     if len(meta.input_shape) != 4 or meta.input_shape[0] != 1:
         raise ModelError(f"model input shape {meta.input_shape} is not [1, H, W, C]")
     _, h, w, c = (int(v) for v in meta.input_shape)
-    if tuple(graph.input_shape) != (1, h, w, c):
-        raise ModelError(f"model.json says input {meta.input_shape}, the .tflite has {list(graph.input_shape)}")
+    model_path = Path(bundle.model_path)
+    # the one check of every reader (load_bundle made it already; a Bundle made in code has not)
+    check_matches_meta(model_path, model_path.with_name(META_FILE), meta, graph.input_shape, graph.output_shape)
     if graph.input_type != "INT8" or graph.output_type != "INT8":
         raise ModelError(f"the firmware runs int8 models; this one takes {graph.input_type} "
                          f"and gives {graph.output_type}",
@@ -169,12 +172,7 @@ def _model_context(bundle, model_bytes: bytes, graph) -> dict:
                              f"{io.scale:g}, {io.zero_point}",
                              hint="keep model.json with the model.tflite it was written for "
                                   "(`tinyface build` writes both)")
-    output_size = 1
-    for v in graph.output_shape:
-        output_size *= int(v)
-    if output_size != meta.embedding_dim:
-        raise ModelError(f"model.json says embedding_dim {meta.embedding_dim}, "
-                         f"the .tflite outputs {output_size} values")
+    output_size = math.prod(int(v) for v in graph.output_shape)
     digest = bundle.model_hash
     return {
         "name": c_string(meta.name), "input_h": h, "input_w": w, "input_c": c, "input_bytes": h * w * c,
@@ -267,7 +265,7 @@ def plan_firmware(bundle, board: Board, arena_margin: float = DEFAULT_ARENA_MARG
     on_esp_nn = {layer.index for layer in graph.layers if layer.op not in op_types}
     # esp-tflite-micro runs ESP-NN's kernels whatever chip.esp_nn says (it only prices the cost model)
     scratch = largest_scratch_bytes(graph, board.esp_nn_kernels, on_esp_nn)
-    arena = plan_arena(model_bytes, arena_margin, arena_used_bytes, scratch)
+    arena = plan_arena(model_bytes, arena_margin, arena_used_bytes, scratch, source=str(bundle.model_path))
     # The generated kernels' repacked weights and constants are flash next to the model's own.
     kernel_flash = sum(s.repacked_bytes for s in specs if s.op in op_types)
     budget, arena = check_budget(board, len(model_bytes) + kernel_flash, arena, model["input_bytes"],

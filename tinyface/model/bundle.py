@@ -283,28 +283,110 @@ _META_CHECKS = {
 }
 
 
+_BUNDLE_HINT = f"pass --model a bundle folder ({MODEL_FILE} + {META_FILE}, from `tinyface build`) or its {MODEL_FILE}"
+
+
 def load_bundle(path: str | Path) -> Bundle:
-    """Load a bundle from its folder, its ``model.tflite`` or its ``model.json``.
+    """Load a bundle from its folder, its ``model.tflite`` (or a TFLite file of another name) or
+    its ``model.json``; the model's graph is parsed and checked against the JSON
+    (:func:`check_matches_meta`), so every command refuses a corrupt or mismatched model alike.
 
     Raises:
-        ModelError: missing files, a bad JSON (see :func:`read_meta`), or a .tflite whose hash
-            differs from the JSON's.
+        ModelError: missing files, a path that is no bundle (the message says what it is), a bad
+            JSON (see :func:`read_meta`), a .tflite whose hash differs from the JSON's, a corrupt
+            .tflite (:func:`tinyface.model.graph.analyze`), or one whose input or output size is
+            not the JSON's.
     """
     path = Path(path)
     directory = path if path.is_dir() else path.parent
     model_path, meta_path = directory / MODEL_FILE, directory / META_FILE
-    if path.is_file() and path.suffix == ".tflite":
+    if path.is_file() and path.name != META_FILE:
+        _refuse_not_a_model_file(path)
         model_path = path
-    if not model_path.is_file():
+    if not path.exists():
         raise ModelError(f"no model at {path}", hint="run `tinyface build` or pass --model DIR")
+    if not model_path.is_file():
+        what = "a folder" if path.is_dir() else f"a {META_FILE}"
+        problem = "a folder, not a model file" if model_path.is_dir() else "missing"
+        raise ModelError(f"{path} is {what} without a model: its {MODEL_FILE} is {problem}", hint=_BUNDLE_HINT)
     if not meta_path.is_file():
         raise ModelError(f"{model_path} has no {META_FILE} beside it", hint="models come from `tinyface build`")
     meta, expected = read_meta(meta_path)
     bundle = Bundle(model_path, meta)
-    if expected and bundle.model_hash != expected:
+    model_bytes = bundle.model_bytes
+    if expected and model_hash(model_bytes) != expected:
         raise ModelError(f"{model_path} does not match {meta_path} (sha256 differs)",
                          hint="the model was changed after it was built; rebuild it")
+    from tinyface.model.graph import analyze
+
+    graph = analyze(model_bytes, source=str(model_path))
+    check_matches_meta(model_path, meta_path, meta, graph.input_shape, graph.output_shape)
     return bundle
+
+
+def _refuse_not_a_model_file(path: Path) -> None:
+    """Refuse a file given as a bundle that is neither its model.json nor a TFLite file (by its
+    suffix, or the TFL3 identifier of its first bytes), saying what it is.
+
+    Raises:
+        ModelError: what the file is (a Keras model, text, something else) and why it is no model here.
+    """
+    if path.suffix == ".tflite":
+        return  # whatever it holds, analyze says what is wrong with it
+    try:
+        with path.open("rb") as f:
+            head = f.read(512)
+    except OSError as exc:
+        raise ModelError(f"cannot read {path}: {exc.strerror or exc}", hint=_BUNDLE_HINT) from None
+    if head[4:8] == b"TFL3":
+        return
+    if path.suffix == ".keras":
+        what = "a Keras model, not the int8 TFLite model a board runs"
+    elif not head:
+        what = "an empty file, not a model"
+    elif b"\0" not in head and _is_text(head):
+        what = "a text file, not a model (no TFL3 identifier)"
+    else:
+        what = "not a TFLite model (no TFL3 identifier)"
+    raise ModelError(f"{path} is {what}", hint=_BUNDLE_HINT)
+
+
+def _is_text(head: bytes) -> bool:
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start >= len(head) - 3  # a character cut at the end of the sample
+    return True
+
+
+def check_matches_meta(model_path: str | Path, meta_path: str | Path, meta: ModelMeta, input_shape,
+                       output_shape=None) -> None:
+    """Refuse a model file that its ``model.json`` describes wrongly: another input (the crops
+    would be cut for another model) or, where ``output_shape`` is given, another embedding size.
+    The one check of every reader: :func:`load_bundle` (flash, emulate, bench, profile, the gallery
+    commands, evaluate), and :func:`model_file_meta` for a build run's stage files and a .keras.
+
+    Args:
+        input_shape: the model's input shape, batch first (a Keras model's batch may be None).
+        output_shape: its output shape, batch first (None: not known, not checked).
+
+    Raises:
+        ModelError: naming both files and both values.
+    """
+    kind = Path(model_path).suffix or "model"
+    found = [1, *(int(v) if v is not None else None for v in tuple(input_shape)[1:])]
+    if found != list(meta.input_shape):
+        raise ModelError(f"{model_path} does not match {meta_path}: model.json says input {meta.input_shape}, "
+                         f"the {kind} has {found}", hint=_KEEP_TOGETHER)
+    if output_shape is None:
+        return
+    size = math.prod(int(v) for v in tuple(output_shape)[1:] if v is not None)
+    if size != meta.embedding_dim:
+        raise ModelError(f"{model_path} does not match {meta_path}: model.json says embedding_dim "
+                         f"{meta.embedding_dim}, the {kind} outputs {size} values", hint=_KEEP_TOGETHER)
+
+
+_KEEP_TOGETHER = f"keep {META_FILE} with the model it was written for (`tinyface build` writes both)"
 
 
 @dataclass
@@ -345,18 +427,43 @@ def model_file_meta(path: str | Path) -> ModelFileMeta:
     if path.is_dir() or path.suffix == ".tflite" and (path.parent / META_FILE).is_file():
         bundle = load_bundle(path)
         return ModelFileMeta(bundle.model_path, bundle.meta, bundle.model_path.parent / META_FILE, True)
+    if path.suffix not in (".tflite", ".keras"):
+        _refuse_not_a_model_file(path)  # a text file, say: what it is, not that it has no model.json
     for candidate in (path.parent / META_FILE, path.parent.parent / META_FILE):
         in_run = candidate.parent == path.parent or (path.parent / STAGE_RECORD).is_file()
         if in_run and candidate.is_file():
             meta = read_meta(candidate)[0]
             if candidate.parent != path.parent:
                 _check_same_build(path.parent, meta, candidate)
+            _check_stage_file(path, meta, candidate)
             return ModelFileMeta(path, meta, candidate, False)
     raise ModelError(
         f"{path} has no {META_FILE}: the face crop it was trained on (padding, size) is unknown, "
         f"and a wrong one costs accuracy silently",
         hint=f"pass the model's bundle folder (e.g. build/esp32 or models/esp32), a file inside a `tinyface build` "
              f"run folder, or put the run's {META_FILE} beside it")
+
+
+def _check_stage_file(path: Path, meta: ModelMeta, meta_path: Path) -> None:
+    """A model file that ``meta_path`` describes but that is not its bundle's (a stage file of a
+    build run, a .keras): parsed without TensorFlow and checked against it (:func:`check_matches_meta`).
+    Other kinds of file are left to the loader, which refuses them.
+
+    Raises:
+        ModelError: a corrupt .tflite or .keras, or one whose input (a .tflite's output size too)
+            is not the one model.json says.
+    """
+    if path.suffix == ".tflite":
+        from tinyface.model.graph import analyze
+
+        graph = analyze(read_model_file(path), source=str(path))
+        check_matches_meta(path, meta_path, meta, graph.input_shape, graph.output_shape)
+    elif path.suffix == ".keras":
+        from tinyface.model.keras_io import keras_input_shape
+
+        shape = keras_input_shape(path)
+        if shape is not None:
+            check_matches_meta(path, meta_path, meta, shape)
 
 
 def _check_same_build(stage_dir: Path, meta: ModelMeta, meta_path: Path) -> None:

@@ -112,11 +112,11 @@ class Embedder:
         if runtime == "tflm":
             from tinyface.model.runtime import DEFAULT_ARENA_BYTES, TflmRunner
 
-            self.runner = TflmRunner(model_bytes, arena_bytes or DEFAULT_ARENA_BYTES)
+            self.runner = TflmRunner(model_bytes, arena_bytes or DEFAULT_ARENA_BYTES, source=source)
         else:
             from tinyface.model.runtime import TfliteRunner
 
-            self.runner = TfliteRunner(model_bytes, kernels)
+            self.runner = TfliteRunner(model_bytes, kernels, source=source)
 
     @classmethod
     def for_bundle(cls, bundle, runtime: str = "tflite", arena_bytes: int | None = None,

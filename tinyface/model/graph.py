@@ -110,7 +110,10 @@ def analyze(model_bytes: bytes, source: str = "") -> ModelGraph:
         ModelGraph with one Layer per operator, totals and the set of op names.
 
     Raises:
-        ModelError: not a TFLite flatbuffer (a path instead of the bytes too), or no subgraph.
+        ModelError: not a TFLite flatbuffer (a path instead of the bytes too), no subgraph, or a
+            corrupt one: an index out of range, a shape no tensor can have, or a convolution whose
+            shapes contradict each other (see :func:`_graph_problem`), so that no reader of the
+            graph (codegen, the cost model, the arena planner) meets one.
     """
     if isinstance(model_bytes, (str, os.PathLike)):  # bytes() of a str fails with "without an encoding"
         raise ModelError(f"expected the model's bytes, got the path {str(model_bytes)!r}",
@@ -138,6 +141,10 @@ def analyze(model_bytes: bytes, source: str = "") -> ModelGraph:
                 name = f"CUSTOM:{(oc.CustomCode() or b'').decode(errors='replace')}"
             opcodes.append(name)
 
+        problem = _index_problem(model, graph, len(opcodes))
+        if problem:
+            raise ModelError(_corrupt(source, problem), hint=CORRUPT_HINT)
+
         def is_constant(tensor_index: int) -> bool:
             buf = model.Buffers(graph.Tensors(tensor_index).Buffer())
             return buf is not None and (buf.DataLength() > 0 or buf.Size() > 0)
@@ -163,6 +170,9 @@ def analyze(model_bytes: bytes, source: str = "") -> ModelGraph:
             elements = max([prod(s) for s in (*in_shapes, out_shape) if s] or [0])
             layers.append(Layer(i, name, out_shape, macs, params, param_bytes,
                                 elements, in_shapes, **_conv_geometry(schema, op, name)))
+        problem = _graph_problem(layers, [_shape(graph.Tensors(t)) for t in range(graph.TensorsLength())])
+        if problem:
+            raise ModelError(_corrupt(source, problem), hint=CORRUPT_HINT)
         in_t = graph.Tensors(graph.Inputs(0))
         out_t = graph.Tensors(graph.Outputs(0))
         model_in, model_out = _tensor_io(in_t, type_names), _tensor_io(out_t, type_names)
@@ -181,6 +191,97 @@ def analyze(model_bytes: bytes, source: str = "") -> ModelGraph:
     except Exception as exc:  # a truncated or corrupt flatbuffer raises anything from struct to IndexError
         raise ModelError(f"cannot parse {source + ' as a' if source else 'the'} TFLite model (truncated or corrupt): "
                          f"{type(exc).__name__}: {exc}", hint=NOT_TFLITE_HINT) from None
+
+
+CORRUPT_HINT = "the file was damaged after it was built: rebuild it with `tinyface build`, or restore a copy"
+# a TFLite tensor has at most this many dimensions (TFLite's own kernels stop at 6; 8 leaves room)
+MAX_RANK = 8
+# a tensor larger than this many elements cannot be allocated by TFLite (int32 sizes), nor fit any board
+MAX_ELEMENTS = 2**31 - 1
+
+
+def _corrupt(source: str, problem: str) -> str:
+    return f"{source + ' is' if source else 'this is'} a corrupt TFLite model: {problem}"
+
+
+def _index_problem(model, graph, opcode_count: int) -> str | None:
+    """An index of the subgraph that points outside its table (an operator's opcode, tensor or
+    buffer; the subgraph's inputs and outputs): the flatbuffer reader would read whatever bytes lie
+    there as a tensor (or an IndexError, or a wrapped-around list index)."""
+    tensors, buffers = graph.TensorsLength(), model.BuffersLength()
+    if graph.InputsLength() < 1 or graph.OutputsLength() < 1:
+        return "its subgraph has no input or no output"
+    for what, count, get in (("input", graph.InputsLength(), graph.Inputs),
+                             ("output", graph.OutputsLength(), graph.Outputs)):
+        for j in range(count):
+            if not 0 <= get(j) < tensors:
+                return f"its {what} is tensor {get(j)} of {tensors}"
+    for t in range(tensors):
+        if not 0 <= graph.Tensors(t).Buffer() < max(buffers, 1):
+            return f"tensor {t} names buffer {graph.Tensors(t).Buffer()} of {buffers}"
+    for i in range(graph.OperatorsLength()):
+        op = graph.Operators(i)
+        if not 0 <= op.OpcodeIndex() < opcode_count:
+            return f"operator {i} names opcode {op.OpcodeIndex()} of {opcode_count}"
+        for what, count, get in (("input", op.InputsLength(), op.Inputs), ("output", op.OutputsLength(), op.Outputs)):
+            for j in range(count):
+                if not -1 <= get(j) < tensors:  # -1: an optional input left out
+                    return f"operator {i} has {what} tensor {get(j)} of {tensors}"
+    return None
+
+
+def _graph_problem(layers: list[Layer], shapes: list[tuple[int, ...]]) -> str | None:
+    """What makes a parsed graph impossible (None: nothing found): a tensor shape with a negative
+    dimension, more than MAX_RANK dimensions or more than MAX_ELEMENTS elements, or a convolution
+    whose input, filter, output, strides and padding disagree. A flipped byte in a shape or an
+    option is read as a valid flatbuffer; only these checks tell such a model from a real one."""
+    for t, shape in enumerate(shapes):
+        if len(shape) > MAX_RANK or any(d < 0 for d in shape) or prod(shape) > MAX_ELEMENTS:
+            return f"tensor {t} has the shape {_dims(shape, 12)}"
+    for layer in layers:
+        problem = _conv_problem(layer)
+        if problem:
+            return f"operator {layer.index} ({layer.op}) {problem}"
+    return None
+
+
+def _dims(shape: tuple[int, ...], at_most: int = 8) -> str:
+    text = "x".join(map(str, shape[:at_most])) + ("x..." if len(shape) > at_most else "")
+    return f"[{text}] ({len(shape)} dimensions)" if len(shape) > at_most else f"[{text}]"
+
+
+def _conv_problem(layer: Layer) -> str | None:
+    """What in a CONV_2D or DEPTHWISE_CONV_2D contradicts the rest (None: nothing, or another op):
+    input, filter and output of 4 dimensions, strides and dilations of at least 1, the channels the
+    filter maps, and the output's height and width that the strides and padding give."""
+    if layer.op not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+        return None
+    if len(layer.input_shapes) < 2 or not layer.output_shape:
+        return "lacks its input, filter or output"
+    (inp, filt), out = layer.input_shapes[:2], layer.output_shape
+    for what, shape in (("input", inp), ("filter", filt), ("output", out)):
+        if len(shape) != 4:
+            return f"has a {what} of shape {_dims(shape)}, not 4 dimensions"
+    if len(layer.stride) != 2 or len(layer.dilation) != 2:
+        return "has no options (strides, padding, dilations)"
+    if min(*layer.stride, *layer.dilation) < 1:
+        return f"has strides {layer.stride} and dilations {layer.dilation}"
+    if layer.op == "CONV_2D":
+        channels_ok = out[3] == filt[0] and filt[3] > 0 and inp[3] % filt[3] == 0
+    else:
+        channels_ok = filt[0] == 1 and out[3] == filt[3] and inp[3] > 0 and out[3] % inp[3] == 0
+    expected = tuple(_conv_out(size, k, s, d, layer.padding)
+                     for size, k, s, d in zip(inp[1:3], filt[1:3], layer.stride, layer.dilation, strict=True))
+    if not channels_ok or inp[0] != out[0] or tuple(out[1:3]) != expected:
+        return (f"maps {_dims(inp)} with a {_dims(filt)} filter (strides {layer.stride}, {layer.padding}) "
+                f"to {_dims(out)}")
+    return None
+
+
+def _conv_out(size: int, kernel: int, stride: int, dilation: int, padding: str) -> int:
+    """A convolution's output height or width (TFLite's ComputeOutSize)."""
+    span = (kernel - 1) * dilation + 1
+    return (size + stride - 1) // stride if padding == "SAME" else max(0, (size - span + stride) // stride)
 
 
 def _conv_geometry(schema, op, name: str) -> dict:

@@ -35,7 +35,7 @@ class TflmRunner:
             load the model (not a model, an op it lacks, an arena too small for it).
     """
 
-    def __init__(self, model_bytes: bytes, arena_bytes: int = DEFAULT_ARENA_BYTES):
+    def __init__(self, model_bytes: bytes, arena_bytes: int = DEFAULT_ARENA_BYTES, source: str = ""):
         from tflite_micro.python.tflite_micro import runtime
 
         if isinstance(arena_bytes, bool) or not isinstance(arena_bytes, (int, np.integer)) \
@@ -43,10 +43,18 @@ class TflmRunner:
             raise ModelError(f"a TFLM arena of {arena_bytes!r} bytes: it must be an integer of at least "
                              f"{MIN_ARENA_BYTES:,}", hint=f"the default is {DEFAULT_ARENA_BYTES:,}")
         arena_bytes = int(arena_bytes)
+        loaded = []
+        # TFLM reports why it fails in C (MicroPrintf on fd 2: "Failed to resize buffer. Requested:
+        # ..."), apart from the exception: caught here, so that the reason is in the one error line
+        # and a probe of a larger arena (tinyface.codegen.arena) prints nothing of its own
         try:
-            self._interp = runtime.Interpreter.from_bytes(bytes(model_bytes), arena_size=arena_bytes)
+            _capture_fd(2, lambda: loaded.append(
+                runtime.Interpreter.from_bytes(bytes(model_bytes), arena_size=arena_bytes)))
         except (RuntimeError, ValueError, struct.error) as exc:  # struct.error: not a flatbuffer at all
-            raise ModelError(f"TFLM cannot load the model: {exc}") from None
+            reason = _first_line(getattr(exc, "tinyface_said", ""))
+            raise ModelError(f"TFLM cannot load {source or 'the model'}: {exc}"
+                             f"{f' ({reason})' if reason else ''}") from None
+        self._interp = loaded[0]
         self.input_details = self._interp.get_input_details(0)
         self.output_details = self._interp.get_output_details(0)
         self.input_shape = tuple(int(v) for v in self.input_details["shape"])
@@ -80,7 +88,7 @@ class TfliteRunner:
     TFLM on a dsnet student, against 1 LSB for the reference kernels); use it for timing.
     """
 
-    def __init__(self, model_bytes: bytes, kernels: str = "reference"):
+    def __init__(self, model_bytes: bytes, kernels: str = "reference", source: str = ""):
         if kernels not in TFLITE_KERNELS:
             raise ModelError(f"unknown TFLite kernels {kernels!r}", hint=f"one of {', '.join(TFLITE_KERNELS)}")
         from tinyface.console import quiet_tensorflow
@@ -102,8 +110,8 @@ class TfliteRunner:
                 self.output_details = self._interp.get_output_details()[0]
                 self._interp.resize_tensor_input(self.input_details["index"], [1, *self.input_details["shape"][1:]])
                 self._interp.allocate_tensors()
-        except ValueError as exc:
-            raise ModelError(f"TFLite cannot load the model: {exc}") from None
+        except (ValueError, RuntimeError) as exc:  # RuntimeError: a kernel's Prepare refused the model
+            raise ModelError(f"TFLite cannot load {source or 'the model'}: {exc}") from None
 
     def run(self, x: np.ndarray) -> np.ndarray:
         outs = []
@@ -122,18 +130,32 @@ def _libc_fflush() -> None:
 
 
 def _capture_fd(fd: int, fn) -> str:
-    """Run ``fn`` with the process's file descriptor ``fd`` redirected (TFLM prints from C++)."""
+    """Run ``fn`` with the process's file descriptor ``fd`` redirected (TFLM prints from C++), and
+    return what was written there. If ``fn`` raises, the exception goes on with that text as its
+    ``tinyface_said`` attribute."""
     with _fd_lock:
         sys.stdout.flush()
         sys.stderr.flush()
         saved = os.dup(fd)
         with tempfile.TemporaryFile() as tmp:
             os.dup2(tmp.fileno(), fd)
+            failure = None
             try:
                 fn()
+            except Exception as exc:
+                failure = exc
             finally:
                 _libc_fflush()
                 os.dup2(saved, fd)
                 os.close(saved)
             tmp.seek(0)
-            return tmp.read().decode(errors="replace")
+            text = tmp.read().decode(errors="replace")
+        if failure is not None:
+            failure.tinyface_said = text
+            raise failure
+        return text
+
+
+def _first_line(text: str) -> str:
+    """The first non-blank line of ``text`` (a native library's message), stripped."""
+    return next((line.strip() for line in str(text).splitlines() if line.strip()), "")
