@@ -46,7 +46,8 @@ class DownloadError(DataError):
 class NoFaceError(DataError):
     """Images with no usable face (none found, or unreadable) where every image must be a face:
     a gallery is never enrolled from them (`flash --enroll`, `enroll`), nor is anyone identified
-    in them (`identify`: without --skip-bad, or with no photo left)."""
+    in them (`identify`: without --skip-bad, or with no photo left); and a dataset in which no
+    image has a face is not evaluated (`evaluate`)."""
 
     exit_code = 15
     label = "no face"

@@ -136,6 +136,77 @@ def atomic_path(path: str | os.PathLike, keep_suffix: bool = False) -> Iterator[
             tmp_path.unlink()
 
 
+class FileGroup:
+    """New versions of files of one folder, each written to a temp name by :meth:`write`, to be put in
+    place together by :func:`replace_together`."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.staged: dict[Path, Path] = {}  # each file's path -> its new version's temp file, in the order written
+        self.replaced: list[Path] = []  # those renamed into place so far (all of them, once replace_together is done)
+
+    @contextlib.contextmanager
+    def write(self, name: str) -> Iterator[Path]:
+        """Yield the temp path (a name :func:`is_temp_name` knows) that the block writes the new
+        ``name`` to. Errors name ``name``, not the temp file.
+
+        Raises:
+            OutputError: no room for the block's writes (:func:`no_room`), or no temp file can be made.
+        """
+        target = self.folder / name
+        earlier = self.staged.pop(target, None)
+        if earlier is not None:  # written twice: the first version goes
+            earlier.unlink(missing_ok=True)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}{TEMP_MARKER}", suffix=TEMP_SUFFIX, dir=self.folder)
+        except OSError as exc:
+            raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
+        os.close(fd)
+        tmp_path = self.staged[target] = Path(tmp)
+        try:
+            yield tmp_path
+        except OSError as exc:
+            error = no_room(exc, target)
+            if error is None:
+                raise
+            raise error from None
+        except OutputError as exc:  # a writer's own atomic write (save_png): its temp file stands for ``name``
+            raise OutputError(str(exc).replace(str(tmp_path), str(target)), hint=exc.hint) from None
+
+
+@contextlib.contextmanager
+def replace_together(folder: str | os.PathLike) -> Iterator[FileGroup]:
+    """Replace several files of ``folder`` as one, so that a failure (a full disk) leaves the earlier
+    versions as they were: the block writes each new file to a temp name (``group.write(name)``);
+    only once the whole block has succeeded are they renamed onto their names, in the order written
+    (``group.replaced``). If the block fails, its temp files are removed and nothing else in
+    ``folder`` changes. Renames need no room: past the check for a folder in the way of a name, they
+    fail halfway only where another program changes the folder meanwhile.
+
+    Raises:
+        OutputError: a write found no room, a name is taken by a folder, or a rename failed.
+    """
+    folder = ensure_dir(folder)
+    group = FileGroup(folder)
+    try:
+        yield group
+        for target in group.staged:  # before anything is renamed
+            if target.is_dir():
+                raise OutputError(f"cannot write {target}: it is a folder")
+        mode = 0o666 & ~_umask()  # mkstemp makes 0600; a new file gets what any new file would
+        for target, tmp in group.staged.items():
+            try:
+                os.chmod(tmp, mode)
+                os.replace(tmp, target)
+            except OSError as exc:
+                raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
+            group.replaced.append(target)
+    finally:
+        for tmp in group.staged.values():  # those not renamed
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+
+
 def ensure_dir(path: str | os.PathLike, what: str = "the folder") -> Path:
     """Create the folder ``path`` (and its parents) unless it exists; check that files can be made in it.
 

@@ -343,3 +343,136 @@ def test_evaluate_names_every_file_it_left_out_as_data_stats_does(people):
     assert skipped["whose.jpg"] == "image outside a person folder (whose photo is it?)"
     text = run_cli("evaluate", "--model", str(RELEASED), "--data", str(people), "--runtime", "tflm")
     assert f"{sum(PEOPLE.values())} images, {len(PEOPLE)} people, 4 skipped" in text.stdout
+
+
+def _contents(folder) -> dict:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def _bundle_copy(folder):
+    """A copy of the released bundle (model.tflite, model.json, MODEL_CARD.md), as a build's folder holds it."""
+    import shutil
+
+    return shutil.copytree(RELEASED, folder)
+
+
+def _own_files(folder):
+    folder.mkdir()
+    (folder / "report.md").write_text("my own report")
+    (folder / "confusion.png").write_bytes(b"my own picture")
+    (folder / "other.txt").write_text("mine too")
+    return folder
+
+
+@pytest.mark.skipif(not (RELEASED / "model.tflite").is_file(), reason="no released model in models/esp32")
+@pytest.mark.parametrize("make", [_own_files, _bundle_copy])
+def test_evaluate_out_refuses_a_folder_no_evaluation_wrote_before_the_evaluation(make_dataset, tmp_path, make):
+    """`--out` a folder of the user's files, or the bundle folder that is also `--model` (`evaluate
+    --model build/esp32 --out build/esp32`): refused in one line, exit 14, before any face is
+    aligned, and nothing in it changes. Was: exit 0, report.md replaced and confusion.png deleted."""
+    from tests.conftest import assert_one_error_line
+
+    data = make_dataset({"Colin_Powell": 3, "Tony_Blair": 3}, name="two")
+    out = make(tmp_path / "folder")
+    before = _contents(out)
+    model = out if make is _bundle_copy else RELEASED
+    proc = conftest_run_cli("evaluate", "--model", str(model), "--data", str(data), "--out", str(out),
+                            env={"TINYFACE_CACHE": str(tmp_path / "cache")})
+    assert_one_error_line(proc, 14, f"--out {out} ", "choose another --out")
+    assert _contents(out) == before
+    assert not (tmp_path / "cache").exists()  # no face was aligned: it stopped before the evaluation
+
+
+@pytest.mark.skipif(not (RELEASED / "model.tflite").is_file(), reason="no released model in models/esp32")
+def test_evaluate_out_replaces_an_earlier_evaluations_report_and_keeps_the_rest(make_dataset, tmp_path):
+    """An earlier evaluation's folder is evaluated into again: its report is replaced (its
+    confusion.png goes where the new report has no identification), a file of the user's beside it
+    stays, and report.json says it is an evaluation's."""
+    data = make_dataset({"Colin_Powell": 3, "Tony_Blair": 3}, name="two")
+    out = tmp_path / "report"
+    args = ("evaluate", "--model", str(RELEASED), "--data", str(data), "--out", str(out), "--json")
+    proc = run_cli(*args, "--enroll", "2")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (out / "confusion.png").is_file()
+    (out / "notes.txt").write_text("my notes on the first run")
+    proc = run_cli(*args)  # --enroll 5: nobody enrolled, no identification
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "report.json", "report.md", "roc.png"]
+    report = json.loads((out / "report.json").read_text())
+    assert report["kind"] == "tinyface evaluate" and report["identification"] is None
+
+
+@pytest.mark.skipif(not (RELEASED / "model.tflite").is_file(), reason="no released model in models/esp32")
+@pytest.mark.parametrize("as_json", [True, False])
+def test_evaluate_out_on_a_full_disk_keeps_the_earlier_report(make_dataset, tmp_path, capsys, monkeypatch, as_json):
+    """No room for the new report (a file-size limit, `ulimit -f`, put on once the evaluation is done
+    and the face cache closed: every write past it fails, as on a full disk): exit 14 in one line
+    after the results, and the earlier report is as it was, with no temp file beside it. Was: its
+    files were removed before the new ones failed to be written."""
+    import resource
+
+    from tests.conftest import run_in_process
+    from tinyface.evaluation import report
+
+    data = make_dataset({"Colin_Powell": 3, "Tony_Blair": 3}, name="two")
+    out = tmp_path / "report"
+    args = ("evaluate", "--model", RELEASED, "--data", data, "--enroll", "2", "--out", out,
+            *(["--json"] if as_json else []))
+    code, _, stderr = run_in_process(capsys, *args)
+    assert code == 0, stderr
+    before = _contents(out)
+    assert set(before) == {"report.json", "report.md", "roc.png", "confusion.png"}
+    write_evaluation_report = report.write_evaluation_report
+
+    def on_a_full_disk(*a, **kw):
+        limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (8192, limits[1]))  # Python ignores SIGXFSZ: writes fail, EFBIG
+        try:
+            return write_evaluation_report(*a, **kw)
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+
+    monkeypatch.setattr(report, "write_evaluation_report", on_a_full_disk)
+    code, stdout, stderr = run_in_process(capsys, *args)
+    errors = [line for line in stderr.splitlines() if line.startswith("tinyface:")]
+    assert code == 14 and len(errors) == 1, stderr
+    assert f"cannot write the report in {out}: " in errors[0] and "File too large" in errors[0]
+    assert "any earlier report there is as it was" in errors[0] and "tinyface-tmp" not in errors[0]
+    if as_json:
+        assert json.loads(stdout)["images"] == 6  # the results all the same
+    else:
+        assert "verification (" in stdout and "report:" not in stdout
+    assert _contents(out) == before
+
+
+def _pixelated(photo):
+    """``photo`` (a real LFW photo) as a 10 x 10 mosaic at its size: no face a detector can find."""
+    from PIL import Image
+
+    with Image.open(photo) as im:
+        im.resize((10, 10), Image.BILINEAR).resize(im.size, Image.NEAREST).save(photo)
+
+
+@pytest.mark.skipif(not (RELEASED / "model.tflite").is_file(), reason="no released model in models/esp32")
+def test_evaluate_with_no_face_in_any_photo_fails_in_one_line(make_dataset, tmp_path):
+    """Not one face found: each photo would be scored as its centered crop. Was: exit 0, "balanced
+    accuracy 50.00%" and an AUC, with "6 without a detected face" the only hint."""
+    from tests.conftest import assert_one_error_line
+
+    data = make_dataset({"Colin_Powell": 3, "Tony_Blair": 3}, name="blurred")
+    for photo in (data / "images").glob("*/*.jpg"):
+        _pixelated(photo)
+    out = tmp_path / "report"
+    proc = run_cli("evaluate", "--model", str(RELEASED), "--data", str(data), "--out", str(out))
+    assert_one_error_line(proc, 15, "no face was found in any of the 6 images", "centered crop",
+                          "tinyface data stats --align")
+    assert proc.stdout == "" and not list(out.iterdir())
+
+
+@pytest.mark.skipif(not (RELEASED / "model.tflite").is_file(), reason="no released model in models/esp32")
+def test_evaluate_says_photos_without_a_face_were_scored_as_centered_crops(make_dataset):
+    data = make_dataset({"Colin_Powell": 3, "Tony_Blair": 3}, name="one-blurred")
+    _pixelated(sorted((data / "images" / "Tony_Blair").glob("*.jpg"))[0])
+    proc = run_cli("evaluate", "--model", str(RELEASED), "--data", str(data))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "6 images, 2 people, 0 skipped, 1 without a detected face (each scored as a centered crop)" in proc.stdout

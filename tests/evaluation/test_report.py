@@ -151,9 +151,8 @@ def test_validation_people_too_few_to_identify_are_said_so_not_shown_as_question
 # --- an evaluation's report (`tinyface evaluate --out`) ---------------------------------------------------
 
 def test_a_new_report_replaces_every_file_of_an_old_one(tmp_path):
-    """An earlier report's files go before the new ones are written: a folder never mixes the two
-    (a stale confusion matrix beside a report without identification, an old report.json beside
-    new plots after an interrupted run)."""
+    """An earlier report's files that the new one has none of go once it is written: a folder never
+    mixes the two (a stale confusion matrix beside a report without identification)."""
     from tinyface.evaluation.report import write_evaluation_report
 
     out = tmp_path / "report"
@@ -203,6 +202,135 @@ def test_a_report_that_cannot_be_written_is_an_output_error(tmp_path):
     with pytest.raises(OutputError) as exc:
         write_evaluation_report(out, _evaluation_result())
     assert exc.value.exit_code == 14 and str(out / "report.json") in str(exc.value)
+
+
+def _identification(people: int = 3) -> dict:
+    """An identification (tinyface.evaluation.metrics) of ``people`` made-up people, as a result's."""
+    import numpy as np
+
+    from tinyface.evaluation import metrics
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(people, 16))
+    emb = np.concatenate([centres[k] + 0.3 * rng.normal(size=(4, 16)) for k in range(people)])
+    enroll = {f"P{k}": [4 * k, 4 * k + 1] for k in range(people)}
+    probes = [(4 * k + j, f"P{k}") for k in range(people) for j in (2, 3)]
+    return metrics.identification(emb, enroll, probes, [], 0.5).to_dict(with_confusion=True)
+
+
+def _contents(folder) -> dict:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def _build_report_folder(folder, lfw_dir):
+    """A build's report (write_report), as `tinyface build` leaves it beside its bundle."""
+    from tinyface.evaluation.report import write_report
+
+    preset = get_preset("esp32")
+    folder.mkdir()
+    write_report(folder, _metrics_of(describe_dataset(lfw_dir), False),
+                 config.apply(config.Settings(), preset.settings(), "the preset"), preset)
+    return folder
+
+
+def _user_folder(folder, lfw_dir):
+    folder.mkdir()
+    (folder / "report.md").write_text("my own notes")
+    (folder / "confusion.png").write_bytes(b"my own picture")
+    (folder / "other.txt").write_text("mine too")
+    return folder
+
+
+@pytest.mark.parametrize("make", [_user_folder, _build_report_folder])
+def test_the_out_check_refuses_a_folder_of_files_no_evaluation_wrote(tmp_path, lfw_dir, make):
+    """Was: every folder passed, and the report then replaced the user's report.md and removed their
+    confusion.png (or a build's report, `evaluate --out build/esp32`), exit 0. Refused now (exit 14),
+    as `build --out` refuses a folder of other files, and nothing in it changes."""
+    from tinyface.errors import OutputError
+    from tinyface.evaluation.report import check_evaluation_out
+
+    out = make(tmp_path / "folder", lfw_dir)
+    before = _contents(out)
+    with pytest.raises(OutputError) as exc:
+        check_evaluation_out(out)
+    line = exc.value.one_line()
+    assert exc.value.exit_code == 14 and f"--out {out} " in line and "choose another --out" in line
+    assert ("build" in line) == (make is _build_report_folder)
+    assert "report.md" in line  # what is there, named
+    assert _contents(out) == before
+
+
+@pytest.mark.parametrize("report", ["not json", "[]", json.dumps({"kind": "someone else's"})])
+def test_the_out_check_refuses_a_report_json_that_is_no_evaluations(tmp_path, report):
+    from tinyface.errors import OutputError
+    from tinyface.evaluation.report import check_evaluation_out
+
+    out = tmp_path / "folder"
+    out.mkdir()
+    (out / "report.json").write_text(report)
+    with pytest.raises(OutputError):
+        check_evaluation_out(out)
+    assert (out / "report.json").read_text() == report
+
+
+def test_the_out_check_accepts_a_new_or_empty_folder_and_an_earlier_evaluations_old_or_new(tmp_path):
+    """An evaluation's folder is known by its report.json: its ``kind`` (written since), or for a report
+    written before, the keys every evaluation's report has had. A temp file a killed run left is no
+    file of the user's."""
+    from tinyface.evaluation.report import EVALUATION_KIND, check_evaluation_out, write_evaluation_report
+
+    assert check_evaluation_out(tmp_path / "new") == tmp_path / "new"
+    (tmp_path / "empty").mkdir()
+    check_evaluation_out(tmp_path / "empty")
+    leftover = tmp_path / "left" / ".report.md.tinyface-tmp-abcd1234.tmp"
+    leftover.parent.mkdir()
+    leftover.write_text("half a report")
+    check_evaluation_out(leftover.parent)
+    earlier = tmp_path / "earlier"
+    write_evaluation_report(earlier, _evaluation_result())
+    (earlier / "notes.txt").write_text("beside the report: left as it is")
+    assert json.loads((earlier / "report.json").read_text())["kind"] == EVALUATION_KIND
+    check_evaluation_out(earlier)
+    report = json.loads((earlier / "report.json").read_text())
+    del report["kind"]  # as written before there was one
+    (earlier / "report.json").write_text(json.dumps(report))
+    check_evaluation_out(earlier)
+
+
+def test_a_report_that_fails_to_write_leaves_the_earlier_report_as_it_was(tmp_path, monkeypatch):
+    """A full disk at report.json, the last file, after every plot and report.md of the new report
+    were written: the earlier report stays whole, and no temp file is left. Was: the earlier report's
+    files were removed first, so a failed write lost both. Once the write succeeds, the earlier
+    report's confusion.png, which the new report has none of, goes."""
+    import errno
+    import os
+
+    from tinyface.errors import OutputError
+    from tinyface.evaluation import report
+    from tinyface.evaluation.report import EVALUATION_KIND, write_evaluation_report
+
+    out = tmp_path / "report"
+    write_evaluation_report(out, _evaluation_result() | {"identification": _identification(), "model": "earlier"})
+    before = _contents(out)
+    assert set(before) == {"report.json", "report.md", "roc.png", "confusion.png"}
+
+    def disk_full(path, obj):
+        with open(path, "wb") as f:
+            f.write(b'{"kind": "tinyface')  # as far as the disk had room for
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(report, "write_json", disk_full)
+    with pytest.raises(OutputError) as exc:
+        write_evaluation_report(out, _evaluation_result() | {"model": "later"})
+    line = exc.value.one_line()
+    assert exc.value.exit_code == 14 and f"cannot write the report in {out}: {out / 'report.json'}: " in line
+    assert os.strerror(errno.ENOSPC) in line and "any earlier report there is as it was" in line
+    assert _contents(out) == before
+    monkeypatch.undo()
+    write_evaluation_report(out, _evaluation_result() | {"model": "later"})
+    assert sorted(p.name for p in out.iterdir()) == ["report.json", "report.md", "roc.png"]
+    written = json.loads((out / "report.json").read_text())
+    assert written["model"] == "later" and written["kind"] == EVALUATION_KIND
 
 
 # --- the model card's words for the training settings ---
@@ -296,8 +424,9 @@ def test_the_confusion_plot_names_the_people_and_counts_the_probes(tmp_path, mon
     def keep(fig, path):
         saved = save_png(fig, path)  # drawn: every tick label is set
         ax = fig.axes[0]
-        figures[path.name] = ([t.get_text() for t in ax.get_xticklabels()],
-                              [t.get_text() for t in ax.get_yticklabels()], [t.get_text() for t in ax.texts])
+        name = path.name.split(".tinyface-tmp-")[0].lstrip(".")  # written to a temp file: the file it stands for
+        figures[name] = ([t.get_text() for t in ax.get_xticklabels()],
+                         [t.get_text() for t in ax.get_yticklabels()], [t.get_text() for t in ax.texts])
         return saved
 
     monkeypatch.setattr(plots, "save_png", keep)

@@ -230,6 +230,7 @@ def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: 
 
     Raises:
         DataError: the dataset or the pairs file is unusable.
+        NoFaceError: no image has a face found (:func:`_require_a_face`).
     """
     from tinyface.data.dataset import FaceImage, load_dataset
     from tinyface.data.faces import FaceSpec, prepare_faces
@@ -255,11 +256,31 @@ def evaluate_model(model: LoadedModel, data_dir: str | Path, cache, pairs_file: 
     step = steps or no_step
     with step("faces", len(images)) as advance:
         faces = prepare_faces([im.path for im in images], spec, cache, workers=workers, progress=advance)
+    _require_a_face(faces, data_dir)  # before minutes of embedding
     with step(f"embeddings ({model.kind})", len(images)) as advance:
         emb = _embed(model, faces.crops, advance)
     with step("scoring pairs and identification", None):
         return _score(model, dataset, images, index, pair_rows, faces, emb, pairs_file, data_dir, enroll_images,
                       seed, stranger_share, target_far, settings)
+
+
+def _require_a_face(faces, where) -> None:
+    """Refuse images none of which has a face found: each would be scored as its centered crop (the
+    fallback of tinyface.data.faces), and the figures (a balanced accuracy of 50%, an AUC) would
+    measure those crops, not the model. Where some have a face, the others are scored so, and
+    counted (``no_face``).
+
+    Raises:
+        NoFaceError: not one of the readable images (``faces``) has a face found.
+    """
+    from tinyface.errors import NoFaceError
+
+    n_read = int(faces.ok.sum())
+    if n_read and not faces.usable.any():
+        raise NoFaceError(f"no face was found in any of the {n_read:,} images of {where}: each would be scored as its "
+                          "centered crop, and the figures would not measure the model",
+                          hint="use photos in which a face can be seen, upright and not too small; `tinyface data "
+                               "stats --align --data DIR` counts the faces found")
 
 
 EMBED_CHUNK = 256  # crops per model.embed call, with progress between calls (Keras' predict batch size)

@@ -7,6 +7,7 @@ MACs, TFLM arena and estimated on-board latency.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -661,24 +662,88 @@ BUILD_REPORT_FILES = ("MODEL_CARD.md", "report.md", "report.json", "validation.m
                       "training.png", "confusion.png", "size_accuracy.png", "identification.png")
 
 
+# report.json's "kind": what marks a folder as an evaluation's, which a later `evaluate --out` may replace
+EVALUATION_KIND = "tinyface evaluate"
+# the keys every evaluation's report.json has had since the first: one written before EVALUATION_KIND
+# is recognised by them (a build's report.json has none of "runtime", "no_face", "pairs")
+_EARLIER_EVALUATION_KEYS = frozenset({"model", "runtime", "data", "images", "skipped", "no_face", "people",
+                                      "threshold", "threshold_source", "pairs", "verification", "identification"})
+
+
 def check_evaluation_out(out_dir: str | Path) -> Path:
     """Create ``out_dir`` (`tinyface evaluate --out`) and check that every file of the report
     (EVALUATION_REPORT_FILES) can be written there: before the evaluation (minutes), not after it.
+    A folder that exists must be empty or hold an earlier evaluation's report
+    (:func:`is_evaluation_report`): the report replaces files of those names, and in a build's folder
+    or among the user's own files they are someone else's.
 
     Raises:
         OutputError: the folder cannot be created or written (tinyface.fsutil.ensure_dir,
-            check_writable), or a report file's name is taken by a folder.
+            check_writable), a report file's name is taken by a folder, or the folder holds files
+            that are not an evaluation's.
     """
     from tinyface.errors import OutputError
     from tinyface.fsutil import check_writable, ensure_dir
 
-    out_dir = ensure_dir(out_dir, "--out")
+    out_dir = Path(out_dir)
     for name in EVALUATION_REPORT_FILES:
         if (out_dir / name).is_dir():  # neither removed nor replaced by a file
             raise OutputError(f"cannot write the report in --out {out_dir}: {out_dir / name} is a folder",
                               hint="move that folder away, or choose another --out")
+    _check_own_folder(out_dir)
+    out_dir = ensure_dir(out_dir, "--out")
     check_writable(out_dir / EVALUATION_REPORT_FILES[0], "--out")  # a real file made and removed: a read-only disk
     return out_dir
+
+
+def is_evaluation_report(path: str | Path) -> bool:
+    """Whether the file ``path`` is the report.json of a `tinyface evaluate --out`: its ``kind``, or
+    for a report written before there was one, the keys every evaluation's report has had."""
+    report = _read_json_object(path)
+    if report is None:
+        return False
+    if "kind" in report:
+        return report["kind"] == EVALUATION_KIND
+    return _EARLIER_EVALUATION_KEYS <= report.keys() and "stages" not in report
+
+
+def _read_json_object(path: str | Path) -> dict | None:
+    """The JSON object in the file ``path``; None where it is missing, unreadable or no JSON object."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # ValueError: not JSON, not UTF-8
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _check_own_folder(out_dir: Path) -> None:
+    """Refuse an ``out_dir`` that holds files, unless it holds an earlier evaluation's report
+    (tinyface's own temp files, left by a killed run, do not count).
+
+    Raises:
+        OutputError: it cannot be listed, or holds files that are not an evaluation's report.
+    """
+    from tinyface.errors import OutputError
+    from tinyface.fsutil import LOCK_NAME, is_temp_name
+
+    if not out_dir.is_dir():
+        return  # made by ensure_dir, or refused there (a file in the way)
+    try:
+        names = sorted(entry.name for entry in os.scandir(out_dir) if not is_temp_name(entry.name))
+    except OSError as exc:
+        raise OutputError(f"cannot read --out {out_dir}: {exc.strerror or exc}",
+                          hint="choose another --out, a new or empty folder") from None
+    if not names or is_evaluation_report(out_dir / "report.json"):
+        return
+    build = (LOCK_NAME in names or "model.json" in names or "MODEL_CARD.md" in names
+             or "stages" in (_read_json_object(out_dir / "report.json") or {}))
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    what = ("is a tinyface build or model folder" if build else
+            "holds files that are not an earlier evaluation's report")
+    raise OutputError(f"--out {out_dir} {what} ({shown}): the report's report.md, report.json and plots would be "
+                      "written among them, over any of the same name",
+                      hint="choose another --out: a new or empty folder, or one of an earlier `tinyface evaluate "
+                           "--out`")
 
 
 def training_people_note(result: dict) -> str | None:
@@ -707,30 +772,50 @@ def training_people_note(result: dict) -> str | None:
 
 def write_evaluation_report(out_dir: Path, result: dict) -> Path:
     """report.md / report.json / roc.png (and confusion.png, identification.png) for
-    ``tinyface evaluate``.
+    ``tinyface evaluate``, in place of an earlier report's files: the new ones are written in full
+    to temp names first, then renamed onto their names (report.json last), and only then are the
+    earlier report's files that the new one has no counterpart for removed (a confusion.png beside a
+    report without identification). A failed write leaves an earlier report as it was.
 
     Raises:
-        OutputError: a file cannot be removed or written (the folder changed since
-            :func:`check_evaluation_out`, a full disk); what was written so far stays.
+        OutputError: a file cannot be written (the folder changed since
+            :func:`check_evaluation_out`, a full disk), or an earlier file cannot be removed.
     """
     from tinyface.errors import OutputError
+    from tinyface.fsutil import replace_together
 
+    out_dir = Path(out_dir)
+    files = None
     try:
-        return _write_evaluation_report(Path(out_dir), result)
-    except OSError as exc:  # atomic_path turns most into OutputError; not unlink's, nor savefig's full disk
-        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
-        raise OutputError(f"cannot write the report in {out_dir}: {where}{exc.strerror or exc}") from None
+        with replace_together(out_dir) as files:
+            _write_evaluation_report(files, result)
+    except (OutputError, OSError) as exc:  # OSError: what no writer turned into an OutputError
+        if isinstance(exc, OutputError):
+            detail, hint = str(exc).removeprefix("cannot write "), exc.hint
+        else:
+            detail, hint = (f"{exc.filename}: " if exc.filename else "") + str(exc.strerror or exc), None
+        replaced = files.replaced if files else []
+        # a rename fails only where the folder changed meanwhile (another program): then say what it left
+        kept = (f"the report in {out_dir} is incomplete: {', '.join(p.name for p in replaced)} replaced" if replaced
+                else f"no file in {out_dir} was replaced: any earlier report there is as it was")
+        raise OutputError(f"cannot write the report in {out_dir}: {detail}",
+                          hint="; ".join(filter(None, (hint, kept)))) from None
+    written = {target.name for target in files.staged}
+    for name in EVALUATION_REPORT_FILES:
+        if name not in written:
+            try:
+                (out_dir / name).unlink(missing_ok=True)
+            except OSError as exc:
+                raise OutputError(f"the report in {out_dir} is written, but the earlier report's {name} cannot be "
+                                  f"removed: {exc.strerror or exc}", hint="remove it yourself") from None
+    return out_dir / "report.md"
 
 
-def _write_evaluation_report(out_dir: Path, result: dict) -> Path:
+def _write_evaluation_report(files, result: dict) -> None:
+    """The report's files, each through ``files.write`` (tinyface.fsutil.FileGroup); report.json last."""
     from tinyface.boards.plots import pyplot, save_png
 
     plt = pyplot()
-
-    # an earlier report in this folder goes first: an interrupted run never leaves new plots beside an
-    # old report (or an old confusion matrix beside a report without one); report.json comes last
-    for name in EVALUATION_REPORT_FILES:
-        (out_dir / name).unlink(missing_ok=True)
     v, i = result["verification"], result["identification"]
     fig, ax = plt.subplots(figsize=(6, 5))
     ax.plot(v["roc"]["far"], v["roc"]["tar"], label=f"{result['model']} (AUC {v['auc']:.3f})")
@@ -740,10 +825,12 @@ def _write_evaluation_report(out_dir: Path, result: dict) -> Path:
     ax.set_ylabel("true accept rate")
     ax.grid(True, alpha=0.3)
     _legend_below(ax, fontsize=8)
-    save_png(fig, out_dir / "roc.png")
+    with files.write("roc.png") as tmp:
+        save_png(fig, tmp)
     lines = [f"# tinyface evaluation — {result['model']} ({result['runtime']})", "",
              f"Dataset `{result['data']}`: {result['images']:,} images of {result['people']:,} people; "
-             f"{len(result['skipped'])} skipped, {result['no_face']} without a detected face (centered crop).", "",
+             f"{len(result['skipped'])} skipped, {result['no_face']} without a detected face (each scored as a "
+             "centered crop).", "",
              *([f"Note: {note}.", ""] if (note := training_people_note(result)) else []),
              f"Threshold {result['threshold']:.4f}: {result['threshold_source']}.", "",
              "| metric | value |", "|---|---|",
@@ -780,25 +867,28 @@ def _write_evaluation_report(out_dir: Path, result: dict) -> Path:
                          f"{_unmeasured_far(ti, t['far'], ti.get('strangers'), 'stranger photos')} |")
     images = ["![roc](roc.png)"]
     if i:
-        save_png(confusion_figure(plt, i), out_dir / "confusion.png")
+        with files.write("confusion.png") as tmp:
+            save_png(confusion_figure(plt, i), tmp)
         images.append("![confusion](confusion.png)")
     if result.get("identification_curve"):
         dg = _device_gallery(i) if i else None
         ti = (result.get("target_far") or {}).get("identification")
-        identification_plot(
-            out_dir / "identification.png", [(result["model"], result["identification_curve"])],
-            ([(f"the model's threshold {i['threshold']:.4f}", dg["stranger_false_accept_rate"], dg["accuracy"])]
-             if dg else []) +
-            ([(f"--target-far {result['target_far']['far']:g}: {ti['threshold']:.4f}",
-               ti["stranger_false_accept_rate"], ti["accuracy"])] if ti else []),
-            "IDENTIFY: what each threshold trades\n(labels along the line: thresholds)")
+        with files.write("identification.png") as tmp:
+            identification_plot(
+                tmp, [(result["model"], result["identification_curve"])],
+                ([(f"the model's threshold {i['threshold']:.4f}", dg["stranger_false_accept_rate"],
+                   dg["accuracy"])] if dg else []) +
+                ([(f"--target-far {result['target_far']['far']:g}: {ti['threshold']:.4f}",
+                   ti["stranger_false_accept_rate"], ti["accuracy"])] if ti else []),
+                "IDENTIFY: what each threshold trades\n(labels along the line: thresholds)")
         images.append("![identification by threshold](identification.png)")
     lines += [""] + images + [""]
-    write_text(out_dir / "report.md", "\n".join(lines))
-    public = json.loads(json.dumps(result))
+    with files.write("report.md") as tmp:
+        write_text(tmp, "\n".join(lines))
+    public = {"kind": EVALUATION_KIND, **json.loads(json.dumps(result))}
     public["verification"].pop("roc", None)
-    write_json(out_dir / "report.json", public)
-    return out_dir / "report.md"
+    with files.write("report.json") as tmp:  # the mark of an evaluation's folder (check_evaluation_out)
+        write_json(tmp, public)
 
 
 CONFUSION_NAMED = 40  # people up to which confusion.png names each row and column
