@@ -166,6 +166,36 @@ def test_flash_enroll_with_faces_only_compiles_the_gallery(lfw_dir, tiny_bundle,
                                                      {"name": "Alejandro", "samples": 2}]
 
 
+def test_flash_enroll_says_which_files_it_left_out_and_why_as_data_stats_does(lfw_dir, tiny_bundle, tmp_path):
+    """A photo lying beside the person folders and a file in a person folder that is no image are not
+    compiled in: one note line counts and names them with `tinyface data stats`'s reasons, and --json
+    lists them (was: left out without a word; docs/cli.md asks for one folder per person, not that
+    every file be in one, so the gallery is still compiled)."""
+    root = _enroll_dir(lfw_dir, tmp_path)
+    loose = sorted((lfw_dir / "images" / "Adrien_Brody").glob("*.jpg"))[0]
+    shutil.copy2(loose, root / loose.name)
+    (root / "Aaron" / "notes.txt").write_text("taken in 2004")
+    model = str(tiny_bundle.model_path.parent)
+    proc = _flash(["--model", model, "--enroll", str(root)], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    notes = [line for line in proc.stderr.splitlines() if line.startswith("note: ")]
+    assert notes == [f"note: left out 2 files of {root}, not in the gallery: "  # in data stats's order
+                     "Aaron/notes.txt: not an image file (extension .txt); "
+                     f"{loose.name}: image outside a person folder (whose photo is it?)"], proc.stderr
+    assert "gallery compiled in: 2 of 16 people, photos enrolled: Aaron (2), Alejandro (2)" in proc.stderr
+    stats = subprocess.run([sys.executable, "-m", "tinyface.cli.main", "data", "stats", "--data", str(root),
+                            "--no-check", "--json"], capture_output=True, text=True, timeout=300)
+    assert stats.returncode == 0, stats.stderr
+    as_json = _flash(["--model", model, "--enroll", str(root), "--json"], tmp_path)
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout)["skipped"] == json.loads(stats.stdout)["skipped"]
+    # a folder of person folders only: no note
+    (root / loose.name).unlink()
+    (root / "Aaron" / "notes.txt").unlink()
+    clean = _flash(["--model", model, "--enroll", str(root)], tmp_path)
+    assert clean.returncode == 0 and "note:" not in clean.stderr, clean.stderr
+
+
 # --- --enroll: person folder names whatever the locale ------------------------------------------------
 # `flash --enroll DIR` reads its person folders' names as `--name` is read: the text their bytes
 # spell in UTF-8 whatever the locale (tinyface.fsutil.os_text). Under a C locale with UTF-8 mode

@@ -50,7 +50,8 @@ def test_a_board_file_that_is_a_folder_or_a_dangling_link_is_said_to_be_so(tmp_p
     assert_one_error_line(run_cli("--boards-dir", str(boards), "boards", "mine"), 3, "is a folder, not a board file")
     (boards / "mine.toml").rmdir()
     (boards / "mine.toml").symlink_to(boards / "gone.toml")
-    assert_one_error_line(run_cli("--boards-dir", str(boards), "boards", "mine"), 3, "a link to a file that does not exist")
+    assert_one_error_line(run_cli("--boards-dir", str(boards), "boards", "mine"), 3,
+                          "a link to a file that does not exist")
 
 
 def test_help_lists_every_exit_code():

@@ -4,6 +4,7 @@ mid-run (partial results kept), model mismatch, bad ports."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -278,8 +279,46 @@ def test_bench_progress_total_is_what_exists(start_device, emulator_only, tiny_b
     assert code == 0, err
     aligning = [line for line in err.splitlines() if line.startswith("aligning faces:")]
     assert aligning and all("/6 (" in line for line in aligning), err
-    assert "1,000,000" not in err
+    # only the note on the cap names the number asked for
+    assert [line for line in err.splitlines() if "1,000,000" in line] == [
+        "note: pairsDevTest.txt holds 6 distinct images, fewer than the 1,000,000 asked for: benchmarking those 6"], err
     assert "images        6 " in out
+
+
+def test_more_images_than_pairsdevtest_holds_is_said_once_and_the_json_counts_those_used(
+        start_device, emulator_only, tiny_bundle, lfw_dir, tmp_path, capsys):
+    """`bench --images 5000` where pairsDevTest holds fewer images: one note on stderr, and the figures
+    and --out record the images actually streamed. Was: capped without a word (LFW: 1,549 of 5,000)."""
+    from tests.conftest import run_in_process
+
+    data = _tiny_lfw(lfw_dir, tmp_path / "lfw")
+    dev = start_device(tiny_bundle.model_path.parent)
+    out = tmp_path / "results.json"
+    code, stdout, err = run_in_process(capsys, "bench", "--port", dev.port, "--model", tiny_bundle.model_path.parent,
+                                       "--data", data, "--images", "5000", "--no-host-check", "--json", "--out", out)
+    assert code == 0, err
+    notes = [line for line in err.splitlines() if line.startswith("note: ")]
+    assert notes == ["note: pairsDevTest.txt holds 6 distinct images, fewer than the 5,000 asked for: "
+                     "benchmarking those 6"], err
+    result = json.loads(stdout)
+    assert result["summary"]["images"] == result["images_requested"] == result["images_done"] == 6
+    assert load_result(out).images_requested == 6
+    # as many as it holds: no note
+    code, _, err = run_in_process(capsys, "bench", "--port", dev.port, "--model", tiny_bundle.model_path.parent,
+                                  "--data", data, "--images", "6", "--no-host-check", "--json")
+    assert code == 0 and "note:" not in err, err
+
+
+def test_the_help_of_images_gives_the_cap_lfw_holds(lfw_dir):
+    from tinyface.data.lfw import read_pairs
+    from tinyface.device.bench import images_available
+
+    cap = images_available(read_pairs(lfw_dir / "pairsDevTest.txt"))
+    assert cap == 1549
+    proc = subprocess.run(cli_cmd("bench", "--help"), capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "COLUMNS": "400"})
+    assert proc.returncode == 0, proc.stderr
+    assert f"at most the {cap:,} its pairs hold" in " ".join(proc.stdout.split())
 
 
 def test_the_host_check_after_the_stream_is_a_step_of_its_own(start_device, emulator_only, tiny_bundle, lfw_dir,

@@ -495,7 +495,23 @@ def test_bad_inputs_are_one_line_with_their_exit_code(board, lfw_dir, tmp_path):
     one_line_error(run_cli("enroll", "--port", board, "--name", "Colin", str(tmp_path / "missing.jpg")), 2,
                    "does not exist")
     one_line_error(run_cli("enroll", "--port", board, "--model", str(tmp_path), "--name", "Colin", *colin), 6,
-                   "no model")
+                   "is a folder without a model")
+
+
+def test_identify_with_nobody_enrolled_fails_before_any_photo_is_aligned(board, lfw_dir, emulator_only, capsys,
+                                                                         monkeypatch):
+    """The board's INFO says how many are enrolled: with nobody, `identify` says so at once (exit 12)
+    instead of aligning every photo first (25 s for one 100-megapixel photo) to no purpose."""
+    from tests.conftest import plain_progress_every, run_in_process
+
+    plain_progress_every(monkeypatch, 0)  # a progress line at every photo aligned, were any aligned
+    colin = photos(lfw_dir, "Colin_Powell", 0, 3)
+    code, _, err = run_in_process(capsys, "identify", "--port", board, *colin)
+    assert code == errors.GalleryError.exit_code == 12, err
+    lines = [line for line in err.splitlines() if not line.startswith(f"waiting for {board} to answer")]
+    assert lines == [f"tinyface: error: nobody is enrolled on {board} "
+                     "(enroll people first with `tinyface enroll`)"], err
+    assert "aligning faces" not in err
 
 
 def test_gallery_full_is_its_own_exit_code(start_device, lfw_dir, emulator_only):

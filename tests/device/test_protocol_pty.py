@@ -156,17 +156,36 @@ class CorruptingTransport(_PortWrapper):
 
 def test_a_port_another_command_has_open_is_refused_in_one_line(device, connect):
     """Ports open exclusively: a second tinyface command on the same board is refused (exit 7)
-    instead of interleaving its frames with the first's; the first goes on."""
+    instead of interleaving its frames with the first's; the first goes on. The hint says to close
+    the other program (was: "check the path, or pass --port auto ...", about a path that was right)."""
     from tinyface.errors import DeviceError
     from tinyface.protocol.client import open_serial
 
     client = connect(device.port)
     with pytest.raises(DeviceError) as refused:
         open_serial(device.port, 921600)
-    assert str(refused.value) == f"cannot open {device.port}: another program has it open (a second tinyface " \
-                                 "command, or a serial monitor)"
+    assert str(refused.value) == f"cannot open {device.port}: another program has it open"
+    assert refused.value.hint.startswith("close that program first: quit the serial monitor, or let the other "
+                                         "tinyface command on this port")
+    assert "--port auto" not in refused.value.one_line() and "check the path" not in refused.value.one_line()
     assert refused.value.exit_code == 7
     assert client.ping(b"still mine") == b"still mine"
+
+
+def test_a_second_command_on_a_port_in_use_is_told_to_close_the_first(device, emulator_only):
+    """`tinyface gallery list --port P` while another tinyface command (here `tinyface gallery`'s
+    own opening of the port, held by this test) has P open: one line, exit 7, the hint to close it."""
+    from tests.conftest import assert_one_error_line, run_cli
+    from tinyface.protocol.client import open_serial
+
+    held = open_serial(device.port, 921600)
+    try:
+        proc = run_cli("gallery", "list", "--port", device.port, "--board", "esp32")
+    finally:
+        held.close()
+    line = assert_one_error_line(proc, 7, f"cannot open {device.port}: another program has it open",
+                                 "close that program first", "serial monitor", "tinyface command")
+    assert "check the path" not in line and "--port auto" not in line
 
 
 def test_client_resends_after_bad_crc(device, connect):
@@ -290,6 +309,76 @@ def test_silent_device_is_a_clear_error_after_bounded_retries(start_device, emul
     with pytest.raises(DeviceError, match="after 3 attempts"):
         client.ping(b"anyone?")
     assert client.stats.retries == 2
+
+
+def test_a_silent_device_stays_a_device_error_not_a_protocol_one(start_device, emulator_only, tiny_bundle, connect):
+    from tinyface.errors import ProtocolError
+
+    dev = start_device(tiny_bundle.model_path.parent, *[a for n in (1, 2) for a in ("--drop-reply", str(n))])
+    client = connect(dev.port, timeout_s=0.2, retries=1)
+    with pytest.raises(Exception) as exc:
+        client.ping(b"anyone?")
+    assert not isinstance(exc.value, ProtocolError) and exc.value.exit_code == 7
+    assert "no reply within 0.2 s" in str(exc.value)
+
+
+def test_replies_that_arrive_corrupted_are_reported_as_such_not_as_silence(start_device, emulator_only, tiny_bundle):
+    """Every reply to INFO comes with a broken CRC: the command says so, as a protocol problem (exit 8),
+    and at once (each corrupted reply names its seq in an intact header: resent without waiting out
+    the timeout). Was: "did not answer INFO ... no reply within 5 s (... at this baud rate?)", exit 7,
+    after 20 s of "waiting for P to answer"."""
+    from tests.conftest import assert_one_error_line, run_cli
+
+    dev = start_device(tiny_bundle.model_path.parent, *[a for n in (1, 2, 3, 4) for a in ("--corrupt-reply", str(n))])
+    start = time.monotonic()
+    proc = run_cli("gallery", "list", "--port", dev.port, "--board", "esp32", "--retries", "3", "--timeout", "30")
+    took_s = time.monotonic() - start
+    line = assert_one_error_line(proc, 8, f"{dev.port} did not answer INFO", "after 4 attempts",
+                                 "4 replies arrived corrupted (bad CRC)", "(noise on the line or a wrong baud rate?)")
+    assert "no reply within" not in line
+    assert took_s < 30, took_s  # not one timeout waited out
+    # the next command, whose replies arrive intact, is answered
+    proc = run_cli("gallery", "list", "--port", dev.port, "--board", "esp32", "--json")
+    assert proc.returncode == 0 and '"count": 0' in proc.stdout, proc.stderr
+
+
+def test_bytes_that_are_no_frame_are_reported_as_such_not_as_silence():
+    """A device that prints text (a boot log, another firmware) at the link's baud rate and never a
+    frame: a protocol problem naming the bytes that arrived (exit 8), not "no reply"."""
+    import threading
+
+    from tinyface.errors import ProtocolError
+    from tinyface.protocol.client import Client, open_serial
+
+    master, slave = os.openpty()
+    port = open_serial(os.ttyname(slave), 115200)
+    stop = threading.Event()
+
+    def chatter():  # answers every request with a line of text
+        while not stop.is_set():
+            try:
+                if os.read(master, 4096):
+                    os.write(master, b"rst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n")
+            except OSError:
+                return
+
+    thread = threading.Thread(target=chatter, daemon=True)
+    thread.start()
+    try:
+        client = Client(port, timeout_s=0.3, retries=1, port="/dev/pts/N")
+        with pytest.raises(ProtocolError) as exc:
+            client.info()
+    finally:
+        stop.set()
+        port.close()
+        os.close(slave)
+        os.close(master)
+        thread.join(timeout=5)
+    message = exc.value.one_line()
+    assert exc.value.exit_code == 8
+    assert "/dev/pts/N did not answer INFO" in message and "after 2 attempts" in message
+    assert "bytes arrived that were no frame" in message and "wrong baud rate" in message, message
+    assert "no reply within" not in message
 
 
 def test_baud_throttles_the_link(start_device, emulator_only, tiny_bundle, connect):

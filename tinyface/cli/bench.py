@@ -20,7 +20,8 @@ from tinyface.cli.common import (
 @click.command()
 @port_options
 @click.option("--images", type=setting_type("bench.images"), default=None,
-              help="Held-out pairsDevTest images to stream [default: bench.images = 1000]. Example: --images 200")
+              help="Held-out pairsDevTest images to stream, at most the 1,549 its pairs hold (a larger number "
+                   "streams those 1,549, and a note says so) [default: bench.images = 1000]. Example: --images 200")
 @click.option("--model", "model_path", type=input_path(), default=None, callback=not_empty,
               help="The model the board runs (bundle folder or .tflite) [default: as `tinyface flash`: "
                    "build/<board>/ if built, else models/<board>/, then build/esp32/, models/esp32/]. "
@@ -84,6 +85,10 @@ def bench(ctx, port, board, images, model_path, data_dir, out_path, plot_path, b
 
         check_plot_path(plot_path)  # as --out: before anything is streamed
     pairs = api.bench_pairs_file(settings)  # a --data folder that is not LFW: one line before the port is opened
+    available = api.images_available(pairs)
+    if settings.bench.images > available:  # was capped without a word: --images 5000 ran 1,549
+        info(f"note: pairsDevTest.txt holds {available:,} distinct images, fewer than the {settings.bench.images:,} "
+             f"asked for: benchmarking those {available:,}")
     port = resolve_port(port, b, check=False)  # auto: the one board connected; a path: open_serial's
     baud = baud or b.baud
     transport = open_serial(port, baud, release_rts_dtr=b.release_rts_dtr)

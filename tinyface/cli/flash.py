@@ -27,8 +27,8 @@ from tinyface.config import FIRMWARE_KERNELS
               help="Where the PlatformIO project is generated (default: build/firmware/<board>). "
                    "Example: --project-dir fw/")
 @click.option("--enroll", "enroll_dir", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Compile in a gallery: one sub-folder of photos per person (at most 16 people). "
-                   "Example: --enroll photos/")
+              help="Compile in a gallery: one sub-folder of photos per person (at most 16 people); other files "
+                   "(a photo beside the folders) are left out, and a note names them. Example: --enroll photos/")
 @click.option("--kernels", type=click.Choice(FIRMWARE_KERNELS), default=None,
               help="Int8 kernels: TFLM's with ESP-NN, or generated for this model (bit-exact with TFLM's "
                    "reference kernels; default: the set the model was built for, model.json kernels, "
@@ -84,6 +84,7 @@ def flash(ctx, board, model_path, port, project_dir, enroll_dir, kernels, dry_ru
         on_warning=lambda text: console.print(f"tinyface: warning: {text}", markup=False, highlight=False,
                                               soft_wrap=True),
         progress_bar=progress_bar,  # aligning --enroll's faces: minutes for a full gallery on a small machine
+        on_note=lambda text: console.print(f"note: {text}", markup=False, highlight=False, soft_wrap=True),
     )
     project = result.project
     if as_json:

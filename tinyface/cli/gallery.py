@@ -249,6 +249,7 @@ def identify(ctx, port, board, baud, timeout_s, retries, photos, model_path, ski
     with opened as client:
         with first_answer(client.port):
             info, bundle = api.board_bundle(client, model)
+        api.check_someone_enrolled(client, info)  # before the photos are aligned, which takes seconds each
         with progress_bar("aligning faces", len(photos)) as advance:
             aligned = api.align_photos(photos, bundle, settings, progress=advance)
         results = api.identify(client, info, aligned, skip_bad=skip_bad, steps=step)

@@ -119,6 +119,12 @@ def bench_pairs_file(settings) -> list:
     return read_pairs(data_dir / PAIRS_DEV_TEST)
 
 
+def images_available(pairs: list) -> int:
+    """How many distinct images ``pairs`` (bench_pairs_file) name: the most `bench` can stream (a
+    larger ``--images`` streams these, and `bench` says so). LFW's pairsDevTest: 1,549 in 1,000 pairs."""
+    return len({(p.name_a, p.index_a) for p in pairs} | {(p.name_b, p.index_b) for p in pairs})
+
+
 def prepare_inputs(bundle: Bundle, n_images: int, settings,
                    progress: Callable[[int], None] | None = None, pairs: list | None = None,
                    on_total: Callable[[int], None] | None = None) -> BenchInputs:

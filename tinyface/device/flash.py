@@ -20,13 +20,15 @@ class FlashResult:
     identify_threshold: float = 0.0  # IDENTIFY's threshold compiled in
     identify_threshold_source: str = "the model's"  # or "firmware.identify_threshold"
     gallery: list = field(default_factory=list)  # the people compiled in (--enroll): (name, photos enrolled)
+    # the files of --enroll's folder left out, as `data stats` lists them: {"path", "reason"}
+    skipped: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"board": self.board, "model": str(self.model_dir), "port": self.port, "uploaded": self.uploaded,
                 "identify_threshold": self.identify_threshold,
                 "identify_threshold_source": self.identify_threshold_source,
                 "gallery": [{"name": name, "samples": samples} for name, samples in self.gallery],
-                "project": self.project.to_dict(), "steps": self.steps}
+                "skipped": self.skipped, "project": self.project.to_dict(), "steps": self.steps}
 
 
 def default_project_dir(board_name: str) -> Path:
@@ -89,10 +91,11 @@ def check_fits(bundle, board, arena_margin: float = DEFAULT_ARENA_MARGIN, kernel
                                          f"{built_for}; or {exc.hint or 'a model built for ' + board.name}") from None
 
 
-def check_gallery_folder(enroll_dir: str | Path) -> int:
+def check_gallery_folder(enroll_dir: str | Path) -> tuple[int, list]:
     """The number of people (person folders) `flash --enroll` would compile in from ``enroll_dir``,
     checked against the device's gallery, and their names against the protocol's, before any face
-    is aligned.
+    is aligned; and the files of ``enroll_dir`` it leaves out (tinyface.data.dataset.Skipped: a photo
+    beside the person folders, a file that is no image, ...), as `tinyface data stats` lists them.
 
     Raises:
         DataError: ``enroll_dir`` is not a folder of person folders holding images, or a folder's
@@ -100,14 +103,38 @@ def check_gallery_folder(enroll_dir: str | Path) -> int:
         GalleryFullError: more people than the device's gallery holds.
     """
     from tinyface.codegen.gallery import gallery_names
+    from tinyface.data.dataset import load_dataset
 
-    return len(gallery_names(enroll_dir))
+    dataset = load_dataset(enroll_dir, min_identities=1)
+    return len(gallery_names(enroll_dir, dataset)), list(dataset.skipped)
+
+
+SKIPPED_SHOWN = 3  # files named in the note on those left out; --json lists them all
+
+
+def left_out_note(enroll_dir: str | Path, skipped: list) -> str:
+    """One line on the files of ``enroll_dir`` that `flash --enroll` leaves out, each with its reason
+    in `tinyface data stats`'s words: "left out 2 files of photos/, not in the gallery:
+    Adrien_Brody_0001.jpg: image outside a person folder (whose photo is it?); Ann/notes.txt: not an
+    image file (extension .txt)"; past SKIPPED_SHOWN, "and N more" (`data stats` and --json list all)."""
+    root = Path(enroll_dir)
+
+    def shown(path: Path) -> str:
+        try:
+            return str(Path(path).relative_to(root))
+        except ValueError:
+            return str(path)
+
+    items = "; ".join(f"{shown(item.path)}: {item.reason}" for item in skipped[:SKIPPED_SHOWN])
+    more = (f"; and {len(skipped) - SKIPPED_SHOWN} more (`tinyface data stats --data {enroll_dir}` lists them all)"
+            if len(skipped) > SKIPPED_SHOWN else "")
+    return f"left out {len(skipped)} file{'s' * (len(skipped) != 1)} of {enroll_dir}, not in the gallery: {items}{more}"
 
 
 def flash(board, model: str | Path | None = None, project_dir: str | Path | None = None, port: str | None = None,
           dry_run: bool = False, arena_margin: float = DEFAULT_ARENA_MARGIN, enroll_dir: str | Path | None = None,
           settings=None, on_line=None, on_step=None, force: bool = False, on_warning=None,
-          kernels: str = "esp-nn", identify_threshold: float = 0.0, progress_bar=None) -> FlashResult:
+          kernels: str = "esp-nn", identify_threshold: float = 0.0, progress_bar=None, on_note=None) -> FlashResult:
     """Generate the firmware project for ``board`` and (unless ``dry_run``) build and flash it.
 
     Args:
@@ -132,6 +159,8 @@ def flash(board, model: str | Path | None = None, project_dir: str | Path | None
         identify_threshold: firmware.identify_threshold (0: the model's own).
         progress_bar: ``(description, total)`` -> a context manager yielding ``advance`` (with
             ``set_total``), as tinyface.console.progress_bar: the progress of aligning ``enroll_dir``'s faces.
+        on_note: called with a one-line note before the gallery's faces are aligned: the files of
+            ``enroll_dir`` left out and why (:func:`left_out_note`; all of them in ``result.skipped``).
 
     Raises:
         ConfigError, ModelError, BudgetError (:func:`check_fits`), DataError, NoFaceError: before
@@ -180,7 +209,10 @@ def flash(board, model: str | Path | None = None, project_dir: str | Path | None
     result = FlashResult(board.name, model_dir, None, identify_threshold=bundle.meta.identify_at,
                          identify_threshold_source="firmware.identify_threshold" if identify_threshold
                          else "the model's")
-    people = check_gallery_folder(enroll_dir) if enroll_dir else 0
+    people, skipped = check_gallery_folder(enroll_dir) if enroll_dir else (0, [])
+    result.skipped = [{"path": str(item.path), "reason": item.reason} for item in skipped]
+    if skipped and on_note:  # photos beside the person folders went unmentioned: whose were they?
+        on_note(left_out_note(enroll_dir, skipped))
     step(f"checking {model_dir} against the flash and SRAM of {board.name}")
     _, arena = check_fits(bundle, board, arena_margin=arena_margin, kernels=kernels, gallery_people=people)
     if enroll_dir:  # the slow part (every face aligned and embedded), once the model is known to fit

@@ -469,6 +469,17 @@ class Identification:
     face: str = "detected"  # how the face was found: Photo.face
 
 
+def check_someone_enrolled(client: Client, info: DeviceInfo) -> None:
+    """Refuse to identify on a board whose gallery is empty (INFO's ``gallery_count``): before any
+    photo is aligned, which takes seconds a photo (25 s for a 100-megapixel one) to no purpose.
+
+    Raises:
+        GalleryError: nobody is enrolled.
+    """
+    if info.gallery_count == 0:
+        raise GalleryError(f"nobody is enrolled on {client.port}", hint="enroll people first with `tinyface enroll`")
+
+
 def identify(client: Client, info: DeviceInfo, photos: AlignedPhotos, skip_bad: bool = False,
              steps=None) -> list[Identification]:
     """IDENTIFY each photo's face on the board. ``steps``: as :func:`enroll`'s, around the IDENTIFYs.
@@ -478,8 +489,7 @@ def identify(client: Client, info: DeviceInfo, photos: AlignedPhotos, skip_bad: 
         NoFaceError: a photo has no usable face (without ``skip_bad``; nothing is identified), or
             none has one; exit 15, as enrolling such a photo is refused.
     """
-    if info.gallery_count == 0:
-        raise GalleryError(f"nobody is enrolled on {client.port}", hint="enroll people first with `tinyface enroll`")
+    check_someone_enrolled(client, info)
     refused = [p for p in photos.photos if p.status == "refused"]
     if refused and not skip_bad:
         raise NoFaceError(f"refused {len(refused)} of {len(photos.photos)} photos: {_reasons(refused)}",

@@ -176,6 +176,12 @@ class _Pending:
     attempts: int = 1
     deadline: float = 0.0
     reply: Frame | None = None
+    # What arrived instead of its reply while it was awaited: frames that failed their CRC,
+    # frames announcing a payload over the limit, bytes that were no frame. A request given up on
+    # after such arrivals was answered wrongly, not left unanswered.
+    bad_crc: int = 0
+    too_large: int = 0
+    garbage_bytes: int = 0
 
 
 @dataclass
@@ -204,6 +210,7 @@ class Client:
         # new session must not happen to repeat the previous session's last frame.
         self._seq = int.from_bytes(os.urandom(2), "little")
         self._inbox: deque[Frame | Fault] = deque()
+        self._garbage_since = 0  # bytes that were no frame, since the pipeline last looked
 
     def close(self) -> None:
         """Close the transport (the serial port); the client cannot be used after it."""
@@ -254,7 +261,9 @@ class Client:
                 self.stats.bytes_received += len(data)
                 before = self._decoder.garbage_bytes
                 self._inbox.extend(self._decoder.feed(data))
-                self.stats.garbage_bytes += self._decoder.garbage_bytes - before
+                garbage = self._decoder.garbage_bytes - before
+                self.stats.garbage_bytes += garbage
+                self._garbage_since += garbage
         return self._inbox.popleft()
 
     def send_raw(self, data: bytes) -> None:
@@ -271,11 +280,14 @@ class Client:
             self.stats.corrupt_frames += 1
 
     def request(self, msg_type: int, payload: bytes = b"") -> Frame:
-        """Send one request and return its reply frame (retrying on timeout or BAD_CRC).
+        """Send one request and return its reply frame (retrying on timeout, on the device's BAD_CRC,
+        and at once on a reply of ours that arrived corrupted).
 
         Raises:
             RemoteError: the device answered with a typed error (other than BAD_CRC).
-            DeviceError: no reply after all retries, or the link was lost.
+            ProtocolError: no intact reply after all retries, but corrupted replies (or bytes that
+                were no frame) arrived: the message counts them.
+            DeviceError: no reply at all after all retries, or the link was lost.
         """
         return next(self.pipeline(msg_type, [payload], depth=1))
 
@@ -313,15 +325,25 @@ class Client:
                     self._arm(in_flight, restart=True)
                 yield self._check(head)
                 continue
+            self._garbage_since = 0
             event = self._receive(head.deadline)
+            head.garbage_bytes += self._garbage_since
             if event is None:
                 self.stats.timeouts += 1
                 self._resend(in_flight, f"no reply within {self.timeout_s:g} s")
                 continue
+            match = next((p for p in in_flight if p.seq == event.seq and p.reply is None), None)
             if isinstance(event, Fault):
                 self.stats.corrupt_frames += 1
+                if event.kind == spec.ErrorCode.FRAME_TOO_LARGE:
+                    head.too_large += 1
+                else:
+                    head.bad_crc += 1
+                if match is head:
+                    # Its header (which has a CRC of its own) names the request awaited: that reply
+                    # is lost, so resend now rather than wait out the timeout.
+                    self._resend(in_flight, "its reply arrived corrupted")
                 continue
-            match = next((p for p in in_flight if p.seq == event.seq and p.reply is None), None)
             if match is None:
                 self.stats.stale_replies += 1
                 continue
@@ -344,9 +366,13 @@ class Client:
         head = in_flight[0]
         if head.attempts > self.retries:
             name = _type_name(head.msg_type)
-            raise DeviceError(f"{self.port} did not answer {name} (seq {head.seq}) "
-                              f"after {head.attempts} attempts: {why}",
-                              hint="is the board running tinyface firmware at this baud rate?")
+            what = f"{self.port} did not answer {name} (seq {head.seq}) after {head.attempts} attempts"
+            if head.bad_crc or head.too_large:
+                raise ProtocolError(f"{what}: {_malformed(head)}", hint="noise on the line or a wrong baud rate?")
+            if head.garbage_bytes:
+                raise ProtocolError(f"{what}: {_malformed(head)}",
+                                    hint="a wrong baud rate, noise on the line, or no tinyface firmware on the board?")
+            raise DeviceError(f"{what}: {why}", hint="is the board running tinyface firmware at this baud rate?")
         for pending in in_flight:
             if pending.reply is None:
                 pending.attempts += 1
@@ -476,6 +502,24 @@ def model_input_bytes(x_int8) -> bytes:
     return np.ascontiguousarray(x_int8).tobytes()
 
 
+def _malformed(pending: _Pending) -> str:
+    """What arrived instead of ``pending``'s reply: "3 replies arrived corrupted (bad CRC)", "1 reply
+    announced more than the 4096-byte maximum payload", or else "120 bytes arrived that were no
+    frame" (the rest of a corrupted frame is such bytes too: counted once, as the frame)."""
+    def replies(n: int) -> str:
+        return f"{n} {'reply' if n == 1 else 'replies'}"
+
+    parts = []
+    if pending.bad_crc:
+        parts.append(f"{replies(pending.bad_crc)} arrived corrupted (bad CRC)")
+    if pending.too_large:
+        parts.append(f"{replies(pending.too_large)} announced more than the {spec.MAX_PAYLOAD}-byte maximum payload")
+    if not parts:
+        n = pending.garbage_bytes
+        parts.append(f"{n:,} {'byte' if n == 1 else 'bytes'} arrived that {'was' if n == 1 else 'were'} no frame")
+    return " and ".join(parts)
+
+
 def _error_code(frame: Frame) -> int | None:
     return frame.payload[0] if len(frame.payload) == spec.ERROR_REPLY.size else None
 
@@ -492,13 +536,21 @@ def _type_name(msg_type: int) -> str:
 PATH_HINT = "check the path, or pass --port auto to find a connected board"
 
 
+# What to do about a port another program holds (pyserial's exclusive lock, or EBUSY): the path is right
+HELD_HINT = ("close that program first: quit the serial monitor, or let the other tinyface command on this port "
+             "(bench, enroll, gallery, identify) finish or stop it with Ctrl-C; then try again")
+
+
 def port_hint(port: str, code: int | None) -> str:
     """What to do about a port path that did not open with the OS error ``code``: get access
-    (EACCES, EPERM: :func:`permission_hint`), name the device in /dev that a bare name missing
-    here means (``--port ttyUSB0``), else check the path (PATH_HINT). For open_serial and
-    for flash's check (tinyface.device.ports), so both say the same."""
+    (EACCES, EPERM: :func:`permission_hint`), close the program that holds it (EBUSY: HELD_HINT),
+    name the device in /dev that a bare name missing here means (``--port ttyUSB0``), else check
+    the path (PATH_HINT). For open_serial and for flash's check (tinyface.device.ports), so both
+    say the same."""
     if code in (errno.EACCES, errno.EPERM):
         return permission_hint(port)
+    if code == errno.EBUSY:  # held by a program that opened it exclusively (TIOCEXCL)
+        return HELD_HINT
     if code == errno.ENOENT and os.sep not in port and os.path.exists(os.path.join("/dev", port)):
         return f"did you mean /dev/{port}? a port is a path; or pass --port auto to find a connected board"
     return PATH_HINT
@@ -534,8 +586,8 @@ def _reason(exc: Exception) -> str:
     A path that opens but is no terminal (/dev/null, a regular file) fails pyserial's termios
     set-up with ENOTTY ("Could not configure port: (25, 'Inappropriate ioctl for device')"):
     that is "not a serial port", as :func:`tinyface.device.ports.check_port_exists` says it."""
-    if "exclusively lock" in str(exc):  # pyserial's exclusive open: another program holds the port
-        return "another program has it open (a second tinyface command, or a serial monitor)"
+    if _held_by_another(exc):
+        return "another program has it open"
     cause = _os_error(exc)
     if cause is None:
         return " ".join(str(exc).split()) or type(exc).__name__
@@ -544,7 +596,15 @@ def _reason(exc: Exception) -> str:
         return "not a serial port"
     if code == errno.EISDIR:
         return "a folder, not a serial port"
+    if code == errno.EBUSY:  # a program holds it opened exclusively (TIOCEXCL)
+        return "another program has it open (device or resource busy)"
     return os.strerror(code) if code > 0 else text
+
+
+def _held_by_another(exc: Exception) -> bool:
+    """Whether pyserial's exclusive open failed because another program holds the port's lock
+    ("Could not exclusively lock port P: [Errno 11] Resource temporarily unavailable")."""
+    return "exclusively lock" in str(exc)
 
 
 def _os_error(exc: BaseException) -> tuple[int, str] | None:
@@ -645,8 +705,12 @@ def open_serial(port: str, baud: int, timeout_s: float = 0.1, release_rts_dtr: b
                           hint="pass the board's baud rate (`tinyface boards` lists it), or leave out --baud") from None
     except (serial.SerialException, OSError, ValueError) as exc:
         cause = _os_error(exc)
-        hint = ("check the URL's host and port, and that its server is running" if "://" in port
-                else port_hint(port, cause and cause[0]))
+        if _held_by_another(exc):  # the path is right (its lock failed with EAGAIN, which says nothing of paths)
+            hint = HELD_HINT
+        elif "://" in port:
+            hint = "check the URL's host and port, and that its server is running"
+        else:
+            hint = port_hint(port, cause and cause[0])
         raise DeviceError(f"cannot open {port}: {_reason(exc)}", hint=hint) from None
     if not release_rts_dtr:
         return transport
