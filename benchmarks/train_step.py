@@ -107,8 +107,9 @@ def run_variant(preset: str, steps: int, variant: str, profile: bool) -> dict:
     env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS="0" if variant == "onednn-off" else "1")
     args = [sys.executable, __file__, "--child", variant, "--presets", preset, "--steps", str(steps)]
     proc = subprocess.run([*args, *(["--profile"] if profile else [])], capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        raise SystemExit(f"{preset} {variant}: failed: {proc.stderr.strip().splitlines()[-1:]}")
+    if proc.returncode != 0:  # the child's own line (run_script: a tinyface error's) and exit code
+        sys.stderr.write(proc.stderr)
+        sys.exit(proc.returncode)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

@@ -30,8 +30,14 @@ def test_a_users_own_value_stands(monkeypatch):
     assert os.environ["TF_USE_LEGACY_KERAS"] == "1"
 
 
-def test_load_keras_sets_it_before_tf_keras_is_imported(monkeypatch):
+def test_load_keras_sets_it_before_tf_keras_is_imported(monkeypatch, tmp_path):
+    import zipfile
+
     from tinyface.model import keras_io
+
+    path = tmp_path / "student.keras"  # a .keras archive as far as load_keras's own check reads one
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", "{}")
 
     seen = {}
     fake = types.ModuleType("tf_keras")
@@ -39,7 +45,7 @@ def test_load_keras_sets_it_before_tf_keras_is_imported(monkeypatch):
         "value", os.environ.get("TF_USE_LEGACY_KERAS")))
     monkeypatch.setitem(sys.modules, "tf_keras", fake)  # no TensorFlow: the import sees the variable as it is
     monkeypatch.delenv("TF_USE_LEGACY_KERAS")
-    keras_io.load_keras(Path("student.keras"))
+    keras_io.load_keras(path)
     assert seen["value"] == "1"
 
 

@@ -86,9 +86,6 @@ def bench(ctx, port, board, images, model_path, data_dir, out_path, plot_path, b
         check_plot_path(plot_path)  # as --out: before anything is streamed
     pairs = api.bench_pairs_file(settings)  # a --data folder that is not LFW: one line before the port is opened
     available = api.images_available(pairs)
-    if settings.bench.images > available:  # was capped without a word: --images 5000 ran 1,549
-        info(f"note: pairsDevTest.txt holds {available:,} distinct images, fewer than the {settings.bench.images:,} "
-             f"asked for: benchmarking those {available:,}")
     port = resolve_port(port, b, check=False)  # auto: the one board connected; a path: open_serial's
     baud = baud or b.baud
     transport = open_serial(port, baud, release_rts_dtr=b.release_rts_dtr)
@@ -101,6 +98,10 @@ def bench(ctx, port, board, images, model_path, data_dir, out_path, plot_path, b
                 else "instruction-set emulator, " if device.instructions else "")
         info(f"{port}: {kind}{device.board} firmware {device.firmware_version}, model {device.model_sha256[:16]} "
              f"matches {bundle.model_path}")
+        if settings.bench.images > available:  # was capped without a word: --images 5000 ran 1,549
+            # after the port and the handshake: a port that fails is still its one line
+            info(f"note: pairsDevTest.txt holds {available:,} distinct images, fewer than the "
+                 f"{settings.bench.images:,} asked for: benchmarking those {available:,}")
         # the total is what will be aligned: --images, or fewer where pairsDevTest holds fewer
         with progress_bar("aligning faces", None) as advance:
             inputs = api.prepare_inputs(bundle, settings.bench.images, settings, progress=advance, pairs=pairs,
