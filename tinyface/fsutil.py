@@ -230,13 +230,15 @@ LOCK_NAME = ".lock"  # in a run's folder while a command writes it (exclusive_fo
 
 
 @contextlib.contextmanager
-def exclusive_folder(folder: str | os.PathLike, what: str = "the folder", command: str = "tinyface") -> Iterator[None]:
+def exclusive_folder(folder: str | os.PathLike, what: str = "the folder", command: str = "tinyface",
+                     lock_name: str = LOCK_NAME) -> Iterator[None]:
     """Hold ``folder`` for this process while the block runs, so that a second command writing the
     same folder is refused instead of mixing its stages with this one's (and emptying its
-    temporary files). The lock is the kernel's (``flock`` on ``folder/.lock``): it ends with the
-    process, however it ends, so a killed run leaves nothing to clean up. Where ``fcntl`` does not
-    exist (Windows), nothing is locked, but ``.lock`` is still written: it marks the folder as one
-    of tinyface's (``build --out`` reuses such a folder and refuses one of the user's files).
+    temporary files). The lock is the kernel's (``flock`` on ``folder/.lock``, or ``lock_name``):
+    it ends with the process, however it ends, so a killed run leaves nothing to clean up. Where
+    ``fcntl`` does not exist (Windows), nothing is locked, but the file is still written: ``.lock``
+    marks the folder as a build's (``build --out`` reuses such a folder and refuses one of the
+    user's files), so a command whose folder is no build's names another file.
 
     Raises:
         OutputError: another process holds ``folder`` (its pid, as that process wrote it).
@@ -245,10 +247,10 @@ def exclusive_folder(folder: str | os.PathLike, what: str = "the folder", comman
         import fcntl
     except ImportError:  # not on Linux or macOS
         with contextlib.suppress(OSError):  # a folder that cannot be written fails at its first write
-            (Path(folder) / LOCK_NAME).write_text(f"{os.getpid()}\n")
+            (Path(folder) / lock_name).write_text(f"{os.getpid()}\n")
         yield
         return
-    path = Path(folder) / LOCK_NAME
+    path = Path(folder) / lock_name
     try:
         handle = open(path, "a+")
     except OSError as exc:

@@ -297,6 +297,32 @@ def test_the_out_check_accepts_a_new_or_empty_folder_and_an_earlier_evaluations_
     check_evaluation_out(earlier)
 
 
+def test_an_evaluation_out_folder_is_held_while_it_runs_and_cleared_of_a_killed_runs_temp_files(tmp_path):
+    """One `tinyface evaluate` at a time writes a folder (a second is refused, naming the first's
+    pid), and the holder removes what a killed run left of its atomic writes; its lock file marks no
+    build's folder and counts as nothing of the user's."""
+    import os
+
+    from tinyface.errors import OutputError
+    from tinyface.evaluation.report import EVALUATION_LOCK, hold_evaluation_out
+    from tinyface.fsutil import LOCK_NAME, TEMP_MARKER, TEMP_SUFFIX
+
+    out = tmp_path / "eval"
+    out.mkdir()
+    left = out / f".report.md{TEMP_MARKER}abcd1234{TEMP_SUFFIX}"  # as atomic_path names it
+    left.write_text("half a report")
+    with hold_evaluation_out(out):
+        assert not left.exists()
+        assert (out / EVALUATION_LOCK).read_text().strip() == str(os.getpid())
+        with pytest.raises(OutputError, match=f"in use by another tinyface evaluate \\(pid {os.getpid()}\\)"):
+            with hold_evaluation_out(out):
+                pass
+    assert not (out / LOCK_NAME).exists() and list(out.iterdir()) == []  # not a build's folder; nothing left
+    (out / EVALUATION_LOCK).write_text("4242\n")  # a killed run's lock file: not the user's, and free
+    with hold_evaluation_out(out):
+        pass
+
+
 def test_a_report_that_fails_to_write_leaves_the_earlier_report_as_it_was(tmp_path, monkeypatch):
     """A full disk at report.json, the last file, after every plot and report.md of the new report
     were written: the earlier report stays whole, and no temp file is left. Was: the earlier report's

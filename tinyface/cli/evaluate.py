@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import click
@@ -76,51 +77,55 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
     settings = load_settings(ctx, {"data": {"dir": data_dir}}, set_items)
     if enroll_images is None:
         enroll_images = settings.data.enroll_images
+    held = contextlib.ExitStack()
     if out_dir:
-        from tinyface.evaluation.report import check_evaluation_out
+        from tinyface.evaluation.report import hold_evaluation_out
 
-        check_evaluation_out(out_dir)  # before minutes of evaluation, not after: every file of the report
-    require_dataset(settings.data.data_path(), named=bool(settings.data.dir))
-    if pairs_file:
-        from tinyface.evaluation.model_eval import read_pairs_file
+        # before minutes of evaluation, not after: every file of the report; held until it is written
+        held.enter_context(hold_evaluation_out(out_dir))
+    with held:
+        require_dataset(settings.data.data_path(), named=bool(settings.data.dir))
+        if pairs_file:
+            from tinyface.evaluation.model_eval import read_pairs_file
 
-        # missing, unreadable, a folder or not LFW's format: the dataset's error (exit 4), as a bad
-        # --data is, in one line now, not after loading the model
-        read_pairs_file(pairs_file)
-    if not Path(model_path).exists():
-        from tinyface.errors import ModelError
+            # missing, unreadable, a folder or not LFW's format: the dataset's error (exit 4), as a bad
+            # --data is, in one line now, not after loading the model
+            read_pairs_file(pairs_file)
+        if not Path(model_path).exists():
+            from tinyface.errors import ModelError
 
-        raise ModelError(f"model not found: {model_path}",
-                         hint="pass --model a bundle folder (build/esp32, models/esp32) or a model file of a build run")
-    from tinyface.data.cache import check_cache_dir
+            raise ModelError(f"model not found: {model_path}",
+                             hint="pass --model a bundle folder (build/esp32, models/esp32) or a model file of a "
+                                  "build run")
+        from tinyface.data.cache import check_cache_dir
 
-    # a face cache that names no folder (exit 3) or cannot be written (exit 14): now, not once
-    # TensorFlow and the model have loaded
-    check_cache_dir(settings.data.cache_path(), write=True)
-    quiet_tensorflow()  # not imported here: load_model checks the model first (a bad one is one line in a second)
-    model = load_model(model_path, runtime)
-    # progress for every step, not only the faces: embedding all of LFW in TFLM and scoring it take
-    # a minute or more, which used to pass without a line (or a bar standing at 100%)
-    with FaceCache(settings.data.cache_path()) as cache:
-        result = evaluate_model(model, settings.data.data_path(), cache, pairs_file, enroll_images,
-                                settings.data.seed, settings.data.workers, steps=step,
-                                stranger_share=stranger_share, target_far=target_far, settings=settings)
-    # the results first, then the report: a report that cannot be written (the folder changed since the
-    # check above, a full disk) fails the command (exit 14) without losing minutes of evaluation
-    if as_json:
-        shown = dict(result)
-        shown.pop("identification_curve", None)  # plot data, in --out's report.json
-        shown["verification"] = {k: v for k, v in result["verification"].items() if k != "roc"}
-        if result["identification"]:
-            shown["identification"] = {k: v for k, v in result["identification"].items()
-                                       if k not in ("confusion", "people")}
-        print_json(shown)
-    else:
-        _print(result)
-    if out_dir:
-        _write_report(Path(out_dir), result, as_json)
-        if not as_json:
-            click.echo(f"report: {Path(out_dir) / 'report.md'}")
+        # a face cache that names no folder (exit 3) or cannot be written (exit 14): now, not once
+        # TensorFlow and the model have loaded
+        check_cache_dir(settings.data.cache_path(), write=True)
+        quiet_tensorflow()  # not imported here: load_model checks the model first (a bad one is one line in a second)
+        model = load_model(model_path, runtime)
+        # progress for every step, not only the faces: embedding all of LFW in TFLM and scoring it take
+        # a minute or more, which used to pass without a line (or a bar standing at 100%)
+        with FaceCache(settings.data.cache_path()) as cache:
+            result = evaluate_model(model, settings.data.data_path(), cache, pairs_file, enroll_images,
+                                    settings.data.seed, settings.data.workers, steps=step,
+                                    stranger_share=stranger_share, target_far=target_far, settings=settings)
+        # the results first, then the report: a report that cannot be written (the folder changed since the
+        # check above, a full disk) fails the command (exit 14) without losing minutes of evaluation
+        if as_json:
+            shown = dict(result)
+            shown.pop("identification_curve", None)  # plot data, in --out's report.json
+            shown["verification"] = {k: v for k, v in result["verification"].items() if k != "roc"}
+            if result["identification"]:
+                shown["identification"] = {k: v for k, v in result["identification"].items()
+                                           if k not in ("confusion", "people")}
+            print_json(shown)
+        else:
+            _print(result)
+        if out_dir:
+            _write_report(Path(out_dir), result, as_json)
+            if not as_json:
+                click.echo(f"report: {Path(out_dir) / 'report.md'}")
 
 
 def _print(result: dict) -> None:

@@ -6,11 +6,13 @@ MACs, TFLM arena and estimated on-board latency.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Iterator
 
 from tinyface.fsutil import write_json, write_text
 from tinyface.protocol.spec import GALLERY_CAPACITY
@@ -696,6 +698,28 @@ def check_evaluation_out(out_dir: str | Path) -> Path:
     return out_dir
 
 
+# held by `tinyface evaluate --out` in its folder while it runs (not .lock, which marks a build's folder)
+EVALUATION_LOCK = ".evaluate.lock"
+
+
+@contextlib.contextmanager
+def hold_evaluation_out(out_dir: str | Path) -> Iterator[Path]:
+    """``out_dir`` checked (:func:`check_evaluation_out`) and held for this process until the block
+    ends: a second `tinyface evaluate` into the same folder is refused (its pid), instead of
+    interleaving its report's files with this one's, and the temporary files a killed evaluation
+    left there are removed (only the holder may: a running writer's look the same). The lock file is
+    removed as the block ends, still held: the folder is left with the report alone."""
+    from tinyface.fsutil import exclusive_folder, remove_temp_leftovers
+
+    out_dir = check_evaluation_out(out_dir)
+    with exclusive_folder(out_dir, "--out", "tinyface evaluate", lock_name=EVALUATION_LOCK):
+        try:
+            remove_temp_leftovers(out_dir)
+            yield out_dir
+        finally:
+            (out_dir / EVALUATION_LOCK).unlink(missing_ok=True)
+
+
 def is_evaluation_report(path: str | Path) -> bool:
     """Whether the file ``path`` is the report.json of a `tinyface evaluate --out`: its ``kind``, or
     for a report written before there was one, the keys every evaluation's report has had."""
@@ -729,7 +753,8 @@ def _check_own_folder(out_dir: Path) -> None:
     if not out_dir.is_dir():
         return  # made by ensure_dir, or refused there (a file in the way)
     try:
-        names = sorted(entry.name for entry in os.scandir(out_dir) if not is_temp_name(entry.name))
+        names = sorted(entry.name for entry in os.scandir(out_dir)
+                       if not is_temp_name(entry.name) and entry.name != EVALUATION_LOCK)
     except OSError as exc:
         raise OutputError(f"cannot read --out {out_dir}: {exc.strerror or exc}",
                           hint="choose another --out, a new or empty folder") from None
