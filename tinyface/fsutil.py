@@ -110,13 +110,7 @@ def atomic_path(path: str | os.PathLike, keep_suffix: bool = False) -> Iterator[
     """
     path = Path(path)
     ensure_dir(path.parent)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{TEMP_MARKER}",
-                                   suffix=path.suffix if keep_suffix else TEMP_SUFFIX, dir=path.parent)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _temp_beside(path, path.suffix if keep_suffix else TEMP_SUFFIX)
     try:
         try:
             yield tmp_path
@@ -125,15 +119,38 @@ def atomic_path(path: str | os.PathLike, keep_suffix: bool = False) -> Iterator[
             if error is None:
                 raise
             raise error from None
-        # mkstemp creates the file 0600; an artifact gets the mode any new file would (0644 under umask 022)
-        os.chmod(tmp_path, 0o666 & ~_umask())
-        try:
-            os.replace(tmp_path, path)
-        except OSError as exc:  # e.g. the target is a folder
-            raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+        _put_in_place(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _temp_beside(path: Path, suffix: str = TEMP_SUFFIX) -> Path:
+    """A new empty temp file beside ``path``, named as :func:`is_temp_name` knows them.
+
+    Raises:
+        OutputError: none can be made there.
+    """
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{TEMP_MARKER}", suffix=suffix, dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    os.close(fd)
+    return Path(tmp)
+
+
+def _put_in_place(tmp: Path, path: Path) -> None:
+    """Rename the finished temp file ``tmp`` onto ``path``, with the mode any new file gets (mkstemp
+    makes it 0600; 0644 under umask 022).
+
+    Raises:
+        OutputError: the rename failed (e.g. ``path`` is a folder).
+    """
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 class FileGroup:
@@ -157,12 +174,7 @@ class FileGroup:
         earlier = self.staged.pop(target, None)
         if earlier is not None:  # written twice: the first version goes
             earlier.unlink(missing_ok=True)
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}{TEMP_MARKER}", suffix=TEMP_SUFFIX, dir=self.folder)
-        except OSError as exc:
-            raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
-        os.close(fd)
-        tmp_path = self.staged[target] = Path(tmp)
+        tmp_path = self.staged[target] = _temp_beside(target)
         try:
             yield tmp_path
         except OSError as exc:
@@ -193,13 +205,8 @@ def replace_together(folder: str | os.PathLike) -> Iterator[FileGroup]:
         for target in group.staged:  # before anything is renamed
             if target.is_dir():
                 raise OutputError(f"cannot write {target}: it is a folder")
-        mode = 0o666 & ~_umask()  # mkstemp makes 0600; a new file gets what any new file would
         for target, tmp in group.staged.items():
-            try:
-                os.chmod(tmp, mode)
-                os.replace(tmp, target)
-            except OSError as exc:
-                raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
+            _put_in_place(tmp, target)
             group.replaced.append(target)
     finally:
         for tmp in group.staged.values():  # those not renamed

@@ -122,7 +122,7 @@ def bench_pairs_file(settings) -> list:
 def images_available(pairs: list) -> int:
     """How many distinct images ``pairs`` (bench_pairs_file) name: the most `bench` can stream (a
     larger ``--images`` streams these, and `bench` says so). LFW's pairsDevTest: 1,549 in 1,000 pairs."""
-    return len({(p.name_a, p.index_a) for p in pairs} | {(p.name_b, p.index_b) for p in pairs})
+    return len(metrics.pairs_within_images(pairs, 2 * len(pairs))[0])  # every pair fits: all its images
 
 
 def prepare_inputs(bundle: Bundle, n_images: int, settings,

@@ -723,7 +723,11 @@ def hold_evaluation_out(out_dir: str | Path) -> Iterator[Path]:
 def is_evaluation_report(path: str | Path) -> bool:
     """Whether the file ``path`` is the report.json of a `tinyface evaluate --out`: its ``kind``, or
     for a report written before there was one, the keys every evaluation's report has had."""
-    report = _read_json_object(path)
+    return _is_evaluation(_read_json_object(path))
+
+
+def _is_evaluation(report: dict | None) -> bool:
+    """Whether a report.json's object (None: none readable) is an evaluation's (is_evaluation_report)."""
     if report is None:
         return False
     if "kind" in report:
@@ -758,10 +762,12 @@ def _check_own_folder(out_dir: Path) -> None:
     except OSError as exc:
         raise OutputError(f"cannot read --out {out_dir}: {exc.strerror or exc}",
                           hint="choose another --out, a new or empty folder") from None
-    if not names or is_evaluation_report(out_dir / "report.json"):
+    if not names:
         return
-    build = (LOCK_NAME in names or "model.json" in names or "MODEL_CARD.md" in names
-             or "stages" in (_read_json_object(out_dir / "report.json") or {}))
+    report = _read_json_object(out_dir / "report.json")
+    if _is_evaluation(report):
+        return
+    build = (LOCK_NAME in names or "model.json" in names or "MODEL_CARD.md" in names or "stages" in (report or {}))
     shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
     what = ("is a tinyface build or model folder" if build else
             "holds files that are not an earlier evaluation's report")

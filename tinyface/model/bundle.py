@@ -317,11 +317,17 @@ def load_bundle(path: str | Path) -> Bundle:
     if expected and model_hash(model_bytes) != expected:
         raise ModelError(f"{model_path} does not match {meta_path} (sha256 differs)",
                          hint="the model was changed after it was built; rebuild it")
+    _check_tflite(model_bytes, model_path, meta_path, meta)
+    return bundle
+
+
+def _check_tflite(model_bytes: bytes, model_path: Path, meta_path: Path, meta: ModelMeta) -> None:
+    """Parse a .tflite's graph (:func:`tinyface.model.graph.analyze`: a corrupt one is refused) and
+    check it against the ``model.json`` that describes it (:func:`check_matches_meta`)."""
     from tinyface.model.graph import analyze
 
     graph = analyze(model_bytes, source=str(model_path))
     check_matches_meta(model_path, meta_path, meta, graph.input_shape, graph.output_shape)
-    return bundle
 
 
 def _refuse_not_a_model_file(path: Path) -> None:
@@ -454,10 +460,7 @@ def _check_stage_file(path: Path, meta: ModelMeta, meta_path: Path) -> None:
             is not the one model.json says.
     """
     if path.suffix == ".tflite":
-        from tinyface.model.graph import analyze
-
-        graph = analyze(read_model_file(path), source=str(path))
-        check_matches_meta(path, meta_path, meta, graph.input_shape, graph.output_shape)
+        _check_tflite(read_model_file(path), path, meta_path, meta)
     elif path.suffix == ".keras":
         from tinyface.model.keras_io import keras_input_shape
 

@@ -79,13 +79,11 @@ def search_hyperparameters(settings, data, train, trials: int, notify=lambda e, 
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=settings.data.seed))
-    taken = []  # the saved trials taken up, said once: before the first trial trained, or at the end
+    def taken_up(n: int) -> None:  # the first n saved trials were taken up: said once
+        if n and on_resume:
+            on_resume(n, sum(float(t.get("seconds", 0.0)) for t in done[:n]))
 
-    def say_taken() -> None:
-        if taken and on_resume:
-            on_resume(len(taken), sum(float(t.get("seconds", 0.0)) for t in taken))
-        taken.clear()
-
+    reused = 0
     for n in range(trials):
         trial = study.ask()
         alpha = trial.suggest_float("alpha", 0.0, 0.9)
@@ -93,9 +91,10 @@ def search_hyperparameters(settings, data, train, trials: int, notify=lambda e, 
         lr = trial.suggest_float("learning_rate", 3e-4, 1e-2, log=True)
         if n < len(done) and done[n]["params"] == trial.params:
             value = done[n]["val_auc"]
-            taken.append(done[n])
+            reused += 1
         else:
-            say_taken()
+            if reused == n:  # the first trial trained here: after those taken up
+                taken_up(n)
             del done[n:]  # not what this sampler suggests (another Optuna): trained again from here
             t0 = time.perf_counter()
             value = score(alpha, temperature, lr)
@@ -105,7 +104,8 @@ def search_hyperparameters(settings, data, train, trials: int, notify=lambda e, 
                 saved.save(done)
         study.tell(trial, value)
         notify("metric", {"stage": f"search trial {n + 1}/{trials}", "accuracy": value})
-    say_taken()
+    if reused == trials:  # every trial was saved: none trained
+        taken_up(trials)
     best = dict(study.best_params)
     best.update(val_auc=float(study.best_value),
                 trials=[{"params": t.params, "val_auc": t.value} for t in study.trials if t.value is not None])
