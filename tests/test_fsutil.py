@@ -176,6 +176,32 @@ def test_a_folder_another_process_writes_is_refused_until_that_process_ends(tmp_
         assert (tmp_path / fsutil.LOCK_NAME).read_text().strip() == str(os.getpid())
 
 
+def test_a_lock_removed_by_its_holder_is_not_held_by_whoever_opened_it_before(tmp_path, monkeypatch):
+    """A holder with ``remove`` (evaluate --out) unlinks its lock file as it ends. A second command that
+    opened that file just before and locks it just after holds a file no name leads to, so a third
+    would lock a new one beside it: two holders. The second must find its file gone and lock the name's."""
+    import contextlib
+    import fcntl
+
+    held = contextlib.ExitStack()
+    held.enter_context(fsutil.exclusive_folder(tmp_path, lock_name=".x.lock", remove=True))
+    real_flock = fcntl.flock
+    calls = []
+
+    def flock_after_the_holder_ended(handle, op):
+        if not calls:
+            held.close()  # the holder removes its file and lets go, between our open and our lock
+        calls.append(op)
+        return real_flock(handle, op)
+
+    monkeypatch.setattr(fcntl, "flock", flock_after_the_holder_ended)
+    with fsutil.exclusive_folder(tmp_path, lock_name=".x.lock", remove=True):
+        assert len(calls) == 2  # the removed file, then the one the name leads to
+        with open(tmp_path / ".x.lock") as third, pytest.raises(BlockingIOError):
+            real_flock(third, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    assert not (tmp_path / ".x.lock").exists()
+
+
 def test_without_fcntl_the_folder_is_still_marked_as_tinyfaces(tmp_path, monkeypatch):
     """Windows has no ``fcntl``: nothing is locked there, but ``.lock`` is written all the same, so
     that a build killed before its first stage's record leaves a folder ``build --out`` reuses

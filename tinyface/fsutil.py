@@ -238,7 +238,7 @@ LOCK_NAME = ".lock"  # in a run's folder while a command writes it (exclusive_fo
 
 @contextlib.contextmanager
 def exclusive_folder(folder: str | os.PathLike, what: str = "the folder", command: str = "tinyface",
-                     lock_name: str = LOCK_NAME) -> Iterator[None]:
+                     lock_name: str = LOCK_NAME, remove: bool = False) -> Iterator[None]:
     """Hold ``folder`` for this process while the block runs, so that a second command writing the
     same folder is refused instead of mixing its stages with this one's (and emptying its
     temporary files). The lock is the kernel's (``flock`` on ``folder/.lock``, or ``lock_name``):
@@ -247,37 +247,79 @@ def exclusive_folder(folder: str | os.PathLike, what: str = "the folder", comman
     marks the folder as a build's (``build --out`` reuses such a folder and refuses one of the
     user's files), so a command whose folder is no build's names another file.
 
+    With ``remove``, the lock file is removed as the block ends, while still held, so that the
+    folder keeps only what the command wrote. A process that opened that file before it went and
+    locks it after finds that the name no longer leads to it, and takes the lock of the name again:
+    two processes never hold "the" lock at once.
+
     Raises:
         OutputError: another process holds ``folder`` (its pid, as that process wrote it).
     """
     try:
         import fcntl
     except ImportError:  # not on Linux or macOS
+        path = Path(folder) / lock_name
         with contextlib.suppress(OSError):  # a folder that cannot be written fails at its first write
-            (Path(folder) / lock_name).write_text(f"{os.getpid()}\n")
-        yield
+            path.write_text(f"{os.getpid()}\n")
+        try:
+            yield
+        finally:
+            if remove:
+                path.unlink(missing_ok=True)
         return
-    path = Path(folder) / lock_name
+    handle = _locked(Path(folder) / lock_name, fcntl, what, folder, command)
     try:
-        handle = open(path, "a+")
-    except OSError as exc:
-        raise OutputError(f"cannot write {what} {folder}: {exc.strerror or exc}",
-                          hint=f"choose another {what}, or make it writable") from None
-    try:
+        yield
+    finally:
+        if remove:
+            with contextlib.suppress(OSError):
+                os.unlink(handle.name)  # still held: whoever opened it before now finds it gone (_locked)
+        handle.close()  # closing the file releases the lock
+
+
+def _locked(path: Path, fcntl, what: str, folder, command: str):
+    """The lock file ``path``, open and locked by this process, with this process's pid in it
+    (exclusive_folder). A file that was removed or replaced between its opening and its locking
+    (a holder with ``remove`` ended meanwhile) is not the lock any more: the name is opened again.
+
+    Raises:
+        OutputError: another process holds it; the folder cannot be written.
+    """
+    while True:
+        try:
+            handle = open(path, "a+")
+        except OSError as exc:
+            raise OutputError(f"cannot write {what} {folder}: {exc.strerror or exc}",
+                              hint=f"choose another {what}, or make it writable") from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip()
+            handle.close()
             raise OutputError(f"{what} {folder} is in use by another {command} (pid {holder or '?'})",
                               hint=f"wait for it to end, or choose another {what}") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        yield
-    finally:
-        handle.close()  # closing the file releases the lock
+        except BaseException:
+            handle.close()
+            raise
+        if _same_file(handle, path):
+            break
+        handle.close()  # the holder removed it after our open: lock the name's file instead
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+def _same_file(handle, path: Path) -> bool:
+    """Whether the name ``path`` still leads to the open file ``handle``."""
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(handle.fileno())
+    return (named.st_dev, named.st_ino) == (mine.st_dev, mine.st_ino)
 
 
 @contextlib.contextmanager

@@ -708,16 +708,14 @@ def hold_evaluation_out(out_dir: str | Path) -> Iterator[Path]:
     ends: a second `tinyface evaluate` into the same folder is refused (its pid), instead of
     interleaving its report's files with this one's, and the temporary files a killed evaluation
     left there are removed (only the holder may: a running writer's look the same). The lock file is
-    removed as the block ends, still held: the folder is left with the report alone."""
+    removed as the block ends, still held (exclusive_folder's ``remove``): the folder is left with the
+    report alone."""
     from tinyface.fsutil import exclusive_folder, remove_temp_leftovers
 
     out_dir = check_evaluation_out(out_dir)
-    with exclusive_folder(out_dir, "--out", "tinyface evaluate", lock_name=EVALUATION_LOCK):
-        try:
-            remove_temp_leftovers(out_dir)
-            yield out_dir
-        finally:
-            (out_dir / EVALUATION_LOCK).unlink(missing_ok=True)
+    with exclusive_folder(out_dir, "--out", "tinyface evaluate", lock_name=EVALUATION_LOCK, remove=True):
+        remove_temp_leftovers(out_dir)
+        yield out_dir
 
 
 def is_evaluation_report(path: str | Path) -> bool:
