@@ -56,7 +56,7 @@ def test_profile_table_names_the_estimate_and_its_source(tiny_bundle):
 
 def test_profile_bad_inputs_are_one_line(tmp_path):
     proc = _cli("--board", "nope", "--model", str(tmp_path))
-    assert proc.returncode == 3 and proc.stderr.count("\n") == 1 and "unknown board" in proc.stderr
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "unknown board" in proc.stderr
     proc = _cli("--model", str(tmp_path / "missing"))
     assert proc.returncode == 6 and proc.stderr.count("\n") == 1 and "no model" in proc.stderr
     (tmp_path / "bad.tflite").write_bytes(b"not a model at all")

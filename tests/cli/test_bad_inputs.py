@@ -115,7 +115,7 @@ def test_a_missing_config_file_says_what_to_do(capsys, tmp_path, command):
 
 @pytest.mark.parametrize("args, code, kind", [
     (["profile", "--bogus"], errors.EXIT_USAGE, "UsageError"),
-    (["profile", "--board", "nope"], 3, "ConfigError"),
+    (["profile", "--set", "firmware.board=nope"], 3, "ConfigError"),
     (["profile", "--model", "no/such/model"], 6, "ModelError"),
 ])
 def test_with_json_a_failure_is_also_one_json_object_on_stdout(capsys, args, code, kind):

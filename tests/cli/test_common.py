@@ -143,3 +143,41 @@ def test_help_shows_each_option_s_range(command, options):
         # the option's help ends with click's brackets: "[1<=x<=1000000]" or "[default: 0.25; 0<=x<1]"
         brackets = re.search(re.escape(option) + r" (INTEGER|FLOAT) RANGE .*?\[([^\]]*<[^\]]*)\]", text)
         assert brackets and brackets[2].split("; ")[-1] == shown, (option, shown, text)
+
+
+@pytest.mark.parametrize("args", [
+    ["profile", "--board", "esp33"],
+    ["emulate", "--board", "esp33"],
+    ["flash", "--board", "esp33", "--dry-run"],
+    ["bench", "--port", "/dev/ttyNONE", "--board", "esp33"],
+    ["gallery", "list", "--port", "/dev/ttyNONE", "--board", "esp33"],
+    ["enroll", "--port", "/dev/ttyNONE", "--name", "Bob", "--board", "esp33", "photo.jpg"],
+    ["identify", "--port", "/dev/ttyNONE", "--board", "esp33", "photo.jpg"],
+    ["boards", "esp33"],
+], ids=" ".join)
+def test_an_unknown_board_on_the_command_line_is_a_bad_option_as_an_unknown_preset_is(capsys, tmp_path, args):
+    """was: exit 3 (a bad setting), where `build --preset esp33` is exit 2: the command line is wrong."""
+    (tmp_path / "photo.jpg").write_bytes(b"")
+    code, line = tinyface(capsys, *args)
+    assert code == errors.EXIT_USAGE
+    assert "unknown board 'esp33'" in line and "known boards: esp32, esp32c3" in line
+    assert ("'NAME'" if args[0] == "boards" else "'--board'") in line
+
+
+def test_a_board_named_in_settings_stays_a_bad_setting_and_own_board_files_are_known(capsys, tmp_path):
+    """The same name from `--set firmware.board` is a setting (exit 3); a board of --boards-dir's folder
+    and a board file given by path pass the option's check, and a .toml path that is no file does not."""
+    code, line = tinyface(capsys, "flash", "--dry-run", "--set", "firmware.board=esp33")
+    assert code == errors.ConfigError.exit_code == 3 and "unknown board 'esp33'" in line
+    mine = tmp_path / "boards"
+    mine.mkdir()
+    text = (RELEASED.parents[1] / "boards" / "esp32.toml").read_text().replace('name = "esp32"', 'name = "myboard"')
+    (mine / "myboard.toml").write_text(text)
+    for args in (["--boards-dir", str(mine), "boards", "myboard", "--json"],
+                 ["boards", str(mine / "myboard.toml"), "--json"]):
+        with pytest.raises(SystemExit) as exc:
+            cli_main.main(args)
+        assert exc.value.code == 0
+        assert json.loads(capsys.readouterr().out)[0]["name"] == "myboard"
+    code, line = tinyface(capsys, "boards", str(tmp_path / "nothere.toml"))
+    assert code == errors.EXIT_USAGE and "no board file" in line

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from tinyface.cli.common import json_option
+from tinyface.cli.common import json_option, known_board
 
 
 @click.command()
-@click.argument("name", required=False)
+@click.argument("name", required=False, callback=known_board)
 @json_option("tinyface boards esp32s3 --json")
 def boards(name, as_json):
     """List the supported boards: the chip (chip.target), PlatformIO board, CPU clock, flash,

@@ -17,6 +17,35 @@ def not_empty(ctx, param, value):
     return value
 
 
+def known_board(ctx, param, value):
+    """A click callback for a board named on the command line (--board, `boards NAME`): a name no
+    board file has (in --boards-dir's folder or the shipped ones), or a board file (``.toml``) that is
+    not there, is a bad option value (exit 2), as an unknown --preset is; the board a settings file
+    names (firmware.board) stays a bad setting (exit 3), and so does a board file that is invalid."""
+    if value is None or ctx.resilient_parsing:
+        return value
+    from pathlib import Path
+
+    from tinyface.boards import board_names
+
+    hint = "'NAME'" if isinstance(param, click.Argument) else None  # click's would be '[NAME]'
+    if Path(value).suffix == ".toml":
+        if not Path(value).is_file():
+            raise click.BadParameter(f"no board file {value} (a path ending in .toml is read as a board file)",
+                                     ctx=ctx, param=param, param_hint=hint)
+        return value
+    names = board_names()
+    if value not in names:
+        raise click.BadParameter(f"unknown board '{value}' (known boards: {', '.join(names) or 'none'}; "
+                                 "`tinyface boards` lists them)", ctx=ctx, param=param, param_hint=hint)
+    return value
+
+
+def board_option(help: str):
+    """--board, of every command that names a board (checked by known_board)."""
+    return click.option("--board", default=None, callback=known_board, help=help)
+
+
 def input_path(**kwargs) -> click.Path:
     """click.Path for a file or folder the command reads (--model), without click's readability check:
     a path that exists but cannot be read is then the command's to refuse, with the code its docs
@@ -148,9 +177,8 @@ def port_options(f):
         click.option("--port", required=True, callback=not_empty,
                      help="Serial port (e.g. /dev/ttyUSB0, or the path `tinyface emulate` printed), or 'auto' to "
                           "find the board by its USB VID:PID. Example: --port /dev/ttyUSB0"),
-        click.option("--board", default=None,
-                     help="Board data (boards/*.toml): baud, USB ids [default: firmware.board]. "
-                          "Example: --board esp32s3"),
+        board_option("Board data (boards/*.toml): baud, USB ids [default: firmware.board]. "
+                     "Example: --board esp32s3"),
         click.option("--baud", type=click.IntRange(min=1), default=None,
                      help="Serial speed [default: the board's]. Example: --baud 115200"),
         click.option("--timeout", "timeout_s", type=setting_type("bench.timeout_s"), default=None,

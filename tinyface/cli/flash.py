@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import click
 
-from tinyface.cli.common import input_path, json_option, load_settings, not_empty, set_option
+from tinyface.cli.common import board_option, input_path, json_option, load_settings, not_empty, set_option
 from tinyface.config import FIRMWARE_KERNELS
 
 
 @click.command()
-@click.option("--board", default=None,
-              help="Target board (boards/*.toml; default: firmware.board, esp32). Example: --board esp32s3")
+@board_option("Target board (boards/*.toml; default: firmware.board, esp32). Example: --board esp32s3")
 @click.option("--model", "model_path", type=input_path(), default=None, callback=not_empty,
               help="Model bundle folder or model.tflite (default: build/<board>/ if built, else the released "
                    "models/<board>/, then build/esp32/, models/esp32/; bench, emulate and profile pick the same). "

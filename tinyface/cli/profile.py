@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import click
 
-from tinyface.cli.common import input_path, isa_board, json_option, load_settings, not_empty, plot_option, set_option
+from tinyface.cli.common import (
+    board_option,
+    input_path,
+    isa_board,
+    json_option,
+    load_settings,
+    not_empty,
+    plot_option,
+    set_option,
+)
 from tinyface.config import FIRMWARE_KERNELS
 
 
 @click.command()
-@click.option("--board", default=None,
-              help="Board whose cost model prices the layers (boards/*.toml) [default: firmware.board]. "
-                   "Example: --board esp32s3")
+@board_option("Board whose cost model prices the layers (boards/*.toml) [default: firmware.board]. "
+              "Example: --board esp32s3")
 @click.option("--model", "model_path", type=input_path(), default=None, callback=not_empty,
               help="Model bundle folder or .tflite (default: as `tinyface flash`: build/<board>/ if built, "
                    "else the released models/<board>/, then build/esp32/, models/esp32/). "
