@@ -3,6 +3,7 @@ every typed error, resynchronisation after garbage, corrupted frames, lost repli
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -299,6 +300,71 @@ def test_corrupted_reply_is_detected_and_retried(start_device, emulator_only, ti
     client.timeout_s = LOST_S  # the first reply comes corrupted: a short wait, then one resend
     assert client.ping(b"abc") == b"abc"
     assert client.stats.corrupt_frames == 1 and client.stats.retries == 1
+
+
+def test_a_corrupted_pipelined_reply_resends_that_request_alone(start_device, emulator_only, tiny_bundle, connect):
+    """Two requests in flight, and the replies to the 2nd and the 6th PING arrive corrupted: each
+    corrupted reply names the head's seq, so the head alone is resent (the reply to the request behind
+    it is still on its way): 2 retries, not 3 (was: every request in flight without a reply resent,
+    whose duplicates came back stale and shifted which replies the emulator corrupted)."""
+    dev = start_device(tiny_bundle.model_path.parent, "--corrupt-reply", "2", "--corrupt-reply", "6")
+    client = connect(dev.port, timeout_s=ANSWERED_S)  # no reply is lost: a timeout would be a failure
+    payloads = [bytes([i]) * (i + 1) for i in range(8)]
+    assert [f.payload for f in client.pipeline(spec.MsgType.PING, payloads, depth=2)] == payloads
+    s = client.stats
+    assert (s.corrupt_frames, s.retries, s.timeouts, s.stale_replies) == (2, 2, 0, 0), s
+    assert s.requests == 8 and s.frames_sent == 10
+    assert client.ping(b"after") == b"after"
+
+
+def test_a_scripted_device_answering_a_resent_head_twice_has_its_duplicate_ignored():
+    """A scripted device on a real pty: of two PINGs in flight, the 1st's reply arrives corrupted,
+    the 2nd's intact; the device then sees the 1st resent alone (not the 2nd), answers it twice
+    (a late duplicate), and the 3rd PING. The duplicate is counted stale, the replies come in order."""
+    import select
+    import threading
+
+    from tinyface.protocol.client import Client, open_serial
+    from tinyface.protocol.codec import StreamDecoder
+
+    master, slave = os.openpty()
+    port = open_serial(os.ttyname(slave), 921600)
+    decoder, seen, pending = StreamDecoder(), [], []
+
+    def requests(n):  # the next n requests (fewer if none come within 5 s)
+        while len(pending) < n and select.select([master], [], [], 5.0)[0]:
+            pending.extend(decoder.feed(os.read(master, 65536)))
+        got = pending[:n]
+        del pending[:n]
+        seen.extend(f.payload for f in got)
+        return got
+
+    def echo(frame):
+        return encode_frame(frame.type | spec.REPLY_FLAG, frame.seq, frame.payload)
+
+    def device():
+        with contextlib.suppress(OSError, ValueError):
+            first, second = requests(2)
+            os.write(master, echo(first)[:-1] + bytes([echo(first)[-1] ^ 0xFF]) + echo(second))
+            (resent,) = requests(1)
+            os.write(master, echo(resent) * 2)
+            (third,) = requests(1)
+            os.write(master, echo(third))
+
+    thread = threading.Thread(target=device, daemon=True)
+    thread.start()
+    try:
+        client = Client(port, timeout_s=2.0, retries=3, port="/dev/pts/N")
+        replies = [f.payload for f in client.pipeline(spec.MsgType.PING, [b"a", b"b", b"c"], depth=2)]
+    finally:
+        thread.join(timeout=15)
+        port.close()
+        os.close(slave)
+        os.close(master)
+    assert seen == [b"a", b"b", b"a", b"c"]
+    assert replies == [b"a", b"b", b"c"]
+    s = client.stats
+    assert (s.corrupt_frames, s.retries, s.stale_replies, s.timeouts) == (1, 1, 1, 0), s
 
 
 def test_silent_device_is_a_clear_error_after_bounded_retries(start_device, emulator_only, tiny_bundle, connect):

@@ -341,8 +341,11 @@ class Client:
                     head.bad_crc += 1
                 if match is head:
                     # Its header (which has a CRC of its own) names the request awaited: that reply
-                    # is lost, so resend now rather than wait out the timeout.
-                    self._resend(in_flight, "its reply arrived corrupted")
+                    # is lost, so resend now rather than wait out the timeout. Only that one: the
+                    # replies to the requests behind it are still on their way (the device answers
+                    # the resend after them; replies are matched by seq, and pipelined types are
+                    # idempotent, so running the head again after them is harmless).
+                    self._resend(in_flight, "its reply arrived corrupted", head_only=True)
                 continue
             if match is None:
                 self.stats.stale_replies += 1
@@ -362,7 +365,15 @@ class Client:
         if restart or head.deadline == 0.0:
             head.deadline = now + self.timeout_s + wire
 
-    def _resend(self, in_flight: deque[_Pending], why: str) -> None:
+    def _resend(self, in_flight: deque[_Pending], why: str, head_only: bool = False) -> None:
+        """Resend the requests in flight that have no reply yet (after a timeout or the device's
+        BAD_CRC: any of them may be lost), or with ``head_only`` the head alone (its reply alone
+        is known lost); then re-arm the head's deadline.
+
+        Raises:
+            ProtocolError: the head was sent ``retries`` + 1 times, and malformed replies arrived.
+            DeviceError: the head was sent ``retries`` + 1 times and nothing arrived for it.
+        """
         head = in_flight[0]
         if head.attempts > self.retries:
             name = _type_name(head.msg_type)
@@ -373,7 +384,7 @@ class Client:
                 raise ProtocolError(f"{what}: {_malformed(head)}",
                                     hint="a wrong baud rate, noise on the line, or no tinyface firmware on the board?")
             raise DeviceError(f"{what}: {why}", hint="is the board running tinyface firmware at this baud rate?")
-        for pending in in_flight:
+        for pending in [head] if head_only else in_flight:
             if pending.reply is None:
                 pending.attempts += 1
                 self.stats.retries += 1
