@@ -317,6 +317,25 @@ def test_a_corrupted_pipelined_reply_resends_that_request_alone(start_device, em
     assert client.ping(b"after") == b"after"
 
 
+def test_a_pipelined_request_the_device_received_corrupted_is_resent_alone(device, connect):
+    """Two PINGs in flight, and two of the frames written arrive corrupted (their headers intact): the
+    device's ERROR BAD_CRC names each one's seq, and that request alone is resent: 2 retries and no
+    stale duplicates (was: the request behind it resent too, whose duplicate reply came back stale and
+    shifted which writes were corrupted: 1 BAD_CRC, 2 retries, 1 stale)."""
+    from tinyface.protocol.client import open_serial
+
+    port = open_serial(device.port, 921600)
+    try:
+        client = connect(device.port, timeout_s=ANSWERED_S, transport=CorruptingTransport(port, corrupt_writes=[2, 5]))
+        payloads = [bytes([i]) * 200 for i in range(8)]  # a flipped bit in the middle is in the body
+        assert [f.payload for f in client.pipeline(spec.MsgType.PING, payloads, depth=2)] == payloads
+        s = client.stats
+        assert (s.bad_crc_replies, s.retries, s.timeouts, s.stale_replies) == (2, 2, 0, 0), s
+        assert s.requests == 8 and s.frames_sent == 10
+    finally:
+        port.close()
+
+
 def test_a_scripted_device_answering_a_resent_head_twice_has_its_duplicate_ignored():
     """A scripted device on a real pty: of two PINGs in flight, the 1st's reply arrives corrupted,
     the 2nd's intact; the device then sees the 1st resent alone (not the 2nd), answers it twice

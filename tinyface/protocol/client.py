@@ -345,14 +345,16 @@ class Client:
                     # replies to the requests behind it are still on their way (the device answers
                     # the resend after them; replies are matched by seq, and pipelined types are
                     # idempotent, so running the head again after them is harmless).
-                    self._resend(in_flight, "its reply arrived corrupted", head_only=True)
+                    self._resend(in_flight, "its reply arrived corrupted", only=head)
                 continue
             if match is None:
                 self.stats.stale_replies += 1
                 continue
             if event.type == spec.MsgType.ERROR and _error_code(event) == spec.ErrorCode.BAD_CRC:
+                # The device read an intact header (it has a CRC of its own) with a corrupted body:
+                # the seq it echoes names the request lost, and only that one.
                 self.stats.bad_crc_replies += 1
-                self._resend(in_flight, "the device received a corrupted frame")
+                self._resend(in_flight, "the device received a corrupted frame", only=match)
                 continue
             match.reply = event
 
@@ -365,26 +367,26 @@ class Client:
         if restart or head.deadline == 0.0:
             head.deadline = now + self.timeout_s + wire
 
-    def _resend(self, in_flight: deque[_Pending], why: str, head_only: bool = False) -> None:
-        """Resend the requests in flight that have no reply yet (after a timeout or the device's
-        BAD_CRC: any of them may be lost), or with ``head_only`` the head alone (its reply alone
-        is known lost); then re-arm the head's deadline.
+    def _resend(self, in_flight: deque[_Pending], why: str, only: _Pending | None = None) -> None:
+        """Resend the requests in flight that have no reply yet (after a timeout: any of them may be
+        lost), or ``only`` that one (its reply arrived corrupted, or the device said its frame did);
+        then re-arm the head's deadline.
 
         Raises:
-            ProtocolError: the head was sent ``retries`` + 1 times, and malformed replies arrived.
-            DeviceError: the head was sent ``retries`` + 1 times and nothing arrived for it.
+            ProtocolError: the request was sent ``retries`` + 1 times, and malformed replies arrived.
+            DeviceError: the request was sent ``retries`` + 1 times and nothing arrived for it.
         """
-        head = in_flight[0]
-        if head.attempts > self.retries:
-            name = _type_name(head.msg_type)
-            what = f"{self.port} did not answer {name} (seq {head.seq}) after {head.attempts} attempts"
-            if head.bad_crc or head.too_large:
-                raise ProtocolError(f"{what}: {_malformed(head)}", hint="noise on the line or a wrong baud rate?")
-            if head.garbage_bytes:
-                raise ProtocolError(f"{what}: {_malformed(head)}",
+        target = only or in_flight[0]
+        if target.attempts > self.retries:
+            name = _type_name(target.msg_type)
+            what = f"{self.port} did not answer {name} (seq {target.seq}) after {target.attempts} attempts"
+            if target.bad_crc or target.too_large:
+                raise ProtocolError(f"{what}: {_malformed(target)}", hint="noise on the line or a wrong baud rate?")
+            if target.garbage_bytes:
+                raise ProtocolError(f"{what}: {_malformed(target)}",
                                     hint="a wrong baud rate, noise on the line, or no tinyface firmware on the board?")
             raise DeviceError(f"{what}: {why}", hint="is the board running tinyface firmware at this baud rate?")
-        for pending in [head] if head_only else in_flight:
+        for pending in [only] if only else in_flight:
             if pending.reply is None:
                 pending.attempts += 1
                 self.stats.retries += 1
