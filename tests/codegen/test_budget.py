@@ -46,6 +46,7 @@ def test_psram_takes_an_arena_that_sram_cannot(tiny_bundle, tmp_path):
     project = generate_project(tiny_bundle, board, tmp_path / "project")
     assert project.arena.in_psram and project.budget.arena_in_psram
     assert "#define TF_ARENA_IN_PSRAM 1" in (tmp_path / "project/src/model_settings.h").read_text()
+    assert "CONFIG_SPIRAM=y" in (tmp_path / "project/sdkconfig.defaults").read_text()  # on only for such an arena
 
 
 def test_an_esp32_arena_fits_only_the_4_mib_of_psram_it_maps(tmp_path):
