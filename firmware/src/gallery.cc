@@ -9,7 +9,7 @@
 namespace {
 
 constexpr uint32_t kMagic = 0x31474654u;  // "TFG1"
-constexpr uint16_t kFormat = 1;
+constexpr uint16_t kFormat = 2;  // 2: builtin_hash after the people
 constexpr const char* kStorageKey = "gallery";
 
 float Dot(const float* a, const float* b) {
@@ -64,9 +64,13 @@ bool tf_valid_name_field(const char* field) {
 
 void Gallery::Load() {
   int got = tf_storage_load(kStorageKey, &blob_, sizeof(blob_));
-  if (got == (int)sizeof(blob_) && blob_.magic == kMagic && blob_.format == kFormat &&
-      blob_.embedding_dim == TF_MODEL_OUTPUT_SIZE &&
-      memcmp(blob_.model_sha256, kTfModelSha256, TF_MODEL_HASH_BYTES) == 0) {
+  const bool this_model = got == (int)sizeof(blob_) && blob_.magic == kMagic && blob_.format == kFormat &&
+                          blob_.embedding_dim == TF_MODEL_OUTPUT_SIZE &&
+                          memcmp(blob_.model_sha256, kTfModelSha256, TF_MODEL_HASH_BYTES) == 0;
+  // No people compiled in (a plain update): keep what was enrolled, and the hash it records.
+  // The same compiled-in gallery again: keep the enrollments made on top of it. Another one
+  // (`--enroll` with another folder; uploading leaves NVS as it was): its people, not the old.
+  if (this_model && (TF_GALLERY_BUILTIN_COUNT == 0 || blob_.builtin_hash == TF_GALLERY_BUILTIN_HASH)) {
     // Trust the layout, not the contents: free any slot ENROLL could not have written
     // (a bad name field, a name already held by a lower slot, a non-finite sum).
     for (int i = 0; i < TF_GALLERY_CAPACITY; i++) {
@@ -83,6 +87,7 @@ void Gallery::Load() {
   blob_.format = kFormat;
   blob_.embedding_dim = TF_MODEL_OUTPUT_SIZE;
   memcpy(blob_.model_sha256, kTfModelSha256, TF_MODEL_HASH_BYTES);
+  blob_.builtin_hash = TF_GALLERY_BUILTIN_HASH;
 #if TF_GALLERY_BUILTIN_COUNT > 0
   for (int p = 0; p < TF_GALLERY_BUILTIN_COUNT && p < TF_GALLERY_CAPACITY; p++) {
     TfPerson& person = blob_.people[p];
@@ -90,6 +95,11 @@ void Gallery::Load() {
     person.samples = kTfBuiltinGallery[p].samples;
     memcpy(person.sum, kTfBuiltinGallery[p].sum, sizeof(person.sum));
   }
+  // Saved now, not at the first ENROLL or DELETE: a firmware with none compiled in flashed
+  // next keeps whatever storage holds, which would otherwise still be the replaced gallery.
+  // Once saved, this firmware keeps it at the next boot (one write per flash). A failed save
+  // changes nothing here: the next ENROLL or DELETE saves again, and reports a failure.
+  Save();
 #endif
 }
 

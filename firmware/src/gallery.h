@@ -2,7 +2,9 @@
 // keeps the sum of the L2-normalised float embeddings of its samples; IDENTIFY takes the
 // cosine similarity to each sum. The gallery is saved through tf_storage_save (NVS on the
 // board) after every change, so enrollments survive a reset; a saved gallery made for
-// another model (different sha256 or embedding size) is ignored.
+// another model (different sha256 or embedding size) is ignored. Uploading firmware leaves NVS
+// as it was, so the blob also records the compiled-in gallery (gallery_data.h) it started from:
+// a firmware with other people compiled in replaces the saved gallery with its own.
 #ifndef TINYFACE_GALLERY_H
 #define TINYFACE_GALLERY_H
 
@@ -19,18 +21,24 @@ struct TfPerson {
   float sum[TF_MODEL_OUTPUT_SIZE];  // sum of L2-normalised embeddings
 };
 
-// What is stored: a header that ties the blob to this model, then every slot.
+// What is stored: a header that ties the blob to this model, every slot, then the
+// TF_GALLERY_BUILTIN_HASH of the compiled-in gallery it started from (format 2 on).
 struct TfGalleryBlob {
   uint32_t magic;
   uint16_t format;
   uint16_t embedding_dim;
   uint8_t model_sha256[TF_MODEL_HASH_BYTES];
   TfPerson people[TF_GALLERY_CAPACITY];
+  uint32_t builtin_hash;
 };
 
 class Gallery {
  public:
-  // Load the saved gallery, else the compiled-in one (gallery_data.h, `--enroll DIR`).
+  // Load the saved gallery for this model when this firmware has no compiled-in people
+  // (gallery_data.h, `--enroll DIR`), or when it started from the same compiled-in gallery
+  // (runtime enrollments on top of it are kept). Otherwise start from the compiled-in gallery,
+  // and save it at once when it has people, so that a later firmware with none compiled in
+  // keeps them.
   void Load();
   uint16_t count() const;
   // Whether Enroll(name_field, ...) would find a slot: the name is enrolled, or a slot is free.

@@ -346,6 +346,38 @@ def test_compiled_in_gallery(tiny_bundle, tmp_path):
     assert result.returncode == 0, result.stderr
 
 
+def test_the_compiled_in_gallery_is_identified_by_a_hash_of_its_entries(tiny_bundle, tmp_path):
+    """TF_GALLERY_BUILTIN_HASH: the saved gallery records it, and a firmware whose compiled-in
+    people differ replaces the saved gallery with its own (gallery.cc, Gallery::Load). Any change
+    to a name, a sample count or a sum changes it; no people has one fixed value."""
+    import dataclasses
+
+    from tinyface.codegen.gallery import GalleryPerson
+
+    dim = tiny_bundle.meta.embedding_dim
+    base = [GalleryPerson("Ana", 3, tuple(np.linspace(-1, 1, dim, dtype=np.float32).tolist())),
+            GalleryPerson("Ben", 1, tuple([0.5] * dim))]
+    nudged = tuple(np.nextafter(np.float32(v), np.float32(2)).item() if i == 7 else v
+                   for i, v in enumerate(base[0].sum))  # one float32 one ULP up
+
+    def rendered(people, name):
+        generate_project(tiny_bundle, load_board("esp32"), tmp_path / name, gallery=people)
+        found = defines((tmp_path / name / "src/gallery_data.h").read_text(encoding="utf-8"))
+        assert re.fullmatch(r"0x[0-9a-f]{8}u", found["TF_GALLERY_BUILTIN_HASH"])
+        return found["TF_GALLERY_BUILTIN_HASH"]
+
+    empty = rendered([], "empty")
+    assert empty == "0xf485a655u" and rendered((), "empty_again") == empty
+    same = rendered(base, "base")
+    assert same == rendered(list(base), "base_again") and same != empty
+    variants = {"renamed": [dataclasses.replace(base[0], name="Anb"), base[1]],
+                "samples": [dataclasses.replace(base[0], samples=4), base[1]],
+                "sum": [dataclasses.replace(base[0], sum=nudged), base[1]],
+                "order": base[::-1], "fewer": base[:1]}
+    hashes = {name: rendered(people, name) for name, people in variants.items()}
+    assert len({same, empty, *hashes.values()}) == 2 + len(variants), hashes
+
+
 def _board_variant(tmp_path, name: str, edit) -> "Board":  # noqa: F821 - a tinyface.boards.Board
     from tinyface.resources import boards_dir
 

@@ -60,6 +60,10 @@ def test_gallery_survives_a_restart_with_storage(native_program, serve, tiny_bun
     before = [(e.name, e.samples) for e in client.list()]
     assert before == [("ana", 2), ("ben", 1)]
     assert (storage / "gallery.bin").is_file()
+    # the blob the firmware saves is what budget.py counts in the board's RAM (its trailing builtin_hash too)
+    from tinyface.codegen.budget import gallery_ram_bytes
+
+    assert (storage / "gallery.bin").stat().st_size == gallery_ram_bytes(tiny_bundle.meta.embedding_dim)
     proc.send_signal(signal.SIGKILL)  # a reset, not a clean shutdown
     proc.wait(timeout=10)
     _, client2 = serve(native_program, storage_dir=storage)
@@ -97,6 +101,52 @@ def test_compiled_in_gallery_is_loaded_at_boot(native_toolchain, serve, tiny_bun
     assert client.info().gallery_count == 2
     match = client.identify(x[1])
     assert match.name == "dan" and match.similarity == pytest.approx(1.0, abs=1e-5)
+
+
+def _with_compiled_in(bundle, directory, names) -> Path:
+    """The native program of ``bundle`` with ``names`` compiled in (random unit sums); the TFLM
+    objects come from the shared native cache, so only the app's sources compile."""
+    from tinyface.codegen import generate_project
+    from tinyface.codegen.gallery import GalleryPerson
+    from tinyface.device.native import build_native
+
+    rng = np.random.default_rng(len(names))
+    unit = rng.standard_normal((len(names), bundle.meta.embedding_dim)).astype(np.float32)
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    people = [GalleryPerson(name, 1, tuple(u.tolist())) for name, u in zip(names, unit, strict=True)]
+    generate_project(bundle, load_board("esp32"), directory, gallery=people)
+    return build_native(directory)
+
+
+def test_a_different_compiled_in_gallery_replaces_the_saved_one(native_program, serve, tiny_bundle, tmp_path):
+    """Uploading firmware leaves NVS as it was: the same model flashed with another `--enroll`
+    folder booted the old saved gallery, and the new people never appeared. The saved gallery
+    is kept by the same compiled-in gallery (runtime enrollments on top of it survive) and by a
+    firmware with none compiled in (a plain update); another compiled-in gallery replaces it."""
+    storage = tmp_path / "nvs"
+    x = _inputs(2, tiny_bundle.meta.input_shape, seed=11)
+
+    def boot(program, enroll=None):
+        """Start ``program`` on the storage (enrolling ``enroll``, an (name, input)), list, reset."""
+        proc, client = serve(program, storage_dir=storage)
+        if enroll:
+            client.enroll(*enroll)
+        listed = [e.name for e in client.list()]
+        proc.send_signal(signal.SIGKILL)  # a reset, not a clean shutdown
+        proc.wait(timeout=10)
+        return listed
+
+    firmware_a = _with_compiled_in(tiny_bundle, tmp_path / "a", ["cara", "dan"])
+    assert boot(firmware_a, enroll=("eve", x[0])) == ["cara", "dan", "eve"]
+    assert boot(firmware_a) == ["cara", "dan", "eve"]  # the same --enroll again keeps what was added
+
+    firmware_b = _with_compiled_in(tiny_bundle, tmp_path / "b", ["fay"])
+    assert boot(firmware_b) == ["fay"]  # another --enroll folder: its people, not the old ones
+    assert boot(native_program) == ["fay"]  # none compiled in: what storage holds (B saved it at boot)
+
+    assert boot(native_program, enroll=("gus", x[1])) == ["fay", "gus"]
+    assert boot(firmware_b) == ["fay", "gus"]  # the blob still records B's gallery: kept
+    assert boot(firmware_a) == ["cara", "dan"]
 
 
 def test_pipe_transport_and_exit_when_the_link_closes(native_program):

@@ -27,12 +27,13 @@ UART_TX_BYTES = 2048
 USB_JTAG_RX_BYTES = UART_RX_BYTES
 USB_JTAG_TX_BYTES = 256  # ESP-IDF's USB_SERIAL_JTAG_DRIVER_CONFIG_DEFAULT
 GALLERY_HEADER_BYTES = 4 + 2 + 2 + spec.MODEL_HASH_BYTES
+GALLERY_TRAILER_BYTES = 4  # the hash of the compiled-in gallery the blob started from (gallery.h builtin_hash)
 
 
 def gallery_ram_bytes(embedding_dim: int) -> int:
     """The gallery blob the firmware keeps in RAM (and in NVS)."""
     person = spec.MAX_NAME_BYTES + 2 + 2 + 4 * embedding_dim
-    return GALLERY_HEADER_BYTES + spec.GALLERY_CAPACITY * person
+    return GALLERY_HEADER_BYTES + spec.GALLERY_CAPACITY * person + GALLERY_TRAILER_BYTES
 
 
 def serial_buffer_bytes(usb_serial_jtag: bool) -> int:

@@ -6,7 +6,9 @@ time and people enrolled over serial."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +21,23 @@ class GalleryPerson:
     name: str
     samples: int
     sum: tuple[float, ...]  # float32 values, embedding_dim of them
+
+
+GALLERY_HASH_TAG = b"tinyface compiled-in gallery 1"
+
+
+def gallery_hash(people) -> int:
+    """A 32-bit identity of the compiled-in gallery ``people`` (GalleryPersons), rendered into
+    gallery_data.h as TF_GALLERY_BUILTIN_HASH: the saved gallery records the one it started from,
+    so a board re-flashed with another ``--enroll`` folder loads its new people instead of the
+    old saved ones (firmware/src/gallery.cc, Gallery::Load). Names, samples and every float32 of
+    each sum count, in order; an empty gallery has its own fixed value."""
+    digest = hashlib.sha256(GALLERY_HASH_TAG)
+    for person in people:
+        name = person.name.encode("utf-8")
+        digest.update(struct.pack(f"<I{len(name)}sII", len(name), name, person.samples, len(person.sum)))
+        digest.update(struct.pack(f"<{len(person.sum)}f", *person.sum))
+    return int.from_bytes(digest.digest()[:4], "little")
 
 
 def require_gallery_fits(directory, people: int) -> None:

@@ -31,7 +31,7 @@ from tinyface.codegen.budget import Budget, check_budget
 from tinyface.codegen.carray import c_bytes_initializer, c_float, c_string, hex_rows
 from tinyface.codegen.components import COMPONENTS, IDF_VERSION_RANGE
 from tinyface.codegen.esp_nn_scratch import largest_scratch_bytes
-from tinyface.codegen.gallery import GalleryPerson
+from tinyface.codegen.gallery import GalleryPerson, gallery_hash
 from tinyface.codegen.ops import resolver_entries
 from tinyface.config import DEFAULT_ARENA_MARGIN
 from tinyface.errors import ConfigError, ModelError, OutputError, ProjectDirError
@@ -355,6 +355,7 @@ def generate_project(bundle, board: Board | str, directory: str | Path, arena_ma
         "idf_version_range": IDF_VERSION_RANGE,
         "gallery": [{"name": c_string(p.name), "samples": p.samples, "sum": ", ".join(c_float(v) for v in p.sum)}
                     for p in gallery],
+        "gallery_hash": f"0x{gallery_hash(gallery):08x}u",
         "app_sources": APP_SOURCES,
         "esp_sources": ESP_SOURCES,
         "serial": {"uart_rx_bytes": budget_mod.UART_RX_BYTES, "uart_tx_bytes": budget_mod.UART_TX_BYTES,
