@@ -365,3 +365,13 @@ def test_a_build_that_takes_up_its_distillation_is_estimated_from_there(monkeypa
         assert _eta(ui) == "eta 1 min 41 s"  # 1.01 epochs left at 0.01 a second, not 6.99 in 104 s
         ui.notify("done", {"name": "distill"})
     assert "distill: taking up after epoch 6 of 8, which an earlier run saved" in out.getvalue()
+
+
+def test_a_stage_its_settings_turn_off_says_so_in_its_place(monkeypatch):
+    """prune.enabled = false: the pipeline's "done" event with ``off`` (was: no line at all, so a
+    build without pruning went from distill to quantize without a word)."""
+    out, _, _ = _plain_mode(monkeypatch)
+    with BuildProgress(settings=None) as ui:
+        ui.notify("stage", {"name": "prune"})
+        ui.notify("done", {"name": "prune", "off": "prune.enabled = false: the distilled model is quantized"})
+    assert "  ✓ prune: off (prune.enabled = false: the distilled model is quantized)" in out.getvalue().splitlines()

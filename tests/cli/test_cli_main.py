@@ -70,6 +70,20 @@ def test_global_verbose_option_is_accepted(small_dataset):
     assert proc.returncode == 0, proc.stderr
 
 
+@pytest.mark.parametrize("args, words", [
+    (["boards", "-v"], "-v is an option of tinyface itself: give it before the command (`tinyface -v boards ...`)"),
+    (["data", "stats", "--config", "x.toml"],
+     "--config is an option of tinyface itself: give it before the command (`tinyface --config PATH data stats ...`)"),
+    (["boards", "--version"], "--version is an option of tinyface itself, with no command: `tinyface --version`"),
+])
+def test_a_global_option_after_the_command_says_where_it_goes(capsys, args, words):
+    """was: "No such option '-v'" alone, where the README's "-v gives more output" sends a new user."""
+    with pytest.raises(SystemExit) as exc:
+        cli_main.main(args)
+    err = capsys.readouterr().err
+    assert exc.value.code == errors.EXIT_USAGE and err.count("\n") == 1 and words in err
+
+
 # --- errors: one line, the class's exit code, never a traceback ----------------------------
 
 def _all_error_classes():

@@ -343,6 +343,27 @@ def test_evaluate_names_every_file_it_left_out_as_data_stats_does(people):
     assert skipped["whose.jpg"] == "image outside a person folder (whose photo is it?)"
     text = run_cli("evaluate", "--model", str(RELEASED), "--data", str(people), "--runtime", "tflm")
     assert f"{sum(PEOPLE.values())} images, {len(PEOPLE)} people, 4 skipped" in text.stdout
+    # the text names them too (was: the count alone; only --json had the names)
+    assert f"  skipped {images / 'whose.jpg'}: image outside a person folder (whose photo is it?)" in text.stdout
+    assert sum(line.startswith("  skipped ") for line in text.stdout.splitlines()) == 4
+
+
+def test_a_smoke_test_model_says_so_where_its_figures_are_printed(people, tmp_path):
+    """A `build --quick` model (model.json extra.smoke_test) was said to be one by `flash` alone;
+    evaluate printed its figures as any model's. Now a note line, and smoke_test in --json."""
+    import shutil
+
+    quick = shutil.copytree(RELEASED, tmp_path / "quick")
+    meta = json.loads((quick / "model.json").read_text())
+    meta["extra"]["smoke_test"] = True
+    (quick / "model.json").write_text(json.dumps(meta))
+    text = run_cli("evaluate", "--model", str(quick), "--data", str(people), "--runtime", "tflm")
+    assert text.returncode == 0, text.stderr[-2000:]
+    assert "is a smoke-test model (`tinyface build --quick`)" in text.stdout.splitlines()[1]
+    shown = run_cli("evaluate", "--model", str(quick), "--data", str(people), "--runtime", "tflm", "--json")
+    assert json.loads(shown.stdout)["smoke_test"] is True
+    released = run_cli("evaluate", "--model", str(RELEASED), "--data", str(people), "--runtime", "tflm", "--json")
+    assert json.loads(released.stdout)["smoke_test"] is False
 
 
 def _contents(folder) -> dict:

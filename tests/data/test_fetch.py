@@ -488,6 +488,20 @@ def test_builtin_lfw_manifest_matches_the_shared_copy(lfw_dir):
     assert missing_or_changed(manifest, lfw_dir, verify_images=os.environ.get("TINYFACE_VERIFY_LFW") == "1") == []
 
 
+def test_a_set_the_presets_use_is_not_said_to_need_a_setting(capsys):
+    """`data fetch fairface` said "use it with --set extra.dirs=[...]", as if a plain `tinyface build`
+    left FairFace out; every shipped preset distils from it (presets/*.toml)."""
+    from tinyface.cli.data import _how_to_use
+    from tinyface.config import load_preset, preset_names
+
+    users = [p for p in preset_names() if "fairface" in load_preset(p).values.get("extra", {}).get("dirs", [])]
+    assert users == preset_names()
+    _how_to_use("fairface")
+    said = capsys.readouterr().err
+    assert f"the presets {', '.join(users)} distil from it already (extra.dirs)" in said and "CC BY 4.0" in said
+    assert "--set" not in said
+
+
 def test_an_extra_set_says_how_to_use_it_and_on_what_terms(served):
     dest = served["tmp"] / "datasets" / "pins"
     proc = subprocess.run([sys.executable, "-m", "tinyface.cli.main", "data", "fetch", "pins",

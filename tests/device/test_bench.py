@@ -357,3 +357,14 @@ def test_load_result_of_what_is_no_results_file_is_a_data_error(tmp_path, conten
     with pytest.raises(DataError) as exc:
         load_result(path)
     assert words in str(exc.value) and str(path) in str(exc.value)
+
+
+def test_a_native_builds_clock_is_not_called_a_chips():
+    """The bench plot's caption said "clock 1000 MHz" for `emulate --native`: the host's nanosecond
+    timer that INFO reports, not a chip's clock."""
+    from tinyface.device.bench import clock_words
+    from tinyface.protocol import spec
+
+    native = {"flags": int(spec.Flag.NATIVE), "cpu_hz": 1_000_000_000}
+    assert clock_words(native) == "timed by the host's nanosecond clock"
+    assert clock_words({"flags": 0, "cpu_hz": 240_000_000}) == "clock 240 MHz"

@@ -59,7 +59,8 @@ def bench(ctx, port, board, images, model_path, data_dir, out_path, plot_path, b
     Examples:
       tinyface bench --port /dev/ttyUSB0 --images 1000 --out results.json --plot latency.png
       tinyface bench --port auto --board esp32s3 --json
-      tinyface emulate --once & tinyface bench --port /dev/pts/N --images 200
+      exec 3< <(tinyface emulate --once); read -r PORT <&3   # an emulated board: its port in $PORT
+      tinyface bench --port "$PORT" --images 200
     """
     from tinyface.console import quiet_tensorflow
 
@@ -98,6 +99,10 @@ def bench(ctx, port, board, images, model_path, data_dir, out_path, plot_path, b
                 else "instruction-set emulator, " if device.instructions else "")
         info(f"{port}: {kind}{device.board} firmware {device.firmware_version}, model {device.model_sha256[:16]} "
              f"matches {bundle.model_path}")
+        if bundle.meta.smoke_test:  # was: said by flash alone, not where its accuracy is printed
+            from tinyface.model.bundle import smoke_test_warning
+
+            info(f"note: {smoke_test_warning(bundle.model_path.parent)}")
         if settings.bench.images > available:  # was capped without a word: --images 5000 ran 1,549
             # after the port and the handshake: a port that fails is still its one line
             info(f"note: pairsDevTest.txt holds {available:,} distinct images, fewer than the "

@@ -302,6 +302,8 @@ class BuildProgress:
         whose training it took up (as the report's stage tables give them)."""
         if done.get("skipped"):
             return "skipped (unchanged)"
+        if done.get("off"):  # a stage its settings turn off
+            return f"off ({done['off']})"
         earlier = done.get("earlier_seconds")
         took = f"{time.perf_counter() - self._stage_started:.1f} s"
         return took + (f" (+ {earlier:.1f} s in earlier runs, taken up)" if earlier else "")

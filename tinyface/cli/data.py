@@ -140,9 +140,17 @@ def _how_to_use(name: str) -> None:
     """For an extra set: the build's setting that uses it, and its licence (after a download, and
     when it was there already)."""
     source = DATASETS[name]
-    if source.kind:
-        use = f"--set 'extra.dirs=[\"{name}\"]'" + ("" if source.kind == "chips" else " --set extra.kind=photos")
-        click.echo(f"use it with `tinyface build ... {use}`; licence: {source.credit}", err=True)
+    if not source.kind:
+        return
+    from tinyface.config import load_preset, preset_names
+
+    users = [p for p in preset_names() if name in load_preset(p).values.get("extra", {}).get("dirs", [])]
+    if users:  # was: "use it with --set extra.dirs=...", as if a plain `tinyface build` left it out
+        who = f"the presets {', '.join(users)} distil" if len(users) > 1 else f"the preset {users[0]} distils"
+        click.echo(f"{who} from it already (extra.dirs); licence: {source.credit}", err=True)
+        return
+    use = f"--set 'extra.dirs=[\"{name}\"]'" + ("" if source.kind == "chips" else " --set extra.kind=photos")
+    click.echo(f"use it with `tinyface build ... {use}`; licence: {source.credit}", err=True)
 
 
 def _fetch_json(name: str, result: FetchResult, received: int) -> None:

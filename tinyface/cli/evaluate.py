@@ -128,6 +128,9 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
                 click.echo(f"report: {Path(out_dir) / 'report.md'}")
 
 
+SKIPPED_SHOWN = 10  # files the text output names of those it skipped (data stats names 20, in a table)
+
+
 def _print(result: dict) -> None:
     """The results as text on stdout."""
     v, i, t = result["verification"], result["identification"], result["target_far"]
@@ -136,6 +139,14 @@ def _print(result: dict) -> None:
     click.echo(f"{result['model']} ({result['runtime']}) on {result['data']}: {result['images']:,} images, "
                f"{result['people']:,} people, {len(result['skipped'])} skipped, "
                f"{result['no_face']} without a detected face{centered}")
+    if result.get("smoke_test"):
+        from tinyface.model.bundle import smoke_test_warning
+
+        click.echo(f"note: {smoke_test_warning(result['model'])}")
+    for item in result["skipped"][:SKIPPED_SHOWN]:  # was: only counted; --json had the names
+        click.echo(f"  skipped {item['path']}: {item['reason']}")
+    if len(result["skipped"]) > SKIPPED_SHOWN:
+        click.echo(f"  ... and {len(result['skipped']) - SKIPPED_SHOWN:,} more skipped (--json lists them all)")
     from tinyface.evaluation.report import training_people_note
 
     note = training_people_note(result)
@@ -151,13 +162,14 @@ def _print(result: dict) -> None:
         for far, tar in v["tar_at_far"].items()))
     click.echo(f"threshold {result['threshold']:.3f}: {result['threshold_source']}")
     if i:
-        click.echo(f"identification at threshold {i['threshold']:.3f} ({i['n_people']} people x "
-                   f"{result['enroll_images']} enrolled, {i['n_probes']} probes; {i['n_strangers']} photos of "
-                   f"{i['stranger_people']} strangers): accuracy {100 * i['accuracy']:.2f}%  "
+        click.echo(f"identification at threshold {i['threshold']:.3f} ({i['n_people']:,} people x "
+                   f"{result['enroll_images']} enrolled, {i['n_probes']:,} probes; {i['n_strangers']:,} photos of "
+                   f"{i['stranger_people']:,} strangers): accuracy {100 * i['accuracy']:.2f}%  "
                    f"macro F1 {i['macro_f1']:.3f}  {_stranger_rate_words(i['stranger_false_accept_rate'])}")
         click.echo(_device_gallery_line(result))
     else:
-        click.echo(f"identification: skipped ({result['note']})")
+        click.echo(f"identification: skipped ({result['note']}; a lower --enroll or --strangers lets more "
+                   "people enroll)")
     tv = t["verification"]
     line = (f"for FAR {t['far']:g} on these people: verification threshold {tv['threshold']:.3f} (accepts "
             f"{100 * tv['true_accept_rate']:.1f}% of same-person pairs)")

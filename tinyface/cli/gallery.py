@@ -91,7 +91,7 @@ def enroll(ctx, port, board, baud, timeout_s, retries, name, photos, model_path,
       tinyface enroll --port /dev/ttyUSB0 --name Alice photos/alice/*.jpg
       tinyface enroll --port /dev/ttyUSB0 --name Alice photos/alice      # the photos in the folder
       tinyface enroll --port auto --name Bob --skip-bad bob1.jpg bob2.jpg bob3.jpg
-      tinyface emulate & tinyface enroll --port /dev/pts/N --name Zoë zoe.jpg --json
+      tinyface enroll --port /dev/pts/3 --name Zoë zoe.jpg --json    # the port `tinyface emulate` printed
     """
     from tinyface.console import print_json, progress_bar, step
     from tinyface.device import gallery as api

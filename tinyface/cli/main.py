@@ -151,6 +151,23 @@ def cli(ctx, verbose, config_path, boards_dir):
     ctx.obj["verbose"] = verbose
 
 
+def _global_option_after_the_command(exc: click.UsageError) -> str | None:
+    """For an option of `tinyface` itself given after a command (`tinyface boards -v`, whose click
+    error was "No such option: -v" alone): where it goes instead. None for any other error."""
+    if not isinstance(exc, click.NoSuchOption) or exc.ctx is None or exc.ctx.parent is None:
+        return None
+    param = next((p for p in cli.params if exc.option_name in p.opts + p.secondary_opts), None)
+    if param is None:
+        return None
+    command = exc.ctx.command_path.removeprefix("tinyface ")
+    if param.is_eager:  # --version: a command of its own
+        return f"{exc.option_name} is an option of tinyface itself, with no command: `tinyface {exc.option_name}`"
+    flag = getattr(param, "is_flag", False) or getattr(param, "count", False)
+    given = exc.option_name if flag else f"{exc.option_name} {param.type.name.upper()}"
+    return (f"{exc.option_name} is an option of tinyface itself: give it before the command "
+            f"(`tinyface {given} {command} ...`)")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; every error ends as one line on stderr and a distinct exit code."""
     args = argv if argv is not None else sys.argv[1:]
@@ -173,7 +190,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except click.UsageError as exc:  # bad option or argument: one line, and where to look
         where = exc.ctx.command_path if exc.ctx else "tinyface"
-        _fail(f"{_one_line(exc.format_message())} (see `{where} --help`)", EXIT_USAGE, "UsageError", as_json)
+        message = _global_option_after_the_command(exc) or _one_line(exc.format_message())
+        _fail(f"{message} (see `{where} --help`)", EXIT_USAGE, "UsageError", as_json)
     except click.ClickException as exc:
         _fail(_one_line(exc.format_message()), exc.exit_code, "UsageError", as_json)
     except (click.Abort, KeyboardInterrupt, CommandInterrupted):

@@ -148,7 +148,8 @@ def load_dataset(root: str | os.PathLike, min_identities: int = 2) -> Dataset:
     n_people = len(dataset.identities)
     if n_people < min_identities:
         raise DataError(f"{images_dir} has {n_people} person folder(s); "
-                        f"face recognition needs at least {min_identities}")
+                        f"face recognition needs at least {min_identities}",
+                        hint="add a folder of photos for each other person, named after the person")
     return dataset
 
 

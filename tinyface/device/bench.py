@@ -216,7 +216,8 @@ def run_bench(client: Client, bundle: Bundle, inputs: BenchInputs, *, port: str,
     info = handshake(client, bundle)
     result = BenchResult(
         complete=False, port=port, board=board,
-        model={"path": str(bundle.model_path), "sha256": bundle.model_hash, "name": bundle.meta.name},
+        model={"path": str(bundle.model_path), "sha256": bundle.model_hash, "name": bundle.meta.name,
+               "smoke_test": bundle.meta.smoke_test},
         device=asdict(info), images_requested=len(inputs.paths),
         pairs=[list(p) for p in inputs.pairs], paths=[str(p) for p in inputs.paths],
     )
@@ -402,11 +403,21 @@ def latency_plot(result: BenchResult, path: str | Path) -> Path:
     counted = result.summary.get("instructions_per_inference")
     caption(fig, [f"model {result.model.get('path', '')} (sha256 {str(result.model.get('sha256', ''))[:16]}), "
                   f"firmware {device.get('firmware_version', '?')}, port {result.port}, "
-                  f"clock {int(device.get('cpu_hz', 0)) / 1e6:g} MHz"
+                  + clock_words(device)
                   + (f"; {counted['mean']:,.0f} instructions per inference (min {counted['min']:,}, "
                      f"max {counted['max']:,})" if counted else "")
                   + (f"; {result.error}" if result.error else "")])
     return save_png(fig, path)
+
+
+def clock_words(device: dict) -> str:
+    """The device's clock as INFO gives it, for a caption; a native build's "clock" is the host's
+    nanosecond timer (1000 MHz), not a chip's."""
+    from tinyface.protocol import spec
+
+    if int(device.get("flags", 0)) & spec.Flag.NATIVE:
+        return "timed by the host's nanosecond clock"
+    return f"clock {int(device.get('cpu_hz', 0)) / 1e6:g} MHz"
 
 
 def host_outputs(bundle: Bundle, x_int8: np.ndarray) -> np.ndarray:

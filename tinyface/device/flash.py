@@ -16,6 +16,7 @@ class FlashResult:
     project: object  # tinyface.codegen.FirmwareProject
     port: str | None = None
     uploaded: bool = False
+    dry_run: bool = False  # --dry-run: rendered only, nothing built or uploaded (uploaded is False)
     steps: list[str] = field(default_factory=list)
     identify_threshold: float = 0.0  # IDENTIFY's threshold compiled in
     identify_threshold_source: str = "the model's"  # or "firmware.identify_threshold"
@@ -25,6 +26,7 @@ class FlashResult:
 
     def to_dict(self) -> dict:
         return {"board": self.board, "model": str(self.model_dir), "port": self.port, "uploaded": self.uploaded,
+                "dry_run": self.dry_run,
                 "identify_threshold": self.identify_threshold,
                 "identify_threshold_source": self.identify_threshold_source,
                 "gallery": [{"name": name, "samples": samples} for name, samples in self.gallery],
@@ -197,9 +199,10 @@ def flash(board, model: str | Path | None = None, project_dir: str | Path | None
 
     model_dir = resolve_model(model, board)
     bundle = load_bundle(model_dir).identifying_at(identify_threshold)
-    if isinstance(bundle.meta.extra, dict) and bundle.meta.extra.get("smoke_test"):
-        result_warning = (f"{model_dir} is a smoke-test model (`tinyface build --quick`): it checks that the "
-                          "pipeline runs and will not recognise faces well; build without --quick for a real model")
+    if bundle.meta.smoke_test:
+        from tinyface.model.bundle import smoke_test_warning
+
+        result_warning = smoke_test_warning(model_dir)
         if on_warning:
             on_warning(result_warning)
     gallery = ()
@@ -208,7 +211,7 @@ def flash(board, model: str | Path | None = None, project_dir: str | Path | None
     check_project_dir(project_dir, force)  # a folder of other files: refused as generate_project would, earlier
     result = FlashResult(board.name, model_dir, None, identify_threshold=bundle.meta.identify_at,
                          identify_threshold_source="firmware.identify_threshold" if identify_threshold
-                         else "the model's")
+                         else "the model's", dry_run=dry_run)
     people, skipped = check_gallery_folder(enroll_dir) if enroll_dir else (0, [])
     result.skipped = [{"path": str(item.path), "reason": item.reason} for item in skipped]
     if skipped and on_note:  # photos beside the person folders went unmentioned: whose were they?

@@ -461,7 +461,7 @@ def delete(client: Client, name: str | None) -> dict:
 @dataclass
 class Identification:
     path: str
-    name: str  # the accepted match, or "" (unknown)
+    name: str | None  # the accepted match, or None (unknown; --json's null)
     best: str  # the best match whatever its similarity
     similarity: float
     accepted: bool
@@ -504,7 +504,7 @@ def identify(client: Client, info: DeviceInfo, photos: AlignedPhotos, skip_bad: 
         for i in photos.usable():
             r = client.identify(photos.x_int8[i])
             photos.photos[i].status = "identified"
-            results.append(Identification(photos.photos[i].path, r.name if r.accepted else "", r.name,
+            results.append(Identification(photos.photos[i].path, r.name if r.accepted else None, r.name,
                                           float(r.similarity), r.accepted, float(info.threshold),
                                           face=photos.photos[i].face))  # how it was found, as enroll says
             advance(1)

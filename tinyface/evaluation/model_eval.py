@@ -49,6 +49,7 @@ class LoadedModel:
     threshold_source: str | None = None
     # model.json's extra.split: how its build split its folder's people (empty: not recorded)
     split: dict = field(default_factory=dict)
+    smoke_test: bool = False  # model.json's extra.smoke_test: a `tinyface build --quick` model
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,8 @@ def load_model(path: str | Path, runtime: str = "auto") -> LoadedModel:
         model = load_keras(path)
         shape = tuple(int(v) for v in model.input_shape[1:])
         return LoadedModel("keras", shape, padding=padding, embed=lambda crops: embed(model, crops),
-                           model_bytes=path.stat().st_size, path=str(path), split=split, **thresholds("keras"))
+                           model_bytes=path.stat().st_size, path=str(path), split=split,
+                           smoke_test=meta.smoke_test, **thresholds("keras"))
     if path.suffix != ".tflite":
         raise ModelError(f"unsupported model file {path.name}", hint="expected a bundle folder, .tflite or .keras")
     from tinyface.model.bundle import read_model_file
@@ -110,7 +112,8 @@ def load_model(path: str | Path, runtime: str = "auto") -> LoadedModel:
     except ModelError as exc:
         raise ModelError(f"{path}: {exc}", hint=exc.hint) from None
     return LoadedModel(embedder.runtime, embedder.input_shape[1:], padding=padding, embed=embedder.embed,
-                       model_bytes=len(flat), path=str(path), split=split, **thresholds(embedder.runtime))
+                       model_bytes=len(flat), path=str(path), split=split, smoke_test=meta.smoke_test,
+                       **thresholds(embedder.runtime))
 
 
 def stage_thresholds(found, runtime: str) -> StageThresholds:
@@ -366,7 +369,8 @@ def _score(model: LoadedModel, dataset, images, index, pair_rows, faces, emb, pa
                                                   seed)
              if len(enroll) >= 2 and strangers else None)
     return {
-        "model": model.path, "runtime": model.kind, "data": str(data_dir), "images": int(ok.sum()),
+        "model": model.path, "smoke_test": model.smoke_test, "runtime": model.kind, "data": str(data_dir),
+        "images": int(ok.sum()),
         "training_people": _training_people(data_dir, {labels[i] for i in (*a, *b)},
                                             {labels[i] for i in people_images}, dataset, model.split),
         # what listing the folder left out (a photo beside the person folders, a broken link, a file

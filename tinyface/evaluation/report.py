@@ -632,8 +632,10 @@ def identification_plot(path: Path, curves: list[tuple[str, dict]], points: list
         for t, x, y in zip(c["thresholds"], rates, accuracy, strict=True):
             if abs(t * 20 - round(t * 20)) < 1e-6 and 0.2 < x < 90 and (last is None or x < last / 1.4):
                 last = x
-                ax.annotate(f"{t:.2f}", (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7,
-                            color="C0")
+                # left of the point, where the line has come from (was: right of it, so cut at 100%), and under
+                # the line, but over it near 0% (was: on the axis' numbers)
+                ax.annotate(f"{t:.2f}", (x, y), textcoords="offset points", fontsize=7, color="C0",
+                            xytext=(-4, 4 if y < 12 else -10), ha="right")
     for k, (label, rate, accuracy) in enumerate(points):
         ax.plot(100 * rate, 100 * accuracy, "os^"[k % 3], color=f"C{len(curves) + k}", label=label)
     ax.set_xscale("symlog", linthresh=1)
@@ -641,7 +643,8 @@ def identification_plot(path: Path, curves: list[tuple[str, dict]], points: list
     ticks = [0, 0.5, 1, 2, 5, 10, 20, 50, 100]
     ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
     ax.set_ylim(0, 102)  # a line at 100% stays visible
-    ax.set_xlabel("strangers accepted (%)")
+    ax.set_xlabel("strangers accepted (%; linear up to 1%, logarithmic above: the low rates a door needs, spread out)",
+                  fontsize=8)
     ax.set_ylabel("enrolled people's photos accepted under the right name (%)")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)

@@ -56,6 +56,12 @@ class ModelMeta:
     extra: dict = field(default_factory=dict)
 
     @property
+    def smoke_test(self) -> bool:
+        """Whether its build was `tinyface build --quick` (``extra.smoke_test``): a check that the
+        pipeline runs, whose figures say nothing of a real model."""
+        return isinstance(self.extra, dict) and bool(self.extra.get("smoke_test"))
+
+    @property
     def identify_at(self) -> float:
         """The similarity at or above which IDENTIFY accepts its best match."""
         return self.identify_threshold or self.threshold
@@ -506,3 +512,9 @@ def stage_fingerprint(stage_dir: str | Path) -> str | None:
         return None
     found = record.get("fingerprint") if isinstance(record, dict) else None
     return found if isinstance(found, str) else None
+
+
+def smoke_test_warning(where) -> str:
+    """The one sentence every command that runs a smoke-test model (ModelMeta.smoke_test) says of it."""
+    return (f"{where} is a smoke-test model (`tinyface build --quick`): it checks that the pipeline runs and will "
+            "not recognise faces well; build without --quick for a real model")

@@ -325,6 +325,9 @@ def _run_build(settings, preset, out_dir: Path, quick: bool, report_progress: Pr
     pruned_model, prune_fp = None, distill_fp
     if settings.prune.enabled:
         pruned_model, histories["prune"], prune_fp = _prune(stages, settings, data, training, float_model, distill_fp)
+    else:  # said, where the stage would run (was: no line at all)
+        stages.notify("stage", {"name": "prune"})
+        stages.notify("done", {"name": "prune", "off": "prune.enabled = false: the distilled model is quantized"})
     to_quantize = pruned_model if pruned_model is not None else float_model
     quant_fp, qat_history = _quantize(stages, settings, data, training, to_quantize, pruned_model is not None,
                                       prune_fp)
@@ -648,7 +651,8 @@ def _quantize(stages: Stages, settings, data, training: _TrainingSet, model, pru
                 step("QAT epochs", q.qat_epochs)
                 candidates["qat"], qat_history = _qat(model, training, settings, calib, prune_preserving=pruned,
                                                       notify=stages.notify, checkpoint=checkpoint)
-            step("PTQ or QAT: scoring on validation pairs")
+            step("PTQ or QAT: scoring on validation pairs" if q.qat else  # was said with QAT off too
+                 "PTQ: scoring on validation pairs (quantize.qat off)")
             scores = {name: _val_accuracy_int8(flat, data) for name, flat in candidates.items()}
             best = max(scores, key=scores.get)  # on a tie the first, PTQ: the simpler recipe
             write_bytes(st.path("int8.tflite"), candidates[best])
