@@ -305,10 +305,14 @@ def _locked(path: Path, fcntl, what: str, folder, command: str):
         if _same_file(handle, path):
             break
         handle.close()  # the holder removed it after our open: lock the name's file instead
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"{os.getpid()}\n")
-    handle.flush()
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+    except BaseException:  # a full disk: the lock ends here, not when the file object is collected
+        handle.close()
+        raise
     return handle
 
 
