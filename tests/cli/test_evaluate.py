@@ -357,9 +357,11 @@ def test_a_smoke_test_model_says_so_where_its_figures_are_printed(people, tmp_pa
     meta = json.loads((quick / "model.json").read_text())
     meta["extra"]["smoke_test"] = True
     (quick / "model.json").write_text(json.dumps(meta))
-    text = run_cli("evaluate", "--model", str(quick), "--data", str(people), "--runtime", "tflm")
+    text = run_cli("evaluate", "--model", str(quick), "--data", str(people), "--runtime", "tflm",
+                   "--out", str(tmp_path / "report"))
     assert text.returncode == 0, text.stderr[-2000:]
     assert "is a smoke-test model (`tinyface build --quick`)" in text.stdout.splitlines()[1]
+    assert "> **SMOKE TEST (`tinyface build --quick`)" in (tmp_path / "report" / "report.md").read_text()
     shown = run_cli("evaluate", "--model", str(quick), "--data", str(people), "--runtime", "tflm", "--json")
     assert json.loads(shown.stdout)["smoke_test"] is True
     released = run_cli("evaluate", "--model", str(RELEASED), "--data", str(people), "--runtime", "tflm", "--json")

@@ -855,6 +855,9 @@ def _write_evaluation_report(files, result: dict) -> None:
     ax.set_xlim(max(1e-4, 1 / max(1, v["n_negative"])), 1)
     ax.set_xlabel("false accept rate")
     ax.set_ylabel("true accept rate")
+    # was: no title (a build's roc.png has one)
+    ax.set_title(f"ROC: {v['n_pairs']:,} pairs of {Path(result['data']).name} ({result['pairs']})"
+                 + (" (smoke test)" if result.get("smoke_test") else ""), fontsize=10)
     ax.grid(True, alpha=0.3)
     _legend_below(ax, fontsize=8)
     with files.write("roc.png") as tmp:
@@ -863,6 +866,7 @@ def _write_evaluation_report(files, result: dict) -> None:
              f"Dataset `{result['data']}`: {result['images']:,} images of {result['people']:,} people; "
              f"{len(result['skipped'])} skipped, {result['no_face']} without a detected face (each scored as a "
              "centered crop).", "",
+             *([f"> **{SMOKE_TEST}**", ""] if result.get("smoke_test") else []),
              *([f"Note: {note}.", ""] if (note := training_people_note(result)) else []),
              f"Threshold {result['threshold']:.4f}: {result['threshold_source']}.", "",
              "| metric | value |", "|---|---|",
