@@ -292,14 +292,28 @@ def load_board(name: str, directory: str | Path | None = None) -> Board:
     Raises:
         ConfigError: no such board (the message lists the known ones), or its file is invalid.
     """
+    path = find_board_file(name, directory)
+    if path is None:
+        raise unknown_board(name, directory)
+    return load_board_file(path)
+
+
+def find_board_file(name: str, directory: str | Path | None = None) -> Path | None:
+    """The file of the board ``name`` (load_board's rule: a path ending in .toml that is a file, else
+    ``<name>.toml`` of --boards-dir's folder or the shipped boards/); None where there is none."""
     candidate = Path(name)
     if candidate.suffix == ".toml" and candidate.is_file():
-        return load_board_file(candidate)
-    files = _board_files(directory)
-    if name not in files:
-        known = ", ".join(files) or "none"
-        raise ConfigError(f"unknown board '{name}'", hint=f"known boards: {known}; `tinyface boards` lists them")
-    return load_board_file(files[name])
+        return candidate
+    return _board_files(directory).get(name)
+
+
+def unknown_board(name: str, directory: str | Path | None = None) -> ConfigError:
+    """The error for a board ``name`` that find_board_file finds no file of: the known boards named, or
+    for a path ending in .toml, that it is no file."""
+    if Path(name).suffix == ".toml":
+        return ConfigError(f"no board file {name}", hint="a path ending in .toml is read as a board file")
+    known = ", ".join(_board_files(directory)) or "none"
+    return ConfigError(f"unknown board '{name}'", hint=f"known boards: {known}; `tinyface boards` lists them")
 
 
 def load_board_file(path: str | Path) -> Board:

@@ -24,26 +24,26 @@ def known_board(ctx, param, value):
     names (firmware.board) stays a bad setting (exit 3), and so does a board file that is invalid."""
     if value is None or ctx.resilient_parsing:
         return value
-    from pathlib import Path
+    from tinyface.boards import find_board_file, unknown_board
 
-    from tinyface.boards import board_names
-
-    hint = "'NAME'" if isinstance(param, click.Argument) else None  # click's would be '[NAME]'
-    if Path(value).suffix == ".toml":
-        if not Path(value).is_file():
-            raise click.BadParameter(f"no board file {value} (a path ending in .toml is read as a board file)",
-                                     ctx=ctx, param=param, param_hint=hint)
-        return value
-    names = board_names()
-    if value not in names:
-        raise click.BadParameter(f"unknown board '{value}' (known boards: {', '.join(names) or 'none'}; "
-                                 "`tinyface boards` lists them)", ctx=ctx, param=param, param_hint=hint)
+    if find_board_file(value) is None:
+        hint = "'NAME'" if isinstance(param, click.Argument) else None  # click's would be '[NAME]'
+        raise click.BadParameter(unknown_board(value).one_line(), ctx=ctx, param=param, param_hint=hint)
     return value
 
 
 def board_option(help: str):
     """--board, of every command that names a board (checked by known_board)."""
     return click.option("--board", default=None, callback=known_board, help=help)
+
+
+def skipped_lines(skipped: list[dict], shown: int, prefix: str = "") -> list[str]:
+    """The files a command left out (``{"path", "reason"}`` each, as --json gives them), a line each
+    as `data stats` names them, the first ``shown`` of them; then how many more."""
+    lines = [f"  {prefix}{item['path']}: {item['reason']}" for item in skipped[:shown]]
+    if len(skipped) > shown:
+        lines.append(f"  ... and {len(skipped) - shown:,} more (use --json for all)")
+    return lines
 
 
 def input_path(**kwargs) -> click.Path:

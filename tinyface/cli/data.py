@@ -17,6 +17,7 @@ from tinyface.cli.common import (
     not_empty,
     range_type,
     set_option,
+    skipped_lines,
 )
 from tinyface.config import DATASETS, Interval
 
@@ -315,10 +316,8 @@ def _print_stats(s) -> None:
     if not s.checked:
         out.print("images were not decoded (--no-check)")
     out.print(f"skipped files: {len(s.skipped)}")
-    for item in s.skipped[:20]:
-        out.print(f"  {item['path']}: {item['reason']}")
-    if len(s.skipped) > 20:
-        out.print(f"  ... and {len(s.skipped) - 20} more (use --json for all)")
+    for line in skipped_lines(s.skipped, 20):
+        out.print(line)
     if s.aligned:
         found = {m: n for m, n in s.face_methods.items() if m != "fallback"}
         out.print("faces found: " + (", ".join(f"{n:,} by {m}" for m, n in found.items()) or "none"))

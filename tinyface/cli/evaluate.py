@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from tinyface.cli.common import input_path, json_option, load_settings, not_empty, range_type, set_option
+from tinyface.cli.common import input_path, json_option, load_settings, not_empty, range_type, set_option, skipped_lines
 from tinyface.evaluation.model_eval import STRANGER_SHARE, STRANGER_SHARE_RANGE, TARGET_FAR, TARGET_FAR_RANGE
 
 
@@ -128,7 +128,7 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
                 click.echo(f"report: {Path(out_dir) / 'report.md'}")
 
 
-SKIPPED_SHOWN = 10  # files the text output names of those it skipped (data stats names 20, in a table)
+SKIPPED_SHOWN = 10  # files the text output names of those it skipped (data stats names 20)
 
 
 def _print(result: dict) -> None:
@@ -143,10 +143,8 @@ def _print(result: dict) -> None:
         from tinyface.model.bundle import smoke_test_warning
 
         click.echo(f"note: {smoke_test_warning(result['model'])}")
-    for item in result["skipped"][:SKIPPED_SHOWN]:  # was: only counted; --json had the names
-        click.echo(f"  skipped {item['path']}: {item['reason']}")
-    if len(result["skipped"]) > SKIPPED_SHOWN:
-        click.echo(f"  ... and {len(result['skipped']) - SKIPPED_SHOWN:,} more skipped (--json lists them all)")
+    for line in skipped_lines(result["skipped"], SKIPPED_SHOWN, prefix="skipped "):  # was: only counted
+        click.echo(line)
     from tinyface.evaluation.report import training_people_note
 
     note = training_people_note(result)

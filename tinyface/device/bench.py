@@ -413,8 +413,6 @@ def latency_plot(result: BenchResult, path: str | Path) -> Path:
 def clock_words(device: dict) -> str:
     """The device's clock as INFO gives it, for a caption; a native build's "clock" is the host's
     nanosecond timer (1000 MHz), not a chip's."""
-    from tinyface.protocol import spec
-
     if int(device.get("flags", 0)) & spec.Flag.NATIVE:
         return "timed by the host's nanosecond clock"
     return f"clock {int(device.get('cpu_hz', 0)) / 1e6:g} MHz"
