@@ -792,3 +792,43 @@ def test_a_negative_training_seed_is_one_line_before_any_work(tmp_path):
     proc = run_cli("build", "--quick", "--out", str(tmp_path / "run"), "--set", "distill.seed=-3")
     assert proc.returncode != 0 and "distill.seed must be >= 0, or -1 for data.seed" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "run").exists()
+
+
+def test_a_build_without_pruning_quantizes_the_distilled_model(quick_build, lfw_dir, tmp_path):
+    """prune.enabled = false, in a folder a pruned build left: the distilled model is what gets
+    quantized and reported, and the earlier pruned model is no stage of this build."""
+    import shutil
+
+    from tinyface.errors import ModelError
+    from tinyface.model.bundle import model_file_meta
+
+    out = tmp_path / "run"
+    shutil.copytree(quick_build[0], out)
+    proc = run_cli("build", "--quick", "--data", str(lfw_dir), "--out", str(out), "--json",
+                   "--set", "prune.enabled=false", "--set", extra_dirs(quick_build[0]))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    stages = {s["name"]: s["skipped"] for s in summary["stages"]}
+    assert stages == {"data": False, "distill": True, "quantize": False, "evaluate": False, "report": False}
+    assert "prune.enabled = false: the distilled model is quantized" in proc.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert list(report["stages"]) == [s for s in STAGES if s != "pruned"]
+    assert report["settings"]["prune"]["enabled"] is False
+    # the int8 model holds the distilled weights: as dense as the float student's, not half zeros
+    from tinyface.model.keras_io import load_keras
+    from tinyface.train.prune import overall_sparsity
+
+    float_sparsity = overall_sparsity(load_keras(out / "distill" / "student.keras"))
+    pruned_sparsity = json.loads((quick_build[0] / "report.json").read_text())["stages"]["pruned"]["sparsity_overall"]
+    assert float_sparsity < 0.05 < pruned_sparsity
+    choice = json.loads((out / "quantize" / "choice.json").read_text())
+    assert set(choice["val_accuracy"]) == {"ptq", "qat"}
+    assert (out / "model.tflite").read_bytes() != (quick_build[0] / "model.tflite").read_bytes()
+    # the model's record names the stages this build made, and the pruned model left is none of them
+    meta = json.loads((out / "model.json").read_text())
+    assert set(meta["extra"]["stages"]) == {"distill", "quantize", "evaluate"}
+    with pytest.raises(ModelError):
+        model_file_meta(out / "prune" / "pruned.keras")
+    text = (out / "report.md").read_text()
+    assert "student pruned" not in text and "Overall sparsity" not in text
+    assert "\n- pruning: off\n" in (out / "MODEL_CARD.md").read_text()
