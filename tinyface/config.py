@@ -952,11 +952,46 @@ def require_config_file(path: str | os.PathLike, found: bool = False) -> Path:
     return path
 
 
-def load(path: str | os.PathLike | None = None, overrides: dict[str, dict[str, Any]] | None = None,
+@dataclass(frozen=True)
+class SettingsFile:
+    """A settings file as read once: its path and its parsed TOML (``path`` None: there was none,
+    no --config and no ./tinyface.toml). The root command reads it; each command's :func:`load`
+    applies it, so a command never reads the file twice (nor sees it change in between)."""
+
+    path: Path | None
+    values: dict
+
+
+def read_settings_file(path: str | os.PathLike | None = None) -> SettingsFile:
+    """``path`` (or ./tinyface.toml if present) read and parsed as TOML, not yet checked against
+    the settings (:func:`load` does that).
+
+    Raises:
+        ConfigError: the file is missing (when named explicitly), a folder, unreadable, or not valid TOML.
+    """
+    # a ./tinyface.toml that is a folder, unreadable or a broken link is refused as a named one is,
+    # not silently skipped (its settings would be lost without a word)
+    found = path is None and os.path.lexists(CONFIG_FILENAME)
+    if found:
+        path = CONFIG_FILENAME
+    if path is None:
+        return SettingsFile(None, {})
+    path = require_config_file(path, found=found)
+    try:
+        # utf-8-sig: a byte-order mark (Windows Notepad writes one) is not TOML's first character
+        values = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    except OSError as exc:  # what require_config_file cannot foresee: an I/O error, a race
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    return SettingsFile(path, values)
+
+
+def load(path: str | os.PathLike | SettingsFile | None = None, overrides: dict[str, dict[str, Any]] | None = None,
          base: dict[str, dict[str, Any]] | None = None, quick: dict[str, dict[str, Any]] | None = None) -> Settings:
     """Load settings: defaults, then ``base`` (a preset), then ``path`` (or ./tinyface.toml
-    if present), then ``quick`` (`build --quick`'s smoke-test values), then ``overrides``
-    (--set, then explicit options).
+    if present; or a :class:`SettingsFile` already read), then ``quick`` (`build --quick`'s
+    smoke-test values), then ``overrides`` (--set, then explicit options).
 
     Raises:
         ConfigError: the file is missing (when named explicitly), not valid TOML, has an
@@ -965,21 +1000,9 @@ def load(path: str | os.PathLike | None = None, overrides: dict[str, dict[str, A
     settings = Settings()
     if base:
         apply(settings, base, "the preset")
-    # a ./tinyface.toml that is a folder, unreadable or a broken link is refused as a named one is,
-    # not silently skipped (its settings would be lost without a word)
-    found = path is None and os.path.lexists(CONFIG_FILENAME)
-    if found:
-        path = CONFIG_FILENAME
-    if path is not None:
-        path = require_config_file(path, found=found)
-        try:
-            # utf-8-sig: a byte-order mark (Windows Notepad writes one) is not TOML's first character
-            values = tomllib.loads(path.read_text(encoding="utf-8-sig"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-        except OSError as exc:  # what require_config_file cannot foresee: an I/O error, a race
-            raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
-        apply(settings, values, str(path))
+    file = path if isinstance(path, SettingsFile) else read_settings_file(path)
+    if file.path is not None:
+        apply(settings, file.values, str(file.path))
     if quick:
         apply(settings, quick, "--quick")
     if overrides:

@@ -181,3 +181,19 @@ def test_a_board_named_in_settings_stays_a_bad_setting_and_own_board_files_are_k
         assert json.loads(capsys.readouterr().out)[0]["name"] == "myboard"
     code, line = tinyface(capsys, "boards", str(tmp_path / "nothere.toml"))
     assert code == errors.EXIT_USAGE and "no board file" in line
+
+
+def test_a_command_reads_its_settings_file_once(capsys, tmp_path, monkeypatch):
+    """The root command reads ./tinyface.toml and the command applies what it read (was: every
+    command read and parsed it twice, and could see it change in between)."""
+    from tests.conftest import run_in_process
+    from tinyface import config
+
+    (tmp_path / "tinyface.toml").write_text('[firmware]\nboard = "esp32s3"\n')
+    reads = []
+    real = config.read_settings_file
+    monkeypatch.setattr(config, "read_settings_file", lambda path=None: reads.append(path) or real(path))
+    code, out, err = run_in_process(capsys, "profile", "--model", str(RELEASED), "--json")
+    assert code == 0, err
+    assert json.loads(out)["board"] == "esp32s3"  # the file's setting, applied by the command
+    assert reads == [None]

@@ -228,8 +228,10 @@ def load_settings(ctx: click.Context, overrides: dict | None = None, set_items: 
     for source in (config.parse_set_option(set_items), overrides or {}):
         for section, values in source.items():
             merged.setdefault(section, {}).update({k: v for k, v in values.items() if v is not None})
-    root = ctx.find_root()
-    return config.load(root.obj.get("config_path") if root.obj else None, merged, base=base, quick=quick)
+    obj = ctx.find_root().obj or {}
+    # the settings file the root command read (none read there under --help: read it now)
+    file = obj.get("settings_file") or obj.get("config_path")
+    return config.load(file, merged, base=base, quick=quick)
 
 
 def isa_board(flag: str, board: str | None, set_items: tuple[str, ...]) -> str:

@@ -146,7 +146,9 @@ def cli(ctx, verbose, config_path, boards_dir):
     if not ctx.resilient_parsing and not asks_help:
         # the settings file (--config, else ./tinyface.toml) is checked by every command, even those
         # that read no setting (boards, data fetch): a mistake in it is never passed over in silence
-        config.load(config_path)
+        # read once: each command applies what was read here (cli.common.load_settings)
+        ctx.obj["settings_file"] = file = config.read_settings_file(config_path)
+        config.load(file)
     ctx.obj["config_path"] = config_path
     ctx.obj["verbose"] = verbose
 
