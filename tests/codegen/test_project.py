@@ -309,7 +309,7 @@ def test_budget_counts_the_serial_buffers_the_firmware_installs(esp32_project, t
     assert f"constexpr int kJtagTxBytes = {budget.USB_JTAG_TX_BYTES};" in esp_s3
     assert "jtag.tx_buffer_size = kJtagTxBytes;" in esp_s3
     # ESP-IDF's driver refuses at once a write larger than its TX ring (xRingbufferSend: "will never
-    # ever fit") after putting up to 64 bytes in the FIFO: the firmware writes at most a ring's worth
+    # ever fit"), sending nothing: the firmware writes at most a ring's worth
     write = esp_s3[esp_s3.index('extern "C" int tf_serial_write'):]
     assert "usb_serial_jtag_write_bytes(buf, chunk," in write and "n < (size_t)kJtagTxBytes ? n" in write
     jtag = budget.USB_JTAG_RX_BYTES + budget.USB_JTAG_TX_BYTES
