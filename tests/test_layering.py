@@ -5,6 +5,8 @@ import ast
 import re
 from pathlib import Path
 
+import pytest
+
 import tinyface
 
 PACKAGE = Path(tinyface.__file__).resolve().parent
@@ -20,7 +22,8 @@ ROWS = [
     ["model", "teacher", "protocol"],
     ["foundation"],
 ]
-# Where each module belongs (the longest matching prefix wins).
+# Where each module belongs (the longest matching prefix wins; the bare "tinyface" is a place
+# only for the module tinyface itself, so a new tinyface.<package> must be given a row here).
 PLACES = {
     "tinyface": "foundation",  # __version__
     "tinyface.errors": "foundation", "tinyface.fsutil": "foundation", "tinyface.resources": "foundation",
@@ -36,9 +39,13 @@ PLACES = {
     "tinyface.train": "train",
     "tinyface.cli": "cli",
 }
+
+
 def _place(module: str) -> str:
+    if module in PLACES:
+        return PLACES[module]
     parts = module.split(".")
-    for n in range(len(parts), 0, -1):
+    for n in range(len(parts) - 1, 1, -1):  # tinyface.x and longer: never the bare "tinyface"
         prefix = ".".join(parts[:n])
         if prefix in PLACES:
             return PLACES[prefix]
@@ -92,8 +99,16 @@ def _violations() -> set[tuple[str, str]]:
 
 
 def test_every_module_has_a_place():
-    for name in _modules():
+    modules = _modules()
+    assert {"tinyface", "tinyface.config", "tinyface.cli.main", "tinyface.device"} <= modules.keys()
+    for name in modules:
         _place(name)
+    # a module nobody has placed is refused, not filed under the package's own row
+    for stray in ("tinyface.newpkg", "tinyface.newpkg.x", "tinyface.newmodule"):
+        with pytest.raises(AssertionError, match=f"{re.escape(stray)} has no place in the layering"):
+            _place(stray)
+    assert _place("tinyface") == "foundation"
+    assert _place("tinyface.device.flash") == "device"
 
 
 def test_no_module_imports_from_its_own_row_or_above():

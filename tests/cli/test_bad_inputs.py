@@ -452,13 +452,72 @@ def _set_examples() -> dict[str, str]:
     return examples
 
 
+def _command_reads(path: str, setting: str) -> bool:
+    """Whether `tinyface PATH` reads ``setting`` (``section.key``), by one static rule: some module
+    the command's module imports (transitively, module- and function-level imports alike, as
+    tests/test_layering.py reads them; tinyface.config, which defines and checks every setting, left
+    out) reads ``<anything>.section.key``, or ``<anything>.section.m(...)`` for a method ``m`` of the
+    section's dataclass that reads ``self.key`` (``settings.data.cache_path()``), or ``name.key``
+    where ``name = <anything>.section`` in that module. Strings and comments never count, so the
+    --set example's own text (``@set_option("distill.epochs=5")``) cannot vouch for itself."""
+    import ast
+    import dataclasses
+    import inspect
+    import textwrap
+
+    from tests.test_layering import _imports, _modules
+    from tinyface import config
+
+    section, key = setting.split(".", 1)
+    cls = next(f.type for f in dataclasses.fields(config.Settings) if f.name == section)
+    cls = getattr(config, cls) if isinstance(cls, str) else cls
+    names = {key}  # the key itself, and the section's methods that read it
+    for node in ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0].body:
+        if isinstance(node, ast.FunctionDef) and any(
+                isinstance(n, ast.Attribute) and n.attr == key and getattr(n.value, "id", None) == "self"
+                for n in ast.walk(node)):
+            names.add(node.name)
+
+    cmd = cli_main.cli
+    for name in path.split():
+        cmd = cmd.get_command(None, name)
+    modules = _modules()
+    seen, todo = set(), [cmd.callback.__module__]
+    while todo:
+        module = todo.pop()
+        if module not in seen and module in modules:
+            seen.add(module)
+            todo.extend(_imports(module, modules[module], modules))
+    for module in sorted(seen - {"tinyface.config"}):
+        tree = ast.parse(modules[module].read_text(encoding="utf-8"))
+        aliases = {t.id for n in ast.walk(tree) if isinstance(n, ast.Assign) and isinstance(n.value, ast.Attribute)
+                   and n.value.attr == section for t in n.targets if isinstance(t, ast.Name)}
+        for n in ast.walk(tree):
+            if isinstance(n, ast.Attribute) and n.attr in names and (
+                    isinstance(n.value, ast.Attribute) and n.value.attr == section
+                    or isinstance(n.value, ast.Name) and n.value.id in aliases):
+                return True
+    return False
+
+
 @pytest.mark.parametrize("path, example", sorted(_set_examples().items()))
 def test_the_set_example_is_a_setting(path, example):
-    """`--set`'s example in each command's help is a real setting with a valid value (it was
-    distill.epochs=5 everywhere, which most commands never read)."""
+    """`--set`'s example in each command's help is a real setting with a valid value, and one the
+    command reads (it was distill.epochs=5 everywhere, which most commands never read)."""
     from tinyface import config
 
     config.load(overrides=config.parse_set_option([example]))
+    setting = example.split("=", 1)[0]
+    assert _command_reads(path, setting), f"`tinyface {path} --help` shows --set {example}, a setting it never reads"
+
+
+def test_the_reading_rule_tells_a_setting_read_from_one_ignored():
+    """The rule above is no rubber stamp: the old example distill.epochs is read by `build` (the
+    training) and by no command that does not train; data.cache_dir is read through a method."""
+    assert _command_reads("build", "distill.epochs")
+    for path in ("flash", "profile", "gallery list", "data stats", "bench"):
+        assert not _command_reads(path, "distill.epochs"), path
+    assert _command_reads("data cache", "data.cache_dir") and not _command_reads("data cache", "student.width")
 
 
 @pytest.mark.parametrize("build", ["--native", "--isa"])

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 from PIL import Image
@@ -52,15 +51,20 @@ def test_profile_refuses_a_plot_not_named_png_as_a_usage_error(tmp_path):
 
 
 def test_profile_refuses_an_unwritable_plot_before_anything_else(tmp_path):
+    """Exit 14, not 6: refused before the (missing) model is looked for, so before the --measured
+    build; and no build or cache folder made, in the working folder or where the caches point."""
     missing_model = str(tmp_path / "no-model")
+    caches = tmp_path / "caches"
+    env = {"TINYFACE_CACHE": str(caches / "faces"), "TINYFACE_NATIVE_CACHE": str(caches / "native"),
+           "TINYFACE_ISA_CACHE": str(caches / "isa"), "PLATFORMIO_CORE_DIR": str(caches / "platformio")}
     for plot, needle in _unwritable_plots(tmp_path):
         for measured in ([], ["--measured"]):
-            began = time.monotonic()
-            proc = run_cli("profile", *measured, "--model", missing_model, "--plot", plot, "--json")
+            proc = run_cli("profile", *measured, "--model", missing_model, "--plot", plot, "--json", cwd=tmp_path,
+                           env=env)
             line = assert_one_error_line(proc, 14, "--plot", needle)
             assert json.loads(proc.stdout) == {"error": line.removeprefix("tinyface: error: "), "kind": "OutputError",
                                                "exit_code": 14}
-            assert time.monotonic() - began < 60  # nothing was built
+            assert not caches.exists() and not (tmp_path / "build").exists(), measured  # nothing was built
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-folder.png", "blocker"]  # nothing made
 
 

@@ -4,6 +4,7 @@ registry for about a minute)."""
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -15,9 +16,12 @@ from tinyface.boards import board_names, load_board
 BOARDS = ["esp32", "esp32s3", "esp32c3", "esp32cam"]
 
 
-def _flash(*args, env=None, cwd=None, timeout=120):
+def _flash(*args, env=None, cwd=None, timeout=120, setup=""):
+    """`tinyface flash ARGS` in a child Python (``setup``, Python code, runs there first)."""
     start = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "tinyface.cli.main", "flash", *args], capture_output=True,
+    command = [sys.executable, "-c", f"{setup}\nfrom tinyface.cli.main import main\nmain()"] if setup else \
+        [sys.executable, "-m", "tinyface.cli.main"]
+    result = subprocess.run([*command, "flash", *args], capture_output=True,
                             text=True, timeout=timeout, env={**os.environ, **(env or {})}, cwd=cwd)
     return result, time.monotonic() - start
 
@@ -85,19 +89,32 @@ def test_an_identification_threshold_of_ones_own_is_compiled_in(tiny_bundle, tmp
     assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
 
-def test_no_platform_and_no_registry_fails_in_seconds_with_one_line(tiny_bundle, pio_home, tmp_path):
-    from tinyface.device.platformio import registry_reachable
-
-    if registry_reachable():
-        pytest.skip("PlatformIO's registry is reachable here: `pio run` would download the platform")
-    result, elapsed_s = _flash("--board", "esp32", "--model", str(tiny_bundle.model_path.parent),
-                               "--project-dir", str(tmp_path / "p"), env={"PLATFORMIO_CORE_DIR": str(pio_home)})
+def test_no_platform_fails_with_one_line_before_pio_run_when_registry_unreachable(tiny_bundle, pio_home, tmp_path):
+    """The registry is the internet, a boundary a test can rely on neither way: the child's
+    ``platformio.REGISTRY_HOST``/``REGISTRY_PORT`` point at a local port bound but never listening
+    (refused at once, here and on an online CI alike). A fake `pio` first on PATH records any run:
+    the refusal must come before `pio run`, which would retry the registry for about a minute."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    ran = tmp_path / "pio-ran.txt"
+    fake_pio = bin_dir / "pio"
+    fake_pio.write_text(f'#!/bin/sh\necho "$@" >> "{ran}"\nexit 1\n')
+    fake_pio.chmod(0o755)
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: a connection to it is refused
+        port = closed.getsockname()[1]
+        result, _ = _flash("--board", "esp32", "--model", str(tiny_bundle.model_path.parent),
+                           "--project-dir", str(tmp_path / "p"),
+                           env={"PLATFORMIO_CORE_DIR": str(pio_home),
+                                "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"},
+                           setup="import tinyface.device.platformio as pio\n"
+                                 f"pio.REGISTRY_HOST, pio.REGISTRY_PORT = '127.0.0.1', {port}")
     assert result.returncode == 9, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, lines
     assert "platform 'espressif32' is not installed" in lines[0] and "pio pkg install" in lines[0]
-    # The time is the point: refused before `pio run`, which would retry the registry for about a minute.
-    assert elapsed_s < 30, f"took {elapsed_s:.1f} s"
+    assert "its registry (127.0.0.1) cannot be reached" in lines[0]
+    assert not ran.exists(), f"`pio` ran before the refusal: pio {ran.read_text()}"
     assert (tmp_path / "p/platformio.ini").is_file()  # the project is still rendered, and the line says where
     assert f"the rendered project is kept in {tmp_path / 'p'}" in lines[0]
 

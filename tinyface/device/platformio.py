@@ -20,6 +20,7 @@ from pathlib import Path
 from tinyface.errors import ToolchainError
 
 REGISTRY_HOST = "api.registry.platformio.org"
+REGISTRY_PORT = 443
 REGISTRY_TIMEOUT_S = 3.0
 
 
@@ -90,7 +91,7 @@ def registry_reachable(timeout_s: float = REGISTRY_TIMEOUT_S) -> bool:
 
     def probe():
         try:
-            with socket.create_connection((REGISTRY_HOST, 443), timeout=timeout_s):
+            with socket.create_connection((REGISTRY_HOST, REGISTRY_PORT), timeout=timeout_s):
                 result.append(True)
         except OSError:
             result.append(False)
