@@ -39,7 +39,8 @@ needs_lfw = pytest.mark.skipif(not lfw_available(), reason=f"LFW not found at {L
 
 def skip_or_fail(reason: str) -> None:
     """Skip a test on a machine without the tool or sources it needs (a compiler, cmake, make,
-    TFLM or esp-nn); in CI (CI=true), fail: .ci/run provides every one of them."""
+    TFLM or esp-nn, an ISO-8859-1 locale, a tmpfs mount, setpriv); in CI (CI=true), fail: .ci/run
+    provides every one of them (and runs as root)."""
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(f"CI must run this test: {reason}")
     pytest.skip(reason)
@@ -259,7 +260,8 @@ def sigint_as_a_terminal_sends_it() -> None:
 
 def drop_file_permission_bypass():
     """A command prefix under which mode-000 files are really unreadable (and mode-555 folders
-    unwritable); the test is skipped where none can be made.
+    unwritable); the test is skipped where none can be made, and fails in CI (root in a Debian
+    container: util-linux's setpriv is always there).
 
     Tests run as root here, and root reads anything; dropping the two capabilities that let
     it (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH) from a child process makes it an ordinary reader.
@@ -273,14 +275,14 @@ def drop_file_permission_bypass():
         return ()
     setpriv = shutil.which("setpriv")
     if not setpriv:
-        pytest.skip(_NO_PERMISSIONS)
+        skip_or_fail(_NO_PERMISSIONS)
     prefix = (setpriv, "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-all")
     with tempfile.NamedTemporaryFile() as locked:
         os.chmod(locked.name, 0)
         probe = subprocess.run([*prefix, sys.executable, "-c", f"open({locked.name!r}).read()"], capture_output=True,
                                text=True)
     if "PermissionError" not in probe.stderr:
-        pytest.skip(_NO_PERMISSIONS)
+        skip_or_fail(_NO_PERMISSIONS)
     return prefix
 
 
@@ -339,7 +341,8 @@ def planned_tflm_compiles(make_dir: Path, make_vars: list[str], obj_dir: Path) -
 @contextlib.contextmanager
 def mounted_tmpfs(folder: Path, options: str):
     """``folder`` (made here) as a real 1 MB tmpfs mounted with ``options`` ("noexec", "ro"): a
-    disk as a user's can be, which needs root (CI runs as root); the test is skipped elsewhere."""
+    disk as a user's can be, which needs root: the test is skipped elsewhere, and fails in CI (which
+    runs as root, where mounting works)."""
     import shutil
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -347,7 +350,7 @@ def mounted_tmpfs(folder: Path, options: str):
     proc = subprocess.run([mount, "-t", "tmpfs", "-o", f"{options},size=1m", "tmpfs", str(folder)],
                           capture_output=True, text=True) if mount else None
     if proc is None or proc.returncode != 0:
-        pytest.skip(f"cannot mount a {options} tmpfs here: {proc.stderr.strip() if proc else 'no mount'}")
+        skip_or_fail(f"cannot mount a {options} tmpfs here: {proc.stderr.strip() if proc else 'no mount'}")
     try:
         yield folder
     finally:
@@ -467,9 +470,19 @@ def assert_one_error_line(proc, code: int, *needles: str) -> str:
 
 # --- what the CLI tests give `tinyface`: the released model, datasets, boards, build metrics, a locale ---
 
-def skip_without_released_model() -> None:
+def require_released_model() -> Path:
+    """models/esp32 (model.tflite is tracked in git): a checkout without it is broken, so a test
+    that needs it fails, never skips. Returns the folder."""
     if not (RELEASED / "model.tflite").is_file():
-        pytest.skip("no released model in models/esp32")
+        pytest.fail(f"no released model at {RELEASED / 'model.tflite'}: it is tracked in git, so this "
+                    "checkout is incomplete (git checkout -- models/esp32)")
+    return RELEASED
+
+
+@pytest.fixture
+def released_model() -> Path:
+    """models/esp32, for a test that serves or reads the released model (require_released_model)."""
+    return require_released_model()
 
 
 def named_people(root: Path, *names: str) -> Path:
@@ -553,7 +566,8 @@ def env_without_locale(**locale) -> dict:
 def latin1_locale(folder: Path) -> dict:
     """The settings (LOCPATH, LC_ALL) of an ISO-8859-1 locale compiled into ``folder``, for
     env_without_locale; the test is skipped where none can be made (localedef or its sources
-    missing: Python there does not read file names in ISO-8859-1)."""
+    missing: Python there does not read file names in ISO-8859-1), and fails in CI (.ci/run installs
+    Debian's locales, which has them)."""
     import subprocess
     import sys
 
@@ -561,12 +575,12 @@ def latin1_locale(folder: Path) -> dict:
         subprocess.run(["localedef", "-i", "en_US", "-f", "ISO-8859-1", str(folder / "en_US.ISO-8859-1")],
                        capture_output=True, timeout=120)
     except (OSError, subprocess.TimeoutExpired):
-        pytest.skip("no ISO-8859-1 locale can be made here (localedef)")
+        skip_or_fail("no ISO-8859-1 locale can be made here (localedef)")
     locale = {"LOCPATH": str(folder), "LC_ALL": "en_US.ISO-8859-1"}
     probe = subprocess.run([sys.executable, "-c", "import sys; print(sys.getfilesystemencoding())"],
                            capture_output=True, text=True, env=env_without_locale(**locale), timeout=120)
     if probe.stdout.strip() != "iso8859-1":
-        pytest.skip("no ISO-8859-1 locale can be made here (localedef)")
+        skip_or_fail("no ISO-8859-1 locale can be made here (localedef)")
     return locale
 
 

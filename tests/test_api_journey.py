@@ -12,7 +12,7 @@ import threading
 import numpy as np
 import pytest
 
-from tests.conftest import RELEASED, skip_without_released_model
+from tests.conftest import RELEASED, require_released_model
 from tinyface.errors import DataError
 
 PHOTOS = ("Aaron_Peirsol/Aaron_Peirsol_0001.jpg", "Aaron_Peirsol/Aaron_Peirsol_0002.jpg",
@@ -24,7 +24,7 @@ def _open_fds() -> set[str]:
 
 
 def test_align_embed_compare_and_talk_to_the_emulated_board(lfw_dir):
-    skip_without_released_model()
+    require_released_model()
     from tinyface.boards import load_board
     from tinyface.data.align import CROP_OUTSIDE, Aligner, cut_chip
     from tinyface.data.dataset import read_image
@@ -66,7 +66,7 @@ def test_an_emulated_board_from_python_runs_only_what_the_real_one_can(tmp_path)
     """emulated_board refuses as `tinyface emulate` does, before a thread or port is made: a model
     over the board's budget (the S3's model on the classic ESP32), an unknown board; and a block
     that fails stops its board."""
-    skip_without_released_model()
+    require_released_model()
     from tinyface.device.emulator import emulated_board
     from tinyface.errors import BudgetError, ConfigError
 

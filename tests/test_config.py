@@ -362,13 +362,16 @@ def test_repeats_do_not_apply_to_tinycnn():
 
 
 def test_branches_are_bounded():
-    with pytest.raises(ConfigError):
-        StudentSettings(branches=5).validate()
+    for branches in (-1, 5):
+        with pytest.raises(ConfigError, match=r"student\.branches must be in \[0, 4\]"):
+            StudentSettings(branches=branches).validate()
+    for branches in (0, 4):
+        StudentSettings(branches=branches).validate()
 
 
 def test_the_filter_is_on_by_default_and_validated():
     assert config.load().data.test_filter == 0.25
-    with pytest.raises(Exception, match="data.test_filter must be in"):
+    with pytest.raises(ConfigError, match=r"data\.test_filter must be in"):
         config.load(overrides={"data": {"test_filter": 1.5}})
 
 

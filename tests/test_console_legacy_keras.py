@@ -6,7 +6,6 @@ import os
 import re
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 from tinyface import console
@@ -30,23 +29,36 @@ def test_a_users_own_value_stands(monkeypatch):
     assert os.environ["TF_USE_LEGACY_KERAS"] == "1"
 
 
-def test_load_keras_sets_it_before_tf_keras_is_imported(monkeypatch, tmp_path):
+def test_load_keras_sets_it_before_tf_keras_is_imported(tmp_path):
+    """The real tf_keras, in a process started without the variable: an import hook notes its
+    value when tf_keras (which imports TensorFlow, which reads it) is first imported."""
     import zipfile
-
-    from tinyface.model import keras_io
 
     path = tmp_path / "student.keras"  # a .keras archive as far as load_keras's own check reads one
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("config.json", "{}")
-
-    seen = {}
-    fake = types.ModuleType("tf_keras")
-    fake.models = types.SimpleNamespace(load_model=lambda path, compile: seen.setdefault(
-        "value", os.environ.get("TF_USE_LEGACY_KERAS")))
-    monkeypatch.setitem(sys.modules, "tf_keras", fake)  # no TensorFlow: the import sees the variable as it is
-    monkeypatch.delenv("TF_USE_LEGACY_KERAS")
-    keras_io.load_keras(path)
-    assert seen["value"] == "1"
+    script = (
+        "import os, sys\n"
+        "seen = {}\n"
+        "class Watch:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name in ('tf_keras', 'tensorflow'):\n"
+        "            seen.setdefault(name, os.environ.get('TF_USE_LEGACY_KERAS'))\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, Watch())\n"
+        "from tinyface.errors import ModelError\n"
+        "from tinyface.model import keras_io\n"
+        "assert 'tf_keras' not in sys.modules and 'tensorflow' not in sys.modules\n"
+        "try:\n"
+        "    keras_io.load_keras(sys.argv[1])\n"
+        "except ModelError:\n"
+        "    pass  # '{}' is no model: what matters is what tf_keras saw when it loaded\n"
+        "print(seen.get('tf_keras'), seen.get('tensorflow'), 'tf_keras' in sys.modules)\n")
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    proc = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split()[-3:] == ["1", "1", "True"], proc.stdout
 
 
 def test_importing_the_training_package_sets_it_without_importing_tensorflow():

@@ -99,11 +99,44 @@ def test_fallback_geometry_in_data_md_matches_the_code():
     assert f"{side:.0f}-pixel square centered at (125, {align.FALLBACK_CENTER_Y * 250})" in text
 
 
+def _github_anchors(markdown: str) -> set[str]:
+    """The anchors GitHub gives a markdown file's headings (lowercased; punctuation but - and _
+    dropped; spaces to -; a repeated heading gets -1, -2, ...), plus its explicit <a name/id>s."""
+    text = re.sub(r"(?ms)^(```|~~~).*?^\1", "", markdown)  # a '#' line in a code block is no heading
+    anchors, seen = set(), {}
+    for heading in re.findall(r"(?m)^#{1,6}[ \t]+(.+?)[ \t#]*$", text):
+        heading = re.sub(r"\[([^]]*)\]\([^)]*\)", r"\1", heading)  # a link in a heading: its words
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        n = seen.get(slug, 0)
+        seen[slug] = n + 1
+        anchors.add(slug if n == 0 else f"{slug}-{n}")
+    return anchors | set(re.findall(r"<a\s+(?:name|id)=\"([^\"]+)\"", markdown))
+
+
+def test_github_anchors_follow_githubs_slug_rules():
+    text = "# Errors and exit codes\n## `tinyface build`: a run's stages\n## Setup\n## Setup\n```\n# not one\n```\n"
+    assert _github_anchors(text) == {"errors-and-exit-codes", "tinyface-build-a-runs-stages", "setup", "setup-1"}
+
+
 def test_docs_links_resolve():
-    for rel in ("README.md", "docs/index.md", "docs/cli.md", "docs/config.md", "docs/data.md"):
-        base = (REPO / rel).parent
-        for target in re.findall(r"\]\(([^)#:]+)\)", _read(rel)):
-            assert (base / target).exists(), f"{rel} links to a missing {target}"
+    """Every relative link of the README, docs/*.md and firmware/README.md names a file that is
+    there, and its #anchor, if any, a heading of that file (or of the same file: a bare #anchor)."""
+    docs = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), REPO / "firmware" / "README.md"]
+    checked = []
+    for doc in (d for d in docs if d.is_file()):
+        rel = doc.relative_to(REPO)
+        for target in re.findall(r"\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)", doc.read_text(encoding="utf-8")):
+            if re.match(r"[a-z][a-z0-9+.-]*:", target, re.I):  # https:, mailto:: not a file of the repository
+                continue
+            path, _, anchor = target.partition("#")
+            file = (doc.parent / path).resolve() if path else doc
+            assert file.exists(), f"{rel} links to a missing {path}"
+            if anchor and file.suffix == ".md":
+                assert anchor in _github_anchors(file.read_text(encoding="utf-8")), \
+                    f"{rel} links to #{anchor}, which is no heading of {file.relative_to(REPO)}"
+            checked.append((rel, target))
+    assert len({rel for rel, _ in checked}) >= 5, checked  # the README and docs/index.md link to the rest
+    assert any("#" in target for _, target in checked), "no link with an #anchor was checked"
 
 
 def test_docs_exit_code_table_says_which_code_each_way_gives():

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import require_released_model
 from tinyface.errors import ModelError
 from tinyface.model.bundle import load_bundle
 
@@ -21,8 +22,7 @@ _spec.loader.exec_module(identify_threshold)
 
 @pytest.fixture
 def bundle(tmp_path):
-    if not (RELEASED / "MODEL_CARD.md").is_file():
-        pytest.skip("no released model in models/esp32")
+    require_released_model()
     folder = tmp_path / "esp32"
     folder.mkdir()
     for name in ("model.tflite", "model.json", "MODEL_CARD.md"):

@@ -18,8 +18,8 @@ from tests.conftest import (
     RELEASED,
     load_benchmark as _load,
     named_people as _people,
+    require_released_model as _released,
     run_benchmark as _run,
-    skip_without_released_model as _released,
 )
 from tinyface import errors
 from tinyface.errors import ModelError
@@ -36,8 +36,7 @@ def test_a_people_set_the_model_distilled_from_is_refused_before_any_face_is_loa
     """A copy of the released bundle whose model.json names the --people folder among its extra
     faces. LFW is nowhere (TINYFACE_DATA points at nothing), so a script that went on to load the
     validation people would end with a DataError (exit 4) instead."""
-    if not (RELEASED / "model.tflite").is_file():
-        pytest.skip("no released model in models/esp32")
+    _released()
     people = tmp_path / "people"
     (people / "Ann_Example").mkdir(parents=True)
     copy = shutil.copytree(RELEASED, tmp_path / "copy")

@@ -4,9 +4,7 @@ import os
 import subprocess
 import sys
 
-import pytest
-
-from tests.conftest import BENCHMARKS, RELEASED, load_benchmark as _load
+from tests.conftest import BENCHMARKS, RELEASED, load_benchmark as _load, require_released_model
 from tinyface import errors
 
 
@@ -18,8 +16,7 @@ def test_link_serves_the_released_model_by_default():
 def test_link_says_why_the_emulator_did_not_start(tmp_path):
     """A bad environment for `tinyface emulate` (TINYFACE_BOARDS_DIR a file): was "the emulator did
     not start", a plain exit 1 and no reason. A baud rate of 0 is the command line's mistake."""
-    if not (RELEASED / "model.tflite").is_file():
-        pytest.skip("no released model in models/esp32")
+    require_released_model()
     not_a_folder = tmp_path / "boards"
     not_a_folder.write_text("")
     env = dict(os.environ, TINYFACE_BOARDS_DIR=str(not_a_folder))

@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import BENCHMARKS, RELEASED, skip_without_released_model as _released
+from tests.conftest import BENCHMARKS, RELEASED, require_released_model as _released
 from tinyface import errors
 
 

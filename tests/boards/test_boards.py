@@ -323,14 +323,6 @@ def test_cli_boards_shows_the_psram_an_esp32_maps_into_its_heap(tmp_path):
     assert (row["psram_bytes"], row["psram_heap_bytes"]) == (8 << 20, 4 << 20)
 
 
-def test_cli_boards_does_not_import_tensorflow():
-    code = ("import sys; from tinyface.cli.main import main\n"
-            "try:\n    main(['boards', '--json'])\nexcept SystemExit:\n    pass\n"
-            "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-
-
 def test_a_boards_dir_adds_boards_and_overrides_shipped_ones(tmp_path, monkeypatch):
     from tinyface import resources
 

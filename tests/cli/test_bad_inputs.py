@@ -249,11 +249,10 @@ def test_emulate_names_the_model_file_of_a_bundle_that_is_not_a_model(tmp_path):
 def _unreadable_release(folder: Path, which: str) -> tuple[Path, tuple]:
     """A copy of the released bundle in ``folder`` with ``which`` (its model.tflite or model.json) mode
     000, and the command prefix under which that stops a root process (as tests/cli/test_data.py does)."""
-    from tests.conftest import drop_file_permission_bypass
+    from tests.conftest import drop_file_permission_bypass, require_released_model
 
     prefix = drop_file_permission_bypass()
-    if not (RELEASED / "model.tflite").is_file():
-        pytest.skip("no released model in models/esp32")
+    require_released_model()
     bundle = folder / "bundle"
     shutil.copytree(RELEASED, bundle)
     (bundle / which).chmod(0)

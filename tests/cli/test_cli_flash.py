@@ -20,6 +20,7 @@ from tests.conftest import (
     env_without_locale as _env,
     error_in_process as error_line,
     latin1_locale,
+    require_released_model,
     run_in_process as tinyface,
 )
 from tinyface import errors
@@ -219,8 +220,7 @@ def test_flash_enroll_compiles_a_zoe_folder_as_its_utf8_bytes_under_a_locale(lfw
     whose name is the 4 bytes of Zoë. C, PYTHONUTF8=0: was exit 4, "person folder name
     'Zo\\udcc3\\udcab' must be 1..15 bytes of UTF-8"; Latin-1: was compiled in as
     "Zo\\303\\203\\302\\253" (the 6 bytes of ZoÃ«)."""
-    if not (RELEASED / "model.tflite").is_file():
-        pytest.skip("no released model in models/esp32")
+    require_released_model()
     locale = latin1_locale(tmp_path) if where == "Latin-1" else {"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0"}
     env = {**_env(**locale), "TINYFACE_CACHE": str(tmp_path / "cache"), "TINYFACE_DATA": str(lfw_dir)}
     people = tmp_path / "people"

@@ -28,8 +28,8 @@ from tests.conftest import (
     env_without_locale as _env,
     error_in_process as tinyface,
     latin1_locale,
+    require_released_model,
     run_in_process,
-    skip_without_released_model,
 )
 from tinyface import errors
 
@@ -59,8 +59,7 @@ def test_a_name_in_surrogate_escapes_is_taken_and_bytes_of_no_text_are_one_line(
 @pytest.fixture(scope="module")
 def board(tmp_path_factory):
     """`tinyface emulate` of the released model on a pseudo-terminal: its port."""
-    if not (RELEASED / "model.tflite").is_file():
-        pytest.skip("no released model in models/esp32")
+    require_released_model()
     err = tmp_path_factory.mktemp("board") / "stderr"
     with open(err, "wb") as err_file:
         proc = subprocess.Popen([sys.executable, "-m", "tinyface.cli.main", "emulate", "--model", str(RELEASED)],
@@ -139,7 +138,7 @@ def test_bytes_that_are_no_utf8_are_one_line_and_nothing_is_enrolled(board, lfw_
 # in this process on a TCP socket.
 
 def test_gallery_list_on_a_socket_url(capsys, tcp_board):
-    skip_without_released_model()
+    require_released_model()
     board = tcp_board()
     code, out, err = run_in_process(capsys, "gallery", "list", "--board", "esp32", "--port", board.url, "--json")
     assert code == 0, err
@@ -170,7 +169,7 @@ def test_a_board_that_does_not_answer_is_waited_for_with_progress_then_one_error
 # The board is the TcpBoard above, its gallery filled directly (as enroll would, without the photos).
 
 def _board_with(tcp_board, *names):
-    skip_without_released_model()
+    require_released_model()
     board = tcp_board()
     for name in names:
         board.board.gallery.enroll(name, np.ones(board.board.output_size, np.float32))
@@ -234,7 +233,7 @@ def test_delete_all_in_a_terminal_asks_first(tcp_board, answer):
 def test_enroll_and_identify_take_a_folder_for_the_photos_in_it(capsys, tcp_board, lfw_dir, tmp_path):
     import shutil
 
-    skip_without_released_model()
+    require_released_model()
     board = tcp_board()
     colin = tmp_path / "colin"
     colin.mkdir()

@@ -65,11 +65,6 @@ def test_version_and_bare_invocation():
     assert "tinyface: error" not in bare.stderr
 
 
-def test_global_verbose_option_is_accepted(small_dataset):
-    proc = run_cli("-v", "data", "stats", "--data", str(small_dataset), "--no-check")
-    assert proc.returncode == 0, proc.stderr
-
-
 @pytest.mark.parametrize("args, words", [
     (["boards", "-v"], "-v is an option of tinyface itself: give it before the command (`tinyface -v boards ...`)"),
     (["data", "stats", "--config", "x.toml"],
@@ -120,20 +115,29 @@ def test_each_error_class_becomes_one_line_and_its_exit_code(cls, monkeypatch, c
 
 
 def test_internal_error_is_one_line_without_traceback_unless_verbose(monkeypatch, capsys):
+    """What -v (--verbose, -vv: the count) changes: an internal error's traceback is printed, after
+    the same line; the console's verbosity is the count (TensorFlow's logs follow it: console.py)."""
+    from tinyface import console
+
     @click.command()
     def boom():
         raise RuntimeError("a bug")
 
+    monkeypatch.setattr(console, "_verbosity", 0)  # restored at teardown: -v below leaves it set
     monkeypatch.setattr(sys.modules[__name__], "_boom", boom, raising=False)
     monkeypatch.setitem(cli_main.COMMANDS, "boom", (__name__, "_boom", "a bug"))
     with pytest.raises(SystemExit) as exc:
         cli_main.main(["boom"])
-    assert exc.value.code == errors.EXIT_INTERNAL
+    assert exc.value.code == errors.EXIT_INTERNAL and console.verbosity() == 0
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "internal error: RuntimeError: a bug" in err and "Traceback" not in err
-    with pytest.raises(SystemExit):
-        cli_main.main(["-v", "boom"])
-    assert "Traceback" in capsys.readouterr().err
+    for flags, level in ((["-v"], 1), (["--verbose"], 1), (["-vv"], 2), (["-v", "-v"], 2)):
+        with pytest.raises(SystemExit) as exc:
+            cli_main.main([*flags, "boom"])
+        assert exc.value.code == errors.EXIT_INTERNAL and console.verbosity() == level, flags
+        verbose = capsys.readouterr().err
+        assert "Traceback" in verbose and 'raise RuntimeError("a bug")' in verbose, flags
+        assert verbose.rstrip("\n").splitlines()[-1] == err.rstrip("\n"), flags  # the same line, last
 
 
 def test_interrupt_exits_130(monkeypatch, capsys):

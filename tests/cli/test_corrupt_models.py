@@ -21,8 +21,8 @@ from tests.conftest import (
     assert_one_error_line,
     error_in_process as tinyface,  # (exit code, its one stderr line)
     people_folder,
+    require_released_model,
     run_cli,
-    skip_without_released_model,
 )
 from tinyface import errors
 
@@ -33,7 +33,7 @@ MODEL_ERROR = errors.ModelError.exit_code
 def _bundle(folder: Path, model_bytes: bytes | None = None, restamp: bool = True, **meta_changes) -> Path:
     """A copy of the released bundle in ``folder`` with ``model_bytes`` as its model.tflite and
     ``meta_changes`` in its model.json, whose sha256 is re-stamped to the new bytes (``restamp``)."""
-    skip_without_released_model()
+    require_released_model()
     shutil.copytree(RELEASED, folder)
     if model_bytes is not None:
         (folder / "model.tflite").write_bytes(model_bytes)
@@ -122,7 +122,7 @@ def test_profile_refuses_a_model_that_does_not_match_its_model_json(capsys, tmp_
 
 def test_profile_still_takes_a_lone_tflite(capsys, tmp_path):
     """docs/cli.md: a .tflite without a model.json is profiled as it is (its graph alone)."""
-    skip_without_released_model()
+    require_released_model()
     lone = tmp_path / "lone.tflite"
     shutil.copy(RELEASED / "model.tflite", lone)
     with pytest.raises(SystemExit) as exc:

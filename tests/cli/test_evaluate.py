@@ -24,7 +24,7 @@ def people(make_dataset):
     return make_dataset(PEOPLE, name="people")
 
 
-@pytest.mark.skipif(not (RELEASED / "model.tflite").is_file(), reason="no released model in models/esp32")
+@pytest.mark.usefixtures("released_model")
 @pytest.mark.parametrize("runtime", ["tflite", "tflm"])
 def test_evaluate_released_model_on_own_people(people, tmp_path, runtime):
     out = tmp_path / "report"
@@ -73,7 +73,7 @@ OWN_PEOPLE = {"Colin_Powell": 8, "Tony_Blair": 8, "Ariel_Sharon": 8, "Hugo_Chave
               "Serena_Williams": 8, "Al_Gore": 3, "Bob_Hope": 3, "Yao_Ming": 3, "Kevin_Costner": 3}
 
 
-@pytest.mark.skipif(not (RELEASED / "model.tflite").is_file(), reason="no released model in models/esp32")
+@pytest.mark.usefixtures("released_model")
 def test_evaluate_holds_strangers_out_and_reports_false_accepts_and_target_thresholds(make_dataset, tmp_path):
     data = make_dataset(OWN_PEOPLE, name="own")
     meta = json.loads((RELEASED / "model.json").read_text())
@@ -132,7 +132,7 @@ def _evaluate_by_galleries_of_2(tmp_path, data, enroll: str, strangers: str):
     return args, proc
 
 
-@pytest.mark.skipif(not (RELEASED / "model.tflite").is_file(), reason="no released model in models/esp32")
+@pytest.mark.usefixtures("released_model")
 def test_evaluate_names_the_gallery_size_it_reports_identification_at(make_dataset, tmp_path):
     data = make_dataset(OWN_PEOPLE, name="own")
     args, proc = _evaluate_by_galleries_of_2(tmp_path, data, "3", "0.5")
@@ -157,7 +157,7 @@ def test_evaluate_names_the_gallery_size_it_reports_identification_at(make_datas
         in proc.stdout
 
 
-@pytest.mark.skipif(not (RELEASED / "model.tflite").is_file(), reason="no released model in models/esp32")
+@pytest.mark.usefixtures("released_model")
 def test_evaluate_gives_no_figure_it_could_not_measure(make_dataset, tmp_path):
     """Two people, everyone enrolled: no stranger to reject and 9 different-person pairs. The
     stranger false-accept rate is not measured (null, and the text and report.md say so, not
@@ -186,7 +186,7 @@ def test_evaluate_gives_no_figure_it_could_not_measure(make_dataset, tmp_path):
     assert proc.stdout.startswith(f"{RELEASED / 'model.tflite'} (tflite) on {data}:")
 
 
-@pytest.mark.skipif(not (RELEASED / "model.tflite").is_file(), reason="no released model in models/esp32")
+@pytest.mark.usefixtures("released_model")
 def test_evaluate_by_galleries_without_strangers_says_the_rate_is_not_measured(make_dataset, tmp_path):
     """--strangers 0: every one of 3 people enrolled, identification by galleries of 2 of them
     (data.identify_gallery): the galleries' stranger false-accept rate is not measured either."""
@@ -222,7 +222,7 @@ def test_evaluate_binary_pairs_file_is_one_line(people, tmp_path):
     assert proc.returncode == 4 and len(lines) == 1 and "is not a text file" in lines[0], proc.stderr
 
 
-@pytest.mark.skipif(not (RELEASED / "model.tflite").is_file(), reason="no released model in models/esp32")
+@pytest.mark.usefixtures("released_model")
 def test_evaluate_out_with_a_folder_in_the_place_of_a_report_file_fails_before_the_evaluation(make_dataset,
                                                                                               tmp_path):
     # was: the whole evaluation, then `internal error: IsADirectoryError` (exit 70) and nothing on stdout
@@ -241,7 +241,7 @@ def test_evaluate_out_with_a_folder_in_the_place_of_a_report_file_fails_before_t
     assert not cache.exists()  # no face was aligned: it stopped before the evaluation
 
 
-@pytest.mark.skipif(not (RELEASED / "model.tflite").is_file(), reason="no released model in models/esp32")
+@pytest.mark.usefixtures("released_model")
 @pytest.mark.parametrize("as_json", [True, False])
 def test_evaluate_report_that_fails_at_the_end_keeps_the_results(make_dataset, tmp_path, capsys, monkeypatch,
                                                                  as_json):
@@ -300,7 +300,7 @@ def test_a_pairs_file_that_is_missing_unreadable_or_a_folder_is_the_datasets_err
                           2, "--pairs")
 
 
-@pytest.mark.skipif(not (RELEASED / "model.tflite").is_file(), reason="no released model in models/esp32")
+@pytest.mark.usefixtures("released_model")
 def test_evaluate_shows_progress_while_it_embeds_and_scores_not_only_while_it_finds_faces(people, capsys,
                                                                                         monkeypatch):
     """Where stderr is no terminal (a log, `> out.txt 2>&1`), every step of the evaluation gets its
@@ -322,7 +322,7 @@ def test_evaluate_shows_progress_while_it_embeds_and_scores_not_only_while_it_fi
     assert None not in steps and steps == sorted(steps), err
 
 
-@pytest.mark.skipif(not (RELEASED / "model.tflite").is_file(), reason="no released model in models/esp32")
+@pytest.mark.usefixtures("released_model")
 def test_evaluate_names_every_file_it_left_out_as_data_stats_does(people):
     """A photo beside the person folders, a file that is no image, a broken link and a corrupt JPEG are
     all left out of the evaluation, and all named with their reasons, as `data stats` names them. Was:
@@ -387,7 +387,7 @@ def _own_files(folder):
     return folder
 
 
-@pytest.mark.skipif(not (RELEASED / "model.tflite").is_file(), reason="no released model in models/esp32")
+@pytest.mark.usefixtures("released_model")
 @pytest.mark.parametrize("make", [_own_files, _bundle_copy])
 def test_evaluate_out_refuses_a_folder_no_evaluation_wrote_before_the_evaluation(make_dataset, tmp_path, make):
     """`--out` a folder of the user's files, or the bundle folder that is also `--model` (`evaluate
@@ -406,7 +406,7 @@ def test_evaluate_out_refuses_a_folder_no_evaluation_wrote_before_the_evaluation
     assert not (tmp_path / "cache").exists()  # no face was aligned: it stopped before the evaluation
 
 
-@pytest.mark.skipif(not (RELEASED / "model.tflite").is_file(), reason="no released model in models/esp32")
+@pytest.mark.usefixtures("released_model")
 def test_evaluate_out_replaces_an_earlier_evaluations_report_and_keeps_the_rest(make_dataset, tmp_path):
     """An earlier evaluation's folder is evaluated into again: its report is replaced (its
     confusion.png goes where the new report has no identification), a file of the user's beside it
@@ -425,7 +425,7 @@ def test_evaluate_out_replaces_an_earlier_evaluations_report_and_keeps_the_rest(
     assert report["kind"] == "tinyface evaluate" and report["identification"] is None
 
 
-@pytest.mark.skipif(not (RELEASED / "model.tflite").is_file(), reason="no released model in models/esp32")
+@pytest.mark.usefixtures("released_model")
 @pytest.mark.parametrize("as_json", [True, False])
 def test_evaluate_out_on_a_full_disk_keeps_the_earlier_report(make_dataset, tmp_path, capsys, monkeypatch, as_json):
     """No room for the new report (a file-size limit, `ulimit -f`, put on once the evaluation is done
@@ -476,7 +476,7 @@ def _pixelated(photo):
         im.resize((10, 10), Image.BILINEAR).resize(im.size, Image.NEAREST).save(photo)
 
 
-@pytest.mark.skipif(not (RELEASED / "model.tflite").is_file(), reason="no released model in models/esp32")
+@pytest.mark.usefixtures("released_model")
 def test_evaluate_with_no_face_in_any_photo_fails_in_one_line(make_dataset, tmp_path):
     """Not one face found: each photo would be scored as its centered crop. Was: exit 0, "balanced
     accuracy 50.00%" and an AUC, with "6 without a detected face" the only hint."""
@@ -492,7 +492,7 @@ def test_evaluate_with_no_face_in_any_photo_fails_in_one_line(make_dataset, tmp_
     assert proc.stdout == "" and not list(out.iterdir())
 
 
-@pytest.mark.skipif(not (RELEASED / "model.tflite").is_file(), reason="no released model in models/esp32")
+@pytest.mark.usefixtures("released_model")
 def test_evaluate_says_photos_without_a_face_were_scored_as_centered_crops(make_dataset):
     data = make_dataset({"Colin_Powell": 3, "Tony_Blair": 3}, name="one-blurred")
     _pixelated(sorted((data / "images" / "Tony_Blair").glob("*.jpg"))[0])

@@ -7,16 +7,13 @@ injected (LinkLost raised by a wrapper: the ``_injected`` test) or real (the dev
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from tests.conftest import RELEASED
 from tinyface.errors import Interrupted
 from tinyface.protocol.client import LinkLost
 
-REPO = Path(__file__).resolve().parents[2]
-RELEASED = REPO / "models" / "esp32"
-pytestmark = pytest.mark.skipif(not (RELEASED / "model.tflite").is_file(), reason="no released model in models/esp32")
+pytestmark = pytest.mark.usefixtures("released_model")  # tracked in git: missing, the tests fail
 
 
 @pytest.fixture

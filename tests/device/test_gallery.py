@@ -12,7 +12,6 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -20,8 +19,8 @@ import pytest
 from tests.conftest import (
     RELEASED,
     assert_one_error_line as one_line_error,
+    require_released_model,
     run_cli as conftest_run_cli,
-    skip_without_released_model,
 )
 from tinyface import errors
 from tinyface.model.embedder import quantize_input
@@ -236,12 +235,12 @@ def test_bad_payload_details_are_the_same_on_every_device(gallery_device, poolin
 # --- enroll's refusals: the hint fits the refusal, chosen by its code ------------------------------------
 # The hint was chosen by the first words of the reason, so rewording a reason lost its hint.
 
-def _aligned(names: list[str], hashes: list[str], x: np.ndarray | None = None):
+def _aligned(names: list[str], hashes: list[str], x: np.ndarray | list[np.ndarray]):
     """AlignedPhotos of ``names`` (each with a face found) and their content ``hashes``: each photo's
-    input is ``x``, or without it photo i's is [i] (as _scenario's fake board reads it)."""
+    input is ``x``, or with a list, photo i's is ``x[i]``."""
     from tinyface.device.gallery import AlignedPhotos, Photo
 
-    inputs = np.arange(len(names))[:, None] if x is None else np.stack([x] * len(names))
+    inputs = np.stack(x) if isinstance(x, list) else np.stack([x] * len(names))
     return AlignedPhotos([Photo(n, face="detected") for n in names], inputs, hashes)
 
 
@@ -285,47 +284,69 @@ def test_the_no_face_hint_stays_for_photos_without_a_face():
                                                       "check that every photo is of Bob")
 
 
-def _scenario(monkeypatch, vectors: dict[int, list[float]], identified: dict[int, tuple[str, float, bool]]):
-    """A fake board for _check_duplicates_and_consistency: photo i's input is [i], its embedding
-    ``vectors[i]`` (normalised), and IDENTIFY answers ``identified[i]`` (name, similarity, accepted)."""
-    from tinyface.device import gallery
-
-    table = {i: np.asarray(v, dtype=np.float32) / np.linalg.norm(v) for i, v in vectors.items()}
-    monkeypatch.setattr(gallery, "embeddings",
-                        lambda client, info, x, progress=None: np.stack([table[int(r[0])] for r in x]))
-    client = SimpleNamespace(identify=lambda x: SimpleNamespace(
-        name=identified[int(x[0])][0], similarity=identified[int(x[0])][1], accepted=identified[int(x[0])][2]))
-    return client, SimpleNamespace(threshold=0.7), SimpleNamespace(meta=SimpleNamespace(threshold=0.5))
+def _blocks(seed: int) -> np.ndarray:
+    """A 64x64 int8 input of the released model: a random 4x4 pattern of 16-pixel blocks."""
+    low = np.random.default_rng(seed).integers(-128, 128, (4, 4))
+    return np.kron(low, np.ones((16, 16))).astype(np.int8).reshape(64, 64, 1)
 
 
-def test_every_refusal_of_a_photo_with_a_face_carries_its_code_and_the_same_words(monkeypatch):
+def test_every_refusal_of_a_photo_with_a_face_carries_its_code_and_the_same_words(tcp_board):
+    """_check_duplicates_and_consistency against an emulated board of the released model (its real
+    INFER and IDENTIFY), with inputs whose embeddings are known to be far apart: ``p`` and ``q``
+    (two block patterns) below the verification threshold, ``r`` (a gradient) further still from ``q``."""
     from tinyface.device.gallery import Refusal, _check_duplicates_and_consistency, _refusal_hint
+    from tinyface.model.bundle import load_bundle
+    from tinyface.protocol.client import Client, open_serial
 
-    # without a gallery: a copy, a near-copy, and two photos that disagree
-    client, info, bundle = _scenario(monkeypatch, {0: [1, 0], 2: [1, 0.01], 3: [0, 1]}, {})
-    photos = _aligned(["a.jpg", "b.jpg", "c.jpg", "d.jpg"], ["h0", "h0", "h2", "h3"])
-    _check_duplicates_and_consistency(client, info, bundle, "Bob", photos, {})
-    got = [(p.refusal, p.reason) for p in photos.photos]
-    assert got == [(Refusal.UNLIKE_OTHERS, "does not look like the other photos of Bob (similarity 0.000 < 0.500)"),
-                   (Refusal.SAME_FILE, "the same file as a.jpg"),
-                   (Refusal.DUPLICATE, "a duplicate of a.jpg (similarity 1.000)"),
-                   (Refusal.UNLIKE_OTHERS, "does not look like the other photos of Bob (similarity 0.000 < 0.500)")]
-    assert _refusal_hint(photos.photos, "Bob") == ("use other photos of Bob, not copies of photos given or enrolled "
-                                                   "already; check that every photo is of Bob")
-    # against a gallery: Bob's one enrolled photo, a photo unlike Bob's, a photo of Alice
-    client, info, bundle = _scenario(monkeypatch, {0: [1, 0, 0], 1: [0, 1, 0], 2: [0, 0, 1]},
-                                     {0: ("Bob", 0.99, True), 1: ("Bob", 0.3, False), 2: ("Alice", 0.9, True)})
-    photos = _aligned(["a.jpg", "b.jpg", "c.jpg"], ["h0", "h1", "h2"])
-    gallery = {"Bob": SimpleNamespace(samples=1), "Alice": SimpleNamespace(samples=3)}
-    _check_duplicates_and_consistency(client, info, bundle, "Bob", photos, gallery)
-    got = [(p.refusal, p.reason) for p in photos.photos]
-    assert got == [(Refusal.ALREADY_ENROLLED, "already enrolled for Bob (similarity 0.990)"),
-                   (Refusal.UNLIKE_ENROLLED,
-                    "does not look like the enrolled photos of Bob (similarity 0.300 < 0.500)"),
-                   (Refusal.OTHER_PERSON, "the board identifies it as Alice (similarity 0.900 >= 0.700), no less like "
-                                          "Alice than like the other photos of Bob (0.000)")]
-    assert all(p.to_dict() == {"path": p.path, "status": "refused", "reason": p.reason, "face": "detected"}
-               for p in photos.photos)  # --json unchanged: the reason in words, no code
+    bundle = load_bundle(RELEASED)
+    threshold = bundle.meta.threshold
+    p, q = _blocks(4), _blocks(0)
+    r = np.clip(np.mgrid[0:64, 0:64][1] * 4 - 128, -128, 127).astype(np.int8).reshape(64, 64, 1)
+    url = tcp_board().url
+    transport = open_serial(url, 921600)
+    try:
+        client = Client(transport, timeout_s=5.0, retries=2, port=url)
+        info = client.info()
+
+        def unit(x):  # the board's embedding of x, dequantized here from its INFER reply
+            e = (client.infer(x).output.astype(np.float32) - info.output_zero_point) * info.output_scale
+            return e / np.linalg.norm(e)
+
+        ep, eq, er = unit(p), unit(q), unit(r)
+        pq, qr = float(ep @ eq), float(eq @ er)
+        assert pq < threshold and qr < pq, (pq, qr)  # what the inputs were chosen for
+
+        # without a gallery: a copy, a near-copy (another file, the same face), and two photos that disagree
+        photos = _aligned(["a.jpg", "b.jpg", "c.jpg", "d.jpg"], ["h0", "h0", "h2", "h3"], [p, p, p, q])
+        _check_duplicates_and_consistency(client, info, bundle, "Bob", photos, {})
+        unlike = f"does not look like the other photos of Bob (similarity {pq:.3f} < {threshold:.3f})"
+        assert [(ph.refusal, ph.reason) for ph in photos.photos] == [
+            (Refusal.UNLIKE_OTHERS, unlike), (Refusal.SAME_FILE, "the same file as a.jpg"),
+            (Refusal.DUPLICATE, "a duplicate of a.jpg (similarity 1.000)"), (Refusal.UNLIKE_OTHERS, unlike)]
+        assert _refusal_hint(photos.photos, "Bob") == ("use other photos of Bob, not copies of photos given or "
+                                                       "enrolled already; check that every photo is of Bob")
+
+        # against the board's gallery: Bob's one enrolled photo again, a photo unlike Bob's, a photo of Alice
+        client.enroll("Bob", p)
+        client.enroll("Alice", r)
+        bob, unlike_bob, alice = client.identify(p), client.identify(q), client.identify(r)
+        assert (bob.name, unlike_bob.name, alice.name) == ("Bob", "Bob", "Alice") and alice.accepted
+        photos = _aligned(["a.jpg", "b.jpg", "c.jpg"], ["h0", "h1", "h2"], [p, q, r])
+        gallery = {e.name: e for e in client.list()}
+        _check_duplicates_and_consistency(client, info, bundle, "Bob", photos, gallery)
+        own = float(er @ ((ep + eq) / np.linalg.norm(ep + eq)))  # Alice's photo against the other two given
+        assert [(ph.refusal, ph.reason) for ph in photos.photos] == [
+            (Refusal.ALREADY_ENROLLED, f"already enrolled for Bob (similarity {bob.similarity:.3f})"),
+            (Refusal.UNLIKE_ENROLLED, f"does not look like the enrolled photos of Bob (similarity "
+                                      f"{unlike_bob.similarity:.3f} < {threshold:.3f})"),
+            (Refusal.OTHER_PERSON, f"the board identifies it as Alice (similarity {alice.similarity:.3f} >= "
+                                   f"{info.threshold:.3f}), no less like Alice than like the other photos of Bob "
+                                   f"({own:.3f})")]
+        assert f"{bob.similarity:.3f}" == f"{alice.similarity:.3f}" == "1.000"
+        assert all(ph.to_dict() == {"path": ph.path, "status": "refused", "reason": ph.reason, "face": "detected"}
+                   for ph in photos.photos)  # --json unchanged: the reason in words, no code
+    finally:
+        transport.close()
 
 
 @pytest.mark.parametrize("code, hint", [
@@ -372,7 +393,7 @@ def photos(lfw: Path, person: str, first: int, n: int) -> list[str]:
 @pytest.fixture
 def board(start_device):
     """The port of a device serving the released models/esp32."""
-    skip_without_released_model()
+    require_released_model()
     return start_device(RELEASED).port
 
 
@@ -517,7 +538,7 @@ def test_identify_with_nobody_enrolled_fails_before_any_photo_is_aligned(board, 
 def test_gallery_full_is_its_own_exit_code(start_device, lfw_dir, emulator_only):
     from tinyface.protocol import spec
 
-    skip_without_released_model()
+    require_released_model()
     port = start_device(RELEASED).port
     train = [line.split()[0] for line in (lfw_dir / "peopleDevTrain.txt").read_text().splitlines()[1:]]
     people = [p for p in train if p not in PEOPLE.values()][::97]

@@ -250,13 +250,54 @@ def test_seeded_random_streams_decode_the_same(c_decoder):
     assert sum(line.startswith("FRAME") and int(line.split()[4]) >= MAX - 1 for line in out) >= 5
 
 
+def _sync_heavy_with_headers(rng: random.Random, n: int, planted: set) -> bytes:
+    """About ``n`` bytes of sync-heavy noise (false syncs, whose header CRC is wrong) with, between
+    runs of it, headers whose own CRC is right: a payload of noise (a BAD_CRC once its bytes are in)
+    or a length over the limit (TOO_LARGE). Each header's (version, type, seq, length) goes to ``planted``."""
+    parts, size = [], 0
+    while size < n:
+        parts.append(_sync_heavy(rng, rng.randint(0, 200)))
+        version, msg_type, seq = rng.choice([spec.PROTOCOL_VERSION, rng.randrange(256)]), rng.randrange(256), \
+            rng.randrange(0x10000)
+        length = rng.choice([0, 1, 16, 300, MAX + 1, 0xFFFF])
+        parts.append(encode_oversized_header(msg_type, seq, length, version))
+        planted.add((version, msg_type, seq, length))
+        size += len(parts[-2]) + len(parts[-1])
+    return b"".join(parts)
+
+
+def _events(out: list[str]) -> list[tuple[str, tuple[int, ...]]]:
+    return [(line.split()[0], tuple(map(int, line.split()[1:5]))) for line in out
+            if line.split()[0] in ("FRAME", "BAD_CRC", "TOO_LARGE")]
+
+
 def test_pure_noise_and_sync_heavy_noise_decode_the_same(c_decoder):
     rng = random.Random(SEED + 1)
-    script: Script = []
+    noise: Script = []
+    sync_heavy: Script = []
+    planted: set[tuple[int, int, int, int]] = set()
+    fed = 0
     for _ in range(100):
-        script += chunked(rng, bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 3000))), flushes=True)
-        script += chunked(rng, _sync_heavy(rng, rng.randint(0, 3000)), flushes=True)
-    _agree(c_decoder, script)
+        data = bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 3000)))
+        fed += len(data)
+        noise += chunked(rng, data, flushes=True)
+        sync_heavy += chunked(rng, _sync_heavy_with_headers(rng, rng.randint(0, 3000), planted), flushes=True)
+    out = _agree(c_decoder, noise)
+    # pure noise: no event, and every byte fed counted as garbage or still pending at the end
+    ends = [tuple(map(int, line.split()[1:])) for line in out if line.startswith("END")]
+    assert _events(out) == [] and len(ends) == 100
+    assert sum(garbage + pending for garbage, _, pending in ends) == fed and all(frames == 0 for _, frames, _ in ends)
+    out = _agree(c_decoder, sync_heavy)
+    # sync-heavy noise: both decoders reject every false sync's header (an event names only a planted
+    # header) and report the planted ones, a BAD_CRC for a payload of noise and a TOO_LARGE for a length
+    # over the limit, none of them a frame
+    events = _events(out)
+    kinds = [kind for kind, _ in events]
+    assert {fields for _, fields in events} <= planted, [e for e in events if e[1] not in planted][:3]
+    assert "FRAME" not in kinds and kinds.count("BAD_CRC") >= 500 and kinds.count("TOO_LARGE") >= 300, \
+        (kinds.count("BAD_CRC"), kinds.count("TOO_LARGE"), len(planted))
+    assert all(length > MAX for kind, (*_, length) in events if kind == "TOO_LARGE")
+    assert all(length <= MAX for kind, (*_, length) in events if kind == "BAD_CRC")
 
 
 def _crafted() -> dict[str, bytes]:

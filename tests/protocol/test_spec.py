@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import RELEASED, named_people as _people, skip_without_released_model as _released
+from tests.conftest import RELEASED, named_people as _people, require_released_model as _released
 from tinyface import errors
 from tinyface.protocol import spec
 
