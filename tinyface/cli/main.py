@@ -116,7 +116,8 @@ Exit codes: {codes}; a mistake is one line on stderr (docs/cli.md, "Errors and e
 @click.group(cls=LazyGroup, epilog=EPILOG.format(codes=exit_code_list()),
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("-v", "--verbose", count=True,
-              help="More output (repeatable); an internal error then also prints its traceback. "
+              help="More output: TensorFlow's and its converter's own logs and warnings (muted "
+                   "otherwise), flash's every step; an internal error then also prints its traceback. "
                    "Example: tinyface -v evaluate --model models/esp32")
 # a folder or an unreadable file is refused as a missing one is, by config.require_config_file
 # (ConfigError, exit 3), not as a bad option value (exit 2)
