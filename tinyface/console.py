@@ -265,6 +265,12 @@ class _Advance:
         self._advance(n)
 
 
+def live_display(console) -> bool:
+    """Whether ``console`` shows a live display (a bar, a spinner): a terminal, but not a dumb one
+    (TERM=dumb: rich draws nothing until the work ends, so it gets the plain lines a file gets)."""
+    return console.is_terminal and not console.is_dumb_terminal
+
+
 @contextlib.contextmanager
 def progress_bar(description: str, total: int | None, enabled: bool = True) -> Iterator[_Advance]:
     """Yield ``advance(n=1)`` (with ``advance.set_total(n)``); draws a rich progress bar on stderr
@@ -275,7 +281,7 @@ def progress_bar(description: str, total: int | None, enabled: bool = True) -> I
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     console = err_console()
-    if not console.is_terminal:  # a CI log or a file: a plain line every few seconds instead of a bar
+    if not live_display(console):  # a CI log or a file: a plain line every few seconds instead of a bar
         plain = PlainProgress(description, total)
         yield _Advance(plain.advance, lambda n: setattr(plain, "total", n))
         plain.finish()
@@ -303,7 +309,7 @@ def status(message: str) -> Iterator[None]:
     otherwise (a CI log, a file) the message with the time so far every 10 s while it lasts, so
     the log never goes quiet for minutes."""
     console = err_console()
-    if console.is_terminal:
+    if live_display(console):
         from rich.markup import escape
 
         with console.status(escape(message)):  # a path or a name, never markup (progress_bar's note)

@@ -71,14 +71,16 @@ def test_the_eta_leaves_out_the_time_before_the_first_unit():
     assert lines[-1] == "QAT epochs: 0.51/1 (51%), 1 min 00 s elapsed, eta 5 s"
 
 
-def _plain_mode(monkeypatch):
-    """stderr is not a terminal, PlainProgress runs on a fake clock with no heartbeat thread:
+def _plain_mode(monkeypatch, dumb: bool = False):
+    """stderr is not a terminal (or, with ``dumb``, a terminal of TERM=dumb, where rich draws no live
+    display until the work ends), PlainProgress runs on a fake clock with no heartbeat thread:
     (the console's output, the clock, what was written to stderr)."""
     import tinyface.console as console_module
 
     out = io.StringIO()
     monkeypatch.setattr(console_module, "err_console",
-                        lambda: Console(file=out, force_terminal=False, width=80, color_system=None, soft_wrap=True))
+                        lambda: Console(file=out, force_terminal=dumb, width=80, color_system=None, soft_wrap=True,
+                                        _environ={"TERM": "dumb"} if dumb else None))
     clock = FakeClock()
     monkeypatch.setattr(console_module.PlainProgress, "start_heartbeat", lambda self: self)
     real_init = console_module.PlainProgress.__init__
@@ -91,8 +93,10 @@ def _plain_mode(monkeypatch):
     return out, clock, written
 
 
-def test_build_progress_is_plain_lines_when_stderr_is_not_a_terminal(monkeypatch):
-    out, clock, written = _plain_mode(monkeypatch)
+@pytest.mark.parametrize("dumb", [False, True], ids=["file", "TERM=dumb"])
+def test_build_progress_is_plain_lines_when_stderr_is_not_a_terminal(monkeypatch, dumb):
+    # on a TERM=dumb terminal, the bar showed nothing until the stage ended
+    out, clock, written = _plain_mode(monkeypatch, dumb)
     with BuildProgress(settings=None) as ui:
         ui.notify("stage", {"name": "distill", "epochs": 8})
         for epoch in range(1, 9):
@@ -235,10 +239,11 @@ def test_status_says_when_it_ended_after_its_heartbeat_lines_and_not_when_it_fai
     assert written.getvalue() == ""  # too short to show
 
 
-def test_a_step_is_a_bar_for_counted_work_and_a_status_for_the_rest(monkeypatch):
+@pytest.mark.parametrize("dumb", [False, True], ids=["file", "TERM=dumb"])
+def test_a_step_is_a_bar_for_counted_work_and_a_status_for_the_rest(monkeypatch, dumb):
     from tinyface.console import no_step, step
 
-    out, clock, written = _plain_mode(monkeypatch)
+    out, clock, written = _plain_mode(monkeypatch, dumb)
     with step("embeddings (tflm)", 200) as advance:
         clock.now += 10
         advance(50)

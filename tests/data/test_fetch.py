@@ -839,3 +839,37 @@ def test_every_extra_set_is_one_pinned_folder_of_the_repository_its_url_names():
         assert source.url.endswith("/archive/") and len(commit) == 40 and int(commit, 16) >= 0, name
         assert manifest.archive_root.startswith(f"{repo}-{commit}/"), (name, manifest.archive_root)
         assert manifest.name == name and len(manifest.images_tree_sha256) == 64 and source.credit
+
+
+@pytest.mark.parametrize("mode", ["ok", "dropfirst"])
+def test_a_fetch_says_how_many_bytes_its_progress_will_count(served, mode):
+    """expect(name, n): each file's size as its server announced it (Content-Length), so that the
+    progress line has a share done and a time left (it had neither); a download that broke off and
+    resumed announces the same total again, and progress counts exactly that much."""
+    from tinyface.data.fetch import fetch
+
+    counted, expected, announced = [0], {}, []
+
+    def expect(name, n):
+        expected[name] = n
+        announced.append(name)
+
+    fetch(Manifest.load(served["manifest"]), f"{served['url']}/{mode}/", served["tmp"] / "lfw",
+          progress=lambda n: counted.__setitem__(0, counted[0] + n), expect=expect)
+    sizes = {name: (served["site"] / name).stat().st_size for name in [*PROTOCOL, ARCHIVE]}
+    assert expected == sizes and counted[0] == sum(sizes.values())
+    assert announced.count(ARCHIVE) == (2 if mode == "dropfirst" else 1)
+
+
+def test_a_fetch_that_takes_up_an_earlier_download_expects_only_what_is_left(served):
+    from tinyface.data.fetch import fetch
+
+    dest = served["tmp"] / "lfw"
+    served["cut"].set()  # the first fetch gets half of the archive (each time it asks) and keeps it
+    assert fetch_cli(served, "ranged", dest).returncode == 5
+    served["cut"].clear()
+    counted, expected = [0], {}
+    fetch(Manifest.load(served["manifest"]), f"{served['url']}/ranged/", dest,
+          progress=lambda n: counted.__setitem__(0, counted[0] + n), expect=expected.__setitem__)
+    size = (served["site"] / ARCHIVE).stat().st_size
+    assert 0 < expected[ARCHIVE] < size and counted[0] == sum(expected.values())

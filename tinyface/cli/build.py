@@ -198,10 +198,10 @@ class BuildProgress:
         self.clock = None  # the ETA's clock (None: time.monotonic; tests pass a fake one)
 
     def __enter__(self):
-        from tinyface.console import err_console
+        from tinyface.console import err_console, live_display
 
         console = err_console() if self.enabled else None
-        if console is not None and not console.is_terminal:  # a CI log: plain lines every few seconds, no bar
+        if console is not None and not live_display(console):  # a CI log, TERM=dumb: plain lines, no bar
             self._plain_mode = True
         elif console is not None:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

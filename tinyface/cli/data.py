@@ -88,7 +88,7 @@ def fetch(ctx, name, url, dest, manifest, force, timeout_s, as_json):
           --set 'extra.dirs=["fairface","pins"]' --set 'extra.kind=["chips","photos"]'
     """
     from tinyface.config import dataset_dir, dataset_url
-    from tinyface.console import PlainProgress, err_console, status
+    from tinyface.console import PlainProgress, err_console, live_display, status
     from tinyface.data.fetch import Manifest, builtin_manifest, fetch as fetch_dataset, is_occupied
 
     if manifest:
@@ -103,18 +103,20 @@ def fetch(ctx, name, url, dest, manifest, force, timeout_s, as_json):
         target = Path(dest).expanduser()
     else:  # LFW where builds read it: data.dir (tinyface.toml), else the default folder
         target = load_settings(ctx).data.data_path() if name == "lfw" else dataset_dir(name)
-    console, received = err_console(), [0]
+    console, received, sizes = err_console(), [0], {}  # sizes: each file's bytes, as its server announced
     # fetch() verifies it and downloads nothing, or says why not
     if not force and is_occupied(target):  # OutputError (exit 14): a --dest that cannot be read
         with status(f"verifying {target}"):
             result = fetch_dataset(spec, base, target, force=False)
-    elif console.is_terminal:
+    elif live_display(console):
         with console.status(f"downloading {name} from {base}") as spinner:
             def progress(n):
                 received[0] += n
-                spinner.update(f"downloading {name} from {base}: {received[0] / 1e6:.1f} MB")
+                of = f"/{sum(sizes.values()) / 1e6:.1f}" if sizes else ""
+                spinner.update(f"downloading {name} from {base}: {received[0] / 1e6:.1f}{of} MB")
 
-            result = fetch_dataset(spec, base, target, progress=progress, timeout_s=timeout_s, force=force)
+            result = fetch_dataset(spec, base, target, progress=progress, timeout_s=timeout_s, force=force,
+                                   expect=sizes.__setitem__)
     else:  # a log or a file: a plain line every few seconds, also while it unpacks and verifies
         plain = PlainProgress(f"downloading {name} from {base} (MB)", None).start_heartbeat()
 
@@ -122,8 +124,13 @@ def fetch(ctx, name, url, dest, manifest, force, timeout_s, as_json):
             received[0] += n
             plain.update(round(received[0] / 1e6, 2))
 
+        def expect(file: str, n: int):  # the share done and the time left, as far as the servers said
+            sizes[file] = n
+            plain.total = round(sum(sizes.values()) / 1e6, 2)
+
         try:
-            result = fetch_dataset(spec, base, target, progress=progress, timeout_s=timeout_s, force=force)
+            result = fetch_dataset(spec, base, target, progress=progress, timeout_s=timeout_s, force=force,
+                                   expect=expect)
         finally:
             plain.finish()
     # plain echo: a path is neither wrapped nor read as rich markup. Not downloaded also where the

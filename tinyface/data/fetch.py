@@ -151,8 +151,11 @@ RESUMES = 3
 
 
 def _download(url: str, dest: Path, expected_sha256: str | None, progress: Callable[[int], None] | None,
-              timeout_s: float, partial: _Partial | None = None) -> None:
+              timeout_s: float, partial: _Partial | None = None,
+              expect: Callable[[str, int], None] | None = None) -> None:
     """Download ``url`` to ``dest``, resuming it where it broke off up to RESUMES times.
+    ``progress(n)``: n more bytes arrived; ``expect(name, n)``: the server announced that ``dest``'s
+    download will have reported n bytes to ``progress`` when it ends (fetch's docstring).
 
     ``partial``: the download is kept for the next fetch if it stops short (the archive's). Where
     ``dest`` already holds the start of the same file (an earlier fetch's, :class:`_Partial`), it
@@ -170,7 +173,7 @@ def _download(url: str, dest: Path, expected_sha256: str | None, progress: Calla
         out = open(dest, "r+b" if taken_up else "wb")
     except OSError as exc:
         raise _cannot_write(dest, exc) from None
-    got = _Received(out, dest, progress, partial)
+    got = _Received(out, dest, progress, partial, expect)
     with out:
         if taken_up:
             got.take_up()
@@ -338,8 +341,8 @@ class _Received:
     ``arrived``, every byte received, those of a start over included. ``earlier``: the bytes an
     earlier fetch had written, taken up (0 after a start over); ``restarted``: started over."""
 
-    def __init__(self, out, dest: Path, progress, partial: _Partial | None = None):
-        self.out, self.dest, self.progress, self.partial = out, dest, progress, partial
+    def __init__(self, out, dest: Path, progress, partial: _Partial | None = None, expect=None):
+        self.out, self.dest, self.progress, self.partial, self.expect = out, dest, progress, partial, expect
         self.arrived, self.bytes, self.earlier, self.reported, self.restarted = 0, 0, 0, 0, False
         self.digest = hashlib.sha256()
 
@@ -410,6 +413,8 @@ def _receive(url: str, got: _Received, timeout: float | None) -> str | None:
             got.partial.answered(resp)
         start = got.bytes
         announced = resp.headers.get("Content-Length")
+        if got.expect and announced and announced.isdigit():  # what progress will have counted at its end
+            got.expect(got.dest.name, got.reported + int(announced))
         while chunk := resp.read1(1 << 16):  # what has come, not a wait for 64 KiB: a stop keeps it
             got.add(chunk)
     # read(n) returns b"" when the server hangs up early instead of raising: count the bytes
@@ -762,8 +767,14 @@ def _say(message: str) -> None:
 
 
 def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: Callable[[int], None] | None = None,
-          timeout_s: float = 60.0, force: bool = False) -> FetchResult:
+          timeout_s: float = 60.0, force: bool = False,
+          expect: Callable[[str, int], None] | None = None) -> FetchResult:
     """Download, verify and unpack ``manifest`` from ``base_url`` into ``dest``.
+
+    ``progress(n)`` is called as n more bytes arrive (negative when a download starts over), and
+    ``expect(name, n)`` when a server announces a file's size (Content-Length): by the end of that
+    file, ``progress`` will have counted n of its bytes (those an earlier fetch had downloaded and this
+    one takes up are not counted). The sum over the names is the download's total, as far as known.
 
     If ``dest`` already holds exactly what the manifest describes (every checksum
     verified), nothing is downloaded: fetching is idempotent.
@@ -846,10 +857,10 @@ def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: 
         staged = work / "dataset"
         staged.mkdir()
         for name, sha in manifest.files.items():
-            _download(base + name, staged / name, sha, progress, timeout_s)
+            _download(base + name, staged / name, sha, progress, timeout_s, expect=expect)
         archive = download.path  # in a folder of its own: any name is no work folder's own
         archive.parent.mkdir(exist_ok=True)  # there already where an earlier fetch's start is taken up
-        _download(archive_key["url"], archive, manifest.archive_sha256, progress, timeout_s, download)
+        _download(archive_key["url"], archive, manifest.archive_sha256, progress, timeout_s, download, expect)
         whole = True  # from here on, a DownloadError is the archive's: it is not kept
         unpacked = work / "unpacked"
         try:
