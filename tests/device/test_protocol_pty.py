@@ -389,11 +389,14 @@ def test_a_scripted_device_answering_a_resent_head_twice_has_its_duplicate_ignor
 def test_silent_device_is_a_clear_error_after_bounded_retries(start_device, emulator_only, tiny_bundle, connect):
     from tinyface.errors import DeviceError
 
-    dev = start_device(tiny_bundle.model_path.parent, *[a for n in (1, 2, 3) for a in ("--drop-reply", str(n))])
+    dev = start_device(tiny_bundle.model_path.parent, *[a for n in (1, 2, 3, 4) for a in ("--drop-reply", str(n))])
     client = connect(dev.port, timeout_s=0.2, retries=2)
     with pytest.raises(DeviceError, match="after 3 attempts"):
         client.ping(b"anyone?")
     assert client.stats.retries == 2
+    client.retries = 0  # the 4th reply is dropped too
+    with pytest.raises(DeviceError, match=r"after 1 attempt\b(?!s)"):  # was: "after 1 attempts"
+        client.ping(b"anyone?")
 
 
 def test_a_silent_device_stays_a_device_error_not_a_protocol_one(start_device, emulator_only, tiny_bundle, connect):

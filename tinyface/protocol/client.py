@@ -379,7 +379,8 @@ class Client:
         target = only or in_flight[0]
         if target.attempts > self.retries:
             name = _type_name(target.msg_type)
-            what = f"{self.port} did not answer {name} (seq {target.seq}) after {target.attempts} attempts"
+            tries = f"{target.attempts} attempt{'s' if target.attempts != 1 else ''}"
+            what = f"{self.port} did not answer {name} (seq {target.seq}) after {tries}"
             if target.bad_crc or target.too_large:
                 raise ProtocolError(f"{what}: {_malformed(target)}", hint="noise on the line or a wrong baud rate?")
             if target.garbage_bytes:
