@@ -92,7 +92,8 @@ def profile(ctx, board, model_path, kernels, measured, plot_path, as_json, set_i
         from tinyface.console import status
         from tinyface.device.isa_profile import profile_measured
 
-        with status("building the ESP32-C3 (rv32imc) firmware and counting instructions"):
+        with status("building the ESP32-C3 (rv32imc) firmware (first time: a minute or two) and counting "
+                    "instructions"):
             result = profile_measured(bundle, b, kernels=kernels, arena_margin=settings.firmware.arena_margin)
         _plot(result, plot_path)
         if as_json:
