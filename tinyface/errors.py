@@ -14,6 +14,9 @@ class TinyfaceError(Exception):
     def __init__(self, message: str, hint: str | None = None):
         super().__init__(message)
         self.hint = hint
+        # more keys of the --json failure object, after its "error", "kind" and "exit_code": what
+        # the work cut short left (bench's "partial" result)
+        self.json_fields: dict = {}
 
     def one_line(self) -> str:
         text = str(self)

@@ -7,11 +7,12 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import fields
 
 import pytest
 
 from tinyface.data.lfw import Pair
-from tinyface.device.bench import load_result
+from tinyface.device.bench import BenchResult, load_result
 from tinyface.evaluation.metrics import pairs_within_images
 from tinyface.protocol import spec
 
@@ -27,6 +28,11 @@ def _bench(port, model_dir, *args, data=None):
     return cmd
 
 
+# the keys of `bench --json`'s result, and of a failure's "partial": the --out file's less the per-image
+# records, the pairs and paths, and "error" (a success's JSON never has that key)
+JSON_KEYS = {f.name for f in fields(BenchResult)} - {"records", "pairs", "paths", "error"}
+
+
 def test_bench_end_to_end(start_device, tiny_bundle, lfw_dir, tmp_path):
     dev = start_device(tiny_bundle.model_path.parent, "--once")
     out = tmp_path / "results.json"
@@ -36,6 +42,8 @@ def test_bench_end_to_end(start_device, tiny_bundle, lfw_dir, tmp_path):
     printed = json.loads(proc.stdout)
     s = printed["summary"]
     assert printed["complete"] and printed["images_done"] == 24 and s["images"] == 24
+    # a success's JSON never has the key "error" (was "error": null): a failure's object always has it
+    assert "error" not in printed and set(printed) == JSON_KEYS
     assert s["estimated_timings"] == bool(printed["device"]["flags"] & 1)  # the emulator says it estimates
     assert 0 < s["latency_ms"]["p50"] <= s["latency_ms"]["p95"] <= s["latency_ms"]["max"]
     assert s["throughput_images_per_s"] > 0
@@ -239,6 +247,77 @@ def test_ctrl_c_during_bench_keeps_partial_results_and_says_where(start_device, 
     assert f"{partial.images_done}/80 images; partial results in {out}" in lines[-1]
 
 
+# --- --json: a run cut short still gives what it measured ----------------------------------------------------
+# Was: `bench --json` without --out, interrupted (or losing its board) after 39 images, printed only
+# {"error": "interrupted after 39/100 images", "kind": "Interrupted", "exit_code": 130}: the 39 were lost.
+
+# `tinyface` with a plain progress line at every image (one every 10 s where stderr is a pipe), so
+# that a test sees how far a bench without --out has got
+CLI_WITH_A_PROGRESS_LINE_PER_STEP = """
+from tinyface import console
+
+class Every(console.PlainProgress):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **{**kwargs, "every_s": 0})
+
+    def start_heartbeat(self):
+        return self
+
+console.PlainProgress = Every
+from tinyface.cli.main import main
+main()
+"""
+
+
+@pytest.mark.parametrize("how, code, kind", [("SIGINT", 130, "Interrupted"), ("kill the device", 7, "DeviceError")])
+def test_bench_json_cut_short_without_out_gives_what_it_measured(start_device, emulator_only, tiny_bundle, lfw_dir,
+                                                                   how, code, kind):
+    """`bench --json` without --out, cut short by a terminal's Ctrl-C or by a board that stops
+    answering: the failure object (`error`, `kind`, `exit_code`, as the stderr line and the exit code
+    say) carries the images done as `partial`, with the keys of a success's JSON."""
+    import signal
+    import threading
+
+    from tests.conftest import sigint_as_a_terminal_sends_it
+
+    dev = start_device(tiny_bundle.model_path.parent, "--baud", "115200")  # about 0.2 s per image: stopped mid-run
+    bench = subprocess.Popen([sys.executable, "-c", CLI_WITH_A_PROGRESS_LINE_PER_STEP, "bench", "--port", dev.port,
+                              "--model", str(tiny_bundle.model_path.parent), "--data", str(lfw_dir), "--images", "80",
+                              "--no-host-check", "--json"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                             preexec_fn=sigint_as_a_terminal_sends_it)
+    watchdog = threading.Timer(120, bench.kill)  # a bench that stalls fails the test, not the session
+    watchdog.start()
+    try:
+        err = []
+        for line in bench.stderr:  # `benchmarking: 3/80 (3%), ...`
+            err.append(line)
+            if line.startswith("benchmarking: ") and int(line.split()[1].split("/")[0]) >= 3:
+                break
+        assert err and err[-1].startswith("benchmarking: "), "".join(err)
+        if how == "SIGINT":
+            os.killpg(bench.pid, signal.SIGINT)
+        else:
+            dev.kill()
+        stdout, rest = bench.communicate(timeout=60)
+    finally:
+        watchdog.cancel()
+        if bench.poll() is None:
+            bench.kill()
+            bench.wait()
+    stderr = "".join(err) + rest
+    assert bench.returncode == code, stderr
+    line = [line for line in stderr.splitlines() if line.startswith("tinyface: ")][-1]
+    reply = json.loads(stdout)
+    assert reply["error"] == line.removeprefix("tinyface: error: ") and reply["kind"] == kind, stderr
+    assert reply["exit_code"] == code and set(reply) == {"error", "kind", "exit_code", "partial"}
+    partial = reply["partial"]
+    assert set(partial) == JSON_KEYS and not partial["complete"]
+    assert 3 <= partial["images_done"] == partial["summary"]["images"] < 80
+    assert f"after {partial['images_done']}/80 images" in reply["error"]
+    assert partial["summary"]["latency_ms"]["p50"] > 0 and partial["link"]["bytes_received"] > 0
+
+
 # --- progress counts the images that will be aligned, not the --images asked for --------------------------
 # Was: `bench --images 1000000` showed `aligning faces: 789/1,000,000 (0%) ... eta 3 h 31 min` while
 # pairsDevTest holds 1,549 images, and the run ended 20 s later.
@@ -339,6 +418,35 @@ def test_the_host_check_after_the_stream_is_a_step_of_its_own(start_device, emul
                if line.startswith("checking the outputs against the host's TFLite and TFLM: done, ")]
     assert streamed and lines[streamed[-1]].startswith("benchmarking: 6/6 (100%)"), err
     assert len(checked) == 1 and checked[0] > streamed[-1], err
+
+
+def test_ctrl_c_in_the_host_check_keeps_every_image(start_device, emulator_only, tiny_bundle, lfw_dir, tmp_path,
+                                                    capsys, monkeypatch):
+    """Ctrl-C while the outputs are checked against the host's (seconds, after the last image): every
+    image is kept, in --out's file and as --json's `partial`, without the host's figures. Was a bare
+    `interrupted` (exit 130): --json lost them all, and --out's file held those of its last periodic
+    write, `"complete": false` with no error, and the line did not name it."""
+    from tests.conftest import run_in_process
+    from tinyface.device import bench as api
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, "host_outputs", interrupted)
+    data = _tiny_lfw(lfw_dir, tmp_path / "lfw")
+    dev = start_device(tiny_bundle.model_path.parent, "--once")
+    out = tmp_path / "results.json"
+    code, stdout, err = run_in_process(capsys, "bench", "--port", dev.port, "--model", tiny_bundle.model_path.parent,
+                                       "--data", data, "--images", "6", "--json", "--out", out)
+    assert code == 130, err
+    reply = json.loads(stdout)
+    assert reply["error"] == f"interrupted after 6/6 images; partial results in {out}"
+    assert reply["kind"] == "Interrupted" and reply["exit_code"] == 130
+    partial = reply["partial"]
+    assert set(partial) == JSON_KEYS and not partial["complete"]
+    assert partial["images_done"] == partial["summary"]["images"] == 6 and "max_lsb_diff" not in partial["summary"]
+    saved = load_result(out)
+    assert not saved.complete and saved.error == "interrupted" and len(saved.records) == saved.images_done == 6
 
 
 @pytest.mark.parametrize("content, words", [

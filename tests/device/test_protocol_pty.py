@@ -505,7 +505,7 @@ def test_emulate_json_announces_port_kind_and_model(start_device, device_kind, c
     dev = start_device(tiny_bundle.model_path.parent, "--json")
     a = dev.announced
     assert a is not None and a["port"] == dev.port
-    assert a["kind"] == device_kind and a["sha256"] == tiny_bundle.model_hash
+    assert a["emulator"] == device_kind and "kind" not in a and a["sha256"] == tiny_bundle.model_hash
     assert a["board"] == ("esp32c3" if device_kind == "isa" else "esp32")
     assert connect(dev.port).info().model_sha256 == a["sha256"]
 

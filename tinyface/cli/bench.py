@@ -15,6 +15,7 @@ from tinyface.cli.common import (
     set_option,
     setting_type,
 )
+from tinyface.errors import TinyfaceError
 
 
 @click.command()
@@ -115,16 +116,27 @@ def bench(ctx, port, board, images, model_path, data_dir, out_path, plot_path, b
         # the model and the baud by (a bench of `emulate --isa` without --board is the esp32c3's)
         result = api.run_bench(client, bundle, inputs, port=port, board=device.board or b.name, out=out_path,
                                steps=step, pipeline=pipeline, host_check=host_check, plot=plot_path)
+    except TinyfaceError as exc:  # a run cut short: with --json, what it measured is in the error object
+        partial = getattr(exc, "bench_result", None)
+        if partial is not None:
+            exc.json_fields = {**getattr(exc, "json_fields", {}), "partial": _json_result(partial)}
+        raise
     finally:
         transport.close()
     if as_json:
-        d = result.to_dict()
-        d.pop("records")
-        d.pop("pairs")
-        d.pop("paths")
-        print_json(d)
+        print_json(_json_result(result))
     else:
         _print(result, out_path, plot_path)
+
+
+def _json_result(result) -> dict:
+    """``result`` as --json prints it: a success's document, and a failure's "partial" (the same keys).
+    Without the per-image records, pairs and paths (--out's file has them), nor ``error``: a
+    success's JSON never has that key, a failure's object always has it (docs/cli.md)."""
+    d = result.to_dict()
+    for key in ("records", "pairs", "paths", "error"):
+        d.pop(key)
+    return d
 
 
 def _print(result, out_path, plot_path=None) -> None:

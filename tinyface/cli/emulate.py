@@ -46,7 +46,7 @@ from tinyface.config import FIRMWARE_KERNELS
 def emulate(ctx, board, model_path, baud, once, native, isa, kernels, drop_replies, corrupt_replies, set_items,
             as_json):
     """Run an emulated board on a pseudo-terminal and print its port path on stdout
-    (with --json, one JSON line: port, kind, board, model, sha256, kernels, baud).
+    (with --json, one JSON line: port, emulator, board, model, sha256, kernels, baud).
 
     The emulation answers every protocol message (docs/protocol.md) exactly as the firmware
     must, running the int8 model in the real TFLM kernels. Reported latency is ESTIMATED
@@ -62,7 +62,7 @@ def emulate(ctx, board, model_path, baud, once, native, isa, kernels, drop_repli
       tinyface emulate --baud 921600 --once &  # realistic link speed, one session
       tinyface emulate --isa                   # the ESP32-C3 firmware on its instruction set (QEMU)
       tinyface emulate --native --kernels generated
-      tinyface emulate --json                  # first line: {"port": "/dev/pts/3", "kind": "emulator", ...}
+      tinyface emulate --json                  # first line: {"port": "/dev/pts/3", "emulator": "emulator", ...}
       exec 3< <(tinyface emulate --once); read -r PORT <&3   # in a bash script: the port in $PORT
     """
     import sys
@@ -93,7 +93,8 @@ def emulate(ctx, board, model_path, baud, once, native, isa, kernels, drop_repli
     bundle = load_bundle(path).identifying_at(settings.firmware.identify_threshold)
     # an emulated board runs only what the real one can: flash's budget check (BudgetError, exit 10)
     check_fits(bundle, b, arena_margin=settings.firmware.arena_margin, kernels=kernels)
-    fields = {"kind": "isa" if isa else "native" if native else "emulator", "board": b.name,
+    # "emulator", not "kind": a failure's JSON object is the one with "kind" (and "error"; docs/cli.md)
+    fields = {"emulator": "isa" if isa else "native" if native else "emulator", "board": b.name,
               "model": str(bundle.model_path), "sha256": bundle.model_hash, "kernels": kernels, "baud": baud}
 
     stop = threading.Event()

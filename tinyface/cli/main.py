@@ -200,11 +200,12 @@ def main(argv: list[str] | None = None) -> None:
     except (click.Abort, KeyboardInterrupt, CommandInterrupted):
         _interrupted_exit(as_json)
     except TinyfaceError as exc:
+        extra = getattr(exc, "json_fields", None)  # what the work left (bench's "partial")
         if isinstance(exc, Interrupted):  # an interrupt that says what it left
-            _interrupted_exit(as_json, exc.one_line())
+            _interrupted_exit(as_json, exc.one_line(), extra)
         if console.interrupted():  # what a swallowed Ctrl-C turned into
-            _interrupted_exit(as_json)
-        _fail(exc.one_line(), exc.exit_code, type(exc).__name__, as_json)
+            _interrupted_exit(as_json, extra=extra)
+        _fail(exc.one_line(), exc.exit_code, type(exc).__name__, as_json, extra=extra)
     except (BrokenPipeError, StdoutClosed):
         _stdout_closed()
     except Exception as exc:  # a bug: still one line, the traceback only on request
@@ -290,16 +291,22 @@ def _stdout_name() -> str:
         return "the standard output"
 
 
-def _fail(message: str, code: int, kind: str, as_json: bool, prefix: str = "tinyface: error: ") -> None:
+def _fail(message: str, code: int, kind: str, as_json: bool, prefix: str = "tinyface: error: ",
+          extra: dict | None = None) -> None:
     """Exit ``code`` after one line on stderr; with --json also ``{"error", "kind", "exit_code"}``
-    on stdout, so a script reading stdout learns the failure too, unless the command's JSON
-    result already went there (stdout holds one JSON document at most)."""
+    (and ``extra``'s keys: what the work left, bench's ``partial``) on stdout, so a script reading
+    stdout learns the failure too, unless the command's JSON result already went there (stdout
+    holds one JSON document at most). A success's JSON never has the key ``error``."""
     click.echo(f"{prefix}{message}", err=True)
     if as_json and not console.json_printed():
         import json
 
+        from tinyface.fsutil import _json_default
+
+        failure = {"error": message, "kind": kind, "exit_code": code}
+        failure.update({k: v for k, v in (extra or {}).items() if k not in failure})
         try:
-            click.echo(json.dumps({"error": message, "kind": kind, "exit_code": code}))
+            click.echo(json.dumps(failure, default=_json_default))
         except (BrokenPipeError, OSError, StdoutClosed):
             _stdout_to_devnull()  # the object stays buffered: it would fail again at exit
     sys.exit(code)
@@ -324,13 +331,13 @@ def _flush_stdout(as_json: bool) -> None:
         _fail(full.one_line(), full.exit_code, "OutputError", as_json)
 
 
-def _interrupted_exit(as_json: bool = False, said: str | None = None) -> None:
+def _interrupted_exit(as_json: bool = False, said: str | None = None, extra: dict | None = None) -> None:
     """Exit after Ctrl-C (130) or SIGTERM (143, the code a shell gives that signal), with ``said``
-    (what the work cut short left) or the bare word."""
+    (what the work cut short left) or the bare word; ``extra``: as :func:`_fail`'s."""
     code, kind = (EXIT_TERMINATED, "Terminated") if console.terminated() else (EXIT_INTERRUPTED, "Interrupted")
     if said:
-        _fail(said, code, kind, as_json)
-    _fail(console.interruption(), code, kind, as_json, prefix="tinyface: ")
+        _fail(said, code, kind, as_json, extra=extra)
+    _fail(console.interruption(), code, kind, as_json, prefix="tinyface: ", extra=extra)
 
 
 def _stdout_closed() -> None:

@@ -206,6 +206,12 @@ def run_bench(client: Client, bundle: Bundle, inputs: BenchInputs, *, port: str,
     Raises:
         DeviceError: the link was lost or the device stopped answering; the partial result
             is written to ``out`` (and ``plot``) first and the message says how far the run got.
+        Interrupted: Ctrl-C or SIGTERM after an image was done (or with ``out``), in the stream
+            or in the host's check after it; the partial result is kept as for a DeviceError.
+        OutputError: ``plot`` cannot be written (the complete result is in ``out``).
+
+    An error raised after an image was done carries the result so far as its ``bench_result``
+    (``complete`` false where the run ended early): `bench --json` prints it as "partial".
     """
     import json
 
@@ -238,6 +244,32 @@ def run_bench(client: Client, bundle: Bundle, inputs: BenchInputs, *, port: str,
 
     from tinyface.console import no_step
 
+    def end_early(exc: DeviceError | KeyboardInterrupt):
+        """Raise what ends the run cut short by ``exc``, once what it measured is kept: in ``out``,
+        ``plot``, and as the error's ``bench_result`` (`bench --json`'s "partial") where an image
+        was done. ``exc`` itself where it is a Ctrl-C before any image, with no ``out``."""
+        result.error = exc.one_line() if isinstance(exc, DeviceError) else interruption()
+        result.summary = summarize(result, inputs, info, bundle, host_outputs=None)
+        save(force=True)
+        where = f"; partial results in {out}" if out else ""
+        if plot and result.images_done:
+            try:
+                latency_plot(result, plot)
+                where += f"; latency plot of those in {plot}"
+            except (OutputError, KeyboardInterrupt):  # the run's own error is the one to report
+                pass
+        done = f"after {result.images_done}/{result.images_requested} images{where}"
+        if isinstance(exc, KeyboardInterrupt):
+            if not (result.images_done or out):
+                raise exc
+            error = Interrupted(f"{interruption()} {done}")
+        else:
+            cls = ProtocolError if isinstance(exc, ProtocolError) else DeviceError
+            error = cls(f"{exc}; {done}", hint=exc.hint)
+        if result.images_done:
+            error.bench_result = result
+        raise error from None
+
     step = steps or no_step
     start = time.monotonic()
     try:
@@ -254,40 +286,30 @@ def run_bench(client: Client, bundle: Bundle, inputs: BenchInputs, *, port: str,
                 save(force=i == 0)
     except (DeviceError, KeyboardInterrupt) as exc:
         result.elapsed_s = time.monotonic() - start
-        result.error = exc.one_line() if isinstance(exc, DeviceError) else interruption()
-        result.summary = summarize(result, inputs, info, bundle, host_outputs=None)
-        save(force=True)
-        where = f"; partial results in {out}" if out else ""
-        if plot and result.images_done:
-            try:
-                latency_plot(result, plot)
-                where += f"; latency plot of those in {plot}"
-            except (OutputError, KeyboardInterrupt):  # the run's own error is the one to report
-                pass
-        if isinstance(exc, KeyboardInterrupt):
-            if not (result.images_done or out):
-                raise
-            raise Interrupted(f"{interruption()} after {result.images_done}/{result.images_requested} images{where}") \
-                from None
-        cls = ProtocolError if isinstance(exc, ProtocolError) else DeviceError
-        raise cls(f"{exc}; after {result.images_done}/{result.images_requested} images{where}",
-                  hint=exc.hint) from None
+        end_early(exc)
     result.elapsed_s = time.monotonic() - start
-    try:
-        result.device_after = asdict(client.info())
-        result.device_after_s = time.monotonic() - start
-    except DeviceError:  # the figures stand; only the restart check is lost
-        result.device_after = None
     host = host_tflm = None
-    if host_check:  # seconds for 1,000 images, after the bar has reached its end: a step of its own
-        with step("checking the outputs against the host's TFLite and TFLM", None):
-            host = host_outputs(bundle, inputs.x_int8)
-            host_tflm = host_tflm_outputs(bundle, inputs.x_int8)
+    try:
+        try:
+            result.device_after = asdict(client.info())
+            result.device_after_s = time.monotonic() - start
+        except DeviceError:  # the figures stand; only the restart check is lost
+            result.device_after = None
+        if host_check:  # seconds for 1,000 images, after the bar has reached its end: a step of its own
+            with step("checking the outputs against the host's TFLite and TFLM", None):
+                host = host_outputs(bundle, inputs.x_int8)
+                host_tflm = host_tflm_outputs(bundle, inputs.x_int8)
+    except KeyboardInterrupt as exc:  # every image was done: kept (was: lost), without the host's check
+        end_early(exc)
     result.summary = summarize(result, inputs, info, bundle, host, host_tflm)
     result.complete = True
     save(force=True)
     if plot:
-        latency_plot(result, plot)
+        try:
+            latency_plot(result, plot)
+        except OutputError as exc:  # the results stand (in ``out``, and `bench --json`'s "partial")
+            exc.bench_result = result
+            raise
     return result
 
 
