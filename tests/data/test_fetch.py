@@ -873,3 +873,14 @@ def test_a_fetch_that_takes_up_an_earlier_download_expects_only_what_is_left(ser
           progress=lambda n: counted.__setitem__(0, counted[0] + n), expect=expected.__setitem__)
     size = (served["site"] / ARCHIVE).stat().st_size
     assert 0 < expected[ARCHIVE] < size and counted[0] == sum(expected.values())
+
+
+def test_a_fetch_says_when_it_unpacks_and_verifies(served):
+    """The phases after the last byte (minutes for FairFace's archive), which the progress line names:
+    it went on saying 'downloading' with nothing left to download."""
+    from tinyface.data.fetch import fetch
+
+    events = []
+    fetch(Manifest.load(served["manifest"]), f"{served['url']}/ok/", served["tmp"] / "lfw",
+          progress=lambda n: events.append("bytes"), phase=events.append)
+    assert events[-2:] == ["unpacking", "verifying"] and events.count("bytes") == len(events) - 2

@@ -115,8 +115,11 @@ def fetch(ctx, name, url, dest, manifest, force, timeout_s, as_json):
                 of = f"/{sum(sizes.values()) / 1e6:.1f}" if sizes else ""
                 spinner.update(f"downloading {name} from {base}: {received[0] / 1e6:.1f}{of} MB")
 
+            def phase(what):  # the download is over: what it does now, with no byte to count
+                spinner.update(f"{what} {name} ({received[0] / 1e6:.1f} MB downloaded)")
+
             result = fetch_dataset(spec, base, target, progress=progress, timeout_s=timeout_s, force=force,
-                                   expect=sizes.__setitem__)
+                                   expect=sizes.__setitem__, phase=phase)
     else:  # a log or a file: a plain line every few seconds, also while it unpacks and verifies
         plain = PlainProgress(f"downloading {name} from {base} (MB)", None).start_heartbeat()
 
@@ -130,7 +133,7 @@ def fetch(ctx, name, url, dest, manifest, force, timeout_s, as_json):
 
         try:
             result = fetch_dataset(spec, base, target, progress=progress, timeout_s=timeout_s, force=force,
-                                   expect=expect)
+                                   expect=expect, phase=lambda what: setattr(plain, "note", f"{what} the download"))
         finally:
             plain.finish()
     # plain echo: a path is neither wrapped nor read as rich markup. Not downloaded also where the

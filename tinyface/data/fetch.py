@@ -767,14 +767,16 @@ def _say(message: str) -> None:
 
 
 def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: Callable[[int], None] | None = None,
-          timeout_s: float = 60.0, force: bool = False,
-          expect: Callable[[str, int], None] | None = None) -> FetchResult:
+          timeout_s: float = 60.0, force: bool = False, expect: Callable[[str, int], None] | None = None,
+          phase: Callable[[str], None] | None = None) -> FetchResult:
     """Download, verify and unpack ``manifest`` from ``base_url`` into ``dest``.
 
     ``progress(n)`` is called as n more bytes arrive (negative when a download starts over), and
     ``expect(name, n)`` when a server announces a file's size (Content-Length): by the end of that
     file, ``progress`` will have counted n of its bytes (those an earlier fetch had downloaded and this
     one takes up are not counted). The sum over the names is the download's total, as far as known.
+    ``phase(what)``: the downloads are over and it is ``"unpacking"``, then ``"verifying"`` (minutes,
+    for a large archive, with no byte to count).
 
     If ``dest`` already holds exactly what the manifest describes (every checksum
     verified), nothing is downloaded: fetching is idempotent.
@@ -862,6 +864,8 @@ def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: 
         archive.parent.mkdir(exist_ok=True)  # there already where an earlier fetch's start is taken up
         _download(archive_key["url"], archive, manifest.archive_sha256, progress, timeout_s, download, expect)
         whole = True  # from here on, a DownloadError is the archive's: it is not kept
+        if phase:
+            phase("unpacking")
         unpacked = work / "unpacked"
         try:
             with tarfile.open(archive) as tar:
@@ -877,6 +881,8 @@ def fetch(manifest: Manifest, base_url: str, dest: str | os.PathLike, progress: 
             raise DownloadError(f"{manifest.archive} has no folder {manifest.archive_root!r}", hint="nothing was kept")
         if manifest.people_file:
             group_by_person(root, unpacked / manifest.people_file)
+        if phase:
+            phase("verifying")
         got = tree_digest(root)
         if got != manifest.images_tree_sha256:
             raise DownloadError(f"the unpacked images do not match the manifest (tree sha256 {got[:16]}..., "
