@@ -408,12 +408,16 @@ class PlainProgress:
         if now - self.last_line >= self.every_s:
             self._line()
 
+    def stop(self) -> None:
+        """End the heartbeat with no last line (work that failed and said so itself)."""
+        if self._stop is not None:
+            self._stop.set()
+
     def finish(self, done: bool = False) -> None:
         """A last line, if anything happened since the previous one (and the work took long enough to show).
         ``done``: work with nothing counted (:func:`status`) that ended well says so, and when (its
         heartbeat lines alone end mid-way, and read as if it still ran)."""
-        if self._stop is not None:
-            self._stop.set()
+        self.stop()
         long_enough = self.clock() - self.started >= self.every_s
         if done and self.total is None and not self.completed:
             if long_enough:

@@ -134,8 +134,10 @@ def fetch(ctx, name, url, dest, manifest, force, timeout_s, as_json):
         try:
             result = fetch_dataset(spec, base, target, progress=progress, timeout_s=timeout_s, force=force,
                                    expect=expect, phase=lambda what: setattr(plain, "note", f"{what} the download"))
-        finally:
-            plain.finish()
+        except BaseException:
+            plain.stop()  # no progress line after the fetch's own last words (what it kept, and where)
+            raise
+        plain.finish()
     # plain echo: a path is neither wrapped nor read as rich markup. Not downloaded also where the
     # folder was missing: fetch() put back the copy an unfinished earlier --force had moved aside
     if result.downloaded:
