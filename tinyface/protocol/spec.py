@@ -242,7 +242,7 @@ INFO_REPLY = _s(
     ("max_payload", "H", "the device's MAX_PAYLOAD"),
     ("gallery_capacity", "H", "people the gallery can hold"),
     ("gallery_count", "H", "people enrolled now"),
-    ("max_name_bytes", "H", "MAX_NAME_BYTES"),
+    ("max_name_bytes", "H", "MAX_NAME_BYTES: a name field's size (a name is 1..this - 1 UTF-8 bytes, NUL-padded)"),
 )
 
 INFER_REPLY = _s(
