@@ -15,7 +15,8 @@ class TinyfaceError(Exception):
         super().__init__(message)
         self.hint = hint
         # more keys of the --json failure object, after its "error", "kind" and "exit_code": what
-        # the work cut short left (bench's "partial" result)
+        # the work left: its result as far as it got ("result": bench cut short, an evaluation whose
+        # --out report failed)
         self.json_fields: dict = {}
 
     def one_line(self) -> str:

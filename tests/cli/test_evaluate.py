@@ -247,7 +247,8 @@ def test_evaluate_report_that_fails_at_the_end_keeps_the_results(make_dataset, t
                                                                  as_json):
     """A report that cannot be written after the evaluation (here its folder changes meanwhile, as
     another program could change it) fails the command (exit 14, one line) after the results
-    are printed, not instead of them."""
+    are printed, not instead of them; with --json, inside the failure object (was: the success's
+    document on stdout and exit 14, a failure a script reading stdout could not tell)."""
     from tests.conftest import run_in_process
     from tinyface.evaluation import model_eval
 
@@ -267,8 +268,11 @@ def test_evaluate_report_that_fails_at_the_end_keeps_the_results(make_dataset, t
     assert code == 14 and len(errors) == 1, stderr
     assert "cannot write the report" in errors[0] and str(out / "report.md") in errors[0]
     assert f"the results are printed {'on stdout' if as_json else 'above'}" in errors[0]
-    if as_json:
-        assert json.loads(stdout)["images"] == 6  # the result, the one JSON document on stdout
+    if as_json:  # the one JSON document on stdout: the failure, with the evaluation as its result
+        reply = json.loads(stdout)
+        assert set(reply) == {"error", "kind", "exit_code", "result"} and reply["exit_code"] == 14
+        assert reply["error"] == errors[0].removeprefix("tinyface: error: ") and reply["result"]["images"] == 6
+        assert "error" not in reply["result"] and "roc" not in reply["result"]["verification"]
     else:
         assert "verification (" in stdout and "report:" not in stdout
 

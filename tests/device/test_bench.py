@@ -28,7 +28,7 @@ def _bench(port, model_dir, *args, data=None):
     return cmd
 
 
-# the keys of `bench --json`'s result, and of a failure's "partial": the --out file's less the per-image
+# the keys of `bench --json`'s result, and of a failure's "result": the --out file's less the per-image
 # records, the pairs and paths, and "error" (a success's JSON never has that key)
 JSON_KEYS = {f.name for f in fields(BenchResult)} - {"records", "pairs", "paths", "error"}
 
@@ -274,7 +274,7 @@ def test_bench_json_cut_short_without_out_gives_what_it_measured(start_device, e
                                                                    how, code, kind):
     """`bench --json` without --out, cut short by a terminal's Ctrl-C or by a board that stops
     answering: the failure object (`error`, `kind`, `exit_code`, as the stderr line and the exit code
-    say) carries the images done as `partial`, with the keys of a success's JSON."""
+    say) carries the images done as `result`, with the keys of a success's JSON."""
     import signal
     import threading
 
@@ -310,8 +310,8 @@ def test_bench_json_cut_short_without_out_gives_what_it_measured(start_device, e
     line = [line for line in stderr.splitlines() if line.startswith("tinyface: ")][-1]
     reply = json.loads(stdout)
     assert reply["error"] == line.removeprefix("tinyface: error: ") and reply["kind"] == kind, stderr
-    assert reply["exit_code"] == code and set(reply) == {"error", "kind", "exit_code", "partial"}
-    partial = reply["partial"]
+    assert reply["exit_code"] == code and set(reply) == {"error", "kind", "exit_code", "result"}
+    partial = reply["result"]
     assert set(partial) == JSON_KEYS and not partial["complete"]
     assert 3 <= partial["images_done"] == partial["summary"]["images"] < 80
     assert f"after {partial['images_done']}/80 images" in reply["error"]
@@ -423,7 +423,7 @@ def test_the_host_check_after_the_stream_is_a_step_of_its_own(start_device, emul
 def test_ctrl_c_in_the_host_check_keeps_every_image(start_device, emulator_only, tiny_bundle, lfw_dir, tmp_path,
                                                     capsys, monkeypatch):
     """Ctrl-C while the outputs are checked against the host's (seconds, after the last image): every
-    image is kept, in --out's file and as --json's `partial`, without the host's figures. Was a bare
+    image is kept, in --out's file and as --json's `result`, without the host's figures. Was a bare
     `interrupted` (exit 130): --json lost them all, and --out's file held those of its last periodic
     write, `"complete": false` with no error, and the line did not name it."""
     from tests.conftest import run_in_process
@@ -442,7 +442,7 @@ def test_ctrl_c_in_the_host_check_keeps_every_image(start_device, emulator_only,
     reply = json.loads(stdout)
     assert reply["error"] == f"interrupted after 6/6 images; partial results in {out}"
     assert reply["kind"] == "Interrupted" and reply["exit_code"] == 130
-    partial = reply["partial"]
+    partial = reply["result"]
     assert set(partial) == JSON_KEYS and not partial["complete"]
     assert partial["images_done"] == partial["summary"]["images"] == 6 and "max_lsb_diff" not in partial["summary"]
     saved = load_result(out)

@@ -119,7 +119,7 @@ def bench(ctx, port, board, images, model_path, data_dir, out_path, plot_path, b
     except TinyfaceError as exc:  # a run cut short: with --json, what it measured is in the error object
         partial = getattr(exc, "bench_result", None)
         if partial is not None:
-            exc.json_fields = {**getattr(exc, "json_fields", {}), "partial": _json_result(partial)}
+            exc.json_fields = {**getattr(exc, "json_fields", {}), "result": _json_result(partial)}
         raise
     finally:
         transport.close()
@@ -130,7 +130,7 @@ def bench(ctx, port, board, images, model_path, data_dir, out_path, plot_path, b
 
 
 def _json_result(result) -> dict:
-    """``result`` as --json prints it: a success's document, and a failure's "partial" (the same keys).
+    """``result`` as --json prints it: a success's document, and a failure's "result" (the same keys).
     Without the per-image records, pairs and paths (--out's file has them), nor ``error``: a
     success's JSON never has that key, a failure's object always has it (docs/cli.md)."""
     d = result.to_dict()

@@ -110,8 +110,10 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
             result = evaluate_model(model, settings.data.data_path(), cache, pairs_file, enroll_images,
                                     settings.data.seed, settings.data.workers, steps=step,
                                     stranger_share=stranger_share, target_far=target_far, settings=settings)
-        # the results first, then the report: a report that cannot be written (the folder changed since the
-        # check above, a full disk) fails the command (exit 14) without losing minutes of evaluation
+        # a report that cannot be written (the folder changed since the check above, a full disk) fails
+        # the command (exit 14) without losing minutes of evaluation: the text is printed first; the
+        # JSON goes out after the report, or inside the failure object as its "result" (one document
+        # on stdout, a success or a failure by its keys, docs/cli.md)
         if as_json:
             shown = dict(result)
             shown.pop("identification_curve", None)  # plot data, in --out's report.json
@@ -119,13 +121,20 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
             if result["identification"]:
                 shown["identification"] = {k: v for k, v in result["identification"].items()
                                            if k not in ("confusion", "people")}
+            if out_dir:
+                from tinyface.errors import OutputError
+
+                try:
+                    _write_report(Path(out_dir), result, as_json)
+                except OutputError as exc:
+                    exc.json_fields["result"] = shown
+                    raise
             print_json(shown)
-        else:
-            _print(result)
+            return
+        _print(result)
         if out_dir:
             _write_report(Path(out_dir), result, as_json)
-            if not as_json:
-                click.echo(f"report: {Path(out_dir) / 'report.md'}")
+            click.echo(f"report: {Path(out_dir) / 'report.md'}")
 
 
 SKIPPED_SHOWN = 10  # files the text output names of those it skipped (data stats names 20)
@@ -199,7 +208,8 @@ def _write_report(out_dir: Path, result: dict, as_json: bool) -> None:
     try:
         write_evaluation_report(out_dir, result)
     except OutputError as exc:
-        printed = f"the results are printed {'on stdout' if as_json else 'above'}"
+        printed = ("the results are printed on stdout, in the failure object's \"result\"" if as_json
+                   else "the results are printed above")
         raise OutputError(str(exc), hint="; ".join(filter(None, (printed, exc.hint)))) from None
 
 

@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
     except (click.Abort, KeyboardInterrupt, CommandInterrupted):
         _interrupted_exit(as_json)
     except TinyfaceError as exc:
-        extra = getattr(exc, "json_fields", None)  # what the work left (bench's "partial")
+        extra = getattr(exc, "json_fields", None)  # what the work left ("result")
         if isinstance(exc, Interrupted):  # an interrupt that says what it left
             _interrupted_exit(as_json, exc.one_line(), extra)
         if console.interrupted():  # what a swallowed Ctrl-C turned into
@@ -294,7 +294,7 @@ def _stdout_name() -> str:
 def _fail(message: str, code: int, kind: str, as_json: bool, prefix: str = "tinyface: error: ",
           extra: dict | None = None) -> None:
     """Exit ``code`` after one line on stderr; with --json also ``{"error", "kind", "exit_code"}``
-    (and ``extra``'s keys: what the work left, bench's ``partial``) on stdout, so a script reading
+    (and ``extra``'s keys: ``result``, what the work left) on stdout, so a script reading
     stdout learns the failure too, unless the command's JSON result already went there (stdout
     holds one JSON document at most). A success's JSON never has the key ``error``."""
     click.echo(f"{prefix}{message}", err=True)

@@ -211,7 +211,7 @@ def run_bench(client: Client, bundle: Bundle, inputs: BenchInputs, *, port: str,
         OutputError: ``plot`` cannot be written (the complete result is in ``out``).
 
     An error raised after an image was done carries the result so far as its ``bench_result``
-    (``complete`` false where the run ended early): `bench --json` prints it as "partial".
+    (``complete`` false where the run ended early): `bench --json` prints it as "result".
     """
     import json
 
@@ -246,7 +246,7 @@ def run_bench(client: Client, bundle: Bundle, inputs: BenchInputs, *, port: str,
 
     def end_early(exc: DeviceError | KeyboardInterrupt):
         """Raise what ends the run cut short by ``exc``, once what it measured is kept: in ``out``,
-        ``plot``, and as the error's ``bench_result`` (`bench --json`'s "partial") where an image
+        ``plot``, and as the error's ``bench_result`` (`bench --json`'s "result") where an image
         was done. ``exc`` itself where it is a Ctrl-C before any image, with no ``out``."""
         result.error = exc.one_line() if isinstance(exc, DeviceError) else interruption()
         result.summary = summarize(result, inputs, info, bundle, host_outputs=None)
@@ -307,7 +307,7 @@ def run_bench(client: Client, bundle: Bundle, inputs: BenchInputs, *, port: str,
     if plot:
         try:
             latency_plot(result, plot)
-        except OutputError as exc:  # the results stand (in ``out``, and `bench --json`'s "partial")
+        except OutputError as exc:  # the results stand (in ``out``, and `bench --json`'s "result")
             exc.bench_result = result
             raise
     return result
