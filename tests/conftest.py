@@ -485,6 +485,27 @@ def released_model() -> Path:
     return require_released_model()
 
 
+def one_photo_site(folder: Path) -> tuple[Path, Path]:
+    """A site for `tinyface data fetch lfw` (--url file://...): one photo (its bytes no JPEG: only
+    their sha256 counts), a pairsDevTest.txt and the archive, under ``folder``/site; and a manifest
+    of it. Returns (site, manifest path)."""
+    import json
+    import tarfile
+
+    from tinyface.data.fetch import make_manifest
+
+    site = folder / "site"
+    (site / "faces" / "Ann").mkdir(parents=True)
+    (site / "faces" / "Ann" / "Ann_0001.jpg").write_bytes(b"not decoded: only its sha256 counts")
+    (site / "pairsDevTest.txt").write_text("1\n")
+    with tarfile.open(site / "faces.tgz", "w:gz") as tar:
+        tar.add(site / "faces", arcname="faces")
+    manifest = folder / "manifest.json"
+    manifest.write_text(json.dumps(make_manifest("lfw", site, ["pairsDevTest.txt"], site / "faces.tgz",
+                                                 "faces").__dict__))
+    return site, manifest
+
+
 def named_people(root: Path, *names: str) -> Path:
     """A folder-per-person dataset under ``root``: a folder per name, each holding one empty
     ``1.jpg`` (for what only lists the folders: nothing decodes it). Returns ``root``."""

@@ -57,19 +57,9 @@ def test_a_dest_that_cannot_be_read_or_written_is_refused_before_downloading(tmp
     """--dest is an output folder: one that cannot be read (what it holds cannot be verified) or that
     would be written and cannot be is one line, exit 14, before anything is downloaded (the URL
     below has nothing: a download would be exit 5). A verified copy that cannot be written is fine."""
-    import tarfile
+    from tests.conftest import one_photo_site
 
-    from tinyface.data.fetch import make_manifest
-
-    site = tmp_path / "site"
-    (site / "faces" / "Ann").mkdir(parents=True)
-    (site / "faces" / "Ann" / "Ann_0001.jpg").write_bytes(b"not decoded: only its sha256 counts")
-    (site / "pairsDevTest.txt").write_text("1\n")
-    with tarfile.open(site / "faces.tgz", "w:gz") as tar:
-        tar.add(site / "faces", arcname="faces")
-    manifest = tmp_path / "manifest.json"
-    manifest.write_text(json.dumps(make_manifest("lfw", site, ["pairsDevTest.txt"], site / "faces.tgz",
-                                                 "faces").__dict__))
+    site, manifest = one_photo_site(tmp_path)
 
     def fetch(dest, *extra, url=None, prefix=()):
         return run_cli("data", "fetch", "lfw", "--dest", str(dest), "--url", url or site.as_uri() + "/",

@@ -246,19 +246,9 @@ def test_flash_dry_run(capsys, tmp_path):
 
 def test_data_fetch(capsys, tmp_path):
     """From a file:// site of one photo, with its own manifest (as tests/cli/test_data.py does)."""
-    import tarfile
+    from tests.conftest import one_photo_site
 
-    from tinyface.data.fetch import make_manifest
-
-    site = tmp_path / "site"
-    (site / "faces" / "Ann").mkdir(parents=True)
-    (site / "faces" / "Ann" / "Ann_0001.jpg").write_bytes(b"not decoded: only its sha256 counts")
-    (site / "pairsDevTest.txt").write_text("1\n")
-    with tarfile.open(site / "faces.tgz", "w:gz") as tar:
-        tar.add(site / "faces", arcname="faces")
-    manifest = tmp_path / "manifest.json"
-    manifest.write_text(json.dumps(make_manifest("lfw", site, ["pairsDevTest.txt"], site / "faces.tgz",
-                                                 "faces").__dict__))
+    site, manifest = one_photo_site(tmp_path)
     fetched = json_of(capsys, "data", "fetch", "lfw", "--dest", tmp_path / "lfw", "--url", site.as_uri() + "/",
                       "--manifest", manifest, "--json")
     assert fetched["downloaded"] is True
