@@ -476,3 +476,31 @@ def test_a_native_builds_clock_is_not_called_a_chips():
     native = {"flags": int(spec.Flag.NATIVE), "cpu_hz": 1_000_000_000}
     assert clock_words(native) == "timed by the host's nanosecond clock"
     assert clock_words({"flags": 0, "cpu_hz": 240_000_000}) == "clock 240 MHz"
+
+
+def test_a_last_write_of_out_that_fails_keeps_the_results_in_the_json(start_device, emulator_only, tiny_bundle,
+                                                                       lfw_dir, tmp_path, capsys, monkeypatch):
+    """--out's last write fails (a disk that filled during the run): exit 14, and --json's failure
+    object carries the complete result (was: the bare error, every image lost)."""
+    from tests.conftest import run_in_process
+    from tinyface import fsutil
+    from tinyface.errors import OutputError
+
+    real_write = fsutil.write_text
+
+    def full_once_complete(path, text):  # the periodic writes go through; the last one finds the disk full
+        if json.loads(text)["complete"]:
+            raise OutputError(f"cannot write {path}: No space left on device")
+        return real_write(path, text)
+
+    monkeypatch.setattr(fsutil, "write_text", full_once_complete)  # run_bench imports it when it runs
+    data = _tiny_lfw(lfw_dir, tmp_path / "lfw")
+    dev = start_device(tiny_bundle.model_path.parent, "--once")
+    out = tmp_path / "results.json"
+    code, stdout, err = run_in_process(capsys, "bench", "--port", dev.port, "--model", tiny_bundle.model_path.parent,
+                                       "--data", data, "--images", "6", "--no-host-check", "--json", "--out", out)
+    assert code == 14, err
+    reply = json.loads(stdout)
+    assert reply["kind"] == "OutputError" and "No space left on device" in reply["error"]
+    assert set(reply["result"]) == JSON_KEYS and reply["result"]["complete"] is True
+    assert reply["result"]["images_done"] == 6

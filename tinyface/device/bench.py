@@ -208,7 +208,8 @@ def run_bench(client: Client, bundle: Bundle, inputs: BenchInputs, *, port: str,
             is written to ``out`` (and ``plot``) first and the message says how far the run got.
         Interrupted: Ctrl-C or SIGTERM after an image was done (or with ``out``), in the stream
             or in the host's check after it; the partial result is kept as for a DeviceError.
-        OutputError: ``plot`` cannot be written (the complete result is in ``out``).
+        OutputError: ``out`` or ``plot`` cannot be written at the end (the complete result is in
+            ``out`` where only the plot failed).
 
     An error raised after an image was done carries the result so far as its ``bench_result``
     (``complete`` false where the run ended early): `bench --json` prints it as "result".
@@ -303,13 +304,13 @@ def run_bench(client: Client, bundle: Bundle, inputs: BenchInputs, *, port: str,
         end_early(exc)
     result.summary = summarize(result, inputs, info, bundle, host, host_tflm)
     result.complete = True
-    save(force=True)
-    if plot:
-        try:
+    try:
+        save(force=True)
+        if plot:
             latency_plot(result, plot)
-        except OutputError as exc:  # the results stand (in ``out``, and `bench --json`'s "result")
-            exc.bench_result = result
-            raise
+    except OutputError as exc:  # --out or --plot cannot be written (a full disk): the results stand
+        exc.bench_result = result  # in `bench --json`'s "result" (and in ``out``, where it was the plot)
+        raise
     return result
 
 
