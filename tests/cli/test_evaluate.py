@@ -465,8 +465,9 @@ def test_evaluate_out_on_a_full_disk_keeps_the_earlier_report(make_dataset, tmp_
     assert code == 14 and len(errors) == 1, stderr
     assert f"cannot write the report in {out}: " in errors[0] and "File too large" in errors[0]
     assert "any earlier report there is as it was" in errors[0] and "tinyface-tmp" not in errors[0]
-    if as_json:
-        assert json.loads(stdout)["images"] == 6  # the results all the same
+    if as_json:  # the results all the same, in the failure object
+        reply = json.loads(stdout)
+        assert reply["exit_code"] == 14 and reply["result"]["images"] == 6
     else:
         assert "verification (" in stdout and "report:" not in stdout
     assert _contents(out) == before
