@@ -478,29 +478,37 @@ def test_a_native_builds_clock_is_not_called_a_chips():
     assert clock_words({"flags": 0, "cpu_hz": 240_000_000}) == "clock 240 MHz"
 
 
-def test_a_last_write_of_out_that_fails_keeps_the_results_in_the_json(start_device, emulator_only, tiny_bundle,
-                                                                       lfw_dir, tmp_path, capsys, monkeypatch):
-    """--out's last write fails (a disk that filled during the run): exit 14, and --json's failure
-    object carries the complete result (was: the bare error, every image lost)."""
+@pytest.mark.parametrize("when", ["last", "during"])
+def test_a_write_of_out_that_fails_keeps_the_results_in_the_json(start_device, emulator_only, tiny_bundle, lfw_dir,
+                                                                  tmp_path, capsys, monkeypatch, when):
+    """--out's last write, or one during the run, fails (a disk that filled): exit 14, and --json's
+    failure object carries the images measured (was: the bare error, every image lost)."""
     from tests.conftest import run_in_process
     from tinyface import fsutil
+    from tinyface.device import bench as api
     from tinyface.errors import OutputError
 
     real_write = fsutil.write_text
 
-    def full_once_complete(path, text):  # the periodic writes go through; the last one finds the disk full
-        if json.loads(text)["complete"]:
+    def full(path, text):  # the first write (the first image's) goes through; the last, or the next, fails
+        written = json.loads(text)
+        if written["complete"] if when == "last" else not written["complete"] and written["images_done"] > 1:
             raise OutputError(f"cannot write {path}: No space left on device")
         return real_write(path, text)
 
-    monkeypatch.setattr(fsutil, "write_text", full_once_complete)  # run_bench imports it when it runs
+    monkeypatch.setattr(fsutil, "write_text", full)  # run_bench imports it when it runs
+    monkeypatch.setattr(api, "WRITE_EVERY_S", 0.0)  # a periodic write after every image
     data = _tiny_lfw(lfw_dir, tmp_path / "lfw")
-    dev = start_device(tiny_bundle.model_path.parent, "--once")
+    # images about 0.2 s apart: a periodic write comes between two of them
+    dev = start_device(tiny_bundle.model_path.parent, "--once", *(["--baud", "115200"] if when == "during" else []))
     out = tmp_path / "results.json"
     code, stdout, err = run_in_process(capsys, "bench", "--port", dev.port, "--model", tiny_bundle.model_path.parent,
-                                       "--data", data, "--images", "6", "--no-host-check", "--json", "--out", out)
+                                       "--data", data, "--images", "6", "--no-host-check", "--json", "--out", out,
+                                       *(["--baud", "115200"] if when == "during" else []))
     assert code == 14, err
     reply = json.loads(stdout)
     assert reply["kind"] == "OutputError" and "No space left on device" in reply["error"]
-    assert set(reply["result"]) == JSON_KEYS and reply["result"]["complete"] is True
-    assert reply["result"]["images_done"] == 6
+    result = reply["result"]
+    assert set(result) == JSON_KEYS and result["complete"] is (when == "last")
+    done = result["images_done"]  # during: the first write that came after the first image's
+    assert done == result["summary"]["images"] and (done == 6 if when == "last" else 2 <= done < 6)

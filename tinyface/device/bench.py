@@ -208,8 +208,8 @@ def run_bench(client: Client, bundle: Bundle, inputs: BenchInputs, *, port: str,
             is written to ``out`` (and ``plot``) first and the message says how far the run got.
         Interrupted: Ctrl-C or SIGTERM after an image was done (or with ``out``), in the stream
             or in the host's check after it; the partial result is kept as for a DeviceError.
-        OutputError: ``out`` or ``plot`` cannot be written at the end (the complete result is in
-            ``out`` where only the plot failed).
+        OutputError: ``out`` cannot be written (during the run, which then stops, or at its end), or
+            ``plot`` cannot (the complete result is in ``out`` where only the plot failed).
 
     An error raised after an image was done carries the result so far as its ``bench_result``
     (``complete`` false where the run ended early): `bench --json` prints it as "result".
@@ -288,6 +288,12 @@ def run_bench(client: Client, bundle: Bundle, inputs: BenchInputs, *, port: str,
     except (DeviceError, KeyboardInterrupt) as exc:
         result.elapsed_s = time.monotonic() - start
         end_early(exc)
+    except OutputError as exc:  # --out cannot be written (a disk that filled): the run stops, and
+        result.elapsed_s = time.monotonic() - start  # what it measured is in `bench --json`'s "result"
+        result.error = exc.one_line()
+        result.summary = summarize(result, inputs, info, bundle, host_outputs=None)
+        exc.bench_result = result
+        raise
     result.elapsed_s = time.monotonic() - start
     host = host_tflm = None
     try:
