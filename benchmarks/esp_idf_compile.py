@@ -92,7 +92,12 @@ def cases(names):
             yield board, REPO / "models" / "esp32s3"
 
 
-def kconfig(idf: Path, target: str, defaults: Path, out: Path, python: str) -> tuple[list[str], Path]:
+def idf_version(idf: Path) -> str:
+    """The tree's ESP-IDF version, "5.3.1" (tools/cmake/version.cmake)."""
+    return ".".join(re.findall(r"IDF_VERSION_\w+ (\d+)", (idf / "tools/cmake/version.cmake").read_text()))
+
+
+def kconfig(idf: Path, version: str, target: str, defaults: Path, out: Path, python: str) -> tuple[list[str], Path]:
     """Run kconfgen as tools/cmake/kconfig.cmake does; findings about defaults' lines, sdkconfig.h."""
     comps = sorted(glob.glob(str(idf / "components" / "*") + "/"))
     kconfigs = [c + "Kconfig" for c in comps if os.path.isfile(c + "Kconfig")]
@@ -100,7 +105,6 @@ def kconfig(idf: Path, target: str, defaults: Path, out: Path, python: str) -> t
     renames = [r for c in comps for r in (c + "sdkconfig.rename", f"{c}sdkconfig.rename.{target}") if os.path.isfile(r)]
     for name, files in (("kconfigs.in", kconfigs), ("kconfigs_projbuild.in", projbuilds)):
         (out / name).write_text("\n".join(f'source "{f}"' for f in files))
-    version = ".".join(re.findall(r"IDF_VERSION_\w+ (\d+)", (idf / "tools/cmake/version.cmake").read_text()))
     env = {"COMPONENT_KCONFIGS": ";".join(kconfigs), "COMPONENT_KCONFIGS_PROJBUILD": ";".join(projbuilds),
            "COMPONENT_SDKCONFIG_RENAMES": ";".join(renames), "IDF_TARGET": target, "IDF_TOOLCHAIN": "gcc",
            "IDF_VERSION": version, "IDF_ENV_FPGA": "", "IDF_PATH": str(idf),
@@ -156,18 +160,21 @@ def compiler(arch: str, target: str, newlib: str) -> tuple[list[str], str, bool]
     return None
 
 
-def check(board, model: Path, idf: Path, args, work: Path) -> bool:
+def check(board, model: Path, idf: Path, version: str, args, work: Path) -> bool:
     """Render, configure and compile one case; print its findings; True when it has none."""
     from tinyface.codegen import generate_project
+    from tinyface.config import FirmwareSettings
+    from tinyface.model.bundle import META_FILE, read_meta
 
     project = work / f"{board.name}-{model.name}"
-    kernels = json.loads((model / "model.json").read_text()).get("kernels", "esp-nn")  # as tinyface flash
+    kernels = read_meta(model / META_FILE)[0].kernels or FirmwareSettings.kernels  # as tinyface flash
     plan = generate_project(model, board, project, kernels=kernels)
     print(f"== {board.name} ({board.target}), model {model.relative_to(REPO)} ({kernels} kernels), arena in "
           f"{'PSRAM' if plan.arena.in_psram else 'SRAM'}")
     config_dir = project / "build" / "config"
     config_dir.mkdir(parents=True)
-    findings, _ = kconfig(idf, board.target, project / "sdkconfig.defaults", config_dir, args.kconfgen_python)
+    findings, _ = kconfig(idf, version, board.target, project / "sdkconfig.defaults", config_dir,
+                          args.kconfgen_python)
     for line in findings:
         print(f"  kconfig: {line}")
     arch = ARCH.get(board.target, "riscv")
@@ -176,7 +183,6 @@ def check(board, model: Path, idf: Path, args, work: Path) -> bool:
         print(f"  compile: SKIPPED (no {arch} compiler on PATH)")
         return not findings
     cmd, what, exact = found
-    version = ".".join(re.findall(r"IDF_VERSION_\w+ (\d+)", (idf / "tools/cmake/version.cmake").read_text()))
     dirs = [str(config_dir), str(project / "src")]
     candidates = (str(idf / "components" / p.format(t=board.target, a=arch)) for p in INCLUDES)
     dirs += [d for d in candidates if os.path.isdir(d)]
@@ -212,7 +218,8 @@ def main(argv=None) -> None:
     idf = Path(args.idf_path).resolve()
     print("A compile check against ESP-IDF's headers: nothing is linked, flashed or run on a board.")
     with tempfile.TemporaryDirectory(prefix="tinyface-idf-") as tmp:
-        results = [check(board, model, idf, args, Path(tmp)) for board, model in cases(args.boards)]
+        version = idf_version(idf)
+        results = [check(board, model, idf, version, args, Path(tmp)) for board, model in cases(args.boards)]
     if not results:
         raise ConfigError(f"no board among {args.boards}")
     print(f"{sum(results)} of {len(results)} cases PASS")

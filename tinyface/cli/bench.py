@@ -117,9 +117,8 @@ def bench(ctx, port, board, images, model_path, data_dir, out_path, plot_path, b
         result = api.run_bench(client, bundle, inputs, port=port, board=device.board or b.name, out=out_path,
                                steps=step, pipeline=pipeline, host_check=host_check, plot=plot_path)
     except TinyfaceError as exc:  # a run cut short: with --json, what it measured is in the error object
-        partial = getattr(exc, "bench_result", None)
-        if partial is not None:
-            exc.json_fields = {**getattr(exc, "json_fields", {}), "result": _json_result(partial)}
+        if getattr(exc, "bench_result", None) is not None:
+            exc.json_fields["result"] = _json_result(exc.bench_result)
         raise
     finally:
         transport.close()

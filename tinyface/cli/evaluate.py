@@ -121,19 +121,20 @@ def evaluate(ctx, model_path, data_dir, pairs_file, enroll_images, runtime, out_
             if result["identification"]:
                 shown["identification"] = {k: v for k, v in result["identification"].items()
                                            if k not in ("confusion", "people")}
-            if out_dir:
-                from tinyface.errors import OutputError
-
-                try:
-                    _write_report(Path(out_dir), result, as_json)
-                except OutputError as exc:
-                    exc.json_fields["result"] = shown
-                    raise
-            print_json(shown)
-            return
-        _print(result)
+        else:
+            _print(result)
         if out_dir:
-            _write_report(Path(out_dir), result, as_json)
+            from tinyface.errors import OutputError
+
+            try:
+                _write_report(Path(out_dir), result, as_json)
+            except OutputError as exc:
+                if as_json:
+                    exc.json_fields["result"] = shown
+                raise
+        if as_json:
+            print_json(shown)
+        elif out_dir:
             click.echo(f"report: {Path(out_dir) / 'report.md'}")
 
 

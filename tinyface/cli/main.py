@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
     except (click.Abort, KeyboardInterrupt, CommandInterrupted):
         _interrupted_exit(as_json)
     except TinyfaceError as exc:
-        extra = getattr(exc, "json_fields", None)  # what the work left ("result")
+        extra = exc.json_fields  # what the work left ("result")
         if isinstance(exc, Interrupted):  # an interrupt that says what it left
             _interrupted_exit(as_json, exc.one_line(), extra)
         if console.interrupted():  # what a swallowed Ctrl-C turned into
