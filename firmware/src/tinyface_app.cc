@@ -171,7 +171,7 @@ void HandleInfo(const TfFrame& f) {
   info.input_zero_point = TF_MODEL_INPUT_ZERO_POINT;
   info.output_scale = (float)TF_MODEL_OUTPUT_SCALE;
   info.output_zero_point = TF_MODEL_OUTPUT_ZERO_POINT;
-  info.threshold = (float)TF_MODEL_THRESHOLD;
+  info.identify_threshold = (float)TF_MODEL_THRESHOLD;
   info.arena_used_bytes = g_arena_used_bytes;
   info.free_sram_bytes = g_free_sram_bytes;
   info.free_psram_bytes = g_free_psram_bytes;

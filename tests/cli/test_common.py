@@ -178,7 +178,7 @@ def test_a_board_named_in_settings_stays_a_bad_setting_and_own_board_files_are_k
         with pytest.raises(SystemExit) as exc:
             cli_main.main(args)
         assert exc.value.code == 0
-        assert json.loads(capsys.readouterr().out)[0]["name"] == "myboard"
+        assert json.loads(capsys.readouterr().out)["name"] == "myboard"
     code, line = tinyface(capsys, "boards", str(tmp_path / "nothere.toml"))
     assert code == errors.EXIT_USAGE and "no board file" in line
 

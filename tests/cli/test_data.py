@@ -400,6 +400,9 @@ def test_a_damaged_face_cache_is_shown_and_can_be_cleared(tmp_path):
            "TINYFACE_ISA_CACHE": str(tmp_path / "i")}
     shown = cache_cli(env)
     assert shown.returncode == 0 and "cannot read the face cache" in shown.stdout and "--clear faces" in shown.stdout
+    as_json = parts(cache_cli(env, "--json"))
+    assert as_json["faces"]["entries"] is None and "cannot read the face cache" in as_json["faces"]["damaged"]
+    assert as_json["native"]["entries"] is None and as_json["native"]["damaged"] is None
     cleared = cache_cli(env, "--clear", "faces", "--yes")
     assert cleared.returncode == 0 and not (faces / "faces.sqlite").exists()
 
@@ -408,7 +411,7 @@ def test_set_names_the_face_cache_as_tinyface_toml_would(caches, tmp_path):
     env, faces, _, _ = caches
     other = tmp_path / "other"
     listed = parts(cache_cli(env, "--json", "--set", f"data.cache_dir={json.dumps(str(other))}"))
-    assert listed["faces"]["folder"] == str(other) and listed["faces"]["bytes"] == 0  # not $TINYFACE_CACHE's
+    assert listed["faces"]["path"] == str(other) and listed["faces"]["bytes"] == 0  # not $TINYFACE_CACHE's
     bad = cache_cli(env, "--set", "data.nope=1")
     assert bad.returncode == 3 and "unknown key 'data.nope'" in bad.stderr
 

@@ -32,7 +32,7 @@ def test_evaluate_released_model_on_own_people(people, tmp_path, runtime):
                    "--out", str(out), "--json")
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout)
-    assert result["images"] == sum(PEOPLE.values()) and result["people"] == len(PEOPLE)
+    assert result["images"] == sum(PEOPLE.values()) and result["n_people"] == len(PEOPLE)
     assert result["runtime"] == runtime
     n = sum(PEOPLE.values())
     v = result["verification"]

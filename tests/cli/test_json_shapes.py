@@ -3,13 +3,15 @@
 The shapes are parsed from docs/cli.md itself, so the documentation and the code cannot drift
 apart: each bullet of that section names a command (its first code span, `tinyface CMD`) and its
 shape (its first code span that starts with `{` or `[`), written as
-`{key: type, key?: type, ...}` (an object with exactly these keys; `?`: only where it applies),
+`{key: type, ...}` (an object with exactly these keys, always all of them),
 `[type]` (a list), `{*: type}` (an object whose keys are data), `a|b`, and the types `str`, `int`,
 `float` (any number), `bool`, `null`, `object`. Each test runs its command, cheaply (in this
 process where it can; a board is tests/conftest.py's TcpBoard, the Python emulation of the
 released models/esp32, or `tinyface emulate` for its own first line), and checks every key and
 type of its output against the shape. One test also checks that every command taking `--json`
-has a documented shape (except `build`, which trains for minutes).
+has a documented shape (`build`'s is checked where tests/train/test_build_quick.py builds), and
+one that every shape uses the section's glossary keys (`threshold`, `model`, `people`, ...) with
+the glossary's types.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ from tests.conftest import RELEASED, REPO, copy_people, require_released_model, 
 pytestmark = pytest.mark.usefixtures("own_folder")
 
 SECTION = "### What `--json` prints"
-# commands with --json whose shape is not listed in the section, and why
-UNDOCUMENTED = {"build": "a build trains for minutes: its summary's keys are in its row of the table"}
+# commands whose documented shape a test of their own checks, where they run anyway (a build trains for minutes)
+CHECKED_ELSEWHERE = {"build": "tests/train/test_build_quick.py"}
 
 
 # --- the shapes, from docs/cli.md ------------------------------------------------------------------------
@@ -40,8 +42,8 @@ class Shape:
     """A parsed shape: ``kind`` one of "fields" (an object of these keys), "map", "list", "union", or a
     type name of SCALARS."""
 
-    def __init__(self, kind: str, fields=None, optional=(), item=None, options=()):
-        self.kind, self.fields, self.optional, self.item, self.options = kind, fields, set(optional), item, options
+    def __init__(self, kind: str, fields=None, item=None, options=()):
+        self.kind, self.fields, self.item, self.options = kind, fields, item, options
 
     def keys(self) -> set[str]:
         return set(self.fields) if self.kind == "fields" else set()
@@ -49,7 +51,7 @@ class Shape:
 
 SCALARS = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "null": (type(None),),
            "object": (dict,)}
-TOKEN = re.compile(r"\s*([{}\[\]:,|]|[\w+\-*]+\??)")
+TOKEN = re.compile(r"\s*([{}\[\]:,|]|[\w+\-*]+)")
 
 
 def parse_shape(text: str) -> Shape:
@@ -72,7 +74,7 @@ def parse_shape(text: str) -> Shape:
             take("]")
             return Shape("list", item=item)
         if token == "{":
-            fields, optional = {}, []
+            fields = {}
             while tokens[pos] != "}":
                 name = take()
                 take(":")
@@ -80,15 +82,12 @@ def parse_shape(text: str) -> Shape:
                     value = union()
                     take("}")
                     return Shape("map", item=value)
-                if name.endswith("?"):
-                    name = name[:-1]
-                    optional.append(name)
                 assert name not in fields, f"{name!r} twice in {text!r}"
                 fields[name] = union()
                 if tokens[pos] == ",":
                     take(",")
             take("}")
-            return Shape("fields", fields=fields, optional=optional)
+            return Shape("fields", fields=fields)
         assert token in SCALARS, f"unknown type {token!r} in {text!r}"
         return Shape(token)
 
@@ -137,7 +136,7 @@ def mismatches(value, shape: Shape, where: str = "") -> list[str]:
     if shape.kind == "map":
         return [m for k, v in value.items() for m in mismatches(v, shape.item, f"{where}.{k}")]
     out = []
-    missing = set(shape.fields) - set(shape.optional) - set(value)
+    missing = set(shape.fields) - set(value)
     extra = set(value) - set(shape.fields)
     if missing:
         out.append(f"{where}: documented, not printed: {sorted(missing)}")
@@ -147,6 +146,58 @@ def mismatches(value, shape: Shape, where: str = "") -> list[str]:
         if key in value:
             out += mismatches(value[key], sub, f"{where}.{key}")
     return out
+
+
+def glossary(text: str | None = None) -> dict[str, Shape]:
+    """{key: its type} from the glossary table of docs/cli.md's section (a row may name two keys)."""
+    text = text if text is not None else (REPO / "docs" / "cli.md").read_text(encoding="utf-8")
+    body = text.split(SECTION, 1)[1].split("\n#", 1)[0]
+    found = {}
+    for keys, kind in re.findall(r"^\| ((?:`\w+`(?:, )?)+) \| `([^`]+)` \|", body, re.M):
+        for key in re.findall(r"`(\w+)`", keys):
+            found[key] = parse_shape(kind.replace("\\|", "|"))
+    return found
+
+
+def fits(used: Shape, meant: Shape) -> bool:
+    """Whether a shape's type ``used`` is (a narrowing of) the glossary's ``meant``: an object of
+    any keys fits `object`; a union fits where each of its types fits one of ``meant``'s."""
+    if used.kind == "union":
+        return all(fits(option, meant) for option in used.options)
+    if meant.kind == "union":
+        return any(fits(used, option) for option in meant.options)
+    if meant.kind == "object":
+        return used.kind in ("object", "fields", "map")
+    if meant.kind == "list":
+        return used.kind == "list" and fits(used.item, meant.item)
+    if meant.kind == "fields":
+        return used.kind == "fields" and used.fields.keys() == meant.fields.keys() and all(
+            fits(used.fields[k], meant.fields[k]) for k in meant.fields)
+    return used.kind == meant.kind
+
+
+def glossary_misuses(shapes: dict[str, Shape], words: dict[str, Shape]) -> tuple[list[str], set[str]]:
+    """Every key of a glossary word whose documented type does not fit the glossary's, as
+    ``command: path.key``; and the glossary words some shape uses."""
+    misuses, used = [], set()
+
+    def walk(shape: Shape, where: str) -> None:
+        if shape.kind == "union":
+            for option in shape.options:
+                walk(option, where)
+        elif shape.kind in ("list", "map"):
+            walk(shape.item, where + "[]")
+        elif shape.kind == "fields":
+            for key, sub in shape.fields.items():
+                if key in words:
+                    used.add(key)
+                    if not fits(sub, words[key]):
+                        misuses.append(f"{where}.{key}")
+                walk(sub, f"{where}.{key}")
+
+    for command, shape in shapes.items():
+        walk(shape, command)
+    return misuses, used
 
 
 def assert_documented(command: str, document) -> None:
@@ -168,14 +219,32 @@ def json_of(capsys, *args) -> dict | list:
 # --- the parser and the check themselves -----------------------------------------------------------------
 
 def test_the_shape_check_finds_missing_and_extra_keys_and_wrong_types():
-    shape = parse_shape("{a: int, b?: str|null, c: [{d: float}], e: {*: bool}}")
-    assert mismatches({"a": 1, "c": [{"d": 2}], "e": {"x": True}}, shape) == []
+    shape = parse_shape("{a: int, b: str|null, c: [{d: float}], e: {*: bool}}")
+    assert mismatches({"a": 1, "b": "x", "c": [{"d": 2}], "e": {"x": True}}, shape) == []
     assert mismatches({"a": 1, "b": None, "c": [], "e": {}}, shape) == []
+    assert mismatches({"a": 1, "c": [], "e": {}}, shape) == ["the document: documented, not printed: ['b']"]
     assert mismatches({"a": True, "b": 3, "c": [{"d": 1.5, "z": 0}], "e": {"x": 1}, "f": 0}, shape) == [
         "the document: printed, not documented: ['f']", "the document.a: True is not a int",
         "the document.b: 3 is none of the types documented", "the document.c[0]: printed, not documented: ['z']",
         "the document.e.x: 1 is not a bool"]
-    assert mismatches({"c": [], "e": {}}, shape) == ["the document: documented, not printed: ['a']"]
+    assert mismatches({"b": None, "c": [], "e": {}}, shape) == ["the document: documented, not printed: ['a']"]
+    with pytest.raises(AssertionError, match="cannot read the shape"):
+        parse_shape("{a?: int}")  # every key is always printed: no optional keys
+
+
+def test_the_glossary_check_finds_a_word_used_with_another_type():
+    words = {"people": parse_shape("[object]"), "port": parse_shape("str|null"), "model": parse_shape("str")}
+    shapes = {"a": parse_shape("{people: [{name: str}], port: str, x: {model: str}}"),
+              "b": parse_shape("{people: int, port: str|int, x: [{model: {path: str}}]}")}
+    assert glossary_misuses(shapes, words) == (["b.people", "b.port", "b.x[].model"], {"people", "port", "model"})
+
+
+def test_every_shape_uses_the_glossary_words_as_the_glossary_says():
+    words = glossary()
+    assert {"threshold", "identify_threshold", "model", "people", "count", "capacity", "path"} <= set(words)
+    misuses, used = glossary_misuses(documented_shapes(), words)
+    assert misuses == [], "keys used with another type than docs/cli.md's glossary gives them"
+    assert used == set(words), "glossary words no shape uses"
 
 
 def test_every_command_that_takes_json_has_a_documented_shape():
@@ -195,7 +264,7 @@ def test_every_command_that_takes_json_has_a_documented_shape():
     with_json = set(walk(cli))
     documented = set(documented_shapes())
     assert documented - with_json == set(), "shapes of commands that take no --json"
-    assert with_json - documented == set(UNDOCUMENTED), "commands with --json and no shape in docs/cli.md"
+    assert with_json - documented == set(), "commands with --json and no shape in docs/cli.md"
 
 
 # --- each command ----------------------------------------------------------------------------------------
@@ -203,8 +272,8 @@ def test_every_command_that_takes_json_has_a_documented_shape():
 def test_boards(capsys):
     assert_documented("boards", json_of(capsys, "boards", "--json"))
     one = json_of(capsys, "boards", "esp32s3", "--json")
-    assert [b["name"] for b in one] == ["esp32s3"]  # the same list, of one board (as documented)
-    assert_documented("boards", one)
+    assert one["name"] == "esp32s3"  # one board named: its object, an item of the list (as documented)
+    assert_documented("boards", [one])
 
 
 def test_profile(capsys):
@@ -228,7 +297,7 @@ def test_data_cache(capsys, monkeypatch, tmp_path, lfw_dir):
     root = copy_people(lfw_dir, tmp_path / "ds", {"Aaron_Peirsol": 1, "Abdullah_Gul": 1}, flat=True)
     json_of(capsys, "data", "stats", "--data", root, "--align", "--json")
     looked = json_of(capsys, "data", "cache", "--json")
-    assert all(Path(p["folder"]).is_relative_to(tmp_path) for p in looked["parts"])  # nothing else is cleared
+    assert all(Path(p["path"]).is_relative_to(tmp_path) for p in looked["parts"])  # nothing else is cleared
     assert_documented("data cache", looked)
     cache = json_of(capsys, "data", "cache", "--clear", "assistant", "--yes", "--json")
     faces = cache["parts"][0]

@@ -130,7 +130,7 @@ def test_identify_accepts_at_the_identification_threshold_not_the_pair_one(start
     strict = dataclasses.replace(meta, identify_threshold=(similarity + 1.0) / 2)
     bundle = save_bundle(tmp_path / "strict", pooling_bundle.model_bytes, strict)
     client = connect(start_device(bundle.model_path.parent).port)
-    assert client.info().threshold == pytest.approx(strict.identify_threshold)
+    assert client.info().identify_threshold == pytest.approx(strict.identify_threshold)
     for x in enrolled:
         client.enroll("alice", x)
     result = client.identify(probe)
@@ -139,7 +139,7 @@ def test_identify_accepts_at_the_identification_threshold_not_the_pair_one(start
     # the same threshold set for the board instead (firmware.identify_threshold), the model untouched
     own = connect(start_device(pooling_bundle.model_path.parent, "--set",
                                f"firmware.identify_threshold={strict.identify_threshold!r}").port)
-    assert own.info().threshold == pytest.approx(strict.identify_threshold)
+    assert own.info().identify_threshold == pytest.approx(strict.identify_threshold)
     for x in enrolled:
         own.enroll("alice", x)
     assert not own.identify(probe).accepted
@@ -340,7 +340,8 @@ def test_every_refusal_of_a_photo_with_a_face_carries_its_code_and_the_same_word
             (Refusal.UNLIKE_ENROLLED, f"does not look like the enrolled photos of Bob (similarity "
                                       f"{unlike_bob.similarity:.3f} < {threshold:.3f})"),
             (Refusal.OTHER_PERSON, f"the board identifies it as Alice (similarity {alice.similarity:.3f} >= "
-                                   f"{info.threshold:.3f}), no less like Alice than like the other photos of Bob "
+                                   f"{info.identify_threshold:.3f}), no less like Alice than like the other photos "
+                                   f"of Bob "
                                    f"({own:.3f})")]
         assert f"{bob.similarity:.3f}" == f"{alice.similarity:.3f}" == "1.000"
         assert all(ph.to_dict() == {"path": ph.path, "status": "refused", "reason": ph.reason, "face": "detected"}
@@ -406,7 +407,8 @@ def test_a_lookalike_of_someone_enrolled_is_refused_beside_unlike_photos_and_enr
         assert beside_far <= seen[0].similarity
         assert [(ph.refusal, ph.reason) for ph in photos.photos] == [
             (Refusal.OTHER_PERSON, f"the board identifies it as Alice (similarity {seen[0].similarity:.3f} >= "
-                                   f"{info.threshold:.3f}), no less like Alice than like the other photos of Bob "
+                                   f"{info.identify_threshold:.3f}), no less like Alice than like the other photos "
+                                   f"of Bob "
                                    f"({beside_far:.3f})"),
             (None, "")]
         assert {e.name: e.samples for e in client.list()} == {"Alice": 2}  # only checked: nothing enrolled
@@ -489,11 +491,12 @@ def test_enroll_five_people_identify_probes_and_reject_strangers(board, lfw_dir,
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout)
     # the board accepts at the released model's identification threshold (model.json)
-    assert out["threshold"] == pytest.approx(meta["identify_threshold"], abs=1e-6)
+    assert out["identify_threshold"] == pytest.approx(meta["identify_threshold"], abs=1e-6)
     by_path = {r["path"]: r for r in out["results"]}
     assert len(by_path) == len(probes) + len(strangers)
     for r in by_path.values():  # name null: unknown
-        assert r["accepted"] == (r["similarity"] >= out["threshold"]) and (r["name"] is not None) == r["accepted"]
+        assert r["accepted"] == (r["similarity"] >= out["identify_threshold"])
+        assert (r["name"] is not None) == r["accepted"]
     # how each face was found, in enroll's words (it said "detected" whatever the method)
     from tinyface.data.align import METHODS
 

@@ -45,7 +45,7 @@ def test_info_ping_infer_match_the_model(device, connect, tiny_bundle):
     assert list(info.input_shape) == tiny_bundle.meta.input_shape
     assert info.output_size == tiny_bundle.meta.embedding_dim
     assert info.input_zero_point == tiny_bundle.meta.input_zero_point
-    assert info.threshold == pytest.approx(tiny_bundle.meta.identify_at)
+    assert info.identify_threshold == pytest.approx(tiny_bundle.meta.identify_at)
     assert info.arena_used_bytes > 0 and info.cpu_hz > 0
     assert info.max_payload == spec.MAX_PAYLOAD
     # no heap to measure here; a board reports its internal SRAM and its PSRAM apart
@@ -505,9 +505,9 @@ def test_emulate_json_announces_port_kind_and_model(start_device, device_kind, c
     dev = start_device(tiny_bundle.model_path.parent, "--json")
     a = dev.announced
     assert a is not None and a["port"] == dev.port
-    assert a["emulator"] == device_kind and "kind" not in a and a["sha256"] == tiny_bundle.model_hash
+    assert a["emulator"] == device_kind and "kind" not in a and a["model_sha256"] == tiny_bundle.model_hash
     assert a["board"] == ("esp32c3" if device_kind == "isa" else "esp32")
-    assert connect(dev.port).info().model_sha256 == a["sha256"]
+    assert connect(dev.port).info().model_sha256 == a["model_sha256"]
 
 
 def test_ctrl_c_stops_serving_with_exit_0_and_a_last_line(start_device, device_kind, connect, tiny_bundle):

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.cli.test_json_shapes import assert_documented
 from tests.conftest import run_cli as conftest_run_cli
 
 # two training people (peopleDevTrain) with 4 photos each, one test person (peopleDevTest) with 1,
@@ -62,6 +63,8 @@ def test_quick_build_writes_every_artifact(quick_build):
     assert not list(out.rglob("*.tmp")), "temporary files left behind"
     assert summary["model"] == str(out / "model.tflite")
     assert summary["validation_report"] == str(out / "validation.md")
+    assert_documented("build", summary)  # docs/cli.md's shape, as tests/cli/test_json_shapes.py checks the others
+    assert summary["test_hidden"] is False and summary["test_accuracy"] == summary["lfw_accuracy"]
 
 
 def test_quick_build_keeps_the_better_of_ptq_and_qat_on_validation(quick_build):
@@ -175,16 +178,18 @@ def test_rerun_skips_unchanged_stages(quick_build, lfw_dir):
                    "--set", extra_dirs(out), "--set", "distill.seed=-1")
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads(proc.stdout)
-    stages = {s["name"]: s["skipped"] for s in summary["stages"]}
+    assert_documented("build", summary)  # the same shape with --hide-test
+    stages = {s["name"]: s["reused"] for s in summary["stages"]}
     assert stages == {"data": False, "distill": True, "prune": True, "quantize": True, "evaluate": True,
                       "report": False}
     # with --hide-test the summary holds validation figures and no test figure
-    assert summary["test_hidden"] is True and first.get("test_hidden") is None
+    assert summary["test_hidden"] is True and first["test_hidden"] is False
     # TFLM against TFLite on the validation images and pairs, not on the test's
     assert summary["parity"] == first["parity"]["validation"] and "identical_decisions_test_pairs" in first["parity"]
     assert set(summary["parity"]) == {"max_lsb_diff", "mean_lsb_diff", "outputs_identical_share",
                                       "identical_decisions_validation_pairs", "n_images"}
-    assert not {"test_accuracy", "lfw_accuracy", "test_data"} & set(summary) and "test_accuracy" in first
+    assert summary["test_accuracy"] is summary["lfw_accuracy"] is summary["test_data"] is None
+    assert first["test_accuracy"]["tflm_int8"] > 0
     report = json.loads((out / "report.json").read_text())
     assert summary["validation_accuracy"] == {name: st["validation"]["accuracy"] for name, st in
                                               report["stages"].items()}
@@ -234,7 +239,7 @@ def test_protocol_threshold_source_reruns_only_the_evaluation(quick_build, lfw_d
                    "--set", "data.threshold_from=protocol", "--set", "data.identify_gallery=4",
                    "--set", extra_dirs(quick_build[0]))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    stages = {s["name"]: s["skipped"] for s in json.loads(proc.stdout)["stages"]}
+    stages = {s["name"]: s["reused"] for s in json.loads(proc.stdout)["stages"]}
     assert stages == {"data": False, "distill": True, "prune": True, "quantize": True, "evaluate": False,
                       "report": False}
     report = json.loads((out / "report.json").read_text())
@@ -808,7 +813,7 @@ def test_a_build_without_pruning_quantizes_the_distilled_model(quick_build, lfw_
                    "--set", "prune.enabled=false", "--set", extra_dirs(quick_build[0]))
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout)
-    stages = {s["name"]: s["skipped"] for s in summary["stages"]}
+    stages = {s["name"]: s["reused"] for s in summary["stages"]}
     assert stages == {"data": False, "distill": True, "quantize": False, "evaluate": False, "report": False}
     assert "prune.enabled = false: the distilled model is quantized" in proc.stderr
     report = json.loads((out / "report.json").read_text())

@@ -29,7 +29,8 @@ def boards(name, as_json):
 
     selected = [load_board(name)] if name else list_boards()
     if as_json:
-        print_json([b.to_dict() for b in selected])
+        # one board named: its object; none: the list of every board
+        print_json(selected[0].to_dict() if name else [b.to_dict() for b in selected])
         return
     _print_table(selected)
 

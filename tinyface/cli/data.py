@@ -237,10 +237,10 @@ def cache(ctx, parts, yes, as_json, set_items):
     for row in rows:  # the entries of a part under it, their sizes and counts in its columns
         files = row["files"]
         click.echo(f"{row['part']:<10} {_mb(row['bytes']):>10}  {files:>9,} {'file' if files == 1 else 'files':<7}  "
-                   f"{row['folder']}")
-        for kind, e in row.get("entries", {}).items():
+                   f"{row['path']}")
+        for kind, e in (row["entries"] or {}).items():
             click.echo(f"  {kind:<8} {_mb(e['bytes']):>10}  {e['entries']:>9,} entries")
-        if row.get("damaged"):
+        if row["damaged"]:
             click.echo(f"  {row['damaged']} (`tinyface data cache --clear faces --yes` deletes it)")
 
 
@@ -309,7 +309,7 @@ def _print_stats(s) -> None:
             console.print(obj, markup=False)
 
     out = _Out()
-    out.print(f"dataset: {s.root}")
+    out.print(f"dataset: {s.data}")
     out.print(f"identities: {s.identities:,}   images: {s.images:,}")
     if s.identities < 2:
         out.print("face recognition needs at least 2 people: `tinyface build` and `evaluate` refuse this folder")

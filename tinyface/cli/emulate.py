@@ -46,7 +46,7 @@ from tinyface.config import FIRMWARE_KERNELS
 def emulate(ctx, board, model_path, baud, once, native, isa, kernels, drop_replies, corrupt_replies, set_items,
             as_json):
     """Run an emulated board on a pseudo-terminal and print its port path on stdout
-    (with --json, one JSON line: port, emulator, board, model, sha256, kernels, baud).
+    (with --json, one JSON line: port, emulator, board, model, model_sha256, kernels, baud).
 
     The emulation answers every protocol message (docs/protocol.md) exactly as the firmware
     must, running the int8 model in the real TFLM kernels. Reported latency is ESTIMATED
@@ -95,7 +95,7 @@ def emulate(ctx, board, model_path, baud, once, native, isa, kernels, drop_repli
     check_fits(bundle, b, arena_margin=settings.firmware.arena_margin, kernels=kernels)
     # "emulator", not "kind": a failure's JSON object is the one with "kind" (and "error"; docs/cli.md)
     fields = {"emulator": "isa" if isa else "native" if native else "emulator", "board": b.name,
-              "model": str(bundle.model_path), "sha256": bundle.model_hash, "kernels": kernels, "baud": baud}
+              "model": str(bundle.model_path), "model_sha256": bundle.model_hash, "kernels": kernels, "baud": baud}
 
     stop = threading.Event()
 

@@ -147,7 +147,7 @@ def _print(result: dict) -> None:
     # the photos with no face are scored all the same, from the crop where a face usually is (docs/data.md)
     centered = " (each scored as a centered crop)" if result["no_face"] else ""
     click.echo(f"{result['model']} ({result['runtime']}) on {result['data']}: {result['images']:,} images, "
-               f"{result['people']:,} people, {len(result['skipped'])} skipped, "
+               f"{result['n_people']:,} people, {len(result['skipped'])} skipped, "
                f"{result['no_face']} without a detected face{centered}")
     if result.get("smoke_test"):
         from tinyface.model.bundle import smoke_test_warning

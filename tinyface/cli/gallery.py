@@ -119,7 +119,7 @@ def enroll(ctx, port, board, baud, timeout_s, retries, name, photos, model_path,
             click.echo(f"skipped {Path(p.path).name}: {p.reason}", err=True)
     click.echo(f"enrolled {result.enrolled} photo{'s' * (result.enrolled != 1)} of {result.name} on {result.port}: "
                f"{result.samples} sample{'s' * (result.samples != 1)} in slot {result.slot}, "
-               f"{result.people} of {_people(result.capacity)} enrolled")
+               f"{result.count} of {_people(result.capacity)} enrolled")
 
 
 @click.group(cls=CommandsGroup)
@@ -257,17 +257,17 @@ def identify(ctx, port, board, baud, timeout_s, retries, photos, model_path, ski
     if as_json:
         from dataclasses import asdict
 
-        print_json({"port": client.port, "threshold": float(info.threshold),
+        print_json({"port": client.port, "identify_threshold": float(info.identify_threshold),
                     "results": [asdict(r) for r in results], "refused": refused})
         return
     for p in refused:
         click.echo(f"skipped {p['path']}: {p['reason']}", err=True)
     for r in results:
         if r.accepted:
-            click.echo(f"{r.path}: {r.name} (similarity {r.similarity:.3f} >= {r.threshold:.3f})")
+            click.echo(f"{r.path}: {r.name} (similarity {r.similarity:.3f} >= {r.identify_threshold:.3f})")
         else:
             click.echo(f"{r.path}: unknown (best {r.best or 'nobody'}, similarity {r.similarity:.3f} "
-                       f"< {r.threshold:.3f})")
+                       f"< {r.identify_threshold:.3f})")
 
 
 def _people(n: int) -> str:

@@ -231,20 +231,22 @@ def face_entries(face_cache_dir: Path) -> dict[str, dict[str, int]]:
 
 
 def cache_usage(face_cache_dir: str | Path) -> list[dict]:
-    """What each part of the cache holds: folder, bytes, files (and the face cache's entries by kind)."""
+    """What each part of the cache holds: its folder (``path``), bytes, files, and the face cache's
+    ``entries`` by kind (None for the other parts, and where the face cache cannot be read: then
+    ``damaged`` says why; None otherwise)."""
     face_cache_dir = Path(face_cache_dir).expanduser()
     out = []
     for part in CACHE_PARTS:
         folder, items = _part_paths(part, face_cache_dir)
         sizes = [_size(p) for p in items]
-        row = {"part": part, "folder": str(folder), "bytes": sum(b for b, _ in sizes),
-               "files": sum(f for _, f in sizes)}
+        row = {"part": part, "path": str(folder), "bytes": sum(b for b, _ in sizes),
+               "files": sum(f for _, f in sizes), "entries": None, "damaged": None}
         if part == "faces":  # one database: SQLite's -wal and -shm beside it are its bytes, not more files
             row["files"] = int(any(files for _, files in sizes))
             try:
                 row["entries"] = face_entries(face_cache_dir)
             except DataError as exc:  # shown, and still clearable: a damaged cache is what --clear is for
-                row["entries"], row["damaged"] = {}, str(exc)
+                row["damaged"] = str(exc)
         out.append(row)
     return out
 

@@ -16,7 +16,7 @@ HISTOGRAM_BINS = [(1, 1), (2, 2), (3, 4), (5, 9), (10, 19), (20, 49), (50, None)
 
 @dataclass
 class DatasetStats:
-    root: str
+    data: str  # the folder (--data)
     identities: int
     images: int
     images_per_person: dict[str, int]  # bin label -> number of people
@@ -92,7 +92,7 @@ def dataset_stats(dataset: Dataset, check: bool = True, align_result=None,
         normalised = [str(p) for p, ok, norm in zip(align_result.paths, align_result.ok, align_result.normalised,
                                                     strict=True) if ok and norm]
     return DatasetStats(
-        root=str(dataset.root),
+        data=str(dataset.root),
         identities=len(counts),
         images=len(good),
         images_per_person=histogram(counts),

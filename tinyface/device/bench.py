@@ -50,7 +50,10 @@ class BenchResult:
     complete: bool
     port: str
     board: str
-    model: dict
+    model: str  # the .tflite's path
+    model_sha256: str
+    model_name: str  # model.json's name
+    smoke_test: bool
     device: dict
     images_requested: int
     images_done: int = 0
@@ -223,8 +226,8 @@ def run_bench(client: Client, bundle: Bundle, inputs: BenchInputs, *, port: str,
     info = handshake(client, bundle)
     result = BenchResult(
         complete=False, port=port, board=board,
-        model={"path": str(bundle.model_path), "sha256": bundle.model_hash, "name": bundle.meta.name,
-               "smoke_test": bundle.meta.smoke_test},
+        model=str(bundle.model_path), model_sha256=bundle.model_hash, model_name=bundle.meta.name,
+        smoke_test=bundle.meta.smoke_test,
         device=asdict(info), images_requested=len(inputs.paths),
         pairs=[list(p) for p in inputs.pairs], paths=[str(p) for p in inputs.paths],
     )
@@ -422,7 +425,7 @@ def latency_plot(result: BenchResult, path: str | Path) -> Path:
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no half inferences
     ax.grid(True, axis="y", alpha=0.3)
     ax.set_axisbelow(True)
-    name = result.model.get("name") or Path(result.model.get("path", "")).parent.name
+    name = result.model_name or Path(result.model).parent.name
     early = ("" if result.complete else
              f"; the run ended early: {result.images_done}/{result.images_requested} images")
     source = textwrap.fill(f"latency: {timing_source(device)}", 95)
@@ -430,7 +433,7 @@ def latency_plot(result: BenchResult, path: str | Path) -> Path:
                  fontsize=9.5, loc="left")
     fig.tight_layout()
     counted = result.summary.get("instructions_per_inference")
-    caption(fig, [f"model {result.model.get('path', '')} (sha256 {str(result.model.get('sha256', ''))[:16]}), "
+    caption(fig, [f"model {result.model} (sha256 {result.model_sha256[:16]}), "
                   f"firmware {device.get('firmware_version', '?')}, port {result.port}, "
                   + clock_words(device)
                   + (f"; {counted['mean']:,.0f} instructions per inference (min {counted['min']:,}, "

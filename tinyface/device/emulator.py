@@ -266,7 +266,7 @@ class EmulatedBoard:
             firmware_version=self.firmware_version.encode("ascii", "replace")[:spec.FIRMWARE_VERSION_BYTES],
             model_sha256=self.model_sha256, input_scale=self.meta.input_scale,
             input_zero_point=self.meta.input_zero_point, output_scale=self.meta.output_scale,
-            output_zero_point=self.meta.output_zero_point, threshold=self.meta.identify_at,
+            output_zero_point=self.meta.output_zero_point, identify_threshold=self.meta.identify_at,
             arena_used_bytes=self.arena_used_bytes, free_sram_bytes=0, free_psram_bytes=0, cpu_hz=self.cpu_hz,
             flags=self.flags,
             reset_reason=spec.ResetReason.UNKNOWN,  # not a chip

@@ -164,7 +164,8 @@ class Photo:
         self.reason = f"{code.value} {detail}" if code.value else detail
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v != "" and k != "refusal"}
+        """--json's entry: every key, ``None`` where it has no value (no reason, no face read)."""
+        return {k: v or None if k in ("reason", "face") else v for k, v in asdict(self).items() if k != "refusal"}
 
 
 @dataclass
@@ -235,7 +236,7 @@ class EnrollResult:
     enrolled: int = 0
     samples: int = 0  # the person's samples on the board now
     slot: int = -1
-    people: int = 0  # people enrolled on the board now
+    count: int = 0  # people enrolled on the board now (gallery list's count)
     capacity: int = spec.GALLERY_CAPACITY
 
     def to_dict(self) -> dict:
@@ -304,7 +305,7 @@ def enroll(client: Client, info: DeviceInfo, bundle: Bundle, name: str, photos: 
                     raise
                 photos.photos[i].status = "enrolled"
                 result.enrolled += 1
-                result.samples, result.slot, result.people = reply["samples"], reply["index"], reply["count"]
+                result.samples, result.slot, result.count = reply["samples"], reply["index"], reply["count"]
                 advance(1)
     except (KeyboardInterrupt, DeviceError) as exc:
         _cut_short(client, name, gallery.get(name), sent, len(good), exc)
@@ -410,7 +411,7 @@ def _check_duplicates_and_consistency(client, info, bundle, name, photos: Aligne
                     kept.remove(i)
                 elif r.name and r.name != name and r.accepted and (own is None or r.similarity >= own):
                     photos.photos[i].refuse(Refusal.OTHER_PERSON,
-                                            f"{r.name} (similarity {r.similarity:.3f} >= {info.threshold:.3f})"
+                                            f"{r.name} (similarity {r.similarity:.3f} >= {info.identify_threshold:.3f})"
                                             + (f", no less like {r.name} than like the other photos of {name} "
                                                f"({own:.3f})" if own is not None else ""))
                     kept.remove(i)
@@ -465,7 +466,7 @@ class Identification:
     best: str  # the best match whatever its similarity
     similarity: float
     accepted: bool
-    threshold: float
+    identify_threshold: float
     face: str = "detected"  # how the face was found: Photo.face
 
 
@@ -505,7 +506,7 @@ def identify(client: Client, info: DeviceInfo, photos: AlignedPhotos, skip_bad: 
             r = client.identify(photos.x_int8[i])
             photos.photos[i].status = "identified"
             results.append(Identification(photos.photos[i].path, r.name if r.accepted else None, r.name,
-                                          float(r.similarity), r.accepted, float(info.threshold),
+                                          float(r.similarity), r.accepted, float(info.identify_threshold),
                                           face=photos.photos[i].face))  # how it was found, as enroll says
             advance(1)
     return results

@@ -376,7 +376,7 @@ def _score(model: LoadedModel, dataset, images, index, pair_rows, faces, emb, pa
         # what listing the folder left out (a photo beside the person folders, a broken link, a file
         # that is no image: `data stats` names them too), then the images that could not be read
         "skipped": [{"path": str(s.path), "reason": s.reason} for s in [*dataset.skipped, *faces.skipped]],
-        "no_face": int((ok & ~faces.detected).sum()), "people": n_people,
+        "no_face": int((ok & ~faces.detected).sum()), "n_people": n_people,
         "threshold": threshold, "threshold_source": threshold_source, "pairs": pairs_source,
         "verification": ver, "identification": ident,
         "enroll_images": enroll_images, "stranger_share": stranger_share, "identify_gallery": gallery,

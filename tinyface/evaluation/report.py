@@ -430,7 +430,7 @@ def write_report(out_dir: Path, metrics: BuildMetrics, settings, preset, stages_
                   "flash images), it does not make it faster or smaller in RAM.", ""]
     lines += ["## Plots", ""] + [f"![{name}]({path.name})" for name, path in plots.items()] + [""]
     if stages_run:
-        lines += ["## Stages run", "", "| stage | fingerprint | skipped | seconds |", "|---|---|---|---|"]
+        lines += ["## Stages run", "", "| stage | fingerprint | reused | seconds |", "|---|---|---|---|"]
         lines += [f"| {s.name} | `{s.fingerprint}` | {'yes' if s.skipped else 'no'} | {_stage_seconds(s)} |"
                   for s in stages_run]
         lines.append("")
@@ -442,8 +442,7 @@ def write_report(out_dir: Path, metrics: BuildMetrics, settings, preset, stages_
     public["plots"] = {k: v.name for k, v in plots.items()}
     public["settings"] = settings.to_dict()
     if stages_run:
-        public["stages_run"] = [{"name": s.name, "fingerprint": s.fingerprint, "skipped": s.skipped,
-                                 "seconds": s.seconds, "earlier_seconds": s.earlier_seconds} for s in stages_run]
+        public["stages_run"] = [s.to_dict(fingerprint=True) for s in stages_run]
     write_json(out_dir / "report.json", public)
     return out_dir / "report.md"
 
@@ -501,7 +500,7 @@ def write_validation_report(out_dir: Path, metrics: BuildMetrics, preset, stages
               f"on board `{tflm.board}` "
               "(an estimate, not a measurement).", ""]
     if stages_run:
-        lines += ["| stage | skipped | seconds |", "|---|---|---|"]
+        lines += ["| stage | reused | seconds |", "|---|---|---|"]
         lines += [f"| {s.name} | {'yes' if s.skipped else 'no'} | {_stage_seconds(s)} |" for s in stages_run]
         lines.append("")
     write_text(out_dir / "validation.md", "\n".join(lines))
@@ -518,8 +517,7 @@ def write_validation_report(out_dir: Path, metrics: BuildMetrics, preset, stages
         if data.get(key):
             public[key] = data[key]
     if stages_run:
-        public["stages_run"] = [{"name": s.name, "skipped": s.skipped, "seconds": s.seconds,
-                                 "earlier_seconds": s.earlier_seconds} for s in stages_run]
+        public["stages_run"] = [s.to_dict() for s in stages_run]
     write_json(out_dir / "validation.json", public)
     return out_dir / "validation.md"
 
@@ -863,7 +861,7 @@ def _write_evaluation_report(files, result: dict) -> None:
     with files.write("roc.png") as tmp:
         save_png(fig, tmp)
     lines = [f"# tinyface evaluation — {result['model']} ({result['runtime']})", "",
-             f"Dataset `{result['data']}`: {result['images']:,} images of {result['people']:,} people; "
+             f"Dataset `{result['data']}`: {result['images']:,} images of {result['n_people']:,} people; "
              f"{len(result['skipped'])} skipped, {result['no_face']} without a detected face (each scored as a "
              "centered crop).", "",
              *([f"> **{SMOKE_TEST}**", ""] if result.get("smoke_test") else []),

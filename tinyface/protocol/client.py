@@ -81,7 +81,7 @@ class DeviceInfo:
     output_scale: float
     output_zero_point: int
     output_size: int
-    threshold: float
+    identify_threshold: float
     arena_used_bytes: int
     free_sram_bytes: int
     free_psram_bytes: int
@@ -134,7 +134,8 @@ class DeviceInfo:
             input_shape=(1, v["input_h"], v["input_w"], v["input_c"]),
             input_scale=v["input_scale"], input_zero_point=v["input_zero_point"],
             output_scale=v["output_scale"], output_zero_point=v["output_zero_point"],
-            output_size=v["output_size"], threshold=v["threshold"], arena_used_bytes=v["arena_used_bytes"],
+            output_size=v["output_size"], identify_threshold=v["identify_threshold"],
+            arena_used_bytes=v["arena_used_bytes"],
             free_sram_bytes=v["free_sram_bytes"], free_psram_bytes=v["free_psram_bytes"], cpu_hz=v["cpu_hz"],
             flags=v["flags"], reset_reason=v["reset_reason"], uptime_ms=v["uptime_ms"], max_payload=v["max_payload"],
             gallery_capacity=v["gallery_capacity"], gallery_count=v["gallery_count"],

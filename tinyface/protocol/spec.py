@@ -227,7 +227,7 @@ INFO_REPLY = _s(
     ("input_zero_point", "i", "input quantization zero point"),
     ("output_scale", "f", "output quantization scale"),
     ("output_zero_point", "i", "output quantization zero point"),
-    ("threshold", "f", "cosine-similarity threshold IDENTIFY accepts at (>=)"),
+    ("identify_threshold", "f", "cosine-similarity threshold IDENTIFY accepts at (>=)"),
     ("arena_used_bytes", "I", "tensor arena bytes TFLM allocated"),
     ("free_sram_bytes", "I", "free internal-SRAM heap after setup (0: not measured, e.g. emulated)"),
     ("free_psram_bytes", "I", "free PSRAM heap after setup (0: no PSRAM, or not measured)"),
@@ -296,7 +296,7 @@ IDENTIFY_REPLY = _s(
     ("latency_us", "I", "microseconds of the invoke (estimated when Flag.EMULATED)"),
     ("host_wall_us", "I", "emulator/native: host wall-clock microseconds; board: 0"),
     ("index", "h", "gallery slot of the best match, -1 if the gallery is empty"),
-    ("accepted", "B", "1 if similarity >= threshold, else 0"),
+    ("accepted", "B", "1 if similarity >= identify_threshold, else 0"),
     ("reserved", "B", "0"),
     ("name", f"{MAX_NAME_BYTES}s", "best match's name, NUL-padded (empty if none)"),
 )

@@ -54,6 +54,13 @@ class StageInfo:
     # work took seconds + earlier_seconds in all (less the work they lost after their last save)
     earlier_seconds: float = 0.0
 
+    def to_dict(self, fingerprint: bool = False) -> dict:
+        """The stage as `build --json`'s ``stages``, report.json's and validation.json's
+        ``stages_run`` give it (report.json adds its ``fingerprint``): ``reused`` when its earlier
+        artifacts were kept (unchanged inputs), times in seconds."""
+        return {"name": self.name, **({"fingerprint": self.fingerprint} if fingerprint else {}), "reused": self.skipped,
+                "elapsed_s": round(self.seconds, 1), "earlier_s": round(self.earlier_seconds, 1)}
+
 
 @dataclass
 class BuildResult:
