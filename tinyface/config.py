@@ -7,6 +7,7 @@ silently falls back to a default.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -266,6 +267,22 @@ def make_environment(names) -> dict[str, str]:
     return {name: os.environ[name] for name in names if name in os.environ}
 
 
+@contextlib.contextmanager
+def library_variable(name: str, value: str):
+    """``$name`` set to ``value`` for the block, then put back as it was (unset where it was): for a
+    library that reads a variable of its own as it is imported, such as matplotlib's $MPLBACKEND,
+    whose unknown value fails the import (tinyface.boards.plots.pyplot). Not a setting of tinyface's."""
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
 def platformio_core_dir() -> Path:
     """PlatformIO's home: ``$PLATFORMIO_CORE_DIR`` if set (PlatformIO's own variable), else ``~/.platformio``."""
     return _env_path("PLATFORMIO_CORE_DIR", "~/.platformio")
@@ -302,7 +319,7 @@ TEST_FILTER_RANGE = Interval(0.0, 1.0, low_included=True)  # data.test_filter (0
 # setting would refuse, and its --help shows the range.
 OPTION_SETTING_RANGES = {
     "distill.epochs": Interval(1, MAX_EPOCHS, low_included=True, high_included=True),
-    "bench.images": Interval(1, 1_000_000, low_included=True, high_included=True),
+    "bench.images": Interval(2, 1_000_000, low_included=True, high_included=True),  # 2: one pair, the fewest
     "bench.timeout_s": Interval(0, 3600, high_included=True),
     "bench.retries": Interval(0, 100, low_included=True, high_included=True),
 }

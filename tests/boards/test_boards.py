@@ -332,7 +332,7 @@ def test_cli_boards_shows_the_psram_an_esp32_maps_into_its_heap(tmp_path):
     assert table.returncode == 0, table.stderr
     assert "8M (4M heap)" in table.stdout
     assert "4M (4M heap)" not in _cli("boards", "esp32cam").stdout  # all of it: said once
-    row = json.loads(_cli("--boards-dir", str(own), "boards", "wrover", "--json").stdout)[0]
+    row = json.loads(_cli("--boards-dir", str(own), "boards", "wrover", "--json").stdout)  # one board: its object
     assert (row["psram_bytes"], row["psram_heap_bytes"]) == (8 << 20, 4 << 20)
 
 

@@ -50,6 +50,14 @@ def test_profile_refuses_a_plot_not_named_png_as_a_usage_error(tmp_path):
     assert list(tmp_path.iterdir()) == []  # nothing made
 
 
+@pytest.mark.parametrize("name, example", [(".png", "plot.png"), ("latency.png.txt", "latency.png")])
+def test_a_refused_plot_name_suggests_one_that_ends_in_one_png(tmp_path, name, example):
+    """Was: `--plot .png` suggested "e.g. .png.png" (and latency.png.txt "latency.png.png")."""
+    for command in (["profile", "--board", "esp32"], ["bench", "--port", str(tmp_path / "no-such-port")]):
+        line = _usage_error_line(run_cli(*command, "--plot", str(tmp_path / name)), name)
+        assert f"(e.g. {example})" in line and ".png.png" not in line
+
+
 def test_profile_refuses_an_unwritable_plot_before_anything_else(tmp_path):
     """Exit 14, not 6: refused before the (missing) model is looked for, so before the --measured
     build; and no build or cache folder made, in the working folder or where the caches point."""

@@ -111,7 +111,8 @@ def test_a_board_that_crashed_or_restarted_is_reported_mock_board():
     isa = {"reset_reason": 0, "uptime_ms": 2_000, "flags": int(spec.Flag.INSTRUCTIONS)}
     assert restarts(isa, {"reset_reason": 0, "uptime_ms": 3_000}, 60.0) == {}
     assert restarts(isa, {"reset_reason": 0, "uptime_ms": 500}, 60.0) == {"restarted_during_run": "UNKNOWN"}
-    result = BenchResult(complete=True, port="/dev/ttyUSB0", board="esp32", model={}, device=before,
+    result = BenchResult(complete=True, port="/dev/ttyUSB0", board="esp32", model="models/esp32/model.tflite",
+                         model_sha256="9a" * 32, model_name="tinyface-esp32", smoke_test=False, device=before,
                          images_requested=1, images_done=1, elapsed_s=1.0,
                          summary={"images": 1, "pairs": 0, "throughput_images_per_s": 1.0,
                                   "latency_ms": {"mean": 1.0, "p50": 1.0, "p95": 1.0, "max": 1.0},
@@ -512,3 +513,132 @@ def test_a_write_of_out_that_fails_keeps_the_results_in_the_json(start_device, e
     assert set(result) == JSON_KEYS and result["complete"] is (when == "last")
     done = result["images_done"]  # during: the first write that came after the first image's
     assert done == result["summary"]["images"] and (done == 6 if when == "last" else 2 <= done < 6)
+
+
+# --- the latency plot: each inference in order beside a histogram of p1 to p99 ---------------------------------
+# Was: one histogram binned linearly from min to max (a cold first inference squeezed the rest into 3 bins), the
+# emulator's one ESTIMATED figure drawn as a single bar with p50 and p95 on top of each other, and the host wall
+# time that does vary not drawn at all.
+
+def _result(latencies_ms, flags=0, host_wall_ms=None, model="models/esp32/model.tflite", complete=True):
+    """A BenchResult whose records report ``latencies_ms`` at 240 MHz, as a device of ``flags`` would."""
+    cpu_hz = 240_000_000
+    wall = host_wall_ms if host_wall_ms is not None else [0.0] * len(latencies_ms)
+    records = [{"index": i, "t_s": 0.01 * (i + 1), "cycles": round(ms * cpu_hz / 1e3), "latency_us": round(ms * 1e3),
+                "host_wall_us": round(w * 1e3), "output_hex": ""}
+               for i, (ms, w) in enumerate(zip(latencies_ms, wall, strict=True))]
+    return BenchResult(complete=complete, port="/dev/pts/3", board="esp32", model=model, model_sha256="9a" * 32,
+                       model_name="tinyface-esp32", smoke_test=False,
+                       device={"board": "esp32", "cpu_hz": cpu_hz, "flags": int(flags), "firmware_version": "0.1.0"},
+                       images_requested=len(records), images_done=len(records), records=records)
+
+
+def _artist(fig, gid):
+    """The one artist (or the artists of a histogram) of ``fig`` with ``gid``."""
+    found = [a for ax in fig.axes for a in [*ax.lines, *ax.patches, *ax.texts] if a.get_gid() == gid]
+    assert found, gid
+    return found
+
+
+def _texts(ax) -> str:
+    return " ".join([ax.get_title(loc="left"), ax.get_xlabel(), ax.get_ylabel(), *(t.get_text() for t in ax.texts)])
+
+
+def test_the_latency_plot_draws_each_inference_in_order_beside_a_histogram_of_p1_to_p99():
+    import numpy as np
+
+    from tinyface.device.bench import latency_figure
+
+    # a board: a cold first inference at twice the rest, then throttled half way (200 inferences)
+    rng = np.random.default_rng(0)
+    ms = 95 + rng.normal(0, 0.3, 200)
+    ms[0], ms[100:] = 190.0, ms[100:] + 4
+    fig = latency_figure(_result(ms))
+    line = _artist(fig, "latency-per-inference")[0]  # the second panel: one point per record, in order
+    assert list(line.get_xdata()) == list(range(200))
+    assert np.allclose(line.get_ydata(), ms, atol=1e-5)
+    # the histogram bins what lies between p1 and p99: 2 below and 2 above them out of 200, the cold one among them
+    ranked = np.sort(ms)
+    bars = _artist(fig, "latency-histogram")
+    assert sum(int(b.get_height()) for b in bars) == 196
+    assert min(b.get_x() for b in bars) >= ranked[2] - 1e-9
+    assert max(b.get_x() + b.get_width() for b in bars) <= ranked[197] + 1e-9
+    histogram = bars[0].axes
+    assert histogram.get_xlim()[1] < 110  # the bins are not squeezed towards 190 ms
+    title = histogram.get_title(loc="left")
+    assert (f"outside the bins: 2 below p1 (min {ranked[0]:.2f}), 2 above p99 (max 190.00 ms)"
+            in " ".join(title.split())), title
+    assert f"p95 {np.percentile(ms, 95):.2f}" in title  # the summary's figure, of every inference
+    assert len(fig.axes) == 2  # no host wall time on a board: one row
+    assert "MEASURED" in _texts(line.axes) and "ESTIMATED" not in " ".join(_texts(ax) for ax in fig.axes)
+
+
+def test_the_emulators_one_estimate_is_said_in_words_and_its_host_wall_time_drawn():
+    import numpy as np
+
+    from tinyface.device.bench import latency_figure
+
+    wall = [2.6, 2.5, 2.9, 2.4, 2.5, 2.7, 2.45, 2.55]
+    fig = latency_figure(_result([95.85] * 8, flags=spec.Flag.EMULATED, host_wall_ms=wall))
+    said = _artist(fig, "latency-constant")[0]
+    assert "every inference ESTIMATED at 95.85 ms" in " ".join(said.get_text().split())
+    assert not [p for ax in fig.axes for p in ax.patches if p.get_gid() == "latency-histogram"]  # no one-bar histogram
+    latency_row = _artist(fig, "latency-per-inference")[0].axes
+    assert "ESTIMATED" in _texts(latency_row) and "MEASURED" not in _texts(latency_row)  # never as a measurement
+    walls = _artist(fig, "host_wall-per-inference")[0]  # what varies is drawn: one point per record
+    assert np.allclose(walls.get_ydata(), wall) and len(walls.get_xdata()) == 8
+    assert "host wall" in _texts(walls.axes) and "MEASURED on this host" in _texts(walls.axes)
+    assert sum(int(b.get_height()) for b in _artist(fig, "host_wall-histogram")) == 6  # less the smallest, largest
+    assert "ESTIMATED by the emulator's cost model" in fig.get_suptitle()
+
+
+def test_a_native_builds_host_wall_time_is_its_latency_drawn_once():
+    from tinyface.device.bench import latency_figure
+
+    ms = [7.7, 7.6, 8.1, 7.5, 12.5, 7.9]
+    fig = latency_figure(_result(ms, flags=spec.Flag.NATIVE, host_wall_ms=ms))
+    assert len(fig.axes) == 2 and "the host's time" in fig.axes[0].get_title(loc="left")
+    assert not [a for ax in fig.axes for a in ax.lines if a.get_gid() == "host_wall-per-inference"]
+
+
+def test_the_latency_plot_names_the_model_and_gives_its_short_path(monkeypatch, tmp_path):
+    """The caption gave the .tflite's absolute path (/work/main/models/esp32/model.tflite) where `bench`
+    found the model itself: the title names the model, the caption the path from the working folder."""
+    from tinyface.device.bench import latency_figure, latency_plot
+
+    (tmp_path / "models" / "esp32").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    absolute = str(tmp_path / "models" / "esp32" / "model.tflite")
+    result = _result([95.0, 96.0, 95.5, 97.0], model=absolute, complete=False)
+    fig = latency_figure(result)
+    words = " ".join([fig.get_suptitle(), *(t.get_text() for t in fig.texts)])
+    assert fig.get_suptitle().startswith("tinyface-esp32 on esp32: 4 inferences; the run ended early")
+    assert "model models/esp32/model.tflite (sha256 9a9a" in words and absolute not in words
+    # the same result draws the same bytes
+    first, second = latency_plot(result, tmp_path / "a.png").read_bytes(), latency_plot(result, tmp_path / "b.png")
+    assert first == second.read_bytes()
+
+
+# --- --images: at least 2, one pair -----------------------------------------------------------------------------
+# Was: `bench --images 1` ran, and failed with exit 4 and "none of the 0 images under ...lfw could be read".
+
+def test_bench_images_below_one_pair_is_refused_by_the_option_and_the_setting(tmp_path):
+    from tests.conftest import assert_one_error_line, run_cli
+
+    port = str(tmp_path / "no-such-port")  # were the value taken, this would be exit 7
+    assert_one_error_line(run_cli("bench", "--port", port, "--images", "1"), 2, "'--images'", "2<=x<=1000000")
+    assert_one_error_line(run_cli("bench", "--port", port, "--set", "bench.images=1"), 3,
+                          "bench.images must be in [2, 1000000], got 1")
+    assert_one_error_line(run_cli("bench", "--port", port, "--images", "2", "--model", str(tmp_path / "none")), 6)
+
+
+def test_prepare_inputs_of_fewer_images_than_a_pair_says_so(tiny_bundle, lfw_dir, tmp_path):
+    from tinyface import config
+    from tinyface.device.bench import prepare_inputs
+    from tinyface.errors import DataError
+
+    settings = config.load(None, {"data": {"dir": str(_tiny_lfw(lfw_dir, tmp_path / "lfw")), "workers": 1}})
+    with pytest.raises(DataError) as exc:
+        prepare_inputs(tiny_bundle, 1, settings)
+    assert "bench needs at least 2 images (one pair of pairsDevTest.txt), not 1" in str(exc.value)
+    assert len(prepare_inputs(tiny_bundle, 2, settings).pairs) == 1

@@ -1,8 +1,9 @@
 """PNG plots for the commands that time a model: where the time goes layer by layer
 (`tinyface profile --plot`); and what every plot shares (`bench --plot`, the build's and
 `evaluate`'s reports): the path check (and the ``--plot`` options' name rule), pyplot on the
-Agg backend, the atomic write. matplotlib is imported inside the functions that draw, so that a
-command run without a plot never loads it.
+Agg backend under matplotlib's default style (the same PNG whatever $MPLBACKEND or a user's
+matplotlibrc says), the atomic write, the model's name for a title. matplotlib is imported inside
+the functions that draw, so that a command run without a plot never loads it.
 
 An estimate is never drawn as a measurement: every bar, title and caption says which it is
 (ESTIMATED by the cost model, MEASURED instructions on the instruction-set emulator).
@@ -27,7 +28,9 @@ def plot_name_problem(path: str | os.PathLike) -> str | None:
     rule that :func:`check_plot_path` and the ``--plot`` options (tinyface.cli.common.plot_option) apply."""
     path = Path(path)
     if path.suffix.lower() != PLOT_SUFFIX:
-        example = f"{path.stem or 'plot'}{PLOT_SUFFIX}"
+        # the name less a .png already in it ("latency.png.txt", a bare ".png"): the example ends in one .png
+        stem = path.stem[:-len(PLOT_SUFFIX)] if path.stem.lower().endswith(PLOT_SUFFIX) else path.stem
+        example = f"{stem or 'plot'}{PLOT_SUFFIX}"
         return f"{path}: the plot is a PNG, so its name must end in {PLOT_SUFFIX} (e.g. {example})"
     return None
 
@@ -53,8 +56,9 @@ def check_plot_path(path: str | os.PathLike, what: str = "--plot") -> Path:
 
 
 def save_png(fig, path: str | os.PathLike) -> Path:
-    """Write the matplotlib figure ``fig`` to ``path`` as a PNG, atomically (creating its folder),
-    and close it.
+    """Write the matplotlib figure ``fig`` to ``path`` as an opaque PNG on white, atomically (creating
+    its folder), and close it. Saved under matplotlib's default style: a user's matplotlibrc
+    (``savefig.transparent``, ``savefig.facecolor``, ``savefig.bbox``...) changes nothing.
 
     Raises:
         OutputError: the file or its folder cannot be written.
@@ -62,21 +66,78 @@ def save_png(fig, path: str | os.PathLike) -> Path:
     import matplotlib.pyplot as plt
 
     try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+        with plt.style.context("default"), atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", facecolor="white", edgecolor="white",
+                        transparent=False)
     finally:
         plt.close(fig)
     return Path(path)
 
 
 def pyplot():
-    """matplotlib's pyplot on the Agg backend (files only, no display needed)."""
+    """matplotlib's pyplot on the Agg backend (files only, no display needed), with matplotlib's
+    default style: every plot is drawn the same whatever the user's matplotlibrc says (a
+    ``savefig.transparent``, a dark style, ``text.usetex`` without LaTeX) or ``$MPLBACKEND`` names.
+    Sets both for the whole process: call it before any figure is made."""
+    import sys
+
+    if "matplotlib" not in sys.modules:
+        from tinyface.config import library_variable
+
+        # matplotlib reads $MPLBACKEND as it is imported, and a name it does not know fails the import
+        # itself (was: `MPLBACKEND=nonsense tinyface profile --plot` an internal error, exit 70). Agg
+        # for the import alone: the environment is put back as it was, for the programs tinyface runs after
+        with library_variable("MPLBACKEND", "agg"):
+            import matplotlib
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    plt.style.use("default")  # the defaults, less the backend (the style leaves it alone)
     return plt
+
+
+def short_path(path: str | os.PathLike) -> str:
+    """``path`` as a caption gives it: relative to the working folder where it lies under it
+    (``models/esp32/model.tflite``), else under ``~`` where it lies in the home folder, else as it is."""
+    path = Path(path)
+    try:
+        absolute = path.resolve()
+    except (OSError, RuntimeError):  # a loop of links: as it is
+        return str(path)
+    for base, prefix in ((Path.cwd(), ""), (Path.home(), "~")):
+        try:
+            rel = absolute.relative_to(base.resolve())
+        except (ValueError, OSError, RuntimeError):
+            continue
+        return str(Path(prefix) / rel) if prefix else str(rel)
+    return str(path)
+
+
+def model_title(model: str | os.PathLike, name: str | None = None) -> str:
+    """The model as a plot's title names it: ``name`` if given (model.json's), else the name in the
+    model.json of ``model``'s bundle (``model`` the bundle folder, its .tflite or its model.json),
+    else the bundle folder's name; a lone .tflite (no model.json beside it) by its file name."""
+    from tinyface.model.bundle import META_FILE, MODEL_FILE
+
+    if name:
+        return name
+    path = Path(model)
+    folder = path if path.suffix.lower() not in (".tflite", ".json") else path.parent
+    meta = folder / META_FILE
+    if meta.is_file():
+        from tinyface.errors import ModelError
+        from tinyface.model.bundle import read_meta
+
+        try:
+            return read_meta(meta)[0].name
+        except ModelError:  # the command checked its bundle already: a title needs no second error
+            pass
+        return folder.name or str(path)
+    if path.suffix.lower() == ".tflite" and path.name != MODEL_FILE:
+        return path.name
+    return folder.name or str(path)
 
 
 def caption(fig, lines: list[str]) -> None:
@@ -86,20 +147,27 @@ def caption(fig, lines: list[str]) -> None:
 
 
 def profile_plot(result, path: str | os.PathLike) -> Path:
-    """``path``: a horizontal bar chart of where ``result``'s time goes, one bar per layer (labelled
-    index, op, output shape) as long as its ESTIMATED ms; for a measured profile
+    """``path``: :func:`profile_figure` of ``result`` as a PNG.
+
+    Raises:
+        OutputError: ``path`` cannot be written.
+    """
+    return save_png(profile_figure(result), path)
+
+
+def profile_figure(result):
+    """A horizontal bar chart of where ``result``'s time goes, one bar per layer (labelled index, op,
+    output shape) as long as its ESTIMATED ms; for a measured profile
     (:class:`tinyface.device.isa_profile.MeasuredModelProfile`) the MEASURED ms (instructions x the
-    board's stall factor / clock) beside each estimate, so that where they disagree is seen.
+    board's stall factor / clock) beside each estimate, so that where they disagree is seen. The title
+    names the model (:func:`model_title`), the caption its path.
 
     Args:
         result: a :class:`tinyface.boards.profile.ModelProfile`, or a measured profile (layers
             with ``instructions``; ``stall_factor``, ``total_instructions``, ``measured_ms``).
 
     Returns:
-        ``path``.
-
-    Raises:
-        OutputError: ``path`` cannot be written.
+        The matplotlib Figure (:func:`save_png` writes and closes it).
     """
     plt = pyplot()
 
@@ -146,7 +214,8 @@ def profile_plot(result, path: str | os.PathLike) -> Path:
     ax.set_xlabel(f"milliseconds per inference on {result.board} at {result.cpu_mhz:.0f} MHz")
     ax.grid(True, axis="x", alpha=0.3)
     ax.set_axisbelow(True)
-    head = f"{result.model} on {result.board} with {result.kernels} kernels"
+    # the model by its name: its path (absolute where `profile` found the released one) goes in the caption
+    head = f"{model_title(result.model)} on {result.board} with {result.kernels} kernels"
     if measured:
         ax.set_title(f"{head}\nMEASURED: {result.total_instructions:,} instructions in Invoke() on the instruction-set "
                      f"emulator x stall factor {result.stall_factor:g} = {result.measured_ms:.2f} ms\n"
@@ -159,13 +228,15 @@ def profile_plot(result, path: str | os.PathLike) -> Path:
                  f"instructions x stall factor {result.stall_factor:g} "
                  f"(cycles per instruction assumed, docs/boards.md); "
                  f"the layers' sum leaves out Invoke()'s own instructions.",
-                 f"ESTIMATED: {result.total_est_ms:.2f} ms by the cost model: {result.cost_source}"]
+                 f"ESTIMATED: {result.total_est_ms:.2f} ms by the cost model: {result.cost_source}",
+                 f"model {short_path(result.model)}"]
     else:
         ax.set_title(f"{head}\nlatency ESTIMATED by the board's cost model (not measured): total "
                      f"{result.total_est_ms:.2f} ms", fontsize=9.5, loc="left")
         notes = [f"ESTIMATED: {result.total_est_ms:.2f} ms = {result.total_est_cycles:,} cycles at "
                  f"{result.cpu_mhz:.0f} MHz; {result.total_macs:,} MACs. Cost model: {result.cost_source}.",
-                 "Measure it with `tinyface bench --port PORT` on a flashed board."]
+                 "Measure it with `tinyface bench --port PORT` on a flashed board.",
+                 f"model {short_path(result.model)}"]
     fig.tight_layout()
     caption(fig, notes)
-    return save_png(fig, path)
+    return fig

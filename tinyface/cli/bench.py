@@ -21,8 +21,9 @@ from tinyface.errors import TinyfaceError
 @click.command()
 @port_options
 @click.option("--images", type=setting_type("bench.images"), default=None,
-              help="Held-out pairsDevTest images to stream, at most the 1,549 its pairs hold (a larger number "
-                   "streams those 1,549, and a note says so) [default: bench.images = 1000]. Example: --images 200")
+              help="Held-out pairsDevTest images to stream: at least 2 (one pair), at most the 1,549 its pairs hold "
+                   "(a larger number streams those 1,549, and a note says so) [default: bench.images = 1000]. "
+                   "Example: --images 200")
 @click.option("--model", "model_path", type=input_path(), default=None, callback=not_empty,
               help="The model the board runs (bundle folder or .tflite) [default: as `tinyface flash`: "
                    "build/<board>/ if built, else models/<board>/, then build/esp32/, models/esp32/]. "
@@ -33,10 +34,11 @@ from tinyface.errors import TinyfaceError
 @click.option("--out", "out_path", type=click.Path(), default=None, callback=not_empty,
               help="Write results (JSON) here as they come; a lost link keeps what was measured. "
                    "Example: --out results.json")
-@plot_option("Also draw the latencies as a PNG: a histogram of the per-inference figures (the board's cycle "
-             "counter; ESTIMATED on the emulator) with p50 and p95 marked; a lost link still draws what was "
-             "measured. The name must end in .png (else a usage error); its folder is created. "
-             "Example: --plot latency.png")
+@plot_option("Also draw the latencies as a PNG: each inference's in the order run (warm-up, throttling, a stall "
+             "show there) beside their histogram, binned from p1 to p99 (how many fall outside is said), p50 and "
+             "p95 marked; the board's cycle counter, ESTIMATED on the emulator, whose one figure is said in words "
+             "and whose host wall time is drawn too. A lost link still draws what was measured. The name must end "
+             "in .png (else a usage error); its folder is created. Example: --plot latency.png")
 @click.option("--pipeline/--no-pipeline", default=True, show_default=True,
               help="Keep two requests in flight so the next image streams in while the board computes. "
                    "Example: tinyface bench --port auto --no-pipeline")

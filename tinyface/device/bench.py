@@ -138,7 +138,8 @@ def prepare_inputs(bundle: Bundle, n_images: int, settings,
     that will be aligned: ``n_images``, or fewer where the pairs hold fewer.
 
     Raises:
-        DataError: the dataset or its pairsDevTest.txt is missing, or no image was usable.
+        DataError: the dataset or its pairsDevTest.txt is missing, ``n_images`` holds no pair (it is
+            under 2; bench.images refuses that), or no image was usable.
     """
     from tinyface.data.cache import FaceCache
     from tinyface.data.faces import FaceSpec, prepare_faces
@@ -146,6 +147,9 @@ def prepare_inputs(bundle: Bundle, n_images: int, settings,
 
     data_dir = settings.data.data_path()
     keys, used = metrics.pairs_within_images(pairs if pairs is not None else bench_pairs_file(settings), n_images)
+    if not keys:  # was "none of the 0 images under ... could be read" for 1 image: a pair needs 2
+        raise DataError(f"bench needs at least 2 images (one pair of pairsDevTest.txt), not {n_images}"
+                        if n_images < 2 else f"pairsDevTest.txt under {data_dir} has no pair")
     paths = [image_path(data_dir / "images", name, index) for name, index in keys]
     if on_total:
         on_total(len(paths))
@@ -373,73 +377,186 @@ def timing_source(device: dict) -> str:
     return "MEASURED by the board's cycle counter"
 
 
+# A bench histogram's bins run from its p1 to its p99 figure: one cold first inference, or a stall,
+# would squeeze the rest into a few bins. Each is the figure measured nearest it on the inside, so that
+# the smallest and the largest of a short run (20 images) are left out too, where interpolation would
+# have stretched the bins most of the way to them.
+HIST_PERCENTILES = (1, 99)
+
+
+@dataclass(frozen=True)
+class LatencySeries:
+    """One per-inference figure of a bench run, as :func:`latency_figure` draws it (a row of two panels)."""
+
+    key: str  # "latency", "host_wall": the gid of what is drawn of it
+    title: str  # what it is, for the panels' titles: "ESTIMATED latency"
+    unit: str  # the axis label of its milliseconds
+    constant: str  # "every inference " + this, with {ms}: how a figure that never varies is said
+    ms: np.ndarray
+
+
+def latency_series(result: BenchResult) -> list[LatencySeries]:
+    """What :func:`latency_figure` draws of ``result``: the latency the device reported (its cycle
+    field at its clock), labelled by where it comes from (:func:`timing_source`), and where the
+    device sent one that is not that latency (the emulator's), the host wall time of each inference."""
+    flags = int(result.device.get("flags", 0))
+    lat = latencies_ms(result.records, int(result.device.get("cpu_hz", 0)))
+    if flags & spec.Flag.INSTRUCTIONS:
+        series = [LatencySeries("latency", "instructions at the board's clock (a LOWER BOUND on latency)",
+                                "ms of instructions at the board's clock",
+                                "at least {ms:.2f} ms (instructions at the board's clock: a LOWER BOUND)", lat)]
+    elif flags & spec.Flag.EMULATED:
+        series = [LatencySeries("latency", "ESTIMATED latency (the emulator's cost model)", "ESTIMATED ms",
+                                "ESTIMATED at {ms:.2f} ms by the emulator's cost model", lat)]
+    elif flags & spec.Flag.NATIVE:
+        series = [LatencySeries("latency", "latency MEASURED on this host (the native build: the host's time)",
+                                "MEASURED ms (the host's)", "MEASURED at {ms:.2f} ms on this host", lat)]
+    else:
+        series = [LatencySeries("latency", "MEASURED latency (the board's cycle counter)", "MEASURED ms",
+                                "MEASURED at {ms:.2f} ms", lat)]
+    wall = np.array([r.get("host_wall_us", 0) for r in result.records], np.float64) / 1e3
+    if wall.any() and not flags & spec.Flag.NATIVE:  # a native build's host wall time is its latency
+        series.append(LatencySeries("host_wall", "host wall time of the TFLM kernels (MEASURED on this host, "
+                                    "not the board's)", "host wall ms",
+                                    "MEASURED at {ms:.2f} ms of host wall time", wall))
+    return series
+
+
 def latency_plot(result: BenchResult, path: str | Path) -> Path:
-    """``path``: a histogram of ``result``'s per-inference latencies (the figures its summary
-    gives as mean/p50/p95/max) with p50 and p95 marked; the title names the board, the model,
-    where the timings come from (:func:`timing_source`: ESTIMATED on the emulator) and how many
-    inferences, and says if the run ended early.
+    """``path``: :func:`latency_figure` of ``result`` as a PNG.
 
     Raises:
         OutputError: ``path`` cannot be written.
     """
-    from tinyface.boards.plots import caption, pyplot, save_png
+    from tinyface.boards.plots import save_png
+
+    return save_png(latency_figure(result), path)
+
+
+def latency_figure(result: BenchResult):
+    """``result``'s per-inference figures (:func:`latency_series`), a row of two panels each: on the
+    left each inference's in the order run (warm-up, throttling, a stall or a restart show there);
+    on the right their histogram, binned between the p1 and the p99 figure (HIST_PERCENTILES), with
+    p50 and p95 marked and how many fell outside the bins said in its title. A figure that never
+    varies (the emulator's estimate) is said in words ("every inference ESTIMATED at 95.85 ms"), not
+    drawn as a histogram of one bar. The title names the model, the board, where the timings come
+    from (:func:`timing_source`) and how many inferences, and says if the run ended early; the
+    caption the model's path, the firmware, the port and the clock.
+
+    Returns:
+        The matplotlib Figure (tinyface.boards.plots.save_png writes and closes it).
+    """
+    from tinyface.boards.plots import caption, pyplot, short_path
 
     plt = pyplot()  # the Agg backend, chosen before any other part of matplotlib is imported
-    from matplotlib.ticker import MaxNLocator
 
-    lat = latencies_ms(result.records, int(result.device.get("cpu_hz", 0)))
+    series = latency_series(result)
+    n = len(result.records)
+    fig, axes = plt.subplots(len(series), 2, figsize=(11, 0.9 + 2.9 * len(series)), squeeze=False,
+                             gridspec_kw={"width_ratios": (3, 2)})
+    for (timeline, histogram), s, color in zip(axes, series, ("C0", "C1"), strict=False):
+        _draw_timeline(timeline, s, [r["index"] for r in result.records], color)
+        _draw_histogram(histogram, s, color)
     device = result.device
     flags = int(device.get("flags", 0))
     kind = ("emulated " if flags & spec.Flag.EMULATED else "native build of " if flags & spec.Flag.NATIVE
             else "instruction-set emulator of " if flags & spec.Flag.INSTRUCTIONS else "")
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    same = ""
-    if lat.size:
-        lo, hi = float(lat.min()), float(lat.max())
-        if hi - lo <= 1e-6 * max(hi, 1e-9):  # every inference the same (an estimate does not vary): one bar
-            pad = max(hi * 0.05, 1e-3)
-            bins = np.array([hi - pad / 10, hi + pad / 10])
-            ax.set_xlim(hi - pad, hi + pad)
-            same = f"every inference {hi:.2f} ms"
-        else:
-            bins = np.histogram_bin_edges(lat, bins=min(40, max(8, int(np.sqrt(lat.size)) * 2)))
-        ax.hist(lat, bins=bins, color="C0", alpha=0.85,
-                label="ESTIMATED latency" if flags & spec.Flag.EMULATED else
-                "latency, a LOWER BOUND" if flags & spec.Flag.INSTRUCTIONS else "MEASURED latency")
-        p50, p95 = float(np.percentile(lat, 50)), float(np.percentile(lat, 95))
-        ax.axvline(p50, color="C2", linestyle="-", linewidth=1.6, label=f"p50 {p50:.2f} ms")
-        ax.axvline(p95, color="C3", linestyle="--", linewidth=1.6, label=f"p95 {p95:.2f} ms")
-        # the marks named at the lines themselves: p50 on its left, p95 on its right, so they never collide
-        # (in headroom above the tallest bar)
-        top = ax.get_ylim()[1] * 1.12
-        ax.set_ylim(0, top)
-        ax.text(p50, top * 0.985, "p50 ", color="C2", ha="right", va="top", fontsize=8, fontweight="bold")
-        ax.text(p95, top * 0.985, " p95", color="C3", ha="left", va="top", fontsize=8, fontweight="bold")
-        # beside the axes, where it covers no bar
-        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
-                  title=same or f"mean {lat.mean():.2f} ms, max {hi:.2f} ms", title_fontsize=8)
-    est = "ESTIMATED " if flags & spec.Flag.EMULATED else ""
-    ax.set_xlabel(f"{est}milliseconds per inference" + (" (instructions at the board's clock)"
-                                                         if flags & spec.Flag.INSTRUCTIONS else ""))
-    ax.set_ylabel("inferences")
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no half inferences
-    ax.grid(True, axis="y", alpha=0.3)
-    ax.set_axisbelow(True)
     name = result.model_name or Path(result.model).parent.name
     early = ("" if result.complete else
              f"; the run ended early: {result.images_done}/{result.images_requested} images")
-    source = textwrap.fill(f"latency: {timing_source(device)}", 95)
-    ax.set_title(f"{name} on {kind}{device.get('board') or result.board}: {lat.size} inferences{early}\n{source}",
-                 fontsize=9.5, loc="left")
+    source = textwrap.fill(f"latency: {timing_source(device)}", 120)
+    fig.suptitle(f"{name} on {kind}{device.get('board') or result.board}: {n} inferences{early}\n{source}",
+                 fontsize=10, x=0.01, ha="left")
     fig.tight_layout()
     counted = result.summary.get("instructions_per_inference")
-    caption(fig, [f"model {result.model} (sha256 {result.model_sha256[:16]}), "
+    restarted = result.summary.get("restarted_during_run")
+    caption(fig, [f"model {short_path(result.model)} (sha256 {result.model_sha256[:16]}), "
                   f"firmware {device.get('firmware_version', '?')}, port {result.port}, "
                   + clock_words(device)
                   + (f"; {counted['mean']:,.0f} instructions per inference (min {counted['min']:,}, "
                      f"max {counted['max']:,})" if counted else "")
+                  + (f"; the board restarted during the run ({restarted})" if restarted else "")
                   + (f"; {result.error}" if result.error else "")])
-    return save_png(fig, path)
+    return fig
+
+
+def histogram_range(ms: np.ndarray) -> tuple[float, float]:
+    """The range a bench histogram bins (HIST_PERCENTILES): the figures measured nearest the p1 and
+    the p99 on their inside; the whole range of two."""
+    lo = float(np.percentile(ms, HIST_PERCENTILES[0], method="higher"))
+    hi = float(np.percentile(ms, HIST_PERCENTILES[1], method="lower"))
+    return (float(ms.min()), float(ms.max())) if lo > hi else (lo, hi)
+
+
+def _flat(lo: float, hi: float) -> bool:
+    return hi - lo <= 1e-6 * max(abs(hi), 1e-9)
+
+
+def _draw_timeline(ax, s: LatencySeries, index: list[int], color: str) -> None:
+    """``s`` against the inference's index, one point each (gid ``<key>-per-inference``), over a band
+    where the histogram's bins run."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.plot(index, s.ms, color=color, linewidth=0.7, marker=".", markersize=4 if len(index) <= 200 else 2,
+            gid=f"{s.key}-per-inference")
+    title = f"{s.title}, per inference"
+    if s.ms.size:
+        lo, hi = histogram_range(s.ms)
+        if _flat(float(s.ms.min()), float(s.ms.max())):  # from 0: a flat line, not a magnified nothing
+            ax.set_ylim(0, hi * 1.15 or 1.0)
+        elif not _flat(lo, hi):
+            ax.axhspan(lo, hi, color=color, alpha=0.1, linewidth=0)
+            title += "\nshaded: p1 to p99, the histogram's range"
+    ax.set_title(title, fontsize=9, loc="left")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # inference 3, not 2.5
+    ax.set_xlabel("inference, in the order run")
+    ax.set_ylabel(s.unit)
+    ax.grid(True, alpha=0.3)
+    ax.set_axisbelow(True)
+
+
+def _draw_histogram(ax, s: LatencySeries, color: str) -> None:
+    """``s``'s histogram between its p1 and p99 (:func:`histogram_range`), or its one figure in words."""
+    from matplotlib.ticker import MaxNLocator
+
+    n = s.ms.size
+    if not n:
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no inference was done", ha="center", va="center", transform=ax.transAxes)
+        return
+    lo, hi = histogram_range(s.ms)
+    inside = s.ms[(s.ms >= lo) & (s.ms <= hi)]
+    below, above = int((s.ms < lo).sum()), int((s.ms > hi).sum())
+    outside = ", ".join(x for x in (f"{below} below p1 (min {s.ms.min():.2f})" if below else "",
+                                    f"{above} above p99 (max {s.ms.max():.2f} ms)" if above else "") if x)
+    if _flat(lo, hi):  # nothing to bin: one figure, said as such
+        words = (f"every inference {s.constant.format(ms=hi)}" if not outside else
+                 f"{inside.size} of {n} inferences {s.constant.format(ms=hi)}; outside: {outside} (left)")
+        ax.axis("off")
+        ax.text(0.5, 0.5, textwrap.fill(words, 42), ha="center", va="center", fontsize=10, fontweight="bold",
+                transform=ax.transAxes, gid=f"{s.key}-constant")
+        return
+    bins = np.histogram_bin_edges(inside, bins=min(40, max(8, int(np.sqrt(inside.size)) * 2)), range=(lo, hi))
+    ax.hist(inside, bins=bins, color=color, alpha=0.85, gid=f"{s.key}-histogram")
+    p50, p95 = (float(x) for x in np.percentile(s.ms, [50, 95]))  # the summary's figures, of every inference
+    ax.axvline(p50, color="C2", linestyle="-", linewidth=1.6)
+    ax.axvline(p95, color="C3", linestyle="--", linewidth=1.6)
+    # named at the lines themselves, in headroom above the tallest bar: p50 on its left, p95 on its right
+    # (room for its name kept there: the p95 of a short run lies past the bins, beside the largest figure)
+    top = ax.get_ylim()[1] * 1.15
+    ax.set_ylim(0, top)
+    left, right = min(lo, p50), max(hi, p95)
+    ax.set_xlim(left - 0.03 * (right - left), right + 0.1 * (right - left))
+    ax.text(p50, top * 0.985, "p50 ", color="C2", ha="right", va="top", fontsize=8, fontweight="bold")
+    ax.text(p95, top * 0.985, " p95", color="C3", ha="left", va="top", fontsize=8, fontweight="bold")
+    binned = f"outside the bins: {outside}" if outside else f"all {n} inferences in the bins"
+    ax.set_title(textwrap.fill(f"histogram, p1 to p99: mean {s.ms.mean():.2f}, p50 {p50:.2f}, p95 {p95:.2f} ms", 70)
+                 + "\n" + textwrap.fill(binned, 70), fontsize=9, loc="left")
+    ax.set_xlabel(s.unit)
+    ax.set_ylabel("inferences")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no half inferences
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
 
 
 def clock_words(device: dict) -> str:
