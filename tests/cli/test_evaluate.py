@@ -45,7 +45,7 @@ def test_evaluate_released_model_on_own_people(people, tmp_path, runtime):
     assert i["n_people"] == 3 and i["n_probes"] == 3 * 4 and i["n_strangers"] == 6 + 8
     assert i["stranger_people"] == 3 and len(i["held_out_people"]) == 1
     assert 0.0 <= i["accuracy"] <= i["closed_set_accuracy"] <= 1.0
-    for name in ("report.md", "report.json", "roc.png", "confusion.png", "identification.png"):
+    for name in ("report.md", "report.json", "roc.png", "scores.png", "confusion.png", "identification.png"):
         assert (out / name).is_file()
     assert "![identification by threshold](identification.png)" in (out / "report.md").read_text()
     # what each threshold trades, by the device's galleries: in report.json, not in --json's summary
@@ -424,7 +424,7 @@ def test_evaluate_out_replaces_an_earlier_evaluations_report_and_keeps_the_rest(
     (out / "notes.txt").write_text("my notes on the first run")
     proc = run_cli(*args)  # --enroll 5: nobody enrolled, no identification
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "report.json", "report.md", "roc.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "report.json", "report.md", "roc.png", "scores.png"]
     report = json.loads((out / "report.json").read_text())
     assert report["kind"] == "tinyface evaluate" and report["identification"] is None
 
@@ -448,7 +448,7 @@ def test_evaluate_out_on_a_full_disk_keeps_the_earlier_report(make_dataset, tmp_
     code, _, stderr = run_in_process(capsys, *args)
     assert code == 0, stderr
     before = _contents(out)
-    assert set(before) == {"report.json", "report.md", "roc.png", "confusion.png"}
+    assert set(before) == {"report.json", "report.md", "roc.png", "scores.png", "confusion.png"}
     write_evaluation_report = report.write_evaluation_report
 
     def on_a_full_disk(*a, **kw):

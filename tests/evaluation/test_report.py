@@ -159,7 +159,7 @@ def test_a_new_report_replaces_every_file_of_an_old_one(tmp_path):
     out.mkdir()
     for name in ("report.json", "report.md", "confusion.png", "identification.png"):
         (out / name).write_text("from an earlier run")
-    result = {"model": "m", "runtime": "tflite", "data": "d", "images": 4, "people": 2, "skipped": [], "no_face": 0,
+    result = {"model": "m", "runtime": "tflite", "data": "d", "images": 4, "n_people": 2, "skipped": [], "no_face": 0,
               "threshold": 0.5, "threshold_source": "given", "pairs": "every pair", "identification": None,
               "verification": {"roc": {"far": [0.0, 0.5, 1.0], "tar": [0.0, 0.9, 1.0]}, "auc": 0.9, "n_negative": 4,
                                "n_pairs": 6, "balanced_accuracy": 0.8, "true_accept_rate": 0.9,
@@ -170,7 +170,7 @@ def test_a_new_report_replaces_every_file_of_an_old_one(tmp_path):
 
 
 def _evaluation_result() -> dict:
-    return {"model": "m", "runtime": "tflite", "data": "d", "images": 4, "people": 2, "skipped": [], "no_face": 0,
+    return {"model": "m", "runtime": "tflite", "data": "d", "images": 4, "n_people": 2, "skipped": [], "no_face": 0,
             "threshold": 0.5, "threshold_source": "given", "pairs": "every pair", "identification": None,
             "verification": {"roc": {"far": [0.0, 0.5, 1.0], "tar": [0.0, 0.9, 1.0]}, "auc": 0.9, "n_negative": 4,
                              "n_pairs": 6, "balanced_accuracy": 0.8, "true_accept_rate": 0.9,
@@ -292,7 +292,8 @@ def test_the_out_check_accepts_a_new_or_empty_folder_and_an_earlier_evaluations_
     assert json.loads((earlier / "report.json").read_text())["kind"] == EVALUATION_KIND
     check_evaluation_out(earlier)
     report = json.loads((earlier / "report.json").read_text())
-    del report["kind"]  # as written before there was one
+    del report["kind"]  # as written before there was one, and before "people" was named n_people
+    report["people"] = report.pop("n_people")
     (earlier / "report.json").write_text(json.dumps(report))
     check_evaluation_out(earlier)
 
@@ -427,22 +428,32 @@ def test_overrides_appear_and_round_trip(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("people", [3, 60])
 def test_the_confusion_plot_names_the_people_and_counts_the_probes(tmp_path, monkeypatch, people):
-    """confusion.png: rows and columns named after the enrolled people (and "rejected"), each cell's
-    count written in it, whole-number ticks where there are too many people to name. Was: axes
-    numbered -0.5, 0.0, 0.5, ... and no names, so nobody could tell who was taken for whom."""
+    """confusion.png: rows and columns named after the enrolled people (rows with their probes'
+    count), the rejected probes' column named and set apart, each cell's count written in it. Was:
+    axes numbered -0.5, 0.0, 0.5, ... and no names, so nobody could tell who was taken for whom; then
+    above 40 people, numbered rows and columns, unreadable. Above 40, the 20 people with the most
+    errors, and a column for the probes taken for someone not shown."""
     import numpy as np
 
     from tinyface.boards import plots
     from tinyface.evaluation import metrics
-    from tinyface.evaluation.report import write_evaluation_report
+    from tinyface.evaluation.report import (
+        CONFUSION_WORST,
+        OTHERS_COLUMN,
+        REJECTED_COLUMN,
+        confusion_rows,
+        write_evaluation_report,
+    )
 
     rng = np.random.default_rng(0)
     names = [f"Person {k} Ünïcode" for k in range(people)]
     centres = rng.normal(size=(people, 16))
-    emb = np.concatenate([centres[k] + 0.3 * rng.normal(size=(4, 16)) for k in range(people)])
+    noise = [0.3 + (0.9 if k % 3 == 0 else 0) for k in range(people)]  # every third person's photos: errors
+    emb = np.concatenate([centres[k] + noise[k] * rng.normal(size=(4, 16)) for k in range(people)])
     enroll = {name: [4 * k, 4 * k + 1] for k, name in enumerate(names)}
     probes = [(4 * k + j, name) for k, name in enumerate(names) for j in (2, 3)]
     ident = metrics.identification(emb, enroll, probes, [], 0.5).to_dict(with_confusion=True)
+    names = ident["people"]  # sorted
     result = _evaluation_result() | {"identification": ident}
     figures = {}
     save_png = plots.save_png
@@ -452,17 +463,24 @@ def test_the_confusion_plot_names_the_people_and_counts_the_probes(tmp_path, mon
         ax = fig.axes[0]
         name = path.name.split(".tinyface-tmp-")[0].lstrip(".")  # written to a temp file: the file it stands for
         figures[name] = ([t.get_text() for t in ax.get_xticklabels()],
-                         [t.get_text() for t in ax.get_yticklabels()], [t.get_text() for t in ax.texts])
+                         [t.get_text() for t in ax.get_yticklabels()], [t.get_text() for t in ax.texts],
+                         ax.get_title())
         return saved
 
     monkeypatch.setattr(plots, "save_png", keep)
     write_evaluation_report(tmp_path, result)
     assert (tmp_path / "confusion.png").is_file()
-    x, y, cells = figures["confusion.png"]
+    x, y, cells, title = figures["confusion.png"]
     counts = np.array(ident["confusion"])
+    rows, selected = confusion_rows(ident)
+    shown = [names[r] for r in rows]
+    assert y == [f"{name} (2)" for name in shown]  # each person's probes: what the row's shares are of
     if people <= 40:
-        assert x == [*names, "rejected"] and y == names
+        assert not selected and x == [*names, REJECTED_COLUMN]
         assert sorted(cells) == sorted(str(n) for n in counts[counts > 0])
-    else:  # numbered, never a half person
-        shown = [label for label in x + y if label]
-        assert shown and all(label.lstrip("−-").isdigit() for label in shown), (x, y)
+    else:  # was: 60 numbered rows and columns
+        assert selected and len(rows) == CONFUSION_WORST and x == [*shown, OTHERS_COLUMN, REJECTED_COLUMN]
+        assert f"the {CONFUSION_WORST} people with the most probes misidentified or rejected" in title
+        errors = counts.sum(axis=1) - np.diag(counts[:, :people])
+        assert sorted(errors[rows], reverse=True) == list(errors[rows])  # the worst first
+        assert min(errors[rows]) >= max(np.delete(errors, rows))  # nobody left out has more

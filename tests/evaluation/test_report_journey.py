@@ -62,7 +62,7 @@ def test_the_training_curves_draw_a_stage_of_one_epoch(tmp_path, monkeypatch):
     monkeypatch.setattr(plots, "save_png", keep)
     histories = {"distill": {"loss": [1.0, 0.9, 0.8], "val_loss": [1.1, 0.95, 0.9]},
                  "prune": {"loss": [0.85], "val_loss": [0.92]}, "QAT": {"loss": [0.84]}}
-    assert "training" in write_plots(tmp_path, _metrics_of(LFW, True), histories)
+    assert "training" in write_plots(tmp_path, _metrics_of(LFW, True), histories).drawn
     lines = drawn["training.png"]
     assert [label for label, _, _ in lines] == ["distill train", "distill validation", "prune train",
                                                 "prune validation", "QAT train"]

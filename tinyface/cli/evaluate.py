@@ -31,9 +31,11 @@ from tinyface.evaluation.model_eval import STRANGER_SHARE, STRANGER_SHARE_RANGE,
               help="Interpreter for .tflite models: TFLite, or TFLM (the firmware's int8 kernels). "
                    "Example: --runtime tflm")
 @click.option("--out", "out_dir", type=click.Path(), default=None, callback=not_empty,
-              help="Where to write report.md / report.json / plots (default: no files): roc.png, confusion.png and "
-                   "identification.png (what each identification threshold trades: enrolled people recognised "
-                   "against strangers accepted). A new or empty folder, or one of an earlier evaluate --out, whose "
+              help="Where to write report.md / report.json / plots (default: no files): roc.png (with the "
+                   "threshold's operating point), scores.png (the similarities of same- and different-person pairs), "
+                   "confusion.png and identification.png (what each identification threshold trades: enrolled "
+                   "people recognised against strangers accepted; report.md says why a plot was not drawn). "
+                   "A new or empty folder, or one of an earlier evaluate --out, whose "
                    "report is replaced only once the new one is written (a folder of other files is refused); "
                    "created (and checked) before the evaluation starts. Example: --out reports/family")
 @click.option("--strangers", "stranger_share", type=range_type(STRANGER_SHARE_RANGE), default=STRANGER_SHARE,

@@ -152,7 +152,9 @@ class Verification:
     tar_at_far: dict[str, float]
     n_pairs: int
     n_negative: int
-    roc: dict[str, list[float]] = field(default_factory=dict)
+    # plot data, left out of to_dict() unless asked for: the ROC's points ("far", "tar") and the
+    # similarities they are made of, binned (SIMILARITY_HISTOGRAM_KEY: similarity_histogram's)
+    roc: dict = field(default_factory=dict)
     balanced_accuracy: float = 0.0  # (true accept rate + true reject rate) / 2 at ``threshold``
     true_accept_rate: float = 0.0  # at ``threshold``
     false_accept_rate: float = 0.0  # at ``threshold``
@@ -173,6 +175,38 @@ def measurable(rate: float, negatives: int) -> bool:
     return rate * negatives >= 1
 
 
+SIMILARITY_BINS = 100  # similarity_histogram's bins over [-1, 1]: 0.02 wide
+SIMILARITY_HISTOGRAM_KEY = "similarity_histogram"  # its key in Verification.roc
+
+
+def similarity_histogram(scores: np.ndarray, same: np.ndarray, bins: int = SIMILARITY_BINS) -> dict:
+    """The pairs' cosine similarities binned over [-1, 1] (``bins`` equal bins; a score rounded just
+    past either end counted in the end bin), the same-person and the different-person pairs apart:
+    what the reports' scores.png draws, a few hundred numbers however many pairs there are.
+
+    Returns:
+        ``{"edges": [bins + 1 floats], "same": [bins ints], "different": [bins ints]}``.
+    """
+    edges = np.linspace(-1.0, 1.0, bins + 1)
+    clipped = np.clip(np.asarray(scores, np.float64), -1.0, 1.0)
+    same = np.asarray(same, bool)
+    return {"edges": [round(float(e), 6) for e in edges],
+            "same": np.histogram(clipped[same], edges)[0].astype(int).tolist(),
+            "different": np.histogram(clipped[~same], edges)[0].astype(int).tolist()}
+
+
+def wilson_interval(share: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a proportion ``share`` measured on ``n`` trials (95% for the
+    default ``z``): unlike share +/- z*sqrt(share*(1-share)/n), it stays within [0, 1] and does
+    not shrink to nothing at 0% or 100%. ``(share, share)`` for n = 0 (nothing measured)."""
+    if n <= 0:
+        return share, share
+    z2 = z * z
+    centre = (share + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * np.sqrt(share * (1 - share) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
 def verification(test_scores: np.ndarray, test_same: np.ndarray, threshold: float) -> Verification:
     """Accuracy at a threshold chosen elsewhere, ROC AUC and TAR at fixed FARs on the test pairs.
 
@@ -189,7 +223,8 @@ def verification(test_scores: np.ndarray, test_same: np.ndarray, threshold: floa
         tar_at_far={f"{far:g}": tar_at_far(fpr, tpr, far) for far in FARS},
         n_pairs=int(len(test_same)),
         n_negative=int((~test_same).sum()),
-        roc={"far": fpr[::step].tolist() + [1.0], "tar": tpr[::step].tolist() + [1.0]},
+        roc={"far": fpr[::step].tolist() + [1.0], "tar": tpr[::step].tolist() + [1.0],
+             SIMILARITY_HISTOGRAM_KEY: similarity_histogram(test_scores, test_same)},
         balanced_accuracy=_balanced(tar, far), true_accept_rate=tar, false_accept_rate=far,
     )
 

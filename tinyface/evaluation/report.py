@@ -428,7 +428,7 @@ def write_report(out_dir: Path, metrics: BuildMetrics, settings, preset, stages_
                   f"The int8 model is {_kib(tflm.model_bytes)} raw and {_kib(tflm.model_bytes_gzip)} gzip-compressed. "
                   "Dense TFLM kernels do not skip zeros: pruning makes the model compress better (OTA, compressed "
                   "flash images), it does not make it faster or smaller in RAM.", ""]
-    lines += ["## Plots", ""] + [f"![{name}]({path.name})" for name, path in plots.items()] + [""]
+    lines += ["## Plots", "", *plots.markdown(), ""]
     if stages_run:
         lines += ["## Stages run", "", "| stage | fingerprint | reused | seconds |", "|---|---|---|---|"]
         lines += [f"| {s.name} | `{s.fingerprint}` | {'yes' if s.skipped else 'no'} | {_stage_seconds(s)} |"
@@ -439,7 +439,8 @@ def write_report(out_dir: Path, metrics: BuildMetrics, settings, preset, stages_
     public = json.loads(json.dumps(metrics.to_dict()))
     for st in public["stages"].values():
         st["verification"].pop("roc", None)
-    public["plots"] = {k: v.name for k, v in plots.items()}
+    public["plots"] = {k: v.name for k, v in plots.drawn.items()}
+    public["plots_not_drawn"] = plots.not_drawn
     public["settings"] = settings.to_dict()
     if stages_run:
         public["stages_run"] = [s.to_dict(fingerprint=True) for s in stages_run]
@@ -522,56 +523,331 @@ def write_validation_report(out_dir: Path, metrics: BuildMetrics, preset, stages
     return out_dir / "validation.md"
 
 
-def write_plots(out_dir: Path, metrics: BuildMetrics, histories: dict[str, dict]) -> dict[str, Path]:
-    """roc.png, training.png (from ``histories``: Keras histories by stage), confusion.png and
-    size_accuracy.png in ``out_dir``; returns them by name."""
+@dataclass
+class Plots:
+    """The PNG plots a report drew (``drawn``: name -> path, in the order report.md shows them) and
+    those it could not draw, each with why (``not_drawn``: name -> reason, a sentence without its
+    full stop), which report.md and report.json say rather than leave a plot out without a word."""
+
+    drawn: dict[str, Path] = field(default_factory=dict)
+    not_drawn: dict[str, str] = field(default_factory=dict)
+
+    def markdown(self, alt: dict[str, str] | None = None) -> list[str]:
+        """report.md's lines: an image for each plot drawn (``alt``: its alternative text by name;
+        the name otherwise), then a line for each plot not drawn, with why."""
+        alt = alt or {}
+        lines = [f"![{alt.get(name, name)}]({path.name})" for name, path in self.drawn.items()]
+        missing = [f"- `{name}.png` is not drawn: {why}." for name, why in self.not_drawn.items()]
+        return lines + ([""] if lines and missing else []) + missing
+
+
+SMOKE_TITLE = " (smoke test)"  # ends the title of every plot of a `--quick` build's (or model's) report
+STAGE_COLOR = {name: f"C{k}" for k, name in enumerate(STAGE_ORDER)}  # a stage's colour in every build plot
+# the build's ROC: the stages that are the same network under another runtime (pruned under TFLite
+# float32, TFLite int8 under TFLM int8) give curves on top of one another, so the first of each pair is
+# drawn wide and solid and the second thin and dashed over it: both are seen, whichever way they differ
+ROC_STYLE = {"teacher": ("-", 1.6), "float": ("-", 1.6), "pruned": ("-", 3.4), "tflite_float": ((0, (4, 2)), 1.3),
+             "tflite_int8": ("-", 3.4), "tflm_int8": ((0, (4, 2)), 1.3)}
+LEGEND_BELOW = -0.13  # where _legend_below puts a legend, in axes heights under the axes
+
+
+def _smoke(title: str, smoke_test) -> str:
+    """``title``, marked as a smoke test's for a `--quick` build or model."""
+    return title + (SMOKE_TITLE if smoke_test else "")
+
+
+def _roc_low_far(n_negative) -> float:
+    """The lowest false-accept rate a ROC draws: one of the ``n_negative`` different-person pairs (below
+    it nothing is measured: the curve there would be a flat line drawn from no pair), and not below
+    1e-4; 1e-3 where the count is not known (figures from before it was kept)."""
+    return max(1e-4, 1 / n_negative) if n_negative else 1e-3
+
+
+def _roc_axes(ax, low_far: float) -> None:
+    """A ROC's axes, both in % as the reports' text gives the rates: the false-accept rate on a log
+    scale from ``low_far`` to 100%, the true-accept rate from 0 to 100%, and the chance line (a
+    rule that accepts a pair at random accepts as many of either kind: y = x), dotted."""
+    import numpy as np
+
+    low = 100 * low_far
+    xs = np.logspace(np.log10(low), 2, 60)
+    ax.plot(xs, xs, ":", color="0.45", linewidth=1.2, label="chance (accepting pairs at random)", zorder=1)
+    ax.set_xscale("log")
+    ax.set_xlim(low, 100)
+    ax.set_ylim(0, 101)
+    ticks = [t for t in (0.01, 0.1, 1, 10, 100) if t >= low * (1 - 1e-9)]
+    labels = [f"{t:g}%" for t in ticks]
+    if ticks[0] / low > 2:  # the axis' left end named too: one of the different-person pairs
+        ticks, labels = [low, *ticks], [f"{low:.2g}%", *labels]
+    ax.set_xticks(ticks, labels)
+    ax.set_yticks(range(0, 101, 20), [f"{t}%" for t in range(0, 101, 20)])
+    ax.set_xlabel("different-person pairs accepted (false accept rate, log scale)")
+    ax.set_ylabel("same-person pairs accepted (true accept rate)")
+    ax.grid(True, alpha=0.3)
+
+
+def _operating_point(ax, far: float, tar: float, low_far: float, label: str, color: str, marker: str = "o",
+                     size: float = 9) -> None:
+    """One threshold's (false accept rate, true accept rate) marked on a ROC drawn by :func:`_roc_axes`,
+    over the curves and not cut by the axes; a rate below the axis' left end (none of the pairs
+    accepted, or fewer than its one in ``1/low_far``) is drawn on that end, and its label says so."""
+    below = far < low_far
+    label += " (fewer than the axis' lowest rate: drawn at its left end)" if below and far else \
+        " (none accepted: drawn at the axis' left end)" if below else ""
+    ax.plot([100 * max(far, low_far)], [100 * tar], marker=marker, markersize=size, color=color,
+            markeredgecolor="black", markeredgewidth=0.8, linestyle="none", clip_on=False, zorder=10, label=label)
+
+
+def _rates(tar: float, far: float) -> str:
+    return f"{100 * tar:.1f}% of same-person, {100 * far:.2f}% of different-person pairs accepted"
+
+
+def build_roc_figure(plt, metrics: BuildMetrics):
+    """roc.png's figure (the build's report): every stage's ROC on the test pairs, each in its own
+    colour and style (a curve identical to an earlier stage's says so in the legend), the TFLM int8
+    stage's operating point at its shipped threshold marked, and the chance line."""
+    stages = metrics.stages
+    v_tflm = stages["tflm_int8"].verification if "tflm_int8" in stages else {}
+    low_far = _roc_low_far(v_tflm.get("n_negative"))
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    _roc_axes(ax, low_far)
+    drawn: list[tuple[str, dict]] = []
+    for name in STAGE_ORDER:
+        v = stages[name].verification if name in stages else {}
+        roc = v.get("roc")
+        if not roc:
+            continue
+        same_as = next((other for other, o in drawn if o["far"] == roc["far"] and o["tar"] == roc["tar"]), None)
+        style, width = ROC_STYLE[name]
+        label = f"{STAGE_LABEL[name]} (AUC {v['auc']:.3f})" + (f": the same curve as {STAGE_LABEL[same_as]}"
+                                                              if same_as else "")
+        ax.plot([100 * x for x in roc["far"]], [100 * y for y in roc["tar"]], linestyle=style, linewidth=width,
+                color=STAGE_COLOR[name], label=label, zorder=2)
+        drawn.append((name, roc))
+    if "true_accept_rate" in v_tflm and "false_accept_rate" in v_tflm:  # kept since balanced accuracy was
+        _operating_point(ax, v_tflm["false_accept_rate"], v_tflm["true_accept_rate"], low_far,
+                         f"TFLM int8 at the shipped threshold {v_tflm['threshold']:.4f}: "
+                         f"{_rates(v_tflm['true_accept_rate'], v_tflm['false_accept_rate'])}", STAGE_COLOR["tflm_int8"])
+    pairs = f" ({v_tflm['n_pairs']:,} pairs)" if v_tflm.get("n_pairs") else ""
+    ax.set_title(_smoke(f"ROC on {test_name(metrics)}{pairs}", metrics.smoke_test), fontsize=10)
+    _legend_below(ax, fontsize=7)
+    return fig
+
+
+def evaluation_roc_figure(plt, result: dict):
+    """roc.png's figure (`evaluate --out`): the model's ROC on the scored pairs, its operating point
+    at the threshold it was judged at, the ``--target-far`` threshold's, and the chance line."""
+    v = result["verification"]
+    low_far = _roc_low_far(v["n_negative"])
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    _roc_axes(ax, low_far)
+    ax.plot([100 * x for x in v["roc"]["far"]], [100 * y for y in v["roc"]["tar"]], color="C0", linewidth=1.6,
+            label=f"{result['model']} (AUC {v['auc']:.3f})", zorder=2)
+    if "true_accept_rate" in v:
+        _operating_point(ax, v["false_accept_rate"], v["true_accept_rate"], low_far,
+                         f"{_threshold_words(result)} {result['threshold']:.4f}: "
+                         f"{_rates(v['true_accept_rate'], v['false_accept_rate'])}", "C1")
+    t = result.get("target_far")
+    if t:
+        tv = t["verification"]
+        _operating_point(ax, tv["false_accept_rate"], tv["true_accept_rate"], low_far,
+                         f"--target-far {t['far']:g}: threshold {tv['threshold']:.4f}, "
+                         f"{_rates(tv['true_accept_rate'], tv['false_accept_rate'])}", "C2", marker="s", size=6.5)
+    # was: no title (a build's roc.png has one)
+    ax.set_title(_smoke(f"ROC: {v['n_pairs']:,} pairs of {Path(result['data']).name} ({result['pairs']})",
+                        result.get("smoke_test")), fontsize=10)
+    _legend_below(ax, fontsize=7.5)
+    return fig
+
+
+def _threshold_words(result: dict) -> str:
+    """The threshold an evaluation was judged at, in the fewest words (report.md has its source in full)."""
+    from tinyface.evaluation.model_eval import SHIPPED_THRESHOLD
+
+    source = result.get("threshold_source") or ""
+    if source == SHIPPED_THRESHOLD:
+        return "the model's threshold"
+    if source.startswith("best threshold"):
+        return "the best threshold on these pairs (optimistic)"
+    return "the threshold"
+
+
+def training_figure(plt, histories: dict[str, dict], metrics: BuildMetrics):
+    """training.png's figure, or None where no stage recorded a loss: the distillation loss of each
+    training stage ("distill", "prune", "QAT": Keras histories) epoch after epoch, one colour per
+    stage, training solid and validation dashed, each stage's epochs on a shaded band named after it."""
+    history = [(label, hist) for label, hist in histories.items() if hist and hist.get("loss")]
+    if not history:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    offset = 0
+    for k, (label, hist) in enumerate(history):
+        n = len(hist["loss"])
+        epochs = range(offset + 1, offset + n + 1)
+        color = f"C{k}"
+        ax.axvspan(offset + 0.5, offset + n + 0.5, color=color, alpha=0.08, linewidth=0, zorder=0)
+        ax.text(offset + 0.5 + n / 2, 0.98, label, transform=ax.get_xaxis_transform(), ha="center", va="top",
+                fontsize=8, color=color, fontweight="bold")
+        # a marker on every epoch: a stage of one epoch (prune.epochs = 1) is a point, which a
+        # line alone does not draw (its legend entry stood beside nothing)
+        ax.plot(epochs, hist["loss"], "-", color=color, marker="o", markersize=3, label=f"{label} train")
+        if "val_loss" in hist:
+            ax.plot(epochs, hist["val_loss"], "--", color=color, marker="o", markersize=3, markerfacecolor="white",
+                    label=f"{label} validation")
+        offset += n
+    ax.set_xlim(0.5, offset + 0.5)
+    ax.margins(y=0.12)  # room for the stages' names at the top
+    ax.set_xlabel("epoch (the stages one after another)")
+    ax.set_ylabel("distillation loss")
+    ax.set_title(_smoke(f"training curves, preset {metrics.preset}: solid training, dashed validation",
+                        metrics.smoke_test), fontsize=10)
+    ax.grid(True, alpha=0.3)
+    _legend_below(ax, fontsize=8, ncol=3)
+    return fig
+
+
+def size_accuracy_figure(plt, metrics: BuildMetrics):
+    """size_accuracy.png's figure: each stage's accuracy on the test pairs against its size, with the
+    95% interval of each accuracy (Wilson, over the test pairs); the accuracy axis spans the stages'
+    intervals, and its label says where it starts when that is not 0."""
+    from tinyface.boards.plots import caption
+    from tinyface.evaluation.metrics import wilson_interval
+
+    stages = metrics.stages
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    # a legend, not labels beside the points: stages of one size and nearly one accuracy (pruned and
+    # TFLite float32, TFLite and TFLM int8) wrote their labels over each other. Each later stage is
+    # drawn smaller and in its own marker, so one on top of another leaves both seen.
+    shown = [name for name in STAGE_ORDER if stages.get(name) and stages[name].model_bytes]
+    lows, highs, counts = [], [], set()
+    for k, name in enumerate(shown):
+        st = stages[name]
+        kib, share = st.model_bytes / 1024, st.verification["accuracy"]
+        n = st.verification.get("n_pairs") or 0
+        low, high = wilson_interval(share, n)
+        lows.append(100 * low), highs.append(100 * high), counts.add(n)
+        ax.errorbar([kib], [100 * share], yerr=[[100 * (share - low)], [100 * (high - share)]], fmt="none",
+                    ecolor=STAGE_COLOR[name], elinewidth=1.2, capsize=4, zorder=1 + k)
+        ax.scatter(kib, 100 * share, s=110 - 14 * k, marker="osD^vP*X"[k % 8], color=STAGE_COLOR[name],
+                   edgecolors="black", linewidths=0.5, zorder=10 + k,
+                   label=f"{STAGE_LABEL[name]}: {100 * share:.2f}% (95%: {100 * low:.1f}-{100 * high:.1f}), "
+                         f"{kib:,.0f} KiB")
+    ylabel = f"{test_name(metrics)} accuracy (%)"
+    if shown:
+        ax.legend(fontsize=7, loc="best")
+        span = max(highs) - min(lows)
+        bottom, top = max(0.0, min(lows) - 0.15 * span - 0.5), min(100.0, max(highs) + 0.15 * span + 0.5)
+        ax.set_ylim(bottom, top)
+        if bottom > 0:
+            ylabel += f"\nthe axis starts at {bottom:.1f}%, not 0"
+    ax.set_xscale("log")
+    ax.set_xlabel("model size (KiB, log)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(_smoke("accuracy vs size per stage", metrics.smoke_test), fontsize=10)
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    pairs = " and ".join(f"{n:,}" for n in sorted(counts)) or "the"
+    caption(fig, [f"Bars: the 95% confidence interval of each accuracy over its {pairs} test pairs (Wilson score "
+                  "interval). Every stage is scored on the same pairs, so the difference between two stages is "
+                  "known better than two overlapping bars suggest."])
+    return fig
+
+
+def similarity_figure(plt, v: dict, title: str, lines: list[tuple[str, float, str, tuple[float, float] | None]]):
+    """scores.png's figure: the cosine similarity of the same-person and of the different-person
+    pairs (the histograms of ``v["roc"]``, metrics.similarity_histogram), each as the share of its own
+    kind (there are many more different-person pairs), and a vertical line at each of ``lines``:
+    ``(label, threshold, linestyle, (true accept rate, false accept rate) or None)``, with the share
+    of either kind it accepts in the legend (where the rates are None, read off the histogram: "~").
+
+    Returns None where ``v`` holds no histogram (figures from before it was kept)."""
+    import numpy as np
+
+    from tinyface.evaluation.metrics import SIMILARITY_HISTOGRAM_KEY
+
+    hist = (v.get("roc") or {}).get(SIMILARITY_HISTOGRAM_KEY)
+    if not hist:
+        return None
+    edges = np.array(hist["edges"])
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    kinds = {"same": ("same-person pairs", "C0"), "different": ("different-person pairs", "C3")}
+    for key, (words, color) in kinds.items():
+        counts = np.array(hist[key], float)
+        total = counts.sum()
+        share = 100 * counts / (total or 1)
+        ax.stairs(share, edges, fill=True, alpha=0.35, color=color)
+        ax.stairs(share, edges, color=color, linewidth=1.2, label=f"{words} ({int(total):,})")
+    occupied = np.flatnonzero(np.array(hist["same"]) + np.array(hist["different"]))
+    if len(occupied):
+        ax.set_xlim(edges[occupied[0]] - 0.05, edges[occupied[-1] + 1] + 0.05)
+    for label, threshold, style, rates in lines:
+        about = "~" if rates is None else ""
+        tar, far = rates or (_share_at_or_above(edges, hist["same"], threshold),
+                             _share_at_or_above(edges, hist["different"], threshold))
+        ax.axvline(threshold, color="black", linestyle=style, linewidth=1.3, zorder=5,
+                   label=f"{label} {threshold:.4f}: accepts what is right of it, {about}{100 * tar:.1f}% of "
+                         f"same-person, {about}{100 * far:.2f}% of different-person pairs")
+    ax.set_xlabel("cosine similarity of the pair's embeddings")
+    ax.set_ylabel("share of the pairs of its kind (%)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, alpha=0.3)
+    _legend_below(ax, fontsize=7.5)
+    return fig
+
+
+def _at_threshold(v: dict) -> tuple[float, float] | None:
+    """(true accept rate, false accept rate) at a verification's threshold, where it has them."""
+    return (v["true_accept_rate"], v["false_accept_rate"]) if "true_accept_rate" in v else None
+
+
+def _share_at_or_above(edges, counts, threshold: float) -> float:
+    """The share of a histogram's pairs in the bins at or above ``threshold`` (a bin split by it counts
+    in proportion): what the legend's "~" means; the exact rates are in the report's text."""
+    import numpy as np
+
+    counts = np.asarray(counts, float)
+    low, high = np.asarray(edges[:-1]), np.asarray(edges[1:])
+    part = np.clip((high - threshold) / (high - low), 0, 1)
+    return float((counts * part).sum() / (counts.sum() or 1))
+
+
+def write_plots(out_dir: Path, metrics: BuildMetrics, histories: dict[str, dict]) -> Plots:
+    """roc.png, scores.png, training.png (from ``histories``: Keras histories by stage), confusion.png,
+    identification.png and size_accuracy.png in ``out_dir``; those that cannot be drawn are in the
+    result's ``not_drawn``, with why."""
     from tinyface.boards.plots import pyplot, save_png
 
     plt = pyplot()
 
-    plots: dict[str, Path] = {}
-    stages = metrics.stages
+    plots = Plots()
+    stages, smoke = metrics.stages, metrics.smoke_test
+    plots.drawn["roc"] = save_png(build_roc_figure(plt, metrics), out_dir / "roc.png")
 
-    fig, ax = plt.subplots(figsize=(6, 5))
-    for name in STAGE_ORDER:
-        if name in stages and stages[name].verification.get("roc"):
-            roc = stages[name].verification["roc"]
-            ax.plot(roc["far"], roc["tar"], label=f"{STAGE_LABEL[name]} (AUC {stages[name].verification['auc']:.3f})")
-    ax.set_xscale("log")
-    ax.set_xlim(1e-3, 1)
-    ax.set_xlabel("false accept rate")
-    ax.set_ylabel("true accept rate")
-    ax.set_title(f"ROC on {test_name(metrics)}" + (" (smoke test)" if metrics.smoke_test else ""))
-    ax.grid(True, alpha=0.3)
-    if ax.get_lines():  # no stage with a curve (synthetic metrics): no legend to draw
-        _legend_below(ax, fontsize=7)
-    plots["roc"] = save_png(fig, out_dir / "roc.png")
+    v = metrics.tflm.verification
+    fig = similarity_figure(plt, v, _smoke(f"TFLM int8 on {test_name(metrics)}: similarity of the "
+                                           f"{v.get('n_pairs', 0):,} test pairs", smoke),
+                            [("the shipped threshold", v["threshold"], "-", _at_threshold(v))])
+    if fig is None:
+        plots.not_drawn["scores"] = ("this build's evaluation (evaluate/metrics.json) was made before the pairs' "
+                                     "similarities were kept; remove the build's evaluate folder and run the build "
+                                     "again to redo that step alone")
+    else:
+        plots.drawn["scores"] = save_png(fig, out_dir / "scores.png")
 
-    history = [(label, hist) for label, hist in histories.items() if hist and hist.get("loss")]
-    if history:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        offset = 0
-        for label, hist in history:
-            n = len(hist.get("loss", []))
-            # a marker on every epoch: a stage of one epoch (prune.epochs = 1) is a point, which a
-            # line alone does not draw (its legend entry stood beside nothing)
-            ax.plot(range(offset + 1, offset + n + 1), hist["loss"], marker="o", markersize=3, label=f"{label} train")
-            if "val_loss" in hist:
-                ax.plot(range(offset + 1, offset + n + 1), hist["val_loss"], "--", marker="o", markersize=3,
-                        label=f"{label} validation")
-            offset += n
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("distillation loss")
-        ax.set_title("training curves")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
-        plots["training"] = save_png(fig, out_dir / "training.png")
+    fig = training_figure(plt, histories, metrics)
+    if fig is None:
+        plots.not_drawn["training"] = "no training stage recorded a loss (distill/history.json and the others)"
+    else:
+        plots.drawn["training"] = save_png(fig, out_dir / "training.png")
 
     ident = metrics.tflm.identification
     if ident.get("confusion"):
         # the test people's (identification.png beside it is on validation people): said in the title
         label = f"TFLM int8 on test people, accuracy {100 * ident['accuracy']:.1f}%"
-        plots["confusion"] = save_png(confusion_figure(plt, ident, label), out_dir / "confusion.png")
+        plots.drawn["confusion"] = save_png(confusion_figure(plt, ident, label, smoke), out_dir / "confusion.png")
+    else:
+        plots.not_drawn["confusion"] = ("the TFLM int8 stage's identification on test people has no confusion "
+                                        "matrix (fewer than 2 test people could be enrolled)")
 
     validation = {name: st.validation for name, st in stages.items()
                   if (st.validation or {}).get("identification_curve")}
@@ -579,45 +855,49 @@ def write_plots(out_dir: Path, metrics: BuildMetrics, histories: dict[str, dict]
         chosen = validation["tflm_int8"]["identification"]
         curves = [(STAGE_LABEL[name], validation[name]["identification_curve"])
                   for name in ("tflm_int8", "teacher") if name in validation]
-        plots["identification"] = identification_plot(
+        plots.drawn["identification"] = identification_plot(
             out_dir / "identification.png", curves,
             [(f"the shipped threshold {metrics.tflm.identification['threshold']:.4f}", chosen["stranger_rate"],
               chosen["probe_accuracy"])],
-            "IDENTIFY on validation people: what each threshold trades\n(labels along the line: thresholds)")
+            _smoke("IDENTIFY on validation people: what each threshold trades", smoke)
+            + "\n(labels along the line: thresholds)")
+    else:
+        plots.not_drawn["identification"] = (
+            "too few validation people with enough photos to enroll some and keep others as strangers, so no "
+            "identification threshold was chosen on them, nor its trade drawn"
+            if not _validation_identification(metrics)
+            else "this build's evaluation (evaluate/metrics.json) was made before the curve was kept")
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    # a legend, not labels beside the points: stages of one size and nearly one accuracy (pruned and
-    # TFLite float32, TFLite and TFLM int8) wrote their labels over each other. Each later stage is
-    # drawn smaller and in its own marker, so one on top of another leaves both seen.
-    shown = [name for name in STAGE_ORDER if stages.get(name) and stages[name].model_bytes]
-    for k, name in enumerate(shown):
-        st = stages[name]
-        kib, acc = st.model_bytes / 1024, 100 * st.verification["accuracy"]
-        ax.scatter(kib, acc, s=110 - 14 * k, marker="osD^vP*X"[k % 8], edgecolors="black", linewidths=0.5,
-                   label=f"{STAGE_LABEL[name]}: {acc:.2f}%, {kib:,.0f} KiB", zorder=2 + k)
-    if shown:
-        ax.legend(fontsize=7, loc="best")
-    ax.set_xscale("log")
-    ax.set_xlabel("model size (KiB, log)")
-    ax.set_ylabel(f"{test_name(metrics)} accuracy (%)")
-    ax.set_title("accuracy vs size per stage")
-    ax.grid(True, alpha=0.3)
-    plots["size_accuracy"] = save_png(fig, out_dir / "size_accuracy.png")
+    plots.drawn["size_accuracy"] = save_png(size_accuracy_figure(plt, metrics), out_dir / "size_accuracy.png")
     return plots
 
 
-def identification_plot(path: Path, curves: list[tuple[str, dict]], points: list[tuple[str, float, float]],
-                        title: str) -> Path:
-    """identification.png: the share of enrolled people's photos accepted under the right name
+def identification_figure(plt, curves: list[tuple[str, dict]], points: list[tuple[str, float, float]],
+                          title: str):
+    """identification.png's figure: the share of enrolled people's photos accepted under the right name
     against the share of strangers accepted as IDENTIFY's threshold moves, one line per
     ``(label, metrics.identification_curve record)`` (thresholds labelled every 0.05 along the
-    first), and ``(label, strangers accepted, accuracy)`` points marked (a shipped threshold, a
-    --target-far one): what a threshold of one's own would trade, seen rather than read."""
-    from tinyface.boards.plots import pyplot, save_png
-
-    plt = pyplot()
+    first, none where it would sit under a marked point), and ``(label, strangers accepted,
+    accuracy)`` points marked (a shipped threshold, a --target-far one), whole even on the axes:
+    what a threshold of one's own would trade, seen rather than read."""
+    import numpy as np
 
     fig, ax = plt.subplots(figsize=(7, 5))
+    # the axes first: whether a label would sit under a marked point is measured on them
+    ax.set_xscale("symlog", linthresh=1)
+    ax.set_xlim(0, 100)
+    ticks = [0, 0.5, 1, 2, 5, 10, 20, 50, 100]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.set_ylim(0, 102)  # a line at 100% stays visible
+    marked = [ax.transData.transform((100 * rate, 100 * accuracy)) for _, rate, accuracy in points]
+    points_per_pixel = 72 / fig.dpi
+
+    def under_a_mark(x: float, y: float, dx: float, dy: float) -> bool:
+        """Whether a label at (x, y), its middle (dx, dy) points away, is within a marker of a marked point."""
+        at = ax.transData.transform((x, y))
+        return any(np.hypot(*(at - m)) * points_per_pixel < 8 or
+                   np.hypot(*(at - m) * points_per_pixel + (dx, dy)) < 14 for m in marked)
+
     for k, (label, c) in enumerate(curves):
         rates = [100 * r for r in c["stranger_false_accept_rate"]]
         accuracy = [100 * a for a in c["accuracy"]]
@@ -629,40 +909,48 @@ def identification_plot(path: Path, curves: list[tuple[str, dict]], points: list
         last = None  # every 0.05, where the curve moves, none crowding the last
         for t, x, y in zip(c["thresholds"], rates, accuracy, strict=True):
             if abs(t * 20 - round(t * 20)) < 1e-6 and 0.2 < x < 90 and (last is None or x < last / 1.4):
-                last = x
                 # left of the point, where the line has come from (was: right of it, so cut at 100%), and under
                 # the line, but over it near 0% (was: on the axis' numbers)
+                up = y < 12
+                if under_a_mark(x, y, -12, 7 if up else -7):  # was: drawn under the marker, unreadable
+                    continue
+                last = x
                 ax.annotate(f"{t:.2f}", (x, y), textcoords="offset points", fontsize=7, color="C0",
-                            xytext=(-4, 4 if y < 12 else -10), ha="right")
+                            xytext=(-4, 4 if up else -10), ha="right")
     for k, (label, rate, accuracy) in enumerate(points):
-        ax.plot(100 * rate, 100 * accuracy, "os^"[k % 3], color=f"C{len(curves) + k}", label=label)
-    ax.set_xscale("symlog", linthresh=1)
-    ax.set_xlim(0, 100)
-    ticks = [0, 0.5, 1, 2, 5, 10, 20, 50, 100]
-    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
-    ax.set_ylim(0, 102)  # a line at 100% stays visible
+        # whole at 0% or 100% (was: cut in half by the axes) and over the lines
+        ax.plot(100 * rate, 100 * accuracy, "os^"[k % 3], color=f"C{len(curves) + k}", markersize=9 - 2 * k,
+                markeredgecolor="black", markeredgewidth=0.8, clip_on=False, zorder=10, label=label)
     ax.set_xlabel("strangers accepted (%; linear up to 1%, logarithmic above: the low rates a door needs, spread out)",
                   fontsize=8)
     ax.set_ylabel("enrolled people's photos accepted under the right name (%)")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     _legend_below(ax, fontsize=8)
-    return save_png(fig, path)
+    return fig
 
 
-def _legend_below(ax, fontsize: float) -> None:
+def identification_plot(path: Path, curves: list[tuple[str, dict]], points: list[tuple[str, float, float]],
+                        title: str) -> Path:
+    """identification.png (:func:`identification_figure`) written to ``path``."""
+    from tinyface.boards.plots import pyplot, save_png
+
+    return save_png(identification_figure(pyplot(), curves, points, title), path)
+
+
+def _legend_below(ax, fontsize: float, ncol: int = 1) -> None:
     """The legend under the plot, below its x label: inside, no corner is free for every model (a
     good model's curves leave the lower right empty, a poor one's cross it, and matplotlib's "best"
     place, which weighs a line by its points, put it over a long flat stretch at 0%)."""
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=fontsize, frameon=False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, LEGEND_BELOW), fontsize=fontsize, frameon=False, ncol=ncol)
 
 
-EVALUATION_REPORT_FILES = ("report.json", "report.md", "roc.png", "confusion.png", "identification.png")
+EVALUATION_REPORT_FILES = ("report.json", "report.md", "roc.png", "scores.png", "confusion.png", "identification.png")
 # What a build's report step writes beside its bundle (write_report, write_validation_report,
 # write_model_card and the plots): the pipeline removes them first (tests/train/test_build_quick.py
 # checks that a build writes nothing else there).
 BUILD_REPORT_FILES = ("MODEL_CARD.md", "report.md", "report.json", "validation.md", "validation.json", "roc.png",
-                      "training.png", "confusion.png", "size_accuracy.png", "identification.png")
+                      "scores.png", "training.png", "confusion.png", "size_accuracy.png", "identification.png")
 
 
 # report.json's "kind": what marks a folder as an evaluation's, which a later `evaluate --out` may replace
@@ -843,23 +1131,11 @@ def write_evaluation_report(out_dir: Path, result: dict) -> Path:
 
 def _write_evaluation_report(files, result: dict) -> None:
     """The report's files, each through ``files.write`` (tinyface.fsutil.FileGroup); report.json last."""
-    from tinyface.boards.plots import pyplot, save_png
+    from tinyface.boards.plots import pyplot
 
     plt = pyplot()
     v, i = result["verification"], result["identification"]
-    fig, ax = plt.subplots(figsize=(6, 5))
-    ax.plot(v["roc"]["far"], v["roc"]["tar"], label=f"{result['model']} (AUC {v['auc']:.3f})")
-    ax.set_xscale("log")
-    ax.set_xlim(max(1e-4, 1 / max(1, v["n_negative"])), 1)
-    ax.set_xlabel("false accept rate")
-    ax.set_ylabel("true accept rate")
-    # was: no title (a build's roc.png has one)
-    ax.set_title(f"ROC: {v['n_pairs']:,} pairs of {Path(result['data']).name} ({result['pairs']})"
-                 + (" (smoke test)" if result.get("smoke_test") else ""), fontsize=10)
-    ax.grid(True, alpha=0.3)
-    _legend_below(ax, fontsize=8)
-    with files.write("roc.png") as tmp:
-        save_png(fig, tmp)
+    plots = _evaluation_plots(files, plt, result)
     lines = [f"# tinyface evaluation — {result['model']} ({result['runtime']})", "",
              f"Dataset `{result['data']}`: {result['images']:,} images of {result['n_people']:,} people; "
              f"{len(result['skipped'])} skipped, {result['no_face']} without a detected face (each scored as a "
@@ -899,71 +1175,140 @@ def _write_evaluation_report(files, result: dict) -> None:
                          f"{ti['gallery']} (accuracy; `--set firmware.identify_threshold=` puts it on a board) | "
                          f"{ti['threshold']:.4f} ({_pct(ti['accuracy'])})"
                          f"{_unmeasured_far(ti, t['far'], ti.get('strangers'), 'stranger photos')} |")
-    images = ["![roc](roc.png)"]
-    if i:
-        with files.write("confusion.png") as tmp:
-            save_png(confusion_figure(plt, i), tmp)
-        images.append("![confusion](confusion.png)")
-    if result.get("identification_curve"):
-        dg = _device_gallery(i) if i else None
-        ti = (result.get("target_far") or {}).get("identification")
-        with files.write("identification.png") as tmp:
-            identification_plot(
-                tmp, [(result["model"], result["identification_curve"])],
-                ([(f"the model's threshold {i['threshold']:.4f}", dg["stranger_false_accept_rate"],
-                   dg["accuracy"])] if dg else []) +
-                ([(f"--target-far {result['target_far']['far']:g}: {ti['threshold']:.4f}",
-                   ti["stranger_false_accept_rate"], ti["accuracy"])] if ti else []),
-                "IDENTIFY: what each threshold trades\n(labels along the line: thresholds)")
-        images.append("![identification by threshold](identification.png)")
-    lines += [""] + images + [""]
+    lines += ["", *plots.markdown({"identification": "identification by threshold"}), ""]
     with files.write("report.md") as tmp:
         write_text(tmp, "\n".join(lines))
     public = {"kind": EVALUATION_KIND, **json.loads(json.dumps(result))}
     public["verification"].pop("roc", None)
+    public["plots"] = {name: path.name for name, path in plots.drawn.items()}
+    public["plots_not_drawn"] = plots.not_drawn
     with files.write("report.json") as tmp:  # the mark of an evaluation's folder (check_evaluation_out)
         write_json(tmp, public)
 
 
-CONFUSION_NAMED = 40  # people up to which confusion.png names each row and column
-CONFUSION_COUNTED = 20  # people up to which it writes each cell's count
+def _evaluation_plots(files, plt, result: dict) -> Plots:
+    """`evaluate --out`'s plots, each through ``files.write`` (tinyface.fsutil.FileGroup): roc.png,
+    scores.png, confusion.png and identification.png, or why one cannot be drawn."""
+    from tinyface.boards.plots import save_png
+
+    plots = Plots()
+    v, i, smoke = result["verification"], result["identification"], result.get("smoke_test")
+
+    def write(name: str, fig) -> None:
+        with files.write(f"{name}.png") as tmp:
+            save_png(fig, tmp)
+        plots.drawn[name] = Path(files.folder) / f"{name}.png"
+
+    write("roc", evaluation_roc_figure(plt, result))
+    t = result.get("target_far")
+    fig = similarity_figure(
+        plt, v, _smoke(f"similarity of the {v['n_pairs']:,} pairs of {Path(result['data']).name} ({result['pairs']})",
+                       smoke),
+        [(_threshold_words(result), result["threshold"], "-", _at_threshold(v))]
+        + ([(f"--target-far {t['far']:g}: threshold", t["verification"]["threshold"], "--",
+             _at_threshold(t["verification"]))] if t else []))
+    if fig is None:
+        plots.not_drawn["scores"] = "the evaluation kept no histogram of the pairs' similarities"
+    else:
+        write("scores", fig)
+    no_identification = f"no identification: {result.get('note') or 'fewer than 2 people could be enrolled'}"
+    if i:
+        write("confusion", confusion_figure(plt, i, smoke_test=smoke))
+    else:
+        plots.not_drawn["confusion"] = no_identification
+    if result.get("identification_curve"):
+        dg = _device_gallery(i) if i else None
+        ti = (t or {}).get("identification")
+        write("identification", identification_figure(
+            plt, [(result["model"], result["identification_curve"])],
+            ([(f"the model's threshold {i['threshold']:.4f}", dg["stranger_false_accept_rate"],
+               dg["accuracy"])] if dg else []) +
+            ([(f"--target-far {t['far']:g}: {ti['threshold']:.4f}", ti["stranger_false_accept_rate"],
+               ti["accuracy"])] if ti else []),
+            _smoke("IDENTIFY: what each threshold trades", smoke) + "\n(labels along the line: thresholds)"))
+    else:
+        plots.not_drawn["identification"] = no_identification if not i else (
+            f"no strangers (photos of people not enrolled) whose acceptance it could show: all {i['n_people']} "
+            f"people were enrolled (`--strangers` holds a share of them out only where 3 or more have more than "
+            f"{result.get('enroll_images', '?')} photos); add people, or people with fewer photos")
+    return plots
 
 
-def confusion_figure(plt, ident: dict, label: str = ""):
+CONFUSION_NAMED = 40  # people up to which confusion.png shows every one; beyond, the CONFUSION_WORST
+CONFUSION_WORST = 20  # people with the most probes misidentified or rejected
+CONFUSION_COUNTED = 20  # rows up to which it writes each cell's count
+REJECTED_COLUMN = "rejected\n(unknown)"
+OTHERS_COLUMN = "someone\nnot shown"
+
+
+def confusion_rows(ident: dict) -> tuple[list[int], bool]:
+    """The rows (indices into ``ident["people"]``) confusion.png shows, and whether they are a
+    selection: every person up to CONFUSION_NAMED, in the order of ``people``; beyond, the
+    CONFUSION_WORST with the most probes misidentified or rejected (most first; ties by name), since
+    hundreds of rows show a near-white diagonal and nothing else."""
+    import numpy as np
+
+    matrix = np.array(ident["confusion"], int)
+    k = len(ident["people"])
+    if k <= CONFUSION_NAMED:
+        return list(range(k)), False
+    errors = matrix.sum(axis=1) - np.diag(matrix[:, :k])
+    return sorted(range(k), key=lambda r: (-int(errors[r]), ident["people"][r]))[:CONFUSION_WORST], True
+
+
+def confusion_figure(plt, ident: dict, label: str = "", smoke_test: bool = False):
     """confusion.png's figure (`evaluate --out` and the build's report): who each enrolled person's
     probes were identified as, at the identification threshold (``ident``: an identification, with
-    ``people``, ``confusion``, ``threshold`` and ``n_probes``; ``label`` ends the title). Rows and
-    columns are named after the people (up to CONFUSION_NAMED; beyond, they are numbered in
-    report.json's ``people`` order), the last column is the rejected probes, and each cell gives its
-    count (up to CONFUSION_COUNTED people). Was: rows and columns numbered from -0.5 in steps of 0.5,
-    with no name: nobody could tell who was taken for whom."""
-    import numpy as np
-    from matplotlib.ticker import MaxNLocator
+    ``people``, ``confusion``, ``threshold`` and ``n_probes``; ``label`` ends the title, and
+    ``smoke_test`` marks it as a smoke test's).
 
-    matrix = np.array(ident["confusion"])
+    Each cell is coloured by its share of the row (that person's probes), so that a person with 230
+    probes does not wash out everyone else's colours; the count is written in each cell (up to
+    CONFUSION_COUNTED rows). Rows are named after the people (with their probes' count); the last
+    column, set apart by a line, is the probes rejected as unknown. Above CONFUSION_NAMED people
+    only the CONFUSION_WORST with the most errors are shown (:func:`confusion_rows`), with a column
+    for the probes taken for someone not shown, and the title says so."""
+    import numpy as np
+
+    matrix = np.array(ident["confusion"], int)
     people = list(ident["people"])
     k = len(people)
-    side = min(16.0, max(6.0, 3.0 + 0.3 * k))
-    fig, ax = plt.subplots(figsize=(side + 1.5, side))
-    im = ax.imshow(matrix, cmap="Blues", aspect="auto", vmin=0)
-    if k <= CONFUSION_NAMED:
-        small = 9 if k <= CONFUSION_COUNTED else 7
-        ax.set_xticks(range(k + 1), [*people, "rejected"], rotation=90, fontsize=small)
-        ax.set_yticks(range(k), people, fontsize=small)
+    rows, selected = confusion_rows(ident)
+    names = [people[r] for r in rows]
+    cells = matrix[np.ix_(rows, rows)] if rows else np.zeros((0, 0), int)
+    extra = [REJECTED_COLUMN]
+    if selected:
+        others = matrix[rows, :k].sum(axis=1) - cells.sum(axis=1)
+        shown = np.column_stack([cells, others, matrix[rows, k]])
+        extra = [OTHERS_COLUMN, REJECTED_COLUMN]
     else:
-        for axis in (ax.xaxis, ax.yaxis):
-            axis.set_major_locator(MaxNLocator(integer=True))
-    if k <= CONFUSION_COUNTED:
-        top = matrix.max() or 1
-        for (row, col), n in np.ndenumerate(matrix):
+        shown = matrix
+    probes = matrix[rows].sum(axis=1) if rows else np.zeros(0, int)
+    share = 100 * shown / np.maximum(probes, 1)[:, None]
+    n_rows, n_cols = shown.shape
+    side = min(16.0, max(6.0, 3.0 + 0.3 * n_cols))
+    fig, ax = plt.subplots(figsize=(side + 2.5, min(16.0, max(5.0, 2.5 + 0.3 * n_rows))))
+    im = ax.imshow(share, cmap="Blues", aspect="auto", vmin=0, vmax=100)
+    small = 9 if n_rows <= CONFUSION_COUNTED else 7
+    ax.set_xticks(range(n_cols), [*names, *extra], rotation=90, fontsize=small)
+    ax.set_yticks(range(n_rows), [f"{name} ({n})" for name, n in zip(names, probes, strict=True)], fontsize=small)
+    for tick in ax.get_xticklabels()[len(names):]:
+        tick.set_fontweight("bold")
+    for col in range(len(names), n_cols):  # the columns that are no person of the rows, set apart
+        ax.axvline(col - 0.5, color="black", linewidth=1.5)
+    if n_rows <= CONFUSION_COUNTED:
+        for (row, col), n in np.ndenumerate(shown):
             if n:
-                ax.text(col, row, str(n), ha="center", va="center", fontsize=9,
-                        color="white" if n > top / 2 else "black")
-    ax.set_xlabel("identified as (last column: rejected as unknown)")
-    ax.set_ylabel("true person (their probes)" + ("" if k <= CONFUSION_NAMED else ": report.json's people, in order"))
-    ax.set_title(f"IDENTIFY at threshold {ident['threshold']:.4f}: {ident['n_probes']:,} probes of {k} enrolled people"
-                 + (f" ({label})" if label else ""))
-    fig.colorbar(im, ax=ax, label="probes", ticks=MaxNLocator(integer=True))
+                ax.text(col, row, str(n), ha="center", va="center", fontsize=8,
+                        color="white" if share[row, col] > 50 else "black")
+    ax.set_xlabel("identified as (last column: rejected as unknown, below the threshold)")
+    ax.set_ylabel("true person (their probes)")
+    head = f"IDENTIFY at threshold {ident['threshold']:.4f}: {ident['n_probes']:,} probes of {k} enrolled people"
+    if selected:
+        head += (f"\nthe {len(rows)} people with the most probes misidentified or rejected; "
+                 f"'someone not shown': one of the other {k - len(rows)}")
+    ax.set_title(_smoke(head + (f"\n({label})" if label else ""), smoke_test), fontsize=10)
+    fig.colorbar(im, ax=ax, label="share of the person's probes (%)")
     return fig
 
 
