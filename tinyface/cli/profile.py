@@ -133,10 +133,12 @@ def _print(result) -> None:
 
     from rich.table import Table
 
+    from tinyface.boards.plots import short_path
     from tinyface.console import out_console
 
-    # the title as a line of its own: a table's title wraps at the table's width
-    title = (f"{result.model} on {result.board} with {result.kernels} kernels (latency ESTIMATED from "
+    # the title as a line of its own: a table's title wraps at the table's width (the model's path
+    # relative to the working folder where it lies under it: the default bundle's is absolute)
+    title = (f"{short_path(result.model)} on {result.board} with {result.kernels} kernels (latency ESTIMATED from "
              f"the board's cost model)")
     table = Table()
     for header in ("#", "op", "output shape", "MACs", "params", "est. ms"):
@@ -159,9 +161,10 @@ def _print_measured(result) -> None:
 
     from rich.table import Table
 
+    from tinyface.boards.plots import short_path
     from tinyface.console import out_console
 
-    title = (f"{result.model} on {result.board} with {result.kernels} kernels: instructions MEASURED on "
+    title = (f"{short_path(result.model)} on {result.board} with {result.kernels} kernels: instructions MEASURED on "
              f"the instruction-set emulator, latency ESTIMATED by the cost model")
     table = Table()
     for header in ("#", "op", "output shape", "MACs", "instructions", "instr/MAC", "meas. ms", "est. ms", "est/meas"):
