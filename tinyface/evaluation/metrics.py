@@ -18,6 +18,10 @@ from tinyface.protocol.spec import GALLERY_CAPACITY
 from tinyface.vectors import l2_normalize
 
 FARS = (1e-2, 1e-3)
+# where an evaluation's threshold came from (`evaluate`'s threshold_source), as the reports word it:
+# the model's own, or the best on the scored pairs themselves (BEST_THRESHOLD_SOURCE, then why)
+SHIPPED_THRESHOLD = "the model's shipped threshold (model.json)"
+BEST_THRESHOLD_SOURCE = "best threshold on these same pairs"
 
 
 def l2n(x: np.ndarray) -> np.ndarray:

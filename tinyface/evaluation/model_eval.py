@@ -24,7 +24,7 @@ STRANGER_SHARE = 0.25  # of the people with enough images to enroll, held out as
 STRANGER_SHARE_RANGE = Interval(0, 1, low_included=True)  # all strangers would leave nobody to enroll
 TARGET_FAR = 1e-2
 TARGET_FAR_RANGE = Interval(0, 1)  # a rate of 0 or 1 names no threshold
-SHIPPED_THRESHOLD = "the model's shipped threshold (model.json)"
+SHIPPED_THRESHOLD = metrics.SHIPPED_THRESHOLD
 # a `tinyface build` run's scores of its stages (tinyface.train.pipeline's evaluate stage;
 # tinyface.evaluation.report.BuildMetrics), with each stage's thresholds
 EVALUATE_STAGE, STAGE_METRICS_FILE = "evaluate", "metrics.json"
@@ -334,7 +334,7 @@ def _score(model: LoadedModel, dataset, images, index, pair_rows, faces, emb, pa
     threshold, threshold_source = model.threshold, model.threshold_source or SHIPPED_THRESHOLD
     if threshold is None:
         threshold = metrics.best_threshold(scores, same)
-        threshold_source = ("best threshold on these same pairs (optimistic: "
+        threshold_source = (f"{metrics.BEST_THRESHOLD_SOURCE} (optimistic: "
                             f"{model.threshold_source or 'the model has no threshold of its own'})")
     ver = metrics.verification(scores, same, threshold).to_dict(with_roc=True)  # with tar_at_far_measurable
 

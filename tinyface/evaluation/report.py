@@ -662,12 +662,12 @@ def evaluation_roc_figure(plt, result: dict):
 
 def _threshold_words(result: dict) -> str:
     """The threshold an evaluation was judged at, in the fewest words (report.md has its source in full)."""
-    from tinyface.evaluation.model_eval import SHIPPED_THRESHOLD
+    from tinyface.evaluation.metrics import BEST_THRESHOLD_SOURCE, SHIPPED_THRESHOLD
 
     source = result.get("threshold_source") or ""
     if source == SHIPPED_THRESHOLD:
         return "the model's threshold"
-    if source.startswith("best threshold"):
+    if source.startswith(BEST_THRESHOLD_SOURCE):
         return "the best threshold on these pairs (optimistic)"
     return "the threshold"
 
