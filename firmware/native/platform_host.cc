@@ -169,7 +169,9 @@ extern "C" int tf_storage_load(const char* key, void* buf, size_t size) {
 extern "C" int tf_storage_save(const char* key, const void* buf, size_t size) {
   if (g_storage_dir.empty()) return 0;  // memory only
   const std::string path = g_storage_dir + "/" + key + ".bin";
-  const std::string tmp = path + ".tmp";
+  // a temporary name of this process's own: two programs saving into one folder (which `tinyface
+  // emulate` refuses, but a program started by hand may not) never write the same file
+  const std::string tmp = path + ".tmp." + std::to_string((long)getpid());
   FILE* f = fopen(tmp.c_str(), "wb");
   if (f == nullptr) return 1;
   const bool ok = fwrite(buf, 1, size, f) == size && fflush(f) == 0 && fsync(fileno(f)) == 0;

@@ -31,8 +31,9 @@ def _restart(proc, serve, program, storage):
 def test_a_gallery_that_cannot_be_saved_is_an_error_not_a_success(native_program, serve, tiny_bundle, tmp_path):
     storage = tmp_path / "nvs"
     storage.mkdir()
-    (storage / "gallery.bin.tmp").mkdir()  # the save's temporary file cannot be created: a full or failing flash
     proc, client = serve(native_program, storage_dir=storage)
+    # the save's temporary file (its name the program's own, by its pid) cannot be created: a full or failing flash
+    (storage / f"gallery.bin.tmp.{proc.pid}").mkdir()
     x = _inputs(1, tiny_bundle.meta.input_shape)[0]
     with pytest.raises(RemoteError) as info:
         client.enroll("ana", x)

@@ -79,10 +79,13 @@ def emulate(ctx, board, model_path, baud, once, native, isa, kernels, drop_repli
     if (isa or native) and (drop_replies or corrupt_replies):
         raise click.UsageError("fault injection (--drop-reply, --corrupt-reply) is an option of the Python emulation, "
                                "not of --native or --isa")
+    storage_dir = None
     if native:
         from tinyface import config
 
-        config.native_storage_dir()  # a bad $TINYFACE_NVS_DIR: one line now, not after the build
+        storage_dir = config.native_storage_dir()  # a bad $TINYFACE_NVS_DIR: one line now, not after the build
+        if storage_dir is not None:
+            _hold_gallery_folder(ctx, storage_dir)
     if isa:
         board = isa_board("--isa", board, set_items)  # the one board the instruction-set build runs
     overrides = {"firmware": {"board": board, "kernels": kernels}}
@@ -114,7 +117,7 @@ def emulate(ctx, board, model_path, baud, once, native, isa, kernels, drop_repli
     if native:
         from tinyface.device.native import run_native_emulator
 
-        rc = run_native_emulator(bundle, b, baud=baud, once=once, kernels=kernels, stop=stop,
+        rc = run_native_emulator(bundle, b, baud=baud, once=once, kernels=kernels, stop=stop, storage_dir=storage_dir,
                                  arena_margin=settings.firmware.arena_margin,
                                  on_ready=lambda path, _: announce(path, f"native firmware build, {b.name}"))
         _firmware_ended(rc, f"native {b.name} firmware")
@@ -141,8 +144,28 @@ def emulate(ctx, board, model_path, baud, once, native, isa, kernels, drop_repli
          f"inference on {b.name}, host wall time {wall_ms:.2f} ms; errors {s.errors or 'none'}")
 
 
+EMULATE_LOCK = ".tinyface-emulate.lock"
+
+
+def _hold_gallery_folder(ctx, storage_dir: str) -> None:
+    """Hold the native firmware's gallery folder ($TINYFACE_NVS_DIR) until the command ends: each
+    firmware keeps the gallery in memory and saves all of it on every ENROLL or DELETE, so two
+    serving one folder would each lose the other's people at the next start (the last save wins).
+    A second `emulate` on the folder is refused here, before anything is built or served.
+
+    Raises:
+        OutputError: another `tinyface emulate` holds the folder (its pid); it cannot be made or written.
+    """
+    from tinyface.device.native import make_gallery_folder
+    from tinyface.fsutil import exclusive_folder
+
+    make_gallery_folder(storage_dir, hint="set TINYFACE_NVS_DIR to a folder you can write, or unset it")
+    ctx.with_resource(exclusive_folder(storage_dir, what="the gallery folder ($TINYFACE_NVS_DIR)",
+                                       command="tinyface emulate", lock_name=EMULATE_LOCK))
+
+
 def _stop_on_signals(stop) -> None:
-    """Once serving: Ctrl-C and SIGTERM (kill, timeout, a test's finalizer) set ``stop``, which ends
+    """Once serving: Ctrl-C, SIGTERM (kill, timeout, a test's finalizer) and SIGHUP set ``stop``, which ends
     serving cleanly with the summary; a second one while it stops raises KeyboardInterrupt. Before
     that (loading the model, building firmware) Ctrl-C interrupts as in any command. A SIGINT
     ignored from the start (a background job of a script) stays ignored, as does an ignored SIGTERM.
@@ -157,7 +180,7 @@ def _stop_on_signals(stop) -> None:
             raise KeyboardInterrupt
         stop.set()
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # SIGHUP: its terminal closed, as SIGTERM
         if signal.getsignal(sig) is not signal.SIG_IGN:
             signal.signal(sig, on_signal)
 
