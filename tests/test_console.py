@@ -1,9 +1,13 @@
-"""Terminal output: no library noise on stderr (TensorFlow, its converter, PIL)."""
+"""Terminal output: no library noise on stderr (TensorFlow, its converter, PIL); and signals: Ctrl-C,
+SIGTERM and SIGHUP end the work in one way, and none cuts a command short after it has ended."""
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -163,3 +167,50 @@ def test_a_fresh_tensorflow_runs_one_op_at_a_time():
 
 def test_a_tensorflow_that_already_ran_is_left_as_it_is_and_says_so():
     assert _probe("import tensorflow as tf; tf.constant(1.0) + 1") == ["False", "0"]
+
+
+_HANGUP_SCRIPT = """
+import os, signal, sys, time
+from tinyface import console
+if sys.argv[1] == "nohup":
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as `nohup tinyface ...` starts it
+console.catch_interrupts()
+try:
+    os.kill(os.getpid(), signal.SIGHUP)  # the terminal closed, the ssh session dropped
+    time.sleep(2)
+    print("still running")
+except KeyboardInterrupt:
+    print(console.interruption())
+"""
+
+
+@pytest.mark.parametrize("how, said", [("plain", "terminated"), ("nohup", "still running")])
+def test_a_hangup_ends_the_work_as_sigterm_does_unless_it_is_ignored(how, said):
+    """SIGHUP killed a command on the spot, in the middle of an enrollment too (exit 129, no line,
+    nothing deleted again): it now ends the work as SIGTERM does. Under nohup it stays ignored."""
+    proc = subprocess.run([sys.executable, "-c", _HANGUP_SCRIPT, how], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0 and proc.stdout.strip() == said, (proc.stdout, proc.stderr[-2000:])
+
+
+_LATE_SIGNAL_SCRIPT = """
+import atexit, os, signal, sys, time
+sys.argv = ["tinyface", "boards", "esp32", "--json"]
+
+def teardown():  # what TensorFlow's teardown is to a build or an evaluate: half a second after the result
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(2)
+
+atexit.register(teardown)
+from tinyface.cli.main import main
+main()
+"""
+
+
+def test_a_signal_after_the_result_is_out_keeps_the_commands_exit_code():
+    """A SIGTERM while the interpreter shut down, after the command had printed its result and
+    ended, made the process die by the signal (143, no line): as if the work had been cut short."""
+    proc = subprocess.run([sys.executable, "-c", _LATE_SIGNAL_SCRIPT], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+    assert json.loads(proc.stdout)["name"] == "esp32"

@@ -264,3 +264,37 @@ def test_the_name_rule_lives_in_a_foundation_module_codegen_may_import():
     assert fsutil.os_text("Zo\udcc3\udcab") == ZOE
     source = (REPO / "tinyface" / "codegen" / "gallery.py").read_text(encoding="utf-8")
     assert "from tinyface.fsutil import os_text" in source
+
+
+def test_a_signal_during_replace_together_s_renames_waits_until_every_file_is_in_place(tmp_path, monkeypatch):
+    """An evaluate --out report is replaced by renames, one file after another: a Ctrl-C between two
+    of them left the folder mixing the new run's first files with the old run's others. It is now
+    held back until the last rename, then raised."""
+    import signal
+
+    class Stopped(Exception):
+        pass
+
+    def on_signal(signum, frame):
+        raise Stopped
+
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (tmp_path / name).write_text("old")
+    put = fsutil._put_in_place
+
+    def put_then_interrupted(tmp, target):
+        put(tmp, target)
+        os.kill(os.getpid(), signal.SIGINT)  # a Ctrl-C right after the first rename
+
+    previous = signal.signal(signal.SIGINT, on_signal)
+    try:
+        monkeypatch.setattr(fsutil, "_put_in_place", put_then_interrupted)
+        with pytest.raises(Stopped):
+            with fsutil.replace_together(tmp_path) as group:
+                for name in ("a.txt", "b.txt", "c.txt"):
+                    with group.write(name) as tmp:
+                        tmp.write_text("new")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert [(tmp_path / n).read_text() for n in ("a.txt", "b.txt", "c.txt")] == ["new"] * 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt", "c.txt"]

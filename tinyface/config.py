@@ -827,7 +827,8 @@ class BenchSettings:
     """Benchmarking a board (or the emulator) over serial.
 
     Attributes:
-        images: held-out aligned faces streamed to the board (at least 2, one pair).
+        images: held-out aligned faces streamed to the board (at least 2, one pair; at most the 1,549
+            LFW's pairsDevTest holds).
         timeout_s: seconds to wait for each reply.
         retries: times a request is re-sent after a timeout or a corrupted reply.
     """

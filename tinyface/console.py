@@ -34,7 +34,9 @@ def catch_interrupts():
     ..." (a finalizer, a weakref callback) is not printed: the flag carries it.
 
     SIGTERM takes the same way out (``terminated()`` tells the two apart): by default it ended the
-    process on the spot, with no line, no --json error, and temporary files left behind.
+    process on the spot, with no line, no --json error, and temporary files left behind. So does
+    SIGHUP (the terminal closed, an ssh session dropped), as a SIGTERM: by default it killed the
+    process as silently, in the middle of an enrollment too.
 
     Returns what ``release_interrupts`` restores (no signal handler off the main thread, where
     none can be set)."""
@@ -51,7 +53,7 @@ def catch_interrupts():
 
     sys.unraisablehook = unraisable
     if threading.current_thread() is not threading.main_thread():
-        return None, previous_hook, None  # off the main thread no handler can be set
+        return None, previous_hook, None, None  # off the main thread no handler can be set
 
     def on_sigint(signum, frame):
         note_interrupt(signum)
@@ -67,7 +69,9 @@ def catch_interrupts():
     # an ignored signal stays ignored (SIGINT in a shell's background job; either, set so by a parent)
     sigint = None if signal.getsignal(signal.SIGINT) is signal.SIG_IGN else signal.signal(signal.SIGINT, on_sigint)
     sigterm = None if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN else signal.signal(signal.SIGTERM, on_sigterm)
-    return sigint, previous_hook, sigterm
+    # (`nohup tinyface ...` ignores SIGHUP: it stays ignored)
+    sighup = None if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN else signal.signal(signal.SIGHUP, on_sigterm)
+    return sigint, previous_hook, sigterm, sighup
 
 
 _fork_hook_registered = False
@@ -101,7 +105,7 @@ def _ours(handler) -> bool:
 def _our_signals() -> set:
     import signal
 
-    return {sig for sig in (signal.SIGINT, signal.SIGTERM) if _ours(signal.getsignal(sig))}
+    return {sig for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP) if _ours(signal.getsignal(sig))}
 
 
 def _block_signals_for_fork() -> None:
@@ -126,8 +130,9 @@ def _drop_handlers_in_child() -> None:
     import signal
 
     ours = _our_signals()
-    if signal.SIGTERM in ours:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if sig in ours:
+            signal.signal(sig, signal.SIG_DFL)
     if signal.SIGINT in ours:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     _restore_mask_after_fork()
@@ -141,7 +146,7 @@ def release_interrupts(previous) -> None:
     import signal
 
     global _interrupted, _terminated
-    handler, hook, term_handler = previous
+    handler, hook, term_handler, hup_handler = previous
     was_interrupted, _interrupted, _terminated = _interrupted, False, False  # a later run starts clean
     if was_interrupted:
         return
@@ -150,18 +155,44 @@ def release_interrupts(previous) -> None:
         signal.signal(signal.SIGINT, handler)
     if term_handler is not None:
         signal.signal(signal.SIGTERM, term_handler)
+    if hup_handler is not None:
+        signal.signal(signal.SIGHUP, hup_handler)
+
+
+def end_on_signals(code: int) -> None:
+    """The command has ended and said so, with exit ``code``: a Ctrl-C, SIGTERM or SIGHUP while the
+    interpreter shuts down (TensorFlow's teardown takes about half a second) ends the process at once
+    with that code, not with 130 or 143 and no line, as if the work had been cut short after its
+    result was out. For the process's own exit only (tinyface.cli.main, run as a program)."""
+    import os
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def done(signum, frame):
+        for stream in (sys.stdout, sys.stderr):  # what is still buffered: the result was flushed already
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, done)
 
 
 @contextlib.contextmanager
 def interrupts_ignored() -> Iterator[None]:
-    """Ctrl-C and SIGTERM ignored for the block (on the main thread): cleanup that must not be cut short."""
+    """Ctrl-C, SIGTERM and SIGHUP ignored for the block (on the main thread): cleanup that must not be
+    cut short."""
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
@@ -170,12 +201,12 @@ def interrupts_ignored() -> Iterator[None]:
 
 
 def note_interrupt(signum: int) -> None:
-    """Record that ``signum`` (SIGINT or SIGTERM) ends the work: catch_interrupts' handlers do, and
-    a command with a handler of its own (emulate's)."""
+    """Record that ``signum`` (SIGINT, SIGTERM or SIGHUP, which ends the work as SIGTERM does) ends
+    the work: catch_interrupts' handlers do, and a command with a handler of its own (emulate's)."""
     import signal
 
     global _interrupted, _terminated
-    _interrupted, _terminated = True, signum == signal.SIGTERM
+    _interrupted, _terminated = True, signum != signal.SIGINT
 
 
 def terminated() -> bool:

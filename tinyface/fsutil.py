@@ -193,7 +193,9 @@ def replace_together(folder: str | os.PathLike) -> Iterator[FileGroup]:
     only once the whole block has succeeded are they renamed onto their names, in the order written
     (``group.replaced``). If the block fails, its temp files are removed and nothing else in
     ``folder`` changes. Renames need no room: past the check for a folder in the way of a name, they
-    fail halfway only where another program changes the folder meanwhile.
+    fail halfway only where another program changes the folder meanwhile. A Ctrl-C, SIGTERM or
+    SIGHUP during the renames is held back until they are all done (it then ends the command as
+    usual): the folder never mixes two runs' files.
 
     Raises:
         OutputError: a write found no room, a name is taken by a folder, or a rename failed.
@@ -205,13 +207,42 @@ def replace_together(folder: str | os.PathLike) -> Iterator[FileGroup]:
         for target in group.staged:  # before anything is renamed
             if target.is_dir():
                 raise OutputError(f"cannot write {target}: it is a folder")
-        for target, tmp in group.staged.items():
-            _put_in_place(tmp, target)
-            group.replaced.append(target)
+        with _signals_held():
+            for target, tmp in group.staged.items():
+                _put_in_place(tmp, target)
+                group.replaced.append(target)
     finally:
         for tmp in group.staged.values():  # those not renamed
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Ctrl-C, SIGTERM and SIGHUP held back for the block (on the main thread, where Python handles
+    them) and handled as it ends, by the handlers they had: work of a few renames that must not stop
+    halfway. (Not a blocked signal mask: another thread, TensorFlow's, would take the signal.)"""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    came: list = []
+    held = [s for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP) if signal.getsignal(s) is not signal.SIG_IGN]
+    previous = {sig: signal.signal(sig, lambda signum, frame: came.append((signum, frame))) for sig in held}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        if came:  # the first that came, as it would have been handled (it ends the command)
+            signum, frame = came[0]
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, frame)
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), signum)
 
 
 def ensure_dir(path: str | os.PathLike, what: str = "the folder") -> Path:
@@ -290,7 +321,7 @@ def _locked(path: Path, fcntl, what: str, folder, command: str):
             handle = open(path, "a+")
         except OSError as exc:
             raise OutputError(f"cannot write {what} {folder}: {exc.strerror or exc}",
-                              hint=f"choose another {what}, or make it writable") from None
+                              hint=f"choose another {what.removeprefix('the ')}, or make it writable") from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -298,7 +329,7 @@ def _locked(path: Path, fcntl, what: str, folder, command: str):
             holder = handle.read().strip()
             handle.close()
             raise OutputError(f"{what} {folder} is in use by another {command} (pid {holder or '?'})",
-                              hint=f"wait for it to end, or choose another {what}") from None
+                              hint=f"wait for it to end, or choose another {what.removeprefix('the ')}") from None
         except BaseException:
             handle.close()
             raise

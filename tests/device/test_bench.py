@@ -450,6 +450,45 @@ def test_ctrl_c_in_the_host_check_keeps_every_image(start_device, emulator_only,
     assert not saved.complete and saved.error == "interrupted" and len(saved.records) == saved.images_done == 6
 
 
+@pytest.mark.parametrize("failure, code", [("Ctrl-C", 130), ("a full disk", 14)])
+def test_a_final_plot_cut_short_leaves_no_earlier_plot_beside_the_results(start_device, emulator_only, tiny_bundle,
+                                                                          lfw_dir, tmp_path, capsys, monkeypatch,
+                                                                          failure, code):
+    """Ctrl-C (or a failed write) while the latency plot of a complete run is drawn: the complete
+    results stand in --out's file and as --json's `result` (`"complete": true`, as a failed --plot
+    write), the line says the plot was not drawn, and the plot an earlier run left at --plot is gone.
+    Was: a bare `interrupted` (exit 130, no `result`), and the earlier run's plot beside the new results."""
+    from tests.conftest import run_in_process
+    from tinyface.device import bench as api
+    from tinyface.errors import OutputError
+
+    def cut_short(result, path):
+        if failure == "Ctrl-C":
+            raise KeyboardInterrupt
+        raise OutputError(f"cannot write {path}: No space left on device")
+
+    monkeypatch.setattr(api, "latency_plot", cut_short)
+    data = _tiny_lfw(lfw_dir, tmp_path / "lfw")
+    dev = start_device(tiny_bundle.model_path.parent, "--once")
+    out, plot = tmp_path / "results.json", tmp_path / "lat.png"
+    plot.write_bytes(b"an earlier run's plot")
+    code_, stdout, err = run_in_process(capsys, "bench", "--port", dev.port, "--model", tiny_bundle.model_path.parent,
+                                        "--data", data, "--images", "6", "--no-host-check", "--json", "--out", out,
+                                        "--plot", plot)
+    assert code_ == code, err
+    reply = json.loads(stdout)
+    if failure == "Ctrl-C":
+        assert reply["error"] == (f"interrupted after 6/6 images; complete results in {out}; "
+                                  f"the latency plot {plot} was not drawn")
+        assert reply["kind"] == "Interrupted"
+    assert reply["exit_code"] == code and reply["error"] in err
+    assert set(reply["result"]) == JSON_KEYS and reply["result"]["complete"]
+    assert reply["result"]["images_done"] == reply["result"]["summary"]["images"] == 6
+    saved = load_result(out)
+    assert saved.complete and saved.error is None and len(saved.records) == 6
+    assert not plot.exists()  # not the earlier run's plot, of other results
+
+
 @pytest.mark.parametrize("content, words", [
     (None, "cannot read bench results"),
     (b"\xff\xfe not text", "is not a tinyface bench results file"),

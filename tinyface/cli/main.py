@@ -227,7 +227,11 @@ def main(argv: list[str] | None = None) -> None:
               "-v goes before the command)", EXIT_INTERNAL, "InternalError",
               as_json, prefix="tinyface: internal error: ")
     finally:
+        was_interrupted = console.interrupted()
         console.release_interrupts(previous_handlers)
+        ending = sys.exc_info()[1]
+        if argv is None and isinstance(ending, SystemExit) and not was_interrupted:  # the process exits now
+            console.end_on_signals(ending.code if isinstance(ending.code, int) else 0 if ending.code is None else 1)
 
 
 def _prepare_stdout() -> None:

@@ -217,6 +217,12 @@ def run_bench(client: Client, bundle: Bundle, inputs: BenchInputs, *, port: str,
             or in the host's check after it; the partial result is kept as for a DeviceError.
         OutputError: ``out`` cannot be written (during the run, which then stops, or at its end), or
             ``plot`` cannot (the complete result is in ``out`` where only the plot failed).
+        Interrupted: Ctrl-C or SIGTERM while the plot of a complete run is drawn: the complete
+            result is in ``out``, and the plot is not drawn.
+
+    A plot an earlier run left at ``plot`` is removed when this run's results first replace its
+    (``out``'s first write) or this run's plot is drawn: a plot that failed, or was interrupted,
+    leaves none rather than one of other results beside these.
 
     An error raised after an image was done carries the result so far as its ``bench_result``
     (``complete`` false where the run ended early): `bench --json` prints it as "result".
@@ -236,11 +242,28 @@ def run_bench(client: Client, bundle: Bundle, inputs: BenchInputs, *, port: str,
         pairs=[list(p) for p in inputs.pairs], paths=[str(p) for p in inputs.paths],
     )
     next_write = 0.0
+    old_plot = bool(plot)  # a plot at ``plot`` may be an earlier run's, until drop_old_plot
+
+    def drop_old_plot() -> None:
+        """Remove what ``plot`` holds, once, before this run's results or plot replace an earlier
+        run's: was (Ctrl-C while the final plot was drawn) the earlier run's plot beside new results."""
+        nonlocal old_plot
+        if old_plot:
+            old_plot = False
+            try:
+                Path(plot).unlink(missing_ok=True)
+            except OSError as exc:
+                raise OutputError(f"cannot replace --plot {plot}: {exc.strerror or exc}") from None
+
+    def draw_plot() -> None:
+        drop_old_plot()
+        latency_plot(result, plot)
 
     def save(force: bool = False) -> None:
         nonlocal next_write
         result.link = asdict(client.stats)  # with or without --out: the printed result reports the link too
         if out and (force or time.monotonic() >= next_write):
+            drop_old_plot()
             began = time.monotonic()
             # Compact JSON: json's C encoder only runs without indent, and the indented
             # (pure-Python) one held the stream up for a tenth of a second per write.
@@ -262,7 +285,7 @@ def run_bench(client: Client, bundle: Bundle, inputs: BenchInputs, *, port: str,
         where = f"; partial results in {out}" if out else ""
         if plot and result.images_done:
             try:
-                latency_plot(result, plot)
+                draw_plot()
                 where += f"; latency plot of those in {plot}"
             except (OutputError, KeyboardInterrupt):  # the run's own error is the one to report
                 pass
@@ -320,10 +343,15 @@ def run_bench(client: Client, bundle: Bundle, inputs: BenchInputs, *, port: str,
     try:
         save(force=True)
         if plot:
-            latency_plot(result, plot)
-    except OutputError as exc:  # --out or --plot cannot be written (a full disk): the results stand
-        exc.bench_result = result  # in `bench --json`'s "result" (and in ``out``, where it was the plot)
-        raise
+            try:
+                draw_plot()
+            except KeyboardInterrupt:  # was: a bare `interrupted`, --json without the result
+                kept = f"complete results in {out}" if out else "all of them measured"
+                raise Interrupted(f"{interruption()} after {result.images_done}/{result.images_requested} "
+                                  f"images; {kept}; the latency plot {plot} was not drawn") from None
+    except (OutputError, Interrupted) as exc:  # --out or --plot cannot be written (a full disk), or Ctrl-C
+        exc.bench_result = result  # while the plot is drawn: the results stand in `bench --json`'s "result"
+        raise  # (and in ``out``, where it was the plot)
     return result
 
 
