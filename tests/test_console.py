@@ -172,8 +172,9 @@ def test_a_tensorflow_that_already_ran_is_left_as_it_is_and_says_so():
 _HANGUP_SCRIPT = """
 import os, signal, sys, time
 from tinyface import console
-if sys.argv[1] == "nohup":
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as `nohup tinyface ...` starts it
+# as a terminal's session starts it (the default: this test may itself run under nohup, as CI can),
+# or as `nohup tinyface ...` does
+signal.signal(signal.SIGHUP, signal.SIG_IGN if sys.argv[1] == "nohup" else signal.SIG_DFL)
 console.catch_interrupts()
 try:
     os.kill(os.getpid(), signal.SIGHUP)  # the terminal closed, the ssh session dropped
