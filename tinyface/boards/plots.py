@@ -57,8 +57,9 @@ def check_plot_path(path: str | os.PathLike, what: str = "--plot") -> Path:
 
 def save_png(fig, path: str | os.PathLike) -> Path:
     """Write the matplotlib figure ``fig`` to ``path`` as an opaque PNG on white, atomically (creating
-    its folder), and close it. Saved under matplotlib's default style: a user's matplotlibrc
-    (``savefig.transparent``, ``savefig.facecolor``, ``savefig.bbox``...) changes nothing.
+    its folder), and close it. ``fig`` was made after :func:`pyplot` set matplotlib's default style, so
+    a user's matplotlibrc (``savefig.transparent``, ``savefig.facecolor``, ``savefig.bbox``...)
+    changes nothing; the colours are given here all the same.
 
     Raises:
         OutputError: the file or its folder cannot be written.
@@ -66,7 +67,7 @@ def save_png(fig, path: str | os.PathLike) -> Path:
     import matplotlib.pyplot as plt
 
     try:
-        with plt.style.context("default"), atomic_path(path) as tmp:
+        with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", facecolor="white", edgecolor="white",
                         transparent=False)
     finally:

@@ -474,7 +474,7 @@ def latency_figure(result: BenchResult):
     Returns:
         The matplotlib Figure (tinyface.boards.plots.save_png writes and closes it).
     """
-    from tinyface.boards.plots import caption, pyplot, short_path
+    from tinyface.boards.plots import caption, model_title, pyplot, short_path
 
     plt = pyplot()  # the Agg backend, chosen before any other part of matplotlib is imported
 
@@ -489,7 +489,7 @@ def latency_figure(result: BenchResult):
     flags = int(device.get("flags", 0))
     kind = ("emulated " if flags & spec.Flag.EMULATED else "native build of " if flags & spec.Flag.NATIVE
             else "instruction-set emulator of " if flags & spec.Flag.INSTRUCTIONS else "")
-    name = result.model_name or Path(result.model).parent.name
+    name = model_title(result.model, result.model_name)
     early = ("" if result.complete else
              f"; the run ended early: {result.images_done}/{result.images_requested} images")
     source = textwrap.fill(f"latency: {timing_source(device)}", 120)
